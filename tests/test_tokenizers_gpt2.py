@@ -373,7 +373,7 @@ def their_tokenizer_json(saved_by_transformers):
 
 
 def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
-        saved_by_transformers, transformers_saved):
+        saved_by_transformers, transformers_saved, monkeypatch):
     from click.testing import CliRunner
     from tinyformer_cli import main
 
@@ -384,10 +384,17 @@ def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
     assert by_directory.exit_code == 0, by_directory.output
     assert by_directory.stdout.split() == [str(i) for i in transformers_saved.encode(
         TEXT, allow_special=True)]
+    # The folder is named, as the file was given: it once said "give its folder" alone.
     by_file = encode(saved_by_transformers / "tokenizer.json")
     assert by_file.exit_code == 2
-    assert by_file.stderr.endswith("tokenizer.json: a Hugging Face tokenizer.json: give its "
-                                   "folder\n")
+    assert by_file.stderr == (f"Error: {saved_by_transformers / 'tokenizer.json'}: a Hugging "
+                              f"Face tokenizer.json: give its folder, "
+                              f"{str(saved_by_transformers)!r}\n")
+    monkeypatch.chdir(saved_by_transformers)
+    by_name = encode("tokenizer.json")
+    assert by_name.exit_code == 2
+    assert by_name.stderr.endswith("tokenizer.json: a Hugging Face tokenizer.json: give its "
+                                   "folder, '.'\n")
 
 
 def test_what_transformers_saves_loads(ours, transformers_saved):

@@ -36,8 +36,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import regex
 
-from .files import (StrPath, atomic_write, command_line, iter_text, open_regular, read_text,
-                    shown)
+from .files import (StrPath, atomic_write, command_line, folder_of, iter_text, open_regular,
+                    read_text, shown)
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -496,7 +496,8 @@ def _read_json(path):
     if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):
         # The tokenizers library's file (under any name), read from its folder; a run's
         # config.json has a "model" too, its name.
-        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
+        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder, "
+                         f"{folder_of(path)!r}")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise _not_ours(path, f"expected an object with \"type\" one of {sorted(TOKENIZERS)}")
@@ -512,11 +513,11 @@ def _not_ours(path, why):
              else "a checkpoint's" if name in CHECKPOINT_FILES else None)
     if whose:
         return ValueError(f"{path}: {whose} {name}, read with the files beside it: give its "
-                          f"folder")
+                          f"folder, {folder_of(path)!r}")
     if name.endswith(".model"):
         return ValueError(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
                           f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
-                          f"and give its folder")
+                          f"and give its folder, {folder_of(path)!r}")
     return ValueError(f"{path}: not a tokenizer file: {why}")
 
 
