@@ -66,9 +66,9 @@ from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
-from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, TOKENIZER_MODEL_FORMAT, TOKENIZERS,
+from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOKENIZERS,
                          BPETokenizer, Tokenizer, bytes_to_unicode, merge, pre_split,
-                         special_pattern)
+                         special_pattern, tokenizer_model_advice)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -1126,9 +1126,6 @@ def check_added_token(path: StrPath, token: str, entry: dict) -> None:
 # Llama's and Qwen's. Both readers take its parts from here, then check and build their own.
 
 TOKENIZER_JSON = "tokenizer.json"
-# Where a model's folder keeps a tokenizer of tinyformer's own (a character tokenizer has no
-# Hugging Face form): tokenizer.json is the tokenizers library's name.
-PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"
 # What a tokenizer.json without a part its reader looks for raises: a missing key, a list
 # where an object should be, ...
 MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
@@ -1420,9 +1417,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
 def tokenizer_model_error(directory: StrPath) -> PretrainedError:
     """The one-line error for a directory whose only tokenizer is a tokenizer.model (Llama 2's
     SentencePiece, say), saying what to fetch instead."""
-    return PretrainedError(f"{os.fspath(directory)!r} has its tokenizer in "
-                           f"{TOKENIZER_MODEL_FORMAT}: fetch the model's {TOKENIZER_JSON} into "
-                           f"it, if its page has one (a byte-level BPE's is read)")
+    return PretrainedError(tokenizer_model_advice(directory))
 
 
 def _refuse(path, what, why):

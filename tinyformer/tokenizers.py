@@ -426,12 +426,7 @@ class Tokenizer:
             raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
                              f"`{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
-            if any(os.path.exists(os.path.join(path, name)) for name in HUGGING_FACE_FILES) \
-                    and not is_tokenizer_file(os.path.join(path, "tokenizer.json")):
-                raise ValueError(f"tokenizer {str(path)!r} is a Hugging Face tokenizer's folder: "
-                                 f"read it with tinyformer.pretrained's load_gpt2_tokenizer "
-                                 f"(GPT-2's) or read_tokenizer_json (any byte-level BPE's)")
-            raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
+            raise ValueError(_directory_advice(path))
         data = _read_json(path)
         if cls is Tokenizer:
             return _build(TOKENIZERS[data["type"]], data, path)
@@ -439,6 +434,33 @@ class Tokenizer:
             raise ValueError(f"{path}: holds a {data['type']!r} tokenizer, not {cls.kind!r} "
                              f"(load_tokenizer reads either)")
         return _build(cls, data, path)
+
+
+def _directory_advice(directory):
+    """The one line that says what to give instead of `directory`, which holds files and is
+    none: the tokenizer file of ours that it holds (a run's tokenizer.json, or the one that
+    `tinyformer export` writes beside a model), the reader of a Hugging Face tokenizer's files,
+    or what to fetch for a tokenizer.model."""
+    directory = os.fspath(directory)
+    ours = [path for path in (os.path.join(directory, name) for name in OUR_FILE_NAMES)
+            if is_tokenizer_file(path)]
+    if ours:
+        return f"tokenizer {directory!r} is a directory; give its tokenizer file, {ours[0]!r}"
+    if any(os.path.exists(os.path.join(directory, name)) for name in HUGGING_FACE_FILES):
+        return (f"tokenizer {directory!r} is a Hugging Face tokenizer's folder: read it with "
+                f"tinyformer.pretrained's load_gpt2_tokenizer (GPT-2's) or read_tokenizer_json "
+                f"(any byte-level BPE's)")
+    if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)):
+        return tokenizer_model_advice(directory)
+    return (f"tokenizer {directory!r} is a directory with no tokenizer in it; give a tokenizer "
+            f"file (`{command_line('tokenize', 'train')}` makes one)")
+
+
+def tokenizer_model_advice(directory: StrPath) -> str:
+    """The one line for a directory whose only tokenizer is a tokenizer.model (Llama 2's
+    SentencePiece, say), saying what to fetch instead: every reader of a directory says it."""
+    return (f"{os.fspath(directory)!r} has its tokenizer in {TOKENIZER_MODEL_FORMAT}: fetch the "
+            f"model's tokenizer.json into it, if its page has one (a byte-level BPE's is read)")
 
 
 def load_tokenizer(path: StrPath) -> Tokenizer:
@@ -480,6 +502,10 @@ CHECKPOINT_FILES = ("config.json", "model.safetensors", "generation_config.json"
 # What a tokenizer.model is: SentencePiece's file (Llama 2's, T5's), or tiktoken's (Llama 3's
 # original/); tinyformer reads neither, but a model page may offer a tokenizer.json beside it.
 TOKENIZER_MODEL = "tokenizer.model"
+# The names a folder gives a tokenizer file of ours: a run's, and the one beside a model that
+# `tinyformer export` writes (tokenizer.json is the tokenizers library's name there).
+PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"
+OUR_FILE_NAMES = ("tokenizer.json", PRETRAINED_TOKENIZER)
 TOKENIZER_MODEL_FORMAT = ("SentencePiece's or tiktoken's format (a tokenizer.model), which "
                           "tinyformer does not read")
 
