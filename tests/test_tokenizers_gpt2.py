@@ -676,6 +676,31 @@ def test_a_folder_of_one_of_our_tokenizer_files_is_sent_to_load_tokenizer(ours, 
     assert load_tokenizer(tmp_path / "tokenizer.json").merges == ours.merges
 
 
+def test_read_tokenizer_json_of_a_folder_without_one_says_what_it_holds(ours, tmp_path):
+    """It once said "has a model but no tokenizer" of any such folder: of GPT-2's tokenizer
+    files, which load_gpt2_tokenizer reads, and of an empty one."""
+    def said(directory):
+        with pytest.raises(ValueError) as info:
+            read_tokenizer_json(directory)
+        return str(info.value)
+    save_gpt2_tokenizer(ours, tmp_path / "gpt2")
+    assert said(tmp_path / "gpt2") == (f"{str(tmp_path / 'gpt2')!r} holds GPT-2's tokenizer "
+                                       f"files (vocab.json and merges.txt), not a "
+                                       f"tokenizer.json: read them with load_gpt2_tokenizer")
+    (tmp_path / "empty").mkdir()
+    assert said(tmp_path / "empty") == (f"{str(tmp_path / 'empty')!r} holds no tokenizer.json: "
+                                        f"put the model's tokenizer.json there, from its model "
+                                        f"page")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text('{"model_type": "llama"}')
+    assert said(tmp_path / "model").startswith(f"{str(tmp_path / 'model')!r} has a model but no "
+                                               f"tokenizer: put the model's tokenizer.json there")
+    # The file itself, given for its folder, names the folder.
+    assert said(tmp_path / "gpt2" / "vocab.json") == (
+        f"{str(tmp_path / 'gpt2' / 'vocab.json')!r} is a file; give its folder, "
+        f"{str(tmp_path / 'gpt2')!r}")
+
+
 @pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])
 def test_a_folder_with_a_tokenizer_model_alone_says_what_to_fetch(tmp_path, read):
     (tmp_path / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00")

@@ -59,7 +59,7 @@ import regex
 
 from tinyautograd import nn
 
-from .files import (NotRegularFile, StrPath, atomic_write, open_regular, shown,
+from .files import (NotRegularFile, StrPath, atomic_write, folder_of, open_regular, shown,
                     why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
@@ -1396,10 +1396,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.lexists(path):
-        if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)):
-            raise tokenizer_model_error(directory)
-        raise PretrainedError(f"{directory!r} has a model but no tokenizer: put the model's "
-                              f"{TOKENIZER_JSON} there, from its model page")
+        raise _no_tokenizer_json(directory)
     data, vocab, merges, added = _parse_tokenizer_json(path)
     _refuse_additions(directory, ["add_prefix_space"])
     try:
@@ -1412,6 +1409,33 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
         except ValueError as e:
             raise PretrainedError(f"{path}: {e}; they must belong together") from None
     return tokenizer
+
+
+def _no_tokenizer_json(directory):
+    """The one-line error for a `directory` without a tokenizer.json: what it holds instead
+    (GPT-2's tokenizer files, a tokenizer.model, a file of ours, a model alone) and what to
+    give."""
+    def has(name):
+        return os.path.exists(os.path.join(directory, name))
+    if os.path.isfile(directory):
+        return PretrainedError(f"{directory!r} is a file; give its folder, "
+                               f"{folder_of(directory)!r}")
+    if not os.path.isdir(directory):
+        return PretrainedError(f"{why_not_a_directory(directory)}; give the folder of a "
+                               f"{TOKENIZER_JSON}")
+    if has(VOCAB_JSON) or has(MERGES_TXT):
+        return PretrainedError(f"{directory!r} holds GPT-2's tokenizer files ({VOCAB_JSON} and "
+                               f"{MERGES_TXT}), not a {TOKENIZER_JSON}: read them with "
+                               f"load_gpt2_tokenizer")
+    if has(TOKENIZER_MODEL):
+        return tokenizer_model_error(directory)
+    if has(PRETRAINED_TOKENIZER):
+        return PretrainedError(f"{directory!r} holds a tokenizer file of tinyformer's, not a "
+                               f"{TOKENIZER_JSON}: read it with load_tokenizer("
+                               f"{os.path.join(directory, PRETRAINED_TOKENIZER)!r})")
+    what = "has a model but no tokenizer" if has(CONFIG) else f"holds no {TOKENIZER_JSON}"
+    return PretrainedError(f"{directory!r} {what}: put the model's {TOKENIZER_JSON} there, "
+                           f"from its model page")
 
 
 def tokenizer_model_error(directory: StrPath) -> PretrainedError:
