@@ -305,6 +305,55 @@ def test_a_merges_txt_cut_short_at_a_line_end_is_named(ours, tmp_path, kept, wit
                                     "from the same model page")
 
 
+# How a folder may name <eos> special to transformers, beside vocab.json (or tokenizer.json)
+# that has it after the merges: {file: its settings}.
+NAMED_SPECIAL = {
+    "eos_token": {"tokenizer_config.json": {"eos_token": "<eos>"}},
+    "AddedToken": {"tokenizer_config.json": {"eos_token": {"content": "<eos>",
+                                                          "__type": "AddedToken"}}},
+    "additional_special_tokens": {"tokenizer_config.json": {
+        "additional_special_tokens": ["<eos>"]}},
+    "special_tokens_map.json": {"special_tokens_map.json": {"eos_token": "<eos>"}},
+}
+
+
+@pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
+@pytest.mark.parametrize("named", [None, *NAMED_SPECIAL])
+def test_a_token_after_the_merges_is_special_only_where_transformers_takes_it_so(
+        tmp_path, files, named):
+    """A token after the merges was read as special whatever the files said; transformers'
+    GPT2Tokenizer takes it so only where a file names it (or it is <|endoftext|>), and
+    otherwise reads it as plain text, which no merge makes: then it is refused, saying so."""
+    tok = BPETokenizer.train(TEXT, 256 + 40 + 1, special_tokens=["<eos>"])
+    save_gpt2_tokenizer(tok, tmp_path / "ours")
+    folder = tmp_path / "folder"
+    if files == "vocab.json":
+        save_gpt2_tokenizer(tok, folder)
+        (folder / "tokenizer_config.json").unlink()    # which names it in added_tokens_decoder
+    else:
+        transformers.AutoTokenizer.from_pretrained(tmp_path / "ours").save_pretrained(folder)
+        data = json.loads((folder / "tokenizer.json").read_text("utf-8"))
+        (folder / "tokenizer.json").write_text(json.dumps({**data, "added_tokens": []}), "utf-8")
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            (folder / name).unlink(missing_ok=True)
+    for name, naming in NAMED_SPECIAL.get(named, {}).items():
+        (folder / name).write_text(json.dumps(naming), "utf-8")
+    text = "the end<eos> of the text<eos>"
+    theirs = transformers.GPT2Tokenizer.from_pretrained(folder).encode(text)
+    if named is not None:
+        assert load_gpt2_tokenizer(folder).encode(text, allow_special=True) == theirs
+        assert theirs.count(tok.special_id("<eos>")) == 2
+        return
+    assert tok.special_id("<eos>") not in theirs                          # plain text to them
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(folder)
+    assert str(info.value) == (f"{folder / files}: id {tok.special_id('<eos>')} '<eos>' comes "
+                               f"after the merges, but no file names it a special token, so "
+                               f"transformers reads it as plain text; name it in "
+                               f"tokenizer_config.json's \"additional_special_tokens\" (or "
+                               f"fetch the model's tokenizer_config.json)")
+
+
 @pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
 def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files):
     from tokenizers import ByteLevelBPETokenizer
