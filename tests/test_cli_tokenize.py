@@ -187,7 +187,7 @@ def test_a_checkpoint_directory_gives_the_tokenizer_its_model_reads(tmp_path, co
                  exported / "model.safetensors"):
         assert_input_error(run("encode", TEXT, "--tokenizer", file),
                            f"{file}: a checkpoint's {file.name}, read with the files beside "
-                           f"it: give its folder")
+                           f"it: give its folder, {str(file.parent)!r}")
     # A Hugging Face model's weights (they can be gigabytes) are not read, only its
     # tokenizer: it reads the same with them gone.
     (exported / "model.safetensors").unlink()
@@ -597,7 +597,7 @@ def test_a_file_of_a_gpt2_tokenizer_folder_is_sent_to_its_folder(tmp_path, corpu
     JSON at all; either way the user is told to give the folder, which reads."""
     save_gpt2_tokenizer(load_tokenizer(bpe), tmp_path / "gpt2")
     told = f"{tmp_path / 'gpt2' / name}: a Hugging Face tokenizer's {name}, read with the " \
-           f"files beside it: give its folder"
+           f"files beside it: give its folder, {str(tmp_path / 'gpt2')!r}"
     assert_input_error(run("encode", "hi", "--tokenizer", tmp_path / "gpt2" / name), told)
     assert_input_error(train(corpus, tmp_path / "gpt2" / name, tmp_path / "run"), told)
     assert run("encode", "hi", "--tokenizer", tmp_path / "gpt2").exit_code == 0
@@ -621,7 +621,8 @@ def test_a_sentencepiece_tokenizer_model_is_refused_saying_what_to_fetch(tmp_pat
     format_ = "in SentencePiece's or tiktoken's format (a tokenizer.model), which tinyformer " \
               "does not read: fetch the model's tokenizer.json"
     assert_input_error(run("encode", "hi", "--tokenizer", folder / "tokenizer.model"),
-                       f"{folder / 'tokenizer.model'} is {format_}", "give its folder")
+                       f"{folder / 'tokenizer.model'} is {format_}",
+                       f"give its folder, {str(folder)!r}")
     for result in (run("encode", "hi", "--tokenizer", folder),
                    train(corpus, folder, tmp_path / "run")):
         assert_input_error(result, f"{str(folder)!r} has its tokenizer {format_} into it")

@@ -519,7 +519,7 @@ def test_a_pathlib_directory_is_named_in_messages_as_its_text(tmp_path):
     assert refused(CheckpointError, load_model, tmp_path).startswith(f"{named} is not a "
                                                                       f"checkpoint")
     assert refused(PretrainedError, read_tokenizer_json, tmp_path).startswith(
-        f"{named} has a model but no tokenizer")
+        f"{named} holds no tokenizer.json")
     assert refused(CheckpointError, check_export_dir, tmp_path) == (
         f"{named} exists; give a new directory to export into")
     assert refused(ValueError, read_metrics, tmp_path / "m.jsonl").startswith(

@@ -458,10 +458,42 @@ def test_a_subclass_of_a_tokenizer_loads_its_own_file_as_itself(tmp_path, mine, 
 def test_every_way_to_load_says_in_one_line_that_the_file_is_missing_or_a_directory(tmp_path,
                                                                                      load):
     for path, says in ((tmp_path / "nothing.json", "does not exist; make one with"),
-                       (tmp_path, "is a directory; give its JSON file")):
+                       (tmp_path, "is a directory with no tokenizer in it; give a tokenizer "
+                                  "file (`tinyformer tokenize train` makes one)")):
         with pytest.raises(ValueError, match=re.escape(says)) as info:
             load(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("load", [load_tokenizer, Tokenizer.load, CharTokenizer.load],
+                         ids=["load_tokenizer", "Tokenizer.load", "CharTokenizer.load"])
+@pytest.mark.parametrize("name", ["tokenizer.json", "tinyformer-tokenizer.json"])
+def test_a_directory_holding_a_tokenizer_file_of_ours_names_that_file(tmp_path, load, name):
+    """A run's directory (its tokenizer.json), or a model's that `tinyformer export` wrote
+    (tinyformer-tokenizer.json): load_tokenizer reads files, and names the one to give. It once
+    said "give its JSON file", and left the user to guess which of a run's files that was."""
+    CHAR.save(tmp_path / name)
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError) as info:
+        load(tmp_path)
+    assert str(info.value) == (f"tokenizer {str(tmp_path)!r} is a directory; give its tokenizer "
+                               f"file, {str(tmp_path / name)!r}")
+    assert load(tmp_path / name).encode(TEXT) == CHAR.encode(TEXT)
+
+
+def test_a_directory_holding_a_tokenizer_model_says_what_to_fetch(tmp_path):
+    """As the readers of a model's directory say it (tinyformer.pretrained's)."""
+    from tinyformer.pretrained import read_tokenizer_json
+    (tmp_path / "tokenizer.model").write_bytes(b"\n\x05<unk>\x15\x00\x00\x00\x00")
+    with pytest.raises(ValueError) as ours:
+        load_tokenizer(tmp_path)
+    with pytest.raises(ValueError) as theirs:
+        read_tokenizer_json(tmp_path)
+    assert str(ours.value) == str(theirs.value)
+    assert str(ours.value).startswith(f"{str(tmp_path)!r} has its tokenizer in SentencePiece's "
+                                      f"or tiktoken's format (a tokenizer.model), which "
+                                      f"tinyformer does not read: fetch the model's "
+                                      f"tokenizer.json into it")
 
 
 @pytest.mark.parametrize("content", [

@@ -305,6 +305,55 @@ def test_a_merges_txt_cut_short_at_a_line_end_is_named(ours, tmp_path, kept, wit
                                     "from the same model page")
 
 
+# How a folder may name <eos> special to transformers, beside vocab.json (or tokenizer.json)
+# that has it after the merges: {file: its settings}.
+NAMED_SPECIAL = {
+    "eos_token": {"tokenizer_config.json": {"eos_token": "<eos>"}},
+    "AddedToken": {"tokenizer_config.json": {"eos_token": {"content": "<eos>",
+                                                          "__type": "AddedToken"}}},
+    "additional_special_tokens": {"tokenizer_config.json": {
+        "additional_special_tokens": ["<eos>"]}},
+    "special_tokens_map.json": {"special_tokens_map.json": {"eos_token": "<eos>"}},
+}
+
+
+@pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
+@pytest.mark.parametrize("named", [None, *NAMED_SPECIAL])
+def test_a_token_after_the_merges_is_special_only_where_transformers_takes_it_so(
+        tmp_path, files, named):
+    """A token after the merges was read as special whatever the files said; transformers'
+    GPT2Tokenizer takes it so only where a file names it (or it is <|endoftext|>), and
+    otherwise reads it as plain text, which no merge makes: then it is refused, saying so."""
+    tok = BPETokenizer.train(TEXT, 256 + 40 + 1, special_tokens=["<eos>"])
+    save_gpt2_tokenizer(tok, tmp_path / "ours")
+    folder = tmp_path / "folder"
+    if files == "vocab.json":
+        save_gpt2_tokenizer(tok, folder)
+        (folder / "tokenizer_config.json").unlink()    # which names it in added_tokens_decoder
+    else:
+        transformers.AutoTokenizer.from_pretrained(tmp_path / "ours").save_pretrained(folder)
+        data = json.loads((folder / "tokenizer.json").read_text("utf-8"))
+        (folder / "tokenizer.json").write_text(json.dumps({**data, "added_tokens": []}), "utf-8")
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            (folder / name).unlink(missing_ok=True)
+    for name, naming in NAMED_SPECIAL.get(named, {}).items():
+        (folder / name).write_text(json.dumps(naming), "utf-8")
+    text = "the end<eos> of the text<eos>"
+    theirs = transformers.GPT2Tokenizer.from_pretrained(folder).encode(text)
+    if named is not None:
+        assert load_gpt2_tokenizer(folder).encode(text, allow_special=True) == theirs
+        assert theirs.count(tok.special_id("<eos>")) == 2
+        return
+    assert tok.special_id("<eos>") not in theirs                          # plain text to them
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(folder)
+    assert str(info.value) == (f"{folder / files}: id {tok.special_id('<eos>')} '<eos>' comes "
+                               f"after the merges, but no file names it a special token, so "
+                               f"transformers reads it as plain text; name it in "
+                               f"tokenizer_config.json's \"additional_special_tokens\" (or "
+                               f"fetch the model's tokenizer_config.json)")
+
+
 @pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
 def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files):
     from tokenizers import ByteLevelBPETokenizer
@@ -373,7 +422,7 @@ def their_tokenizer_json(saved_by_transformers):
 
 
 def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
-        saved_by_transformers, transformers_saved):
+        saved_by_transformers, transformers_saved, monkeypatch):
     from click.testing import CliRunner
     from tinyformer_cli import main
 
@@ -384,10 +433,17 @@ def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
     assert by_directory.exit_code == 0, by_directory.output
     assert by_directory.stdout.split() == [str(i) for i in transformers_saved.encode(
         TEXT, allow_special=True)]
+    # The folder is named, as the file was given: it once said "give its folder" alone.
     by_file = encode(saved_by_transformers / "tokenizer.json")
     assert by_file.exit_code == 2
-    assert by_file.stderr.endswith("tokenizer.json: a Hugging Face tokenizer.json: give its "
-                                   "folder\n")
+    assert by_file.stderr == (f"Error: {saved_by_transformers / 'tokenizer.json'}: a Hugging "
+                              f"Face tokenizer.json: give its folder, "
+                              f"{str(saved_by_transformers)!r}\n")
+    monkeypatch.chdir(saved_by_transformers)
+    by_name = encode("tokenizer.json")
+    assert by_name.exit_code == 2
+    assert by_name.stderr.endswith("tokenizer.json: a Hugging Face tokenizer.json: give its "
+                                   "folder, '.'\n")
 
 
 def test_what_transformers_saves_loads(ours, transformers_saved):
@@ -667,6 +723,31 @@ def test_a_folder_of_one_of_our_tokenizer_files_is_sent_to_load_tokenizer(ours, 
                                          f"model name it tinyformer-tokenizer.json"):
         read(tmp_path)
     assert load_tokenizer(tmp_path / "tokenizer.json").merges == ours.merges
+
+
+def test_read_tokenizer_json_of_a_folder_without_one_says_what_it_holds(ours, tmp_path):
+    """It once said "has a model but no tokenizer" of any such folder: of GPT-2's tokenizer
+    files, which load_gpt2_tokenizer reads, and of an empty one."""
+    def said(directory):
+        with pytest.raises(ValueError) as info:
+            read_tokenizer_json(directory)
+        return str(info.value)
+    save_gpt2_tokenizer(ours, tmp_path / "gpt2")
+    assert said(tmp_path / "gpt2") == (f"{str(tmp_path / 'gpt2')!r} holds GPT-2's tokenizer "
+                                       f"files (vocab.json and merges.txt), not a "
+                                       f"tokenizer.json: read them with load_gpt2_tokenizer")
+    (tmp_path / "empty").mkdir()
+    assert said(tmp_path / "empty") == (f"{str(tmp_path / 'empty')!r} holds no tokenizer.json: "
+                                        f"put the model's tokenizer.json there, from its model "
+                                        f"page")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text('{"model_type": "llama"}')
+    assert said(tmp_path / "model").startswith(f"{str(tmp_path / 'model')!r} has a model but no "
+                                               f"tokenizer: put the model's tokenizer.json there")
+    # The file itself, given for its folder, names the folder.
+    assert said(tmp_path / "gpt2" / "vocab.json") == (
+        f"{str(tmp_path / 'gpt2' / 'vocab.json')!r} is a file; give its folder, "
+        f"{str(tmp_path / 'gpt2')!r}")
 
 
 @pytest.mark.parametrize("read", [load_gpt2_tokenizer, read_tokenizer_json])

@@ -239,6 +239,12 @@ def why_not_a_directory(directory: StrPath) -> str:
     return f"directory {str(directory)!r} does not exist"
 
 
+def folder_of(path: StrPath) -> str:
+    """The folder holding the file at `path`, as the path was given ("." for a file of the
+    current one): what to give where a file's folder is asked for."""
+    return os.path.dirname(os.fspath(path)) or "."
+
+
 def first_existing(path: StrPath) -> str:
     """`path` made absolute, or the nearest folder above it that exists (the root at worst)."""
     there = os.path.abspath(path)

@@ -60,16 +60,16 @@ import regex
 
 from tinyautograd import nn
 
-from .files import (NotRegularFile, StrPath, atomic_write, open_regular, shown,
+from .files import (NotRegularFile, StrPath, atomic_write, folder_of, open_regular, shown,
                     why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
-from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, TOKENIZER_MODEL_FORMAT, TOKENIZERS,
+from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOKENIZERS,
                          BPETokenizer, Tokenizer, bytes_to_unicode, merge, pre_split,
-                         special_pattern)
+                         special_pattern, tokenizer_model_advice)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -903,7 +903,8 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     `save_gpt2_tokenizer` write them) with the added tokens of tokenizer_config.json if there
     is one, or else tokenizer.json (what transformers 5's save_pretrained writes, the same
     vocabulary and merges in one file). The vocabulary must have our shape: ids 0-255 the
-    single bytes (in any order), id 256 + k made by merge k, then only special tokens; a
+    single bytes (in any order), id 256 + k made by merge k, then only special tokens, each
+    <|endoftext|> or named special by the files beside it, as transformers takes them; a
     PretrainedError (a ValueError) of one line names the file and what is wrong."""
     tokenizer_json = os.path.join(directory, TOKENIZER_JSON)
     if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)) and not any(
@@ -955,7 +956,9 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     # After the merges come the special tokens: those of the vocabulary, then any added
     # tokens it lacks (each must take the next id).
     special_tokens = tokens[256 + len(merges):]
-    _check_merges_not_cut_short(vocab, merges, special_tokens, added, where)
+    _check_tokens_after_the_merges(vocab, merges, special_tokens,
+                                   {token for _, token, _ in added} | _named_special(directory),
+                                   where)
     for i, token, special in added:
         if type(i) is not int or not isinstance(token, str):
             raise PretrainedError(f"{where['added']}: added token {shown(token)} has id "
@@ -976,20 +979,59 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
 
 
-def _check_merges_not_cut_short(vocab, merges, special_tokens, added, where):
-    """PretrainedError, one line, where the merges end early: a merges.txt cut short, or empty,
-    leaves the vocabulary's later merged tokens after the merges, where they would be read as
-    special tokens (and the text never merged into them). The first of those is two earlier
-    tokens joined, as a merge makes it and no special token is (but an added one may be)."""
-    if not special_tokens or special_tokens[0] in {END_OF_TEXT, *(t for _, t, _ in added)}:
+def _check_tokens_after_the_merges(vocab, merges, special_tokens, named, where):
+    """PretrainedError, one line, unless every token of the vocabulary after the merges is one
+    that transformers' GPT2Tokenizer takes as special (<|endoftext|>, or one `named` so): it
+    reads any other as plain text, which no merge makes, so that text never encodes to it;
+    tinyformer's BPE has no such tokens, and would give it its id. The first such token is most
+    often a merge's: a merges.txt cut short, or empty, leaves the vocabulary's later merged
+    tokens after the merges. A merge makes a token of two earlier ones joined, which no special
+    token is (but an added one may be)."""
+    named = {END_OF_TEXT, *named}
+    unnamed = [token for token in special_tokens if token not in named]
+    if not unnamed:
         return
     first, new_id = special_tokens[0], 256 + len(merges)
-    if any(vocab.get(first[:k], new_id) < new_id and vocab.get(first[k:], new_id) < new_id
-           for k in range(1, len(first))):
+    if first not in named and any(vocab.get(first[:k], new_id) < new_id
+                                  and vocab.get(first[k:], new_id) < new_id
+                                  for k in range(1, len(first))):
         raise PretrainedError(f"{where['merges']} ends after {len(merges)} merges, but "
                               f"{where['vocab']} goes on with id {new_id} {shown(first)}, two "
                               f"earlier tokens joined, as a merge makes: the merges are cut "
                               f"short; fetch the files again, both from the same model page")
+    raise PretrainedError(f"{where['vocab']}: id {vocab[unnamed[0]]} {shown(unnamed[0])} comes "
+                          f"after the merges, but no file names it a special token, so "
+                          f"transformers reads it as plain text; name it in "
+                          f"{TOKENIZER_CONFIG}'s \"additional_special_tokens\" (or fetch the "
+                          f"model's {TOKENIZER_CONFIG})")
+
+
+# The settings of tokenizer_config.json and special_tokens_map.json that make a token special
+# to transformers' tokenizers: each one ending in _token (eos_token, ...), a token or an
+# AddedToken ({"content": token, ...}), and the lists of others.
+SPECIAL_TOKENS_MAP = "special_tokens_map.json"
+SPECIAL_TOKEN_LISTS = ("additional_special_tokens", "extra_special_tokens")
+
+
+def _named_special(directory):
+    """The tokens that `directory`'s tokenizer_config.json and special_tokens_map.json name
+    special, as transformers reads them (a file that is not a JSON object names none)."""
+    named = set()
+    for name in (TOKENIZER_CONFIG, SPECIAL_TOKENS_MAP):
+        path = os.path.join(directory, name)
+        settings = _read_hf_file(path) if os.path.exists(path) else {}
+        if not isinstance(settings, dict):
+            continue
+        for key, value in settings.items():
+            values = (value if key in SPECIAL_TOKEN_LISTS and isinstance(value, list)
+                      else list(value.values()) if key in SPECIAL_TOKEN_LISTS
+                      and isinstance(value, dict) else [value] if key.endswith("_token")
+                      else [])
+            for token in values:
+                token = token.get("content") if isinstance(token, dict) else token
+                if isinstance(token, str):
+                    named.add(token)
+    return named
 
 
 def _place(place):
@@ -1146,9 +1188,6 @@ def check_added_token(path: StrPath, token: str, entry: dict) -> None:
 # Llama's and Qwen's. Both readers take its parts from here, then check and build their own.
 
 TOKENIZER_JSON = "tokenizer.json"
-# Where a model's folder keeps a tokenizer of tinyformer's own (a character tokenizer has no
-# Hugging Face form): tokenizer.json is the tokenizers library's name.
-PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"
 # What a tokenizer.json without a part its reader looks for raises: a missing key, a list
 # where an object should be, ...
 MALFORMED = (KeyError, TypeError, AttributeError, IndexError)
@@ -1419,10 +1458,7 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     directory = os.fspath(directory)
     path = os.path.join(directory, TOKENIZER_JSON)
     if not os.path.lexists(path):
-        if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)):
-            raise tokenizer_model_error(directory)
-        raise PretrainedError(f"{directory!r} has a model but no tokenizer: put the model's "
-                              f"{TOKENIZER_JSON} there, from its model page")
+        raise _no_tokenizer_json(directory)
     data, vocab, merges, added = _parse_tokenizer_json(path)
     _refuse_additions(directory, ["add_prefix_space"])
     try:
@@ -1437,12 +1473,37 @@ def read_tokenizer_json(directory: StrPath, vocab_size: int | None = None) -> By
     return tokenizer
 
 
+def _no_tokenizer_json(directory):
+    """The one-line error for a `directory` without a tokenizer.json: what it holds instead
+    (GPT-2's tokenizer files, a tokenizer.model, a file of ours, a model alone) and what to
+    give."""
+    def has(name):
+        return os.path.exists(os.path.join(directory, name))
+    if os.path.isfile(directory):
+        return PretrainedError(f"{directory!r} is a file; give its folder, "
+                               f"{folder_of(directory)!r}")
+    if not os.path.isdir(directory):
+        return PretrainedError(f"{why_not_a_directory(directory)}; give the folder of a "
+                               f"{TOKENIZER_JSON}")
+    if has(VOCAB_JSON) or has(MERGES_TXT):
+        return PretrainedError(f"{directory!r} holds GPT-2's tokenizer files ({VOCAB_JSON} and "
+                               f"{MERGES_TXT}), not a {TOKENIZER_JSON}: read them with "
+                               f"load_gpt2_tokenizer")
+    if has(TOKENIZER_MODEL):
+        return tokenizer_model_error(directory)
+    if has(PRETRAINED_TOKENIZER):
+        return PretrainedError(f"{directory!r} holds a tokenizer file of tinyformer's, not a "
+                               f"{TOKENIZER_JSON}: read it with load_tokenizer("
+                               f"{os.path.join(directory, PRETRAINED_TOKENIZER)!r})")
+    what = "has a model but no tokenizer" if has(CONFIG) else f"holds no {TOKENIZER_JSON}"
+    return PretrainedError(f"{directory!r} {what}: put the model's {TOKENIZER_JSON} there, "
+                           f"from its model page")
+
+
 def tokenizer_model_error(directory: StrPath) -> PretrainedError:
     """The one-line error for a directory whose only tokenizer is a tokenizer.model (Llama 2's
     SentencePiece, say), saying what to fetch instead."""
-    return PretrainedError(f"{os.fspath(directory)!r} has its tokenizer in "
-                           f"{TOKENIZER_MODEL_FORMAT}: fetch the model's {TOKENIZER_JSON} into "
-                           f"it, if its page has one (a byte-level BPE's is read)")
+    return PretrainedError(tokenizer_model_advice(directory))
 
 
 def _refuse(path, what, why):

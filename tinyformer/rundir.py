@@ -53,7 +53,8 @@ from typing import IO, Any, Callable, Collection, Iterable, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import StrPath, atomic_write, command_line, open_regular, why_not_a_directory
+from .files import (StrPath, atomic_write, command_line, folder_of, open_regular,
+                    why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -581,7 +582,7 @@ def _model_directory_holding(path: StrPath) -> str | None:
     the file `path` (its config.json, its weights), given where the directory is asked for:
     what to give instead, as the path was given ("." for a file of the current one). None
     where `path` is no such file."""
-    folder = os.path.dirname(os.fspath(path)) or "."
+    folder = folder_of(path)
     if os.path.isdir(path) or not os.path.exists(path):
         return None
     return folder if any(os.path.isfile(os.path.join(folder, name))

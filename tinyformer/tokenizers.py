@@ -36,8 +36,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import regex
 
-from .files import (StrPath, atomic_write, command_line, iter_text, open_regular, read_text,
-                    shown)
+from .files import (StrPath, atomic_write, command_line, folder_of, iter_text, open_regular,
+                    read_text, shown)
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -426,12 +426,7 @@ class Tokenizer:
             raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
                              f"`{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
-            if any(os.path.exists(os.path.join(path, name)) for name in HUGGING_FACE_FILES) \
-                    and not is_tokenizer_file(os.path.join(path, "tokenizer.json")):
-                raise ValueError(f"tokenizer {str(path)!r} is a Hugging Face tokenizer's folder: "
-                                 f"read it with tinyformer.pretrained's load_gpt2_tokenizer "
-                                 f"(GPT-2's) or read_tokenizer_json (any byte-level BPE's)")
-            raise ValueError(f"tokenizer {str(path)!r} is a directory; give its JSON file")
+            raise ValueError(_directory_advice(path))
         data = _read_json(path)
         if cls is Tokenizer:
             return _build(TOKENIZERS[data["type"]], data, path)
@@ -439,6 +434,33 @@ class Tokenizer:
             raise ValueError(f"{path}: holds a {data['type']!r} tokenizer, not {cls.kind!r} "
                              f"(load_tokenizer reads either)")
         return _build(cls, data, path)
+
+
+def _directory_advice(directory):
+    """The one line that says what to give instead of `directory`, which holds files and is
+    none: the tokenizer file of ours that it holds (a run's tokenizer.json, or the one that
+    `tinyformer export` writes beside a model), the reader of a Hugging Face tokenizer's files,
+    or what to fetch for a tokenizer.model."""
+    directory = os.fspath(directory)
+    ours = [path for path in (os.path.join(directory, name) for name in OUR_FILE_NAMES)
+            if is_tokenizer_file(path)]
+    if ours:
+        return f"tokenizer {directory!r} is a directory; give its tokenizer file, {ours[0]!r}"
+    if any(os.path.exists(os.path.join(directory, name)) for name in HUGGING_FACE_FILES):
+        return (f"tokenizer {directory!r} is a Hugging Face tokenizer's folder: read it with "
+                f"tinyformer.pretrained's load_gpt2_tokenizer (GPT-2's) or read_tokenizer_json "
+                f"(any byte-level BPE's)")
+    if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)):
+        return tokenizer_model_advice(directory)
+    return (f"tokenizer {directory!r} is a directory with no tokenizer in it; give a tokenizer "
+            f"file (`{command_line('tokenize', 'train')}` makes one)")
+
+
+def tokenizer_model_advice(directory: StrPath) -> str:
+    """The one line for a directory whose only tokenizer is a tokenizer.model (Llama 2's
+    SentencePiece, say), saying what to fetch instead: every reader of a directory says it."""
+    return (f"{os.fspath(directory)!r} has its tokenizer in {TOKENIZER_MODEL_FORMAT}: fetch the "
+            f"model's tokenizer.json into it, if its page has one (a byte-level BPE's is read)")
 
 
 def load_tokenizer(path: StrPath) -> Tokenizer:
@@ -480,6 +502,10 @@ CHECKPOINT_FILES = ("config.json", "model.safetensors", "generation_config.json"
 # What a tokenizer.model is: SentencePiece's file (Llama 2's, T5's), or tiktoken's (Llama 3's
 # original/); tinyformer reads neither, but a model page may offer a tokenizer.json beside it.
 TOKENIZER_MODEL = "tokenizer.model"
+# The names a folder gives a tokenizer file of ours: a run's, and the one beside a model that
+# `tinyformer export` writes (tokenizer.json is the tokenizers library's name there).
+PRETRAINED_TOKENIZER = "tinyformer-tokenizer.json"
+OUR_FILE_NAMES = ("tokenizer.json", PRETRAINED_TOKENIZER)
 TOKENIZER_MODEL_FORMAT = ("SentencePiece's or tiktoken's format (a tokenizer.model), which "
                           "tinyformer does not read")
 
@@ -496,7 +522,8 @@ def _read_json(path):
     if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):
         # The tokenizers library's file (under any name), read from its folder; a run's
         # config.json has a "model" too, its name.
-        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder")
+        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder, "
+                         f"{folder_of(path)!r}")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise _not_ours(path, f"expected an object with \"type\" one of {sorted(TOKENIZERS)}")
@@ -512,11 +539,11 @@ def _not_ours(path, why):
              else "a checkpoint's" if name in CHECKPOINT_FILES else None)
     if whose:
         return ValueError(f"{path}: {whose} {name}, read with the files beside it: give its "
-                          f"folder")
+                          f"folder, {folder_of(path)!r}")
     if name.endswith(".model"):
         return ValueError(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
                           f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
-                          f"and give its folder")
+                          f"and give its folder, {folder_of(path)!r}")
     return ValueError(f"{path}: not a tokenizer file: {why}")
 
 
