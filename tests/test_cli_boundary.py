@@ -463,3 +463,24 @@ def test_a_tilde_the_shell_left_as_it_was_is_said_not_made_a_folder(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "~mine").mkdir()          # a folder of that name, which is there: as it is
     assert "metrics file '~mine/metrics.jsonl'" in run("plot", "~mine").stderr
+
+
+def test_a_tilde_in_a_path_setting_is_said_as_where_it_was_given(tmp_path, monkeypatch):
+    # `train --corpus=~/x` said only "does not exist"; `corpus = "~/x"` in run.toml, that a
+    # relative path is read from the current directory. Each now says who left its ~.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "run.toml").write_text('corpus = "~/x.txt"\ntokenizer = "~/tok.json"\n')
+    for args, said in [(["--corpus", "~/x.txt"], "--corpus '~/x.txt': the shell did not expand "
+                         "its ~ (it does only unquoted, at the start of a word: not after "
+                         "--corpus=); write $HOME in its place"),
+                       (["--tokenizer", "~/tok.json"], "--tokenizer '~/tok.json': the shell did "
+                        "not expand its ~"),
+                       (["--config", "run.toml"], "corpus '~/x.txt' in run.toml: a ~ in a file "
+                        "is not expanded (only a shell does that); write "
+                        f"{str(tmp_path / 'home' / 'x.txt')!r} in its place"),
+                       (["--config", "run.toml", "--corpus", "c.txt"], "tokenizer '~/tok.json' "
+                        "in run.toml: a ~ in a file is not expanded")]:
+        result = run("train", *TINY, "--iters", "1", *args)
+        assert result.exit_code == 2 and said in result.stderr, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]

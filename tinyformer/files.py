@@ -239,6 +239,28 @@ def why_not_a_directory(directory: StrPath) -> str:
     return f"directory {str(directory)!r} does not exist"
 
 
+def unexpanded_home(path: Any, shell: str | None = None) -> str | None:
+    """Why `path` names no file, when it starts with a ~ that nothing expanded: read as it is,
+    it would be a folder named ~ in the current one (unless one is there: a path like any
+    other). None for any other path. `shell` is how a command line named it (its option,
+    "--out", or "" for an argument): a shell expands a ~ only unquoted, at the start of a word,
+    so not in --out=~/x. None for a path from a TOML file, which no shell reads: it is taken
+    as written there, as on the command line and in config.json, and the message says what to
+    write in its place."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    path = os.fspath(path)
+    if not path.startswith("~") or os.path.lexists(path):
+        return None
+    if shell is not None:
+        where = f": not after {shell}=" if shell else ""
+        return (f"the shell did not expand its ~ (it does only unquoted, at the start of a "
+                f"word{where}); write $HOME in its place")
+    home = os.path.expanduser(path)
+    instead = f"{home!r}" if home != path else "the home directory's path"
+    return f"a ~ in a file is not expanded (only a shell does that); write {instead} in its place"
+
+
 def folder_of(path: StrPath) -> str:
     """The folder holding the file at `path`, as the path was given ("." for a file of the
     current one): what to give where a file's folder is asked for."""

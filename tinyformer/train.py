@@ -57,7 +57,7 @@ from .schema import Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
 from .tokenizers import Tokenizer, escape_controls
-from .train_config import (SETTING_RULES, TrainConfig, check_paths_in_file, default_out_dir,
+from .train_config import (SETTING_RULES, TrainConfig, check_paths, default_out_dir,
                            setting_name, toml_settings)
 
 # The options of each of the optimizer's groups, saved in config.json and used as they are on
@@ -313,8 +313,7 @@ class Trainer:
             return cls.resume(resume, log=log)
         in_file = toml_settings(config_file) if config_file else {}
         config = TrainConfig.from_dict(in_file, str(config_file)) if config_file else TrainConfig()
-        if config_file:
-            check_paths_in_file(config, config_file, overrides)
+        check_paths(config, config_file, overrides, name)
         from_file = {setting_name(key) for key in in_file} - set(overrides)
 
         def called(key):                # a setting as it was given, in the errors about it

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import StrPath, read_text
+from .files import StrPath, read_text, unexpanded_home
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
@@ -480,14 +480,27 @@ SETTING_RULES = {
 }
 
 
-def check_paths_in_file(config: TrainConfig, config_file: StrPath, overrides: dict[str, Any]
-                        ) -> None:
-    """ValueError, in one line, for a relative path in a --config file (corpus, or tokenizer
-    when not char or bpe) that the command line does not override and that does not exist:
-    it is read from the current directory, as a path on the command line is, and not from the
-    file's own, which a user may well expect; the message says so."""
-    for key, path in (("corpus", config.corpus), ("tokenizer", config.tokenizer_file)):
-        if path is None or key in overrides or os.path.isabs(path) or os.path.exists(path):
+def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dict[str, Any],
+                name: Callable[[str], str] = option_name) -> None:
+    """ValueError, in one line, for a path setting (corpus, or tokenizer when not char or bpe)
+    that names no file as it was given, said as where it came from: a ~ that nothing expanded
+    (files.unexpanded_home), on the command line (`overrides`, each called `name(key)`) or in
+    the TOML `config_file` (whose settings `config` holds); or a relative path in that file
+    that does not exist: it is read from the current directory, as a path on the command line
+    is, and not from the file's own, which a user may well expect; the message says so."""
+    given = dataclasses.replace(config, **overrides)
+    for key, path in (("corpus", given.corpus), ("tokenizer", given.tokenizer_file)):
+        if path is None:
+            continue
+        if key in overrides:
+            unexpanded = unexpanded_home(path, shell=name(key))
+            if unexpanded:
+                raise ValueError(f"{name(key)} {path!r}: {unexpanded}")
+            continue
+        unexpanded = unexpanded_home(path)
+        if unexpanded:
+            raise ValueError(f"{key} {path!r} in {config_file}: {unexpanded}")
+        if os.path.isabs(path) or os.path.exists(path):
             continue
         beside = os.path.join(os.path.dirname(config_file), path)
         what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \

@@ -118,11 +118,10 @@ class Path(click.ParamType):
         problem = Nonempty(self.what).why(value)
         if problem:
             raise InputError(f"{called} {problem}")
-        if value.startswith("~") and not os.path.lexists(value):
-            where = f": not after {called}=" if isinstance(param, click.Option) else ""
-            raise InputError(f"{called} {value!r}: the shell did not expand its ~ (it does "
-                             f"only unquoted, at the start of a word{where}); write $HOME in "
-                             f"its place")
+        unexpanded = files.unexpanded_home(value, called if isinstance(param, click.Option)
+                                           else "")
+        if unexpanded:
+            raise InputError(f"{called} {value!r}: {unexpanded}")
         return value
 
 
