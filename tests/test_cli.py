@@ -110,6 +110,17 @@ def test_every_command_has_examples_and_every_option_says_what_it_does():
                                    f"click.option a help= saying what it does"
 
 
+def test_every_help_calls_the_model_kind_an_encoder_decoder():
+    # The helps said "seq2seq", "transformer" and "encoder-decoder" for the one kind of model
+    # (--model transformer): as in the README, it is the encoder-decoder, and "seq2seq" names
+    # only the tasks it learns (--task).
+    for path, _ in commands():
+        text = " ".join(CliRunner().invoke(main, [*path, "--help"]).output.split())
+        said = re.findall(r".{0,30}(?:seq2seq(?! tasks?\b)|\btransformer (?:checkpoint|model))"
+                          r".{0,30}", text)
+        assert not said, f"tinyformer {' '.join(path)} --help: {said}: say encoder-decoder"
+
+
 def test_every_example_in_every_help_is_a_command_line_that_parses():
     examples = [(path, line) for path, command in commands()
                 for line in tinyformer_lines(command.epilog or "")]

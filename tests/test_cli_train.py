@@ -1552,12 +1552,12 @@ def test_generate_refuses_options_that_a_checkpoints_kind_does_not_use(task_run,
                        "a bert checkpoint fills in", "--max-new-tokens does not apply")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "123",
                                   "--temperature", 1.5, "--max-new-tokens", 7),
-                       "a transformer checkpoint translates",
+                       "an encoder-decoder checkpoint translates",
                        "--max-new-tokens --temperature do not apply")
     # A source holds no special tokens; a BERT's prompt always reads its <mask>.
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12<eos>3",
                                   "--allow-special"),
-                       "a transformer checkpoint translates", "--allow-special does not apply")
+                       "an encoder-decoder checkpoint translates", "--allow-special does not apply")
 
 
 def test_a_write_to_a_terminal_that_closed_is_taken_for_its_sighup(tmp_path, monkeypatch):

@@ -108,8 +108,16 @@ def test_bert_fills_in_only_the_masks_and_takes_no_beam():
     respond(bert, tokenizer, "bert", "abc def<mask>", threads=1)(written.append)
     [text] = written
     assert text.startswith("abc def") and len(text) == len("abc def?\n")
-    with pytest.raises(ValueError, match="beam is for models that write"):
+    with pytest.raises(ValueError, match=r"beam is for models that write \(GPT and the "
+                       r"encoder-decoder\)"):
         respond(bert, tokenizer, "bert", "abc<mask>", beam=2)
+
+
+def test_an_encoder_decoder_is_called_so_where_it_is_refused_an_empty_prompt():
+    # It was "a transformer checkpoint", where the helps call it the encoder-decoder.
+    with pytest.raises(ValueError, match="^an encoder-decoder checkpoint needs a prompt to "
+                       "translate$"):
+        respond(None, None, "transformer", "")
 
 
 def test_bert_fills_in_without_dropout_whatever_its_mode_as_the_decoding_loops_read():

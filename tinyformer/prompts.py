@@ -92,8 +92,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     Python, `--beam` on the command line."""
     check_respond(max_new_tokens, temperature, top_k, top_p, beam, name)
     if beam is not None and kind == "bert":
-        raise ValueError(f"{name('beam')} is for models that write (gpt and seq2seq); a bert "
-                         f"checkpoint fills in masks")
+        raise ValueError(f"{name('beam')} is for models that write (GPT and the "
+                         f"encoder-decoder); a bert checkpoint fills in masks")
     if kind == "gpt":
         # GPT-2 marks where one document ends and the next begins with <|endoftext|>: it
         # starts a text from nothing, and ends one.
@@ -132,8 +132,9 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         return write_on
 
     if not prompt:
-        raise ValueError(f"a {kind} checkpoint needs a {name('prompt')} to "
-                         f"{'translate' if kind == 'transformer' else 'fill in'}")
+        raise ValueError(f"an encoder-decoder checkpoint needs a {name('prompt')} to translate"
+                         if kind == "transformer" else
+                         f"a {kind} checkpoint needs a {name('prompt')} to fill in")
     ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context)
     if kind == "transformer":
         if beam:                             # the target starts at <bos>, up to context tokens

@@ -127,7 +127,8 @@ class TrainConfig:
     max_len: int | None = setting(None, "Longest task sequence, in digits (for add, both "
                                   "numbers' digits, the + not counted).",
                                   shown="10, or --min-len if longer")
-    model: str | None = setting(None, "gpt, bert or transformer.",
+    model: str | None = setting(None, "gpt, bert or transformer (the encoder-"
+                                "decoder).",
                                 shown="gpt; transformer with --task")
     tokenizer: str | None = setting(None, "char, bpe, or a tokenizer to encode with: a file "
                                     "`tinyformer tokenize train` wrote, a run directory (its "

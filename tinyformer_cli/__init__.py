@@ -692,8 +692,9 @@ CHECKPOINT_HELP = ("A run directory written by `tinyformer train`, or a Hugging 
                    "(GPT-2, Llama or Qwen3).")
 
 # What the checkpoints that neither sample nor choose a length write.
-WRITES_NO_SAMPLE = {"bert": "fills in its prompt's masks, in one step",
-                    "transformer": "translates its prompt to its end, greedily or with --beam"}
+WRITES_NO_SAMPLE = {"bert": "a bert checkpoint fills in its prompt's masks, in one step",
+                    "transformer": "an encoder-decoder checkpoint translates its prompt to its "
+                                   "end, greedily or with --beam"}
 
 
 @main.command(short_help="Continue a prompt (or translate it, or fill in its masks).",
@@ -710,17 +711,18 @@ as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tok
 Its generation_config.json gives the ids that end a text, not the sampling: give that here
 (--temperature 0 for transformers' greedy default, --top-k 50 for its do_sample's).
 --temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces
-(--seed N draws what Python's GPT.generate draws with generator=np.random.default_rng(N)); a
-seq2seq or BERT checkpoint takes none of them, nor --max-new-tokens, nor --allow-special,
-with which a GPT reads a chat model's "<|im_start|>" in the prompt as its token. A seq2seq
-answer ending in "…" filled the model's context without <eos>: it was cut there, unfinished.
+(--seed N draws what Python's GPT.generate draws with generator=np.random.default_rng(N)); an
+encoder-decoder or BERT checkpoint takes none of them, nor --max-new-tokens, nor
+--allow-special, with which a GPT reads a chat model's "<|im_start|>" in the prompt as its
+token. An encoder-decoder's answer ending in "…" filled the model's context without <eos>: it
+was cut there, unfinished.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help=CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, default="",
               show_default="none: a GPT starts from <|endoftext|>, or a new line",
-              help="The text to continue (GPT), to translate (seq2seq), or with <mask> tokens "
-              "to fill in (BERT).")
+              help="The text to continue (GPT), to translate (encoder-decoder), or with <mask> "
+              "tokens to fill in (BERT).")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=200, show_default=True,
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True,
@@ -734,7 +736,7 @@ answer ending in "…" filled the model's context without <eos>: it was cut ther
               help="Seeds the sampling: the same seed, the same text.")
 @click.option("--beam", type=click.IntRange(min=1), show_default="none: sample",
               help="Beam search with N beams: the most likely text rather than a sample, its "
-              "log-probability divided by GNMT's length penalty (0.6) (gpt and seq2seq "
+              "log-probability divided by GNMT's length penalty (0.6) (GPT and encoder-decoder "
               "checkpoints).")
 @allow_special_option
 @threads_option("Threads for the matrix products of each generated token",
@@ -756,7 +758,7 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed",
                            "allow_special")
     if saved["model"] in WRITES_NO_SAMPLE and unused:
-        raise InputError(f"a {saved['model']} checkpoint {WRITES_NO_SAMPLE[saved['model']]}: "
+        raise InputError(f"{WRITES_NO_SAMPLE[saved['model']]}: "
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
     with input_errors():
@@ -807,8 +809,8 @@ def export(checkpoint_dir, out_dir):
 checkpoint_option = click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR",
                                  type=DIRECTORY, help=CHECKPOINT_HELP)
 prompt_option = click.option("--prompt", type=TEXT, required=True, help="The text to read "
-                             "(for BERT, <mask> tokens allowed; for seq2seq, the source to "
-                             "translate).")
+                             "(for BERT, <mask> tokens allowed; for an encoder-decoder, the "
+                             "source to translate).")
 
 
 @main.command(short_help="Draw a checkpoint's attention maps for a prompt.",
@@ -820,9 +822,9 @@ Examples:
 \b
 A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
 attention over all the keys (each row sums to 1 over them); of a prompt longer than 48 tokens
-it shows the last 48 queries against the last 48 keys. A seq2seq checkpoint translates the
-prompt greedily. A page holds every attention, layer and head, weights read on hover,
-up to ten million weights in all (a longer prompt is refused: draw a PNG).
+it shows the last 48 queries against the last 48 keys. An encoder-decoder checkpoint
+translates the prompt greedily. A page holds every attention, layer and head, weights read on
+hover, up to ten million weights in all (a longer prompt is refused: draw a PNG).
 """)
 @checkpoint_option
 @prompt_option
@@ -831,9 +833,9 @@ up to ten million weights in all (a longer prompt is refused: draw a PNG).
               help="The picture, or the page (replaced if there).")
 @click.option("--which", type=click.Choice(["self", "cross", "encoder", "decoder"]),
               show_default="cross; self for GPT and BERT",
-              help="Which attention to draw (a page opens on it): a seq2seq checkpoint has "
-              "cross, encoder (the source's self-attention) and decoder (the target's), not "
-              "self; GPT and BERT have self only.")
+              help="Which attention to draw (a page opens on it): an encoder-decoder checkpoint "
+              "has cross, encoder (the source's self-attention) and decoder (the target's), "
+              "not self; GPT and BERT have self only.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import attention_maps, choose_map
@@ -940,7 +942,7 @@ fold a module's box, click a node for its formula, values and gradient.
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", type=DIRECTORY,
               help="Draw a checkpoint's training step on --prompt instead (a BERT guesses "
-              "every seventh token; a seq2seq model translates it by teacher forcing). "
+              "every seventh token; an encoder-decoder translates it by teacher forcing). "
               + CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",
