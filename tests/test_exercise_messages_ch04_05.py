@@ -347,6 +347,30 @@ def test_cross_entropy_backward_that_subtracts_whole_columns(tmp_path):
     assert "pick one element per row" in message
 
 
+def test_cross_entropy_backward_that_indexes_rows_with_the_targets(tmp_path):
+    # d[targets] takes the targets as row numbers: numpy refuses the target 2 of N = 2 rows.
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward",
+                             "d[np.arange(n), ctx.targets]", "d[ctx.targets]")
+    assert message.startswith("SoftmaxCrossEntropy.backward ran after softmax_cross_entropy(")
+    assert "IndexError: index 2 is out of bounds for axis 0 with size 2" in message
+    assert ("That is the error you get subtracting 1 from whole rows, as d[targets] does"
+            in message)
+    assert "pick one element per row" in message
+
+
+def test_cross_entropy_backward_that_indexes_rows_with_targets_below_n(tmp_path, monkeypatch):
+    # With every target below N, d[targets] raises nothing: it subtracts 1 from whole rows.
+    from tinyformer.exercises.checks import ch04_autograd as checker
+    monkeypatch.setattr(checker, "CROSS_ENTROPY_CASES", checker.CROSS_ENTROPY_CASES[1:])
+    assert all(max(targets) < len(targets) for _, targets in checker.CROSS_ENTROPY_CASES)
+    message = edited_message(tmp_path, "softmax_cross_entropy_backward",
+                             "d[np.arange(n), ctx.targets]", "d[ctx.targets]")
+    assert message.startswith("SoftmaxCrossEntropy.backward after softmax_cross_entropy(")
+    assert ("That is exactly what you get subtracting 1 from whole rows, as d[targets] does"
+            in message)
+    assert "pick one element per row" in message
+
+
 @pytest.mark.parametrize("old, new, start", [
     # The truth minus the prediction, in place of the prediction minus the truth.
     ("        d[np.arange(n), ctx.targets] -= 1.0          # p - onehot(t)\n",

@@ -2,6 +2,7 @@
 initialisers, and an MLP that learns."""
 
 import gc
+import inspect
 import math
 import re
 
@@ -697,6 +698,50 @@ def test_norms_without_their_affine_parameters_have_what_torchs_have_and_match_t
         y = ours(Tensor(x, dtype=np.float64))
         expected = theirs.double()(torch.tensor(x)).detach().numpy()
         np.testing.assert_allclose(y.data, expected, rtol=1e-6, atol=1e-12)
+
+
+def test_layer_norm_given_torchs_elementwise_affine_says_what_to_write():
+    torch.nn.LayerNorm(4, elementwise_affine=False)
+    with pytest.raises(TypeError, match=r"^LayerNorm\(\) got an unexpected keyword argument "
+                                        r"'elementwise_affine': that is PyTorch's; here, drop "
+                                        r"it: .*LayerNorm\(dim\)\.requires_grad_\(False\) keeps "
+                                        r"them at ones and zeros, which computes the same$"):
+        nn.LayerNorm(4, elementwise_affine=False)
+    # what it says computes the same as torch's, and learns nothing
+    x = np.random.default_rng(0).standard_normal((2, 4)) * 3 + 1
+    ours = nn.LayerNorm(4).requires_grad_(False)
+    expected = torch.nn.LayerNorm(4, elementwise_affine=False)(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(ours(Tensor(x, dtype=np.float64)).data, expected, atol=1e-12)
+    assert not any(p.requires_grad for p in ours.parameters())
+
+
+LAYERS_WITH_TORCH_NAMESAKES = ["Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "ReLU",
+                               "GELU", "Tanh", "Sigmoid", "Sequential", "ModuleList"]
+
+
+@pytest.mark.parametrize("name", LAYERS_WITH_TORCH_NAMESAKES)
+def test_a_layer_given_a_keyword_of_torchs_that_it_lacks_says_what_to_write(name):
+    # Every keyword of the torch layer's constructor that ours does not take is named in the
+    # error with what to write here (torch's private _weight and _freeze aside).
+    ours = inspect.signature(getattr(nn, name)).parameters
+    theirs = inspect.signature(getattr(torch.nn, name)).parameters
+    lacking = [k for k, p in theirs.items() if k not in ours and not k.startswith("_")
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    args = {"Linear": (2, 3), "Embedding": (5, 3), "LayerNorm": (4,), "RMSNorm": (4,)}
+    for keyword in lacking:
+        with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument "
+                                            rf"'{keyword}': that is PyTorch's; here, "):
+            getattr(nn, name)(*args.get(name, ()), **{keyword: None})
+    if name in args:                           # any other keyword: Python's own error
+        with pytest.raises(TypeError, match=r"unexpected keyword argument 'nothing'$"):
+            getattr(nn, name)(*args[name], nothing=None)
+
+
+def test_every_torch_keyword_hint_is_for_a_keyword_a_torch_layer_takes_and_ours_lacks():
+    used = {k for name in LAYERS_WITH_TORCH_NAMESAKES
+            for k in inspect.signature(getattr(torch.nn, name)).parameters
+            if k not in inspect.signature(getattr(nn, name)).parameters}
+    assert set(nn._TORCH_KEYWORDS) <= used, set(nn._TORCH_KEYWORDS) - used
 
 
 def test_rms_norm_module_takes_its_eps_as_torch():

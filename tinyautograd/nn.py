@@ -11,6 +11,8 @@ has shape (in_features, out_features).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import operator
 import types
@@ -692,6 +694,50 @@ init = types.SimpleNamespace(
 # What a layer's arguments may be is checked when the layer is built (engine._check), so that
 # LayerNorm(4, eps="1e-5") is told so there, in one line, not by ctypes at its first forward.
 
+# Keywords of torch's layers that ours spell otherwise or lack, and what to write here, for the
+# TypeError of a layer given one (`{name}` is the layer's name). A layer that takes one of them
+# (RMSNorm's elementwise_affine) is given it as usual.
+_TORCH_KEYWORDS = {
+    "device": "drop it: there are no devices, every array is a numpy array, on the CPU",
+    "dtype": ("drop it, and cast the parameters after: for p in layer.parameters(): "
+              "p.data = p.data.astype(dtype)"),
+    "normalized_shape": ("the norm is over the last axis and takes its size, dim, as its first "
+                         "argument: {name}(4) for normalized_shape=4 or (4,)"),
+    "elementwise_affine": ("drop it: the weight and the bias are always made (bias=False makes "
+                           "no bias); for elementwise_affine=False, {name}(dim)"
+                           ".requires_grad_(False) keeps them at ones and zeros, which "
+                           "computes the same"),
+    "padding_idx": ("drop it: no row is kept at zeros, the padding row is learned as any other; "
+                    "leave the padded positions out of the loss with "
+                    "cross_entropy(logits, targets, ignore_index=pad_id)"),
+    "max_norm": "drop it: rows are not renormalised when they are looked up",
+    "norm_type": ("drop it (it goes with max_norm): rows are not renormalised when they are "
+                  "looked up"),
+    "scale_grad_by_freq": ("drop it: the table's gradient is not scaled by how often each id "
+                           "occurs"),
+    "sparse": "drop it: the table's gradient is one dense array",
+}
+
+
+def _torch_keywords(layer: type[ModuleT]) -> type[ModuleT]:
+    """Make the layer class `layer` say, for a keyword of torch's namesake that its `__init__`
+    does not take, what to write here (from _TORCH_KEYWORDS), where Python would only say that
+    the keyword is unexpected."""
+    init = layer.__init__
+    takes = inspect.signature(init).parameters
+
+    @functools.wraps(init)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        for keyword in kwargs:
+            if keyword in _TORCH_KEYWORDS and keyword not in takes:
+                hint = _TORCH_KEYWORDS[keyword].format(name=layer.__name__)
+                raise TypeError(f"{layer.__name__}() got an unexpected keyword argument "
+                                f"{keyword!r}: that is PyTorch's; here, {hint}")
+        init(self, *args, **kwargs)
+
+    layer.__init__ = __init__
+    return layer
+
 
 def _check_weight(layer: Module, shape: tuple[int, int], names: str) -> None:
     """Refuse a weight assigned in another shape than the layer's own. The usual cause is
@@ -709,6 +755,7 @@ def _check_weight(layer: Module, shape: tuple[int, int], names: str) -> None:
                      f"({names}) = {shape}; {advice}")
 
 
+@_torch_keywords
 class Linear(Module):
     """y = x @ weight + bias, with weight (in_features, out_features) and bias (out_features,).
 
@@ -735,6 +782,7 @@ class Linear(Module):
                 f"bias={self.bias is not None}")
 
 
+@_torch_keywords
 class Embedding(Module):
     """A table of `num_embeddings` learned vectors of size `embedding_dim`; integer indices of
     any shape (...) pick rows: (..., embedding_dim). Initialised N(0, 1), as PyTorch does."""
@@ -767,6 +815,7 @@ def _check_norm_size(name: str, dim: Any) -> None:
     _check(name, "a whole number >= 0", dim=dim)
 
 
+@_torch_keywords
 class LayerNorm(Module):
     """Normalise the last axis (of size `dim`) to zero mean and unit variance, then scale by
     `weight` (starts at ones) and shift by `bias` (starts at zeros):
@@ -786,6 +835,7 @@ class LayerNorm(Module):
         return f"{self.dim}, eps={self.eps}" + ("" if self.bias is not None else ", bias=False")
 
 
+@_torch_keywords
 class RMSNorm(Module):
     """Divide the last axis (of size `dim`) by its root mean square, then scale by `weight`
     (starts at ones): y = x / sqrt(mean(x^2) + eps) * weight. LayerNorm without the centring
@@ -810,6 +860,7 @@ class RMSNorm(Module):
         return f"{self.dim}, eps={self.eps}{affine}"
 
 
+@_torch_keywords
 class Dropout(Module):
     """While training, zero each element with probability p and scale the rest by 1/(1-p)
     (p = 1: all zeros, as torch); in eval mode, the identity."""
@@ -833,6 +884,7 @@ def _refuse_inplace(name: str, inplace: bool) -> None:
         raise ValueError(f"{name}: no op works in place here; drop inplace")
 
 
+@_torch_keywords
 class ReLU(Module):
     """max(x, 0)"""
 
@@ -843,6 +895,7 @@ class ReLU(Module):
         return x.relu()
 
 
+@_torch_keywords
 class GELU(Module):
     """The tanh approximation of GELU (GPT-2's), PyTorch's GELU(approximate='tanh'). torch's
     default, approximate='none', is the exact erf form, which is not computed here."""

@@ -598,20 +598,32 @@ def _check_one_gradient(learner, function, call_fn, inputs, grad, expected, name
                         mistakes=()):
     """Apply the learner's function through `call_fn` (a Call) to `inputs` (Tensors), call its
     backward directly with `grad`, and compare the one gradient with `expected`; when it is
-    wrong and equals one of `mistakes` ((description, array) pairs), say which."""
+    wrong and equals one of `mistakes` ((description, array) pairs), say which. A mistake's
+    array may be the exception numpy raises for it instead: the same error from the learner's
+    backward is then named too."""
     out = call_fn(*inputs)
     shown = f"{float(grad):g}" if np.ndim(grad) == 0 else describe(np.asarray(grad), limit=8)
     call = f"{call_fn.last_call} with grad={shown}"
     expect(getattr(out, "grad_fn", None) is not None,
            f"{call_fn.last_call} returned {describe(out)}, not a Tensor made by "
            f"{function.__name__}.apply.")
-    (got,) = _returned_gradients(learner, function, out, grad, 1, call)
+    errors = [(said, wrong) for said, wrong in mistakes if isinstance(wrong, Exception)]
+    arrays = [(said, wrong) for said, wrong in mistakes if not isinstance(wrong, Exception)]
+    try:
+        (got,) = _returned_gradients(learner, function, out, grad, 1, call)
+    except CheckFailure as failure:
+        raised = failure.raised
+        for description, error in errors:
+            if type(raised) is type(error) and str(raised) == str(error):
+                raise CheckFailure(f"{failure}\n    That is the error you get {description}.",
+                                   raised=raised) from None
+        raise
     expect(got is not None, f"{function.__name__}.backward after {call} returned None.")
     try:
         expect_array(got, expected, f"{function.__name__}.backward after {call}",
                      what=f"returns as the gradient with respect to `{name}`")
     except CheckFailure as failure:
-        for description, wrong in mistakes:
+        for description, wrong in arrays:
             if got.shape == np.shape(wrong) and np.allclose(got, wrong, atol=1e-5, rtol=1e-4):
                 raise CheckFailure(f"{failure}\n    That is exactly what you get "
                                    f"{description}.") from None
@@ -672,6 +684,27 @@ def _row_sum_mistakes(g, p, axes):
     return mistakes
 
 
+# The cross-entropy cases (logits, targets): the first has a target past the last row (N = 2),
+# the second a repeated target and every target below N, with N != V.
+CROSS_ENTROPY_CASES = [
+    (np.log(np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]])), np.array([0, 2])),
+    (np.log(np.array([[0.1, 0.6, 0.2, 0.1], [0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25]])),
+     np.array([1, 0, 1])),
+]
+
+
+def _minus_one_at(logits, index, n, upstream):
+    """The gradient of a cross-entropy backward that subtracts its 1s with `d[index] -= 1`
+    (d a copy of softmax(logits)) in place of one per row: worked out as numpy does it (an
+    index repeated counts once), or the IndexError numpy raises for it."""
+    d = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    try:
+        d[index] -= 1.0
+    except IndexError as error:
+        return error
+    return d / n * upstream
+
+
 @exercise("softmax_cross_entropy_backward", "The backward of softmax and cross-entropy", hints=[
     "Softmax: the formula is p * (g - s), where s is one number per row: the sum of g * p "
     "along the last axis, whatever the number of axes, kept as an axis of size 1 "
@@ -705,24 +738,26 @@ def check_softmax_cross_entropy_backward(learner: Learner) -> None:
 
     SoftmaxCrossEntropy = learner.attribute("SoftmaxCrossEntropy")
     loss_fn = _Apply(learner, "softmax_cross_entropy")
-    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]]))
-    targets = np.array([0, 2])
-    for upstream in [1.0, 2.5]:
-        expected = _engine_gradient(lambda t: functional.cross_entropy(t, targets), logits,
-                                    upstream)
+    one_per_row = ("Index with two arrays side by side, the row numbers and the targets, which "
+                   "pick one element per row")
+    for logits, targets in CROSS_ENTROPY_CASES:
         n = len(targets)
-        columns = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
-        columns[:, targets] -= 1.0                  # a slip, worked out as numpy does it
-        _check_one_gradient(learner, SoftmaxCrossEntropy, loss_fn, [_tensor(logits), targets],
-                            np.float64(upstream), expected, "logits", mistakes=[
-                                (f"without dividing by N: it is N = {n} times too big. The "
-                                 f"loss is a mean over the N rows, so divide by N",
-                                 expected * n),
-                                ("subtracting 1 in every row at every target's column, as "
-                                 "d[:, targets] does: `:` takes all the rows, and the targets "
-                                 "then pick whole columns. Index with two arrays side by "
-                                 "side, the row numbers and the targets, which pick one "
-                                 "element per row", columns / n * upstream)])
+        for upstream in [1.0, 2.5]:
+            expected = _engine_gradient(
+                lambda t, targets=targets: functional.cross_entropy(t, targets), logits, upstream)
+            _check_one_gradient(
+                learner, SoftmaxCrossEntropy, loss_fn, [_tensor(logits), targets],
+                np.float64(upstream), expected, "logits", mistakes=[
+                    (f"without dividing by N: it is N = {n} times too big. The loss is a mean "
+                     f"over the N rows, so divide by N", expected * n),
+                    (f"subtracting 1 in every row at every target's column, as d[:, targets] "
+                     f"does: `:` takes all the rows, and the targets then pick whole columns. "
+                     f"{one_per_row}",
+                     _minus_one_at(logits, (slice(None), targets), n, upstream)),
+                    (f"subtracting 1 from whole rows, as d[targets] does: one index array "
+                     f"picks rows, so the targets are taken as row numbers (and a target of N "
+                     f"or more is past the last row). {one_per_row}",
+                     _minus_one_at(logits, targets, n, upstream))])
     raw = learner.attribute("softmax_cross_entropy")
     for n, v in [(6, 7), (4, 10)]:
         targets = rng.integers(0, v, size=n)
