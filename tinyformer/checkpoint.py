@@ -34,12 +34,12 @@ from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
                          PretrainedError, is_llama_family, load_gpt2_tokenizer, read_eos_ids,
-                         read_tokenizer_json, save_gpt2_tokenizer, tokenizer_model_error)
+                         read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
 from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, BPETokenizer, Tokenizer,
-                         is_tokenizer_file, load_tokenizer)
+                         is_tokenizer_file, load_tokenizer, tokenizer_model_advice)
 from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
@@ -273,7 +273,7 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
             # that matters (it reads every tokenizer.json that GPT-2's reader reads).
             return read_tokenizer_json(directory)
         if has(TOKENIZER_MODEL):
-            raise tokenizer_model_error(directory)
+            raise PretrainedError(tokenizer_model_advice(directory))
         raise CheckpointError(f"{directory!r} holds no tokenizer: give a tokenizer file, a "
                               f"checkpoint's directory (a run's, or a Hugging Face model's), or "
                               f"a Hugging Face tokenizer's (vocab.json and merges.txt, or "
@@ -435,7 +435,7 @@ def pretrained_tokenizer(directory: str, vocab_size: int) -> Tokenizer:
     elif has(PRETRAINED_TOKENIZER):
         tokenizer = load_tokenizer(os.path.join(directory, PRETRAINED_TOKENIZER))
     elif has(TOKENIZER_MODEL):
-        raise tokenizer_model_error(directory)
+        raise PretrainedError(tokenizer_model_advice(directory))
     elif is_llama_family(directory):                # their model pages give tokenizer.json
         raise CheckpointError(f"{directory!r} has a model but no tokenizer: a Llama or Qwen3 "
                               f"directory holds it in {TOKENIZER_JSON}, on the same model page")

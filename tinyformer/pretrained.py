@@ -910,7 +910,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)) and not any(
             os.path.exists(os.path.join(directory, name))
             for name in (VOCAB_JSON, MERGES_TXT, TOKENIZER_JSON)):
-        raise tokenizer_model_error(directory)
+        raise PretrainedError(tokenizer_model_advice(directory))
     if os.path.exists(os.path.join(directory, VOCAB_JSON)) or not os.path.exists(tokenizer_json):
         vocab, merges, added, where = _read_vocab_and_merges(directory)
     else:
@@ -1490,7 +1490,7 @@ def _no_tokenizer_json(directory):
                                f"{MERGES_TXT}), not a {TOKENIZER_JSON}: read them with "
                                f"load_gpt2_tokenizer")
     if has(TOKENIZER_MODEL):
-        return tokenizer_model_error(directory)
+        return PretrainedError(tokenizer_model_advice(directory))
     if has(PRETRAINED_TOKENIZER):
         return PretrainedError(f"{directory!r} holds a tokenizer file of tinyformer's, not a "
                                f"{TOKENIZER_JSON}: read it with load_tokenizer("
@@ -1498,12 +1498,6 @@ def _no_tokenizer_json(directory):
     what = "has a model but no tokenizer" if has(CONFIG) else f"holds no {TOKENIZER_JSON}"
     return PretrainedError(f"{directory!r} {what}: put the model's {TOKENIZER_JSON} there, "
                            f"from its model page")
-
-
-def tokenizer_model_error(directory: StrPath) -> PretrainedError:
-    """The one-line error for a directory whose only tokenizer is a tokenizer.model (Llama 2's
-    SentencePiece, say), saying what to fetch instead."""
-    return PretrainedError(tokenizer_model_advice(directory))
 
 
 def _refuse(path, what, why):
