@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
+from ..files import command_line
+
 if TYPE_CHECKING:                   # checking.py imports this module
     from .checking import Learner
 
@@ -140,12 +142,12 @@ def find(name: int | str) -> Exercise:
         if 1 <= number <= len(catalogue):
             return catalogue[number - 1]
         raise ValueError(f"there is no exercise {number}: they are numbered 1 to "
-                         f"{len(catalogue)} (see `tinyformer exercises list`)")
+                         f"{len(catalogue)} (see `{command_line('exercises', 'list')}`)")
     for ex in catalogue:
         if ex.slug == name:
             return ex
     raise ValueError(f"there is no exercise called {name!r}{_did_you_mean(str(name))}: give a "
-                     f"number or a name from `tinyformer exercises list`")
+                     f"number or a name from `{command_line('exercises', 'list')}`")
 
 
 def _did_you_mean(name: str) -> str:
@@ -178,5 +180,5 @@ def find_chapter(name: int | str) -> int:
         if name == folder:
             return number
     raise ValueError(f"there is no chapter {name!r}: give a number from 1 to {len(CHAPTERS)} "
-                     f"or a folder name such as {CHAPTERS[0][0]} (see `tinyformer exercises "
-                     f"list`)")
+                     f"or a folder name such as {CHAPTERS[0][0]} (see "
+                     f"`{command_line('exercises', 'list')}`)")

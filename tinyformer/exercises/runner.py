@@ -38,7 +38,7 @@ from typing import Iterable
 
 import click
 
-from ..files import StrPath, describe_os_error
+from ..files import StrPath, command_line, describe_os_error
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Checked, Workspace, init_workspace
@@ -60,8 +60,9 @@ def init(directory: StrPath) -> None:
     first = exercises()[0]
     click.echo(f"Wrote {len(exercises())} exercises to {workspace.root}/. Start with:\n"
                f"  cd {directory}\n"
-               f"  tinyformer exercises show 1      then edit {first.file}\n"
-               f"  tinyformer exercises check       or `watch`, to re-check on every save")
+               f"  {command_line('exercises', 'show', '1')}      then edit {first.file}\n"
+               f"  {command_line('exercises', 'check')}       or `watch`, to re-check on "
+               f"every save")
 
 
 def list_course(workspace: Workspace | None) -> None:
@@ -85,13 +86,13 @@ def list_course(workspace: Workspace | None) -> None:
                 if workspace and workspace.solution_shown(ex) else ""
             click.echo(f"  {ex.number:3d}  {mark} {ex.slug:32s} {ex.title}{seen}")
     if workspace is None:
-        click.echo("\nNo workspace here: `tinyformer exercises init DIR` makes one.")
+        click.echo(f"\nNo workspace here: `{command_line('exercises', 'init', 'DIR')}` makes one.")
         return
     click.echo(f"\n{done} of {len(exercises())} done, in {workspace.root}")
     if any(workspace.status(ex) == "edited" for ex in exercises()):
         click.echo("(edited: it passed once and has changed since; check it again)")
-    click.echo("Each chapter has a question to answer before you run it: "
-               "tinyformer exercises predict CHAPTER")
+    click.echo(f"Each chapter has a question to answer before you run it: "
+               f"{command_line('exercises', 'predict', 'CHAPTER')}")
 
 
 def explanation(ex: Exercise) -> str:
@@ -105,7 +106,8 @@ def show(ex: Exercise, workspace: Workspace | None) -> None:
                            f"(chapter {ex.chapter}, {ex.chapter_title})", bold=True))
     click.echo(f"\n{explanation(ex)}\n")
     if workspace is None:
-        click.echo(f"Your file: {ex.file}, in a workspace made by `tinyformer exercises init`")
+        click.echo(f"Your file: {ex.file}, in a workspace made by "
+                   f"`{command_line('exercises', 'init')}`")
     else:
         click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
 
@@ -119,8 +121,8 @@ def hint(workspace: Workspace, ex: Exercise) -> None:
         if workspace.unsaved is None:
             click.echo(f"(ask again for hint {len(shown) + 1})")
     else:
-        click.echo(f"(that was the last hint; `tinyformer exercises solution {ex.number}` "
-                   f"shows a solution)")
+        solution = command_line("exercises", "solution", str(ex.number))
+        click.echo(f"(that was the last hint; `{solution}` shows a solution)")
     say_unsaved(workspace, "the hints are shown")
 
 
@@ -153,7 +155,7 @@ def report_check(ex: Exercise, message: str | None, printed: str, quiet: bool = 
     click.echo(click.style(failed, fg="red", bold=True) + name)
     if not quiet:
         click.echo("\n".join("  " + line for line in message.splitlines()))
-        click.echo(f"  (a hint: tinyformer exercises hint {ex.number})")
+        click.echo(f"  (a hint: {command_line('exercises', 'hint', str(ex.number))})")
     return False
 
 
@@ -164,7 +166,7 @@ def say_next(workspace: Workspace) -> None:
                    f"piece by piece.")
     else:
         click.echo(f"Next: {following.number} {following.slug}, {following.title}: "
-                   f"tinyformer exercises show {following.number}")
+                   f"{command_line('exercises', 'show', str(following.number))}")
 
 
 def check(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
@@ -274,8 +276,9 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
                 continue        # check the next one at once: it says what to write first
             if max_checks and checks >= max_checks:
                 return
+            reset = command_line("exercises", "reset", str(ex.number))
             wait_for_save(workspace.path(ex), checked, poll_seconds,
-                          f"`tinyformer exercises reset {ex.number}` brings back a fresh copy")
+                          f"`{reset}` brings back a fresh copy")
             click.echo()
     except KeyboardInterrupt:
         click.echo("\nStopped watching.")
@@ -410,7 +413,7 @@ def solution(workspace: Workspace | None, ex: Exercise, confirmed: bool = False)
         hints = workspace.progress["hints"].get(ex.slug, 0) if workspace else 0
         click.echo(f"Exercise {ex.number}, {ex.slug}: working it out is what teaches. You "
                    f"have seen {hints} of its {len(ex.hints)} hints "
-                   f"(tinyformer exercises hint {ex.number}).")
+                   f"({command_line('exercises', 'hint', str(ex.number))}).")
         try:
             confirmed = click.confirm("Show the reference solution?", default=False)
         except click.Abort:         # no terminal to answer from, or Ctrl-C: a no
@@ -452,8 +455,8 @@ def draw(workspace: Workspace, ex: Exercise, out: StrPath | None = None,
         raise RunnerError(f"--out {out}: the directory {path.parent} does not exist")
     source = workspace.path(ex)
     if not source.exists():
-        raise RunnerError(f"{source} is missing; `tinyformer exercises reset {ex.number}` "
-                          f"brings back a fresh copy")
+        reset = command_line("exercises", "reset", str(ex.number))
+        raise RunnerError(f"{source} is missing; `{reset}` brings back a fresh copy")
     message, printed = draw_in_subprocess(ex, source, path.resolve(), timeout)
     if message is not None:
         report_check(ex, message, printed, failed="CANNOT DRAW ")   # as a check says why

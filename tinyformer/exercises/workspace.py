@@ -27,7 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from ..files import NotRegularFile, StrPath, atomic_write, describe_os_error, open_regular
+from ..files import (NotRegularFile, StrPath, atomic_write, command_line, describe_os_error,
+                     open_regular)
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess, stop_running
@@ -85,8 +86,9 @@ def init_workspace(directory: StrPath) -> Workspace:
     progress file. Refuses a directory with anything in it, so nothing is overwritten."""
     root = Path(directory).resolve()          # checks run elsewhere: the path must be whole
     if is_workspace(root):
-        raise WorkspaceError(f"{root} is already an exercise workspace; `tinyformer exercises "
-                             f"reset N` restores one exercise's file")
+        raise WorkspaceError(f"{root} is already an exercise workspace; "
+                             f"`{command_line('exercises', 'reset', 'N')}` restores one "
+                             f"exercise's file")
     if root.exists() and not root.is_dir():
         raise WorkspaceError(f"{root} is a file; give a new directory for the workspace")
     if root.exists() and any(root.iterdir()):
@@ -147,9 +149,9 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
             if root.is_dir() and any(root.iterdir()):
                 raise WorkspaceError(f"{directory} is not an exercise workspace; give the "
                                      f"workspace's folder, or make one in a new folder with "
-                                     f"`tinyformer exercises init DIR`")
+                                     f"`{command_line('exercises', 'init', 'DIR')}`")
             raise WorkspaceError(f"{directory} is not an exercise workspace; make one with "
-                                 f"`tinyformer exercises init {directory}`")
+                                 f"`{command_line('exercises', 'init', directory)}`")
         return Workspace.load(root)
     here = Path.cwd().resolve()
     for root in [here, *here.parents]:
@@ -157,8 +159,8 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
             return Workspace.load(root)
     if not required:
         return None
-    raise WorkspaceError("no exercise workspace here or in any parent directory; make one with "
-                         "`tinyformer exercises init`, or pass --workspace DIR")
+    raise WorkspaceError(f"no exercise workspace here or in any parent directory; make one "
+                         f"with `{command_line('exercises', 'init')}`, or pass --workspace DIR")
 
 
 @contextlib.contextmanager
@@ -272,11 +274,11 @@ class Workspace:
                 hashes.append(file_hash(path))
             except (OSError, WorkspaceError) as error:
                 if not path.exists():
-                    why = (f"{path} is missing; `tinyformer exercises reset {ex.number}` "
-                           f"brings back a fresh copy")
+                    reset = command_line("exercises", "reset", str(ex.number))
+                    why = f"{path} is missing; `{reset}` brings back a fresh copy"
                 elif isinstance(error, WorkspaceError):      # a folder, a pipe, a device
-                    why = (f"{error}, or `tinyformer exercises reset {ex.number}` puts a "
-                           f"fresh copy in its place")
+                    reset = command_line("exercises", "reset", str(ex.number))
+                    why = f"{error}, or `{reset}` puts a fresh copy in its place"
                 else:
                     why = describe_os_error(error)
                 if not keep_going:
