@@ -256,6 +256,19 @@ def test_a_uniform_near_1_never_draws_a_token_ruled_out():
     assert sample_next([[-2.4, 1.2, 0.3, -np.inf]], rng=LargestUniforms()) == [2]
 
 
+class ZeroUniforms:
+    """A generator whose every uniform is 0, the smallest it may give."""
+    def random(self, shape):
+        return np.zeros(shape)
+
+
+def test_a_uniform_of_0_never_draws_a_token_ruled_out():
+    # Token 0 ruled out (top-k, a -inf logit): a uniform of exactly 0 drew it, since no
+    # cumulative probability is below 0. The draw is the first kept token in id order.
+    assert sample_next([[-50.0, 1.2, 0.3, -2.4]], top_k=3, rng=ZeroUniforms()) == [1]
+    assert sample_next([[-np.inf, -np.inf, 0.3, 1.2]], rng=ZeroUniforms()) == [2]
+
+
 @pytest.mark.parametrize("temperature", [1e-300, 1e-320, 5e-324])
 def test_a_tiny_temperature_tends_to_greedy(temperature):
     # logits / 1e-320 once overflowed to inf, softmax gave NaN, and token 0 came out every time

@@ -100,9 +100,11 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
         probs = np.where(drop, 0.0, probs)
         probs /= probs.sum(axis=-1, keepdims=True)
     rng = rng if rng is not None else random.default_generator()     # as generate's default
-    # Inverse-CDF sampling: the first token whose cumulative sum reaches u. u is taken as a
-    # fraction of the row's own total, which rounding leaves a little off 1: a u above the
-    # total would pick the last id, even one that top-k, top-p or a -inf logit ruled out.
+    # Inverse-CDF sampling: the first token whose cumulative sum passes u, so a token of
+    # probability 0 (its sum no larger than the one before) is never drawn, not even by u = 0.
+    # u is taken as a fraction of the row's own total, which rounding leaves a little off 1: a
+    # u above the total would pick the last id, even one that top-k, top-p or a -inf logit
+    # ruled out.
     cumulative = np.cumsum(probs, axis=-1)                              # (B, V)
     u = rng.random((probs.shape[0], 1)) * cumulative[:, -1:]            # one uniform per row
-    return (cumulative < u).sum(axis=-1)
+    return (cumulative <= u).sum(axis=-1)
