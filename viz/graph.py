@@ -331,8 +331,9 @@ def draw_graph(tensor: ta.Tensor,
                cluster_params: bool = False, color_by_grad: bool = False,
                grad_range: tuple[float, float] | None = None,
                modules: ta.nn.Module | None = None, depth: int | None = None,
-               fold_repeats: bool = False) -> Graph:
-    """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`.
+               fold_repeats: bool = False, title: str | None = None) -> Graph:
+    """The forward computation graph that produced `tensor`, as a `graphviz.Digraph`, with a
+    key to its fills (the legend of gradient flow instead) and `title` at its top, if given.
 
     One box per op (its name, its number, the one draw_backward's "of forward op #N" cites,
     and its output shape) and one per leaf tensor; an arrow from each input to the op that
@@ -386,7 +387,7 @@ def draw_graph(tensor: ta.Tensor,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
     drawing = _draw_forward(tensor, cluster_params=cluster_params, **options)
-    _caption(drawing, None if color_by_grad else FORWARD_KEY)
+    _caption(drawing, None if color_by_grad else FORWARD_KEY, title)
     dot = drawing.dot
     dot.page_options = dict(tensor=tensor, view="forward", **options)
     return dot
@@ -762,8 +763,9 @@ def draw_backward(loss: ta.Tensor,
                   show_grad: bool = False, max_nodes: int = 500, rankdir: Rankdir = "TB",
                   color_by_grad: bool = False, grad_range: tuple[float, float] | None = None,
                   modules: ta.nn.Module | None = None, depth: int | None = None,
-                  fold_repeats: bool = False) -> Graph:
-    """The graph of the backward pass of `loss` (one number), as a `graphviz.Digraph`.
+                  fold_repeats: bool = False, title: str | None = None) -> Graph:
+    """The graph of the backward pass of `loss` (one number), as a `graphviz.Digraph`, with a
+    key and `title` as draw_graph's.
 
     Backward formulas are Tensor ops, so `grad(loss, leaves, create_graph=True)` records them
     like any computation; this draws what it recorded. The chain rule reads from the top:
@@ -809,7 +811,7 @@ def draw_backward(loss: ta.Tensor,
                    grad_range=grad_range, modules=modules, depth=depth,
                    fold_repeats=fold_repeats)
     drawing = _draw_backward(loss, bare=False, **options)
-    _caption(drawing, None if color_by_grad else BACKWARD_KEY)
+    _caption(drawing, None if color_by_grad else BACKWARD_KEY, title)
     dot = drawing.dot
     dot.page_options = dict(tensor=loss, view="backward", **options)
     return dot

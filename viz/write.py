@@ -23,8 +23,8 @@ from tinyformer.tokenizers import Tokenizer
 from .attention import AttentionMap, attention_figure
 from .attention_page import attention_page
 from .examples import Example, checkpoint_step, example
-from .graph import (BACKWARD_KEY, FORWARD_KEY, PNG_SIDE_LIMIT, _caption, _draw_backward,
-                    _draw_forward, at_png_limit, render, retain_grads)
+from .graph import (PNG_SIDE_LIMIT, at_png_limit, draw_backward, draw_graph, render,
+                    retain_grads)
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
@@ -75,17 +75,17 @@ def write_graph(out_path: str, shown: Example, what: Literal["forward", "backwar
     folding = dict(depth=depth, fold_repeats=fold_repeats)
     drawn = dict(params=shown.params, inputs=shown.inputs, show_data=show_data,
                  show_grad=show_grad, color_by_grad=flow, max_nodes=max_nodes, **folding)
+    titled = title and f"{title} ({what})"
     if what == "backward" and not _is_page(out_path):
-        drawing, key = _draw_backward(shown.loss, bare=False, **drawn), BACKWARD_KEY
+        dot = draw_backward(shown.loss, title=titled, **drawn)
     else:
         if show_grad or flow:              # the forward graph's gradients: a backward first
             retain_grads(shown.loss)       # so that ops, not only leaves, show theirs
             shown.loss.backward(retain_graph=True)
         if _is_page(out_path):             # a page holds both graphs, and opens on one
             return graph_page(shown.loss, view=what, title=title, **drawn).save(out_path)
-        drawing, key = _draw_forward(shown.loss, **drawn), FORWARD_KEY
-    _caption(drawing, None if flow else key, title and f"{title} ({what})")
-    written = render(drawing.dot, out_path)
+        dot = draw_graph(shown.loss, title=titled, **drawn)
+    written = render(dot, out_path)
     if str(written).lower().endswith(".png") and at_png_limit(written):
         log(f"note: the graph is too big for a PNG (at most {PNG_SIDE_LIMIT} pixels a side), "
             f"so {written} is drawn smaller and its labels may not read; --depth N or "
