@@ -1023,10 +1023,13 @@ def _named_special(directory):
         if not isinstance(settings, dict):
             continue
         for key, value in settings.items():
-            values = (value if key in SPECIAL_TOKEN_LISTS and isinstance(value, list)
-                      else list(value.values()) if key in SPECIAL_TOKEN_LISTS
-                      and isinstance(value, dict) else [value] if key.endswith("_token")
-                      else [])
+            if key in SPECIAL_TOKEN_LISTS:          # a list, or a dict of name: token
+                values = (value.values() if isinstance(value, dict)
+                          else value if isinstance(value, list) else [])
+            elif key.endswith("_token"):             # eos_token, bos_token, ...
+                values = [value]
+            else:
+                continue
             for token in values:
                 token = token.get("content") if isinstance(token, dict) else token
                 if isinstance(token, str):
