@@ -314,6 +314,7 @@ NAMED_SPECIAL = {
     "additional_special_tokens": {"tokenizer_config.json": {
         "additional_special_tokens": ["<eos>"]}},
     "special_tokens_map.json": {"special_tokens_map.json": {"eos_token": "<eos>"}},
+    "extra_special_tokens": {"tokenizer_config.json": {"extra_special_tokens": {"end": "<eos>"}}},
 }
 
 
