@@ -681,6 +681,17 @@ def test_a_pictures_key_says_what_each_of_its_fills_is(name, depth, what):
         assert "dL/dL = 1" in key[viz.graph.SEED_COLOUR]
 
 
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_a_title_given_heads_the_picture_its_markup_shown_as_text(what):
+    # The command titles its pictures through draw_graph and draw_backward, as code may.
+    loss = (ta.Tensor([1.0, 2.0], requires_grad=True) ** 2).sum()
+    draw = viz.draw_graph if what == "forward" else viz.draw_backward
+    assert "labelloc" not in draw(loss).source                          # untitled: none
+    titled = draw(loss, title='x <b> & "y"').source
+    assert ('label=<<FONT POINT-SIZE="18"><B>x &lt;b&gt; &amp; &quot;y&quot;</B></FONT>> '
+            'labeljust=l labelloc=t') in titled, titled
+
+
 def test_gradient_flow_has_its_legend_and_the_page_no_key(tmp_path):
     # With --flow the fills are gradient norms, which the legend reads; the page's panel says
     # what a node is, and folding a box there moves nodes under where a key would stand.
