@@ -505,6 +505,13 @@ def test_gradients_flow_through_the_cache_with_grouped_heads():
     (dict(positions="rope", d_head=5), "positions='rope' needs an even head width (features "
                                        "turn in pairs), got 5; choose d_model and n_head whose "
                                        "d_model / n_head is even, or give an even d_head"),
+    # Python takes the text "false" for true: it tied the weights, or turned QK-norm on. And
+    # a 0 kept in config.json was refused when the model came back (attention_bias: 0).
+    (dict(tie_weights="false"), ": tie_weights must be True or False, got 'false'"),
+    (dict(qk_norm="no"), ": qk_norm must be True or False, got 'no'"),
+    (dict(bias=0), ": bias must be True or False, got 0"),
+    (dict(rmsnorm_affine=None, normalization="rmsnorm"),
+     ": rmsnorm_affine must be True or False, got None"),
 ])
 def test_bad_switches_are_one_line_errors(switches, message):
     for build in (lambda: GPT(V, CONTEXT, **SIZES, **switches),
@@ -513,6 +520,16 @@ def test_bad_switches_are_one_line_errors(switches, message):
         with pytest.raises(ValueError) as error:
             build()
         assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_on_off_switches_take_numpys_booleans_as_pythons():
+    model = GPT(V, CONTEXT, **SIZES, tie_weights=np.False_, bias=np.bool_(False))
+    assert model.head is not None and not any(n.endswith("bias") for n, _ in
+                                              model.named_parameters())
+    assert model.config["tie_weights"] is False and model.config["bias"] is False   # for json
+    with pytest.raises(ValueError, match=r"^Transformer: share_embeddings must be True or "
+                                         r"False, got 'yes'$"):
+        Transformer(V, V, CONTEXT, **SIZES, share_embeddings="yes")
 
 
 def test_a_config_without_the_switches_builds_the_model_it_always_did():

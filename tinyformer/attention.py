@@ -547,7 +547,8 @@ class MultiHeadAttention(nn.Module):
                  rmsnorm_affine: bool = True, d_head: int | None = None) -> None:
         check_sizes("MultiHeadAttention", d_model=d_model, n_head=n_head, d_head=d_head)
         d_head = head_width("MultiHeadAttention", d_model, n_head, d_head)
-        check_switches("MultiHeadAttention", dropout=dropout, n_kv_head=n_kv_head)
+        check_switches("MultiHeadAttention", dropout=dropout, n_kv_head=n_kv_head, bias=bias,
+                       qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         if n_head % n_kv_head:
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "

@@ -79,7 +79,9 @@ class BERT(nn.Module):
                  d_head: int | None = None) -> None:
         check_sizes("BERT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
-        check_switches("BERT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
+        check_switches("BERT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head,
+                       bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
+                       tie_weights=tie_weights)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
             if pad_id >= vocab_size:     # no token could be padding: nothing would be hidden

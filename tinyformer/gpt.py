@@ -54,7 +54,9 @@ class GPT(nn.Module):
                  rope_theta: float = 10000.0, d_head: int | None = None) -> None:
         check_sizes("GPT", vocab_size=vocab_size, context=context, n_layer=n_layer,
                     n_head=n_head, d_model=d_model, d_ff=d_ff, d_head=d_head)
-        check_switches("GPT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
+        check_switches("GPT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head,
+                       bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
+                       tie_weights=tie_weights)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = built_with(vocab_size=vocab_size, context=context, n_layer=n_layer,
                                  n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,

@@ -19,7 +19,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, nn, stack
 from tinyautograd import functional as F
 
-from .schema import Number, Optional, Whole, check_settings, check_whole, is_finite_number
+from .schema import (Number, Optional, Rule, Whole, check_settings, check_whole,
+                     is_finite_number)
 
 # A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
 Tokens = Union[Tensor, ArrayLike]
@@ -230,12 +231,24 @@ def check_sizes(model: str, **sizes: int | None) -> None:
                              if size is not None or name not in ("d_ff", "d_head")})
 
 
+class OnOff(Rule):
+    """True or False (numpy's too, which built_with makes Python's): not the text "false",
+    which Python takes for true, nor 0 or 1, which a config.json would keep as numbers."""
+
+    def why(self, value: Any) -> str | None:
+        ok = isinstance(value, (bool, np.bool_))
+        return None if ok else f"must be True or False, got {value!r}"
+
+
 # The rules of the settings that are not sizes, the ones a run's settings follow (train_config
 # takes its rules for these from here): GPT(dropout="0.1") is refused in one line, as
-# --dropout abc is, not by a failed comparison.
+# --dropout abc is, not by a failed comparison; GPT(tie_weights="false") too, where Python
+# would read the text as true and tie the weights.
 SWITCHES = {"dropout": Number(0, high=1),                # 1 drops everything, as torch allows
             "rope_theta": Number(above=1),               # a base <= 1 turns nothing apart
-            "n_kv_head": Optional(Whole(1, 4_096))}      # None: one per query head
+            "n_kv_head": Optional(Whole(1, 4_096)),      # None: one per query head
+            **dict.fromkeys(("bias", "qk_norm", "rmsnorm_affine", "tie_weights",
+                             "share_embeddings"), OnOff())}
 
 
 def built_with(**settings: Any) -> dict[str, Any]:
@@ -248,7 +261,8 @@ def built_with(**settings: Any) -> dict[str, Any]:
 
 def check_switches(model: str, **switches: object) -> None:
     """ValueError, in one line naming `model`, for the first of `switches` (dropout,
-    rope_theta, n_kv_head) that breaks its rule in SWITCHES."""
+    rope_theta, n_kv_head, and the on-off ones: bias, qk_norm, ...) that breaks its rule in
+    SWITCHES."""
     check_settings(switches, SWITCHES, name=lambda key: f"{model}: {key}")
 
 

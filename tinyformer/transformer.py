@@ -84,7 +84,9 @@ class Transformer(nn.Module):
         check_sizes("Transformer", src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
                     context=context, n_layer=n_layer, n_head=n_head, d_model=d_model, d_ff=d_ff,
                     d_head=d_head)
-        check_switches("Transformer", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head)
+        check_switches("Transformer", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head,
+                       bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
+                       tie_weights=tie_weights, share_embeddings=share_embeddings)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
             # Padding hides source tokens and fills the targets written after eos: both
