@@ -112,6 +112,11 @@ def test_defaults_depend_on_the_job():
     (dict(model="bert", mask_rate=0), "--mask-rate must be a finite number in (0, 1), got 0"),
     (dict(model="bert", mask_rate=1.0), "--mask-rate must be a finite number in (0, 1), got 1.0"),
     (dict(qk_norm=1), "--qk-norm must be true or false, got 1"),
+    # RoPE turns features in pairs: say which head counts give even heads, or that none can.
+    (dict(positions="rope", n_head=2, d_model=6), "--positions rope needs an even head size, "
+                                                  "but d_model / n_head = 3; try --n-head 1 or 3"),
+    (dict(positions="rope", n_head=3, d_model=15), "d_model / n_head = 5; give an even "
+                                                   "--d-model"),
     (dict(task="copy", min_len=1), "--min-len must be at least 2, got 1"),
 ])
 def test_bad_settings_are_refused_in_one_line(settings, message):
@@ -128,7 +133,8 @@ def test_bad_settings_are_refused_in_one_line(settings, message):
     (dict(model="transformer"), "model transformer trains on a seq2seq task; give task "),
     (dict(n_head=3, d_model=64), "n_head 3 does not divide d_model 64: each head gets "
                                  "d_model / n_head dimensions; try n_head 2 or 4"),
-    (dict(positions="rope", n_head=2, d_model=6), "positions rope needs an even head size"),
+    (dict(positions="rope", n_head=2, d_model=6), "positions rope needs an even head size, but "
+                                                  "d_model / n_head = 3; try n_head 1 or 3"),
     (dict(n_head=4, n_kv_head=3), "n_kv_head 3 does not divide n_head 4: each key-value head "
                                   "serves a whole group of query heads; try n_kv_head 1 or 2 or 4"),
     (dict(tokenizer="bpe", vocab_size=258), "vocab_size 258 is too small"),

@@ -321,8 +321,16 @@ class TrainConfig:
                              f"{name('d_model')} {self.d_model}: each head gets d_model / n_head "
                              f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}")
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+            # The head counts nearest the one asked for whose heads are even; an odd d_model
+            # has none.
+            even = [n for n in range(1, self.d_model + 1)
+                    if self.d_model % n == 0 and (self.d_model // n) % 2 == 0]
+            nearest = [n for n in even if n < self.n_head][-1:]
+            nearest += [n for n in even if n > self.n_head][:1]
+            fix = (f"try {name('n_head')} {' or '.join(map(str, nearest))}" if nearest else
+                   f"give an even {name('d_model')}")
             raise ValueError(f"{name('positions')} rope needs an even head size, but d_model / "
-                             f"n_head = {self.d_model // self.n_head}")
+                             f"n_head = {self.d_model // self.n_head}; {fix}")
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
             divisors = ' or '.join(map(str, [n for n in range(1, self.n_head + 1)
                                              if self.n_head % n == 0][-3:]))
