@@ -164,6 +164,14 @@ def test_the_block_names_its_kind_of_attention_and_reads_older_configs():
     assert describe_block(SimpleNamespace(config=older)) == describe_block(model)
     assert "pre-norm RMSNorm," in describe_block(model)
     assert "no biases" in said(bias=False) and "no biases" not in said()
+    # tie_weights said too: a summary did not tell a tied head from an untied one.
+    assert said(tie_weights=False).endswith(", a head of its own (untied)")
+    assert "untied" not in said()
+    for untied in (BERT(11, 8, n_layer=1, n_head=4, d_model=16, tie_weights=False),
+                   Transformer(11, 11, 8, n_layer=1, n_head=4, d_model=16, tie_weights=False,
+                               share_embeddings=True)):
+        assert "a head of its own (untied)" in describe_block(untied)
+    assert "source and target embeddings shared" in describe_block(untied)
 
 
 def test_a_summary_of_a_model_in_training_mode_draws_no_dropout_masks():

@@ -159,9 +159,9 @@ _ACTIVATIONS = {"gelu": "GELU", "relu": "ReLU", "swiglu": "SwiGLU", "relu2": "sq
 
 def describe_block(model: nn.Module) -> str:
     """The model's block in words, from its config: its norms, feed-forward network,
-    attention and positions, and the switches that are on. For GPT-2's defaults: 'pre-norm
-    LayerNorm, GELU feed-forward of width 512, multi-head attention (4 heads), learned
-    positions'."""
+    attention and positions, and the switches that are on (an untied head among them). For
+    GPT-2's defaults: 'pre-norm LayerNorm, GELU feed-forward of width 512, multi-head
+    attention (4 heads), learned positions'."""
     c = model.config
     n_head = c["n_head"]
     n_kv_head = c.get("n_kv_head") or n_head
@@ -187,6 +187,11 @@ def describe_block(model: nn.Module) -> str:
         words.append("no biases")
     if c.get("logit_softcap") is not None:
         words.append(f"logits soft-capped at {c['logit_softcap']:g}")
+    # Every model ties its head to the token embedding by default: said when it does not.
+    if c.get("share_embeddings"):
+        words.append("source and target embeddings shared")
+    if not c.get("tie_weights", True):
+        words.append("a head of its own (untied)")
     return ", ".join(words)
 
 
