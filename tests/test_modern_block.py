@@ -494,7 +494,8 @@ def test_gradients_flow_through_the_cache_with_grouped_heads():
 
 
 @pytest.mark.parametrize("switches, message", [
-    (dict(n_kv_head=3), "n_kv_head 3 does not divide n_head 4"),
+    (dict(n_kv_head=3), "n_kv_head 3 does not divide n_head 4: each key-value head serves a "
+                        "whole group of query heads; give one of 1, 2, 4"),
     (dict(n_kv_head=0), "n_kv_head must be a whole number >= 1, got 0"),
     (dict(normalization="batchnorm"), "unknown normalization 'batchnorm'; choose 'layernorm'"),
     (dict(activation="tanh"), "unknown activation 'tanh'; choose one of 'relu', 'gelu', "

@@ -551,9 +551,10 @@ class MultiHeadAttention(nn.Module):
                        qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
         if n_head % n_kv_head:
+            divisors = [n for n in range(1, n_head + 1) if n_head % n == 0]
             raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
                              f"n_head {n_head}: each key-value head serves a whole group of "
-                             f"query heads")
+                             f"query heads; give one of {', '.join(map(str, divisors))}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights
