@@ -156,6 +156,10 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
     directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config, path = _read_config(directory)
     model_type = config.get("model_type")
+    if model_type is None:              # transformers' AutoConfig refuses it too
+        raise PretrainedError(f"{path} has no model_type, which names the model's "
+                              f"architecture; tinyformer reads 'gpt2', 'llama' and 'qwen3' "
+                              f"checkpoints: add the model's (\"model_type\": \"gpt2\", say)")
     if model_type == "gpt2":
         return load_gpt2(directory, gpt, config)
     if model_type in LLAMA_FAMILY:
