@@ -171,6 +171,15 @@ def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
     assert_input_error(result, "hidden_size is missing; a llama config.json gives")
+    # Without a model_type, beside a Hugging Face model's weights: that is what is missing,
+    # not a run of tinyformer train that the folder never was.
+    del config["model_type"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for command in ("generate", "lens"):
+        result = tinyformer(command, "--checkpoint", tmp_path, "--prompt", "x")
+        assert_input_error(result, "config.json has no model_type, which names the model's "
+                                   "architecture; tinyformer reads 'gpt2', 'llama' and 'qwen3' "
+                                   "checkpoints: add the model's (\"model_type\": \"gpt2\", say)")
 
 
 # -- export ------------------------------------------------------------------------------------

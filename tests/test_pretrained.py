@@ -220,7 +220,8 @@ def test_a_tensor_in_two_shards_is_refused(hf, tmp_path):
     arrays = load_file(tmp_path / other)     # a copy of wte in another shard: which is it?
     arrays["transformer.wte.weight"] = load_file(tmp_path / holder)["transformer.wte.weight"]
     save_file(arrays, tmp_path / other, metadata={"format": "pt"})
-    with pytest.raises(PretrainedError, match="tensor 'wte.weight' is there twice"):
+    with pytest.raises(PretrainedError, match="tensor 'transformer.wte.weight' is there twice; "
+                                              "keep one of them, or take the files again"):
         GPT.from_pretrained(tmp_path)
 
 

@@ -683,12 +683,21 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"tie_word_embeddings": True}, None, "ties the output layer to the embedding "
                                           "(tie_word_embeddings true), but lm_head.weight is "
                                           "another matrix"),
+    # Each tensor named as the file names it, with what to do.
     ({}, without("model.layers.1.mlp.up_proj.weight"),
-     "tensor 'layers.1.mlp.up_proj.weight' is missing, given config.json"),
+     "tensor 'model.layers.1.mlp.up_proj.weight' is missing, given config.json; put the "
+     "config.json and the weights of one model together"),
     ({}, lambda w: w.update({"model.layers.0.mlp.extra": np.zeros(2, np.float32)}),
-     "tensor 'layers.0.mlp.extra' is not part of llama"),
+     "tensor 'model.layers.0.mlp.extra' is not part of llama, given config.json; put the"),
     ({}, lambda w: w.update({"model.norm.weight": np.ones(31, np.float32)}),
-     "'norm.weight' has the wrong shape: (31,), but config.json makes it (32,)"),
+     "tensor 'model.norm.weight' has the wrong shape: (31,), but config.json makes it (32,); "
+     "put the config.json and the weights of one model together"),
+    ({}, lambda w: w.update({"model.norm.weight": w["model.norm.weight"].astype(np.int8)}),
+     "tensor 'model.norm.weight' holds int8, not floats; tinyformer reads weights of floats"),
+    # transformers adds "model." to a name without it: two tensors for one weight, either of
+    # which would be silently the model's.
+    ({}, lambda w: w.update({"norm.weight": 2 * w["model.norm.weight"]}),
+     "tensor 'model.norm.weight' is there twice, also as 'norm.weight'; keep one of them"),
 ]
 
 

@@ -37,7 +37,8 @@ from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB
                          read_tokenizer_json, save_gpt2_tokenizer)
 from .schema import Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
-                     is_ours, load_arrays, load_tokenizer_for, read_config, read_config_json)
+                     holds_pretrained_weights, is_ours, load_arrays, load_tokenizer_for,
+                     read_config, read_config_json)
 from .tokenizers import (END_OF_TEXT, TOKENIZER_MODEL, BPETokenizer, Tokenizer,
                          is_tokenizer_file, load_tokenizer, tokenizer_model_advice)
 from .transformer import Transformer
@@ -167,7 +168,10 @@ def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | N
     advice offers a Hugging Face model's directory where the caller takes one (`pretrained`)."""
     directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config = read_config_json(directory, pretrained)
-    if "model_type" in config and not is_ours(config):          # a Hugging Face model's
+    # A Hugging Face model's: its config.json names its model_type, or, without one, it is
+    # beside their weights, and pretrained.py says what is missing.
+    if not is_ours(config) and ("model_type" in config
+                                or (pretrained and holds_pretrained_weights(directory))):
         if model is not None:
             raise ValueError(f"model: {directory!r} is a Hugging Face model's directory, "
                              f"which builds its own model; load it without model=")

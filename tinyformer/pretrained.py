@@ -156,6 +156,10 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
     directory = os.fspath(directory)            # a pathlib.Path is named as its text
     config, path = _read_config(directory)
     model_type = config.get("model_type")
+    if model_type is None:              # transformers' AutoConfig refuses it too
+        raise PretrainedError(f"{path} has no model_type, which names the model's "
+                              f"architecture; tinyformer reads 'gpt2', 'llama' and 'qwen3' "
+                              f"checkpoints: add the model's (\"model_type\": \"gpt2\", say)")
     if model_type == "gpt2":
         return load_gpt2(directory, gpt, config)
     if model_type in LLAMA_FAMILY:
@@ -176,7 +180,7 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     config = _gpt2_config(config if config is not None else _read_config(directory)[0], path)
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
-    tensors, where = _read_tensors(directory, prefix="transformer.")
+    tensors, where, spelled = _read_tensors(directory, prefix="transformer.")
     state = {name: array for name, array in tensors.items() if not BUFFER.fullmatch(name)}
     if config["tie_word_embeddings"]:
         _drop_tied_head(state, "wte.weight", where)
@@ -187,7 +191,7 @@ def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) ->
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
             module.eps = config["layer_norm_epsilon"]
-    _check_tensors(state, to_gpt2(model), where, "GPT-2")
+    _check_tensors(state, to_gpt2(model), where, "GPT-2", spelled, "transformer.")
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
 
@@ -319,7 +323,8 @@ def _our_activation(name):
 
 def _read_tensors(directory, prefix):
     """(name -> array of every tensor in model.safetensors or its shards, with `prefix` taken
-    off the names; the path to name in messages). A name twice is refused."""
+    off the names; the path to name in messages; name -> the name as the file spells it, for
+    messages). A name twice is refused, with or without the prefix."""
     path = os.path.join(directory, WEIGHTS)
     if os.path.isfile(path):
         files = [path]
@@ -347,20 +352,34 @@ def _read_tensors(directory, prefix):
             arrays += load_file(file).items()
         except SafetensorsError as e:
             raise PretrainedError(str(e)) from None
-    state = {}
-    for name, array in arrays:
-        name = name.removeprefix(prefix)
+    state, spelled = {}, {}
+    for spelling, array in arrays:
+        name = spelling.removeprefix(prefix)
         if name in state:
-            raise PretrainedError(f"{path}: tensor {name!r} is there twice")
-        state[name] = array
-    return state, path
+            # Two shards holding one tensor, or it spelled with and without the prefix: which
+            # one is the model's cannot be told.
+            twice = (f"{spelling!r} is there twice" if spelling == spelled[name] else
+                     f"{spelled[name]!r} is there twice, also as {spelling!r}")
+            raise PretrainedError(f"{path}: tensor {twice}; keep one of them, or take the "
+                                  f"files again from the model's page")
+        state[name], spelled[name] = array, spelling
+    return state, path, spelled
 
 
-def _check_tensors(state, expected, path, family):
+def _check_tensors(state, expected, path, family, spelled, prefix):
     """PretrainedError, one line, unless `state` holds exactly the tensors of `expected`
     (name -> array of the right shape): none missing, none left over, each of its shape and of
     floats. (The constants a checkpoint may carry beside them, of any dtype, are taken out of
-    `state` before.)"""
+    `state` before.) The tensors are named as the file names them (`spelled`, from
+    _read_tensors), a missing one with the `prefix` that the file's names have, so that the
+    name is found in the file, or in another model's."""
+    has_prefix = any(spelling != name for name, spelling in spelled.items())
+
+    def as_in_file(name):                      # lm_head sits beside the prefixed model
+        if name in spelled:
+            return spelled[name]
+        return prefix + name if has_prefix and name != "lm_head.weight" else name
+
     shapes = {name: np.shape(array) for name, array in expected.items()}
     missing = [name for name in shapes if name not in state]
     extra = [name for name in state if name not in shapes]
@@ -373,10 +392,13 @@ def _check_tensors(state, expected, path, family):
                 problem += f": {state[name].shape}, but {CONFIG} makes it {shapes[name]}"
             else:
                 problem += f", given {CONFIG}"
-            raise PretrainedError(f"{path}: tensor {name!r}{more} {problem}")
+            raise PretrainedError(f"{path}: tensor {as_in_file(name)!r}{more} {problem}; put "
+                                  f"the {CONFIG} and the weights of one model together")
     for name, array in state.items():
         if not np.issubdtype(array.dtype, np.floating):
-            raise PretrainedError(f"{path}: tensor {name!r} holds {array.dtype}, not floats")
+            raise PretrainedError(f"{path}: tensor {as_in_file(name)!r} holds {array.dtype}, "
+                                  f"not floats; tinyformer reads weights of floats "
+                                  f"(16, 32 or 64 bits), not quantised ones")
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,9 +472,8 @@ def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
     `config`. Weights in float16 or bfloat16 are loaded as float32."""
     path = os.path.join(directory, CONFIG)
     settings, eps = _llama_settings(config, path)
-    tensors, where = _read_tensors(directory, prefix="")
-    state = {name.removeprefix("model."): array for name, array in tensors.items()}
-    state = {name: array for name, array in state.items() if not LLAMA_BUFFER.fullmatch(name)}
+    tensors, where, spelled = _read_tensors(directory, prefix="model.")
+    state = {name: array for name, array in tensors.items() if not LLAMA_BUFFER.fullmatch(name)}
     if settings["tie_weights"]:
         _drop_tied_head(state, "embed_tokens.weight", where)
     model = _build(gpt, settings, state, path, where)
@@ -460,7 +481,7 @@ def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
         if isinstance(module, nn.RMSNorm):
             module.eps = eps
     expected = to_llama(model)
-    _check_tensors(state, expected, where, config["model_type"])
+    _check_tensors(state, expected, where, config["model_type"], spelled, "model.")
     model.load_state_dict(from_llama(state, model))
     return model.eval()
 

@@ -673,7 +673,7 @@ def _config_advice(directory, pretrained):
         names = set(os.listdir(directory))
     except OSError:
         names = set()
-    from_a_page = bool(names & {"model.safetensors", "model.safetensors.index.json"})
+    from_a_page = holds_pretrained_weights(directory)
     ours = MANIFEST in names or any(CHECKPOINT_FILE.fullmatch(name) for name in names)
     if from_a_page or (pretrained and not ours):
         return "download it again from the model's page, or restore it"
@@ -688,6 +688,13 @@ def before_first_checkpoint(directory: StrPath) -> bool:
     except (OSError, ValueError):
         return False
     return manifest is not None and manifest.get("checkpoint") is None
+
+
+def holds_pretrained_weights(directory: StrPath) -> bool:
+    """Whether `directory` holds a Hugging Face model's weights: model.safetensors, or the
+    index of its shards (a run of ours keeps its weights in files of its own)."""
+    return any(os.path.isfile(os.path.join(directory, name))
+               for name in ("model.safetensors", "model.safetensors.index.json"))
 
 
 def is_ours(config: dict[str, Any]) -> bool:
