@@ -312,6 +312,8 @@ class Function:
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
         if True in needs_input_grad:
+            if data.dtype.kind == "c":
+                raise _complex_in_graph(cls, data.dtype)
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
@@ -322,6 +324,15 @@ class Function:
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _complex_in_graph(fn, dtype):
+    """The error for op `fn` giving a complex result from a tensor that requires a gradient:
+    its backward would need the conjugate of every operand, as torch takes it, which no op
+    here does, so the gradient would be silently wrong."""
+    return TypeError(f"{fn.name()}: its result is {dtype}, and complex numbers are not "
+                     f"differentiated here: keep what meets a tensor that requires a gradient "
+                     f"real, or .detach() the tensor to compute with it outside the graph")
 
 
 def _stamped_with_what_it_views(out, t):
@@ -461,10 +472,10 @@ def _refuse_floats(symbol, *tensors):
 
 
 def _lift(value, like, what=None):
-    """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
-    floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
-    any other goes through the Tensor constructor. What is not numbers is refused
-    (`_numbers`)."""
+    """A Tensor for an operand. A Python number is weak (above). numpy arrays of real numbers
+    that meet a floating-point tensor take its dtype (so a float64 tensor keeps float64
+    operands exact); any other, a complex one included (a cast would drop its imaginary part),
+    goes through the Tensor constructor. What is not numbers is refused (`_numbers`)."""
     if isinstance(value, Tensor):
         return value
     number = _PYTHON_NUMBERS.get(value.__class__)     # (numpy's scalars are arrays here)
@@ -479,7 +490,7 @@ def _lift(value, like, what=None):
             # compare the numbers as they are.
             return Tensor._make(np.asarray(value).astype(dtype))
     array = _numbers(value, what)
-    if like.dtype.kind == "f":
+    if like.dtype.kind == "f" and array.dtype.kind != "c":
         return Tensor._make(array.astype(like.dtype, copy=False))
     return Tensor(array)
 
@@ -684,14 +695,15 @@ class Tensor:
     @property
     def requires_grad(self) -> bool:
         """Whether ops record a graph through this tensor, so that backward reaches it (only
-        floating-point tensors can)."""
+        real floating-point tensors can)."""
         return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and self.data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients; this one is "
-                            f"{self.data.dtype}")
+        if value and self.data.dtype.kind != "f":
+            # Complex ones too: no op here takes the conjugates that their gradients need.
+            raise TypeError(f"only real floating-point tensors can require gradients; this one "
+                            f"is {self.data.dtype}")
         if not value and self.grad_fn is not None:   # the graph through it would stay, unused
             raise RuntimeError(f"requires_grad can be turned off on a leaf only; this tensor "
                                f"was computed by {self.grad_fn.name}: use .detach() for it "
@@ -718,9 +730,9 @@ class Tensor:
             if value.shape != self.shape:
                 raise ShapeError(f"assigned grad has shape {value.shape}, but the tensor has "
                                  f"shape {self.shape}: a gradient has its tensor's shape")
-            if value.dtype.kind not in "fc":
-                raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is floating "
-                                f"point, as its tensor ({self.dtype})")
+            if value.dtype.kind != "f":
+                raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is real "
+                                f"floating point, as its tensor ({self.dtype})")
         self._grad = value
         # .grad_tensor is .grad with its graph: an assigned .grad has none. Kept, it would hold
         # that graph's memory after `p.grad = None`, and the next backward(create_graph=True)
