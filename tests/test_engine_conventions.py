@@ -930,6 +930,30 @@ def test_augmented_assignment_on_a_leaf_that_requires_grad_is_refused_while_reco
     assert p.data.tolist() == [1.0, 1.0]
 
 
+def test_augmented_assignment_on_a_view_of_a_leaf_that_requires_grad_is_refused_as_in_torch():
+    # torch's "a view of a leaf Variable that requires grad is being used in an in-place
+    # operation": a new x would leave the leaf as it was, silently.
+    p = nn.Parameter(np.ones((2, 3)))
+    for view in (lambda: p[0], lambda: p.T, lambda: p.reshape(3, 2)[1:]):
+        v = view()
+        with pytest.raises(RuntimeError, match=r"^in-place \+= on a view \((getitem|transpose)\) "
+                                               r"of a leaf that requires grad: do it under "
+                                               r"no_grad\(\), or write x = x \+ y$"):
+            v += 1
+    assert p.data.tolist() == [[1.0] * 3] * 2
+    copy = p[[0, 0]]                             # an integer index copies: a new x, as before
+    copy += 1
+    assert copy.grad_fn.name == "add" and p.data.tolist() == [[1.0] * 3] * 2
+    activation = p * 2                           # a view of an activation: a new x, as before
+    row = activation[0]
+    row += 1
+    assert row.grad_fn.name == "add" and activation.data.tolist() == [[2.0] * 3] * 2
+    with ta.no_grad():                           # nothing recorded: the leaf changes, as torch's
+        v = p[0]
+        v += 1
+    assert p.data.tolist() == [[2.0] * 3, [1.0] * 3]
+
+
 def test_augmented_assignment_that_must_be_recorded_makes_a_new_tensor():
     # x = x * y, recorded: what a backward written for arrays and Tensors alike does with
     # `d *= mask` under create_graph (torch would record it in place).

@@ -335,6 +335,20 @@ def _complex_in_graph(fn, dtype):
                      f"real, or .detach() the tensor to compute with it outside the graph")
 
 
+def _views_a_leaf(t):
+    """Whether t is a view of a leaf that requires grad, through recorded ops that gave views
+    (an index, a reshape, a transpose that numpy made without a copy: each shares its input's
+    stamp of changes), one or several."""
+    while t.grad_fn is not None:
+        node = t.grad_fn
+        if not node.fn.views_input or node.freed or t._changed_at is None:
+            return False
+        if t._changed_at is not node.inputs[0]._changed_at:   # a copy (an integer index)
+            return False
+        t = node.inputs[0]
+    return t._requires_grad
+
+
 def _stamped_with_what_it_views(out, t):
     """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
     an index: not a copy), so that a change through either is a change of both. numpy's `base`
@@ -932,10 +946,11 @@ class Tensor:
     # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
     # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
     # is recorded, a leaf that requires a gradient refuses, as in torch (the step must not be
-    # differentiated); any other tensor gets a new, recorded x = x + y (torch would record the
-    # change in place), on which every backward written for arrays and Tensors alike relies
-    # (`d *= mask` under create_graph). A change in place is stamped (`_changed_in_place`), so
-    # that a backward that would read the changed tensor refuses instead.
+    # differentiated), and so does a view of one (`v = w[0]`); any other tensor gets a new,
+    # recorded x = x + y (torch would record the change in place), on which every backward
+    # written for arrays and Tensors alike relies (`d *= mask` under create_graph). A change in
+    # place is stamped (`_changed_in_place`), so that a backward that would read the changed
+    # tensor refuses instead.
     def __iadd__(self, other: Operand) -> Tensor: return self._update("+", other)
     def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
     def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
@@ -953,6 +968,12 @@ class Tensor:
             if self.grad_fn is None and self._requires_grad:
                 raise RuntimeError(f"in-place {symbol}= on a tensor that requires grad: do it "
                                    f"under no_grad(), or write x = x {symbol} y")
+            if _views_a_leaf(self):
+                # As torch refuses it: the leaf would have to change too, and a new x (below)
+                # would leave it as it was, silently.
+                raise RuntimeError(f"in-place {symbol}= on a view ({self.grad_fn.name}) of a "
+                                   f"leaf that requires grad: do it under no_grad(), or write "
+                                   f"x = x {symbol} y")
             return recorded(self, other)
         if not self.data.flags.writeable:
             raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
