@@ -549,6 +549,44 @@ def _binary(fn, a, b):
     return fn.apply(a, b)
 
 
+def _scaled(fn, a, b):
+    """`a * b` and `a / b` (fn is Mul or Div): `_binary`'s, but a float16 tensor times or over a
+    number that float16 cannot hold exactly is computed in float32 and rounded to float16 once,
+    as torch computes it: the number rounded to float16 first would make 0.01 * 1e5 inf,
+    1000 * 1e-8 zero and 0.01 / 1e-5 999. (torch's + - ** round the number first, as
+    `_binary` does.) The casts are ops of the graph: the gradient is computed the same way."""
+    if _half_with_a_number(a, b):
+        a, b = (x.astype(np.float32) if _is_half(x) else x for x in (a, b))
+        return _binary(fn, a, b).astype(np.float16)
+    return _binary(fn, a, b)
+
+
+_HALF = np.dtype(np.float16)
+_HALF_MAX = 65504.0                            # float16's largest number
+
+
+def _is_half(x):
+    return isinstance(x, Tensor) and x.data.dtype is _HALF
+
+
+def _half_with_a_number(a, b):
+    """Whether `a * b` or `a / b` is a float16 tensor with a number that float16 cannot hold
+    exactly: a Python number, or a 0-d tensor or array of another dtype (torch takes those for
+    numbers too)."""
+    half, number = (a, b) if _is_half(a) else (b, a)
+    if not _is_half(half):                     # the usual case: no float16 at all
+        return False
+    if isinstance(number, Tensor):
+        number = number.data
+    if isinstance(number, (np.ndarray, np.generic)):
+        if number.ndim or number.dtype.kind not in "iuf" or number.dtype is _HALF:
+            return False
+        number = number.item()
+    elif number.__class__ not in (int, float):  # (True and False are exact)
+        return False
+    return not abs(number) <= _HALF_MAX or float(np.float16(number)) != number
+
+
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
@@ -931,10 +969,10 @@ class Tensor:
     def __radd__(self, other: Operand) -> Tensor: return _binary(ops.Add, other, self)
     def __sub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, self, other)
     def __rsub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, other, self)
-    def __mul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, self, other)
-    def __rmul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, other, self)
-    def __truediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, self, other)
-    def __rtruediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, other, self)
+    def __mul__(self, other: Operand) -> Tensor: return _scaled(ops.Mul, self, other)
+    def __rmul__(self, other: Operand) -> Tensor: return _scaled(ops.Mul, other, self)
+    def __truediv__(self, other: Operand) -> Tensor: return _scaled(ops.Div, self, other)
+    def __rtruediv__(self, other: Operand) -> Tensor: return _scaled(ops.Div, other, self)
     def __pow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, self, other)
     def __rpow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, other, self)
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
@@ -981,8 +1019,10 @@ class Tensor:
                              f"write x = x {symbol} y, or make the tensor from a copy, "
                              f"Tensor(a.copy())")
         operand = other.data if isinstance(other, Tensor) else other
+        # A float16 tensor times or over a number float16 cannot hold: in float32, as `_scaled`.
+        wide = np.float32 if symbol in "*/" and _half_with_a_number(self, other) else None
         try:
-            in_place(self.data, operand, out=self.data)
+            in_place(self.data, operand, out=self.data, dtype=wide)
         except TypeError as error:              # numpy's: the result's dtype would differ
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
