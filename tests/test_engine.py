@@ -46,6 +46,38 @@ def test_only_floats_can_require_grad():
         Tensor([1, 2], requires_grad=True)
 
 
+def test_complex_numbers_are_refused_in_the_graph_where_their_gradient_would_be_wrong():
+    # torch's gradient of a real loss of complex z is dL/dRe z + i dL/dIm z, which needs the
+    # conjugates of the operands (of |z * z|: 2 z, not 2 conj(z) |z|^2 / z^2): no op here takes
+    # them, so a complex tensor in the graph would get a silently wrong gradient.
+    with pytest.raises(TypeError, match=r"^only real floating-point tensors can require "
+                                        r"gradients; this one is complex128$"):
+        Tensor(np.array([1 + 2j]), requires_grad=True)
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    message = (r"^{}: its result is {}, and complex numbers are not differentiated here: keep "
+               r"what meets a tensor that requires a gradient real, or \.detach\(\) the tensor "
+               r"to compute with it outside the graph$")
+    with pytest.raises(TypeError, match=message.format("mul", "complex64")):
+        x * 1j
+    with pytest.raises(TypeError, match=message.format("add", "complex128")):
+        x + np.array([1j, 2j])
+    with pytest.raises(TypeError, match=r"^assigned grad has dtype complex128: a gradient is "
+                                        r"real floating point, as its tensor \(float32\)$"):
+        x.grad = np.zeros(2, complex)
+    np.testing.assert_array_equal((x.detach() * 1j).data, [1j, 2j])     # outside the graph
+    with ta.no_grad():
+        np.testing.assert_array_equal((x * 1j).data, [1j, 2j])
+
+
+def test_a_complex_array_keeps_its_imaginary_part_when_it_meets_a_float_tensor():
+    # A real array takes the tensor's dtype; a cast of a complex one would drop i (as torch,
+    # whose float32 + complex128 is complex128).
+    x = Tensor([1.0, 2.0])
+    for result in (x + np.array([1j, 2j]), np.array([1j, 2j]) + x):
+        assert result.dtype == np.complex128
+        np.testing.assert_array_equal(result.data, [1 + 1j, 2 + 2j])
+
+
 def test_comparisons_are_outside_the_graph():
     x = Tensor([1.0, -1.0], requires_grad=True)
     mask = x > 0

@@ -271,7 +271,7 @@ def test_requires_grad_underscore_sets_it_in_place_and_returns_the_tensor_or_mod
     restarted = (Tensor([3.0], requires_grad=True) * 2).detach().requires_grad_()
     (restarted * restarted).sum().backward()
     assert restarted.is_leaf and restarted.grad.tolist() == [12.0]
-    with pytest.raises(TypeError, match="only floating-point"):
+    with pytest.raises(TypeError, match="only real floating-point"):
         Tensor([1, 2]).requires_grad_()
     model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
     twin = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
@@ -423,7 +423,7 @@ def test_an_assigned_grad_is_checked_at_assignment_as_torch_checks_it():
     with pytest.raises(TypeError, match=r"^assigned grad must be a numpy array or None, got "
                                         r"Tensor: assign its \.data$"):
         x.grad = Tensor(np.zeros(3))
-    with pytest.raises(TypeError, match=r"^assigned grad has dtype int64: a gradient is "
+    with pytest.raises(TypeError, match=r"^assigned grad has dtype int64: a gradient is real "
                                         r"floating point"):
         x.grad = np.zeros(3, dtype=np.int64)
     assert x.grad is None                                   # nothing refused was kept
@@ -928,6 +928,30 @@ def test_augmented_assignment_on_a_leaf_that_requires_grad_is_refused_while_reco
                                            r"it under no_grad\(\), or write x = x - y$"):
         p -= 0.5
     assert p.data.tolist() == [1.0, 1.0]
+
+
+def test_augmented_assignment_on_a_view_of_a_leaf_that_requires_grad_is_refused_as_in_torch():
+    # torch's "a view of a leaf Variable that requires grad is being used in an in-place
+    # operation": a new x would leave the leaf as it was, silently.
+    p = nn.Parameter(np.ones((2, 3)))
+    for view in (lambda: p[0], lambda: p.T, lambda: p.reshape(3, 2)[1:]):
+        v = view()
+        with pytest.raises(RuntimeError, match=r"^in-place \+= on a view \((getitem|transpose)\) "
+                                               r"of a leaf that requires grad: do it under "
+                                               r"no_grad\(\), or write x = x \+ y$"):
+            v += 1
+    assert p.data.tolist() == [[1.0] * 3] * 2
+    copy = p[[0, 0]]                             # an integer index copies: a new x, as before
+    copy += 1
+    assert copy.grad_fn.name == "add" and p.data.tolist() == [[1.0] * 3] * 2
+    activation = p * 2                           # a view of an activation: a new x, as before
+    row = activation[0]
+    row += 1
+    assert row.grad_fn.name == "add" and activation.data.tolist() == [[2.0] * 3] * 2
+    with ta.no_grad():                           # nothing recorded: the leaf changes, as torch's
+        v = p[0]
+        v += 1
+    assert p.data.tolist() == [[2.0] * 3, [1.0] * 3]
 
 
 def test_augmented_assignment_that_must_be_recorded_makes_a_new_tensor():

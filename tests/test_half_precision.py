@@ -42,6 +42,56 @@ def ours_and_torch(function, torch_function, *arrays, create_graph=False, atol=1
                         atol=grad_atol)
 
 
+# ------------------------------------------------------------------ a number float16 cannot hold
+
+# Each `expression(x, number)`, with `number` making a 0-d tensor of the same library.
+SCALINGS = {
+    "x * 1e5": lambda x, number: x * 1e5,                      # 1e5 is inf in float16
+    "1e5 * x": lambda x, number: 1e5 * x,
+    "x * 1e-8": lambda x, number: x * 1e-8,                    # 1e-8 is 0 in float16
+    "x / 1e-5": lambda x, number: x / 1e-5,                    # 1e-5 is 1.0014e-5
+    "x * np.float64": lambda x, number: x * np.float64(1e5),
+    "x * 0-d float64": lambda x, number: x * number(1e5),
+    "x / 0-d float32": lambda x, number: x / number(1e-5, np.float32),
+    # torch's + - and ** round the number to float16 first: so do ours
+    "x + number": lambda x, number: x + (0.5 + 2 ** -12),
+    "x - number": lambda x, number: x - 2049.0,
+    "x ** number": lambda x, number: x ** 11004.0,
+}
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+@pytest.mark.parametrize("expression", SCALINGS.values(), ids=SCALINGS)
+def test_float16_times_or_over_a_number_float16_cannot_hold_is_torchs_bit_for_bit(expression):
+    # torch multiplies and divides in float32 and rounds the result once; rounding the number
+    # first made 0.01 * 1e5 inf and 1000 * 1e-8 zero.
+    values = np.array([0.01, 1000.0, 2 ** -12, 1 + 2 ** -10], HALF)
+    x = Tensor(values, dtype=HALF, requires_grad=True)
+    theirs = torch.tensor(values, requires_grad=True)
+    out = expression(x, lambda v, dtype=np.float64: Tensor(v, dtype=dtype))
+    expected = expression(theirs, lambda v, dtype=np.float64: torch.tensor(v, dtype=getattr(
+        torch, np.dtype(dtype).name)))
+    g = np.array([1.0, 1e-3, 0.5, 2.0], HALF)
+    out.backward(g)
+    expected.backward(torch.tensor(g))
+    assert out.dtype == HALF and x.grad.dtype == HALF
+    np.testing.assert_array_equal(out.data, expected.detach().numpy())
+    np.testing.assert_array_equal(x.grad, theirs.grad.numpy())
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_float16_scaled_in_place_by_a_number_float16_cannot_hold_is_torchs():
+    values = np.array([0.01, 1000.0], HALF)
+    x, theirs = Tensor(values.copy(), dtype=HALF), torch.tensor(values)
+    x *= 1e5
+    theirs *= 1e5
+    np.testing.assert_array_equal(x.data, theirs.numpy())          # [1000, inf]
+    x, theirs = Tensor(values.copy(), dtype=HALF), torch.tensor(values)
+    x /= 1e-5
+    theirs /= 1e-5
+    np.testing.assert_array_equal(x.data, theirs.numpy())
+
+
 # ------------------------------------------------------------------ more than 65504 elements
 
 

@@ -312,6 +312,8 @@ class Function:
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
         if True in needs_input_grad:
+            if data.dtype.kind == "c":
+                raise _complex_in_graph(cls, data.dtype)
             out._requires_grad = True
             out.grad_fn = ctx
             ctx._output = weakref.ref(out)
@@ -322,6 +324,29 @@ class Function:
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _complex_in_graph(fn, dtype):
+    """The error for op `fn` giving a complex result from a tensor that requires a gradient:
+    its backward would need the conjugate of every operand, as torch takes it, which no op
+    here does, so the gradient would be silently wrong."""
+    return TypeError(f"{fn.name()}: its result is {dtype}, and complex numbers are not "
+                     f"differentiated here: keep what meets a tensor that requires a gradient "
+                     f"real, or .detach() the tensor to compute with it outside the graph")
+
+
+def _views_a_leaf(t):
+    """Whether t is a view of a leaf that requires grad, through recorded ops that gave views
+    (an index, a reshape, a transpose that numpy made without a copy: each shares its input's
+    stamp of changes), one or several."""
+    while t.grad_fn is not None:
+        node = t.grad_fn
+        if not node.fn.views_input or node.freed or t._changed_at is None:
+            return False
+        if t._changed_at is not node.inputs[0]._changed_at:   # a copy (an integer index)
+            return False
+        t = node.inputs[0]
+    return t._requires_grad
 
 
 def _stamped_with_what_it_views(out, t):
@@ -461,10 +486,10 @@ def _refuse_floats(symbol, *tensors):
 
 
 def _lift(value, like, what=None):
-    """A Tensor for an operand. A Python number is weak (above). numpy arrays that meet a
-    floating-point tensor take its dtype (so a float64 tensor keeps float64 operands exact),
-    any other goes through the Tensor constructor. What is not numbers is refused
-    (`_numbers`)."""
+    """A Tensor for an operand. A Python number is weak (above). numpy arrays of real numbers
+    that meet a floating-point tensor take its dtype (so a float64 tensor keeps float64
+    operands exact); any other, a complex one included (a cast would drop its imaginary part),
+    goes through the Tensor constructor. What is not numbers is refused (`_numbers`)."""
     if isinstance(value, Tensor):
         return value
     number = _PYTHON_NUMBERS.get(value.__class__)     # (numpy's scalars are arrays here)
@@ -479,7 +504,7 @@ def _lift(value, like, what=None):
             # compare the numbers as they are.
             return Tensor._make(np.asarray(value).astype(dtype))
     array = _numbers(value, what)
-    if like.dtype.kind == "f":
+    if like.dtype.kind == "f" and array.dtype.kind != "c":
         return Tensor._make(array.astype(like.dtype, copy=False))
     return Tensor(array)
 
@@ -522,6 +547,44 @@ def _binary(fn, a, b):
     except _NotNumbers:
         return NotImplemented
     return fn.apply(a, b)
+
+
+def _scaled(fn, a, b):
+    """`a * b` and `a / b` (fn is Mul or Div): `_binary`'s, but a float16 tensor times or over a
+    number that float16 cannot hold exactly is computed in float32 and rounded to float16 once,
+    as torch computes it: the number rounded to float16 first would make 0.01 * 1e5 inf,
+    1000 * 1e-8 zero and 0.01 / 1e-5 999. (torch's + - ** round the number first, as
+    `_binary` does.) The casts are ops of the graph: the gradient is computed the same way."""
+    if _half_with_a_number(a, b):
+        a, b = (x.astype(np.float32) if _is_half(x) else x for x in (a, b))
+        return _binary(fn, a, b).astype(np.float16)
+    return _binary(fn, a, b)
+
+
+_HALF = np.dtype(np.float16)
+_HALF_MAX = 65504.0                            # float16's largest number
+
+
+def _is_half(x):
+    return isinstance(x, Tensor) and x.data.dtype is _HALF
+
+
+def _half_with_a_number(a, b):
+    """Whether `a * b` or `a / b` is a float16 tensor with a number that float16 cannot hold
+    exactly: a Python number, or a 0-d tensor or array of another dtype (torch takes those for
+    numbers too)."""
+    half, number = (a, b) if _is_half(a) else (b, a)
+    if not _is_half(half):                     # the usual case: no float16 at all
+        return False
+    if isinstance(number, Tensor):
+        number = number.data
+    if isinstance(number, (np.ndarray, np.generic)):
+        if number.ndim or number.dtype.kind not in "iuf" or number.dtype is _HALF:
+            return False
+        number = number.item()
+    elif number.__class__ not in (int, float):  # (True and False are exact)
+        return False
+    return not abs(number) <= _HALF_MAX or float(np.float16(number)) != number
 
 
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
@@ -684,14 +747,15 @@ class Tensor:
     @property
     def requires_grad(self) -> bool:
         """Whether ops record a graph through this tensor, so that backward reaches it (only
-        floating-point tensors can)."""
+        real floating-point tensors can)."""
         return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
-        if value and self.data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients; this one is "
-                            f"{self.data.dtype}")
+        if value and self.data.dtype.kind != "f":
+            # Complex ones too: no op here takes the conjugates that their gradients need.
+            raise TypeError(f"only real floating-point tensors can require gradients; this one "
+                            f"is {self.data.dtype}")
         if not value and self.grad_fn is not None:   # the graph through it would stay, unused
             raise RuntimeError(f"requires_grad can be turned off on a leaf only; this tensor "
                                f"was computed by {self.grad_fn.name}: use .detach() for it "
@@ -718,9 +782,9 @@ class Tensor:
             if value.shape != self.shape:
                 raise ShapeError(f"assigned grad has shape {value.shape}, but the tensor has "
                                  f"shape {self.shape}: a gradient has its tensor's shape")
-            if value.dtype.kind not in "fc":
-                raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is floating "
-                                f"point, as its tensor ({self.dtype})")
+            if value.dtype.kind != "f":
+                raise TypeError(f"assigned grad has dtype {value.dtype}: a gradient is real "
+                                f"floating point, as its tensor ({self.dtype})")
         self._grad = value
         # .grad_tensor is .grad with its graph: an assigned .grad has none. Kept, it would hold
         # that graph's memory after `p.grad = None`, and the next backward(create_graph=True)
@@ -905,10 +969,10 @@ class Tensor:
     def __radd__(self, other: Operand) -> Tensor: return _binary(ops.Add, other, self)
     def __sub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, self, other)
     def __rsub__(self, other: Operand) -> Tensor: return _binary(ops.Sub, other, self)
-    def __mul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, self, other)
-    def __rmul__(self, other: Operand) -> Tensor: return _binary(ops.Mul, other, self)
-    def __truediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, self, other)
-    def __rtruediv__(self, other: Operand) -> Tensor: return _binary(ops.Div, other, self)
+    def __mul__(self, other: Operand) -> Tensor: return _scaled(ops.Mul, self, other)
+    def __rmul__(self, other: Operand) -> Tensor: return _scaled(ops.Mul, other, self)
+    def __truediv__(self, other: Operand) -> Tensor: return _scaled(ops.Div, self, other)
+    def __rtruediv__(self, other: Operand) -> Tensor: return _scaled(ops.Div, other, self)
     def __pow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, self, other)
     def __rpow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, other, self)
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
@@ -920,10 +984,11 @@ class Tensor:
     # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
     # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
     # is recorded, a leaf that requires a gradient refuses, as in torch (the step must not be
-    # differentiated); any other tensor gets a new, recorded x = x + y (torch would record the
-    # change in place), on which every backward written for arrays and Tensors alike relies
-    # (`d *= mask` under create_graph). A change in place is stamped (`_changed_in_place`), so
-    # that a backward that would read the changed tensor refuses instead.
+    # differentiated), and so does a view of one (`v = w[0]`); any other tensor gets a new,
+    # recorded x = x + y (torch would record the change in place), on which every backward
+    # written for arrays and Tensors alike relies (`d *= mask` under create_graph). A change in
+    # place is stamped (`_changed_in_place`), so that a backward that would read the changed
+    # tensor refuses instead.
     def __iadd__(self, other: Operand) -> Tensor: return self._update("+", other)
     def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
     def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
@@ -941,6 +1006,12 @@ class Tensor:
             if self.grad_fn is None and self._requires_grad:
                 raise RuntimeError(f"in-place {symbol}= on a tensor that requires grad: do it "
                                    f"under no_grad(), or write x = x {symbol} y")
+            if _views_a_leaf(self):
+                # As torch refuses it: the leaf would have to change too, and a new x (below)
+                # would leave it as it was, silently.
+                raise RuntimeError(f"in-place {symbol}= on a view ({self.grad_fn.name}) of a "
+                                   f"leaf that requires grad: do it under no_grad(), or write "
+                                   f"x = x {symbol} y")
             return recorded(self, other)
         if not self.data.flags.writeable:
             raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
@@ -948,8 +1019,10 @@ class Tensor:
                              f"write x = x {symbol} y, or make the tensor from a copy, "
                              f"Tensor(a.copy())")
         operand = other.data if isinstance(other, Tensor) else other
+        # A float16 tensor times or over a number float16 cannot hold: in float32, as `_scaled`.
+        wide = np.float32 if symbol in "*/" and _half_with_a_number(self, other) else None
         try:
-            in_place(self.data, operand, out=self.data)
+            in_place(self.data, operand, out=self.data, dtype=wide)
         except TypeError as error:              # numpy's: the result's dtype would differ
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
