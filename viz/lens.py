@@ -10,6 +10,7 @@ figure, each cell coloured by its probability (viridis: dark for unsure, yellow 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -54,15 +55,25 @@ _SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[rnt
 
 
 def _cut(text: str, width: int) -> str:
-    """`text` cut to at most `width` characters between the characters it shows, never inside
+    """`text` cut to at most `width` columns between the characters it shows, never inside
     an escape: GPT-2's piece b' \\xe2\\x80' cut inside one would read '␣\\xe2\\x8', another
     byte."""
     kept = ""
     for shown in _SHOWN_CHARACTER.findall(text):
-        if len(kept) + len(shown) > width:
+        if _columns(kept + shown) > width:
             break
         kept += shown
     return kept
+
+
+def _columns(text: str) -> int:
+    """How many columns of a terminal `text` takes: two for a wide character (Chinese,
+    Japanese, most emoji), none for a mark that combines with the one before it, one for any
+    other. A table padded by len() alone ran one column further right for each wide character
+    in a row."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF"
+               else 0 if unicodedata.category(c) in ("Mn", "Me") else 1
+               for c in text)
 
 
 def lens_rows(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
@@ -87,10 +98,11 @@ def lens_text(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
     """The table as aligned text; with `colour`, each prediction styled for a terminal by its
     probability: bright and bold when sure, dim when not."""
     table = lens_rows(lens, tokens, tokenizer)
-    widths = [max(len(row[c][0]) for row in table) for c in range(len(table[0]))]
+    widths = [max(_columns(row[c][0]) for row in table) for c in range(len(table[0]))]
     lines = []
     for row in table:
-        cells = [(text if p is None or not colour else _styled(text, p)) + " " * (w - len(text))
+        cells = [(text if p is None or not colour else _styled(text, p))
+                 + " " * (w - _columns(text))
                  for (text, p), w in zip(row, widths)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
