@@ -135,6 +135,13 @@ def _record(groups, run):
             attn.record_weights, attn.last_weights = False, None
 
 
+def _check_kind(kind: str) -> None:
+    """ValueError (one line) unless `kind` is a checkpoint's kind of model: what
+    attention_maps and lens_of_prompt take, each of which reads a prompt its own way."""
+    if kind not in ("gpt", "bert", "transformer"):
+        raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
+
+
 def _encode(tokenizer, prompt, allow_special, context):
     """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long."""
     if not prompt:
@@ -153,8 +160,7 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,
     then those of a second pass over <bos> and the translation, all of it at once, which gives
     the weights each step of the translation saw (the decoder is causal). ValueError (one
     line) for a prompt that is empty, cannot be encoded or does not fit the context."""
-    if kind not in ("gpt", "bert", "transformer"):
-        raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
+    _check_kind(kind)
     layers = attention_layers(model)
     # What the model does with the prompt is what it does when it decodes: in eval mode even
     # where it was left training, since dropout before a layer would change what that layer

@@ -18,7 +18,7 @@ import numpy as np
 from tinyformer.lens import Lens, logit_lens
 from tinyformer.tokenizers import Tokenizer
 
-from .attention import ModelKind, _encode, token_labels, translation
+from .attention import ModelKind, _check_kind, _encode, token_labels, translation
 from .html import ink, viridis
 from .plots import literal_text, new_figure
 
@@ -34,7 +34,9 @@ def lens_of_prompt(model: Model, tokenizer: Tokenizer, prompt: str,
     GPT or a BERT reads the prompt (BERT with its <mask> tokens); an encoder-decoder
     translates it greedily, and the lens reads its decoder at each step of the translation.
     `kind` is 'gpt', 'bert' or 'transformer' (as in a checkpoint's config.json). What
-    `lens_figure`, `lens_page` and `lens_text` take."""
+    `lens_figure`, `lens_page` and `lens_text` take. ValueError (one line) for another kind:
+    it was read as an encoder-decoder's, and said that '<bos>' is no token of the vocabulary."""
+    _check_kind(kind)
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
         return logit_lens(model, lambda m: m(np.array([ids]))), token_labels(tokenizer, ids)
