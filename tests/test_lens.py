@@ -343,6 +343,19 @@ def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(posit
     assert_every_text_inside(figure)
 
 
+def test_the_picture_keeps_a_long_run_names_whole_title_inside_it():
+    # The run's name, as long as a sweep names its runs, ran off both edges.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_figure
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.zeros((2, 3, 1), dtype=int),
+                top_probs=np.full((2, 3, 1), 0.5))
+    title = "gpt-sweep-lr0.008-dmodel32-nlayer2-context16-rope-swiglu-seed1234: the logit lens"
+    figure = lens_figure(lens, ["a"] * 3, CharTokenizer("abc"), title=title)
+    assert_every_text_inside(figure)
+    assert "".join(figure.axes[0].get_title().split()) == "".join(title.split())
+
+
 def test_a_prompts_control_characters_are_shown_escaped_never_sent_to_the_terminal():
     # A carriage return or an escape in the prompt (a byte-level BPE reads any text) was
     # printed raw in the position column: the terminal moved its cursor or changed colour.

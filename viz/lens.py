@@ -20,7 +20,7 @@ from tinyformer.tokenizers import Tokenizer
 
 from .attention import ModelKind, _check_kind, _encode, token_labels, translation
 from .html import ink, viridis
-from .plots import literal_text, new_figure
+from .plots import literal_text, new_figure, title_lines
 
 if TYPE_CHECKING:              # matplotlib is imported when a figure is drawn, not before
     from matplotlib.figure import Figure
@@ -140,8 +140,8 @@ def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
     ax.set_xticks(range(n), lens.rows)
     ax.set_yticks(range(T), [_cut(token, 8) for token in tokens])
     # The x label goes at the top beside the ticks it names, and the title above both.
-    if title:
-        ax.set_title(title, fontsize=10, pad=10)
+    if title:                            # wrapped: a run's long name ran off both edges
+        ax.set_title(title_lines(title, fig.get_figwidth(), 10), fontsize=10, pad=10)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
     ax.set_xlabel("the prediction after each state " + ("\n" if n <= 3 else "")
