@@ -1500,12 +1500,16 @@ def test_a_seq2seq_prompt_that_is_no_source_of_the_task_is_refused(task_run, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_generate_notes_a_seq2seq_prompt_longer_than_any_source_it_trained_on(task_run):
-    # Trained on 3 to 5 digits, its context takes 6: answered, but never seen at that length
+@pytest.mark.parametrize("command", ["generate", "attention", "lens"])
+def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted(task_run, tmp_path,
+                                                                       monkeypatch, command):
+    # Trained on 3 to 5 digits, its context takes 6: answered, but never seen at that length.
+    # The pictures of that answer said nothing of it.
+    monkeypatch.chdir(tmp_path)
     for prompt, note in [("12345", ""), ("123456", "note: --prompt has 6 digits, more than any "
                          "source it was trained on (--max-len 5); its answer is likely "
                          "wrong\n")]:
-        result = tinyformer("generate", "--checkpoint", task_run, "--prompt", prompt)
+        result = tinyformer(command, "--checkpoint", task_run, "--prompt", prompt)
         assert result.exit_code == 0 and result.stdout, result.output
         assert result.stderr == note
 

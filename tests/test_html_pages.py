@@ -892,6 +892,13 @@ def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeyp
     (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"], ".png or .html"),
     (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"], ".html"),
     (["graph", "--example", "mlp", "--out", "g.htm"], ".html"),
+    # A name that is its suffix alone: refused as the others, before the work (lens and
+    # graph ran the model, then failed as a bug, exit 1).
+    (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", ".png"], "no name before"),
+    (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", ".PNG"], "out.PNG"),
+    (["graph", "--example", "mlp", "--out", ".svg"], "no name before its suffix"),
+    (["graph", "--example", "mlp", "--out", ".html"], "no name before its suffix"),
+    (["plot", "{gpt}", "--out", ".png"], "no name before its suffix"),
 ])
 def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)

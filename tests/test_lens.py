@@ -7,6 +7,7 @@ the table or draws it, and refuses bad input in one line."""
 import os
 import subprocess
 import sys
+import unicodedata
 
 import numpy as np
 import pytest
@@ -210,6 +211,28 @@ def test_the_table_cuts_long_tokens_and_leaves_no_trailing_blanks():
                                  "b         b 100%"]
 
 
+def test_the_table_stays_aligned_in_a_terminal_with_wide_characters():
+    # A Chinese character or an emoji takes two columns of a terminal, a combining accent
+    # none: padded by len(), each such character pushed the rest of its row out of line.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_text
+    tokenizer = CharTokenizer(["猫", "a", "😀"])
+
+    def columns(text):          # as a terminal shows them
+        return sum(2 if unicodedata.east_asian_width(c) == "W" else
+                   0 if unicodedata.category(c) == "Mn" else 1 for c in text)
+
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.array([[[0], [1], [2]]] * 2),
+                top_probs=np.full((2, 3, 1), 0.5))                  # (rows, T=3, k=1)
+    lines = lens_text(lens, ["猫猫猫猫猫", "e\u0301", "x"], tokenizer).splitlines()
+    # The second column starts at one column on every line, the first cut to 8 columns.
+    starts = {columns(line[:line.index(column)]) for line, column in
+              zip(lines, ["embed", "猫 50%", "a 50%", "😀 50%"])}
+    assert starts == {10}, lines
+    assert lines[1].startswith("猫猫猫猫  猫 50%")
+
+
 class Pieces:
     """A tokenizer whose id 1 is an empty piece (a byte-level BPE has pieces that show nothing)."""
     def id_to_token(self, i):
@@ -318,6 +341,19 @@ def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(posit
                 top_probs=np.full((layers + 1, positions, 1), 0.5))
     figure = lens_figure(lens, ["a"] * positions, CharTokenizer("abc"), title="run: the lens")
     assert_every_text_inside(figure)
+
+
+def test_the_picture_keeps_a_long_run_names_whole_title_inside_it():
+    # The run's name, as long as a sweep names its runs, ran off both edges.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_figure
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.zeros((2, 3, 1), dtype=int),
+                top_probs=np.full((2, 3, 1), 0.5))
+    title = "gpt-sweep-lr0.008-dmodel32-nlayer2-context16-rope-swiglu-seed1234: the logit lens"
+    figure = lens_figure(lens, ["a"] * 3, CharTokenizer("abc"), title=title)
+    assert_every_text_inside(figure)
+    assert "".join(figure.axes[0].get_title().split()) == "".join(title.split())
 
 
 def test_a_prompts_control_characters_are_shown_escaped_never_sent_to_the_terminal():

@@ -203,9 +203,13 @@ def test_token_labels_make_blanks_visible_and_escape_control_characters():
 
 
 def test_an_unknown_model_kind_is_a_value_error(runs):
+    from viz.lens import lens_of_prompt
     model, tokenizer, _ = load_model(runs["gpt"])
     with pytest.raises(ValueError, match="unknown model kind 'gpt2'"):
         attention_maps(model, tokenizer, PROMPTS["gpt"], "gpt2")
+    # The lens said that '<bos>' is no token, having read it as an encoder-decoder's.
+    with pytest.raises(ValueError, match="unknown model kind 'llama'; choose one of gpt"):
+        lens_of_prompt(model, tokenizer, PROMPTS["gpt"], "llama")
 
 
 def test_seq2seq_maps_pair_the_translation_with_the_source(runs):

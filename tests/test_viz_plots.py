@@ -540,6 +540,17 @@ def test_dollar_signs_in_names_and_tokens_are_drawn_as_written(tmp_path):
         assert texts and not any(text.get_parse_math() for text in texts)
 
 
+def test_a_run_with_a_long_name_keeps_its_whole_title_in_the_picture(tmp_path):
+    # A sweep's run named by its settings ran off both edges of the picture, cut off there.
+    name = "gpt-sweep-lr0.008-dmodel32-nlayer2-context16-rope-swiglu-rmsnorm-seed1234-lecture"
+    figure = metrics_figure(write_metrics(tmp_path / name))
+    figure.canvas.draw()
+    title, = [text.get_window_extent() for text in figure.texts
+              if text.get_text() == figure.get_suptitle()]
+    assert 0 <= title.x0 and title.x1 <= figure.bbox.width
+    assert "".join(figure.get_suptitle().split()) == f"trainingrun:{name}"
+
+
 def test_a_run_whose_name_is_not_utf8_is_titled_with_a_replacement_character(tmp_path):
     # Python reads the byte 0xff of such a name as the lone surrogate '\udcff', which
     # matplotlib could not draw (TypeError) nor a page write: training ended in exit status 1.

@@ -215,6 +215,13 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
         raise ValueError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
                          f"says the format")
+    # A name that is a suffix alone (".png") is a hidden file with no suffix to Python's
+    # os.path and pathlib, whose readings the writers take the format from: refused here,
+    # before the model runs, not by a writer after it (or as our bug).
+    if suffixes and os.path.basename(path).lower() in suffixes:
+        raise ValueError(f"--out {path!r} has no name before its suffix; give the file a "
+                         f"name, as in {os.path.join(os.path.dirname(path), 'out')}"
+                         f"{os.path.basename(path)}")
     if os.path.exists(path) and any(os.path.exists(r) and os.path.samefile(path, r)
                                     for r in reads):
         raise ValueError(f"--out {path!r} is the file this command reads; give another "

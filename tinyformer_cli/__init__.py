@@ -843,9 +843,11 @@ def attention(checkpoint_dir, prompt, out_path, which):
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
-        check_task_prompt(saved, prompt, name=option_name)
+        note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
+    if note:              # a source of a length never trained on: as generate says it
+        warn(note)
     with input_errors(ValueError, OSError):       # a prompt too long for a page; a full disk
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
                                    log=warn))
@@ -877,8 +879,10 @@ def lens(checkpoint_dir, prompt, out_path):
         check_out_file(out_path, [".png", ".html"])    # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
-        check_task_prompt(saved, prompt, name=option_name)
+        note = check_task_prompt(saved, prompt, name=option_name)
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
+    if note:              # a source of a length never trained on: as generate says it
+        warn(note)
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir,

@@ -23,7 +23,6 @@ gives them (tinyformer/blocks.py), whatever the model. matplotlib is imported in
 from __future__ import annotations
 
 import math
-import textwrap
 from typing import TYPE_CHECKING, Iterable, Literal, NamedTuple, Sequence
 
 import numpy as np
@@ -35,7 +34,8 @@ from tinyformer.decoding import inference
 from tinyformer.files import StrPath
 from tinyformer.tokenizers import Tokenizer, encode_prompt
 
-from .plots import figure_format, literal_text, new_figure, save_figure, visible
+from .plots import (figure_format, literal_text, new_figure, save_figure, title_lines,
+                    visible)
 
 if TYPE_CHECKING:              # matplotlib is imported when a figure is drawn, not before
     from matplotlib.figure import Figure
@@ -135,6 +135,13 @@ def _record(groups, run):
             attn.record_weights, attn.last_weights = False, None
 
 
+def _check_kind(kind: str) -> None:
+    """ValueError (one line) unless `kind` is a checkpoint's kind of model: what
+    attention_maps and lens_of_prompt take, each of which reads a prompt its own way."""
+    if kind not in ("gpt", "bert", "transformer"):
+        raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
+
+
 def _encode(tokenizer, prompt, allow_special, context):
     """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long."""
     if not prompt:
@@ -153,8 +160,7 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,
     then those of a second pass over <bos> and the translation, all of it at once, which gives
     the weights each step of the translation saw (the decoder is causal). ValueError (one
     line) for a prompt that is empty, cannot be encoded or does not fit the context."""
-    if kind not in ("gpt", "bert", "transformer"):
-        raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
+    _check_kind(kind)
     layers = attention_layers(model)
     # What the model does with the prompt is what it does when it decodes: in eval mode even
     # where it was left training, since dropout before a layer would change what that layer
@@ -309,9 +315,6 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     shrink = min(1.0, 4 / n_layer + 0.2)
     fig.colorbar(image, ax=axes, shrink=shrink, pad=0.01, aspect=shrink * n_layer * height / 0.2,
                  label="attention weight\n(square-root scale)", ticks=[0, 0.05, 0.2, 0.5, 1])
-    # A title wider than the figure (one or two heads) is cut off at both ends: wrapped to the
-    # width instead, taking an 11-point character as about 6.6 points wide.
-    per_line = max(20, int(fig_width * 72 / 6.6))
-    fig.suptitle("\n".join(textwrap.fill(line, per_line) for line in title.split("\n")),
-                 fontsize=11)
+    # A title wider than the figure (one or two heads) is cut off at both ends: wrapped.
+    fig.suptitle(title_lines(title, fig_width, 11), fontsize=11)
     return fig

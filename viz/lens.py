@@ -10,6 +10,7 @@ figure, each cell coloured by its probability (viridis: dark for unsure, yellow 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -17,9 +18,9 @@ import numpy as np
 from tinyformer.lens import Lens, logit_lens
 from tinyformer.tokenizers import Tokenizer
 
-from .attention import ModelKind, _encode, token_labels, translation
+from .attention import ModelKind, _check_kind, _encode, token_labels, translation
 from .html import ink, viridis
-from .plots import literal_text, new_figure
+from .plots import literal_text, new_figure, title_lines
 
 if TYPE_CHECKING:              # matplotlib is imported when a figure is drawn, not before
     from matplotlib.figure import Figure
@@ -33,7 +34,9 @@ def lens_of_prompt(model: Model, tokenizer: Tokenizer, prompt: str,
     GPT or a BERT reads the prompt (BERT with its <mask> tokens); an encoder-decoder
     translates it greedily, and the lens reads its decoder at each step of the translation.
     `kind` is 'gpt', 'bert' or 'transformer' (as in a checkpoint's config.json). What
-    `lens_figure`, `lens_page` and `lens_text` take."""
+    `lens_figure`, `lens_page` and `lens_text` take. ValueError (one line) for another kind:
+    it was read as an encoder-decoder's, and said that '<bos>' is no token of the vocabulary."""
+    _check_kind(kind)
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
         return logit_lens(model, lambda m: m(np.array([ids]))), token_labels(tokenizer, ids)
@@ -54,15 +57,25 @@ _SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[rnt
 
 
 def _cut(text: str, width: int) -> str:
-    """`text` cut to at most `width` characters between the characters it shows, never inside
+    """`text` cut to at most `width` columns between the characters it shows, never inside
     an escape: GPT-2's piece b' \\xe2\\x80' cut inside one would read '␣\\xe2\\x8', another
     byte."""
     kept = ""
     for shown in _SHOWN_CHARACTER.findall(text):
-        if len(kept) + len(shown) > width:
+        if _columns(kept + shown) > width:
             break
         kept += shown
     return kept
+
+
+def _columns(text: str) -> int:
+    """How many columns of a terminal `text` takes: two for a wide character (Chinese,
+    Japanese, most emoji), none for a mark that combines with the one before it, one for any
+    other. A table padded by len() alone ran one column further right for each wide character
+    in a row."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF"
+               else 0 if unicodedata.category(c) in ("Mn", "Me") else 1
+               for c in text)
 
 
 def lens_rows(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
@@ -87,10 +100,11 @@ def lens_text(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
     """The table as aligned text; with `colour`, each prediction styled for a terminal by its
     probability: bright and bold when sure, dim when not."""
     table = lens_rows(lens, tokens, tokenizer)
-    widths = [max(len(row[c][0]) for row in table) for c in range(len(table[0]))]
+    widths = [max(_columns(row[c][0]) for row in table) for c in range(len(table[0]))]
     lines = []
     for row in table:
-        cells = [(text if p is None or not colour else _styled(text, p)) + " " * (w - len(text))
+        cells = [(text if p is None or not colour else _styled(text, p))
+                 + " " * (w - _columns(text))
                  for (text, p), w in zip(row, widths)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
@@ -126,8 +140,8 @@ def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
     ax.set_xticks(range(n), lens.rows)
     ax.set_yticks(range(T), [_cut(token, 8) for token in tokens])
     # The x label goes at the top beside the ticks it names, and the title above both.
-    if title:
-        ax.set_title(title, fontsize=10, pad=10)
+    if title:                            # wrapped: a run's long name ran off both edges
+        ax.set_title(title_lines(title, fig.get_figwidth(), 10), fontsize=10, pad=10)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")
     ax.set_xlabel("the prediction after each state " + ("\n" if n <= 3 else "")

@@ -22,6 +22,7 @@ import io
 import itertools
 import math
 import os
+import textwrap
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import regex
@@ -136,6 +137,14 @@ def save_figure(figure: Figure, out_path: StrPath, fmt: str, dpi: float) -> StrP
     with atomic_write(out_path, "wb") as f:
         figure.savefig(f, format=fmt, dpi=dpi)
     return out_path
+
+
+def title_lines(title: str, width: float, fontsize: float, bold: bool = False) -> str:
+    """`title` wrapped to a figure `width` inches wide, in lines of at most as many characters
+    as fit there at `fontsize` points (a character about 0.6 of it wide, 0.7 bold): a long run
+    name ran past both edges of the picture and was cut off there. Its own line breaks stay."""
+    per_line = max(20, int(width * 72 / (fontsize * (0.7 if bold else 0.6))))
+    return "\n".join(textwrap.fill(line, per_line) for line in title.split("\n"))
 
 
 def run_name(run_dir: str) -> str:
@@ -287,7 +296,7 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
     axes = dict(zip(panels, axes))
-    fig.suptitle(f"training run: {run_name(run_dir)}",
+    fig.suptitle(title_lines(f"training run: {run_name(run_dir)}", 9, 13, bold=True),
                  fontsize=13, fontweight="bold")
 
     # A line through one point draws nothing: a run of one step (or stopped after its first)
