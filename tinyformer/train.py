@@ -49,7 +49,7 @@ from .layers import modules_of_your_own
 from .progress import Progress
 from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
                         step_threads)
-from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
+from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, append_metrics, array_shapes, check_checkpoint_file,
                      checkpoint_files, load_arrays, save_checkpoint, sha256, staged,
                      truncate_metrics)
@@ -686,6 +686,14 @@ class Trainer:
         self.data_rng.bit_generator.state = resume["data_rng"]
         ta.random.set_state(resume["engine_rng"])
         self.step = saved["step"]
+        # The files of other checkpoints that the run still owns: a stop after a checkpoint's
+        # config.json was written, before the previous checkpoint's files were removed (or
+        # part way through one that config.json never came to name). Nothing reads them, and
+        # each is the size of the model: they go now, as that checkpoint would have removed
+        # them (a finished run writes no checkpoint that would).
+        others = self.run.owned - set(RUN_FILES) - self.checkpoint_files
+        if others:
+            self.run.remove(others)
         last = truncate_metrics(self.run.file(METRICS), self.step)
         if last < self.step:          # cut or deleted since: the training itself goes on exactly
             self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
