@@ -382,6 +382,14 @@ class Trainer:
                            where=run.file(CONFIG))
             try:
                 job = make_job(config, tokenizer)
+                # The settings built the model, and go on training it (the batches' context is
+                # theirs): settings edited to disagree with its model_config would fail mid-step.
+                for key, value in job.model_config().items():
+                    if model.config.get(key) != value:
+                        raise CheckpointError(
+                            f"{run.file(CONFIG)} is damaged (its settings give {key} {value!r}, "
+                            f"its model_config {model.config.get(key)!r}); put back the "
+                            f"config.json this run wrote, or start again with --force")
                 job.open_data(directory, saved["data"])
                 # load_model checked the model's modules of your own are those config.json
                 # records (checkpoint.model_to_load): none for the model it built.
@@ -393,7 +401,9 @@ class Trainer:
                 changed = forms or library        # other forms: their library is moot
             except CheckpointError:         # a file of the run, which the message names
                 raise
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            # (OverflowError: a random generator's state holding a number out of its range)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                    OverflowError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
                 # has it: anything malformed there is the file's fault, said in one line.
                 raise CheckpointError(
