@@ -673,6 +673,7 @@ class Trainer:
         path = os.path.join(self.directory, files["optimizer"])
         shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
+        self._check_schedule_state(resume["schedule"], saved["step"])
         self._check_optimizer_state(resume["optimizer"]["state"], shapes,
                                     resume["optimizer"]["param_groups"], path, saved["step"])
         state = [dict(small) for small in resume["optimizer"]["state"]]
@@ -723,6 +724,31 @@ class Trainer:
             by_name = dict(zip(names, parameters))
             return [by_name[name] for name in saved]
         return parameters
+
+    def _check_schedule_state(self, state, checkpoint_step):
+        """CheckpointError, one line, unless the saved schedule (`state`, from config.json) is
+        one this run's schedule goes on from exactly: at the checkpoint's step, and for the
+        cosine schedule with a peak lr for each of the optimizer's groups (Noam's formula
+        gives its own). Otherwise the resumed run would train on, at other learning rates."""
+        def damaged(why):
+            return CheckpointError(f"{self.run.file(CONFIG)} holds a damaged schedule state "
+                                   f"({why}); put back the config.json this run wrote, or "
+                                   f"start again with --force")
+        if not isinstance(state, dict):
+            raise damaged(f"{state!r}, not a table")
+        steps = state.get("steps_taken")
+        if type(steps) is not int or steps != checkpoint_step:
+            raise damaged(f"steps_taken is {steps!r}, where the checkpoint is at step "
+                          f"{checkpoint_step}")
+        if isinstance(self.schedule, WarmupCosine):
+            peaks, groups = state.get("base_lrs"), len(self.optimizer.param_groups)
+            if not (isinstance(peaks, list) and len(peaks) == groups):
+                raise damaged(f"base_lrs is {peaks!r}, not a list of {groups} learning rates, "
+                              f"one for each of the optimizer's groups")
+            for i, lr in enumerate(peaks):
+                problem = GROUP_RULES["lr"].why(lr)        # as the groups' lrs are checked
+                if problem:
+                    raise damaged(f"base_lrs[{i}] {problem}")
 
     def _check_optimizer_state(self, state, shapes, groups, path, checkpoint_step):
         """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`
