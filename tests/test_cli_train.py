@@ -1446,6 +1446,22 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (set_in_resume("param_groups", 0, "weight_decay", value=None),
      ["config.json", "group 0's weight_decay must be a finite number >= 0, got None"]),
     (set_in_resume("param_groups", 0, "eps", value="x"), ["config.json", "group 0's eps"]),
+    # The schedule's state: any other step or peak lrs would train on at other lrs.
+    (lambda d: edit_config(d, lambda c: c["resume"]["schedule"].update(
+        steps_taken=c["step"] - 1)), ["config.json holds a damaged schedule state",
+                                      "steps_taken is", "where the checkpoint is at step"]),
+    (lambda d: edit_config(d, lambda c: c["resume"]["schedule"]["base_lrs"].pop()),
+     ["config.json holds a damaged schedule state", "not a list of 2 learning rates"]),
+    (lambda d: edit_config(d, lambda c: c["resume"]["schedule"]["base_lrs"].__setitem__(
+        0, "x")), ["config.json", "base_lrs[0] must be a finite number >= 0, got 'x'"]),
+    # A generator's state holding a number out of its range (numpy's OverflowError).
+    (lambda d: edit_config(d, lambda c: c["resume"]["data_rng"]["state"].update(state=-1)),
+     ["config.json holds a damaged resume state (OverflowError"]),
+    # Settings that disagree with the model they built: another context failed mid-step.
+    (lambda d: edit_config(d, lambda c: c["train"].update(context=c["train"]["context"] * 2)),
+     ["config.json is damaged (its settings give context 32, its model_config 16)"]),
+    (lambda d: edit_config(d, lambda c: c["train"].update(tokenizer="bpe")),
+     ["vocab_size in", "config.json is not set"]),
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
     (reordered, ["tokens.bin (the tokenised corpus) was changed since the run wrote",
                  "restore it, or start the run again with --force"]),
@@ -1453,7 +1469,9 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
         "negative-second-moment", "nan-moment", "state-short", "state-not-a-table", "step-text",
         "step-negative", "step-beyond-the-run", "step-one-past-the-checkpoint",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
-        "eps-text", "token-beyond-vocabulary", "tokens-reordered"])
+        "eps-text", "schedule-behind", "schedule-short", "schedule-lr-text",
+        "generator-out-of-range", "settings-another-context", "bpe-without-its-size",
+        "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
         broken, damage, phrases):
     damage(broken)

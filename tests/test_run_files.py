@@ -226,6 +226,40 @@ def test_a_full_disk_as_a_checkpoint_is_recorded_lets_training_go_on_in_the_same
     assert trainer.train(threads=1) == "done"
 
 
+def test_a_stop_before_the_previous_checkpoint_is_removed_leaves_no_file_once_resumed(
+        tmp_path, monkeypatch):
+    """A stop (a second Ctrl-C, a kill) once the last step's config.json is written, before
+    step 1's files are removed: the run has finished, so no later checkpoint would remove
+    them. --resume does, as it loads step 2's, rather than keep them, the size of the model,
+    for good (the same for a run that goes on: they go before its next checkpoint)."""
+    from tinyformer.train import TrainConfig, Trainer
+    corpus = tmp_path / "corpus.txt"            # a text's evaluation is a loss alone: fast
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 20)
+    config = TrainConfig(corpus=str(corpus), iters=2, n_layer=1, n_head=2, d_model=16,
+                         context=16, batch_size=4, eval_iters=1, checkpoint_every=1,
+                         sample_tokens=1)
+    out = tmp_path / "run"
+    trainer = Trainer.start(config, out, log=lambda message: None)
+    real_remove = RunDirectory.remove
+
+    def stop_as_step_1_is_removed(self, names, checkpoint=None):
+        if checkpoint == 2:
+            raise KeyboardInterrupt
+        real_remove(self, names, checkpoint)
+    with monkeypatch.context() as patch:
+        patch.setattr(RunDirectory, "remove", stop_as_step_1_is_removed)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train(threads=1)
+    assert (out / "weights-000001.npz").exists()
+    trainer = Trainer.resume(out, log=lambda message: None)
+    def npz_files():
+        return sorted(name for name in os.listdir(out) if name.endswith(".npz"))
+    assert npz_files() == ["optimizer-000002.npz", "weights-000002.npz"]
+    assert trainer.train(threads=1) == "done"
+    owns = json.loads((out / "manifest.json").read_text())["owns"]
+    assert [name for name in owns if name.endswith(".npz")] == npz_files()
+
+
 def test_a_full_disk_as_a_metrics_line_is_written_names_metrics_jsonl(tmp_path, monkeypatch):
     """A full disk's error, raised by write, names no file: the line says which, and how to
     go on (before the first checkpoint, --resume starts the run again)."""

@@ -49,7 +49,7 @@ from .layers import modules_of_your_own
 from .progress import Progress
 from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
                         step_threads)
-from .rundir import (CONFIG, MANIFEST, METRICS, TOKENIZER, TOKENS, CheckpointError,
+from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, append_metrics, array_shapes, check_checkpoint_file,
                      checkpoint_files, load_arrays, save_checkpoint, sha256, staged,
                      truncate_metrics)
@@ -382,6 +382,14 @@ class Trainer:
                            where=run.file(CONFIG))
             try:
                 job = make_job(config, tokenizer)
+                # The settings built the model, and go on training it (the batches' context is
+                # theirs): settings edited to disagree with its model_config would fail mid-step.
+                for key, value in job.model_config().items():
+                    if model.config.get(key) != value:
+                        raise CheckpointError(
+                            f"{run.file(CONFIG)} is damaged (its settings give {key} {value!r}, "
+                            f"its model_config {model.config.get(key)!r}); put back the "
+                            f"config.json this run wrote, or start again with --force")
                 job.open_data(directory, saved["data"])
                 # load_model checked the model's modules of your own are those config.json
                 # records (checkpoint.model_to_load): none for the model it built.
@@ -393,7 +401,9 @@ class Trainer:
                 changed = forms or library        # other forms: their library is moot
             except CheckpointError:         # a file of the run, which the message names
                 raise
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            # (OverflowError: a random generator's state holding a number out of its range)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                    OverflowError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
                 # has it: anything malformed there is the file's fault, said in one line.
                 raise CheckpointError(
@@ -663,6 +673,7 @@ class Trainer:
         path = os.path.join(self.directory, files["optimizer"])
         shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
+        self._check_schedule_state(resume["schedule"], saved["step"])
         self._check_optimizer_state(resume["optimizer"]["state"], shapes,
                                     resume["optimizer"]["param_groups"], path, saved["step"])
         state = [dict(small) for small in resume["optimizer"]["state"]]
@@ -686,6 +697,14 @@ class Trainer:
         self.data_rng.bit_generator.state = resume["data_rng"]
         ta.random.set_state(resume["engine_rng"])
         self.step = saved["step"]
+        # The files of other checkpoints that the run still owns: a stop after a checkpoint's
+        # config.json was written, before the previous checkpoint's files were removed (or
+        # part way through one that config.json never came to name). Nothing reads them, and
+        # each is the size of the model: they go now, as that checkpoint would have removed
+        # them (a finished run writes no checkpoint that would).
+        others = self.run.owned - set(RUN_FILES) - self.checkpoint_files
+        if others:
+            self.run.remove(others)
         last = truncate_metrics(self.run.file(METRICS), self.step)
         if last < self.step:          # cut or deleted since: the training itself goes on exactly
             self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
@@ -705,6 +724,31 @@ class Trainer:
             by_name = dict(zip(names, parameters))
             return [by_name[name] for name in saved]
         return parameters
+
+    def _check_schedule_state(self, state, checkpoint_step):
+        """CheckpointError, one line, unless the saved schedule (`state`, from config.json) is
+        one this run's schedule goes on from exactly: at the checkpoint's step, and for the
+        cosine schedule with a peak lr for each of the optimizer's groups (Noam's formula
+        gives its own). Otherwise the resumed run would train on, at other learning rates."""
+        def damaged(why):
+            return CheckpointError(f"{self.run.file(CONFIG)} holds a damaged schedule state "
+                                   f"({why}); put back the config.json this run wrote, or "
+                                   f"start again with --force")
+        if not isinstance(state, dict):
+            raise damaged(f"{state!r}, not a table")
+        steps = state.get("steps_taken")
+        if type(steps) is not int or steps != checkpoint_step:
+            raise damaged(f"steps_taken is {steps!r}, where the checkpoint is at step "
+                          f"{checkpoint_step}")
+        if isinstance(self.schedule, WarmupCosine):
+            peaks, groups = state.get("base_lrs"), len(self.optimizer.param_groups)
+            if not (isinstance(peaks, list) and len(peaks) == groups):
+                raise damaged(f"base_lrs is {peaks!r}, not a list of {groups} learning rates, "
+                              f"one for each of the optimizer's groups")
+            for i, lr in enumerate(peaks):
+                problem = GROUP_RULES["lr"].why(lr)        # as the groups' lrs are checked
+                if problem:
+                    raise damaged(f"base_lrs[{i}] {problem}")
 
     def _check_optimizer_state(self, state, shapes, groups, path, checkpoint_step):
         """CheckpointError, one line, unless the saved optimizer state (`state` and `groups`

@@ -359,6 +359,8 @@ class TrainConfig:
                              f"({self.max_len}), got {self.min_len}")
         if self.task and self.min_len < 2:
             raise ValueError(f"{name('min_len')} must be at least 2, got {self.min_len}")
+        if self.tokenizer == "bpe" and self.vocab_size is None:     # resolved() fills it in
+            raise ValueError(f"{name('vocab_size')} is not set")
         if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
             raise ValueError(f"{name('vocab_size')} {self.vocab_size} is too small for a "
                              f"byte-level BPE: it needs the 256 bytes, special tokens and some "
