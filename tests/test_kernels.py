@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import tinyautograd as ta
 from op_cases import CASES, Draw
-from tinyautograd import Tensor, functional, kernels, ops, optim
+from tinyautograd import Tensor, functional, kernels, no_grad, ops, optim
 from tinyformer import attention
 from tinyformer_cli import main
 
@@ -77,6 +77,20 @@ def test_layer_norm(numpy_forms, shape):
     x = rng.standard_normal(shape, dtype=np.float32) * 3 + 1
     weight, bias = (rng.standard_normal(shape[-1:], dtype=np.float32) for _ in range(2))
     assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7), (1, 1, 128)])
+def test_layer_norm_with_no_gradient_wanted_gives_the_same_y_and_keeps_nothing(numpy_forms,
+                                                                                shape):
+    # Generation's norms keep no x_hat for a backward: the loop then steps through y instead.
+    x = rng.standard_normal(shape, dtype=np.float32) * 3 + 1
+    weight, bias = (rng.standard_normal(shape[-1:], dtype=np.float32) for _ in range(2))
+    with no_grad():
+        y = functional.layer_norm(x, weight, bias)
+        reference = numpy_forms(lambda: functional.layer_norm(x, weight, bias))
+    np.testing.assert_allclose(y.data, reference.data, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(y.data, functional.layer_norm(x, weight, bias).data)
+    assert kernels.layer_norm(x, weight, bias, 1e-5, keep=False)[1:] == (None, None)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")    # the numpy form's means of no numbers

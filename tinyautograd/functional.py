@@ -181,7 +181,8 @@ class LayerNorm(Function):
         # kernels.py's loops compute these formulas; TINYAUTOGRAD_KERNELS=numpy runs them as
         # written here (to try an edit of them).
         if kernels.usable(x, weight, bias):
-            y, ctx.x_hat, ctx.rstd = kernels.layer_norm(x, weight, bias, eps)
+            keep = True in ctx.needs_input_grad       # what backward reads, if it will run
+            y, ctx.x_hat, ctx.rstd = kernels.layer_norm(x, weight, bias, eps, keep)
             return y
         x_hat, rstd = _normalised(x, eps)
         ctx.x_hat, ctx.rstd = x_hat, rstd

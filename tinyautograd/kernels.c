@@ -54,7 +54,9 @@ void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *we
     /* Three sweeps over the rows (means, variances, then x_hat and y), not one: a row's sums
      * are chains of dependent additions, and short sweeps let the processor work on several
      * rows' chains at once. 17 us against 33 for (384, 128). rstd holds each row's mean, then
-     * its sum of squared deviations (n times its variance), then 1 / sqrt(var + eps). */
+     * its sum of squared deviations (n times its variance), then 1 / sqrt(var + eps). x_hat
+     * NULL: y alone (no gradient wanted), x_hat's steps done in y, which its last line
+     * overwrites. */
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
         float sum = 0.0f;
@@ -65,7 +67,7 @@ void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *we
     }
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
-        float *hr = x_hat + r * n;
+        float *hr = (x_hat ? x_hat : y) + r * n;
         float mean = rstd[r], var = 0.0f;
 #pragma omp simd reduction(+:var)
         for (int64_t j = 0; j < n; j++) {
@@ -76,7 +78,7 @@ void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *we
         rstd[r] = var;
     }
     for (int64_t r = 0; r < rows; r++) {
-        float *hr = x_hat + r * n, *yr = y + r * n;
+        float *hr = (x_hat ? x_hat : y) + r * n, *yr = y + r * n;
         float s = 1.0f / sqrtf(rstd[r] / n + eps);
         rstd[r] = s;
 #pragma omp simd

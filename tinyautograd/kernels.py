@@ -402,14 +402,19 @@ def _at_made(array: np.ndarray) -> int:
 # ---------------------------------------------------------------------------- the loops
 
 
-def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
-               eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """LayerNorm.forward's y, x_hat and rstd (shaped (..., 1), as its numpy form's)."""
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float,
+               keep: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """LayerNorm.forward's y, x_hat and rstd (shaped (..., 1), as its numpy form's); without
+    `keep` (no gradient wanted: generation) y alone, and None, None: a token's norm is a row of
+    a few hundred numbers, where two more arrays cost more than the loop."""
     rows = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])      # (not -1: the last may be 0)
-    y, x_hat = np.empty_like(rows), np.empty_like(rows)
-    rstd = np.empty(len(rows), np.float32)
+    y, x_hat = np.empty_like(rows), np.empty_like(rows) if keep else None
+    rstd = np.empty(len(rows), np.float32)                      # (the loop's scratch as well)
     _library().layer_norm_forward(*rows.shape, _at(rows), _at(weight), _at(bias), eps,
-                                  _at_made(y), _at_made(x_hat), _at_made(rstd))
+                                  _at_made(y), _at_made(x_hat) if keep else None,
+                                  _at_made(rstd))
+    if not keep:
+        return y.reshape(x.shape), None, None
     return y.reshape(x.shape), x_hat.reshape(x.shape), rstd.reshape(x.shape[:-1] + (1,))
 
 
