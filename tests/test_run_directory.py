@@ -48,11 +48,17 @@ def files(directory):
             for p in Path(directory).rglob("*")}
 
 
-@pytest.fixture
-def run(tmp_path):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "run"
     assert tinyformer("train", *TINY, "--iters", 2, "--out", out).exit_code == 0
     return out
+
+
+@pytest.fixture
+def run(tmp_path, trained_run):
+    """A run of its own for each test, to change: a copy of one trained once."""
+    return Path(shutil.copytree(trained_run, tmp_path / "run"))
 
 
 def test_token_ids_are_stored_in_the_smallest_type_that_holds_them(tmp_path):

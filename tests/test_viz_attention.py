@@ -308,7 +308,7 @@ def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
 def test_the_colour_bar_is_narrow_and_every_label_stays_in_the_picture(layers, heads):
     # The colour bar was a twentieth of its height: for a 12-layer model more than half an
     # inch wide, which pushed the grid's "query (attending)" labels off the left edge.
-    text = "eve has a red kite."
+    text = "a red kite."            # (the labels' count is not what pushed them out)
     weights = np.full((layers, heads, len(text), len(text)), 1 / len(text))
     figure = attention_figure(weights, list(text), list(text), "t")
     assert_every_text_inside(figure)
