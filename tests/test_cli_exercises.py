@@ -426,6 +426,24 @@ def test_check_json_that_cannot_check_still_prints_its_object(tmp_path, monkeypa
     assert graded["passed"] == 0 and graded["total"] == len(graded["exercises"]) <= 1
 
 
+@pytest.mark.parametrize("where", [["-w", "student"], ["--workspace=student"], []])
+def test_check_json_fails_the_exercise_asked_for_when_the_workspace_cannot_be_used(
+        tmp_path, monkeypatch, where):
+    # docs/course.md: exit 2 "when the workspace cannot be used ...: then --json still prints
+    # its object, ... and the exercise asked for, if any, failed with that reason". Given by
+    # -w, as the course's grading loop gives it, the object had no exercise at all.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "student").mkdir()                 # a folder that is no workspace
+    monkeypatch.setenv("TINYFORMER_EXERCISES", "student")
+    result = run("check", "3", "--json", *where)
+    assert result.exit_code == 2, result.output
+    graded = json.loads(result.stdout)
+    assert "is not an exercise workspace" in graded["error"]
+    assert [(e["number"], e["passed"], e["reason"]) for e in graded["exercises"]] == \
+        [(3, False, graded["error"])]
+    assert (graded["workspace"], graded["passed"], graded["total"]) == (None, 0, 1)
+
+
 def test_check_all_fails_a_missing_or_unreadable_file_and_checks_the_rest(workspace,
                                                                           monkeypatch):
     """A teacher grading a class: one student's deleted file hides none of the rest."""

@@ -165,3 +165,16 @@ def test_the_built_in_runs_last_recall_is_the_one_its_transcript_shows():
     assert shown and all(quoted)
     for figure in quoted:
         assert float(figure.group(1)) == float(shown.group(1)), figure.group(0)
+
+
+def test_the_length_the_course_and_readme_give_a_file_is_its_length():
+    # The course sent its reader to tinyautograd/engine.py "(about 1,500 lines)": it had grown
+    # to about 1,800.
+    claims = [(name, claim) for name in ("README.md", "docs/course.md")
+              for claim in re.finditer(r"`([\w/]+\.\w+)`[^`.]*?\(about ([\d,]+) lines\)",
+                                       " ".join((ROOT / name).read_text().split()))]
+    assert claims
+    for name, claim in claims:
+        said = int(claim.group(2).replace(",", ""))
+        lines = len((ROOT / claim.group(1)).read_text().splitlines())
+        assert abs(lines - said) <= 0.1 * said, f"{name}: {claim.group(0)}, but it has {lines}"

@@ -516,11 +516,20 @@ def test_checkpoints_come_every_checkpoint_every_steps_and_at_the_last(tmp_path,
         saved.append(trainer.step)
         write(trainer)
     monkeypatch.setattr(Trainer, "_write_checkpoint", recorded)
-    monkeypatch.setattr(Trainer, "evaluate", lambda *args: {})     # not what is tested here
+    evaluated = []
+    monkeypatch.setattr(Trainer, "evaluate",                  # not what is tested here
+                        lambda trainer, *args: evaluated.append(trainer.step) or {})
     run(tmp_path, **TINY, iters=5, eval_every=5, checkpoint_every=2)
-    assert saved == [2, 4, 5]
+    assert (evaluated, saved) == ([0, 5], [2, 4, 5])     # 0: before training
+    evaluated.clear(), saved.clear()
+    run(tmp_path / "other", **TINY, iters=5, eval_every=2, checkpoint_every=5)
+    assert (evaluated, saved) == ([0, 2, 4, 5], [5])
     # Unset, with each evaluation.
     assert TrainConfig(eval_every=7).resolved().checkpoint_every == 7
+    # --eval-every's help listed a checkpoint as part of every evaluation, which steps 2 and 4
+    # were without: it is so only while --checkpoint-every is left to its default.
+    said = {f.name: f.metadata.get("help") for f in dataclasses.fields(TrainConfig)}["eval_every"]
+    assert "checkpoint" not in said or "checkpoint-every" in said, said
 
 
 def test_an_evaluation_turns_dropout_off_for_itself_only_and_samples_anew_each_step(tmp_path):

@@ -184,7 +184,8 @@ class TrainConfig:
     whole_words: bool | None = setting(None, "BERT: hide a word's letters together.",
                                        shown="on the built-in stories")
     eval_every: int | None = setting(None, "Steps between evaluations (validation loss, a "
-                                     "sample, a checkpoint).")
+                                     "sample; a checkpoint too, unless --checkpoint-every says "
+                                     "otherwise).")
     eval_iters: int | None = setting(None, "Validation batches per evaluation of a text; a "
                                      "--task is scored on all its held-out pairs.", shown="20")
     checkpoint_every: int | None = setting(None, "Steps between checkpoints.",

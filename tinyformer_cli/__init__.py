@@ -1030,10 +1030,19 @@ AS_JSON, WORKSPACE, EXERCISE = "exercises.json", "exercises.workspace", "exercis
 class AnswersInJson(click.Command):
     """A command whose --json answer a grading script reads even when its arguments are
     refused. Whether --json was given is noted before click reads them: an option click does
-    not know (`--bogus`, `-1`) fails there, before any option's callback could say so."""
+    not know (`--bogus`, `-1`) fails there, before any option's callback could say so. So is
+    the exercise asked for: click reads the options before the argument N, so that a refused
+    --workspace would leave the answer without the exercise it fails."""
 
     def parse_args(self, ctx, args):
         ctx.meta[AS_JSON] = "--json" in args
+        if ctx.meta[AS_JSON]:
+            try:            # a copy: click's parser consumes the list it reads
+                asked, _, _ = self.make_parser(ctx).parse_args(args=list(args))
+                if asked.get("ex") is not None:
+                    ctx.meta[EXERCISE] = find(asked["ex"])
+            except (click.UsageError, ValueError):  # refused by click or find below, as ever
+                pass
         return super().parse_args(ctx, args)
 
 
