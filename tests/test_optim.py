@@ -171,6 +171,29 @@ def test_parameters_without_gradient_are_skipped():
     assert not np.array_equal(params[1].data, frozen_before)
 
 
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.9), AdamW])
+def test_a_read_only_parameter_is_refused_before_any_update(make):
+    """A Tensor keeps the array it is made from, np.frombuffer's read-only one too: numpy
+    refused its update part way through the step, the parameters before it updated already."""
+    params = make_params(5)
+    kept = np.frombuffer(params[2].data.tobytes()).reshape(params[2].shape)
+    params[2] = Tensor(kept, requires_grad=True, dtype=np.float64)
+    frozen = Tensor(kept, requires_grad=True, dtype=np.float64)   # no gradient: left be
+    optimizer = make(params + [frozen])
+    set_gradients(params, 0)
+    before = [p.data.copy() for p in params]
+    with pytest.raises(ValueError, match=r"^the optimizer cannot update a parameter of shape "
+                                         r"\(2, 3, 2\): its array is read-only .*; make the "
+                                         r"Tensor from a copy, Tensor\(array.copy\(\), "
+                                         r"requires_grad=True\)$"):
+        optimizer.step()
+    for p, was in zip(params, before):
+        np.testing.assert_array_equal(p.data, was)
+    params[2].grad = None
+    optimizer.step()                                    # the frozen one is no trouble
+    assert not np.array_equal(params[0].data, before[0])
+
+
 def test_zero_grad_clears_both_gradients():
     params = make_params(5)
     set_gradients(params, 0)

@@ -135,6 +135,15 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
         frozen, or unused by this loss)."""
+        # A Tensor uses the array it is given as it is, so a parameter may hold a read-only
+        # one (np.frombuffer's, np.load's with mmap_mode="r"): checked before any update, as
+        # numpy's refusal would come part way through the parameters, some of them updated.
+        for p in self._all_params():
+            if p.grad is not None and not p.data.flags.writeable:
+                raise ValueError(f"the optimizer cannot update a parameter of shape {p.shape}: "
+                                 f"its array is read-only (a Tensor keeps the array it is made "
+                                 f"from, such as np.frombuffer's); make the Tensor from a "
+                                 f"copy, Tensor(array.copy(), requires_grad=True)")
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
