@@ -171,6 +171,29 @@ def test_parameters_without_gradient_are_skipped():
     assert not np.array_equal(params[1].data, frozen_before)
 
 
+@pytest.mark.parametrize("make", [lambda p: SGD(p, lr=0.1, momentum=0.9), AdamW])
+def test_a_read_only_parameter_is_refused_before_any_update(make):
+    """A Tensor keeps the array it is made from, np.frombuffer's read-only one too: numpy
+    refused its update part way through the step, the parameters before it updated already."""
+    params = make_params(5)
+    kept = np.frombuffer(params[2].data.tobytes()).reshape(params[2].shape)
+    params[2] = Tensor(kept, requires_grad=True, dtype=np.float64)
+    frozen = Tensor(kept, requires_grad=True, dtype=np.float64)   # no gradient: left be
+    optimizer = make(params + [frozen])
+    set_gradients(params, 0)
+    before = [p.data.copy() for p in params]
+    with pytest.raises(ValueError, match=r"^the optimizer cannot update a parameter of shape "
+                                         r"\(2, 3, 2\): its array is read-only .*; make the "
+                                         r"Tensor from a copy, Tensor\(array.copy\(\), "
+                                         r"requires_grad=True\)$"):
+        optimizer.step()
+    for p, was in zip(params, before):
+        np.testing.assert_array_equal(p.data, was)
+    params[2].grad = None
+    optimizer.step()                                    # the frozen one is no trouble
+    assert not np.array_equal(params[0].data, before[0])
+
+
 def test_zero_grad_clears_both_gradients():
     params = make_params(5)
     set_gradients(params, 0)
@@ -206,6 +229,46 @@ def test_bad_parameter_lists_are_refused():
         SGD([computed], lr=0.1)
     with pytest.raises(ValueError, match="non-leaf"):
         torch.optim.SGD([torch.ones(3, requires_grad=True) * 0.02], lr=0.1)
+
+
+def test_parameters_in_a_set_are_refused_as_torch_refuses_them():
+    """A set's order follows the tensors' ids, so another run numbers the parameters in another
+    order, and a saved state loaded there gives one parameter another's moments."""
+    params = make_params(6)
+    for given in (set(params), [{"params": set(params)}]):
+        with pytest.raises(TypeError, match=r"not in a set, .*; pass a list, such as "
+                                            r"list\(model.parameters\(\)\)$"):
+            Adam(given)
+    with pytest.raises(TypeError, match="need to be organized in ordered collections"):
+        torch.optim.Adam([{"params": set(torch_twins(params))}])   # (torch's check: groups')
+
+
+def test_named_parameters_are_taken_as_torch_takes_them_and_keep_their_names():
+    """`AdamW(model.named_parameters())` works in torch; the names go to 'param_names', and a
+    saved state goes back to its parameters by name, in whatever order they come."""
+    names = ["w", "b", "v", "s"]
+    params = make_params(7)
+    twins = torch_twins(params)
+    optimizer = AdamW(zip(names, params), lr=0.02)
+    reference = torch.optim.AdamW(zip(names, twins), lr=0.02)
+    assert optimizer.param_groups[0]["params"] == params
+    assert optimizer.param_groups[0]["param_names"] == reference.param_groups[0]["param_names"]
+    for step in range(2):
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+    assert_same(params, twins)
+    shuffled = AdamW([(names[i], params[i]) for i in (2, 0, 3, 1)])
+    shuffled.load_state_dict(optimizer.state_dict())
+    for p in params:
+        np.testing.assert_array_equal(shuffled.state[id(p)]["exp_avg"],
+                                      optimizer.state[id(p)]["exp_avg"])
+    with pytest.raises(ValueError, match="all be named, .* or all be Tensors alone"):
+        SGD([("w", params[0]), params[1]], lr=0.1)
+    with pytest.raises(ValueError, match="groups must all name their parameters .* or none"):
+        SGD([{"params": [("w", params[0])]}, {"params": [params[1]]}], lr=0.1)
+    with pytest.raises(ValueError, match="names 2 parameters under 'param_names' and holds 1"):
+        SGD([{"params": [params[0]], "param_names": ["w", "b"]}], lr=0.1)
 
 
 @pytest.mark.parametrize("make, says", [

@@ -42,7 +42,9 @@ class Optimizer:
     `params` is an iterable of Tensors, or of dicts `{'params': [...], 'lr': ..., ...}` (param
     groups) whose missing options come from the optimizer's defaults. Groups let parts of a
     model train differently, such as no weight decay on biases (see `weight_decay_groups`). Each
-    group keeps its own 'lr', which schedules rewrite as training goes.
+    group keeps its own 'lr', which schedules rewrite as training goes. Where the Tensors come
+    as (name, Tensor) pairs (`model.named_parameters()`, as torch takes them), each group keeps
+    the names under 'param_names'. A set is refused: its order changes from run to run.
 
     A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
     gradient, its own state and its group's options; and, if it keeps state, `initial_state(param,
@@ -52,6 +54,8 @@ class Optimizer:
     def __init__(self, params: Params, defaults: dict) -> None:
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Tensors; wrap a single one in a list")
+        if isinstance(params, (set, frozenset)):
+            raise _set_refused()
         groups = list(params)
         if not groups:
             raise ValueError("the optimizer got an empty parameter list")
@@ -71,9 +75,31 @@ class Optimizer:
         group = {**self.defaults, **group}
         _check_options(type(self).__name__, group)
         params = group["params"]
+        if isinstance(params, (set, frozenset)):
+            raise _set_refused()
         # One Tensor stands for itself, as in torch: list() of it would be its rows, copies that
         # no backward ever gives a gradient, so nothing would train.
-        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        params = [params] if isinstance(params, Tensor) else list(params)
+        # (name, Tensor) pairs, as module.named_parameters() yields them, are taken as torch
+        # takes them: the names are kept under 'param_names', as weight_decay_groups keeps them.
+        named = [isinstance(p, tuple) and len(p) == 2 and isinstance(p[1], Tensor)
+                 for p in params]
+        if any(named):
+            if not all(named):
+                raise ValueError("the optimizer's parameters must all be named, (name, Tensor) "
+                                 "pairs as model.named_parameters() gives them, or all be "
+                                 "Tensors alone; give them one way")
+            group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
+        group["params"] = params
+        if "param_names" in group and len(group["param_names"]) != len(params):
+            raise ValueError(f"a group names {len(group['param_names'])} parameters under "
+                             f"'param_names' and holds {len(params)}; give one name for each")
+        if self.param_groups and \
+                ("param_names" in group) != ("param_names" in self.param_groups[0]):
+            # A saved state goes to the parameters by name only where every group names them.
+            raise ValueError("the optimizer's groups must all name their parameters "
+                             "(model.named_parameters()) or none of them; give them one way")
         seen = {id(p) for p in self._all_params()}
         for p in group["params"]:
             if not isinstance(p, Tensor):
@@ -109,6 +135,15 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
         frozen, or unused by this loss)."""
+        # A Tensor uses the array it is given as it is, so a parameter may hold a read-only
+        # one (np.frombuffer's, np.load's with mmap_mode="r"): checked before any update, as
+        # numpy's refusal would come part way through the parameters, some of them updated.
+        for p in self._all_params():
+            if p.grad is not None and not p.data.flags.writeable:
+                raise ValueError(f"the optimizer cannot update a parameter of shape {p.shape}: "
+                                 f"its array is read-only (a Tensor keeps the array it is made "
+                                 f"from, such as np.frombuffer's); make the Tensor from a "
+                                 f"copy, Tensor(array.copy(), requires_grad=True)")
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -213,6 +248,16 @@ class Optimizer:
                 if key not in ("params", "param_names"):    # names are this optimizer's own
                     group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
         self.state = states
+
+
+def _set_refused():
+    """The error for parameters given in a set, as torch refuses them. A set's order follows
+    the tensors' ids, so it changes from run to run, and a saved state numbers the parameters
+    by their order: loaded in another run, the moments would go to other parameters of the same
+    shape, silently."""
+    return TypeError("the optimizer's parameters must come in a fixed order, not in a set, "
+                     "whose order changes from run to run; pass a list, such as "
+                     "list(model.parameters())")
 
 
 def _check_options(optimizer, group):
