@@ -243,13 +243,22 @@ def test_adam_on_a_parameter_mapped_read_only_raises_rather_than_crashes(tmp_pat
     # Memory mapped read-only: the loop's write killed the process (in a process of its own
     # here, so that it would not kill the tests).
     np.save(tmp_path / "w.npy", np.arange(4, dtype=np.float32))
+    # The optimizer refuses such a parameter before any update; the loop, called as the
+    # optimizer would, refuses it too.
     code = ("import numpy as np, tinyautograd as ta\n"
-            f"p = ta.Tensor(np.load({str(tmp_path / 'w.npy')!r}, mmap_mode='r'), "
-            "requires_grad=True)\n"
+            f"w = np.load({str(tmp_path / 'w.npy')!r}, mmap_mode='r')\n"
+            "p = ta.Tensor(w, requires_grad=True)\n"
             "p.grad = np.ones(4, np.float32)\n"
-            "ta.optim.AdamW([p], lr=0.1).step()\n")
-    status, _, error = in_a_process({"TINYAUTOGRAD_KERNELS": "c"}, code)
-    assert status == 1 and error.endswith("ValueError: output array is read-only")
+            "try:\n"
+            "    ta.optim.AdamW([p], lr=0.1).step()\n"
+            "except ValueError as error:\n"
+            "    print(error)\n"
+            "ta.kernels.adam(w, *(np.ones(4, np.float32),) * 3, 0.9, 0.999, 1.0, 0.1, 1.0, "
+            "1e-8)\n")
+    status, out, error = in_a_process({"TINYAUTOGRAD_KERNELS": "c"}, code)
+    assert "its array is read-only" in out
+    assert status == 1 and error.endswith("ValueError: kernels write into this array, and it "
+                                          "is read-only")
     np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), np.arange(4))
 
 
