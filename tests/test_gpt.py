@@ -333,6 +333,10 @@ def test_bad_sampling_settings_are_clear_errors():
     with pytest.raises(ValueError, match=r"top_k must be a whole number >= 1, got 0 \(to keep "
                                          r"every token, leave it unset\)$"):
         model.generate(tokens((1, 2)), 1, top_k=0)
+    # transformers' top_p=0 keeps the likeliest token alone: the error says how to have that
+    with pytest.raises(ValueError, match=r"got 0 \(for the likeliest token alone, give "
+                                         r"temperature 0; to keep every token, leave it unset\)$"):
+        model.generate(tokens((1, 2)), 1, top_p=0)
     # a seed in the generator's place once failed at the first draw: 'int' has no 'random'
     with pytest.raises(TypeError, match=r"^generate: generator must be a numpy Generator, as "
                                         r"np.random.default_rng\(seed\) makes, .*got 42$"):

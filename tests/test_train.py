@@ -544,6 +544,9 @@ def test_an_evaluation_turns_dropout_off_for_itself_only_and_samples_anew_each_s
     trainer.evaluate("third")
     samples = [message.split("\n", 1)[1] for message in said[-3:]]
     assert samples[0] == samples[1] != samples[2]
+    trainer.model.eval()                 # a caller's own evaluation mode is left as it was
+    trainer.evaluate("fourth")
+    assert not any(module.training for module in trainer.model.modules())
 
 
 def test_a_step_is_the_mean_over_its_targets_however_the_batch_is_cut(tmp_path,

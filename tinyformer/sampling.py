@@ -20,8 +20,10 @@ from .schema import Number, Optional, Whole, check_settings
 # The sampling settings' rules (schema.py), checked here for the library and by
 # `tinyformer generate` for its options, before the model is loaded.
 KEEP_ALL = "to keep every token, leave it unset"
+# transformers' top_p=0 keeps the likeliest token alone: here that is temperature 0.
+LIKELIEST = "for the likeliest token alone, give temperature 0; " + KEEP_ALL
 SAMPLING_RULES = {"temperature": Number(0), "top_k": Optional(Whole(1, 2 ** 62), KEEP_ALL),
-                  "top_p": Optional(Number(above=0, high=1), KEEP_ALL)}
+                  "top_p": Optional(Number(above=0, high=1), LIKELIEST)}
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None,

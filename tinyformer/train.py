@@ -438,7 +438,9 @@ class Trainer:
 
     def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
         """Validation figures (on up to `threads` threads) and a sample, printed; the figures
-        returned for metrics.jsonl."""
+        returned for metrics.jsonl. The model is in evaluation mode for it (dropout off), then
+        back in the mode it was in (training, between steps)."""
+        training = self.model.training
         self.model.eval()
         try:
             with ta.no_grad():
@@ -451,7 +453,7 @@ class Trainer:
                 sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
                                                                             self.step]))
         finally:
-            self.model.train()
+            self.model.train(training)
         shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())
         self.log(f"step {self.step} ({title}): {shown}\n{_indent(escape_controls(sample))}")
         return figures

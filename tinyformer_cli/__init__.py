@@ -946,7 +946,8 @@ fold a module's box, click a node for its formula, values and gradient.
     ["mlp", "attention", "layernorm", "gpt", "bert", "transformer"]))
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", type=DIRECTORY,
               help="Draw a checkpoint's training step on --prompt instead (a BERT guesses "
-              "every seventh token; an encoder-decoder translates it by teacher forcing). "
+              "the first token and every seventh after it; an encoder-decoder translates it "
+              "by teacher forcing). "
               + CHECKPOINT_HELP)
 @click.option("--prompt", type=TEXT, help="With --checkpoint: the text of the batch.")
 @click.option("--what", type=click.Choice(["forward", "backward"]), default="forward",

@@ -143,8 +143,8 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     kind = saved["model"]
     if kind == "bert" and "<mask>" in prompt:
         # The step hides tokens itself, and must know each hidden one to score the guess.
-        raise ValueError("--prompt: the graph of a BERT hides every seventh token itself; "
-                         "give the whole text, without <mask>")
+        raise ValueError("--prompt: the graph of a BERT hides the first token and every seventh "
+                         "after it itself; give the whole text, without <mask>")
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
     if not ids:
         raise ValueError("--prompt is empty; give the text of the batch")

@@ -532,7 +532,7 @@ def _draw_layer_norm_backward(learner: Learner) -> Picture:
 # Chapter 5: embeddings and positions
 # ---------------------------------------------------------------------------------------------
 
-@drawer("embedding", "the backward pass of your Embedding: a repeated id adds up")
+@drawer("embedding", "the backward pass of your Embedding, where a repeated id's gradients add up,")
 def _draw_embedding(learner: Learner) -> Picture:
     table = np.arange(10.0).reshape(5, 2)
     ids = np.array([1, 3, 1, 1])
