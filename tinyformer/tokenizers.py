@@ -23,6 +23,7 @@ then encodes and decodes exactly as GPT-2 does.
 
 from __future__ import annotations
 
+import heapq
 import json
 import operator
 import os
@@ -834,16 +835,27 @@ class BPETokenizer(Tokenizer):
                 pair_counts[pair] += count
                 holders[pair].add(w)
 
+        # The pairs in order, most frequent first and of equal counts the smallest ids first,
+        # as a heap of (-count, pair): finding the best pair takes log(pairs) steps, where a
+        # scan of all pairs for each merge took minutes for a few thousand merges. A pair whose
+        # count changes is pushed again with its new count; an entry whose count is no longer
+        # the pair's is out of date, and is thrown away when it comes to the top.
+        queue = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(queue)
+
         merges = []
         for new_id in range(256, 256 + n_merges):
-            if not pair_counts:
+            while queue and pair_counts.get(queue[0][1]) != -queue[0][0]:
+                heapq.heappop(queue)                 # out of date
+            if not queue:
                 raise ValueError(f"the text has only {counted(len(merges), 'merge')} to "
                                  f"learn; ask for a {name('vocab_size')} of at most "
                                  f"{new_id + len(special_tokens)}")
-            best = min(pair_counts, key=lambda pair: (-pair_counts[pair], pair))
+            best = heapq.heappop(queue)[1]
             merges.append(best)
             # Only the words holding the pair change: take their old pairs out of the counts
             # and put their new pairs in, rather than recounting the whole text.
+            changed = set()
             for w in holders.pop(best):
                 ids, count = words[w], counts[w]
                 merged = merge(ids, best, new_id)
@@ -853,10 +865,15 @@ class BPETokenizer(Tokenizer):
                     pair_counts[pair] -= count
                     if pair_counts[pair] == 0:
                         del pair_counts[pair]
+                    changed.add(pair)
                 for pair in zip(merged, merged[1:]):
                     pair_counts[pair] += count
                     holders[pair].add(w)
+                    changed.add(pair)
                 words[w] = merged
+            for pair in changed:
+                if pair in pair_counts:
+                    heapq.heappush(queue, (-pair_counts[pair], pair))
         return cls(merges, special_tokens)
 
     @property
