@@ -631,6 +631,9 @@ def test_a_sentencepiece_tokenizer_model_is_refused_saying_what_to_fetch(tmp_pat
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
     assert_input_error(run("show", "§", "--tokenizer", char), "'§'")
+    # A special token of the tokenizer, written in the text, is plain text unless allowed.
+    assert_input_error(run("encode", "cat<eos>", "--tokenizer", char), "'<' at position 3",
+                       "part of the special token '<eos>'", "--allow-special")
 
 
 def test_decode_refuses_ids_out_of_range(bpe):

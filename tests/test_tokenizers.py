@@ -67,6 +67,23 @@ def test_char_names_the_first_character_it_cannot_encode():
         CharTokenizer.train("ab", special_tokens=["<eos>"]).encode("ab<eos>é", allow_special=True)
 
 
+def test_char_says_that_a_special_token_written_in_the_text_is_plain_text_unless_allowed():
+    # "<" of "<eos>" is no character of the vocabulary: the error named it alone, and gave no
+    # hint that the text meant the special token.
+    tok = CharTokenizer.train("hello", special_tokens=["<eos>"])
+    with pytest.raises(ValueError, match=r"^cannot encode '<' at position 3: not in the "
+                                         r"tokenizer's 4-character vocabulary; it is part of "
+                                         r"the special token '<eos>', which is plain text "
+                                         r"unless special tokens are allowed \(--allow-special,"
+                                         r" where a command takes it; allow_special=True in "
+                                         r"Python\)$"):
+        tok.encode("hel<eos>")
+    assert tok.encode("he<eos>", allow_special=True) == [2, 1, 0]
+    with pytest.raises(ValueError, match=r"at position 6: not in the tokenizer's "
+                                         r"4-character vocabulary$"):      # "<" of no token
+        tok.encode("<eos>h<", allow_special=True)
+
+
 @pytest.mark.parametrize("char, shown", [
     ("x", "'x'"), ("\t", "'\\t' (U+0009)"),                      # control characters: no name
     ("\u0301", "'\\u0301' (U+0301 COMBINING ACUTE ACCENT)"),     # a mark sits on the quote

@@ -616,7 +616,19 @@ class CharTokenizer(Tokenizer):
             position = offset + text.index(e.args[0])
             raise ValueError(f"cannot encode {shown_char(e.args[0])} at position {position}: "
                              f"not in the tokenizer's {len(self.chars)}-character vocabulary"
+                             f"{self._special_token_around(text, position - offset)}"
                              f"{self._other_normal_form(text)}") from None
+
+    def _special_token_around(self, text, position):
+        """Where the character at `position` of `text` is part of a special token written in
+        it ("<" of "<eos>", read as plain text unless asked), how to read it as the token; else
+        nothing."""
+        for match in (self._special_re.finditer(text) if self._special_re else ()):
+            if match.start() <= position < match.end():
+                return (f"; it is part of the special token {match.group()!r}, which is plain "
+                        f"text unless special tokens are allowed (--allow-special, where a "
+                        f"command takes it; allow_special=True in Python)")
+        return ""
 
     def _other_normal_form(self, text):
         """Where `text` spells its accents otherwise than the vocabulary ("e" and a combining
