@@ -528,6 +528,16 @@ def test_train_refuses_an_empty_out_before_training(corpus):
     assert "Training" not in result.stderr
 
 
+@pytest.mark.parametrize("out", ["new-dir/", "corpus.txt/"])
+def test_train_refuses_an_out_ending_in_a_separator_before_training(tmp_path, corpus, out):
+    # A directory's path that names none (or a file): found only by the save, after the
+    # training, as "not a directory", which said nothing of what to give.
+    result = run("train", corpus, "--out", f"{tmp_path}/{out}")
+    assert_input_error(result, "ends in '/', as a directory's path does; give a file name")
+    assert "Training" not in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["corpus.txt"]
+
+
 def test_train_never_saves_over_the_text_it_learns_from(corpus, tmp_path):
     # --force overwrites a file that is in the way, not the input: that would lose the text
     text = corpus.read_bytes()

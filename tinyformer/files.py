@@ -212,6 +212,11 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
                          "the standard output; give the file's name")
     if os.path.isdir(path):
         raise ValueError(f"--out {path!r} is a directory; give a file name")
+    # A path that ends in a separator names a directory, one that does not exist (or is a
+    # file): only saving found that, after the work, and said "not a directory".
+    if os.fspath(path).endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise ValueError(f"--out {path!r} ends in {os.fspath(path)[-1]!r}, as a directory's "
+                         f"path does; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
         raise ValueError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
                          f"says the format")
