@@ -722,6 +722,19 @@ def test_a_text_piped_in_is_read_as_a_file_is(tmp_path, corpus, bpe, piped):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_dash_for_the_standard_input_says_how_to_read_a_text_piped_in(tmp_path, bpe):
+    # "-" is a file's name here, not the standard input as many tools read it: it was said
+    # not to exist, "check the path", which told a user of those tools nothing.
+    piped_in = "'-' is read as a file's name, not as the standard input; to read a text piped in"
+    for result in (run("encode", "--file", "-", "--tokenizer", bpe),
+                   run("train", "-", "--out", tmp_path / "t.json")):
+        assert_input_error(result, piped_in, "give /dev/stdin" if os.path.exists("/dev/stdin")
+                           else "save it to a file")                # Windows has none
+    # A run's corpus is read more than once, which a pipe cannot be.
+    assert_input_error(train("-", "char", tmp_path / "run"), piped_in, "save it to a file")
+    assert sorted(os.listdir(tmp_path)) == ["bpe.json", "corpus.txt"]
+
+
 def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):
     assert_input_error(run("encode", "--file", binary_file(tmp_path), "--tokenizer", bpe),
                        "NUL byte")
