@@ -91,6 +91,21 @@ def test_train_of_the_bytes_alone_says_it_has_no_merges(tmp_path, corpus):
     assert "  first merges (none)\n  longest      (none)\n" in result.stdout
 
 
+def test_the_report_of_one_of_a_kind_says_it_in_the_singular(tmp_path):
+    # "1 ids: 1 characters", "1 merges", "(1 bytes)", "(1 tokens)"
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "ab.txt").write_text("ab")
+    char = run("train", tmp_path / "a.txt", "--kind", "char", "--no-special", "--out",
+               tmp_path / "c.json")
+    assert "Training a char tokenizer on" in char.stderr and "(1 byte)..." in char.stderr
+    assert "vocabulary   1 id: 1 character\n" in char.stdout, char.output
+    assert "on the input (1 token)\n" in char.stdout
+    bpe = run("train", tmp_path / "ab.txt", "--vocab-size", 257, "--no-special", "--out",
+              tmp_path / "b.json")
+    assert "vocabulary   257 ids: 256 bytes + 1 merge\n" in bpe.stdout, bpe.output
+    assert "on the input (1 token)\n" in bpe.stdout
+
+
 def test_train_char_with_no_special_tokens(tmp_path, corpus):
     out = tmp_path / "c.json"
     result = run("train", corpus, "--kind", "char", "--no-special", "--out", out)

@@ -133,14 +133,14 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if tok.padding:                  # a model's rows past the tokenizer's tokens (pad_to)
         special_note += f" + {tok.padding} padding, decoded as nothing"
+    ids = f"vocabulary   {counted(tok.vocab_size, 'id')}:"
     if not isinstance(tok, BPETokenizer):
-        return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
+        return [f"{ids} {counted(len(tok.chars), 'character')}{special_note}"]
     learned = range(256, 256 + len(tok.merges))
     # Longest in bytes, not in characters shown: a new line shows as two (\n), and "東" is
     # one character of three bytes. The longest first; of equal length, the first learned.
     longest = sorted(learned, key=lambda i: -len(tok.id_to_bytes(i)))[:5]
-    return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
-            + special_note,
+    return [f"{ids} 256 bytes + {counted(len(tok.merges), 'merge')}{special_note}",
             "first merges " + (" ".join(shown_token(tok, a) + "+" + shown_token(tok, b)
                                         for a, b in tok.merges[:8]) or "(none)"),
             "longest      " + (" ".join(shown_token(tok, i) for i in longest) or "(none)")]
@@ -182,7 +182,7 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     # and a pipe (/dev/stdin) has no size to ask the file system for.
     n_text_bytes = len(text.encode("utf-8"))
     what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
-    log(f"Training {what} on {path} ({n_text_bytes:,} bytes)...")
+    log(f"Training {what} on {path} ({counted(n_text_bytes, 'byte')})...")
     start = time.perf_counter()
     tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens, name=name)
            if kind == "bpe" else CharTokenizer.train(text, special_tokens=special_tokens))
@@ -191,7 +191,7 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     return tok, [f"Trained {what} on {path} in {seconds:.2f} s"] + [
         "  " + line for line in describe_vocabulary(tok)] + [
         f"  compression  {n_text_bytes / n_tokens:.2f} bytes per token on the input "
-        f"({n_tokens:,} tokens)"]
+        f"({counted(n_tokens, 'token')})"]
 
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
