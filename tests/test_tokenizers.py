@@ -210,8 +210,13 @@ def test_bpe_refuses_a_vocab_size_that_is_not_a_whole_number_before_counting_wit
 
 
 def test_bpe_refuses_an_impossible_vocab_size():
-    with pytest.raises(ValueError, match="below the 256 bytes"):
+    # It said what was wrong, not what to give.
+    with pytest.raises(ValueError, match=r"^vocab_size 258 is below the 256 bytes plus 4 "
+                                         r"special tokens; give at least 260$"):
         BPETokenizer.train(TEXT, 258, special_tokens=SPECIALS)
+    with pytest.raises(ValueError, match=r"^vocab_size 200 is below the 256 bytes plus 0 "
+                                         r"special tokens; give at least 256$"):
+        BPETokenizer.train(TEXT, 200)
     # "aaaa" -> Z Z -> one token: two merges, and then no pair is left.
     with pytest.raises(ValueError, match="only 2 merges to learn; .* at most 258"):
         BPETokenizer.train("aaaa", 259)

@@ -825,8 +825,9 @@ class BPETokenizer(Tokenizer):
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, 2 ** 62)}, name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
-            raise ValueError(f"vocab_size {vocab_size} is below the 256 bytes plus "
-                             f"{len(special_tokens)} special tokens")
+            raise ValueError(f"{name('vocab_size')} {vocab_size} is below the 256 bytes plus "
+                             f"{counted(len(special_tokens), 'special token')}; give at least "
+                             f"{256 + len(special_tokens)}")
         # The work is proportional to the number of distinct chunks, not to the text's length:
         # a word that occurs 1000 times is one entry with weight 1000.
         specials = special_pattern(special_tokens)
