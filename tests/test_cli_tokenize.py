@@ -91,6 +91,21 @@ def test_train_of_the_bytes_alone_says_it_has_no_merges(tmp_path, corpus):
     assert "  first merges (none)\n  longest      (none)\n" in result.stdout
 
 
+def test_the_report_of_one_of_a_kind_says_it_in_the_singular(tmp_path):
+    # "1 ids: 1 characters", "1 merges", "(1 bytes)", "(1 tokens)"
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "ab.txt").write_text("ab")
+    char = run("train", tmp_path / "a.txt", "--kind", "char", "--no-special", "--out",
+               tmp_path / "c.json")
+    assert "Training a char tokenizer on" in char.stderr and "(1 byte)..." in char.stderr
+    assert "vocabulary   1 id: 1 character\n" in char.stdout, char.output
+    assert "on the input (1 token)\n" in char.stdout
+    bpe = run("train", tmp_path / "ab.txt", "--vocab-size", 257, "--no-special", "--out",
+              tmp_path / "b.json")
+    assert "vocabulary   257 ids: 256 bytes + 1 merge\n" in bpe.stdout, bpe.output
+    assert "on the input (1 token)\n" in bpe.stdout
+
+
 def test_train_char_with_no_special_tokens(tmp_path, corpus):
     out = tmp_path / "c.json"
     result = run("train", corpus, "--kind", "char", "--no-special", "--out", out)
@@ -528,6 +543,16 @@ def test_train_refuses_an_empty_out_before_training(corpus):
     assert "Training" not in result.stderr
 
 
+@pytest.mark.parametrize("out", ["new-dir/", "corpus.txt/"])
+def test_train_refuses_an_out_ending_in_a_separator_before_training(tmp_path, corpus, out):
+    # A directory's path that names none (or a file): found only by the save, after the
+    # training, as "not a directory", which said nothing of what to give.
+    result = run("train", corpus, "--out", f"{tmp_path}/{out}")
+    assert_input_error(result, "ends in '/', as a directory's path does; give a file name")
+    assert "Training" not in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["corpus.txt"]
+
+
 def test_train_never_saves_over_the_text_it_learns_from(corpus, tmp_path):
     # --force overwrites a file that is in the way, not the input: that would lose the text
     text = corpus.read_bytes()
@@ -631,6 +656,9 @@ def test_a_sentencepiece_tokenizer_model_is_refused_saying_what_to_fetch(tmp_pat
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
     assert_input_error(run("show", "§", "--tokenizer", char), "'§'")
+    # A special token of the tokenizer, written in the text, is plain text unless allowed.
+    assert_input_error(run("encode", "cat<eos>", "--tokenizer", char), "'<' at position 3",
+                       "part of the special token '<eos>'", "--allow-special")
 
 
 def test_decode_refuses_ids_out_of_range(bpe):
@@ -707,6 +735,19 @@ def test_a_text_piped_in_is_read_as_a_file_is(tmp_path, corpus, bpe, piped):
     refused = train(piped(TEXT), "char", tmp_path / "run")
     assert refused.exit_code == 2 and "is a pipe or a device, not a file" in refused.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dash_for_the_standard_input_says_how_to_read_a_text_piped_in(tmp_path, bpe):
+    # "-" is a file's name here, not the standard input as many tools read it: it was said
+    # not to exist, "check the path", which told a user of those tools nothing.
+    piped_in = "'-' is read as a file's name, not as the standard input; to read a text piped in"
+    for result in (run("encode", "--file", "-", "--tokenizer", bpe),
+                   run("train", "-", "--out", tmp_path / "t.json")):
+        assert_input_error(result, piped_in, "give /dev/stdin" if os.path.exists("/dev/stdin")
+                           else "save it to a file")                # Windows has none
+    # A run's corpus is read more than once, which a pipe cannot be.
+    assert_input_error(train("-", "char", tmp_path / "run"), piped_in, "save it to a file")
+    assert sorted(os.listdir(tmp_path)) == ["bpe.json", "corpus.txt"]
 
 
 def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):

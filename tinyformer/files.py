@@ -35,12 +35,23 @@ def check_text_file(path: StrPath, what: str = "file") -> int:
     Reads the whole file once, in chunks, to find a bad byte before any training starts. Its
     reader reads it again, so a pipe (/dev/stdin, a shell's <(...)), whose text the first
     reading takes, is refused, before that."""
+    check_not_dash(path, what, None)
     if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
         raise ValueError(f"{what} {path!r} is a pipe or a device, not a file, and a {what} is "
                          f"read more than once; save the text to a file and give that")
     for _ in iter_text(path, what):
         pass
     return os.path.getsize(path)
+
+
+def check_not_dash(path: StrPath, what: str, piped: str | None) -> None:
+    """ValueError for a path "-" that names no file: many tools read it as the standard input,
+    where here a path is always a file's name. The message says how to read a text piped in
+    (`piped`, where the reader can), else to save it to a file."""
+    if os.fspath(path) == "-" and not os.path.exists(path):
+        raise ValueError(f"{what} '-' does not exist: '-' is read as a file's name, not as the "
+                         f"standard input; to read a text piped in, "
+                         f"{piped or 'save it to a file and give that'}")
 
 
 def iter_text(path: StrPath, what: str = "file",
@@ -53,6 +64,7 @@ def iter_text(path: StrPath, what: str = "file",
     A character whose bytes straddle two chunks is kept whole (an incremental decoder), and so
     is a \\r\\n. ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid
     UTF-8."""
+    check_not_dash(path, what, "give /dev/stdin" if os.path.exists("/dev/stdin") else None)
     if not os.path.exists(path):
         raise ValueError(f"{what} {path!r} does not exist; check the path")
     if os.path.isdir(path):
@@ -212,6 +224,11 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
                          "the standard output; give the file's name")
     if os.path.isdir(path):
         raise ValueError(f"--out {path!r} is a directory; give a file name")
+    # A path that ends in a separator names a directory, one that does not exist (or is a
+    # file): only saving found that, after the work, and said "not a directory".
+    if os.fspath(path).endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise ValueError(f"--out {path!r} ends in {os.fspath(path)[-1]!r}, as a directory's "
+                         f"path does; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
         raise ValueError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
                          f"says the format")

@@ -23,6 +23,7 @@ then encodes and decodes exactly as GPT-2 does.
 
 from __future__ import annotations
 
+import heapq
 import json
 import operator
 import os
@@ -132,14 +133,14 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if tok.padding:                  # a model's rows past the tokenizer's tokens (pad_to)
         special_note += f" + {tok.padding} padding, decoded as nothing"
+    ids = f"vocabulary   {counted(tok.vocab_size, 'id')}:"
     if not isinstance(tok, BPETokenizer):
-        return [f"vocabulary   {tok.vocab_size} ids: {len(tok.chars)} characters{special_note}"]
+        return [f"{ids} {counted(len(tok.chars), 'character')}{special_note}"]
     learned = range(256, 256 + len(tok.merges))
     # Longest in bytes, not in characters shown: a new line shows as two (\n), and "東" is
     # one character of three bytes. The longest first; of equal length, the first learned.
     longest = sorted(learned, key=lambda i: -len(tok.id_to_bytes(i)))[:5]
-    return [f"vocabulary   {tok.vocab_size} ids: 256 bytes + {len(tok.merges)} merges"
-            + special_note,
+    return [f"{ids} 256 bytes + {counted(len(tok.merges), 'merge')}{special_note}",
             "first merges " + (" ".join(shown_token(tok, a) + "+" + shown_token(tok, b)
                                         for a, b in tok.merges[:8]) or "(none)"),
             "longest      " + (" ".join(shown_token(tok, i) for i in longest) or "(none)")]
@@ -181,7 +182,7 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     # and a pipe (/dev/stdin) has no size to ask the file system for.
     n_text_bytes = len(text.encode("utf-8"))
     what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
-    log(f"Training {what} on {path} ({n_text_bytes:,} bytes)...")
+    log(f"Training {what} on {path} ({counted(n_text_bytes, 'byte')})...")
     start = time.perf_counter()
     tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens, name=name)
            if kind == "bpe" else CharTokenizer.train(text, special_tokens=special_tokens))
@@ -190,7 +191,7 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     return tok, [f"Trained {what} on {path} in {seconds:.2f} s"] + [
         "  " + line for line in describe_vocabulary(tok)] + [
         f"  compression  {n_text_bytes / n_tokens:.2f} bytes per token on the input "
-        f"({n_tokens:,} tokens)"]
+        f"({counted(n_tokens, 'token')})"]
 
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
@@ -615,7 +616,19 @@ class CharTokenizer(Tokenizer):
             position = offset + text.index(e.args[0])
             raise ValueError(f"cannot encode {shown_char(e.args[0])} at position {position}: "
                              f"not in the tokenizer's {len(self.chars)}-character vocabulary"
+                             f"{self._special_token_around(text, position - offset)}"
                              f"{self._other_normal_form(text)}") from None
+
+    def _special_token_around(self, text, position):
+        """Where the character at `position` of `text` is part of a special token written in
+        it ("<" of "<eos>", read as plain text unless asked), how to read it as the token; else
+        nothing."""
+        for match in (self._special_re.finditer(text) if self._special_re else ()):
+            if match.start() <= position < match.end():
+                return (f"; it is part of the special token {match.group()!r}, which is plain "
+                        f"text unless special tokens are allowed (--allow-special, where a "
+                        f"command takes it; allow_special=True in Python)")
+        return ""
 
     def _other_normal_form(self, text):
         """Where `text` spells its accents otherwise than the vocabulary ("e" and a combining
@@ -812,8 +825,9 @@ class BPETokenizer(Tokenizer):
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, 2 ** 62)}, name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
-            raise ValueError(f"vocab_size {vocab_size} is below the 256 bytes plus "
-                             f"{len(special_tokens)} special tokens")
+            raise ValueError(f"{name('vocab_size')} {vocab_size} is below the 256 bytes plus "
+                             f"{counted(len(special_tokens), 'special token')}; give at least "
+                             f"{256 + len(special_tokens)}")
         # The work is proportional to the number of distinct chunks, not to the text's length:
         # a word that occurs 1000 times is one entry with weight 1000.
         specials = special_pattern(special_tokens)
@@ -834,16 +848,27 @@ class BPETokenizer(Tokenizer):
                 pair_counts[pair] += count
                 holders[pair].add(w)
 
+        # The pairs in order, most frequent first and of equal counts the smallest ids first,
+        # as a heap of (-count, pair): finding the best pair takes log(pairs) steps, where a
+        # scan of all pairs for each merge took minutes for a few thousand merges. A pair whose
+        # count changes is pushed again with its new count; an entry whose count is no longer
+        # the pair's is out of date, and is thrown away when it comes to the top.
+        queue = [(-count, pair) for pair, count in pair_counts.items()]
+        heapq.heapify(queue)
+
         merges = []
         for new_id in range(256, 256 + n_merges):
-            if not pair_counts:
+            while queue and pair_counts.get(queue[0][1]) != -queue[0][0]:
+                heapq.heappop(queue)                 # out of date
+            if not queue:
                 raise ValueError(f"the text has only {counted(len(merges), 'merge')} to "
                                  f"learn; ask for a {name('vocab_size')} of at most "
                                  f"{new_id + len(special_tokens)}")
-            best = min(pair_counts, key=lambda pair: (-pair_counts[pair], pair))
+            best = heapq.heappop(queue)[1]
             merges.append(best)
             # Only the words holding the pair change: take their old pairs out of the counts
             # and put their new pairs in, rather than recounting the whole text.
+            changed = set()
             for w in holders.pop(best):
                 ids, count = words[w], counts[w]
                 merged = merge(ids, best, new_id)
@@ -853,10 +878,15 @@ class BPETokenizer(Tokenizer):
                     pair_counts[pair] -= count
                     if pair_counts[pair] == 0:
                         del pair_counts[pair]
+                    changed.add(pair)
                 for pair in zip(merged, merged[1:]):
                     pair_counts[pair] += count
                     holders[pair].add(w)
+                    changed.add(pair)
                 words[w] = merged
+            for pair in changed:
+                if pair in pair_counts:
+                    heapq.heappush(queue, (-pair_counts[pair], pair))
         return cls(merges, special_tokens)
 
     @property
