@@ -75,6 +75,18 @@ def test_init_copies_every_exercise_and_says_where_to_start(tmp_path):
     assert progress(tmp_path / "course")["passed"] == {}
 
 
+@pytest.mark.parametrize("name, cd_to", [("my course", "my course"),
+                                         ("-course", "./-course"),
+                                         ("it's", "it's")])
+def test_init_says_a_cd_that_a_shell_reads_back(tmp_path, monkeypatch, name, cd_to):
+    # The line was `cd my course` (two words to a shell) and `cd -course` (options to cd).
+    monkeypatch.chdir(tmp_path)
+    result = run("init", "--", name)
+    assert result.exit_code == 0, result.output
+    cd_line = next(line for line in result.output.splitlines() if line.strip().startswith("cd "))
+    assert shlex.split(cd_line) == ["cd", cd_to]
+
+
 def test_an_init_that_fails_midway_leaves_no_half_made_workspace(tmp_path, monkeypatch):
     def disk_full(*args):
         raise OSError(28, "No space left on device")

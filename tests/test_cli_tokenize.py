@@ -703,6 +703,22 @@ def test_text_an_output_encoding_lacks_is_written_escaped(bpe):
     assert "é" in text and "|\\u4eac|" in text
 
 
+def test_a_file_name_printed_under_an_ascii_locale_names_the_file(tmp_path):
+    """Under LC_ALL=C, Python's UTF-8 mode off, a path's bytes above 127 are lone surrogates,
+    which click's writer printed as "??": `f=$(tinyformer graph ...)` named no file."""
+    cli = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cli.py")
+    folder = tmp_path / "ünï"
+    folder.mkdir()
+    out = os.fsencode(folder / "g.dot")
+    drawn = subprocess.run([sys.executable, cli, "graph", "--example", "mlp", "--out", out],
+                           capture_output=True, env={**os.environ, "LC_ALL": "C",
+                                                     "PYTHONUTF8": "0",
+                                                     "PYTHONCOERCECLOCALE": "0"})
+    assert drawn.returncode == 0, drawn.stderr
+    assert drawn.stdout == out + b"\n"
+    assert os.path.isfile(out)
+
+
 @pytest.fixture
 def piped():
     """A pipe holding a text, by the name a shell gives one (/dev/stdin, <(...)): a file that

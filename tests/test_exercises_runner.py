@@ -275,6 +275,22 @@ def test_files_are_read_as_utf8_whatever_the_systems_encoding(tmp_path):
     assert said["solved"].endswith(comment) and said["solution"].endswith(comment)
 
 
+def test_what_a_learner_prints_is_kept_whatever_the_systems_encoding(tmp_path, monkeypatch):
+    # Under an ASCII output encoding (or on Windows, cp1252 into a file), a right answer that
+    # printed "→" failed its check with UnicodeEncodeError, raised by the learner's print.
+    from solutions import solved_text
+    from tinyformer.exercises import find
+    from tinyformer.exercises.isolated import check_in_subprocess
+    monkeypatch.setenv("PYTHONIOENCODING", "ascii")
+    ex = find("one_hot")
+    path = tmp_path / "one_hot.py"
+    path.write_text(solved_text(ex) + "\nprint('h\u00e9llo \u2192 \u2603')\n",
+                    encoding="utf-8")
+    message, printed = check_in_subprocess(ex, path)
+    assert message is None
+    assert "h\u00e9llo \u2192 \u2603" in printed
+
+
 def test_a_learner_file_saved_with_a_bom_is_checked_as_python_runs_it(tmp_path):
     # Windows' Notepad may save UTF-8 with a BOM, which Python skips when it runs the file; the
     # source read for the forbidden modules kept it, and failed: "checker error: SyntaxError".

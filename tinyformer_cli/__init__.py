@@ -7,6 +7,7 @@ exercise's check does not pass yet."""
 
 from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (see there)
 
+import codecs
 import contextlib
 import dataclasses
 import importlib.util
@@ -228,12 +229,33 @@ def standard_streams_opened() -> None:
     for fd, name, mode in [(0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")]:
         if getattr(sys, name) is None:
             setattr(sys, name, open(fd, mode, closefd=False))
-    # An output whose encoding lacks a character (a latin-1 locale; on Windows, output sent to
-    # a file or a pipe, in the ANSI code page) would end the command at the first such one, a
-    # training run at its first sample, where a BPE writes U+FFFD for a character cut apart:
-    # write it \u-escaped instead, as Python writes it to stderr.
-    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
-        sys.stdout.reconfigure(errors="backslashreplace")
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            # An ASCII output (the C locale, Python's UTF-8 mode off) is written in UTF-8, as
+            # click writes to one anyway, and in the error handler below.
+            ascii_only = codecs.lookup(stream.encoding).name == "ascii"
+            stream.reconfigure(encoding="utf-8" if ascii_only else None, errors=BYTES_BACK)
+
+
+def bytes_back_else_escaped(error: UnicodeEncodeError) -> tuple[str | bytes, int]:
+    """The standard output's and error's handler of what their encoding cannot write.
+
+    A lone surrogate that stands for a byte the locale could not decode (a path's, as Python
+    reads a command line and a folder under the C locale) is written as that byte, as Python's
+    surrogateescape does: a file's name printed names the file, where click's wrapper printed
+    "??" for "ü" (`f=$(tinyformer graph ...)` then named no file). Any other character the
+    encoding lacks (a latin-1 locale; on Windows, output sent to a file or a pipe, in the ANSI
+    code page) is written \\u-escaped, as Python writes it to stderr: it would otherwise end
+    the command at the first one, a training run at its first sample, where a BPE writes
+    U+FFFD for a character cut apart."""
+    try:
+        return codecs.lookup_error("surrogateescape")(error)
+    except UnicodeError:                                 # not a byte's stand-in
+        return codecs.lookup_error("backslashreplace")(error)
+
+
+BYTES_BACK = "tinyformer.bytes_back_else_escaped"
+codecs.register_error(BYTES_BACK, bytes_back_else_escaped)
 
 
 class NamedOutput:

@@ -27,7 +27,6 @@ an exception that nothing caught there: the command line then says it is a bug o
 from __future__ import annotations
 
 import json
-import locale
 import os
 import signal
 import subprocess
@@ -159,7 +158,7 @@ def _printed(*paths: Path) -> Printed:
         if start and b"\n" in kept:        # begin at a whole line (and a whole character)
             cut = kept.index(b"\n") + 1
             kept, lines_before = kept[cut:], lines_before + 1
-        texts.append(kept.decode(locale.getpreferredencoding(False), errors="replace"))
+        texts.append(kept.decode(PRINTED_ENCODING, errors="replace"))
     # As Python reads a pipe as text: any line ending as "\n".
     text = "".join(texts).replace("\r\n", "\n").replace("\r", "\n")
     return Printed(text, lines_before)
@@ -199,19 +198,28 @@ def _own_failure(what: str, trace: str) -> HarnessError:
     return HarnessError(f"the {what}'s own code failed, not yours ({last})\n{trace}")
 
 
+# What the fresh process prints goes to files that the runner reads back, in this encoding,
+# whatever the system's: in an ASCII locale (or on Windows, whose files take the ANSI code page)
+# a learner's print("→") raised UnicodeEncodeError, and their right answer failed its check.
+PRINTED_ENCODING = "utf-8"
+
+
 def _environment() -> dict[str, str]:
-    """This process's environment, with this tinyformer first on the module path."""
+    """This process's environment, with this tinyformer first on the module path, and what
+    the fresh process prints written in PRINTED_ENCODING."""
     paths = [str(PACKAGE_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                    if p]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths),
+            "PYTHONIOENCODING": PRINTED_ENCODING}
 
 
 def run_question(chapter: int, timeout: float = 60) -> str:
     """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
     the answer is computed, not stored)."""
     command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
-    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                         timeout=timeout, env=_environment())
+    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                         encoding=PRINTED_ENCODING, errors="replace", timeout=timeout,
+                         env=_environment())
     if run.returncode != 0:
         raise RuntimeError(f"the question of chapter {chapter} failed: "
                            f"{run.stderr.strip().splitlines()[-1:]}")

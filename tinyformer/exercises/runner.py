@@ -28,7 +28,9 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import re
+import shlex
 import shutil
 import sys
 import textwrap
@@ -59,10 +61,19 @@ def init(directory: StrPath) -> None:
     workspace = init_workspace(directory)
     first = exercises()[0]
     click.echo(f"Wrote {len(exercises())} exercises to {workspace.root}/. Start with:\n"
-               f"  cd {directory}\n"
+               f"  cd {shell_path(directory)}\n"
                f"  {command_line('exercises', 'show', '1')}      then edit {first.file}\n"
                f"  {command_line('exercises', 'check')}       or `watch`, to re-check on "
                f"every save")
+
+
+def shell_path(path: StrPath) -> str:
+    """`path` as a shell reads it back, to be copied into a command: quoted where it must be
+    (a space, a quote), and "./" before a leading "-", which cd would read as its options."""
+    path = os.fspath(path)
+    if path.startswith("-"):
+        path = os.path.join(".", path)
+    return shlex.quote(path)
 
 
 def list_course(workspace: Workspace | None) -> None:
