@@ -453,6 +453,22 @@ def test_input_must_be_a_batch_of_sequences(shape):
         attn(ok, context=Tensor(np.zeros(shape)))
 
 
+def test_input_of_another_width_is_refused_naming_the_layers():
+    # It failed in the query or key projection's matmul: "(2, 5, 6) @ (8, 8): inner sizes 6
+    # and 8 differ", naming neither the layer nor the width it takes.
+    attn = MultiHeadAttention(8, 2)
+    x = Tensor(np.zeros((2, 3, 8)))
+    with pytest.raises(ValueError, match=re.escape(
+            "MultiHeadAttention: x has 6 features a position, the layer's d_model is 8: give "
+            "(B, T, 8)")):
+        attn(Tensor(np.zeros((2, 3, 6))))
+    with pytest.raises(ValueError, match=re.escape(
+            "MultiHeadAttention: context has 16 features a position, the layer's d_model is 8: "
+            "give (B, T, 8) (keys and values of another width, torch's kdim and vdim, are not "
+            "offered: project the context to d_model first)")):
+        attn(x, context=Tensor(np.zeros((2, 5, 16))))
+
+
 def test_dropout_of_one_drops_every_weight_as_torch_does():
     # torch's MultiheadAttention and nn.Dropout both take p = 1: training, every attention
     # weight is dropped and the output is the output projection's bias alone.
