@@ -346,29 +346,44 @@ def torch_grads(ref, bias=True):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("case", ["self-causal", "cross-padding"])
+@pytest.mark.parametrize("case", ["self-causal", "self-causal&padding", "cross-padding",
+                                  "cross"])
 def test_multi_head_attention_matches_torch(case, bias):
+    # The output, and the gradients of every parameter and of the inputs: x, and the context
+    # (the keys' and values' source) of cross-attention, whose length S differs from T.
     attn = to_float64(MultiHeadAttention(12, 3, bias=bias))
     ref = torch_copy(attn, bias)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((B, T, 12))
     upstream = rng.standard_normal((B, T, 12))
+    S = 7
+    context = rng.standard_normal((B, S, 12)) if case.startswith("cross") else None
     if case == "self-causal":
-        context, mask, torch_kwargs = None, causal_mask(T), {"attn_mask": torch.tensor(
+        mask, torch_kwargs = causal_mask(T), {"attn_mask": torch.tensor(
             ~causal_mask(T))}                         # torch's MHA: True means blocked
-    else:
-        S = 7
-        context = rng.standard_normal((B, S, 12))
+    elif case == "self-causal&padding":
+        keep = is_token()
+        mask = causal_mask(T) & padding_mask(keep)
+        torch_kwargs = {"attn_mask": torch.tensor(~causal_mask(T)),
+                        "key_padding_mask": torch.tensor(~keep)}
+    elif case == "cross-padding":
         keep = is_token([7, 4], S)
         mask, torch_kwargs = padding_mask(keep), {"key_padding_mask": torch.tensor(~keep)}
-    out = attn(Tensor(x, dtype=np.float64), context=None if context is None
-               else Tensor(context, dtype=np.float64), mask=mask)
+    else:
+        mask, torch_kwargs = None, {}
+    x_ours = Tensor(x, requires_grad=True, dtype=np.float64)
+    context_ours = None if context is None else Tensor(context, requires_grad=True,
+                                                       dtype=np.float64)
+    out = attn(x_ours, context=context_ours, mask=mask)
     out.backward(upstream)
-    tx = torch.tensor(x)
-    tc = tx if context is None else torch.tensor(context)
+    tx = torch.tensor(x, requires_grad=True)
+    tc = tx if context is None else torch.tensor(context, requires_grad=True)
     want, _ = ref(tx, tc, tc, need_weights=False, **torch_kwargs)
     want.backward(torch.tensor(upstream))
     np.testing.assert_allclose(out.data, want.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x_ours.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+    if context is not None:
+        np.testing.assert_allclose(context_ours.grad, tc.grad.numpy(), rtol=1e-10, atol=1e-12)
     grads = torch_grads(ref, bias)
     names = [name for name, _ in attn.named_parameters()]
     assert sorted(names) == sorted(grads)
@@ -436,6 +451,22 @@ def test_input_must_be_a_batch_of_sequences(shape):
         attn(Tensor(np.zeros(shape)))
     with pytest.raises(ValueError, match=r"^MultiHeadAttention: context must be \(B, T, "):
         attn(ok, context=Tensor(np.zeros(shape)))
+
+
+def test_input_of_another_width_is_refused_naming_the_layers():
+    # It failed in the query or key projection's matmul: "(2, 5, 6) @ (8, 8): inner sizes 6
+    # and 8 differ", naming neither the layer nor the width it takes.
+    attn = MultiHeadAttention(8, 2)
+    x = Tensor(np.zeros((2, 3, 8)))
+    with pytest.raises(ValueError, match=re.escape(
+            "MultiHeadAttention: x has 6 features a position, the layer's d_model is 8: give "
+            "(B, T, 8)")):
+        attn(Tensor(np.zeros((2, 3, 6))))
+    with pytest.raises(ValueError, match=re.escape(
+            "MultiHeadAttention: context has 16 features a position, the layer's d_model is 8: "
+            "give (B, T, 8) (keys and values of another width, torch's kdim and vdim, are not "
+            "offered: project the context to d_model first)")):
+        attn(x, context=Tensor(np.zeros((2, 5, 16))))
 
 
 def test_dropout_of_one_drops_every_weight_as_torch_does():

@@ -146,6 +146,29 @@ def test_rope_pairs_features_2i_and_2i_plus_1():
     np.testing.assert_allclose(out, expected, atol=1e-12)
 
 
+def test_rope_is_transformers_rotation_of_the_features_in_the_other_order():
+    # Hugging Face's Llama (apply_rotary_pos_emb, its rotate_half written out below) pairs
+    # feature i with i + d/2; ours pairs 2i with 2i + 1. The docstring's promise: the same
+    # rotation once the features are put in the other order, outputs and gradients, at any
+    # start and base.
+    d, T, start, base = 8, 5, 3, 500000.0
+    x = np.random.default_rng(3).standard_normal((2, 3, T, d))
+    upstream = np.random.default_rng(4).standard_normal(x.shape)
+    theirs = torch.tensor(x, requires_grad=True)
+    inv_freq = base ** -(torch.arange(0, d, 2, dtype=torch.float64) / d)         # (d/2,)
+    angles = torch.arange(start, start + T, dtype=torch.float64)[:, None] * inv_freq
+    cos, sin = (torch.cat([f(angles)] * 2, dim=-1) for f in (torch.cos, torch.sin))  # (T, d)
+    rotated_half = torch.cat([-theirs[..., d // 2:], theirs[..., :d // 2]], dim=-1)
+    want = theirs * cos + rotated_half * sin
+    (want * torch.tensor(upstream)).sum().backward()
+    ours_order = np.stack([np.arange(d // 2), np.arange(d // 2) + d // 2], -1).reshape(-1)
+    ours = Tensor(x[..., ours_order], requires_grad=True, dtype=np.float64)   # 0, d/2, 1, ...
+    got = RotaryPositions(start + T, d, base).rotate(ours, start)
+    got.backward(upstream[..., ours_order])
+    np.testing.assert_allclose(got.data, want.detach().numpy()[..., ours_order], atol=1e-12)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy()[..., ours_order], atol=1e-12)
+
+
 def test_rope_rotate_gradcheck():
     rope = RotaryPositions(8, 4)
     x = randn(1, 2, 3, 4, requires_grad=True)

@@ -224,10 +224,12 @@ def test_target_padding_never_changes_the_logits_of_real_target_positions():
 # already ends in one. We remove those two final norms (`encoder.norm = decoder.norm = None`,
 # which TransformerEncoder and TransformerDecoder skip), so the torch model is exactly the
 # paper's stacks. Keeping them and setting them to identity weights would hide a norm that
-# still rescales its input; removing them compares like with like.
+# still rescales its input; removing them compares like with like. Pre-norm stacks end in a
+# norm in both (our `final_norm`), which is compared with torch's.
 #
 # Both models get the same embedded inputs: we compare from the embeddings onwards, the encoder
-# and decoder stacks with their masks, on float64.
+# and decoder stacks with their masks, on float64. Our GELU is the tanh approximation; torch's
+# activation="gelu" is the exact one, so torch is given the tanh one.
 
 
 def _attention_pairs(ours, theirs):
@@ -269,6 +271,9 @@ def _parameter_pairs(model, torch_model):
         yield from _norm_pairs(ours.attn_norm, theirs.norm1)
         yield from _norm_pairs(ours.cross_norm, theirs.norm2)
         yield from _norm_pairs(ours.ffn_norm, theirs.norm3)
+    if model.encoder.final_norm is not None:                     # pre-norm
+        yield from _norm_pairs(model.encoder.final_norm, torch_model.encoder.norm)
+        yield from _norm_pairs(model.decoder.final_norm, torch_model.decoder.norm)
 
 
 def _as_ours(array, rows, transpose):
@@ -276,16 +281,26 @@ def _as_ours(array, rows, transpose):
     return array.T if transpose else array
 
 
-@pytest.mark.parametrize("n_layer", [1, 2])
-def test_stacks_match_torch_transformer_outputs_and_gradients(n_layer):
+def _tanh_gelu(x):
+    return torch.nn.functional.gelu(x, approximate="tanh")
+
+
+# torch says that it builds the pre-norm and the tanh-GELU encoders without its fast path
+@pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
+@pytest.mark.parametrize("n_layer, norm, activation", [
+    (1, "post", "relu"), (2, "post", "relu"), (1, "pre", "relu"), (1, "post", "gelu"),
+    (2, "pre", "gelu")])
+def test_stacks_match_torch_transformer_outputs_and_gradients(n_layer, norm, activation):
     torch.manual_seed(0)
     theirs = torch.nn.Transformer(d_model=8, nhead=2, num_encoder_layers=n_layer,
                                   num_decoder_layers=n_layer, dim_feedforward=16, dropout=0.0,
-                                  activation="relu", batch_first=True, norm_first=False,
+                                  activation="relu" if activation == "relu" else _tanh_gelu,
+                                  batch_first=True, norm_first=norm == "pre",
                                   dtype=torch.float64)
-    theirs.encoder.norm = theirs.decoder.norm = None       # see the comment above
+    if norm == "post":
+        theirs.encoder.norm = theirs.decoder.norm = None   # see the comment above
     ours = to_float64(Transformer(5, 5, context=8, n_layer=n_layer, n_head=2, d_model=8,
-                                  d_ff=16))
+                                  d_ff=16, norm=norm, activation=activation))
     pairs = list(_parameter_pairs(ours, theirs))
     stack_params = list(ours.encoder.parameters()) + list(ours.decoder.parameters())
     assert {id(p) for p, *_ in pairs} == {id(p) for p in stack_params}   # every one is copied

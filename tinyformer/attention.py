@@ -582,9 +582,9 @@ class MultiHeadAttention(nn.Module):
         key, and the caller gives the mask and bias of the new queries only: rows start ..
         start + T - 1 of the whole sequence's, for every key (a step of one token gets the
         bias of its one row; a bias of the whole sequence is refused, as it does not fit)."""
-        _check_rows(x, "x")
+        _check_rows(x, "x", self.d_model)
         if context is not None:
-            _check_rows(context, "context")
+            _check_rows(context, "context", self.d_model)
             if context.shape[0] != x.shape[0]:     # torch refuses too; numpy would broadcast 1
                 raise ValueError(f"MultiHeadAttention: x and context batches differ, "
                                  f"{x.shape[0]} and {context.shape[0]}: give one context row "
@@ -655,11 +655,19 @@ class MultiHeadAttention(nn.Module):
                 f"dropout={self.dropout}")
 
 
-def _check_rows(x: Tensor, name: str) -> None:
-    """ShapeError unless x is a batch of sequences of vectors, (B, T, C)."""
+def _check_rows(x: Tensor, name: str, d_model: int) -> None:
+    """ShapeError unless x is a batch of sequences of vectors of the layer's width, (B, T,
+    d_model): another width failed in the projection's matmul, naming neither the layer nor
+    the width it takes."""
     if x.ndim != 3:
         raise ShapeError(f"MultiHeadAttention: {name} must be (B, T, d_model), got shape "
                          f"{tuple(x.shape)}; pass {name}[None] for one sequence")
+    if x.shape[-1] != d_model:
+        # torch's kdim and vdim let keys and values come from a context of another width
+        other = (" (keys and values of another width, torch's kdim and vdim, are not "
+                 "offered: project the context to d_model first)" if name == "context" else "")
+        raise ShapeError(f"MultiHeadAttention: {name} has {x.shape[-1]} features a position, "
+                         f"the layer's d_model is {d_model}: give (B, T, {d_model}){other}")
 
 
 def _grouped(given: Mask | Bias | None, scores_shape: tuple[int, ...], n_kv_head: int,
