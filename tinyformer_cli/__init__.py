@@ -233,8 +233,10 @@ def standard_streams_opened() -> None:
         if isinstance(stream, io.TextIOWrapper):
             # An ASCII output (the C locale, Python's UTF-8 mode off) is written in UTF-8, as
             # click writes to one anyway, and in the error handler below.
-            ascii_only = codecs.lookup(stream.encoding).name == "ascii"
-            stream.reconfigure(encoding="utf-8" if ascii_only else None, errors=BYTES_BACK)
+            # (the codec's own name: the locale may call it ANSI_X3.4-1968 or US-ASCII)
+            codec = codecs.lookup(stream.encoding).name
+            stream.reconfigure(encoding="utf-8" if codec == "ascii" else None,
+                               errors=BYTES_BACK)
 
 
 def bytes_back_else_escaped(error: UnicodeEncodeError) -> tuple[str | bytes, int]:
