@@ -528,18 +528,6 @@ def test_a_child_mode_run_by_hand_prints_its_figures(name, arguments, key):
     assert key in json.loads(done.stdout.splitlines()[-1])
 
 
-def test_the_tiny_step_runs_the_same_graph_at_tiny_sizes_in_each_engine(tmp_path):
-    """--tiny reaches each engine's process: both run the recipe's graph at d_model 8 (and take
-    the same steps, their losses agreeing to rounding), which times their fixed cost per step."""
-    out = tmp_path / "train_step.json"
-    script("train_step.py", "--tiny", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json",
-           str(out), check=True)
-    figures = json.loads(out.read_text())
-    assert figures["tiny"] and figures["ours"]["d_model"] == 8
-    if figures["torch"] is not None:
-        assert figures["torch"]["d_model"] == 8 and figures["max_loss_diff"] < 1e-4
-
-
 def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
     """A real, tiny run of benchmarks/envelope.py: every variant timed; one part takes the
     batch whole and the numpy forms compute what the compiled loops do, so both train the same
@@ -570,26 +558,28 @@ def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
         np.testing.assert_allclose(losses["torch"], losses["ours"], rtol=1e-5)
 
 
-def test_under_auto_each_engine_trains_as_a_user_gets_it(tmp_path):
-    """A real, tiny run with --threads auto, started with the thread variables set to 1 (as a
-    shell might have them): PyTorch runs on its default count, that of a process whose
-    environment has none of them, and ours chose a count by timing its steps, after its first
-    round of trials (the warm-up, lengthened to hold it). About 5 seconds: the one run of the
-    real children under auto."""
+def test_under_auto_each_engine_trains_as_a_user_gets_it_and_tiny_reaches_each(tmp_path):
+    """A real run with --threads auto, started with the thread variables set to 1 (as a shell
+    might have them): PyTorch runs on its default count, that of a process whose environment
+    has none of them, and ours chose a count by timing its steps, after its first round of
+    trials (the warm-up, lengthened to hold it). With --tiny, which reaches each engine's
+    process: both run the recipe's graph at d_model 8 (and take the same steps, their losses
+    agreeing to rounding), which times their fixed cost per step."""
     clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            env=clean, capture_output=True, text=True)
     out = tmp_path / "train_step.json"
-    script("train_step.py", "--threads", "auto", "--blocks", "1", "--reps", "1", "--warmup", "0",
-           "--json", str(out), check=True,
+    script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "1",
+           "--warmup", "0", "--json", str(out), check=True,
            env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
     figures = json.loads(out.read_text())
     candidates = {1, len(os.sched_getaffinity(0))}      # AdaptiveThreads': one, and every core
     assert figures["threads"] == "auto" and figures["warmup"] == 4 * len(candidates)
     assert figures["ours"]["threads"] in candidates
+    assert figures["tiny"] and figures["ours"]["d_model"] == 8
     if figures["torch"] is not None:
         assert figures["torch"]["threads"] == int(probe.stdout)
-        assert figures["max_loss_diff"] < 1e-4
+        assert figures["torch"]["d_model"] == 8 and figures["max_loss_diff"] < 1e-4
 
 
 def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path, capsys):
