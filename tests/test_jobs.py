@@ -147,3 +147,50 @@ def test_a_task_length_given_alone_moves_the_other_default_out_of_its_way(given,
     assert (config.min_len, config.max_len) == lengths
     with pytest.raises(ValueError, match="^--max-len must be at least 2, got 1$"):
         TrainConfig(task="copy", max_len=1).resolved()
+
+
+def a_corpus_read_in_small_chunks(monkeypatch, change_after_first_pass=None):
+    """TextData.prepare's reader, giving the text 1,000 bytes at a time as it would a 200 MB
+    corpus 1 MiB at a time; `change_after_first_pass(path)` runs once the first pass (a char
+    tokenizer's, which learns the characters) has read the file."""
+    import tinyformer.jobs as jobs
+    real, passes = jobs.iter_text, []
+    def in_small_chunks(path, what="file"):
+        passes.append(path)
+        yield from real(path, what, chunk_bytes=1000)
+        if len(passes) == 1 and change_after_first_pass is not None:
+            change_after_first_pass(path)
+    monkeypatch.setattr(jobs, "iter_text", in_small_chunks)
+
+
+def test_tokenising_a_large_corpus_shows_its_progress_and_clears_it(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Tokenising a corpus of 200 MB takes about a minute (with a bpe), which ran silent."""
+    a_corpus_read_in_small_chunks(monkeypatch)
+    monkeypatch.setattr(TextData, "PROGRESS_AFTER", 0.0)   # as if each chunk took long
+    (tmp_path / "big.txt").write_text("to be or not to be, that is the question\n" * 250)
+    config = TrainConfig(corpus=str(tmp_path / "big.txt"), context=8).resolved()
+    TextData.prepare(config, tmp_path / "tokens.bin", [], log=lambda *_: None)
+    lines = capsys.readouterr().err.splitlines()
+    # 10,250 bytes in chunks of 1,000: a line at each tenth passed, none at the end (where
+    # the log says what was done)
+    assert [line.split(" of ")[0] for line in lines] == [
+        f"tokenising: {share}%" for share in (20, 29, 39, 49, 59, 68, 78, 88, 98)]
+    assert lines[0] == "tokenising: 20% of 10.2 KB, 0:00 left"
+
+
+def test_a_corpus_that_changes_while_it_is_tokenised_is_said_to_have_changed(tmp_path,
+                                                                            monkeypatch):
+    """A character written into the corpus after the pass that learned a char vocabulary:
+    "cannot encode 'Ω': not in the vocabulary", as if the tokenizer were at fault."""
+    def a_character_comes_in(path):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("Ωmega\n")
+    a_corpus_read_in_small_chunks(monkeypatch, a_character_comes_in)
+    (tmp_path / "growing.txt").write_text("to be or not to be, that is the question\n" * 50)
+    config = TrainConfig(corpus=str(tmp_path / "growing.txt"), context=8).resolved()
+    with pytest.raises(ValueError, match=r"^corpus '.*growing.txt' changed while it was read: "
+                                         r"cannot encode 'Ω': .*; train on it once nothing "
+                                         r"writes to it, or on a copy$"):
+        TextData.prepare(config, tmp_path / "tokens.bin", [], log=lambda *_: None)
+    assert not (tmp_path / "tokens.bin").exists()
