@@ -33,7 +33,8 @@ from .files import StrPath, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
 from .progress import FileProgress
-from .rundir import TOKEN_DTYPES, TOKENS, CheckpointError, open_tokens, write_tokens
+from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
+                     write_tokens)
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .train_config import TrainConfig
@@ -117,14 +118,17 @@ class TextData:
         # A tokens.bin changed or swapped since the run wrote it would train on other data
         # silently, or fail deep in the embedding mid-run (an id beyond the vocabulary): one
         # pass over the file when it is opened checks both, its SHA-256 against the one
-        # recorded (runs from before it was recorded have none) and its largest id.
+        # recorded (runs from before it was recorded have none) and its largest id. The pass
+        # reads the file, not the memory map: each page read through the map would stay in
+        # the process's memory (its resident size), which would grow to the whole file.
         digest, largest = hashlib.sha256(), -1
-        for start in range(0, n_tokens, self.BLOCK):
-            block = tokens[start:start + self.BLOCK]
-            if sha256 is not None:
-                digest.update(block)
-            if vocab_size is not None:
-                largest = max(largest, int(block.max()))
+        with open_run_file(path) as f:
+            blocks = iter(lambda: f.read(self.BLOCK * tokens.itemsize), b"")
+            for block in (np.frombuffer(data, dtype=tokens.dtype) for data in blocks):
+                if sha256 is not None:
+                    digest.update(block)
+                if vocab_size is not None:
+                    largest = max(largest, int(block.max()))
         if sha256 is not None and digest.hexdigest() != sha256:
             raise CheckpointError(f"{path} (the tokenised corpus) was changed since the run "
                                   f"wrote it (its SHA-256 differs from the one recorded); "
