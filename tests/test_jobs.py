@@ -147,3 +147,77 @@ def test_a_task_length_given_alone_moves_the_other_default_out_of_its_way(given,
     assert (config.min_len, config.max_len) == lengths
     with pytest.raises(ValueError, match="^--max-len must be at least 2, got 1$"):
         TrainConfig(task="copy", max_len=1).resolved()
+
+
+def a_corpus_read_in_small_chunks(monkeypatch, change_after_first_pass=None):
+    """TextData.prepare's reader, giving the text 1,000 bytes at a time as it would a 200 MB
+    corpus 1 MiB at a time; `change_after_first_pass(path)` runs once the first pass (a char
+    tokenizer's, which learns the characters) has read the file."""
+    import tinyformer.jobs as jobs
+    real, passes = jobs.iter_text, []
+    def in_small_chunks(path, what="file"):
+        passes.append(path)
+        yield from real(path, what, chunk_bytes=1000)
+        if len(passes) == 1 and change_after_first_pass is not None:
+            change_after_first_pass(path)
+    monkeypatch.setattr(jobs, "iter_text", in_small_chunks)
+
+
+def test_tokenising_a_large_corpus_shows_its_progress_and_clears_it(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Tokenising a corpus of 200 MB takes about a minute (with a bpe), which ran silent."""
+    a_corpus_read_in_small_chunks(monkeypatch)
+    monkeypatch.setattr(TextData, "PROGRESS_AFTER", 0.0)   # as if each chunk took long
+    (tmp_path / "big.txt").write_text("to be or not to be, that is the question\n" * 250)
+    config = TrainConfig(corpus=str(tmp_path / "big.txt"), context=8).resolved()
+    TextData.prepare(config, tmp_path / "tokens.bin", [], log=lambda *_: None)
+    lines = capsys.readouterr().err.splitlines()
+    # 10,250 bytes in chunks of 1,000: a line at each tenth passed, none at the end (where
+    # the log says what was done)
+    assert [line.split(" of ")[0] for line in lines] == [
+        f"tokenising: {share}%" for share in (20, 29, 39, 49, 59, 68, 78, 88, 98)]
+    assert lines[0] == "tokenising: 20% of 10.2 KB, 0:00 left"
+
+
+def test_a_corpus_that_changes_while_it_is_tokenised_is_said_to_have_changed(tmp_path,
+                                                                            monkeypatch):
+    """A character written into the corpus after the pass that learned a char vocabulary:
+    "cannot encode 'Ω': not in the vocabulary", as if the tokenizer were at fault."""
+    def a_character_comes_in(path):
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("Ωmega\n")
+    a_corpus_read_in_small_chunks(monkeypatch, a_character_comes_in)
+    (tmp_path / "growing.txt").write_text("to be or not to be, that is the question\n" * 50)
+    config = TrainConfig(corpus=str(tmp_path / "growing.txt"), context=8).resolved()
+    with pytest.raises(ValueError, match=r"^corpus '.*growing.txt' changed while it was read: "
+                                         r"cannot encode 'Ω': .*; train on it once nothing "
+                                         r"writes to it, or on a copy$"):
+        TextData.prepare(config, tmp_path / "tokens.bin", [], log=lambda *_: None)
+    assert not (tmp_path / "tokens.bin").exists()
+
+
+def resident_bytes_of(path):
+    """How much of the file `path`, memory-mapped by this process, is in its memory now."""
+    resident, mapped = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0]:                      # a mapping's first line
+                mapped = fields[-1] == str(path)
+            elif mapped and fields[0] == "Rss:":
+                resident += int(fields[1]) * 1024
+    return resident
+
+
+def test_opening_the_tokens_checks_them_without_bringing_the_whole_file_into_memory(tmp_path):
+    """The pass that checks tokens.bin (its SHA-256, its largest id) read it through the memory
+    map, whose every page then stayed in the process's memory: a run on a 200 MB corpus
+    started with 400 MB resident, where the point of the map is that training reads only the
+    windows it draws."""
+    from tinyformer.rundir import write_tokens
+    ids = np.arange(2_000_000) % 50                 # 4 MB of uint16
+    path = tmp_path / "tokens.bin"
+    dtype, n_tokens, sha256 = write_tokens(path, [ids], 50, lambda n: None)
+    data = TextData(path, dtype, n_tokens, vocab_size=50, sha256=sha256)
+    assert resident_bytes_of(path) < 1_000_000
+    assert int(data.val[-1]) == ids[-1]             # the map reads what was written

@@ -10,7 +10,7 @@ import termios
 
 import pytest
 
-from tinyformer.progress import Progress, duration
+from tinyformer.progress import FileProgress, Progress, duration
 from tinyformer.train import TrainConfig, Trainer
 
 
@@ -215,3 +215,25 @@ def test_a_run_tells_the_progress_line_how_long_each_evaluation_took(tmp_path, m
                          eval_every=2, eval_iters=1, sample_tokens=4)
     Trainer.start(config, str(tmp_path / "run"), log=lambda *_: None).train(threads=1)
     assert len(timed) == 3 and all(seconds > 0 for seconds in timed)   # steps 0, 2 and 4
+
+
+def test_a_long_pass_over_a_file_is_redrawn_on_a_terminal_and_cleared_at_its_end():
+    out = Terminal()
+    progress = FileProgress("tokenising", 4_000_000, stream=out, after=0.0)
+    for _ in range(3):
+        progress.update(1_000_000)
+    assert out.getvalue().count("\r") == 3 and "\n" not in out.getvalue()
+    assert out.getvalue().endswith("\rtokenising: 75% of 4 MB, 0:00 left\033[K")
+    progress.update(1_000_000)                    # the end: the caller says what was done
+    assert out.getvalue().endswith("75% of 4 MB, 0:00 left\033[K")
+    progress.clear()
+    assert out.getvalue().endswith("\r\033[K")
+
+
+def test_a_quick_pass_over_a_file_shows_nothing():
+    out = Terminal()
+    progress = FileProgress("tokenising", 4_000_000, stream=out)     # a second before a line
+    for _ in range(3):
+        progress.update(1_000_000)
+    progress.clear()
+    assert out.getvalue() == ""

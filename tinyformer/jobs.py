@@ -32,7 +32,9 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
 from .files import StrPath, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
-from .rundir import TOKEN_DTYPES, TOKENS, CheckpointError, open_tokens, write_tokens
+from .progress import FileProgress
+from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
+                     write_tokens)
 from .schema import option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from .train_config import TrainConfig
@@ -79,21 +81,26 @@ def train_tokenizer(config: TrainConfig, chunks: Chunks,
                               name=option_name)          # as the settings are named
 
 
-def encode_chunks(tokenizer: Tokenizer, chunks: Chunks,
-                  source: str | None = None) -> Iterator[list[int]]:
+def encode_chunks(tokenizer: Tokenizer, chunks: Chunks, source: str | None = None,
+                  learned_from: StrPath | None = None) -> Iterator[list[int]]:
     """The ids of the text, chunk by chunk (a word cut by a chunk's edge: two tokens).
-    `source`: the file a tokenizer was read from, named when it cannot encode the text (one
-    learned from the text can)."""
+    `source`: the file a tokenizer was read from, named when it cannot encode the text.
+    `learned_from`: the file a tokenizer was learned from, which it encodes whole unless the
+    file changed after the pass that learned it (a character came in): named when it did."""
     for chunk in chunks():
         try:
             ids = encode_chars(tokenizer, chunk) if isinstance(tokenizer, CharTokenizer) \
                 else tokenizer.encode(chunk)
         except ValueError as e:
-            if source is None:
-                raise
-            raise ValueError(f"the tokenizer {source!r} does not fit the text: {e}; use a "
-                             f"bpe tokenizer (it encodes any text), or a char tokenizer "
-                             f"trained on this text") from None
+            if source is not None:
+                raise ValueError(f"the tokenizer {source!r} does not fit the text: {e}; use "
+                                 f"a bpe tokenizer (it encodes any text), or a char tokenizer "
+                                 f"trained on this text") from None
+            if learned_from is not None:
+                raise ValueError(f"corpus {os.fspath(learned_from)!r} changed while it was "
+                                 f"read: {e} learned from it a moment before; train on it "
+                                 f"once nothing writes to it, or on a copy") from None
+            raise
         yield ids
 
 
@@ -103,6 +110,7 @@ class TextData:
 
     VAL_FRACTION = 0.1
     BLOCK = 1 << 20                     # tokens read at a time in the pass over the file
+    PROGRESS_AFTER = 1.0                # seconds of tokenising before a progress line shows
 
     def __init__(self, path: StrPath, dtype: DTypeLike, n_tokens: int,
                  vocab_size: int | None = None, sha256: str | None = None) -> None:
@@ -110,14 +118,17 @@ class TextData:
         # A tokens.bin changed or swapped since the run wrote it would train on other data
         # silently, or fail deep in the embedding mid-run (an id beyond the vocabulary): one
         # pass over the file when it is opened checks both, its SHA-256 against the one
-        # recorded (runs from before it was recorded have none) and its largest id.
+        # recorded (runs from before it was recorded have none) and its largest id. The pass
+        # reads the file, not the memory map: each page read through the map would stay in
+        # the process's memory (its resident size), which would grow to the whole file.
         digest, largest = hashlib.sha256(), -1
-        for start in range(0, n_tokens, self.BLOCK):
-            block = tokens[start:start + self.BLOCK]
-            if sha256 is not None:
-                digest.update(block)
-            if vocab_size is not None:
-                largest = max(largest, int(block.max()))
+        with open_run_file(path) as f:
+            blocks = iter(lambda: f.read(self.BLOCK * tokens.itemsize), b"")
+            for block in (np.frombuffer(data, dtype=tokens.dtype) for data in blocks):
+                if sha256 is not None:
+                    digest.update(block)
+                if vocab_size is not None:
+                    largest = max(largest, int(block.max()))
         if sha256 is not None and digest.hexdigest() != sha256:
             raise CheckpointError(f"{path} (the tokenised corpus) was changed since the run "
                                   f"wrote it (its SHA-256 differs from the one recorded); "
@@ -145,7 +156,7 @@ class TextData:
             text = builtin_corpus(seed=config.seed)
             def chunks():
                 return iter([text])
-            name = "the built-in corpus"
+            name, size = "the built-in corpus", len(text)
         else:
             # Trainer.start checked the whole file before creating --out; iter_text checks
             # each chunk again as it reads, so a file changed since still fails cleanly.
@@ -168,10 +179,23 @@ class TextData:
 
         log(f"tokenising {name} ({config.tokenizer})...")
         began = time.perf_counter()
-        if tokenizer is None:
+        learned = tokenizer is None
+        if learned:
             tokenizer = train_tokenizer(config, chunks, special_tokens)
-        ids = encode_chunks(tokenizer, chunks, config.tokenizer_file)
-        dtype, n_tokens, sha256 = write_tokens(path, ids, tokenizer.vocab_size, check_length)
+        # The pass that encodes takes a while on a large corpus (a 200 MB text of words, about
+        # a minute with a bpe): a progress line follows it, chunk by chunk.
+        progress = FileProgress("tokenising", size, after=cls.PROGRESS_AFTER)
+        def chunks_shown():
+            for chunk in chunks():
+                yield chunk
+                progress.update(len(chunk.encode("utf-8")))     # once its ids are written
+        try:
+            ids = encode_chunks(tokenizer, chunks_shown, config.tokenizer_file,
+                                learned_from=config.corpus if learned else None)
+            dtype, n_tokens, sha256 = write_tokens(path, ids, tokenizer.vocab_size,
+                                                   check_length)
+        finally:
+            progress.clear()
         info = {"tokens": TOKENS, "dtype": dtype, "n_tokens": n_tokens, "sha256": sha256}
         n_train = cls.n_train(n_tokens)
         log(f"data: {n_tokens:,} tokens (vocabulary {tokenizer.vocab_size}), {n_train:,} to "

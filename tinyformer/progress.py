@@ -1,5 +1,6 @@
 """A one-line progress bar for training: step, loss, tokens per second, the cores the steps
-run on, time left (for the steps and the evaluations still to come).
+run on, time left (for the steps and the evaluations still to come); and one for a long pass
+over a file (a large corpus tokenised): the share done and the time left.
 
 On a terminal the line redraws itself in place (carriage return); into a file or a pipe, or
 on a dumb terminal, it prints a plain line every so often instead, so logs stay readable.
@@ -13,6 +14,7 @@ import sys
 import time
 from typing import TextIO
 
+from .files import size_said
 from .summary import counted
 
 
@@ -119,3 +121,48 @@ class Progress:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.began
+
+
+class FileProgress:
+    """The share of a file that a long pass over it (tokenising a 200 MB corpus takes about a
+    minute) has done, and the time left, shown as Progress shows the steps: on a terminal one
+    line redrawn in place, which `clear` removes when the pass ends; into a file or a pipe a
+    plain line at each tenth. Only once the pass has taken `after` seconds and is not yet at
+    its end: a small file, done at once, shows nothing, and the caller says what the pass did."""
+
+    def __init__(self, what: str, total_bytes: int, stream: TextIO | None = None,
+                 after: float = 1.0) -> None:
+        self.what, self.total = what, max(1, total_bytes)
+        self.stream = stream or sys.stderr
+        self.live = takes_escapes(self.stream)
+        self.after = after
+        self.began = time.perf_counter()
+        self.done = 0
+        self.tenths_said = 0            # plain lines: the last tenth said
+        self.shown = False
+
+    def update(self, n_bytes: int) -> None:
+        """After a part of `n_bytes` bytes is done (a text's bytes: about the file's, whose
+        Windows line ends and byte order mark the text leaves out)."""
+        self.done = min(self.total, self.done + n_bytes)
+        elapsed = time.perf_counter() - self.began
+        if self.done >= self.total or elapsed < self.after:
+            return
+        share = self.done / self.total
+        left = elapsed / share * (1 - share)
+        line = (f"{self.what}: {share:.0%} of {size_said(self.total)}, "
+                f"{duration(left)} left")
+        if self.live:                          # \033[K: erase what a longer line left behind
+            self.stream.write("\r" + line[:width(self.stream) - 1] + "\033[K")
+            self.stream.flush()
+            self.shown = True
+        elif int(share * 10) > self.tenths_said:
+            self.tenths_said = int(share * 10)
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
