@@ -361,6 +361,10 @@ def test_a_page_opens_unfolded_on_the_view_asked_for():
     assert all("grad" in n for n in data["views"]["forward"]["nodes"].values())
     with pytest.raises(ValueError, match="depth must be 0 or more, got -1"):
         viz.graph_page(loss, depth=-1)
+    # depth=0 is the whole model as one node, which the page has no box for: it would open
+    # unfolded, as if no depth were asked
+    with pytest.raises(ValueError, match="depth=0 would fold the whole model into one node"):
+        viz.graph_page(loss, params=model, depth=0)
 
 
 @needs_dot

@@ -1002,6 +1002,11 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     from viz.plots import run_name
     from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
     check_out_file(out_path, GRAPH_SUFFIXES)
+    if depth == 0 and str(out_path).lower().endswith(".html"):
+        # A page folds the boxes around modules, and the model itself has none.
+        raise InputError("--depth 0 folds the whole model into one node, which a page has no "
+                         "box for: give --depth 1 or more, or draw it as a picture (--out "
+                         "graph.svg)")
     with input_errors():
         shown = step_to_draw(example, checkpoint_dir, prompt)
     title = (f"the {example} example: its loss's graph" if example else

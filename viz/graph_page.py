@@ -66,11 +66,18 @@ def graph_page(tensor: ta.Tensor,
     (`color_by_grad` needs the `.grad`s that a `backward(retain_graph=True)` leaves, as
     draw_graph does). The page opens on `view` ("forward" or "backward") with the modules
     `depth` levels down folded and, with `fold_repeats`, each stack of blocks folded; a click
-    opens them. When `tensor` is one number, the page holds its backward graph as well, and
+    opens them (depth=0, the model as one node, is draw_graph's alone: a ValueError). When
+    `tensor` is one number, the page holds its backward graph as well, and
     the gradient of every node of the forward one."""
     if view not in VIEWS:
         raise ValueError(f"graph_page: view must be 'forward' or 'backward', got {view!r}")
     _check_depth("graph_page", depth)
+    if depth == 0:
+        # The page folds the boxes drawn around modules, and the model itself has none: the
+        # page would open unfolded, the opposite of the one node asked for.
+        raise ValueError("graph_page: depth=0 would fold the whole model into one node, which "
+                         "the page has no box for: give depth=1 or more (its children), or "
+                         "draw_graph(..., depth=0) for the one-node picture")
     if depth is not None or fold_repeats:                      # the walk only to check it
         _check_recorded("graph_page", _walk([tensor])[0], depth, fold_repeats)
     labels = dict(show_data=show_data, show_grad=show_grad, color_by_grad=color_by_grad,
