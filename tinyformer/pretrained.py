@@ -922,8 +922,9 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
 def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     """GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2 and
     `save_gpt2_tokenizer` write them) with the added tokens of tokenizer_config.json if there
-    is one, or else tokenizer.json (what transformers 5's save_pretrained writes, the same
-    vocabulary and merges in one file). The vocabulary must have our shape: ids 0-255 the
+    is one (of added_tokens.json where it lists none, as older transformers wrote), or else
+    tokenizer.json (what transformers 5's save_pretrained writes, the same vocabulary and
+    merges in one file). The vocabulary must have our shape: ids 0-255 the
     single bytes (in any order), id 256 + k made by merge k, then only special tokens, each
     <|endoftext|> or named special by the files beside it, as transformers takes them; a
     PretrainedError (a ValueError) of one line names the file and what is wrong."""
