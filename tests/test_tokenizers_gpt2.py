@@ -235,6 +235,26 @@ def test_added_tokens_of_tokenizer_config_come_after_vocab_json(ours, tmp_path):
     assert tok.encode("<pad><mask>", allow_special=True) == [457, 458]
 
 
+def test_added_tokens_json_is_read_where_tokenizer_config_lists_none(ours, tmp_path):
+    """transformers, as before 4.34 and still where tokenizer_config.json has no
+    "added_tokens_decoder", takes added tokens from added_tokens.json, special where the files
+    beside it name them so; they were ignored, and "<pad>" encoded as plain text."""
+    gpt2_shaped_files(ours, tmp_path)
+    (tmp_path / "added_tokens.json").write_text(json.dumps({"<pad>": 457, "<sep>": 458}))
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({
+        "pad_token": "<pad>", "additional_special_tokens": ["<sep>"]}))
+    text = f"the<pad>end<sep> of{EOT}"
+    tok = load_gpt2_tokenizer(tmp_path)
+    assert tok.special_tokens == [EOT, "<pad>", "<sep>"]
+    assert tok.encode(text, allow_special=True) == \
+        transformers.GPT2Tokenizer.from_pretrained(tmp_path).encode(text)
+    # One no file names special, which transformers finds in any text, is refused.
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({"pad_token": "<pad>"}))
+    with pytest.raises(ValueError, match=r"added_tokens.json: added token '<sep>' is not "
+                                         r"special; tinyformer reads only special added tokens$"):
+        load_gpt2_tokenizer(tmp_path)
+
+
 def test_a_special_token_too_long_to_find_is_refused(ours, tmp_path):
     # Finding special tokens compiles a pattern of them, over 100 times their size: one of
     # megabytes would fill the memory. The folder is named, and the token cut short.

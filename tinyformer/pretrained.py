@@ -922,8 +922,9 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
 def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     """GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2 and
     `save_gpt2_tokenizer` write them) with the added tokens of tokenizer_config.json if there
-    is one, or else tokenizer.json (what transformers 5's save_pretrained writes, the same
-    vocabulary and merges in one file). The vocabulary must have our shape: ids 0-255 the
+    is one (of added_tokens.json where it lists none, as older transformers wrote), or else
+    tokenizer.json (what transformers 5's save_pretrained writes, the same vocabulary and
+    merges in one file). The vocabulary must have our shape: ids 0-255 the
     single bytes (in any order), id 256 + k made by merge k, then only special tokens, each
     <|endoftext|> or named special by the files beside it, as transformers takes them; a
     PretrainedError (a ValueError) of one line names the file and what is wrong."""
@@ -1080,6 +1081,11 @@ def _read_vocab_and_merges(directory):
     # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
     _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
         os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
+    added_path = os.path.join(directory, ADDED_TOKENS_JSON)
+    if isinstance(config, dict) and "added_tokens_decoder" not in config \
+            and os.path.exists(added_path):
+        return vocab, merges, _legacy_added_tokens(directory, added_path), {
+            "vocab": vocab_path, "merges": merges_path, "added": added_path}
     try:
         added = [(int(i), entry["content"], entry)
                  for i, entry in config.get("added_tokens_decoder", {}).items()]
@@ -1092,6 +1098,22 @@ def _read_vocab_and_merges(directory):
     added = [(i, token, entry.get("special", True)) for i, token, entry in added]
     return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
                                   "added": config_path}
+
+
+# Where transformers before 4.34 kept the tokens added to GPT-2's vocabulary ({token: id}),
+# and where transformers still reads them from when tokenizer_config.json has no
+# "added_tokens_decoder": a fine-tuned model's <pad>, say, whose id its embedding has.
+ADDED_TOKENS_JSON = "added_tokens.json"
+
+
+def _legacy_added_tokens(directory, path):
+    """The added tokens of added_tokens.json, as (id, token, special), each special, as
+    transformers takes it, where the files beside it name it so (or it is <|endoftext|>)."""
+    tokens = _read_hf_file(path)
+    if not (isinstance(tokens, dict) and all(type(i) is int for i in tokens.values())):
+        raise PretrainedError(f"{path}: expected a JSON object of token -> id")
+    named = {END_OF_TEXT, *_named_special(directory)}
+    return [(i, token, token in named) for token, i in tokens.items()]
 
 
 def _gpt2_tokenizer_json(path):
