@@ -129,6 +129,16 @@ def test_normalise_divides_by_zero(tmp_path):
     assert "a row of zeros stays zeros" in message
 
 
+def test_normalise_in_place_is_told_to_leave_the_counts_alone(tmp_path):
+    # The right table, written over the caller's counts: the counts are lost.
+    message = edited_message(
+        tmp_path, "markov_first_order",
+        "return np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)",
+        "np.divide(counts, np.where(sums > 0, sums, 1), out=counts)\n    return counts")
+    assert message.startswith("normalise_rows(counts=[[1., 3.], [0., 0.], [2., 2.]])")
+    assert "changed the counts it was given, in place" in message
+
+
 @pytest.mark.parametrize("sums", ["counts.sum(axis=0, keepdims=True)",
                                   "counts.sum(axis=0)"])
 def test_normalise_columns(tmp_path, sums):

@@ -368,6 +368,15 @@ def test_mlm_loss_made_a_new_tensor_from_its_numbers(tmp_path):
     assert "forget a `return`" not in got
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the wrong answer takes log(0)
+def test_mlm_loss_through_probabilities_fails_on_a_sure_model(tmp_path):
+    # softmax then log: right for ordinary logits, -inf once a probability rounds to 0.
+    got = edited_message(tmp_path, "masked_lm_loss", "logits.log_softmax(axis=-1)",
+                         "logits.softmax(axis=-1).log()")
+    assert "(logits far apart, as a model sure of itself gives) returned inf, expected 500" in got
+    assert "rounds to 0" in got
+
+
 def test_gpt_mask_without_the_diagonal(tmp_path):
     got = edited_message(tmp_path, "attention_masks", "np.tril(np.ones((T, T), dtype=bool))",
                          "np.tril(np.ones((T, T), dtype=bool), k=-1)")

@@ -138,6 +138,14 @@ def check_greedy(learner: Learner) -> None:
         expect(given == prompt, f"{greedy.last_call} changed the caller's prompt list (it now "
                                 f"holds {describe(given, 40)}): start from a copy, "
                                 f"ids = list(prompt).")
+    # Id 0 as the end id: a test of `if end_id and ...`, where 0 reads as no end id at all.
+    expected = reference_greedy(bigram, [1], 6, 0)
+    got = greedy(bigram, [1], 6, 0)
+    if isinstance(got, list) and got == reference_greedy(bigram, [1], 6, None):
+        raise CheckFailure(f"{greedy.last_call} went on past the end id 0: returned "
+                           f"{describe(got, 40)}, expected {describe(expected, 40)}. Id 0 is a "
+                           f"token like any other; only end_id=None means there is no end id.")
+    _expect_sequence(got, expected, greedy.last_call, [1])
     # A model that reads the whole sequence, and ties (argmax takes the lowest id).
     ties = table_model([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0], [5.0, 5.0, 5.0]],
                        "a model with tied logits: the lowest id wins")

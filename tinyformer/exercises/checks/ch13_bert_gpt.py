@@ -191,6 +191,22 @@ def check_masked_lm_loss(learner: Learner) -> None:
                         ignore_index)
     everything = rng.integers(0, 5, size=(2, 3))        # every position hidden: plain CE
     _check_mlm_loss(masked_lm_loss, rng.standard_normal((2, 3, 5)), everything, -100)
+    _check_mlm_loss_far_apart(masked_lm_loss)
+
+
+def _check_mlm_loss_far_apart(masked_lm_loss):
+    """Logits 1000 apart, as a sure model gives: the probability of the target at [0, 0] is
+    exp(-1000), 0 in float64, yet its log-probability, -1000, is an ordinary number."""
+    logits = np.array([[[0.0, 1000.0, 0.0], [-500.0, 0.0, 500.0]]])
+    targets = np.array([[0, 2]])
+    got = masked_lm_loss(Tensor(logits, requires_grad=True, dtype=np.float64), targets, -100)
+    if isinstance(got, Tensor) and got.size == 1 and not np.isfinite(got.data).all():
+        raise CheckFailure(f"{masked_lm_loss.last_call} (logits far apart, as a model sure of "
+                           f"itself gives) returned {float(got.data.reshape(()))}, expected "
+                           f"500: the probability of the target at [0, 0] rounds to 0, and its "
+                           f"log to -inf. Compute the log-probabilities without going through "
+                           f"probabilities that can round to 0.")
+    _check_mlm_loss(masked_lm_loss, logits, targets, -100)
 
 
 # ---------------------------------------------------------------------------------------------
