@@ -490,5 +490,6 @@ def test_every_size_is_said_with_three_figures_in_the_largest_unit_under_it(tmp_
     corpus.write_text("the cat sat on the mat.\n" * 40, encoding="utf-8")
     result = CliRunner().invoke(main, ["train", "--corpus", str(corpus), *TINY[:10],
                                        "--iters", "1", "--out", str(tmp_path / "run")])
-    assert result.exit_code == 0 and f"tokenising {corpus} (960 bytes)" in result.output, \
+    assert result.exit_code == 0 and \
+        f"tokenising {corpus} (960 bytes) with a char tokenizer..." in result.output, \
         result.output

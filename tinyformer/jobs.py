@@ -177,7 +177,7 @@ class TextData:
                                      f"fewer than --context + 1 = {config.context + 1}; use "
                                      f"{fix}")
 
-        log(f"tokenising {name} ({config.tokenizer})...")
+        log(f"tokenising {name} with a {config.tokenizer} tokenizer...")
         began = time.perf_counter()
         learned = tokenizer is None
         if learned:
