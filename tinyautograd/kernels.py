@@ -104,7 +104,7 @@ def summary() -> str:
         why = ("HOME is not set: set XDG_CACHE_HOME" if cache is None else
                f"other users may write {cache}: make it yours alone (chmod go-w), or set "
                f"XDG_CACHE_HOME" if _others_may_write(cache) else
-               f"{cache} cannot be written: set XDG_CACHE_HOME")
+               f"{cache} cannot be written: set XDG_CACHE_HOME to a folder one may write")
         built = "" if kept else f", built for this run alone as {why}"
         return (f"layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c"
                 f"{built}); TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
