@@ -782,6 +782,22 @@ def test_anomaly_in_forward_names_the_op_and_the_line():
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_anomaly_mode_lets_an_infinity_the_user_gave_pass_as_torch():
+    # A causal mask's -inf and the softmax after it are how attention is written; the mask
+    # stopped the run at the masked_fill, so no NaN further on could be looked for.
+    scores = Tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    later = np.triu(np.ones((3, 3), dtype=bool), k=1)
+    with ta.detect_anomaly():
+        weights = scores.masked_fill(later, float("-inf")).softmax(axis=-1)
+        (weights * weights).sum().backward()
+        with pytest.raises(ta.AnomalyError, match=r"^exp: .*NaN or Inf"):
+            (scores * 100).exp()                  # an overflow: an Inf made of finite numbers
+        with pytest.raises(ta.AnomalyError, match=r"^mul: .*NaN or Inf"):
+            Tensor([np.inf]) * 0.0                # a NaN, though its operand held the Inf
+    assert np.isfinite(scores.grad).all() and (weights.data[later] == 0).all()
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_anomaly_at_a_line_without_source_names_the_line_without_empty_quotes():
     # Code typed at a REPL has no source to quote: it said `created at <stdin>:1: ""`.
     x = Tensor([-1.0, 1.0], requires_grad=True)

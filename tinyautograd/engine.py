@@ -35,8 +35,9 @@ from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .modes import (AnomalyError, _has_nan_or_inf, _mode, _user_line, annotate,  # noqa: F401
-                    detect_anomaly, enable_grad, is_grad_enabled, no_grad, set_grad_enabled)
+from .modes import (AnomalyError, _has_nan_or_inf, _made_nan_or_inf, _mode,  # noqa: F401
+                    _user_line, annotate, detect_anomaly, enable_grad, is_grad_enabled, no_grad,
+                    set_grad_enabled)
 
 Axis = Union[int, tuple[int, ...], None]   # numpy's spelling: one axis, several, or all (None)
 Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, array or number
@@ -320,7 +321,7 @@ class Function:
             ctx._recorded_at = next(_clock)
         if mode.anomaly:
             ctx.__dict__["created_at"] = _user_line()
-            if _has_nan_or_inf(out.data):
+            if _made_nan_or_inf(out.data, [t.data for t in inputs]):
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out

@@ -149,6 +149,10 @@ class detect_anomaly:
 
     Forward results are checked as they are computed, gradients as backward produces them, and
     the error names the op and the line of user code that created it. Slow: for debugging.
+    A forward op that only passes on an infinity it was given is not an anomaly: a causal mask's
+    `scores.masked_fill(mask, -inf)` and the softmax after it are how attention is written
+    (torch's detect_anomaly checks no forward at all); an Inf made from finite inputs (log of
+    0, an exp that overflows) and every NaN are.
     numpy's own warnings of a division by zero or an overflow are off inside it: they would
     point into the engine's formulas, where the error names the op and your line.
     """
@@ -178,3 +182,12 @@ def _user_line():
 
 def _has_nan_or_inf(array):
     return array.dtype.kind in "fc" and not np.isfinite(array).all()
+
+
+def _made_nan_or_inf(result, operands):
+    """Whether a forward op's `result` array is an anomaly, given its operands' arrays: it holds
+    a NaN, or an infinity that none of its operands held (one passed on is the user's own,
+    a mask's -inf). Checks the operands only when the result is not all finite."""
+    if not _has_nan_or_inf(result):
+        return False
+    return bool(np.isnan(result).any()) or not any(_has_nan_or_inf(x) for x in operands)
