@@ -90,6 +90,21 @@ def test_force_removes_only_what_the_run_owns(run):
     assert json.loads((run / "manifest.json").read_text())["checkpoint"] == 3
 
 
+def test_a_manifest_that_lists_the_lock_and_itself_does_not_make_them_the_runs(run):
+    # Edited by hand: were run.lock the run's, removing the files of other checkpoints (as a
+    # resumed run does) would remove the lock it holds, and let a second writer in.
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["owns"] += ["run.lock", "manifest.json"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    claimed = RunDirectory.claim(run, log=lambda message: None)
+    try:
+        assert not {"run.lock", "manifest.json"} & claimed.owned
+        claimed.remove(claimed.owned - set(rundir.RUN_FILES))
+        assert (run / "run.lock").exists() and is_training(run)
+    finally:
+        claimed.release()
+
+
 def test_a_full_disk_once_force_moved_the_new_tokens_in_leaves_a_run_to_resume(run,
                                                                               monkeypatch):
     """--force replaces a previous run: its files go, the new tokens.bin is moved in, and the

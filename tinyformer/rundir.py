@@ -335,9 +335,12 @@ class RunDirectory:
         if not self.has_manifest:
             self._adopt_checkpoint()
             return
-        # A name is a plain file name in this directory, never a path out of it.
+        # A name is a plain file name in this directory, never a path out of it; nor the
+        # manifest or the lock, which a run removes only as it ends (an edited manifest that
+        # listed run.lock would have a resumed run remove its own lock, letting a second
+        # writer in).
         self.owned = {name for name in manifest["owns"] if name == os.path.basename(name) and
-                      name not in ("", ".", "..")}
+                      name not in ("", ".", "..", MANIFEST, LOCK)}
         self.settings = manifest.get("settings")
         self.data = manifest.get("data")
         self.tokenizer_sha256 = manifest.get("tokenizer_sha256")
