@@ -1616,6 +1616,19 @@ def test_each_report_chart_numbers_its_axis_at_two_values_at_least(browser, tmp_
         assert len(numbers) >= 2, (title, [n.text for n in numbers])
 
 
+def test_the_report_of_a_long_run_draws_its_charts(browser, tmp_path):
+    # The page found its axes' ends by Math.min(...values), a value an argument: the 200,000
+    # points of a long run (50,000 steps, four curves) were more than the browser's stack
+    # holds, and it drew nothing (RangeError). The page's own data made that long here.
+    open_clean(browser, viz.metrics_page(write_run(tmp_path / "run", 4)).save(
+        tmp_path / "report.html"))
+    browser.execute_script("data.train = Array.from({length: 200000}, (_, i) => [i + 1, 1]);"
+                           "draw();")
+    loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    steps = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
+    assert steps[-1].text == "2.0e+5"
+
+
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
     run = write_run(tmp_path / "<i>run", 2, iters=2)
     open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))

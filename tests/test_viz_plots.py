@@ -114,6 +114,30 @@ def test_cut_off_last_line_is_ignored(tmp_path, tail):
     assert_png(plot_metrics(run))
 
 
+def test_steps_written_again_replace_those_before_in_the_png_and_the_page(tmp_path):
+    """A run started again from step 11 appended its steps 11 to 20 after its first 15: they
+    replace the first run's 11 to 15 (a curve that doubled back drew a loop, and the page's
+    reading of a step assumes them in order); the last values are those of the last lines."""
+    run = write_metrics(tmp_path / "run", n=15, eval_every=5, extra=None)
+    again = [{"step": step, "train_loss": 1.0 / step, "lr": 1e-3, "val_loss": 1.1 / step}
+             for step in range(11, 21)]
+    with open(run / "metrics.jsonl", "a") as f:
+        f.writelines(json.dumps(record) + "\n" for record in again)
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 21))
+    assert records[10:] == again
+    loss = metrics_figure(run).axes[0]
+    each_step = loss.get_lines()[0]
+    assert list(each_step.get_xdata()) == list(range(1, 21))
+    assert list(each_step.get_ydata()[10:]) == [1.0 / step for step in range(11, 21)]
+    assert loss.texts[-1].get_text() == f"{1.1 / 20:.3f}"       # the last line's
+    result = tinyformer("plot", run, "--out", tmp_path / "report.html")
+    assert result.exit_code == 0, result.output
+    data = json.loads(re.search(r'<script id="page-data" type="application/json">(.*?)</script>',
+                                (tmp_path / "report.html").read_text(), re.S).group(1))
+    assert [step for step, _ in data["train"]] == list(range(1, 21))
+
+
 @pytest.mark.parametrize("content, message", [
     ("", "no records"),
     ("\n\n", "no records"),

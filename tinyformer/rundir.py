@@ -994,8 +994,13 @@ def run_status(path: StrPath, records: list[dict[str, Any]] | None = None) -> di
 # metrics.jsonl: one JSON object a line, appended as training goes
 
 def read_metrics(path: StrPath) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl file, as a list of dicts in file order.
+    """The records of a metrics.jsonl file, as a list of dicts in file order, their steps
+    rising.
 
+    A step at or below one before it starts the steps from there again, as a run started
+    again from an earlier step does (a file appended to by an older trainer, or two files put
+    together): its lines replace those written before it for that step on, as TensorBoard
+    reads such a log, so that a curve neither doubles back nor ends at an older line.
     A run killed mid-write can leave its last line cut off; that line is dropped. Anything
     else wrong (no file, no records, a bad line in the middle, a line without a finite `step`
     and a numeric `train_loss`) is a ValueError of one line. A diverged run logs a NaN loss,
@@ -1030,6 +1035,8 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
                 and _is_number(record.get("train_loss"))):
             raise ValueError(f"metrics file {path!r} line {number} has no finite 'step' and "
                              f"numeric 'train_loss'; is it a metrics.jsonl?")
+        while records and records[-1]["step"] >= record["step"]:
+            records.pop()                         # written again by the run started again
         records.append(record)
     if not records:
         raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "

@@ -57,6 +57,18 @@ function el(name, attributes, parent) {
   return node;
 }
 
+// The least and the greatest of `values`, [low, high]. Not Math.min(...values): that passes
+// each value as an argument, and a long run's (100,000 steps) are more arguments than the
+// browser's stack holds, so the page drew nothing (RangeError).
+function extent(values) {
+  let low = Infinity, high = -Infinity;
+  for (const v of values) {
+    if (v < low) low = v;
+    if (v > high) high = v;
+  }
+  return [low, high];
+}
+
 let drawn = [];          // the charts as drawn: {svg, chart, x, y, cross}
 
 function draw() {
@@ -64,7 +76,7 @@ function draw() {
   drawn = [];
   const charts = chartList();
   const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0])));
-  const first = Math.min(...all), last = Math.max(...all);
+  const [first, last] = extent(all);
   const style = getComputedStyle(main);      // the charts fill main's width inside its padding
   // At least 280 px (a phone held upright has room for that); narrower, the page scrolls.
   const width = Math.max(280, main.clientWidth - parseFloat(style.paddingLeft) -
@@ -84,7 +96,7 @@ function draw() {
     const top = MARGIN.top + below * 16, height = chart.height + below * 16;
     svg.setAttribute("height", height);
     const values = chart.series.flatMap((s) => s.points.map((p) => p[1]));
-    let low = Math.min(...values), high = Math.max(...values);
+    let [low, high] = extent(values);
     if (chart.fraction) [low, high] = [0, 1.05];
     const pad = (high - low) * 0.06 || Math.abs(high) * 0.1 || 1;
     if (!chart.fraction) [low, high] = [low - pad, high + pad];
