@@ -54,19 +54,45 @@ def takes_escapes(stream: TextIO) -> bool:
             and os.environ.get("TERM") != "dumb")
 
 
-class Progress:
-    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
-                 every: int | None = None, eval_every: int | None = None) -> None:
-        self.total, self.start = total, start
-        self.eval_every = eval_every      # the run evaluates after every eval_every-th step
+class StatusLine:
+    """What both progress lines share: on a terminal that takes escape codes (`live`) one line
+    redrawn in place, else plain lines, as into a file; `clear` removes a line drawn in place
+    (before a message, or at the end of the work)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.live = takes_escapes(self.stream)     # else plain lines, as into a file
+        self.shown = False
+
+    def redraw(self, line: str) -> None:
+        """On a live terminal: `line` in place of the one before, cut to the terminal's width."""
+        # \033[K: erase what a longer line left behind
+        self.stream.write("\r" + line[:width(self.stream) - 1] + "\033[K")
+        self.stream.flush()
+        self.shown = True
+
+    def print(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+
+class Progress(StatusLine):
+    def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
+                 every: int | None = None, eval_every: int | None = None) -> None:
+        super().__init__(stream)
+        self.total, self.start = total, start
+        self.eval_every = eval_every      # the run evaluates after every eval_every-th step
         self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
         self.began = time.perf_counter()
         self.step_time = 0.0          # seconds in training steps only (evaluation excluded)
         self.tokens = 0
         self.eval_time, self.evaluations = 0.0, 0
-        self.shown = False
 
     def evaluations_from(self, step: int) -> int:
         """The evaluations the run still makes from `step` on, that step's own included (it
@@ -99,19 +125,10 @@ class Progress:
         if cores is not None:
             parts.append(counted(cores, "core"))
         parts.append(f"{duration(left)} left")
-        if self.live:                          # \033[K: erase what a longer line left behind
-            self.stream.write("\r" + fitted(parts, width(self.stream) - 1) + "\033[K")
-            self.stream.flush()
-            self.shown = True
+        if self.live:
+            self.redraw(fitted(parts, width(self.stream) - 1))
         elif done % self.every == 0 or step == self.total:
-            self.stream.write(" | ".join(parts) + "\n")
-            self.stream.flush()
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.shown = False
+            self.print(" | ".join(parts))
 
     def close(self) -> None:
         if self.shown:
@@ -123,7 +140,7 @@ class Progress:
         return time.perf_counter() - self.began
 
 
-class FileProgress:
+class FileProgress(StatusLine):
     """The share of a file that a long pass over it (tokenising a 200 MB corpus takes about a
     minute) has done, and the time left, shown as Progress shows the steps: on a terminal one
     line redrawn in place, which `clear` removes when the pass ends; into a file or a pipe a
@@ -132,14 +149,12 @@ class FileProgress:
 
     def __init__(self, what: str, total_bytes: int, stream: TextIO | None = None,
                  after: float = 1.0) -> None:
+        super().__init__(stream)
         self.what, self.total = what, max(1, total_bytes)
-        self.stream = stream or sys.stderr
-        self.live = takes_escapes(self.stream)
         self.after = after
         self.began = time.perf_counter()
         self.done = 0
         self.tenths_said = 0            # plain lines: the last tenth said
-        self.shown = False
 
     def update(self, n_bytes: int) -> None:
         """After a part of `n_bytes` bytes is done (a text's bytes: about the file's, whose
@@ -152,17 +167,8 @@ class FileProgress:
         left = elapsed / share * (1 - share)
         line = (f"{self.what}: {share:.0%} of {size_said(self.total)}, "
                 f"{duration(left)} left")
-        if self.live:                          # \033[K: erase what a longer line left behind
-            self.stream.write("\r" + line[:width(self.stream) - 1] + "\033[K")
-            self.stream.flush()
-            self.shown = True
+        if self.live:
+            self.redraw(line)
         elif int(share * 10) > self.tenths_said:
             self.tenths_said = int(share * 10)
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self.shown = False
+            self.print(line)
