@@ -1461,7 +1461,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (lambda d: edit_config(d, lambda c: c["train"].update(context=c["train"]["context"] * 2)),
      ["config.json is damaged (its settings give context 32, its model_config 16)"]),
     (lambda d: edit_config(d, lambda c: c["train"].update(tokenizer="bpe")),
-     ["vocab_size in", "config.json is not set"]),
+     ["vocab_size in", "config.json is not set; mend it in that file, or start again with "
+      "--force"]),
     (out_of_vocabulary, ["tokens.bin (the tokenised corpus) holds token id", "--force"]),
     (reordered, ["tokens.bin (the tokenised corpus) was changed since the run wrote",
                  "restore it, or start the run again with --force"]),

@@ -377,7 +377,11 @@ class Trainer:
             # and goes on so: a resumed run continues exactly.
             config = TrainConfig.from_saved({"micro_batches": 1, **saved["train"]},
                                             run.file(CONFIG))
-            config.check(lambda key: f"{key} in {run.file(CONFIG)}")
+            try:
+                config.check(lambda key: f"{key} in {run.file(CONFIG)}")
+            except ValueError as e:           # the file's setting: where to mend it
+                raise CheckpointError(f"{e}; mend it in that file, or start again with "
+                                      f"--force") from None
             check_settings({"step": saved.get("step")}, {"step": Whole(0, config.iters)},
                            where=run.file(CONFIG))
             try:
