@@ -2,12 +2,18 @@
 example database), with no per-example deadline (the first call of a test pays for imports, and
 CI machines vary). HYPOTHESIS_PROFILE=random draws fresh examples on every run instead.
 
+Python keeps each module it compiles (`__pycache__/`) even where PYTHONDONTWRITEBYTECODE says
+not to: otherwise each of the suite's several hundred processes (the command line, benchmarks,
+learners' files) compiled the whole package again, 0.13 s each, and each worker rewrote every
+test module's asserts again.
+
 Ctrl-C is Python's own in every test process: a suite started in the background by a script
 (`pytest &`, with no job control) inherits SIGINT ignored, and so would every process the
 Ctrl-C tests start, which would then never stop."""
 
 import os
 import signal
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -17,6 +23,9 @@ settings.register_profile("ci", derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("random", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
