@@ -2,6 +2,7 @@
 
     python benchmarks/cblas.py --cblas /path/to/libmkl_rt.so.3
     python benchmarks/cblas.py --cblas /path/to/libblis.so.4 --reps 500 --json cblas.json
+    python benchmarks/cblas.py --blis           # BLIS as the `blis` pip package builds it
 
 benchmarks/train_step.py prints how long numpy's BLAS (OpenBLAS) and PyTorch's (MKL on x86)
 take for the step's products. Where numpy's is the slower, would another library close the
@@ -14,7 +15,10 @@ Attention's batched products are left out: a CBLAS has no one call for a batch o
 
 Intel's MKL comes as a pip wheel (`pip download mkl --no-deps`, then unzip it: the library is
 under mkl-*.data/data/lib/). It runs sequentially here: MKL_THREADING_LAYER=SEQUENTIAL, as
-for any library the thread-count variables are set to 1 before it is loaded.
+for any library the thread-count variables are set to 1 before it is loaded. BLIS comes as a
+pip package too (`pip install blis`, the one spaCy uses), which has no CBLAS library to name:
+--blis times its own `gemm` instead. BLIS picks its kernels when it starts (BLIS_ARCH_DEBUG=1
+says which).
 """
 
 import argparse
@@ -82,6 +86,20 @@ class CBLAS:
         return c
 
 
+class BLIS:
+    """The `blis` package's gemm, for 2-D float32 operands each C-contiguous or a .T view."""
+
+    def __init__(self):
+        import blis.py
+        self.gemm = blis.py.gemm
+
+    def matmul(self, a, b):
+        def stored(x):            # (the array as stored, whether to read it transposed)
+            return (x, False) if x.flags.c_contiguous else (x.T, True)
+        (a, trans_a), (b, trans_b) = stored(a), stored(b)
+        return self.gemm(a, b, trans1=trans_a, trans2=trans_b, beta=0.0)
+
+
 def median_us(product, a, b, reps):
     product(a, b)                                  # untimed: the first call may load code
     times = []
@@ -94,20 +112,30 @@ def median_us(product, a, b, reps):
 
 def main():
     options = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
-    options.add_argument("--cblas", required=True, metavar="PATH",
-                         help="the shared library whose cblas_sgemm is timed beside numpy's")
+    other_library = options.add_mutually_exclusive_group(required=True)
+    other_library.add_argument("--cblas", metavar="PATH",
+                               help="the shared library whose cblas_sgemm is timed beside numpy's")
+    other_library.add_argument("--blis", action="store_true",
+                               help="time the gemm of the `blis` package (pip install blis)")
     options.add_argument("--reps", type=at_least(1), default=300, help="calls per product")
     options.add_argument("--json", metavar="PATH", help="also write the figures here")
     args = options.parse_args()
 
-    try:
-        other = CBLAS(args.cblas)
-    except (OSError, AttributeError) as e:       # no such file, or no cblas_sgemm in it
-        options.error(f"--cblas {args.cblas}: not a library with cblas_sgemm ({e})")
+    if args.blis:
+        try:
+            other, other_name = BLIS(), "the blis package's gemm"
+        except ImportError:
+            options.error("--blis times the blis package, which is not installed: pip install blis")
+    else:
+        try:
+            other = CBLAS(args.cblas)
+        except (OSError, AttributeError) as e:       # no such file, or no cblas_sgemm in it
+            options.error(f"--cblas {args.cblas}: not a library with cblas_sgemm ({e})")
+        other_name = f"cblas_sgemm of {os.path.basename(args.cblas)}"
     threadpool_limits(1)
     rows = BATCH * CONTEXT // MICRO_BATCHES
     print(f"one micro-batch's linears ({rows} rows), float32, one thread, median of "
-          f"{args.reps} calls; other = cblas_sgemm of {os.path.basename(args.cblas)}")
+          f"{args.reps} calls; other = {other_name}")
     print(f"{'product':22s} {'shape':>18s} {'count':>5s} {'numpy us':>9s} {'GFLOP/s':>8s} "
           f"{'other us':>9s} {'GFLOP/s':>8s} {'other/numpy':>11s}")
     rows_out, numpy_total, other_total = [], 0.0, 0.0
@@ -126,7 +154,7 @@ def main():
     print(f"one micro-batch's linears: numpy {numpy_total / 1e3:.2f} ms, other "
           f"{other_total / 1e3:.2f} ms ({other_total / numpy_total:.2f})")
     if args.json:
-        write_figures(args.json, {"cblas": os.path.basename(args.cblas), "rows": rows,
+        write_figures(args.json, {"other": other_name, "rows": rows,
                                   "reps": args.reps, "products": rows_out,
                                   "numpy_ms": numpy_total / 1e3, "other_ms": other_total / 1e3})
 

@@ -1244,3 +1244,32 @@ def test_the_cblas_benchmark_refuses_what_is_no_blas_in_one_line(tmp_path, libra
     done = script("cblas.py", "--cblas", path)
     assert done.returncode == 2 and "not a library with cblas_sgemm" in done.stderr
     assert said in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_cblas_benchmark_hands_blis_each_operand_as_stored_with_its_transpose_flag(
+        monkeypatch, capsys):
+    # BLIS's gemm takes each operand as stored and a flag to read it transposed; a .T view
+    # handed as it is would be read through the wrong strides, or copied.
+    import types
+
+    import cblas
+
+    def gemm(a, b, trans1=False, trans2=False, beta=1.0):
+        assert a.flags.c_contiguous and b.flags.c_contiguous and beta == 0.0
+        return (a.T if trans1 else a) @ (b.T if trans2 else b)
+
+    package = types.ModuleType("blis")
+    package.py = types.SimpleNamespace(gemm=gemm)
+    monkeypatch.setitem(sys.modules, "blis", package)
+    monkeypatch.setitem(sys.modules, "blis.py", package.py)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4), dtype=np.float32)
+    b = rng.standard_normal((4, 5), dtype=np.float32)
+    for x, y in ((a, b), (a.T.copy().T, b), (a, b.T.copy().T)):
+        np.testing.assert_allclose(cblas.BLIS().matmul(x, y), x @ y, rtol=1e-6)
+    monkeypatch.setitem(sys.modules, "blis", None)               # not installed
+    monkeypatch.setattr(sys, "argv", ["cblas.py", "--blis"])
+    with pytest.raises(SystemExit) as exit_:
+        cblas.main()
+    assert exit_.value.code == 2
+    assert "not installed: pip install blis" in capsys.readouterr().err
