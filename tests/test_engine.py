@@ -1288,6 +1288,37 @@ def test_a_forward_with_several_outputs_is_refused_rather_than_stacked(outputs):
         Several.apply(f64(2))
 
 
+@pytest.mark.parametrize("result, says", [
+    (lambda x: None, r"None \(is its return missing\?\)"),
+    (lambda x: "done", r"a str"),
+], ids=["None", "str"])
+def test_a_forward_that_returns_no_array_says_so(result, says):
+    # A forward without its `return` failed with "'NoneType' object has no attribute 'dtype'".
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return result(x)
+
+    with pytest.raises(TypeError, match=rf"^doubled\.forward returned {says}; a Function has "
+                                        rf"one output, a numpy array$"):
+        Doubled.apply(f64(2))
+
+
+def test_a_forward_may_return_a_python_number_as_numpys_scalar():
+    class Total(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return float(x.sum())
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * np.ones(ctx.inputs[0].shape)
+
+    x = f64(3)
+    Total.apply(x).backward()
+    np.testing.assert_array_equal(x.grad, np.ones(3))
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

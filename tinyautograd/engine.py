@@ -305,10 +305,8 @@ class Function:
             if misfit is None:                 # an op's own error, or numpy's about values
                 raise
             raise misfit from None
-        if data.__class__ is not np.ndarray and isinstance(data, (tuple, list)):
-            # numpy would stack several outputs into one array: a silently different op
-            raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
-                            f"has one output, a numpy array (write one Function per output)")
+        if data.__class__ is not np.ndarray:
+            data = _forward_result(cls, data)
         out = Tensor._make(data)
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
@@ -325,6 +323,24 @@ class Function:
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _forward_result(fn, data):
+    """What op `fn`'s forward returned, when it is not a numpy array, as one: numpy's scalar (a
+    full reduction gives one) or a Python number becomes a 0-d array. Several outputs are
+    refused, as is what is not numbers: None, most often, from a forward that forgot its
+    `return` (numpy would make an array of objects of it, failing later with words that name
+    neither the op nor the slip)."""
+    if isinstance(data, (tuple, list)):
+        # numpy would stack several outputs into one array: a silently different op
+        raise TypeError(f"{fn.name()}.forward returned a {type(data).__name__}; a Function "
+                        f"has one output, a numpy array (write one Function per output)")
+    array = np.asarray(data)
+    if array.dtype.kind not in "biufc":
+        what = "None (is its return missing?)" if data is None else f"a {type(data).__name__}"
+        raise TypeError(f"{fn.name()}.forward returned {what}; a Function has one output, a "
+                        f"numpy array")
+    return array
 
 
 def _complex_in_graph(fn, dtype):
