@@ -1319,6 +1319,27 @@ def test_a_forward_may_return_a_python_number_as_numpys_scalar():
     np.testing.assert_array_equal(x.grad, np.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [np.int64, bool])
+def test_an_integer_or_boolean_result_of_a_custom_function_is_outside_the_graph_as_torch(dtype):
+    # It was recorded: an integer tensor that required a gradient (which none may), whose
+    # backward sent integer "gradients" on, x.grad of ones here, where torch has no graph.
+    class Positive(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return (x > 0).astype(dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    x = f64(3)
+    mask = Positive.apply(x)
+    assert mask.dtype == dtype and not mask.requires_grad and mask.grad_fn is None
+    with pytest.raises(RuntimeError, match=r"^backward: this tensor does not require a "):
+        mask.sum().backward()
+    assert x.grad is None
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

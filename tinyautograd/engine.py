@@ -311,12 +311,18 @@ class Function:
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
         if True in needs_input_grad:
-            if data.dtype.kind == "c":
+            kind = data.dtype.kind
+            if kind == "f":
+                out._requires_grad = True
+                out.grad_fn = ctx
+                ctx._output = weakref.ref(out)
+                ctx._recorded_at = next(_clock)
+            elif kind == "c":
                 raise _complex_in_graph(cls, data.dtype)
-            out._requires_grad = True
-            out.grad_fn = ctx
-            ctx._output = weakref.ref(out)
-            ctx._recorded_at = next(_clock)
+            # An integer or boolean result (indices, a mask) has no gradient: it stays outside
+            # the graph, as torch leaves a custom Function's integer outputs and as astype does
+            # here. Recorded, it would require a gradient that no integer tensor may have, and
+            # backward would send its integer "gradient" on to the inputs.
         if mode.anomaly:
             ctx.__dict__["created_at"] = _user_line()
             if _made_nan_or_inf(out.data, [t.data for t in inputs]):
