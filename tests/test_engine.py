@@ -1340,6 +1340,26 @@ def test_an_integer_or_boolean_result_of_a_custom_function_is_outside_the_graph_
     assert x.grad is None
 
 
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_backward_that_returns_a_list_is_told_to_return_a_tuple(create_graph):
+    # torch counts a list as one gradient, and so did this engine: "returned 1 gradients for 2
+    # inputs" for a list of two.
+    class Times(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):
+            a, b = ctx.operands
+            return [grad * b, grad * a]
+
+    a, b = f64(2), f64(2, seed=1)
+    with pytest.raises(RuntimeError, match=r"^times\.backward returned a list; return a tuple, "
+                                           r"one gradient per input"):
+        ta.grad(Times.apply(a, b).sum(), [a, b], create_graph=create_graph)
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

@@ -1609,6 +1609,12 @@ def _input_grads(node, grad, create_graph, needed):
         finally:
             state["needs_input_grad"] = recorded
     if not isinstance(grads, tuple):
+        if isinstance(grads, list):
+            # Taken as one gradient, a list of one per input would be counted as one ("returned
+            # 1 gradients for 2 inputs"), and [g] for one input made an array of one more axis.
+            raise RuntimeError(f"{node.name}.backward returned a list; return a tuple, one "
+                               f"gradient per input (None where there is none), or the "
+                               f"gradient alone for one input")
         grads = (grads,)
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
