@@ -595,6 +595,29 @@ def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
         ta.grad((x * 2).sum(), [x, Tensor(np.ones(2))])
 
 
+def test_grad_refuses_outputs_and_inputs_that_are_not_tensors_in_one_line_as_torch():
+    # An array or a string met `.requires_grad` ("'numpy.ndarray' object has no attribute"),
+    # a dict gave its keys, and no inputs at all gave (), which a zip would silently take.
+    from tinyautograd import nn
+    x = f64(2)
+    loss = (x * x).sum()
+    with pytest.raises(TypeError, match=r"^grad: input 1 is a ndarray, not a Tensor: give the "
+                                        r"Tensors themselves \(p, not p\.data\)"):
+        ta.grad(loss, [x, x.data])
+    with pytest.raises(TypeError, match=r"^grad: the inputs are a dict; give its Tensors"):
+        ta.grad(loss, {"x": x})
+    with pytest.raises(TypeError, match=r"^grad: the inputs must be a Tensor or a sequence of "
+                                        r"Tensors, got Linear \(a module's are "
+                                        r"model\.parameters\(\)\)$"):
+        ta.grad(loss, nn.Linear(2, 1))
+    with pytest.raises(TypeError, match=r"^grad: the outputs must be a Tensor or a sequence of "
+                                        r"Tensors, got float$"):
+        ta.grad(3.0, [x])
+    with pytest.raises(RuntimeError, match=r"^grad: no inputs; give the Tensors to "):
+        ta.grad(loss, [], retain_graph=True)
+    assert ta.grad(loss, (p for p in [x]))[0].shape == (2,)     # any iterable, as torch
+
+
 # ------------------------------------------------------------------ grad() goes only where needed
 
 

@@ -1774,8 +1774,10 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     d(loss)/d(output) for each output, in its shape (None for an output of one number); for a
     single output it may be the one Tensor, array or number itself.
     """
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outputs = _tensor_arguments(outputs, "output")
+    inputs = _tensor_arguments(inputs, "input")
+    if not inputs:                  # as torch: an answer of () would go unnoticed in a zip
+        raise RuntimeError("grad: no inputs; give the Tensors to differentiate with respect to")
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif not isinstance(grad_outputs, (list, tuple)):     # one Tensor, array or number
@@ -1802,6 +1804,30 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
     return tuple(found)
+
+
+def _tensor_arguments(items, what):
+    """grad's `outputs` or `inputs` (`what`: "output", "input"), a Tensor or an iterable of
+    them, as a list. Anything else is refused in one line naming it, as torch refuses it: an
+    array or a string met `.requires_grad` ("'numpy.ndarray' object has no attribute"), and a
+    dict gave its keys."""
+    if isinstance(items, Tensor):
+        return [items]
+    if isinstance(items, dict):
+        raise TypeError(f"grad: the {what}s are a dict; give its Tensors, a list of them (its "
+                        f".values())")
+    try:
+        items = list(items)
+    except TypeError:
+        module = callable(getattr(items, "parameters", None))    # a module: its parameters
+        raise TypeError(f"grad: the {what}s must be a Tensor or a sequence of Tensors, got "
+                        f"{type(items).__name__}"
+                        + (" (a module's are model.parameters())" if module else "")) from None
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: {what} {i} is a {type(t).__name__}, not a Tensor: give the "
+                            f"Tensors themselves (p, not p.data), which hold the graph")
+    return items
 
 
 def _zero_grads(params, set_to_none=True):
