@@ -1280,6 +1280,28 @@ def test_concat_and_stack_still_take_tuples_of_numbers_as_data():
     np.testing.assert_array_equal(ta.stack([(1, 2), (3, 4)]).data, [[1, 2], [3, 4]])
 
 
+def test_a_function_without_its_forward_or_backward_says_which_it_lacks():
+    # Both were a bare NotImplementedError, with no message at all.
+    class OnlyForward(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+    class OnlyBackward(Function):
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(NotImplementedError, match=r"^OnlyForward has no backward method: a "
+                                                  r"Function needs its own backward\(ctx, grad\), "
+                                                  r"a @staticmethod$"):
+        OnlyForward.apply(f64(2)).sum().backward()
+    with pytest.raises(NotImplementedError, match=r"^OnlyBackward has no forward method: a "
+                                                  r"Function needs its own forward\(ctx, "
+                                                  r"\*arrays\), a @staticmethod$"):
+        OnlyBackward.apply(f64(2))
+
+
 def test_custom_function_with_wrong_number_of_gradients():
     class Bad(Function):
         @staticmethod

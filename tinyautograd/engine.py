@@ -266,13 +266,15 @@ class Function:
     @staticmethod
     def forward(*args: Any, **settings: Any) -> np.ndarray:
         """The result array from ctx and the inputs' arrays (and the settings given to apply)."""
-        raise NotImplementedError
+        # Reached only by a subclass that wrote none: say so, and what to write, rather than
+        # a bare NotImplementedError (as nn.Module's forward does). apply passes ctx first.
+        raise _missing(args[0] if args else None, "forward(ctx, *arrays)")
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         """dL/d(input) per input (a tuple, or one value for one input) from grad = dL/dy:
         numpy arrays in an ordinary backward, Tensors under create_graph."""
-        raise NotImplementedError
+        raise _missing(ctx, "backward(ctx, grad)")
 
     @classmethod
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
@@ -329,6 +331,13 @@ class Function:
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _missing(ctx, method):
+    """The error for a Function subclass without its own `method` (its signature)."""
+    who = ctx.fn.__name__ if isinstance(ctx, Context) else "this Function"
+    return NotImplementedError(f"{who} has no {method.split('(')[0]} method: a Function needs "
+                               f"its own {method}, a @staticmethod")
 
 
 def _forward_result(fn, data):
