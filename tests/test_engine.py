@@ -595,6 +595,29 @@ def test_grad_refuses_grad_outputs_that_do_not_fit_the_outputs():
         ta.grad((x * 2).sum(), [x, Tensor(np.ones(2))])
 
 
+def test_grad_refuses_outputs_and_inputs_that_are_not_tensors_in_one_line_as_torch():
+    # An array or a string met `.requires_grad` ("'numpy.ndarray' object has no attribute"),
+    # a dict gave its keys, and no inputs at all gave (), which a zip would silently take.
+    from tinyautograd import nn
+    x = f64(2)
+    loss = (x * x).sum()
+    with pytest.raises(TypeError, match=r"^grad: input 1 is a ndarray, not a Tensor: give the "
+                                        r"Tensors themselves \(p, not p\.data\)"):
+        ta.grad(loss, [x, x.data])
+    with pytest.raises(TypeError, match=r"^grad: the inputs are a dict; give its Tensors"):
+        ta.grad(loss, {"x": x})
+    with pytest.raises(TypeError, match=r"^grad: the inputs must be a Tensor or a sequence of "
+                                        r"Tensors, got Linear \(a module's are "
+                                        r"model\.parameters\(\)\)$"):
+        ta.grad(loss, nn.Linear(2, 1))
+    with pytest.raises(TypeError, match=r"^grad: the outputs must be a Tensor or a sequence of "
+                                        r"Tensors, got float$"):
+        ta.grad(3.0, [x])
+    with pytest.raises(RuntimeError, match=r"^grad: no inputs; give the Tensors to "):
+        ta.grad(loss, [], retain_graph=True)
+    assert ta.grad(loss, (p for p in [x]))[0].shape == (2,)     # any iterable, as torch
+
+
 # ------------------------------------------------------------------ grad() goes only where needed
 
 
@@ -1257,6 +1280,28 @@ def test_concat_and_stack_still_take_tuples_of_numbers_as_data():
     np.testing.assert_array_equal(ta.stack([(1, 2), (3, 4)]).data, [[1, 2], [3, 4]])
 
 
+def test_a_function_without_its_forward_or_backward_says_which_it_lacks():
+    # Both were a bare NotImplementedError, with no message at all.
+    class OnlyForward(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return 2 * x
+
+    class OnlyBackward(Function):
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    with pytest.raises(NotImplementedError, match=r"^OnlyForward has no backward method: a "
+                                                  r"Function needs its own backward\(ctx, grad\), "
+                                                  r"a @staticmethod$"):
+        OnlyForward.apply(f64(2)).sum().backward()
+    with pytest.raises(NotImplementedError, match=r"^OnlyBackward has no forward method: a "
+                                                  r"Function needs its own forward\(ctx, "
+                                                  r"\*arrays\), a @staticmethod$"):
+        OnlyBackward.apply(f64(2))
+
+
 def test_custom_function_with_wrong_number_of_gradients():
     class Bad(Function):
         @staticmethod
@@ -1286,6 +1331,78 @@ def test_a_forward_with_several_outputs_is_refused_rather_than_stacked(outputs):
     with pytest.raises(TypeError, match=r"^several.forward returned a (tuple|list); a Function "
                                         r"has one output, a numpy array"):
         Several.apply(f64(2))
+
+
+@pytest.mark.parametrize("result, says", [
+    (lambda x: None, r"None \(is its return missing\?\)"),
+    (lambda x: "done", r"a str"),
+], ids=["None", "str"])
+def test_a_forward_that_returns_no_array_says_so(result, says):
+    # A forward without its `return` failed with "'NoneType' object has no attribute 'dtype'".
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return result(x)
+
+    with pytest.raises(TypeError, match=rf"^doubled\.forward returned {says}; a Function has "
+                                        rf"one output, a numpy array$"):
+        Doubled.apply(f64(2))
+
+
+def test_a_forward_may_return_a_python_number_as_numpys_scalar():
+    class Total(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return float(x.sum())
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * np.ones(ctx.inputs[0].shape)
+
+    x = f64(3)
+    Total.apply(x).backward()
+    np.testing.assert_array_equal(x.grad, np.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, bool])
+def test_an_integer_or_boolean_result_of_a_custom_function_is_outside_the_graph_as_torch(dtype):
+    # It was recorded: an integer tensor that required a gradient (which none may), whose
+    # backward sent integer "gradients" on, x.grad of ones here, where torch has no graph.
+    class Positive(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return (x > 0).astype(dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    x = f64(3)
+    mask = Positive.apply(x)
+    assert mask.dtype == dtype and not mask.requires_grad and mask.grad_fn is None
+    with pytest.raises(RuntimeError, match=r"^backward: this tensor does not require a "):
+        mask.sum().backward()
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_backward_that_returns_a_list_is_told_to_return_a_tuple(create_graph):
+    # torch counts a list as one gradient, and so did this engine: "returned 1 gradients for 2
+    # inputs" for a list of two.
+    class Times(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):
+            a, b = ctx.operands
+            return [grad * b, grad * a]
+
+    a, b = f64(2), f64(2, seed=1)
+    with pytest.raises(RuntimeError, match=r"^times\.backward returned a list; return a tuple, "
+                                           r"one gradient per input"):
+        ta.grad(Times.apply(a, b).sum(), [a, b], create_graph=create_graph)
 
 
 def returning(make_gradient):

@@ -266,13 +266,15 @@ class Function:
     @staticmethod
     def forward(*args: Any, **settings: Any) -> np.ndarray:
         """The result array from ctx and the inputs' arrays (and the settings given to apply)."""
-        raise NotImplementedError
+        # Reached only by a subclass that wrote none: say so, and what to write, rather than
+        # a bare NotImplementedError (as nn.Module's forward does). apply passes ctx first.
+        raise _missing(args[0] if args else None, "forward(ctx, *arrays)")
 
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         """dL/d(input) per input (a tuple, or one value for one input) from grad = dL/dy:
         numpy arrays in an ordinary backward, Tensors under create_graph."""
-        raise NotImplementedError
+        raise _missing(ctx, "backward(ctx, grad)")
 
     @classmethod
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
@@ -305,26 +307,55 @@ class Function:
             if misfit is None:                 # an op's own error, or numpy's about values
                 raise
             raise misfit from None
-        if data.__class__ is not np.ndarray and isinstance(data, (tuple, list)):
-            # numpy would stack several outputs into one array: a silently different op
-            raise TypeError(f"{cls.name()}.forward returned a {type(data).__name__}; a Function "
-                            f"has one output, a numpy array (write one Function per output)")
+        if data.__class__ is not np.ndarray:
+            data = _forward_result(cls, data)
         out = Tensor._make(data)
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
         if True in needs_input_grad:
-            if data.dtype.kind == "c":
+            kind = data.dtype.kind
+            if kind == "f":
+                out._requires_grad = True
+                out.grad_fn = ctx
+                ctx._output = weakref.ref(out)
+                ctx._recorded_at = next(_clock)
+            elif kind == "c":
                 raise _complex_in_graph(cls, data.dtype)
-            out._requires_grad = True
-            out.grad_fn = ctx
-            ctx._output = weakref.ref(out)
-            ctx._recorded_at = next(_clock)
+            # An integer or boolean result (indices, a mask) has no gradient: it stays outside
+            # the graph, as torch leaves a custom Function's integer outputs and as astype does
+            # here. Recorded, it would require a gradient that no integer tensor may have, and
+            # backward would send its integer "gradient" on to the inputs.
         if mode.anomaly:
             ctx.__dict__["created_at"] = _user_line()
             if _made_nan_or_inf(out.data, [t.data for t in inputs]):
                 raise AnomalyError(f"{cls.name()}: the output of shape {out.shape} contains NaN "
                                    f"or Inf; created at {ctx.created_at}")
         return out
+
+
+def _missing(ctx, method):
+    """The error for a Function subclass without its own `method` (its signature)."""
+    who = ctx.fn.__name__ if isinstance(ctx, Context) else "this Function"
+    return NotImplementedError(f"{who} has no {method.split('(')[0]} method: a Function needs "
+                               f"its own {method}, a @staticmethod")
+
+
+def _forward_result(fn, data):
+    """What op `fn`'s forward returned, when it is not a numpy array, as one: numpy's scalar (a
+    full reduction gives one) or a Python number becomes a 0-d array. Several outputs are
+    refused, as is what is not numbers: None, most often, from a forward that forgot its
+    `return` (numpy would make an array of objects of it, failing later with words that name
+    neither the op nor the slip)."""
+    if isinstance(data, (tuple, list)):
+        # numpy would stack several outputs into one array: a silently different op
+        raise TypeError(f"{fn.name()}.forward returned a {type(data).__name__}; a Function "
+                        f"has one output, a numpy array (write one Function per output)")
+    array = np.asarray(data)
+    if array.dtype.kind not in "biufc":
+        what = "None (is its return missing?)" if data is None else f"a {type(data).__name__}"
+        raise TypeError(f"{fn.name()}.forward returned {what}; a Function has one output, a "
+                        f"numpy array")
+    return array
 
 
 def _complex_in_graph(fn, dtype):
@@ -1587,6 +1618,12 @@ def _input_grads(node, grad, create_graph, needed):
         finally:
             state["needs_input_grad"] = recorded
     if not isinstance(grads, tuple):
+        if isinstance(grads, list):
+            # Taken as one gradient, a list of one per input would be counted as one ("returned
+            # 1 gradients for 2 inputs"), and [g] for one input made an array of one more axis.
+            raise RuntimeError(f"{node.name}.backward returned a list; return a tuple, one "
+                               f"gradient per input (None where there is none), or the "
+                               f"gradient alone for one input")
         grads = (grads,)
     if len(grads) != len(node.inputs):
         raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
@@ -1746,8 +1783,10 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     d(loss)/d(output) for each output, in its shape (None for an output of one number); for a
     single output it may be the one Tensor, array or number itself.
     """
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outputs = _tensor_arguments(outputs, "output")
+    inputs = _tensor_arguments(inputs, "input")
+    if not inputs:                  # as torch: an answer of () would go unnoticed in a zip
+        raise RuntimeError("grad: no inputs; give the Tensors to differentiate with respect to")
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif not isinstance(grad_outputs, (list, tuple)):     # one Tensor, array or number
@@ -1774,6 +1813,30 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
     return tuple(found)
+
+
+def _tensor_arguments(items, what):
+    """grad's `outputs` or `inputs` (`what`: "output", "input"), a Tensor or an iterable of
+    them, as a list. Anything else is refused in one line naming it, as torch refuses it: an
+    array or a string met `.requires_grad` ("'numpy.ndarray' object has no attribute"), and a
+    dict gave its keys."""
+    if isinstance(items, Tensor):
+        return [items]
+    if isinstance(items, dict):
+        raise TypeError(f"grad: the {what}s are a dict; give its Tensors, a list of them (its "
+                        f".values())")
+    try:
+        items = list(items)
+    except TypeError:
+        module = callable(getattr(items, "parameters", None))    # a module: its parameters
+        raise TypeError(f"grad: the {what}s must be a Tensor or a sequence of Tensors, got "
+                        f"{type(items).__name__}"
+                        + (" (a module's are model.parameters())" if module else "")) from None
+    for i, t in enumerate(items):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: {what} {i} is a {type(t).__name__}, not a Tensor: give the "
+                            f"Tensors themselves (p, not p.data), which hold the graph")
+    return items
 
 
 def _zero_grads(params, set_to_none=True):
