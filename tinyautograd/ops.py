@@ -778,12 +778,24 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.index = index
+        # The backward scatters by the index: when it will run, it keeps its own copy of the
+        # index's arrays, as torch copies a numpy index. The caller's array (a batch buffer
+        # refilled, an index Tensor's `ids += 1`) may change before backward, and the
+        # gradient would land on other elements silently: unlike an input, an index has no
+        # stamp of changes for the backward to check.
+        ctx.index = _own_arrays(index) if True in ctx.needs_input_grad else index
         return x[index]
 
     @staticmethod
     def backward(ctx, grad):
         return index_add(grad, ctx.index, ctx.inputs[0].shape)
+
+
+def _own_arrays(index):
+    """`index` with a copy of each numpy array in it (ints, slices, None and ... are kept)."""
+    if isinstance(index, tuple):
+        return tuple(p.copy() if isinstance(p, np.ndarray) else p for p in index)
+    return index.copy() if isinstance(index, np.ndarray) else index
 
 
 class IndexAdd(Function):
