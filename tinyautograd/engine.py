@@ -1193,8 +1193,7 @@ class Tensor:
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         """The same elements in another shape, as numpy's (`reshape(2, -1)` or
         `reshape((2, -1))`; -1 stands for the size that fits)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
+        shape = _one_sequence(shape)
         if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
             # No graph to record: the reshaped array is all there is. Generation reshapes each
             # head's queries, keys and values at every token, where the op's bookkeeping
@@ -1210,10 +1209,9 @@ class Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
         To exchange two axes, use `swapaxes`. On a 2-D tensor, `transpose(0, 1)` and
         `transpose(-2, -1)`, numpy's identity but torch's swap, are refused."""
-        as_sequence = len(axes) == 1 and isinstance(axes[0], (tuple, list))
-        if as_sequence:
-            axes = tuple(axes[0])
-        if not axes:
+        as_sequence = len(axes) == 1 and _is_sequence(axes[0])
+        axes = _one_sequence(axes)
+        if not axes or len(axes) == 1 and axes[0] is None:   # numpy's transpose(None) too
             return ops.Transpose.apply(self, axes=None)
         # Negative axes count from the end; normalised, so that backward can invert the order.
         normalised = tuple(a % self.ndim if -self.ndim <= a < self.ndim else a for a in axes)
@@ -1259,9 +1257,7 @@ class Tensor:
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
         """This tensor repeated to `shape` by numpy's broadcasting rules; the gradient is
         summed back."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return ops.BroadcastTo.apply(self, shape=shape)
+        return ops.BroadcastTo.apply(self, shape=_one_sequence(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_plain_index(index))
@@ -1341,6 +1337,20 @@ class _HookHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+def _is_sequence(value):
+    """Whether a shape or axes came as one sequence: a tuple, a list, or a 1-D numpy array, as
+    numpy takes them (`y.transpose(np.argsort(axes))` undoes a permutation)."""
+    return isinstance(value, (tuple, list)) or isinstance(value, np.ndarray) and value.ndim == 1
+
+
+def _one_sequence(args):
+    """A method's `*shape` or `*axes`, as a tuple whether it came as one sequence or as
+    separate numbers (`reshape((2, -1))` and `reshape(2, -1)`)."""
+    if len(args) == 1 and _is_sequence(args[0]):
+        return tuple(args[0].tolist() if isinstance(args[0], np.ndarray) else args[0])
+    return args
 
 
 def _refuse_exact_gelu(who, approximate):
