@@ -978,6 +978,10 @@ def test_swapaxes_out_of_range_names_the_axis_and_shape():
 def test_numpys_shape_errors_name_the_op_and_shapes_and_other_errors_pass_intact():
     with pytest.raises(ta.ShapeError, match=r"^sum: shapes \(2, 3\): axis 5 is out of bounds"):
         Tensor(np.ones((2, 3))).sum(axis=5)
+    for reduction in ("mean", "var", "argmax"):     # made of other ops: named as called
+        with pytest.raises(ta.ShapeError, match=rf"^{reduction}: shapes \(2, 3\): axis -3 is "
+                                                rf"out of bounds for array of dimension 2$"):
+            getattr(Tensor(np.ones((2, 3)), requires_grad=True), reduction)(axis=-3)
     with pytest.raises(ta.ShapeError, match=r"^stack: shapes \(1,\) and \(2,\): .*same shape"):
         ta.stack([Tensor([1.0]), Tensor([1.0, 2.0])])
     with pytest.raises(ta.ShapeError, match=r"^broadcastto: shapes \(3,\): .*\(2,4\)"):

@@ -1122,6 +1122,7 @@ class Tensor:
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
         torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
+        _check_axis("mean", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
@@ -1135,6 +1136,7 @@ class Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
         negative variance. A float16 tensor's is computed in float32, as its mean."""
+        _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).var(axis, keepdims, ddof).astype(self.dtype)
@@ -1162,6 +1164,7 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
         tensor, as numpy's: an integer tensor outside the graph."""
+        _check_axis("argmax", self, axis)
         ops._refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
@@ -1337,6 +1340,16 @@ class _HookHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+def _check_axis(op, x, axis):
+    """ShapeError naming `op` for an axis out of range of x, as the ops' own errors do: mean and
+    var are made of other ops (sum, -, *), whose names the user did not call, and argmax of
+    numpy's alone, whose AxisError names no op."""
+    try:
+        ops._reduced_axes(x.shape, axis)
+    except np.exceptions.AxisError as error:
+        raise ShapeError(f"{op}: shapes {x.shape}: {error}") from None
 
 
 def _is_sequence(value):
