@@ -652,7 +652,10 @@ def _to_the_extremes(grad, x, extreme, axis):
     """Max's and Min's gradient: to the elements of x equal to `extreme` (the max or the min,
     kept along `axis`), shared equally between ties."""
     is_extreme = x == extreme                       # a constant, like relu's mask
-    share = is_extreme / is_extreme.sum(axis=axis, keepdims=True)
+    # A slice holding NaN has a NaN extreme that no element equals: 0 / 0, a NaN gradient for
+    # the whole slice, as torch.amax gives, without numpy's warning from inside the engine.
+    with np.errstate(invalid="ignore"):
+        share = is_extreme / is_extreme.sum(axis=axis, keepdims=True)
     return grad.reshape(_keepdims_shape(x.shape, axis)) * share.astype(x.dtype)
 
 
