@@ -977,6 +977,20 @@ def test_transpose_of_two_axes_on_a_matrix_is_refused_as_numpys_identity_not_tor
     assert Tensor(np.ones((2, 3, 4))).transpose(0, 1, 2).shape == (2, 3, 4)
 
 
+def test_shape_and_axes_may_be_a_numpy_array_or_none_as_numpy_takes_them():
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x = Tensor(a, requires_grad=True)
+    axes = (2, 0, 1)
+    y = x.transpose(axes).transpose(np.argsort(axes))     # numpy's way to undo a permutation
+    assert y.shape == (2, 3, 4)
+    assert x.transpose(None).shape == a.transpose(None).shape == (4, 3, 2)
+    assert x.reshape(np.array([4, -1])).shape == (4, 6)
+    assert x[0, :, :1].broadcast_to(np.array([2, 3, 4])).shape == (2, 3, 4)
+    assert Tensor(np.ones((2, 3))).transpose(np.array([0, 1])).shape == (2, 3)  # a sequence
+    (y * Tensor(a)).sum().backward()
+    np.testing.assert_array_equal(x.grad, a)
+
+
 def test_swapaxes_out_of_range_names_the_axis_and_shape():
     with pytest.raises(ta.ShapeError, match=r"^swapaxes: axis 5 is out of range for the 2 axes "
                                             r"of shape \(2, 3\)$"):
@@ -987,6 +1001,10 @@ def test_swapaxes_out_of_range_names_the_axis_and_shape():
 def test_numpys_shape_errors_name_the_op_and_shapes_and_other_errors_pass_intact():
     with pytest.raises(ta.ShapeError, match=r"^sum: shapes \(2, 3\): axis 5 is out of bounds"):
         Tensor(np.ones((2, 3))).sum(axis=5)
+    for reduction in ("mean", "var", "argmax"):     # made of other ops: named as called
+        with pytest.raises(ta.ShapeError, match=rf"^{reduction}: shapes \(2, 3\): axis -3 is "
+                                                rf"out of bounds for array of dimension 2$"):
+            getattr(Tensor(np.ones((2, 3)), requires_grad=True), reduction)(axis=-3)
     with pytest.raises(ta.ShapeError, match=r"^stack: shapes \(1,\) and \(2,\): .*same shape"):
         ta.stack([Tensor([1.0]), Tensor([1.0, 2.0])])
     with pytest.raises(ta.ShapeError, match=r"^broadcastto: shapes \(3,\): .*\(2,4\)"):

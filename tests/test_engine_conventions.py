@@ -1200,6 +1200,18 @@ def test_a_view_that_is_a_copy_does_not_share_its_inputs_stamp():
     assert a.grad.tolist() == [3.0, 5.0]
 
 
+def test_an_index_changed_after_the_forward_does_not_move_the_gradient():
+    # The backward scatters by the index that the forward used, as torch's (it copies a numpy
+    # index): a buffer refilled, or an index Tensor changed in place, before backward.
+    w = Tensor(np.eye(3), requires_grad=True)
+    buffer, ids = np.array([0, 0]), Tensor(np.array([[1], [1]]))
+    y = (w[buffer] * 1.0).sum() + w[ids, 0].sum() + w[:, buffer[:1]].sum()
+    buffer[:] = 2
+    ids += 1                                     # not recorded: in place, as numpy's
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [[3, 2, 2], [3, 0, 0], [1, 0, 0]])
+
+
 @pytest.mark.parametrize("change", ["fill", "load_state_dict"])
 def test_initialisers_and_loading_count_as_changes_in_place(change):
     layer = nn.Linear(2, 2)

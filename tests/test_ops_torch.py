@@ -199,6 +199,20 @@ def test_an_axis_out_of_range_of_an_empty_tensor_gets_the_error_any_other_tensor
     assert str(empty.value) == str(full.value).replace("(2, 3)", "(2, 0)")
 
 
+@pytest.mark.parametrize("op", ["max", "min"])
+def test_max_of_a_slice_with_nan_gives_torchs_nan_gradient_without_a_warning(op):
+    values = np.array([[1.0, np.nan, 3.0], [2.0, 2.0, 1.0]])
+    (x,), (t,) = both([values])
+    getattr(x, op)(axis=1).sum().backward()
+    {"max": torch.amax, "min": torch.amin}[op](t, dim=1).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = getattr(x, op)(axis=1)
+        x.grad = None
+        y.sum().backward()
+    assert_array_equal(x.grad, t.grad.numpy())      # NaN in the first row, ties in the second
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero
 @pytest.mark.filterwarnings("ignore::UserWarning")       # torch's: degrees of freedom <= 0
 @pytest.mark.parametrize("ddof", [3, 4, 10])

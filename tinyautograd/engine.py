@@ -1153,6 +1153,7 @@ class Tensor:
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
         torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
+        _check_axis("mean", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).mean(axis, keepdims).astype(self.dtype)
@@ -1166,6 +1167,7 @@ class Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
         negative variance. A float16 tensor's is computed in float32, as its mean."""
+        _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).var(axis, keepdims, ddof).astype(self.dtype)
@@ -1193,6 +1195,7 @@ class Tensor:
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
         tensor, as numpy's: an integer tensor outside the graph."""
+        _check_axis("argmax", self, axis)
         ops._refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
@@ -1224,8 +1227,7 @@ class Tensor:
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         """The same elements in another shape, as numpy's (`reshape(2, -1)` or
         `reshape((2, -1))`; -1 stands for the size that fits)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
+        shape = _one_sequence(shape)
         if not (self._requires_grad and _mode.grad_enabled) and not _mode.anomaly:
             # No graph to record: the reshaped array is all there is. Generation reshapes each
             # head's queries, keys and values at every token, where the op's bookkeeping
@@ -1241,10 +1243,9 @@ class Tensor:
         """Permute the axes, as numpy does: all of them, reversed when none are given.
         To exchange two axes, use `swapaxes`. On a 2-D tensor, `transpose(0, 1)` and
         `transpose(-2, -1)`, numpy's identity but torch's swap, are refused."""
-        as_sequence = len(axes) == 1 and isinstance(axes[0], (tuple, list))
-        if as_sequence:
-            axes = tuple(axes[0])
-        if not axes:
+        as_sequence = len(axes) == 1 and _is_sequence(axes[0])
+        axes = _one_sequence(axes)
+        if not axes or len(axes) == 1 and axes[0] is None:   # numpy's transpose(None) too
             return ops.Transpose.apply(self, axes=None)
         # Negative axes count from the end; normalised, so that backward can invert the order.
         normalised = tuple(a % self.ndim if -self.ndim <= a < self.ndim else a for a in axes)
@@ -1290,9 +1291,7 @@ class Tensor:
     def broadcast_to(self, *shape: int | Sequence[int]) -> Tensor:
         """This tensor repeated to `shape` by numpy's broadcasting rules; the gradient is
         summed back."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return ops.BroadcastTo.apply(self, shape=shape)
+        return ops.BroadcastTo.apply(self, shape=_one_sequence(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_plain_index(index))
@@ -1372,6 +1371,30 @@ class _HookHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+def _check_axis(op, x, axis):
+    """ShapeError naming `op` for an axis out of range of x, as the ops' own errors do: mean and
+    var are made of other ops (sum, -, *), whose names the user did not call, and argmax of
+    numpy's alone, whose AxisError names no op."""
+    try:
+        ops._reduced_axes(x.shape, axis)
+    except np.exceptions.AxisError as error:
+        raise ShapeError(f"{op}: shapes {x.shape}: {error}") from None
+
+
+def _is_sequence(value):
+    """Whether a shape or axes came as one sequence: a tuple, a list, or a 1-D numpy array, as
+    numpy takes them (`y.transpose(np.argsort(axes))` undoes a permutation)."""
+    return isinstance(value, (tuple, list)) or isinstance(value, np.ndarray) and value.ndim == 1
+
+
+def _one_sequence(args):
+    """A method's `*shape` or `*axes`, as a tuple whether it came as one sequence or as
+    separate numbers (`reshape((2, -1))` and `reshape(2, -1)`)."""
+    if len(args) == 1 and _is_sequence(args[0]):
+        return tuple(args[0].tolist() if isinstance(args[0], np.ndarray) else args[0])
+    return args
 
 
 def _refuse_exact_gelu(who, approximate):

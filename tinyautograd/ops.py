@@ -652,7 +652,10 @@ def _to_the_extremes(grad, x, extreme, axis):
     """Max's and Min's gradient: to the elements of x equal to `extreme` (the max or the min,
     kept along `axis`), shared equally between ties."""
     is_extreme = x == extreme                       # a constant, like relu's mask
-    share = is_extreme / is_extreme.sum(axis=axis, keepdims=True)
+    # A slice holding NaN has a NaN extreme that no element equals: 0 / 0, a NaN gradient for
+    # the whole slice, as torch.amax gives, without numpy's warning from inside the engine.
+    with np.errstate(invalid="ignore"):
+        share = is_extreme / is_extreme.sum(axis=axis, keepdims=True)
     return grad.reshape(_keepdims_shape(x.shape, axis)) * share.astype(x.dtype)
 
 
@@ -778,12 +781,24 @@ class GetItem(Function):
 
     @staticmethod
     def forward(ctx, x, index):
-        ctx.index = index
+        # The backward scatters by the index: when it will run, it keeps its own copy of the
+        # index's arrays, as torch copies a numpy index. The caller's array (a batch buffer
+        # refilled, an index Tensor's `ids += 1`) may change before backward, and the
+        # gradient would land on other elements silently: unlike an input, an index has no
+        # stamp of changes for the backward to check.
+        ctx.index = _own_arrays(index) if True in ctx.needs_input_grad else index
         return x[index]
 
     @staticmethod
     def backward(ctx, grad):
         return index_add(grad, ctx.index, ctx.inputs[0].shape)
+
+
+def _own_arrays(index):
+    """`index` with a copy of each numpy array in it (ints, slices, None and ... are kept)."""
+    if isinstance(index, tuple):
+        return tuple(p.copy() if isinstance(p, np.ndarray) else p for p in index)
+    return index.copy() if isinstance(index, np.ndarray) else index
 
 
 class IndexAdd(Function):
