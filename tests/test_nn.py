@@ -220,6 +220,23 @@ def test_shared_module_is_visited_once():
     assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
 
 
+def test_a_module_held_under_two_names_is_one_child_and_apply_visits_it_once_as_torch():
+    # children() gave it once per name, so apply ran fn on it once per name: an init that
+    # rescales (GPT-2's residual projections) rescaled a shared block twice.
+    block = nn.Linear(2, 2)
+    ours, theirs = nn.ModuleList([block] * 2), torch.nn.ModuleList([torch.nn.Linear(2, 2)] * 2)
+    assert len(list(ours.children())) == len(list(theirs.children())) == 1
+    assert list(ours.children())[0] is block
+    before = block.weight.data.copy()
+
+    def halve(module):
+        if isinstance(module, nn.Linear):
+            module.weight.data *= 0.5
+    ours.apply(halve)
+    assert_array_equal(block.weight.data, before * 0.5)
+    assert repr(ours).count("(1): Linear") == 1             # the tree still shows both names
+
+
 # ------------------------------------------------------------------ containers
 
 

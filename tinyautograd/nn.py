@@ -195,14 +195,20 @@ class Module:
         return _learned(vars(self).items())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        """(name, module) for each Module held directly, as in `blocks.0`."""
+        """(name, module) for each Module held directly, as in `blocks.0`; a module held under
+        two names comes under each (as print(model) shows it), where `children()` gives it once."""
         for name, value in self._members():
             if isinstance(value, Module):
                 yield name, value
 
     def children(self) -> Iterator[Module]:
+        """Each Module held directly, once, as torch's: `apply` walks these, so a module
+        shared by two layers (`[block] * 3`) is initialised or rescaled once, not per name."""
+        seen = set()
         for _, module in self.named_children():
-            yield module
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield module
 
     def named_modules(self) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module (named '') and every module inside it, depth
