@@ -496,6 +496,18 @@ def test_train_and_eval_reach_every_module_and_return_self():
     assert not model.blocks[0].attn.training
 
 
+@pytest.mark.parametrize("mode", ["eval", None, 0])
+def test_train_refuses_a_mode_that_is_not_a_bool_as_torch(mode):
+    # It was kept as it was and read by its truth: train("eval") left dropout on.
+    model = nn.Sequential(nn.Dropout(0.5))
+    with pytest.raises(ValueError, match=rf"^train: mode must be True or False, got "
+                                         rf"{re.escape(repr(mode))}; model.eval\(\)"):
+        model.train(mode)
+    with pytest.raises(ValueError):
+        torch.nn.Dropout().train(mode)
+    assert model[0].training is True and model.train(np.bool_(False)).training is False
+
+
 def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
     ta.manual_seed(0)
     dropout = nn.Dropout(0.25)

@@ -339,6 +339,12 @@ class Module:
     # -- modes and gradients ----------------------------------------------------------------
     def train(self: ModuleT, mode: bool = True) -> ModuleT:
         """Set training mode on this module and every module inside it (Dropout reads it)."""
+        # As torch: any other value would be kept as it is, and read by its truth, so that
+        # train("eval") or train(None) would leave dropout on or off without a word.
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"train: mode must be True or False, got {mode!r}; model.eval() "
+                             f"sets evaluation mode")
+        mode = bool(mode)
         for module in self.modules():
             module.training = mode
         return self
