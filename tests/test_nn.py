@@ -296,6 +296,28 @@ def test_a_module_assigned_to_an_index_replaces_that_layer_as_in_torch():
         layers[1] = nn.Linear(2, 2)
 
 
+def test_module_list_inserts_pops_deletes_and_extends_with_plus_equals_as_torch():
+    # None of these was there: AttributeError for insert and pop, TypeError for del and +=.
+    a, b, c, d = nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.Tanh()
+    layers = nn.ModuleList([a])
+    layers += [b]
+    layers.insert(0, c)
+    assert list(layers) == [c, a, b]
+    assert layers.pop() is b and layers.pop(0) is c and list(layers) == [a]
+    layers.extend([b, c, d])
+    del layers[1]
+    del layers[-1:]
+    assert list(layers) == [a, c] and [n for n, _ in layers.named_parameters()] == [
+        "0.weight", "0.bias", "1.weight", "1.bias"]                  # renumbered, as torch's
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not int$"):
+        layers.insert(0, 3)
+    with pytest.raises(IndexError):
+        layers.pop(5)
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    del seq[1]
+    assert len(seq) == 1 and seq(Tensor(np.ones((1, 2)))).shape == (1, 2)
+
+
 def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
     class Scaled(nn.Sequential):
         def __init__(self):

@@ -463,8 +463,9 @@ def _params_comment(count):
 
 class ModuleList(Module):
     """A list of modules, named by position ('0', '1', ...). Indexing, assigning a module to
-    an index (replacing a layer), `len`, iteration, `append` and `extend` work as for a list;
-    a slice is a ModuleList."""
+    an index (replacing a layer), `len`, iteration, `append`, `extend`, `+=`, `insert`, `pop`
+    and `del` work as for a list (those after a removed or inserted module are renumbered,
+    as in torch); a slice is a ModuleList."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:
         self._modules = []
@@ -490,6 +491,21 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
         return self
+
+    def __iadd__(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
+        return self.extend(modules)
+
+    def insert(self, index: int, module: Module) -> None:
+        """Put `module` before position `index`, as list.insert and torch's."""
+        self._modules.insert(operator.index(index), self._checked(module))
+
+    def pop(self, index: int = -1) -> Module:
+        """Remove the module at `index` (the last by default) and return it."""
+        return self._modules.pop(operator.index(index))
+
+    def __delitem__(self, index: int | slice) -> None:
+        # `del model.layers[-1]`, dropping a layer, as torch's.
+        del self._modules[index if isinstance(index, slice) else operator.index(index)]
 
     @overload
     def __getitem__(self, index: int) -> Module: ...
