@@ -5,6 +5,7 @@ import gc
 import inspect
 import math
 import re
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -261,6 +262,16 @@ def test_sequential_of_a_list_says_to_unpack_it():
                                             r"Sequential\(\*layers\)$"):
             nn.Sequential(packed)
     assert len(nn.Sequential(*layers)) == 2
+
+
+def test_sequential_of_torchs_ordered_dict_says_how_to_pass_the_modules():
+    # It said only "Sequential holds Modules, not OrderedDict".
+    layers = OrderedDict(fc=nn.Linear(3, 5), act=nn.Tanh())
+    with pytest.raises(TypeError, match=r"^Sequential holds Modules, not OrderedDict: its modules "
+                                        r"are named by position here.*Sequential\(\*layers"
+                                        r"\.values\(\)\)"):
+        nn.Sequential(layers)
+    assert len(nn.Sequential(*layers.values())) == 2
 
 
 def test_module_list_indexing_append_and_names_inside_a_module():

@@ -537,6 +537,11 @@ class Sequential(ModuleList):
             if isinstance(module, (list, tuple)):   # Sequential([a, b]): the list not unpacked
                 raise TypeError(f"Sequential holds Modules, not {type(module).__name__}; "
                                 f"unpack it: Sequential(*layers)")
+            if isinstance(module, Mapping):         # torch's Sequential(OrderedDict(...))
+                raise TypeError(f"Sequential holds Modules, not {type(module).__name__}: its "
+                                f"modules are named by position here, not by key; pass "
+                                f"Sequential(*layers.values()), or keep the names with a plain "
+                                f"dict attribute of your Module and a forward of your own")
         super().__init__(modules)
 
     @overload
