@@ -907,6 +907,22 @@ def test_simple_initialisers_fill_in_place_and_keep_dtype():
     np.testing.assert_array_equal(nn.init.ones_(t).data, 1.0)
 
 
+def test_torchs_constant_initialiser_is_here_and_its_others_say_what_to_write():
+    # nn.init.constant_(layer.bias, 0.0), in most torch models' init, was an AttributeError
+    # of a SimpleNamespace, as were trunc_normal_ and orthogonal_, with no word of ours.
+    bias = nn.Linear(2, 3).bias
+    array = bias.data
+    assert nn.init.constant_(bias, 0.25) is bias and bias.data is array
+    assert_array_equal(bias.data, torch.nn.init.constant_(torch.empty(3), 0.25).numpy())
+    for name in ("trunc_normal_", "orthogonal_", "eye_"):
+        assert hasattr(torch.nn.init, name)
+        with pytest.raises(AttributeError, match=rf"^'nn.init' has no attribute '{name}': that "
+                                                 rf"is PyTorch's; here, .*tensor\.data\[\.\.\.\]"):
+            getattr(nn.init, name)
+    with pytest.raises(AttributeError, match=r"^'nn.init' has no attribute 'normal'$"):
+        nn.init.normal(Tensor([0.0]))
+
+
 def test_initialisers_are_seeded_and_accept_a_generator():
     def draw(seed=None, generator=None):
         if seed is not None:

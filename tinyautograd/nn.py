@@ -682,6 +682,11 @@ def ones_(tensor: Tensor) -> Tensor:
     return _fill(tensor, 1)
 
 
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill `tensor` with `val` in place, and return it (`constant_(layer.bias, 0.0)`)."""
+    return _fill(tensor, val)
+
+
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
     """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's."""
@@ -712,8 +717,29 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound, generator)
 
 
-init = types.SimpleNamespace(
-    normal_=normal_, uniform_=uniform_, zeros_=zeros_, ones_=ones_,
+# torch's initialisers that are not here, and what to write instead, for nn.init's error.
+_TORCH_INIT_NAMES = {
+    "trunc_normal_": ("normal_(tensor, mean, std), then tensor.data[...] = np.clip(tensor.data, "
+                      "a, b): clipped where torch draws again, close when [a, b] is a few std "
+                      "wide"),
+    "orthogonal_": ("q, _ = np.linalg.qr(rng.standard_normal(tensor.shape)) for a matrix of "
+                    "more rows than columns, then tensor.data[...] = q"),
+    "eye_": "tensor.data[...] = np.eye(*tensor.shape)",
+    "dirac_": "there are no convolutions here; fill tensor.data[...] with numpy's values",
+    "sparse_": "fill tensor.data[...] with numpy's values, zeroing those you choose",
+}
+
+
+class _Initialisers(types.SimpleNamespace):
+    """nn.init. A name of torch's not here says what to write instead, where the namespace
+    said only that it had no such attribute."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise engine._not_found("'nn.init'", name, _TORCH_INIT_NAMES.get(name), self)
+
+
+init = _Initialisers(
+    normal_=normal_, uniform_=uniform_, zeros_=zeros_, ones_=ones_, constant_=constant_,
     xavier_normal_=xavier_normal_, xavier_uniform_=xavier_uniform_,
     kaiming_normal_=kaiming_normal_, kaiming_uniform_=kaiming_uniform_,
     calculate_gain=calculate_gain,
