@@ -5,6 +5,7 @@ import gc
 import inspect
 import math
 import re
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -220,6 +221,23 @@ def test_shared_module_is_visited_once():
     assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias"]
 
 
+def test_a_module_held_under_two_names_is_one_child_and_apply_visits_it_once_as_torch():
+    # children() gave it once per name, so apply ran fn on it once per name: an init that
+    # rescales (GPT-2's residual projections) rescaled a shared block twice.
+    block = nn.Linear(2, 2)
+    ours, theirs = nn.ModuleList([block] * 2), torch.nn.ModuleList([torch.nn.Linear(2, 2)] * 2)
+    assert len(list(ours.children())) == len(list(theirs.children())) == 1
+    assert list(ours.children())[0] is block
+    before = block.weight.data.copy()
+
+    def halve(module):
+        if isinstance(module, nn.Linear):
+            module.weight.data *= 0.5
+    ours.apply(halve)
+    assert_array_equal(block.weight.data, before * 0.5)
+    assert repr(ours).count("(1): Linear") == 1             # the tree still shows both names
+
+
 # ------------------------------------------------------------------ containers
 
 
@@ -244,6 +262,16 @@ def test_sequential_of_a_list_says_to_unpack_it():
                                             r"Sequential\(\*layers\)$"):
             nn.Sequential(packed)
     assert len(nn.Sequential(*layers)) == 2
+
+
+def test_sequential_of_torchs_ordered_dict_says_how_to_pass_the_modules():
+    # It said only "Sequential holds Modules, not OrderedDict".
+    layers = OrderedDict(fc=nn.Linear(3, 5), act=nn.Tanh())
+    with pytest.raises(TypeError, match=r"^Sequential holds Modules, not OrderedDict: its modules "
+                                        r"are named by position here.*Sequential\(\*layers"
+                                        r"\.values\(\)\)"):
+        nn.Sequential(layers)
+    assert len(nn.Sequential(*layers.values())) == 2
 
 
 def test_module_list_indexing_append_and_names_inside_a_module():
@@ -277,6 +305,28 @@ def test_a_module_assigned_to_an_index_replaces_that_layer_as_in_torch():
         layers[0] = Parameter([1.0])
     with pytest.raises(IndexError):
         layers[1] = nn.Linear(2, 2)
+
+
+def test_module_list_inserts_pops_deletes_and_extends_with_plus_equals_as_torch():
+    # None of these was there: AttributeError for insert and pop, TypeError for del and +=.
+    a, b, c, d = nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.Tanh()
+    layers = nn.ModuleList([a])
+    layers += [b]
+    layers.insert(0, c)
+    assert list(layers) == [c, a, b]
+    assert layers.pop() is b and layers.pop(0) is c and list(layers) == [a]
+    layers.extend([b, c, d])
+    del layers[1]
+    del layers[-1:]
+    assert list(layers) == [a, c] and [n for n, _ in layers.named_parameters()] == [
+        "0.weight", "0.bias", "1.weight", "1.bias"]                  # renumbered, as torch's
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not int$"):
+        layers.insert(0, 3)
+    with pytest.raises(IndexError):
+        layers.pop(5)
+    seq = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    del seq[1]
+    assert len(seq) == 1 and seq(Tensor(np.ones((1, 2)))).shape == (1, 2)
 
 
 def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
@@ -477,6 +527,18 @@ def test_train_and_eval_reach_every_module_and_return_self():
     assert model.train() is model and all(m.training for m in model.modules())
     model.train(False)
     assert not model.blocks[0].attn.training
+
+
+@pytest.mark.parametrize("mode", ["eval", None, 0])
+def test_train_refuses_a_mode_that_is_not_a_bool_as_torch(mode):
+    # It was kept as it was and read by its truth: train("eval") left dropout on.
+    model = nn.Sequential(nn.Dropout(0.5))
+    with pytest.raises(ValueError, match=rf"^train: mode must be True or False, got "
+                                         rf"{re.escape(repr(mode))}; model.eval\(\)"):
+        model.train(mode)
+    with pytest.raises(ValueError):
+        torch.nn.Dropout().train(mode)
+    assert model[0].training is True and model.train(np.bool_(False)).training is False
 
 
 def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
@@ -843,6 +905,22 @@ def test_simple_initialisers_fill_in_place_and_keep_dtype():
     assert t.data.min() >= -3.0 and t.data.max() < -1.0 and abs(t.data.mean() + 2) < 0.01
     np.testing.assert_array_equal(nn.init.zeros_(t).data, 0.0)
     np.testing.assert_array_equal(nn.init.ones_(t).data, 1.0)
+
+
+def test_torchs_constant_initialiser_is_here_and_its_others_say_what_to_write():
+    # nn.init.constant_(layer.bias, 0.0), in most torch models' init, was an AttributeError
+    # of a SimpleNamespace, as were trunc_normal_ and orthogonal_, with no word of ours.
+    bias = nn.Linear(2, 3).bias
+    array = bias.data
+    assert nn.init.constant_(bias, 0.25) is bias and bias.data is array
+    assert_array_equal(bias.data, torch.nn.init.constant_(torch.empty(3), 0.25).numpy())
+    for name in ("trunc_normal_", "orthogonal_", "eye_"):
+        assert hasattr(torch.nn.init, name)
+        with pytest.raises(AttributeError, match=rf"^'nn.init' has no attribute '{name}': that "
+                                                 rf"is PyTorch's; here, .*tensor\.data\[\.\.\.\]"):
+            getattr(nn.init, name)
+    with pytest.raises(AttributeError, match=r"^'nn.init' has no attribute 'normal'$"):
+        nn.init.normal(Tensor([0.0]))
 
 
 def test_initialisers_are_seeded_and_accept_a_generator():

@@ -195,14 +195,20 @@ class Module:
         return _learned(vars(self).items())
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
-        """(name, module) for each Module held directly, as in `blocks.0`."""
+        """(name, module) for each Module held directly, as in `blocks.0`; a module held under
+        two names comes under each (as print(model) shows it), where `children()` gives it once."""
         for name, value in self._members():
             if isinstance(value, Module):
                 yield name, value
 
     def children(self) -> Iterator[Module]:
+        """Each Module held directly, once, as torch's: `apply` walks these, so a module
+        shared by two layers (`[block] * 3`) is initialised or rescaled once, not per name."""
+        seen = set()
         for _, module in self.named_children():
-            yield module
+            if id(module) not in seen:
+                seen.add(id(module))
+                yield module
 
     def named_modules(self) -> Iterator[tuple[str, Module]]:
         """(dotted name, module) for this module (named '') and every module inside it, depth
@@ -333,6 +339,12 @@ class Module:
     # -- modes and gradients ----------------------------------------------------------------
     def train(self: ModuleT, mode: bool = True) -> ModuleT:
         """Set training mode on this module and every module inside it (Dropout reads it)."""
+        # As torch: any other value would be kept as it is, and read by its truth, so that
+        # train("eval") or train(None) would leave dropout on or off without a word.
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"train: mode must be True or False, got {mode!r}; model.eval() "
+                             f"sets evaluation mode")
+        mode = bool(mode)
         for module in self.modules():
             module.training = mode
         return self
@@ -451,8 +463,9 @@ def _params_comment(count):
 
 class ModuleList(Module):
     """A list of modules, named by position ('0', '1', ...). Indexing, assigning a module to
-    an index (replacing a layer), `len`, iteration, `append` and `extend` work as for a list;
-    a slice is a ModuleList."""
+    an index (replacing a layer), `len`, iteration, `append`, `extend`, `+=`, `insert`, `pop`
+    and `del` work as for a list (those after a removed or inserted module are renumbered,
+    as in torch); a slice is a ModuleList."""
 
     def __init__(self, modules: Iterable[Module] = ()) -> None:
         self._modules = []
@@ -478,6 +491,21 @@ class ModuleList(Module):
         for module in modules:
             self.append(module)
         return self
+
+    def __iadd__(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
+        return self.extend(modules)
+
+    def insert(self, index: int, module: Module) -> None:
+        """Put `module` before position `index`, as list.insert and torch's."""
+        self._modules.insert(operator.index(index), self._checked(module))
+
+    def pop(self, index: int = -1) -> Module:
+        """Remove the module at `index` (the last by default) and return it."""
+        return self._modules.pop(operator.index(index))
+
+    def __delitem__(self, index: int | slice) -> None:
+        # `del model.layers[-1]`, dropping a layer, as torch's.
+        del self._modules[index if isinstance(index, slice) else operator.index(index)]
 
     @overload
     def __getitem__(self, index: int) -> Module: ...
@@ -509,6 +537,11 @@ class Sequential(ModuleList):
             if isinstance(module, (list, tuple)):   # Sequential([a, b]): the list not unpacked
                 raise TypeError(f"Sequential holds Modules, not {type(module).__name__}; "
                                 f"unpack it: Sequential(*layers)")
+            if isinstance(module, Mapping):         # torch's Sequential(OrderedDict(...))
+                raise TypeError(f"Sequential holds Modules, not {type(module).__name__}: its "
+                                f"modules are named by position here, not by key; pass "
+                                f"Sequential(*layers.values()), or keep the names with a plain "
+                                f"dict attribute of your Module and a forward of your own")
         super().__init__(modules)
 
     @overload
@@ -649,6 +682,11 @@ def ones_(tensor: Tensor) -> Tensor:
     return _fill(tensor, 1)
 
 
+def constant_(tensor: Tensor, val: float) -> Tensor:
+    """Fill `tensor` with `val` in place, and return it (`constant_(layer.bias, 0.0)`)."""
+    return _fill(tensor, val)
+
+
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
     """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's."""
@@ -679,8 +717,29 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound, generator)
 
 
-init = types.SimpleNamespace(
-    normal_=normal_, uniform_=uniform_, zeros_=zeros_, ones_=ones_,
+# torch's initialisers that are not here, and what to write instead, for nn.init's error.
+_TORCH_INIT_NAMES = {
+    "trunc_normal_": ("normal_(tensor, mean, std), then tensor.data[...] = np.clip(tensor.data, "
+                      "a, b): clipped where torch draws again, close when [a, b] is a few std "
+                      "wide"),
+    "orthogonal_": ("q, _ = np.linalg.qr(rng.standard_normal(tensor.shape)) for a matrix of "
+                    "more rows than columns, then tensor.data[...] = q"),
+    "eye_": "tensor.data[...] = np.eye(*tensor.shape)",
+    "dirac_": "there are no convolutions here; fill tensor.data[...] with numpy's values",
+    "sparse_": "fill tensor.data[...] with numpy's values, zeroing those you choose",
+}
+
+
+class _Initialisers(types.SimpleNamespace):
+    """nn.init. A name of torch's not here says what to write instead, where the namespace
+    said only that it had no such attribute."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise engine._not_found("'nn.init'", name, _TORCH_INIT_NAMES.get(name), self)
+
+
+init = _Initialisers(
+    normal_=normal_, uniform_=uniform_, zeros_=zeros_, ones_=ones_, constant_=constant_,
     xavier_normal_=xavier_normal_, xavier_uniform_=xavier_uniform_,
     kaiming_normal_=kaiming_normal_, kaiming_uniform_=kaiming_uniform_,
     calculate_gain=calculate_gain,
