@@ -466,6 +466,24 @@ def test_a_value_that_cannot_be_a_parameters_dtype_is_refused_before_anything_is
     np.testing.assert_array_equal(model.weight.data, weight_before)
 
 
+def test_a_read_only_parameter_is_refused_before_anything_is_loaded():
+    # A Tensor keeps the array it is made from (np.load's with mmap_mode="r", say); numpy
+    # refused it only when its turn came, "assignment destination is read-only", naming no
+    # parameter, after the parameters before it had been loaded.
+    model = nn.Linear(2, 3)
+    frozen = model.bias.data.copy()
+    frozen.flags.writeable = False
+    model.bias.data = frozen
+    weight_before = model.weight.data.copy()
+    with pytest.raises(RuntimeError, match=r"nothing was loaded:\n  read-only in the model .*"
+                                           r"p\.data = p\.data\.copy\(\)\): bias$"):
+        model.load_state_dict({"weight": np.ones((2, 3)), "bias": np.ones(3)})
+    np.testing.assert_array_equal(model.weight.data, weight_before)
+    model.bias.data = model.bias.data.copy()                    # the advice, taken
+    model.load_state_dict({"weight": np.ones((2, 3)), "bias": np.ones(3)})
+    np.testing.assert_array_equal(model.bias.data, np.ones(3))
+
+
 # ------------------------------------------------------------------ modes and gradients
 
 
