@@ -307,6 +307,13 @@ class Module:
             raise RuntimeError(f"load_state_dict: the state does not fit this "
                                f"{type(self).__name__}, nothing was loaded:\n"
                                + "\n".join(problems))
+        # The model's own parameters given under other names (two layers' weights swapped,
+        # from named_parameters()) would be read after being written over: copied first.
+        held = {id(p.data): name for name, p in own.items()}
+        for name, array in arrays.items():
+            owner = held.get(id(array), held.get(id(array.base)))       # (a view of one)
+            if owner not in (None, name):
+                arrays[name] = array.copy()
         for name, array in arrays.items():
             own[name].data[...] = array
             own[name]._changed_in_place()
