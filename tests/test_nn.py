@@ -516,6 +516,35 @@ def test_a_value_that_cannot_be_a_parameters_dtype_is_refused_before_anything_is
     np.testing.assert_array_equal(model.weight.data, weight_before)
 
 
+def test_the_models_own_parameters_under_each_others_names_are_swapped():
+    # Two layers swapped from named_parameters(): the second was read after the first had
+    # been written over, and both layers ended up with the second's weight (as in torch).
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    first, second = model[0].weight.data.copy(), model[1].weight.data.copy()
+    params = dict(model.named_parameters())
+    model.load_state_dict({"0.weight": params["1.weight"], "1.weight": params["0.weight"][:]},
+                          strict=False)
+    np.testing.assert_array_equal(model[0].weight.data, second)
+    np.testing.assert_array_equal(model[1].weight.data, first)
+
+def test_a_read_only_parameter_is_refused_before_anything_is_loaded():
+    # A Tensor keeps the array it is made from (np.load's with mmap_mode="r", say); numpy
+    # refused it only when its turn came, "assignment destination is read-only", naming no
+    # parameter, after the parameters before it had been loaded.
+    model = nn.Linear(2, 3)
+    frozen = model.bias.data.copy()
+    frozen.flags.writeable = False
+    model.bias.data = frozen
+    weight_before = model.weight.data.copy()
+    with pytest.raises(RuntimeError, match=r"nothing was loaded:\n  read-only in the model .*"
+                                           r"p\.data = p\.data\.copy\(\)\): bias$"):
+        model.load_state_dict({"weight": np.ones((2, 3)), "bias": np.ones(3)})
+    np.testing.assert_array_equal(model.weight.data, weight_before)
+    model.bias.data = model.bias.data.copy()                    # the advice, taken
+    model.load_state_dict({"weight": np.ones((2, 3)), "bias": np.ones(3)})
+    np.testing.assert_array_equal(model.bias.data, np.ones(3))
+
+
 # ------------------------------------------------------------------ modes and gradients
 
 

@@ -478,6 +478,47 @@ def test_a_step_saved_as_a_0d_array_resumes_as_a_number(tmp_path):
     assert all(type(s["step"]) is int for s in resumed.state_dict()["state"])
 
 
+@pytest.mark.parametrize("given, error", [
+    (None, r"expected an optimizer's state dict \(its 'param_groups' and 'state', as "
+           r"optimizer\.state_dict\(\) gives\), got NoneType"),
+    ("model", r"expected an optimizer's state dict .*, got a mapping without 'param_groups' "
+              r"and 'state' \(a model's state dict loads with model\.load_state_dict\)"),
+    ("short", r"the saved optimizer's groups hold 2 parameters, its state is of 1"),
+    ("long", r"the saved optimizer's groups hold 2 parameters, its state is of 3")],
+    ids=["None", "model", "short", "long"])
+def test_what_is_not_this_optimizers_state_is_refused_saying_what_is_wrong(given, error):
+    # A model's state dict failed as KeyError: 'param_groups', None as "not subscriptable";
+    # a state list shorter than the parameters loaded, those past its end starting afresh.
+    w, b = Tensor(np.zeros((2, 3)), requires_grad=True), Tensor(np.zeros(3), requires_grad=True)
+    saved = Adam([w, b])
+    w.grad, b.grad = np.ones((2, 3)), np.ones(3)
+    saved.step()
+    good = saved.state_dict()
+    given = {None: None, "model": {"weight": w.data, "bias": b.data},
+             "short": {**good, "state": good["state"][:1]},
+             "long": {**good, "state": good["state"] + [{}]}}[given]
+    optimizer = Adam([w, b], lr=0.5)
+    with pytest.raises((TypeError, ValueError), match=rf"^load_state_dict: {error}$"):
+        optimizer.load_state_dict(given)
+    assert optimizer.state == {} and optimizer.param_groups[0]["lr"] == 0.5
+
+
+def test_a_saved_moment_of_another_shape_names_its_parameter():
+    # It said "saved 'exp_avg' has shape (99,)", of which of the parameters left unsaid.
+    params = make_params(7)
+    names = [f"p{i}" for i in range(len(params))]
+    for groups in ([{"params": params, "param_names": names}], [{"params": params}]):
+        saved = Adam(groups)
+        set_gradients(params, 0)
+        saved.step()
+        state = saved.state_dict()
+        state["state"][2]["exp_avg"] = np.zeros(99)
+        name = r" \(p2\)" if "param_names" in groups[0] else ""
+        with pytest.raises(ValueError, match=rf"^load_state_dict: saved 'exp_avg' of parameter "
+                                             rf"2{name} has shape \(99,\), the parameter "):
+            Adam(groups).load_state_dict(state)
+
+
 @pytest.mark.parametrize("saver, loader", [(SGD, Adam), (Adam, SGD)])
 def test_another_kind_of_optimizers_state_is_refused_when_loaded(saver, loader):
     # Loaded, SGD's momentum buffers would have failed Adam's first step on its missing moments.

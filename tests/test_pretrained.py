@@ -137,6 +137,18 @@ def test_saving_keeps_other_files_and_writes_token_ids(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["README.md", "config.json", "model.safetensors"]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_the_config_names_the_dtype_the_weights_are_saved_in(tmp_path, dtype):
+    # A float16 model's said "float32": transformers' dtype="auto" loaded it at twice its size.
+    model = GPT(vocab_size=11, context=8, n_layer=1, n_head=2, d_model=8)
+    for p in model.parameters():
+        p.data = p.data.astype(dtype)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    saved = {array.dtype for array in load_file(tmp_path / "model.safetensors").values()}
+    assert saved == {np.dtype(dtype)} and config["dtype"] == np.dtype(dtype).name
+
+
 def hub_layout(hf, directory, dtype=None):
     """hf's checkpoint as the original GPT-2 files lay it out: no "transformer." prefix, each
     layer's mask buffers, n_ctx in the config, and (as older saves had) a tied lm_head.weight;

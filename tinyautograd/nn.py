@@ -263,9 +263,10 @@ class Module:
         parameter keeps its dtype, and whoever holds its array sees the new values.
 
         Everything is checked before anything is copied, so a failed load changes nothing.
-        A shape mismatch, or numbers that do not convert to the parameter's dtype (text,
-        complex), is always an error; keys present on one side only are an error when
-        `strict`, and are otherwise returned as `(missing_keys, unexpected_keys)`.
+        A shape mismatch, numbers that do not convert to the parameter's dtype (text,
+        complex), or a parameter whose array is read-only, is always an error; keys present
+        on one side only are an error when `strict`, and are otherwise returned as
+        `(missing_keys, unexpected_keys)`.
         """
         if not isinstance(state, Mapping):      # a model, None, a list: errors about iteration
             raise TypeError(f"load_state_dict: expected a state dict (a mapping of names to "
@@ -284,6 +285,10 @@ class Module:
         wrong_dtypes = [f"{name}: {array.dtype} in the state, {own[name].dtype} in the model"
                         for name, array in arrays.items()
                         if not np.can_cast(array.dtype, own[name].dtype, casting="same_kind")]
+        # A parameter may hold a read-only array (a Tensor keeps the one it is made from:
+        # np.frombuffer's, np.load's with mmap_mode="r"): numpy would refuse it only when its
+        # turn came, after the parameters before it had been loaded.
+        read_only = [name for name in arrays if not own[name].data.flags.writeable]
         problems = []
         if wrong_shapes:
             # A matrix in the model's shape reversed is most likely a PyTorch Linear's weight.
@@ -295,6 +300,9 @@ class Module:
             problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}{hint}")
         if wrong_dtypes:
             problems.append(f"  wrong dtypes: {'; '.join(wrong_dtypes)}")
+        if read_only:
+            problems.append(f"  read-only in the model (its array cannot be written; give the "
+                            f"parameter a copy, p.data = p.data.copy()): {', '.join(read_only)}")
         if strict and missing:
             problems.append(f"  missing keys (in the model, not in the state): "
                             f"{', '.join(missing)}")
@@ -305,6 +313,13 @@ class Module:
             raise RuntimeError(f"load_state_dict: the state does not fit this "
                                f"{type(self).__name__}, nothing was loaded:\n"
                                + "\n".join(problems))
+        # The model's own parameters given under other names (two layers' weights swapped,
+        # from named_parameters()) would be read after being written over: copied first.
+        held = {id(p.data): name for name, p in own.items()}
+        for name, array in arrays.items():
+            owner = held.get(id(array), held.get(id(array.base)))       # (a view of one)
+            if owner not in (None, name):
+                arrays[name] = array.copy()
         for name, array in arrays.items():
             own[name].data[...] = array
             own[name]._changed_in_place()

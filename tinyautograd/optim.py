@@ -23,6 +23,7 @@ rest in JSON, without pickle.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Iterable, Union
 
 import numpy as np
@@ -197,12 +198,26 @@ class Optimizer:
         The state goes to the parameters by their number, or by their name where both the
         saved groups and these carry 'param_names' (as weight_decay_groups makes them): then
         parameters may come in another order than when the state was saved."""
+        # A model's state dict (the likely mix-up), or None, failed as a KeyError 'param_groups'
+        # or a TypeError about subscripting, neither saying what was wanted.
+        if not (isinstance(state_dict, Mapping) and {"param_groups", "state"} <= set(state_dict)):
+            got = ("a mapping without 'param_groups' and 'state' (a model's state dict loads "
+                   "with model.load_state_dict)" if isinstance(state_dict, Mapping)
+                   else type(state_dict).__name__)
+            raise TypeError(f"load_state_dict: expected an optimizer's state dict (its "
+                            f"'param_groups' and 'state', as optimizer.state_dict() gives), got "
+                            f"{got}")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
         saved_sizes = [len(group["params"]) for group in saved_groups]
         sizes = [len(group["params"]) for group in self.param_groups]
         if saved_sizes != sizes:
             raise ValueError(f"load_state_dict: the saved optimizer has groups of {saved_sizes} "
                              f"parameters, this one {sizes}")
+        # One state a parameter ({} for one not updated yet): zip would drop the parameters
+        # past a shorter list, which would start afresh, and the states past a longer one.
+        if len(saved_state) != sum(saved_sizes):
+            raise ValueError(f"load_state_dict: the saved optimizer's groups hold "
+                             f"{sum(saved_sizes)} parameters, its state is of {len(saved_state)}")
         # Another kind of optimizer's state (SGD's into Adam) lacks this one's options: loaded,
         # its first step would fail on a moment it never kept.
         for saved in saved_groups:
@@ -223,7 +238,7 @@ class Optimizer:
         # Every check before any change: a refused state leaves this optimizer as it was.
         states = {}
         groups = [group for group in self.param_groups for _ in group["params"]]
-        for p, group, saved in zip(self._all_params(), groups, saved_state):
+        for i, (p, group, saved) in enumerate(zip(self._all_params(), groups, saved_state)):
             # A count (Adam's step) saved to an .npz comes back as a 0-d array, as torch keeps
             # its step: it is a number again where this optimizer's own state holds a number.
             counts = [key for key, value in saved.items()
@@ -237,7 +252,11 @@ class Optimizer:
                     value = value.item()
                 if isinstance(value, np.ndarray):
                     if value.shape != p.shape:
-                        raise ValueError(f"load_state_dict: saved '{key}' has shape "
+                        # Which parameter: its number in the groups, and its name where
+                        # every group carries its names.
+                        named = len(names) == len(groups)
+                        which = f"parameter {i}" + (f" ({names[i]})" if named else "")
+                        raise ValueError(f"load_state_dict: saved '{key}' of {which} has shape "
                                          f"{value.shape}, the parameter {p.shape}")
                     value = np.array(value, dtype=p.dtype)    # our own copy, updated in place
                 state[key] = value

@@ -793,7 +793,9 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         # Written even when unknown: left out, the config classes would make them their own
         # models' (GPT-2's 50256, Llama's 1 and 2), which are no tokens of this vocabulary.
         **token_ids,
-        "dtype": "float32",                 # the weights', in which transformers loads them
+        # The weights' (the widest of them), in which transformers' dtype="auto" loads them:
+        # a float16 model's said "float32", and was loaded at twice its size.
+        "dtype": np.result_type(*tensors.values()).name,
     }
     os.makedirs(directory, exist_ok=True)
     # config.json is written first and put in place last: a disk that fills up on either file
