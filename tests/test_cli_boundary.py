@@ -276,6 +276,23 @@ def test_a_sampling_option_out_of_range_is_refused_with_the_range_its_help_shows
     assert f"{bounds}]" in param.get_help_record(click.Context(command))[1]
 
 
+@pytest.mark.parametrize("option, value, hint", [
+    ("--top-k", 0, "(to keep every token, leave it unset)."),
+    ("--top-p", 0, "(for the likeliest token alone, give temperature 0; to keep every token, "
+                   "leave it unset).")])
+def test_top_k_or_top_p_0_as_transformers_takes_them_is_told_what_to_give_here(
+        tmp_path, option, value, hint):
+    """transformers reads top_k=0 as no top-k and top_p=0 as the likeliest token alone; the
+    refusal says how to ask for that here, as the library's check does, after the range."""
+    result = run("generate", "--checkpoint", tmp_path / "none", option, value)
+    assert result.exit_code == 2 and "not in the range" in result.stderr, result.output
+    assert hint in result.stderr, result.stderr
+    # Above the range, or no number at all: nothing to hint.
+    above = run("generate", "--checkpoint", tmp_path / "none", "--top-p", 1.5).stderr
+    assert "1.5 is not in the range 0<x<=1. (see" in above, above
+    assert "(to keep" not in run("generate", "--checkpoint", tmp_path, option, "x").stderr
+
+
 def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path,
                                                                                  monkeypatch):
     import tinyformer.resources

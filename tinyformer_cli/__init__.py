@@ -29,6 +29,7 @@ from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, parallel, resources, stops
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
+from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
@@ -128,6 +129,35 @@ class Path(click.ParamType):
 
 FILE, DIRECTORY, FILE_OR_DIRECTORY = (Path("a file's path"), Path("a directory's path"),
                                       Path("a file's or a directory's path"))
+
+
+class SaysBelow:
+    """A click number range whose refusal of a number below it says what to give instead, as
+    the library's own check says it: transformers' generate reads top_k=0 as every token and
+    top_p=0 as the likeliest alone, and a user of it who types that here is told how to ask
+    for it. The range stays in the message, as the help shows it."""
+
+    def __init__(self, *args, below, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.below = below
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as error:
+            number = (click.INT if isinstance(self, click.IntRange) else click.FLOAT).convert(
+                value, param, ctx)                  # a number, or it is not one: said as was
+            if number < self.min or (self.min_open and number == self.min):
+                error.message = f"{error.message.rstrip('.')} ({self.below})."
+            raise
+
+
+class IntRangeSaysBelow(SaysBelow, click.IntRange):
+    """click.IntRange, with what to give instead of a number below it (SaysBelow)."""
+
+
+class FloatRangeSaysBelow(SaysBelow, click.FloatRange):
+    """click.FloatRange, with what to give instead of a number below it (SaysBelow)."""
 
 
 # What to make smaller when a command runs out of memory, in its own options.
@@ -751,9 +781,11 @@ was cut there, unfinished.
               help="How many tokens a GPT writes at most (it stops sooner at an end of text).")
 @click.option("--temperature", type=click.FloatRange(min=0), default=0.8, show_default=True,
               help="Below 1 sharper, above 1 flatter; 0 always takes the likeliest token.")
-@click.option("--top-k", type=click.IntRange(min=1), show_default="every token",
+@click.option("--top-k", type=IntRangeSaysBelow(min=1, below=KEEP_ALL),
+              show_default="every token",
               help="Sample among the k likeliest tokens only.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), show_default="1, every token",
+@click.option("--top-p", type=FloatRangeSaysBelow(0, 1, min_open=True, below=LIKELIEST),
+              show_default="1, every token",
               help="Sample among the likeliest tokens whose probabilities add up to p (nucleus "
               "sampling).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
