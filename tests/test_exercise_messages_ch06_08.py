@@ -38,6 +38,15 @@ def test_06_attention_scaled_dot_product_demands_a_tensor(tmp_path):
     assert "it should be a Tensor" in message
 
 
+def test_06_attention_scaled_dot_product_as_an_array_names_no_mistake_of_its_values(tmp_path):
+    # The first case has T == d_k, where dividing by sqrt(T) is right: the values are right,
+    # only the type is wrong, and no wrong formula may be blamed.
+    message = edited_message(tmp_path, "scaled_dot_product",
+                             "return scores.softmax(axis=-1) @ v",
+                             "return (scores.softmax(axis=-1) @ v).data")
+    assert "exactly what you get" not in message
+
+
 def test_06_attention_scaled_dot_product_of_the_wrong_shape_says_it_is_a_tensor(tmp_path):
     message = edited_message(tmp_path, "scaled_dot_product",
                              "return scores.softmax(axis=-1) @ v",
@@ -274,6 +283,15 @@ def test_08_training_adam_step_without_a_new_param(tmp_path, new, says):
     message = edited_message(tmp_path, "adam_step", "return param, m, v", new)
     assert message.startswith("adam_step(param=") and says in message
     assert "finite" not in message
+
+
+def test_08_training_adam_step_returning_a_tensor_names_no_mistake_of_its_values(tmp_path):
+    # At weight_decay 0, Adam's L2 decay is AdamW: right values, only the type is wrong.
+    message = edited_message(tmp_path, "adam_step", "return param, m, v",
+                             "return Tensor(param), m, v", ("import numpy as np",
+                                                            "import numpy as np\n"
+                                                            "from tinyautograd import Tensor"))
+    assert "return an ndarray" in message and "exactly what you get" not in message
 
 
 def test_08_training_adam_step_returns_three_arrays(tmp_path):
