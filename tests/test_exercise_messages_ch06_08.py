@@ -82,6 +82,15 @@ def test_06_attention_causal_attention_that_sees_the_future(tmp_path):
     assert "changed the output at position 0" in message
 
 
+def test_06_attention_causal_attention_with_the_mask_inverted_is_not_told_to_pass_one(tmp_path):
+    # ~causal_mask, or torch's convention (True = blocked) copied: a mask is passed already.
+    message = edited_message(tmp_path, "causal_mask",
+                             "attention(q, k, v, causal_mask(q.shape[1]))",
+                             "attention(q, k, v, ~causal_mask(q.shape[1]))")
+    assert "can see its future" in message and "the mask the wrong way round" in message
+    assert "Pass the causal mask" not in message
+
+
 @pytest.mark.parametrize("old, new, function, says", [
     ("x.reshape(B, T, n_head, C // n_head).swapaxes(1, 2)", "x.reshape(B, n_head, T, C // n_head)",
      "split_heads", "reshaping straight to (B, n_head, T, d_head)"),
