@@ -24,6 +24,14 @@ def test_one_hot_of_another_type_than_its_docstring_says(tmp_path, line, changed
     assert "dtype float32, as the docstring says" in message
 
 
+def test_one_hot_with_a_breakpoint_is_told_why_the_debugger_quit(tmp_path):
+    # breakpoint() in a check reads its commands from an empty stdin and quits with BdbQuit,
+    # whose message is empty: raising it stands for that here, where pytest holds stdin.
+    message = edited_message(tmp_path, "one_hot", "return out",
+                             "import bdb\n    raise bdb.BdbQuit")
+    assert "BdbQuit" in message and "python -i one_hot.py" in message
+
+
 def test_dot_adds_instead_of_multiplying(tmp_path):
     message = edited_message(tmp_path, "dot_and_matmul", "x * y", "x + y")
     assert "dot(a=[1., 2., 3.], b=[4., 5., 6.])" in message and "expected 32" in message

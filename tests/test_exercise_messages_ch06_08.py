@@ -38,6 +38,15 @@ def test_06_attention_scaled_dot_product_demands_a_tensor(tmp_path):
     assert "it should be a Tensor" in message
 
 
+def test_06_attention_scaled_dot_product_as_an_array_names_no_mistake_of_its_values(tmp_path):
+    # The first case has T == d_k, where dividing by sqrt(T) is right: the values are right,
+    # only the type is wrong, and no wrong formula may be blamed.
+    message = edited_message(tmp_path, "scaled_dot_product",
+                             "return scores.softmax(axis=-1) @ v",
+                             "return (scores.softmax(axis=-1) @ v).data")
+    assert "exactly what you get" not in message
+
+
 def test_06_attention_scaled_dot_product_of_the_wrong_shape_says_it_is_a_tensor(tmp_path):
     message = edited_message(tmp_path, "scaled_dot_product",
                              "return scores.softmax(axis=-1) @ v",
@@ -71,6 +80,15 @@ def test_06_attention_causal_attention_that_sees_the_future(tmp_path):
     assert message.startswith("causal_attention(q=")
     assert "changing the token at position 1" in message
     assert "changed the output at position 0" in message
+
+
+def test_06_attention_causal_attention_with_the_mask_inverted_is_not_told_to_pass_one(tmp_path):
+    # ~causal_mask, or torch's convention (True = blocked) copied: a mask is passed already.
+    message = edited_message(tmp_path, "causal_mask",
+                             "attention(q, k, v, causal_mask(q.shape[1]))",
+                             "attention(q, k, v, ~causal_mask(q.shape[1]))")
+    assert "can see its future" in message and "the mask the wrong way round" in message
+    assert "Pass the causal mask" not in message
 
 
 @pytest.mark.parametrize("old, new, function, says", [
@@ -119,6 +137,19 @@ def test_07_block_gelu_gradient_through_numpy(tmp_path):
                              "import numpy as np\n"
                              "    return 0.5 * x * (1 + np.tanh(inner.data))")
     assert "gradient with respect to `x`" in message and "at [" in message
+    assert "tanh(...) taken as a constant" in message
+
+
+def test_07_block_gelu_with_tanh_wrapped_in_a_new_tensor_is_not_told_its_constants_are_off(
+        tmp_path):
+    # Tensor(...) of numbers is float32: the values differ from float64's in the 8th digit, and
+    # the gradient misses tanh's part. The constants are right; the graph is what is cut.
+    message = edited_message(tmp_path, "feed_forward",
+                             "return 0.5 * x * (1 + inner.tanh())",
+                             "import numpy as np\n"
+                             "    from tinyautograd import Tensor\n"
+                             "    return 0.5 * x * (1 + Tensor(np.tanh(inner.data)))")
+    assert "tanh(...) taken as a constant" in message and "Slightly off" not in message
 
 
 def test_07_block_gelu_through_a_numpy_function_is_told_to_use_the_tensors_own(tmp_path):
@@ -274,6 +305,15 @@ def test_08_training_adam_step_without_a_new_param(tmp_path, new, says):
     message = edited_message(tmp_path, "adam_step", "return param, m, v", new)
     assert message.startswith("adam_step(param=") and says in message
     assert "finite" not in message
+
+
+def test_08_training_adam_step_returning_a_tensor_names_no_mistake_of_its_values(tmp_path):
+    # At weight_decay 0, Adam's L2 decay is AdamW: right values, only the type is wrong.
+    message = edited_message(tmp_path, "adam_step", "return param, m, v",
+                             "return Tensor(param), m, v", ("import numpy as np",
+                                                            "import numpy as np\n"
+                                                            "from tinyautograd import Tensor"))
+    assert "return an ndarray" in message and "exactly what you get" not in message
 
 
 def test_08_training_adam_step_returns_three_arrays(tmp_path):

@@ -18,6 +18,7 @@ input's gradient is wrong.
 from __future__ import annotations
 
 import ast
+import bdb
 import codecs
 import gc
 import importlib
@@ -285,6 +286,13 @@ def _where(error: BaseException, path: StrPath) -> str:
         lines.append("    A numpy function (np.tanh, np.exp, np.maximum, ...) was given a Tensor: "
                      "use the Tensor's own operations (x.tanh(), x.exp(), x.relu(), ...), "
                      "which record the graph so that gradients flow.")
+    if isinstance(error, bdb.BdbQuit):
+        # breakpoint() or pdb in the learner's code: the debugger read its commands from the
+        # check's empty stdin and quit, which says nothing by itself.
+        lines.append(f"    A debugger (breakpoint(), pdb) quit at once: a check runs your code "
+                     f"in a process of its own, with nowhere to type the debugger's commands. "
+                     f"To step through your code, run the file yourself, `python -i "
+                     f"{Path(path).name}` in its folder, and call your function there.")
     return "\n".join(lines)
 
 

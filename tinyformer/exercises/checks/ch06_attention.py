@@ -66,11 +66,17 @@ def expect_output(got: Any, expected: ArrayLike, call: str,
     except CheckFailure as failure:
         data = as_array(got) if isinstance(got, (Tensor, np.ndarray)) else None
         for description, wrong in mistakes:
-            if (data is not None and data.shape == np.shape(wrong)
-                    and np.allclose(data, wrong, atol=1e-5, rtol=1e-4)):
+            # A mistake that gives the right answer on these inputs (dividing by sqrt(T)
+            # where T == d_k) names nothing: the failure is then another one, an ndarray
+            # where a Tensor was due, say, and the answer's values are right.
+            if data is not None and _close(data, wrong) and not _close(wrong, expected):
                 raise CheckFailure(f"{failure}\n    Your result is exactly what you get "
                                    f"{description}.") from None
         raise
+
+
+def _close(a: ArrayLike, b: ArrayLike) -> bool:
+    return np.shape(a) == np.shape(b) and np.allclose(a, b, atol=1e-5, rtol=1e-4)
 
 
 def _softmax(x, axis):
@@ -250,13 +256,25 @@ def check_causal_mask(learner: Learner) -> None:
         if moved:
             raise CheckFailure(f"{fn.last_call}: changing the token at position {s} (its q, k "
                                f"and v) changed the output at position {moved[0]}, which comes "
-                               f"before it: position {moved[0]} can see its future. Pass the "
-                               f"causal mask to `attention`.")
+                               f"before it: position {moved[0]} can see its future. "
+                               f"{_leak_cause(before, q, k, v)}")
     # Then the numbers and the gradients, against tinyformer's attention with its mask.
     from tinyformer.attention import causal_mask
     _check_attention_call(fn, q, k, v, causal_mask(T), call_with_mask=False)
     _check_attention_call(fn, q[:1, :1], k[:1, :1], v[:1, :1], causal_mask(1),
                           call_with_mask=False)
+
+
+def _leak_cause(out, q, k, v):
+    """What to do about a causal_attention whose output `out` (on q, k, v) sees the future:
+    a mask passed the wrong way round is named as such, since "pass the mask" would send its
+    writer looking for a call that is already there."""
+    causal = np.tril(np.ones((q.shape[1],) * 2, dtype=bool))
+    if _close(out, numpy_attention(q, k, v, ~causal)):
+        return ("Your output is exactly attention with the mask the wrong way round (~ of the "
+                "causal mask, or np.triu): True must mark the keys a query may attend, the lower "
+                "triangle, as causal_mask returns it.")
+    return "Pass the causal mask to `attention`."
 
 
 def _expect_tensor(got, fn, shape):
