@@ -476,9 +476,10 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         n_ops = sum(kind == "op" for kind, _, _ in dropped)
         n_modules = sum(kind == "module" for kind, _, _ in dropped)
         n_leaves = len(dropped) - n_ops - n_modules
-        what = f"{n_ops} ops and {n_leaves} leaves"
+        ops, leaves = _count(n_ops, "op"), _count(n_leaves, "leaf", "leaves")
+        what = f"{ops} and {leaves}"
         if n_modules:
-            what = f"{n_ops} ops, {n_leaves} leaves and {n_modules} collapsed modules"
+            what = f"{ops}, {leaves} and {_count(n_modules, 'collapsed module')}"
         dot.node("omitted", _label(f"{len(dropped)} more nodes not drawn",
                                    [f"{what} left out (max_nodes={max_nodes})"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
@@ -676,8 +677,8 @@ def _module_node(path, tree, folded, ids, number, lines, penwidth="1"):
             dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled", penwidth=penwidth))
 
 
-def _count(n, what):
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+def _count(n, what, plural=None):
+    return f"{n} {what}" if n == 1 else f"{n} {plural or what + 's'}"
 
 
 def _is_result(tensor, path, folded):
