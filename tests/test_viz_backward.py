@@ -430,6 +430,25 @@ def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     assert f">1e{-6}<" in dot.source and ">1e2<" in dot.source
 
 
+def test_gradient_flow_draws_an_infinite_gradient_at_the_top_and_a_nan_one_in_red():
+    # sqrt's derivative at 0 is infinite: the default scale took log10(inf) and raised
+    # OverflowError. A NaN gradient (sqrt of -1) was filled as the smallest, "vanished".
+    x = ta.Tensor(np.array([0.0, 1.0]), requires_grad=True)
+    v = ta.Tensor(np.array([-1.0, 4.0]), requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loss = (x.sqrt() + v.sqrt()).sum()
+        loss.backward(retain_graph=True)
+        flows = [draw(loss, params={"x": x, "v": v}, color_by_grad=True)
+                 for draw in (draw_graph, draw_backward)]
+    top, vanished = grad_colour(1.0, (0.1, 1.0)), grad_colour(0.0)
+    assert grad_colour(float("nan")) not in (top, vanished)
+    for dot, (inf_name, nan_name) in zip(flows, (("x", "v"), ("dL/dx", "dL/dv"))):
+        fill = fills(dot)
+        assert fill[inf_name] == "#fde725"                            # viridis' top
+        assert fill[nan_name] == grad_colour(float("nan"))
+        assert f'<TD BGCOLOR="{fill[nan_name]}"' in dot.source and ">NaN<" in dot.source
+
+
 class Rescaled(nn.Module):
     """x * 1e6 * 1e-6: the gradient inside is a millionth of the one that goes in and out."""
     def forward(self, x):

@@ -258,6 +258,22 @@ def test_node_cap_keeps_the_nodes_nearest_the_result_and_says_what_is_missing():
     assert len(nodes(one_over)) == 60 and "2 more nodes not drawn" in one_over.source
 
 
+class Sum(nn.Module):
+    def forward(self, x):
+        return x.sum()
+
+
+def test_the_cap_note_counts_one_of_a_kind_in_the_singular():
+    # It read "2 more nodes not drawn: 0 ops, 1 leaves and 1 collapsed modules left out".
+    model = Sum()
+    x = ta.Tensor(np.ones(3), requires_grad=True)
+    with viz.record(model):
+        loss = model(x) * 2.0                    # the module, its leaf x, the mul and its 2
+    dot = draw_graph(loss, params=model, depth=0, max_nodes=2)
+    assert "2 more nodes not drawn" in dot.source
+    assert "0 ops, 1 leaf and 1 collapsed module left out" in dot.source
+
+
 def test_a_leaf_is_drawn_alone_and_a_freed_graph_says_so(mlp_loss):
     model, x, loss = mlp_loss
     assert len(nodes(draw_graph(x, inputs={"x": x}))) == 1
@@ -449,8 +465,8 @@ def test_depth_zero_is_the_whole_model_and_the_cap_counts_modules(recorded_gpt):
     whole = draw_graph(loss, params=model, depth=2)
     left = {kind: len(nodes(whole, kind)) - len(nodes(capped, kind))
             for kind in ("op", "leaf", "module")}
-    assert (f"{left['op']} ops, {left['leaf']} leaves and {left['module']} collapsed modules "
-            f"left out (max_nodes=5)") in capped.source
+    assert left == {"op": 1, "leaf": 1, "module": 4}
+    assert "1 op, 1 leaf and 4 collapsed modules left out (max_nodes=5)" in capped.source
     with pytest.raises(ValueError, match="depth"):
         draw_graph(loss, depth=-1)
 

@@ -529,11 +529,13 @@ def test_a_run_of_a_step_or_a_few_shows_its_curves_on_whole_steps(tmp_path, n):
 
 @pytest.mark.parametrize("last", [1.0, 0.95, 0.5, 0.0])
 def test_the_last_values_labels_stay_inside_their_panels(tmp_path, last):
-    # A recall of 1.00 was labelled above its point, across the short panel's top edge.
+    # A recall of 1.00 was labelled above its point, across the short panel's top edge; and
+    # the loss of a run that overfits, highest last, across the loss panel's.
     import viz
     run = write_metrics(tmp_path / "run")
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     records[-1]["val_recall"] = last
+    records[-1]["val_loss"] = 4.0
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     fig = viz.metrics_figure(run)
     fig.canvas.draw()

@@ -61,6 +61,8 @@ GRAD_OUT_COLOUR = "#cfe2f3"   # pale blue, like the parameter it is the gradient
 # read even in greyscale. Five of viridis' colours, interpolated linearly between.
 _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
+# Red, outside viridis: a NaN gradient has no size, and the darkest fill would call it vanished.
+NAN_COLOUR = "#e31a1c"
 
 # The directions graphviz lays a graph out in: top to bottom, left to right, and back.
 Rankdir = Literal["TB", "LR", "BT", "RL"]
@@ -474,14 +476,16 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         n_ops = sum(kind == "op" for kind, _, _ in dropped)
         n_modules = sum(kind == "module" for kind, _, _ in dropped)
         n_leaves = len(dropped) - n_ops - n_modules
-        what = f"{n_ops} ops and {n_leaves} leaves"
+        ops, leaves = _count(n_ops, "op"), _count(n_leaves, "leaf", "leaves")
+        what = f"{ops} and {leaves}"
         if n_modules:
-            what = f"{n_ops} ops, {n_leaves} leaves and {n_modules} collapsed modules"
+            what = f"{ops}, {leaves} and {_count(n_modules, 'collapsed module')}"
         dot.node("omitted", _label(f"{len(dropped)} more nodes not drawn",
                                    [f"{what} left out (max_nodes={max_nodes})"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
-        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
+        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept),
+                    nan=_any_nan(norms.values()))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
@@ -673,8 +677,8 @@ def _module_node(path, tree, folded, ids, number, lines, penwidth="1"):
             dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled", penwidth=penwidth))
 
 
-def _count(n, what):
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+def _count(n, what, plural=None):
+    return f"{n} {what}" if n == 1 else f"{n} {plural or what + 's'}"
 
 
 def _is_result(tensor, path, folded):
@@ -993,7 +997,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                                    [f"max_nodes={max_nodes}"]),
                  shape="note", style="filled", fillcolor="#f4cccc")
     if color_by_grad:
-        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept))
+        _add_legend(dot, grad_range, modules=any(kind == "module" for kind, _, _ in kept),
+                    nan=_any_nan(list(norms.values()) + [_norm(g.data) for _, g in shown]))
     return Drawing(dot, drawn, _box_keys(placed), clusters, ids, tree, edges)
 
 
@@ -1127,7 +1132,10 @@ def _drawn_norms(order, kept, folded, gradient_of):
         path = folded.get((kind, id(obj)))
         grad = gradient_of(kind, obj, output) if path is not None else None
         if grad is not None:
-            largest[path] = max(largest.get(path, 0.0), _norm(grad))
+            norm, before = _norm(grad), largest.get(path, 0.0)
+            # max() keeps whichever comes first of a NaN and a number: a NaN inside always shows
+            largest[path] = norm if math.isnan(norm) else before if math.isnan(before) else \
+                max(before, norm)
     norms = {}
     for kind, obj, output in kept:
         if kind == "module":
@@ -1140,8 +1148,9 @@ def _drawn_norms(order, kept, folded, gradient_of):
 
 def _norm_range(norms):
     """The powers of ten that bracket `norms` (None for a node without a gradient), so that
-    the colours of the nodes drawn use the whole scale; (1e-8, 1) if none is above zero."""
-    norms = [n for n in norms if n is not None and n > 0]
+    the colours of the nodes drawn use the whole scale; (1e-8, 1) if none is above zero. An
+    infinite norm is off every scale (it takes the top colour) and a NaN has its own."""
+    norms = [n for n in norms if n is not None and 0 < n < math.inf]
     if not norms:
         return (1e-8, 1.0)
     low = 10.0 ** math.floor(math.log10(min(norms)))
@@ -1165,8 +1174,10 @@ def _scale_position(norm, grad_range):
 
 
 def grad_colour(norm: float, grad_range: tuple[float, float] = (1e-8, 1.0)) -> str:
-    """The colour ("#rrggbb") that gradient flow gives a gradient of this norm."""
+    """The colour ("#rrggbb") that gradient flow gives a gradient of this norm: red for NaN."""
     _check_range(grad_range)
+    if math.isnan(norm):
+        return NAN_COLOUR
     scaled = _scale_position(norm, grad_range) * (len(_VIRIDIS) - 1)
     i = min(int(scaled), len(_VIRIDIS) - 2)        # the segment of the ramp it falls in
     frac = scaled - i
@@ -1244,11 +1255,16 @@ def _caption(drawing, key=None, title=None):
         drawing.dot.node("key", f"<{table}>", shape="plaintext", style="")
 
 
-def _add_legend(dot, grad_range, modules=False):
+def _any_nan(norms):
+    return any(n is not None and math.isnan(n) for n in norms)
+
+
+def _add_legend(dot, grad_range, modules=False, nan=False):
     """A strip of colour cells, one per power of ten of `grad_range`, as an HTML table; with
-    `modules`, a line saying what colours a folded module. A range of a few decades would have
-    too few cells to show the colours of the nodes between them: it gets cells at 2 and 5
-    times each power too, and a range of one decade at 2, 3, 5 and 7 times."""
+    `nan`, a last cell in NaN's colour; with `modules`, a line saying what colours a folded
+    module. A range of a few decades would have too few cells to show the colours of the nodes
+    between them: it gets cells at 2 and 5 times each power too, and a range of one decade at
+    2, 3, 5 and 7 times."""
     low, high = grad_range
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     steps = (1, 2, 3, 5, 7) if len(decades) <= 2 else (1, 2, 5) if len(decades) < 5 else (1,)
@@ -1257,6 +1273,8 @@ def _add_legend(dot, grad_range, modules=False):
     if len(marks) < 2:                  # a range inside one step: its two ends
         marks = [(low, f"{low:.2g}"), (high, f"{high:.2g}")]
     marks = marks[::max(1, math.ceil(len(marks) / 12))]  # at most about a dozen cells
+    if nan:
+        marks.append((math.nan, "NaN"))
     cells = ""
     for norm, text in marks:
         fill = grad_colour(norm, grad_range)

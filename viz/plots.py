@@ -314,6 +314,10 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
         ax.annotate(f"{val_loss[-1]:.3f}", (evaluated[-1]["step"], val_loss[-1]),
                     textcoords="offset points", xytext=(0, 8), ha="center",
                     color=readable("tab:orange"), fontsize=9)
+        # A last loss at the top of the panel (a run that overfits) had its label struck
+        # through by the panel's top edge: the panel goes up far enough to hold it.
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, max(high, val_loss[-1] + 0.15 * (high - low)))
     ax.set_ylabel("loss (cross-entropy, nats)" + loss_unit)
     ax.grid(True, alpha=0.3)
     # Wherever the curves leave room: a fixed corner hid a run that blew up at its end.
