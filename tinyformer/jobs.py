@@ -29,7 +29,7 @@ from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
-from .files import StrPath, iter_text, shown, size_said
+from .files import StrPath, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
 from .progress import FileProgress
@@ -698,14 +698,14 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
     path = config.tokenizer_file
     if not os.path.exists(path):        # most likely a kind misspelt: say what may be given
         raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
-                         f"exists; give char, bpe, or a file that `tinyformer tokenize train` "
-                         f"wrote")
+                         f"exists; give char, bpe, or a file that "
+                         f"`{command_line('tokenize', 'train')}` wrote")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path)
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
-                         f"which --model {config.model} needs; train one with `tinyformer "
-                         f"tokenize train` and its default special tokens")
+                         f"which --model {config.model} needs; train one with "
+                         f"`{command_line('tokenize', 'train')}` and its default special tokens")
     return tokenizer
