@@ -32,6 +32,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
 from .files import StrPath, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
+from .prompts import likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
@@ -531,7 +532,7 @@ class MaskedLM(LanguageModelling):
         example = self.examples(self.data.val, rng)[0]
         example = example[example != self.pad_id]                                     # (T,)
         inputs, targets = self._hidden(example[None], rng)       # a guess to show, at least
-        guess = model(inputs).data.argmax(-1)[0]
+        guess = likeliest_ordinary(model(inputs).data, self.tokenizer)[0]
         shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
                  for i, t, g in zip(inputs[0], targets[0], guess)]
         return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
