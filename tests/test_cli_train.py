@@ -807,6 +807,19 @@ def test_a_tokenizer_file_that_cannot_train_the_run_is_refused(tokenizer_files, 
     assert snapshot(tokenizer_files) == before and not (tokenizer_files / "runs").exists()
 
 
+def test_the_tokenizer_command_a_refusal_advises_names_the_program_as_it_was_run(tmp_path):
+    """From a clone, `python cli.py train --tokenizer ...` was told to run `tinyformer tokenize
+    train`, which only an installed package has."""
+    from tinyformer.tokenizers import CharTokenizer
+    CharTokenizer("ab").save(tmp_path / "plain.json")           # no <pad>, no <mask>
+    for args in (["--tokenizer", tmp_path / "missing.json"],
+                 ["--tokenizer", tmp_path / "plain.json", "--model", "bert"]):
+        result = CliRunner().invoke(main, ["train", *map(str, args), "--out", tmp_path / "run"],
+                                    prog_name="python cli.py")
+        assert_input_error(result, "`python cli.py tokenize train`")
+        assert "tinyformer " not in result.stderr and not (tmp_path / "run").exists()
+
+
 def test_a_toml_config_names_a_tokenizer_file(tokenizer_files):
     config = tokenizer_files / "run.toml"
     config.write_text("[train]\ntokenizer = \"tok.json\"\ncorpus = \"text.txt\"\n"

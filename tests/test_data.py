@@ -111,6 +111,20 @@ def test_lm_batches_are_shifted_windows_and_work_on_a_memmap(tmp_path):
     np.testing.assert_array_equal(y, x + 1)
 
 
+def test_a_batch_with_no_rows_or_no_tokens_is_refused():
+    """A batch of size 0 trains on nothing (its mean loss is NaN): said at once, in the
+    function's own words, for lm_batch and BERT's line_batch alike. numpy made a (4, 0) batch
+    of a context of 0 or less, and said "need at least one array to stack" of a batch size 0."""
+    tokens, rng = np.arange(100), np.random.default_rng(0)
+    for batch_size, context, phrase in [(0, 8, "batch_size must be a whole number >= 1, got 0"),
+                                        (4, 0, "context must be a whole number >= 1, got 0"),
+                                        (4, -3, "context must be a whole number >= 1, got -3")]:
+        with pytest.raises(ValueError, match=re.escape(phrase)):
+            lm_batch(tokens, batch_size, context, rng)
+        with pytest.raises(ValueError, match=re.escape(phrase)):
+            data.line_batch(tokens, batch_size, context, 99, 0, rng)
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_tasks_solve_hold_out_and_batch(task):
     t = Seq2SeqTask(task, min_len=4, max_len=8, n_train=2000, n_val=200, seed=0)

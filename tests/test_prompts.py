@@ -113,6 +113,18 @@ def test_bert_fills_in_only_the_masks_and_takes_no_beam():
         respond(bert, tokenizer, "bert", "abc<mask>", beam=2)
 
 
+def test_bert_fills_a_mask_with_an_ordinary_token_however_it_ranks_the_special_ones():
+    # A BERT trained a few steps on an odd text ranked <mask> first and "filled" a mask with
+    # it: the answer read as the prompt given back. It never learns to predict a special token.
+    tokenizer = CharTokenizer("ab", special_tokens=["<pad>", "<mask>"])
+    bert = BERT(tokenizer.vocab_size, 8, n_layer=1, n_head=1, d_model=8)
+    bert.head.bias.data[[tokenizer.special_id("<pad>"), tokenizer.special_id("<mask>")]] = 100
+    written = []
+    respond(bert, tokenizer, "bert", "ab<mask><mask>", threads=1)(written.append)
+    [text] = written
+    assert text[:2] == "ab" and set(text[2:4]) <= {"a", "b"} and text[4:] == "\n", text
+
+
 def test_an_encoder_decoder_is_called_so_where_it_is_refused_an_empty_prompt():
     # It was "a transformer checkpoint", where the helps call it the encoder-decoder.
     with pytest.raises(ValueError, match="^an encoder-decoder checkpoint needs a prompt to "

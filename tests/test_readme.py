@@ -178,3 +178,19 @@ def test_the_length_the_course_and_readme_give_a_file_is_its_length():
         said = int(claim.group(2).replace(",", ""))
         lines = len((ROOT / claim.group(1)).read_text().splitlines())
         assert abs(lines - said) <= 0.1 * said, f"{name}: {claim.group(0)}, but it has {lines}"
+
+
+def test_a_corpus_as_short_as_the_readme_allows_trains_and_a_shorter_one_is_refused(tmp_path):
+    # It said "any UTF-8 text longer than the context": such a text was refused, since the
+    # last tenth, held out, must itself hold more than a context.
+    from tinyformer.train import Trainer
+    from tinyformer.train_config import TrainConfig
+    contexts = int(re.search(r"--out runs/mine +# any UTF-8 text over (\d+) contexts long",
+                             README).group(1))
+    corpus, context = tmp_path / "text.txt", 4
+    config = TrainConfig(corpus=str(corpus), context=context, n_layer=1, n_head=1, d_model=8)
+    corpus.write_text(("abcdefg" * contexts * context)[:contexts * context + 1])
+    Trainer.start(config, tmp_path / "long-enough", log=lambda line: None).close()
+    corpus.write_text(("abcdefg" * contexts * context)[:contexts * context])
+    with pytest.raises(ValueError, match="its validation part has 4 tokens"):
+        Trainer.start(config, tmp_path / "too-short", log=lambda line: None)

@@ -7,6 +7,7 @@ are generated digits; both are seeded, so the same seed gives the same data.
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from typing import Iterable, Sequence
 
@@ -108,10 +109,21 @@ def recalled(continuation: str, colour: str) -> bool:
 # Language-model batches
 
 
+def _check_batch_shape(batch_size: int, context: int) -> None:
+    """ValueError unless a batch of `batch_size` rows of `context` tokens has something in it
+    (TypeError, as for any size, unless both are whole numbers): numpy would make a batch of
+    size 0 from a context of 0 or less, which trains on nothing (a mean loss over no tokens is
+    NaN), and fail on a batch size of 0 in its own words ("need at least one array to stack")."""
+    for name, value in (("batch_size", batch_size), ("context", context)):
+        if operator.index(value) < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
 def lm_batch(tokens: np.ndarray, batch_size: int, context: int,
              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Random windows of a token array (an ndarray or a np.memmap, which is never read whole):
     inputs x (B, T) and targets y (B, T), y being x shifted one token to the left."""
+    _check_batch_shape(batch_size, context)
     if len(tokens) <= context:
         raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
                          f"{context + 1}; use a longer text or a smaller --context")
@@ -129,6 +141,7 @@ def line_batch(tokens: np.ndarray, batch_size: int, context: int, newline_id: in
     within `context` + 1 tokens of the random position (a text of long lines), the row is the
     `context` tokens from there. For a text of one example a line, as the built-in stories
     are, the rows are the examples themselves, each from its start, as a prompt is."""
+    _check_batch_shape(batch_size, context)
     if len(tokens) <= context:
         raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
                          f"{context + 1}; use a longer text or a smaller --context")

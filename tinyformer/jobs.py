@@ -29,9 +29,10 @@ from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
-from .files import StrPath, iter_text, shown, size_said
+from .files import StrPath, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
+from .prompts import likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
@@ -531,7 +532,7 @@ class MaskedLM(LanguageModelling):
         example = self.examples(self.data.val, rng)[0]
         example = example[example != self.pad_id]                                     # (T,)
         inputs, targets = self._hidden(example[None], rng)       # a guess to show, at least
-        guess = model(inputs).data.argmax(-1)[0]
+        guess = likeliest_ordinary(model(inputs).data, self.tokenizer)[0]
         shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
                  for i, t, g in zip(inputs[0], targets[0], guess)]
         return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
@@ -698,14 +699,14 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
     path = config.tokenizer_file
     if not os.path.exists(path):        # most likely a kind misspelt: say what may be given
         raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
-                         f"exists; give char, bpe, or a file that `tinyformer tokenize train` "
-                         f"wrote")
+                         f"exists; give char, bpe, or a file that "
+                         f"`{command_line('tokenize', 'train')}` wrote")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path)
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
-                         f"which --model {config.model} needs; train one with `tinyformer "
-                         f"tokenize train` and its default special tokens")
+                         f"which --model {config.model} needs; train one with "
+                         f"`{command_line('tokenize', 'train')}` and its default special tokens")
     return tokenizer

@@ -149,10 +149,23 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     def fill_in(write):
         # As the decoding loops read a model: without dropout, whatever its mode.
         with inference(model), blas_threads(threads):                  # one step: no timing
-            guess = model(np.array([ids])).data.argmax(-1)[0]           # (T,)
+            guess = likeliest_ordinary(model(np.array([ids])).data, tokenizer)[0]     # (T,)
         filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
         write(escape_controls(tokenizer.decode(filled)) + "\n")
     return fill_in
+
+
+def likeliest_ordinary(logits: np.ndarray, tokenizer: Tokenizer) -> np.ndarray:
+    """The id of the likeliest token at each position of BERT's `logits` (..., vocab), among
+    the ordinary ones: BERT learns to predict the text's tokens, never a special one (its
+    masking hides no <pad> or <mask>), but a model trained a few steps may still rank one
+    first, and a mask "filled" with <mask> reads as one left unfilled."""
+    specials = [tokenizer.special_id(token) for token in tokenizer.special_tokens]
+    ordinary = np.ones(logits.shape[-1], dtype=bool)
+    ordinary[specials] = False
+    if not ordinary.any():                  # a vocabulary of special tokens alone
+        return logits.argmax(-1)
+    return np.where(ordinary, logits, -np.inf).argmax(-1)
 
 
 def check_beam_memory(model: GPT | Transformer, beam: int, start: int, steps: int,
