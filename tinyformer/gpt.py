@@ -38,6 +38,13 @@ class GPT(nn.Module):
     """`GPT(vocab_size, context, n_layer, n_head, d_model)`; `model(idx)` gives logits
     (B, T, vocab_size) for integer tokens idx (B, T), T <= context.
 
+    GPT-2's choices are the defaults: `positions` 'learned' ('sinusoidal', 'rope' or 'none'
+    otherwise), `norm` 'pre' (pre-norm blocks and a final norm; 'post' for the paper's),
+    GELU, and `tie_weights`: the logits are x @ E^T, E the token embedding (False: a head
+    of its own, `head`, (d_model, vocab) with no bias, as GPT-2's). `dropout` (0 by default)
+    drops the embeddings, the attention weights, the feed-forward's hidden activations and
+    each sub-layer's output, while training.
+
     The modern block's switches: `normalization` ('layernorm' or 'rmsnorm', with
     `rmsnorm_affine`), `activation` ('gelu', 'relu', 'swiglu', 'relu2'; d_ff defaults to
     4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
