@@ -8,6 +8,7 @@ session interface, for the decoder-only GPT and the encoder-decoder Transformer 
 - a beam of one is greedy decoding, on a GPT too; a wider beam never finds a worse sequence.
 """
 
+import inspect
 from itertools import product
 
 import numpy as np
@@ -400,3 +401,11 @@ def test_prompts_of_different_lengths_are_not_told_to_be_padded(write):
                                         r"each length in a call of their own$") as error:
         write(tiny_gpt(), [[3, 4, 5], [6]])
     assert "pad the" not in str(error.value)
+
+
+@pytest.mark.parametrize("write", [GPT.generate, generate])
+def test_help_on_generate_names_every_setting(write):
+    # top_k and top_p were in the signature only: help() never said what they keep.
+    unnamed = [name for name in inspect.signature(write).parameters
+               if name not in ("self", "idx", "session") and f"`{name}`" not in write.__doc__]
+    assert unnamed == []

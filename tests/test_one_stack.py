@@ -282,3 +282,16 @@ def test_a_run_of_the_previous_layout_resumes_exactly(tmp_path):
     assert all(name.split(".")[0] in ("src_embed", "tgt_embed", "encoder", "decoder")
                for group in saved["resume"]["optimizer"]["param_groups"]
                for name in group["param_names"])
+
+
+# The options every model takes (the contract's list): help(GPT) named none of the first four.
+EVERY_MODELS_OPTIONS = ("positions", "norm", "dropout", "tie_weights", "normalization",
+                        "rmsnorm_affine", "activation", "n_kv_head", "qk_norm", "logit_softcap",
+                        "bias", "rope_theta")
+
+
+@pytest.mark.parametrize("model", [GPT, BERT, Transformer])
+def test_help_on_every_model_names_every_option_it_takes(model):
+    unnamed = [option for option in EVERY_MODELS_OPTIONS
+               if not re.search(rf"\b{option}\b", model.__doc__)]
+    assert unnamed == []

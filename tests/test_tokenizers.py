@@ -636,3 +636,9 @@ def test_a_merge_of_a_strangers_megabytes_long_value_is_named_cut_short(tmp_path
     with pytest.raises(ValueError, match=r"merge 0 is \['xxx.*\.\.\..*: not a pair") as info:
         load_tokenizer(path)
     assert len(str(info.value)) < 500
+
+
+def test_check_special_tokens_raises_what_its_help_says_for_a_lone_string():
+    assert "TypeError" in tokenizers.check_special_tokens.__doc__
+    with pytest.raises(TypeError):
+        tokenizers.check_special_tokens("<eos>")

@@ -126,10 +126,12 @@ class Context:
 
     @property
     def name(self) -> str:
+        """The op's name, its Function's (`Function.name()`): "mul", "tanh", ..."""
         return self.fn.name()
 
     @property
     def output(self) -> Tensor:
+        """The Tensor this op produced (held weakly, so that a node does not keep it alive)."""
         # A weak reference: the output holds its node, so a strong one would make a cycle that
         # keeps big arrays alive until the garbage collector runs. Whenever backward reaches
         # this node, the output is alive (backward got here through it).
@@ -137,16 +139,22 @@ class Context:
 
     @property
     def create_graph(self) -> bool:
+        """Whether this backward is being recorded (`backward(create_graph=True)` or
+        `grad(..., create_graph=True)`): then `grad`, `operands` and `result` are Tensors."""
         # The engine runs every backward with recording on exactly when create_graph is True.
         return _mode.grad_enabled
 
     @property
     def operands(self) -> tuple[Tensor, ...] | tuple[np.ndarray, ...]:
+        """The op's inputs, for its backward: their numpy arrays, or under `create_graph` the
+        Tensors themselves. Refused for an input changed in place since the op was recorded."""
         self._check_unchanged(self.inputs, 0)
         return self.inputs if _mode.grad_enabled else tuple(t.data for t in self.inputs)
 
     @property
     def result(self) -> Tensor | np.ndarray:
+        """The op's output, as `operands` gives the inputs: its array, or under `create_graph`
+        the Tensor. Refused where it was changed in place since the op was recorded."""
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
@@ -259,6 +267,7 @@ class Function:
 
     @classmethod
     def name(cls) -> str:
+        """The op's name in reprs, errors and pictures: the class name in lower case."""
         return cls.__name__.lower()
 
     # forward(ctx, *arrays, **settings), written with *args: Any alone because that is the one
@@ -278,6 +287,10 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Tensor | ArrayLike, **settings: Any) -> Tensor:
+        """Run the op: `forward` on the inputs' arrays, and where some input requires a
+        gradient, a graph node that `backward` will go through. Positional `inputs` are the
+        differentiable ones (numbers and arrays become constant Tensors); keyword `settings`
+        go to `forward` as they are. Returns the result as a Tensor."""
         # This runs for every op of every model (a 4-layer GPT runs ~55 per generated token, on
         # arrays of one row, where this bookkeeping costs more than numpy's work), so it is
         # written for speed: plain loops, the mode read once, the graph recorded only when some
@@ -1294,6 +1307,9 @@ class Tensor:
         return ops.BroadcastTo.apply(self, shape=_one_sequence(shape))
 
     def __getitem__(self, index: Any) -> Tensor:
+        """x[index] as numpy indexes: slices, None, ..., integer arrays (or integer Tensors)
+        and boolean masks. The result is in the graph: its gradient is scattered back into
+        zeros of x's shape, adding up where an index repeats. (x[index] = value is refused.)"""
         return ops.GetItem.apply(self, index=_plain_index(index))
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -1799,7 +1815,9 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
 
     Like `torch.autograd.grad`, it goes only through the part of the graph between the outputs
     and the inputs: hooks elsewhere do not fire, and the rest is not freed (a later backward
-    can still go through it). With `create_graph=True` the returned gradients carry their own
+    can still go through it). The part it went through is freed, as by backward, unless
+    `retain_graph=True` (the default when `create_graph=True`): a second grad() or backward()
+    through it needs that. With `create_graph=True` the returned gradients carry their own
     graph, so they can be differentiated again (Hessian-vector products, gradient penalties).
     An input that the outputs do not depend on gets None (torch's default, allow_unused=False,
     raises instead; pass allow_unused=False for the same check). `grad_outputs` holds

@@ -17,25 +17,29 @@ def _shape(shape):
 
 def zeros(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
           requires_grad: bool = False) -> Tensor:
-    """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`, float32 unless `dtype` says."""
+    """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`, float32 unless `dtype` says; a
+    leaf that requires a gradient with `requires_grad=True` (as for every factory here)."""
     return Tensor(np.zeros(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
 def ones(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
          requires_grad: bool = False) -> Tensor:
-    """A tensor of ones: `ones(2, 3)` or `ones((2, 3))`, float32 unless `dtype` says."""
+    """A tensor of ones: `ones(2, 3)` or `ones((2, 3))`, float32 unless `dtype` says;
+    `requires_grad` as for zeros."""
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
 def zeros_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
                requires_grad: bool = False) -> Tensor:
-    """Zeros of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's)."""
+    """Zeros of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's);
+    `requires_grad` as for zeros."""
     return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
               requires_grad: bool = False) -> Tensor:
-    """Ones of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's)."""
+    """Ones of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's);
+    `requires_grad` as for zeros."""
     return ones(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
@@ -47,7 +51,9 @@ def _floating_dtype(dtype, caller):
 
 def randn(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
           requires_grad: bool = False, generator: np.random.Generator | None = None) -> Tensor:
-    """Standard normal samples from the engine's seeded generator (or `generator`)."""
+    """Standard normal samples of `shape` (`randn(2, 3)` or `randn((2, 3))`) from the
+    engine's seeded generator (or `generator`), float32 unless `dtype` (a floating-point
+    type) says; `requires_grad` as for zeros."""
     _floating_dtype(dtype, "randn")
     rng = generator or random.default_generator()
     data = rng.standard_normal(_shape(shape)).astype(dtype)
@@ -56,7 +62,8 @@ def randn(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
 
 def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
          requires_grad: bool = False, generator: np.random.Generator | None = None) -> Tensor:
-    """Uniform samples in [0, 1)."""
+    """Uniform samples in [0, 1), with randn's arguments (`shape`, `dtype`, `requires_grad`,
+    `generator`)."""
     _floating_dtype(dtype, "rand")
     rng = generator or random.default_generator()
     data = rng.random(_shape(shape)).astype(dtype)
@@ -64,5 +71,6 @@ def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
 
 
 def arange(*args: float, dtype: DTypeLike = None) -> Tensor:
-    """numpy's arange: integers unless a float is involved (then float32 by default)."""
+    """numpy's arange, `arange(stop)` or `arange(start, stop[, step])` as `args`: integers
+    unless a float is involved (then float32), or `dtype` where it is given."""
     return Tensor(np.arange(*args), dtype=dtype)

@@ -115,7 +115,8 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
                   ignore_index: int | None = None, label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
     targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
-    language-model logits (torch puts them on axis 1)."""
+    language-model logits (torch puts them on axis 1). `label_smoothing` eps in [0, 1]
+    trains towards (1 - eps) onehot + eps / V instead of the onehot, as torch's does."""
     # torch's third positional is the class weights; a weights array passed here would be
     # taken for ignore_index, giving an unweighted loss or numpy's broadcast error.
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
@@ -291,9 +292,10 @@ def _too_many_arguments(op, most, more, weight):
 def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
                bias: Tensor | ArrayLike | None = None, eps: float = 1e-5,
                *more: Any) -> Tensor:
-    """Layer normalisation over the last axis, with optional elementwise affine weight and bias
-    (shape (C,)). One fused kernel, forward and backward. (`more` only catches torch's call,
-    with normalized_shape second, to say so.)"""
+    """Layer normalisation of `x` over its last axis (of size C), with optional elementwise
+    affine weight and bias (shape (C,)); `eps` is added to the variance, as in nn.LayerNorm.
+    One fused kernel, forward and backward. (`more` only catches torch's call, with
+    normalized_shape second, to say so.)"""
     if more:
         raise _too_many_arguments("layer_norm", 4, more, weight)
     x, size = _norm_input("layer_norm", x)

@@ -69,6 +69,14 @@ def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | 
     """True when fn's analytic gradients match central differences for every element of every
     input that requires a gradient.
 
+    `inputs` are fn's arguments, as torch's gradcheck takes them (or one tuple of them): the
+    Tensors that require a gradient are checked, and must be float64 (in float32 the
+    differences drown in rounding: a TypeError says so); the others (indices, masks) are
+    passed as they are. fn returns a Tensor or a tuple of them, projected on a random
+    direction drawn with `seed`. Each element is moved by `eps` either way, and an analytic
+    value a passes against the numeric n when |a - n| <= atol + rtol |n| (torch's rule and
+    defaults).
+
     On a mismatch, raises GradcheckError naming the input (its position among all of them),
     the worst element's index, and the analytic and numeric values (or returns False with
     raise_exception=False).
@@ -125,8 +133,8 @@ def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tenso
                   raise_exception: bool = True) -> bool:
     """Check second derivatives: gradcheck the function x -> (d(v . fn(x))/dx) . w, whose
     gradient is a Hessian-vector product, computed through grad(..., create_graph=True).
-    Inputs, outputs and settings as for gradcheck; a mismatch's message says it is the
-    second-order check."""
+    Inputs, outputs and settings (`eps`, `atol`, `rtol`, `raise_exception`) as for
+    gradcheck; `seed` draws v and w. A mismatch's message says it is the second-order check."""
     inputs, checked = _as_inputs(inputs)
     rng = np.random.default_rng(seed)
     v = [Tensor(rng.standard_normal(out.shape), dtype=np.float64)

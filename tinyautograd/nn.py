@@ -184,6 +184,8 @@ class Module:
         return output
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """What the module computes, written by each subclass. Call the module itself,
+        `module(x)`, rather than `module.forward(x)`: that runs its hooks too."""
         raise NotImplementedError(f"{type(self).__name__} has no forward method")
 
     # -- what it contains -------------------------------------------------------------------
@@ -228,6 +230,8 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
+        """This module and every module inside it, once each: `named_modules()` without the
+        names."""
         for _, module in self.named_modules():
             yield module
 
@@ -243,6 +247,8 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), value
 
     def parameters(self) -> Iterator[Parameter]:
+        """Every parameter, once (a tied one too), in `named_parameters()` order: what an
+        optimizer takes, `optim.AdamW(model.parameters(), lr=...)`."""
         for _, parameter in self.named_parameters():
             yield parameter
 
@@ -365,6 +371,8 @@ class Module:
         return self
 
     def eval(self: ModuleT) -> ModuleT:
+        """Evaluation mode, `train(False)`, on this module and every module inside it (Dropout
+        then passes its input on unchanged); returns this module."""
         return self.train(False)
 
     def apply(self: ModuleT, fn: Callable[[Module], Any]) -> ModuleT:
@@ -494,6 +502,7 @@ class ModuleList(Module):
                             if name != "_modules")
 
     def append(self: ModuleListT, module: Module) -> ModuleListT:
+        """Add `module` at the end, as list.append; returns this list, as torch's."""
         self._modules.append(self._checked(module))
         return self
 
@@ -503,6 +512,7 @@ class ModuleList(Module):
         return module
 
     def extend(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
+        """Add each of `modules` at the end, as list.extend; returns this list, as torch's."""
         for module in modules:
             self.append(module)
         return self
@@ -656,7 +666,9 @@ def _xavier_std(tensor, gain):
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
-    """Fill `tensor` in place with normal samples of `mean` and `std`, and return it."""
+    """Fill `tensor` in place with normal samples of `mean` and `std`, and return it. Every
+    initialiser here draws from `generator` (a numpy Generator), or else from the engine's,
+    which `tinyautograd.manual_seed` makes repeatable."""
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -664,7 +676,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
-    """Uniform in [a, b)."""
+    """Fill `tensor` in place with uniform samples in [a, b), and return it (`generator` as
+    for normal_)."""
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
@@ -704,13 +717,18 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
-    """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's."""
+    """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's.
+    The fans are the last two axes, read as (inputs, outputs) as in `x @ weight`: a Linear's
+    weight (in_features, out_features) gets torch's numbers, though its layout is the
+    transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is dim).
+    `generator` as for normal_."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
                     generator: np.random.Generator | None = None) -> Tensor:
-    """Uniform in [-a, a] with a = sqrt(3) std: a uniform of that width has that std."""
+    """Uniform in [-a, a] with a = sqrt(3) std, xavier_normal_'s std (`gain`, the fans and
+    `generator` as there): a uniform of that width has that std."""
     bound = math.sqrt(3.0) * _xavier_std(tensor, gain)
     return uniform_(tensor, -bound, bound, generator)
 
@@ -719,7 +737,10 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: np.random.Generator | None = None) -> Tensor:
-    """Normal in place, std = gain / sqrt(fan) (He's), with torch's arguments."""
+    """Normal in place, std = gain / sqrt(fan) (He's), with torch's arguments: `mode`
+    'fan_in' (the default) or 'fan_out' picks the fan, read as xavier_normal_ reads it;
+    gain = calculate_gain(`nonlinearity`, `a`), `a` being leaky_relu's negative slope (0:
+    ReLU's gain). `generator` as for normal_."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
@@ -727,7 +748,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu",
                      generator: np.random.Generator | None = None) -> Tensor:
     """Uniform in place in [-bound, bound], bound = sqrt(3) gain / sqrt(fan) (He's), with
-    torch's arguments (`a` is leaky_relu's negative slope, as for kaiming_normal_)."""
+    torch's arguments (`a`, `mode`, `nonlinearity` and `generator` as for kaiming_normal_)."""
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 

@@ -158,6 +158,10 @@ class Optimizer:
         return {}
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        """The rule, written by each optimizer: change `param.data` in place, given its
+        gradient `grad` (a numpy array), its own `state` (a dict, `initial_state`'s at first,
+        kept between steps) and its `group`'s options ('lr', ...). `step` calls it for every
+        parameter that has a gradient."""
         raise NotImplementedError
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -506,6 +510,8 @@ class LRSchedule:
         self._write_lrs()
 
     def lr_at(self, step: int) -> list[float]:
+        """The learning rate of each param group for update number `step` (from 0: the first
+        update's), written by each schedule."""
         raise NotImplementedError
 
     def peak_lrs(self) -> list[float]:
@@ -515,6 +521,8 @@ class LRSchedule:
         return self.get_last_lr()
 
     def step(self) -> None:
+        """Move on by one update: write the next update's learning rates into the optimizer.
+        Call it after `optimizer.step()`."""
         self.steps_taken += 1
         self._write_lrs()
 
@@ -527,6 +535,8 @@ class LRSchedule:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict:
+        """What resuming needs: how many updates the schedule has moved on by (and what
+        else a schedule keeps), for `load_state_dict`."""
         return {"steps_taken": self.steps_taken}
 
     def load_state_dict(self, state_dict: dict) -> None:

@@ -63,9 +63,10 @@ class BERT(nn.Module):
     """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
     Positions holding `pad_id` are hidden from attention; with None (the default) every token
     is read, as a Hugging Face model given no attention mask reads them all: id 0 is a real
-    token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm,
-    learned positions, GELU and the head tied to the token embedding (`tie_weights`) by
-    default, as in the original. The modern block's switches are GPT's (normalization,
+    token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm
+    (`norm`), learned `positions`, GELU and the head tied to the token embedding
+    (`tie_weights`) by default, as in the original; `dropout` as GPT's, 0 by default (the
+    original's 0.1). The modern block's switches are GPT's (normalization,
     rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so
     is `d_head`."""
 

@@ -242,8 +242,9 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
     session's tokens (B, t + new). A decoder-only session's prompts are of one length, none
     padded: nothing hides padding from a GPT, which would read the pad tokens as part of the
-    text; prompts of different lengths take one session, and call, per length. Temperature 0
-    is greedy. Stops early once every row has written `eos_id` (or one of several ids); with
+    text; prompts of different lengths take one session, and call, per length. `temperature` 0
+    is greedy; `top_k` and `top_p` narrow the draw as for GPT.generate (sampling.sample_next).
+    Stops early once every row has written `eos_id` (or one of several ids); with
     `fill_after_eos`, a finished row's later tokens are that token (a padding id) instead of
     whatever the model would go on to write.
     `streamer`, if given, is called with each step's tokens (B,) as soon as they are chosen.

@@ -38,6 +38,13 @@ class GPT(nn.Module):
     """`GPT(vocab_size, context, n_layer, n_head, d_model)`; `model(idx)` gives logits
     (B, T, vocab_size) for integer tokens idx (B, T), T <= context.
 
+    GPT-2's choices are the defaults: `positions` 'learned' ('sinusoidal', 'rope' or 'none'
+    otherwise), `norm` 'pre' (pre-norm blocks and a final norm; 'post' for the paper's),
+    GELU, and `tie_weights`: the logits are x @ E^T, E the token embedding (False: a head
+    of its own, `head`, (d_model, vocab) with no bias, as GPT-2's). `dropout` (0 by default)
+    drops the embeddings, the attention weights, the feed-forward's hidden activations and
+    each sub-layer's output, while training.
+
     The modern block's switches: `normalization` ('layernorm' or 'rmsnorm', with
     `rmsnorm_affine`), `activation` ('gelu', 'relu', 'swiglu', 'relu2'; d_ff defaults to
     4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
@@ -155,14 +162,17 @@ class GPT(nn.Module):
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
         (B, T + new) array. The rows are prompts of one length, T: a GPT has no padding mask,
         so a shorter prompt padded would have its pad tokens read as part of its text.
-        Prompts of different lengths take one call per length. temperature 0 is greedy. The
-        model sees the last `context` tokens at each step. Stops early once every row has
-        produced `eos_id`, or one of several ids (as transformers' eos_token_id, a list for a
-        chat model); a row that has ended before the others is filled with eos_id, the first
-        of several (as transformers fills it with pad_token_id, which is eos for GPT-2; a GPT
-        has no padding token). `generator` (a numpy Generator, np.random.default_rng(seed))
-        makes sampling repeatable; by default the engine's seeded one is used. `streamer`, if
-        given, is called with each step's new tokens (B,) as soon as they are chosen (as
+        Prompts of different lengths take one call per length. `temperature` 0 is greedy;
+        otherwise each token is drawn from softmax(logits / temperature), among the `top_k`
+        likeliest tokens and the fewest likeliest whose probability reaches `top_p` (nucleus
+        sampling), where given (tinyformer.sampling.sample_next). The model sees the last
+        `context` tokens at each step. Stops early once every row has produced `eos_id`, or
+        one of several ids (as transformers' eos_token_id, a list for a chat model); a row
+        that has ended before the others is filled with eos_id, the first of several (as
+        transformers fills it with pad_token_id, which is eos for GPT-2; a GPT has no
+        padding token). `generator` (a numpy Generator, np.random.default_rng(seed)) makes
+        sampling repeatable; by default the engine's seeded one is used. `streamer`, if given,
+        is called with each step's new tokens (B,) as soon as they are chosen (as
         transformers' streamer=): `tinyformer generate` prints text with it.
         Dropout is off while it writes, whatever the model's mode (left as it was).
 

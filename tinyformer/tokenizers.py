@@ -196,7 +196,8 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     """The special tokens as a list; ValueError unless they are distinct non-empty strings.
-    A lone string is refused, not read as one special token per character."""
+    A lone string (or anything not iterable) is refused with a TypeError, not read as one
+    special token per character."""
     if isinstance(special_tokens, (str, bytes)) or not isinstance(special_tokens, Iterable):
         got = "a str" if isinstance(special_tokens, str) else type(special_tokens).__name__
         raise TypeError(f"special_tokens must be a list of strings, e.g. ['<eos>'], got {got}")

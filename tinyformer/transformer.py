@@ -58,6 +58,8 @@ class Transformer(nn.Module):
       instead, and leaves cross-attention alone, since a source position and a target
       position are not on one axis.
     - `norm`: 'post' (the paper's) or 'pre'; see blocks.py.
+    - `dropout`: as GPT's, in the encoder and the decoder alike (0 by default; the paper's
+      0.1, section 5.4).
     - `share_embeddings`: source and target share one embeddings module (section 3.4 shares
       the token table, having a joint byte-pair vocabulary): one token table, and one position
       table when the positions are learned; needs equal vocabulary sizes.
