@@ -125,6 +125,23 @@ def test_the_masking_recipe_80_10_10():
     np.testing.assert_array_equal(inputs[~chosen], idx[~chosen])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_unsigned_ids_give_targets_that_the_loss_ignores_where_nothing_was_chosen(dtype):
+    # IGNORE wrapped to 255 (or 65535) in idx's type: with a byte-level vocabulary of 256, the
+    # loss then counted every unchosen position as a token 255 to guess.
+    ta.manual_seed(0)
+    model = BERT(vocab_size=256, context=8, n_layer=1, n_head=2, d_model=8)
+    idx = np.random.default_rng(0).integers(2, 256, (2, 8)).astype(dtype)
+    inputs, targets = mask_tokens(idx, MASK, 256, (PAD, MASK), rng=np.random.default_rng(0))
+    chosen = targets != IGNORE
+    assert inputs.dtype == dtype and targets.dtype == np.int64 and 0 < chosen.sum() < idx.size
+    np.testing.assert_array_equal(targets[chosen], idx[chosen])
+    logits = model(inputs)
+    expected = F.cross_entropy(logits[chosen], idx[chosen].astype(np.int64))
+    assert F.cross_entropy(logits, targets, ignore_index=IGNORE).item() == pytest.approx(
+        expected.item())
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     # nan compared False with every draw and hid nothing, without a word
     (dict(rate=float("nan")), ValueError, r"rate must be a finite number in \[0, 1\], got nan"),

@@ -127,8 +127,9 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     padding); of those, replace 80% by `mask_id`, 10% by a random ordinary token (neither
     `mask_id` nor a special one: a <pad> put in would be hidden from attention) and leave 10%
     as they are, so that the model cannot rely on seeing [MASK] where it must guess, and must
-    keep a good representation of every token. Returns (inputs, targets): targets hold the original
-    token where one was chosen and IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
+    keep a good representation of every token. Returns (inputs, targets): inputs of idx's dtype;
+    targets (int64, as PyTorch's class targets) hold the original token where one was chosen and
+    IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
 
     Whole-word masking: `in_word`, one per id of the vocabulary, says what each token is to a
     word: CONTINUES (letters only: a character tokenizer's letters, a BPE's "een"), BEGINS (a
@@ -166,7 +167,9 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
             raise ValueError(f"mask_tokens: every id of the vocabulary of {vocab_size} is "
                              f"special; a random swap needs an ordinary token")
         inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
-    targets = np.where(chosen, idx, IGNORE)
+    # Signed, whatever idx's type: in uint8 or uint16 ids (a token file's), IGNORE would wrap
+    # to 255 or 65535, a target the loss then counts (or refuses) at every unchosen position.
+    targets = np.where(chosen, idx.astype(np.int64), IGNORE)
     return inputs, targets
 
 
