@@ -156,6 +156,11 @@ def test_unsigned_ids_give_targets_that_the_loss_ignores_where_nothing_was_chose
                                           r">= 0\), got 0.5"),
     (dict(idx=[[1.5, 2.0]]), TypeError, r"idx must be integer token ids, got float64"),
     (dict(idx=[[3, 11]]), ValueError, r"idx holds id 11, outside the vocabulary \[0, 11\)"),
+    # an IndexError from numpy's indexing, and a 0.5 silently read as 0 (no word)
+    (dict(in_word=[1] * 5), ValueError, r"in_word must hold one value per token id, shape "
+                                        r"\(11,\), got shape \(5,\)"),
+    (dict(in_word=[0.5] * 11), ValueError, r"in_word must hold 0, CONTINUES \(1\) or BEGINS "
+                                           r"\(2\) for each token id, or booleans, got \[0.5\]"),
 ])
 def test_mask_tokens_refuses_bad_arguments_in_one_line(kwargs, error, message):
     args = {**dict(idx=[[1, 2, 3, 4, 5, 6, 7, 8]], mask_id=10, vocab_size=11,

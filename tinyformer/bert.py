@@ -146,12 +146,13 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     sequence's tokens): its random token may be any id, [MASK] and [PAD] included; and where
     nothing is chosen the loss has no target (`tinyformer train` draws such a batch again)."""
     idx, special_ids = _check_masking(idx, mask_id, vocab_size, special_ids, rate)
+    in_word = _check_in_word(in_word, vocab_size)
     rng = rng or ta.random.default_generator()
     ordinary = ~np.isin(idx, special_ids)
     draw = rng.random(idx.shape) < rate                # a draw for every token
     roll = rng.random(idx.shape)                       # and a roll of 80/10/10
     if in_word is not None:                            # a word's first token's, for all of it
-        words = np.asarray(in_word).astype(np.int8)[idx]
+        words = in_word[idx]
         draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
     chosen = ordinary & draw
     inputs = idx.copy()
@@ -199,6 +200,24 @@ def _check_masking(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: I
         raise ValueError(f"mask_tokens: idx holds id {bad}, outside the vocabulary [0, "
                          f"{vocab_size})")
     return idx, special_ids
+
+
+def _check_in_word(in_word: ArrayLike | None, vocab_size: int) -> np.ndarray | None:
+    """mask_tokens' `in_word` as int8, or a one-line ValueError: one value per id of the
+    vocabulary, each 0, CONTINUES or BEGINS (or a boolean). A shorter array failed deep in
+    numpy's indexing, and a 0.5 was read as 0 (no word) without a word said."""
+    if in_word is None:
+        return None
+    array = np.asarray(in_word)
+    if array.shape != (vocab_size,):
+        raise ValueError(f"mask_tokens: in_word must hold one value per token id, shape "
+                         f"({vocab_size},), got shape {array.shape}")
+    if array.dtype != bool and (array.dtype.kind not in "iu"
+                                or not np.isin(array, (0, CONTINUES, BEGINS)).all()):
+        raise ValueError(f"mask_tokens: in_word must hold 0, CONTINUES ({CONTINUES}) or BEGINS "
+                         f"({BEGINS}) for each token id, or booleans, got "
+                         f"{np.unique(array)[:5].tolist()}")
+    return array.astype(np.int8)
 
 
 def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:
