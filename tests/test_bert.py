@@ -125,6 +125,23 @@ def test_the_masking_recipe_80_10_10():
     np.testing.assert_array_equal(inputs[~chosen], idx[~chosen])
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_unsigned_ids_give_targets_that_the_loss_ignores_where_nothing_was_chosen(dtype):
+    # IGNORE wrapped to 255 (or 65535) in idx's type: with a byte-level vocabulary of 256, the
+    # loss then counted every unchosen position as a token 255 to guess.
+    ta.manual_seed(0)
+    model = BERT(vocab_size=256, context=8, n_layer=1, n_head=2, d_model=8)
+    idx = np.random.default_rng(0).integers(2, 256, (2, 8)).astype(dtype)
+    inputs, targets = mask_tokens(idx, MASK, 256, (PAD, MASK), rng=np.random.default_rng(0))
+    chosen = targets != IGNORE
+    assert inputs.dtype == dtype and targets.dtype == np.int64 and 0 < chosen.sum() < idx.size
+    np.testing.assert_array_equal(targets[chosen], idx[chosen])
+    logits = model(inputs)
+    expected = F.cross_entropy(logits[chosen], idx[chosen].astype(np.int64))
+    assert F.cross_entropy(logits, targets, ignore_index=IGNORE).item() == pytest.approx(
+        expected.item())
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     # nan compared False with every draw and hid nothing, without a word
     (dict(rate=float("nan")), ValueError, r"rate must be a finite number in \[0, 1\], got nan"),
@@ -139,6 +156,11 @@ def test_the_masking_recipe_80_10_10():
                                           r">= 0\), got 0.5"),
     (dict(idx=[[1.5, 2.0]]), TypeError, r"idx must be integer token ids, got float64"),
     (dict(idx=[[3, 11]]), ValueError, r"idx holds id 11, outside the vocabulary \[0, 11\)"),
+    # an IndexError from numpy's indexing, and a 0.5 silently read as 0 (no word)
+    (dict(in_word=[1] * 5), ValueError, r"in_word must hold one value per token id, shape "
+                                        r"\(11,\), got shape \(5,\)"),
+    (dict(in_word=[0.5] * 11), ValueError, r"in_word must hold 0, CONTINUES \(1\) or BEGINS "
+                                           r"\(2\) for each token id, or booleans, got \[0.5\]"),
 ])
 def test_mask_tokens_refuses_bad_arguments_in_one_line(kwargs, error, message):
     args = {**dict(idx=[[1, 2, 3, 4, 5, 6, 7, 8]], mask_id=10, vocab_size=11,

@@ -250,6 +250,16 @@ def answering(job, answer):
     return model
 
 
+def test_a_sample_shows_a_guessed_new_line_inside_its_brackets_on_one_line(job):
+    # The guess was written as it is: a [ then a new line, the story going on indented below.
+    newline = job.tokenizer.encode("\n")[0]
+
+    def newlines_everywhere(inputs):
+        return ta.Tensor(np.eye(job.tokenizer.vocab_size)[np.full(inputs.shape, newline)])
+    story, note = job.sample(newlines_everywhere, np.random.default_rng(0)).split("\n")
+    assert "[\\n]" in story and note == "(hidden tokens in [brackets], filled in by the model)"
+
+
 def training_colours(job):
     """The colour of each training story, counted."""
     text = job.tokenizer.decode(np.asarray(job.data.train).tolist())

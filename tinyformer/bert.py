@@ -128,8 +128,9 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     padding); of those, replace 80% by `mask_id`, 10% by a random ordinary token (neither
     `mask_id` nor a special one: a <pad> put in would be hidden from attention) and leave 10%
     as they are, so that the model cannot rely on seeing [MASK] where it must guess, and must
-    keep a good representation of every token. Returns (inputs, targets): targets hold the original
-    token where one was chosen and IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
+    keep a good representation of every token. Returns (inputs, targets): inputs of idx's dtype;
+    targets (int64, as PyTorch's class targets) hold the original token where one was chosen and
+    IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
 
     Whole-word masking: `in_word`, one per id of the vocabulary, says what each token is to a
     word: CONTINUES (letters only: a character tokenizer's letters, a BPE's "een"), BEGINS (a
@@ -146,12 +147,13 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     sequence's tokens): its random token may be any id, [MASK] and [PAD] included; and where
     nothing is chosen the loss has no target (`tinyformer train` draws such a batch again)."""
     idx, special_ids = _check_masking(idx, mask_id, vocab_size, special_ids, rate)
+    in_word = _check_in_word(in_word, vocab_size)
     rng = rng or ta.random.default_generator()
     ordinary = ~np.isin(idx, special_ids)
     draw = rng.random(idx.shape) < rate                # a draw for every token
     roll = rng.random(idx.shape)                       # and a roll of 80/10/10
     if in_word is not None:                            # a word's first token's, for all of it
-        words = np.asarray(in_word).astype(np.int8)[idx]
+        words = in_word[idx]
         draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
     chosen = ordinary & draw
     inputs = idx.copy()
@@ -167,7 +169,9 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
             raise ValueError(f"mask_tokens: every id of the vocabulary of {vocab_size} is "
                              f"special; a random swap needs an ordinary token")
         inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
-    targets = np.where(chosen, idx, IGNORE)
+    # Signed, whatever idx's type: in uint8 or uint16 ids (a token file's), IGNORE would wrap
+    # to 255 or 65535, a target the loss then counts (or refuses) at every unchosen position.
+    targets = np.where(chosen, idx.astype(np.int64), IGNORE)
     return inputs, targets
 
 
@@ -197,6 +201,24 @@ def _check_masking(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: I
         raise ValueError(f"mask_tokens: idx holds id {bad}, outside the vocabulary [0, "
                          f"{vocab_size})")
     return idx, special_ids
+
+
+def _check_in_word(in_word: ArrayLike | None, vocab_size: int) -> np.ndarray | None:
+    """mask_tokens' `in_word` as int8, or a one-line ValueError: one value per id of the
+    vocabulary, each 0, CONTINUES or BEGINS (or a boolean). A shorter array failed deep in
+    numpy's indexing, and a 0.5 was read as 0 (no word) without a word said."""
+    if in_word is None:
+        return None
+    array = np.asarray(in_word)
+    if array.shape != (vocab_size,):
+        raise ValueError(f"mask_tokens: in_word must hold one value per token id, shape "
+                         f"({vocab_size},), got shape {array.shape}")
+    if array.dtype != bool and (array.dtype.kind not in "iu"
+                                or not np.isin(array, (0, CONTINUES, BEGINS)).all()):
+        raise ValueError(f"mask_tokens: in_word must hold 0, CONTINUES ({CONTINUES}) or BEGINS "
+                         f"({BEGINS}) for each token id, or booleans, got "
+                         f"{np.unique(array)[:5].tolist()}")
+    return array.astype(np.int8)
 
 
 def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
 from .schema import option_name
-from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, one_line
 from .train_config import TrainConfig
 from .transformer import Transformer
 
@@ -533,7 +533,10 @@ class MaskedLM(LanguageModelling):
         example = example[example != self.pad_id]                                     # (T,)
         inputs, targets = self._hidden(example[None], rng)       # a guess to show, at least
         guess = likeliest_ordinary(model(inputs).data, self.tokenizer)[0]
-        shown = [f"[{self.tokenizer.decode([g])}]" if t != IGNORE else self.tokenizer.decode([i])
+        # A guess on one line (a new line shown as \n): a guessed new line broke the line in two,
+        # its brackets on either side and the rest of the story indented as another sample.
+        shown = [f"[{one_line(self.tokenizer.decode([g]))}]" if t != IGNORE
+                 else self.tokenizer.decode([i])
                  for i, t, g in zip(inputs[0], targets[0], guess)]
         return "".join(shown) + "\n(hidden tokens in [brackets], filled in by the model)"
 
