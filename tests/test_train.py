@@ -328,6 +328,20 @@ def test_a_corpus_and_a_tokenizer_file_may_be_given_as_paths(tmp_path):
     assert second.train(threads=1) == "done"
 
 
+def test_settings_given_as_numpy_numbers_are_recorded_as_the_numbers_they_are(tmp_path):
+    # A sweep's np.arange(...) of steps, or an lr of float32: taken by the rules, they then
+    # failed as "Object of type int64 is not JSON serializable" as the run wrote its manifest.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello there. " * 20)
+    config = TrainConfig(**TINY, corpus=corpus, iters=np.int64(1), lr=np.float32(0.5),
+                         seed=np.uint8(3))
+    trainer = Trainer.start(config, str(tmp_path / "run"), log=quiet)
+    trainer.close()
+    saved = json.loads((tmp_path / "run" / "manifest.json").read_text())["settings"]
+    assert (saved["iters"], saved["lr"], saved["seed"]) == (1, 0.5, 3)
+    assert type(trainer.config.iters) is int and type(trainer.config.lr) is float
+
+
 def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
     corpus = tmp_path / "short.txt"
     corpus.write_text("a few words only, and then some more words to make it longer")

@@ -13,6 +13,8 @@ import difflib
 import os
 from typing import Any, Callable
 
+import numpy as np
+
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import StrPath, read_text, unexpanded_home
@@ -201,6 +203,13 @@ class TrainConfig:
         for key in ("corpus", "tokenizer"):
             if isinstance(getattr(self, key), os.PathLike):
                 setattr(self, key, os.fspath(getattr(self, key)))
+        # A numpy number (a sweep's np.arange(...) of iters, an lr from np.logspace as
+        # float32) is kept as Python's: the rules take it as the number it is, but config.json
+        # and the manifest, written as JSON, could not record it.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.generic):
+                setattr(self, field.name, value.item())
 
     @property
     def job(self) -> str:
