@@ -1244,6 +1244,23 @@ def test_steps_taken_one_by_one_and_saved_resume_as_an_unbroken_run(tmp_path):
         (line["train_loss"], line["lr"]) for line in whole[:3]]
 
 
+def test_a_step_past_the_runs_last_is_refused_and_its_checkpoint_still_resumes(tmp_path):
+    # It was taken, at min_lr, and save() then wrote a checkpoint at step iters + 1, which
+    # resume refused as damaged.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello there. " * 20)
+    trainer = Trainer.start(TrainConfig(**TINY, corpus=corpus, iters=1), str(tmp_path / "run"),
+                            log=quiet)
+    trainer.train_step()
+    with pytest.raises(RuntimeError, match="has finished its 1 step; to train further"):
+        trainer.train_step()
+    assert trainer.step == 1
+    trainer.save()
+    trainer.close()
+    resumed = Trainer.resume(str(tmp_path / "run"), log=quiet)
+    assert resumed.step == 1 and resumed.train() == "done"
+
+
 @pytest.mark.parametrize("model", ["gpt", "bert"])
 def test_a_bpe_on_the_builtin_stories_learns_at_its_default_vocabulary_size(tmp_path, model):
     # The stories run out of pairs to merge long before 512 ids, the default for a text file:
