@@ -273,6 +273,11 @@ def test_unknown_setting_names_the_one_meant_or_else_the_known_ones():
     with pytest.raises(ValueError, match="unknown setting 'optimiser' in f.toml; known settings: "
                                          "activation, batch_size"):
         TrainConfig.from_dict({"optimiser": "adam"}, "f.toml")
+    # nanoGPT's and Hugging Face's names: ours, not a guess by spelling (eval_iters)
+    for theirs, ours in [("lr_decay_iters", "iters"), ("per_device_train_batch_size",
+                                                        "batch_size")]:
+        with pytest.raises(ValueError, match=f"'{theirs}' in f.toml; did you mean '{ours}'"):
+            TrainConfig.from_dict({theirs: 2}, "f.toml")
 
 
 @pytest.mark.parametrize("settings, message", [

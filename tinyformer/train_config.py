@@ -98,6 +98,9 @@ COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
 # setting (max_iters is close to eval_iters, block_size to vocab_size, n_embd to n_head).
 OTHER_NAMES = {
     "max_iters": "iters", "max_steps": "iters", "steps": "iters", "num_steps": "iters",
+    # nanoGPT's cosine ends at lr_decay_iters; ours at the run's last step (not eval_iters,
+    # the spelling's guess: a count of validation batches)
+    "lr_decay_iters": "iters", "per_device_train_batch_size": "batch_size",
     "block_size": "context", "n_ctx": "context", "n_positions": "context",
     "max_position_embeddings": "context", "seq_len": "context", "max_seq_len": "context",
     "n_embd": "d_model", "hidden_size": "d_model", "dim": "d_model",
