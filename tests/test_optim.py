@@ -6,6 +6,7 @@ these tests exercise the optimizers alone, not the engine's backward or tinyauto
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -807,6 +808,19 @@ def test_schedules_refuse_warmups_they_cannot_compute():
     with pytest.raises(ValueError, match=r"^WarmupCosine needs 0 <= warmup_steps <= "
                                          r"total_steps, got warmup_steps=5, total_steps=4$"):
         WarmupCosine(one_param_sgd(1.0), warmup_steps=5, total_steps=4)
+
+
+def test_schedules_refuse_what_would_make_an_lr_the_optimizers_refuse():
+    # Each wrote lrs the optimizers refuse: negative ones (gradient ascent), complex ones, or
+    # failed with a ZeroDivisionError.
+    for make, message in [
+            (lambda o: WarmupCosine(o, 2, 10, min_lr=-1e-4), "min_lr >= 0, got -0.0001"),
+            (lambda o: WarmupCosine(o, 2, 10, min_lr=math.nan), "min_lr >= 0, got nan"),
+            (lambda o: Noam(o, d_model=-64, warmup_steps=4), "d_model >= 1, got -64"),
+            (lambda o: Noam(o, d_model=0, warmup_steps=4), "d_model >= 1, got 0"),
+            (lambda o: Noam(o, 64, warmup_steps=4, factor=-1.0), "factor >= 0, got -1.0")]:
+        with pytest.raises(ValueError, match=f"^(WarmupCosine|Noam) needs {re.escape(message)}$"):
+            make(one_param_sgd(1.0))
 
 
 def test_noam_matches_torch_lambda_lr_and_resumes():

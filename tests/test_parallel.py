@@ -113,6 +113,24 @@ def test_a_parameter_that_some_parts_do_not_reach_gets_the_others_gradient():
     assert unused.grad is None
 
 
+def test_a_frozen_parameter_gets_no_gradient_in_micro_batches_as_in_one_batch():
+    # A model with its embeddings frozen (requires_grad_(False)), to fine-tune the rest: cut
+    # into micro-batches, as the trainer cuts every batch by default, its step failed with
+    # "grad: input 0 does not require a gradient".
+    x = np.array([[1.0], [2.0], [3.0], [4.0]])
+    frozen = Tensor(np.array([2.0]))
+    w = Tensor(np.array([0.5]), requires_grad=True)
+
+    def loss_of(part):
+        return (Tensor(part[0]) * frozen * w).sum() * (1 / len(part[0]))
+
+    for micro_batches in (1, 2):
+        parts = parallel.split((x,), micro_batches, lambda part: len(part[0]))
+        assert parallel.batch_gradients(loss_of, parts, [frozen, w], threads=2) == 2.5
+        np.testing.assert_allclose(w.grad, [2 * x.mean()])
+        assert frozen.grad is None
+
+
 @pytest.mark.parametrize("micro_batches", [1, 2])
 def test_batch_gradients_sets_the_gradients_it_does_not_add_to_them(micro_batches):
     # As its docstring says, whatever the .grad held before: a second call, without a

@@ -273,6 +273,11 @@ def test_unknown_setting_names_the_one_meant_or_else_the_known_ones():
     with pytest.raises(ValueError, match="unknown setting 'optimiser' in f.toml; known settings: "
                                          "activation, batch_size"):
         TrainConfig.from_dict({"optimiser": "adam"}, "f.toml")
+    # nanoGPT's and Hugging Face's names: ours, not a guess by spelling (eval_iters)
+    for theirs, ours in [("lr_decay_iters", "iters"), ("per_device_train_batch_size",
+                                                        "batch_size")]:
+        with pytest.raises(ValueError, match=f"'{theirs}' in f.toml; did you mean '{ours}'"):
+            TrainConfig.from_dict({theirs: 2}, "f.toml")
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -326,6 +331,20 @@ def test_a_corpus_and_a_tokenizer_file_may_be_given_as_paths(tmp_path):
     second = Trainer.start(TrainConfig(corpus=corpus, tokenizer=tmp_path / "a", **TINY, iters=1),
                            str(tmp_path / "b"), log=quiet)
     assert second.train(threads=1) == "done"
+
+
+def test_settings_given_as_numpy_numbers_are_recorded_as_the_numbers_they_are(tmp_path):
+    # A sweep's np.arange(...) of steps, or an lr of float32: taken by the rules, they then
+    # failed as "Object of type int64 is not JSON serializable" as the run wrote its manifest.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello there. " * 20)
+    config = TrainConfig(**TINY, corpus=corpus, iters=np.int64(1), lr=np.float32(0.5),
+                         seed=np.uint8(3))
+    trainer = Trainer.start(config, str(tmp_path / "run"), log=quiet)
+    trainer.close()
+    saved = json.loads((tmp_path / "run" / "manifest.json").read_text())["settings"]
+    assert (saved["iters"], saved["lr"], saved["seed"]) == (1, 0.5, 3)
+    assert type(trainer.config.iters) is int and type(trainer.config.lr) is float
 
 
 def test_a_corpus_shorter_than_the_context_is_refused(tmp_path):
@@ -1228,6 +1247,23 @@ def test_steps_taken_one_by_one_and_saved_resume_as_an_unbroken_run(tmp_path):
     assert metrics(tmp_path / "by-hand") == whole[3:]         # the steps after, bit for bit
     assert [(done.loss, done.lr) for done in steps] == [
         (line["train_loss"], line["lr"]) for line in whole[:3]]
+
+
+def test_a_step_past_the_runs_last_is_refused_and_its_checkpoint_still_resumes(tmp_path):
+    # It was taken, at min_lr, and save() then wrote a checkpoint at step iters + 1, which
+    # resume refused as damaged.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("hello world, hello there. " * 20)
+    trainer = Trainer.start(TrainConfig(**TINY, corpus=corpus, iters=1), str(tmp_path / "run"),
+                            log=quiet)
+    trainer.train_step()
+    with pytest.raises(RuntimeError, match="has finished its 1 step; to train further"):
+        trainer.train_step()
+    assert trainer.step == 1
+    trainer.save()
+    trainer.close()
+    resumed = Trainer.resume(str(tmp_path / "run"), log=quiet)
+    assert resumed.step == 1 and resumed.train() == "done"
 
 
 @pytest.mark.parametrize("model", ["gpt", "bert"])

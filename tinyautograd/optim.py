@@ -564,6 +564,10 @@ class WarmupCosine(LRSchedule):
         if not 0 <= warmup_steps <= total_steps:
             raise ValueError(f"WarmupCosine needs 0 <= warmup_steps <= total_steps, got "
                              f"warmup_steps={warmup_steps}, total_steps={total_steps}")
+        # A negative floor (a dropped "e", -1e-4 for 1e-4) would end every run with negative
+        # lrs, stepping up the gradient: refused as the optimizers refuse a negative lr.
+        if not min_lr >= 0:
+            raise ValueError(f"WarmupCosine needs min_lr >= 0, got {min_lr}")
         self.warmup_steps, self.total_steps, self.min_lr = warmup_steps, total_steps, min_lr
         self.base_lrs = [group["lr"] for group in optimizer.param_groups]
         super().__init__(optimizer)
@@ -607,6 +611,12 @@ class Noam(LRSchedule):
                  factor: float = 1.0) -> None:
         if warmup_steps < 1:
             raise ValueError(f"Noam needs warmup_steps >= 1, got {warmup_steps}")
+        # d_model ** -0.5 of 0 divides by zero, and of a negative number is complex; a
+        # negative factor makes every lr negative, stepping up the gradient.
+        if not d_model >= 1:
+            raise ValueError(f"Noam needs d_model >= 1, got {d_model}")
+        if not factor >= 0:
+            raise ValueError(f"Noam needs factor >= 0, got {factor}")
         self.d_model, self.warmup_steps, self.factor = d_model, warmup_steps, factor
         super().__init__(optimizer)
 

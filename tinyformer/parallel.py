@@ -109,10 +109,16 @@ def _seeds(parts):
 def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tensor],
                   batch: Batch, weight: float, seed: int) -> tuple[float, list]:
     """One part's weighted loss w_i L_i and its gradient w_i dL_i/dθ (an array per parameter,
-    None where the loss does not reach it), its dropout drawn from a generator seeded `seed`."""
+    None where the loss does not reach it or the parameter is frozen), its dropout drawn from
+    a generator seeded `seed`."""
     with ta.random.seeded(int(seed)):
         loss = loss_of(batch) * weight
-    return loss.item(), [None if g is None else g.data for g in ta.grad(loss, parameters)]
+    # A frozen parameter (requires_grad_(False), to fine-tune the rest) gets no gradient, as
+    # backward leaves it in a batch of one part: ta.grad refuses to differentiate by it.
+    trained = [p for p in parameters if p.requires_grad]
+    grads = dict(zip(map(id, trained), ta.grad(loss, trained)))
+    return loss.item(), [None if grads.get(id(p)) is None else grads[id(p)].data
+                         for p in parameters]
 
 
 # The signals that ask a run to stop: Ctrl-C, SIGTERM (`kill`, `timeout`, a container's or a

@@ -430,10 +430,17 @@ class Trainer:
     def train_step(self, threads: int = 1, workers: parallel.Workers | None = None
                    ) -> StepDone:
         """One step: a batch, the update (its micro-batches on up to `threads` threads, or
-        shared out over `workers`' processes), the schedule's next lr, and `step` one more."""
+        shared out over `workers`' processes), the schedule's next lr, and `step` one more.
+        RuntimeError once the run has taken its config.iters steps."""
+        c = self.config
+        if self.step >= c.iters:
+            # A step past the end would train at the schedule's floor, and save() would
+            # then write a checkpoint at a step beyond iters, which resume refuses as damaged.
+            raise RuntimeError(f"the run in {self.directory} has finished its "
+                               f"{counted(c.iters, 'step')}; to train further, start a new "
+                               f"run")
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
-        c = self.config
         loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
                                  self.optimizer, c.micro_batches, threads, c.clip, workers)
         self.schedule.step()

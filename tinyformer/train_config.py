@@ -13,6 +13,8 @@ import difflib
 import os
 from typing import Any, Callable
 
+import numpy as np
+
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import StrPath, read_text, unexpanded_home
@@ -96,6 +98,9 @@ COMMAND_LINE_ONLY = ("out", "force", "resume", "config", "threads")
 # setting (max_iters is close to eval_iters, block_size to vocab_size, n_embd to n_head).
 OTHER_NAMES = {
     "max_iters": "iters", "max_steps": "iters", "steps": "iters", "num_steps": "iters",
+    # nanoGPT's cosine ends at lr_decay_iters; ours at the run's last step (not eval_iters,
+    # the spelling's guess: a count of validation batches)
+    "lr_decay_iters": "iters", "per_device_train_batch_size": "batch_size",
     "block_size": "context", "n_ctx": "context", "n_positions": "context",
     "max_position_embeddings": "context", "seq_len": "context", "max_seq_len": "context",
     "n_embd": "d_model", "hidden_size": "d_model", "dim": "d_model",
@@ -201,6 +206,13 @@ class TrainConfig:
         for key in ("corpus", "tokenizer"):
             if isinstance(getattr(self, key), os.PathLike):
                 setattr(self, key, os.fspath(getattr(self, key)))
+        # A numpy number (a sweep's np.arange(...) of iters, an lr from np.logspace as
+        # float32) is kept as Python's: the rules take it as the number it is, but config.json
+        # and the manifest, written as JSON, could not record it.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.generic):
+                setattr(self, field.name, value.item())
 
     @property
     def job(self) -> str:
