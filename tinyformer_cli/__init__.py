@@ -114,16 +114,21 @@ class Path(click.ParamType):
 
     def convert(self, value, param, ctx):
         called = (param.opts[0] if isinstance(param, click.Option)
-                  else param.make_metavar(ctx).rstrip("."))         # RUN_DIR..., INPUT
+                  else param.make_metavar(ctx).strip("[]."))     # RUN_DIR..., INPUT, [DIR]
         if isinstance(value, os.PathLike):      # main([... pathlib.Path]) from Python
             value = os.fspath(value)
+        # One from an environment variable (TINYFORMER_EXERCISES) is named as the variable:
+        # the user typed no option, and no = of theirs kept a ~ from the shell.
+        from_variable = from_environment(ctx, param)
+        if from_variable:
+            called = param.envvar
         problem = Nonempty(self.what).why(value)
         if problem:
             raise InputError(f"{called} {problem}")
         unexpanded = files.unexpanded_home(value, called if isinstance(param, click.Option)
-                                           else "")
+                                           and not from_variable else "")
         if unexpanded:
-            raise InputError(f"{called} {value!r}: {unexpanded}")
+            raise InputError(f"{called}{'=' if from_variable else ' '}{value!r}: {unexpanded}")
         return value
 
 
@@ -1130,8 +1135,8 @@ def workspace_option(required=True):
                 raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
             raise
         return ctx.meta[WORKSPACE]
-    return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
+    return click.option("--workspace", "-w", "workspace", metavar="DIR", type=DIRECTORY,
+                        callback=open_workspace, envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         show_default="the one holding the current directory",
                         help="The exercise workspace.")
 
@@ -1160,7 +1165,7 @@ Examples:
   tinyformer exercises init                     into ./tinyformer-exercises
   tinyformer exercises init my-course && cd my-course
 """)
-@click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
+@click.argument("directory", default="tinyformer-exercises", metavar="[DIR]", type=DIRECTORY)
 def exercises_init(directory):
     """Copy fresh exercise files into DIR, new or empty; without DIR, into
     tinyformer-exercises."""
@@ -1290,7 +1295,7 @@ Examples:
 
 Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE",
+@click.option("--out", "out_path", metavar="FILE", type=FILE,
               show_default="pictures/NN_NAME.png in the workspace",
               help="The picture to write, .png or .svg.")
 @timeout_option
