@@ -90,6 +90,20 @@ def test_a_bug_report_is_asked_for_with_the_program_as_it_was_run(monkeypatch):
     assert "`tinyformer --debug ...`" in CliRunner().invoke(main, ["tokenize", "show", "hi"]).stderr
 
 
+def test_the_programs_own_options_given_after_the_command_say_where_they_go():
+    # `train ... --debug`, as the bug report's `tinyformer --debug ...` is easily read, said
+    # only "No such option '--debug'".
+    for args, said in [(["train", "--debug"], "`python cli.py --debug train ...`"),
+                       (["exercises", "check", "--debug"],
+                        "`python cli.py --debug exercises check ...`"),
+                       (["generate", "--version"], "`python cli.py --version` (")]:
+        result = CliRunner().invoke(main, args, prog_name="python cli.py")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"Error: No such option {args[-1]!r}: it is the "
+                                        f"program's own, given before the command: {said}"), \
+            result.stderr
+
+
 def test_a_command_group_without_a_command_prints_its_help_as_help_does():
     for group in ([], ["tokenize"], ["exercises"]):
         result = CliRunner().invoke(main, group)

@@ -343,6 +343,17 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
     that take it, in place of click's guesses among the names of this one's options."""
     if error.ctx is None:
         return None
+    # The program's own (--debug, which the bug report asks for, and --version), given after
+    # the command: they go before it.
+    root, path, ctx = error.ctx.find_root(), [], error.ctx
+    while ctx.parent is not None:
+        path, ctx = [ctx.info_name, *path], ctx.parent
+    own = [p for p in root.command.params if error.option_name in p.opts]
+    if own and path:
+        instead = files.command_line(error.option_name,
+                                     *([] if own[0].is_eager else [*path, "..."]))
+        return (f"No such option {error.option_name!r}: it is the program's own, given before "
+                f"the command: `{instead}`")
     def commands(group, path):
         for name, command in group.commands.items():
             if isinstance(command, click.Group):
