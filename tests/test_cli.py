@@ -162,6 +162,23 @@ def test_every_environment_variable_an_option_reads_is_named_in_its_help():
                 assert param.envvar in option_help(path, param.opts[0])[1], (path, param.opts)
 
 
+def test_the_programs_help_names_every_environment_variable_it_reads_and_its_exit_statuses():
+    # TINYAUTOGRAD_KERNELS, read (and refused when wrong) by every command, and NO_COLOR,
+    # which lens and the exercises follow too, were in no --help; nor were the exit statuses.
+    import tinyformer_cli
+    read = {"NO_COLOR"} | {name for package in ("tinyautograd", "tinyformer", "viz",
+                                                "tinyformer_cli")
+                           for path in (ROOT / package).rglob("*.py")
+                           for name in re.findall(r"\bTINY[A-Z]+_[A-Z_]+\b", path.read_text())}
+    assert {"TINYAUTOGRAD_KERNELS", "TINYFORMER_THREADS", "TINYFORMER_EXERCISES"} <= read
+    shown = CliRunner().invoke(main, ["--help"]).stdout
+    environment = shown.split("Environment:")[1].split("Exit status:")[0]
+    assert all(f"\n    {name}" in environment for name in read), (read, environment)
+    statuses = " ".join(shown.split("Exit status:")[1].split())
+    for status in (0, 2, 1, tinyformer_cli.INTERRUPTED, tinyformer_cli.NOT_YET):
+        assert f" {status} " in f" {statuses} ", (status, statuses)
+
+
 def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
     # Defaults were written four ways: [512], [default: 512], click's, and (default: ...).
     settings = {field.name for field in dataclasses.fields(TrainConfig)

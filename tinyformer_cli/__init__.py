@@ -42,6 +42,19 @@ Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
   tinyformer tokenize show "Hello, world"   how a text splits into tokens
   tinyformer COMMAND --help                 each command's options and examples
+
+\b
+Environment:
+  TINYAUTOGRAD_KERNELS=numpy|c   numpy: the engine's numpy forms only; c: its compiled loops,
+                                 else an error saying why; unset: the loops where they build
+  TINYFORMER_THREADS=N           --threads of train and generate
+  TINYFORMER_EXERCISES=DIR       --workspace of the exercises
+  NO_COLOR                       set to anything: no colours (as does TERM=dumb)
+
+\b
+Exit status: 0 done; 2 bad input (one line says what is wrong); 1 a bug of ours (the line asks
+you to report it); 130 stopped by Ctrl-C; 3 from `exercises check` and `exercises draw` while
+your code does not pass yet.
 """
 
 
