@@ -35,6 +35,18 @@ def test_unknown_command_is_a_usage_error():
     assert result.exit_code == 2 and "No such command" in result.output
 
 
+def test_every_usage_error_says_where_the_commands_help_is():
+    # click's parser named no command in these, which alone lacked the "(see ... --help)".
+    for args, said in [(["graph", "--example", "mlp", "--out"], "Option '--out' requires an "
+                        "argument. (see tinyformer graph --help)"),
+                       (["tokenize", "train", "x", "--force=yes"], "Option '--force' does not "
+                        "take a value. (see tinyformer tokenize train --help)"),
+                       (["--debug=1"], "Option '--debug' does not take a value. (see "
+                        "tinyformer --help)")]:
+        result = CliRunner().invoke(main, args)
+        assert (result.exit_code, result.stderr) == (2, f"Error: {said}\n"), result.output
+
+
 def test_python_cli_py_is_the_same_program():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--version"],
                           capture_output=True, text=True, cwd=ROOT)

@@ -265,6 +265,19 @@ class Context(click.Context):
         return re.sub(r"(?m)^(\s*)tinyformer(?= )", lambda line: line[1] + files.command_line(),
                       super().get_help())
 
+    @contextlib.contextmanager
+    def scope(self, cleanup=True):
+        # click's parser names no command in some of its errors ("Option '--out' requires an
+        # argument."), which then lacked the "(see tinyformer graph --help)" of every other:
+        # they are this command's, whose arguments it was reading.
+        try:
+            with super().scope(cleanup) as ctx:
+                yield ctx
+        except click.UsageError as error:
+            if error.ctx is None:
+                error.ctx = self
+            raise
+
 
 def standard_streams_opened() -> None:
     """A program started with its standard input, output or error closed (`>&-`, or by a
