@@ -35,6 +35,18 @@ def test_unknown_command_is_a_usage_error():
     assert result.exit_code == 2 and "No such command" in result.output
 
 
+def test_every_usage_error_says_where_the_commands_help_is():
+    # click's parser named no command in these, which alone lacked the "(see ... --help)".
+    for args, said in [(["graph", "--example", "mlp", "--out"], "Option '--out' requires an "
+                        "argument. (see tinyformer graph --help)"),
+                       (["tokenize", "train", "x", "--force=yes"], "Option '--force' does not "
+                        "take a value. (see tinyformer tokenize train --help)"),
+                       (["--debug=1"], "Option '--debug' does not take a value. (see "
+                        "tinyformer --help)")]:
+        result = CliRunner().invoke(main, args)
+        assert (result.exit_code, result.stderr) == (2, f"Error: {said}\n"), result.output
+
+
 def test_python_cli_py_is_the_same_program():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "--version"],
                           capture_output=True, text=True, cwd=ROOT)
@@ -88,6 +100,20 @@ def test_a_bug_report_is_asked_for_with_the_program_as_it_was_run(monkeypatch):
     # Only while it runs: the library, and the program run again otherwise, say `tinyformer`.
     assert files.command_line("train") == "tinyformer train"
     assert "`tinyformer --debug ...`" in CliRunner().invoke(main, ["tokenize", "show", "hi"]).stderr
+
+
+def test_the_programs_own_options_given_after_the_command_say_where_they_go():
+    # `train ... --debug`, as the bug report's `tinyformer --debug ...` is easily read, said
+    # only "No such option '--debug'".
+    for args, said in [(["train", "--debug"], "`python cli.py --debug train ...`"),
+                       (["exercises", "check", "--debug"],
+                        "`python cli.py --debug exercises check ...`"),
+                       (["generate", "--version"], "`python cli.py --version` (")]:
+        result = CliRunner().invoke(main, args, prog_name="python cli.py")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"Error: No such option {args[-1]!r}: it is the "
+                                        f"program's own, given before the command: {said}"), \
+            result.stderr
 
 
 def test_a_command_group_without_a_command_prints_its_help_as_help_does():
@@ -146,6 +172,23 @@ def test_every_environment_variable_an_option_reads_is_named_in_its_help():
         for param in command.params:
             if isinstance(param, click.Option) and param.envvar:
                 assert param.envvar in option_help(path, param.opts[0])[1], (path, param.opts)
+
+
+def test_the_programs_help_names_every_environment_variable_it_reads_and_its_exit_statuses():
+    # TINYAUTOGRAD_KERNELS, read (and refused when wrong) by every command, and NO_COLOR,
+    # which lens and the exercises follow too, were in no --help; nor were the exit statuses.
+    import tinyformer_cli
+    read = {"NO_COLOR"} | {name for package in ("tinyautograd", "tinyformer", "viz",
+                                                "tinyformer_cli")
+                           for path in (ROOT / package).rglob("*.py")
+                           for name in re.findall(r"\bTINY[A-Z]+_[A-Z_]+\b", path.read_text())}
+    assert {"TINYAUTOGRAD_KERNELS", "TINYFORMER_THREADS", "TINYFORMER_EXERCISES"} <= read
+    shown = CliRunner().invoke(main, ["--help"]).stdout
+    environment = shown.split("Environment:")[1].split("Exit status:")[0]
+    assert all(f"\n    {name}" in environment for name in read), (read, environment)
+    statuses = " ".join(shown.split("Exit status:")[1].split())
+    for status in (0, 2, 1, tinyformer_cli.INTERRUPTED, tinyformer_cli.NOT_YET):
+        assert f" {status} " in f" {statuses} ", (status, statuses)
 
 
 def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():

@@ -420,6 +420,11 @@ EMPTY_PATHS = [
     (["export", "--checkpoint", "x", "--out", ""], "--out must be a directory's path"),
     (["plot", "x", ""], "RUN_DIR must be a directory's path"),
     (["bench", "--corpus", "", "--only", "tokenizer"], "--corpus must be a file's path"),
+    # `exercises init ""` wrote the course into the current directory, and `-w ""` and `draw
+    # --out ""` said "Error:  is not an exercise workspace" and "--out  is a directory".
+    (["exercises", "init", ""], "DIR must be a directory's path"),
+    (["exercises", "list", "-w", ""], "--workspace must be a directory's path"),
+    (["exercises", "draw", "1", "--out", ""], "--out must be a file's path"),
 ]
 
 
@@ -480,6 +485,28 @@ def test_a_tilde_the_shell_left_as_it_was_is_said_not_made_a_folder(tmp_path, mo
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "~mine").mkdir()          # a folder of that name, which is there: as it is
     assert "metrics file '~mine/metrics.jsonl'" in run("plot", "~mine").stderr
+
+
+def test_the_exercises_say_a_tilde_the_shell_left_as_it_was_and_make_no_folder_of_it(
+        tmp_path, monkeypatch):
+    # `exercises init "~/course"` wrote the course into ./~/course, and `-w "~/course"` advised
+    # that command; TINYFORMER_EXERCISES is named as itself, the user having typed no option.
+    monkeypatch.chdir(tmp_path)
+    for args, said in [(["init", "~/course"], "DIR '~/course': the shell did not expand its ~ "
+                         "(it does only unquoted, at the start of a word); write $HOME"),
+                       (["list", "-w", "~/course"], "--workspace '~/course': the shell did "
+                        "not expand its ~"),
+                       (["draw", "1", "--out", "~/x.png"], "--out '~/x.png': the shell did not "
+                        "expand its ~")]:
+        result = run("exercises", *args)
+        assert result.exit_code == 2 and result.stderr.startswith(f"Error: {said}"), \
+            result.output
+    monkeypatch.setenv("TINYFORMER_EXERCISES", "~/course")
+    result = run("exercises", "list")
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "Error: TINYFORMER_EXERCISES='~/course': the shell did not expand its ~ (it does only "
+        "unquoted, at the start of a word); write $HOME"), result.output
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_tilde_in_a_path_setting_is_said_as_where_it_was_given(tmp_path, monkeypatch):

@@ -42,6 +42,19 @@ Examples:
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "eve has a red kite."
   tinyformer tokenize show "Hello, world"   how a text splits into tokens
   tinyformer COMMAND --help                 each command's options and examples
+
+\b
+Environment:
+  TINYAUTOGRAD_KERNELS=numpy|c   numpy: the engine's numpy forms only; c: its compiled loops,
+                                 else an error saying why; unset: the loops where they build
+  TINYFORMER_THREADS=N           --threads of train and generate
+  TINYFORMER_EXERCISES=DIR       --workspace of the exercises
+  NO_COLOR                       set to anything: no colours (as does TERM=dumb)
+
+\b
+Exit status: 0 done; 2 bad input (one line says what is wrong); 1 a bug of ours (the line asks
+you to report it); 130 stopped by Ctrl-C; 3 from `exercises check` and `exercises draw` while
+your code does not pass yet.
 """
 
 
@@ -114,16 +127,21 @@ class Path(click.ParamType):
 
     def convert(self, value, param, ctx):
         called = (param.opts[0] if isinstance(param, click.Option)
-                  else param.make_metavar(ctx).rstrip("."))         # RUN_DIR..., INPUT
+                  else param.make_metavar(ctx).strip("[]."))     # RUN_DIR..., INPUT, [DIR]
         if isinstance(value, os.PathLike):      # main([... pathlib.Path]) from Python
             value = os.fspath(value)
+        # One from an environment variable (TINYFORMER_EXERCISES) is named as the variable:
+        # the user typed no option, and no = of theirs kept a ~ from the shell.
+        from_variable = from_environment(ctx, param)
+        if from_variable:
+            called = param.envvar
         problem = Nonempty(self.what).why(value)
         if problem:
             raise InputError(f"{called} {problem}")
         unexpanded = files.unexpanded_home(value, called if isinstance(param, click.Option)
-                                           else "")
+                                           and not from_variable else "")
         if unexpanded:
-            raise InputError(f"{called} {value!r}: {unexpanded}")
+            raise InputError(f"{called}{'=' if from_variable else ' '}{value!r}: {unexpanded}")
         return value
 
 
@@ -247,6 +265,19 @@ class Context(click.Context):
         return re.sub(r"(?m)^(\s*)tinyformer(?= )", lambda line: line[1] + files.command_line(),
                       super().get_help())
 
+    @contextlib.contextmanager
+    def scope(self, cleanup=True):
+        # click's parser names no command in some of its errors ("Option '--out' requires an
+        # argument."), which then lacked the "(see tinyformer graph --help)" of every other:
+        # they are this command's, whose arguments it was reading.
+        try:
+            with super().scope(cleanup) as ctx:
+                yield ctx
+        except click.UsageError as error:
+            if error.ctx is None:
+                error.ctx = self
+            raise
+
 
 def standard_streams_opened() -> None:
     """A program started with its standard input, output or error closed (`>&-`, or by a
@@ -338,6 +369,17 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
     that take it, in place of click's guesses among the names of this one's options."""
     if error.ctx is None:
         return None
+    # The program's own (--debug, which the bug report asks for, and --version), given after
+    # the command: they go before it.
+    root, path, ctx = error.ctx.find_root(), [], error.ctx
+    while ctx.parent is not None:
+        path, ctx = [ctx.info_name, *path], ctx.parent
+    own = [p for p in root.command.params if error.option_name in p.opts]
+    if own and path:
+        instead = files.command_line(error.option_name,
+                                     *([] if own[0].is_eager else [*path, "..."]))
+        return (f"No such option {error.option_name!r}: it is the program's own, given before "
+                f"the command: `{instead}`")
     def commands(group, path):
         for name, command in group.commands.items():
             if isinstance(command, click.Group):
@@ -1130,8 +1172,8 @@ def workspace_option(required=True):
                 raise WorkspaceError(f"{param.envvar}={directory}: {error}") from None
             raise
         return ctx.meta[WORKSPACE]
-    return click.option("--workspace", "-w", "workspace", metavar="DIR", callback=open_workspace,
-                        envvar="TINYFORMER_EXERCISES", show_envvar=True,
+    return click.option("--workspace", "-w", "workspace", metavar="DIR", type=DIRECTORY,
+                        callback=open_workspace, envvar="TINYFORMER_EXERCISES", show_envvar=True,
                         show_default="the one holding the current directory",
                         help="The exercise workspace.")
 
@@ -1160,7 +1202,7 @@ Examples:
   tinyformer exercises init                     into ./tinyformer-exercises
   tinyformer exercises init my-course && cd my-course
 """)
-@click.argument("directory", default="tinyformer-exercises", metavar="[DIR]")
+@click.argument("directory", default="tinyformer-exercises", metavar="[DIR]", type=DIRECTORY)
 def exercises_init(directory):
     """Copy fresh exercise files into DIR, new or empty; without DIR, into
     tinyformer-exercises."""
@@ -1290,7 +1332,7 @@ Examples:
 
 Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE",
+@click.option("--out", "out_path", metavar="FILE", type=FILE,
               show_default="pictures/NN_NAME.png in the workspace",
               help="The picture to write, .png or .svg.")
 @timeout_option
