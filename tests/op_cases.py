@@ -676,6 +676,9 @@ CASES = [
            one(at_kinks), finite_differences=False),
     OpCase("gelu (tanh approximation)", (ops.Gelu,), lambda x: x.gelu(),
            lambda x: TF.gelu(x, approximate="tanh"), one(lambda d, shape: d.normal(shape, 2.0))),
+    # (its far tails: y = 0 and dy/dx = 0 past its cap on -2u, y = x and dy/dx = 1 above 10)
+    OpCase("gelu: large |x|", (ops.Gelu,), lambda x: x.gelu(),
+           lambda x: TF.gelu(x, approximate="tanh"), one(large)),
 
     # -- reductions: axis None, int, negative, tuple; keepdims
     OpCase("sum", (ops.Sum,), lambda x, axis, keepdims: x.sum(axis, keepdims),
