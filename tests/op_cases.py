@@ -469,7 +469,10 @@ def draw_layer_norm(affine):
     def draw(d):
         shape = d.shape(min_dims=1)
         size = shape[-1]
-        arrays = [d.normal(shape, 3.0) + d.normal(shape[:-1] + (1,))]
+        x = d.normal(shape, 3.0) + d.normal(shape[:-1] + (1,))
+        if d.boolean(label="a constant row"):    # variance 0: x_hat is 0, eps alone divides
+            x[(0,) * (len(shape) - 1)] = x.flat[0]
+        arrays = [x]
         if affine:
             arrays += [d.normal((size,)), d.normal((size,))]
         return arrays, {"eps": d.sample([1e-5, 1e-3])}
@@ -479,7 +482,10 @@ def draw_layer_norm(affine):
 def draw_rms_norm(affine):
     def draw(d):
         shape = d.shape(min_dims=1)
-        arrays = [d.normal(shape, 3.0)]
+        x = d.normal(shape, 3.0)
+        if d.boolean(label="a row of zeros"):    # padding: mean(x^2) is 0, eps alone divides
+            x[(0,) * (len(shape) - 1)] = 0.0
+        arrays = [x]
         if affine:
             arrays.append(d.normal(shape[-1:]))
         return arrays, {"eps": d.sample([1e-6, 1e-3])}
@@ -676,6 +682,9 @@ CASES = [
            one(at_kinks), finite_differences=False),
     OpCase("gelu (tanh approximation)", (ops.Gelu,), lambda x: x.gelu(),
            lambda x: TF.gelu(x, approximate="tanh"), one(lambda d, shape: d.normal(shape, 2.0))),
+    # (its far tails: y = 0 and dy/dx = 0 past its cap on -2u, y = x and dy/dx = 1 above 10)
+    OpCase("gelu: large |x|", (ops.Gelu,), lambda x: x.gelu(),
+           lambda x: TF.gelu(x, approximate="tanh"), one(large)),
 
     # -- reductions: axis None, int, negative, tuple; keepdims
     OpCase("sum", (ops.Sum,), lambda x, axis, keepdims: x.sum(axis, keepdims),

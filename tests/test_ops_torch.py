@@ -103,6 +103,41 @@ def test_softmax_and_log_softmax_of_huge_logits_are_finite():
         assert np.isfinite(x[0].grad).all()
 
 
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "cross_entropy"])
+def test_logits_masked_with_minus_inf_are_torchs_and_twice_differentiable(op):
+    # The mask written by hand, x.masked_fill(blocked, -inf), before softmax (attention) or a
+    # loss over the allowed classes only: e^-inf is 0, so the blocked entries take no weight
+    # and pass no gradient, first or second order. Every row keeps an entry.
+    logits = np.random.default_rng(5).standard_normal((3, 4))
+    blocked = np.array([[True, False, True, False], [False] * 4, [True, True, True, False]])
+    fns = {"softmax": lambda x: x.softmax(-1), "log_softmax": lambda x: x.log_softmax(-1),
+           "cross_entropy": lambda x: (ta.functional.cross_entropy if isinstance(x, Tensor)
+                                       else lambda x, t: torch.nn.functional.cross_entropy(
+                                           x, torch.as_tensor(t)))(x, np.array([1, 0, 3]))}
+    mask_of = {Tensor: lambda m: m, torch.Tensor: torch.as_tensor}
+
+    def fn(x):
+        return fns[op](x.masked_fill(mask_of[type(x)](blocked), -np.inf))
+
+    (x,), (t,) = both([logits])
+    out, expected = fn(x), fn(t)
+    assert_allclose(out.data, expected.detach().numpy(), rtol=RTOL)
+    direction = np.random.default_rng(0).standard_normal(out.shape)
+    (grad,) = ta.grad(out, [x], grad_outputs=Tensor(direction, dtype=np.float64),
+                      create_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected, [t], torch.tensor(direction),
+                                           create_graph=True)
+    assert_allclose(grad.data, expected_grad.detach().numpy(), rtol=RTOL, atol=ATOL)
+    assert (grad.data[blocked] == 0).all()
+    weights = np.random.default_rng(1).standard_normal(logits.shape)
+    (second,) = ta.grad((grad * weights).sum(), [x])
+    (expected_second,) = torch.autograd.grad((expected_grad * torch.tensor(weights)).sum(), [t])
+    assert_allclose(second.data, expected_second.numpy(), rtol=RTOL, atol=ATOL)
+    if op != "log_softmax":            # (-inf at the blocked entries: no differences to take)
+        assert ta.gradcheck(fn, x) and ta.gradgradcheck(fn, x)
+
+
 SIZE_0_CASES = {   # name: (ours, torch's, the input's shape), each with an axis of size 0
     "softmax along an empty axis": (lambda x: x.softmax(-1), lambda x: x.softmax(-1), (2, 0)),
     "log_softmax along an empty axis": (lambda x: x.log_softmax(0), lambda x: x.log_softmax(0),
@@ -464,6 +499,20 @@ def test_pow_at_a_zero_base_is_twice_differentiable():
     for ours, theirs in zip(ta.grad(slope_a.sum(), [a, b]),
                             torch.autograd.grad(slope_ta.sum(), [ta_, tb])):
         assert_allclose(ours.data, theirs.numpy(), rtol=RTOL)
+
+
+
+def test_pow_with_an_exponent_of_0_is_twice_differentiable_in_both():
+    # a ** b with b = 0 and a > 0 is smooth: d/db (b a^(b-1)) = a^(b-1) (1 + b ln a) = 1/a there.
+    # torch's double backward gives 0 (its pow backward zeroes b a^(b-1) where b == 0, a
+    # constant to the second derivative), so finite differences are the judge here.
+    a = Tensor([1.3, 0.6, 2.0, 1.7], requires_grad=True, dtype=np.float64)
+    b = Tensor([0.0, 0.0, 1.0, -0.5], requires_grad=True, dtype=np.float64)
+    assert ta.gradcheck(lambda a, b: a ** b, a, b)
+    assert ta.gradgradcheck(lambda a, b: a ** b, a, b)
+    slope_a, _ = ta.grad((a ** b).sum(), [a, b], create_graph=True)
+    (curvature_ab,) = ta.grad(slope_a.sum(), [b])
+    assert_allclose(curvature_ab.data[:2], 1 / a.data[:2], rtol=RTOL)
 
 
 # ------------------------------------------------------------------------------ operands

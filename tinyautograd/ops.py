@@ -487,7 +487,9 @@ class Gelu(Function):
         b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
         d = None
         if ctx.needs_input_grad[0]:
-            d = b * (6 * 0.044715 * _GELU_C)
+            # out=, as for b: on a 0-d b, `b * c` is a numpy scalar, which the copyto()s
+            # of the tails below refuse
+            d = np.multiply(b, 6 * 0.044715 * _GELU_C, out=np.empty_like(b))
             d += 2 * _GELU_C
             d *= x                                         # 2 x du/dx
             top = x > _GELU_TOP
