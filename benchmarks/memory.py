@@ -35,6 +35,9 @@ from alternate import (AUTO, Help, at_least, set_thread_variables, set_torch_thr
 from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD, N_LAYER, VOCAB,
                     WEIGHT_DECAY)
 
+# Only asked, not imported: the parent process needs no PyTorch of its own (two seconds).
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
@@ -120,9 +123,8 @@ def child(args):
 
 
 def measure(args):
-    # Without PyTorch, our figures alone. Only asked, not imported: that took two seconds.
     runs = {"ours": []}
-    if importlib.util.find_spec("torch") is not None:
+    if HAVE_TORCH:                 # else our figures alone
         runs["torch"] = []
     for _ in range(args.runs):
         for engine in runs:
