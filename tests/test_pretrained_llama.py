@@ -301,6 +301,15 @@ def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
     assert ours.special_id(EOT) == smollm.token_to_id(EOT) == 0
 
 
+def test_a_lone_surrogate_is_refused_in_one_line_naming_its_position(both_tokenizers):
+    # Half of a UTF-16 pair has no UTF-8 bytes: a raw UnicodeEncodeError came out, naming its
+    # index in a chunk. Now the one line of BPETokenizer, its position in the whole text.
+    for _, ours in both_tokenizers.values():
+        with pytest.raises(ValueError, match=r"^cannot encode '\\udfff' at position 15: a lone "
+                                             r"surrogate \(half of a UTF-16 pair\)"):
+            ours.encode(f"{EOT}x \udfff", allow_special=True)
+
+
 @pytest.mark.parametrize("layout", ["qwen", "smollm"])
 def test_added_tokens_marked_normalized_are_found_in_the_normalised_text(tmp_path, layout):
     """As the library finds them: the added tokens marked "normalized": false in the text as

@@ -68,8 +68,8 @@ from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
 from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOKENIZERS,
-                         BPETokenizer, Tokenizer, bytes_to_unicode, merge, pre_split,
-                         special_pattern, tokenizer_model_advice)
+                         BPETokenizer, Tokenizer, bytes_to_unicode, lone_surrogate, merge,
+                         pre_split, special_pattern, tokenizer_model_advice)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -1353,7 +1353,8 @@ class ByteLevelBPE(Tokenizer):
     """A byte-level BPE read from a tokenizers-library tokenizer.json (`read_tokenizer_json`),
     encoding and decoding as the tokenizers library does. Special tokens written in the text
     are recognised with allow_special=True (as for every tokenizer here); other added tokens
-    (Qwen's <think>, say) always, as the tokenizers library does."""
+    (Qwen's <think>, say) always, as the tokenizers library does. A lone surrogate in the text
+    is refused in one line naming its position, as BPETokenizer refuses it."""
 
     kind = "tokenizer.json"
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
@@ -1393,6 +1394,10 @@ class ByteLevelBPE(Tokenizer):
     def encode(self, text: str, allow_special: bool = False) -> list[int]:
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
+        try:        # before normalising, which would move the position the error names
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:     # (a chunk's, raw, gave the chunk's index)
+            raise lone_surrogate(text[e.start], e.start) from None
         # The library's two passes: the added tokens found in the text as written first; then
         # each piece between them normalised, and the "normalized" ones found in that.
         as_written, in_normal = self._marked[allow_special]

@@ -83,6 +83,14 @@ def check_utf8(text: str, what: str) -> None:
         raise ValueError(f"{what} is not valid UTF-8 (at character {e.start})") from None
 
 
+def lone_surrogate(character: str, position: int) -> ValueError:
+    """The error of every byte-level tokenizer's encode for a lone surrogate (half of a UTF-16
+    pair, as undecodable bytes of a command line become), `character`, at `position` of the
+    text: it is no character and has no UTF-8 bytes to encode."""
+    return ValueError(f"cannot encode {character!r} at position {position}: a lone surrogate "
+                      f"(half of a UTF-16 pair) is no character and has no UTF-8 bytes")
+
+
 BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta backgrounds
 
 
@@ -904,10 +912,7 @@ class BPETokenizer(Tokenizer):
                     self._cache[chunk] = self._encode_chunk(chunk)
                 except UnicodeEncodeError as e:      # the text's first lone surrogate
                     bad = e.object[e.start]
-                    raise ValueError(f"cannot encode {bad!r} at position "
-                                     f"{offset + text.index(bad)}: a lone surrogate (half of a "
-                                     f"UTF-16 pair) is no character and has no UTF-8 bytes"
-                                     ) from None
+                    raise lone_surrogate(bad, offset + text.index(bad)) from None
             ids.extend(self._cache[chunk])
         return ids
 
