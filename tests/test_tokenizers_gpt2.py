@@ -13,6 +13,7 @@ whose class depends on each library's version.
 """
 
 import json
+import re
 import unicodedata
 
 import pytest
@@ -169,6 +170,28 @@ def test_saving_refuses_two_ids_for_one_token(tmp_path):
     with pytest.raises(ValueError, match=r"^cannot save in GPT-2's format: 2 ids are the token "
                                          r"'abc'"):
         save_gpt2_tokenizer(tok, tmp_path)
+
+
+@pytest.mark.parametrize("special, theirs", [("<|café|>", "<|caf\ufffd|>"),
+                                              ("<Ã©>", "<é>"), ("«eos»", "\ufffdeos\ufffd")])
+def test_saving_refuses_a_special_token_that_transformers_would_decode_otherwise(
+        tmp_path, special, theirs):
+    # Every character of these spells a byte in GPT-2's vocabulary, and transformers decodes
+    # such a token as those bytes, special or not: saved, it came back otherwise from decode.
+    tok = BPETokenizer.train("ab ab", 259, special_tokens=["<eos>", special])
+    said = (f"cannot save in GPT-2's format: transformers would decode special token "
+            f"'{special}' as '{theirs}', reading each character as the byte it spells in "
+            f"GPT-2's vocabulary; name it with ASCII characters alone")
+    with pytest.raises(ValueError, match=f"^{re.escape(said)}$"):
+        save_gpt2_tokenizer(tok, tmp_path)
+    assert not any(tmp_path.iterdir())
+    # With a character that spells no byte (a space, "東"), transformers reads it as its text.
+    for kept in (f"{special} ", f"東{special}"):
+        tok = BPETokenizer.train("ab ab", 258, special_tokens=[kept])
+        save_gpt2_tokenizer(tok, tmp_path / "saved")
+        ids = tok.encode(f"a{kept}b", allow_special=True)
+        assert transformers.AutoTokenizer.from_pretrained(tmp_path / "saved").decode(ids) == \
+            tok.decode(ids) == f"a{kept}b"
 
 
 # -- GPT-2-shaped files, read by us -----------------------------------------------------------

@@ -882,7 +882,8 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
     """Write `tokenizer` as GPT-2's files into `directory` (made if missing; other files in it
     are left alone), each all or nothing: vocab.json (token -> id), merges.txt (one merge "a b"
     a line, in order) and tokenizer_config.json, which tells transformers' AutoTokenizer to
-    read them with GPT2Tokenizer and which ids are special tokens."""
+    read them with GPT2Tokenizer and which ids are special tokens. PretrainedError, one line,
+    and nothing written, for a tokenizer that transformers would not read back as it is."""
     if not isinstance(tokenizer, BPETokenizer):
         raise PretrainedError(f"GPT-2's tokenizer files hold a byte-level BPE, not a "
                               f"{type(tokenizer).__name__}; save it with its own save(path)")
@@ -897,6 +898,17 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
         token, count = Counter(tokens + specials).most_common(1)[0]
         raise PretrainedError(f"cannot save in GPT-2's format: {count} ids are the token "
                               f"{token!r}, and vocab.json gives each token one id")
+    # transformers decodes a token whose characters all spell bytes in GPT-2's vocabulary as
+    # those bytes, a special token too: "<|café|>" would come back "<|caf\ufffd|>" (é spells
+    # the byte 0xe9), where ours decodes as its text. An ASCII one is the same either way.
+    byte_of = {char: b for b, char in spelling.items()}
+    for token in specials:
+        if _byte_level_decoded(token, byte_of) != token.encode("utf-8"):
+            theirs = _byte_level_decoded(token, byte_of).decode("utf-8", errors="replace")
+            raise PretrainedError(f"cannot save in GPT-2's format: transformers would decode "
+                                  f"special token {shown(token)} as {shown(theirs)}, reading "
+                                  f"each character as the byte it spells in GPT-2's "
+                                  f"vocabulary; name it with ASCII characters alone")
     os.makedirs(directory, exist_ok=True)
     # transformers' GPT2Tokenizer takes GPT-2's <|endoftext|> as its bos, eos and unk token
     # unless told otherwise, and would add it as a new id to a vocabulary without it.
