@@ -271,6 +271,17 @@ def test_padding_to_a_models_rows_adds_ids_that_decode_to_nothing(tok, tmp_path)
         tok.pad_to(own - 1)
 
 
+def test_padding_to_a_size_that_is_no_whole_number_is_refused():
+    # pad_to(300.5) gave a vocab_size of 300.5, and "300" a TypeError comparing int and str.
+    tok = CharTokenizer.train("ab")
+    for size in (300.5, 300.0, "300", None, True):
+        with pytest.raises(ValueError, match=r"^vocab_size must be a whole number >= 0, got "):
+            tok.pad_to(size)
+    assert tok.vocab_size == 2
+    tok.pad_to(np.int64(5))
+    assert type(tok.vocab_size) is int and tok.vocab_size == 5
+
+
 def test_the_first_merges_show_the_two_tokens_each_joined():
     # "aaab" alone did not say that it was "aa" + "ab", nor "aa" that it was two a's.
     _, first, _ = describe_vocabulary(BPETokenizer.train("aaabdaaabac", 259))

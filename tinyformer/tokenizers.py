@@ -352,7 +352,10 @@ class Tokenizer:
         """Give the tokenizer `vocab_size` ids, as many as a model's embedding has rows: the
         ids past its own tokens decode to nothing, and encode never gives them (nanoGPT pads
         GPT-2's 50257 to 50304; Qwen's models pad too). Saving writes its own tokens alone.
-        ValueError, one line, if it has more tokens than that."""
+        ValueError, one line, if it has more tokens than that, or for a size that is no whole
+        number (300.5 made a vocab_size of 300.5, whose id 300 decoded)."""
+        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(0, 2 ** 62)}, name=str)
+        vocab_size = int(vocab_size)            # a numpy integer, a model's, as a Python int
         if self._own_size > vocab_size:
             raise ValueError(f"the tokenizer has {self._own_size} tokens, more than the "
                              f"model's {vocab_size}")
