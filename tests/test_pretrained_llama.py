@@ -29,7 +29,8 @@ from tinyformer.gpt import GPT
 from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_json
 from tinyformer.safetensors import load_file, save_file
 from tinyformer.summary import describe_block
-from tinyformer.tokenizers import MAX_SPECIAL_TOKEN_CHARACTERS, bytes_to_unicode
+from tinyformer.tokenizers import (MAX_SPECIAL_TOKEN_CHARACTERS, bytes_to_unicode,
+                                   describe_vocabulary)
 
 CONTEXT = 48
 TEXT = ("It's 2024: the quick brown fox, 3 dogs and 12 cats jumped over 1.5 lazy dogs!\n"
@@ -299,6 +300,14 @@ def test_special_tokens_in_the_text_only_when_allowed_other_added_tokens_always(
     assert ours.special_id(EOT) == eot and ours.special_id("<think>") is None
     smollm, ours = both_tokenizers["smollm"]
     assert ours.special_id(EOT) == smollm.token_to_id(EOT) == 0
+
+
+def test_the_vocabulary_is_described_as_any_tokenizers(both_tokenizers):
+    # It asked for the characters of a char tokenizer, which this has not: AttributeError.
+    _, ours = both_tokenizers["qwen"]
+    assert describe_vocabulary(ours) == [f"vocabulary   {ours.vocab_size} ids: "
+                                         f"{ours.vocab_size - 2} tokens + 2 special "
+                                         f"(<|endoftext|> <|im_start|>)"]
 
 
 def test_a_lone_surrogate_is_refused_in_one_line_naming_its_position(both_tokenizers):

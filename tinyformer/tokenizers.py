@@ -135,15 +135,18 @@ def _shown_piece(tok, i, frame, cut=None):
 
 def describe_vocabulary(tok: Tokenizer) -> list[str]:
     """What a tokenizer's ids stand for, in a few lines for a person: how many of each kind
-    and, for a BPE, its first merges, each as the two tokens it joined ("t"+"he"), and its
-    longest tokens."""
+    and, for a BPE of ours, its first merges, each as the two tokens it joined ("t"+"he"), and
+    its longest tokens."""
     specials = tok.special_tokens
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if tok.padding:                  # a model's rows past the tokenizer's tokens (pad_to)
         special_note += f" + {tok.padding} padding, decoded as nothing"
     ids = f"vocabulary   {counted(tok.vocab_size, 'id')}:"
-    if not isinstance(tok, BPETokenizer):
+    if isinstance(tok, CharTokenizer):
         return [f"{ids} {counted(len(tok.chars), 'character')}{special_note}"]
+    if not isinstance(tok, BPETokenizer):   # a tokenizer.json's (which has no `chars`), say
+        others = tok.vocab_size - tok.padding - len(specials)
+        return [f"{ids} {counted(others, 'token')}{special_note}"]
     learned = range(256, 256 + len(tok.merges))
     # Longest in bytes, not in characters shown: a new line shows as two (\n), and "東" is
     # one character of three bytes. The longest first; of equal length, the first learned.
