@@ -628,7 +628,8 @@ def test_special_tokens_too_long_to_find_are_refused_naming_the_file(tmp_path, m
 
 
 def test_a_byte_order_must_name_each_byte_once():
-    for order in ([0] * 256, range(255), [*range(255), 256]):
+    for order in ([0] * 256, range(255), [*range(255), 256], [False, True, *range(2, 256)],
+                  [0.0, *range(1, 256)], ["0", *range(1, 256)]):
         with pytest.raises(ValueError, match="^byte_order must list each of the bytes 0-255 once"):
             BPETokenizer(byte_order=order)
 

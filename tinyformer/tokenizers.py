@@ -788,7 +788,10 @@ class BPETokenizer(Tokenizer):
                  byte_order: Iterable[int] = range(256)) -> None:
         merges = [tuple(pair) for pair in merges]
         self.byte_order = list(byte_order)
-        if sorted(self.byte_order) != list(range(256)):
+        # Whole numbers first: JSON's true and 2.0 equal 1 and 2, and a string cannot be sorted
+        # with them (a file's "byte_order" was refused as "'<' not supported ...").
+        if not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
+                   for b in self.byte_order) or sorted(self.byte_order) != list(range(256)):
             raise ValueError("byte_order must list each of the bytes 0-255 once")
         self._bytes = [bytes([b]) for b in self.byte_order]      # id -> the bytes it stands for
         # The id of each byte, as a table for bytes.translate, which swaps a text's bytes for
