@@ -2,7 +2,9 @@
 
 import json
 import os
+import random
 import re
+import time
 import unicodedata
 
 import numpy as np
@@ -180,6 +182,48 @@ def merges_by_recounting(text, n_merges):
 def test_bpe_learns_the_merges_of_a_recount_before_each_merge(text):
     n_merges = len(merges_by_recounting(text, 40))
     assert BPETokenizer.train(text, 256 + n_merges).merges == merges_by_recounting(text, 40)
+
+
+def encode_by_rounds(merges, text):
+    """BPE's encoding as the docstring says it, the slow plain way: in each chunk, while some
+    pair is a merge, merge the earliest-learned one everywhere."""
+    rank = {pair: new_id for new_id, pair in enumerate(merges, start=256)}
+    ids = []
+    for chunk in pre_split(text):
+        chunk_ids = list(chunk.encode("utf-8"))
+        while any(pair in rank for pair in zip(chunk_ids, chunk_ids[1:])):
+            new_id = min(rank[pair] for pair in zip(chunk_ids, chunk_ids[1:]) if pair in rank)
+            chunk_ids = merge(chunk_ids, merges[new_id - 256], new_id)
+        ids += chunk_ids
+    return ids
+
+
+@given(st.text(alphabet="aab c\né", max_size=60), st.text(alphabet="aab c\né", max_size=60))
+@example("aaabdaaabac", "aaab abaa aaaaa")
+def test_bpe_encodes_by_rounds_of_the_earliest_learned_merge(learned_from, text):
+    merges = merges_by_recounting(learned_from, 30)
+    assert BPETokenizer(merges).encode(text) == encode_by_rounds(merges, text)
+
+
+@pytest.mark.parametrize("alphabet", ["ACGT", "aab", "東京的了"])
+def test_bpe_learns_and_encodes_a_long_chunk_as_the_plain_way_does(alphabet):
+    # Text without spaces (DNA, Chinese) is one long chunk, in which a merge changes many
+    # places, some next to each other ("aaaa"), and counts tie often.
+    rng = random.Random(0)
+    text, other = ("".join(rng.choices(alphabet, k=1500)) for _ in range(2))
+    merges = merges_by_recounting(text, 40)
+    assert BPETokenizer.train(text, 256 + 40).merges == merges
+    assert BPETokenizer(merges).encode(other) == encode_by_rounds(merges, other)
+
+
+def test_bpe_trains_and_encodes_a_long_chunk_quickly():
+    # Rewriting a chunk for each merge took its length times the merges, in training and
+    # encoding alike: 11 s for 25 KB of DNA (one chunk) and 252 merges, and this took 2.6 s of
+    # CPU. Each merge now changes only the places it joins: this takes under 0.1 s.
+    dna = "".join(random.Random(0).choices("ACGT", k=20_000))
+    start = time.process_time()
+    BPETokenizer.train(dna, 256 + 200).encode(dna)
+    assert time.process_time() - start < 1
 
 
 @pytest.mark.parametrize("vocab_size", [256, 260, 300, 320])

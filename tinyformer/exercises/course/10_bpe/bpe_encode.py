@@ -28,7 +28,8 @@ back exactly: bpe_decode(bpe_encode(s, merges), merges) == s for every string s.
 (Applying each merge once, in learned order, gives the same result as the loop above: a merge
 can only create pairs that contain its new id, which no earlier merge uses.)
 
-tinyformer/tokenizers.py's `BPETokenizer._encode_chunk` and `decode` do these two things.
+tinyformer/tokenizers.py's `BPETokenizer._encode_chunk` and `decode` do these two things
+(`_encode_chunk` takes the merges in this order from a heap, faster for a long text).
 
 Your task
     Write `bpe_encode` (returns a list of ints) and `bpe_decode` (returns a str). `merge` is

@@ -19,8 +19,8 @@ are merged they are used up, so occurrences do not overlap:
 
 So count_pairs may count a pair more often than merge then replaces it: that is fine, the
 count only chooses which pair to merge (next exercise). tinyformer/tokenizers.py has both:
-`merge` is a module function there, and `BPETokenizer.train` counts pairs with
-`zip(ids, ids[1:])`, exactly these conventions.
+`merge` is a module function there, and `BPETokenizer.train` counts and merges pairs by
+exactly these conventions.
 
 Shapes
     ids:      list of ints

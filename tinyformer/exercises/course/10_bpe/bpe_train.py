@@ -26,9 +26,10 @@ Each merge shortens the text by as many tokens as the pair occurred (without ove
 token ids grow in number while the texts written with them get shorter.
 
 tinyformer/tokenizers.py's `BPETokenizer.train` is this loop, with the same tie rule, made
-faster (it updates the counts of the words a merge touches instead of recounting everything)
-and with one more step: it first cuts the text into words (GPT-2's `pre_split`) so that no
-token spans two words. Here there is no cutting: spaces are bytes like any other.
+faster (it updates the counts of the pairs beside each place a merge joins instead of
+recounting everything) and with one more step: it first cuts the text into words (GPT-2's
+`pre_split`) so that no token spans two words. Here there is no cutting: spaces are bytes like
+any other.
 
 Your task
     Write `bpe_train`, returning the merges as a list of (int, int) tuples. `count_pairs` and
