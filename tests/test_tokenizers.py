@@ -382,6 +382,16 @@ def test_bpe_compresses_the_text_it_learned_from():
     assert max(ids) < 256 + len(BPE.merges)          # no special token in plain text
 
 
+def test_bpe_remembers_at_most_its_cache_limit_of_chunks_and_still_encodes_the_same():
+    # A long text of distinct words (a corpus being tokenised) must not grow the memory of
+    # encoded chunks without bound.
+    tok = BPETokenizer(BPE.merges)
+    tok.CACHE_LIMIT = 5
+    text = " ".join(a + b for a in "abcdefgh" for b in "aeiou")      # 40 distinct words
+    assert tok.encode(text) == BPE.encode(text)
+    assert 0 < len(tok._cache) <= 5
+
+
 def test_bpe_decodes_arbitrary_ids_with_replacement_characters():
     first_byte_of_e_acute = "é".encode()[0]
     assert BPE.decode([ord("a"), first_byte_of_e_acute, ord("b")]) == "a\ufffdb"

@@ -15,7 +15,7 @@ import pytest
 import tinyautograd as ta
 
 from tinyformer import GPT, checkpoint, parallel, rundir
-from tinyformer.data import TASKS, builtin_corpus, recalled
+from tinyformer.data import PAD, TASKS, builtin_corpus, recalled
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
@@ -1197,6 +1197,25 @@ def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path)
     with ta.no_grad():
         whole = job.loss(model, job.data.batch(job.data.val)).item()   # all pairs at once
         assert job.evaluate(model)["val_loss"] == pytest.approx(whole, rel=2e-6)
+    trainer.close()
+
+
+def test_a_tasks_loss_is_smoothed_by_its_label_smoothing(tmp_path):
+    # The cross-entropy against targets smoothed by --label-smoothing, padding ignored: the
+    # setting must reach the loss that training (and val_loss) computes, not only config.json.
+    settings = dict(JOBS["transformer"], label_smoothing=0.2, iters=1)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    job, model = trainer.job, trainer.model.eval()
+    by_length = sorted(job.data.val, key=lambda pair: len(pair[1]))
+    src, tgt_in, tgt_out = batch = job.data.batch(by_length[:4] + by_length[-4:])
+    assert (tgt_out == PAD).any()                        # padding, which the loss ignores
+    with ta.no_grad():
+        logits = model(src, tgt_in)
+        smoothed = ta.functional.cross_entropy(logits, tgt_out, ignore_index=PAD,
+                                               label_smoothing=0.2).item()
+        plain = ta.functional.cross_entropy(logits, tgt_out, ignore_index=PAD).item()
+        assert job.loss(model, batch).item() == pytest.approx(smoothed, rel=1e-6)
+    assert smoothed != pytest.approx(plain, rel=1e-3)
     trainer.close()
 
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from precision import to_float64
-from tinyautograd import Tensor, gradcheck, manual_seed, optim
-from tinyautograd.functional import cross_entropy
+from tinyautograd import Tensor, gradcheck, manual_seed, nn, optim
+from tinyautograd.functional import cross_entropy, dropout_mask
 from tinyformer.attention import causal_mask, padding_mask
+from tinyformer.blocks import residual
 from tinyformer.decoding import beam_search
 from tinyformer.transformer import Transformer
 
@@ -338,6 +339,25 @@ def test_stacks_match_torch_transformer_outputs_and_gradients(n_layer, norm, act
     for p, torch_p, rows, transpose in pairs:
         np.testing.assert_allclose(p.grad, _as_ours(torch_p.grad.numpy(), rows, transpose),
                                    rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("placement", ["pre", "post"])
+def test_a_residual_drops_out_its_sublayers_output_while_training(placement):
+    # Section 5.4: dropout on each sub-layer's output before it is added to the stream, in
+    # either placement of the norm (torch's layers drop there too; its parity test above runs
+    # without dropout).
+    norm, drop = nn.LayerNorm(8), nn.Dropout(0.5)
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 8)), dtype=np.float64)
+    manual_seed(0)
+    out = residual(x, lambda h: h * 2.0, norm, drop, placement).data
+    manual_seed(0)                             # the same draw: the mask dropout multiplies by
+    kept = dropout_mask((2, 3, 8), 0.5, np.float64)
+    if placement == "pre":
+        expected = x + norm(x) * 2.0 * Tensor(kept, dtype=np.float64)
+    else:
+        expected = norm(x + x * 2.0 * Tensor(kept, dtype=np.float64))
+    np.testing.assert_allclose(out, expected.data, rtol=1e-12, atol=1e-12)
+    assert (kept == 0).any() and (kept != 0).any()
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,15 +36,16 @@ def tinyformer(*args):
 # ------------------------------------------------------------ recording in MultiHeadAttention
 
 
-def expected_weights(attn, x, mask):
-    """softmax(q k^T / sqrt(d) + blocked) in plain numpy, from the module's own projections."""
+def expected_weights(attn, x, mask, bias=0.0):
+    """softmax(q k^T / sqrt(d) + bias + blocked) in plain numpy, from the module's own
+    projections."""
     def heads(linear):                         # (B, T, C) -> (B, H, T, d)
         y = x @ linear.weight.data + linear.bias.data
         B, T, _ = y.shape
         return y.reshape(B, T, attn.n_head, attn.d_head).transpose(0, 2, 1, 3)
 
     q, k = heads(attn.q), heads(attn.k)
-    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(attn.d_head)
+    scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(attn.d_head) + bias
     scores = np.where(mask, scores, -np.inf)
     e = np.exp(scores - scores.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -71,6 +72,24 @@ def test_recorded_weights_are_the_softmax_of_the_scores(masking):
         assert (weights[..., ~causal_mask(5)] == 0).all()
     else:                                                  # and so does padding
         assert (weights[1, :, :, 3:] == 0).all()
+
+
+@pytest.mark.parametrize("n_kv_head", [2, 1])
+def test_recorded_weights_are_those_the_bias_shifted(n_kv_head):
+    # A bias (ALiBi's, T5's) changes what each query attends to: the recorded weights are the
+    # ones the output was computed with, bias included, grouped heads too.
+    ta.manual_seed(0)
+    attn = MultiHeadAttention(d_model=8, n_head=2, n_kv_head=n_kv_head)
+    attn.record_weights = True
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 8))
+    bias = 3 * rng.standard_normal((1, 2, 4, 4))            # one for each head
+    attn(ta.Tensor(x), mask=causal_mask(4), bias=bias)
+    if n_kv_head == 1:                                      # the one key head, for both
+        attn.k.weight.data = np.tile(attn.k.weight.data, 2)
+        attn.k.bias.data = np.tile(attn.k.bias.data, 2)
+    np.testing.assert_allclose(attn.last_weights, expected_weights(attn, x, causal_mask(4), bias),
+                               atol=1e-6)
 
 
 def test_recording_with_a_kv_cache_sees_every_earlier_token():
