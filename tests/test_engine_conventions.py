@@ -672,6 +672,15 @@ def test_dropout_of_an_integer_tensor_scales_the_survivors_in_float32():
     assert set(np.unique(dropped.data)) == {0.0, np.float32(3 / 0.75)}
 
 
+def test_dropout_keeps_a_float_tensors_dtype_and_scales_the_survivors_in_it():
+    # float16 stays float16 and float64 keeps 1/(1-p) to float64's last bit, as torch's.
+    for dtype in (np.float16, np.float64):
+        dropped = ta.functional.dropout(Tensor(np.ones(1000, dtype), dtype=dtype), 0.1,
+                                        generator=np.random.default_rng(0))
+        assert dropped.dtype == dtype
+        assert set(np.unique(dropped.data)) == {0.0, dtype(1 / 0.9)}
+
+
 def test_a_linear_layer_keeps_float32_on_integer_input():
     layer = nn.Linear(3, 2)
     for x in (Tensor([1, 2, 3]), np.array([1, 2, 3])):

@@ -457,6 +457,19 @@ def test_loading_a_state_without_moments_drops_the_ones_held():
     assert optimizer.state_dict()["state"][0]["step"] == 1       # a first step again
 
 
+def test_sgd_without_momentum_keeps_no_state_as_torch():
+    """A buffer of zeros that no update reads would be a second copy of every parameter, in
+    memory and in every checkpoint."""
+    params = make_params(3)
+    twins = torch_twins(params)
+    ours, theirs = SGD(params, lr=0.1), torch.optim.SGD(twins, lr=0.1)
+    set_gradients(params, 0, twins)
+    ours.step()
+    theirs.step()
+    assert ours.state_dict()["state"] == [{}] * len(params)
+    assert theirs.state_dict()["state"] == {}
+
+
 def test_a_step_saved_as_a_0d_array_resumes_as_a_number(tmp_path):
     """np.savez of a whole state gives Adam's step back as a 0-d array (torch keeps its step
     as a 0-d tensor too): it is a count, not a moment of the parameter's shape."""
