@@ -528,3 +528,21 @@ def test_a_tilde_in_a_path_setting_is_said_as_where_it_was_given(tmp_path, monke
         result = run("train", *TINY, "--iters", "1", *args)
         assert result.exit_code == 2 and said in result.stderr, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.toml"]
+
+
+def test_a_gpt_prompt_longer_than_the_context_is_continued_with_a_note_saying_so(monkeypatch):
+    # The GPT reads only its last `context` tokens, as it slides along while writing: without
+    # a note its text seemed to answer a prompt it had not read whole.
+    import tinyautograd as ta
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abc .")
+    model = GPT(tokenizer.vocab_size, 8, n_layer=1, n_head=1, d_model=8)
+    monkeypatch.setattr(cli, "load_model", lambda directory: (model, tokenizer, {"model": "gpt"}))
+    for prompt, note in (("abc " * 3, "--prompt has 12 tokens, more than the 8 this model reads: "
+                                      "it continues from the last 8"), ("abc abc ", None)):
+        result = run("generate", "--checkpoint", ".", "--prompt", prompt, "--max-new-tokens", 2)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith(prompt)
+        assert result.stderr.strip() == (f"note: {note}" if note else "")

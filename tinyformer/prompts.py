@@ -26,7 +26,7 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
     from .gpt import GPT
     from .transformer import Transformer
 
-__all__ = ["respond", "check_respond", "check_task_prompt", "TextStream"]
+__all__ = ["respond", "check_respond", "check_task_prompt", "long_prompt_note", "TextStream"]
 
 
 def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
@@ -68,6 +68,22 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
     else:
         return None
     return f"note: {name('prompt')} has {digits} digits, {unseen}; its answer is likely wrong"
+
+
+def long_prompt_note(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str,
+                     prompt: str, allow_special: bool = False,
+                     name: Callable[[str], str] = str) -> str | None:
+    """A one-line note for a GPT's prompt of more tokens than the model reads (its context),
+    else None. A GPT continues such a prompt from its last `context` tokens, as it slides past
+    its context while it writes; without a word, the text it wrote would seem to answer what
+    it never read. (The other models refuse such a prompt: see respond.)"""
+    if kind != "gpt" or not prompt:
+        return None
+    count = len(encode_prompt(tokenizer, prompt, allow_special=allow_special))
+    if count <= model.context:
+        return None
+    return (f"note: {name('prompt')} has {count} tokens, more than the {model.context} this "
+            f"model reads: it continues from the last {model.context}")
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
