@@ -546,3 +546,12 @@ def test_a_gpt_prompt_longer_than_the_context_is_continued_with_a_note_saying_so
         assert result.exit_code == 0, result.output
         assert result.stdout.startswith(prompt)
         assert result.stderr.strip() == (f"note: {note}" if note else "")
+    # A refusal stays the one line it is: the note comes only once nothing is refused.
+    import tinyformer.prompts
+
+    def too_big(*args):
+        raise ValueError("--beam 2: would need more memory than this machine has")
+    monkeypatch.setattr(tinyformer.prompts, "check_beam_memory", too_big)
+    refused = run("generate", "--checkpoint", ".", "--prompt", "abc " * 3, "--beam", 2)
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "note:" not in refused.stderr

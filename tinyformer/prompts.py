@@ -26,7 +26,7 @@ if TYPE_CHECKING:                   # names only: the models need not be loaded 
     from .gpt import GPT
     from .transformer import Transformer
 
-__all__ = ["respond", "check_respond", "check_task_prompt", "long_prompt_note", "TextStream"]
+__all__ = ["respond", "check_respond", "check_task_prompt", "TextStream"]
 
 
 def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
@@ -70,27 +70,12 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
     return f"note: {name('prompt')} has {digits} digits, {unseen}; its answer is likely wrong"
 
 
-def long_prompt_note(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str,
-                     prompt: str, allow_special: bool = False,
-                     name: Callable[[str], str] = str) -> str | None:
-    """A one-line note for a GPT's prompt of more tokens than the model reads (its context),
-    else None. A GPT continues such a prompt from its last `context` tokens, as it slides past
-    its context while it writes; without a word, the text it wrote would seem to answer what
-    it never read. (The other models refuse such a prompt: see respond.)"""
-    if kind != "gpt" or not prompt:
-        return None
-    count = len(encode_prompt(tokenizer, prompt, allow_special=allow_special))
-    if count <= model.context:
-        return None
-    return (f"note: {name('prompt')} has {count} tokens, more than the {model.context} this "
-            f"model reads: it continues from the last {model.context}")
-
-
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
             max_new_tokens: int = 200, temperature: float = 0.8, top_k: int | None = None,
             top_p: float | None = None, seed: int = 0, beam: int | None = None,
             name: Callable[[str], str] = str, threads: int | None = None,
-            eos_ids: Sequence[int] | None = None, allow_special: bool = False
+            eos_ids: Sequence[int] | None = None, allow_special: bool = False,
+            warn: Callable[[str], None] | None = None
             ) -> Callable[[Callable[[str], None]], None]:
     """How a `kind` ("gpt", "transformer", "bert") model answers `prompt`: a function that
     continues, translates or fills it in, writing the text (control characters escaped, a new
@@ -101,6 +86,11 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
     a BERT's prompt always has them (its <mask>), a seq2seq's source never. A seq2seq answer
     that fills the model's context without <eos> ends in "…": cut there, not finished.
+
+    A GPT continues a prompt of more tokens than its context from the last `context` of them,
+    as it slides past its context while it writes; `warn(note)`, where given, is told so in one
+    line (otherwise its text would seem to answer what it never read). The other models refuse
+    such a prompt.
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
     check_respond), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
@@ -127,6 +117,9 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                                  f"line to start a text from; give a {name('prompt')}") from None
         if beam:
             check_beam_memory(model, beam, len(ids), max_new_tokens, name)
+        if warn is not None and len(ids) > model.context:      # after every refusal
+            warn(f"note: {name('prompt')} has {len(ids)} tokens, more than the {model.context} "
+                 f"this model reads: it continues from the last {model.context}")
 
         def write_on(write):
             write(escape_controls(prompt))

@@ -28,7 +28,7 @@ from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, parallel, resources, stops
 from tinyformer.progress import takes_escapes
-from tinyformer.prompts import check_respond, check_task_prompt, long_prompt_note, respond
+from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
@@ -861,13 +861,11 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
     with input_errors():
-        note = (check_task_prompt(saved, prompt, name=option_name)
-                or long_prompt_note(model, tokenizer, saved["model"], prompt, allow_special,
-                                    name=option_name))
+        note = check_task_prompt(saved, prompt, name=option_name)
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
                          threads=threads, eos_ids=saved.get("eos_ids"),
-                         allow_special=allow_special)
+                         allow_special=allow_special, warn=warn)
     if note:
         warn(note)
     answer(lambda text: click.echo(text, nl=False))
