@@ -115,10 +115,9 @@ def part_gradient(loss_of: Callable[[Batch], Tensor], parameters: Sequence[Tenso
         loss = loss_of(batch) * weight
     # A frozen parameter (requires_grad_(False), to fine-tune the rest) gets no gradient, as
     # backward leaves it in a batch of one part: ta.grad refuses to differentiate by it.
-    trained = [p for p in parameters if p.requires_grad]
-    grads = dict(zip(map(id, trained), ta.grad(loss, trained)))
-    return loss.item(), [None if grads.get(id(p)) is None else grads[id(p)].data
-                         for p in parameters]
+    found = iter(ta.grad(loss, [p for p in parameters if p.requires_grad]))
+    grads = [next(found) if p.requires_grad else None for p in parameters]
+    return loss.item(), [None if g is None else g.data for g in grads]
 
 
 # The signals that ask a run to stop: Ctrl-C, SIGTERM (`kill`, `timeout`, a container's or a
