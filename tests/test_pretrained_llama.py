@@ -9,13 +9,14 @@ loads with our logits, and that loads back here exactly. Nothing is downloaded."
 
 import contextlib
 import json
+import random
 import resource
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
 from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
@@ -30,7 +31,7 @@ from tinyformer.pretrained import PretrainedError, read_eos_ids, read_tokenizer_
 from tinyformer.safetensors import load_file, save_file
 from tinyformer.summary import describe_block
 from tinyformer.tokenizers import (MAX_SPECIAL_TOKEN_CHARACTERS, bytes_to_unicode,
-                                   describe_vocabulary)
+                                   describe_vocabulary, merge)
 
 CONTEXT = 48
 TEXT = ("It's 2024: the quick brown fox, 3 dogs and 12 cats jumped over 1.5 lazy dogs!\n"
@@ -474,6 +475,64 @@ def test_a_merge_listed_twice_takes_its_last_rank_as_in_the_library(tmp_path):
     theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     ours = read_tokenizer_json(tmp_path)
     assert ours.encode("xqz") == theirs.encode("xqz").ids == [vocab["x"], vocab["qz"]]
+
+def test_a_merge_ranked_before_the_merge_that_makes_its_token_is_applied_as_in_the_library(
+        tmp_path):
+    # (xq, x) is listed before (x, q), which makes xq. The library merges a pair as soon as a
+    # merge makes it, if it is the lowest ranked: in "xqxq" the first x q becomes xq, then
+    # xq x becomes xqx before the second x q is reached. Merging each rank everywhere in
+    # turn gave xq xq.
+    data = train_tokenizer("smollm")
+    vocab = data["model"]["vocab"]
+    for token in ("xq", "xqx"):
+        vocab[token] = len(vocab)
+    data["model"]["merges"] += [["xq", "x"], ["x", "q"]]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    for text in ("xqxq", "xqxqxq", "xxqxq"):
+        assert ours.encode(text) == theirs.encode(text).ids, text
+    assert ours.encode("xqxq") == [vocab["xqx"], vocab["q"]]
+
+
+@pytest.fixture(scope="module")
+def tied(tmp_path_factory):
+    """(the library's tokenizer, ours, the tokenizer.json as a dict) of a BPE trained on long
+    words of few letters (DNA, runs of a, Chinese), where pairs tie all the time."""
+    rng = random.Random(0)
+    text = " ".join("".join(rng.choices(letters, k=500)) for letters in ("ACGT", "aab", "東京的"))
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.train_from_iterator([text], trainers.BpeTrainer(
+        vocab_size=256 + 60, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    directory = tmp_path_factory.mktemp("tied")
+    (directory / "tokenizer.json").write_text(tokenizer.to_str())
+    return tokenizer, read_tokenizer_json(directory), json.loads(tokenizer.to_str())
+
+
+def encode_by_rounds(data, word):
+    """The ids of a word (one chunk) by the tokenizer.json `data`'s merges, the slow plain way:
+    while some pair is a merge, the one listed first merged everywhere, left to right."""
+    vocab, spelled = data["model"]["vocab"], bytes_to_unicode()
+    ranks = {(vocab[a], vocab[b]): (rank, vocab[a + b])
+             for rank, (a, b) in enumerate(data["model"]["merges"])}
+    ids = [vocab[spelled[b]] for b in word.encode("utf-8")]
+    while any(pair in ranks for pair in zip(ids, ids[1:])):
+        _, pair = min((ranks[pair], pair) for pair in zip(ids, ids[1:]) if pair in ranks)
+        ids = merge(ids, pair, ranks[pair][1])
+    return ids
+
+
+@settings(max_examples=60, deadline=None)
+@given(word=st.text(alphabet="AACGTaaab東京的", min_size=1, max_size=300))
+@example(word="a" * 1000)
+def test_long_words_full_of_ties_encode_as_the_rounds_and_the_library_do(tied, word):
+    # Letters alone: one chunk, however long, which encode takes its merges for from a heap.
+    theirs, ours, data = tied
+    assert ours.encode(word) == encode_by_rounds(data, word) == theirs.encode(word).ids
+
 
 def test_ignore_merges_takes_a_whole_word_from_the_vocabulary_as_the_library_does(tmp_path):
     # Llama 3's tokenizer.json: a chunk that is a token of the vocabulary is that token,

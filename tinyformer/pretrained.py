@@ -47,7 +47,6 @@ original checkpoints on the GPT-2 model page), which also hold each layer's caus
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shlex
@@ -68,8 +67,8 @@ from .schema import check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
 from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOKENIZERS,
-                         BPETokenizer, Tokenizer, bytes_to_unicode, lone_surrogate, merge,
-                         pre_split, special_pattern, tokenizer_model_advice)
+                         BPETokenizer, Tokenizer, apply_merges, bytes_to_unicode,
+                         lone_surrogate, pre_split, special_pattern, tokenizer_model_advice)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -1449,16 +1448,7 @@ class ByteLevelBPE(Tokenizer):
         data = chunk.encode("utf-8")
         if self._whole is not None and data in self._whole:     # ignore_merges: a whole word
             return [self._whole[data]]
-        ids = [self._byte_ids[b] for b in data]
-        while len(ids) > 1:
-            # The pair of the lowest rank, merged everywhere, left to right (the library's
-            # priority queue does the same: a pair made by a merge ranks after it).
-            rank, pair = min((self._ranks.get(pair, (math.inf, None))[0], pair)
-                             for pair in zip(ids, ids[1:]))
-            if rank == math.inf:
-                break
-            ids = merge(ids, pair, self._ranks[pair][1])
-        return ids
+        return apply_merges([self._byte_ids[b] for b in data], self._ranks)
 
     def _piece(self, i):
         return self._pieces[i]

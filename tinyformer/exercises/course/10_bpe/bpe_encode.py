@@ -29,7 +29,8 @@ back exactly: bpe_decode(bpe_encode(s, merges), merges) == s for every string s.
 can only create pairs that contain its new id, which no earlier merge uses.)
 
 tinyformer/tokenizers.py's `BPETokenizer._encode_chunk` and `decode` do these two things
-(`_encode_chunk` takes the merges in this order from a heap, faster for a long text).
+(`_encode_chunk` calls `apply_merges`, which takes the merges in this order from a heap,
+faster for a long text).
 
 Your task
     Write `bpe_encode` (returns a list of ints) and `bpe_decode` (returns a str). `merge` is
