@@ -194,6 +194,44 @@ def test_saving_refuses_a_special_token_that_transformers_would_decode_otherwise
             tok.decode(ids) == f"a{kept}b"
 
 
+@pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
+@pytest.mark.parametrize("special, theirs", [("<|café|>", "<|caf\ufffd|>"), ("<Ã©>", "<é>"),
+                                              ("<|café|> ", None)])
+def test_loading_refuses_a_special_token_that_transformers_decodes_otherwise(
+        tmp_path, files, special, theirs):
+    # As saving refuses it: transformers decodes a token whose characters all spell bytes in
+    # GPT-2's vocabulary as those bytes, a special token too, and ours decoded its text. With
+    # a character that spells no byte (a space), both decode its text, and it loads.
+    tok = BPETokenizer.train("ab ab", 259, special_tokens=["<eos>", "<|x|>"])
+    save_gpt2_tokenizer(tok, tmp_path / "ascii")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("vocab.json", "merges.txt", "tokenizer_config.json"):
+        text = (tmp_path / "ascii" / name).read_text("utf-8")
+        (folder / name).write_text(text.replace("<|x|>", json.dumps(special)[1:-1]), "utf-8")
+    if files == "tokenizer.json":                   # as transformers 5 saves a tokenizer
+        transformers.AutoTokenizer.from_pretrained(folder).save_pretrained(tmp_path / "saved")
+        folder = tmp_path / "saved"
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    ids = hf.encode(f"a{special}b")
+    assert ids == tok.encode("a<|x|>b", allow_special=True)          # one token to both
+    if theirs is None:
+        assert load_gpt2_tokenizer(folder).decode(ids) == hf.decode(ids) == f"a{special}b"
+        return
+    assert hf.decode(ids) == f"a{theirs}b"
+    instead = ("read_tokenizer_json reads its folder as transformers does, but cannot save it"
+               if files == "tokenizer.json"
+               else "rename the token in the files with ASCII characters alone")
+    with pytest.raises(ValueError) as info:
+        load_gpt2_tokenizer(folder)
+    assert str(info.value) == (f"{folder / files}: transformers decodes special token "
+                               f"'{special}' as '{theirs}', reading each character as the "
+                               f"byte it spells in GPT-2's vocabulary, where tinyformer's BPE "
+                               f"decodes a special token as its text; {instead}")
+    if files == "tokenizer.json":
+        assert read_tokenizer_json(folder).decode(ids) == hf.decode(ids)
+
+
 # -- GPT-2-shaped files, read by us -----------------------------------------------------------
 
 @pytest.fixture(scope="module")

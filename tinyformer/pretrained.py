@@ -897,13 +897,9 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
         token, count = Counter(tokens + specials).most_common(1)[0]
         raise PretrainedError(f"cannot save in GPT-2's format: {count} ids are the token "
                               f"{token!r}, and vocab.json gives each token one id")
-    # transformers decodes a token whose characters all spell bytes in GPT-2's vocabulary as
-    # those bytes, a special token too: "<|café|>" would come back "<|caf\ufffd|>" (é spells
-    # the byte 0xe9), where ours decodes as its text. An ASCII one is the same either way.
-    byte_of = {char: b for b, char in spelling.items()}
-    for token in specials:
-        if _byte_level_decoded(token, byte_of) != token.encode("utf-8"):
-            theirs = _byte_level_decoded(token, byte_of).decode("utf-8", errors="replace")
+    for token in specials:        # ours decodes a special token as its text; transformers may not
+        theirs = _decoded_otherwise(token)
+        if theirs is not None:
             raise PretrainedError(f"cannot save in GPT-2's format: transformers would decode "
                                   f"special token {shown(token)} as {shown(theirs)}, reading "
                                   f"each character as the byte it spells in GPT-2's "
@@ -939,8 +935,10 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     tokenizer.json (what transformers 5's save_pretrained writes, the same vocabulary and
     merges in one file). The vocabulary must have our shape: ids 0-255 the
     single bytes (in any order), id 256 + k made by merge k, then only special tokens, each
-    <|endoftext|> or named special by the files beside it, as transformers takes them; a
-    PretrainedError (a ValueError) of one line names the file and what is wrong."""
+    <|endoftext|> or named special by the files beside it, as transformers takes them, and
+    each decoded by transformers as its text (as save_gpt2_tokenizer writes only such: not
+    "<|café|>", whose characters transformers reads as bytes); a PretrainedError (a
+    ValueError) of one line names the file and what is wrong."""
     tokenizer_json = os.path.join(directory, TOKENIZER_JSON)
     if os.path.exists(os.path.join(directory, TOKENIZER_MODEL)) and not any(
             os.path.exists(os.path.join(directory, name))
@@ -1008,10 +1006,37 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         elif not (256 + len(merges) <= i < len(tokens) and tokens[i] == token):
             raise PretrainedError(f"{where['added']}: added token {shown(token)} has id {i}; only "
                                   f"special tokens after the merges are supported")
+    # As save_gpt2_tokenizer refuses to write it: a special token that transformers decodes
+    # otherwise than as its text, as ours decodes it. Read, its id would decode differently
+    # in each.
+    for token in special_tokens:
+        theirs = _decoded_otherwise(token)
+        if theirs is not None:
+            path = where["vocab"] if token in vocab else where["added"]
+            instead = ("read_tokenizer_json reads its folder as transformers does, but "
+                       "cannot save it" if path.endswith(TOKENIZER_JSON)
+                       else "rename the token in the files with ASCII characters alone")
+            raise PretrainedError(f"{path}: transformers decodes special token {shown(token)} "
+                                  f"as {shown(theirs)}, reading each character as the byte it "
+                                  f"spells in GPT-2's vocabulary, where tinyformer's BPE "
+                                  f"decodes a special token as its text; {instead}")
     try:
         return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
     except ValueError as e:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
+
+
+def _decoded_otherwise(special_token):
+    """What transformers' GPT-2 tokenizer decodes `special_token` as, where that is not its
+    text; None where it is. Its decoder reads a token whose characters all spell bytes in
+    GPT-2's vocabulary as those bytes, a special token too: "<|café|>" comes back
+    "<|caf\ufffd|>" (é spells the byte 0xe9). An ASCII token, or one with a character that
+    spells no byte (a space, "東"), is its text either way."""
+    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    decoded = _byte_level_decoded(special_token, byte_of)
+    if decoded == special_token.encode("utf-8"):
+        return None
+    return decoded.decode("utf-8", errors="replace")
 
 
 def _check_tokens_after_the_merges(vocab, merges, special_tokens, named, where):
