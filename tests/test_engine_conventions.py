@@ -437,6 +437,26 @@ def test_an_assigned_grad_is_checked_at_assignment_as_torch_checks_it():
     assert scalar.grad.shape == ()
 
 
+@pytest.mark.parametrize("value, shown", [
+    (1, "1"), (0, "0"), ("False", "'False'"), (None, "None"), (np.True_, "np.True_"),
+    (np.array(1.0), r"array\(1\.\)"), (np.ones((3, 4)), r"an array of shape \(3, 4\)")],
+    ids=["1", "0", "str", "None", "np.True_", "0-d array", "array"])
+def test_requires_grad_that_is_not_true_or_false_is_refused_as_torch_refuses_it(value, shown):
+    # Taken for its truth, "False" (true) made a tensor that requires a gradient, and an array
+    # meant for another argument went unnoticed; torch takes a bool and nothing else.
+    says = rf"^requires_grad must be True or False, got {shown}$"
+    with pytest.raises(TypeError, match="must be bool"):
+        torch.tensor([1.0], requires_grad=value)
+    for make in (lambda: Tensor([1.0, 2.0], requires_grad=value),
+                 lambda: Tensor([1.0, 2.0]).requires_grad_(value),
+                 lambda: setattr(Tensor([1.0, 2.0]), "requires_grad", value),
+                 lambda: nn.Parameter([1.0, 2.0], requires_grad=value),
+                 lambda: ta.zeros(2, requires_grad=value),
+                 lambda: nn.Sequential().requires_grad_(value)):     # no parameters to set
+        with pytest.raises(TypeError, match=says):
+            make()
+
+
 def test_requires_grad_is_turned_off_on_a_leaf_only():
     w = Tensor([1.0, 2.0], requires_grad=True)
     y = w * 3

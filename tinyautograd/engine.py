@@ -731,6 +731,18 @@ def _pointing_to_ours(owner, hints):
     return __getattr__
 
 
+def _check_flag(value, name="requires_grad"):
+    """Refuse a flag that is not True or False, as torch refuses it: 1, "yes", an array or
+    numpy's np.True_ were taken for their truth, so a typo (`requires_grad="False"`, which is
+    true) or an array meant for another argument went unnoticed."""
+    if value is not True and value is not False:
+        shown = repr(value)
+        if len(shown) > 40 or "\n" in shown:         # a big array's: its kind says enough
+            shown = (f"an array of shape {value.shape}" if hasattr(value, "shape")
+                     else f"a {type(value).__name__}")
+        raise TypeError(f"{name} must be True or False, got {shown}")
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -778,8 +790,8 @@ class Tensor:
         self.data = array
         if isinstance(source, Tensor) and array is source.data:     # one array, one count
             self._sharing_stamp_with(source)
-        if requires_grad:
-            self.requires_grad = True
+        if requires_grad is not False:          # (checked by the setter: True, or refused)
+            self.requires_grad = requires_grad
 
     @classmethod
     def _make(cls, data):
@@ -797,6 +809,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
+        _check_flag(value)
         if value and self.data.dtype.kind != "f":
             # Complex ones too: no op here takes the conjugates that their gradients need.
             raise TypeError(f"only real floating-point tensors can require gradients; this one "
