@@ -60,6 +60,20 @@ def test_a_function_of_tinyautograd_functional_takes_an_array_as_a_tensor_of_it(
     assert_array_equal(out.data, fn(Tensor(array)).data)
 
 
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no bias", "bias"])
+def test_linear_of_arrays_is_a_tensor_of_them_as_every_function_gives(with_bias):
+    # Without a bias it was numpy's x @ weight, an ndarray (in float64 here); with one it
+    # failed on the array's missing dtype.
+    rng = np.random.default_rng(0)
+    x, weight, bias = rng.standard_normal((2, 3)), rng.standard_normal((3, 4)), np.ones(4)
+    extra = [bias] if with_bias else []
+    out = F.linear(x, weight, *extra)
+    assert isinstance(out, Tensor) and out.dtype == np.float32
+    assert_array_equal(out.data, F.linear(Tensor(x), Tensor(weight), *extra).data)
+    with pytest.raises(ta.ShapeError, match=r"pass weight\.T\)$"):      # torch's (out, in)
+        F.linear(x, weight.T, *extra)
+
+
 @pytest.mark.parametrize("reduce", ["any", "all"])
 def test_any_and_all_answer_the_ambiguous_truth_value_as_numpy_and_torch(reduce):
     # numpy's error for `if x > 0:` says "Use a.any() or a.all()", which were missing.

@@ -555,14 +555,18 @@ def _lift(value, like, what=None):
 
 
 def _operands(a, b, names=None):
-    """The two operands of a binary op, in its order (one of them a Tensor), as Tensors whose
-    dtypes combine as torch combines them. A number or array is lifted (`_lift`); an integer or
-    boolean tensor that meets a floating-point one computes in that one's dtype: numpy would
-    make int64 and float32 float64, torch keeps float32. (Ops whose results are fractions,
+    """The two operands of a binary op, in its order, as Tensors whose dtypes combine as torch
+    combines them. A number or array is lifted (`_lift`); an integer or boolean tensor that
+    meets a floating-point one computes in that one's dtype: numpy would make int64 and
+    float32 float64, torch keeps float32. (Ops whose results are fractions,
     such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.) `names`
     name a function's two arguments in the error for one that is not numbers; without them,
-    an operator's operands, _NotNumbers is raised (see `_binary`)."""
+    an operator's operands, _NotNumbers is raised (see `_binary`). Where neither is a Tensor
+    (a function's two arrays), the first becomes one as `Function.apply` makes it, and the
+    second is lifted against it."""
     if not isinstance(b, Tensor):
+        if not isinstance(a, Tensor):
+            a = Tensor(_numbers(a, names and names[0]))
         b = _lift(b, a, names and names[1])
     elif not isinstance(a, Tensor):
         a = _lift(a, b, names and names[0])
