@@ -154,6 +154,29 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(ours, theirs, 
                 assert value.dtype == np.float32
 
 
+@pytest.mark.parametrize("ours, theirs, options", CONFIGS, ids=CONFIG_IDS)
+def test_float16_parameters_update_in_float32_as_torchs_fused_optimizers(ours, theirs, options):
+    # In float16, eps = 1e-8 is 0: where the gradient was exactly zero Adam divided 0 by 0 and
+    # the parameter became NaN (as with torch's default, unfused Adam). torch's fused=True
+    # computes in float32 and rounds once; so does every optimizer here, bit for bit.
+    params = make_params(11, dtype=np.float16)
+    twins = [torch.tensor(p.data, requires_grad=True) for p in params]
+    optimizer, reference = ours(params, **options), theirs(twins, fused=True, **options)
+    for step in range(8):
+        for p, twin, i in zip(params, twins, range(len(params))):
+            p.grad = gradient(p.data.astype(np.float64), step, seed=i).astype(np.float16)
+            p.grad.flat[::2] = 0                       # exactly zero: v stays 0
+            twin.grad = torch.from_numpy(p.grad.copy())
+        optimizer.step()
+        reference.step()
+        for p, twin in zip(params, twins):
+            assert p.dtype == np.float16 and np.isfinite(p.data).all()
+            np.testing.assert_array_equal(p.data, twin.detach().numpy())
+    for state in optimizer.state.values():
+        assert all(value.dtype == np.float16 for value in state.values()
+                   if isinstance(value, np.ndarray))
+
+
 def test_parameters_without_gradient_are_skipped():
     params = make_params(4)
     frozen_before = params[1].data.copy()

@@ -13,7 +13,10 @@ they read `p.grad` and change `p.data` in place, outside the graph. Every update
 place (`*=`, `-=`), which also keeps each parameter and its state in the parameter's dtype; the
 scalars in the formulas are Python floats, which numpy 2 never lets promote a float32 array
 (a numpy float64 scalar would). Every formula is PyTorch's, so a run here and the same run with
-torch.optim give the same numbers; tests/test_optim.py checks it step by step.
+torch.optim give the same numbers; tests/test_optim.py checks it step by step. A float16
+parameter's update is computed in float32 and rounded to float16 once, as torch's fused
+optimizers compute it (`fused=True`): in float16, Adam's eps = 1e-8 is 0, and a zero gradient
+would divide zero by zero.
 
 State dicts (of optimizers and of schedules) hold only numpy arrays, Python ints, floats and
 strings, and lists and dicts of those: a checkpoint can keep the arrays in an `.npz` file and the
@@ -49,7 +52,9 @@ class Optimizer:
 
     A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
     gradient, its own state and its group's options; and, if it keeps state, `initial_state(param,
-    group)`: that state before the parameter's first update (zeroed moments, say).
+    group)`: that state before the parameter's first update (zeroed moments, say). A float16
+    parameter comes to `update` as a float32 copy, its state too, and the results are rounded
+    back into its float16 arrays: every rule computes in float32, as torch's fused optimizers.
     """
 
     def __init__(self, params: Params, defaults: dict) -> None:
@@ -150,7 +155,10 @@ class Optimizer:
                 if p.grad is not None:
                     if id(p) not in self.state:
                         self.state[id(p)] = self.initial_state(p, group)
-                    self.update(p, p.grad, self.state[id(p)], group)
+                    if p.data.dtype == np.float16:
+                        _update_in_float32(self, p, self.state[id(p)], group)
+                    else:
+                        self.update(p, p.grad, self.state[id(p)], group)
                     p._changed_in_place()      # a graph that saved p would now be wrong
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
@@ -271,6 +279,31 @@ class Optimizer:
                 if key not in ("params", "param_names"):    # names are this optimizer's own
                     group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
         self.state = states
+
+
+def _update_in_float32(optimizer, param, state, group):
+    """`optimizer.update` of a float16 parameter, computed in float32 and rounded to float16
+    once, as torch's fused optimizers (`fused=True`) compute it; the parameter and its state
+    stay float16 arrays, updated in place.
+
+    In float16 itself the update goes wrong: Adam's eps of 1e-8 rounds to 0, and so does
+    (1 - beta2) g^2 for any |g| below about 0.008, so a coordinate whose gradient is zero or
+    small divides by zero and becomes NaN or inf (torch's default, unfused Adam does that
+    too); a learning rate or a decay factor such as 1 - 1e-5 would be rounded to float16's
+    few digits (to 1: no decay at all) before it multiplies."""
+    wide = Tensor._make(param.data.astype(np.float32))
+    wide_state = {key: value.astype(np.float32) if isinstance(value, np.ndarray) else value
+                  for key, value in state.items()}
+    optimizer.update(wide, param.grad.astype(np.float32), wide_state, group)
+    param.data[...] = wide.data
+    for key, value in wide_state.items():
+        if isinstance(value, np.ndarray):
+            if isinstance(state.get(key), np.ndarray):
+                state[key][...] = value
+            else:                                       # made by this update (a first buffer)
+                state[key] = value.astype(np.float16)
+        else:
+            state[key] = value                          # a count: Adam's step
 
 
 def _set_refused():
