@@ -57,6 +57,11 @@ class Optimizer:
     back into its float16 arrays: every rule computes in float32, as torch's fused optimizers.
     """
 
+    # Options a subclass gained after states were saved without them, with the values those
+    # states were computed with: such a state loads with them (torch's __setstate__ fills
+    # them in the same way), rather than being refused as another kind of optimizer's.
+    options_added_later: dict = {}
+
     def __init__(self, params: Params, defaults: dict) -> None:
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Tensors; wrap a single one in a list")
@@ -232,6 +237,7 @@ class Optimizer:
                              f"{sum(saved_sizes)} parameters, its state is of {len(saved_state)}")
         # Another kind of optimizer's state (SGD's into Adam) lacks this one's options: loaded,
         # its first step would fail on a moment it never kept.
+        saved_groups = [{**self.options_added_later, **saved} for saved in saved_groups]
         for saved in saved_groups:
             lacking = [key for key in self.defaults if key not in saved]
             if lacking:
@@ -338,30 +344,43 @@ class SGD(Optimizer):
     """Stochastic gradient descent, with momentum and L2 weight decay as torch.optim.SGD:
 
         g   = grad + weight_decay * p
-        buf = momentum * buf + g          (buf = g on the first step)
-        p   = p - lr * buf                (p - lr * g without momentum)
+        buf = momentum * buf + (1 - dampening) * g    (buf = g on the first step)
+        g   = g + momentum * buf                      (nesterov=True; else g = buf)
+        p   = p - lr * g                              (p - lr * grad without momentum)
 
     The buffer is a decaying sum of past gradients: directions that agree from step to step
-    build up speed, directions that flip sign cancel out.
+    build up speed, directions that flip sign cancel out. `dampening` lets each new gradient
+    count for less in it; `nesterov=True` (Sutskever et al., 2013) steps by the gradient plus
+    the buffer's next push, looking one step ahead, and needs momentum > 0 and dampening = 0.
+    `dampening` and `nesterov` are keyword-only: torch's SGD takes dampening third, where
+    this one takes weight_decay.
     """
 
-    def __init__(self, params: Params, lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+    # Options a state saved before they existed lacks; it loads with these values.
+    options_added_later = {"dampening": 0.0, "nesterov": False}
 
-    def initial_state(self, param: Tensor, group: dict) -> dict:
-        # A zero buffer makes the first step's buf = g, as torch's copy of g does, bit for bit.
-        return {"momentum_buffer": np.zeros_like(param.data)} if group["momentum"] else {}
+    def __init__(self, params: Params, lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0, *, dampening: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      dampening=dampening, nesterov=nesterov))
+        # torch's check, of the defaults only: a group may still turn momentum off.
+        if nesterov and not (momentum > 0 and dampening == 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                             f"momentum={momentum}, dampening={dampening}")
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        momentum = group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
-        if group["momentum"]:
-            if "momentum_buffer" not in state:       # momentum given after steps without it
-                state.update(self.initial_state(param, group))
-            state["momentum_buffer"] *= group["momentum"]
-            state["momentum_buffer"] += grad
-            grad = state["momentum_buffer"]
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:          # the first step (or momentum given after steps without)
+                buf = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
+            else:
+                buf *= momentum
+                buf += grad if group["dampening"] == 0 else (1 - group["dampening"]) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
         param.data -= group["lr"] * grad
 
 
