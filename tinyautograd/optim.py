@@ -369,13 +369,21 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={momentum}, dampening={dampening}")
 
+    def initial_state(self, param: Tensor, group: dict) -> dict:
+        # A zero buffer makes the first step's buf = g, as torch's copy of g does, bit for bit,
+        # and exists before any update (tinyformer's parallel steps share every state array
+        # made here). Dampening would scale that first g: the first update copies g instead.
+        if group["momentum"] and not group["dampening"]:
+            return {"momentum_buffer": np.zeros_like(param.data)}
+        return {}
+
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         momentum = group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if momentum:
             buf = state.get("momentum_buffer")
-            if buf is None:          # the first step (or momentum given after steps without)
+            if buf is None:    # first step with dampening, or momentum given after steps without
                 buf = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
             else:
                 buf *= momentum
