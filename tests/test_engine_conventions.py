@@ -60,6 +60,20 @@ def test_a_function_of_tinyautograd_functional_takes_an_array_as_a_tensor_of_it(
     assert_array_equal(out.data, fn(Tensor(array)).data)
 
 
+@pytest.mark.parametrize("with_bias", [False, True], ids=["no bias", "bias"])
+def test_linear_of_arrays_is_a_tensor_of_them_as_every_function_gives(with_bias):
+    # Without a bias it was numpy's x @ weight, an ndarray (in float64 here); with one it
+    # failed on the array's missing dtype.
+    rng = np.random.default_rng(0)
+    x, weight, bias = rng.standard_normal((2, 3)), rng.standard_normal((3, 4)), np.ones(4)
+    extra = [bias] if with_bias else []
+    out = F.linear(x, weight, *extra)
+    assert isinstance(out, Tensor) and out.dtype == np.float32
+    assert_array_equal(out.data, F.linear(Tensor(x), Tensor(weight), *extra).data)
+    with pytest.raises(ta.ShapeError, match=r"pass weight\.T\)$"):      # torch's (out, in)
+        F.linear(x, weight.T, *extra)
+
+
 @pytest.mark.parametrize("reduce", ["any", "all"])
 def test_any_and_all_answer_the_ambiguous_truth_value_as_numpy_and_torch(reduce):
     # numpy's error for `if x > 0:` says "Use a.any() or a.all()", which were missing.
@@ -435,6 +449,26 @@ def test_an_assigned_grad_is_checked_at_assignment_as_torch_checks_it():
     scalar = Tensor(2.0, requires_grad=True)
     scalar.grad = np.float64(1.0)                           # numpy's number, for a 0-d tensor
     assert scalar.grad.shape == ()
+
+
+@pytest.mark.parametrize("value, shown", [
+    (1, "1"), (0, "0"), ("False", "'False'"), (None, "None"), (np.True_, "np.True_"),
+    (np.array(1.0), r"array\(1\.\)"), (np.ones((3, 4)), r"an array of shape \(3, 4\)")],
+    ids=["1", "0", "str", "None", "np.True_", "0-d array", "array"])
+def test_requires_grad_that_is_not_true_or_false_is_refused_as_torch_refuses_it(value, shown):
+    # Taken for its truth, "False" (true) made a tensor that requires a gradient, and an array
+    # meant for another argument went unnoticed; torch takes a bool and nothing else.
+    says = rf"^requires_grad must be True or False, got {shown}$"
+    with pytest.raises(TypeError, match="must be bool"):
+        torch.tensor([1.0], requires_grad=value)
+    for make in (lambda: Tensor([1.0, 2.0], requires_grad=value),
+                 lambda: Tensor([1.0, 2.0]).requires_grad_(value),
+                 lambda: setattr(Tensor([1.0, 2.0]), "requires_grad", value),
+                 lambda: nn.Parameter([1.0, 2.0], requires_grad=value),
+                 lambda: ta.zeros(2, requires_grad=value),
+                 lambda: nn.Sequential().requires_grad_(value)):     # no parameters to set
+        with pytest.raises(TypeError, match=says):
+            make()
 
 
 def test_requires_grad_is_turned_off_on_a_leaf_only():

@@ -24,6 +24,8 @@ CONFIGS = [
     (SGD, torch.optim.SGD, dict(lr=0.1, weight_decay=0.05)),
     (SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9)),
     (SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.01)),
+    (SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    (SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.01, nesterov=True)),
     (Adam, torch.optim.Adam, dict(lr=0.01)),
     (Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     (AdamW, torch.optim.AdamW, dict(lr=0.01)),
@@ -114,6 +116,68 @@ def test_sgd_given_momentum_after_steps_without_matches_torch():
         assert_same(params, twins)
 
 
+@pytest.mark.parametrize("options", [dict(momentum=0.9, dampening=0.5),
+                                     dict(momentum=0.9, weight_decay=0.1, nesterov=True)],
+                         ids=["dampening", "nesterov"])
+def test_sgd_resumed_from_a_saved_state_goes_on_as_torchs(options, tmp_path):
+    # Three steps, a checkpoint of each (ours without pickle, torch's state dict), both loaded
+    # into new optimizers, three more steps: ours follows torch's at every one, and the
+    # buffers saved are torch's.
+    params = make_params(12)
+    twins = torch_twins(params)
+    optimizer = SGD(params, lr=0.1, **options)
+    reference = torch.optim.SGD(twins, lr=0.1, **options)
+    for step in range(3):
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+    save_without_pickle(optimizer.state_dict(), tmp_path)
+    saved_reference = reference.state_dict()
+    for ours, theirs in zip(optimizer.state_dict()["state"],
+                            saved_reference["state"].values()):
+        np.testing.assert_allclose(ours["momentum_buffer"], theirs["momentum_buffer"].numpy(),
+                                   rtol=1e-12)
+    optimizer = SGD(params, lr=0.5)                       # options and buffers all loaded
+    optimizer.load_state_dict(load_without_pickle(tmp_path))
+    reference = torch.optim.SGD(twins, lr=0.5)
+    reference.load_state_dict(saved_reference)
+    assert {key: optimizer.param_groups[0][key] for key in options} == options
+    for step in range(3, 6):
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins)
+
+
+@pytest.mark.parametrize("options", [dict(nesterov=True), dict(nesterov=True, momentum=0.0),
+                                     dict(nesterov=True, momentum=0.9, dampening=0.1)])
+def test_sgd_refuses_nesterov_without_momentum_or_with_dampening_as_torch(options):
+    with pytest.raises(ValueError, match="Nesterov momentum requires a momentum and zero"):
+        torch.optim.SGD([torch.zeros(2, requires_grad=True)], lr=0.1, **options)
+    momentum, dampening = options.get("momentum", 0.0), options.get("dampening", 0.0)
+    with pytest.raises(ValueError, match=rf"^SGD: nesterov=True needs momentum > 0 and "
+                                         rf"dampening = 0, got momentum={momentum}, "
+                                         rf"dampening={dampening}$"):
+        SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1, **options)
+
+
+def test_sgd_loads_a_state_saved_before_it_had_dampening_and_nesterov():
+    # Refused as "saved by another kind of optimizer" for lacking the new options; such a
+    # state was computed with torch's defaults for them, which it takes.
+    params = make_params(12)
+    saved = SGD(params, lr=0.1, momentum=0.9)
+    set_gradients(params, 0)
+    saved.step()
+    state = saved.state_dict()
+    for group in state["param_groups"]:
+        del group["dampening"], group["nesterov"]
+    optimizer = SGD(params, lr=0.1, momentum=0.5, dampening=0.5)
+    optimizer.load_state_dict(state)
+    group = optimizer.param_groups[0]
+    assert (group["momentum"], group["dampening"], group["nesterov"]) == (0.9, 0.0, False)
+    assert optimizer.state_dict()["state"][0]["momentum_buffer"].shape == params[0].shape
+
+
 def test_adamw_is_not_adam_with_l2():
     """The two weight decays differ; a mix-up between them must show."""
     adam_params, adamw_params = make_params(2), make_params(2)
@@ -152,6 +216,29 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(ours, theirs, 
         for value in state.values():
             if isinstance(value, np.ndarray):
                 assert value.dtype == np.float32
+
+
+@pytest.mark.parametrize("ours, theirs, options", CONFIGS, ids=CONFIG_IDS)
+def test_float16_parameters_update_in_float32_as_torchs_fused_optimizers(ours, theirs, options):
+    # In float16, eps = 1e-8 is 0: where the gradient was exactly zero Adam divided 0 by 0 and
+    # the parameter became NaN (as with torch's default, unfused Adam). torch's fused=True
+    # computes in float32 and rounds once; so does every optimizer here, bit for bit.
+    params = make_params(11, dtype=np.float16)
+    twins = [torch.tensor(p.data, requires_grad=True) for p in params]
+    optimizer, reference = ours(params, **options), theirs(twins, fused=True, **options)
+    for step in range(8):
+        for p, twin, i in zip(params, twins, range(len(params))):
+            p.grad = gradient(p.data.astype(np.float64), step, seed=i).astype(np.float16)
+            p.grad.flat[::2] = 0                       # exactly zero: v stays 0
+            twin.grad = torch.from_numpy(p.grad.copy())
+        optimizer.step()
+        reference.step()
+        for p, twin in zip(params, twins):
+            assert p.dtype == np.float16 and np.isfinite(p.data).all()
+            np.testing.assert_array_equal(p.data, twin.detach().numpy())
+    for state in optimizer.state.values():
+        assert all(value.dtype == np.float16 for value in state.values()
+                   if isinstance(value, np.ndarray))
 
 
 def test_parameters_without_gradient_are_skipped():

@@ -555,14 +555,18 @@ def _lift(value, like, what=None):
 
 
 def _operands(a, b, names=None):
-    """The two operands of a binary op, in its order (one of them a Tensor), as Tensors whose
-    dtypes combine as torch combines them. A number or array is lifted (`_lift`); an integer or
-    boolean tensor that meets a floating-point one computes in that one's dtype: numpy would
-    make int64 and float32 float64, torch keeps float32. (Ops whose results are fractions,
+    """The two operands of a binary op, in its order, as Tensors whose dtypes combine as torch
+    combines them. A number or array is lifted (`_lift`); an integer or boolean tensor that
+    meets a floating-point one computes in that one's dtype: numpy would make int64 and
+    float32 float64, torch keeps float32. (Ops whose results are fractions,
     such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.) `names`
     name a function's two arguments in the error for one that is not numbers; without them,
-    an operator's operands, _NotNumbers is raised (see `_binary`)."""
+    an operator's operands, _NotNumbers is raised (see `_binary`). Where neither is a Tensor
+    (a function's two arrays), the first becomes one as `Function.apply` makes it, and the
+    second is lifted against it."""
     if not isinstance(b, Tensor):
+        if not isinstance(a, Tensor):
+            a = Tensor(_numbers(a, names and names[0]))
         b = _lift(b, a, names and names[1])
     elif not isinstance(a, Tensor):
         a = _lift(a, b, names and names[0])
@@ -731,6 +735,18 @@ def _pointing_to_ours(owner, hints):
     return __getattr__
 
 
+def _check_flag(value, name="requires_grad"):
+    """Refuse a flag that is not True or False, as torch refuses it: 1, "yes", an array or
+    numpy's np.True_ were taken for their truth, so a typo (`requires_grad="False"`, which is
+    true) or an array meant for another argument went unnoticed."""
+    if value is not True and value is not False:
+        shown = repr(value)
+        if len(shown) > 40 or "\n" in shown:         # a big array's: its kind says enough
+            shown = (f"an array of shape {value.shape}" if hasattr(value, "shape")
+                     else f"a {type(value).__name__}")
+        raise TypeError(f"{name} must be True or False, got {shown}")
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
@@ -778,8 +794,8 @@ class Tensor:
         self.data = array
         if isinstance(source, Tensor) and array is source.data:     # one array, one count
             self._sharing_stamp_with(source)
-        if requires_grad:
-            self.requires_grad = True
+        if requires_grad is not False:          # (checked by the setter: True, or refused)
+            self.requires_grad = requires_grad
 
     @classmethod
     def _make(cls, data):
@@ -797,6 +813,7 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
+        _check_flag(value)
         if value and self.data.dtype.kind != "f":
             # Complex ones too: no op here takes the conjugates that their gradients need.
             raise TypeError(f"only real floating-point tensors can require gradients; this one "

@@ -500,20 +500,22 @@ def softcap(x: Tensor, cap: float) -> Tensor:
 # ---------------------------------------------------------------------------- linear
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear(x: Tensor | ArrayLike, weight: Tensor | ArrayLike,
+           bias: Tensor | ArrayLike | None = None) -> Tensor:
     """x @ weight + bias, weight (in, out), bias (out,) or None: one `ops.Linear` node (the
     product, with the bias added in place) rather than a MatMul and an Add. torch's F.linear
     takes its weight as (out, in): pass that one's `.T` (a square one would not fail)."""
+    # Arrays become Tensors, as in every op (two arrays' `@` would be numpy's, an array); as
+    # for x @ weight, an integer x computes in float32.
+    x, weight = _operands(x, weight, ("linear: x", "linear: weight"))
     if bias is None:
         try:
             return x @ weight
         except ShapeError as error:
-            hint = ops._torch_weight_hint(np.shape(x), np.shape(weight))
+            hint = ops._torch_weight_hint(x.shape, weight.shape)
             if not hint:
                 raise
             raise ShapeError(f"linear: {error}{hint}") from None
-    # As for x @ weight: an integer x computes in float32.
-    x, weight = _operands(x, weight, ("linear: x", "linear: weight"))
     return ops.Linear.apply(x, weight, bias)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import engine, functional, random
-from .engine import ShapeError, Tensor, _check
+from .engine import ShapeError, Tensor, _check, _check_flag
 
 # --------------------------------------------------------------------------------------------
 # Which module made each op
@@ -386,6 +386,7 @@ class Module:
 
     def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
         """Freeze (False) or unfreeze every parameter, as torch's; returns this module."""
+        _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
             parameter.requires_grad = requires_grad
         return self

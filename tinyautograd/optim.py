@@ -13,7 +13,10 @@ they read `p.grad` and change `p.data` in place, outside the graph. Every update
 place (`*=`, `-=`), which also keeps each parameter and its state in the parameter's dtype; the
 scalars in the formulas are Python floats, which numpy 2 never lets promote a float32 array
 (a numpy float64 scalar would). Every formula is PyTorch's, so a run here and the same run with
-torch.optim give the same numbers; tests/test_optim.py checks it step by step.
+torch.optim give the same numbers; tests/test_optim.py checks it step by step. A float16
+parameter's update is computed in float32 and rounded to float16 once, as torch's fused
+optimizers compute it (`fused=True`): in float16, Adam's eps = 1e-8 is 0, and a zero gradient
+would divide zero by zero.
 
 State dicts (of optimizers and of schedules) hold only numpy arrays, Python ints, floats and
 strings, and lists and dicts of those: a checkpoint can keep the arrays in an `.npz` file and the
@@ -49,8 +52,15 @@ class Optimizer:
 
     A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
     gradient, its own state and its group's options; and, if it keeps state, `initial_state(param,
-    group)`: that state before the parameter's first update (zeroed moments, say).
+    group)`: that state before the parameter's first update (zeroed moments, say). A float16
+    parameter comes to `update` as a float32 copy, its state too, and the results are rounded
+    back into its float16 arrays: every rule computes in float32, as torch's fused optimizers.
     """
+
+    # Options a subclass gained after states were saved without them, with the values those
+    # states were computed with: such a state loads with them (torch's __setstate__ fills
+    # them in the same way), rather than being refused as another kind of optimizer's.
+    options_added_later: dict = {}
 
     def __init__(self, params: Params, defaults: dict) -> None:
         if isinstance(params, Tensor):
@@ -150,7 +160,10 @@ class Optimizer:
                 if p.grad is not None:
                     if id(p) not in self.state:
                         self.state[id(p)] = self.initial_state(p, group)
-                    self.update(p, p.grad, self.state[id(p)], group)
+                    if p.data.dtype == np.float16:
+                        _update_in_float32(self, p, self.state[id(p)], group)
+                    else:
+                        self.update(p, p.grad, self.state[id(p)], group)
                     p._changed_in_place()      # a graph that saved p would now be wrong
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
@@ -224,6 +237,7 @@ class Optimizer:
                              f"{sum(saved_sizes)} parameters, its state is of {len(saved_state)}")
         # Another kind of optimizer's state (SGD's into Adam) lacks this one's options: loaded,
         # its first step would fail on a moment it never kept.
+        saved_groups = [{**self.options_added_later, **saved} for saved in saved_groups]
         for saved in saved_groups:
             lacking = [key for key in self.defaults if key not in saved]
             if lacking:
@@ -273,6 +287,31 @@ class Optimizer:
         self.state = states
 
 
+def _update_in_float32(optimizer, param, state, group):
+    """`optimizer.update` of a float16 parameter, computed in float32 and rounded to float16
+    once, as torch's fused optimizers (`fused=True`) compute it; the parameter and its state
+    stay float16 arrays, updated in place.
+
+    In float16 itself the update goes wrong: Adam's eps of 1e-8 rounds to 0, and so does
+    (1 - beta2) g^2 for any |g| below about 0.008, so a coordinate whose gradient is zero or
+    small divides by zero and becomes NaN or inf (torch's default, unfused Adam does that
+    too); a learning rate or a decay factor such as 1 - 1e-5 would be rounded to float16's
+    few digits (to 1: no decay at all) before it multiplies."""
+    wide = Tensor._make(param.data.astype(np.float32))
+    wide_state = {key: value.astype(np.float32) if isinstance(value, np.ndarray) else value
+                  for key, value in state.items()}
+    optimizer.update(wide, param.grad.astype(np.float32), wide_state, group)
+    param.data[...] = wide.data
+    for key, value in wide_state.items():
+        if isinstance(value, np.ndarray):
+            if isinstance(state.get(key), np.ndarray):
+                state[key][...] = value
+            else:                                       # made by this update (a first buffer)
+                state[key] = value.astype(np.float16)
+        else:
+            state[key] = value                          # a count: Adam's step
+
+
 def _set_refused():
     """The error for parameters given in a set, as torch refuses them. A set's order follows
     the tensors' ids, so it changes from run to run, and a saved state numbers the parameters
@@ -305,30 +344,51 @@ class SGD(Optimizer):
     """Stochastic gradient descent, with momentum and L2 weight decay as torch.optim.SGD:
 
         g   = grad + weight_decay * p
-        buf = momentum * buf + g          (buf = g on the first step)
-        p   = p - lr * buf                (p - lr * g without momentum)
+        buf = momentum * buf + (1 - dampening) * g    (buf = g on the first step)
+        g   = g + momentum * buf                      (nesterov=True; else g = buf)
+        p   = p - lr * g                              (p - lr * grad without momentum)
 
     The buffer is a decaying sum of past gradients: directions that agree from step to step
-    build up speed, directions that flip sign cancel out.
+    build up speed, directions that flip sign cancel out. `dampening` lets each new gradient
+    count for less in it; `nesterov=True` (Sutskever et al., 2013) steps by the gradient plus
+    the buffer's next push, looking one step ahead, and needs momentum > 0 and dampening = 0.
+    `dampening` and `nesterov` are keyword-only: torch's SGD takes dampening third, where
+    this one takes weight_decay.
     """
 
+    # Options a state saved before they existed lacks; it loads with these values.
+    options_added_later = {"dampening": 0.0, "nesterov": False}
+
     def __init__(self, params: Params, lr: float, momentum: float = 0.0,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+                 weight_decay: float = 0.0, *, dampening: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                      dampening=dampening, nesterov=nesterov))
+        # torch's check, of the defaults only: a group may still turn momentum off.
+        if nesterov and not (momentum > 0 and dampening == 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                             f"momentum={momentum}, dampening={dampening}")
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
-        # A zero buffer makes the first step's buf = g, as torch's copy of g does, bit for bit.
-        return {"momentum_buffer": np.zeros_like(param.data)} if group["momentum"] else {}
+        # A zero buffer makes the first step's buf = g, as torch's copy of g does, bit for bit,
+        # and exists before any update (tinyformer's parallel steps share every state array
+        # made here). Dampening would scale that first g: the first update copies g instead.
+        if group["momentum"] and not group["dampening"]:
+            return {"momentum_buffer": np.zeros_like(param.data)}
+        return {}
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
+        momentum = group["momentum"]
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
-        if group["momentum"]:
-            if "momentum_buffer" not in state:       # momentum given after steps without it
-                state.update(self.initial_state(param, group))
-            state["momentum_buffer"] *= group["momentum"]
-            state["momentum_buffer"] += grad
-            grad = state["momentum_buffer"]
+        if momentum:
+            buf = state.get("momentum_buffer")
+            if buf is None:    # first step with dampening, or momentum given after steps without
+                buf = state["momentum_buffer"] = np.array(grad, dtype=param.dtype)
+            else:
+                buf *= momentum
+                buf += grad if group["dampening"] == 0 else (1 - group["dampening"]) * grad
+            grad = grad + momentum * buf if group["nesterov"] else buf
         param.data -= group["lr"] * grad
 
 
