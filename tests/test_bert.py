@@ -169,6 +169,19 @@ def test_mask_tokens_refuses_bad_arguments_in_one_line(kwargs, error, message):
         mask_tokens(**args)
 
 
+@pytest.mark.parametrize("method", ["generate", "start_decoding"])
+def test_generate_on_bert_says_it_fills_in_masks_instead(method):
+    # A user who comes from GPT got "'BERT' object has no attribute 'generate'" and no more.
+    model = tiny_bert()
+    with pytest.raises(AttributeError, match=rf"^'BERT' object has no attribute '{method}': "
+                                             r"BERT does not write left to right.*<mask>.*"
+                                             r"likeliest_ordinary.*tinyformer generate"):
+        getattr(model, method)
+    assert not hasattr(model, "generate")           # a check for a model that writes holds
+    with pytest.raises(AttributeError, match=r"^'BERT' object has no attribute 'genrate'$"):
+        _ = model.genrate
+
+
 def test_gradcheck_over_every_parameter_of_a_tiny_bert():
     ta.manual_seed(1)
     model = to_float64(BERT(vocab_size=5, context=4, n_layer=1, n_head=2, d_model=4))

@@ -13,7 +13,7 @@ as RoBERTa showed they are not needed.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -119,6 +119,19 @@ class BERT(nn.Module):
         """The head: logits (B, T, vocab) from the top of the encoder x (B, T, C), soft-capped
         with logit_softcap."""
         return soft_capped(self.head(x), self.logit_softcap)
+
+    def __getattr__(self, name: str) -> Any:
+        # Runs only when normal lookup fails. A user who comes from GPT calls generate (or
+        # start_decoding, for beam_search): say what BERT does instead of "no attribute".
+        if name in ("generate", "start_decoding"):
+            raise AttributeError(f"'BERT' object has no attribute {name!r}: BERT does not "
+                                 f"write left to right, as GPT and the encoder-decoder do; "
+                                 f"it fills in its input's <mask> tokens in one step: "
+                                 f"model(idx) guesses every position, and tinyformer.prompts."
+                                 f"likeliest_ordinary(logits.data, tokenizer) picks the "
+                                 f"likeliest ordinary tokens, as `tinyformer generate` does "
+                                 f"with a bert checkpoint", name=name, obj=self)
+        return super().__getattr__(name)
 
 
 def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (),
