@@ -11,7 +11,7 @@ import tinyautograd.functional as F
 from precision import to_float64
 from torch_pieces import assert_equals_torchs, torch_pieces
 from tinyautograd import optim
-from tinyformer.bert import BERT, IGNORE, mask_tokens
+from tinyformer.bert import BERT, IGNORE, TokenMasker, mask_tokens
 
 PAD, MASK = 0, 1
 
@@ -167,6 +167,37 @@ def test_mask_tokens_refuses_bad_arguments_in_one_line(kwargs, error, message):
                    rng=np.random.default_rng(0)), **kwargs}
     with pytest.raises(error, match=f"^mask_tokens: {message}$"):
         mask_tokens(**args)
+
+
+def test_a_token_masker_checks_its_word_table_once_and_masks_as_mask_tokens_does():
+    # mask_tokens checked its whole-vocabulary in_word table at every batch of a training run:
+    # a TokenMasker, made once, checks it when made, then masks each batch alike.
+    with pytest.raises(ValueError, match=r"^mask_tokens: in_word must hold 0, CONTINUES"):
+        TokenMasker(10, 11, in_word=[0.5] * 11)
+    in_word = np.arange(11) % 3
+    masker = TokenMasker(10, 11, special_ids=[0], rate=0.5, in_word=in_word)
+    in_word[:] = 7                                  # the masker keeps the table it checked
+    idx = np.random.default_rng(0).integers(0, 10, (4, 9))
+    for seed in range(3):
+        expected = mask_tokens(idx, 10, 11, [0], rate=0.5, rng=np.random.default_rng(seed),
+                               in_word=np.arange(11) % 3)
+        for got, want in zip(masker(idx, np.random.default_rng(seed)), expected):
+            np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match=r"^mask_tokens: idx holds id 11, outside"):
+        masker([[3, 11]])                           # a batch's ids, checked at every call
+
+
+@pytest.mark.parametrize("method", ["generate", "start_decoding"])
+def test_generate_on_bert_says_it_fills_in_masks_instead(method):
+    # A user who comes from GPT got "'BERT' object has no attribute 'generate'" and no more.
+    model = tiny_bert()
+    with pytest.raises(AttributeError, match=rf"^'BERT' object has no attribute '{method}': "
+                                             r"BERT does not write left to right.*<mask>.*"
+                                             r"likeliest_ordinary.*tinyformer generate"):
+        getattr(model, method)
+    assert not hasattr(model, "generate")           # a check for a model that writes holds
+    with pytest.raises(AttributeError, match=r"^'BERT' object has no attribute 'genrate'$"):
+        _ = model.genrate
 
 
 def test_gradcheck_over_every_parameter_of_a_tiny_bert():

@@ -194,6 +194,17 @@ def test_task_examples_and_errors():
     assert Seq2SeqTask.decode([BOS, 5, PAD, 6, EOS, 7]) == "23"
 
 
+@pytest.mark.parametrize("text, char, position", [("12a", "'a'", 2), ("1 2", "' '", 1),
+                                                  ("<eos>", "'<'", 0)])
+def test_encoding_a_character_that_is_no_symbol_of_the_tasks_says_which(text, char, position):
+    # It said "'a' is not in list", from list.index, for a source or target of one's own pairs.
+    with pytest.raises(ValueError, match=rf"^Seq2SeqTask.encode: {char} at position "
+                                         rf"{position} of '{text}' is no symbol of the tasks: "
+                                         r"they are written with the digits 0 to 9 and \+$"):
+        Seq2SeqTask("copy", 2, 2, n_train=5, n_val=1).batch([("12", "12"), (text, "1")])
+    assert Seq2SeqTask.encode("09+") == [3, 12, 13]
+
+
 def test_recall_prompts_end_where_the_colour_is_recalled():
     from tinyformer.data import recall_prompts, recalled
     prompts = recall_prompts(20, seed=5, context=100)

@@ -247,6 +247,24 @@ def test_a_seq2seq_answer_cut_at_the_context_without_eos_says_so(beam, eos_bias,
     assert "".join(written) == answer
 
 
+@pytest.mark.parametrize("beam", [None, 3])
+@pytest.mark.parametrize("special", ["<pad>", "<bos>"])
+def test_a_special_token_inside_a_seq2seq_answer_is_shown_by_its_name(beam, special):
+    """Special tokens written before <eos> were dropped: six <pad> showed as an empty answer
+    ("…" alone), where the task's evaluation counts such an answer as none."""
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>"])
+    seq2seq = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
+                          n_head=2, d_model=8, tie_weights=False).eval()
+    bias = np.zeros(tokenizer.vocab_size, dtype=np.float32)
+    bias[tokenizer.token_to_id(special)] = 50.0             # the likeliest token, always
+    bias[tokenizer.token_to_id("<eos>")] = -100.0
+    seq2seq.head.bias.data[...] = bias
+    written = []
+    respond(seq2seq, tokenizer, "transformer", "123", beam=beam, threads=1)(written.append)
+    assert "".join(written) == special * 6 + "…\n"
+
+
 @pytest.mark.parametrize("settings, phrase", [
     ({"max_new_tokens": 2 ** 70}, "max_new_tokens must be at most"),
     ({"max_new_tokens": -1}, "max_new_tokens must be a whole number >= 0"),

@@ -435,3 +435,17 @@ def test_a_bos_id_the_model_cannot_read_is_refused_in_one_line(bos_id):
         with pytest.raises(ValueError, match=r"^start_decoding: bos_id must be a token id in "
                                              r"\[0, 6\), got "):
             decode()
+
+
+def test_generate_on_the_encoder_decoder_says_how_it_writes_instead():
+    # A user who comes from GPT got "'Transformer' object has no attribute 'generate'" alone.
+    model = Transformer(6, 6, 8, n_layer=1, n_head=2, d_model=8)
+    with pytest.raises(AttributeError, match=r"^'Transformer' object has no attribute "
+                                             r"'generate': an encoder-decoder writes a target "
+                                             r"for a source.*greedy_decode\(src, max_len, "
+                                             r"bos_id, eos_id\).*start_decoding\(src\[:1\], "
+                                             r"bos_id\)"):
+        model.generate(np.array([[1, 2, 3]]), 3)
+    assert not hasattr(model, "generate")
+    with pytest.raises(AttributeError, match=r"^'Transformer' object has no attribute 'gen'$"):
+        _ = model.gen

@@ -13,7 +13,7 @@ as RoBERTa showed they are not needed.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -120,6 +120,19 @@ class BERT(nn.Module):
         with logit_softcap."""
         return soft_capped(self.head(x), self.logit_softcap)
 
+    def __getattr__(self, name: str) -> Any:
+        # Runs only when normal lookup fails. A user who comes from GPT calls generate (or
+        # start_decoding, for beam_search): say what BERT does instead of "no attribute".
+        if name in ("generate", "start_decoding"):
+            raise AttributeError(f"'BERT' object has no attribute {name!r}: BERT does not "
+                                 f"write left to right, as GPT and the encoder-decoder do; "
+                                 f"it fills in its input's <mask> tokens in one step: "
+                                 f"model(idx) guesses every position, and tinyformer.prompts."
+                                 f"likeliest_ordinary(logits.data, tokenizer) picks the "
+                                 f"likeliest ordinary tokens, as `tinyformer generate` does "
+                                 f"with a bert checkpoint", name=name, obj=self)
+        return super().__getattr__(name)
+
 
 def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (),
                 rate: float = 0.15, rng: np.random.Generator | None = None,
@@ -145,40 +158,67 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     Two more differences from transformers' DataCollatorForLanguageModeling, which this
     otherwise follows (a draw for every token; the original picks a fixed count of each
     sequence's tokens): its random token may be any id, [MASK] and [PAD] included; and where
-    nothing is chosen the loss has no target (`tinyformer train` draws such a batch again)."""
-    idx, special_ids = _check_masking(idx, mask_id, vocab_size, special_ids, rate)
-    in_word = _check_in_word(in_word, vocab_size)
-    rng = rng or ta.random.default_generator()
-    ordinary = ~np.isin(idx, special_ids)
-    draw = rng.random(idx.shape) < rate                # a draw for every token
-    roll = rng.random(idx.shape)                       # and a roll of 80/10/10
-    if in_word is not None:                            # a word's first token's, for all of it
-        words = in_word[idx]
-        draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
-    chosen = ordinary & draw
-    inputs = idx.copy()
-    inputs[chosen & (roll < 0.8)] = mask_id
-    random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
-    if random_swap.any():
-        # The ordinary ids; np.delete, not np.setdiff1d, which sorts a GPT-2-sized vocabulary
-        # anew at every batch (a hundred times slower).
-        excluded = np.unique(np.array([i for i in (mask_id, *special_ids) if i < vocab_size],
-                                      dtype=int))
-        swaps = np.delete(np.arange(vocab_size), excluded)
-        if not len(swaps):
-            raise ValueError(f"mask_tokens: every id of the vocabulary of {vocab_size} is "
-                             f"special; a random swap needs an ordinary token")
-        inputs[random_swap] = swaps[rng.integers(0, len(swaps), random_swap.sum())]
-    # Signed, whatever idx's type: in uint8 or uint16 ids (a token file's), IGNORE would wrap
-    # to 255 or 65535, a target the loss then counts (or refuses) at every unchosen position.
-    targets = np.where(chosen, idx.astype(np.int64), IGNORE)
-    return inputs, targets
+    nothing is chosen the loss has no target (`tinyformer train` draws such a batch again).
+
+    Every call checks every argument. To mask batch after batch with the same settings, make a
+    `TokenMasker` once and call it with each batch: it checks the settings, and makes its
+    tables of the vocabulary, once."""
+    return TokenMasker(mask_id, vocab_size, special_ids, rate, in_word)(idx, rng)
 
 
-def _check_masking(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iterable[int],
-                   rate: float) -> tuple[np.ndarray, list[int]]:
-    """mask_tokens' arguments, each refused in one line before numpy meets it: idx as an
-    integer array of ids in the vocabulary, and the special ids as a list."""
+class TokenMasker:
+    """`mask_tokens` with its settings fixed: `TokenMasker(mask_id, vocab_size, special_ids=(),
+    rate=0.15, in_word=None)`, then `masker(idx, rng=None)` gives (inputs, targets) for each
+    batch, as transformers' DataCollatorForLanguageModeling is made once and called for each
+    batch. The settings are checked here, once, each in one line, and so is `in_word`, whose
+    check reads the whole vocabulary (a GPT-2-sized one took a fifth of a batch's masking);
+    a batch's ids are checked at every call."""
+
+    def __init__(self, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (),
+                 rate: float = 0.15, in_word: ArrayLike | None = None) -> None:
+        special_ids = _check_masking(mask_id, vocab_size, special_ids, rate)
+        self.mask_id, self.vocab_size, self.rate = mask_id, vocab_size, rate
+        self.in_word = _check_in_word(in_word, vocab_size)        # (vocab_size,) int8, or None
+        # Which ids may be chosen (vocab_size,): a special id may lie outside the vocabulary.
+        specials_here = [i for i in special_ids if i < vocab_size]
+        self.is_ordinary = np.ones(vocab_size, dtype=bool)
+        self.is_ordinary[specials_here] = False
+        # The ids a random swap puts in: neither mask_id nor a special one. np.delete, not
+        # np.setdiff1d, which sorts a GPT-2-sized vocabulary anew (a hundred times slower).
+        self.swaps = np.delete(np.arange(vocab_size), np.unique([mask_id, *specials_here]))
+
+    def __call__(self, idx: ArrayLike,
+                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(inputs, targets) for idx (..., T), as mask_tokens gives them."""
+        idx = _check_ids(idx, self.vocab_size)
+        rng = rng or ta.random.default_generator()
+        ordinary = self.is_ordinary[idx]
+        draw = rng.random(idx.shape) < self.rate           # a draw for every token
+        roll = rng.random(idx.shape)                       # and a roll of 80/10/10
+        if self.in_word is not None:                       # a word's first token's, for all of it
+            words = self.in_word[idx]
+            draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
+        chosen = ordinary & draw
+        inputs = idx.copy()
+        inputs[chosen & (roll < 0.8)] = self.mask_id
+        random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
+        if random_swap.any():
+            if not len(self.swaps):
+                raise ValueError(f"mask_tokens: every id of the vocabulary of "
+                                 f"{self.vocab_size} is special; a random swap needs an "
+                                 f"ordinary token")
+            inputs[random_swap] = self.swaps[rng.integers(0, len(self.swaps), random_swap.sum())]
+        # Signed, whatever idx's type: in uint8 or uint16 ids (a token file's), IGNORE would
+        # wrap to 255 or 65535, a target the loss then counts (or refuses) at every unchosen
+        # position.
+        targets = np.where(chosen, idx.astype(np.int64), IGNORE)
+        return inputs, targets
+
+
+def _check_masking(mask_id: int, vocab_size: int, special_ids: Iterable[int],
+                   rate: float) -> list[int]:
+    """The masking's settings, each refused in one line before numpy meets it; the special
+    ids as a list."""
     check_whole("mask_tokens", 1, vocab_size=vocab_size)
     # NaN would compare False with every draw and hide nothing, without a word.
     check_settings({"rate": rate}, {"rate": Number(0, 1)}, name=lambda key: f"mask_tokens: {key}")
@@ -193,6 +233,11 @@ def _check_masking(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: I
         if Whole(0, 2 ** 62).why(i):
             raise ValueError(f"mask_tokens: special_ids must be token ids (whole numbers >= 0), "
                              f"got {i!r}")
+    return special_ids
+
+
+def _check_ids(idx: ArrayLike, vocab_size: int) -> np.ndarray:
+    """idx as an integer array of ids in the vocabulary, or a one-line error."""
     idx = np.asarray(idx)
     if idx.dtype.kind not in "iu":        # 1.5 would pass through as a target, 2.0 as a float
         raise TypeError(f"mask_tokens: idx must be integer token ids, got {idx.dtype}")
@@ -200,7 +245,7 @@ def _check_masking(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: I
         bad = idx.min() if idx.min() < 0 else idx.max()
         raise ValueError(f"mask_tokens: idx holds id {bad}, outside the vocabulary [0, "
                          f"{vocab_size})")
-    return idx, special_ids
+    return idx
 
 
 def _check_in_word(in_word: ArrayLike | None, vocab_size: int) -> np.ndarray | None:
@@ -219,7 +264,6 @@ def _check_in_word(in_word: ArrayLike | None, vocab_size: int) -> np.ndarray | N
                          f"({BEGINS}) for each token id, or booleans, got "
                          f"{np.unique(array)[:5].tolist()}")
     return array.astype(np.int8)
-
 
 def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:
     """Each token takes the value (B, T) of the first token of its word, so that a word's

@@ -171,7 +171,8 @@ def line_batch(tokens: np.ndarray, batch_size: int, context: int, newline_id: in
 TASKS = ("copy", "reverse", "sort", "add")
 SPECIALS = ["<pad>", "<bos>", "<eos>"]
 PAD, BOS, EOS = 0, 1, 2
-SYMBOLS = SPECIALS + list("0123456789+")     # token id = position in this list
+TASK_SYMBOLS = "0123456789+"                  # what sources and targets are written with
+SYMBOLS = SPECIALS + list(TASK_SYMBOLS)      # token id = position in this list
 
 
 def solve(task: str, source: str) -> str:
@@ -269,6 +270,13 @@ class Seq2SeqTask:
 
     @staticmethod
     def encode(text: str) -> list[int]:
+        """The ids of text's symbols, their positions in SYMBOLS; ValueError, in one line, at a
+        character that is none of them (list.index said only "'a' is not in list")."""
+        for position, char in enumerate(text):
+            if char not in TASK_SYMBOLS:
+                raise ValueError(f"Seq2SeqTask.encode: {char!r} at position {position} of "
+                                 f"{text!r} is no symbol of the tasks: they are written with "
+                                 f"the digits 0 to 9 and +")
         return [SYMBOLS.index(c) for c in text]
 
     @staticmethod

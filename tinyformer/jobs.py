@@ -25,7 +25,7 @@ from numpy.typing import DTypeLike
 from tinyautograd import Tensor
 from tinyautograd import functional as F
 
-from .bert import BERT, BEGINS, CONTINUES, IGNORE, mask_tokens
+from .bert import BERT, BEGINS, CONTINUES, IGNORE, TokenMasker
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
@@ -423,17 +423,16 @@ class MaskedLM(LanguageModelling):
         self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
         # Runs saved before these two settings existed hid 15% of the tokens one by one.
         self.mask_rate = 0.15 if config.mask_rate is None else config.mask_rate
-        self.in_word = word_tokens(tokenizer) if config.whole_words else None
+        in_word = word_tokens(tokenizer) if config.whole_words else None
+        # Made once: its settings and the vocabulary's tables are checked here, not per batch.
+        self.masker = TokenMasker(self.mask_id, tokenizer.vocab_size, self.special_ids,
+                                  rate=self.mask_rate, in_word=in_word)
         self.newline_id = _single_token(tokenizer, "\n")      # None: a text without lines
 
     def model_config(self) -> dict[str, Any]:
         config = super().model_config()
         config["pad_id"] = self.pad_id
         return config
-
-    def _masked(self, x, rng):
-        return mask_tokens(x, self.mask_id, self.tokenizer.vocab_size, self.special_ids,
-                           rate=self.mask_rate, rng=rng, in_word=self.in_word)
 
     def recall(self, model: BERT) -> float:
         """On the built-in corpus: the share of held-out stories (GPT's, from another seed)
@@ -483,7 +482,7 @@ class MaskedLM(LanguageModelling):
     def _hidden(self, examples: np.ndarray, rng: np.random.Generator) -> Batch:
         """(inputs, targets) of `examples` (B, T), drawn until something is hidden."""
         for draw in range(self.most_draws):
-            batch = self._masked(examples, rng)
+            batch = self.masker(examples, rng)
             if self.counted(batch):
                 return batch
             if draw == 0:                    # (counted once, and only where a draw hid nothing)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .data import BOS, EOS, TASKS, Seq2SeqTask, is_source
+from .data import BOS, EOS, TASKS, is_source
 from .decoding import beam_search, ends, inference
 from .resources import blas_threads, step_threads
 from . import resources, schema
@@ -148,7 +148,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     if kind == "transformer":
         if beam:                             # the target starts at <bos>, up to context tokens
             check_beam_memory(model, beam, 1, model.context, name)
-        return lambda write: write(escape_controls(_translate(model, ids, beam, threads)) + "\n")
+        return lambda write: write(escape_controls(_translate(model, tokenizer, ids, beam,
+                                                              threads)) + "\n")
 
     mask_id = tokenizer.token_to_id("<mask>")
     if mask_id not in ids:
@@ -188,12 +189,15 @@ def check_beam_memory(model: GPT | Transformer, beam: int, start: int, steps: in
 CUT = "\u2026"                                           # …
 
 
-def _translate(model, ids, beam, threads):
-    """The text a seq2seq model writes for source `ids`. The task's tokenizer numbers its
-    symbols as data.SYMBOLS does, so the task decodes them: the symbols after <bos>, up to
-    <eos>. A target of context - 1 symbols and <eos> takes `context` generated tokens; one
-    that has not written <eos> by then is cut there, longer than any target the model
-    learned, and CUT after its symbols says so: without it, they would read as an answer."""
+def _translate(model, tokenizer, ids, beam, threads):
+    """The text a seq2seq model writes for source `ids`: the tokens after <bos>, up to <eos>.
+    The task's tokenizer numbers its symbols as data.SYMBOLS does (BOS and EOS included). A
+    special token the model wrote among the symbols is shown by its name ("1<pad>2"), as the
+    tokenizer decodes it: dropped, the symbols left would read as an answer the task's
+    evaluation counts as none. A target of context - 1 symbols and <eos> takes `context`
+    generated tokens; one that has not written <eos> by then is cut there, longer than any
+    target the model learned, and CUT after its symbols says so: without it, they would read
+    as an answer."""
     src = np.array([ids])
     with step_threads(threads) as steps:
         if beam:
@@ -201,7 +205,10 @@ def _translate(model, ids, beam, threads):
                               max_len=model.context, eos_id=EOS, threads=steps).tokens
         else:
             out = model.greedy_decode(src, model.context, BOS, EOS, threads=steps)[0]
-    return Seq2SeqTask.decode(out[1:]) + (CUT if out[-1] != EOS else "")
+    written = out[1:].tolist()
+    if EOS in written:
+        return tokenizer.decode(written[:written.index(EOS)])
+    return tokenizer.decode(written) + CUT
 
 
 class TextStream:

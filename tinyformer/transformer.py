@@ -19,7 +19,7 @@ length, C = d_model, V the target vocabulary.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -216,6 +216,18 @@ class Transformer(nn.Module):
         check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
         return generate(session, max_len, temperature=0, eos_id=eos_id,
                         fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads)
+
+    def __getattr__(self, name: str) -> Any:
+        # Runs only when normal lookup fails. A user who comes from GPT (or from transformers'
+        # encoder-decoders) calls generate: say how this model writes instead of "no attribute".
+        if name == "generate":
+            raise AttributeError("'Transformer' object has no attribute 'generate': an "
+                                 "encoder-decoder writes a target for a source, from its "
+                                 "<bos>: model.greedy_decode(src, max_len, bos_id, eos_id), or "
+                                 "beam_search(model.start_decoding(src[:1], bos_id), "
+                                 "beam_size, max_len, eos_id) (tinyformer.decoding.generate "
+                                 "samples from such a session)", name=name, obj=self)
+        return super().__getattr__(name)
 
     def extra_repr(self) -> str:
         c = self.config
