@@ -265,6 +265,7 @@ def _check_in_word(in_word: ArrayLike | None, vocab_size: int) -> np.ndarray | N
                          f"{np.unique(array)[:5].tolist()}")
     return array.astype(np.int8)
 
+
 def spread_over_words(values: np.ndarray, in_word: np.ndarray) -> np.ndarray:
     """Each token takes the value (B, T) of the first token of its word, so that a word's
     tokens are chosen, and treated, alike. in_word (B, T): what the token is to a word (see
