@@ -641,9 +641,12 @@ def test_training_again_after_a_step_cut_short_is_refused_and_resume_goes_on_exa
     monkeypatch.setattr(trainer, "part_loss", cut_in_step_3)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(threads=1)
-    with pytest.raises(RuntimeError, match=r"^this Trainer stopped in the middle of step 3, "
-                       r".*; go on from the run's last checkpoint: Trainer.resume\('.*cut'\)$"):
+    halfway = (r"^this Trainer stopped in the middle of step 3, .*; go on from the run's last "
+               r"checkpoint: Trainer.resume\('.*cut'\)$")
+    with pytest.raises(RuntimeError, match=halfway):
         trainer.train(threads=1)
+    with pytest.raises(RuntimeError, match=halfway):      # nor saved as if it were step 2
+        trainer.save()
     assert Trainer.resume(str(tmp_path / "cut"), log=quiet).train(threads=1) == "done"
     assert metrics(tmp_path / "cut") == whole
 
@@ -702,6 +705,45 @@ def test_training_again_after_another_process_went_on_with_the_run_is_refused(tm
         first.train(threads=1)
     with open(tmp_path / "metrics.jsonl") as f:
         assert f.read() == written
+    assert not rundir.is_training(str(tmp_path))
+
+
+def test_a_step_of_ones_own_cut_short_is_not_saved_as_the_step_before(tmp_path, monkeypatch):
+    # train_step() called on its own (a loop of one's own) and stopped in the middle: its batch
+    # drawn, so save() wrote a checkpoint of step 1 from which a resumed run drew other batches.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    trainer.train_step()
+    trainer.save()
+    monkeypatch.setattr(trainer.job, "loss", lambda model, part: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        trainer.train_step()
+    with pytest.raises(RuntimeError, match=r"^this Trainer stopped in the middle of step 2, "):
+        trainer.save()
+    assert rundir.read_config(str(tmp_path))["step"] == 1
+
+
+def test_save_takes_the_run_directorys_lock_as_train_does(tmp_path):
+    # save() wrote without the lock: a notebook's Trainer, stopped, saving while the run was
+    # resumed elsewhere wrote over that run's checkpoint, or over one it had gone on to.
+    first = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    first.train_step()
+    first.save()
+    assert rundir.is_training(str(tmp_path))            # held since start, and kept
+    first.close()
+    first.save()                    # free: taken for the moment it writes, then given back
+    assert not rundir.is_training(str(tmp_path))
+    second = Trainer.resume(str(tmp_path), log=quiet)   # holds it now
+    written = files_in(tmp_path)
+    with pytest.raises(RunDirectoryError, match=r"^'.*' is in use by this process: .*; call "
+                                                r"its close\(\) and try again$"):
+        first.save()
+    assert files_in(tmp_path) == written
+    assert second.train(threads=1) == "done"
+    written = files_in(tmp_path)
+    with pytest.raises(RunDirectoryError, match=r"went on without this process \(its "
+                       r"checkpoint is at step 4, this one's at step 1\); .*Trainer.resume"):
+        first.save()
+    assert files_in(tmp_path) == written
     assert not rundir.is_training(str(tmp_path))
 
 

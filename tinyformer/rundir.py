@@ -48,7 +48,7 @@ import os
 import re
 import stat
 import zipfile
-from typing import IO, Any, Callable, Collection, Iterable, Mapping
+from typing import IO, Any, Callable, Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -302,6 +302,19 @@ class RunDirectory:
             raise RunDirectoryError(f"the run in {self.path!r} went on without this process "
                                     f"({where}, this one's at step {self.checkpoint}); "
                                     f"continue it from there: Trainer.resume({self.path!r})")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock for what is written inside the `with`: kept if held already (a run
+        training, or claimed and not yet released), else taken by hold(), with its checks,
+        and given up after (Trainer.save between runs of train())."""
+        holding = self._lock is not None
+        self.hold()
+        try:
+            yield
+        finally:
+            if not holding:
+                self.release()
 
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove

@@ -439,12 +439,19 @@ class Trainer:
             raise RuntimeError(f"the run in {self.directory} has finished its "
                                f"{counted(c.iters, 'step')}; to train further, start a new "
                                f"run")
+        # Called on its own (not by train()'s loop, which marks the step until its line is
+        # written), the step is marked here: one cut short leaves its batch drawn, maybe some
+        # weights updated, which no checkpoint (save) may record as step `self.step`.
+        on_its_own = self.halfway is None
+        self.halfway = self.step + 1
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
         loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
                                  self.optimizer, c.micro_batches, threads, c.clip, workers)
         self.schedule.step()
         self.step += 1
+        if on_its_own:
+            self.halfway = None
         return StepDone(loss, lr, grad_norm, batch[0].size)
 
     def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
@@ -484,10 +491,7 @@ class Trainer:
         (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
         # (0 or -1 ran on as many BLAS threads as before, the progress line showing "0 cores")
         check_settings({"threads": threads}, {"threads": Optional(Whole(1, 4096))}, name=str)
-        if self.halfway is not None:
-            raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
-                               f"so it cannot go on exactly from here; go on from the run's "
-                               f"last checkpoint: Trainer.resume({str(self.directory)!r})")
+        self._check_whole_step()
         self.run.hold()
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
@@ -508,6 +512,14 @@ class Trainer:
     def part_loss(self, part: parallel.Batch) -> Tensor:
         """The loss of a part of a batch (a micro-batch): the job's."""
         return self.job.loss(self.model, part)
+
+    def _check_whole_step(self):
+        """RuntimeError if this Trainer stopped in the middle of a step (`halfway`): neither
+        training on nor a checkpoint of its state would go on as an unbroken run does."""
+        if self.halfway is not None:
+            raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
+                               f"so it cannot go on exactly from here; go on from the run's "
+                               f"last checkpoint: Trainer.resume({str(self.directory)!r})")
 
     def _check_weights(self):
         """FloatingPointError if an update has made the weights NaN or infinite (from an
@@ -631,9 +643,14 @@ class Trainer:
 
     def save(self) -> None:
         """A checkpoint of this step (rundir.save_checkpoint), in place of the last one;
-        FloatingPointError instead if the weights are NaN or infinite."""
+        FloatingPointError instead if the weights are NaN or infinite, and RuntimeError after a
+        step cut short. Between runs of train() (a notebook's) it locks the run directory
+        for the moment it writes, as train() does: RunDirectoryError, saying what to do, if
+        another process holds it or went on with the run meanwhile."""
+        self._check_whole_step()
         self._check_weights()
-        self._write_checkpoint()
+        with self.run.held():
+            self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
         """save(), the weights checked already."""
