@@ -596,10 +596,13 @@ def test_a_stop_asked_for_during_the_last_step_finishes_the_run(tmp_path, monkey
     assert rundir.read_config(str(tmp_path))["step"] == 4
 
 
-def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):
+def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, prepare=None, **settings):
     """A run stopped by a real signal (Ctrl-C's SIGINT, unless `signum` names another) during
-    step `after` + 1, which it finishes and saves. Returns what train() returned."""
+    step `after` + 1, which it finishes and saves; `prepare(trainer)`, if given, changes its
+    model once started, as a notebook might. Returns what train() returned."""
     trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
+    if prepare:
+        prepare(trainer)
     step = trainer.train_step
     def step_then_signal(threads=1, workers=None):
         if trainer.step == after:
@@ -762,6 +765,67 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert not [line for line in said if "metrics.jsonl" in line]     # no line was lost
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
+
+
+def freeze_embeddings(trainer):
+    """The embeddings frozen, to tune the rest."""
+    trainer.model.embed.requires_grad_(False)
+
+
+def prepared_run(directory, prepare, **settings):
+    """The metrics of a whole run whose model `prepare(trainer)` changed once started."""
+    trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
+    prepare(trainer)
+    assert trainer.train(threads=1) == "done"
+    return metrics(directory)
+
+
+def test_frozen_parameters_stay_frozen_on_resume_and_the_run_goes_on_exactly(tmp_path,
+                                                                              monkeypatch):
+    # The checkpoint did not say which parameters were frozen: resume built the model again
+    # from its config, every parameter trainable, and trained the embeddings from there on.
+    settings = dict(TINY, iters=4, eval_every=4)
+    whole = prepared_run(tmp_path / "whole", freeze_embeddings, **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, prepare=freeze_embeddings,
+                     **settings) == "interrupted"
+    embeddings = rundir.load_arrays(tmp_path / "cut" / "weights-000002.npz")
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)        # no model=: built anew
+    assert resumed.step == 2
+    frozen = [name for name, p in resumed.model.named_parameters() if not p.requires_grad]
+    assert frozen == ["embed.tok.weight", "embed.pos.embedding.weight"]
+    assert resumed.train(threads=1) == "done"
+    for name, p in resumed.model.named_parameters():
+        if name in frozen:
+            assert np.array_equal(p.data, embeddings[name]), name
+    assert metrics(tmp_path / "cut") == whole
+
+
+def test_an_older_checkpoint_leaves_the_model_as_built_and_a_damaged_frozen_list_is_refused(
+        tmp_path):
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    freeze_embeddings(trainer)
+    trainer.train_step()
+    trainer.save()
+    trainer.close()
+    config = rundir.read_config(str(tmp_path))
+    del config["resume"]["frozen"]                        # written before checkpoints said
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = GPT(**config["model_config"]).requires_grad_(False)     # frozen by its maker
+    resumed = Trainer.resume(str(tmp_path), log=quiet)
+    assert all(p.requires_grad for p in resumed.model.parameters())
+    resumed.close()
+    resumed = Trainer.resume(str(tmp_path), log=quiet, model=model)  # left as it was built
+    assert not any(p.requires_grad for p in resumed.model.parameters())
+    resumed.close()
+    for frozen, message in ((["embed.tok.weight", "nope"], r"lists 'nope' as frozen, which is "
+                                                           r"no parameter of the model"),
+                            ("embed", r"holds a damaged list of frozen parameters \('embed', not a "
+                                      r"list of names\)")):
+        config["resume"]["frozen"] = frozen
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(rundir.CheckpointError, match=rf"config.json {message}.*; put back "
+                                                         rf"the config.json this run wrote"):
+            Trainer.resume(str(tmp_path), log=quiet)
 
 
 @pytest.mark.parametrize("kept", [3, 0], ids=["cut", "deleted"])

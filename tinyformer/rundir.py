@@ -8,8 +8,9 @@
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments (and the
                            modules of your own in it), the training settings, the step,
-                           the optimizer's and random generators' small state, and the
-                           name and SHA-256 of each file below; written last
+                           the optimizer's and random generators' small state, which
+                           parameters are frozen, and the name and SHA-256 of each file
+                           below; written last
         weights-NNNNNN.npz     the parameters by dotted name, one array each
         optimizer-NNNNNN.npz   the optimizer's arrays (Adam's moments), for --resume
         tokenizer.json     the tokenizer (tokenizers.py's JSON)
