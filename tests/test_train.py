@@ -772,6 +772,12 @@ def freeze_embeddings(trainer):
     trainer.model.embed.requires_grad_(False)
 
 
+def in_float64(trainer):
+    """Every parameter cast to float64 (nn.py's advice for torch's model.double())."""
+    for p in trainer.model.parameters():
+        p.data = p.data.astype(np.float64)
+
+
 def prepared_run(directory, prepare, **settings):
     """The metrics of a whole run whose model `prepare(trainer)` changed once started."""
     trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
@@ -798,6 +804,21 @@ def test_frozen_parameters_stay_frozen_on_resume_and_the_run_goes_on_exactly(tmp
         if name in frozen:
             assert np.array_equal(p.data, embeddings[name]), name
     assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_run_cast_to_float64_resumes_in_float64_and_goes_on_exactly(tmp_path, monkeypatch):
+    # The weights were saved as float64, and loaded into a model built from the config, in
+    # float32: the resumed run went on rounded, and its losses drifted from the whole run's.
+    settings = dict(TINY, iters=4, eval_every=4)
+    whole = prepared_run(tmp_path / "whole", in_float64, **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, prepare=in_float64,
+                     **settings) == "interrupted"
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert {p.dtype for p in resumed.model.parameters()} == {np.dtype(np.float64)}
+    assert resumed.train(threads=1) == "done"
+    assert metrics(tmp_path / "cut") == whole
+    model, _, _ = checkpoint.load_model(str(tmp_path / "cut"))      # generate's, likewise
+    assert {p.dtype for p in model.parameters()} == {np.dtype(np.float64)}
 
 
 def test_an_older_checkpoint_leaves_the_model_as_built_and_a_damaged_frozen_list_is_refused(
