@@ -596,10 +596,13 @@ def test_a_stop_asked_for_during_the_last_step_finishes_the_run(tmp_path, monkey
     assert rundir.read_config(str(tmp_path))["step"] == 4
 
 
-def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, **settings):
+def cut_short(directory, monkeypatch, after, signum=signal.SIGINT, prepare=None, **settings):
     """A run stopped by a real signal (Ctrl-C's SIGINT, unless `signum` names another) during
-    step `after` + 1, which it finishes and saves. Returns what train() returned."""
+    step `after` + 1, which it finishes and saves; `prepare(trainer)`, if given, changes its
+    model once started, as a notebook might. Returns what train() returned."""
     trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
+    if prepare:
+        prepare(trainer)
     step = trainer.train_step
     def step_then_signal(threads=1, workers=None):
         if trainer.step == after:
@@ -641,9 +644,12 @@ def test_training_again_after_a_step_cut_short_is_refused_and_resume_goes_on_exa
     monkeypatch.setattr(trainer, "part_loss", cut_in_step_3)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(threads=1)
-    with pytest.raises(RuntimeError, match=r"^this Trainer stopped in the middle of step 3, "
-                       r".*; go on from the run's last checkpoint: Trainer.resume\('.*cut'\)$"):
+    halfway = (r"^this Trainer stopped in the middle of step 3, .*; go on from the run's last "
+               r"checkpoint: Trainer.resume\('.*cut'\)$")
+    with pytest.raises(RuntimeError, match=halfway):
         trainer.train(threads=1)
+    with pytest.raises(RuntimeError, match=halfway):      # nor saved as if it were step 2
+        trainer.save()
     assert Trainer.resume(str(tmp_path / "cut"), log=quiet).train(threads=1) == "done"
     assert metrics(tmp_path / "cut") == whole
 
@@ -705,6 +711,45 @@ def test_training_again_after_another_process_went_on_with_the_run_is_refused(tm
     assert not rundir.is_training(str(tmp_path))
 
 
+def test_a_step_of_ones_own_cut_short_is_not_saved_as_the_step_before(tmp_path, monkeypatch):
+    # train_step() called on its own (a loop of one's own) and stopped in the middle: its batch
+    # drawn, so save() wrote a checkpoint of step 1 from which a resumed run drew other batches.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    trainer.train_step()
+    trainer.save()
+    monkeypatch.setattr(trainer.job, "loss", lambda model, part: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        trainer.train_step()
+    with pytest.raises(RuntimeError, match=r"^this Trainer stopped in the middle of step 2, "):
+        trainer.save()
+    assert rundir.read_config(str(tmp_path))["step"] == 1
+
+
+def test_save_takes_the_run_directorys_lock_as_train_does(tmp_path):
+    # save() wrote without the lock: a notebook's Trainer, stopped, saving while the run was
+    # resumed elsewhere wrote over that run's checkpoint, or over one it had gone on to.
+    first = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    first.train_step()
+    first.save()
+    assert rundir.is_training(str(tmp_path))            # held since start, and kept
+    first.close()
+    first.save()                    # free: taken for the moment it writes, then given back
+    assert not rundir.is_training(str(tmp_path))
+    second = Trainer.resume(str(tmp_path), log=quiet)   # holds it now
+    written = files_in(tmp_path)
+    with pytest.raises(RunDirectoryError, match=r"^'.*' is in use by this process: .*; call "
+                                                r"its close\(\) and try again$"):
+        first.save()
+    assert files_in(tmp_path) == written
+    assert second.train(threads=1) == "done"
+    written = files_in(tmp_path)
+    with pytest.raises(RunDirectoryError, match=r"went on without this process \(its "
+                       r"checkpoint is at step 4, this one's at step 1\); .*Trainer.resume"):
+        first.save()
+    assert files_in(tmp_path) == written
+    assert not rundir.is_training(str(tmp_path))
+
+
 @pytest.mark.parametrize("job", sorted(JOBS))
 def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypatch):
     settings = dict(JOBS[job], iters=8, eval_every=3)
@@ -720,6 +765,88 @@ def test_ctrl_c_then_resume_equals_an_uninterrupted_run(tmp_path, job, monkeypat
     assert not [line for line in said if "metrics.jsonl" in line]     # no line was lost
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole                    # every loss, bit for bit
+
+
+def freeze_embeddings(trainer):
+    """The embeddings frozen, to tune the rest."""
+    trainer.model.embed.requires_grad_(False)
+
+
+def in_float64(trainer):
+    """Every parameter cast to float64 (nn.py's advice for torch's model.double())."""
+    for p in trainer.model.parameters():
+        p.data = p.data.astype(np.float64)
+
+
+def prepared_run(directory, prepare, **settings):
+    """The metrics of a whole run whose model `prepare(trainer)` changed once started."""
+    trainer = Trainer.start(TrainConfig(**settings), str(directory), log=quiet)
+    prepare(trainer)
+    assert trainer.train(threads=1) == "done"
+    return metrics(directory)
+
+
+def test_frozen_parameters_stay_frozen_on_resume_and_the_run_goes_on_exactly(tmp_path,
+                                                                              monkeypatch):
+    # The checkpoint did not say which parameters were frozen: resume built the model again
+    # from its config, every parameter trainable, and trained the embeddings from there on.
+    settings = dict(TINY, iters=4, eval_every=4)
+    whole = prepared_run(tmp_path / "whole", freeze_embeddings, **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, prepare=freeze_embeddings,
+                     **settings) == "interrupted"
+    embeddings = rundir.load_arrays(tmp_path / "cut" / "weights-000002.npz")
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)        # no model=: built anew
+    assert resumed.step == 2
+    frozen = [name for name, p in resumed.model.named_parameters() if not p.requires_grad]
+    assert frozen == ["embed.tok.weight", "embed.pos.embedding.weight"]
+    assert resumed.train(threads=1) == "done"
+    for name, p in resumed.model.named_parameters():
+        if name in frozen:
+            assert np.array_equal(p.data, embeddings[name]), name
+    assert metrics(tmp_path / "cut") == whole
+
+
+def test_a_run_cast_to_float64_resumes_in_float64_and_goes_on_exactly(tmp_path, monkeypatch):
+    # The weights were saved as float64, and loaded into a model built from the config, in
+    # float32: the resumed run went on rounded, and its losses drifted from the whole run's.
+    settings = dict(TINY, iters=4, eval_every=4)
+    whole = prepared_run(tmp_path / "whole", in_float64, **settings)
+    assert cut_short(tmp_path / "cut", monkeypatch, after=1, prepare=in_float64,
+                     **settings) == "interrupted"
+    resumed = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert {p.dtype for p in resumed.model.parameters()} == {np.dtype(np.float64)}
+    assert resumed.train(threads=1) == "done"
+    assert metrics(tmp_path / "cut") == whole
+    model, _, _ = checkpoint.load_model(str(tmp_path / "cut"))      # generate's, likewise
+    assert {p.dtype for p in model.parameters()} == {np.dtype(np.float64)}
+
+
+def test_an_older_checkpoint_leaves_the_model_as_built_and_a_damaged_frozen_list_is_refused(
+        tmp_path):
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    freeze_embeddings(trainer)
+    trainer.train_step()
+    trainer.save()
+    trainer.close()
+    config = rundir.read_config(str(tmp_path))
+    del config["resume"]["frozen"]                        # written before checkpoints said
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = GPT(**config["model_config"]).requires_grad_(False)     # frozen by its maker
+    resumed = Trainer.resume(str(tmp_path), log=quiet)
+    assert all(p.requires_grad for p in resumed.model.parameters())
+    resumed.close()
+    resumed = Trainer.resume(str(tmp_path), log=quiet, model=model)  # left as it was built
+    assert not any(p.requires_grad for p in resumed.model.parameters())
+    resumed.close()
+    for frozen, message in ((["embed.tok.weight", "nope"], r"lists 'nope' as frozen, which is "
+                                                           r"no parameter of the model"),
+                            ("embed", r"holds a damaged list of frozen parameters \('embed', not a "
+                                      r"list of names\)")):
+        config["resume"]["frozen"] = frozen
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(rundir.CheckpointError, match=rf"config.json {message}.*; put back "
+                                                         rf"the config.json this run wrote"):
+            Trainer.resume(str(tmp_path), log=quiet)
 
 
 @pytest.mark.parametrize("kept", [3, 0], ids=["cut", "deleted"])

@@ -157,12 +157,14 @@ def check_finite_weights(model: nn.Module, where: StrPath) -> None:
 
 def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | None = None
                ) -> tuple[Model, Tokenizer, dict[str, Any]]:
-    """(model, tokenizer, config) from a checkpoint directory, the model in eval mode; of a
-    run that is still training, its latest complete checkpoint.
+    """(model, tokenizer, config) from a checkpoint directory, the model in eval mode, its
+    weights in the dtype they were saved in; of a run that is still training, its latest
+    complete checkpoint.
 
     `model`: a model of your own to load a run's weights into, instead of the one its
     config.json builds; built as the run's was (its class, config and modules of your own:
-    model_to_load). A run trained on such a model is refused without it.
+    model_to_load), and keeping its own dtype. A run trained on such a model is refused
+    without it.
 
     CheckpointError (a ValueError) for anything wrong with the directory, in one line, whose
     advice offers a Hugging Face model's directory where the caller takes one (`pretrained`)."""
@@ -212,6 +214,7 @@ def _load_checkpoint(directory, model=None):
     # The model is built from config.json before the weights are read, for its shapes: an
     # array whose header claims another shape (gigabytes, say) is refused before it is read.
     stored = array_shapes(path)                            # the headers alone
+    built = model is None                                  # from config.json, not given
     model = model_to_load(config, directory, model,
                           sum(math.prod(shape) for shape in stored.values()))
     # stored name -> the model's. Modules of your own came after the layout changed: a run
@@ -222,6 +225,13 @@ def _load_checkpoint(directory, model=None):
     own = dict(model.named_parameters())
     expected = {name: own[current[name]].shape for name in stored if current[name] in own}
     weights = _renamed(config, load_arrays(path, expected), current)
+    if built:
+        # A model built from config.json holds its weights in the dtype they were saved in,
+        # as the run trained them (a run cast to float64 goes on in float64, not rounded to
+        # the float32 a model is built in); a model given keeps its own, as load_state_dict.
+        for name, p in model.named_parameters():
+            if name in weights and np.issubdtype(weights[name].dtype, np.floating):
+                p.data = p.data.astype(weights[name].dtype, copy=False)
     try:
         model.load_state_dict(weights)
     except (KeyError, ValueError, RuntimeError) as e:      # RuntimeError: names or shapes

@@ -8,8 +8,9 @@
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments (and the
                            modules of your own in it), the training settings, the step,
-                           the optimizer's and random generators' small state, and the
-                           name and SHA-256 of each file below; written last
+                           the optimizer's and random generators' small state, which
+                           parameters are frozen, and the name and SHA-256 of each file
+                           below; written last
         weights-NNNNNN.npz     the parameters by dotted name, one array each
         optimizer-NNNNNN.npz   the optimizer's arrays (Adam's moments), for --resume
         tokenizer.json     the tokenizer (tokenizers.py's JSON)
@@ -48,7 +49,7 @@ import os
 import re
 import stat
 import zipfile
-from typing import IO, Any, Callable, Collection, Iterable, Mapping
+from typing import IO, Any, Callable, Collection, Iterable, Iterator, Mapping
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -302,6 +303,19 @@ class RunDirectory:
             raise RunDirectoryError(f"the run in {self.path!r} went on without this process "
                                     f"({where}, this one's at step {self.checkpoint}); "
                                     f"continue it from there: Trainer.resume({self.path!r})")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock for what is written inside the `with`: kept if held already (a run
+        training, or claimed and not yet released), else taken by hold(), with its checks,
+        and given up after (Trainer.save between runs of train())."""
+        holding = self._lock is not None
+        self.hold()
+        try:
+            yield
+        finally:
+            if not holding:
+                self.release()
 
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove

@@ -20,9 +20,10 @@ Three jobs, one loop: what differs between GPT on a text, BERT on a text and an
 encoder-decoder on a digit task (data, loss, evaluation, samples) is in jobs.py.
 
 Resuming is exact, on the same machine (another kind of processor's BLAS rounds otherwise):
-the checkpoint keeps the optimizer's moments, the schedule's step, and the state of both random
-generators (the data's, which picks batches, and the engine's, which drives dropout), so a
-resumed run draws the same batches and makes the same updates as one that never stopped.
+the checkpoint keeps the optimizer's moments, the schedule's step, the state of both random
+generators (the data's, which picks batches, and the engine's, which drives dropout) and which
+parameters are frozen (requires_grad False), so a resumed run draws the same batches and makes
+the same updates as one that never stopped.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ from .train_config import (SETTING_RULES, TrainConfig, check_paths, default_out_
 GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
                "eps": Number(0), "betas[0]": SETTING_RULES["beta1"],
                "betas[1]": SETTING_RULES["beta2"]}
+
+
+# The key, in config.json's "resume" table, of the names of the parameters that were frozen
+# (requires_grad False) at the checkpoint; without it (a run saved before it was recorded) the
+# model is left as it is built.
+FROZEN = "frozen"
 
 
 # What each figure of a step's line in metrics.jsonl is, in the error when it is not finite.
@@ -331,7 +338,9 @@ class Trainer:
         `model`: the model of your own a run was started with (`start`'s), built the same
         way again: the checkpoint's weights are loaded into it. A run that records modules of
         your own is refused without one, and a run without them is refused with one that has
-        some (checkpoint.model_to_load)."""
+        some (checkpoint.model_to_load). Either way, the parameters the checkpoint records as
+        frozen (requires_grad False) are frozen again, and only they (a checkpoint written
+        before they were recorded leaves the model as it is built)."""
         directory = os.fspath(directory)            # a pathlib.Path is named as its text
         run = RunDirectory.claim(directory, log)
         try:
@@ -439,12 +448,19 @@ class Trainer:
             raise RuntimeError(f"the run in {self.directory} has finished its "
                                f"{counted(c.iters, 'step')}; to train further, start a new "
                                f"run")
+        # Called on its own (not by train()'s loop, which marks the step until its line is
+        # written), the step is marked here: one cut short leaves its batch drawn, maybe some
+        # weights updated, which no checkpoint (save) may record as step `self.step`.
+        on_its_own = self.halfway is None
+        self.halfway = self.step + 1
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
         loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
                                  self.optimizer, c.micro_batches, threads, c.clip, workers)
         self.schedule.step()
         self.step += 1
+        if on_its_own:
+            self.halfway = None
         return StepDone(loss, lr, grad_norm, batch[0].size)
 
     def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
@@ -484,10 +500,7 @@ class Trainer:
         (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
         # (0 or -1 ran on as many BLAS threads as before, the progress line showing "0 cores")
         check_settings({"threads": threads}, {"threads": Optional(Whole(1, 4096))}, name=str)
-        if self.halfway is not None:
-            raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
-                               f"so it cannot go on exactly from here; go on from the run's "
-                               f"last checkpoint: Trainer.resume({str(self.directory)!r})")
+        self._check_whole_step()
         self.run.hold()
         try:
             # A diverging run overflows numpy at many places before the loss shows it; the
@@ -508,6 +521,14 @@ class Trainer:
     def part_loss(self, part: parallel.Batch) -> Tensor:
         """The loss of a part of a batch (a micro-batch): the job's."""
         return self.job.loss(self.model, part)
+
+    def _check_whole_step(self):
+        """RuntimeError if this Trainer stopped in the middle of a step (`halfway`): neither
+        training on nor a checkpoint of its state would go on as an unbroken run does."""
+        if self.halfway is not None:
+            raise RuntimeError(f"this Trainer stopped in the middle of step {self.halfway}, "
+                               f"so it cannot go on exactly from here; go on from the run's "
+                               f"last checkpoint: Trainer.resume({str(self.directory)!r})")
 
     def _check_weights(self):
         """FloatingPointError if an update has made the weights NaN or infinite (from an
@@ -631,9 +652,14 @@ class Trainer:
 
     def save(self) -> None:
         """A checkpoint of this step (rundir.save_checkpoint), in place of the last one;
-        FloatingPointError instead if the weights are NaN or infinite."""
+        FloatingPointError instead if the weights are NaN or infinite, and RuntimeError after a
+        step cut short. Between runs of train() (a notebook's) it locks the run directory
+        for the moment it writes, as train() does: RunDirectoryError, saying what to do, if
+        another process holds it or went on with the run meanwhile."""
+        self._check_whole_step()
         self._check_weights()
-        self._write_checkpoint()
+        with self.run.held():
+            self._write_checkpoint()
 
     def _write_checkpoint(self) -> None:
         """save(), the weights checked already."""
@@ -658,7 +684,11 @@ class Trainer:
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
                        "data_rng": self.data_rng.bit_generator.state,
-                       "engine_rng": ta.random.get_state()},
+                       "engine_rng": ta.random.get_state(),
+                       # Parameters set to requires_grad=False (embeddings frozen to tune the
+                       # rest, say): a model built again from model_config would train them.
+                       FROZEN: [name for name, p in self.model.named_parameters()
+                                if not p.requires_grad]},
         }
         weights = {name: p.data for name, p in self.model.named_parameters()}
         # The run owns the new files before they exist, and gives up the previous checkpoint's
@@ -677,15 +707,17 @@ class Trainer:
         self.checkpoint_files = new
 
     def load_state(self, saved: dict[str, Any]) -> None:
-        """The optimizer, schedule, generators and step of a checkpoint (the weights are
-        already in the model); and metrics.jsonl cut back to that step, so that the lines a
-        stopped run wrote after its checkpoint are written again, once (truncate_metrics)."""
+        """The optimizer, schedule, generators, step and frozen parameters of a checkpoint
+        (the weights are already in the model); and metrics.jsonl cut back to that step, so
+        that the lines a stopped run wrote after its checkpoint are written again, once
+        (truncate_metrics)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
         check_checkpoint_file(self.directory, saved, "optimizer")     # load_model did the rest
         path = os.path.join(self.directory, files["optimizer"])
         shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
+        frozen = self._frozen_names(resume.get(FROZEN, []))
         self._check_schedule_state(resume["schedule"], saved["step"])
         self._check_optimizer_state(resume["optimizer"]["state"], shapes,
                                     resume["optimizer"]["param_groups"], path, saved["step"])
@@ -706,6 +738,9 @@ class Trainer:
             state[int(i)][name] = value
         self.optimizer.load_state_dict({"param_groups": resume["optimizer"]["param_groups"],
                                         "state": state})
+        if FROZEN in resume:          # a model given to resume is frozen as the run's was too
+            for name, p in self.model.named_parameters():
+                p.requires_grad = name not in frozen
         self.schedule.load_state_dict(resume["schedule"])
         self.data_rng.bit_generator.state = resume["data_rng"]
         ta.random.set_state(resume["engine_rng"])
@@ -723,6 +758,21 @@ class Trainer:
             self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
                      f"{self.step} (lost since they were written); the resumed run's lines "
                      f"follow from step {self.step + 1}, so its curves have a gap there")
+
+    def _frozen_names(self, names):
+        """The set of the parameters' names that config.json's resume table lists as frozen
+        (`names`); CheckpointError, one line, unless each names a parameter of the model."""
+        known = {name for name, _ in self.model.named_parameters()}
+        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+            raise CheckpointError(f"{self.run.file(CONFIG)} holds a damaged list of frozen "
+                                  f"parameters ({names!r}, not a list of names); put back the "
+                                  f"config.json this run wrote, or start again with --force")
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise CheckpointError(f"{self.run.file(CONFIG)} lists {unknown[0]!r} as frozen, "
+                                  f"which is no parameter of the model; put back the "
+                                  f"config.json this run wrote, or start again with --force")
+        return set(names)
 
     def _saved_order(self, groups):
         """The optimizer's parameters in the order of the saved state (`groups` from
