@@ -934,6 +934,56 @@ def test_with_gradient_flow_a_folded_box_is_coloured_as_the_picture_colours_its_
     assert chromium.errors(browser) == []
 
 
+class SqrtAtZero(ta.nn.Module):
+    """sqrt at 0: a finite value, but an infinite derivative times the zero in front of it,
+    NaN gradients below it."""
+
+    def __init__(self):
+        self.lin = ta.nn.Linear(3, 3)
+
+    def forward(self, x):
+        return (self.lin(x) * 0.0).sqrt() + x
+
+
+class NaNInside(ta.nn.Module):
+    """NaN and infinite gradients in `inner`, none in `out`."""
+
+    def __init__(self):
+        self.inner = SqrtAtZero()
+        self.out = ta.nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.out(self.inner(x)).sum()
+
+
+def test_a_folded_box_shows_the_nan_hidden_in_it(browser, tmp_path):
+    # A folded box said nothing of the NaN gradients inside it, and with gradient flow took
+    # the colour of the largest finite norm, where the picture's folded module is red.
+    ta.manual_seed(0)
+    model = NaNInside()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.array([[1.0, -2.0, 3.0]])))
+    flow = dict(params=model, depth=1, color_by_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        viz.retain_grads(loss)
+        loss.backward(retain_graph=True)
+        path = viz.graph_page(loss, **flow).save(tmp_path / "flow.html")
+        picture = viz.draw_graph(loss, **flow).source
+    red = viz.graph.NAN_COLOUR
+    assert f'fillcolor="{red}"' in picture and "largest grad norm nan" in picture
+    open_clean(browser, path)
+    box = browser.find_element(By.CSS_SELECTOR, 'g.folded[aria-label="open inner: SqrtAtZero"]')
+    assert "nonfinite" in box.get_attribute("class")
+    fill = box.find_element(By.TAG_NAME, "rect").value_of_css_property("fill")
+    assert fill == "rgb({}, {}, {})".format(*bytes.fromhex(red[1:]))
+    # the weight's, the bias's and the linear's gradients (NaN), the mul's (infinite)
+    assert box.text.splitlines()[-3:-1] == ["largest grad norm nan",
+                                            "4 gradients with NaN or inf"]
+    finite = browser.find_element(By.CSS_SELECTOR, 'g.folded[aria-label="open out: Linear"]')
+    assert "nonfinite" not in finite.get_attribute("class") and "NaN" not in finite.text
+    assert chromium.errors(browser) == []
+
+
 def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser, gpt_backward):
     open_clean(browser, gpt_backward)
     browser.find_element(By.ID, "unfold").click()

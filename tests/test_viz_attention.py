@@ -19,7 +19,7 @@ from matplotlib.image import imread  # noqa: E402
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
 from viz.attention import (AttentionMap, attention_figure, attention_maps,  # noqa: E402
-                            choose_map, plot_attention, token_labels)
+                            choose_map, plot_attention, shown_tokens, token_labels)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -354,24 +354,66 @@ def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tm
         "tiny (gpt): masked self-attention - 2 layers x 3 heads"
 
 
-def test_a_cropped_map_shows_the_last_queries_and_keys_and_blanks_blocked_keys():
-    weights = np.random.default_rng(0).random((1, 1, 6, 5))
-    weights[0, 0, -1, -1] = 0.0                          # a blocked key
-    figure = attention_figure(weights, list("abcdef"), list("vwxyz"), "t", max_tokens=3)
+def shown_labels(figure):
     ax = figure.axes[0]
-    shown = ax.images[0].get_array()
+    return ([label.get_text() for label in ax.get_yticklabels()],
+            [label.get_text() for label in ax.get_xticklabels()])
+
+
+def test_a_cropped_masked_map_shows_its_last_tokens_and_says_the_first_are_left_out():
+    # A GPT's map: a window at the end of the triangle, blocked keys blank.
+    weights = np.tril(np.random.default_rng(0).random((1, 1, 6, 6)) + 0.1)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    figure = attention_figure(weights, list("abcdef"), list("abcdef"), "t", max_tokens=3)
+    shown = figure.axes[0].images[0].get_array()
     np.testing.assert_array_equal(shown.data, weights[0, 0, -3:, -3:])
-    assert shown.mask[-1, -1] and shown.mask.sum() == 1
-    assert [label.get_text() for label in ax.get_yticklabels()] == list("def")
-    assert [label.get_text() for label in ax.get_xticklabels()] == list("xyz")
+    assert shown.mask.sum() == 3 and shown.mask[0, 1:].all()       # the later keys
+    assert shown_labels(figure) == (list("def"), list("def"))
     assert " ".join(figure.get_suptitle().split()) == \
-        "t (showing the last 3 of 6 queries and last 3 of 5 keys)"
-    square = attention_figure(np.full((1, 1, 4, 4), 0.25), list("abcd"), list("abcd"), "t",
-                              max_tokens=3)
-    assert " ".join(square.get_suptitle().split()) == "t (showing the last 3 of 4 tokens)"
+        "t (showing the last 3 of 6 tokens: the first 3, which these queries also read, are " \
+        "left out)"
+    assert [line.get_xdata()[0] for line in figure.axes[0].lines] == [-0.5]   # keys before
     whole = attention_figure(np.full((1, 1, 3, 3), 1 / 3), list("abc"), list("abc"), "t",
                              max_tokens=3)
     assert whole.get_suptitle() == "t"
+
+
+def test_a_cropped_bidirectional_map_keeps_the_first_words_its_queries_read():
+    # BERT's masked word reads "eve", at the start of a long prompt: the last keys alone (as a
+    # GPT's map is cropped) dropped them, and the picture showed a <mask> reading nothing.
+    # The keys kept are those the queries read most, in their order, a red line where keys
+    # are missing, and the title says so.
+    text = "eve has a red kite"
+    weights = np.full((2, 1, len(text), len(text)), 0.01)
+    weights[..., :3] = 1.0                                  # every query reads "eve"
+    weights[..., -3:] = 0.5                                 # and "ite"
+    weights /= weights.sum(axis=-1, keepdims=True)
+    figure = attention_figure(weights, list(text), list(text), "t", max_tokens=6)
+    queries, keys = shown_labels(figure)
+    assert queries == list("d kite") and keys == list("eveite")
+    assert " ".join(figure.get_suptitle().split()) == \
+        ("t (showing the last 6 of 18 queries and the 6 of 18 keys they attend to most, in "
+         "order (the 12 others are left out where a red line splits the keys))")
+    chosen = shown_tokens(weights, max_tokens=6).keys
+    np.testing.assert_array_equal(figure.axes[0].images[0].get_array().data,
+                                  weights[0, 0, -6:][:, chosen])
+    edges = sorted(line.get_xdata()[0] for line in figure.axes[0].lines)
+    assert chosen.tolist() == [0, 1, 2, 15, 16, 17] and edges == [2.5]
+    # Cross-attention (2 target queries, 18 source keys), its keys cut alone.
+    cross = attention_figure(weights[:, :, :2], ["x", "y"], list(text), "t", max_tokens=6)
+    assert " ".join(cross.get_suptitle().split()).startswith(
+        "t (showing the 6 of 18 keys the queries attend to most")
+
+
+def test_a_bidirectional_map_of_a_built_in_berts_context_is_drawn_whole():
+    # 60 tokens, fewer than the built-in BERT's context: every query and key is drawn, where
+    # the picture kept the last 48 of each. A GPT's map of as many is cropped as before.
+    both_ways = shown_tokens(np.full((1, 1, 60, 60), 1 / 60))
+    assert (len(both_ways.queries), len(both_ways.keys), both_ways.note) == (60, 60, "")
+    masked = np.tril(np.ones((1, 1, 60, 60)))
+    one_way = shown_tokens(masked / masked.sum(axis=-1, keepdims=True))
+    assert one_way.keys.tolist() == one_way.queries.tolist() == list(range(12, 60))
+    assert one_way.note.startswith("showing the last 48 of 60 tokens")
 
 
 def test_key_labels_stand_upright_only_when_each_is_one_character():

@@ -178,6 +178,37 @@ def test_values_that_are_not_finite_are_left_out_of_the_png_and_the_page(tmp_pat
     assert len(data["smoothed"]) == 40 and data["val"][-1][0] == 40
 
 
+def nonfinite_marks(loss):
+    """The legend's line for the losses not drawn, and the steps its red ticks are at."""
+    (marks,) = [line for line in loss.get_lines() if line.get_label().startswith("loss NaN")]
+    return marks.get_label(), list(marks.get_xdata())
+
+
+@pytest.mark.parametrize("tail, said, steps", [
+    # a run that diverged: its curve stopped at step 40 with nothing said
+    ('{"step": 41, "train_loss": NaN, "lr": 1e-3}\n{"step": 42, "train_loss": NaN}\n'
+     '{"step": 43, "train_loss": 2.0, "val_loss": Infinity}\n', "3 steps, from step 41",
+     [41, 42, 43]),
+    ('{"step": 41, "train_loss": NaN}\n', "1 step, from step 41", [41]),
+])
+def test_losses_that_are_not_finite_are_marked_and_counted_in_the_loss_panel(tmp_path, tail,
+                                                                           said, steps):
+    loss = metrics_figure(write_metrics(tmp_path / "run", tail=tail)).axes[0]
+    label, marked = nonfinite_marks(loss)
+    assert label == f"loss NaN or inf, not drawn: {said}" and marked == steps
+    assert label in [text.get_text() for text in loss.get_legend().get_texts()]
+
+
+def test_a_run_whose_every_loss_is_nan_says_so_rather_than_draw_an_empty_panel(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        f'{{"step": {step}, "train_loss": NaN, "lr": 1e-3}}\n' for step in (1, 2, 3)))
+    loss = metrics_figure(tmp_path).axes[0]
+    assert nonfinite_marks(loss) == ("loss NaN or inf, not drawn: 3 steps, from step 1",
+                                     [1, 2, 3])
+    finite = metrics_figure(write_metrics(tmp_path / "finite")).axes[0]
+    assert not any(line.get_label().startswith("loss NaN") for line in finite.get_lines())
+
+
 @pytest.mark.parametrize("key, value", [("lr", 1e308), ("lr", -1.7e308),
                                         ("train_loss", 1.7e308), ("val_loss", 1e308)])
 def test_values_near_the_largest_float_are_drawn_in_units_the_label_names(tmp_path, key,
@@ -247,9 +278,10 @@ def test_a_validation_loss_is_drawn_at_a_step_whose_train_loss_overflowed(tmp_pa
     last = {"step": 41, "train_loss": float("inf"), "lr": 1e-3, "val_loss": 0.5}
     run = write_metrics(tmp_path / "run", extra=None, tail=json.dumps(last) + "\n")
     loss = metrics_figure(run).axes[0]
-    train, smoothed, val = loss.get_lines()
+    train, smoothed, val, overflowed = loss.get_lines()
     assert list(train.get_xdata()) == list(range(1, 41))
     assert list(val.get_xdata()) == [10, 20, 30, 40, 41]
+    assert list(overflowed.get_xdata()) == [41]                  # marked where it is not drawn
     (label,) = loss.texts
     assert label.get_text() == "0.500" and label.xy == (41, 0.5)
 

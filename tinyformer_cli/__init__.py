@@ -920,10 +920,13 @@ Examples:
 
 \b
 A PNG has a heatmap per layer (rows) and head (columns): row i is how query i spreads its
-attention over all the keys (each row sums to 1 over them); of a prompt longer than 48 tokens
-it shows the last 48 queries against the last 48 keys. An encoder-decoder checkpoint
-translates the prompt greedily. A page holds every attention, layer and head, weights read on
-hover, up to ten million weights in all (a longer prompt is refused: draw a PNG).
+attention over all the keys (each row sums to 1 over them). A masked map (GPT's, a decoder's)
+of a prompt longer than 48 tokens shows its last 48; one that reads both ways (BERT's, an
+encoder's, cross-attention) is drawn whole up to 128, and beyond that its last 128 queries
+against the 128 keys they read most, a red line where keys are left out; the title says
+what is left out. An encoder-decoder checkpoint translates the prompt greedily. A page
+holds every attention, layer and head, weights read on hover, up to ten million weights in
+all (a longer prompt is refused: draw a PNG).
 """)
 @checkpoint_option
 @prompt_option

@@ -6,6 +6,9 @@
     plot_attention(weights, row_labels, col_labels, out_path, title)
                                                          one heatmap per layer (rows) and head
                                                          (columns), queries down, keys across
+    shown_tokens(weights)                               which queries and keys a picture of a
+                                                         long prompt keeps, and what it says
+                                                         of those left out
 
 A heatmap's row i is query token i's softmax over the keys: it sums to 1, and a bright cell
 (i, j) means token i took much of its output from token j. GPT's maps are lower triangles (a
@@ -46,9 +49,17 @@ if TYPE_CHECKING:              # matplotlib is imported when a figure is drawn, 
 # The kinds of model a checkpoint holds (its config.json's "model").
 ModelKind = Literal["gpt", "bert", "transformer"]
 
-# Longer prompts show only their last MAX_TOKENS queries and keys: beyond that the labels of a
-# character-level prompt no longer fit, and the end of the prompt is what the model acts on.
+# A masked (causal) map of a longer prompt shows only its last MAX_TOKENS queries and keys:
+# beyond that the labels of a character-level prompt grow small, and the end of the prompt is
+# what a GPT acts on; the square stays a triangle. A map without that mask (BERT's, an
+# encoder's, cross-attention) is shown whole up to MAX_TOKENS_UNMASKED tokens a side, the
+# built-in BERT's context: each of its queries reads the first words as much as the last, and
+# the last MAX_TOKENS keys alone would hide what a masked word was filled from. Beyond that it
+# shows its last queries against the keys they attend to most. The title says what is left out.
 MAX_TOKENS = 48
+MAX_TOKENS_UNMASKED = 128
+# The lines that mark where keys are left out of a map: red, a colour viridis never takes.
+LEFT_OUT_COLOUR = "#e31a1c"
 
 # The kinds of attention a model may have, the default first, and what each is in words. A
 # model with one stack (GPT: a decoder, BERT: an encoder) has one kind, called "self".
@@ -230,7 +241,7 @@ def choose_map(model: nn.Module,
 
 
 def plot_attention(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],
-                   out_path: StrPath, title: str, max_tokens: int = MAX_TOKENS) -> int:
+                   out_path: StrPath, title: str, max_tokens: int | None = None) -> int:
     """Write attention_figure(...) to `out_path`, atomically, in the format its suffix says
     (.png, .svg or .pdf; ValueError for another); returns the number of heatmaps (layers x
     heads)."""
@@ -240,16 +251,81 @@ def plot_attention(weights: ArrayLike, row_labels: Sequence[str], col_labels: Se
     return len(fig.axes) - 1                                   # the colour bar is an axes too
 
 
+def _is_causal(weights: np.ndarray) -> bool:
+    """Whether (L, H, T_q, T_k) `weights` are a masked self-attention's: square, and every
+    weight above the diagonal (a later key) exactly 0. Softmax gives an unmasked key a weight
+    above 0, so a bidirectional map is never taken for one (but for a single token)."""
+    t_q, t_k = weights.shape[-2:]
+    return t_q == t_k and not np.triu(weights, k=1).any()
+
+
+class ShownTokens(NamedTuple):
+    """What a map of too many tokens shows: the positions of the queries (rows) and of the
+    keys (columns) kept, in order, and a note for the title saying what is left out ("" if
+    nothing is)."""
+    queries: np.ndarray
+    keys: np.ndarray
+    note: str
+
+
+def shown_tokens(weights: ArrayLike, max_tokens: int | None = None) -> ShownTokens:
+    """Which queries and keys of (L, H, T_q, T_k) `weights` a picture shows, at most
+    `max_tokens` of each (by default MAX_TOKENS for a masked map, MAX_TOKENS_UNMASKED for
+    another). A masked map keeps its last queries and keys (a window at the end of the
+    triangle); another keeps its last queries and, of the keys, those the queries kept attend
+    to most (summed over every layer and head), in their order: cutting its keys at the end
+    would drop the first words, which every query reads."""
+    weights = np.asarray(weights)
+    t_q, t_k = weights.shape[-2:]
+    causal = _is_causal(weights)
+    if max_tokens is None:
+        max_tokens = MAX_TOKENS if causal else MAX_TOKENS_UNMASKED
+    if max_tokens < 1:
+        raise ValueError(f"plot_attention: max_tokens must be at least 1, got {max_tokens}")
+    rows, cols = min(t_q, max_tokens), min(t_k, max_tokens)
+    queries = np.arange(t_q - rows, t_q)
+    if causal:
+        keys = np.arange(t_k - cols, t_k)
+        note = "" if rows == t_q else (f"showing the last {rows} of {t_q} tokens: the first "
+                                       f"{t_q - rows}, which these queries also read, are left "
+                                       f"out")
+        return ShownTokens(queries, keys, note)
+    # The keys most attended to; of two alike, the earlier.
+    read = np.asarray(weights, dtype=np.float64)[:, :, queries, :].sum(axis=(0, 1, 2))
+    keys = np.sort(np.argsort(-read, kind="stable")[:cols])
+    notes = []
+    if rows < t_q:
+        notes.append(f"the last {rows} of {t_q} queries")
+    if cols < t_k:
+        whose = "they" if rows < t_q else "the queries"
+        notes.append(f"the {cols} of {t_k} keys {whose} attend to most, in order (the "
+                     f"{t_k - cols} others are left out where a red line splits the keys)")
+    return ShownTokens(queries, keys, "showing " + " and ".join(notes) if notes else "")
+
+
+def _left_out_edges(keys, t_k):
+    """Where keys are left out between the columns of `keys` (positions kept, in order, of
+    `t_k`): the x of each border between two columns, or before the first or after the last,
+    with keys missing there."""
+    edges = [i - 0.5 for i in range(1, len(keys)) if keys[i] > keys[i - 1] + 1]
+    if keys[0] > 0:
+        edges.insert(0, -0.5)
+    if keys[-1] < t_k - 1:
+        edges.append(len(keys) - 0.5)
+    return edges
+
+
 @literal_text()
 def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],
-                     title: str, max_tokens: int = MAX_TOKENS) -> Figure:
+                     title: str, max_tokens: int | None = None) -> Figure:
     """Draw `weights` (L, H, T_q, T_k) as a grid of heatmaps, layer i in row i and head j in
     column j, query tokens `row_labels` down and key tokens `col_labels` across, with a
     colour bar. Returns the matplotlib Figure (shown inline when a Jupyter cell ends with it).
 
-    Only the last `max_tokens` queries and keys are shown, which the title then says. The
-    colours are on a square-root scale from 0 to 1: a weight of 1/T (attention spread evenly
-    over T keys) stays visible next to a weight near 1."""
+    A long prompt is shown in part, as shown_tokens chooses (`max_tokens` queries and keys at
+    most), and the title says what is left out; a red line marks where keys are missing
+    between two columns. The colours are on a square-root scale from 0 to 1: a weight of 1/T
+    (attention spread evenly over T keys) stays visible next to a weight near 1."""
     weights = np.asarray(weights)
     if weights.ndim != 4:
         raise ValueError(f"plot_attention: weights must be (layers, heads, queries, keys), got "
@@ -258,16 +334,14 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     if (len(row_labels), len(col_labels)) != (t_q, t_k):
         raise ValueError(f"plot_attention: {len(row_labels)} row and {len(col_labels)} column "
                          f"labels for {t_q} queries and {t_k} keys")
-    rows, cols = min(t_q, max_tokens), min(t_k, max_tokens)
-    weights = weights[:, :, t_q - rows:, t_k - cols:]
-    row_labels, col_labels = list(row_labels)[t_q - rows:], list(col_labels)[t_k - cols:]
-    if (rows, t_q) == (cols, t_k) and rows < t_q:              # self-attention
-        title += f"\n(showing the last {rows} of {t_q} tokens)"
-    else:
-        cropped = [f"last {n} of {total} {what}" for n, total, what in
-                   ((rows, t_q, "queries"), (cols, t_k, "keys")) if n < total]
-        if cropped:
-            title += f"\n(showing the {' and '.join(cropped)})"
+    shown = shown_tokens(weights, max_tokens)
+    weights = weights[:, :, shown.queries][:, :, :, shown.keys]
+    row_labels = [row_labels[i] for i in shown.queries]
+    col_labels = [col_labels[i] for i in shown.keys]
+    rows, cols = len(shown.queries), len(shown.keys)
+    left_out = _left_out_edges(shown.keys, t_k)
+    if shown.note:
+        title += f"\n({shown.note})"
     # A weight of exactly 0 is a blocked key (a later token, padding): left blank, so that
     # the mask's shape stands apart from weights that are merely small.
     weights = np.ma.masked_equal(weights, 0.0)
@@ -305,6 +379,8 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
                           fontsize=fontsize)
             ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=fontsize)
             ax.tick_params(length=0, pad=1)
+            for x in left_out:
+                ax.axvline(x, color=LEFT_OUT_COLOUR, linewidth=1.5)
             if head == 0:
                 ax.set_ylabel("query (attending)", fontsize=8)
             if layer == n_layer - 1:

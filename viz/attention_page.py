@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .attention import MAX_TOKENS, AttentionMap
+from .attention import AttentionMap
 from .html import Page, page
 
 # Weights are embedded as whole numbers of SCALE-ths (4 decimals): small JSON, and still
@@ -57,7 +57,7 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
     if total > MAX_WEIGHTS:
         raise ValueError(f"attention_page: {total:,} attention weights are more than a page "
                          f"holds ({MAX_WEIGHTS:,}, about 30 MB); use a shorter prompt, or "
-                         f"draw a PNG, which shows the last {MAX_TOKENS} tokens only")
+                         f"draw a PNG, which shows part of a long prompt and says which")
     data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "maps": {}}
     for name, chosen in maps.items():
         weights = np.asarray(chosen.weights)

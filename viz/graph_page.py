@@ -15,7 +15,9 @@ the page adds, as JSON for its script (viz/assets/graph.js):
     value's;
   * for each dashed module box: its path, class, parameter count and ops, so that a click folds
     it into one box (a stack of blocks of one class folds into `decoder.layers: DecoderLayer
-    x 4`) and a second click opens it again;
+    x 4`) and a second click opens it again; a folded box says how many of the values and
+    gradients hidden in it hold a NaN or an infinity (and is outlined in red), and with
+    gradient flow is coloured as the picture colours a folded module, red for a NaN inside;
   * the links between the two graphs: the backward ops that compute a forward op's gradients
     (the engine stamps them, `Context.backward_of`), and the forward tensors that the backward
     graph reads.
@@ -37,7 +39,7 @@ import numpy as np
 
 import tinyautograd as ta
 
-from .graph import (FREED, DotNotFoundError, INSTALL_HINT, Rankdir, _check_depth,
+from .graph import (FREED, NAN_COLOUR, DotNotFoundError, INSTALL_HINT, Rankdir, _check_depth,
                     _check_recorded, _draw_backward, _draw_forward, _layout, _walk)
 from .html import Page, number, page, summary
 
@@ -96,8 +98,10 @@ def graph_page(tensor: ta.Tensor,
         raise ValueError(f"graph_page: no backward graph to show: {missing}")
 
     docs = {}
+    # With gradient flow a node whose gradient norm is NaN is filled NAN_COLOUR: a folded box
+    # holding one takes that colour too, as the picture's folded module does.
     data = {"view": view, "depth": depth, "missing": missing, "docs": docs, "views": {},
-            "flow": color_by_grad}
+            "flow": color_by_grad, "nan_colour": NAN_COLOUR}
     svgs = {}
     for name, drawing in (("forward", forward), ("backward", backward)):
         if drawing is None:

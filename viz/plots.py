@@ -21,6 +21,7 @@ import functools
 import io
 import itertools
 import math
+import numbers
 import os
 import textwrap
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -272,7 +273,9 @@ def _inline_figure_class():
 @literal_text()
 def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
-    Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`."""
+    Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`.
+    A loss of NaN or infinity (a run that diverged) has no point: a red tick at the top of the
+    loss panel marks its step, and the legend counts them."""
     run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
     records = read_metrics(metrics_path)          # before matplotlib: bad input fails fast
 
@@ -318,6 +321,7 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
         # through by the panel's top edge: the panel goes up far enough to hold it.
         low, high = ax.get_ylim()
         ax.set_ylim(low, max(high, val_loss[-1] + 0.15 * (high - low)))
+    _mark_unfinished_losses(ax, records)
     ax.set_ylabel("loss (cross-entropy, nats)" + loss_unit)
     ax.grid(True, alpha=0.3)
     # Wherever the curves leave room: a fixed corner hid a run that blew up at its end.
@@ -356,6 +360,30 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     axes[panels[-1]].xaxis.set_major_locator(
         MaxNLocator(integer=True, min_n_ticks=1, steps=[1, 2, 5, 10]))
     return fig
+
+
+# The ticks that mark a loss of NaN or infinity: red, a colour no curve of the panel has.
+NONFINITE_COLOUR = "#e31a1c"
+
+
+def _mark_unfinished_losses(ax, records):
+    """A red tick at the top of the loss panel at each step whose train or validation loss is
+    NaN or infinite, named in the legend with their count and the first: such a loss has no
+    point to draw, and the curves of a run that diverged would seem to stop (or, every loss
+    NaN, the panel be empty) with nothing said."""
+    def infinite(value):                  # a number, but none a float holds finitely
+        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                and not is_finite_number(value))
+
+    steps = [r["step"] for r in records
+             if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
+    if not steps:
+        return
+    # x at the step, y at the top of the panel whatever its scale
+    ax.plot(steps, [0.97] * len(steps), transform=ax.get_xaxis_transform(), linestyle="none",
+            marker="|", markersize=10, markeredgewidth=1.5, color=NONFINITE_COLOUR,
+            label=f"loss NaN or inf, not drawn: {len(steps):,} "
+                  f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
 
 
 # A run a line style: the ten colours of matplotlib's tab10, then each again dashed, then

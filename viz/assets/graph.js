@@ -382,13 +382,32 @@ function describeFold(view, key) {
   if (gradients) lines.push(`computes ${count(gradients, "gradient")}`);
   const flow = flowOf(view, key);
   if (flow) lines.push(flow.norm === null ? "no gradient" : `largest grad norm ${expo(flow.norm)}`);
-  return {title: about.label, lines, flow};
+  // A NaN or an infinity hidden in the box: the panel would show it of each node, but the
+  // nodes are out of reach until the box is opened.
+  const broken = nonfinite(view, key), alarms = [];
+  if (broken.values) alarms.push(`${count(broken.values, "value")} with NaN or inf`);
+  if (broken.grads) alarms.push(`${count(broken.grads, "gradient")} with NaN or inf`);
+  return {title: about.label, lines: lines.concat(alarms), alarms: alarms.length, flow};
+}
+
+// How many of the nodes hidden in folded box `key` have a value, and how many a gradient
+// dL/d(node) (the forward graph's), holding a NaN or an infinity.
+function nonfinite(view, key) {
+  const found = {values: 0, grads: 0};
+  for (const [id, rep] of Object.entries(view.rep)) {
+    if (rep !== key) continue;
+    const node = view.info.nodes[id];
+    if (node.value && node.value.nonfinite) found.values += 1;
+    if (node.grad && node.grad.nonfinite) found.grads += 1;
+  }
+  return found;
 }
 
 // With gradient flow (draw_graph's color_by_grad, --flow), a folded box is coloured as the
 // picture colours a folded module: by the largest gradient norm inside it, in the colour of
 // the node inside that has it (in the forward graph a node's gradient dL/d(node), in the
-// backward graph the gradient a node computes; a node drawn white has none). Without gradient
+// backward graph the gradient a node computes; a node drawn white has none), a NaN norm
+// before any (the picture fills its node red: a NaN inside always shows). Without gradient
 // flow, null.
 function flowOf(view, key) {
   if (!data.flow) return null;
@@ -399,16 +418,27 @@ function flowOf(view, key) {
     const node = view.info.nodes[id], shape = g.querySelector("polygon, ellipse, path");
     const summary = view.name === "forward" ? node.grad : node.value;
     const fill = shape && shape.getAttribute("fill");
-    if (!summary || typeof summary.norm !== "number" || !fill || fill === "#ffffff") continue;
-    if (best.norm === null || summary.norm > best.norm) {
-      best = {norm: summary.norm, fill, ink: g.querySelector("text")?.getAttribute("fill") || "#000000"};
+    if (!summary || !fill || fill === "#ffffff") continue;
+    const norm = flowNorm(summary, fill);
+    if (norm === null || Number.isNaN(best.norm)) continue;
+    if (best.norm === null || Number.isNaN(norm) || norm > best.norm) {
+      best = {norm, fill, ink: g.querySelector("text")?.getAttribute("fill") || "#000000"};
     }
   }
   return best;
 }
 
-// A norm as the pictures write it, Python's "{:.2e}": 3.89e+00.
+// The norm a node's fill stands for: the summary's norm is that of the finite values alone,
+// where the picture took the whole array's, NaN (its node red) with a NaN in it, else
+// infinite with an infinity.
+function flowNorm(summary, fill) {
+  if (!summary.nonfinite) return typeof summary.norm === "number" ? summary.norm : null;
+  return fill.toLowerCase() === data.nan_colour ? NaN : Infinity;
+}
+
+// A norm as the pictures write it, Python's "{:.2e}": 3.89e+00, and nan or inf.
 function expo(x) {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? "nan" : "inf";
   return x.toExponential(2).replace(/e([+-])(\d)$/, "e$10$2");
 }
 
@@ -646,10 +676,12 @@ function foldedLabel(view, key) {
   const lines = [about.title].concat(about.lines, ["click to open"]);
   const box = foldedBox(view, key), longest = Math.max(...lines.map((line) => line.length));
   const size = Math.max(7, Math.min(14, (box.width - 8) / (0.6 * longest)));
+  // The lines that count NaN and infinities are bold (red), as the title is.
+  const bold = (i) => i === 0 || (i >= lines.length - 1 - about.alarms && i < lines.length - 1);
   const width = Math.max(...lines.map((line, i) =>
-    textWidth(view, line, i === 0 ? size : size * 0.85, i === 0)));
+    textWidth(view, line, i === 0 ? size : size * 0.85, bold(i))));
   return {lines, size, width: width + 2 * PAD, height: 10 + lines.length * size * 1.3,
-          flow: about.flow};
+          flow: about.flow, alarms: about.alarms, bold};
 }
 
 // Where a folded box's label is, as drawn: at the middle of the box's top.
@@ -689,9 +721,11 @@ function drawFolded(view, key) {
   for (const [name, value] of Object.entries(box)) rect.setAttribute(name, value);
   rect.setAttribute("rx", 6);
   if (label.flow && label.flow.fill) rect.style.fill = label.flow.fill;
+  if (label.alarms) g.classList.add("nonfinite");
   g.appendChild(rect);
   label.lines.forEach((line, i) => {
     const text = document.createElementNS(SVG_NS, "text");
+    if (i > 0 && label.bold(i)) text.classList.add("alarm");
     if (label.flow && label.flow.fill) text.style.fill = label.flow.ink;
     text.setAttribute("x", box.x + box.width / 2);
     text.setAttribute("y", box.y + 6 + (i + 0.9) * label.size * 1.3);
