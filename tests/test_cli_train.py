@@ -1173,6 +1173,17 @@ def test_a_model_shared_without_its_optimizer_state_generates_but_does_not_resum
         assert "put back the config.json" not in result.stderr     # config.json is intact
 
 
+def test_a_config_json_saved_again_on_windows_is_the_same_checkpoint(broken, gpt_run):
+    """config.json opened and saved by a Windows editor (a byte order mark and \\r\\n line
+    ends) is the same JSON: the checkpoint generates as before. It was "corrupted"."""
+    config = broken / "config.json"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes().replace(b"\n", b"\r\n"))
+    prompt = ("--prompt", "alice", "--max-new-tokens", 5)
+    result = tinyformer("generate", "--checkpoint", broken, *prompt)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == tinyformer("generate", "--checkpoint", gpt_run[0], *prompt).stdout
+
+
 @pytest.mark.parametrize("damage, phrase", [
     (lambda path: path.unlink(), "is missing"),
     (lambda path: path.write_bytes(path.read_bytes()[:10]), "is truncated or changed"),
