@@ -902,6 +902,13 @@ def test_a_bad_toml_file(files):
                            "deep.toml", "is not valid TOML (nested too deeply)")
     assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
                        "unknown setting 'nlayers'")
+    # A Windows path in a "double-quoted" string: its \ start escapes, which TOML refuses
+    # ("Invalid hex value", of \U) or reads as a tab (\t). Each is said, with the way out.
+    way_out = "write a Windows path in 'single quotes', or with / in place of \\"
+    for path, words in (("C:\\Users\\me\\input.txt", ["not valid TOML", way_out]),
+                        ("data\\tales.txt", ["'data\\tales.txt'", "holds a tab", way_out])):
+        (files / "windows.toml").write_text(f'corpus = "{path}"\n')
+        assert_input_error(tinyformer("train", "--config", files / "windows.toml"), *words)
     for key in ("threads", "out"):                   # options of the command line, not the run
         (files / "option.toml").write_text(f"{key} = 1\n")
         assert_input_error(tinyformer("train", "--config", files / "option.toml"),
