@@ -25,6 +25,11 @@ def missing(path):
     if os.path.isdir(path):             # "not at" a path that is there misleads
         return (f"the tinyshakespeare text, and {path!r} is a folder: give the text file's own "
                 f"path with --corpus PATH")
+    if os.path.exists(path):            # a pipe or a device: there, and read once at most
+        from tinyformer.files import not_regular
+        return (f"the tinyshakespeare text, and {path!r} is {not_regular(path)}, not a file, "
+                f"which the benchmarks read more than once: save the text to a file and give "
+                f"its path with --corpus PATH")
     return (f"the tinyshakespeare text, which is not at {path!r}: download it with "
             f"`curl -o {DEFAULT} {URL}`, or give its path with --corpus PATH")
 

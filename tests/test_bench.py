@@ -818,6 +818,18 @@ def test_a_folder_given_as_the_text_is_called_a_folder(tmp_path, monkeypatch):
     assert result.stderr == ("Error: tokenizer needs the tinyshakespeare text, and 'data' is a "
                              "folder: give the text file's own path with --corpus PATH\n")
 
+
+def test_a_named_pipe_given_as_the_text_is_called_one(tmp_path, monkeypatch):
+    # It was said to be "not at" the pipe's path, which is there, with a download to do.
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "text")
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "tokenizer", "--corpus", "text"])
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: tokenizer needs the tinyshakespeare text, and 'text' is a "
+                             "named pipe (FIFO), not a file, which the benchmarks read more "
+                             "than once: save the text to a file and give its path with "
+                             "--corpus PATH\n")
+
 def test_the_text_is_found_here_or_where_corpus_says(suite_arguments, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert suite_arguments("--only", "tokenizer").corpus is None     # the built-in corpus

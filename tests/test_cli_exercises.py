@@ -964,6 +964,18 @@ def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspac
     assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
 
 
+def test_a_progress_file_saved_again_on_windows_is_the_same_progress(workspace):
+    """The progress file, which a student may edit, opened and saved by a Windows editor (a
+    byte order mark, \\r\\n line ends) says the same: it was "damaged"."""
+    solve(workspace, FIRST)
+    assert run("check", "--workspace", workspace).exit_code == 0
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    listed = run("list", "--workspace", workspace)
+    assert listed.exit_code == 0, listed.output
+    assert f"  {FIRST.number:3d}  done" in listed.output
+
+
 def test_a_damaged_prediction_is_not_shown_and_stops_nothing(workspace):
     path = workspace / STATE_DIR / "progress.json"
     path.write_text(json.dumps({**progress(workspace), "predictions": {"04_autograd": "right"}}))

@@ -176,6 +176,21 @@ def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
         assert by_windows == run("encode", "--file", corpus, "--tokenizer", unix_json).stdout
 
 
+def test_a_tokenizer_file_saved_again_on_windows_is_the_same_tokenizer(tmp_path, char):
+    """A tokenizer file opened and saved by a Windows editor (a byte order mark and \\r\\n
+    line ends, as PowerShell's -Encoding UTF8 writes) gives the same ids, as a file and as a
+    folder's tokenizer.json: it was refused, the file sent to its folder and the folder to
+    nowhere."""
+    windows = tmp_path / "windows" / "tokenizer.json"
+    windows.parent.mkdir()
+    windows.write_bytes(b"\xef\xbb\xbf" + char.read_bytes().replace(b"\n", b"\r\n"))
+    expected = run("encode", TEXT, "--tokenizer", char)
+    for tokenizer in (windows, windows.parent):
+        result = run("encode", TEXT, "--tokenizer", tokenizer)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == expected.stdout
+
+
 def test_a_line_end_cut_by_a_chunk_is_one_line_end(tmp_path):
     path = tmp_path / "cut.txt"
     path.write_bytes(b"ab\r\ncd\re\r")

@@ -903,6 +903,13 @@ def test_a_bad_toml_file(files):
                            "deep.toml", "is not valid TOML (nested too deeply)")
     assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
                        "unknown setting 'nlayers'")
+    # A Windows path in a "double-quoted" string: its \ start escapes, which TOML refuses
+    # ("Invalid hex value", of \U) or reads as a tab (\t). Each is said, with the way out.
+    way_out = "write a Windows path in 'single quotes', or with / in place of \\"
+    for path, words in (("C:\\Users\\me\\input.txt", ["not valid TOML", way_out]),
+                        ("data\\tales.txt", ["'data\\tales.txt'", "holds a tab", way_out])):
+        (files / "windows.toml").write_text(f'corpus = "{path}"\n')
+        assert_input_error(tinyformer("train", "--config", files / "windows.toml"), *words)
     for key in ("threads", "out"):                   # options of the command line, not the run
         (files / "option.toml").write_text(f"{key} = 1\n")
         assert_input_error(tinyformer("train", "--config", files / "option.toml"),
@@ -1172,6 +1179,17 @@ def test_a_model_shared_without_its_optimizer_state_generates_but_does_not_resum
         assert_input_error(result, optimizer.name, "incomplete" if damage == "missing"
                            else "truncated or corrupted")
         assert "put back the config.json" not in result.stderr     # config.json is intact
+
+
+def test_a_config_json_saved_again_on_windows_is_the_same_checkpoint(broken, gpt_run):
+    """config.json opened and saved by a Windows editor (a byte order mark and \\r\\n line
+    ends) is the same JSON: the checkpoint generates as before. It was "corrupted"."""
+    config = broken / "config.json"
+    config.write_bytes(b"\xef\xbb\xbf" + config.read_bytes().replace(b"\n", b"\r\n"))
+    prompt = ("--prompt", "alice", "--max-new-tokens", 5)
+    result = tinyformer("generate", "--checkpoint", broken, *prompt)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == tinyformer("generate", "--checkpoint", gpt_run[0], *prompt).stdout
 
 
 @pytest.mark.parametrize("damage, phrase", [

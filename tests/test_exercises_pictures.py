@@ -358,8 +358,12 @@ def test_draw_runs_the_learners_code_in_its_own_process(workspace):
     (["draw", "causal_mask", "--out", "mask.txt"], ["ending in .png or .svg"]),
     (["draw", "causal_mask", "--out", "no/such/dir/mask.png"], ["does not exist"]),
     (["draw", "causal_mask", "--out", "."], ["is a directory"]),
+    # A file where its folder would be was said to be a folder that does not exist.
+    (["draw", "causal_mask", "--out", "notes.txt/mask.png"],
+     ["notes.txt' is a file, not a directory", "give a path in a directory that exists"]),
 ])
 def test_draw_input_errors(workspace, args, words):
+    (workspace / "notes.txt").write_text("the learner's own")
     result = run(*args)
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()

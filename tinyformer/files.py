@@ -26,6 +26,12 @@ from .schema import Text
 
 CHUNK_BYTES = 1 << 20          # 1 MiB at a time
 
+# The encoding of the JSON files a user may open and save again (a tokenizer file, a checkpoint's
+# config.json, the exercises' progress): UTF-8, a byte order mark at the start dropped, as
+# iter_text drops it. Windows tools write one (PowerShell's -Encoding UTF8, Notepad's "UTF-8
+# with BOM"), and json.load refuses the text that holds it.
+EDITABLE_JSON = "utf-8-sig"
+
 StrPath = Union[str, os.PathLike]   # a file or directory: a str or a pathlib.Path
 
 

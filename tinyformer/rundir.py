@@ -54,8 +54,8 @@ from typing import IO, Any, Callable, Collection, Iterable, Iterator, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import (StrPath, atomic_write, command_line, folder_of, open_regular,
-                    why_not_a_directory)
+from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
+                    open_regular, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -667,7 +667,7 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
                               f"{ours}{pretrained_files if pretrained else ''}")
     advice = _config_advice(directory, pretrained)
     try:
-        with open_run_file(path, "r", encoding="utf-8") as f:
+        with open_run_file(path, "r", encoding=EDITABLE_JSON) as f:
             config = json.load(f)
     except CheckpointError:                        # a link to /dev/zero, say: not a file
         raise

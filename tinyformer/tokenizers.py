@@ -37,8 +37,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import regex
 
-from .files import (StrPath, atomic_write, command_line, folder_of, iter_text, open_regular,
-                    read_text, shown)
+from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of, iter_text,
+                    open_regular, read_text, shown)
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -530,7 +530,7 @@ def _read_json(path):
     """A tokenizer file's JSON, checked to name one of TOKENIZERS; else a one-line ValueError
     that says what the file is, if it is another's that tinyformer knows, and what to give."""
     try:
-        with open_regular(path, "r", encoding="utf-8") as f:      # not a link to /dev/zero
+        with open_regular(path, "r", encoding=EDITABLE_JSON) as f:   # not a link to /dev/zero
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise _not_ours(path, f"invalid JSON ({e})") from None

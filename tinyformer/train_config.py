@@ -431,10 +431,12 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
         import tomllib
     except ModuleNotFoundError:                   # Python 3.10
         import tomli as tomllib
+    text = read_text(path, "--config file")
     try:
-        settings = tomllib.loads(read_text(path, "--config file"))
+        settings = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})") from None
+        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})"
+                         f"{backslashes_advice(text, tomllib)}") from None
     except RecursionError:                        # arrays or tables nested thousands deep
         raise ValueError(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
             from None
@@ -504,6 +506,31 @@ SETTING_RULES = {
 }
 
 
+# What to do about a Windows path in a "double-quoted" TOML string, whose \ start escapes.
+WINDOWS_PATH_ADVICE = ("a \\ in a \"double-quoted\" TOML string starts an escape (\\t a tab, "
+                       "\\U a character's code); write a Windows path in 'single quotes', or "
+                       "with / in place of \\")
+
+
+def backslashes_advice(text: str, tomllib: Any) -> str:
+    r"""For a TOML text that does not parse: WINDOWS_PATH_ADVICE, after "; ", where its
+    backslashes are why: it parses with each one doubled, as a Windows path is written in a
+    "double-quoted" string (C:\\Users). Else ""."""
+    if "\\" not in text:
+        return ""
+    try:
+        tomllib.loads(text.replace("\\", "\\\\"))
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return ""
+    return f"; {WINDOWS_PATH_ADVICE}"
+
+
+# The characters that an escape of a "double-quoted" TOML string makes from a Windows path's
+# \ and the letter after it (C:\temp\new.txt holds a tab and a new line): no path holds one.
+ESCAPED_CONTROLS = {"\t": "a tab", "\n": "a new line", "\r": "a carriage return",
+                    "\b": "a backspace", "\f": "a form feed"}
+
+
 def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dict[str, Any],
                 name: Callable[[str], str] = option_name) -> None:
     """ValueError, in one line, for a path setting (corpus, or tokenizer when not char or bpe)
@@ -524,6 +551,10 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         unexpanded = unexpanded_home(path)
         if unexpanded:
             raise ValueError(f"{key} {path!r} in {config_file}: {unexpanded}")
+        controls = [said for control, said in ESCAPED_CONTROLS.items() if control in path]
+        if controls and not os.path.exists(path):
+            raise ValueError(f"{key} {path!r} in {config_file} holds {controls[0]}: "
+                             f"{WINDOWS_PATH_ADVICE}")
         if os.path.isabs(path) or os.path.exists(path):
             continue
         beside = os.path.join(os.path.dirname(config_file), path)

@@ -40,7 +40,7 @@ from typing import Iterable
 
 import click
 
-from ..files import StrPath, command_line, describe_os_error
+from ..files import StrPath, command_line, describe_os_error, why_not_a_directory
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Checked, Workspace, init_workspace
@@ -463,7 +463,8 @@ def draw(workspace: Workspace, ex: Exercise, out: StrPath | None = None,
     if out is None:
         path.parent.mkdir(exist_ok=True)
     elif not path.parent.is_dir():
-        raise RunnerError(f"--out {out}: the directory {path.parent} does not exist")
+        raise RunnerError(f"--out {out}: {why_not_a_directory(path.parent)}; give a path in a "
+                          f"directory that exists")
     source = workspace.path(ex)
     if not source.exists():
         reset = command_line("exercises", "reset", str(ex.number))

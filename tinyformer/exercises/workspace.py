@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
-from ..files import (NotRegularFile, StrPath, atomic_write, command_line, describe_os_error,
-                     open_regular)
+from ..files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, command_line,
+                     describe_os_error, open_regular)
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess, stop_running
@@ -193,7 +193,7 @@ class Workspace:
         if not path.exists():
             return cls(root, fresh_progress())
         try:
-            progress = json.loads(path.read_text(encoding="utf-8"))
+            progress = json.loads(path.read_text(encoding=EDITABLE_JSON))
             # A workspace made before a key existed lacks it; one of the wrong type is damage.
             for key, empty in fresh_progress().items():
                 if not isinstance(progress.setdefault(key, empty), type(empty)):
