@@ -36,6 +36,13 @@ def test_the_python_tour_runs_in_order(capsys, tmp_path, monkeypatch):
     assert float(trained.group(1)) < 1e-3
     assert re.search(r"^pink\.$", printed, re.M)      # the GPT trained by hand recalls the colour
     assert re.search(r"^\(2, 4, 14\)$", printed, re.M)  # the encoder-decoder's logits' shape
+    # What the blocks' comments and the text block under the modern GPT say they print.
+    code = "".join(blocks)
+    for shown in ("<tanh>", "Tensor([6., 0., 0.], dtype=float64)", "(1, 21)"):
+        assert re.search(rf"# {re.escape(shown)}", code) and f"\n{shown}\n" in printed, shown
+    assert printed.splitlines().count("True") == len(re.findall(r"# True\b", code))
+    summary = re.search(r"print\(summary\(modern\)\)\n```\n\n```text\n(.*?)```", README, re.S)
+    assert summary.group(1) in printed
 
 
 def test_ci_runs_the_readme_test_command():
