@@ -187,7 +187,9 @@ def test_the_programs_help_names_every_environment_variable_it_reads_and_its_exi
     environment = shown.split("Environment:")[1].split("Exit status:")[0]
     assert all(f"\n    {name}" in environment for name in read), (read, environment)
     statuses = " ".join(shown.split("Exit status:")[1].split())
-    for status in (0, 2, 1, tinyformer_cli.INTERRUPTED, tinyformer_cli.NOT_YET):
+    # The statuses of a run stopped by SIGTERM or SIGHUP, and of a closed pipe, were not there.
+    for status in (0, 2, 1, tinyformer_cli.INTERRUPTED, tinyformer_cli.NOT_YET,
+                   *tinyformer_cli.STOPPED.values(), tinyformer_cli.PIPE_CLOSED):
         assert f" {status} " in f" {statuses} ", (status, statuses)
 
 

@@ -68,7 +68,7 @@ def test_a_full_disk_names_the_file_not_a_temporary_one(monkeypatch, tmp_path):
 @pytest.mark.parametrize("command", [["tokenize", "show", "--file"], ["tokenize", "show", "--ids",
                                                                       "--file"]])
 def test_a_reader_that_stops_early_stops_the_command_quietly(tmp_path, command):
-    # `tinyformer tokenize show --file big.txt | head`: head closes the pipe after its lines.
+    # `tinyformer tokenize show --file big.txt | head -c 100`: head closes the pipe after 100 bytes.
     (tmp_path / "big.txt").write_text("hello world, " * 50_000)
     cli_py = Path(__file__).resolve().parent.parent / "cli.py"
     process = subprocess.Popen([sys.executable, str(cli_py), *command, str(tmp_path / "big.txt")],

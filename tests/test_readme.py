@@ -36,6 +36,13 @@ def test_the_python_tour_runs_in_order(capsys, tmp_path, monkeypatch):
     assert float(trained.group(1)) < 1e-3
     assert re.search(r"^pink\.$", printed, re.M)      # the GPT trained by hand recalls the colour
     assert re.search(r"^\(2, 4, 14\)$", printed, re.M)  # the encoder-decoder's logits' shape
+    # What the blocks' comments and the text block under the modern GPT say they print.
+    code = "".join(blocks)
+    for shown in ("<tanh>", "Tensor([6., 0., 0.], dtype=float64)", "(1, 21)"):
+        assert re.search(rf"# {re.escape(shown)}", code) and f"\n{shown}\n" in printed, shown
+    assert printed.splitlines().count("True") == len(re.findall(r"# True\b", code))
+    summary = re.search(r"print\(summary\(modern\)\)\n```\n\n```text\n(.*?)```", README, re.S)
+    assert summary.group(1) in printed
 
 
 def test_ci_runs_the_readme_test_command():
@@ -194,3 +201,20 @@ def test_a_corpus_as_short_as_the_readme_allows_trains_and_a_shorter_one_is_refu
     corpus.write_text(("abcdefg" * contexts * context)[:contexts * context])
     with pytest.raises(ValueError, match="its validation part has 4 tokens"):
         Trainer.start(config, tmp_path / "too-short", log=lambda line: None)
+
+
+def test_the_readmes_reader_that_stops_early_stops_before_the_output_ends(tmp_path):
+    # Its example was `tinyformer tokenize show --file big.txt | head`: show writes the whole
+    # text on one line (its new lines as \n) and two lines of summary, so head read to the end
+    # and the command exited 0, not the 141 the README promised.
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+    text = " ".join(README.split())
+    command, reader = re.search(r"a reader that stops early .*?`tinyformer ([^`|]+?) \| ([^`]+)`",
+                                text).groups()
+    big = tmp_path / "big.txt"
+    big.write_text("eve has a red kite. it rained. the kite of eve is red.\n" * 1000)
+    written = CliRunner().invoke(main, command.replace("big.txt", str(big)).split()).output
+    unit, limit = re.fullmatch(r"head(?: -([cn]) ?(\d+))?", reader).groups()
+    size = len(written.encode()) if unit == "c" else len(written.splitlines())
+    assert size > int(limit or 10), f"`{reader}` reads all {size} of what `{command}` writes"

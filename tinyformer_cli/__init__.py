@@ -53,8 +53,10 @@ Environment:
 
 \b
 Exit status: 0 done; 2 bad input (one line says what is wrong); 1 a bug of ours (the line asks
-you to report it); 130 stopped by Ctrl-C; 3 from `exercises check` and `exercises draw` while
-your code does not pass yet.
+you to report it); 130 stopped by Ctrl-C; 143 and 129 when SIGTERM and SIGHUP (the terminal
+closed) stop `train`, after its checkpoint; 141 when the reader of the output stops early
+(`| head -c 100`); 3 from `exercises check` and `exercises draw` while your code does not
+pass yet.
 """
 
 
