@@ -22,12 +22,15 @@ encoder-decoder on a digit task (data, loss, evaluation, samples) is in jobs.py.
 Resuming is exact, on the same machine (another kind of processor's BLAS rounds otherwise):
 the checkpoint keeps the optimizer's moments, the schedule's step, and the state of both random
 generators (the data's, which picks batches, and the engine's, which drives dropout), so a
-resumed run draws the same batches and makes the same updates as one that never stopped.
+resumed run draws the same batches and makes the same updates as one that never stopped. Both
+generators are the trainer's own: what else the program draws (another Trainer started, a
+sample written between two calls of train) leaves the run's losses as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -215,7 +218,11 @@ class Trainer:
         # exception, a second Ctrl-C) leaves the trainer part of the way into it (its batch
         # drawn, maybe some weights updated), from where it cannot go on exactly.
         self.halfway: int | None = None
-        self.data_rng = np.random.default_rng(c.seed)   # which batches; the engine's: dropout
+        self.data_rng = np.random.default_rng(c.seed)   # which batches
+        # Dropout's: the engine's generator as the model's initialisation left it (start seeded
+        # it), then the trainer's own, which its steps draw from (train_step); the engine's
+        # shared one would go on from wherever other draws in the program had moved it.
+        self.engine_rng = copy.deepcopy(ta.random.default_generator())
 
     # -- starting and resuming -----------------------------------------------------------------
 
@@ -441,8 +448,9 @@ class Trainer:
                                f"run")
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
-        loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
-                                 self.optimizer, c.micro_batches, threads, c.clip, workers)
+        with ta.random.drawing_from(self.engine_rng):
+            loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
+                                     self.optimizer, c.micro_batches, threads, c.clip, workers)
         self.schedule.step()
         self.step += 1
         return StepDone(loss, lr, grad_norm, batch[0].size)
@@ -658,7 +666,7 @@ class Trainer:
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
                        "data_rng": self.data_rng.bit_generator.state,
-                       "engine_rng": ta.random.get_state()},
+                       "engine_rng": self.engine_rng.bit_generator.state},
         }
         weights = {name: p.data for name, p in self.model.named_parameters()}
         # The run owns the new files before they exist, and gives up the previous checkpoint's
@@ -708,7 +716,7 @@ class Trainer:
                                         "state": state})
         self.schedule.load_state_dict(resume["schedule"])
         self.data_rng.bit_generator.state = resume["data_rng"]
-        ta.random.set_state(resume["engine_rng"])
+        self.engine_rng.bit_generator.state = resume["engine_rng"]
         self.step = saved["step"]
         # The files of other checkpoints that the run still owns: a stop after a checkpoint's
         # config.json was written, before the previous checkpoint's files were removed (or
