@@ -371,6 +371,22 @@ def test_ctrl_c_while_the_children_work_is_this_processs_to_handle(tmp_path, sig
 
 
 @needs_fork
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_side_by_side_gives_the_same_results_with_more_threads_than_items(fork, monkeypatch):
+    # The threads beyond the items went to BLAS, which split each product among them, and its
+    # last bits with it: a task's evaluation of one chunk of pairs gave another val_loss on
+    # two cores than on one (and, with the count chosen by timing, by the machine's load).
+    monkeypatch.setattr(parallel.Workers, "available", staticmethod(lambda: fork))
+    a, b = np.random.default_rng(0).standard_normal((2, 300, 1000), dtype=np.float32)
+    def product(i):                       # a long sum (1000 terms), which BLAS splits
+        return (a + i) @ b.T
+    with blas_threads(1):
+        alone = [product(i) for i in range(2)]
+    for items, threads in ((1, 2), (2, 4)):
+        for result, expected in zip(parallel.side_by_side(product, range(items), threads), alone):
+            np.testing.assert_array_equal(result, expected)
+
+
 def test_side_by_side_uses_threads_where_fork_is_refused(monkeypatch):
     def refused():
         raise BlockingIOError(11, "Resource temporarily unavailable")
