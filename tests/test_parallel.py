@@ -996,6 +996,31 @@ def test_run_in_threads_shares_out_the_blas_threads():
         assert parallel.run_in_threads(lambda _: blas_threads_now(), range(2), 4) == [{2}, {2}]
 
 
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_a_step_whose_split_leaves_parts_out_computes_each_on_a_micro_batchs_blas_threads(fork):
+    # A BERT micro-batch with nothing hidden, or one with no rows, is left out: the threads it
+    # would have had went to BLAS, which split the other parts' products and rounded them
+    # apart, so such a step on two threads gave other losses than on one.
+    model = ta.nn.Linear(3, 1)
+    optimizer = ta.optim.SGD(model.parameters(), lr=0.1)
+    def loss_of(part):              # 0, plus the BLAS threads the part was computed on
+        return model(Tensor(part[0])).sum() * 0 + float(max(blas_threads_now()))
+    def counted(part):              # a row of zeros counts nothing
+        return int(np.count_nonzero(part[0].any(axis=1)))
+    def blas_of_step(rows, micro_batches, threads, workers=None):
+        batch = (np.array([[1.0] * 3 if row else [0.0] * 3 for row in rows]),)
+        with blas_threads(threads):               # as the trainer's step on `threads` is
+            loss, _ = update(loss_of, batch, counted, list(model.parameters()), optimizer,
+                             micro_batches, threads, clip=0, workers=workers)
+        return loss                               # the parts' weights add up to one
+    with contextlib.ExitStack() as stack:
+        workers = stack.enter_context(parallel.Workers(
+            loss_of, model, list(model.parameters()), optimizer, 1, parts=4)) if fork else None
+        assert blas_of_step([1, 0], 2, 2, workers) == 1           # one part of two left
+        assert blas_of_step([1, 1, 0, 0], 4, 4, workers) == 1     # two of four
+        assert blas_of_step([1, 0], 1, 2, workers) == 2     # a whole batch: the rest to BLAS
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}

@@ -50,8 +50,8 @@ from .files import StrPath, check_text_file, command_line
 from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
 from .layers import modules_of_your_own
 from .progress import Progress
-from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
-                        step_threads)
+from .resources import (AdaptiveThreads, FixedThreads, blas_threads, check_memory,
+                        freed_memory_kept, step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, append_metrics, array_shapes, check_checkpoint_file,
                      checkpoint_files, load_arrays, save_checkpoint, sha256, staged,
@@ -130,11 +130,19 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     many targets the loss averages over in a part of the batch, which weighs the parts (the
     job's `counted`; parallel.split)."""
     parts = parallel.split(batch, micro_batches, counted)
+    # Each part on the BLAS threads it gets beside all the batch's micro-batches (one each, up
+    # to a core a micro-batch), also where the split left some out (a BERT part with nothing
+    # hidden, a batch of fewer rows than parts): the threads of those, given to BLAS, would
+    # split the products, and their last bits with them, and the losses would depend on the
+    # count. So the step runs on the threads of the parts left, and theirs.
+    blas = threads // min(threads, max(micro_batches, 1))
+    threads = min(threads, len(parts)) * blas
     # No zero_grad here: both ways below set every .grad to this batch's gradient (None where
     # no part reached a parameter), rather than add to what a previous step left.
     if workers is not None and workers.processes(threads, len(parts)) > 1:
         return workers.update(loss_of, parts, threads, clip)       # the whole step shared out
-    loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
+    with blas_threads(blas):                    # for a part computed here, alone
+        loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
     grad_norm = clip_grad_norm(parameters, clip) if clip else None
     optimizer.step()
     return loss, grad_norm
