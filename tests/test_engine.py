@@ -1658,6 +1658,23 @@ def test_manual_seed_refuses_what_is_not_a_seed_in_one_line(seed):
         assert ta.random.default_generator() is generator
 
 
+def test_drawing_from_a_generator_moves_it_on_and_leaves_the_shared_one_alone():
+    # A trainer's dropout stream: its own generator, taken up again at each step.
+    state = ta.random.get_state()
+    mine, expected = np.random.default_rng(7), np.random.default_rng(7)
+    for _ in range(2):                                    # the second goes on from the first
+        with ta.random.drawing_from(mine) as generator:
+            assert generator is mine and ta.random.default_generator() is mine
+            y = ta.functional.dropout(ta.ones(50), 0.5)
+        keep = expected.random(50) >= 0.5
+        np.testing.assert_array_equal(y.data, np.where(keep, np.float32(2.0), np.float32(0.0)))
+    assert ta.random.get_state() == state
+    with pytest.raises(TypeError, match=r"^drawing_from: generator must be a numpy Generator, "
+                                        r"as np.random.default_rng\(seed\) makes, got 3$"):
+        with ta.random.drawing_from(3):
+            pass
+
+
 def test_set_state_puts_the_default_generator_back_where_get_state_found_it():
     ta.manual_seed(4)
     state = ta.random.get_state()

@@ -371,6 +371,22 @@ def test_ctrl_c_while_the_children_work_is_this_processs_to_handle(tmp_path, sig
 
 
 @needs_fork
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_side_by_side_gives_the_same_results_with_more_threads_than_items(fork, monkeypatch):
+    # The threads beyond the items went to BLAS, which split each product among them, and its
+    # last bits with it: a task's evaluation of one chunk of pairs gave another val_loss on
+    # two cores than on one (and, with the count chosen by timing, by the machine's load).
+    monkeypatch.setattr(parallel.Workers, "available", staticmethod(lambda: fork))
+    a, b = np.random.default_rng(0).standard_normal((2, 300, 1000), dtype=np.float32)
+    def product(i):                       # a long sum (1000 terms), which BLAS splits
+        return (a + i) @ b.T
+    with blas_threads(1):
+        alone = [product(i) for i in range(2)]
+    for items, threads in ((1, 2), (2, 4)):
+        for result, expected in zip(parallel.side_by_side(product, range(items), threads), alone):
+            np.testing.assert_array_equal(result, expected)
+
+
 def test_side_by_side_uses_threads_where_fork_is_refused(monkeypatch):
     def refused():
         raise BlockingIOError(11, "Resource temporarily unavailable")
@@ -978,6 +994,31 @@ def test_run_in_threads_shares_out_the_blas_threads():
     do: not all of them on every thread at once, which oversubscribes the cores."""
     with blas_threads(1):
         assert parallel.run_in_threads(lambda _: blas_threads_now(), range(2), 4) == [{2}, {2}]
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["processes", "threads"])
+def test_a_step_whose_split_leaves_parts_out_computes_each_on_a_micro_batchs_blas_threads(fork):
+    # A BERT micro-batch with nothing hidden, or one with no rows, is left out: the threads it
+    # would have had went to BLAS, which split the other parts' products and rounded them
+    # apart, so such a step on two threads gave other losses than on one.
+    model = ta.nn.Linear(3, 1)
+    optimizer = ta.optim.SGD(model.parameters(), lr=0.1)
+    def loss_of(part):              # 0, plus the BLAS threads the part was computed on
+        return model(Tensor(part[0])).sum() * 0 + float(max(blas_threads_now()))
+    def counted(part):              # a row of zeros counts nothing
+        return int(np.count_nonzero(part[0].any(axis=1)))
+    def blas_of_step(rows, micro_batches, threads, workers=None):
+        batch = (np.array([[1.0] * 3 if row else [0.0] * 3 for row in rows]),)
+        with blas_threads(threads):               # as the trainer's step on `threads` is
+            loss, _ = update(loss_of, batch, counted, list(model.parameters()), optimizer,
+                             micro_batches, threads, clip=0, workers=workers)
+        return loss                               # the parts' weights add up to one
+    with contextlib.ExitStack() as stack:
+        workers = stack.enter_context(parallel.Workers(
+            loss_of, model, list(model.parameters()), optimizer, 1, parts=4)) if fork else None
+        assert blas_of_step([1, 0], 2, 2, workers) == 1           # one part of two left
+        assert blas_of_step([1, 1, 0, 0], 4, 4, workers) == 1     # two of four
+        assert blas_of_step([1, 0], 1, 2, workers) == 2     # a whole batch: the rest to BLAS
 
 
 def blas_threads_now():

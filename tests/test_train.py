@@ -514,6 +514,23 @@ def test_the_same_seed_gives_the_same_losses_and_another_seed_does_not(tmp_path)
     assert run(tmp_path / "c", **JOBS["gpt"], iters=5, seed=4) != first
 
 
+def test_a_runs_losses_do_not_depend_on_what_else_the_program_draws(tmp_path):
+    # Dropout drew from the engine's shared generator: a second Trainer started meanwhile
+    # (which seeds it again, and draws its own initial weights) or a sample drawn before
+    # training moved the first run's stream, and its losses were another run's.
+    corpus = tmp_path / "corpus.txt"            # short, to be quick: no recall evaluated
+    corpus.write_text(builtin_corpus(2_000))
+    settings = dict(JOBS["gpt"], corpus=str(corpus), iters=2, eval_every=2)
+    alone = run(tmp_path / "alone", **settings)
+    first = Trainer.start(TrainConfig(**settings), str(tmp_path / "first"), log=quiet)
+    other = Trainer.start(TrainConfig(**dict(settings, d_model=32)), str(tmp_path / "other"),
+                          log=quiet)
+    first.model.generate(np.array([[1]]), 3)           # drawn from the engine's generator
+    assert first.train(threads=1) == "done"
+    assert metrics(tmp_path / "first") == alone
+    other.close()
+
+
 def test_the_seed_chooses_the_batches_and_the_initial_weights(tmp_path):
     corpus = tmp_path / "corpus.txt"          # the same text for both seeds
     corpus.write_text(builtin_corpus(5_000))

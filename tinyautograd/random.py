@@ -5,7 +5,9 @@
 
 Threads that draw at once (micro-batches computed side by side, each with its dropout) would
 take numbers from the one generator in whatever order they happen to run. `seeded(seed)` gives
-the calling thread a generator of its own, so each thread's draws repeat whatever the timing.
+the calling thread a generator of its own, so each thread's draws repeat whatever the timing;
+`drawing_from(generator)` gives it one that is kept from call to call (a trainer's dropout, whose
+stream nothing else in the program then moves).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def manual_seed(seed: int) -> np.random.Generator:
 
 
 def default_generator() -> np.random.Generator:
-    """The generator draws come from: this thread's own inside `seeded`, else the shared one."""
+    """The generator draws come from: this thread's own inside `seeded` or `drawing_from`, else
+    the shared one."""
     return getattr(_this_thread, "generator", None) or _generator
 
 
@@ -48,10 +51,26 @@ def seeded(seed: int) -> Iterator[np.random.Generator]:
         # then, in worker i:   with seeded(seeds[i]): loss = model(x_i) ...
     """
     _check("seeded", "a whole number >= 0", seed=seed)     # as manual_seed: None is the OS's
+    with drawing_from(np.random.default_rng(seed)) as generator:
+        yield generator
+
+
+@contextlib.contextmanager
+def drawing_from(generator: np.random.Generator) -> Iterator[np.random.Generator]:
+    """Inside, this thread draws from `generator` (a numpy Generator), which moves on as it is
+    drawn from; other threads, and this one afterwards, draw as before. A stream of one's own,
+    taken up again where it stopped, that no draw elsewhere in the program moves:
+
+        dropout = np.random.default_rng(0)
+        with drawing_from(dropout): loss = model(x) ...       # a step; then, later, the next
+    """
+    if not isinstance(generator, np.random.Generator):       # a seed: seeded(seed) takes one
+        raise TypeError(f"drawing_from: generator must be a numpy Generator, as "
+                        f"np.random.default_rng(seed) makes, got {generator!r}")
     outer = getattr(_this_thread, "generator", None)
-    _this_thread.generator = np.random.default_rng(seed)
+    _this_thread.generator = generator
     try:
-        yield _this_thread.generator
+        yield generator
     finally:
         _this_thread.generator = outer
 

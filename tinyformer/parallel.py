@@ -584,13 +584,21 @@ def side_by_side(work: Callable[[Item], Result], items: Sequence[Item],
     the call where fork is safe (`run_in_processes`), else on threads (`run_in_threads`). The
     same results either way; processes compute at one-thread speed, where threads take turns
     with Python's lock. For work that only computes: what it changes in a forked process stays
-    there."""
-    if Workers.available():
-        try:
-            return run_in_processes(work, items, threads)
-        except _ForkRefused:
-            pass
-    return run_in_threads(work, items, threads)
+    there.
+
+    Each item is computed on one BLAS thread, however many `threads` there are, so the results
+    do not depend on the count (an evaluation's figures are the same on one core): threads
+    beyond the items, given to BLAS, would split its products, whose last bits depend on how
+    they are split (a task's evaluation is a single item where it holds out under 250 pairs)."""
+    at_once = max(1, min(threads, len(items)))
+    # This process's items on one thread; the others' too, `processes // n` being 1 here.
+    with blas_threads(1):
+        if Workers.available():
+            try:
+                return run_in_processes(work, items, at_once)
+            except _ForkRefused:
+                pass
+        return run_in_threads(work, items, at_once)
 
 
 def run_in_processes(work: Callable[[Item], Result], items: Sequence[Item],

@@ -23,12 +23,15 @@ Resuming is exact, on the same machine (another kind of processor's BLAS rounds 
 the checkpoint keeps the optimizer's moments, the schedule's step, the state of both random
 generators (the data's, which picks batches, and the engine's, which drives dropout) and which
 parameters are frozen (requires_grad False), so a resumed run draws the same batches and makes
-the same updates as one that never stopped.
+the same updates as one that never stopped. Both generators are the trainer's own: what else
+the program draws (another Trainer started, a sample written between two calls of train) leaves
+the run's losses as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import math
 import os
@@ -48,8 +51,8 @@ from .files import StrPath, check_text_file, command_line
 from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
 from .layers import modules_of_your_own
 from .progress import Progress
-from .resources import (AdaptiveThreads, FixedThreads, check_memory, freed_memory_kept,
-                        step_threads)
+from .resources import (AdaptiveThreads, FixedThreads, blas_threads, check_memory,
+                        freed_memory_kept, step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, append_metrics, array_shapes, check_checkpoint_file,
                      checkpoint_files, load_arrays, save_checkpoint, sha256, staged,
@@ -134,11 +137,19 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     many targets the loss averages over in a part of the batch, which weighs the parts (the
     job's `counted`; parallel.split)."""
     parts = parallel.split(batch, micro_batches, counted)
+    # Each part on the BLAS threads it gets beside all the batch's micro-batches (one each, up
+    # to a core a micro-batch), also where the split left some out (a BERT part with nothing
+    # hidden, a batch of fewer rows than parts): the threads of those, given to BLAS, would
+    # split the products, and their last bits with them, and the losses would depend on the
+    # count. So the step runs on the threads of the parts left, and theirs.
+    blas = threads // min(threads, max(micro_batches, 1))
+    threads = min(threads, len(parts)) * blas
     # No zero_grad here: both ways below set every .grad to this batch's gradient (None where
     # no part reached a parameter), rather than add to what a previous step left.
     if workers is not None and workers.processes(threads, len(parts)) > 1:
         return workers.update(loss_of, parts, threads, clip)       # the whole step shared out
-    loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
+    with blas_threads(blas):                    # for a part computed here, alone
+        loss = parallel.batch_gradients(loss_of, parts, parameters, threads)
     grad_norm = clip_grad_norm(parameters, clip) if clip else None
     optimizer.step()
     return loss, grad_norm
@@ -222,7 +233,11 @@ class Trainer:
         # exception, a second Ctrl-C) leaves the trainer part of the way into it (its batch
         # drawn, maybe some weights updated), from where it cannot go on exactly.
         self.halfway: int | None = None
-        self.data_rng = np.random.default_rng(c.seed)   # which batches; the engine's: dropout
+        self.data_rng = np.random.default_rng(c.seed)   # which batches
+        # Dropout's: the engine's generator as the model's initialisation left it (start seeded
+        # it), then the trainer's own, which its steps draw from (train_step); the engine's
+        # shared one would go on from wherever other draws in the program had moved it.
+        self.engine_rng = copy.deepcopy(ta.random.default_generator())
 
     # -- starting and resuming -----------------------------------------------------------------
 
@@ -455,8 +470,9 @@ class Trainer:
         self.halfway = self.step + 1
         lr = self.optimizer.param_groups[0]["lr"]
         batch = self.job.train_batch(self.data_rng)
-        loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
-                                 self.optimizer, c.micro_batches, threads, c.clip, workers)
+        with ta.random.drawing_from(self.engine_rng):
+            loss, grad_norm = update(self.part_loss, batch, self.job.counted, self.parameters,
+                                     self.optimizer, c.micro_batches, threads, c.clip, workers)
         self.schedule.step()
         self.step += 1
         if on_its_own:
@@ -684,7 +700,7 @@ class Trainer:
                                      "state": small_state},
                        "schedule": self.schedule.state_dict(),
                        "data_rng": self.data_rng.bit_generator.state,
-                       "engine_rng": ta.random.get_state(),
+                       "engine_rng": self.engine_rng.bit_generator.state,
                        # Parameters set to requires_grad=False (embeddings frozen to tune the
                        # rest, say): a model built again from model_config would train them.
                        FROZEN: [name for name, p in self.model.named_parameters()
@@ -743,7 +759,7 @@ class Trainer:
                 p.requires_grad = name not in frozen
         self.schedule.load_state_dict(resume["schedule"])
         self.data_rng.bit_generator.state = resume["data_rng"]
-        ta.random.set_state(resume["engine_rng"])
+        self.engine_rng.bit_generator.state = resume["engine_rng"]
         self.step = saved["step"]
         # The files of other checkpoints that the run still owns: a stop after a checkpoint's
         # config.json was written, before the previous checkpoint's files were removed (or
