@@ -3,6 +3,7 @@
 nothing to attend to); and MultiHeadAttention against torch.nn.MultiheadAttention."""
 
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -224,11 +225,27 @@ def test_padding_tokens_do_not_reach_real_tokens_in_multi_head_attention():
 
 def test_masks():
     np.testing.assert_array_equal(causal_mask(3), [[1, 0, 0], [1, 1, 0], [1, 1, 1]])
-    assert causal_mask(3) is causal_mask(3) and not causal_mask(3).flags.writeable
+    # Shared, so read-only: views of one array, not a new array at every forward.
+    assert np.shares_memory(causal_mask(3), causal_mask(4, start=1))
+    assert not causal_mask(3).flags.writeable
     assert padding_mask(is_token()).shape == (B, 1, 1, T)
     assert (causal_mask(T) & padding_mask(is_token())).shape == (B, 1, T, T)
     with pytest.raises(TypeError, match="boolean"):
         padding_mask(np.array([[1, 1, 0]]))
+
+
+def test_causal_masks_of_many_lengths_keep_one_array_between_them():
+    # A notebook that reads texts of many lengths: masks cached by length kept an array of
+    # T * T booleans for each length met (here 7 MB), where one triangle holds them all.
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for T in range(301, 365):
+            causal_mask(T)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 364 * 364 + 100_000          # the largest mask's triangle, at most
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2,6 +2,7 @@
 here independently through the public API), names are escaped, the node cap holds, and real
 svg/png/pdf files come out of graphviz's `dot`."""
 
+import gc
 import html
 import os
 import re
@@ -420,6 +421,15 @@ def test_ops_are_boxed_by_module_path(recorded_gpt):
         assert f"label=<<B>{path}</B>>" in dot.source
     assert "label=<<B>decoder.layers.1.attn</B>>" in dot.source
     assert len(nodes(dot, "op")) == len(contexts)        # nothing collapsed without depth
+
+
+def test_drawing_leaves_no_garbage_for_the_cycle_collector(mlp_loss):
+    # A closure that called itself to fill the nested boxes was a reference cycle at every
+    # picture drawn, freed only when the collector next ran.
+    model, x, loss = mlp_loss
+    gc.collect()
+    draw_graph(loss, params=model)
+    assert gc.collect() == 0
 
 
 @needs_dot

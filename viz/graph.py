@@ -708,20 +708,24 @@ def _add_clusters(dot, placed):
             members.setdefault(key, [])
             parent = key
         members[parent].append((node_id, label, attrs))
-
-    def fill(graph, box):
-        for node_id, label, attrs in members[box]:
-            graph.node(node_id, label, **attrs)
-        for child in children.get(box, []):
-            with graph.subgraph(name=f"cluster_{len(counter)}") as sub:
-                counter.append(child)
-                sub.attr(label=labels[child], style="dashed", color="#999999",
-                         fontname="Helvetica")
-                fill(sub, child)
-
     counter = []
-    fill(dot, None)
+    _fill_box(dot, None, members, children, labels, counter)
     return counter
+
+
+def _fill_box(graph, box, members, children, labels, counter):
+    """Add box's nodes to `graph`, then each box inside it as a subgraph, filled in turn;
+    `counter` gets each box's key as its cluster is named. (A function of its own, not a
+    closure inside _add_clusters: a closure that calls itself is a reference cycle, left to
+    the garbage collector with everything it holds at every picture drawn.)"""
+    for node_id, label, attrs in members[box]:
+        graph.node(node_id, label, **attrs)
+    for child in children.get(box, []):
+        with graph.subgraph(name=f"cluster_{len(counter)}") as sub:
+            counter.append(child)
+            sub.attr(label=labels[child], style="dashed", color="#999999",
+                     fontname="Helvetica")
+            _fill_box(sub, child, members, children, labels, counter)
 
 
 def _op_label(node, output, show_data, show_grad, color_by_grad=False, number=None):
