@@ -971,6 +971,7 @@ def test_a_folded_box_shows_the_nan_hidden_in_it(browser, tmp_path):
         picture = viz.draw_graph(loss, **flow).source
     red = viz.graph.NAN_COLOUR
     assert f'fillcolor="{red}"' in picture and "largest grad norm nan" in picture
+    assert "<B>4 gradients with NaN or inf</B>" in picture          # as the box says below
     open_clean(browser, path)
     box = browser.find_element(By.CSS_SELECTOR, 'g.folded[aria-label="open inner: SqrtAtZero"]')
     assert "nonfinite" in box.get_attribute("class")
