@@ -366,24 +366,37 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
 NONFINITE_COLOUR = "#e31a1c"
 
 
-def _mark_unfinished_losses(ax, records):
-    """A red tick at the top of the loss panel at each step whose train or validation loss is
-    NaN or infinite, named in the legend with their count and the first: such a loss has no
-    point to draw, and the curves of a run that diverged would seem to stop (or, every loss
-    NaN, the panel be empty) with nothing said."""
+def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
+    """The steps of metrics.jsonl's `records` whose train or validation loss is a number but
+    NaN or infinite (a run that diverged): such a loss has no point to draw, so each picture
+    of the losses marks its step instead (the loss plot, the comparison, the report page)."""
     def infinite(value):                  # a number, but none a float holds finitely
         return (isinstance(value, numbers.Real) and not isinstance(value, bool)
                 and not is_finite_number(value))
 
-    steps = [r["step"] for r in records
-             if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
+    return [r["step"] for r in records
+            if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
+
+
+def nonfinite_loss_label(steps: Sequence[int]) -> str:
+    """What a legend says of the steps marked by nonfinite_loss_steps."""
+    return (f"loss NaN or inf, not drawn: {len(steps):,} "
+            f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
+
+
+def _mark_unfinished_losses(ax, records, colour=NONFINITE_COLOUR, label=True):
+    """A tick at the top of the loss panel (red unless `colour` says) at each step whose train
+    or validation loss is NaN or infinite, named in the legend with their count and the first
+    (`label=False`: not named): the curves of a run that diverged would seem to stop (or,
+    every loss NaN, the panel be empty) with nothing said. Returns the steps marked."""
+    steps = nonfinite_loss_steps(records)
     if not steps:
-        return
+        return steps
     # x at the step, y at the top of the panel whatever its scale
     ax.plot(steps, [0.97] * len(steps), transform=ax.get_xaxis_transform(), linestyle="none",
-            marker="|", markersize=10, markeredgewidth=1.5, color=NONFINITE_COLOUR,
-            label=f"loss NaN or inf, not drawn: {len(steps):,} "
-                  f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
+            marker="|", markersize=10, markeredgewidth=1.5, color=colour,
+            label=nonfinite_loss_label(steps) if label else "_nolegend_")
+    return steps
 
 
 # A run a line style: the ten colours of matplotlib's tab10, then each again dashed, then
@@ -399,7 +412,9 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     measured one, and its learning rate on a log scale, so that peaks a decade apart both
     show. The legend names each run (its directory's name, or its path where names repeat)
     with its last validation loss, the figure to pick the best by. A sweep's runs may differ
-    in length and schedule: each is drawn for the steps it logged."""
+    in length and schedule: each is drawn for the steps it logged. A loss of NaN or infinity
+    (a run that diverged) is marked as the loss plot marks it, by a tick at the top of the
+    loss panel, in the run's colour, and the legend says from which step."""
     from matplotlib.ticker import MaxNLocator
 
     paths = [_run_paths(run) for run in run_dirs]
@@ -425,12 +440,21 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     for records, name, (colour, style) in zip(runs, names, itertools.cycle(COMPARISON_STYLES)):
         steps, train_loss = finite(records, "train_loss")
         val_steps, val_loss = finite(records, "val_loss")
-        last = f"val {val_loss[-1]:.3f}" if val_loss else "no validation"
+        # The last validation loss logged, NaN too: a run that diverged after its last finite
+        # one would be named by a loss it no longer had, and could look the best of the sweep.
+        logged = [r["val_loss"] for r in records if isinstance(r.get("val_loss"), numbers.Real)
+                  and not isinstance(r["val_loss"], bool)]
+        last = f"val {logged[-1]:.3f}" if logged else "no validation"
+        unfinished = nonfinite_loss_steps(records)
+        if unfinished:
+            last += f", loss NaN or inf from step {unfinished[0]:,}"
         axes["loss"].plot(steps, smooth(train_loss), color=colour, linestyle=style,
                           linewidth=1.5, marker="o" if len(steps) == 1 else None,
                           label=f"{name}: {last}")
         axes["loss"].plot(val_steps, val_loss, color=colour, linestyle="none", marker="o",
                           markersize=4)
+        # Its NaN and infinite losses are marked as the loss plot marks them, in its colour.
+        _mark_unfinished_losses(axes["loss"], records, colour, label=False)
         for key in extras:
             axes[key].plot(*finite(records, key), color=colour, linestyle=style, marker="o",
                            markersize=3, linewidth=1.2)
