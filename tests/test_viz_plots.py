@@ -541,6 +541,17 @@ def test_the_learning_rates_log_axis_labels_as_many_ticks_as_fit_none_over_anoth
     assert all(below.y1 <= above.y0 for below, above in zip(boxes, boxes[1:]))
 
 
+def test_the_learning_rates_log_axis_is_numbered_as_written_not_in_tex(tmp_path):
+    # A label made while the figure was built was drawn as written, TeX and all
+    # ("$\\mathdefault{2\\times10^{-4}}$"), the others as formulas. And one run was "runs".
+    figure = comparison_figure([write_metrics(tmp_path / "run", n=60)])
+    axis = figure.axes[-1].yaxis
+    shown = [text for text in [axis.get_major_formatter()(v) for v in axis.get_majorticklocs()]
+             + [axis.get_minor_formatter()(v) for v in axis.get_minorticklocs()] if text]
+    assert {"1e-3", "2e-4", "5e-4"} <= set(shown) and not any("$" in text for text in shown)
+    assert figure._suptitle.get_text() == "1 training run"
+
+
 def test_the_figure_itself_for_jupyter(tmp_path):
     """In a notebook a cell ending with the Figure shows it inline: the same drawing as the
     file, panels and all, without writing anything."""

@@ -431,7 +431,8 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
     axes = dict(zip(panels, axes))
-    fig.suptitle(f"{len(runs)} training runs", fontsize=13, fontweight="bold")
+    fig.suptitle(f"{len(runs):,} training run{'' if len(runs) == 1 else 's'}", fontsize=13,
+                 fontweight="bold")
 
     def finite(records, key):
         points = [r for r in records if is_finite_number(r.get(key))]
@@ -487,13 +488,17 @@ def _label_as_many_as_fit(ax):
     the other: the roundest first (the decades, then 2 and 5 times them, then the other
     multiples, then matplotlib's finer ticks of a range inside a decade, 2.925e-3), each if it
     keeps clear of those labelled. matplotlib's own choice labels 2, 3, 4 and 6 times a decade
-    and, within a decade, nine ticks: in a panel an inch tall they overlap."""
+    and, within a decade, nine ticks: in a panel an inch tall they overlap. A label is written
+    as 2e-4, as literal_text writes numbers: matplotlib's own is TeX, which a label made under
+    literal_text showed as written ("$\\mathdefault{2\\times10^{-4}}$")."""
     from matplotlib import rcParams
     from matplotlib.font_manager import FontProperties
-    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+    from matplotlib.ticker import FuncFormatter
 
-    text = LogFormatterSciNotation(labelOnlyBase=False)      # every tick it is asked about
-    text.set_axis(ax.yaxis)
+    def text(value):        # to 6 figures, no trailing zeros: 2e-4, 2.5e-3
+        mantissa, exponent = f"{value:.5e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
     size = FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points()
 
     def roundness(value):
@@ -511,7 +516,7 @@ def _label_as_many_as_fit(ax):
             y = ax.transData.transform((0, tick))[1]
             if all(abs(y - other) >= room for _, other in shown):
                 shown.append((tick, y))
-        return text(value, position) if any(math.isclose(value, v) for v, _ in shown) else ""
+        return text(value) if any(math.isclose(value, v) for v, _ in shown) else ""
 
     ax.yaxis.set_major_formatter(FuncFormatter(label))
     ax.yaxis.set_minor_formatter(FuncFormatter(label))
