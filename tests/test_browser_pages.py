@@ -971,6 +971,7 @@ def test_a_folded_box_shows_the_nan_hidden_in_it(browser, tmp_path):
         picture = viz.draw_graph(loss, **flow).source
     red = viz.graph.NAN_COLOUR
     assert f'fillcolor="{red}"' in picture and "largest grad norm nan" in picture
+    assert "<B>4 gradients with NaN or inf</B>" in picture          # as the box says below
     open_clean(browser, path)
     box = browser.find_element(By.CSS_SELECTOR, 'g.folded[aria-label="open inner: SqrtAtZero"]')
     assert "nonfinite" in box.get_attribute("class")
@@ -1677,6 +1678,35 @@ def test_the_report_of_a_long_run_draws_its_charts(browser, tmp_path):
     loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
     steps = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
     assert steps[-1].text == "2.0e+5"
+
+
+def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tmp_path):
+    # A diverged run's curves stopped with nothing said; a run whose every loss was NaN drew
+    # an empty chart and hovering it was a TypeError.
+    run = write_run(tmp_path / "run", 4, iters=6)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_loss": NaN, "lr": 0.05}\n'
+                '{"step": 6, "train_loss": NaN, "lr": 0.06}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    assert legends(chart)[-1] == "loss NaN or inf, not drawn: 2 steps, from step 5"
+    marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
+    right = 70 + chart.size["width"] - 90
+    assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
+        [70 + (right - 70) * 4 / 5, right], abs=0.5)              # steps 5 and 6 of 1..6
+    lines = hover_step(browser, chart, 6, 6)
+    assert lines[:3] == ["step 6", "loss NaN or inf at this step",
+                         "train loss (each step): 0.75  (step 4)"]
+    (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": NaN, "lr": 0.01}\n'
+                                       '{"step": 2, "train_loss": NaN, "lr": 0.02}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    assert len(chart.find_elements(By.CSS_SELECTOR, "line.unfinished")) == 2
+    assert hover_step(browser, chart, 2, 2)[:2] == ["step 2", "loss NaN or inf at this step"]
+    # two steps numbered as steps: 1 and 2, not 1.2, 1.4, ...
+    steps = chart.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
+    assert [step.text for step in steps] == ["1", "2"]
+    assert chromium.errors(browser) == []
 
 
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):

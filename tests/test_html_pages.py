@@ -657,6 +657,19 @@ def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_pat
         metrics_page(tmp_path / "nothing")
 
 
+def test_the_report_holds_the_steps_whose_loss_is_nan_or_infinite(tmp_path):
+    # Left out of the curves with nothing said: a diverged run's page seemed to stop.
+    run = write_run(tmp_path / "run", 4)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_loss": NaN, "lr": 0.05}\n'
+                '{"step": 6, "train_loss": 1.0, "val_loss": Infinity}\n')
+    data = page_data(metrics_page(run).html)
+    assert data["nonfinite"] == {"steps": [5, 6],
+                                 "label": "loss NaN or inf, not drawn: 2 steps, from step 5"}
+    assert page_data(metrics_page(write_run(tmp_path / "finite", 4)).html)["nonfinite"] == {
+        "steps": [], "label": None}
+
+
 def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
     run = write_run(tmp_path / "run", 2, iters=4, lock="held")
     out = tmp_path / "report.html"

@@ -511,6 +511,63 @@ def test_a_folded_module_that_made_the_result_has_the_thick_border():
     assert len(thick) == 1 and thick[0].lstrip().startswith("module")
 
 
+class SqrtAtZero(nn.Module):
+    """sqrt at 0: a finite value, but an infinite derivative times the zero in front of it,
+    NaN gradients below it."""
+
+    def __init__(self):
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return (self.lin(x) * 0.0).sqrt() + x
+
+
+class NaNInside(nn.Module):
+    def __init__(self):
+        self.inner = SqrtAtZero()
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.out(self.inner(x)).sum()
+
+
+def module_label(dot, title):
+    (line,) = [line for line in node_lines(dot)
+               if line.lstrip().startswith("module") and f"<B>{title}</B>" in line]
+    return line
+
+
+def test_a_folded_module_counts_the_nan_and_infinities_hidden_in_it():
+    # Unfolded, the nodes of `inner` say "grad: norm nan"; folded, it said nothing of them.
+    from viz import draw_backward
+    ta.manual_seed(0)
+    model = NaNInside()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.array([[1.0, -2.0, 3.0]])))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        viz.retain_grads(loss)
+        loss.backward(retain_graph=True)
+        shown = dict(params=model, depth=1, show_data=True, show_grad=True)
+        forward, backward = draw_graph(loss, **shown), draw_backward(loss, **shown)
+        flow = draw_graph(loss, params=model, depth=1, color_by_grad=True)
+    red = viz.graph.NAN_COLOUR
+    alarm = '<FONT POINT-SIZE="10" COLOR="{}"><B>{}</B></FONT>'.format
+    # the weight's, the bias's and the linear's gradients (NaN), the mul's (infinite): as the
+    # page's folded box counts them
+    inner = module_label(forward, "inner")
+    assert alarm(viz.graph.ALARM_INK, "4 gradients with NaN or inf") in inner
+    assert "values with NaN" not in inner and f'color="{red}"' in inner
+    # the backward ops' outputs, the gradients they compute (all of them NaN or inf)
+    inner = module_label(backward, "inner")
+    assert "6 values with NaN or inf" in inner and "6 gradients with NaN or inf" in inner
+    # on the gradient's own fill, in the node's ink
+    assert "<B>4 gradients with NaN or inf</B>" in module_label(flow, "inner")
+    for dot in (forward, backward, flow):
+        assert "NaN or inf" not in module_label(dot, "out") and red not in module_label(dot, "out")
+    # not asked to show values or gradients, a folded module says nothing of them
+    assert "NaN or inf" not in draw_graph(loss, params=model, depth=1).source
+
+
 def test_rankdir_lays_out_both_pictures_left_to_right():
     from viz import draw_backward
     w = ta.Tensor(np.ones(2), requires_grad=True)

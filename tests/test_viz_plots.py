@@ -497,6 +497,24 @@ def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path)
     assert loss.get_lines()[0].get_marker() == "o" and lr.get_lines()[0].get_marker() == "o"
 
 
+def test_a_comparisons_diverged_run_is_marked_and_named_by_its_last_validation_loss(tmp_path):
+    # Its curves stopped with nothing said, and the legend named it by its last finite
+    # validation loss (0.506 at step 40), where its last one was NaN: the sweep's best, read so.
+    good = write_metrics(tmp_path / "good", n=60)
+    diverged = write_metrics(tmp_path / "diverged", tail=(
+        '{"step": 41, "train_loss": NaN, "lr": 1e-3}\n'
+        '{"step": 50, "train_loss": NaN, "lr": 1e-3, "val_loss": NaN}\n'))
+    loss = comparison_figure([good, diverged]).axes[0]
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels == [f"good: val {3.2 / 60 ** 0.5:.3f}",
+                      "diverged: val nan, loss NaN or inf from step 41"]
+    good_train, diverged_train = (line for line in loss.get_lines()
+                                  if not line.get_label().startswith("_"))
+    (marks,) = [line for line in loss.get_lines() if line.get_marker() == "|"]
+    assert list(marks.get_xdata()) == [41, 50]
+    assert marks.get_color() == diverged_train.get_color() != good_train.get_color()
+
+
 @pytest.mark.parametrize("lrs", [[(3.3e-4, 8e-3), (8e-3, 1e-3)], [(1.05e-4, 9.5e-3)],
                                  [(2.5e-3, 9e-3)], [(2.9e-3, 3.1e-3)], [(1e-6, 1e-2)]],
                          ids=["a-sweep", "two-decades", "in-a-decade", "narrow", "four-decades"])
@@ -521,6 +539,17 @@ def test_the_learning_rates_log_axis_labels_as_many_ticks_as_fit_none_over_anoth
                    key=lambda box: box.y0)           # the labels of the ticks on the panel
     assert len(boxes) >= 2
     assert all(below.y1 <= above.y0 for below, above in zip(boxes, boxes[1:]))
+
+
+def test_the_learning_rates_log_axis_is_numbered_as_written_not_in_tex(tmp_path):
+    # A label made while the figure was built was drawn as written, TeX and all
+    # ("$\\mathdefault{2\\times10^{-4}}$"), the others as formulas. And one run was "runs".
+    figure = comparison_figure([write_metrics(tmp_path / "run", n=60)])
+    axis = figure.axes[-1].yaxis
+    shown = [text for text in [axis.get_major_formatter()(v) for v in axis.get_majorticklocs()]
+             + [axis.get_minor_formatter()(v) for v in axis.get_minorticklocs()] if text]
+    assert {"1e-3", "2e-4", "5e-4"} <= set(shown) and not any("$" in text for text in shown)
+    assert figure._suptitle.get_text() == "1 training run"
 
 
 def test_the_figure_itself_for_jupyter(tmp_path):

@@ -1004,6 +1004,7 @@ Examples:
 Train loss per step and smoothed, validation loss at each evaluation, recall or accuracy if
 the run measured one, and the learning rate. A page shows the values at a step on hover.
 Several runs share one picture, a colour a run, the legend giving each its last val_loss.
+A loss that is NaN or infinite (a run that diverged) is marked by a tick atop the losses.
 """)
 @click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)
 @click.option("--out", "out_path", metavar="FILE.png|FILE.html", type=FILE,

@@ -63,6 +63,9 @@ _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 # Red, outside viridis: a NaN gradient has no size, and the darkest fill would call it vanished.
 NAN_COLOUR = "#e31a1c"
+# A folded module hiding a NaN or an infinity: a border of NAN_COLOUR, and the lines that count
+# them bold in a darker red that reads on its pale fill (as on the page: graph.css).
+ALARM_INK = "#a50f15"
 
 # The directions graphviz lays a graph out in: top to bottom, left to right, and back.
 Rankdir = Literal["TB", "LR", "BT", "RL"]
@@ -181,13 +184,17 @@ def _text(value):
                         for line in lines)
 
 
-def _label(title, lines=(), number=None):
+def _label(title, lines=(), number=None, alarms=(), alarm_ink=ALARM_INK):
     """An HTML-like label: a bold title (followed by `#number`, a forward op's number), then
-    smaller lines of detail. graphviz (the Python package) passes a string that starts with
-    '<' and ends with '>' to dot unquoted."""
+    smaller lines of detail, then `alarms` bold in `alarm_ink` (None: the node's font colour).
+    graphviz (the Python package) passes a string that starts with '<' and ends with '>' to
+    dot unquoted."""
     body = f"<B>{_text(title)}</B>" + (f" #{number}" if number is not None else "")
     for line in lines:
         body += f'<BR/><FONT POINT-SIZE="10">{_text(line)}</FONT>'
+    ink = f' COLOR="{alarm_ink}"' if alarm_ink else ""
+    for line in alarms:
+        body += f'<BR/><FONT POINT-SIZE="10"{ink}><B>{_text(line)}</B></FONT>'
     return f"<{body}>"
 
 
@@ -371,7 +378,9 @@ def draw_graph(tensor: ta.Tensor,
     `decoder.layers.0` to `decoder.layers.3`) into one node, `decoder.layers: DecoderLayer x 4`,
     with their summed parameter and op counts, whatever the depth. `modules` is the root
     Module, for the class names, parameter counts and lists of blocks; it defaults to `params`
-    when that is a Module.
+    when that is a Module. A collapsed module counts the values (with `show_data`) and the
+    gradients (with `show_grad` or `color_by_grad`) of the nodes inside it that hold a NaN or
+    an infinity, in red lines under a red border.
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
@@ -428,6 +437,14 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     # The ops numbered as the backward graph numbers them ("of forward op #3", "mul #3
     # output"), so that a backward box can be found in the forward picture.
     op_number = _op_numbers(tensor)
+    # The NaN and infinities that the nodes folded into a module would show: their values
+    # with show_data, their gradients with show_grad or gradient flow.
+    broken = _nonfinite_inside(
+        order, folded,
+        lambda kind, obj, output: (output if kind == "op" else obj).data if show_data else None,
+        lambda kind, obj, output: (
+            None if not (show_grad or color_by_grad) else output.grad if kind == "op"
+            else obj.grad if obj.requires_grad else None))
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
@@ -438,7 +455,8 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                 lines.append(_largest_norm_line(norms[("module", obj)]))
             placed.append(_module_node(obj, tree, folded, ids, len(placed), lines,
                                        penwidth="2.5" if _is_result(tensor, obj, folded)
-                                       else "1"))
+                                       else "1", broken=broken.get(obj, (0, 0)),
+                                       color_by_grad=color_by_grad))
             if color_by_grad:
                 placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
             drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)
@@ -612,9 +630,10 @@ class _ModuleTree:
             chain = chain[:-1]
         return tuple((p, _label(p)) for p in chain)
 
-    def label(self, path, lines):
+    def label(self, path, lines, **alarms):
         """The label of the node that stands for module `path`: its path, its class (for a
-        list of blocks, `DecoderLayer x N`) and parameter count, then `lines`."""
+        list of blocks, `DecoderLayer x N`) and parameter count, then `lines` (and _label's
+        `alarms` and `alarm_ink`)."""
         items = [self.modules[p] for p in self.lists.get(path, [path]) if p in self.modules]
         title = path or "(root)"
         details = []
@@ -625,7 +644,7 @@ class _ModuleTree:
             else:
                 details.append(kind)
             details.append(f"{sum(m.num_parameters() for m in items):,} params")
-        return _label(title, details + list(lines))
+        return _label(title, details + list(lines), **alarms)
 
 
 def _fold(order, edges, target, keep):
@@ -666,15 +685,54 @@ def _fold_units(order, folded):
     return units, module_ops
 
 
-def _module_node(path, tree, folded, ids, number, lines, penwidth="1"):
+def _module_node(path, tree, folded, ids, number, lines, penwidth="1", broken=(0, 0),
+                 color_by_grad=False):
     """A folded module's node, as an entry for _add_clusters; every graph key folded into it
-    gets its id in `ids`, so arrows from and to its members lead to it."""
+    gets its id in `ids`, so arrows from and to its members lead to it. `broken`: how many of
+    the values and gradients hidden in it hold a NaN or an infinity (_nonfinite_inside), said
+    in lines of their own under a red border."""
     node_id = f"module{number}"
     for key, into in folded.items():
         if into == path:
             ids[key] = node_id
-    return (tree.boxes(path, inside=False), node_id, tree.label(path, lines),
-            dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled", penwidth=penwidth))
+    alarms = _nonfinite_lines(*broken)
+    # Filled by its gradient, the node's text has the ink that reads on that fill.
+    label = tree.label(path, lines, alarms=alarms,
+                       alarm_ink=None if color_by_grad else ALARM_INK)
+    attrs = dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled", penwidth=penwidth)
+    if alarms:
+        attrs.update(color=NAN_COLOUR, penwidth="3")
+    return (tree.boxes(path, inside=False), node_id, label, attrs)
+
+
+def _nonfinite_inside(order, folded, value_of, grad_of):
+    """{module path: (values, gradients)}: how many of the graph nodes folded into each module
+    have a value, and how many a gradient, that holds a NaN or an infinity.
+    `value_of(kind, obj, output)` and `grad_of(...)` give a node's array, or None where the
+    picture shows none (its unfolded node would say no "norm nan" either)."""
+    counts = {}
+    for kind, obj, output in order:
+        path = folded.get((kind, id(obj)))
+        if path is not None:
+            values, grads = counts.get(path, (0, 0))
+            counts[path] = (values + _has_nonfinite(value_of(kind, obj, output)),
+                            grads + _has_nonfinite(grad_of(kind, obj, output)))
+    return counts
+
+
+def _has_nonfinite(array):
+    return array is not None and not np.isfinite(np.asarray(array, dtype=np.float64)).all()
+
+
+def _nonfinite_lines(values, grads):
+    """What a folded module says of the NaN and infinities hidden in it: the nodes inside are
+    out of sight, so their "norm nan" would be. The page's folded box says the same in the same
+    words (describeFold in assets/graph.js)."""
+    lines = []
+    for n, what in ((values, "value"), (grads, "gradient")):
+        if n:
+            lines.append(f"{n:,} {what}{'' if n == 1 else 's'} with NaN or inf")
+    return lines
 
 
 def _count(n, what, plural=None):
@@ -804,8 +862,9 @@ def draw_backward(loss: ta.Tensor,
     `viz.record(model)`, a backward op belongs to the module of the forward op whose backward
     it is, and an `add` summing paths to the module that made the tensor it sums for. The
     "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
-    module N levels down into one node (with the gradients only it computes) and
-    `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
+    module N levels down into one node (with the gradients only it computes, and, as
+    draw_graph's, a count of the values and gradients inside that hold a NaN or an infinity)
+    and `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
 
     `color_by_grad=True` fills each node by the norm of the gradient it computes, on the same
     log scale and legend as draw_graph's gradient flow (`grad_range`; by default the powers of
@@ -936,6 +995,15 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             return [_summary("grad", array)]           # (its norm too: the colour's)
         return [_norm_line(array)] if color_by_grad else []
 
+    # The NaN and infinities that the nodes folded into a module would show: their values
+    # with show_data, the gradients they compute with show_grad or gradient flow.
+    def value_of(kind, obj, output):
+        return (output if kind == "op" else obj).data
+
+    broken = _nonfinite_inside(
+        order, folded, lambda *node: value_of(*node) if show_data else None,
+        lambda kind, obj, output: gradient((kind, id(obj)), value_of(kind, obj, output))
+        if show_grad or color_by_grad else None)
     ids, placed, drawn = {}, [], {}
     for kind, obj, output in kept:
         if kind == "module":
@@ -944,7 +1012,9 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                 lines.append(f"computes {_count(module_grads[obj], 'gradient')}")
             if color_by_grad:
                 lines.append(_largest_norm_line(norms[("module", obj)]))
-            placed.append(_module_node(obj, tree, folded, ids, len(placed), lines))
+            placed.append(_module_node(obj, tree, folded, ids, len(placed), lines,
+                                       broken=broken.get(obj, (0, 0)),
+                                       color_by_grad=color_by_grad))
             if color_by_grad:
                 placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
             drawn[placed[-1][1]] = DrawnNode("module", obj, None, None, obj)

@@ -366,24 +366,37 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
 NONFINITE_COLOUR = "#e31a1c"
 
 
-def _mark_unfinished_losses(ax, records):
-    """A red tick at the top of the loss panel at each step whose train or validation loss is
-    NaN or infinite, named in the legend with their count and the first: such a loss has no
-    point to draw, and the curves of a run that diverged would seem to stop (or, every loss
-    NaN, the panel be empty) with nothing said."""
+def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
+    """The steps of metrics.jsonl's `records` whose train or validation loss is a number but
+    NaN or infinite (a run that diverged): such a loss has no point to draw, so each picture
+    of the losses marks its step instead (the loss plot, the comparison, the report page)."""
     def infinite(value):                  # a number, but none a float holds finitely
         return (isinstance(value, numbers.Real) and not isinstance(value, bool)
                 and not is_finite_number(value))
 
-    steps = [r["step"] for r in records
-             if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
+    return [r["step"] for r in records
+            if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
+
+
+def nonfinite_loss_label(steps: Sequence[int]) -> str:
+    """What a legend says of the steps marked by nonfinite_loss_steps."""
+    return (f"loss NaN or inf, not drawn: {len(steps):,} "
+            f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
+
+
+def _mark_unfinished_losses(ax, records, colour=NONFINITE_COLOUR, label=True):
+    """A tick at the top of the loss panel (red unless `colour` says) at each step whose train
+    or validation loss is NaN or infinite, named in the legend with their count and the first
+    (`label=False`: not named): the curves of a run that diverged would seem to stop (or,
+    every loss NaN, the panel be empty) with nothing said. Returns the steps marked."""
+    steps = nonfinite_loss_steps(records)
     if not steps:
-        return
+        return steps
     # x at the step, y at the top of the panel whatever its scale
     ax.plot(steps, [0.97] * len(steps), transform=ax.get_xaxis_transform(), linestyle="none",
-            marker="|", markersize=10, markeredgewidth=1.5, color=NONFINITE_COLOUR,
-            label=f"loss NaN or inf, not drawn: {len(steps):,} "
-                  f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
+            marker="|", markersize=10, markeredgewidth=1.5, color=colour,
+            label=nonfinite_loss_label(steps) if label else "_nolegend_")
+    return steps
 
 
 # A run a line style: the ten colours of matplotlib's tab10, then each again dashed, then
@@ -399,7 +412,9 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     measured one, and its learning rate on a log scale, so that peaks a decade apart both
     show. The legend names each run (its directory's name, or its path where names repeat)
     with its last validation loss, the figure to pick the best by. A sweep's runs may differ
-    in length and schedule: each is drawn for the steps it logged."""
+    in length and schedule: each is drawn for the steps it logged. A loss of NaN or infinity
+    (a run that diverged) is marked as the loss plot marks it, by a tick at the top of the
+    loss panel, in the run's colour, and the legend says from which step."""
     from matplotlib.ticker import MaxNLocator
 
     paths = [_run_paths(run) for run in run_dirs]
@@ -416,7 +431,8 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
     axes = dict(zip(panels, axes))
-    fig.suptitle(f"{len(runs)} training runs", fontsize=13, fontweight="bold")
+    fig.suptitle(f"{len(runs):,} training run{'' if len(runs) == 1 else 's'}", fontsize=13,
+                 fontweight="bold")
 
     def finite(records, key):
         points = [r for r in records if is_finite_number(r.get(key))]
@@ -425,12 +441,21 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     for records, name, (colour, style) in zip(runs, names, itertools.cycle(COMPARISON_STYLES)):
         steps, train_loss = finite(records, "train_loss")
         val_steps, val_loss = finite(records, "val_loss")
-        last = f"val {val_loss[-1]:.3f}" if val_loss else "no validation"
+        # The last validation loss logged, NaN too: a run that diverged after its last finite
+        # one would be named by a loss it no longer had, and could look the best of the sweep.
+        logged = [r["val_loss"] for r in records if isinstance(r.get("val_loss"), numbers.Real)
+                  and not isinstance(r["val_loss"], bool)]
+        last = f"val {logged[-1]:.3f}" if logged else "no validation"
+        unfinished = nonfinite_loss_steps(records)
+        if unfinished:
+            last += f", loss NaN or inf from step {unfinished[0]:,}"
         axes["loss"].plot(steps, smooth(train_loss), color=colour, linestyle=style,
                           linewidth=1.5, marker="o" if len(steps) == 1 else None,
                           label=f"{name}: {last}")
         axes["loss"].plot(val_steps, val_loss, color=colour, linestyle="none", marker="o",
                           markersize=4)
+        # Its NaN and infinite losses are marked as the loss plot marks them, in its colour.
+        _mark_unfinished_losses(axes["loss"], records, colour, label=False)
         for key in extras:
             axes[key].plot(*finite(records, key), color=colour, linestyle=style, marker="o",
                            markersize=3, linewidth=1.2)
@@ -463,13 +488,17 @@ def _label_as_many_as_fit(ax):
     the other: the roundest first (the decades, then 2 and 5 times them, then the other
     multiples, then matplotlib's finer ticks of a range inside a decade, 2.925e-3), each if it
     keeps clear of those labelled. matplotlib's own choice labels 2, 3, 4 and 6 times a decade
-    and, within a decade, nine ticks: in a panel an inch tall they overlap."""
+    and, within a decade, nine ticks: in a panel an inch tall they overlap. A label is written
+    as 2e-4, as literal_text writes numbers: matplotlib's own is TeX, which a label made under
+    literal_text showed as written ("$\\mathdefault{2\\times10^{-4}}$")."""
     from matplotlib import rcParams
     from matplotlib.font_manager import FontProperties
-    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation
+    from matplotlib.ticker import FuncFormatter
 
-    text = LogFormatterSciNotation(labelOnlyBase=False)      # every tick it is asked about
-    text.set_axis(ax.yaxis)
+    def text(value):        # to 6 figures, no trailing zeros: 2e-4, 2.5e-3
+        mantissa, exponent = f"{value:.5e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
     size = FontProperties(size=rcParams["ytick.labelsize"]).get_size_in_points()
 
     def roundness(value):
@@ -487,7 +516,7 @@ def _label_as_many_as_fit(ax):
             y = ax.transData.transform((0, tick))[1]
             if all(abs(y - other) >= room for _, other in shown):
                 shown.append((tick, y))
-        return text(value, position) if any(math.isclose(value, v) for v, _ in shown) else ""
+        return text(value) if any(math.isclose(value, v) for v, _ in shown) else ""
 
     ax.yaxis.set_major_formatter(FuncFormatter(label))
     ax.yaxis.set_minor_formatter(FuncFormatter(label))

@@ -5,8 +5,10 @@
 The curves are those of the PNG (viz.plots), drawn by the page's script (viz/assets/report.js)
 from the numbers of metrics.jsonl embedded in it: the train loss at each step and smoothed, the
 validation loss where the run evaluated, recall or accuracy if it measured one, the gradient
-norm if it recorded one, and the learning rate. Hovering a chart shows every value at that step
-(or the arrow keys, once Tab is on a chart; a line under the charts says them too).
+norm if it recorded one, and the learning rate. A loss of NaN or infinity (a run that diverged)
+has no point: a red tick at the top of the loss chart marks its step, as in the PNG. Hovering a
+chart shows every value at that step (or the arrow keys, once Tab is on a chart; a line under
+the charts says them too).
 
 A page reads nothing once written, so a page of a run still going is only as new as the
 moment it was written. `run_status` tells from the run directory whether the run is going:
@@ -28,7 +30,8 @@ from .html import Page, number, page
 from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
 from tinyformer.summary import counted
 
-from .plots import EXTRA_FIGURES, _run_paths, run_name, smooth
+from .plots import (EXTRA_FIGURES, _run_paths, nonfinite_loss_label, nonfinite_loss_steps,
+                    run_name, smooth)
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
@@ -48,6 +51,7 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         return [[r["step"], number(r[key])] for r in records if is_finite_number(r.get(key))]
 
     train = points("train_loss")
+    unfinished = nonfinite_loss_steps(records)
     data = {
         "title": title, "status": status, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "refresh": refresh if refresh and status["state"] == "running" else None,
@@ -55,6 +59,10 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         "smoothed": [[step, number(v)] for (step, _), v in
                      zip(train, smooth([v for _, v in train]))],
         "val": points("val_loss"), "lr": points("lr"),
+        # The steps whose loss has no point to draw (NaN or infinite), marked as the PNG marks
+        # them, and what the legend says of them.
+        "nonfinite": {"steps": unfinished,
+                      "label": nonfinite_loss_label(unfinished) if unfinished else None},
         "curves": {key: {"title": label, "points": points(key)} for key, label in CURVES.items()
                    if any(is_finite_number(r.get(key)) for r in records)},
     }

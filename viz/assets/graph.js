@@ -383,7 +383,8 @@ function describeFold(view, key) {
   const flow = flowOf(view, key);
   if (flow) lines.push(flow.norm === null ? "no gradient" : `largest grad norm ${expo(flow.norm)}`);
   // A NaN or an infinity hidden in the box: the panel would show it of each node, but the
-  // nodes are out of reach until the box is opened.
+  // nodes are out of reach until the box is opened. The pictures' folded modules say the same
+  // in the same words (_nonfinite_lines in graph.py).
   const broken = nonfinite(view, key), alarms = [];
   if (broken.values) alarms.push(`${count(broken.values, "value")} with NaN or inf`);
   if (broken.grads) alarms.push(`${count(broken.grads, "gradient")} with NaN or inf`);

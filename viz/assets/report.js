@@ -9,6 +9,12 @@ const main = document.getElementById("charts");
 const tooltip = document.getElementById("tooltip");
 const SVG_NS = "http://www.w3.org/2000/svg";
 const MARGIN = {left: 70, right: 20, top: 26, bottom: 30};
+// The steps whose loss is NaN or infinite (a run that diverged): no point can be drawn for
+// them, so a red tick at the top of the loss chart marks each, as the PNG's loss panel does.
+const UNFINISHED = new Set(data.nonfinite.steps);
+// The steps a reader can stop at: every step with a train loss, and those marked.
+const STEPS = [...new Set(data.train.map((p) => p[0]).concat(data.nonfinite.steps))]
+  .sort((a, b) => a - b).map((step) => [step]);
 
 // What to draw: one chart per kind of figure, each a list of series of [step, value] points.
 function chartList() {
@@ -16,7 +22,8 @@ function chartList() {
     {name: "train loss (each step)", points: data.train, colour: "#1f77b4", width: 1, faint: true},
     {name: "train loss (smoothed)", points: data.smoothed, colour: "#1f77b4", width: 2.2},
     {name: "validation loss", points: data.val, colour: "#ff7f0e", width: 1.5, dots: true},
-  ]}];
+  ], marks: data.nonfinite.steps.length ? {name: data.nonfinite.label,
+                                           steps: data.nonfinite.steps, colour: "#e31a1c"} : null}];
   for (const [key, curve] of Object.entries(data.curves)) {
     const fraction = key !== "grad_norm";           // recall and accuracy go from 0 to 1
     list.push({title: curve.title, height: 150, fraction, series: [{name: curve.title,
@@ -75,7 +82,8 @@ function draw() {
   main.replaceChildren();
   drawn = [];
   const charts = chartList();
-  const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0])));
+  const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0]))
+    .concat(c.marks ? c.marks.steps : []));
   const [first, last] = extent(all);
   const style = getComputedStyle(main);      // the charts fill main's width inside its padding
   // At least 280 px (a phone held upright has room for that); narrower, the page scrolls.
@@ -91,7 +99,8 @@ function draw() {
     main.appendChild(figure);
     const title = el("text", {x: MARGIN.left, y: 16, class: "chart-title"}, svg);
     title.textContent = chart.title;
-    const rows = placeLegend(svg, chart.series, MARGIN.left + title.getComputedTextLength(), width);
+    const rows = placeLegend(svg, chart.series.concat(chart.marks ? [chart.marks] : []),
+                             MARGIN.left + title.getComputedTextLength(), width);
     const below = rows - 1;          // the legend's rows under the title
     const top = MARGIN.top + below * 16, height = chart.height + below * 16;
     svg.setAttribute("height", height);
@@ -104,12 +113,16 @@ function draw() {
       (last > first ? (step - first) / (last - first) : 0.5);
     const y = (v) => height - MARGIN.bottom - (height - top - MARGIN.bottom) *
       (v - low) / (high - low);
-    for (const v of ticks(low, high, chart.height > 200 ? 6 : 3)) {
+    // A chart with no value to draw (every loss NaN) has no scale to number.
+    for (const v of values.length ? ticks(low, high, chart.height > 200 ? 6 : 3) : []) {
       el("line", {x1: MARGIN.left, x2: width - MARGIN.right, y1: y(v), y2: y(v), class: "grid"}, svg);
       el("text", {x: MARGIN.left - 6, y: y(v) + 4, class: "tick", "text-anchor": "end"}, svg)
         .textContent = tickText(v);
     }
-    for (const step of ticks(first, last, 8)) {
+    // Whole steps only: a short run's axis numbered step 1.5 and 2.5. (A tick is a sum of
+    // steps of 0.2, say, which leaves 1.9999999999999998 where 2 is meant.)
+    const whole = ticks(first, last, 8).filter((v) => Math.abs(v - Math.round(v)) < 1e-6);
+    for (const step of whole.map(Math.round)) {
       el("line", {x1: x(step), x2: x(step), y1: top, y2: height - MARGIN.bottom,
                   class: "grid"}, svg);
       el("text", {x: x(step), y: height - MARGIN.bottom + 16, class: "tick",
@@ -122,6 +135,12 @@ function draw() {
       // A path through one point draws nothing: a run of one step marks its point (once).
       if (s.dots || (s.points.length === 1 && !s.faint)) {
         for (const [step, v] of s.points) el("circle", {cx: x(step), cy: y(v), r: 3.5, fill: s.colour}, svg);
+      }
+    }
+    if (chart.marks) {
+      for (const step of chart.marks.steps) {
+        el("line", {x1: x(step), x2: x(step), y1: top, y2: top + 12, stroke: chart.marks.colour,
+                    "stroke-width": 1.5, class: "unfinished"}, svg);
       }
     }
     const cross = el("line", {y1: top, y2: height - MARGIN.bottom, class: "cross",
@@ -142,8 +161,9 @@ function draw() {
 const SAMPLE = 22;       // the piece of line, and the room between it and the name
 function placeLegend(svg, series, titleEnd, width) {
   const gap = 18, items = series.map((s) => {
-    const sample = el("line", {class: "legend-sample", stroke: s.colour, "stroke-width": s.width,
-                               opacity: s.faint ? 0.4 : 1}, svg);
+    const sample = el("line", {class: "legend-sample", stroke: s.colour,
+                               "stroke-width": s.width || 1.5, opacity: s.faint ? 0.4 : 1}, svg);
+    sample.tick = Boolean(s.steps);          // the marks of unfinished losses: drawn upright
     const label = el("text", {class: "legend"}, svg);
     label.textContent = s.name;
     return {sample, label, width: SAMPLE + label.getComputedTextLength()};
@@ -171,7 +191,9 @@ function placeLegend(svg, series, titleEnd, width) {
 }
 
 function place(item, x, y) {
-  for (const [key, value] of Object.entries({x1: x, x2: x + SAMPLE - 5, y1: y - 4, y2: y - 4})) {
+  const at = item.sample.tick ? {x1: x + 8, x2: x + 8, y1: y - 10, y2: y + 1}
+    : {x1: x, x2: x + SAMPLE - 5, y1: y - 4, y2: y - 4};
+  for (const [key, value] of Object.entries(at)) {
     item.sample.setAttribute(key, value);
   }
   item.label.setAttribute("x", x + SAMPLE);
@@ -192,7 +214,7 @@ function nearest(points, step) {
 let hovering = false;     // a value is being read (by the mouse or the keyboard)
 let keyStep = null;       // the keyboard's step, while Tab is on a chart
 
-// Mark step `at` (one the train loss was logged at) on every chart and list every value
+// Mark step `at` (one of STEPS) on every chart and list every value
 // there in the tooltip, placed beside `place` (the mouse, or the step's top for the
 // keyboard); the text it shows.
 function showStep(at, place) {
@@ -202,6 +224,7 @@ function showStep(at, place) {
     d.cross.setAttribute("x1", d.x(at));
     d.cross.setAttribute("x2", d.x(at));
     d.cross.setAttribute("visibility", "visible");
+    if (d.chart.marks && UNFINISHED.has(at)) lines.push("loss NaN or inf at this step");
     for (const s of d.chart.series) {
       const [where, value] = nearest(s.points, at);
       // A sparse series (validation) is read at its nearest evaluated step, which is said.
@@ -219,7 +242,7 @@ main.addEventListener("mousemove", (event) => {
   if (!here) return hide();
   const box = here.svg.getBoundingClientRect();
   const step = Math.round(here.invert(event.clientX - box.left));
-  showStep(nearest(data.train, step)[0], event);     // every step has a train loss
+  showStep(nearest(STEPS, step)[0], event);
 });
 main.addEventListener("mouseleave", hide);
 
@@ -229,11 +252,11 @@ main.addEventListener("mouseleave", hide);
 main.addEventListener("keydown", (event) => {
   const here = drawn.find((d) => d.svg === event.target);
   const next = here && keyMove(event.key, keyStep === null ? null : [keyStep],
-                               [data.train.length]);
+                               [STEPS.length]);
   if (!next) return;
   event.preventDefault();          // the page would scroll
   [keyStep] = next;
-  const step = data.train[keyStep][0];
+  const step = STEPS[keyStep][0];
   const box = here.svg.getBoundingClientRect();
   sayReading(showStep(step, {clientX: box.left + here.x(step), clientY: box.top + MARGIN.top}));
 });
