@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -297,6 +298,28 @@ def test_our_gpt_of_another_activation_saves_for_transformers(tmp_path, activati
     assert GPT.from_pretrained(tmp_path).config["activation"] == activation
 
 
+@pytest.mark.parametrize("renamed, also", [
+    ({"n_embd": "hidden_size", "n_positions": "max_position_embeddings",
+      "n_head": "num_attention_heads", "n_layer": "num_hidden_layers"}, {}),
+    # Both given, transformers reads the other name. Read alone, n_head 12 (here, or
+    # GPT2Config's default where it is left out) would build a model of the same weights'
+    # shapes, wrong in every logit.
+    ({"n_head": "num_attention_heads"}, {"n_head": 12}),
+], ids=["all four", "beside n_head"])
+def test_gpt2configs_other_names_for_its_sizes_are_read_as_transformers_reads_them(
+        hf, tmp_path, renamed, also):
+    config = json.loads((hf[1] / "config.json").read_text())
+    for name, other_name in renamed.items():
+        config[other_name] = config.pop(name)
+    (tmp_path / "config.json").write_text(json.dumps({**config, **also}))
+    shutil.copy(hf[1] / "model.safetensors", tmp_path)
+    theirs = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    assert theirs.config.n_head == 2
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(theirs, idx), atol=1e-4)
+
+
 def test_reorder_and_upcast_attn_is_the_same_function_and_loads(hf, tmp_path):
     # It scales q before q k^T and takes softmax in float32: only float16 rounding changes.
     # transformers takes that path in its "eager" attention only.
@@ -333,6 +356,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
     ({"n_layer": "2"}, None, "n_layer must be a whole number >= 1, got '2'"),
     ({"n_head": 0}, None, "n_head must be a whole number >= 1, got 0"),
+    ({"num_attention_heads": "2"}, None, "num_attention_heads must be a whole number >= 1, got "
+                                         "'2'"),
     ({"n_positions": 20_000_000}, None, "n_positions is 20,000,000; tinyformer builds models "
                                         "of a context up to"),
     ({"n_head": 3}, None, "describes no GPT we can build: GPT: n_head 3 does not divide"),
