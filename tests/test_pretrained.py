@@ -266,7 +266,8 @@ def test_layer_norm_epsilon_comes_from_the_config_and_goes_back(hf, tmp_path):
 
 
 @pytest.mark.parametrize("activation_function, activation", [
-    ("relu", "relu"), ("relu2", "relu2"), ("gelu_pytorch_tanh", "gelu"), ("gelu_fast", "gelu")])
+    ("relu", "relu"), ("relu2", "relu2"), ("gelu_pytorch_tanh", "gelu"), ("gelu_fast", "gelu"),
+    ("gelu_accurate", "gelu")])
 def test_a_gpt2_of_another_activation_loads_as_ours(hf, tmp_path, activation_function,
                                                      activation):
     # GPT2Config names its activation (a key of transformers' ACT2FN): any that computes one
@@ -344,7 +345,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"model_type": "gpt_neox"}, None, "config.json: model_type is 'gpt_neox'; tinyformer "
                                        "reads 'gpt2', 'llama' and 'qwen3'"),
     ({"activation_function": "gelu"}, None, "activation_function 'gelu': our GPT computes "
-     "gelu_new, gelu_pytorch_tanh, gelu_python_tanh, gelu_fast, relu, relu2 (its GELU is the "
+     "gelu_new, gelu_pytorch_tanh, gelu_python_tanh, gelu_fast, gelu_accurate, relu, relu2 "
+     "(its GELU is the "
      "tanh approximation; 'gelu' is the exact one, with erf)"),
     ({"activation_function": "silu"}, None, "activation_function 'silu': our GPT computes"),
     ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),

@@ -82,9 +82,10 @@ PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # same function (GPT2Config's activation_function, a key of transformers' ACT2FN): the first is
 # the one written, any of them is read. Our GELU is the tanh approximation: gelu_new (GPT-2's),
 # gelu_pytorch_tanh and gelu_python_tanh (torch's), gelu_fast (the same formula with sqrt(2/pi)
-# rounded to 10 digits); transformers' "gelu" is the exact one, with erf, which we do not
-# compute. SwiGLU is gated, as GPT-2's feed-forward is not.
-GPT2_ACTIVATIONS = {"gelu": ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast"),
+# rounded to 10 digits), gelu_accurate (the same formula again); transformers' "gelu" is the
+# exact one, with erf, which we do not compute. SwiGLU is gated, as GPT-2's feed-forward is not.
+GPT2_ACTIVATIONS = {"gelu": ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast",
+                             "gelu_accurate"),
                     "relu": ("relu",), "relu2": ("relu2",)}
 # GPT2Config's defaults, which transformers uses for any field config.json leaves out.
 DEFAULTS = dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
