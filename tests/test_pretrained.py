@@ -459,20 +459,30 @@ def test_a_hugging_face_config_json_is_read_once(hf, monkeypatch):
     assert len(reads) == 1
 
 
-@pytest.mark.parametrize("folder", ["gpt2", "it's a \"model\""])
-def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, folder):
+@pytest.mark.parametrize("folder, shards", [("gpt2", False), ("it's a \"model\"", False),
+                                           ("gpt2", True)])
+def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, folder,
+                                                                  shards):
     directory = tmp_path / folder
     directory.mkdir()
     (directory / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
-    torch.save(hf[0].state_dict(), directory / "pytorch_model.bin")
+    if shards:                  # the index is JSON; the one shard it names, a pickle
+        shard = "pytorch_model-00001-of-00001.bin"
+        torch.save(hf[0].state_dict(), directory / shard)
+        (directory / "pytorch_model.bin.index.json").write_text(json.dumps(
+            {"metadata": {}, "weight_map": {name: shard for name in hf[0].state_dict()}}))
+        pickled = "the pickles that pytorch_model.bin.index.json names"
+    else:
+        torch.save(hf[0].state_dict(), directory / "pytorch_model.bin")
+        pickled = "pytorch_model.bin, a pickle"
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(directory)
     message = str(error.value)
-    assert message.startswith(f"{str(directory)!r} holds its weights as pytorch_model.bin, a "
-                              f"pickle, which tinyformer never reads")
+    assert message.startswith(f"{str(directory)!r} holds its weights as {pickled}, which "
+                              f"tinyformer never reads")
     # The command it gives, read by a shell (whose `python` only prints the code it is given,
     # run here, where transformers is already imported).
-    command = re.fullmatch(r".*convert it with transformers: (python -c .*)", message).group(1)
+    command = re.fullmatch(r".*convert them with transformers: (python -c .*)", message).group(1)
     code = subprocess.run(["sh", "-c", f'python() {{ printf %s "$2"; }}; {command}'],
                           capture_output=True, text=True, check=True).stdout
     exec(code)

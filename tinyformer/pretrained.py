@@ -259,10 +259,13 @@ def _read_config(directory):
         folder = os.fspath(directory)
         convert = (f"import transformers as t; t.AutoModelForCausalLM.from_pretrained("
                    f"{folder!r}).save_pretrained({folder!r})")
-        raise PretrainedError(f"{directory!r} holds its weights as {pickles[0]}, a pickle, "
-                              f"which tinyformer never reads (unpickling can run code): take "
+        # The index of shards is JSON: the shards it names are the pickles.
+        pickled = (f"{pickles[0]}, a pickle" if pickles[0] == PICKLES[0] else
+                   f"the pickles that {pickles[0]} names")
+        raise PretrainedError(f"{directory!r} holds its weights as {pickled}, which "
+                              f"tinyformer never reads (unpickling can run code): take "
                               f"{WEIGHTS} from the model's page instead, or, trusting the "
-                              f"file, convert it with transformers: "
+                              f"files, convert them with transformers: "
                               f"python -c {shlex.quote(convert)}")
     if not (config is not None and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
