@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import subprocess
 
 import numpy as np
@@ -265,7 +266,8 @@ def test_layer_norm_epsilon_comes_from_the_config_and_goes_back(hf, tmp_path):
 
 
 @pytest.mark.parametrize("activation_function, activation", [
-    ("relu", "relu"), ("relu2", "relu2"), ("gelu_pytorch_tanh", "gelu"), ("gelu_fast", "gelu")])
+    ("relu", "relu"), ("relu2", "relu2"), ("gelu_pytorch_tanh", "gelu"), ("gelu_fast", "gelu"),
+    ("gelu_accurate", "gelu")])
 def test_a_gpt2_of_another_activation_loads_as_ours(hf, tmp_path, activation_function,
                                                      activation):
     # GPT2Config names its activation (a key of transformers' ACT2FN): any that computes one
@@ -297,6 +299,28 @@ def test_our_gpt_of_another_activation_saves_for_transformers(tmp_path, activati
     assert GPT.from_pretrained(tmp_path).config["activation"] == activation
 
 
+@pytest.mark.parametrize("renamed, also", [
+    ({"n_embd": "hidden_size", "n_positions": "max_position_embeddings",
+      "n_head": "num_attention_heads", "n_layer": "num_hidden_layers"}, {}),
+    # Both given, transformers reads the other name. Read alone, n_head 12 (here, or
+    # GPT2Config's default where it is left out) would build a model of the same weights'
+    # shapes, wrong in every logit.
+    ({"n_head": "num_attention_heads"}, {"n_head": 12}),
+], ids=["all four", "beside n_head"])
+def test_gpt2configs_other_names_for_its_sizes_are_read_as_transformers_reads_them(
+        hf, tmp_path, renamed, also):
+    config = json.loads((hf[1] / "config.json").read_text())
+    for name, other_name in renamed.items():
+        config[other_name] = config.pop(name)
+    (tmp_path / "config.json").write_text(json.dumps({**config, **also}))
+    shutil.copy(hf[1] / "model.safetensors", tmp_path)
+    theirs = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    assert theirs.config.n_head == 2
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(theirs, idx), atol=1e-4)
+
+
 def test_reorder_and_upcast_attn_is_the_same_function_and_loads(hf, tmp_path):
     # It scales q before q k^T and takes softmax in float32: only float16 rounding changes.
     # transformers takes that path in its "eager" attention only.
@@ -321,7 +345,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"model_type": "gpt_neox"}, None, "config.json: model_type is 'gpt_neox'; tinyformer "
                                        "reads 'gpt2', 'llama' and 'qwen3'"),
     ({"activation_function": "gelu"}, None, "activation_function 'gelu': our GPT computes "
-     "gelu_new, gelu_pytorch_tanh, gelu_python_tanh, gelu_fast, relu, relu2 (its GELU is the "
+     "gelu_new, gelu_pytorch_tanh, gelu_python_tanh, gelu_fast, gelu_accurate, relu, relu2 "
+     "(its GELU is the "
      "tanh approximation; 'gelu' is the exact one, with erf)"),
     ({"activation_function": "silu"}, None, "activation_function 'silu': our GPT computes"),
     ({"scale_attn_by_inverse_layer_idx": True}, None, "scale_attn_by_inverse_layer_idx true"),
@@ -333,6 +358,8 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"tie_word_embeddings": "false"}, None, "tie_word_embeddings must be true or false"),
     ({"n_layer": "2"}, None, "n_layer must be a whole number >= 1, got '2'"),
     ({"n_head": 0}, None, "n_head must be a whole number >= 1, got 0"),
+    ({"num_attention_heads": "2"}, None, "num_attention_heads must be a whole number >= 1, got "
+                                         "'2'"),
     ({"n_positions": 20_000_000}, None, "n_positions is 20,000,000; tinyformer builds models "
                                         "of a context up to"),
     ({"n_head": 3}, None, "describes no GPT we can build: GPT: n_head 3 does not divide"),
@@ -432,20 +459,30 @@ def test_a_hugging_face_config_json_is_read_once(hf, monkeypatch):
     assert len(reads) == 1
 
 
-@pytest.mark.parametrize("folder", ["gpt2", "it's a \"model\""])
-def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, folder):
+@pytest.mark.parametrize("folder, shards", [("gpt2", False), ("it's a \"model\"", False),
+                                           ("gpt2", True)])
+def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, folder,
+                                                                  shards):
     directory = tmp_path / folder
     directory.mkdir()
     (directory / "config.json").write_bytes((hf[1] / "config.json").read_bytes())
-    torch.save(hf[0].state_dict(), directory / "pytorch_model.bin")
+    if shards:                  # the index is JSON; the one shard it names, a pickle
+        shard = "pytorch_model-00001-of-00001.bin"
+        torch.save(hf[0].state_dict(), directory / shard)
+        (directory / "pytorch_model.bin.index.json").write_text(json.dumps(
+            {"metadata": {}, "weight_map": {name: shard for name in hf[0].state_dict()}}))
+        pickled = "the pickles that pytorch_model.bin.index.json names"
+    else:
+        torch.save(hf[0].state_dict(), directory / "pytorch_model.bin")
+        pickled = "pytorch_model.bin, a pickle"
     with pytest.raises(PretrainedError) as error:
         GPT.from_pretrained(directory)
     message = str(error.value)
-    assert message.startswith(f"{str(directory)!r} holds its weights as pytorch_model.bin, a "
-                              f"pickle, which tinyformer never reads")
+    assert message.startswith(f"{str(directory)!r} holds its weights as {pickled}, which "
+                              f"tinyformer never reads")
     # The command it gives, read by a shell (whose `python` only prints the code it is given,
     # run here, where transformers is already imported).
-    command = re.fullmatch(r".*convert it with transformers: (python -c .*)", message).group(1)
+    command = re.fullmatch(r".*convert them with transformers: (python -c .*)", message).group(1)
     code = subprocess.run(["sh", "-c", f'python() {{ printf %s "$2"; }}; {command}'],
                           capture_output=True, text=True, check=True).stdout
     exec(code)

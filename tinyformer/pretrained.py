@@ -82,15 +82,23 @@ PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # same function (GPT2Config's activation_function, a key of transformers' ACT2FN): the first is
 # the one written, any of them is read. Our GELU is the tanh approximation: gelu_new (GPT-2's),
 # gelu_pytorch_tanh and gelu_python_tanh (torch's), gelu_fast (the same formula with sqrt(2/pi)
-# rounded to 10 digits); transformers' "gelu" is the exact one, with erf, which we do not
-# compute. SwiGLU is gated, as GPT-2's feed-forward is not.
-GPT2_ACTIVATIONS = {"gelu": ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast"),
+# rounded to 10 digits), gelu_accurate (the same formula again); transformers' "gelu" is the
+# exact one, with erf, which we do not compute. SwiGLU is gated, as GPT-2's feed-forward is not.
+GPT2_ACTIVATIONS = {"gelu": ("gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu_fast",
+                             "gelu_accurate"),
                     "relu": ("relu",), "relu2": ("relu2",)}
 # GPT2Config's defaults, which transformers uses for any field config.json leaves out.
 DEFAULTS = dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12,
                 n_inner=None, activation_function="gelu_new", layer_norm_epsilon=1e-5,
                 tie_word_embeddings=True, scale_attn_weights=True,
                 scale_attn_by_inverse_layer_idx=False, add_cross_attention=False)
+# GPT2Config's other names for four of its fields (its attribute_map), which a config.json
+# written by hand or by a converter may use: transformers reads each as the field it names,
+# in place of that field where both are given. Read otherwise, num_attention_heads would be
+# left out, and the model built with GPT2Config's 12 heads: weights of the same shapes, so
+# nothing would be refused, and every logit would be wrong.
+GPT2_ALIASES = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions",
+                "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"}
 # Constants some checkpoints carry beside the weights: each layer's causal mask and the value
 # of a masked score. We build our own masks.
 BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
@@ -251,10 +259,13 @@ def _read_config(directory):
         folder = os.fspath(directory)
         convert = (f"import transformers as t; t.AutoModelForCausalLM.from_pretrained("
                    f"{folder!r}).save_pretrained({folder!r})")
-        raise PretrainedError(f"{directory!r} holds its weights as {pickles[0]}, a pickle, "
-                              f"which tinyformer never reads (unpickling can run code): take "
+        # The index of shards is JSON: the shards it names are the pickles.
+        pickled = (f"{pickles[0]}, a pickle" if pickles[0] == PICKLES[0] else
+                   f"the pickles that {pickles[0]} names")
+        raise PretrainedError(f"{directory!r} holds its weights as {pickled}, which "
+                              f"tinyformer never reads (unpickling can run code): take "
                               f"{WEIGHTS} from the model's page instead, or, trusting the "
-                              f"file, convert it with transformers: "
+                              f"files, convert them with transformers: "
                               f"python -c {shlex.quote(convert)}")
     if not (config is not None and any(os.path.isfile(file) for file in weights)):
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
@@ -264,25 +275,30 @@ def _read_config(directory):
     return config, path
 
 
-def _check_context(config, name, path):
-    """PretrainedError unless the context length config[name] (a whole number) is one our own
-    models can have: the position tables are built for all of it."""
-    if config[name] > MAX_SIZE:
-        raise PretrainedError(f"{path}: {name} is {config[name]:,}; tinyformer builds models "
+def _check_context(context, name, path):
+    """PretrainedError unless the context length `context` (a whole number, config.json's
+    `name`) is one our own models can have: the position tables are built for all of it."""
+    if context > MAX_SIZE:
+        raise PretrainedError(f"{path}: {name} is {context:,}; tinyformer builds models "
                               f"of a context up to {MAX_SIZE:,} positions")
 
 
 def _gpt2_config(config, path):
-    """A GPT-2 config.json with GPT2Config's defaults filled in, checked."""
+    """A GPT-2 config.json with GPT2Config's defaults filled in, its fields under GPT2Config's
+    own names (GPT2_ALIASES), checked."""
+    config, written = dict(config), {}          # written: field -> its name in config.json
+    for alias, name in GPT2_ALIASES.items():
+        if alias in config:
+            config[name], written[name] = config.pop(alias), alias
     if "n_positions" not in config and "n_ctx" in config:     # older configs name it n_ctx
-        config["n_positions"] = config["n_ctx"]
+        config["n_positions"], written["n_positions"] = config["n_ctx"], "n_ctx"
     config = {**DEFAULTS, **config}
     # The types first: a string "1e-5" or "false" would load, then fail or mislead later.
     for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
         if type(config[name]) is not int or config[name] < 1:
-            raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
-                                  f"{config[name]!r}")
-    _check_context(config, "n_positions", path)
+            raise PretrainedError(f"{path}: {written.get(name, name)} must be a whole number "
+                                  f">= 1, got {config[name]!r}")
+    _check_context(config["n_positions"], written.get("n_positions", "n_positions"), path)
     if config["n_inner"] is not None and (type(config["n_inner"]) is not int
                                           or config["n_inner"] < 1):
         raise PretrainedError(f"{path}: n_inner must be a whole number >= 1 or null, got "
@@ -501,7 +517,7 @@ def _llama_settings(config, path):
         if type(c[name]) is not int or c[name] < 1:
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1, got "
                                   f"{c[name]!r}")
-    _check_context(c, "max_position_embeddings", path)
+    _check_context(c["max_position_embeddings"], "max_position_embeddings", path)
     for name in ("num_key_value_heads", "head_dim"):
         if c[name] is not None and (type(c[name]) is not int or c[name] < 1):
             raise PretrainedError(f"{path}: {name} must be a whole number >= 1 or null, got "
