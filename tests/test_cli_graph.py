@@ -232,10 +232,14 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--checkpoint", "RUN:transformer", "--prompt", ""], "--prompt is empty"),
     (["--checkpoint", "RUN:gpt", "--prompt", "ÿ"], "cannot be encoded"),
     (["--checkpoint", "RUN:transformer", "--prompt", "31415"], "no source of the add task"),
-    (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"], "the prompt has 22"),
+    # The message of generate, attention and lens, for a prompt too long for the model.
+    (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"],
+     "the prompt has 22 tokens; this model reads at most 11: shorten it"),
     # A GPT's step reads its context and one more token, the last target; a BERT its context.
-    (["--checkpoint", "RUN:gpt", "--prompt", "a" * 18], "--prompt has 18 tokens"),
-    (["--checkpoint", "RUN:bert", "--prompt", "a" * 17], "--prompt has 17 tokens"),
+    (["--checkpoint", "RUN:gpt", "--prompt", "a" * 18],
+     "the prompt has 18 tokens; this model reads at most 17: shorten it"),
+    (["--checkpoint", "RUN:bert", "--prompt", "a" * 17],
+     "the prompt has 17 tokens; this model reads at most 16: shorten it"),
 ])
 def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     monkeypatch.chdir(tmp_path)
@@ -317,10 +321,11 @@ def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):
     assert len(prompt) == model.context
     with pytest.raises(ValueError) as error:
         checkpoint_step(model, tokenizer, saved, prompt)
-    assert str(error.value) == (f"--prompt is too long for this model, which reads at most "
-                                f"{model.context} tokens: <bos> and the answer "
-                                f"{prompt[::-1]!r} make {model.context + 1}")
+    assert str(error.value) == (f"the prompt's answer {prompt[::-1]!r} and <bos> make "
+                                f"{model.context + 1} tokens; this model reads at most "
+                                f"{model.context}: shorten the prompt")
     assert checkpoint_step(model, tokenizer, saved, prompt[1:]).loss.shape == ()
+
 
 def test_without_graphviz_the_source_is_kept_in_a_new_dot_file_never_over_the_users(
         tmp_path, monkeypatch):

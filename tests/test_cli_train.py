@@ -1579,6 +1579,15 @@ def test_a_task_prompt_is_measured_in_digits_as_training_counts_them(task, promp
     assert said is None if note is None else note in said
 
 
+def test_an_add_prompt_with_a_leading_zero_is_refused_as_no_source_of_the_task():
+    # Training never writes a number that starts with 0: "01+2" was answered all the same.
+    saved = {"train": {"task": "add", "min_len": 3, "max_len": 5}}
+    with pytest.raises(ValueError, match=r"^prompt '01\+2' is no source of the add task this "
+                                         r"checkpoint was trained on: give two numbers joined "
+                                         r"by \+, neither starting with 0, e.g. 379\+3189$"):
+        check_task_prompt(saved, "01+2")
+
+
 def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
     out, _ = gpt_run
     with zipfile.ZipFile(weights_file(out)) as archive:

@@ -234,6 +234,8 @@ def test_every_source_a_task_makes_is_one_of_its_sources_and_other_forms_are_not
     rng = np.random.default_rng(0)
     made = [data._source(task, length, rng) for length in range(2, 9) for _ in range(5)]
     assert all(data.is_source(task, source) for source in made)
-    others = ["", "+", "12+", "+3", "1+2+3", "a1", "1 2", "١٢"] + (["12"] if task == "add"
-                                                                     else ["12+3"])
+    # An add source's numbers never start with 0 (nor are 0): "01+2" is a form never trained on.
+    others = ["", "+", "12+", "+3", "1+2+3", "a1", "1 2", "١٢"] + (
+        ["12", "01+2", "1+02", "0+5", "00+00"] if task == "add" else ["12+3"])
     assert not any(data.is_source(task, text) for text in others)
+    assert task == "add" or data.is_source(task, "0012")       # digit strings: any digits

@@ -64,6 +64,19 @@ def test_tokens_that_are_not_a_batch_of_ids_are_refused_alike_everywhere(use, to
         every_use(tokens)[use]()
 
 
+@pytest.mark.parametrize("use", every_use(None).keys())
+@pytest.mark.parametrize("outside", [11, -1])
+def test_a_token_id_outside_the_vocabulary_is_refused_naming_the_input(use, outside):
+    # The embedding's own IndexError ("index 11 is out of range for a table of 11 rows") named
+    # neither the input nor, for an encoder-decoder, which of its two vocabularies.
+    name = {"transformer src": "src", "greedy_decode": "src", "transformer beam_search": "src",
+            "transformer tgt": "tgt"}.get(use, "tokens")
+    with pytest.raises(IndexError, match=rf"^{name}: token id {outside} is outside the model's "
+                                         rf"vocabulary \(11 ids, 0 to 10\); give ids of the "
+                                         rf"model's own tokenizer$"):
+        every_use([[3, outside]])[use]()
+
+
 @pytest.mark.parametrize("tokens, advice", [
     (np.array([3, 4]), r"; pass ids\[None\] for one sequence$"),
     ([3, 4], r"; pass \[ids\] for one sequence$"),

@@ -457,6 +457,32 @@ def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path
             os.waitpid(pid, os.WNOHANG)
 
 
+@needs_fork
+def test_an_optimizer_that_makes_its_state_at_the_first_update_steps_as_on_one_thread(tmp_path):
+    # SGD with dampening makes its momentum buffer at a parameter's first update: made in the
+    # worker that updated it, it stayed there, missing from this process's state (and so from
+    # a checkpoint), and a step on one thread started the buffer again.
+    alone, shared = (trainer_for(tmp_path / name, **TINY) for name in "ab")
+    losses, counts = {}, {alone: [1, 1], shared: [2, 1]}     # as AdaptiveThreads tries counts
+    for trainer in (alone, shared):
+        trainer.optimizer = ta.optim.SGD(trainer.parameters, lr=0.1, momentum=0.9,
+                                         dampening=0.5)
+        with parallel.workers_for(trainer.part_loss, trainer.model, trainer.parameters,
+                                  trainer.optimizer, processes=2, micro_batches=2) as workers:
+            losses[trainer] = [update(trainer.part_loss, alone.job.train_batch(
+                np.random.default_rng(step)), trainer.job.counted, trainer.parameters,
+                trainer.optimizer, 2, threads, 1.0, workers)
+                for step, threads in enumerate(counts[trainer])]
+    assert losses[alone] == losses[shared]
+    for p, q in zip(alone.parameters, shared.parameters):
+        np.testing.assert_array_equal(p.data, q.data)
+    _assert_same_state(alone.optimizer.state_dict(), shared.optimizer.state_dict())
+    with pytest.raises(ValueError, match=r"^Workers: SGD makes state arrays at a parameter's "
+                                         r"first update \(SGD does with dampening\), which "
+                                         r"worker processes cannot share; run the"):
+        parallel.Workers(shared.part_loss, shared.model, shared.parameters, shared.optimizer, 1)
+
+
 def _assert_same_state(a, b):
     assert a["param_groups"] == b["param_groups"]
     for mine, theirs in zip(a["state"], b["state"], strict=True):

@@ -838,6 +838,38 @@ def test_a_run_cast_to_float64_resumes_in_float64_and_goes_on_exactly(tmp_path, 
     assert {p.dtype for p in model.parameters()} == {np.dtype(np.float64)}
 
 
+def test_a_run_stopped_before_its_first_checkpoint_starts_again_with_the_same_parameters_frozen(
+        tmp_path):
+    # The manifest did not say which parameters were frozen: the run started again from its
+    # settings built its model anew, every parameter trainable, and trained the embeddings.
+    def two_steps(trainer):
+        for _ in range(2):
+            trainer.train_step()
+        trainer.close()
+        return {name: p.data.copy() for name, p in trainer.model.named_parameters()}
+    settings = TrainConfig(**TINY, iters=3)
+    whole = Trainer.start(settings, str(tmp_path / "whole"), log=quiet)
+    freeze_embeddings(whole)
+    first = Trainer.start(settings, str(tmp_path / "cut"), log=quiet)
+    freeze_embeddings(first)
+    first.train_step()
+    first.close()                                   # killed, its step in no checkpoint
+    again = Trainer.resume(str(tmp_path / "cut"), log=quiet)
+    assert again.step == 0
+    frozen = [name for name, p in again.model.named_parameters() if not p.requires_grad]
+    assert frozen == ["embed.tok.weight", "embed.pos.embedding.weight"]
+    expected, weights = two_steps(whole), two_steps(again)
+    for name in expected:
+        np.testing.assert_array_equal(weights[name], expected[name], err_msg=name)
+    manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
+    manifest["settings"]["frozen"] = ["nope"]                     # a damaged record
+    (tmp_path / "cut" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(rundir.CheckpointError, match=r"manifest.json lists 'nope' as frozen, "
+                                                     r"which is no parameter of the model; put "
+                                                     r"back the manifest.json this run wrote"):
+        Trainer.resume(str(tmp_path / "cut"), log=quiet)
+
+
 def test_an_older_checkpoint_leaves_the_model_as_built_and_a_damaged_frozen_list_is_refused(
         tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)

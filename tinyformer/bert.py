@@ -108,7 +108,7 @@ class BERT(nn.Module):
         self.head = MLMHead(self.embed.tok, d_model, tie_weights=tie_weights, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:
-        idx = token_array(idx)                                   # (B, T)
+        idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
         mask = (None if self.pad_id is None                      # (B, 1, 1, T): real keys
                 else padding_mask(idx != self.pad_id))
         x = self.embed(idx)                                      # (B, T, C)

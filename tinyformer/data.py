@@ -189,9 +189,11 @@ def solve(task: str, source: str) -> str:
 
 def is_source(task: str, text: str) -> bool:
     """Whether `text` has the form of the task's sources: digits for copy, reverse and sort;
-    two numbers joined by + for add. The tasks share one vocabulary, so a tokenizer takes a +
-    in a sort's source too: a symbol its model never read there."""
-    return re.fullmatch(r"[0-9]+\+[0-9]+" if task == "add" else "[0-9]+", text) is not None
+    two numbers joined by + for add, neither starting with 0, as _source makes them (a model
+    never shown "01+2" is not asked it). The tasks share one vocabulary, so a tokenizer takes
+    a + in a sort's source too: a symbol its model never read there."""
+    return re.fullmatch(r"[1-9][0-9]*\+[1-9][0-9]*" if task == "add" else "[0-9]+",
+                        text) is not None
 
 
 def _source(task, length, rng):

@@ -27,7 +27,8 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     built_with, default_d_ff, head_width, modules_of_your_own, soft_capped)
+                     built_with, default_d_ff, head_width, modules_of_your_own, soft_capped,
+                     token_array)
 from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
@@ -134,6 +135,7 @@ class GPT(nn.Module):
     def forward(self, idx: Tokens, cache: KVCache | None = None) -> Tensor:
         """Logits (B, T, vocab) for tokens idx (B, T). With a KVCache, idx holds only the tokens
         that follow those already in the cache (generation feeds one at a time)."""
+        idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
         start = 0 if cache is None else cache.length            # position of idx's first token
         x = self.embed(idx, start)                               # (B, T, C)
         T = x.shape[1]

@@ -309,14 +309,17 @@ def modules_of_your_own(model: nn.Module) -> list[str]:
 # Embeddings: tokens in, vectors out
 
 
-def token_array(idx: Tokens, ragged: str = "pad the shorter rows") -> np.ndarray:
+def token_array(idx: Tokens, ragged: str = "pad the shorter rows",
+                vocab_size: int | None = None, name: str = "tokens") -> np.ndarray:
     """The (B, T) integer array of a batch of tokens given as an array, a nested list or a
     Tensor; TypeError, in one line, for anything else. Every model's input and every decoding
     loop's prompt pass through here: the one check of a batch of tokens. `ragged` says what to
     do with rows of different lengths, for a caller that must not pad them.
 
     ValueError for rows of no tokens (T = 0): there is nothing to attend to, and nothing to
-    continue."""
+    continue. Given the model's `vocab_size`, IndexError (as torch's embedding raises) for an
+    id outside it, naming the input (`name`: an encoder-decoder's src or tgt, each of its own
+    vocabulary), which the embedding's own error cannot."""
     given = idx
     try:
         idx = np.asarray(idx.data if isinstance(idx, Tensor) else idx)
@@ -332,6 +335,11 @@ def token_array(idx: Tokens, ragged: str = "pad the shorter rows") -> np.ndarray
     if idx.ndim != 2 or idx.dtype.kind not in "iu":
         raise TypeError(f"tokens must be a (B, T) integer array, got {idx.dtype} of shape "
                         f"{idx.shape}{_what_to_pass(given, idx)}")
+    if vocab_size is not None and idx.size and (idx.min() < 0 or idx.max() >= vocab_size):
+        outside = idx.min() if idx.min() < 0 else idx.max()
+        raise IndexError(f"{name}: token id {outside} is outside the model's vocabulary "
+                         f"({vocab_size} ids, 0 to {vocab_size - 1}); give ids of the "
+                         f"model's own tokenizer")
     return idx
 
 

@@ -227,12 +227,18 @@ class Workers:
             loss, norm = workers.update(loss_of, parallel.split(batch, 2, counted), 2, clip)
 
     Linux only (`available()`): elsewhere fork is missing (Windows) or unsafe (macOS's
-    system libraries), and the micro-batches run on threads instead.
+    system libraries), and the micro-batches run on threads instead. Only for an optimizer
+    whose state is made whole before any update (`shares_its_state`): ValueError otherwise.
     """
 
     def __init__(self, loss_of: Callable[[Batch], Tensor], model: nn.Module,
                  parameters: Sequence[Tensor], optimizer: Optimizer, n: int,
                  parts: int = 2) -> None:
+        if not shares_its_state(optimizer):
+            raise ValueError(f"Workers: {type(optimizer).__name__} makes state arrays at a "
+                             f"parameter's first update (SGD does with dampening), which "
+                             f"worker processes cannot share; run the micro-batches on "
+                             f"threads (workers_for gives None for such an optimizer)")
         self.loss_of, self.model, self.optimizer = loss_of, model, optimizer
         self.parameters = list(parameters)
         for p, shared in zip(self.parameters, _shared_copies([p.data for p in self.parameters])):
@@ -506,10 +512,11 @@ def workers_for(loss_of: Callable[[Batch], Tensor], model: nn.Module,
                 parameters: Sequence[Tensor], optimizer: Optimizer, processes: int,
                 micro_batches: int) -> ContextManager[Workers | None]:
     """Workers for up to `processes` processes (this one included) sharing steps of
-    `micro_batches` parts, where there is more than one process's work and fork is safe; else
-    None (the parts then run on threads)."""
+    `micro_batches` parts, where there is more than one process's work, fork is safe and the
+    optimizer's state can be shared (`shares_its_state`); else None (the parts then run on
+    threads, and this process alone updates)."""
     n = min(processes, micro_batches) - 1
-    if n < 1 or not Workers.available():
+    if n < 1 or not Workers.available() or not shares_its_state(optimizer):
         return contextlib.nullcontext()
     try:
         return Workers(loss_of, model, parameters, optimizer, n, micro_batches)
@@ -551,6 +558,27 @@ def _serve(connection, workers):
         status = 1
     finally:
         os._exit(status)                          # not the parent's exit handlers
+
+
+def shares_its_state(optimizer: Optimizer) -> bool:
+    """Whether every array the optimizer keeps for a parameter is made by its `initial_state`,
+    before any update, so that Workers can move it into shared memory beforehand. An array made
+    at a parameter's first update (SGD's momentum buffer, with dampening, is the gradient
+    itself) would be made in whichever process updates that parameter, and stay there: the
+    others, this one too, would never see it, so its checkpoint would lack it and a step on
+    another count of processes would start the buffer again. Found by updating, with each
+    group's options, a one-number stand-in for its first parameter (of its dtype and ndim)."""
+    for group in optimizer.param_groups:
+        first = group["params"][0]
+        stand_in = Tensor(np.zeros((1,) * first.ndim, dtype=first.dtype))
+        state = optimizer.initial_state(stand_in, group)
+        made = {key for key, value in state.items() if isinstance(value, np.ndarray)}
+        with np.errstate(all="ignore"):          # a rule of one's own may divide by it
+            optimizer.update(stand_in, np.zeros_like(stand_in.data), state, group)
+        if any(isinstance(value, np.ndarray) and key not in made
+               for key, value in state.items()):
+            return False
+    return True
 
 
 def _optimizer_state_into_shared_memory(optimizer):

@@ -56,7 +56,8 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
     if task not in TASKS or not prompt:
         return None
     if not is_source(task, prompt):
-        form = ("two numbers joined by +, e.g. 379+3189" if task == "add"
+        form = ("two numbers joined by +, neither starting with 0, e.g. 379+3189"
+                if task == "add"
                 else "digits only, e.g. 5790189")
         raise ValueError(f"{name('prompt')} {prompt!r} is no source of the {task} task this "
                          f"checkpoint was trained on: give {form}")

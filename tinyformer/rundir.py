@@ -1,10 +1,11 @@
 """The run directory: every file a `tinyformer train` run writes, and one writer at a time.
 
     runs/shakespeare/
-        manifest.json      what the run owns: the names of its files; its settings, and
-                           its tokens.bin's length and SHA-256 and its tokenizer.json's, to
-                           start it again on them; the step of its last checkpoint, and of
-                           the one being written
+        manifest.json      what the run owns: the names of its files; its settings (with
+                           the parameters frozen at its first step), and its tokens.bin's
+                           length and SHA-256 and its tokenizer.json's, to start it again
+                           on them; the step of its last checkpoint, and of the one being
+                           written
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments (and the
                            modules of your own in it), the training settings, the step,

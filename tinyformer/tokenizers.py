@@ -501,10 +501,22 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
         mask = "; a mask is written <mask> here" if masks else ""
         raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
                          f"was trained on{mask}") from None
-    if context is not None and len(ids) > context:
-        raise ValueError(f"the prompt has {len(ids)} tokens; this model reads at most "
-                         f"{context}: shorten it")
+    if context is not None:
+        check_prompt_fits(len(ids), context)
     return ids
+
+
+def check_prompt_fits(tokens: int, most: int, answer: str | None = None) -> None:
+    """ValueError, in one line, where a prompt of `tokens` tokens is more than a model reads,
+    `most`: the one message of every command that reads a prompt (generate, attention, lens,
+    graph). `answer`: the answer an encoder-decoder's decoder reads after <bos> (the graph of
+    its step), where it is that answer, `tokens` with <bos>, that does not fit."""
+    if tokens <= most:
+        return
+    counted = (f"the prompt has {tokens} tokens" if answer is None else
+               f"the prompt's answer {answer!r} and <bos> make {tokens} tokens")
+    raise ValueError(f"{counted}; this model reads at most {most}: shorten "
+                     f"{'it' if answer is None else 'the prompt'}")
 
 
 # The files of a Hugging Face tokenizer, which are read together from their folder

@@ -73,14 +73,38 @@ GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
 
 
 # The key, in config.json's "resume" table, of the names of the parameters that were frozen
-# (requires_grad False) at the checkpoint; without it (a run saved before it was recorded) the
-# model is left as it is built.
+# (requires_grad False) at the checkpoint; and in the manifest's settings, of those frozen at
+# the run's first step, for a run that stops before its first checkpoint. Without it (a run
+# saved before it was recorded, or one stopped before its first step) the model is left as it
+# is built.
 FROZEN = "frozen"
 
 
 # What each figure of a step's line in metrics.jsonl is, in the error when it is not finite.
 RECORDED = {"step": "step", "train_loss": "loss", "lr": "learning rate",
             "grad_norm": "gradient's norm"}
+
+
+def frozen_parameters(model: Model) -> list[str]:
+    """The names of the model's parameters set to requires_grad=False (embeddings frozen to
+    tune the rest, say), which a model built again from its config would train."""
+    return [name for name, p in model.named_parameters() if not p.requires_grad]
+
+
+def freeze(model: Model, names: Any, where: str) -> None:
+    """Freeze the model's parameters that `names` lists (from the file `where`: config.json's
+    resume table, or the manifest's settings), and only them; CheckpointError, one line,
+    unless each names a parameter of the model, before any is changed."""
+    advice = f"put back the {os.path.basename(where)} this run wrote, or start again with --force"
+    if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        raise CheckpointError(f"{where} holds a damaged list of frozen parameters ({names!r}, "
+                              f"not a list of names); {advice}")
+    unknown = sorted(set(names) - {name for name, _ in model.named_parameters()})
+    if unknown:
+        raise CheckpointError(f"{where} lists {unknown[0]!r} as frozen, which is no parameter "
+                              f"of the model; {advice}")
+    for name, p in model.named_parameters():
+        p.requires_grad = name not in names
 
 
 def forms_changed(compiled_loops_then: bool | None) -> str | None:
@@ -245,13 +269,14 @@ class Trainer:
     def start(cls, config: TrainConfig, directory: StrPath | None, force: bool = False,
               log: Callable[[str], None] = print, run: RunDirectory | None = None,
               tokenised: tuple[Tokenizer, dict[str, Any]] | None = None,
-              name: Callable[[str], str] = option_name, model: Model | None = None
-              ) -> Trainer:
+              name: Callable[[str], str] = option_name, model: Model | None = None,
+              frozen: list[str] | None = None) -> Trainer:
         """A new run in `directory` [runs/<model>-<data>]: checks everything (a setting named
         in errors by `name`), then claims the directory (the lock), tokenises and builds the
         model. `force` replaces a previous run's files. A run started again (by `resume`) on
         the tokens it wrote already gives them as `tokenised`: (their tokenizer, their data
-        info); it reads no corpus.
+        info); it reads no corpus. One started again gives as `frozen` the names of the
+        parameters its first attempt froze (its manifest's record), to freeze them again.
 
         `model`: a model of your own to train instead of a fresh one, as PyTorch Lightning's
         `trainer.fit(model)` takes one: of the class `config.model` names (or a subclass),
@@ -307,6 +332,9 @@ class Trainer:
             else:                          # checked against the config the settings give
                 settings_build = nn.skip_init(MODELS[config.model], **job.model_config())
                 check_built_as(model, config.model, settings_build.config, "the settings give")
+            if frozen is not None:           # kept, should this attempt stop before its first
+                freeze(model, frozen, run.file(MANIFEST))
+                settings[FROZEN] = frozen
             run.replace_previous(settings, new=new, keep=kept, data=data_info)
             job.open_data(directory, data_info)
             run.save_tokenizer(job.tokenizer)             # with its SHA-256 in the manifest
@@ -355,13 +383,15 @@ class Trainer:
         your own is refused without one, and a run without them is refused with one that has
         some (checkpoint.model_to_load). Either way, the parameters the checkpoint records as
         frozen (requires_grad False) are frozen again, and only they (a checkpoint written
-        before they were recorded leaves the model as it is built)."""
+        before they were recorded leaves the model as it is built); a run started again, those
+        its manifest records as frozen at its first step."""
         directory = os.fspath(directory)            # a pathlib.Path is named as its text
         run = RunDirectory.claim(directory, log)
         try:
             if run.has_manifest and not run.has_checkpoint():
                 settings = dict(run.settings or {})
                 own = settings.pop(OWN_MODULES, [])
+                frozen = settings.pop(FROZEN, None)        # None: stopped before its first step
                 if own and model is None:
                     raise CheckpointError(
                         f"the run in {str(directory)!r} was started with a model with modules "
@@ -389,7 +419,7 @@ class Trainer:
                     f"step 0, with its settings"
                     f"{' and the tokens it wrote' if tokenised else ''}")
                 return cls.start(config, directory, force=True, log=log, run=run,
-                                 tokenised=tokenised, model=model)
+                                 tokenised=tokenised, model=model, frozen=frozen)
             model, tokenizer, saved = checkpoint.load_model(directory, pretrained=False,
                                                             model=model)
             if "train" not in saved or "resume" not in saved:
@@ -463,6 +493,8 @@ class Trainer:
             raise RuntimeError(f"the run in {self.directory} has finished its "
                                f"{counted(c.iters, 'step')}; to train further, start a new "
                                f"run")
+        if self.step == 0:
+            self._record_frozen()
         # Called on its own (not by train()'s loop, which marks the step until its line is
         # written), the step is marked here: one cut short leaves its batch drawn, maybe some
         # weights updated, which no checkpoint (save) may record as step `self.step`.
@@ -478,6 +510,18 @@ class Trainer:
         if on_its_own:
             self.halfway = None
         return StepDone(loss, lr, grad_norm, batch[0].size)
+
+    def _record_frozen(self) -> None:
+        """Record in the manifest's settings which parameters are frozen as the run takes its
+        first step (frozen once started: `trainer.model.embed.requires_grad_(False)`): a run
+        that stops before its first checkpoint starts again from its manifest (resume), and
+        must freeze them again to go on as this attempt does. Under the run directory's lock,
+        as save() writes; the manifest is written only where the record changes."""
+        frozen, settings = frozen_parameters(self.model), self.run.settings or {}
+        if settings.get(FROZEN) != frozen:
+            with self.run.held():
+                self.run.settings = {**settings, FROZEN: frozen}
+                self.run.write_manifest()
 
     def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
         """Validation figures (on up to `threads` threads) and a sample, printed; the figures
@@ -703,8 +747,7 @@ class Trainer:
                        "engine_rng": self.engine_rng.bit_generator.state,
                        # Parameters set to requires_grad=False (embeddings frozen to tune the
                        # rest, say): a model built again from model_config would train them.
-                       FROZEN: [name for name, p in self.model.named_parameters()
-                                if not p.requires_grad]},
+                       FROZEN: frozen_parameters(self.model)},
         }
         weights = {name: p.data for name, p in self.model.named_parameters()}
         # The run owns the new files before they exist, and gives up the previous checkpoint's
@@ -733,7 +776,8 @@ class Trainer:
         path = os.path.join(self.directory, files["optimizer"])
         shapes = array_shapes(path)                 # the headers alone: nothing read yet
         resume = saved["resume"]
-        frozen = self._frozen_names(resume.get(FROZEN, []))
+        if FROZEN in resume:          # a model given to resume is frozen as the run's was too
+            freeze(self.model, resume[FROZEN], self.run.file(CONFIG))
         self._check_schedule_state(resume["schedule"], saved["step"])
         self._check_optimizer_state(resume["optimizer"]["state"], shapes,
                                     resume["optimizer"]["param_groups"], path, saved["step"])
@@ -754,9 +798,6 @@ class Trainer:
             state[int(i)][name] = value
         self.optimizer.load_state_dict({"param_groups": resume["optimizer"]["param_groups"],
                                         "state": state})
-        if FROZEN in resume:          # a model given to resume is frozen as the run's was too
-            for name, p in self.model.named_parameters():
-                p.requires_grad = name not in frozen
         self.schedule.load_state_dict(resume["schedule"])
         self.data_rng.bit_generator.state = resume["data_rng"]
         self.engine_rng.bit_generator.state = resume["engine_rng"]
@@ -774,21 +815,6 @@ class Trainer:
             self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
                      f"{self.step} (lost since they were written); the resumed run's lines "
                      f"follow from step {self.step + 1}, so its curves have a gap there")
-
-    def _frozen_names(self, names):
-        """The set of the parameters' names that config.json's resume table lists as frozen
-        (`names`); CheckpointError, one line, unless each names a parameter of the model."""
-        known = {name for name, _ in self.model.named_parameters()}
-        if not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
-            raise CheckpointError(f"{self.run.file(CONFIG)} holds a damaged list of frozen "
-                                  f"parameters ({names!r}, not a list of names); put back the "
-                                  f"config.json this run wrote, or start again with --force")
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise CheckpointError(f"{self.run.file(CONFIG)} lists {unknown[0]!r} as frozen, "
-                                  f"which is no parameter of the model; put back the "
-                                  f"config.json this run wrote, or start again with --force")
-        return set(names)
 
     def _saved_order(self, groups):
         """The optimizer's parameters in the order of the saved state (`groups` from

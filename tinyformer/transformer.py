@@ -147,7 +147,7 @@ class Transformer(nn.Module):
         src_mask is True on real source tokens; the decoder's cross-attention needs it too.
         It is None when the model has no pad_id: every source token is real.
         """
-        src = token_array(src)                                       # (B, S)
+        src = token_array(src, vocab_size=self.config["src_vocab_size"], name="src")  # (B, S)
         src_mask = (None if self.pad_id is None                      # (B, 1, 1, S)
                     else padding_mask(src != self.pad_id))
         x = self.src_embed(src)                                      # (B, S, C)
@@ -166,7 +166,7 @@ class Transformer(nn.Module):
         cross-attention keys and values of `memory` are computed at the first call and read
         from the cache at the later ones: keep giving that cache the same memory.
         """
-        tgt = token_array(tgt)                                          # (B, T)
+        tgt = token_array(tgt, vocab_size=self.config["tgt_vocab_size"], name="tgt")  # (B, T)
         if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
             raise ValueError(f"Transformer: src and tgt batches differ, {memory.shape[0]} and "
                              f"{tgt.shape[0]}: give one target row per source row")

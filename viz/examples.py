@@ -139,7 +139,7 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
     from tinyformer.prompts import check_task_prompt
     from tinyformer.schema import option_name
-    from tinyformer.tokenizers import encode_prompt
+    from tinyformer.tokenizers import check_prompt_fits, encode_prompt
     kind = saved["model"]
     if kind == "bert" and "<mask>" in prompt:
         # The step hides tokens itself, and must know each hidden one to score the guess.
@@ -151,10 +151,7 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     model.train()            # as in training: dropout, if the model has any, is drawn too
     if kind in ("gpt", "bert"):
         # A GPT reads all but the last token, which is only a target: one more than its context.
-        most = model.context + 1 if kind == "gpt" else model.context
-        if len(ids) > most:
-            raise ValueError(f"--prompt has {len(ids)} tokens; the step of this model reads "
-                             f"at most {most}: give a shorter one")
+        check_prompt_fits(len(ids), model.context + 1 if kind == "gpt" else model.context)
     if kind == "gpt":
         if len(ids) < 2:
             raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
@@ -168,11 +165,8 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
         target_ids = Seq2SeqTask.encode(target)
         # The decoder reads <bos> and the answer: one more token than the answer (a reversed
         # or sorted prompt as long as the context fits the encoder, not the decoder).
-        for what, n in (("the prompt has", len(ids)),
-                        (f"<bos> and the answer {target!r} make", len(target_ids) + 1)):
-            if n > model.context:
-                raise ValueError(f"--prompt is too long for this model, which reads at most "
-                                 f"{model.context} tokens: {what} {n}")
+        check_prompt_fits(len(ids), model.context)
+        check_prompt_fits(len(target_ids) + 1, model.context, answer=target)
         return sequence_to_sequence(model, np.array([ids]), np.array([[BOS] + target_ids]),
                                     np.array([target_ids + [EOS]]),
                                     train.get("label_smoothing", 0.0))
