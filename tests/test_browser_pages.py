@@ -430,6 +430,26 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def test_tab_pans_the_zoomed_picture_to_the_part_it_reaches(browser, gpt):
+    # Zoomed in, most parts lie outside the picture shown; a part Tab reached there had its
+    # outline where no one saw it.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.TAG_NAME, "body").send_keys("+" * 30)     # as close as it goes
+    canvas = browser.find_element(By.ID, "canvas").rect
+    browser.execute_script("document.getElementById('fit').focus()")   # the last control
+    for _ in range(8):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        part = browser.switch_to.active_element
+        assert part.get_attribute("role") == "button" and part.tag_name == "g"
+        at = part.rect
+        middle = (at["x"] + at["width"] / 2, at["y"] + at["height"] / 2)
+        label = part.get_attribute("aria-label")
+        assert canvas["x"] <= middle[0] <= canvas["x"] + canvas["width"], label
+        assert canvas["y"] <= middle[1] <= canvas["y"] + canvas["height"]
+    assert chromium.errors(browser) == []
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gpt, width):
     _, _, path = gpt
