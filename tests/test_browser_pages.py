@@ -1340,6 +1340,10 @@ def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 1"
     assert "layer 2, head 1" in heatmap.get_attribute("aria-label")
     assert browser.switch_to.active_element.get_attribute("aria-label") == "show layer 2, head 1"
+    # The one shown is the one pressed, to a screen reader as to the eye (its red border).
+    pressed = browser.find_elements(By.CSS_SELECTOR, '#grid figure[aria-pressed="true"]')
+    assert [p.get_attribute("aria-label") for p in pressed] == ["show layer 2, head 1"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, '#grid figure[aria-pressed="false"]')) == 3
     assert chromium.errors(browser) == []
 
 
