@@ -1474,6 +1474,30 @@ def test_a_wide_lens_scrolls_in_its_box_and_keeps_its_tokens_in_sight(browser, t
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_a_printed_lens_is_its_whole_table_in_its_colours(browser, tmp_path):
+    # On paper the box that scrolls on screen cut a long table at one window's height, and
+    # the browser left out the cells' colours, which are what the table says.
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(3, 60))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
+    path = viz.lens_page(lens, list("abcdef" * 10), Letters(), "a long lens").save(
+        tmp_path / "lens.html")
+    open_clean(browser, path)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        printed = browser.execute_script("""
+            const box = document.querySelector(".scroller"), style = (selector) =>
+              getComputedStyle(document.querySelector(selector)).printColorAdjust;
+            return {cut: box.scrollHeight - box.clientHeight,
+                    taller: box.scrollHeight > innerHeight,
+                    cells: style("#lens td"), legend: style(".legend .ramp")};""")
+        assert printed["cut"] == 0 and printed["taller"]        # all of it, though past a window
+        assert printed["cells"] == printed["legend"] == "exact"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+
 def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(10), size=(2, 3))
