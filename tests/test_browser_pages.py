@@ -1061,6 +1061,27 @@ def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_in_a_low_window_the_page_scrolls_to_a_picture_and_panel_of_their_own(browser, gpt):
+    # A laptop's 1280 x 1024 at 400% zoom: the toolbar, wrapped to eight lines, took all the
+    # window's height, and the picture, in a page that did not scroll, had none left.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 320, "height": 256, "deviceScaleFactor": 4,
+                             "mobile": False})
+    try:
+        heights = browser.execute_script("""
+            const height = (id) => document.getElementById(id).getBoundingClientRect().height;
+            return {picture: height("canvas"), panel: height("panel"),
+                    page: document.documentElement.scrollHeight,
+                    bottom: document.getElementById("status").getBoundingClientRect().bottom,
+                    window: innerHeight};""")
+        assert heights["picture"] > heights["window"] / 3 and heights["panel"] > 40
+        assert heights["page"] >= heights["bottom"] > heights["window"]    # it scrolls to it
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_a_printed_graph_page_is_its_title_and_the_picture_shown(browser, gpt):
     _, _, path = gpt
     open_clean(browser, path)
