@@ -430,6 +430,26 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert chromium.errors(browser) == []
 
 
+def test_tab_pans_the_zoomed_picture_to_the_part_it_reaches(browser, gpt):
+    # Zoomed in, most parts lie outside the picture shown; a part Tab reached there had its
+    # outline where no one saw it.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.TAG_NAME, "body").send_keys("+" * 30)     # as close as it goes
+    canvas = browser.find_element(By.ID, "canvas").rect
+    browser.execute_script("document.getElementById('fit').focus()")   # the last control
+    for _ in range(8):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        part = browser.switch_to.active_element
+        assert part.get_attribute("role") == "button" and part.tag_name == "g"
+        at = part.rect
+        middle = (at["x"] + at["width"] / 2, at["y"] + at["height"] / 2)
+        label = part.get_attribute("aria-label")
+        assert canvas["x"] <= middle[0] <= canvas["x"] + canvas["width"], label
+        assert canvas["y"] <= middle[1] <= canvas["y"] + canvas["height"]
+    assert chromium.errors(browser) == []
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gpt, width):
     _, _, path = gpt
@@ -1041,6 +1061,27 @@ def test_in_a_narrow_window_the_panel_goes_under_the_picture(browser, gpt):
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_in_a_low_window_the_page_scrolls_to_a_picture_and_panel_of_their_own(browser, gpt):
+    # A laptop's 1280 x 1024 at 400% zoom: the toolbar, wrapped to eight lines, took all the
+    # window's height, and the picture, in a page that did not scroll, had none left.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 320, "height": 256, "deviceScaleFactor": 4,
+                             "mobile": False})
+    try:
+        heights = browser.execute_script("""
+            const height = (id) => document.getElementById(id).getBoundingClientRect().height;
+            return {picture: height("canvas"), panel: height("panel"),
+                    page: document.documentElement.scrollHeight,
+                    bottom: document.getElementById("status").getBoundingClientRect().bottom,
+                    window: innerHeight};""")
+        assert heights["picture"] > heights["window"] / 3 and heights["panel"] > 40
+        assert heights["page"] >= heights["bottom"] > heights["window"]    # it scrolls to it
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_a_printed_graph_page_is_its_title_and_the_picture_shown(browser, gpt):
     _, _, path = gpt
     open_clean(browser, path)
@@ -1320,6 +1361,10 @@ def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 1"
     assert "layer 2, head 1" in heatmap.get_attribute("aria-label")
     assert browser.switch_to.active_element.get_attribute("aria-label") == "show layer 2, head 1"
+    # The one shown is the one pressed, to a screen reader as to the eye (its red border).
+    pressed = browser.find_elements(By.CSS_SELECTOR, '#grid figure[aria-pressed="true"]')
+    assert [p.get_attribute("aria-label") for p in pressed] == ["show layer 2, head 1"]
+    assert len(browser.find_elements(By.CSS_SELECTOR, '#grid figure[aria-pressed="false"]')) == 3
     assert chromium.errors(browser) == []
 
 
@@ -1448,6 +1493,30 @@ def test_a_wide_lens_scrolls_in_its_box_and_keeps_its_tokens_in_sight(browser, t
         assert hidden["x"] < left + token.rect["width"]             # the cells go under them
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def test_a_printed_lens_is_its_whole_table_in_its_colours(browser, tmp_path):
+    # On paper the box that scrolls on screen cut a long table at one window's height, and
+    # the browser left out the cells' colours, which are what the table says.
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10), size=(3, 60))
+    order = np.argsort(-probs, axis=-1, kind="stable")[..., :3]
+    lens = Lens(["embed", "layer 1", "layer 2"], order, np.take_along_axis(probs, order, -1))
+    path = viz.lens_page(lens, list("abcdef" * 10), Letters(), "a long lens").save(
+        tmp_path / "lens.html")
+    open_clean(browser, path)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        printed = browser.execute_script("""
+            const box = document.querySelector(".scroller"), style = (selector) =>
+              getComputedStyle(document.querySelector(selector)).printColorAdjust;
+            return {cut: box.scrollHeight - box.clientHeight,
+                    taller: box.scrollHeight > innerHeight,
+                    cells: style("#lens td"), legend: style(".legend .ramp")};""")
+        assert printed["cut"] == 0 and printed["taller"]        # all of it, though past a window
+        assert printed["cells"] == printed["legend"] == "exact"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
 
 def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):

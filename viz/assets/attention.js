@@ -231,10 +231,14 @@ function drawGrid() {
   markChosen();
 }
 
+// The chosen head's thumbnail: a red border to see, and pressed to hear (a screen reader
+// says "pressed" of the one shown, as of the graph page's view buttons).
 function markChosen() {
   for (const figure of grid.children) {
-    figure.classList.toggle("chosen", Number(figure.dataset.layer) === state.layer &&
-                            Number(figure.dataset.head) === state.head);
+    const chosen = Number(figure.dataset.layer) === state.layer &&
+      Number(figure.dataset.head) === state.head;
+    figure.classList.toggle("chosen", chosen);
+    figure.setAttribute("aria-pressed", String(chosen));
   }
 }
 

@@ -284,6 +284,20 @@ canvas.addEventListener("keydown", (event) => {
   click(event.target);
   keepFocus(views[current], event.target);
 });
+// A part that Tab reaches outside the picture shown (zoomed in, or panned away) would have
+// its outline where no one sees it: the picture pans to put it in the middle, at the same
+// zoom. Only for the keyboard (:focus-visible): a click is on a part already in sight, and a
+// drag that starts on one must not make the picture jump.
+canvas.addEventListener("focusin", (event) => {
+  const part = event.target.closest("g.node, g.cluster, g.folded");
+  if (!part || !part.matches(":focus-visible")) return;
+  const shown = canvas.getBoundingClientRect(), at = part.getBoundingClientRect();
+  const inside = at.left >= shown.left && at.right <= shown.right &&
+    at.top >= shown.top && at.bottom <= shown.bottom;
+  if (inside) return;
+  pan(views[current], shown.x + shown.width / 2 - (at.x + at.width / 2),
+      shown.y + shown.height / 2 - (at.y + at.height / 2));
+});
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
   zoom(views[current], Math.exp(event.deltaY * 0.0015), event.clientX, event.clientY);
