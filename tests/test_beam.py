@@ -55,9 +55,10 @@ class BigramStub:
         src = np.asarray(src)
         return Tensor(np.zeros((len(src), src.shape[1], 1))), np.ones(src.shape, dtype=bool)
 
-    def decode(self, tgt, memory, src_mask, cache=None):
+    def decode(self, tgt, memory, src_mask, cache=None, logits_to_keep=0):
         assert len(memory.data) == len(src_mask) == len(tgt)    # beams batched with the source
-        return Tensor(self.logits[np.asarray(tgt)], dtype=np.float64)   # (n, T, V)
+        logits = self.logits[np.asarray(tgt)]                   # (n, T, V)
+        return Tensor(logits[:, -logits_to_keep:], dtype=np.float64)    # 0 keeps all
 
     def start_decoding(self, src, bos_id):
         return EncoderDecoderSession(self, src, bos_id, use_cache=False)   # whole prefixes

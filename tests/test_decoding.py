@@ -126,6 +126,111 @@ def test_beam_search_finds_the_same_with_and_without_the_cache(kind):
     assert found[0].score == pytest.approx(found[1].score, abs=1e-5)
 
 
+# --------------------------------------------------------------------------------------------
+# The head computes the logits a step reads, the last position's, and no others
+
+
+def decoding_model(kind):
+    """A model of each kind that writes: GPT-2's block, Llama's (an untied head, soft-capped
+    here too), the encoder-decoder's."""
+    if kind == "gpt":
+        return sharpened(tiny_gpt(context=12))
+    if kind == "llama-like gpt":
+        ta.manual_seed(0)
+        return sharpened(GPT(vocab_size=9, context=12, n_layer=2, n_head=2, d_model=16,
+                             positions="rope", normalization="rmsnorm", activation="swiglu",
+                             n_kv_head=1, bias=False, tie_weights=False,
+                             logit_softcap=5.0).eval())
+    return sharpened(tiny_transformer())
+
+
+def start_decoding(model, use_cache, rows=2):
+    rng = np.random.default_rng(1)
+    if isinstance(model, Transformer) or isinstance(getattr(model, "model", None), Transformer):
+        return EncoderDecoderSession(model, rng.integers(3, 9, (rows, 6)), BOS, use_cache)
+    return DecoderOnlySession(model, rng.integers(0, 9, (rows, 5)), use_cache)
+
+
+def every_way_of_decoding(model, use_cache):
+    """Greedy, sampled (seeded) and beam-searched tokens of `model`, and the beam's score."""
+    greedy = generate(start_decoding(model, use_cache), 4, temperature=0)
+    sampled = generate(start_decoding(model, use_cache), 4, temperature=1.0, top_k=5,
+                       generator=np.random.default_rng(2))
+    beam = beam_search(start_decoding(model, use_cache, rows=1), beam_size=3, max_len=4,
+                       eos_id=None)
+    return greedy, sampled, beam
+
+
+class EveryPosition:
+    """`model` as the loops ran it before they asked for the last position's logits: it
+    computes the logits of every position, whatever `logits_to_keep` says, and the session
+    reads the last row."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, name):                   # context, config, encode
+        return getattr(self.model, name)
+
+    def __call__(self, idx, cache=None, logits_to_keep=0):
+        return self.model(idx, cache)
+
+    def decode(self, tgt, memory, src_mask, cache=None, logits_to_keep=0):
+        return self.model.decode(tgt, memory, src_mask, cache)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama-like gpt", "transformer"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_every_decoding_step_computes_the_logits_of_the_last_position_only(kind, use_cache,
+                                                                           monkeypatch):
+    # The first step (a GPT's whole prompt; without the cache, every step) computed the
+    # logits of every position, (B, T, vocab), and read the last row: for a 1000-token prompt
+    # and GPT-2's vocabulary, 200 MB thrown away.
+    model = decoding_model(kind)
+    products, head = [], model.logits
+
+    def spy(x):
+        logits = head(x)
+        products.append(logits.shape)
+        return logits
+    monkeypatch.setattr(model, "logits", spy)
+    every_way_of_decoding(model, use_cache)
+    assert products, "the head never ran: the test would prove nothing"
+    assert {rows for rows, positions, vocab in products} == {2, 1, 3}   # batch, beams
+    assert {positions for rows, positions, vocab in products} == {1}, products
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama-like gpt", "transformer"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_the_last_positions_logits_alone_write_what_every_positions_wrote(kind, use_cache):
+    model = decoding_model(kind)
+    ours = every_way_of_decoding(model, use_cache)
+    before = every_way_of_decoding(EveryPosition(model), use_cache)
+    for written, expected in zip(ours[:2], before[:2]):
+        np.testing.assert_array_equal(written, expected)
+    np.testing.assert_array_equal(ours[2].tokens, before[2].tokens)
+    assert ours[2].score == pytest.approx(before[2].score, abs=1e-6)
+
+
+def test_logits_to_keep_gives_the_last_positions_logits_and_refuses_what_is_no_count():
+    gpt, seq2seq = tiny_gpt(), tiny_transformer()
+    idx = np.random.default_rng(5).integers(0, 9, (2, 6))
+    with ta.no_grad():
+        for n in (1, 3):
+            np.testing.assert_allclose(gpt(idx, logits_to_keep=n).data, gpt(idx).data[:, -n:],
+                                       rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(seq2seq(idx, idx, logits_to_keep=n).data,
+                                       seq2seq(idx, idx).data[:, -n:], rtol=1e-6, atol=1e-6)
+        assert gpt(idx, logits_to_keep=0).shape == (2, 6, 9)          # 0: every position
+        for model, run in ((gpt, lambda n: gpt(idx, logits_to_keep=n)),
+                           (seq2seq, lambda n: seq2seq(idx, idx, logits_to_keep=n))):
+            for bad in (-1, 1.0, True):
+                with pytest.raises(ValueError, match=rf"^{type(model).__name__}: "
+                                                     rf"logits_to_keep must be a whole number "
+                                                     rf">= 0, got {bad!r}$"):
+                    run(bad)
+
+
 @pytest.mark.parametrize("kind", ["gpt", "transformer"])
 def test_the_caches_buffers_never_hold_more_positions_than_the_model_reads(kind, monkeypatch):
     # They grow by doubling: a prompt just past half the context would get room for nearly

@@ -27,7 +27,10 @@ prompt; an encoder-decoder (the Transformer) encodes its source once and writes 
 step computes the self-attention keys and values of the new token only (the encoder-decoder's
 cross-attention keys and values, projections of the encoding, are computed at the first step
 and kept there too), and gives the same logits as running the model on the whole sequence
-again (`use_cache=False` does that, for the tests and the curious).
+again (`use_cache=False` does that, for the tests and the curious). Either way a step asks the
+model for the last position's logits alone (`logits_to_keep=1`, the keyword of GPT's forward
+and the Transformer's decode, named as transformers names it): the others would be thrown away,
+and for a long prompt and a large vocabulary their (B, T, V) is the largest array of the step.
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
@@ -144,8 +147,9 @@ ONE_LENGTH = ("a GPT has no padding mask and would read padding as text: continu
 
 
 class DecoderOnlySession:
-    """A decoder-only model continuing `prompt` (B, T): `model(idx, cache)` gives logits
-    (B, T, V) for tokens idx that follow the `cache.length` tokens already in the cache.
+    """A decoder-only model continuing `prompt` (B, T): `model(idx, cache, logits_to_keep=1)`
+    gives the logits (B, 1, V) of the last of tokens idx, which follow the `cache.length` tokens
+    already in the cache (the logits of every position, (B, T, V), without the keyword).
 
     The model sees at most `model.context` tokens. Once the sequences outgrow it, the window
     slides: every position shifts, so the cached keys no longer fit and each step runs the
@@ -169,7 +173,8 @@ class DecoderOnlySession:
         else:                                                           # first step, or slid
             self.cache = KVCache(context) if self.use_cache else None
             new = self.tokens[:, -context:]
-        return self.model(new, self.cache).data[:, -1]                  # (B, V)
+        # The last position's logits only: the head skips the prompt's other rows.
+        return self.model(new, self.cache, logits_to_keep=1).data[:, -1]  # (B, V)
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
@@ -182,8 +187,9 @@ class DecoderOnlySession:
 
 class EncoderDecoderSession:
     """An encoder-decoder writing a target for each source row of `src` (B, S), starting from
-    `bos_id`: `model.encode(src)` runs once, then `model.decode(tgt, memory, src_mask, cache)`
-    gives logits (B, T, V) for the target tokens after the `cache.length` cached ones."""
+    `bos_id`: `model.encode(src)` runs once, then `model.decode(tgt, memory, src_mask, cache,
+    logits_to_keep=1)` gives the logits (B, 1, V) of the last of the target tokens after the
+    `cache.length` cached ones."""
 
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
@@ -206,7 +212,8 @@ class EncoderDecoderSession:
             new = self.tokens                                           # the whole target
         else:
             new = self.tokens[:, self.cache.length:]
-        return self.model.decode(new, self.memory, self.src_mask, self.cache).data[:, -1]
+        return self.model.decode(new, self.memory, self.src_mask, self.cache,
+                                 logits_to_keep=1).data[:, -1]          # (B, V)
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)

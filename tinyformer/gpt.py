@@ -27,9 +27,10 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     built_with, default_d_ff, head_width, modules_of_your_own, soft_capped,
-                     token_array)
+                     built_with, default_d_ff, head_width, kept_for_logits, modules_of_your_own,
+                     soft_capped, token_array)
 from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
+from .schema import check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
     from .resources import AdaptiveThreads, FixedThreads
@@ -132,9 +133,14 @@ class GPT(nn.Module):
             elif "norm" not in name:
                 nn.init.normal_(p, std=0.02)
 
-    def forward(self, idx: Tokens, cache: KVCache | None = None) -> Tensor:
+    def forward(self, idx: Tokens, cache: KVCache | None = None, *,
+                logits_to_keep: int = 0) -> Tensor:
         """Logits (B, T, vocab) for tokens idx (B, T). With a KVCache, idx holds only the tokens
-        that follow those already in the cache (generation feeds one at a time)."""
+        that follow those already in the cache (generation feeds one at a time).
+        `logits_to_keep` n > 0 gives the logits of the last n positions only, (B, n, vocab), as
+        transformers' keyword: decoding asks for 1, and the head then computes one row instead
+        of T (for a long prompt, the largest product of the step)."""
+        check_whole("GPT", 0, logits_to_keep=logits_to_keep)    # before the model's work
         idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
         start = 0 if cache is None else cache.length            # position of idx's first token
         x = self.embed(idx, start)                               # (B, T, C)
@@ -142,7 +148,8 @@ class GPT(nn.Module):
         # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
         mask = causal_mask(T, start) if T > 1 else None
         x = self.decoder(x, mask=mask, cache=cache)              # (B, T, C)
-        return self.logits(x)                                    # (B, T, vocab)
+        x = kept_for_logits(x, logits_to_keep)                   # (B, n, C)
+        return self.logits(x)                                    # (B, n, vocab)
 
     def logits(self, x: Tensor) -> Tensor:
         """The head: logits (B, T, vocab) from the top of the stack x (B, T, C), soft-capped

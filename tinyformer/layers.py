@@ -1,7 +1,7 @@
 """The layers a Transformer is assembled from, apart from attention: token embeddings, the
 positional encodings, the embeddings module that puts them together (with the context check),
-the norms, the soft-capped logits and the position-wise feed-forward network; and the checks
-of the sizes and switches every model is built with.
+the norms, the positions the head reads, the soft-capped logits and the position-wise
+feed-forward network; and the checks of the sizes and switches every model is built with.
 
 Each follows the paper that introduced it; the docstrings give the equations, the comments the
 shapes. B is the batch, T the sequence length, C = d_model the width of the residual stream.
@@ -432,6 +432,22 @@ def norm_layer(normalization: str, dim: int, rmsnorm_affine: bool = True,
         return nn.RMSNorm(dim, elementwise_affine=rmsnorm_affine)
     raise ValueError(f"unknown normalization {normalization!r}; choose 'layernorm' or "
                      f"'rmsnorm'")
+
+
+# --------------------------------------------------------------------------------------------
+# The head's input: the positions that get logits
+
+
+def kept_for_logits(x: Tensor, logits_to_keep: int) -> Tensor:
+    """The positions of x (B, T, C) whose logits the head computes: the last `logits_to_keep`,
+    (B, n, C) (all T when n > T), or all of them when it is 0 (transformers' keyword, the same
+    meaning). Decoding reads the logits of the last position only, and the head's product
+    (B, T, vocab) is the largest of a step: 200 MB of float32 for a 1000-token prompt and
+    GPT-2's 50257 tokens, all but one row of it thrown away. A position's logits are its own
+    row of x times the head's weight, so the rows kept are the rows all positions would give
+    (to BLAS's rounding: one row alone may go through another of its kernels). The models check
+    `logits_to_keep` before their work, with check_whole."""
+    return x if logits_to_keep == 0 else x[:, -logits_to_keep:]
 
 
 # --------------------------------------------------------------------------------------------

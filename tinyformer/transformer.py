@@ -30,7 +30,8 @@ from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
-                     check_switches, default_d_ff, head_width, soft_capped, token_array)
+                     check_switches, default_d_ff, head_width, kept_for_logits, soft_capped,
+                     token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -136,10 +137,12 @@ class Transformer(nn.Module):
         # saves in their formats; this model has no such format to keep to.
         self.head = None if tie_weights else nn.Linear(d_model, tgt_vocab_size, bias)
 
-    def forward(self, src: Tokens, tgt: Tokens) -> Tensor:
-        """src (B, S), tgt (B, T) integer tokens -> logits (B, T, tgt_vocab_size)."""
+    def forward(self, src: Tokens, tgt: Tokens, *, logits_to_keep: int = 0) -> Tensor:
+        """src (B, S), tgt (B, T) integer tokens -> logits (B, T, tgt_vocab_size); those of the
+        last `logits_to_keep` target positions only, (B, n, V), when it is n > 0 (as for
+        `decode`)."""
         memory, src_mask = self.encode(src)
-        return self.decode(tgt, memory, src_mask)
+        return self.decode(tgt, memory, src_mask, logits_to_keep=logits_to_keep)
 
     def encode(self, src: Tokens) -> tuple[Tensor, np.ndarray | None]:
         """Run the encoder: src (B, S) -> (memory (B, S, C), src_mask (B, 1, 1, S)).
@@ -154,7 +157,7 @@ class Transformer(nn.Module):
         return self.encoder(x, src_mask), src_mask
 
     def decode(self, tgt: Tokens, memory: Tensor, src_mask: Mask | None,
-               cache: KVCache | None = None) -> Tensor:
+               cache: KVCache | None = None, *, logits_to_keep: int = 0) -> Tensor:
         """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V).
 
         Target position t may attend to target positions <= t (the look-ahead mask of section
@@ -165,7 +168,10 @@ class Transformer(nn.Module):
         the tokens after those already cached (decoding feeds one at a time), and the
         cross-attention keys and values of `memory` are computed at the first call and read
         from the cache at the later ones: keep giving that cache the same memory.
+        `logits_to_keep` n > 0 gives the logits of the last n target positions only, (B, n, V),
+        as GPT's forward does: decoding asks for 1, the only row it reads.
         """
+        check_whole("Transformer", 0, logits_to_keep=logits_to_keep)   # before the work
         tgt = token_array(tgt, vocab_size=self.config["tgt_vocab_size"], name="tgt")  # (B, T)
         if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
             raise ValueError(f"Transformer: src and tgt batches differ, {memory.shape[0]} and "
@@ -176,7 +182,8 @@ class Transformer(nn.Module):
         # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
         tgt_mask = causal_mask(T, start) if T > 1 else None
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
-        return self.logits(y)                                           # (B, T, V)
+        y = kept_for_logits(y, logits_to_keep)                          # (B, n, C)
+        return self.logits(y)                                           # (B, n, V)
 
     def logits(self, y: Tensor) -> Tensor:
         """The head: logits (B, T, V) from the top of the decoder y (B, T, C); y @ E^T when
