@@ -1491,6 +1491,19 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert browser.execute_script(place, width / 2, 100)[0] == 0
 
 
+def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
+    lens = Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]),
+                np.array([[[0.7, 0.2]], [[np.nan, np.nan]]]))
+    path = viz.lens_page(lens, ["x"], Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="1"]')
+    assert cell.text == "NaN"
+    ActionChains(browser).move_to_element(cell).perform()
+    assert tooltip(browser).splitlines() == ["position 0 (x), after layer 1:",
+                                             "NaN: no prediction"]
+    assert chromium.errors(browser) == []
+
+
 class Tags:
     """A tokenizer whose tokens look like HTML."""
     def id_to_token(self, i):

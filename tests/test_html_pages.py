@@ -555,6 +555,24 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
         lens_page(lens, list("xyz"), Letters(), "t")
 
 
+def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():
+    # viridis(None) raised a TypeError: a model with a NaN weight had no page.
+    from tinyformer.lens import Lens
+    from viz.graph import NAN_COLOUR
+    top_probs = np.array([[[0.7, 0.2]], [[np.nan, np.nan]]])            # (states, T=1, k=2)
+    lens = Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]), top_probs)
+    page = lens_page(lens, ["w"], Letters(), "t")
+    cells = re.findall(r'<td data-t="0" data-s="(\d)" style="background: (#[0-9a-f]{6}); '
+                       r'color: (\w+)">(.*?)</td>', page.html)
+    assert [(s, colour) for s, colour, _, _ in cells] == [("0", viridis(0.7)), ("1", NAN_COLOUR)]
+    assert cells[1][2:] == ("white", '<span class="guess">NaN</span>')
+    assert page_data(page.html)["cells"] == [[[["c", 0.7], ["b", 0.2]], []]]
+    assert "red: NaN" in page.html
+    assert "red: NaN" not in lens_page(Lens(["embed"], lens.top_ids[:1], top_probs[:1]), ["w"],
+                                       Letters(), "t").html
+    assert_self_contained(page.html)
+
+
 # ------------------------------------------------------------------------------ run report
 
 
