@@ -40,6 +40,7 @@ from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.lens import Lens  # noqa: E402
 from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
+from viz.graph import NAN_COLOUR  # noqa: E402
 from viz.html import Page, viridis  # noqa: E402
 
 
@@ -1401,6 +1402,22 @@ def test_each_cell_and_label_of_an_attention_map_is_drawn_in_its_place(browser, 
         [top + (i + 0.5) * cell for i in range(3)])
     assert [written[k][0] for k in keys] == pytest.approx(
         [left + (j + 0.5) * cell for j in range(5)])
+
+
+def test_a_nan_weight_is_drawn_red_and_read_as_nan(browser, tmp_path):
+    # NaN weights were cast to integers: the page's script looked up no colour for them and
+    # stopped, drawing nothing.
+    weights = np.array([[[[np.nan, 0.0], [np.nan, np.nan]]]])
+    path = viz.attention_page({"self": AttentionMap(weights, ["a", "b"], ["a", "b"], "self")},
+                              "t").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "heatmap")
+    left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
+    red = [int(NAN_COLOUR[i:i + 2], 16) for i in (1, 3, 5)]
+    assert pixel(browser, canvas, left + 0.5 * cell, top + 1.5 * cell) == red
+    assert pixel(browser, canvas, left + 1.5 * cell, top + 0.5 * cell) == [255, 255, 255]
+    assert hover_cell(browser, canvas, 1, 0).splitlines()[-1] == "weight NaN"
+    assert chromium.errors(browser) == []
 
 
 def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):

@@ -464,6 +464,20 @@ def test_the_attention_page_holds_every_map_layer_and_head():
     assert page_data(attention_page(maps, "t").html)["which"] == "cross"
 
 
+def test_a_nan_weight_is_coded_nan_and_the_legend_names_its_red():
+    # It was cast to an integer, any at all (numpy warned "invalid value encountered in cast").
+    from viz.attention_page import NAN
+    assert encode_weights(np.array([[1.0, 0.0], [np.nan, np.nan]])) == [[SCALE, BLOCKED],
+                                                                        [NAN, NAN]]
+    labels = list("ab")
+    weights = np.array([[[[1.0, 0.0], [0.5, 0.5]]], [[[np.nan, 0.0], [np.nan, np.nan]]]])
+    page = attention_page({"self": AttentionMap(weights, labels, labels, "self")}, "t")
+    assert page_data(page.html)["maps"]["self"]["weights"][1] == [[[NAN, BLOCKED], [NAN, NAN]]]
+    assert "red: NaN" in page.html
+    assert "red: NaN" not in attention_page({"self": AttentionMap(weights[:1], labels, labels,
+                                                                  "self")}, "t").html
+
+
 def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
     # A page had no limit: GPT-2's 12 layers x 12 heads of a 1,024-token prompt are 150
     # million weights, a page of about 450 MB, built in memory first.
