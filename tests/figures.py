@@ -1,5 +1,6 @@
 """What a picture's test checks of a matplotlib figure, shared by the picture tests."""
 
+import numpy as np
 from matplotlib.text import Text
 
 
@@ -13,3 +14,17 @@ def assert_every_text_inside(figure):
             box = text.get_window_extent()
             assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height, \
                 text.get_text()
+
+
+
+def drawn_colours(ax, points):
+    """The colours ("#rrggbb") that the figure of `ax` draws at `points`, (x, y) in its data's
+    coordinates (for an image, column x and row y), as its picture shows them."""
+    figure = ax.figure
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())
+    colours = []
+    for column, row in ax.transData.transform(points):
+        r, g, b, _ = pixels[int(pixels.shape[0] - row), int(column)]
+        colours.append(f"#{r:02x}{g:02x}{b:02x}")
+    return colours

@@ -16,7 +16,8 @@ import tinyautograd as ta
 from precision import to_float64
 from tinyautograd import Tensor, concat
 from tinyformer.attention import (Attention, MultiHeadAttention, attention_readable,
-                                  causal_mask, padding_mask, scaled_dot_product_attention)
+                                  attention_weights, causal_mask, padding_mask,
+                                  scaled_dot_product_attention)
 
 B, H, T, D, DV = 2, 3, 5, 4, 6
 LENGTHS = [5, 3]                      # the second sequence ends in two padding tokens
@@ -186,6 +187,19 @@ def test_query_with_nothing_to_attend_to_outputs_zeros():
     out, dq, _, _ = got
     assert np.all(out[1, :, :2] == 0) and np.all(dq[1, :, :2] == 0)
     assert np.all(out[1, :, 2:] != 0)
+
+
+def test_float16_weights_block_keys_with_a_number_float16_holds():
+    # -1e9 cast to float16 is -inf: numpy warned of the overflow, and a query with no key to
+    # attend to was NaN inside softmax (attention_maps of a float16 model warned of both).
+    q = Tensor(np.random.default_rng(0).standard_normal((1, 2, 3)), requires_grad=True,
+               dtype=np.float16)
+    with np.errstate(divide="raise", invalid="raise", over="raise"):
+        weights = attention_weights(q, q, np.array([[True, False], [False, False]]))
+        weights.backward(np.ones(weights.shape, np.float16))
+    assert weights.dtype == np.float16
+    np.testing.assert_array_equal(weights.data, [[[1, 0], [0, 0]]])
+    assert np.isfinite(q.grad).all()
 
 
 @settings(max_examples=20)

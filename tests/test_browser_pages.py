@@ -40,6 +40,7 @@ from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.lens import Lens  # noqa: E402
 from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
+from viz.graph import NAN_COLOUR  # noqa: E402
 from viz.html import Page, viridis  # noqa: E402
 
 
@@ -1448,6 +1449,22 @@ def test_each_cell_and_label_of_an_attention_map_is_drawn_in_its_place(browser, 
         [left + (j + 0.5) * cell for j in range(5)])
 
 
+def test_a_nan_weight_is_drawn_red_and_read_as_nan(browser, tmp_path):
+    # NaN weights were cast to integers: the page's script looked up no colour for them and
+    # stopped, drawing nothing.
+    weights = np.array([[[[np.nan, 0.0], [np.nan, np.nan]]]])
+    path = viz.attention_page({"self": AttentionMap(weights, ["a", "b"], ["a", "b"], "self")},
+                              "t").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "heatmap")
+    left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
+    red = [int(NAN_COLOUR[i:i + 2], 16) for i in (1, 3, 5)]
+    assert pixel(browser, canvas, left + 0.5 * cell, top + 1.5 * cell) == red
+    assert pixel(browser, canvas, left + 1.5 * cell, top + 0.5 * cell) == [255, 255, 255]
+    assert hover_cell(browser, canvas, 1, 0).splitlines()[-1] == "weight NaN"
+    assert chromium.errors(browser) == []
+
+
 def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):
     # The page counted an emoji's two UTF-16 units as two characters and turned its labels on
     # their side, where the PNG (counting as Python does) kept them upright.
@@ -1558,6 +1575,19 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert right <= width - 5 - 14 + 1 and bottom <= height - 5 - 14 + 1
     browser.execute_script("document.getElementById('tooltip').textContent = 'w'.repeat(300)")
     assert browser.execute_script(place, width / 2, 100)[0] == 0
+
+
+def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
+    lens = Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]),
+                np.array([[[0.7, 0.2]], [[np.nan, np.nan]]]))
+    path = viz.lens_page(lens, ["x"], Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="1"]')
+    assert cell.text == "NaN"
+    ActionChains(browser).move_to_element(cell).perform()
+    assert tooltip(browser).splitlines() == ["position 0 (x), after layer 1:",
+                                             "NaN: no prediction"]
+    assert chromium.errors(browser) == []
 
 
 class Tags:

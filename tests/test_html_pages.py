@@ -464,6 +464,20 @@ def test_the_attention_page_holds_every_map_layer_and_head():
     assert page_data(attention_page(maps, "t").html)["which"] == "cross"
 
 
+def test_a_nan_weight_is_coded_nan_and_the_legend_names_its_red():
+    # It was cast to an integer, any at all (numpy warned "invalid value encountered in cast").
+    from viz.attention_page import NAN
+    assert encode_weights(np.array([[1.0, 0.0], [np.nan, np.nan]])) == [[SCALE, BLOCKED],
+                                                                        [NAN, NAN]]
+    labels = list("ab")
+    weights = np.array([[[[1.0, 0.0], [0.5, 0.5]]], [[[np.nan, 0.0], [np.nan, np.nan]]]])
+    page = attention_page({"self": AttentionMap(weights, labels, labels, "self")}, "t")
+    assert page_data(page.html)["maps"]["self"]["weights"][1] == [[[NAN, BLOCKED], [NAN, NAN]]]
+    assert "red: NaN" in page.html
+    assert "red: NaN" not in attention_page({"self": AttentionMap(weights[:1], labels, labels,
+                                                                  "self")}, "t").html
+
+
 def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
     # A page had no limit: GPT-2's 12 layers x 12 heads of a 1,024-token prompt are 150
     # million weights, a page of about 450 MB, built in memory first.
@@ -553,6 +567,24 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
     assert_self_contained(page.html)
     with pytest.raises(ValueError, match="3 tokens"):
         lens_page(lens, list("xyz"), Letters(), "t")
+
+
+def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():
+    # viridis(None) raised a TypeError: a model with a NaN weight had no page.
+    from tinyformer.lens import Lens
+    from viz.graph import NAN_COLOUR
+    top_probs = np.array([[[0.7, 0.2]], [[np.nan, np.nan]]])            # (states, T=1, k=2)
+    lens = Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]), top_probs)
+    page = lens_page(lens, ["w"], Letters(), "t")
+    cells = re.findall(r'<td data-t="0" data-s="(\d)" style="background: (#[0-9a-f]{6}); '
+                       r'color: (\w+)">(.*?)</td>', page.html)
+    assert [(s, colour) for s, colour, _, _ in cells] == [("0", viridis(0.7)), ("1", NAN_COLOUR)]
+    assert cells[1][2:] == ("white", '<span class="guess">NaN</span>')
+    assert page_data(page.html)["cells"] == [[[["c", 0.7], ["b", 0.2]], []]]
+    assert "red: NaN" in page.html
+    assert "red: NaN" not in lens_page(Lens(["embed"], lens.top_ids[:1], top_probs[:1]), ["w"],
+                                       Letters(), "t").html
+    assert_self_contained(page.html)
 
 
 # ------------------------------------------------------------------------------ run report

@@ -293,6 +293,49 @@ def test_the_pictures_text_is_black_or_white_whichever_reads_better_on_its_cell(
     assert [text.get_color() for text in texts] == ["black", "black", "white"]
 
 
+def nan_lens():
+    """The lens of a two-layer GPT whose second layer holds a NaN weight (a notebook's model
+    after its training diverged), its tokens and tokenizer: finite after the embeddings and
+    layer 1, NaN after layer 2."""
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_of_prompt
+    tokenizer = CharTokenizer("abc")
+    ta.manual_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=2, n_head=2, d_model=16)
+    model.decoder.layers[1].attn.q.weight.data[0, 0] = np.nan
+    lens, tokens = lens_of_prompt(model, tokenizer, "abca", "gpt")
+    assert np.isfinite(lens.top_probs[:2]).all() and np.isnan(lens.top_probs[2]).all()
+    return lens, tokens, tokenizer
+
+
+def test_a_nan_states_cells_read_nan_in_red_not_token_0_at_nan_percent():
+    # They read "a nan%": "a" is token 0, first in argsort's order of NaNs, no prediction.
+    from viz.lens import lens_text
+    lens, tokens, tokenizer = nan_lens()
+    lines = lens_text(lens, tokens, tokenizer).splitlines()
+    assert lines[0].split()[-2:] == ["layer", "2"]
+    assert [line.split()[-1] for line in lines[1:]] == ["NaN"] * 4
+    assert "nan" not in "\n".join(lines)
+    assert lens_text(lens, tokens, tokenizer, colour=True).count("\x1b[1;31mNaN\x1b[0m") == 4
+
+
+def test_a_nan_states_cells_in_the_picture_are_red_and_read_nan():
+    # viridis(NaN) raised "cannot convert float NaN to integer": no picture at all.
+    from figures import drawn_colours
+
+    from viz.graph import NAN_COLOUR
+    from viz.lens import lens_figure
+    lens, tokens, tokenizer = nan_lens()
+    ax = lens_figure(lens, tokens, tokenizer).axes[0]
+    texts = {text.get_position(): text for text in ax.texts}          # (state, position)
+    for t in range(len(tokens)):
+        assert texts[2, t].get_text() == "NaN" and texts[2, t].get_color() == "white"
+        assert texts[1, t].get_text() != "NaN"
+    # Off the middle, where the text is: the cell's own colour.
+    nan, finite = drawn_colours(ax, [(2.3, 0.3), (1.3, 0.3)])
+    assert nan == NAN_COLOUR != finite
+
+
 def test_write_lens_writes_the_format_its_suffix_names(tmp_path):
     # It wrote a PNG whatever the name said, as the other pictures never do.
     from tinyformer.lens import Lens

@@ -294,6 +294,30 @@ def test_the_colours_are_on_a_square_root_scale():
     assert (norm(0.0), norm(0.25), norm(1.0)) == pytest.approx((0.0, 0.5, 1.0))
 
 
+def test_a_nan_weight_is_drawn_red_not_white_as_a_blocked_key_is():
+    # A head of NaN weights (a model whose weights hold a NaN) was drawn all white: blocked.
+    from figures import drawn_colours
+
+    from viz.graph import NAN_COLOUR
+    weights = np.array([[[[1.0, 0.0], [0.5, 0.5]], [[np.nan, 0.0], [np.nan, np.nan]]]])
+    figure = attention_figure(weights, list("ab"), list("ab"), "t")
+    finite, nan = figure.axes[:2]
+    cells = [(0, 0), (1, 0), (0, 1), (1, 1)]                           # (key, query)
+    assert drawn_colours(nan, cells) == [NAN_COLOUR, "#ffffff", NAN_COLOUR, NAN_COLOUR]
+    blocked, *drawn = drawn_colours(finite, [(1, 0), (0, 0), (0, 1)])
+    assert blocked == "#ffffff" and not {NAN_COLOUR, "#ffffff"} & set(drawn)
+    assert figure.axes[-1].get_ylabel().endswith("red: NaN")                       # the bar
+    assert "NaN" not in attention_figure(weights[:, :1], list("ab"), list("ab"),
+                                         "t").axes[-1].get_ylabel()
+
+
+def test_a_head_of_nan_weights_leaves_the_keys_a_cropped_map_keeps_to_the_others():
+    # Summed in, it made every key's total NaN, and the first keys were kept.
+    weights = np.full((1, 2, 3, 3), np.nan)
+    weights[0, 0] = [0.1, 0.4, 0.5]                      # the finite head reads keys 1 and 2
+    np.testing.assert_array_equal(shown_tokens(weights, max_tokens=2).keys, [1, 2])
+
+
 def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
     labels = list("ab")
     figure = attention_figure(np.full((2, 3, 2, 2), 0.5), labels, labels, "t")

@@ -297,7 +297,10 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     if bias is not None:
         scores = scores + _checked_bias(q, k, bias)
     if keep is not None:
-        scores = scores.masked_fill(~keep, _BLOCKED)
+        # float16 holds no -1e9 (cast, it is -inf: numpy warns of the overflow, and a row
+        # whose keys are all blocked is NaN inside softmax): its lowest number, -65504, blocks.
+        blocked = max(_BLOCKED, float(np.finfo(scores.dtype).min))
+        scores = scores.masked_fill(~keep, blocked)
     weights = scores.softmax(axis=-1)                                 # each row sums to 1
     if keep is not None:
         # Blocked keys already weigh exactly 0, unless a row blocks every key: it would spread

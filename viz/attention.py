@@ -37,6 +37,7 @@ from tinyformer.decoding import inference
 from tinyformer.files import StrPath
 from tinyformer.tokenizers import Tokenizer, encode_prompt
 
+from .graph import NAN_COLOUR
 from .plots import (figure_format, literal_text, new_figure, save_figure, title_lines,
                     visible)
 
@@ -290,8 +291,9 @@ def shown_tokens(weights: ArrayLike, max_tokens: int | None = None) -> ShownToke
                                        f"{t_q - rows}, which these queries also read, are left "
                                        f"out")
         return ShownTokens(queries, keys, note)
-    # The keys most attended to; of two alike, the earlier.
-    read = np.asarray(weights, dtype=np.float64)[:, :, queries, :].sum(axis=(0, 1, 2))
+    # The keys most attended to; of two alike, the earlier. A head of NaN weights says
+    # nothing of that (summed in, every key's total would be NaN, and the first kept).
+    read = np.nansum(np.asarray(weights, dtype=np.float64)[:, :, queries, :], axis=(0, 1, 2))
     keys = np.sort(np.argsort(-read, kind="stable")[:cols])
     notes = []
     if rows < t_q:
@@ -325,7 +327,8 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     A long prompt is shown in part, as shown_tokens chooses (`max_tokens` queries and keys at
     most), and the title says what is left out; a red line marks where keys are missing
     between two columns. The colours are on a square-root scale from 0 to 1: a weight of 1/T
-    (attention spread evenly over T keys) stays visible next to a weight near 1."""
+    (attention spread evenly over T keys) stays visible next to a weight near 1. A weight of
+    exactly 0 (a key the mask blocks) is left white, and a NaN one is red."""
     weights = np.asarray(weights)
     if weights.ndim != 4:
         raise ValueError(f"plot_attention: weights must be (layers, heads, queries, keys), got "
@@ -343,11 +346,14 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     if shown.note:
         title += f"\n({shown.note})"
     # A weight of exactly 0 is a blocked key (a later token, padding): left blank, so that
-    # the mask's shape stands apart from weights that are merely small.
-    weights = np.ma.masked_equal(weights, 0.0)
+    # the mask's shape stands apart from weights that are merely small. A NaN (a model whose
+    # weights hold a NaN or an infinity) is painted red over it: matplotlib would leave it
+    # blank too, as if the mask had blocked it.
+    nan = ~np.isfinite(weights)
+    weights = np.ma.masked_where((weights == 0.0) | nan, weights)
 
     import matplotlib
-    from matplotlib.colors import PowerNorm
+    from matplotlib.colors import ListedColormap, PowerNorm
 
     # Each token gets about 0.14 inch (a 7-point label) and each heatmap at least 1.8 inches;
     # the whole figure stays under about 40 inches wide, with labels made smaller (down to 5
@@ -374,6 +380,9 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
             ax = axes[layer, head]
             image = ax.imshow(weights[layer, head], cmap=colours, norm=norm,
                               interpolation="nearest")
+            if nan[layer, head].any():
+                ax.imshow(np.ma.masked_where(~nan[layer, head], nan[layer, head]),
+                          cmap=ListedColormap([NAN_COLOUR]), interpolation="nearest")
             ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=9)   # as the lens counts
             ax.set_xticks(range(0, cols, every), col_labels[::every], rotation=rotation,
                           fontsize=fontsize)
@@ -390,7 +399,8 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     # left edge.
     shrink = min(1.0, 4 / n_layer + 0.2)
     fig.colorbar(image, ax=axes, shrink=shrink, pad=0.01, aspect=shrink * n_layer * height / 0.2,
-                 label="attention weight\n(square-root scale)", ticks=[0, 0.05, 0.2, 0.5, 1])
+                 label="attention weight\n(square-root scale)"
+                       + ("\nred: NaN" if nan.any() else ""), ticks=[0, 0.05, 0.2, 0.5, 1])
     # A title wider than the figure (one or two heads) is cut off at both ends: wrapped.
     fig.suptitle(title_lines(title, fig_width, 11), fontsize=11)
     return fig

@@ -8,7 +8,8 @@ decoder's masked self-attention and the cross-attention from target to source), 
 head; the chosen head is drawn large, queries down and keys across, and hovering a cell reads
 its weight. Beside it the "model view": every head of every layer as a thumbnail, a click
 choosing one. The colours are those of the PNG (viridis on a square-root scale); a weight of
-exactly 0, a key the mask blocks, is left white. The script is viz/assets/attention.js.
+exactly 0, a key the mask blocks, is left white, and a NaN weight (a model whose weights hold a
+NaN or an infinity) is red. The script is viz/assets/attention.js.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .attention import AttentionMap
+from .graph import NAN_COLOUR
 from .html import Page, page
 
 # Weights are embedded as whole numbers of SCALE-ths (4 decimals): small JSON, and still
-# finer than a colour can show. A blocked key (a weight of exactly 0) is BLOCKED.
+# finer than a colour can show. A blocked key (a weight of exactly 0) is BLOCKED, and a NaN
+# weight (or an infinite one, which no softmax gives) is NAN: cast to an integer, it would be
+# any number at all.
 SCALE = 10_000
 BLOCKED = -1
+NAN = -2
 
 # The most weights a page holds, over all its maps, layers and heads: ten million make a page
 # of about 30 MB (12 layers x 12 heads of a 256-token prompt), which a browser opens in about
@@ -36,10 +41,12 @@ MAX_WEIGHTS = 10_000_000
 
 def encode_weights(weights: ArrayLike) -> list[list[int]]:
     """One head's (T_q, T_k) weights as rows of integers: round(w * SCALE), BLOCKED where the
-    weight is exactly 0."""
+    weight is exactly 0, NAN where it is NaN."""
     weights = np.asarray(weights, dtype=np.float64)
-    coded = np.rint(weights * SCALE).astype(np.int64)
+    nan = ~np.isfinite(weights)
+    coded = np.rint(np.where(nan, 0.0, weights) * SCALE).astype(np.int64)
     coded[weights == 0.0] = BLOCKED
+    coded[nan] = NAN
     return coded.tolist()
 
 
@@ -58,7 +65,8 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
         raise ValueError(f"attention_page: {total:,} attention weights are more than a page "
                          f"holds ({MAX_WEIGHTS:,}, about 30 MB); use a shorter prompt, or "
                          f"draw a PNG, which shows part of a long prompt and says which")
-    data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "maps": {}}
+    data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "nan": NAN,
+            "nan_colour": NAN_COLOUR, "maps": {}}
     for name, chosen in maps.items():
         weights = np.asarray(chosen.weights)
         if weights.ndim != 4:
@@ -74,17 +82,20 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
             # weights[layer][head] = rows of coded weights
             "weights": [[encode_weights(weights[layer, head]) for head in range(n_head)]
                         for layer in range(n_layer)]}
-    return Page(page(title, "attention", _body(title), data), title)
+    any_nan = any(not np.isfinite(chosen.weights).all() for chosen in maps.values())
+    return Page(page(title, "attention", _body(title, any_nan), data), title)
 
 
-def _body(title):
+def _body(title, any_nan):
+    # Red is named only on a page that has it.
+    nan = f'; <span style="color: {NAN_COLOUR}">red: NaN</span>' if any_nan else ""
     return f"""<header>
 <h1>{html.escape(title)}</h1>
 <label>attention <select id="map" aria-label="attention"></select></label>
 <label>layer <select id="layer" aria-label="layer"></select></label>
 <label>head <select id="head" aria-label="head"></select></label>
 <span class="legend" aria-hidden="true"><span>0</span><span class="ramp"></span><span>1</span>
-<span class="muted">(square-root scale; white: blocked)</span></span>
+<span class="muted">(square-root scale; white: blocked{nan})</span></span>
 </header>
 <main>
 <section class="focus">

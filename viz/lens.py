@@ -5,10 +5,16 @@ predict next and its probability. Read a row left to right to watch the predicti
 `lens_of_prompt` runs a checkpoint's model on a prompt as `tinyformer lens` does;
 `lens_text` gives the table as aligned text (for the terminal), `lens_figure` as a matplotlib
 figure, each cell coloured by its probability (viridis: dark for unsure, yellow for sure).
+
+A model whose weights hold a NaN or an infinity (after training diverged) has NaN
+probabilities from the state where it entered the stream on: no token is predicted there
+(argsort merely puts token 0 first), so each of those cells reads "NaN", on the red the graph
+gives a NaN gradient (in a terminal, in red).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Sequence
@@ -19,6 +25,7 @@ from tinyformer.lens import Lens, logit_lens
 from tinyformer.tokenizers import Tokenizer
 
 from .attention import ModelKind, _check_kind, _encode, token_labels, translation
+from .graph import NAN_COLOUR
 from .html import ink, viridis
 from .plots import literal_text, new_figure, title_lines
 
@@ -43,6 +50,16 @@ def lens_of_prompt(model: Model, tokenizer: Tokenizer, prompt: str,
     src, tgt = translation(model, tokenizer, prompt)
     lens = logit_lens(model, lambda m: m.decode(tgt, *m.encode(src)))
     return lens, token_labels(tokenizer, tgt[0])
+
+
+# What a cell of a NaN probability shows instead of a token and a percentage.
+NAN_TEXT = "NaN"
+
+
+def _is_nan(probability: float) -> bool:
+    """Whether a probability of the lens is no number (NaN; infinite, which no softmax gives,
+    alike): its state's stream held a NaN, and its token is no prediction."""
+    return not math.isfinite(probability)
 
 
 def _guess(tokenizer: Tokenizer, token_id: int) -> str:
@@ -82,15 +99,18 @@ def lens_rows(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
               width: int = 8) -> list[list[tuple[str, float | None]]]:
     """The table as rows of (text, probability) cells: a header row, then one row per
     position: the token there, then for each state its top prediction and probability
-    (probability None for the cells that are labels)."""
+    (probability None for the cells that are labels; a NaN probability's cell reads "NaN")."""
     header = [("position", None)] + [(row, None) for row in lens.rows]
     table = [header]
     for t, token in enumerate(tokens):
         cells = [(_cut(token, width), None)]
         for state in range(len(lens.rows)):
+            probability = float(lens.top_probs[state, t, 0])
+            if _is_nan(probability):
+                cells.append((NAN_TEXT, probability))
+                continue
             guess = _cut(_guess(tokenizer, int(lens.top_ids[state, t, 0])), width)
-            cells.append((f"{guess} {lens.top_probs[state, t, 0]:.0%}",
-                          float(lens.top_probs[state, t, 0])))
+            cells.append((f"{guess} {probability:.0%}", probability))
         table.append(cells)
     return table
 
@@ -98,7 +118,7 @@ def lens_rows(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
 def lens_text(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
               colour: bool = False) -> str:
     """The table as aligned text; with `colour`, each prediction styled for a terminal by its
-    probability: bright and bold when sure, dim when not."""
+    probability: bright and bold when sure, dim when not, red where it is NaN."""
     table = lens_rows(lens, tokens, tokenizer)
     widths = [max(_columns(row[c][0]) for row in table) for c in range(len(table[0]))]
     lines = []
@@ -112,7 +132,9 @@ def lens_text(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
 
 def _styled(text, probability):
     """ANSI styles (which click.echo drops where the output is not a terminal)."""
-    style = "1;92" if probability >= 0.8 else "32" if probability >= 0.4 else "2"
+    # Every comparison with NaN is false: a NaN cell would be styled as an unsure one.
+    style = ("1;31" if _is_nan(probability) else "1;92" if probability >= 0.8
+             else "32" if probability >= 0.4 else "2")
     return f"\x1b[{style}m{text}\x1b[0m"
 
 
@@ -120,8 +142,11 @@ def _styled(text, probability):
 def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
                 title: str = "") -> Figure:
     """A matplotlib figure of the table: cells coloured by the top prediction's probability,
-    labelled with that token (shown inline when a Jupyter cell ends with it). `lens` and
-    `tokens` are what `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns."""
+    labelled with that token (shown inline when a Jupyter cell ends with it); a cell whose
+    probability is NaN is red and reads "NaN". `lens` and `tokens` are what
+    `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns."""
+    import matplotlib
+
     probs = lens.top_probs[:, :, 0].T                                   # (T, states)
     T, n = probs.shape
     # At least wide enough for the x label, in two lines where the columns are few (a one-layer
@@ -131,12 +156,18 @@ def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
     # backend stays as it was, and no figure is left open.
     fig = new_figure(figsize=(max(4.0, 1.2 + 1.1 * n), max(3.6, 0.9 + 0.32 * T)))
     ax = fig.subplots()
-    image = ax.imshow(probs, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    # imshow masks a NaN, which takes the colour map's "bad" colour.
+    colours = matplotlib.colormaps["viridis"].with_extremes(bad=NAN_COLOUR)
+    image = ax.imshow(probs, cmap=colours, vmin=0.0, vmax=1.0, aspect="auto")
     for t in range(T):
         for s in range(n):
+            if _is_nan(probs[t, s]):
+                text, background = NAN_TEXT, NAN_COLOUR
+            else:
+                text = _cut(_guess(tokenizer, int(lens.top_ids[s, t, 0])), 6)
+                background = viridis(probs[t, s])
             # Black or white, whichever reads better on the cell's colour, as on the page.
-            ax.text(s, t, _cut(_guess(tokenizer, int(lens.top_ids[s, t, 0])), 6), ha="center",
-                    va="center", fontsize=8, color=ink(viridis(probs[t, s])))
+            ax.text(s, t, text, ha="center", va="center", fontsize=8, color=ink(background))
     ax.set_xticks(range(n), lens.rows)
     ax.set_yticks(range(T), [_cut(token, 8) for token in tokens])
     # The x label goes at the top beside the ticks it names, and the title above both.

@@ -7,7 +7,9 @@ One row per position of the sequence (its token on the left), one column per sta
 residual stream (the embeddings, then each layer), each cell the token that state would
 predict and its probability, on viridis as in the PNG (dark for unsure, yellow for sure).
 Hovering a cell lists the k likeliest tokens there, and so do the arrow keys, cell by cell,
-once Tab has reached the table (viz/assets/lens.js).
+once Tab has reached the table (viz/assets/lens.js). A cell whose probabilities are NaN (a
+model whose weights hold a NaN or an infinity) is red and reads "NaN", as in the PNG, and lists
+no tokens: none of them is a prediction.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Sequence
 from tinyformer.lens import Lens
 from tinyformer.tokenizers import Tokenizer
 
+from .graph import NAN_COLOUR
 from .html import Page, ink, number, page, viridis
-from .lens import _guess
+from .lens import NAN_TEXT, _guess, _is_nan
 
 
 def lens_page(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer, title: str) -> Page:
@@ -28,29 +31,38 @@ def lens_page(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer, title: st
     n_states, n_positions, k = lens.top_ids.shape
     if len(tokens) != n_positions:
         raise ValueError(f"lens_page: {len(tokens)} tokens for a lens of {n_positions} positions")
+    # Each cell's likeliest tokens and their probabilities, [token, p]; none where the
+    # probabilities are NaN: their order, and so the tokens, mean nothing.
     cells = [[[[_guess(tokenizer, int(lens.top_ids[s, t, r])), number(lens.top_probs[s, t, r])]
-               for r in range(k)] for s in range(n_states)] for t in range(n_positions)]
+               for r in range(k) if not _is_nan(lens.top_probs[s, t, r])]
+              for s in range(n_states)] for t in range(n_positions)]
     data = {"title": title, "states": list(lens.rows), "tokens": list(tokens), "cells": cells}
     return Page(page(title, "lens", _body(title, lens, tokens, cells), data), title)
 
 
 def _body(title, lens, tokens, cells):
     head = "".join(f"<th>{html.escape(state)}</th>" for state in lens.rows)
+    # Red is named only on a page that has it, as on the attention page.
+    any_nan = any(not predictions for row in cells for predictions in row)
+    nan = f'; <span style="color: {NAN_COLOUR}">red: NaN</span>' if any_nan else ""
     rows = []
     for t, token in enumerate(tokens):
         row = [f'<th class="token">{html.escape(token)}</th>']
         for s, predictions in enumerate(cells[t]):
-            guess, probability = predictions[0]
-            background = viridis(probability)
+            if predictions:
+                guess, probability = predictions[0]
+                background = viridis(probability)
+                shown = (f'<span class="guess">{html.escape(guess)}</span> '
+                         f'<span class="p">{probability:.0%}</span>')
+            else:
+                background, shown = NAN_COLOUR, f'<span class="guess">{NAN_TEXT}</span>'
             row.append(f'<td data-t="{t}" data-s="{s}" style="background: '
-                       f'{background}; color: {ink(background)}">'
-                       f'<span class="guess">{html.escape(guess)}</span> '
-                       f'<span class="p">{probability:.0%}</span></td>')
+                       f'{background}; color: {ink(background)}">{shown}</td>')
         rows.append(f"<tr>{''.join(row)}</tr>")
     return f"""<header>
 <h1>{html.escape(title)}</h1>
 <span class="legend" aria-hidden="true"><span>0%</span><span class="ramp"></span>
-<span>100%</span><span class="muted">probability of the top prediction</span></span>
+<span>100%</span><span class="muted">probability of the top prediction{nan}</span></span>
 </header>
 <main>
 <p class="muted">Each row is a position of the sequence the model reads (its token on the
@@ -58,7 +70,7 @@ left): the prompt, or for an encoder-decoder the translation its decoder has wri
 each column a state of the residual stream (for an encoder-decoder, the decoder's), read by
 the model's own final norm and head as if the model stopped there; each cell the token that
 state would predict, and its probability. The last column is the model's own prediction.
-Hover a cell for the {len(cells[0][0])} likeliest tokens (or Tab to the table and move with
+Hover a cell for the {lens.top_ids.shape[2]} likeliest tokens (or Tab to the table and move with
 the arrow keys).</p>
 <div class="scroller arrow-keys" tabindex="0" role="region"
 aria-label="the lens table: the arrow keys move from cell to cell and read its likeliest tokens">

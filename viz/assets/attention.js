@@ -23,17 +23,19 @@ function rgb(weight) {
   return VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
 }
 
-// The weights of one head: rows of numbers, null where the mask blocked the key.
+// The weights of one head: rows of numbers, null where the mask blocked the key, NaN where
+// the weight is NaN.
 function weights(map, layer, head) {
   const info = data.maps[map];
-  return info.weights[layer][head].map((row) =>
-    row.map((w) => (w === data.blocked ? null : w / data.scale)));
+  return info.weights[layer][head].map((row) => row.map((w) =>
+    (w === data.blocked ? null : w === data.nan ? NaN : w / data.scale)));
 }
 
 // The colour of every weight the page can hold (they come as whole numbers of 1/scale),
 // worked out once: a head's picture looks its cells' colours up.
 const COLOURS = Array.from({length: data.scale + 1}, (_, coded) => rgb(coded / data.scale));
 const WHITE = [255, 255, 255];                 // a key the mask blocked
+const RED = [1, 3, 5].map((i) => parseInt(data.nan_colour.slice(i, i + 2), 16));  // a NaN
 
 // One head as a picture of one pixel a cell (keys across, queries down), on a canvas kept off
 // the page. Drawn scaled up (the large map) or down (a thumbnail) with drawImage, it takes one
@@ -45,7 +47,7 @@ function headPicture(map, layer, head) {
   let p = 0;
   for (const row of rows) {
     for (const coded of row) {
-      const [r, g, b] = coded === data.blocked ? WHITE : COLOURS[coded];
+      const [r, g, b] = coded === data.blocked ? WHITE : coded === data.nan ? RED : COLOURS[coded];
       pixels[p] = r;
       pixels[p + 1] = g;
       pixels[p + 2] = b;
@@ -161,7 +163,8 @@ function showCell(at, where) {
   context.strokeRect(layout.left + at.j * layout.cell, layout.top + at.i * layout.cell,
                      layout.cell, layout.cell);
   tooltip.textContent = `query ${at.i} ${info.queries[at.i]}\nkey ${at.j} ${info.keys[at.j]}\n` +
-    (w === null ? "blocked by the mask" : `weight ${w.toFixed(4)}`);
+    (w === null ? "blocked by the mask"
+      : Number.isNaN(w) ? "weight NaN" : `weight ${w.toFixed(4)}`);
   placeTooltip(where);
   return tooltip.textContent;
 }

@@ -11,7 +11,9 @@ const started = performance.now();
 // the cell's corner for the keyboard); the text it shows.
 function showCell(cell, where) {
   const t = Number(cell.dataset.t), s = Number(cell.dataset.s);
-  const lines = data.cells[t][s].map(([token, p]) => `${(100 * p).toFixed(1).padStart(5)}%  ${token}`);
+  // A cell whose probabilities are NaN holds no tokens (lens_page.py).
+  const lines = data.cells[t][s].length === 0 ? ["NaN: no prediction"] : data.cells[t][s].map(
+    ([token, p]) => `${(100 * p).toFixed(1).padStart(5)}%  ${token}`);
   tooltip.textContent = `position ${t} (${data.tokens[t]}), after ${data.states[s]}:\n` +
     lines.join("\n");
   placeTooltip(where);
