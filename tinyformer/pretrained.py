@@ -1653,6 +1653,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     # skip ids, but one that skips more than it holds is damaged.
     count = len(vocab) + len(added)
     limit = 2 * count if vocab_size is None else max(count, vocab_size)
+    added_tokens = {token for _, token, _ in added if isinstance(token, str)}
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
@@ -1664,9 +1665,11 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                     f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
                     if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
                     f"and the model must belong together"))
-        if not all(char in byte_of for char in token):
+        if not all(char in byte_of for char in token) and token not in added_tokens:
             _refuse(path, f"vocabulary token {shown(token)}", "not spelled in bytes")
-        pieces[i] = bytes(byte_of[char] for char in token)
+        # An added token may have characters that spell no byte ("<|café|> ": the space): the
+        # library finds it in the text before the merges, and decodes it as its text.
+        pieces[i] = _byte_level_decoded(token, byte_of)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
         if not isinstance(token, str):
@@ -1683,11 +1686,11 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                                   f"{shown(token)} the id {i}, which the vocabulary gives "
                                   f"another token; number the vocabulary 0, 1, 2, ... with no "
                                   f"gaps")
-        if token not in vocab:           # one of the vocabulary decodes to its bytes there
-            # The library keeps a "normalized" token as normalised ("café" under NFD as
-            # "cafe\u0301"), and decodes it as its ByteLevel decoder decodes any token.
-            pieces[i] = _byte_level_decoded(
-                _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
+        # The library keeps a "normalized" token as normalised ("café" under NFD as
+        # "cafe\u0301"), in the vocabulary or not, and decodes it as its ByteLevel decoder
+        # decodes any token.
+        pieces[i] = _byte_level_decoded(
+            _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)
