@@ -680,9 +680,10 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
     """The ids that end a text, as transformers' generate reads them: generation_config.json's
     eos_token_id where there is that file, else config.json's; one id or a list (a chat
     model's answer ends at <|im_end|>, a text at <|endoftext|>). None where the file read
-    names none of the vocabulary's (GPT2Config's default 50256 beside a small vocabulary can
-    never be written: it ends nothing, in transformers too). PretrainedError, one line, for
-    ids that are not whole numbers."""
+    names none of the vocabulary's: an empty list, as transformers reads it, ends nothing, as
+    no eos_token_id; GPT2Config's default 50256 beside a small vocabulary can never be
+    written, and ends nothing in transformers too. PretrainedError, one line, for ids that are
+    not whole numbers."""
     for name in (GENERATION_CONFIG, CONFIG):
         path = os.path.join(directory, name)
         if not os.path.exists(path):
@@ -695,8 +696,7 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
         if ids is None:
             return None
         ids = ids if isinstance(ids, list) else [ids]
-        if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
-                              for i in ids):
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
             raise PretrainedError(f"{path}: eos_token_id {config['eos_token_id']!r} is not "
                                   f"one token id or a list of them")
         return [i for i in ids if i < vocab_size] or None
