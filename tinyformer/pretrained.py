@@ -76,6 +76,8 @@ if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
 SHARD_INDEX = "model.safetensors.index.json"
+# The shards themselves, as transformers' save_pretrained names them: model-00001-of-00003...
+SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 # PyTorch's weights, one file or shards: pickles, never read here.
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # Our activations that GPT-2's feed-forward can have, each with transformers' names for the
@@ -771,7 +773,10 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
     (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
 
     The directory is created if needed; other files in it are left alone (mind an old
-    generation_config.json or tokenizer, which transformers would read too). Each file is written
+    generation_config.json or tokenizer, which transformers would read too), but for the
+    shards of an earlier save in shards (model-00001-of-00002.safetensors, ...) and their
+    model.safetensors.index.json, removed once the new weights are in place, as transformers'
+    save_pretrained removes the shards it does not write again. Each file is written
     atomically, config.json put in place last, so a directory with a config.json has its
     weights, and a save that fails (a full disk) leaves an earlier save there whole. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
@@ -822,6 +827,18 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         os.fsync(f.fileno())
         # transformers reads the "format" metadata to know the names are PyTorch's.
         save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    _remove_old_shards(directory)
+
+
+def _remove_old_shards(directory):
+    """Remove the shards of an earlier save in `directory` and their index, now that its
+    model.safetensors holds the weights: left there, they took the disk of a second model, and
+    the index named weights that are not these to whatever reads it. Only the files of that
+    layout go: a shard's name as transformers writes it, and the index's."""
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if (name == SHARD_INDEX or SHARD.fullmatch(name)) and os.path.isfile(path):
+            os.remove(path)
 
 
 def _one_eps(model, norm, title, field):
