@@ -555,3 +555,31 @@ def test_a_gpt_prompt_longer_than_the_context_is_continued_with_a_note_saying_so
     refused = run("generate", "--checkpoint", ".", "--prompt", "abc " * 3, "--beam", 2)
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1
     assert "note:" not in refused.stderr
+
+
+def test_a_rope_gpt_that_may_write_past_its_context_says_transformers_would_part_there(
+        monkeypatch):
+    # transformers' generate reads every token of a Llama past its max_position_embeddings,
+    # where ours slides its window: the texts part at the first token read past the context,
+    # the (context + 1)th of prompt and new tokens (a GPT-2's learned positions run out in
+    # transformers instead). Without a note, a Llama's text past it differed silently.
+    import tinyautograd as ta
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abc .")
+    note = ("note: with --max-new-tokens 6 it may write past the 8 positions this model was "
+            "trained on: from there it reads only the last 8 tokens, where transformers' "
+            "generate reads them all, so their texts part there")
+    for positions, new_tokens, said in (("rope", 5, ""), ("rope", 6, note),
+                                        ("learned", 6, "")):
+        model = GPT(tokenizer.vocab_size, 8, n_layer=1, n_head=1, d_model=8,
+                    positions=positions)
+        monkeypatch.setattr(cli, "load_model",
+                            lambda directory, model=model: (model, tokenizer, {"model": "gpt"}))
+        for how in (["--temperature", "0"], ["--beam", "2"]):
+            result = run("generate", "--checkpoint", ".", "--prompt", "abc ",
+                         "--max-new-tokens", new_tokens, *how)
+            assert result.exit_code == 0, result.output
+            assert result.stdout.startswith("abc ")
+            assert result.stderr.strip() == said, (positions, new_tokens, how)

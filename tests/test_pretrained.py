@@ -238,6 +238,28 @@ def test_a_tensor_in_two_shards_is_refused(hf, tmp_path):
         GPT.from_pretrained(tmp_path)
 
 
+def test_saving_over_a_checkpoint_in_shards_removes_its_shards_and_nothing_else(hf, tmp_path):
+    # As transformers' save_pretrained removes the shards it does not write again: left there
+    # beside the new model.safetensors, they and their index described another model.
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = sorted(path.name for path in tmp_path.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1
+    others = ["README.md", "model-notes.safetensors", "model-00001-of-00002.bin",
+              "pytorch_model-00001-of-00002.bin", "model.safetensors.index.json.bak"]
+    for name in others:
+        (tmp_path / name).write_text("mine")
+    (tmp_path / "model-00009-of-00009.safetensors").mkdir()      # a folder is no shard
+    model = GPT.from_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        others + ["model-00009-of-00009.safetensors", "config.json", "generation_config.json",
+                  "model.safetensors"])
+    assert all((tmp_path / name).read_text() == "mine" for name in others)
+    idx = tokens((2, CONTEXT))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
 def test_half_precision_checkpoints_load_as_float32(hf, tmp_path):
     _, weights = hub_layout(hf, tmp_path / "f16", np.float16)
     model = GPT.from_pretrained(tmp_path / "f16")

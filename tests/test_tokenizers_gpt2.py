@@ -645,6 +645,33 @@ def test_added_tokens_take_the_ids_transformers_gives_them_not_the_files(
     assert theirs.convert_tokens_to_ids([EOT, "<a>", "<b>"]) == [size, size + 1, size + 2]
 
 
+@pytest.mark.parametrize("token, normalizer", [
+    ("\u2039|café|> ", None),      # "‹" and the space spell no byte in GPT-2's vocabulary
+    ("\u2039|café|> ", "NFD"),
+    ("<|café|>", "NFD"),          # every character spells a byte, but not once normalised
+])
+def test_an_added_token_in_the_vocabulary_encodes_and_decodes_as_in_transformers(
+        saved_by_transformers, tmp_path, token, normalizer):
+    # A vocab.json with a special token in it (as GPT-2's has <|endoftext|>) comes to a
+    # tokenizer.json with the token both in the vocabulary and added. Its characters need not
+    # spell bytes, and the library decodes it as it finds it: its text, normalised if marked so.
+    data = their_tokenizer_json(saved_by_transformers)
+    new_id = len(data["model"]["vocab"])
+    data["model"]["vocab"][token] = new_id
+    data["added_tokens"].append({**data["added_tokens"][0], "content": token, "id": new_id,
+                                 "normalized": normalizer is not None})
+    data["normalizer"] = None if normalizer is None else {"type": normalizer}
+    garble(tmp_path, "tokenizer.json", json.dumps(data))
+    theirs = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    ours = read_tokenizer_json(tmp_path)
+    text = f"a{token}b café {token}{token}\u2039|café|> {EOT}"
+    ids = theirs.encode(text)
+    assert new_id in ids
+    assert ours.encode(text, allow_special=True) == ids
+    assert ours.decode(ids) == theirs.decode(ids)
+    assert ours.decode([new_id]) == theirs.decode([new_id])
+
+
 def test_a_blank_last_line_in_merges_txt_is_fine(ours, tmp_path):
     save_gpt2_tokenizer(ours, tmp_path)
     with open(tmp_path / "merges.txt", "a", encoding="utf-8") as f:

@@ -169,21 +169,23 @@ class GPT(nn.Module):
                  streamer: Callable[[np.ndarray], None] | None = None,
                  threads: AdaptiveThreads | FixedThreads | None = None) -> np.ndarray:
         """Continue each row of idx (B, T) by up to `max_new_tokens` tokens; returns the whole
-        (B, T + new) array. The rows are prompts of one length, T: a GPT has no padding mask,
-        so a shorter prompt padded would have its pad tokens read as part of its text.
-        Prompts of different lengths take one call per length. `temperature` 0 is greedy;
-        otherwise each token is drawn from softmax(logits / temperature), among the `top_k`
-        likeliest tokens and the fewest likeliest whose probability reaches `top_p` (nucleus
-        sampling), where given (tinyformer.sampling.sample_next). The model sees the last
-        `context` tokens at each step. Stops early once every row has produced `eos_id`, or
-        one of several ids (as transformers' eos_token_id, a list for a chat model); a row
-        that has ended before the others is filled with eos_id, the first of several (as
-        transformers fills it with pad_token_id, which is eos for GPT-2; a GPT has no
-        padding token). `generator` (a numpy Generator, np.random.default_rng(seed)) makes
-        sampling repeatable; by default the engine's seeded one is used. `streamer`, if given,
-        is called with each step's new tokens (B,) as soon as they are chosen (as
-        transformers' streamer=): `tinyformer generate` prints text with it.
-        Dropout is off while it writes, whatever the model's mode (left as it was).
+        (B, T + new) array. The rows are prompts of one length, T: a GPT has no padding mask, so
+        a shorter prompt padded would have its pad tokens read as part of its text. Prompts of
+        different lengths take one call per length. `temperature` 0 is greedy; otherwise each
+        token is drawn from softmax(logits / temperature), among the `top_k` likeliest tokens
+        and the fewest likeliest whose probability reaches `top_p` (nucleus sampling), where
+        given (tinyformer.sampling.sample_next). The model sees the last `context` tokens at
+        each step (with rotary positions, transformers' generate reads every token of a Llama or
+        Qwen3 past its max_position_embeddings instead: the texts part at the first token read
+        past `context`). Stops early once every row has produced `eos_id`, or one of several ids
+        (as transformers' eos_token_id, a list for a chat model); a row that has ended before
+        the others is filled with eos_id, the first of several (as transformers fills it with
+        pad_token_id, which is eos for GPT-2; a GPT has no padding token). `generator` (a numpy
+        Generator, np.random.default_rng(seed)) makes sampling repeatable; by default the
+        engine's seeded one is used. `streamer`, if given, is called with each step's new tokens
+        (B,) as soon as they are chosen (as transformers' streamer=): `tinyformer generate`
+        prints text with it. Dropout is off while it writes, whatever the model's mode (left as
+        it was).
 
         With `use_cache` (the default), a KVCache makes each new token cost one position's
         work; the logits are the same as recomputing everything (tinyformer/decoding.py). Once

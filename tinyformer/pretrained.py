@@ -76,6 +76,8 @@ if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
 SHARD_INDEX = "model.safetensors.index.json"
+# The shards themselves, as transformers' save_pretrained names them: model-00001-of-00003...
+SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 # PyTorch's weights, one file or shards: pickles, never read here.
 PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # Our activations that GPT-2's feed-forward can have, each with transformers' names for the
@@ -680,9 +682,10 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
     """The ids that end a text, as transformers' generate reads them: generation_config.json's
     eos_token_id where there is that file, else config.json's; one id or a list (a chat
     model's answer ends at <|im_end|>, a text at <|endoftext|>). None where the file read
-    names none of the vocabulary's (GPT2Config's default 50256 beside a small vocabulary can
-    never be written: it ends nothing, in transformers too). PretrainedError, one line, for
-    ids that are not whole numbers."""
+    names none of the vocabulary's: an empty list, as transformers reads it, ends nothing, as
+    no eos_token_id; GPT2Config's default 50256 beside a small vocabulary can never be
+    written, and ends nothing in transformers too. PretrainedError, one line, for ids that are
+    not whole numbers."""
     for name in (GENERATION_CONFIG, CONFIG):
         path = os.path.join(directory, name)
         if not os.path.exists(path):
@@ -695,8 +698,7 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
         if ids is None:
             return None
         ids = ids if isinstance(ids, list) else [ids]
-        if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
-                              for i in ids):
+        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
             raise PretrainedError(f"{path}: eos_token_id {config['eos_token_id']!r} is not "
                                   f"one token id or a list of them")
         return [i for i in ids if i < vocab_size] or None
@@ -771,7 +773,10 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
     (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
 
     The directory is created if needed; other files in it are left alone (mind an old
-    generation_config.json or tokenizer, which transformers would read too). Each file is written
+    generation_config.json or tokenizer, which transformers would read too), but for the
+    shards of an earlier save in shards (model-00001-of-00002.safetensors, ...) and their
+    model.safetensors.index.json, removed once the new weights are in place, as transformers'
+    save_pretrained removes the shards it does not write again. Each file is written
     atomically, config.json put in place last, so a directory with a config.json has its
     weights, and a save that fails (a full disk) leaves an earlier save there whole. A model
     knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
@@ -822,6 +827,18 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         os.fsync(f.fileno())
         # transformers reads the "format" metadata to know the names are PyTorch's.
         save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    _remove_old_shards(directory)
+
+
+def _remove_old_shards(directory):
+    """Remove the shards of an earlier save in `directory` and their index, now that its
+    model.safetensors holds the weights: left there, they took the disk of a second model, and
+    the index named weights that are not these to whatever reads it. Only the files of that
+    layout go: a shard's name as transformers writes it, and the index's."""
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if (name == SHARD_INDEX or SHARD.fullmatch(name)) and os.path.isfile(path):
+            os.remove(path)
 
 
 def _one_eps(model, norm, title, field):
@@ -1653,6 +1670,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     # skip ids, but one that skips more than it holds is damaged.
     count = len(vocab) + len(added)
     limit = 2 * count if vocab_size is None else max(count, vocab_size)
+    added_tokens = {token for _, token, _ in added if isinstance(token, str)}
     pieces = {}
     for token, i in vocab.items():
         if type(i) is not int or i < 0 or i in pieces:
@@ -1664,9 +1682,11 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                     f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
                     if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
                     f"and the model must belong together"))
-        if not all(char in byte_of for char in token):
+        if not all(char in byte_of for char in token) and token not in added_tokens:
             _refuse(path, f"vocabulary token {shown(token)}", "not spelled in bytes")
-        pieces[i] = bytes(byte_of[char] for char in token)
+        # An added token may have characters that spell no byte ("<|café|> ": the space): the
+        # library finds it in the text before the merges, and decodes it as its text.
+        pieces[i] = _byte_level_decoded(token, byte_of)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
         if not isinstance(token, str):
@@ -1683,11 +1703,11 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                                   f"{shown(token)} the id {i}, which the vocabulary gives "
                                   f"another token; number the vocabulary 0, 1, 2, ... with no "
                                   f"gaps")
-        if token not in vocab:           # one of the vocabulary decodes to its bytes there
-            # The library keeps a "normalized" token as normalised ("café" under NFD as
-            # "cafe\u0301"), and decodes it as its ByteLevel decoder decodes any token.
-            pieces[i] = _byte_level_decoded(
-                _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
+        # The library keeps a "normalized" token as normalised ("café" under NFD as
+        # "cafe\u0301"), in the vocabulary or not, and decodes it as its ByteLevel decoder
+        # decodes any token.
+        pieces[i] = _byte_level_decoded(
+            _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)

@@ -91,7 +91,10 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     A GPT continues a prompt of more tokens than its context from the last `context` of them,
     as it slides past its context while it writes; `warn(note)`, where given, is told so in one
     line (otherwise its text would seem to answer what it never read). The other models refuse
-    such a prompt.
+    such a prompt. A GPT with rotary positions (a Llama or Qwen3 read from Hugging Face, say)
+    that may write past its context has `warn` told that too: transformers' generate
+    reads every token past max_position_embeddings, where this slides, so their texts part
+    there.
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
     check_respond), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
@@ -121,6 +124,15 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         if warn is not None and len(ids) > model.context:      # after every refusal
             warn(f"note: {name('prompt')} has {len(ids)} tokens, more than the {model.context} "
                  f"this model reads: it continues from the last {model.context}")
+        elif (warn is not None and model.config["positions"] == "rope"
+              and len(ids) + max_new_tokens - 1 > model.context):   # (the last token read)
+            # Rotary positions have no table to run out of: transformers' generate goes on
+            # reading every token of a Llama or Qwen3, past its max_position_embeddings, where
+            # ours slides its window. Its text is not transformers' from there: say so.
+            warn(f"note: with {name('max_new_tokens')} {max_new_tokens} it may write past the "
+                 f"{model.context} positions this model was trained on: from there it "
+                 f"reads only the last {model.context} tokens, where transformers' generate "
+                 f"reads them all, so their texts part there")
 
         def write_on(write):
             write(escape_controls(prompt))

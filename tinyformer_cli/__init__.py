@@ -807,7 +807,9 @@ Examples:
 --checkpoint also takes a Hugging Face directory: GPT-2, Llama or Qwen3, as on a model page or
 as `tinyformer export` writes. No --prompt starts from <|endoftext|>, if the tokenizer has it.
 Its generation_config.json gives the ids that end a text, not the sampling: give that here
-(--temperature 0 for transformers' greedy default, --top-k 50 for its do_sample's).
+(--temperature 0 for transformers' greedy default, --top-k 50 for its do_sample's). A GPT reads
+at most its context, sliding on past it; transformers goes on reading every token of a Llama or
+Qwen3, so their texts part there, and a note says where that may happen.
 --temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces
 (--seed N draws what Python's GPT.generate draws with generator=np.random.default_rng(N)); an
 encoder-decoder or BERT checkpoint takes none of them, nor --max-new-tokens, nor
