@@ -48,6 +48,28 @@ void exp_array(int64_t n, const float *x, float *out)
 /* ------------------------------------------------------------------------------------------
  * layer norm over rows of n: functional.LayerNorm's formulas */
 
+/* 1 / sqrt(var + eps) of a row of n centred values c whose sum of squares overflowed (|c| from
+ * 1.8e19 on): functional._inverse_rms's scaling by the largest |c|, m, under which nothing
+ * overflows, 1 / (m sqrt(mean((c/m)^2) + eps/m^2)). A row holding inf keeps 1/sqrt(inf) = 0. */
+static float rescaled_rstd(int64_t n, const float *c, float eps)
+{
+    float m = 0.0f;
+#pragma omp simd reduction(max:m)
+    for (int64_t j = 0; j < n; j++) {
+        float a = fabsf(c[j]);
+        m = a > m ? a : m;
+    }
+    if (isinf(m))
+        return 0.0f;
+    float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+    for (int64_t j = 0; j < n; j++) {
+        float v = c[j] / m;
+        sum += v * v;
+    }
+    return 1.0f / (m * sqrtf(sum / n + eps / m / m));
+}
+
 void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *weight,
                         const float *bias, float eps, float *y, float *x_hat, float *rstd)
 {
@@ -79,7 +101,8 @@ void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *we
     }
     for (int64_t r = 0; r < rows; r++) {
         float *hr = (x_hat ? x_hat : y) + r * n, *yr = y + r * n;
-        float s = 1.0f / sqrtf(rstd[r] / n + eps);
+        float s = isinf(rstd[r]) ? rescaled_rstd(n, hr, eps)      /* the squares overflowed */
+                                 : 1.0f / sqrtf(rstd[r] / n + eps);
         rstd[r] = s;
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) {
