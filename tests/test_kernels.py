@@ -211,6 +211,21 @@ def test_a_blocked_key_weighs_exactly_0_whatever_its_value(numpy_forms):
     np.testing.assert_array_equal(numpy_forms(first_answer), [1.0])
 
 
+def test_a_blocked_key_weighs_0_whatever_its_score(numpy_forms):
+    # Query 0 may not see key 0, which it scores 3e9, only key 1, which it scores -2e9. A
+    # blocked score lowered by 1e9 (2e9), or set to -1e9, still outdid -2e9 and took all the
+    # weight: query 0 answered key 0's value. torch blocks with -inf.
+    q, k = np.float32([[[1e5], [1.0]]]), np.float32([[[3e4], [-2e4]]])
+    v = np.float32([[[10.0], [1.0]]])
+    mask = np.array([[False, True], [True, True]])
+    for attend in attention.scaled_dot_product_attention, attention.attention_readable:
+        def answers(attend=attend):
+            return attend(Tensor(q), Tensor(k), Tensor(v), mask).data[0, :, 0]
+
+        np.testing.assert_array_equal(answers(), [1.0, 10.0])
+        np.testing.assert_array_equal(numpy_forms(answers), [1.0, 10.0])
+
+
 def test_attention_of_one_query_as_the_kv_cache_asks(numpy_forms):
     q = rng.standard_normal((2, 3, 1, 4), dtype=np.float32)
     k, v = (rng.standard_normal((2, 3, 6, 4), dtype=np.float32) for _ in range(2))
