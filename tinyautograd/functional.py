@@ -116,7 +116,9 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
     targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
     language-model logits (torch puts them on axis 1). `label_smoothing` eps in [0, 1]
-    trains towards (1 - eps) onehot + eps / V instead of the onehot, as torch's does."""
+    trains towards (1 - eps) onehot + eps / V instead of the onehot, as torch's does. With no
+    target that counts (all ignored, or none) the mean is 0/0: the loss is NaN and the gradient
+    0, as torch's; a training step should skip such a batch."""
     # torch's third positional is the class weights; a weights array passed here would be
     # taken for ignore_index, giving an unweighted loss or numpy's broadcast error.
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
