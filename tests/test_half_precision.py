@@ -110,6 +110,14 @@ def test_the_mean_and_var_of_float16_over_an_axis_whose_sum_overflows_are_torchs
     ours_and_torch(lambda t: t.var(ddof=1), lambda t: t.var(correction=1), x)
 
 
+def test_the_sum_of_float16_along_a_leading_axis_accumulates_in_float32_as_torchs():
+    # numpy adds float16 along any axis but the last in float16: 5000 tenths summed to 256
+    # (the running sum's spacing there, 0.25, is more than twice 0.1), where torch's is 500
+    x = np.full((5000, 2), 0.1, HALF)
+    ours_and_torch(lambda t: t.sum(axis=0), lambda t: t.sum(dim=0), x)
+    ours_and_torch(lambda t: t.sum(), lambda t: t.sum(), x)
+
+
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_float16_softmax_over_more_entries_than_float16_counts_is_torchs(op):
     # e^(x - max) near 1, summed 70,000 times, is inf in float16: every softmax was 0.

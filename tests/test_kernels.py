@@ -101,6 +101,27 @@ def test_layer_norm_of_no_rows_or_no_features(numpy_forms, shape):
     assert_loops_agree(numpy_forms, functional.layer_norm, x, weight, bias)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")   # the numpy form's sum of squares
+@pytest.mark.parametrize("norm", ["layer_norm", "rms_norm"])
+def test_norms_of_rows_whose_squares_overflow_float32_are_float64s(numpy_forms, norm):
+    # From |x| = 1.8e19 on, x^2 is inf in float32: 1 / sqrt(inf) = 0 normalised such a row
+    # to 0, and its gradients, without a word (torch's layer norm gives NaN, its RMS norm 0).
+    # In float64 nothing overflows: the values and gradients those rows have.
+    x = np.float32([[1e20, -1e20, 1e20, 3e19], [3e19, 1e20, -2e20, 0]])
+    params = [np.float32([1, 2, 3, 4])] + ([np.zeros(4, np.float32)] if norm == "layer_norm"
+                                           else [])
+    function = getattr(functional, norm)
+
+    def wide(*tensors):
+        return function(*(t.astype(np.float64) for t in tensors)).astype(np.float32)
+
+    truth = value_and_grads(wide, x, *params)
+    for results in value_and_grads(function, x, *params), numpy_forms(
+            lambda: value_and_grads(function, x, *params)):
+        for ours, true in zip(results, truth):
+            np.testing.assert_allclose(ours, true, rtol=1e-5, atol=1e-5 * np.abs(true).max())
+
+
 def test_layer_norm_backward_sums_start_from_zero_whatever_the_memory_held():
     """The wrapper hands the loop np.empty arrays for the weight's and bias's sums."""
     x_hat, grad = (rng.standard_normal((5, 7), dtype=np.float32) for _ in range(2))
@@ -188,6 +209,21 @@ def test_a_blocked_key_weighs_exactly_0_whatever_its_value(numpy_forms):
 
     np.testing.assert_array_equal(first_answer(), [1.0])
     np.testing.assert_array_equal(numpy_forms(first_answer), [1.0])
+
+
+def test_a_blocked_key_weighs_0_whatever_its_score(numpy_forms):
+    # Query 0 may not see key 0, which it scores 3e9, only key 1, which it scores -2e9. A
+    # blocked score lowered by 1e9 (2e9), or set to -1e9, still outdid -2e9 and took all the
+    # weight: query 0 answered key 0's value. torch blocks with -inf.
+    q, k = np.float32([[[1e5], [1.0]]]), np.float32([[[3e4], [-2e4]]])
+    v = np.float32([[[10.0], [1.0]]])
+    mask = np.array([[False, True], [True, True]])
+    for attend in attention.scaled_dot_product_attention, attention.attention_readable:
+        def answers(attend=attend):
+            return attend(Tensor(q), Tensor(k), Tensor(v), mask).data[0, :, 0]
+
+        np.testing.assert_array_equal(answers(), [1.0, 10.0])
+        np.testing.assert_array_equal(numpy_forms(answers), [1.0, 10.0])
 
 
 def test_attention_of_one_query_as_the_kv_cache_asks(numpy_forms):

@@ -116,7 +116,9 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
     targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
     language-model logits (torch puts them on axis 1). `label_smoothing` eps in [0, 1]
-    trains towards (1 - eps) onehot + eps / V instead of the onehot, as torch's does."""
+    trains towards (1 - eps) onehot + eps / V instead of the onehot, as torch's does. With no
+    target that counts (all ignored, or none) the mean is 0/0: the loss is NaN and the gradient
+    0, as torch's; a training step should skip such a batch."""
     # torch's third positional is the class weights; a weights array passed here would be
     # taken for ignore_index, giving an unweighted loss or numpy's broadcast error.
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
@@ -169,6 +171,9 @@ class LayerNorm(Function):
 
         dL/dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps)
         dL/dweight = sum(g * x_hat),   dL/dbias = sum(g)     (sums over every other axis)
+
+    A row whose squares overflow (|x - mean| from 1.8e19 on in float32) is normalised all the
+    same, by `_inverse_rms`: torch's layer norm gives NaN there.
     """
 
     @staticmethod
@@ -229,9 +234,36 @@ def _normalised(x, eps):
         return x_hat, rstd
     n = _row_size(x)
     x_hat = x - row_sum(x) / n                                        # centred, for now
-    rstd = 1 / sqrt(_row_dot(x_hat, x_hat) / n + eps)
+    rstd = _inverse_rms(x_hat, eps)
     x_hat *= rstd                      # in place on an array; a new Tensor on a Tensor
     return x_hat, rstd
+
+
+def _inverse_rms(c, eps):
+    """1 / sqrt(mean(c^2) + eps) over the last axis, keepdims: layer norm's rstd of the centred
+    x, RMS norm's of x itself. For arrays and Tensors alike.
+
+    A row whose squares overflow (|c| from 1.8e19 on in float32) is divided by its largest
+    |c|, m, first, and the same number computed where nothing overflows:
+
+        1 / sqrt(mean(c^2) + eps) = 1 / (m sqrt(mean((c/m)^2) + eps/m^2))
+
+    The sum of squares alone would be inf, and the row normalised to 0 without a word, its
+    gradient 0 (torch's layer norm gives NaN there, its RMS norm 0)."""
+    n = _row_size(c)
+    values = c.data if isinstance(c, Tensor) else c
+    squares = _row_dot(values, values)                   # (on a Tensor: only to look at)
+    overflowed = np.isinf(squares)
+    if not overflowed.any():
+        if isinstance(c, Tensor):
+            squares = _row_dot(c, c)                     # recorded
+        return 1 / sqrt(squares / n + eps)
+    # m = 1 on the other rows, which leaves their numbers as they were, and on a row holding
+    # inf itself, whose norm stays what it was (RMS norm: 0, and NaN where x is inf, as torch's)
+    largest = np.abs(values).max(axis=-1, keepdims=True)
+    m = np.where(overflowed & np.isfinite(largest), largest, 1).astype(values.dtype)
+    scaled = c / m
+    return 1 / (m * sqrt(_row_dot(scaled, scaled) / n + eps / m / m))
 
 
 def _row_size(x):
@@ -326,6 +358,8 @@ class RMSNorm(Function):
         dL/dweight = sum(g * x_hat)          (a sum over every other axis)
 
     (layer norm's formula less its mean(dx_hat) term, which came from subtracting the mean.)
+    A row whose squares overflow (|x| from 1.8e19 on in float32) is normalised all the same, by
+    `_inverse_rms`: torch's RMS norm gives 0 there, 1 / sqrt(inf).
     """
 
     @staticmethod
@@ -359,7 +393,7 @@ class RMSNorm(Function):
 def _rms_normalised(x, eps):
     """x_hat = x / sqrt(mean(x^2) + eps) over the last axis, and 1 / sqrt(mean(x^2) + eps),
     for arrays and Tensors alike."""
-    rstd = 1 / sqrt(_row_dot(x, x) / _row_size(x) + eps)                   # (..., 1)
+    rstd = _inverse_rms(x, eps)                                            # (..., 1)
     return x * rstd, rstd
 
 

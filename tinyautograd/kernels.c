@@ -15,9 +15,9 @@
 
 /* e^v as Cephes' expf: 2^k e^r, k = round(v / ln 2), e^r by a polynomial of degree 7, 2^k built
  * from its exponent bits. Relative error below 3e-7 on [-87, 88]; e^88 above, and exactly 0
- * below -87 (numpy's expf gives subnormal numbers down to -104 and 0 past them): a key that
- * attention's mask blocks, at -1e9, must weigh 0, not e^-87 = 1.6e-38, which a value of 1e38
- * would turn into an answer. The multiply-adds are fused (fmaf) by hand: half the roundings,
+ * below -87 (numpy's expf gives subnormal numbers down to -104 and 0 past them), -inf included:
+ * a key that attention's mask blocks (at -inf) must weigh 0, not e^-87 = 1.6e-38, which a value
+ * of 1e38 would turn into an answer. The multiply-adds are fused (fmaf) by hand: half the roundings,
  * and half the latency of a chain that is the loop's whole length. */
 INLINE float exp_f32(float x)
 {
@@ -47,6 +47,28 @@ void exp_array(int64_t n, const float *x, float *out)
 
 /* ------------------------------------------------------------------------------------------
  * layer norm over rows of n: functional.LayerNorm's formulas */
+
+/* 1 / sqrt(var + eps) of a row of n centred values c whose sum of squares overflowed (|c| from
+ * 1.8e19 on): functional._inverse_rms's scaling by the largest |c|, m, under which nothing
+ * overflows, 1 / (m sqrt(mean((c/m)^2) + eps/m^2)). A row holding inf keeps 1/sqrt(inf) = 0. */
+static float rescaled_rstd(int64_t n, const float *c, float eps)
+{
+    float m = 0.0f;
+#pragma omp simd reduction(max:m)
+    for (int64_t j = 0; j < n; j++) {
+        float a = fabsf(c[j]);
+        m = a > m ? a : m;
+    }
+    if (isinf(m))
+        return 0.0f;
+    float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+    for (int64_t j = 0; j < n; j++) {
+        float v = c[j] / m;
+        sum += v * v;
+    }
+    return 1.0f / (m * sqrtf(sum / n + eps / m / m));
+}
 
 void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *weight,
                         const float *bias, float eps, float *y, float *x_hat, float *rstd)
@@ -79,7 +101,8 @@ void layer_norm_forward(int64_t rows, int64_t n, const float *x, const float *we
     }
     for (int64_t r = 0; r < rows; r++) {
         float *hr = (x_hat ? x_hat : y) + r * n, *yr = y + r * n;
-        float s = 1.0f / sqrtf(rstd[r] / n + eps);
+        float s = isinf(rstd[r]) ? rescaled_rstd(n, hr, eps)      /* the squares overflowed */
+                                 : 1.0f / sqrtf(rstd[r] / n + eps);
         rstd[r] = s;
 #pragma omp simd
         for (int64_t j = 0; j < n; j++) {
@@ -174,8 +197,9 @@ void gelu(int64_t n, const float *x, float *y, float *slope)      /* slope NULL:
 
 /* ------------------------------------------------------------------------------------------
  * attention's softmax, rows of n in place: softmax(scores + added[row % added_rows]), where
- * `added` holds what attention adds to its scores: -1e9 where the mask blocks a key, plus the
- * bias, if any (0 where neither)
+ * `added` holds what attention adds to its scores: -inf where the mask blocks a key, plus the
+ * bias, if any (0 where neither). Every row has a key not blocked (attention unblocks the rows
+ * that block all of theirs, and zeroes their weights after): its largest score is finite.
  *
  * The exponentials in one loop over the whole array, not row by row: a row of the recipe's
  * context is 64 floats, 8 vectors, too short a loop for the processor to overlap the

@@ -445,7 +445,7 @@ def gelu(x: np.ndarray, slope: bool = True) -> tuple[np.ndarray, np.ndarray | No
 def softmax_rows(scores: np.ndarray, added: np.ndarray) -> None:
     """scores (..., n), in place: softmax(scores + added[r % len(added)]) along each of its
     rows r, counted over all leading axes; `added` (m, n) holds what attention adds to its
-    scores: -1e9 where the mask blocks a key, plus the bias, if any."""
+    scores: -inf where the mask blocks a key, plus the bias, if any."""
     n = scores.shape[-1]
     rows = math.prod(scores.shape[:-1])                 # (not size // n: n may be 0)
     _library().softmax_rows(rows, n, _at(scores, written=True), _at(added), len(added))

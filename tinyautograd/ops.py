@@ -605,11 +605,18 @@ def _refuse_empty_reduction(op, x, axis):
 
 
 class Sum(Function):
-    """y = sum of x over axis;  every summed element gets the gradient of its sum"""
+    """y = sum of x over axis;  every summed element gets the gradient of its sum
+
+    float16 accumulates in float32 and rounds the sum once, as torch's (`compute_dtype`):
+    numpy's float16 sum along any axis but the last adds in float16, where a running sum
+    stops growing at 2048 for ones, 256 for tenths."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         ctx.axis = axis
+        wide = compute_dtype(x.dtype)
+        if wide != x.dtype:
+            return x.sum(axis=axis, keepdims=keepdims, dtype=wide).astype(x.dtype)
         return x.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod

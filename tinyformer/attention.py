@@ -40,12 +40,14 @@ if TYPE_CHECKING:
 __all__ = ["scaled_dot_product_attention", "attention_readable", "attention_weights",
            "Attention", "causal_mask", "padding_mask", "KVCache", "MultiHeadAttention"]
 
-# The score given to a blocked key (or added to it, which softmax cannot tell apart). -inf would
-# also make its softmax weight exactly 0, but a row whose keys are all blocked would then
-# compute -inf - (-inf) = NaN inside softmax. A large finite number underflows exp to exactly 0
-# just the same (numpy's exp, and the compiled loop's) and keeps such a row finite; its weights
-# are then set to 0, so a query with nothing to attend to outputs zeros.
-_BLOCKED = -1e9
+# The score given to a blocked key (or added to it, which softmax cannot tell apart): -inf, as
+# torch's, whose e^(-inf - max) is exactly 0 whatever the other scores. A finite one, -1e9, is
+# 0 only beside scores well above it: added to a blocked key's 3e9 it left 2e9, and set in its
+# place it was still more than an allowed key's -2e9; the blocked key took the weight (a
+# causal model read a later token). A row whose keys are all blocked would compute -inf -
+# (-inf) = NaN inside softmax: it keeps its scores (`_unblocked`), and its weights are set to 0
+# after the softmax, so a query with nothing to attend to outputs zeros.
+_BLOCKED = -np.inf
 
 Mask = Union[Tensor, ArrayLike]     # boolean, True = may attend; a numpy array or a Tensor
 Bias = Union[Tensor, ArrayLike]     # numbers added to the scores; a Tensor may require a grad
@@ -297,10 +299,7 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     if bias is not None:
         scores = scores + _checked_bias(q, k, bias)
     if keep is not None:
-        # float16 holds no -1e9 (cast, it is -inf: numpy warns of the overflow, and a row
-        # whose keys are all blocked is NaN inside softmax): its lowest number, -65504, blocks.
-        blocked = max(_BLOCKED, float(np.finfo(scores.dtype).min))
-        scores = scores.masked_fill(~keep, blocked)
+        scores = scores.masked_fill(~_unblocked(keep)[0], _BLOCKED)
     weights = scores.softmax(axis=-1)                                 # each row sums to 1
     if keep is not None:
         # Blocked keys already weigh exactly 0, unless a row blocks every key: it would spread
@@ -347,7 +346,7 @@ def _check_dropout(where, dropout_p, training):
 class Attention(Function):
     """Attention in one op: the function of `attention_readable`.
 
-    Forward, with s = 1/sqrt(d), the bias B (0 without one), blocked scores lowered by 1e9,
+    Forward, with s = 1/sqrt(d), the bias B (0 without one), blocked scores made -inf,
     and D the dropout mask (each weight kept with probability 1 - p and scaled by 1/(1 - p);
     all ones without dropout):
 
@@ -388,9 +387,10 @@ class Attention(Function):
         scale = 1 / math.sqrt(q.shape[-1])
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
         scores *= scale
-        # Adding -1e9 blocks a score as setting it would (exp(-1e9 + s - max) = 0), and runs
-        # two to three times faster than np.copyto(where=) with a mask that broadcasts.
-        added = None if keep is None else np.where(keep, 0, _BLOCKED).astype(scores.dtype)
+        # Adding -inf blocks a score as setting it would (exp(-inf) = 0), and runs two to
+        # three times faster than np.copyto(where=) with a mask that broadcasts.
+        unblocked, blind = (None, False) if keep is None else _unblocked(keep)
+        added = None if keep is None else np.where(unblocked, 0, _BLOCKED).astype(scores.dtype)
         if bias is not None:             # the bias rides with the blocked scores: one addition
             added = np.ascontiguousarray(bias if added is None else added + bias, scores.dtype)
         rows = _rows_added(added, scores) if kernels.usable(into=(scores,)) else None
@@ -407,9 +407,9 @@ class Attention(Function):
             np.exp(scores, out=scores)
             scores /= functional.row_sum(scores)
         p = scores
-        if keep is not None and not keep.any(axis=-1).all():
-            # A row with nothing to attend to got softmax(-1e9, ..., -1e9) = 1/T_k everywhere:
-            # all zeros instead. (Other blocked entries are exp(-1e9 - max) = 0 already.)
+        if blind:
+            # A row with nothing to attend to got the softmax of its scores, unblocked: all
+            # zeros instead. (Other blocked entries are exp(-inf) = 0 already.)
             np.copyto(p, 0.0, where=~keep)
         ctx.p, ctx.scale, ctx.keep, ctx.drop = p, scale, keep, drop
         return (p if drop is None else p * drop) @ v                 # (..., T_q, d_v)
@@ -453,6 +453,16 @@ class Attention(Function):
             d_q *= ctx.scale
             d_k *= ctx.scale
         return (d_q, d_k, d_v, d_bias) if bias else (d_q, d_k, d_v)
+
+
+def _unblocked(keep):
+    """The scores that softmax is to weigh, from the mask `keep`: keep itself, and the rows
+    that block every key, where -inf throughout would make softmax NaN: those keep their
+    scores, and their weights are set to 0 after it. Also whether there are such rows."""
+    blind = ~keep.any(axis=-1, keepdims=True)
+    if blind.any():
+        return keep | blind, True
+    return keep, False
 
 
 def _rows_added(added, scores):

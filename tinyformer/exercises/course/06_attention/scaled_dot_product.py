@@ -21,8 +21,10 @@ vanishes. The division keeps the scores near unit size whatever d_k is.
 
 A mask says which keys a query may use. Here, as in tinyformer/attention.py, a mask is a
 boolean array that broadcasts to (B, T, T) and True means "may attend". A blocked score is
-replaced by a very negative number (tinyformer uses -1e9) BEFORE the softmax: exp of it is 0,
-so that key gets weight 0 and the remaining weights still sum to 1.
+replaced by a very negative number, -1e9, BEFORE the softmax: exp of it is 0, so that key gets
+weight 0 and the remaining weights still sum to 1. (tinyformer's own attention uses -inf, as
+torch's, which no score can outdo, and sets apart the queries that may attend no key: their
+softmax of nothing but -inf would be NaN.)
 
 Shapes
     q: (B, T, d_k)   k: (B, T, d_k)   v: (B, T, d_v)   Tensors
