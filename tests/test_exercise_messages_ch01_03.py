@@ -243,6 +243,17 @@ def test_queries_from_the_transposed_table(tmp_path):
     assert message.startswith("lookup_masks(") and "at [" in message
 
 
+def test_attention_as_matmul_that_zeroes_what_it_was_given_does_not_pass(tmp_path):
+    # The expected answers are worked out from the checker's ids and table: zeroed by the
+    # learner's function, they matched the zeros it returned.
+    message = edited_message(tmp_path, "attention_as_matmul",
+                             "    return one_hot(ids, mask_table.shape[0]) @ mask_table",
+                             "    ids[...] = 0\n    mask_table[...] = 0\n"
+                             "    return np.zeros((len(ids), len(mask_table)))")
+    assert message.startswith("lookup_masks(ids=[0, 1, 2, 2, 0], mask_table=[[0., 1., 0.]")
+    assert "changed the ids and the mask_table it was given, in place" in message
+
+
 @pytest.mark.parametrize("new, dtype, words", [
     ("(weights.max(axis=-1) == 1.0).T", "bool", "True and False into 1.0 and 0.0"),
     ("(weights.max(axis=-1) == 1.0).astype(int).T", "int64", "make its entries floats"),

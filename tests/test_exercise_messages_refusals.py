@@ -89,3 +89,29 @@ def test_a_private_name_holding_the_implementation_is_refused(tmp_path):
                                       ".import_module('tinyformer.attention')\n")
     got = run_check(ex, path)
     assert got is not None and "uses tinyformer.attention, in its name `_library`" in got
+
+
+@pytest.mark.parametrize("slug, lines, used, quoted", [
+    # The answer, read from the reference solution that ships with the package.
+    ("one_hot", "from tinyformer.exercises.catalogue import find",
+     "tinyformer.exercises.catalogue", "from tinyformer.exercises.catalogue import find"),
+    # The checker's own reference, which the expected answers are worked out with.
+    ("temperature_top_k",
+     "from tinyformer.exercises.checks.ch09_generation import reference_probs as next_token_probs",
+     "tinyformer.exercises.checks.ch09_generation", "import reference_probs as next_token_probs"),
+    # A product that is not numpy's escapes the check that it is written by hand. Imported in
+    # a function that nothing calls: judging the file imports no library (torch takes seconds;
+    # jax is not installed).
+    ("dot_and_matmul", "def by_torch(a, b):\n    import torch.nn.functional as F\n"
+                       "    return F.linear(a, b)", "torch", "import torch.nn.functional as F"),
+    ("one_hot", "def by_jax(ids, n):\n    from jax.nn import one_hot\n    return one_hot(ids, n)",
+     "jax", "from jax.nn import one_hot"),
+])
+def test_every_exercise_refuses_the_course_itself_and_deep_learning_libraries(tmp_path, slug,
+                                                                              lines, used, quoted):
+    ex = find(slug)
+    path = tmp_path / f"{slug}.py"
+    path.write_text(solved_text(ex) + "\n" + lines + "\n")
+    got = run_check(ex, path)
+    assert got is not None and got.startswith(f"{slug}.py uses {used}, in line "), got
+    assert quoted in got and "no exercise may use" in got

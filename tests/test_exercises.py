@@ -12,6 +12,7 @@ import pytest
 from solutions import solution_path, write_solved
 
 from tinyformer.exercises import CHAPTERS, exercises, find, run_check
+from tinyformer.exercises.catalogue import COURSE_DIR, SOLUTIONS_DIR
 from tinyformer.exercises.checking import CHECKER_ERROR
 
 COURSE = exercises()
@@ -93,6 +94,33 @@ def test_the_course_has_every_chapter_and_enough_exercises():
     assert len({ex.slug for ex in COURSE}) == len(COURSE), "two exercises share a name"
 
 
+def test_every_file_of_the_course_and_its_solutions_is_an_exercise_of_the_catalogue():
+    """A file in course/ or solutions/ that no checker registers (a checker forgotten, or in a
+    module of a chapter missing from CHAPTERS) would be neither copied into a workspace nor
+    tested."""
+    files = {ex.file for ex in COURSE}
+    for folder in (COURSE_DIR, SOLUTIONS_DIR):
+        found = {path.relative_to(folder).as_posix() for path in folder.rglob("*.py")}
+        assert found <= files, (
+            f"{sorted(found - files)} in exercises/{folder.name}/ is no exercise's: register its "
+            f"checker with @exercise in checks/chNN_chapter.py, the module of a chapter in "
+            f"CHAPTERS")
+
+
+def test_every_exercise_of_the_course_has_a_wrong_answer_in_the_message_tests():
+    """A checker is shown to fail a wrong answer, with its message, by a test in
+    tests/test_exercise_messages_*.py that names the exercise (edited_message writes one from
+    the reference solution): the untouched file and the solution alone pass a checker that
+    never compares anything."""
+    named = set()
+    for path in Path(__file__).parent.glob("test_exercise_messages_*.py"):
+        named |= {node.value for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    missing = [ex.slug for ex in COURSE if ex.slug not in named]
+    assert not missing, (f"no test in tests/test_exercise_messages_*.py gives {missing} a "
+                         f"wrong answer: add one with edited_message (tests/solutions.py)")
+
+
 def test_the_course_page_and_the_readme_number_the_exercises_as_the_catalogue_does():
     """docs/course.md lists every exercise under its chapter by the number `tinyformer exercises
     list` gives it, and the course's size and the failing checks that it and the README show
@@ -119,6 +147,10 @@ def test_the_course_page_and_the_readme_number_the_exercises_as_the_catalogue_do
         for count in re.findall(r"\b(\d+) exercises? (?:in|files)", text):
             assert int(count) == len(COURSE), \
                 f"{name} says the course has {count} exercises; it has {len(COURSE)}"
+        for count in re.findall(r'check --all --json.*\n\{.*"total": (\d+)', text):
+            assert int(count) == len(COURSE), \
+                f"{name} shows `check --all --json` with a total of {count}; the course has " \
+                f"{len(COURSE)}"
         for count in re.findall(r"\b(\d+) chapters", text):
             assert int(count) == len(CHAPTERS), \
                 f"{name} says the course has {count} chapters; it has {len(CHAPTERS)}"

@@ -494,20 +494,77 @@ def refuse_forbidden(learner: Learner, forbidden: Sequence[str]) -> None:
     `tinyformer.Encoder`, whose home is tinyformer.transformer), or by a module-level name
     that holds something from there however it got there. A name is judged by where the thing
     it names lives, so a re-export under another name is caught too."""
+    found = _forbidden_use(learner, forbidden)
+    if found:
+        where, home = found
+        raise CheckFailure(_refusal(learner.path, where, home, forbidden))
+
+
+# What no exercise's file may use, whatever the exercise asks for: the course's own code (its
+# checkers work out the expected answers, and its reference solutions are the answers), and
+# the deep-learning libraries, which have every part of the course built in (a one-hot, a
+# matrix product, a softmax, AdamW).
+THE_COURSE_ITSELF = "tinyformer.exercises"
+DEEP_LEARNING_LIBRARIES = ("torch", "tensorflow", "jax", "keras")
+
+
+def refuse_outside_answers(learner: Learner, exercise: Exercise) -> None:
+    """A CheckFailure if the learner's file uses the course's own code or a deep-learning
+    library (as refuse_forbidden finds a use; a library by its name alone, so that judging a
+    file never imports one: torch takes seconds)."""
+    found = _forbidden_use(learner, [THE_COURSE_ITSELF])
+    what = "the course's own code (its checkers and reference solutions)"
+    if not found:
+        found = _library_use(learner, DEEP_LEARNING_LIBRARIES)
+        what = "a deep-learning library, which has every part of the course built in"
+    if found:
+        where, used = found
+        raise CheckFailure(f"{learner.path.name} uses {used}, in {where}: no exercise may use "
+                           f"{what}. Write the answer yourself, from the pieces in the "
+                           f"file{_what_else_is_fine(exercise.forbid)}.")
+
+
+def _forbidden_use(learner: Learner, forbidden: Sequence[str]) -> tuple[str, str] | None:
+    """(where, home module) of the first use of a `forbidden` module in the learner's file
+    (see refuse_forbidden), where being `line 3 (`the line`)` or `its name `x``; or None."""
     if not forbidden:
-        return
+        return None
     source = python_source(learner.path)
     found = _forbidden_in_source(ast.parse(source), forbidden)
     if found:
         line, home = found
-        text = source.splitlines()[line - 1].strip()
-        raise CheckFailure(_refusal(learner.path, f"line {line} (`{text}`)", home, forbidden))
+        return f"line {line} (`{source.splitlines()[line - 1].strip()}`)", home
     for name, value in vars(learner.module).items():
         if name.startswith("__") and name.endswith("__"):
             continue        # set by the import (__loader__ is ours, which ran it), not written
         home = _home(value)
         if _is_forbidden(home, forbidden):
-            raise CheckFailure(_refusal(learner.path, f"its name `{name}`", home, forbidden))
+            return f"its name `{name}`", home
+    return None
+
+
+def _library_use(learner: Learner, packages: Sequence[str]) -> tuple[str, str] | None:
+    """(where, package) of the first import of one of the top-level `packages` anywhere in the
+    learner's file, or of a module-level name holding something from one; or None. Judged by
+    names alone: nothing is imported to judge it."""
+    source = python_source(learner.path)
+    imports = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imports += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            imports.append((node.lineno, node.module))
+    for line, module in sorted(imports):
+        package = module.split(".")[0]
+        if package in packages:
+            return f"line {line} (`{source.splitlines()[line - 1].strip()}`)", package
+    for name, value in vars(learner.module).items():
+        if name.startswith("__") and name.endswith("__"):
+            continue
+        package = (_home(value) or "").split(".")[0]
+        if package in packages:
+            return f"its name `{name}`", package
+    return None
 
 
 def refuse_forbidden_methods(learner: Learner, methods: Sequence[str]) -> None:
@@ -680,6 +737,7 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
         if not learner.path.read_bytes().strip():      # saved empty: no name is missing, all is
             raise CheckFailure(f"{learner.path.name} is empty: `tinyformer exercises reset "
                                f"{exercise.number}` brings back the exercise as it came.")
+        refuse_outside_answers(learner, exercise)
         refuse_forbidden(learner, exercise.forbid)
         refuse_forbidden_methods(learner, exercise.forbid_methods)
         exercise.check(learner)

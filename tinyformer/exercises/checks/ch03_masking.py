@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..catalogue import Question, exercise
-from ..checking import Learner, describe, expect, expect_array
+from ..checking import Call, Learner, describe, expect, expect_array
 from .ch02_counting import (LONG_CORPUS, SHORT_CORPUS, best_word, expect_table, expect_word,
                             normalise, random_corpus, reference_pair_counts,
                             reference_skip_weights, vocabulary)
@@ -147,12 +147,13 @@ def check_attention_as_matmul(learner: Learner) -> None:
 
     lookup_masks = learner.function("lookup_masks")
     for ids, mask_table, _ in cases:
-        expect_array(lookup_masks(ids, mask_table), mask_table[ids], lookup_masks.last_call,
-                     tensor=False)
+        expect_array(on_copies(lookup_masks, ids, mask_table), mask_table[ids],
+                     lookup_masks.last_call, tensor=False)
 
     attention_scores = learner.function("attention_scores")
     for ids, mask_table, words in cases:
-        expect_table(attention_scores(ids, mask_table), reference_scores(ids, mask_table),
+        expect_table(on_copies(attention_scores, ids, mask_table),
+                     reference_scores(ids, mask_table),
                      attention_scores.last_call,
                      lambda i, ids=ids, w=words: f"[{i[0]}, {i[1]}] is position {i[0]} (word "
                      f"{w[ids[i[0]]]!r}) attending to position {i[1]} (word {w[ids[i[1]]]!r})"
@@ -164,10 +165,24 @@ def check_attention_as_matmul(learner: Learner) -> None:
     attend = learner.function("attend")
     for ids, mask_table, words in cases:
         expected = reference_scores(ids, mask_table) @ one_hot(ids, len(mask_table))
-        expect_table(attend(ids, mask_table), expected, attend.last_call,
+        expect_table(on_copies(attend, ids, mask_table), expected, attend.last_call,
                      lambda i, ids=ids, w=words: f"[{i[0]}, {i[1]}] counts the word "
                      f"{w[i[1]]!r} among the words that position {i[0]} (word "
                      f"{w[ids[i[0]]]!r}) attends to")
+
+
+def on_copies(fn: Call, ids: np.ndarray, mask_table: np.ndarray) -> object:
+    """fn(ids, mask_table) on copies of the two arrays, which must come back unchanged: the
+    expected answers are worked out from the originals, and a function that wrote into them
+    (zeros into both, say, returning zeros) would spoil the answers it is compared with."""
+    given = {"ids": ids.copy(), "mask_table": mask_table.copy()}
+    got = fn(given["ids"], given["mask_table"])
+    changed = [name for name, original in (("ids", ids), ("mask_table", mask_table))
+               if not np.array_equal(given[name], original)]
+    expect(not changed, f"{fn.last_call} changed the {' and the '.join(changed)} it was given, "
+                        f"in place: the caller still needs them as they were. Compute the "
+                        f"answer into a new array (`@` and np.tril make new ones).")
+    return got
 
 
 # ---------------------------------------------------------------------------------------------
