@@ -9,6 +9,7 @@ session interface, for the decoder-only GPT and the encoder-decoder Transformer 
 """
 
 import inspect
+from functools import partial
 from itertools import product
 
 import numpy as np
@@ -514,3 +515,83 @@ def test_help_on_generate_names_every_setting(write):
     unnamed = [name for name in inspect.signature(write).parameters
                if name not in ("self", "idx", "session") and f"`{name}`" not in write.__doc__]
     assert unnamed == []
+
+
+def poisoned(model):
+    """`model` as a training that diverged leaves it in memory: weights of NaN (the CLI
+    refuses such a checkpoint; a notebook holds the model itself)."""
+    for p in model.parameters():
+        p.data.flat[0] = np.nan
+    return model
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_every_loop_refuses_the_nan_logits_of_a_model_with_nan_weights(kind, use_cache):
+    # argmax reads NaN as the largest logit: greedy decoding and beam search wrote token 0
+    # until the end without a word, and sampling failed saying nothing of the model.
+    model = poisoned(tiny_gpt() if kind == "gpt" else tiny_transformer())
+    prompt = np.random.default_rng(1).integers(3, 9, (2, 3))
+
+    def session(rows=2):
+        if kind == "gpt":
+            return model.start_decoding(prompt[:rows], use_cache)
+        return model.start_decoding(prompt[:rows], BOS, use_cache)
+
+    writes = [("generate", partial(generate, session(), 4, **settings))
+              for settings in (dict(temperature=0), dict(temperature=0.8), dict(top_k=3),
+                               dict(top_p=0.5))]
+    writes.append(("beam_search", partial(beam_search, session(rows=1), beam_size=2, max_len=4)))
+    if kind == "gpt":
+        writes.append(("generate", partial(model.generate, prompt, 4, temperature=0,
+                                           use_cache=use_cache)))
+    else:
+        writes.append(("generate", partial(model.greedy_decode, prompt, 4, BOS,
+                                           use_cache=use_cache)))
+    for loop, write in writes:
+        with pytest.raises(ValueError, match=rf"^{loop}: the model's logits hold NaN at step 1 "
+                                             rf"\(row 0\), .*not finite; .*"
+                                             rf"detect_anomaly\(\).*lower learning rate"):
+            write()
+
+
+class Turning:
+    """A session whose rows' logits are fine (a -inf among them is a token ruled out, as a mask
+    would) until the step that writes token `bad_step`, where its last row's are `bad_row`."""
+    room = None
+
+    def __init__(self, rows, bad_step, bad_row):
+        self.tokens = np.zeros((rows, 1), dtype=np.int64)
+        self.bad_step, self.bad_row = bad_step, bad_row
+
+    def next_logits(self):
+        logits = np.tile([0.0, 2.0, -np.inf, 1.0], (len(self.tokens), 1))
+        if self.tokens.shape[1] == self.bad_step:
+            logits[-1] = self.bad_row
+        return logits
+
+    def append(self, tokens):
+        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+
+    def select(self, rows):
+        self.tokens = self.tokens[rows]
+
+
+@pytest.mark.parametrize("bad_row, what", [([0.0, np.nan, 1.0, 2.0], "hold NaN"),
+                                           ([0.0, np.inf, 1.0, 2.0], r"hold \+inf"),
+                                           ([-np.inf] * 4, "are -inf for every token")])
+def test_logits_that_leave_no_token_to_pick_are_refused_at_their_step(bad_row, what):
+    # +inf ties with nothing and a row of -inf has nothing to pick; -inf among other
+    # logits is a token ruled out, and the steps before are written as ever.
+    for settings in (dict(temperature=0), dict(temperature=1.0, top_k=2)):
+        with pytest.raises(ValueError, match=rf"^generate: the model's logits {what} at step "
+                                             rf"3 \(row 1\), so there is no token to pick"):
+            generate(Turning(2, 3, bad_row), 5, generator=np.random.default_rng(0), **settings)
+    np.testing.assert_array_equal(generate(Turning(2, 9, bad_row), 2, temperature=0),
+                                  [[0, 1, 1], [0, 1, 1]])
+    # Beam search's one row is two beams at step 2.
+    with pytest.raises(ValueError, match=rf"^beam_search: the model's logits {what} at step 2 "
+                                         rf"\(row 1\)"):
+        beam_search(Turning(1, 2, bad_row), beam_size=2, max_len=3)
+    assert beam_search(Turning(1, 9, bad_row), beam_size=2, max_len=3).tokens.tolist() == [
+        0, 1, 1, 1]

@@ -478,6 +478,25 @@ def test_a_nan_weight_is_coded_nan_and_the_legend_names_its_red():
                                                                   "self")}, "t").html
 
 
+def test_a_weight_outside_0_1_is_refused_and_a_rounding_past_it_is_drawn_as_0_or_1():
+    # A weight of 1.5 was coded 15000, a number the page's script has no colour for: it
+    # failed on it and drew nothing; a small negative one was read as blocked, or as NaN.
+    labels = list("ab")
+    for bad in (1.5, -0.25):
+        weights = np.full((1, 2, 2, 2), 0.5)
+        weights[0, 1, 0, 1] = bad
+        with pytest.raises(ValueError, match=rf"^attention_page: the weights of 'self' must be "
+                                             rf"in \[0, 1\], got {bad} at layer 0, head 1, "
+                                             rf"query 0, key 1; give the softmax's weights"):
+            attention_page({"self": AttentionMap(weights, labels, labels, "self")}, "t")
+    # A softmax's rounding (float16's 1 + 2**-10) is 1 on the page; -0.0004 is 0, not blocked.
+    assert encode_weights(np.array([[1 + 2 ** -10, -0.0004, 0.0]])) == [[SCALE, 0, BLOCKED]]
+    weights = np.array([[[[np.float16(1 + 2 ** -10), 0.0], [0.5, 0.5]]]], dtype=np.float16)
+    page = attention_page({"self": AttentionMap(weights, labels, labels, "self")}, "t")
+    assert page_data(page.html)["maps"]["self"]["weights"][0] == [[[SCALE, BLOCKED],
+                                                                   [5000, 5000]]]
+
+
 def test_a_prompt_too_long_for_a_page_is_refused_before_anything_is_encoded():
     # A page had no limit: GPT-2's 12 layers x 12 heads of a 1,024-token prompt are 150
     # million weights, a page of about 450 MB, built in memory first.

@@ -34,7 +34,9 @@ and for a long prompt and a large vocabulary their (B, T, V) is the largest arra
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
-likely sequences (see its docstring).
+likely sequences (see its docstring). Both take each step's logits the same way, `step_logits`,
+which refuses (ValueError) logits that leave no token to pick, NaN above all: a model whose
+weights hold a NaN would otherwise write token 0 at every step, without a word.
 """
 
 from __future__ import annotations
@@ -277,8 +279,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     finished = np.zeros(len(session.tokens), dtype=bool)
     with inference(getattr(session, "model", None)):
         for step in range(max_new_tokens):
-            with _timed(threads):
-                logits = session.next_logits()
+            logits = step_logits(session, "generate", step + 1, threads)
             if step == 0 and vocab_size is None:
                 check_eos_id("generate", eos_id, logits.shape[-1])
             next_token = draw_next(logits, temperature, top_k, top_p, rng)
@@ -312,6 +313,41 @@ def check_room(session: Session, where: str, **count: int) -> None:
     if session.room is not None and value > session.room:
         raise ValueError(f"{where}: {name} {value} does not fit in the model's context: give "
                          f"at most {session.room}")
+
+
+def step_logits(session: Session, where: str, step: int,
+                threads: AdaptiveThreads | FixedThreads | None) -> np.ndarray:
+    """The logits (B, V) of the step that writes the `step`-th token (from 1), as every loop
+    takes them: on `threads` (see `_timed`), and checked (`check_logits`)."""
+    with _timed(threads):
+        logits = session.next_logits()
+    check_logits(where, logits, step)
+    return logits
+
+
+def check_logits(where: str, logits: np.ndarray, step: int) -> None:
+    """ValueError, in one line, unless every row of `logits` (B, V) leaves a token to pick: a
+    NaN or a +inf in a row, or a row of -inf alone, does not. A model whose weights hold a NaN
+    (one that diverged in training, left in memory) gives NaN logits at every step, and argmax
+    reads NaN as the largest logit: it would write token 0 until the end, without a word
+    (torch.multinomial refuses them, and so transformers' generate does). A -inf is a token
+    ruled out (a mask, top-k) and is fine among others. One np.isfinite over the row of each
+    sequence, a small part of the step that computed it; the rest runs only when that finds
+    something."""
+    if np.isfinite(logits).all():
+        return
+    nan = np.isnan(logits).any(axis=-1)                                 # (B,)
+    plus_inf = (logits == np.inf).any(axis=-1)
+    all_minus_inf = (logits == -np.inf).all(axis=-1)
+    for bad, what in ((nan, "hold NaN"), (plus_inf, "hold +inf"),
+                      (all_minus_inf, "are -inf for every token")):
+        if bad.any():
+            raise ValueError(
+                f"{where}: the model's logits {what} at step {step} (row "
+                f"{np.flatnonzero(bad)[0]}), so there is no token to pick: its weights, or its "
+                f"activations on this input, are not finite; run the model under "
+                f"tinyautograd.detect_anomaly() to find the op that makes them (a model whose "
+                f"training diverged: train it again with a lower learning rate)")
 
 
 def _timed(threads):
@@ -398,8 +434,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     with inference(getattr(session, "model", None)):
         for step in range(1, max_len + 1):  # step = |Y| of the candidates made now
             # 1. Expand. float64: log-probabilities add up over many steps.
-            with _timed(threads):
-                logits = Tensor(session.next_logits(), dtype=np.float64)
+            logits = Tensor(step_logits(session, "beam_search", step, threads), dtype=np.float64)
             if step == 1 and vocab_size is None:
                 check_eos_id("beam_search", eos_id, logits.shape[-1])
             candidates = beam_log_probs[:, None] + logits.log_softmax().data      # (n, V)

@@ -32,6 +32,11 @@ SCALE = 10_000
 BLOCKED = -1
 NAN = -2
 
+# How far outside [0, 1] a weight may be and still be drawn (as 0 or 1): a softmax's rounding.
+# float16's next number after 1 is 1 + 2**-10. Further out, a weight is no probability (scores
+# before the softmax, say), and its code would be no colour: the page's script would fail.
+ROUNDING = 1e-3
+
 # The most weights a page holds, over all its maps, layers and heads: ten million make a page
 # of about 30 MB (12 layers x 12 heads of a 256-token prompt), which a browser opens in about
 # a second. Each weight is a number in the file, and in memory while it is written: GPT-2's
@@ -41,20 +46,35 @@ MAX_WEIGHTS = 10_000_000
 
 def encode_weights(weights: ArrayLike) -> list[list[int]]:
     """One head's (T_q, T_k) weights as rows of integers: round(w * SCALE), BLOCKED where the
-    weight is exactly 0, NAN where it is NaN."""
+    weight is exactly 0, NAN where it is NaN. A weight a rounding outside [0, 1] is coded as 0
+    or 1 (attention_page refuses those further out): every code is a colour of the page."""
     weights = np.asarray(weights, dtype=np.float64)
     nan = ~np.isfinite(weights)
-    coded = np.rint(np.where(nan, 0.0, weights) * SCALE).astype(np.int64)
+    coded = np.rint(np.clip(np.where(nan, 0.0, weights), 0.0, 1.0) * SCALE).astype(np.int64)
     coded[weights == 0.0] = BLOCKED
     coded[nan] = NAN
     return coded.tolist()
+
+
+def check_probabilities(name: str, weights: np.ndarray) -> None:
+    """ValueError, in one line, if a weight of the map `name` (layers, heads, queries, keys) is
+    outside [0, 1] by more than a rounding: it is no attention weight, and the page would have
+    no colour for it. A NaN (or an infinity) is a model's own, drawn red."""
+    outside = np.isfinite(weights) & ((weights < -ROUNDING) | (weights > 1 + ROUNDING))
+    if outside.any():
+        layer, head, query, key = where = tuple(np.argwhere(outside)[0])
+        raise ValueError(f"attention_page: the weights of {name!r} must be in [0, 1], got "
+                         f"{float(weights[where])} at layer {layer}, head {head}, query "
+                         f"{query}, key {key}; give the softmax's weights, not the scores "
+                         f"before it")
 
 
 def attention_page(maps: Mapping[str, AttentionMap], title: str,
                    which: str | None = None) -> Page:
     """The page of `maps` (name -> AttentionMap, as viz.attention.attention_maps returns),
     opening on the map `which` (its first by default). ValueError (one line) for more than
-    MAX_WEIGHTS weights in all: a prompt too long for a page."""
+    MAX_WEIGHTS weights in all (a prompt too long for a page), and for a weight outside [0, 1]
+    (see check_probabilities)."""
     if not maps:
         raise ValueError("attention_page: no attention maps to show")
     which = which or next(iter(maps))
@@ -76,6 +96,7 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
         if (len(chosen.queries), len(chosen.keys)) != (t_q, t_k):
             raise ValueError(f"attention_page: {len(chosen.queries)} query and "
                              f"{len(chosen.keys)} key labels for {t_q} queries and {t_k} keys")
+        check_probabilities(name, weights)
         data["maps"][name] = {
             "description": chosen.description, "queries": list(chosen.queries),
             "keys": list(chosen.keys), "layers": n_layer, "heads": n_head,
