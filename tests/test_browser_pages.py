@@ -462,16 +462,15 @@ def test_the_picture_is_one_stop_of_tab_between_the_toolbar_and_the_panel(browse
     op = next(id for id, n in nodes.items()
               if n["inputs"] and (n["module"] or "").startswith("decoder.layers.0"))
     browser.execute_script("goTo('forward', arguments[0])", op)
-    in_panel = "return document.getElementById('panel').contains(document.activeElement)"
+    where = ("const at = document.activeElement; return [at.tagName, at.dataset.id || null, "
+             "document.getElementById('panel').contains(at) && at.dataset.goto]")
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
-    stops = [browser.switch_to.active_element]
-    while not browser.execute_script(in_panel) and len(stops) < 15:
-        stops.append(browser.switch_to.active_element)
+    stops = [browser.execute_script(where)]
+    while not stops[-1][2] and len(stops) < 15:
         ActionChains(browser).send_keys(Keys.TAB).perform()
-    assert browser.execute_script(in_panel), len(stops)
-    assert browser.switch_to.active_element.get_attribute("data-goto") in nodes[op]["inputs"]
-    (picture,) = [stop for stop in stops if stop.tag_name == "g"]
-    assert picture.get_attribute("data-id") == op
+        stops.append(browser.execute_script(where))
+    assert stops[-1][2] in nodes[op]["inputs"], stops      # an input's link, in the panel
+    assert [id for tag, id, _ in stops if tag == "g"] == [op]
     # Folded away, the node's stop is the box it is hidden in, and Shift+Tab goes back to it.
     browser.find_element(By.ID, "fold-repeats").click()
     browser.execute_script("document.querySelector('#panel [data-goto]').focus()")
