@@ -375,24 +375,32 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     nodes = browser.execute_script("return data")["views"]["forward"]["nodes"]
     active = browser.switch_to.active_element
 
-    # Tab goes past the toolbar to the picture's parts (the module boxes, then the nodes);
-    # Enter on a node selects it.
+    # Tab goes past the toolbar to the picture, where it is on a node; Down goes to an op
+    # that takes it, and Enter selects that.
     body = browser.find_element(By.TAG_NAME, "body")
     body.send_keys(Keys.TAB)
-    for _ in range(20 + len(browser.find_elements(By.CSS_SELECTOR, "#svg-forward g.cluster"))):
+    for _ in range(20):
         if browser.switch_to.active_element.get_attribute("data-id"):
             break
         ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("data-id") in nodes
+    ActionChains(browser).send_keys(Keys.ARROW_DOWN).perform()
     node = browser.switch_to.active_element
-    assert node.get_attribute("data-id") in nodes
+    assert nodes[node.get_attribute("data-id")]["inputs"]
     ActionChains(browser).send_keys(Keys.ENTER).perform()
     assert field(browser, "title") == nodes[node.get_attribute("data-id")]["title"]
-    # Space on a module box folds it, and on the folded box opens it: the focus goes to what
-    # stands in the place of the part it was on, which the fold or the opening hid.
-    box = browser.find_element(By.CSS_SELECTOR, "#svg-forward g.cluster[tabindex='0']")
-    name = box.get_attribute("data-cluster")
-    browser.execute_script("arguments[0].focus()", box)
-    ActionChains(browser).send_keys(Keys.SPACE).perform()
+    # Page Up goes from a node to the module box around it (Page Down back), where Space folds
+    # it, and on the folded box opens it: the focus goes to what stands in the place of the
+    # part it was on, which the fold or the opening hid.
+    inner = next(id for id, n in nodes.items() if n["boxes"])
+    name = nodes[inner]["boxes"][-1]
+    browser.execute_script("views.forward.nodes[arguments[0]].focus()", inner)
+    ActionChains(browser).send_keys(Keys.PAGE_UP).perform()
+    box = browser.switch_to.active_element
+    assert box.get_attribute("data-cluster") == name
+    ActionChains(browser).send_keys(Keys.PAGE_DOWN).perform()
+    assert browser.switch_to.active_element.get_attribute("data-id") == inner
+    ActionChains(browser).send_keys(Keys.PAGE_UP, Keys.SPACE).perform()
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
     assert browser.switch_to.active_element == folded
     ActionChains(browser).send_keys(Keys.ENTER).perform()
@@ -408,6 +416,8 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
 
     # The inputs in the panel are buttons, which Tab reaches.
     assert browser.find_elements(By.CSS_SELECTOR, "#panel button[data-goto]")
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("data-goto")
 
     # The arrow keys go down and up the matches; Enter opens the one they are on.
     body.send_keys("/")
@@ -431,16 +441,93 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     assert chromium.errors(browser) == []
 
 
-def test_tab_pans_the_zoomed_picture_to_the_part_it_reaches(browser, gpt):
-    # Zoomed in, most parts lie outside the picture shown; a part Tab reached there had its
-    # outline where no one saw it.
+def active_part(browser):
+    """The id of the node (or the name of the box) that has the focus."""
+    element = browser.switch_to.active_element
+    return element.get_attribute("data-id") or element.get_attribute("data-cluster") or \
+        element.get_attribute("data-key")
+
+
+def press(browser, *keys):
+    ActionChains(browser).send_keys(*keys).perform()
+    return active_part(browser)
+
+
+def test_the_picture_is_one_stop_of_tab_between_the_toolbar_and_the_panel(browser, gpt):
+    # Tab went through every module box and then every node, in graphviz's order (from the
+    # loss, jumping about the picture): some 1,250 presses from the toolbar to the panel of a
+    # 4-layer GPT's graph. It stops once in the picture, on the node selected.
+    _, _, path = gpt
+    open_clean(browser, path)
+    nodes = browser.execute_script("return data.views.forward.nodes")
+    op = next(id for id, n in nodes.items()
+              if n["inputs"] and (n["module"] or "").startswith("decoder.layers.0"))
+    browser.execute_script("goTo('forward', arguments[0])", op)
+    where = ("const at = document.activeElement; return [at.tagName, at.dataset.id || null, "
+             "document.getElementById('panel').contains(at) && at.dataset.goto]")
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    stops = [browser.execute_script(where)]
+    while not stops[-1][2] and len(stops) < 15:
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        stops.append(browser.execute_script(where))
+    assert stops[-1][2] in nodes[op]["inputs"], stops      # an input's link, in the panel
+    assert [id for tag, id, _ in stops if tag == "g"] == [op]
+    # Folded away, the node's stop is the box it is hidden in, and Shift+Tab goes back to it.
+    browser.find_element(By.ID, "fold-repeats").click()
+    browser.execute_script("document.querySelector('#panel [data-goto]').focus()")
+    ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    assert active_part(browser) == "r:decoder.layers"
+    assert len(browser.find_elements(By.CSS_SELECTOR, '#svg-forward [tabindex="0"]')) == 1
+    assert chromium.errors(browser) == []
+
+
+def test_the_arrow_keys_follow_the_graphs_arrows(browser, gpt):
+    _, _, path = gpt
+    open_clean(browser, path)
+    nodes = browser.execute_script("return data.views.forward.nodes")
+    users = {input: [] for input in nodes}
+    for id, node in nodes.items():
+        for input in node["inputs"]:
+            users[input].append(id)
+    browser.execute_script("document.getElementById('fit').focus()")   # the last control
+    start = press(browser, Keys.TAB)
+    assert nodes[start]["inputs"] == []                   # where the graph starts
+    assert press(browser, Keys.ARROW_UP) == start         # nothing above: it stays, and says so
+    assert "has no inputs" in browser.find_element(By.ID, "status").text
+    # End: the loss. Up: an input of the node before; across: another input of the same node;
+    # Down: back to the node it came from.
+    loss = press(browser, Keys.END)
+    assert nodes[loss]["keep"] and users[loss] == []
+    first = press(browser, Keys.ARROW_UP)
+    assert first in nodes[loss]["inputs"]
+    other = press(browser, Keys.ARROW_RIGHT)
+    assert other in nodes[loss]["inputs"] and other != first
+    assert press(browser, Keys.ARROW_DOWN) == loss
+    # Down the graph from where it starts and up again, every step along an arrow.
+    walked = [press(browser, Keys.HOME)]
+    assert walked == [start]
+    for _ in range(5):
+        walked.append(press(browser, Keys.ARROW_DOWN))
+        assert walked[-2] in nodes[walked[-1]]["inputs"]
+    for _ in range(5):
+        walked.append(press(browser, Keys.ARROW_UP))
+        assert walked[-1] in nodes[walked[-2]]["inputs"]
+    press(browser, Keys.ENTER)
+    assert field(browser, "title") == nodes[walked[-1]]["title"]
+    assert chromium.errors(browser) == []
+
+
+def test_the_keyboard_pans_the_zoomed_picture_to_the_part_it_reaches(browser, gpt):
+    # Zoomed in, most parts lie outside the picture shown; a part the keyboard reached there
+    # had its outline where no one saw it.
     _, _, path = gpt
     open_clean(browser, path)
     browser.find_element(By.TAG_NAME, "body").send_keys("+" * 30)     # as close as it goes
     canvas = browser.find_element(By.ID, "canvas").rect
     browser.execute_script("document.getElementById('fit').focus()")   # the last control
-    for _ in range(8):
-        ActionChains(browser).send_keys(Keys.TAB).perform()
+    reached = set()
+    for key in [Keys.TAB] + [Keys.ARROW_DOWN] * 6 + [Keys.END]:
+        reached.add(press(browser, key))
         part = browser.switch_to.active_element
         assert part.get_attribute("role") == "button" and part.tag_name == "g"
         at = part.rect
@@ -448,6 +535,7 @@ def test_tab_pans_the_zoomed_picture_to_the_part_it_reaches(browser, gpt):
         label = part.get_attribute("aria-label")
         assert canvas["x"] <= middle[0] <= canvas["x"] + canvas["width"], label
         assert canvas["y"] <= middle[1] <= canvas["y"] + canvas["height"]
+    assert len(reached) == 8
     assert chromium.errors(browser) == []
 
 
@@ -1137,6 +1225,8 @@ def test_a_screen_reader_hears_the_pictures_name_its_nodes_and_the_status(browse
     assert ax(picture, "role") == "group"
     assert any(ax(n, "role") == "button" and not n.get("ignored")
                for n in within(tree, picture))
+    # and what the keys do inside it
+    assert "Home" in ax(picture, "description")
     # what the status line says (the number of matches) is read out when it changes
     browser.find_element(By.ID, "search").send_keys("linear")
     status = browser.find_element(By.ID, "status").text

@@ -101,18 +101,18 @@ def graph_page(tensor: ta.Tensor,
     # With gradient flow a node whose gradient norm is NaN is filled NAN_COLOUR: a folded box
     # holding one takes that colour too, as the picture's folded module does.
     data = {"view": view, "depth": depth, "missing": missing, "docs": docs, "views": {},
-            "flow": color_by_grad, "nan_colour": NAN_COLOUR}
+            "flow": color_by_grad, "nan_colour": NAN_COLOUR, "rankdir": rankdir}
     svgs = {}
     for name, drawing in (("forward", forward), ("backward", backward)):
         if drawing is None:
             continue
         data["views"][name] = _view_data(name, drawing, forward, grads, saved, docs, tensor,
                                          depth, fold_repeats)
-        svgs[name] = _svg(drawing.dot, name)
+        svgs[name] = _svg(drawing.dot, name, rankdir)
     _link(data["views"], forward, backward)
     title = title or f"computation graph of {_what(tensor, 'loss' if grads else 'tensor')}"
     data["title"] = title
-    return Page(page(title, "graph", _body(title, svgs, view), data), title)
+    return Page(page(title, "graph", _body(title, svgs, view, rankdir), data), title)
 
 
 def _what(tensor, kind):
@@ -300,7 +300,26 @@ def _link(views, forward, backward):
 # The page's HTML
 
 
-def _svg(dot, view):
+# The arrow keys that walk the picture (graph.js), by the way its arrows go: the key that
+# points back up an arrow goes to an input, the one that points along it to a node the input
+# feeds, the two across to the nodes beside (the other inputs of the node it came from).
+ARROW_KEYS = {"TB": ("\u2191", "\u2193", "\u2190 and \u2192"),
+              "BT": ("\u2193", "\u2191", "\u2190 and \u2192"),
+              "LR": ("\u2190", "\u2192", "\u2191 and \u2193"),
+              "RL": ("\u2192", "\u2190", "\u2191 and \u2193")}
+
+
+def _keys(rankdir):
+    """What the keys do in the picture, as the panel's hint and the picture's description
+    say it."""
+    back, along, across = ARROW_KEYS[rankdir]
+    return (f"{back} goes to an input of the node (the op that made it), {along} to a node "
+            f"that uses it, {across} to the others beside it; Home and End to where the graph "
+            f"starts and where it ends; Page Up to the module box around it, Page Down back "
+            f"in; Enter or Space clicks")
+
+
+def _svg(dot, view, rankdir):
     """The picture as an inline <svg> element: graphviz's SVG without its XML prologue, its
     element ids prefixed by the view (two pictures share one document)."""
     image = _layout(dot.source, "svg")
@@ -308,14 +327,15 @@ def _svg(dot, view):
         raise DotNotFoundError(INSTALL_HINT)
     svg = image.decode("utf-8")
     svg = re.sub(r"<!--.*?-->\n?", "", svg[svg.index("<svg"):], flags=re.S)   # node names
-    # A name for the picture as a whole. Not role="img": that would hide its nodes, which
-    # the keyboard reaches as buttons, from a screen reader.
+    # A name for the picture as a whole, and its keys. Not role="img": that would hide its
+    # nodes, which the keyboard reaches as buttons, from a screen reader.
     svg = re.sub(r'<svg width="[^"]*" height="[^"]*"',
-                 f'<svg id="svg-{view}" role="group" aria-label="the {view} graph"', svg, count=1)
+                 f'<svg id="svg-{view}" role="group" aria-label="the {view} graph" '
+                 f'aria-description="{_keys(rankdir)}"', svg, count=1)
     return re.sub(r' id="(graph|node|edge|clust|a_)', rf' id="{view}-\1', svg)
 
 
-def _body(title, svgs, view):
+def _body(title, svgs, view, rankdir):
     buttons = "".join(
         f'<button type="button" data-view="{name}" aria-pressed="{str(name == view).lower()}">'
         f'{name}</button>' for name in VIEWS)
@@ -339,7 +359,8 @@ def _body(title, svgs, view):
 <div id="canvas">{pictures}</div>
 <aside id="panel"><p class="hint">Click a node to see its values and gradient; click a dashed
 module box to fold it (and the folded box to open it). Drag to pan; zoom with the wheel,
-two fingers, the + and &minus; buttons or keys. Tab goes from node to node, Enter clicks;
-/ goes to the search box, where the arrow keys pick a match; Escape lets go.</p></aside>
+two fingers, the + and &minus; buttons or keys. Tab goes to the picture, then to this panel;
+in the picture {_keys(rankdir)}. / goes to the search box, where the arrow keys pick a match;
+Escape lets go.</p></aside>
 </main>
 <footer id="status" aria-live="polite"></footer>"""

@@ -8,7 +8,8 @@
 //   SVG's viewBox;
 //   fold a module box into one box drawn over it (a click), and open it again;
 //   show a node's numbers in the side panel, and the nodes of the other view tied to it;
-//   find nodes and modules by name.
+//   find nodes and modules by name;
+//   walk the graph from the keyboard, along its arrows.
 "use strict";
 
 const data = JSON.parse(document.getElementById("page-data").textContent);
@@ -66,6 +67,10 @@ function makeView(name) {
     depth: data.depth === null ? "" : String(data.depth),   // the fold menu's choice
     rep: {},            // node id -> the key of the folded box it is hidden in, or null
     folds: new Map(),   // the key of each folded box shown -> {box, room}, see applyFolding
+    hidden: new Map(),  // the key of each folded box shown -> the ids of the nodes it hides
+    // The keyboard (see "the keyboard" below): the part it is on, the one part Tab reaches,
+    // and the last step of the arrow keys.
+    cursor: null, stop: null, walk: null,
     // A coordinate of a point as drawn -> as shown now, one map for each axis (see compaction).
     move: {x: (v) => v, y: (v) => v},
     overlay: document.createElementNS(SVG_NS, "g"),
@@ -128,9 +133,11 @@ function makeView(name) {
   return view;
 }
 
-// A part of the picture that Tab reaches and Enter or Space clicks (see the canvas's keydown).
+// A part of the picture that the keyboard reaches and Enter or Space clicks (see the canvas's
+// keydown). Tab reaches one part of the picture, the cursor (see syncStop); the arrow keys the
+// others.
 function focusable(g, label) {
-  g.setAttribute("tabindex", "0");
+  g.setAttribute("tabindex", "-1");
   g.setAttribute("role", "button");
   g.setAttribute("aria-label", label);
 }
@@ -277,27 +284,33 @@ function release(event) {
 }
 canvas.addEventListener("pointerup", release);
 canvas.addEventListener("pointercancel", release);
-canvas.addEventListener("keydown", (event) => {
-  if (event.key !== "Enter" && event.key !== " ") return;
-  if (!event.target.closest("g.node, g.cluster, g.folded")) return;
-  event.preventDefault();          // Space would scroll
-  click(event.target);
-  keepFocus(views[current], event.target);
-});
-// A part that Tab reaches outside the picture shown (zoomed in, or panned away) would have
-// its outline where no one sees it: the picture pans to put it in the middle, at the same
-// zoom. Only for the keyboard (:focus-visible): a click is on a part already in sight, and a
-// drag that starts on one must not make the picture jump.
+// A part the keyboard reaches is the cursor, where Tab comes back to.
 canvas.addEventListener("focusin", (event) => {
   const part = event.target.closest("g.node, g.cluster, g.folded");
-  if (!part || !part.matches(":focus-visible")) return;
-  const shown = canvas.getBoundingClientRect(), at = part.getBoundingClientRect();
+  if (!part) return;
+  setCursor(views[current], partName(part));
+  bringIntoSight(part);
+});
+
+// A part the keyboard is on, outside the picture shown (zoomed in, or panned away), would
+// have its outline where no one sees it: the picture pans to put it in the middle, at the
+// same zoom; a module box bigger than the picture, its label, where its name is. Only for
+// the keyboard (:focus-visible): a click is on a part already in sight, and a drag that
+// starts on one must not make the picture jump.
+function bringIntoSight(part) {
+  if (!part.matches(":focus-visible")) return;
+  const label = part.matches("g.cluster") && part.querySelector("text");
+  const shown = canvas.getBoundingClientRect();
+  let at = part.getBoundingClientRect();
+  if (label && (at.width > shown.width || at.height > shown.height)) {
+    at = label.getBoundingClientRect();
+  }
   const inside = at.left >= shown.left && at.right <= shown.right &&
     at.top >= shown.top && at.bottom <= shown.bottom;
   if (inside) return;
   pan(views[current], shown.x + shown.width / 2 - (at.x + at.width / 2),
       shown.y + shown.height / 2 - (at.y + at.height / 2));
-});
+}
 canvas.addEventListener("wheel", (event) => {
   event.preventDefault();
   zoom(views[current], Math.exp(event.deltaY * 0.0015), event.clientX, event.clientY);
@@ -322,25 +335,6 @@ function click(target) {
   clearSelection();
 }
 
-// A box folded or opened from the keyboard hides the part that had the focus, which would fall
-// back to the page's start: it goes to what now stands there, the folded box or the box of
-// the module opened (for a stack of blocks, its first block's), so that Enter opens again
-// what it folded and Tab goes on from there.
-function keepFocus(view, target) {
-  const folded = target.closest("g.folded"), cluster = target.closest("g.cluster");
-  let name = cluster?.dataset.cluster;
-  if (folded) {
-    const key = folded.dataset.key;
-    name = key.startsWith("c:") ? key.slice(2)
-      : view.info.repeats.find((r) => r.path === key.slice(2)).items[0];
-  }
-  if (!name) return;
-  const shown = foldedKeyOf(view, view.info.clusters[name].boxes.concat([name]));
-  const part = shown ? view.overlay.querySelector(`g.folded[data-key="${CSS.escape(shown)}"]`)
-    : view.clusters[name];
-  part?.focus();
-}
-
 function hover(event) {
   const view = views[current];
   const folded = event.target.closest("g.folded");
@@ -359,6 +353,270 @@ function hover(event) {
     statusLine.textContent = "";
   }
 }
+
+// ------------------------------------------------------------------------------ the keyboard
+
+// The picture is one stop of Tab, as a tree or a grid is in WAI-ARIA's practices (a "roving
+// tabindex"): the part the keyboard is on, the cursor, has tabindex 0 and every other part -1,
+// so that Tab goes from the toolbar to the picture and on to the panel, instead of through
+// every box and node. Inside, the arrow keys walk the graph along its arrows (walkKey). A part
+// is named by a string, which outlives the folding that draws it anew: "node:" + a node's id,
+// "box:" + a module box's (cluster's) name, "fold:" + a folded box's key.
+
+function partName(g) {
+  if (g.matches("g.folded")) return "fold:" + g.dataset.key;
+  return g.matches("g.node") ? "node:" + g.dataset.id : "box:" + g.dataset.cluster;
+}
+
+function splitName(name) {
+  const colon = name.indexOf(":");
+  return [name.slice(0, colon), name.slice(colon + 1)];
+}
+
+// The part shown now that stands for part `name`: itself, or the folded box that hides it; a
+// folded box opened, the box of its module (of a stack of blocks, the first block's).
+function shownPart(view, name) {
+  const [kind, key] = splitName(name);
+  if (kind === "node") return view.rep[key] ? "fold:" + view.rep[key] : name;
+  if (kind === "box") {
+    const fold = foldedKeyOf(view, view.info.clusters[key].boxes.concat([key]));
+    if (fold) return "fold:" + fold;
+    // A box between the blocks of a folded stack: hidden in the stack's box, as its nodes are.
+    const members = view.members[key];
+    return clusterHidden(view, key) ? shownPart(view, "node:" + members[0]) : name;
+  }
+  if (view.folds.has(key)) return name;
+  return shownPart(view, "box:" + (key.startsWith("c:") ? key.slice(2)
+    : view.info.repeats.find((r) => r.path === key.slice(2)).items[0]));
+}
+
+function partElement(view, name) {
+  const [kind, key] = splitName(name);
+  if (kind === "node") return view.nodes[key];
+  if (kind === "box") return view.clusters[key];
+  return view.overlay.querySelector(`g.folded[data-key="${CSS.escape(key)}"]`);
+}
+
+function setCursor(view, name) {
+  view.cursor = name;
+  syncStop(view);
+}
+
+// Give the cursor's part, as shown now, the picture's one tabindex="0"; before any key the
+// cursor is where the graph starts (Home).
+function syncStop(view) {
+  view.cursor ||= graphEnd(view, "start");
+  const stop = partElement(view, shownPart(view, view.cursor));
+  if (stop === view.stop) return;
+  view.stop?.setAttribute("tabindex", "-1");
+  stop?.setAttribute("tabindex", "0");
+  view.stop = stop;
+}
+
+function partTitle(view, name) {
+  const [kind, key] = splitName(name);
+  if (kind === "node") return view.info.nodes[key].title;
+  if (kind === "box") return view.info.clusters[key].label;
+  return describeFold(view, key).title;
+}
+
+// Where a part is now: the middle of its node or box.
+function placeOf(view, name) {
+  const [kind, key] = splitName(name);
+  if (kind === "node") return middle(boxOf(view, key));
+  if (kind === "box") return middle(moved(view, view.boxes[key]));
+  return middle(view.folds.get(key).box);
+}
+
+// The parts shown that part `name` takes as inputs (way "inputs") or that take it (way
+// "users"): along the arrows of the nodes it stands for, out of it.
+function neighbours(view, name, way) {
+  const [kind, key] = splitName(name), found = new Set();
+  const ids = kind === "node" ? [key] : kind === "fold" ? view.hidden.get(key) : [];
+  for (const id of ids) {
+    const others = way === "inputs" ? view.info.nodes[id].inputs : view.users[id] || [];
+    for (const other of others) {
+      if (!view.nodes[other] || !view.info.nodes[other]) continue;
+      const part = shownPart(view, "node:" + other);
+      if (part !== name) found.add(part);
+    }
+  }
+  return [...found];
+}
+
+// The directions of the picture: the axis its arrows go along (graphviz's rankdir), +1 where
+// they go the axis's way (down, right), and the arrow keys: back up an arrow, along it, and
+// across it, to the parts before and after.
+const ACROSS_X = {before: "ArrowLeft", after: "ArrowRight"};
+const ACROSS_Y = {before: "ArrowUp", after: "ArrowDown"};
+const FLOW = {
+  TB: {axis: "y", sign: 1, back: "ArrowUp", along: "ArrowDown", ...ACROSS_X},
+  BT: {axis: "y", sign: -1, back: "ArrowDown", along: "ArrowUp", ...ACROSS_X},
+  LR: {axis: "x", sign: 1, back: "ArrowLeft", along: "ArrowRight", ...ACROSS_Y},
+  RL: {axis: "x", sign: -1, back: "ArrowRight", along: "ArrowLeft", ...ACROSS_Y},
+}[data.rankdir];
+const ACROSS = FLOW.axis === "y" ? "x" : "y";
+const KEY_SIGNS = {ArrowUp: "\u2191", ArrowDown: "\u2193", ArrowLeft: "\u2190",
+                   ArrowRight: "\u2192"};
+
+// Parts side by side, as the keys across the arrows go through them; and in reading order,
+// from where the graph starts to where it ends.
+function acrossOrder(view, names) {
+  const at = new Map(names.map((name) => [name, placeOf(view, name)]));
+  return names.slice().sort((a, b) => at.get(a)[ACROSS] - at.get(b)[ACROSS] ||
+    FLOW.sign * (at.get(a)[FLOW.axis] - at.get(b)[FLOW.axis]));
+}
+
+function readingOrder(view, names) {
+  const at = new Map(names.map((name) => [name, placeOf(view, name)]));
+  return names.slice().sort((a, b) => FLOW.sign * (at.get(a)[FLOW.axis] - at.get(b)[FLOW.axis]) ||
+    at.get(a)[ACROSS] - at.get(b)[ACROSS]);
+}
+
+// The parts where the graph starts (nothing goes into them) or ends (they go nowhere), in
+// the order the keys across go through them.
+function graphEnds(view, which) {
+  const parts = new Set();
+  for (const id of Object.keys(view.info.nodes)) {
+    if (view.nodes[id]) parts.add(shownPart(view, "node:" + id));
+  }
+  const way = which === "start" ? "inputs" : "users";
+  return acrossOrder(view, [...parts].filter((name) => !neighbours(view, name, way).length));
+}
+
+// Home's part and End's: the graph's inputs (the backward graph's seed) and its result (the
+// loss), the nodes that no fold hides; else the first start or the last end in reading order.
+function graphEnd(view, which) {
+  const ends = graphEnds(view, which);
+  const kept = ends.filter((name) => name.startsWith("node:") &&
+                                     view.info.nodes[name.slice(5)].keep);
+  const order = readingOrder(view, kept.length ? kept : ends);
+  return which === "start" ? order[0] : order[order.length - 1];
+}
+
+// Of `names`, the one nearest straight ahead of part `from` (across the arrows).
+function nearest(view, names, from) {
+  const at = placeOf(view, from)[ACROSS];
+  let best = names[0];
+  for (const name of names) {
+    if (Math.abs(placeOf(view, name)[ACROSS] - at) < Math.abs(placeOf(view, best)[ACROSS] - at)) {
+      best = name;
+    }
+  }
+  return best;
+}
+
+// Where a key takes the cursor from part `at`: {to, walk, say}, `walk` the step the keys across
+// go on with ({from, way, list}: the parts `list` are the inputs or the users of part `from`,
+// or the graph's starts or ends) and `say` what the status line tells; {say} alone where it
+// goes nowhere; null for a key that is not the picture's.
+//   back up an arrow: to an input (the one the cursor came down from, else the one straight
+//     above), along one: to a user (likewise); across: to the next of the parts the last step
+//     chose from, round and round;
+//   Home, End: to where the graph starts (its inputs) and where it ends (the loss);
+//   Page Up: out to the module box around the part, Page Down: back in.
+function walkKey(view, at, key) {
+  const title = (name) => partTitle(view, name);
+  const walk = view.walk && view.walk.at === at ? view.walk : null;
+  const [kind, id] = splitName(at);
+  if (kind === "box" && key !== "PageUp" && (key === "PageDown" || key in KEY_SIGNS)) {
+    const inside = [...new Set(view.members[id].filter((member) => view.nodes[member])
+      .map((member) => shownPart(view, "node:" + member)))];
+    if (!inside.length) return {say: `${title(at)} holds no node`};
+    const back = walk && walk.way === "box" && inside.includes(walk.from);
+    return {to: back ? walk.from : readingOrder(view, inside)[0], say: `in ${title(at)}`};
+  }
+  if (key === FLOW.back || key === FLOW.along) {
+    const way = key === FLOW.back ? "inputs" : "users";
+    const list = acrossOrder(view, neighbours(view, at, way));
+    if (!list.length) {
+      return {say: way === "inputs" ? `${title(at)} has no inputs: the graph starts there`
+        : `nothing uses ${title(at)}: the graph ends there`};
+    }
+    const undo = walk && walk.way !== way && list.includes(walk.from);
+    const to = undo ? walk.from : nearest(view, list, at);
+    return {to, walk: {from: at, way, list}, say: position(view, to, {from: at, way, list})};
+  }
+  if (key === FLOW.before || key === FLOW.after) {
+    const along = walk || sideBySide(view, at);
+    if (!along || along.list.length < 2) return {say: `nothing beside ${title(at)}`};
+    const i = along.list.indexOf(at), n = along.list.length;
+    const to = along.list[(i + (key === FLOW.after ? 1 : n - 1)) % n];
+    return {to, walk: along, say: position(view, to, along)};
+  }
+  if (key === "Home" || key === "End") {
+    const which = key === "Home" ? "start" : "end";
+    const list = graphEnds(view, which), to = graphEnd(view, which);
+    return {to, walk: {from: null, way: which, list}, say: position(view, to, {way: which, list})};
+  }
+  if (key === "PageUp") {
+    const outer = boxAround(view, at);
+    if (!outer) return {say: `${title(at)} is in no module box`};
+    return {to: "box:" + outer, walk: {from: at, way: "box", list: []}, say: title("box:" + outer)};
+  }
+  if (key === "PageDown") return {say: `${title(at)} is no module box: Page Up goes out to one`};
+  return null;
+}
+
+// The parts beside part `at` before the keys have gone anywhere: the other inputs of the
+// node it feeds (the one straight ahead), else the other users of its input.
+function sideBySide(view, at) {
+  const users = neighbours(view, at, "users");
+  if (users.length) {
+    const from = nearest(view, users, at);
+    return {from, way: "inputs", list: acrossOrder(view, neighbours(view, from, "inputs"))};
+  }
+  const inputs = neighbours(view, at, "inputs");
+  if (!inputs.length) return null;
+  const from = nearest(view, inputs, at);
+  return {from, way: "users", list: acrossOrder(view, neighbours(view, from, "users"))};
+}
+
+// The innermost module box, open, around part `at`.
+function boxAround(view, at) {
+  const [kind, key] = splitName(at);
+  let boxes;
+  if (kind === "node") boxes = view.info.nodes[key].boxes;
+  else if (kind === "box") boxes = view.info.clusters[key].boxes;
+  else if (key.startsWith("c:")) boxes = view.info.clusters[key.slice(2)].boxes;
+  else {
+    const repeat = view.info.repeats.find((r) => r.path === key.slice(2));
+    boxes = view.info.clusters[repeat.items[0]].boxes;
+  }
+  return boxes.length ? boxes[boxes.length - 1] : null;
+}
+
+// What the status line says of a step: "add: input 2 of 3 of matmul (← → for the others)".
+function position(view, to, walk) {
+  const i = walk.list.indexOf(to) + 1, n = walk.list.length;
+  const what = {inputs: `input ${i} of ${n} of ${walk.from && partTitle(view, walk.from)}`,
+                users: `${i} of ${n} that use ${walk.from && partTitle(view, walk.from)}`,
+                start: `${i} of ${n} where the graph starts`,
+                end: `${i} of ${n} where the graph ends`}[walk.way];
+  const others = n > 1 ? ` (${KEY_SIGNS[FLOW.before]} ${KEY_SIGNS[FLOW.after]} for the others)`
+    : "";
+  return `${partTitle(view, to)}: ${what}${others}`;
+}
+
+// The keys on a part of the picture: Enter and Space click it; the others walk (walkKey). The
+// part the cursor moves to gets the focus, which pans the picture to it (see focusin).
+canvas.addEventListener("keydown", (event) => {
+  const part = event.target.closest("g.node, g.cluster, g.folded");
+  if (!part || event.altKey || event.ctrlKey || event.metaKey) return;
+  if (event.key === "Enter" || event.key === " ") {
+    event.preventDefault();        // Space would scroll
+    click(part);                   // a fold or an opening moves the focus, see keepInPlace
+    return;
+  }
+  const view = views[current], step = walkKey(view, partName(part), event.key);
+  if (!step) return;
+  event.preventDefault();          // the arrows and Page Up and Down would scroll
+  statusLine.textContent = step.say;
+  if (!step.to) return;
+  view.walk = step.walk ? {...step.walk, at: step.to} : null;
+  setCursor(view, step.to);
+  view.stop.focus({preventScroll: true});
+});
 
 // ------------------------------------------------------------------------------ folding
 
@@ -475,12 +733,18 @@ function keepInPlace(view, box, change) {
     const now = moved(view, box);
     return {x: now.x + now.width / 2, y: now.y};
   };
+  const hadFocus = view.svg.contains(document.activeElement);
   const before = labelAt();
   change();
   applyFolding(view);
   const after = labelAt();
   setViewBox(view, {...view.viewBox, x: view.viewBox.x + after.x - before.x,
                     y: view.viewBox.y + after.y - before.y});
+  // The fold or the opening hid the part the focus was on, or drew it anew: the focus goes
+  // to what stands in its place, the folded box of a module folded, the box of a module
+  // opened (of a stack of blocks, its first block's), so that Enter opens again what it
+  // folded and the arrow keys go on from there.
+  if (hadFocus && document.activeElement !== view.stop) view.stop?.focus({preventScroll: true});
 }
 
 // Open every fold that hides node `id`, so that it can be shown: the one it is hidden in,
@@ -547,6 +811,9 @@ function applyFolding(view) {
     const from = view.rep[edge.from], to = view.rep[edge.to];
     if ((from || to) && from !== to) reroute(view, edge, from, to);
   }
+  view.hidden = new Map([...shown].map((key) => [key, []]));
+  for (const [id, key] of Object.entries(view.rep)) if (key) view.hidden.get(key).push(id);
+  syncStop(view);
   markLinks();
   updateFoldButtons();
 }
@@ -953,6 +1220,7 @@ function clearSelection() {
 
 function select(viewName, id) {
   selected = {view: viewName, id};
+  setCursor(views[viewName], "node:" + id);
   markLinks();
   panel.innerHTML = describe(viewName, id);
   panel.scrollTop = 0;
