@@ -724,6 +724,8 @@ def files(tmp_path):
 @pytest.mark.parametrize("args, phrases", [
     (["--corpus", "missing.txt"], ["corpus 'missing.txt' does not exist"]),
     (["--corpus", "a-dir"], ["is a directory; give a text file"]),
+    (["--corpus", "short.txt/"], ["corpus 'short.txt/' ends in '/', as a directory's path "
+                                  "does, but 'short.txt' is a file; drop the '/'"]),
     (["--corpus", "empty.txt"], ["is empty"]),
     (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
     (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
@@ -790,6 +792,8 @@ def tokenizer_files(files):
     (["--tokenizer", "missing.json"], ["tokenizer 'missing.json' is neither char nor bpe, and "
                                        "no such file exists", "tinyformer tokenize train"]),
     (["--tokenizer", "a-dir"], ["'a-dir' holds no tokenizer"]),
+    (["--tokenizer", "tok.json/"], ["tokenizer 'tok.json/' ends in '/'",   # not "no such file"
+                                    "'tok.json' is a file; drop the '/'"]),
     (["--tokenizer", "binary.bin"], ["binary.bin: not a tokenizer file"]),
     (["--tokenizer", "notok.json"], ["notok.json: not a tokenizer file"]),
     (["--tokenizer", "tok.json", "--vocab-size", "300"],
@@ -859,6 +863,19 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), f"--{key}", given,
                         *TINY, "--iters", 1, "--out", "run", cwd=tmp_path)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("key", ["corpus", "tokenizer"])
+def test_a_files_path_in_a_config_file_ending_in_a_separator_is_said_to_name_a_file(tmp_path,
+                                                                                  key):
+    # It was said not to exist, as a relative path read from the current directory, where the
+    # file is.
+    (tmp_path / "here.txt").write_text("the text of the run\n" * 20)
+    (tmp_path / "c.toml").write_text(f'{key} = "here.txt/"\n')
+    result = tinyformer("train", "--config", "c.toml", cwd=tmp_path)
+    assert_input_error(result, f"{key} 'here.txt/' ends in '/', as a directory's path does, "
+                               f"but 'here.txt' is a file; drop the '/'")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("toml, args, message", [

@@ -29,7 +29,7 @@ from .bert import BERT, BEGINS, CONTINUES, IGNORE, TokenMasker
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
-from .files import StrPath, command_line, iter_text, shown, size_said
+from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
 from .prompts import likeliest_ordinary
@@ -699,10 +699,10 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
     train` writes one, and a run directory holds its own), with the special tokens its job
     needs. ValueError in one line naming the file: missing, not a tokenizer, or without them."""
     path = config.tokenizer_file
-    if not os.path.exists(path):        # most likely a kind misspelt: say what may be given
-        raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
-                         f"exists; give char, bpe, or a file that "
-                         f"`{command_line('tokenize', 'train')}` wrote")
+    # Missing: most likely a kind misspelt, so the message says what may be given.
+    check_exists(path, "tokenizer", f"tokenizer {path!r} is neither char nor bpe, and no such "
+                                    f"file exists; give char, bpe, or a file that "
+                                    f"`{command_line('tokenize', 'train')}` wrote")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path)
