@@ -200,6 +200,15 @@ def test_a_toml_config_with_flags_overriding_it(tmp_path):
     assert (saved["n_layer"], saved["iters"], saved["lr"]) == (1, 3, 0.002)
 
 
+def test_an_empty_config_file_is_valid_toml_that_sets_nothing(tmp_path):
+    # It was refused as "empty", where TOML's readers take it as no settings.
+    from tinyformer.train import TrainConfig
+    (tmp_path / "empty.toml").write_bytes(b"")
+    (tmp_path / "mark.toml").write_bytes(b"\xef\xbb\xbf")        # as Notepad saves an empty file
+    for name in ("empty.toml", "mark.toml"):
+        assert TrainConfig.from_toml(tmp_path / name) == TrainConfig()
+
+
 def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
     """Windows line ends and a byte order mark (as Notepad writes them) change nothing: the
     TOML file is read, and the corpus trains the run that its Unix form trains."""

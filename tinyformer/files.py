@@ -60,8 +60,8 @@ def check_not_dash(path: StrPath, what: str, piped: str | None) -> None:
                          f"{piped or 'save it to a file and give that'}")
 
 
-def iter_text(path: StrPath, what: str = "file",
-              chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
+              allow_empty: bool = False) -> Iterator[str]:
     """The text of a UTF-8 file as a sequence of strings of about `chunk_bytes` each.
 
     Read as Python's open() reads text: Windows line ends (\\r\\n, and a lone \\r) become \\n,
@@ -69,7 +69,8 @@ def iter_text(path: StrPath, what: str = "file",
     and a byte order mark at the start (which Windows tools write) is not part of the text.
     A character whose bytes straddle two chunks is kept whole (an incremental decoder), and so
     is a \\r\\n. ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid
-    UTF-8."""
+    UTF-8; and on an empty file unless `allow_empty` (a file that holds settings, where none
+    is a valid file of them: all the defaults)."""
     check_not_dash(path, what, "give /dev/stdin" if os.path.exists("/dev/stdin") else None)
     check_exists(path, what)
     if os.path.isdir(path):
@@ -108,7 +109,7 @@ def iter_text(path: StrPath, what: str = "file",
                 read_any = True
                 yield text
             if final:
-                if not read_any:                 # nothing, or a byte order mark alone
+                if not read_any and not allow_empty:   # nothing, or a byte order mark alone
                     raise empty
                 return
             offset += len(block)
@@ -203,9 +204,9 @@ def open_regular(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
     return open(path, mode, **open_kwargs)
 
 
-def read_text(path: StrPath, what: str = "file") -> str:
+def read_text(path: StrPath, what: str = "file", allow_empty: bool = False) -> str:
     """The whole text of a small UTF-8 file (a prompt, a config), checked as iter_text does."""
-    return "".join(iter_text(path, what))
+    return "".join(iter_text(path, what, allow_empty=allow_empty))
 
 
 def current_umask() -> int:

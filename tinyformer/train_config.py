@@ -431,7 +431,8 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
         import tomllib
     except ModuleNotFoundError:                   # Python 3.10
         import tomli as tomllib
-    text = read_text(path, "--config file")
+    # An empty file is valid TOML, as TOML's readers take it: no settings, all the defaults.
+    text = read_text(path, "--config file", allow_empty=True)
     try:
         settings = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
