@@ -232,11 +232,14 @@ def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
     assert metrics["windows"] == metrics["unix"]
 
 
-@pytest.mark.parametrize("model, end", [("gpt", "\n"), ("bert", "\n"), ("gpt", " ")])
+@pytest.mark.parametrize("model, end", [("gpt", "\n"), ("bert", "\n"), ("gpt", " "),
+                                        ("bert", "\n" * 20)])
 def test_the_command_a_run_on_a_text_suggests_at_its_end_runs(tmp_path, model, end):
     """The last line of a run is a command to try: it runs as shown, with a space in the run's
     directory and a quote in the prompt; BERT's gives a prompt of masks to fill in. A GPT of a
-    text of one line (no new line to start from) gets a prompt: without one it was refused."""
+    text of one line (no new line to start from) gets a prompt: without one it was refused.
+    The command is one line, to paste: BERT's examples of a text of many blank lines span
+    lines, and so did its prompt."""
     corpus = tmp_path / "text.txt"
     corpus.write_text("".join(f"the {name} sat on the mat, said {name}'s friend.{end}"
                               for name in ("cat", "dog", "owl") * 30), encoding="utf-8")

@@ -281,7 +281,8 @@ class Job(Protocol):
         """What the model makes of some held-out data, to print beside the figures."""
 
     def example_prompt(self) -> str | None:
-        """The prompt the command line suggests after training (None: generate without one)."""
+        """The prompt the command line suggests after training (None: generate without one):
+        one line, for the command that holds it to be pasted whole."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -513,7 +514,11 @@ class MaskedLM(LanguageModelling):
     def example_prompt(self) -> str:
         """A prompt for `tinyformer generate` that shows what the model learned: a held-out
         example (a line, where the text has lines) with its last word hidden, a <mask> for
-        each of the word's tokens (for a text without words, its last token)."""
+        each of the word's tokens (for a text without words, its last token); of that, the
+        line that holds the masks. An example may span lines (a window of the text, where no
+        line starts near enough, after blank lines by the dozen; a new line inside a token of
+        its own, "\\n\\n"), and the command suggested, which holds the prompt, is to be pasted
+        as one line."""
         example = self.examples(self.data.val, np.random.default_rng(0))[0]
         ids = example[example != self.pad_id].tolist()                              # (T,)
         pieces = [self.tokenizer.decode([i]) for i in ids]
@@ -523,8 +528,11 @@ class MaskedLM(LanguageModelling):
         # A word's tokens are letters, and only its first begins with a space (" pro" "ceed").
         while start > 0 and is_letters[start - 1] and not pieces[start][:1].isspace():
             start -= 1
-        return (self.tokenizer.decode(ids[:start]) + "<mask>" * (end + 1 - start)
-                + self.tokenizer.decode(ids[end + 1:]))
+        before, after = self.tokenizer.decode(ids[:start]), self.tokenizer.decode(ids[end + 1:])
+        # What follows the last line break before the masks, and comes before the first after
+        # them (the "|" keeps a line break at the very end, or start, from being lost).
+        return ((before + "|").splitlines()[-1][:-1] + "<mask>" * (end + 1 - start)
+                + ("|" + after).splitlines()[0][1:])
 
     def sample(self, model: BERT, rng: np.random.Generator) -> str:
         """A held-out example with some tokens hidden, and the model's guesses for them."""
