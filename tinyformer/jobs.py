@@ -32,7 +32,7 @@ from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, built
 from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
-from .prompts import likeliest_ordinary
+from .prompts import NO_ANSWER, likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
@@ -659,7 +659,7 @@ class Seq2Seq:
         picks = rng.choice(len(self.data.val), 3, replace=False)
         pairs = [self.data.val[i] for i in picks]
         guesses = self.translate(model, self.data.batch(pairs)[0])
-        return "\n".join(f"{source} -> {guess or '(no answer)'}  "
+        return "\n".join(f"{source} -> {guess or NO_ANSWER}  "
                          f"{'ok' if guess == target else f'(want {target})'}"
                          for (source, target), guess in zip(pairs, guesses))
 

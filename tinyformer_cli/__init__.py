@@ -813,7 +813,7 @@ Its generation_config.json gives the ids that end a text, not the sampling: give
 encoder-decoder or BERT checkpoint takes none of them, nor --max-new-tokens, nor
 --allow-special, with which a GPT reads a chat model's "<|im_start|>" in the prompt as its
 token. An encoder-decoder's answer ending in "…" filled the model's context without <eos>: it
-was cut there, unfinished.
+was cut there, unfinished; "(no answer)" is <eos> at once, as the training log says it.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help=CHECKPOINT_HELP)
