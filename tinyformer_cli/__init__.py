@@ -19,7 +19,7 @@ import sys
 import click
 
 import tinyautograd
-from tinyformer.summary import summary_line
+from tinyformer.summary import ops_with_loops, summary_line
 from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, check_exportable,
                                    export_pretrained, load_model, load_tokenizer_at)
 from tinyformer.data import builtin_bpe
@@ -729,7 +729,8 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     resume = f"continue with: {files.command_line('train', '--resume', directory)}"
     try:
         click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
-        click.echo(f"engine: {tinyautograd.kernels.summary()}")     # may build the loops first
+        # (may build the loops first) The ops with loops that this model runs, alone.
+        click.echo(f"engine: {tinyautograd.kernels.summary(ops_with_loops(trainer.model))}")
         try:
             outcome = trainer.train(threads)
         except OSError as e:
