@@ -336,11 +336,7 @@ class LanguageModelling:
         return self.data.info
 
     def model_config(self) -> dict[str, Any]:
-        c = self.config
-        return _drop_none(vocab_size=self.tokenizer.vocab_size, context=c.context,
-                          n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff,
-                          dropout=c.dropout, positions=c.positions, norm=c.norm,
-                          **block_switches(c))
+        return {"vocab_size": self.tokenizer.vocab_size, **text_model_config(self.config)}
 
     def train_batch(self, rng: np.random.Generator) -> Batch:
         return self.batch(self.data.train, rng)
@@ -662,6 +658,20 @@ class Seq2Seq:
         return "\n".join(f"{source} -> {guess or NO_ANSWER}  "
                          f"{'ok' if guess == target else f'(want {target})'}"
                          for (source, target), guess in zip(pairs, guesses))
+
+
+# The arguments of a text's model that its tokenizer gives (a BERT's pad_id too): where the
+# tokenizer is learned from the text, they are known only once it is read.
+TOKENIZER_ARGUMENTS = ("vocab_size", "pad_id")
+
+
+def text_model_config(config: TrainConfig) -> dict[str, Any]:
+    """The arguments of a GPT's or a BERT's model that its settings give: all but
+    TOKENIZER_ARGUMENTS (those left None: the class's defaults)."""
+    c = config
+    return _drop_none(context=c.context, n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
+                      d_ff=c.d_ff, dropout=c.dropout, positions=c.positions, norm=c.norm,
+                      **block_switches(c))
 
 
 def block_switches(config: TrainConfig) -> dict[str, Any]:
