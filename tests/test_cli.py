@@ -365,7 +365,7 @@ def test_a_run_stopped_before_its_first_step_lets_go_of_its_directory(tmp_path, 
     """Stopped while the engine builds its loops (a Ctrl-C; or a reader gone, `| head`): the
     run says how to start it again, and leaves no run.lock that the next one would call left
     by a process that stopped without releasing it."""
-    def building():
+    def building(ops=()):
         raise KeyboardInterrupt
     monkeypatch.setattr(tinyautograd.kernels, "summary", building)
     out = tmp_path / "run"
