@@ -136,6 +136,17 @@ def test_every_command_has_examples_and_every_option_says_what_it_does():
                                    f"click.option a help= saying what it does"
 
 
+def test_every_argument_is_named_in_its_commands_help():
+    # click's arguments take no help=: the command's own text says what each is. `plot`'s
+    # named no RUN_DIR, which its usage line asks for.
+    for path, command in commands():
+        for param in command.params:
+            if isinstance(param, click.Argument):
+                name = param.make_metavar(click.Context(command)).strip("[].")
+                assert name in (command.help or ""), \
+                    f"tinyformer {' '.join(path)}: its help does not say what {name} is"
+
+
 def test_every_help_calls_the_model_kind_an_encoder_decoder():
     # The helps said "seq2seq", "transformer" and "encoder-decoder" for the one kind of model
     # (--model transformer): as in the README, it is the encoder-decoder, and "seq2seq" names

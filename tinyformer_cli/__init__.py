@@ -1014,8 +1014,8 @@ A loss that is NaN or infinite (a run that diverged) is marked by a tick atop th
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
 def plot(run_dirs, out_path, follow):
-    """Plot a run's curves (from its metrics.jsonl) to a PNG, or write its report page; or
-    several runs' curves in one PNG, to compare them."""
+    """Plot the curves of the run in RUN_DIR (from its metrics.jsonl) to a PNG, or write its
+    report page; or several runs' curves in one PNG, to compare them."""
     from viz.write import write_comparison, write_curves
     for run_dir in run_dirs:
         if not os.path.exists(run_dir):
@@ -1340,9 +1340,9 @@ Examples:
 
 Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE", type=FILE,
+@click.option("--out", "out_path", metavar="FILE.png|FILE.svg", type=FILE,
               show_default="pictures/NN_NAME.png in the workspace",
-              help="The picture to write, .png or .svg.")
+              help="The picture to write, in the format its suffix names.")
 @timeout_option
 @workspace_option()
 def exercises_draw(ex, out_path, timeout, workspace):
