@@ -819,6 +819,18 @@ def test_a_folder_given_as_the_text_is_called_a_folder(tmp_path, monkeypatch):
                              "folder: give the text file's own path with --corpus PATH\n")
 
 
+def test_the_texts_path_ending_in_a_separator_is_said_to_name_a_file(tmp_path, monkeypatch):
+    # It was said to be "not at" the path, with a download to do, of the file that is there.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text("some text\n")
+    result = CliRunner().invoke(cli.main, ["bench", "--only", "tokenizer", "--corpus",
+                                           "text.txt/"])
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: tokenizer needs the tinyshakespeare text, and 'text.txt/' "
+                             "ends in '/', as a directory's path does, but 'text.txt' is a "
+                             "file; drop the '/'\n")
+
+
 def test_a_named_pipe_given_as_the_text_is_called_one(tmp_path, monkeypatch):
     # It was said to be "not at" the pipe's path, which is there, with a download to do.
     monkeypatch.chdir(tmp_path)

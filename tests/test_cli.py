@@ -136,6 +136,17 @@ def test_every_command_has_examples_and_every_option_says_what_it_does():
                                    f"click.option a help= saying what it does"
 
 
+def test_every_argument_is_named_in_its_commands_help():
+    # click's arguments take no help=: the command's own text says what each is. `plot`'s
+    # named no RUN_DIR, which its usage line asks for.
+    for path, command in commands():
+        for param in command.params:
+            if isinstance(param, click.Argument):
+                name = param.make_metavar(click.Context(command)).strip("[].")
+                assert name in (command.help or ""), \
+                    f"tinyformer {' '.join(path)}: its help does not say what {name} is"
+
+
 def test_every_help_calls_the_model_kind_an_encoder_decoder():
     # The helps said "seq2seq", "transformer" and "encoder-decoder" for the one kind of model
     # (--model transformer): as in the README, it is the encoder-decoder, and "seq2seq" names
@@ -365,7 +376,7 @@ def test_a_run_stopped_before_its_first_step_lets_go_of_its_directory(tmp_path, 
     """Stopped while the engine builds its loops (a Ctrl-C; or a reader gone, `| head`): the
     run says how to start it again, and leaves no run.lock that the next one would call left
     by a process that stopped without releasing it."""
-    def building():
+    def building(ops=()):
         raise KeyboardInterrupt
     monkeypatch.setattr(tinyautograd.kernels, "summary", building)
     out = tmp_path / "run"

@@ -41,6 +41,13 @@ def test_a_gpt_with_every_switch_on_trains_from_the_command_line(modern_run):
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]
 
 
+def test_its_engine_line_names_the_compiled_loops_it_runs(modern_run):
+    # It named layer norm and GELU, which RMSNorm and SwiGLU replace, among them.
+    _, printed = modern_run
+    engine, = [line for line in printed.splitlines() if line.startswith("engine: ")]
+    assert engine.startswith("engine: softmax and Adam run "), engine
+
+
 def test_it_generates_from_its_checkpoint(modern_run):
     out, _ = modern_run
     for extra in (["--temperature", 0], ["--beam", 2]):     # greedy, and the beam's search

@@ -481,6 +481,7 @@ def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
 
 @pytest.mark.parametrize("make_input, words", [
     (lambda tmp: tmp / "missing.txt", ["does not exist"]),
+    (lambda tmp: f"{latin1_file(tmp)}/", ["ends in '/'", "is a file; drop the '/'"]),
     (lambda tmp: tmp, ["is a directory"]),
     (empty_file, ["is empty"]),
     (byte_order_mark_only, ["is empty"]),
@@ -610,6 +611,15 @@ def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
         path.write_text(content)
     for args in (["encode", "hi"], ["decode", "1"], ["show", "hi"]):
         assert_input_error(run(*args, "--tokenizer", path), *words)
+
+
+def test_a_tokenizer_files_path_ending_in_a_separator_is_said_to_name_a_file(char):
+    # "does not exist" sent the user looking for a file that is there (a shell's completion
+    # may add the /).
+    for args in (["encode", "hi"], ["decode", "1"], ["show", "hi"]):
+        assert_input_error(run(*args, "--tokenizer", f"{char}/"),
+                           f"tokenizer '{char}/' ends in '/', as a directory's path does, but "
+                           f"'{char}' is a file; drop the '/'")
 
 
 def test_a_binary_tokenizer_file_or_a_directory_without_a_checkpoint_is_refused(tmp_path):

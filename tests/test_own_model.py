@@ -227,6 +227,25 @@ def test_a_model_other_than_the_settings_describe_is_refused_in_one_line(tmp_pat
     assert not (tmp_path / "run").exists()          # nothing left behind
 
 
+def test_a_model_other_than_the_settings_describe_is_refused_before_the_corpus_is_read(
+        tmp_path):
+    # The corpus was tokenised (minutes, for a large one) before the model was refused. Its
+    # vocabulary, which the text gives, is checked once the tokenizer is made.
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 50)
+    for model, message in [(own_model(vocab_size=12, context=8), "its context is 8, where the "
+                                                                 "settings give 16"),
+                           (own_model(vocab_size=40), "its vocab_size is 40, where the "
+                                                      "settings give 12")]:
+        told = []
+        with pytest.raises(ValueError, match=re.escape(f"model: {message}")):
+            Trainer.start(TrainConfig(**TINY, iters=2, corpus=str(corpus), tokenizer="char"),
+                          str(tmp_path / "run"), log=told.append, model=model)
+        assert not (tmp_path / "run").exists()
+        tokenised = [line for line in told if "tokenising" in line]
+        assert len(tokenised) == (message.startswith("its vocab_size")), told
+
+
 def test_a_run_whose_own_module_has_weights_the_plain_model_would_take_is_refused(tmp_path):
     # A ReLU in place of GELU: the weights fit the plain model, which would load them and
     # compute another function.

@@ -9,7 +9,8 @@ from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.layers import FeedForward, modules_of_your_own
 from tinyformer.transformer import Transformer
-from tinyformer.summary import flops_per_token, forward_flops_by_part, summary, summary_line
+from tinyformer.summary import (flops_per_token, forward_flops_by_part, ops_with_loops, summary,
+                                summary_line)
 from tinyformer.tokenizers import compression
 
 
@@ -265,3 +266,20 @@ def test_a_bias_on_the_fused_op_leaves_its_flops_those_of_the_scores():
     plain = forward_flops_by_part(model)
     model.decoder.layers[1].attn = _LearnedBias(d_model, 4, T)
     assert forward_flops_by_part(model) == plain
+
+
+@pytest.mark.parametrize("model, ops", [
+    (lambda: GPT(11, 8, n_layer=1, n_head=2, d_model=8), ["layer norm", "GELU", "softmax"]),
+    (lambda: GPT(11, 8, n_layer=1, n_head=2, d_model=8, normalization="rmsnorm",
+                 activation="swiglu"), ["softmax"]),
+    # BERT's head has a GELU of its own, whatever its blocks' activation.
+    (lambda: BERT(11, 8, n_layer=1, n_head=2, d_model=8, normalization="rmsnorm",
+                  activation="swiglu"), ["GELU", "softmax"]),
+    (lambda: Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=8),   # ReLU's
+     ["layer norm", "softmax"]),
+])
+def test_the_ops_with_loops_are_those_the_model_runs(model, ops):
+    # The engine line of every run named layer norm and GELU, a modern block's too.
+    assert ops_with_loops(model()) == [*ops, "Adam"]
+    assert ta.kernels.summary(["softmax", "Adam"]).startswith("softmax and Adam run ")
+    assert ta.kernels.summary(["Adam"]).startswith("Adam runs ")

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Sequence
 
 import numpy as np
 
@@ -96,8 +97,20 @@ def build_id() -> str | None:
     return os.path.basename(library._name).removeprefix("kernels-").removesuffix(".so")
 
 
-def summary() -> str:
-    """One line for a run's log: which forms the four ops run, and how to run the other."""
+# The ops that have compiled loops, as summary names them.
+OPS = ("layer norm", "GELU", "softmax", "Adam")
+
+
+def summary(ops: Sequence[str] = OPS) -> str:
+    """One line for a run's log: which forms the ops with loops run, and how to run the other.
+    `ops`, those of OPS that the run uses (a model with RMSNorm and SwiGLU runs no layer norm
+    and no GELU), are the ones it names; by default all four."""
+    if not ops:
+        return "no op of this run has compiled loops"
+    if len(ops) == 1:
+        named, run, forms = ops[0], "runs", "its numpy form"
+    else:
+        named, run, forms = f"{', '.join(ops[:-1])} and {ops[-1]}", "run", "their numpy forms"
     if in_use():
         cache = cache_directory()
         kept = cache is not None and os.path.dirname(_library()._name) == cache
@@ -106,11 +119,11 @@ def summary() -> str:
                f"XDG_CACHE_HOME" if _others_may_write(cache) else
                f"{cache} cannot be written: set XDG_CACHE_HOME to a folder one may write")
         built = "" if kept else f", built for this run alone as {why}"
-        return (f"layer norm, GELU, softmax and Adam run compiled loops (tinyautograd/kernels.c"
-                f"{built}); TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")
+        return (f"{named} {run} compiled loops (tinyautograd/kernels.c{built}); "
+                f"TINYAUTOGRAD_KERNELS=numpy runs {forms}")
     why = ("TINYAUTOGRAD_KERNELS=numpy" if mode() == "numpy" else
            "the loops could not be built here; TINYAUTOGRAD_KERNELS=c says why")
-    return f"layer norm, GELU, softmax and Adam run their numpy forms ({why})"
+    return f"{named} {run} {forms} ({why})"
 
 
 def usable(*arrays: np.ndarray, into: tuple[np.ndarray, ...] = ()) -> bool:

@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Sequence, Union
 
 import numpy as np
 
@@ -83,21 +83,29 @@ def check_model_config(model_config: Any, held: int, where: str) -> None:
                               f"config.json this run wrote, or train again")
 
 
-def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str) -> None:
+def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: str,
+                   keys: Sequence[str] | None = None) -> None:
     """ValueError, in one line naming the setting and both values, unless `model` is a model
     of `kind` ("gpt", "bert", "transformer": that class or a subclass of it) whose config is
-    `model_config` (every argument, as that class's `config` holds them): a model of your own
-    that may stand in for the one those settings build, in the trainer or a checkpoint.
-    `source` says in the message where `model_config` came from ("the settings give")."""
-    cls = MODELS[kind]
-    if not isinstance(model, cls):
-        raise ValueError(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
-                         f"{type(model).__name__}")
-    for key in dict.fromkeys([*model_config, *model.config]):      # each once, in order
+    `model_config` (every argument, as that class's `config` holds them; with `keys`, those
+    arguments alone): a model of your own that may stand in for the one those settings build,
+    in the trainer or a checkpoint. `source` says in the message where `model_config` came
+    from ("the settings give")."""
+    check_model_class(model, kind, source)
+    for key in keys or dict.fromkeys([*model_config, *model.config]):   # each once, in order
         mine, theirs = model.config.get(key), model_config.get(key)
         if mine != theirs:
             raise ValueError(f"model: its {key} is {mine!r}, where {source} {theirs!r}; build "
                              f"it with {key}={theirs!r}")
+
+
+def check_model_class(model: Any, kind: str, source: str) -> None:
+    """ValueError, in one line, unless `model` is a model of `kind` (that class or a subclass
+    of it): check_built_as's first check, which needs no config."""
+    cls = MODELS[kind]
+    if not isinstance(model, cls):
+        raise ValueError(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
+                         f"{type(model).__name__}")
 
 
 def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | None,

@@ -60,8 +60,8 @@ def check_not_dash(path: StrPath, what: str, piped: str | None) -> None:
                          f"{piped or 'save it to a file and give that'}")
 
 
-def iter_text(path: StrPath, what: str = "file",
-              chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
+              allow_empty: bool = False) -> Iterator[str]:
     """The text of a UTF-8 file as a sequence of strings of about `chunk_bytes` each.
 
     Read as Python's open() reads text: Windows line ends (\\r\\n, and a lone \\r) become \\n,
@@ -69,10 +69,10 @@ def iter_text(path: StrPath, what: str = "file",
     and a byte order mark at the start (which Windows tools write) is not part of the text.
     A character whose bytes straddle two chunks is kept whole (an incremental decoder), and so
     is a \\r\\n. ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid
-    UTF-8."""
+    UTF-8; and on an empty file unless `allow_empty` (a file that holds settings, where none
+    is a valid file of them: all the defaults)."""
     check_not_dash(path, what, "give /dev/stdin" if os.path.exists("/dev/stdin") else None)
-    if not os.path.exists(path):
-        raise ValueError(f"{what} {path!r} does not exist; check the path")
+    check_exists(path, what)
     if os.path.isdir(path):
         raise ValueError(f"{what} {path!r} is a directory; give a text file")
     # Empty is found by reading: a pipe (/dev/stdin) has no size to ask for beforehand.
@@ -109,7 +109,7 @@ def iter_text(path: StrPath, what: str = "file",
                 read_any = True
                 yield text
             if final:
-                if not read_any:                 # nothing, or a byte order mark alone
+                if not read_any and not allow_empty:   # nothing, or a byte order mark alone
                     raise empty
                 return
             offset += len(block)
@@ -119,6 +119,36 @@ def iter_text(path: StrPath, what: str = "file",
 # "Unicode", PowerShell's `>`), the longer first: UTF-32-LE's begins with UTF-16-LE's.
 OTHER_ENCODINGS = [(codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                    (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")]
+
+
+# What ends a directory's name in a path: / (on Windows, \ too).
+SEPARATORS = tuple(filter(None, (os.sep, os.altsep)))
+
+
+def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
+    """ValueError unless `path` exists: `missing`, the line that says so (by default "{what}
+    {path!r} does not exist; check the path"), or for a file's path with a separator at its
+    end, "{what} " and separator_after_file's words."""
+    if os.path.exists(path):
+        return
+    why = separator_after_file(path)
+    if why:
+        raise ValueError(f"{what} {why}")
+    raise ValueError(missing or f"{what} {os.fspath(path)!r} does not exist; check the path")
+
+
+def separator_after_file(path: StrPath) -> str | None:
+    """Why `path` names nothing, where it is a file's path with a separator at its end
+    ("plain.txt/", as a shell's completion ends a directory's name, or a habit): with it, the
+    path names a directory, and there is none, where "does not exist" would send the user
+    looking for a file that is there. None for any other path."""
+    given = os.fspath(path)
+    file = given.rstrip("".join(SEPARATORS))
+    if file == given or not file or os.path.exists(given) or not os.path.isfile(file):
+        return None
+    end = given[len(file):]
+    return (f"{given!r} ends in {end!r}, as a directory's path does, but {file!r} is a file; "
+            f"drop the {end!r}")
 
 
 def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
@@ -174,9 +204,9 @@ def open_regular(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
     return open(path, mode, **open_kwargs)
 
 
-def read_text(path: StrPath, what: str = "file") -> str:
+def read_text(path: StrPath, what: str = "file", allow_empty: bool = False) -> str:
     """The whole text of a small UTF-8 file (a prompt, a config), checked as iter_text does."""
-    return "".join(iter_text(path, what))
+    return "".join(iter_text(path, what, allow_empty=allow_empty))
 
 
 def current_umask() -> int:
@@ -232,7 +262,7 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
         raise ValueError(f"--out {path!r} is a directory; give a file name")
     # A path that ends in a separator names a directory, one that does not exist (or is a
     # file): only saving found that, after the work, and said "not a directory".
-    if os.fspath(path).endswith(tuple(filter(None, (os.sep, os.altsep)))):
+    if os.fspath(path).endswith(SEPARATORS):
         raise ValueError(f"--out {path!r} ends in {os.fspath(path)[-1]!r}, as a directory's "
                          f"path does; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):

@@ -29,10 +29,10 @@ from .bert import BERT, BEGINS, CONTINUES, IGNORE, TokenMasker
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
                    line_batch, lm_batch, recall_prompts, recalled)
-from .files import StrPath, command_line, iter_text, shown, size_said
+from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
-from .prompts import likeliest_ordinary
+from .prompts import NO_ANSWER, likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
@@ -281,7 +281,8 @@ class Job(Protocol):
         """What the model makes of some held-out data, to print beside the figures."""
 
     def example_prompt(self) -> str | None:
-        """The prompt the command line suggests after training (None: generate without one)."""
+        """The prompt the command line suggests after training (None: generate without one):
+        one line, for the command that holds it to be pasted whole."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -335,11 +336,7 @@ class LanguageModelling:
         return self.data.info
 
     def model_config(self) -> dict[str, Any]:
-        c = self.config
-        return _drop_none(vocab_size=self.tokenizer.vocab_size, context=c.context,
-                          n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff,
-                          dropout=c.dropout, positions=c.positions, norm=c.norm,
-                          **block_switches(c))
+        return {"vocab_size": self.tokenizer.vocab_size, **text_model_config(self.config)}
 
     def train_batch(self, rng: np.random.Generator) -> Batch:
         return self.batch(self.data.train, rng)
@@ -513,7 +510,11 @@ class MaskedLM(LanguageModelling):
     def example_prompt(self) -> str:
         """A prompt for `tinyformer generate` that shows what the model learned: a held-out
         example (a line, where the text has lines) with its last word hidden, a <mask> for
-        each of the word's tokens (for a text without words, its last token)."""
+        each of the word's tokens (for a text without words, its last token); of that, the
+        line that holds the masks. An example may span lines (a window of the text, where no
+        line starts near enough, after blank lines by the dozen; a new line inside a token of
+        its own, "\\n\\n"), and the command suggested, which holds the prompt, is to be pasted
+        as one line."""
         example = self.examples(self.data.val, np.random.default_rng(0))[0]
         ids = example[example != self.pad_id].tolist()                              # (T,)
         pieces = [self.tokenizer.decode([i]) for i in ids]
@@ -523,8 +524,11 @@ class MaskedLM(LanguageModelling):
         # A word's tokens are letters, and only its first begins with a space (" pro" "ceed").
         while start > 0 and is_letters[start - 1] and not pieces[start][:1].isspace():
             start -= 1
-        return (self.tokenizer.decode(ids[:start]) + "<mask>" * (end + 1 - start)
-                + self.tokenizer.decode(ids[end + 1:]))
+        before, after = self.tokenizer.decode(ids[:start]), self.tokenizer.decode(ids[end + 1:])
+        # What follows the last line break before the masks, and comes before the first after
+        # them (the "|" keeps a line break at the very end, or start, from being lost).
+        return ((before + "|").splitlines()[-1][:-1] + "<mask>" * (end + 1 - start)
+                + ("|" + after).splitlines()[0][1:])
 
     def sample(self, model: BERT, rng: np.random.Generator) -> str:
         """A held-out example with some tokens hidden, and the model's guesses for them."""
@@ -651,9 +655,23 @@ class Seq2Seq:
         picks = rng.choice(len(self.data.val), 3, replace=False)
         pairs = [self.data.val[i] for i in picks]
         guesses = self.translate(model, self.data.batch(pairs)[0])
-        return "\n".join(f"{source} -> {guess or '(no answer)'}  "
+        return "\n".join(f"{source} -> {guess or NO_ANSWER}  "
                          f"{'ok' if guess == target else f'(want {target})'}"
                          for (source, target), guess in zip(pairs, guesses))
+
+
+# The arguments of a text's model that its tokenizer gives (a BERT's pad_id too): where the
+# tokenizer is learned from the text, they are known only once it is read.
+TOKENIZER_ARGUMENTS = ("vocab_size", "pad_id")
+
+
+def text_model_config(config: TrainConfig) -> dict[str, Any]:
+    """The arguments of a GPT's or a BERT's model that its settings give: all but
+    TOKENIZER_ARGUMENTS (those left None: the class's defaults)."""
+    c = config
+    return _drop_none(context=c.context, n_layer=c.n_layer, n_head=c.n_head, d_model=c.d_model,
+                      d_ff=c.d_ff, dropout=c.dropout, positions=c.positions, norm=c.norm,
+                      **block_switches(c))
 
 
 def block_switches(config: TrainConfig) -> dict[str, Any]:
@@ -699,10 +717,10 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
     train` writes one, and a run directory holds its own), with the special tokens its job
     needs. ValueError in one line naming the file: missing, not a tokenizer, or without them."""
     path = config.tokenizer_file
-    if not os.path.exists(path):        # most likely a kind misspelt: say what may be given
-        raise ValueError(f"tokenizer {path!r} is neither char nor bpe, and no such file "
-                         f"exists; give char, bpe, or a file that "
-                         f"`{command_line('tokenize', 'train')}` wrote")
+    # Missing: most likely a kind misspelt, so the message says what may be given.
+    check_exists(path, "tokenizer", f"tokenizer {path!r} is neither char nor bpe, and no such "
+                                    f"file exists; give char, bpe, or a file that "
+                                    f"`{command_line('tokenize', 'train')}` wrote")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path)

@@ -86,7 +86,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     model's <|im_end|>), else at <|endoftext|>. Special tokens written in a GPT's prompt (a chat
     model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
     a BERT's prompt always has them (its <mask>), a seq2seq's source never. A seq2seq answer
-    that fills the model's context without <eos> ends in "…": cut there, not finished.
+    that fills the model's context without <eos> ends in "…": cut there, not finished; one
+    that is <eos> at once is written "(no answer)", as the training log's samples say it.
 
     A GPT continues a prompt of more tokens than its context from the last `context` of them,
     as it slides past its context while it writes; `warn(note)`, where given, is told so in one
@@ -200,6 +201,9 @@ def check_beam_memory(model: GPT | Transformer, beam: int, start: int, steps: in
 
 # What follows a seq2seq answer that never wrote <eos>: text cut short, as anywhere.
 CUT = "\u2026"                                           # …
+# A seq2seq answer that is <eos> at once, as generate and the training log's samples say it:
+# an empty line read as a failure to print.
+NO_ANSWER = "(no answer)"
 
 
 def _translate(model, tokenizer, ids, beam, threads):
@@ -210,7 +214,7 @@ def _translate(model, tokenizer, ids, beam, threads):
     evaluation counts as none. A target of context - 1 symbols and <eos> takes `context`
     generated tokens; one that has not written <eos> by then is cut there, longer than any
     target the model learned, and CUT after its symbols says so: without it, they would read
-    as an answer."""
+    as an answer. One that is <eos> at once is NO_ANSWER."""
     src = np.array([ids])
     with step_threads(threads) as steps:
         if beam:
@@ -220,7 +224,7 @@ def _translate(model, tokenizer, ids, beam, threads):
             out = model.greedy_decode(src, model.context, BOS, EOS, threads=steps)[0]
     written = out[1:].tolist()
     if EOS in written:
-        return tokenizer.decode(written[:written.index(EOS)])
+        return tokenizer.decode(written[:written.index(EOS)]) or NO_ANSWER
     return tokenizer.decode(written) + CUT
 
 

@@ -245,3 +245,18 @@ def summary_line(model: nn.Module) -> str:
     return (f"{type(model).__name__} with {counted(model.num_parameters(), 'parameter')} "
             f"({counted(c['n_layer'], 'layer')}, {counted(c['n_head'], 'head')}, "
             f"width {c['d_model']}, context {c['context']})")
+
+
+# The ops of a forward pass that tinyautograd's compiled loops compute, by the name that
+# tinyautograd.kernels.summary gives each: a forward graph holds them as these Functions.
+_LOOPED = {ta.functional.LayerNorm: "layer norm", ta.ops.Gelu: "GELU", Attention: "softmax"}
+
+
+def ops_with_loops(model: nn.Module) -> list[str]:
+    """Those of the ops with compiled loops (tinyautograd.kernels.OPS) that a training step of
+    `model` runs, for kernels.summary to name: the ones its forward pass records (a model with
+    RMSNorm and SwiGLU has no layer norm and no GELU; BERT's head has a GELU whatever its
+    blocks' activation), and Adam, the trainer's optimizer. The graph is of one token: the
+    ops are the same for any length."""
+    ran = {node.fn for node in _nodes(_forward_graph(model, 1))}
+    return [name for op, name in _LOOPED.items() if op in ran] + ["Adam"]

@@ -37,8 +37,8 @@ from typing import Callable, Iterable, Sequence, TypeVar
 import numpy as np
 import regex
 
-from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of, iter_text,
-                    open_regular, read_text, shown)
+from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
+                    iter_text, open_regular, read_text, shown)
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -438,9 +438,8 @@ class Tokenizer:
         a class of your own that derives from it) builds its own class, and refuses a file of
         another kind with a ValueError."""
         # The checks of every way to load a tokenizer file live here: load_tokenizer calls this.
-        if not os.path.exists(path):
-            raise ValueError(f"tokenizer {str(path)!r} does not exist; make one with "
-                             f"`{command_line('tokenize', 'train')}`")
+        check_exists(path, "tokenizer", f"tokenizer {str(path)!r} does not exist; make one "
+                                        f"with `{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
             raise ValueError(_directory_advice(path))
         data = _read_json(path)

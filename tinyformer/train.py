@@ -46,9 +46,11 @@ from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_
                                 sum_of_squares, weight_decay_groups)
 
 from . import checkpoint, parallel
-from .checkpoint import MODELS, OWN_MODULES, Model, check_built_as, check_same_modules
+from .checkpoint import (MODELS, OWN_MODULES, Model, check_built_as, check_model_class,
+                         check_same_modules)
 from .files import StrPath, check_text_file, command_line
-from .jobs import Job, TextData, load_tokenizer_file, make_job, prepare_data
+from .jobs import (TOKENIZER_ARGUMENTS, Job, TextData, load_tokenizer_file, make_job,
+                   prepare_data, text_model_config)
 from .layers import modules_of_your_own
 from .progress import Progress
 from .resources import (AdaptiveThreads, FixedThreads, blas_threads, check_memory,
@@ -105,6 +107,20 @@ def freeze(model: Model, names: Any, where: str) -> None:
                               f"of the model; {advice}")
     for name, p in model.named_parameters():
         p.requires_grad = name not in names
+
+
+def check_model_before_data(model: Model, config: TrainConfig) -> None:
+    """ValueError, in one line as check_built_as's, unless a model of your own is built as
+    the settings say, before a text is read and tokenised (minutes, for a large one). The
+    arguments that the text's tokenizer gives (TOKENIZER_ARGUMENTS: the vocabulary's size) are
+    the model's own here, and checked once it is made (Trainer.start). A task reads no text:
+    only the model's class is checked here, the rest once its job is made."""
+    check_model_class(model, config.model, "the settings give")
+    if config.task:
+        return
+    learned = {key: model.config[key] for key in TOKENIZER_ARGUMENTS if key in model.config}
+    settings_build = nn.skip_init(MODELS[config.model], **text_model_config(config), **learned)
+    check_built_as(model, config.model, settings_build.config, "the settings give")
 
 
 def forms_changed(compiled_loops_then: bool | None) -> str | None:
@@ -272,11 +288,12 @@ class Trainer:
               name: Callable[[str], str] = option_name, model: Model | None = None,
               frozen: list[str] | None = None) -> Trainer:
         """A new run in `directory` [runs/<model>-<data>]: checks everything (a setting named
-        in errors by `name`), then claims the directory (the lock), tokenises and builds the
-        model. `force` replaces a previous run's files. A run started again (by `resume`) on
-        the tokens it wrote already gives them as `tokenised`: (their tokenizer, their data
-        info); it reads no corpus. One started again gives as `frozen` the names of the
-        parameters its first attempt froze (its manifest's record), to freeze them again.
+        in errors by `name`; a `model` of your own against the settings), then claims the
+        directory (the lock), tokenises and builds the model. `force` replaces a previous
+        run's files. A run started again (by `resume`) on the tokens it wrote already gives
+        them as `tokenised`: (their tokenizer, their data info); it reads no corpus. One
+        started again gives as `frozen` the names of the parameters its first attempt froze
+        (its manifest's record), to freeze them again.
 
         `model`: a model of your own to train instead of a fresh one, as PyTorch Lightning's
         `trainer.fit(model)` takes one: of the class `config.model` names (or a subclass),
@@ -299,8 +316,11 @@ class Trainer:
                       config.vocab_size if config.tokenizer == "bpe" else 32)
         check_memory(config, vocab_size)
         settings = dataclasses.asdict(config)
-        # Computed once: it builds the model again.
+        # Computed once: it builds the model again. First: what is no model of ours is a
+        # TypeError, as everywhere else.
         own = modules_of_your_own(model) if model is not None else []
+        if model is not None:      # before the corpus is tokenised, which may take minutes
+            check_model_before_data(model, config)
         if own:
             # Kept before the first checkpoint too: a run that stops before it starts again
             # only given such a model (resume).
@@ -329,10 +349,14 @@ class Trainer:
             ta.manual_seed(config.seed)                   # the same seed, the same init
             if model is None:
                 model = MODELS[config.model](**job.model_config())
-            else:                          # checked against the config the settings give
+            elif config.task:              # checked against the config the settings give
                 settings_build = nn.skip_init(MODELS[config.model], **job.model_config())
                 check_built_as(model, config.model, settings_build.config, "the settings give")
-            if frozen is not None:           # kept, should this attempt stop before its first
+            else:                          # the rest was checked before the text was read
+                check_built_as(model, config.model, job.model_config(), "the settings give",
+                               keys=TOKENIZER_ARGUMENTS)
+            # In the manifest too, should this attempt also stop before its first checkpoint.
+            if frozen is not None:
                 freeze(model, frozen, run.file(MANIFEST))
                 settings[FROZEN] = frozen
             run.replace_previous(settings, new=new, keep=kept, data=data_info)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import StrPath, read_text, unexpanded_home
+from .files import StrPath, read_text, separator_after_file, unexpanded_home
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
@@ -431,7 +431,8 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
         import tomllib
     except ModuleNotFoundError:                   # Python 3.10
         import tomli as tomllib
-    text = read_text(path, "--config file")
+    # An empty file is valid TOML, as TOML's readers take it: no settings, all the defaults.
+    text = read_text(path, "--config file", allow_empty=True)
     try:
         settings = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -555,7 +556,8 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         if controls and not os.path.exists(path):
             raise ValueError(f"{key} {path!r} in {config_file} holds {controls[0]}: "
                              f"{WINDOWS_PATH_ADVICE}")
-        if os.path.isabs(path) or os.path.exists(path):
+        # (a file's path with a / at its end is said so where the file is read)
+        if os.path.isabs(path) or os.path.exists(path) or separator_after_file(path):
             continue
         beside = os.path.join(os.path.dirname(config_file), path)
         what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \

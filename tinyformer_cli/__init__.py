@@ -19,7 +19,7 @@ import sys
 import click
 
 import tinyautograd
-from tinyformer.summary import summary_line
+from tinyformer.summary import ops_with_loops, summary_line
 from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, check_exportable,
                                    export_pretrained, load_model, load_tokenizer_at)
 from tinyformer.data import builtin_bpe
@@ -729,7 +729,8 @@ def _train(ctx, config_path, out, force, resume_dir, threads, options):
     resume = f"continue with: {files.command_line('train', '--resume', directory)}"
     try:
         click.echo(f"model: {summary_line(trainer.model)}; run directory: {directory}")
-        click.echo(f"engine: {tinyautograd.kernels.summary()}")     # may build the loops first
+        # (may build the loops first) The ops with loops that this model runs, alone.
+        click.echo(f"engine: {tinyautograd.kernels.summary(ops_with_loops(trainer.model))}")
         try:
             outcome = trainer.train(threads)
         except OSError as e:
@@ -815,7 +816,7 @@ Qwen3, so their texts part there, and a note says where that may happen.
 encoder-decoder or BERT checkpoint takes none of them, nor --max-new-tokens, nor
 --allow-special, with which a GPT reads a chat model's "<|im_start|>" in the prompt as its
 token. An encoder-decoder's answer ending in "…" filled the model's context without <eos>: it
-was cut there, unfinished.
+was cut there, unfinished; "(no answer)" is <eos> at once, as the training log says it.
 """)
 @click.option("--checkpoint", "checkpoint_dir", required=True, metavar="DIR", type=DIRECTORY,
               help=CHECKPOINT_HELP)
@@ -1015,8 +1016,8 @@ A loss that is NaN or infinite (a run that diverged) is marked by a tick atop th
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
 def plot(run_dirs, out_path, follow):
-    """Plot a run's curves (from its metrics.jsonl) to a PNG, or write its report page; or
-    several runs' curves in one PNG, to compare them."""
+    """Plot the curves of the run in RUN_DIR (from its metrics.jsonl) to a PNG, or write its
+    report page; or several runs' curves in one PNG, to compare them."""
     from viz.write import write_comparison, write_curves
     for run_dir in run_dirs:
         if not os.path.exists(run_dir):
@@ -1341,9 +1342,9 @@ Examples:
 
 Exit status: 0 when it is drawn, 3 when your code cannot draw it yet (it says why).""")
 @exercise_argument()
-@click.option("--out", "out_path", metavar="FILE", type=FILE,
+@click.option("--out", "out_path", metavar="FILE.png|FILE.svg", type=FILE,
               show_default="pictures/NN_NAME.png in the workspace",
-              help="The picture to write, .png or .svg.")
+              help="The picture to write, in the format its suffix names.")
 @timeout_option
 @workspace_option()
 def exercises_draw(ex, out_path, timeout, workspace):

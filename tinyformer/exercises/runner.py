@@ -107,9 +107,12 @@ def list_course(workspace: Workspace | None) -> None:
 
 
 def explanation(ex: Exercise) -> str:
-    """The lesson of exercise `ex`: its file's docstring without the first line (the title)."""
+    """The lesson of exercise `ex`: its file's docstring without the first line (the title),
+    the command it ends with ("Check it with:  tinyformer exercises check SLUG") naming the
+    program as it was run (`python cli.py` from a clone), as the runner's own messages do."""
     doc = ast.get_docstring(ast.parse(ex.source.read_text(encoding="utf-8")))
-    return doc.split("\n", 1)[1].strip() if "\n" in doc else doc
+    lesson = doc.split("\n", 1)[1].strip() if "\n" in doc else doc
+    return re.sub(r"\btinyformer(?= exercises )", lambda _: command_line(), lesson)
 
 
 def show(ex: Exercise, workspace: Workspace | None) -> None:
