@@ -1103,3 +1103,12 @@ def test_the_signals_that_stop_a_run_are_the_ones_its_workers_ignore():
     # signals the children ignore (parallel.STOPPING). One left out of either would be a
     # signal that stops the run without a checkpoint, or one a worker acts on by itself.
     assert sorted(stops.STOPS) == sorted(parallel.STOPPING)
+
+
+def test_an_optimizer_with_an_empty_group_shares_its_state():
+    # A model without biases or norm gains leaves AdamW's no-decay group empty: the check of
+    # how an optimizer makes its state looked at each group's first parameter, and failed.
+    w = ta.Tensor(np.ones((2, 2)), requires_grad=True)
+    adamw = ta.optim.AdamW([{"params": [w]}, {"params": [], "weight_decay": 0.0}], lr=0.1)
+    sgd = ta.optim.SGD([{"params": []}, {"params": [w]}], lr=0.1, momentum=0.9, dampening=0.5)
+    assert parallel.shares_its_state(adamw) and not parallel.shares_its_state(sgd)

@@ -474,9 +474,9 @@ def test_the_recall_writes_each_colour_through_the_kv_cache_batch_size_prompts_a
     shapes, forward = [], model.forward
     written, generate = [], model.generate
 
-    def recording(idx, cache=None):
+    def recording(idx, cache=None, **kwargs):
         shapes.append(np.shape(idx))
-        return forward(idx, cache)
+        return forward(idx, cache, **kwargs)
 
     def keeping(idx, *args, **kwargs):
         written.append(generate(idx, *args, **kwargs))

@@ -569,6 +569,8 @@ def shares_its_state(optimizer: Optimizer) -> bool:
     another count of processes would start the buffer again. Found by updating, with each
     group's options, a one-number stand-in for its first parameter (of its dtype and ndim)."""
     for group in optimizer.param_groups:
+        if not group["params"]:          # (no parameter without decay: no norm gains, no biases)
+            continue
         first = group["params"][0]
         stand_in = Tensor(np.zeros((1,) * first.ndim, dtype=first.dtype))
         state = optimizer.initial_state(stand_in, group)
