@@ -691,7 +691,9 @@ Defaults depend on the data: the built-in corpus trains a 2-layer GPT in under a
 encoder-decoder.
 """)
 @train_options
-@click.option("--config", "config_path", metavar="FILE.toml", type=FILE,
+# multiple: click would keep the last of two --config files and drop the other unsaid, where a
+# sweep's user may expect the two layered; one given twice is refused instead (_train).
+@click.option("--config", "config_paths", metavar="FILE.toml", type=FILE, multiple=True,
               help="Settings from a TOML file (keys as the options, with _ or -, but for "
               "--out, --force, --resume and --threads; and those only a file sets: "
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
@@ -709,17 +711,22 @@ encoder-decoder.
                 "and threads for the matrix products",
                 "chosen by timing the steps, again as the machine's load changes")
 @click.pass_context
-def train(ctx, config_path, out, force, resume_dir, threads, **options):
+def train(ctx, config_paths, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
     small GPT learns the built-in stories (their last sentence recalls a colour from the
     first). Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops after the current step with a
     checkpoint; --resume continues it."""
     # SIGTERM or SIGHUP, anywhere in the command, stops it as Ctrl-C at that point would.
     with stops.signals_stop_at_once():
-        _train(ctx, config_path, out, force, resume_dir, threads, options)
+        _train(ctx, config_paths, out, force, resume_dir, threads, options)
 
 
-def _train(ctx, config_path, out, force, resume_dir, threads, options):
+def _train(ctx, config_paths, out, force, resume_dir, threads, options):
+    if len(config_paths) > 1:
+        raise InputError(f"--config is given {len(config_paths)} times "
+                         f"({', '.join(map(repr, config_paths))}), but a run reads one file; "
+                         f"give one, and what changes from it as options (--lr 3e-4)")
+    config_path = config_paths[0] if config_paths else None
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
