@@ -515,6 +515,39 @@ def test_a_comparisons_diverged_run_is_marked_and_named_by_its_last_validation_l
     assert marks.get_color() == diverged_train.get_color() != good_train.get_color()
 
 
+def write_run(directory, **settings):
+    """A run's metrics.jsonl, and its manifest.json with the settings that say what its loss
+    is per."""
+    write_metrics(directory, n=10, eval_every=5, extra=None)
+    settings = dict(dict(model="gpt", task=None, tokenizer="char", vocab_size=None), **settings)
+    (directory / "manifest.json").write_text(json.dumps({
+        "format": "tinyformer-run", "version": 1, "owns": ["metrics.jsonl"], "checkpoint": None,
+        "settings": settings}))
+    return directory
+
+
+def test_comparing_losses_of_different_models_or_tokenizers_is_noted(tmp_path):
+    # A BPE token holds several characters, a BERT's loss is over its hidden tokens alone:
+    # their losses were drawn and ranked in the legend beside a char GPT's with nothing said,
+    # the lowest looking the best.
+    from viz.write import loss_kinds
+    char = [write_run(tmp_path / f"lr-{lr}") for lr in ("1e-3", "3e-3")]
+    bpe = write_run(tmp_path / "bpe", tokenizer="bpe", vocab_size=320)
+    result = tinyformer("plot", *char, bpe, "--out", tmp_path / "sweep.png")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("note: a loss per token compares runs of one model and tokenizer, "
+                             "and these runs' are not: gpt on char tokens (lr-1e-3, lr-3e-3); "
+                             "gpt on bpe tokens, vocabulary 320 (bpe)\n")
+    bert = write_run(tmp_path / "bert", model="bert")
+    task = write_run(tmp_path / "add", model="transformer", task="add", tokenizer=None)
+    assert loss_kinds([char[0], bert, task]) == {"gpt on char tokens": ["lr-1e-3"],
+                                                 "bert on char tokens": ["bert"],
+                                                 "transformer on the add task": ["add"]}
+    # A sweep of one model and tokenizer is one kind; a run with no manifest is left out.
+    assert loss_kinds([*char, write_metrics(tmp_path / "bare")]) == {
+        "gpt on char tokens": ["lr-1e-3", "lr-3e-3"]}
+
+
 @pytest.mark.parametrize("lrs", [[(3.3e-4, 8e-3), (8e-3, 1e-3)], [(1.05e-4, 9.5e-3)],
                                  [(2.5e-3, 9e-3)], [(2.9e-3, 3.1e-3)], [(1e-6, 1e-2)]],
                          ids=["a-sweep", "two-decades", "in-a-decade", "narrow", "four-decades"])

@@ -1010,7 +1010,8 @@ Examples:
 \b
 Train loss per step and smoothed, validation loss at each evaluation, recall or accuracy if
 the run measured one, and the learning rate. A page shows the values at a step on hover.
-Several runs share one picture, a colour a run, the legend giving each its last val_loss.
+Several runs share one picture, a colour a run, the legend giving each its last val_loss
+(a note says where their losses, per token, are of different models or tokenizers).
 A loss that is NaN or infinite (a run that diverged) is marked by a tick atop the losses.
 """)
 @click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)
