@@ -34,7 +34,7 @@ from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_nam
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
-from tinyformer.train_config import OTHER_NAMES, setting_name, shown_default
+from tinyformer.train_config import setting_renamed, shown_default
 
 EPILOG = """\b
 Examples:
@@ -398,9 +398,9 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
-    """For a setting of `train` under another program's name (--max-iters, nanoGPT's): ours,
-    in place of click's guesses by spelling (--eval-iters)."""
-    ours = OTHER_NAMES.get(setting_name(error.option_name.lstrip("-")))
+    """For a setting of `train` under another program's name (--max-iters, nanoGPT's), or
+    nearly (--learning-rat): ours, in place of click's guesses by spelling (--eval-iters)."""
+    ours = setting_renamed(error.option_name.lstrip("-"))
     if error.ctx is None or error.ctx.command is not train or ours is None:
         return None
     return f"No such option {error.option_name!r}; did you mean {option_name(ours)!r}?"
