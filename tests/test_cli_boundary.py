@@ -168,6 +168,20 @@ def test_another_programs_name_for_a_setting_is_answered_with_ours(tmp_path, the
     assert result.exit_code == 2 and our_flag not in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize("theirs, ours", [("learning_rat", "lr"), ("max_iter", "iters"),
+                                          ("n_embed", "d_model")])
+def test_another_programs_name_misspelled_is_answered_with_ours(tmp_path, theirs, ours):
+    # Only the name as the other program spells it was known: a slip in it got no guess at
+    # all (learning_rat), or a guess by spelling of another setting (max_iter: max_len).
+    (tmp_path / "run.toml").write_text(f"{theirs} = 1\n")
+    result = run("train", "--config", tmp_path / "run.toml")
+    assert result.stderr == (f"Error: unknown setting {theirs!r} in {tmp_path / 'run.toml'}; "
+                             f"did you mean {ours!r}?\n")
+    flag, our_flag = "--" + theirs.replace("_", "-"), "--" + ours.replace("_", "-")
+    assert run("train", flag, 1).stderr.startswith(f"Error: No such option {flag!r}; did you "
+                                                   f"mean {our_flag!r}?")
+
+
 @pytest.mark.parametrize("line, said", [
     ('lr = "3e-4"', "lr in {} must be a finite number > 0, got '3e-4', a text: write 3e-4 "
                     "without the quotes"),

@@ -210,6 +210,17 @@ def test_an_empty_config_file_is_valid_toml_that_sets_nothing(tmp_path):
         assert TrainConfig.from_toml(tmp_path / name) == TrainConfig()
 
 
+def test_a_second_config_file_is_refused_not_read_in_place_of_the_first(tmp_path):
+    # click keeps the last of an option given twice: base.toml's settings would be dropped
+    # unsaid, and the run trained with the defaults' 800 steps and model.
+    (tmp_path / "base.toml").write_text("n_layer = 1\niters = 3\n")
+    (tmp_path / "lr.toml").write_text("lr = 0.002\n")
+    result = tinyformer("train", "--config", "base.toml", "--config", "lr.toml", "--out", "run",
+                        cwd=tmp_path)
+    assert_input_error(result, "--config is given 2 times ('base.toml', 'lr.toml')")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_corpus_and_a_config_saved_on_windows_train_the_same_run(tmp_path):
     """Windows line ends and a byte order mark (as Notepad writes them) change nothing: the
     TOML file is read, and the corpus trains the run that its Unix form trains."""

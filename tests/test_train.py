@@ -395,6 +395,31 @@ def test_without_out_an_empty_folder_of_the_runs_name_is_used_and_a_file_is_pass
     assert default_out_dir(config, runs) == os.path.join(runs, "gpt-builtin-3")
 
 
+def test_without_out_a_run_goes_on_to_the_next_name_when_another_claims_its_choice_first(
+        tmp_path, monkeypatch):
+    # A sweep started in parallel, none with --out: two runs choose runs/gpt-builtin at the
+    # same moment, and the other locks it first.
+    monkeypatch.chdir(tmp_path)
+    from tinyformer import train as train_module
+    chosen, others = [], []
+
+    def chosen_as_another_run_claims_it(config):
+        path = default_out_dir(config)
+        chosen.append(path)
+        if not others:
+            others.append(RunDirectory.claim(path, quiet, create=True))
+        return path
+
+    monkeypatch.setattr(train_module, "default_out_dir", chosen_as_another_run_claims_it)
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1), None, log=quiet)
+    try:
+        assert chosen == [os.path.join("runs", name) for name in ("gpt-builtin", "gpt-builtin-2")]
+        assert trainer.directory == os.path.join("runs", "gpt-builtin-2")
+    finally:
+        trainer.close()
+        others[0].release()
+
+
 def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     lines = run(tmp_path, n_layer=1, n_head=2, d_model=32, context=32, batch_size=16,
                 iters=60, eval_every=30, eval_iters=4, sample_tokens=10, lr=1e-2)

@@ -130,7 +130,7 @@ def test_steps_written_again_replace_those_before_in_the_png_and_the_page(tmp_pa
     each_step = loss.get_lines()[0]
     assert list(each_step.get_xdata()) == list(range(1, 21))
     assert list(each_step.get_ydata()[10:]) == [1.0 / step for step in range(11, 21)]
-    assert loss.texts[-1].get_text() == f"{1.1 / 20:.3f}"       # the last line's
+    assert loss.texts[-1].get_text() == f"{1.1 / 20:.4f}"       # the last line's
     result = tinyformer("plot", run, "--out", tmp_path / "report.html")
     assert result.exit_code == 0, result.output
     data = json.loads(re.search(r'<script id="page-data" type="application/json">(.*?)</script>',
@@ -270,7 +270,7 @@ def test_the_loss_panel_draws_the_smoothed_losses_and_labels_the_last_validation
     assert list(train.get_xdata()) == list(smoothed.get_xdata()) == list(range(1, 41))
     assert list(val.get_xdata()) == [10, 20, 30, 40]
     (label,) = loss.texts
-    assert label.get_text() == f"{3.2 / 40 ** 0.5:.3f}" and label.xy == (40, 3.2 / 40 ** 0.5)
+    assert label.get_text() == f"{3.2 / 40 ** 0.5:.4f}" and label.xy == (40, 3.2 / 40 ** 0.5)
 
 
 def test_a_validation_loss_is_drawn_at_a_step_whose_train_loss_overflowed(tmp_path):
@@ -283,7 +283,7 @@ def test_a_validation_loss_is_drawn_at_a_step_whose_train_loss_overflowed(tmp_pa
     assert list(val.get_xdata()) == [10, 20, 30, 40, 41]
     assert list(overflowed.get_xdata()) == [41]                  # marked where it is not drawn
     (label,) = loss.texts
-    assert label.get_text() == "0.500" and label.xy == (41, 0.5)
+    assert label.get_text() == "0.5000" and label.xy == (41, 0.5)
 
 
 def test_the_recall_panel_draws_each_measured_value_and_labels_the_last(tmp_path):
@@ -465,8 +465,8 @@ def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path)
     fig = comparison_figure([short, long])
     loss, recall, lr = fig.axes[:3]
     labels = [text.get_text() for text in loss.get_legend().get_texts()]
-    assert labels == [f"{os.path.normpath(short)}: val {3.2 / 20 ** 0.5:.3f}",
-                      f"{os.path.normpath(long)}: val {3.2 / 40 ** 0.5:.3f}"]
+    assert labels == [f"{os.path.normpath(short)}: val {3.2 / 20 ** 0.5:.4f}",
+                      f"{os.path.normpath(long)}: val {3.2 / 40 ** 0.5:.4f}"]
     assert [line.get_xdata()[-1] for line in lr.get_lines()] == [20, 40]
     assert lr.get_yscale() == "log" and len(recall.get_lines()) == 2
     # Each run draws two things in the loss panel: its smoothed train loss as a line, and its
@@ -506,13 +506,60 @@ def test_a_comparisons_diverged_run_is_marked_and_named_by_its_last_validation_l
         '{"step": 50, "train_loss": NaN, "lr": 1e-3, "val_loss": NaN}\n'))
     loss = comparison_figure([good, diverged]).axes[0]
     labels = [text.get_text() for text in loss.get_legend().get_texts()]
-    assert labels == [f"good: val {3.2 / 60 ** 0.5:.3f}",
+    assert labels == [f"good: val {3.2 / 60 ** 0.5:.4f}",
                       "diverged: val nan, loss NaN or inf from step 41"]
     good_train, diverged_train = (line for line in loss.get_lines()
                                   if not line.get_label().startswith("_"))
     (marks,) = [line for line in loss.get_lines() if line.get_marker() == "|"]
     assert list(marks.get_xdata()) == [41, 50]
     assert marks.get_color() == diverged_train.get_color() != good_train.get_color()
+
+
+def test_a_comparisons_legend_gives_the_last_validation_loss_as_the_training_log_does(tmp_path):
+    # The legend rounded to 3 decimals where training prints 4 ("val_loss 2.9746"): two runs
+    # of a sweep 0.0008 apart were named by one figure, and neither by the one to grep for.
+    runs = []
+    for name, val_loss in (("lr-1e-3", 2.97459), ("lr-3e-3", 2.97541)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text(json.dumps(
+            {"step": 1, "train_loss": 3.0, "lr": 1e-3, "val_loss": val_loss}) + "\n")
+        runs.append(tmp_path / name)
+    loss = comparison_figure(runs).axes[0]
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels == ["lr-1e-3: val 2.9746", "lr-3e-3: val 2.9754"]
+
+
+def write_run(directory, **settings):
+    """A run's metrics.jsonl, and its manifest.json with the settings that say what its loss
+    is per."""
+    write_metrics(directory, n=10, eval_every=5, extra=None)
+    settings = dict(dict(model="gpt", task=None, tokenizer="char", vocab_size=None), **settings)
+    (directory / "manifest.json").write_text(json.dumps({
+        "format": "tinyformer-run", "version": 1, "owns": ["metrics.jsonl"], "checkpoint": None,
+        "settings": settings}))
+    return directory
+
+
+def test_comparing_losses_of_different_models_or_tokenizers_is_noted(tmp_path):
+    # A BPE token holds several characters, a BERT's loss is over its hidden tokens alone:
+    # their losses were drawn and ranked in the legend beside a char GPT's with nothing said,
+    # the lowest looking the best.
+    from viz.write import loss_kinds
+    char = [write_run(tmp_path / f"lr-{lr}") for lr in ("1e-3", "3e-3")]
+    bpe = write_run(tmp_path / "bpe", tokenizer="bpe", vocab_size=320)
+    result = tinyformer("plot", *char, bpe, "--out", tmp_path / "sweep.png")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ("note: a loss per token compares runs of one model and tokenizer, "
+                             "and these runs' are not: gpt on char tokens (lr-1e-3, lr-3e-3); "
+                             "gpt on bpe tokens, vocabulary 320 (bpe)\n")
+    bert = write_run(tmp_path / "bert", model="bert")
+    task = write_run(tmp_path / "add", model="transformer", task="add", tokenizer=None)
+    assert loss_kinds([char[0], bert, task]) == {"gpt on char tokens": ["lr-1e-3"],
+                                                 "bert on char tokens": ["bert"],
+                                                 "transformer on the add task": ["add"]}
+    # A sweep of one model and tokenizer is one kind; a run with no manifest is left out.
+    assert loss_kinds([*char, write_metrics(tmp_path / "bare")]) == {
+        "gpt on char tokens": ["lr-1e-3", "lr-3e-3"]}
 
 
 @pytest.mark.parametrize("lrs", [[(3.3e-4, 8e-3), (8e-3, 1e-3)], [(1.05e-4, 9.5e-3)],

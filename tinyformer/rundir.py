@@ -110,6 +110,10 @@ class RunDirectoryError(ValueError):
     """A run directory that cannot be used as asked; the message says what to do."""
 
 
+class RunDirectoryInUse(RunDirectoryError):
+    """A run directory that another process (or another Trainer of this one) holds."""
+
+
 def read_manifest(directory: StrPath) -> dict[str, Any] | None:
     """The manifest.json of the run in `directory` as a dict, checked as a run of ours writes
     it (its format; its `owns`, a list of names; its `checkpoint`, a step or None): the one
@@ -174,7 +178,8 @@ class RunDirectory:
     def claim(cls, path: StrPath, log: Callable[[str], None] = print,
               create: bool = False) -> RunDirectory:
         """Lock the run directory `path` for this process (creating it first if `create`).
-        RunDirectoryError if it cannot be written, or another process holds it. Returns the
+        RunDirectoryError if it cannot be written; RunDirectoryInUse if another process holds
+        it. Returns the
         RunDirectory, with what its manifest says it owns."""
         run = cls(path, log)
         # A new run's directory is --out, one to continue --resume's.
@@ -242,13 +247,13 @@ class RunDirectory:
                 if e.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if holder == str(os.getpid()):   # kill would stop this very Python (a notebook's)
-                    raise RunDirectoryError(f"{self.path!r} is in use by this process: a Trainer "
+                    raise RunDirectoryInUse(f"{self.path!r} is in use by this process: a Trainer "
                                             f"started on it earlier (a notebook cell run again, "
                                             f"say) holds it until it trains or closes; call its "
                                             f"close() and try again") from None
                 stop = ("ask its owner to stop it" if _another_users(holder) else
                         f"stop it (kill {holder})")
-                raise RunDirectoryError(f"{self.path!r} is in use: process {holder} is "
+                raise RunDirectoryInUse(f"{self.path!r} is in use: process {holder} is "
                                         f"training in it; wait for it to end, or {stop} and "
                                         f"try again") from None
             # The holder removes run.lock as it ends; if it did so between our open and our

@@ -56,9 +56,9 @@ from .progress import Progress
 from .resources import (AdaptiveThreads, FixedThreads, blas_threads, check_memory,
                         freed_memory_kept, step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, CheckpointError,
-                     RunDirectory, append_metrics, array_shapes, check_checkpoint_file,
-                     checkpoint_files, load_arrays, save_checkpoint, sha256, staged,
-                     truncate_metrics)
+                     RunDirectory, RunDirectoryInUse, append_metrics, array_shapes,
+                     check_checkpoint_file, checkpoint_files, load_arrays, save_checkpoint,
+                     sha256, staged, truncate_metrics)
 from .schema import Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
@@ -238,6 +238,22 @@ def tokens_written(run: RunDirectory, config: TrainConfig
     return tokenizer, info
 
 
+def claim_default_out(config: TrainConfig, log: Callable[[str], None] = print) -> RunDirectory:
+    """The directory of a run given no --out, claimed: runs/<model>-<data>, or the first of
+    its numbered names (default_out_dir) free. A sweep's runs started at once choose
+    between the taken names at the same moment, and may choose the same: the one that finds
+    its choice claimed (locked, or holding a run by the time it locks it) goes on to the next."""
+    while True:
+        path = default_out_dir(config)
+        try:
+            run = RunDirectory.claim(path, log, create=True)
+        except RunDirectoryInUse:
+            continue                     # the other run's lock is in it now: no longer free
+        if not run.has_manifest and not run.others():
+            return run
+        run.release()                    # a run started, and ended, since it was chosen
+
+
 class StepDone(NamedTuple):
     """What one training step did: the progress line's and metrics.jsonl's figures."""
     loss: float                 # the batch's, before the update
@@ -305,7 +321,8 @@ class Trainer:
         if directory is not None:        # "" is no directory, not "not given": refuse it
             check_settings({"out": os.fspath(directory)}, {"out": Text("a directory's path")},
                            name=name)
-        directory = os.fspath(directory or default_out_dir(config))   # a Path named as its text
+        if directory is not None:
+            directory = os.fspath(directory)                        # a Path named as its text
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
         tokenizer = (tokenised[0] if tokenised else
@@ -331,7 +348,10 @@ class Trainer:
             settings["corpus"] = os.path.abspath(config.corpus)
         if config.tokenizer_file:
             settings["tokenizer"] = os.path.abspath(config.tokenizer)
-        run = run or RunDirectory.claim(directory, log, create=True)
+        if run is None:
+            run = (RunDirectory.claim(directory, log, create=True) if directory is not None
+                   else claim_default_out(config, log))
+        directory = os.fspath(run.path)
         # Everything that may refuse the run comes before a previous run's files are replaced
         # (--force): a corpus that fails, a model refused, or a stop leaves them as they were.
         try:

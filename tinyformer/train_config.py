@@ -114,6 +114,16 @@ OTHER_NAMES = {
     "mlm_probability": "mask_rate", "label_smoothing_factor": "label_smoothing",
 }
 
+def setting_renamed(key: str) -> str | None:
+    """Our name for a setting given by another program's (OTHER_NAMES: "max_iters" is iters),
+    spelled as that program does or nearly ("learning_rat", closer to learning_rate than to
+    any of ours, is lr); None for any other key."""
+    name = setting_name(key)
+    ours = [field.name for field in dataclasses.fields(TrainConfig)]
+    closest = difflib.get_close_matches(name, [*ours, *OTHER_NAMES], n=1)
+    return OTHER_NAMES.get(name) or (OTHER_NAMES.get(closest[0]) if closest else None)
+
+
 # The tokenizers a run learns from its text; any other `tokenizer` is the path of a file.
 TOKENIZER_KINDS = ("char", "bpe")
 
@@ -242,8 +252,9 @@ class TrainConfig:
         settings = named
         unknown = sorted(set(settings) - names)
         if unknown:
-            close = ([OTHER_NAMES[unknown[0]]] if unknown[0] in OTHER_NAMES else
-                     difflib.get_close_matches(unknown[0], names, n=1))  # a typo, most often
+            renamed = setting_renamed(unknown[0])
+            close = ([renamed] if renamed else                         # else a typo, most often
+                     difflib.get_close_matches(unknown[0], names, n=1))
             fix = (f"did you mean {close[0]!r}?" if close else
                    f"known settings: {', '.join(sorted(names))}")
             raise ValueError(f"unknown setting {unknown[0]!r} in {where}; {fix}")

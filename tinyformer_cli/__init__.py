@@ -34,7 +34,7 @@ from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_nam
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
                                    text_and_ids, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
-from tinyformer.train_config import OTHER_NAMES, setting_name, shown_default
+from tinyformer.train_config import setting_renamed, shown_default
 
 EPILOG = """\b
 Examples:
@@ -398,9 +398,9 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
-    """For a setting of `train` under another program's name (--max-iters, nanoGPT's): ours,
-    in place of click's guesses by spelling (--eval-iters)."""
-    ours = OTHER_NAMES.get(setting_name(error.option_name.lstrip("-")))
+    """For a setting of `train` under another program's name (--max-iters, nanoGPT's), or
+    nearly (--learning-rat): ours, in place of click's guesses by spelling (--eval-iters)."""
+    ours = setting_renamed(error.option_name.lstrip("-"))
     if error.ctx is None or error.ctx.command is not train or ours is None:
         return None
     return f"No such option {error.option_name!r}; did you mean {option_name(ours)!r}?"
@@ -691,7 +691,9 @@ Defaults depend on the data: the built-in corpus trains a 2-layer GPT in under a
 encoder-decoder.
 """)
 @train_options
-@click.option("--config", "config_path", metavar="FILE.toml", type=FILE,
+# multiple: click would keep the last of two --config files and drop the other unsaid, where a
+# sweep's user may expect the two layered; one given twice is refused instead (_train).
+@click.option("--config", "config_paths", metavar="FILE.toml", type=FILE, multiple=True,
               help="Settings from a TOML file (keys as the options, with _ or -, but for "
               "--out, --force, --resume and --threads; and those only a file sets: "
               + ", ".join(f.name for f in dataclasses.fields(TrainConfig)
@@ -709,17 +711,22 @@ encoder-decoder.
                 "and threads for the matrix products",
                 "chosen by timing the steps, again as the machine's load changes")
 @click.pass_context
-def train(ctx, config_path, out, force, resume_dir, threads, **options):
+def train(ctx, config_paths, out, force, resume_dir, threads, **options):
     """Train a model, printing samples and saving checkpoints as it goes; with no options, a
     small GPT learns the built-in stories (their last sentence recalls a colour from the
     first). Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops after the current step with a
     checkpoint; --resume continues it."""
     # SIGTERM or SIGHUP, anywhere in the command, stops it as Ctrl-C at that point would.
     with stops.signals_stop_at_once():
-        _train(ctx, config_path, out, force, resume_dir, threads, options)
+        _train(ctx, config_paths, out, force, resume_dir, threads, options)
 
 
-def _train(ctx, config_path, out, force, resume_dir, threads, options):
+def _train(ctx, config_paths, out, force, resume_dir, threads, options):
+    if len(config_paths) > 1:
+        raise InputError(f"--config is given {len(config_paths)} times "
+                         f"({', '.join(map(repr, config_paths))}), but a run reads one file; "
+                         f"give one, and what changes from it as options (--lr 3e-4)")
+    config_path = config_paths[0] if config_paths else None
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
     with input_errors():
@@ -1006,7 +1013,8 @@ Examples:
 \b
 Train loss per step and smoothed, validation loss at each evaluation, recall or accuracy if
 the run measured one, and the learning rate. A page shows the values at a step on hover.
-Several runs share one picture, a colour a run, the legend giving each its last val_loss.
+Several runs share one picture, a colour a run, the legend giving each its last val_loss
+(a note says where their losses, per token, are of different models or tokenizers).
 A loss that is NaN or infinite (a run that diverged) is marked by a tick atop the losses.
 """)
 @click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)

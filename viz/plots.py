@@ -35,6 +35,13 @@ if TYPE_CHECKING:              # named by the hints alone: imported when a figur
     from matplotlib.figure import Figure
 
 
+def loss_shown(loss: float) -> str:
+    """A validation loss as the training log prints it ("step 800 (end of training): val_loss
+    0.1852"): the figure read off a plot is then the one to grep for, and a sweep's runs a few
+    ten-thousandths apart are not shown as equal."""
+    return f"{loss:.4f}"
+
+
 # Validation figures other than the loss that a job may report, with their axis labels.
 EXTRA_FIGURES = {"val_recall": "val recall", "val_accuracy": "val accuracy"}
 
@@ -314,7 +321,7 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
         ax.plot([r["step"] for r in evaluated], val_loss,
                 color="tab:orange", marker="o", markersize=5, linewidth=1.2,
                 label="validation loss")
-        ax.annotate(f"{val_loss[-1]:.3f}", (evaluated[-1]["step"], val_loss[-1]),
+        ax.annotate(loss_shown(val_loss[-1]), (evaluated[-1]["step"], val_loss[-1]),
                     textcoords="offset points", xytext=(0, 8), ha="center",
                     color=readable("tab:orange"), fontsize=9)
         # A last loss at the top of the panel (a run that overfits) had its label struck
@@ -445,7 +452,7 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         # one would be named by a loss it no longer had, and could look the best of the sweep.
         logged = [r["val_loss"] for r in records if isinstance(r.get("val_loss"), numbers.Real)
                   and not isinstance(r["val_loss"], bool)]
-        last = f"val {logged[-1]:.3f}" if logged else "no validation"
+        last = f"val {loss_shown(logged[-1])}" if logged else "no validation"
         unfinished = nonfinite_loss_steps(records)
         if unfinished:
             last += f", loss NaN or inf from step {unfinished[0]:,}"

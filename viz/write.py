@@ -173,7 +173,8 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
 
 def write_comparison(run_dirs: list[str], out_path: str,
                      log: Callable[[str], None] = print) -> str:
-    """Several runs' curves in one picture (comparison_figure's), to compare a sweep's runs;
+    """Several runs' curves in one picture (comparison_figure's), to compare a sweep's runs,
+    with a note to `log` where their losses are of different models or tokenizers (loss_kinds);
     ValueError for a page, which is one run's, a run given twice, or metrics that are missing
     or not a metrics.jsonl."""
     if _is_page(out_path):
@@ -191,7 +192,42 @@ def write_comparison(run_dirs: list[str], out_path: str,
                 and os.path.samefile(metrics_a, metrics_b):
             raise ValueError(f"{os.fspath(a)!r} and {os.fspath(b)!r} are the same run; give "
                              f"each run once")
+    kinds = loss_kinds(run_dirs)
+    if len(kinds) > 1:
+        # The loss is a cross-entropy per token: over another objective (a BERT's hidden
+        # tokens, a task's answers) or per another tokenizer's tokens (a BPE token holds
+        # several characters), its value is on another scale, and the lowest is not the best.
+        shown = "; ".join(f"{kind} ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+                          for kind, names in kinds.items())
+        log(f"note: a loss per token compares runs of one model and tokenizer, and these "
+            f"runs' are not: {shown}")
     return _save(lambda: comparison_figure(run_dirs), out_path, fmt, 110, log)
+
+
+def loss_kinds(run_dirs: list[str]) -> dict[str, list[str]]:
+    """{what a run's loss is per ("gpt on char tokens"): the names of the runs of `run_dirs`
+    whose loss it is}, from their manifests; a run with none (a metrics.jsonl alone) is left
+    out, unknown."""
+    kinds: dict[str, list[str]] = {}
+    for run_dir in run_dirs:
+        directory = _run_paths(run_dir)[0]
+        try:
+            settings = (read_manifest(directory) or {}).get("settings")
+        except (OSError, ValueError):
+            settings = None
+        if not isinstance(settings, dict):
+            continue
+        model, task, tokenizer = (settings.get(key) for key in ("model", "task", "tokenizer"))
+        if task:
+            kind = f"{model} on the {task} task"
+        elif tokenizer == "bpe":
+            kind = f"{model} on bpe tokens, vocabulary {settings.get('vocab_size')}"
+        elif tokenizer == "char":
+            kind = f"{model} on char tokens"
+        else:                                        # a tokenizer file's path
+            kind = f"{model} on the tokens of {os.path.basename(str(tokenizer))}"
+        kinds.setdefault(kind, []).append(run_name(directory))
+    return kinds
 
 
 def _refuse_before_first_step(run_dir, follow=False):
