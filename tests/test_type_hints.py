@@ -294,3 +294,40 @@ def test_an_op_of_ones_own_overrides_forward_as_a_type_checker_accepts():
     assert [p.kind for p in parameters] == [inspect.Parameter.VAR_POSITIONAL,
                                             inspect.Parameter.VAR_KEYWORD]
     assert all(hints[p.name] is typing.Any for p in parameters)
+
+
+def defines_getattr(node):
+    return (isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+            or isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__getattr__" for t in node.targets))
+
+
+def visible_getattrs(body):
+    """The `__getattr__`s among `body`'s statements that a type checker reads: those not inside
+    `if not TYPE_CHECKING:`, the block that mypy and pyright skip."""
+    for node in body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "not TYPE_CHECKING":
+            continue
+        if defines_getattr(node):
+            yield node
+        elif isinstance(node, ast.If):
+            yield from visible_getattrs(node.body + node.orelse)
+
+
+# A module's or a class's __getattr__ that only words an error (a PyTorch name gets ours)
+# would tell a type checker that every name is there: `ta.tensr(...)`, `nn.Linar` and `x.shap`
+# were Any to mypy, and NoReturn to pyright, which then took the rest of the function for
+# unreachable and checked none of it. (Module's stays, as torch's: a model's attributes.)
+WORDING_ONLY = [module for module in CHECKED if "__getattr__" in vars(module)] + \
+    [tinyautograd.Tensor]
+
+
+@pytest.mark.parametrize("owner", WORDING_ONLY, ids=lambda owner: owner.__name__)
+def test_a_misspelt_name_is_an_error_to_a_type_checker(owner):
+    source = ast.parse(inspect.getsource(inspect.getmodule(owner)))
+    if inspect.isclass(owner):
+        source = next(node for node in source.body
+                      if isinstance(node, ast.ClassDef) and node.name == owner.__name__)
+    assert not list(visible_getattrs(source.body)), \
+        f"{owner.__name__}'s __getattr__ is read by type checkers: define it under " \
+        f"`if not TYPE_CHECKING:`"

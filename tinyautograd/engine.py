@@ -30,7 +30,7 @@ import math
 import numbers
 import operator
 import weakref
-from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -959,21 +959,24 @@ class Tensor:
         # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
         return np.array(self.data, dtype=dtype, copy=copy)
 
-    def __getattr__(self, name: str) -> Any:
-        # Runs only when normal lookup fails, so the attributes that exist cost nothing more.
-        # A PyTorch name gets ours in its error; always an AttributeError, so that hasattr,
-        # copy and numpy's probes go on as before. Those probes (np.asarray(t) looks for
-        # __array_struct__ and __array_interface__ first) take the short way out.
-        if name[0] == "_":
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
-        hint = _TORCH_TENSOR_NAMES.get(name)
-        if hint is None and name.endswith("_"):                         # add_, zero_, copy_
-            # `p = p * 0.5` alone would make a new tensor and leave a parameter as it was: say
-            # what changes the tensor itself, as an update of parameters under no_grad needs.
-            hint = ("in-place methods are not offered: x = x + y makes a new tensor; to change "
-                    "x itself (a parameter, under no_grad()), x += y (or -=, *=, /=), or "
-                    "x.data[...] = values")
-        raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
+    # Not read by type checkers, for which a __getattr__ makes every name an attribute: `x.shap`
+    # would pass unflagged. It only words the error of one that is not there.
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            # Runs only when normal lookup fails, so the attributes that exist cost nothing more.
+            # A PyTorch name gets ours in its error; always an AttributeError, so that hasattr,
+            # copy and numpy's probes go on as before. Those probes (np.asarray(t) looks for
+            # __array_struct__ and __array_interface__ first) take the short way out.
+            if name[0] == "_":
+                raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+            hint = _TORCH_TENSOR_NAMES.get(name)
+            if hint is None and name.endswith("_"):                         # add_, zero_, copy_
+                # `p = p * 0.5` alone would make a new tensor and leave a parameter as it was: say
+                # what changes the tensor itself, as an update of parameters under no_grad needs.
+                hint = ("in-place methods are not offered: x = x + y makes a new tensor; to change "
+                        "x itself (a parameter, under no_grad()), x += y (or -=, *=, /=), or "
+                        "x.data[...] = values")
+            raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
     # so `float(loss)` and `f"{loss:.3f}"` work; a larger tensor is an error.
