@@ -331,3 +331,12 @@ def test_a_misspelt_name_is_an_error_to_a_type_checker(owner):
     assert not list(visible_getattrs(source.body)), \
         f"{owner.__name__}'s __getattr__ is read by type checkers: define it under " \
         f"`if not TYPE_CHECKING:`"
+
+
+def test_grad_is_hinted_to_give_tensors_as_torchs_is():
+    """The README's Hessian-vector product, `(g,) = ta.grad(...)` then `g * v`: with a hint of
+    tuple[Tensor | None, ...], mypy and pyright refused `g * v` and `g.data` (g may be None)."""
+    x = tinyautograd.Tensor([1.0, 2.0], requires_grad=True)
+    (g,) = tinyautograd.grad((x ** 3).sum(), [x], create_graph=True)
+    assert isinstance(g * 2, tinyautograd.Tensor)
+    assert hints_of(tinyautograd.grad)["return"] == tuple[tinyautograd.Tensor, ...]

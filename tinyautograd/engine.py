@@ -1829,7 +1829,7 @@ def _seed(output, grad, caller, argument):
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Operand | Sequence[Operand | None] | None = None,
          retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = True) -> tuple[Tensor | None, ...]:
+         allow_unused: bool = True) -> tuple[Tensor, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated:
     a tuple with one per input, even for one input Tensor (`(g,) = grad(loss, w)`).
 
@@ -1844,6 +1844,9 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     d(loss)/d(output) for each output, in its shape (None for an output of one number); for a
     single output it may be the one Tensor, array or number itself.
     """
+    # Hinted as torch's, tuple[Tensor, ...]: the None of an input not used is the exception,
+    # and `(g,) = grad(loss, [w])`, then `g * v`, the rule, which `Tensor | None` made an error
+    # in a type checker at every use of g.
     outputs = _tensor_arguments(outputs, "output")
     inputs = _tensor_arguments(inputs, "input")
     if not inputs:                  # as torch: an answer of () would go unnoticed in a zip
