@@ -45,7 +45,9 @@ import tinyformer.exercises.checks
 import viz
 from tinyautograd import nn
 from tinyformer.exercises import exercises
-from tinyformer.tokenizers import BPETokenizer, CharTokenizer
+from tinyformer.attention import MultiHeadAttention
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from viz.graph import Graph
 
 # Every module of the engine, found rather than listed (a new one is checked the day it is
 # written); ops.py for its functions alone, its classes being the ops' Functions.
@@ -340,3 +342,20 @@ def test_grad_is_hinted_to_give_tensors_as_torchs_is():
     (g,) = tinyautograd.grad((x ** 3).sum(), [x], create_graph=True)
     assert isinstance(g * 2, tinyautograd.Tensor)
     assert hints_of(tinyautograd.grad)["return"] == tuple[tinyautograd.Tensor, ...]
+
+
+def test_a_class_attribute_that_starts_as_none_names_its_type():
+    """`grad_fn = None` on Tensor's class made a type checker take every tensor's grad_fn for
+    None: pyright refused `y.grad_fn.inputs`, and a user's `t.name = "x"` or
+    `attn.last_weights = weights` (as the README has an attention of one's own do) was refused
+    as not None. A public attribute whose class default is None is declared with its type."""
+    undeclared = [f"{cls.__module__}.{name}.{attr}"
+                  for name, cls in CLASSES.items()
+                  if not name.startswith("_") and not issubclass(cls, BaseException)
+                  for attr, value in vars(cls).items()
+                  if not attr.startswith("_") and value is None
+                  and attr not in inspect.get_annotations(cls)]
+    assert not undeclared, f"declare the type of {', '.join(undeclared)} (`name: T | None = None`)"
+    for cls in (tinyautograd.Tensor, tinyautograd.Context, MultiHeadAttention, Tokenizer, Graph):
+        module = inspect.getmodule(cls)
+        typing.get_type_hints(cls, CLASSES | hint_imports(module) | vars(module))   # resolve

@@ -30,7 +30,7 @@ import math
 import numbers
 import operator
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -114,8 +114,8 @@ class Context:
     # Function written outside tinyautograd (_CheckedContext) refuses that spelling for those
     # names, to catch its author's slip, and must not refuse the engine.
     freed = False
-    backward_of = None
-    module_path = None
+    backward_of: Context | None = None
+    module_path: str | None = None
     _recorded_at = 0      # the engine's clock when the op was recorded (see Tensor._changed_at)
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
@@ -242,7 +242,7 @@ class Function:
     # "broadcast", the operands' shapes do not broadcast together (the elementwise ops);
     # "shapes", the shapes do not fit, the only way its numpy call fails (reshape, concat);
     # None, nothing about shapes: the op's own message, or numpy's about values, passes as it is.
-    shape_errors = None
+    shape_errors: Literal["broadcast", "shapes"] | None = None
 
     # True for a Function whose forward may hand back its first input's array, or a view of
     # it (reshape, transpose, indexing): the result then shares that input's stamp of changes
@@ -765,9 +765,9 @@ class Tensor:
     # Defaults live on the class, so creating a tensor only sets what differs.
     _grad = None          # .grad: a numpy array of the same shape, filled by backward
     _grad_tensor = None   # .grad_tensor: .grad as a Tensor with its graph, while they agree
-    grad_fn = None        # the Context node that produced this tensor; None for a leaf
+    grad_fn: Context | None = None    # the node that produced this tensor; None for a leaf
     _requires_grad = False
-    name = None           # optional label, shown by viz
+    name: str | None = None           # optional label, shown by viz
     _hooks = ()
     _retains_grad = False
     # When this tensor's array was last changed in place, on the engine's clock (`_clock`): a
