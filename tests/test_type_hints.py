@@ -229,6 +229,16 @@ def tokenizer_file(tmp_path, tokenizer):
     return tmp_path / "tok.json"
 
 
+class MyGPT(tinyformer.GPT):
+    """A user's subclass of GPT, as from_pretrained loads into one."""
+
+
+def pretrained_folder(tmp_path):
+    tinyformer.GPT(vocab_size=8, context=4, n_layer=1, n_head=1, d_model=8).save_pretrained(
+        tmp_path)
+    return tmp_path
+
+
 # Calls a user makes on a subclass whose result is the receiver itself or of its class, with
 # what they return: `model = GPT(...).eval()` must still be a GPT to mypy and pyright, so that
 # `model.generate` type-checks (an annotation `-> Module` made it a Module, without generate).
@@ -240,6 +250,7 @@ SELF_RETURNING = {
     "ModuleList.append": lambda tmp: (nn.Sequential(), "append", (nn.ReLU(),)),
     "ModuleList.extend": lambda tmp: (nn.Sequential(), "extend", ([nn.ReLU()],)),
     "Tensor.requires_grad_": lambda tmp: (nn.Parameter(np.zeros(2)), "requires_grad_", ()),
+    "GPT.from_pretrained": lambda tmp: (MyGPT, "from_pretrained", (pretrained_folder(tmp),)),
     "Tokenizer.load (char)": lambda tmp: (
         CharTokenizer, "load", (tokenizer_file(tmp, CharTokenizer.train("ab")),)),
     "Tokenizer.load (bpe)": lambda tmp: (
