@@ -45,7 +45,9 @@ import tinyformer.exercises.checks
 import viz
 from tinyautograd import nn
 from tinyformer.exercises import exercises
-from tinyformer.tokenizers import BPETokenizer, CharTokenizer
+from tinyformer.attention import MultiHeadAttention
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, Tokenizer
+from viz.graph import Graph
 
 # Every module of the engine, found rather than listed (a new one is checked the day it is
 # written); ops.py for its functions alone, its classes being the ops' Functions.
@@ -227,6 +229,16 @@ def tokenizer_file(tmp_path, tokenizer):
     return tmp_path / "tok.json"
 
 
+class MyGPT(tinyformer.GPT):
+    """A user's subclass of GPT, as from_pretrained loads into one."""
+
+
+def pretrained_folder(tmp_path):
+    tinyformer.GPT(vocab_size=8, context=4, n_layer=1, n_head=1, d_model=8).save_pretrained(
+        tmp_path)
+    return tmp_path
+
+
 # Calls a user makes on a subclass whose result is the receiver itself or of its class, with
 # what they return: `model = GPT(...).eval()` must still be a GPT to mypy and pyright, so that
 # `model.generate` type-checks (an annotation `-> Module` made it a Module, without generate).
@@ -238,6 +250,7 @@ SELF_RETURNING = {
     "ModuleList.append": lambda tmp: (nn.Sequential(), "append", (nn.ReLU(),)),
     "ModuleList.extend": lambda tmp: (nn.Sequential(), "extend", ([nn.ReLU()],)),
     "Tensor.requires_grad_": lambda tmp: (nn.Parameter(np.zeros(2)), "requires_grad_", ()),
+    "GPT.from_pretrained": lambda tmp: (MyGPT, "from_pretrained", (pretrained_folder(tmp),)),
     "Tokenizer.load (char)": lambda tmp: (
         CharTokenizer, "load", (tokenizer_file(tmp, CharTokenizer.train("ab")),)),
     "Tokenizer.load (bpe)": lambda tmp: (
@@ -294,3 +307,66 @@ def test_an_op_of_ones_own_overrides_forward_as_a_type_checker_accepts():
     assert [p.kind for p in parameters] == [inspect.Parameter.VAR_POSITIONAL,
                                             inspect.Parameter.VAR_KEYWORD]
     assert all(hints[p.name] is typing.Any for p in parameters)
+
+
+def defines_getattr(node):
+    return (isinstance(node, ast.FunctionDef) and node.name == "__getattr__"
+            or isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "__getattr__" for t in node.targets))
+
+
+def visible_getattrs(body):
+    """The `__getattr__`s among `body`'s statements that a type checker reads: those not inside
+    `if not TYPE_CHECKING:`, the block that mypy and pyright skip."""
+    for node in body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "not TYPE_CHECKING":
+            continue
+        if defines_getattr(node):
+            yield node
+        elif isinstance(node, ast.If):
+            yield from visible_getattrs(node.body + node.orelse)
+
+
+# A module's or a class's __getattr__ that only words an error (a PyTorch name gets ours)
+# would tell a type checker that every name is there: `ta.tensr(...)`, `nn.Linar` and `x.shap`
+# were Any to mypy, and NoReturn to pyright, which then took the rest of the function for
+# unreachable and checked none of it. (Module's stays, as torch's: a model's attributes.)
+WORDING_ONLY = [module for module in CHECKED if "__getattr__" in vars(module)] + \
+    [tinyautograd.Tensor]
+
+
+@pytest.mark.parametrize("owner", WORDING_ONLY, ids=lambda owner: owner.__name__)
+def test_a_misspelt_name_is_an_error_to_a_type_checker(owner):
+    source = ast.parse(inspect.getsource(inspect.getmodule(owner)))
+    if inspect.isclass(owner):
+        source = next(node for node in source.body
+                      if isinstance(node, ast.ClassDef) and node.name == owner.__name__)
+    assert not list(visible_getattrs(source.body)), \
+        f"{owner.__name__}'s __getattr__ is read by type checkers: define it under " \
+        f"`if not TYPE_CHECKING:`"
+
+
+def test_grad_is_hinted_to_give_tensors_as_torchs_is():
+    """The README's Hessian-vector product, `(g,) = ta.grad(...)` then `g * v`: with a hint of
+    tuple[Tensor | None, ...], mypy and pyright refused `g * v` and `g.data` (g may be None)."""
+    x = tinyautograd.Tensor([1.0, 2.0], requires_grad=True)
+    (g,) = tinyautograd.grad((x ** 3).sum(), [x], create_graph=True)
+    assert isinstance(g * 2, tinyautograd.Tensor)
+    assert hints_of(tinyautograd.grad)["return"] == tuple[tinyautograd.Tensor, ...]
+
+
+def test_a_class_attribute_that_starts_as_none_names_its_type():
+    """`grad_fn = None` on Tensor's class made a type checker take every tensor's grad_fn for
+    None: pyright refused `y.grad_fn.inputs`, and a user's `t.name = "x"` or
+    `attn.last_weights = weights` (as the README has an attention of one's own do) was refused
+    as not None. A public attribute whose class default is None is declared with its type."""
+    undeclared = [f"{cls.__module__}.{name}.{attr}"
+                  for name, cls in CLASSES.items()
+                  if not name.startswith("_") and not issubclass(cls, BaseException)
+                  for attr, value in vars(cls).items()
+                  if not attr.startswith("_") and value is None
+                  and attr not in inspect.get_annotations(cls)]
+    assert not undeclared, f"declare the type of {', '.join(undeclared)} (`name: T | None = None`)"
+    for cls in (tinyautograd.Tensor, tinyautograd.Context, MultiHeadAttention, Tokenizer, Graph):
+        module = inspect.getmodule(cls)
+        typing.get_type_hints(cls, CLASSES | hint_imports(module) | vars(module))   # resolve

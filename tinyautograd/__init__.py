@@ -7,6 +7,8 @@ compiled loops that layer norm, GELU and Adam's update (and tinyformer's attenti
 where a C compiler allows, beside their numpy forms.
 """
 
+from typing import TYPE_CHECKING
+
 from . import engine, functional, kernels, nn, optim
 from .engine import (AnomalyError, Context, Function, ShapeError, Tensor, concat,
                      detect_anomaly, enable_grad, grad, is_grad_enabled, no_grad,
@@ -27,7 +29,8 @@ __all__ = [
 ]
 
 
-__getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
+# PyTorch's names that are not ours, with what to write here (in the AttributeError).
+_TORCH_NAMES = {
     "cat": "ta.concat", "tensor": "ta.Tensor", "from_numpy": "ta.Tensor (no copy)",
     # torch.autograd.grad, .Function and .functional.hessian / jacobian / hvp, by their users
     "autograd": "ta.grad (torch.autograd.grad's arguments) and ta.Function; a Hessian, "
@@ -44,4 +47,9 @@ __getattr__ = engine._pointing_to_ours("module 'tinyautograd'", {
             "above the diagonal, the keys a causal attention blocks: its ~ is causal_mask(n))",
     "randint": "numpy's generator, np.random.default_rng(seed).integers(low, high, size)",
     "multinomial": "numpy's generator, rng.choice(len(p), p=p) for each row p of probabilities",
-    "topk": engine._TOPK, "logsumexp": engine._LOGSUMEXP})
+    "topk": engine._TOPK, "logsumexp": engine._LOGSUMEXP}
+
+# Under `if not TYPE_CHECKING:`, as every __getattr__ that only words an error: a type checker
+# reading it would take any name for one of ours (`ta.tensr`), and flag no misspelling.
+if not TYPE_CHECKING:
+    __getattr__ = engine._pointing_to_ours("module 'tinyautograd'", _TORCH_NAMES)

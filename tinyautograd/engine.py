@@ -30,7 +30,7 @@ import math
 import numbers
 import operator
 import weakref
-from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, TypeVar, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -114,8 +114,8 @@ class Context:
     # Function written outside tinyautograd (_CheckedContext) refuses that spelling for those
     # names, to catch its author's slip, and must not refuse the engine.
     freed = False
-    backward_of = None
-    module_path = None
+    backward_of: Context | None = None
+    module_path: str | None = None
     _recorded_at = 0      # the engine's clock when the op was recorded (see Tensor._changed_at)
 
     def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
@@ -242,7 +242,7 @@ class Function:
     # "broadcast", the operands' shapes do not broadcast together (the elementwise ops);
     # "shapes", the shapes do not fit, the only way its numpy call fails (reshape, concat);
     # None, nothing about shapes: the op's own message, or numpy's about values, passes as it is.
-    shape_errors = None
+    shape_errors: Literal["broadcast", "shapes"] | None = None
 
     # True for a Function whose forward may hand back its first input's array, or a view of
     # it (reshape, transpose, indexing): the result then shares that input's stamp of changes
@@ -765,9 +765,9 @@ class Tensor:
     # Defaults live on the class, so creating a tensor only sets what differs.
     _grad = None          # .grad: a numpy array of the same shape, filled by backward
     _grad_tensor = None   # .grad_tensor: .grad as a Tensor with its graph, while they agree
-    grad_fn = None        # the Context node that produced this tensor; None for a leaf
+    grad_fn: Context | None = None    # the node that produced this tensor; None for a leaf
     _requires_grad = False
-    name = None           # optional label, shown by viz
+    name: str | None = None           # optional label, shown by viz
     _hooks = ()
     _retains_grad = False
     # When this tensor's array was last changed in place, on the engine's clock (`_clock`): a
@@ -959,21 +959,24 @@ class Tensor:
         # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
         return np.array(self.data, dtype=dtype, copy=copy)
 
-    def __getattr__(self, name: str) -> Any:
-        # Runs only when normal lookup fails, so the attributes that exist cost nothing more.
-        # A PyTorch name gets ours in its error; always an AttributeError, so that hasattr,
-        # copy and numpy's probes go on as before. Those probes (np.asarray(t) looks for
-        # __array_struct__ and __array_interface__ first) take the short way out.
-        if name[0] == "_":
-            raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
-        hint = _TORCH_TENSOR_NAMES.get(name)
-        if hint is None and name.endswith("_"):                         # add_, zero_, copy_
-            # `p = p * 0.5` alone would make a new tensor and leave a parameter as it was: say
-            # what changes the tensor itself, as an update of parameters under no_grad needs.
-            hint = ("in-place methods are not offered: x = x + y makes a new tensor; to change "
-                    "x itself (a parameter, under no_grad()), x += y (or -=, *=, /=), or "
-                    "x.data[...] = values")
-        raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
+    # Not read by type checkers, for which a __getattr__ makes every name an attribute: `x.shap`
+    # would pass unflagged. It only words the error of one that is not there.
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str) -> Any:
+            # Runs only when normal lookup fails, so the attributes that exist cost nothing more.
+            # A PyTorch name gets ours in its error; always an AttributeError, so that hasattr,
+            # copy and numpy's probes go on as before. Those probes (np.asarray(t) looks for
+            # __array_struct__ and __array_interface__ first) take the short way out.
+            if name[0] == "_":
+                raise AttributeError(f"'{type(self).__name__}' object has no attribute {name!r}")
+            hint = _TORCH_TENSOR_NAMES.get(name)
+            if hint is None and name.endswith("_"):                         # add_, zero_, copy_
+                # `p = p * 0.5` alone would make a new tensor and leave a parameter as it was: say
+                # what changes the tensor itself, as an update of parameters under no_grad needs.
+                hint = ("in-place methods are not offered: x = x + y makes a new tensor; to change "
+                        "x itself (a parameter, under no_grad()), x += y (or -=, *=, /=), or "
+                        "x.data[...] = values")
+            raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
 
     # Python numbers, as torch gives them: from a tensor of one element, whatever its shape,
     # so `float(loss)` and `f"{loss:.3f}"` work; a larger tensor is an error.
@@ -1826,7 +1829,7 @@ def _seed(output, grad, caller, argument):
 def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
          grad_outputs: Operand | Sequence[Operand | None] | None = None,
          retain_graph: bool | None = None, create_graph: bool = False,
-         allow_unused: bool = True) -> tuple[Tensor | None, ...]:
+         allow_unused: bool = True) -> tuple[Tensor, ...]:
     """The gradients of `outputs` with respect to `inputs`, returned instead of accumulated:
     a tuple with one per input, even for one input Tensor (`(g,) = grad(loss, w)`).
 
@@ -1841,6 +1844,9 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     d(loss)/d(output) for each output, in its shape (None for an output of one number); for a
     single output it may be the one Tensor, array or number itself.
     """
+    # Hinted as torch's, tuple[Tensor, ...]: the None of an input not used is the exception,
+    # and `(g,) = grad(loss, [w])`, then `g * v`, the rule, which `Tensor | None` made an error
+    # in a type checker at every use of g.
     outputs = _tensor_arguments(outputs, "output")
     inputs = _tensor_arguments(inputs, "input")
     if not inputs:                  # as torch: an answer of () would go unnoticed in a zip

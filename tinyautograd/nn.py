@@ -18,7 +18,7 @@ import operator
 import types
 from collections import namedtuple
 from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -586,10 +586,11 @@ class Sequential(ModuleList):
         return x
 
 
-__getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", {
-    "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
-    "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
-    "utils": "optim.clip_grad_norm for clip_grad_norm_"})
+if not TYPE_CHECKING:     # a type checker would take any name for one of ours (`nn.Linar`)
+    __getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", {
+        "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
+        "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
+        "utils": "optim.clip_grad_norm for clip_grad_norm_"})
 
 
 # --------------------------------------------------------------------------------------------

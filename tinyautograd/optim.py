@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Iterable, Union
+from typing import TYPE_CHECKING, Iterable, Union
 
 import numpy as np
 
@@ -689,6 +689,7 @@ class Noam(LRSchedule):
         return self.lr_at(self.warmup_steps - 1)
 
 
-__getattr__ = engine._pointing_to_ours("module 'tinyautograd.optim'", {
-    "clip_grad_norm_": "clip_grad_norm",
-    "lr_scheduler": "the schedules WarmupCosine and Noam, or an LRSchedule"})
+if not TYPE_CHECKING:     # a type checker would take any name for one of ours (`optim.SDG`)
+    __getattr__ = engine._pointing_to_ours("module 'tinyautograd.optim'", {
+        "clip_grad_norm_": "clip_grad_norm",
+        "lr_scheduler": "the schedules WarmupCosine and Noam, or an LRSchedule"})

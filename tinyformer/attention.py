@@ -562,7 +562,7 @@ class MultiHeadAttention(nn.Module):
     """
 
     record_weights = False     # set True on an instance to fill last_weights at each forward
-    last_weights = None
+    last_weights: np.ndarray | None = None
 
     def __init__(self, d_model: int, n_head: int, dropout: float = 0.0, bias: bool = True,
                  rotary: RotaryPositions | None = None, n_kv_head: int | None = None,

@@ -160,7 +160,7 @@ class Encoder(nn.Module):
             for _ in range(n_layer)])
         self.final_norm = norm_layer(dim=d_model, **norms) if norm == "pre" else None
 
-    stream = None     # a list, while the logit lens reads the residual stream (lens.py)
+    stream: list[Tensor] | None = None    # while the logit lens reads the residual stream (lens.py)
 
     def forward(self, x: Tensor, mask: Mask | None = None) -> Tensor:
         """x (B, S, C) -> (B, S, C); `mask` (B, 1, 1, S) hides the padding."""
@@ -181,7 +181,7 @@ class Decoder(nn.Module):
     layer.
     """
 
-    stream = None     # a list, while the logit lens reads the residual stream (lens.py)
+    stream: list[Tensor] | None = None    # while the logit lens reads the residual stream (lens.py)
 
     def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
                  norm: str = "post", activation: str = "relu",

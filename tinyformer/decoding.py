@@ -158,7 +158,7 @@ class DecoderOnlySession:
     model on its whole window again, exactly as without the cache. So it can write on and on:
     its `room` is None."""
 
-    room = None
+    room: int | None = None
 
     def __init__(self, model: GPT, prompt: Tokens, use_cache: bool = True) -> None:
         self.model, self.use_cache = model, use_cache

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from .schema import check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names GPT
     from .resources import AdaptiveThreads, FixedThreads
+
+
+GPTT = TypeVar("GPTT", bound="GPT")      # from_pretrained of a subclass of GPT gives one
 
 
 class GPT(nn.Module):
@@ -90,7 +93,7 @@ class GPT(nn.Module):
         self._init_weights(n_layer)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> GPT:
+    def from_pretrained(cls: type[GPTT], directory: str | os.PathLike) -> GPTT:
         """A GPT, in eval mode, from a Hugging Face checkpoint: a directory holding
         config.json and model.safetensors, as transformers' save_pretrained writes them or a
         model page offers them, of model type gpt2, llama (SmolLM, Llama) or qwen3. ValueError,

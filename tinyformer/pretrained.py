@@ -52,7 +52,7 @@ import re
 import shlex
 import unicodedata
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, TypeVar
 
 import numpy as np
 import regex
@@ -72,6 +72,8 @@ from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOK
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
+
+GPTT = TypeVar("GPTT", bound="GPT")      # the class loaded into: a subclass of GPT stays one
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
@@ -158,7 +160,7 @@ def from_gpt2(state: dict[str, np.ndarray], n_layer: int) -> dict[str, np.ndarra
 # Loading
 
 
-def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
+def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
     """GPT.from_pretrained: a `gpt` (our GPT class, passed in so that this module needs no
     import of it), in eval mode, from a Hugging Face checkpoint directory (config.json and
     model.safetensors) whose model type is gpt2 (load_gpt2), llama or qwen3 (load_llama)."""
@@ -177,7 +179,7 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPT]) -> GPT:
                           f"'llama' and 'qwen3' checkpoints")
 
 
-def load_gpt2(directory: StrPath, gpt: type[GPT], config: dict | None = None) -> GPT:
+def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -> GPTT:
     """A `gpt` in eval mode from a GPT-2 checkpoint directory (config.json, read already if
     `config` is given, and model.safetensors). Weights in float16 or bfloat16 are loaded as
     float32. The model has no dropout: config.json's dropout rates matter to training only
@@ -484,7 +486,7 @@ def is_llama_family(directory: StrPath) -> bool:
         return False
 
 
-def load_llama(directory: StrPath, gpt: type[GPT], config: dict) -> GPT:
+def load_llama(directory: StrPath, gpt: type[GPTT], config: dict) -> GPTT:
     """A `gpt` in eval mode from a Llama or Qwen3 checkpoint directory, whose config.json is
     `config`. Weights in float16 or bfloat16 are loaded as float32."""
     path = os.path.join(directory, CONFIG)

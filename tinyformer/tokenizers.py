@@ -304,7 +304,7 @@ class Tokenizer:
     messages), spells out each id (`_piece`),
     joins pieces (`_join`), shows them (`_readable`), and converts itself to and from JSON."""
 
-    kind = None
+    kind: str | None = None
     # Ids past the tokenizer's own (`pad_to`): a model's embedding may have more rows than its
     # tokenizer has tokens. They decode to nothing (the empty piece), and encode never gives them.
     padding = 0

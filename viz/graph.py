@@ -110,7 +110,8 @@ class Graph(graphviz.Digraph):
     page of the same graph: `page()` (a notebook shows it inline) or `save_html(path)`.
     It keeps the graph's tensors alive while it lives."""
 
-    page_options = None        # draw_graph's or draw_backward's arguments, and the view
+    # draw_graph's or draw_backward's arguments, and the view
+    page_options: dict[str, Any] | None = None
 
     def page(self, **changes: Any) -> Page:
         """The interactive page of this graph (viz.graph_page), `changes` to its options."""
