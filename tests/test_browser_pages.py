@@ -481,6 +481,28 @@ def test_the_picture_is_one_stop_of_tab_between_the_toolbar_and_the_panel(browse
     assert chromium.errors(browser) == []
 
 
+def test_enter_on_an_inputs_link_puts_the_focus_on_that_input_in_the_picture(browser, gpt):
+    # The panel is drawn anew for the input, and the link that had the focus went with it: the
+    # focus fell back to the page's body, from where Tab started again at the toolbar.
+    _, _, path = gpt
+    open_clean(browser, path)
+    nodes = browser.execute_script("return data.views.forward.nodes")
+    op = next(id for id, n in nodes.items() if any(nodes[i]["inputs"] for i in n["inputs"]))
+    browser.execute_script("goTo('forward', arguments[0])", op)
+    went = next(i for i in nodes[op]["inputs"] if nodes[i]["inputs"])
+    link = browser.find_element(By.CSS_SELECTOR, f'#panel button[data-goto="{went}"]')
+    browser.execute_script("arguments[0].focus()", link)
+    assert press(browser, Keys.ENTER) == went
+    assert field(browser, "title") == nodes[went]["title"]
+    assert browser.switch_to.active_element.get_attribute("tabindex") == "0"   # the cursor
+    # Tab goes on to the links of the input's own inputs; Escape, which empties the panel,
+    # leaves the focus on the part the panel was about.
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.get_attribute("data-goto") in nodes[went]["inputs"]
+    assert press(browser, Keys.ESCAPE) == went
+    assert chromium.errors(browser) == []
+
+
 def test_the_arrow_keys_follow_the_graphs_arrows(browser, gpt):
     _, _, path = gpt
     open_clean(browser, path)

@@ -12,11 +12,13 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import tinyautograd as ta
 import tinyformer_cli as cli
 import viz.write
 from tinyformer_cli import main
+from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream
-from tinyformer.tokenizers import BPETokenizer, escape_controls
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
         "--batch-size", "4", "--eval-iters", "2"]
@@ -123,6 +125,39 @@ def test_out_of_memory_names_the_options_of_the_command_that_ran(monkeypatch, tm
     assert result.exit_code == 2
     line, = result.stderr.strip().splitlines()
     assert "out of memory" in line and "--beam" in line and "--batch-size" not in line
+
+
+def overflowing_gpt():
+    """A GPT whose weights are finite, as load_model requires, but whose activations are not:
+    its final norm scales every feature past float32's largest number."""
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer(list("ab "))
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=1, d_model=8)
+    model.decoder.final_norm.weight.data[:] = 3e38
+    model.eval()
+    return model, tokenizer, {"model": "gpt"}
+
+
+@pytest.mark.parametrize("search", [[], ["--beam", 2]], ids=["sampling", "beam search"])
+def test_logits_that_leave_no_token_to_pick_are_the_checkpoints_fault_in_one_line(
+        monkeypatch, tmp_path, recwarn, search):
+    """Found only as the model writes, after the prompt is out: the checkpoint's fault (exit
+    2), on a line of its own, where it was said as a bug of ours (exit 1), after numpy's
+    warnings of the overflow."""
+    checkpoint = overflowing_gpt()
+    monkeypatch.setattr(cli, "load_model", lambda directory: checkpoint)
+    result = run("generate", "--checkpoint", tmp_path, "--prompt", "ab", *search)
+    assert [str(w.message) for w in recwarn] == []
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "ab\n"                      # the text so far, its line ended
+    line, = result.stderr.splitlines()
+    assert line.startswith("Error: ") and "logits hold NaN at step 1" in line, line
+    # Any other error from the work is a bug of ours, a ValueError too.
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    monkeypatch.setattr(checkpoint[0], "generate", broken)
+    result = run("generate", "--checkpoint", tmp_path, "--prompt", "ab")
+    assert result.exit_code == 1 and "internal error (ValueError: operands" in result.stderr
 
 
 def test_control_characters_are_escaped_not_sent_to_the_terminal():

@@ -676,7 +676,10 @@ def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspac
         result.output
     path.write_text(original.replace("    raise NotImplementedError", "    while True: pass"))
     result = run("check", 1, "--timeout", 1)
-    assert result.exit_code == 3 and "did not finish within 1 s" in result.output
+    # Fair to code that is right but slow: the limit stopped it, for one reason or the other.
+    assert result.exit_code == 3 and "the check did not finish within its time limit of 1 s, " \
+        "so it was stopped: your code may be in a loop that never ends, or right but slower " \
+        "than that; --timeout SECONDS gives it more time" in result.output, result.output
 
 
 @pytest.mark.parametrize("before, after, who, line", [
@@ -764,7 +767,7 @@ def sleeper_outlives(path):
     return outlives
 
 
-@pytest.mark.parametrize("then, said", [("while True: pass\n", "did not finish within 5 s"),
+@pytest.mark.parametrize("then, said", [("while True: pass\n", "time limit of 5 s"),
                                         ("", "is not written yet")])
 def test_what_the_learners_code_starts_ends_with_its_check(workspace, then, said):
     """Be it a loop that never ends, stopped at the timeout, or a check that fails."""
@@ -830,7 +833,10 @@ def test_code_raising_what_is_no_exception_fails_its_check_not_the_runner(worksp
     assert result.exit_code == 3, result.output
     said = ("one_hot(ids=[2, 0, 3], vocab_size=4) raised an error:" if where == "in one_hot"
             else f"{Path(FIRST.file).name} fails as soon as it is imported:")
-    assert said in result.output and raised.split("(")[0] + ":" in result.output, result.output
+    # The error as Python writes it: its name alone, without a colon, when it says nothing.
+    error = {"KeyboardInterrupt": "KeyboardInterrupt",
+             "BaseException('not sure')": "BaseException: not sure"}[raised]
+    assert said in result.output and f"    {error}\n" in result.output, result.output
     assert "Traceback" not in result.output
 
 

@@ -1313,6 +1313,18 @@ def test_an_evaluation_whose_loss_is_not_finite_stops_before_it_samples(tmp_path
         trainer.evaluate("t")
 
 
+def test_a_sample_whose_logits_leave_no_token_to_pick_stops_the_run_as_diverged(tmp_path):
+    # A validation loss finite, and the sample's prompt that overflows all the same: the
+    # decoding's refusal went up as a plain ValueError, which the command said was its bug.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=4), str(tmp_path), log=quiet)
+    trainer.job.evaluate = lambda model, threads: {"val_loss": 1.0}
+    trainer.model.decoder.final_norm.weight.data[:] = 3e38     # finite, its output not
+    trainer.step = 3
+    with pytest.raises(FloatingPointError, match=r"^the sample's logits became NaN or infinite "
+                                                 r"at step 3; lower --lr or raise --warmup$"):
+        trainer.evaluate("t")
+
+
 def test_a_checkpoint_holds_the_contract_files_and_rebuilds_the_model(tmp_path):
     trainer = Trainer.start(TrainConfig(**TINY, iters=4, eval_every=2), str(tmp_path), log=quiet)
     trainer.train()

@@ -60,7 +60,7 @@ if TYPE_CHECKING:                   # the models import this module
     from .transformer import Transformer
 
 __all__ = ["DecoderOnlySession", "EncoderDecoderSession", "generate", "beam_search",
-           "Hypothesis", "gnmt_length_penalty", "ends", "fill_after_end"]
+           "Hypothesis", "gnmt_length_penalty", "ends", "fill_after_end", "NoTokenToPick"]
 
 # The token that ends a sequence, or several (as transformers' eos_token_id: a chat model's
 # <|im_end|> ends its answer, <|endoftext|> a whole text), or None: nothing ends it early.
@@ -318,22 +318,31 @@ def check_room(session: Session, where: str, **count: int) -> None:
 def step_logits(session: Session, where: str, step: int,
                 threads: AdaptiveThreads | FixedThreads | None) -> np.ndarray:
     """The logits (B, V) of the step that writes the `step`-th token (from 1), as every loop
-    takes them: on `threads` (see `_timed`), and checked (`check_logits`)."""
-    with _timed(threads):
+    takes them: on `threads` (see `_timed`), and checked (`check_logits`). Activations that
+    overflow make numpy warn at op after op; the check says so once, in one line, instead (as
+    training's check of its loss does)."""
+    with _timed(threads), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         logits = session.next_logits()
     check_logits(where, logits, step)
     return logits
 
 
+class NoTokenToPick(ValueError):
+    """A step's logits leave no token to pick (check_logits): the model's weights, or its
+    activations on this input, are not finite. The fault of the model or its input, found only
+    as the loop writes, once every setting has passed its checks: a caller tells it from a bug
+    by its class (`tinyformer generate` says it in one line, as bad input)."""
+
+
 def check_logits(where: str, logits: np.ndarray, step: int) -> None:
-    """ValueError, in one line, unless every row of `logits` (B, V) leaves a token to pick: a
-    NaN or a +inf in a row, or a row of -inf alone, does not. A model whose weights hold a NaN
-    (one that diverged in training, left in memory) gives NaN logits at every step, and argmax
-    reads NaN as the largest logit: it would write token 0 until the end, without a word
-    (torch.multinomial refuses them, and so transformers' generate does). A -inf is a token
-    ruled out (a mask, top-k) and is fine among others. One np.isfinite over the row of each
-    sequence, a small part of the step that computed it; the rest runs only when that finds
-    something."""
+    """NoTokenToPick (a ValueError), in one line, unless every row of `logits` (B, V) leaves a
+    token to pick: a NaN or a +inf in a row, or a row of -inf alone, does not. A model whose
+    weights hold a NaN (one that diverged in training, left in memory) gives NaN logits at
+    every step, and argmax reads NaN as the largest logit: it would write token 0 until the
+    end, without a word (torch.multinomial refuses them, and so transformers' generate does).
+    A -inf is a token ruled out (a mask, top-k) and is fine among others. One np.isfinite over
+    the row of each sequence, a small part of the step that computed it; the rest runs only
+    when that finds something."""
     if np.isfinite(logits).all():
         return
     nan = np.isnan(logits).any(axis=-1)                                 # (B,)
@@ -342,7 +351,7 @@ def check_logits(where: str, logits: np.ndarray, step: int) -> None:
     for bad, what in ((nan, "hold NaN"), (plus_inf, "hold +inf"),
                       (all_minus_inf, "are -inf for every token")):
         if bad.any():
-            raise ValueError(
+            raise NoTokenToPick(
                 f"{where}: the model's logits {what} at step {step} (row "
                 f"{np.flatnonzero(bad)[0]}), so there is no token to pick: its weights, or its "
                 f"activations on this input, are not finite; run the model under "

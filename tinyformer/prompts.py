@@ -4,7 +4,8 @@ A GPT continues the prompt, a seq2seq Transformer translates it (a source of its
 BERT fills in the prompt's <mask> tokens. `respond` checks the prompt and settings first, and
 gives back the work to do: a function that writes the answer through a `write(text)` callable
 as it comes, so that a big GPT's slow tokens show one by one, and so that a mistake in the
-input is told apart from a failure during the work. `tinyformer generate` is `respond` with a
+input is told apart from a failure during the work (but for a model whose logits turn out
+not finite, which only the work finds: see respond). `tinyformer generate` is `respond` with a
 checkpoint's model.
 """
 
@@ -99,8 +100,11 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
 
     What cannot be done is a ValueError here, before any work: a setting out of range (see
     check_respond), a beam for BERT, a prompt the tokenizer cannot encode or that lacks what
-    the model needs. `name(key)` says how a setting is called to the caller's user: `beam` in
-    Python, `--beam` on the command line."""
+    the model needs. The work itself refuses one thing more, which shows only as the model
+    writes: logits that leave no token to pick (decoding.NoTokenToPick, a ValueError too: its
+    activations on this prompt are not finite). Any other error from the work is a bug.
+    `name(key)` says how a setting is called to the caller's user: `beam` in Python, `--beam`
+    on the command line."""
     check_respond(max_new_tokens, temperature, top_k, top_p, beam, name)
     if beam is not None and kind == "bert":
         raise ValueError(f"{name('beam')} is for models that write (GPT and the "

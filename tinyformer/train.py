@@ -48,6 +48,7 @@ from tinyautograd.optim import (AdamW, Noam, Optimizer, WarmupCosine, clip_grad_
 from . import checkpoint, parallel
 from .checkpoint import (MODELS, OWN_MODULES, Model, check_built_as, check_model_class,
                          check_same_modules)
+from .decoding import NoTokenToPick
 from .files import StrPath, check_text_file, command_line
 from .jobs import (TOKENIZER_ARGUMENTS, Job, TextData, load_tokenizer_file, make_job,
                    prepare_data, text_model_config)
@@ -581,8 +582,13 @@ class Trainer:
                 for key, value in figures.items():
                     if not math.isfinite(value):
                         raise self._diverged(f"the {key} became {value}")
-                sample = self.job.sample(self.model, np.random.default_rng([self.config.seed,
-                                                                            self.step]))
+                try:
+                    sample = self.job.sample(self.model, np.random.default_rng(
+                        [self.config.seed, self.step]))
+                except NoTokenToPick:
+                    # Finite on the validation text, not on the sample's prompt: the same
+                    # divergence, and the same advice (it was said as a bug of tinyformer's).
+                    raise self._diverged("the sample's logits became NaN or infinite") from None
         finally:
             self.model.train(training)
         shown = ", ".join(f"{key} {value:.4f}" for key, value in figures.items())

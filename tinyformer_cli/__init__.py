@@ -23,6 +23,7 @@ from tinyformer.summary import ops_with_loops, summary_line
 from tinyformer.checkpoint import (PRETRAINED_TOKENIZER, check_export_dir, check_exportable,
                                    export_pretrained, load_model, load_tokenizer_at)
 from tinyformer.data import builtin_bpe
+from tinyformer.decoding import NoTokenToPick
 from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
@@ -880,7 +881,25 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                          allow_special=allow_special, warn=warn)
     if note:
         warn(note)
-    answer(lambda text: click.echo(text, nl=False))
+    # respond checked the settings and the prompt before the work. The work finds one fault
+    # more only as the model writes: logits that leave no token to pick (its activations on
+    # this prompt are not finite). That is the checkpoint's or the prompt's, said in one line
+    # (exit 2), on a line of its own after the text written so far; any other error from the
+    # work is a bug of ours (exit 1).
+    mid_line = False                    # whether the text written so far ends mid-line
+
+    def write(text):
+        nonlocal mid_line
+        click.echo(text, nl=False)
+        mid_line = not text.endswith("\n") if text else mid_line
+
+    try:
+        with input_errors(NoTokenToPick):
+            answer(write)
+    except InputError:
+        if mid_line:
+            click.echo()
+        raise
 
 
 @main.command(short_help="Write a trained GPT as a GPT-2, Llama or Qwen3 for transformers.",

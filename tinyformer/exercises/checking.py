@@ -272,6 +272,13 @@ def _todo_name(qualname: str | None, doing: str) -> str:
     return f"`{qualname}`"
 
 
+def error_line(error: BaseException, message: str | None = None) -> str:
+    """`ValueError: message` (`message` the error's own when None), or the error's name alone
+    when there is no message, as Python's traceback writes it (`raise KeyboardInterrupt`)."""
+    message = str(error) if message is None else message
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def _where(error: BaseException, path: StrPath) -> str:
     """`ValueError: ...` followed by the lines of the learner's file the error went through."""
     lines = []
@@ -280,7 +287,7 @@ def _where(error: BaseException, path: StrPath) -> str:
             source = linecache.getline(frame.filename, frame.lineno).strip()
             lines.append(f"    {Path(path).name} line {frame.lineno}, in {frame.name}: {source}")
     message = str(error).splitlines()[0] if str(error) else ""
-    lines.append(f"    {type(error).__name__}: {message}")
+    lines.append(f"    {error_line(error, message)}")
     if isinstance(error, TypeError) and "does not support ufuncs" in message:
         # numpy's words for np.tanh(tensor): a Tensor refuses numpy's elementwise functions.
         lines.append("    A numpy function (np.tanh, np.exp, np.maximum, ...) was given a Tensor: "
@@ -749,7 +756,7 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
         # What the learner's code returned tripped the checker itself (a list where an array
         # was due, say). Say so, and what broke, rather than show the checker's traceback.
         return (f"the checker could not use what your code returned ({CHECKER_ERROR}):\n"
-                f"    {type(error).__name__}: {error}")
+                f"    {error_line(error)}")
     return None
 
 

@@ -87,8 +87,11 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
             _stop(child)
         printed = _printed(out_file, err_file)
         if returncode is None:
-            return (f"the {what} did not finish within {timeout} s: is there a loop that never "
-                    f"ends? (--timeout sets the limit)"), printed
+            # Fair to code that is right but slow (or a machine that is busy): the limit
+            # cannot tell it from a loop that never ends, so say both, and how to wait longer.
+            return (f"the {what} did not finish within its time limit of {timeout} s, so it "
+                    f"was stopped: your code may be in a loop that never ends, or right but "
+                    f"slower than that; --timeout SECONDS gives it more time"), printed
         if not result_file.exists():
             errors = _printed(err_file)
             if returncode == 1 and "Traceback (most recent call last)" in errors:

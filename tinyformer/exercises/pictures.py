@@ -44,8 +44,8 @@ from tinyautograd import Tensor, functional, no_grad
 
 from ..files import StrPath, atomic_write
 from .catalogue import Exercise
-from .checking import (CheckFailure, Learner, as_array, load_learner_file, of_shape,
-                       run_learner_code)
+from .checking import (CheckFailure, Learner, as_array, error_line, load_learner_file,
+                       of_shape, run_learner_code)
 
 # ---------------------------------------------------------------------------------------------
 # What a drawer returns, and how it is rendered
@@ -252,7 +252,7 @@ def draw(exercise: Exercise, path: StrPath, picture_path: StrPath) -> str | None
         # What the learner's code returned tripped the drawer (a list where an array was due,
         # say): say so, as a check does, rather than show the drawer's traceback.
         return (f"the picture could not use what your code returned:\n"
-                f"    {type(error).__name__}: {error}\n"
+                f"    {error_line(error)}\n"
                 f"`tinyformer exercises check {exercise.slug}` says what is wrong.")
     try:
         render(picture, picture_path)

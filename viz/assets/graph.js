@@ -1215,15 +1215,27 @@ function clearSelection() {
   for (const el of document.querySelectorAll(".selected, .linked")) {
     el.classList.remove("selected", "linked");
   }
-  panel.innerHTML = '<p class="hint">Click a node to see its values and gradient.</p>';
+  drawPanel('<p class="hint">Click a node to see its values and gradient.</p>');
 }
 
 function select(viewName, id) {
   selected = {view: viewName, id};
   setCursor(views[viewName], "node:" + id);
   markLinks();
-  panel.innerHTML = describe(viewName, id);
+  drawPanel(describe(viewName, id));
+}
+
+// Draw the panel anew. A button of the old panel that had the focus (an input's link, Enter
+// on it) goes with it, and the focus would fall back to the page's body, from where Tab starts
+// the page over. As WAI-ARIA's practices ask when the focused element goes, the focus goes
+// where the reader went instead: to the part of the picture the panel is now about (the
+// cursor, which select moved there), from where Tab comes back to the panel's links, so that
+// Tab and Enter follow the inputs on.
+function drawPanel(html) {
+  const hadFocus = panel.contains(document.activeElement);
+  panel.innerHTML = html;
   panel.scrollTop = 0;
+  if (hadFocus) views[current].stop?.focus({preventScroll: true});
 }
 
 // The nodes of the other view tied to the selected one: a forward op's backward ops, a
