@@ -1205,17 +1205,25 @@ class Tensor:
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
-        negative variance. A float16 tensor's is computed in float32, as its mean."""
+        negative variance (NaN where every element is the mean); its gradient is then
+        2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis (torch's over
+        the whole tensor drops the sign of x - mean). A float16 tensor's is computed in
+        float32, as its mean."""
         _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).var(axis, keepdims, ddof).astype(self.dtype)
-        centred = self - self.mean(axis, keepdims=True)
         # The variance of nothing is nan quietly, as the mean of nothing (torch warns here, but
         # not in layer_norm over no features, which is the same variance).
         count = ops._count(self.shape, axis)
-        return (ops.Sum.apply(centred * centred, axis=axis, keepdims=keepdims)
-                / (max(count - ddof, 0) if count else np.nan))
+        divisor = max(count - ddof, 0) if count else np.nan
+        mean = self.mean(axis, keepdims=True)
+        if divisor == 0:
+            # The mean's share of the gradient, -2 sum(x - mean) / divisor, is 0, as the sum
+            # is; over a divisor of 0 it is 0 * inf, NaN, which would reach every element.
+            mean = mean.detach()
+        centred = self - mean
+        return ops.Sum.apply(centred * centred, axis=axis, keepdims=keepdims) / divisor
 
     @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
