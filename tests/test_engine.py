@@ -951,8 +951,7 @@ def test_broadcast_error_names_op_and_shapes():
 def test_a_shape_error_leaves_no_reference_cycle_holding_the_inputs(misfit):
     # The ShapeError, held in a variable of the frame on its own traceback, was a cycle: the
     # inputs' arrays stayed alive until the garbage collector's next run, not freed at once.
-    gc.collect()
-    gc.disable()
+    gc.disable()                                # only reference counts free x now
     try:
         x = Tensor(np.ones((2, 3)))
         alive = weakref.ref(x)
@@ -960,7 +959,6 @@ def test_a_shape_error_leaves_no_reference_cycle_holding_the_inputs(misfit):
             misfit(x)
         del x
         assert alive() is None
-        assert gc.collect() == 0
     finally:
         gc.enable()
 
