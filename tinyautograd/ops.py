@@ -195,7 +195,12 @@ class Pow(Function):
 
     At a = 0 the formulas give no number: b a^(b-1) is 0 * inf where b = 0 too (y = 1 is flat
     there), and y ln a is 0 * (-inf) where b > 0, 1 * (-inf) where b = 0. Those derivatives are
-    0, as torch takes them."""
+    0, as torch takes them.
+
+    At a = -0.0, x ** 0.5's gradient is +inf where torch's is -inf, and so is x ** -0.5 itself:
+    numpy's power follows C's pow, (-0.0)^-0.5 = +inf, where torch computes that power as
+    1/sqrt(x), which keeps zero's sign. Only the sign of the infinity differs; x.sqrt()'s
+    gradient is torch's -inf."""
 
     shape_errors = "broadcast"
 
