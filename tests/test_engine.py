@@ -1,6 +1,8 @@
 """The engine's behaviour: graph recording, backward, modes, hooks, errors, custom ops."""
 
+import gc
 import re
+import weakref
 
 import numpy as np
 import pytest
@@ -939,6 +941,26 @@ def test_masked_fill_says_its_mask_does_not_fit():
 def test_broadcast_error_names_op_and_shapes():
     with pytest.raises(ta.ShapeError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
         Tensor(np.ones((2, 3))) * Tensor(np.ones(4))
+
+
+@pytest.mark.parametrize("misfit", [
+    lambda x: x * Tensor(np.ones(4)),                        # an op's broadcast
+    lambda x: ta.concat([x, Tensor(np.ones((3, 4)))], axis=1),   # an op's shapes
+    lambda x: x.reshape(4, 2),                               # reshape outside a graph
+], ids=["broadcast", "shapes", "reshape"])
+def test_a_shape_error_leaves_no_reference_cycle_holding_the_inputs(misfit):
+    # The ShapeError, held in a variable of the frame on its own traceback, was a cycle: the
+    # inputs' arrays stayed alive until the garbage collector's next run, not freed at once.
+    gc.disable()                                # only reference counts free x now
+    try:
+        x = Tensor(np.ones((2, 3)))
+        alive = weakref.ref(x)
+        with pytest.raises(ta.ShapeError):
+            misfit(x)
+        del x
+        assert alive() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("requires_grad", [False, True], ids=["no graph", "graph"])

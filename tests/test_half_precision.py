@@ -207,6 +207,80 @@ def test_float16_gelu_gradients_in_the_negative_tail_are_torchs(either_form, cre
                    create_graph=create_graph)
 
 
+# ------------------------------------------------------------------ formulas of several steps
+
+# Elementwise ops whose float16 formula takes several steps compute it in float32 and round the
+# result once, as torch's kernels do: each step rounded to float16 lost the last bits (1 - y^2
+# near y = 1 most of all).
+STEPS = np.linspace(-6, 6, 601).astype(HALF)
+UPSTREAM = np.random.default_rng(0).standard_normal(601).astype(HALF)
+
+
+def float16_value_and_grad(function, x, upstream, create_graph=False):
+    """function(x) and d/dx of sum(upstream * function(x)), for float16 x."""
+    ours = Tensor(x, dtype=HALF, requires_grad=True)
+    out = function(ours)
+    (grad,) = ta.grad(out, ours, grad_outputs=Tensor(upstream, dtype=HALF),
+                      create_graph=create_graph)
+    assert out.dtype == grad.dtype == HALF
+    return out.data, grad.data
+
+
+def test_float16_tanh_gradient_at_3_is_torchs():
+    # 1 - y^2 rounded to float16 was 0.009766; torch's 0.00974
+    _, grad = float16_value_and_grad(Tensor.tanh, np.array([3.0], HALF), np.ones(1, HALF))
+    theirs = torch.tensor([3.0], dtype=torch.float16, requires_grad=True)
+    theirs.tanh().backward()
+    assert grad[0] == theirs.grad.numpy()[0] == HALF(0.00974)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("op", ["tanh", "sigmoid", "softplus"])
+def test_float16_tanh_sigmoid_and_softplus_are_torchs_bit_for_bit(op, create_graph):
+    # (sigmoid's gradient aside: torch's own is up to 2 float16 steps from the float32 one
+    # rounded once, which is ours)
+    ours = {"tanh": Tensor.tanh, "sigmoid": Tensor.sigmoid, "softplus": TF.softplus}[op]
+    y, grad = float16_value_and_grad(ours, STEPS, UPSTREAM, create_graph)
+    theirs = torch.tensor(STEPS, requires_grad=True)
+    expected = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "softplus": F.softplus}[op](theirs)
+    expected.backward(torch.tensor(UPSTREAM))
+    np.testing.assert_array_equal(y, expected.detach().numpy())
+    if op != "sigmoid":
+        np.testing.assert_array_equal(grad, theirs.grad.numpy())
+
+
+def in_float32(x):
+    """A float16 array as float32, for the expected values."""
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_sigmoid_rounds_its_float32_gradient_once(create_graph):
+    y, grad = float16_value_and_grad(Tensor.sigmoid, STEPS, UPSTREAM, create_graph)
+    s, g = in_float32(y), in_float32(UPSTREAM)
+    np.testing.assert_array_equal(grad, (g * s * (1 - s)).astype(HALF))
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_softcap_rounds_its_float32_formulas_once(create_graph):
+    y, grad = float16_value_and_grad(lambda t: TF.softcap(t, 2.0), STEPS, UPSTREAM,
+                                     create_graph)
+    x, g = in_float32(STEPS), in_float32(UPSTREAM)
+    np.testing.assert_array_equal(y, (2 * np.tanh(x / 2)).astype(HALF))
+    t = in_float32(y) / 2
+    np.testing.assert_array_equal(grad, (g * (1 - t * t)).astype(HALF))
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_swiglu_rounds_its_float32_formulas_once(create_graph):
+    y, grad = float16_value_and_grad(TF.swiglu, STEPS[:600], UPSTREAM[:300], create_graph)
+    a, b, g = in_float32(STEPS[:300]), in_float32(STEPS[300:600]), in_float32(UPSTREAM[:300])
+    s = (np.tanh(a / 2) + 1) / 2
+    np.testing.assert_array_equal(y, (a * s * b).astype(HALF))
+    slope = ((1 - s) * a + 1) * s                                    # silu'(a), as the op
+    np.testing.assert_array_equal(grad, np.concatenate([slope * b * g, g * (a * s)]).astype(HALF))
+
+
 # ------------------------------------------------------------------ attention's dot products
 
 

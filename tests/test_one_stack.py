@@ -154,12 +154,13 @@ def test_every_model_refuses_a_sequence_longer_than_its_context_with_one_message
     fits, too_long = np.ones((1, 8), int), np.ones((1, 9), int)
     calls = [lambda: gpt(too_long), lambda: bert(too_long), lambda: seq2seq(too_long, fits),
              lambda: seq2seq(fits, too_long)]
-    messages = set()
+    messages = []
     for call in calls:
         with pytest.raises(ValueError) as error:
             call()
-        messages.add(str(error.value))
-    assert messages == {"sequence of 9 tokens exceeds the context of 8; give at most 8"}
+        messages.append(str(error.value))
+    assert messages == [f"{name}: sequence of 9 tokens exceeds the context of 8; give at most 8"
+                        for name in ("tokens", "tokens", "src", "tgt")]
 
 
 def test_the_context_is_checked_in_one_place():

@@ -259,6 +259,21 @@ def test_var_with_ddof_not_below_the_count_is_infinite_as_numpys_and_torchs(ddof
     assert_array_equal(ours.data, torch.tensor(x).var(dim=1, correction=ddof).numpy())
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # numpy's: divide by zero, inf * 0
+@pytest.mark.filterwarnings("ignore::UserWarning")       # torch's: degrees of freedom <= 0
+@pytest.mark.parametrize("ddof", [3, 4])
+def test_var_with_ddof_not_below_the_count_has_torchs_infinite_gradient(ddof):
+    # The mean's share of it was 0 * inf: NaN, and so every element's. torch's is
+    # 2 (x - mean) / 0, NaN only where x is the mean (at ddof 3; above, ours stays so).
+    x = np.array([[1.0, 2.0, 4.0], [3.0, 3.0, 3.0], [1.0, 2.0, 3.0]])
+    g = np.array([1.0, 1.0, -2.0])
+    ours = Tensor(x, dtype=np.float64, requires_grad=True)
+    ours.var(axis=1, ddof=ddof).backward(g)
+    theirs = torch.tensor(x, requires_grad=True)
+    theirs.var(dim=1, correction=3).backward(torch.tensor(g))
+    assert_array_equal(ours.grad, theirs.grad.numpy())    # -inf, inf, and NaN at the mean
+
+
 def test_sigmoid_of_large_inputs_is_finite_and_exact():
     values = np.array([-1000.0, -745.0, -40.0, 40.0, 745.0, 1000.0])
     for dtype in (np.float32, np.float64):

@@ -94,13 +94,17 @@ def test_src_and_tgt_of_different_batch_sizes_are_refused_as_torch_does(n_src, n
         model(src, tgt)
 
 
+@pytest.mark.parametrize("share_embeddings", [False, True])
 @pytest.mark.parametrize("positions", ["sinusoidal", "none"])
-def test_sequences_longer_than_the_context_are_refused(positions):
-    model = Transformer(5, 5, context=4, n_layer=1, n_head=2, d_model=8, positions=positions)
+def test_sequences_longer_than_the_context_are_refused_naming_src_or_tgt(positions,
+                                                                          share_embeddings):
+    # The error names the input, as its vocabulary's does: src and tgt may share one module
+    model = Transformer(5, 5, context=4, n_layer=1, n_head=2, d_model=8, positions=positions,
+                        share_embeddings=share_embeddings)
     fits, too_long = np.ones((1, 4), dtype=int), np.ones((1, 5), dtype=int)
-    with pytest.raises(ValueError, match="sequence of 5 tokens exceeds the context of 4"):
+    with pytest.raises(ValueError, match="^src: sequence of 5 tokens exceeds the context of 4"):
         model(too_long, fits)
-    with pytest.raises(ValueError, match="sequence of 5 tokens exceeds the context of 4"):
+    with pytest.raises(ValueError, match="^tgt: sequence of 5 tokens exceeds the context of 4"):
         model(fits, too_long)
 
 

@@ -316,10 +316,8 @@ class Function:
         except ShapeError:
             raise
         except ValueError as error:
-            misfit = _shape_error(cls, inputs, error)
-            if misfit is None:                 # an op's own error, or numpy's about values
-                raise
-            raise misfit from None
+            _raise_shape_error(cls, inputs, error)
+            raise                              # an op's own error, or numpy's about values
         if data.__class__ is not np.ndarray:
             data = _forward_result(cls, data)
         out = Tensor._make(data)
@@ -404,20 +402,31 @@ def _stamped_with_what_it_views(out, t):
     return out
 
 
-def _shape_error(fn, inputs, error):
-    """The ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and its
-    operands' shapes; None when the error is not about the shapes. The op's `shape_errors` and
-    the error's type tell, not its words: numpy's AxisError is an axis out of range."""
+def _raise_shape_error(fn, inputs, error):
+    """Raise the ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and
+    its operands' shapes; return when the error is not about the shapes. The op's
+    `shape_errors` and the error's type tell, not its words: numpy's AxisError is an axis out
+    of range.
+
+    Raised here, never bound to a name: a frame that held the ShapeError in a variable would be
+    on the error's own traceback, a reference cycle that keeps the op's inputs (and their
+    arrays) alive until the garbage collector next runs."""
     shapes = " and ".join(str(t.shape) for t in inputs)
     if fn.shape_errors == "broadcast" and len(inputs) > 1:
-        try:
-            np.broadcast_shapes(*(t.shape for t in inputs))
-        except ValueError:
-            return ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
-                              "size must match or be 1)")
+        if not _broadcastable(t.shape for t in inputs):
+            raise ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
+                             "size must match or be 1)") from None
     if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
-        return ShapeError(f"{fn.name()}: shapes {shapes}: {error}")
-    return None
+        raise ShapeError(f"{fn.name()}: shapes {shapes}: {error}") from None
+
+
+def _broadcastable(shapes):
+    """Whether the shapes broadcast together."""
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -1199,17 +1208,25 @@ class Tensor:
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
         """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
         ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
-        negative variance. A float16 tensor's is computed in float32, as its mean."""
+        negative variance (NaN where every element is the mean); its gradient is then
+        2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis (torch's over
+        the whole tensor drops the sign of x - mean). A float16 tensor's is computed in
+        float32, as its mean."""
         _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
             return self.astype(wide).var(axis, keepdims, ddof).astype(self.dtype)
-        centred = self - self.mean(axis, keepdims=True)
         # The variance of nothing is nan quietly, as the mean of nothing (torch warns here, but
         # not in layer_norm over no features, which is the same variance).
         count = ops._count(self.shape, axis)
-        return (ops.Sum.apply(centred * centred, axis=axis, keepdims=keepdims)
-                / (max(count - ddof, 0) if count else np.nan))
+        divisor = max(count - ddof, 0) if count else np.nan
+        mean = self.mean(axis, keepdims=True)
+        if divisor == 0:
+            # The mean's share of the gradient, -2 sum(x - mean) / divisor, is 0, as the sum
+            # is; over a divisor of 0 it is 0 * inf, NaN, which would reach every element.
+            mean = mean.detach()
+        centred = self - mean
+        return ops.Sum.apply(centred * centred, axis=axis, keepdims=keepdims) / divisor
 
     @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
@@ -1268,7 +1285,8 @@ class Tensor:
             try:
                 return _stamped_with_what_it_views(Tensor._make(self.data.reshape(shape)), self)
             except ValueError as error:
-                raise _shape_error(ops.Reshape, (self,), error) from None
+                _raise_shape_error(ops.Reshape, (self,), error)    # (a reshape's always is)
+                raise
         return ops.Reshape.apply(self, shape=shape)
 
     @_numpy_keywords

@@ -429,12 +429,14 @@ class SwiGLU(Function):
 
     One input, not two: the feed-forward layer computes [a, b] with one matrix product (its
     weight is the gate's and the up-projection's side by side), and this op splits it.
+    float16 computes in float32, forward and backward, and rounds once (`compute_dtype`).
     """
 
     @staticmethod
     def forward(ctx, x):
         x = ops._floating(x)                          # integers: float32
         n = _half(x)
+        dtype, x = x.dtype, ops.widened(x)
         a, b = x[..., :n], x[..., n:]                 # views
         # sigmoid(a) = (1 + tanh(a/2)) / 2: one tanh, in place in one new array, several times
         # faster than the two-branch exp of the Sigmoid op (whose care for tiny values is lost
@@ -447,11 +449,11 @@ class SwiGLU(Function):
             ctx.s = s                                 # sigmoid(a), for backward
         y = a * s                                     # silu(a)
         y *= b
-        return y
+        return y.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        x = ctx.operands[0]
+        x, grad = ops.widened(ctx.operands[0]), ops.widened(grad)
         n = x.shape[-1] // 2
         a, b = x[..., :n], x[..., n:]
         # Forward kept s = sigmoid(a); under create_graph it is computed again from a, as a
@@ -506,20 +508,24 @@ class SoftCap(Function):
     identity where |x| is well below cap:
 
         y = cap * tanh(x / cap),   dy/dx = 1 - tanh^2(x / cap) = 1 - (y / cap)^2
+
+    float16 computes in float32, forward and backward, and rounds once (`compute_dtype`).
     """
 
     @staticmethod
     def forward(ctx, x, cap):
         x = ops._floating(x)                            # integers: float32
+        dtype, x = x.dtype, ops.widened(x)
         ctx.cap = cap
         y = np.divide(x, cap, out=np.empty_like(x))     # one new array, then in place
         np.tanh(y, out=y)
         y *= cap
-        return y
+        return y.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        t = ctx.result / ctx.cap        # tanh(x / cap); the output's own node under create_graph
+        y, grad = ops.widened(ctx.result), ops.widened(grad)
+        t = y / ctx.cap                 # tanh(x / cap); the output's own node under create_graph
         return grad * (1 - t * t)
 
 

@@ -95,11 +95,14 @@ _HALF, _SINGLE = np.dtype(np.float16), np.dtype(np.float32)
 
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
-    """The dtype that the reductions (mean, var) and the fused ops (softmax, log_softmax, gelu,
-    layer_norm, rms_norm) compute in for inputs of `dtype`: float16 in float32, the result
-    rounded back to float16, as torch computes half precision. float16's largest number is
-    65504: a sum of 70,000 ones, the count 70,000 itself, or the sum of squares of a row of 768
-    values near 10 would be inf. Any other dtype computes in itself."""
+    """The dtype that the reductions (mean, var), the fused ops (softmax, log_softmax, gelu,
+    layer_norm, rms_norm, swiglu, softcap) and the elementwise formulas of more than one step
+    (sigmoid, softplus, and tanh's backward) compute in for inputs of `dtype`: float16 in
+    float32, the result rounded back to float16 once, as torch computes half precision.
+    float16's largest number is 65504: a sum of 70,000 ones, the count 70,000 itself, or the
+    sum of squares of a row of 768 values near 10 would be inf; and each step rounded to
+    float16's 11 bits loses more of the last ones (1 - y^2 near y = 1). Any other dtype
+    computes in itself. (The engine gives each gradient its input's dtype.)"""
     return _SINGLE if dtype == _HALF else dtype
 
 
@@ -192,7 +195,12 @@ class Pow(Function):
 
     At a = 0 the formulas give no number: b a^(b-1) is 0 * inf where b = 0 too (y = 1 is flat
     there), and y ln a is 0 * (-inf) where b > 0, 1 * (-inf) where b = 0. Those derivatives are
-    0, as torch takes them."""
+    0, as torch takes them.
+
+    At a = -0.0, x ** 0.5's gradient is +inf where torch's is -inf, and so is x ** -0.5 itself:
+    numpy's power follows C's pow, (-0.0)^-0.5 = +inf, where torch computes that power as
+    1/sqrt(x), which keeps zero's sign. Only the sign of the infinity differs; x.sqrt()'s
+    gradient is torch's -inf."""
 
     shape_errors = "broadcast"
 
@@ -365,7 +373,9 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    """y = tanh x;  dy/dx = 1 - y^2"""
+    """y = tanh x;  dy/dx = 1 - y^2
+    (float16's backward computes in float32, `compute_dtype`: 1 - y^2 rounded to float16
+    first lost the last bits of the small slopes, 0.009766 where torch's is 0.00974 at x = 3)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -373,39 +383,43 @@ class Tanh(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        y = ctx.result
+        y, grad = widened(ctx.result), widened(grad)
         return grad * (1 - y * y)
 
 
 class Sigmoid(Function):
-    """y = 1 / (1 + e^-x);  dy/dx = y (1 - y)"""
+    """y = 1 / (1 + e^-x);  dy/dx = y (1 - y)
+    (float16 computes in float32, forward and backward, and rounds once: `compute_dtype`)"""
 
     @staticmethod
     def forward(ctx, x):
         # Two branches so that e^(-x) never overflows: for x < 0 use e^x / (1 + e^x).
         x = _floating(x)
+        dtype, x = x.dtype, widened(x)
         e = np.exp(-np.abs(x))
-        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        y = ctx.result
+        y, grad = widened(ctx.result), widened(grad)
         return grad * y * (1 - y)
 
 
 class Softplus(Function):
-    """y = ln(1 + e^x);  dy/dx = e^x / (1 + e^x) = sigmoid(x)"""
+    """y = ln(1 + e^x);  dy/dx = e^x / (1 + e^x) = sigmoid(x)
+    (float16 computes in float32, forward and backward, and rounds once: `compute_dtype`)"""
 
     @staticmethod
     def forward(ctx, x):
         # ln(1 + e^x) = max(x, 0) + ln(1 + e^-|x|): e^-|x| is at most 1, so nothing overflows
         # for large x, and log1p keeps the tiny values of large negative x.
         x = _floating(x)
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        dtype, x = x.dtype, widened(x)
+        return (np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))).astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
-        (x,) = ctx.operands
+        x, grad = widened(ctx.operands[0]), widened(grad)
         return grad * sigmoid(x)
 
 

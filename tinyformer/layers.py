@@ -391,14 +391,16 @@ class Embeddings(nn.Module):
         """The RotaryPositions that attention rotates its queries and keys with, or None."""
         return self.pos if isinstance(self.pos, RotaryPositions) else None
 
-    def forward(self, idx: Tokens, start: int = 0) -> Tensor:
+    def forward(self, idx: Tokens, start: int = 0, name: str = "tokens") -> Tensor:
         """Tokens idx (B, T), the first at position `start` (earlier ones in a KV cache), ->
-        (B, T, C)."""
-        idx = token_array(idx)
+        (B, T, C). A sequence longer than the context is a ValueError naming the input
+        (`name`: an encoder-decoder's src or tgt, whose embeddings may be one module), as
+        `token_array`'s errors do."""
+        idx = token_array(idx, name=name)
         end = start + idx.shape[1]                         # one past the last position
         if end > self.context:
-            raise ValueError(f"sequence of {end} tokens exceeds the context of {self.context}; "
-                             f"give at most {self.context}")
+            raise ValueError(f"{name}: sequence of {end} tokens exceeds the context of "
+                             f"{self.context}; give at most {self.context}")
         x = self.pos(self.tok(idx), start=start)           # (B, T, C)
         if self.norm is not None:
             x = self.norm(x)

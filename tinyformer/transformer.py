@@ -153,7 +153,7 @@ class Transformer(nn.Module):
         src = token_array(src, vocab_size=self.config["src_vocab_size"], name="src")  # (B, S)
         src_mask = (None if self.pad_id is None                      # (B, 1, 1, S)
                     else padding_mask(src != self.pad_id))
-        x = self.src_embed(src)                                      # (B, S, C)
+        x = self.src_embed(src, name="src")                          # (B, S, C)
         return self.encoder(x, src_mask), src_mask
 
     def decode(self, tgt: Tokens, memory: Tensor, src_mask: Mask | None,
@@ -178,7 +178,7 @@ class Transformer(nn.Module):
                              f"{tgt.shape[0]}: give one target row per source row")
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
-        y = self.tgt_embed(tgt, start)                                  # (B, T, C)
+        y = self.tgt_embed(tgt, start, name="tgt")                      # (B, T, C)
         # (T, start + T): t sees <= t. One new query (generation) sees every key: no mask.
         tgt_mask = causal_mask(T, start) if T > 1 else None
         y = self.decoder(y, memory, tgt_mask, src_mask, cache)          # (B, T, C)
