@@ -202,6 +202,19 @@ def test_float16_weights_block_keys_with_a_number_float16_holds():
     assert np.isfinite(q.grad).all()
 
 
+def test_a_query_with_nothing_to_attend_to_outputs_zeros_while_every_key_is_read_by_another():
+    # Query 1 may attend no key, yet every key is attended by some query: the row that blocks
+    # everything is found by rows (queries), not by columns (keys).
+    mask = np.tril(np.ones((T, T), dtype=bool))
+    mask[1] = False
+    q, k, v = qkv()
+    got = output_and_grads(fused, q, k, v, mask)
+    for a, b in zip(got, output_and_grads(readable, q, k, v, mask)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    out, dq, _, _ = got
+    assert np.all(out[:, :, 1] == 0) and np.all(dq[:, :, 1] == 0)
+
+
 @settings(max_examples=20)
 @given(t=st.integers(1, 6), cut=st.integers(0, 5), seed=st.integers(0, 1000))
 def test_causal_mask_hides_the_future(t, cut, seed):

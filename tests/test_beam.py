@@ -10,7 +10,8 @@ import pytest
 
 from tinyautograd import Tensor, manual_seed, optim
 from tinyautograd.functional import cross_entropy
-from tinyformer.decoding import EncoderDecoderSession, beam_search, gnmt_length_penalty
+from tinyformer.decoding import (EncoderDecoderSession, beam_search, generate,
+                                 gnmt_length_penalty)
 from tinyformer.transformer import Transformer
 
 PAD, BOS, EOS = 0, 1, 2
@@ -142,6 +143,26 @@ def test_max_len_cuts_the_live_beams_off_and_they_compete():
     assert best.log_prob == pytest.approx(3 * math.log(0.9), rel=1e-12)
 
 
+@pytest.mark.parametrize("max_len", [2, 5])
+@pytest.mark.parametrize("eos_first", [0.9, 0.5])
+def test_the_search_stops_at_the_step_where_a_finished_hypothesis_beats_every_live_bound(
+        max_len, eos_first):
+    # BOS EOS (log 0.9) beats the live BOS A (log 0.1, which can only fall) at step 1: the
+    # model is not run again, however close max_len is. At 0.5 each, BOS A can at best tie
+    # BOS EOS, and a tie keeps the hypothesis found first: no need to go on either.
+    class Counted(BigramStub):
+        steps = 0
+
+        def decode(self, *args, **kwargs):
+            self.steps += 1
+            return super().decode(*args, **kwargs)
+
+    stub = Counted({BOS: {EOS: eos_first, A: 1 - eos_first}, A: {A: 0.5, EOS: 0.5}})
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=2, max_len=max_len,
+                   length_penalty=0.0)
+    assert list(best.tokens) == [BOS, EOS] and stub.steps == 1
+
+
 def test_the_early_stop_waits_for_a_beam_that_a_longer_length_penalty_can_still_lift():
     # After step 1, BOS EOS has finished with log 0.6 = -0.51; the live beam BOS A has log 0.4
     # = -0.92, and only a long continuation's lp lifts it: BOS A^10, cut off at max_len,
@@ -221,6 +242,27 @@ def test_a_session_of_several_sequences_is_refused_saying_to_search_each_alone()
     with pytest.raises(ValueError, match=r"got 2: search each in a session of its own, "
                                          r"start_decoding\(prompt\[i:i \+ 1\]\)$"):
         beam_search(session)
+
+
+def test_a_beam_of_one_breaks_ties_by_the_lower_token_id_in_a_large_vocabulary():
+    # Tied logits, as greedy decoding breaks ties (argmax: the lower id). numpy's default sort
+    # keeps equal values in order on short arrays only: a vocabulary of 1000 tells.
+    class Tied:
+        tokens, room = np.zeros((1, 1), dtype=np.int64), None
+        logits = np.where(np.arange(1000) % 7 == 3, 0.0, -1.0)[None]     # 3, 10, 17, ... tie
+
+        def next_logits(self):
+            return np.repeat(self.logits, len(self.tokens), axis=0)
+
+        def append(self, tokens):
+            self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+
+        def select(self, rows):
+            self.tokens = self.tokens[rows]
+
+    best = beam_search(Tied(), beam_size=1, max_len=3, length_penalty=0.0)
+    assert list(best.tokens) == [0, 3, 3, 3]
+    np.testing.assert_array_equal(generate(Tied(), 3, temperature=0), [best.tokens])
 
 
 # --------------------------------------------------------------------------------------------

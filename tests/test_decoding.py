@@ -88,6 +88,26 @@ def test_past_its_context_a_gpt_reads_the_newest_tokens(use_cache):
         np.testing.assert_allclose(session.next_logits(), expected, rtol=1e-5, atol=1e-6)
         session.append(text[:, t])
 
+
+def test_the_cache_feeds_the_model_the_new_token_alone_until_the_window_slides():
+    # With the cache a step runs the model on its new token only, up to a text as long as
+    # the context (which still fits the cache); past it every step runs the whole window.
+    model = tiny_gpt(context=4)
+    fed = []
+
+    class Recording:                    # the model, noting how many tokens each step feeds it
+        context = model.context
+
+        def __call__(self, new, cache):
+            fed.append(new.shape[1])
+            return model(new, cache)
+
+    session = DecoderOnlySession(model, np.zeros((1, 2), dtype=np.int64))
+    session.model = Recording()
+    generate(session, 4, temperature=0)
+    assert fed == [2, 1, 1, 4]          # texts of 2, 3, 4 (the context) and 5 tokens
+
+
 def log_likelihood(kind, session, tokens, start):
     """log P(tokens[start:] | tokens[:start]) from one run of the model on the whole row."""
     with ta.no_grad():
@@ -472,11 +492,13 @@ def test_a_session_that_does_not_know_its_vocabulary_checks_eos_id_at_the_first_
         def select(self, rows):
             self.tokens = self.tokens[rows]
 
+    session = Counting()
     with pytest.raises(ValueError, match=r"eos_id.*9"):
         if search == "generate":
-            generate(Counting(), 3, temperature=0, eos_id=9)
+            generate(session, 3, temperature=0, eos_id=9)
         else:
-            beam_search(Counting(), beam_size=2, max_len=3, eos_id=9)
+            beam_search(session, beam_size=2, max_len=3, eos_id=9)
+    assert session.tokens.shape == (1, 1), "a token was written before the refusal"
 
 
 @pytest.mark.parametrize("search", ["generate", "beam_search"])

@@ -491,6 +491,29 @@ def _assert_same_state(a, b):
             np.testing.assert_array_equal(mine[key], theirs[key])
 
 
+@needs_fork
+def test_each_part_of_a_shared_step_is_computed_once_in_one_process(tmp_path):
+    # Part i is process i % n's: with two parts and two processes, each computes one part
+    # (a process computing the others' parts too gives the same numbers, n times the work).
+    ta.manual_seed(0)
+    model = ta.nn.Linear(3, 1)
+    computed = tmp_path / "computed"
+
+    def loss_of(batch):
+        x, = batch
+        with open(computed, "a") as log:        # the worker's lines too: a file they share
+            log.write(f"{os.getpid()} {x[0, 0]:g}\n")
+        return (model(Tensor(x)) ** 2).mean()
+
+    optimizer = ta.optim.SGD(model.parameters(), lr=0.1)
+    with parallel.Workers(loss_of, model, model.parameters(), optimizer, 1, parts=2) as workers:
+        parts = parallel.split((np.arange(12.0).reshape(4, 3),), 2, lambda part: len(part[0]))
+        workers.update(loss_of, parts, 2, 0)
+    lines = [line.split() for line in computed.read_text().splitlines()]
+    assert sorted(part for _, part in lines) == ["0", "6"]       # rows 0-1 and rows 2-3
+    assert len({pid for pid, _ in lines}) == 2
+
+
 def test_shares_cut_the_parameters_into_runs_of_about_equal_size():
     sizes = [Tensor(np.zeros(n)) for n in (10, 1, 1, 30, 8, 40, 10)]
     assert parallel._shares(sizes, 1) == [range(0, 7)]
