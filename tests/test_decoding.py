@@ -98,9 +98,9 @@ def test_the_cache_feeds_the_model_the_new_token_alone_until_the_window_slides()
     class Recording:                    # the model, noting how many tokens each step feeds it
         context = model.context
 
-        def __call__(self, new, cache):
+        def __call__(self, new, cache, **kwargs):
             fed.append(new.shape[1])
-            return model(new, cache)
+            return model(new, cache, **kwargs)
 
     session = DecoderOnlySession(model, np.zeros((1, 2), dtype=np.int64))
     session.model = Recording()
