@@ -35,7 +35,8 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 
 import tinyautograd as ta  # noqa: E402
 import viz  # noqa: E402
-from test_html_pages import Letters, synthetic_maps, write_run  # noqa: E402
+from test_html_pages import (Letters, no_lock_outlives_its_test, synthetic_maps,  # noqa: E402,F401
+                             write_run)
 from tinyformer.gpt import GPT  # noqa: E402
 from tinyformer.lens import Lens  # noqa: E402
 from viz.attention import AttentionMap  # noqa: E402
