@@ -219,6 +219,8 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--example", "mlp", "--out", "no/such/dir/g.svg"], "does not exist"),
     (["--example", "lstm"], "Invalid value for '--example'"),
     (["--example", "mlp", "--depth", "-1"], "Invalid value for '--depth'"),
+    # a cap of one place is its note alone: no node of the graph drawn
+    (["--example", "mlp", "--max-nodes", "1"], "Invalid value for '--max-nodes'"),
     # a page folds the boxes around modules, and has none around the whole model
     (["--example", "mlp", "--depth", "0", "--out", "g.html"], "give --depth 1 or more"),
     # fewer places than the example's parameters: their dL/d boxes alone, unconnected

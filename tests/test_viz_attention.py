@@ -429,6 +429,26 @@ def test_a_cropped_bidirectional_map_keeps_the_first_words_its_queries_read():
         "t (showing the 6 of 18 keys the queries attend to most")
 
 
+def test_keys_left_out_after_the_last_column_are_marked_by_a_red_line_at_the_right_edge():
+    # The one key read least is the last: the map ends one key short, and says so there.
+    weights = np.ones((1, 1, 4, 4))
+    weights[..., -1] = 0.01
+    weights /= weights.sum(axis=-1, keepdims=True)
+    figure = attention_figure(weights, list("abcd"), list("abcd"), "t", max_tokens=3)
+    edges = [line.get_xdata()[0] for line in figure.axes[0].lines]
+    assert shown_tokens(weights, max_tokens=3).keys.tolist() == [0, 1, 2] and edges == [2.5]
+
+
+def test_a_map_of_no_tokens_is_refused_in_one_line():
+    # max_tokens=0 kept no query and no key: an empty picture, or an IndexError drawing it.
+    weights = np.full((1, 1, 2, 2), 0.5)
+    for show in (lambda: shown_tokens(weights, max_tokens=0),
+                 lambda: attention_figure(weights, ["a", "b"], ["a", "b"], "t", max_tokens=0)):
+        with pytest.raises(ValueError, match=r"^plot_attention: max_tokens must be at least 1, "
+                                             r"got 0$"):
+            show()
+
+
 def test_a_bidirectional_map_of_a_built_in_berts_context_is_drawn_whole():
     # 60 tokens, fewer than the built-in BERT's context: every query and key is drawn, where
     # the picture kept the last 48 of each. A GPT's map of as many is cropped as before.

@@ -560,8 +560,10 @@ def test_a_folded_module_counts_the_nan_and_infinities_hidden_in_it():
     # the backward ops' outputs, the gradients they compute (all of them NaN or inf)
     inner = module_label(backward, "inner")
     assert "6 values with NaN or inf" in inner and "6 gradients with NaN or inf" in inner
-    # on the gradient's own fill, in the node's ink
+    # on the gradient's own fill, in the node's ink; that fill is NaN's red, whatever the
+    # infinite gradient beside the NaN ones, and the legend has NaN's cell
     assert "<B>4 gradients with NaN or inf</B>" in module_label(flow, "inner")
+    assert f'fillcolor="{red}"' in module_label(flow, "inner") and ">NaN<" in flow.source
     for dot in (forward, backward, flow):
         assert "NaN or inf" not in module_label(dot, "out") and red not in module_label(dot, "out")
     # not asked to show values or gradients, a folded module says nothing of them

@@ -373,6 +373,16 @@ def test_a_run_with_no_metrics_ends_training_with_a_note_not_an_error(tmp_path):
     assert not (tmp_path / "run" / "loss.png").exists()
 
 
+def test_a_plot_that_fails_as_training_ends_is_a_note_of_one_line(tmp_path, monkeypatch):
+    # The note is the last line of a run's output: a ValueError of several lines (one of
+    # matplotlib's) is said by its first.
+    def fails(run_dir):
+        raise ValueError("cannot draw this\nwhat matplotlib said next")
+    monkeypatch.setattr("viz.write.plot_metrics", fails)
+    from viz.write import plot_after_training
+    assert plot_after_training(str(tmp_path)) == "note: no loss plot (cannot draw this)"
+
+
 def test_training_writes_the_plot(tmp_path):
     out = tmp_path / "run"
     result = tinyformer("train", *TINY, "--iters", 6, "--eval-every", 3, "--out", out)
@@ -426,6 +436,9 @@ def bad_inputs(tmp_path):
          good),
         (["plot", good, good, "--out", good / "r.html"], "a report page is one run's", good),
         (["plot", good, good, "--out", good / "r.html", "--follow"], "give one RUN_DIR", good),
+        # a picture is drawn once: --follow would be dropped without a word
+        (["plot", good, "--out", good / "x.png", "--follow"], "--follow needs an .html --out",
+         good),
         (["plot", good, empty, "--out", good / "x.png"], "does not exist; train a run", good),
         (["plot", good, f"{tmp_path}/./good/", "--out", good / "x.png"],
          "are the same run; give each run once", good),
@@ -737,6 +750,23 @@ def test_characters_no_font_has_are_one_note_saying_what_to_do(tmp_path):
         (note,) = notes
         assert note.startswith("note: no installed font has \U0001e900\U0001e901, drawn as "
                                "boxes") and "fonts-noto" in note and ".html" in note
+
+
+def test_the_note_of_characters_no_font_has_marks_only_those_it_leaves_out(tmp_path,
+                                                                           monkeypatch):
+    # It names the first 20 of them; "…" says that there are more, not that there are 20.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.write import SHOWN_CHARACTERS, write_lens
+    lens = Lens(rows=["embed"], top_ids=np.zeros((1, 1, 1), dtype=int),
+                top_probs=np.full((1, 1, 1), 0.5))
+    letters = "abcdefghijklmnopqrstu"
+    for unshown, named in ((letters[:SHOWN_CHARACTERS], letters[:SHOWN_CHARACTERS]),
+                           (letters[:SHOWN_CHARACTERS + 1], letters[:SHOWN_CHARACTERS] + "…")):
+        monkeypatch.setattr("viz.write.unshown_characters", lambda figure, text=unshown: text)
+        notes = []
+        write_lens(tmp_path / "l.png", lens, ["a"], CharTokenizer("a"), log=notes.append)
+        assert notes[0].startswith(f"note: no installed font has {named}, drawn as boxes")
 
 
 def test_two_runs_metrics_files_copied_into_one_folder_are_two_runs(tmp_path):
