@@ -568,8 +568,9 @@ def test_every_loop_refuses_the_nan_logits_of_a_model_with_nan_weights(kind, use
         writes.append(("generate", partial(model.generate, prompt, 4, temperature=0,
                                            use_cache=use_cache)))
     else:
-        writes.append(("generate", partial(model.greedy_decode, prompt, 4, BOS,
-                                           use_cache=use_cache)))
+        # It writes through generate, but is what its caller called: named so, not generate.
+        writes.append(("greedy_decode", partial(model.greedy_decode, prompt, 4, BOS,
+                                                use_cache=use_cache)))
     for loop, write in writes:
         with pytest.raises(ValueError, match=rf"^{loop}: the model's logits hold NaN at step 1 "
                                              rf"\(row 0\), .*not finite; .*"

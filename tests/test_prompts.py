@@ -5,6 +5,7 @@ import pytest
 
 import tinyautograd as ta
 from tinyformer.bert import BERT
+from tinyformer.decoding import NoTokenToPick
 from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream, respond
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
@@ -123,6 +124,18 @@ def test_bert_fills_a_mask_with_an_ordinary_token_however_it_ranks_the_special_o
     respond(bert, tokenizer, "bert", "ab<mask><mask>", threads=1)(written.append)
     [text] = written
     assert text[:2] == "ab" and set(text[2:4]) <= {"a", "b"} and text[4:] == "\n", text
+
+
+def test_bert_whose_activations_overflow_says_so_rather_than_fill_its_masks_with_nonsense():
+    # Its logits were not checked, as the decoding loops check theirs: argmax read the NaN of
+    # the overflow as the likeliest token, and filled every mask with it, without a word.
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer("abcdefgh .", special_tokens=["<mask>"])
+    bert = BERT(tokenizer.vocab_size, 16, n_layer=1, n_head=1, d_model=8)
+    bert.head.dense.bias.data[:] = 3e38       # float32's largest is 3.4e38: its sum overflows
+    with pytest.raises(NoTokenToPick, match=r"^generate: the model's logits hold NaN at step 1 "
+                                            r"\(row 0\), so there is no token to pick"):
+        respond(bert, tokenizer, "bert", "abc <mask>d<mask>", threads=1)(print)
 
 
 def test_an_encoder_decoder_is_called_so_where_it_is_refused_an_empty_prompt():

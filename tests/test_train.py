@@ -293,6 +293,19 @@ def test_a_files_values_are_checked_and_named_by_where_they_came_from(settings, 
     assert TrainConfig.from_dict({"n-layer": 2}).n_layer == 2     # dashes as on the CLI
 
 
+@pytest.mark.parametrize("settings, message", [
+    ({"iters": True}, "iters in f.toml must be a whole number >= 1, got true$"),
+    ({"lr": False}, "lr in f.toml must be a finite number > 0, got false$"),
+    ({"model": True}, "model in f.toml must be one of gpt, bert, transformer, got true$"),
+    ({"bias": 1}, "bias in f.toml must be true or false, got 1$"),
+    ({"corpus": [True]}, r"corpus in f.toml must be .*, got \[true\]$"),
+])
+def test_a_files_values_are_told_as_the_file_writes_them(settings, message):
+    # The file says `true`: Python's `True` is nowhere in it.
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(settings, "f.toml")
+
+
 # -- data ----------------------------------------------------------------------------------------
 
 

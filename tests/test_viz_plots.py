@@ -465,6 +465,19 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch):
     (tmp_path / "locked").chmod(0o700)
 
 
+@pytest.mark.parametrize("beyond", ["/", "/run"])
+def test_plot_of_a_path_through_a_file_says_the_file_is_one(tmp_path, beyond):
+    """notes.txt/ (a shell's completion of a directory), or notes.txt/run: the file is there,
+    so "run directory ... does not exist" would send the user looking for it."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a run\n")
+    result = tinyformer("plot", f"{notes}{beyond}")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (f"Error: run directory '{notes}{beyond}': '{notes}' is a "
+                                     f"file, not a directory; give a run directory (or its "
+                                     f"metrics.jsonl)")
+
+
 def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path):
     """A sweep's runs, one line a run: their names (paths where two share a name) and last
     validation losses in the legend, each run drawn for the steps it logged."""

@@ -247,7 +247,8 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
              generator: np.random.Generator | None = None,
              streamer: Callable[[np.ndarray], None] | None = None,
              fill_after_eos: int | None = None,
-             threads: AdaptiveThreads | FixedThreads | None = None) -> np.ndarray:
+             threads: AdaptiveThreads | FixedThreads | None = None,
+             *, where: str = "generate") -> np.ndarray:
     """Write up to `max_new_tokens` tokens after each sequence of `session`; returns the
     session's tokens (B, t + new). A decoder-only session's prompts are of one length, none
     padded: nothing hides padding from a GPT, which would read the pad tokens as part of the
@@ -260,28 +261,30 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     `generator` (a numpy Generator) makes sampling repeatable; by default it is the engine's
     seeded one. `threads` (an entered resources.step_threads) runs the steps on the BLAS threads
     given, or times them to choose, as training does; the tokens do not depend on it. Without
-    it, BLAS uses the threads it has. `max_new_tokens` 0 writes nothing.
+    it, BLAS uses the threads it has. `max_new_tokens` 0 writes nothing. Its errors start
+    with `where`: a function that writes through it (Transformer.greedy_decode) gives its own
+    name, the one its caller called.
 
     The session comes from the model (GPT.generate and Transformer.greedy_decode make their
     own this way):
 
         tokens = generate(gpt.start_decoding(prompt), max_new_tokens=20, temperature=0.8)
         tokens = generate(transformer.start_decoding(src, bos_id), 20, temperature=0)"""
-    check_session(session, "generate")
-    check_whole("generate", 0, max_new_tokens=max_new_tokens)
-    check_room(session, "generate", max_new_tokens=max_new_tokens)
+    check_session(session, where)
+    check_whole(where, 0, max_new_tokens=max_new_tokens)
+    check_room(session, where, max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
-    check_generator("generate", "generator", generator)
+    check_generator(where, "generator", generator)
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
     if vocab_size is not None:
-        check_eos_id("generate", eos_id, vocab_size)
+        check_eos_id(where, eos_id, vocab_size)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
     with inference(getattr(session, "model", None)):
         for step in range(max_new_tokens):
-            logits = step_logits(session, "generate", step + 1, threads)
+            logits = step_logits(session, where, step + 1, threads)
             if step == 0 and vocab_size is None:
-                check_eos_id("generate", eos_id, logits.shape[-1])
+                check_eos_id(where, eos_id, logits.shape[-1])
             next_token = draw_next(logits, temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
                 next_token = np.where(finished, fill_after_eos, next_token)

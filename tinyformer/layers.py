@@ -11,7 +11,7 @@ Everything is built from tinyautograd's public API, so the gradients come from t
 from __future__ import annotations
 
 import math
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -235,9 +235,9 @@ class OnOff(Rule):
     """True or False (numpy's too, which built_with makes Python's): not the text "false",
     which Python takes for true, nor 0 or 1, which a config.json would keep as numbers."""
 
-    def why(self, value: Any) -> str | None:
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
         ok = isinstance(value, (bool, np.bool_))
-        return None if ok else f"must be True or False, got {value!r}"
+        return None if ok else f"must be {spell(True)} or {spell(False)}, got {spell(value)}"
 
 
 # The rules of the settings that are not sizes, the ones a run's settings follow (train_config

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from .data import BOS, EOS, TASKS, is_source
-from .decoding import beam_search, ends, inference
+from .decoding import beam_search, check_logits, ends, inference
 from .resources import blas_threads, step_threads
 from . import resources, schema
 from .sampling import check_sampling
@@ -175,10 +175,16 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                          f"one, e.g. \"the kite is <mask><mask><mask>\"")
 
     def fill_in(write):
-        # As the decoding loops read a model: without dropout, whatever its mode.
-        with inference(model), blas_threads(threads):                  # one step: no timing
-            guess = likeliest_ordinary(model(np.array([ids])).data, tokenizer)[0]     # (T,)
-        filled = [g if i == mask_id else i for i, g in zip(ids, guess)]
+        # As the decoding loops read a model: without dropout, whatever its mode; and, as they
+        # check each step's logits, its masks' rows checked (check_logits): a model whose
+        # activations overflow would otherwise fill them with whatever argmax makes of NaN.
+        with (inference(model), blas_threads(threads),                 # one step: no timing
+              np.errstate(over="ignore", invalid="ignore", divide="ignore")):
+            logits = model(np.array([ids])).data[0]                                 # (T, V)
+        masks = np.array(ids) == mask_id
+        check_logits("generate", logits[masks], step=1)
+        guess = likeliest_ordinary(logits, tokenizer)                                # (T,)
+        filled = [g if mask else i for i, g, mask in zip(ids, guess, masks)]
         write(escape_controls(tokenizer.decode(filled)) + "\n")
     return fill_in
 

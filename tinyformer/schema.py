@@ -19,10 +19,23 @@ from typing import Any, Callable
 
 
 class Rule:
-    """A setting's type and range; `why(value)` is None for a good value, else what is wrong."""
+    """A setting's type and range; `why(value)` is None for a good value, else what is wrong,
+    the value written as `spell(value)` says (repr, Python's spelling, by default; a setting
+    read from a file is told in the file's: file_spelling)."""
 
-    def why(self, value: Any) -> str | None:
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
         raise NotImplementedError
+
+
+def file_spelling(value: Any) -> str:
+    """`value` as a TOML or JSON file writes it, for a message about a setting read from one:
+    `true`, not Python's `True`, which the file does not hold (a list's items too). Any other
+    value as repr writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(file_spelling, value)) + "]"
+    return repr(value)
 
 
 class Whole(Rule):
@@ -31,11 +44,11 @@ class Whole(Rule):
     def __init__(self, low: int, high: int) -> None:
         self.low, self.high = low, high
 
-    def why(self, value: Any) -> str | None:
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            return f"must be a whole number >= {self.low}, got {value!r}"
+            return f"must be a whole number >= {self.low}, got {spell(value)}"
         if value < self.low:
-            return f"must be a whole number >= {self.low}, got {value!r}"
+            return f"must be a whole number >= {self.low}, got {spell(value)}"
         if value > self.high:
             return f"must be at most {self.high:,}, got {value:,}"
         return None
@@ -59,13 +72,13 @@ class Number(Rule):
                 f"in ({self.above}, {self.high}]"
         return bottom
 
-    def why(self, value: Any) -> str | None:
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
         ok = (is_finite_number(value)
               and (self.above is None or value > self.above)
               and (self.low is None or value >= self.low)
               and (self.below is None or value < self.below)
               and value <= self.high)
-        return None if ok else f"must be a finite number {self.describe()}, got {value!r}"
+        return None if ok else f"must be a finite number {self.describe()}, got {spell(value)}"
 
 
 def is_finite_number(value: Any) -> bool:
@@ -84,18 +97,18 @@ class OneOf(Rule):
     def __init__(self, *options: Any) -> None:
         self.options = options
 
-    def why(self, value: Any) -> str | None:
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
         if value in self.options and type(value) is type(self.options[0]):
             return None
         shown = ", ".join(str(option) for option in self.options)
-        return f"must be one of {shown}, got {value!r}"
+        return f"must be one of {shown}, got {spell(value)}"
 
 
 class Flag(Rule):
     """true or false (a boolean: not 0 or 1, not the text "true")."""
 
-    def why(self, value: Any) -> str | None:
-        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
+        return None if isinstance(value, bool) else f"must be true or false, got {spell(value)}"
 
 
 class Text(Rule):
@@ -105,10 +118,10 @@ class Text(Rule):
     def __init__(self, what: str = "a non-empty text") -> None:
         self.what = what
 
-    def why(self, value: Any) -> str | None:
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
         if isinstance(value, str) and value.strip() and "\0" not in value:
             return None
-        return f"must be {self.what}, got {value!r}"
+        return f"must be {self.what}, got {spell(value)}"
 
 
 class Optional(Rule):
@@ -118,8 +131,8 @@ class Optional(Rule):
     def __init__(self, rule: Rule, unset: str | None = None) -> None:
         self.rule, self.unset = rule, unset
 
-    def why(self, value: Any) -> str | None:
-        problem = None if value is None else self.rule.why(value)
+    def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
+        problem = None if value is None else self.rule.why(value, spell)
         return f"{problem} ({self.unset})" if problem and self.unset else problem
 
 
@@ -134,10 +147,12 @@ def check_settings(values: dict[str, Any], rules: dict[str, Rule], where: str | 
     `name(key)` says how the setting is called where it came from (by default as an option,
     --min-lr); `where`, if given, names the file ("lr in run.toml"), and a value quoted there
     that unquoted would do is said to be (unquoted). Keys without a rule are left to the
-    caller, which knows what else they may be."""
+    caller, which knows what else they may be. A value from a file is written as the file
+    writes it (`true`, not Python's `True`)."""
+    spell = repr if where is None else file_spelling
     for key, value in values.items():
         rule = rules.get(key)
-        problem = rule.why(value) if rule is not None else None
+        problem = rule.why(value, spell) if rule is not None else None
         if problem:
             if where is None:
                 raise ValueError(f"{(name or option_name)(key)} {problem}")

@@ -222,7 +222,8 @@ class Transformer(nn.Module):
         check_room(session, "greedy_decode", max_len=max_len)
         check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
         return generate(session, max_len, temperature=0, eos_id=eos_id,
-                        fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads)
+                        fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads,
+                        where="greedy_decode")
 
     def __getattr__(self, name: str) -> Any:
         # Runs only when normal lookup fails. A user who comes from GPT (or from transformers'

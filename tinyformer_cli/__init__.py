@@ -1047,8 +1047,14 @@ def plot(run_dirs, out_path, follow):
     report page; or several runs' curves in one PNG, to compare them."""
     from viz.write import write_comparison, write_curves
     for run_dir in run_dirs:
-        if not os.path.exists(run_dir):
-            raise InputError(f"run directory {run_dir!r} does not exist; check the path")
+        if os.path.exists(run_dir):
+            continue
+        if not os.path.isdir(files.first_existing(run_dir)):
+            # A path through a file ("notes.txt/", "metrics.jsonl/run"): not "does not exist",
+            # which sends the user looking for a file that is there.
+            raise InputError(f"run directory {run_dir!r}: {files.why_not_a_directory(run_dir)}; "
+                             f"give a run directory (or its metrics.jsonl)")
+        raise InputError(f"run directory {run_dir!r} does not exist; check the path")
     if len(run_dirs) > 1 and out_path is None:
         raise InputError(f"{len(run_dirs)} runs are compared in one picture, which is no "
                          f"run's own: give --out FILE.png")
