@@ -369,6 +369,19 @@ def test_a_graph_too_big_for_a_png_is_a_note_saying_what_draws_it_readably(tmp_p
         assert len(notes) == 1 and "--depth N" in notes[0] and ".svg or .html" in notes[0]
 
 
+def test_a_png_too_big_to_read_is_noted_whatever_the_case_of_its_suffix(tmp_path, monkeypatch):
+    # render writes "chain.PNG" as a PNG: the note on its size is owed to it as to "chain.png".
+    import viz.write
+    from viz.examples import Example
+    monkeypatch.setattr(viz.write, "render", lambda dot, out_path: out_path)
+    monkeypatch.setattr(viz.write, "at_png_limit", lambda path: True)
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    notes = []
+    viz.write.write_graph(str(tmp_path / "chain.PNG"), Example(x.tanh().sum(), ta.nn.Module(), {}),
+                          log=notes.append)
+    assert len(notes) == 1 and "too big for a PNG" in notes[0]
+
+
 @needs_dot
 @pytest.mark.parametrize("what", ["forward", "backward"])
 @pytest.mark.parametrize("flow", [False, True])

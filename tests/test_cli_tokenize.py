@@ -287,6 +287,14 @@ def test_special_tokens_get_their_ids_only_when_allowed(bpe):
     assert special == ["298"] and len(plain) > 1      # <pad> <bos> <eos> <mask> end at 299
 
 
+def test_show_names_as_many_special_tokens_as_it_shows_with_no_and_0_more():
+    from types import SimpleNamespace
+    from tinyformer_cli import SHOWN_SPECIALS, special_tokens_named
+    specials = [f"<s{k}>" for k in range(SHOWN_SPECIALS)]
+    named = special_tokens_named(SimpleNamespace(special_tokens=specials))
+    assert named == "special tokens " + " ".join(specials)
+
+
 def test_show_names_the_special_tokens_and_says_when_the_text_holds_one_as_plain_text(
         tmp_path, corpus, bpe):
     """`<eos>` split into |<|e|o|s|>| with no word of why, and --allow-special with a token the

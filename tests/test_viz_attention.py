@@ -325,6 +325,15 @@ def test_heatmaps_count_layers_and_heads_from_1_as_the_lens_and_the_course_do():
     assert titles[0] == "layer 1 head 1" and titles[-1] == "layer 2 head 3"
 
 
+def test_only_the_bottom_row_of_heatmaps_names_the_keys_under_it():
+    # The columns line up down the grid: the axis is named once, under the last layer.
+    labels = list("ab")
+    figure = attention_figure(np.full((2, 2, 2, 2), 0.5), labels, labels, "t")
+    first_layer, last_layer = figure.axes[:2], figure.axes[2:4]
+    assert [ax.get_xlabel() for ax in first_layer] == ["", ""]
+    assert [ax.get_xlabel() for ax in last_layer] == ["key (attended to)"] * 2
+
+
 def test_the_rows_are_named_queries_and_the_columns_keys_with_their_tokens():
     # A cross-attention map, 2 target queries by 3 source keys: each axis has its own tokens.
     figure = attention_figure(np.full((1, 2, 2, 3), 1 / 3), ["x", "y"], ["a", "b", "c"], "t")

@@ -570,6 +570,15 @@ def test_a_folded_module_counts_the_nan_and_infinities_hidden_in_it():
     assert "NaN or inf" not in draw_graph(loss, params=model, depth=1).source
 
 
+def test_a_folded_module_counts_one_infinite_value_in_the_singular():
+    # Its input is finite (in float32) and its one op's sum overflows: "1 value", not "1 values".
+    model = Sum()
+    with viz.record(model), np.errstate(over="ignore"):
+        doubled = model(ta.Tensor(np.array([3e38, 3e38]), requires_grad=True)) * 2.0
+    label = module_label(draw_graph(doubled, params=model, depth=0, show_data=True), "(root)")
+    assert "<B>1 value with NaN or inf</B>" in label
+
+
 def test_rankdir_lays_out_both_pictures_left_to_right():
     from viz import draw_backward
     w = ta.Tensor(np.ones(2), requires_grad=True)

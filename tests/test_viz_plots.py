@@ -303,6 +303,12 @@ def test_a_run_that_logged_no_learning_rate_gets_no_empty_panel_for_it(tmp_path)
     assert loss.get_xlabel() == "step"
 
 
+def test_the_step_axis_is_labelled_once_under_the_bottom_panel(tmp_path):
+    # The panels share their steps: the label goes under the last one, the learning rate's.
+    loss, recall, lr = metrics_figure(write_metrics(tmp_path / "run")).axes
+    assert [ax.get_xlabel() for ax in (loss, recall, lr)] == ["", "", "step"]
+
+
 @pytest.mark.parametrize("extra", ["val_recall", "val_accuracy"])
 def test_the_last_values_are_written_dark_enough_to_read_in_their_lines_hue(tmp_path, extra):
     # They were in the lines' own colours: the validation loss's orange read at 2.5:1 on
