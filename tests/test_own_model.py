@@ -12,6 +12,8 @@ from click.testing import CliRunner
 import tinyautograd as ta
 from tinyautograd import nn
 from tinyformer import BERT, GPT, checkpoint, rundir
+from tinyformer import train as train_module
+from tinyformer.tokenizers import CharTokenizer
 from tinyformer.train import TrainConfig, Trainer
 from own_modules import TwoExperts
 from tinyformer_cli import main
@@ -244,6 +246,27 @@ def test_a_model_other_than_the_settings_describe_is_refused_before_the_corpus_i
         assert not (tmp_path / "run").exists()
         tokenised = [line for line in told if "tokenising" in line]
         assert len(tokenised) == (message.startswith("its vocab_size")), told
+
+
+def test_a_vocabulary_other_than_the_tokenizer_files_is_refused_before_the_corpus_is_read(
+        tmp_path, monkeypatch):
+    # A tokenizer file's vocabulary is known before the text is read, yet the model was
+    # refused only after the corpus was tokenised with it (minutes, for a large one).
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("the cat sat on the mat.\n" * 50)
+    CharTokenizer.train("the cat sat on the mat.\n").save(tmp_path / "chars.json")   # 12
+
+    def tokenise(*args, **kwargs):
+        raise AssertionError("the corpus was tokenised before the model was checked")
+
+    monkeypatch.setattr(train_module, "prepare_data", tokenise)
+    with pytest.raises(ValueError, match=re.escape("model: its vocab_size is 40, where the "
+                                                   "settings give 12; build it with "
+                                                   "vocab_size=12")):
+        Trainer.start(TrainConfig(**TINY, iters=2, corpus=str(corpus),
+                                  tokenizer=str(tmp_path / "chars.json")),
+                      str(tmp_path / "run"), log=quiet, model=own_model(vocab_size=40))
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_whose_own_module_has_weights_the_plain_model_would_take_is_refused(tmp_path):

@@ -110,17 +110,26 @@ def freeze(model: Model, names: Any, where: str) -> None:
         p.requires_grad = name not in names
 
 
-def check_model_before_data(model: Model, config: TrainConfig) -> None:
+def check_model_before_data(model: Model, config: TrainConfig,
+                            tokenizer: Tokenizer | None = None) -> None:
     """ValueError, in one line as check_built_as's, unless a model of your own is built as
     the settings say, before a text is read and tokenised (minutes, for a large one). The
     arguments that the text's tokenizer gives (TOKENIZER_ARGUMENTS: the vocabulary's size) are
-    the model's own here, and checked once it is made (Trainer.start). A task reads no text:
-    only the model's class is checked here, the rest once its job is made."""
+    checked against `tokenizer` where one is known already (a tokenizer file's, loaded once by
+    Trainer.start); else they are the model's own here, and checked once the tokenizer is
+    learned from the text. A task reads no text: only the model's class is checked here, the
+    rest once its job is made."""
     check_model_class(model, config.model, "the settings give")
     if config.task:
         return
-    learned = {key: model.config[key] for key in TOKENIZER_ARGUMENTS if key in model.config}
-    settings_build = nn.skip_init(MODELS[config.model], **text_model_config(config), **learned)
+    if tokenizer is not None:
+        # The job's own model config, so that its tokenizer's arguments are told as the check
+        # after tokenising would tell them.
+        settings_config = make_job(config, tokenizer).model_config()
+    else:
+        learned = {key: model.config[key] for key in TOKENIZER_ARGUMENTS if key in model.config}
+        settings_config = {**text_model_config(config), **learned}
+    settings_build = nn.skip_init(MODELS[config.model], **settings_config)
     check_built_as(model, config.model, settings_build.config, "the settings give")
 
 
@@ -338,7 +347,7 @@ class Trainer:
         # TypeError, as everywhere else.
         own = modules_of_your_own(model) if model is not None else []
         if model is not None:      # before the corpus is tokenised, which may take minutes
-            check_model_before_data(model, config)
+            check_model_before_data(model, config, tokenizer)
         if own:
             # Kept before the first checkpoint too: a run that stops before it starts again
             # only given such a model (resume).
