@@ -693,7 +693,7 @@ CASES = [
     OpCase("mean", (ops.Sum, ops.Div), lambda x, axis, keepdims: x.mean(axis, keepdims),
            lambda x, axis, keepdims: x.mean(dim=_dims(axis, x.ndim), keepdim=keepdims),
            draw_reduction(normal)),
-    OpCase("var (ddof 0 or 1)", (ops.Sum, ops.Sub, ops.Mul, ops.Div),
+    OpCase("var (ddof 0 or 1)", (ops.Var,),
            lambda x, axis, keepdims, ddof: x.var(axis, keepdims, ddof=ddof), torch_var,
            draw_reduction(normal, ddof=True)),
     OpCase("max (no ties)", (ops.Max,), lambda x, axis, keepdims: x.max(axis, keepdims),

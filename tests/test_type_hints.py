@@ -46,6 +46,7 @@ import viz
 from tinyautograd import nn
 from tinyformer.exercises import exercises
 from tinyformer.attention import MultiHeadAttention
+from tinyformer.checkpoint import Model, load_model
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, Tokenizer
 from viz.graph import Graph
 
@@ -370,3 +371,36 @@ def test_a_class_attribute_that_starts_as_none_names_its_type():
     for cls in (tinyautograd.Tensor, tinyautograd.Context, MultiHeadAttention, Tokenizer, Graph):
         module = inspect.getmodule(cls)
         typing.get_type_hints(cls, CLASSES | hint_imports(module) | vars(module))   # resolve
+
+
+def overload_called(fn, *args, **kwargs):
+    """The hints of the first of fn's overloads that takes these arguments, as a type checker
+    picks one: the arguments bind to its parameters, and its `model` (the one parameter the
+    overloads below tell apart) is of the class it is hinted (None, or a TypeVar's bound)."""
+    for candidate in typing.get_overloads(fn):
+        try:
+            bound = inspect.signature(candidate).bind(*args, **kwargs)
+        except TypeError:
+            continue
+        bound.apply_defaults()
+        hints = hints_of(candidate)
+        hint = hints["model"]
+        given = bound.arguments["model"]
+        if isinstance(hint, typing.TypeVar) and isinstance(given, hint.__bound__) \
+                or hint is type(None) and given is None:
+            return hints
+    raise AssertionError(f"no overload of {fn.__name__} takes {args}, {kwargs}")
+
+
+@pytest.mark.parametrize("call", ["model=m", "positional"])
+def test_load_model_is_hinted_to_give_back_the_class_of_the_model_it_is_given(call):
+    """`model, tokenizer, config = load_model(run, model=m)` loads the run's weights into m and
+    gives m back: hinted as GPT | BERT | Transformer, a MyGPT's own methods were unknown to mypy
+    and pyright; overloads give a model given as its own class, and one built as one of those."""
+    m = MyGPT(vocab_size=8, context=4, n_layer=1, n_head=1, d_model=8)
+    args, kwargs = (("run",), {"model": m}) if call == "model=m" else (("run", True, m), {})
+    hints = overload_called(load_model, *args, **kwargs)
+    returned = typing.get_args(hints["return"])[0]
+    assert returned == hints["model"], f"load_model({call}) is hinted to give {returned}"
+    hints = overload_called(load_model, "run")                   # config.json builds it
+    assert typing.get_args(hints["return"])[0] == Model

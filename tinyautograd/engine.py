@@ -1220,13 +1220,7 @@ class Tensor:
         # not in layer_norm over no features, which is the same variance).
         count = ops._count(self.shape, axis)
         divisor = max(count - ddof, 0) if count else np.nan
-        mean = self.mean(axis, keepdims=True)
-        if divisor == 0:
-            # The mean's share of the gradient, -2 sum(x - mean) / divisor, is 0, as the sum
-            # is; over a divisor of 0 it is 0 * inf, NaN, which would reach every element.
-            mean = mean.detach()
-        centred = self - mean
-        return ops.Sum.apply(centred * centred, axis=axis, keepdims=keepdims) / divisor
+        return ops.Var.apply(self, divisor=divisor, axis=axis, keepdims=keepdims)
 
     @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:

@@ -639,6 +639,41 @@ class Sum(Function):
         return broadcast_to(grad.reshape(_keepdims_shape(shape, ctx.axis)), shape)
 
 
+def _mean_kept(x, axis):
+    """x's mean over `axis`, the axis kept as 1 (an array's, or a Tensor's, recorded); of
+    nothing NaN, as torch's, without numpy's warning (0 / nan is nan, quietly)."""
+    return x.sum(axis=axis, keepdims=True) / (_count(x.shape, axis) or np.nan)
+
+
+class Var(Function):
+    """y = sum((x - mean)^2) / divisor over axis;  dy/dx = 2 (x - mean) / divisor
+
+    The divisor is the count less ddof, Tensor.var's. The mean's own share of the gradient,
+    -2 sum(x - mean) / divisor, is 0, as the sum is, and is left out: over a divisor of 0 it
+    would be 0 * inf, NaN for every element.
+
+    A divisor of 0 (ddof at or above the count) gives inf, or 0 / 0 = NaN where every element
+    is the mean, and a gradient of +-inf, NaN where x is the mean, as numpy's and torch's:
+    results Tensor.var documents, so numpy's divide-by-zero and invalid-value warnings are off
+    for those divisions (torch gives the same values and prints nothing)."""
+
+    @staticmethod
+    def forward(ctx, x, divisor, axis=None, keepdims=False):
+        ctx.axis, ctx.divisor = axis, divisor
+        x = _floating(x)
+        centred = x - _mean_kept(x, axis)
+        with np.errstate(divide="ignore", invalid="ignore"):     # a divisor of 0: see above
+            return (centred * centred).sum(axis=axis, keepdims=keepdims) / divisor
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.operands[0]
+        centred = x - _mean_kept(x, ctx.axis)
+        with np.errstate(divide="ignore", invalid="ignore"):     # a divisor of 0: see above
+            slope = centred * 2 / ctx.divisor
+            return grad.reshape(_keepdims_shape(x.shape, ctx.axis)) * slope
+
+
 class Max(Function):
     """y = max of x over axis;  the gradient goes to the maximal elements, shared equally
     between ties (as torch.amax does)"""

@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Iterable, Sequence, TypeVar, Union, overload
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from .transformer import Transformer
 
 MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}   # config.json's "model"
 Model = Union[GPT, BERT, Transformer]                            # one of MODELS
+ModuleT = TypeVar("ModuleT", bound=nn.Module)     # load_model's `model`, given back as its class
 # config.json's list of the modules of your own its model holds, 'path (Class)' each, as
 # layers.modules_of_your_own names them (empty, or missing in older runs: none). Such a model
 # is no longer what "model" and "model_config" build: see model_to_load.
@@ -163,8 +164,19 @@ def check_finite_weights(model: nn.Module, where: StrPath) -> None:
                               f"diverged before this checkpoint: train again with a lower --lr")
 
 
+# A type checker sees load_model's model as the caller's own when one is given (`model=m`
+# gives m back, loaded, a MyGPT stays a MyGPT), and as one of MODELS when config.json builds it.
+@overload
+def load_model(directory: StrPath, pretrained: bool = True, model: None = None
+               ) -> tuple[Model, Tokenizer, dict[str, Any]]: ...
+@overload
+def load_model(directory: StrPath, pretrained: bool = True, *, model: ModuleT
+               ) -> tuple[ModuleT, Tokenizer, dict[str, Any]]: ...
+@overload
+def load_model(directory: StrPath, pretrained: bool, model: ModuleT
+               ) -> tuple[ModuleT, Tokenizer, dict[str, Any]]: ...
 def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | None = None
-               ) -> tuple[Model, Tokenizer, dict[str, Any]]:
+               ) -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
     """(model, tokenizer, config) from a checkpoint directory, the model in eval mode, its
     weights in the dtype they were saved in; of a run that is still training, its latest
     complete checkpoint.
