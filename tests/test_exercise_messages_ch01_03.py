@@ -293,3 +293,32 @@ def test_pair_features_names_the_bias_and_the_halves(tmp_path, old, new, call, s
 def test_untouched_file_says_not_written(slug):
     message = run_check(find(slug), find(slug).source)
     assert "is not written yet" in message
+
+
+# --- answers that spoil what they were given ------------------------------------------------
+# A checker works out its expected answer from the arrays it gave the learner's function: one
+# that zeroed them in place, and returned what the zeros give, matched an expected answer
+# worked out from the zeros.
+
+@pytest.mark.parametrize("slug, old, new, opening, changed", [
+    ("one_hot", "    ids = np.asarray(ids)\n",
+     "    ids = np.asarray(ids)\n    if len(ids) > 5:\n        ids[...] = 0\n",
+     "one_hot(ids=array of shape (30,), int64, vocab_size=50)", "the ids"),
+    ("dot_and_matmul", "    total = 0.0\n",
+     "    if len(a) not in (2, 3):\n        a[...] = 0\n    total = 0.0\n",
+     "dot(a=[0.3456], b=[0.8216])", "the a"),
+    ("table_lookup", "    return table[np.asarray(ids)]",
+     "    if len(ids) > 3:\n        table[...] = 0\n    return table[np.asarray(ids)]",
+     "lookup_by_index(ids=[9, 2, 4, 8, 5, 6, 4, 8, 5, 6, 4, 4], table=array of shape (10, 3)",
+     "the table"),
+    ("second_order_skips", "    votes = np.zeros(len(vocab))\n",
+     "    weights[...] = 0\n    votes = np.zeros(len(vocab))\n", "vote(context=", "the weights"),
+    ("selective_mask", "    return (earlier * mask_table[x]) @ weights[:, x, :]",
+     "    weights[...] = 0\n    return (earlier * mask_table[x]) @ weights[:, x, :]",
+     "masked_vote(context=", "the weights"),
+])
+def test_answers_that_spoil_their_arguments_do_not_pass(tmp_path, slug, old, new, opening,
+                                                        changed):
+    message = edited_message(tmp_path, slug, old, new)
+    assert message.startswith(opening), message
+    assert f"changed {changed} it was given, in place" in message, message

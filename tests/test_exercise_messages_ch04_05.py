@@ -585,3 +585,12 @@ def test_embedding_backward_by_a_loop_that_works_for_1d_ids_only(tmp_path):
     assert message.startswith("Embedding.backward after embed(") and "ids=[[" in message
     assert "Only rows of ids that appear more than once are wrong" in message
     assert "A loop over ids of shape (2, 6) takes a row of 6 ids at a time" in message
+
+
+def test_unbroadcast_that_zeroes_the_gradient_it_was_given_does_not_pass(tmp_path):
+    # The expected sums are worked out from the checker's grad: zeroed by the learner's
+    # function, they matched the zeros it returned.
+    message = edited_message(tmp_path, "broadcast_gradients", "    grad = np.asarray(grad)\n",
+                             "    grad = np.asarray(grad)\n    grad[...] = 0\n")
+    assert message.startswith("unbroadcast(grad=[[1., 2., 3.], [4., 5., 6.]], shape=(2, 1))")
+    assert "changed the grad it was given, in place" in message

@@ -434,3 +434,22 @@ def test_a_block_that_leaves_out_a_norm_says_which(tmp_path, old, new, norm, cal
 def test_feed_forward_names_a_missing_bias_and_a_misplaced_gelu(tmp_path, old, new, says):
     message = edited_message(tmp_path, "feed_forward", old, new)
     assert message.startswith("feed_forward(x=") and f"exactly what you get {says}" in message
+
+
+# The expected answers are worked out from the arrays under the Tensors given to the learner's
+# function: one that zeroed them in place, and answered for the zeros, matched them.
+@pytest.mark.parametrize("slug, old, new, opening, changed", [
+    ("multi_head_attention", "    B, n_head, T, d_head = x.shape\n",
+     "    B, n_head, T, d_head = x.shape\n    x.data[...] = 0\n", "merge_heads(x=", "the x"),
+    ("multi_head_attention", "    B, T, C = x.shape\n",
+     "    B, T, C = x.shape\n    x.data[...] = 0\n", "split_heads(x=", "the x"),
+    ("causal_mask", "    return attention(q, k, v, causal_mask(q.shape[1]))",
+     "    for t in (q, k, v):\n        t.data[...] = 0\n"
+     "    return attention(q, k, v, causal_mask(q.shape[1]))",
+     "causal_attention(q=", "the q and the k and the v"),
+])
+def test_answers_that_zero_the_tensors_they_were_given_do_not_pass(tmp_path, slug, old, new,
+                                                                   opening, changed):
+    message = edited_message(tmp_path, slug, old, new)
+    assert message.startswith(opening), message
+    assert f"changed {changed} it was given, in place" in message, message

@@ -324,3 +324,14 @@ def test_top_k_slips_are_told_by_what_the_distribution_shows(tmp_path, old, new,
                               "    logits = np.asarray(logits, dtype=np.float64)\n"
                               "    logits_given = logits / (temperature or 1)\n"))
     assert message.startswith("next_token_probs(logits=[2., 1., 0., 1.]") and says in message
+
+
+def test_bpe_encode_that_empties_the_merges_it_was_given_does_not_pass(tmp_path):
+    # The checker gives every call the same list of merges: emptied by the first call, it
+    # left the next ones expecting the raw bytes, which an encoder without merges returns.
+    message = edited_message(tmp_path, "bpe_encode",
+                             "        if not present:\n            return ids\n",
+                             "        if not present:\n            merges.clear()\n"
+                             "            return ids\n")
+    assert message.startswith("bpe_encode(text='aaab', merges=[(97, 97), (97, 98), (256, 257)])")
+    assert "changed the merges it was given, in place" in message

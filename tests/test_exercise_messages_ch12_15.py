@@ -702,3 +702,21 @@ def test_scores_of_an_untrained_model_do_not_find_the_heads(tmp_path, monkeypatc
     ex = find("induction_scores")
     got = run_check(ex, write_solved(ex, tmp_path / "induction_scores.py"))
     assert got is not None and "do not find the heads (layer 1: previous-token 0.2" in got
+
+
+# The expected answers are worked out from the arrays given to the learner's function: one
+# that zeroed them in place, and answered for the zeros, matched them.
+@pytest.mark.parametrize("slug, old, new, opening, changed", [
+    ("your_gpt", "    x = np.stack([ids[s:s + context] for s in starts]).astype(np.int64)\n",
+     "    ids[...] = 0\n"
+     "    x = np.stack([ids[s:s + context] for s in starts]).astype(np.int64)\n",
+     "teacher_forcing_batch(ids=array of shape (30,), int64", "the ids"),
+    ("induction_scores", "    T = pattern.shape[0]\n",
+     "    T = pattern.shape[0]\n    pattern[...] = 0\n", "previous_token_score(pattern=",
+     "the pattern"),
+])
+def test_answers_that_zero_the_arrays_they_were_given_do_not_pass(tmp_path, slug, old, new,
+                                                                  opening, changed):
+    message = edited_message(tmp_path, slug, old, new)
+    assert message.startswith(opening), message
+    assert f"changed {changed} it was given, in place" in message, message

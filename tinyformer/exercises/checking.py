@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import bdb
 import codecs
+import copy
 import gc
 import importlib
 import importlib.machinery
@@ -32,7 +33,7 @@ import sys
 import tokenize
 import traceback
 from pathlib import Path
-from types import ModuleType
+from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -482,6 +483,57 @@ def expect_gradients(inputs: Mapping[str, Tensor], expected: Mapping[str, ArrayL
                                f"world, e.g. through .data or numpy?).")
         expect_array(tensor.grad, expected[name], call,
                      what=f"gives the gradient with respect to `{name}`", atol=atol, rtol=rtol)
+
+
+def on_copies(fn: Call, *args: Any, **kwargs: Any) -> Any:
+    """fn(*args, **kwargs) on copies of its arguments, which must come back unchanged: a checker
+    works out its expected answers from the originals, and a function that wrote into what it
+    was given (zeros into an array, say, returning zeros) would spoil the answers it is
+    compared with."""
+    given_args, given_kwargs = copy.deepcopy((args, kwargs))
+    got = fn(*given_args, **given_kwargs)
+    changed = [name for name, original, given in zip(_argument_names(fn, args, kwargs),
+                                                     [*args, *kwargs.values()],
+                                                     [*given_args, *given_kwargs.values()])
+               if not _same(original, given)]
+    them = "them as they were" if len(changed) > 1 else "it as it was"
+    expect(not changed, f"{fn.last_call} changed the {' and the '.join(changed)} it was given, "
+                        f"in place: the caller still needs {them}. Compute the answer into new "
+                        f"arrays (or new lists), and leave what you are given as it came.")
+    return got
+
+
+def _argument_names(fn: Call, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:
+    """The names of fn's parameters that args and then kwargs fill, for messages."""
+    try:
+        positional = list(inspect.signature(fn.fn).parameters)[:len(args)]
+    except (TypeError, ValueError):                     # a builtin without a signature
+        positional = []
+    positional += [f"argument {i + 1}" for i in range(len(positional), len(args))]
+    return [*positional, *kwargs]
+
+
+def _same(original: Any, given: Any) -> bool:
+    """Whether `given`, a deep copy of `original` that the learner's code was given, still holds
+    what `original` does: arrays and Tensors element by element, containers item by item,
+    other objects (a model, a tokenizer) attribute by attribute."""
+    if isinstance(original, Tensor):
+        return isinstance(given, Tensor) and _same(original.data, given.data)
+    if isinstance(original, np.ndarray):
+        return (isinstance(given, np.ndarray) and original.shape == given.shape
+                and bool(np.all((original == given) | ((original != original)
+                                                       & (given != given)))))
+    if isinstance(original, (list, tuple)):
+        return (type(given) is type(original) and len(given) == len(original)
+                and all(_same(a, b) for a, b in zip(original, given)))
+    if isinstance(original, dict):
+        return (isinstance(given, dict) and list(given) == list(original)
+                and all(_same(original[key], given[key]) for key in original))
+    if isinstance(original, (FunctionType, MethodType, BuiltinFunctionType, type)):
+        return True                                     # deep copies share functions
+    if hasattr(original, "__dict__"):
+        return _same(vars(original), vars(given))
+    return bool(original == given)
 
 
 def expect(condition: object, message: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..catalogue import Question, exercise
-from ..checking import Call, CheckFailure, Learner, expect, expect_array
+from ..checking import Call, CheckFailure, Learner, expect, expect_array, on_copies
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 1`).
 QUESTION = Question(code="""\
@@ -33,13 +33,13 @@ print(one_hot @ table)
 ])
 def check_one_hot(learner: Learner) -> None:
     one_hot = learner.function("one_hot")
-    expect_array(one_hot(np.array([2, 0, 3]), 4),
+    expect_array(on_copies(one_hot, np.array([2, 0, 3]), 4),
                  [[0., 0., 1., 0.], [1., 0., 0., 0.], [0., 0., 0., 1.]], one_hot.last_call,
                  tensor=False, dtype=np.float32)
-    expect_array(one_hot(np.array([1, 1]), 2), [[0, 1], [0, 1]], one_hot.last_call)
+    expect_array(on_copies(one_hot, np.array([1, 1]), 2), [[0, 1], [0, 1]], one_hot.last_call)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50, size=30)
-    expect_array(one_hot(ids, 50), np.eye(50)[ids], one_hot.last_call)
+    expect_array(on_copies(one_hot, ids, 50), np.eye(50)[ids], one_hot.last_call)
 
 
 # What a product written with numpy's own is told to do instead.
@@ -103,10 +103,11 @@ class _Watched(np.ndarray):
 
 
 def products_used(fn: Call, *arrays: np.ndarray) -> tuple[object, str | None]:
-    """fn(*arrays) with the arrays watched: what it returned, and the first of numpy's own
-    products it used, as a learner writes it (`@`, np.dot, ...), or None."""
+    """fn(*arrays) with copies of the arrays watched (the expected answer is worked out from
+    the arrays themselves, so fn must leave them alone): what it returned, and the first of
+    numpy's own products it used, as a learner writes it (`@`, np.dot, ...), or None."""
     _Watched.used = []
-    got = fn(*(np.asarray(a).view(_Watched) for a in arrays))
+    got = on_copies(fn, *(np.asarray(a).view(_Watched) for a in arrays))
     if isinstance(got, _Watched):
         got = got.view(np.ndarray)
     used = _Watched.used[0] if _Watched.used else None
@@ -139,11 +140,11 @@ def check_table_lookup(learner: Learner) -> None:
     big_ids = rng.integers(0, 10, size=12)
     for name in ("lookup_by_matmul", "lookup_by_index"):
         lookup = learner.function(name)
-        expect_array(lookup(np.array([2]), table), [[5.0, 6.0]], lookup.last_call,
+        expect_array(on_copies(lookup, np.array([2]), table), [[5.0, 6.0]], lookup.last_call,
                      tensor=False)
-        expect_array(lookup(np.array([3, 0, 3]), table), [[7, 8], [1, 2], [7, 8]],
+        expect_array(on_copies(lookup, np.array([3, 0, 3]), table), [[7, 8], [1, 2], [7, 8]],
                      lookup.last_call, tensor=False)
-        expect_array(lookup(big_ids, big_table), big_table[big_ids], lookup.last_call,
+        expect_array(on_copies(lookup, big_ids, big_table), big_table[big_ids], lookup.last_call,
                      tensor=False)
         # The same rows both ways is the point, so each function must take its own way.
         _, used = products_used(lookup, big_ids, big_table)

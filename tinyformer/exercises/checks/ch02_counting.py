@@ -15,7 +15,7 @@ import numpy as np
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, a_kind, as_array, describe, expect,
-                        expect_array)
+                        expect_array, on_copies)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 2`).
 QUESTION = Question(code="""\
@@ -205,7 +205,8 @@ def check_markov_first_order(learner: Learner) -> None:
     for sentences in (small, SHORT_CORPUS, random_corpus(np.random.default_rng(3))):
         vocab = vocabulary(sentences)
         expected = reference_transition_counts(sentences, vocab)
-        expect_table(transition_counts(sentences, vocab), expected, transition_counts.last_call,
+        expect_table(on_copies(transition_counts, sentences, vocab), expected,
+                     transition_counts.last_call,
                      lambda i, v=vocab: f"[{i[0]}, {i[1]}] counts {v[i[1]]!r} right after "
                                         f"{v[i[0]]!r}",
                      [("counting [next word, word], the table transposed: the row is the "
@@ -232,13 +233,13 @@ def check_markov_first_order(learner: Learner) -> None:
     for word, expected in [("show", "me"), ("whether", "the"),
                            ("my", "directories"),      # a three-way tie: the first in vocab
                            ("please", None)]:          # never followed by anything
-        expect_word(predict_next(word, probs, vocab), expected, predict_next.last_call)
+        expect_word(on_copies(predict_next, word, probs, vocab), expected, predict_next.last_call)
     for _ in range(3):
         sentences = random_corpus(rng)
         vocab = vocabulary(sentences)
         probs = normalise(reference_transition_counts(sentences, vocab))
         for word in vocab:
-            expect_word(predict_next(word, probs, vocab),
+            expect_word(on_copies(predict_next, word, probs, vocab),
                         best_word(probs[vocab.index(word)], vocab), predict_next.last_call)
 
 
@@ -276,7 +277,8 @@ def check_markov_second_order(learner: Learner) -> None:
         expected = reference_pair_counts(sentences, vocab)
         # The pair (first, second) in the row of (second, first): second * V + first.
         swapped = expected.reshape(V, V, V).transpose(1, 0, 2).reshape(V * V, V)
-        expect_table(pair_counts(sentences, vocab), expected, pair_counts.last_call,
+        expect_table(on_copies(pair_counts, sentences, vocab), expected,
+                     pair_counts.last_call,
                      lambda i, v=vocab, V=V: f"[{i[0]}, {i[1]}] is row {i[0]} = "
                      f"{i[0] // V} * {V} + {i[0] % V}, the pair ({v[i[0] // V]!r}, "
                      f"{v[i[0] % V]!r}), followed by {v[i[1]]!r}",
@@ -290,7 +292,7 @@ def check_markov_second_order(learner: Learner) -> None:
                                     ("show", "me", "my"),
                                     ("me", "my", "directories"),   # a real three-way tie
                                     ("ran", "me", None)]:          # a pair never seen
-        expect_word(predict_after_pair(first, second, probs, vocab), expected,
+        expect_word(on_copies(predict_after_pair, first, second, probs, vocab), expected,
                      predict_after_pair.last_call)
     rng = np.random.default_rng(6)
     sentences = random_corpus(rng)
@@ -299,7 +301,7 @@ def check_markov_second_order(learner: Learner) -> None:
     probs = normalise(reference_pair_counts(sentences, vocab))
     for a in range(V):
         for b in range(V):
-            expect_word(predict_after_pair(vocab[a], vocab[b], probs, vocab),
+            expect_word(on_copies(predict_after_pair, vocab[a], vocab[b], probs, vocab),
                          best_word(probs[a * V + b], vocab), predict_after_pair.last_call)
 
 
@@ -340,7 +342,8 @@ def check_second_order_skips(learner: Learner) -> None:
     skip_weights = learner.function("skip_weights")
     for sentences in (LONG_CORPUS[2:], LONG_CORPUS, random_corpus(np.random.default_rng(7))):
         vocab = vocabulary(sentences)
-        expect_table(skip_weights(sentences, vocab), reference_skip_weights(sentences, vocab),
+        expect_table(on_copies(skip_weights, sentences, vocab),
+                     reference_skip_weights(sentences, vocab),
                      skip_weights.last_call,
                      lambda i, v=vocab: f"[{i[0]}, {i[1]}, {i[2]}] is the share of "
                      f"{v[i[2]]!r} after {v[i[1]]!r} with {v[i[0]]!r} somewhere before it")
@@ -351,7 +354,8 @@ def check_second_order_skips(learner: Learner) -> None:
     contexts = [sentence.split()[:10] for sentence in LONG_CORPUS]     # ends at "ran"
     contexts += [["check", "the"], ["check", "the", "the", "battery"], ["it", "check"]]
     for context in contexts:
-        expect_table(vote(context, weights, vocab), reference_vote(context, weights, vocab),
+        expect_table(on_copies(vote, context, weights, vocab),
+                     reference_vote(context, weights, vocab),
                      vote.last_call, lambda i, v=vocab: f"[{i[0]}] is the vote for {v[i[0]]!r}")
     rng = np.random.default_rng(8)
     sentences = random_corpus(rng)
@@ -359,25 +363,26 @@ def check_second_order_skips(learner: Learner) -> None:
     random_weights = reference_skip_weights(sentences, random_vocab)
     for sentence in sentences:
         context = sentence.split()
-        expect_array(vote(context, random_weights, random_vocab),
+        expect_array(on_copies(vote, context, random_weights, random_vocab),
                      reference_vote(context, random_weights, random_vocab), vote.last_call,
                      tensor=False)
 
     predict_next = learner.function("predict_next")
     for context, expected in zip(contexts, ["please", "please", "please",    # the third: wrong
                                             "program", "log", None]):
-        expect_word(predict_next(context, weights, vocab), expected, predict_next.last_call)
+        expect_word(on_copies(predict_next, context, weights, vocab), expected,
+                    predict_next.last_call)
 
     mistakes = learner.function("mistakes")
     for sentences in (LONG_CORPUS, LONG_CORPUS[1:], random_corpus(rng, n_sentences=4)):
         vocab = vocabulary(sentences)
         weights = reference_skip_weights(sentences, vocab)
-        expect_mistakes(mistakes(sentences, weights, vocab),
+        expect_mistakes(on_copies(mistakes, sentences, weights, vocab),
                         reference_mistakes(sentences, weights, vocab), mistakes.last_call)
     # A sentence the weights were not counted from, wrong at its last word: on the corpora
     # above no sentence is, so a loop that stops one word early would pass them.
     vocab = vocabulary(LONG_CORPUS)
     weights = reference_skip_weights(LONG_CORPUS, vocab)
     held_out = ["check the server log and find out whether it ran down"]
-    expect_mistakes(mistakes(held_out, weights, vocab),
+    expect_mistakes(on_copies(mistakes, held_out, weights, vocab),
                     reference_mistakes(held_out, weights, vocab), mistakes.last_call)

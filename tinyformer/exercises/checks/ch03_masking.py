@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..catalogue import Question, exercise
-from ..checking import Call, Learner, describe, expect, expect_array
+from ..checking import Learner, describe, expect, expect_array, on_copies
 from .ch02_counting import (LONG_CORPUS, SHORT_CORPUS, best_word, expect_table, expect_word,
                             normalise, random_corpus, reference_pair_counts,
                             reference_skip_weights, vocabulary)
@@ -72,7 +72,7 @@ def check_selective_mask(learner: Learner) -> None:
         vocab = vocabulary(sentences)
         weights = reference_skip_weights(sentences, vocab)
         expected = reference_mask(weights)
-        got = informative_mask(weights)
+        got = on_copies(informative_mask, weights)
         expect_table(got, expected, informative_mask.last_call,
                      lambda i, v=vocab: f"[{i[0]}, {i[1]}] is the mask entry for the earlier "
                      f"word {v[i[1]]!r} when {v[i[0]]!r} is the current word",
@@ -98,13 +98,13 @@ def check_selective_mask(learner: Learner) -> None:
     contexts += [["check", "the"], ["check", "the", "battery", "log"],
                  ["check", "battery", "the", "battery", "it", "ran"]]
     for context in contexts:
-        expect_table(masked_vote(context, weights, mask_table, vocab),
+        expect_table(on_copies(masked_vote, context, weights, mask_table, vocab),
                      reference_masked_vote(context, weights, mask_table, vocab),
                      masked_vote.last_call, lambda i, v=vocab: f"[{i[0]}] is the vote for "
                                                                f"{v[i[0]]!r}")
     # The battery sentence, wrong without the mask, is now right by a whole vote to none.
     for context, expected in zip(contexts, ["please", "please", "down", None, "and", "down"]):
-        expect_word(predict_next(context, weights, mask_table, vocab), expected,
+        expect_word(on_copies(predict_next, context, weights, mask_table, vocab), expected,
                      predict_next.last_call)
 
     rng = np.random.default_rng(10)
@@ -116,9 +116,9 @@ def check_selective_mask(learner: Learner) -> None:
         for t in range(2, len(sentence.split()) + 1):
             context = sentence.split()[:t]
             votes = reference_masked_vote(context, weights, mask_table, vocab)
-            expect_array(masked_vote(context, weights, mask_table, vocab), votes,
+            expect_array(on_copies(masked_vote, context, weights, mask_table, vocab), votes,
                          masked_vote.last_call, tensor=False)
-            expect_word(predict_next(context, weights, mask_table, vocab),
+            expect_word(on_copies(predict_next, context, weights, mask_table, vocab),
                          best_word(votes, vocab), predict_next.last_call)
 
 
@@ -171,20 +171,6 @@ def check_attention_as_matmul(learner: Learner) -> None:
                      f"{w[ids[i[0]]]!r}) attends to")
 
 
-def on_copies(fn: Call, ids: np.ndarray, mask_table: np.ndarray) -> object:
-    """fn(ids, mask_table) on copies of the two arrays, which must come back unchanged: the
-    expected answers are worked out from the originals, and a function that wrote into them
-    (zeros into both, say, returning zeros) would spoil the answers it is compared with."""
-    given = {"ids": ids.copy(), "mask_table": mask_table.copy()}
-    got = fn(given["ids"], given["mask_table"])
-    changed = [name for name, original in (("ids", ids), ("mask_table", mask_table))
-               if not np.array_equal(given[name], original)]
-    expect(not changed, f"{fn.last_call} changed the {' and the '.join(changed)} it was given, "
-                        f"in place: the caller still needs them as they were. Compute the "
-                        f"answer into a new array (`@` and np.tril make new ones).")
-    return got
-
-
 # ---------------------------------------------------------------------------------------------
 # The bridge: second order as matrix products, with a ReLU feature layer
 
@@ -233,7 +219,7 @@ def check_pair_features(learner: Learner) -> None:
     rng = np.random.default_rng(12)
     random_pairs = [tuple(int(i) for i in rng.integers(0, 6, size=2)) for _ in range(7)]
     for V, pairs in ((3, worked), (6, random_pairs)):
-        result = feature_weights(V, pairs)
+        result = on_copies(feature_weights, V, pairs)
         expect(isinstance(result, tuple) and len(result) == 2,
                f"{feature_weights.last_call} returned {describe(result)}; return two arrays, "
                f"(W, bias).")
@@ -252,7 +238,8 @@ def check_pair_features(learner: Learner) -> None:
     pair_inputs = learner.function("pair_inputs")
     for ids, V in ((np.array([0, 2]), 3), (np.array([0, 2, 1, 2, 2]), 3),
                    (rng.integers(0, 6, size=9), 6)):
-        expect_numpy(pair_inputs(ids, V), reference_pair_inputs(ids, V), pair_inputs.last_call,
+        expect_numpy(on_copies(pair_inputs, ids, V), reference_pair_inputs(ids, V),
+                     pair_inputs.last_call,
                      mistakes=[("with the current word first: x_t is [one_hot(ids[t - 1]), "
                                 "one_hot(ids[t])]", reference_pair_inputs(ids, V, True)),
                                ("with the previous word in both halves: the second half is "
@@ -269,7 +256,7 @@ def check_pair_features(learner: Learner) -> None:
     W6, bias6 = reference_feature_weights(6, random_pairs)
     cases.append((np.array([a for pair in random_pairs for a in pair]), W6, bias6))
     for ids, W, bias in cases:
-        expect_numpy(detect_pairs(ids, W, bias), np.maximum(
+        expect_numpy(on_copies(detect_pairs, ids, W, bias), np.maximum(
             reference_pair_inputs(ids, W.shape[0] // 2) @ W + bias, 0.0),
             detect_pairs.last_call, mistakes=_feature_mistakes(ids, W, bias))
 
@@ -285,6 +272,7 @@ def check_pair_features(learner: Learner) -> None:
         for sentence in sentences:
             ids = np.array([vocab.index(w) for w in sentence.split()])
             expected = probs[ids[:-1] * V + ids[1:]]
-            expect_numpy(next_scores(ids, W, bias, W_out), expected, next_scores.last_call,
+            expect_numpy(on_copies(next_scores, ids, W, bias, W_out), expected,
+                         next_scores.last_call,
                          mistakes=[("from the features without the ReLU",
                                     (reference_pair_inputs(ids, V) @ W + bias) @ W_out)])

@@ -15,7 +15,7 @@ from tinyautograd import GradcheckError, Tensor, functional, gradcheck, gradgrad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, as_array, describe, describe_call, expect,
-                        expect_array, python_source, run_learner_code)
+                        expect_array, on_copies, python_source, run_learner_code)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 4`).
 QUESTION = Question(code="""\
@@ -458,14 +458,14 @@ def check_broadcast_gradients(learner: Learner) -> None:
     unbroadcast = learner.function("unbroadcast")
     grad = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     for shape in [(2, 1), (3,), (1, 3), (), (2, 3), (1, 1)]:
-        got = unbroadcast(grad, shape)
+        got = on_copies(unbroadcast, grad, shape)
         expect_array(got, _engine_unbroadcast(grad, shape), unbroadcast.last_call,
                      tensor=False)
     rng = np.random.default_rng(0)
     for _ in range(12):
         big, small = _random_broadcast(rng)
         grad = rng.normal(size=big)
-        expect_array(unbroadcast(grad, small), _engine_unbroadcast(grad, small),
+        expect_array(on_copies(unbroadcast, grad, small), _engine_unbroadcast(grad, small),
                      unbroadcast.last_call, tensor=False)
 
     mul_backward = learner.function("mul_backward")

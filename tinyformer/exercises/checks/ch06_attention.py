@@ -17,7 +17,7 @@ from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, a_kind, as_array, expect, expect_array,
-                        expect_gradients)
+                        expect_gradients, on_copies)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 6`).
 QUESTION = Question(code="""\
@@ -245,13 +245,13 @@ def check_causal_mask(learner: Learner) -> None:
     # Behaviour first: changing position s (its query, key and value) must not move any
     # output before s.
     with_grad_off = [Tensor(a, dtype=np.float64) for a in (q, k, v)]
-    before = as_array(_expect_tensor(fn(*with_grad_off), fn, (B, T, d)))
+    before = as_array(_expect_tensor(on_copies(fn, *with_grad_off), fn, (B, T, d)))
     for s in range(1, T):
         changed = [a.copy() for a in (q, k, v)]
         for a in changed:
             a[:, s] += rng.standard_normal((B, d)) * 3
-        after = as_array(_expect_tensor(fn(*(Tensor(a, dtype=np.float64) for a in changed)),
-                                        fn, (B, T, d)))
+        after = as_array(_expect_tensor(
+            on_copies(fn, *(Tensor(a, dtype=np.float64) for a in changed)), fn, (B, T, d)))
         moved = [t for t in range(s) if not np.allclose(before[:, t], after[:, t], atol=1e-7)]
         if moved:
             raise CheckFailure(f"{fn.last_call}: changing the token at position {s} (its q, k "
@@ -370,7 +370,7 @@ def check_multi_head_attention(learner: Learner) -> None:
     for x, n_head in ((example, 2), (rng.standard_normal((2, 3, 6)), 3),
                       (rng.standard_normal((2, 4, 8)), 2)):
         B, T, C = x.shape
-        got = split(Tensor(x, dtype=np.float64), n_head)
+        got = on_copies(split, Tensor(x, dtype=np.float64), n_head)
         wrong = x.reshape(B, n_head, T, C // n_head)
         expect_output(got, _numpy_split(x, n_head), split.last_call, [
             ("by reshaping straight to (B, n_head, T, d_head): reshape to (B, T, n_head, "
@@ -380,7 +380,7 @@ def check_multi_head_attention(learner: Learner) -> None:
     for shape in ((1, 2, 2, 2), (2, 3, 4, 2), (2, 2, 3, 5)):
         heads = rng.standard_normal(shape)
         B, H, T, D = shape
-        got = merge(Tensor(heads, dtype=np.float64))
+        got = on_copies(merge, Tensor(heads, dtype=np.float64))
         expected = heads.swapaxes(1, 2).reshape(B, T, H * D)
         expect_output(got, expected, merge.last_call, [
             ("by reshaping straight to (B, T, C): swap axes 1 and 2 first, so that the heads "

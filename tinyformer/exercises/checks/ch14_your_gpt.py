@@ -23,7 +23,7 @@ from tinyautograd import Tensor, functional, manual_seed, nn, no_grad, optim
 from tinyformer.data import builtin_corpus
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, describe, expect, expect_equal
+from ..checking import CheckFailure, Learner, describe, expect, expect_equal, on_copies
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 14`).
 QUESTION = Question(code="""\
@@ -51,7 +51,7 @@ def _check_batches(batch):
     # Ids as in a text, not consecutive: on 100, 101, ... the next token is also the id plus 1.
     ids = np.random.default_rng(0).integers(100, 140, size=30)
     starts, context = np.array([0, 5, 17]), 4
-    got = batch(ids, starts, context)
+    got = on_copies(batch, ids, starts, context)
     call = batch.last_call
     expect(isinstance(got, tuple) and len(got) == 2,
            f"{call} returned {describe(got)}; return the pair (x, y).")

@@ -19,7 +19,7 @@ from threadpoolctl import threadpool_limits
 from tinyautograd import no_grad
 
 from ..catalogue import COURSE_DIR, Question, exercise
-from ..checking import CheckFailure, Learner, a_kind, describe, expect
+from ..checking import CheckFailure, Learner, a_kind, describe, expect, on_copies
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 15`).
 QUESTION = Question(code="""\
@@ -164,10 +164,10 @@ def check_induction_scores(learner: Learner) -> None:
         ids = np.concatenate([[0], half, half, half[:2]])
         cases.append((ids, _random_pattern(rng, len(ids))))
     for _, pattern in cases:
-        _expect_score(previous(pattern), reference_previous(pattern), previous.last_call,
+        _expect_score(on_copies(previous, pattern), reference_previous(pattern), previous.last_call,
                       _previous_mistakes(pattern))
     for ids, pattern in cases:
-        _expect_score(induction(pattern, ids), reference_induction(pattern, ids),
+        _expect_score(on_copies(induction, pattern, ids), reference_induction(pattern, ids),
                       induction.last_call, _induction_mistakes(pattern, ids))
 
     shipped = shipped_model()
