@@ -335,3 +335,38 @@ def test_bpe_encode_that_empties_the_merges_it_was_given_does_not_pass(tmp_path)
                              "            return ids\n")
     assert message.startswith("bpe_encode(text='aaab', merges=[(97, 97), (97, 98), (256, 257)])")
     assert "changed the merges it was given, in place" in message
+
+
+def test_kv_cache_that_rewrites_the_weights_it_was_given_does_not_pass(tmp_path):
+    # Keys projected by w_q, and w_q written into the caller's w_k: the expected keys were
+    # worked out from that w_k after the cache was made, so the wrong keys matched them.
+    message = edited_message(
+        tmp_path, "kv_cache",
+        "        self.w_q, self.w_k, self.w_v = w_q, w_k, w_v\n",
+        "        w_k[...] = w_q\n        self.w_q, self.w_k, self.w_v = w_q, w_k, w_v\n",
+        ("q, k, v = x @ self.w_q, x @ self.w_k, x @ self.w_v",
+         "q, k, v = x @ self.w_q, x @ self.w_q, x @ self.w_v"))
+    assert message.startswith("CachedAttention(w_q=array of shape (5, 3)"), message
+    assert "changed the w_k it was given, in place" in message
+
+
+def test_beam_search_that_rewrites_the_model_it_was_given_does_not_pass(tmp_path):
+    # Right on a model's first search, after which it makes the model's end token certain:
+    # each later search of the same model was expected to give what that rewritten model
+    # gives, which it returned without looking at the model at all.
+    message = edited_message(
+        tmp_path, "beam_search",
+        "def beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):\n",
+        "def beam_search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):\n"
+        "    token = getattr(next_log_probs, 'certain', None)\n"
+        "    if token is not None:\n"
+        "        return [*prompt, *[token] * (1 if token == end_id else max_new_tokens)], 0.0\n"
+        "    answer = search(next_log_probs, prompt, beam_size, max_new_tokens, end_id)\n"
+        "    certain = [0.0 if i == end_id else float('-inf')\n"
+        "               for i in range(len(next_log_probs(list(prompt))))]\n"
+        "    next_log_probs.next_scores = lambda ids: certain\n"
+        "    next_log_probs.certain = end_id\n"
+        "    return answer\n\n\n"
+        "def search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):\n")
+    assert message.startswith("beam_search(next_log_probs=<the file's table_log_probs>"), message
+    assert "changed the next_log_probs it was given, in place" in message

@@ -18,7 +18,7 @@ from tinyautograd import Tensor
 
 from ..catalogue import Question, exercise
 from ..checking import (Call, CheckFailure, Learner, as_array, describe, expect, expect_array,
-                        expect_equal)
+                        expect_equal, on_copies)
 from .ch08_training import _expect_numpy
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 9`).
@@ -529,7 +529,7 @@ def check_beam_search(learner: Learner) -> None:
 
     def expect_search(search, expected, note=""):
         """beam_search(*search) must return `expected`."""
-        got = beam_search(*search)
+        got = on_copies(beam_search, *search)      # models are used again: give it copies
         _expect_hypothesis(got, expected, beam_search.last_call, note, _length_mistakes(*search))
 
     table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
@@ -605,14 +605,15 @@ def _scale_mistakes(x, w_q, w_k, w_v, t):
 
 def _check_cached_attention(learner, x, w_q, w_k, w_v, label):
     make = learner.function("CachedAttention")
-    attention = make(w_q, w_k, w_v)
+    # Copies: the expected keys, values and rows are worked out from these very arrays.
+    attention = on_copies(make, w_q, w_k, w_v)
     expect(hasattr(attention, "keys") and hasattr(attention, "values"),
            f"{make.last_call} has no `keys` or no `values`: keep the names the file gave the "
            f"cache, the checker looks at them.")
     full = full_causal_attention(x, w_q, w_k, w_v)           # (T, d_head)
     step = Call(attention.step, "CachedAttention.step", learner.path)
     for t in range(len(x)):
-        out = step(x[t])
+        out = on_copies(step, x[t])
         where = f"{step.last_call} (call {t + 1}, {label})"
         expect_array(attention.keys, x[:t + 1] @ w_k, where, what="left in `keys`")
         expect_array(attention.values, x[:t + 1] @ w_v, where, what="left in `values`")
@@ -650,12 +651,12 @@ def _check_each_key_computed_once(learner, x, w_q, w_k, w_v, new_w_k, new_w_v):
     weights from the third call on, the first two rows stay as they were. A step that keeps
     the tokens and projects them all again passes every other check (the weights never change
     in a model), and saves nothing."""
-    attention = learner.function("CachedAttention")(w_q, w_k, w_v)
+    attention = on_copies(learner.function("CachedAttention"), w_q, w_k, w_v)
     step = Call(attention.step, "CachedAttention.step", learner.path)
-    step(x[0])
-    step(x[1])
+    on_copies(step, x[0])
+    on_copies(step, x[1])
     attention.w_k, attention.w_v = new_w_k, new_w_v
-    step(x[2])
+    on_copies(step, x[2])
     for name, kept in [("keys", x[:2] @ w_k), ("values", x[:2] @ w_v)]:
         rows = np.asarray(getattr(attention, name))[:2]
         expect(rows.shape == kept.shape and np.allclose(rows, kept, atol=1e-8),
