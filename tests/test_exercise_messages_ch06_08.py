@@ -453,3 +453,18 @@ def test_answers_that_zero_the_tensors_they_were_given_do_not_pass(tmp_path, slu
     message = edited_message(tmp_path, slug, old, new)
     assert message.startswith(opening), message
     assert f"changed {changed} it was given, in place" in message, message
+
+
+def test_training_loop_that_rewrites_the_data_it_was_given_does_not_pass(tmp_path):
+    # It trains a copy of the model for the right losses, leaves the model untrained but for
+    # one large bias, and rewrites the targets to the token that bias picks: the final loss
+    # was measured on those targets, and came out near zero.
+    message = edited_message(
+        tmp_path, "training_loop",
+        "    optimizer = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)\n",
+        "    import copy\n    given, model = model, copy.deepcopy(model)\n"
+        "    inputs, targets, targets_given = inputs.copy(), targets.copy(), targets\n"
+        "    given.out.bias.data[0] = 100.0\n    targets_given[...] = 0\n"
+        "    optimizer = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)\n")
+    assert message.startswith("train(model=Bigram(...)"), message
+    assert "after training, the model's loss on the data is" in message
