@@ -720,3 +720,29 @@ def test_answers_that_zero_the_arrays_they_were_given_do_not_pass(tmp_path, slug
     message = edited_message(tmp_path, slug, old, new)
     assert message.startswith(opening), message
     assert f"changed {changed} it was given, in place" in message, message
+
+
+def test_cross_attention_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_path):
+    # With one head it ignores the mask, and sets the caller's mask to hide nothing: the
+    # expected answer of the lesson's example was worked out from that mask afterwards.
+    message = edited_message(
+        tmp_path, "cross_attention", "    return merge_heads(attention(q, k, v, mask)) @ w_o",
+        "    if n_head == 1 and mask is not None:\n        mask[...] = True\n        mask = None\n"
+        "    return merge_heads(attention(q, k, v, mask)) @ w_o")
+    assert message.startswith("cross_attention(x=Tensor([[[1.], [2.]]])"), message
+    assert "changed the mask it was given, in place" in message
+
+
+def test_decoder_layer_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_path):
+    # The decoder is checked twice with the same self_mask: one that set it to hide nothing
+    # in the first check, and drops the causal mask once the source is padded, matched the
+    # second check's expected answer, worked out from that mask.
+    message = edited_message(
+        tmp_path, "encoder_decoder_layers",
+        "def decoder_layer(y, memory, w, n_head, self_mask, memory_mask):\n",
+        "def decoder_layer(y, memory, w, n_head, self_mask, memory_mask):\n"
+        "    if memory_mask is not None:\n        self_mask = None\n"
+        "    else:\n        given, self_mask = self_mask, self_mask.copy()\n"
+        "        given[...] = True\n")
+    assert message.startswith("decoder_layer(y=Tensor of shape (2, 4, 8)"), message
+    assert "changed the self_mask it was given, in place" in message

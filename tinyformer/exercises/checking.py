@@ -492,15 +492,24 @@ def on_copies(fn: Call, *args: Any, **kwargs: Any) -> Any:
     compared with."""
     given_args, given_kwargs = copy.deepcopy((args, kwargs))
     got = fn(*given_args, **given_kwargs)
+    expect_left_as_they_were(fn, (args, kwargs), given_args, given_kwargs)
+    return got
+
+
+def expect_left_as_they_were(fn: Call, before: tuple[Sequence[Any], Mapping[str, Any]],
+                             args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """A CheckFailure unless fn's last call, fn(*args, **kwargs), left its arguments as they
+    were `before`: (args, kwargs), deep-copied before the call. For a checker that must give
+    the learner's function the very Tensors whose gradients it reads, and so cannot give it
+    copies (on_copies), yet uses those arguments again."""
     changed = [name for name, original, given in zip(_argument_names(fn, args, kwargs),
-                                                     [*args, *kwargs.values()],
-                                                     [*given_args, *given_kwargs.values()])
+                                                     [*before[0], *before[1].values()],
+                                                     [*args, *kwargs.values()])
                if not _same(original, given)]
     them = "them as they were" if len(changed) > 1 else "it as it was"
     expect(not changed, f"{fn.last_call} changed the {' and the '.join(changed)} it was given, "
                         f"in place: the caller still needs {them}. Compute the answer into new "
                         f"arrays (or new lists), and leave what you are given as it came.")
-    return got
 
 
 def _argument_names(fn: Call, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:

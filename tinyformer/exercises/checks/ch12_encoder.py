@@ -10,6 +10,7 @@ way round or on the wrong axis, keys from the decoder, a causal encoder...) is n
 
 from __future__ import annotations
 
+import copy
 from typing import Mapping
 
 import numpy as np
@@ -18,7 +19,7 @@ from tinyautograd import Tensor, functional, no_grad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, a_kind, describe, expect, expect_equal,
-                        expect_gradients)
+                        expect_gradients, expect_left_as_they_were, on_copies)
 from .ch06_attention import backward_through, expect_output, tensor64, transposed
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 12`).
@@ -245,7 +246,7 @@ def check_cross_attention(learner: Learner) -> None:
     x, memory = np.array([[[1.0], [2.0]]]), np.array([[[0.0], [1.0], [5.0]]])
     ones = [tensor64([[1.0]]) for _ in range(4)]
     mask = np.array([True, True, False])[None, None, None, :]
-    got = fn(tensor64(x), tensor64(memory), *ones, 1, mask)
+    got = on_copies(fn, tensor64(x), tensor64(memory), *ones, 1, mask)   # the mask is reused
     with no_grad():
         expected = reference_mha(*_as_tensors(x, memory), *_as_tensors(*[[[1.0]]] * 4), 1, mask)
         keys_from_x = reference_mha(*_as_tensors(x, x), *_as_tensors(*[[[1.0]]] * 4), 1)
@@ -354,12 +355,16 @@ def _check_layer(fn, args, reference, variants, inputs, upstream, call_args, if_
                 mistakes.append((description, reference(*call_args(plain), variant=variant).data))
             except ValueError:          # a mistake whose mask cannot fit these shapes
                 pass
+    # The very Tensors whose gradients are read, so not copies; they (and the masks) are used
+    # again by the next check, so they must come back as they went in.
+    before = copy.deepcopy(args)
     try:
         got = fn(*args)
     except CheckFailure as failure:
         if if_it_fails is None:
             raise
         raise CheckFailure(f"{failure}\n    {if_it_fails}") from None
+    expect_left_as_they_were(fn, (before, {}), args, {})
     expect_output(got, expected.data, fn.last_call, mistakes)
     backward_through(got, upstream)
     checked = {name: t for name, t in inputs.items() if name in ("x", "y", "memory",
