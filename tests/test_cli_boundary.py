@@ -160,6 +160,32 @@ def test_logits_that_leave_no_token_to_pick_are_the_checkpoints_fault_in_one_lin
     assert result.exit_code == 1 and "internal error (ValueError: operands" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["attention", "--out", "a.png"], ["lens"],
+                                     ["graph", "--out", "g.dot"]], ids=lambda c: c[0])
+def test_a_value_error_from_running_the_model_is_a_bug_of_ours_not_the_prompts(
+        monkeypatch, tmp_path, command):
+    """The prompt is checked before the model runs (exit 2); what fails in the run is ours
+    (exit 1), a ValueError too, where it was said as the user's bad input."""
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer(list("ab "))
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=1, d_model=8)
+    checkpoint = model, tokenizer, {"model": "gpt"}
+    monkeypatch.setattr(cli, "load_model", lambda directory: checkpoint)
+    monkeypatch.setattr(viz.write, "load_model", lambda directory: checkpoint)   # graph's
+
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    monkeypatch.setattr(model, "forward", broken)
+    command = [command[0], *(str(tmp_path / a) if "." in a else a for a in command[1:])]
+    result = run(*command, "--checkpoint", tmp_path, "--prompt", "ab")
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    result = run(*command, "--checkpoint", tmp_path, "--prompt", "abc")   # no c in the vocabulary
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert line.startswith("Error: ") and "'c'" in line, line
+
+
 def test_control_characters_are_escaped_not_sent_to_the_terminal():
     assert escape_controls("a\0b\a\b\x7f\x1b[31m\u0085é\n\t") == \
         "a\\x00b\\x07\\x08\\x7f\\x1b[31m\\x85é\n\t"

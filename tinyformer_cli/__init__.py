@@ -971,13 +971,17 @@ all (a longer prompt is refused: draw a PNG).
               "not self; GPT and BERT have self only.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
-    from viz.attention import attention_maps, choose_map
+    from viz.attention import attention_maps, check_prompt, choose_map
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
+        check_prompt(model, tokenizer, prompt, saved["model"])
+    # As generate's work: the one fault of the input the run alone finds is an encoder-decoder's
+    # logits that leave no token to pick as it translates; any other error is a bug of ours.
+    with input_errors(NoTokenToPick):
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
@@ -1006,6 +1010,7 @@ would predict (for BERT, the one at that position) and its probability.
               "there).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
+    from viz.attention import check_prompt
     from viz.lens import lens_of_prompt, lens_text
     from viz.write import write_lens
     if out_path != "-":
@@ -1013,6 +1018,8 @@ def lens(checkpoint_dir, prompt, out_path):
     with input_errors():
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
+        check_prompt(model, tokenizer, prompt, saved["model"])
+    with input_errors(NoTokenToPick):              # as attention's run: the rest is our bug
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
@@ -1117,7 +1124,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     from viz import DotNotFoundError
     from viz.graph import NodeCapError
     from viz.plots import run_name
-    from viz.write import GRAPH_SUFFIXES, step_to_draw, write_graph
+    from viz.write import GRAPH_SUFFIXES, prepare_step, write_graph
     check_out_file(out_path, GRAPH_SUFFIXES)
     if depth == 0 and str(out_path).lower().endswith(".html"):
         # A page folds the boxes around modules, and the model itself has none.
@@ -1125,7 +1132,10 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
                          "box for: give --depth 1 or more, or draw it as a picture (--out "
                          "graph.svg)")
     with input_errors():
-        shown = step_to_draw(example, checkpoint_dir, prompt)
+        compute_step = prepare_step(example, checkpoint_dir, prompt)
+    # The step itself (a forward, a loss) refuses nothing of the input, which prepare_step has
+    # checked: any error from it is a bug of ours (exit 1), a ValueError too.
+    shown = compute_step()
     title = (f"the {example} example: its loss's graph" if example else
              f"{run_name(checkpoint_dir)}: the graph of the loss on {prompt!r}")
     with input_errors(DotNotFoundError, OSError):    # no graphviz: what to install

@@ -1,6 +1,8 @@
 """Attention maps: what each head of each layer looks at, for one prompt, drawn as a picture.
 
     attention_layers(model)                             a model's MultiHeadAttentions, by kind
+    check_prompt(model, tokenizer, prompt, kind)        ValueError for a prompt the model
+                                                         cannot read, before running it
     attention_maps(model, tokenizer, prompt, kind)      runs the model once, recording every
                                                          MultiHeadAttention's weights
     plot_attention(weights, row_labels, col_labels, out_path, title)
@@ -159,6 +161,17 @@ def _encode(tokenizer, prompt, allow_special, context):
     if not prompt:
         raise ValueError("the prompt is empty; give some text")
     return encode_prompt(tokenizer, prompt, allow_special, context)
+
+
+def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind) -> None:
+    """ValueError (one line) for a prompt that `attention_maps` and `lens_of_prompt` refuse,
+    without running the model: an unknown `kind`, or a prompt that is empty, cannot be encoded
+    or does not fit the context (an encoder-decoder's source as a GPT's prompt: no special
+    tokens). A caller that checks first can tell a fault of the input from one that shows
+    only as the model runs: logits that leave no token to pick while an encoder-decoder
+    translates (decoding.NoTokenToPick). Anything else from the run is a bug."""
+    _check_kind(kind)
+    _encode(tokenizer, prompt, kind == "bert", model.context)
 
 
 def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,

@@ -11,7 +11,7 @@ backward graph can be drawn as well as its forward one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
 
@@ -87,11 +87,16 @@ EXAMPLES = {"mlp": mlp, "attention": attention, "layernorm": layernorm, "gpt": g
             "bert": bert, "transformer": transformer}
 
 
+def check_example(name: str) -> None:
+    """ValueError (one line) unless `name` is an example's, before one is built."""
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
+
+
 def example(name: Literal["mlp", "attention", "layernorm", "gpt", "bert", "transformer"],
             seed: int = 0) -> Example:
     """The example called `name`, built from a seeded engine (the same picture every time)."""
-    if name not in EXAMPLES:
-        raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
+    check_example(name)
     ta.manual_seed(seed)
     return EXAMPLES[name]()
 
@@ -136,6 +141,14 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     a GPT predicts each next token of it, a BERT guesses its hidden tokens, a seq2seq
     Transformer translates it (as a source of the task it was trained on) into its answer.
     ValueError, in one line, for a prompt the model cannot take."""
+    return prepare_checkpoint_step(model, tokenizer, saved, prompt)()
+
+
+def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
+                            prompt: str) -> Callable[[], Example]:
+    """checkpoint_step in two parts: the checks of `prompt` here (ValueError, in one line, for
+    one the model cannot take), before the model runs; then the function that runs the step.
+    A caller tells a fault of the prompt from one of the run, which is a bug."""
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
     from tinyformer.prompts import check_task_prompt
     from tinyformer.schema import option_name
@@ -155,9 +168,10 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
     if kind == "gpt":
         if len(ids) < 2:
             raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
-        return language_modelling(model, np.array([ids]))
+        return lambda: language_modelling(model, np.array([ids]))
     if kind == "bert":
-        return masked_language_modelling(model, np.array([ids]), tokenizer.token_to_id("<mask>"))
+        return lambda: masked_language_modelling(model, np.array([ids]),
+                                                 tokenizer.token_to_id("<mask>"))
     if kind == "transformer":
         check_task_prompt(saved, prompt, name=option_name)
         train = saved.get("train", {})
@@ -167,7 +181,8 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
         # or sorted prompt as long as the context fits the encoder, not the decoder).
         check_prompt_fits(len(ids), model.context)
         check_prompt_fits(len(target_ids) + 1, model.context, answer=target)
-        return sequence_to_sequence(model, np.array([ids]), np.array([[BOS] + target_ids]),
-                                    np.array([target_ids + [EOS]]),
-                                    train.get("label_smoothing", 0.0))
+        return lambda: sequence_to_sequence(model, np.array([ids]),
+                                            np.array([[BOS] + target_ids]),
+                                            np.array([target_ids + [EOS]]),
+                                            train.get("label_smoothing", 0.0))
     raise ValueError(f"cannot draw a {kind} checkpoint")

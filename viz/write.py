@@ -7,6 +7,7 @@ ValueError of one line, raised before anything is written.
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import os
 import warnings
@@ -22,7 +23,7 @@ from tinyformer.tokenizers import Tokenizer
 
 from .attention import AttentionMap, attention_figure
 from .attention_page import attention_page
-from .examples import Example, checkpoint_step, example
+from .examples import Example, check_example, example, prepare_checkpoint_step
 from .graph import (PNG_SIDE_LIMIT, at_png_limit, draw_backward, draw_graph, render,
                     retain_grads)
 from .graph_page import graph_page
@@ -32,8 +33,8 @@ from .plots import (_run_paths, comparison_figure, figure_format, plot_metrics, 
                     save_figure, unshown_characters)
 from .report_page import follow_run, metrics_page
 
-__all__ = ["GRAPH_SUFFIXES", "step_to_draw", "write_graph", "write_attention", "write_lens",
-           "write_curves", "write_comparison"]
+__all__ = ["GRAPH_SUFFIXES", "step_to_draw", "prepare_step", "write_graph", "write_attention",
+           "write_lens", "write_curves", "write_comparison"]
 
 GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
 
@@ -51,6 +52,14 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
     Recording which module made each op costs little, and lets the picture box the ops by
     module (and collapse them with `depth`). The model is built inside the recording, so the
     outermost module called is taken as the root."""
+    return prepare_step(example_name, checkpoint_dir, prompt)()
+
+
+def prepare_step(example_name: str | None = None, checkpoint_dir: str | None = None,
+                 prompt: str | None = None) -> Callable[[], Example]:
+    """step_to_draw in two parts: every check of its input here, the checkpoint loaded
+    (ValueError, one line, as step_to_draw says); then the function that computes the step.
+    `tinyformer graph` says an error of the first part as bad input, of the second as a bug."""
     if example_name is None and checkpoint_dir is None:
         raise ValueError("give one of --example NAME or --checkpoint DIR")
     if example_name is not None and checkpoint_dir is not None:
@@ -60,9 +69,16 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
     if example_name is not None and prompt is not None:
         raise ValueError("--prompt is the text of a --checkpoint's batch; an --example brings "
                          "its own input: drop --prompt")
-    checkpoint = load_model(checkpoint_dir) if checkpoint_dir else None
-    with record_module_paths():
-        return example(example_name) if example_name else checkpoint_step(*checkpoint, prompt)
+    if example_name is not None:
+        check_example(example_name)
+        build = functools.partial(example, example_name)
+    else:
+        build = prepare_checkpoint_step(*load_model(checkpoint_dir), prompt)
+
+    def computed():
+        with record_module_paths():
+            return build()
+    return computed
 
 
 def write_graph(out_path: str, shown: Example, what: Literal["forward", "backward"] = "forward",
