@@ -617,6 +617,71 @@ def test_the_keyboards_outline_stays_thick_on_a_picture_scaled_down_to_fit(brows
     assert chromium.errors(browser) == []
 
 
+STROKE_ON_SCREEN = """
+const style = getComputedStyle(arguments[0]), m = arguments[0].getScreenCTM();
+const scale = Math.sqrt(Math.abs(m.a * m.d - m.b * m.c));
+const onScreen = style.vectorEffect === "non-scaling-stroke" ? 1 : scale;
+return {scale, width: parseFloat(style.strokeWidth) * onScreen, stroke: style.stroke,
+        dashes: style.strokeDasharray};
+"""
+
+
+def test_the_highlights_stay_thick_on_a_picture_scaled_down_to_fit(browser, gpt):
+    # The selected node, the nodes linked to it, a search's matches, the box under the mouse and
+    # a folded box's own border were lines in the graph's units: fitted to the window, a GPT's
+    # graph is drawn at a quarter of its size, and they shrank under a pixel, out of sight.
+    _, _, path = gpt
+    open_clean(browser, path)
+
+    def strokes(part, shape, states):
+        """The stroke of `part`'s `shape` as drawn on the screen, plain and in each state: a
+        class graph.js gives it, "hover" (the mouse over its label) or "focus"."""
+        drawn = {"plain": browser.execute_script(STROKE_ON_SCREEN, shape)}
+        for state in states:
+            if state == "hover":
+                label = part.find_element(By.CSS_SELECTOR, ":scope > text")
+                ActionChains(browser, duration=0).move_to_element(label).perform()
+            elif state == "focus":
+                assert browser.execute_script("arguments[0].focus({focusVisible: true});"
+                                              "return arguments[0].matches(':focus-visible')", part)
+            else:
+                browser.execute_script("arguments[0].classList.add(arguments[1])", part, state)
+            drawn[state] = browser.execute_script(STROKE_ON_SCREEN, shape)
+            if state == "hover":
+                ActionChains(browser, duration=0).move_to_element(
+                    browser.find_element(By.TAG_NAME, "h1")).perform()
+            elif state == "focus":
+                browser.execute_script("arguments[0].blur()", part)
+            else:
+                browser.execute_script("arguments[0].classList.remove(arguments[1])", part, state)
+        return drawn
+
+    node = browser.execute_script("return Object.values(views.forward.nodes)[0]")
+    name = browser.execute_script("return Object.keys(views.forward.boxes)[0]")
+    box = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"]')
+    drawn = {
+        "node": strokes(node, node.find_element(By.CSS_SELECTOR,
+                                                ":scope > :is(polygon, ellipse, path)"),
+                        ["selected", "linked", "match", "focus"]),
+        "module box": strokes(box, box.find_element(By.CSS_SELECTOR, ":scope > polygon"),
+                              ["hover", "linked", "focus"])}
+    browser.find_element(By.ID, "fold-repeats").click()
+    (folded,) = browser.find_elements(By.CSS_SELECTOR, "g.folded")
+    drawn["folded box"] = strokes(folded, folded.find_element(By.TAG_NAME, "rect"),
+                                  ["selected", "nonfinite", "focus", "hover"])
+    for part, states in drawn.items():
+        for state, stroke in states.items():
+            assert stroke["scale"] < 0.5, (part, state, stroke)
+            if state == "plain" and part != "folded box":
+                continue                            # graphviz's own line scales with the rest
+            assert stroke["width"] >= 1.5, (part, state, stroke)
+        # Each state told from the others, from none and from the keyboard's focus.
+        looks = [(stroke["stroke"], round(stroke["width"], 1), stroke["dashes"])
+                 for stroke in states.values()]
+        assert len(set(looks)) == len(looks), (part, states)
+    assert chromium.errors(browser) == []
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 def test_the_matches_drop_down_from_the_search_box_inside_the_window(browser, gpt, width):
     _, _, path = gpt
