@@ -251,12 +251,10 @@ def _inverse_rms(c, eps):
     The sum of squares alone would be inf, and the row normalised to 0 without a word, its
     gradient 0 (torch's layer norm gives NaN there, its RMS norm 0)."""
     n = _row_size(c)
+    squares = _row_dot(c, c)                 # recorded on a Tensor; unused where it overflowed
     values = c.data if isinstance(c, Tensor) else c
-    squares = _row_dot(values, values)                   # (on a Tensor: only to look at)
-    overflowed = np.isinf(squares)
+    overflowed = np.isinf(squares.data if isinstance(squares, Tensor) else squares)
     if not overflowed.any():
-        if isinstance(c, Tensor):
-            squares = _row_dot(c, c)                     # recorded
         return 1 / sqrt(squares / n + eps)
     # m = 1 on the other rows, which leaves their numbers as they were, and on a row holding
     # inf itself, whose norm stays what it was (RMS norm: 0, and NaN where x is inf, as torch's)
