@@ -1697,6 +1697,15 @@ def test_drawing_from_a_generator_moves_it_on_and_leaves_the_shared_one_alone():
             pass
 
 
+def test_drawing_from_gives_the_thread_its_generator_back_after_an_error():
+    # A step that fails inside must not leave this thread drawing from the trainer's stream.
+    shared = ta.random.default_generator()
+    with pytest.raises(RuntimeError, match="^a failed step$"):
+        with ta.random.drawing_from(np.random.default_rng(1)):
+            raise RuntimeError("a failed step")
+    assert ta.random.default_generator() is shared
+
+
 def test_set_state_puts_the_default_generator_back_where_get_state_found_it():
     ta.manual_seed(4)
     state = ta.random.get_state()
