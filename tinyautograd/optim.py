@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterable, Union
 
 import numpy as np
 
-from . import engine, kernels
+from . import engine, kernels, ops
 from .engine import Tensor, _zero_grads
 
 # A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
@@ -160,7 +160,7 @@ class Optimizer:
                 if p.grad is not None:
                     if id(p) not in self.state:
                         self.state[id(p)] = self.initial_state(p, group)
-                    if p.data.dtype == np.float16:
+                    if ops.compute_dtype(p.dtype) != p.dtype:     # float16: in float32
                         _update_in_float32(self, p, self.state[id(p)], group)
                     else:
                         self.update(p, p.grad, self.state[id(p)], group)
@@ -288,26 +288,26 @@ class Optimizer:
 
 
 def _update_in_float32(optimizer, param, state, group):
-    """`optimizer.update` of a float16 parameter, computed in float32 and rounded to float16
-    once, as torch's fused optimizers (`fused=True`) compute it; the parameter and its state
-    stay float16 arrays, updated in place.
+    """`optimizer.update` of a float16 parameter, computed in float32 (its `ops.compute_dtype`)
+    and rounded to float16 once, as torch's fused optimizers (`fused=True`) compute it; the
+    parameter and its state stay float16 arrays, updated in place.
 
     In float16 itself the update goes wrong: Adam's eps of 1e-8 rounds to 0, and so does
     (1 - beta2) g^2 for any |g| below about 0.008, so a coordinate whose gradient is zero or
     small divides by zero and becomes NaN or inf (torch's default, unfused Adam does that
     too); a learning rate or a decay factor such as 1 - 1e-5 would be rounded to float16's
     few digits (to 1: no decay at all) before it multiplies."""
-    wide = Tensor._make(param.data.astype(np.float32))
-    wide_state = {key: value.astype(np.float32) if isinstance(value, np.ndarray) else value
+    wide = Tensor._make(ops.widened(param.data))
+    wide_state = {key: ops.widened(value) if isinstance(value, np.ndarray) else value
                   for key, value in state.items()}
-    optimizer.update(wide, param.grad.astype(np.float32), wide_state, group)
+    optimizer.update(wide, ops.widened(param.grad), wide_state, group)
     param.data[...] = wide.data
     for key, value in wide_state.items():
         if isinstance(value, np.ndarray):
             if isinstance(state.get(key), np.ndarray):
                 state[key][...] = value
             else:                                       # made by this update (a first buffer)
-                state[key] = value.astype(np.float16)
+                state[key] = value.astype(param.dtype)
         else:
             state[key] = value                          # a count: Adam's step
 
