@@ -122,6 +122,23 @@ def test_norms_of_rows_whose_squares_overflow_float32_are_float64s(numpy_forms, 
             np.testing.assert_allclose(ours, true, rtol=1e-5, atol=1e-5 * np.abs(true).max())
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value")
+def test_a_layer_norm_row_holding_inf_is_the_numpy_forms_and_leaves_the_other_rows_as_they_were(
+        numpy_forms):
+    # The overflow's rescaling divides by a row's largest |x|: on a row holding inf itself that
+    # is inf, and both forms keep 1 / sqrt(inf) = 0 there, the row NaN (inf - inf), as before;
+    # the finite row beside it is normalised as ever.
+    x = np.float32([[np.inf, 1, 2, 3], [1, 2, 3, 5]])
+    weight, bias = np.float32([1, 2, 3, 4]), np.float32([0.5, 0, 0, 0])
+    compiled = functional.layer_norm(Tensor(x), Tensor(weight), Tensor(bias)).data
+    reference = numpy_forms(
+        lambda: functional.layer_norm(Tensor(x), Tensor(weight), Tensor(bias)).data)
+    np.testing.assert_array_equal(np.isnan(compiled), np.isnan(reference))
+    assert np.isnan(compiled[0]).all()
+    alone = functional.layer_norm(Tensor(x[1:]), Tensor(weight), Tensor(bias)).data
+    np.testing.assert_array_equal(compiled[1:], alone)
+
+
 def test_layer_norm_backward_sums_start_from_zero_whatever_the_memory_held():
     """The wrapper hands the loop np.empty arrays for the weight's and bias's sums."""
     x_hat, grad = (rng.standard_normal((5, 7), dtype=np.float32) for _ in range(2))
