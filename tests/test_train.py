@@ -433,6 +433,33 @@ def test_without_out_a_run_goes_on_to_the_next_name_when_another_claims_its_choi
         others[0].release()
 
 
+def test_without_out_a_forced_run_passes_over_a_run_that_started_in_its_choice_meanwhile(
+        tmp_path, monkeypatch):
+    # Another run of the sweep takes runs/gpt-builtin between this one's choice and its lock,
+    # and gives the lock up (it ended, or stopped): the name is free to lock but no longer
+    # empty, and --force, which replaces a run in the --out given, must not replace that one.
+    monkeypatch.chdir(tmp_path)
+    from tinyformer import train as train_module
+    chosen = []
+
+    def chosen_as_another_run_starts_there(config):
+        path = default_out_dir(config)
+        chosen.append(path)
+        if len(chosen) == 1:
+            Trainer.start(config, path, log=quiet).close()
+        return path
+
+    monkeypatch.setattr(train_module, "default_out_dir", chosen_as_another_run_starts_there)
+    theirs = os.path.join("runs", "gpt-builtin", rundir.MANIFEST)
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1), None, force=True, log=quiet)
+    try:
+        assert trainer.directory == os.path.join("runs", "gpt-builtin-2")
+        assert chosen == [os.path.join("runs", name) for name in ("gpt-builtin", "gpt-builtin-2")]
+        assert os.path.exists(theirs)
+    finally:
+        trainer.close()
+
+
 def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     lines = run(tmp_path, n_layer=1, n_head=2, d_model=32, context=32, batch_size=16,
                 iters=60, eval_every=30, eval_iters=4, sample_tokens=10, lr=1e-2)
