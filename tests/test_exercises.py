@@ -240,3 +240,18 @@ def test_a_checker_tripped_by_what_the_learners_code_returned_fails_the_exercise
     message = run_check(dataclasses.replace(ex, check=check), solved)
     assert message is not None and CHECKER_ERROR in message
     assert "TypeError: list indices must be integers or slices, not tuple" in message
+
+
+def test_a_function_that_leaves_a_nan_in_its_argument_has_not_changed_it(tmp_path):
+    """on_copies compares each argument with its copy after the call: a nan is never equal to
+    itself, yet one left where it was is no change (ch02's tables hold nan for rows of
+    zeros). A value written into the argument is one."""
+    import numpy as np
+    from tinyformer.exercises.checking import Call, CheckFailure, on_copies
+
+    table = np.array([[0.5, np.nan], [1.0, 0.0]])
+    read = Call(lambda probs: probs.sum(axis=1), "read", tmp_path / "x.py")
+    assert np.isnan(on_copies(read, table)[0])
+    write = Call(lambda probs: probs.fill(0.0), "write", tmp_path / "x.py")
+    with pytest.raises(CheckFailure, match="changed the probs it was given"):
+        on_copies(write, table)
