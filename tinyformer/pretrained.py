@@ -76,6 +76,8 @@ if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, 
 GPTT = TypeVar("GPTT", bound="GPT")      # the class loaded into: a subclass of GPT stays one
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
+# GPT-2's byte of each character that spells one: bytes_to_unicode read the other way.
+BYTE_OF = {char: b for b, char in bytes_to_unicode().items()}
 # A large checkpoint comes in shards: this file maps each tensor to the shard that holds it.
 SHARD_INDEX = "model.safetensors.index.json"
 # The shards themselves, as transformers' save_pretrained names them: model-00001-of-00003...
@@ -989,7 +991,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         raise PretrainedError(f"{where['vocab']}: the ids must be 0, 1, 2, ... each once, with "
                               f"no gaps")
     tokens = sorted(vocab, key=vocab.get)                               # id -> token
-    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    byte_of = BYTE_OF
     if len(tokens) < 256:
         raise PretrainedError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
                               f"spelled as GPT-2's bytes_to_unicode spells them; it has "
@@ -1067,7 +1069,7 @@ def _decoded_otherwise(special_token):
     GPT-2's vocabulary as those bytes, a special token too: "<|café|>" comes back
     "<|caf\ufffd|>" (é spells the byte 0xe9). An ASCII token, or one with a character that
     spells no byte (a space, "東"), is its text either way."""
-    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    byte_of = BYTE_OF
     decoded = _byte_level_decoded(special_token, byte_of)
     if decoded == special_token.encode("utf-8"):
         return None
@@ -1664,7 +1666,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     stage checked to be one reproduced here, its ids below the model's `vocab_size` (if known)."""
     model = data["model"]
     normalization, steps = _stages(data, path)
-    byte_of = {char: b for b, char in bytes_to_unicode().items()}
+    byte_of = BYTE_OF
     # The pieces are a list as long as the largest id, so an id is bounded before it is built
     # (one damaged id must not ask for gigabytes): by the model's vocabulary where there is a
     # model (a tokenizer with more tokens than it is refused in read_tokenizer_json, in words
