@@ -369,8 +369,10 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     return fig
 
 
-# The ticks that mark a loss of NaN or infinity: red, a colour no curve of the panel has.
-NONFINITE_COLOUR = "#e31a1c"
+# The red of a NaN or an infinity in every picture of viz: the ticks that mark such a loss here
+# (a colour no curve of the panel has), and a NaN gradient, weight or probability elsewhere
+# (outside viridis, which fills the rest).
+NAN_COLOUR = "#e31a1c"
 
 
 def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
@@ -391,7 +393,7 @@ def nonfinite_loss_label(steps: Sequence[int]) -> str:
             f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
 
 
-def _mark_unfinished_losses(ax, records, colour=NONFINITE_COLOUR, label=True):
+def _mark_unfinished_losses(ax, records, colour=NAN_COLOUR, label=True):
     """A tick at the top of the loss panel (red unless `colour` says) at each step whose train
     or validation loss is NaN or infinite, named in the legend with their count and the first
     (`label=False`: not named): the curves of a run that diverged would seem to stop (or,
