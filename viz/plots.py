@@ -375,13 +375,17 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
 NAN_COLOUR = "#e31a1c"
 
 
+def _is_number(value: Any) -> bool:
+    """Whether a value of metrics.jsonl is a number, NaN and infinity too (a bool is none)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
     """The steps of metrics.jsonl's `records` whose train or validation loss is a number but
     NaN or infinite (a run that diverged): such a loss has no point to draw, so each picture
     of the losses marks its step instead (the loss plot, the comparison, the report page)."""
     def infinite(value):                  # a number, but none a float holds finitely
-        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                and not is_finite_number(value))
+        return _is_number(value) and not is_finite_number(value)
 
     return [r["step"] for r in records
             if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
@@ -452,8 +456,7 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         val_steps, val_loss = finite(records, "val_loss")
         # The last validation loss logged, NaN too: a run that diverged after its last finite
         # one would be named by a loss it no longer had, and could look the best of the sweep.
-        logged = [r["val_loss"] for r in records if isinstance(r.get("val_loss"), numbers.Real)
-                  and not isinstance(r["val_loss"], bool)]
+        logged = [r["val_loss"] for r in records if _is_number(r.get("val_loss"))]
         last = f"val {loss_shown(logged[-1])}" if logged else "no validation"
         unfinished = nonfinite_loss_steps(records)
         if unfinished:
