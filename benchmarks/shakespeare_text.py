@@ -31,8 +31,9 @@ def missing(path):
                 f"which the benchmarks read more than once: save the text to a file and give "
                 f"its path with --corpus PATH")
     from tinyformer.files import separator_after_file
-    if separator_after_file(path):      # the text's path with a / at its end: not "not at"
-        return f"the tinyshakespeare text, and {separator_after_file(path)}"
+    separator = separator_after_file(path)
+    if separator:                       # the text's path with a / at its end: not "not at"
+        return f"the tinyshakespeare text, and {separator}"
     return (f"the tinyshakespeare text, which is not at {path!r}: download it with "
             f"`curl -o {DEFAULT} {URL}`, or give its path with --corpus PATH")
 

@@ -42,7 +42,7 @@ import tinyautograd as ta
 from tinyformer.files import StrPath, atomic_write
 
 from .html import Page, ink
-from .plots import FIGURE_FORMATS, visible
+from .plots import FIGURE_FORMATS, NAN_COLOUR, visible
 
 # Fill colours of the kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
@@ -61,8 +61,8 @@ GRAD_OUT_COLOUR = "#cfe2f3"   # pale blue, like the parameter it is the gradient
 # read even in greyscale. Five of viridis' colours, interpolated linearly between.
 _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
-# Red, outside viridis: a NaN gradient has no size, and the darkest fill would call it vanished.
-NAN_COLOUR = "#e31a1c"
+# A NaN gradient is filled NAN_COLOUR (red, outside viridis): it has no size, and the darkest
+# fill would call it vanished.
 # A folded module hiding a NaN or an infinity: a border of NAN_COLOUR, and the lines that count
 # them bold in a darker red that reads on its pale fill (as on the page: graph.css).
 ALARM_INK = "#a50f15"

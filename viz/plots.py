@@ -369,8 +369,15 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     return fig
 
 
-# The ticks that mark a loss of NaN or infinity: red, a colour no curve of the panel has.
-NONFINITE_COLOUR = "#e31a1c"
+# The red of a NaN or an infinity in every picture of viz: the ticks that mark such a loss here
+# (a colour no curve of the panel has), and a NaN gradient, weight or probability elsewhere
+# (outside viridis, which fills the rest).
+NAN_COLOUR = "#e31a1c"
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a value of metrics.jsonl is a number, NaN and infinity too (a bool is none)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
@@ -378,8 +385,7 @@ def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
     NaN or infinite (a run that diverged): such a loss has no point to draw, so each picture
     of the losses marks its step instead (the loss plot, the comparison, the report page)."""
     def infinite(value):                  # a number, but none a float holds finitely
-        return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-                and not is_finite_number(value))
+        return _is_number(value) and not is_finite_number(value)
 
     return [r["step"] for r in records
             if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
@@ -391,7 +397,7 @@ def nonfinite_loss_label(steps: Sequence[int]) -> str:
             f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
 
 
-def _mark_unfinished_losses(ax, records, colour=NONFINITE_COLOUR, label=True):
+def _mark_unfinished_losses(ax, records, colour=NAN_COLOUR, label=True):
     """A tick at the top of the loss panel (red unless `colour` says) at each step whose train
     or validation loss is NaN or infinite, named in the legend with their count and the first
     (`label=False`: not named): the curves of a run that diverged would seem to stop (or,
@@ -450,8 +456,7 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         val_steps, val_loss = finite(records, "val_loss")
         # The last validation loss logged, NaN too: a run that diverged after its last finite
         # one would be named by a loss it no longer had, and could look the best of the sweep.
-        logged = [r["val_loss"] for r in records if isinstance(r.get("val_loss"), numbers.Real)
-                  and not isinstance(r["val_loss"], bool)]
+        logged = [r["val_loss"] for r in records if _is_number(r.get("val_loss"))]
         last = f"val {loss_shown(logged[-1])}" if logged else "no validation"
         unfinished = nonfinite_loss_steps(records)
         if unfinished:
