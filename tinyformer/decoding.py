@@ -357,9 +357,9 @@ def check_logits(where: str, logits: np.ndarray, step: int) -> None:
             raise NoTokenToPick(
                 f"{where}: the model's logits {what} at step {step} (row "
                 f"{np.flatnonzero(bad)[0]}), so there is no token to pick: its weights, or its "
-                f"activations on this input, are not finite; run the model under "
-                f"tinyautograd.detect_anomaly() to find the op that makes them (a model whose "
-                f"training diverged: train it again with a lower learning rate)")
+                f"activations on this input, are not finite; in Python, run the model "
+                f"under tinyautograd.detect_anomaly() to find the op that makes them (a model "
+                f"whose training diverged: train it again with a lower learning rate)")
 
 
 def _timed(threads):
