@@ -889,6 +889,23 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     assert result.exit_code == 0, result.output
 
 
+def test_the_file_beside_a_config_file_on_another_drive_is_named_by_its_absolute_path(
+        tmp_path, monkeypatch):
+    """On Windows a path on another drive than the current directory's has no relative form:
+    os.path.relpath raises ValueError ("path is on mount 'D:', start on mount 'C:'"), which
+    was the whole message. Simulated here for every path, as for a config file on D:."""
+    def on_another_drive(path, start=None):
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "only_here.txt").write_text("the text beside the file\n" * 20)
+    (tmp_path / "cfg" / "c.toml").write_text('corpus = "only_here.txt"\n')
+    monkeypatch.setattr(os.path, "relpath", on_another_drive)
+    result = tinyformer("train", "--config", tmp_path / "cfg" / "c.toml", cwd=tmp_path)
+    assert_input_error(result, "is read from the current directory, not from the file's; "
+                       f"give {str(tmp_path / 'cfg' / 'only_here.txt')!r}, the one beside "
+                       f"the file")
+
+
 @pytest.mark.parametrize("key", ["corpus", "tokenizer"])
 def test_a_files_path_in_a_config_file_ending_in_a_separator_is_said_to_name_a_file(tmp_path,
                                                                                   key):

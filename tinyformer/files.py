@@ -327,6 +327,16 @@ def folder_of(path: StrPath) -> str:
     return os.path.dirname(os.fspath(path)) or "."
 
 
+def path_from_here(path: StrPath) -> str:
+    """`path` as relative to the current directory, the shorter to give back on a command line;
+    absolute where it has no relative form: on Windows, a file on another drive than the
+    current directory's (D:\\x.txt, from C:), for which os.path.relpath raises ValueError."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return os.path.abspath(path)
+
+
 def first_existing(path: StrPath) -> str:
     """`path` made absolute, or the nearest folder above it that exists (the root at worst)."""
     there = os.path.abspath(path)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import StrPath, read_text, separator_after_file, unexpanded_home
+from .files import StrPath, path_from_here, read_text, separator_after_file, unexpanded_home
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
@@ -573,7 +573,7 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         beside = os.path.join(os.path.dirname(config_file), path)
         what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
             "does not exist"
-        fix = (f"give {os.path.relpath(beside)!r}, the one beside the file" if
+        fix = (f"give {path_from_here(beside)!r}, the one beside the file" if
                os.path.exists(beside) else "give it from there, or as an absolute path")
         raise ValueError(f"{key} {path!r} in {config_file} {what}: a relative path in a "
                          f"--config file is read from the current directory, not from the "
