@@ -1706,6 +1706,24 @@ def test_a_write_to_a_terminal_that_closed_is_taken_for_its_sighup(tmp_path, mon
     assert left == [True]
 
 
+def test_an_input_output_error_where_there_is_no_termios_is_the_disks_not_a_closed_terminal(
+        tmp_path, monkeypatch):
+    """Windows has no termios: asking whether the terminal had closed, after a disk's EIO,
+    raised ModuleNotFoundError, said as our bug (exit 1) in place of the file that failed."""
+    import errno
+
+    from tinyformer import stops
+    from tinyformer.train import Trainer
+
+    def write_fails(self, threads=None):
+        raise OSError(errno.EIO, "Input/output error", "weights-000002.npz")
+    monkeypatch.setattr(Trainer, "train", write_fails)
+    monkeypatch.setattr(stops, "_descriptors", lambda *streams: [0])   # (CliRunner's have none)
+    monkeypatch.setitem(sys.modules, "termios", None)                 # import termios fails
+    result = CliRunner().invoke(main, ["train", *TINY, "--iters", "2", "--out", tmp_path / "r"])
+    assert_input_error(result, "weights-000002.npz: input/output error")
+
+
 def test_only_an_input_output_error_with_a_stdio_stream_hung_up_is_a_closed_terminal(
         monkeypatch):
     import errno

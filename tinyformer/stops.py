@@ -74,7 +74,10 @@ def _hung_up(descriptor: int) -> bool:
     where a working terminal gives them and anything else (a file, a pipe, /dev/null) answers
     ENOTTY. A terminal that closes is marked hung up before the kernel sends its SIGHUP: the
     SIGHUP of a closed terminal finds it so here."""
-    import termios              # here: POSIX only, as SIGHUP is (none on Windows)
+    try:
+        import termios          # here: POSIX only, as SIGHUP is
+    except ImportError:         # Windows: no terminal to hang up; an EIO there is the disk's
+        return False
     try:
         termios.tcgetattr(descriptor)
     except termios.error as error:
