@@ -1,6 +1,7 @@
 """The engine's behaviour: graph recording, backward, modes, hooks, errors, custom ops."""
 
 import gc
+import os
 import re
 import weakref
 
@@ -829,6 +830,18 @@ def test_anomaly_at_a_line_without_source_names_the_line_without_empty_quotes():
     with ta.detect_anomaly():
         with pytest.raises(ta.AnomalyError, match=r"; created at <stdin>:1$"):
             exec(compile("x.log()", "<stdin>", "exec"), {"x": x})
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_anomaly_in_a_file_beside_the_package_whose_name_starts_as_its_folders_names_that_file():
+    # tinyautograd_notes.py, beside the folder tinyautograd/, was taken for one of the
+    # package's files (its path starts with the folder's): the line named was the caller's.
+    package = os.path.dirname(os.path.abspath(ta.__file__))
+    notes = package + "_notes.py"
+    x = Tensor([-1.0, 1.0], requires_grad=True)
+    with ta.detect_anomaly():
+        with pytest.raises(ta.AnomalyError, match=rf"; created at {re.escape(notes)}:1$"):
+            exec(compile("x.log()", notes, "exec"), {"x": x})
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

@@ -168,13 +168,16 @@ class detect_anomaly:
         _mode.anomaly = self.prev
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The folder of tinyautograd's own files, with the separator after it: a file of the user's
+# beside it whose name starts as the folder's does (tinyautograd_notes.py) is not inside it.
+# (normcase: Windows names the same file in any case, and with either separator.)
+_PACKAGE_DIR = os.path.normcase(os.path.join(os.path.dirname(os.path.abspath(__file__)), ""))
 
 
 def _user_line():
     """The innermost stack frame outside tinyautograd: where the user asked for the op."""
     for frame in reversed(traceback.extract_stack()):
-        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+        if not os.path.normcase(os.path.abspath(frame.filename)).startswith(_PACKAGE_DIR):
             where, line = f"{frame.filename}:{frame.lineno}", (frame.line or "").strip()
             return f'{where}: "{line}"' if line else where   # (no source at a REPL: <stdin>)
     return "<unknown>"
