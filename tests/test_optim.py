@@ -7,6 +7,7 @@ these tests exercise the optimizers alone, not the engine's backward or tinyauto
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -763,6 +764,19 @@ def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     assert total == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
     assert p.grad.dtype == np.float32
     assert np.linalg.norm(p.grad.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_grad_norm_of_a_float64_gradient_whose_squares_overflow_is_inf_as_torchs():
+    # It was summed again in float64 as a float32 one is, which overflowed again with a
+    # RuntimeWarning; torch's norm is inf, silently, and the gradients are scaled to 0.
+    p = Tensor(np.zeros(2), requires_grad=True, dtype=np.float64)
+    twin = torch_twins([p])[0]
+    p.grad, twin.grad = np.full(2, 1e200), torch.full((2,), 1e200, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = clip_grad_norm([p], 1.0)
+    assert total == torch.nn.utils.clip_grad_norm_([twin], 1.0).item() == math.inf
+    np.testing.assert_array_equal(p.grad, twin.grad.numpy())
 
 
 def test_clip_grad_norm_of_some_gradients_by_the_norm_of_all():

@@ -543,7 +543,9 @@ def sum_of_squares(grad: np.ndarray) -> float:
     flat = grad.reshape(-1)
     with np.errstate(over="ignore"):                        # an overflow is handled below
         total = float(np.dot(flat, flat))
-    if math.isinf(total) and np.isfinite(flat).all():      # the float32 sum overflowed
+    # A float32 (or float16) sum that overflowed is summed again in float64. A float64 one's
+    # inf is the sum's own, as torch's is: summed again, it only overflowed again, warning.
+    if math.isinf(total) and flat.dtype.itemsize < 8 and np.isfinite(flat).all():
         total = float(np.sum(np.square(flat, dtype=np.float64)))
     return total
 
