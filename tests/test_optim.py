@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+import tinyautograd as ta
 from tinyautograd import Tensor
 from tinyautograd.optim import (SGD, Adam, AdamW, Noam, WarmupCosine, clip_grad_norm,
                                 sum_of_squares, weight_decay_groups)
@@ -177,6 +178,31 @@ def test_sgd_loads_a_state_saved_before_it_had_dampening_and_nesterov():
     group = optimizer.param_groups[0]
     assert (group["momentum"], group["dampening"], group["nesterov"]) == (0.9, 0.0, False)
     assert optimizer.state_dict()["state"][0]["momentum_buffer"].shape == params[0].shape
+
+
+@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (AdamW, torch.optim.AdamW)])
+def test_step_calls_a_closure_with_the_graph_recorded_and_returns_its_loss_as_torch(ours,
+                                                                                   theirs):
+    params = make_params(13)
+    twins = torch_twins(params)
+    optimizer, reference = ours(params, lr=0.1), theirs(twins, lr=0.1)
+
+    def closure_of(optimizer, tensors):
+        def closure():
+            optimizer.zero_grad()
+            loss = sum(((t * t) * 0.5 + t).sum() for t in tensors)
+            loss.backward()
+            return loss
+        return closure
+
+    for _ in range(3):
+        with ta.no_grad():            # as a training loop may step; the closure still records
+            loss = optimizer.step(closure_of(optimizer, params))
+        with torch.no_grad():
+            expected = reference.step(closure_of(reference, twins))
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert_same(params, twins)
+    assert optimizer.step() is None
 
 
 def test_adamw_is_not_adam_with_l2():

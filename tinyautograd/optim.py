@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Iterable, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 import numpy as np
 
 from . import engine, kernels, ops
-from .engine import Tensor, _zero_grads
+from .engine import Tensor, _zero_grads, enable_grad
 
 # A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
 Params = Union[Iterable[Tensor], Iterable[dict]]
@@ -143,9 +143,17 @@ class Optimizer:
                       if key not in ("params", "param_names")]
         return "\n".join(lines + [")"])
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
-        frozen, or unused by this loss)."""
+        frozen, or unused by this loss).
+
+        `closure`, as torch's: a function that clears the gradients, computes the loss, calls
+        its backward and returns it. It is called first, with the graph recorded even inside
+        `no_grad()`, and `step` returns its loss (None without a closure)."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         # A Tensor uses the array it is given as it is, so a parameter may hold a read-only
         # one (np.frombuffer's, np.load's with mmap_mode="r"): checked before any update, as
         # numpy's refusal would come part way through the parameters, some of them updated.
@@ -165,6 +173,7 @@ class Optimizer:
                     else:
                         self.update(p, p.grad, self.state[id(p)], group)
                     p._changed_in_place()      # a graph that saved p would now be wrong
+        return loss
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
         """A parameter's state before its first update: none, unless the rule keeps some."""
