@@ -7,11 +7,13 @@ these tests exercise the optimizers alone, not the engine's backward or tinyauto
 import json
 import math
 import re
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
+import tinyautograd as ta
 from tinyautograd import Tensor
 from tinyautograd.optim import (SGD, Adam, AdamW, Noam, WarmupCosine, clip_grad_norm,
                                 sum_of_squares, weight_decay_groups)
@@ -26,10 +28,16 @@ CONFIGS = [
     (SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.01)),
     (SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, dampening=0.3)),
     (SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.01, nesterov=True)),
+    (SGD, torch.optim.SGD, dict(lr=0.1, maximize=True)),
+    (SGD, torch.optim.SGD, dict(lr=0.05, momentum=0.8, weight_decay=0.01, maximize=True)),
     (Adam, torch.optim.Adam, dict(lr=0.01)),
     (Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    (Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True)),
+    (Adam, torch.optim.Adam, dict(lr=0.02, weight_decay=0.1, amsgrad=True, maximize=True)),
     (AdamW, torch.optim.AdamW, dict(lr=0.01)),
     (AdamW, torch.optim.AdamW, dict(lr=0.02, betas=(0.85, 0.95), eps=1e-7, weight_decay=0.3)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.02, weight_decay=0.3, maximize=True)),
+    (AdamW, torch.optim.AdamW, dict(lr=0.02, weight_decay=0.3, amsgrad=True)),
 ]
 CONFIG_IDS = [f"{ours.__name__}-{options}" for ours, _, options in CONFIGS]
 
@@ -161,7 +169,7 @@ def test_sgd_refuses_nesterov_without_momentum_or_with_dampening_as_torch(option
         SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1, **options)
 
 
-def test_sgd_loads_a_state_saved_before_it_had_dampening_and_nesterov():
+def test_sgd_loads_a_state_saved_before_it_had_dampening_nesterov_and_maximize():
     # Refused as "saved by another kind of optimizer" for lacking the new options; such a
     # state was computed with torch's defaults for them, which it takes.
     params = make_params(12)
@@ -170,12 +178,72 @@ def test_sgd_loads_a_state_saved_before_it_had_dampening_and_nesterov():
     saved.step()
     state = saved.state_dict()
     for group in state["param_groups"]:
-        del group["dampening"], group["nesterov"]
-    optimizer = SGD(params, lr=0.1, momentum=0.5, dampening=0.5)
+        del group["dampening"], group["nesterov"], group["maximize"]
+    optimizer = SGD(params, lr=0.1, momentum=0.5, dampening=0.5, maximize=True)
     optimizer.load_state_dict(state)
     group = optimizer.param_groups[0]
-    assert (group["momentum"], group["dampening"], group["nesterov"]) == (0.9, 0.0, False)
+    assert (group["momentum"], group["dampening"], group["nesterov"], group["maximize"]) == \
+        (0.9, 0.0, False, False)
     assert optimizer.state_dict()["state"][0]["momentum_buffer"].shape == params[0].shape
+
+
+@pytest.mark.parametrize("ours", [Adam, AdamW])
+def test_adam_loads_a_state_saved_before_it_had_amsgrad_and_maximize(ours):
+    params = make_params(12)
+    saved = ours(params, lr=0.1)
+    set_gradients(params, 0)
+    saved.step()
+    state = saved.state_dict()
+    for group in state["param_groups"]:
+        del group["amsgrad"], group["maximize"]
+    optimizer = ours(params, lr=0.5, amsgrad=True, maximize=True)
+    optimizer.load_state_dict(state)
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["amsgrad"], group["maximize"]) == (0.1, False, False)
+    assert optimizer.state_dict()["state"][0]["step"] == 1
+
+
+def test_adam_given_amsgrad_after_steps_without_keeps_the_largest_v_from_then_on():
+    # torch's first step makes the maximum, so turned on later its step fails on a KeyError;
+    # here it starts then, from zero, as torch's does when given that zero.
+    params = make_params(14)
+    twins = torch_twins(params)
+    optimizer, reference = Adam(params, lr=0.01), torch.optim.Adam(twins, lr=0.01)
+    for step in range(6):
+        if step == 3:
+            optimizer.param_groups[0]["amsgrad"] = reference.param_groups[0]["amsgrad"] = True
+            for twin in twins:
+                reference.state[twin]["max_exp_avg_sq"] = torch.zeros_like(twin)
+        set_gradients(params, step, twins)
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins)
+    assert "max_exp_avg_sq" in optimizer.state_dict()["state"][0]
+
+
+@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (AdamW, torch.optim.AdamW)])
+def test_step_calls_a_closure_with_the_graph_recorded_and_returns_its_loss_as_torch(ours,
+                                                                                   theirs):
+    params = make_params(13)
+    twins = torch_twins(params)
+    optimizer, reference = ours(params, lr=0.1), theirs(twins, lr=0.1)
+
+    def closure_of(optimizer, tensors):
+        def closure():
+            optimizer.zero_grad()
+            loss = sum(((t * t) * 0.5 + t).sum() for t in tensors)
+            loss.backward()
+            return loss
+        return closure
+
+    for _ in range(3):
+        with ta.no_grad():            # as a training loop may step; the closure still records
+            loss = optimizer.step(closure_of(optimizer, params))
+        with torch.no_grad():
+            expected = reference.step(closure_of(reference, twins))
+        assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
+        assert_same(params, twins)
+    assert optimizer.step() is None
 
 
 def test_adamw_is_not_adam_with_l2():
@@ -216,6 +284,24 @@ def test_float32_parameters_stay_float32_and_are_updated_in_place(ours, theirs, 
         for value in state.values():
             if isinstance(value, np.ndarray):
                 assert value.dtype == np.float32
+
+
+@pytest.mark.parametrize("ours, theirs", [(Adam, torch.optim.Adam), (AdamW, torch.optim.AdamW)])
+def test_float32_amsgrad_divides_by_the_largest_v_as_torchs(ours, theirs):
+    # The compiled loop divides by v itself: amsgrad's float32 steps take the numpy form. Large
+    # gradients, then small ones, so that v falls far below its largest.
+    params = make_params(15, dtype=np.float32)
+    twins = torch_twins(params)
+    optimizer = ours(params, lr=0.01, amsgrad=True)
+    reference = theirs(twins, lr=0.01, amsgrad=True)
+    for step in range(8):
+        set_gradients(params, step, twins)
+        for p, twin in zip(params, twins):
+            p.grad *= 100 if step < 2 else 0.01
+            twin.grad = torch.from_numpy(p.grad.copy())
+        optimizer.step()
+        reference.step()
+        assert_same(params, twins, rtol=1e-5)
 
 
 @pytest.mark.parametrize("ours, theirs, options", CONFIGS, ids=CONFIG_IDS)
@@ -663,11 +749,11 @@ def test_an_optimizer_shows_its_groups_options_as_torch_prints_them():
     shown = repr(AdamW(weight_decay_groups(named, 0.1), lr=0.05)).splitlines()
     assert shown == ["AdamW (",
                      "Parameter Group 0: 1 tensor, 12 values",
-                     "    betas: (0.9, 0.999)", "    eps: 1e-08", "    lr: 0.05",
-                     "    weight_decay: 0.1",
+                     "    amsgrad: False", "    betas: (0.9, 0.999)", "    eps: 1e-08",
+                     "    lr: 0.05", "    maximize: False", "    weight_decay: 0.1",
                      "Parameter Group 1: 1 tensor, 3 values",
-                     "    betas: (0.9, 0.999)", "    eps: 1e-08", "    lr: 0.05",
-                     "    weight_decay: 0.0",
+                     "    amsgrad: False", "    betas: (0.9, 0.999)", "    eps: 1e-08",
+                     "    lr: 0.05", "    maximize: False", "    weight_decay: 0.0",
                      ")"]
 
 
@@ -763,6 +849,19 @@ def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     assert total == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
     assert p.grad.dtype == np.float32
     assert np.linalg.norm(p.grad.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_grad_norm_of_a_float64_gradient_whose_squares_overflow_is_inf_as_torchs():
+    # It was summed again in float64 as a float32 one is, which overflowed again with a
+    # RuntimeWarning; torch's norm is inf, silently, and the gradients are scaled to 0.
+    p = Tensor(np.zeros(2), requires_grad=True, dtype=np.float64)
+    twin = torch_twins([p])[0]
+    p.grad, twin.grad = np.full(2, 1e200), torch.full((2,), 1e200, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = clip_grad_norm([p], 1.0)
+    assert total == torch.nn.utils.clip_grad_norm_([twin], 1.0).item() == math.inf
+    np.testing.assert_array_equal(p.grad, twin.grad.numpy())
 
 
 def test_clip_grad_norm_of_some_gradients_by_the_norm_of_all():

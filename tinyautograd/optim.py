@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Iterable, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 import numpy as np
 
 from . import engine, kernels, ops
-from .engine import Tensor, _zero_grads
+from .engine import Tensor, _zero_grads, enable_grad
 
 # A list of Tensors, or of groups: dicts holding "params" (a list of Tensors) and options.
 Params = Union[Iterable[Tensor], Iterable[dict]]
@@ -143,9 +143,17 @@ class Optimizer:
                       if key not in ("params", "param_names")]
         return "\n".join(lines + [")"])
 
-    def step(self) -> None:
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
-        frozen, or unused by this loss)."""
+        frozen, or unused by this loss).
+
+        `closure`, as torch's: a function that clears the gradients, computes the loss, calls
+        its backward and returns it. It is called first, with the graph recorded even inside
+        `no_grad()`, and `step` returns its loss (None without a closure)."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
         # A Tensor uses the array it is given as it is, so a parameter may hold a read-only
         # one (np.frombuffer's, np.load's with mmap_mode="r"): checked before any update, as
         # numpy's refusal would come part way through the parameters, some of them updated.
@@ -165,6 +173,7 @@ class Optimizer:
                     else:
                         self.update(p, p.grad, self.state[id(p)], group)
                     p._changed_in_place()      # a graph that saved p would now be wrong
+        return loss
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
         """A parameter's state before its first update: none, unless the rule keeps some."""
@@ -343,7 +352,8 @@ def _check_options(optimizer, group):
 class SGD(Optimizer):
     """Stochastic gradient descent, with momentum and L2 weight decay as torch.optim.SGD:
 
-        g   = grad + weight_decay * p
+        g   = grad                                    (-grad with maximize=True)
+        g   = g + weight_decay * p
         buf = momentum * buf + (1 - dampening) * g    (buf = g on the first step)
         g   = g + momentum * buf                      (nesterov=True; else g = buf)
         p   = p - lr * g                              (p - lr * grad without momentum)
@@ -352,18 +362,20 @@ class SGD(Optimizer):
     build up speed, directions that flip sign cancel out. `dampening` lets each new gradient
     count for less in it; `nesterov=True` (Sutskever et al., 2013) steps by the gradient plus
     the buffer's next push, looking one step ahead, and needs momentum > 0 and dampening = 0.
-    `dampening` and `nesterov` are keyword-only: torch's SGD takes dampening third, where
-    this one takes weight_decay.
+    `maximize=True` (torch's option) climbs the objective instead of descending it: a reward,
+    a log-likelihood. `dampening`, `nesterov` and `maximize` are keyword-only: torch's SGD
+    takes dampening third, where this one takes weight_decay.
     """
 
     # Options a state saved before they existed lacks; it loads with these values.
-    options_added_later = {"dampening": 0.0, "nesterov": False}
+    options_added_later = {"dampening": 0.0, "nesterov": False, "maximize": False}
 
     def __init__(self, params: Params, lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0, *, dampening: float = 0.0,
-                 nesterov: bool = False) -> None:
+                 nesterov: bool = False, maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                      dampening=dampening, nesterov=nesterov))
+                                      dampening=dampening, nesterov=nesterov,
+                                      maximize=maximize))
         # torch's check, of the defaults only: a group may still turn momentum off.
         if nesterov and not (momentum > 0 and dampening == 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
@@ -379,6 +391,8 @@ class SGD(Optimizer):
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         momentum = group["momentum"]
+        if group["maximize"]:
+            grad = -grad
         if group["weight_decay"]:
             grad = grad + group["weight_decay"] * param.data
         if momentum:
@@ -395,29 +409,42 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba, 2015), as torch.optim.Adam. At step t = 1, 2, ...:
 
-        g = grad + weight_decay * p                  (Adam: L2 decay, through the gradient)
+        g = grad                                     (-grad with maximize=True)
+        g = g + weight_decay * p                     (Adam: L2 decay, through the gradient)
         p = p * (1 - lr * weight_decay)              (AdamW: decoupled decay, instead)
         m = beta1 * m + (1 - beta1) * g              running mean of the gradient
         v = beta2 * v + (1 - beta2) * g^2            running mean of its square
+        v = v_max = max(v_max, v)                    (amsgrad=True: the largest v so far)
         p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
     m and v start at zero, so early on they are too small; dividing by 1 - beta^t (the bias
     correction) undoes that. Each coordinate moves by about lr * m / sqrt(v): the step size no
     longer depends on the gradient's scale.
+
+    `amsgrad=True` (Reddi et al., 2018, torch's option) divides by the largest v seen so far
+    (v_max, kept as the state's 'max_exp_avg_sq'; the running v itself goes on as before), so
+    a coordinate's step size never grows back after a spell of large gradients. `maximize=True`
+    (keyword-only, as torch's) climbs the objective instead of descending it.
     """
 
     decoupled_weight_decay = False
+    # Options a state saved before they existed lacks; it loads with these values.
+    options_added_later = {"amsgrad": False, "maximize": False}
 
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
         super().__init__(params, dict(lr=lr, betas=tuple(betas) if np.iterable(betas)
-                                      else betas, eps=eps,
-                                      weight_decay=weight_decay))
+                                      else betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
-        return {"step": 0, "exp_avg": np.zeros_like(param.data),
-                "exp_avg_sq": np.zeros_like(param.data)}
+        state = {"step": 0, "exp_avg": np.zeros_like(param.data),
+                 "exp_avg_sq": np.zeros_like(param.data)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = np.zeros_like(param.data)
+        return state
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
         lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
@@ -425,15 +452,18 @@ class Adam(Optimizer):
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
 
+        if group["maximize"]:
+            grad = -grad
         decay = 1.0
         if weight_decay and self.decoupled_weight_decay:
             decay = 1 - lr * weight_decay
         elif weight_decay:
             grad = grad + weight_decay * param.data
         step_size, bias2_sqrt = lr / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)
-        # kernels.py's loop runs the operations below; TINYAUTOGRAD_KERNELS=numpy runs them as
-        # written here (to try an edit of them).
-        if kernels.usable(grad, into=(param.data, m, v)):   # (read-only: numpy raises)
+        # kernels.py's loop runs the operations below, all but amsgrad's maximum (the numpy
+        # form alone computes it); TINYAUTOGRAD_KERNELS=numpy runs them as written here (to
+        # try an edit of them). A read-only array takes the numpy form, where numpy raises.
+        if not group["amsgrad"] and kernels.usable(grad, into=(param.data, m, v)):
             kernels.adam(param.data, grad, m, v, beta1, beta2, decay, step_size, bias2_sqrt, eps)
             return
         if decay != 1.0:
@@ -446,6 +476,10 @@ class Adam(Optimizer):
         v *= beta2
         np.multiply(grad, 1 - beta2, out=scratch)
         v += np.multiply(scratch, grad, out=scratch)                   # (1 - beta2) g^2
+        if group["amsgrad"]:
+            if "max_exp_avg_sq" not in state:        # amsgrad turned on after steps without
+                state["max_exp_avg_sq"] = np.zeros_like(v)
+            v = np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])  # v_max
         denominator = np.sqrt(v, out=scratch)
         denominator /= bias2_sqrt
         denominator += eps
@@ -466,8 +500,9 @@ class AdamW(Adam):
 
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
+                 weight_decay: float = 0.01, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
 
 
 def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
@@ -543,7 +578,9 @@ def sum_of_squares(grad: np.ndarray) -> float:
     flat = grad.reshape(-1)
     with np.errstate(over="ignore"):                        # an overflow is handled below
         total = float(np.dot(flat, flat))
-    if math.isinf(total) and np.isfinite(flat).all():      # the float32 sum overflowed
+    # A float32 (or float16) sum that overflowed is summed again in float64. A float64 one's
+    # inf is the sum's own, as torch's is: summed again, it only overflowed again, warning.
+    if math.isinf(total) and flat.dtype.itemsize < 8 and np.isfinite(flat).all():
         total = float(np.sum(np.square(flat, dtype=np.float64)))
     return total
 
