@@ -359,6 +359,27 @@ def test_selecting_rows_gives_the_logits_a_session_of_those_rows_would(kind):
                                    atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_logits_asked_for_again_before_a_token_is_appended_are_the_same(kind, use_cache):
+    # A loop of one's own may read a step's logits twice (to log them, then to pick). With the
+    # cache, the second call found every token's keys in the cache, ran the model on no new
+    # token and failed ("at least one token a row"), where without the cache it gave them.
+    session = sessions(kind, rows=2, use_cache=use_cache)
+    first = session.next_logits()
+    expected = first.copy()
+    first[:, 0] = -np.inf                   # the caller rules a token out in what it got
+    np.testing.assert_array_equal(session.next_logits(), expected)
+    session.select(np.array([1, 1, 0]))     # the rows chosen, as beam search chooses them
+    np.testing.assert_array_equal(session.next_logits(), expected[[1, 1, 0]])
+    session.append(np.array([3, 4, 5]))     # and after a token, the next step's, as always
+    fresh = sessions(kind, rows=2, use_cache=False)
+    fresh.select(np.array([1, 1, 0]))
+    fresh.append(np.array([3, 4, 5]))
+    np.testing.assert_allclose(session.next_logits(), fresh.next_logits(), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_the_cache_keeps_the_selected_rows_in_order():
     cache = KVCache()
     layer = object()

@@ -6,7 +6,8 @@ and the decoding loops below are written once against it:
 
     session.tokens          (B, t) the sequences so far: the prompt (or <bos>) and what
                             has been written
-    session.next_logits()   (B, V) the logits of the next token of every sequence
+    session.next_logits()   (B, V) the logits of the next token of every sequence; asked
+                            again before the sequences change, the same ones (a copy)
     session.append(tokens)  (B,) add one token to every sequence
     session.select(rows)    keep these rows, in this order, repeats allowed: beam search
                             copies and drops sequences as it goes
@@ -167,8 +168,17 @@ class DecoderOnlySession:
         self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
         self.vocab_size = model.config["vocab_size"]
         self.cache = None
+        self.scored = None          # the logits of the sequences as they are, once computed
 
     def next_logits(self) -> np.ndarray:
+        # Asked again before a token is appended, the same logits, kept: with the cache the
+        # model could not run again, every token's keys being in it already. A copy, so that
+        # a caller that edits its logits (to rule tokens out) leaves the next call's alone.
+        if self.scored is None:
+            self.scored = self._run()
+        return self.scored.copy()
+
+    def _run(self) -> np.ndarray:
         context = self.model.context
         if self.cache is not None and self.tokens.shape[1] <= context:
             new = self.tokens[:, self.cache.length:]                    # not yet in the cache
@@ -180,11 +190,13 @@ class DecoderOnlySession:
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+        self.scored = None
 
     def select(self, rows: np.ndarray) -> None:
         self.tokens = self.tokens[rows]
         if self.cache is not None:
             self.cache.select(rows)
+        self.scored = None if self.scored is None else self.scored[rows]
 
 
 class EncoderDecoderSession:
@@ -201,6 +213,7 @@ class EncoderDecoderSession:
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.vocab_size = model.config["tgt_vocab_size"]
         self.cache = KVCache(model.context) if use_cache else None
+        self.scored = None          # as a DecoderOnlySession's
 
     @property
     def room(self) -> int:
@@ -210,6 +223,11 @@ class EncoderDecoderSession:
         return self.model.context - self.tokens.shape[1] + 1
 
     def next_logits(self) -> np.ndarray:
+        if self.scored is None:
+            self.scored = self._run()
+        return self.scored.copy()
+
+    def _run(self) -> np.ndarray:
         if self.cache is None:
             new = self.tokens                                           # the whole target
         else:
@@ -219,9 +237,11 @@ class EncoderDecoderSession:
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+        self.scored = None
 
     def select(self, rows: np.ndarray) -> None:
         self.tokens = self.tokens[rows]
+        self.scored = None if self.scored is None else self.scored[rows]
         if self.src_mask is not None:
             self.src_mask = self.src_mask[rows]
         if self.cache is not None:
