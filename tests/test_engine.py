@@ -1061,6 +1061,12 @@ def test_cross_entropy_errors():
     for eps in (-0.1, 1.5):
         with pytest.raises(ValueError, match=f"label_smoothing must be in \\[0, 1\\], got {eps}"):
             ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing=eps)
+    # Said in one line each, not by `<=` between a float and a str, nor by a tuple index
+    with pytest.raises(TypeError, match=r"^cross_entropy: label_smoothing must be a number in "
+                                        r"\[0, 1\], got '0.1'$"):
+        ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing="0.1")
+    with pytest.raises(ta.ShapeError, match=r"^cross_entropy: 0-d logits have no class axis"):
+        ta.functional.cross_entropy(Tensor(2.0), 0)
 
 
 def test_cross_entropy_refuses_what_torch_takes_in_its_place():
@@ -1778,6 +1784,14 @@ def test_dropout_keeps_the_dtype_of_its_input_as_torch(dtype):
     assert y.dtype == dtype and str(expected.dtype) == f"torch.{dtype.__name__}"
     y.sum().backward()
     assert x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("p", ["0.5", None])
+def test_dropout_refuses_a_p_that_is_no_number_in_one_line(p):
+    for drop in (ta.functional.dropout, lambda x, p: ta.functional.dropout_mask(x.shape, p)):
+        with pytest.raises(TypeError, match=f"^dropout: p must be a number in \\[0, 1\\], "
+                                            f"got {re.escape(repr(p))}$"):
+            drop(Tensor(np.ones(3)), p)
 
 
 def test_dropout_of_zero_is_the_identity_and_draws_nothing():

@@ -9,6 +9,7 @@ create_graph its formula is recorded step by step: a picture of the backward gra
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,9 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
         raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
                         f"{ignore_index!r}")
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
+    if logits.ndim == 0:
+        raise ShapeError("cross_entropy: 0-d logits have no class axis; give logits of "
+                         "shape (..., V), classes on the last axis")
     # The class indices become a constant of the graph, named (viz draws the name).
     name = (targets.name if isinstance(targets, Tensor) else None) or "targets"
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
@@ -150,13 +154,20 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
                 if bad == -100 and ignore_index is None else "")
         raise IndexError(f"cross_entropy: target {bad} is out of range for {n_class} "
                          f"classes{hint}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
-                         f"{label_smoothing}")
+    _check_probability("cross_entropy", "label_smoothing", label_smoothing)
     targets = Tensor(targets, dtype=targets.dtype)
     targets.name = name
     return CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
                               label_smoothing=label_smoothing)
+
+
+def _check_probability(where, name, value):
+    """Refuse a `value` outside [0, 1] (NaN too), in one line naming `where` and `name`; one
+    that is no number at all ("0.1") is a TypeError, not `<=`'s between a float and a str."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")
 
 
 # ---------------------------------------------------------------------------- layer norm
@@ -565,8 +576,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
     expected value is unchanged (p = 1: all zeros, as torch); the identity when not training.
     Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    _check_probability("dropout", "p", p)
     # An array becomes a Tensor as every op makes one (its floats float32), kept or dropped.
     x = x if isinstance(x, Tensor) else Tensor(x)
     if not training or p == 0.0:
@@ -581,8 +591,7 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32
     """The array dropout multiplies by: each element 0 with probability p, else 1/(1-p).
     An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
     same seed drops the same elements either way."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    _check_probability("dropout", "p", p)
     keep = (generator or random.default_generator()).random(shape) >= p    # none when p = 1
     return (keep / (1 - p) if p < 1 else keep).astype(dtype)
 
