@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _numpy_keywords,
-                     _operands, _refuse_exact_gelu)
+from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _check, _lift,
+                     _numpy_keywords, _operands, _refuse_exact_gelu)
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -323,6 +323,14 @@ def _norm_input(op, x):
     return x, data.shape[-1]
 
 
+def _checked_eps(op, eps):
+    """A norm's eps, refused in one line unless a finite number, as the layers refuse it:
+    "1e-5" would reach the compiled loop, whose ctypes call says only 'argument 6: wrong
+    type'."""
+    _check(op, "a finite number", eps=eps)
+    return eps
+
+
 def _too_many_arguments(op, most, more, weight):
     """Python's error for positional arguments past the last, with the hint above where torch's
     normalized_shape came second (torch's call has one argument more than ours)."""
@@ -340,6 +348,7 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("layer_norm", 4, more, weight)
     x, size = _norm_input("layer_norm", x)
+    eps = _checked_eps("layer_norm", eps)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "layer_norm: weight"))
@@ -407,14 +416,17 @@ def _rms_normalised(x, eps):
 
 
 def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
-             eps: float = 1e-6, *more: Any) -> Tensor:
+             eps: float | None = 1e-6, *more: Any) -> Tensor:
     """RMS normalisation over the last axis, with an optional elementwise scale `weight` (C,).
     One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same
     given the same eps (its default is the dtype's machine epsilon; ours is 1e-6, Llama's).
-    (`more` only catches torch's call, with normalized_shape second, to say so.)"""
+    eps=None is torch's: the machine epsilon of x's dtype (float32's for integers, which
+    compute in float32). (`more` only catches torch's call, with normalized_shape second, to
+    say so.)"""
     if more:
         raise _too_many_arguments("rms_norm", 3, more, weight)
     x, size = _norm_input("rms_norm", x)
+    eps = np.finfo(x.dtype).eps.item() if eps is None else _checked_eps("rms_norm", eps)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "rms_norm: weight"))
