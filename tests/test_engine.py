@@ -1155,6 +1155,19 @@ def test_embedding_indices_must_be_integers():
         ta.functional.embedding(np.array([1.0, 2.0]), Tensor(np.zeros((5, 2))))
 
 
+def test_embedding_of_a_numpy_table_is_a_tensor_and_a_table_must_have_two_axes():
+    # As every op, an array becomes a Tensor: it was indexed as an array, giving one
+    rows = ta.functional.embedding(np.array([1, 1]), np.arange(6.0).reshape(3, 2))
+    assert isinstance(rows, Tensor)
+    np.testing.assert_array_equal(rows.data, [[2.0, 3.0], [2.0, 3.0]])
+    # as torch's "'weight' must be 2-D": one axis gave numbers, none a tuple index error
+    for weight in (np.ones(3), np.float32(1.0), np.ones((2, 3, 4))):
+        with pytest.raises(ta.ShapeError, match=rf"^embedding: weight must be a table \(num, "
+                                                rf"dim\) of 2 axes, got shape "
+                                                rf"{re.escape(str(np.shape(weight)))}$"):
+            ta.functional.embedding(np.array([0]), Tensor(weight))
+
+
 # ------------------------------------------------------------------ custom ops
 
 

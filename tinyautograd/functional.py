@@ -608,12 +608,19 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32
     return (keep / (1 - p) if p < 1 else keep).astype(dtype)
 
 
-def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
+def embedding(indices: Tensor | ArrayLike, weight: Tensor | ArrayLike) -> Tensor:
     """Rows of `weight` (num, dim) picked by integer `indices` (any shape): (..., dim). The
-    gradient adds up in the rows that were picked, once per pick."""
+    gradient adds up in the rows that were picked, once per pick. A numpy weight becomes a
+    Tensor, as in every op."""
     idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    # Indexed as it was, an array would give an array, outside any graph, and a weight of
+    # one axis would give numbers rather than rows.
+    weight = weight if isinstance(weight, Tensor) else Tensor(weight)
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be a table (num, dim) of 2 axes, got shape "
+                         f"{weight.shape}")
     num = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= num):
         bad = idx[(idx < 0) | (idx >= num)].flat[0]
