@@ -72,7 +72,9 @@ class CrossEntropy(Function):
         keep = None if ignore_index is None else targets != ignore_index
         if keep is not None:
             targets = np.where(keep, targets, 0)     # any valid class; masked out below
-        shifted = rows - rows.max(axis=1, keepdims=True)
+        # A row of -inf (every class masked out) or holding +inf is NaN, quietly, as Softmax's
+        with np.errstate(invalid="ignore"):
+            shifted = rows - rows.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         picked = (np.arange(len(targets)), targets)                       # row i, class t_i
         nll = -log_probs[picked]                                          # (N,)
