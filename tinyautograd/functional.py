@@ -350,7 +350,6 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("layer_norm", 4, more, weight)
     x, size = _norm_input("layer_norm", x)
-    eps = _checked_eps("layer_norm", eps)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "layer_norm: weight"))
@@ -359,6 +358,7 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if weight.shape != (size,) or bias.shape != (size,):
         raise ShapeError(f"layer_norm: input {x.shape} needs weight and bias of shape "
                          f"({size},), got {weight.shape} and {bias.shape}{hint}")
+    eps = _checked_eps("layer_norm", eps)      # after the shapes, as rms_norm's
     return LayerNorm.apply(x, weight, bias, eps=eps)
 
 
@@ -428,13 +428,14 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if more:
         raise _too_many_arguments("rms_norm", 3, more, weight)
     x, size = _norm_input("rms_norm", x)
-    eps = np.finfo(x.dtype).eps.item() if eps is None else _checked_eps("rms_norm", eps)
     hint = _normalized_shape_hint(weight)
     weight = (Tensor._make(np.ones(size, x.dtype)) if weight is None
               else _lift(weight, x, "rms_norm: weight"))
     if weight.shape != (size,):
         raise ShapeError(f"rms_norm: input {x.shape} needs a weight of shape ({size},), got "
                          f"{weight.shape}{hint}")
+    # (after the shapes: torch's call, normalized_shape second, puts its weight here)
+    eps = np.finfo(x.dtype).eps.item() if eps is None else _checked_eps("rms_norm", eps)
     return RMSNorm.apply(x, weight, eps=eps)
 
 
