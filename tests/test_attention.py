@@ -170,6 +170,16 @@ def test_causal_mask_matches_torch_is_causal(attend):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
+@pytest.mark.parametrize("attend", [fused, readable])
+def test_queries_and_keys_of_width_0_weigh_the_allowed_keys_evenly_as_torch(attend):
+    # Every score is an empty sum, 0: 1/sqrt(0) was a ZeroDivisionError
+    q, k, v = randn(2, 3, 0, seed=1), randn(2, 4, 0, seed=2), randn(2, 4, 5, seed=3)
+    got = output_and_grads(attend, q, k, v, causal_mask(3, start=1))
+    want = torch_output_and_grads(q, k, v, attn_mask=torch.tensor(causal_mask(3, start=1)))
+    for name, a, b in zip(["out", "dq", "dk", "dv"], got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
 # -------------------------------------------------------------------------- masks
 
 

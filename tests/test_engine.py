@@ -1074,6 +1074,12 @@ def test_cross_entropy_errors():
     for eps in (-0.1, 1.5):
         with pytest.raises(ValueError, match=f"label_smoothing must be in \\[0, 1\\], got {eps}"):
             ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing=eps)
+    # Said in one line each, not by `<=` between a float and a str, nor by a tuple index
+    with pytest.raises(TypeError, match=r"^cross_entropy: label_smoothing must be a number in "
+                                        r"\[0, 1\], got '0.1'$"):
+        ta.functional.cross_entropy(logits, np.array([0, 1]), label_smoothing="0.1")
+    with pytest.raises(ta.ShapeError, match=r"^cross_entropy: 0-d logits have no class axis"):
+        ta.functional.cross_entropy(Tensor(2.0), 0)
 
 
 def test_cross_entropy_refuses_what_torch_takes_in_its_place():
@@ -1160,6 +1166,19 @@ def test_embedding_index_out_of_range(index):
 def test_embedding_indices_must_be_integers():
     with pytest.raises(TypeError, match="embedding: indices must be integers, got float64"):
         ta.functional.embedding(np.array([1.0, 2.0]), Tensor(np.zeros((5, 2))))
+
+
+def test_embedding_of_a_numpy_table_is_a_tensor_and_a_table_must_have_two_axes():
+    # As every op, an array becomes a Tensor: it was indexed as an array, giving one
+    rows = ta.functional.embedding(np.array([1, 1]), np.arange(6.0).reshape(3, 2))
+    assert isinstance(rows, Tensor)
+    np.testing.assert_array_equal(rows.data, [[2.0, 3.0], [2.0, 3.0]])
+    # as torch's "'weight' must be 2-D": one axis gave numbers, none a tuple index error
+    for weight in (np.ones(3), np.float32(1.0), np.ones((2, 3, 4))):
+        with pytest.raises(ta.ShapeError, match=rf"^embedding: weight must be a table \(num, "
+                                                rf"dim\) of 2 axes, got shape "
+                                                rf"{re.escape(str(np.shape(weight)))}$"):
+            ta.functional.embedding(np.array([0]), Tensor(weight))
 
 
 # ------------------------------------------------------------------ custom ops
@@ -1791,6 +1810,14 @@ def test_dropout_keeps_the_dtype_of_its_input_as_torch(dtype):
     assert y.dtype == dtype and str(expected.dtype) == f"torch.{dtype.__name__}"
     y.sum().backward()
     assert x.grad.dtype == dtype
+
+
+@pytest.mark.parametrize("p", ["0.5", None])
+def test_dropout_refuses_a_p_that_is_no_number_in_one_line(p):
+    for drop in (ta.functional.dropout, lambda x, p: ta.functional.dropout_mask(x.shape, p)):
+        with pytest.raises(TypeError, match=f"^dropout: p must be a number in \\[0, 1\\], "
+                                            f"got {re.escape(repr(p))}$"):
+            drop(Tensor(np.ones(3)), p)
 
 
 def test_dropout_of_zero_is_the_identity_and_draws_nothing():

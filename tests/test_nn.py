@@ -689,6 +689,34 @@ def test_rms_norm_with_eps_none_takes_the_inputs_machine_epsilon_as_torch():
     np.testing.assert_allclose(y, expected.detach().numpy(), rtol=1e-12)
 
 
+def test_functional_rms_norm_with_eps_none_takes_the_machine_epsilon_as_torchs():
+    # torch.nn.functional.rms_norm's eps=None, as the layer's; it was a TypeError (float + None)
+    x = np.full((1, 4), 1e-9)
+    y = ta.functional.rms_norm(Tensor(x, dtype=np.float64), None, None).data
+    expected = F.rms_norm(torch.tensor(x), (4,), eps=None).numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("x", [np.array([[1, 2, 3, 4]]), [[1.0, 2.0, 3.0, 4.0]]],
+                         ids=["integers", "a list"])
+def test_rms_norm_layer_with_eps_none_takes_integers_and_lists_as_layer_norm_does(x):
+    # Integers compute in float32, so float32's epsilon; numpy's finfo refused int64, and a
+    # list has no dtype at all
+    y = nn.RMSNorm(4, eps=None)(x)
+    expected = nn.RMSNorm(4, eps=np.finfo(np.float32).eps.item())(np.float32(x))
+    np.testing.assert_array_equal(y.data, expected.data)
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+@pytest.mark.parametrize("eps", ["1e-5", float("nan")])
+def test_a_functional_norm_refuses_an_eps_that_is_no_finite_number_in_one_line(name, eps):
+    # as the layers do; "1e-5" reached the compiled loop, whose ctypes call said "argument 6:
+    # TypeError: wrong type"
+    with pytest.raises(ValueError, match=rf"^{name}: eps must be a finite number, got "
+                                         rf"{re.escape(repr(eps))}$"):
+        getattr(ta.functional, name)(Tensor(np.ones((2, 3))), eps=eps)
+
+
 def test_linear_init_is_torch_default_uniform():
     ta.manual_seed(0)
     layer = nn.Linear(400, 300)

@@ -138,6 +138,26 @@ def test_logits_masked_with_minus_inf_are_torchs_and_twice_differentiable(op):
         assert ta.gradcheck(fn, x) and ta.gradgradcheck(fn, x)
 
 
+@pytest.mark.filterwarnings("error")    # numpy's warning of inf - inf: torch's NaN is quiet
+@pytest.mark.parametrize("op", ["softmax", "log_softmax", "cross_entropy"])
+def test_a_row_masked_out_entirely_or_holding_inf_is_nan_quietly_as_torchs(op):
+    # Row 0 keeps its entries; row 1 is all -inf (every class masked out); row 2 holds +inf
+    logits = np.array([[0.5, -1.0, 2.0], [-np.inf] * 3, [np.inf, 0.0, 1.0]])
+    fns = {"softmax": lambda x: x.softmax(-1), "log_softmax": lambda x: x.log_softmax(-1),
+           "cross_entropy": lambda x: (ta.functional.cross_entropy if isinstance(x, Tensor)
+                                       else lambda x, t: torch.nn.functional.cross_entropy(
+                                           x, torch.as_tensor(t), reduction="none")
+                                       )(x, np.array([1, 0, 2]))}
+    (x,), (t,) = both([logits])
+    out, expected = fns[op](x), fns[op](t)
+    if op == "cross_entropy":                    # torch's mean: the rows' losses, averaged
+        expected = expected.mean()
+    assert_allclose(out.data, expected.detach().numpy(), rtol=RTOL)      # NaN where torch's is
+    (grad,) = ta.grad(out.sum(), [x])
+    (expected_grad,) = torch.autograd.grad(expected.sum(), [t])
+    assert_allclose(grad.data, expected_grad.numpy(), rtol=RTOL)
+
+
 SIZE_0_CASES = {   # name: (ours, torch's, the input's shape), each with an axis of size 0
     "softmax along an empty axis": (lambda x: x.softmax(-1), lambda x: x.softmax(-1), (2, 0)),
     "log_softmax along an empty axis": (lambda x: x.log_softmax(0), lambda x: x.log_softmax(0),

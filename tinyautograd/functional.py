@@ -9,14 +9,15 @@ create_graph its formula is recorded step by step: a picture of the backward gra
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _lift, _numpy_keywords,
-                     _operands, _refuse_exact_gelu)
+from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _check, _lift,
+                     _numpy_keywords, _operands, _refuse_exact_gelu)
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -71,7 +72,9 @@ class CrossEntropy(Function):
         keep = None if ignore_index is None else targets != ignore_index
         if keep is not None:
             targets = np.where(keep, targets, 0)     # any valid class; masked out below
-        shifted = rows - rows.max(axis=1, keepdims=True)
+        # A row of -inf (every class masked out) or holding +inf is NaN, quietly, as Softmax's
+        with np.errstate(invalid="ignore"):
+            shifted = rows - rows.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         picked = (np.arange(len(targets)), targets)                       # row i, class t_i
         nll = -log_probs[picked]                                          # (N,)
@@ -128,6 +131,9 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
         raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
                         f"{ignore_index!r}")
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
+    if logits.ndim == 0:
+        raise ShapeError("cross_entropy: 0-d logits have no class axis; give logits of "
+                         "shape (..., V), classes on the last axis")
     # The class indices become a constant of the graph, named (viz draws the name).
     name = (targets.name if isinstance(targets, Tensor) else None) or "targets"
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
@@ -150,13 +156,20 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
                 if bad == -100 and ignore_index is None else "")
         raise IndexError(f"cross_entropy: target {bad} is out of range for {n_class} "
                          f"classes{hint}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
-                         f"{label_smoothing}")
+    _check_probability("cross_entropy", "label_smoothing", label_smoothing)
     targets = Tensor(targets, dtype=targets.dtype)
     targets.name = name
     return CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
                               label_smoothing=label_smoothing)
+
+
+def _check_probability(where, name, value):
+    """Refuse a `value` outside [0, 1] (NaN too), in one line naming `where` and `name`; one
+    that is no number at all ("0.1") is a TypeError, not `<=`'s between a float and a str."""
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{where}: {name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")
 
 
 # ---------------------------------------------------------------------------- layer norm
@@ -312,6 +325,14 @@ def _norm_input(op, x):
     return x, data.shape[-1]
 
 
+def _checked_eps(op, eps):
+    """A norm's eps, refused in one line unless a finite number, as the layers refuse it:
+    "1e-5" would reach the compiled loop, whose ctypes call says only 'argument 6: wrong
+    type'."""
+    _check(op, "a finite number", eps=eps)
+    return eps
+
+
 def _too_many_arguments(op, most, more, weight):
     """Python's error for positional arguments past the last, with the hint above where torch's
     normalized_shape came second (torch's call has one argument more than ours)."""
@@ -337,6 +358,7 @@ def layer_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if weight.shape != (size,) or bias.shape != (size,):
         raise ShapeError(f"layer_norm: input {x.shape} needs weight and bias of shape "
                          f"({size},), got {weight.shape} and {bias.shape}{hint}")
+    eps = _checked_eps("layer_norm", eps)      # after the shapes, as rms_norm's
     return LayerNorm.apply(x, weight, bias, eps=eps)
 
 
@@ -396,11 +418,13 @@ def _rms_normalised(x, eps):
 
 
 def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
-             eps: float = 1e-6, *more: Any) -> Tensor:
+             eps: float | None = 1e-6, *more: Any) -> Tensor:
     """RMS normalisation over the last axis, with an optional elementwise scale `weight` (C,).
     One fused kernel, forward and backward; torch.nn.functional.rms_norm computes the same
     given the same eps (its default is the dtype's machine epsilon; ours is 1e-6, Llama's).
-    (`more` only catches torch's call, with normalized_shape second, to say so.)"""
+    eps=None is torch's: the machine epsilon of x's dtype (float32's for integers, which
+    compute in float32). (`more` only catches torch's call, with normalized_shape second, to
+    say so.)"""
     if more:
         raise _too_many_arguments("rms_norm", 3, more, weight)
     x, size = _norm_input("rms_norm", x)
@@ -410,6 +434,8 @@ def rms_norm(x: Tensor | ArrayLike, weight: Tensor | ArrayLike | None = None,
     if weight.shape != (size,):
         raise ShapeError(f"rms_norm: input {x.shape} needs a weight of shape ({size},), got "
                          f"{weight.shape}{hint}")
+    # (after the shapes: torch's call, normalized_shape second, puts its weight here)
+    eps = np.finfo(x.dtype).eps.item() if eps is None else _checked_eps("rms_norm", eps)
     return RMSNorm.apply(x, weight, eps=eps)
 
 
@@ -565,8 +591,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
     expected value is unchanged (p = 1: all zeros, as torch); the identity when not training.
     Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    _check_probability("dropout", "p", p)
     # An array becomes a Tensor as every op makes one (its floats float32), kept or dropped.
     x = x if isinstance(x, Tensor) else Tensor(x)
     if not training or p == 0.0:
@@ -581,18 +606,24 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32
     """The array dropout multiplies by: each element 0 with probability p, else 1/(1-p).
     An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
     same seed drops the same elements either way."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    _check_probability("dropout", "p", p)
     keep = (generator or random.default_generator()).random(shape) >= p    # none when p = 1
     return (keep / (1 - p) if p < 1 else keep).astype(dtype)
 
 
-def embedding(indices: Tensor | ArrayLike, weight: Tensor) -> Tensor:
+def embedding(indices: Tensor | ArrayLike, weight: Tensor | ArrayLike) -> Tensor:
     """Rows of `weight` (num, dim) picked by integer `indices` (any shape): (..., dim). The
-    gradient adds up in the rows that were picked, once per pick."""
+    gradient adds up in the rows that were picked, once per pick. A numpy weight becomes a
+    Tensor, as in every op."""
     idx = np.asarray(indices.data if isinstance(indices, Tensor) else indices)
     if idx.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers, got {idx.dtype}")
+    # Indexed as it was, an array would give an array, outside any graph, and a weight of
+    # one axis would give numbers rather than rows.
+    weight = weight if isinstance(weight, Tensor) else Tensor(weight)
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be a table (num, dim) of 2 axes, got shape "
+                         f"{weight.shape}")
     num = weight.shape[0]
     if idx.size and (idx.min() < 0 or idx.max() >= num):
         bad = idx[(idx < 0) | (idx >= num)].flat[0]

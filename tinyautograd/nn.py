@@ -949,8 +949,7 @@ class RMSNorm(Module):
         self.weight = Parameter(np.ones(dim)) if elementwise_affine else None
 
     def forward(self, x: Tensor) -> Tensor:
-        eps = np.finfo(x.dtype).eps.item() if self.eps is None else self.eps
-        return functional.rms_norm(x, self.weight, eps)
+        return functional.rms_norm(x, self.weight, self.eps)     # None: x's machine epsilon
 
     def extra_repr(self) -> str:
         affine = "" if self.weight is not None else ", elementwise_affine=False"

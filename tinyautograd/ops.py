@@ -731,7 +731,10 @@ class Softmax(Function):
         ctx.axis = axis
         x = _floating(x)
         dtype, x = x.dtype, widened(x)
-        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
+        # A row of -inf (every entry masked out) or one holding +inf is NaN, as torch's, and
+        # as quietly: numpy would warn of the inf - inf it computes.
+        with np.errstate(invalid="ignore"):
+            e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         return (e / e.sum(axis=axis, keepdims=True)).astype(dtype, copy=False)
 
     @staticmethod
@@ -749,9 +752,10 @@ class LogSoftmax(Function):
         ctx.axis = axis
         x = _floating(x)
         dtype, x = x.dtype, widened(x)
-        shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
-        with np.errstate(divide="ignore"):     # log(0): only an empty axis sums to 0, and
-            y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))  # y is empty
+        # log(0): only an empty axis sums to 0, and y is empty; inf - inf: as Softmax's
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)     # as Softmax's
+            y = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         return y.astype(dtype, copy=False)
 
     @staticmethod

@@ -286,6 +286,14 @@ def _check_fits(keep, scores_shape, what="mask"):
 # Scaled dot-product attention
 
 
+def _scale(q):
+    """1/sqrt(d), for queries and keys of width d. Of width 0, every score is an empty sum, 0,
+    whatever multiplies it: 1, where 1/sqrt(0) is a ZeroDivisionError. The weights are then
+    even over the keys a query may attend, as torch's."""
+    d = q.shape[-1]
+    return 1 / math.sqrt(d) if d else 1.0
+
+
 def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
                       bias: Bias | None = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + bias + blocked): how much each query attends to each key.
@@ -295,7 +303,7 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     in the bias too where it is a Tensor.
     """
     keep = _keep_mask(q, k, None, mask)
-    scores = q @ k.swapaxes(-2, -1) * (1 / math.sqrt(q.shape[-1]))    # (..., T_q, T_k)
+    scores = q @ k.swapaxes(-2, -1) * _scale(q)                       # (..., T_q, T_k)
     if bias is not None:
         scores = scores + _checked_bias(q, k, bias)
     if keep is not None:
@@ -384,7 +392,7 @@ class Attention(Function):
             return wide.astype(dtype)
         ctx.rounded = False              # the output as computed (backward reads it)
         # In place, in the one (..., T_q, T_k) array: it is the largest the model makes.
-        scale = 1 / math.sqrt(q.shape[-1])
+        scale = _scale(q)
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
         scores *= scale
         # Adding -inf blocks a score as setting it would (exp(-inf) = 0), and runs two to
