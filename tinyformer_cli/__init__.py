@@ -972,6 +972,7 @@ all (a longer prompt is refused: draw a PNG).
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import attention_maps, check_prompt, choose_map
+    from viz.attention_page import TooBigForPage
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
@@ -985,7 +986,9 @@ def attention(checkpoint_dir, prompt, out_path, which):
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
-    with input_errors(ValueError, OSError):       # a prompt too long for a page; a full disk
+    # A prompt too long for a page is the input's fault, as is a full disk; any other error
+    # in drawing or writing the maps (a ValueError too) is a bug of ours.
+    with input_errors(TooBigForPage, OSError):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
                                    log=warn))
 
