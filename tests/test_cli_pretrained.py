@@ -298,6 +298,19 @@ def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2se
     assert_input_error(result, "only GPT models have a Hugging Face format here (GPT-2's, "
                                "Llama's or Qwen3's); this is a Transformer")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_value_error_of_ours_in_writing_an_export_is_a_bug_exit_1_not_bad_input(
+        char_run, tmp_path, monkeypatch):
+    # Every ValueError in writing the files was said as bad input (exit 2), a bug of ours
+    # among them; the input's own (a setting no format expresses) are PretrainedError.
+    def broken(*args, **kwargs):
+        raise ValueError("a bug of ours")
+    monkeypatch.setattr(GPT, "save_pretrained", broken)
+    result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "hf")
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: a bug of ours)" in result.stderr
+    assert not (tmp_path / "hf").exists()
     assert not [name for name in os.listdir(tmp_path) if name.startswith(".export-")]
     (tmp_path / "a-file").write_text("mine")          # a file where a folder should be
     result = tinyformer("export", "--checkpoint", char_run, "--out", tmp_path / "a-file" / "x")

@@ -233,6 +233,49 @@ def test_the_last_positions_logits_alone_write_what_every_positions_wrote(kind, 
     assert ours[2].score == pytest.approx(before[2].score, abs=1e-6)
 
 
+FAVOURED = 0.5 * np.eye(9)[4]          # added to token 4's logit by the models of your own
+
+
+class ForwardOfYourOwn(GPT):
+    """A GPT whose forward is one of your own, as a subclass writes it: without the cache
+    and without logits_to_keep."""
+
+    def forward(self, idx):
+        return super().forward(idx) + FAVOURED
+
+
+class ForwardWithTheCache(GPT):
+    """One that passes the cache on, as forwards did before logits_to_keep."""
+
+    def forward(self, idx, cache=None):
+        return super().forward(idx, cache) + FAVOURED
+
+
+class DecodeOfYourOwn(Transformer):
+    def decode(self, tgt, memory, src_mask):
+        return super().decode(tgt, memory, src_mask) + FAVOURED
+
+
+@pytest.mark.parametrize("own", [ForwardOfYourOwn, ForwardWithTheCache, DecodeOfYourOwn])
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_a_subclass_whose_forward_takes_no_logits_to_keep_writes_as_its_forward_says(
+        own, use_cache):
+    # Every step passed the cache and logits_to_keep=1 to the model: a subclass's forward (or
+    # decode) written without them failed in generate with a TypeError. Expected: the model
+    # it subclasses, with the same weights and its head favouring token 4 too.
+    model = decoding_model("transformer" if own is DecodeOfYourOwn else "gpt")
+    ta.manual_seed(0)
+    ours = own(**model.config).eval()
+    ours.load_state_dict(model.state_dict())
+    head = model.logits
+    model.logits = lambda x: head(x) + FAVOURED
+    written, expected = (every_way_of_decoding(m, use_cache) for m in (ours, model))
+    for tokens, same in zip(written[:2], expected[:2]):
+        np.testing.assert_array_equal(tokens, same)
+    np.testing.assert_array_equal(written[2].tokens, expected[2].tokens)
+    assert written[2].score == pytest.approx(expected[2].score, abs=1e-5)
+
+
 def test_logits_to_keep_gives_the_last_positions_logits_and_refuses_what_is_no_count():
     gpt, seq2seq = tiny_gpt(), tiny_transformer()
     idx = np.random.default_rng(5).integers(0, 9, (2, 6))

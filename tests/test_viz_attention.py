@@ -549,6 +549,24 @@ def test_a_prompt_too_long_for_a_page_is_one_line_exit_2_and_writes_nothing(runs
     assert len(result.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("suffix, failing", [(".html", "encode_weights"),
+                                              (".png", "attention_figure")])
+def test_a_value_error_of_ours_in_drawing_the_maps_is_a_bug_exit_1_not_bad_input(
+        runs, tmp_path, monkeypatch, suffix, failing):
+    # The page's one refusal of the input is a prompt too long for it: every ValueError in
+    # drawing or writing the maps was said as bad input (exit 2), a bug of ours among them.
+    import importlib
+    module = "viz.attention_page" if suffix == ".html" else "viz.write"
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug of ours")
+    monkeypatch.setattr(importlib.import_module(module), failing, broken)
+    result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", "abc",
+                        "--out", tmp_path / f"a{suffix}")
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: a bug of ours)" in result.stderr
+
+
 def test_an_attention_map_shows_its_shape_and_first_labels_not_every_weight():
     labels = list("eve has a red kite.")
     shown = repr(AttentionMap(np.full((2, 4, 19, 19), 0.5), labels, labels, "self-attention"))

@@ -32,6 +32,9 @@ again (`use_cache=False` does that, for the tests and the curious). Either way a
 model for the last position's logits alone (`logits_to_keep=1`, the keyword of GPT's forward
 and the Transformer's decode, named as transformers names it): the others would be thrown away,
 and for a long prompt and a large vocabulary their (B, T, V) is the largest array of the step.
+A forward (or decode) of your own, in a subclass, may take neither (`def forward(self, idx)`):
+a session reads what it takes once (`step_call`) and gives it only that, running the whole
+window at each step without a cache, and reading the last of every position's logits.
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
@@ -43,6 +46,7 @@ weights hold a NaN would otherwise write token 0 at every step, without a word.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
@@ -143,6 +147,43 @@ def inference(model: Any) -> Iterator[None]:
         yield
 
 
+class StepCall(NamedTuple):
+    """How a decoding step calls its model, read from the signature of the model's method once
+    per session (`step_call`): GPT's forward and the Transformer's decode take a KVCache after
+    the arguments always given, and `logits_to_keep=1` for the last position's logits alone.
+    A method of your own in a subclass, written without them (`def forward(self, idx)`), gets
+    only what it takes, where passing them would be a TypeError: without a cache the session
+    runs the whole window at each step (as use_cache=False), and without the keyword the step
+    reads the last of every position's logits."""
+    takes_cache: bool
+    last_only: dict[str, int]          # {"logits_to_keep": 1}, or {} where it has no such keyword
+
+    def __call__(self, method: Callable[..., Tensor], *given: Any,
+                 cache: KVCache | None) -> np.ndarray:
+        """The logits (B, V) of the last position of `method(*given, cache, logits_to_keep=1)`,
+        given the cache and the keyword where it takes them."""
+        with_cache = (cache,) if self.takes_cache else ()
+        return method(*given, *with_cache, **self.last_only).data[:, -1]
+
+
+def step_call(method: Callable[..., Tensor], given: int) -> StepCall:
+    """The StepCall of a model's `method`, `given` being the number of positional arguments
+    a step always gives it (the tokens; for decode, the encoding and its mask too): it takes a
+    cache if it takes one positional argument more, other than logits_to_keep (or *args), and
+    logits_to_keep if it has a parameter of that name that a keyword can give (or **kwargs)."""
+    parameter = inspect.Parameter
+    named = inspect.signature(method).parameters                    # name -> Parameter
+    kinds = [p.kind for p in named.values()]
+    positional = [name for name, p in named.items()
+                  if p.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)]
+    takes_cache = ((len(positional) > given and positional[given] != "logits_to_keep")
+                   or parameter.VAR_POSITIONAL in kinds)
+    keep = named.get("logits_to_keep")
+    keeps = parameter.VAR_KEYWORD in kinds or (
+        keep is not None and keep.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY))
+    return StepCall(takes_cache, {"logits_to_keep": 1} if keeps else {})
+
+
 # What to do with prompts of different lengths: not to pad them, as a model with a padding mask
 # would take them.
 ONE_LENGTH = ("a GPT has no padding mask and would read padding as text: continue the prompts "
@@ -152,7 +193,8 @@ ONE_LENGTH = ("a GPT has no padding mask and would read padding as text: continu
 class DecoderOnlySession:
     """A decoder-only model continuing `prompt` (B, T): `model(idx, cache, logits_to_keep=1)`
     gives the logits (B, 1, V) of the last of tokens idx, which follow the `cache.length` tokens
-    already in the cache (the logits of every position, (B, T, V), without the keyword).
+    already in the cache (the logits of every position, (B, T, V), without the keyword). A
+    forward of your own, in a subclass, is given only those of the two it takes (StepCall).
 
     The model sees at most `model.context` tokens. Once the sequences outgrow it, the window
     slides: every position shifts, so the cached keys no longer fit and each step runs the
@@ -162,7 +204,9 @@ class DecoderOnlySession:
     room: int | None = None
 
     def __init__(self, model: GPT, prompt: Tokens, use_cache: bool = True) -> None:
-        self.model, self.use_cache = model, use_cache
+        self.model = model
+        self.step = step_call(model.forward, given=1)
+        self.use_cache = use_cache and self.step.takes_cache
         # The model's own check of its input, now rather than at the first step; int64, as
         # the tokens written after it.
         self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
@@ -186,7 +230,7 @@ class DecoderOnlySession:
             self.cache = KVCache(context) if self.use_cache else None
             new = self.tokens[:, -context:]
         # The last position's logits only: the head skips the prompt's other rows.
-        return self.model(new, self.cache, logits_to_keep=1).data[:, -1]  # (B, V)
+        return self.step(self.model, new, cache=self.cache)              # (B, V)
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
@@ -203,7 +247,7 @@ class EncoderDecoderSession:
     """An encoder-decoder writing a target for each source row of `src` (B, S), starting from
     `bos_id`: `model.encode(src)` runs once, then `model.decode(tgt, memory, src_mask, cache,
     logits_to_keep=1)` gives the logits (B, 1, V) of the last of the target tokens after the
-    `cache.length` cached ones."""
+    `cache.length` cached ones (a decode of your own is given only those it takes: StepCall)."""
 
     def __init__(self, model: Transformer, src: Tokens, bos_id: int,
                  use_cache: bool = True) -> None:
@@ -212,7 +256,8 @@ class EncoderDecoderSession:
             self.memory, self.src_mask = model.encode(src)
         self.tokens = np.full((self.memory.shape[0], 1), bos_id, dtype=np.int64)
         self.vocab_size = model.config["tgt_vocab_size"]
-        self.cache = KVCache(model.context) if use_cache else None
+        self.step = step_call(model.decode, given=3)
+        self.cache = KVCache(model.context) if use_cache and self.step.takes_cache else None
         self.scored = None          # as a DecoderOnlySession's
 
     @property
@@ -232,8 +277,8 @@ class EncoderDecoderSession:
             new = self.tokens                                           # the whole target
         else:
             new = self.tokens[:, self.cache.length:]
-        return self.model.decode(new, self.memory, self.src_mask, self.cache,
-                                 logits_to_keep=1).data[:, -1]          # (B, V)
+        return self.step(self.model.decode, new, self.memory, self.src_mask,
+                         cache=self.cache)                              # (B, V)
 
     def append(self, tokens: ArrayLike) -> None:
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)

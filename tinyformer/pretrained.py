@@ -991,13 +991,12 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
         raise PretrainedError(f"{where['vocab']}: the ids must be 0, 1, 2, ... each once, with "
                               f"no gaps")
     tokens = sorted(vocab, key=vocab.get)                               # id -> token
-    byte_of = BYTE_OF
     if len(tokens) < 256:
         raise PretrainedError(f"{where['vocab']}: ids 0-255 must be the 256 single bytes, "
                               f"spelled as GPT-2's bytes_to_unicode spells them; it has "
                               f"{len(tokens)} ids")
     for i, token in enumerate(tokens[:256]):
-        if token not in byte_of:
+        if token not in BYTE_OF:
             made = {"".join(parts) for _, parts in merges if isinstance(parts, list)
                     and all(isinstance(part, str) for part in parts)}
             # No merge makes it: a special token. The tokenizers library's trainer puts those
@@ -1058,7 +1057,7 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
                                   f"spells in GPT-2's vocabulary, where tinyformer's BPE "
                                   f"decodes a special token as its text; {instead}")
     try:
-        return BPETokenizer(merge_ids, special_tokens, [byte_of[token] for token in tokens[:256]])
+        return BPETokenizer(merge_ids, special_tokens, [BYTE_OF[token] for token in tokens[:256]])
     except ValueError as e:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
 
@@ -1069,8 +1068,7 @@ def _decoded_otherwise(special_token):
     GPT-2's vocabulary as those bytes, a special token too: "<|café|>" comes back
     "<|caf\ufffd|>" (é spells the byte 0xe9). An ASCII token, or one with a character that
     spells no byte (a space, "東"), is its text either way."""
-    byte_of = BYTE_OF
-    decoded = _byte_level_decoded(special_token, byte_of)
+    decoded = _byte_level_decoded(special_token)
     if decoded == special_token.encode("utf-8"):
         return None
     return decoded.decode("utf-8", errors="replace")
@@ -1666,7 +1664,6 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     stage checked to be one reproduced here, its ids below the model's `vocab_size` (if known)."""
     model = data["model"]
     normalization, steps = _stages(data, path)
-    byte_of = BYTE_OF
     # The pieces are a list as long as the largest id, so an id is bounded before it is built
     # (one damaged id must not ask for gigabytes): by the model's vocabulary where there is a
     # model (a tokenizer with more tokens than it is refused in read_tokenizer_json, in words
@@ -1686,11 +1683,11 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
                     f"twice the file's {count} tokens; number the vocabulary 0, 1, 2, ..."
                     if vocab_size is None else f"the model's {vocab_size} ids; the tokenizer "
                     f"and the model must belong together"))
-        if not all(char in byte_of for char in token) and token not in added_tokens:
+        if not all(char in BYTE_OF for char in token) and token not in added_tokens:
             _refuse(path, f"vocabulary token {shown(token)}", "not spelled in bytes")
         # An added token may have characters that spell no byte ("<|café|> ": the space): the
         # library finds it in the text before the merges, and decodes it as its text.
-        pieces[i] = _byte_level_decoded(token, byte_of)
+        pieces[i] = _byte_level_decoded(token)
     added_ids, special, normalized = {}, [], set()
     for i, token, entry in added:             # numbered as the library numbers them
         if not isinstance(token, str):
@@ -1711,7 +1708,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
         # "cafe\u0301"), in the vocabulary or not, and decodes it as its ByteLevel decoder
         # decodes any token.
         pieces[i] = _byte_level_decoded(
-            _normalized(normalization, token) if entry.get("normalized") else token, byte_of)
+            _normalized(normalization, token) if entry.get("normalized") else token)
         added_ids[token] = i
         if entry.get("special"):
             special.append(token)
@@ -1752,12 +1749,12 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
         raise PretrainedError(f"{path}: {e}") from None
 
 
-def _byte_level_decoded(token, byte_of):
+def _byte_level_decoded(token):
     """The bytes of `token` as the tokenizers library's ByteLevel decoder gives them: the byte
     of each character where every one spells a byte (bytes_to_unicode's, so "\u00ef" is the
     byte 0xef, not the UTF-8 of "ï"), else the token's UTF-8. Only added tokens can be either."""
-    if all(char in byte_of for char in token):
-        return bytes(byte_of[char] for char in token)
+    if all(char in BYTE_OF for char in token):
+        return bytes(BYTE_OF[char] for char in token)
     return token.encode("utf-8")
 
 

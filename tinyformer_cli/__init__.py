@@ -28,8 +28,10 @@ from tinyformer.jobs import NothingToHide
 from tinyformer.exercises import find, runner
 from tinyformer.exercises.workspace import WorkspaceError, find_workspace
 from tinyformer import files, parallel, resources, stops
+from tinyformer.pretrained import PretrainedError
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
+from tinyformer.rundir import CheckpointError
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
@@ -926,6 +928,11 @@ def export(checkpoint_dir, out_dir):
         check_export_dir(out_dir)                # before loading anything
         check_exportable(checkpoint_dir)
         model, tokenizer, _ = load_model(checkpoint_dir)
+    # Writing finds what of the checkpoint no Hugging Face format holds (CheckpointError: a
+    # model of a kind with none; PretrainedError: a GPT's setting none expresses, a tokenizer
+    # GPT-2's files cannot hold), or --out taken meanwhile (CheckpointError); any other
+    # ValueError in writing the files is a bug of ours.
+    with input_errors(PretrainedError, CheckpointError, OSError):
         export_pretrained(model, tokenizer, out_dir)
     if tokenizer.kind != "bpe":                  # see export_pretrained
         click.echo(f"note: a {tokenizer.kind} tokenizer has no GPT-2 form; transformers loads "
@@ -972,6 +979,7 @@ all (a longer prompt is refused: draw a PNG).
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import attention_maps, check_prompt, choose_map
+    from viz.attention_page import TooBigForPage
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
@@ -985,7 +993,9 @@ def attention(checkpoint_dir, prompt, out_path, which):
         maps = attention_maps(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
-    with input_errors(ValueError, OSError):       # a prompt too long for a page; a full disk
+    # A prompt too long for a page is the input's fault, as is a full disk; any other error
+    # in drawing or writing the maps (a ValueError too) is a bug of ours.
+    with input_errors(TooBigForPage, OSError):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
                                    log=warn))
 

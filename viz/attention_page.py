@@ -44,6 +44,12 @@ ROUNDING = 1e-3
 MAX_WEIGHTS = 10_000_000
 
 
+class TooBigForPage(ValueError):
+    """More than MAX_WEIGHTS attention weights for one page: a prompt too long for a page,
+    the fault of the input, not of the code. Its own class, so that a caller (`tinyformer
+    attention`) tells it from any other ValueError in making the page, which is a bug."""
+
+
 def encode_weights(weights: ArrayLike) -> list[list[int]]:
     """One head's (T_q, T_k) weights as rows of integers: round(w * SCALE), BLOCKED where the
     weight is exactly 0, NAN where it is NaN. A weight a rounding outside [0, 1] is coded as 0
@@ -72,9 +78,9 @@ def check_probabilities(name: str, weights: np.ndarray) -> None:
 def attention_page(maps: Mapping[str, AttentionMap], title: str,
                    which: str | None = None) -> Page:
     """The page of `maps` (name -> AttentionMap, as viz.attention.attention_maps returns),
-    opening on the map `which` (its first by default). ValueError (one line) for more than
-    MAX_WEIGHTS weights in all (a prompt too long for a page), and for a weight outside [0, 1]
-    (see check_probabilities)."""
+    opening on the map `which` (its first by default). TooBigForPage, a ValueError of one
+    line, for more than MAX_WEIGHTS weights in all (a prompt too long for a page); ValueError
+    for a weight outside [0, 1] (see check_probabilities)."""
     if not maps:
         raise ValueError("attention_page: no attention maps to show")
     which = which or next(iter(maps))
@@ -82,9 +88,9 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
         raise ValueError(f"attention_page: no map {which!r}; the maps are {', '.join(maps)}")
     total = sum(np.size(chosen.weights) for chosen in maps.values())
     if total > MAX_WEIGHTS:
-        raise ValueError(f"attention_page: {total:,} attention weights are more than a page "
-                         f"holds ({MAX_WEIGHTS:,}, about 30 MB); use a shorter prompt, or "
-                         f"draw a PNG, which shows part of a long prompt and says which")
+        raise TooBigForPage(f"attention_page: {total:,} attention weights are more than a page "
+                            f"holds ({MAX_WEIGHTS:,}, about 30 MB); use a shorter prompt, "
+                            f"or draw a PNG, which shows part of a long prompt and says which")
     data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "nan": NAN,
             "nan_colour": NAN_COLOUR, "maps": {}}
     for name, chosen in maps.items():
