@@ -2,6 +2,7 @@
 run at a time; every state a run can be left in has a way out, and each error's advice is
 tested by taking it."""
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -260,6 +261,29 @@ def test_a_directory_held_by_this_process_says_to_close_the_trainer_not_to_kill_
     finally:
         first.release()
     RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()    # free once closed
+
+
+@pytest.mark.parametrize("where, stop", [
+    ("remove", PermissionError(errno.EACCES, "Permission denied")),     # a read-only folder
+    ("remove", KeyboardInterrupt()),                    # a Ctrl-C as run.lock is removed
+    ("ftruncate", KeyboardInterrupt())])                # or as its process id is written
+def test_a_lock_whose_release_or_claim_is_cut_short_is_not_held_on(tmp_path, monkeypatch,
+                                                                   where, stop):
+    """Whatever stops the lock's release (or its claim part way), the lock is let go of: a
+    descriptor left open would keep the run "in use by this process" until Python ends (a
+    notebook's). A run.lock left behind is a stale one, which the next claim takes over."""
+    real = getattr(os, where)
+
+    def fails(*args):
+        if where == "ftruncate" or str(args[0]).endswith("run.lock"):
+            raise stop
+        return real(*args)
+    with monkeypatch.context() as patched, contextlib.suppress(KeyboardInterrupt):
+        patched.setattr(os, where, fails)
+        run = RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True)
+        run.release()
+    RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()
+    assert not (tmp_path / "run" / "run.lock").exists()
 
 
 def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):

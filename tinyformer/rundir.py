@@ -278,9 +278,11 @@ class RunDirectory:
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError:
+        except BaseException:
             # A full disk: a run.lock left with no process id in it would keep a new --out's
-            # folder from being removed, and make the folder look like a run.
+            # folder from being removed, and make the folder look like a run. A Ctrl-C here
+            # (a notebook's) would leave the lock held by a descriptor no one closes, the
+            # directory "in use" until Python ends.
             _unlock_and_remove(fd, path)
             raise
         self._lock = fd
@@ -326,10 +328,10 @@ class RunDirectory:
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove
         run.lock. (In a process forked from the holder, there is nothing left to give up.)"""
-        if self._lock in _LOCKS_HELD:
-            _LOCKS_HELD.discard(self._lock)
-            _unlock_and_remove(self._lock, self.file(LOCK))
-        self._lock = None
+        fd, self._lock = self._lock, None      # first: not held, whatever the removal meets
+        if fd in _LOCKS_HELD:
+            _LOCKS_HELD.discard(fd)
+            _unlock_and_remove(fd, self.file(LOCK))
 
     def _remove_created(self):
         """After a failure to start: remove the directories this run created, if still empty
@@ -924,9 +926,14 @@ def _unlock_and_remove(fd, path):
     Windows removes no file that is open, so there it is closed first; and if another process
     opened it meanwhile (to take the lock next), it stays, for that process to lock."""
     if fcntl is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
-        os.close(fd)
+        # Closed whatever the removal meets (a folder made read-only meanwhile, a Ctrl-C): an
+        # open descriptor would hold the lock until Python ends, where a run.lock left behind
+        # unlocked is only a stale one, which the next run takes over.
+        try:
+            with contextlib.suppress(OSError):        # gone already, or a read-only folder's
+                os.remove(path)
+        finally:
+            os.close(fd)
         return
     _unlock_and_close(fd)
     with contextlib.suppress(FileNotFoundError, PermissionError):
