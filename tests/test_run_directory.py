@@ -495,6 +495,11 @@ def _npy_header(shape):
     (lambda p: _npz_with_member(p, "w.npy", _npy_header((100000, 100000)) + b"\0" * 64),
      "header says (100000, 100000)"),                       # refused before allocating 40 GB
     (lambda p: _npz_with_member(p, "readme.txt", b"hi"), "not an archive of arrays"),
+    # Quantised weights, or a mask: loaded, they would be the numbers of a model gone wrong.
+    (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, "i1")),
+     "holds w as int8 data, where a checkpoint holds floating-point numbers"),
+    (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, bool)),
+     "holds w as bool data"),
 ])
 def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, phrase):
     from tinyformer.rundir import CheckpointError, load_arrays
@@ -505,6 +510,17 @@ def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, 
     message = str(raised.value)
     assert str(path) in message and phrase in message and "\n" not in message
     assert "pickled" not in message
+
+
+def test_arrays_saved_in_the_other_byte_order_load_as_this_machine_s(tmp_path):
+    """An .npz written on a big-endian machine holds '>f4': the same numbers, loaded in this
+    machine's order, so that the model built from them holds float32 as every model does."""
+    import numpy as np
+    from tinyformer.rundir import load_arrays
+    weights = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.savez(tmp_path / "weights-000001.npz", w=weights.astype(">f4"))
+    loaded = load_arrays(tmp_path / "weights-000001.npz")["w"]
+    assert loaded.dtype == np.float32 and np.array_equal(loaded, weights)
 
 
 def test_is_training_waits_on_no_named_pipe(tmp_path):

@@ -785,7 +785,8 @@ def array_shapes(path: StrPath) -> dict[str, tuple[int, ...]]:
 
 def load_arrays(path: StrPath,
                 shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
-    """name -> array from an .npz file (as np.savez writes one), refusing pickled data.
+    """name -> array from an .npz file (as np.savez writes one), refusing pickled data and
+    anything but floats, each array in this machine's byte order.
 
     Each member's .npy header is read before its data, and the data is read only when its
     shape fits the bytes the member holds and, where `shapes` is given (name -> the shape the
@@ -812,7 +813,7 @@ def _read_npz(path, shapes, read_data):
             if not read_data:
                 return found
             return {m.filename.removesuffix(".npy"):
-                    np.lib.format.read_array(archive.open(m), allow_pickle=False)
+                    _native(np.lib.format.read_array(archive.open(m), allow_pickle=False))
                     for m in members}
     except CheckpointError:
         raise
@@ -823,6 +824,13 @@ def _read_npz(path, shapes, read_data):
     except Exception as e:         # a header numpy could not parse, say: the file, not us
         raise damaged(f"is not a readable .npz archive ({type(e).__name__}: "
                       f"{' '.join(str(e).split())})") from None
+
+
+def _native(array):
+    """`array` in this machine's byte order: an .npz written on a machine of the other
+    (np.savez keeps its order, '>f4') gives the same numbers, and a model built from it holds
+    them as every other does, not as parameters of an order of their own."""
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def _check_npy_header(archive, member, damaged):
@@ -846,8 +854,11 @@ def _check_npy_header(archive, member, damaged):
         raise damaged(f"holds {name} as pickled data (an object array), which tinyformer "
                       f"never loads (unpickling can run code): use a checkpoint written by "
                       f"`tinyformer train`")
-    if dtype.kind not in "biuf":    # text, dates, raw bytes: never in a file of weights
-        raise damaged(f"holds {name} as {dtype} data, where a checkpoint holds numbers")
+    # Weights and moments are floats: integers or booleans (quantised weights, a mask) would
+    # load as their numbers, a model that runs and says nothing; text, dates, raw bytes none.
+    if dtype.kind != "f":
+        raise damaged(f"holds {name} as {dtype} data, where a checkpoint holds floating-point "
+                      f"numbers")
     claimed = math.prod(shape) * dtype.itemsize
     if claimed != member.file_size - header_size:
         raise damaged(f"is truncated or damaged: {name}'s header says {tuple(shape)} "
