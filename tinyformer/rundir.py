@@ -409,10 +409,13 @@ class RunDirectory:
         """Remove files of the run's (and their temporaries left by a crash), then drop them
         from the manifest, recording `checkpoint` as the step of the last complete checkpoint
         when given."""
+        # First: config.json names that checkpoint already, whatever the removal meets (a file
+        # Windows keeps while a reader has it open); the run's step on disk, which hold()
+        # compares with this one's to tell whether another process went on with the run.
+        self.checkpoint = self.checkpoint if checkpoint is None else checkpoint
         for name in names:
             self._remove_file(name)
         self.owned -= set(names)
-        self.checkpoint = self.checkpoint if checkpoint is None else checkpoint
         self.write_manifest()
 
     def _remove_file(self, name):
