@@ -318,15 +318,20 @@ def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
         rundir.open_tokens(path, "uint16", 3)
 
 
-def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
-    """A checkpoint written by a later tinyformer may mean other things by the same names."""
+@pytest.mark.parametrize("version, advice", [
+    (2, "a newer tinyformer wrote it, update this one to read it"),
+    ("1", "put back the config.json this run wrote, or train again")])
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, version, advice):
+    """A checkpoint written by a later tinyformer may mean other things by the same names:
+    the error says so, and what to do."""
     (tmp_path / "tokenizer.json").write_text("{}")
     save_checkpoint(tmp_path, {"step": 1, "model": "gpt"}, {"w": np.ones(2, np.float32)}, {})
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "version": 2}))
-    with pytest.raises(rundir.CheckpointError, match="is checkpoint format version 2; this "
-                                                     "tinyformer reads version 1"):
+    (tmp_path / "config.json").write_text(json.dumps({**config, "version": version}))
+    with pytest.raises(rundir.CheckpointError) as refused:
         rundir.read_config(tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'config.json'} is checkpoint format version "
+                                  f"{version!r}; this tinyformer reads version 1: {advice}")
 
 
 def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path):

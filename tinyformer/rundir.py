@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, why_not_a_directory)
+                    open_regular, shown, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -740,9 +740,15 @@ def read_config(directory: StrPath) -> dict[str, Any]:
     if not is_ours(config):
         raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
                               f"directory of a `tinyformer train` run")
-    if config.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
-                              f"this tinyformer reads version {CHECKPOINT_VERSION}")
+    version = config.get("version")
+    if version != CHECKPOINT_VERSION:
+        # A later version may mean other things by the same names: read by a newer tinyformer
+        # only. Any other is no version this package wrote.
+        newer = type(version) is int and version > CHECKPOINT_VERSION
+        advice = ("a newer tinyformer wrote it, update this one to read it"
+                  if newer else "put back the config.json this run wrote, or train again")
+        raise CheckpointError(f"{path} is checkpoint format version {shown(version)}; this "
+                              f"tinyformer reads version {CHECKPOINT_VERSION}: {advice}")
     files, digests = config.get("files"), config.get("sha256")
     if not (isinstance(files, dict) and isinstance(digests, dict)
             and {"weights", "tokenizer"} <= set(files)
