@@ -2,6 +2,7 @@
 run at a time; every state a run can be left in has a way out, and each error's advice is
 tested by taking it."""
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -262,6 +263,29 @@ def test_a_directory_held_by_this_process_says_to_close_the_trainer_not_to_kill_
     RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()    # free once closed
 
 
+@pytest.mark.parametrize("where, stop", [
+    ("remove", PermissionError(errno.EACCES, "Permission denied")),     # a read-only folder
+    ("remove", KeyboardInterrupt()),                    # a Ctrl-C as run.lock is removed
+    ("ftruncate", KeyboardInterrupt())])                # or as its process id is written
+def test_a_lock_whose_release_or_claim_is_cut_short_is_not_held_on(tmp_path, monkeypatch,
+                                                                   where, stop):
+    """Whatever stops the lock's release (or its claim part way), the lock is let go of: a
+    descriptor left open would keep the run "in use by this process" until Python ends (a
+    notebook's). A run.lock left behind is a stale one, which the next claim takes over."""
+    real = getattr(os, where)
+
+    def fails(*args):
+        if where == "ftruncate" or str(args[0]).endswith("run.lock"):
+            raise stop
+        return real(*args)
+    with monkeypatch.context() as patched, contextlib.suppress(KeyboardInterrupt):
+        patched.setattr(os, where, fails)
+        run = RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True)
+        run.release()
+    RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()
+    assert not (tmp_path / "run" / "run.lock").exists()
+
+
 def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):
     """The trainer's micro-batch workers are forked while it holds the run's lock; one that
     outlives its killed trainer for a moment must not keep the run in use."""
@@ -471,6 +495,11 @@ def _npy_header(shape):
     (lambda p: _npz_with_member(p, "w.npy", _npy_header((100000, 100000)) + b"\0" * 64),
      "header says (100000, 100000)"),                       # refused before allocating 40 GB
     (lambda p: _npz_with_member(p, "readme.txt", b"hi"), "not an archive of arrays"),
+    # Quantised weights, or a mask: loaded, they would be the numbers of a model gone wrong.
+    (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, "i1")),
+     "holds w as int8 data, where a checkpoint holds floating-point numbers"),
+    (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, bool)),
+     "holds w as bool data"),
 ])
 def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, phrase):
     from tinyformer.rundir import CheckpointError, load_arrays
@@ -481,6 +510,17 @@ def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, 
     message = str(raised.value)
     assert str(path) in message and phrase in message and "\n" not in message
     assert "pickled" not in message
+
+
+def test_arrays_saved_in_the_other_byte_order_load_as_this_machine_s(tmp_path):
+    """An .npz written on a big-endian machine holds '>f4': the same numbers, loaded in this
+    machine's order, so that the model built from them holds float32 as every model does."""
+    import numpy as np
+    from tinyformer.rundir import load_arrays
+    weights = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.savez(tmp_path / "weights-000001.npz", w=weights.astype(">f4"))
+    loaded = load_arrays(tmp_path / "weights-000001.npz")["w"]
+    assert loaded.dtype == np.float32 and np.array_equal(loaded, weights)
 
 
 def test_is_training_waits_on_no_named_pipe(tmp_path):

@@ -226,6 +226,32 @@ def test_a_full_disk_as_a_checkpoint_is_recorded_lets_training_go_on_in_the_same
     assert trainer.train(threads=1) == "done"
 
 
+def test_a_previous_checkpoint_that_cannot_be_removed_lets_training_go_on_in_the_same_process(
+        tmp_path, monkeypatch):
+    """In a notebook: step 2's checkpoint is written whole, and step 1's weights cannot be
+    removed (Windows keeps a file that a reader has open). Called again, train() goes on: the
+    run's checkpoint is step 2, this process's own, not a run that "went on without it"; and
+    step 1's files go at the next checkpoint, step 2's stay until then."""
+    from tinyformer.train import TrainConfig, Trainer
+    config = TrainConfig(iters=3, n_layer=1, n_head=2, d_model=16, context=16, batch_size=4,
+                         eval_iters=1, checkpoint_every=1, sample_tokens=1)
+    out = tmp_path / "run"
+    trainer = Trainer.start(config, out, log=lambda message: None)
+    real_remove = os.remove
+
+    def in_use(path):
+        if os.path.basename(path) == "weights-000001.npz":
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        real_remove(path)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "remove", in_use)
+        with pytest.raises(PermissionError):
+            trainer.train(threads=1)
+    assert trainer.train(threads=1) == "done"
+    assert sorted(name for name in os.listdir(out) if name.endswith(".npz")) == \
+        ["optimizer-000003.npz", "weights-000003.npz"]
+
+
 def test_a_stop_before_the_previous_checkpoint_is_removed_leaves_no_file_once_resumed(
         tmp_path, monkeypatch):
     """A stop (a second Ctrl-C, a kill) once the last step's config.json is written, before
@@ -292,15 +318,20 @@ def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
         rundir.open_tokens(path, "uint16", 3)
 
 
-def test_a_checkpoint_of_another_format_version_is_refused(tmp_path):
-    """A checkpoint written by a later tinyformer may mean other things by the same names."""
+@pytest.mark.parametrize("version, advice", [
+    (2, "a newer tinyformer wrote it, update this one to read it"),
+    ("1", "put back the config.json this run wrote, or train again")])
+def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, version, advice):
+    """A checkpoint written by a later tinyformer may mean other things by the same names:
+    the error says so, and what to do."""
     (tmp_path / "tokenizer.json").write_text("{}")
     save_checkpoint(tmp_path, {"step": 1, "model": "gpt"}, {"w": np.ones(2, np.float32)}, {})
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "version": 2}))
-    with pytest.raises(rundir.CheckpointError, match="is checkpoint format version 2; this "
-                                                     "tinyformer reads version 1"):
+    (tmp_path / "config.json").write_text(json.dumps({**config, "version": version}))
+    with pytest.raises(rundir.CheckpointError) as refused:
         rundir.read_config(tmp_path)
+    assert str(refused.value) == (f"{tmp_path / 'config.json'} is checkpoint format version "
+                                  f"{version!r}; this tinyformer reads version 1: {advice}")
 
 
 def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path):

@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, why_not_a_directory)
+                    open_regular, shown, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -278,9 +278,11 @@ class RunDirectory:
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
             os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError:
+        except BaseException:
             # A full disk: a run.lock left with no process id in it would keep a new --out's
-            # folder from being removed, and make the folder look like a run.
+            # folder from being removed, and make the folder look like a run. A Ctrl-C here
+            # (a notebook's) would leave the lock held by a descriptor no one closes, the
+            # directory "in use" until Python ends.
             _unlock_and_remove(fd, path)
             raise
         self._lock = fd
@@ -326,10 +328,10 @@ class RunDirectory:
     def release(self) -> None:
         """Give up the lock (at the end of the run, or when it fails to start), and remove
         run.lock. (In a process forked from the holder, there is nothing left to give up.)"""
-        if self._lock in _LOCKS_HELD:
-            _LOCKS_HELD.discard(self._lock)
-            _unlock_and_remove(self._lock, self.file(LOCK))
-        self._lock = None
+        fd, self._lock = self._lock, None      # first: not held, whatever the removal meets
+        if fd in _LOCKS_HELD:
+            _LOCKS_HELD.discard(fd)
+            _unlock_and_remove(fd, self.file(LOCK))
 
     def _remove_created(self):
         """After a failure to start: remove the directories this run created, if still empty
@@ -407,10 +409,13 @@ class RunDirectory:
         """Remove files of the run's (and their temporaries left by a crash), then drop them
         from the manifest, recording `checkpoint` as the step of the last complete checkpoint
         when given."""
+        # First: config.json names that checkpoint already, whatever the removal meets (a file
+        # Windows keeps while a reader has it open); the run's step on disk, which hold()
+        # compares with this one's to tell whether another process went on with the run.
+        self.checkpoint = self.checkpoint if checkpoint is None else checkpoint
         for name in names:
             self._remove_file(name)
         self.owned -= set(names)
-        self.checkpoint = self.checkpoint if checkpoint is None else checkpoint
         self.write_manifest()
 
     def _remove_file(self, name):
@@ -735,9 +740,15 @@ def read_config(directory: StrPath) -> dict[str, Any]:
     if not is_ours(config):
         raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
                               f"directory of a `tinyformer train` run")
-    if config.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path} is checkpoint format version {config.get('version')}; "
-                              f"this tinyformer reads version {CHECKPOINT_VERSION}")
+    version = config.get("version")
+    if version != CHECKPOINT_VERSION:
+        # A later version may mean other things by the same names: read by a newer tinyformer
+        # only. Any other is no version this package wrote.
+        newer = type(version) is int and version > CHECKPOINT_VERSION
+        advice = ("a newer tinyformer wrote it, update this one to read it"
+                  if newer else "put back the config.json this run wrote, or train again")
+        raise CheckpointError(f"{path} is checkpoint format version {shown(version)}; this "
+                              f"tinyformer reads version {CHECKPOINT_VERSION}: {advice}")
     files, digests = config.get("files"), config.get("sha256")
     if not (isinstance(files, dict) and isinstance(digests, dict)
             and {"weights", "tokenizer"} <= set(files)
@@ -783,7 +794,8 @@ def array_shapes(path: StrPath) -> dict[str, tuple[int, ...]]:
 
 def load_arrays(path: StrPath,
                 shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, np.ndarray]:
-    """name -> array from an .npz file (as np.savez writes one), refusing pickled data.
+    """name -> array from an .npz file (as np.savez writes one), refusing pickled data and
+    anything but floats, each array in this machine's byte order.
 
     Each member's .npy header is read before its data, and the data is read only when its
     shape fits the bytes the member holds and, where `shapes` is given (name -> the shape the
@@ -810,7 +822,7 @@ def _read_npz(path, shapes, read_data):
             if not read_data:
                 return found
             return {m.filename.removesuffix(".npy"):
-                    np.lib.format.read_array(archive.open(m), allow_pickle=False)
+                    _native(np.lib.format.read_array(archive.open(m), allow_pickle=False))
                     for m in members}
     except CheckpointError:
         raise
@@ -821,6 +833,13 @@ def _read_npz(path, shapes, read_data):
     except Exception as e:         # a header numpy could not parse, say: the file, not us
         raise damaged(f"is not a readable .npz archive ({type(e).__name__}: "
                       f"{' '.join(str(e).split())})") from None
+
+
+def _native(array):
+    """`array` in this machine's byte order: an .npz written on a machine of the other
+    (np.savez keeps its order, '>f4') gives the same numbers, and a model built from it holds
+    them as every other does, not as parameters of an order of their own."""
+    return array.astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def _check_npy_header(archive, member, damaged):
@@ -844,8 +863,11 @@ def _check_npy_header(archive, member, damaged):
         raise damaged(f"holds {name} as pickled data (an object array), which tinyformer "
                       f"never loads (unpickling can run code): use a checkpoint written by "
                       f"`tinyformer train`")
-    if dtype.kind not in "biuf":    # text, dates, raw bytes: never in a file of weights
-        raise damaged(f"holds {name} as {dtype} data, where a checkpoint holds numbers")
+    # Weights and moments are floats: integers or booleans (quantised weights, a mask) would
+    # load as their numbers, a model that runs and says nothing; text, dates, raw bytes none.
+    if dtype.kind != "f":
+        raise damaged(f"holds {name} as {dtype} data, where a checkpoint holds floating-point "
+                      f"numbers")
     claimed = math.prod(shape) * dtype.itemsize
     if claimed != member.file_size - header_size:
         raise damaged(f"is truncated or damaged: {name}'s header says {tuple(shape)} "
@@ -924,9 +946,14 @@ def _unlock_and_remove(fd, path):
     Windows removes no file that is open, so there it is closed first; and if another process
     opened it meanwhile (to take the lock next), it stays, for that process to lock."""
     if fcntl is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
-        os.close(fd)
+        # Closed whatever the removal meets (a folder made read-only meanwhile, a Ctrl-C): an
+        # open descriptor would hold the lock until Python ends, where a run.lock left behind
+        # unlocked is only a stale one, which the next run takes over.
+        try:
+            with contextlib.suppress(OSError):        # gone already, or a read-only folder's
+                os.remove(path)
+        finally:
+            os.close(fd)
         return
     _unlock_and_close(fd)
     with contextlib.suppress(FileNotFoundError, PermissionError):

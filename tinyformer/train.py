@@ -821,7 +821,10 @@ class Trainer:
             # the next checkpoint (train() called again), not left behind, taking the space.
             self.checkpoint_files |= new
             raise
-        self.run.remove(self.checkpoint_files - new, checkpoint=self.step)
+        # The new files are this checkpoint's from here: a removal that fails leaves the
+        # previous files to the next checkpoint, which removes them, and the new ones kept.
+        previous, self.checkpoint_files = self.checkpoint_files - new, self.checkpoint_files | new
+        self.run.remove(previous, checkpoint=self.step)
         self.checkpoint_files = new
 
     def load_state(self, saved: dict[str, Any]) -> None:
