@@ -4,6 +4,8 @@ and on demand; every bad input is one line `Error: ...`, exit status 2, and no f
 import json
 import os
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -15,6 +17,7 @@ pytest.importorskip("matplotlib")
 from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
+from tinyformer_cli.matplotlib_folder import give_matplotlib_a_folder  # noqa: E402
 from tinyformer.rundir import read_metrics  # noqa: E402
 from viz.plots import comparison_figure, metrics_figure, plot_metrics, smooth  # noqa: E402
 
@@ -412,6 +415,56 @@ def test_plot_command_end_to_end(tmp_path):
 
     result = tinyformer("plot", "--help")
     assert result.exit_code == 0 and "Examples:" in result.stdout
+
+
+MATPLOTLIB_VARIABLES = ["MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"]
+
+
+def test_a_home_that_cannot_be_written_draws_without_matplotlibs_warnings(tmp_path):
+    # A home that nobody may write in, root included (who may write a read-only folder): a
+    # file. matplotlib warned twice on each picture drawn, "mkdir -p failed for path ..." and
+    # "Matplotlib created a temporary cache directory ...", which read as a failure.
+    run = write_metrics(tmp_path / "run", n=3)
+    (tmp_path / "home").write_text("")
+    (tmp_path / "tmp").mkdir()
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in MATPLOTLIB_VARIABLES}
+    environment.update(HOME=str(tmp_path / "home"), TMPDIR=str(tmp_path / "tmp"),
+                       TINYAUTOGRAD_KERNELS="numpy", PYTHONPATH=str(Path(__file__).parent.parent))
+    done = subprocess.run([sys.executable, "-m", "tinyformer_cli", "plot", str(run)],
+                          capture_output=True, text=True, env=environment, timeout=120)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert_png(run / "loss.png")
+    assert files_in(tmp_path / "tmp") == []       # matplotlib's temporary folder, removed
+
+
+def test_matplotlib_keeps_its_folders_where_they_can_be_written_or_mplconfigdir_is_set(
+        tmp_path, monkeypatch):
+    for name in MATPLOTLIB_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    give_matplotlib_a_folder()
+    assert "MPLCONFIGDIR" not in os.environ
+    assert files_in(tmp_path) == []               # nothing made: matplotlib makes its own
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "file"))
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mine"))
+    give_matplotlib_a_folder()
+    assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "mine")
+
+
+def test_a_home_that_cannot_be_written_keeps_matplotlibs_fonts_under_xdg_cache_home(
+        tmp_path, monkeypatch):
+    # XDG_CACHE_HOME, as the compiled loops' line advises: matplotlib's font list goes there,
+    # kept from run to run, rather than into a temporary folder made again on each.
+    for name in MATPLOTLIB_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "home").write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    give_matplotlib_a_folder()
+    assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "cache" / "matplotlib")
 
 
 def bad_inputs(tmp_path):

@@ -6,6 +6,7 @@ for a report, and `tinyformer --debug ...` shows the traceback), 130 when stoppe
 exercise's check does not pass yet."""
 
 from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (see there)
+from tinyformer_cli.matplotlib_folder import give_matplotlib_a_folder
 
 import codecs
 import contextlib
@@ -419,6 +420,9 @@ def main(debug):
     # Program.main reads it when an exception reaches it, after this context has closed.
     context = click.get_current_context()
     context.command.debug, context.command.subcommand = debug, context.invoked_subcommand
+    # Before anything draws (or starts a process that draws: exercises draw), so that a
+    # home that cannot be written gets no warnings from matplotlib (see matplotlib_folder).
+    give_matplotlib_a_folder()
     try:                      # refused before any work, rather than at a run's first op
         tinyautograd.kernels.check()
     except tinyautograd.kernels.KernelError as error:    # (the variable is not in --help)
