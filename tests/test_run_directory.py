@@ -282,8 +282,25 @@ def test_a_lock_whose_release_or_claim_is_cut_short_is_not_held_on(tmp_path, mon
         patched.setattr(os, where, fails)
         run = RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True)
         run.release()
-    RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()
+    # (A claim cut short removes the folder it made: create it again.)
+    RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True).release()
     assert not (tmp_path / "run" / "run.lock").exists()
+
+
+@pytest.mark.parametrize("step", ["_acquire", "_read_manifest"])
+def test_a_ctrl_c_as_a_new_out_is_claimed_removes_the_folders_it_made_and_no_other(
+        tmp_path, monkeypatch, step):
+    """A Ctrl-C (a KeyboardInterrupt, no OSError) part way through claiming a new --out leaves
+    no empty run folder behind; a folder that was there before stays."""
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(RunDirectory, step, interrupted)
+    (tmp_path / "there").mkdir()
+    for out in (tmp_path / "new" / "run", tmp_path / "there" / "run", tmp_path / "there"):
+        with pytest.raises(KeyboardInterrupt):
+            RunDirectory.claim(out, log=lambda m: None, create=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["there"]
+    assert list((tmp_path / "there").iterdir()) == []
 
 
 def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):

@@ -193,14 +193,14 @@ class RunDirectory:
         if not create and not os.path.isdir(path):
             raise RunDirectoryError(f"{option} {path!r} is not a directory; {instead}")
         run.created = None
-        parent = os.path.abspath(path)
-        while not os.path.exists(parent):
-            run.created, parent = parent, os.path.dirname(parent)
         try:
-            os.makedirs(path, exist_ok=True)
+            run._make_directories()
             run._acquire()
-        except OSError as e:
+        except BaseException as e:
+            # Whatever stops the claim (a Ctrl-C too), a folder this process made goes again.
             run._remove_created()
+            if not isinstance(e, OSError):
+                raise
             if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
                 raise RunDirectoryError(f"cannot write to {option} {path!r}: "
                                         f"{why_not_a_directory(path)}; {instead}") from None
@@ -214,7 +214,7 @@ class RunDirectory:
         try:
             run._read_manifest()
         except BaseException:
-            run.release()
+            run._remove_created()
             raise
         if run.taken_over:
             # Its writer was killed, maybe part way through writing a file: atomic_write's
@@ -332,6 +332,27 @@ class RunDirectory:
         if fd in _LOCKS_HELD:
             _LOCKS_HELD.discard(fd)
             _unlock_and_remove(fd, self.file(LOCK))
+
+    def _make_directories(self):
+        """os.makedirs(self.path), one folder at a time, recording in `created` the topmost
+        folder this process made: the one _remove_created removes after a failure, never one
+        that was there before (another process's, made meanwhile, say)."""
+        missing, folder = [], os.path.abspath(self.path)
+        while not os.path.exists(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        for folder in reversed(missing):                 # outermost first
+            # Recorded before it is made: a Ctrl-C just after the mkdir still finds it.
+            first = self.created is None
+            if first:
+                self.created = folder
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                if first:
+                    self.created = None                  # not ours: made meanwhile
+                if not os.path.isdir(folder):            # a file, or a broken link
+                    raise
 
     def _remove_created(self):
         """After a failure to start: remove the directories this run created, if still empty
