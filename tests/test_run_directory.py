@@ -303,6 +303,43 @@ def test_a_ctrl_c_as_a_new_out_is_claimed_removes_the_folders_it_made_and_no_oth
     assert list((tmp_path / "there").iterdir()) == []
 
 
+def test_a_lock_this_process_could_not_remove_is_taken_over_without_a_note(tmp_path,
+                                                                           monkeypatch):
+    """A run whose run.lock could not be removed as it ended (a folder made read-only) leaves
+    it with this process's id in: the next claim in this process (a notebook's) is not told
+    that "process <its own id>" left it."""
+    real_remove = os.remove
+
+    def read_only_folder(path):
+        if str(path).endswith("run.lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        real_remove(path)
+    notes = []
+    first = RunDirectory.claim(tmp_path / "run", log=notes.append, create=True)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "remove", read_only_folder)
+        first.release()
+    assert (tmp_path / "run" / "run.lock").read_text() == f"{os.getpid()}\n"
+    again = RunDirectory.claim(tmp_path / "run", log=notes.append)
+    assert notes == [] and not again.taken_over
+    again.release()
+    assert not (tmp_path / "run" / "run.lock").exists()
+
+
+def test_a_stale_lock_with_this_process_s_id_that_it_did_not_leave_says_so(tmp_path):
+    """In a container every run's process may get the same id: a killed run's run.lock then
+    holds this process's id, and the note does not name it as another process."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.lock").write_text(f"{os.getpid()}\n")
+    notes = []
+    run = RunDirectory.claim(tmp_path / "run", log=notes.append)
+    run.release()
+    assert notes == [f"note: {tmp_path / 'run' / 'run.lock'} was left by an earlier process "
+                     f"with this one's id, {os.getpid()}, which has stopped without releasing "
+                     f"it; taking it over"]
+    assert run.taken_over
+
+
 def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):
     """The trainer's micro-batch workers are forked while it holds the run's lock; one that
     outlives its killed trainer for a moment must not keep the run in use."""

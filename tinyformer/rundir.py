@@ -32,7 +32,8 @@ way", and named in the error instead.
 The lock is an advisory lock (flock; msvcrt's on Windows) on run.lock, held from the moment a
 run claims the directory until it ends. The operating system drops it when the process dies,
 however it dies, so a run.lock left by a killed process is recognised as stale (its lock is
-free) and reclaimed, with a note naming the process that left it. A second writer meanwhile
+free) and reclaimed, with a note naming the process that left it (none for one this process
+could not remove as a run of its ended: a read-only folder's). A second writer meanwhile
 gets one line naming the process that holds it. A flock belongs to the open file, which a
 forked process shares, so a process forked while a run holds its lock (the trainer's
 micro-batch workers) lets go of it at once: otherwise a worker outliving its killed trainer
@@ -92,6 +93,10 @@ CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "tinyformer-checkpoint", 1
 
 
 _LOCKS_HELD: set[int] = set()      # the descriptors of the run.lock files this process holds
+# The run.lock files (device, inode) this process gave up but could not remove (a read-only
+# folder, a Ctrl-C): left with its own process id in, which its next claim takes over quietly,
+# no note saying another process left them.
+_LOCKS_LEFT_BEHIND: set[tuple[int, int]] = set()
 
 
 def _let_go_of_locks_in_forked_child():
@@ -270,8 +275,18 @@ class RunDirectory:
                         raise
             os.close(fd)
         left = _process_id_in(fd) or left
+        if left == str(os.getpid()) and _identity(fd) in _LOCKS_LEFT_BEHIND:
+            # This process's own, from a run it ended, which could not remove it: the run
+            # released the lock as it ended, and wrote all it was writing.
+            _LOCKS_LEFT_BEHIND.discard(_identity(fd))
+            left = ""
         self.taken_over = bool(left)
-        if left:
+        if left == str(os.getpid()):
+            # A process killed before this one was given its id (in a container, where every
+            # run's process may get the same id): not this one, which holds no such file.
+            self.log(f"note: {path} was left by an earlier process with this one's id, "
+                     f"{left}, which has stopped without releasing it; taking it over")
+        elif left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
                      f"releasing it; taking it over")
         try:
@@ -966,19 +981,27 @@ def _unlock_and_remove(fd, path):
     run.lock is removed while still locked, so that no one can lock the old file after us.
     Windows removes no file that is open, so there it is closed first; and if another process
     opened it meanwhile (to take the lock next), it stays, for that process to lock."""
+    # Recorded as left behind until it is gone: see _LOCKS_LEFT_BEHIND.
+    identity = _identity(fd)
+    _LOCKS_LEFT_BEHIND.add(identity)
     if fcntl is not None:
         # Closed whatever the removal meets (a folder made read-only meanwhile, a Ctrl-C): an
         # open descriptor would hold the lock until Python ends, where a run.lock left behind
         # unlocked is only a stale one, which the next run takes over.
         try:
-            with contextlib.suppress(OSError):        # gone already, or a read-only folder's
+            with contextlib.suppress(FileNotFoundError):      # gone already
                 os.remove(path)
+            _LOCKS_LEFT_BEHIND.discard(identity)
+        except OSError:                                       # a read-only folder's: left
+            pass
         finally:
             os.close(fd)
         return
     _unlock_and_close(fd)
-    with contextlib.suppress(FileNotFoundError, PermissionError):
-        os.remove(path)
+    with contextlib.suppress(PermissionError):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        _LOCKS_LEFT_BEHIND.discard(identity)
 
 
 def _open_lock_file(path, flags):
@@ -997,6 +1020,12 @@ def _open_lock_file(path, flags):
         os.close(fd)
         return None
     return fd
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    """The (device, inode) of the file open as `fd`: the same file, whatever its path."""
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
 
 
 def _process_id_in(fd: int) -> str:
