@@ -420,6 +420,23 @@ def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
     assert tinyformer("train", *TINY, "--iters", 1, "--out", run).exit_code == 0
 
 
+@pytest.mark.parametrize("version, advice", [
+    (2, "a newer tinyformer wrote it, update this one to read it"),
+    ("1", "put back the manifest.json this run wrote, or train again in another --out")])
+def test_a_manifest_of_another_format_version_is_refused_saying_what_to_do(run, version,
+                                                                            advice):
+    """A manifest a later tinyformer wrote may record other things under the same names: not
+    read as version 1, nor called damaged (whose advice is to remove the run)."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "version": version}))
+    before = files(run)
+    for args in (["--resume", run], [*TINY, "--out", run, "--force"]):
+        line = one_line_error(tinyformer("train", *args))
+        assert line == (f"Error: {run / 'manifest.json'} is run format version {version!r}; "
+                        f"this tinyformer reads version 1: {advice}")
+    assert files(run) == before
+
+
 def test_a_diverging_run_exits_2_and_says_how_to_start_again(tmp_path):
     out = tmp_path / "run"
     line = one_line_error(tinyformer("train", *TINY, "--iters", 20, "--lr", "1e30", "--clip", 0,

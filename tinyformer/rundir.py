@@ -57,7 +57,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, shown, why_not_a_directory)
+                    open_regular, version_problem, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -123,19 +123,31 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
     """The manifest.json of the run in `directory` as a dict, checked as a run of ours writes
     it (its format; its `owns`, a list of names; its `checkpoint`, a step or None): the one
     place that reads the file. None where there is none; ValueError where it is damaged (the
-    callers say what that means to them); OSError where it cannot be read."""
+    callers say what that means to them), RunDirectoryError (a ValueError too, saying what to
+    do) where it is of a format version this tinyformer does not read; OSError where it
+    cannot be read."""
     path = os.path.join(directory, MANIFEST)
     if not os.path.exists(path):
         return None
     try:
         with open_regular(path, "r", encoding="utf-8") as f:    # not a link to /dev/zero
             manifest = json.load(f)
+        if manifest.get("format") == FORMAT:
+            # First: a later version may keep what it records under other names, and is not
+            # damaged (to be removed) but for a newer tinyformer to read.
+            problem = version_problem(path, "run format", manifest.get("version"), VERSION,
+                                      f"put back the {MANIFEST} this run wrote, or train "
+                                      f"again in another --out")
+            if problem:
+                raise RunDirectoryError(problem)
         owns, step = manifest["owns"], manifest.get("checkpoint")
         # A list of names: a string would pass as the list of its characters.
         if manifest.get("format") == FORMAT and isinstance(owns, list) \
                 and all(isinstance(n, str) for n in owns) \
                 and (step is None or type(step) is int):
             return manifest
+    except RunDirectoryError:
+        raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass                          # not UTF-8, not JSON, nested too deep, or not an object
     raise ValueError(f"{path} is damaged")
@@ -384,6 +396,8 @@ class RunDirectory:
     def _read_manifest(self):
         try:
             manifest = read_manifest(self.path)
+        except RunDirectoryError:                 # of another version: it says what to do
+            raise
         except ValueError:
             raise RunDirectoryError(f"{self.file(MANIFEST)} is damaged, so tinyformer cannot "
                                     f"tell the run's files from yours; move out what you want "
@@ -776,15 +790,11 @@ def read_config(directory: StrPath) -> dict[str, Any]:
     if not is_ours(config):
         raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
                               f"directory of a `tinyformer train` run")
-    version = config.get("version")
-    if version != CHECKPOINT_VERSION:
-        # A later version may mean other things by the same names: read by a newer tinyformer
-        # only. Any other is no version this package wrote.
-        newer = type(version) is int and version > CHECKPOINT_VERSION
-        advice = ("a newer tinyformer wrote it, update this one to read it"
-                  if newer else "put back the config.json this run wrote, or train again")
-        raise CheckpointError(f"{path} is checkpoint format version {shown(version)}; this "
-                              f"tinyformer reads version {CHECKPOINT_VERSION}: {advice}")
+    problem = version_problem(path, "checkpoint format", config.get("version"),
+                              CHECKPOINT_VERSION, "put back the config.json this run wrote, or "
+                                                  "train again")
+    if problem:
+        raise CheckpointError(problem)
     files, digests = config.get("files"), config.get("sha256")
     if not (isinstance(files, dict) and isinstance(digests, dict)
             and {"weights", "tokenizer"} <= set(files)
