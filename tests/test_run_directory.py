@@ -282,8 +282,62 @@ def test_a_lock_whose_release_or_claim_is_cut_short_is_not_held_on(tmp_path, mon
         patched.setattr(os, where, fails)
         run = RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True)
         run.release()
-    RunDirectory.claim(tmp_path / "run", log=lambda m: None).release()
+    # (A claim cut short removes the folder it made: create it again.)
+    RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True).release()
     assert not (tmp_path / "run" / "run.lock").exists()
+
+
+@pytest.mark.parametrize("step", ["_acquire", "_read_manifest"])
+def test_a_ctrl_c_as_a_new_out_is_claimed_removes_the_folders_it_made_and_no_other(
+        tmp_path, monkeypatch, step):
+    """A Ctrl-C (a KeyboardInterrupt, no OSError) part way through claiming a new --out leaves
+    no empty run folder behind; a folder that was there before stays."""
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(RunDirectory, step, interrupted)
+    (tmp_path / "there").mkdir()
+    for out in (tmp_path / "new" / "run", tmp_path / "there" / "run", tmp_path / "there"):
+        with pytest.raises(KeyboardInterrupt):
+            RunDirectory.claim(out, log=lambda m: None, create=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["there"]
+    assert list((tmp_path / "there").iterdir()) == []
+
+
+def test_a_lock_this_process_could_not_remove_is_taken_over_without_a_note(tmp_path,
+                                                                           monkeypatch):
+    """A run whose run.lock could not be removed as it ended (a folder made read-only) leaves
+    it with this process's id in: the next claim in this process (a notebook's) is not told
+    that "process <its own id>" left it."""
+    real_remove = os.remove
+
+    def read_only_folder(path):
+        if str(path).endswith("run.lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        real_remove(path)
+    notes = []
+    first = RunDirectory.claim(tmp_path / "run", log=notes.append, create=True)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "remove", read_only_folder)
+        first.release()
+    assert (tmp_path / "run" / "run.lock").read_text() == f"{os.getpid()}\n"
+    again = RunDirectory.claim(tmp_path / "run", log=notes.append)
+    assert notes == [] and not again.taken_over
+    again.release()
+    assert not (tmp_path / "run" / "run.lock").exists()
+
+
+def test_a_stale_lock_with_this_process_s_id_that_it_did_not_leave_says_so(tmp_path):
+    """In a container every run's process may get the same id: a killed run's run.lock then
+    holds this process's id, and the note does not name it as another process."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "run.lock").write_text(f"{os.getpid()}\n")
+    notes = []
+    run = RunDirectory.claim(tmp_path / "run", log=notes.append)
+    run.release()
+    assert notes == [f"note: {tmp_path / 'run' / 'run.lock'} was left by an earlier process "
+                     f"with this one's id, {os.getpid()}, which has stopped without releasing "
+                     f"it; taking it over"]
+    assert run.taken_over
 
 
 def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):
@@ -364,6 +418,23 @@ def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
         path.unlink()
     run.rmdir()
     assert tinyformer("train", *TINY, "--iters", 1, "--out", run).exit_code == 0
+
+
+@pytest.mark.parametrize("version, advice", [
+    (2, "a newer tinyformer wrote it, update this one to read it"),
+    ("1", "put back the manifest.json this run wrote, or train again in another --out")])
+def test_a_manifest_of_another_format_version_is_refused_saying_what_to_do(run, version,
+                                                                            advice):
+    """A manifest a later tinyformer wrote may record other things under the same names: not
+    read as version 1, nor called damaged (whose advice is to remove the run)."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**manifest, "version": version}))
+    before = files(run)
+    for args in (["--resume", run], [*TINY, "--out", run, "--force"]):
+        line = one_line_error(tinyformer("train", *args))
+        assert line == (f"Error: {run / 'manifest.json'} is run format version {version!r}; "
+                        f"this tinyformer reads version 1: {advice}")
+    assert files(run) == before
 
 
 def test_a_diverging_run_exits_2_and_says_how_to_start_again(tmp_path):

@@ -3,6 +3,7 @@ the reference `safetensors` package (both ways), and each kind of corrupt file i
 one line that names the file and the problem."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -181,6 +182,26 @@ def test_a_field_the_format_does_not_name_is_ignored_as_the_reference_ignores_it
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(SafetensorsError, match="does not exist or is not a file"):
         load_file(tmp_path / "nothing.safetensors")
+
+
+def test_a_directory_is_called_one_and_the_file_in_it_named(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    with pytest.raises(SafetensorsError) as refused:
+        load_file(folder)
+    assert str(refused.value) == (f"{folder} is a directory, not a safetensors file; give the "
+                                  f"path of a .safetensors file")
+    save_file({"x": np.ones(2, np.float32)}, folder / "model.safetensors")
+    with pytest.raises(SafetensorsError) as refused:
+        load_file(folder)
+    file = str(folder / "model.safetensors")
+    assert str(refused.value) == (f"{folder} is a directory, not a safetensors file; give the "
+                                  f"file in it, {file!r}")
+    assert list(load_file(file)) == ["x"]                 # the advice, taken
+    save_file({"y": np.ones(2, np.float32)}, folder / "extra.safetensors")
+    with pytest.raises(SafetensorsError, match="give one of the 2 files in it, such as "
+                                               f"{re.escape(repr(file))}$"):
+        load_metadata(folder)
 
 
 def test_a_header_that_claims_more_than_the_file_holds(tmp_path):

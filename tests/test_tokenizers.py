@@ -516,6 +516,26 @@ def test_save_load_round_trip(tmp_path, tok):
     assert json.loads(path.read_text())["type"] == tok.kind
 
 
+def test_a_tokenizer_file_records_its_format_version_and_one_without_is_version_1(tmp_path):
+    """A file written before the version was recorded still loads; one a later tinyformer
+    wrote, which may mean other things by the same names, is refused saying what to do."""
+    path = tmp_path / "tok.json"
+    CHAR.save(path)
+    data = json.loads(path.read_text())
+    assert data["version"] == 1
+    del data["version"]                                   # as an older tinyformer wrote it
+    path.write_text(json.dumps(data))
+    assert load_tokenizer(path).encode(TEXT) == CHAR.encode(TEXT)
+    for version, advice in [(2, "a newer tinyformer wrote it, update this one to read it"),
+                            ("1", "put back the tokenizer file tinyformer wrote")]:
+        path.write_text(json.dumps({**data, "version": version}))
+        for load in (load_tokenizer, CharTokenizer.load):
+            with pytest.raises(ValueError) as refused:
+                load(path)
+            assert str(refused.value) == (f"{path} is tokenizer format version {version!r}; "
+                                          f"this tinyformer reads version 1: {advice}")
+
+
 def test_a_saved_tokenizer_has_the_permissions_of_any_new_file(tmp_path):
     umask = os.umask(0o022)                # as most systems have it: others may read
     try:

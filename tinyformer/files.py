@@ -408,6 +408,21 @@ _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlist = _SHORT.maxdict = 8
 
 
+def version_problem(path: StrPath, what: str, version: Any, reads: int,
+                    otherwise: str) -> str | None:
+    """What is wrong with the "version" of a file tinyformer writes (`what`: "checkpoint
+    format"), in one line that says what to do; None where it is `reads`, the version this
+    tinyformer reads. A later version may mean other things by the same names: it is read by
+    a newer tinyformer only. Any other value is no version tinyformer wrote: `otherwise` says
+    what to do then (put back the file as it was written)."""
+    if type(version) is int and version == reads:          # not True, which == 1
+        return None
+    newer = type(version) is int and version > reads
+    advice = "a newer tinyformer wrote it, update this one to read it" if newer else otherwise
+    return (f"{os.fspath(path)} is {what} version {shown(version)}; this tinyformer reads "
+            f"version {reads}: {advice}")
+
+
 def shown(value: Any) -> str:
     """repr(value), or as much of it as an error message needs."""
     return _SHORT.repr(value)

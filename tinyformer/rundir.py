@@ -32,7 +32,8 @@ way", and named in the error instead.
 The lock is an advisory lock (flock; msvcrt's on Windows) on run.lock, held from the moment a
 run claims the directory until it ends. The operating system drops it when the process dies,
 however it dies, so a run.lock left by a killed process is recognised as stale (its lock is
-free) and reclaimed, with a note naming the process that left it. A second writer meanwhile
+free) and reclaimed, with a note naming the process that left it (none for one this process
+could not remove as a run of its ended: a read-only folder's). A second writer meanwhile
 gets one line naming the process that holds it. A flock belongs to the open file, which a
 forked process shares, so a process forked while a run holds its lock (the trainer's
 micro-batch workers) lets go of it at once: otherwise a worker outliving its killed trainer
@@ -56,7 +57,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, shown, why_not_a_directory)
+                    open_regular, version_problem, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -92,6 +93,10 @@ CHECKPOINT_FORMAT, CHECKPOINT_VERSION = "tinyformer-checkpoint", 1
 
 
 _LOCKS_HELD: set[int] = set()      # the descriptors of the run.lock files this process holds
+# The run.lock files (device, inode) this process gave up but could not remove (a read-only
+# folder, a Ctrl-C): left with its own process id in, which its next claim takes over quietly,
+# no note saying another process left them.
+_LOCKS_LEFT_BEHIND: set[tuple[int, int]] = set()
 
 
 def _let_go_of_locks_in_forked_child():
@@ -118,19 +123,31 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
     """The manifest.json of the run in `directory` as a dict, checked as a run of ours writes
     it (its format; its `owns`, a list of names; its `checkpoint`, a step or None): the one
     place that reads the file. None where there is none; ValueError where it is damaged (the
-    callers say what that means to them); OSError where it cannot be read."""
+    callers say what that means to them), RunDirectoryError (a ValueError too, saying what to
+    do) where it is of a format version this tinyformer does not read; OSError where it
+    cannot be read."""
     path = os.path.join(directory, MANIFEST)
     if not os.path.exists(path):
         return None
     try:
         with open_regular(path, "r", encoding="utf-8") as f:    # not a link to /dev/zero
             manifest = json.load(f)
+        if manifest.get("format") == FORMAT:
+            # First: a later version may keep what it records under other names, and is not
+            # damaged (to be removed) but for a newer tinyformer to read.
+            problem = version_problem(path, "run format", manifest.get("version"), VERSION,
+                                      f"put back the {MANIFEST} this run wrote, or train "
+                                      f"again in another --out")
+            if problem:
+                raise RunDirectoryError(problem)
         owns, step = manifest["owns"], manifest.get("checkpoint")
         # A list of names: a string would pass as the list of its characters.
         if manifest.get("format") == FORMAT and isinstance(owns, list) \
                 and all(isinstance(n, str) for n in owns) \
                 and (step is None or type(step) is int):
             return manifest
+    except RunDirectoryError:
+        raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass                          # not UTF-8, not JSON, nested too deep, or not an object
     raise ValueError(f"{path} is damaged")
@@ -193,14 +210,14 @@ class RunDirectory:
         if not create and not os.path.isdir(path):
             raise RunDirectoryError(f"{option} {path!r} is not a directory; {instead}")
         run.created = None
-        parent = os.path.abspath(path)
-        while not os.path.exists(parent):
-            run.created, parent = parent, os.path.dirname(parent)
         try:
-            os.makedirs(path, exist_ok=True)
+            run._make_directories()
             run._acquire()
-        except OSError as e:
+        except BaseException as e:
+            # Whatever stops the claim (a Ctrl-C too), a folder this process made goes again.
             run._remove_created()
+            if not isinstance(e, OSError):
+                raise
             if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
                 raise RunDirectoryError(f"cannot write to {option} {path!r}: "
                                         f"{why_not_a_directory(path)}; {instead}") from None
@@ -214,7 +231,7 @@ class RunDirectory:
         try:
             run._read_manifest()
         except BaseException:
-            run.release()
+            run._remove_created()
             raise
         if run.taken_over:
             # Its writer was killed, maybe part way through writing a file: atomic_write's
@@ -270,8 +287,18 @@ class RunDirectory:
                         raise
             os.close(fd)
         left = _process_id_in(fd) or left
+        if left == str(os.getpid()) and _identity(fd) in _LOCKS_LEFT_BEHIND:
+            # This process's own, from a run it ended, which could not remove it: the run
+            # released the lock as it ended, and wrote all it was writing.
+            _LOCKS_LEFT_BEHIND.discard(_identity(fd))
+            left = ""
         self.taken_over = bool(left)
-        if left:
+        if left == str(os.getpid()):
+            # A process killed before this one was given its id (in a container, where every
+            # run's process may get the same id): not this one, which holds no such file.
+            self.log(f"note: {path} was left by an earlier process with this one's id, "
+                     f"{left}, which has stopped without releasing it; taking it over")
+        elif left:
             self.log(f"note: {path} was left by process {left}, which has stopped without "
                      f"releasing it; taking it over")
         try:
@@ -333,6 +360,27 @@ class RunDirectory:
             _LOCKS_HELD.discard(fd)
             _unlock_and_remove(fd, self.file(LOCK))
 
+    def _make_directories(self):
+        """os.makedirs(self.path), one folder at a time, recording in `created` the topmost
+        folder this process made: the one _remove_created removes after a failure, never one
+        that was there before (another process's, made meanwhile, say)."""
+        missing, folder = [], os.path.abspath(self.path)
+        while not os.path.exists(folder):
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        for folder in reversed(missing):                 # outermost first
+            # Recorded before it is made: a Ctrl-C just after the mkdir still finds it.
+            first = self.created is None
+            if first:
+                self.created = folder
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                if first:
+                    self.created = None                  # not ours: made meanwhile
+                if not os.path.isdir(folder):            # a file, or a broken link
+                    raise
+
     def _remove_created(self):
         """After a failure to start: remove the directories this run created, if still empty
         but for our lock, so a mistake leaves nothing behind."""
@@ -348,6 +396,8 @@ class RunDirectory:
     def _read_manifest(self):
         try:
             manifest = read_manifest(self.path)
+        except RunDirectoryError:                 # of another version: it says what to do
+            raise
         except ValueError:
             raise RunDirectoryError(f"{self.file(MANIFEST)} is damaged, so tinyformer cannot "
                                     f"tell the run's files from yours; move out what you want "
@@ -740,15 +790,11 @@ def read_config(directory: StrPath) -> dict[str, Any]:
     if not is_ours(config):
         raise CheckpointError(f"{path} is not a tinyformer checkpoint config; give the --out "
                               f"directory of a `tinyformer train` run")
-    version = config.get("version")
-    if version != CHECKPOINT_VERSION:
-        # A later version may mean other things by the same names: read by a newer tinyformer
-        # only. Any other is no version this package wrote.
-        newer = type(version) is int and version > CHECKPOINT_VERSION
-        advice = ("a newer tinyformer wrote it, update this one to read it"
-                  if newer else "put back the config.json this run wrote, or train again")
-        raise CheckpointError(f"{path} is checkpoint format version {shown(version)}; this "
-                              f"tinyformer reads version {CHECKPOINT_VERSION}: {advice}")
+    problem = version_problem(path, "checkpoint format", config.get("version"),
+                              CHECKPOINT_VERSION, "put back the config.json this run wrote, or "
+                                                  "train again")
+    if problem:
+        raise CheckpointError(problem)
     files, digests = config.get("files"), config.get("sha256")
     if not (isinstance(files, dict) and isinstance(digests, dict)
             and {"weights", "tokenizer"} <= set(files)
@@ -945,19 +991,27 @@ def _unlock_and_remove(fd, path):
     run.lock is removed while still locked, so that no one can lock the old file after us.
     Windows removes no file that is open, so there it is closed first; and if another process
     opened it meanwhile (to take the lock next), it stays, for that process to lock."""
+    # Recorded as left behind until it is gone: see _LOCKS_LEFT_BEHIND.
+    identity = _identity(fd)
+    _LOCKS_LEFT_BEHIND.add(identity)
     if fcntl is not None:
         # Closed whatever the removal meets (a folder made read-only meanwhile, a Ctrl-C): an
         # open descriptor would hold the lock until Python ends, where a run.lock left behind
         # unlocked is only a stale one, which the next run takes over.
         try:
-            with contextlib.suppress(OSError):        # gone already, or a read-only folder's
+            with contextlib.suppress(FileNotFoundError):      # gone already
                 os.remove(path)
+            _LOCKS_LEFT_BEHIND.discard(identity)
+        except OSError:                                       # a read-only folder's: left
+            pass
         finally:
             os.close(fd)
         return
     _unlock_and_close(fd)
-    with contextlib.suppress(FileNotFoundError, PermissionError):
-        os.remove(path)
+    with contextlib.suppress(PermissionError):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        _LOCKS_LEFT_BEHIND.discard(identity)
 
 
 def _open_lock_file(path, flags):
@@ -976,6 +1030,12 @@ def _open_lock_file(path, flags):
         os.close(fd)
         return None
     return fd
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    """The (device, inode) of the file open as `fd`: the same file, whatever its path."""
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
 
 
 def _process_id_in(fd: int) -> str:

@@ -136,12 +136,32 @@ def _invalid(path, what):
 
 
 def _open(path):
+    if os.path.isdir(path):
+        raise SafetensorsError(_directory_advice(path))
     if not os.path.isfile(path):
         raise SafetensorsError(f"{path} does not exist or is not a file")
     try:
         return open(path, "rb")
     except OSError as e:
         raise SafetensorsError(f"{path} cannot be read ({e.strerror})") from None
+
+
+def _directory_advice(directory):
+    """The one line for a directory given where a safetensors file goes: the file to give
+    instead, where it holds one (a model's folder: its model.safetensors, or its first shard)."""
+    directory = os.fspath(directory)
+    try:
+        inside = sorted(name for name in os.listdir(directory) if name.endswith(".safetensors"))
+    except OSError:                                   # a folder one may not list
+        inside = []
+    if not inside:
+        return (f"{directory} is a directory, not a safetensors file; give the path of a "
+                f".safetensors file")
+    first = os.path.join(directory, "model.safetensors" if "model.safetensors" in inside
+                         else inside[0])
+    which = (f"the file in it, {first!r}" if len(inside) == 1 else
+             f"one of the {len(inside)} files in it, such as {first!r}")
+    return f"{directory} is a directory, not a safetensors file; give {which}"
 
 
 def _read(path):

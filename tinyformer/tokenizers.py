@@ -15,10 +15,10 @@ that mark structure rather than text. As in GPT-2, a special token written in th
 recognised only when asked (`encode(text, allow_special=True)`); by default it is plain text,
 so a user's input cannot smuggle in an `<eos>`.
 
-Both save to and load from JSON (`{"type": "char" | "bpe", ...}`); `load_tokenizer(path)` reads
-either. A BPETokenizer is GPT-2's kind of tokenizer: pretrained.py writes and reads it as GPT-2's
-files (`save_gpt2_tokenizer`, `load_gpt2_tokenizer`), as Hugging Face's transformers does, and it
-then encodes and decodes exactly as GPT-2 does.
+Both save to and load from JSON (`{"type": "char" | "bpe", "version": 1, ...}`);
+`load_tokenizer(path)` reads either. A BPETokenizer is GPT-2's kind of tokenizer: pretrained.py
+writes and reads it as GPT-2's files (`save_gpt2_tokenizer`, `load_gpt2_tokenizer`), as Hugging
+Face's transformers does, and it then encodes and decodes exactly as GPT-2 does.
 """
 
 from __future__ import annotations
@@ -38,10 +38,13 @@ import numpy as np
 import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
-                    iter_text, open_regular, read_text, shown)
+                    iter_text, open_regular, read_text, shown, version_problem)
 from .schema import Whole, check_settings
 from .summary import counted
 
+# The version of the tokenizer files `save` writes. A file written before it was recorded has
+# none, and is version 1.
+TOKENIZER_VERSION = 1
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
 
 
@@ -429,7 +432,7 @@ class Tokenizer:
         with atomic_write(path, encoding="utf-8") as f:
             # ensure_ascii (the default) writes every non-ASCII character as \\uXXXX, so any
             # character, even a lone surrogate, survives the file.
-            json.dump({"type": self.kind, **self._fields()}, f)
+            json.dump({"type": self.kind, "version": TOKENIZER_VERSION, **self._fields()}, f)
 
     @classmethod
     def load(cls: type[TokenizerT], path: StrPath) -> TokenizerT:
@@ -443,6 +446,11 @@ class Tokenizer:
         if os.path.isdir(path):
             raise ValueError(_directory_advice(path))
         data = _read_json(path)
+        problem = version_problem(path, "tokenizer format",
+                                  data.get("version", TOKENIZER_VERSION), TOKENIZER_VERSION,
+                                  "put back the tokenizer file tinyformer wrote")
+        if problem:
+            raise ValueError(problem)
         if cls is Tokenizer:
             return _build(TOKENIZERS[data["type"]], data, path)
         if data["type"] != cls.kind:
