@@ -1004,6 +1004,17 @@ class GELU(Module):
         return x.gelu()
 
 
+@_torch_keywords
+class SiLU(Module):
+    """x * sigmoid(x) (swish)"""
+
+    def __init__(self, inplace: bool = False) -> None:
+        _refuse_inplace("SiLU", inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return functional.silu(x)
+
+
 class Tanh(Module):
     """tanh x"""
 
