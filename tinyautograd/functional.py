@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
 from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _check, _lift,
-                     _numpy_keywords, _operands, _refuse_exact_gelu, where)
+                     _numpy_keywords, _operands, _pointing_to_ours, _refuse_exact_gelu, where)
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -797,3 +797,46 @@ def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
         _refuse_exact_gelu("gelu", approximate)
     return ops.Gelu.apply(x)
 
+
+# ---------------------------------------------------------------------------- torch's others
+
+# torch.nn.functional's names that are not here, with what to write instead, for the
+# AttributeError (as tinyautograd's and nn's): F is tinyautograd.functional, ta tinyautograd,
+# x the input, and axis -1 stands for torch's dim.
+_TORCH_FUNCTIONAL_NAMES = {
+    "nll_loss": ("cross_entropy(logits, targets), which is nll_loss(log_softmax(logits), "
+                 "targets) in one op (classes on the last axis)"),
+    "binary_cross_entropy": ("binary_cross_entropy_with_logits(logits, target), from the "
+                             "logits, which never takes log 0; from probabilities p, "
+                             "-(y * p.log() + (1 - y) * (1 - p).log()).mean()"),
+    "l1_loss": "(input - target).abs().mean()",
+    "smooth_l1_loss": ("ta.where(d.abs() < beta, 0.5 * d * d / beta, d.abs() - 0.5 * beta)"
+                       ".mean() with d = input - target (torch's beta is 1.0)"),
+    "huber_loss": ("ta.where(d.abs() < delta, 0.5 * d * d, delta * (d.abs() - 0.5 * delta))"
+                   ".mean() with d = input - target (torch's delta is 1.0)"),
+    "kl_div": ("(target * (target.log() - input)).sum() / len(input) for log-probabilities "
+               "input and probabilities target (torch's reduction='batchmean')"),
+    "sigmoid": "x.sigmoid()", "tanh": "x.tanh()",
+    "logsigmoid": "-F.softplus(-x)",
+    "softmin": "F.softmax(-x, axis)",
+    "leaky_relu": "ta.where(x > 0, x, negative_slope * x) (torch's slope is 0.01)",
+    "mish": "x * F.softplus(x).tanh()",
+    "glu": ("a * b.sigmoid() with a, b = x[..., :n], x[..., n:], the halves of the last axis "
+            "(F.swiglu computes F.silu(a) * b)"),
+    "normalize": ("x / ((x * x).sum(axis=-1, keepdims=True) + eps * eps).sqrt(), rows of "
+                  "2-norm 1 (torch divides by max(norm, eps): the same but for norms near eps)"),
+    "cosine_similarity": ("(a * b).sum(axis=-1) / ((a * a).sum(axis=-1) * (b * b).sum(axis=-1)"
+                          ").sqrt()"),
+    "pad": ("ta.concat([x, ta.zeros(*x.shape[:-1], k, dtype=x.dtype)], axis=-1), k zeros "
+            "after the last axis (before it: the zeros first)"),
+    "scaled_dot_product_attention": (
+        "tinyformer.attention.scaled_dot_product_attention(q, k, v, mask), a boolean mask "
+        "True where a query may attend, as torch's boolean attn_mask (is_causal=True: "
+        "tinyformer's causal_mask(T))"),
+}
+
+# Under `if not TYPE_CHECKING:`, as tinyautograd's: a type checker reading it would take any
+# name for one of ours (`F.cross_entrpy`), and flag no misspelling.
+if not TYPE_CHECKING:
+    __getattr__ = _pointing_to_ours("module 'tinyautograd.functional'",
+                                    _TORCH_FUNCTIONAL_NAMES)

@@ -590,7 +590,13 @@ if not TYPE_CHECKING:     # a type checker would take any name for one of ours (
     __getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", {
         "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
         "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
-        "utils": "optim.clip_grad_norm for clip_grad_norm_"})
+        "utils": "optim.clip_grad_norm for clip_grad_norm_",
+        # torch's loss modules: the functions, called with the outputs and the targets
+        "CrossEntropyLoss": "functional.cross_entropy(logits, targets), a function",
+        "NLLLoss": "functional.cross_entropy(logits, targets), from the logits",
+        "MSELoss": "functional.mse_loss(input, target), a function",
+        "BCEWithLogitsLoss": ("functional.binary_cross_entropy_with_logits(logits, target), a "
+                              "function")})
 
 
 # --------------------------------------------------------------------------------------------
