@@ -460,9 +460,30 @@ def draw_cross_entropy(batch_dims):
             if (targets == ignore_index).all():       # at least one target counts (else NaN)
                 targets.flat[0] = 1
         params = {"targets": targets, "ignore_index": ignore_index,
-                  "label_smoothing": d.sample([0.0, 0.1, 0.5])}
+                  "label_smoothing": d.sample([0.0, 0.1, 0.5]),
+                  "reduction": d.sample(["mean", "sum", "none"], label="reduction")}
         return [d.normal(shape + (classes,), 2.0)], params
     return draw
+
+
+def draw_loss(make_input, make_target):
+    """An input and a target of one drawn shape (0-d too), and torch's reduction."""
+    def draw(d):
+        shape = d.shape()
+        reduction = d.sample(["mean", "sum", "none"], label="reduction")
+        return [make_input(d, shape), make_target(d, shape)], {"reduction": reduction}
+    return draw
+
+
+def probabilities_or_labels(d, shape):
+    """Targets of binary cross-entropy: soft ones in [0, 1], or labels 0 and 1."""
+    if d.boolean(label="labels"):
+        return d.rng.integers(0, 2, shape).astype(float)
+    return d.rng.random(shape)
+
+
+def labels(d, shape):
+    return d.rng.integers(0, 2, shape).astype(float)
 
 
 def draw_layer_norm(affine):
@@ -588,12 +609,12 @@ def torch_dropout(x, p, seed):
     return x * torch.as_tensor(keep) / (1 - p)
 
 
-def torch_cross_entropy(logits, targets, ignore_index, label_smoothing):
+def torch_cross_entropy(logits, targets, ignore_index, label_smoothing, reduction):
     """torch wants the classes on axis 1."""
     return TF.cross_entropy(logits.movedim(-1, 1) if logits.ndim > 2 else logits,
                             torch.as_tensor(targets),
                             ignore_index=-100 if ignore_index is None else ignore_index,
-                            label_smoothing=label_smoothing)
+                            label_smoothing=label_smoothing, reduction=reduction)
 
 
 def torch_layer_norm(x, weight=None, bias=None, eps=1e-5):
@@ -774,6 +795,14 @@ CASES = [
     OpCase("cross_entropy: (B, T, V)", (CrossEntropy,),
            lambda logits, **kw: F.cross_entropy(logits, **kw), torch_cross_entropy,
            draw_cross_entropy(2)),
+    OpCase("mse_loss", (ops.Sub, ops.Mul), F.mse_loss, TF.mse_loss, draw_loss(normal, normal)),
+    OpCase("binary_cross_entropy_with_logits", (ops.Softplus, ops.Where),
+           F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
+           draw_loss(lambda d, shape: d.normal(shape, 3.0), probabilities_or_labels)),
+    # (where e^x overflows and 1 - sigmoid(x) rounds to 0: finite, and torch's to 1e-12)
+    OpCase("binary_cross_entropy_with_logits: large |x|", (ops.Softplus, ops.Where),
+           F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
+           draw_loss(large, labels)),
     OpCase("layer_norm: weight and bias", (LayerNorm,),
            lambda x, w, b, eps: F.layer_norm(x, w, b, eps=eps), torch_layer_norm,
            draw_layer_norm(affine=True)),
@@ -787,6 +816,9 @@ CASES = [
            draw_rms_norm(False)),
     OpCase("swiglu: silu(gate) * up, side by side on the last axis", (SwiGLU,), F.swiglu,
            torch_swiglu, draw_swiglu),
+    OpCase("silu: x * sigmoid(x)", (ops.Mul, ops.Sigmoid), F.silu, TF.silu,
+           one(lambda d, shape: d.normal(shape, 3.0))),
+    OpCase("silu: large |x|", (ops.Mul, ops.Sigmoid), F.silu, TF.silu, one(large)),
     OpCase("relu_squared", (ReluSquared,), F.relu_squared, lambda x: torch.relu(x) ** 2,
            one(away_from_zero)),
     OpCase("softcap: cap * tanh(x / cap)", (SoftCap,), lambda x, cap: F.softcap(x, cap),

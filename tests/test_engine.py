@@ -1122,6 +1122,56 @@ def test_swiglu_and_softcap_refuse_what_they_cannot_compute():
             ta.functional.softcap(Tensor(np.ones(3)), cap)
 
 
+LOSSES = {    # each with a target, as a loss is called
+    "cross_entropy": lambda x, reduction: ta.functional.cross_entropy(
+        x, np.array([0, 2]), reduction=reduction),
+    "mse_loss": lambda x, reduction: ta.functional.mse_loss(x, x * 2, reduction=reduction),
+    "binary_cross_entropy_with_logits": lambda x, reduction:
+        ta.functional.binary_cross_entropy_with_logits(x, x > 0, reduction=reduction),
+}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_losses_refuse_a_reduction_that_is_not_torchs(loss):
+    x = Tensor(np.ones((2, 3)))
+    for reduction, shown in [("avg", "'avg'"), ("batchmean", "'batchmean'"), (None, "None"),
+                             (np.ones(30), r"an array of shape \(30,\)")]:
+        with pytest.raises(ValueError, match=rf"^{loss}: reduction must be 'mean', 'sum' or "
+                                             rf"'none', got {shown}$"):
+            LOSSES[loss](x, reduction)
+
+
+@pytest.mark.parametrize("loss", ["mse_loss", "binary_cross_entropy_with_logits"])
+def test_elementwise_losses_refuse_an_input_and_a_target_of_different_shapes(loss):
+    # torch's mse_loss broadcasts them, with a warning: (3, 1) against (3,) is a (3, 3) loss
+    with pytest.raises(ta.ShapeError, match=rf"^{loss}: input \(3,\) and target \(3, 1\) must "
+                                            rf"have the same shape; broadcast one to the "
+                                            rf"other's first if that is meant$"):
+        getattr(ta.functional, loss)(Tensor(np.zeros(3)), np.zeros((3, 1)))
+    # torch's third positional (BCE's weight, mse's size_average) is not taken for reduction
+    with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
+        getattr(ta.functional, loss)(Tensor(np.zeros(3)), np.zeros(3), np.ones(3))
+
+
+@pytest.mark.parametrize("indices, num_classes, error, message", [
+    (np.array([0.0, 1.0]), -1, TypeError,
+     r"one_hot: tensor must hold integers \(class indices\), got float32"),
+    (np.array([True, False]), 2, TypeError,
+     r"one_hot: tensor must hold integers \(class indices\), got bool"),
+    (np.array([0, 3, 1]), 3, ValueError, r"one_hot: class index 3 needs num_classes > 3, got "
+                                         r"num_classes=3"),
+    (np.array([1, -1]), -1, ValueError, r"one_hot: class indices must be >= 0, got -1"),
+    (np.zeros(0, np.int64), -1, ValueError, r"one_hot: an empty tensor has no largest index to "
+                                            r"take num_classes from; give num_classes"),
+    (np.array([1]), -2, ValueError, r"one_hot: num_classes must be a whole number >= 0, or -1 "
+                                    r"for the largest index \+ 1, got -2"),
+    (np.array([1]), 2.0, ValueError, r"one_hot: num_classes must be .*, got 2.0"),
+], ids=["floats", "booleans", "num_classes too small", "negative", "empty", "-2", "2.0"])
+def test_one_hot_refuses_what_has_no_one_hot_rows(indices, num_classes, error, message):
+    with pytest.raises(error, match=f"^{message}$"):
+        ta.functional.one_hot(Tensor(indices), num_classes)
+
+
 FUSED = {   # functional's ops whose results are fractions (torch refuses integers for them)
     "layer_norm": ta.functional.layer_norm,
     "rms_norm": ta.functional.rms_norm,
@@ -1129,6 +1179,10 @@ FUSED = {   # functional's ops whose results are fractions (torch refuses intege
     "softcap": lambda x: ta.functional.softcap(x, 2.0),
     "cross_entropy": lambda x: ta.functional.cross_entropy(x, np.array([1, 3, 0])),
     "gelu": ta.functional.gelu,
+    "silu": ta.functional.silu,
+    "mse_loss": lambda x: ta.functional.mse_loss(x, x * 2, reduction="none"),
+    "binary_cross_entropy_with_logits": lambda x: ta.functional.binary_cross_entropy_with_logits(
+        x, x > 0, reduction="none"),
     "softmax": ta.functional.softmax,
     "log_softmax": ta.functional.log_softmax,
 }

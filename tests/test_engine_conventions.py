@@ -347,12 +347,22 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
                                (ta, "randint", r"numpy's generator, np.random.default_rng"),
                                (ta, "logsumexp", r"m \+ \(x - m\)\.exp\(\)"),
                                (ta, "autograd", r"ta.grad \(torch.autograd.grad's arguments\) "
-                                                r"and ta.Function; a Hessian")]:
+                                                r"and ta.Function; a Hessian"),
+                               (F, "nll_loss", r"cross_entropy\(logits, targets\), which is "
+                                               r"nll_loss\(log_softmax\(logits\), targets\)"),
+                               (F, "l1_loss", r"\(input - target\)\.abs\(\)\.mean\(\)$"),
+                               (nn, "MSELoss", r"functional\.mse_loss\(input, target\), a "
+                                               r"function$")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                                  rf"'{name}': that is PyTorch's; here, {ours}"):
             getattr(module, name)
     for name in ta.engine._TORCH_TENSOR_NAMES:        # each is torch's, and missing here
         assert hasattr(torch.ones(2, 2), name) and not hasattr(x, name), name
+    for name in F._TORCH_FUNCTIONAL_NAMES:
+        assert hasattr(torch.nn.functional, name) and not hasattr(F, name), name
+    with pytest.raises(AttributeError, match=r"^module 'tinyautograd.functional' has no "
+                                             r"attribute 'conv2d'$"):     # nothing to use
+        _ = F.conv2d
 
 
 def test_a_pytorch_in_place_method_says_what_changes_a_parameter_itself():

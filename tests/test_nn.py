@@ -835,7 +835,7 @@ def test_layer_norm_given_torchs_elementwise_affine_says_what_to_write():
 
 
 LAYERS_WITH_TORCH_NAMESAKES = ["Linear", "Embedding", "LayerNorm", "RMSNorm", "Dropout", "ReLU",
-                               "GELU", "Tanh", "Sigmoid", "Sequential", "ModuleList"]
+                               "GELU", "SiLU", "Tanh", "Sigmoid", "Sequential", "ModuleList"]
 
 
 @pytest.mark.parametrize("name", LAYERS_WITH_TORCH_NAMESAKES)
@@ -894,7 +894,7 @@ def test_activation_modules_match_torch():
     x = Tensor(x_np, dtype=np.float64)
     tx = torch.tensor(x_np)
     for module, reference in [(nn.ReLU(), torch.relu), (nn.Tanh(), torch.tanh),
-                              (nn.Sigmoid(), torch.sigmoid),
+                              (nn.Sigmoid(), torch.sigmoid), (nn.SiLU(), F.silu),
                               (nn.GELU(), lambda t: F.gelu(t, approximate="tanh"))]:
         np.testing.assert_allclose(module(x).data, reference(tx).numpy(), rtol=1e-7, atol=1e-15)
 
@@ -903,6 +903,7 @@ def test_activation_and_dropout_modules_take_torchs_options_where_they_compute_t
     x = Tensor(np.linspace(-4, 4, 17), dtype=np.float64)
     np.testing.assert_array_equal(nn.GELU(approximate="tanh")(x).data, nn.GELU()(x).data)
     np.testing.assert_array_equal(nn.ReLU(inplace=False)(x).data, x.relu().data)
+    np.testing.assert_array_equal(nn.SiLU(inplace=False)(x).data, nn.SiLU()(x).data)
     assert nn.Dropout(0.1, inplace=False).p == 0.1
     with pytest.raises(ValueError, match=r"^GELU: approximate='none' is not computed here: ours "
                                          r"is the tanh form \(torch's default 'none' is the "

@@ -488,6 +488,63 @@ def test_cross_entropy_over_no_rows_is_torchs(label_smoothing):
     assert x[0].grad.shape == tuple(t[0].grad.shape) == (0, 4)
 
 
+@pytest.mark.filterwarnings("error")    # nothing printed: no mean of nothing is taken
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("shape", [(3, 4), (3, 0), (0, 4)], ids=["all ignored", "no classes",
+                                                                 "no rows"])
+def test_cross_entropy_summed_or_per_target_over_no_target_that_counts_is_torchs(
+        shape, label_smoothing, reduction):
+    # Where the mean is 0/0 = nan, the sum is 0 and each target's loss 0, as torch's: every
+    # target ignored, or none there. (With no classes and label smoothing, torch's is NaN, its
+    # eps / V with V = 0 reaching even the ignored targets; ours leaves them at 0, as always.)
+    targets = np.full(shape[:-1], -100)
+    x, t = both([np.random.default_rng(0).standard_normal(shape)])
+    loss = ta.functional.cross_entropy(x[0], targets, ignore_index=-100,
+                                       label_smoothing=label_smoothing, reduction=reduction)
+    expected = torch.nn.functional.cross_entropy(t[0], torch.tensor(targets),
+                                                 label_smoothing=label_smoothing,
+                                                 reduction=reduction)
+    assert loss.shape == tuple(expected.shape)
+    if shape[-1] == 0 and label_smoothing:
+        assert torch.isnan(expected).all()
+    else:
+        assert_array_equal(loss.data, expected.detach().numpy())
+    assert_array_equal(loss.data, np.zeros(shape[:-1] if reduction == "none" else ()))
+    direction = np.ones(loss.shape)
+    (grad,) = ta.grad(loss, x, grad_outputs=Tensor(direction, dtype=np.float64))
+    (expected_grad,) = torch.autograd.grad(expected, t, torch.tensor(direction))
+    assert_array_equal(grad.data, expected_grad.numpy())
+    assert_array_equal(grad.data, np.zeros(shape))
+
+
+def test_binary_cross_entropy_with_logits_keeps_the_tiny_loss_of_a_confident_right_answer():
+    # ln(1 + e^-|x|) where the label agrees with the logit's sign. Written as one formula for
+    # every x, softplus(x) - x y (or torch's (1 - y) x + softplus(-x)) is |x| + tiny - |x| for
+    # y = 1 (y = 0), the tiny loss lost in rounding; so is its gradient, sigmoid(x) - y.
+    x = np.array([17.0, 20.0, 40.0, -17.0, -20.0, -40.0])
+    y = np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    for dtype in (np.float32, np.float64):
+        logits = Tensor(x, requires_grad=True, dtype=dtype)
+        loss = ta.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        loss.sum().backward()
+        assert_allclose(loss.data, np.log1p(np.exp(-np.abs(x))), rtol=1e-6, atol=0)
+        assert_allclose(logits.grad, -np.sign(x) / (1 + np.exp(np.abs(x))), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("indices, num_classes", [
+    ([0, 2, 1, 2], -1), ([[1, 0], [3, 3]], 5), (2, 4), (np.zeros((2, 0), np.int64), 3),
+    (np.array([[0], [4]], np.uint8), -1)], ids=str)
+def test_one_hot_is_torchs_an_integer_constant(indices, num_classes):
+    indices = np.array(indices)
+    ours = ta.functional.one_hot(Tensor(indices), num_classes)
+    expected = torch.nn.functional.one_hot(torch.as_tensor(indices.astype(np.int64)),
+                                           num_classes)
+    assert ours.dtype == np.int64 and not ours.requires_grad
+    assert_array_equal(ours.data, expected.numpy())
+    assert ours.shape == tuple(expected.shape)
+
+
 def test_cross_entropy_over_no_classes_refuses_a_target_that_counts():
     with pytest.raises(IndexError):
         torch.nn.functional.cross_entropy(torch.zeros(3, 0), torch.tensor([-100, 0, -100]))

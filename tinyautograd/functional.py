@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
 from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _check, _lift,
-                     _numpy_keywords, _operands, _refuse_exact_gelu)
+                     _numpy_keywords, _operands, _pointing_to_ours, _refuse_exact_gelu, where)
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
 # engine too, as tinyformer's attention.
@@ -48,51 +48,64 @@ def row_sum(x: np.ndarray | Tensor) -> np.ndarray | Tensor:
 
 
 class CrossEntropy(Function):
-    """Mean negative log-likelihood of integer targets under softmax(logits), classes on the
-    last axis. With label smoothing eps, the target distribution is q = (1 - eps) onehot + eps/V:
+    """Negative log-likelihood of integer targets under softmax(logits), classes on the last
+    axis. With label smoothing eps, the target distribution is q = (1 - eps) onehot + eps/V:
 
         loss_i = -sum_c q_c log p_c,   p = softmax(logits_i)
         dloss_i/dlogits_i = p - q
 
-    The mean runs over the targets that count (those not equal to ignore_index).
+    An ignored row (its target equal to ignore_index) has loss 0 and gradient 0. Then the
+    reduction: 'none' gives each row's loss_i, 'sum' their sum, 'mean' their mean over the
+    rows that count (the sum divided by how many are not ignored).
     """
 
     @staticmethod
-    def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0):
+    def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0, reduction="mean"):
         logits = ops._floating(logits)            # integer logits: a float32 loss, not a cut one
         # float16 computes in float32, as log_softmax (`ops.compute_dtype`): a row's sum of
         # e^(x - max) over 70,000 classes is inf in float16. The loss is rounded back.
         dtype, logits = logits.dtype, ops.widened(logits)
+        ctx.reduction = reduction
         if logits.shape[-1] == 0:
-            # No classes: cross_entropy lets through only targets that are all ignored, so no
-            # row counts and the loss is 0/0 = nan, as torch's (backward: an empty gradient).
-            return np.asarray(np.nan, dtype=dtype)
+            # No classes: cross_entropy lets through only targets that are all ignored, so
+            # every row's loss is 0, their sum 0 and their mean 0/0 = nan, as torch's
+            # (backward: an empty gradient).
+            if reduction == "none":
+                return np.zeros(targets.shape, dtype)
+            return np.asarray(0.0 if reduction == "sum" else np.nan, dtype)
         rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
-        targets = targets.reshape(-1)                                     # (N,)
-        keep = None if ignore_index is None else targets != ignore_index
+        row_targets = targets.reshape(-1)                                 # (N,)
+        keep = None if ignore_index is None else row_targets != ignore_index
         if keep is not None:
-            targets = np.where(keep, targets, 0)     # any valid class; masked out below
+            row_targets = np.where(keep, row_targets, 0)   # any valid class; masked out below
         # A row of -inf (every class masked out) or holding +inf is NaN, quietly, as Softmax's
         with np.errstate(invalid="ignore"):
             shifted = rows - rows.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        picked = (np.arange(len(targets)), targets)                       # row i, class t_i
+        picked = (np.arange(len(row_targets)), row_targets)               # row i, class t_i
         nll = -log_probs[picked]                                          # (N,)
         if label_smoothing:
             nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=1)
-        count = len(targets) if keep is None else int(keep.sum())
-        total = nll.sum() if keep is None else nll[keep].sum()
-        # What backward needs: log p, and the weight of each row in the mean (1/count, or 0
-        # for an ignored row), which is a constant. With every row ignored, the loss is 0/0 =
-        # nan and the gradient 0, as torch's: every weight is 0 (max: not 0/0 = nan).
+        if keep is not None:
+            nll = np.where(keep, nll, 0)                                  # ignored: 0
+        count = len(row_targets) if keep is None else int(keep.sum())
+        # What backward needs: log p, and each row's weight in the reduction, a constant: 1
+        # for 'sum' and 'none', 1/count for 'mean', and 0 for an ignored row. With every row
+        # ignored, the mean is 0/0 = nan and the gradient 0, as torch's: every weight is 0
+        # (max: not 0/0 = nan).
         ctx.log_probs, ctx.picked, ctx.label_smoothing = log_probs, picked, label_smoothing
+        scale = 1 / max(count, 1) if reduction == "mean" else 1
         if keep is None:               # every row counts alike: one number broadcasts
-            row_weight = np.float64(1.0) / max(count, 1)
-        else:                          # a column (N, 1): 1/count for a kept row, 0 for ignored
-            row_weight = (keep / max(count, 1))[:, None]
+            row_weight = np.float64(scale)
+        else:                          # a column (N, 1): the scale for a kept row, 0 if ignored
+            row_weight = (keep * scale)[:, None]
         ctx.row_weight = row_weight.astype(logits.dtype)
+        if reduction == "none":
+            return nll.reshape(targets.shape).astype(dtype)
+        if reduction == "sum":
+            return np.asarray(nll.sum(), dtype=dtype)
         with np.errstate(invalid="ignore"):
-            return np.asarray(total / count, dtype=dtype)
+            return np.asarray(nll.sum() / count, dtype=dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -106,22 +119,29 @@ class CrossEntropy(Function):
             log_probs = logits.reshape(-1, n_class).log_softmax(axis=-1)
         else:
             log_probs = ctx.log_probs
+        if ctx.reduction == "none":    # one incoming gradient per row: a column (N, 1)
+            grad = grad.reshape(-1, 1)
         eps = ctx.label_smoothing
         q = np.full(log_probs.shape, eps / n_class, dtype=ctx.log_probs.dtype)   # (N, V)
         q[ctx.picked] += 1 - eps
         d_rows = exp(log_probs) - q                                       # p - q
-        d_rows *= grad * ctx.row_weight                                   # the mean's weights
+        d_rows *= grad * ctx.row_weight                              # the reduction's weights
         return d_rows.reshape(logits.shape), None
 
 
 def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
-                  ignore_index: int | None = None, label_smoothing: float = 0.0) -> Tensor:
-    """Cross-entropy of `logits` (..., V) against integer `targets` (...), averaged over the
-    targets that are not `ignore_index`. Classes are on the last axis, which suits (B, T, V)
-    language-model logits (torch puts them on axis 1). `label_smoothing` eps in [0, 1]
-    trains towards (1 - eps) onehot + eps / V instead of the onehot, as torch's does. With no
-    target that counts (all ignored, or none) the mean is 0/0: the loss is NaN and the gradient
-    0, as torch's; a training step should skip such a batch."""
+                  ignore_index: int | None = None, label_smoothing: float = 0.0, *,
+                  reduction: str = "mean") -> Tensor:
+    """Cross-entropy of `logits` (..., V) against integer `targets` (...). Classes are on the
+    last axis, which suits (B, T, V) language-model logits (torch puts them on axis 1).
+    `label_smoothing` eps in [0, 1] trains towards (1 - eps) onehot + eps / V instead of the
+    onehot, as torch's does. A target equal to `ignore_index` counts for nothing: its loss is
+    0, and it is left out of the mean.
+
+    `reduction`, as torch's: 'mean' (the default) averages the losses of the targets that
+    count; 'sum' adds them; 'none' gives each target's loss, shape (...), 0 where ignored.
+    With no target that counts (all ignored, or none) the mean is 0/0: the loss is NaN and
+    the gradient 0, as torch's; a training step should skip such a batch."""
     # torch's third positional is the class weights; a weights array passed here would be
     # taken for ignore_index, giving an unweighted loss or numpy's broadcast error.
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
@@ -130,6 +150,7 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
                             "class weights (torch's `weight`) are not supported here")
         raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
                         f"{ignore_index!r}")
+    _check_reduction("cross_entropy", reduction)
     logits = logits if isinstance(logits, Tensor) else Tensor(logits)
     if logits.ndim == 0:
         raise ShapeError("cross_entropy: 0-d logits have no class axis; give logits of "
@@ -160,7 +181,7 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     targets = Tensor(targets, dtype=targets.dtype)
     targets.name = name
     return CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
-                              label_smoothing=label_smoothing)
+                              label_smoothing=label_smoothing, reduction=reduction)
 
 
 def _check_probability(where, name, value):
@@ -170,6 +191,86 @@ def _check_probability(where, name, value):
         raise TypeError(f"{where}: {name} must be a number in [0, 1], got {value!r}")
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")
+
+
+# torch's reductions of a loss over its elements (or rows, for cross_entropy)
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(where, reduction):
+    """Refuse a `reduction` other than torch's three, in one line naming `where`."""
+    if not (isinstance(reduction, str) and reduction in _REDUCTIONS):
+        shown = repr(reduction)
+        if len(shown) > 40 or "\n" in shown:          # an array's: its kind says enough
+            shown = (f"an array of shape {reduction.shape}" if hasattr(reduction, "shape")
+                     else f"a {type(reduction).__name__}")
+        raise ValueError(f"{where}: reduction must be 'mean', 'sum' or 'none', got {shown}")
+
+
+# ---------------------------------------------------------------------------- losses of ops
+# Losses written with the engine's ops, elementwise: their gradients, first and second, are
+# the ops' own, so they need no backward of their own.
+
+
+def _loss_operands(op, input, target):
+    """`input` and `target` as Tensors of one floating dtype (integers compute in float32, as
+    the engine's ops with fractional results), refused unless their shapes are the same."""
+    input, target = _operands(input, target, (f"{op}: input", f"{op}: target"))
+    if input.shape != target.shape:
+        # torch's mse_loss broadcasts them, with a warning: a target (N, 1) against an input
+        # (N,) gives an (N, N) loss, rarely the one meant. Its BCE refuses, as here.
+        raise ShapeError(f"{op}: input {input.shape} and target {target.shape} must have "
+                         f"the same shape; broadcast one to the other's first if that is meant")
+    if input.dtype.kind not in "fc":          # both, as _operands gave them one dtype
+        input, target = input.astype(DEFAULT_DTYPE), target.astype(DEFAULT_DTYPE)
+    return input, target
+
+
+def _reduced(losses, reduction):
+    """Elementwise losses reduced as torch's reduction says: their mean, their sum, or
+    themselves ('none')."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    return losses
+
+
+def mse_loss(input: Tensor | ArrayLike, target: Tensor | ArrayLike, *,
+             reduction: str = "mean") -> Tensor:
+    """Squared error, elementwise, then reduced (torch's `reduction`: 'mean' over every
+    element, the default, 'sum', or 'none' for the losses themselves, input's shape):
+
+        loss_i = (x_i - y_i)^2,   dloss_i/dx_i = 2 (x_i - y_i) = -dloss_i/dy_i
+
+    `input` x and `target` y must have the same shape (torch's broadcasts other shapes, with a
+    warning); both get gradients, as in torch."""
+    _check_reduction("mse_loss", reduction)
+    x, y = _loss_operands("mse_loss", input, target)
+    error = x - y
+    return _reduced(error * error, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor | ArrayLike, target: Tensor | ArrayLike, *,
+                                     reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of the probabilities p = sigmoid(x) of logits `input` x against
+    `target` y (labels 0 and 1, or soft ones in [0, 1]), elementwise, then reduced as
+    mse_loss's `reduction`:
+
+        loss = -(y log p + (1 - y) log(1 - p))
+             = softplus(x) - x y  =  softplus(-x) + (1 - y) x       (log p = -softplus(-x))
+        dloss/dx = sigmoid(x) - y,   dloss/dy = -x
+
+    Computed from x without forming p, so nothing overflows or becomes log 0 (p = 1 in
+    float32 from x = 17 on), with softplus, which is exact for every x. Of the two equal
+    forms, each is taken where it adds numbers of one sign: the first for x < 0, the second
+    for x >= 0. The other would subtract |x| from softplus(|x|), nearly equal, and lose the
+    small loss of a confident right answer (x = 20, y = 1: 2e-9). `input` and `target` must
+    have the same shape, as torch's; both get gradients."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    x, y = _loss_operands("binary_cross_entropy_with_logits", input, target)
+    losses = where(x.data >= 0, softplus(-x) + (1 - y) * x, softplus(x) - x * y)
+    return _reduced(losses, reduction)
 
 
 # ---------------------------------------------------------------------------- layer norm
@@ -504,6 +605,15 @@ def swiglu(x: Tensor) -> Tensor:
     return SwiGLU.apply(x)
 
 
+def silu(x: Tensor | ArrayLike) -> Tensor:
+    """SiLU (swish), elementwise, as torch's F.silu; the gate of swiglu:
+
+        y = x s,   s = sigmoid(x),   dy/dx = s (1 + x (1 - s))
+    """
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    return x * x.sigmoid()
+
+
 class ReluSquared(Function):
     """The squared ReLU (So et al. 2021, "Primer"; nanochat's feed-forward):
 
@@ -631,6 +741,31 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor | ArrayLike) -> Tensor
     return weight[idx]
 
 
+def one_hot(tensor: Tensor | ArrayLike, num_classes: int = -1) -> Tensor:
+    """Integer class indices (...) as one-hot rows (..., num_classes): 1 at each index's class,
+    0 elsewhere, int64, as torch's. num_classes=-1 takes the largest index + 1. A constant,
+    outside the graph (integers have no gradient): `.astype(np.float32)` for a float one."""
+    indices = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: tensor must hold integers (class indices), got "
+                        f"{indices.dtype}")
+    if (isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral)
+            or num_classes < -1):
+        raise ValueError(f"one_hot: num_classes must be a whole number >= 0, or -1 for the "
+                         f"largest index + 1, got {num_classes!r}")
+    if indices.size and indices.min() < 0:
+        raise ValueError(f"one_hot: class indices must be >= 0, got {indices.min()}")
+    if num_classes == -1:
+        if not indices.size:
+            raise ValueError("one_hot: an empty tensor has no largest index to take "
+                             "num_classes from; give num_classes")
+        num_classes = int(indices.max()) + 1
+    elif indices.size and indices.max() >= num_classes:
+        raise ValueError(f"one_hot: class index {indices.max()} needs num_classes > "
+                         f"{indices.max()}, got num_classes={num_classes}")
+    return Tensor((indices[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
 @_numpy_keywords
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """e^x / sum(e^x) along `axis` (the last by default): `x.softmax(axis)`."""
@@ -661,3 +796,47 @@ def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     if approximate != "tanh":
         _refuse_exact_gelu("gelu", approximate)
     return ops.Gelu.apply(x)
+
+
+# ---------------------------------------------------------------------------- torch's others
+
+# torch.nn.functional's names that are not here, with what to write instead, for the
+# AttributeError (as tinyautograd's and nn's): F is tinyautograd.functional, ta tinyautograd,
+# x the input, and axis -1 stands for torch's dim.
+_TORCH_FUNCTIONAL_NAMES = {
+    "nll_loss": ("cross_entropy(logits, targets), which is nll_loss(log_softmax(logits), "
+                 "targets) in one op (classes on the last axis)"),
+    "binary_cross_entropy": ("binary_cross_entropy_with_logits(logits, target), from the "
+                             "logits, which never takes log 0; from probabilities p, "
+                             "-(y * p.log() + (1 - y) * (1 - p).log()).mean()"),
+    "l1_loss": "(input - target).abs().mean()",
+    "smooth_l1_loss": ("ta.where(d.abs() < beta, 0.5 * d * d / beta, d.abs() - 0.5 * beta)"
+                       ".mean() with d = input - target (torch's beta is 1.0)"),
+    "huber_loss": ("ta.where(d.abs() < delta, 0.5 * d * d, delta * (d.abs() - 0.5 * delta))"
+                   ".mean() with d = input - target (torch's delta is 1.0)"),
+    "kl_div": ("(target * (target.log() - input)).sum() / len(input) for log-probabilities "
+               "input and probabilities target (torch's reduction='batchmean')"),
+    "sigmoid": "x.sigmoid()", "tanh": "x.tanh()",
+    "logsigmoid": "-F.softplus(-x)",
+    "softmin": "F.softmax(-x, axis)",
+    "leaky_relu": "ta.where(x > 0, x, negative_slope * x) (torch's slope is 0.01)",
+    "mish": "x * F.softplus(x).tanh()",
+    "glu": ("a * b.sigmoid() with a, b = x[..., :n], x[..., n:], the halves of the last axis "
+            "(F.swiglu computes F.silu(a) * b)"),
+    "normalize": ("x / ((x * x).sum(axis=-1, keepdims=True) + eps * eps).sqrt(), rows of "
+                  "2-norm 1 (torch divides by max(norm, eps): the same but for norms near eps)"),
+    "cosine_similarity": ("(a * b).sum(axis=-1) / ((a * a).sum(axis=-1) * (b * b).sum(axis=-1)"
+                          ").sqrt()"),
+    "pad": ("ta.concat([x, ta.zeros(*x.shape[:-1], k, dtype=x.dtype)], axis=-1), k zeros "
+            "after the last axis (before it: the zeros first)"),
+    "scaled_dot_product_attention": (
+        "tinyformer.attention.scaled_dot_product_attention(q, k, v, mask), a boolean mask "
+        "True where a query may attend, as torch's boolean attn_mask (is_causal=True: "
+        "tinyformer's causal_mask(T))"),
+}
+
+# Under `if not TYPE_CHECKING:`, as tinyautograd's: a type checker reading it would take any
+# name for one of ours (`F.cross_entrpy`), and flag no misspelling.
+if not TYPE_CHECKING:
+    __getattr__ = _pointing_to_ours("module 'tinyautograd.functional'",
+                                    _TORCH_FUNCTIONAL_NAMES)

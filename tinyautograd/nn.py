@@ -590,7 +590,13 @@ if not TYPE_CHECKING:     # a type checker would take any name for one of ours (
     __getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", {
         "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
         "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
-        "utils": "optim.clip_grad_norm for clip_grad_norm_"})
+        "utils": "optim.clip_grad_norm for clip_grad_norm_",
+        # torch's loss modules: the functions, called with the outputs and the targets
+        "CrossEntropyLoss": "functional.cross_entropy(logits, targets), a function",
+        "NLLLoss": "functional.cross_entropy(logits, targets), from the logits",
+        "MSELoss": "functional.mse_loss(input, target), a function",
+        "BCEWithLogitsLoss": ("functional.binary_cross_entropy_with_logits(logits, target), a "
+                              "function")})
 
 
 # --------------------------------------------------------------------------------------------
@@ -1002,6 +1008,17 @@ class GELU(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()
+
+
+@_torch_keywords
+class SiLU(Module):
+    """x * sigmoid(x) (swish)"""
+
+    def __init__(self, inplace: bool = False) -> None:
+        _refuse_inplace("SiLU", inplace)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return functional.silu(x)
 
 
 class Tanh(Module):
