@@ -1708,3 +1708,17 @@ def test_only_an_input_output_error_with_a_stdio_stream_hung_up_is_a_closed_term
         os.close(its_side)
         if terminal is not None:
             os.close(terminal)
+
+
+def test_a_run_that_diverges_in_its_first_update_is_said_as_diverged(tmp_path):
+    """One update at --lr 1e10 leaves the weights finite but far too large: the evaluation at
+    the end of the run writes the stories' recall from them, whose logits leave no token to
+    pick. That is the run diverging, said as at any other step (exit status 2), not a bug."""
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--lr", "1e10", "--iters", "1", "--threads", "1",
+                        "--out", out)
+    assert result.exit_code == 2, result.output
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: the validation's logits became NaN or infinite at step 1; "
+                            "lower --lr"), error
+    assert "internal error" not in result.output
