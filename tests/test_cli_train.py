@@ -1722,3 +1722,17 @@ def test_a_run_that_diverges_in_its_first_update_is_said_as_diverged(tmp_path):
     assert error.startswith("Error: the validation's logits became NaN or infinite at step 1; "
                             "lower --lr"), error
     assert "internal error" not in result.output
+
+
+def test_a_context_too_short_for_the_tasks_lengths_is_refused_before_its_pairs_are_made(
+        monkeypatch, tmp_path):
+    """The context a task needs follows from --max-len alone: the 20,000 pairs of sequences
+    of 10,000 digits took minutes to make before --context 16 was refused."""
+    def made(*args, **kwargs):
+        pytest.fail("made the task's pairs before refusing the context")
+    monkeypatch.setattr("tinyformer.jobs.Seq2SeqTask", made)
+    result = tinyformer("train", "--task", "sort", "--max-len", "10000", "--context", "16",
+                        "--out", tmp_path / "run")
+    assert_input_error(result, "--context 16 is too short for --max-len 10000: the task "
+                               "needs 10001")
+    assert not (tmp_path / "run").exists()
