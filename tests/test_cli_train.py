@@ -1743,3 +1743,31 @@ def test_only_an_input_output_error_with_a_stdio_stream_hung_up_is_a_closed_term
         os.close(its_side)
         if terminal is not None:
             os.close(terminal)
+
+
+def test_a_run_that_diverges_in_its_first_update_is_said_as_diverged(tmp_path):
+    """One update at --lr 1e10 leaves the weights finite but far too large: the evaluation at
+    the end of the run writes the stories' recall from them, whose logits leave no token to
+    pick. That is the run diverging, said as at any other step (exit status 2), not a bug."""
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--lr", "1e10", "--iters", "1", "--threads", "1",
+                        "--out", out)
+    assert result.exit_code == 2, result.output
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("Error: the validation's logits became NaN or infinite at step 1; "
+                            "lower --lr"), error
+    assert "internal error" not in result.output
+
+
+def test_a_context_too_short_for_the_tasks_lengths_is_refused_before_its_pairs_are_made(
+        monkeypatch, tmp_path):
+    """The context a task needs follows from --max-len alone: the 20,000 pairs of sequences
+    of 10,000 digits took minutes to make before --context 16 was refused."""
+    def made(*args, **kwargs):
+        pytest.fail("made the task's pairs before refusing the context")
+    monkeypatch.setattr("tinyformer.jobs.Seq2SeqTask", made)
+    result = tinyformer("train", "--task", "sort", "--max-len", "10000", "--context", "16",
+                        "--out", tmp_path / "run")
+    assert_input_error(result, "--context 16 is too short for --max-len 10000: the task "
+                               "needs 10001")
+    assert not (tmp_path / "run").exists()

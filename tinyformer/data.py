@@ -225,6 +225,14 @@ def all_sources(task: str, min_len: int, max_len: int) -> list[str]:
     return sources
 
 
+def task_context(max_len: int) -> int:
+    """The longest sequence a task's model sees, from its sources' longest length alone (so
+    that a context too short is refused before the pairs are made, which takes minutes for
+    long ones): an add's source, max_len digits and its +; or a target with <bos> or <eos>,
+    of at most max_len digits (a sum has no more digits than its two numbers together)."""
+    return max_len + 1
+
+
 class Seq2SeqTask:
     """A task from TASKS with source lengths in [min_len, max_len]: `train` and `val` lists of
     (source, target) strings. Validation pairs are drawn with their own seed and never occur
@@ -255,9 +263,7 @@ class Seq2SeqTask:
             pairs = [(sources[i], solve(name, sources[i])) for i in order]
             n_held = min(n_val, len(pairs) // 10)
             self.val, self.train = pairs[:n_held], pairs[n_held:n_held + n_train]
-        # The longest sequence the model sees: a source, or a target with <bos> or <eos>.
-        longest_target = max(len(t) for _, t in self.train + self.val)
-        self.context = max(self.max_len + 1, longest_target + 1)
+        self.context = task_context(max_len)
 
     def _pairs(self, n, rng, exclude):
         pairs, sources = [], set(exclude)

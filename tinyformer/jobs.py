@@ -28,7 +28,7 @@ from tinyautograd import functional as F
 from .bert import BERT, BEGINS, CONTINUES, IGNORE, TokenMasker
 from .checkpoint import Model, load_tokenizer_at
 from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
-                   line_batch, lm_batch, recall_prompts, recalled)
+                   line_batch, lm_batch, recall_prompts, recalled, task_context)
 from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
@@ -578,6 +578,12 @@ class Seq2Seq:
 
     def __init__(self, config: TrainConfig, tokenizer: Tokenizer | None = None) -> None:
         self.config = config
+        # Before the pairs are made: --max-len 10000 took minutes to make them, only to be
+        # refused for a --context of 16.
+        needed = task_context(config.max_len)
+        if config.context is not None and config.context < needed:
+            raise ValueError(f"--context {config.context} is too short for --max-len "
+                             f"{config.max_len}: the task needs {needed}")
         self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
         # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
         self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
@@ -585,9 +591,6 @@ class Seq2Seq:
             raise ValueError(f"--task {config.task} with lengths {config.min_len} to "
                              f"{config.max_len} has {self.data.n_sources} distinct sequences, "
                              f"too few to hold some out for validation; raise --max-len")
-        if config.context is not None and config.context < self.data.context:
-            raise ValueError(f"--context {config.context} is too short for --max-len "
-                             f"{config.max_len}: the task needs {self.data.context}")
 
     def model_config(self) -> dict[str, Any]:
         c = self.config

@@ -585,7 +585,14 @@ class Trainer:
         self.model.eval()
         try:
             with ta.no_grad():
-                figures = self.job.evaluate(self.model, threads)
+                try:
+                    figures = self.job.evaluate(self.model, threads)
+                except NoTokenToPick:
+                    # The evaluation writes too (the stories' recall, a task's answers), from
+                    # weights that one update can make far too large (--lr 1e10 --iters 1):
+                    # the same divergence as the sample's below, found there first.
+                    raise self._diverged("the validation's logits became NaN or "
+                                         "infinite") from None
                 # Weights can be finite and still far too large (an lr far too high): the
                 # validation loss shows it, before a sample drawn from infinite logits would.
                 for key, value in figures.items():
