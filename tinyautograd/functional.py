@@ -186,8 +186,10 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
 
 def _check_probability(where, name, value):
     """Refuse a `value` outside [0, 1] (NaN too), in one line naming `where` and `name`; one
-    that is no number at all ("0.1") is a TypeError, not `<=`'s between a float and a str."""
-    if not isinstance(value, numbers.Real):
+    that is no number at all ("0.1") is a TypeError, not `<=`'s between a float and a str.
+    Every dropout calls it, at every step of generation too: a float or int passes the first
+    test, as quick as a comparison, where numbers.Real's abstract check takes a microsecond."""
+    if not isinstance(value, (float, int)) and not isinstance(value, numbers.Real):
         raise TypeError(f"{where}: {name} must be a number in [0, 1], got {value!r}")
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{where}: {name} must be in [0, 1], got {value}")
@@ -429,8 +431,10 @@ def _norm_input(op, x):
 def _checked_eps(op, eps):
     """A norm's eps, refused in one line unless a finite number, as the layers refuse it:
     "1e-5" would reach the compiled loop, whose ctypes call says only 'argument 6: wrong
-    type'."""
-    _check(op, "a finite number", eps=eps)
+    type'. A float that is finite, the usual eps, passes in one test: every norm of every
+    generated token calls this."""
+    if not (type(eps) is float and math.isfinite(eps)):
+        _check(op, "a finite number", eps=eps)
     return eps
 
 
