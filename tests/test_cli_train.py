@@ -1771,3 +1771,20 @@ def test_a_context_too_short_for_the_tasks_lengths_is_refused_before_its_pairs_a
     assert_input_error(result, "--context 16 is too short for --max-len 10000: the task "
                                "needs 10001")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_task_whose_evaluation_cannot_fit_in_memory_is_refused_before_its_pairs_are_made(
+        monkeypatch, tmp_path):
+    """An evaluation scores 250 held-out pairs at once, whatever --batch-size: --max-len 10000
+    with a batch of one passed the memory check, made its pairs for a minute, then ran out of
+    memory in its first evaluation (an attention of 10001 x 10001 for each pair)."""
+    def made(*args, **kwargs):
+        pytest.fail("made the task's pairs before refusing the sizes")
+    monkeypatch.setattr("tinyformer.jobs.Seq2SeqTask", made)
+    monkeypatch.setattr("tinyformer.resources.available_memory", lambda: 24 * 10 ** 9)
+    result = tinyformer("train", "--task", "sort", "--max-len", "10000", "--batch-size", "1",
+                        "--n-layer", "1", "--n-head", "1", "--d-model", "8",
+                        "--out", tmp_path / "run")
+    assert_input_error(result, "training with these sizes needs about", "24 GB is available",
+                       "choose a smaller --max-len")
+    assert not (tmp_path / "run").exists()

@@ -27,8 +27,8 @@ from tinyautograd import functional as F
 
 from .bert import BERT, BEGINS, CONTINUES, IGNORE, TokenMasker
 from .checkpoint import Model, load_tokenizer_at
-from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
-                   line_batch, lm_batch, recall_prompts, recalled, task_context)
+from .data import (BOS, COLOURS, EOS, EVAL_PAIRS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask,
+                   builtin_corpus, line_batch, lm_batch, recall_prompts, recalled, task_context)
 from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
@@ -619,7 +619,7 @@ class Seq2Seq:
 
     def evaluate(self, model: Transformer, threads: int = 1) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair, in
-        chunks of 250 pairs, up to `threads` chunks at once. The loss is the mean over every
+        chunks of EVAL_PAIRS (250) pairs, up to `threads` chunks at once. The loss is the mean over every
         held-out target token, as one batch of all the pairs would give it: each chunk's mean
         weighs by its tokens, as micro-batches do in training."""
         pairs = self.data.val
@@ -631,7 +631,7 @@ class Seq2Seq:
             return (self.loss(model, batch).item() * tokens, tokens,
                     sum(guess == target for (_, target), guess in zip(chunk, guesses)))
 
-        chunks = [pairs[i:i + 250] for i in range(0, len(pairs), 250)]
+        chunks = [pairs[i:i + EVAL_PAIRS] for i in range(0, len(pairs), EVAL_PAIRS)]
         scores = side_by_side(without_graph(score), chunks, threads)
         return {"val_loss": sum(loss for loss, _, _ in scores) / sum(n for _, n, _ in scores),
                 "val_accuracy": sum(right for _, _, right in scores) / len(pairs)}
