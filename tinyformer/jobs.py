@@ -619,9 +619,9 @@ class Seq2Seq:
 
     def evaluate(self, model: Transformer, threads: int = 1) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair, in
-        chunks of EVAL_PAIRS (250) pairs, up to `threads` chunks at once. The loss is the mean over every
-        held-out target token, as one batch of all the pairs would give it: each chunk's mean
-        weighs by its tokens, as micro-batches do in training."""
+        chunks of EVAL_PAIRS (250) pairs, up to `threads` chunks at once. The loss is the mean
+        over every held-out target token, as one batch of all the pairs would give it: each
+        chunk's mean weighs by its tokens, as micro-batches do in training."""
         pairs = self.data.val
 
         def score(chunk):              # (the chunk's summed loss, its tokens, its right answers)
