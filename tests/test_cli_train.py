@@ -1646,6 +1646,15 @@ def test_an_add_prompt_with_a_leading_zero_is_refused_as_no_source_of_the_task()
         check_task_prompt(saved, "01+2")
 
 
+def test_a_long_prompt_refused_for_a_task_is_quoted_in_part_with_its_length():
+    # A prompt of 3,000 characters was quoted whole in the one line of the error.
+    saved = {"train": {"task": "add", "min_len": 3, "max_len": 5}}
+    with pytest.raises(ValueError) as refused:
+        check_task_prompt(saved, "1x" * 1500)
+    assert str(refused.value).startswith(f"prompt '{'1x' * 20}...' (3,000 characters) is no "
+                                         f"source of the add task"), refused.value
+
+
 def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
     out, _ = gpt_run
     with zipfile.ZipFile(weights_file(out)) as archive:

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .files import shown
 from .tokenizers import BPETokenizer
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +304,7 @@ class Seq2SeqTask:
         for position, char in enumerate(text):
             if char not in TASK_SYMBOLS:
                 raise ValueError(f"Seq2SeqTask.encode: {char!r} at position {position} of "
-                                 f"{text!r} is no symbol of the tasks: they are written with "
+                                 f"{shown(text)} is no symbol of the tasks: they are written with "
                                  f"the digits 0 to 9 and +")
         return [SYMBOLS.index(c) for c in text]
 

@@ -423,6 +423,14 @@ def version_problem(path: StrPath, what: str, version: Any, reads: int,
             f"version {reads}: {advice}")
 
 
+SHOWN_CHARACTERS = 40         # of a long text quoted in a message, before its length
+
+
 def shown(value: Any) -> str:
-    """repr(value), or as much of it as an error message needs."""
+    """repr(value), or as much of it as an error message needs: a text longer than 80
+    characters as its first 40 and its length ('12345...' (3,000 characters)), where a prompt
+    of thousands was quoted whole; a list, a dict or a text inside one as reprlib cuts them."""
+    if isinstance(value, str) and len(value) > _SHORT.maxstring:
+        start = repr(value[:SHOWN_CHARACTERS])
+        return f"{start[:-1]}...{start[-1]} ({len(value):,} characters)"
     return _SHORT.repr(value)

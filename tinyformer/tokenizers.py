@@ -264,8 +264,9 @@ def special_pattern(special_tokens: Sequence[str], what: str = "special token"
         return None
     longest = max(special_tokens, key=len)
     if len(longest) > MAX_SPECIAL_TOKEN_CHARACTERS:
-        raise ValueError(f"{what} {shown(longest)} has {len(longest)} characters; a {what} "
-                         f"may have at most {MAX_SPECIAL_TOKEN_CHARACTERS}")
+        # (shown with its length: it is longer than shown() quotes whole)
+        raise ValueError(f"{what} {shown(longest)} is too long: a {what} may have at most "
+                         f"{MAX_SPECIAL_TOKEN_CHARACTERS} characters")
     total = sum(map(len, special_tokens))
     if total > MAX_SPECIAL_CHARACTERS:
         raise ValueError(f"the {len(special_tokens)} {what}s have {total} characters in all; "
