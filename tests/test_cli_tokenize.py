@@ -537,6 +537,17 @@ def test_train_refuses_bad_options(tmp_path, corpus, args, words):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 
 
+def test_train_refuses_a_vocabulary_too_large_before_it_says_it_trains(tmp_path, corpus):
+    # It printed "Training a 99999999999999999999-token BPE", then refused it below 2^62.
+    out = tmp_path / "out.json"
+    result = run("train", corpus, "--vocab-size", 99999999999999999999, "--out", out)
+    assert_input_error(result, "--vocab-size must be at most 1,048,576, got "
+                               "99,999,999,999,999,999,999: each id is a merge")
+    assert "Training" not in result.output
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
 def test_train_will_not_overwrite_without_force(tmp_path, corpus):
     out = tmp_path / "out.json"
     out.write_text("precious")
@@ -696,8 +707,14 @@ def test_char_tokenizer_names_the_character_it_cannot_encode(char):
 
 def test_decode_refuses_ids_out_of_range(bpe):
     assert_input_error(run("decode", "1", "300", "--tokenizer", bpe), "300", "0 to 299")
-    result = run("decode", "-1", "--tokenizer", bpe)      # click reads -1 as an option
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    # click reads -1 as an option: said so ("No such option '-1'" alone sent the user looking
+    # for one), with how to give it as an id, which is refused as any id out of range.
+    result = run("decode", "-1", "--tokenizer", bpe)
+    assert_input_error(result, "No such option '-1': a number that starts with '-' is read as "
+                               "an option; to give it as an argument, put -- before it, after "
+                               "the options: `tinyformer tokenize decode ... -- -1`")
+    assert_input_error(run("decode", "--tokenizer", bpe, "--", "-1"),
+                       "cannot decode id -1: the vocabulary has ids 0 to 299")
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
     result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line
@@ -810,7 +827,7 @@ def test_the_largest_vocabulary_a_refusal_names_is_one_that_trains(tmp_path):
     # One merge shortens many words: a count of the words' pairs promised more merges than
     # training finds, and the size it advised was refused in turn.
     (tmp_path / "a.txt").write_text(" the cat the mat the hat " * 30)
-    result = run("train", tmp_path / "a.txt", "--vocab-size", 100_000_000, "--out",
+    result = run("train", tmp_path / "a.txt", "--vocab-size", 1_000_000, "--out",
                  tmp_path / "t.json")
     assert result.exit_code == 2, result.output
     line = result.stderr.strip().splitlines()[-1]

@@ -738,6 +738,9 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_on_the_tokens_it
 def files(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    # A run's tokens.bin of a char tokenizer: small ids in two bytes each, as UTF-16 is.
+    (tmp_path / "tokens.bin").write_bytes(
+        np.random.default_rng(0).integers(1, 45, 500).astype("<u2").tobytes())
     (tmp_path / "latin1.txt").write_bytes("café au lait, s'il vous plaît\n".encode("latin-1"))
     (tmp_path / "short.txt").write_text("too short for any context\n")
     (tmp_path / "a-dir").mkdir()
@@ -752,6 +755,8 @@ def files(tmp_path):
                                   "does, but 'short.txt' is a file; drop the '/'"]),
     (["--corpus", "empty.txt"], ["is empty"]),
     (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
+    (["--corpus", "tokens.bin"], ["NUL byte", "looks binary"]),    # not "UTF-16 text"
+    (["--corpus", ""], ["--corpus must be a file's path, got ''"]),    # as --config's says
     (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
     (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),

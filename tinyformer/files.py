@@ -163,10 +163,14 @@ def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
 def check_not_utf16_unmarked(start: bytes, path: StrPath, what: str) -> None:
     """ValueError if a file starts as UTF-16 text without a byte order mark does (Python's
     encoding "utf-16-le" writes none): a NUL byte after (little-endian) or before (big-endian)
-    each of its ASCII characters, at least half of its first ones, and none elsewhere."""
+    each of its ASCII characters, at least half of its first ones, and none elsewhere; the
+    other bytes text's, not control characters. A run's tokens.bin, small ids in two bytes
+    each, has the NUL bytes too, but its other bytes are ids below 32 as often as not: it is
+    binary, which the caller says."""
     head = start[:64]
     for endian, nuls, others in (("le", head[1::2], head[0::2]), ("be", head[0::2], head[1::2])):
-        if len(head) >= 8 and nuls.count(0) >= len(nuls) / 2 and 0 not in others:
+        if len(head) >= 8 and nuls.count(0) >= len(nuls) / 2 and 0 not in others \
+                and all(byte >= 32 or chr(byte) in "\t\n\r" for byte in others):
             raise ValueError(f"{what} {path!r} looks like UTF-16 text without a byte order "
                              f"mark, not UTF-8; convert it, e.g. iconv -f utf-16{endian} "
                              f"-t utf-8")

@@ -242,7 +242,16 @@ def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[s
         raise ValueError(f"{name('vocab_size')} {vocab_size} is too small: a byte-level BPE "
                          f"needs the 256 bytes plus {len(special_tokens)} special tokens, at "
                          f"least {256 + len(special_tokens)}")
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise ValueError(f"{name('vocab_size')} must be at most {MAX_VOCAB_SIZE:,}, got "
+                         f"{vocab_size:,}: each id is a merge learned from the text and a row "
+                         f"of a model's embedding (GPT-2 has 50,257 ids, Llama 3 128,256)")
     return vocab_size
+
+
+# The most ids a BPE is trained to (`train --vocab-size` takes as many): past any tokenizer in
+# use, and before a size that is a typo (a zero too many) could be taken for one.
+MAX_VOCAB_SIZE = 2 ** 20
 
 
 # Finding special tokens in a text compiles a pattern from them, which takes over 100 times
@@ -910,7 +919,8 @@ class BPETokenizer(Tokenizer):
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
-        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, 2 ** 62)}, name=name)
+        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, MAX_VOCAB_SIZE)},
+                       name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
             raise ValueError(f"{name('vocab_size')} {vocab_size} is below the 256 bytes plus "

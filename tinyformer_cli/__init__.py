@@ -229,7 +229,8 @@ class Program(click.Group):
                 sys.exit(0)                    # (that it cannot be written is said below)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
-            message = (elsewhere(e) or renamed(e)) if isinstance(e, click.NoSuchOption) else None
+            message = (elsewhere(e) or renamed(e) or negative_number(e)
+                       if isinstance(e, click.NoSuchOption) else None)
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -399,6 +400,26 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
         return None
     shown = ", ".join(takers[:3]) + (", ..." if len(takers) > 3 else "")
     return f"No such option {error.option_name!r}: it is an option of {shown}"
+
+
+def negative_number(error: click.NoSuchOption) -> str | None:
+    """For a negative number given as an argument (`tokenize decode -1`), which click reads as
+    an option: how to give it, after --, where click's own words ("No such option") left the
+    user looking for an option of that name."""
+    try:
+        float(error.option_name)
+    except ValueError:
+        return None
+    if error.ctx is None or not any(isinstance(p, click.Argument)
+                                    for p in error.ctx.command.params):
+        return None
+    path, ctx = [], error.ctx                           # the command's words, as elsewhere's
+    while ctx.parent is not None:
+        path, ctx = [ctx.info_name, *path], ctx.parent
+    instead = files.command_line(*path, "...", "--", error.option_name)
+    return (f"No such option {error.option_name!r}: a number that starts with '-' is read as "
+            f"an option; to give it as an argument, put -- before it, after the options: "
+            f"`{instead}`")
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
