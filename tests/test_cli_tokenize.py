@@ -135,6 +135,28 @@ def test_a_full_disk_as_train_saves_is_one_line_naming_the_file_and_keeps_the_ol
     assert bpe.read_bytes() == before
 
 
+@pytest.mark.parametrize("record", ["manifest", "config"])
+def test_train_will_not_write_over_a_runs_tokenizer_even_with_force(tmp_path, corpus, record):
+    """The run's checkpoint was then refused as corrupted: its tokenizer was not the one its
+    model was trained with. A run records its files in its manifest.json (one from before
+    manifests, in its config.json)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "tokenizer.json").write_text("the run's")
+    (run_dir / f"{record}.json").write_text(json.dumps(
+        {"format": "tinyformer-run", "version": 1, "owns": ["config.json", "tokenizer.json"],
+         "checkpoint": None} if record == "manifest" else
+        {"format": "tinyformer-checkpoint", "files": {"tokenizer": "tokenizer.json"}}))
+    result = run("train", corpus, "--kind", "char", "--out", run_dir / "tokenizer.json",
+                 "--force")
+    assert_input_error(result, f"--out {str(run_dir / 'tokenizer.json')!r} is a file of the "
+                               f"run in {str(run_dir)!r}, whose checkpoint needs it as the run "
+                               f"wrote it; write to another file")
+    assert (run_dir / "tokenizer.json").read_text() == "the run's"
+    # Beside it, a file of no run's is written as anywhere.
+    assert run("train", corpus, "--kind", "char", "--out", run_dir / "mine.json").exit_code == 0
+
+
 # -- encode, decode, show ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("which", ["bpe", "char"])

@@ -695,6 +695,26 @@ def hub_cache_advice(directory: StrPath, snapshots: list[str]) -> str:
             f"which keeps the files in a snapshot: give {give}")
 
 
+def check_not_a_run_file(path: StrPath, what: str = "--out") -> None:
+    """ValueError where the file at `path` (`what` the user called it) is a file of a run of
+    ours: its folder's manifest.json lists its name among those the run owns, or, for a run
+    from before manifests, its config.json names it among its checkpoint's files. A command
+    that writes a file there, forced or not, would leave the run's checkpoint refused as
+    corrupted (its tokenizer no longer the one its model was trained with)."""
+    folder, name = folder_of(path), os.path.basename(os.fspath(path))
+    owned: list[Any] = []
+    with contextlib.suppress(OSError, ValueError):    # no run there, or one damaged: not ours
+        owned = (read_manifest(folder) or {}).get("owns", [])
+    if not owned and os.path.isfile(os.path.join(folder, CONFIG)):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            config = read_config_json(folder, pretrained=False)
+            owned = list(config.get("files", {}).values()) if is_ours(config) else []
+    if name in owned:
+        raise ValueError(f"{what} {os.fspath(path)!r} is a file of the run in {folder!r}, "
+                         f"whose checkpoint needs it as the run wrote it; write to another "
+                         f"file")
+
+
 def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
     """The config.json of a model's directory, ours or Hugging Face's, as a dict: the one
     place that reads the file. CheckpointError (one line) when the directory or the file is

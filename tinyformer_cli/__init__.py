@@ -32,7 +32,7 @@ from tinyformer import files, parallel, resources, stops
 from tinyformer.pretrained import PretrainedError
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
-from tinyformer.rundir import CheckpointError
+from tinyformer.rundir import CheckpointError, check_not_a_run_file
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
@@ -501,6 +501,8 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
         specials = [] if no_special else list(specials)
         vocab_size = check_training(kind, vocab_size, specials, name=option_name)
     check_out_file(out_path, force=force, reads=[input_path])   # before the work
+    with input_errors():                         # a run's tokenizer.json, even with --force
+        check_not_a_run_file(out_path)
     with input_errors():                         # unreadable text, too little for the merges
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
