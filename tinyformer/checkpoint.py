@@ -29,7 +29,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask, first_existing, why_not_a_directory
+from .files import StrPath, current_umask, first_existing, unreadable_folder, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
@@ -282,6 +282,9 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
     (it encodes and decodes as the tokenizers library does, but cannot be saved).
     CheckpointError, one line, as load_model's."""
     directory = os.fspath(directory)
+    unreadable = unreadable_folder(directory)     # not "holds no tokenizer"
+    if unreadable:
+        raise CheckpointError(unreadable)
     def has(name):
         return os.path.exists(os.path.join(directory, name))
     # A run of ours has a manifest.json from the start, beside its own tokenizer.json. Before

@@ -341,6 +341,23 @@ def path_from_here(path: StrPath) -> str:
         return os.path.abspath(path)
 
 
+def unreadable_folder(path: StrPath) -> str | None:
+    """Why `path` cannot be read, where the folder that holds it (or `path` itself, a
+    directory) is one this process may not enter (chmod 000, another user's): in it every
+    file seems missing (os.path.exists says False, not "permission denied"), and a message
+    would say "does not exist" or "has no config.json" where the permission is what is wrong.
+    None where that folder can be entered: its files are then read by name, whether or not
+    it can be listed (a folder of mode 711)."""
+    there = first_existing(path)
+    folder = there if os.path.isdir(there) else os.path.dirname(there)
+    if os.access(folder, os.X_OK):
+        return None
+    named = (os.fspath(path) if folder == os.path.abspath(path) else         # as given
+             folder_of(path) if folder == os.path.abspath(folder_of(path)) else folder)
+    return (f"{named!r} cannot be read: permission denied; check its permissions "
+            f"(ls -ld {shlex.quote(named)})")
+
+
 def first_existing(path: StrPath) -> str:
     """`path` made absolute, or the nearest folder above it that exists (the root at worst)."""
     there = os.path.abspath(path)

@@ -57,7 +57,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, version_problem, why_not_a_directory)
+                    open_regular, unreadable_folder, version_problem, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -728,6 +728,9 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
                               f"{HUGGING_FACE_MODEL if pretrained else ''}")
+    unreadable = unreadable_folder(directory)          # not "it has no config.json"
+    if unreadable:
+        raise CheckpointError(f"checkpoint {unreadable}")
     path = os.path.join(directory, CONFIG)
     if not os.path.exists(path) and before_first_checkpoint(directory):
         if is_training(directory):
@@ -1133,6 +1136,9 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     and a numeric `train_loss`) is a ValueError of one line. A diverged run logs a NaN loss,
     which stays in its record: what draws the records draws only `is_finite_number` values."""
     path = os.fspath(path)                      # a pathlib.Path is named as its text
+    unreadable = unreadable_folder(path)           # a run's folder: not "does not exist"
+    if unreadable:
+        raise ValueError(f"run directory {unreadable}")
     if not os.path.exists(path):
         raise ValueError(f"metrics file {path!r} does not exist; train a run first "
                          f"({command_line('train', '--out', 'DIR')})")

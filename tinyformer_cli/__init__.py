@@ -1098,6 +1098,9 @@ def plot(run_dirs, out_path, follow):
             # which sends the user looking for a file that is there.
             raise InputError(f"run directory {run_dir!r}: {files.why_not_a_directory(run_dir)}; "
                              f"give a run directory (or its metrics.jsonl)")
+        unreadable = files.unreadable_folder(run_dir)    # in a folder the user may not read
+        if unreadable:
+            raise InputError(f"run directory {unreadable}")
         raise InputError(f"run directory {run_dir!r} does not exist; check the path")
     if len(run_dirs) > 1 and out_path is None:
         raise InputError(f"{len(run_dirs)} runs are compared in one picture, which is no "
