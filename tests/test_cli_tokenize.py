@@ -1,6 +1,7 @@
 """`tinyformer tokenize`: train, encode, decode, show, end to end; and every kind of bad input
 ends in one line `Error: ...`, exit status 2, no traceback, and no file written."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -158,6 +159,35 @@ def test_train_will_not_write_over_a_runs_tokenizer_even_with_force(tmp_path, co
 
 
 # -- encode, decode, show ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def through_a_pipe(path):
+    """The path of a pipe that holds the file's bytes, as a shell's <(cat FILE) gives one:
+    /dev/fd/N, its writer closed once they are in (a tokenizer file fits a pipe's buffer)."""
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, path.read_bytes())
+        os.close(writer)
+        yield f"/dev/fd/{reader}"
+    finally:
+        os.close(reader)
+
+
+def test_a_tokenizer_may_be_given_as_a_pipe_read_once(tmp_path, monkeypatch, corpus, char):
+    """`--config <(...)` and `--file <(...)` were read, `--tokenizer <(...)` refused as a
+    named pipe: each reads its file once."""
+    ids = run("encode", "hello", "--tokenizer", char).stdout
+    with through_a_pipe(char) as pipe:
+        assert run("encode", "hello", "--tokenizer", pipe).stdout == ids
+    # train reads it, then checks the memory the run needs: refused there, for speed.
+    monkeypatch.setattr("tinyformer.resources.available_memory", lambda: 1)
+    with through_a_pipe(char) as pipe:
+        assert_input_error(train(corpus, pipe, tmp_path / "run"), "training with these sizes")
+    # A folder's tokenizer.json is found there, not named: a named pipe in its place, which
+    # no one writes, is refused rather than waited on.
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "folder" / "tokenizer.json")
+    assert_input_error(run("encode", "hello", "--tokenizer", tmp_path / "folder"))
 
 @pytest.mark.parametrize("which", ["bpe", "char"])
 def test_train_encode_decode_round_trip(request, tmp_path, which):

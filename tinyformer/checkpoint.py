@@ -263,12 +263,13 @@ def _load_checkpoint(directory, model=None):
     return model, load_tokenizer_for(directory, config, _vocab_size(config)), config
 
 
-def load_tokenizer_at(path: StrPath, saveable: bool = True) -> Tokenizer:
+def load_tokenizer_at(path: StrPath, saveable: bool = True, pipe: bool = False) -> Tokenizer:
     """The tokenizer that a --tokenizer option names, for `tinyformer tokenize` and `train`
-    alike: a tokenizer file (load_tokenizer's), or a directory's (load_checkpoint_tokenizer's,
-    with `saveable` as it takes it). ValueError, one line, naming what is wrong."""
+    alike: a tokenizer file (load_tokenizer's, a pipe too with `pipe`), or a directory's
+    (load_checkpoint_tokenizer's, with `saveable` as it takes it). ValueError, one line,
+    naming what is wrong."""
     return (load_checkpoint_tokenizer(path, saveable) if os.path.isdir(path)
-            else load_tokenizer(path))
+            else load_tokenizer(path, pipe))
 
 
 def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Tokenizer:

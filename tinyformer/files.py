@@ -197,13 +197,16 @@ def not_regular(path: StrPath) -> str | None:
     return what
 
 
-def open_regular(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
+def open_regular(path: StrPath, mode: str = "rb", pipe: bool = False,
+                 **open_kwargs: Any) -> IO:
     """open(path, mode), to read a file, when `path` (its links followed) is a regular file:
     else NotRegularFile, one line naming it. A link to a device such as /dev/zero reads on
     without end (a reader fills the memory, a checksum never finishes), and a named pipe
-    (FIFO) waits for a writer that never comes. OSError as open's for a missing file."""
+    (FIFO) waits for a writer that never comes. With `pipe`, a pipe is read too: for a path
+    the user named, read once, as a shell's <(...) gives one. OSError as open's for a missing
+    file."""
     what = not_regular(path)
-    if what is not None:
+    if what is not None and not (pipe and stat.S_ISFIFO(os.stat(path).st_mode)):
         raise NotRegularFile(f"{path} is {what}, not a regular file; put the file itself there")
     return open(path, mode, **open_kwargs)
 

@@ -715,7 +715,7 @@ def make_job(config: TrainConfig, tokenizer: Tokenizer | None = None) -> Job:
     return text_job(config)(config, tokenizer)
 
 
-def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
+def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     """The tokenizer saved in the file that config.tokenizer names (`tinyformer tokenize
     train` writes one, and a run directory holds its own), with the special tokens its job
     needs. ValueError in one line naming the file: missing, not a tokenizer, or without them."""
@@ -726,7 +726,7 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
                                     f"`{command_line('tokenize', 'train')}` wrote")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
-    tokenizer = load_tokenizer_at(path)
+    tokenizer = load_tokenizer_at(path, pipe=pipe)
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "

@@ -450,12 +450,17 @@ class Tokenizer:
         kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load, or
         a class of your own that derives from it) builds its own class, and refuses a file of
         another kind with a ValueError."""
+        return cls._load(path)
+
+    @classmethod
+    def _load(cls: type[TokenizerT], path: StrPath, pipe: bool = False) -> TokenizerT:
+        """load's work; with `pipe`, as load_tokenizer takes it."""
         # The checks of every way to load a tokenizer file live here: load_tokenizer calls this.
         check_exists(path, "tokenizer", f"tokenizer {str(path)!r} does not exist; make one "
                                         f"with `{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
             raise ValueError(_directory_advice(path))
-        data = _read_json(path)
+        data = _read_json(path, pipe)
         problem = version_problem(path, "tokenizer format",
                                   data.get("version", TOKENIZER_VERSION), TOKENIZER_VERSION,
                                   "put back the tokenizer file tinyformer wrote")
@@ -496,10 +501,12 @@ def tokenizer_model_advice(directory: StrPath) -> str:
             f"model's tokenizer.json into it, if its page has one (a byte-level BPE's is read)")
 
 
-def load_tokenizer(path: StrPath) -> Tokenizer:
+def load_tokenizer(path: StrPath, pipe: bool = False) -> Tokenizer:
     """Read any tokenizer that `save` wrote, choosing the class by the file's "type" (as
-    Tokenizer.load, which it is)."""
-    return Tokenizer.load(path)
+    Tokenizer.load, which it is). With `pipe`, `path` may be a pipe, read once (a shell's
+    `--tokenizer <(...)`): for a path the user named, not a file found in a folder, where a
+    named pipe would wait for a writer that never comes."""
+    return Tokenizer._load(path, pipe)
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
@@ -555,11 +562,11 @@ TOKENIZER_MODEL_FORMAT = ("SentencePiece's or tiktoken's format (a tokenizer.mod
                           "tinyformer does not read")
 
 
-def _read_json(path):
+def _read_json(path, pipe=False):
     """A tokenizer file's JSON, checked to name one of TOKENIZERS; else a one-line ValueError
     that says what the file is, if it is another's that tinyformer knows, and what to give."""
     try:
-        with open_regular(path, "r", encoding=EDITABLE_JSON) as f:   # not a link to /dev/zero
+        with open_regular(path, "r", pipe, encoding=EDITABLE_JSON) as f:  # not /dev/zero
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise _not_ours(path, f"invalid JSON ({e})") from None

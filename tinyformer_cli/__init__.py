@@ -537,8 +537,8 @@ def open_tokenizer(path):
     model's, as generate reads it: the ids that its model reads), or a Hugging Face tokenizer's
     directory: any byte-level BPE's tokenizer.json, since `tokenize` only encodes and decodes
     (train takes GPT-2's alone, which a run can save)."""
-    with input_errors(ValueError, OSError):
-        return load_tokenizer_at(path, saveable=False)
+    with input_errors(ValueError, OSError):       # a pipe too: `--tokenizer <(...)`, read once
+        return load_tokenizer_at(path, saveable=False, pipe=True)
 
 
 # --allow-special, as `tokenize encode` and `show` and `generate` take it.
