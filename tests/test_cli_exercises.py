@@ -126,6 +126,16 @@ def test_init_refuses_a_directory_with_files_and_changes_nothing(tmp_path):
     assert snapshot(tmp_path) == before
 
 
+def test_init_inside_a_file_says_which_file_and_what_to_give(tmp_path):
+    # mkdir said only "not a directory", naming neither the file nor what to do.
+    (tmp_path / "afile.txt").write_text("keep me")
+    before = snapshot(tmp_path)
+    assert_input_error(run("init", tmp_path / "afile.txt" / "x"),
+                       f"{str(tmp_path / 'afile.txt')!r} is a file, not a directory; give a "
+                       f"path for the new workspace that no file is part of")
+    assert snapshot(tmp_path) == before
+
+
 def test_init_refuses_an_existing_workspace(workspace):
     before = snapshot(workspace)
     assert_input_error(run("init", workspace), "already an exercise workspace", "reset")

@@ -140,3 +140,26 @@ def test_a_full_disk_as_training_ends_leaves_the_run_saved_and_says_how_to_draw_
             f"space and draw it with `tinyformer plot {out}`)") in result.output
     assert f"done: checkpoint in {out}" in result.output and not (out / "loss.png").exists()
     assert tinyformer("plot", out).exit_code == 0 and (out / "loss.png").exists()  # the advice
+
+
+@pytest.mark.parametrize("command, said", [
+    (["plot", "locked"], "run directory 'locked'"),
+    (["plot", "locked/metrics.jsonl", "--out", "x.png"], "run directory 'locked'"),
+    (["generate", "--checkpoint", "locked"], "checkpoint 'locked'"),
+    (["export", "--checkpoint", "locked", "--out", "exported"], "checkpoint 'locked'"),
+    (["tokenize", "encode", "hi", "--tokenizer", "locked"], "'locked'")])
+def test_a_folder_the_user_may_not_read_is_said_to_be_so(tmp_path, monkeypatch, command, said):
+    """A run folder of mode 000 (or another user's) was said not to exist, or to have no
+    config.json: in it every file seems missing. Simulated (the tests may run as root, whom
+    no permission stops): the process may not read it, and it looks empty, as then."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    may_read = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kwargs: (
+        os.path.abspath(path) != str(locked) and may_read(path, mode, **kwargs)))
+    monkeypatch.chdir(tmp_path)
+    result = tinyformer(*command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"Error: {said} cannot be read: permission denied; check its "
+                             f"permissions (ls -ld locked)\n"), result.stderr
+    assert os.listdir(tmp_path) == ["locked"]

@@ -1,6 +1,7 @@
 """`tinyformer tokenize`: train, encode, decode, show, end to end; and every kind of bad input
 ends in one line `Error: ...`, exit status 2, no traceback, and no file written."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -135,7 +136,58 @@ def test_a_full_disk_as_train_saves_is_one_line_naming_the_file_and_keeps_the_ol
     assert bpe.read_bytes() == before
 
 
+@pytest.mark.parametrize("record", ["manifest", "config"])
+def test_train_will_not_write_over_a_runs_tokenizer_even_with_force(tmp_path, corpus, record):
+    """The run's checkpoint was then refused as corrupted: its tokenizer was not the one its
+    model was trained with. A run records its files in its manifest.json (one from before
+    manifests, in its config.json)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "tokenizer.json").write_text("the run's")
+    (run_dir / f"{record}.json").write_text(json.dumps(
+        {"format": "tinyformer-run", "version": 1, "owns": ["config.json", "tokenizer.json"],
+         "checkpoint": None} if record == "manifest" else
+        {"format": "tinyformer-checkpoint", "files": {"tokenizer": "tokenizer.json"}}))
+    result = run("train", corpus, "--kind", "char", "--out", run_dir / "tokenizer.json",
+                 "--force")
+    assert_input_error(result, f"--out {str(run_dir / 'tokenizer.json')!r} is a file of the "
+                               f"run in {str(run_dir)!r}, whose checkpoint needs it as the run "
+                               f"wrote it; write to another file")
+    assert (run_dir / "tokenizer.json").read_text() == "the run's"
+    # Beside it, a file of no run's is written as anywhere.
+    assert run("train", corpus, "--kind", "char", "--out", run_dir / "mine.json").exit_code == 0
+
+
 # -- encode, decode, show ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def through_a_pipe(path):
+    """The path of a pipe that holds the file's bytes, as a shell's <(cat FILE) gives one:
+    /dev/fd/N, its writer closed once they are in (a tokenizer file fits a pipe's buffer)."""
+    reader, writer = os.pipe()
+    try:
+        os.write(writer, path.read_bytes())
+        os.close(writer)
+        yield f"/dev/fd/{reader}"
+    finally:
+        os.close(reader)
+
+
+def test_a_tokenizer_may_be_given_as_a_pipe_read_once(tmp_path, monkeypatch, corpus, char):
+    """`--config <(...)` and `--file <(...)` were read, `--tokenizer <(...)` refused as a
+    named pipe: each reads its file once."""
+    ids = run("encode", "hello", "--tokenizer", char).stdout
+    with through_a_pipe(char) as pipe:
+        assert run("encode", "hello", "--tokenizer", pipe).stdout == ids
+    # train reads it, then checks the memory the run needs: refused there, for speed.
+    monkeypatch.setattr("tinyformer.resources.available_memory", lambda: 1)
+    with through_a_pipe(char) as pipe:
+        assert_input_error(train(corpus, pipe, tmp_path / "run"), "training with these sizes")
+    # A folder's tokenizer.json is found there, not named: a named pipe in its place, which
+    # no one writes, is refused rather than waited on.
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "folder" / "tokenizer.json")
+    assert_input_error(run("encode", "hello", "--tokenizer", tmp_path / "folder"))
 
 @pytest.mark.parametrize("which", ["bpe", "char"])
 def test_train_encode_decode_round_trip(request, tmp_path, which):
@@ -537,6 +589,17 @@ def test_train_refuses_bad_options(tmp_path, corpus, args, words):
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
 
 
+def test_train_refuses_a_vocabulary_too_large_before_it_says_it_trains(tmp_path, corpus):
+    # It printed "Training a 99999999999999999999-token BPE", then refused it below 2^62.
+    out = tmp_path / "out.json"
+    result = run("train", corpus, "--vocab-size", 99999999999999999999, "--out", out)
+    assert_input_error(result, "--vocab-size must be at most 1,048,576, got "
+                               "99,999,999,999,999,999,999: each id is a merge")
+    assert "Training" not in result.output
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
 def test_train_will_not_overwrite_without_force(tmp_path, corpus):
     out = tmp_path / "out.json"
     out.write_text("precious")
@@ -696,8 +759,14 @@ def test_char_tokenizer_names_the_character_it_cannot_encode(char):
 
 def test_decode_refuses_ids_out_of_range(bpe):
     assert_input_error(run("decode", "1", "300", "--tokenizer", bpe), "300", "0 to 299")
-    result = run("decode", "-1", "--tokenizer", bpe)      # click reads -1 as an option
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    # click reads -1 as an option: said so ("No such option '-1'" alone sent the user looking
+    # for one), with how to give it as an id, which is refused as any id out of range.
+    result = run("decode", "-1", "--tokenizer", bpe)
+    assert_input_error(result, "No such option '-1': a number that starts with '-' is read as "
+                               "an option; to give it as an argument, put -- before it, after "
+                               "the options: `tinyformer tokenize decode ... -- -1`")
+    assert_input_error(run("decode", "--tokenizer", bpe, "--", "-1"),
+                       "cannot decode id -1: the vocabulary has ids 0 to 299")
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
     result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line
@@ -810,7 +879,7 @@ def test_the_largest_vocabulary_a_refusal_names_is_one_that_trains(tmp_path):
     # One merge shortens many words: a count of the words' pairs promised more merges than
     # training finds, and the size it advised was refused in turn.
     (tmp_path / "a.txt").write_text(" the cat the mat the hat " * 30)
-    result = run("train", tmp_path / "a.txt", "--vocab-size", 100_000_000, "--out",
+    result = run("train", tmp_path / "a.txt", "--vocab-size", 1_000_000, "--out",
                  tmp_path / "t.json")
     assert result.exit_code == 2, result.output
     line = result.stderr.strip().splitlines()[-1]

@@ -738,6 +738,9 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_again_on_the_tokens_it
 def files(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    # A run's tokens.bin of a char tokenizer: small ids in two bytes each, as UTF-16 is.
+    (tmp_path / "tokens.bin").write_bytes(
+        np.random.default_rng(0).integers(1, 45, 500).astype("<u2").tobytes())
     (tmp_path / "latin1.txt").write_bytes("café au lait, s'il vous plaît\n".encode("latin-1"))
     (tmp_path / "short.txt").write_text("too short for any context\n")
     (tmp_path / "a-dir").mkdir()
@@ -752,6 +755,8 @@ def files(tmp_path):
                                   "does, but 'short.txt' is a file; drop the '/'"]),
     (["--corpus", "empty.txt"], ["is empty"]),
     (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
+    (["--corpus", "tokens.bin"], ["NUL byte", "looks binary"]),    # not "UTF-16 text"
+    (["--corpus", ""], ["--corpus must be a file's path, got ''"]),    # as --config's says
     (["--corpus", "latin1.txt"], ["is not UTF-8 text", "offset 3"]),
     (["--corpus", "short.txt", "--context", "64"], ["the corpus is too short"]),
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
@@ -1646,6 +1651,15 @@ def test_an_add_prompt_with_a_leading_zero_is_refused_as_no_source_of_the_task()
         check_task_prompt(saved, "01+2")
 
 
+def test_a_long_prompt_refused_for_a_task_is_quoted_in_part_with_its_length():
+    # A prompt of 3,000 characters was quoted whole in the one line of the error.
+    saved = {"train": {"task": "add", "min_len": 3, "max_len": 5}}
+    with pytest.raises(ValueError) as refused:
+        check_task_prompt(saved, "1x" * 1500)
+    assert str(refused.value).startswith(f"prompt '{'1x' * 20}...' (3,000 characters) is no "
+                                         f"source of the add task"), refused.value
+
+
 def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
     out, _ = gpt_run
     with zipfile.ZipFile(weights_file(out)) as archive:
@@ -1770,4 +1784,21 @@ def test_a_context_too_short_for_the_tasks_lengths_is_refused_before_its_pairs_a
                         "--out", tmp_path / "run")
     assert_input_error(result, "--context 16 is too short for --max-len 10000: the task "
                                "needs 10001")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_task_whose_evaluation_cannot_fit_in_memory_is_refused_before_its_pairs_are_made(
+        monkeypatch, tmp_path):
+    """An evaluation scores 250 held-out pairs at once, whatever --batch-size: --max-len 10000
+    with a batch of one passed the memory check, made its pairs for a minute, then ran out of
+    memory in its first evaluation (an attention of 10001 x 10001 for each pair)."""
+    def made(*args, **kwargs):
+        pytest.fail("made the task's pairs before refusing the sizes")
+    monkeypatch.setattr("tinyformer.jobs.Seq2SeqTask", made)
+    monkeypatch.setattr("tinyformer.resources.available_memory", lambda: 24 * 10 ** 9)
+    result = tinyformer("train", "--task", "sort", "--max-len", "10000", "--batch-size", "1",
+                        "--n-layer", "1", "--n-head", "1", "--d-model", "8",
+                        "--out", tmp_path / "run")
+    assert_input_error(result, "training with these sizes needs about", "24 GB is available",
+                       "choose a smaller --max-len")
     assert not (tmp_path / "run").exists()

@@ -239,3 +239,14 @@ def test_every_source_a_task_makes_is_one_of_its_sources_and_other_forms_are_not
         ["12", "01+2", "1+02", "0+5", "00+00"] if task == "add" else ["12+3"])
     assert not any(data.is_source(task, text) for text in others)
     assert task == "add" or data.is_source(task, "0012")       # digit strings: any digits
+
+
+def test_add_sums_numbers_of_any_length_as_on_paper():
+    """--task add --max-len 8601 makes numbers of 4,301 digits, which Python's int() refuses
+    to read (more than 4,300: "Exceeds the limit ... sys.set_int_max_str_digits()")."""
+    assert solve("add", "9" * 5000 + "+" + "1") == "1" + "0" * 5000
+    assert solve("add", "1" + "+" + "9" * 4301) == "1" + "0" * 4301
+    rng = np.random.default_rng(0)
+    for a, b in rng.integers(1, 10 ** 12, (50, 2)).tolist():      # as int() adds them
+        assert solve("add", f"{a}+{b}") == str(a + b)
+    assert solve("add", "5+5") == "10" and solve("add", "10+90") == "100"

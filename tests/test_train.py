@@ -89,9 +89,9 @@ def test_defaults_depend_on_the_job():
     (dict(d_model=65_537, n_head=1), "--d-model must be at most 65,536, got 65,537"),
     (dict(seed=-1), "--seed must be a whole number >= 0"),
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
-    (dict(corpus=""), "--corpus must be a non-empty text"),
-    (dict(corpus="  "), "--corpus must be a non-empty text, got '  '"),
-    (dict(corpus="a\0b"), "--corpus must be a non-empty text"),    # no file has such a name
+    (dict(corpus=""), "--corpus must be a file's path"),
+    (dict(corpus="  "), "--corpus must be a file's path, got '  '"),
+    (dict(corpus="a\0b"), "--corpus must be a file's path"),    # no file has such a name
     (dict(iters=10, warmup=20), "--warmup must be at most --iters (10), got 20"),
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
@@ -284,7 +284,7 @@ def test_unknown_setting_names_the_one_meant_or_else_the_known_ones():
     ({"lr": "abc"}, "lr in f.toml must be a finite number > 0, got 'abc'"),
     ({"n-layer": 2.0}, "n_layer in f.toml must be a whole number >= 1, got 2.0"),
     ({"task": 7}, "task in f.toml must be one of copy, reverse, sort, add, got 7"),
-    ({"corpus": ["a.txt"]}, "corpus in f.toml must be a non-empty text"),
+    ({"corpus": ["a.txt"]}, "corpus in f.toml must be a file's path"),
 ])
 def test_a_files_values_are_checked_and_named_by_where_they_came_from(settings, message):
     with pytest.raises(ValueError) as e:

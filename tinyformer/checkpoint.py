@@ -29,7 +29,7 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask, first_existing, why_not_a_directory
+from .files import StrPath, current_umask, first_existing, unreadable_folder, why_not_a_directory
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
@@ -263,12 +263,13 @@ def _load_checkpoint(directory, model=None):
     return model, load_tokenizer_for(directory, config, _vocab_size(config)), config
 
 
-def load_tokenizer_at(path: StrPath, saveable: bool = True) -> Tokenizer:
+def load_tokenizer_at(path: StrPath, saveable: bool = True, pipe: bool = False) -> Tokenizer:
     """The tokenizer that a --tokenizer option names, for `tinyformer tokenize` and `train`
-    alike: a tokenizer file (load_tokenizer's), or a directory's (load_checkpoint_tokenizer's,
-    with `saveable` as it takes it). ValueError, one line, naming what is wrong."""
+    alike: a tokenizer file (load_tokenizer's, a pipe too with `pipe`), or a directory's
+    (load_checkpoint_tokenizer's, with `saveable` as it takes it). ValueError, one line,
+    naming what is wrong."""
     return (load_checkpoint_tokenizer(path, saveable) if os.path.isdir(path)
-            else load_tokenizer(path))
+            else load_tokenizer(path, pipe))
 
 
 def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Tokenizer:
@@ -282,6 +283,9 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
     (it encodes and decodes as the tokenizers library does, but cannot be saved).
     CheckpointError, one line, as load_model's."""
     directory = os.fspath(directory)
+    unreadable = unreadable_folder(directory)     # not "holds no tokenizer"
+    if unreadable:
+        raise CheckpointError(unreadable)
     def has(name):
         return os.path.exists(os.path.join(directory, name))
     # A run of ours has a manifest.json from the start, beside its own tokenizer.json. Before

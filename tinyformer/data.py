@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .files import shown
 from .tokenizers import BPETokenizer
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +185,22 @@ def solve(task: str, source: str) -> str:
     if task == "sort":
         return "".join(sorted(source))
     a, b = source.split("+")
-    return str(int(a) + int(b))
+    return add_digits(a, b)
+
+
+def add_digits(a: str, b: str) -> str:
+    """The sum of two numbers written in digits, added as on paper: digit by digit from the
+    right, carrying the tens. Python's int() refuses to read a number of more than 4,300 digits
+    (sys.set_int_max_str_digits, a guard against slow conversions), and an add task's numbers
+    may have 5,000 (--max-len 10000)."""
+    width = max(len(a), len(b))
+    digits, carry = [], 0
+    for x, y in zip(reversed(a.zfill(width)), reversed(b.zfill(width))):
+        carry, digit = divmod(int(x) + int(y) + carry, 10)
+        digits.append(str(digit))
+    if carry:
+        digits.append(str(carry))
+    return "".join(reversed(digits))
 
 
 def is_source(task: str, text: str) -> bool:
@@ -223,6 +239,11 @@ def all_sources(task: str, min_len: int, max_len: int) -> list[str]:
         else:
             sources += [f"{k:0{length}d}" for k in range(10 ** length)]
     return sources
+
+
+# How many held-out pairs an evaluation scores at once (Seq2Seq.evaluate), without a graph: as
+# many rows as a batch of 250, whatever --batch-size is, which the memory check counts too.
+EVAL_PAIRS = 250
 
 
 def task_context(max_len: int) -> int:
@@ -283,7 +304,7 @@ class Seq2SeqTask:
         for position, char in enumerate(text):
             if char not in TASK_SYMBOLS:
                 raise ValueError(f"Seq2SeqTask.encode: {char!r} at position {position} of "
-                                 f"{text!r} is no symbol of the tasks: they are written with "
+                                 f"{shown(text)} is no symbol of the tasks: they are written with "
                                  f"the digits 0 to 9 and +")
         return [SYMBOLS.index(c) for c in text]
 

@@ -163,10 +163,14 @@ def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
 def check_not_utf16_unmarked(start: bytes, path: StrPath, what: str) -> None:
     """ValueError if a file starts as UTF-16 text without a byte order mark does (Python's
     encoding "utf-16-le" writes none): a NUL byte after (little-endian) or before (big-endian)
-    each of its ASCII characters, at least half of its first ones, and none elsewhere."""
+    each of its ASCII characters, at least half of its first ones, and none elsewhere; the
+    other bytes text's, not control characters. A run's tokens.bin, small ids in two bytes
+    each, has the NUL bytes too, but its other bytes are ids below 32 as often as not: it is
+    binary, which the caller says."""
     head = start[:64]
     for endian, nuls, others in (("le", head[1::2], head[0::2]), ("be", head[0::2], head[1::2])):
-        if len(head) >= 8 and nuls.count(0) >= len(nuls) / 2 and 0 not in others:
+        if len(head) >= 8 and nuls.count(0) >= len(nuls) / 2 and 0 not in others \
+                and all(byte >= 32 or chr(byte) in "\t\n\r" for byte in others):
             raise ValueError(f"{what} {path!r} looks like UTF-16 text without a byte order "
                              f"mark, not UTF-8; convert it, e.g. iconv -f utf-16{endian} "
                              f"-t utf-8")
@@ -193,13 +197,16 @@ def not_regular(path: StrPath) -> str | None:
     return what
 
 
-def open_regular(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
+def open_regular(path: StrPath, mode: str = "rb", pipe: bool = False,
+                 **open_kwargs: Any) -> IO:
     """open(path, mode), to read a file, when `path` (its links followed) is a regular file:
     else NotRegularFile, one line naming it. A link to a device such as /dev/zero reads on
     without end (a reader fills the memory, a checksum never finishes), and a named pipe
-    (FIFO) waits for a writer that never comes. OSError as open's for a missing file."""
+    (FIFO) waits for a writer that never comes. With `pipe`, a pipe is read too: for a path
+    the user named, read once, as a shell's <(...) gives one. OSError as open's for a missing
+    file."""
     what = not_regular(path)
-    if what is not None:
+    if what is not None and not (pipe and stat.S_ISFIFO(os.stat(path).st_mode)):
         raise NotRegularFile(f"{path} is {what}, not a regular file; put the file itself there")
     return open(path, mode, **open_kwargs)
 
@@ -337,6 +344,23 @@ def path_from_here(path: StrPath) -> str:
         return os.path.abspath(path)
 
 
+def unreadable_folder(path: StrPath) -> str | None:
+    """Why `path` cannot be read, where the folder that holds it (or `path` itself, a
+    directory) is one this process may not enter (chmod 000, another user's): in it every
+    file seems missing (os.path.exists says False, not "permission denied"), and a message
+    would say "does not exist" or "has no config.json" where the permission is what is wrong.
+    None where that folder can be entered: its files are then read by name, whether or not
+    it can be listed (a folder of mode 711)."""
+    there = first_existing(path)
+    folder = there if os.path.isdir(there) else os.path.dirname(there)
+    if os.access(folder, os.X_OK):
+        return None
+    named = (os.fspath(path) if folder == os.path.abspath(path) else         # as given
+             folder_of(path) if folder == os.path.abspath(folder_of(path)) else folder)
+    return (f"{named!r} cannot be read: permission denied; check its permissions "
+            f"(ls -ld {shlex.quote(named)})")
+
+
 def first_existing(path: StrPath) -> str:
     """`path` made absolute, or the nearest folder above it that exists (the root at worst)."""
     there = os.path.abspath(path)
@@ -423,6 +447,14 @@ def version_problem(path: StrPath, what: str, version: Any, reads: int,
             f"version {reads}: {advice}")
 
 
+SHOWN_CHARACTERS = 40         # of a long text quoted in a message, before its length
+
+
 def shown(value: Any) -> str:
-    """repr(value), or as much of it as an error message needs."""
+    """repr(value), or as much of it as an error message needs: a text longer than 80
+    characters as its first 40 and its length ('12345...' (3,000 characters)), where a prompt
+    of thousands was quoted whole; a list, a dict or a text inside one as reprlib cuts them."""
+    if isinstance(value, str) and len(value) > _SHORT.maxstring:
+        start = repr(value[:SHOWN_CHARACTERS])
+        return f"{start[:-1]}...{start[-1]} ({len(value):,} characters)"
     return _SHORT.repr(value)

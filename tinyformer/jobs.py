@@ -27,8 +27,8 @@ from tinyautograd import functional as F
 
 from .bert import BERT, BEGINS, CONTINUES, IGNORE, TokenMasker
 from .checkpoint import Model, load_tokenizer_at
-from .data import (BOS, COLOURS, EOS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask, builtin_corpus,
-                   line_batch, lm_batch, recall_prompts, recalled, task_context)
+from .data import (BOS, COLOURS, EOS, EVAL_PAIRS, PAD, SPECIALS, SYMBOLS, Seq2SeqTask,
+                   builtin_corpus, line_batch, lm_batch, recall_prompts, recalled, task_context)
 from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
@@ -619,9 +619,9 @@ class Seq2Seq:
 
     def evaluate(self, model: Transformer, threads: int = 1) -> dict[str, float]:
         """Teacher-forced loss and exact match of greedy decoding on every held-out pair, in
-        chunks of 250 pairs, up to `threads` chunks at once. The loss is the mean over every
-        held-out target token, as one batch of all the pairs would give it: each chunk's mean
-        weighs by its tokens, as micro-batches do in training."""
+        chunks of EVAL_PAIRS (250) pairs, up to `threads` chunks at once. The loss is the mean
+        over every held-out target token, as one batch of all the pairs would give it: each
+        chunk's mean weighs by its tokens, as micro-batches do in training."""
         pairs = self.data.val
 
         def score(chunk):              # (the chunk's summed loss, its tokens, its right answers)
@@ -631,7 +631,7 @@ class Seq2Seq:
             return (self.loss(model, batch).item() * tokens, tokens,
                     sum(guess == target for (_, target), guess in zip(chunk, guesses)))
 
-        chunks = [pairs[i:i + 250] for i in range(0, len(pairs), 250)]
+        chunks = [pairs[i:i + EVAL_PAIRS] for i in range(0, len(pairs), EVAL_PAIRS)]
         scores = side_by_side(without_graph(score), chunks, threads)
         return {"val_loss": sum(loss for loss, _, _ in scores) / sum(n for _, n, _ in scores),
                 "val_accuracy": sum(right for _, _, right in scores) / len(pairs)}
@@ -715,7 +715,7 @@ def make_job(config: TrainConfig, tokenizer: Tokenizer | None = None) -> Job:
     return text_job(config)(config, tokenizer)
 
 
-def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
+def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     """The tokenizer saved in the file that config.tokenizer names (`tinyformer tokenize
     train` writes one, and a run directory holds its own), with the special tokens its job
     needs. ValueError in one line naming the file: missing, not a tokenizer, or without them."""
@@ -726,7 +726,7 @@ def load_tokenizer_file(config: TrainConfig) -> Tokenizer:
                                     f"`{command_line('tokenize', 'train')}` wrote")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
-    tokenizer = load_tokenizer_at(path)
+    tokenizer = load_tokenizer_at(path, pipe=pipe)
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "

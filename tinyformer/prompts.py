@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from .data import BOS, EOS, TASKS, is_source
+from .files import shown
 from .decoding import beam_search, check_logits, ends, inference
 from .resources import blas_threads, step_threads
 from . import resources, schema
@@ -60,7 +61,7 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
         form = ("two numbers joined by +, neither starting with 0, e.g. 379+3189"
                 if task == "add"
                 else "digits only, e.g. 5790189")
-        raise ValueError(f"{name('prompt')} {prompt!r} is no source of the {task} task this "
+        raise ValueError(f"{name('prompt')} {shown(prompt)} is no source of the {task} task this "
                          f"checkpoint was trained on: give {form}")
     digits = sum(ch.isdigit() for ch in prompt)   # as training counts them: add's + is not
     if isinstance(longest, int) and digits > longest:

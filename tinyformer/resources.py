@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ContextManager, Iterator
 
 from threadpoolctl import ThreadpoolController
 
+from .data import EVAL_PAIRS, task_context
 from .files import size_said
 from .layers import default_d_ff, least_parameters
 
@@ -132,7 +133,10 @@ def _memory_stat(directory: str, key: str) -> int:
 def training_memory(config: TrainConfig, vocab_size: int) -> int:
     """An estimate, on the low side, of the bytes a training step of `config` (resolved) needs:
     the parameters four times over (weights, gradients, AdamW's two moments) and the
-    activations that the backward pass keeps, the attention scores and logits among them."""
+    activations that the backward pass keeps, the attention scores and logits among them; or,
+    for a task, those of an evaluation if more: it scores EVAL_PAIRS held-out pairs at once,
+    whatever the batch size (a batch of one with --max-len 10000 passed the check, made its
+    pairs for a minute, then ran out of memory in its first evaluation)."""
     d = config.d_model
     d_ff = config.d_ff or default_d_ff(d, config.activation or "gelu")
     context = config.context or 2 * config.max_len + 2
@@ -147,12 +151,18 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     tokens = config.batch_size * context
     activations = tokens * layers * (8 * d + 2 * d_ff + 2 * config.n_head * context) \
         + 3 * tokens * vocab_size
+    if config.task:       # no graph kept: one attention's scores and probabilities at a time
+        longest = config.context or task_context(config.max_len)
+        activations = max(activations, 2 * EVAL_PAIRS * config.n_head * longest ** 2)
     return FLOAT * (4 * least_parameters(sizes) + activations)
 
 
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
     """ValueError, before anything is allocated, when the run cannot fit in memory."""
+    # A task's context follows its --max-len, unless given.
     check_fits(training_memory(config, vocab_size), "training with these sizes",
+               "a smaller --max-len, --batch-size, --d-model or --n-layer" if config.task
+               and config.context is None else
                "a smaller --batch-size, --context, --d-model or --n-layer")
 
 

@@ -57,7 +57,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, version_problem, why_not_a_directory)
+                    open_regular, unreadable_folder, version_problem, why_not_a_directory)
 from .schema import is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -695,6 +695,26 @@ def hub_cache_advice(directory: StrPath, snapshots: list[str]) -> str:
             f"which keeps the files in a snapshot: give {give}")
 
 
+def check_not_a_run_file(path: StrPath, what: str = "--out") -> None:
+    """ValueError where the file at `path` (`what` the user called it) is a file of a run of
+    ours: its folder's manifest.json lists its name among those the run owns, or, for a run
+    from before manifests, its config.json names it among its checkpoint's files. A command
+    that writes a file there, forced or not, would leave the run's checkpoint refused as
+    corrupted (its tokenizer no longer the one its model was trained with)."""
+    folder, name = folder_of(path), os.path.basename(os.fspath(path))
+    owned: list[Any] = []
+    with contextlib.suppress(OSError, ValueError):    # no run there, or one damaged: not ours
+        owned = (read_manifest(folder) or {}).get("owns", [])
+    if not owned and os.path.isfile(os.path.join(folder, CONFIG)):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            config = read_config_json(folder, pretrained=False)
+            owned = list(config.get("files", {}).values()) if is_ours(config) else []
+    if name in owned:
+        raise ValueError(f"{what} {os.fspath(path)!r} is a file of the run in {folder!r}, "
+                         f"whose checkpoint needs it as the run wrote it; write to another "
+                         f"file")
+
+
 def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
     """The config.json of a model's directory, ours or Hugging Face's, as a dict: the one
     place that reads the file. CheckpointError (one line) when the directory or the file is
@@ -708,6 +728,9 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     if not os.path.isdir(directory):
         raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
                               f"{HUGGING_FACE_MODEL if pretrained else ''}")
+    unreadable = unreadable_folder(directory)          # not "it has no config.json"
+    if unreadable:
+        raise CheckpointError(f"checkpoint {unreadable}")
     path = os.path.join(directory, CONFIG)
     if not os.path.exists(path) and before_first_checkpoint(directory):
         if is_training(directory):
@@ -1113,6 +1136,9 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
     and a numeric `train_loss`) is a ValueError of one line. A diverged run logs a NaN loss,
     which stays in its record: what draws the records draws only `is_finite_number` values."""
     path = os.fspath(path)                      # a pathlib.Path is named as its text
+    unreadable = unreadable_folder(path)           # a run's folder: not "does not exist"
+    if unreadable:
+        raise ValueError(f"run directory {unreadable}")
     if not os.path.exists(path):
         raise ValueError(f"metrics file {path!r} does not exist; train a run first "
                          f"({command_line('train', '--out', 'DIR')})")

@@ -242,7 +242,16 @@ def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[s
         raise ValueError(f"{name('vocab_size')} {vocab_size} is too small: a byte-level BPE "
                          f"needs the 256 bytes plus {len(special_tokens)} special tokens, at "
                          f"least {256 + len(special_tokens)}")
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise ValueError(f"{name('vocab_size')} must be at most {MAX_VOCAB_SIZE:,}, got "
+                         f"{vocab_size:,}: each id is a merge learned from the text and a row "
+                         f"of a model's embedding (GPT-2 has 50,257 ids, Llama 3 128,256)")
     return vocab_size
+
+
+# The most ids a BPE is trained to (`train --vocab-size` takes as many): past any tokenizer in
+# use, and before a size that is a typo (a zero too many) could be taken for one.
+MAX_VOCAB_SIZE = 2 ** 20
 
 
 # Finding special tokens in a text compiles a pattern from them, which takes over 100 times
@@ -264,8 +273,9 @@ def special_pattern(special_tokens: Sequence[str], what: str = "special token"
         return None
     longest = max(special_tokens, key=len)
     if len(longest) > MAX_SPECIAL_TOKEN_CHARACTERS:
-        raise ValueError(f"{what} {shown(longest)} has {len(longest)} characters; a {what} "
-                         f"may have at most {MAX_SPECIAL_TOKEN_CHARACTERS}")
+        # (shown with its length: it is longer than shown() quotes whole)
+        raise ValueError(f"{what} {shown(longest)} is too long: a {what} may have at most "
+                         f"{MAX_SPECIAL_TOKEN_CHARACTERS} characters")
     total = sum(map(len, special_tokens))
     if total > MAX_SPECIAL_CHARACTERS:
         raise ValueError(f"the {len(special_tokens)} {what}s have {total} characters in all; "
@@ -440,12 +450,17 @@ class Tokenizer:
         kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load, or
         a class of your own that derives from it) builds its own class, and refuses a file of
         another kind with a ValueError."""
+        return cls._load(path)
+
+    @classmethod
+    def _load(cls: type[TokenizerT], path: StrPath, pipe: bool = False) -> TokenizerT:
+        """load's work; with `pipe`, as load_tokenizer takes it."""
         # The checks of every way to load a tokenizer file live here: load_tokenizer calls this.
         check_exists(path, "tokenizer", f"tokenizer {str(path)!r} does not exist; make one "
                                         f"with `{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
             raise ValueError(_directory_advice(path))
-        data = _read_json(path)
+        data = _read_json(path, pipe)
         problem = version_problem(path, "tokenizer format",
                                   data.get("version", TOKENIZER_VERSION), TOKENIZER_VERSION,
                                   "put back the tokenizer file tinyformer wrote")
@@ -486,10 +501,12 @@ def tokenizer_model_advice(directory: StrPath) -> str:
             f"model's tokenizer.json into it, if its page has one (a byte-level BPE's is read)")
 
 
-def load_tokenizer(path: StrPath) -> Tokenizer:
+def load_tokenizer(path: StrPath, pipe: bool = False) -> Tokenizer:
     """Read any tokenizer that `save` wrote, choosing the class by the file's "type" (as
-    Tokenizer.load, which it is)."""
-    return Tokenizer.load(path)
+    Tokenizer.load, which it is). With `pipe`, `path` may be a pipe, read once (a shell's
+    `--tokenizer <(...)`): for a path the user named, not a file found in a folder, where a
+    named pipe would wait for a writer that never comes."""
+    return Tokenizer._load(path, pipe)
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
@@ -545,11 +562,11 @@ TOKENIZER_MODEL_FORMAT = ("SentencePiece's or tiktoken's format (a tokenizer.mod
                           "tinyformer does not read")
 
 
-def _read_json(path):
+def _read_json(path, pipe=False):
     """A tokenizer file's JSON, checked to name one of TOKENIZERS; else a one-line ValueError
     that says what the file is, if it is another's that tinyformer knows, and what to give."""
     try:
-        with open_regular(path, "r", encoding=EDITABLE_JSON) as f:   # not a link to /dev/zero
+        with open_regular(path, "r", pipe, encoding=EDITABLE_JSON) as f:  # not /dev/zero
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise _not_ours(path, f"invalid JSON ({e})") from None
@@ -909,7 +926,8 @@ class BPETokenizer(Tokenizer):
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
-        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, 2 ** 62)}, name=name)
+        check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, MAX_VOCAB_SIZE)},
+                       name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
             raise ValueError(f"{name('vocab_size')} {vocab_size} is below the 256 bytes plus "

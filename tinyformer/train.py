@@ -335,8 +335,11 @@ class Trainer:
             directory = os.fspath(directory)                        # a Path named as its text
         if config.corpus is not None and tokenised is None:   # fail before touching --out
             check_text_file(config.corpus, "corpus")
+        # The user's --tokenizer may be a pipe (`<(...)`), read once here; a run started again
+        # (`run` given) reads its own copy, or the file its manifest names, which is none.
         tokenizer = (tokenised[0] if tokenised else
-                     load_tokenizer_file(config) if config.tokenizer_file else None)
+                     load_tokenizer_file(config, pipe=run is None) if config.tokenizer_file
+                     else None)
         # A character vocabulary is known only once the text is read: count at least the
         # built-in corpus's size, which any text is unlikely to be smaller than.
         vocab_size = (tokenizer.vocab_size if tokenizer is not None else

@@ -19,6 +19,7 @@ from .checkpoint import MODELS
 from .data import TASKS
 from .files import StrPath, path_from_here, read_text, separator_after_file, unexpanded_home
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
+from .tokenizers import MAX_VOCAB_SIZE
 from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
 
@@ -480,12 +481,12 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
 BIG = 10 ** 9
 SETTING_RULES = {
     "model": Optional(OneOf(*MODELS)),
-    "corpus": Optional(Text()),
+    "corpus": Optional(Text("a file's path")),
     "task": Optional(OneOf(*TASKS)),
     "min_len": Optional(Whole(1, 10_000)), "max_len": Optional(Whole(1, 10_000)),
     # A kind, or else the path of a file, which Trainer.start reads: a run resumes without it.
     "tokenizer": Optional(Text(f"{', '.join(TOKENIZER_KINDS)} or a tokenizer file's path")),
-    "vocab_size": Optional(Whole(1, 1 << 20)),
+    "vocab_size": Optional(Whole(1, MAX_VOCAB_SIZE)),
     "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
     "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
     "context": Optional(Whole(1, 1 << 20)),

@@ -32,7 +32,7 @@ from tinyformer import files, parallel, resources, stops
 from tinyformer.pretrained import PretrainedError
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
-from tinyformer.rundir import CheckpointError
+from tinyformer.rundir import CheckpointError, check_not_a_run_file
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
@@ -229,7 +229,8 @@ class Program(click.Group):
                 sys.exit(0)                    # (that it cannot be written is said below)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
-            message = (elsewhere(e) or renamed(e)) if isinstance(e, click.NoSuchOption) else None
+            message = (elsewhere(e) or renamed(e) or negative_number(e)
+                       if isinstance(e, click.NoSuchOption) else None)
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -401,6 +402,26 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
     return f"No such option {error.option_name!r}: it is an option of {shown}"
 
 
+def negative_number(error: click.NoSuchOption) -> str | None:
+    """For a negative number given as an argument (`tokenize decode -1`), which click reads as
+    an option: how to give it, after --, where click's own words ("No such option") left the
+    user looking for an option of that name."""
+    try:
+        float(error.option_name)
+    except ValueError:
+        return None
+    if error.ctx is None or not any(isinstance(p, click.Argument)
+                                    for p in error.ctx.command.params):
+        return None
+    path, ctx = [], error.ctx                           # the command's words, as elsewhere's
+    while ctx.parent is not None:
+        path, ctx = [ctx.info_name, *path], ctx.parent
+    instead = files.command_line(*path, "...", "--", error.option_name)
+    return (f"No such option {error.option_name!r}: a number that starts with '-' is read as "
+            f"an option; to give it as an argument, put -- before it, after the options: "
+            f"`{instead}`")
+
+
 def renamed(error: click.NoSuchOption) -> str | None:
     """For a setting of `train` under another program's name (--max-iters, nanoGPT's), or
     nearly (--learning-rat): ours, in place of click's guesses by spelling (--eval-iters)."""
@@ -480,6 +501,8 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
         specials = [] if no_special else list(specials)
         vocab_size = check_training(kind, vocab_size, specials, name=option_name)
     check_out_file(out_path, force=force, reads=[input_path])   # before the work
+    with input_errors():                         # a run's tokenizer.json, even with --force
+        check_not_a_run_file(out_path)
     with input_errors():                         # unreadable text, too little for the merges
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
@@ -514,8 +537,8 @@ def open_tokenizer(path):
     model's, as generate reads it: the ids that its model reads), or a Hugging Face tokenizer's
     directory: any byte-level BPE's tokenizer.json, since `tokenize` only encodes and decodes
     (train takes GPT-2's alone, which a run can save)."""
-    with input_errors(ValueError, OSError):
-        return load_tokenizer_at(path, saveable=False)
+    with input_errors(ValueError, OSError):       # a pipe too: `--tokenizer <(...)`, read once
+        return load_tokenizer_at(path, saveable=False, pipe=True)
 
 
 # --allow-special, as `tokenize encode` and `show` and `generate` take it.
@@ -1075,6 +1098,9 @@ def plot(run_dirs, out_path, follow):
             # which sends the user looking for a file that is there.
             raise InputError(f"run directory {run_dir!r}: {files.why_not_a_directory(run_dir)}; "
                              f"give a run directory (or its metrics.jsonl)")
+        unreadable = files.unreadable_folder(run_dir)    # in a folder the user may not read
+        if unreadable:
+            raise InputError(f"run directory {unreadable}")
         raise InputError(f"run directory {run_dir!r} does not exist; check the path")
     if len(run_dirs) > 1 and out_path is None:
         raise InputError(f"{len(run_dirs)} runs are compared in one picture, which is no "

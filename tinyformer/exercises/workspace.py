@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 from ..files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, command_line,
-                     describe_os_error, open_regular)
+                     describe_os_error, first_existing, open_regular, why_not_a_directory)
 from ..resources import usable_cores
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess, stop_running
@@ -91,6 +91,10 @@ def init_workspace(directory: StrPath) -> Workspace:
                              f"exercise's file")
     if root.exists() and not root.is_dir():
         raise WorkspaceError(f"{root} is a file; give a new directory for the workspace")
+    if not root.exists() and not os.path.isdir(first_existing(root)):
+        # (mkdir said only "not a directory", naming no file and no way out)
+        raise WorkspaceError(f"cannot make {root}: {why_not_a_directory(root)}; give a path "
+                             f"for the new workspace that no file is part of")
     if root.exists() and any(root.iterdir()):
         raise WorkspaceError(f"{root} is not empty; give a new or empty directory, so that "
                              f"no file of yours is overwritten")
