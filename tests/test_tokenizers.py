@@ -4,7 +4,9 @@ import json
 import os
 import random
 import re
+import tracemalloc
 import unicodedata
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -255,6 +257,54 @@ def test_bpe_names_the_largest_vocab_size_the_text_gives_and_that_size_trains():
     assert BPETokenizer.train(text, largest, special_tokens=SPECIALS).vocab_size == largest
     with pytest.raises(ValueError, match=f"at most {largest}$"):
         BPETokenizer.train(text, largest + 1, special_tokens=SPECIALS)
+
+
+def peak_bytes(work):
+    """The most memory (bytes) that Python objects took at once while `work()` ran."""
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+WORDS = " ".join(["the cat sat on the mat and the dog ate the hat"] * 4000)    # 190 KB
+
+
+def test_bpe_training_holds_the_texts_distinct_chunks_not_every_one():
+    # pre_split's list of every chunk of the text took 14 times the text (1.4 GB for 100 MB
+    # of Shakespeare), where counting them as they are found takes the distinct ones.
+    assert peak_bytes(lambda: BPETokenizer.train(WORDS, 270)) < len(WORDS) * 3
+
+
+# Whitespace of several kinds, on which the cuts must agree with GPT-2's pattern, and more.
+SPACES_AND_SOME = " \n\t\r\u3000\x1c\xa0ab'sé1!<eos>"
+
+
+@given(st.text(alphabet=SPACES_AND_SOME, max_size=60), st.integers(1, 8))
+@example("a  b\n\n a 's\u3000 b\x1c\xa0é", 1)
+def test_count_tokens_is_the_length_of_the_whole_texts_ids(text, piece_chars):
+    # Pieces are cut where GPT-2's chunks part, so that they encode as the whole text does.
+    with mock.patch.object(tokenizers, "PIECE_CHARS", piece_chars):
+        for tok in (BPE, CharTokenizer.train(SPACES_AND_SOME)):
+            assert tokenizers.count_tokens(tok, text) == len(tok.encode(text))
+
+
+def test_tokenize_trains_report_counts_tokens_without_holding_every_id(tmp_path, monkeypatch):
+    # Its compression line counted the tokens as len(tok.encode(text)): a list of an int for
+    # each token, 8 to 15 times the text (a BPE's, of 100 MB of Shakespeare: 1.5 GB).
+    words = WORDS * 4                                                   # 750 KB
+    path = tmp_path / "words.txt"
+    path.write_text(words)
+    monkeypatch.setattr(tokenizers, "PIECE_CHARS", 1000)
+    report = []
+    peak = peak_bytes(lambda: report.extend(tokenizers.train_tokenizer(
+        path, "char", 512, log=lambda line: None)[1]))
+    # The text, twice as it is read and joined, its UTF-8 and a block being read: 3.4 times
+    # it here, where the ids made it 18.
+    assert peak < len(words) * 6
+    assert report[-1].endswith(f"({len(words):,} tokens)")
 
 
 @given(st.text())
