@@ -17,8 +17,8 @@ import pytest
 
 import tinyautograd as ta
 from tinyformer.attention import KVCache
-from tinyformer.decoding import (DecoderOnlySession, EncoderDecoderSession, beam_search,
-                                 generate)
+from tinyformer.decoding import (DecoderOnlySession, EncoderDecoderSession, StepCall,
+                                 beam_search, generate, step_call)
 from tinyformer.gpt import GPT
 from tinyformer.transformer import Transformer
 
@@ -274,6 +274,28 @@ def test_a_subclass_whose_forward_takes_no_logits_to_keep_writes_as_its_forward_
         np.testing.assert_array_equal(tokens, same)
     np.testing.assert_array_equal(written[2].tokens, expected[2].tokens)
     assert written[2].score == pytest.approx(expected[2].score, abs=1e-5)
+
+
+KEEP_ONE = {"logits_to_keep": 1}
+
+
+@pytest.mark.parametrize("method, given, expected", [
+    (lambda idx: None, 1, StepCall(False, {})),
+    (lambda idx, cache=None: None, 1, StepCall(True, {})),
+    # logits_to_keep next after the tokens is no cache: it takes the keyword alone.
+    (lambda idx, logits_to_keep=0: None, 1, StepCall(False, KEEP_ONE)),
+    (lambda idx, cache=None, *, logits_to_keep=0: None, 1, StepCall(True, KEEP_ONE)),
+    (lambda idx, *args, **kwargs: None, 1, StepCall(True, KEEP_ONE)),     # passes all on
+    (lambda tgt, memory, src_mask: None, 3, StepCall(False, {})),
+])
+def test_a_step_gives_a_model_the_cache_and_logits_to_keep_where_its_signature_takes_them(
+        method, given, expected):
+    assert step_call(method, given) == expected
+
+
+def test_a_step_gives_the_models_own_methods_the_cache_and_logits_to_keep():
+    assert step_call(tiny_gpt().forward, 1) == step_call(tiny_transformer().decode, 3) == \
+        StepCall(True, KEEP_ONE)
 
 
 def test_logits_to_keep_gives_the_last_positions_logits_and_refuses_what_is_no_count():

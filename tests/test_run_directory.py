@@ -303,6 +303,63 @@ def test_a_ctrl_c_as_a_new_out_is_claimed_removes_the_folders_it_made_and_no_oth
     assert list((tmp_path / "there").iterdir()) == []
 
 
+def test_a_ctrl_c_just_after_a_folder_is_made_removes_it(tmp_path, monkeypatch):
+    """The folder is recorded as this claim's before it is made: a Ctrl-C as os.mkdir returns
+    still finds it, and leaves no empty run folder behind."""
+    real_mkdir = os.mkdir
+
+    def made_then_interrupted(path, *args):
+        real_mkdir(path, *args)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "mkdir", made_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        RunDirectory.claim(tmp_path / "new" / "run", log=lambda m: None, create=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_another_process_makes_meanwhile_is_not_removed_by_a_failed_claim(
+        tmp_path, monkeypatch):
+    """Two claims making the same new folders: the one that finds a folder made meanwhile
+    (FileExistsError) does not count it as its own, and a failure after leaves it there."""
+    real_mkdir = os.mkdir
+
+    def made_by_another_first(path, *args):
+        real_mkdir(path, *args)
+        if Path(path) == tmp_path / "shared":
+            raise FileExistsError(errno.EEXIST, "File exists", path)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "mkdir", made_by_another_first)
+    monkeypatch.setattr(RunDirectory, "_acquire", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        RunDirectory.claim(tmp_path / "shared" / "run", log=lambda m: None, create=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["shared"]
+    assert list((tmp_path / "shared").iterdir()) == []          # its own "run" went
+
+
+def test_a_release_cut_short_leaves_the_lock_to_be_taken_again(tmp_path, monkeypatch):
+    """A Ctrl-C as release() removes run.lock: the run no longer counts itself as holding the
+    lock, so hold() takes it again (and another claim is refused), rather than write to the
+    directory unlocked."""
+    run = RunDirectory.claim(tmp_path / "run", log=lambda m: None, create=True)
+    real_remove = os.remove
+
+    def interrupted(path):
+        if str(path).endswith("run.lock"):
+            raise KeyboardInterrupt
+        real_remove(path)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(os, "remove", interrupted)
+        run.release()
+    run.hold()
+    try:
+        with pytest.raises(rundir.RunDirectoryInUse):
+            RunDirectory.claim(tmp_path / "run", log=lambda m: None)
+    finally:
+        run.release()
+
+
 def test_a_lock_this_process_could_not_remove_is_taken_over_without_a_note(tmp_path,
                                                                            monkeypatch):
     """A run whose run.lock could not be removed as it ended (a folder made read-only) leaves
@@ -402,6 +459,17 @@ def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
     assert files(exported) == before
     command = line.split("`")[3]                       # the advice: generate from it
     assert tinyformer(*command.split()[1:], "--max-new-tokens", 5).exit_code == 0
+
+
+def test_an_out_that_is_a_broken_link_is_refused_as_a_name_taken(tmp_path):
+    # Not followed to make the folder it names, nor made a run through: the name is taken.
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    out = str(tmp_path / "out")
+    with pytest.raises(rundir.RunDirectoryError) as refused:
+        RunDirectory.claim(out, log=lambda m: None, create=True)
+    assert str(refused.value) == (f"cannot write to --out {out!r} (File exists); choose a "
+                                  f"directory you can write to")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):
@@ -571,6 +639,8 @@ def _npy_header(shape):
      "holds w as int8 data, where a checkpoint holds floating-point numbers"),
     (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, bool)),
      "holds w as bool data"),
+    (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, "c8")),
+     "holds w as complex64 data"),                          # numbers, but not weights
 ])
 def test_a_damaged_npz_is_one_checkpoint_error_naming_the_file(tmp_path, write, phrase):
     from tinyformer.rundir import CheckpointError, load_arrays

@@ -320,7 +320,11 @@ def test_a_tokens_file_grown_since_it_was_written_is_refused(tmp_path):
 
 @pytest.mark.parametrize("version, advice", [
     (2, "a newer tinyformer wrote it, update this one to read it"),
-    ("1", "put back the config.json this run wrote, or train again")])
+    ("1", "put back the config.json this run wrote, or train again"),
+    # No version tinyformer writes: not 1 (True == 1), nor a newer one (2.0 > 1, 0 is not).
+    (True, "put back the config.json this run wrote, or train again"),
+    (2.0, "put back the config.json this run wrote, or train again"),
+    (0, "put back the config.json this run wrote, or train again")])
 def test_a_checkpoint_of_another_format_version_is_refused(tmp_path, version, advice):
     """A checkpoint written by a later tinyformer may mean other things by the same names:
     the error says so, and what to do."""

@@ -204,6 +204,28 @@ def test_a_directory_is_called_one_and_the_file_in_it_named(tmp_path):
         load_metadata(folder)
 
 
+def test_a_directory_without_a_safetensors_file_or_that_cannot_be_listed_names_none(
+        tmp_path, monkeypatch):
+    # A model's folder of other files (config.json) has no file to name; nor one that this
+    # user may not list, which is said as a directory all the same, not as its listing's error.
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    none_named = (f"{folder} is a directory, not a safetensors file; give the path of a "
+                  f".safetensors file")
+    with pytest.raises(SafetensorsError) as refused:
+        load_file(folder)
+    assert str(refused.value) == none_named
+    save_file({"x": np.ones(2, np.float32)}, folder / "model.safetensors")
+
+    def not_listable(path):
+        raise PermissionError(13, "Permission denied", path)
+    monkeypatch.setattr("os.listdir", not_listable)
+    with pytest.raises(SafetensorsError) as refused:
+        load_file(folder)
+    assert str(refused.value) == none_named
+
+
 def test_a_header_that_claims_more_than_the_file_holds(tmp_path):
     path = tmp_path / "huge.safetensors"
     path.write_bytes((1000).to_bytes(8, "little") + b"{}")

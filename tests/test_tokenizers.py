@@ -576,8 +576,9 @@ def test_a_tokenizer_file_records_its_format_version_and_one_without_is_version_
     del data["version"]                                   # as an older tinyformer wrote it
     path.write_text(json.dumps(data))
     assert load_tokenizer(path).encode(TEXT) == CHAR.encode(TEXT)
+    put_back = "put back the tokenizer file tinyformer wrote"
     for version, advice in [(2, "a newer tinyformer wrote it, update this one to read it"),
-                            ("1", "put back the tokenizer file tinyformer wrote")]:
+                            ("1", put_back), (True, put_back), (2.0, put_back), (0, put_back)]:
         path.write_text(json.dumps({**data, "version": version}))
         for load in (load_tokenizer, CharTokenizer.load):
             with pytest.raises(ValueError) as refused:

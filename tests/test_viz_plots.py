@@ -467,6 +467,37 @@ def test_a_home_that_cannot_be_written_keeps_matplotlibs_fonts_under_xdg_cache_h
     assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "cache" / "matplotlib")
 
 
+@pytest.mark.parametrize("home", ["none", "not to be entered"])
+def test_a_home_matplotlib_cannot_use_gets_a_temporary_folder_removed_at_exit(
+        tmp_path, monkeypatch, home):
+    # No home at all (HOME unset, a user the system does not list: Path.home() raises), or one
+    # this user may write but not enter (mode 0o200; root enters any folder, so it is asked
+    # of os.access): matplotlib could keep nothing there.
+    import atexit
+    import tempfile
+    for name in MATPLOTLIB_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    at_exit = []
+    with monkeypatch.context() as patched:
+        if home == "none":
+            def no_home():
+                raise RuntimeError("Could not determine home directory.")
+            patched.setattr(Path, "home", no_home)
+        else:
+            patched.setenv("HOME", str(tmp_path))
+            patched.setattr(os, "access", lambda path, mode: not mode & os.X_OK)
+        patched.setattr(atexit, "register", lambda *call, **keywords: at_exit.append(
+            (call, keywords)))
+        give_matplotlib_a_folder()
+    folder = Path(os.environ.pop("MPLCONFIGDIR"))       # (not left to the tests that follow)
+    assert folder.parent == tmp_path / "tmp" and folder.is_dir()
+    [((remove, *arguments), keywords)] = at_exit
+    remove(*arguments, **keywords)                 # as the program exits
+    assert files_in(tmp_path / "tmp") == []
+
+
 def bad_inputs(tmp_path):
     """(arguments, words expected in the error, directory that must stay unchanged)."""
     empty = tmp_path / "empty"
