@@ -458,8 +458,11 @@ def test_a_home_that_cannot_be_written_keeps_matplotlibs_fonts_under_xdg_cache_h
         tmp_path, monkeypatch):
     # XDG_CACHE_HOME, as the compiled loops' line advises: matplotlib's font list goes there,
     # kept from run to run, rather than into a temporary folder made again on each.
+    # (setenv first: monkeypatch then unsets MPLCONFIGDIR again after the test, which the
+    # function sets, where a delenv of an unset variable would record nothing to undo.)
     for name in MATPLOTLIB_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     (tmp_path / "home").write_text("")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
