@@ -1135,7 +1135,8 @@ LOSSES = {    # each with a target, as a loss is called
 def test_losses_refuse_a_reduction_that_is_not_torchs(loss):
     x = Tensor(np.ones((2, 3)))
     for reduction, shown in [("avg", "'avg'"), ("batchmean", "'batchmean'"), (None, "None"),
-                             (np.ones(30), r"an array of shape \(30,\)")]:
+                             (np.ones(30), r"an array of shape \(30,\)"),
+                             (list(range(20)), "a list")]:      # (its repr is one long line)
         with pytest.raises(ValueError, match=rf"^{loss}: reduction must be 'mean', 'sum' or "
                                              rf"'none', got {shown}$"):
             LOSSES[loss](x, reduction)
@@ -1148,6 +1149,9 @@ def test_elementwise_losses_refuse_an_input_and_a_target_of_different_shapes(los
                                             rf"have the same shape; broadcast one to the "
                                             rf"other's first if that is meant$"):
         getattr(ta.functional, loss)(Tensor(np.zeros(3)), np.zeros((3, 1)))
+    # of as many axes too: a target (1, 3) would broadcast along the batch unsaid
+    with pytest.raises(ta.ShapeError, match=rf"^{loss}: input \(2, 3\) and target \(1, 3\) "):
+        getattr(ta.functional, loss)(Tensor(np.zeros((2, 3))), np.zeros((1, 3)))
     # torch's third positional (BCE's weight, mse's size_average) is not taken for reduction
     with pytest.raises(TypeError, match=r"takes 2 positional arguments but 3 were given"):
         getattr(ta.functional, loss)(Tensor(np.zeros(3)), np.zeros(3), np.ones(3))
@@ -1166,7 +1170,8 @@ def test_elementwise_losses_refuse_an_input_and_a_target_of_different_shapes(los
     (np.array([1]), -2, ValueError, r"one_hot: num_classes must be a whole number >= 0, or -1 "
                                     r"for the largest index \+ 1, got -2"),
     (np.array([1]), 2.0, ValueError, r"one_hot: num_classes must be .*, got 2.0"),
-], ids=["floats", "booleans", "num_classes too small", "negative", "empty", "-2", "2.0"])
+    (np.array([0]), True, ValueError, r"one_hot: num_classes must be .*, got True"),
+], ids=["floats", "booleans", "num_classes too small", "negative", "empty", "-2", "2.0", "True"])
 def test_one_hot_refuses_what_has_no_one_hot_rows(indices, num_classes, error, message):
     with pytest.raises(error, match=f"^{message}$"):
         ta.functional.one_hot(Tensor(indices), num_classes)
@@ -1864,6 +1869,21 @@ def test_dropout_keeps_the_dtype_of_its_input_as_torch(dtype):
     assert y.dtype == dtype and str(expected.dtype) == f"torch.{dtype.__name__}"
     y.sum().backward()
     assert x.grad.dtype == dtype
+
+
+PROBABILITIES = {
+    "dropout": lambda p: ta.functional.dropout(Tensor(np.ones(3)), p),
+    "dropout_mask": lambda p: ta.functional.dropout_mask((3,), p),
+    "cross_entropy": lambda p: ta.functional.cross_entropy(Tensor(np.zeros((2, 3))),
+                                                           np.array([0, 1]), label_smoothing=p)}
+
+
+@pytest.mark.parametrize("take", PROBABILITIES)
+def test_a_probability_of_nan_is_refused_and_one_of_numpys_floats_taken(take):
+    # NaN fails every comparison, so a check that only looks for p < 0 or p > 1 lets it pass
+    with pytest.raises(ValueError, match=r": (p|label_smoothing) must be in \[0, 1\], got nan$"):
+        PROBABILITIES[take](np.nan)
+    PROBABILITIES[take](np.float32(0.25))     # a number, if not a Python float (a config's)
 
 
 @pytest.mark.parametrize("p", ["0.5", None])

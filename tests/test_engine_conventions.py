@@ -352,7 +352,12 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
                                                r"nll_loss\(log_softmax\(logits\), targets\)"),
                                (F, "l1_loss", r"\(input - target\)\.abs\(\)\.mean\(\)$"),
                                (nn, "MSELoss", r"functional\.mse_loss\(input, target\), a "
-                                               r"function$")]:
+                                               r"function$"),
+                               (nn, "CrossEntropyLoss", r"functional\.cross_entropy\(logits, "
+                                                        r"targets\), a function$"),
+                               (nn, "BCEWithLogitsLoss", r"functional\.binary_cross_entropy_"
+                                                         r"with_logits\(logits, target\), a "
+                                                         r"function$")]:
         with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                                  rf"'{name}': that is PyTorch's; here, {ours}"):
             getattr(module, name)
@@ -363,6 +368,50 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     with pytest.raises(AttributeError, match=r"^module 'tinyautograd.functional' has no "
                                              r"attribute 'conv2d'$"):     # nothing to use
         _ = F.conv2d
+
+
+# torch.nn.functional's names whose advice holds an expression, run here against torch's:
+# name -> (the advice's text just before the expression and just after it, "" where it starts
+# or ends the advice; torch's function of the arrays x and y the expression is given)
+TF = torch.nn.functional
+WRITTEN_OUT = {
+    "sigmoid": ("", "", lambda t, u: TF.sigmoid(t)),
+    "tanh": ("", "", lambda t, u: TF.tanh(t)),
+    "logsigmoid": ("", "", lambda t, u: TF.logsigmoid(t)),
+    "softmin": ("", "", lambda t, u: TF.softmin(t, dim=-1)),
+    "leaky_relu": ("", " (torch's", lambda t, u: TF.leaky_relu(t)),
+    "mish": ("", "", lambda t, u: TF.mish(t)),
+    "glu": ("", " with a, b", lambda t, u: TF.glu(t, dim=-1)),
+    "normalize": ("", ", rows", lambda t, u: TF.normalize(t, dim=-1)),
+    "cosine_similarity": ("", "", lambda t, u: TF.cosine_similarity(t, u, dim=-1)),
+    "l1_loss": ("", "", lambda t, u: TF.l1_loss(t, u)),
+    "smooth_l1_loss": ("", " with d", lambda t, u: TF.smooth_l1_loss(t, u)),
+    "huber_loss": ("", " with d", lambda t, u: TF.huber_loss(t, u)),
+    "kl_div": ("", " for log", lambda t, u: TF.kl_div(TF.log_softmax(t, -1), TF.softmax(u, -1),
+                                                       reduction="batchmean")),
+    "binary_cross_entropy": ("from probabilities p, ", "",
+                             lambda t, u: TF.binary_cross_entropy(t.sigmoid(), u.sigmoid())),
+}
+
+
+@pytest.mark.parametrize("name", WRITTEN_OUT)
+def test_a_torch_functional_name_written_out_computes_torchs(name):
+    after, before, theirs = WRITTEN_OUT[name]
+    advice = F._TORCH_FUNCTIONAL_NAMES[name]
+    expression = advice.split(after)[-1] if after else advice
+    expression = expression.split(before)[0] if before else expression
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((2, 4)), rng.standard_normal((2, 4))
+    names = dict(x=Tensor(x), input=Tensor(x), target=Tensor(y), a=Tensor(x), b=Tensor(y),
+                 d=Tensor(x - y), p=Tensor(x).sigmoid(), y=Tensor(y).sigmoid(), axis=-1,
+                 negative_slope=0.01, beta=1.0, delta=1.0, eps=1e-12, F=F, ta=ta)
+    if name == "glu":                            # the halves of x's last axis
+        names.update(a=Tensor(x[..., :2]), b=Tensor(x[..., 2:]))
+    if name == "kl_div":                         # log-probabilities against probabilities
+        names.update(input=F.log_softmax(Tensor(x)), target=F.softmax(Tensor(y)))
+    ours = eval(expression, names)
+    expected = theirs(torch.from_numpy(x), torch.from_numpy(y))
+    assert_allclose(ours.data, expected.numpy(), rtol=1e-5, atol=1e-6)   # (float32)
 
 
 def test_a_pytorch_in_place_method_says_what_changes_a_parameter_itself():

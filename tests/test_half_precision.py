@@ -140,6 +140,17 @@ def test_float16_cross_entropy_over_more_classes_than_float16_counts_is_torchs(c
                    create_graph=create_graph, grad_atol=1e-7)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_float16_cross_entropy_is_float16_in_every_reduction_as_torchs(reduction):
+    # computed in float32, then rounded back, the per-target losses too
+    x, targets = np.zeros((2, 3), HALF), np.array([0, 2])
+    loss = TF.cross_entropy(Tensor(x, dtype=HALF), targets, reduction=reduction)
+    expected = F.cross_entropy(torch.from_numpy(x), torch.from_numpy(targets),
+                               reduction=reduction)
+    assert loss.dtype == HALF and expected.dtype == torch.float16
+    assert_allclose(loss.data, expected.numpy())
+
+
 def float16_grad_and_torchs(op, x, upstream, create_graph):
     """d/dx of sum(upstream * op(x)) for float16 x and upstream, and torch's in float64."""
     ours = Tensor(x, dtype=HALF, requires_grad=True)

@@ -708,7 +708,7 @@ def test_rms_norm_layer_with_eps_none_takes_integers_and_lists_as_layer_norm_doe
 
 
 @pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
-@pytest.mark.parametrize("eps", ["1e-5", float("nan")])
+@pytest.mark.parametrize("eps", ["1e-5", float("nan"), True])
 def test_a_functional_norm_refuses_an_eps_that_is_no_finite_number_in_one_line(name, eps):
     # as the layers do; "1e-5" reached the compiled loop, whose ctypes call said "argument 6:
     # TypeError: wrong type"
@@ -918,8 +918,9 @@ def test_activation_and_dropout_modules_take_torchs_options_where_they_compute_t
         with pytest.raises(ValueError, match=r"^gelu: approximate='none' is not computed here: "
                                              r"ours is the tanh form"):
             gelu(x, approximate="none")
-    for make in (lambda: nn.ReLU(inplace=True), lambda: nn.Dropout(0.1, inplace=True)):
-        with pytest.raises(ValueError, match=r"^(ReLU|Dropout): no op works in place here; "
+    for make in (lambda: nn.ReLU(inplace=True), lambda: nn.SiLU(inplace=True),
+                 lambda: nn.Dropout(0.1, inplace=True)):
+        with pytest.raises(ValueError, match=r"^(ReLU|SiLU|Dropout): no op works in place here; "
                                              r"drop inplace$"):
             make()
 

@@ -518,6 +518,17 @@ def test_cross_entropy_summed_or_per_target_over_no_target_that_counts_is_torchs
     assert_array_equal(grad.data, np.zeros(shape))
 
 
+def test_cross_entropy_per_target_over_no_classes_has_the_shape_of_the_targets():
+    # (B, T, 0) logits, every target ignored: a loss of 0 for each target, (B, T) as with
+    # classes. (torch's own fails on this shape, its 0 classes moved to axis 1.)
+    x = Tensor(np.zeros((2, 3, 0)), requires_grad=True)
+    loss = ta.functional.cross_entropy(x, np.full((2, 3), -100), ignore_index=-100,
+                                       reduction="none")
+    assert_array_equal(loss.data, np.zeros((2, 3)))
+    loss.sum().backward()
+    assert x.grad.shape == (2, 3, 0)
+
+
 def test_binary_cross_entropy_with_logits_keeps_the_tiny_loss_of_a_confident_right_answer():
     # ln(1 + e^-|x|) where the label agrees with the logit's sign. Written as one formula for
     # every x, softplus(x) - x y (or torch's (1 - y) x + softplus(-x)) is |x| + tiny - |x| for

@@ -221,6 +221,19 @@ def test_adam_given_amsgrad_after_steps_without_keeps_the_largest_v_from_then_on
     assert "max_exp_avg_sq" in optimizer.state_dict()["state"][0]
 
 
+@pytest.mark.parametrize("ours", [Adam, AdamW])
+def test_amsgrads_state_is_made_before_the_first_update(ours):
+    # Parallel training moves the state initial_state makes into shared memory before any
+    # step, and a resumed checkpoint must hold its keys: v_max made at the first update
+    # instead would stay in the process that made it.
+    (param,) = make_params(15)[:1]
+    optimizer = ours([param], lr=0.01, amsgrad=True)
+    before = optimizer.initial_state(param, optimizer.param_groups[0])
+    set_gradients([param], 0)
+    optimizer.step()
+    assert set(before) == set(optimizer.state[id(param)]) >= {"max_exp_avg_sq"}
+
+
 @pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (AdamW, torch.optim.AdamW)])
 def test_step_calls_a_closure_with_the_graph_recorded_and_returns_its_loss_as_torch(ours,
                                                                                    theirs):
