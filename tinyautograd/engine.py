@@ -744,16 +744,22 @@ def _pointing_to_ours(owner, hints):
     return __getattr__
 
 
+def _brief(value):
+    """repr(value) for a one-line error, or, where that is long or of several lines (a big
+    array's), only its kind: "an array of shape (3, 4)", "a list"."""
+    shown = repr(value)
+    if len(shown) > 40 or "\n" in shown:
+        shown = (f"an array of shape {value.shape}" if hasattr(value, "shape")
+                 else f"a {type(value).__name__}")
+    return shown
+
+
 def _check_flag(value, name="requires_grad"):
     """Refuse a flag that is not True or False, as torch refuses it: 1, "yes", an array or
     numpy's np.True_ were taken for their truth, so a typo (`requires_grad="False"`, which is
     true) or an array meant for another argument went unnoticed."""
     if value is not True and value is not False:
-        shown = repr(value)
-        if len(shown) > 40 or "\n" in shown:         # a big array's: its kind says enough
-            shown = (f"an array of shape {value.shape}" if hasattr(value, "shape")
-                     else f"a {type(value).__name__}")
-        raise TypeError(f"{name} must be True or False, got {shown}")
+        raise TypeError(f"{name} must be True or False, got {_brief(value)}")
 
 
 class Tensor:

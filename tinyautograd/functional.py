@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from . import kernels, ops, random
-from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _check, _lift,
+from .engine import (DEFAULT_DTYPE, Function, ShapeError, Tensor, _brief, _check, _lift,
                      _numpy_keywords, _operands, _pointing_to_ours, _refuse_exact_gelu, where)
 from .ops import exp, sqrt
 # Half precision's policy (float16 computes in float32), for fused ops written outside the
@@ -202,11 +202,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 def _check_reduction(where, reduction):
     """Refuse a `reduction` other than torch's three, in one line naming `where`."""
     if not (isinstance(reduction, str) and reduction in _REDUCTIONS):
-        shown = repr(reduction)
-        if len(shown) > 40 or "\n" in shown:          # an array's: its kind says enough
-            shown = (f"an array of shape {reduction.shape}" if hasattr(reduction, "shape")
-                     else f"a {type(reduction).__name__}")
-        raise ValueError(f"{where}: reduction must be 'mean', 'sum' or 'none', got {shown}")
+        raise ValueError(f"{where}: reduction must be 'mean', 'sum' or 'none', got "
+                         f"{_brief(reduction)}")
 
 
 # ---------------------------------------------------------------------------- losses of ops
