@@ -371,6 +371,14 @@ def colour_wanted() -> bool:
     return takes_escapes(sys.stdout) and not os.environ.get("NO_COLOR")
 
 
+def command_words(ctx: click.Context) -> list[str]:
+    """The words of the command `ctx` runs, after the program's name: ["tokenize", "decode"]."""
+    words = []
+    while ctx.parent is not None:
+        words, ctx = [ctx.info_name, *words], ctx.parent
+    return words
+
+
 def elsewhere(error: click.NoSuchOption) -> str | None:
     """For an option of another command (`train --prompt`, from `generate`): the commands
     that take it, in place of click's guesses among the names of this one's options."""
@@ -378,9 +386,7 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
         return None
     # The program's own (--debug, which the bug report asks for, and --version), given after
     # the command: they go before it.
-    root, path, ctx = error.ctx.find_root(), [], error.ctx
-    while ctx.parent is not None:
-        path, ctx = [ctx.info_name, *path], ctx.parent
+    root, path = error.ctx.find_root(), command_words(error.ctx)
     own = [p for p in root.command.params if error.option_name in p.opts]
     if own and path:
         instead = files.command_line(error.option_name,
@@ -413,10 +419,7 @@ def negative_number(error: click.NoSuchOption) -> str | None:
     if error.ctx is None or not any(isinstance(p, click.Argument)
                                     for p in error.ctx.command.params):
         return None
-    path, ctx = [], error.ctx                           # the command's words, as elsewhere's
-    while ctx.parent is not None:
-        path, ctx = [ctx.info_name, *path], ctx.parent
-    instead = files.command_line(*path, "...", "--", error.option_name)
+    instead = files.command_line(*command_words(error.ctx), "...", "--", error.option_name)
     return (f"No such option {error.option_name!r}: a number that starts with '-' is read as "
             f"an option; to give it as an argument, put -- before it, after the options: "
             f"`{instead}`")
