@@ -26,6 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tinyformer.files import first_existing
+
 VARIABLE = "MPLCONFIGDIR"
 
 
@@ -83,7 +85,5 @@ def home_folder() -> str | None:
 def may_write(folder: str) -> bool:
     """Whether `folder` is one this user may write, or could be made as one: matplotlib makes
     it (mkdir -p), then asks that of it. Nothing is made here."""
-    path = os.path.abspath(folder)
-    while not os.path.exists(path):             # the nearest part of the path that is there
-        path = os.path.dirname(path)            # (the root, at the last)
-    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+    there = first_existing(folder)              # the nearest part of the path that is there
+    return os.path.isdir(there) and os.access(there, os.W_OK | os.X_OK)
