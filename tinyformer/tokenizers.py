@@ -246,6 +246,11 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     return special_tokens
 
 
+# The most ids a BPE is trained to (`train --vocab-size` takes as many): past any tokenizer in
+# use, and before a size that is a typo (a zero too many) could be taken for one.
+MAX_VOCAB_SIZE = 2 ** 20
+
+
 def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[str],
                    name: Callable[[str], str] = str) -> int:
     """The vocabulary size to train a `kind` ("bpe" or "char") tokenizer with [512 for a BPE],
@@ -267,11 +272,6 @@ def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[s
                          f"{vocab_size:,}: each id is a merge learned from the text and a row "
                          f"of a model's embedding (GPT-2 has 50,257 ids, Llama 3 128,256)")
     return vocab_size
-
-
-# The most ids a BPE is trained to (`train --vocab-size` takes as many): past any tokenizer in
-# use, and before a size that is a typo (a zero too many) could be taken for one.
-MAX_VOCAB_SIZE = 2 ** 20
 
 
 # Finding special tokens in a text compiles a pattern from them, which takes over 100 times
