@@ -159,11 +159,11 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
 
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
     """ValueError, before anything is allocated, when the run cannot fit in memory."""
-    # A task's context follows its --max-len, unless given.
-    check_fits(training_memory(config, vocab_size), "training with these sizes",
-               "a smaller --max-len, --batch-size, --d-model or --n-layer" if config.task
-               and config.context is None else
-               "a smaller --batch-size, --context, --d-model or --n-layer")
+    if config.task and config.context is None:    # a task's context follows its --max-len
+        smaller = "a smaller --max-len, --batch-size, --d-model or --n-layer"
+    else:
+        smaller = "a smaller --batch-size, --context, --d-model or --n-layer"
+    check_fits(training_memory(config, vocab_size), "training with these sizes", smaller)
 
 
 def beam_memory(model_config: dict, context: int, beam: int, start: int, steps: int) -> int:
