@@ -831,8 +831,8 @@ class Trainer:
             # the next checkpoint (train() called again), not left behind, taking the space.
             self.checkpoint_files |= new
             raise
-        # The new files are this checkpoint's from here: a removal that fails leaves the
-        # previous files to the next checkpoint, which removes them, and the new ones kept.
+        # Both sets are listed until the previous files are gone: a removal that fails part way
+        # leaves them to the next checkpoint to remove, and this one's files kept.
         previous, self.checkpoint_files = self.checkpoint_files - new, self.checkpoint_files | new
         self.run.remove(previous, checkpoint=self.step)
         self.checkpoint_files = new
