@@ -202,6 +202,72 @@ def test_a_model_left_training_is_drawn_as_it_decodes_without_dropout(runs):
     np.testing.assert_array_equal(drawn[1], as_decoding)
 
 
+def test_a_long_prompts_maps_keep_each_layers_shown_queries_only_as_it_runs():
+    # Every layer's whole weights were kept to the end of the run and then copied into one
+    # array: for a GPT-2 on 1,024 tokens, 600 MB twice over, of which a picture shows 128
+    # rows. Now each layer's are cut to the last queries as soon as it has run: the peak is
+    # about one layer's weights and the work of its softmax, well under all of them once.
+    import tracemalloc
+
+    from tinyformer.gpt import GPT
+    from tinyformer.tokenizers import CharTokenizer
+    tokenizer, T, n_layer, n_head = CharTokenizer("ab "), 384, 12, 2
+    ta.manual_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, context=T, n_layer=n_layer, n_head=n_head,
+                d_model=16)
+    prompt = ("ab " * T)[:T]
+    attention_maps(model, tokenizer, prompt, "gpt", last_queries=48)   # imports done untraced
+    tracemalloc.start()
+    try:
+        (chosen,) = attention_maps(model, tokenizer, prompt, "gpt", last_queries=48).values()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert chosen.weights.shape == (n_layer, n_head, 48, T) and chosen.first_query == T - 48
+    every_weight = n_layer * n_head * T * T * chosen.weights.itemsize
+    assert peak < every_weight, (peak, every_weight)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "bert"])
+def test_a_picture_of_the_last_queries_maps_is_the_picture_of_every_querys(runs, kind):
+    # What the command draws from the weights it keeps (the last queries') is what it drew
+    # from every weight: the same cells, tokens, red lines and title.
+    model, tokenizer, _ = load_model(runs[kind])
+    prompt = "eve has a red k" if kind == "gpt" else "the kite <mask>"
+    (whole,) = attention_maps(model, tokenizer, prompt, kind).values()
+    (last,) = attention_maps(model, tokenizer, prompt, kind, last_queries=6).values()
+    assert last.first_query == len(whole.queries) - 6 and last.queries == whole.queries[-6:]
+    pictures = [attention_figure(chosen.weights, chosen.queries, chosen.keys, "t",
+                                 max_tokens=5, first_query=chosen.first_query)
+                for chosen in (whole, last)]
+    drawn = [(figure.axes[0].images[0].get_array(), shown_labels(figure),
+              [line.get_xdata()[0] for line in figure.axes[0].lines], figure.get_suptitle())
+             for figure in pictures]
+    assert drawn[0][1:] == drawn[1][1:] and "showing the last 5 of" in drawn[0][3]
+    np.testing.assert_array_equal(drawn[0][0].data, drawn[1][0].data)
+    np.testing.assert_array_equal(drawn[0][0].mask, drawn[1][0].mask)
+
+
+def test_the_command_keeps_a_pictures_queries_only_and_a_pages_every_one(runs, tmp_path,
+                                                                         monkeypatch):
+    import viz.attention
+    asked = []
+
+    def spying(*args, **kwargs):
+        asked.append(args[4:] + tuple(kwargs.values()))
+        return attention_maps(*args, **kwargs)
+    monkeypatch.setattr(viz.attention, "attention_maps", spying)
+    for out in ("a.png", "a.html"):
+        result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", "abc",
+                            "--out", tmp_path / out)
+        assert result.exit_code == 0, result.output
+    assert asked == [(viz.attention.SHOWN_QUERIES,), (None,)]
+    with pytest.raises(ValueError, match="holds its last 1 queries only; a page shows every"):
+        viz.attention_page(attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 1), "t")
+    with pytest.raises(ValueError, match="^attention_maps: last_queries must be at least 1"):
+        attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 0)
+
+
 def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):
     # A student told BERT reads both sides of each token sees it in the picture's words too.
     model, tokenizer, _ = load_model(runs["bert"])
@@ -344,6 +410,21 @@ def test_the_rows_are_named_queries_and_the_columns_keys_with_their_tokens():
     assert [t.get_text() for t in first.get_xticklabels()] == ["a", "b", "c"]
 
 
+def test_the_grid_names_queries_on_its_left_column_and_keys_on_its_bottom_row_only():
+    # Every heatmap labelled both axes with every token: a 12 x 4 grid of 48 tokens had
+    # 4,608 labels, most of the time it took to draw, crowding the gaps between heatmaps.
+    layers, heads = 3, 2
+    queries, keys = list("xyz"), list("abcd")
+    figure = attention_figure(np.full((layers, heads, 3, 4), 0.25), queries, keys, "t")
+    grid = np.array(figure.axes[:-1]).reshape(layers, heads)
+    for (layer, head), ax in np.ndenumerate(grid):
+        left, bottom = head == 0, layer == layers - 1
+        assert [t.get_text() for t in ax.get_yticklabels()] == (queries if left else [])
+        assert [t.get_text() for t in ax.get_xticklabels()] == (keys if bottom else [])
+        assert ax.get_ylabel() == ("query (attending)" if left else "")
+        assert ax.get_xlabel() == ("key (attended to)" if bottom else "")
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 1, 5, 4)])
 def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     # One head makes a narrow figure; the title the command gives it is wider, and was cut
@@ -374,8 +455,8 @@ def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tm
     import viz.write
     drawn = []
 
-    def drawing(*args):
-        drawn.append(attention_figure(*args))
+    def drawing(*args, **kwargs):
+        drawn.append(attention_figure(*args, **kwargs))
         return drawn[-1]
 
     monkeypatch.setattr(viz.write, "attention_figure", drawing)
@@ -388,9 +469,10 @@ def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tm
 
 
 def shown_labels(figure):
-    ax = figure.axes[0]
-    return ([label.get_text() for label in ax.get_yticklabels()],
-            [label.get_text() for label in ax.get_xticklabels()])
+    """(query labels, key labels): those of the grid's left column and bottom row."""
+    heatmaps = figure.axes[:-1]
+    return ([label.get_text() for label in heatmaps[0].get_yticklabels()],
+            [label.get_text() for label in heatmaps[-1].get_xticklabels()])
 
 
 def test_a_cropped_masked_map_shows_its_last_tokens_and_says_the_first_are_left_out():

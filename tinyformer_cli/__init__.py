@@ -1008,7 +1008,7 @@ all (a longer prompt is refused: draw a PNG).
               "not self; GPT and BERT have self only.")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
-    from viz.attention import attention_maps, check_prompt, choose_map
+    from viz.attention import SHOWN_QUERIES, attention_maps, check_prompt, choose_map
     from viz.attention_page import TooBigForPage
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
@@ -1017,10 +1017,13 @@ def attention(checkpoint_dir, prompt, out_path, which):
         note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
         check_prompt(model, tokenizer, prompt, saved["model"])
+    # A page shows every weight; a picture the last SHOWN_QUERIES queries' at most, and only
+    # theirs are kept (every weight of a long prompt would take far more memory than the run).
+    last_queries = None if out_path.lower().endswith(".html") else SHOWN_QUERIES
     # As generate's work: the one fault of the input the run alone finds is an encoder-decoder's
     # logits that leave no token to pick as it translates; any other error is a bug of ours.
     with input_errors(NoTokenToPick):
-        maps = attention_maps(model, tokenizer, prompt, saved["model"])
+        maps = attention_maps(model, tokenizer, prompt, saved["model"], last_queries)
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
     # A prompt too long for a page is the input's fault, as is a full disk; any other error

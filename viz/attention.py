@@ -4,7 +4,8 @@
     check_prompt(model, tokenizer, prompt, kind)        ValueError for a prompt the model
                                                          cannot read, before running it
     attention_maps(model, tokenizer, prompt, kind)      runs the model once, recording every
-                                                         MultiHeadAttention's weights
+                                                         MultiHeadAttention's weights (or, for
+                                                         a picture, its last queries' only)
     plot_attention(weights, row_labels, col_labels, out_path, title)
                                                          one heatmap per layer (rows) and head
                                                          (columns), queries down, keys across
@@ -61,6 +62,9 @@ ModelKind = Literal["gpt", "bert", "transformer"]
 # shows its last queries against the keys they attend to most. The title says what is left out.
 MAX_TOKENS = 48
 MAX_TOKENS_UNMASKED = 128
+# The most queries a picture shows by default: attention_maps(..., last_queries=SHOWN_QUERIES)
+# records no more, whatever the prompt's length.
+SHOWN_QUERIES = max(MAX_TOKENS, MAX_TOKENS_UNMASKED)
 # The lines that mark where keys are left out of a map: red, a colour viridis never takes.
 LEFT_OUT_COLOUR = "#e31a1c"
 
@@ -74,11 +78,14 @@ ONE_STACK = {"encoder": "bidirectional self-attention", "decoder": "masked self-
 
 class AttentionMap(NamedTuple):
     """One kind of attention of a model, for one prompt: `weights` (L, H, T_q, T_k), the
-    labels of its queries (rows) and keys (columns), and what it is, in words."""
+    labels of its queries (rows) and keys (columns), and what it is, in words.
+    `first_query` is 0, or, where the weights hold the last queries only (attention_maps's
+    `last_queries`), the position in the prompt of the first query they hold."""
     weights: np.ndarray
     queries: list
     keys: list
     description: str
+    first_query: int = 0
 
     def __repr__(self) -> str:
         # The weights' shape, not their numbers (a notebook printed screens of them), and the
@@ -86,9 +93,10 @@ class AttentionMap(NamedTuple):
         def labels(tokens):
             more = f", ... {len(tokens)} in all" if len(tokens) > 8 else ""
             return "[" + ", ".join(map(repr, tokens[:8])) + more + "]"
+        first = f", first_query={self.first_query}" if self.first_query else ""
         return (f"AttentionMap(weights=<array {np.shape(self.weights)} (layers, heads, "
                 f"queries, keys)>, queries={labels(self.queries)}, keys={labels(self.keys)}, "
-                f"description={self.description!r})")
+                f"description={self.description!r}{first})")
 
 
 def token_labels(tokenizer: Tokenizer, ids: Iterable[int]) -> list[str]:
@@ -132,19 +140,34 @@ def _description(model, name):
     return ONE_STACK[next(iter(stacks))] if name == "self" else DESCRIPTIONS[name]
 
 
-def _record(groups, run):
+def _record(groups, run, last_queries=None):
     """Run `run()` with every MultiHeadAttention of `groups` (name -> list of them, one a
     layer) recording its weights; return name -> (L, H, T_q, T_k) for the first (only)
-    sequence of the batch."""
+    sequence of the batch, or (L, H, last_queries, T_k), its last queries' rows only.
+
+    Each layer's weights are cut to those rows as soon as the layer has run, and the rest let
+    go: kept whole until the end, every layer's at once, a GPT-2's 1,024 tokens hold 600 MB
+    of weights, where a picture shows 128 rows of them."""
+    recorded = {}
+
+    def keep(attn, args, output):              # a forward hook: right after each layer runs
+        weights = attn.last_weights[0]         # (H, T_q, T_k)
+        if last_queries is not None:
+            weights = weights[:, -last_queries:].copy()     # a copy: the whole is freed
+        recorded[attn], attn.last_weights = weights, None
+
     modules = [attn for layers in groups.values() for attn in layers]
+    hooks = [attn.register_forward_hook(keep) for attn in modules]
     for attn in modules:
         attn.record_weights, attn.last_weights = True, None
     try:
         with no_grad():
             run()
-        return {name: np.stack([attn.last_weights[0] for attn in layers])
+        return {name: np.stack([recorded[attn] for attn in layers])
                 for name, layers in groups.items()}
     finally:                                   # recording costs a second softmax: switch it off
+        for hook in hooks:
+            hook.remove()
         for attn in modules:
             attn.record_weights, attn.last_weights = False, None
 
@@ -174,11 +197,15 @@ def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKin
     _encode(tokenizer, prompt, kind == "bert", model.context)
 
 
-def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,
-                   kind: ModelKind) -> dict[str, AttentionMap]:
+def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind,
+                   last_queries: int | None = None) -> dict[str, AttentionMap]:
     """name -> AttentionMap for `prompt`, `kind` being 'gpt', 'bert' or 'transformer' (as in
     a checkpoint's config.json): what the model does with a prompt. The names are those of
     `attention_layers(model)`.
+
+    Every query's weights are kept, or with `last_queries` the last that many queries' only
+    (against every key; AttentionMap.first_query says where they start): all that a picture
+    of a long prompt shows, with SHOWN_QUERIES, at a fraction of the memory.
 
     GPT and BERT read the prompt (BERT with its special tokens, e.g. <mask>). The
     encoder-decoder reads it as the source and translates it greedily; its decoder maps are
@@ -186,20 +213,30 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str,
     the weights each step of the translation saw (the decoder is causal). ValueError (one
     line) for a prompt that is empty, cannot be encoded or does not fit the context."""
     _check_kind(kind)
+    if last_queries is not None and last_queries < 1:
+        raise ValueError(f"attention_maps: last_queries must be at least 1 (or None for "
+                         f"every query), got {last_queries}")
     layers = attention_layers(model)
     # What the model does with the prompt is what it does when it decodes: in eval mode even
     # where it was left training, since dropout before a layer would change what that layer
     # sees and so the weights it records (each layer records its weights before its own).
     with inference(model):
-        return _maps(model, layers, tokenizer, prompt, kind)
+        return _maps(model, layers, tokenizer, prompt, kind, last_queries)
 
 
-def _maps(model, layers, tokenizer, prompt, kind):
+def _map(weights, queries, keys, description):
+    """The AttentionMap of `weights`, which may hold the last queries' rows only: `queries`
+    (a label for every query) is cut to theirs."""
+    first_query = len(queries) - weights.shape[2]
+    return AttentionMap(weights, queries[first_query:], keys, description, first_query)
+
+
+def _maps(model, layers, tokenizer, prompt, kind, last_queries):
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
-        weights = _record(layers, lambda: model(np.array([ids])))["self"]
+        weights = _record(layers, lambda: model(np.array([ids])), last_queries)["self"]
         labels = token_labels(tokenizer, ids)
-        return {"self": AttentionMap(weights, labels, labels, _description(model, "self"))}
+        return {"self": _map(weights, labels, labels, _description(model, "self"))}
 
     src, tgt = translation(model, tokenizer, prompt)
     encoded = {}
@@ -207,16 +244,15 @@ def _maps(model, layers, tokenizer, prompt, kind):
     def encode():
         encoded["memory"], encoded["src_mask"] = model.encode(src)
 
-    weights = _record({"encoder": layers["encoder"]}, encode)
+    weights = _record({"encoder": layers["encoder"]}, encode, last_queries)
     # One pass of the decoder records both of its attentions.
     weights.update(_record(
         {"decoder": layers["decoder"], "cross": layers["cross"]},
-        lambda: model.decode(tgt, encoded["memory"], encoded["src_mask"])))
+        lambda: model.decode(tgt, encoded["memory"], encoded["src_mask"]), last_queries))
     source, target = token_labels(tokenizer, src[0]), token_labels(tokenizer, tgt[0])
-    return {"cross": AttentionMap(weights["cross"], target, source, DESCRIPTIONS["cross"]),
-            "encoder": AttentionMap(weights["encoder"], source, source, DESCRIPTIONS["encoder"]),
-            "decoder": AttentionMap(weights["decoder"], target, target,
-                                    DESCRIPTIONS["decoder"])}
+    return {"cross": _map(weights["cross"], target, source, DESCRIPTIONS["cross"]),
+            "encoder": _map(weights["encoder"], source, source, DESCRIPTIONS["encoder"]),
+            "decoder": _map(weights["decoder"], target, target, DESCRIPTIONS["decoder"])}
 
 
 def translation(model: Transformer, tokenizer: Tokenizer,
@@ -255,64 +291,71 @@ def choose_map(model: nn.Module,
 
 
 def plot_attention(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],
-                   out_path: StrPath, title: str, max_tokens: int | None = None) -> int:
+                   out_path: StrPath, title: str, max_tokens: int | None = None,
+                   first_query: int = 0) -> int:
     """Write attention_figure(...) to `out_path`, atomically, in the format its suffix says
     (.png, .svg or .pdf; ValueError for another); returns the number of heatmaps (layers x
     heads)."""
     fmt = figure_format("plot_attention", out_path)            # before the drawing: fail fast
-    fig = attention_figure(weights, row_labels, col_labels, title, max_tokens)
+    fig = attention_figure(weights, row_labels, col_labels, title, max_tokens, first_query)
     save_figure(fig, out_path, fmt, dpi=100)
     return len(fig.axes) - 1                                   # the colour bar is an axes too
 
 
-def _is_causal(weights: np.ndarray) -> bool:
-    """Whether (L, H, T_q, T_k) `weights` are a masked self-attention's: square, and every
-    weight above the diagonal (a later key) exactly 0. Softmax gives an unmasked key a weight
-    above 0, so a bidirectional map is never taken for one (but for a single token)."""
+def _is_causal(weights: np.ndarray, first_query: int = 0) -> bool:
+    """Whether (L, H, T_q, T_k) `weights` are a masked self-attention's: square (but for the
+    `first_query` rows left out), and every weight to a key after its query exactly 0.
+    Softmax gives an unmasked key a weight above 0, so a bidirectional map is never taken for
+    one (but for a single token)."""
     t_q, t_k = weights.shape[-2:]
-    return t_q == t_k and not np.triu(weights, k=1).any()
+    return first_query + t_q == t_k and not np.triu(weights, k=first_query + 1).any()
 
 
 class ShownTokens(NamedTuple):
-    """What a map of too many tokens shows: the positions of the queries (rows) and of the
-    keys (columns) kept, in order, and a note for the title saying what is left out ("" if
+    """What a map of too many tokens shows: the rows (queries) and columns (keys) of its
+    weights kept, in order, and a note for the title saying what is left out ("" if
     nothing is)."""
     queries: np.ndarray
     keys: np.ndarray
     note: str
 
 
-def shown_tokens(weights: ArrayLike, max_tokens: int | None = None) -> ShownTokens:
+def shown_tokens(weights: ArrayLike, max_tokens: int | None = None,
+                 first_query: int = 0) -> ShownTokens:
     """Which queries and keys of (L, H, T_q, T_k) `weights` a picture shows, at most
     `max_tokens` of each (by default MAX_TOKENS for a masked map, MAX_TOKENS_UNMASKED for
     another). A masked map keeps its last queries and keys (a window at the end of the
     triangle); another keeps its last queries and, of the keys, those the queries kept attend
     to most (summed over every layer and head), in their order: cutting its keys at the end
-    would drop the first words, which every query reads."""
+    would drop the first words, which every query reads. `first_query` is that of an
+    AttentionMap holding the last queries only: the first_query before them are left out."""
     weights = np.asarray(weights)
     t_q, t_k = weights.shape[-2:]
-    causal = _is_causal(weights)
+    if first_query < 0:
+        raise ValueError(f"plot_attention: first_query must be at least 0, got {first_query}")
+    every_query = first_query + t_q
+    causal = _is_causal(weights, first_query)
     if max_tokens is None:
         max_tokens = MAX_TOKENS if causal else MAX_TOKENS_UNMASKED
     if max_tokens < 1:
         raise ValueError(f"plot_attention: max_tokens must be at least 1, got {max_tokens}")
     rows, cols = min(t_q, max_tokens), min(t_k, max_tokens)
     queries = np.arange(t_q - rows, t_q)
-    if causal:
-        keys = np.arange(t_k - cols, t_k)
-        note = "" if rows == t_q else (f"showing the last {rows} of {t_q} tokens: the first "
-                                       f"{t_q - rows}, which these queries also read, are left "
+    if causal:                     # the window's keys are its queries: the last `rows` tokens
+        keys = np.arange(t_k - rows, t_k)
+        note = "" if rows == t_k else (f"showing the last {rows} of {t_k} tokens: the first "
+                                       f"{t_k - rows}, which these queries also read, are left "
                                        f"out")
         return ShownTokens(queries, keys, note)
     # The keys most attended to; of two alike, the earlier. A head of NaN weights says
     # nothing of that (summed in, every key's total would be NaN, and the first kept).
-    read = np.nansum(np.asarray(weights, dtype=np.float64)[:, :, queries, :], axis=(0, 1, 2))
+    read = np.nansum(weights[:, :, queries, :].astype(np.float64), axis=(0, 1, 2))
     keys = np.sort(np.argsort(-read, kind="stable")[:cols])
     notes = []
-    if rows < t_q:
-        notes.append(f"the last {rows} of {t_q} queries")
+    if rows < every_query:
+        notes.append(f"the last {rows} of {every_query} queries")
     if cols < t_k:
-        whose = "they" if rows < t_q else "the queries"
+        whose = "they" if rows < every_query else "the queries"
         notes.append(f"the {cols} of {t_k} keys {whose} attend to most, in order (the "
                      f"{t_k - cols} others are left out where a red line splits the keys)")
     return ShownTokens(queries, keys, "showing " + " and ".join(notes) if notes else "")
@@ -332,7 +375,8 @@ def _left_out_edges(keys, t_k):
 
 @literal_text()
 def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],
-                     title: str, max_tokens: int | None = None) -> Figure:
+                     title: str, max_tokens: int | None = None,
+                     first_query: int = 0) -> Figure:
     """Draw `weights` (L, H, T_q, T_k) as a grid of heatmaps, layer i in row i and head j in
     column j, query tokens `row_labels` down and key tokens `col_labels` across, with a
     colour bar. Returns the matplotlib Figure (shown inline when a Jupyter cell ends with it).
@@ -341,7 +385,10 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     most), and the title says what is left out; a red line marks where keys are missing
     between two columns. The colours are on a square-root scale from 0 to 1: a weight of 1/T
     (attention spread evenly over T keys) stays visible next to a weight near 1. A weight of
-    exactly 0 (a key the mask blocks) is left white, and a NaN one is red."""
+    exactly 0 (a key the mask blocks) is left white, and a NaN one is red.
+
+    Weights of the last queries only (an AttentionMap's of attention_maps(...,
+    last_queries=n)) are drawn as the whole map's would be, given its `first_query`."""
     weights = np.asarray(weights)
     if weights.ndim != 4:
         raise ValueError(f"plot_attention: weights must be (layers, heads, queries, keys), got "
@@ -350,7 +397,7 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     if (len(row_labels), len(col_labels)) != (t_q, t_k):
         raise ValueError(f"plot_attention: {len(row_labels)} row and {len(col_labels)} column "
                          f"labels for {t_q} queries and {t_k} keys")
-    shown = shown_tokens(weights, max_tokens)
+    shown = shown_tokens(weights, max_tokens, first_query)
     weights = weights[:, :, shown.queries][:, :, :, shown.keys]
     row_labels = [row_labels[i] for i in shown.queries]
     col_labels = [col_labels[i] for i in shown.keys]
@@ -397,16 +444,22 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
                 ax.imshow(np.ma.masked_where(~nan[layer, head], nan[layer, head]),
                           cmap=ListedColormap([NAN_COLOUR]), interpolation="nearest")
             ax.set_title(f"layer {layer + 1} head {head + 1}", fontsize=9)   # as the lens counts
-            ax.set_xticks(range(0, cols, every), col_labels[::every], rotation=rotation,
-                          fontsize=fontsize)
-            ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=fontsize)
+            # Every heatmap has the same queries and keys: as in any grid of small multiples,
+            # the left column names the queries and the bottom row the keys. Labelling every
+            # heatmap crowded the grid and took most of the time to draw it (a 12 x 4 grid
+            # of 48 tokens: 4,608 labels instead of 768).
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if head == 0:
+                ax.set_yticks(range(0, rows, every), row_labels[::every], fontsize=fontsize)
+                ax.set_ylabel("query (attending)", fontsize=8)
+            if layer == n_layer - 1:
+                ax.set_xticks(range(0, cols, every), col_labels[::every], rotation=rotation,
+                              fontsize=fontsize)
+                ax.set_xlabel("key (attended to)", fontsize=8)
             ax.tick_params(length=0, pad=1)
             for x in left_out:
                 ax.axvline(x, color=LEFT_OUT_COLOUR, linewidth=1.5)
-            if head == 0:
-                ax.set_ylabel("query (attending)", fontsize=8)
-            if layer == n_layer - 1:
-                ax.set_xlabel("key (attended to)", fontsize=8)
     # The bar is a fixed 0.2 inch wide: matplotlib makes it a twentieth of its height, which
     # on a tall grid (12 layers) is wider than a heatmap and crowds the query labels off the
     # left edge.

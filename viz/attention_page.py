@@ -102,6 +102,10 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
         if (len(chosen.queries), len(chosen.keys)) != (t_q, t_k):
             raise ValueError(f"attention_page: {len(chosen.queries)} query and "
                              f"{len(chosen.keys)} key labels for {t_q} queries and {t_k} keys")
+        if chosen.first_query:
+            raise ValueError(f"attention_page: the map {name!r} holds its last {t_q} queries "
+                             f"only; a page shows every query: make the maps without "
+                             f"last_queries")
         check_probabilities(name, weights)
         data["maps"][name] = {
             "description": chosen.description, "queries": list(chosen.queries),

@@ -122,7 +122,8 @@ def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, 
     title = (f"{run} ({kind}): {chosen.description} - {counted(layers, 'layer')} x "
              f"{counted(heads, 'head')}")
     fmt = figure_format("write_attention", out_path)     # before the drawing: fail fast
-    return _save(lambda: attention_figure(chosen.weights, chosen.queries, chosen.keys, title),
+    return _save(lambda: attention_figure(chosen.weights, chosen.queries, chosen.keys, title,
+                                          first_query=chosen.first_query),
                  out_path, fmt, 100, log)
 
 
