@@ -291,6 +291,33 @@ def test_count_tokens_is_the_length_of_the_whole_texts_ids(text, piece_chars):
             assert tokenizers.count_tokens(tok, text) == len(tok.encode(text))
 
 
+@given(st.text(alphabet=SPACES_AND_SOME, max_size=60), st.integers(1, 8), st.integers(1, 9),
+       st.booleans())
+@example("a <eos> b", 2, 3, True)
+def test_encode_pieces_give_the_whole_texts_ids_and_split(text, piece_chars, chunk_chars,
+                                                          allow_special):
+    # `tokenize encode` and `show --file` encode a file a piece at a time, as it is read in
+    # chunks (here of chunk_chars characters), and write each piece's part as it goes.
+    chunks = [text[i:i + chunk_chars] for i in range(0, len(text), chunk_chars)]
+    with mock.patch.object(tokenizers, "PIECE_CHARS", piece_chars):
+        for tok in (BPE, CharTokenizer.train(SPACES_AND_SOME, special_tokens=SPECIALS)):
+            pieces = list(tokenizers.encode_pieces(tok, chunks, allow_special))
+            whole = tok.encode(text, allow_special)
+            assert "".join(piece for piece, _ in pieces) == text
+            assert [i for _, ids in pieces for i in ids] == whole
+            for colour in (False, True):
+                assert "".join(tokenizers.split_shown_parts(
+                    tok, [ids for _, ids in pieces], colour)) == split_shown(tok, whole, colour)
+
+
+def test_encode_pieces_name_an_unknown_characters_place_in_the_whole_text():
+    # Each piece is encoded alone; the error counts from the text's start, not the piece's.
+    tok = CharTokenizer.train("ab ")
+    with mock.patch.object(tokenizers, "PIECE_CHARS", 2), \
+            pytest.raises(ValueError, match="^cannot encode 'c' at position 8: "):
+        list(tokenizers.encode_pieces(tok, ["ab ab", " abc"]))
+
+
 def test_tokenize_trains_report_counts_tokens_without_holding_every_id(tmp_path, monkeypatch):
     # Its compression line counted the tokens as len(tok.encode(text)): a list of an int for
     # each token, 8 to 15 times the text (a BPE's, of 100 MB of Shakespeare: 1.5 GB).

@@ -32,13 +32,13 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
-                    iter_text, open_regular, read_text, shown, version_problem)
+                    iter_text, open_regular, shown, version_problem)
 from .schema import Whole, check_settings
 from .summary import counted
 
@@ -66,15 +66,16 @@ def one_line(piece: str) -> str:
                            .replace("\t", "\\t"))
 
 
-def text_and_ids(tok: Tokenizer, text: str | None, path: StrPath | None = None,
-                 allow_special: bool = False) -> tuple[str, list[int]]:
-    """The text to encode (given, or read from the UTF-8 file at `path`) and its ids.
-    ValueError, one line, for a text that is not UTF-8 or holds a character a char tokenizer
-    does not know."""
+def encode_text_or_file(tok: Tokenizer, text: str | None, path: StrPath | None = None,
+                 allow_special: bool = False) -> Iterator[tuple[str, list[int]]]:
+    """The text to encode (given, or read from the UTF-8 file at `path`) and its ids, a piece
+    at a time as encode_pieces gives them: a file is read as they are encoded. ValueError,
+    one line, for a text that is not UTF-8 or holds a character a char tokenizer does not
+    know (from the piece that holds it, for a file)."""
     if path is not None:
-        text = read_text(path, "file")
+        return encode_pieces(tok, iter_text(path, "file"), allow_special)
     check_utf8(text, "the text")
-    return text, tok.encode(text, allow_special=allow_special)
+    return encode_pieces(tok, [text], allow_special)
 
 
 def check_utf8(text: str, what: str) -> None:
@@ -105,11 +106,24 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     character that prints as nothing, a zero-width joiner say, is \\u200d). In the frame a "|"
     of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
     |<\\|endoftext\\|>|."""
-    pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
-    if colour:
-        return "".join(f"\x1b[30;{BACKGROUNDS[k % len(BACKGROUNDS)]}m{piece}\x1b[0m"
-                       for k, piece in enumerate(pieces))
-    return "|" + "|".join(pieces) + "|" if pieces else "(no tokens)"
+    return "".join(split_shown_parts(tok, [ids], colour))
+
+
+def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
+                      colour: bool = False) -> Iterator[str]:
+    """split_shown of the ids of the pieces of a text, in parts, one for each piece (a text's
+    ids need not be held at once): joined, they are split_shown of all its ids."""
+    n_shown = 0
+    for ids in id_pieces:
+        pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
+        if colour:      # the backgrounds take turns across the pieces
+            yield "".join(f"\x1b[30;{BACKGROUNDS[(n_shown + k) % len(BACKGROUNDS)]}m{piece}"
+                          f"\x1b[0m" for k, piece in enumerate(pieces))
+        elif pieces:
+            yield "|" * (n_shown == 0) + "".join(piece + "|" for piece in pieces)
+        n_shown += len(pieces)
+    if n_shown == 0 and not colour:
+        yield "(no tokens)"
 
 
 # Characters that a terminal prints as nothing, or acts on, and that a token shows by their
@@ -176,10 +190,14 @@ def shown_token(tok: Tokenizer, i: int) -> str:
 
 def compression(text: str, ids: Sequence[int]) -> str:
     """How many tokens a text took, and how many characters and bytes each holds on average."""
-    n_bytes = len(text.encode("utf-8"))
-    per_token = (f": {len(text) / len(ids):.2f} characters per token, "
-                 f"{n_bytes / len(ids):.2f} bytes per token") if len(ids) else ""
-    return (f"{counted(len(ids), 'token')}, {counted(len(text), 'character')} "
+    return compression_of(len(ids), len(text), len(text.encode("utf-8")))
+
+
+def compression_of(n_tokens: int, n_characters: int, n_bytes: int) -> str:
+    """compression's line for a text of `n_characters` (`n_bytes` in UTF-8) in `n_tokens`."""
+    per_token = (f": {n_characters / n_tokens:.2f} characters per token, "
+                 f"{n_bytes / n_tokens:.2f} bytes per token") if n_tokens else ""
+    return (f"{counted(n_tokens, 'token')}, {counted(n_characters, 'character')} "
             f"({counted(n_bytes, 'byte')}){per_token}")
 
 
@@ -208,24 +226,51 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
         f"({counted(n_tokens, 'token')})"]
 
 
-# count_tokens encodes a text this many characters at a time (a little more: to the next cut).
+# encode_pieces encodes a text this many characters at a time (a little more: to the next cut).
 PIECE_CHARS = 1 << 20
 
 
 def count_tokens(tok: Tokenizer, text: str) -> int:
     """len(tok.encode(text)), without holding every id at once: a list of the 42 million ids
-    of a 100 MB text took 1.5 GB, where the text takes 100 MB. The text is encoded a piece
-    at a time, each of about PIECE_CHARS characters, cut before a space that follows a
-    character that is not whitespace: GPT-2's chunks (pre_split) always part there (a chunk
-    holds a space only at its start, or among other whitespace), so the pieces' ids are the
-    whole text's. A text without such a space is encoded whole."""
-    n_tokens, start = 0, 0
-    while start < len(text):
-        cut = _CUT.search(text, start + PIECE_CHARS)
-        end = cut.start() if cut else len(text)
-        n_tokens += len(tok.encode(text[start:end]))
-        start = end
-    return n_tokens
+    of a 100 MB text took 1.5 GB, where the text takes 100 MB."""
+    return sum(len(ids) for _, ids in encode_pieces(tok, [text]))
+
+
+def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = False
+                  ) -> Iterator[tuple[str, list[int]]]:
+    """The text that `texts` join to (iter_text's chunks of a file, say), a piece at a time:
+    (piece, tok.encode(piece)), whose ids joined are tok.encode of the whole text. A piece is
+    about PIECE_CHARS characters, cut before a space that follows a character that is not
+    whitespace: GPT-2's chunks (pre_split) always part there (a chunk holds a space only at
+    its start, or among other whitespace), and a char tokenizer's ids part anywhere. A text
+    without such a space is one piece; so is the text of another tokenizer (a tokenizer.json's
+    pre-tokenizer may part elsewhere), or of one whose special tokens hold such a space, which
+    a cut could split. An error names its position in the whole text."""
+    cuttable = (isinstance(tok, (CharTokenizer, BPETokenizer))
+                and not any(_CUT.search(token) for token in tok.special_tokens))
+    if not cuttable:
+        text = "".join(texts)
+        yield text, tok.encode(text, allow_special=allow_special)
+        return
+    offset = 0
+    for piece in _cut_pieces(texts):
+        yield piece, tok._encode_at(piece, allow_special, offset)
+        offset += len(piece)
+
+
+def _cut_pieces(texts):
+    """The text that `texts` join to, in pieces cut where encode_pieces says."""
+    rest = ""
+    for text in texts:
+        # `rest` holds no cut after its first PIECE_CHARS characters: look in what is new
+        # (from its last old character on, as the cut looks behind it).
+        search_from = max(PIECE_CHARS, len(rest))
+        rest += text
+        while cut := _CUT.search(rest, search_from):
+            yield rest[:cut.start()]
+            rest, search_from = rest[cut.start():], PIECE_CHARS
+    if rest:
+        yield rest
 
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
@@ -365,14 +410,19 @@ class Tokenizer:
         encode_ordinary(text) does the second."""
         if not isinstance(text, str):
             raise TypeError(f"encode takes a str, got {type(text).__name__}")
+        return self._encode_at(text, allow_special, 0)
+
+    def _encode_at(self, text, allow_special, offset):
+        """encode(text), where `text` starts at `offset` of a longer text (encode_pieces'
+        piece), which an error names its positions in."""
         ids = []
         start = 0
         if allow_special and self._special_re is not None:
             for match in self._special_re.finditer(text):
-                ids.extend(self._encode_text(text[start:match.start()], start))
+                ids.extend(self._encode_text(text[start:match.start()], offset + start))
                 ids.append(self._special_ids[match.group()])
                 start = match.end()
-        ids.extend(self._encode_text(text[start:], start))
+        ids.extend(self._encode_text(text[start:], offset + start))
         return ids
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> str:
@@ -766,7 +816,7 @@ SPLIT_PATTERN = regex.compile(
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""")
 
 
-# Where count_tokens may cut a text: a space after a character that is not whitespace (as
+# Where encode_pieces may cut a text: a space after a character that is not whitespace (as
 # SPLIT_PATTERN's \s has it), which is where one of its chunks starts.
 _CUT = regex.compile(r"(?<=\S) ")
 

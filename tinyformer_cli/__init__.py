@@ -8,6 +8,7 @@ exercise's check does not pass yet."""
 from tinyformer_cli import loading      # first: Ctrl-C while the rest loads (see there)
 from tinyformer_cli.matplotlib_folder import give_matplotlib_a_folder
 
+import array
 import codecs
 import contextlib
 import dataclasses
@@ -35,8 +36,8 @@ from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.rundir import CheckpointError, check_not_a_run_file
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression, one_line, split_shown,
-                                   text_and_ids, train_tokenizer)
+from tinyformer.tokenizers import (check_training, compression_of, encode_text_or_file,
+                                   one_line, split_shown_parts, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import setting_renamed, shown_default
 
@@ -560,12 +561,15 @@ def text_options(command):
     return click.argument("text", type=TEXT, required=False)(command)
 
 
-def encode_text(tok, text, file_path, allow_special):
-    """The text (TEXT or --file's: exactly one of them) and its ids."""
+def encoded_pieces(tok, text, file_path, allow_special):
+    """The text (TEXT or --file's: exactly one of them) and its ids, a piece at a time, as
+    (piece, its ids): a large file's ids are never held at once. Read them under
+    input_errors(): a file that cannot be read, or a character that the tokenizer cannot
+    encode, is found as the pieces go."""
     if (text is None) == (file_path is None):
         raise InputError("give a TEXT or --file PATH (one of them)")
-    with input_errors():
-        return text_and_ids(tok, text, file_path, allow_special)
+    with input_errors():                         # TEXT that is not UTF-8
+        return encode_text_or_file(tok, text, file_path, allow_special)
 
 
 @tokenize.command("encode", epilog="""\b
@@ -577,8 +581,15 @@ Examples:
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     """Print the ids of TEXT (or of --file PATH), separated by spaces."""
-    _, ids = encode_text(open_tokenizer(tokenizer_path), text, file_path, allow_special)
-    click.echo(" ".join(map(str, ids)))
+    tok = open_tokenizer(tokenizer_path)
+    separator = ""                               # between the ids of two pieces
+    pieces = encoded_pieces(tok, text, file_path, allow_special)
+    with input_errors():
+        for _, ids in pieces:
+            if ids:
+                click.echo(separator + " ".join(map(str, ids)), nl=False)
+                separator = " "
+    click.echo()
 
 
 @tokenize.command("decode", short_help="Print the text of the token IDS.",
@@ -622,14 +633,31 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
-    text, ids = encode_text(tok, text, file_path, allow_special)
     color = color if color is not None else colour_wanted()
-    click.echo(split_shown(tok, ids, colour=color), color=color)
-    click.echo(("ids: " + " ".join(map(str, ids)) + "\n") * show_ids + compression(text, ids))
+    # The split line is written a piece at a time; the rest is counted as the pieces go.
+    n_tokens = n_characters = n_bytes = 0
+    shown_ids = array.array("q")       # for --ids: 8 bytes an id, where a list's int takes 36
+    written = set()                               # the special tokens written in the text
+    def counted_ids(pieces):
+        nonlocal n_tokens, n_characters, n_bytes
+        for piece, ids in pieces:
+            n_tokens += len(ids)
+            n_characters += len(piece)
+            n_bytes += len(piece.encode("utf-8"))
+            shown_ids.extend(ids if show_ids else ())
+            written.update(s for s in tok.special_tokens if s in piece)
+            yield ids
+    pieces = encoded_pieces(tok, text, file_path, allow_special)
+    with input_errors():
+        for part in split_shown_parts(tok, counted_ids(pieces), colour=color):
+            click.echo(part, nl=False, color=color)
+    click.echo(color=color)
+    click.echo(("ids: " + " ".join(map(str, shown_ids)) + "\n") * show_ids
+               + compression_of(n_tokens, n_characters, n_bytes))
     click.echo(f"tokenizer: {tokenizer_path or 'the default (see --help)'}, {tok.kind}, "
                f"{tok.vocab_size} ids, {special_tokens_named(tok)}")
     # A special token written in the text splits into pieces unless asked for: say why.
-    as_text = [] if allow_special else [s for s in tok.special_tokens if s in text]
+    as_text = [] if allow_special else [s for s in tok.special_tokens if s in written]
     if as_text:
         click.echo(f"special tokens read as plain text: {' '.join(map(one_line, as_text))} "
                    f"(--allow-special gives each its own id)")
