@@ -24,17 +24,19 @@ The loops below run their session's model as at inference whatever mode it is in
 
 Two kinds of session cover the Transformer family. A decoder-only model (GPT) continues its
 prompt; an encoder-decoder (the Transformer) encodes its source once and writes a target from
-<bos>, its decoder attending to the encoding at every step. Each keeps a KVCache, so that a
-step computes the self-attention keys and values of the new token only (the encoder-decoder's
-cross-attention keys and values, projections of the encoding, are computed at the first step
-and kept there too), and gives the same logits as running the model on the whole sequence
-again (`use_cache=False` does that, for the tests and the curious). Either way a step asks the
-model for the last position's logits alone (`logits_to_keep=1`, the keyword of GPT's forward
-and the Transformer's decode, named as transformers names it): the others would be thrown away,
-and for a long prompt and a large vocabulary their (B, T, V) is the largest array of the step.
-A forward (or decode) of your own, in a subclass, may take neither (`def forward(self, idx)`):
-a session reads what it takes once (`step_call`) and gives it only that, running the whole
-window at each step without a cache, and reading the last of every position's logits.
+<bos>, its decoder attending to the encoding at every step. Both hold their tokens, and the
+logits of the next ones until a token is appended, the same way (`SequencesSoFar`). Each keeps
+a KVCache, so that a step computes the self-attention keys and values of the new token only
+(the encoder-decoder's cross-attention keys and values, projections of the encoding, are
+computed at the first step and kept there too), and gives the same logits as running the model
+on the whole sequence again (`use_cache=False` does that, for the tests and the curious).
+Either way a step asks the model for the last position's logits alone (`logits_to_keep=1`, the
+keyword of GPT's forward and the Transformer's decode, named as transformers names it): the
+others would be thrown away, and for a long prompt and a large vocabulary their (B, T, V) is
+the largest array of the step. A forward (or decode) of your own, in a subclass, may take
+neither (`def forward(self, idx)`): a session reads what it takes once (`step_call`) and gives
+it only that, running the whole window at each step without a cache, and reading the last of
+every position's logits.
 
 The loops: `generate` picks each next token (greedy at temperature 0, else sampled with
 temperature, top-k and top-p, see sampling.py), and `beam_search` keeps the `beam_size` most
@@ -190,7 +192,40 @@ ONE_LENGTH = ("a GPT has no padding mask and would read padding as text: continu
               "of each length in a call of their own")
 
 
-class DecoderOnlySession:
+class SequencesSoFar:
+    """What both sessions keep the same way: the sequences so far, `tokens` (B, t), and the
+    logits of their next tokens once computed (`kept`), until the sequences change. Asked
+    again before a token is appended, `next_logits` gives the kept ones: with the cache the
+    model could not run again, every token's keys being in it already. A subclass says how to
+    compute them (`compute_logits`), and what else follows the rows in `select`."""
+
+    tokens: np.ndarray
+    cache: KVCache | None
+    kept: np.ndarray | None = None              # (B, V), or None until next_logits computes it
+
+    def compute_logits(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def next_logits(self) -> np.ndarray:
+        # A copy, so that a caller that edits its logits (to rule tokens out) leaves the next
+        # call's alone.
+        if self.kept is None:
+            self.kept = self.compute_logits()
+        return self.kept.copy()
+
+    def append(self, tokens: ArrayLike) -> None:
+        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+        self.kept = None
+
+    def select(self, rows: np.ndarray) -> None:
+        self.tokens = self.tokens[rows]
+        if self.kept is not None:
+            self.kept = self.kept[rows]
+        if self.cache is not None:
+            self.cache.select(rows)
+
+
+class DecoderOnlySession(SequencesSoFar):
     """A decoder-only model continuing `prompt` (B, T): `model(idx, cache, logits_to_keep=1)`
     gives the logits (B, 1, V) of the last of tokens idx, which follow the `cache.length` tokens
     already in the cache (the logits of every position, (B, T, V), without the keyword). A
@@ -212,17 +247,8 @@ class DecoderOnlySession:
         self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
         self.vocab_size = model.config["vocab_size"]
         self.cache = None
-        self.scored = None          # the logits of the sequences as they are, once computed
 
-    def next_logits(self) -> np.ndarray:
-        # Asked again before a token is appended, the same logits, kept: with the cache the
-        # model could not run again, every token's keys being in it already. A copy, so that
-        # a caller that edits its logits (to rule tokens out) leaves the next call's alone.
-        if self.scored is None:
-            self.scored = self._run()
-        return self.scored.copy()
-
-    def _run(self) -> np.ndarray:
+    def compute_logits(self) -> np.ndarray:
         context = self.model.context
         if self.cache is not None and self.tokens.shape[1] <= context:
             new = self.tokens[:, self.cache.length:]                    # not yet in the cache
@@ -232,18 +258,8 @@ class DecoderOnlySession:
         # The last position's logits only: the head skips the prompt's other rows.
         return self.step(self.model, new, cache=self.cache)              # (B, V)
 
-    def append(self, tokens: ArrayLike) -> None:
-        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
-        self.scored = None
 
-    def select(self, rows: np.ndarray) -> None:
-        self.tokens = self.tokens[rows]
-        if self.cache is not None:
-            self.cache.select(rows)
-        self.scored = None if self.scored is None else self.scored[rows]
-
-
-class EncoderDecoderSession:
+class EncoderDecoderSession(SequencesSoFar):
     """An encoder-decoder writing a target for each source row of `src` (B, S), starting from
     `bos_id`: `model.encode(src)` runs once, then `model.decode(tgt, memory, src_mask, cache,
     logits_to_keep=1)` gives the logits (B, 1, V) of the last of the target tokens after the
@@ -258,7 +274,6 @@ class EncoderDecoderSession:
         self.vocab_size = model.config["tgt_vocab_size"]
         self.step = step_call(model.decode, given=3)
         self.cache = KVCache(model.context) if use_cache and self.step.takes_cache else None
-        self.scored = None          # as a DecoderOnlySession's
 
     @property
     def room(self) -> int:
@@ -267,12 +282,7 @@ class EncoderDecoderSession:
         each target position is attended from the source as it is)."""
         return self.model.context - self.tokens.shape[1] + 1
 
-    def next_logits(self) -> np.ndarray:
-        if self.scored is None:
-            self.scored = self._run()
-        return self.scored.copy()
-
-    def _run(self) -> np.ndarray:
+    def compute_logits(self) -> np.ndarray:
         if self.cache is None:
             new = self.tokens                                           # the whole target
         else:
@@ -280,17 +290,10 @@ class EncoderDecoderSession:
         return self.step(self.model.decode, new, self.memory, self.src_mask,
                          cache=self.cache)                              # (B, V)
 
-    def append(self, tokens: ArrayLike) -> None:
-        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
-        self.scored = None
-
     def select(self, rows: np.ndarray) -> None:
-        self.tokens = self.tokens[rows]
-        self.scored = None if self.scored is None else self.scored[rows]
+        super().select(rows)                        # the tokens, kept logits and cache
         if self.src_mask is not None:
             self.src_mask = self.src_mask[rows]
-        if self.cache is not None:
-            self.cache.select(rows)
         # The memory follows the same rows. A cache that holds it (the context its
         # cross-attention keys came from) has moved its rows already: the next step gives it
         # back that very one, which its check knows without comparing.
