@@ -55,3 +55,10 @@ def edited_message(tmp_path, slug, old, new, *more_edits):
     assert message is not None, f"a wrong answer to {slug} passed its checker"
     assert CHECKER_ERROR not in message, message
     return message
+
+
+def expect_changed_in_place(message, opening, changed):
+    """`message` is a check's refusal of the call it opens with, `opening`, for writing into
+    `changed` (`the x`, or `the q and the k`), arguments the checker goes on to use."""
+    assert message.startswith(opening), message
+    assert f"changed {changed} it was given, in place" in message, message

@@ -3,7 +3,7 @@ wrong: each test breaks a reference solution the way a learner might and reads t
 
 import numpy as np
 import pytest
-from solutions import edited_message
+from solutions import edited_message, expect_changed_in_place
 
 
 
@@ -592,5 +592,5 @@ def test_unbroadcast_that_zeroes_the_gradient_it_was_given_does_not_pass(tmp_pat
     # function, they matched the zeros it returned.
     message = edited_message(tmp_path, "broadcast_gradients", "    grad = np.asarray(grad)\n",
                              "    grad = np.asarray(grad)\n    grad[...] = 0\n")
-    assert message.startswith("unbroadcast(grad=[[1., 2., 3.], [4., 5., 6.]], shape=(2, 1))")
-    assert "changed the grad it was given, in place" in message
+    expect_changed_in_place(
+        message, "unbroadcast(grad=[[1., 2., 3.], [4., 5., 6.]], shape=(2, 1))", "the grad")

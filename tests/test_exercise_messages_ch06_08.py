@@ -2,7 +2,7 @@
 breaks a reference solution the way a learner might and reads the message."""
 
 import pytest
-from solutions import edited_message
+from solutions import edited_message, expect_changed_in_place
 
 
 
@@ -450,9 +450,7 @@ def test_feed_forward_names_a_missing_bias_and_a_misplaced_gelu(tmp_path, old, n
 ])
 def test_answers_that_zero_the_tensors_they_were_given_do_not_pass(tmp_path, slug, old, new,
                                                                    opening, changed):
-    message = edited_message(tmp_path, slug, old, new)
-    assert message.startswith(opening), message
-    assert f"changed {changed} it was given, in place" in message, message
+    expect_changed_in_place(edited_message(tmp_path, slug, old, new), opening, changed)
 
 
 def test_training_loop_that_rewrites_the_data_it_was_given_does_not_pass(tmp_path):

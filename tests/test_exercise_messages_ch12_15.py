@@ -4,7 +4,7 @@ fails with a message that names the mistake; a file that imports the implementat
 asked to write is refused."""
 
 import pytest
-from solutions import edited_message, solved_text, write_solved
+from solutions import edited_message, expect_changed_in_place, solved_text, write_solved
 
 from tinyformer.exercises import find, run_check
 
@@ -717,9 +717,7 @@ def test_scores_of_an_untrained_model_do_not_find_the_heads(tmp_path, monkeypatc
 ])
 def test_answers_that_zero_the_arrays_they_were_given_do_not_pass(tmp_path, slug, old, new,
                                                                   opening, changed):
-    message = edited_message(tmp_path, slug, old, new)
-    assert message.startswith(opening), message
-    assert f"changed {changed} it was given, in place" in message, message
+    expect_changed_in_place(edited_message(tmp_path, slug, old, new), opening, changed)
 
 
 def test_cross_attention_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_path):
@@ -729,8 +727,7 @@ def test_cross_attention_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_pa
         tmp_path, "cross_attention", "    return merge_heads(attention(q, k, v, mask)) @ w_o",
         "    if n_head == 1 and mask is not None:\n        mask[...] = True\n        mask = None\n"
         "    return merge_heads(attention(q, k, v, mask)) @ w_o")
-    assert message.startswith("cross_attention(x=Tensor([[[1.], [2.]]])"), message
-    assert "changed the mask it was given, in place" in message
+    expect_changed_in_place(message, "cross_attention(x=Tensor([[[1.], [2.]]])", "the mask")
 
 
 def test_decoder_layer_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_path):
@@ -744,5 +741,4 @@ def test_decoder_layer_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_path
         "    if memory_mask is not None:\n        self_mask = None\n"
         "    else:\n        given, self_mask = self_mask, self_mask.copy()\n"
         "        given[...] = True\n")
-    assert message.startswith("decoder_layer(y=Tensor of shape (2, 4, 8)"), message
-    assert "changed the self_mask it was given, in place" in message
+    expect_changed_in_place(message, "decoder_layer(y=Tensor of shape (2, 4, 8)", "the self_mask")

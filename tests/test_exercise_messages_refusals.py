@@ -2,6 +2,9 @@
 file that uses that module, in one message naming it and the line (an import the solution
 does not need, appended to the reference solution)."""
 
+import sys
+import types
+
 import pytest
 from solutions import solution_text, solved_text
 
@@ -115,3 +118,17 @@ def test_every_exercise_refuses_the_course_itself_and_deep_learning_libraries(tm
     got = run_check(ex, path)
     assert got is not None and got.startswith(f"{slug}.py uses {used}, in line "), got
     assert quoted in got and "no exercise may use" in got
+
+
+def test_a_name_holding_a_deep_learning_library_is_refused(tmp_path, monkeypatch):
+    # No import statement names the library, so only the file's names show it. A stand-in
+    # module plays an installed Keras: judging the file imports no library itself.
+    monkeypatch.setitem(sys.modules, "keras", types.ModuleType("keras"))
+    ex = find("one_hot")
+    path = tmp_path / "one_hot.py"
+    path.write_text(solved_text(ex) + "\n_library = __import__('importlib')"
+                                      ".import_module('keras')\n")
+    got = run_check(ex, path)
+    assert got is not None, "a file holding Keras under a name passed"
+    assert got.startswith("one_hot.py uses keras, in its name `_library`: "), got
+    assert "no exercise may use a deep-learning library" in got
