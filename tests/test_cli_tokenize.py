@@ -807,6 +807,11 @@ def test_decode_refuses_ids_out_of_range(bpe):
                                "the options: `tinyformer tokenize decode ... -- -1`")
     assert_input_error(run("decode", "--tokenizer", bpe, "--", "-1"),
                        "cannot decode id -1: the vocabulary has ids 0 to 299")
+    # click names '-1' of -15 (a short option's first character): the advice gives -15.
+    result = run("decode", "5", "-15", "--tokenizer", bpe)
+    assert_input_error(result, "No such option '-15'", "`tinyformer tokenize decode ... -- -15`")
+    assert_input_error(run("encode", "-1.5", "--tokenizer", bpe), "`tinyformer tokenize encode "
+                       "... -- -1.5`")
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
     result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line

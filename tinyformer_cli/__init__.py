@@ -230,7 +230,8 @@ class Program(click.Group):
                 sys.exit(0)                    # (that it cannot be written is said below)
         except click.UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
-            message = (elsewhere(e) or renamed(e) or negative_number(e)
+            words = sys.argv[1:] if args is None else list(args)     # as click read them
+            message = (elsewhere(e) or renamed(e) or negative_number(e, words)
                        if isinstance(e, click.NoSuchOption) else None)
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
@@ -409,21 +410,24 @@ def elsewhere(error: click.NoSuchOption) -> str | None:
     return f"No such option {error.option_name!r}: it is an option of {shown}"
 
 
-def negative_number(error: click.NoSuchOption) -> str | None:
+def negative_number(error: click.NoSuchOption, words: list[str]) -> str | None:
     """For a negative number given as an argument (`tokenize decode -1`), which click reads as
     an option: how to give it, after --, where click's own words ("No such option") left the
-    user looking for an option of that name."""
-    try:
-        float(error.option_name)
-    except ValueError:
-        return None
+    user looking for an option of that name. `words` are the command line's, after the
+    program's name: click names a short option by its first character alone ('-1' of '-15'),
+    and the advice gives the number as it was typed."""
     if error.ctx is None or not any(isinstance(p, click.Argument)
                                     for p in error.ctx.command.params):
         return None
-    instead = files.command_line(*command_words(error.ctx), "...", "--", error.option_name)
-    return (f"No such option {error.option_name!r}: a number that starts with '-' is read as "
-            f"an option; to give it as an argument, put -- before it, after the options: "
-            f"`{instead}`")
+    given = words[:words.index("--")] if "--" in words else words   # after --, no options
+    typed = next((word for word in given if word.startswith(error.option_name)), None)
+    try:
+        float(typed)
+    except (TypeError, ValueError):            # no such word, or none that is a number
+        return None
+    instead = files.command_line(*command_words(error.ctx), "...", "--", typed)
+    return (f"No such option {typed!r}: a number that starts with '-' is read as an option; "
+            f"to give it as an argument, put -- before it, after the options: `{instead}`")
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
