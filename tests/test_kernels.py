@@ -740,6 +740,18 @@ def test_the_command_line_refuses_a_bad_choice_before_any_work(tmp_path, monkeyp
     assert not (tmp_path / "run").exists()
 
 
+def test_the_summary_names_only_the_ops_it_is_given_in_a_sentence_that_fits_their_number(
+        monkeypatch):
+    # A model with RMSNorm and SwiGLU runs no layer norm and no GELU: the run's line names the
+    # ops it uses, one, several or none. (in_use too: a library loaded earlier stays loaded.)
+    monkeypatch.setenv("TINYAUTOGRAD_KERNELS", "numpy")
+    monkeypatch.setattr(kernels, "in_use", lambda: False)
+    assert kernels.summary(("Adam",)) == "Adam runs its numpy form (TINYAUTOGRAD_KERNELS=numpy)"
+    assert kernels.summary(("softmax", "Adam")) == (
+        "softmax and Adam run their numpy forms (TINYAUTOGRAD_KERNELS=numpy)")
+    assert kernels.summary(()) == "no op of this run has compiled loops"
+
+
 def test_a_run_says_which_forms_its_ops_run_and_how_to_run_the_others(tmp_path, monkeypatch):
     summary = "import tinyautograd as ta; print(ta.kernels.summary())"
     cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
