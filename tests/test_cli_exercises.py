@@ -233,9 +233,13 @@ def test_the_commands_advised_name_the_program_as_it_was_run(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("command", ["show", "hint", "check", "solution", "draw", "reset"])
-def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, command):
-    assert_input_error(run(command, "-1"), "no exercise -1", f"numbered 1 to {len(exercises())}")
-    assert_input_error(run("predict", "-4"), "no chapter '-4'", "a number from 1 to")
+@pytest.mark.parametrize("number", ["-1", "-15"])
+def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, command, number):
+    # Click names an unknown short option by its first character alone ('-1' of '-15'): the
+    # message quotes the number as it was typed.
+    assert_input_error(run(command, "-w", workspace, number), f"no exercise {number}:",
+                       f"numbered 1 to {len(exercises())}")
+    assert_input_error(run("predict", number), f"no chapter '{number}'", "a number from 1 to")
 
 
 def test_each_hint_call_shows_one_more_hint(workspace):

@@ -419,15 +419,27 @@ def negative_number(error: click.NoSuchOption, words: list[str]) -> str | None:
     if error.ctx is None or not any(isinstance(p, click.Argument)
                                     for p in error.ctx.command.params):
         return None
-    given = words[:words.index("--")] if "--" in words else words   # after --, no options
-    typed = next((word for word in given if word.startswith(error.option_name)), None)
-    try:
-        float(typed)
-    except (TypeError, ValueError):            # no such word, or none that is a number
+    typed = typed_number(error.option_name, words)
+    if typed is None:
         return None
     instead = files.command_line(*command_words(error.ctx), "...", "--", typed)
     return (f"No such option {typed!r}: a number that starts with '-' is read as an option; "
             f"to give it as an argument, put -- before it, after the options: `{instead}`")
+
+
+def typed_number(option_name: str, words: list[str]) -> str | None:
+    """The number, as typed among the command line's `words`, that click read as the unknown
+    option `option_name`: click names a short option by its first character alone, '-1' of
+    '-15'. None if no word before -- (after it, nothing is an option) is that number."""
+    given = words[:words.index("--")] if "--" in words else words
+    for word in given:
+        if word.startswith(option_name):
+            try:
+                float(word)
+            except ValueError:
+                continue
+            return word
+    return None
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
@@ -1239,14 +1251,16 @@ class Course(click.Group):
                     return super().invoke(ctx)
                 except click.NoSuchOption as e:
                     # `show -1` is a number to the learner, an option to click: said as the
-                    # course says any number that is not an exercise's or a chapter's.
+                    # course says any number that is not an exercise's or a chapter's, as
+                    # typed (click's option of `show -15` is '-1').
                     takes = {p.name for p in e.ctx.command.params} if e.ctx else set()
-                    if e.option_name.removeprefix("-").isdigit():
+                    typed = typed_number(e.option_name, ctx.meta.get(COMMAND_WORDS, []))
+                    if typed is not None:
                         if "ex" in takes:
                             with input_errors():
-                                find(e.option_name)
+                                find(typed)
                         if "chapter" in takes:
-                            runner.chapter_to_ask(None, e.option_name)
+                            runner.chapter_to_ask(None, typed)
                     raise
         except click.ClickException as error:
             # With --json a grading script reads stdout: it gets the object there too, the
@@ -1256,10 +1270,18 @@ class Course(click.Group):
                                        error.format_message())
             raise
 
+    def resolve_command(self, ctx, args):
+        # The subcommand's words, kept for the number its parsing may refuse as an option.
+        name, command, words = super().resolve_command(ctx, args)
+        ctx.meta[COMMAND_WORDS] = list(words)
+        return name, command, words
+
 
 # What the exercises' options found, for Course.invoke to say with --json when a check fails
-# before it could be made (ctx.meta is shared by a command's context and its group's).
+# before it could be made (ctx.meta is shared by a command's context and its group's); and the
+# subcommand's words as typed.
 AS_JSON, WORKSPACE, EXERCISE = "exercises.json", "exercises.workspace", "exercises.exercise"
+COMMAND_WORDS = "exercises.words"
 
 
 class AnswersInJson(click.Command):
