@@ -57,8 +57,12 @@ def edited_message(tmp_path, slug, old, new, *more_edits):
     return message
 
 
-def expect_changed_in_place(message, opening, changed):
+def expect_changed_in_place(message, opening, changed, advice=None):
     """`message` is a check's refusal of the call it opens with, `opening`, for writing into
-    `changed` (`the x`, or `the q and the k`), arguments the checker goes on to use."""
+    `changed` (`the x`, or `the q and the k`), arguments the checker goes on to use; it ends
+    with `advice`, the exercise's own sentence on what to do instead, where one is given."""
     assert message.startswith(opening), message
     assert f"changed {changed} it was given, in place" in message, message
+    assert "the caller still needs what it passed in." in message, message
+    if advice is not None:
+        assert message.endswith(advice), message

@@ -144,7 +144,8 @@ def test_normalise_in_place_is_told_to_leave_the_counts_alone(tmp_path):
         "return np.divide(counts, sums, out=np.zeros_like(counts, dtype=float), where=sums > 0)",
         "np.divide(counts, np.where(sums > 0, sums, 1), out=counts)\n    return counts")
     expect_changed_in_place(
-        message, "normalise_rows(counts=[[1., 3.], [0., 0.], [2., 2.]])", "the counts")
+        message, "normalise_rows(counts=[[1., 3.], [0., 0.], [2., 2.]])", "the counts",
+        "The counts must stay counts: divide into a new array and return that.")
 
 
 @pytest.mark.parametrize("sums", ["counts.sum(axis=0, keepdims=True)",

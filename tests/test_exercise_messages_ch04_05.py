@@ -430,8 +430,10 @@ def test_a_backward_with_a_gradient_for_its_setting_too(tmp_path, slug, old, sta
      "Softmax.backward after softmax("),
 ])
 def test_a_backward_that_writes_into_the_incoming_gradient(tmp_path, slug, old, new, start):
-    message = edited_message(tmp_path, slug, old, new)
-    assert message.startswith(start) and "changed `grad`, the gradient it was given" in message
+    expect_changed_in_place(
+        edited_message(tmp_path, slug, old, new), start, "the grad",
+        "The engine may hand that same array to other nodes too (`g -= ...` and `g *= ...` "
+        "write into it): make new arrays instead (`g = g - ...`).")
 
 
 def test_layer_norm_backward_wrong_gamma(tmp_path):
@@ -547,9 +549,11 @@ def test_a_gradient_only_gradcheck_catches_is_named_by_its_input(tmp_path):
 ])
 def test_mul_backward_that_writes_into_what_it_was_given(tmp_path, old, new, name):
     # The right gradients, but the array handed in is spoilt for whoever reads it next.
-    message = edited_message(tmp_path, "broadcast_gradients", old, new)
-    assert message.startswith("mul_backward(grad=") and f"changed `{name}`" in message
-    assert "in place" in message and "Make new arrays instead" in message
+    expect_changed_in_place(
+        edited_message(tmp_path, "broadcast_gradients", old, new), "mul_backward(grad=",
+        f"the {name}", f"A backward pass may read it again, for the other input's gradient, "
+        f"say (`{name} *= ...` and `{name}[...] = ...` write into it). Make new arrays instead "
+        f"(`{name} * ...`).")
 
 
 @pytest.mark.parametrize("old, new, says", [

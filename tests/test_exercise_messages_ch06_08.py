@@ -292,9 +292,11 @@ def test_08_training_adam_step_counting_from_zero(tmp_path):
     ("param = param * (1 - lr * weight_decay)", "param *= 1 - lr * weight_decay", "param"),
 ])
 def test_08_training_adam_step_that_changes_its_arguments_in_place(tmp_path, old, new, name):
-    message = edited_message(tmp_path, "adam_step", old, new)
-    assert message.startswith("adam_step(param=")
-    assert f"changed the `{name}` it was given, in place" in message
+    expect_changed_in_place(
+        edited_message(tmp_path, "adam_step", old, new), "adam_step(param=", f"the {name}",
+        f"`{name} *= ...`, `{name} -= ...` and `{name}[...] = ...` write into the caller's "
+        f"array, and the docstring asks for new arrays: write `{name} = ...`, which makes a new "
+        f"one and leaves the argument as it was.")
 
 
 @pytest.mark.parametrize("new, says", [

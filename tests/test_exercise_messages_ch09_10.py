@@ -29,7 +29,8 @@ CASES = [
      ["max_new_tokens=2", "expected: [0, 1, 2]", "got:      [0, 1, 2, 3]"]),
     ("greedy", "09_generation/greedy.py", "ids = [int(i) for i in prompt]", "ids = prompt",
      ["greedy(next_logits=<the file's bigram_logits>, prompt=[0], max_new_tokens=10",
-      "changed the caller's prompt list (it now holds [0, 1, 2, 3])", "ids = list(prompt)"]),
+      "changed the prompt it was given, in place, to [0, 1, 2, 3]: the caller still needs "
+      "what it passed in. Start from a copy: ids = list(prompt)."]),
     ("greedy", "09_generation/greedy.py", "if token == end_id:", "if end_id and token == end_id:",
      ["prompt=[1], max_new_tokens=6, end_id=0) went on past the end id 0",
       "returned [1, 2, 3, 0, 1, 2, 3], expected [1, 2, 3, 0]"]),
@@ -76,9 +77,9 @@ CASES = [
     # Right values, zeroed in the caller's array: not told its values are wrong.
     ("top_p", "09_generation/top_p.py", "    filtered = np.where(keep, probs, 0.0)\n",
      "    probs[~keep] = 0.0\n    filtered = probs\n",
-     ["top_p_filter(probs=[0.125, 0.5 , 0.25 , 0.125], top_p=0.5) changed the caller's probs "
-      "in place (it now holds [0. , 0.5, 0. , 0. ])",
-      "np.asarray(probs) is the caller's own array"]),
+     ["top_p_filter(probs=[0.125, 0.5 , 0.25 , 0.125], top_p=0.5) changed the probs it was "
+      "given, in place, to [0. , 0.5, 0. , 0. ]", "np.asarray(probs) is the caller's own array, "
+      "not a copy: zero the dropped tokens in probs.copy(), or build a new array."]),
     ("beam_search", "09_generation/beam_search.py", "if v == end_id:", "if False:",
      ["beam_search(next_log_probs=<the file's table_log_probs>", "beam_size=2",
       "returned tokens with a wrong value", "expected: [0, 2, 3]"]),
@@ -182,7 +183,8 @@ CASES = [
      "            out.append(ids[i])\n            i += 1\n    return out",
      "    i = 0\n    while i + 1 < len(ids):\n        if (ids[i], ids[i + 1]) == tuple(pair):\n"
      "            ids[i:i + 2] = [new_id]\n        i += 1\n    return ids",
-     ["merge(ids=[97, 97, 97, 98], pair=(97, 97), new_id=256) changed the list it was given"]),
+     ["merge(ids=[97, 97, 97, 98], pair=(97, 97), new_id=256) changed the ids it was given, "
+      "in place, to [256, 97, 98]", "Build a new list instead."]),
     # The pairs counted once, before the loop: the first pair is chosen again and again.
     ("bpe_train", "10_bpe/bpe_train.py",
      "    for new_id in range(256, 256 + n_merges):\n        counts = count_pairs(ids)\n",
@@ -227,9 +229,11 @@ def test_temperature_top_k_that_writes_into_the_callers_logits_is_told_so(tmp_pa
                           "    if temperature != 1:\n        logits = logits / temperature\n",
                           ("logits = np.where(logits < kth_largest, -np.inf, logits)",
                            "logits[logits < kth_largest] = -np.inf"))
-    assert ("next_token_probs(logits=[2., 1., 0., 1.], temperature=1.0, top_k=1) changed the "
-            "caller's logits in place (it now holds [ 2., -inf, -inf, -inf])") in text, text
-    assert "np.asarray(logits) is the caller's own array" in text
+    expect_changed_in_place(
+        text, "next_token_probs(logits=[2., 1., 0., 1.], temperature=1.0, top_k=1)", "the logits",
+        "np.asarray(logits) is the caller's own array, not a copy: set the dropped tokens to "
+        "-inf in a new array (np.where(...), or logits.copy()).")
+    assert "in place, to [ 2., -inf, -inf, -inf]:" in text, text
 
 
 def test_top_p_keeping_another_id_of_equal_probability_is_told_how_to_sort():

@@ -55,8 +55,10 @@ def test_pad_batch_that_pads_the_callers_lists(tmp_path):
         "    for sequence in sequences:\n"
         "        sequence.extend([pad_id] * (T - len(sequence)))\n"
         "    ids = np.array(sequences, dtype=np.int64)\n")
-    assert got.startswith("pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0) changed the "
-                          "lists it was given (they now hold [[5, 6, 7], [8, 9, 0]])")
+    expect_changed_in_place(got, "pad_batch(sequences=[[5, 6, 7], [8, 9]], pad_id=0)",
+                            "the sequences", "Copy each sequence into the new array rather "
+                            "than padding the lists themselves.")
+    assert "in place, to [[5, 6, 7], [8, 9, 0]]:" in got, got
 
 
 def test_cross_attention_with_the_decoders_keys(tmp_path):
@@ -277,8 +279,9 @@ def test_mask_tokens_writing_the_mask_into_the_callers_ids(tmp_path):
                          "    targets = np.where(hidden, ids, ignore_index).astype(np.int64)",
                          "targets = np.where(hidden, ids, ignore_index).astype(np.int64)\n"
                          "    inputs = ids\n    inputs[hidden] = mask_id")
-    assert "mask_tokens(ids=[[1, 0, 0, 1]]" in got
-    assert "changed the ids array it was given (it now holds [[1, 2, 0, 2]])" in got
+    expect_changed_in_place(got, "mask_tokens(ids=[[1, 0, 0, 1]]", "the ids",
+                            "Build new arrays for the inputs and the targets: np.where makes one.")
+    assert "in place, to [[1, 2, 0, 2]]:" in got, got
     assert "the model reads the answer" not in got
 
 

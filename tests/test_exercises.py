@@ -255,3 +255,32 @@ def test_a_function_that_leaves_a_nan_in_its_argument_has_not_changed_it(tmp_pat
     write = Call(lambda probs: probs.fill(0.0), "write", tmp_path / "x.py")
     with pytest.raises(CheckFailure, match="changed the probs it was given"):
         on_copies(write, table)
+
+
+def test_a_change_in_place_is_told_with_the_exercises_own_advice(tmp_path):
+    """on_copies ends its refusal with the advice it is given, `{name}` standing for the
+    argument changed; without advice, the course's general one. One small changed argument
+    is shown as it was left; of several, none (the message names them all)."""
+    import numpy as np
+    from tinyformer.exercises.checking import Call, CheckFailure, on_copies
+
+    def scale(a, b):
+        a *= 2
+        return a
+
+    def scale_both(a, b):
+        a *= 2
+        b *= 2
+
+    with pytest.raises(CheckFailure) as told:
+        on_copies(Call(scale, "scale", tmp_path / "x.py"), np.ones(2), np.ones(2),
+                  advice="Write `{name} = {name} * 2`.")
+    assert str(told.value) == ("scale(a=[1., 1.], b=[1., 1.]) changed the a it was given, in "
+                               "place, to [2., 2.]: the caller still needs what it passed in. "
+                               "Write `a = a * 2`.")
+    with pytest.raises(CheckFailure) as told:
+        on_copies(Call(scale_both, "scale_both", tmp_path / "x.py"), np.ones(2), np.ones(2))
+    assert str(told.value) == ("scale_both(a=[1., 1.], b=[1., 1.]) changed the a and the b it "
+                               "was given, in place: the caller still needs what it passed in. "
+                               "Compute the answer into new arrays (or new lists), and leave "
+                               "what you are given as it came.")

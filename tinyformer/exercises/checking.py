@@ -485,31 +485,58 @@ def expect_gradients(inputs: Mapping[str, Tensor], expected: Mapping[str, ArrayL
                      what=f"gives the gradient with respect to `{name}`", atol=atol, rtol=rtol)
 
 
-def on_copies(fn: Call, *args: Any, **kwargs: Any) -> Any:
+def on_copies(fn: Call, *args: Any, advice: str | None = None, **kwargs: Any) -> Any:
     """fn(*args, **kwargs) on copies of its arguments, which must come back unchanged: a checker
     works out its expected answers from the originals, and a function that wrote into what it
     was given (zeros into an array, say, returning zeros) would spoil the answers it is
-    compared with."""
+    compared with. `advice`: what to do instead, in the exercise's own words (see
+    expect_unchanged); without it, to compute into new arrays."""
     given_args, given_kwargs = copy.deepcopy((args, kwargs))
     got = fn(*given_args, **given_kwargs)
-    expect_left_as_they_were(fn, (args, kwargs), given_args, given_kwargs)
+    expect_left_as_they_were(fn, (args, kwargs), given_args, given_kwargs, advice=advice)
     return got
 
 
 def expect_left_as_they_were(fn: Call, before: tuple[Sequence[Any], Mapping[str, Any]],
-                             args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+                             args: Sequence[Any], kwargs: Mapping[str, Any],
+                             advice: str | None = None) -> None:
     """A CheckFailure unless fn's last call, fn(*args, **kwargs), left its arguments as they
     were `before`: (args, kwargs), deep-copied before the call. For a checker that must give
     the learner's function the very Tensors whose gradients it reads, and so cannot give it
-    copies (on_copies), yet uses those arguments again."""
-    changed = [name for name, original, given in zip(_argument_names(fn, args, kwargs),
-                                                     [*before[0], *before[1].values()],
-                                                     [*args, *kwargs.values()])
+    copies (on_copies), yet uses those arguments again. `advice` as expect_unchanged's."""
+    expect_unchanged(fn.last_call, zip(_argument_names(fn, args, kwargs),
+                                       [*before[0], *before[1].values()],
+                                       [*args, *kwargs.values()]), advice)
+
+
+def expect_unchanged(call: str, arguments: Iterable[tuple[str, Any, Any]],
+                     advice: str | None = None) -> None:
+    """A CheckFailure unless each of `arguments`, (name, as it was before `call`, as the
+    learner's code left it), still holds what it did; for a call made other than through a
+    `Call` (a backward run by hand). The message names the arguments changed, then says what
+    to do instead: `advice`, the exercise's own sentence, where `{name}` stands for the (first)
+    argument changed; without it, to compute into new arrays."""
+    changed = [(name, given) for name, original, given in arguments
                if not _same(original, given)]
-    them = "them as they were" if len(changed) > 1 else "it as it was"
-    expect(not changed, f"{fn.last_call} changed the {' and the '.join(changed)} it was given, "
-                        f"in place: the caller still needs {them}. Compute the answer into new "
-                        f"arrays (or new lists), and leave what you are given as it came.")
+    if not changed:
+        return
+    names = " and the ".join(name for name, _ in changed)
+    now = f", to {describe(changed[0][1], 40)}" if len(changed) == 1 and _shown_in_full(
+        changed[0][1]) else ""
+    advice = (advice or "Compute the answer into new arrays (or new lists), and leave what "
+                        "you are given as it came.").replace("{name}", changed[0][0])
+    raise CheckFailure(f"{call} changed the {names} it was given, in place{now}: the caller "
+                       f"still needs what it passed in. {advice}")
+
+
+def _shown_in_full(value: Any) -> bool:
+    """Whether `describe` shows `value` whole: a small array, a short list or tuple (a big
+    one it shows by its shape; anything else, a model say, by a name that says nothing of
+    what changed)."""
+    if isinstance(value, (np.ndarray, Tensor)):
+        return as_array(value).size <= 40
+    return (isinstance(value, (list, tuple)) and len(value) <= 40 and not _holds_arrays(value)
+            and len(repr(value)) <= 80)
 
 
 def _argument_names(fn: Call, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:

@@ -214,13 +214,9 @@ def check_markov_first_order(learner: Learner) -> None:
 
     normalise_rows = learner.function("normalise_rows")
     counts = np.array([[1.0, 3.0], [0.0, 0.0], [2.0, 2.0]])
-    given = counts.copy()                       # the learner's to keep, or to spoil
-    expect_table(normalise_rows(given), normalise(counts), normalise_rows.last_call,
-                 None, _normalising_mistakes(counts))
-    expect(np.array_equal(given, counts),
-           f"{normalise_rows.last_call} changed the counts it was given, in place (they now "
-           f"hold {describe(given)}): the caller's counts must stay counts. Divide into a new "
-           f"array and return that.")
+    expect_table(on_copies(normalise_rows, counts, advice="The counts must stay counts: "
+                           "divide into a new array and return that."),
+                 normalise(counts), normalise_rows.last_call, None, _normalising_mistakes(counts))
     rng = np.random.default_rng(4)
     counts = rng.integers(0, 4, size=(9, 9)).astype(float)
     counts[[2, 7]] = 0.0                                 # words never followed by anything

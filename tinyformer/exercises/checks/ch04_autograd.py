@@ -15,7 +15,8 @@ from tinyautograd import GradcheckError, Tensor, functional, gradcheck, gradgrad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, as_array, describe, describe_call, expect,
-                        expect_array, on_copies, python_source, run_learner_code)
+                        expect_array, expect_unchanged, on_copies, python_source,
+                        run_learner_code)
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 4`).
 QUESTION = Question(code="""\
@@ -99,10 +100,10 @@ def _returned_gradients(learner, function, out, grad, n_inputs, call):
     got = run_learner_code(learner.path, backward, f"{name} ran after {call}")
     # The engine may hand one gradient array to several nodes (both inputs of a sum get the
     # same one), so a backward that writes into it spoils the others' gradients.
-    expect(np.array_equal(given, np.asarray(grad, dtype=np.float64)),
-           f"{name} after {call} changed `grad`, the gradient it was given, in place (`g -= "
-           f"...`, `g *= ...`): the engine may hand that same array to other nodes too. Make "
-           f"new arrays instead (`g = g - ...`).")
+    expect_unchanged(f"{name} after {call}", [("grad", np.asarray(grad, np.float64), given)],
+                     advice="The engine may hand that same array to other nodes too (`g -= "
+                            "...` and `g *= ...` write into it): make new arrays instead "
+                            "(`g = g - ...`).")
     shown = describe(got)
     if not isinstance(got, tuple):          # as the engine reads it: one gradient
         got = (got,)
@@ -477,16 +478,12 @@ def check_broadcast_gradients(learner: Learner) -> None:
         out = a * b
         grad = rng.normal(size=out.shape)
         out.backward(Tensor(grad, dtype=np.float64))
-        given = {"grad": grad.copy(), "a": a.data.copy(), "b": b.data.copy()}
-        got = mul_backward(given["grad"], given["a"], given["b"])
-        for name, original in [("grad", grad), ("a", a.data), ("b", b.data)]:
-            # In an engine the same gradient array may go on to the other input, and a and b
-            # are the forward's values: a backward that writes into them spoils both.
-            expect(np.array_equal(given[name], original),
-                   f"{mul_backward.last_call} changed `{name}`, an array it was given, in "
-                   f"place (`{name} *= ...`, `{name}[...] = ...`): a backward pass may read it "
-                   f"again, for the other input's gradient, say. Make new arrays instead "
-                   f"(`{name} * ...`).")
+        # In an engine the same gradient array may go on to the other input, and a and b are
+        # the forward's values: a backward that writes into them spoils both.
+        got = on_copies(mul_backward, grad, a.data, b.data,
+                        advice="A backward pass may read it again, for the other input's "
+                               "gradient, say (`{name} *= ...` and `{name}[...] = ...` write "
+                               "into it). Make new arrays instead (`{name} * ...`).")
         expect(isinstance(got, (tuple, list)) and len(got) == 2,
                f"{mul_backward.last_call} returned {describe(got)}; it should return two "
                f"arrays: `return grad_a, grad_b`.")

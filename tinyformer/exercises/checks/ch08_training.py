@@ -14,7 +14,7 @@ import tinyautograd
 from tinyautograd import Tensor, functional, nn, optim
 
 from ..catalogue import Question, exercise
-from ..checking import CheckFailure, Learner, as_array, describe, expect, expect_array
+from ..checking import CheckFailure, Learner, as_array, describe, expect, expect_array, on_copies
 
 # The chapter's "predict, then run" question (`tinyformer exercises predict 8`).
 QUESTION = Question(code="""\
@@ -115,14 +115,10 @@ def _unpack3(result, call):
 def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
     """Call the learner's adam_step once; compare m, v, then the parameter."""
     before = [a.copy() for a in (param, grad, m, v)]
-    given = [a.copy() for a in before]         # the learner's to keep, or to spoil
-    result = _unpack3(fn(*given, t, **settings), fn.last_call)
-    for name, array, original in zip(("param", "grad", "m", "v"), given, before):
-        expect(np.array_equal(array, original),
-               f"{fn.last_call} changed the `{name}` it was given, in place (`{name} *= ...`, "
-               f"`{name} -= ...` and `{name}[...] = ...` write into the caller's array): the "
-               f"docstring asks for new arrays. Write `{name} = ...`, which makes a new one and "
-               f"leaves the argument as it was.")
+    result = _unpack3(on_copies(fn, *before, t, **settings, advice=(
+        "`{name} *= ...`, `{name} -= ...` and `{name}[...] = ...` write into the caller's array, "
+        "and the docstring asks for new arrays: write `{name} = ...`, which makes a new one and "
+        "leaves the argument as it was.")), fn.last_call)
     new_param, new_m, new_v = result
     l2 = _adam(*before, t, **settings, variant="l2")          # decay through the gradient
     l2_says = ("adding weight_decay * param to the gradient (Adam's L2 decay); AdamW leaves "

@@ -132,12 +132,9 @@ def check_greedy(learner: Learner) -> None:
     bigram = table_model(BIGRAM, "the file's bigram_logits")
     for prompt, max_new, end_id in [([0], 10, 3), ([0], 2, 3), ([2, 0], 5, None), ([1], 0, 3)]:
         expected = reference_greedy(bigram, prompt, max_new, end_id)
-        given = list(prompt)
-        got = greedy(bigram, given, max_new, end_id)
+        got = on_copies(greedy, bigram, prompt, max_new, end_id,
+                        advice="Start from a copy: ids = list(prompt).")
         _expect_sequence(got, expected, greedy.last_call, prompt)
-        expect(given == prompt, f"{greedy.last_call} changed the caller's prompt list (it now "
-                                f"holds {describe(given, 40)}): start from a copy, "
-                                f"ids = list(prompt).")
     # Id 0 as the end id: a test of `if end_id and ...`, where 0 reads as no end id at all.
     expected = reference_greedy(bigram, [1], 6, 0)
     got = greedy(bigram, [1], 6, 0)
@@ -190,14 +187,9 @@ def check_temperature_top_k(learner: Learner) -> None:
         """next_token_probs on a copy of `logits`: top-k that writes -inf into the caller's
         array (there is no copy to write into when the temperature is 1) would spoil the
         expected answer, computed from `logits` after it."""
-        given = logits.copy()
-        got = probs_of(given, *args, **kwargs)
-        expect(np.array_equal(given, logits),
-               f"{probs_of.last_call} changed the caller's logits in place (it now "
-               f"holds {describe(given, 40)}): the caller may still need them. "
-               f"np.asarray(logits) is the caller's own array, not a copy: set the dropped "
-               f"tokens to -inf in a new array (np.where(...), or logits.copy()).")
-        return got
+        return on_copies(probs_of, logits, *args, **kwargs, advice=(
+            "np.asarray(logits) is the caller's own array, not a copy: set the dropped tokens "
+            "to -inf in a new array (np.where(...), or logits.copy())."))
 
     logits = np.array([2.0, 1.0, 0.0, 1.0])
     cases = [((), {}), ((0.5,), {}), ((2.0,), {}), ((0,), {}), ((1.0, 1), {}), ((1.0, 2), {}),
@@ -314,14 +306,9 @@ def check_top_p(learner: Learner) -> None:
     def filtered(probs, p):
         """top_p_filter on a copy of `probs`: a filter that zeroes the caller's array in place
         would spoil the expected answer, computed from `probs` after it."""
-        given = probs.copy()
-        got = top_p_filter(given, p)
-        expect(np.array_equal(given, probs),
-               f"{top_p_filter.last_call} changed the caller's probs in place (it now holds "
-               f"{describe(given, 40)}): the caller may still need them. np.asarray(probs) is "
-               f"the caller's own array, not a copy: zero the dropped tokens in probs.copy(), "
-               f"or build a new array.")
-        return got
+        return on_copies(top_p_filter, probs, p, advice=(
+            "np.asarray(probs) is the caller's own array, not a copy: zero the dropped tokens "
+            "in probs.copy(), or build a new array."))
 
     def expect_nucleus(probs, p):
         got = filtered(probs, p)

@@ -81,12 +81,8 @@ def check_padding_mask(learner: Learner) -> None:
     pad_batch = learner.function("pad_batch")
     for sequences, pad_id in (([[5, 6, 7], [8, 9]], 0), ([[1], [2, 3, 4, 5], [6, 7]], 9),
                               ([[4, 4], [4, 4]], 0)):
-        given = [list(sequence) for sequence in sequences]
-        got = pad_batch(given, pad_id)
-        expect(given == sequences, f"{pad_batch.last_call} changed the lists it was given "
-                                   f"(they now hold {given}): the caller still needs its "
-                                   f"sequences as they were. Copy each one into the new "
-                                   f"array rather than padding the list itself.")
+        got = on_copies(pad_batch, sequences, pad_id, advice=(
+            "Copy each sequence into the new array rather than padding the lists themselves."))
         expected = np.full((len(sequences), max(map(len, sequences))), pad_id)
         for row, sequence in enumerate(sequences):
             expected[row, :len(sequence)] = sequence
