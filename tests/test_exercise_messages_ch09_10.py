@@ -351,6 +351,8 @@ def test_kv_cache_that_rewrites_the_weights_it_was_given_does_not_pass(tmp_path)
         ("q, k, v = x @ self.w_q, x @ self.w_k, x @ self.w_v",
          "q, k, v = x @ self.w_q, x @ self.w_q, x @ self.w_v"))
     expect_changed_in_place(message, "CachedAttention(w_q=array of shape (5, 3)", "the w_k")
+    # Shown by its shape in the call, as it is too big to read: not in full once changed.
+    assert "changed the w_k it was given, in place: the caller" in message, message
 
 
 def test_beam_search_that_rewrites_the_model_it_was_given_does_not_pass(tmp_path):

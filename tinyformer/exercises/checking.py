@@ -521,7 +521,7 @@ def expect_unchanged(call: str, arguments: Iterable[tuple[str, Any, Any]],
     if not changed:
         return
     names = " and the ".join(name for name, _ in changed)
-    now = f", to {describe(changed[0][1], 40)}" if len(changed) == 1 and _shown_in_full(
+    now = f", to {describe(changed[0][1])}" if len(changed) == 1 and _shown_in_full(
         changed[0][1]) else ""
     advice = (advice or "Compute the answer into new arrays (or new lists), and leave what "
                         "you are given as it came.").replace("{name}", changed[0][0])
@@ -529,14 +529,14 @@ def expect_unchanged(call: str, arguments: Iterable[tuple[str, Any, Any]],
                        f"still needs what it passed in. {advice}")
 
 
-def _shown_in_full(value: Any) -> bool:
-    """Whether `describe` shows `value` whole: a small array, a short list or tuple (a big
-    one it shows by its shape; anything else, a model say, by a name that says nothing of
-    what changed)."""
+def _shown_in_full(value: Any, limit: int = 12) -> bool:
+    """Whether `describe` shows `value` whole, as a call's arguments are shown: a small array,
+    a short list or tuple (a big one it shows by its shape, which may not have changed;
+    anything else, a model say, by a name that says nothing of what changed)."""
     if isinstance(value, (np.ndarray, Tensor)):
-        return as_array(value).size <= 40
-    return (isinstance(value, (list, tuple)) and len(value) <= 40 and not _holds_arrays(value)
-            and len(repr(value)) <= 80)
+        return as_array(value).size <= limit
+    return (isinstance(value, (list, tuple)) and len(value) <= limit
+            and not _holds_arrays(value) and len(repr(value)) <= 80)
 
 
 def _argument_names(fn: Call, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:
