@@ -2,6 +2,7 @@
 ends in one line `Error: ...`, exit status 2, no traceback, and no file written."""
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -18,6 +19,8 @@ from tinyformer import tokenizers
 from tinyformer.files import iter_text
 from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import compression, load_tokenizer, split_shown
+from tinyformer.train import Trainer
+from tinyformer.train_config import TrainConfig
 from tinyformer_cli import main
 
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
@@ -228,6 +231,27 @@ def test_a_tokenizer_may_be_given_as_a_pipe_read_once(tmp_path, monkeypatch, cor
     (tmp_path / "folder").mkdir()
     os.mkfifo(tmp_path / "folder" / "tokenizer.json")
     assert_input_error(run("encode", "hello", "--tokenizer", tmp_path / "folder"))
+
+
+def test_a_run_given_a_piped_tokenizer_records_its_own_copy(tmp_path, corpus, char):
+    """The manifest and config.json recorded the pipe's name, /dev/fd/N, which names nothing
+    once the run is over (or another file, in the process that resumes it)."""
+    config = TrainConfig(corpus=str(corpus), n_layer=1, n_head=1, d_model=8, context=8,
+                         batch_size=2, eval_iters=1, iters=1)
+    with through_a_pipe(char) as pipe:
+        trainer = Trainer.start(dataclasses.replace(config, tokenizer=pipe), tmp_path / "run",
+                                log=lambda line: None)
+    try:
+        trainer.save()                           # config.json, as a checkpoint writes it
+    finally:
+        trainer.close()
+    own_copy = tmp_path / "run" / "tokenizer.json"
+    assert own_copy.read_bytes() == char.read_bytes()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["settings"]["tokenizer"] == str(own_copy)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["tokenizer"] == str(own_copy)
+
 
 @pytest.mark.parametrize("which", ["bpe", "char"])
 def test_train_encode_decode_round_trip(request, tmp_path, which):
