@@ -273,6 +273,27 @@ def test_encode_a_file_gives_the_ids_of_its_text(tmp_path, corpus, bpe):
     assert len(by_file.stdout.split()) < len(TEXT)          # BPE merged something
 
 
+@pytest.mark.parametrize("command", ["encode", "show"])
+@pytest.mark.parametrize("bad, where", [
+    (b"q", "cannot encode 'q' at line 61, column 8: not in the tokenizer's"),
+    (b"\xff", "not UTF-8 text (invalid byte at offset {}, on line 61)")])
+def test_an_error_late_in_a_file_names_its_line_after_the_output_before_it(
+        tmp_path, monkeypatch, char, command, bad, where):
+    """A file is encoded as it is read: an error part way named only its position among the
+    file's characters (or its byte offset), and came on the end of the partial output's line."""
+    monkeypatch.setattr(tokenizers, "PIECE_CHARS", 1000)
+    monkeypatch.setattr(tokenizers, "iter_text", functools.partial(iter_text, chunk_bytes=512))
+    good = TEXT[:TEXT.index("\n") + 1] * 60            # 60 lines the tokenizer encodes
+    path = tmp_path / "late.txt"
+    path.write_bytes(good.encode() + b"The cat" + bad + b" sat\n")
+    options = ["--no-color"] if command == "show" else []
+    result = run(command, "--file", path, "--tokenizer", char, *options)
+    assert_input_error(result, f"file {str(path)!r}", where.format(len(good.encode()) + 7))
+    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1
+    first_ids = " ".join(map(str, load_tokenizer(char).encode(good[:1000])))
+    assert command == "show" or result.stdout.startswith(first_ids)
+
+
 def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
     """Windows line ends and a byte order mark are read as Python's open() reads text (\\r\\n
     as \\n, the mark dropped): the same tokenizers, the same ids, no \\r or \\ufeff token."""
@@ -597,7 +618,10 @@ def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
             (b"\xef\xbb\xbfab\xff", 1 << 20, "invalid byte at offset 5"),   # a mark counts
             (b"\xef\xbb\xbfab\0", 1 << 20, "NUL byte at offset 5"),
             ("abé".encode() + b"\xff", 3, "invalid byte at offset 4"),    # é cut by a chunk
-            (b"abc\0", 3, "NUL byte at offset 3")]:
+            (b"abc\0", 3, "NUL byte at offset 3"),
+            (b"a\nb\r\n\n\xff", 1 << 20, "invalid byte at offset 6, on line 4"),
+            (b"a\nb\r\n\n\xff", 2, "invalid byte at offset 6, on line 4"),   # lines before
+            ("a\né".encode() + b"\xff", 3, "invalid byte at offset 4, on line 2")]:
         path.write_bytes(content)
         with pytest.raises(ValueError, match=problem):
             list(iter_text(path, chunk_bytes=chunk_bytes))
