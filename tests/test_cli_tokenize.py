@@ -2,6 +2,7 @@
 ends in one line `Error: ...`, exit status 2, no traceback, and no file written."""
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -18,6 +19,8 @@ from tinyformer import tokenizers
 from tinyformer.files import iter_text
 from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.tokenizers import compression, load_tokenizer, split_shown
+from tinyformer.train import Trainer
+from tinyformer.train_config import TrainConfig
 from tinyformer_cli import main
 
 TEXT = ("The cat sat on the mat. The dog sat on the log; the cats and dogs sat there.\n"
@@ -229,6 +232,27 @@ def test_a_tokenizer_may_be_given_as_a_pipe_read_once(tmp_path, monkeypatch, cor
     os.mkfifo(tmp_path / "folder" / "tokenizer.json")
     assert_input_error(run("encode", "hello", "--tokenizer", tmp_path / "folder"))
 
+
+def test_a_run_given_a_piped_tokenizer_records_its_own_copy(tmp_path, corpus, char):
+    """The manifest and config.json recorded the pipe's name, /dev/fd/N, which names nothing
+    once the run is over (or another file, in the process that resumes it)."""
+    config = TrainConfig(corpus=str(corpus), n_layer=1, n_head=1, d_model=8, context=8,
+                         batch_size=2, eval_iters=1, iters=1)
+    with through_a_pipe(char) as pipe:
+        trainer = Trainer.start(dataclasses.replace(config, tokenizer=pipe), tmp_path / "run",
+                                log=lambda line: None)
+    try:
+        trainer.save()                           # config.json, as a checkpoint writes it
+    finally:
+        trainer.close()
+    own_copy = tmp_path / "run" / "tokenizer.json"
+    assert own_copy.read_bytes() == char.read_bytes()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["settings"]["tokenizer"] == str(own_copy)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["tokenizer"] == str(own_copy)
+
+
 @pytest.mark.parametrize("which", ["bpe", "char"])
 def test_train_encode_decode_round_trip(request, tmp_path, which):
     tok = request.getfixturevalue(which)
@@ -247,6 +271,27 @@ def test_encode_a_file_gives_the_ids_of_its_text(tmp_path, corpus, bpe):
     by_text = run("encode", TEXT, "--tokenizer", bpe)
     assert by_file.exit_code == 0 and by_file.stdout == by_text.stdout
     assert len(by_file.stdout.split()) < len(TEXT)          # BPE merged something
+
+
+@pytest.mark.parametrize("command", ["encode", "show"])
+@pytest.mark.parametrize("bad, where", [
+    (b"q", "cannot encode 'q' at line 61, column 8: not in the tokenizer's"),
+    (b"\xff", "not UTF-8 text (invalid byte at offset {}, on line 61)")])
+def test_an_error_late_in_a_file_names_its_line_after_the_output_before_it(
+        tmp_path, monkeypatch, char, command, bad, where):
+    """A file is encoded as it is read: an error part way named only its position among the
+    file's characters (or its byte offset), and came on the end of the partial output's line."""
+    monkeypatch.setattr(tokenizers, "PIECE_CHARS", 1000)
+    monkeypatch.setattr(tokenizers, "iter_text", functools.partial(iter_text, chunk_bytes=512))
+    good = TEXT[:TEXT.index("\n") + 1] * 60            # 60 lines the tokenizer encodes
+    path = tmp_path / "late.txt"
+    path.write_bytes(good.encode() + b"The cat" + bad + b" sat\n")
+    options = ["--no-color"] if command == "show" else []
+    result = run(command, "--file", path, "--tokenizer", char, *options)
+    assert_input_error(result, f"file {str(path)!r}", where.format(len(good.encode()) + 7))
+    assert result.stdout.endswith("\n") and result.stdout.count("\n") == 1
+    first_ids = " ".join(map(str, load_tokenizer(char).encode(good[:1000])))
+    assert command == "show" or result.stdout.startswith(first_ids)
 
 
 def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
@@ -573,7 +618,10 @@ def test_a_bad_byte_is_named_by_its_offset_in_the_file(tmp_path):
             (b"\xef\xbb\xbfab\xff", 1 << 20, "invalid byte at offset 5"),   # a mark counts
             (b"\xef\xbb\xbfab\0", 1 << 20, "NUL byte at offset 5"),
             ("abé".encode() + b"\xff", 3, "invalid byte at offset 4"),    # é cut by a chunk
-            (b"abc\0", 3, "NUL byte at offset 3")]:
+            (b"abc\0", 3, "NUL byte at offset 3"),
+            (b"a\nb\r\n\n\xff", 1 << 20, "invalid byte at offset 6, on line 4"),
+            (b"a\nb\r\n\n\xff", 2, "invalid byte at offset 6, on line 4"),   # lines before
+            ("a\né".encode() + b"\xff", 3, "invalid byte at offset 4, on line 2")]:
         path.write_bytes(content)
         with pytest.raises(ValueError, match=problem):
             list(iter_text(path, chunk_bytes=chunk_bytes))

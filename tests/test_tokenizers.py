@@ -318,6 +318,17 @@ def test_encode_pieces_name_an_unknown_characters_place_in_the_whole_text():
         list(tokenizers.encode_pieces(tok, ["ab ab", " abc"]))
 
 
+@pytest.mark.parametrize("chunks, where", [
+    (["ab ab\nab", " ab c"], "line 2, column 7"),       # its line began in a piece before
+    (["ab ab\n", "ab\n a\nc"], "line 4, column 1"),
+    (["c"], "line 1, column 1")])
+def test_encode_pieces_of_a_file_name_an_unknown_characters_line_and_column(chunks, where):
+    tok = CharTokenizer.train("ab \n")
+    with mock.patch.object(tokenizers, "PIECE_CHARS", 2), \
+            pytest.raises(ValueError, match=f"^file 'f.txt': cannot encode 'c' at {where}: "):
+        list(tokenizers.encode_pieces(tok, chunks, lines_of="file 'f.txt'"))
+
+
 def test_tokenize_trains_report_counts_tokens_without_holding_every_id(tmp_path, monkeypatch):
     # Its compression line counted the tokens as len(tok.encode(text)): a list of an int for
     # each token, 8 to 15 times the text (a BPE's, of 100 MB of Shakespeare: 1.5 GB).

@@ -69,8 +69,8 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
     and a byte order mark at the start (which Windows tools write) is not part of the text.
     A character whose bytes straddle two chunks is kept whole (an incremental decoder), and so
     is a \\r\\n. ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid
-    UTF-8; and on an empty file unless `allow_empty` (a file that holds settings, where none
-    is a valid file of them: all the defaults)."""
+    UTF-8 (and its line); and on an empty file unless `allow_empty` (a file that holds
+    settings, where none is a valid file of them: all the defaults)."""
     check_not_dash(path, what, "give /dev/stdin" if os.path.exists("/dev/stdin") else None)
     check_exists(path, what)
     if os.path.isdir(path):
@@ -80,6 +80,7 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
     decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(),
                                            translate=True)
     offset = 0
+    lines_before = 0          # the new lines in the blocks before, to name a bad byte's line
     read_any = False
     with open(path, "rb") as f:
         while True:
@@ -102,9 +103,11 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
             try:
                 text = decoder.decode(block, final=final)
             except UnicodeDecodeError as e:
+                bad = e.start - held                 # in `block`; < 0: in the held bytes
+                line = lines_before + block.count(b"\n", 0, max(0, bad)) + 1
                 raise ValueError(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
-                                 f"{max(0, offset - held + e.start)}); convert it to UTF-8, "
-                                 f"e.g. from Latin-1: iconv -f latin1 -t utf-8") from None
+                                 f"{max(0, offset + bad)}, on line {line}); convert it to "
+                                 f"UTF-8, e.g. from Latin-1: iconv -f latin1 -t utf-8") from None
             if text:
                 read_any = True
                 yield text
@@ -113,6 +116,7 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
                     raise empty
                 return
             offset += len(block)
+            lines_before += block.count(b"\n")
 
 
 # The byte order marks that start a UTF-32 or UTF-16 text (as Windows tools write it: Notepad's

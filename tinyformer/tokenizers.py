@@ -71,9 +71,11 @@ def encode_text_or_file(tok: Tokenizer, text: str | None, path: StrPath | None =
     """The text to encode (given, or read from the UTF-8 file at `path`) and its ids, a piece
     at a time as encode_pieces gives them: a file is read as they are encoded. ValueError,
     one line, for a text that is not UTF-8 or holds a character a char tokenizer does not
-    know (from the piece that holds it, for a file)."""
+    know: for a file, from the piece that holds it, naming its line and column, as an editor
+    shows them."""
     if path is not None:
-        return encode_pieces(tok, iter_text(path, "file"), allow_special)
+        return encode_pieces(tok, iter_text(path, "file"), allow_special,
+                             lines_of=f"file {os.fspath(path)!r}")
     check_utf8(text, "the text")
     return encode_pieces(tok, [text], allow_special)
 
@@ -87,12 +89,26 @@ def check_utf8(text: str, what: str) -> None:
         raise ValueError(f"{what} is not valid UTF-8 (at character {e.start})") from None
 
 
-def lone_surrogate(character: str, position: int) -> ValueError:
+class EncodeError(ValueError):
+    """A character that a tokenizer cannot encode, `shown` (as shown_char shows it), at
+    `position` of the text, and `why`: "cannot encode 'é' at position 7: not in the
+    tokenizer's 40-character vocabulary". `at(where)` says it with another place for
+    "position 7" (a file's "line 3, column 2", which encode_pieces names)."""
+
+    def __init__(self, shown: str, position: int, why: str) -> None:
+        self.shown, self.position, self.why = shown, position, why
+        super().__init__(self.at(f"position {position}"))
+
+    def at(self, where: str) -> str:
+        return f"cannot encode {self.shown} at {where}: {self.why}"
+
+
+def lone_surrogate(character: str, position: int) -> EncodeError:
     """The error of every byte-level tokenizer's encode for a lone surrogate (half of a UTF-16
     pair, as undecodable bytes of a command line become), `character`, at `position` of the
     text: it is no character and has no UTF-8 bytes to encode."""
-    return ValueError(f"cannot encode {character!r} at position {position}: a lone surrogate "
-                      f"(half of a UTF-16 pair) is no character and has no UTF-8 bytes")
+    return EncodeError(repr(character), position, "a lone surrogate (half of a UTF-16 pair) "
+                       "is no character and has no UTF-8 bytes")
 
 
 BACKGROUNDS = (46, 43, 42, 45)          # ANSI's cyan, yellow, green and magenta backgrounds
@@ -236,8 +252,8 @@ def count_tokens(tok: Tokenizer, text: str) -> int:
     return sum(len(ids) for _, ids in encode_pieces(tok, [text]))
 
 
-def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = False
-                  ) -> Iterator[tuple[str, list[int]]]:
+def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = False,
+                  lines_of: str | None = None) -> Iterator[tuple[str, list[int]]]:
     """The text that `texts` join to (iter_text's chunks of a file, say), a piece at a time:
     (piece, tok.encode(piece)), whose ids joined are tok.encode of the whole text. A piece is
     about PIECE_CHARS characters, cut before a space that follows a character that is not
@@ -245,17 +261,35 @@ def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = Fa
     its start, or among other whitespace), and a char tokenizer's ids part anywhere. A text
     without such a space is one piece; so is the text of another tokenizer (a tokenizer.json's
     pre-tokenizer may part elsewhere), or of one whose special tokens hold such a space, which
-    a cut could split. An error names its position in the whole text."""
+    a cut could split. An error names its position in the whole text; given `lines_of`, what
+    the text is (a file), an EncodeError says instead "{lines_of}: cannot encode ... at line
+    L, column C", which a user finds in a file of many lines."""
     cuttable = (isinstance(tok, (CharTokenizer, BPETokenizer))
                 and not any(_CUT.search(token) for token in tok.special_tokens))
-    if not cuttable:
-        text = "".join(texts)
-        yield text, tok.encode(text, allow_special=allow_special)
-        return
+    pieces = _cut_pieces(texts) if cuttable else ["".join(texts)]
     offset = 0
-    for piece in _cut_pieces(texts):
-        yield piece, tok._encode_at(piece, allow_special, offset)
+    line, column = 1, 1                     # of the piece's first character, from 1
+    for piece in pieces:
+        try:
+            ids = (tok._encode_at(piece, allow_special, offset) if cuttable
+                   else tok.encode(piece, allow_special=allow_special))
+        except EncodeError as e:
+            if lines_of is None:
+                raise
+            where = "line {}, column {}".format(*_line_and_column(
+                piece[:e.position - offset], line, column))
+            raise ValueError(f"{lines_of}: {e.at(where)}") from None
+        yield piece, ids
         offset += len(piece)
+        line, column = _line_and_column(piece, line, column)
+
+
+def _line_and_column(before, line, column):
+    """The line and column of the character after the text `before`, which starts at `line`
+    and `column`."""
+    line_start = before.rfind("\n") + 1          # 0: its line began before `before`
+    return (line + before.count("\n"),
+            len(before) - line_start + (column if line_start == 0 else 1))
 
 
 def _cut_pieces(texts):
@@ -735,10 +769,10 @@ class CharTokenizer(Tokenizer):
             return [self._ids[c] for c in text]
         except KeyError as e:
             position = offset + text.index(e.args[0])
-            raise ValueError(f"cannot encode {shown_char(e.args[0])} at position {position}: "
-                             f"not in the tokenizer's {len(self.chars)}-character vocabulary"
-                             f"{self._special_token_around(text, position - offset)}"
-                             f"{self._other_normal_form(text)}") from None
+            raise EncodeError(shown_char(e.args[0]), position,
+                              f"not in the tokenizer's {len(self.chars)}-character vocabulary"
+                              f"{self._special_token_around(text, position - offset)}"
+                              f"{self._other_normal_form(text)}") from None
 
     def _special_token_around(self, text, position):
         """Where the character at `position` of `text` is part of a special token written in

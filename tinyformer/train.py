@@ -35,6 +35,7 @@ import copy
 import dataclasses
 import math
 import os
+import stat
 import time
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple
 
@@ -340,6 +341,10 @@ class Trainer:
         tokenizer = (tokenised[0] if tokenised else
                      load_tokenizer_file(config, pipe=run is None) if config.tokenizer_file
                      else None)
+        # A pipe's name (/dev/fd/63) means nothing once it is read, or names another file
+        # later: the run records its own copy instead, the tokenizer.json it saves below.
+        piped = (run is None and config.tokenizer_file is not None
+                 and stat.S_ISFIFO(os.stat(config.tokenizer_file).st_mode))
         # A character vocabulary is known only once the text is read: count at least the
         # built-in corpus's size, which any text is unlikely to be smaller than.
         vocab_size = (tokenizer.vocab_size if tokenizer is not None else
@@ -359,12 +364,13 @@ class Trainer:
         # again, maybe from elsewhere.
         if config.corpus is not None:
             settings["corpus"] = os.path.abspath(config.corpus)
-        if config.tokenizer_file:
-            settings["tokenizer"] = os.path.abspath(config.tokenizer)
         if run is None:
             run = (RunDirectory.claim(directory, log, create=True) if directory is not None
                    else claim_default_out(config, log))
         directory = os.fspath(run.path)
+        if config.tokenizer_file:
+            settings["tokenizer"] = os.path.abspath(run.file(TOKENIZER) if piped
+                                                    else config.tokenizer)
         # Everything that may refuse the run comes before a previous run's files are replaced
         # (--force): a corpus that fails, a model refused, or a stop leaves them as they were.
         try:
@@ -378,6 +384,8 @@ class Trainer:
                 tokenizer, data_info = prepare_data(config, run.file(staged(TOKENS)), log,
                                                     tokenizer)
                 kept, new = [], ([] if data_info is None else [TOKENS])
+            if piped:                   # and so does config.json (the corpus is read)
+                config = dataclasses.replace(config, tokenizer=run.file(TOKENIZER))
             job = make_job(config, tokenizer)
             ta.manual_seed(config.seed)                   # the same seed, the same init
             if model is None:

@@ -596,16 +596,32 @@ Examples:
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_encode(text, file_path, allow_special, tokenizer_path):
-    """Print the ids of TEXT (or of --file PATH), separated by spaces."""
+    """Print the ids of TEXT (or of --file PATH), separated by spaces, on one line. A large
+    file's ids are printed as it is read, as a filter prints them: an error found part way (a
+    character the tokenizer cannot encode, bytes that are not UTF-8), named by its line,
+    comes after the ids of the text before it, and the exit status is 2."""
     tok = open_tokenizer(tokenizer_path)
     separator = ""                               # between the ids of two pieces
     pieces = encoded_pieces(tok, text, file_path, allow_special)
-    with input_errors():
+    with input_errors(), line_ended_on_error(lambda: separator):
         for _, ids in pieces:
             if ids:
                 click.echo(separator + " ".join(map(str, ids)), nl=False)
                 separator = " "
     click.echo()
+
+
+@contextlib.contextmanager
+def line_ended_on_error(started, color=None):
+    """Where the block raises once `started()` is true (a line is written in part), the new
+    line that ends it: the output stays lines of text, and the error is not printed on the
+    end of its line, in a terminal."""
+    try:
+        yield
+    except Exception:
+        if started():
+            click.echo(color=color)
+        raise
 
 
 @tokenize.command("decode", short_help="Print the text of the token IDS.",
@@ -646,7 +662,8 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
     \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, and a
-    backslash of the text as \\\\ (C:\\new as C:\\\\new)."""
+    backslash of the text as \\\\ (C:\\new as C:\\\\new). A large file is shown as it is
+    read, as encode prints its ids: an error part way comes after the tokens before it."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     color = color if color is not None else colour_wanted()
@@ -664,7 +681,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
             written.update(s for s in tok.special_tokens if s in piece)
             yield ids
     pieces = encoded_pieces(tok, text, file_path, allow_special)
-    with input_errors():
+    with input_errors(), line_ended_on_error(lambda: n_tokens > 0, color):
         for part in split_shown_parts(tok, counted_ids(pieces), colour=color):
             click.echo(part, nl=False, color=color)
     click.echo(color=color)
