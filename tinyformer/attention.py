@@ -303,6 +303,10 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     in the bias too where it is a Tensor.
     """
     keep = _keep_mask(q, k, None, mask)
+    # float16 computes in float32 and its weights are rounded back once, as in the Attention
+    # op: q . k of 16 values near 100 is 160,000, inf in float16, and its softmax NaN.
+    dtype, half = q.dtype, functional.compute_dtype(q.dtype) != q.dtype
+    q, k = functional.widened(q), functional.widened(k)
     scores = q @ k.swapaxes(-2, -1) * _scale(q)                       # (..., T_q, T_k)
     if bias is not None:
         scores = scores + _checked_bias(q, k, bias)
@@ -313,7 +317,7 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
         # Blocked keys already weigh exactly 0, unless a row blocks every key: it would spread
         # evenly over them. Zero it, so that such a query outputs 0 and passes no gradient.
         weights = weights.masked_fill(~keep, 0.0)
-    return weights
+    return weights.astype(dtype) if half else weights
 
 
 def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None, *,
@@ -331,9 +335,13 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
     """
     _check_dropout("attention_readable", dropout_p, training)
     keep = _keep_mask(q, k, v, mask)
+    # float16 computes in float32, the output rounded back once, as in attention_weights
+    dtype, half = q.dtype, functional.compute_dtype(q.dtype) != q.dtype
+    q, k, v = functional.widened(q), functional.widened(k), functional.widened(v)
     weights = attention_weights(q, k, keep, bias=bias)                # (..., T_q, T_k)
     weights = functional.dropout(weights, dropout_p, bool(training))
-    return weights @ v                                                # (..., T_q, d_v)
+    out = weights @ v                                                 # (..., T_q, d_v)
+    return out.astype(dtype) if half else out
 
 
 def _check_dropout(where, dropout_p, training):
