@@ -677,15 +677,17 @@ class MultiHeadAttention(nn.Module):
             k = self.rotary.rotate(k, start)
         return k, v
 
-    def _split_heads(self, x, n_head):
+    def _split_heads(self, x, heads):
+        """A projection x (B, T, heads * d_head) as (B, heads, T, d_head): `heads` is n_head
+        for the queries, n_kv_head for the keys and values."""
         B, T, _ = x.shape
-        # (B, T, n_head * d_head) -> (B, T, n_head, d_head) -> (B, n_head, T, d_head): each head
+        # (B, T, heads * d_head) -> (B, T, heads, d_head) -> (B, heads, T, d_head): each head
         # a batch entry. With one token, swapping the T axis (of size 1) moves no element: one
         # reshape does it, one engine op fewer per call where generation spends its time on
         # per-op overhead.
         if T == 1:
-            return x.reshape(B, n_head, T, self.d_head)
-        return x.reshape(B, T, n_head, self.d_head).swapaxes(1, 2)
+            return x.reshape(B, heads, T, self.d_head)
+        return x.reshape(B, T, heads, self.d_head).swapaxes(1, 2)
 
     def extra_repr(self) -> str:
         grouped = f", n_kv_head={self.n_kv_head}" if self.n_kv_head != self.n_head else ""
