@@ -11,7 +11,8 @@ from numpy.testing import assert_allclose
 import tinyautograd as ta
 import tinyautograd.functional as TF
 from tinyautograd import Tensor, kernels, nn
-from tinyformer.attention import scaled_dot_product_attention
+from tinyformer.attention import (attention_readable, attention_weights,
+                                  scaled_dot_product_attention)
 
 HALF = np.float16
 
@@ -302,6 +303,20 @@ def test_float16_attention_whose_dot_products_pass_65504_is_torchs(either_form):
     k[..., 1, :] = 90
     v = np.random.default_rng(0).standard_normal((1, 1, 3, 4)).astype(HALF)
     ours_and_torch(scaled_dot_product_attention, F.scaled_dot_product_attention, q, k, v)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_float16_readable_attention_and_its_weights_compute_in_float32_as_the_op(create_graph):
+    # The scores above, through the readable form and the weights record_weights keeps (an
+    # attention map's): both NaN where their q . k was taken in float16.
+    q = np.full((1, 1, 3, 16), 100, HALF)
+    k = q.copy()
+    k[..., 1, :] = 99.5
+    v = np.random.default_rng(0).standard_normal((1, 1, 3, 4)).astype(HALF)
+    ours_and_torch(attention_readable, F.scaled_dot_product_attention, q, k, v,
+                   create_graph=create_graph, atol=1e-3, grad_atol=1e-3)
+    ours_and_torch(attention_weights, lambda q, k: (q @ k.transpose(-2, -1) / 4).softmax(-1),
+                   q, k, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)
 
 
 @pytest.mark.parametrize("create_graph", [False, True])

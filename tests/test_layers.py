@@ -110,6 +110,15 @@ def test_rope_start_offset_equals_slicing_a_longer_sequence():
     np.testing.assert_allclose(rope.rotate(q[:, :, 5:], start=5).data, whole[:, :, 5:])
 
 
+def test_a_table_used_on_its_own_refuses_positions_past_its_end():
+    # The token at position 4 of a table of 4 came back from the sinusoids as (B, 0, C).
+    with pytest.raises(ValueError, match="SinusoidalPositions: positions 4 to 4 are past "
+                                         "the table of 4 positions"):
+        SinusoidalPositions(4, 6)(randn(2, 1, 6), start=4)
+    with pytest.raises(ValueError, match="RotaryPositions: positions 2 to 5 are past"):
+        RotaryPositions(4, 8).rotate(randn(2, 3, 4, 8), start=2)
+
+
 # -------------------------------------------------------------------------- rotary
 
 

@@ -303,6 +303,10 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     in the bias too where it is a Tensor.
     """
     keep = _keep_mask(q, k, None, mask)
+    # float16 computes in float32 and its weights are rounded back once, as in the Attention
+    # op: q . k of 16 values near 100 is 160,000, inf in float16, and its softmax NaN.
+    dtype, half = q.dtype, functional.compute_dtype(q.dtype) != q.dtype
+    q, k = functional.widened(q), functional.widened(k)
     scores = q @ k.swapaxes(-2, -1) * _scale(q)                       # (..., T_q, T_k)
     if bias is not None:
         scores = scores + _checked_bias(q, k, bias)
@@ -313,7 +317,7 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
         # Blocked keys already weigh exactly 0, unless a row blocks every key: it would spread
         # evenly over them. Zero it, so that such a query outputs 0 and passes no gradient.
         weights = weights.masked_fill(~keep, 0.0)
-    return weights
+    return weights.astype(dtype) if half else weights
 
 
 def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None, *,
@@ -331,9 +335,13 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
     """
     _check_dropout("attention_readable", dropout_p, training)
     keep = _keep_mask(q, k, v, mask)
+    # float16 computes in float32, the output rounded back once, as in attention_weights
+    dtype, half = q.dtype, functional.compute_dtype(q.dtype) != q.dtype
+    q, k, v = functional.widened(q), functional.widened(k), functional.widened(v)
     weights = attention_weights(q, k, keep, bias=bias)                # (..., T_q, T_k)
     weights = functional.dropout(weights, dropout_p, bool(training))
-    return weights @ v                                                # (..., T_q, d_v)
+    out = weights @ v                                                 # (..., T_q, d_v)
+    return out.astype(dtype) if half else out
 
 
 def _check_dropout(where, dropout_p, training):
@@ -669,15 +677,17 @@ class MultiHeadAttention(nn.Module):
             k = self.rotary.rotate(k, start)
         return k, v
 
-    def _split_heads(self, x, n_head):
+    def _split_heads(self, x, heads):
+        """A projection x (B, T, heads * d_head) as (B, heads, T, d_head): `heads` is n_head
+        for the queries, n_kv_head for the keys and values."""
         B, T, _ = x.shape
-        # (B, T, n_head * d_head) -> (B, T, n_head, d_head) -> (B, n_head, T, d_head): each head
+        # (B, T, heads * d_head) -> (B, T, heads, d_head) -> (B, heads, T, d_head): each head
         # a batch entry. With one token, swapping the T axis (of size 1) moves no element: one
         # reshape does it, one engine op fewer per call where generation spends its time on
         # per-op overhead.
         if T == 1:
-            return x.reshape(B, n_head, T, self.d_head)
-        return x.reshape(B, T, n_head, self.d_head).swapaxes(1, 2)
+            return x.reshape(B, heads, T, self.d_head)
+        return x.reshape(B, T, heads, self.d_head).swapaxes(1, 2)
 
     def extra_repr(self) -> str:
         grouped = f", n_kv_head={self.n_kv_head}" if self.n_kv_head != self.n_head else ""

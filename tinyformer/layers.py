@@ -74,6 +74,15 @@ class TokenEmbedding(nn.Embedding):
 # `Embeddings` below checks once, for all of them, that a sequence fits in it.
 
 
+def _check_fits_table(name: str, context: int, start: int, T: int) -> None:
+    """ValueError, in one line, unless positions start .. start + T - 1 are in a table of
+    `context`: a table used on its own, outside Embeddings. Past its end numpy's slice comes
+    back short, and a token at position `context` got an empty (B, 0, C) without a word."""
+    if start + T > context:
+        raise ValueError(f"{name}: positions {start} to {start + T - 1} are past the table of "
+                         f"{context} positions; make it with context >= {start + T}")
+
+
 class SinusoidalPositions(nn.Module):
     """The fixed encoding of "Attention Is All You Need" (section 3.5), added to the embeddings:
 
@@ -100,6 +109,7 @@ class SinusoidalPositions(nn.Module):
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         T = x.shape[1]                                             # x: (B, T, C)
+        _check_fits_table("SinusoidalPositions", self.context, start, T)
         return x + self.table[start:start + T]                     # (T, C) broadcasts over B
 
     def extra_repr(self) -> str:
@@ -173,6 +183,7 @@ class RotaryPositions(nn.Module):
     def rotate(self, x: Tensor, start: int = 0) -> Tensor:
         """Rotate queries or keys x (B, n_head, T, d_head) whose first token is at `start`."""
         T = x.shape[-2]
+        _check_fits_table("RotaryPositions", self.context, start, T)
         # (T, d_head/2) each, in x's dtype; named, so that a graph's picture says what they are
         cos = Tensor(self.cos[start:start + T], dtype=x.dtype)
         sin = Tensor(self.sin[start:start + T], dtype=x.dtype)
