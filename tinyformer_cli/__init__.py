@@ -1041,7 +1041,7 @@ all (a longer prompt is refused: draw a PNG).
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import SHOWN_QUERIES, attention_maps, check_prompt, choose_map
-    from viz.attention_page import TooBigForPage
+    from viz.attention_page import MAX_WEIGHTS, TooBigForPage
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
@@ -1049,18 +1049,22 @@ def attention(checkpoint_dir, prompt, out_path, which):
         note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
         check_prompt(model, tokenizer, prompt, saved["model"])
-    # A page shows every weight; a picture the last SHOWN_QUERIES queries' at most, and only
-    # theirs are kept (every weight of a long prompt would take far more memory than the run).
-    last_queries = None if out_path.lower().endswith(".html") else SHOWN_QUERIES
-    # As generate's work: the one fault of the input the run alone finds is an encoder-decoder's
-    # logits that leave no token to pick as it translates; any other error is a bug of ours.
-    with input_errors(NoTokenToPick):
-        maps = attention_maps(model, tokenizer, prompt, saved["model"], last_queries)
+    # A page shows every weight, as many as it holds, which is counted before any is recorded;
+    # a picture the last SHOWN_QUERIES queries' at most, and only theirs are kept (every
+    # weight of a long prompt would take far more memory than the run).
+    page = out_path.lower().endswith(".html")
+    last_queries, max_weights = (None, MAX_WEIGHTS) if page else (SHOWN_QUERIES, None)
+    # As generate's work: the faults of the input the run alone finds are an encoder-decoder's
+    # logits that leave no token to pick as it translates, and a translation too long for a
+    # page; any other error is a bug of ours.
+    with input_errors(NoTokenToPick, TooBigForPage):
+        maps = attention_maps(model, tokenizer, prompt, saved["model"], last_queries,
+                              max_weights)
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
-    # A prompt too long for a page is the input's fault, as is a full disk; any other error
-    # in drawing or writing the maps (a ValueError too) is a bug of ours.
-    with input_errors(TooBigForPage, OSError):
+    # A full disk is no fault of ours; any other error in drawing or writing the maps (a
+    # ValueError too) is a bug of ours.
+    with input_errors(OSError):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
                                    log=warn))
 
