@@ -1121,11 +1121,15 @@ the run measured one, and the learning rate. A page shows the values at a step o
 Several runs share one picture, a colour a run, the legend giving each its last val_loss
 (a note says where their losses, per token, are of different models or tokenizers).
 A loss that is NaN or infinite (a run that diverged) is marked by a tick atop the losses.
+A RUN_DIR may be a run's metrics.jsonl, or a pipe giving one, read once
+(<(ssh host cat runs/gpt/metrics.jsonl)); --out - writes the PNG to the standard output
+(ssh host tinyformer plot runs/gpt --out - > loss.png).
 """)
 @click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html", type=FILE,
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html|-", type=FILE,
               show_default="RUN_DIR/loss.png",
-              help="The picture, or the report page (replaced if there).")
+              help="The picture, or the report page (replaced if there); - writes the PNG to "
+              "the standard output.")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
 def plot(run_dirs, out_path, follow):
@@ -1149,13 +1153,25 @@ def plot(run_dirs, out_path, follow):
                          f"run's own: give --out FILE.png")
     if len(run_dirs) > 1 and follow:
         raise InputError("--follow keeps one run's page up to date: give one RUN_DIR")
-    if out_path is not None:
+    to_stdout = out_path == "-"
+    if to_stdout:                    # the PNG's bytes, for a redirection or another program
+        if follow:
+            raise InputError("--follow rewrites a page as the run trains: give --out "
+                             "FILE.html, not -")
+        out_path = sys.stdout.buffer
+        if out_path.isatty():
+            raise InputError("--out - writes the PNG's bytes to the standard output, which is "
+                             "a terminal here; redirect it (> loss.png), or give --out "
+                             "FILE.png")
+    elif out_path is not None:
         check_out_file(out_path, [".png", ".html"])
     with input_errors(ValueError, OSError):          # metrics not as a run writes them
         if len(run_dirs) > 1:
-            click.echo(write_comparison(list(run_dirs), out_path, log=warn))
+            written = write_comparison(list(run_dirs), out_path, log=warn)
         else:
-            click.echo(write_curves(run_dirs[0], out_path, follow, log=warn))
+            written = write_curves(run_dirs[0], out_path, follow, log=warn)
+    if not to_stdout:                # the standard output holds the picture itself
+        click.echo(written)
 
 
 @main.command(short_help="Draw a computation graph, forward or backward, or its page.",
