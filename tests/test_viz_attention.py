@@ -18,8 +18,9 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer.checkpoint import load_model  # noqa: E402
-from viz.attention import (AttentionMap, attention_figure, attention_maps,  # noqa: E402
-                            choose_map, plot_attention, shown_tokens, token_labels)
+from viz.attention import (AttentionMap, TooBigForPage, attention_figure,  # noqa: E402
+                            attention_maps, choose_map, plot_attention, shown_tokens,
+                            token_labels)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -251,6 +252,7 @@ def test_a_picture_of_the_last_queries_maps_is_the_picture_of_every_querys(runs,
 def test_the_command_keeps_a_pictures_queries_only_and_a_pages_every_one(runs, tmp_path,
                                                                          monkeypatch):
     import viz.attention
+    from viz.attention_page import MAX_WEIGHTS
     asked = []
 
     def spying(*args, **kwargs):
@@ -261,7 +263,9 @@ def test_the_command_keeps_a_pictures_queries_only_and_a_pages_every_one(runs, t
         result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", "abc",
                             "--out", tmp_path / out)
         assert result.exit_code == 0, result.output
-    assert asked == [(viz.attention.SHOWN_QUERIES,), (None,)]
+    # A picture keeps its last queries; a page every one, as many as a page holds.
+    assert asked == [(viz.attention.SHOWN_QUERIES, None),
+                     (None, MAX_WEIGHTS)]
     with pytest.raises(ValueError, match="holds its last 1 queries only; a page shows every"):
         viz.attention_page(attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 1), "t")
     with pytest.raises(ValueError, match="^attention_maps: last_queries must be at least 1"):
@@ -627,8 +631,43 @@ def test_a_prompt_too_long_for_a_page_is_one_line_exit_2_and_writes_nothing(runs
     result = tinyformer("attention", "--checkpoint", runs["gpt"], "--prompt", "abcdef",
                         "--out", tmp_path / "a.html")
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("Error: attention_page: ") and "shorter prompt" in result.stderr
+    assert result.stderr.startswith("Error: 72 attention weights are more than a page holds "
+                                    "(10); use a shorter prompt"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_a_prompt_too_long_for_a_page_is_refused_before_any_weight_is_recorded(
+        runs, tmp_path, monkeypatch, kind):
+    # The page counted its weights only once every layer's and head's had been recorded:
+    # GPT-2 on a long prompt took the memory and time of 150 million weights, then refused.
+    # Their number is known from the prompt's length (and the translation's), before recording.
+    import importlib
+    monkeypatch.setattr(importlib.import_module("viz.attention_page"), "MAX_WEIGHTS", 10)
+
+    def recorded(*args, **kwargs):
+        raise AssertionError("weights recorded for a page that cannot hold them")
+    monkeypatch.setattr(importlib.import_module("viz.attention"), "_record", recorded)
+    result = tinyformer("attention", "--checkpoint", runs[kind], "--prompt", PROMPTS[kind],
+                        "--out", tmp_path / "a.html")
+    assert result.exit_code == 2, result.output
+    assert "attention weights are more than a page holds (10)" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_attention_maps_counts_the_weights_a_page_would_hold_before_recording(runs):
+    model, tokenizer, _ = load_model(runs["transformer"])
+    maps = attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer")
+    total = sum(chosen.weights.size for chosen in maps.values())
+    # As many as the maps hold: allowed; one fewer: refused, by the count of every map.
+    kept = attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer",
+                          max_weights=total)
+    assert {name: m.weights.shape for name, m in kept.items()} == \
+        {name: m.weights.shape for name, m in maps.items()}
+    with pytest.raises(TooBigForPage, match=f"^{total:,} attention weights are more than a "
+                                            f"page holds \\({total - 1:,}\\)"):
+        attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer",
+                       max_weights=total - 1)
 
 
 @pytest.mark.parametrize("suffix, failing", [(".html", "encode_weights"),

@@ -884,3 +884,83 @@ def test_two_runs_metrics_files_copied_into_one_folder_are_two_runs(tmp_path):
     result = tinyformer("plot", tmp_path / "a.jsonl", tmp_path / "b.jsonl", "--out", out)
     assert result.exit_code == 0, result.output
     assert_png(out)
+
+
+def fed_pipe(tmp_path, run):
+    """A named pipe (as a shell's <(...) gives one) that a thread feeds `run`'s metrics
+    through once a reader opens it; and the thread, to join after the command."""
+    import threading
+    pipe = tmp_path / "metrics-pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_bytes,
+                              args=((run / "metrics.jsonl").read_bytes(),), daemon=True)
+    writer.start()
+    return pipe, writer
+
+
+def join_writer(pipe, writer):
+    if writer.is_alive():          # a command that never read the pipe: let the writer go
+        with open(pipe, "rb"):
+            pass
+    writer.join()
+
+
+def test_metrics_from_a_pipe_are_read_once_and_drawn(tmp_path):
+    # `tinyformer plot <(ssh host cat runs/x/metrics.jsonl)` was refused: "a named pipe
+    # (FIFO), not a regular file; put the file itself there". Read once, it is drawn as a file
+    # is, titled by the path the shell gave (its folder, /dev/fd, is no run's).
+    run = write_metrics(tmp_path / "run")
+    pipe, writer = fed_pipe(tmp_path, run)
+    result = tinyformer("plot", pipe, "--out", tmp_path / "report.html")
+    join_writer(pipe, writer)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(tmp_path / "report.html")
+    assert f"training run: {pipe}" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_metrics_from_a_pipe_are_compared_with_a_runs(tmp_path):
+    run = write_metrics(tmp_path / "run")
+    pipe, writer = fed_pipe(tmp_path, run)
+    figure = comparison_figure([pipe, run])
+    join_writer(pipe, writer)
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert [label.split(": val")[0] for label in legend] == [str(pipe), "run"]
+
+
+@pytest.mark.parametrize("extra, said", [
+    ([], "are in no run directory to write loss.png in; give --out FILE.png (or .html)"),
+    (["--out", "report.html", "--follow"], "can be read once; give the run directory (or its "
+                                           "metrics.jsonl)")])
+def test_what_a_pipe_cannot_do_is_refused_before_it_is_read(tmp_path, monkeypatch, extra, said):
+    # A pipe has no run directory for loss.png (it would be /dev/fd/loss.png), and --follow
+    # would read it again. Refused unread: the user's command that feeds it is not spent.
+    monkeypatch.chdir(tmp_path)
+    pipe = tmp_path / "metrics-pipe"
+    os.mkfifo(pipe)
+    result = tinyformer("plot", pipe, *extra)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().startswith("Error: ") and said in result.stderr, result.stderr
+    assert files_in(tmp_path) == ["metrics-pipe"]
+
+
+def test_a_named_pipe_in_a_run_directory_is_still_refused(tmp_path):
+    # Named itself, a pipe is the user's; found in a directory, it waits for no writer.
+    (tmp_path / "run").mkdir()
+    os.mkfifo(tmp_path / "run" / "metrics.jsonl")
+    with pytest.raises(ValueError, match="named pipe"):
+        metrics_figure(tmp_path / "run")
+
+
+def test_out_dash_writes_the_png_to_the_standard_output_and_nothing_else(tmp_path):
+    # `ssh host tinyformer plot runs/x --out - > loss.png` was refused: "this command writes a
+    # file, not the standard output". matplotlib writes a PNG to a stream as well as to a file.
+    run = write_metrics(tmp_path / "run")
+    result = tinyformer("plot", run, "--out", "-")
+    assert result.exit_code == 0, result.output
+    assert result.stdout_bytes.startswith(PNG_MAGIC) and result.stdout_bytes.endswith(
+        b"IEND\xaeB`\x82")                      # the picture alone: no file name after it
+    (tmp_path / "out.png").write_bytes(result.stdout_bytes)
+    assert_png(tmp_path / "out.png")
+    assert sorted(files_in(run)) == ["metrics.jsonl"]             # no loss.png, no "-"
+    result = tinyformer("plot", run, "--out", "-", "--follow")
+    assert result.exit_code == 2 and "give --out FILE.html, not -" in result.stderr

@@ -1123,9 +1123,10 @@ def run_status(path: StrPath, records: list[dict[str, Any]] | None = None) -> di
 # ---------------------------------------------------------------------------------------------
 # metrics.jsonl: one JSON object a line, appended as training goes
 
-def read_metrics(path: StrPath) -> list[dict[str, Any]]:
+def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
     """The records of a metrics.jsonl file, as a list of dicts in file order, their steps
-    rising.
+    rising. With `pipe`, `path` may be a pipe, read once (a shell's <(...), for a path the
+    user named); else a pipe is refused, as a file that is not a regular one.
 
     A step at or below one before it starts the steps from there again, as a run started
     again from an earlier step does (a file appended to by an older trainer, or two files put
@@ -1146,7 +1147,7 @@ def read_metrics(path: StrPath) -> list[dict[str, Any]]:
         raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
                          f"{METRICS}")
     try:
-        with open_regular(path, "r", encoding="utf-8") as f:
+        with open_regular(path, "r", pipe=pipe, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except UnicodeDecodeError:
         raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \

@@ -1070,7 +1070,7 @@ all (a longer prompt is refused: draw a PNG).
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import SHOWN_QUERIES, attention_maps, check_prompt, choose_map
-    from viz.attention_page import TooBigForPage
+    from viz.attention_page import MAX_WEIGHTS, TooBigForPage
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
     with input_errors():
@@ -1078,18 +1078,22 @@ def attention(checkpoint_dir, prompt, out_path, which):
         note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
         check_prompt(model, tokenizer, prompt, saved["model"])
-    # A page shows every weight; a picture the last SHOWN_QUERIES queries' at most, and only
-    # theirs are kept (every weight of a long prompt would take far more memory than the run).
-    last_queries = None if out_path.lower().endswith(".html") else SHOWN_QUERIES
-    # As generate's work: the one fault of the input the run alone finds is an encoder-decoder's
-    # logits that leave no token to pick as it translates; any other error is a bug of ours.
-    with input_errors(NoTokenToPick):
-        maps = attention_maps(model, tokenizer, prompt, saved["model"], last_queries)
+    # A page shows every weight, as many as it holds, which is counted before any is recorded;
+    # a picture the last SHOWN_QUERIES queries' at most, and only theirs are kept (every
+    # weight of a long prompt would take far more memory than the run).
+    page = out_path.lower().endswith(".html")
+    last_queries, max_weights = (None, MAX_WEIGHTS) if page else (SHOWN_QUERIES, None)
+    # As generate's work: the faults of the input the run alone finds are an encoder-decoder's
+    # logits that leave no token to pick as it translates, and a translation too long for a
+    # page; any other error is a bug of ours.
+    with input_errors(NoTokenToPick, TooBigForPage):
+        maps = attention_maps(model, tokenizer, prompt, saved["model"], last_queries,
+                              max_weights)
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
-    # A prompt too long for a page is the input's fault, as is a full disk; any other error
-    # in drawing or writing the maps (a ValueError too) is a bug of ours.
-    with input_errors(TooBigForPage, OSError):
+    # A full disk is no fault of ours; any other error in drawing or writing the maps (a
+    # ValueError too) is a bug of ours.
+    with input_errors(OSError):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
                                    log=warn))
 
@@ -1146,11 +1150,15 @@ the run measured one, and the learning rate. A page shows the values at a step o
 Several runs share one picture, a colour a run, the legend giving each its last val_loss
 (a note says where their losses, per token, are of different models or tokenizers).
 A loss that is NaN or infinite (a run that diverged) is marked by a tick atop the losses.
+A RUN_DIR may be a run's metrics.jsonl, or a pipe giving one, read once
+(<(ssh host cat runs/gpt/metrics.jsonl)); --out - writes the PNG to the standard output
+(ssh host tinyformer plot runs/gpt --out - > loss.png).
 """)
 @click.argument("run_dirs", metavar="RUN_DIR...", nargs=-1, required=True, type=DIRECTORY)
-@click.option("--out", "out_path", metavar="FILE.png|FILE.html", type=FILE,
+@click.option("--out", "out_path", metavar="FILE.png|FILE.html|-", type=FILE,
               show_default="RUN_DIR/loss.png",
-              help="The picture, or the report page (replaced if there).")
+              help="The picture, or the report page (replaced if there); - writes the PNG to "
+              "the standard output.")
 @click.option("--follow", is_flag=True, help="With an .html --out: rewrite the page as the run "
               "trains (it reloads itself), until the run ends.")
 def plot(run_dirs, out_path, follow):
@@ -1174,13 +1182,25 @@ def plot(run_dirs, out_path, follow):
                          f"run's own: give --out FILE.png")
     if len(run_dirs) > 1 and follow:
         raise InputError("--follow keeps one run's page up to date: give one RUN_DIR")
-    if out_path is not None:
+    to_stdout = out_path == "-"
+    if to_stdout:                    # the PNG's bytes, for a redirection or another program
+        if follow:
+            raise InputError("--follow rewrites a page as the run trains: give --out "
+                             "FILE.html, not -")
+        out_path = sys.stdout.buffer
+        if out_path.isatty():
+            raise InputError("--out - writes the PNG's bytes to the standard output, which is "
+                             "a terminal here; redirect it (> loss.png), or give --out "
+                             "FILE.png")
+    elif out_path is not None:
         check_out_file(out_path, [".png", ".html"])
     with input_errors(ValueError, OSError):          # metrics not as a run writes them
         if len(run_dirs) > 1:
-            click.echo(write_comparison(list(run_dirs), out_path, log=warn))
+            written = write_comparison(list(run_dirs), out_path, log=warn)
         else:
-            click.echo(write_curves(run_dirs[0], out_path, follow, log=warn))
+            written = write_curves(run_dirs[0], out_path, follow, log=warn)
+    if not to_stdout:                # the standard output holds the picture itself
+        click.echo(written)
 
 
 @main.command(short_help="Draw a computation graph, forward or backward, or its page.",

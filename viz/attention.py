@@ -5,7 +5,8 @@
                                                          cannot read, before running it
     attention_maps(model, tokenizer, prompt, kind)      runs the model once, recording every
                                                          MultiHeadAttention's weights (or, for
-                                                         a picture, its last queries' only)
+                                                         a picture, its last queries' only; for
+                                                         a page, none if they are too many)
     plot_attention(weights, row_labels, col_labels, out_path, title)
                                                          one heatmap per layer (rows) and head
                                                          (columns), queries down, keys across
@@ -76,6 +77,22 @@ DESCRIPTIONS = {"cross": "decoder cross-attention (target -> source)",
 ONE_STACK = {"encoder": "bidirectional self-attention", "decoder": "masked self-attention"}
 
 
+class TooBigForPage(ValueError):
+    """More attention weights than a page holds (attention_page.MAX_WEIGHTS): a prompt too
+    long for a page, the fault of the input, not of the code. Its own class, so that a caller
+    (`tinyformer attention`) tells it from any other ValueError in making the page, which is
+    a bug."""
+
+
+def check_page_size(total: int, max_weights: int) -> None:
+    """TooBigForPage, one line, if `total` weights are more than the `max_weights` a page
+    holds."""
+    if total > max_weights:
+        raise TooBigForPage(f"{total:,} attention weights are more than a page holds "
+                            f"({max_weights:,}); use a shorter prompt, or draw a PNG, which "
+                            f"shows part of a long prompt and says which")
+
+
 class AttentionMap(NamedTuple):
     """One kind of attention of a model, for one prompt: `weights` (L, H, T_q, T_k), the
     labels of its queries (rows) and keys (columns), and what it is, in words.
@@ -140,6 +157,19 @@ def _description(model, name):
     return ONE_STACK[next(iter(stacks))] if name == "self" else DESCRIPTIONS[name]
 
 
+def _weight_count(groups, sizes, last_queries=None):
+    """How many weights _record would keep of `groups` (name -> list of MultiHeadAttentions),
+    each group's queries and keys being `sizes[name]` = (T_q, T_k): known from the shapes,
+    before anything runs."""
+    total = 0
+    for name, layers in groups.items():
+        t_q, t_k = sizes[name]
+        if last_queries is not None:
+            t_q = min(t_q, last_queries)
+        total += sum(attn.n_head for attn in layers) * t_q * t_k
+    return total
+
+
 def _record(groups, run, last_queries=None):
     """Run `run()` with every MultiHeadAttention of `groups` (name -> list of them, one a
     layer) recording its weights; return name -> (L, H, T_q, T_k) for the first (only)
@@ -198,7 +228,8 @@ def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKin
 
 
 def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind,
-                   last_queries: int | None = None) -> dict[str, AttentionMap]:
+                   last_queries: int | None = None,
+                   max_weights: int | None = None) -> dict[str, AttentionMap]:
     """name -> AttentionMap for `prompt`, `kind` being 'gpt', 'bert' or 'transformer' (as in
     a checkpoint's config.json): what the model does with a prompt. The names are those of
     `attention_layers(model)`.
@@ -211,7 +242,12 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelK
     encoder-decoder reads it as the source and translates it greedily; its decoder maps are
     then those of a second pass over <bos> and the translation, all of it at once, which gives
     the weights each step of the translation saw (the decoder is causal). ValueError (one
-    line) for a prompt that is empty, cannot be encoded or does not fit the context."""
+    line) for a prompt that is empty, cannot be encoded or does not fit the context.
+
+    With `max_weights` (for a page, attention_page.MAX_WEIGHTS), TooBigForPage if the maps
+    would hold more weights than that, all of them together: counted from the prompt's length
+    (and an encoder-decoder's translation's) before anything is recorded, so that a prompt
+    too long for a page costs neither the memory nor the time of recording its weights."""
     _check_kind(kind)
     if last_queries is not None and last_queries < 1:
         raise ValueError(f"attention_maps: last_queries must be at least 1 (or None for "
@@ -221,7 +257,7 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelK
     # where it was left training, since dropout before a layer would change what that layer
     # sees and so the weights it records (each layer records its weights before its own).
     with inference(model):
-        return _maps(model, layers, tokenizer, prompt, kind, last_queries)
+        return _maps(model, layers, tokenizer, prompt, kind, last_queries, max_weights)
 
 
 def _map(weights, queries, keys, description):
@@ -231,14 +267,23 @@ def _map(weights, queries, keys, description):
     return AttentionMap(weights, queries[first_query:], keys, description, first_query)
 
 
-def _maps(model, layers, tokenizer, prompt, kind, last_queries):
+def _maps(model, layers, tokenizer, prompt, kind, last_queries, max_weights):
+    def check_size(sizes):                   # before recording: see attention_maps
+        if max_weights is not None:
+            check_page_size(_weight_count(layers, sizes, last_queries), max_weights)
+
     if kind in ("gpt", "bert"):
         ids = _encode(tokenizer, prompt, kind == "bert", model.context)
+        check_size({"self": (len(ids), len(ids))})
         weights = _record(layers, lambda: model(np.array([ids])), last_queries)["self"]
         labels = token_labels(tokenizer, ids)
         return {"self": _map(weights, labels, labels, _description(model, "self"))}
 
+    # The translation's length is known once it is made (which records nothing).
     src, tgt = translation(model, tokenizer, prompt)
+    source, target = src.shape[1], tgt.shape[1]
+    check_size({"encoder": (source, source), "decoder": (target, target),
+                "cross": (target, source)})
     encoded = {}
 
     def encode():

@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .attention import AttentionMap
+from .attention import AttentionMap, TooBigForPage, check_page_size
 from .graph import NAN_COLOUR
 from .html import Page, page
 
@@ -43,11 +43,8 @@ ROUNDING = 1e-3
 # 1,024 tokens would be 150 million of them.
 MAX_WEIGHTS = 10_000_000
 
-
-class TooBigForPage(ValueError):
-    """More than MAX_WEIGHTS attention weights for one page: a prompt too long for a page,
-    the fault of the input, not of the code. Its own class, so that a caller (`tinyformer
-    attention`) tells it from any other ValueError in making the page, which is a bug."""
+__all__ = ["MAX_WEIGHTS", "TooBigForPage", "attention_page", "encode_weights",
+           "check_probabilities"]
 
 
 def encode_weights(weights: ArrayLike) -> list[list[int]]:
@@ -86,11 +83,8 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
     which = which or next(iter(maps))
     if which not in maps:
         raise ValueError(f"attention_page: no map {which!r}; the maps are {', '.join(maps)}")
-    total = sum(np.size(chosen.weights) for chosen in maps.values())
-    if total > MAX_WEIGHTS:
-        raise TooBigForPage(f"attention_page: {total:,} attention weights are more than a page "
-                            f"holds ({MAX_WEIGHTS:,}, about 30 MB); use a shorter prompt, "
-                            f"or draw a PNG, which shows part of a long prompt and says which")
+    # attention_maps(..., max_weights=MAX_WEIGHTS) refuses these before recording them.
+    check_page_size(sum(np.size(chosen.weights) for chosen in maps.values()), MAX_WEIGHTS)
     data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "nan": NAN,
             "nan_colour": NAN_COLOUR, "maps": {}}
     for name, chosen in maps.items():

@@ -23,8 +23,9 @@ import itertools
 import math
 import numbers
 import os
+import stat
 import textwrap
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence, Union
 
 import regex
 
@@ -111,14 +112,16 @@ def in_units(values: Sequence[float]) -> tuple[list[float], str]:
     return [v / unit for v in values], f" (×{unit:.0e})"
 
 
-def plot_metrics(run_dir_or_metrics_path: StrPath, out_path: StrPath | None = None) -> StrPath:
+def plot_metrics(run_dir_or_metrics_path: StrPath,
+                 out_path: PictureOut | None = None) -> PictureOut:
     """Draw a run's training curves to a picture and return the path written.
 
     `run_dir_or_metrics_path` is a run directory (holding metrics.jsonl) or the metrics file
-    itself. `out_path` defaults to loss.png in the run directory; its suffix says the format
-    (.png, .svg or .pdf). The file is written atomically: a failure leaves no half-written
-    picture. ValueError (one line) when the metrics are missing, empty or not a metrics.jsonl,
-    or for another suffix."""
+    itself (or a pipe giving it, read once). `out_path` defaults to loss.png in the run
+    directory; its suffix says the format (.png, .svg or .pdf). The file is written
+    atomically: a failure leaves no half-written picture. A binary file object
+    (sys.stdout.buffer) gets a PNG, as matplotlib's savefig writes one. ValueError (one line)
+    when the metrics are missing, empty or not a metrics.jsonl, or for another suffix."""
     run_dir, _ = _run_paths(run_dir_or_metrics_path)
     if out_path is None:
         out_path = os.path.join(run_dir, PLOT)
@@ -127,10 +130,16 @@ def plot_metrics(run_dir_or_metrics_path: StrPath, out_path: StrPath | None = No
     return save_figure(fig, out_path, fmt, dpi=110)
 
 
-def figure_format(caller: str, out_path: StrPath) -> str:
+# Where a picture goes: a file's path, or a binary file object (the standard output's buffer).
+PictureOut = Union[StrPath, BinaryIO]
+
+
+def figure_format(caller: str, out_path: PictureOut) -> str:
     """The format the suffix of `out_path` names (png, svg or pdf, in any case), or a one-line
     ValueError naming the suffixes accepted: a picture is never written in a format its name
-    does not say."""
+    does not say. A binary file object, which has no name to say one, gets a PNG."""
+    if is_stream(out_path):
+        return "png"
     suffix = os.path.splitext(os.fspath(out_path))[1].lower()
     if suffix not in FIGURE_FORMATS:
         raise ValueError(f"{caller}: cannot write a figure to {os.fspath(out_path)!r}; "
@@ -139,9 +148,19 @@ def figure_format(caller: str, out_path: StrPath) -> str:
     return FIGURE_FORMATS[suffix]
 
 
-def save_figure(figure: Figure, out_path: StrPath, fmt: str, dpi: float) -> StrPath:
+def is_stream(out_path: PictureOut) -> bool:
+    """Whether `out_path` is a file object to write to, not a file's path."""
+    return hasattr(out_path, "write")
+
+
+def save_figure(figure: Figure, out_path: PictureOut, fmt: str, dpi: float) -> PictureOut:
     """Write the matplotlib `figure` to `out_path` in the format `fmt` (figure_format's, found
-    before the drawing), atomically: a failure leaves what was there. Returns the path."""
+    before the drawing), atomically: a failure leaves what was there. Returns the path.
+    A binary file object (sys.stdout.buffer) is written to, and flushed, as it is."""
+    if is_stream(out_path):
+        figure.savefig(out_path, format=fmt, dpi=dpi)
+        out_path.flush()
+        return out_path
     with atomic_write(out_path, "wb") as f:
         figure.savefig(f, format=fmt, dpi=dpi)
     return out_path
@@ -177,6 +196,20 @@ def _run_paths(run_dir_or_metrics_path):
     if os.path.isdir(source):
         return source, os.path.join(source, METRICS)
     return os.path.dirname(source) or ".", source
+
+
+def _read_run_metrics(run_dir_or_metrics_path):
+    """(the run directory, the run's name for titles, its metrics' records). A metrics file
+    named itself may be a pipe, read once (`tinyformer plot <(ssh host cat runs/x/metrics.jsonl)`),
+    and named by its path (its folder, /dev/fd, names no run); one found in a run directory may
+    not be, a named pipe there waiting for a writer that never comes."""
+    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
+    named_itself = metrics_path == os.fspath(run_dir_or_metrics_path)
+    records = read_metrics(metrics_path, pipe=named_itself)
+    from_pipe = named_itself and stat.S_ISFIFO(os.stat(metrics_path).st_mode)
+    name = visible(os.fsencode(metrics_path).decode("utf-8", "replace")) if from_pipe \
+        else run_name(run_dir)
+    return run_dir, name, records
 
 
 def new_figure(**settings: Any) -> Figure:
@@ -283,8 +316,8 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`.
     A loss of NaN or infinity (a run that diverged) has no point: a red tick at the top of the
     loss panel marks its step, and the legend counts them."""
-    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
-    records = read_metrics(metrics_path)          # before matplotlib: bad input fails fast
+    _, name, records = _read_run_metrics(run_dir_or_metrics_path)   # before matplotlib: bad
+    # input fails fast
 
     from matplotlib.ticker import MaxNLocator
 
@@ -306,7 +339,7 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": [heights[p] for p in panels]})[:, 0]
     axes = dict(zip(panels, axes))
-    fig.suptitle(title_lines(f"training run: {run_name(run_dir)}", 9, 13, bold=True),
+    fig.suptitle(title_lines(f"training run: {name}", 9, 13, bold=True),
                  fontsize=13, fontweight="bold")
 
     # A line through one point draws nothing: a run of one step (or stopped after its first)
@@ -430,12 +463,12 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
     loss panel, in the run's colour, and the legend says from which step."""
     from matplotlib.ticker import MaxNLocator
 
-    paths = [_run_paths(run) for run in run_dirs]
-    runs = [read_metrics(metrics) for _, metrics in paths]      # before drawing: fail fast
-    names = [run_name(run_dir) for run_dir, _ in paths]
+    read = [_read_run_metrics(run) for run in run_dirs]       # before drawing: fail fast
+    runs = [records for _, _, records in read]
+    names = [name for _, name, _ in read]
     if len(set(names)) < len(names):           # runs/a/gpt and runs/b/gpt: their paths
         names = [visible(os.fsencode(os.path.normpath(run_dir)).decode("utf-8", "replace"))
-                 for run_dir, _ in paths]
+                 for run_dir, _, _ in read]
     extras = [key for key in EXTRA_FIGURES
               if any(is_finite_number(r.get(key)) for records in runs for r in records)]
     panels = ["loss"] + extras + ["lr"]

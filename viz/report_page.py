@@ -30,8 +30,8 @@ from .html import Page, number, page
 from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
 from tinyformer.summary import counted
 
-from .plots import (EXTRA_FIGURES, _run_paths, nonfinite_loss_label, nonfinite_loss_steps,
-                    run_name, smooth)
+from .plots import (EXTRA_FIGURES, _read_run_metrics, _run_paths, nonfinite_loss_label,
+                    nonfinite_loss_steps, smooth)
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
@@ -42,10 +42,9 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
     """The report page of a run directory (or of its metrics.jsonl). With `refresh` (seconds),
     a page of a run that is still going reloads itself that often. ValueError (one line) when
     the metrics are missing, empty or not a metrics.jsonl."""
-    run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
-    records = read_metrics(metrics_path)
+    run_dir, name, records = _read_run_metrics(run_dir_or_metrics_path)
     status = run_status(run_dir, records)
-    title = f"training run: {run_name(run_dir)}"
+    title = f"training run: {name}"
 
     def points(key):
         return [[r["step"], number(r[key])] for r in records if is_finite_number(r.get(key))]

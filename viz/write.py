@@ -10,6 +10,7 @@ import errno
 import functools
 import itertools
 import os
+import stat
 import warnings
 from typing import Callable, Literal, Mapping
 
@@ -29,8 +30,8 @@ from .graph import (PNG_SIDE_LIMIT, at_png_limit, draw_backward, draw_graph, ren
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import (_run_paths, comparison_figure, figure_format, plot_metrics, run_name,
-                    save_figure, unshown_characters)
+from .plots import (PictureOut, _run_paths, comparison_figure, figure_format, is_stream,
+                    plot_metrics, run_name, save_figure, unshown_characters)
 from .report_page import follow_run, metrics_page
 
 __all__ = ["GRAPH_SUFFIXES", "step_to_draw", "prepare_step", "write_graph", "write_attention",
@@ -40,7 +41,11 @@ GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
 
 
 def _is_page(path):
-    return str(path).lower().endswith(".html")
+    return not is_stream(path) and str(path).lower().endswith(".html")
+
+
+def _is_pipe(path):
+    return os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode)
 
 
 def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = None,
@@ -155,20 +160,30 @@ def _save(draw, out_path, fmt, dpi, log):
     unshown = unshown_characters(figure)
     if unshown:
         more = "…" if len(unshown) > SHOWN_CHARACTERS else ""
+        where = "the picture" if is_stream(out_path) else out_path
         log(f"note: no installed font has {unshown[:SHOWN_CHARACTERS]}{more}, drawn as boxes "
-            f"in {out_path}; install fonts that do (Debian or Ubuntu: apt install "
+            f"in {where}; install fonts that do (Debian or Ubuntu: apt install "
             f"fonts-noto-core fonts-noto-cjk fonts-symbola) and draw it again, or write a "
             f"page (.html), which the browser draws with its own fonts")
     return out_path
 
 
-def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False,
-                 log: Callable[[str], None] = print) -> str:
-    """A run's curves as a PNG [the run's loss.png], or its report page. With `follow`, the
-    page is rewritten as the run trains (and reloads itself), until the run ends. ValueError
-    for metrics that are missing or not a metrics.jsonl."""
+def write_curves(run_dir: str, out_path: PictureOut | None = None, follow: bool = False,
+                 log: Callable[[str], None] = print) -> PictureOut:
+    """A run's curves as a PNG [the run's loss.png] (to a binary file object too, such as the
+    standard output's), or its report page. With `follow`, the page is rewritten as the run
+    trains (and reloads itself), until the run ends. `run_dir` may be a pipe giving the
+    metrics, read once. ValueError for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
         raise ValueError("--follow needs an .html --out (a page that reloads itself)")
+    if _is_pipe(run_dir):            # refused before the pipe is read, which it can be once
+        if follow:
+            raise ValueError(f"--follow reads the metrics again each time the run writes "
+                             f"some, and the pipe {run_dir} can be read once; give the run "
+                             f"directory (or its metrics.jsonl)")
+        if out_path is None:
+            raise ValueError(f"the metrics of the pipe {run_dir} are in no run directory to "
+                             f"write loss.png in; give --out FILE.png (or .html)")
     _refuse_before_first_step(run_dir, follow)
     if out_path is None or not _is_page(out_path):
         try:
@@ -188,8 +203,8 @@ def write_curves(run_dir: str, out_path: str | None = None, follow: bool = False
     return report.save(out_path)
 
 
-def write_comparison(run_dirs: list[str], out_path: str,
-                     log: Callable[[str], None] = print) -> str:
+def write_comparison(run_dirs: list[str], out_path: PictureOut,
+                     log: Callable[[str], None] = print) -> PictureOut:
     """Several runs' curves in one picture (comparison_figure's), to compare a sweep's runs,
     with a note to `log` where their losses are of different models or tokenizers (loss_kinds);
     ValueError for a page, which is one run's, a run given twice, or metrics that are missing
