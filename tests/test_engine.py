@@ -215,6 +215,57 @@ def test_backward_frees_saved_state():
     assert node.freed and node.inputs == ()
 
 
+class FailsOnce(Function):
+    """y = 2x, whose backward raises the first time it runs (then gives dy/dx = 2)."""
+    failed = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not FailsOnce.failed:
+            FailsOnce.failed = True
+            raise ValueError("boom")
+        return grad * 2
+
+
+def graph_that_fails_part_way():
+    """y = sum(exp(b) * FailsOnce(a)), with a gradient already in b.grad, and the gradients
+    that reached b before FailsOnce's backward raised (a hook notes them)."""
+    FailsOnce.failed = False
+    a, b = f64(3), f64(3, seed=1)
+    b.grad = np.ones(3)
+    reached_b = []
+    b.register_hook(reached_b.append)
+    y = (b.exp() * FailsOnce.apply(a)).sum()
+    return a, b, y, reached_b
+
+
+def test_a_backward_that_raises_part_way_writes_no_grad_and_a_second_says_why_it_cannot():
+    # torch frees the nodes run before the error and keeps the leaves' gradients written so
+    # far: b.grad held half a step that a caught error left behind. Ours writes none.
+    a, b, y, reached_b = graph_that_fails_part_way()
+    with pytest.raises(ValueError, match="boom"):
+        y.backward()
+    assert reached_b                         # b's gradient was computed before the error...
+    assert a.grad is None                    # ...and neither leaf's .grad was written
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    with pytest.raises(RuntimeError, match=r"freed by an earlier backward\(\) or grad\(\) that "
+                                           r"raised ValueError part way; run the forward again"):
+        y.backward()
+
+
+def test_a_backward_that_raises_part_way_with_retain_graph_can_be_tried_again():
+    a, b, y, _ = graph_that_fails_part_way()
+    with pytest.raises(ValueError, match="boom"):
+        y.backward(retain_graph=True)
+    y.backward()                             # each gradient counted once, not b's twice
+    np.testing.assert_allclose(a.grad, 2 * np.exp(b.data))
+    np.testing.assert_allclose(b.grad, 1 + 2 * a.data * np.exp(b.data))
+
+
 def test_a_chain_of_twenty_thousand_ops_has_no_recursion_limit():
     x = Tensor(1.0, requires_grad=True, dtype=np.float64)
     y = x
