@@ -459,9 +459,19 @@ def draw_cross_entropy(batch_dims):
             targets[ignored] = ignore_index
             if (targets == ignore_index).all():       # at least one target counts (else NaN)
                 targets.flat[0] = 1
+        # torch's class weights, one of them 0 at times (its targets then count for nothing),
+        # but not every counted target's (the mean would be 0/0 = NaN)
+        weight = None
+        if d.boolean(label="class weights"):
+            weight = d.rng.random(classes) + 0.1
+            counted = targets[targets != ignore_index] if ignore_index is not None else targets
+            zeroed = d.rng.integers(classes)
+            if (counted != zeroed).any():
+                weight[zeroed] *= d.sample([1.0, 0.0], label="a weight of 0")
         params = {"targets": targets, "ignore_index": ignore_index,
                   "label_smoothing": d.sample([0.0, 0.1, 0.5]),
-                  "reduction": d.sample(["mean", "sum", "none"], label="reduction")}
+                  "reduction": d.sample(["mean", "sum", "none"], label="reduction"),
+                  "weight": weight}
         return [d.normal(shape + (classes,), 2.0)], params
     return draw
 
@@ -484,6 +494,26 @@ def probabilities_or_labels(d, shape):
 
 def labels(d, shape):
     return d.rng.integers(0, 2, shape).astype(float)
+
+
+def draw_weighted_bce(d):
+    """binary_cross_entropy_with_logits with torch's constants: `pos_weight` (one per class, the
+    last axis, as torch's docs give it, or one per element) and `weight`, either or both."""
+    shape = d.shape(min_dims=1)
+    x, y = d.normal(shape, 3.0), probabilities_or_labels(d, shape)
+    params = {"reduction": d.sample(["mean", "sum", "none"], label="reduction")}
+    for name in ("pos_weight", "weight"):
+        which = d.sample([None, "class", "element"], label=name)
+        params[name] = (None if which is None
+                        else 3 * d.rng.random(shape[-1:] if which == "class" else shape))
+    return [x, y], params
+
+
+def torch_weighted_bce(x, y, pos_weight, weight, reduction):
+    return TF.binary_cross_entropy_with_logits(
+        x, y, None if weight is None else torch.as_tensor(weight, dtype=x.dtype),
+        reduction=reduction,
+        pos_weight=None if pos_weight is None else torch.as_tensor(pos_weight, dtype=x.dtype))
 
 
 def draw_layer_norm(affine):
@@ -609,10 +639,11 @@ def torch_dropout(x, p, seed):
     return x * torch.as_tensor(keep) / (1 - p)
 
 
-def torch_cross_entropy(logits, targets, ignore_index, label_smoothing, reduction):
+def torch_cross_entropy(logits, targets, ignore_index, label_smoothing, reduction, weight):
     """torch wants the classes on axis 1."""
     return TF.cross_entropy(logits.movedim(-1, 1) if logits.ndim > 2 else logits,
                             torch.as_tensor(targets),
+                            None if weight is None else torch.as_tensor(weight, dtype=logits.dtype),
                             ignore_index=-100 if ignore_index is None else ignore_index,
                             label_smoothing=label_smoothing, reduction=reduction)
 
@@ -803,6 +834,8 @@ CASES = [
     OpCase("binary_cross_entropy_with_logits: large |x|", (ops.Softplus, ops.Where),
            F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits,
            draw_loss(large, labels)),
+    OpCase("binary_cross_entropy_with_logits: pos_weight and weight", (ops.Softplus, ops.Where),
+           F.binary_cross_entropy_with_logits, torch_weighted_bce, draw_weighted_bce),
     OpCase("layer_norm: weight and bias", (LayerNorm,),
            lambda x, w, b, eps: F.layer_norm(x, w, b, eps=eps), torch_layer_norm,
            draw_layer_norm(affine=True)),

@@ -215,6 +215,57 @@ def test_backward_frees_saved_state():
     assert node.freed and node.inputs == ()
 
 
+class FailsOnce(Function):
+    """y = 2x, whose backward raises the first time it runs (then gives dy/dx = 2)."""
+    failed = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return x * 2
+
+    @staticmethod
+    def backward(ctx, grad):
+        if not FailsOnce.failed:
+            FailsOnce.failed = True
+            raise ValueError("boom")
+        return grad * 2
+
+
+def graph_that_fails_part_way():
+    """y = sum(exp(b) * FailsOnce(a)), with a gradient already in b.grad, and the gradients
+    that reached b before FailsOnce's backward raised (a hook notes them)."""
+    FailsOnce.failed = False
+    a, b = f64(3), f64(3, seed=1)
+    b.grad = np.ones(3)
+    reached_b = []
+    b.register_hook(reached_b.append)
+    y = (b.exp() * FailsOnce.apply(a)).sum()
+    return a, b, y, reached_b
+
+
+def test_a_backward_that_raises_part_way_writes_no_grad_and_a_second_says_why_it_cannot():
+    # torch frees the nodes run before the error and keeps the leaves' gradients written so
+    # far: b.grad held half a step that a caught error left behind. Ours writes none.
+    a, b, y, reached_b = graph_that_fails_part_way()
+    with pytest.raises(ValueError, match="boom"):
+        y.backward()
+    assert reached_b                         # b's gradient was computed before the error...
+    assert a.grad is None                    # ...and neither leaf's .grad was written
+    np.testing.assert_array_equal(b.grad, np.ones(3))
+    with pytest.raises(RuntimeError, match=r"freed by an earlier backward\(\) or grad\(\) that "
+                                           r"raised ValueError part way; run the forward again"):
+        y.backward()
+
+
+def test_a_backward_that_raises_part_way_with_retain_graph_can_be_tried_again():
+    a, b, y, _ = graph_that_fails_part_way()
+    with pytest.raises(ValueError, match="boom"):
+        y.backward(retain_graph=True)
+    y.backward()                             # each gradient counted once, not b's twice
+    np.testing.assert_allclose(a.grad, 2 * np.exp(b.data))
+    np.testing.assert_allclose(b.grad, 1 + 2 * a.data * np.exp(b.data))
+
+
 def test_a_chain_of_twenty_thousand_ops_has_no_recursion_limit():
     x = Tensor(1.0, requires_grad=True, dtype=np.float64)
     y = x
@@ -1088,8 +1139,8 @@ def test_cross_entropy_refuses_what_torch_takes_in_its_place():
     # torch's third positional is the class weights, ours ignore_index
     for weight in (np.array([1.0, 2.0, 0.5]), [1.0, 2.0, 0.5], Tensor([1.0, 2.0, 0.5])):
         with pytest.raises(TypeError, match=r"^cross_entropy: ignore_index must be an int or "
-                                            r"None, got an array; class weights \(torch's "
-                                            r"`weight`\) are not supported here$"):
+                                            r"None, got an array; pass class weights by name, "
+                                            r"weight=\.\.\.$"):
             ta.functional.cross_entropy(logits, targets, weight)
     with pytest.raises(TypeError, match=r"ignore_index must be an int or None, got 1\.5$"):
         ta.functional.cross_entropy(logits, targets, 1.5)
@@ -1110,6 +1161,27 @@ def test_cross_entropy_refuses_what_torch_takes_in_its_place():
         ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros((1, 2), np.int64))
     with pytest.raises(ValueError, match=r"got \(3,\)$"):          # no such layout: no hint
         ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros(3, np.int64))
+
+
+def test_loss_weights_that_torch_refuses_are_refused():
+    logits, targets = Tensor(np.zeros((2, 3))), np.array([0, 1])
+    for weight, error, says in [
+            ([1.0, 2.0], ta.ShapeError, r"weight must have shape \(3,\), one number per class, "
+                                        r"got \(2,\)$"),
+            ([1.0, -1.0, 1.0], ValueError, r"weight must be >= 0 for every class, got -1\.0$"),
+            (["a", "b", "c"], TypeError, r"weight must be real numbers, one per class, got <U1$"),
+            (Tensor(np.ones(3), requires_grad=True), ValueError,
+             r"weight is a constant, with no gradient \(as torch's\); pass weight\.detach\(\)$")]:
+        with pytest.raises(error, match="^cross_entropy: " + says):
+            ta.functional.cross_entropy(logits, targets, weight=weight)
+    bce = ta.functional.binary_cross_entropy_with_logits
+    with pytest.raises(ta.ShapeError, match=r"^binary_cross_entropy_with_logits: pos_weight of "
+                                            r"shape \(2, 3\) does not broadcast to the input's "
+                                            r"shape \(3,\)$"):
+        bce(np.zeros(3), np.ones(3), pos_weight=np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"^binary_cross_entropy_with_logits: weight is a "
+                                         r"constant, with no gradient \(as torch's\)"):
+        bce(np.zeros(3), np.ones(3), weight=Tensor(np.ones(3), requires_grad=True))
 
 
 def test_swiglu_and_softcap_refuse_what_they_cannot_compute():

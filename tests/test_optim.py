@@ -485,6 +485,25 @@ def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
     Adam(p, lr=0.0, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)
 
 
+@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
+                                          (AdamW, torch.optim.AdamW)])
+def test_torchs_implementation_switches_are_taken_off_and_refused_on(ours, theirs):
+    # Ported code passes them; off, they change nothing, so a step matches torch's
+    params = make_params(8)
+    twins = torch_twins(params)
+    optimizer = ours(params, lr=0.1, foreach=None, fused=None, differentiable=False)
+    reference = theirs(twins, lr=0.1, foreach=False, fused=None, differentiable=False)
+    set_gradients(params, 0, twins)
+    optimizer.step()
+    reference.step()
+    assert_same(params, twins)
+    for switch in ("foreach", "fused", "differentiable"):
+        with pytest.raises(ValueError, match=rf"^{ours.__name__}: {switch}=True is not offered "
+                                             rf"\(the update is a loop over the parameters, "
+                                             rf"outside the graph\); leave {switch} out$"):
+            ours(params, lr=0.1, **{switch: True})
+
+
 # ---------------------------------------------------------------------------- state dicts
 
 
@@ -812,6 +831,23 @@ def test_clip_grad_norm_matches_torch(max_norm):
     for p, t in zip(params, twins):
         np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
     assert extra.grad is None
+
+
+@pytest.mark.parametrize("norm_type", [1, 3.5, math.inf, "inf"])
+@pytest.mark.parametrize("max_norm", [0.5, 1e3])
+def test_clip_grad_norm_of_another_norm_type_matches_torch(norm_type, max_norm):
+    params = make_params(8)
+    twins = torch_twins(params)
+    set_gradients(params, 0, twins)
+    total = clip_grad_norm(params, max_norm, norm_type=norm_type)
+    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm, norm_type=norm_type)
+    assert total == pytest.approx(reference.item(), rel=1e-12)
+    for p, t in zip(params, twins):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-12)
+    for bad in (0, -1, -math.inf):
+        with pytest.raises(ValueError, match=r"^clip_grad_norm: norm_type must be a number > 0 "
+                                             r"or inf, got "):
+            clip_grad_norm(params, max_norm, norm_type=bad)
 
 
 def test_clip_grad_norm_of_one_tensor_clips_it_as_torch():

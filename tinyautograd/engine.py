@@ -88,7 +88,8 @@ class Context:
     Public, for backward formulas, viz and custom ops:
       `fn` (the Function class), `name`, `inputs` (the input Tensors), `needs_input_grad` (a
       bool per input: which gradients its backward is asked for; under grad(), only those on
-      a path to a wanted input), `output` (the Tensor it produced), `freed`;
+      a path to a wanted input), `output` (the Tensor it produced), `freed` (and
+      `freed_by_error`: the error's type, where a backward that raised freed it);
       `operands` and `result`: the inputs and the output as a backward computes with them:
       their numpy arrays, or, under `create_graph`, the Tensors themselves, so that the formula
       is recorded and connects to the forward graph; `create_graph`: which of the two it is.
@@ -114,6 +115,7 @@ class Context:
     # Function written outside tinyautograd (_CheckedContext) refuses that spelling for those
     # names, to catch its author's slip, and must not refuse the engine.
     freed = False
+    freed_by_error: str | None = None
     backward_of: Context | None = None
     module_path: str | None = None
     _recorded_at = 0      # the engine's clock when the op was recorded (see Tensor._changed_at)
@@ -439,7 +441,7 @@ def _broadcastable(shapes):
 # under one of them would break the engine later, far from the cause.
 _ENGINE_NAMES = frozenset({
     "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
-    "array", "free", "freed", "created_at", "backward_of", "module_path"})
+    "array", "free", "freed", "freed_by_error", "created_at", "backward_of", "module_path"})
 
 
 class _CheckedContext(Context):
@@ -1381,6 +1383,12 @@ class Tensor:
         With `create_graph=True` the gradient is also recorded: `.grad` stays an array, and
         `.grad_tensor` is the same gradient as a Tensor with its graph, to differentiate again
         (`grad(outputs, inputs, create_graph=True)` returns such Tensors directly).
+
+        An error part way (a Function's backward raising, detect_anomaly's check) leaves every
+        `.grad` as it was: they are written once every node has run (torch's keeps those
+        written before the error). Hooks that ran stay run. The nodes run before the error are
+        freed all the same, as torch frees them, so a second backward() refuses, saying so;
+        with `retain_graph=True` nothing is freed, and backward() can be called again.
         """
         if not self.requires_grad:
             raise RuntimeError(f"backward: this tensor does not require a gradient: "
@@ -1552,6 +1560,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
     found = {}
+    # The leaves' gradients are written into .grad only once every node has run: a backward
+    # that raises part way (a custom Function's backward, detect_anomaly's check) leaves every
+    # .grad as it was, so a caught error cannot leave some of them holding half a step. The
+    # nodes run so far are freed all the same (retain_graph=False), as torch frees them: their
+    # saved arrays are what backward's memory comes from.
+    to_accumulate, freed_now = [], []
     # Anomaly mode checks each node's gradients as a whole, blaming the forward op, rather than
     # every small op inside its backward formula.
     check_anomaly, _mode.anomaly = _mode.anomaly, False
@@ -1566,7 +1580,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 if id(t) in wanted_ids:
                     found[id(t)] = grad
                 elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
-                    _accumulate(t, grad, create_graph)
+                    to_accumulate.append((t, grad))
                 node = t.grad_fn
                 if node is None:                           # a leaf: the chain ends here
                     continue
@@ -1583,6 +1597,14 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                         _add_path(grads, inp, g)
                 if not retain_graph:
                     node.free()
+                    freed_now.append(node)
+            for t, grad in to_accumulate:
+                _accumulate(t, grad, create_graph)
+    except BaseException as error:
+        # A later backward through these nodes says why they are gone (see _freed)
+        for node in freed_now:
+            node.__dict__["freed_by_error"] = type(error).__name__
+        raise
     finally:
         _mode.anomaly = check_anomaly
     return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
@@ -1652,6 +1674,13 @@ def _topological_order(roots, wanted_ids=frozenset()):
 
 
 def _freed(node):
+    failed = node.freed_by_error
+    if failed:
+        # That backward wrote no .grad (see _run_backward), but its nodes' saved arrays are gone
+        return RuntimeError(f"backward: the graph through {node.name} was freed by an earlier "
+                            f"backward() or grad() that raised {failed} part way; run the "
+                            f"forward again, or pass retain_graph=True to backward() to keep the "
+                            f"graph for another try after an error")
     return RuntimeError(f"backward: the graph through {node.name} was already freed by an "
                         f"earlier backward() or grad(); pass retain_graph=True to that earlier "
                         f"call to go through the graph again")

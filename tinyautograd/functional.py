@@ -54,13 +54,20 @@ class CrossEntropy(Function):
         loss_i = -sum_c q_c log p_c,   p = softmax(logits_i)
         dloss_i/dlogits_i = p - q
 
-    An ignored row (its target equal to ignore_index) has loss 0 and gradient 0. Then the
-    reduction: 'none' gives each row's loss_i, 'sum' their sum, 'mean' their mean over the
-    rows that count (the sum divided by how many are not ignored).
+    With class weights w (torch's `weight`, constants), each class's term is scaled by its
+    weight, q_c = (1 - eps) w_t onehot_c + eps/V w_c, and q no longer sums to 1:
+
+        loss_i = -sum_c q_c log p_c,   dloss_i/dlogits_i = (sum_c q_c) p - q
+
+    (w = 1 gives the first form.) An ignored row (its target equal to ignore_index) has loss 0
+    and gradient 0. Then the reduction: 'none' gives each row's loss_i, 'sum' their sum, 'mean'
+    their sum divided by the rows that count: by how many are not ignored, or, with class
+    weights, by the sum of their targets' weights w_t, as torch's.
     """
 
     @staticmethod
-    def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+    def forward(ctx, logits, targets, ignore_index=None, label_smoothing=0.0, reduction="mean",
+                class_weight=None):
         logits = ops._floating(logits)            # integer logits: a float32 loss, not a cut one
         # float16 computes in float32, as log_softmax (`ops.compute_dtype`): a row's sum of
         # e^(x - max) over 70,000 classes is inf in float16. The loss is rounded back.
@@ -84,28 +91,39 @@ class CrossEntropy(Function):
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         picked = (np.arange(len(row_targets)), row_targets)               # row i, class t_i
         nll = -log_probs[picked]                                          # (N,)
+        if class_weight is not None:
+            class_weight = class_weight.astype(log_probs.dtype)
+            target_weight = class_weight[row_targets]                     # w_t: (N,)
+            nll *= target_weight
         if label_smoothing:
-            nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=1)
+            # -sum_c (eps/V) w_c log p_c: the mean of log p, weighted by w if there is one
+            smooth = (log_probs.mean(axis=1) if class_weight is None
+                      else log_probs @ class_weight / logits.shape[-1])
+            nll = (1 - label_smoothing) * nll - label_smoothing * smooth
         if keep is not None:
             nll = np.where(keep, nll, 0)                                  # ignored: 0
-        count = len(row_targets) if keep is None else int(keep.sum())
+        # What the mean divides by: the rows that count, or the sum of their targets' weights
+        if class_weight is None:
+            count = len(row_targets) if keep is None else int(keep.sum())
+        else:
+            count = (target_weight if keep is None else target_weight[keep]).sum()
         # What backward needs: log p, and each row's weight in the reduction, a constant: 1
-        # for 'sum' and 'none', 1/count for 'mean', and 0 for an ignored row. With every row
-        # ignored, the mean is 0/0 = nan and the gradient 0, as torch's: every weight is 0
-        # (max: not 0/0 = nan).
+        # for 'sum' and 'none', 1/count for 'mean', and 0 for an ignored row. With nothing to
+        # divide by, the mean is 0/0 = nan, as torch's; so is the gradient of the rows that
+        # count (their weights summed to 0), while that of an ignored row stays 0, as torch's.
         ctx.log_probs, ctx.picked, ctx.label_smoothing = log_probs, picked, label_smoothing
-        scale = 1 / max(count, 1) if reduction == "mean" else 1
+        ctx.class_weight = class_weight
+        scale = 1 if reduction != "mean" else 1 / count if count else np.nan
         if keep is None:               # every row counts alike: one number broadcasts
             row_weight = np.float64(scale)
         else:                          # a column (N, 1): the scale for a kept row, 0 if ignored
-            row_weight = (keep * scale)[:, None]
+            row_weight = np.where(keep, scale, 0)[:, None]
         ctx.row_weight = row_weight.astype(logits.dtype)
         if reduction == "none":
             return nll.reshape(targets.shape).astype(dtype)
         if reduction == "sum":
             return np.asarray(nll.sum(), dtype=dtype)
-        with np.errstate(invalid="ignore"):
-            return np.asarray(nll.sum() / count, dtype=dtype)
+        return np.asarray(nll.sum() / count if count else np.nan, dtype=dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -121,17 +139,22 @@ class CrossEntropy(Function):
             log_probs = ctx.log_probs
         if ctx.reduction == "none":    # one incoming gradient per row: a column (N, 1)
             grad = grad.reshape(-1, 1)
-        eps = ctx.label_smoothing
-        q = np.full(log_probs.shape, eps / n_class, dtype=ctx.log_probs.dtype)   # (N, V)
-        q[ctx.picked] += 1 - eps
-        d_rows = exp(log_probs) - q                                       # p - q
+        eps, w = ctx.label_smoothing, ctx.class_weight
+        if w is None:
+            q = np.full(log_probs.shape, eps / n_class, dtype=ctx.log_probs.dtype)   # (N, V)
+            q[ctx.picked] += 1 - eps
+            d_rows = exp(log_probs) - q                                   # p - q
+        else:
+            q = np.tile(eps / n_class * w, (len(log_probs), 1))           # (N, V)
+            q[ctx.picked] += (1 - eps) * w[ctx.picked[1]]
+            d_rows = exp(log_probs) * q.sum(axis=1, keepdims=True) - q    # (sum q) p - q
         d_rows *= grad * ctx.row_weight                              # the reduction's weights
         return d_rows.reshape(logits.shape), None
 
 
 def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
                   ignore_index: int | None = None, label_smoothing: float = 0.0, *,
-                  reduction: str = "mean") -> Tensor:
+                  reduction: str = "mean", weight: Tensor | ArrayLike | None = None) -> Tensor:
     """Cross-entropy of `logits` (..., V) against integer `targets` (...). Classes are on the
     last axis, which suits (B, T, V) language-model logits (torch puts them on axis 1).
     `label_smoothing` eps in [0, 1] trains towards (1 - eps) onehot + eps / V instead of the
@@ -141,13 +164,18 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     `reduction`, as torch's: 'mean' (the default) averages the losses of the targets that
     count; 'sum' adds them; 'none' gives each target's loss, shape (...), 0 where ignored.
     With no target that counts (all ignored, or none) the mean is 0/0: the loss is NaN and
-    the gradient 0, as torch's; a training step should skip such a batch."""
+    the gradient 0, as torch's; a training step should skip such a batch.
+
+    `weight` (keyword-only), torch's class weights: V numbers >= 0, constants (no gradient, as
+    torch's); each target's loss is scaled by its class's weight, and the label-smoothing term
+    by each class's, as torch's. 'mean' then divides by the sum of the counted targets' weights,
+    not by how many there are: torch's weighted mean."""
     # torch's third positional is the class weights; a weights array passed here would be
     # taken for ignore_index, giving an unweighted loss or numpy's broadcast error.
     if ignore_index is not None and not isinstance(ignore_index, (int, np.integer)):
         if isinstance(ignore_index, Tensor) or np.ndim(ignore_index) > 0:
             raise TypeError("cross_entropy: ignore_index must be an int or None, got an array; "
-                            "class weights (torch's `weight`) are not supported here")
+                            "pass class weights by name, weight=...")
         raise TypeError(f"cross_entropy: ignore_index must be an int or None, got "
                         f"{ignore_index!r}")
     _check_reduction("cross_entropy", reduction)
@@ -178,10 +206,33 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
         raise IndexError(f"cross_entropy: target {bad} is out of range for {n_class} "
                          f"classes{hint}")
     _check_probability("cross_entropy", "label_smoothing", label_smoothing)
+    class_weight = None if weight is None else _class_weight(weight, n_class)
     targets = Tensor(targets, dtype=targets.dtype)
     targets.name = name
     return CrossEntropy.apply(logits, targets, ignore_index=ignore_index,
-                              label_smoothing=label_smoothing, reduction=reduction)
+                              label_smoothing=label_smoothing, reduction=reduction,
+                              class_weight=class_weight)
+
+
+def _class_weight(weight, n_class):
+    """cross_entropy's `weight` as a numpy array of V numbers >= 0, refused otherwise."""
+    if isinstance(weight, Tensor):
+        if weight.requires_grad:
+            # torch's raises at backward: "the derivative for 'weight' is not implemented"
+            raise ValueError("cross_entropy: weight is a constant, with no gradient (as torch's);"
+                             " pass weight.detach()")
+        weight = weight.data
+    weight = np.asarray(weight)
+    if weight.dtype.kind not in "iuf":
+        raise TypeError(f"cross_entropy: weight must be real numbers, one per class, got "
+                        f"{weight.dtype}")
+    if weight.shape != (n_class,):
+        raise ShapeError(f"cross_entropy: weight must have shape ({n_class},), one number per "
+                         f"class, got {weight.shape}")
+    if not (weight >= 0).all():
+        raise ValueError("cross_entropy: weight must be >= 0 for every class, got "
+                         f"{weight.min()}")
+    return weight
 
 
 def _check_probability(where, name, value):
@@ -251,7 +302,9 @@ def mse_loss(input: Tensor | ArrayLike, target: Tensor | ArrayLike, *,
 
 
 def binary_cross_entropy_with_logits(input: Tensor | ArrayLike, target: Tensor | ArrayLike, *,
-                                     reduction: str = "mean") -> Tensor:
+                                     reduction: str = "mean",
+                                     weight: Tensor | ArrayLike | None = None,
+                                     pos_weight: Tensor | ArrayLike | None = None) -> Tensor:
     """Binary cross-entropy of the probabilities p = sigmoid(x) of logits `input` x against
     `target` y (labels 0 and 1, or soft ones in [0, 1]), elementwise, then reduced as
     mse_loss's `reduction`:
@@ -265,11 +318,47 @@ def binary_cross_entropy_with_logits(input: Tensor | ArrayLike, target: Tensor |
     forms, each is taken where it adds numbers of one sign: the first for x < 0, the second
     for x >= 0. The other would subtract |x| from softplus(|x|), nearly equal, and lose the
     small loss of a confident right answer (x = 20, y = 1: 2e-9). `input` and `target` must
-    have the same shape, as torch's; both get gradients."""
-    _check_reduction("binary_cross_entropy_with_logits", reduction)
-    x, y = _loss_operands("binary_cross_entropy_with_logits", input, target)
-    losses = where(x.data >= 0, softplus(-x) + (1 - y) * x, softplus(x) - x * y)
+    have the same shape, as torch's; both get gradients.
+
+    torch's `pos_weight` a scales the positive term, and `weight` w each element's loss,
+    before the reduction (both broadcast to the input's shape; constants, as torch's):
+
+        loss = -w (a y log p + (1 - y) log(1 - p))
+             = w ((a y + 1 - y) softplus(x) - a y x)  =  w ((a y + 1 - y) softplus(-x) + (1 - y) x)
+
+    a > 1 counts the positives for more (a = negatives / positives evens out a rare class)."""
+    name = "binary_cross_entropy_with_logits"
+    _check_reduction(name, reduction)
+    x, y = _loss_operands(name, input, target)
+    if pos_weight is None:
+        losses = where(x.data >= 0, softplus(-x) + (1 - y) * x, softplus(x) - x * y)
+    else:
+        a = _elementwise_weight(name, "pos_weight", pos_weight, x)
+        a_y = a * y
+        scale = a_y + (1 - y)                        # of softplus, in both forms
+        losses = where(x.data >= 0, scale * softplus(-x) + (1 - y) * x,
+                       scale * softplus(x) - a_y * x)
+    if weight is not None:
+        losses = losses * _elementwise_weight(name, "weight", weight, x)
     return _reduced(losses, reduction)
+
+
+def _elementwise_weight(op, what, weight, x):
+    """A loss's `weight` or `pos_weight` as a constant Tensor of x's dtype, refused unless its
+    shape broadcasts to x's (a larger one would change the loss's shape)."""
+    if isinstance(weight, Tensor) and weight.requires_grad:
+        # torch's refuses it too: "not differentiable with respect to argument 'weight'"
+        raise ValueError(f"{op}: {what} is a constant, with no gradient (as torch's); pass "
+                         f"{what}.detach()")
+    weight = Tensor._make(_lift(weight, x, f"{op}: {what}").data.astype(x.dtype, copy=False))
+    try:
+        fits = np.broadcast_shapes(weight.shape, x.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(f"{op}: {what} of shape {weight.shape} does not broadcast to the "
+                         f"input's shape {x.shape}")
+    return weight
 
 
 # ---------------------------------------------------------------------------- layer norm

@@ -331,6 +331,18 @@ def _set_refused():
                      "list(model.parameters())")
 
 
+def _refuse_unoffered(optimizer, foreach, fused, differentiable):
+    """torch's implementation switches, accepted where they change nothing here: None or False.
+    Asked for, they are refused rather than ignored: every update here is one loop over the
+    parameters, on numpy arrays outside the graph (float16 ones already update in float32, as
+    torch's fused optimizers)."""
+    for name, value in (("foreach", foreach), ("fused", fused),
+                        ("differentiable", differentiable)):
+        if value:
+            raise ValueError(f"{optimizer}: {name}=True is not offered (the update is a loop "
+                             f"over the parameters, outside the graph); leave {name} out")
+
+
 def _check_options(optimizer, group):
     """Refuse the options torch refuses: a negative lr, momentum, weight decay or eps (NaN
     too), a beta outside [0, 1). A typo there would train silently in the wrong direction."""
@@ -364,7 +376,8 @@ class SGD(Optimizer):
     the buffer's next push, looking one step ahead, and needs momentum > 0 and dampening = 0.
     `maximize=True` (torch's option) climbs the objective instead of descending it: a reward,
     a log-likelihood. `dampening`, `nesterov` and `maximize` are keyword-only: torch's SGD
-    takes dampening third, where this one takes weight_decay.
+    takes dampening third, where this one takes weight_decay. torch's `foreach`, `fused` and
+    `differentiable` are taken as None or False only (see `_refuse_unoffered`).
     """
 
     # Options a state saved before they existed lacks; it loads with these values.
@@ -372,7 +385,9 @@ class SGD(Optimizer):
 
     def __init__(self, params: Params, lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0, *, dampening: float = 0.0,
-                 nesterov: bool = False, maximize: bool = False) -> None:
+                 nesterov: bool = False, maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        _refuse_unoffered("SGD", foreach, fused, differentiable)
         super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
                                       dampening=dampening, nesterov=nesterov,
                                       maximize=maximize))
@@ -424,7 +439,8 @@ class Adam(Optimizer):
     `amsgrad=True` (Reddi et al., 2018, torch's option) divides by the largest v seen so far
     (v_max, kept as the state's 'max_exp_avg_sq'; the running v itself goes on as before), so
     a coordinate's step size never grows back after a spell of large gradients. `maximize=True`
-    (keyword-only, as torch's) climbs the objective instead of descending it.
+    (keyword-only, as torch's) climbs the objective instead of descending it. torch's
+    `foreach`, `fused` and `differentiable` are taken as None or False only.
     """
 
     decoupled_weight_decay = False
@@ -434,7 +450,9 @@ class Adam(Optimizer):
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        _refuse_unoffered(type(self).__name__, foreach, fused, differentiable)
         super().__init__(params, dict(lr=lr, betas=tuple(betas) if np.iterable(betas)
                                       else betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
@@ -501,8 +519,10 @@ class AdamW(Adam):
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01, amsgrad: bool = False, *,
-                 maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+                 maximize: bool = False, foreach: bool | None = None,
+                 differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         foreach=foreach, differentiable=differentiable, fused=fused)
 
 
 def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
@@ -526,7 +546,8 @@ def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
-                   total_norm: float | None = None, error_if_nonfinite: bool = False) -> float:
+                   total_norm: float | None = None, error_if_nonfinite: bool = False,
+                   norm_type: float = 2.0) -> float:
     """Scale all gradients together so that their overall L2 norm is at most about `max_norm`.
 
         total = sqrt(sum over all gradients of sum(grad^2))
@@ -551,12 +572,19 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     math.sqrt of the sum of every gradient's `sum_of_squares`, in the parameters' order).
     It is keyword-only: torch's clip_grad_norm_ takes norm_type third, and a 2 passed there
     must not be taken for a norm.
+
+    `norm_type` (keyword-only here), as torch's: the p of the p-norm of all the gradients
+    together, (sum |g|^p)^(1/p) (1: the sum of |g|), or inf (the largest |g|).
     """
     if isinstance(params, Tensor):
         params = [params]
+    norm_type = float(norm_type)                 # torch's takes "inf" too
+    if not norm_type > 0:
+        raise ValueError(f"clip_grad_norm: norm_type must be a number > 0 or inf, got "
+                         f"{norm_type}")
     grads = [p.grad for p in params if p.grad is not None]
     if total_norm is None:
-        total_norm = math.sqrt(sum(sum_of_squares(g) for g in grads))
+        total_norm = _total_norm(grads, norm_type)
     if error_if_nonfinite and not math.isfinite(total_norm):
         raise RuntimeError(f"clip_grad_norm: the gradients' total norm is {total_norm}, so they "
                            f"cannot be clipped; find the op that made it by running the step "
@@ -571,6 +599,16 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
             for g in grads:
                 g *= scale
     return total_norm
+
+
+def _total_norm(grads, p):
+    """The p-norm of all the gradients together, as a Python float (summed in float64)."""
+    if p == 2:                            # the usual one: a dot product each (sum_of_squares)
+        return math.sqrt(sum(sum_of_squares(g) for g in grads))
+    if p == math.inf:
+        return max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
+    total = sum(float(np.sum(np.abs(g, dtype=np.float64) ** p)) for g in grads)
+    return total ** (1 / p)
 
 
 def sum_of_squares(grad: np.ndarray) -> float:
