@@ -89,6 +89,24 @@ def test_the_examples_of_every_help_name_the_program_as_it_was_run():
             assert f"  python cli.py {first.removeprefix('tinyformer ')}" in shown, shown
 
 
+def test_the_examples_keep_their_layout_under_a_longer_program_name():
+    # `bench --help` carried one example's comment on to a second line, indented to the
+    # column of the comments: under `python -m tinyformer_cli`, whose name shifts every
+    # example line but that one, it stood apart from its comment. And `train --help` had two
+    # comments one column left of the others.
+    for path, _ in commands():
+        shown = CliRunner().invoke(main, [*path, "--help"],
+                                   prog_name="python -m tinyformer_cli").stdout
+        lines = shown.split("Examples:\n")[1].split("\n\n")[0].splitlines()
+        indent = len(lines[0]) - len(lines[0].lstrip())
+        for before, line in zip(lines, lines[1:]):
+            if len(line) - len(line.lstrip()) > indent:       # only a command's next line
+                assert before.endswith("\\"), (path, before, line)
+        columns = {match.end() for line in lines
+                   if (match := re.match(r"\s*python -m tinyformer_cli \S.*?\S {2,}", line))}
+        assert all(abs(a - b) > 2 for a in columns for b in columns if a != b), (path, columns)
+
+
 def test_a_bug_report_is_asked_for_with_the_program_as_it_was_run(monkeypatch):
     import tinyformer_cli
 

@@ -776,8 +776,8 @@ Examples:
   tinyformer train                                   a small GPT on the built-in stories
   tinyformer train --corpus input.txt --out runs/shakespeare
   tinyformer train --model bert                      learns to fill in a hidden colour
-  tinyformer train --config run.toml --lr 3e-4      flags override the file
-  tinyformer train --resume runs/shakespeare        continue after Ctrl-C, SIGTERM or a crash
+  tinyformer train --config run.toml --lr 3e-4       flags override the file
+  tinyformer train --resume runs/shakespeare         continue after Ctrl-C, SIGTERM or a crash
 
 \b
 Defaults depend on the data: the built-in corpus trains a 2-layer GPT in under a minute; a
@@ -1556,8 +1556,7 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 @main.command(short_help="Time our engine beside PyTorch eager.",
               epilog="""\b
 Examples:
-  tinyformer bench --quick                  the default benchmarks (not those run only on
-                                            request, which --list marks), briefly: about a minute
+  tinyformer bench --quick                  the default benchmarks, briefly: about a minute
   tinyformer bench --case loaded            beside a busy core, each engine as a user runs it
   tinyformer bench --only gpt2 --threads 2  GPT-2 small (124M) generating, ours and PyTorch's
   tinyformer bench --only builtin_run       tinyformer train, quiet and beside a busy core
