@@ -743,6 +743,11 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
      "rope_scaling has rope_type 'linear': a scaled RoPE"),
     ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
     ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
+    # A Llama's window is read by transformers' generate but not by its forward pass.
+    ({"sliding_window": 4}, None, "sliding_window is 4: sliding-window attention, which "
+                                  "tinyformer does not compute; if the model attends to every "
+                                  "position, set it to null"),
+    ({"sliding_window": "4"}, None, "sliding_window is \"4\": sliding-window attention"),
     ({"layer_types": ["full_attention", "sliding_attention"]}, None,
      "layer_types holds 'sliding_attention'"),
     ({"layer_types": 2}, None, "layer_types must be a list of each layer's kind of attention, "
@@ -817,6 +822,17 @@ def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     shutil.copy(llama_dir / "model.safetensors", tmp_path)
     theirs = LlamaConfig.from_pretrained(tmp_path).rope_parameters["rope_theta"]
     assert GPT.from_pretrained(tmp_path).config["rope_theta"] == theirs
+
+
+@pytest.mark.parametrize("window", [None, CONTEXT, 10 * CONTEXT])
+def test_a_llamas_sliding_window_of_the_whole_context_or_none_loads(llama_dir, tmp_path, window):
+    # transformers' generate then keeps every position's keys: full attention, ours
+    config = json.loads((llama_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "sliding_window": window}))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    idx = tokens((1, 6))
+    np.testing.assert_array_equal(GPT.from_pretrained(tmp_path)(idx).data,
+                                  GPT.from_pretrained(llama_dir)(idx).data)
 
 
 def test_swish_is_silu_as_transformers_reads_it(llama_dir, tmp_path):

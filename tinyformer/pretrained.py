@@ -546,6 +546,15 @@ def _llama_settings(config, path):
         raise PretrainedError(f"{path}: attention_bias is {json.dumps(c['attention_bias'])} "
                               f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
                               f"one for every layer")
+    # A Llama's sliding_window (a Mistral converted to the llama type keeps its 4096) is read by
+    # transformers' generate, whose cache then holds the last that many positions' keys alone,
+    # but not by its forward pass: the same model computes two functions, neither of them ours
+    # for long texts. (Qwen3's is read only where use_sliding_window is on, refused above.)
+    window = c.get("sliding_window") if model_type == "llama" else None
+    if window is not None and not (type(window) is int and window >= c["max_position_embeddings"]):
+        raise PretrainedError(f"{path}: sliding_window is {json.dumps(window)}: sliding-window "
+                              f"attention, which tinyformer does not compute; if the model "
+                              f"attends to every position, set it to null")
     layer_types = c.get("layer_types") or []
     if not isinstance(layer_types, list):
         raise PretrainedError(f"{path}: layer_types must be a list of each layer's kind of "
