@@ -718,6 +718,21 @@ def test_train_refuses_an_empty_out_before_training(corpus):
     assert "Training" not in result.stderr
 
 
+def test_a_value_error_from_training_a_tokenizer_is_a_bug_of_ours_not_the_texts(
+        tmp_path, corpus, monkeypatch):
+    """The text is checked as it is read (exit 2); a ValueError from the training itself is
+    ours (exit 1), where it was said as the user's bad input."""
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    monkeypatch.setattr(tokenizers.BPETokenizer, "train", broken)
+    result = run("train", corpus, "--vocab-size", 300, "--out", tmp_path / "tok.json")
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    assert_input_error(run("train", tmp_path / "empty.txt", "--out", tmp_path / "tok.json"),
+                       "is empty")
+
+
 @pytest.mark.parametrize("out", ["new-dir/", "corpus.txt/"])
 def test_train_refuses_an_out_ending_in_a_separator_before_training(tmp_path, corpus, out):
     # A directory's path that names none (or a file): found only by the save, after the

@@ -787,6 +787,23 @@ def test_bad_train_input(files, args, phrases):
     assert snapshot(files) == before and not (files / "runs").exists()
 
 
+def test_a_value_error_from_building_a_run_is_a_bug_of_ours_not_the_settings(tmp_path,
+                                                                              monkeypatch):
+    """Opening a run checks what the user gave (exit 2), then builds the data and the model
+    from it: a ValueError from the building is ours (exit 1), where it was said as the user's
+    bad input."""
+    from tinyformer.train import MODELS
+
+    def broken(**config):
+        raise ValueError("operands could not be broadcast together")
+    monkeypatch.setitem(MODELS, "gpt", broken)
+    result = tinyformer("train", *TINY, "--iters", 1, "--out", tmp_path / "run")
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    assert_input_error(tinyformer("train", *TINY, "--n-layer", 0, "--out", tmp_path / "run"),
+                       "--n-layer must be a whole number >= 1, got 0")
+
+
 @pytest.mark.parametrize("args, phrase", [
     (["train", "--prompt", "hi"], "No such option '--prompt': it is an option of "
                                   "`tinyformer generate`"),

@@ -165,6 +165,25 @@ def test_bad_metrics_are_one_line_value_errors(tmp_path, content, message):
     assert not (tmp_path / "loss.png").exists()
 
 
+def test_a_value_error_from_drawing_the_curves_is_a_bug_of_ours_not_the_metrics(tmp_path,
+                                                                                 monkeypatch):
+    """Metrics not as a run writes them are the input's fault (exit 2); a ValueError from
+    drawing them is ours (exit 1), where it was said as the user's bad input."""
+    import viz.plots
+
+    run = write_metrics(tmp_path / "run")
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    monkeypatch.setattr(viz.plots, "metrics_figure", broken)
+    result = tinyformer("plot", run)
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    monkeypatch.undo()
+    (run / "metrics.jsonl").write_text("not json at all\n", encoding="utf-8")
+    result = tinyformer("plot", run)
+    assert result.exit_code == 2 and "line 1 is not JSON" in result.stderr, result.output
+
+
 @pytest.mark.parametrize("tail", [
     '{"step": 41, "train_loss": NaN, "lr": NaN}\n',                   # a diverged run
     '{"step": 41, "train_loss": Infinity, "val_loss": -Infinity}\n',

@@ -35,7 +35,7 @@ from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
                          PretrainedError, is_llama_family, load_gpt2_tokenizer, read_eos_ids,
                          read_tokenizer_json, save_gpt2_tokenizer)
-from .schema import Optional, Whole, check_settings
+from .schema import BadInput, Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      holds_pretrained_weights, is_ours, load_arrays, load_tokenizer_for,
                      read_config, read_config_json)
@@ -96,8 +96,8 @@ def check_built_as(model: Any, kind: str, model_config: dict[str, Any], source: 
     for key in keys or dict.fromkeys([*model_config, *model.config]):   # each once, in order
         mine, theirs = model.config.get(key), model_config.get(key)
         if mine != theirs:
-            raise ValueError(f"model: its {key} is {mine!r}, where {source} {theirs!r}; build "
-                             f"it with {key}={theirs!r}")
+            raise BadInput(f"model: its {key} is {mine!r}, where {source} {theirs!r}; build "
+                           f"it with {key}={theirs!r}")
 
 
 def check_model_class(model: Any, kind: str, source: str) -> None:
@@ -105,8 +105,8 @@ def check_model_class(model: Any, kind: str, source: str) -> None:
     of it): check_built_as's first check, which needs no config."""
     cls = MODELS[kind]
     if not isinstance(model, cls):
-        raise ValueError(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
-                         f"{type(model).__name__}")
+        raise BadInput(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
+                       f"{type(model).__name__}")
 
 
 def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | None,
@@ -149,9 +149,9 @@ def check_same_modules(mine: list[str], own: list[str], directory: str) -> None:
     `directory` records (`own`): a run goes on only with a model built as it was."""
     if mine != own:
         advice = "give a model built as that run's was" if own else "pass no model"
-        raise ValueError(f"model: its modules of your own are {', '.join(mine) or 'none'}, "
-                         f"where the run in {directory!r} holds {', '.join(own) or 'none'}; "
-                         f"{advice}")
+        raise BadInput(f"model: its modules of your own are {', '.join(mine) or 'none'}, "
+                       f"where the run in {directory!r} holds {', '.join(own) or 'none'}; "
+                       f"{advice}")
 
 
 def check_finite_weights(model: nn.Module, where: StrPath) -> None:
@@ -195,8 +195,8 @@ def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | N
     if not is_ours(config) and ("model_type" in config
                                 or (pretrained and holds_pretrained_weights(directory))):
         if model is not None:
-            raise ValueError(f"model: {directory!r} is a Hugging Face model's directory, "
-                             f"which builds its own model; load it without model=")
+            raise BadInput(f"model: {directory!r} is a Hugging Face model's directory, "
+                           f"which builds its own model; load it without model=")
         model, tokenizer, config = load_pretrained(directory)
         check_finite_weights(model, directory)
         return model, tokenizer, config

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .files import shown
+from .schema import BadInput
 from .tokenizers import BPETokenizer
 
 # --------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ def _check_batch_shape(batch_size: int, context: int) -> None:
     NaN), and fail on a batch size of 0 in its own words ("need at least one array to stack")."""
     for name, value in (("batch_size", batch_size), ("context", context)):
         if operator.index(value) < 1:
-            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            raise BadInput(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def lm_batch(tokens: np.ndarray, batch_size: int, context: int,
@@ -126,8 +127,8 @@ def lm_batch(tokens: np.ndarray, batch_size: int, context: int,
     inputs x (B, T) and targets y (B, T), y being x shifted one token to the left."""
     _check_batch_shape(batch_size, context)
     if len(tokens) <= context:
-        raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
-                         f"{context + 1}; use a longer text or a smaller --context")
+        raise BadInput(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
+                       f"{context + 1}; use a longer text or a smaller --context")
     starts = rng.integers(0, len(tokens) - context, batch_size)
     x = np.stack([tokens[s:s + context] for s in starts]).astype(np.int64)
     y = np.stack([tokens[s + 1:s + 1 + context] for s in starts]).astype(np.int64)
@@ -144,8 +145,8 @@ def line_batch(tokens: np.ndarray, batch_size: int, context: int, newline_id: in
     are, the rows are the examples themselves, each from its start, as a prompt is."""
     _check_batch_shape(batch_size, context)
     if len(tokens) <= context:
-        raise ValueError(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
-                         f"{context + 1}; use a longer text or a smaller --context")
+        raise BadInput(f"the corpus has {len(tokens)} tokens, fewer than context + 1 = "
+                       f"{context + 1}; use a longer text or a smaller --context")
     rows = []
     for s in rng.integers(0, len(tokens) - context, batch_size):
         ahead = np.asarray(tokens[s:s + 2 * context + 1])
@@ -268,10 +269,10 @@ class Seq2SeqTask:
     def __init__(self, name: str, min_len: int = 4, max_len: int = 10, n_train: int = 20_000,
                  n_val: int = 500, seed: int = 0) -> None:
         if name not in TASKS:
-            raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+            raise BadInput(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
         if not 2 <= min_len <= max_len:
-            raise ValueError(f"task lengths must satisfy 2 <= min_len <= max_len, got "
-                             f"{min_len} and {max_len}")
+            raise BadInput(f"task lengths must satisfy 2 <= min_len <= max_len, got "
+                           f"{min_len} and {max_len}")
         self.name, self.min_len, self.max_len = name, min_len, max_len
         self.n_sources = n_sources(name, min_len, max_len)
         if self.n_sources >= n_train + n_val:
@@ -303,9 +304,9 @@ class Seq2SeqTask:
         character that is none of them (list.index said only "'a' is not in list")."""
         for position, char in enumerate(text):
             if char not in TASK_SYMBOLS:
-                raise ValueError(f"Seq2SeqTask.encode: {char!r} at position {position} of "
-                                 f"{shown(text)} is no symbol of the tasks: they are written with "
-                                 f"the digits 0 to 9 and +")
+                raise BadInput(f"Seq2SeqTask.encode: {char!r} at position {position} of "
+                               f"{shown(text)} is no symbol of the tasks: they are written with "
+                               f"the digits 0 to 9 and +")
         return [SYMBOLS.index(c) for c in text]
 
     @staticmethod

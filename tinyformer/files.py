@@ -22,7 +22,7 @@ import stat
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
 
-from .schema import Text
+from .schema import BadInput, Text
 
 CHUNK_BYTES = 1 << 20          # 1 MiB at a time
 
@@ -43,8 +43,8 @@ def check_text_file(path: StrPath, what: str = "file") -> int:
     reading takes, is refused, before that."""
     check_not_dash(path, what, None)
     if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
-        raise ValueError(f"{what} {path!r} is a pipe or a device, not a file, and a {what} is "
-                         f"read more than once; save the text to a file and give that")
+        raise BadInput(f"{what} {path!r} is a pipe or a device, not a file, and a {what} is "
+                       f"read more than once; save the text to a file and give that")
     for _ in iter_text(path, what):
         pass
     return os.path.getsize(path)
@@ -55,9 +55,9 @@ def check_not_dash(path: StrPath, what: str, piped: str | None) -> None:
     where here a path is always a file's name. The message says how to read a text piped in
     (`piped`, where the reader can), else to save it to a file."""
     if os.fspath(path) == "-" and not os.path.exists(path):
-        raise ValueError(f"{what} '-' does not exist: '-' is read as a file's name, not as the "
-                         f"standard input; to read a text piped in, "
-                         f"{piped or 'save it to a file and give that'}")
+        raise BadInput(f"{what} '-' does not exist: '-' is read as a file's name, not as the "
+                       f"standard input; to read a text piped in, "
+                       f"{piped or 'save it to a file and give that'}")
 
 
 def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
@@ -74,9 +74,9 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
     check_not_dash(path, what, "give /dev/stdin" if os.path.exists("/dev/stdin") else None)
     check_exists(path, what)
     if os.path.isdir(path):
-        raise ValueError(f"{what} {path!r} is a directory; give a text file")
+        raise BadInput(f"{what} {path!r} is a directory; give a text file")
     # Empty is found by reading: a pipe (/dev/stdin) has no size to ask for beforehand.
-    empty = ValueError(f"{what} {path!r} is empty; give a file with some text")
+    empty = BadInput(f"{what} {path!r} is empty; give a file with some text")
     decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(),
                                            translate=True)
     offset = 0
@@ -95,8 +95,8 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
             if nul >= 0:
                 if offset == 0:
                     check_not_utf16_unmarked(block, path, what)
-                raise ValueError(f"{what} {path!r} holds a NUL byte at offset {offset + nul}: "
-                                 f"it looks binary; give a UTF-8 text file")
+                raise BadInput(f"{what} {path!r} holds a NUL byte at offset {offset + nul}: "
+                               f"it looks binary; give a UTF-8 text file")
             # The decoder may hold the first bytes of a character cut by the previous block;
             # an error's e.start counts from them.
             held = len(decoder.getstate()[0])
@@ -105,9 +105,9 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
             except UnicodeDecodeError as e:
                 bad = e.start - held                 # in `block`; < 0: in the held bytes
                 line = lines_before + block.count(b"\n", 0, max(0, bad)) + 1
-                raise ValueError(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
-                                 f"{max(0, offset + bad)}, on line {line}); convert it to "
-                                 f"UTF-8, e.g. from Latin-1: iconv -f latin1 -t utf-8") from None
+                raise BadInput(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
+                               f"{max(0, offset + bad)}, on line {line}); convert it to "
+                               f"UTF-8, e.g. from Latin-1: iconv -f latin1 -t utf-8") from None
             if text:
                 read_any = True
                 yield text
@@ -137,8 +137,8 @@ def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
         return
     why = separator_after_file(path)
     if why:
-        raise ValueError(f"{what} {why}")
-    raise ValueError(missing or f"{what} {os.fspath(path)!r} does not exist; check the path")
+        raise BadInput(f"{what} {why}")
+    raise BadInput(missing or f"{what} {os.fspath(path)!r} does not exist; check the path")
 
 
 def separator_after_file(path: StrPath) -> str | None:
@@ -160,8 +160,8 @@ def check_not_utf16(start: bytes, path: StrPath, what: str) -> None:
     NUL bytes would otherwise make it look binary."""
     for mark, encoding in OTHER_ENCODINGS:
         if start.startswith(mark):
-            raise ValueError(f"{what} {path!r} is {encoding} text, not UTF-8; convert it, e.g. "
-                             f"iconv -f {encoding.lower()} -t utf-8")
+            raise BadInput(f"{what} {path!r} is {encoding} text, not UTF-8; convert it, e.g. "
+                           f"iconv -f {encoding.lower()} -t utf-8")
 
 
 def check_not_utf16_unmarked(start: bytes, path: StrPath, what: str) -> None:
@@ -175,12 +175,12 @@ def check_not_utf16_unmarked(start: bytes, path: StrPath, what: str) -> None:
     for endian, nuls, others in (("le", head[1::2], head[0::2]), ("be", head[0::2], head[1::2])):
         if len(head) >= 8 and nuls.count(0) >= len(nuls) / 2 and 0 not in others \
                 and all(byte >= 32 or chr(byte) in "\t\n\r" for byte in others):
-            raise ValueError(f"{what} {path!r} looks like UTF-16 text without a byte order "
-                             f"mark, not UTF-8; convert it, e.g. iconv -f utf-16{endian} "
-                             f"-t utf-8")
+            raise BadInput(f"{what} {path!r} looks like UTF-16 text without a byte order "
+                           f"mark, not UTF-8; convert it, e.g. iconv -f utf-16{endian} "
+                           f"-t utf-8")
 
 
-class NotRegularFile(ValueError):
+class NotRegularFile(BadInput):
     """What open_regular raises for what is not a regular file: a ValueError, told apart from
     one that reading the file raises (json.load's)."""
 
@@ -265,40 +265,40 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
     exists and is writable."""
     why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
     if why:
-        raise ValueError(f"--out {why}")
+        raise BadInput(f"--out {why}")
     if os.fspath(path) == "-":      # the standard output, to other tools: not a file named -
-        raise ValueError("--out - would be a file named '-': this command writes a file, not "
-                         "the standard output; give the file's name")
+        raise BadInput("--out - would be a file named '-': this command writes a file, not "
+                       "the standard output; give the file's name")
     if os.path.isdir(path):
-        raise ValueError(f"--out {path!r} is a directory; give a file name")
+        raise BadInput(f"--out {path!r} is a directory; give a file name")
     # A path that ends in a separator names a directory, one that does not exist (or is a
     # file): only saving found that, after the work, and said "not a directory".
     if os.fspath(path).endswith(SEPARATORS):
-        raise ValueError(f"--out {path!r} ends in {os.fspath(path)[-1]!r}, as a directory's "
-                         f"path does; give a file name")
+        raise BadInput(f"--out {path!r} ends in {os.fspath(path)[-1]!r}, as a directory's "
+                       f"path does; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
-        raise ValueError(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
-                         f"says the format")
+        raise BadInput(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
+                       f"says the format")
     # A name that is a suffix alone (".png") is a hidden file with no suffix to Python's
     # os.path and pathlib, whose readings the writers take the format from: refused here,
     # before the model runs, not by a writer after it (or as our bug).
     if suffixes and os.path.basename(path).lower() in suffixes:
-        raise ValueError(f"--out {path!r} has no name before its suffix; give the file a "
-                         f"name, as in {os.path.join(os.path.dirname(path), 'out')}"
-                         f"{os.path.basename(path)}")
+        raise BadInput(f"--out {path!r} has no name before its suffix; give the file a "
+                       f"name, as in {os.path.join(os.path.dirname(path), 'out')}"
+                       f"{os.path.basename(path)}")
     if os.path.exists(path) and any(os.path.exists(r) and os.path.samefile(path, r)
                                     for r in reads):
-        raise ValueError(f"--out {path!r} is the file this command reads; give another "
-                         f"file to save to")
+        raise BadInput(f"--out {path!r} is the file this command reads; give another "
+                       f"file to save to")
     if os.path.exists(path) and not force:
-        raise ValueError(f"--out {path!r} exists; pass --force to overwrite it")
+        raise BadInput(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise ValueError(f"cannot write --out {path!r}: {why_not_a_directory(directory)}; "
-                         f"give a path in a directory that exists")
+        raise BadInput(f"cannot write --out {path!r}: {why_not_a_directory(directory)}; "
+                       f"give a path in a directory that exists")
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write --out {path!r}: directory {directory!r} is not "
-                         f"writable; give a path in a directory you can write to")
+        raise BadInput(f"cannot write --out {path!r}: directory {directory!r} is not "
+                       f"writable; give a path in a directory you can write to")
 
 
 def why_not_a_directory(directory: StrPath) -> str:

@@ -36,7 +36,7 @@ from .prompts import NO_ANSWER, likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
-from .schema import option_name
+from .schema import BadInput, option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, one_line
 from .train_config import TrainConfig
 from .transformer import Transformer
@@ -60,7 +60,7 @@ def encode_chars(tokenizer: CharTokenizer, text: str) -> np.ndarray:
     where = np.minimum(np.searchsorted(alphabet[order], codes), len(alphabet) - 1)
     bad = alphabet[order][where] != codes
     if bad.any():                           # cannot happen for the text it was trained on
-        raise ValueError(f"cannot encode {chr(codes[bad.argmax()])!r}: not in the vocabulary")
+        raise BadInput(f"cannot encode {chr(codes[bad.argmax()])!r}: not in the vocabulary")
     return order[where] + len(tokenizer.special_tokens)
 
 
@@ -94,13 +94,13 @@ def encode_chunks(tokenizer: Tokenizer, chunks: Chunks, source: str | None = Non
                 else tokenizer.encode(chunk)
         except ValueError as e:
             if source is not None:
-                raise ValueError(f"the tokenizer {source!r} does not fit the text: {e}; use "
-                                 f"a bpe tokenizer (it encodes any text), or a char tokenizer "
-                                 f"trained on this text") from None
+                raise BadInput(f"the tokenizer {source!r} does not fit the text: {e}; use "
+                               f"a bpe tokenizer (it encodes any text), or a char tokenizer "
+                               f"trained on this text") from None
             if learned_from is not None:
-                raise ValueError(f"corpus {os.fspath(learned_from)!r} changed while it was "
-                                 f"read: {e} learned from it a moment before; train on it "
-                                 f"once nothing writes to it, or on a copy") from None
+                raise BadInput(f"corpus {os.fspath(learned_from)!r} changed while it was "
+                               f"read: {e} learned from it a moment before; train on it "
+                               f"once nothing writes to it, or on a copy") from None
             raise
         yield ids
 
@@ -174,9 +174,9 @@ class TextData:
             fix = "a longer text" + (f" or --context {fits} at most" if fits >= 1 else "")
             for part, n in parts.items():
                 if n <= config.context:
-                    raise ValueError(f"the corpus is too short: its {part} part has {n} tokens, "
-                                     f"fewer than --context + 1 = {config.context + 1}; use "
-                                     f"{fix}")
+                    raise BadInput(f"the corpus is too short: its {part} part has {n} tokens, "
+                                   f"fewer than --context + 1 = {config.context + 1}; use "
+                                   f"{fix}")
 
         log(f"tokenising {name} with a {config.tokenizer} tokenizer...")
         began = time.perf_counter()
@@ -224,24 +224,24 @@ def check_data_info(info: Any) -> None:
     fractions or negative ids, which no embedding takes), a whole number of tokens, and its
     SHA-256 as text where recorded (runs from before it was recorded have none)."""
     if not isinstance(info, dict):
-        raise ValueError(f"its data is {shown(info)}, where a run writes the name, type "
-                         f"and length of its {TOKENS}")
+        raise BadInput(f"its data is {shown(info)}, where a run writes the name, type "
+                       f"and length of its {TOKENS}")
     for key in ("tokens", "dtype", "n_tokens"):
         if key not in info:
-            raise ValueError(f"its data has no {key!r}, which a run writes")
+            raise BadInput(f"its data has no {key!r}, which a run writes")
     name, dtype, n_tokens = info["tokens"], info["dtype"], info["n_tokens"]
     if name != TOKENS:
-        raise ValueError(f"its data names the tokens file {shown(name)}, where a run "
-                         f"writes {TOKENS}")
+        raise BadInput(f"its data names the tokens file {shown(name)}, where a run "
+                       f"writes {TOKENS}")
     if not (isinstance(dtype, str) and dtype in TOKEN_DTYPES):
-        raise ValueError(f"its data gives the tokens' type as {shown(dtype)}, where a "
-                         f"run writes {' or '.join(TOKEN_DTYPES)}")
+        raise BadInput(f"its data gives the tokens' type as {shown(dtype)}, where a "
+                       f"run writes {' or '.join(TOKEN_DTYPES)}")
     if not (type(n_tokens) is int and n_tokens >= 0):
-        raise ValueError(f"its data gives the number of tokens as {shown(n_tokens)}, "
-                         f"where a run writes a whole number")
+        raise BadInput(f"its data gives the number of tokens as {shown(n_tokens)}, "
+                       f"where a run writes a whole number")
     if not isinstance(info.get("sha256", ""), str):
-        raise ValueError(f"its data gives the tokens' SHA-256 as "
-                         f"{shown(info['sha256'])}, where a run writes text")
+        raise BadInput(f"its data gives the tokens' SHA-256 as "
+                       f"{shown(info['sha256'])}, where a run writes text")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,15 +582,15 @@ class Seq2Seq:
         # refused for a --context of 16.
         needed = task_context(config.max_len)
         if config.context is not None and config.context < needed:
-            raise ValueError(f"--context {config.context} is too short for --max-len "
-                             f"{config.max_len}: the task needs {needed}")
+            raise BadInput(f"--context {config.context} is too short for --max-len "
+                           f"{config.max_len}: the task needs {needed}")
         self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
         # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
         self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
         if len(self.data.val) < 10:
-            raise ValueError(f"--task {config.task} with lengths {config.min_len} to "
-                             f"{config.max_len} has {self.data.n_sources} distinct sequences, "
-                             f"too few to hold some out for validation; raise --max-len")
+            raise BadInput(f"--task {config.task} with lengths {config.min_len} to "
+                           f"{config.max_len} has {self.data.n_sources} distinct sequences, "
+                           f"too few to hold some out for validation; raise --max-len")
 
     def model_config(self) -> dict[str, Any]:
         c = self.config
@@ -729,7 +729,7 @@ def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     tokenizer = load_tokenizer_at(path, pipe=pipe)
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
-        raise ValueError(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
-                         f"which --model {config.model} needs; train one with "
-                         f"`{command_line('tokenize', 'train')}` and its default special tokens")
+        raise BadInput(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
+                       f"which --model {config.model} needs; train one with "
+                       f"`{command_line('tokenize', 'train')}` and its default special tokens")
     return tokenizer

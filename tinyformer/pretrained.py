@@ -63,7 +63,7 @@ from .files import (NotRegularFile, StrPath, atomic_write, folder_of, open_regul
                     why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
-from .schema import check_whole
+from .schema import BadInput, check_whole
 from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, load_file,
                           save_file)
 from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOKENIZERS,
@@ -110,7 +110,7 @@ GPT2_ALIASES = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions
 BUFFER = re.compile(r"h\.\d+\.attn\.(bias|masked_bias)")
 
 
-class PretrainedError(ValueError):
+class PretrainedError(BadInput):
     """A checkpoint we cannot load, or a model no Hugging Face format expresses; the message,
     one line, says which file or setting and why."""
 

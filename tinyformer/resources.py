@@ -18,6 +18,7 @@ from threadpoolctl import ThreadpoolController
 
 from .data import EVAL_PAIRS, task_context
 from .files import size_said
+from .schema import BadInput
 from .layers import default_d_ff, least_parameters
 
 if TYPE_CHECKING:                    # train.py imports this module
@@ -189,8 +190,8 @@ def check_fits(need: int, what: str, smaller: str) -> None:
     {smaller}"."""
     have = available_memory()
     if have is not None and need > have:
-        raise ValueError(f"{what} needs about {size_said(need)} of memory and "
-                         f"{size_said(have)} is available; choose {smaller}")
+        raise BadInput(f"{what} needs about {size_said(need)} of memory and "
+                       f"{size_said(have)} is available; choose {smaller}")
 
 
 def blas_threads(n: int | None) -> ContextManager:

@@ -58,7 +58,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
                     open_regular, unreadable_folder, version_problem, why_not_a_directory)
-from .schema import is_finite_number
+from .schema import BadInput, is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
 try:
@@ -111,7 +111,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_let_go_of_locks_in_forked_child)
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(BadInput):
     """A run directory that cannot be used as asked; the message says what to do."""
 
 
@@ -150,7 +150,7 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
         raise
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         pass                          # not UTF-8, not JSON, nested too deep, or not an object
-    raise ValueError(f"{path} is damaged")
+    raise BadInput(f"{path} is damaged")
 
 
 def recorded_checkpoint(directory: StrPath, manifest: dict[str, Any]) -> int | None:
@@ -602,7 +602,7 @@ MODEL_KINDS = ("gpt", "bert", "transformer")       # config.json's "model"
 RUN_TABLES = ("train", "resume", "engine")     # config.json's objects of a run ("data" may be null)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInput):
     """A checkpoint directory that cannot be used; the message says why and what to do."""
 
 
@@ -710,9 +710,9 @@ def check_not_a_run_file(path: StrPath, what: str = "--out") -> None:
             config = read_config_json(folder, pretrained=False)
             owned = list(config.get("files", {}).values()) if is_ours(config) else []
     if name in owned:
-        raise ValueError(f"{what} {os.fspath(path)!r} is a file of the run in {folder!r}, "
-                         f"whose checkpoint needs it as the run wrote it; write to another "
-                         f"file")
+        raise BadInput(f"{what} {os.fspath(path)!r} is a file of the run in {folder!r}, "
+                       f"whose checkpoint needs it as the run wrote it; write to another "
+                       f"file")
 
 
 def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, Any]:
@@ -1139,18 +1139,18 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
     path = os.fspath(path)                      # a pathlib.Path is named as its text
     unreadable = unreadable_folder(path)           # a run's folder: not "does not exist"
     if unreadable:
-        raise ValueError(f"run directory {unreadable}")
+        raise BadInput(f"run directory {unreadable}")
     if not os.path.exists(path):
-        raise ValueError(f"metrics file {path!r} does not exist; train a run first "
-                         f"({command_line('train', '--out', 'DIR')})")
+        raise BadInput(f"metrics file {path!r} does not exist; train a run first "
+                       f"({command_line('train', '--out', 'DIR')})")
     if os.path.isdir(path):
-        raise ValueError(f"metrics file {path!r} is a directory; give a run directory or its "
-                         f"{METRICS}")
+        raise BadInput(f"metrics file {path!r} is a directory; give a run directory or its "
+                       f"{METRICS}")
     try:
         with open_regular(path, "r", pipe=pipe, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except UnicodeDecodeError:
-        raise ValueError(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
+        raise BadInput(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
             from None
     records = []
     for number, line in enumerate(lines, start=1):
@@ -1163,18 +1163,18 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
             # not JSON is more likely not a metrics file at all.
             if number == len(lines) and records:
                 break
-            raise ValueError(f"metrics file {path!r} line {number} is not JSON; is it a "
-                             f"metrics.jsonl?") from None
+            raise BadInput(f"metrics file {path!r} line {number} is not JSON; is it a "
+                           f"metrics.jsonl?") from None
         if not (isinstance(record, dict) and is_finite_number(record.get("step"))
                 and _is_number(record.get("train_loss"))):
-            raise ValueError(f"metrics file {path!r} line {number} has no finite 'step' and "
-                             f"numeric 'train_loss'; is it a metrics.jsonl?")
+            raise BadInput(f"metrics file {path!r} line {number} has no finite 'step' and "
+                           f"numeric 'train_loss'; is it a metrics.jsonl?")
         while records and records[-1]["step"] >= record["step"]:
             records.pop()                         # written again by the run started again
         records.append(record)
     if not records:
-        raise ValueError(f"metrics file {path!r} has no records yet; train for at least one "
-                         f"step")
+        raise BadInput(f"metrics file {path!r} has no records yet; train for at least one "
+                       f"step")
     return records
 
 

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .files import StrPath, atomic_write, shown
+from .schema import BadInput
 
 # The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
 # the tensors in a file it writes: later in this list, earlier in the file.
@@ -54,7 +55,7 @@ MAX_HEADER = 100_000_000     # the reference's limit too: a larger "header" is a
 LFS_POINTER = b"version https://git-lfs"
 
 
-class SafetensorsError(ValueError):
+class SafetensorsError(BadInput):
     """A file that is not valid safetensors (or holds a dtype not read here), or arrays that
     cannot be saved as one; the message names the file and what is wrong, in one line."""
 

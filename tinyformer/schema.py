@@ -18,6 +18,15 @@ import numbers
 from typing import Any, Callable
 
 
+class BadInput(ValueError):
+    """A ValueError that is the input's fault, not the code's: a setting, a file, a text or a
+    checkpoint refused, the message one line saying what is wrong and what to do. The checks
+    of what comes in raise it (CheckpointError and the other refusals of a file derive from
+    it), so that a program around a whole piece of work (the command line around a training
+    run's start) tells the input refused from a ValueError of a bug in the work, which it
+    must not blame on the user. A caller that catches ValueError catches it too."""
+
+
 class Rule:
     """A setting's type and range; `why(value)` is None for a good value, else what is wrong,
     the value written as `spell(value)` says (repr, Python's spelling, by default; a setting
@@ -155,8 +164,8 @@ def check_settings(values: dict[str, Any], rules: dict[str, Rule], where: str | 
         problem = rule.why(value, spell) if rule is not None else None
         if problem:
             if where is None:
-                raise ValueError(f"{(name or option_name)(key)} {problem}")
-            raise ValueError(f"{key} in {where} {problem}{unquoted(value, rule)}")
+                raise BadInput(f"{(name or option_name)(key)} {problem}")
+            raise BadInput(f"{key} in {where} {problem}{unquoted(value, rule)}")
 
 
 def unquoted(value: Any, rule: Rule) -> str:

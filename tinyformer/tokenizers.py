@@ -39,7 +39,7 @@ import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
                     iter_text, open_regular, shown, version_problem)
-from .schema import Whole, check_settings
+from .schema import BadInput, Whole, check_settings
 from .summary import counted
 
 # The version of the tokenizer files `save` writes. A file written before it was recorded has
@@ -86,10 +86,10 @@ def check_utf8(text: str, what: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(f"{what} is not valid UTF-8 (at character {e.start})") from None
+        raise BadInput(f"{what} is not valid UTF-8 (at character {e.start})") from None
 
 
-class EncodeError(ValueError):
+class EncodeError(BadInput):
     """A character that a tokenizer cannot encode, `shown` (as shown_char shows it), at
     `position` of the text, and `why`: "cannot encode 'é' at position 7: not in the
     tokenizer's 40-character vocabulary". `at(where)` says it with another place for
@@ -278,7 +278,7 @@ def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = Fa
                 raise
             where = "line {}, column {}".format(*_line_and_column(
                 piece[:e.position - offset], line, column))
-            raise ValueError(f"{lines_of}: {e.at(where)}") from None
+            raise BadInput(f"{lines_of}: {e.at(where)}") from None
         yield piece, ids
         offset += len(piece)
         line, column = _line_and_column(piece, line, column)
@@ -316,10 +316,10 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
         raise TypeError(f"special_tokens must be a list of strings, e.g. ['<eos>'], got {got}")
     special_tokens = list(special_tokens)
     if not all(isinstance(s, str) and s for s in special_tokens):
-        raise ValueError(f"special tokens must be non-empty strings, got "
-                         f"{shown(special_tokens)}")
+        raise BadInput(f"special tokens must be non-empty strings, got "
+                       f"{shown(special_tokens)}")
     if len(set(special_tokens)) != len(special_tokens):
-        raise ValueError(f"special tokens must be distinct, got {shown(special_tokens)}")
+        raise BadInput(f"special tokens must be distinct, got {shown(special_tokens)}")
     for token in special_tokens:     # a lone surrogate (a file's "\udcff") matches no text
         check_utf8(token, f"special token {shown(token)}")
     return special_tokens
@@ -338,18 +338,18 @@ def check_training(kind: str, vocab_size: int | None, special_tokens: Sequence[s
     check_special_tokens(special_tokens)
     if kind == "char":
         if vocab_size is not None:
-            raise ValueError(f"{name('vocab_size')} is for a bpe tokenizer; a char tokenizer's "
-                             f"vocabulary is the characters of its text")
+            raise BadInput(f"{name('vocab_size')} is for a bpe tokenizer; a char tokenizer's "
+                           f"vocabulary is the characters of its text")
         return 0
     vocab_size = 512 if vocab_size is None else vocab_size
     if vocab_size < 256 + len(special_tokens):
-        raise ValueError(f"{name('vocab_size')} {vocab_size} is too small: a byte-level BPE "
-                         f"needs the 256 bytes plus {len(special_tokens)} special tokens, at "
-                         f"least {256 + len(special_tokens)}")
+        raise BadInput(f"{name('vocab_size')} {vocab_size} is too small: a byte-level BPE "
+                       f"needs the 256 bytes plus {len(special_tokens)} special tokens, at "
+                       f"least {256 + len(special_tokens)}")
     if vocab_size > MAX_VOCAB_SIZE:
-        raise ValueError(f"{name('vocab_size')} must be at most {MAX_VOCAB_SIZE:,}, got "
-                         f"{vocab_size:,}: each id is a merge learned from the text and a row "
-                         f"of a model's embedding (GPT-2 has 50,257 ids, Llama 3 128,256)")
+        raise BadInput(f"{name('vocab_size')} must be at most {MAX_VOCAB_SIZE:,}, got "
+                       f"{vocab_size:,}: each id is a merge learned from the text and a row "
+                       f"of a model's embedding (GPT-2 has 50,257 ids, Llama 3 128,256)")
     return vocab_size
 
 
@@ -373,12 +373,12 @@ def special_pattern(special_tokens: Sequence[str], what: str = "special token"
     longest = max(special_tokens, key=len)
     if len(longest) > MAX_SPECIAL_TOKEN_CHARACTERS:
         # (shown with its length: it is longer than shown() quotes whole)
-        raise ValueError(f"{what} {shown(longest)} is too long: a {what} may have at most "
-                         f"{MAX_SPECIAL_TOKEN_CHARACTERS} characters")
+        raise BadInput(f"{what} {shown(longest)} is too long: a {what} may have at most "
+                       f"{MAX_SPECIAL_TOKEN_CHARACTERS} characters")
     total = sum(map(len, special_tokens))
     if total > MAX_SPECIAL_CHARACTERS:
-        raise ValueError(f"the {len(special_tokens)} {what}s have {total} characters in all; "
-                         f"they may have at most {MAX_SPECIAL_CHARACTERS}")
+        raise BadInput(f"the {len(special_tokens)} {what}s have {total} characters in all; "
+                       f"they may have at most {MAX_SPECIAL_CHARACTERS}")
     return re.compile("|".join(re.escape(s) for s in sorted(special_tokens, key=len,
                                                                reverse=True)))
 
@@ -477,8 +477,8 @@ class Tokenizer:
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(0, 2 ** 62)}, name=str)
         vocab_size = int(vocab_size)            # a numpy integer, a model's, as a Python int
         if self._own_size > vocab_size:
-            raise ValueError(f"the tokenizer has {self._own_size} tokens, more than the "
-                             f"model's {vocab_size}")
+            raise BadInput(f"the tokenizer has {self._own_size} tokens, more than the "
+                           f"model's {vocab_size}")
         self.padding = vocab_size - self._own_size
 
     def _checked_piece(self, i):
@@ -496,8 +496,8 @@ class Tokenizer:
                    if row else repr(i))
             raise TypeError(f"a token id must be an integer, got {got}") from None
         if not 0 <= i < self.vocab_size:          # a negative id would index from the end
-            raise ValueError(f"cannot decode id {i}: the vocabulary has ids 0 to "
-                             f"{self.vocab_size - 1}")
+            raise BadInput(f"cannot decode id {i}: the vocabulary has ids 0 to "
+                           f"{self.vocab_size - 1}")
         return i
 
     # -- inspection --------------------------------------------------------------------------
@@ -527,7 +527,7 @@ class Tokenizer:
         try:
             return self._token_ids[token]
         except (KeyError, TypeError):
-            raise ValueError(f"{token!r} is not a token of this vocabulary") from None
+            raise BadInput(f"{token!r} is not a token of this vocabulary") from None
 
     @cached_property
     def _token_ids(self):
@@ -563,18 +563,18 @@ class Tokenizer:
         check_exists(path, "tokenizer", f"tokenizer {str(path)!r} does not exist; make one "
                                         f"with `{command_line('tokenize', 'train')}`")
         if os.path.isdir(path):
-            raise ValueError(_directory_advice(path))
+            raise BadInput(_directory_advice(path))
         data = _read_json(path, pipe)
         problem = version_problem(path, "tokenizer format",
                                   data.get("version", TOKENIZER_VERSION), TOKENIZER_VERSION,
                                   "put back the tokenizer file tinyformer wrote")
         if problem:
-            raise ValueError(problem)
+            raise BadInput(problem)
         if cls is Tokenizer:
             return _build(TOKENIZERS[data["type"]], data, path)
         if data["type"] != cls.kind:
-            raise ValueError(f"{path}: holds a {data['type']!r} tokenizer, not {cls.kind!r} "
-                             f"(load_tokenizer reads either)")
+            raise BadInput(f"{path}: holds a {data['type']!r} tokenizer, not {cls.kind!r} "
+                           f"(load_tokenizer reads either)")
         return _build(cls, data, path)
 
 
@@ -627,8 +627,8 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
         masks = (re.search(r"[\[<] *mask *[\]>]", prompt, re.IGNORECASE) is not None
                  and "<mask>" in tokenizer.special_tokens)
         mask = "; a mask is written <mask> here" if masks else ""
-        raise ValueError(f"the prompt cannot be encoded: {e}; use only characters the model "
-                         f"was trained on{mask}") from None
+        raise BadInput(f"the prompt cannot be encoded: {e}; use only characters the model "
+                       f"was trained on{mask}") from None
     if context is not None:
         check_prompt_fits(len(ids), context)
     return ids
@@ -643,8 +643,8 @@ def check_prompt_fits(tokens: int, most: int, answer: str | None = None) -> None
         return
     counted = (f"the prompt has {tokens} tokens" if answer is None else
                f"the prompt's answer {answer!r} and <bos> make {tokens} tokens")
-    raise ValueError(f"{counted}; this model reads at most {most}: shorten "
-                     f"{'it' if answer is None else 'the prompt'}")
+    raise BadInput(f"{counted}; this model reads at most {most}: shorten "
+                   f"{'it' if answer is None else 'the prompt'}")
 
 
 # The files of a Hugging Face tokenizer, which are read together from their folder
@@ -678,8 +678,8 @@ def _read_json(path, pipe=False):
     if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):
         # The tokenizers library's file (under any name), read from its folder; a run's
         # config.json has a "model" too, its name.
-        raise ValueError(f"{path}: a Hugging Face tokenizer.json: give its folder, "
-                         f"{folder_of(path)!r}")
+        raise BadInput(f"{path}: a Hugging Face tokenizer.json: give its folder, "
+                       f"{folder_of(path)!r}")
     # "type" may be any JSON value; a list or an object is unhashable (TypeError from `in`).
     if not isinstance(kind, str) or kind not in TOKENIZERS:
         raise _not_ours(path, f"expected an object with \"type\" one of {sorted(TOKENIZERS)}")
@@ -694,13 +694,13 @@ def _not_ours(path, why):
     whose = ("a Hugging Face tokenizer's" if name in HUGGING_FACE_FILES
              else "a checkpoint's" if name in CHECKPOINT_FILES else None)
     if whose:
-        return ValueError(f"{path}: {whose} {name}, read with the files beside it: give its "
-                          f"folder, {folder_of(path)!r}")
+        return BadInput(f"{path}: {whose} {name}, read with the files beside it: give its "
+                        f"folder, {folder_of(path)!r}")
     if name.endswith(".model"):
-        return ValueError(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
-                          f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
-                          f"and give its folder, {folder_of(path)!r}")
-    return ValueError(f"{path}: not a tokenizer file: {why}")
+        return BadInput(f"{path} is in {TOKENIZER_MODEL_FORMAT}: fetch the model's "
+                        f"tokenizer.json, if its page has one (a byte-level BPE's is read), "
+                        f"and give its folder, {folder_of(path)!r}")
+    return BadInput(f"{path}: not a tokenizer file: {why}")
 
 
 def is_tokenizer_file(path: StrPath) -> bool:
@@ -720,9 +720,9 @@ def _build(cls, data, path):
     try:
         return cls._from_fields(data)
     except KeyError as e:
-        raise ValueError(f"{path}: not a valid {cls.kind} tokenizer file: missing {e}") from None
+        raise BadInput(f"{path}: not a valid {cls.kind} tokenizer file: missing {e}") from None
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a valid {cls.kind} tokenizer file: {e}") from None
+        raise BadInput(f"{path}: not a valid {cls.kind} tokenizer file: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -742,15 +742,15 @@ class CharTokenizer(Tokenizer):
     def __init__(self, chars: Iterable[str], special_tokens: Iterable[str] = ()) -> None:
         chars = list(chars)
         if not all(isinstance(c, str) and len(c) == 1 for c in chars):
-            raise ValueError("the vocabulary must be single characters")
+            raise BadInput("the vocabulary must be single characters")
         if len(set(chars)) != len(chars):
-            raise ValueError("the vocabulary holds a character twice")
+            raise BadInput("the vocabulary holds a character twice")
         super().__init__(special_tokens, first_special_id=0)
         clash = sorted(set(chars) & set(self.special_tokens))
         if clash:
-            raise ValueError(f"{clash[0]!r} is both a character of the vocabulary and a special "
-                             f"token, which needs an id of its own; name the special token with "
-                             f"more than one character, as <eos> is")
+            raise BadInput(f"{clash[0]!r} is both a character of the vocabulary and a special "
+                           f"token, which needs an id of its own; name the special token with "
+                           f"more than one character, as <eos> is")
         self.chars = chars
         self._pieces = self.special_tokens + chars
         self._ids = {c: i for i, c in enumerate(chars, start=len(self.special_tokens))}
@@ -987,7 +987,7 @@ class BPETokenizer(Tokenizer):
         # with them (a file's "byte_order" was refused as "'<' not supported ...").
         if not all(isinstance(b, (int, np.integer)) and not isinstance(b, bool)
                    for b in self.byte_order) or sorted(self.byte_order) != list(range(256)):
-            raise ValueError("byte_order must list each of the bytes 0-255 once")
+            raise BadInput("byte_order must list each of the bytes 0-255 once")
         self._bytes = [bytes([b]) for b in self.byte_order]      # id -> the bytes it stands for
         # The id of each byte, as a table for bytes.translate, which swaps a text's bytes for
         # their ids all at once.
@@ -998,22 +998,22 @@ class BPETokenizer(Tokenizer):
         for new_id, pair in enumerate(merges, start=256):
             # JSON's true and false are Python's 1 and 0, which are ints: no ids, though.
             if len(pair) != 2 or not all(type(t) is int and 0 <= t < new_id for t in pair):
-                raise ValueError(f"merge {new_id - 256} is {shown(list(pair))}: not a pair of "
-                                 f"existing ids (below {new_id})")
+                raise BadInput(f"merge {new_id - 256} is {shown(list(pair))}: not a pair of "
+                               f"existing ids (below {new_id})")
             if pair in self._ranks:       # encoding would apply the earlier one, never this
-                raise ValueError(f"merge {new_id - 256} is {shown(list(pair))}, which merge "
-                                 f"{self._ranks[pair][0]} already is")
+                raise BadInput(f"merge {new_id - 256} is {shown(list(pair))}, which merge "
+                               f"{self._ranks[pair][0]} already is")
             # Each merge may double the longest token: 60 merges of a token with itself would
             # make one of 2**60 bytes. Check the length before joining the bytes.
             length = len(self._bytes[pair[0]]) + len(self._bytes[pair[1]])
             if length > self.MAX_TOKEN_BYTES:
-                raise ValueError(f"merge {new_id - 256} makes a token of {length} bytes; a "
-                                 f"token may have at most {self.MAX_TOKEN_BYTES}")
+                raise BadInput(f"merge {new_id - 256} makes a token of {length} bytes; a "
+                               f"token may have at most {self.MAX_TOKEN_BYTES}")
             total += length
             if total > self.MAX_VOCABULARY_BYTES:
-                raise ValueError(f"merge {new_id - 256} brings its tokens to {total} bytes in "
-                                 f"all; a vocabulary may have at most "
-                                 f"{self.MAX_VOCABULARY_BYTES}")
+                raise BadInput(f"merge {new_id - 256} brings its tokens to {total} bytes in "
+                               f"all; a vocabulary may have at most "
+                               f"{self.MAX_VOCABULARY_BYTES}")
             self._bytes.append(self._bytes[pair[0]] + self._bytes[pair[1]])
             self._ranks[pair] = (new_id - 256, new_id)
         super().__init__(special_tokens, first_special_id=len(self._bytes))
@@ -1039,9 +1039,9 @@ class BPETokenizer(Tokenizer):
                        name=name)
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
-            raise ValueError(f"{name('vocab_size')} {vocab_size} is below the 256 bytes plus "
-                             f"{counted(len(special_tokens), 'special token')}; give at least "
-                             f"{256 + len(special_tokens)}")
+            raise BadInput(f"{name('vocab_size')} {vocab_size} is below the 256 bytes plus "
+                           f"{counted(len(special_tokens), 'special token')}; give at least "
+                           f"{256 + len(special_tokens)}")
         # The work is proportional to the number of distinct chunks, not to the text's length:
         # a word that occurs 1000 times is one entry with weight 1000.
         specials = special_pattern(special_tokens)
@@ -1104,9 +1104,9 @@ class BPETokenizer(Tokenizer):
             while queue and pair_counts.get(queue[0][1]) != -queue[0][0]:
                 heapq.heappop(queue)                 # out of date
             if not queue:
-                raise ValueError(f"the text has only {counted(len(merges), 'merge')} to "
-                                 f"learn; ask for a {name('vocab_size')} of at most "
-                                 f"{new_id + len(special_tokens)}")
+                raise BadInput(f"the text has only {counted(len(merges), 'merge')} to "
+                               f"learn; ask for a {name('vocab_size')} of at most "
+                               f"{new_id + len(special_tokens)}")
             best = heapq.heappop(queue)[1]
             merges.append(best)
             a, b = best

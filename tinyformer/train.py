@@ -61,7 +61,7 @@ from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, Ch
                      RunDirectory, RunDirectoryInUse, append_metrics, array_shapes,
                      check_checkpoint_file, checkpoint_files, load_arrays, save_checkpoint,
                      sha256, staged, truncate_metrics)
-from .schema import Number, Optional, Text, Whole, check_settings, option_name
+from .schema import BadInput, Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
 from .tokenizers import Tokenizer, escape_controls
@@ -423,8 +423,8 @@ class Trainer:
             extra = [name(key) for key in overrides] + [name(key) for key, value in (
                 ("config", config_file), ("out", out), ("force", force)) if value]
             if extra:
-                raise ValueError(f"{name('resume')} continues a run with its saved settings; "
-                                 f"drop {' '.join(extra)}")
+                raise BadInput(f"{name('resume')} continues a run with its saved settings; "
+                               f"drop {' '.join(extra)}")
             return cls.resume(resume, log=log)
         in_file = toml_settings(config_file) if config_file else {}
         config = TrainConfig.from_dict(in_file, str(config_file)) if config_file else TrainConfig()
@@ -475,7 +475,7 @@ class Trainer:
                         and not os.path.exists(config.corpus):
                     afresh = command_line("train", "--out", directory, "--force",
                                           "--corpus", "FILE")
-                    raise ValueError(
+                    raise BadInput(
                         f"the run in {str(directory)!r} stopped before its first checkpoint, "
                         f"and starting it again reads the corpus it was started with, "
                         f"{config.corpus!r}, which no longer exists; put it back, or start a "

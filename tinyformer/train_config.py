@@ -20,7 +20,7 @@ from .data import TASKS
 from .files import StrPath, path_from_here, read_text, separator_after_file, unexpanded_home
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
-from .schema import (SEED, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
+from .schema import (SEED, BadInput, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
                      option_name)
 
 # Defaults for the settings a user leaves unset, by what is trained:
@@ -241,14 +241,14 @@ class TrainConfig:
         unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(settings, dict):
-            raise ValueError(f"{where} holds no table of settings")
+            raise BadInput(f"{where} holds no table of settings")
         spelled: dict[str, str] = {}            # each setting as the file spells it
         named: dict[str, Any] = {}              # each setting by its field name
         for key, value in settings.items():
             name = setting_name(key)
             if name in spelled:                 # else the later would win without a word
-                raise ValueError(f"{spelled[name]} and {key} in {where} are the same setting; "
-                                 f"keep one")
+                raise BadInput(f"{spelled[name]} and {key} in {where} are the same setting; "
+                               f"keep one")
             spelled[name], named[name] = str(key), value
         settings = named
         unknown = sorted(set(settings) - names)
@@ -258,7 +258,7 @@ class TrainConfig:
                      difflib.get_close_matches(unknown[0], names, n=1))
             fix = (f"did you mean {close[0]!r}?" if close else
                    f"known settings: {', '.join(sorted(names))}")
-            raise ValueError(f"unknown setting {unknown[0]!r} in {where}; {fix}")
+            raise BadInput(f"unknown setting {unknown[0]!r} in {where}; {fix}")
         check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
 
@@ -328,23 +328,23 @@ class TrainConfig:
         required += [] if self.task else ["eval_iters"]
         for key in required:
             if getattr(self, key) is None:           # resolved() fills these in
-                raise ValueError(f"{name(key)} is not set")
+                raise BadInput(f"{name(key)} is not set")
         if self.task and self.model != "transformer":
-            raise ValueError(f"{name('task')} trains an encoder-decoder; use {name('model')} "
-                             f"transformer (the default with {name('task')}), not {self.model}")
+            raise BadInput(f"{name('task')} trains an encoder-decoder; use {name('model')} "
+                           f"transformer (the default with {name('task')}), not {self.model}")
         if self.model == "transformer" and not self.task:
-            raise ValueError(f"{name('model')} transformer trains on a seq2seq task; give "
-                             f"{name('task')} {'|'.join(TASKS)}")
+            raise BadInput(f"{name('model')} transformer trains on a seq2seq task; give "
+                           f"{name('task')} {'|'.join(TASKS)}")
         if self.task and self.corpus:
-            raise ValueError(f"give {name('task')} or {name('corpus')}, not both")
+            raise BadInput(f"give {name('task')} or {name('corpus')}, not both")
         if self.d_model % self.n_head:
             # The head counts nearest the one asked for: the divisors just below and above.
             divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
             nearest = [max(n for n in divisors if n < self.n_head)]
             nearest += [n for n in divisors if n > self.n_head][:1]
-            raise ValueError(f"{name('n_head')} {self.n_head} does not divide "
-                             f"{name('d_model')} {self.d_model}: each head gets d_model / n_head "
-                             f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}")
+            raise BadInput(f"{name('n_head')} {self.n_head} does not divide "
+                           f"{name('d_model')} {self.d_model}: each head gets d_model / n_head "
+                           f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}")
         if self.positions == "rope" and (self.d_model // self.n_head) % 2:
             # The head counts nearest the one asked for whose heads are even; an odd d_model
             # has none.
@@ -354,42 +354,42 @@ class TrainConfig:
             nearest += [n for n in even if n > self.n_head][:1]
             fix = (f"try {name('n_head')} {' or '.join(map(str, nearest))}" if nearest else
                    f"give an even {name('d_model')}")
-            raise ValueError(f"{name('positions')} rope needs an even head size, but d_model / "
-                             f"n_head = {self.d_model // self.n_head}; {fix}")
+            raise BadInput(f"{name('positions')} rope needs an even head size, but d_model / "
+                           f"n_head = {self.d_model // self.n_head}; {fix}")
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
             divisors = ' or '.join(map(str, [n for n in range(1, self.n_head + 1)
                                              if self.n_head % n == 0][-3:]))
-            raise ValueError(f"{name('n_kv_head')} {self.n_kv_head} does not divide "
-                             f"{name('n_head')} {self.n_head}: each key-value head serves a whole "
-                             f"group of query heads; try {name('n_kv_head')} {divisors}")
+            raise BadInput(f"{name('n_kv_head')} {self.n_kv_head} does not divide "
+                           f"{name('n_head')} {self.n_head}: each key-value head serves a whole "
+                           f"group of query heads; try {name('n_kv_head')} {divisors}")
         for key, why in self.not_applying().items():
             if getattr(self, key) is not None:
                 # `why` speaks of options; a setting from a file is named as it is there
                 # (a sweep's base file set it, and the command line changed the model).
                 given = name(key)
-                raise ValueError(why if given == option_name(key) else f"{given}: {why}")
+                raise BadInput(why if given == option_name(key) else f"{given}: {why}")
         if self.min_lr is not None and not self.min_lr <= self.lr:
-            raise ValueError(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
-                             f"got {self.min_lr!r}")
+            raise BadInput(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
+                           f"got {self.min_lr!r}")
         if self.schedule == "cosine" and self.warmup > self.iters:
-            raise ValueError(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
-                             f"got {self.warmup}: warm up for fewer steps than the run has")
+            raise BadInput(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
+                           f"got {self.warmup}: warm up for fewer steps than the run has")
         if self.schedule == "noam" and self.warmup < 1:
-            raise ValueError(f"{name('warmup')} must be at least 1 with the noam schedule, got "
-                             f"{self.warmup}: its formula divides by the warmup")
+            raise BadInput(f"{name('warmup')} must be at least 1 with the noam schedule, got "
+                           f"{self.warmup}: its formula divides by the warmup")
         if self.task and self.max_len < 2:
-            raise ValueError(f"{name('max_len')} must be at least 2, got {self.max_len}")
+            raise BadInput(f"{name('max_len')} must be at least 2, got {self.max_len}")
         if self.task and self.min_len > self.max_len:
-            raise ValueError(f"{name('min_len')} must be at most {name('max_len')} "
-                             f"({self.max_len}), got {self.min_len}")
+            raise BadInput(f"{name('min_len')} must be at most {name('max_len')} "
+                           f"({self.max_len}), got {self.min_len}")
         if self.task and self.min_len < 2:
-            raise ValueError(f"{name('min_len')} must be at least 2, got {self.min_len}")
+            raise BadInput(f"{name('min_len')} must be at least 2, got {self.min_len}")
         if self.tokenizer == "bpe" and self.vocab_size is None:     # resolved() fills it in
-            raise ValueError(f"{name('vocab_size')} is not set")
+            raise BadInput(f"{name('vocab_size')} is not set")
         if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
-            raise ValueError(f"{name('vocab_size')} {self.vocab_size} is too small for a "
-                             f"byte-level BPE: it needs the 256 bytes, special tokens and some "
-                             f"merges; try 512")
+            raise BadInput(f"{name('vocab_size')} {self.vocab_size} is too small for a "
+                           f"byte-level BPE: it needs the 256 bytes, special tokens and some "
+                           f"merges; try 512")
 
     def not_applying(self) -> dict[str, str]:
         """{setting: why it does not apply} for each setting that does nothing in this run (a
@@ -448,30 +448,30 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
     try:
         settings = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"--config file {str(path)!r} is not valid TOML ({e})"
-                         f"{backslashes_advice(text, tomllib)}") from None
+        raise BadInput(f"--config file {str(path)!r} is not valid TOML ({e})"
+                       f"{backslashes_advice(text, tomllib)}") from None
     except RecursionError:                        # arrays or tables nested thousands deep
-        raise ValueError(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
+        raise BadInput(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
             from None
     if isinstance(settings.get("train"), dict):
         outside = sorted(set(settings) - {"train"})
         if outside:
             key = outside[0]
             shown = f"[{key}]" if isinstance(settings[key], dict) else key
-            raise ValueError(f"{shown} in {path} is outside its [train] table; put every "
-                             f"setting in [train], or every one at the top level")
+            raise BadInput(f"{shown} in {path} is outside its [train] table; put every "
+                           f"setting in [train], or every one at the top level")
         settings = settings["train"]
         inside = "train."
     else:
         inside = ""
     for key, value in settings.items():
         if isinstance(value, dict):        # no setting is a table: settings grouped by topic
-            raise ValueError(f"[{inside}{key}] in {path} is a table of its own; put every "
-                             f"setting in [train], or every one at the top level")
+            raise BadInput(f"[{inside}{key}] in {path} is a table of its own; put every "
+                           f"setting in [train], or every one at the top level")
     for key in settings:
         if setting_name(key) in COMMAND_LINE_ONLY:
-            raise ValueError(f"{key} in {path} is not a setting of the run: give "
-                             f"{option_name(setting_name(key))} on the command line")
+            raise BadInput(f"{key} in {path} is not a setting of the run: give "
+                           f"{option_name(setting_name(key))} on the command line")
     return settings
 
 
@@ -559,15 +559,15 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         if key in overrides:
             unexpanded = unexpanded_home(path, shell=name(key))
             if unexpanded:
-                raise ValueError(f"{name(key)} {path!r}: {unexpanded}")
+                raise BadInput(f"{name(key)} {path!r}: {unexpanded}")
             continue
         unexpanded = unexpanded_home(path)
         if unexpanded:
-            raise ValueError(f"{key} {path!r} in {config_file}: {unexpanded}")
+            raise BadInput(f"{key} {path!r} in {config_file}: {unexpanded}")
         controls = [said for control, said in ESCAPED_CONTROLS.items() if control in path]
         if controls and not os.path.exists(path):
-            raise ValueError(f"{key} {path!r} in {config_file} holds {controls[0]}: "
-                             f"{WINDOWS_PATH_ADVICE}")
+            raise BadInput(f"{key} {path!r} in {config_file} holds {controls[0]}: "
+                           f"{WINDOWS_PATH_ADVICE}")
         # (a file's path with a / at its end is said so where the file is read)
         if os.path.isabs(path) or os.path.exists(path) or separator_after_file(path):
             continue
@@ -576,9 +576,9 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
             "does not exist"
         fix = (f"give {path_from_here(beside)!r}, the one beside the file" if
                os.path.exists(beside) else "give it from there, or as an absolute path")
-        raise ValueError(f"{key} {path!r} in {config_file} {what}: a relative path in a "
-                         f"--config file is read from the current directory, not from the "
-                         f"file's; {fix}")
+        raise BadInput(f"{key} {path!r} in {config_file} {what}: a relative path in a "
+                       f"--config file is read from the current directory, not from the "
+                       f"file's; {fix}")
 
 
 def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:

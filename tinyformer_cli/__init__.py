@@ -35,7 +35,7 @@ from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.rundir import CheckpointError, check_not_a_run_file
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
-from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
+from tinyformer.schema import SEED, BadInput, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (check_training, compression_of, encode_text_or_file,
                                    one_line, split_shown_parts, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
@@ -83,6 +83,8 @@ class InputError(click.ClickException):
 def input_errors(*kinds):
     """The library's complaints about the input (ValueError by default) as one line, exit 2;
     only around code whose errors are the input's fault (anything else is our bug: exit 1).
+    Around a whole piece of work (a training run's start, drawing a run's curves), whose
+    ValueError may be a bug in it, only BadInput: what the library's checks of the input raise.
     An OSError (a full disk, a permission) is said as every other is: its file, what went
     wrong, and what to do."""
     kinds = kinds or (ValueError,)
@@ -523,7 +525,9 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
     check_out_file(out_path, force=force, reads=[input_path])   # before the work
     with input_errors():                         # a run's tokenizer.json, even with --force
         check_not_a_run_file(out_path)
-    with input_errors():                         # unreadable text, too little for the merges
+    # Unreadable text, too little for the merges: BadInput. Any other ValueError from the
+    # training is a bug of ours.
+    with input_errors(BadInput):
         # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
                                       log=warn,
@@ -823,7 +827,10 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
     config_path = config_paths[0] if config_paths else None
     given = {name: value for name, value in options.items()
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-    with input_errors():
+    # Opening a run checks everything the user gave (settings, files, a run to resume), and
+    # builds the data, tokenizer and model from them: only what the checks refuse (BadInput)
+    # is the input's fault; any other ValueError from the building is a bug of ours.
+    with input_errors(BadInput):
         trainer = Trainer.open(resume_dir, config_path, given, out, force, log=click.echo,
                                name=option_name)
     directory, first_step = trainer.directory, trainer.step
@@ -1194,7 +1201,9 @@ def plot(run_dirs, out_path, follow):
                              "FILE.png")
     elif out_path is not None:
         check_out_file(out_path, [".png", ".html"])
-    with input_errors(ValueError, OSError):          # metrics not as a run writes them
+    # Metrics not as a run writes them (BadInput), or a file that cannot be read or written;
+    # any other ValueError in drawing the curves is a bug of ours.
+    with input_errors(BadInput, OSError):
         if len(run_dirs) > 1:
             written = write_comparison(list(run_dirs), out_path, log=warn)
         else:

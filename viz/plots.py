@@ -31,6 +31,7 @@ import regex
 
 from tinyformer.files import StrPath, atomic_write
 from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
+from tinyformer.schema import BadInput
 
 if TYPE_CHECKING:              # named by the hints alone: imported when a figure is drawn
     from matplotlib.figure import Figure
@@ -142,9 +143,9 @@ def figure_format(caller: str, out_path: PictureOut) -> str:
         return "png"
     suffix = os.path.splitext(os.fspath(out_path))[1].lower()
     if suffix not in FIGURE_FORMATS:
-        raise ValueError(f"{caller}: cannot write a figure to {os.fspath(out_path)!r}; "
-                         f"its name should end in {', '.join(FIGURE_FORMATS)} (the suffix "
-                         f"says the format)")
+        raise BadInput(f"{caller}: cannot write a figure to {os.fspath(out_path)!r}; "
+                       f"its name should end in {', '.join(FIGURE_FORMATS)} (the suffix "
+                       f"says the format)")
     return FIGURE_FORMATS[suffix]
 
 

@@ -19,6 +19,7 @@ from tinyformer.checkpoint import load_model
 from tinyformer.files import StrPath, command_line, describe_os_error
 from tinyformer.lens import Lens
 from tinyformer.rundir import METRICS, is_training, read_manifest, recorded_checkpoint
+from tinyformer.schema import BadInput
 from tinyformer.summary import counted
 from tinyformer.tokenizers import Tokenizer
 
@@ -66,14 +67,14 @@ def prepare_step(example_name: str | None = None, checkpoint_dir: str | None = N
     (ValueError, one line, as step_to_draw says); then the function that computes the step.
     `tinyformer graph` says an error of the first part as bad input, of the second as a bug."""
     if example_name is None and checkpoint_dir is None:
-        raise ValueError("give one of --example NAME or --checkpoint DIR")
+        raise BadInput("give one of --example NAME or --checkpoint DIR")
     if example_name is not None and checkpoint_dir is not None:
-        raise ValueError("give --example NAME or --checkpoint DIR, not both")
+        raise BadInput("give --example NAME or --checkpoint DIR, not both")
     if checkpoint_dir is not None and prompt is None:
-        raise ValueError("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
+        raise BadInput("--checkpoint needs --prompt TEXT: the batch whose step is drawn")
     if example_name is not None and prompt is not None:
-        raise ValueError("--prompt is the text of a --checkpoint's batch; an --example brings "
-                         "its own input: drop --prompt")
+        raise BadInput("--prompt is the text of a --checkpoint's batch; an --example brings "
+                       "its own input: drop --prompt")
     if example_name is not None:
         check_example(example_name)
         build = functools.partial(example, example_name)
@@ -175,15 +176,15 @@ def write_curves(run_dir: str, out_path: PictureOut | None = None, follow: bool 
     trains (and reloads itself), until the run ends. `run_dir` may be a pipe giving the
     metrics, read once. ValueError for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
-        raise ValueError("--follow needs an .html --out (a page that reloads itself)")
+        raise BadInput("--follow needs an .html --out (a page that reloads itself)")
     if _is_pipe(run_dir):            # refused before the pipe is read, which it can be once
         if follow:
-            raise ValueError(f"--follow reads the metrics again each time the run writes "
-                             f"some, and the pipe {run_dir} can be read once; give the run "
-                             f"directory (or its metrics.jsonl)")
+            raise BadInput(f"--follow reads the metrics again each time the run writes "
+                           f"some, and the pipe {run_dir} can be read once; give the run "
+                           f"directory (or its metrics.jsonl)")
         if out_path is None:
-            raise ValueError(f"the metrics of the pipe {run_dir} are in no run directory to "
-                             f"write loss.png in; give --out FILE.png (or .html)")
+            raise BadInput(f"the metrics of the pipe {run_dir} are in no run directory to "
+                           f"write loss.png in; give --out FILE.png (or .html)")
     _refuse_before_first_step(run_dir, follow)
     if out_path is None or not _is_page(out_path):
         try:
@@ -193,8 +194,8 @@ def write_curves(run_dir: str, out_path: PictureOut | None = None, follow: bool 
             # (another's, an archive's): the curves can still be drawn elsewhere.
             if out_path is not None or e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
-            raise ValueError(f"{describe_os_error(e).split(';')[0]}; give --out FILE.png (or "
-                             f".html) to draw the curves elsewhere") from None
+            raise BadInput(f"{describe_os_error(e).split(';')[0]}; give --out FILE.png (or "
+                           f".html) to draw the curves elsewhere") from None
     if follow:
         return follow_run(run_dir, out_path, log=log)
     report = metrics_page(run_dir)
@@ -210,8 +211,8 @@ def write_comparison(run_dirs: list[str], out_path: PictureOut,
     ValueError for a page, which is one run's, a run given twice, or metrics that are missing
     or not a metrics.jsonl."""
     if _is_page(out_path):
-        raise ValueError("a report page is one run's; give --out FILE.png to compare several "
-                         "runs in one picture")
+        raise BadInput("a report page is one run's; give --out FILE.png to compare several "
+                       "runs in one picture")
     fmt = figure_format("write_comparison", out_path)   # before the drawing: fail fast
     for run_dir in run_dirs:
         _refuse_before_first_step(run_dir)
@@ -222,8 +223,8 @@ def write_comparison(run_dirs: list[str], out_path: PictureOut,
     for (a, metrics_a), (b, metrics_b) in itertools.combinations(zip(run_dirs, metrics), 2):
         if os.path.exists(metrics_a) and os.path.exists(metrics_b) \
                 and os.path.samefile(metrics_a, metrics_b):
-            raise ValueError(f"{os.fspath(a)!r} and {os.fspath(b)!r} are the same run; give "
-                             f"each run once")
+            raise BadInput(f"{os.fspath(a)!r} and {os.fspath(b)!r} are the same run; give "
+                           f"each run once")
     kinds = loss_kinds(run_dirs)
     if len(kinds) > 1:
         # The loss is a cross-entropy per token: over another objective (a BERT's hidden
@@ -278,17 +279,17 @@ def _refuse_before_first_step(run_dir, follow=False):
         # Its steps are not in the checkpoint: the curves are that file's alone.
         metrics = os.path.join(run_dir, METRICS)
         what = "missing" if not os.path.exists(metrics) else "empty"
-        raise ValueError(f"{run_dir!r} is a run with a checkpoint at step {checkpoint:,}, but "
-                         f"its {METRICS}, which holds the curves, is {what}; put that file "
-                         f"back (from a copy of the run) to plot them")
+        raise BadInput(f"{run_dir!r} is a run with a checkpoint at step {checkpoint:,}, but "
+                       f"its {METRICS}, which holds the curves, is {what}; put that file "
+                       f"back (from a copy of the run) to plot them")
     if training:
         # The whole command: a page follows one run, so among runs compared, this one alone.
         follow_it = command_line("plot", run_dir, "--out", "report.html", "--follow")
-        raise ValueError(f"{run_dir!r} is a run training its first step, with no metrics "
-                         f"yet; try again in a moment, or follow it: `{follow_it}`")
-    raise ValueError(f"{run_dir!r} is a run that stopped before its first step, so "
-                     f"there is nothing to plot; "
-                     f"`{command_line('train', '--resume', run_dir)}` starts it again")
+        raise BadInput(f"{run_dir!r} is a run training its first step, with no metrics "
+                       f"yet; try again in a moment, or follow it: `{follow_it}`")
+    raise BadInput(f"{run_dir!r} is a run that stopped before its first step, so "
+                   f"there is nothing to plot; "
+                   f"`{command_line('train', '--resume', run_dir)}` starts it again")
 
 
 def _run_without_metrics(run_dir):
