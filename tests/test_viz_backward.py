@@ -226,6 +226,37 @@ class Residual(nn.Module):
         return h * h
 
 
+def lines_of(dot, node_id):
+    """The detail lines under a node's title."""
+    label = re.search(rf"^\s*{node_id} \[label=<(.*?)>\s", dot.source, re.MULTILINE)[1]
+    return re.findall(r'<FONT POINT-SIZE="10">(.*?)</FONT>', label)
+
+
+def test_the_sum_that_undoes_broadcasting_says_which_input_was_broadcast():
+    a = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    b = ta.Tensor(np.ones(3), requires_grad=True)          # repeated along a's rows
+    c = ta.Tensor(np.ones((2, 1)), requires_grad=True)     # repeated along a's columns
+    dot = draw_backward((a * b + c).sum(), inputs={"a": a, "b": b, "c": c})
+    title, into = titles(dot), feeds(dot)
+    by_title = {t: n for n, t in title.items()}
+    # dL/db: the (2, 3) product summed over the rows, (1, 3), then reshaped to (3,)
+    (reshape,) = into[by_title["dL/db"]]
+    (sum_b,) = into[reshape]
+    assert title[sum_b] == "sum"
+    assert lines_of(dot, sum_b) == ["(1, 3)", "undoes broadcasting b (3,) to (2, 3)"]
+    (sum_c,) = into[by_title["dL/dc"]]
+    assert lines_of(dot, sum_c) == ["(2, 1)", "undoes broadcasting c (2, 1) to (2, 3)"]
+    assert dot.source.count("undoes broadcasting") == 2          # not a's: never broadcast
+
+
+def test_inputs_of_one_shape_are_told_apart_by_whose_gradient_the_sum_is():
+    norm = nn.LayerNorm(4)
+    x = ta.Tensor(np.arange(8.0).reshape(2, 4), requires_grad=True)
+    dot = draw_backward((norm(x) * x).sum(), params=norm, inputs={"x": x})
+    # weight and bias are both (4,): the engine sums bias's gradient over the rows
+    assert "undoes broadcasting bias (4,) to (2, 4)" in dot.source
+
+
 def test_a_gradient_sum_sits_in_the_box_of_the_module_that_made_the_tensor_it_sums_for():
     ta.manual_seed(0)
     model = nn.Sequential(Residual())

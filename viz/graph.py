@@ -843,6 +843,8 @@ def draw_backward(loss: ta.Tensor,
       * the backward ops, each in a dashed box "<op> backward" naming the forward op whose
         gradient it helps compute (the engine stamps them: `Context.backward_of`), and, outside
         those boxes, the `add` that sums the gradients reaching a tensor along several paths;
+        the `sum` that takes a broadcast input's gradient back to its shape says so
+        ("undoes broadcasting b (3,) to (2, 3)");
       * one output per leaf, dL/d<name> (pale blue; dL/d(<name>) for a dotted name such as
         `out.weight`), fed by the op that computed it.
 
@@ -958,6 +960,9 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         modules = params
     tree = _ModuleTree(modules)
     module_of = _backward_modules(order, edges, summed_for)
+    # Number the forward ops, so that two muls' backward boxes can be told apart.
+    op_number = _op_numbers(loss)
+    broadcasts = _broadcast_sums(order, edges, summed_for, names, op_number)
     # The seed and the named inputs stay drawn, as draw_graph keeps its inputs and result.
     folded = _fold(order, edges,
                    lambda node: tree.fold_target(module_of[id(node)], depth, fold_repeats),
@@ -984,9 +989,6 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             (kind, id(obj)), (output if kind == "op" else obj).data))
         grad_range = grad_range or _norm_range(
             list(norms.values()) + [_norm(g.data) for _, g in shown])
-
-    # Number the forward ops, so that two muls' backward boxes can be told apart.
-    op_number = _op_numbers(loss)
 
     def fill(array):
         return _grad_fill(array, grad_range) if color_by_grad else {}
@@ -1027,6 +1029,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             if obj.backward_of is None:
                 lines.append("sums the gradients of several paths")
             else:
+                if id(obj) in broadcasts:
+                    lines.append(broadcasts[id(obj)])
                 boxes += ((("backward", id(obj.backward_of)),
                            _backward_box_label(obj.backward_of, op_number)),)
             if show_data:
@@ -1081,6 +1085,53 @@ def _gradient_title(name):
     """dL/dx for a plain name; dL/d(0.weight), dL/d(decoder.norm.bias) for any other, which
     would run into the d (dL/ddecoder...) or read as a number (dL/d0.weight)."""
     return f"dL/d{name}" if name.isidentifier() else f"dL/d({name})"
+
+
+def _broadcast_sums(order, edges, summed_for, names, op_number):
+    """id(backward op) -> the line that says which broadcast it undoes, for each `sum` that
+    takes a gradient back to the shape of a forward input that was broadcast: in `a * b` with
+    b of shape (3,) and a of (2, 3), dL/db is the (2, 3) product summed over the axis b was
+    repeated along. The engine sums every input's gradient so (a `sum` keeping its axes, then
+    a `reshape` where axes were added in front), inside the op's backward box; without a word
+    it reads as one more step of the op's own formula.
+
+    Told by what the picture shows: a `sum` that keeps its axes, whose result (or that of the
+    `reshape` it alone feeds) leaves its box with the shape of an input of the forward op and
+    came from a bigger one. A backward that sums a broadcast input's gradient itself gets the
+    same line: it undoes the same broadcast. The input is named where only one has that shape,
+    or where `summed_for` (see _backward_modules) says whose gradient the result is: a layer
+    norm's weight and bias are both (d,)."""
+    ops = {id(obj): obj for kind, obj, _ in order if kind == "op"}
+    users = {}                              # id(op) -> the ops that read its result
+    for source, target in edges:
+        if source[0] == "op":
+            users.setdefault(source[1], []).append(ops[target[1]])
+    found = {}
+    for node in ops.values():
+        forward_op = node.backward_of
+        if node.name != "sum" or forward_op is None:
+            continue
+        summed, result = node.inputs[0].shape, node.output.shape
+        if len(summed) != len(result) or summed == result:
+            continue                        # not the engine's keepdims sum
+        last = node
+        after = users.get(id(node), [])
+        if len(after) == 1 and after[0].name == "reshape" and after[0].backward_of is forward_op:
+            last, after = after[0], users.get(id(after[0]), [])
+        if any(user.backward_of is forward_op for user in after):
+            continue                        # a step inside the formula, not its end
+        shape = last.output.shape
+        broadcast = [t for t in forward_op.inputs if t.shape == shape]
+        if not broadcast:
+            continue
+        if len(broadcast) > 1:
+            broadcast = [t for t in broadcast if summed_for.get(id(last)) is t] or broadcast
+        # Two inputs of one shape, a gradient that others join before it reaches its input:
+        # not told apart.
+        what = (f"{_forward_title(broadcast[0], names, op_number)} "
+                if len(broadcast) == 1 else "")
+        found[id(node)] = f"undoes broadcasting {what}{tuple(shape)} to {tuple(summed)}"
+    return found
 
 
 def _downstream(start, edges):
