@@ -234,6 +234,8 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--checkpoint", "RUN:transformer", "--prompt", ""], "--prompt is empty"),
     (["--checkpoint", "RUN:gpt", "--prompt", "ÿ"], "cannot be encoded"),
     (["--checkpoint", "RUN:transformer", "--prompt", "31415"], "no source of the add task"),
+    # Letters are no source of a task either: said as such, not as a prompt it cannot encode.
+    (["--checkpoint", "RUN:transformer", "--prompt", "eve"], "no source of the add task"),
     # The message of generate, attention and lens, for a prompt too long for the model.
     (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"],
      "the prompt has 22 tokens; this model reads at most 11: shorten it"),

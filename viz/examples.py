@@ -158,6 +158,11 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         # The step hides tokens itself, and must know each hidden one to score the guess.
         raise ValueError("--prompt: the graph of a BERT hides the first token and every seventh "
                          "after it itself; give the whole text, without <mask>")
+    if kind == "transformer":
+        # Before encoding: a letter in a task's prompt is no character of its vocabulary, and
+        # "give digits only" says more than "cannot be encoded" (as generate, attention and
+        # lens say it).
+        check_task_prompt(saved, prompt, name=option_name)
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
     if not ids:
         raise ValueError("--prompt is empty; give the text of the batch")
@@ -173,7 +178,6 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         return lambda: masked_language_modelling(model, np.array([ids]),
                                                  tokenizer.token_to_id("<mask>"))
     if kind == "transformer":
-        check_task_prompt(saved, prompt, name=option_name)
         train = saved.get("train", {})
         target = solve(train.get("task"), prompt)
         target_ids = Seq2SeqTask.encode(target)
