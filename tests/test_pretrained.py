@@ -531,8 +531,10 @@ def test_pytorch_weights_are_refused_with_a_conversion_that_works(hf, tmp_path, 
 ])
 def test_a_gpt_that_gpt2_cannot_express_is_refused(tmp_path, setting, problem):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16, **setting)
-    with pytest.raises(PretrainedError, match=re.escape(problem)):
+    with pytest.raises(PretrainedError, match=re.escape(problem)) as refused:
         model.save_pretrained(tmp_path / "out")
+    assert str(refused.value).endswith("; a GPT trained with those settings exports (this "
+                                       "one's checkpoint generates as it is)")
     assert not (tmp_path / "out").exists()
 
 

@@ -106,7 +106,8 @@ def check_model_class(model: Any, kind: str, source: str) -> None:
     cls = MODELS[kind]
     if not isinstance(model, cls):
         raise BadInput(f"model: {source} a {cls.__name__} (or a subclass of it), this is a "
-                       f"{type(model).__name__}")
+                       f"{type(model).__name__}; pass a {cls.__name__}, or no model to have "
+                       f"one built")
 
 
 def model_to_load(config: dict[str, Any], directory: str, model: nn.Module | None,

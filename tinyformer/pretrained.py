@@ -770,7 +770,8 @@ def pretrained_format(model: GPT) -> str:
                           f"{' or '.join(map(repr, _choices(fixed[name])))})"
                           for name in differences[nearest])
         raise PretrainedError(f"no Hugging Face format expresses this GPT: the nearest, {title}, "
-                              f"cannot express {named}")
+                              f"cannot express {named}; a GPT trained with those settings "
+                              f"exports (this one's checkpoint generates as it is)")
     return nearest
 
 
