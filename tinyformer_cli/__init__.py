@@ -232,7 +232,8 @@ class Program(click.Group):
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             words = sys.argv[1:] if args is None else list(args)     # as click read them
             message = (elsewhere(e) or renamed(e) or negative_number(e, words)
-                       if isinstance(e, click.NoSuchOption) else None)
+                       if isinstance(e, click.NoSuchOption) else
+                       with_example(e) if isinstance(e, click.MissingParameter) else None)
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -440,6 +441,29 @@ def typed_number(option_name: str, words: list[str]) -> str | None:
                 continue
             return word
     return None
+
+
+def with_example(error: click.MissingParameter) -> str | None:
+    """For a missing argument or option, click's words and a command line that gives it: the
+    first of the command's help examples that does (an option by its name; an argument is in
+    every example), as the program was run. None where no example gives it."""
+    if error.ctx is None or error.param is None:
+        return None
+    for line in help_examples(error.ctx.command):
+        words = line.split()
+        if isinstance(error.param, click.Argument) or any(
+                word.split("=")[0] in error.param.opts for word in words):
+            example = re.sub(r"^tinyformer", lambda _: files.command_line(), line)
+            return f"{error.format_message()} For example: `{example}`"
+    return None
+
+
+def help_examples(command: click.Command) -> list[str]:
+    """The `tinyformer ...` command lines of `command`'s help examples, each on one line
+    (continuation lines joined), without its comment (after two spaces) or what follows &&."""
+    lines = re.sub(r"\s*\\\n\s*", " ", command.epilog or "").splitlines()
+    return [re.split(r"\s{2,}|&&", line.strip())[0].strip() for line in lines
+            if line.strip().startswith("tinyformer ")]
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
