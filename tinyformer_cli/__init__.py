@@ -36,8 +36,9 @@ from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.rundir import CheckpointError, check_not_a_run_file
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, Text as Nonempty, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression_of, encode_text_or_file,
-                                   one_line, split_shown_parts, train_tokenizer)
+from tinyformer.tokenizers import (EncodeError, check_training, compression_of,
+                                   encode_text_or_file, one_line, split_shown_parts,
+                                   train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import setting_renamed, shown_default
 
@@ -609,7 +610,22 @@ def encoded_pieces(tok, text, file_path, allow_special):
     if (text is None) == (file_path is None):
         raise InputError("give a TEXT or --file PATH (one of them)")
     with input_errors():                         # TEXT that is not UTF-8
-        return encode_text_or_file(tok, text, file_path, allow_special)
+        pieces = encode_text_or_file(tok, text, file_path, allow_special)
+    return advised(tok, pieces)
+
+
+def advised(tok, pieces):
+    """`pieces`, where a character that a char tokenizer lacks is said with what to do, as
+    `generate` says it of a prompt (the tokenizer says only what is wrong)."""
+    try:
+        yield from pieces
+    except EncodeError as error:
+        if tok.kind != "char":
+            raise
+        retrain = files.command_line("tokenize", "train", "FILE", "--kind", "char", "--out",
+                                     "chars.json")
+        raise ValueError(f"{error}; use only characters the tokenizer was trained on, or train "
+                         f"one on a text that has them: `{retrain}`") from None
 
 
 @tokenize.command("encode", epilog="""\b
