@@ -1388,6 +1388,14 @@ def workspace_option(required=True):
                         help="The exercise workspace.")
 
 
+class ExerciseName(click.types.StringParamType):
+    """An exercise's number or name, as typed; missing, said with where to find them."""
+
+    def get_missing_message(self, param, ctx):
+        return (f"Give an exercise's number or name (`{files.command_line('exercises', 'list')}`"
+                f" lists them).")
+
+
 def exercise_argument(required=True):
     """N, given to the command as the exercise (None if not required and not given)."""
     def find_exercise(ctx, param, name):
@@ -1395,7 +1403,7 @@ def exercise_argument(required=True):
             ctx.meta[EXERCISE] = find(name) if name is not None else None
         return ctx.meta[EXERCISE]
     return click.argument("ex", metavar="N" if required else "[N]", required=required,
-                          callback=find_exercise)
+                          type=ExerciseName(), callback=find_exercise)
 
 
 # A day: longer than any exercise needs, and well within what the operating system's timers
@@ -1430,26 +1438,31 @@ def exercises_list(workspace):
     runner.list_course(workspace)
 
 
-@exercises.command("show", epilog="""\b
+@exercises.command("show", short_help="Explain exercise N, or the next unfinished one.",
+                   epilog="""\b
 Examples:
   tinyformer exercises show 1
   tinyformer exercises show one_hot             by its name
+  tinyformer exercises show                     the next unfinished exercise
 """)
-@exercise_argument()
+@exercise_argument(required=False)
 @workspace_option(required=False)
 def exercises_show(ex, workspace):
-    """Print exercise N's explanation (N is its number or its name)."""
+    """Print exercise N's explanation (N is its number or its name; without N, the next
+    unfinished exercise's, as `check` picks it)."""
     runner.show(ex, workspace)
 
 
-@exercises.command("hint", epilog="""\b
+@exercises.command("hint", short_help="One more hint for exercise N, or the next unfinished one.",
+                   epilog="""\b
 Examples:
   tinyformer exercises hint 1                   again for the next hint
+  tinyformer exercises hint                     for the next unfinished exercise
 """)
-@exercise_argument()
+@exercise_argument(required=False)
 @workspace_option()
 def exercises_hint(ex, workspace):
-    """One more hint for exercise N each time you ask."""
+    """One more hint for exercise N (without N, the next unfinished one) each time you ask."""
     runner.hint(workspace, ex)
 
 
