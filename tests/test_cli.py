@@ -187,6 +187,27 @@ def test_every_example_in_every_help_is_a_command_line_that_parses():
             raise AssertionError(f"{' '.join(path)} --help: {line}: {error}") from None
 
 
+def test_a_missing_argument_or_option_is_said_with_a_command_line_that_gives_it():
+    # click's "Missing option '--checkpoint'." left the user to find what to give, and how.
+    said = 0
+    for path, command in commands():
+        missing = next((p for p in command.params if p.required), None)
+        if missing is None:
+            continue
+        result = CliRunner().invoke(main, list(path))
+        assert result.exit_code == 2, (path, result.output)
+        [line] = result.stderr.splitlines()
+        example = re.search(r"\. For example: `(tinyformer [^`]+)` \(see ", line)
+        assert example and line.startswith("Error: Missing "), line
+        parse(example[1])                                   # a command line that runs
+        assert isinstance(missing, click.Argument) or any(
+            opt in shlex.split(example[1]) for opt in missing.opts), line
+        said += 1
+    assert said >= 8
+    assert "`tinyformer generate --checkpoint " in CliRunner().invoke(
+        main, ["generate", "--prompt", "hi"]).stderr
+
+
 def test_a_groups_help_lists_its_commands_each_in_words_not_cut_short():
     for path, command in commands():
         if isinstance(command, click.Group):

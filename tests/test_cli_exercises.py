@@ -242,6 +242,37 @@ def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, comma
     assert_input_error(run("predict", number), f"no chapter '{number}'", "a number from 1 to")
 
 
+def test_show_and_hint_without_n_take_the_next_unfinished_exercise(workspace, monkeypatch):
+    # Both said only "Missing argument 'N'.", where `check` without N checks the next one.
+    following = exercises()[1]
+    monkeypatch.setattr(workspace_module.Workspace, "next_unfinished", lambda self: following)
+    shown = run("show")
+    assert shown.exit_code == 0 and shown.output == run("show", following.number).output
+    hinted = run("hint")
+    assert hinted.exit_code == 0, hinted.output
+    assert f"Hint 1 of {len(following.hints)}: {following.hints[0]}" in hinted.output
+    assert progress(workspace)["hints"] == {following.slug: 1}
+
+
+def test_show_without_n_outside_a_workspace_shows_the_first_exercise(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("show")
+    assert result.exit_code == 0 and result.output == run("show", 1).output
+
+
+def test_show_and_hint_without_n_once_all_pass_say_how_to_name_one(workspace, monkeypatch):
+    monkeypatch.setattr(workspace_module.Workspace, "next_unfinished", lambda self: None)
+    for command in ("show", "hint"):
+        assert_input_error(run(command), f"all {len(exercises())} exercises pass",
+                           f"`tinyformer exercises {command} N`", "`tinyformer exercises list`")
+
+
+@pytest.mark.parametrize("command", ["reset", "solution", "draw"])
+def test_a_command_missing_its_n_says_how_to_find_one(workspace, command):
+    assert_input_error(run(command), "Missing argument 'N'", "`tinyformer exercises list` lists",
+                       f"For example: `tinyformer exercises {command} ")
+
+
 def test_each_hint_call_shows_one_more_hint(workspace):
     n = len(FIRST.hints)
     for shown in range(1, n + 2):

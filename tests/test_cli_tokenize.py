@@ -294,6 +294,20 @@ def test_an_error_late_in_a_file_names_its_line_after_the_output_before_it(
     assert command == "show" or result.stdout.startswith(first_ids)
 
 
+@pytest.mark.parametrize("command", ["encode", "show"])
+def test_a_character_a_char_tokenizer_lacks_is_said_with_what_to_do(tmp_path, char, command):
+    # `generate --prompt` said what to do ("use only characters the model was trained on");
+    # `tokenize` said only what was wrong, of a text and of a file.
+    path = tmp_path / "q.txt"
+    path.write_text("The quiet cat\n", encoding="utf-8")
+    for given in (["The quiet cat"], ["--file", path]):
+        result = run(command, *given, "--tokenizer", char)
+        assert_input_error(result, "cannot encode 'q'", "; use only characters the tokenizer "
+                           "was trained on, or train one on a text that has them: "
+                           "`tinyformer tokenize train FILE --kind char --out chars.json`")
+        assert result.stderr.count("trained on") == 1
+
+
 def test_a_text_saved_on_windows_is_read_as_the_same_text(tmp_path, corpus):
     """Windows line ends and a byte order mark are read as Python's open() reads text (\\r\\n
     as \\n, the mark dropped): the same tokenizers, the same ids, no \\r or \\ufeff token."""

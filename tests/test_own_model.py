@@ -197,7 +197,8 @@ def test_resuming_it_without_the_model_is_refused_saying_to_pass_it(own_run):
      "its modules of your own are decoder.layers.0.ffn (OtherExperts), where the run in "
      "{run!r} holds " + OWN),
     (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
-     "model: {config} has a GPT (or a subclass of it), this is a BERT; pass a GPT, or no model to have one built"),
+     "model: {config} has a GPT (or a subclass of it), this is a BERT; pass a GPT, or no "
+     "model to have one built"),
 ])
 def test_resuming_it_with_another_model_is_refused(own_run, model, message):
     directory, _ = own_run
@@ -219,7 +220,8 @@ def test_a_plain_run_resumed_with_a_model_of_your_own_is_refused(tmp_path):
     (lambda: own_model(context=8), "model: its context is 8, where the settings give 16"),
     (lambda: own_model(d_ff=48), "model: its d_ff is 48, where the settings give 64"),
     (lambda: BERT(VOCAB, 16, n_layer=1, n_head=2, d_model=16),
-     "model: the settings give a GPT (or a subclass of it), this is a BERT; pass a GPT, or no model to have one built"),
+     "model: the settings give a GPT (or a subclass of it), this is a BERT; pass a GPT, or "
+     "no model to have one built"),
 ])
 def test_a_model_other_than_the_settings_describe_is_refused_in_one_line(tmp_path, model,
                                                                          message):

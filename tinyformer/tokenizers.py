@@ -93,11 +93,14 @@ class EncodeError(BadInput):
     """A character that a tokenizer cannot encode, `shown` (as shown_char shows it), at
     `position` of the text, and `why`: "cannot encode 'é' at position 7: not in the
     tokenizer's 40-character vocabulary". `at(where)` says it with another place for
-    "position 7" (a file's "line 3, column 2", which encode_pieces names)."""
+    "position 7" (a file's "line 3, column 2", which encode_pieces names); given `where` and
+    `source`, the error says that place, after what the text is ("file 'a.txt': ...")."""
 
-    def __init__(self, shown: str, position: int, why: str) -> None:
+    def __init__(self, shown: str, position: int, why: str, where: str | None = None,
+                 source: str | None = None) -> None:
         self.shown, self.position, self.why = shown, position, why
-        super().__init__(self.at(f"position {position}"))
+        said = self.at(where or f"position {position}")
+        super().__init__(f"{source}: {said}" if source else said)
 
     def at(self, where: str) -> str:
         return f"cannot encode {self.shown} at {where}: {self.why}"
@@ -278,7 +281,7 @@ def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = Fa
                 raise
             where = "line {}, column {}".format(*_line_and_column(
                 piece[:e.position - offset], line, column))
-            raise BadInput(f"{lines_of}: {e.at(where)}") from None
+            raise EncodeError(e.shown, e.position, e.why, where, source=lines_of) from None
         yield piece, ids
         offset += len(piece)
         line, column = _line_and_column(piece, line, column)

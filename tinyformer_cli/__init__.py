@@ -36,8 +36,9 @@ from tinyformer.prompts import check_respond, check_task_prompt, respond
 from tinyformer.rundir import CheckpointError, check_not_a_run_file
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, BadInput, Text as Nonempty, check_settings, option_name
-from tinyformer.tokenizers import (check_training, compression_of, encode_text_or_file,
-                                   one_line, split_shown_parts, train_tokenizer)
+from tinyformer.tokenizers import (EncodeError, check_training, compression_of,
+                                   encode_text_or_file, one_line, split_shown_parts,
+                                   train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import setting_renamed, shown_default
 
@@ -234,7 +235,8 @@ class Program(click.Group):
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             words = sys.argv[1:] if args is None else list(args)     # as click read them
             message = (elsewhere(e) or renamed(e) or negative_number(e, words)
-                       if isinstance(e, click.NoSuchOption) else None)
+                       if isinstance(e, click.NoSuchOption) else
+                       with_example(e) if isinstance(e, click.MissingParameter) else None)
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
             sys.exit(e.exit_code)
         except click.ClickException as e:
@@ -444,6 +446,29 @@ def typed_number(option_name: str, words: list[str]) -> str | None:
     return None
 
 
+def with_example(error: click.MissingParameter) -> str | None:
+    """For a missing argument or option, click's words and a command line that gives it: the
+    first of the command's help examples that does (an option by its name; an argument is in
+    every example), as the program was run. None where no example gives it."""
+    if error.ctx is None or error.param is None:
+        return None
+    for line in help_examples(error.ctx.command):
+        words = line.split()
+        if isinstance(error.param, click.Argument) or any(
+                word.split("=")[0] in error.param.opts for word in words):
+            example = re.sub(r"^tinyformer", lambda _: files.command_line(), line)
+            return f"{error.format_message()} For example: `{example}`"
+    return None
+
+
+def help_examples(command: click.Command) -> list[str]:
+    """The `tinyformer ...` command lines of `command`'s help examples, each on one line
+    (continuation lines joined), without its comment (after two spaces) or what follows &&."""
+    lines = re.sub(r"\s*\\\n\s*", " ", command.epilog or "").splitlines()
+    return [re.split(r"\s{2,}|&&", line.strip())[0].strip() for line in lines
+            if line.strip().startswith("tinyformer ")]
+
+
 def renamed(error: click.NoSuchOption) -> str | None:
     """For a setting of `train` under another program's name (--max-iters, nanoGPT's), or
     nearly (--learning-rat): ours, in place of click's guesses by spelling (--eval-iters)."""
@@ -589,7 +614,22 @@ def encoded_pieces(tok, text, file_path, allow_special):
     if (text is None) == (file_path is None):
         raise InputError("give a TEXT or --file PATH (one of them)")
     with input_errors():                         # TEXT that is not UTF-8
-        return encode_text_or_file(tok, text, file_path, allow_special)
+        pieces = encode_text_or_file(tok, text, file_path, allow_special)
+    return advised(tok, pieces)
+
+
+def advised(tok, pieces):
+    """`pieces`, where a character that a char tokenizer lacks is said with what to do, as
+    `generate` says it of a prompt (the tokenizer says only what is wrong)."""
+    try:
+        yield from pieces
+    except EncodeError as error:
+        if tok.kind != "char":
+            raise
+        retrain = files.command_line("tokenize", "train", "FILE", "--kind", "char", "--out",
+                                     "chars.json")
+        raise ValueError(f"{error}; use only characters the tokenizer was trained on, or train "
+                         f"one on a text that has them: `{retrain}`") from None
 
 
 @tokenize.command("encode", epilog="""\b
@@ -1377,6 +1417,14 @@ def workspace_option(required=True):
                         help="The exercise workspace.")
 
 
+class ExerciseName(click.types.StringParamType):
+    """An exercise's number or name, as typed; missing, said with where to find them."""
+
+    def get_missing_message(self, param, ctx):
+        return (f"Give an exercise's number or name (`{files.command_line('exercises', 'list')}`"
+                f" lists them).")
+
+
 def exercise_argument(required=True):
     """N, given to the command as the exercise (None if not required and not given)."""
     def find_exercise(ctx, param, name):
@@ -1384,7 +1432,7 @@ def exercise_argument(required=True):
             ctx.meta[EXERCISE] = find(name) if name is not None else None
         return ctx.meta[EXERCISE]
     return click.argument("ex", metavar="N" if required else "[N]", required=required,
-                          callback=find_exercise)
+                          type=ExerciseName(), callback=find_exercise)
 
 
 # A day: longer than any exercise needs, and well within what the operating system's timers
@@ -1419,26 +1467,31 @@ def exercises_list(workspace):
     runner.list_course(workspace)
 
 
-@exercises.command("show", epilog="""\b
+@exercises.command("show", short_help="Explain exercise N, or the next unfinished one.",
+                   epilog="""\b
 Examples:
   tinyformer exercises show 1
   tinyformer exercises show one_hot             by its name
+  tinyformer exercises show                     the next unfinished exercise
 """)
-@exercise_argument()
+@exercise_argument(required=False)
 @workspace_option(required=False)
 def exercises_show(ex, workspace):
-    """Print exercise N's explanation (N is its number or its name)."""
+    """Print exercise N's explanation (N is its number or its name; without N, the next
+    unfinished exercise's, as `check` picks it)."""
     runner.show(ex, workspace)
 
 
-@exercises.command("hint", epilog="""\b
+@exercises.command("hint", short_help="One more hint for exercise N, or the next unfinished one.",
+                   epilog="""\b
 Examples:
   tinyformer exercises hint 1                   again for the next hint
+  tinyformer exercises hint                     for the next unfinished exercise
 """)
-@exercise_argument()
+@exercise_argument(required=False)
 @workspace_option()
 def exercises_hint(ex, workspace):
-    """One more hint for exercise N each time you ask."""
+    """One more hint for exercise N (without N, the next unfinished one) each time you ask."""
     runner.hint(workspace, ex)
 
 

@@ -7,6 +7,7 @@ the errors below into exit statuses; everything a learner reads is written here:
     list_course(workspace)               every exercise by chapter, done or not
     show(ex, workspace)                  an exercise's explanation (its file's docstring)
     hint(workspace, ex)                  one more hint each call
+    asked_or_next(workspace, ex, command)  the exercise that show and hint mean without one
     check(workspace, ex, timeout)        check one exercise; True when it passes
     check_all(workspace, timeout)        check every exercise, one line each (or JSON)
     echo_json_error(workspace, ex, error)  the JSON of a check that could not be made
@@ -115,7 +116,23 @@ def explanation(ex: Exercise) -> str:
     return re.sub(r"\btinyformer(?= exercises )", lambda _: command_line(), lesson)
 
 
-def show(ex: Exercise, workspace: Workspace | None) -> None:
+def asked_or_next(workspace: Workspace | None, ex: Exercise | None, command: str) -> Exercise:
+    """The exercise `ex`, or without one the next unfinished, as `check` picks it (outside a
+    workspace, the first). RunnerError where every one passes: there is none to pick, and
+    `command` (show, hint) is told how to name one."""
+    if ex is not None:
+        return ex
+    following = workspace.next_unfinished() if workspace else exercises()[0]
+    if following is None:
+        raise RunnerError(f"all {len(exercises())} exercises pass, so none is next: name one, "
+                          f"`{command_line('exercises', command, 'N')}` "
+                          f"(`{command_line('exercises', 'list')}` lists them)")
+    return following
+
+
+def show(ex: Exercise | None, workspace: Workspace | None) -> None:
+    """Print the explanation of `ex` (None: the next unfinished one)."""
+    ex = asked_or_next(workspace, ex, "show")
     click.echo(click.style(f"Exercise {ex.number} of {len(exercises())}: {ex.title}  "
                            f"(chapter {ex.chapter}, {ex.chapter_title})", bold=True))
     click.echo(f"\n{explanation(ex)}\n")
@@ -126,7 +143,9 @@ def show(ex: Exercise, workspace: Workspace | None) -> None:
         click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
 
 
-def hint(workspace: Workspace, ex: Exercise) -> None:
+def hint(workspace: Workspace, ex: Exercise | None) -> None:
+    """One more hint for `ex` (None: the next unfinished one)."""
+    ex = asked_or_next(workspace, ex, "hint")
     shown = workspace.take_hint(ex)
     for i, text in enumerate(shown, start=1):
         click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
