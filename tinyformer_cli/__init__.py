@@ -632,7 +632,8 @@ def advised(tok, pieces):
                          f"one on a text that has them: `{retrain}`") from None
 
 
-@tokenize.command("encode", epilog="""\b
+@tokenize.command("encode", short_help="Print the ids of a text, separated by spaces.",
+                  epilog="""\b
 Examples:
   tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
 """)
