@@ -628,8 +628,8 @@ def advised(tok, pieces):
             raise
         retrain = files.command_line("tokenize", "train", "FILE", "--kind", "char", "--out",
                                      "chars.json")
-        raise ValueError(f"{error}; use only characters the tokenizer was trained on, or train "
-                         f"one on a text that has them: `{retrain}`") from None
+        raise BadInput(f"{error}; use only characters the tokenizer was trained on, or train "
+                       f"one on a text that has them: `{retrain}`") from None
 
 
 @tokenize.command("encode", short_help="Print the ids of a text, separated by spaces.",
