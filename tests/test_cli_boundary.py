@@ -18,6 +18,7 @@ import viz.write
 from tinyformer_cli import main
 from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream
+from tinyformer.schema import BadInput
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
@@ -45,7 +46,7 @@ def test_a_bug_of_ours_exits_1_and_asks_for_a_report(monkeypatch, tmp_path):
 
 def test_an_input_error_of_several_lines_is_said_in_its_first(monkeypatch, tmp_path):
     def refuse(path, **options):
-        raise ValueError("the tokenizer file is damaged\nand this is detail for the curious")
+        raise BadInput("the tokenizer file is damaged\nand this is detail for the curious")
     monkeypatch.setattr(cli, "load_tokenizer_at", refuse)
     result = run("tokenize", "encode", "hi", "--tokenizer", tmp_path / "tok.json")
     assert result.exit_code == 2
@@ -184,6 +185,46 @@ def test_a_value_error_from_running_the_model_is_a_bug_of_ours_not_the_prompts(
     assert result.exit_code == 2, result.output
     line, = result.stderr.splitlines()
     assert line.startswith("Error: ") and "'c'" in line, line
+
+
+@pytest.mark.parametrize("command, refused, phrase", [
+    (["generate"], [], "neither <|endoftext|> nor a new line"),      # no --prompt
+    (["attention", "--prompt", "ab", "--out", "a.png"], ["--which", "cross"],
+     "--which cross: this model has self-attention only"),
+    (["lens", "--prompt", "ab"], ["--prompt", "abc"], "cannot encode 'c'"),
+    (["graph", "--prompt", "ab", "--out", "g.dot"], ["--prompt", "a"],
+     "--prompt must give at least 2 tokens"),
+    (["export", "--out", "hf"], ["--out", "."], "exists; give a new directory"),
+], ids=["generate", "attention", "lens", "graph", "export"])
+def test_a_value_error_from_loading_the_model_is_a_bug_of_ours_not_the_checkpoints(
+        monkeypatch, tmp_path, command, refused, phrase):
+    """Loading a checkpoint checks it, and builds the model from it: only what the checks (and
+    those of the settings and the prompt beside it) refuse is the input's fault (exit 2); a
+    ValueError from the building is ours (exit 1), where it was said as the user's bad input."""
+    import tinyformer.checkpoint
+    from tinyformer.rundir import save_checkpoint
+
+    ta.manual_seed(0)
+    tokenizer = CharTokenizer(list("ab "))            # no new line, no <|endoftext|>
+    model = GPT(vocab_size=tokenizer.vocab_size, context=8, n_layer=1, n_head=1, d_model=8)
+    checkpoint = tmp_path / "run"
+    checkpoint.mkdir()
+    tokenizer.save(checkpoint / "tokenizer.json")
+    save_checkpoint(checkpoint, {"model": "gpt", "model_config": model.config, "step": 1},
+                    {name: p.data for name, p in model.named_parameters()}, {})
+    monkeypatch.chdir(tmp_path)                       # where --out writes
+
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    with monkeypatch.context() as deep_inside_load_model:
+        deep_inside_load_model.setattr(tinyformer.checkpoint, "check_finite_weights", broken)
+        result = run(*command, "--checkpoint", checkpoint)
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    result = run(*command, *refused, "--checkpoint", checkpoint)
+    assert result.exit_code == 2, result.output
+    line, = result.stderr.splitlines()
+    assert line.startswith("Error: ") and phrase in line, line
 
 
 def test_control_characters_are_escaped_not_sent_to_the_terminal():
@@ -625,7 +666,7 @@ def test_a_gpt_prompt_longer_than_the_context_is_continued_with_a_note_saying_so
     import tinyformer.prompts
 
     def too_big(*args):
-        raise ValueError("--beam 2: would need more memory than this machine has")
+        raise BadInput("--beam 2: would need more memory than this machine has")
     monkeypatch.setattr(tinyformer.prompts, "check_beam_memory", too_big)
     refused = run("generate", "--checkpoint", ".", "--prompt", "abc " * 3, "--beam", 2)
     assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1

@@ -747,6 +747,36 @@ def test_a_value_error_from_training_a_tokenizer_is_a_bug_of_ours_not_the_texts(
                        "is empty")
 
 
+def test_a_value_error_from_reading_a_tokenizer_is_a_bug_of_ours_not_the_file(tmp_path,
+                                                                              monkeypatch, char):
+    """A tokenizer file that its reading refuses is the input's fault (exit 2); a ValueError
+    from the reading itself is ours (exit 1), where it was said as the user's bad input."""
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    with monkeypatch.context() as deep_inside_the_reading:
+        deep_inside_the_reading.setattr(tokenizers, "_read_json", broken)
+        result = run("encode", "hi", "--tokenizer", char)
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    (tmp_path / "damaged.json").write_text("{", encoding="utf-8")
+    assert_input_error(run("encode", "hi", "--tokenizer", tmp_path / "damaged.json"),
+                       "damaged.json")
+
+
+@pytest.mark.parametrize("command", ["encode", "show"])
+def test_a_value_error_from_encoding_is_a_bug_of_ours_not_the_text(monkeypatch, char, command):
+    """A character the tokenizer cannot encode is the text's fault (exit 2); a ValueError from
+    the encoding itself is ours (exit 1), where it was said as the user's bad input."""
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    with monkeypatch.context() as deep_inside_the_encoding:
+        deep_inside_the_encoding.setattr(tokenizers.CharTokenizer, "_encode_at", broken)
+        result = run(command, "hi", "--tokenizer", char)
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    assert_input_error(run(command, "hi \u2603", "--tokenizer", char), "cannot encode")
+
+
 @pytest.mark.parametrize("out", ["new-dir/", "corpus.txt/"])
 def test_train_refuses_an_out_ending_in_a_separator_before_training(tmp_path, corpus, out):
     # A directory's path that names none (or a file): found only by the save, after the

@@ -59,7 +59,7 @@ from tinyautograd import Tensor, nn, no_grad, random
 from .attention import KVCache
 from .layers import Tokens, token_array
 from .sampling import check_generator, check_sampling, draw_next
-from .schema import Whole, check_whole, is_finite_number
+from .schema import BadInput, Whole, check_whole, is_finite_number
 
 if TYPE_CHECKING:                   # the models import this module
     from .gpt import GPT
@@ -398,7 +398,7 @@ def step_logits(session: Session, where: str, step: int,
     return logits
 
 
-class NoTokenToPick(ValueError):
+class NoTokenToPick(BadInput):
     """A step's logits leave no token to pick (check_logits): the model's weights, or its
     activations on this input, are not finite. The fault of the model or its input, found only
     as the loop writes, once every setting has passed its checks: a caller tells it from a bug

@@ -21,7 +21,8 @@ from .decoding import beam_search, check_logits, ends, inference
 from .resources import blas_threads, step_threads
 from . import resources, schema
 from .sampling import check_sampling
-from .tokenizers import END_OF_TEXT, Tokenizer, encode_prompt, escape_controls
+from .schema import BadInput
+from .tokenizers import END_OF_TEXT, EncodeError, Tokenizer, encode_prompt, escape_controls
 
 if TYPE_CHECKING:                   # names only: the models need not be loaded to read this
     from .bert import BERT
@@ -61,8 +62,8 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
         form = ("two numbers joined by +, neither starting with 0, e.g. 379+3189"
                 if task == "add"
                 else "digits only, e.g. 5790189")
-        raise ValueError(f"{name('prompt')} {shown(prompt)} is no source of the {task} task this "
-                         f"checkpoint was trained on: give {form}")
+        raise BadInput(f"{name('prompt')} {shown(prompt)} is no source of the {task} task this "
+                       f"checkpoint was trained on: give {form}")
     digits = sum(ch.isdigit() for ch in prompt)   # as training counts them: add's + is not
     if isinstance(longest, int) and digits > longest:
         unseen = f"more than any source it was trained on ({name('max_len')} {longest})"
@@ -108,8 +109,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     on the command line."""
     check_respond(max_new_tokens, temperature, top_k, top_p, beam, name)
     if beam is not None and kind == "bert":
-        raise ValueError(f"{name('beam')} is for models that write (GPT and the "
-                         f"encoder-decoder); a bert checkpoint fills in masks")
+        raise BadInput(f"{name('beam')} is for models that write (GPT and the "
+                       f"encoder-decoder); a bert checkpoint fills in masks")
     if kind == "gpt":
         # GPT-2 marks where one document ends and the next begins with <|endoftext|>: it
         # starts a text from nothing, and ends one.
@@ -122,9 +123,9 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         else:
             try:
                 ids = tokenizer.encode("\n")
-            except ValueError:               # a character vocabulary of a text of one line
-                raise ValueError(f"this model's vocabulary has neither {END_OF_TEXT} nor a new "
-                                 f"line to start a text from; give a {name('prompt')}") from None
+            except EncodeError:              # a character vocabulary of a text of one line
+                raise BadInput(f"this model's vocabulary has neither {END_OF_TEXT} nor a new "
+                               f"line to start a text from; give a {name('prompt')}") from None
         if beam:
             check_beam_memory(model, beam, len(ids), max_new_tokens, name)
         if warn is not None and len(ids) > model.context:      # after every refusal
@@ -160,9 +161,9 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         return write_on
 
     if not prompt:
-        raise ValueError(f"an encoder-decoder checkpoint needs a {name('prompt')} to translate"
-                         if kind == "transformer" else
-                         f"a {kind} checkpoint needs a {name('prompt')} to fill in")
+        raise BadInput(f"an encoder-decoder checkpoint needs a {name('prompt')} to translate"
+                       if kind == "transformer" else
+                       f"a {kind} checkpoint needs a {name('prompt')} to fill in")
     ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context)
     if kind == "transformer":
         if beam:                             # the target starts at <bos>, up to context tokens
@@ -172,8 +173,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
 
     mask_id = tokenizer.token_to_id("<mask>")
     if mask_id not in ids:
-        raise ValueError(f"{name('prompt')} has no <mask> token for BERT to fill in; write "
-                         f"one, e.g. \"the kite is <mask><mask><mask>\"")
+        raise BadInput(f"{name('prompt')} has no <mask> token for BERT to fill in; write "
+                       f"one, e.g. \"the kite is <mask><mask><mask>\"")
 
     def fill_in(write):
         # As the decoding loops read a model: without dropout, whatever its mode; and, as they

@@ -84,8 +84,9 @@ class InputError(click.ClickException):
 def input_errors(*kinds):
     """The library's complaints about the input (ValueError by default) as one line, exit 2;
     only around code whose errors are the input's fault (anything else is our bug: exit 1).
-    Around a whole piece of work (a training run's start, drawing a run's curves), whose
-    ValueError may be a bug in it, only BadInput: what the library's checks of the input raise.
+    Around a whole piece of work (a training run's start, loading a checkpoint, encoding a
+    text, drawing a run's curves), whose ValueError may be a bug in it, only BadInput: what
+    the library's checks of the input raise.
     An OSError (a full disk, a permission) is said as every other is: its file, what went
     wrong, and what to do."""
     kinds = kinds or (ValueError,)
@@ -586,7 +587,9 @@ def open_tokenizer(path):
     model's, as generate reads it: the ids that its model reads), or a Hugging Face tokenizer's
     directory: any byte-level BPE's tokenizer.json, since `tokenize` only encodes and decodes
     (train takes GPT-2's alone, which a run can save)."""
-    with input_errors(ValueError, OSError):       # a pipe too: `--tokenizer <(...)`, read once
+    # What the reading refuses (BadInput), or a file it cannot read: a pipe too, `--tokenizer
+    # <(...)`, read once. Any other ValueError in building the tokenizer is a bug of ours.
+    with input_errors(BadInput, OSError):
         return load_tokenizer_at(path, saveable=False, pipe=True)
 
 
@@ -648,7 +651,9 @@ def tokenize_encode(text, file_path, allow_special, tokenizer_path):
     tok = open_tokenizer(tokenizer_path)
     separator = ""                               # between the ids of two pieces
     pieces = encoded_pieces(tok, text, file_path, allow_special)
-    with input_errors(), line_ended_on_error(lambda: separator):
+    # A character the tokenizer cannot encode, bytes that are not UTF-8 (BadInput); any other
+    # ValueError in encoding is a bug of ours.
+    with input_errors(BadInput), line_ended_on_error(lambda: separator):
         for _, ids in pieces:
             if ids:
                 click.echo(separator + " ".join(map(str, ids)), nl=False)
@@ -726,7 +731,7 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
             written.update(s for s in tok.special_tokens if s in piece)
             yield ids
     pieces = encoded_pieces(tok, text, file_path, allow_special)
-    with input_errors(), line_ended_on_error(lambda: n_tokens > 0, color):
+    with input_errors(BadInput), line_ended_on_error(lambda: n_tokens > 0, color):   # as encode's
         for part in split_shown_parts(tok, counted_ids(pieces), colour=color):
             click.echo(part, nl=False, color=color)
     click.echo(color=color)
@@ -1003,7 +1008,9 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     if beam is not None and sampling:
         raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
                          f"{' '.join(sampling)}, or --beam")
-    with input_errors():
+    # The settings and the checkpoint refused (BadInput); any other ValueError in building the
+    # model is a bug of ours.
+    with input_errors(BadInput):
         check_respond(max_new_tokens, temperature, top_k, top_p, beam,   # before loading
                       name=option_name)
         check_settings({"seed": seed}, {"seed": SEED})
@@ -1014,7 +1021,7 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
         raise InputError(f"{WRITES_NO_SAMPLE[saved['model']]}: "
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
-    with input_errors():
+    with input_errors(BadInput):                 # a prompt the model cannot take
         note = check_task_prompt(saved, prompt, name=option_name)
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
                          temperature, top_k, top_p, seed, beam, name=option_name,
@@ -1063,7 +1070,9 @@ loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
     """Write a trained GPT in Hugging Face's format (config.json, model.safetensors)."""
-    with input_errors(ValueError, OSError):      # OSError: the disk, permissions, a race
+    # --out or the checkpoint refused (BadInput), or OSError: the disk, permissions, a race.
+    # Any other ValueError in building the model is a bug of ours.
+    with input_errors(BadInput, OSError):
         check_export_dir(out_dir)                # before loading anything
         check_exportable(checkpoint_dir)
         model, tokenizer, _ = load_model(checkpoint_dir)
@@ -1121,7 +1130,9 @@ def attention(checkpoint_dir, prompt, out_path, which):
     from viz.attention_page import MAX_WEIGHTS, TooBigForPage
     from viz.write import write_attention
     check_out_file(out_path, [".png", ".html"])   # before loading and running the model
-    with input_errors():
+    # The checkpoint, the prompt or --which refused (BadInput); any other ValueError in
+    # building the model is a bug of ours.
+    with input_errors(BadInput):
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
@@ -1171,7 +1182,7 @@ def lens(checkpoint_dir, prompt, out_path):
     from viz.write import write_lens
     if out_path != "-":
         check_out_file(out_path, [".png", ".html"])    # before loading and running the model
-    with input_errors():
+    with input_errors(BadInput):                   # as attention's checks
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
         check_prompt(model, tokenizer, prompt, saved["model"])
@@ -1308,7 +1319,9 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
         raise InputError("--depth 0 folds the whole model into one node, which a page has no "
                          "box for: give --depth 1 or more, or draw it as a picture (--out "
                          "graph.svg)")
-    with input_errors():
+    # The options, the checkpoint or the prompt refused (BadInput); any other ValueError in
+    # building the model is a bug of ours.
+    with input_errors(BadInput):
         compute_step = prepare_step(example, checkpoint_dir, prompt)
     # The step itself (a forward, a loss) refuses nothing of the input, which prepare_step has
     # checked: any error from it is a bug of ours (exit 1), a ValueError too.

@@ -39,6 +39,7 @@ from tinyautograd import nn, no_grad
 from tinyformer.attention import MultiHeadAttention
 from tinyformer.decoding import inference
 from tinyformer.files import StrPath
+from tinyformer.schema import BadInput
 from tinyformer.tokenizers import Tokenizer, encode_prompt
 
 from .graph import NAN_COLOUR
@@ -77,7 +78,7 @@ DESCRIPTIONS = {"cross": "decoder cross-attention (target -> source)",
 ONE_STACK = {"encoder": "bidirectional self-attention", "decoder": "masked self-attention"}
 
 
-class TooBigForPage(ValueError):
+class TooBigForPage(BadInput):
     """More attention weights than a page holds (attention_page.MAX_WEIGHTS): a prompt too
     long for a page, the fault of the input, not of the code. Its own class, so that a caller
     (`tinyformer attention`) tells it from any other ValueError in making the page, which is
@@ -206,13 +207,13 @@ def _check_kind(kind: str) -> None:
     """ValueError (one line) unless `kind` is a checkpoint's kind of model: what
     attention_maps and lens_of_prompt take, each of which reads a prompt its own way."""
     if kind not in ("gpt", "bert", "transformer"):
-        raise ValueError(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
+        raise BadInput(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
 
 
 def _encode(tokenizer, prompt, allow_special, context):
     """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long."""
     if not prompt:
-        raise ValueError("the prompt is empty; give some text")
+        raise BadInput("the prompt is empty; give some text")
     return encode_prompt(tokenizer, prompt, allow_special, context)
 
 
@@ -324,15 +325,15 @@ def choose_map(model: nn.Module,
         if which in (None, "self", stack):
             return "self"
         other = "decoder" if stack == "encoder" else "encoder"
-        raise ValueError(f"--which {which}: this model has self-attention only (no {other} "
-                         f"and no cross-attention)")
+        raise BadInput(f"--which {which}: this model has self-attention only (no {other} "
+                       f"and no cross-attention)")
     if which is None:
         return next(iter(stacks))
     if which in stacks:
         return which
-    raise ValueError(f"--which {which}: an encoder-decoder has three attentions; choose "
-                     f"cross, encoder (source self-attention) or decoder (target "
-                     f"self-attention)")
+    raise BadInput(f"--which {which}: an encoder-decoder has three attentions; choose "
+                   f"cross, encoder (source self-attention) or decoder (target "
+                   f"self-attention)")
 
 
 def plot_attention(weights: ArrayLike, row_labels: Sequence[str], col_labels: Sequence[str],

@@ -18,6 +18,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyautograd import functional as F
 from tinyautograd import nn
+from tinyformer.schema import BadInput
 
 if TYPE_CHECKING:              # the models are imported by the examples that build them
     from tinyformer.bert import BERT
@@ -90,7 +91,7 @@ EXAMPLES = {"mlp": mlp, "attention": attention, "layernorm": layernorm, "gpt": g
 def check_example(name: str) -> None:
     """ValueError (one line) unless `name` is an example's, before one is built."""
     if name not in EXAMPLES:
-        raise ValueError(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
+        raise BadInput(f"unknown example {name!r}; choose one of {', '.join(EXAMPLES)}")
 
 
 def example(name: Literal["mlp", "attention", "layernorm", "gpt", "bert", "transformer"],
@@ -156,8 +157,8 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
     kind = saved["model"]
     if kind == "bert" and "<mask>" in prompt:
         # The step hides tokens itself, and must know each hidden one to score the guess.
-        raise ValueError("--prompt: the graph of a BERT hides the first token and every seventh "
-                         "after it itself; give the whole text, without <mask>")
+        raise BadInput("--prompt: the graph of a BERT hides the first token and every seventh "
+                       "after it itself; give the whole text, without <mask>")
     if kind == "transformer":
         # Before encoding: a letter in a task's prompt is no character of its vocabulary, and
         # "give digits only" says more than "cannot be encoded" (as generate, attention and
@@ -165,14 +166,14 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         check_task_prompt(saved, prompt, name=option_name)
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
     if not ids:
-        raise ValueError("--prompt is empty; give the text of the batch")
+        raise BadInput("--prompt is empty; give the text of the batch")
     model.train()            # as in training: dropout, if the model has any, is drawn too
     if kind in ("gpt", "bert"):
         # A GPT reads all but the last token, which is only a target: one more than its context.
         check_prompt_fits(len(ids), model.context + 1 if kind == "gpt" else model.context)
     if kind == "gpt":
         if len(ids) < 2:
-            raise ValueError("--prompt must give at least 2 tokens (inputs and a target)")
+            raise BadInput("--prompt must give at least 2 tokens (inputs and a target)")
         return lambda: language_modelling(model, np.array([ids]))
     if kind == "bert":
         return lambda: masked_language_modelling(model, np.array([ids]),
