@@ -573,11 +573,12 @@ def test_an_out_file_that_cannot_be_written_there_says_where_to_write_instead(tm
 
 
 @pytest.mark.parametrize("args", [["tokenize", "train", "c.txt", "--kind", "char"],
-                                  ["graph", "--example", "mlp"], ["plot", "run"],
+                                  ["graph", "--example", "mlp"],
                                   ["attention", "--checkpoint", "run", "--prompt", "x"]],
-                         ids=["tokenize", "graph", "plot", "attention"])
+                         ids=["tokenize", "graph", "attention"])
 def test_out_dash_is_no_file_named_dash(tmp_path, monkeypatch, args):
-    # `lens --out -` prints its table; `tokenize train --out -` wrote a file named '-'.
+    # `lens --out -` prints its table, `plot --out -` its PNG (test_viz_plots); `tokenize
+    # train --out -` wrote a file named '-'.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.txt").write_text("some text")
     (tmp_path / "run").mkdir()

@@ -970,10 +970,12 @@ def test_a_named_pipe_in_a_run_directory_is_still_refused(tmp_path):
         metrics_figure(tmp_path / "run")
 
 
-def test_out_dash_writes_the_png_to_the_standard_output_and_nothing_else(tmp_path):
+def test_out_dash_writes_the_png_to_the_standard_output_and_nothing_else(tmp_path,
+                                                                         monkeypatch):
     # `ssh host tinyformer plot runs/x --out - > loss.png` was refused: "this command writes a
     # file, not the standard output". matplotlib writes a PNG to a stream as well as to a file.
     run = write_metrics(tmp_path / "run")
+    monkeypatch.chdir(tmp_path)                 # where a file named '-' would be written
     result = tinyformer("plot", run, "--out", "-")
     assert result.exit_code == 0, result.output
     assert result.stdout_bytes.startswith(PNG_MAGIC) and result.stdout_bytes.endswith(
@@ -981,5 +983,6 @@ def test_out_dash_writes_the_png_to_the_standard_output_and_nothing_else(tmp_pat
     (tmp_path / "out.png").write_bytes(result.stdout_bytes)
     assert_png(tmp_path / "out.png")
     assert sorted(files_in(run)) == ["metrics.jsonl"]             # no loss.png, no "-"
+    assert not (tmp_path / "-").exists()
     result = tinyformer("plot", run, "--out", "-", "--follow")
     assert result.exit_code == 2 and "give --out FILE.html, not -" in result.stderr
