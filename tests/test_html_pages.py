@@ -1074,3 +1074,13 @@ def test_a_docstrings_lists_and_headings_keep_their_lines_in_the_panel():
         "Clamp x to [lo, hi]:", "1. compare x with lo and with hi;",
         "2. take the bound where it is passed;", "3. keep x elsewhere.", "", "Parameters",
         "----------", "lo : float", "    the lower bound"]
+
+
+def test_a_forward_graph_recorded_by_a_backward_names_its_backward_boxes():
+    # The page called each such box of the forward view "backward", of no op.
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    (g,) = ta.grad(x.tanh().sum(), [x], create_graph=True)
+    clusters = page_data(viz.graph_page((g * g).sum(), inputs={"x": x}).html)[
+        "views"]["forward"]["clusters"]
+    assert [c["label"] for c in clusters.values() if c["kind"] == "backward"] == [
+        "tanh backward"]

@@ -711,3 +711,27 @@ def test_flow_colours_each_backward_node_by_the_gradient_it_computes():
     assert "gradient norm (log scale)" in dot.source
     for e in range(-3, 3):
         assert f'BGCOLOR="{grad_colour(10.0 ** e, grad_range)}"' in dot.source
+
+
+def test_a_graph_recorded_by_a_backward_boxes_each_op_by_the_op_it_differentiates():
+    # grad(create_graph=True) records the backward's ops, stamped `backward_of`: drawn as ops
+    # of a forward graph, they were mixed in with the forward's own, nothing said which.
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    (g,) = ta.grad((x.tanh() * 3.0).sum(), [x], create_graph=True)
+    dot = draw_graph((g * g).sum(), inputs={"x": x})
+    found = clusters(dot)
+    recorded = [n for n in backward_ops_of((g * g).sum()) if n.backward_of is not None]
+    assert list(found) == ["tanh backward"]        # (the * 3's backward reads no x: unrecorded)
+    assert sum(map(len, found.values())) == len(recorded) > 2
+    assert "a module, or an op&#x27;s backward" in dot.source         # the key says so
+
+
+def backward_ops_of(tensor):
+    """The distinct op nodes of the graph behind `tensor`."""
+    found, stack = {}, [tensor]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and id(t.grad_fn) not in found:
+            found[id(t.grad_fn)] = t.grad_fn
+            stack.extend(t.grad_fn.inputs)
+    return list(found.values())

@@ -396,6 +396,9 @@ def draw_graph(tensor: ta.Tensor,
     At most `max_nodes` nodes are drawn: the ones nearest the result, and a note saying how
     many ops, leaves and modules were left out. `rankdir="LR"` lays the graph out left to right.
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
+    The graph of a gradient taken with `grad(..., create_graph=True)` holds the ops its
+    backward formulas recorded: each is drawn in a dashed box "<op> backward", as
+    draw_backward draws it, naming the op whose backward it is.
 
     Large graphs, by module: run the forward inside `viz.record(model)` and each op knows the
     module that made it (`Context.module_path`; without it, `depth` and `fold_repeats` are
@@ -502,7 +505,13 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
             colours["penwidth"] = "2.5" if output is tensor else "1"
-            placed.append((tree.boxes(obj.module_path), node_id, label, colours))
+            boxes = tree.boxes(obj.module_path)
+            if obj.backward_of is not None:
+                # Recorded by a backward formula (a graph of grad(create_graph=True)): boxed
+                # as draw_backward boxes it, so the ops of the first backward stand out.
+                boxes += ((("backward", id(obj.backward_of)),
+                           _backward_box_label(obj.backward_of, op_number)),)
+            placed.append((boxes, node_id, label, colours))
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, obj.module_path)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
@@ -1427,6 +1436,8 @@ def _caption(drawing, key=None, title=None):
     for kind, (fill, text) in (key or {}).items():
         if kind == "box" and drawing.clusters:
             swatch = '<TD STYLE="dashed" WIDTH="24"> </TD>'
+            if any(isinstance(box, tuple) for box in drawing.clusters):
+                text = BACKWARD_KEY["box"][1]   # a forward graph that holds a backward's ops
         elif any(node.kind == kind for node in drawing.nodes.values()):
             swatch = f'<TD BGCOLOR="{fill}" WIDTH="24"> </TD>'
         else:
