@@ -1,6 +1,7 @@
 """Reading the dot source that viz writes, for the tests: one statement per line, as
 `op3 [label=...]`, `leaf0 -> op3` or `op1 -> grad0`, clusters as `subgraph cluster_N {...}`."""
 
+import html
 import re
 
 NODE = re.compile(r"^\s*(op\d+|leaf\d+|grad\d+|module\d+|omitted) \[", re.MULTILINE)
@@ -73,3 +74,14 @@ def feeds(dot):
     for source, target in edges(dot):
         into.setdefault(target, []).append(source)
     return into
+
+
+def tooltips(dot):
+    """node id -> its tooltip, for the nodes that have one (a parameter drawn in its module's
+    box: its whole dotted name), as written in the source (names here hold no escapes)."""
+    return dict(re.findall(r'^\s*(\w+) \[.*\btooltip="([^"]*)"', dot.source, re.MULTILINE))
+
+
+def svg_tooltips(svg):
+    """The tooltips of the nodes of a rendered svg, as they read."""
+    return [html.unescape(t) for t in re.findall(r'<a xlink:title="([^"]*)"', svg)]

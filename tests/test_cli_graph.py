@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
-from dot_source import svg_clusters, svg_titles
+from dot_source import svg_clusters, svg_titles, svg_tooltips
 from tinyformer.checkpoint import load_model
 from viz.examples import EXAMPLES, example
 
@@ -87,7 +87,8 @@ def test_the_backward_graph_of_every_example(tmp_path, name):
     model = example(name).params
     for param_name, _ in model.named_parameters():      # layer norm's `weight`, a GPT's `a.b`
         wrapped = param_name if param_name.isidentifier() else f"({param_name})"
-        assert titles.count(f"dL/d{wrapped}") == 1
+        # in its module's box, named there by the rest of its path; in full as its tooltip
+        assert (titles + svg_tooltips(svg)).count(f"dL/d{wrapped}") == 1
     assert owners(model) <= set(boxes)              # a box per module that owns parameters
     assert sum(box.endswith(" backward") for box in boxes) >= len(owners(model))
 
@@ -122,9 +123,8 @@ def test_a_checkpoints_training_step_forward_and_backward(tmp_path, runs, kind):
     assert owners(model) <= set(svg_clusters(forward))
     assert "crossentropy" in svg_titles(forward)
     backward = draw(tmp_path, *step, "--what", "backward")
-    titles = svg_titles(backward)
     for name, _ in model.named_parameters():
-        assert titles.count(f"dL/d({name})") == 1
+        assert svg_tooltips(backward).count(f"dL/d({name})") == 1
     assert owners(model) <= set(svg_clusters(backward))
     assert "crossentropy backward" in svg_clusters(backward)
 
@@ -190,7 +190,7 @@ def test_grad_and_flow_on_both_graphs(tmp_path, what):
     # backward its dL/d
     title = "{}" if what == "forward" else "dL/d({})"
     for name, _ in example("mlp").params.named_parameters():
-        (fill,) = re.findall(rf"<B>{re.escape(title.format(name))}</B>.*fillcolor=\"(#\w+)\"",
+        (fill,) = re.findall(rf"fillcolor=\"(#\w+)\".*tooltip=\"{re.escape(title.format(name))}\"",
                              source)
         assert fill not in ("#ffffff", "#cfe2f3")
 

@@ -181,6 +181,8 @@ def test_every_node_of_the_json_is_the_node_of_that_name_in_the_picture(gpt_page
         assert set(titles(svg, "node")) == set(info["nodes"])
         assert set(titles(svg, "cluster")) == set(info["clusters"])
         texts = node_texts(svg)
+        tips = {name: html.unescape(tip) for name, tip in re.findall(
+            r'class="node">\s*<title>(.*?)</title>\s*<g [^>]*><a xlink:title="([^"]*)"', svg)}
         arrows = [html.unescape(t).split("->") for t in titles(svg, "edge")]
         for name, node in info["nodes"].items():
             assert set(node["inputs"]) <= set(info["nodes"])
@@ -192,7 +194,12 @@ def test_every_node_of_the_json_is_the_node_of_that_name_in_the_picture(gpt_page
                 assert texts[name][0] == node["op"], (texts[name], node)
                 assert texts[name][1 + (view == "forward")] == shape, (texts[name], node)
             elif node["kind"] in ("param", "input", "gradient"):
-                assert texts[name][:2] == [node["title"], shape], (texts[name], node)
+                # a parameter in its module's box reads as the rest of its path (weight),
+                # the whole of it being its tooltip
+                assert texts[name][1] == shape, (texts[name], node)
+                assert node["title"] in (texts[name][0], tips.get(name)), (texts[name], node)
+                if node["kind"] != "input" and node["boxes"]:
+                    assert tips[name] == node["title"] != texts[name][0]
     assert_self_contained(page.html)
 
 
@@ -1067,3 +1074,13 @@ def test_a_docstrings_lists_and_headings_keep_their_lines_in_the_panel():
         "Clamp x to [lo, hi]:", "1. compare x with lo and with hi;",
         "2. take the bound where it is passed;", "3. keep x elsewhere.", "", "Parameters",
         "----------", "lo : float", "    the lower bound"]
+
+
+def test_a_forward_graph_recorded_by_a_backward_names_its_backward_boxes():
+    # The page called each such box of the forward view "backward", of no op.
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    (g,) = ta.grad(x.tanh().sum(), [x], create_graph=True)
+    clusters = page_data(viz.graph_page((g * g).sum(), inputs={"x": x}).html)[
+        "views"]["forward"]["clusters"]
+    assert [c["label"] for c in clusters.values() if c["kind"] == "backward"] == [
+        "tanh backward"]

@@ -13,7 +13,7 @@ import tinyautograd as ta
 import tinyautograd.functional as F
 import viz
 from tinyautograd import nn
-from dot_source import boxes, clusters, edges, feeds, nodes, titles
+from dot_source import boxes, clusters, edges, feeds, nodes, titles, tooltips
 from tinyformer.gpt import GPT
 from viz import draw_backward, draw_graph, grad_colour, render, retain_grads
 from viz.graph import NO_GRAD_COLOUR
@@ -617,8 +617,13 @@ def test_each_backward_box_sits_in_the_box_of_its_forward_ops_module(gpt2):
     assert parent["decoder.layers.1.attn"] == "decoder.layers.1"
     assert parent["decoder.layers.1"] == "decoder" and parent["decoder"] is None
     assert len(nodes(dot, "op")) == len(ops)                     # nothing folded or left out
+    # each parameter's gradient comes out in its module's box, its whole name its tooltip
+    inside = {node for _, _, members in boxes(dot) for node in members}
+    tips = tooltips(dot)
     for name, _ in model.named_parameters():
-        assert f"<B>dL/d({name})</B>" in dot.source
+        (node,) = [node for node, tip in tips.items() if tip == f"dL/d({name})"]
+        assert node.startswith("grad") and node in inside
+        assert titles(dot)[node] == f"dL/d{name.rpartition('.')[2]}"
 
 
 def module_nodes(dot):
@@ -649,7 +654,7 @@ def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(
     assert (f"{model.decoder.layers[0].num_parameters():,} params"
             in folded["decoder.layers.0"])
     assert "dL/d(decoder.layers.0" not in dot.source
-    assert "<B>dL/d(embed.tok.weight)</B>" in dot.source
+    assert "dL/d(embed.tok.weight)" in tooltips(dot).values()
     assert "DecoderLayer" in folded["decoder.layers.1"]
     with pytest.raises(ValueError, match="depth"):
         draw_backward(loss, params=model, depth=-1)
@@ -680,7 +685,7 @@ def test_fold_repeats_draws_the_blocks_as_one_node_on_the_backward_graph(gpt2):
     assert counted(label, "gradients") == len(in_blocks)
     assert len(nodes(dot, "op")) + counted(label, "ops") == n_ops
     assert "decoder.layers.0" not in [title for title, _, _ in boxes(dot)]
-    assert "<B>dL/d(decoder.final_norm.weight)</B>" in dot.source    # outside the blocks: drawn
+    assert "dL/d(decoder.final_norm.weight)" in tooltips(dot).values()  # outside the blocks
 
 
 def test_flow_colours_each_backward_node_by_the_gradient_it_computes():
@@ -706,3 +711,27 @@ def test_flow_colours_each_backward_node_by_the_gradient_it_computes():
     assert "gradient norm (log scale)" in dot.source
     for e in range(-3, 3):
         assert f'BGCOLOR="{grad_colour(10.0 ** e, grad_range)}"' in dot.source
+
+
+def test_a_graph_recorded_by_a_backward_boxes_each_op_by_the_op_it_differentiates():
+    # grad(create_graph=True) records the backward's ops, stamped `backward_of`: drawn as ops
+    # of a forward graph, they were mixed in with the forward's own, nothing said which.
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    (g,) = ta.grad((x.tanh() * 3.0).sum(), [x], create_graph=True)
+    dot = draw_graph((g * g).sum(), inputs={"x": x})
+    found = clusters(dot)
+    recorded = [n for n in backward_ops_of((g * g).sum()) if n.backward_of is not None]
+    assert list(found) == ["tanh backward"]        # (the * 3's backward reads no x: unrecorded)
+    assert sum(map(len, found.values())) == len(recorded) > 2
+    assert "a module, or an op&#x27;s backward" in dot.source         # the key says so
+
+
+def backward_ops_of(tensor):
+    """The distinct op nodes of the graph behind `tensor`."""
+    found, stack = {}, [tensor]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and id(t.grad_fn) not in found:
+            found[id(t.grad_fn)] = t.grad_fn
+            stack.extend(t.grad_fn.inputs)
+    return list(found.values())

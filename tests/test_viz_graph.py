@@ -17,7 +17,7 @@ import tinyautograd.functional as F
 from tinyautograd import nn
 import viz
 from tinyformer.gpt import GPT
-from dot_source import boxes, edges, node_lines, nodes, titles
+from dot_source import boxes, edges, node_lines, nodes, titles, tooltips
 from viz import DotNotFoundError, draw_graph, render
 
 # CI installs dot: there, a missing dot fails the tests rather than skipping them.
@@ -221,6 +221,35 @@ def test_control_characters_and_lone_surrogates_in_a_name_are_drawn_as_escapes(t
     texts = svg_texts(render(dot, tmp_path / "graph.svg"))
     assert "w\\x00\\x08\\x0b\\x0c\\x1f\\x1b" in texts and "x\\udcff\\u202e" in texts
     assert "x\\\\udcff" in render(dot, tmp_path / "graph.dot").read_text(encoding="utf-8")
+
+
+def test_a_parameter_is_drawn_in_its_modules_box_by_the_rest_of_its_name(mlp_loss):
+    # It sat outside every box under its whole dotted name, a long arrow away from its op.
+    model, x, _ = mlp_loss
+    with viz.record(model):
+        loss = model(x).sum()
+    dot = draw_graph(loss, params=model)
+    box_of = {node: title for title, _, members in boxes(dot) for node in members}
+    tips = tooltips(dot)
+    for name, _ in model.named_parameters():            # hidden.weight, out.bias, ...
+        (node,) = [node for node, tip in tips.items() if tip == name]
+        assert (box_of[node], titles(dot)[node]) == tuple(name.split("."))
+
+
+def test_a_parameter_another_module_uses_too_is_drawn_beside_its_folded_module():
+    class Tied(nn.Module):
+        def __init__(self):
+            self.a = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.a(x) @ self.a.weight
+    ta.manual_seed(0)
+    model = Tied()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.ones((1, 2)))).sum()
+    dot = draw_graph(loss, params=model, depth=1)
+    (weight,) = [node for node, title in titles(dot).items() if title == "a.weight"]
+    assert boxes(dot) == [] and "tooltip" not in dot.source and weight.startswith("leaf")
 
 
 def test_a_top_level_parameter_is_in_no_box():

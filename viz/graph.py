@@ -185,6 +185,14 @@ def _text(value):
                         for line in lines)
 
 
+def _tooltip(value):
+    """Any value as the text of a node's tooltip (a quoted attribute, which the graphviz
+    package quotes): on one line, every character that would not show written as an escape,
+    and each backslash written as four: dot reads a backslash there twice, once as in any
+    quoted string and again as an escape of its own (`\\N`, the node's id)."""
+    return visible(str(value)).replace("\\", "\\" * 4)
+
+
 def _label(title, lines=(), number=None, alarms=(), alarm_ink=ALARM_INK):
     """An HTML-like label: a bold title (followed by `#number`, a forward op's number), then
     smaller lines of detail, then `alarms` bold in `alarm_ink` (None: the node's font colour).
@@ -330,6 +338,27 @@ def _cluster_of(name):
     return ".".join(parts[:items[0] + 1]) if items else parts[0]
 
 
+def _recorded(order):
+    """Whether some op of the graph knows the module that made it: the forward ran inside
+    `viz.record(model)`, and the picture boxes its ops by module."""
+    return any(kind == "op" and obj.module_path is not None for kind, obj, _ in order)
+
+
+def _parameter_place(name, tree, depth, fold_repeats):
+    """Where the parameter called `name` (a dotted path, `decoder.layers.0.attn.q.weight`) is
+    drawn in a graph boxed by module, and what it is called there: inside the box of the
+    module that owns it (`decoder.layers.0.attn.q`), under the rest of its path (`weight`),
+    beside the ops that use it rather than far outside every box. A parameter of a module
+    folded into one node, drawn all the same because another module uses it too (a tied
+    embedding), sits beside that node. Returns (boxes for _add_clusters, the name drawn);
+    the box says the rest of the path, and the node's tooltip the whole of it."""
+    owner = name.rpartition(".")[0]
+    folded_into = tree.fold_target(owner, depth, fold_repeats)
+    boxes = tree.boxes(owner) if folded_into is None else tree.boxes(folded_into, inside=False)
+    inner = boxes[-1][0] if boxes else ""
+    return boxes, name[len(inner) + 1:] if inner and name.startswith(inner + ".") else name
+
+
 # --------------------------------------------------------------------------------------------
 # Drawing
 
@@ -367,11 +396,16 @@ def draw_graph(tensor: ta.Tensor,
     At most `max_nodes` nodes are drawn: the ones nearest the result, and a note saying how
     many ops, leaves and modules were left out. `rankdir="LR"` lays the graph out left to right.
     Render it with `render(digraph, "graph.svg")`, or show it in a notebook as it is.
+    The graph of a gradient taken with `grad(..., create_graph=True)` holds the ops its
+    backward formulas recorded: each is drawn in a dashed box "<op> backward", as
+    draw_backward draws it, naming the op whose backward it is.
 
     Large graphs, by module: run the forward inside `viz.record(model)` and each op knows the
     module that made it (`Context.module_path`; without it, `depth` and `fold_repeats` are
     refused, having nothing to fold by). Its ops are then drawn in nested dashed boxes,
-    one per module path (`decoder`, inside it `decoder.layers.0`, ...). `depth=N` also collapses
+    one per module path (`decoder`, inside it `decoder.layers.0`, ...), and each parameter
+    in the box of the module that owns it, under the rest of its name (`weight`, its whole
+    dotted name as its tooltip; `cluster_params` then has no effect). `depth=N` also collapses
     every module N levels below the root (`depth=1`: its children) into one node, labelled
     with its path, class, parameter count and how many ops it stands for; the leaves only it
     uses (its parameters, its constants) go inside it, and the arrows in and out are kept, one
@@ -421,6 +455,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
+    recorded = _recorded(order)
     # An op folds into the module it was made in (at `depth`, or its list of blocks); the
     # named inputs and the result stay drawn, so the picture still says where it starts and ends.
     folded = _fold(order, edges,
@@ -470,7 +505,13 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                        else {"fillcolor": OP_COLOUR})
             # the result's op gets a thick border: that is where the arrows lead
             colours["penwidth"] = "2.5" if output is tensor else "1"
-            placed.append((tree.boxes(obj.module_path), node_id, label, colours))
+            boxes = tree.boxes(obj.module_path)
+            if obj.backward_of is not None:
+                # Recorded by a backward formula (a graph of grad(create_graph=True)): boxed
+                # as draw_backward boxes it, so the ops of the first backward stand out.
+                boxes += ((("backward", id(obj.backward_of)),
+                           _backward_box_label(obj.backward_of, op_number)),)
+            placed.append((boxes, node_id, label, colours))
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, obj.module_path)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
@@ -483,9 +524,15 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                      style="filled")
         if color_by_grad:
             attrs.update(_norm_fill(norms[(kind, id(obj))], grad_range))
-        label = _leaf_label(obj, name, show_data, show_grad, color_by_grad)
-        group = _cluster_of(name) if cluster_params and leaf_kind == "param" and name else None
-        placed.append((tree.boxes(group), node_id, label, attrs))
+        boxes, shown = (), name
+        if leaf_kind == "param" and name and recorded:
+            boxes, shown = _parameter_place(name, tree, depth, fold_repeats)
+            if shown != name:
+                attrs["tooltip"] = _tooltip(name)
+        elif leaf_kind == "param" and name and cluster_params:
+            boxes = tree.boxes(_cluster_of(name))
+        label = _leaf_label(obj, shown, show_data, show_grad, color_by_grad)
+        placed.append((boxes, node_id, label, attrs))
         drawn[node_id] = DrawnNode(leaf_kind, name or "tensor", obj, None, None)
 
     clusters = _add_clusters(dot, placed)
@@ -846,7 +893,9 @@ def draw_backward(loss: ta.Tensor,
         the `sum` that takes a broadcast input's gradient back to its shape says so
         ("undoes broadcasting b (3,) to (2, 3)");
       * one output per leaf, dL/d<name> (pale blue; dL/d(<name>) for a dotted name such as
-        `out.weight`), fed by the op that computed it.
+        `out.weight`), fed by the op that computed it; boxed by module (below), a parameter's
+        comes out in its module's box, dL/dweight, as the parameter is drawn there when a
+        backward formula reads it (its whole name is the node's tooltip).
 
     For `L = (x * w).sum()`: the sum's backward spreads the seed into ones of x's shape, and
     the mul's backward multiplies them by the saved w to give dL/dx, and by x to give dL/dw.
@@ -959,6 +1008,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     if modules is None and isinstance(params, ta.nn.Module):
         modules = params
     tree = _ModuleTree(modules)
+    recorded = _recorded(forward_order)
     module_of = _backward_modules(order, edges, summed_for)
     # Number the forward ops, so that two muls' backward boxes can be told apart.
     op_number = _op_numbers(loss)
@@ -1056,16 +1106,33 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             attrs.update(fill(obj.data))
         elif color_by_grad:
             attrs["fillcolor"] = NO_GRAD_COLOUR
-        placed.append(((), node_id, _label(title, lines), attrs))
+        boxes = ()
+        if role == "saved" and recorded and names.get(id(shows), ("", ""))[1] == "param":
+            # A parameter the backward reads sits in its module's box, as in draw_graph.
+            boxes, title = _parameter_place(names[id(shows)][0], tree, depth, fold_repeats)
+            if title != names[id(shows)][0]:
+                attrs["tooltip"] = _tooltip(names[id(shows)][0])
+        placed.append((boxes, node_id, _label(title, lines), attrs))
+
+    for i, (t, g) in enumerate(shown):
+        name, kind = names.get(id(t), (t.name or "tensor", None))
+        title, boxes, attrs = _gradient_title(name), (), {}
+        if kind == "param" and recorded:
+            # The gradient of a parameter comes out in its module's box, next to the
+            # backward that computes it: dL/dweight there, its whole name as its tooltip.
+            boxes, short = _parameter_place(name, tree, depth, fold_repeats)
+            if short != name:
+                title, attrs = _gradient_title(short), {"tooltip": _tooltip(title)}
+        placed.append((boxes, f"grad{i}",
+                       _label(title, [_shape(g.data)] + gradient_lines(g.data)),
+                       {"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data),
+                        **attrs}))
+        drawn[f"grad{i}"] = DrawnNode("gradient", _gradient_title(name), g, None, None, of=t)
 
     clusters = _add_clusters(dot, placed)
     _add_edges(dot, edges, ids, folded)
 
-    for i, (t, g) in enumerate(shown):
-        title = _gradient_title(names.get(id(t), (t.name or "tensor",))[0])
-        dot.node(f"grad{i}", _label(title, [_shape(g.data)] + gradient_lines(g.data)),
-                 **{"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data)})
-        drawn[f"grad{i}"] = DrawnNode("gradient", title, g, None, None, of=t)
+    for i, (_, g) in enumerate(shown):          # its arrow, now that both ends are drawn
         if source_of(g) in ids:
             dot.edge(ids[source_of(g)], f"grad{i}")
             edges = edges + [(source_of(g), ("grad", i))]
@@ -1369,6 +1436,8 @@ def _caption(drawing, key=None, title=None):
     for kind, (fill, text) in (key or {}).items():
         if kind == "box" and drawing.clusters:
             swatch = '<TD STYLE="dashed" WIDTH="24"> </TD>'
+            if any(isinstance(box, tuple) for box in drawing.clusters):
+                text = BACKWARD_KEY["box"][1]   # a forward graph that holds a backward's ops
         elif any(node.kind == kind for node in drawing.nodes.values()):
             swatch = f'<TD BGCOLOR="{fill}" WIDTH="24"> </TD>'
         else:

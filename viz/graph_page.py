@@ -238,8 +238,11 @@ def _cluster_data(key, drawing, nodes, name, cluster_name):
         outer = n["boxes"][:n["boxes"].index(name)]
         break
     info = {"boxes": outer, "ops": sum("op" in n for n in members)}
-    if isinstance(key, tuple):              # ("backward", id(forward op)): _link labels it
-        info.update(kind="backward", path=None, label="backward", of=None)
+    if isinstance(key, tuple):              # ("backward", id(forward op)): _link links it
+        of = next((drawn.node.backward_of for drawn in drawing.nodes.values()
+                   if drawn.node is not None and id(drawn.node.backward_of) == key[1]), None)
+        info.update(kind="backward", path=None, of=None,
+                    label="backward" if of is None else f"{of.name} backward")
         return info
     module = drawing.tree.modules.get(key)
     info.update(kind="module", path=key, level=len(drawing.tree.ancestors(key)) - 1,
