@@ -1176,14 +1176,14 @@ def _broadcast_sums(order, edges, summed_for, names, op_number):
     found = {}
     for node in ops.values():
         forward_op = node.backward_of
-        if node.name != "sum" or forward_op is None:
+        if node.fn is not ta.ops.Sum or forward_op is None:
             continue
         summed, result = node.inputs[0].shape, node.output.shape
         if len(summed) != len(result) or summed == result:
             continue                        # not the engine's keepdims sum
         last = node
         after = users.get(id(node), [])
-        if len(after) == 1 and after[0].name == "reshape" and after[0].backward_of is forward_op:
+        if len(after) == 1 and after[0].fn is ta.ops.Reshape and after[0].backward_of is forward_op:
             last, after = after[0], users.get(id(after[0]), [])
         if any(user.backward_of is forward_op for user in after):
             continue                        # a step inside the formula, not its end
