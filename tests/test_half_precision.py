@@ -319,6 +319,17 @@ def test_float16_readable_attention_and_its_weights_compute_in_float32_as_the_op
                    q, k, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)
 
 
+def test_float16_readable_attention_rounds_once_after_its_weights_meet_the_values():
+    # Two keys scored 2.5e-4 apart weigh 0.5 +- 6e-5: in float16 (spaced 4.9e-4 there) both
+    # 0.5, and values of +-1000 weighted by them cancel to 0 where the output is 0.125.
+    q = np.ones((1, 1, 1, 16), HALF)
+    k = np.zeros((1, 1, 2, 16), HALF)
+    k[..., 0, 0] = 0.001
+    v = np.array([1000, -1000], HALF).reshape(1, 1, 2, 1)
+    ours_and_torch(attention_readable, F.scaled_dot_product_attention, q, k, v, atol=1e-3,
+                   grad_atol=1e-3)
+
+
 @pytest.mark.parametrize("create_graph", [False, True])
 def test_float16_attention_gradients_are_torchs_where_keys_differ_by_float16s_spacing(
         either_form, create_graph):
