@@ -114,7 +114,7 @@ def _unpack3(result, call):
 
 def _check_adam_step(fn, param, grad, m, v, t, settings, expected):
     """Call the learner's adam_step once; compare m, v, then the parameter."""
-    before = [a.copy() for a in (param, grad, m, v)]
+    before = (param, grad, m, v)                 # on_copies gives the learner copies
     result = _unpack3(on_copies(fn, *before, t, **settings, advice=(
         "`{name} *= ...`, `{name} -= ...` and `{name}[...] = ...` write into the caller's array, "
         "and the docstring asks for new arrays: write `{name} = ...`, which makes a new one and "
@@ -209,9 +209,8 @@ def check_adam_step(learner: Learner) -> None:
     for weight_decay in (0.0, 0.5):
         settings = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=weight_decay)
         param, grad = np.array([1.0, -2.0]), np.array([0.5, 0.5])
-        zeros = np.zeros(2)
         expected = _reference_adamw(param, [grad], settings)[0]
-        _check_adam_step(fn, param, grad, zeros, zeros, 1, settings, expected)
+        _check_adam_step(fn, param, grad, np.zeros(2), np.zeros(2), 1, settings, expected)
     # Tiny gradients, where eps is not negligible next to sqrt(v_hat).
     settings = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0)
     param, grad = np.array([1.0, 2.0, 3.0]), np.array([1e-4, -2e-4, 3e-5])
@@ -230,7 +229,8 @@ def check_adam_step(learner: Learner) -> None:
     param = rng.standard_normal((3, 4))
     grads = [rng.standard_normal((3, 4)) * scale for scale in (1.0, 0.1, 3.0, 1.0, 0.5, 2.0)]
     expected = _reference_adamw(param, grads, settings)
-    m = v = np.zeros_like(param)
+    # Two arrays: one passed as both would stay one in on_copies, and `m *= ...` change v too.
+    m, v = np.zeros_like(param), np.zeros_like(param)
     for t, (grad, state) in enumerate(zip(grads, expected), start=1):
         param, m, v = _check_adam_step(fn, param, grad, m, v, t, settings, state)
 
