@@ -75,9 +75,7 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, variant=Non
         else:
             m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
         if variant == "decay after":
-            new = param - lr * m_hat / (np.sqrt(v_hat) + eps)
-            if variant == "decay after":
-                new = new * (1 - lr * weight_decay)
+            new = (param - lr * m_hat / (np.sqrt(v_hat) + eps)) * (1 - lr * weight_decay)
         elif variant == "decay without lr":
             new = param * (1 - weight_decay) - lr * m_hat / (np.sqrt(v_hat) + eps)
         elif variant == "eps inside":
