@@ -3,6 +3,7 @@
 import gc
 import os
 import re
+import tracemalloc
 import weakref
 
 import numpy as np
@@ -264,6 +265,22 @@ def test_a_backward_that_raises_part_way_with_retain_graph_can_be_tried_again():
     y.backward()                             # each gradient counted once, not b's twice
     np.testing.assert_allclose(a.grad, 2 * np.exp(b.data))
     np.testing.assert_allclose(b.grad, 1 + 2 * a.data * np.exp(b.data))
+
+
+def test_backward_holds_no_second_copy_of_the_leaves_gradients():
+    # .grad is written once every node has run, from gradients held till then: each must be
+    # let go as soon as it is copied into .grad, or the end of backward holds them twice
+    params = [f64(50_000, seed=i) for i in range(8)]
+    loss = sum((p * 2).sum() for p in params)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        loss.backward()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    grads_size = sum(p.grad.nbytes for p in params)
+    assert grads_size <= peak < 1.5 * grads_size
 
 
 def test_a_chain_of_twenty_thousand_ops_has_no_recursion_limit():

@@ -1598,8 +1598,8 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 if not retain_graph:
                     node.free()
                     freed_now.append(node)
-            for t, grad in to_accumulate:
-                _accumulate(t, grad, create_graph)
+            while to_accumulate:         # each gradient dropped once added: no second copy
+                _accumulate(*to_accumulate.pop(), create_graph)
     except BaseException as error:
         # A later backward through these nodes says why they are gone (see _freed)
         for node in freed_now:

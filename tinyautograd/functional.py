@@ -49,20 +49,15 @@ def row_sum(x: np.ndarray | Tensor) -> np.ndarray | Tensor:
 
 class CrossEntropy(Function):
     """Negative log-likelihood of integer targets under softmax(logits), classes on the last
-    axis. With label smoothing eps, the target distribution is q = (1 - eps) onehot + eps/V:
+    axis. With label smoothing eps and class weights w (torch's `weight`, constants; w = 1
+    without), the target distribution is q_c = (1 - eps) w_t onehot_c + eps/V w_c:
 
         loss_i = -sum_c q_c log p_c,   p = softmax(logits_i)
-        dloss_i/dlogits_i = p - q
+        dloss_i/dlogits_i = (sum_c q_c) p - q          (p - q without weights: q sums to 1)
 
-    With class weights w (torch's `weight`, constants), each class's term is scaled by its
-    weight, q_c = (1 - eps) w_t onehot_c + eps/V w_c, and q no longer sums to 1:
-
-        loss_i = -sum_c q_c log p_c,   dloss_i/dlogits_i = (sum_c q_c) p - q
-
-    (w = 1 gives the first form.) An ignored row (its target equal to ignore_index) has loss 0
-    and gradient 0. Then the reduction: 'none' gives each row's loss_i, 'sum' their sum, 'mean'
-    their sum divided by the rows that count: by how many are not ignored, or, with class
-    weights, by the sum of their targets' weights w_t, as torch's.
+    An ignored row (its target equal to ignore_index) has loss 0 and gradient 0. Then the
+    reduction: 'none' gives each row's loss_i, 'sum' their sum, 'mean' their sum divided by the
+    rows that count, each counted as its target's weight w_t (1 without weights), as torch's.
     """
 
     @staticmethod
