@@ -249,6 +249,27 @@ def test_the_sum_that_undoes_broadcasting_says_which_input_was_broadcast():
     assert dot.source.count("undoes broadcasting") == 2          # not a's: never broadcast
 
 
+class TwiceTheProduct(ta.Function):
+    """y = 2 a b, b (2, 1) repeated along a's columns; its backward sums b's gradient itself
+    and then doubles it: the sum is a step of the formula, not the box's last."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        return 2 * a * b
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.operands
+        return grad * b * 2, (grad * a).sum(axis=1, keepdims=True) * 2
+
+
+def test_a_sum_that_a_formula_goes_on_from_is_not_said_to_undo_broadcasting():
+    a = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    b = ta.Tensor(np.ones((2, 1)), requires_grad=True)
+    dot = draw_backward(TwiceTheProduct.apply(a, b).sum(), inputs={"a": a, "b": b})
+    assert "sum" in titles(dot).values() and "undoes broadcasting" not in dot.source
+
+
 def test_inputs_of_one_shape_are_told_apart_by_whose_gradient_the_sum_is():
     norm = nn.LayerNorm(4)
     x = ta.Tensor(np.arange(8.0).reshape(2, 4), requires_grad=True)
