@@ -208,6 +208,22 @@ def test_a_missing_argument_or_option_is_said_with_a_command_line_that_gives_it(
         main, ["generate", "--prompt", "hi"]).stderr
 
 
+def test_a_missing_option_is_given_by_the_first_example_that_has_it_not_the_first():
+    from tinyformer_cli import with_example
+
+    @click.command(epilog="\b\nExamples:\n  tinyformer x --other 1\n  tinyformer x --need 2 "
+                          " the one with --need\n")
+    @click.option("--need", required=True)
+    @click.option("--other")
+    def x(need, other):
+        pass
+
+    ctx = click.Context(x, info_name="x")
+    [need] = [p for p in x.params if p.name == "need"]
+    said = with_example(click.MissingParameter(ctx=ctx, param=need))
+    assert said.endswith(" For example: `" + files.command_line("x", "--need", "2") + "`")
+
+
 def test_a_groups_help_lists_its_commands_each_in_words_not_cut_short():
     for path, command in commands():
         if isinstance(command, click.Group):
