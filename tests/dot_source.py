@@ -85,3 +85,14 @@ def tooltips(dot):
 def svg_tooltips(svg):
     """The tooltips of the nodes of a rendered svg, as they read."""
     return [html.unescape(t) for t in re.findall(r'<a xlink:title="([^"]*)"', svg)]
+
+
+def ops_behind(tensor):
+    """The distinct op nodes of the graph behind `tensor` (its grad_fn and those before it)."""
+    found, stack = {}, [tensor]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and id(t.grad_fn) not in found:
+            found[id(t.grad_fn)] = t.grad_fn
+            stack.extend(t.grad_fn.inputs)
+    return list(found.values())

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from numpy.testing import assert_array_equal
 
 import tinyautograd as ta
+from dot_source import ops_behind
 from precision import to_float64
 from tinyautograd import ShapeError, Tensor, nn
 from tinyautograd.nn import Parameter
@@ -1128,7 +1129,7 @@ def test_record_module_paths_stamps_each_op_with_the_module_that_made_it():
         loss = logits.sum()
     assert unrecorded.grad_fn.module_path is None          # nothing recorded outside
     assert loss.grad_fn.module_path is None                 # made outside any module
-    nodes = _nodes(logits)
+    nodes = ops_behind(logits)
     assert all(node.module_path is not None for node in nodes)   # all made inside the model
     recorded = {node.module_path for node in nodes}
     module_names = {name for name, _ in model.named_modules()}
@@ -1138,7 +1139,7 @@ def test_record_module_paths_stamps_each_op_with_the_module_that_made_it():
     # Without a model, the outermost module called is the root: the same paths.
     with nn.record_module_paths():
         again = model(idx)
-    assert {n.module_path for n in _nodes(again)} == recorded
+    assert {n.module_path for n in ops_behind(again)} == recorded
 
 
 class MakesALayerOnTheFly(nn.Module):
@@ -1162,16 +1163,6 @@ def test_a_module_outside_the_tree_records_the_path_of_its_caller_and_each_root_
         first = extra.inputs[0].grad_fn
         assert (y.grad_fn.module_path, extra.module_path, first.module_path) == ("", "", "first")
     assert z.grad_fn.module_path == ""               # without a model, a second root: its own
-
-
-def _nodes(tensor):
-    seen, stack = {}, [tensor]
-    while stack:
-        t = stack.pop()
-        if t.grad_fn is not None and id(t.grad_fn) not in seen:
-            seen[id(t.grad_fn)] = t.grad_fn
-            stack.extend(t.grad_fn.inputs)
-    return list(seen.values())
 
 
 def test_skip_init_builds_the_module_without_drawing_random_numbers():

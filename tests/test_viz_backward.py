@@ -13,7 +13,7 @@ import tinyautograd as ta
 import tinyautograd.functional as F
 import viz
 from tinyautograd import nn
-from dot_source import boxes, clusters, edges, feeds, nodes, titles, tooltips
+from dot_source import boxes, clusters, edges, feeds, nodes, ops_behind, titles, tooltips
 from tinyformer.gpt import GPT
 from viz import draw_backward, draw_graph, grad_colour, render, retain_grads
 from viz.graph import NO_GRAD_COLOUR
@@ -741,18 +741,8 @@ def test_a_graph_recorded_by_a_backward_boxes_each_op_by_the_op_it_differentiate
     (g,) = ta.grad((x.tanh() * 3.0).sum(), [x], create_graph=True)
     dot = draw_graph((g * g).sum(), inputs={"x": x})
     found = clusters(dot)
-    recorded = [n for n in backward_ops_of((g * g).sum()) if n.backward_of is not None]
+    recorded = [n for n in ops_behind((g * g).sum()) if n.backward_of is not None]
     assert list(found) == ["tanh backward"]        # (the * 3's backward reads no x: unrecorded)
     assert sum(map(len, found.values())) == len(recorded) > 2
     assert "a module, or an op&#x27;s backward" in dot.source         # the key says so
 
-
-def backward_ops_of(tensor):
-    """The distinct op nodes of the graph behind `tensor`."""
-    found, stack = {}, [tensor]
-    while stack:
-        t = stack.pop()
-        if t.grad_fn is not None and id(t.grad_fn) not in found:
-            found[id(t.grad_fn)] = t.grad_fn
-            stack.extend(t.grad_fn.inputs)
-    return list(found.values())
