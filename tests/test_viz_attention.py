@@ -655,19 +655,22 @@ def test_a_prompt_too_long_for_a_page_is_refused_before_any_weight_is_recorded(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_attention_maps_counts_the_weights_a_page_would_hold_before_recording(runs):
+@pytest.mark.parametrize("last_queries", [None, 2])     # 2: fewer than the queries, counted so
+def test_attention_maps_counts_the_weights_a_page_would_hold_before_recording(runs,
+                                                                              last_queries):
     model, tokenizer, _ = load_model(runs["transformer"])
-    maps = attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer")
+    maps = attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer",
+                          last_queries)
     total = sum(chosen.weights.size for chosen in maps.values())
     # As many as the maps hold: allowed; one fewer: refused, by the count of every map.
     kept = attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer",
-                          max_weights=total)
+                          last_queries, max_weights=total)
     assert {name: m.weights.shape for name, m in kept.items()} == \
         {name: m.weights.shape for name, m in maps.items()}
     with pytest.raises(TooBigForPage, match=f"^{total:,} attention weights are more than a "
                                             f"page holds \\({total - 1:,}\\)"):
         attention_maps(model, tokenizer, PROMPTS["transformer"], "transformer",
-                       max_weights=total - 1)
+                       last_queries, max_weights=total - 1)
 
 
 @pytest.mark.parametrize("suffix, failing", [(".html", "encode_weights"),

@@ -290,7 +290,7 @@ def _link(views, forward, backward):
             of = forward.ids.get(("op", id(target)))
             box = box_of.get(id(target))
             if box is not None:
-                clusters[box].update(label=f"{target.name} backward", of=of)
+                clusters[box]["of"] = of            # its label: _cluster_data's
             if of in fwd:
                 bwd[node_id]["of"] = of
                 fwd[of].setdefault("backward", []).append(node_id)

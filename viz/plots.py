@@ -199,6 +199,11 @@ def _run_paths(run_dir_or_metrics_path):
     return os.path.dirname(source) or ".", source
 
 
+def is_pipe(path: StrPath) -> bool:
+    """Whether `path` is a named pipe (a shell's <(...) gives one): its text can be read once."""
+    return os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode)
+
+
 def _read_run_metrics(run_dir_or_metrics_path):
     """(the run directory, the run's name for titles, its metrics' records). A metrics file
     named itself may be a pipe, read once (`tinyformer plot <(ssh host cat runs/x/metrics.jsonl)`),
@@ -207,7 +212,7 @@ def _read_run_metrics(run_dir_or_metrics_path):
     run_dir, metrics_path = _run_paths(run_dir_or_metrics_path)
     named_itself = metrics_path == os.fspath(run_dir_or_metrics_path)
     records = read_metrics(metrics_path, pipe=named_itself)
-    from_pipe = named_itself and stat.S_ISFIFO(os.stat(metrics_path).st_mode)
+    from_pipe = named_itself and is_pipe(metrics_path)
     name = visible(os.fsencode(metrics_path).decode("utf-8", "replace")) if from_pipe \
         else run_name(run_dir)
     return run_dir, name, records

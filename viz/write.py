@@ -10,7 +10,6 @@ import errno
 import functools
 import itertools
 import os
-import stat
 import warnings
 from typing import Callable, Literal, Mapping
 
@@ -31,7 +30,7 @@ from .graph import (PNG_SIDE_LIMIT, at_png_limit, draw_backward, draw_graph, ren
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
-from .plots import (PictureOut, _run_paths, comparison_figure, figure_format, is_stream,
+from .plots import (PictureOut, _run_paths, comparison_figure, figure_format, is_pipe, is_stream,
                     plot_metrics, run_name, save_figure, unshown_characters)
 from .report_page import follow_run, metrics_page
 
@@ -43,10 +42,6 @@ GRAPH_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
 
 def _is_page(path):
     return not is_stream(path) and str(path).lower().endswith(".html")
-
-
-def _is_pipe(path):
-    return os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode)
 
 
 def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = None,
@@ -177,7 +172,7 @@ def write_curves(run_dir: str, out_path: PictureOut | None = None, follow: bool 
     metrics, read once. ValueError for metrics that are missing or not a metrics.jsonl."""
     if follow and not (out_path and _is_page(out_path)):
         raise BadInput("--follow needs an .html --out (a page that reloads itself)")
-    if _is_pipe(run_dir):            # refused before the pipe is read, which it can be once
+    if is_pipe(run_dir):            # refused before the pipe is read, which it can be once
         if follow:
             raise BadInput(f"--follow reads the metrics again each time the run writes "
                            f"some, and the pipe {run_dir} can be read once; give the run "
