@@ -1331,6 +1331,7 @@ def test_resume_refuses_data_that_a_run_does_not_write(broken, change, phrase):
     result = tinyformer("train", "--resume", broken)
     assert_input_error(result, "config.json holds a damaged resume state", phrase,
                        "put back the config.json")
+    assert "BadInput" not in result.stderr            # the check's words, not its class's
     assert len(result.stderr) < 400
     assert snapshot(broken) == before
 

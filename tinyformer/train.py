@@ -528,11 +528,14 @@ class Trainer:
             except (KeyError, TypeError, ValueError, IndexError, AttributeError,
                     OverflowError) as e:
                 # The resume state (optimizer, schedule, generators) is read as config.json
-                # has it: anything malformed there is the file's fault, said in one line.
+                # has it: anything malformed there is the file's fault, said in one line. A
+                # check's refusal (BadInput) is already said for the user: no class name.
+                said = str(e).splitlines()[0] if str(e) else ""
+                if not isinstance(e, BadInput):
+                    said = f"{type(e).__name__}: {said}"
                 raise CheckpointError(
-                    f"{run.file(CONFIG)} holds a damaged resume state ({type(e).__name__}: "
-                    f"{str(e).splitlines()[0] if str(e) else ''}); put back the config.json "
-                    f"this run wrote, or start again with --force") from None
+                    f"{run.file(CONFIG)} holds a damaged resume state ({said}); put back the "
+                    f"config.json this run wrote, or start again with --force") from None
         except BaseException:
             run.release()
             raise
