@@ -159,6 +159,37 @@ def test_a_downloaded_folders_file_that_links_to_a_device_is_told_so(gpt2_dir, t
                                f"regular file")
 
 
+def test_a_begin_or_end_id_that_is_no_token_id_is_refused_as_transformers_refuses_it(
+        gpt2_dir, tmp_path):
+    # transformers refuses a string there (config.json's as it loads the model, a generation
+    # config's as generate starts); ours read config.json's bos_token_id not at all, and
+    # generated.
+    directory, _, tokenizer = gpt2_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    config = json.loads((directory / "config.json").read_text())
+    eot = tokenizer.token_to_id(EOT)
+    for file, field, bad, words in (
+            ("config.json", "bos_token_id", "a", "begins a text"),
+            ("config.json", "bos_token_id", [eot], "begins a text"),
+            ("generation_config.json", "bos_token_id", "a", "begins a text"),
+            # config.json's too, where the generation config names the end
+            ("config.json", "eos_token_id", "a", "ends a text (a list of ids")):
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": eot}))
+        original = json.loads((tmp_path / file).read_text())
+        (tmp_path / file).write_text(json.dumps({**original, field: bad}))
+        result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+        assert_input_error(result, f"{tmp_path / file}: {field} {bad!r} is not one token id",
+                           f"write the id of the token that {words}", "or null for none")
+    # Beyond the vocabulary, transformers warns and generates; no text ends there.
+    (tmp_path / "config.json").write_text(json.dumps({**config, "bos_token_id": 999,
+                                                      "eos_token_id": 999}))
+    (tmp_path / "generation_config.json").unlink()
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x",
+                        "--max-new-tokens", 2)
+    assert result.exit_code == 0, result.output
+
+
 def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
     directory, _, _ = gpt2_dir
     config = json.loads((directory / "config.json").read_text())

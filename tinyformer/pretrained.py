@@ -173,6 +173,7 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
         raise PretrainedError(f"{path} has no model_type, which names the model's "
                               f"architecture; tinyformer reads 'gpt2', 'llama' and 'qwen3' "
                               f"checkpoints: add the model's (\"model_type\": \"gpt2\", say)")
+    _check_token_ids(config, path)
     if model_type == "gpt2":
         return load_gpt2(directory, gpt, config)
     if model_type in LLAMA_FAMILY:
@@ -697,8 +698,8 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
     model's answer ends at <|im_end|>, a text at <|endoftext|>). None where the file read
     names none of the vocabulary's: an empty list, as transformers reads it, ends nothing, as
     no eos_token_id; GPT2Config's default 50256 beside a small vocabulary can never be
-    written, and ends nothing in transformers too. PretrainedError, one line, for ids that are
-    not whole numbers."""
+    written, and ends nothing in transformers too. PretrainedError, one line, for a
+    bos_token_id or eos_token_id in the file read that is no token id (_check_token_ids)."""
     for name in (GENERATION_CONFIG, CONFIG):
         path = os.path.join(directory, name)
         if not os.path.exists(path):
@@ -707,15 +708,39 @@ def read_eos_ids(directory: StrPath, vocab_size: int) -> list[int] | None:
         # is, and never looks in config.json for an eos_token_id that it leaves out.
         config = _read_hf_file(path, GENERATION) if name == GENERATION_CONFIG else \
             read_config_json(directory)
-        ids = config.get("eos_token_id") if isinstance(config, dict) else None
+        if not isinstance(config, dict):
+            return None
+        _check_token_ids(config, path)
+        ids = config.get("eos_token_id")
         if ids is None:
             return None
         ids = ids if isinstance(ids, list) else [ids]
-        if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
-            raise PretrainedError(f"{path}: eos_token_id {config['eos_token_id']!r} is not "
-                                  f"one token id or a list of them")
         return [i for i in ids if i < vocab_size] or None
     return None
+
+
+def _check_token_ids(config: dict, path: str) -> None:
+    """PretrainedError, one line, unless the config read from `path` (config.json or
+    generation_config.json) gives its bos_token_id as one token id or null and its
+    eos_token_id as one, a list of them, or null, as transformers' configs take them: it
+    refuses a string or a fraction there, config.json's as it loads the model, a generation
+    config's as generate starts.
+
+    An id beyond the vocabulary passes, as in transformers, which at most warns of it and
+    loads the model all the same (GPT2Config's default 50256 stands beside many a small
+    vocabulary): no text ends at a token that is never written, and our generate never
+    begins one with bos_token_id. A negative one is refused: transformers' generate warns
+    that it may crash on one."""
+    for name, several in (("bos_token_id", False), ("eos_token_id", True)):
+        value = config.get(name)
+        ids = value if several and isinstance(value, list) else [value]
+        if value is None or all(type(i) is int and i >= 0 for i in ids):
+            continue
+        what, fix = (("one token id or a list of them", "the id of the token that ends a text "
+                      "(a list of ids, where several do)") if several else
+                     ("one token id", "the id of the token that begins a text"))
+        raise PretrainedError(f"{path}: {name} {value!r} is not {what}; write {fix} there, "
+                              f"or null for none")
 
 
 
