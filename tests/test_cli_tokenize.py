@@ -682,7 +682,9 @@ def test_the_conversion_that_a_non_utf8_error_suggests_converts_the_file(tmp_pat
     (["--vocab-size", "100000"], ["merges to learn"]),     # the text has too few pairs
     (["--kind", "char", "--vocab-size", "300"], ["--vocab-size"]),
     (["--special", "<eos>", "--no-special"], ["--no-special"]),
-    (["--special", ""], ["special tokens"]),
+    (["--special", "<eos>", "--special", ""], ["--special '' is an empty special token; "
+                                                "leave it out (--no-special for no special "
+                                                "tokens at all)"]),
 ])
 def test_train_refuses_bad_options(tmp_path, corpus, args, words):
     out = tmp_path / "out.json"

@@ -803,6 +803,15 @@ def test_a_merge_of_a_strangers_megabytes_long_value_is_named_cut_short(tmp_path
     assert len(str(info.value)) < 500
 
 
+def test_an_empty_special_token_is_refused_saying_to_leave_it_out():
+    for make in (lambda: CharTokenizer.train("xyz", special_tokens=["<eos>", ""]),
+                 lambda: BPETokenizer.train(TEXT, 300, special_tokens=[""])):
+        with pytest.raises(ValueError, match=r"^special tokens must be non-empty strings, got "
+                           r"\[.*''\]; leave out the empty ones \(an empty list for no special "
+                           r"tokens at all\)$"):
+            make()
+
+
 def test_check_special_tokens_raises_what_its_help_says_for_a_lone_string():
     assert "TypeError" in tokenizers.check_special_tokens.__doc__
     with pytest.raises(TypeError):

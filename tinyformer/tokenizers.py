@@ -320,7 +320,8 @@ def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
     special_tokens = list(special_tokens)
     if not all(isinstance(s, str) and s for s in special_tokens):
         raise BadInput(f"special tokens must be non-empty strings, got "
-                       f"{shown(special_tokens)}")
+                       f"{shown(special_tokens)}; leave out the empty ones (an empty list for "
+                       f"no special tokens at all)")
     if len(set(special_tokens)) != len(special_tokens):
         raise BadInput(f"special tokens must be distinct, got {shown(special_tokens)}")
     for token in special_tokens:     # a lone surrogate (a file's "\udcff") matches no text

@@ -543,6 +543,9 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
     and its longest tokens) and the compression (bytes per token: more, shorter sequences)."""
     if no_special and given_options(ctx, "specials"):
         raise InputError("give --special or --no-special, not both")
+    if "" in specials:          # the library's advice (an empty list) is Python's
+        raise InputError("--special '' is an empty special token; leave it out (--no-special "
+                         "for no special tokens at all)")
     if kind == "char" and not given_options(ctx, "vocab_size"):
         vocab_size = None               # a char tokenizer has none: refused only if given
     with input_errors():
