@@ -278,6 +278,23 @@ def test_inputs_of_one_shape_are_told_apart_by_whose_gradient_the_sum_is():
     assert "undoes broadcasting bias (4,) to (2, 4)" in dot.source
 
 
+def test_a_sum_in_the_box_of_the_parameters_module_names_it_as_its_node_there():
+    # Inside module 0's box, its parameter 0.bias is drawn as `bias`: the sum that undoes the
+    # bias's broadcast in the linear's backward there names it so. The mul outside every
+    # module's box has no box to say whose bias it is: its sum names the whole of it.
+    ta.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3))
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    with viz.record(model):
+        y = model(x)
+    dot = draw_backward((y * model[0].bias).sum(), params=model, inputs={"x": x})
+    box_of = {node: (title, parent) for title, parent, members in boxes(dot) for node in members}
+    said = sorted((box_of[node], line) for node in nodes(dot, "op")
+                  for line in lines_of(dot, node) if "undoes broadcasting" in line)
+    assert said == [(("linear backward", "0"), "undoes broadcasting bias (3,) to (2, 3)"),
+                    (("mul backward", None), "undoes broadcasting 0.bias (3,) to (2, 3)")]
+
+
 def test_a_gradient_sum_sits_in_the_box_of_the_module_that_made_the_tensor_it_sums_for():
     ta.manual_seed(0)
     model = nn.Sequential(Residual())

@@ -1012,7 +1012,19 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
     module_of = _backward_modules(order, edges, summed_for)
     # Number the forward ops, so that two muls' backward boxes can be told apart.
     op_number = _op_numbers(loss)
-    broadcasts = _broadcast_sums(order, edges, summed_for, names, op_number)
+
+    def broadcast_input_name(t, sum_op):
+        """What the sum `sum_op` calls the broadcast input `t` it undoes: where the sum is drawn
+        in the box of the module that owns the parameter `t`, the name the parameter's own
+        node has in that box (`bias`), as beside it; its whole name anywhere else."""
+        title = _forward_title(t, names, op_number)
+        if recorded and names.get(id(t), ("", ""))[1] == "param":
+            place, short = _parameter_place(title, tree, depth, fold_repeats)
+            sum_boxes = tree.boxes(module_of[id(sum_op)])
+            if place and sum_boxes and place[-1] == sum_boxes[-1]:
+                return short
+        return title
+    broadcasts = _broadcast_sums(order, edges, summed_for, broadcast_input_name)
     # The seed and the named inputs stay drawn, as draw_graph keeps its inputs and result.
     folded = _fold(order, edges,
                    lambda node: tree.fold_target(module_of[id(node)], depth, fold_repeats),
@@ -1154,7 +1166,7 @@ def _gradient_title(name):
     return f"dL/d{name}" if name.isidentifier() else f"dL/d({name})"
 
 
-def _broadcast_sums(order, edges, summed_for, names, op_number):
+def _broadcast_sums(order, edges, summed_for, input_name):
     """id(backward op) -> the line that says which broadcast it undoes, for each `sum` that
     takes a gradient back to the shape of a forward input that was broadcast: in `a * b` with
     b of shape (3,) and a of (2, 3), dL/db is the (2, 3) product summed over the axis b was
@@ -1167,7 +1179,7 @@ def _broadcast_sums(order, edges, summed_for, names, op_number):
     came from a bigger one. A backward that sums a broadcast input's gradient itself gets the
     same line: it undoes the same broadcast. The input is named where only one has that shape,
     or where `summed_for` (see _backward_modules) says whose gradient the result is: a layer
-    norm's weight and bias are both (d,)."""
+    norm's weight and bias are both (d,); `input_name(input, sum op)` says what it is called."""
     ops = {id(obj): obj for kind, obj, _ in order if kind == "op"}
     users = {}                              # id(op) -> the ops that read its result
     for source, target in edges:
@@ -1195,8 +1207,7 @@ def _broadcast_sums(order, edges, summed_for, names, op_number):
             broadcast = [t for t in broadcast if summed_for.get(id(last)) is t] or broadcast
         # Two inputs of one shape, a gradient that others join before it reaches its input:
         # not told apart.
-        what = (f"{_forward_title(broadcast[0], names, op_number)} "
-                if len(broadcast) == 1 else "")
+        what = f"{input_name(broadcast[0], node)} " if len(broadcast) == 1 else ""
         found[id(node)] = f"undoes broadcasting {what}{tuple(shape)} to {tuple(summed)}"
     return found
 
