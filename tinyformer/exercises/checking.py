@@ -490,7 +490,10 @@ def on_copies(fn: Call, *args: Any, advice: str | None = None, **kwargs: Any) ->
     works out its expected answers from the originals, and a function that wrote into what it
     was given (zeros into an array, say, returning zeros) would spoil the answers it is
     compared with. `advice`: what to do instead, in the exercise's own words (see
-    expect_unchanged); without it, to compute into new arrays."""
+    expect_unchanged); without it, to compute into new arrays. The arguments are copied
+    together, so two that are one object stay one object in the copies: a checker passes
+    separate objects (x and x.copy(), not x twice), or a write through one argument is
+    blamed on the other too."""
     given_args, given_kwargs = copy.deepcopy((args, kwargs))
     got = fn(*given_args, **given_kwargs)
     expect_left_as_they_were(fn, (args, kwargs), given_args, given_kwargs, advice=advice)
