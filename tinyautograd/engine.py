@@ -1550,12 +1550,11 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
     are returned instead, and no `.grad` is touched.
     """
     wanted_ids = {id(t) for t in wanted}
-    order, pick_inputs = _topological_order(roots, wanted_ids)
     # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
-    # reached (those in `order`); a node with none of them is not run (which happens only at a
+    # reached (`leads_to_wanted`); a node with none of them is not run (which happens only at a
     # wanted tensor with no wanted one below it). Where every tensor on the way leads to a
-    # wanted one, as in grad(loss, model.parameters()), there is nothing to pick.
-    leads_to_wanted = {id(t) for t in order} if pick_inputs else None
+    # wanted one, as in grad(loss, model.parameters()), there is nothing to pick: None.
+    order, leads_to_wanted = _topological_order(roots, wanted_ids)
     grads = {}                       # id(tensor) -> dL/d(tensor), summed over the paths so far
     for root, g in zip(roots, root_grads):
         _add_path(grads, root, g if create_graph else g.data)
@@ -1585,7 +1584,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 if node is None:                           # a leaf: the chain ends here
                     continue
                 needed = None                              # backward(): every input
-                if pick_inputs:
+                if leads_to_wanted is not None:
                     needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
                     if True not in needed:                 # nothing wanted below: it ends here
                         continue
@@ -1607,10 +1606,12 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
         raise
     finally:
         _mode.anomaly = check_anomaly
-    return [None if id(t) not in found else _as_tensor(found[id(t)]) for t in wanted]
+    if not create_graph:                 # an ordinary pass's gradients are arrays
+        found = {key: Tensor._make(g) for key, g in found.items()}
+    return [found.get(id(t)) for t in wanted]
 
 
-def _topological_order(roots, wanted_ids=frozenset()):
+def _topological_order(roots, wanted_ids):
     """The tensors that a backward pass from `roots` goes through, inputs before results.
 
     backward() (nothing `wanted`) goes through every tensor that requires a gradient and leads
@@ -1626,12 +1627,13 @@ def _topological_order(roots, wanted_ids=frozenset()):
     another wanted tensor below it would need the freed part; since a freed node no longer
     names its inputs, grad() refuses when a wanted tensor is not reached.
 
-    Also returned: whether grad() must pick, node by node, the inputs to go on to. It must
-    where some tensor reached leads to no wanted one, or where the walk stopped at a wanted
-    tensor with a graph below it, which is not to run. Elsewhere (every tensor on the way
-    leads to a wanted one, as in grad(loss, model.parameters()), the trainer's call) each node
-    hands its gradients to every input that requires one, as in backward(), and the picking
-    would cost a twentieth of a small model's step.
+    Also returned: the ids of the tensors that lead to a wanted one, where grad() must pick,
+    node by node, the inputs to go on to; None where it need not. It must where some tensor
+    reached leads to no wanted one, or where the walk stopped at a wanted tensor with a graph
+    below it, which is not to run. Elsewhere (every tensor on the way leads to a wanted one,
+    as in grad(loss, model.parameters()), the trainer's call) each node hands its gradients to
+    every input that requires one, as in backward(), and the picking would cost a twentieth of
+    a small model's step.
     """
     # A speed-up only: with a single wanted tensor the walk never goes below it, freed or not,
     # since nothing below can be wanted (a tensor cannot lie below itself).
@@ -1670,7 +1672,7 @@ def _topological_order(roots, wanted_ids=frozenset()):
     if freed_below_wanted is not None and not wanted_ids <= leads_to_wanted:
         raise _freed(freed_below_wanted)            # the missing one may lie below it
     pick_inputs = bool(wanted_ids) and (stopped_above_graph or len(order) < len(visited))
-    return order, pick_inputs
+    return order, leads_to_wanted if pick_inputs else None
 
 
 def _freed(node):
@@ -1686,7 +1688,7 @@ def _freed(node):
                         f"call to go through the graph again")
 
 
-def _apply_backward(node, grad, create_graph, needed=None):
+def _apply_backward(node, grad, create_graph, needed):
     """One node's step of the chain rule: dL/d(input) for each input, in the input's shape.
     Under create_graph, the ops it records are annotated with the node they differentiate.
 
@@ -1835,10 +1837,6 @@ def _created_at(node):
         return (f"{origin.name}'s backward under create_graph=True, for the {origin.name} "
                 f"created at {_created_at(origin)}")
     return node.__dict__.get("created_at", "<before detect_anomaly>")
-
-
-def _as_tensor(g):
-    return g if isinstance(g, Tensor) else Tensor._make(g)
 
 
 # Why a tensor has no graph to go back through. The last cause is the one met when
