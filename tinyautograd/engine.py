@@ -1662,7 +1662,7 @@ def _topological_order(roots, wanted_ids):
             stopped_above_graph = True
         elif not t.grad_fn.freed:
             for inp in t.grad_fn.inputs:
-                if inp.requires_grad and id(inp) not in visited:
+                if inp._requires_grad and id(inp) not in visited:
                     stack.append((inp, False))
         elif id(t) in wanted_ids:                   # the walk ends at a wanted tensor
             freed_below_wanted = t.grad_fn
@@ -1715,6 +1715,8 @@ def _apply_backward(node, grad, create_graph, needed):
 
 
 def _input_grads(node, grad, create_graph, needed):
+    """Run node's backward and check what it returned: one gradient per input (None where
+    none is wanted), each in its input's shape and dtype."""
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
@@ -1737,8 +1739,8 @@ def _input_grads(node, grad, create_graph, needed):
         raise RuntimeError(f"{node.name}.backward returned {len(grads)} gradients for "
                            f"{len(node.inputs)} inputs")
     shaped = []
-    for inp, g, is_needed in zip(node.inputs, grads, needed or (True,) * len(grads)):
-        if g is None or not is_needed or not inp.requires_grad:
+    for i, (inp, g) in enumerate(zip(node.inputs, grads)):
+        if g is None or not inp._requires_grad or needed is not None and not needed[i]:
             shaped.append(None)
             continue
         if create_graph:
@@ -1747,15 +1749,16 @@ def _input_grads(node, grad, create_graph, needed):
                     f"{node.name}.backward returned a numpy array under create_graph=True, "
                     f"which cannot be recorded: write it with ctx.operands and ctx.result "
                     f"rather than .data, so that it works on Tensors too")
-        else:
+        elif g.__class__ is not np.ndarray:               # (it nearly always is one)
             g = g.data if isinstance(g, Tensor) else np.asarray(g)
-        if g.shape != inp.shape:
-            g = _sum_to(g, inp.shape, node.name)
-        if g.dtype != inp.data.dtype:
+        array = inp.data
+        if g.shape != array.shape:
+            g = _sum_to(g, array.shape, node.name)
+        if g.dtype != array.dtype:
             # A gradient has its input's dtype, as torch's engine makes it: a float32 x times a
             # float64 c gives float64 products, but x's hooks, .grad and grad() want float32.
             # (A Tensor's astype is an op: under create_graph the cast is recorded.)
-            g = g.astype(inp.data.dtype)
+            g = g.astype(array.dtype)
         shaped.append(g)
     return shaped
 
