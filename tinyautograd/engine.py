@@ -19,6 +19,19 @@ Each backward is written once, with the operations that numpy arrays and Tensors
 it costs what numpy costs; under `backward(create_graph=True)` it hands it Tensors, and the same
 formula is recorded like any other computation: the gradient has a graph of its own, which
 gives second derivatives and a backward graph that can be drawn.
+
+Contents, the core first, each part built on the one before:
+    Function       `Context` (a node of the graph) and `Function` (forward, backward, and
+                   `apply`, which runs forward and records the node)
+    Tensor         the array that records its graph; its operators and methods, most of them
+                   one `apply` each
+    Reverse mode   `_run_backward` (the chain rule in `_topological_order`'s reverse),
+                   `_input_grads` and `_sum_to` (one node's step), `_accumulate` (into
+                   `.grad`), and `grad()`
+    concat, stack, where
+Then what a first reading can skip: apply's checks and errors, how numbers and arrays become
+operands (dtypes, float16), Tensor's small helpers, PyTorch's names answered with ours, and
+the argument checks that nn, optim and random share.
 """
 
 from __future__ import annotations
@@ -52,25 +65,6 @@ DEFAULT_DTYPE = np.float32
 # recorded exactly when its tick is the later one. (next() on a count is atomic: threads that
 # record and change at once still get ticks of their own.)
 _clock = itertools.count(1)
-
-
-# What the engine's arguments may be (a layer's sizes, a seed), each rule named as its errors
-# say it. Checked where they are given, so that LayerNorm(4, eps="1e-5") or manual_seed(-1) is
-# told so there, in one line, not by ctypes or numpy later. (tinyformer's schema has the same
-# rules for a run's settings; the engine knows nothing of tinyformer.)
-_RULES = {
-    "a whole number >= 0": lambda v: isinstance(v, numbers.Integral) and v >= 0,  # 0, as torch
-    "a finite number": lambda v: isinstance(v, numbers.Real) and math.isfinite(v),
-    "a finite number in [0, 1]": lambda v: isinstance(v, numbers.Real) and 0 <= v <= 1,
-}
-
-
-def _check(where: str, rule: str, **values: Any) -> None:
-    """ValueError, in one line naming `where` (a layer, a function), unless each of `values`
-    follows `rule`, a key of _RULES (True is not the number 1 here, though Python says so)."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not _RULES[rule](value):
-            raise ValueError(f"{where}: {name} must be {rule}, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,360 +340,10 @@ class Function:
         return out
 
 
-def _missing(ctx, method):
-    """The error for a Function subclass without its own `method` (its signature)."""
-    who = ctx.fn.__name__ if isinstance(ctx, Context) else "this Function"
-    return NotImplementedError(f"{who} has no {method.split('(')[0]} method: a Function needs "
-                               f"its own {method}, a @staticmethod")
-
-
-def _forward_result(fn, data):
-    """What op `fn`'s forward returned, when it is not a numpy array, as one: numpy's scalar (a
-    full reduction gives one) or a Python number becomes a 0-d array. Several outputs are
-    refused, as is what is not numbers: None, most often, from a forward that forgot its
-    `return` (numpy would make an array of objects of it, failing later with words that name
-    neither the op nor the slip)."""
-    if isinstance(data, (tuple, list)):
-        # numpy would stack several outputs into one array: a silently different op
-        raise TypeError(f"{fn.name()}.forward returned a {type(data).__name__}; a Function "
-                        f"has one output, a numpy array (write one Function per output)")
-    array = np.asarray(data)
-    if array.dtype.kind not in "biufc":
-        what = "None (is its return missing?)" if data is None else f"a {type(data).__name__}"
-        raise TypeError(f"{fn.name()}.forward returned {what}; a Function has one output, a "
-                        f"numpy array")
-    return array
-
-
-def _complex_in_graph(fn, dtype):
-    """The error for op `fn` giving a complex result from a tensor that requires a gradient:
-    its backward would need the conjugate of every operand, as torch takes it, which no op
-    here does, so the gradient would be silently wrong."""
-    return TypeError(f"{fn.name()}: its result is {dtype}, and complex numbers are not "
-                     f"differentiated here: keep what meets a tensor that requires a gradient "
-                     f"real, or .detach() the tensor to compute with it outside the graph")
-
-
-def _views_a_leaf(t):
-    """Whether t is a view of a leaf that requires grad, through recorded ops that gave views
-    (an index, a reshape, a transpose that numpy made without a copy: each shares its input's
-    stamp of changes), one or several."""
-    while t.grad_fn is not None:
-        node = t.grad_fn
-        if not node.fn.views_input or node.freed or t._changed_at is None:
-            return False
-        if t._changed_at is not node.inputs[0]._changed_at:   # a copy (an integer index)
-            return False
-        t = node.inputs[0]
-    return t._requires_grad
-
-
-def _stamped_with_what_it_views(out, t):
-    """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
-    an index: not a copy), so that a change through either is a change of both. numpy's `base`
-    of a view is the array that owns the memory."""
-    array, base = out.data, out.data.base
-    if t.data is array or base is not None and (t.data is base or t.data.base is base):
-        out._sharing_stamp_with(t)
-    return out
-
-
-def _raise_shape_error(fn, inputs, error):
-    """Raise the ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and
-    its operands' shapes; return when the error is not about the shapes. The op's
-    `shape_errors` and the error's type tell, not its words: numpy's AxisError is an axis out
-    of range.
-
-    Raised here, never bound to a name: a frame that held the ShapeError in a variable would be
-    on the error's own traceback, a reference cycle that keeps the op's inputs (and their
-    arrays) alive until the garbage collector next runs."""
-    shapes = " and ".join(str(t.shape) for t in inputs)
-    if fn.shape_errors == "broadcast" and len(inputs) > 1:
-        if not _broadcastable(t.shape for t in inputs):
-            raise ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
-                             "size must match or be 1)") from None
-    if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
-        raise ShapeError(f"{fn.name()}: shapes {shapes}: {error}") from None
-
-
-def _broadcastable(shapes):
-    """Whether the shapes broadcast together."""
-    try:
-        np.broadcast_shapes(*shapes)
-    except ValueError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------------------------
-# Checks for Functions written outside tinyautograd (Function.__init_subclass__ needs
-# _CheckedContext only once a subclass is defined: the first ones are in ops.py, imported at
-# the end of this file).
-
-
-# The names the engine reads or writes on a context: a custom Function that stored its own value
-# under one of them would break the engine later, far from the cause.
-_ENGINE_NAMES = frozenset({
-    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
-    "array", "free", "freed", "freed_by_error", "created_at", "backward_of", "module_path"})
-
-
-class _CheckedContext(Context):
-    """The context of a Function written outside tinyautograd: it refuses, at once, a value
-    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
-    Context, since a `__setattr__` written in Python would slow every attribute they set. The
-    engine writes its own names into `__dict__`, which this check does not see (see Context),
-    as `__init__` does here."""
-
-    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
-                 needs_input_grad: tuple[bool, ...]) -> None:
-        state = self.__dict__
-        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _ENGINE_NAMES:
-            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
-                                 f"another name (ctx.my_{name} = value, say)",
-                                 name=name, obj=self)
-        object.__setattr__(self, name, value)
-
-
-def _as_inputs(fn, inputs):
-    """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
-    become constants. A tuple is refused: it is a setting (an axis, a shape) given positionally,
-    which numpy would make an array of. What Tensor() refuses (None, a string, a list of Tensors
-    that require a gradient) is refused with Tensor's own words, naming the argument."""
-    tensors = []
-    for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor):
-            where = f"{fn.name()}.apply: positional argument {i}"
-            if isinstance(x, tuple):
-                raise TypeError(f"{where} is a tuple; settings (an axis, a shape) go as keywords "
-                                f"(name=value)")
-            try:
-                x = Tensor(x)
-            except TypeError as error:
-                # Not numbers, nor a list of them: a setting (None, a string), most likely.
-                hint = "" if isinstance(x, list) else "; a setting goes as a keyword (name=value)"
-                raise TypeError(f"{where}: {str(error).removeprefix('Tensor: ')}{hint}") from None
-        tensors.append(x)
-    return tuple(tensors)
-
-
-def _keyword_tensor(fn, key):
-    """The error for keyword argument `key` of `apply`, a Tensor that requires a gradient: the
-    engine records only the positional inputs, so it would silently get no gradient (torch's
-    apply takes no keyword arguments at all)."""
-    return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
-                     f"a gradient, which a keyword never gets: pass it positionally, as a "
-                     f"differentiable input")
-
-
 # --------------------------------------------------------------------------------------------
 # Tensor
-
-
-class _NotNumbers(TypeError):
-    """An operand that is neither a Tensor nor numbers: None, a string, a dict. numpy would
-    make an array of objects of it (NaN, once cast) or read the string ("2" adding 2).
-    The operators answer NotImplemented for it, so that Python raises its own TypeError, as
-    for torch ("unsupported operand type(s) for +: 'Tensor' and 'NoneType'"); every other
-    caller names itself and the argument (`what`), and the user gets a TypeError saying so."""
-
-
-def _numbers(value, what=None):
-    """`value` (not a Tensor) as a numpy array of numbers or booleans; anything else refused:
-    with `what` ("where: b"), by a TypeError naming it; without, by _NotNumbers. A list that
-    holds Tensors that require a gradient is refused as Tensor() refuses it (`_drops_graph`):
-    numpy would read their numbers through __array__, and `a + [a, a]` would silently get half
-    of a's gradient."""
-    if isinstance(value, (list, tuple)) and _mode.grad_enabled and _holds_graph(value):
-        raise _drops_graph(value, what or "an operand")
-    array = np.asarray(value)
-    if array.dtype.kind not in "biufc":
-        if what is None:
-            raise _NotNumbers(type(value).__name__)
-        raise TypeError(f"{what} must be a number, an array of numbers or a Tensor, got "
-                        f"{type(value).__name__}")
-    return array
-
-
-# A Python number is "weak", as in torch (and numpy 2): it takes the tensor's dtype, unless it is
-# of a higher kind (bool < int < float < complex), then its own kind's default dtype. So an int8
-# tensor + 1 stays int8, 0.5 * a float16 tensor stays float16, and an integer tensor * 0.5
-# gives float32. Ranks by numpy's dtype kinds, and each Python type's rank and default dtype:
-_KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
-_PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
-                   float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
-
-
-def _refuse_floats(symbol, *tensors):
-    """The error for & | ^ ~ on a tensor that is not booleans or integers."""
-    for t in tensors:
-        if t.dtype.kind not in "biu":
-            raise TypeError(f"{symbol} works on boolean masks (or integers, bit by bit), not "
-                            f"{t.dtype}: compare first, as in (x > 0) & (x < 1)")
-
-
-def _lift(value, like, what=None):
-    """A Tensor for an operand. A Python number is weak (above). numpy arrays of real numbers
-    that meet a floating-point tensor take its dtype (so a float64 tensor keeps float64
-    operands exact); any other, a complex one included (a cast would drop its imaginary part),
-    goes through the Tensor constructor. What is not numbers is refused (`_numbers`)."""
-    if isinstance(value, Tensor):
-        return value
-    number = _PYTHON_NUMBERS.get(value.__class__)     # (numpy's scalars are arrays here)
-    if number is not None:
-        rank, own_dtype = number
-        dtype = like.dtype if rank <= _KIND_RANKS[like.dtype.kind] else own_dtype
-        try:
-            return Tensor._make(np.asarray(value, dtype))
-        except OverflowError:
-            # Beyond a narrow integer dtype the number wraps, as in torch: uint8 - 1 is 255, and
-            # so do comparisons (a uint8 tensor == 300 compares with 44), where numpy 2 would
-            # compare the numbers as they are.
-            return Tensor._make(np.asarray(value).astype(dtype))
-    array = _numbers(value, what)
-    if like.dtype.kind == "f" and array.dtype.kind != "c":
-        return Tensor._make(array.astype(like.dtype, copy=False))
-    return Tensor(array)
-
-
-def _operands(a, b, names=None):
-    """The two operands of a binary op, in its order, as Tensors whose dtypes combine as torch
-    combines them. A number or array is lifted (`_lift`); an integer or boolean tensor that
-    meets a floating-point one computes in that one's dtype: numpy would make int64 and
-    float32 float64, torch keeps float32. (Ops whose results are fractions,
-    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.) `names`
-    name a function's two arguments in the error for one that is not numbers; without them,
-    an operator's operands, _NotNumbers is raised (see `_binary`). Where neither is a Tensor
-    (a function's two arrays), the first becomes one as `Function.apply` makes it, and the
-    second is lifted against it."""
-    if not isinstance(b, Tensor):
-        if not isinstance(a, Tensor):
-            a = Tensor(_numbers(a, names and names[0]))
-        b = _lift(b, a, names and names[1])
-    elif not isinstance(a, Tensor):
-        a = _lift(a, b, names and names[0])
-    if a.data.dtype is not b.data.dtype:            # the usual case is one dtype: no more work
-        a_floats, b_floats = a.dtype.kind in "fc", b.dtype.kind in "fc"
-        if a_floats and not b_floats:               # an integer tensor never requires a grad:
-            b = Tensor._make(b.data.astype(a.dtype))  # no graph is lost by the conversion
-        elif b_floats and not a_floats:
-            a = Tensor._make(a.data.astype(b.dtype))
-        elif (a.ndim == 0) != (b.ndim == 0) and (_KIND_RANKS[a.dtype.kind]
-                                                 == _KIND_RANKS[b.dtype.kind]):
-            # A 0-d tensor of the other's kind takes its dtype, as a Python number does and as
-            # in torch: float16 activations times a float32 scale (a loss, a norm) stay float16,
-            # where numpy 2 would widen them all. The cast is in the graph, its gradient cast back.
-            if a.ndim == 0:
-                a = a.astype(b.dtype)
-            else:
-                b = b.astype(a.dtype)
-    return a, b
-
-
-def _binary(fn, a, b):
-    """`a <op> b` for the operators: NotImplemented for an operand that is not numbers, so that
-    Python tries the other operand's method and then raises its own TypeError, as for torch."""
-    try:
-        a, b = _operands(a, b)
-    except _NotNumbers:
-        return NotImplemented
-    return fn.apply(a, b)
-
-
-def _scaled(fn, a, b):
-    """`a * b` and `a / b` (fn is Mul or Div): `_binary`'s, but a float16 tensor times or over a
-    number that float16 cannot hold exactly is computed in float32 and rounded to float16 once,
-    as torch computes it: the number rounded to float16 first would make 0.01 * 1e5 inf,
-    1000 * 1e-8 zero and 0.01 / 1e-5 999. (torch's + - ** round the number first, as
-    `_binary` does.) The casts are ops of the graph: the gradient is computed the same way."""
-    if _half_with_a_number(a, b):
-        a, b = (x.astype(np.float32) if _is_half(x) else x for x in (a, b))
-        return _binary(fn, a, b).astype(np.float16)
-    return _binary(fn, a, b)
-
-
-_HALF = np.dtype(np.float16)
-_HALF_MAX = 65504.0                            # float16's largest number
-
-
-def _is_half(x):
-    return isinstance(x, Tensor) and x.data.dtype is _HALF
-
-
-def _half_with_a_number(a, b):
-    """Whether `a * b` or `a / b` is a float16 tensor with a number that float16 cannot hold
-    exactly: a Python number, or a 0-d tensor or array of another dtype (torch takes those for
-    numbers too)."""
-    half, number = (a, b) if _is_half(a) else (b, a)
-    if not _is_half(half):                     # the usual case: no float16 at all
-        return False
-    if isinstance(number, Tensor):
-        number = number.data
-    if isinstance(number, (np.ndarray, np.generic)):
-        if number.ndim or number.dtype.kind not in "iuf" or number.dtype is _HALF:
-            return False
-        number = number.item()
-    elif number.__class__ not in (int, float):  # (True and False are exact)
-        return False
-    return not abs(number) <= _HALF_MAX or float(np.float16(number)) != number
-
-
-_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
-    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
-    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
-}
-
-
-def _holds_graph(items):
-    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
-    for item in items:
-        if isinstance(item, Tensor):
-            if item._requires_grad:
-                return True
-        elif isinstance(item, (list, tuple)) and _holds_graph(item):
-            return True
-    return False
-
-
-def _drops_graph(data, who):
-    """The error for `data`, a list or tuple holding Tensors that require a gradient, which
-    `who` would turn into a constant: numpy reads their numbers, silently dropping the graph
-    (torch only warns for single numbers, and its operators take no lists)."""
-    return TypeError(f"{who}: the {type(data).__name__} holds Tensors that require a gradient, "
-                     f"whose graph a new Tensor would drop: join them with ta.stack([...]) (or "
-                     f"ta.concat), or .detach() them for a constant")
-
-
-# PyTorch's Tensor methods that are missing here, and what to write instead (the README's
-# "Coming from PyTorch"), for Tensor.__getattr__'s error.
-_TOPK = ("np.sort(x.data, axis=-1)[..., -k:], the k largest, smallest first (torch's come "
-         "largest first), and x.data.argsort(axis=-1)[..., -k:] their indices")
-_LOGSUMEXP = ("m + (x - m).exp().sum(axis, keepdims=True).log() with m = x.max(axis, "
-              "keepdims=True).detach(), stable for large values (x.log_softmax(axis) is x "
-              "minus it, fused)")
-_TORCH_TENSOR_NAMES = {
-    "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
-    "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
-    "flatten": "reshape(-1)", "expand": "broadcast_to", "contiguous": "nothing: drop it",
-    "t": ".T", "mT": "swapaxes(-2, -1)", "matmul": "@", "pow": "**",
-    "float": "astype(np.float32)", "double": "astype(np.float64)",
-    "half": "astype(np.float16)", "long": "astype(np.int64)", "int": "astype(np.int32)",
-    "to": "astype(dtype); there are no devices: every tensor is a numpy array",
-    "cpu": "nothing: every tensor is a numpy array", "cuda": "nothing: numpy runs on the CPU",
-    "device": "nothing: every tensor is a numpy array, on the CPU",
-    "amax": "max(axis)", "amin": "min(axis)",
-    "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
-    "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
-    "chunk": "slices: x[..., :k], x[..., k:]",
-    "norm": "(x * x).sum(axis).sqrt(), the 2-norm; in a gradient penalty, ((x * x).sum(axis) "
-            "+ 1e-12).sqrt(), whose gradient where x is all 0 is 0, as torch's, not 0/0 = NaN",
-    "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
-    "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
-    "topk": _TOPK, "logsumexp": _LOGSUMEXP,
-}
+# (`_numpy_keywords`, first, decorates its methods; Tensor's other helpers, and how
+# numbers and arrays become its operands, come after the reverse mode.)
 
 
 # PyTorch's keyword arguments that numpy, and so this engine, spells otherwise (t.sum(dim=1)),
@@ -729,39 +373,6 @@ def _numpy_keywords(function):
                                     f"{_TORCH_KEYWORDS[name]}")
         return function(*args, **kwargs)
     return with_hint
-
-
-def _not_found(owner, name, hint, obj=None):
-    """Python's AttributeError for `name` not found on `owner` ("'Tensor' object", "module
-    'tinyautograd'"), with `hint` (what to write here for a PyTorch name), if any."""
-    hint = f": that is PyTorch's; here, {hint}" if hint else ""
-    return AttributeError(f"{owner} has no attribute {name!r}{hint}", name=name, obj=obj)
-
-
-def _pointing_to_ours(owner, hints):
-    """A module's __getattr__, which Python calls only for a name not found there: a PyTorch
-    name in `hints` (name -> what to write here) gets ours in the error."""
-    def __getattr__(name):
-        raise _not_found(owner, name, hints.get(name))
-    return __getattr__
-
-
-def _brief(value):
-    """repr(value) for a one-line error, or, where that is long or of several lines (a big
-    array's), only its kind: "an array of shape (3, 4)", "a list"."""
-    shown = repr(value)
-    if len(shown) > 40 or "\n" in shown:
-        shown = (f"an array of shape {value.shape}" if hasattr(value, "shape")
-                 else f"a {type(value).__name__}")
-    return shown
-
-
-def _check_flag(value, name="requires_grad"):
-    """Refuse a flag that is not True or False, as torch refuses it: 1, "yes", an array or
-    numpy's np.True_ were taken for their truth, so a typo (`requires_grad="False"`, which is
-    true) or an array meant for another argument went unnoticed."""
-    if value is not True and value is not False:
-        raise TypeError(f"{name} must be True or False, got {_brief(value)}")
 
 
 class Tensor:
@@ -1415,127 +1026,6 @@ class Tensor:
         return _HookHandle(self._hooks, hook)
 
 
-class _HookHandle:
-    """What registering a hook returns, as torch's: `remove()` takes this registration off,
-    once (again, it does nothing: the same function registered twice keeps its other one),
-    and `with handle:` takes it off at the block's end."""
-
-    def __init__(self, hooks, hook):
-        self.hooks, self.hook, self.removed = hooks, hook, False
-
-    def remove(self) -> None:
-        if not self.removed and self.hook in self.hooks:
-            self.hooks.remove(self.hook)
-        self.removed = True
-
-    def __enter__(self) -> _HookHandle:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.remove()
-
-
-def _check_axis(op, x, axis):
-    """ShapeError naming `op` for an axis out of range of x, as the ops' own errors do: mean and
-    var are made of other ops (sum, -, *), whose names the user did not call, and argmax of
-    numpy's alone, whose AxisError names no op."""
-    try:
-        ops._reduced_axes(x.shape, axis)
-    except np.exceptions.AxisError as error:
-        raise ShapeError(f"{op}: shapes {x.shape}: {error}") from None
-
-
-def _is_sequence(value):
-    """Whether a shape or axes came as one sequence: a tuple, a list, or a 1-D numpy array, as
-    numpy takes them (`y.transpose(np.argsort(axes))` undoes a permutation)."""
-    return isinstance(value, (tuple, list)) or isinstance(value, np.ndarray) and value.ndim == 1
-
-
-def _one_sequence(args):
-    """A method's `*shape` or `*axes`, as a tuple whether it came as one sequence or as
-    separate numbers (`reshape((2, -1))` and `reshape(2, -1)`)."""
-    if len(args) == 1 and _is_sequence(args[0]):
-        return tuple(args[0].tolist() if isinstance(args[0], np.ndarray) else args[0])
-    return args
-
-
-def _refuse_exact_gelu(who, approximate):
-    """GELU's `approximate=` other than 'tanh' (Tensor.gelu's, F.gelu's, nn.GELU's): torch's
-    default, 'none', is a form not computed here, and a silent tanh would differ from it."""
-    raise ValueError(f"{who}: approximate={approximate!r} is not computed here: ours is the "
-                     f"tanh form (torch's default 'none' is the exact erf form); pass "
-                     f"approximate='tanh' or nothing")
-
-
-def _plain_index(index):
-    """Tensors inside an index become their arrays."""
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index.data if isinstance(index, Tensor) else index
-
-
-# --------------------------------------------------------------------------------------------
-# Functions of several tensors
-
-
-@_numpy_keywords
-def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
-    """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
-    tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
-    tensors = _tensor_list(tensors, "concat", axis)
-    if axis is None:
-        return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
-    return ops.Concat.apply(*tensors, axis=axis)
-
-
-@_numpy_keywords
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
-    return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
-
-
-def _tensor_list(tensors, op, axis):
-    """The tensors to join, as a list of Tensors whose dtypes join as torch's; refused when
-    there are none (numpy's words for it, "shapes : need at least one array", would blame
-    shapes), or when the second tensor came as the axis (the list forgotten: concat(a, b))."""
-    if isinstance(axis, Tensor):
-        raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
-    # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
-    # reshapes each, and Function.apply would refuse a tuple of numbers, which it takes for a
-    # setting given positionally.
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError(f"{op}: needs at least one tensor, got an empty list")
-    floats = [t.dtype for t in tensors if t.dtype.kind in "fc"]
-    if floats and len(floats) < len(tensors):
-        # Integers and booleans joined to floating-point tensors take their dtype, as for `+`
-        # (`_operands`) and in torch: numpy would make int64 and float32 float64.
-        dtype = np.result_type(*floats)
-        tensors = [t if t.dtype.kind in "fc" else Tensor._make(t.data.astype(dtype))
-                   for t in tensors]
-    return tensors
-
-
-def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
-    """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
-    side was chosen."""
-    return _where(cond, a, b, "where", ("cond", "a", "b"))
-
-
-def _where(cond, a, b, op, names):
-    """where(cond, a, b) for `op` (where, masked_fill), whose errors name the arguments."""
-    if not isinstance(cond, Tensor):
-        cond = Tensor(_numbers(cond, f"{op}: {names[0]}"))
-    if not isinstance(a, Tensor):
-        a = _lift(a, b, f"{op}: {names[1]}") if isinstance(b, Tensor) else Tensor(
-            _numbers(a, f"{op}: {names[1]}"))
-    if not isinstance(b, Tensor):
-        b = _lift(b, a, f"{op}: {names[2]}")
-    if cond.dtype != bool:                  # (a boolean one goes as it is: a change to it counts)
-        cond = Tensor._make(cond.data.astype(bool))
-    return ops.Where.apply(cond, *_operands(a, b))
-
-
 # --------------------------------------------------------------------------------------------
 # Reverse mode
 
@@ -1960,6 +1450,552 @@ def _zero_grads(params, set_to_none=True):
         else:
             p._grad[...] = 0
         p.grad_tensor = None
+
+
+# --------------------------------------------------------------------------------------------
+# Functions of several tensors
+
+
+@_numpy_keywords
+def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
+    tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
+    tensors = _tensor_list(tensors, "concat", axis)
+    if axis is None:
+        return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
+    return ops.Concat.apply(*tensors, axis=axis)
+
+
+@_numpy_keywords
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis."""
+    return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
+
+
+def _tensor_list(tensors, op, axis):
+    """The tensors to join, as a list of Tensors whose dtypes join as torch's; refused when
+    there are none (numpy's words for it, "shapes : need at least one array", would blame
+    shapes), or when the second tensor came as the axis (the list forgotten: concat(a, b))."""
+    if isinstance(axis, Tensor):
+        raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
+    # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
+    # reshapes each, and Function.apply would refuse a tuple of numbers, which it takes for a
+    # setting given positionally.
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor, got an empty list")
+    floats = [t.dtype for t in tensors if t.dtype.kind in "fc"]
+    if floats and len(floats) < len(tensors):
+        # Integers and booleans joined to floating-point tensors take their dtype, as for `+`
+        # (`_operands`) and in torch: numpy would make int64 and float32 float64.
+        dtype = np.result_type(*floats)
+        tensors = [t if t.dtype.kind in "fc" else Tensor._make(t.data.astype(dtype))
+                   for t in tensors]
+    return tensors
+
+
+def where(cond: Tensor | ArrayLike, a: Tensor | ArrayLike, b: Tensor | ArrayLike) -> Tensor:
+    """Elementwise `a if cond else b`, broadcasting all three; the gradient flows to whichever
+    side was chosen."""
+    return _where(cond, a, b, "where", ("cond", "a", "b"))
+
+
+def _where(cond, a, b, op, names):
+    """where(cond, a, b) for `op` (where, masked_fill), whose errors name the arguments."""
+    if not isinstance(cond, Tensor):
+        cond = Tensor(_numbers(cond, f"{op}: {names[0]}"))
+    if not isinstance(a, Tensor):
+        a = _lift(a, b, f"{op}: {names[1]}") if isinstance(b, Tensor) else Tensor(
+            _numbers(a, f"{op}: {names[1]}"))
+    if not isinstance(b, Tensor):
+        b = _lift(b, a, f"{op}: {names[2]}")
+    if cond.dtype != bool:                  # (a boolean one goes as it is: a change to it counts)
+        cond = Tensor._make(cond.data.astype(bool))
+    return ops.Where.apply(cond, *_operands(a, b))
+
+
+# --------------------------------------------------------------------------------------------
+# Function.apply's checks and the errors it raises. From here on, what a first reading
+# can skip: how the core above refuses mistakes, and what it takes besides Tensors.
+
+
+def _missing(ctx, method):
+    """The error for a Function subclass without its own `method` (its signature)."""
+    who = ctx.fn.__name__ if isinstance(ctx, Context) else "this Function"
+    return NotImplementedError(f"{who} has no {method.split('(')[0]} method: a Function needs "
+                               f"its own {method}, a @staticmethod")
+
+
+def _forward_result(fn, data):
+    """What op `fn`'s forward returned, when it is not a numpy array, as one: numpy's scalar (a
+    full reduction gives one) or a Python number becomes a 0-d array. Several outputs are
+    refused, as is what is not numbers: None, most often, from a forward that forgot its
+    `return` (numpy would make an array of objects of it, failing later with words that name
+    neither the op nor the slip)."""
+    if isinstance(data, (tuple, list)):
+        # numpy would stack several outputs into one array: a silently different op
+        raise TypeError(f"{fn.name()}.forward returned a {type(data).__name__}; a Function "
+                        f"has one output, a numpy array (write one Function per output)")
+    array = np.asarray(data)
+    if array.dtype.kind not in "biufc":
+        what = "None (is its return missing?)" if data is None else f"a {type(data).__name__}"
+        raise TypeError(f"{fn.name()}.forward returned {what}; a Function has one output, a "
+                        f"numpy array")
+    return array
+
+
+def _complex_in_graph(fn, dtype):
+    """The error for op `fn` giving a complex result from a tensor that requires a gradient:
+    its backward would need the conjugate of every operand, as torch takes it, which no op
+    here does, so the gradient would be silently wrong."""
+    return TypeError(f"{fn.name()}: its result is {dtype}, and complex numbers are not "
+                     f"differentiated here: keep what meets a tensor that requires a gradient "
+                     f"real, or .detach() the tensor to compute with it outside the graph")
+
+
+def _views_a_leaf(t):
+    """Whether t is a view of a leaf that requires grad, through recorded ops that gave views
+    (an index, a reshape, a transpose that numpy made without a copy: each shares its input's
+    stamp of changes), one or several."""
+    while t.grad_fn is not None:
+        node = t.grad_fn
+        if not node.fn.views_input or node.freed or t._changed_at is None:
+            return False
+        if t._changed_at is not node.inputs[0]._changed_at:   # a copy (an integer index)
+            return False
+        t = node.inputs[0]
+    return t._requires_grad
+
+
+def _stamped_with_what_it_views(out, t):
+    """`out`, sharing t's stamp where its array is t's or a view of it (a reshape, a transpose,
+    an index: not a copy), so that a change through either is a change of both. numpy's `base`
+    of a view is the array that owns the memory."""
+    array, base = out.data, out.data.base
+    if t.data is array or base is not None and (t.data is base or t.data.base is base):
+        out._sharing_stamp_with(t)
+    return out
+
+
+def _raise_shape_error(fn, inputs, error):
+    """Raise the ShapeError that numpy's ValueError in op `fn` amounts to, naming the op and
+    its operands' shapes; return when the error is not about the shapes. The op's
+    `shape_errors` and the error's type tell, not its words: numpy's AxisError is an axis out
+    of range.
+
+    Raised here, never bound to a name: a frame that held the ShapeError in a variable would be
+    on the error's own traceback, a reference cycle that keeps the op's inputs (and their
+    arrays) alive until the garbage collector next runs."""
+    shapes = " and ".join(str(t.shape) for t in inputs)
+    if fn.shape_errors == "broadcast" and len(inputs) > 1:
+        if not _broadcastable(t.shape for t in inputs):
+            raise ShapeError(f"{fn.name()}: shapes {shapes} do not broadcast (each trailing "
+                             "size must match or be 1)") from None
+    if fn.shape_errors == "shapes" or isinstance(error, np.exceptions.AxisError):
+        raise ShapeError(f"{fn.name()}: shapes {shapes}: {error}") from None
+
+
+def _broadcastable(shapes):
+    """Whether the shapes broadcast together."""
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Checks for Functions written outside tinyautograd (Function.__init_subclass__ needs
+# _CheckedContext only once a subclass is defined: the first ones are in ops.py, imported at
+# the end of this file).
+
+
+# The names the engine reads or writes on a context: a custom Function that stored its own value
+# under one of them would break the engine later, far from the cause.
+_ENGINE_NAMES = frozenset({
+    "fn", "name", "inputs", "needs_input_grad", "output", "operands", "result", "create_graph",
+    "array", "free", "freed", "freed_by_error", "created_at", "backward_of", "module_path"})
+
+
+class _CheckedContext(Context):
+    """The context of a Function written outside tinyautograd: it refuses, at once, a value
+    stored under a name the engine owns (`ctx.inputs = x`). The engine's own ops get a plain
+    Context, since a `__setattr__` written in Python would slow every attribute they set. The
+    engine writes its own names into `__dict__`, which this check does not see (see Context),
+    as `__init__` does here."""
+
+    def __init__(self, fn: type[Function], inputs: tuple[Tensor, ...],
+                 needs_input_grad: tuple[bool, ...]) -> None:
+        state = self.__dict__
+        state["fn"], state["inputs"], state["needs_input_grad"] = fn, inputs, needs_input_grad
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _ENGINE_NAMES:
+            raise AttributeError(f"ctx.{name} is the engine's own: keep your value under "
+                                 f"another name (ctx.my_{name} = value, say)",
+                                 name=name, obj=self)
+        object.__setattr__(self, name, value)
+
+
+def _as_inputs(fn, inputs):
+    """The positional inputs of `fn.apply` as Tensors: numbers, arrays and lists of numbers
+    become constants. A tuple is refused: it is a setting (an axis, a shape) given positionally,
+    which numpy would make an array of. What Tensor() refuses (None, a string, a list of Tensors
+    that require a gradient) is refused with Tensor's own words, naming the argument."""
+    tensors = []
+    for i, x in enumerate(inputs):
+        if not isinstance(x, Tensor):
+            where = f"{fn.name()}.apply: positional argument {i}"
+            if isinstance(x, tuple):
+                raise TypeError(f"{where} is a tuple; settings (an axis, a shape) go as keywords "
+                                f"(name=value)")
+            try:
+                x = Tensor(x)
+            except TypeError as error:
+                # Not numbers, nor a list of them: a setting (None, a string), most likely.
+                hint = "" if isinstance(x, list) else "; a setting goes as a keyword (name=value)"
+                raise TypeError(f"{where}: {str(error).removeprefix('Tensor: ')}{hint}") from None
+        tensors.append(x)
+    return tuple(tensors)
+
+
+def _keyword_tensor(fn, key):
+    """The error for keyword argument `key` of `apply`, a Tensor that requires a gradient: the
+    engine records only the positional inputs, so it would silently get no gradient (torch's
+    apply takes no keyword arguments at all)."""
+    return TypeError(f"{fn.name()}.apply: the keyword argument {key}= is a Tensor that requires "
+                     f"a gradient, which a keyword never gets: pass it positionally, as a "
+                     f"differentiable input")
+
+
+# --------------------------------------------------------------------------------------------
+# Operands: how numbers, arrays and lists meet a Tensor, and the dtype of the result
+
+
+class _NotNumbers(TypeError):
+    """An operand that is neither a Tensor nor numbers: None, a string, a dict. numpy would
+    make an array of objects of it (NaN, once cast) or read the string ("2" adding 2).
+    The operators answer NotImplemented for it, so that Python raises its own TypeError, as
+    for torch ("unsupported operand type(s) for +: 'Tensor' and 'NoneType'"); every other
+    caller names itself and the argument (`what`), and the user gets a TypeError saying so."""
+
+
+def _numbers(value, what=None):
+    """`value` (not a Tensor) as a numpy array of numbers or booleans; anything else refused:
+    with `what` ("where: b"), by a TypeError naming it; without, by _NotNumbers. A list that
+    holds Tensors that require a gradient is refused as Tensor() refuses it (`_drops_graph`):
+    numpy would read their numbers through __array__, and `a + [a, a]` would silently get half
+    of a's gradient."""
+    if isinstance(value, (list, tuple)) and _mode.grad_enabled and _holds_graph(value):
+        raise _drops_graph(value, what or "an operand")
+    array = np.asarray(value)
+    if array.dtype.kind not in "biufc":
+        if what is None:
+            raise _NotNumbers(type(value).__name__)
+        raise TypeError(f"{what} must be a number, an array of numbers or a Tensor, got "
+                        f"{type(value).__name__}")
+    return array
+
+
+# A Python number is "weak", as in torch (and numpy 2): it takes the tensor's dtype, unless it is
+# of a higher kind (bool < int < float < complex), then its own kind's default dtype. So an int8
+# tensor + 1 stays int8, 0.5 * a float16 tensor stays float16, and an integer tensor * 0.5
+# gives float32. Ranks by numpy's dtype kinds, and each Python type's rank and default dtype:
+_KIND_RANKS = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+_PYTHON_NUMBERS = {bool: (0, np.dtype(bool)), int: (1, np.dtype(np.int64)),
+                   float: (2, np.dtype(DEFAULT_DTYPE)), complex: (3, np.dtype(np.complex64))}
+
+
+def _refuse_floats(symbol, *tensors):
+    """The error for & | ^ ~ on a tensor that is not booleans or integers."""
+    for t in tensors:
+        if t.dtype.kind not in "biu":
+            raise TypeError(f"{symbol} works on boolean masks (or integers, bit by bit), not "
+                            f"{t.dtype}: compare first, as in (x > 0) & (x < 1)")
+
+
+def _lift(value, like, what=None):
+    """A Tensor for an operand. A Python number is weak (above). numpy arrays of real numbers
+    that meet a floating-point tensor take its dtype (so a float64 tensor keeps float64
+    operands exact); any other, a complex one included (a cast would drop its imaginary part),
+    goes through the Tensor constructor. What is not numbers is refused (`_numbers`)."""
+    if isinstance(value, Tensor):
+        return value
+    number = _PYTHON_NUMBERS.get(value.__class__)     # (numpy's scalars are arrays here)
+    if number is not None:
+        rank, own_dtype = number
+        dtype = like.dtype if rank <= _KIND_RANKS[like.dtype.kind] else own_dtype
+        try:
+            return Tensor._make(np.asarray(value, dtype))
+        except OverflowError:
+            # Beyond a narrow integer dtype the number wraps, as in torch: uint8 - 1 is 255, and
+            # so do comparisons (a uint8 tensor == 300 compares with 44), where numpy 2 would
+            # compare the numbers as they are.
+            return Tensor._make(np.asarray(value).astype(dtype))
+    array = _numbers(value, what)
+    if like.dtype.kind == "f" and array.dtype.kind != "c":
+        return Tensor._make(array.astype(like.dtype, copy=False))
+    return Tensor(array)
+
+
+def _operands(a, b, names=None):
+    """The two operands of a binary op, in its order, as Tensors whose dtypes combine as torch
+    combines them. A number or array is lifted (`_lift`); an integer or boolean tensor that
+    meets a floating-point one computes in that one's dtype: numpy would make int64 and
+    float32 float64, torch keeps float32. (Ops whose results are fractions,
+    such as `/` and `exp`, turn integers into float32 themselves: `ops._floating`.) `names`
+    name a function's two arguments in the error for one that is not numbers; without them,
+    an operator's operands, _NotNumbers is raised (see `_binary`). Where neither is a Tensor
+    (a function's two arrays), the first becomes one as `Function.apply` makes it, and the
+    second is lifted against it."""
+    if not isinstance(b, Tensor):
+        if not isinstance(a, Tensor):
+            a = Tensor(_numbers(a, names and names[0]))
+        b = _lift(b, a, names and names[1])
+    elif not isinstance(a, Tensor):
+        a = _lift(a, b, names and names[0])
+    if a.data.dtype is not b.data.dtype:            # the usual case is one dtype: no more work
+        a_floats, b_floats = a.dtype.kind in "fc", b.dtype.kind in "fc"
+        if a_floats and not b_floats:               # an integer tensor never requires a grad:
+            b = Tensor._make(b.data.astype(a.dtype))  # no graph is lost by the conversion
+        elif b_floats and not a_floats:
+            a = Tensor._make(a.data.astype(b.dtype))
+        elif (a.ndim == 0) != (b.ndim == 0) and (_KIND_RANKS[a.dtype.kind]
+                                                 == _KIND_RANKS[b.dtype.kind]):
+            # A 0-d tensor of the other's kind takes its dtype, as a Python number does and as
+            # in torch: float16 activations times a float32 scale (a loss, a norm) stay float16,
+            # where numpy 2 would widen them all. The cast is in the graph, its gradient cast back.
+            if a.ndim == 0:
+                a = a.astype(b.dtype)
+            else:
+                b = b.astype(a.dtype)
+    return a, b
+
+
+def _binary(fn, a, b):
+    """`a <op> b` for the operators: NotImplemented for an operand that is not numbers, so that
+    Python tries the other operand's method and then raises its own TypeError, as for torch."""
+    try:
+        a, b = _operands(a, b)
+    except _NotNumbers:
+        return NotImplemented
+    return fn.apply(a, b)
+
+
+def _scaled(fn, a, b):
+    """`a * b` and `a / b` (fn is Mul or Div): `_binary`'s, but a float16 tensor times or over a
+    number that float16 cannot hold exactly is computed in float32 and rounded to float16 once,
+    as torch computes it: the number rounded to float16 first would make 0.01 * 1e5 inf,
+    1000 * 1e-8 zero and 0.01 / 1e-5 999. (torch's + - ** round the number first, as
+    `_binary` does.) The casts are ops of the graph: the gradient is computed the same way."""
+    if _half_with_a_number(a, b):
+        a, b = (x.astype(np.float32) if _is_half(x) else x for x in (a, b))
+        return _binary(fn, a, b).astype(np.float16)
+    return _binary(fn, a, b)
+
+
+_HALF = np.dtype(np.float16)
+_HALF_MAX = 65504.0                            # float16's largest number
+
+
+def _is_half(x):
+    return isinstance(x, Tensor) and x.data.dtype is _HALF
+
+
+def _half_with_a_number(a, b):
+    """Whether `a * b` or `a / b` is a float16 tensor with a number that float16 cannot hold
+    exactly: a Python number, or a 0-d tensor or array of another dtype (torch takes those for
+    numbers too)."""
+    half, number = (a, b) if _is_half(a) else (b, a)
+    if not _is_half(half):                     # the usual case: no float16 at all
+        return False
+    if isinstance(number, Tensor):
+        number = number.data
+    if isinstance(number, (np.ndarray, np.generic)):
+        if number.ndim or number.dtype.kind not in "iuf" or number.dtype is _HALF:
+            return False
+        number = number.item()
+    elif number.__class__ not in (int, float):  # (True and False are exact)
+        return False
+    return not abs(number) <= _HALF_MAX or float(np.float16(number)) != number
+
+
+_UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
+    "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
+    "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+}
+
+
+def _holds_graph(items):
+    """Whether a list or tuple, nested or not, holds a Tensor that requires a gradient."""
+    for item in items:
+        if isinstance(item, Tensor):
+            if item._requires_grad:
+                return True
+        elif isinstance(item, (list, tuple)) and _holds_graph(item):
+            return True
+    return False
+
+
+def _drops_graph(data, who):
+    """The error for `data`, a list or tuple holding Tensors that require a gradient, which
+    `who` would turn into a constant: numpy reads their numbers, silently dropping the graph
+    (torch only warns for single numbers, and its operators take no lists)."""
+    return TypeError(f"{who}: the {type(data).__name__} holds Tensors that require a gradient, "
+                     f"whose graph a new Tensor would drop: join them with ta.stack([...]) (or "
+                     f"ta.concat), or .detach() them for a constant")
+
+
+# --------------------------------------------------------------------------------------------
+# Tensor's helpers: hook handles, axes and shapes given either way, indices
+
+
+class _HookHandle:
+    """What registering a hook returns, as torch's: `remove()` takes this registration off,
+    once (again, it does nothing: the same function registered twice keeps its other one),
+    and `with handle:` takes it off at the block's end."""
+
+    def __init__(self, hooks, hook):
+        self.hooks, self.hook, self.removed = hooks, hook, False
+
+    def remove(self) -> None:
+        if not self.removed and self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+        self.removed = True
+
+    def __enter__(self) -> _HookHandle:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.remove()
+
+
+def _check_axis(op, x, axis):
+    """ShapeError naming `op` for an axis out of range of x, as the ops' own errors do: mean and
+    var are made of other ops (sum, -, *), whose names the user did not call, and argmax of
+    numpy's alone, whose AxisError names no op."""
+    try:
+        ops._reduced_axes(x.shape, axis)
+    except np.exceptions.AxisError as error:
+        raise ShapeError(f"{op}: shapes {x.shape}: {error}") from None
+
+
+def _is_sequence(value):
+    """Whether a shape or axes came as one sequence: a tuple, a list, or a 1-D numpy array, as
+    numpy takes them (`y.transpose(np.argsort(axes))` undoes a permutation)."""
+    return isinstance(value, (tuple, list)) or isinstance(value, np.ndarray) and value.ndim == 1
+
+
+def _one_sequence(args):
+    """A method's `*shape` or `*axes`, as a tuple whether it came as one sequence or as
+    separate numbers (`reshape((2, -1))` and `reshape(2, -1)`)."""
+    if len(args) == 1 and _is_sequence(args[0]):
+        return tuple(args[0].tolist() if isinstance(args[0], np.ndarray) else args[0])
+    return args
+
+
+def _refuse_exact_gelu(who, approximate):
+    """GELU's `approximate=` other than 'tanh' (Tensor.gelu's, F.gelu's, nn.GELU's): torch's
+    default, 'none', is a form not computed here, and a silent tanh would differ from it."""
+    raise ValueError(f"{who}: approximate={approximate!r} is not computed here: ours is the "
+                     f"tanh form (torch's default 'none' is the exact erf form); pass "
+                     f"approximate='tanh' or nothing")
+
+
+def _plain_index(index):
+    """Tensors inside an index become their arrays."""
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index.data if isinstance(index, Tensor) else index
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch's names, answered with what to write here
+
+
+# PyTorch's Tensor methods that are missing here, and what to write instead (the README's
+# "Coming from PyTorch"), for Tensor.__getattr__'s error.
+_TOPK = ("np.sort(x.data, axis=-1)[..., -k:], the k largest, smallest first (torch's come "
+         "largest first), and x.data.argsort(axis=-1)[..., -k:] their indices")
+_LOGSUMEXP = ("m + (x - m).exp().sum(axis, keepdims=True).log() with m = x.max(axis, "
+              "keepdims=True).detach(), stable for large values (x.log_softmax(axis) is x "
+              "minus it, fused)")
+_TORCH_TENSOR_NAMES = {
+    "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
+    "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
+    "flatten": "reshape(-1)", "expand": "broadcast_to", "contiguous": "nothing: drop it",
+    "t": ".T", "mT": "swapaxes(-2, -1)", "matmul": "@", "pow": "**",
+    "float": "astype(np.float32)", "double": "astype(np.float64)",
+    "half": "astype(np.float16)", "long": "astype(np.int64)", "int": "astype(np.int32)",
+    "to": "astype(dtype); there are no devices: every tensor is a numpy array",
+    "cpu": "nothing: every tensor is a numpy array", "cuda": "nothing: numpy runs on the CPU",
+    "device": "nothing: every tensor is a numpy array, on the CPU",
+    "amax": "max(axis)", "amin": "min(axis)",
+    "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
+    "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
+    "chunk": "slices: x[..., :k], x[..., k:]",
+    "norm": "(x * x).sum(axis).sqrt(), the 2-norm; in a gradient penalty, ((x * x).sum(axis) "
+            "+ 1e-12).sqrt(), whose gradient where x is all 0 is 0, as torch's, not 0/0 = NaN",
+    "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
+    "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
+    "topk": _TOPK, "logsumexp": _LOGSUMEXP,
+}
+
+
+def _not_found(owner, name, hint, obj=None):
+    """Python's AttributeError for `name` not found on `owner` ("'Tensor' object", "module
+    'tinyautograd'"), with `hint` (what to write here for a PyTorch name), if any."""
+    hint = f": that is PyTorch's; here, {hint}" if hint else ""
+    return AttributeError(f"{owner} has no attribute {name!r}{hint}", name=name, obj=obj)
+
+
+def _pointing_to_ours(owner, hints):
+    """A module's __getattr__, which Python calls only for a name not found there: a PyTorch
+    name in `hints` (name -> what to write here) gets ours in the error."""
+    def __getattr__(name):
+        raise _not_found(owner, name, hints.get(name))
+    return __getattr__
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of arguments, shared with nn, optim and random
+
+
+# What the engine's arguments may be (a layer's sizes, a seed), each rule named as its errors
+# say it. Checked where they are given, so that LayerNorm(4, eps="1e-5") or manual_seed(-1) is
+# told so there, in one line, not by ctypes or numpy later. (tinyformer's schema has the same
+# rules for a run's settings; the engine knows nothing of tinyformer.)
+_RULES = {
+    "a whole number >= 0": lambda v: isinstance(v, numbers.Integral) and v >= 0,  # 0, as torch
+    "a finite number": lambda v: isinstance(v, numbers.Real) and math.isfinite(v),
+    "a finite number in [0, 1]": lambda v: isinstance(v, numbers.Real) and 0 <= v <= 1,
+}
+
+
+def _check(where: str, rule: str, **values: Any) -> None:
+    """ValueError, in one line naming `where` (a layer, a function), unless each of `values`
+    follows `rule`, a key of _RULES (True is not the number 1 here, though Python says so)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not _RULES[rule](value):
+            raise ValueError(f"{where}: {name} must be {rule}, got {value!r}")
+
+
+def _brief(value):
+    """repr(value) for a one-line error, or, where that is long or of several lines (a big
+    array's), only its kind: "an array of shape (3, 4)", "a list"."""
+    shown = repr(value)
+    if len(shown) > 40 or "\n" in shown:
+        shown = (f"an array of shape {value.shape}" if hasattr(value, "shape")
+                 else f"a {type(value).__name__}")
+    return shown
+
+
+def _check_flag(value, name="requires_grad"):
+    """Refuse a flag that is not True or False, as torch refuses it: 1, "yes", an array or
+    numpy's np.True_ were taken for their truth, so a typo (`requires_grad="False"`, which is
+    true) or an array meant for another argument went unnoticed."""
+    if value is not True and value is not False:
+        raise TypeError(f"{name} must be True or False, got {_brief(value)}")
 
 
 from . import ops  # noqa: E402  (ops.py imports Function and Tensor: they must exist first)
