@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, Ty
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+# (Some only re-exported: the package takes no_grad and its kin from here.)
 from .modes import (AnomalyError, _has_nan_or_inf, _made_nan_or_inf, _mode,  # noqa: F401
                     _user_line, annotate, detect_anomaly, enable_grad, is_grad_enabled, no_grad,
                     set_grad_enabled)
