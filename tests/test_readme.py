@@ -178,7 +178,7 @@ def test_the_length_the_course_and_readme_give_a_file_is_its_length():
     # The course sent its reader to tinyautograd/engine.py "(about 1,500 lines)": it had grown
     # to about 1,800.
     claims = [(name, claim) for name in ("README.md", "docs/course.md")
-              for claim in re.finditer(r"`([\w/]+\.\w+)`[^`.]*?\(about ([\d,]+) lines\)",
+              for claim in re.finditer(r"`([\w/]+\.\w+)`[^`.]*?\(about ([\d,]+) lines[;)]",
                                        " ".join((ROOT / name).read_text().split()))]
     assert claims
     for name, claim in claims:
@@ -218,12 +218,3 @@ def test_the_readmes_reader_that_stops_early_stops_before_the_output_ends(tmp_pa
     unit, limit = re.fullmatch(r"head(?: -([cn]) ?(\d+))?", reader).groups()
     size = len(written.encode()) if unit == "c" else len(written.splitlines())
     assert size > int(limit or 10), f"`{reader}` reads all {size} of what `{command}` writes"
-
-
-def test_the_course_says_about_how_long_the_engine_is():
-    # It said "about 1,800 lines" of an engine.py of more than 1,900.
-    course = " ".join((ROOT / "docs/course.md").read_text().split())
-    said = re.search(r"`tinyautograd/engine\.py` from top to bottom \(about ([\d,]+) lines[;)]",
-                     course)
-    lines = len((ROOT / "tinyautograd/engine.py").read_text().splitlines())
-    assert abs(int(said.group(1).replace(",", "")) - lines) <= 100, (said.group(0), lines)
