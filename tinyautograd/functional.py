@@ -70,22 +70,17 @@ class CrossEntropy(Function):
         ctx.reduction = reduction
         if logits.shape[-1] == 0:
             # No classes: cross_entropy lets through only targets that are all ignored, so
-            # every row's loss is 0, their sum 0 and their mean 0/0 = nan, as torch's
-            # (backward: an empty gradient).
-            if reduction == "none":
-                return np.zeros(targets.shape, dtype)
-            return np.asarray(0.0 if reduction == "sum" else np.nan, dtype)
+            # every row's loss is 0 and none counts (backward: an empty gradient).
+            return _reduced_rows(np.zeros(targets.size), reduction, 0, targets.shape, dtype)
         rows = logits.reshape(-1, logits.shape[-1])                       # (N, V)
-        row_targets = targets.reshape(-1)                                 # (N,)
-        keep = None if ignore_index is None else row_targets != ignore_index
-        if keep is not None:
-            row_targets = np.where(keep, row_targets, 0)   # any valid class; masked out below
+        row_targets, keep = _kept_targets(targets.reshape(-1), ignore_index)     # (N,) each
         # A row of -inf (every class masked out) or holding +inf is NaN, quietly, as Softmax's
         with np.errstate(invalid="ignore"):
             shifted = rows - rows.max(axis=1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         picked = (np.arange(len(row_targets)), row_targets)               # row i, class t_i
         nll = -log_probs[picked]                                          # (N,)
+        target_weight = None
         if class_weight is not None:
             class_weight = class_weight.astype(log_probs.dtype)
             target_weight = class_weight[row_targets]                     # w_t: (N,)
@@ -97,28 +92,12 @@ class CrossEntropy(Function):
             nll = (1 - label_smoothing) * nll - label_smoothing * smooth
         if keep is not None:
             nll = np.where(keep, nll, 0)                                  # ignored: 0
-        # What the mean divides by: the rows that count, or the sum of their targets' weights
-        if class_weight is None:
-            count = len(row_targets) if keep is None else int(keep.sum())
-        else:
-            count = (target_weight if keep is None else target_weight[keep]).sum()
-        # What backward needs: log p, and each row's weight in the reduction, a constant: 1
-        # for 'sum' and 'none', 1/count for 'mean', and 0 for an ignored row. With nothing to
-        # divide by, the mean is 0/0 = nan, as torch's; so is the gradient of the rows that
-        # count (their weights summed to 0), while that of an ignored row stays 0, as torch's.
+        count = _mean_divisor(len(row_targets), keep, target_weight)
+        # What backward needs: log p, and each row's weight in the reduction, a constant
         ctx.log_probs, ctx.picked, ctx.label_smoothing = log_probs, picked, label_smoothing
         ctx.class_weight = class_weight
-        scale = 1 if reduction != "mean" else 1 / count if count else np.nan
-        if keep is None:               # every row counts alike: one number broadcasts
-            row_weight = np.float64(scale)
-        else:                          # a column (N, 1): the scale for a kept row, 0 if ignored
-            row_weight = np.where(keep, scale, 0)[:, None]
-        ctx.row_weight = row_weight.astype(logits.dtype)
-        if reduction == "none":
-            return nll.reshape(targets.shape).astype(dtype)
-        if reduction == "sum":
-            return np.asarray(nll.sum(), dtype=dtype)
-        return np.asarray(nll.sum() / count if count else np.nan, dtype=dtype)
+        ctx.row_weight = _row_weights(reduction, count, keep).astype(logits.dtype)
+        return _reduced_rows(nll, reduction, count, targets.shape, dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -134,17 +113,67 @@ class CrossEntropy(Function):
             log_probs = ctx.log_probs
         if ctx.reduction == "none":    # one incoming gradient per row: a column (N, 1)
             grad = grad.reshape(-1, 1)
-        eps, w = ctx.label_smoothing, ctx.class_weight
-        if w is None:
-            q = np.full(log_probs.shape, eps / n_class, dtype=ctx.log_probs.dtype)   # (N, V)
-            q[ctx.picked] += 1 - eps
+        q = _target_distribution(log_probs.shape, ctx.picked, ctx.label_smoothing,
+                                 ctx.class_weight, ctx.log_probs.dtype)           # (N, V)
+        if ctx.class_weight is None:
             d_rows = exp(log_probs) - q                                   # p - q
         else:
-            q = np.tile(eps / n_class * w, (len(log_probs), 1))           # (N, V)
-            q[ctx.picked] += (1 - eps) * w[ctx.picked[1]]
             d_rows = exp(log_probs) * q.sum(axis=1, keepdims=True) - q    # (sum q) p - q
         d_rows *= grad * ctx.row_weight                              # the reduction's weights
         return d_rows.reshape(logits.shape), None
+
+
+def _kept_targets(row_targets, ignore_index):
+    """CrossEntropy's targets (N,) with those equal to ignore_index made class 0 (any valid
+    class: their rows are masked out), and which rows count: a boolean (N,), or None when
+    every row does (no ignore_index), which saves the masking."""
+    if ignore_index is None:
+        return row_targets, None
+    keep = row_targets != ignore_index
+    return np.where(keep, row_targets, 0), keep
+
+
+def _mean_divisor(n_rows, keep, target_weight):
+    """What CrossEntropy's mean divides by: the rows that count, or with class weights the
+    sum of their targets' weights w_t, as torch's."""
+    if target_weight is None:
+        return n_rows if keep is None else int(keep.sum())
+    return (target_weight if keep is None else target_weight[keep]).sum()
+
+
+def _row_weights(reduction, count, keep):
+    """Each row's weight in CrossEntropy's reduction, for backward: 1 for 'sum' and 'none',
+    1/count for 'mean', and 0 for an ignored row. With nothing to divide by, the mean is 0/0 =
+    nan, as torch's; so is the gradient of the rows that count (their weights summed to 0),
+    while that of an ignored row stays 0, as torch's."""
+    scale = 1 if reduction != "mean" else 1 / count if count else np.nan
+    if keep is None:               # every row counts alike: one number broadcasts
+        return np.float64(scale)
+    return np.where(keep, scale, 0)[:, None]   # a column (N, 1): the scale if kept, else 0
+
+
+def _reduced_rows(nll, reduction, count, shape, dtype):
+    """CrossEntropy's rows' losses `nll` (N,) reduced, in `dtype`: each in `shape` ('none'),
+    their sum, or their sum / count ('mean'; nan when count is 0, as torch's)."""
+    if reduction == "none":
+        return nll.reshape(shape).astype(dtype)
+    if reduction == "sum":
+        return np.asarray(nll.sum(), dtype=dtype)
+    return np.asarray(nll.sum() / count if count else np.nan, dtype=dtype)
+
+
+def _target_distribution(shape, picked, eps, class_weight, dtype):
+    """CrossEntropy's target distribution q (N, V), a constant: q_c = (1 - eps) w_t onehot_c
+    + eps/V w_c, row i's target t_i at `picked`. Without class weights w = 1 and q is in
+    `dtype`; with them, in theirs."""
+    n_class = shape[-1]
+    if class_weight is None:
+        q = np.full(shape, eps / n_class, dtype=dtype)
+        q[picked] += 1 - eps
+    else:
+        q = np.tile(eps / n_class * class_weight, (shape[0], 1))
+        q[picked] += (1 - eps) * class_weight[picked[1]]
+    return q
 
 
 def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,

@@ -468,72 +468,17 @@ class Gelu(Function):
     since 1 - h = h e^(-2u).
     """
 
-    # Why e^(-2u): 1 - h no longer comes from subtracting tanh u from 1, which loses the small
-    # values of the negative tail; and where numpy's float32 kernels are AVX2 ones, its exp
-    # runs twice as fast as its tanh (the op: 15% faster). With AVX-512 kernels tanh was found
-    # the faster (BENCHMARKS.md). The cube is never x ** 3 but x^2 (which serves u and du/dx
-    # alike) times x: numpy raises float32 to a power through the general pow(), some hundred
-    # times slower than a multiplication.
-
     @staticmethod
     def forward(ctx, x):
         x = _floating(x)
         # float16 computes in float32 (`compute_dtype`): e^80 would overflow float16. Backward
         # then keeps float32's dy/dx; the engine gives the gradient x's dtype.
         dtype, x = x.dtype, widened(x)
-        # kernels.py's loop computes the formulas below; TINYAUTOGRAD_KERNELS=numpy runs them
-        # as written here (to try an edit of them).
-        if kernels.usable(x):
-            y, ctx.derivative = kernels.gelu(x, slope=ctx.needs_input_grad[0])
-            return y.astype(dtype, copy=False)
-        # In place, where a new array of this size would cost its page faults, more than the
-        # arithmetic on it. With C = sqrt(2/pi) and a = 0.044715, factored:
-        #     -2u = x (-2C - 2aC x^2),   2 du/dx = 2C + 6aC x^2,   e = e^(-2u)
-        # x^2 serves both. The first buffer goes x^2 -> -2u -> e, then h (a second array, when
-        # the gradient needs e as well) and y. The other, only when a gradient is wanted, holds
-        # dy/dx for backward: computed here, while x is in the cache, backward's chain rule is
-        # one product instead of the formula on arrays read back cold. -2u is capped at 80
-        # (x below -9.67), so that e cannot overflow: products are taken as d h e, h e = 1 - h
-        # <= 1, so that none overflows on the way either. Past the cap y and dy/dx are set to
-        # 0: |y| is below 1.8e-34 there and falls as e^(-0.07 |x|^3), where x h(cap) would
-        # grow with |x| (-18 at x = -1e36). Above x = 10 (`_GELU_TOP`) h is 1: y = x h is x,
-        # and dy/dx is h with 2 x du/dx set to 0, which x^3 makes inf from x = 1.2e13.
-        b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
-        d = None
-        if ctx.needs_input_grad[0]:
-            # out=, as for b: on a 0-d b, `b * c` is a numpy scalar, which the copyto()s
-            # of the tails below refuse
-            d = np.multiply(b, 6 * 0.044715 * _GELU_C, out=np.empty_like(b))
-            d += 2 * _GELU_C
-            d *= x                                         # 2 x du/dx
-            top = x > _GELU_TOP
-            if top.any():            # there dy/dx = h = 1, where d = inf would make inf * e NaN
-                np.copyto(d, 0, where=top)
-        b *= -2 * 0.044715 * _GELU_C
-        b += -2 * _GELU_C
-        b *= x                                             # -2u
-        # The cap by a masked copy: numpy's minimum of float32s and a number runs at a
-        # quarter of a multiplication's speed (AVX2 builds), a comparison and copyto in a third
-        # of its time, and only where some x is that far out. NaN stays NaN, as with minimum.
-        tail = b > _GELU_CAP
-        capped = tail.any()
-        if capped:
-            np.copyto(b, _GELU_CAP, where=tail)
-        e = np.exp(b, out=b)
-        h = np.add(e, 1, out=e if d is None else np.empty_like(e))   # (d needs e again)
-        np.divide(1, h, out=h)                             # h = 1 / (1 + e)
-        if d is not None:
-            d *= h
-            d *= e
-            d += 1
-            d *= h
-            if capped:
-                np.copyto(d, 0, where=tail)
-            ctx.derivative = d                             # dy/dx
-        h *= x                                             # y
-        if capped:
-            np.copyto(h, 0, where=tail)
-        return h.astype(dtype, copy=False)
+        # kernels.py's loop computes the formulas; TINYAUTOGRAD_KERNELS=numpy runs them as
+        # written in `_gelu_arrays` (to try an edit of them).
+        gelu = kernels.gelu if kernels.usable(x) else _gelu_arrays
+        y, ctx.derivative = gelu(x, slope=ctx.needs_input_grad[0])       # dy/dx: for backward
+        return y.astype(dtype, copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -546,6 +491,65 @@ class Gelu(Function):
             slope = _gelu_slope(ctx.operands[0])
         slope *= grad
         return slope
+
+
+def _gelu_arrays(x, slope=True):
+    """Gelu's y for a float array x, and dy/dx (None without `slope`), by the class's
+    formulas on numpy arrays: what `kernels.gelu` computes in a loop."""
+    # Why e^(-2u): 1 - h no longer comes from subtracting tanh u from 1, which loses the small
+    # values of the negative tail; and where numpy's float32 kernels are AVX2 ones, its exp
+    # runs twice as fast as its tanh (the op: 15% faster). With AVX-512 kernels tanh was found
+    # the faster (BENCHMARKS.md). The cube is never x ** 3 but x^2 (which serves u and du/dx
+    # alike) times x: numpy raises float32 to a power through the general pow(), some hundred
+    # times slower than a multiplication.
+    #
+    # In place, where a new array of this size would cost its page faults, more than the
+    # arithmetic on it. With C = sqrt(2/pi) and a = 0.044715, factored:
+    #     -2u = x (-2C - 2aC x^2),   2 du/dx = 2C + 6aC x^2,   e = e^(-2u)
+    # x^2 serves both. The first buffer goes x^2 -> -2u -> e, then h (a second array, when
+    # the gradient needs e as well) and y. The other, only when a gradient is wanted, holds
+    # dy/dx for backward: computed here, while x is in the cache, backward's chain rule is
+    # one product instead of the formula on arrays read back cold. -2u is capped at 80
+    # (x below -9.67), so that e cannot overflow: products are taken as d h e, h e = 1 - h
+    # <= 1, so that none overflows on the way either. Past the cap y and dy/dx are set to
+    # 0: |y| is below 1.8e-34 there and falls as e^(-0.07 |x|^3), where x h(cap) would
+    # grow with |x| (-18 at x = -1e36). Above x = 10 (`_GELU_TOP`) h is 1: y = x h is x,
+    # and dy/dx is h with 2 x du/dx set to 0, which x^3 makes inf from x = 1.2e13.
+    b = np.multiply(x, x, out=np.empty_like(x))       # out=: an array even when x is 0-d
+    d = None
+    if slope:
+        # out=, as for b: on a 0-d b, `b * c` is a numpy scalar, which the copyto()s
+        # of the tails below refuse
+        d = np.multiply(b, 6 * 0.044715 * _GELU_C, out=np.empty_like(b))
+        d += 2 * _GELU_C
+        d *= x                                         # 2 x du/dx
+        top = x > _GELU_TOP
+        if top.any():            # there dy/dx = h = 1, where d = inf would make inf * e NaN
+            np.copyto(d, 0, where=top)
+    b *= -2 * 0.044715 * _GELU_C
+    b += -2 * _GELU_C
+    b *= x                                             # -2u
+    # The cap by a masked copy: numpy's minimum of float32s and a number runs at a
+    # quarter of a multiplication's speed (AVX2 builds), a comparison and copyto in a third
+    # of its time, and only where some x is that far out. NaN stays NaN, as with minimum.
+    tail = b > _GELU_CAP
+    capped = tail.any()
+    if capped:
+        np.copyto(b, _GELU_CAP, where=tail)
+    e = np.exp(b, out=b)
+    h = np.add(e, 1, out=e if d is None else np.empty_like(e))   # (d needs e again)
+    np.divide(1, h, out=h)                             # h = 1 / (1 + e)
+    if d is not None:
+        d *= h
+        d *= e
+        d += 1
+        d *= h
+        if capped:
+            np.copyto(d, 0, where=tail)
+    h *= x                                             # y
+    if capped:
+        np.copyto(h, 0, where=tail)
+    return h, d
 
 
 def _gelu_slope(x):

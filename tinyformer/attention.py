@@ -403,26 +403,8 @@ class Attention(Function):
         scale = _scale(q)
         scores = q @ np.swapaxes(k, -2, -1)                           # (..., T_q, T_k)
         scores *= scale
-        # Adding -inf blocks a score as setting it would (exp(-inf) = 0), and runs two to
-        # three times faster than np.copyto(where=) with a mask that broadcasts.
-        unblocked, blind = (None, False) if keep is None else _unblocked(keep)
-        added = None if keep is None else np.where(unblocked, 0, _BLOCKED).astype(scores.dtype)
-        if bias is not None:             # the bias rides with the blocked scores: one addition
-            added = np.ascontiguousarray(bias if added is None else added + bias, scores.dtype)
-        rows = _rows_added(added, scores) if kernels.usable(into=(scores,)) else None
-        if rows is not None:
-            # softmax(scores + added), row by row, compiled (tinyautograd.kernels); with
-            # TINYAUTOGRAD_KERNELS=numpy, the lines below run as written (to try an edit).
-            kernels.softmax_rows(scores, rows)
-        else:
-            if added is not None:
-                scores += added
-            # `initial`: numpy's max along a last axis of 64 (the Shakespeare recipe's
-            # context) runs 2.5 times faster with it, for the same result.
-            scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
-            np.exp(scores, out=scores)
-            scores /= functional.row_sum(scores)
-        p = scores
+        added, blind = _added_to_scores(keep, bias, scores.dtype)     # B, and -inf if blocked
+        p = _softmax_rows(scores, added)                              # into scores
         if blind:
             # A row with nothing to attend to got the softmax of its scores, unblocked: all
             # zeros instead. (Other blocked entries are exp(-inf) = 0 already.)
@@ -456,12 +438,7 @@ class Attention(Function):
         d_bias = None
         wants_d_bias = bool(bias) and ctx.needs_input_grad[3]
         scale = 1.0 if wants_d_bias else ctx.scale
-        if kernels.usable(p, row_sums, into=(d_s,)):     # the three lines below, compiled
-            kernels.softmax_rows_backward(d_s, p, row_sums, scale)
-        else:
-            d_s -= row_sums
-            d_s *= p                               # in place on arrays, as forward
-            d_s *= scale                           # once here, not on d_q and d_k each
+        d_s = _softmax_rows_backward(d_s, p, row_sums, scale)   # dS (times s): into d_s
         d_q = d_s @ k                                                 # (..., T_q, d)
         d_k = d_s.swapaxes(-2, -1) @ q                                # (..., T_k, d)
         if wants_d_bias:
@@ -469,6 +446,50 @@ class Attention(Function):
             d_q *= ctx.scale
             d_k *= ctx.scale
         return (d_q, d_k, d_v, d_bias) if bias else (d_q, d_k, d_v)
+
+
+def _added_to_scores(keep, bias, dtype):
+    """What Attention's forward adds to the scores, in `dtype`: -inf where the mask `keep`
+    blocks a key (0 elsewhere), plus the bias; None for neither. Also whether some rows block
+    every key, which keep their scores (`_unblocked`)."""
+    # Adding -inf blocks a score as setting it would (exp(-inf) = 0), and runs two to
+    # three times faster than np.copyto(where=) with a mask that broadcasts.
+    unblocked, blind = (None, False) if keep is None else _unblocked(keep)
+    added = None if keep is None else np.where(unblocked, 0, _BLOCKED).astype(dtype)
+    if bias is not None:             # the bias rides with the blocked scores: one addition
+        added = np.ascontiguousarray(bias if added is None else added + bias, dtype)
+    return added, blind
+
+
+def _softmax_rows(scores, added):
+    """softmax(scores + added) along the last axis, computed in place in the array `scores`
+    and returned; `added` from `_added_to_scores`."""
+    rows = _rows_added(added, scores) if kernels.usable(into=(scores,)) else None
+    if rows is not None:
+        # Row by row, compiled (tinyautograd.kernels); with TINYAUTOGRAD_KERNELS=numpy, the
+        # lines below run as written (to try an edit).
+        kernels.softmax_rows(scores, rows)
+        return scores
+    if added is not None:
+        scores += added
+    # `initial`: numpy's max along a last axis of 64 (the Shakespeare recipe's context) runs
+    # 2.5 times faster with it, for the same result.
+    scores -= scores.max(axis=-1, keepdims=True, initial=-np.inf)
+    np.exp(scores, out=scores)
+    scores /= functional.row_sum(scores)
+    return scores
+
+
+def _softmax_rows_backward(d_p, p, row_sums, scale):
+    """softmax's backward along the last axis, times `scale`: P * (dP - row_sums) * s, in
+    place in d_p where it is an array (under create_graph, Tensors: a new one), returned."""
+    if kernels.usable(p, row_sums, into=(d_p,)):     # the three lines below, compiled
+        kernels.softmax_rows_backward(d_p, p, row_sums, scale)
+        return d_p
+    d_p -= row_sums
+    d_p *= p                               # in place on arrays, as forward
+    d_p *= scale                           # once here, not on d_q and d_k each
+    return d_p
 
 
 def _unblocked(keep):
