@@ -278,15 +278,21 @@ def test_inputs_of_one_shape_are_told_apart_by_whose_gradient_the_sum_is():
     assert "undoes broadcasting bias (4,) to (2, 4)" in dot.source
 
 
-def test_a_sum_in_the_box_of_the_parameters_module_names_it_as_its_node_there():
-    # Inside module 0's box, its parameter 0.bias is drawn as `bias`: the sum that undoes the
-    # bias's broadcast in the linear's backward there names it so. The mul outside every
-    # module's box has no box to say whose bias it is: its sum names the whole of it.
+def one_linear_recorded():
+    """A model of one Linear(3, 3), its input x (2, 3) and its output y, recorded by module."""
     ta.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 3))
     x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
     with viz.record(model):
         y = model(x)
+    return model, x, y
+
+
+def test_a_sum_in_the_box_of_the_parameters_module_names_it_as_its_node_there():
+    # Inside module 0's box, its parameter 0.bias is drawn as `bias`: the sum that undoes the
+    # bias's broadcast in the linear's backward there names it so. The mul outside every
+    # module's box has no box to say whose bias it is: its sum names the whole of it.
+    model, x, y = one_linear_recorded()
     dot = draw_backward((y * model[0].bias).sum(), params=model, inputs={"x": x})
     box_of = {node: (title, parent) for title, parent, members in boxes(dot) for node in members}
     said = sorted((box_of[node], line) for node in nodes(dot, "op")
@@ -699,11 +705,7 @@ def test_depth_folds_the_backward_graph_into_modules_and_keeps_every_op_counted(
 
 
 def test_an_add_summing_a_gradient_made_outside_every_module_is_not_folded():
-    ta.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 3))
-    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
-    with viz.record(model):
-        y = model(x)
+    model, x, y = one_linear_recorded()
     loss = y.sum() + (x * 2).sum()          # x's gradient: one path in the model, one outside
     dot = draw_backward(loss, params=model, inputs={"x": x}, depth=0)
     assert len(module_nodes(dot)) == 1
