@@ -28,10 +28,11 @@ Contents, the core first, each part built on the one before:
     Reverse mode   `_run_backward` (the chain rule in `_topological_order`'s reverse),
                    `_input_grads` and `_sum_to` (one node's step), `_accumulate` (into
                    `.grad`), and `grad()`
-    concat, stack, where
-Then what a first reading can skip: apply's checks and errors, how numbers and arrays become
-operands (dtypes, float16), Tensor's small helpers, PyTorch's names answered with ours, and
-the argument checks that nn, optim and random share.
+    Functions of several tensors: `concat`, `stack`, `where`
+Then what a first reading can skip: apply's checks and errors, the checks on Functions
+written outside tinyautograd, how numbers and arrays become operands (dtypes, float16),
+Tensor's small helpers, PyTorch's names answered with ours, and the argument checks that nn,
+optim and random share.
 """
 
 from __future__ import annotations
