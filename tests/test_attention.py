@@ -365,6 +365,21 @@ def test_integer_inputs_compute_in_float32_as_the_engines_ops_do():
     np.testing.assert_array_equal(out.data, same.data)
 
 
+
+def test_the_readable_forms_take_numpy_arrays_as_the_op_does():
+    # scaled_dot_product_attention took arrays, as constant Tensors; attention_readable and
+    # attention_weights failed on them (AttributeError: masked_fill).
+    q, k, v = (x.data for x in qkv())             # float64 arrays: float32 Tensors, as the op's
+    mask = MASKS["causal&padding"]
+    fused = scaled_dot_product_attention(q, k, v, mask)
+    out = attention_readable(q, k, v, mask)
+    weights = attention_weights(q, k, mask)
+    assert isinstance(out, Tensor) and out.dtype == fused.dtype == np.float32
+    np.testing.assert_allclose(out.data, fused.data, atol=1e-6)
+    assert isinstance(weights, Tensor) and weights.dtype == np.float32
+    np.testing.assert_allclose((weights @ v.astype(np.float32)).data, fused.data, atol=1e-6)
+
+
 # -------------------------------------------------------------------------- MultiHeadAttention
 
 
