@@ -466,6 +466,19 @@ def test_parameter_names():
                      "out.weight", "out.bias"]
 
 
+@pytest.mark.parametrize("kwargs, shown", [
+    ({}, "d_model=8, n_head=2, dropout=0.0"),
+    ({"d_head": 4}, "d_model=8, n_head=2, dropout=0.0"),          # d_model / n_head: default
+    ({"d_head": 3, "bias": False}, "d_model=8, n_head=2, d_head=3, dropout=0.0, bias=False"),
+    ({"n_kv_head": 1, "qk_norm": True, "bias": False},
+     "d_model=8, n_head=2, n_kv_head=1, qk_norm=True, dropout=0.0, bias=False"),
+])
+def test_the_repr_shows_each_setting_that_is_not_its_default(kwargs, shown):
+    # As LayerNorm's says bias=False: d_head and bias were left out, so a Qwen3-style head
+    # width, or an attention without biases, read as the defaults.
+    assert MultiHeadAttention(8, 2, **kwargs).extra_repr() == shown
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_float32_stays_float32(training):
     attn = MultiHeadAttention(8, 2, dropout=0.1).train(training)

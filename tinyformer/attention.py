@@ -722,10 +722,15 @@ class MultiHeadAttention(nn.Module):
         return x.reshape(B, T, heads, self.d_head).swapaxes(1, 2)
 
     def extra_repr(self) -> str:
+        # The switches only where they differ from their defaults, as LayerNorm shows
+        # bias=False: d_head where it is not d_model / n_head (Qwen3's), and no biases.
+        d_head = ("" if self.d_head * self.n_head == self.d_model
+                  else f", d_head={self.d_head}")
         grouped = f", n_kv_head={self.n_kv_head}" if self.n_kv_head != self.n_head else ""
         qk_norm = ", qk_norm=True" if self.q_norm is not None else ""
-        return (f"d_model={self.d_model}, n_head={self.n_head}{grouped}{qk_norm}, "
-                f"dropout={self.dropout}")
+        bias = "" if self.q.bias is not None else ", bias=False"
+        return (f"d_model={self.d_model}, n_head={self.n_head}{d_head}{grouped}{qk_norm}, "
+                f"dropout={self.dropout}{bias}")
 
 
 def _check_rows(x: Tensor, name: str, d_model: int) -> None:
