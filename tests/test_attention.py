@@ -365,6 +365,21 @@ def test_integer_inputs_compute_in_float32_as_the_engines_ops_do():
     np.testing.assert_array_equal(out.data, same.data)
 
 
+
+def test_the_readable_forms_take_numpy_arrays_as_the_op_does():
+    # scaled_dot_product_attention took arrays, as constant Tensors; attention_readable and
+    # attention_weights failed on them (AttributeError: masked_fill).
+    q, k, v = (x.data for x in qkv())             # float64 arrays: float32 Tensors, as the op's
+    mask = MASKS["causal&padding"]
+    fused = scaled_dot_product_attention(q, k, v, mask)
+    out = attention_readable(q, k, v, mask)
+    weights = attention_weights(q, k, mask)
+    assert isinstance(out, Tensor) and out.dtype == fused.dtype == np.float32
+    np.testing.assert_allclose(out.data, fused.data, atol=1e-6)
+    assert isinstance(weights, Tensor) and weights.dtype == np.float32
+    np.testing.assert_allclose((weights @ v.astype(np.float32)).data, fused.data, atol=1e-6)
+
+
 # -------------------------------------------------------------------------- MultiHeadAttention
 
 
@@ -449,6 +464,19 @@ def test_parameter_names():
     names = [name for name, _ in MultiHeadAttention(16, 4).named_parameters()]
     assert names == ["q.weight", "q.bias", "k.weight", "k.bias", "v.weight", "v.bias",
                      "out.weight", "out.bias"]
+
+
+@pytest.mark.parametrize("kwargs, shown", [
+    ({}, "d_model=8, n_head=2, dropout=0.0"),
+    ({"d_head": 4}, "d_model=8, n_head=2, dropout=0.0"),          # d_model / n_head: default
+    ({"d_head": 3, "bias": False}, "d_model=8, n_head=2, d_head=3, dropout=0.0, bias=False"),
+    ({"n_kv_head": 1, "qk_norm": True, "bias": False},
+     "d_model=8, n_head=2, n_kv_head=1, qk_norm=True, dropout=0.0, bias=False"),
+])
+def test_the_repr_shows_each_setting_that_is_not_its_default(kwargs, shown):
+    # As LayerNorm's says bias=False: d_head and bias were left out, so a Qwen3-style head
+    # width, or an attention without biases, read as the defaults.
+    assert MultiHeadAttention(8, 2, **kwargs).extra_repr() == shown
 
 
 @pytest.mark.parametrize("training", [False, True])

@@ -331,6 +331,25 @@ def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):
     assert checkpoint_step(model, tokenizer, saved, prompt[1:]).loss.shape == ()
 
 
+def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted_as_attention_notes_it(
+        tmp_path, monkeypatch, runs):
+    # attention and lens say so of a prompt the model takes but never trained on; graph drew
+    # its step and said nothing. The run, as if trained on sources of at most 4 digits, so that a
+    # longer one still fits its context.
+    import viz.write
+    model, tokenizer, saved = load_model(runs["transformer"])
+    trained = {**saved, "train": {**saved["train"], "min_len": 3, "max_len": 4}}
+    monkeypatch.setattr(viz.write, "load_model", lambda checkpoint_dir: (model, tokenizer,
+                                                                          trained))
+    for prompt, note in [("314+1", ""), ("314+15", "note: --prompt has 5 digits, more than "
+                         "any source it was trained on (--max-len 4); its answer is likely "
+                         "wrong\n")]:
+        result = tinyformer("graph", "--checkpoint", runs["transformer"], "--prompt", prompt,
+                            "--out", tmp_path / "graph.dot")
+        assert result.exit_code == 0 and result.stdout, result.output
+        assert result.stderr == note
+
+
 def test_without_graphviz_the_source_is_kept_in_a_new_dot_file_never_over_the_users(
         tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))   # no `dot` anywhere on PATH

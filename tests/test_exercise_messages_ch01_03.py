@@ -1,6 +1,8 @@
 """What the checkers of chapters 1-3 say to realistic wrong answers: each message must name the
 function and say what differs."""
 
+import re
+
 import pytest
 from solutions import edited_message, expect_changed_in_place, write_solved
 
@@ -95,10 +97,14 @@ def test_lookup_with_the_wrong_size_of_one_hot(tmp_path):
     assert "lookup_by_matmul(ids=[2]" in message and "raised an error" in message
 
 
-def test_lookup_by_index_not_written(tmp_path):
+def test_lookup_by_index_not_written_says_which_line_to_replace(tmp_path):
+    # One line that says what to do: it named the line that still raises, and left the
+    # learner to guess that their code goes in its place.
     message = edited_message(tmp_path, "table_lookup", "return table[np.asarray(ids)]",
                              "raise NotImplementedError")
-    assert "`lookup_by_index` is not written yet" in message
+    assert re.fullmatch(r"`lookup_by_index` is not written yet: table_lookup\.py line \d+ "
+                        r"still raises NotImplementedError; replace that line with your "
+                        r"code\.", message), message
 
 
 # --- chapter 2 ------------------------------------------------------------------------------

@@ -300,8 +300,10 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
 
     q (..., T_q, d), k (..., T_k, d) -> (..., T_q, T_k), each row summing to 1 (or all 0 where
     the mask blocks every key). One engine op per step, so it can be differentiated (twice),
-    in the bias too where it is a Tensor.
+    in the bias too where it is a Tensor. Numpy arrays are taken as constant Tensors, as
+    `scaled_dot_product_attention` takes them.
     """
+    q, k = _as_tensors(q, k)
     keep = _keep_mask(q, k, None, mask)
     # float16 computes in float32 and its weights are rounded back once, as in the Attention
     # op: q . k of 16 values near 100 is 160,000, inf in float16, and its softmax NaN.
@@ -331,9 +333,11 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
     Dropout, when training, zeroes attention weights: a query then ignores some keys at
     random. (The paper's section 5.4 drops sub-layer outputs and embedding sums; dropout on
     the weights is from its tensor2tensor code, which the Annotated Transformer follows.)
-    The keywords are those of `scaled_dot_product_attention`, with its rules.
+    The inputs and keywords are those of `scaled_dot_product_attention`, with its rules (numpy
+    arrays taken as constant Tensors).
     """
     _check_dropout("attention_readable", dropout_p, training)
+    q, k, v = _as_tensors(q, k, v)
     keep = _keep_mask(q, k, v, mask)
     # float16 computes in float32, the output rounded back once, as in attention_weights
     dtype, half = q.dtype, functional.compute_dtype(q.dtype) != q.dtype
@@ -342,6 +346,13 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
     weights = functional.dropout(weights, dropout_p, bool(training))
     out = weights @ v                                                 # (..., T_q, d_v)
     return out.astype(dtype) if half else out
+
+
+def _as_tensors(*arrays):
+    """Each of `arrays` as a Tensor, a numpy array as a constant one: what the Attention op's
+    apply makes of them, so that the readable forms take (and give) what
+    scaled_dot_product_attention does, where a numpy array has no masked_fill or softmax."""
+    return tuple(x if isinstance(x, Tensor) else Tensor(x) for x in arrays)
 
 
 def _check_dropout(where, dropout_p, training):
@@ -711,10 +722,15 @@ class MultiHeadAttention(nn.Module):
         return x.reshape(B, T, heads, self.d_head).swapaxes(1, 2)
 
     def extra_repr(self) -> str:
+        # The switches only where they differ from their defaults, as LayerNorm shows
+        # bias=False: d_head where it is not d_model / n_head (Qwen3's), and no biases.
+        d_head = ("" if self.d_head * self.n_head == self.d_model
+                  else f", d_head={self.d_head}")
         grouped = f", n_kv_head={self.n_kv_head}" if self.n_kv_head != self.n_head else ""
         qk_norm = ", qk_norm=True" if self.q_norm is not None else ""
-        return (f"d_model={self.d_model}, n_head={self.n_head}{grouped}{qk_norm}, "
-                f"dropout={self.dropout}")
+        bias = "" if self.q.bias is not None else ", bias=False"
+        return (f"d_model={self.d_model}, n_head={self.n_head}{d_head}{grouped}{qk_norm}, "
+                f"dropout={self.dropout}{bias}")
 
 
 def _check_rows(x: Tensor, name: str, d_model: int) -> None:

@@ -1325,7 +1325,7 @@ def graph(example, checkpoint_dir, prompt, what, show_data, show_grad, flow, max
     # The options, the checkpoint or the prompt refused (BadInput); any other ValueError in
     # building the model is a bug of ours.
     with input_errors(BadInput):
-        compute_step = prepare_step(example, checkpoint_dir, prompt)
+        compute_step = prepare_step(example, checkpoint_dir, prompt, warn=warn)
     # The step itself (a forward, a loss) refuses nothing of the input, which prepare_step has
     # checked: any error from it is a bug of ours (exit 1), a ValueError too.
     shown = compute_step()

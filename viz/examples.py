@@ -146,10 +146,15 @@ def checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
 
 
 def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str, Any],
-                            prompt: str) -> Callable[[], Example]:
+                            prompt: str, warn: Callable[[str], None] | None = None
+                            ) -> Callable[[], Example]:
     """checkpoint_step in two parts: the checks of `prompt` here (ValueError, in one line, for
     one the model cannot take), before the model runs; then the function that runs the step.
-    A caller tells a fault of the prompt from one of the run, which is a bug."""
+    A caller tells a fault of the prompt from one of the run, which is a bug. `warn(note)`,
+    where given, is told in one line of a seq2seq source longer or shorter than any the model
+    trained on, once the prompt has passed every check (check_task_prompt's note, as
+    `tinyformer attention` and `lens` say it): its step is drawn, but of an answer the model
+    most likely gets wrong."""
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
     from tinyformer.prompts import check_task_prompt
     from tinyformer.schema import option_name
@@ -163,7 +168,7 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         # Before encoding: a letter in a task's prompt is no character of its vocabulary, and
         # "give digits only" says more than "cannot be encoded" (as generate, attention and
         # lens say it).
-        check_task_prompt(saved, prompt, name=option_name)
+        note = check_task_prompt(saved, prompt, name=option_name)
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
     if not ids:
         raise BadInput("--prompt is empty; give the text of the batch")
@@ -186,6 +191,8 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         # or sorted prompt as long as the context fits the encoder, not the decoder).
         check_prompt_fits(len(ids), model.context)
         check_prompt_fits(len(target_ids) + 1, model.context, answer=target)
+        if note and warn:      # a source of a length never trained on: said once it is taken
+            warn(note)
         return lambda: sequence_to_sequence(model, np.array([ids]),
                                             np.array([[BOS] + target_ids]),
                                             np.array([target_ids + [EOS]]),

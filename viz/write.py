@@ -57,10 +57,13 @@ def step_to_draw(example_name: str | None = None, checkpoint_dir: str | None = N
 
 
 def prepare_step(example_name: str | None = None, checkpoint_dir: str | None = None,
-                 prompt: str | None = None) -> Callable[[], Example]:
+                 prompt: str | None = None, warn: Callable[[str], None] | None = None
+                 ) -> Callable[[], Example]:
     """step_to_draw in two parts: every check of its input here, the checkpoint loaded
     (ValueError, one line, as step_to_draw says); then the function that computes the step.
-    `tinyformer graph` says an error of the first part as bad input, of the second as a bug."""
+    `tinyformer graph` says an error of the first part as bad input, of the second as a bug.
+    `warn(note)`, where given, hears of a prompt the checkpoint takes but never trained on
+    (see prepare_checkpoint_step)."""
     if example_name is None and checkpoint_dir is None:
         raise BadInput("give one of --example NAME or --checkpoint DIR")
     if example_name is not None and checkpoint_dir is not None:
@@ -74,7 +77,7 @@ def prepare_step(example_name: str | None = None, checkpoint_dir: str | None = N
         check_example(example_name)
         build = functools.partial(example, example_name)
     else:
-        build = prepare_checkpoint_step(*load_model(checkpoint_dir), prompt)
+        build = prepare_checkpoint_step(*load_model(checkpoint_dir), prompt, warn)
 
     def computed():
         with record_module_paths():

@@ -206,8 +206,11 @@ def run_learner_code(path: StrPath, action: Callable[[], Any], doing: str) -> An
         # Reached through something else (a Function's backward through its wrapper, say)?
         via = "" if qualname is None or qualname.split(".")[-1] in doing else \
             f" (reached while {doing})"
+        # What to do, said: the raise is the placeholder the learner's code takes the place of.
+        what = "that line" if line else "its raise"
         raise CheckFailure(f"{_todo_name(qualname, doing)} is not written yet: {where} still "
-                           f"raises NotImplementedError{via}.") from None
+                           f"raises NotImplementedError{via}; replace {what} with your "
+                           f"code.") from None
     except MemoryError as e:
         raise out_of_memory(doing, e, path) from None
     except SystemExit:
