@@ -283,7 +283,10 @@ def stop_with_its_group(process):
 
 # Runs a benchmark script as `python SCRIPT ARGUMENTS...` does, but ends quietly (exit status
 # 130) on the interrupt with which stop_with_its_group stops it: the suite is what the user
-# stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback.
+# stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback. So too
+# when the reader of the output has gone (`tinyformer bench | head`): exit status 141, as a
+# program that SIGPIPE ends, and what Python would flush at exit goes nowhere instead of failing
+# again.
 QUIET_WHEN_STOPPED = """\
 import os, runpy, sys
 sys.argv = sys.argv[1:]
@@ -292,6 +295,9 @@ try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 except KeyboardInterrupt:
     sys.exit(130)
+except BrokenPipeError:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
 """
 
 

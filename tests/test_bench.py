@@ -1148,6 +1148,21 @@ def test_a_benchmark_stopped_by_ctrl_c_ends_without_a_traceback_of_its_own(tmp_p
             os.kill(int(pid), signal.SIGKILL)
 
 
+def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_path):
+    """`tinyformer bench | head`: the suite stopped quietly (exit status 141), but the script
+    it ran printed a BrokenPipeError traceback on its next line. A stand-in script."""
+    fake = tmp_path / "fake.py"
+    fake.write_text("print('a line the reader will not read', flush=True)\n")
+    reader, writer = os.pipe()
+    os.close(reader)                                   # the reader has gone: `| head` ended
+    try:
+        done = subprocess.run([sys.executable, "-c", suite.QUIET_WHEN_STOPPED, str(fake)],
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, "")
+
+
 def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):
     # Each run left a folder of JSON in the temporary directory, never removed.
     scratch = tmp_path / "scratch"
