@@ -92,6 +92,8 @@ TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
 ON_REQUEST = {"whole_run", "gpt2", "blocks", "builtin_run"}
 # Those that read the tinyshakespeare text (--corpus), given to them as --corpus.
 READS_TEXT = {"whole_run", "blocks", "tokenizer"}
+# Where --save writes each benchmark's JSON: the repository's own figures are there.
+RESULTS = os.path.join(HERE, "results")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,20 +154,27 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None):
+def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None,
+                  save=False):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
-    exist, a thread count below 1, --threads given with --case (or either where no benchmark
-    to run depends on the threads), the whole run without PyTorch (a comparison with nothing
-    to compare with), a `corpus` that no benchmark to run reads (given, and ignored, it would
-    look used), or a benchmark to run that needs the tinyshakespeare text (at `corpus`, or by
-    default in the current directory) where it is not: the whole run, the blocks' Shakespeare
-    recipe (not with `quick`), and the tokenizer's if `corpus` names it (without, it measures
-    the built-in corpus instead); or a text there that those benchmarks cannot use."""
+    exist, `save` where the results folder cannot be written (each benchmark would fail at its
+    end, minutes on), a thread count below 1, --threads given with --case (or either where no
+    benchmark to run depends on the threads), the whole run without PyTorch (a comparison with
+    nothing to compare with), a `corpus` that no benchmark to run reads (given, and ignored, it
+    would look used), or a benchmark to run that needs the tinyshakespeare text (at `corpus`,
+    or by default in the current directory) where it is not: the whole run, the blocks'
+    Shakespeare recipe (not with `quick`), and the tokenizer's if `corpus` names it (without,
+    it measures the built-in corpus instead); or a text there that those benchmarks cannot
+    use."""
     for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
         unknown = [name for name in names if name not in known]
         if unknown:
             raise ValueError(f"no {kind} is called {unknown[0]!r}; choose from "
                              f"{', '.join(known)}")
+    # The folder, or where it is to be made (write_figures makes it).
+    if save and not os.access(RESULTS if os.path.isdir(RESULTS) else HERE, os.W_OK):
+        raise ValueError("--save writes to benchmarks/results/, which you cannot write to: "
+                         "drop --save, or run from a clone of the repository of your own")
     if threads is not None and threads < 1:
         raise ValueError(f"--threads must be 1 or more, not {threads}")
     if threads is not None and cases:
@@ -283,7 +292,10 @@ def stop_with_its_group(process):
 
 # Runs a benchmark script as `python SCRIPT ARGUMENTS...` does, but ends quietly (exit status
 # 130) on the interrupt with which stop_with_its_group stops it: the suite is what the user
-# stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback.
+# stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback. So too
+# when the reader of the output has gone (`tinyformer bench | head`): exit status 141, as a
+# program that SIGPIPE ends, and what Python would flush at exit goes nowhere instead of failing
+# again.
 QUIET_WHEN_STOPPED = """\
 import os, runpy, sys
 sys.argv = sys.argv[1:]
@@ -292,6 +304,9 @@ try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 except KeyboardInterrupt:
     sys.exit(130)
+except BrokenPipeError:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(141)
 """
 
 
@@ -474,7 +489,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         check_choices(args.only, args.cases, args.threads, args.whole_run, args.quick,
-                      args.corpus)
+                      args.corpus, args.save)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -491,7 +506,7 @@ def main(argv=None):
     per_case = [name for name in names if name in TAKES_THREADS]
     once = [name for name in names if name not in TAKES_THREADS]
     with tempfile.TemporaryDirectory() as scratch:     # the JSON, unless kept with --save
-        out_dir = os.path.join(HERE, "results") if args.save else scratch
+        out_dir = RESULTS if args.save else scratch
         tables = [(case_name, case, run_case(case_name, case, per_case, args.quick, out_dir,
                                              args.corpus))
                   for case_name, case in cases_to_run(args.cases, args.threads) if per_case]

@@ -121,6 +121,25 @@ def test_an_unknown_case_or_a_case_with_threads_is_a_one_line_usage_error(args, 
     assert result.exit_code == 2 and line.startswith("Error: ") and said in line
 
 
+def test_saving_where_the_results_cannot_be_written_is_refused_before_any_runs(monkeypatch):
+    # Each benchmark ran its minutes, then failed to write its JSON with a traceback.
+    results = str(ROOT / "benchmarks" / "results")
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **rest:
+                        False if os.path.abspath(path) == results and mode & os.W_OK
+                        else access(path, mode, **rest))
+
+    def no_benchmark(*args, **kwargs):
+        raise AssertionError(f"a benchmark ran: {args[0]}")
+    monkeypatch.setattr(subprocess, "Popen", no_benchmark)
+    result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "ops", "--save"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["Error: --save writes to benchmarks/results/, which "
+                                          "you cannot write to: drop --save, or run from a "
+                                          "clone of the repository of your own"]
+    assert result.stdout == ""
+
+
 @pytest.fixture
 def suite_arguments(tmp_path, monkeypatch):
     """The bench command against a suite whose main only writes down the arguments it got (the
@@ -1146,6 +1165,21 @@ def test_a_benchmark_stopped_by_ctrl_c_ends_without_a_traceback_of_its_own(tmp_p
         for pid in subprocess.run(["pgrep", "-f", str(fake)], capture_output=True,
                                   text=True).stdout.split():
             os.kill(int(pid), signal.SIGKILL)
+
+
+def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_path):
+    """`tinyformer bench | head`: the suite stopped quietly (exit status 141), but the script
+    it ran printed a BrokenPipeError traceback on its next line. A stand-in script."""
+    fake = tmp_path / "fake.py"
+    fake.write_text("print('a line the reader will not read', flush=True)\n")
+    reader, writer = os.pipe()
+    os.close(reader)                                   # the reader has gone: `| head` ended
+    try:
+        done = subprocess.run([sys.executable, "-c", suite.QUIET_WHEN_STOPPED, str(fake)],
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=30)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, "")
 
 
 def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):

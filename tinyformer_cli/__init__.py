@@ -1679,7 +1679,7 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
                              else name for name in suite.BENCHMARKS))
         return
     with input_errors():
-        suite.check_choices(only, cases, threads, whole_run, quick, corpus)
+        suite.check_choices(only, cases, threads, whole_run, quick, corpus, save)
     arguments = ["--only", *only] * bool(only) + ["--case", *cases] * bool(cases)
     arguments += ["--corpus", corpus] * (corpus is not None)
     arguments += ["--threads", str(threads)] * (threads is not None) + ["--quick"] * quick
