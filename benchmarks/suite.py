@@ -48,6 +48,7 @@ import argparse
 import contextlib
 import dataclasses
 import importlib.util
+import inspect
 import json
 import os
 import signal
@@ -290,24 +291,36 @@ def stop_with_its_group(process):
     process.wait()
 
 
+def ended_quietly_if_the_reader_goes(run):
+    """run()'s result, its output flushed; but when the reader of the output has gone
+    (`python benchmarks/suite.py | head`), exit status 141, as a program that SIGPIPE ends,
+    without a traceback; and what Python would flush at exit goes nowhere instead of failing
+    again. The suite ends so, and (as QUIET_WHEN_STOPPED) each benchmark script it runs."""
+    try:
+        try:
+            return run()
+        finally:              # also on sys.exit: what is still buffered, while it can be told
+            sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
 # Runs a benchmark script as `python SCRIPT ARGUMENTS...` does, but ends quietly (exit status
 # 130) on the interrupt with which stop_with_its_group stops it: the suite is what the user
 # stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback. So too
-# when the reader of the output has gone (`tinyformer bench | head`): exit status 141, as a
-# program that SIGPIPE ends, and what Python would flush at exit goes nowhere instead of failing
-# again.
-QUIET_WHEN_STOPPED = """\
-import os, runpy, sys
+# when the reader of the output has gone (`tinyformer bench | head`), with the suite's own
+# ending above: its source is the start of the script's program.
+QUIET_WHEN_STOPPED = ("import os, sys\n\n" + inspect.getsource(ended_quietly_if_the_reader_goes)
+                      + """
+import runpy
 sys.argv = sys.argv[1:]
 sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))      # as `python SCRIPT` sets it
 try:
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    ended_quietly_if_the_reader_goes(lambda: runpy.run_path(sys.argv[0], run_name="__main__"))
 except KeyboardInterrupt:
     sys.exit(130)
-except BrokenPipeError:
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(141)
-"""
+""")
 
 
 def run(name, case_name, case, quick, out_dir, corpus=None):
@@ -522,4 +535,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ended_quietly_if_the_reader_goes(main))

@@ -1167,20 +1167,42 @@ def test_a_benchmark_stopped_by_ctrl_c_ends_without_a_traceback_of_its_own(tmp_p
             os.kill(int(pid), signal.SIGKILL)
 
 
-def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_path):
+@pytest.mark.parametrize("flush", [True, False])
+def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_path, flush):
     """`tinyformer bench | head`: the suite stopped quietly (exit status 141), but the script
-    it ran printed a BrokenPipeError traceback on its next line. A stand-in script."""
+    it ran printed a BrokenPipeError traceback on its next line; or, where its line was still
+    buffered at its end, "Exception ignored ... BrokenPipeError" (exit status 120). A
+    stand-in script."""
     fake = tmp_path / "fake.py"
-    fake.write_text("print('a line the reader will not read', flush=True)\n")
+    fake.write_text(f"print('a line the reader will not read', flush={flush})\n")
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
     reader, writer = os.pipe()
     os.close(reader)                                   # the reader has gone: `| head` ended
     try:
         done = subprocess.run([sys.executable, "-c", suite.QUIET_WHEN_STOPPED, str(fake)],
-                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=30)
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=30,
+                              env=buffered)
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, "")
 
+
+
+def test_the_suite_run_directly_ends_quietly_when_its_reader_went():
+    """`python benchmarks/suite.py | head -3`: `tinyformer bench` ended quietly (exit status
+    141), but the suite run directly printed a BrokenPipeError traceback of its own. Its first
+    line fails at once, unbuffered, so that no benchmark starts."""
+    reader, writer = os.pipe()
+    os.close(reader)                                   # the reader has gone: `| head` ended
+    try:
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "suite.py"), "--only",
+                               "ops", "--quick"], stdout=writer, stderr=subprocess.PIPE,
+                              text=True, timeout=60,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                   "PYTHONPATH": str(ROOT)})
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, "")
 
 def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):
     # Each run left a folder of JSON in the temporary directory, never removed.

@@ -164,7 +164,8 @@ class SaysBelow:
     """A click number range whose refusal of a number below it says what to give instead, as
     the library's own check says it: transformers' generate reads top_k=0 as every token and
     top_p=0 as the likeliest alone, and a user of it who types that here is told how to ask
-    for it. The range stays in the message, as the help shows it."""
+    for it; --threads 0 is told to give a count or none (threads_below). The range stays in
+    the message, as the help shows it."""
 
     def __init__(self, *args, below, **kwargs):
         super().__init__(*args, **kwargs)
@@ -793,11 +794,18 @@ def at_most_the_cores(ctx, param, threads):
     return cores
 
 
+def threads_below(unset):
+    """What --threads 0 (to some tools, as xz -T0, "as many as the cores") is told to give
+    instead: a count, or nothing for what `unset` says runs then."""
+    return f"give 1 or more, or leave it unset for {unset}"
+
+
 def threads_option(what, chosen):
     """--threads, whose help says what the threads run (`what`) and how many run when it is
     not given (`chosen`)."""
     return click.option(
-        "--threads", type=click.IntRange(min=1, max=4096), metavar="N", cls=EnvironmentOption,
+        "--threads", type=IntRangeSaysBelow(min=1, max=4096, below=threads_below(
+            "threads chosen as it runs")), metavar="N", cls=EnvironmentOption,
         envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
         show_default=chosen, help=f"{what}, at most the machine's cores.")
 
@@ -1660,7 +1668,8 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
               show_default="tinyshakespeare.txt in the current directory")
 @click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
               help="Run this case (repeatable): one-thread, two-threads or loaded.")
-@click.option("--threads", type=click.IntRange(min=1), metavar="N", show_default="the --case's",
+@click.option("--threads", type=IntRangeSaysBelow(min=1, below=threads_below(
+    "the --case's own count")), metavar="N", show_default="the --case's",
               help="Both engines on N BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/, "
               "replacing the file of its name there: the repository's own figures among them.")
