@@ -19,7 +19,7 @@ from command_lines import commands, tinyformer_lines
 from solutions import solution_text, write_solved
 
 from tinyformer_cli import main
-from tinyformer.exercises import exercises, find, runner
+from tinyformer.exercises import catalogue, exercises, find, runner
 from tinyformer.exercises import workspace as workspace_module
 from tinyformer.exercises.checking import CheckFailure, load_learner_file
 from tinyformer.exercises.workspace import STATE_DIR, Workspace, WorkspaceError
@@ -241,6 +241,24 @@ def test_a_negative_number_is_no_exercise_not_an_unknown_option(workspace, comma
                        f"numbered 1 to {len(exercises())}")
     assert_input_error(run("predict", number), f"no chapter '{number}'", "a number from 1 to")
 
+
+
+@pytest.mark.parametrize("args", [["show", "1"], ["show", "-1"], ["predict", "1"]])
+def test_a_value_error_from_finding_an_exercise_is_a_bug_of_ours_not_the_learners(
+        tmp_path, monkeypatch, args):
+    """No such exercise or chapter is the learner's input (exit 2); a ValueError from the
+    finding itself is ours (exit 1), where it was said as the learner's bad input."""
+    monkeypatch.chdir(tmp_path)
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    with monkeypatch.context() as deep_inside_the_finding:
+        deep_inside_the_finding.setattr(catalogue, "exercises", broken)
+        deep_inside_the_finding.setattr(runner, "find_chapter", broken)
+        result = run(*args)
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    refused = {"show": "no exercise", "predict": "no chapter"}[args[0]]
+    assert_input_error(run(args[0], {"1": "9999", "-1": "-1"}[args[1]]), refused)
 
 def test_show_and_hint_without_n_take_the_next_unfinished_exercise(workspace, monkeypatch):
     # Both said only "Missing argument 'N'.", where `check` without N checks the next one.
@@ -884,6 +902,18 @@ def test_code_raising_what_is_no_exception_fails_its_check_not_the_runner(worksp
     assert said in result.output and f"    {error}\n" in result.output, result.output
     assert "Traceback" not in result.output
 
+
+def test_a_value_error_raised_by_the_learners_code_fails_its_check(workspace):
+    # The learner's errors are caught in the check's own process and said there (exit 3):
+    # a ValueError of theirs is no bad input to the command (2), nor a bug of ours (1).
+    solution = solution_text(FIRST).replace("    ids = np.asarray(ids)\n",
+                                            "    raise ValueError('ids out of range')\n")
+    write_solved(FIRST, workspace / FIRST.file, solution)
+    result = run("check", 1)
+    assert result.exit_code == 3, result.output
+    assert "one_hot(ids=[2, 0, 3], vocab_size=4) raised an error:" in result.output
+    assert "    ValueError: ids out of range\n" in result.output, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
 
 @pytest.mark.parametrize("text", ["", "\n  \n"])
 def test_an_empty_file_is_reported_as_empty_with_the_way_back(workspace, text):

@@ -898,6 +898,18 @@ def test_a_sentencepiece_tokenizer_model_is_refused_saying_what_to_fetch(tmp_pat
         assert_input_error(result, f"{str(folder)!r} has its tokenizer {format_} into it")
 
 
+def test_a_value_error_from_decoding_is_a_bug_of_ours_not_the_ids(monkeypatch, bpe):
+    """An id outside the vocabulary is the input's fault (exit 2); a ValueError from the
+    decoding itself is ours (exit 1), where it was said as the user's bad input."""
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together")
+    with monkeypatch.context() as deep_inside_the_decoding:
+        deep_inside_the_decoding.setattr(tokenizers.BPETokenizer, "_join", broken)
+        result = run("decode", "72", "--tokenizer", bpe)
+    assert result.exit_code == 1, result.output
+    assert "internal error (ValueError: operands" in result.stderr
+    assert_input_error(run("decode", "300", "--tokenizer", bpe), "cannot decode id 300")
+
 def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     assert_input_error(run("encode", "cat §", "--tokenizer", char), "'§'", "position 4")
     assert_input_error(run("show", "§", "--tokenizer", char), "'§'")

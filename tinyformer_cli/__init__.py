@@ -690,7 +690,8 @@ def tokenize_decode(ids, tokenizer_path):
     """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
     bytes apart: U+FFFD)."""
     tok = open_tokenizer(tokenizer_path)
-    with input_errors():            # an id outside the vocabulary
+    # An id outside the vocabulary (BadInput); any other ValueError in decoding is a bug of ours.
+    with input_errors(BadInput):
         click.echo(tok.decode(ids))
 
 
@@ -1368,7 +1369,7 @@ class Course(click.Group):
                     typed = typed_number(e.option_name, ctx.meta.get(COMMAND_WORDS, []))
                     if typed is not None:
                         if "ex" in takes:
-                            with input_errors():
+                            with input_errors(BadInput):     # no such exercise
                                 find(typed)
                         if "chapter" in takes:
                             runner.chapter_to_ask(None, typed)
@@ -1409,7 +1410,7 @@ class AnswersInJson(click.Command):
                 asked, _, _ = self.make_parser(ctx).parse_args(args=list(args))
                 if asked.get("ex") is not None:
                     ctx.meta[EXERCISE] = find(asked["ex"])
-            except (click.UsageError, ValueError):  # refused by click or find below, as ever
+            except (click.UsageError, BadInput):    # refused by click or find below, as ever
                 pass
         return super().parse_args(ctx, args)
 
@@ -1453,7 +1454,7 @@ class ExerciseName(click.types.StringParamType):
 def exercise_argument(required=True):
     """N, given to the command as the exercise (None if not required and not given)."""
     def find_exercise(ctx, param, name):
-        with input_errors():
+        with input_errors(BadInput):             # no such exercise; a ValueError is our bug
             ctx.meta[EXERCISE] = find(name) if name is not None else None
         return ctx.meta[EXERCISE]
     return click.argument("ex", metavar="N" if required else "[N]", required=required,

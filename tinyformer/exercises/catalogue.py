@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..files import command_line
+from ..schema import BadInput
 
 if TYPE_CHECKING:                   # checking.py imports this module
     from .checking import Learner
@@ -135,19 +136,19 @@ def exercises() -> list[Exercise]:
 
 def find(name: int | str) -> Exercise:
     """The exercise a learner means by `name`: its number (`3`) or its slug (`one_hot`).
-    Raises ValueError with what there is to choose from."""
+    Raises BadInput (a ValueError) with what there is to choose from."""
     catalogue = exercises()
     if str(name).removeprefix("-").isdigit():           # -1 too: a number, if not an exercise's
         number = int(name)
         if 1 <= number <= len(catalogue):
             return catalogue[number - 1]
-        raise ValueError(f"there is no exercise {number}: they are numbered 1 to "
-                         f"{len(catalogue)} (see `{command_line('exercises', 'list')}`)")
+        raise BadInput(f"there is no exercise {number}: they are numbered 1 to "
+                       f"{len(catalogue)} (see `{command_line('exercises', 'list')}`)")
     for ex in catalogue:
         if ex.slug == name:
             return ex
-    raise ValueError(f"there is no exercise called {name!r}{_did_you_mean(str(name))}: give a "
-                     f"number or a name from `{command_line('exercises', 'list')}`")
+    raise BadInput(f"there is no exercise called {name!r}{_did_you_mean(str(name))}: give a "
+                   f"number or a name from `{command_line('exercises', 'list')}`")
 
 
 def _did_you_mean(name: str) -> str:
@@ -172,13 +173,14 @@ def question(chapter: int) -> Question:
 
 def find_chapter(name: int | str) -> int:
     """The chapter a learner means by `name`: its number (`4`) or its folder (`04_autograd`).
-    Returns the 1-based number; raises ValueError with what there is to choose from."""
+    Returns the 1-based number; raises BadInput (a ValueError) with what there is to choose
+    from."""
     name = str(name)
     if name.isdigit() and 1 <= int(name) <= len(CHAPTERS):
         return int(name)
     for number, (folder, _) in enumerate(CHAPTERS, start=1):
         if name == folder:
             return number
-    raise ValueError(f"there is no chapter {name!r}: give a number from 1 to {len(CHAPTERS)} "
-                     f"or a folder name such as {CHAPTERS[0][0]} (see "
-                     f"`{command_line('exercises', 'list')}`)")
+    raise BadInput(f"there is no chapter {name!r}: give a number from 1 to {len(CHAPTERS)} "
+                   f"or a folder name such as {CHAPTERS[0][0]} (see "
+                   f"`{command_line('exercises', 'list')}`)")

@@ -20,8 +20,8 @@ the errors below into exit statuses; everything a learner reads is written here:
 
 `workspace` is a `workspace.Workspace`, or None where a command works without one. A learner's
 mistake in using a command raises RunnerError, and one about the workspace WorkspaceError
-(both ValueErrors, both one line saying what to do); a failing check is no error: `check`
-returns False.
+(both BadInput: the input's fault, not a bug; both one line saying what to do); a failing
+check is no error: `check` returns False.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from typing import Iterable
 import click
 
 from ..files import StrPath, command_line, describe_os_error, why_not_a_directory
+from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Checked, Workspace, init_workspace
@@ -50,7 +51,7 @@ STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
 PICTURE_SUFFIXES = (".png", ".svg")
 
 
-class RunnerError(ValueError):
+class RunnerError(BadInput):
     """A command given in a way that cannot work; the message says what to give instead."""
 
 
@@ -384,7 +385,7 @@ def chapter_to_ask(workspace: Workspace | None, name: int | str | None = None) -
         return following.chapter if following else 1
     try:
         return find_chapter(name)
-    except ValueError as error:
+    except BadInput as error:       # a bug's ValueError is no chapter refused
         raise RunnerError(str(error)) from None
 
 

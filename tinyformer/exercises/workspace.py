@@ -30,6 +30,7 @@ from typing import Any, Iterator, NamedTuple
 from ..files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, command_line,
                      describe_os_error, first_existing, open_regular, why_not_a_directory)
 from ..resources import usable_cores
+from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises
 from .isolated import check_in_subprocess, stop_running
 
@@ -62,7 +63,7 @@ def timed_check(ex: Exercise, path: Path, timeout: float) -> tuple[str | None, s
     return message, printed, time.perf_counter() - start
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(BadInput):
     """Something about the workspace the learner must fix; the message says what to do."""
 
 
