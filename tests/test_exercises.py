@@ -144,7 +144,7 @@ def test_the_course_page_and_the_readme_number_the_exercises_as_the_catalogue_do
         assert headings[ex.chapter - 1] < row < headings[ex.chapter], \
             f"docs/course.md lists {ex.slug} outside chapter {ex.chapter}'s section"
     for text, name in ((page, "docs/course.md"), (readme, "README.md")):
-        for count in re.findall(r"\b(\d+) exercises? (?:in|files)", text):
+        for count in re.findall(r"\b(\d+)\s+exercises?\s+(?:in|files|that)\b", text):
             assert int(count) == len(COURSE), \
                 f"{name} says the course has {count} exercises; it has {len(COURSE)}"
         for count in re.findall(r'check --all --json.*\n\{.*"total": (\d+)', text):
