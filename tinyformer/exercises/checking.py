@@ -311,7 +311,12 @@ def _where(error: BaseException, path: StrPath) -> str:
 # Describing values and calls briefly
 # ---------------------------------------------------------------------------------------------
 
-def describe(value: Any, limit: int = 12) -> str:
+# What describe shows whole: an array or a list of at most this many items, a repr of at most
+# this many characters (longer, it is cut). Shared with _shown_in_full, which must agree.
+_ITEMS_SHOWN, _CHARACTERS_SHOWN = 12, 80
+
+
+def describe(value: Any, limit: int = _ITEMS_SHOWN) -> str:
     """A short picture of a value for a message: small arrays in full, big ones by shape, and
     a dict or list of weights by the names and shapes of its arrays."""
     if isinstance(value, Tensor):       # written as a call, to paste into Python as it is
@@ -331,7 +336,7 @@ def describe(value: Any, limit: int = 12) -> str:
     if isinstance(value, str) and len(value) > 60:
         return repr(value[:57] + "...")
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= _CHARACTERS_SHOWN else text[:_CHARACTERS_SHOWN - 3] + "..."
 
 
 def _holds_arrays(values: Iterable[Any]) -> bool:
@@ -535,14 +540,14 @@ def expect_unchanged(call: str, arguments: Iterable[tuple[str, Any, Any]],
                        f"still needs what it passed in. {advice}")
 
 
-def _shown_in_full(value: Any, limit: int = 12) -> bool:
+def _shown_in_full(value: Any) -> bool:
     """Whether `describe` shows `value` whole, as a call's arguments are shown: a small array,
     a short list or tuple (a big one it shows by its shape, which may not have changed;
     anything else, a model say, by a name that says nothing of what changed)."""
     if isinstance(value, (np.ndarray, Tensor)):
-        return as_array(value).size <= limit
-    return (isinstance(value, (list, tuple)) and len(value) <= limit
-            and not _holds_arrays(value) and len(repr(value)) <= 80)
+        return as_array(value).size <= _ITEMS_SHOWN
+    return (isinstance(value, (list, tuple)) and len(value) <= _ITEMS_SHOWN
+            and not _holds_arrays(value) and len(repr(value)) <= _CHARACTERS_SHOWN)
 
 
 def _argument_names(fn: Call, args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[str]:
