@@ -310,6 +310,16 @@ def test_encode_pieces_give_the_whole_texts_ids_and_split(text, piece_chars, chu
                     tok, [ids for _, ids in pieces], colour)) == split_shown(tok, whole, colour)
 
 
+def test_encode_pieces_do_not_cut_inside_a_run_of_whitespace():
+    # GPT-2's pattern keeps "a   b" as 'a', '  ', ' b' and "\n  c" as '\n ', ' c': a cut
+    # before every space would split the '  ' and '\n ' that this BPE has merges for.
+    tok = BPETokenizer.train("a   b\n  c " * 20, 261)
+    text = "a   b\n  c   d"
+    with mock.patch.object(tokenizers, "PIECE_CHARS", 1):
+        pieces = list(tokenizers.encode_pieces(tok, [text]))
+    assert [i for _, ids in pieces for i in ids] == tok.encode(text)
+
+
 def test_encode_pieces_name_an_unknown_characters_place_in_the_whole_text():
     # Each piece is encoded alone; the error counts from the text's start, not the piece's.
     tok = CharTokenizer.train("ab ")
