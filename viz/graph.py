@@ -587,8 +587,7 @@ def _check_recorded(caller, order, depth, fold_repeats):
     `viz.record(model)`, and the picture would come out whole without saying why."""
     if depth is None and not fold_repeats:
         return
-    ops = [obj for kind, obj, _ in order if kind == "op"]
-    if ops and all(op.module_path is None for op in ops):
+    if any(kind == "op" for kind, _, _ in order) and not _recorded(order):
         raise ValueError(f"{caller}: depth and fold_repeats fold the ops by the module that "
                          f"made them, and no op of this graph knows its module: run the "
                          f"model's forward inside `with viz.record(model):`")
