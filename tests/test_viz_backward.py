@@ -668,6 +668,9 @@ def test_each_backward_box_sits_in_the_box_of_its_forward_ops_module(gpt2):
         (node,) = [node for node, tip in tips.items() if tip == f"dL/d({name})"]
         assert node.startswith("grad") and node in inside
         assert titles(dot)[node] == f"dL/d{name.rpartition('.')[2]}"
+    # a parameter the backward reads sits in its module's box too, by the rest of its name
+    (saved,) = [node for node, tip in tips.items() if tip == "decoder.layers.1.attn.q.weight"]
+    assert saved.startswith("leaf") and saved in inside and titles(dot)[saved] == "weight"
 
 
 def module_nodes(dot):

@@ -193,6 +193,13 @@ def _tooltip(value):
     return visible(str(value)).replace("\\", "\\" * 4)
 
 
+def _whole_name_tooltip(shown, whole):
+    """The attributes of a node drawn as `shown`, a shortened `whole` (a parameter in its
+    module's box, see _parameter_place): its tooltip says the whole of it; none where the
+    name drawn is the whole one."""
+    return {"tooltip": _tooltip(whole)} if shown != whole else {}
+
+
 def _label(title, lines=(), number=None, alarms=(), alarm_ink=ALARM_INK):
     """An HTML-like label: a bold title (followed by `#number`, a forward op's number), then
     smaller lines of detail, then `alarms` bold in `alarm_ink` (None: the node's font colour).
@@ -527,8 +534,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
         boxes, shown = (), name
         if leaf_kind == "param" and name and recorded:
             boxes, shown = _parameter_place(name, tree, depth, fold_repeats)
-            if shown != name:
-                attrs["tooltip"] = _tooltip(name)
+            attrs.update(_whole_name_tooltip(shown, name))
         elif leaf_kind == "param" and name and cluster_params:
             boxes = tree.boxes(_cluster_of(name))
         label = _leaf_label(obj, shown, show_data, show_grad, color_by_grad)
@@ -581,8 +587,7 @@ def _check_recorded(caller, order, depth, fold_repeats):
     `viz.record(model)`, and the picture would come out whole without saying why."""
     if depth is None and not fold_repeats:
         return
-    ops = [obj for kind, obj, _ in order if kind == "op"]
-    if ops and all(op.module_path is None for op in ops):
+    if any(kind == "op" for kind, _, _ in order) and not _recorded(order):
         raise ValueError(f"{caller}: depth and fold_repeats fold the ops by the module that "
                          f"made them, and no op of this graph knows its module: run the "
                          f"model's forward inside `with viz.record(model):`")
@@ -1121,9 +1126,9 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         boxes = ()
         if role == "saved" and recorded and names.get(id(shows), ("", ""))[1] == "param":
             # A parameter the backward reads sits in its module's box, as in draw_graph.
-            boxes, title = _parameter_place(names[id(shows)][0], tree, depth, fold_repeats)
-            if title != names[id(shows)][0]:
-                attrs["tooltip"] = _tooltip(names[id(shows)][0])
+            whole = names[id(shows)][0]
+            boxes, title = _parameter_place(whole, tree, depth, fold_repeats)
+            attrs.update(_whole_name_tooltip(title, whole))
         placed.append((boxes, node_id, _label(title, lines), attrs))
 
     for i, (t, g) in enumerate(shown):
@@ -1133,8 +1138,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             # The gradient of a parameter comes out in its module's box, next to the
             # backward that computes it: dL/dweight there, its whole name as its tooltip.
             boxes, short = _parameter_place(name, tree, depth, fold_repeats)
-            if short != name:
-                title, attrs = _gradient_title(short), {"tooltip": _tooltip(title)}
+            title = _gradient_title(short)
+            attrs = _whole_name_tooltip(title, _gradient_title(name))
         placed.append((boxes, f"grad{i}",
                        _label(title, [_shape(g.data)] + gradient_lines(g.data)),
                        {"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data),
