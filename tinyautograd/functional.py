@@ -240,13 +240,8 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
 
 def _class_weight(weight, n_class):
     """cross_entropy's `weight` as a numpy array of V numbers >= 0, refused otherwise."""
-    if isinstance(weight, Tensor):
-        if weight.requires_grad:
-            # torch's raises at backward: "the derivative for 'weight' is not implemented"
-            raise ValueError("cross_entropy: weight is a constant, with no gradient (as torch's);"
-                             " pass weight.detach()")
-        weight = weight.data
-    weight = np.asarray(weight)
+    # (torch's raises only at backward: "the derivative for 'weight' is not implemented")
+    weight = np.asarray(_constant_weight("cross_entropy", "weight", weight))
     if weight.dtype.kind not in "iuf":
         raise TypeError(f"cross_entropy: weight must be real numbers, one per class, got "
                         f"{weight.dtype}")
@@ -257,6 +252,17 @@ def _class_weight(weight, n_class):
         raise ValueError("cross_entropy: weight must be >= 0 for every class, got "
                          f"{weight.min()}")
     return weight
+
+
+def _constant_weight(op, what, weight):
+    """A loss's `weight` (or `pos_weight`) as given, or a Tensor's array: the loss weights are
+    constants, as torch's; one that requires a gradient is refused, as it would get none."""
+    if not isinstance(weight, Tensor):
+        return weight
+    if weight.requires_grad:
+        raise ValueError(f"{op}: {what} is a constant, with no gradient (as torch's); pass "
+                         f"{what}.detach()")
+    return weight.data
 
 
 def _check_probability(where, name, value):
@@ -370,10 +376,8 @@ def binary_cross_entropy_with_logits(input: Tensor | ArrayLike, target: Tensor |
 def _elementwise_weight(op, what, weight, x):
     """A loss's `weight` or `pos_weight` as a constant Tensor of x's dtype, refused unless its
     shape broadcasts to x's (a larger one would change the loss's shape)."""
-    if isinstance(weight, Tensor) and weight.requires_grad:
-        # torch's refuses it too: "not differentiable with respect to argument 'weight'"
-        raise ValueError(f"{op}: {what} is a constant, with no gradient (as torch's); pass "
-                         f"{what}.detach()")
+    # (torch's refuses it too: "not differentiable with respect to argument 'weight'")
+    weight = _constant_weight(op, what, weight)
     weight = Tensor._make(_lift(weight, x, f"{op}: {what}").data.astype(x.dtype, copy=False))
     try:
         fits = np.broadcast_shapes(weight.shape, x.shape) == x.shape
