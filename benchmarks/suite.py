@@ -48,7 +48,6 @@ import argparse
 import contextlib
 import dataclasses
 import importlib.util
-import inspect
 import json
 import os
 import signal
@@ -63,6 +62,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 import shakespeare_text  # noqa: E402
 from alternate import (AUTO, RUN_BY, block_ratios, command_of,  # noqa: E402
                        set_thread_variables)
+from quiet_when_stopped import ended_quietly_if_the_reader_goes  # noqa: E402
 from tinyautograd import kernels  # noqa: E402
 from tinyformer import resources  # noqa: E402
 
@@ -291,36 +291,9 @@ def stop_with_its_group(process):
     process.wait()
 
 
-def ended_quietly_if_the_reader_goes(run):
-    """run()'s result, its output flushed; but when the reader of the output has gone
-    (`python benchmarks/suite.py | head`), exit status 141, as a program that SIGPIPE ends,
-    without a traceback; and what Python would flush at exit goes nowhere instead of failing
-    again. The suite ends so, and (as QUIET_WHEN_STOPPED) each benchmark script it runs."""
-    try:
-        try:
-            return run()
-        finally:              # also on sys.exit: what is still buffered, while it can be told
-            sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(141)
-
-
-# Runs a benchmark script as `python SCRIPT ARGUMENTS...` does, but ends quietly (exit status
-# 130) on the interrupt with which stop_with_its_group stops it: the suite is what the user
-# stopped, and it says so once ("stopped by Ctrl-C"), not each script with a traceback. So too
-# when the reader of the output has gone (`tinyformer bench | head`), with the suite's own
-# ending above: its source is the start of the script's program.
-QUIET_WHEN_STOPPED = ("import os, sys\n\n" + inspect.getsource(ended_quietly_if_the_reader_goes)
-                      + """
-import runpy
-sys.argv = sys.argv[1:]
-sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))      # as `python SCRIPT` sets it
-try:
-    ended_quietly_if_the_reader_goes(lambda: runpy.run_path(sys.argv[0], run_name="__main__"))
-except KeyboardInterrupt:
-    sys.exit(130)
-""")
+# Each benchmark script runs under this: quietly on Ctrl-C, and when the output's reader has
+# gone (see there).
+QUIET_WHEN_STOPPED = os.path.join(HERE, "quiet_when_stopped.py")
 
 
 def run(name, case_name, case, quick, out_dir, corpus=None):
@@ -340,7 +313,7 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     suffix = f"-{case_name}" if name in TAKES_THREADS and case_name != DEFAULT_CASE else ""
     json_path = os.path.join(out_dir, stem + suffix + ".json")
     # --json first: what follows a "--" in the arguments is another command's.
-    command = [sys.executable, "-c", QUIET_WHEN_STOPPED, os.path.join(HERE, script), "--json",
+    command = [sys.executable, QUIET_WHEN_STOPPED, os.path.join(HERE, script), "--json",
                json_path, *arguments]
     print(f"\n=== {name} ({case_name}): python benchmarks/{script} {' '.join(arguments)}",
           flush=True)

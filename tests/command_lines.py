@@ -1,7 +1,6 @@
 """The `tinyformer` command lines that users read (the examples of every --help, the commands
 of README.md), parsed as the program parses them, without running them."""
 
-import re
 import shlex
 
 import click
@@ -14,16 +13,6 @@ def commands(command=main, path=()):
     yield path, command
     for name, sub in getattr(command, "commands", {}).items():
         yield from commands(sub, (*path, name))
-
-
-def tinyformer_lines(text):
-    """The `tinyformer ...` lines of a help's examples or a shell block, continuation lines
-    joined, each without its prompt ($), its comment (after two spaces), or what follows &&
-    or a redirection (>)."""
-    for line in re.sub(r"\s*\\\n\s*", " ", text).splitlines():
-        line = line.strip().removeprefix("$ ")
-        if line.startswith("tinyformer ") and "COMMAND" not in line:   # COMMAND: any of them
-            yield re.split(r"\s{2,}|\s#|&&|\s>", line)[0].strip()
 
 
 def parse(line):

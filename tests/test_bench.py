@@ -1179,7 +1179,7 @@ def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_p
     reader, writer = os.pipe()
     os.close(reader)                                   # the reader has gone: `| head` ended
     try:
-        done = subprocess.run([sys.executable, "-c", suite.QUIET_WHEN_STOPPED, str(fake)],
+        done = subprocess.run([sys.executable, suite.QUIET_WHEN_STOPPED, str(fake)],
                               stdout=writer, stderr=subprocess.PIPE, text=True, timeout=30,
                               env=buffered)
     finally:

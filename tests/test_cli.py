@@ -11,13 +11,13 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from command_lines import commands, parse, tinyformer_lines
+from command_lines import commands, parse
 
 import tinyautograd
 from tinyformer import files
 from tinyformer.data import COLOURS
 from tinyformer.train import TrainConfig
-from tinyformer_cli import main
+from tinyformer_cli import example_lines, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,7 +178,7 @@ def test_every_help_calls_the_model_kind_an_encoder_decoder():
 
 def test_every_example_in_every_help_is_a_command_line_that_parses():
     examples = [(path, line) for path, command in commands()
-                for line in tinyformer_lines(command.epilog or "")]
+                for line in example_lines(command.epilog or "")]
     assert len(examples) > 40
     for path, line in examples:
         try:
@@ -363,7 +363,7 @@ def test_the_commands_that_read_a_model_say_they_take_a_hugging_face_one():
 def test_the_help_asks_the_built_in_bert_for_a_colour_its_prompt_has_given():
     # It asked "the kite is <mask><mask><mask>.": no colour to recall, and the built-in BERT,
     # which learns to recall a story's colour from its first sentence, answered "lee".
-    line, = [line for line in tinyformer_lines(main.commands["generate"].epilog)
+    line, = [line for line in example_lines(main.commands["generate"].epilog)
              if "runs/bert-builtin" in line]
     words = shlex.split(line)
     prompt = words[words.index("--prompt") + 1]
@@ -379,7 +379,7 @@ def test_no_two_examples_write_the_same_file():
     # order, it stopped at "exists", and with --force it left a tokenizer without the <bos>
     # that `tokenize encode`'s example reads as its token.
     written = [(path, words[words.index("--out") + 1]) for path, command in commands()
-               for words in map(shlex.split, tinyformer_lines(command.epilog or ""))
+               for words in map(shlex.split, example_lines(command.epilog or ""))
                if "--out" in words]
     assert len(written) > 5
     files = [out for _, out in written]
@@ -391,7 +391,7 @@ def test_the_examples_that_need_no_file_run_and_write_what_they_say(tmp_path, mo
     # A group's help may repeat its command's example: each line runs once.
     monkeypatch.chdir(tmp_path)
     lines = dict.fromkeys(line for _, command in commands()
-                          for line in tinyformer_lines(command.epilog or ""))
+                          for line in example_lines(command.epilog or ""))
     ran = 0
     for line in lines:
         words = shlex.split(line)[1:]

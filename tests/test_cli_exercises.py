@@ -15,10 +15,10 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from command_lines import commands, tinyformer_lines
+from command_lines import commands
 from solutions import solution_text, write_solved
 
-from tinyformer_cli import main
+from tinyformer_cli import example_lines, main
 from tinyformer.exercises import catalogue, exercises, find, runner
 from tinyformer.exercises import workspace as workspace_module
 from tinyformer.exercises.checking import CheckFailure, load_learner_file
@@ -107,7 +107,7 @@ def test_every_example_in_the_exercises_help_runs_in_a_fresh_workspace(workspace
     fake_checks(monkeypatch, 2, lambda ex: (f"{ex.slug} does not pass yet", ""))
     ran = set()
     for line in dict.fromkeys(line for _, command in commands(main.commands["exercises"])
-                              for line in tinyformer_lines(command.epilog or "")):
+                              for line in example_lines(command.epilog or "")):
         words = [str(workspace) if word == "my-course" else word
                  for word in shlex.split(line)[2:]]
         if words[0] == "init":

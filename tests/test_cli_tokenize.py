@@ -933,6 +933,10 @@ def test_decode_refuses_ids_out_of_range(bpe):
     assert_input_error(result, "No such option '-15'", "`tinyformer tokenize decode ... -- -15`")
     assert_input_error(run("encode", "-1.5", "--tokenizer", bpe), "`tinyformer tokenize encode "
                        "... -- -1.5`")
+    # After --, -15 is an id already: the unknown option -1x before it gets no advice to
+    # put -15 after a --.
+    assert_input_error(run("decode", "-1x", "--tokenizer", bpe, "--", "-15"),
+                       "Error: No such option '-1'. (see ")
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
     result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 import pytest
-from command_lines import parse, tinyformer_lines
+from command_lines import parse
+
+from tinyformer_cli import example_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -95,7 +97,7 @@ def test_the_moons_example_takes_the_steps_asked_and_reports_the_model_they_leav
 def test_every_command_in_the_readme_and_the_course_is_one_the_program_takes():
     for name in ("README.md", "docs/course.md"):
         blocks = (ROOT / name).read_text().split("```")[1::2]
-        lines = [line for block in blocks for line in tinyformer_lines(block)]
+        lines = [line for block in blocks for line in example_lines(block)]
         assert len(lines) > 5, name
         for line in lines:
             try:
@@ -127,7 +129,7 @@ def test_the_course_keeps_runs_gpt_builtin_for_the_default_gpt():
     # runs/gpt-builtin, so every later command on runs/gpt-builtin read it, not chapter 8's.
     course = (ROOT / "docs/course.md").read_text()
     commands = re.findall(r"`(tinyformer train[^`]*)`", " ".join(course.split()))
-    commands += [line for block in course.split("```")[1::2] for line in tinyformer_lines(block)
+    commands += [line for block in course.split("```")[1::2] for line in example_lines(block)
                  if line.startswith("tinyformer train")]
     assert len(commands) > 5
     for command in commands:

@@ -454,7 +454,7 @@ def with_example(error: click.MissingParameter) -> str | None:
     every example), as the program was run. None where no example gives it."""
     if error.ctx is None or error.param is None:
         return None
-    for line in help_examples(error.ctx.command):
+    for line in example_lines(error.ctx.command.epilog or ""):
         words = line.split()
         if isinstance(error.param, click.Argument) or any(
                 word.split("=")[0] in error.param.opts for word in words):
@@ -463,12 +463,14 @@ def with_example(error: click.MissingParameter) -> str | None:
     return None
 
 
-def help_examples(command: click.Command) -> list[str]:
-    """The `tinyformer ...` command lines of `command`'s help examples, each on one line
-    (continuation lines joined), without its comment (after two spaces) or what follows &&."""
-    lines = re.sub(r"\s*\\\n\s*", " ", command.epilog or "").splitlines()
-    return [re.split(r"\s{2,}|&&", line.strip())[0].strip() for line in lines
-            if line.strip().startswith("tinyformer ")]
+def example_lines(text: str) -> list[str]:
+    """The `tinyformer ...` command lines of a help's examples (or of a shell block that shows
+    some), continuation lines joined, each without its prompt ($), its comment (after two
+    spaces or a #), or what follows && or a redirection (>); none that stands for any COMMAND."""
+    lines = (line.strip().removeprefix("$ ")
+             for line in re.sub(r"\s*\\\n\s*", " ", text).splitlines())
+    return [re.split(r"\s{2,}|\s#|&&|\s>", line)[0].strip() for line in lines
+            if line.startswith("tinyformer ") and "COMMAND" not in line]
 
 
 def renamed(error: click.NoSuchOption) -> str | None:
