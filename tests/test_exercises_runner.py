@@ -331,3 +331,36 @@ def test_a_failure_found_inside_a_call_of_the_learners_code_keeps_its_own_words(
     with pytest.raises(CheckFailure) as caught:
         run_learner_code(tmp_path / "learner.py", probe, "pre_ln_block(x=...)")
     assert str(caught.value) == "attn was called with x of shape (2, 3); expected (2, 4, 8)."
+
+
+@pytest.mark.parametrize("got, expected, says", [
+    # A gradient left with the axes its input was broadcast along: summing them is the fix.
+    (np.arange(24.0).reshape(2, 3, 4), np.arange(24.0).reshape(2, 3, 4).sum(axis=(0, 1)),
+     "Summed over axes 0 and 1 it is exactly the expected value"),
+    (np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3).sum(axis=1, keepdims=True),
+     "Summed over axis 1 it is exactly the expected value"),
+    # The right numbers, with axes of size 1 kept, lost or moved.
+    (np.arange(1.0, 4.0), np.arange(1.0, 4.0)[:, None],
+     "only the axes of size 1 differ: a sum keeps its axis, with size 1, given keepdims=True."),
+    (np.arange(1.0, 4.0)[None, :], np.arange(1.0, 4.0),
+     "only the axes of size 1 differ: drop the extra ones (a sum without keepdims=True, or a "
+     "reshape to (3,))"),
+    (np.arange(1.0, 4.0)[:, None], np.arange(1.0, 4.0)[None, :],
+     "only the axes of size 1 differ: reshape to (1, 3)."),
+])
+def test_a_wrong_shape_that_a_sum_or_a_reshape_puts_right_says_which(got, expected, says):
+    with pytest.raises(CheckFailure) as raised:
+        expect_array(got, expected, "f(x=1)")
+    message = str(raised.value)
+    assert f"; expected shape {np.shape(expected)}.\n    " in message and says in message
+
+
+@pytest.mark.parametrize("got, expected", [
+    (np.ones((2, 3)), np.full(3, 5.0)),         # summed, other numbers
+    (np.zeros((2, 3)), np.zeros(3)),            # zeros: a sum of zeros "fits" any shape
+    (np.ones((3, 2)), np.ones((2, 3))),         # no sum or reshape of size-1 axes gets there
+])
+def test_a_wrong_shape_that_no_sum_explains_is_only_a_shape(got, expected):
+    with pytest.raises(CheckFailure) as raised:
+        expect_array(got, expected, "f(x=1)")
+    assert str(raised.value).endswith(f"; expected shape {expected.shape}.")

@@ -425,7 +425,7 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     expected = np.asarray(expected)
     if got.shape != expected.shape:
         raise CheckFailure(f"{call} {what} {of_shape(given, got.shape)}; expected shape "
-                           f"{expected.shape}.")
+                           f"{expected.shape}.{_shape_cause(got, expected, atol, rtol)}")
     bad = ~np.isclose(got, expected.astype(np.float64), atol=atol, rtol=rtol, equal_nan=True)
     if not bad.any():
         return
@@ -458,6 +458,50 @@ def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned
     raise CheckFailure(f"{call} {what} a wrong value.\n"
                        f"    {where}: expected {_number(expected[worst])}, got "
                        f"{_number(shown[worst])}{among}{whole}{whole_numbers}{flipped}")
+
+
+def _summed_axes(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The axes of `shape` that summing brings down to `target`, as numpy broadcasting would
+    have stretched `target` up to `shape`: the leading axes it added, and the axes where
+    `target` has size 1 (summed keeping them). None where `target` does not broadcast to
+    `shape`, or where nothing needs summing."""
+    added = len(shape) - len(target)
+    if added < 0 or any(t not in (1, s) for s, t in zip(shape[added:], target)):
+        return None
+    stretched = [added + i for i, (s, t) in enumerate(zip(shape[added:], target))
+                 if t == 1 and s != 1]
+    axes = tuple(range(added)) + tuple(stretched)
+    # Axes of size 1 alone hold nothing to sum: the numbers are already right.
+    return axes if any(shape[a] != 1 for a in axes) else None
+
+
+def _shape_cause(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float) -> str:
+    """What a value of the wrong shape but the right numbers is missing, for a message: a sum
+    over the axes the expected shape was broadcast along (the gradient of a broadcast input),
+    or only axes of size 1 (a sum without keepdims=True). Empty when neither explains it."""
+    if not expected.any():      # zeros: summing or reshaping zeros "explains" any shape
+        return ""
+    axes = _summed_axes(got.shape, expected.shape)
+    if axes is not None:
+        added = len(got.shape) - len(expected.shape)
+        summed = got.sum(axis=axes[:added])         # the leading axes (axis=() sums none)
+        summed = summed.sum(axis=tuple(a - added for a in axes[added:]), keepdims=True)
+        if np.allclose(summed, expected, atol=atol, rtol=rtol):
+            names = (f"axis {axes[0]}" if len(axes) == 1 else
+                     f"axes {', '.join(map(str, axes[:-1]))} and {axes[-1]}")
+            return (f"\n    Summed over {names} it is exactly the expected value: a value "
+                    f"broadcast along an axis (used once for each element along it) gets the "
+                    f"sum of the gradients along that axis.")
+    squeezed = tuple(n for n in got.shape if n != 1)
+    if (squeezed == tuple(n for n in expected.shape if n != 1)
+            and np.allclose(got.reshape(expected.shape), expected, atol=atol, rtol=rtol)):
+        fix = ("a sum keeps its axis, with size 1, given keepdims=True"
+               if got.ndim < expected.ndim else
+               f"drop the extra ones (a sum without keepdims=True, or a reshape to "
+               f"{expected.shape})"
+               if got.ndim > expected.ndim else f"reshape to {expected.shape}")
+        return f"\n    The numbers are right; only the axes of size 1 differ: {fix}."
+    return ""
 
 
 def _number(x: Any) -> str:
