@@ -328,3 +328,10 @@ def test_untouched_file_says_not_written(slug):
 def test_answers_that_spoil_their_arguments_do_not_pass(tmp_path, slug, old, new, opening,
                                                         changed):
     expect_changed_in_place(edited_message(tmp_path, slug, old, new), opening, changed)
+
+
+@pytest.mark.parametrize("new", ["    return {}", "    return {'show': {'me': 2}}"])
+def test_a_table_counted_into_a_dict_is_told_to_be_an_array(tmp_path, new):
+    message = edited_message(tmp_path, "markov_first_order", "    return counts", new)
+    assert message.startswith("transition_counts(sentences=")
+    assert "returned a dict; return a numpy array (start from np.zeros" in message

@@ -598,3 +598,52 @@ def test_unbroadcast_that_zeroes_the_gradient_it_was_given_does_not_pass(tmp_pat
                              "    grad = np.asarray(grad)\n    grad[...] = 0\n")
     expect_changed_in_place(
         message, "unbroadcast(grad=[[1., 2., 3.], [4., 5., 6.]], shape=(2, 1))", "the grad")
+
+
+def test_scalar_engine_op_that_returns_nothing_is_told_to_return_out(tmp_path):
+    add = "            other.grad += out.grad\n\n        out._backward = _backward"
+    message = scalar_engine_message(tmp_path, (add + "\n        return out", add))
+    assert message.startswith("computing out = a + b gave None")
+    assert "`Value.__add__` must return the new Value, `out`" in message
+
+
+# -- a gradient left unsummed over the axes its input was broadcast along is named ----------
+
+@pytest.mark.parametrize("old, new, says", [
+    ("    return grad.sum(axis=stretched, keepdims=True)     # size-1 axes stay, with size 1",
+     "    return grad", "shape (2, 3); expected shape (2, 1).\n    Summed over axis 1 it is "
+                        "exactly the expected value"),
+    ("    grad = grad.sum(axis=tuple(range(added)))          # the leading axes broadcasting "
+     "added", "    pass", "shape (2, 3); expected shape (3,).\n    Summed over axis 0 it is "
+                          "exactly the expected value"),
+    ("grad.sum(axis=tuple(range(added)))", "grad.sum(axis=tuple(range(added)), keepdims=True)",
+     "shape (1, 3); expected shape (3,).\n    The numbers are right; only the axes of size 1 "
+     "differ: drop the extra ones"),
+    ("grad.sum(axis=stretched, keepdims=True)", "grad.sum(axis=stretched)",
+     "shape (2,); expected shape (2, 1).\n    The numbers are right; only the axes of size 1 "
+     "differ: a sum keeps its axis, with size 1, given keepdims=True."),
+    ("unbroadcast(grad * a, np.shape(b))", "grad * a",
+     "gradient with respect to `b` an array of shape (2, 3); expected shape (3,).\n    Summed "
+     "over axis 0 it is exactly the expected value: a value broadcast along an axis"),
+])
+def test_broadcast_gradients_a_sum_left_out_is_named(tmp_path, old, new, says):
+    assert says in edited_message(tmp_path, "broadcast_gradients", old, new)
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("d_beta = rows.sum(axis=0)", "d_beta = g",
+     "`beta` an array of shape (2, 4); expected shape (4,).\n    Summed over axis 0"),
+    ("d_beta = rows.sum(axis=0)", "d_beta = g.sum(axis=0)",      # 3-D x: one axis summed of two
+     "`beta` an array of shape (3, 5); expected shape (5,).\n    Summed over axis 0"),
+    ("d_gamma = (rows * x_hat.reshape(rows.shape)).sum(axis=0)", "d_gamma = g * x_hat",
+     "`gamma` an array of shape (2, 4); expected shape (4,).\n    Summed over axis 0"),
+])
+def test_layer_norm_backward_unsummed_gamma_or_beta_is_told_to_sum(tmp_path, old, new, says):
+    assert says in edited_message(tmp_path, "layer_norm_backward", old, new)
+
+
+def test_embedding_backward_that_returns_no_array_is_told_so(tmp_path):
+    message = edited_message(tmp_path, "embedding", "        return table_grad",
+                             "        return {}")
+    assert "returns as the gradient with respect to `table` {}, which is not an array of " \
+           "numbers." in message

@@ -143,14 +143,18 @@ def expect_table(got: Any, expected: np.ndarray, call: str,
     and the table it gives) the table is exactly, or else from `explain(index)`, where given,
     which words the worst element's index stands for."""
     # A list of the right numbers would pass expect_array, then break the code that uses the
-    # table: normalise_rows calls counts.sum(...), predict_next row.any().
-    expect(not isinstance(got, (list, tuple)),
+    # table: normalise_rows calls counts.sum(...), predict_next row.any(). A dict of counts
+    # (word -> next word -> count) is the other natural way to count.
+    expect(not isinstance(got, (list, tuple, dict)),
            f"{call} returned {a_kind(got)}; return a numpy array (start from np.zeros and "
            f"fill it in): the functions that use it call numpy's methods on it.")
     try:
         expect_array(got, expected, call, tensor=False)
     except CheckFailure as failure:
-        got = as_array(got).astype(float)
+        try:
+            got = as_array(got).astype(float)
+        except (TypeError, ValueError):     # not numbers at all (a dict, a text): said so
+            raise failure from None
         if got.shape != np.shape(expected):
             raise
         for description, wrong in mistakes:

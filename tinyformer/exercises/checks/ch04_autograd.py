@@ -233,6 +233,9 @@ def _probe_op(learner, Value, op):
     """Run `op`'s _backward alone, on a graph of that one op, and name what is wrong."""
     values = {k: Value(x) for k, x in op.inputs.items()}
     out = run_learner_code(learner.path, lambda: op.build(values), f"computing {op.text}")
+    expect(isinstance(out, Value),
+           f"computing {op.text} gave {describe(out)}; `Value.{op.method}` must return the new "
+           f"Value, `out`, whose _backward it set.")
     for value in values.values():
         value.grad = _EARLIER
     out.grad = _UPSTREAM

@@ -39,7 +39,10 @@ def _repeated_row_note(ids, table_grad_expected, got):
     """A hint when the wrong rows are exactly the ids that repeat: the `+=` trap."""
     shape = np.shape(ids)
     ids = np.asarray(ids).reshape(-1)
-    got = np.asarray(got, dtype=np.float64)
+    try:
+        got = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):     # not numbers at all (a dict, a text): said already
+        return ""
     if got.shape != table_grad_expected.shape:
         return ""
     wrong_rows = np.unique(np.nonzero(~np.isclose(got, table_grad_expected, atol=1e-6))[0])
