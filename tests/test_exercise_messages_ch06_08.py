@@ -468,3 +468,14 @@ def test_training_loop_that_rewrites_the_data_it_was_given_does_not_pass(tmp_pat
         "    optimizer = optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)\n")
     assert message.startswith("train(model=Bigram(...)"), message
     assert "after training, the model's loss on the data is" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    (" / math.sqrt(q.shape[-1])", " * math.sqrt(q.shape[-1])",
+     "multiplying the scores by sqrt(d_k) instead of dividing by it"),
+    ("softmax(axis=-1)", "softmax(axis=0)",
+     "taking the softmax over the batch (axis 0) instead of the keys (axis -1)"),
+])
+def test_06_attention_scaled_dot_product_names_more_mistakes(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "scaled_dot_product", old, new)
+    assert message.startswith("scaled_dot_product(q=") and says in message

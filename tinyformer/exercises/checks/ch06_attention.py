@@ -108,8 +108,12 @@ def _attention_mistakes(q, k, v, mask=None):
         ("dividing the scores by the square root of the sequence length, q.shape[-2], "
          "instead of d_k, the size of each query and key: q.shape[-1]",
          numpy_attention(q, k, v, mask, scale=1 / np.sqrt(q.shape[-2]))),
+        ("multiplying the scores by sqrt(d_k) instead of dividing by it",
+         numpy_attention(q, k, v, mask, scale=np.sqrt(d))),
         ("taking the softmax over the queries (axis -2) instead of the keys (axis -1)",
          numpy_attention(q, k, v, mask, axis=-2)),
+        ("taking the softmax over the batch (axis 0) instead of the keys (axis -1)",
+         numpy_attention(q, k, v, mask, axis=0)),
         # Self-attention's scores are square, so both orders of the product run.
         ("with the scores k @ q^T, the transpose of q @ k^T: row t of the scores must be "
          "query t's, q @ k.swapaxes(-2, -1)", numpy_attention(k, q, v, mask)),
