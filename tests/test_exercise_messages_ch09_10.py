@@ -71,9 +71,11 @@ CASES = [
      "np.argsort(probs)[::-1]", ["top_p_filter(probs=array of shape (24,), float64, top_p=0.5)",
                                  "np.argsort(-probs, kind='stable')"]),
     ("top_p", "09_generation/top_p.py", "before = np.cumsum(sorted_probs) - sorted_probs",
-     "before = np.cumsum(sorted_probs)", ["top_p=0.5", "at [0]: expected 0, got nan"]),
+     "before = np.cumsum(sorted_probs)", ["top_p=0.5) returned only nan: it kept no token",
+                                          "(here 0.5 alone reaches top_p = 0.5)"]),
     ("top_p", "09_generation/top_p.py", "return filtered / filtered.sum()",
-     "return filtered", ["top_p=0.5", "at [1]: expected 1, got 0.5"]),
+     "return filtered", ["top_p=0.5) keeps the right ids, [1], but their probabilities add "
+                         "up to 0.5, not 1: divide the kept ones by their sum."]),
     # Right values, zeroed in the caller's array: not told its values are wrong.
     ("top_p", "09_generation/top_p.py", "    filtered = np.where(keep, probs, 0.0)\n",
      "    probs[~keep] = 0.0\n    filtered = probs\n",
@@ -375,3 +377,19 @@ def test_beam_search_that_rewrites_the_model_it_was_given_does_not_pass(tmp_path
         "def search(next_log_probs, prompt, beam_size, max_new_tokens, end_id):\n")
     expect_changed_in_place(
         message, "beam_search(next_log_probs=<the file's table_log_probs>", "the next_log_probs")
+
+
+@pytest.mark.parametrize("slug, old, new, says", [
+    ("temperature_top_k", "np.where(logits < kth_largest", "np.where(logits <= kth_largest",
+     ["top_k=1) returned a wrong value", "Your answer is all nan: it dropped every token",
+      "(<, not <=)"]),
+    ("temperature_top_k", "np.sort(logits)[-top_k]", "np.sort(logits)[-top_k - 1]",
+     ["top_k=1) returned a wrong value", "Your answer keeps 3 tokens, where top_k = 1 keeps 1"]),
+    ("top_p", "keep[order] = before < top_p", "keep[order] = np.cumsum(sorted_probs) <= top_p",
+     ["top_p=0.3) returned only nan: it kept no token",
+      "(here 0.5 alone reaches top_p = 0.3)"]),
+])
+def test_a_filter_that_keeps_too_few_or_too_many_tokens_says_so(tmp_path, slug, old, new, says):
+    message = edited_message(tmp_path, slug, old, new)
+    for words in says:
+        assert words in message

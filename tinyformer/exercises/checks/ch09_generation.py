@@ -233,6 +233,10 @@ def _top_k_slip(got, expected, top_k):
     largest logit keeps more."""
     if not isinstance(got, np.ndarray) or got.shape != expected.shape or top_k is None:
         return None
+    if np.issubdtype(got.dtype, np.floating) and np.isnan(got).all():
+        return ("Your answer is all nan: it dropped every token, and the softmax of logits "
+                "that are all -inf is 0 / 0. The k-th largest logit itself stays: drop only "
+                "the logits below it (<, not <=).")
     total = got.sum()
     if np.isfinite(total) and not np.isclose(total, 1.0):
         return (f"Your probabilities add up to {total:.4g}, not 1: drop the tokens before the "
@@ -244,6 +248,9 @@ def _top_k_slip(got, expected, top_k):
                 f"whose logit EQUALS the k-th largest (k = {top_k}) stays, so a tie at the "
                 f"border keeps more than k: compare with the k-th largest value, not with "
                 f"positions in a sorted order.")
+    if kept != due and np.isfinite(total):
+        return (f"Your answer keeps {kept} tokens, where top_k = {top_k} keeps {due}: the "
+                f"tokens whose logit is at least the k-th largest, np.sort(logits)[-top_k].")
     return None
 
 
@@ -267,6 +274,12 @@ def reference_top_p(probs: ArrayLike, top_p: float) -> np.ndarray:
 def _expect_nucleus(got, probs, top_p, call):
     """On a small hand-made input: if the learner keeps other tokens than the nucleus, say
     which, and why the nucleus is what it is."""
+    if (isinstance(got, np.ndarray) and got.shape == probs.shape
+            and np.issubdtype(got.dtype, np.floating) and np.isnan(got).all()):
+        raise CheckFailure(f"{call} returned only nan: it kept no token, and renormalising "
+                           f"divided 0 by 0. The likeliest token always stays (here "
+                           f"{probs.max():g} alone reaches top_p = {top_p:g}): a token stays "
+                           f"while the probability BEFORE it, likeliest first, is < top_p.")
     if not (isinstance(got, np.ndarray) and got.shape == probs.shape
             and np.issubdtype(got.dtype, np.number) and np.isfinite(got).all()):
         return                          # expect_array, called next, explains what is wrong
@@ -282,6 +295,10 @@ def _expect_nucleus(got, probs, top_p, call):
         if sorted(probs[kept]) == sorted(probs[nucleus]):   # other ids of equal probability
             message += f"; {EQUAL_PROBABILITIES}"
         raise CheckFailure(message + ".")
+    total = float(got.sum())
+    if not np.isclose(total, 1.0):
+        raise CheckFailure(f"{call} keeps the right ids, {kept}, but their probabilities add "
+                           f"up to {total:.4g}, not 1: divide the kept ones by their sum.")
 
 
 # What a sort that reorders equal probabilities is told (an unstable sort, or an ascending one
