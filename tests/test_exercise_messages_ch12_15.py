@@ -745,3 +745,16 @@ def test_decoder_layer_that_unmasks_the_mask_it_was_given_does_not_pass(tmp_path
         "    else:\n        given, self_mask = self_mask, self_mask.copy()\n"
         "        given[...] = True\n")
     expect_changed_in_place(message, "decoder_layer(y=Tensor of shape (2, 4, 8)", "the self_mask")
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("log_softmax(axis=-1)", "log_softmax(axis=1)",
+     "taking the log_softmax over the positions (axis 1) instead of over the vocabulary"),
+    ("log_softmax(axis=-1)", "log_softmax(axis=0)",
+     "taking the log_softmax over the batch (axis 0) instead of over the vocabulary"),
+    ("log_probs = logits.log_softmax(axis=-1)", "log_probs = logits",
+     "picking the raw logits, without a log_softmax"),
+])
+def test_masked_lm_loss_from_the_wrong_log_probabilities(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "masked_lm_loss", old, new)
+    assert message.startswith("masked_lm_loss(logits=") and says in message

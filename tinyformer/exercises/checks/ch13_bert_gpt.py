@@ -38,9 +38,9 @@ print(round(loss.sum() / len(p_right), 3))
 # 1. The masked-language-model loss
 
 
-def _log_softmax(x):
-    shifted = x - x.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+def _log_softmax(x, axis=-1):
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
 def reference_mlm_loss(logits: np.ndarray, targets: np.ndarray,
@@ -77,6 +77,15 @@ def _mlm_mistakes(logits, targets, ignore_index):
          f"whatever target they were given{last}: the counted positions are only those with "
          f"targets != ignore_index", -every.mean()),
     ]
+    # The log-probabilities are each position's, over the vocabulary: the last axis.
+    for wrong, axis in [(_log_softmax(logits, axis=1), "over the positions (axis 1)"),
+                        (_log_softmax(logits, axis=0), "over the batch (axis 0)")]:
+        mistakes.append((f"taking the log_softmax {axis} instead of over the vocabulary, the "
+                         f"last axis (axis=-1): each position's own V scores make its "
+                         f"probabilities", -wrong[rows, cols, targets[rows, cols]].mean()))
+    mistakes.append(("picking the raw logits, without a log_softmax: the loss is minus the "
+                     "mean LOG-PROBABILITY of the targets", -logits[rows, cols,
+                                                                   targets[rows, cols]].mean()))
     per_row = [-log_probs[b, counted[b], targets[b, counted[b]]].mean()
                for b in range(len(targets)) if counted[b].any()]
     if len(per_row) > 1:
