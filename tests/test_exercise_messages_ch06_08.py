@@ -479,3 +479,13 @@ def test_training_loop_that_rewrites_the_data_it_was_given_does_not_pass(tmp_pat
 def test_06_attention_scaled_dot_product_names_more_mistakes(tmp_path, old, new, says):
     message = edited_message(tmp_path, "scaled_dot_product", old, new)
     assert message.startswith("scaled_dot_product(q=") and says in message
+
+
+@pytest.mark.parametrize("old, new", [("x @ w1 + b1", "x @ w1.T + b1"),
+                                      ("h @ w2 + b2", "h @ w2.T + b2")])
+def test_07_block_feed_forward_with_a_transposed_weight_is_told_the_weights_shapes(tmp_path,
+                                                                                   old, new):
+    message = edited_message(tmp_path, "feed_forward", old, new)
+    assert message.startswith("feed_forward(x=") and "ShapeError: matmul" in message
+    assert "The weights are (in, out), used as they are (not transposed" in message
+    assert "w1 is (C, d_ff) = (2, 3), so x @ w1 is (B, T, d_ff)" in message

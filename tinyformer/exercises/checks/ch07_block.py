@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinyautograd import Tensor, no_grad
+from tinyautograd import ShapeError, Tensor, no_grad
 
 from ..catalogue import Question, exercise
 from ..checking import CheckFailure, Learner, expect_array, expect_gradients
@@ -138,7 +138,19 @@ def check_feed_forward(learner: Learner) -> None:
                           **{name: params[layer].grad for name, layer in layer_of.items()}}
 
         inputs = {"x": tensor64(x), **{name: tensor64(w) for name, w in weights.items()}}
-        got = fn(inputs["x"], inputs["w1"], inputs["b1"], inputs["w2"], inputs["b2"])
+        try:
+            got = fn(inputs["x"], inputs["w1"], inputs["b1"], inputs["w2"], inputs["b2"])
+        except CheckFailure as failure:
+            if not isinstance(failure.raised, ShapeError):
+                raise
+            # A product whose sizes do not meet: most often a weight transposed, as for
+            # PyTorch's nn.Linear, whose weight is (out, in).
+            raise CheckFailure(
+                f"{failure}\n    The weights are (in, out), used as they are (not transposed, "
+                f"as PyTorch's nn.Linear weight (out, in) would be): w1 is (C, d_ff) = "
+                f"{(C, d_ff)}, so x @ w1 is (B, T, d_ff); w2 is (d_ff, C) = {(d_ff, C)}, so "
+                f"h @ w2 is (B, T, C).",
+                raised=failure.raised) from None
         expect_output(got, expected.data, fn.last_call, _ffn_mistakes(x, **weights))
         backward_through(got, upstream)
         expect_gradients(inputs, expected_grads, fn.last_call)
