@@ -335,3 +335,14 @@ def test_a_table_counted_into_a_dict_is_told_to_be_an_array(tmp_path, new):
     message = edited_message(tmp_path, "markov_first_order", "    return counts", new)
     assert message.startswith("transition_counts(sentences=")
     assert "returned a dict; return a numpy array (start from np.zeros" in message
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("earlier[vocab.index(w)] = 1.0", "earlier[vocab.index(w)] += 1.0",
+     "adding 1 for each time an earlier word appears: a word seen twice still votes once"),
+    ("    for w in context[:-1]:", "    for w in context:",
+     "letting the current word vote as an earlier word too"),
+])
+def test_selective_mask_vote_slips_are_named(tmp_path, old, new, says):
+    message = edited_message(tmp_path, "selective_mask", old, new)
+    assert message.startswith("masked_vote(context=") and f"exactly what you get {says}" in message

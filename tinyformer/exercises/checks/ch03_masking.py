@@ -47,6 +47,21 @@ def reference_masked_vote(context: Sequence[str], weights: np.ndarray, mask_tabl
     return (earlier * mask_table[x]) @ weights[:, x, :]
 
 
+def _masked_vote_mistakes(context: Sequence[str], weights: np.ndarray, mask_table: np.ndarray,
+                          vocab: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """(description, the votes that mistake gives) for the usual slips of masked_vote."""
+    x = vocab.index(context[-1])
+    repeated = np.zeros(len(vocab))
+    np.add.at(repeated, [vocab.index(w) for w in context[:-1]], 1.0)
+    with_current = np.zeros(len(vocab))
+    with_current[[vocab.index(w) for w in context]] = 1.0
+    return [("adding 1 for each time an earlier word appears: a word seen twice still votes "
+             "once, so set its 1.0 rather than add it",
+             (repeated * mask_table[x]) @ weights[:, x, :]),
+            ("letting the current word vote as an earlier word too: the earlier words are "
+             "context[:-1]", (with_current * mask_table[x]) @ weights[:, x, :])]
+
+
 def one_hot(ids: ArrayLike, vocab_size: int) -> np.ndarray:
     return np.eye(vocab_size)[np.asarray(ids)]
 
@@ -101,7 +116,8 @@ def check_selective_mask(learner: Learner) -> None:
         expect_table(on_copies(masked_vote, context, weights, mask_table, vocab),
                      reference_masked_vote(context, weights, mask_table, vocab),
                      masked_vote.last_call, lambda i, v=vocab: f"[{i[0]}] is the vote for "
-                                                               f"{v[i[0]]!r}")
+                                                               f"{v[i[0]]!r}",
+                     _masked_vote_mistakes(context, weights, mask_table, vocab))
     # The battery sentence, wrong without the mask, is now right by a whole vote to none.
     for context, expected in zip(contexts, ["please", "please", "down", None, "and", "down"]):
         expect_word(on_copies(predict_next, context, weights, mask_table, vocab), expected,
@@ -116,8 +132,9 @@ def check_selective_mask(learner: Learner) -> None:
         for t in range(2, len(sentence.split()) + 1):
             context = sentence.split()[:t]
             votes = reference_masked_vote(context, weights, mask_table, vocab)
-            expect_array(on_copies(masked_vote, context, weights, mask_table, vocab), votes,
-                         masked_vote.last_call, tensor=False)
+            expect_table(on_copies(masked_vote, context, weights, mask_table, vocab), votes,
+                         masked_vote.last_call, None,
+                         _masked_vote_mistakes(context, weights, mask_table, vocab))
             expect_word(on_copies(predict_next, context, weights, mask_table, vocab),
                          best_word(votes, vocab), predict_next.last_call)
 
