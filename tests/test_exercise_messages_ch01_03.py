@@ -346,3 +346,9 @@ def test_a_table_counted_into_a_dict_is_told_to_be_an_array(tmp_path, new):
 def test_selective_mask_vote_slips_are_named(tmp_path, old, new, says):
     message = edited_message(tmp_path, "selective_mask", old, new)
     assert message.startswith("masked_vote(context=") and f"exactly what you get {says}" in message
+
+
+def test_one_hot_one_column_to_the_left_is_named(tmp_path):
+    message = edited_message(tmp_path, "one_hot", "ids] = 1.0", "ids - 1] = 1.0")
+    assert "Each 1 is one column left of where it belongs" in message
+    assert "row i's 1 goes in column ids[i] itself" in message

@@ -33,9 +33,20 @@ print(one_hot @ table)
 ])
 def check_one_hot(learner: Learner) -> None:
     one_hot = learner.function("one_hot")
-    expect_array(on_copies(one_hot, np.array([2, 0, 3]), 4),
-                 [[0., 0., 1., 0.], [1., 0., 0., 0.], [0., 0., 0., 1.]], one_hot.last_call,
-                 tensor=False, dtype=np.float32)
+    ids = np.array([2, 0, 3])
+    got = on_copies(one_hot, ids, 4)
+    try:
+        expect_array(got, [[0., 0., 1., 0.], [1., 0., 0., 0.], [0., 0., 0., 1.]],
+                     one_hot.last_call, tensor=False, dtype=np.float32)
+    except CheckFailure as failure:
+        # Ones at ids - 1, counted from 1: id 0's lands in column -1, the last.
+        if isinstance(got, np.ndarray) and got.shape == (3, 4) and \
+                np.array_equal(got, np.eye(4)[ids - 1]):
+            raise CheckFailure(f"{failure}\n    Each 1 is one column left of where it belongs "
+                               f"(id 0's wrapped round to the last column, as index -1 does): "
+                               f"columns count from 0, as the ids do, so row i's 1 goes in "
+                               f"column ids[i] itself.") from None
+        raise
     expect_array(on_copies(one_hot, np.array([1, 1]), 2), [[0, 1], [0, 1]], one_hot.last_call)
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50, size=30)
