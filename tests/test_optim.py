@@ -479,6 +479,34 @@ def test_hyperparameters_out_of_range_are_refused_as_torch_refuses_them(make, sa
         make([Tensor(np.zeros(3), requires_grad=True)])
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda p: SGD(p, lr="0.01"), r"^SGD: lr must be a number, got '0.01'$"),
+    (lambda p: Adam(p, lr=None), r"^Adam: lr must be a number, got None$"),
+    # a Tensor passed the range check, then failed in the middle of a step with numpy's error
+    (lambda p: SGD(p, lr=Tensor(0.1)), r"^SGD: lr must be a number, got Tensor\(0\.1\): pass a "
+                                       r"number, lr=float\(t\)$"),
+    (lambda p: AdamW(p, weight_decay=Tensor(0.1)), r"^AdamW: weight_decay must be a number"),
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, dampening="0.1"), r"^SGD: dampening must be a number"),
+    (lambda p: Adam(p, betas=(0.9, "0.99")), r"^Adam: betas\[1\] must be a number, got '0\.99'$"),
+    (lambda p: SGD(p, lr=True), r"^SGD: lr must be a number, got True$"),
+    # a string switch is true, whatever it says
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, nesterov="False"),
+     r"^SGD: nesterov must be True or False, got 'False'$"),
+    (lambda p: Adam(p, amsgrad="False"), r"^Adam: amsgrad must be True or False, got 'False'$"),
+    (lambda p: Adam([{"params": p, "maximize": "no"}]), r"^Adam: maximize must be True or False"),
+])
+def test_hyperparameters_that_are_not_numbers_or_switches_are_refused_in_one_line(make, says):
+    with pytest.raises(TypeError, match=says):
+        make([Tensor(np.zeros(3), requires_grad=True)])
+
+
+def test_hyperparameters_given_as_numpy_numbers_are_taken():
+    p = Tensor(np.ones(3), requires_grad=True)
+    p.grad = np.ones(3, np.float32)
+    SGD([p], lr=np.float32(0.5), momentum=np.array(0.0)).step()
+    np.testing.assert_allclose(p.data, 0.5)
+
+
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
     p = [Tensor(np.zeros(3), requires_grad=True)]
     SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0)

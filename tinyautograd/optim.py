@@ -26,6 +26,7 @@ rest in JSON, without pickle.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
@@ -345,7 +346,13 @@ def _refuse_unoffered(optimizer, foreach, fused, differentiable):
 
 def _check_options(optimizer, group):
     """Refuse the options torch refuses: a negative lr, momentum, weight decay or eps (NaN
-    too), a beta outside [0, 1). A typo there would train silently in the wrong direction."""
+    too), a beta outside [0, 1). A typo there would train silently in the wrong direction.
+    An option that is no number at all ("1e-3", None, a Tensor) or a switch that is not True
+    or False (nesterov="False", which is true) is refused here, in one line, rather than by
+    a comparison's TypeError here or numpy's in the middle of a step."""
+    for option in ("lr", "momentum", "dampening", "weight_decay", "eps"):
+        if option in group:
+            _check_number(optimizer, option, group[option])
     for option in ("lr", "momentum", "weight_decay", "eps"):
         if option in group and not group[option] >= 0:
             raise ValueError(f"{optimizer}: {option} must be >= 0, got {group[option]}")
@@ -354,8 +361,24 @@ def _check_options(optimizer, group):
         # One beta, (0.9,), was taken, and the first step failed to unpack it.
         raise ValueError(f"{optimizer}: betas must be a pair (beta1, beta2), got {betas!r}")
     for i, beta in enumerate(betas):
+        _check_number(optimizer, f"betas[{i}]", beta)
         if not 0 <= beta < 1:
             raise ValueError(f"{optimizer}: betas[{i}] must be in [0, 1), got {beta}")
+    for switch in ("nesterov", "maximize", "amsgrad"):
+        if switch in group:
+            engine._check_flag(group[switch], f"{optimizer}: {switch}")
+
+
+def _check_number(optimizer, option, value):
+    """TypeError unless `value` is a real number (a numpy one, or a 0-d array of one, too;
+    True is not the number 1 here). A Tensor is refused with what to pass: a step computes
+    on numpy arrays, where a Tensor is no operand."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]                                  # its number, numpy's scalar
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return
+    hint = f": pass a number, {option}=float(t)" if isinstance(value, Tensor) else ""
+    raise TypeError(f"{optimizer}: {option} must be a number, got {engine._brief(value)}{hint}")
 
 
 # ---------------------------------------------------------------------------- the optimizers
