@@ -4,6 +4,7 @@ conversions to Python numbers, the grad modes, in-place operators."""
 import inspect
 import operator
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -1325,3 +1326,23 @@ def test_initialisers_and_loading_count_as_changes_in_place(change):
     with pytest.raises(RuntimeError, match=r"^backward of linear: its input 1 \(shape \(2, 2\)\) "
                                            r"was changed in place"):
         y.backward()
+
+
+def test_numpys_warnings_of_inf_and_nan_come_with_torchs_values_and_errstate_silences_them():
+    # The README's "Coming from PyTorch": torch computes these silently; here numpy warns,
+    # with the same values, and np.errstate(all="ignore") is the way to silence it.
+    half = Tensor(np.array([0.0, 2.0]), dtype=np.float16)
+    cases = [(lambda: half.log(), torch.tensor([0.0, 2.0], dtype=torch.float16).log()),
+             (lambda: half / 0, torch.tensor([0.0, 2.0], dtype=torch.float16) / 0),
+             (lambda: half + 1e5, torch.tensor([0.0, 2.0], dtype=torch.float16) + 1e5),
+             (lambda: half.masked_fill(np.array([True, False]), -1e9),
+              torch.tensor([-np.inf, 2.0], dtype=torch.float16))]
+    for ours, theirs in cases:
+        with pytest.warns(RuntimeWarning):
+            ours()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with np.errstate(all="ignore"):
+                out = ours()
+        assert out.dtype == np.float16
+        np.testing.assert_array_equal(out.data, theirs.numpy())
