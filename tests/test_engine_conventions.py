@@ -639,6 +639,18 @@ NARROW = ["int8", "int16", "int32", "uint8", "float16", "bool"]
 REFUSED_ON_BOOLEANS = {"t - 1", "1 - t", "1.5 - t"}          # by torch
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int8", "int32", "bool"])
+@pytest.mark.parametrize("axis", [None, 0])
+def test_integers_sum_to_int64_as_in_torch(dtype, axis):
+    # numpy sums unsigned integers to uint64, where a difference of two counts wraps round:
+    # (mask.sum() - 5) was 2^64 - 2 for a uint8 mask holding 3 ones
+    values = np.array([[1, 0], [1, 1]], dtype)
+    ours = Tensor(values, dtype=dtype).sum(axis) - 5
+    theirs = torch.tensor(values).sum(axis) - 5
+    assert ours.dtype == np.int64 and theirs.dtype == torch.int64
+    assert_array_equal(ours.data, theirs.numpy())
+
+
 @pytest.mark.parametrize("expression, dtype", [
     (expression, dtype) for expression in WEAK_NUMBERS for dtype in NARROW
     if not (dtype == "bool" and expression in REFUSED_ON_BOOLEANS)])
