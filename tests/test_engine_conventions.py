@@ -1358,3 +1358,15 @@ def test_numpys_warnings_of_inf_and_nan_come_with_torchs_values_and_errstate_sil
                 out = ours()
         assert out.dtype == np.float16
         np.testing.assert_array_equal(out.data, theirs.numpy())
+
+
+def test_masked_fill_combines_dtypes_as_its_docstring_says():
+    # The value takes the tensor's dtype where it can, as a number meeting `+`; 0.5 on integers
+    # gives float32 (torch's masked_fill would keep int64 and fill 0)
+    ids, pad = Tensor(np.array([3, 4, 0])), np.array([False, False, True])
+    filled = ids.masked_fill(pad, -100)
+    assert filled.dtype == np.int64 and filled.tolist() == [3, 4, -100]
+    halves = ids.masked_fill(pad, 0.5)
+    assert halves.dtype == np.float32 and halves.tolist() == [3.0, 4.0, 0.5]
+    h = Tensor(np.ones(3), dtype=np.float16)
+    assert h.masked_fill(pad, Tensor(2.0, dtype=np.float64)).dtype == np.float16

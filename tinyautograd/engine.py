@@ -974,7 +974,11 @@ class Tensor:
                         "op uses t, or after backward)")
 
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
-        """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
+        """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts). The
+        dtype is `where`'s, the tensor's and the value's combined as `+` combines them: a
+        number takes the tensor's dtype where it can (ids.masked_fill(pad, -100) stays
+        integer), but 0.5 fills an integer tensor as float32, where torch's masked_fill keeps
+        the tensor's dtype and rounds the value to 0."""
         shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
         try:
             np.broadcast_shapes(shape, self.shape)
