@@ -1105,6 +1105,35 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     assert i.data.tolist() == [1, 2]
 
 
+def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
+    # Python made x **= y a new x = x ** y: a parameter raised under no_grad kept its values
+    # silently, and a leaf that requires grad did not refuse it as in torch
+    p = nn.Parameter(np.array([2.0, 3.0]))
+    alias = p
+    with ta.no_grad():
+        p **= 2
+    assert p is alias and p.dtype == np.float32 and p.data.tolist() == [4.0, 9.0]
+    with pytest.raises(RuntimeError, match=r"^in-place \*\*= on a tensor that requires grad"):
+        p **= 2
+    x = Tensor([2.0, 3.0], requires_grad=True)
+    y = x * 1
+    before = y
+    y **= 2                                      # recorded: a new y, with its gradient
+    assert y is not before and y.grad_fn.name == "pow"
+    y.sum().backward()
+    assert x.grad.tolist() == [4.0, 6.0]
+    i = Tensor([2, 3])
+    i **= 2
+    assert i.dtype == np.int64 and i.data.tolist() == [4, 9]
+    with pytest.raises(TypeError, match=r"^in-place \*\*= cannot keep this tensor's dtype int64"):
+        i **= 0.5
+    with pytest.raises(ValueError, match=r"^Integers to negative integer powers"):   # as torch
+        i **= -1
+    with pytest.raises(ta.ShapeError, match=r"^in-place \*\*=: shapes \(2,\) and \(3, 2\)"):
+        i **= np.ones((3, 2), np.int64)
+    assert i.data.tolist() == [4, 9]
+
+
 # ------------------------------------------------------------------ changed after it was saved
 #
 # Each scenario changes in place a tensor that a recorded op uses, then runs backward. The

@@ -674,7 +674,7 @@ class Tensor:
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
-    # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
+    # -- x += y, x -= y, x *= y, x /= y, x **= y ---------------------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
     # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
     # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
@@ -688,6 +688,9 @@ class Tensor:
     def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
     def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
     def __itruediv__(self, other: Operand) -> Tensor: return self._update("/", other)
+    # (Without it, Python would make x **= y a new x = x ** y everywhere: a parameter changed
+    # so under no_grad would keep its old values, silently, and a leaf would not refuse it.)
+    def __ipow__(self, other: Operand) -> Tensor: return self._update("**", other)
 
     def _update(self, symbol, other):
         in_place, recorded = _UPDATES[symbol]
@@ -722,6 +725,9 @@ class Tensor:
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
         except ValueError:                      # numpy's: the result's shape would differ
+            if _broadcastable([self.shape, np.shape(operand)]) and \
+                    np.broadcast_shapes(self.shape, np.shape(operand)) == self.shape:
+                raise                           # or its own about values (ints ** -1), as is
             raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
                              f"do not give this tensor's shape; write x = x {symbol} y") from None
         self._changed_in_place()
@@ -1829,6 +1835,7 @@ def _half_with_a_number(a, b):
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+    "**": (np.power, operator.pow),
 }
 
 
