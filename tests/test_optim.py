@@ -973,6 +973,24 @@ def test_clip_grad_norm_refuses_torch_norm_type_as_third_positional():
         np.testing.assert_array_equal(p.grad, g)
 
 
+@pytest.mark.parametrize("max_norm, error, says", [
+    (-1.0, ValueError, r"^clip_grad_norm: max_norm must be >= 0, got -1\.0: a negative one "
+                       r"would flip the sign of every gradient$"),
+    (math.nan, ValueError, r"^clip_grad_norm: max_norm must be >= 0, got nan"),
+    ("1.0", TypeError, r"^clip_grad_norm: max_norm must be a number, got '1\.0'$"),
+])
+def test_clip_grad_norm_refuses_a_max_norm_below_0_that_torchs_takes(max_norm, error, says):
+    # torch's clip_grad_norm_(params, -1.0) multiplies every gradient by a negative factor:
+    # the optimizer then climbs the loss
+    params = make_params(8)
+    for p in params:
+        p.grad = np.ones(p.shape)
+    with pytest.raises(error, match=says):
+        clip_grad_norm(params, max_norm)
+    for p in params:
+        np.testing.assert_array_equal(p.grad, 1.0)
+
+
 # ---------------------------------------------------------------------------- lr schedules
 
 

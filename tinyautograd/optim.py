@@ -577,7 +577,8 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
         grad  = grad * max_norm / (total + 1e-6)      when that factor is below 1 (torch's rule)
 
     Scaling every gradient by the same factor keeps the direction of the step and bounds its
-    length, so that one bad batch cannot throw the weights far away. Each gradient's sum of
+    length, so that one bad batch cannot throw the weights far away (a max_norm below 0, which
+    torch's takes and which would flip every gradient, is refused). Each gradient's sum of
     squares is one dot product in its own dtype (as torch computes it); the sums are added in
     float64, and a float32 gradient whose squares overflow is summed again in float64, so a
     huge gradient is still measured. Returns the total norm before clipping, as a Python float
@@ -601,6 +602,11 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     """
     if isinstance(params, Tensor):
         params = [params]
+    _check_number("clip_grad_norm", "max_norm", max_norm)
+    if not max_norm >= 0:
+        # torch's takes it, and its factor below 0 flips every gradient: the step climbs
+        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}: a negative "
+                         f"one would flip the sign of every gradient")
     norm_type = float(norm_type)                 # torch's takes "inf" too
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm: norm_type must be a number > 0 or inf, got "
