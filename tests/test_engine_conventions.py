@@ -463,6 +463,27 @@ def test_every_method_and_function_that_takes_an_axis_answers_torchs_dim():
             f(*[[x, x]] * (f in (ta.concat, ta.stack)), dim=0)
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "var", "max", "min", "any", "all"])
+def test_a_list_of_axes_reduces_over_them_as_torchs_list_of_dims(reduce):
+    # numpy's reductions refuse a list ("'list' object cannot be interpreted as an integer");
+    # torch's dim=[0, 2], written with numpy's name, is axis=[0, 2]
+    values = np.arange(24.0).reshape(2, 3, 4) % 5
+    x = Tensor(values, dtype=np.float64, requires_grad=True)
+    t = torch.tensor(values, requires_grad=True)
+    if reduce in ("any", "all"):
+        ours, theirs = getattr(x > 2, reduce)(axis=[0, 2]), getattr(t > 2, reduce)(dim=[0, 2])
+    else:
+        name = {"max": "amax", "min": "amin"}.get(reduce, reduce)
+        extra = {"correction": 0} if reduce == "var" else {}
+        ours = getattr(x, reduce)(axis=[0, -1], keepdims=True)
+        theirs = getattr(t, name)(dim=[0, -1], keepdim=True, **extra)
+    assert_allclose(ours.data, theirs.detach().numpy())
+    if ours.requires_grad:
+        ours.sum().backward()
+        theirs.sum().backward()
+        assert_allclose(x.grad, t.grad.numpy())
+
+
 def test_a_keyword_that_is_no_ones_keeps_pythons_error():
     # Python's own words, from the method without the hint, since they differ from version to
     # version (3.13 adds "Did you mean 'axis'?").
