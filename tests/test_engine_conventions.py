@@ -1391,8 +1391,8 @@ def test_initialisers_and_loading_count_as_changes_in_place(change):
 
 
 def test_numpys_warnings_of_inf_and_nan_come_with_torchs_values_and_errstate_silences_them():
-    # The README's "Coming from PyTorch": torch computes these silently; here numpy warns,
-    # with the same values, and np.errstate(all="ignore") is the way to silence it.
+    # The README's "Coming from PyTorch": torch computes these silently (and refuses the
+    # last); here numpy warns, with torch's values, and np.errstate(all="ignore") silences it.
     half = Tensor(np.array([0.0, 2.0]), dtype=np.float16)
     cases = [(lambda: half.log(), torch.tensor([0.0, 2.0], dtype=torch.float16).log()),
              (lambda: half / 0, torch.tensor([0.0, 2.0], dtype=torch.float16) / 0),
