@@ -637,7 +637,7 @@ class Sum(Function):
         wide = compute_dtype(x.dtype)
         if wide != x.dtype:
             return x.sum(axis=axis, keepdims=keepdims, dtype=wide).astype(x.dtype)
-        if x.dtype.kind == "u" and x.dtype.itemsize < 8:   # (numpy sums the signed ones so)
+        if x.dtype.kind == "u" and x.dtype.itemsize < 8:   # (signed ones: int64 already)
             return x.sum(axis=axis, keepdims=keepdims, dtype=np.int64)
         return x.sum(axis=axis, keepdims=keepdims)
 
