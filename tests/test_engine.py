@@ -1178,6 +1178,17 @@ def test_cross_entropy_refuses_what_torch_takes_in_its_place():
         ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros((1, 2), np.int64))
     with pytest.raises(ValueError, match=r"got \(3,\)$"):          # no such layout: no hint
         ta.functional.cross_entropy(Tensor(np.zeros((1, 10, 2))), np.zeros(3, np.int64))
+    # torch's targets may also be class probabilities, floats of the logits' shape: say what
+    # computes that loss here (floats of another shape are no such thing: no hint)
+    probabilities = np.full((3, 3), 1 / 3)
+    with pytest.raises(TypeError, match=r"^cross_entropy: targets must be integers \(class "
+                                        r"indices\), got float64: class probabilities \(as "
+                                        r"torch also takes\) are not; for probabilities p, "
+                                        r"write -\(p \* logits\.log_softmax\(-1\)\)\.sum\(-1\)"
+                                        r"\.mean\(\)$"):
+        ta.functional.cross_entropy(logits, probabilities)
+    with pytest.raises(TypeError, match=r"got float64$"):
+        ta.functional.cross_entropy(logits, np.array([0.0, 1.0, 2.0]))
 
 
 def test_loss_weights_that_torch_refuses_are_refused():

@@ -4,6 +4,7 @@ conversions to Python numbers, the grad modes, in-place operators."""
 import inspect
 import operator
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -462,6 +463,27 @@ def test_every_method_and_function_that_takes_an_axis_answers_torchs_dim():
             f(*[[x, x]] * (f in (ta.concat, ta.stack)), dim=0)
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "var", "max", "min", "any", "all"])
+def test_a_list_of_axes_reduces_over_them_as_torchs_list_of_dims(reduce):
+    # numpy's reductions refuse a list ("'list' object cannot be interpreted as an integer");
+    # torch's dim=[0, 2], written with numpy's name, is axis=[0, 2]
+    values = np.arange(24.0).reshape(2, 3, 4) % 5
+    x = Tensor(values, dtype=np.float64, requires_grad=True)
+    t = torch.tensor(values, requires_grad=True)
+    if reduce in ("any", "all"):
+        ours, theirs = getattr(x > 2, reduce)(axis=[0, 2]), getattr(t > 2, reduce)(dim=[0, 2])
+    else:
+        name = {"max": "amax", "min": "amin"}.get(reduce, reduce)
+        extra = {"correction": 0} if reduce == "var" else {}
+        ours = getattr(x, reduce)(axis=[0, -1], keepdims=True)
+        theirs = getattr(t, name)(dim=[0, -1], keepdim=True, **extra)
+    assert_allclose(ours.data, theirs.detach().numpy())
+    if ours.requires_grad:
+        ours.sum().backward()
+        theirs.sum().backward()
+        assert_allclose(x.grad, t.grad.numpy())
+
+
 def test_a_keyword_that_is_no_ones_keeps_pythons_error():
     # Python's own words, from the method without the hint, since they differ from version to
     # version (3.13 adds "Did you mean 'axis'?").
@@ -636,6 +658,18 @@ WEAK_NUMBERS = {
 }
 NARROW = ["int8", "int16", "int32", "uint8", "float16", "bool"]
 REFUSED_ON_BOOLEANS = {"t - 1", "1 - t", "1.5 - t"}          # by torch
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32", "int8", "int32", "bool"])
+@pytest.mark.parametrize("axis", [None, 0])
+def test_integers_sum_to_int64_as_in_torch(dtype, axis):
+    # numpy sums unsigned integers to uint64, where a difference of two counts wraps round:
+    # (mask.sum() - 5) was 2^64 - 2 for a uint8 mask holding 3 ones
+    values = np.array([[1, 0], [1, 1]], dtype)
+    ours = Tensor(values, dtype=dtype).sum(axis) - 5
+    theirs = torch.tensor(values).sum(axis) - 5
+    assert ours.dtype == np.int64 and theirs.dtype == torch.int64
+    assert_array_equal(ours.data, theirs.numpy())
 
 
 @pytest.mark.parametrize("expression, dtype", [
@@ -1092,6 +1126,35 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     assert i.data.tolist() == [1, 2]
 
 
+def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
+    # Python made x **= y a new x = x ** y: a parameter raised under no_grad kept its values
+    # silently, and a leaf that requires grad did not refuse it as in torch
+    p = nn.Parameter(np.array([2.0, 3.0]))
+    alias = p
+    with ta.no_grad():
+        p **= 2
+    assert p is alias and p.dtype == np.float32 and p.data.tolist() == [4.0, 9.0]
+    with pytest.raises(RuntimeError, match=r"^in-place \*\*= on a tensor that requires grad"):
+        p **= 2
+    x = Tensor([2.0, 3.0], requires_grad=True)
+    y = x * 1
+    before = y
+    y **= 2                                      # recorded: a new y, with its gradient
+    assert y is not before and y.grad_fn.name == "pow"
+    y.sum().backward()
+    assert x.grad.tolist() == [4.0, 6.0]
+    i = Tensor([2, 3])
+    i **= 2
+    assert i.dtype == np.int64 and i.data.tolist() == [4, 9]
+    with pytest.raises(TypeError, match=r"^in-place \*\*= cannot keep this tensor's dtype int64"):
+        i **= 0.5
+    with pytest.raises(ValueError, match=r"^Integers to negative integer powers"):   # as torch
+        i **= -1
+    with pytest.raises(ta.ShapeError, match=r"^in-place \*\*=: shapes \(2,\) and \(3, 2\)"):
+        i **= np.ones((3, 2), np.int64)
+    assert i.data.tolist() == [4, 9]
+
+
 # ------------------------------------------------------------------ changed after it was saved
 #
 # Each scenario changes in place a tensor that a recorded op uses, then runs backward. The
@@ -1325,3 +1388,35 @@ def test_initialisers_and_loading_count_as_changes_in_place(change):
     with pytest.raises(RuntimeError, match=r"^backward of linear: its input 1 \(shape \(2, 2\)\) "
                                            r"was changed in place"):
         y.backward()
+
+
+def test_numpys_warnings_of_inf_and_nan_come_with_torchs_values_and_errstate_silences_them():
+    # The README's "Coming from PyTorch": torch computes these silently (and refuses the
+    # last); here numpy warns, with torch's values, and np.errstate(all="ignore") silences it.
+    half = Tensor(np.array([0.0, 2.0]), dtype=np.float16)
+    cases = [(lambda: half.log(), torch.tensor([0.0, 2.0], dtype=torch.float16).log()),
+             (lambda: half / 0, torch.tensor([0.0, 2.0], dtype=torch.float16) / 0),
+             (lambda: half + 1e5, torch.tensor([0.0, 2.0], dtype=torch.float16) + 1e5),
+             (lambda: half.masked_fill(np.array([True, False]), -1e9),
+              torch.tensor([-np.inf, 2.0], dtype=torch.float16))]
+    for ours, theirs in cases:
+        with pytest.warns(RuntimeWarning):
+            ours()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with np.errstate(all="ignore"):
+                out = ours()
+        assert out.dtype == np.float16
+        np.testing.assert_array_equal(out.data, theirs.numpy())
+
+
+def test_masked_fill_combines_dtypes_as_its_docstring_says():
+    # The value takes the tensor's dtype where it can, as a number meeting `+`; 0.5 on integers
+    # gives float32 (torch's masked_fill would keep int64 and fill 0)
+    ids, pad = Tensor(np.array([3, 4, 0])), np.array([False, False, True])
+    filled = ids.masked_fill(pad, -100)
+    assert filled.dtype == np.int64 and filled.tolist() == [3, 4, -100]
+    halves = ids.masked_fill(pad, 0.5)
+    assert halves.dtype == np.float32 and halves.tolist() == [3.0, 4.0, 0.5]
+    h = Tensor(np.ones(3), dtype=np.float16)
+    assert h.masked_fill(pad, Tensor(2.0, dtype=np.float64)).dtype == np.float16

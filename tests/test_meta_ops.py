@@ -51,6 +51,7 @@ SPELLINGS = {
     "Tensor.__isub__": "Tensor.__sub__",
     "Tensor.__imul__": "Tensor.__mul__",
     "Tensor.__itruediv__": "Tensor.__truediv__",
+    "Tensor.__ipow__": "Tensor.__pow__",
     "tinyautograd.functional.softmax": "Tensor.softmax",  # F.softmax(x) is x.softmax()
     "tinyautograd.functional.log_softmax": "Tensor.log_softmax",
     "tinyautograd.functional.relu": "Tensor.relu",

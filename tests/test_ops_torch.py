@@ -529,6 +529,23 @@ def test_cross_entropy_per_target_over_no_classes_has_the_shape_of_the_targets()
     assert x.grad.shape == (2, 3, 0)
 
 
+def test_the_loss_cross_entropy_points_to_for_class_probabilities_is_torchs():
+    # torch's cross_entropy takes probabilities as targets; ours refuses them, saying what to
+    # write instead: that loss, its gradient too, is torch's
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(4), size=3)
+    (x,), (t,) = both([rng.standard_normal((3, 4))])
+    with pytest.raises(TypeError, match=r"write -\(p \* logits\.log_softmax\(-1\)\)\.sum\(-1\)"):
+        ta.functional.cross_entropy(x, probabilities)
+    p = Tensor(probabilities, dtype=np.float64)
+    ours = -(p * x.log_softmax(-1)).sum(-1).mean()
+    theirs = torch.nn.functional.cross_entropy(t, torch.tensor(probabilities))
+    assert_allclose(ours.data, theirs.detach().numpy(), rtol=RTOL)
+    ours.backward()
+    theirs.backward()
+    assert_allclose(x.grad, t.grad.numpy(), rtol=RTOL)
+
+
 def test_binary_cross_entropy_with_logits_keeps_the_tiny_loss_of_a_confident_right_answer():
     # ln(1 + e^-|x|) where the label agrees with the logit's sign. Written as one formula for
     # every x, softplus(x) - x y (or torch's (1 - y) x + softplus(-x)) is |x| + tiny - |x| for

@@ -479,6 +479,34 @@ def test_hyperparameters_out_of_range_are_refused_as_torch_refuses_them(make, sa
         make([Tensor(np.zeros(3), requires_grad=True)])
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda p: SGD(p, lr="0.01"), r"^SGD: lr must be a number, got '0.01'$"),
+    (lambda p: Adam(p, lr=None), r"^Adam: lr must be a number, got None$"),
+    # a Tensor passed the range check, then failed in the middle of a step with numpy's error
+    (lambda p: SGD(p, lr=Tensor(0.1)), r"^SGD: lr must be a number, got Tensor\(0\.1\): pass a "
+                                       r"number, lr=float\(t\)$"),
+    (lambda p: AdamW(p, weight_decay=Tensor(0.1)), r"^AdamW: weight_decay must be a number"),
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, dampening="0.1"), r"^SGD: dampening must be a number"),
+    (lambda p: Adam(p, betas=(0.9, "0.99")), r"^Adam: betas\[1\] must be a number, got '0\.99'$"),
+    (lambda p: SGD(p, lr=True), r"^SGD: lr must be a number, got True$"),
+    # a string switch is true, whatever it says
+    (lambda p: SGD(p, lr=0.1, momentum=0.9, nesterov="False"),
+     r"^SGD: nesterov must be True or False, got 'False'$"),
+    (lambda p: Adam(p, amsgrad="False"), r"^Adam: amsgrad must be True or False, got 'False'$"),
+    (lambda p: Adam([{"params": p, "maximize": "no"}]), r"^Adam: maximize must be True or False"),
+])
+def test_hyperparameters_that_are_not_numbers_or_switches_are_refused_in_one_line(make, says):
+    with pytest.raises(TypeError, match=says):
+        make([Tensor(np.zeros(3), requires_grad=True)])
+
+
+def test_hyperparameters_given_as_numpy_numbers_are_taken():
+    p = Tensor(np.ones(3), requires_grad=True)
+    p.grad = np.ones(3, np.float32)
+    SGD([p], lr=np.float32(0.5), momentum=np.array(0.0)).step()
+    np.testing.assert_allclose(p.data, 0.5)
+
+
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
     p = [Tensor(np.zeros(3), requires_grad=True)]
     SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0)
@@ -943,6 +971,24 @@ def test_clip_grad_norm_refuses_torch_norm_type_as_third_positional():
         clip_grad_norm(params, 1.0, 2)
     for p, g in zip(params, before):
         np.testing.assert_array_equal(p.grad, g)
+
+
+@pytest.mark.parametrize("max_norm, error, says", [
+    (-1.0, ValueError, r"^clip_grad_norm: max_norm must be >= 0, got -1\.0: a negative one "
+                       r"would flip the sign of every gradient$"),
+    (math.nan, ValueError, r"^clip_grad_norm: max_norm must be >= 0, got nan"),
+    ("1.0", TypeError, r"^clip_grad_norm: max_norm must be a number, got '1\.0'$"),
+])
+def test_clip_grad_norm_refuses_a_max_norm_below_0_that_torchs_takes(max_norm, error, says):
+    # torch's clip_grad_norm_(params, -1.0) multiplies every gradient by a negative factor:
+    # the optimizer then climbs the loss
+    params = make_params(8)
+    for p in params:
+        p.grad = np.ones(p.shape)
+    with pytest.raises(error, match=says):
+        clip_grad_norm(params, max_norm)
+    for p in params:
+        np.testing.assert_array_equal(p.grad, 1.0)
 
 
 # ---------------------------------------------------------------------------- lr schedules

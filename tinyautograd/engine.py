@@ -54,7 +54,7 @@ from .modes import (AnomalyError, _has_nan_or_inf, _made_nan_or_inf, _mode,  # n
                     _user_line, annotate, detect_anomaly, enable_grad, is_grad_enabled, no_grad,
                     set_grad_enabled)
 
-Axis = Union[int, tuple[int, ...], None]   # numpy's spelling: one axis, several, or all (None)
+Axis = Union[int, tuple[int, ...], list[int], None]   # one axis, several, or all (None)
 Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, array or number
 TensorT = TypeVar("TensorT", bound="Tensor")    # a method's own tensor: a Parameter stays one
 
@@ -674,7 +674,7 @@ class Tensor:
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
 
-    # -- x += y, x -= y, x *= y, x /= y --------------------------------------------------------
+    # -- x += y, x -= y, x *= y, x /= y, x **= y ---------------------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
     # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
     # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
@@ -688,6 +688,9 @@ class Tensor:
     def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
     def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
     def __itruediv__(self, other: Operand) -> Tensor: return self._update("/", other)
+    # (Without it, Python would make x **= y a new x = x ** y everywhere: a parameter changed
+    # so under no_grad would keep its old values, silently, and a leaf would not refuse it.)
+    def __ipow__(self, other: Operand) -> Tensor: return self._update("**", other)
 
     def _update(self, symbol, other):
         in_place, recorded = _UPDATES[symbol]
@@ -722,6 +725,9 @@ class Tensor:
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
         except ValueError:                      # numpy's: the result's shape would differ
+            if _broadcastable([self.shape, np.shape(operand)]) and \
+                    np.broadcast_shapes(self.shape, np.shape(operand)) == self.shape:
+                raise                           # or its own about values (ints ** -1), as is
             raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
                              f"do not give this tensor's shape; write x = x {symbol} y") from None
         self._changed_in_place()
@@ -810,12 +816,13 @@ class Tensor:
     @_numpy_keywords
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The sum along `axis` (one axis, several, or all for None), as numpy's."""
-        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Sum.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
         torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
+        axis = _axes(axis)
         _check_axis("mean", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
@@ -833,6 +840,7 @@ class Tensor:
         2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis (torch's over
         the whole tensor drops the sign of x - mean). A float16 tensor's is computed in
         float32, as its mean."""
+        axis = _axes(axis)
         _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
         if wide != self.dtype:
@@ -848,13 +856,13 @@ class Tensor:
         """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which
         also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
         gives it all to the one index it returns."""
-        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Max.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """The smallest value along `axis` (numpy's min; torch's amin). Ties share the gradient
         equally, as with torch.amin."""
-        return ops.Min.apply(self, axis=axis, keepdims=keepdims)
+        return ops.Min.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
@@ -869,13 +877,13 @@ class Tensor:
         """Whether any element along `axis` is true (nonzero), as numpy's and torch's: a boolean
         tensor outside the graph. What numpy's "truth value ... is ambiguous" asks for, as in
         `if (x > 0).any():`."""
-        return Tensor._make(np.any(self.data, axis=axis, keepdims=keepdims))
+        return Tensor._make(np.any(self.data, axis=_axes(axis), keepdims=keepdims))
 
     @_numpy_keywords
     def all(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         """Whether every element along `axis` is true (nonzero), as numpy's and torch's: a
         boolean tensor outside the graph (`assert (probs >= 0).all()`)."""
-        return Tensor._make(np.all(self.data, axis=axis, keepdims=keepdims))
+        return Tensor._make(np.all(self.data, axis=_axes(axis), keepdims=keepdims))
 
     @_numpy_keywords
     def softmax(self, axis: int = -1) -> Tensor:
@@ -974,7 +982,11 @@ class Tensor:
                         "op uses t, or after backward)")
 
     def masked_fill(self, mask: Tensor | ArrayLike, value: float) -> Tensor:
-        """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts)."""
+        """Where `mask` is true, `value`; elsewhere this tensor (the mask broadcasts). The
+        dtype is `where`'s, the tensor's and the value's combined as `+` combines them: a
+        number takes the tensor's dtype where it can (ids.masked_fill(pad, -100) stays
+        integer), but 0.5 fills an integer tensor as float32, where torch's masked_fill keeps
+        the tensor's dtype and rounds the value to 0."""
         shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
         try:
             np.broadcast_shapes(shape, self.shape)
@@ -1825,6 +1837,7 @@ def _half_with_a_number(a, b):
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
+    "**": (np.power, operator.pow),
 }
 
 
@@ -1870,6 +1883,13 @@ class _HookHandle:
 
     def __exit__(self, *exc_info: object) -> None:
         self.remove()
+
+
+def _axes(axis):
+    """A reduction's `axis` as numpy takes it: a list of axes, as torch's dim=[0, 1] takes
+    them, becomes a tuple (numpy's reductions refuse a list: "'list' object cannot be
+    interpreted as an integer")."""
+    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def _check_axis(op, x, axis):

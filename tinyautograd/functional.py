@@ -211,8 +211,12 @@ def cross_entropy(logits: Tensor | ArrayLike, targets: Tensor | ArrayLike,
     name = (targets.name if isinstance(targets, Tensor) else None) or "targets"
     targets = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
     if targets.dtype.kind not in "iu":
+        # torch also takes class probabilities, floats of the logits' shape: not offered here
+        hint = (": class probabilities (as torch also takes) are not; for probabilities p, "
+                "write -(p * logits.log_softmax(-1)).sum(-1).mean()"
+                if targets.dtype.kind == "f" and targets.shape == logits.shape else "")
         raise TypeError(f"cross_entropy: targets must be integers (class indices), got "
-                        f"{targets.dtype}")
+                        f"{targets.dtype}{hint}")
     if targets.shape != logits.shape[:-1]:
         torch_layout = logits.ndim >= 3 and targets.shape == logits.shape[:1] + logits.shape[2:]
         hint = (" (classes are on the last axis; torch puts them on axis 1)" if torch_layout

@@ -627,7 +627,9 @@ class Sum(Function):
 
     float16 accumulates in float32 and rounds the sum once, as torch's (`compute_dtype`):
     numpy's float16 sum along any axis but the last adds in float16, where a running sum
-    stops growing at 2048 for ones, 256 for tenths."""
+    stops growing at 2048 for ones, 256 for tenths. Integers and booleans sum to int64, as
+    torch's: numpy's sum of uint8, uint16 or uint32 is uint64, where a difference of two
+    counts below 0 wraps round to 2^64 - 1."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -635,6 +637,8 @@ class Sum(Function):
         wide = compute_dtype(x.dtype)
         if wide != x.dtype:
             return x.sum(axis=axis, keepdims=keepdims, dtype=wide).astype(x.dtype)
+        if x.dtype.kind == "u" and x.dtype.itemsize < 8:   # (signed ones: int64 already)
+            return x.sum(axis=axis, keepdims=keepdims, dtype=np.int64)
         return x.sum(axis=axis, keepdims=keepdims)
 
     @staticmethod

@@ -26,6 +26,7 @@ rest in JSON, without pickle.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
@@ -345,7 +346,13 @@ def _refuse_unoffered(optimizer, foreach, fused, differentiable):
 
 def _check_options(optimizer, group):
     """Refuse the options torch refuses: a negative lr, momentum, weight decay or eps (NaN
-    too), a beta outside [0, 1). A typo there would train silently in the wrong direction."""
+    too), a beta outside [0, 1). A typo there would train silently in the wrong direction.
+    An option that is no number at all ("1e-3", None, a Tensor) or a switch that is not True
+    or False (nesterov="False", which is true) is refused here, in one line, rather than by
+    a comparison's TypeError here or numpy's in the middle of a step."""
+    for option in ("lr", "momentum", "dampening", "weight_decay", "eps"):
+        if option in group:
+            _check_number(optimizer, option, group[option])
     for option in ("lr", "momentum", "weight_decay", "eps"):
         if option in group and not group[option] >= 0:
             raise ValueError(f"{optimizer}: {option} must be >= 0, got {group[option]}")
@@ -354,8 +361,24 @@ def _check_options(optimizer, group):
         # One beta, (0.9,), was taken, and the first step failed to unpack it.
         raise ValueError(f"{optimizer}: betas must be a pair (beta1, beta2), got {betas!r}")
     for i, beta in enumerate(betas):
+        _check_number(optimizer, f"betas[{i}]", beta)
         if not 0 <= beta < 1:
             raise ValueError(f"{optimizer}: betas[{i}] must be in [0, 1), got {beta}")
+    for switch in ("nesterov", "maximize", "amsgrad"):
+        if switch in group:
+            engine._check_flag(group[switch], f"{optimizer}: {switch}")
+
+
+def _check_number(optimizer, option, value):
+    """TypeError unless `value` is a real number (a numpy one, or a 0-d array of one, too;
+    True is not the number 1 here). A Tensor is refused with what to pass: a step computes
+    on numpy arrays, where a Tensor is no operand."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]                                  # its number, numpy's scalar
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return
+    hint = f": pass a number, {option}=float(t)" if isinstance(value, Tensor) else ""
+    raise TypeError(f"{optimizer}: {option} must be a number, got {engine._brief(value)}{hint}")
 
 
 # ---------------------------------------------------------------------------- the optimizers
@@ -554,7 +577,8 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
         grad  = grad * max_norm / (total + 1e-6)      when that factor is below 1 (torch's rule)
 
     Scaling every gradient by the same factor keeps the direction of the step and bounds its
-    length, so that one bad batch cannot throw the weights far away. Each gradient's sum of
+    length, so that one bad batch cannot throw the weights far away (a max_norm below 0, which
+    torch's takes and which would flip every gradient, is refused). Each gradient's sum of
     squares is one dot product in its own dtype (as torch computes it); the sums are added in
     float64, and a float32 gradient whose squares overflow is summed again in float64, so a
     huge gradient is still measured. Returns the total norm before clipping, as a Python float
@@ -578,6 +602,11 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     """
     if isinstance(params, Tensor):
         params = [params]
+    _check_number("clip_grad_norm", "max_norm", max_norm)
+    if not max_norm >= 0:
+        # torch's takes it, and its factor below 0 flips every gradient: the step climbs
+        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}: a negative "
+                         f"one would flip the sign of every gradient")
     norm_type = float(norm_type)                 # torch's takes "inf" too
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm: norm_type must be a number > 0 or inf, got "
