@@ -159,8 +159,9 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
                   save=False):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
     exist, `save` where the results folder, or a file of it that a benchmark to run would
-    replace, cannot be written (each benchmark would fail at its end, minutes on), a thread count below 1, --threads given with --case (or either where no
-    benchmark to run depends on the threads), the whole run without PyTorch (a comparison with
+    replace, cannot be written (each benchmark would fail at its end, minutes on), a thread
+    count below 1, --threads given with --case (or either where no benchmark to run depends
+    on the threads), the whole run without PyTorch (a comparison with
     nothing to compare with), a `corpus` that no benchmark to run reads (given, and ignored, it
     would look used), or a benchmark to run that needs the tinyshakespeare text (at `corpus`,
     or by default in the current directory) where it is not: the whole run, the blocks'

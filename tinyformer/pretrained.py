@@ -297,8 +297,16 @@ def _gpt2_config(config, path):
     for alias, name in GPT2_ALIASES.items():
         if alias in config:
             config[name], written[name] = config.pop(alias), alias
-    if "n_positions" not in config and "n_ctx" in config:     # older configs name it n_ctx
-        config["n_positions"], written["n_positions"] = config["n_ctx"], "n_ctx"
+    # n_ctx, an older field (the hub's GPT-2 configs give it beside n_positions), is not read:
+    # GPT2Config builds the position table from n_positions alone, 1024 where it is missing.
+    # A config that sets n_ctx to another context and leaves n_positions out would build other
+    # models here and in transformers (which refuses the weights of n_ctx positions): refused.
+    context = DEFAULTS["n_positions"]
+    if "n_positions" not in config and config.get("n_ctx", context) != context:
+        raise PretrainedError(f"{path}: n_ctx is {config['n_ctx']!r} and n_positions is not "
+                              f"set, so transformers reads a context of {context} (n_ctx is an "
+                              f"older field it ignores); set n_positions to the number of "
+                              f"positions the model has (the rows of wpe.weight)")
     config = {**DEFAULTS, **config}
     # The types first: a string "1e-5" or "false" would load, then fail or mislead later.
     for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
