@@ -158,9 +158,10 @@ def parse_args(argv=None):
 def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=None,
                   save=False):
     """ValueError, in one line saying what to do, for a benchmark or a case that does not
-    exist, `save` where the results folder cannot be written (each benchmark would fail at its
-    end, minutes on), a thread count below 1, --threads given with --case (or either where no
-    benchmark to run depends on the threads), the whole run without PyTorch (a comparison with
+    exist, `save` where the results folder, or a file of it that a benchmark to run would
+    replace, cannot be written (each benchmark would fail at its end, minutes on), a thread
+    count below 1, --threads given with --case (or either where no benchmark to run depends
+    on the threads), the whole run without PyTorch (a comparison with
     nothing to compare with), a `corpus` that no benchmark to run reads (given, and ignored, it
     would look used), or a benchmark to run that needs the tinyshakespeare text (at `corpus`,
     or by default in the current directory) where it is not: the whole run, the blocks'
@@ -182,6 +183,14 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
         raise ValueError("--threads N runs both engines on N threads and --case chooses "
                          "cases: give one or the other")
     to_run = selected(only, whole_run)
+    # A file of the folder that cannot be replaced (read-only): its benchmark ran its minutes,
+    # then failed to write, with a traceback, the figures lost.
+    kept = [path for path in saved_files(to_run, cases, threads)
+            if os.path.exists(path) and not os.access(path, os.W_OK)] if save else []
+    if kept:
+        raise ValueError(f"--save replaces benchmarks/results/{os.path.basename(kept[0])}, "
+                         f"which you cannot write to: make it writable (chmod u+w), or drop "
+                         f"--save")
     given = "--threads" if threads is not None else "--case" if cases else None
     if given and not TAKES_THREADS & set(to_run):
         raise ValueError(f"{given} applies to {', '.join(sorted(TAKES_THREADS))} only (the "
@@ -296,6 +305,24 @@ def stop_with_its_group(process):
 QUIET_WHEN_STOPPED = os.path.join(HERE, "quiet_when_stopped.py")
 
 
+def json_name(name, case_name):
+    """The name of the JSON file of benchmark `name` run in case `case_name`: the script's
+    (gpt2 runs generation.py too, so it gets a name of its own), with the case's name where it
+    is not the default and the benchmark runs in every case (train_step-loaded.json)."""
+    script = BENCHMARKS[name][0]
+    stem = "generation_gpt2" if name == "gpt2" else script.replace(".py", "")
+    suffix = f"-{case_name}" if name in TAKES_THREADS and case_name != DEFAULT_CASE else ""
+    return stem + suffix + ".json"
+
+
+def saved_files(names, cases, threads):
+    """The files of benchmarks/results/ that --save writes, running `names` in the cases of
+    `cases` or `threads` (as main runs them)."""
+    case_names = [case_name for case_name, _ in cases_to_run(cases, threads)]
+    return [os.path.join(RESULTS, json_name(name, case_name)) for name in names
+            for case_name in (case_names if name in TAKES_THREADS else [DEFAULT_CASE])]
+
+
 def run(name, case_name, case, quick, out_dir, corpus=None):
     """Run one benchmark script under `case`'s threads, its output going straight to ours,
     given the tinyshakespeare text (`corpus`, or the default) if it reads it and it is there;
@@ -307,11 +334,7 @@ def run(name, case_name, case, quick, out_dir, corpus=None):
     corpus = corpus or shakespeare_text.DEFAULT
     if name in READS_TEXT and os.path.isfile(corpus):
         arguments += ["--corpus", os.path.abspath(corpus)]
-    # Named after the script; gpt2 runs generation.py too, so it gets a name of its own; a case
-    # other than the default adds its name (train_step-loaded.json).
-    stem = "generation_gpt2" if name == "gpt2" else script.replace(".py", "")
-    suffix = f"-{case_name}" if name in TAKES_THREADS and case_name != DEFAULT_CASE else ""
-    json_path = os.path.join(out_dir, stem + suffix + ".json")
+    json_path = os.path.join(out_dir, json_name(name, case_name))
     # --json first: what follows a "--" in the arguments is another command's.
     command = [sys.executable, QUIET_WHEN_STOPPED, os.path.join(HERE, script), "--json",
                json_path, *arguments]

@@ -140,6 +140,30 @@ def test_saving_where_the_results_cannot_be_written_is_refused_before_any_runs(m
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("args, name", [
+    (["--only", "tokenizer"], "tokenizer_speed.json"),
+    (["--only", "train_step", "--case", "one-thread", "--case", "loaded"],
+     "train_step-loaded.json")])
+def test_saving_over_a_read_only_result_is_refused_before_any_runs(monkeypatch, args, name):
+    # The folder could be written, the file not: the benchmark ran its minutes, then failed to
+    # write its JSON with a traceback, its figures lost.
+    kept = str(ROOT / "benchmarks" / "results" / name)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **rest:
+                        False if os.path.abspath(path) == kept and mode & os.W_OK
+                        else access(path, mode, **rest))
+
+    def no_benchmark(*args, **kwargs):
+        raise AssertionError(f"a benchmark ran: {args[0]}")
+    monkeypatch.setattr(subprocess, "Popen", no_benchmark)
+    result = CliRunner().invoke(cli.main, ["bench", "--quick", *args, "--save"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"Error: --save replaces benchmarks/results/{name}, "
+                                          f"which you cannot write to: make it writable (chmod "
+                                          f"u+w), or drop --save"]
+    assert result.stdout == ""
+
+
 @pytest.fixture
 def suite_arguments(tmp_path, monkeypatch):
     """The bench command against a suite whose main only writes down the arguments it got (the

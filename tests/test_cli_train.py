@@ -1559,6 +1559,13 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
     (set_in_resume("param_groups", 0, "weight_decay", value=None),
      ["config.json", "group 0's weight_decay must be a finite number >= 0, got None"]),
     (set_in_resume("param_groups", 0, "eps", value="x"), ["config.json", "group 0's eps"]),
+    # Switches no setting gives: the run would go on by another rule (climbing the loss).
+    (set_in_resume("param_groups", 0, "maximize", value=True),
+     ["config.json", "group 0's maximize is True, where this run's optimizer has False"]),
+    (set_in_resume("param_groups", 1, "amsgrad", value="false"),
+     ["config.json", "group 1's amsgrad is 'false', where this run's optimizer has False"]),
+    (set_in_resume("param_groups", 0, "foreach", value=True),
+     ["config.json", "group 0's foreach is True, where this run's optimizer has no such"]),
     # The schedule's state: any other step or peak lrs would train on at other lrs.
     (lambda d: edit_config(d, lambda c: c["resume"]["schedule"].update(
         steps_taken=c["step"] - 1)), ["config.json holds a damaged schedule state",
@@ -1583,7 +1590,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
         "negative-second-moment", "nan-moment", "state-short", "state-not-a-table", "step-text",
         "step-negative", "step-beyond-the-run", "step-one-past-the-checkpoint",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
-        "eps-text", "schedule-behind", "schedule-short", "schedule-lr-text",
+        "eps-text", "maximize-on", "amsgrad-text", "unknown-switch", "schedule-behind",
+        "schedule-short", "schedule-lr-text",
         "generator-out-of-range", "settings-another-context", "bpe-without-its-size",
         "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
@@ -1594,6 +1602,18 @@ def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anyt
     result = tinyformer("train", "--resume", broken)
     assert_input_error(result, *phrases)
     assert snapshot(broken) == before
+
+
+def test_resume_takes_a_checkpoint_saved_before_the_optimizer_had_amsgrad_and_maximize(broken):
+    # Such groups lack the switches, which then are the ones it trained with (False): only a
+    # value other than this run's optimizer's is refused as damaged.
+    def drop_switches(config):
+        for group in config["resume"]["optimizer"]["param_groups"]:
+            del group["amsgrad"], group["maximize"]
+    edit_config(broken, drop_switches)
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+    result = tinyformer("train", "--resume", broken)
+    assert result.exit_code == 0, result.output
 
 
 def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):

@@ -151,6 +151,33 @@ def test_grouped_query_attention_has_fewer_key_and_value_heads():
     assert "n_kv_head=2" in repr(attn)
 
 
+SWITCHES_SET = [("normalization", "rmsnorm"), ("activation", "relu2"), ("n_kv_head", 2),
+                ("qk_norm", True), ("logit_softcap", 30.0), ("bias", False),
+                ("positions", "rope"), ("tie_weights", False), ("pad_id", 0)]
+
+
+@pytest.mark.parametrize("model, switch, value", [
+    (model, switch, value) for model in (GPT, BERT, Transformer) for switch, value in SWITCHES_SET
+    if not (model is GPT and switch == "pad_id")])        # a GPT has no padding mask
+def test_every_switch_set_shows_in_the_models_repr(model, switch, value):
+    # The tree shows most switches by its modules (RMSNorm, n_kv_head=2 in the attention's
+    # line); the head's soft cap and the padding id hidden from attention left no trace, so two
+    # models that compute differently printed the same.
+    def built(**switches):
+        if model is Transformer:
+            return Transformer(V, V, CONTEXT, **SIZES, **switches)
+        return model(V, CONTEXT, **SIZES, **switches)
+    assert repr(built(**{switch: value})) != repr(built())
+    if switch in ("logit_softcap", "pad_id"):
+        assert f"{switch}={value!r}" in repr(built(**{switch: value})).splitlines()[0]
+
+
+def test_qk_norm_shows_its_normalization_in_the_attentions_repr():
+    attn = MultiHeadAttention(16, 4, qk_norm=True, normalization="rmsnorm")
+    assert "qk_norm=True" in repr(attn).splitlines()[0]
+    assert "(q_norm): RMSNorm(4, eps=1e-06)" in repr(attn)
+
+
 def test_qk_norm_makes_attention_blind_to_the_size_of_queries_and_keys():
     # Each head's queries and keys are normalised: scaling their projections changes nothing
     # (without QK-norm it sharpens the softmax), and per-head weights of shape (d_head,).

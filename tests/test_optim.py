@@ -676,6 +676,61 @@ def test_loading_replaces_the_groups_options_with_the_saved_ones():
     assert (group["lr"], group["eps"], group["weight_decay"]) == (0.02, 1e-6, 0.1)
 
 
+@pytest.mark.parametrize("ours, theirs, saved_with, loaded_into", [
+    (AdamW, torch.optim.AdamW, dict(amsgrad=True, maximize=True), dict()),
+    (AdamW, torch.optim.AdamW, dict(), dict(amsgrad=True, maximize=True)),
+    (SGD, torch.optim.SGD, dict(momentum=0.9, nesterov=True, maximize=True),
+     dict(momentum=0.5, dampening=0.5)),
+    (SGD, torch.optim.SGD, dict(momentum=0.9, dampening=0.3), dict(momentum=0.9))],
+    ids=["adamw-flags-saved", "adamw-flags-given", "sgd-nesterov-saved", "sgd-dampening-saved"])
+def test_a_loaded_state_brings_its_switches_and_goes_on_as_torchs(ours, theirs, saved_with,
+                                                                  loaded_into):
+    # torch's load_state_dict takes the saved groups' options, switches included, over the
+    # ones the optimizer was made with: a resumed run goes on by the rule it was saved with.
+    params = make_params(5)
+    twins = torch_twins(params)
+    saved = ours(params, lr=0.01, **saved_with)
+    reference = theirs(twins, lr=0.01, **saved_with)
+    for step in range(2):
+        set_gradients(params, step, twins)
+        saved.step()
+        reference.step()
+    resumed = ours(params, lr=0.5, **loaded_into)
+    state = saved.state_dict()
+    state["param_groups"] = json.loads(json.dumps(state["param_groups"]))   # as a run keeps them
+    resumed.load_state_dict(state)
+    resumed_reference = theirs(twins, lr=0.5, **loaded_into)
+    resumed_reference.load_state_dict(reference.state_dict())
+    for key, value in saved_with.items():
+        assert resumed.param_groups[0][key] == resumed_reference.param_groups[0][key] == value
+    for step in range(2, 4):
+        set_gradients(params, step, twins)
+        resumed.step()
+        resumed_reference.step()
+    assert_same(params, twins)
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("betas", [0.9], r"AdamW: betas must be a pair \(beta1, beta2\), got \[0\.9\]"),
+    ("lr", -0.001, r"AdamW: lr must be >= 0, got -0\.001"),
+    ("eps", float("nan"), r"AdamW: eps must be >= 0, got nan")], ids=["one-beta", "lr", "eps"])
+def test_a_saved_group_the_constructor_would_refuse_is_refused_before_any_change(option, value,
+                                                                                  error):
+    # Loaded, one beta failed the first step ("not enough values to unpack"), and a negative
+    # lr trained up the gradient, silently.
+    params = make_params(5)
+    saved = AdamW(params, lr=0.01)
+    set_gradients(params, 0)
+    saved.step()
+    state = saved.state_dict()
+    state["param_groups"][0][option] = value
+    optimizer = AdamW(params, lr=0.5)
+    with pytest.raises(ValueError, match=rf"^load_state_dict: the saved group 0 is refused: "
+                                         rf"{error}$"):
+        optimizer.load_state_dict(state)
+    assert optimizer.state == {} and optimizer.param_groups[0]["lr"] == 0.5
+
+
 def test_loading_a_state_without_moments_drops_the_ones_held():
     """A parameter that had no state when the dict was saved starts afresh: the moments of
     steps taken since are not kept."""

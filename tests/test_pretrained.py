@@ -152,10 +152,10 @@ def test_the_config_names_the_dtype_the_weights_are_saved_in(tmp_path, dtype):
 
 def hub_layout(hf, directory, dtype=None):
     """hf's checkpoint as the original GPT-2 files lay it out: no "transformer." prefix, each
-    layer's mask buffers, n_ctx in the config, and (as older saves had) a tied lm_head.weight;
-    written with our own writer."""
+    layer's mask buffers, n_ctx beside n_positions in the config, and (as older saves had) a
+    tied lm_head.weight; written with our own writer."""
     config = json.loads((hf[1] / "config.json").read_text())
-    config["n_ctx"] = config.pop("n_positions")
+    config["n_ctx"] = config["n_positions"]
     weights = {name.removeprefix("transformer."): array
                for name, array in load_file(hf[1] / "model.safetensors").items()}
     for i in range(2):
@@ -179,6 +179,39 @@ def test_the_original_hub_layout_loads(hf, tmp_path):
     idx = tokens((2, CONTEXT))
     np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
                                their_logits(hf[0], idx), atol=1e-4)
+
+
+def test_n_ctx_without_n_positions_is_refused_as_transformers_reads_another_context(hf,
+                                                                                     tmp_path):
+    # It was taken for n_positions: the model loaded, where transformers, which reads
+    # n_positions alone (1024 where it is missing), builds another and refuses the weights.
+    config, weights = hub_layout(hf, tmp_path)
+    del config["n_positions"]
+    write_checkpoint(tmp_path, config, weights)
+    with pytest.raises(PretrainedError, match=rf"config\.json: n_ctx is {CONTEXT} and "
+                                              rf"n_positions is not set, so transformers reads a "
+                                              rf"context of 1024 .*; set n_positions to the "
+                                              rf"number of positions the model has"):
+        GPT.from_pretrained(tmp_path)
+    with pytest.raises(RuntimeError, match="mismatch"):
+        GPT2LMHeadModel.from_pretrained(tmp_path)
+
+
+def test_n_ctx_of_gpt2configs_own_context_without_n_positions_loads(tmp_path):
+    # Both read 1024 positions, n_positions' default: no disagreement to refuse.
+    torch.manual_seed(0)
+    theirs = GPT2LMHeadModel(GPT2Config(vocab_size=11, n_positions=1024, n_embd=8, n_layer=1,
+                                        n_head=2)).eval()
+    theirs.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["n_ctx"] = config.pop("n_positions")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ours = GPT.from_pretrained(tmp_path)
+    assert ours.config["context"] == 1024
+    idx = np.array([[1, 2, 3, 4]])
+    with torch.no_grad():
+        want = GPT2LMHeadModel.from_pretrained(tmp_path)(torch.from_numpy(idx)).logits.numpy()
+    np.testing.assert_allclose(ours(idx).data, want, atol=1e-4)
 
 
 def test_mask_buffers_of_integers_are_ignored_as_the_others(hf, tmp_path):

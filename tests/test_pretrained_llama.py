@@ -735,7 +735,15 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, None,
      "rope_parameters has rope_type 'llama3': a scaled RoPE"),
     ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4,
-                          "partial_rotary_factor": 0.5}}, None, "partial_rotary_factor 0.5"),
+                          "partial_rotary_factor": 0.5}}, None,
+     "rope_parameters has partial_rotary_factor 0.5: RoPE on part of each head's features, "
+     "which tinyformer does not compute (it rotates them all)"),
+    # At the top level, transformers moves it into rope_parameters: the same model. It loaded,
+    # rotating every feature.
+    ({"partial_rotary_factor": 0.25}, None, "partial_rotary_factor is 0.25: RoPE on part of "
+                                            "each head's features"),
+    ({"rope_parameters": None, "rope_theta": 1e4, "partial_rotary_factor": 0.5}, None,
+     "partial_rotary_factor is 0.5: RoPE on part"),
     # transformers reads the older "type" where "rope_type" is missing
     ({"rope_parameters": {"type": "linear", "rope_theta": 1e4, "factor": 2.0}}, None,
      "rope_parameters has rope_type 'linear': a scaled RoPE"),
@@ -812,6 +820,9 @@ def test_what_we_do_not_compute_is_refused_in_one_line(llama_dir, tmp_path, conf
     # set, transformers 5 reads it in place of rope_parameters.
     {"rope_theta": 500.0, "rope_scaling": {"rope_type": "default"}},
     {"rope_scaling": {"type": "default"}, "rope_parameters": {"rope_theta": 250.0}},
+    # RoPE on every feature, said outright: no partial rotary to refuse.
+    {"rope_theta": 500.0, "partial_rotary_factor": 1.0},
+    {"rope_parameters": {"rope_theta": 250.0, "partial_rotary_factor": 1.0}},
     {}])                                                  # neither: LlamaConfig's default
 def test_rope_theta_is_the_one_transformers_reads(llama_dir, tmp_path, rope):
     # rope_parameters without a rope_theta takes the top-level one, not the default

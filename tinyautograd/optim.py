@@ -220,7 +220,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from `state_dict()` of an optimizer over parameters of the same shapes, in
-        the same groups. The groups' options (lr included) are replaced by the saved ones.
+        the same groups. The groups' options (lr included) are replaced by the saved ones,
+        switches too (amsgrad, maximize, nesterov...), as torch's: a run goes on by the rule it
+        was saved with. Saved options the constructor would refuse (a negative lr) are refused.
 
         The state goes to the parameters by their number, or by their name where both the
         saved groups and these carry 'param_names' (as weight_decay_groups makes them): then
@@ -254,6 +256,13 @@ class Optimizer:
                 raise ValueError(f"load_state_dict: the saved groups have no {lacking[0]!r}, "
                                  f"an option of {type(self).__name__}: the state was saved by "
                                  f"another kind of optimizer")
+        # The checks the constructor makes of every group: a negative lr would train the wrong
+        # way silently, one beta (a state edited by hand) fail at the first step, unclearly.
+        for i, saved in enumerate(saved_groups):
+            try:
+                _check_options(type(self).__name__, saved)
+            except ValueError as e:
+                raise ValueError(f"load_state_dict: the saved group {i} is refused: {e}") from None
         saved_names = [name for group in saved_groups for name in group.get("param_names", [])]
         names = [name for group in self.param_groups for name in group.get("param_names", [])]
         if saved_names and names:

@@ -25,7 +25,7 @@ from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_logit_softcap,
                      check_sizes, check_switches, default_d_ff, head_width, norm_layer,
-                     soft_capped, token_array)
+                     soft_capped, switches_set, token_array)
 from .schema import Number, Whole, check_settings, check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
@@ -119,6 +119,9 @@ class BERT(nn.Module):
         """The head: logits (B, T, vocab) from the top of the encoder x (B, T, C), soft-capped
         with logit_softcap."""
         return soft_capped(self.head(x), self.logit_softcap)
+
+    def extra_repr(self) -> str:
+        return switches_set(pad_id=self.pad_id, logit_softcap=self.logit_softcap)
 
     def __getattr__(self, name: str) -> Any:
         # Runs only when normal lookup fails. A user who comes from GPT calls generate (or

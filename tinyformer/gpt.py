@@ -28,7 +28,7 @@ from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
                      built_with, default_d_ff, head_width, kept_for_logits, modules_of_your_own,
-                     soft_capped, token_array)
+                     soft_capped, switches_set, token_array)
 from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
 from .schema import check_whole
 
@@ -159,6 +159,9 @@ class GPT(nn.Module):
         with logit_softcap."""
         logits = self.embed.tok.unembed(x) if self.head is None else self.head(x)
         return soft_capped(logits, self.logit_softcap)
+
+    def extra_repr(self) -> str:
+        return switches_set(logit_softcap=self.logit_softcap)     # the rest shows in the tree
 
     def start_decoding(self, prompt: Tokens, use_cache: bool = True) -> DecoderOnlySession:
         """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):

@@ -474,6 +474,14 @@ def check_logit_softcap(cap: float | None) -> float | None:
     raise ValueError(f"logit_softcap must be a number > 0 (or None for no cap), got {cap!r}")
 
 
+def switches_set(**switches: Any) -> str:
+    """The model switches that are on, `name=value` each, for a model's extra_repr: those whose
+    module shows no trace of them in the tree (the head's soft cap, the padding id hidden from
+    attention), left out where None (off), as torch shows padding_idx only where it is set."""
+    return ", ".join(f"{name}={value!r}" for name, value in switches.items()
+                     if value is not None)
+
+
 def soft_capped(logits: Tensor, cap: float | None) -> Tensor:
     """The head's logits squashed into (-cap, cap), cap * tanh(logits / cap) (Gemma 2,
     nanochat); as they are when cap is None. Near zero it is the identity: only logits that

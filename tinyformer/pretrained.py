@@ -297,8 +297,16 @@ def _gpt2_config(config, path):
     for alias, name in GPT2_ALIASES.items():
         if alias in config:
             config[name], written[name] = config.pop(alias), alias
-    if "n_positions" not in config and "n_ctx" in config:     # older configs name it n_ctx
-        config["n_positions"], written["n_positions"] = config["n_ctx"], "n_ctx"
+    # n_ctx, an older field (the hub's GPT-2 configs give it beside n_positions), is not read:
+    # GPT2Config builds the position table from n_positions alone, 1024 where it is missing.
+    # A config that sets n_ctx to another context and leaves n_positions out would build other
+    # models here and in transformers (which refuses the weights of n_ctx positions): refused.
+    context = DEFAULTS["n_positions"]
+    if "n_positions" not in config and config.get("n_ctx", context) != context:
+        raise PretrainedError(f"{path}: n_ctx is {config['n_ctx']!r} and n_positions is not "
+                              f"set, so transformers reads a context of {context} (n_ctx is an "
+                              f"older field it ignores); set n_positions to the number of "
+                              f"positions the model has (the rows of wpe.weight)")
     config = {**DEFAULTS, **config}
     # The types first: a string "1e-5" or "false" would load, then fail or mislead later.
     for name in ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head"):
@@ -580,12 +588,18 @@ def _rope_theta(config, path):
     """RoPE's base: rope_theta, or (transformers 5) rope_parameters' rope_theta, whose
     rope_type must be the default (any other rescales the frequencies). What rope_parameters
     leaves out, transformers takes from the older places: the base from the top-level
-    rope_theta, the type from "type". An older config.json's rope_scaling, where it is set,
-    is read in place of rope_parameters, as transformers 5 reads it: {"rope_type": "default"}
-    scales nothing."""
+    rope_theta, the type from "type", the partial_rotary_factor from the top level's. An older
+    config.json's rope_scaling, where it is set, is read in place of rope_parameters, as
+    transformers 5 reads it: {"rope_type": "default"} scales nothing.
+
+    A partial_rotary_factor below 1 (RoPE on that fraction of each head's features, GPT-NeoX's
+    and Phi's) is refused, wherever it is given: ours rotates every feature. (transformers 5's
+    Llama and Qwen3 ignore it, and rotate every feature too: a model trained with it would
+    load there, and give other logits than it was trained to.)"""
     name = "rope_scaling" if config.get("rope_scaling") else "rope_parameters"
     parameters = config.get(name)
     theta = config.get("rope_theta", 10000.0)
+    factor, said = config.get("partial_rotary_factor"), "partial_rotary_factor is"
     if parameters is not None:
         if not isinstance(parameters, dict):
             raise PretrainedError(f"{path}: {name} must be an object, got {parameters!r}")
@@ -594,11 +608,14 @@ def _rope_theta(config, path):
             raise PretrainedError(f"{path}: {name} has rope_type {kind!r}: a scaled RoPE "
                                   f"(longer contexts by rescaled frequencies), which "
                                   f"tinyformer does not compute")
-        if parameters.get("partial_rotary_factor", 1) != 1:
-            raise PretrainedError(f"{path}: {name} has partial_rotary_factor "
-                                  f"{parameters['partial_rotary_factor']!r}: RoPE on part of "
-                                  f"each head, which tinyformer does not compute")
+        if parameters.get("partial_rotary_factor") is not None:
+            factor = parameters["partial_rotary_factor"]
+            said = f"{name} has partial_rotary_factor"
         theta = parameters.get("rope_theta", theta)
+    if factor not in (None, 1):                          # (None: 1, as transformers takes it)
+        raise PretrainedError(f"{path}: {said} {factor!r}: RoPE on part of each head's "
+                              f"features, which tinyformer does not compute (it rotates them "
+                              f"all)")
     if type(theta) not in (int, float) or not theta > 1:
         raise PretrainedError(f"{path}: rope_theta must be a number above 1, got {theta!r}")
     return float(theta)

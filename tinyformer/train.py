@@ -985,6 +985,20 @@ class Trainer:
                 check_settings(options, GROUP_RULES, name=lambda key, i=i: f"group {i}'s {key}")
             except ValueError as e:
                 raise damaged(where, str(e)) from None
+            # The switches no setting gives (AdamW's amsgrad, maximize) are the ones this run's
+            # optimizer was built with, or absent (a checkpoint saved before they existed):
+            # load_state_dict would take any other value, or an unknown option, as it is, and
+            # the run would go on with another rule (maximize climbing the loss).
+            # (A group too many is left to load_state_dict, which refuses it.)
+            built = self.optimizer.param_groups[i] if i < len(self.optimizer.param_groups) \
+                else None
+            switches = set(group) - set(options) - {"betas", "params", "param_names"}
+            for key in sorted(switches) if built else []:
+                ours = built.get(key)
+                if key not in built or not (type(group[key]) is type(ours) and group[key] == ours):
+                    have = f"{ours!r}" if key in built else "no such option"
+                    raise damaged(where, f"group {i}'s {key} is {group[key]!r}, where this run's "
+                                         f"optimizer has {have}")
 
 
 def _indent(text):

@@ -31,7 +31,7 @@ from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
                      check_switches, default_d_ff, head_width, kept_for_logits, soft_capped,
-                     token_array)
+                     switches_set, token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -239,5 +239,7 @@ class Transformer(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
+        switches = switches_set(pad_id=self.pad_id, logit_softcap=self.logit_softcap)
         return (f"n_layer={c['n_layer']}, n_head={c['n_head']}, d_model={c['d_model']}, "
-                f"positions={c['positions']!r}, norm={c['norm']!r}")
+                f"positions={c['positions']!r}, norm={c['norm']!r}"
+                + (f", {switches}" if switches else ""))

@@ -16,6 +16,7 @@ import importlib.util
 import io
 import os
 import re
+import shlex
 import sys
 
 import click
@@ -450,17 +451,21 @@ def typed_number(option_name: str, words: list[str]) -> str | None:
 
 def with_example(error: click.MissingParameter) -> str | None:
     """For a missing argument or option, click's words and a command line that gives it: the
-    first of the command's help examples that does (an option by its name; an argument is in
-    every example), as the program was run. None where no example gives it."""
+    plainest of the command's help examples that do (an option by its name; an argument is in
+    every example), the one with the fewest options (the first of those), as the program was
+    run: the missing one is shown, not the command's other features (--beam). None where no
+    example gives it."""
     if error.ctx is None or error.param is None:
         return None
-    for line in example_lines(error.ctx.command.epilog or ""):
-        words = line.split()
-        if isinstance(error.param, click.Argument) or any(
-                word.split("=")[0] in error.param.opts for word in words):
-            example = re.sub(r"^tinyformer", lambda _: files.command_line(), line)
-            return f"{error.format_message()} For example: `{example}`"
-    return None
+    giving = [line for line in example_lines(error.ctx.command.epilog or "")
+              if isinstance(error.param, click.Argument)
+              or any(word.split("=")[0] in error.param.opts for word in line.split())]
+    if not giving:
+        return None
+    plainest = min(giving, key=lambda line: sum(word.startswith("-")
+                                                for word in shlex.split(line)))
+    example = re.sub(r"^tinyformer", lambda _: files.command_line(), plainest)
+    return f"{error.format_message()} For example: `{example}`"
 
 
 def example_lines(text: str) -> list[str]:
@@ -523,6 +528,7 @@ def tokenize():
 @tokenize.command("train", short_help="Learn a tokenizer from a text file and save it.",
                   epilog="""\b
 Examples:
+  tinyformer tokenize train corpus.txt --out tok.json        a 512-token BPE
   tinyformer tokenize train corpus.txt --vocab-size 1024 --special "<eos>" --out tok1024.json
   tinyformer tokenize train corpus.txt --kind char --no-special --out chars.json
 """)
@@ -644,6 +650,7 @@ def advised(tok, pieces):
 @tokenize.command("encode", short_help="Print the ids of a text, separated by spaces.",
                   epilog="""\b
 Examples:
+  tinyformer tokenize encode "Hello, world" --tokenizer tok.json
   tinyformer tokenize encode "<bos>Hi<eos>" --allow-special --tokenizer tok.json
 """)
 @text_options
@@ -967,6 +974,7 @@ WRITES_NO_SAMPLE = {"bert": "a bert checkpoint fills in its prompt's masks, in o
 @main.command(short_help="Continue a prompt (or translate it, or fill in its masks).",
               epilog="""\b
 Examples:
+  tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has"            a sampled text
   tinyformer generate --checkpoint runs/gpt-builtin --prompt "bob has" --beam 4   the likeliest text
   tinyformer generate --checkpoint runs/shakespeare --max-new-tokens 500 --top-k 20
   tinyformer generate --checkpoint runs/bert-builtin \\
