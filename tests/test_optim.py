@@ -710,12 +710,14 @@ def test_a_loaded_state_brings_its_switches_and_goes_on_as_torchs(ours, theirs, 
     assert_same(params, twins)
 
 
-@pytest.mark.parametrize("option, value, error", [
-    ("betas", [0.9], r"AdamW: betas must be a pair \(beta1, beta2\), got \[0\.9\]"),
-    ("lr", -0.001, r"AdamW: lr must be >= 0, got -0\.001"),
-    ("eps", float("nan"), r"AdamW: eps must be >= 0, got nan")], ids=["one-beta", "lr", "eps"])
+@pytest.mark.parametrize("option, value, kind, error", [
+    ("betas", [0.9], ValueError, r"AdamW: betas must be a pair \(beta1, beta2\), got \[0\.9\]"),
+    ("lr", -0.001, ValueError, r"AdamW: lr must be >= 0, got -0\.001"),
+    ("eps", float("nan"), ValueError, r"AdamW: eps must be >= 0, got nan"),
+    ("lr", "0.1", TypeError, r"AdamW: lr must be a number, got '0\.1'")],
+    ids=["one-beta", "lr", "eps", "lr-text"])
 def test_a_saved_group_the_constructor_would_refuse_is_refused_before_any_change(option, value,
-                                                                                  error):
+                                                                                  kind, error):
     # Loaded, one beta failed the first step ("not enough values to unpack"), and a negative
     # lr trained up the gradient, silently.
     params = make_params(5)
@@ -725,8 +727,8 @@ def test_a_saved_group_the_constructor_would_refuse_is_refused_before_any_change
     state = saved.state_dict()
     state["param_groups"][0][option] = value
     optimizer = AdamW(params, lr=0.5)
-    with pytest.raises(ValueError, match=rf"^load_state_dict: the saved group 0 is refused: "
-                                         rf"{error}$"):
+    with pytest.raises(kind, match=rf"^load_state_dict: the saved group 0 is refused: "
+                                   rf"{error}$"):
         optimizer.load_state_dict(state)
     assert optimizer.state == {} and optimizer.param_groups[0]["lr"] == 0.5
 

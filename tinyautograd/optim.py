@@ -261,8 +261,8 @@ class Optimizer:
         for i, saved in enumerate(saved_groups):
             try:
                 _check_options(type(self).__name__, saved)
-            except ValueError as e:
-                raise ValueError(f"load_state_dict: the saved group {i} is refused: {e}") from None
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"load_state_dict: the saved group {i} is refused: {e}") from None
         saved_names = [name for group in saved_groups for name in group.get("param_names", [])]
         names = [name for group in self.param_groups for name in group.get("param_names", [])]
         if saved_names and names:
