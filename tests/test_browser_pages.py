@@ -1860,9 +1860,12 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
                                     Keys.ARROW_RIGHT).perform()
     reading = browser.find_element(By.ID, "reading")
     assert reading.get_attribute("role") == "status"
-    assert reading.text.startswith("position 2 (y), after layer 1:; ")
-    assert reading.text.split("; ")[1].split() == [f"{100 * probs[1, 2, order[1, 2, 0]]:.1f}%",
-                                                   "abcdefghij"[order[1, 2, 0]]]
+    # One sentence: the heading runs on into the likeliest tokens, which "; " parts.
+    heading = "position 2 (y), after layer 1: "
+    assert reading.text.startswith(heading)
+    said = [guess.split() for guess in reading.text[len(heading):].split("; ")]
+    assert said == [[f"{100 * probs[1, 2, order[1, 2, r]]:.1f}%", "abcdefghij"[order[1, 2, r]]]
+                    for r in range(3)]
     assert tooltip(browser).splitlines()[0] == "position 2 (y), after layer 1:"
     (cell,) = browser.find_elements(By.CSS_SELECTOR, "td.cursor")
     assert (cell.get_attribute("data-t"), cell.get_attribute("data-s")) == ("2", "1")
@@ -1873,7 +1876,7 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
     # Leaving forgot the cell: back on the table, a first Up starts from the last row.
     ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) \
         .send_keys(Keys.ARROW_UP).perform()
-    assert reading.text.startswith("position 3 (z), after embed:; ")
+    assert reading.text.startswith("position 3 (z), after embed: ")
     assert chromium.errors(browser) == []
 
 
