@@ -2059,6 +2059,22 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     assert chromium.errors(browser) == []
 
 
+def test_the_reports_line_at_the_read_step_stands_apart_from_every_curve(browser, tmp_path):
+    # The dashed line that marks the step being read was the gradient norm's own red: on that
+    # chart the reader could not tell the mark from the curve it marks.
+    run = write_run(tmp_path / "run", 4, iters=4, extra={"grad_norm": 0.5})
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="gradient norm"]')
+    hover_step(browser, chart, 2, 4)
+    cross = browser.execute_script(
+        "return [...document.querySelectorAll('line.cross')].map((l) => getComputedStyle(l).stroke)")
+    curves = browser.execute_script(
+        "return [...document.querySelectorAll('svg[data-chart] path')]"
+        ".map((p) => getComputedStyle(p).stroke)")
+    assert len(set(cross)) == 1 and len(curves) == 6        # loss x 3, recall, norm, rate
+    assert cross[0] not in curves, (cross[0], curves)
+
+
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
     run = write_run(tmp_path / "<i>run", 2, iters=2)
     open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))

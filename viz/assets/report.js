@@ -26,8 +26,10 @@ function chartList() {
                                            steps: data.nonfinite.steps, colour: "#e31a1c"} : null}];
   for (const [key, curve] of Object.entries(data.curves)) {
     const fraction = key !== "grad_norm";           // recall and accuracy go from 0 to 1
+    // The gradient norm in purple: red is the line that marks the step being read (the
+    // page's accent) and the ticks of a NaN loss.
     list.push({title: curve.title, height: 150, fraction, series: [{name: curve.title,
-      points: curve.points, colour: fraction ? "#2ca02c" : "#d62728", width: 1.5, dots: fraction}]});
+      points: curve.points, colour: fraction ? "#2ca02c" : "#9467bd", width: 1.5, dots: fraction}]});
   }
   if (data.lr.length) {
     list.push({title: "learning rate", height: 130, series: [{name: "learning rate",
