@@ -883,6 +883,7 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     assert result.exit_code == 0, result.output
     data = page_data(out.read_text())
     assert data["tokens"] == list("eve") and data["states"] == ["embed", "layer 1"]
+    assert data["title"] == "gpt: the logit lens"                 # its rows are the prompt
     # an encoder-decoder's rows are its decoder's positions, not the prompt's: the text says so
     result = tinyformer("lens", "--checkpoint", runs / "reverse", "--prompt", "012", "--out",
                         out)
@@ -891,6 +892,8 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     assert page_data(out.read_text())["tokens"] != list("012")
     assert "Each row is a position of the prompt" not in text
     assert "for an encoder-decoder the translation its decoder has written so far" in text
+    # and the source it translates, shown nowhere else, is named in the title
+    assert page_data(out.read_text())["title"] == "reverse: the logit lens, translating '012'"
 
     out = tmp_path / "report.html"
     result = tinyformer("plot", runs / "gpt", "--out", out)

@@ -1204,10 +1204,12 @@ def lens(checkpoint_dir, prompt, out_path):
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
+    # An encoder-decoder's rows are its translation: the title names what it translates.
+    source = prompt if saved["model"] == "transformer" else None
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir,
-                                   log=warn))
+                                   source=source, log=warn))
 
 
 @main.command(short_help="Plot a run's curves, or write its report page.",

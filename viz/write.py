@@ -132,11 +132,15 @@ def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, 
 
 
 def write_lens(out_path: str, table: Lens, tokens: list[str], tokenizer: Tokenizer,
-               run_dir: str = "", log: Callable[[str], None] = print) -> str:
+               run_dir: str = "", source: str | None = None,
+               log: Callable[[str], None] = print) -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
-    says) or a page. `log` hears a note naming the characters of a picture that no installed
-    font has."""
+    says) or a page. `source`: an encoder-decoder's prompt, named in the title, as its rows
+    are the translation and the source is nowhere else in the picture. `log` hears a note
+    naming the characters of a picture that no installed font has."""
     title = f"{run_name(run_dir)}: the logit lens"
+    if source is not None:
+        title += f", translating {source!r}"
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     fmt = figure_format("write_lens", out_path)          # before the drawing: fail fast
