@@ -2067,7 +2067,8 @@ def test_the_reports_line_at_the_read_step_stands_apart_from_every_curve(browser
     chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="gradient norm"]')
     hover_step(browser, chart, 2, 4)
     cross = browser.execute_script(
-        "return [...document.querySelectorAll('line.cross')].map((l) => getComputedStyle(l).stroke)")
+        "return [...document.querySelectorAll('line.cross')]"
+        ".map((line) => getComputedStyle(line).stroke)")
     curves = browser.execute_script(
         "return [...document.querySelectorAll('svg[data-chart] path')]"
         ".map((p) => getComputedStyle(p).stroke)")
