@@ -322,6 +322,27 @@ def test_a_jump_to_the_other_graph_leaves_the_closed_list_of_matches_closed(brow
     assert chromium.errors(browser) == []
 
 
+def test_the_match_chosen_stands_out_from_the_other_matches(browser, gpt):
+    # Chosen with Enter, it was outlined in the matches' blue like the other match beside it:
+    # the picture did not say which of the two the panel was showing.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.ID, "search").send_keys("attention\n")
+    outlines = browser.execute_script("""
+        return [...document.querySelectorAll('#svg-forward g.node.match')].map((g) => {
+          const style = getComputedStyle(g.querySelector(':scope > :is(polygon, ellipse, path)'));
+          return [g.classList.contains('selected'), style.stroke];
+        });""")
+    (chosen,) = [stroke for selected, stroke in outlines if selected]
+    (other,) = [stroke for selected, stroke in outlines if not selected]
+    accent = browser.execute_script(
+        "const probe = document.createElement('i'); probe.style.color = 'var(--accent)';"
+        "document.body.append(probe); const c = getComputedStyle(probe).color; probe.remove();"
+        "return c")
+    assert chosen == accent and other != accent            # the selection's red, as a click's
+    assert chromium.errors(browser) == []
+
+
 def touch(browser, kind, points):
     """Fingers on the screen, as a touch screen reports them (through Chromium's DevTools)."""
     browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
