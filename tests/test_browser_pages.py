@@ -1655,6 +1655,25 @@ def test_the_attention_map_fits_a_low_window(browser, tmp_path):
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_a_laptops_map_of_a_48_character_prompt_labels_every_character(browser, tmp_path):
+    # Cells under 13 px had every second label only, and a character-level prompt read as
+    # nonsense ("e e h s a r"); smaller labels fit cells of 9 px and more. (Letters without
+    # a thin stroke, which an ink test at 10 px might miss.)
+    tokens = list("acemnorsuvwxz" * 4)[:48]
+    path = viz.attention_page({"self": AttentionMap(np.full((1, 1, 48, 48), 1 / 48), tokens,
+                                                    tokens, "self")}, "t").save(
+        tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 800)
+    try:
+        open_clean(browser, path)
+        heatmap = browser.find_element(By.ID, "heatmap")
+        assert 9 <= float(heatmap.get_attribute("data-cell")) < 13
+        assert labelled(browser, heatmap) == [list(range(48))] * 2
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browser, tmp_path):
     # Each thumbnail was drawn a rectangle a cell: 12 layers x 12 heads of 256 tokens took 11 s
     # to open, and again after each resize of the window. Counted, not timed: a redraw (what a
