@@ -2057,6 +2057,38 @@ def test_each_report_chart_numbers_its_axis_at_two_values_at_least(browser, tmp_
         assert len(numbers) >= 2, (title, [n.text for n in numbers])
 
 
+def test_the_reports_loss_is_numbered_down_to_its_last_values(browser, tmp_path):
+    # A loss falling from 3.3 to 2.1, as 20 steps of a small model give, was numbered at 2.5
+    # and 3 only, on a chart 300 px tall: the values it ended at had no number near them. In
+    # a narrow window the steps stay few enough not to run into each other.
+    run = write_run(tmp_path / "run", 1, iters=20)
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, 21):
+            f.write(json.dumps({"step": step, "train_loss": 3.3 - 1.2 * (step - 1) / 19,
+                                "lr": 0.001}) + "\n")
+    size = browser.get_window_size()
+    try:
+        open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+        loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+        numbers = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="end"]')
+        assert [n.text for n in numbers] == ["2.2", "2.4", "2.6", "2.8", "3", "3.2"]
+        browser.set_window_size(390, 900)
+        began = time.perf_counter()
+        while browser.execute_script("return document.querySelector('svg[data-chart^=\"loss\"]')"
+                                     ".getBoundingClientRect().width >= 400"):
+            assert time.perf_counter() - began < 3, "the charts did not follow the window"
+            time.sleep(0.05)
+        steps = browser.execute_script(
+            "return [...document.querySelectorAll('svg[data-chart^=\"loss\"] "
+            "text.tick[text-anchor=\"middle\"]')].map((t) => t.getBoundingClientRect())"
+            ".map((r) => [r.left, r.right])")
+        assert len(steps) >= 2
+        for (_, right), (left, _) in zip(steps, steps[1:]):
+            assert right + 8 <= left, steps                 # apart, with room between
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_report_of_a_long_run_draws_its_charts(browser, tmp_path):
     # The page found its axes' ends by Math.min(...values), a value an argument: the 200,000
     # points of a long run (50,000 steps, four curves) were more than the browser's stack
