@@ -1042,6 +1042,30 @@ def stream(tmp_path_factory):
     return path
 
 
+def test_the_status_line_says_what_is_under_the_mouse_after_a_click_folds_or_opens(browser,
+                                                                                   gpt):
+    # It kept what it said before the click: "click to fold" a box now folded, and "click to
+    # open" a box now open, until the mouse moved again.
+    _, _, path = gpt
+    open_clean(browser, path)
+    data = browser.execute_script("return data")["views"]["forward"]
+    (name,) = [c for c, info in data["clusters"].items() if info["path"] == "decoder.layers.0"]
+    browser.execute_script("showBox(views.forward, views.forward.boxes[arguments[0]])", name)
+    label = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > text')
+    ActionChains(browser).move_to_element(label).perform()
+    status = browser.find_element(By.ID, "status")
+    assert status.text == "click to fold decoder.layers.0: DecoderLayer into one box"
+    ActionChains(browser).click().perform()                        # where the mouse is
+    folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
+    assert not status.text.startswith("click to fold decoder.layers.0:"), status.text
+    ActionChains(browser).move_to_element(folded).perform()
+    assert status.text == "click to open decoder.layers.0: DecoderLayer"
+    ActionChains(browser).click().perform()
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    assert not status.text.startswith("click to open"), status.text
+    assert chromium.errors(browser) == []
+
+
 def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, stream):
     # In the backward graph the root's ops between the blocks (the tanh's backward, the sums of
     # the stream's gradients) sit in no block: the stack's box, from the first block to the
