@@ -877,6 +877,8 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     data = page_data(out.read_text())
     assert data["which"] == "encoder" and set(data["maps"]) == {"cross", "encoder", "decoder"}
     assert data["maps"]["encoder"]["queries"] == list("012")
+    # the decoder's map shows the translation only: the title names the source
+    assert data["title"] == "reverse (transformer): attention, translating '012'"
 
     out = tmp_path / "lens.html"
     result = tinyformer("lens", "--checkpoint", runs / "gpt", "--prompt", "eve", "--out", out)

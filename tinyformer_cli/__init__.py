@@ -1166,9 +1166,11 @@ def attention(checkpoint_dir, prompt, out_path, which):
         warn(note)
     # A full disk is no fault of ours; any other error in drawing or writing the maps (a
     # ValueError too) is a bug of ours.
+    # An encoder-decoder translates the prompt: the title names what (as lens's).
+    source = prompt if saved["model"] == "transformer" else None
     with input_errors(OSError):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
-                                   log=warn))
+                                   source=source, log=warn))
 
 
 @main.command(short_help="The logit lens: what each layer would predict.",
