@@ -485,6 +485,18 @@ def test_a_nan_weight_is_coded_nan_and_the_legend_names_its_red():
                                                                   "self")}, "t").html
 
 
+def test_the_legend_names_white_as_blocked_only_on_a_page_with_a_blocked_key():
+    # A BERT's page, whose every query reads every key, said "white: blocked" of a white it
+    # never showed, as though a mask were at work.
+    labels = list("ab")
+    causal = np.array([[[[1.0, 0.0], [0.5, 0.5]]]])
+    assert "white: blocked" in attention_page(
+        {"self": AttentionMap(causal, labels, labels, "self")}, "t").html
+    both_ways = np.full((1, 1, 2, 2), 0.5)
+    assert "white: blocked" not in attention_page(
+        {"self": AttentionMap(both_ways, labels, labels, "self")}, "t").html
+
+
 def test_a_weight_outside_0_1_is_refused_and_a_rounding_past_it_is_drawn_as_0_or_1():
     # A weight of 1.5 was coded 15000, a number the page's script has no colour for: it
     # failed on it and drew nothing; a small negative one was read as blocked, or as NaN.
