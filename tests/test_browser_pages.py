@@ -322,6 +322,27 @@ def test_a_jump_to_the_other_graph_leaves_the_closed_list_of_matches_closed(brow
     assert chromium.errors(browser) == []
 
 
+def test_the_match_chosen_stands_out_from_the_other_matches(browser, gpt):
+    # Chosen with Enter, it was outlined in the matches' blue like the other match beside it:
+    # the picture did not say which of the two the panel was showing.
+    _, _, path = gpt
+    open_clean(browser, path)
+    browser.find_element(By.ID, "search").send_keys("attention\n")
+    outlines = browser.execute_script("""
+        return [...document.querySelectorAll('#svg-forward g.node.match')].map((g) => {
+          const style = getComputedStyle(g.querySelector(':scope > :is(polygon, ellipse, path)'));
+          return [g.classList.contains('selected'), style.stroke];
+        });""")
+    (chosen,) = [stroke for selected, stroke in outlines if selected]
+    (other,) = [stroke for selected, stroke in outlines if not selected]
+    accent = browser.execute_script(
+        "const probe = document.createElement('i'); probe.style.color = 'var(--accent)';"
+        "document.body.append(probe); const c = getComputedStyle(probe).color; probe.remove();"
+        "return c")
+    assert chosen == accent and other != accent            # the selection's red, as a click's
+    assert chromium.errors(browser) == []
+
+
 def touch(browser, kind, points):
     """Fingers on the screen, as a touch screen reports them (through Chromium's DevTools)."""
     browser.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
@@ -1021,6 +1042,30 @@ def stream(tmp_path_factory):
     return path
 
 
+def test_the_status_line_says_what_is_under_the_mouse_after_a_click_folds_or_opens(browser,
+                                                                                   gpt):
+    # It kept what it said before the click: "click to fold" a box now folded, and "click to
+    # open" a box now open, until the mouse moved again.
+    _, _, path = gpt
+    open_clean(browser, path)
+    data = browser.execute_script("return data")["views"]["forward"]
+    (name,) = [c for c, info in data["clusters"].items() if info["path"] == "decoder.layers.0"]
+    browser.execute_script("showBox(views.forward, views.forward.boxes[arguments[0]])", name)
+    label = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > text')
+    ActionChains(browser).move_to_element(label).perform()
+    status = browser.find_element(By.ID, "status")
+    assert status.text == "click to fold decoder.layers.0: DecoderLayer into one box"
+    ActionChains(browser).click().perform()                        # where the mouse is
+    folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
+    assert not status.text.startswith("click to fold decoder.layers.0:"), status.text
+    ActionChains(browser).move_to_element(folded).perform()
+    assert status.text == "click to open decoder.layers.0: DecoderLayer"
+    ActionChains(browser).click().perform()
+    assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
+    assert not status.text.startswith("click to open"), status.text
+    assert chromium.errors(browser) == []
+
+
 def test_a_folded_stack_of_blocks_hides_what_lies_between_its_blocks(browser, stream):
     # In the backward graph the root's ops between the blocks (the tanh's backward, the sums of
     # the stream's gradients) sit in no block: the stack's box, from the first block to the
@@ -1634,6 +1679,25 @@ def test_the_attention_map_fits_a_low_window(browser, tmp_path):
         browser.set_window_size(size["width"], size["height"])
 
 
+def test_a_laptops_map_of_a_48_character_prompt_labels_every_character(browser, tmp_path):
+    # Cells under 13 px had every second label only, and a character-level prompt read as
+    # nonsense ("e e h s a r"); smaller labels fit cells of 9 px and more. (Letters without
+    # a thin stroke, which an ink test at 10 px might miss.)
+    tokens = list("acemnorsuvwxz" * 4)[:48]
+    path = viz.attention_page({"self": AttentionMap(np.full((1, 1, 48, 48), 1 / 48), tokens,
+                                                    tokens, "self")}, "t").save(
+        tmp_path / "attention.html")
+    size = browser.get_window_size()
+    browser.set_window_size(1280, 800)
+    try:
+        open_clean(browser, path)
+        heatmap = browser.find_element(By.ID, "heatmap")
+        assert 9 <= float(heatmap.get_attribute("data-cell")) < 13
+        assert labelled(browser, heatmap) == [list(range(48))] * 2
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_thumbnails_are_drawn_a_picture_a_head_not_a_rectangle_a_cell(browser, tmp_path):
     # Each thumbnail was drawn a rectangle a cell: 12 layers x 12 heads of 256 tokens took 11 s
     # to open, and again after each resize of the window. Counted, not timed: a redraw (what a
@@ -1860,9 +1924,12 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
                                     Keys.ARROW_RIGHT).perform()
     reading = browser.find_element(By.ID, "reading")
     assert reading.get_attribute("role") == "status"
-    assert reading.text.startswith("position 2 (y), after layer 1:; ")
-    assert reading.text.split("; ")[1].split() == [f"{100 * probs[1, 2, order[1, 2, 0]]:.1f}%",
-                                                   "abcdefghij"[order[1, 2, 0]]]
+    # One sentence: the heading runs on into the likeliest tokens, which "; " parts.
+    heading = "position 2 (y), after layer 1: "
+    assert reading.text.startswith(heading)
+    said = [guess.split() for guess in reading.text[len(heading):].split("; ")]
+    assert said == [[f"{100 * probs[1, 2, order[1, 2, r]]:.1f}%", "abcdefghij"[order[1, 2, r]]]
+                    for r in range(3)]
     assert tooltip(browser).splitlines()[0] == "position 2 (y), after layer 1:"
     (cell,) = browser.find_elements(By.CSS_SELECTOR, "td.cursor")
     assert (cell.get_attribute("data-t"), cell.get_attribute("data-s")) == ("2", "1")
@@ -1873,7 +1940,7 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
     # Leaving forgot the cell: back on the table, a first Up starts from the last row.
     ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) \
         .send_keys(Keys.ARROW_UP).perform()
-    assert reading.text.startswith("position 3 (z), after embed:; ")
+    assert reading.text.startswith("position 3 (z), after embed: ")
     assert chromium.errors(browser) == []
 
 
@@ -2014,6 +2081,38 @@ def test_each_report_chart_numbers_its_axis_at_two_values_at_least(browser, tmp_
         assert len(numbers) >= 2, (title, [n.text for n in numbers])
 
 
+def test_the_reports_loss_is_numbered_down_to_its_last_values(browser, tmp_path):
+    # A loss falling from 3.3 to 2.1, as 20 steps of a small model give, was numbered at 2.5
+    # and 3 only, on a chart 300 px tall: the values it ended at had no number near them. In
+    # a narrow window the steps stay few enough not to run into each other.
+    run = write_run(tmp_path / "run", 1, iters=20)
+    with open(run / "metrics.jsonl", "w") as f:
+        for step in range(1, 21):
+            f.write(json.dumps({"step": step, "train_loss": 3.3 - 1.2 * (step - 1) / 19,
+                                "lr": 0.001}) + "\n")
+    size = browser.get_window_size()
+    try:
+        open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+        loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+        numbers = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="end"]')
+        assert [n.text for n in numbers] == ["2.2", "2.4", "2.6", "2.8", "3", "3.2"]
+        browser.set_window_size(390, 900)
+        began = time.perf_counter()
+        while browser.execute_script("return document.querySelector('svg[data-chart^=\"loss\"]')"
+                                     ".getBoundingClientRect().width >= 400"):
+            assert time.perf_counter() - began < 3, "the charts did not follow the window"
+            time.sleep(0.05)
+        steps = browser.execute_script(
+            "return [...document.querySelectorAll('svg[data-chart^=\"loss\"] "
+            "text.tick[text-anchor=\"middle\"]')].map((t) => t.getBoundingClientRect())"
+            ".map((r) => [r.left, r.right])")
+        assert len(steps) >= 2
+        for (_, right), (left, _) in zip(steps, steps[1:]):
+            assert right + 8 <= left, steps                 # apart, with room between
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
 def test_the_report_of_a_long_run_draws_its_charts(browser, tmp_path):
     # The page found its axes' ends by Math.min(...values), a value an argument: the 200,000
     # points of a long run (50,000 steps, four curves) were more than the browser's stack
@@ -2054,6 +2153,23 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     steps = chart.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
     assert [step.text for step in steps] == ["1", "2"]
     assert chromium.errors(browser) == []
+
+
+def test_the_reports_line_at_the_read_step_stands_apart_from_every_curve(browser, tmp_path):
+    # The dashed line that marks the step being read was the gradient norm's own red: on that
+    # chart the reader could not tell the mark from the curve it marks.
+    run = write_run(tmp_path / "run", 4, iters=4, extra={"grad_norm": 0.5})
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="gradient norm"]')
+    hover_step(browser, chart, 2, 4)
+    cross = browser.execute_script(
+        "return [...document.querySelectorAll('line.cross')]"
+        ".map((line) => getComputedStyle(line).stroke)")
+    curves = browser.execute_script(
+        "return [...document.querySelectorAll('svg[data-chart] path')]"
+        ".map((p) => getComputedStyle(p).stroke)")
+    assert len(set(cross)) == 1 and len(curves) == 6        # loss x 3, recall, norm, rate
+    assert cross[0] not in curves, (cross[0], curves)
 
 
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):

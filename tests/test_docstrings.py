@@ -48,6 +48,25 @@ def _blank_help(cls, attribute, value):
     return inspect.isfunction(function) and not inspect.getdoc(getattr(cls, attribute))
 
 
+def test_an_ops_formula_as_the_graph_page_shows_it_names_no_private_helper():
+    # The graph page shows a clicked op's docstring as its formula, to a reader of the page,
+    # not of the source: layer norm's sent them to `_inverse_rms`.
+    import pkgutil
+
+    import tinyformer
+    for module in pkgutil.walk_packages(tinyformer.__path__, "tinyformer."):
+        importlib.import_module(module.name)      # every op the models define, registered
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    named = {f"{op.__module__}.{op.__name__}": re.findall(r"\b_[a-z]\w*", op.__doc__ or "")
+             for op in subclasses(Function)
+             if op.__module__.startswith(("tinyautograd.", "tinyformer."))}
+    assert len(named) > 20 and {op: found for op, found in named.items() if found} == {}
+
+
 def test_help_on_every_method_of_tinyautograds_public_classes_says_something():
     # help(nn.Module.parameters), help(Function.apply) and help(LRSchedule.lr_at) were blank:
     # who learns the engine from help() found nothing on what to call or to override.

@@ -485,6 +485,18 @@ def test_a_nan_weight_is_coded_nan_and_the_legend_names_its_red():
                                                                   "self")}, "t").html
 
 
+def test_the_legend_names_white_as_blocked_only_on_a_page_with_a_blocked_key():
+    # A BERT's page, whose every query reads every key, said "white: blocked" of a white it
+    # never showed, as though a mask were at work.
+    labels = list("ab")
+    causal = np.array([[[[1.0, 0.0], [0.5, 0.5]]]])
+    assert "white: blocked" in attention_page(
+        {"self": AttentionMap(causal, labels, labels, "self")}, "t").html
+    both_ways = np.full((1, 1, 2, 2), 0.5)
+    assert "white: blocked" not in attention_page(
+        {"self": AttentionMap(both_ways, labels, labels, "self")}, "t").html
+
+
 def test_a_weight_outside_0_1_is_refused_and_a_rounding_past_it_is_drawn_as_0_or_1():
     # A weight of 1.5 was coded 15000, a number the page's script has no colour for: it
     # failed on it and drew nothing; a small negative one was read as blocked, or as NaN.
@@ -877,12 +889,15 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     data = page_data(out.read_text())
     assert data["which"] == "encoder" and set(data["maps"]) == {"cross", "encoder", "decoder"}
     assert data["maps"]["encoder"]["queries"] == list("012")
+    # the decoder's map shows the translation only: the title names the source
+    assert data["title"] == "reverse (transformer): attention, translating '012'"
 
     out = tmp_path / "lens.html"
     result = tinyformer("lens", "--checkpoint", runs / "gpt", "--prompt", "eve", "--out", out)
     assert result.exit_code == 0, result.output
     data = page_data(out.read_text())
     assert data["tokens"] == list("eve") and data["states"] == ["embed", "layer 1"]
+    assert data["title"] == "gpt: the logit lens"                 # its rows are the prompt
     # an encoder-decoder's rows are its decoder's positions, not the prompt's: the text says so
     result = tinyformer("lens", "--checkpoint", runs / "reverse", "--prompt", "012", "--out",
                         out)
@@ -891,6 +906,8 @@ def test_attention_lens_and_plot_write_their_pages(runs, tmp_path):
     assert page_data(out.read_text())["tokens"] != list("012")
     assert "Each row is a position of the prompt" not in text
     assert "for an encoder-decoder the translation its decoder has written so far" in text
+    # and the source it translates, shown nowhere else, is named in the title
+    assert page_data(out.read_text())["title"] == "reverse: the logit lens, translating '012'"
 
     out = tmp_path / "report.html"
     result = tinyformer("plot", runs / "gpt", "--out", out)

@@ -429,6 +429,22 @@ def test_the_grid_names_queries_on_its_left_column_and_keys_on_its_bottom_row_on
         assert ax.get_xlabel() == ("key (attended to)" if bottom else "")
 
 
+def test_a_grid_of_strips_keeps_its_rows_close_and_their_labels_apart():
+    # A short translation's cross-attention, 2 queries by 12 keys, is a strip (square cells):
+    # each row of the grid was 1.8 inches all the same, the strips 1.5 inches apart and each
+    # "query (attending)" floating in the gap, as near the next strip as its own.
+    figure = attention_figure(np.full((3, 2, 2, 12), 1 / 12), ["<bos>", "4"],
+                              list("123456789012"), "t")
+    figure.canvas.draw()
+    left_column = np.array(figure.axes[:-1]).reshape(3, 2)[:, 0]
+    maps = [ax.get_window_extent() for ax in left_column]
+    gaps = [(upper.y0 - lower.y1) / figure.dpi for upper, lower in zip(maps, maps[1:])]
+    assert all(0 < gap < 1.0 for gap in gaps), gaps                   # inches
+    labels = [ax.yaxis.label.get_window_extent() for ax in left_column]
+    assert all(lower.y1 <= upper.y0 for upper, lower in zip(labels, labels[1:]))
+    assert_every_text_inside(figure)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 1, 5, 4)])
 def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     # One head makes a narrow figure; the title the command gives it is wider, and was cut

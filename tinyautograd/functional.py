@@ -407,7 +407,8 @@ class LayerNorm(Function):
         dL/dweight = sum(g * x_hat),   dL/dbias = sum(g)     (sums over every other axis)
 
     A row whose squares overflow (|x - mean| from 1.8e19 on in float32) is normalised all the
-    same, by `_inverse_rms`: torch's layer norm gives NaN there.
+    same, divided by its largest |x - mean| before it is squared: torch's layer norm gives NaN
+    there.
     """
 
     @staticmethod
@@ -601,8 +602,9 @@ class RMSNorm(Function):
         dL/dweight = sum(g * x_hat)          (a sum over every other axis)
 
     (layer norm's formula less its mean(dx_hat) term, which came from subtracting the mean.)
-    A row whose squares overflow (|x| from 1.8e19 on in float32) is normalised all the same, by
-    `_inverse_rms`: torch's RMS norm gives 0 there, 1 / sqrt(inf).
+    A row whose squares overflow (|x| from 1.8e19 on in float32) is normalised all the same,
+    divided by its largest |x| before it is squared: torch's RMS norm gives 0 there,
+    1 / sqrt(inf).
     """
 
     @staticmethod

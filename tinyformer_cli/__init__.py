@@ -1174,9 +1174,11 @@ def attention(checkpoint_dir, prompt, out_path, which):
         warn(note)
     # A full disk is no fault of ours; any other error in drawing or writing the maps (a
     # ValueError too) is a bug of ours.
+    # An encoder-decoder translates the prompt: the title names what (as lens's).
+    source = prompt if saved["model"] == "transformer" else None
     with input_errors(OSError):
         click.echo(write_attention(out_path, maps, name, saved["model"], checkpoint_dir,
-                                   log=warn))
+                                   source=source, log=warn))
 
 
 @main.command(short_help="The logit lens: what each layer would predict.",
@@ -1212,10 +1214,12 @@ def lens(checkpoint_dir, prompt, out_path):
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it
         warn(note)
+    # An encoder-decoder's rows are its translation: the title names what it translates.
+    source = prompt if saved["model"] == "transformer" else None
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir,
-                                   log=warn))
+                                   source=source, log=warn))
 
 
 @main.command(short_help="Plot a run's curves, or write its report page.",

@@ -461,13 +461,18 @@ def attention_figure(weights: ArrayLike, row_labels: Sequence[str], col_labels: 
     import matplotlib
     from matplotlib.colors import ListedColormap, PowerNorm
 
-    # Each token gets about 0.14 inch (a 7-point label) and each heatmap at least 1.8 inches;
-    # the whole figure stays under about 40 inches wide, with labels made smaller (down to 5
-    # points) and only then thinned out if need be: every second character of a text reads
-    # as nonsense.
+    # Each token gets about 0.14 inch (a 7-point label), and each heatmap 1.2 inches along its
+    # longer side at least, with 0.6 for its labels; the whole figure stays under about 40
+    # inches wide, with labels made smaller (down to 5 points) and only then thinned out if
+    # need be: every second character of a text reads as nonsense.
+    # The cells are square (imshow), so a map of few queries and many keys (a short
+    # translation's cross-attention) is a strip: its row of the grid is as tall as the strip
+    # and its labels, not 1.8 inches, which left each strip far from the next and its
+    # "query (attending)" floating between them. 1.1 inches: that label's length.
     cell = 0.14
-    width = max(1.8, cell * cols + 0.6)
-    height = max(1.8, cell * rows + 0.6)
+    side = max(cell, 1.2 / max(rows, cols))           # inches a cell: 1.2 the longer side
+    width = max(1.8, side * cols + 0.6)
+    height = max(1.1, side * rows + 0.6)
     scale = min(1.0, 40 / (n_head * width))
     width, height = width * scale, height * scale
     fig_width = n_head * width + 1.5

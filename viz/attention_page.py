@@ -108,11 +108,13 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
             "weights": [[encode_weights(weights[layer, head]) for head in range(n_head)]
                         for layer in range(n_layer)]}
     any_nan = any(not np.isfinite(chosen.weights).all() for chosen in maps.values())
-    return Page(page(title, "attention", _body(title, any_nan), data), title)
+    any_blocked = any((np.asarray(chosen.weights) == 0.0).any() for chosen in maps.values())
+    return Page(page(title, "attention", _body(title, any_nan, any_blocked), data), title)
 
 
-def _body(title, any_nan):
-    # Red is named only on a page that has it.
+def _body(title, any_nan, any_blocked):
+    # White and red are named only on a page that has them: a BERT's maps have no blocked key.
+    blocked = "; white: blocked" if any_blocked else ""
     nan = f'; <span style="color: {NAN_COLOUR}">red: NaN</span>' if any_nan else ""
     return f"""<header>
 <h1>{html.escape(title)}</h1>
@@ -120,7 +122,7 @@ def _body(title, any_nan):
 <label>layer <select id="layer" aria-label="layer"></select></label>
 <label>head <select id="head" aria-label="head"></select></label>
 <span class="legend" aria-hidden="true"><span>0</span><span class="ramp"></span><span>1</span>
-<span class="muted">(square-root scale; white: blocked{nan})</span></span>
+<span class="muted">(square-root scale{blocked}{nan})</span></span>
 </header>
 <main>
 <section class="focus">

@@ -114,17 +114,23 @@ def write_graph(out_path: str, shown: Example, what: Literal["forward", "backwar
 
 
 def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, kind: str,
-                    run_dir: str = "", log: Callable[[str], None] = print) -> str:
+                    run_dir: str = "", source: str | None = None,
+                    log: Callable[[str], None] = print) -> str:
     """A checkpoint's attention maps (attention_maps's) as a PNG of every layer and head of
-    map `name`, or as a page holding them all, opened on `name`; titled by the run. `log`
-    hears a note naming the characters of a picture that no installed font has."""
+    map `name`, or as a page holding them all, opened on `name`; titled by the run, and by
+    `source`, an encoder-decoder's prompt (its decoder's map shows only the translation).
+    `log` hears a note naming the characters of a picture that no installed font has."""
     run = run_name(run_dir)
+    translating = "" if source is None else f", translating {source!r}"
     if _is_page(out_path):
-        return attention_page(maps, f"{run} ({kind}): attention", which=name).save(out_path)
+        return attention_page(maps, f"{run} ({kind}): attention{translating}",
+                              which=name).save(out_path)
     chosen = maps[name]
     layers, heads = chosen.weights.shape[:2]
     title = (f"{run} ({kind}): {chosen.description} - {counted(layers, 'layer')} x "
              f"{counted(heads, 'head')}")
+    if source is not None:         # a line of its own: wrapped into the line above, it broke
+        title += f"\ntranslating {source!r}"               # "2 layers / x 4 heads" apart
     fmt = figure_format("write_attention", out_path)     # before the drawing: fail fast
     return _save(lambda: attention_figure(chosen.weights, chosen.queries, chosen.keys, title,
                                           first_query=chosen.first_query),
@@ -132,11 +138,15 @@ def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, 
 
 
 def write_lens(out_path: str, table: Lens, tokens: list[str], tokenizer: Tokenizer,
-               run_dir: str = "", log: Callable[[str], None] = print) -> str:
+               run_dir: str = "", source: str | None = None,
+               log: Callable[[str], None] = print) -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
-    says) or a page. `log` hears a note naming the characters of a picture that no installed
-    font has."""
+    says) or a page. `source`: an encoder-decoder's prompt, named in the title, as its rows
+    are the translation and the source is nowhere else in the picture. `log` hears a note
+    naming the characters of a picture that no installed font has."""
     title = f"{run_name(run_dir)}: the logit lens"
+    if source is not None:
+        title += f", translating {source!r}"      # as write_attention's
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     fmt = figure_format("write_lens", out_path)          # before the drawing: fail fast

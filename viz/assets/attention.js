@@ -102,15 +102,21 @@ function drawHeatmap() {
   heatmap.style.width = `${width}px`;
   heatmap.style.height = `${height}px`;
   context.setTransform(ratio, 0, 0, ratio, 0, 0);
-  context.font = FONT;
+  // Labels a cell wide: 12 px where the cells have room, smaller (9 px at least) where they
+  // are smaller, and only then every n-th, as the PNG does: every second character of a
+  // character-level prompt reads as nonsense ("e e h s a r"), and a laptop's window gives a
+  // prompt of 48 characters cells of 11 px.
+  const size = Math.min(12, Math.max(9, cell));
+  context.font = `${size}px system-ui, sans-serif`;
   context.fillStyle = "white";
   context.fillRect(0, 0, width, height);
   drawPicture(context, headPicture(state.map, state.layer, state.head), left, top,
               cell * keys.length, cell * queries.length);
   context.strokeStyle = "#bbb";
   context.strokeRect(left - 0.5, top - 0.5, cell * keys.length + 1, cell * queries.length + 1);
-  // Labels: every one when a cell is tall enough for a line of text, else every n-th.
-  const every = Math.ceil(13 / cell);
+  // Every label where a cell is as tall as a character (0.9 of the font's size), else
+  // every n-th.
+  const every = Math.ceil(0.9 * size / cell);
   context.fillStyle = "#222";
   context.textBaseline = "middle";
   context.textAlign = "right";

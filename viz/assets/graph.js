@@ -278,7 +278,13 @@ function release(event) {
     return;
   }
   if (pointers.size) return;
-  if (event.type === "pointerup" && drag && !drag.moved) click(drag.target);
+  if (event.type === "pointerup" && drag && !drag.moved) {
+    click(drag.target);
+    // A click that folds or opens a box changes what is under the mouse: the status line
+    // says what is there now, not "click to open" the box it just opened.
+    const under = document.elementFromPoint(event.clientX, event.clientY);
+    if (under && canvas.contains(under)) hover({target: under});
+  }
   drag = null;
   canvas.classList.remove("dragging");
 }

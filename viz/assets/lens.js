@@ -8,16 +8,18 @@ const tooltip = document.getElementById("tooltip");
 const started = performance.now();
 
 // List the likeliest tokens of `cell` in the tooltip, placed beside `where` (the mouse, or
-// the cell's corner for the keyboard); the text it shows.
+// the cell's corner for the keyboard); what it says, as one sentence for the line under the
+// table to read out: the heading runs on into the tokens ("after layer 1: 61.0% a; 12.5% b"),
+// not "after layer 1:; 61.0% a", which a screen reader says with a pause and a stumble.
 function showCell(cell, where) {
   const t = Number(cell.dataset.t), s = Number(cell.dataset.s);
   // A cell whose probabilities are NaN holds no tokens (lens_page.py).
   const lines = data.cells[t][s].length === 0 ? ["NaN: no prediction"] : data.cells[t][s].map(
     ([token, p]) => `${(100 * p).toFixed(1).padStart(5)}%  ${token}`);
-  tooltip.textContent = `position ${t} (${data.tokens[t]}), after ${data.states[s]}:\n` +
-    lines.join("\n");
+  const heading = `position ${t} (${data.tokens[t]}), after ${data.states[s]}:`;
+  tooltip.textContent = [heading, ...lines].join("\n");   // the percentages in a column
   placeTooltip(where);
-  return tooltip.textContent;
+  return `${heading} ${lines.map((line) => line.trim()).join("; ")}`;
 }
 
 table.addEventListener("mousemove", (event) => {

@@ -26,8 +26,10 @@ function chartList() {
                                            steps: data.nonfinite.steps, colour: "#e31a1c"} : null}];
   for (const [key, curve] of Object.entries(data.curves)) {
     const fraction = key !== "grad_norm";           // recall and accuracy go from 0 to 1
+    // The gradient norm in purple: red is the line that marks the step being read (the
+    // page's accent) and the ticks of a NaN loss.
     list.push({title: curve.title, height: 150, fraction, series: [{name: curve.title,
-      points: curve.points, colour: fraction ? "#2ca02c" : "#d62728", width: 1.5, dots: fraction}]});
+      points: curve.points, colour: fraction ? "#2ca02c" : "#9467bd", width: 1.5, dots: fraction}]});
   }
   if (data.lr.length) {
     list.push({title: "learning rate", height: 130, series: [{name: "learning rate",
@@ -36,20 +38,23 @@ function chartList() {
   return list.map((chart) => ({...chart, series: chart.series.filter((s) => s.points.length)}));
 }
 
-// Round tick values: steps of 1, 2 or 5 times a power of ten, about `count` of them, and at
-// least two where the range has room for them: a chart with one number on its axis (a
-// gradient norm of 0.4 to 7 had only "5") does not say how far apart its values are. The step
-// one size smaller than the first at least (high - low) / count is less than half the range.
+// Round tick values: steps of 1, 2 or 5 times a power of ten, as near `count` of them as such
+// steps give (the fewer on a tie), and at least two where the range has room for them: a
+// chart with one number on its axis (a gradient norm of 0.4 to 7 had only "5") does not say
+// how far apart its values are, and a loss of 2.1 to 3.3 numbered at 2.5 and 3 alone (the
+// first step at least a sixth of the range) left its last values unnumbered.
 function ticks(low, high, count) {
   const raw = (high - low) / count, power = 10 ** Math.floor(Math.log10(raw || 1));
-  const steps = [0.5, 1, 2, 5, 10].map((m) => m * power), i = steps.findIndex((s) => s >= raw);
   const at = (step) => {
     const out = [];
     for (let v = Math.ceil(low / step) * step; v <= high + step * 1e-9; v += step) out.push(v);
     return out;
   };
-  const out = at(steps[i]);
-  return out.length >= 2 || i === 0 ? out : at(steps[i - 1]);
+  const options = [10, 5, 2, 1, 0.5].map((m) => at(m * power));        // the fewest first
+  const two = options.filter((out) => out.length >= 2);
+  if (!two.length) return options[options.length - 1];
+  const off = (out) => Math.abs(out.length - count);
+  return two.reduce((best, out) => (off(out) < off(best) ? out : best));
 }
 
 function tickText(v) {
@@ -121,7 +126,10 @@ function draw() {
     }
     // Whole steps only: a short run's axis numbered step 1.5 and 2.5. (A tick is a sum of
     // steps of 0.2, say, which leaves 1.9999999999999998 where 2 is meant.)
-    const whole = ticks(first, last, 8).filter((v) => Math.abs(v - Math.round(v)) < 1e-6);
+    // About one number every 80 px, 8 at most: a narrow window's are not written over
+    // each other ("15000" is 35 px wide).
+    const across = Math.max(2, Math.min(8, Math.floor((width - MARGIN.left - MARGIN.right) / 80)));
+    const whole = ticks(first, last, across).filter((v) => Math.abs(v - Math.round(v)) < 1e-6);
     for (const step of whole.map(Math.round)) {
       el("line", {x1: x(step), x2: x(step), y1: top, y2: height - MARGIN.bottom,
                   class: "grid"}, svg);
