@@ -732,6 +732,15 @@ def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path, pipe=pipe)
+    # A model's folder gives the tokenizer of its tokenizer.json as the tokenizers library
+    # reads it, which cannot be saved as the run's own: refused here, not after the corpus is
+    # tokenised with it (an internal error, then).
+    if not isinstance(tokenizer, (CharTokenizer, BPETokenizer)):
+        raise BadInput(f"the tokenizer of {path!r} is read from its tokenizer.json as the "
+                       f"tokenizers library reads it, and a run saves its tokenizer, which "
+                       f"must be GPT-2's BPE: give a folder of GPT-2's vocab.json and "
+                       f"merges.txt, or a file that `{command_line('tokenize', 'train')}` "
+                       f"wrote")
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise BadInput(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
