@@ -738,9 +738,9 @@ def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     if not isinstance(tokenizer, (CharTokenizer, BPETokenizer)):
         raise BadInput(f"the tokenizer of {path!r} is read from its tokenizer.json as the "
                        f"tokenizers library reads it, and a run saves its tokenizer, which "
-                       f"must be GPT-2's BPE: give a folder of GPT-2's vocab.json and "
-                       f"merges.txt, or a file that `{command_line('tokenize', 'train')}` "
-                       f"wrote")
+                       f"must be tinyformer's own kind (a GPT-2 BPE, or a char one): give a "
+                       f"folder of GPT-2's vocab.json and merges.txt, or a file that "
+                       f"`{command_line('tokenize', 'train')}` wrote")
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise BadInput(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "
