@@ -8,7 +8,8 @@ import pytest
 
 import tinyautograd as ta
 from tinyautograd import Tensor
-from tinyformer.jobs import TextData
+from tinyformer.jobs import TextData, encode_chunks
+from tinyformer.tokenizers import BPETokenizer
 from tinyformer.train import TrainConfig, Trainer
 
 TINY = dict(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, eval_iters=3)
@@ -221,3 +222,12 @@ def test_opening_the_tokens_checks_them_without_bringing_the_whole_file_into_mem
     data = TextData(path, dtype, n_tokens, vocab_size=50, sha256=sha256)
     assert resident_bytes_of(path) < 1_000_000
     assert int(data.val[-1]) == ids[-1]             # the map reads what was written
+
+
+def test_a_corpus_read_in_chunks_gets_the_ids_of_the_whole_text():
+    # Each chunk of the file (1 MiB) was encoded alone: a word that a chunk's edge cut was
+    # two tokens ("ca", "t"), not the one the whole text gives ("cat").
+    bpe = BPETokenizer.train("the cat sat on the mat " * 50, 268)
+    chunks = ["the cat sat on the ca", "t sat on the m", "at"]
+    ids = [i for part in encode_chunks(bpe, lambda: iter(chunks)) for i in part]
+    assert ids == bpe.encode("".join(chunks))

@@ -1193,3 +1193,17 @@ def test_a_model_config_vocab_size_that_no_model_has_is_refused_for_its_tokenize
         load_tokenizer_at(tmp_path)
     assert str(error.value).startswith(f"vocab_size in {tmp_path / 'config.json'} ")
     assert said in str(error.value) and "\n" not in str(error.value)
+
+
+def test_train_refuses_a_models_folder_whose_tokenizer_it_cannot_save(tmp_path):
+    # A model's folder gives its tokenizer.json's tokenizer as the library reads it: the run
+    # tokenised its corpus with it, then failed to save it, an internal error (exit 1).
+    model = tmp_path / "model"
+    hf_model("llama", 400).save_pretrained(model)
+    (model / "tokenizer.json").write_text(json.dumps(train_tokenizer("smollm")))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(TEXT)
+    trained = tinyformer("train", "--tokenizer", model, "--corpus", corpus, "--iters", 1,
+                         "--out", tmp_path / "run")
+    assert_input_error(trained, "tokenizer.json", "a run saves its tokenizer")
+    assert not (tmp_path / "run").exists()

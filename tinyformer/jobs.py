@@ -37,7 +37,7 @@ from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
 from .schema import BadInput, option_name
-from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, one_line
+from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, encode_pieces, one_line
 from .train_config import TrainConfig
 from .transformer import Transformer
 
@@ -84,14 +84,19 @@ def train_tokenizer(config: TrainConfig, chunks: Chunks,
 
 def encode_chunks(tokenizer: Tokenizer, chunks: Chunks, source: str | None = None,
                   learned_from: StrPath | None = None) -> Iterator[list[int]]:
-    """The ids of the text, chunk by chunk (a word cut by a chunk's edge: two tokens).
+    """The ids of the text, a part at a time, which joined are the ids of the whole text: a
+    char tokenizer's chunk by chunk (its ids part anywhere); any other's in encode_pieces'
+    pieces, cut where its ids part (a chunk's edge may cut a word, which would be two tokens).
     `source`: the file a tokenizer was read from, named when it cannot encode the text.
     `learned_from`: the file a tokenizer was learned from, which it encodes whole unless the
     file changed after the pass that learned it (a character came in): named when it did."""
+    if not isinstance(tokenizer, CharTokenizer):         # (a BPE encodes any text)
+        for _, ids in encode_pieces(tokenizer, chunks()):
+            yield ids
+        return
     for chunk in chunks():
         try:
-            ids = encode_chars(tokenizer, chunk) if isinstance(tokenizer, CharTokenizer) \
-                else tokenizer.encode(chunk)
+            ids = encode_chars(tokenizer, chunk)
         except ValueError as e:
             if source is not None:
                 raise BadInput(f"the tokenizer {source!r} does not fit the text: {e}; use "
@@ -189,7 +194,7 @@ class TextData:
         def chunks_shown():
             for chunk in chunks():
                 yield chunk
-                progress.update(len(chunk.encode("utf-8")))     # once its ids are written
+                progress.update(len(chunk.encode("utf-8")))     # once the next is asked for
         try:
             ids = encode_chunks(tokenizer, chunks_shown, config.tokenizer_file,
                                 learned_from=config.corpus if learned else None)
@@ -727,6 +732,15 @@ def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path, pipe=pipe)
+    # A model's folder gives the tokenizer of its tokenizer.json as the tokenizers library
+    # reads it, which cannot be saved as the run's own: refused here, not after the corpus is
+    # tokenised with it (an internal error, then).
+    if not isinstance(tokenizer, (CharTokenizer, BPETokenizer)):
+        raise BadInput(f"the tokenizer of {path!r} is read from its tokenizer.json as the "
+                       f"tokenizers library reads it, and a run saves its tokenizer, which "
+                       f"must be tinyformer's own kind (a GPT-2 BPE, or a char one): give a "
+                       f"folder of GPT-2's vocab.json and merges.txt, or a file that "
+                       f"`{command_line('tokenize', 'train')}` wrote")
     missing = [s for s in text_job(config).special_tokens if tokenizer.special_id(s) is None]
     if missing:
         raise BadInput(f"the tokenizer {path!r} has no {' and no '.join(missing)} token, "

@@ -258,24 +258,32 @@ def count_tokens(tok: Tokenizer, text: str) -> int:
 def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = False,
                   lines_of: str | None = None) -> Iterator[tuple[str, list[int]]]:
     """The text that `texts` join to (iter_text's chunks of a file, say), a piece at a time:
-    (piece, tok.encode(piece)), whose ids joined are tok.encode of the whole text. A piece is
-    about PIECE_CHARS characters, cut before a space that follows a character that is not
-    whitespace: GPT-2's chunks (pre_split) always part there (a chunk holds a space only at
-    its start, or among other whitespace), and a char tokenizer's ids part anywhere. A text
-    without such a space is one piece; so is the text of another tokenizer (a tokenizer.json's
-    pre-tokenizer may part elsewhere), or of one whose special tokens hold such a space, which
-    a cut could split. An error names its position in the whole text; given `lines_of`, what
-    the text is (a file), an EncodeError says instead "{lines_of}: cannot encode ... at line
-    L, column C", which a user finds in a file of many lines."""
+    (piece, tok.encode(piece)), whose ids joined are tok.encode of the whole text, so that a
+    large text is never encoded, nor its ids held, at once. A piece is about PIECE_CHARS
+    characters, cut before a space that follows a character that is not whitespace: GPT-2's
+    chunks (pre_split) always part there (a chunk holds a space only at its start, or among
+    other whitespace), and a char tokenizer's ids part anywhere. Another tokenizer's
+    pre-tokenizer (a tokenizer.json's is any pattern) may not part there, nor may one whose
+    special tokens hold such a space: its pieces are cut there, or after a new line that a
+    character that is not whitespace follows, only where encoding the CHECK_CHARS on either
+    side of the cut, together and apart, gives the same ids (_checked_pieces). A text without
+    such a place is one piece. An error names its position in the whole text; given `lines_of`,
+    what the text is (a file), an EncodeError says instead "{lines_of}: cannot encode ... at
+    line L, column C", which a user finds in a file of many lines."""
     cuttable = (isinstance(tok, (CharTokenizer, BPETokenizer))
                 and not any(_CUT.search(token) for token in tok.special_tokens))
-    pieces = _cut_pieces(texts) if cuttable else ["".join(texts)]
+    pieces = _cut_pieces(texts) if cuttable else _checked_pieces(tok, texts, allow_special)
     offset = 0
     line, column = 1, 1                     # of the piece's first character, from 1
     for piece in pieces:
         try:
-            ids = (tok._encode_at(piece, allow_special, offset) if cuttable
-                   else tok.encode(piece, allow_special=allow_special))
+            if cuttable:
+                ids = tok._encode_at(piece, allow_special, offset)
+            else:               # (encode names a position in the piece: in the text, here)
+                try:
+                    ids = tok.encode(piece, allow_special=allow_special)
+                except EncodeError as e:
+                    raise EncodeError(e.shown, offset + e.position, e.why) from None
         except EncodeError as e:
             if lines_of is None:
                 raise
@@ -308,6 +316,58 @@ def _cut_pieces(texts):
             rest, search_from = rest[cut.start():], PIECE_CHARS
     if rest:
         yield rest
+
+
+# How many characters on either side of a cut _checked_pieces encodes to check it: more than
+# the longest special token (MAX_SPECIAL_TOKEN_CHARACTERS), and than any pre-tokenizer's
+# pattern looks ahead or behind (GPT-2's, Llama 3's and Qwen's look one character past a run
+# of whitespace, and a cut is never inside one).
+CHECK_CHARS = 4 * 1024
+# How far on from a place that fails the check the next of its kind is looked for: each
+# check encodes 4 * CHECK_CHARS characters (the two sides together, then apart).
+SKIP_CHARS = 32 * CHECK_CHARS
+
+
+def _checked_pieces(tok, texts, allow_special):
+    """The text that `texts` join to, in pieces of about PIECE_CHARS characters that `tok`
+    encodes apart into the ids of the whole text: each cut at the first place of one of
+    _CHECKED_CUTS' kinds where `tok` gives the CHECK_CHARS on the two sides the same ids apart
+    as together. Where the check fails (a pre-tokenizer's chunk, or a special token, goes over
+    the place), the next place of that kind is looked for SKIP_CHARS on: a tokenizer that
+    parts at no space (one whose chunks are lines) is cut at new lines, and one that parts at
+    neither costs a quarter more encoding, not a check at every space."""
+    rest = ""
+    looked_from = [PIECE_CHARS] * len(_CHECKED_CUTS)     # where each kind is looked for next
+    for text in texts:
+        rest += text
+        while True:
+            found = [kind.search(rest, start) for kind, start in zip(_CHECKED_CUTS, looked_from)]
+            # Each kind's next place, or the end of the text so far (what follows may hold one)
+            places = [len(rest) if place is None else place.start() for place in found]
+            looked_from = [max(start, place) for start, place in zip(looked_from, places)]
+            kind = min(range(len(places)), key=places.__getitem__)
+            cut = places[kind]
+            if found[kind] is None or cut + CHECK_CHARS > len(rest):
+                break                                   # wait for the text after it
+            start = max(cut - CHECK_CHARS, 0)
+            if _parts_at(tok, rest[start:cut + CHECK_CHARS], cut - start, allow_special):
+                yield rest[:cut]
+                rest, looked_from = rest[cut:], [PIECE_CHARS] * len(_CHECKED_CUTS)
+            else:
+                looked_from[kind] = cut + SKIP_CHARS
+    if rest:
+        yield rest
+
+
+def _parts_at(tok, window, cut, allow_special):
+    """Whether `tok` encodes `window` cut at `cut` into the ids of it whole. A text it cannot
+    encode is not checked: no cut there, and encoding its piece names the error."""
+    try:
+        return (tok.encode(window, allow_special=allow_special)
+                == tok.encode(window[:cut], allow_special=allow_special)
+                + tok.encode(window[cut:], allow_special=allow_special))
+    except EncodeError:
+        return False
 
 
 def check_special_tokens(special_tokens: Iterable[str]) -> list[str]:
@@ -857,6 +917,10 @@ SPLIT_PATTERN = regex.compile(
 # Where encode_pieces may cut a text: a space after a character that is not whitespace (as
 # SPLIT_PATTERN's \s has it), which is where one of its chunks starts.
 _CUT = regex.compile(r"(?<=\S) ")
+# The places where _checked_pieces tries to cut a text for any other tokenizer: _CUT's, and
+# after a new line that a character that is not whitespace follows (a text of lines without
+# spaces, Chinese say, or a pre-tokenizer whose chunks are lines). Each is checked first.
+_CHECKED_CUTS = (_CUT, regex.compile(r"(?<=\n)(?=\S)"))
 
 
 def pre_split(text: str) -> list[str]:
