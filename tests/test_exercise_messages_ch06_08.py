@@ -18,6 +18,7 @@ from solutions import edited_message, expect_changed_in_place
     ("masked_fill(~mask, -1e9)", "masked_fill(~mask, 0.0)", "setting the blocked scores to 0"),
     ("q @ k.swapaxes(-2, -1)", "k @ q.swapaxes(-2, -1)", "the scores k @ q^T, the transpose"),
     ("q @ k.swapaxes(-2, -1)", "q @ k", "the scores q @ k, k not transposed"),
+    ("scores.softmax(axis=-1) @ v", "v @ scores.softmax(axis=-1)", "with v @ weights"),
 ])
 def test_06_attention_scaled_dot_product_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "scaled_dot_product", old, new)
@@ -94,6 +95,9 @@ def test_06_attention_causal_attention_with_the_mask_inverted_is_not_told_to_pas
 @pytest.mark.parametrize("old, new, function, says", [
     ("x.reshape(B, T, n_head, C // n_head).swapaxes(1, 2)", "x.reshape(B, n_head, T, C // n_head)",
      "split_heads", "reshaping straight to (B, n_head, T, d_head)"),
+    ("x.reshape(B, T, n_head, C // n_head).swapaxes(1, 2)",
+     "x.reshape(B, T, C // n_head, n_head).transpose(0, 3, 1, 2)",
+     "split_heads", "reshaping to (B, T, d_head, n_head)"),
     ("x.swapaxes(1, 2).reshape(B, T, n_head * d_head)", "x.reshape(B, T, n_head * d_head)",
      "merge_heads", "reshaping straight to (B, T, C)"),
     ("merge_heads(attention(q, k, v, mask)) @ w_o", "merge_heads(attention(q, k, v, mask))",
@@ -107,6 +111,17 @@ def test_06_attention_causal_attention_with_the_mask_inverted_is_not_told_to_pas
 def test_06_attention_multi_head_attention_names_the_mistake(tmp_path, old, new, function, says):
     message = edited_message(tmp_path, "multi_head_attention", old, new)
     assert message.startswith(f"{function}(x=") and "at [" in message and says in message
+
+
+def test_06_attention_split_heads_with_the_head_axes_swapped_names_them_by_the_shape(tmp_path):
+    # Where n_head == d_head (the lesson's example) the slip gives the right answer; the next
+    # case gets a wrong shape, which is the slip's own.
+    message = edited_message(tmp_path, "multi_head_attention",
+                             "x.reshape(B, T, n_head, C // n_head)",
+                             "x.reshape(B, T, C // n_head, n_head)")
+    assert message.startswith("split_heads(x=Tensor of shape (2, 3, 6)")
+    assert "expected shape (2, 3, 3, 2)" in message
+    assert "by reshaping to (B, T, d_head, n_head)" in message
 
 
 def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path):
