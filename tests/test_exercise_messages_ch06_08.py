@@ -140,6 +140,7 @@ def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path
     ("return 0.5 * x * (1 + inner.tanh())", "return x * (1 + inner.tanh())",
      "without the factor 0.5"),
     ("(x * x * x)", "(x * x)", "x^2 instead of x^3"),
+    ("math.sqrt(2 / math.pi)", "math.sqrt(2 * math.pi)", "sqrt(2 * pi) instead of sqrt(2 / pi)"),
 ])
 def test_07_block_gelu_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "feed_forward", old, new)
@@ -219,6 +220,17 @@ def test_07_block_with_both_sub_layers_reading_the_input(tmp_path, old, new, blo
     message = edited_message(tmp_path, "residual_blocks", old, new)
     assert message.startswith(f"{block}(x=") and "both sub-layers reading the block's input" \
         in message
+
+
+@pytest.mark.parametrize("more, says", [
+    ((), "ln2(x) + ffn(x): post-LN normalises the sum, ln2(x + ffn(x))"),
+    ((("x = ln1(x + attn(x))", "x = ln1(x) + attn(x)"),),
+     "ln1(x) + attn(x) and ln2(x) + ffn(x): post-LN normalises the sum"),
+])
+def test_07_block_post_ln_block_normalising_x_before_adding(tmp_path, more, says):
+    message = edited_message(tmp_path, "residual_blocks", "return ln2(x + ffn(x))",
+                             "return ln2(x) + ffn(x)", *more)
+    assert message.startswith("post_ln_block(x=") and "at [" in message and says in message
 
 
 def test_07_block_post_ln_block_in_pre_ln_order(tmp_path):
