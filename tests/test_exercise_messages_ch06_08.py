@@ -256,6 +256,9 @@ def test_07_block_post_ln_block_gradient(tmp_path):
     ("    m_hat = m / (1 - beta1 ** step)\n    v_hat = v / (1 - beta2 ** step)\n",
      "    m_hat, v_hat = m, v\n", "without the bias correction"),
     ("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)", "eps inside the square root"),
+    ("beta1 ** step)\n    v_hat = v / (1 - beta2 ** step)",
+     "beta1 ** (step + 1))\n    v_hat = v / (1 - beta2 ** (step + 1))",
+     "with step + 1 in the bias correction"),
     ("    param = param * (1 - lr * weight_decay)                 # decoupled decay, first\n"
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)",
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)\n"
@@ -357,6 +360,8 @@ def test_08_training_adam_step_returns_three_arrays(tmp_path):
     ("progress = (step - warmup_steps) / (total_steps - warmup_steps)",
      "progress = step / total_steps", 3, "measure it from the end of the warmup"),
     ("return min_lr + (base_lr - min_lr) *", "return base_lr *", 4, "without min_lr"),
+    ("(1 + math.cos(math.pi * progress)) / 2", "math.cos(math.pi * progress / 2)", 4,
+     "with cos(pi * progress / 2), a quarter of a cosine wave"),
     ("    if step >= total_steps:\n        return min_lr\n", "", 10, "past the end"),
 ])
 def test_08_training_warmup_schedule_names_the_step_and_the_mistake(tmp_path, old, new, step, says):
@@ -373,6 +378,20 @@ def test_08_training_warmup_schedule_that_reaches_the_cosine_at_the_end_divides_
     assert message.startswith("warmup_schedule(step=4, base_lr=1.0, warmup_steps=4, "
                               "total_steps=4")
     assert "ZeroDivisionError" in message
+    assert "Step 4 is past the end (step >= total_steps), where the lr is min_lr" in message
+
+
+@pytest.mark.parametrize("old, new", [
+    ("if step >= total_steps:", "if step > total_steps:"),
+    # The end tested after the cosine: the same cosine of no steps.
+    ("    if step >= total_steps:\n        return min_lr\n    progress = (step - warmup_steps) / "
+     "(total_steps - warmup_steps)\n",
+     "    progress = (step - warmup_steps) / (total_steps - warmup_steps)\n"
+     "    if step >= total_steps:\n        return min_lr\n"),
+])
+def test_08_training_warmup_schedule_dividing_by_zero_at_the_end_says_why(tmp_path, old, new):
+    message = edited_message(tmp_path, "warmup_schedule", old, new)
+    assert "whose progress divides by total_steps - warmup_steps = 0" in message
 
 
 def test_08_training_training_loop_without_zero_grad(tmp_path):
