@@ -529,6 +529,27 @@ def test_teacher_forcing_without_the_shift(tmp_path):
         "context=4)" in got and "y equal to x" in got
 
 
+@pytest.mark.parametrize("edits, says, not_said", [
+    ([("self.norm(x) @ self.embedding.T", "self.norm(x) @ self.embedding")],
+     "A model with vocab_size = d_model = 8 (on ids of shape (7, 7)) runs, and gives exactly "
+     "norm(x) @ E", "where B = T"),
+    ([("self.positions[:ids.shape[1]]", "self.positions[:ids.shape[0]]")],
+     "On ids of shape (7, 7), where B = T, it runs and gives the equations' logits: P[:T] takes "
+     "T from ids.shape[1]", "vocab_size = d_model"),
+    # Both at once: the unembedding is named first, and the position shows once it is fixed.
+    ([("self.norm(x) @ self.embedding.T", "self.norm(x) @ self.embedding"),
+      ("self.positions[:ids.shape[1]]", "self.positions[:ids.shape[0]]")],
+     "gives exactly norm(x) @ E", "where B = T"),
+    # Runs where B = T, but with other logits than the slip's: named by neither.
+    ([("self.positions[:ids.shape[1]]", "2 * self.positions[:ids.shape[0]]")],
+     "ShapeError", "it runs"),
+])
+def test_your_gpt_shape_error_names_the_slip_a_probe_shows(tmp_path, edits, says, not_said):
+    got = edited_message(tmp_path, "your_gpt", *edits[0], *edits[1:])
+    assert got.startswith("GPT.forward(ids=array of shape (2, 7), int64) raised an error")
+    assert "ShapeError" in got and says in got and not_said not in got
+
+
 def test_teacher_forcing_swapped(tmp_path):
     got = edited_message(tmp_path, "your_gpt", "return x, y", "return y, x")
     assert "x and y swapped" in got
