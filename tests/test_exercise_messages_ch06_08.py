@@ -18,6 +18,7 @@ from solutions import edited_message, expect_changed_in_place
     ("masked_fill(~mask, -1e9)", "masked_fill(~mask, 0.0)", "setting the blocked scores to 0"),
     ("q @ k.swapaxes(-2, -1)", "k @ q.swapaxes(-2, -1)", "the scores k @ q^T, the transpose"),
     ("q @ k.swapaxes(-2, -1)", "q @ k", "the scores q @ k, k not transposed"),
+    ("scores.softmax(axis=-1) @ v", "v @ scores.softmax(axis=-1)", "with v @ weights"),
 ])
 def test_06_attention_scaled_dot_product_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "scaled_dot_product", old, new)
@@ -94,6 +95,9 @@ def test_06_attention_causal_attention_with_the_mask_inverted_is_not_told_to_pas
 @pytest.mark.parametrize("old, new, function, says", [
     ("x.reshape(B, T, n_head, C // n_head).swapaxes(1, 2)", "x.reshape(B, n_head, T, C // n_head)",
      "split_heads", "reshaping straight to (B, n_head, T, d_head)"),
+    ("x.reshape(B, T, n_head, C // n_head).swapaxes(1, 2)",
+     "x.reshape(B, T, C // n_head, n_head).transpose(0, 3, 1, 2)",
+     "split_heads", "reshaping to (B, T, d_head, n_head)"),
     ("x.swapaxes(1, 2).reshape(B, T, n_head * d_head)", "x.reshape(B, T, n_head * d_head)",
      "merge_heads", "reshaping straight to (B, T, C)"),
     ("merge_heads(attention(q, k, v, mask)) @ w_o", "merge_heads(attention(q, k, v, mask))",
@@ -107,6 +111,17 @@ def test_06_attention_causal_attention_with_the_mask_inverted_is_not_told_to_pas
 def test_06_attention_multi_head_attention_names_the_mistake(tmp_path, old, new, function, says):
     message = edited_message(tmp_path, "multi_head_attention", old, new)
     assert message.startswith(f"{function}(x=") and "at [" in message and says in message
+
+
+def test_06_attention_split_heads_with_the_head_axes_swapped_names_them_by_the_shape(tmp_path):
+    # Where n_head == d_head (the lesson's example) the slip gives the right answer; the next
+    # case gets a wrong shape, which is the slip's own.
+    message = edited_message(tmp_path, "multi_head_attention",
+                             "x.reshape(B, T, n_head, C // n_head)",
+                             "x.reshape(B, T, C // n_head, n_head)")
+    assert message.startswith("split_heads(x=Tensor of shape (2, 3, 6)")
+    assert "expected shape (2, 3, 3, 2)" in message
+    assert "by reshaping to (B, T, d_head, n_head)" in message
 
 
 def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path):
@@ -125,6 +140,7 @@ def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path
     ("return 0.5 * x * (1 + inner.tanh())", "return x * (1 + inner.tanh())",
      "without the factor 0.5"),
     ("(x * x * x)", "(x * x)", "x^2 instead of x^3"),
+    ("math.sqrt(2 / math.pi)", "math.sqrt(2 * math.pi)", "sqrt(2 * pi) instead of sqrt(2 / pi)"),
 ])
 def test_07_block_gelu_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "feed_forward", old, new)
@@ -206,6 +222,17 @@ def test_07_block_with_both_sub_layers_reading_the_input(tmp_path, old, new, blo
         in message
 
 
+@pytest.mark.parametrize("more, says", [
+    ((), "ln2(x) + ffn(x): post-LN normalises the sum, ln2(x + ffn(x))"),
+    ((("x = ln1(x + attn(x))", "x = ln1(x) + attn(x)"),),
+     "ln1(x) + attn(x) and ln2(x) + ffn(x): post-LN normalises the sum"),
+])
+def test_07_block_post_ln_block_normalising_x_before_adding(tmp_path, more, says):
+    message = edited_message(tmp_path, "residual_blocks", "return ln2(x + ffn(x))",
+                             "return ln2(x) + ffn(x)", *more)
+    assert message.startswith("post_ln_block(x=") and "at [" in message and says in message
+
+
 def test_07_block_post_ln_block_in_pre_ln_order(tmp_path):
     message = edited_message(tmp_path, "residual_blocks",
                              "x = ln1(x + attn(x))           # normalise after adding\n"
@@ -229,6 +256,9 @@ def test_07_block_post_ln_block_gradient(tmp_path):
     ("    m_hat = m / (1 - beta1 ** step)\n    v_hat = v / (1 - beta2 ** step)\n",
      "    m_hat, v_hat = m, v\n", "without the bias correction"),
     ("(np.sqrt(v_hat) + eps)", "np.sqrt(v_hat + eps)", "eps inside the square root"),
+    ("beta1 ** step)\n    v_hat = v / (1 - beta2 ** step)",
+     "beta1 ** (step + 1))\n    v_hat = v / (1 - beta2 ** (step + 1))",
+     "with step + 1 in the bias correction"),
     ("    param = param * (1 - lr * weight_decay)                 # decoupled decay, first\n"
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)",
      "    param = param - lr * m_hat / (np.sqrt(v_hat) + eps)\n"
@@ -330,6 +360,8 @@ def test_08_training_adam_step_returns_three_arrays(tmp_path):
     ("progress = (step - warmup_steps) / (total_steps - warmup_steps)",
      "progress = step / total_steps", 3, "measure it from the end of the warmup"),
     ("return min_lr + (base_lr - min_lr) *", "return base_lr *", 4, "without min_lr"),
+    ("(1 + math.cos(math.pi * progress)) / 2", "math.cos(math.pi * progress / 2)", 4,
+     "with cos(pi * progress / 2), a quarter of a cosine wave"),
     ("    if step >= total_steps:\n        return min_lr\n", "", 10, "past the end"),
 ])
 def test_08_training_warmup_schedule_names_the_step_and_the_mistake(tmp_path, old, new, step, says):
@@ -346,6 +378,20 @@ def test_08_training_warmup_schedule_that_reaches_the_cosine_at_the_end_divides_
     assert message.startswith("warmup_schedule(step=4, base_lr=1.0, warmup_steps=4, "
                               "total_steps=4")
     assert "ZeroDivisionError" in message
+    assert "Step 4 is past the end (step >= total_steps), where the lr is min_lr" in message
+
+
+@pytest.mark.parametrize("old, new", [
+    ("if step >= total_steps:", "if step > total_steps:"),
+    # The end tested after the cosine: the same cosine of no steps.
+    ("    if step >= total_steps:\n        return min_lr\n    progress = (step - warmup_steps) / "
+     "(total_steps - warmup_steps)\n",
+     "    progress = (step - warmup_steps) / (total_steps - warmup_steps)\n"
+     "    if step >= total_steps:\n        return min_lr\n"),
+])
+def test_08_training_warmup_schedule_dividing_by_zero_at_the_end_says_why(tmp_path, old, new):
+    message = edited_message(tmp_path, "warmup_schedule", old, new)
+    assert "whose progress divides by total_steps - warmup_steps = 0" in message
 
 
 def test_08_training_training_loop_without_zero_grad(tmp_path):

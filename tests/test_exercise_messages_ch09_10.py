@@ -16,6 +16,12 @@ CASES = [
     ("greedy", "09_generation/greedy.py", "        if token == end_id:\n            break\n",
      "", ["greedy(next_logits=<the file's bigram_logits>", "end_id=3",
           "expected: [0, 1, 2, 3]", "got:      [0, 1, 2, 3, 0"]),
+    # The end id tested before appending: the statement asks for it appended, then the stop.
+    ("greedy", "09_generation/greedy.py",
+     "        ids.append(token)\n        if token == end_id:\n            break\n",
+     "        if token == end_id:\n            break\n        ids.append(token)\n",
+     ["end_id=3) returned a wrong value", "expected: [0, 1, 2, 3]", "got:      [0, 1, 2]",
+      "That is the sequence without its end id", "Test for it after appending the token"]),
     ("greedy", "09_generation/greedy.py", "    return ids", "    return ids[len(prompt):]",
      ["returned only the new tokens [1, 2, 3]", "the prompt followed by them"]),
     ("greedy", "09_generation/greedy.py",              # stops only after a token: one too many
@@ -133,6 +139,13 @@ CASES = [
      ["beam_search(next_log_probs=<a model whose two beams tie>, prompt=[0], beam_size=2",
       "the earlier beam, then the lower token, ranks first", "expected: [0, 1, 4, 3]",
       "got:      [0, 1, 1, 1]"]),
+    # Sorted ascending: the worst beams kept (sorted by log P alone, or as whole tuples).
+    ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
+     "candidates.sort(key=lambda c: c[0])",
+     ["beam_search(next_log_probs=<the file's table_log_probs>", "expected: [0, 2, 3]",
+      "got:      [0, 3]", "ranking the candidates worst first (sorted by log P ascending)"]),
+    ("beam_search", "09_generation/beam_search.py", "candidates.sort(key=lambda c: -c[0])",
+     "candidates.sort()", ["got:      [0, 3]", "ranking the candidates worst first"]),
     ("kv_cache", "09_generation/kv_cache.py", "/ np.sqrt(len(q))", "",
      ["CachedAttention.step(x=[0., 1.]) (call 2, w_q = w_k = w_v = identity; due: row 1",
       "at [0]: expected 0.330", "That is exactly what you get without dividing the scores by "
@@ -355,6 +368,19 @@ def test_kv_cache_that_rewrites_the_weights_it_was_given_does_not_pass(tmp_path)
     expect_changed_in_place(message, "CachedAttention(w_q=array of shape (5, 3)", "the w_k")
     # Shown by its shape in the call, as it is too big to read: not in full once changed.
     assert "changed the w_k it was given, in place: the caller" in message, message
+
+
+def test_beam_search_that_returns_the_first_sequence_to_finish_is_not_told_it_ranks_worst_first(
+        tmp_path):
+    # It returns [0, 3] on the first search, as a search that keeps the worst beams does; on
+    # one beam it does not keep the impossible token 0, so it is not that mistake.
+    message = edited_message(tmp_path, "beam_search",
+                             "                if best is None or log_prob > best[1]:\n"
+                             "                    best = (tokens, log_prob)",
+                             "                return tokens, log_prob",
+                             ("                if len(next_beams) == beam_size:\n"
+                              "                    break\n", ""))
+    assert "got:      [0, 3]" in message and "worst first" not in message
 
 
 def test_beam_search_that_rewrites_the_model_it_was_given_does_not_pass(tmp_path):

@@ -120,6 +120,16 @@ def test_encoder_layer_pre_ln(tmp_path):
     assert "Tensor([[" not in got and len(got.splitlines()[0]) < 300
 
 
+def test_encoder_layer_with_only_the_first_sub_layer_pre_ln(tmp_path):
+    got = edited_message(
+        tmp_path, "encoder_decoder_layers",
+        "    x = norm(x + multi_head_attention(x, x, w, \"self\", n_head, mask), w, 1)\n",
+        "    h = norm(x, w, 1)\n"
+        "    x = x + multi_head_attention(h, h, w, \"self\", n_head, mask)\n")
+    assert "encoder_layer(" in got and "at [" in got
+    assert "with the first sub-layer in the pre-LN order, x + attention(norm(x))" in got
+
+
 def test_encoder_layer_with_a_causal_mask(tmp_path):
     got = edited_message(
         tmp_path, "encoder_decoder_layers",
@@ -165,6 +175,25 @@ def test_decoder_with_the_two_masks_swapped(tmp_path):
     assert "decoder_layer(" in got and "raised an error" in got
     assert "masked_fill: the mask of shape (2, 1, 4, 4) does not broadcast against the tensor " \
         "of shape (2, 2, 4, 5)" in got
+    assert "gives exactly what the two masks swapped give" in got
+
+
+def test_decoder_cross_attention_under_the_self_mask(tmp_path):
+    got = edited_message(tmp_path, "encoder_decoder_layers",
+                         "\"cross\", n_head, memory_mask)", "\"cross\", n_head, self_mask)")
+    assert "decoder_layer(" in got and "raised an error" in got
+    assert "gives exactly what a cross-attention under self_mask gives: the cross-attention's " \
+        "mask is memory_mask" in got
+    assert "not the cross-attention's (T, T_src) = (4, 5)" in got
+
+
+def test_decoder_whose_mask_does_not_fit_for_another_reason_is_not_told_of_self_mask(tmp_path):
+    # A (T, T) mask that is not self_mask: with a source as long as the target it runs, and
+    # gives other numbers.
+    got = edited_message(tmp_path, "encoder_decoder_layers",
+                         "\"cross\", n_head, memory_mask)",
+                         "\"cross\", n_head, self_mask.swapaxes(-2, -1))")
+    assert "raised an error" in got and "self_mask fits" not in got
 
 
 def test_decoder_cross_attention_first(tmp_path):
@@ -498,6 +527,27 @@ def test_teacher_forcing_without_the_shift(tmp_path):
     got = edited_message(tmp_path, "your_gpt", "ids[s + 1:s + context + 1]", "ids[s:s + context]")
     assert "teacher_forcing_batch(ids=array of shape (30,), int64, starts=[ 0, 5, 17], " \
         "context=4)" in got and "y equal to x" in got
+
+
+@pytest.mark.parametrize("edits, says, not_said", [
+    ([("self.norm(x) @ self.embedding.T", "self.norm(x) @ self.embedding")],
+     "A model with vocab_size = d_model = 8 (on ids of shape (7, 7)) runs, and gives exactly "
+     "norm(x) @ E", "where B = T"),
+    ([("self.positions[:ids.shape[1]]", "self.positions[:ids.shape[0]]")],
+     "On ids of shape (7, 7), where B = T, it runs and gives the equations' logits: P[:T] takes "
+     "T from ids.shape[1]", "vocab_size = d_model"),
+    # Both at once: the unembedding is named first, and the position shows once it is fixed.
+    ([("self.norm(x) @ self.embedding.T", "self.norm(x) @ self.embedding"),
+      ("self.positions[:ids.shape[1]]", "self.positions[:ids.shape[0]]")],
+     "gives exactly norm(x) @ E", "where B = T"),
+    # Runs where B = T, but with other logits than the slip's: named by neither.
+    ([("self.positions[:ids.shape[1]]", "2 * self.positions[:ids.shape[0]]")],
+     "ShapeError", "it runs"),
+])
+def test_your_gpt_shape_error_names_the_slip_a_probe_shows(tmp_path, edits, says, not_said):
+    got = edited_message(tmp_path, "your_gpt", *edits[0], *edits[1:])
+    assert got.startswith("GPT.forward(ids=array of shape (2, 7), int64) raised an error")
+    assert "ShapeError" in got and says in got and not_said not in got
 
 
 def test_teacher_forcing_swapped(tmp_path):

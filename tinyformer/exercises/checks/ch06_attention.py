@@ -86,7 +86,8 @@ def _softmax(x, axis):
 
 def numpy_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
                     scale: float | None = None, axis: int = -1,
-                    mask_after: bool = False, blocked: float = -1e9) -> np.ndarray:
+                    mask_after: bool = False, blocked: float = -1e9,
+                    values_first: bool = False) -> np.ndarray:
     """Attention in numpy, with knobs to reproduce the usual mistakes."""
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     scores = q @ np.swapaxes(k, -2, -1) * scale
@@ -95,7 +96,7 @@ def numpy_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarra
     weights = _softmax(scores, axis)
     if mask is not None and mask_after:
         weights = np.where(mask, weights, 0.0)
-    return weights @ v
+    return v @ weights if values_first else weights @ v
 
 
 def _attention_mistakes(q, k, v, mask=None):
@@ -122,6 +123,10 @@ def _attention_mistakes(q, k, v, mask=None):
         mistakes.append(("with the scores q @ k, k not transposed: they are "
                          "q @ k.swapaxes(-2, -1)",
                          numpy_attention(q, np.swapaxes(k, -2, -1), v, mask)))
+    if v.shape[-1] == v.shape[-2]:          # d_v == T: v @ weights runs too
+        mistakes.append(("with v @ weights: the output is weights @ v, row t of the weights "
+                         "(query t's) averaging the rows of v",
+                         numpy_attention(q, k, v, mask, values_first=True)))
     if mask is not None:
         mistakes += [
             ("ignoring the mask", numpy_attention(q, k, v)),
@@ -375,10 +380,18 @@ def check_multi_head_attention(learner: Learner) -> None:
                       (rng.standard_normal((2, 4, 8)), 2)):
         B, T, C = x.shape
         got = on_copies(split, Tensor(x, dtype=np.float64), n_head)
-        wrong = x.reshape(B, n_head, T, C // n_head)
+        d_head = C // n_head
+        # (B, T, d_head, n_head) in place of (B, T, n_head, d_head): swapped as it is, or
+        # moved on to the right shape, each "head" then holds every n_head-th feature.
+        strided = x.reshape(B, T, d_head, n_head)
+        features_apart = ("by reshaping to (B, T, d_head, n_head): the last two axes go the "
+                          "other way round, (B, T, n_head, d_head), so that head h owns the "
+                          "features h*d_head .. (h+1)*d_head - 1; then swap axes 1 and 2")
         expect_output(got, _numpy_split(x, n_head), split.last_call, [
             ("by reshaping straight to (B, n_head, T, d_head): reshape to (B, T, n_head, "
-             "d_head) first, then swap axes 1 and 2", wrong)])
+             "d_head) first, then swap axes 1 and 2", x.reshape(B, n_head, T, d_head)),
+            (features_apart, strided.swapaxes(1, 2)),
+            (features_apart, strided.transpose(0, 3, 1, 2))])
 
     merge = learner.function("merge_heads")
     for shape in ((1, 2, 2, 2), (2, 3, 4, 2), (2, 2, 3, 5)):

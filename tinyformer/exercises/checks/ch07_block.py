@@ -44,6 +44,8 @@ def _gelu_mistakes(x):
     return [
         ("with ReLU, max(x, 0), instead of GELU", np.maximum(x, 0)),
         ("without the factor 0.5 in front", 2 * _gelu(x)),
+        ("with sqrt(2 * pi) instead of sqrt(2 / pi) in front of the bracket",
+         0.5 * x * (1 + np.tanh(np.sqrt(2 * np.pi) * (x + 0.044715 * x ** 3)))),
         ("with x^2 instead of x^3 inside the tanh",
          0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 2)))),
         ("with the sigmoid approximation x * sigmoid(1.702 x); here use the tanh one",
@@ -210,6 +212,10 @@ def _add_normed(y, sublayer, norm):
     return y + norm(sublayer(y))
 
 
+def _norm_then_add(y, sublayer, norm):
+    return norm(y) + sublayer(y)
+
+
 def _block_mistakes(x, placement, attn, ffn, ln1, ln2):
     """What the usual wrong wirings give (no gradients needed)."""
     def pre(x, attn, ffn, ln1, ln2):
@@ -256,6 +262,12 @@ def _block_mistakes(x, placement, attn, ffn, ln1, ln2):
                 ("normalising the sub-layer's output before adding it: post-LN normalises "
                  "the sum, ln1(x + attn(x))",
                  _add_normed(x + ln1(attn(x)), ffn, ln2)),
+                ("normalising x before adding the sub-layer's output, ln2(x) + ffn(x): "
+                 "post-LN normalises the sum, ln2(x + ffn(x))",
+                 ln2(ln1(x + attn(x))) + ffn(ln1(x + attn(x)))),
+                ("normalising x before adding the sub-layer's output, ln1(x) + attn(x) and "
+                 "ln2(x) + ffn(x): post-LN normalises the sum, ln1(x + attn(x))",
+                 _norm_then_add(_norm_then_add(x, attn, ln1), ffn, ln2)),
                 ("with both sub-layers reading the block's input: the feed-forward network "
                  "reads x after the first line has changed it, so reassign x there",
                  ln2(ln1(x + attn(x)) + ffn(x))),

@@ -72,6 +72,8 @@ def _adam(param, grad, m, v, t, lr, beta1, beta2, eps, weight_decay, variant=Non
             m_hat, v_hat = m, v
         elif variant == "t from 0":
             m_hat, v_hat = m / (1 - beta1 ** (t - 1)), v / (1 - beta2 ** (t - 1))
+        elif variant == "t plus 1":
+            m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
         else:
             m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
         if variant == "decay after":
@@ -90,6 +92,8 @@ _ADAM_MISTAKES = [
                       "1 - beta2**step)"),
     ("t from 0", "counting steps from 0 in the bias correction: `step` is already 1 for the "
                  "first update"),
+    ("t plus 1", "with step + 1 in the bias correction: `step` is already 1 for the first "
+                 "update, so divide by 1 - beta1**step and 1 - beta2**step as they are"),
     ("l2", "with Adam's L2 decay through the gradient; AdamW decays the parameter directly, "
            "param * (1 - lr * weight_decay)"),
     ("decay after", "decaying after the Adam step; AdamW decays the parameter first"),
@@ -272,6 +276,9 @@ def _schedule_mistakes(step, base_lr, warmup_steps, total_steps, min_lr):
              min_lr + (base_lr - min_lr) * (1 + math.cos(math.pi * step / total_steps)) / 2),
             ("with cos(progress) instead of cos(pi * progress)",
              min_lr + (base_lr - min_lr) * (1 + math.cos(progress)) / 2),
+            ("with cos(pi * progress / 2), a quarter of a cosine wave: here it is half of "
+             "one, (1 + cos(pi * progress)) / 2",
+             min_lr + (base_lr - min_lr) * math.cos(math.pi * progress / 2)),
         ]
     else:
         mistakes.append(("with 0 after the end: the lr stays at min_lr", 0.0))
@@ -298,7 +305,19 @@ def check_warmup_schedule(learner: Learner) -> None:
     for (base_lr, warmup_steps, total_steps, min_lr), steps in cases:
         reference = _reference_schedule(base_lr, warmup_steps, total_steps, min_lr)
         for step in steps:
-            got = fn(step, base_lr, warmup_steps, total_steps, min_lr)
+            try:
+                got = fn(step, base_lr, warmup_steps, total_steps, min_lr)
+            except CheckFailure as failure:
+                if not (isinstance(failure.raised, ZeroDivisionError)
+                        and warmup_steps == total_steps <= step):
+                    raise
+                # The cosine reached with no steps in it: its progress divides by 0.
+                raise CheckFailure(
+                    f"{failure}\n    Step {step} is past the end (step >= total_steps), where "
+                    f"the lr is min_lr; here it reached the cosine, whose progress divides by "
+                    f"total_steps - warmup_steps = 0. Test step >= total_steps (>=: step = "
+                    f"total_steps is past the end already) before the cosine.",
+                    raised=failure.raised) from None
             if isinstance(got, Tensor):
                 raise CheckFailure(f"{fn.last_call} returned a Tensor; return a Python float.")
             try:

@@ -9,7 +9,7 @@ token, not only on the last one.
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -93,10 +93,14 @@ def step_model(rows: ArrayLike, name: str) -> Model:
 # ---------------------------------------------------------------------------------------------
 
 def reference_greedy(next_logits: NextScores, prompt: Iterable[int], max_new_tokens: int,
-                     end_id: int | None = None) -> list[int]:
+                     end_id: int | None = None, keep_end: bool = True) -> list[int]:
+    """Greedy decoding as the exercise asks; `keep_end=False` stops before appending the end
+    id, the usual mistake of testing for it first."""
     ids = list(prompt)
     for _ in range(max_new_tokens):
         token = int(np.argmax(next_logits(list(ids))))
+        if token == end_id and not keep_end:
+            break
         ids.append(token)
         if token == end_id:
             break
@@ -109,15 +113,23 @@ BIGRAM = [[0.0, 2.0, 1.0, -1.0],
           [1.0, 1.0, 1.0, 1.0]]
 
 
-def _expect_sequence(got, expected, call, prompt):
+def _expect_sequence(got, expected, call, prompt, without_end=None):
     """The learner's generated sequence against the expected one, with a word on the common
-    mistakes: dropping the prompt, one token too many or too few."""
+    mistakes: dropping the prompt, stopping before appending the end id (`without_end`, what
+    that gives)."""
     if isinstance(got, (np.ndarray, Tensor)):
         got = as_array(got).tolist()
     if isinstance(got, list) and got == expected[len(prompt):] and prompt:
         raise CheckFailure(f"{call} returned only the new tokens {describe(got, 40)}; return "
                            f"the prompt followed by them: {describe(expected, 40)}.")
-    expect_equal(got, expected, call)
+    try:
+        expect_equal(got, expected, call)
+    except CheckFailure as failure:
+        if without_end is None or got != without_end or without_end == expected:
+            raise
+        raise CheckFailure(f"{failure}\n    That is the sequence without its end id: the "
+                           f"end id is appended too, and then the loop stops. Test for it "
+                           f"after appending the token, not before.") from None
 
 
 @exercise("greedy", "Greedy decoding", hints=[
@@ -134,7 +146,8 @@ def check_greedy(learner: Learner) -> None:
         expected = reference_greedy(bigram, prompt, max_new, end_id)
         got = on_copies(greedy, bigram, prompt, max_new, end_id,
                         advice="Start from a copy: ids = list(prompt).")
-        _expect_sequence(got, expected, greedy.last_call, prompt)
+        _expect_sequence(got, expected, greedy.last_call, prompt,
+                         reference_greedy(bigram, prompt, max_new, end_id, keep_end=False))
     # Id 0 as the end id: a test of `if end_id and ...`, where 0 reads as no end id at all.
     expected = reference_greedy(bigram, [1], 6, 0)
     got = greedy(bigram, [1], 6, 0)
@@ -153,7 +166,8 @@ def check_greedy(learner: Learner) -> None:
         prompt = [1, 4, 2][:seed + 1]
         expected = reference_greedy(model, prompt, 8, end_id=5)
         got = greedy(model, list(prompt), 8, 5)
-        _expect_sequence(got, expected, greedy.last_call, prompt)
+        _expect_sequence(got, expected, greedy.last_call, prompt,
+                         reference_greedy(model, prompt, 8, 5, keep_end=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,11 +374,14 @@ def check_top_p(learner: Learner) -> None:
 
 def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], beam_size: int,
                           max_new_tokens: int, end_id: int | None,
-                          length: Callable[[list[int]], int] | None = None
+                          length: Callable[[list[int]], int] | None = None,
+                          rank: Callable[[tuple[float, int, int]], Any] | None = None
                           ) -> tuple[list[int], float]:
     """tinyformer/decoding.py's beam search with no length penalty (alpha = 0), for any
     prompt. With `length`, sequences compete by log P / length(tokens) instead (their log P
-    is returned as it is): the usual mistake of normalising by the length."""
+    is returned as it is): the usual mistake of normalising by the length. `rank`: the sort
+    key of the candidates (log P, beam, token), for the mistakes of ranking them otherwise
+    than best first."""
     def better(tokens, log_prob, best):
         if best is None:
             return True
@@ -375,7 +392,7 @@ def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], bea
     for _ in range(max_new_tokens):
         candidates = [(log_prob + float(lp), b, v) for b, (_, log_prob) in enumerate(beams)
                       for v, lp in enumerate(next_log_probs(list(beams[b][0])))]
-        candidates.sort(key=lambda c: -c[0])
+        candidates.sort(key=rank or (lambda c: -c[0]))
         next_beams = []
         for log_prob, b, v in candidates:
             tokens = beams[b][0] + [v]
@@ -395,13 +412,27 @@ def reference_beam_search(next_log_probs: NextScores, prompt: Iterable[int], bea
     return best
 
 
-def _length_mistakes(model, prompt, beam_size, max_new_tokens, end_id):
-    """(description, what beam search returns) for the usual ways of normalising by length."""
+# Ascending, by log P alone (a stable sort) or by the whole tuple: the worst beams kept.
+_WORST_FIRST = (lambda c: c[0], lambda c: c)
+
+
+def _beam_mistakes(model, prompt, beam_size, max_new_tokens, end_id, ranks_worst_first):
+    """(description, what beam search returns, whether it is the learner's) for the usual
+    ways of normalising by length, and of ranking the candidates worst first. The last is a
+    function: a search that keeps the worst beams can end like another mistake (returning the
+    first sequence to finish, say), so `ranks_worst_first()` asks the learner's search a
+    question only that mistake answers as it does."""
     prompt = list(prompt)
+    search = (model, prompt, beam_size, max_new_tokens, end_id)
     lengths = [("", len), (" (of generated tokens)", lambda tokens: len(tokens) - len(prompt))]
-    return [(f"comparing sequences by log P divided by their length{what}",
-             reference_beam_search(model, prompt, beam_size, max_new_tokens, end_id, length))
-            for what, length in lengths]
+    plain_sums = "Compare plain sums of log-probabilities here, as the docstring says."
+    return ([(f"comparing sequences by log P divided by their length{what}. {plain_sums}",
+              reference_beam_search(*search, length=length), lambda: True)
+             for what, length in lengths]
+            + [("ranking the candidates worst first (sorted by log P ascending), so that the "
+                "worst beams are kept: sort them best first, by -log P (or with "
+                "reverse=True)", reference_beam_search(*search, rank=rank), ranks_worst_first)
+               for rank in _WORST_FIRST])
 
 
 def repository_beam_search(next_log_probs: NextScores, bos_id: int, beam_size: int,
@@ -482,7 +513,7 @@ SHORT_WINS_TABLE = [[0.0, 0.7, 0.0, 0.3],
 
 def _expect_hypothesis(got, expected, call, note="", mistakes=()):
     """The learner's (tokens, log_prob) against the expected pair; wrong tokens that are what
-    one of `mistakes` ((description, pair)) returns are named."""
+    one of `mistakes` ((description, pair, confirmed)) returns are named, if `confirmed()`."""
     expect(isinstance(got, (tuple, list)) and len(got) == 2,
            f"{call} returned {describe(got)}; it should return a pair (tokens, log_prob).")
     tokens, log_prob = got
@@ -496,13 +527,11 @@ def _expect_hypothesis(got, expected, call, note="", mistakes=()):
     try:
         expect_equal(tokens, expected_tokens, call + note, what="returned tokens with")
     except CheckFailure as failure:
-        named = next((description for description, (wrong, _) in mistakes
-                      if wrong != expected_tokens and tokens == wrong), None)
+        named = next((description for description, (wrong, _), confirmed in mistakes
+                      if wrong != expected_tokens and tokens == wrong and confirmed()), None)
         if named is None:
             raise
-        raise CheckFailure(f"{failure}\n    That is exactly what you get {named}. Compare "
-                           f"plain sums of log-probabilities here, as the docstring says.") \
-            from None
+        raise CheckFailure(f"{failure}\n    That is exactly what you get {named}.") from None
     try:
         expect_array(log_prob, expected_log_prob, call + note,
                      what="returned the right tokens but, as their log_prob,")
@@ -531,12 +560,27 @@ def _expect_hypothesis(got, expected, call, note="", mistakes=()):
 def check_beam_search(learner: Learner) -> None:
     beam_search = learner.function("beam_search")
 
+    table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
+
+    def ranks_worst_first():
+        """Whether the learner's search keeps the worst beams on one beam of the file's model:
+        the impossible token 0 every time (as a search that does not sort at all would too,
+        but that one ends otherwise where several beams are kept)."""
+        search = (table, [0], 1, 3, 3)
+        try:
+            got = on_copies(beam_search, *search)
+        except CheckFailure:
+            return False
+        worst = reference_beam_search(*search, rank=_WORST_FIRST[0])
+        return isinstance(got, (tuple, list)) and len(got) == 2 and \
+            isinstance(got[0], (list, tuple, np.ndarray)) and list(got[0]) == worst[0]
+
     def expect_search(search, expected, note=""):
         """beam_search(*search) must return `expected`."""
         got = on_copies(beam_search, *search)      # models are used again: give it copies
-        _expect_hypothesis(got, expected, beam_search.last_call, note, _length_mistakes(*search))
+        _expect_hypothesis(got, expected, beam_search.last_call, note,
+                           _beam_mistakes(*search, ranks_worst_first))
 
-    table = table_model(BEAM_TABLE, "the file's table_log_probs", log=True)
     for beam_size, max_new in [(2, 3), (1, 3), (3, 4), (1, 1)]:
         search = (table, [0], beam_size, max_new, 3)
         expect_search(search, reference_beam_search(*search))

@@ -15,7 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-from tinyautograd import Tensor, functional, no_grad
+from tinyautograd import ShapeError, Tensor, functional, no_grad
 
 from ..catalogue import Question, exercise
 from ..checking import (CheckFailure, Learner, a_kind, describe, expect, expect_equal,
@@ -297,9 +297,9 @@ def reference_encoder_layer(x: Tensor, w: Mapping[str, Tensor], n_head: int,
         mask = mask & causal_mask(x.shape[1])
     elif variant == "no mask":
         mask = None
-    if variant == "pre":
+    if variant in ("pre", "pre first"):
         x = x + attend(norm(x, 1), norm(x, 1), "self", mask)
-        return x + ffn(norm(x, 2))
+        return x + ffn(norm(x, 2)) if variant == "pre" else norm(x + ffn(x), 2)
     x = norm(x + attend(x, x, "self", mask), 1)
     return norm(x + ffn(x), 2)
 
@@ -311,12 +311,13 @@ def reference_decoder_layer(y: Tensor, memory: Tensor, w: Mapping[str, Tensor], 
     attend, ffn, norm = _sublayers(w, n_head)
 
     def self_attention(y, number):
-        mask = None if variant == "no causal" else self_mask
+        mask = {"no causal": None, "masks swapped": memory_mask}.get(variant, self_mask)
         return norm(y + attend(y, y, "self", mask), number)
 
     def cross_attention(y, number):
         keys = y if variant == "cross keys from y" else memory
-        mask = None if variant == "no memory mask" else memory_mask
+        mask = {"no memory mask": None, "cross self mask": self_mask,
+                "masks swapped": self_mask}.get(variant, memory_mask)
         return norm(y + attend(y, keys, "cross", mask), number)
 
     if variant == "cross first":
@@ -393,6 +394,9 @@ def check_encoder_decoder_layers(learner: Learner) -> None:
                                                                     variant),
                  [("with the pre-LN order: this exercise follows the paper, "
                    "x = norm(x + sublayer(x))", "pre"),
+                  ("with the first sub-layer in the pre-LN order, x + attention(norm(x)), "
+                   "and the second post-LN: here both are post-LN, x = norm(x + sublayer(x))",
+                   "pre first"),
                   ("with a causal mask: the encoder reads the whole source at once, so only "
                    "the padding is hidden", "causal"),
                   ("ignoring the padding mask: pass it to the self-attention", "no mask")],
@@ -437,6 +441,52 @@ def _check_decoder_layer(decoder_layer, y, memory, w, n_head, self_mask, memory_
                          rng):
     for t in inputs.values():
         t.grad = None
+    try:
+        _check_decoder_layer_numbers(decoder_layer, y, memory, w, n_head, self_mask,
+                                     memory_mask, inputs, rng)
+    except CheckFailure as failure:
+        if not isinstance(failure.raised, ShapeError):
+            raise
+        named = _self_mask_in_the_cross_attention(decoder_layer, y, memory, w, n_head,
+                                                  self_mask)
+        if named is None:
+            raise
+        T, T_src = y.shape[1], memory.shape[1]
+        raise CheckFailure(
+            f"{failure}\n    With a source as long as the target it runs, and gives exactly "
+            f"what {named}. self_mask fits the self-attention's (T, T) = {(T, T)} scores, not "
+            f"the cross-attention's (T, T_src) = {(T, T_src)}.", raised=failure.raised) from None
+
+
+def _self_mask_in_the_cross_attention(decoder_layer, y, memory, w, n_head, self_mask):
+    """What the learner's decoder_layer does with the masks, where a memory cut to the
+    target's length (which self_mask then fits as well) shows it: a sentence saying so, or
+    None."""
+    T = y.shape[1]
+    named = {"cross self mask": "a cross-attention under self_mask gives: the cross-attention's "
+                                "mask is memory_mask",
+             "masks swapped": "the two masks swapped give: the self-attention's mask is "
+                              "self_mask, the cross-attention's memory_mask"}
+    with no_grad():
+        plain = {name: Tensor(t.data, dtype=np.float64) for name, t in w.items()}
+        args = (Tensor(y.data, dtype=np.float64), Tensor(memory.data[:, :T], dtype=np.float64),
+                plain, n_head, self_mask, None)
+        right = reference_decoder_layer(*args).data
+        try:
+            got = decoder_layer(*args)
+        except CheckFailure:
+            return None
+        if not (isinstance(got, Tensor) and got.shape == right.shape):
+            return None
+        for variant, sentence in named.items():
+            wrong = reference_decoder_layer(*args, variant=variant).data
+            if np.allclose(got.data, wrong, atol=1e-6) and not np.allclose(wrong, right):
+                return sentence
+    return None
+
+
+def _check_decoder_layer_numbers(decoder_layer, y, memory, w, n_head, self_mask, memory_mask,
+                                 inputs, rng):
     _check_layer(decoder_layer, (y, memory, w, n_head, self_mask, memory_mask),
                  lambda y, memory, w, variant=None: reference_decoder_layer(
                      y, memory, w, n_head, self_mask, memory_mask, variant),

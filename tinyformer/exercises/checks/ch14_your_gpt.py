@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tinyautograd import Tensor, functional, manual_seed, nn, no_grad, optim
+from tinyautograd import ShapeError, Tensor, functional, manual_seed, nn, no_grad, optim
 from tinyformer.data import builtin_corpus
 
 from ..catalogue import Question, exercise
@@ -109,7 +109,13 @@ def _check_behaviour(learner):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, V, size=(2, 7))
     with no_grad():
-        base = _logits(model, ids, call, learner).data
+        try:
+            base = _logits(model, ids, call, learner).data
+        except CheckFailure as failure:
+            if not isinstance(failure.raised, ShapeError):
+                raise
+            raise CheckFailure(f"{failure}{_shape_slip(learner, GPT, model)}",
+                               raised=failure.raised) from None
         for after, summed in (("a softmax", base), ("a log_softmax", np.exp(base))):
             expect(not np.allclose(summed.sum(axis=-1), 1.0),
                    f"{call}(ids) returned what {after} gives: at every position its "
@@ -189,14 +195,66 @@ def _check_behaviour(learner):
            f"them at N(0, 0.02^2).")
 
 
-def _composed(E_rows, P, blocks, norm, ids, add_block=False, norm_each=False):
+def _composed(E_rows, P, blocks, norm, ids, add_block=False, norm_each=False,
+              untransposed=False):
     """The logits of the equations from the model's own parts; `add_block` and `norm_each`
-    give the usual wrong ways of chaining the blocks."""
+    give the usual wrong ways of chaining the blocks, `untransposed` the unembedding by E
+    itself (which runs only where vocab_size == d_model)."""
     x = Tensor(E_rows[ids] + P.data[:ids.shape[1]])
     for block in blocks:
         x = x + block(x) if add_block else block(x)
         x = norm(x) if norm_each else x
-    return (x if norm_each else norm(x)).data @ E_rows.T
+    return (x if norm_each else norm(x)).data @ (E_rows if untransposed else E_rows.T)
+
+
+def _parts(learner, model, vocab_size):
+    """(E, P, Blocks, final norm) of a model built from the given parts, E and P as arrays
+    (vocab_size, C) and (CONTEXT, C); None where it is built otherwise."""
+    Block = learner.attribute("Block")
+    blocks = [m for m in model.modules() if isinstance(m, Block)]
+    inside = {id(m) for block in blocks for m in block.modules()}
+    inside_params = {id(p) for block in blocks for p in block.parameters()}
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm) and id(m) not in inside]
+    outside = [p for p in model.parameters() if id(p) not in inside_params]
+    tables = [p for p in outside if p.shape == (vocab_size, C)]
+    positions = [p for p in outside if p.shape == (CONTEXT, C)]
+    if len(blocks) != LAYERS or len(norms) != 1 or len(tables) != 1 or len(positions) != 1:
+        return None
+    return tables[0].data, positions[0], blocks, norms[0]
+
+
+def _shape_slip(learner, GPT, model):
+    """For a forward that raised a ShapeError on ids (2, 7): a line naming the slip, where a
+    shape that lets it run shows which (or "" where none does). Ids (T, T) = (7, 7), B = T,
+    hide a T taken from ids.shape[0]; a model with vocab_size = d_model hides a product with
+    E in place of E^T. Each must then give exactly that slip's logits."""
+    rng = np.random.default_rng(1)
+    square = rng.integers(0, C, size=(7, 7))           # ids below C: a token of either model
+    probes = [(model, V, False,
+               "\n    On ids of shape (7, 7), where B = T, it runs and gives the equations' "
+               "logits: P[:T] takes T from ids.shape[1], the length of each sequence; "
+               "ids.shape[0] is the batch size B.")]
+    manual_seed(0)
+    try:
+        probes.append((GPT(C, CONTEXT, C, LAYERS, HEADS), C, True,
+                       f"\n    A model with vocab_size = d_model = {C} (on ids of shape (7, 7)) "
+                       f"runs, and gives exactly norm(x) @ E: E is (vocab_size, d_model), so "
+                       f"the logits are norm(x) @ E.T, (B, T, vocab_size)."))
+    except Exception:       # the learner's __init__ refuses these sizes: no second probe
+        pass
+    for probe, vocab_size, untransposed, named in probes:
+        parts = _parts(learner, probe, vocab_size)
+        if parts is None:
+            continue
+        try:
+            got = learner.call_method(probe, "forward", square)
+        except CheckFailure:
+            continue
+        if isinstance(got, Tensor) and got.shape == (7, 7, vocab_size) and np.allclose(
+                got.data, _composed(*parts, square, untransposed=untransposed), atol=1e-5,
+                rtol=1e-4):
+            return named
+    return ""
 
 
 def _check_composition(learner, model, call, ids, logits, E_rows):
