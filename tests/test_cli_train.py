@@ -762,6 +762,8 @@ def files(tmp_path):
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
     (["--task", "copy", "--corpus", "short.txt"], ["give --task or --corpus, not both"]),
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
+    (["--model", "GPT"], ["--model must be one of gpt, bert, transformer, got 'GPT'; did you "
+                          "mean 'gpt'?"]),
     (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
     (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
     (["--task", "add", "--min-len", "2", "--max-len", "2"],      # said at once: none drawn
