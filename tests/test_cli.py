@@ -208,6 +208,28 @@ def test_a_missing_argument_or_option_is_said_with_a_command_line_that_gives_it(
         main, ["generate", "--prompt", "hi"]).stderr
 
 
+def test_a_word_given_to_a_command_of_options_only_is_said_with_an_example_of_its_options(
+        tmp_path, monkeypatch):
+    # `tinyformer train input.txt`, a prompt without --prompt: click said only "Got unexpected
+    # extra argument", where the example shows --corpus, --prompt.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "input.txt").write_text("hello world\n" * 200)
+    for args, example in [(["train", "input.txt"], "train --corpus input.txt --out "),
+                          (["generate", "--checkpoint", "runs/x", "eve has"],
+                           "generate --checkpoint runs/gpt-builtin --prompt ")]:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"Error: Got unexpected extra argument ({args[-1]}): {args[0]} "
+                               f"takes options only. For example: `tinyformer {example}"), line
+        parse(re.search(r"For example: `([^`]+)`", line)[1])       # a command line that runs
+    assert [path.name for path in tmp_path.iterdir()] == ["input.txt"]     # nothing written
+    # A command with arguments of its own says click's words alone: it takes words.
+    result = CliRunner().invoke(main, ["tokenize", "show", "a", "b"])
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "Error: Got unexpected extra argument (b) (see "), result.output
+
+
 def test_a_missing_option_is_given_by_the_first_example_that_has_it_not_the_first():
     from tinyformer_cli import with_example
 

@@ -762,6 +762,8 @@ def files(tmp_path):
     (["--task", "juggle"], ["--task must be one of copy, reverse, sort, add, got 'juggle'"]),
     (["--task", "copy", "--corpus", "short.txt"], ["give --task or --corpus, not both"]),
     (["--model", "lstm"], ["--model must be one of gpt, bert, transformer, got 'lstm'"]),
+    (["--model", "GPT"], ["--model must be one of gpt, bert, transformer, got 'GPT'; did you "
+                          "mean 'gpt'?"]),
     (["--whole-words"], ["--mask-rate and --whole-words say what BERT hides", "--model bert"]),
     (["--task", "copy", "--mask-rate", "0.2"], ["a transformer does not hide tokens"]),
     (["--task", "add", "--min-len", "2", "--max-len", "2"],      # said at once: none drawn
@@ -837,6 +839,8 @@ def tokenizer_files(files):
 @pytest.mark.parametrize("args, phrases", [
     (["--tokenizer", "missing.json"], ["tokenizer 'missing.json' is neither char nor bpe, and "
                                        "no such file exists", "tinyformer tokenize train"]),
+    (["--tokenizer", "BPE"], ["tokenizer 'BPE' is neither char nor bpe",
+                              "wrote; did you mean 'bpe'?"]),
     (["--tokenizer", "a-dir"], ["'a-dir' holds no tokenizer"]),
     (["--tokenizer", "tok.json/"], ["tokenizer 'tok.json/' ends in '/'",   # not "no such file"
                                     "'tok.json' is a file; drop the '/'"]),
@@ -856,6 +860,15 @@ def test_a_tokenizer_file_that_cannot_train_the_run_is_refused(tokenizer_files, 
     result = tinyformer("train", *TINY, *args, "--iters", 1, cwd=tokenizer_files)
     assert_input_error(result, *phrases)
     assert snapshot(tokenizer_files) == before and not (tokenizer_files / "runs").exists()
+
+
+def test_a_tokenizer_kind_misspelt_in_a_config_file_is_told_the_kind_it_was_meant_for(tmp_path):
+    # Not that a relative path is read from the current directory: 'BPE' was never a path.
+    (tmp_path / "c.toml").write_text('tokenizer = "BPE"\n')
+    result = tinyformer("train", "--config", "c.toml", cwd=tmp_path)
+    assert_input_error(result, "tokenizer 'BPE' in c.toml is neither char nor bpe, and no such "
+                               "file exists; did you mean 'bpe'?")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_the_tokenizer_command_a_refusal_advises_names_the_program_as_it_was_run(tmp_path):

@@ -2,6 +2,7 @@
 conversions to Python numbers, the grad modes, in-place operators."""
 
 import inspect
+import json
 import operator
 import re
 import warnings
@@ -370,6 +371,20 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
                                              r"attribute 'conv2d'$"):     # nothing to use
         _ = F.conv2d
 
+
+
+def test_torchs_size_called_says_to_write_shape_and_numpys_size_stays_an_int():
+    # size is numpy's number of elements here, torch's shape method there: x.size(0), in
+    # nearly every PyTorch script, would otherwise fail with "'int' object is not callable".
+    x = Tensor(np.ones((2, 3)))
+    for call in (lambda: x.size(), lambda: x.size(0)):
+        with pytest.raises(TypeError, match=r"^x\.size\(\) is PyTorch's, the shape; here, "
+                                            r"x\.size is numpy's, the number of elements, an "
+                                            r"int: write x\.shape \(x\.shape\[dim\] for "
+                                            r"x\.size\(dim\)\)$"):
+            call()
+    assert x.size == 6 and isinstance(x.size, int) and np.zeros(x.size).shape == (6,)
+    assert json.dumps({"n": x.size}) == '{"n": 6}' and f"{x.size:,}" == "6"
 
 # torch.nn.functional's names whose advice holds an expression, run here against torch's:
 # name -> (the advice's text just before the expression and just after it, "" where it starts

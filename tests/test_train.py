@@ -77,6 +77,11 @@ def test_defaults_depend_on_the_job():
     (dict(n_head=3, d_model=64), "--n-head 3 does not divide --d-model 64"),
     (dict(model="lstm"), "--model must be one of gpt, bert, transformer, got 'lstm'"),
     (dict(task="juggle"), "--task must be one of copy, reverse, sort, add, got 'juggle'"),
+    # a slip of a key or of the case gets the choice it was meant for
+    (dict(model="gtp"), "--model must be one of gpt, bert, transformer, got 'gtp'; did you mean "
+                        "'gpt'?"),
+    (dict(model="GPT"), "got 'GPT'; did you mean 'gpt'?"),
+    (dict(task="revers"), "got 'revers'; did you mean 'reverse'?"),
     (dict(tokenizer=3), "--tokenizer must be char, bpe or a tokenizer file's path, got 3"),
     (dict(tokenizer=" "), "--tokenizer must be char, bpe or a tokenizer file's path"),
     (dict(lr=0), "--lr must be a finite number > 0"),
@@ -284,6 +289,8 @@ def test_unknown_setting_names_the_one_meant_or_else_the_known_ones():
     ({"lr": "abc"}, "lr in f.toml must be a finite number > 0, got 'abc'"),
     ({"n-layer": 2.0}, "n_layer in f.toml must be a whole number >= 1, got 2.0"),
     ({"task": 7}, "task in f.toml must be one of copy, reverse, sort, add, got 7"),
+    ({"activation": "GELU"}, "activation in f.toml must be one of relu, gelu, swiglu, relu2, got "
+                             "'GELU'; did you mean 'gelu'?"),
     ({"corpus": ["a.txt"]}, "corpus in f.toml must be a file's path"),
 ])
 def test_a_files_values_are_checked_and_named_by_where_they_came_from(settings, message):

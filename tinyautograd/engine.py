@@ -531,8 +531,9 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        """The number of elements (numpy's size; torch's numel())."""
-        return self.data.size
+        """The number of elements (numpy's size; torch's numel()), an int that, called as
+        torch's x.size() or x.size(dim), says what to write here."""
+        return ElementCount(self.data.size)
 
     @property
     def is_leaf(self) -> bool:
@@ -1962,6 +1963,18 @@ _TORCH_TENSOR_NAMES = {
     "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
     "topk": _TOPK, "logsumexp": _LOGSUMEXP,
 }
+
+
+class ElementCount(int):
+    """Tensor.size: numpy's, the number of elements, an int in every use (x.size == 6,
+    np.zeros(x.size)). torch's size is a method, the shape: called as one, x.size() or
+    x.size(1), this says what to write here, where a plain int would say only that an int
+    cannot be called."""
+
+    def __call__(self, *dim):
+        raise TypeError("x.size() is PyTorch's, the shape; here, x.size is numpy's, the "
+                        "number of elements, an int: write x.shape (x.shape[dim] for "
+                        "x.size(dim))")
 
 
 def _not_found(owner, name, hint, obj=None):

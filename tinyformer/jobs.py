@@ -36,7 +36,7 @@ from .prompts import NO_ANSWER, likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
-from .schema import BadInput, option_name
+from .schema import BadInput, OneOf, option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, encode_pieces, one_line
 from .train_config import TrainConfig
 from .transformer import Transformer
@@ -725,10 +725,11 @@ def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     train` writes one, and a run directory holds its own), with the special tokens its job
     needs. ValueError in one line naming the file: missing, not a tokenizer, or without them."""
     path = config.tokenizer_file
-    # Missing: most likely a kind misspelt, so the message says what may be given.
+    # Missing: most likely a kind misspelt (BPE, chr), so the message says what may be given.
     check_exists(path, "tokenizer", f"tokenizer {path!r} is neither char nor bpe, and no such "
                                     f"file exists; give char, bpe, or a file that "
-                                    f"`{command_line('tokenize', 'train')}` wrote")
+                                    f"`{command_line('tokenize', 'train')}` wrote"
+                                    f"{OneOf('char', 'bpe').near(path)}")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path, pipe=pipe)

@@ -812,8 +812,9 @@ def pretrained_format(model: GPT) -> str:
                           f"{' or '.join(map(repr, _choices(fixed[name])))})"
                           for name in differences[nearest])
         raise PretrainedError(f"no Hugging Face format expresses this GPT: the nearest, {title}, "
-                              f"cannot express {named}; a GPT trained with those settings "
-                              f"exports (this one's checkpoint generates as it is)")
+                              f"cannot express {named}; a GPT trained with {title}'s values "
+                              f"of those settings exports (this one's checkpoint generates as "
+                              f"it is)")
     return nearest
 
 

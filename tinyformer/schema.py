@@ -12,6 +12,7 @@ line naming the setting and where it came from, never a traceback from deep insi
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import numbers
@@ -110,7 +111,17 @@ class OneOf(Rule):
         if value in self.options and type(value) is type(self.options[0]):
             return None
         shown = ", ".join(str(option) for option in self.options)
-        return f"must be one of {shown}, got {spell(value)}"
+        return f"must be one of {shown}, got {spell(value)}{self.near(value)}"
+
+    def near(self, value: Any) -> str:
+        """"; did you mean 'gpt'?" for a text close to one of the options (a slip of a key,
+        'gtp', or of the case, 'GPT'), else nothing."""
+        if not isinstance(value, str):
+            return ""
+        options = [option for option in self.options if isinstance(option, str)]
+        close = ([option for option in options if option.lower() == value.lower()]
+                 or difflib.get_close_matches(value, options, n=1))
+        return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class Flag(Rule):

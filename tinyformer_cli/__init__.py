@@ -277,6 +277,22 @@ class Context(click.Context):
     the program was run: the epilogs write them for the installed `tinyformer`, and under
     `python cli.py` its usage line and its messages say `python cli.py train ...`."""
 
+    def __init__(self, command, *args, **kwargs):
+        super().__init__(command, *args, **kwargs)
+        # A word given to a command that takes options only (`tinyformer train input.txt`) is
+        # refused in invoke below, with an example of its options, where click's parser said
+        # only "Got unexpected extra argument". A group's extra words are its command's, and a
+        # command with arguments of its own (plot RUN_DIR...) is left to click, as ever.
+        self.refuses_extra_words = not (
+            self.allow_extra_args or isinstance(command, click.Group)
+            or any(isinstance(param, click.Argument) for param in command.params))
+        self.allow_extra_args = self.allow_extra_args or self.refuses_extra_words
+
+    def invoke(self, callback, /, *args, **kwargs):
+        if self.refuses_extra_words and self.args:
+            raise click.UsageError(extra_words_said(self), self)
+        return super().invoke(callback, *args, **kwargs)
+
     def get_help(self):
         return re.sub(r"(?m)^(\s*)tinyformer(?= )", lambda line: line[1] + files.command_line(),
                       super().get_help())
@@ -466,6 +482,19 @@ def with_example(error: click.MissingParameter) -> str | None:
                                                 for word in shlex.split(line)))
     example = re.sub(r"^tinyformer", lambda _: files.command_line(), plainest)
     return f"{error.format_message()} For example: `{example}`"
+
+
+def extra_words_said(ctx: click.Context) -> str:
+    """click's words for words given to a command that takes options only (`tinyformer train
+    input.txt`, a prompt without --prompt), and the first of its help examples that gives
+    options, as the program was run."""
+    words = " ".join(ctx.args)
+    said = f"Got unexpected extra argument{'s' * (len(ctx.args) > 1)} ({words})"
+    for line in example_lines(ctx.command.epilog or ""):
+        if " --" in line:
+            example = re.sub(r"^tinyformer", lambda _: files.command_line(), line)
+            return f"{said}: {ctx.info_name} takes options only. For example: `{example}`"
+    return said
 
 
 def example_lines(text: str) -> list[str]:
