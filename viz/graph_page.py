@@ -192,6 +192,8 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
         t = drawn.tensor
         if t is not None:
             info["value"] = summary(t.data)
+        if drawn.is_gradient:       # a backward node whose value is a gradient it computes
+            info["is_gradient"] = True
         if drawn.node is not None:
             info["op"] = drawn.node.name
             docs.setdefault(drawn.node.name, _reflowed(inspect.getdoc(drawn.node.fn) or ""))
