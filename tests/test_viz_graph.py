@@ -696,7 +696,7 @@ def test_a_folded_module_still_raises_the_alarm_for_an_infinite_gradient():
                                 "inner")
     # the scale's gradient and the mul's output's: infinite at 0
     assert alarm(viz.graph.ALARM_INK, "2 gradients with NaN or inf") in forward
-    # the sqrt's backward, the mul's and dL/dscale, each infinite at 0
+    # the sqrt's backward and the mul's (dL/dscale, drawn as its own node), infinite at 0
     assert alarm(viz.graph.ALARM_INK, "2 gradients with NaN or inf") in backward
     for label in (forward, backward):
         assert red in label and "value" not in label

@@ -677,12 +677,13 @@ function describeFold(view, key) {
 // How many of the nodes hidden in folded box `key` have a value holding a NaN, a value
 // holding an infinity and no NaN, and a gradient holding either: the forward graph's
 // dL/d(node), or in the backward graph a node's value where it is a gradient it computes
-// (judged as a gradient, not as a value).
+// (judged as a gradient, not as a value). A dL/dparameter box shows the value of the node
+// that computes it, counted there: as the picture counts it, once.
 function nonfinite(view, key) {
   const found = {nanValues: 0, infValues: 0, badGrads: 0};
   for (const [id, rep] of Object.entries(view.rep)) {
-    if (rep !== key) continue;
     const node = view.info.nodes[id];
+    if (rep !== key || node.kind === "gradient") continue;
     const value = node.is_gradient ? null : node.value;
     const grad = node.is_gradient ? node.value : node.grad;
     if (value && value.nan) found.nanValues += 1;
