@@ -63,8 +63,9 @@ _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 # A NaN gradient is filled NAN_COLOUR (red, outside viridis): it has no size, and the darkest
 # fill would call it vanished.
-# A folded module hiding a NaN or an infinity: a border of NAN_COLOUR, and the lines that count
-# them bold in a darker red that reads on its pale fill (as on the page: graph.css).
+# A folded module hiding a NaN, or a gradient with an infinity: a border of NAN_COLOUR, and the
+# lines that count them bold in a darker red that reads on its pale fill (as on the page:
+# graph.css). A value's infinities (a mask's -inf) get a plain line.
 ALARM_INK = "#a50f15"
 
 # The directions graphviz lays a graph out in: top to bottom, left to right, and back.
@@ -425,7 +426,9 @@ def draw_graph(tensor: ta.Tensor,
     Module, for the class names, parameter counts and lists of blocks; it defaults to `params`
     when that is a Module. A collapsed module counts the values (with `show_data`) and the
     gradients (with `show_grad` or `color_by_grad`) of the nodes inside it that hold a NaN or
-    an infinity, in red lines under a red border.
+    an infinity: those with a NaN, and gradients with an infinity, are faults, in red lines
+    under a red border; values with an infinity and no NaN (a causal mask's -inf) in a plain
+    line.
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
@@ -952,7 +955,8 @@ def draw_backward(loss: ta.Tensor,
     it is, and an `add` summing paths to the module that made the tensor it sums for. The
     "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
     module N levels down into one node (with the gradients only it computes, and, as
-    draw_graph's, a count of the values and gradients inside that hold a NaN or an infinity)
+    draw_graph's, a count of the values and gradients inside that hold a NaN or an infinity,
+    the values computed from the seed, gradients, counted as gradients)
     and `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
 
     `color_by_grad=True` fills each node by the norm of the gradient it computes, on the same
