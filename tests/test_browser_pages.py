@@ -1297,6 +1297,100 @@ def test_a_folded_box_shows_the_nan_hidden_in_it(browser, tmp_path):
     assert chromium.errors(browser) == []
 
 
+def folded_lines(browser, label):
+    """Of the folded box `label` (its aria-label) in the view shown: its classes, its lines and
+    those of them drawn red."""
+    return browser.execute_script("""
+        const g = views[current].overlay.querySelector(
+          `g.folded[aria-label="${CSS.escape(arguments[0])}"]`);
+        const texts = [...g.querySelectorAll("text")];
+        return [g.getAttribute("class"), texts.map((t) => t.textContent),
+                texts.filter((t) => t.classList.contains("alarm")).map((t) => t.textContent)];
+        """, label)
+
+
+def test_a_gpts_folded_block_says_its_masks_infinities_plainly(browser, tmp_path):
+    # Attention's backward recomputes its weights, -inf where the causal mask blocks a key:
+    # each folded block of a healthy GPT was a red alarm, "2 values with NaN or inf".
+    ta.manual_seed(0)
+    with viz.record():
+        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
+        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    folded = dict(params=model, depth=2)
+    path = viz.graph_page(step.loss, view="backward", **folded).save(tmp_path / "graph.html")
+    picture = viz.draw_backward(step.loss, show_data=True, **folded).source
+    open_clean(browser, path)
+    classes, lines, red = folded_lines(browser, "open decoder.layers.0: DecoderLayer")
+    said = "2 values with ±inf (masks use -inf)"
+    assert said in lines and red == [] and "nonfinite" not in classes
+    # as the picture's folded block says it, in its plain lines
+    assert f'<FONT POINT-SIZE="10">{said}</FONT>' in picture and NAN_COLOUR not in picture
+    assert chromium.errors(browser) == []
+
+
+class NaNWeight(ta.nn.Module):
+    """A linear whose weight holds a NaN: every value after it is NaN."""
+
+    def __init__(self):
+        self.inner = ta.nn.Linear(3, 3)
+        self.inner.weight.data[0, 0] = np.nan
+        self.out = ta.nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.out(self.inner(x)).sum()
+
+
+class InfiniteSlope(ta.nn.Module):
+    """sqrt of a parameter at 0: a finite value, an infinite gradient and no NaN."""
+
+    def __init__(self):
+        self.scale = ta.nn.Parameter(np.array([0.0, 1.0]))
+
+    def forward(self):
+        return (self.scale * 1.0).sqrt()
+
+
+class InfiniteInside(ta.nn.Module):
+    def __init__(self):
+        self.inner = InfiniteSlope()
+
+    def forward(self):
+        return self.inner().sum()
+
+
+def test_a_folded_box_still_raises_the_alarm_for_a_nan_value_or_an_infinite_gradient(
+        browser, tmp_path):
+    ta.manual_seed(0)
+    model = NaNWeight()
+    with viz.record(model):
+        loss = model(ta.Tensor(np.array([[1.0, -2.0, 3.0]])))
+    path = viz.graph_page(loss, params=model, depth=1).save(tmp_path / "nan.html")
+    picture = viz.draw_graph(loss, params=model, depth=1, show_data=True).source
+    open_clean(browser, path)
+    classes, _, red = folded_lines(browser, "open inner: Linear")
+    # its weight and the linear op's output, as the picture says it
+    assert red == ["2 values with NaN"] and "nonfinite" in classes
+    assert "<B>2 values with NaN</B>" in picture
+
+    # In the backward graph a node's value is the gradient it computes: an infinity in it is
+    # a fault (it was counted a value, which holding an infinity is none).
+    model = InfiniteInside()
+    with viz.record(model):
+        loss = model()
+    with np.errstate(divide="ignore"):
+        path = viz.graph_page(loss, params=model, depth=1, view="backward").save(
+            tmp_path / "inf.html")
+        picture = viz.draw_backward(loss, params=model, depth=1, show_data=True).source
+    open_clean(browser, path)
+    classes, lines, red = folded_lines(browser, "open inner: InfiniteSlope")
+    # the sqrt's backward and the mul's, dL/dscale (computed by the mul's) counted once: as
+    # the picture counts them
+    assert red == ["2 gradients with NaN or inf"] and "nonfinite" in classes
+    assert not any("value" in line for line in lines)
+    assert "<B>2 gradients with NaN or inf</B>" in picture
+    assert chromium.errors(browser) == []
+
+
 def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser, gpt_backward):
     open_clean(browser, gpt_backward)
     browser.find_element(By.ID, "unfold").click()

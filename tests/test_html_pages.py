@@ -80,10 +80,12 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
     broken = np.array([1.0, np.nan, 3.0, np.inf])
     found = summary(broken)
     assert found["nonfinite"] == 2 and found["max"] == 3.0 and found["mean"] == 2.0
+    # which of them are NaN: a fault, where an infinity may be a mask's -inf
+    assert found["nan"] == 1 and summary(np.array([0.0, -np.inf]))["nan"] == 0
     assert summary(np.array([np.nan]))["nonfinite"] == 1 and "norm" not in summary([np.nan])
     # all NaN is no empty array: the panel says "no finite value" of a size it counts
     assert summary(np.array([np.nan, np.inf])) == {"shape": [2], "dtype": "float64", "size": 2,
-                                                   "nonfinite": 2}
+                                                   "nonfinite": 2, "nan": 1}
     assert summary(np.zeros((0, 3)))["size"] == 0
     assert summary(None) is None
     assert summary(np.full(4, 2.0))["hist"]["counts"][HISTOGRAM_BINS // 2] == 4   # one bar
@@ -163,6 +165,18 @@ def gpt_page():
     untouched = all(p.grad is None for p in model.parameters())
     step.loss.backward(retain_graph=True)
     return model, step.loss, page, page_data(page.html), untouched
+
+
+def test_the_backward_view_says_which_of_its_values_are_gradients(gpt_page):
+    # A folded box judges an infinity in a gradient a fault and one in a value not (the -inf
+    # of the causal mask, in the attention weights that the backward recomputes): its nodes
+    # say which of the two their value is, and whether it holds a NaN.
+    _, _, _, data, _ = gpt_page
+    backward = data["views"]["backward"]["nodes"].values()
+    masked = [n for n in backward if n.get("value") and n["value"]["nonfinite"]]
+    assert masked and all(n["value"]["nan"] == 0 and "is_gradient" not in n for n in masked)
+    assert {n["kind"] for n in backward if n.get("is_gradient")} == {"seed", "op", "gradient"}
+    assert not any("is_gradient" in n for n in data["views"]["forward"]["nodes"].values())
 
 
 def node_texts(svg):

@@ -586,9 +586,11 @@ def test_a_folded_module_counts_the_nan_and_infinities_hidden_in_it():
     inner = module_label(forward, "inner")
     assert alarm(viz.graph.ALARM_INK, "4 gradients with NaN or inf") in inner
     assert "values with NaN" not in inner and f'color="{red}"' in inner
-    # the backward ops' outputs, the gradients they compute (all of them NaN or inf)
+    # the backward ops' outputs, the gradients they compute (all of them NaN or inf): counted
+    # as gradients, not again as values
     inner = module_label(backward, "inner")
-    assert "6 values with NaN or inf" in inner and "6 gradients with NaN or inf" in inner
+    assert alarm(viz.graph.ALARM_INK, "6 gradients with NaN or inf") in inner
+    assert "values with" not in inner
     # on the gradient's own fill, in the node's ink; that fill is NaN's red, whatever the
     # infinite gradient beside the NaN ones, and the legend has NaN's cell
     assert "<B>4 gradients with NaN or inf</B>" in module_label(flow, "inner")
@@ -605,9 +607,99 @@ def test_a_folded_module_counts_one_infinite_value_in_the_singular():
     with viz.record(model), np.errstate(over="ignore"):
         doubled = model(ta.Tensor(np.array([3e38, 3e38]), requires_grad=True)) * 2.0
     label = module_label(draw_graph(doubled, params=model, depth=0, show_data=True), "(root)")
-    assert "<B>1 value with NaN or inf</B>" in label
+    assert '<FONT POINT-SIZE="10">1 value with ±inf (masks use -inf)</FONT>' in label
     # without show_data its values are out of the picture, their infinity too
-    assert "NaN or inf" not in module_label(draw_graph(doubled, params=model, depth=0), "(root)")
+    assert "inf" not in module_label(draw_graph(doubled, params=model, depth=0), "(root)")
+
+
+def test_a_gpts_folded_blocks_say_their_masks_infinities_plainly():
+    # Attention's backward recomputes its weights from the scores, -inf where the causal mask
+    # blocks a key (the constant -inf and the `where` that puts it in): each folded block was a
+    # red alarm, "2 values with NaN or inf", on a healthy model.
+    from viz import draw_backward
+    from viz.examples import gpt
+    with viz.record():
+        step = gpt()
+    backward = draw_backward(step.loss, params=step.params, depth=2, show_data=True,
+                             show_grad=True)
+    block = module_label(backward, "decoder.layers.0")
+    assert '<FONT POINT-SIZE="10">2 values with ±inf (masks use -inf)</FONT>' in block
+    assert "NaN" not in block and viz.graph.NAN_COLOUR not in block
+    assert viz.graph.ALARM_INK not in backward.source
+
+
+class NaNWeight(nn.Module):
+    """A linear whose weight holds a NaN: every value after it is NaN."""
+
+    def __init__(self):
+        self.inner = nn.Linear(3, 3)
+        self.inner.weight.data[0, 0] = np.nan
+        self.out = nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.out(self.inner(x)).sum()
+
+
+def test_a_folded_module_still_raises_the_alarm_for_a_nan_value():
+    from viz import draw_backward
+    ta.manual_seed(0)
+    model = NaNWeight()
+    x = ta.Tensor(np.array([[1.0, -2.0, 3.0]]), requires_grad=True)
+    with viz.record(model):
+        loss = model(x)
+    alarm = '<FONT POINT-SIZE="10" COLOR="{}"><B>{}</B></FONT>'.format(viz.graph.ALARM_INK,
+                                                                       "{}")
+    red = f'color="{viz.graph.NAN_COLOUR}"'
+    shown = dict(params=model, inputs={"x": x}, depth=1, show_data=True)
+    # its weight and the linear op's output
+    inner = module_label(draw_graph(loss, **shown), "inner")
+    assert alarm.format("2 values with NaN") in inner and red in inner
+    assert "±inf" not in inner
+    # the dL/dx that its backward computes with the NaN weight: a gradient, judged as one
+    inner = module_label(draw_backward(loss, **shown), "inner")
+    assert alarm.format("1 gradient with NaN or inf") in inner and red in inner
+
+
+class InfiniteSlope(nn.Module):
+    """sqrt of a parameter at 0: a finite value, an infinite gradient and no NaN."""
+
+    def __init__(self):
+        self.scale = nn.Parameter(np.array([0.0, 1.0]))
+
+    def forward(self):
+        return (self.scale * 1.0).sqrt()
+
+
+class InfiniteInside(nn.Module):
+    def __init__(self):
+        self.inner = InfiniteSlope()
+
+    def forward(self):
+        return self.inner().sum()
+
+
+def test_a_folded_module_still_raises_the_alarm_for_an_infinite_gradient():
+    # A masked key's gradient is 0, never infinite: an infinity in a gradient is a fault,
+    # whichever way the picture shows it; in the backward graph, where the gradients are
+    # the values, judged as a gradient (it was "2 values with NaN or inf").
+    from viz import draw_backward
+    model = InfiniteInside()
+    with viz.record(model):
+        loss = model()
+    alarm = '<FONT POINT-SIZE="10" COLOR="{}"><B>{}</B></FONT>'.format
+    red = f'color="{viz.graph.NAN_COLOUR}"'
+    with np.errstate(divide="ignore"):
+        viz.retain_grads(loss)
+        loss.backward(retain_graph=True)
+        forward = module_label(draw_graph(loss, params=model, depth=1, show_grad=True), "inner")
+        backward = module_label(draw_backward(loss, params=model, depth=1, show_data=True),
+                                "inner")
+    # the scale's gradient and the mul's output's: infinite at 0
+    assert alarm(viz.graph.ALARM_INK, "2 gradients with NaN or inf") in forward
+    # the sqrt's backward and the mul's (dL/dscale, drawn as its own node), infinite at 0
+    assert alarm(viz.graph.ALARM_INK, "2 gradients with NaN or inf") in backward
+    for label in (forward, backward):
+        assert red in label and "value" not in label
 
 
 def test_rankdir_lays_out_both_pictures_left_to_right():

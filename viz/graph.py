@@ -63,8 +63,9 @@ _VIRIDIS = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]
 NO_GRAD_COLOUR = "#ffffff"    # white: a node without a gradient to show
 # A NaN gradient is filled NAN_COLOUR (red, outside viridis): it has no size, and the darkest
 # fill would call it vanished.
-# A folded module hiding a NaN or an infinity: a border of NAN_COLOUR, and the lines that count
-# them bold in a darker red that reads on its pale fill (as on the page: graph.css).
+# A folded module hiding a NaN, or a gradient with an infinity: a border of NAN_COLOUR, and the
+# lines that count them bold in a darker red that reads on its pale fill (as on the page:
+# graph.css). A value's infinities (a mask's -inf) get a plain line.
 ALARM_INK = "#a50f15"
 
 # The directions graphviz lays a graph out in: top to bottom, left to right, and back.
@@ -145,13 +146,16 @@ class DrawnNode(NamedTuple):
     "input", "constant", "module"; in the backward graph also "seed", "saved" and "gradient"),
     its `title`, the `tensor` it stands for (an op's output, a leaf, a gradient), the op's
     Context `node`, the `module` path it belongs to, and for a gradient the leaf it is `of`
-    (for a saved value, the forward tensor whose numbers it shows: itself, or the one it views)."""
+    (for a saved value, the forward tensor whose numbers it shows: itself, or the one it views).
+    `is_gradient`: its tensor is a gradient (in the backward graph, computed from the seed; not
+    a forward value that a backward formula recomputes, as attention's scores)."""
     kind: str
     title: str
     tensor: object
     node: object
     module: object
     of: object = None
+    is_gradient: bool = False
 
 
 class Drawing(NamedTuple):
@@ -422,7 +426,9 @@ def draw_graph(tensor: ta.Tensor,
     Module, for the class names, parameter counts and lists of blocks; it defaults to `params`
     when that is a Module. A collapsed module counts the values (with `show_data`) and the
     gradients (with `show_grad` or `color_by_grad`) of the nodes inside it that hold a NaN or
-    an infinity, in red lines under a red border.
+    an infinity: those with a NaN, and gradients with an infinity, are faults, in red lines
+    under a red border; values with an infinity and no NaN (a causal mask's -inf) in a plain
+    line.
 
     `color_by_grad=True` shows gradient flow, after `backward(retain_graph=True)`: each node is
     filled by log10 of the norm of its gradient, dark violet for small and yellow for large,
@@ -498,7 +504,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
                 lines.append(_largest_norm_line(norms[("module", obj)]))
             placed.append(_module_node(obj, tree, folded, ids, len(placed), lines,
                                        penwidth="2.5" if _is_result(tensor, obj, folded)
-                                       else "1", broken=broken.get(obj, (0, 0)),
+                                       else "1", broken=broken.get(obj, NO_NONFINITE),
                                        color_by_grad=color_by_grad))
             if color_by_grad:
                 placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
@@ -738,19 +744,33 @@ def _fold_units(order, folded):
     return units, module_ops
 
 
-def _module_node(path, tree, folded, ids, number, lines, penwidth="1", broken=(0, 0),
+class Nonfinite(NamedTuple):
+    """How many of the nodes folded into a module hold a NaN or an infinity: `nan_values`,
+    values with a NaN; `inf_values`, values with an infinity and no NaN (a mask's -inf, which
+    is no fault: softmax makes it a weight of 0); `bad_grads`, gradients with either (a
+    blocked key's gradient is 0, never infinite)."""
+    nan_values: int = 0
+    inf_values: int = 0
+    bad_grads: int = 0
+
+
+NO_NONFINITE = Nonfinite()
+
+
+def _module_node(path, tree, folded, ids, number, lines, penwidth="1", broken=NO_NONFINITE,
                  color_by_grad=False):
     """A folded module's node, as an entry for _add_clusters; every graph key folded into it
-    gets its id in `ids`, so arrows from and to its members lead to it. `broken`: how many of
-    the values and gradients hidden in it hold a NaN or an infinity (_nonfinite_inside), said
-    in lines of their own under a red border."""
+    gets its id in `ids`, so arrows from and to its members lead to it. `broken`: the values
+    and gradients hidden in it that hold a NaN or an infinity (_nonfinite_inside), said in
+    lines of their own: the faults in red under a red border, the infinities of a value (a
+    mask's -inf) in a plain line."""
     node_id = f"module{number}"
     for key, into in folded.items():
         if into == path:
             ids[key] = node_id
-    alarms = _nonfinite_lines(*broken)
+    plain, alarms = _nonfinite_lines(broken)
     # Filled by its gradient, the node's text has the ink that reads on that fill.
-    label = tree.label(path, lines, alarms=alarms,
+    label = tree.label(path, list(lines) + plain, alarms=alarms,
                        alarm_ink=None if color_by_grad else ALARM_INK)
     attrs = dict(fillcolor=MODULE_COLOUR, shape="box3d", style="filled", penwidth=penwidth)
     if alarms:
@@ -759,17 +779,21 @@ def _module_node(path, tree, folded, ids, number, lines, penwidth="1", broken=(0
 
 
 def _nonfinite_inside(order, folded, value_of, grad_of):
-    """{module path: (values, gradients)}: how many of the graph nodes folded into each module
-    have a value, and how many a gradient, that holds a NaN or an infinity.
+    """{module path: Nonfinite}: how many of the graph nodes folded into each module have a
+    value, and how many a gradient, that holds a NaN or an infinity.
     `value_of(kind, obj, output)` and `grad_of(...)` give a node's array, or None where the
     picture shows none (its unfolded node would say no "norm nan" either)."""
     counts = {}
     for kind, obj, output in order:
         path = folded.get((kind, id(obj)))
-        if path is not None:
-            values, grads = counts.get(path, (0, 0))
-            counts[path] = (values + _has_nonfinite(value_of(kind, obj, output)),
-                            grads + _has_nonfinite(grad_of(kind, obj, output)))
+        if path is None:
+            continue
+        value, grad = value_of(kind, obj, output), grad_of(kind, obj, output)
+        nan_value = _has_nan(value)
+        before = counts.get(path, NO_NONFINITE)
+        counts[path] = Nonfinite(before.nan_values + nan_value,
+                                 before.inf_values + (not nan_value and _has_nonfinite(value)),
+                                 before.bad_grads + _has_nonfinite(grad))
     return counts
 
 
@@ -777,15 +801,26 @@ def _has_nonfinite(array):
     return array is not None and not np.isfinite(np.asarray(array, dtype=np.float64)).all()
 
 
-def _nonfinite_lines(values, grads):
-    """What a folded module says of the NaN and infinities hidden in it: the nodes inside are
-    out of sight, so their "norm nan" would be. The page's folded box says the same in the same
-    words (describeFold in assets/graph.js)."""
-    lines = []
-    for n, what in ((values, "value"), (grads, "gradient")):
-        if n:
-            lines.append(f"{n:,} {what}{'' if n == 1 else 's'} with NaN or inf")
-    return lines
+def _has_nan(array):
+    return array is not None and np.isnan(np.asarray(array, dtype=np.float64)).any()
+
+
+def _nonfinite_lines(broken):
+    """What a folded module says of the NaN and infinities hidden in it, as (plain lines, alarm
+    lines): the nodes inside are out of sight, so their "norm nan" would be. A NaN is always a
+    fault, and so is an infinite gradient; an infinite value is not by itself (a causal mask
+    blocks a key with -inf), so it is said plainly. The page's folded box says the same in the
+    same words (describeFold in assets/graph.js)."""
+    def count(n, what):
+        return f"{n:,} {what}{'' if n == 1 else 's'}"
+    plain, alarms = [], []
+    if broken.inf_values:
+        plain.append(f"{count(broken.inf_values, 'value')} with ±inf (masks use -inf)")
+    if broken.nan_values:
+        alarms.append(f"{count(broken.nan_values, 'value')} with NaN")
+    if broken.bad_grads:
+        alarms.append(f"{count(broken.bad_grads, 'gradient')} with NaN or inf")
+    return plain, alarms
 
 
 def _count(n, what, plural=None):
@@ -920,7 +955,8 @@ def draw_backward(loss: ta.Tensor,
     it is, and an `add` summing paths to the module that made the tensor it sums for. The
     "<op> backward" boxes are drawn inside nested boxes per module; `depth=N` collapses every
     module N levels down into one node (with the gradients only it computes, and, as
-    draw_graph's, a count of the values and gradients inside that hold a NaN or an infinity)
+    draw_graph's, a count of the values and gradients inside that hold a NaN or an infinity,
+    the values computed from the seed, gradients, counted as gradients)
     and `fold_repeats=True` a list of blocks of one class into `decoder.layers: DecoderLayer x N`.
 
     `color_by_grad=True` fills each node by the norm of the gradient it computes, on the same
@@ -1066,14 +1102,22 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         return [_norm_line(array)] if color_by_grad else []
 
     # The NaN and infinities that the nodes folded into a module would show: their values
-    # with show_data, the gradients they compute with show_grad or gradient flow.
+    # with show_data, the gradients they compute with show_grad or gradient flow. A value
+    # that is a gradient is judged as one, shown either way: an infinity in it is a fault,
+    # where one in a forward value recomputed (a mask's -inf in attention's scores) is not.
     def value_of(kind, obj, output):
         return (output if kind == "op" else obj).data
 
-    broken = _nonfinite_inside(
-        order, folded, lambda *node: value_of(*node) if show_data else None,
-        lambda kind, obj, output: gradient((kind, id(obj)), value_of(kind, obj, output))
-        if show_grad or color_by_grad else None)
+    def shown_value(kind, obj, output):
+        is_gradient = (kind, id(obj)) in from_seed
+        return value_of(kind, obj, output) if show_data and not is_gradient else None
+
+    def shown_gradient(kind, obj, output):
+        if not (show_data or show_grad or color_by_grad):
+            return None
+        return gradient((kind, id(obj)), value_of(kind, obj, output))
+
+    broken = _nonfinite_inside(order, folded, shown_value, shown_gradient)
     ids, placed, drawn = {}, [], {}
     for kind, obj, output in kept:
         if kind == "module":
@@ -1083,7 +1127,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             if color_by_grad:
                 lines.append(_largest_norm_line(norms[("module", obj)]))
             placed.append(_module_node(obj, tree, folded, ids, len(placed), lines,
-                                       broken=broken.get(obj, (0, 0)),
+                                       broken=broken.get(obj, NO_NONFINITE),
                                        color_by_grad=color_by_grad))
             if color_by_grad:
                 placed[-1][3].update(_norm_fill(norms[("module", obj)], grad_range))
@@ -1107,7 +1151,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             colours = _norm_fill(norms[("op", id(obj))], grad_range) if color_by_grad else {}
             placed.append((boxes, node_id, _label(obj.name, lines),
                            {"fillcolor": OP_COLOUR, **colours}))
-            drawn[node_id] = DrawnNode("op", obj.name, output, obj, module_of[id(obj)])
+            drawn[node_id] = DrawnNode("op", obj.name, output, obj, module_of[id(obj)],
+                                       is_gradient=("op", id(obj)) in from_seed)
             continue
         node_id = ids[("leaf", id(obj))] = f"leaf{len(ids)}"
         title, lines, attrs = _backward_leaf(obj, seed, forward, viewed, names, op_number)
@@ -1115,7 +1160,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
         shows = obj if id(obj) in forward else _viewed_from(obj, viewed)
         role = "seed" if obj is seed else "saved" if shows is not None else "constant"
         drawn[node_id] = DrawnNode(role, title, obj, None, None,
-                                   of=shows if role == "saved" else None)
+                                   of=shows if role == "saved" else None,
+                                   is_gradient=obj is seed)
         if show_data:
             lines.append(_summary("data", obj.data))
         if obj is seed:
@@ -1144,7 +1190,8 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
                        _label(title, [_shape(g.data)] + gradient_lines(g.data)),
                        {"fillcolor": GRAD_OUT_COLOUR, "penwidth": "2.5", **fill(g.data),
                         **attrs}))
-        drawn[f"grad{i}"] = DrawnNode("gradient", _gradient_title(name), g, None, None, of=t)
+        drawn[f"grad{i}"] = DrawnNode("gradient", _gradient_title(name), g, None, None, of=t,
+                                       is_gradient=True)
 
     clusters = _add_clusters(dot, placed)
     _add_edges(dot, edges, ids, folded)

@@ -16,8 +16,10 @@ the page adds, as JSON for its script (viz/assets/graph.js):
   * for each dashed module box: its path, class, parameter count and ops, so that a click folds
     it into one box (a stack of blocks of one class folds into `decoder.layers: DecoderLayer
     x 4`) and a second click opens it again; a folded box says how many of the values and
-    gradients hidden in it hold a NaN or an infinity (and is outlined in red), and with
-    gradient flow is coloured as the picture colours a folded module, red for a NaN inside;
+    gradients hidden in it hold a NaN or an infinity, as the picture's folded module says it
+    (outlined in red for a NaN or an infinite gradient, a plain line for the infinities of a
+    value, as a mask's -inf), and with gradient flow is coloured as the picture colours a
+    folded module, red for a NaN inside;
   * the links between the two graphs: the backward ops that compute a forward op's gradients
     (the engine stamps them, `Context.backward_of`), and the forward tensors that the backward
     graph reads.
@@ -192,6 +194,8 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
         t = drawn.tensor
         if t is not None:
             info["value"] = summary(t.data)
+        if drawn.is_gradient:       # a backward node whose value is a gradient it computes
+            info["is_gradient"] = True
         if drawn.node is not None:
             info["op"] = drawn.node.name
             docs.setdefault(drawn.node.name, _reflowed(inspect.getdoc(drawn.node.fn) or ""))

@@ -104,15 +104,15 @@ def number(value: SupportsFloat) -> float | None:
 def summary(array: ArrayLike | None) -> dict[str, Any] | None:
     """What a page shows of an array: its size, dtype and shape, and over its finite values
     the norm, min, max and mean and a histogram of HISTOGRAM_BINS bars between min and max
-    (`lo`, `hi`, `counts`). `nonfinite` counts the NaN and infinite values left out.
-    None for None (a tensor without a gradient)."""
+    (`lo`, `hi`, `counts`). `nonfinite` counts the NaN and infinite values left out, `nan`
+    the NaN among them. None for None (a tensor without a gradient)."""
     if array is None:
         return None
     array = np.asarray(array)
     values = array.astype(np.float64).ravel()     # ints and bools too; float64 for the norm
     finite = values[np.isfinite(values)]
     out = {"shape": list(array.shape), "dtype": str(array.dtype), "size": int(values.size),
-           "nonfinite": int(values.size - finite.size)}
+           "nonfinite": int(values.size - finite.size), "nan": int(np.isnan(values).sum())}
     if finite.size == 0:
         return out
     low, high = finite.min(), finite.max()

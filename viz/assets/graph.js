@@ -661,23 +661,34 @@ function describeFold(view, key) {
   const flow = flowOf(view, key);
   if (flow) lines.push(flow.norm === null ? "no gradient" : `largest grad norm ${expo(flow.norm)}`);
   // A NaN or an infinity hidden in the box: the panel would show it of each node, but the
-  // nodes are out of reach until the box is opened. The pictures' folded modules say the same
-  // in the same words (_nonfinite_lines in graph.py).
+  // nodes are out of reach until the box is opened. A NaN is always a fault, and so is an
+  // infinite gradient: those are the alarms (red). An infinite value is not by itself (a
+  // causal mask blocks a key with -inf): a plain line. The pictures' folded modules say the
+  // same in the same words (_nonfinite_lines in graph.py).
   const broken = nonfinite(view, key), alarms = [];
-  if (broken.values) alarms.push(`${count(broken.values, "value")} with NaN or inf`);
-  if (broken.grads) alarms.push(`${count(broken.grads, "gradient")} with NaN or inf`);
+  if (broken.infValues) {
+    lines.push(`${count(broken.infValues, "value")} with ±inf (masks use -inf)`);
+  }
+  if (broken.nanValues) alarms.push(`${count(broken.nanValues, "value")} with NaN`);
+  if (broken.badGrads) alarms.push(`${count(broken.badGrads, "gradient")} with NaN or inf`);
   return {title: about.label, lines: lines.concat(alarms), alarms: alarms.length, flow};
 }
 
-// How many of the nodes hidden in folded box `key` have a value, and how many a gradient
-// dL/d(node) (the forward graph's), holding a NaN or an infinity.
+// How many of the nodes hidden in folded box `key` have a value holding a NaN, a value
+// holding an infinity and no NaN, and a gradient holding either: the forward graph's
+// dL/d(node), or in the backward graph a node's value where it is a gradient it computes
+// (judged as a gradient, not as a value). A dL/dparameter box shows the value of the node
+// that computes it, counted there: as the picture counts it, once.
 function nonfinite(view, key) {
-  const found = {values: 0, grads: 0};
+  const found = {nanValues: 0, infValues: 0, badGrads: 0};
   for (const [id, rep] of Object.entries(view.rep)) {
-    if (rep !== key) continue;
     const node = view.info.nodes[id];
-    if (node.value && node.value.nonfinite) found.values += 1;
-    if (node.grad && node.grad.nonfinite) found.grads += 1;
+    if (rep !== key || node.kind === "gradient") continue;
+    const value = node.is_gradient ? null : node.value;
+    const grad = node.is_gradient ? node.value : node.grad;
+    if (value && value.nan) found.nanValues += 1;
+    else if (value && value.nonfinite) found.infValues += 1;
+    if (grad && grad.nonfinite) found.badGrads += 1;
   }
   return found;
 }
