@@ -602,6 +602,10 @@ class MultiHeadAttention(nn.Module):
     - `bias=False`: no biases in the four projections (nor in the qk norms).
     - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 
+    The others: `dropout` on the attention weights while training; `rotary`, a
+    RotaryPositions that rotates the queries and keys (RoPE), or None; `normalization` and
+    `rmsnorm_affine` choose the qk norms' kind, as the blocks' do.
+
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
     each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0, before
     dropout, as a numpy array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
@@ -644,7 +648,8 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None, mask: Mask | None = None,
                 cache: KVCache | None = None, *, bias: Bias | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
-        when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
+        when it is None. (Here `context` is a tensor, the encoder's output a decoder layer
+        calls `memory`; not the models' `context`, their longest sequence.) `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
         `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. `bias`
         (numbers added to the scores: ALiBi's, T5's) broadcasts to (B, n_head, T, S) too.
         With a `KVCache`, x holds only the new tokens: self-attention adds their keys and

@@ -60,8 +60,11 @@ class MLMHead(nn.Module):
 
 
 class BERT(nn.Module):
-    """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
-    Positions holding `pad_id` are hidden from attention; with None (the default) every token
+    """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size)
+    for integer tokens idx (B, T), T <= context. The sizes: `n_layer` encoder layers,
+    `n_head` heads, width `d_model`, feed-forward width `d_ff` (4 d_model by default, or
+    about 8/3 d_model for SwiGLU); small by default (2 layers of 64), the original's base
+    is 12 layers of 768 with 12 heads. Positions holding `pad_id` are hidden from attention; with None (the default) every token
     is read, as a Hugging Face model given no attention mask reads them all: id 0 is a real
     token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm
     (`norm`), learned `positions`, GELU and the head tied to the token embedding

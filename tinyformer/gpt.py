@@ -55,7 +55,19 @@ class GPT(nn.Module):
     4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
     `qk_norm`, `logit_softcap` (cap * tanh(logits / cap) on the output), `bias` (False: no
     biases in linear layers and norms), `rope_theta` (RoPE's base). `d_head` sets the width
-    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints)."""
+    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints).
+
+    The sizes: `n_layer` blocks of `n_head` heads, width `d_model` (C), feed-forward width
+    `d_ff`; small by default (4 layers of 128), GPT-2 small is 12 layers of 768, 12 heads,
+    context 1024. ValueError, one line, for a size or switch out of range.
+
+        tok = BPETokenizer.train(text, vocab_size=512)       # tinyformer.tokenizers
+        model = GPT(tok.vocab_size, context=64, n_layer=2, n_head=2, d_model=32)
+        idx = np.array([tok.encode("the cat")])               # (B, T) = (1, T)
+        logits = model(idx)                                   # (1, T, 512)
+        out = model.generate(idx, max_new_tokens=20)          # (1, T + 20) token ids
+        print(tok.decode(out[0]))
+    """
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 4, n_head: int = 4,
                  d_model: int = 128, d_ff: int | None = None, dropout: float = 0.0,

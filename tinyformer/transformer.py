@@ -50,7 +50,10 @@ class Transformer(nn.Module):
     nn.Transformer given no key padding mask: id 0 is a real token to a tokenizer with no
     padding (give its <pad> id to hide padding).
 
+    - `src_vocab_size`, `tgt_vocab_size`: the source and target vocabularies.
     - `context`: the longest source or target sequence the model accepts.
+    - `n_layer` encoder layers and as many decoder layers, of `n_head` heads, width `d_model`
+      (2 layers of 64 by default; the paper's base model 6 of 512, with 8 heads).
     - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper;
       about 8/3 d_model for SwiGLU, as in GPT).
     - `positions`: 'sinusoidal' (the paper's, section 3.5), 'learned', 'rope' or 'none'.
@@ -67,8 +70,9 @@ class Transformer(nn.Module):
     - `tie_weights`: the output projection is the target embedding transposed (section 3.4);
       otherwise a Linear head of its own, with a bias (unless `bias` is False), as the
       Annotated Transformer's generator has it. (GPT's head has none, as GPT-2's.)
-    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`),
-      `activation`, `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
+    - `activation`: the feed-forward's, 'relu' by default (the paper's), or 'gelu',
+      'swiglu', 'relu2'.
+    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`), `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
       `bias`, `rope_theta`, and `d_head` (every attention's head width).
 
     `encode` and `decode` are the two halves of `forward`, so that a decoding loop runs the
