@@ -823,8 +823,9 @@ class Tensor:
 
     @_numpy_keywords
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The mean along `axis` (`keepdims` as sum's). A float16 tensor's is computed in float32 and rounded back, as
-        torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
+        """The mean along `axis` (`keepdims` as sum's). A float16 tensor's is computed in float32
+        and rounded back, as torch's (`ops.compute_dtype`): its sum, or the count itself, could pass
+        65504."""
         axis = _axes(axis)
         _check_axis("mean", self, axis)
         wide = ops.compute_dtype(self.dtype)
@@ -837,12 +838,12 @@ class Tensor:
 
     @_numpy_keywords
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance along `axis` (`keepdims` as sum's) as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
-        ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
-        negative variance (NaN where every element is the mean); its gradient is then
-        2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis (torch's over
-        the whole tensor drops the sign of x - mean). A float16 tensor's is computed in
-        float32, as its mean."""
+        """Variance along `axis` (`keepdims` as sum's) as numpy computes it: ddof=0 by default
+        (torch's default is ddof=1). With ddof at or above the count, the divisor is 0, as numpy's
+        and torch's: inf, not a negative variance (NaN where every element is the mean); its
+        gradient is then 2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis
+        (torch's over the whole tensor drops the sign of x - mean). A float16 tensor's is computed
+        in float32, as its mean."""
         axis = _axes(axis)
         _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
@@ -856,15 +857,15 @@ class Tensor:
 
     @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The largest value along `axis`, `keepdims` as sum's (numpy's max; torch's amax, not torch.max(dim), which
-        also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
-        gives it all to the one index it returns."""
+        """The largest value along `axis`, `keepdims` as sum's (numpy's max; torch's amax, not
+        torch.max(dim), which also gives indices). Ties share the gradient equally, as with
+        torch.amax; torch.max(dim) gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The smallest value along `axis`, `keepdims` as sum's (numpy's min; torch's amin). Ties share the gradient
-        equally, as with torch.amin."""
+        """The smallest value along `axis`, `keepdims` as sum's (numpy's min; torch's amin). Ties
+        share the gradient equally, as with torch.amin."""
         return ops.Min.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords

@@ -870,8 +870,9 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor | ArrayLike) -> Tensor
 
 def one_hot(tensor: Tensor | ArrayLike, num_classes: int = -1) -> Tensor:
     """Integer class indices `tensor` (...) as one-hot rows (..., num_classes): 1 at each
-    index's class, 0 elsewhere, int64, as torch's. num_classes=-1 takes the largest index + 1. A constant,
-    outside the graph (integers have no gradient): `.astype(np.float32)` for a float one."""
+    index's class, 0 elsewhere, int64, as torch's. num_classes=-1 takes the largest index + 1. A
+    constant, outside the graph (integers have no gradient): `.astype(np.float32)` for a float
+    one."""
     indices = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"one_hot: tensor must hold integers (class indices), got "

@@ -728,10 +728,10 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
     """`tensor` filled in place from a normal, std = gain * sqrt(2 / (fan_in + fan_out))
-    (Glorot's), as torch's; returns it. The fans are the last two axes, read as (inputs, outputs) as in `x @ weight`: a Linear's
-    weight (in_features, out_features) gets torch's numbers, though its layout is the
-    transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is dim).
-    `generator` as for normal_."""
+    (Glorot's), as torch's; returns it. The fans are the last two axes, read as (inputs, outputs) as
+    in `x @ weight`: a Linear's weight (in_features, out_features) gets torch's numbers, though its
+    layout is the transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is
+    dim). `generator` as for normal_."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 

@@ -649,15 +649,16 @@ class MultiHeadAttention(nn.Module):
                 cache: KVCache | None = None, *, bias: Bias | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
         when it is None. (Here `context` is a tensor, the encoder's output a decoder layer
-        calls `memory`; not the models' `context`, their longest sequence.) `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
-        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. `bias`
-        (numbers added to the scores: ALiBi's, T5's) broadcasts to (B, n_head, T, S) too.
-        With a `KVCache`, x holds only the new tokens: self-attention adds their keys and
-        values to the earlier ones in the cache, and cross-attention computes the context's at
-        its first step and takes them from the cache at every later one. S then counts every
-        key, and the caller gives the mask and bias of the new queries only: rows start ..
-        start + T - 1 of the whole sequence's, for every key (a step of one token gets the
-        bias of its one row; a bias of the whole sequence is refused, as it does not fit)."""
+        calls `memory`; not the models' `context`, their longest sequence.) `mask` (boolean, True =
+        may attend) broadcasts to (B, n_head, T, S): `causal_mask(T)` for a decoder,
+        `padding_mask(is_token)` for padded keys. `bias` (numbers added to the scores: ALiBi's,
+        T5's) broadcasts to (B, n_head, T, S) too. With a `KVCache`, x holds only the new tokens:
+        self-attention adds their keys and values to the earlier ones in the cache, and
+        cross-attention computes the context's at its first step and takes them from the cache at
+        every later one. S then counts every key, and the caller gives the mask and bias of the new
+        queries only: rows start .. start + T - 1 of the whole sequence's, for every key (a step of
+        one token gets the bias of its one row; a bias of the whole sequence is refused, as it does
+        not fit)."""
         _check_rows(x, "x", self.d_model)
         if context is not None:
             _check_rows(context, "context", self.d_model)

@@ -64,14 +64,13 @@ class BERT(nn.Module):
     for integer tokens idx (B, T), T <= context. The sizes: `n_layer` encoder layers,
     `n_head` heads, width `d_model`, feed-forward width `d_ff` (4 d_model by default, or
     about 8/3 d_model for SwiGLU); small by default (2 layers of 64), the original's base
-    is 12 layers of 768 with 12 heads. Positions holding `pad_id` are hidden from attention; with None (the default) every token
-    is read, as a Hugging Face model given no attention mask reads them all: id 0 is a real
-    token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm
-    (`norm`), learned `positions`, GELU and the head tied to the token embedding
-    (`tie_weights`) by default, as in the original; `dropout` as GPT's, 0 by default (the
-    original's 0.1). The modern block's switches are GPT's (normalization,
-    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so
-    is `d_head`."""
+    is 12 layers of 768 with 12 heads. Positions holding `pad_id` are hidden from attention; with
+    None (the default) every token is read, as a Hugging Face model given no attention mask reads
+    them all: id 0 is a real token to a tokenizer with no padding (give its <pad> id to hide
+    padding). Post-norm (`norm`), learned `positions`, GELU and the head tied to the token embedding
+    (`tie_weights`) by default, as in the original; `dropout` as GPT's, 0 by default (the original's
+    0.1). The modern block's switches are GPT's (normalization, rmsnorm_affine, activation,
+    n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so is `d_head`."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,

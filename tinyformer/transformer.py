@@ -72,8 +72,9 @@ class Transformer(nn.Module):
       Annotated Transformer's generator has it. (GPT's head has none, as GPT-2's.)
     - `activation`: the feed-forward's, 'relu' by default (the paper's), or 'gelu',
       'swiglu', 'relu2'.
-    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`), `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
-      `bias`, `rope_theta`, and `d_head` (every attention's head width).
+    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`), `n_kv_head`
+      (for self- and cross-attention), `qk_norm`, `logit_softcap`, `bias`, `rope_theta`, and
+      `d_head` (every attention's head width).
 
     `encode` and `decode` are the two halves of `forward`, so that a decoding loop runs the
     encoder once and the decoder at every step.
