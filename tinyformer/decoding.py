@@ -479,8 +479,9 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     Stopping: a live beam's log P can only fall, so the best score any continuation of it can
     reach is log P(beam) / the largest lp still reachable. The search stops once a hypothesis
     has finished and no live beam's bound beats it: that returns what waiting for more would.
-    Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
-    finished ones as they are. `eos_id` may name several ids, and `threads`, as for `generate`.
+    Otherwise it stops after `max_len` tokens (generate's max_new_tokens: the most it writes), and
+    the live beams, cut off, compete with the finished ones as they are. `eos_id` may name several
+    ids, and `threads`, as for `generate`.
 
     Against transformers' `generate(num_beams=N)`: the search is the same (steps 1 to 4, the
     text cut off at max_new_tokens), but transformers' `length_penalty`, of the same name, is

@@ -163,7 +163,8 @@ class Transformer(nn.Module):
 
     def decode(self, tgt: Tokens, memory: Tensor, src_mask: Mask | None,
                cache: KVCache | None = None, *, logits_to_keep: int = 0) -> Tensor:
-        """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V).
+        """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V), given
+        `memory` (B, S, C) and `src_mask` (B, 1, 1, S) or None, as `encode` returns them.
 
         Target position t may attend to target positions <= t (the look-ahead mask of section
         3.2.3), and to every unpadded source position. The causal mask is all the target needs:
@@ -199,7 +200,8 @@ class Transformer(nn.Module):
     def start_decoding(self, src: Tokens, bos_id: int,
                        use_cache: bool = True) -> EncoderDecoderSession:
         """A decoding session (tinyformer.decoding) writing a target for each row of src
-        (B, S) from `bos_id`: what greedy_decode and beam search write with."""
+        (B, S) from `bos_id`: what greedy_decode and beam search write with. `use_cache`
+        as generate's (a KVCache: the same logits, one position's work per step)."""
         vocab_size = self.config["tgt_vocab_size"]
         if Whole(0, vocab_size - 1).why(bos_id):            # not 1.0, not True, not -1
             raise ValueError(f"start_decoding: bos_id must be a token id in [0, {vocab_size}), "
