@@ -204,9 +204,13 @@ class SequencesSoFar:
     kept: np.ndarray | None = None              # (B, V), or None until next_logits computes it
 
     def compute_logits(self) -> np.ndarray:
+        """The logits (B, V) of each sequence's next token, from the model: written by each
+        session."""
         raise NotImplementedError
 
     def next_logits(self) -> np.ndarray:
+        """The logits (B, V) of each sequence's next token: computed once per step, then a
+        copy of the kept ones."""
         # A copy, so that a caller that edits its logits (to rule tokens out) leaves the next
         # call's alone.
         if self.kept is None:
@@ -214,10 +218,13 @@ class SequencesSoFar:
         return self.kept.copy()
 
     def append(self, tokens: ArrayLike) -> None:
+        """Write the next token of each sequence, `tokens` (B,)."""
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
         self.kept = None
 
     def select(self, rows: np.ndarray) -> None:
+        """Keep the sequences `rows` (indices, repeats allowed: beam search's), with all that
+        follows them: kept logits, cache."""
         self.tokens = self.tokens[rows]
         if self.kept is not None:
             self.kept = self.kept[rows]

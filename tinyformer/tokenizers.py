@@ -103,6 +103,7 @@ class EncodeError(BadInput):
         super().__init__(f"{source}: {said}" if source else said)
 
     def at(self, where: str) -> str:
+        """The message with `where` in place of "position N" ("line 3, column 2")."""
         return f"cannot encode {self.shown} at {where}: {self.why}"
 
 
