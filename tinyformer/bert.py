@@ -37,7 +37,9 @@ CONTINUES, BEGINS = 1, 2
 class MLMHead(nn.Module):
     """The masked-language-model head: a dense layer with GELU and a layer norm, then the
     output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c.
-    The norm is of the model's kind (`normalization`); with bias=False, no b and no c.
+    The norm is of the model's kind (`normalization`, with `rmsnorm_affine`); with
+    `bias=False`, no b and no c. x (B, T, `d_model`) -> logits (B, T, vocab), the vocabulary
+    being the `embedding`'s.
 
     With `tie_weights` (the original's choice) E is the token embedding itself, shared;
     otherwise the head has an output weight of its own, `out` (d_model, vocab), as GPT's
@@ -165,6 +167,11 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     sequence's tokens): its random token may be any id, [MASK] and [PAD] included; and where
     nothing is chosen the loss has no target (`tinyformer train` draws such a batch again).
 
+    `idx` holds integer tokens, (B, T) or any shape; `vocab_size` is the model's (the random
+    tokens' ids are below it); `special_ids` (padding, [MASK], [CLS]...) are never chosen nor
+    put in; `rng` (a numpy Generator) makes the draws repeatable, the engine's seeded one by
+    default.
+
     Every call checks every argument. To mask batch after batch with the same settings, make a
     `TokenMasker` once and call it with each batch: it checks the settings, and makes its
     tables of the vocabulary, once."""
@@ -194,7 +201,7 @@ class TokenMasker:
 
     def __call__(self, idx: ArrayLike,
                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, targets) for idx (..., T), as mask_tokens gives them."""
+        """(inputs, targets) for idx (..., T), as mask_tokens gives them, drawn with `rng`."""
         idx = _check_ids(idx, self.vocab_size)
         rng = rng or ta.random.default_generator()
         ordinary = self.is_ordinary[idx]

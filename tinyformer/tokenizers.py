@@ -621,9 +621,9 @@ class Tokenizer:
 
     @classmethod
     def load(cls: type[TokenizerT], path: StrPath) -> TokenizerT:
-        """Read a tokenizer that `save` wrote. Tokenizer.load (as load_tokenizer) reads either
-        kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load, or
-        a class of your own that derives from it) builds its own class, and refuses a file of
+        """Read the tokenizer that `save` wrote at `path`. Tokenizer.load (as load_tokenizer) reads
+        either kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load,
+        or a class of your own that derives from it) builds its own class, and refuses a file of
         another kind with a ValueError."""
         return cls._load(path)
 

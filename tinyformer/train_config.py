@@ -259,8 +259,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any], where: str = "the settings") -> TrainConfig:
-        """A config from a dict such as a TOML file's or config.json's; ValueError naming any
-        unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
+        """A config from `settings`, a dict such as a TOML file's or config.json's; ValueError
+        naming any unknown key, or any value of the wrong type or out of range, as found
+        `where` ("lr in run.toml")."""
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(settings, dict):
             raise BadInput(f"{where} holds no table of settings")
@@ -286,15 +287,16 @@ class TrainConfig:
 
     @classmethod
     def from_saved(cls, settings: dict[str, Any], where: str) -> TrainConfig:
-        """The config of a saved run (from_dict's checks), without the settings that do not
-        apply to it: a run saved before they were refused holds their defaults, unused."""
+        """The config of a saved run, its `settings` (from_dict's checks, naming `where`), without
+        the settings that do not apply to it: a run saved before they were refused holds their
+        defaults, unused."""
         config = cls.from_dict(settings, where)
         return dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
 
     @classmethod
     def from_toml(cls, path: StrPath) -> TrainConfig:
-        """A config from a TOML file: its [train] table, or its keys at the top level (not
-        both: a setting beside a [train] table is an error, not dropped)."""
+        """A config from the TOML file at `path`: its [train] table, or its keys at the top level
+        (not both: a setting beside a [train] table is an error, not dropped)."""
         return cls.from_dict(toml_settings(path), str(path))
 
     def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:
