@@ -280,7 +280,8 @@ class Function:
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         """dL/d(input) per input (a tuple, or one value for one input) from grad = dL/dy:
-        numpy arrays in an ordinary backward, Tensors under create_graph."""
+        numpy arrays in an ordinary backward, Tensors under create_graph. `ctx` is the Context
+        that forward saved what it needs on."""
         raise _missing(ctx, "backward(ctx, grad)")
 
     @classmethod

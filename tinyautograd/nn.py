@@ -75,7 +75,8 @@ class record_module_paths:
         _recorder = self.outer
 
     def call(self, module: Module, args: tuple, kwargs: dict) -> Any:
-        """Run `module.forward` with its path as the current one, then restore the caller's."""
+        """Run `module.forward(*args, **kwargs)` with its path as the current one, then restore
+        the caller's."""
         if self.model is None and self.path is None:
             self.names = _module_names(module)     # an outermost call: this module is the root
         outer_path = self.path

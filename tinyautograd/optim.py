@@ -177,7 +177,8 @@ class Optimizer:
         return loss
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
-        """A parameter's state before its first update: none, unless the rule keeps some."""
+        """The state of `param` (in its `group`) before its first update: none, unless the
+        rule keeps some (Adam's zeroed moments)."""
         return {}
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:

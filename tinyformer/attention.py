@@ -125,7 +125,8 @@ class KVCache:
         self.memory = None       # the context (B, S, C) those came from: the encoder's output
 
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
+        """Append this step's keys `k` and values `v` (B, H, T, d) for `layer`; return all of
+        them, (B, H, start + T, d)."""
         old = self._kv.get(layer)
         if old is not None and old[0].shape[0] != k.shape[0]:
             # Else numpy's broadcast error, or one sequence's keys copied to every row.

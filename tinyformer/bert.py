@@ -112,6 +112,8 @@ class BERT(nn.Module):
         self.head = MLMHead(self.embed.tok, d_model, tie_weights=tie_weights, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:
+        """MLM logits (B, T, vocab) for integer tokens idx (B, T), T <= context; positions
+        holding pad_id, if the model has one, hidden from attention."""
         idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
         mask = (None if self.pad_id is None                      # (B, 1, 1, T): real keys
                 else padding_mask(idx != self.pad_id))

@@ -37,7 +37,8 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
 
 
 def check_generator(where: str, name: str, generator: object) -> None:
-    """TypeError, in one line, unless `generator` is None (the engine's seeded one) or a numpy
+    """TypeError, in one line naming the function (`where`) and the argument (`name`),
+    unless `generator` is None (the engine's seeded one) or a numpy
     Generator: a seed given in its place would fail at the first draw, deep inside. What the
     draws use is its `random(shape)`, so a stand-in with one (a test's) is taken too; Python's
     own `random.Random` has a `random()` that takes no shape, and is refused."""

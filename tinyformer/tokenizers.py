@@ -688,7 +688,7 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
                   context: int | None = None) -> list[int]:
     """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
     is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
-    tokens than it reads."""
+    tokens than it reads. `allow_special` as Tokenizer.encode's."""
     check_utf8(prompt, "the prompt")      # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)

@@ -864,9 +864,9 @@ class Trainer:
         self.checkpoint_files = new
 
     def load_state(self, saved: dict[str, Any]) -> None:
-        """The optimizer, schedule, generators, step and frozen parameters of a checkpoint
-        (the weights are already in the model); and metrics.jsonl cut back to that step, so
-        that the lines a stopped run wrote after its checkpoint are written again, once
+        """The optimizer, schedule, generators, step and frozen parameters of a checkpoint, `saved`
+        (its config.json; the weights are already in the model); and metrics.jsonl cut back to that
+        step, so that the lines a stopped run wrote after its checkpoint are written again, once
         (truncate_metrics)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}
