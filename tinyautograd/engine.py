@@ -381,14 +381,20 @@ def _numpy_keywords(function):
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
-    `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
-    otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
-    the final dtype is used as it is, without a copy; a Tensor keeps its dtype (as
-    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: a Python number
-    takes the tensor's dtype where it can (an int32 tensor + 1 is int32); an integer tensor
-    with a float (number or tensor) computes in the float's dtype, float32 for a number, and
-    `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
-    """
+        x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)   # (2, 2), float32
+        y = (x ** 2).sum()              # each op records a node: y = sum(x^2)
+        y.backward()                    # the chain rule, back through the nodes
+        x.grad                          # dy/dx = 2x: array([[2., 4.], [6., 8.]])
+
+    `Tensor(data, requires_grad=False, dtype=None)`: `data` is anything np.asarray takes (a number,
+    a list, an array); with `requires_grad` the ops on it record a graph and backward fills its
+    `.grad`. Floats become float32 unless `dtype` says otherwise (gradcheck uses float64); integers
+    and booleans keep their dtype. A numpy array of the final dtype is used as it is, without a
+    copy; a Tensor keeps its dtype (as np.asarray and torch.as_tensor keep theirs). Dtypes combine
+    as in torch: a Python number takes the tensor's dtype where it can (an int32 tensor + 1 is
+    int32); an integer tensor with a float (number or tensor) computes in the float's dtype, float32
+    for a number, and `/`, `exp`, `mean` and the other ops with fractional results give float32 from
+    integers. """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
     __array_ufunc__ = None
