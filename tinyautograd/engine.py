@@ -394,7 +394,8 @@ class Tensor:
     as in torch: a Python number takes the tensor's dtype where it can (an int32 tensor + 1 is
     int32); an integer tensor with a float (number or tensor) computes in the float's dtype, float32
     for a number, and `/`, `exp`, `mean` and the other ops with fractional results give float32 from
-    integers. """
+    integers.
+    """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
     __array_ufunc__ = None
