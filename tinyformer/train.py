@@ -453,10 +453,9 @@ class Trainer:
     @classmethod
     def resume(cls, directory: StrPath, log: Callable[[str], None] = print,
                model: Model | None = None) -> Trainer:
-        """The run saved in `directory`, ready to continue where its checkpoint left off
-        (`log` as start's). A
-        run that stopped before its first checkpoint starts again, with its settings, on the
-        tokens it wrote where they are intact (tokens_written).
+        """The run saved in `directory`, ready to continue where its checkpoint left off (`log` as
+        start's). A run that stopped before its first checkpoint starts again, with its settings, on
+        the tokens it wrote where they are intact (tokens_written).
 
         `model`: the model of your own a run was started with (`start`'s), built the same
         way again: the checkpoint's weights are loaded into it. A run that records modules of
