@@ -124,3 +124,95 @@ def test_gradcheck_tolerance_is_the_one_its_help_states():
     allowed = 1e-5 + 1e-3 * 2                     # atol + rtol |n|, at the defaults, n = 2
     assert gradcheck(lambda x: _Off.apply(x, gap=0.9 * allowed), x)
     assert not gradcheck(lambda x: _Off.apply(x, gap=1.1 * allowed), x, raise_exception=False)
+
+
+def _tinyformer_modules():
+    """tinyformer's modules, without the exercises' graders and workspace (the `exercises`
+    command's, which a student meets through that command, not help())."""
+    import pkgutil
+
+    import tinyformer
+    return [importlib.import_module(module.name)
+            for module in pkgutil.iter_modules(tinyformer.__path__, "tinyformer.")]
+
+
+def test_help_on_every_public_function_class_and_method_of_tinyformer_says_something():
+    # help(TrainConfig.job), help(Progress), help(SequencesSoFar.select) (what a session of
+    # one's own writes) and the jobs' methods were blank.
+    missing = []
+    for module in _tinyformer_modules():
+        for name, obj in vars(module).items():
+            if (name.startswith("_") or getattr(obj, "__module__", None) != module.__name__
+                    or not (inspect.isfunction(obj) or inspect.isclass(obj))):
+                continue
+            # A class's own docstring: inspect.getdoc would lend it its base class's.
+            own_doc = vars(obj).get("__doc__") if inspect.isclass(obj) else obj.__doc__
+            if not (own_doc or "").strip():
+                missing.append(f"{module.__name__}.{name}")
+            if inspect.isclass(obj):
+                missing += [f"{module.__name__}.{name}.{attribute}"
+                            for attribute, value in vars(obj).items()
+                            if not attribute.startswith("_")
+                            and _blank_help(obj, attribute, value)]
+    assert missing == []
+
+
+def _arguments_not_named(obj):
+    """The arguments of `obj` (a class: its constructor's) that its help never names: a class's
+    own docstring and its __init__'s are read together, as help(cls) shows them."""
+    if inspect.isclass(obj):
+        init = vars(obj).get("__init__")
+        text = (vars(obj).get("__doc__") or "") + ((init and init.__doc__) or "")
+    else:
+        text = obj.__doc__ or ""
+    return [parameter.name for parameter in inspect.signature(obj).parameters.values()
+            if parameter.name not in ("self", "cls")
+            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+            and not re.search(rf"\b{parameter.name}\b", text)]
+
+
+def _public_api():
+    """What a student reads with help(): the engine's functions, layers and optimizers, and
+    tinyformer's models, blocks, tokenizers, sampling, checkpoints and trainer, with the
+    public methods of the classes they use most."""
+    import tinyautograd as ta
+    import tinyformer
+    from tinyautograd import functional, nn, optim
+    from tinyformer import bert, checkpoint, layers, sampling, tokenizers, train, train_config
+
+    api = {f"tinyautograd.{name}": getattr(ta, name) for name in ta.__all__}
+    api.update({f"tinyformer.{name}": getattr(tinyformer, name) for name in tinyformer.__all__})
+    for module in (functional, nn, optim):
+        api.update({f"{module.__name__}.{name}": obj for name, obj in vars(module).items()
+                    if not name.startswith("_") and getattr(obj, "__module__", None)
+                    == module.__name__ and (inspect.isfunction(obj) or inspect.isclass(obj))})
+    for obj in (bert.MLMHead, layers.Embeddings, layers.FeedForward,
+                layers.SinusoidalPositions, layers.RotaryPositions, layers.TokenEmbedding,
+                sampling.sample_next, sampling.draw_next, checkpoint.load_model,
+                checkpoint.load_pretrained, checkpoint.export_pretrained,
+                tokenizers.CharTokenizer, tokenizers.BPETokenizer, tokenizers.train_tokenizer,
+                tokenizers.load_tokenizer, tokenizers.encode_prompt, train.Trainer,
+                train_config.TrainConfig):
+        api[f"{obj.__module__}.{obj.__qualname__}"] = obj
+    classes = [obj for obj in api.values() if inspect.isclass(obj)]
+    for cls in (*classes, Tensor, tokenizers.Tokenizer):
+        for attribute, value in vars(cls).items():
+            function = getattr(value, "__func__", value)
+            # An override without a docstring of its own (Linear.forward, Adam.update) shows
+            # the hook's in help(), which names the hook's arguments.
+            if (not attribute.startswith("_") and inspect.isfunction(function)
+                    and function.__doc__):
+                api[f"{cls.__module__}.{cls.__qualname__}.{attribute}"] = function
+    return {path: obj for path, obj in api.items() if inspect.isfunction(obj)
+            or (inspect.isclass(obj) and not issubclass(obj, BaseException))}
+
+
+def test_help_names_every_argument_of_the_public_api():
+    # BERT's help never said what n_layer, n_head or d_model meant (nor their small defaults),
+    # WarmupCosine's formula spoke of `warmup` and `total`, not warmup_steps and total_steps,
+    # and Tensor.sum's of no keepdims.
+    api = _public_api()
+    assert len(api) > 200
+    unnamed = {path: names for path, obj in api.items()
+               for names in [_arguments_not_named(obj)] if names}
+    assert unnamed == {}

@@ -280,7 +280,8 @@ class Function:
     @staticmethod
     def backward(ctx: Context, grad: Any) -> Any:
         """dL/d(input) per input (a tuple, or one value for one input) from grad = dL/dy:
-        numpy arrays in an ordinary backward, Tensors under create_graph."""
+        numpy arrays in an ordinary backward, Tensors under create_graph. `ctx` is the Context
+        that forward saved what it needs on."""
         raise _missing(ctx, "backward(ctx, grad)")
 
     @classmethod
@@ -380,13 +381,20 @@ def _numpy_keywords(function):
 class Tensor:
     """An n-dimensional array that remembers how it was computed.
 
-    `Tensor(data, requires_grad=False, dtype=None)`: floats become float32 unless `dtype` says
-    otherwise (gradcheck uses float64); integers and booleans keep their dtype. A numpy array of
-    the final dtype is used as it is, without a copy; a Tensor keeps its dtype (as
-    np.asarray and torch.as_tensor keep theirs). Dtypes combine as in torch: a Python number
-    takes the tensor's dtype where it can (an int32 tensor + 1 is int32); an integer tensor
-    with a float (number or tensor) computes in the float's dtype, float32 for a number, and
-    `/`, `exp`, `mean` and the other ops with fractional results give float32 from integers.
+        x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)   # (2, 2), float32
+        y = (x ** 2).sum()              # each op records a node: y = sum(x^2)
+        y.backward()                    # the chain rule, back through the nodes
+        x.grad                          # dy/dx = 2x: array([[2., 4.], [6., 8.]])
+
+    `Tensor(data, requires_grad=False, dtype=None)`: `data` is anything np.asarray takes (a number,
+    a list, an array); with `requires_grad` the ops on it record a graph and backward fills its
+    `.grad`. Floats become float32 unless `dtype` says otherwise (gradcheck uses float64); integers
+    and booleans keep their dtype. A numpy array of the final dtype is used as it is, without a
+    copy; a Tensor keeps its dtype (as np.asarray and torch.as_tensor keep theirs). Dtypes combine
+    as in torch: a Python number takes the tensor's dtype where it can (an int32 tensor + 1 is
+    int32); an integer tensor with a float (number or tensor) computes in the float's dtype, float32
+    for a number, and `/`, `exp`, `mean` and the other ops with fractional results give float32 from
+    integers.
     """
 
     # Numpy must hand `array + tensor` to Tensor.__radd__ instead of looping over the tensor.
@@ -816,13 +824,16 @@ class Tensor:
     # -- reductions (numpy naming: axis, keepdims) --------------------------------------------
     @_numpy_keywords
     def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The sum along `axis` (one axis, several, or all for None), as numpy's."""
+        """The sum along `axis` (one axis, several, or all for None), as numpy's. With
+        `keepdims` each reduced axis stays, of size 1, so that the result broadcasts back
+        against the tensor (x - x.mean(-1, keepdims=True)); as here, every reduction."""
         return ops.Sum.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The mean along `axis`. A float16 tensor's is computed in float32 and rounded back, as
-        torch's (`ops.compute_dtype`): its sum, or the count itself, could pass 65504."""
+        """The mean along `axis` (`keepdims` as sum's). A float16 tensor's is computed in float32
+        and rounded back, as torch's (`ops.compute_dtype`): its sum, or the count itself, could pass
+        65504."""
         axis = _axes(axis)
         _check_axis("mean", self, axis)
         wide = ops.compute_dtype(self.dtype)
@@ -835,12 +846,12 @@ class Tensor:
 
     @_numpy_keywords
     def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance as numpy computes it: ddof=0 by default (torch's default is ddof=1). With
-        ddof at or above the count, the divisor is 0, as numpy's and torch's: inf, not a
-        negative variance (NaN where every element is the mean); its gradient is then
-        2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis (torch's over
-        the whole tensor drops the sign of x - mean). A float16 tensor's is computed in
-        float32, as its mean."""
+        """Variance along `axis` (`keepdims` as sum's) as numpy computes it: ddof=0 by default
+        (torch's default is ddof=1). With ddof at or above the count, the divisor is 0, as numpy's
+        and torch's: inf, not a negative variance (NaN where every element is the mean); its
+        gradient is then 2 (x - mean) / 0, +-inf, NaN where x is the mean, as torch's along an axis
+        (torch's over the whole tensor drops the sign of x - mean). A float16 tensor's is computed
+        in float32, as its mean."""
         axis = _axes(axis)
         _check_axis("var", self, axis)
         wide = ops.compute_dtype(self.dtype)
@@ -854,36 +865,36 @@ class Tensor:
 
     @_numpy_keywords
     def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The largest value along `axis` (numpy's max; torch's amax, not torch.max(dim), which
-        also gives indices). Ties share the gradient equally, as with torch.amax; torch.max(dim)
-        gives it all to the one index it returns."""
+        """The largest value along `axis`, `keepdims` as sum's (numpy's max; torch's amax, not
+        torch.max(dim), which also gives indices). Ties share the gradient equally, as with
+        torch.amax; torch.max(dim) gives it all to the one index it returns."""
         return ops.Max.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """The smallest value along `axis` (numpy's min; torch's amin). Ties share the gradient
-        equally, as with torch.amin."""
+        """The smallest value along `axis`, `keepdims` as sum's (numpy's min; torch's amin). Ties
+        share the gradient equally, as with torch.amin."""
         return ops.Min.apply(self, axis=_axes(axis), keepdims=keepdims)
 
     @_numpy_keywords
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
         """The index of the largest value (the first of ties), along `axis` or of the flattened
-        tensor, as numpy's: an integer tensor outside the graph."""
+        tensor, as numpy's (`keepdims` as sum's): an integer tensor outside the graph."""
         _check_axis("argmax", self, axis)
         ops._refuse_empty_reduction("argmax", self.data, axis)
         return Tensor._make(self.data.argmax(axis=axis, keepdims=keepdims))
 
     @_numpy_keywords
     def any(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Whether any element along `axis` is true (nonzero), as numpy's and torch's: a boolean
-        tensor outside the graph. What numpy's "truth value ... is ambiguous" asks for, as in
-        `if (x > 0).any():`."""
+        """Whether any element along `axis` is true (nonzero), `keepdims` as sum's, as numpy's
+        and torch's: a boolean tensor outside the graph. What numpy's "truth value ... is
+        ambiguous" asks for, as in `if (x > 0).any():`."""
         return Tensor._make(np.any(self.data, axis=_axes(axis), keepdims=keepdims))
 
     @_numpy_keywords
     def all(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        """Whether every element along `axis` is true (nonzero), as numpy's and torch's: a
-        boolean tensor outside the graph (`assert (probs >= 0).all()`)."""
+        """Whether every element along `axis` is true (nonzero), `keepdims` as sum's, as
+        numpy's and torch's: a boolean tensor outside the graph (`assert (probs >= 0).all()`)."""
         return Tensor._make(np.all(self.data, axis=_axes(axis), keepdims=keepdims))
 
     @_numpy_keywords
@@ -944,7 +955,8 @@ class Tensor:
         return self.transpose()
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        """Exchange two axes (torch's two-argument transpose)."""
+        """Exchange axes `axis1` and `axis2` (torch's two-argument transpose): (B, T, H, D)
+        .swapaxes(1, 2) is (B, H, T, D). ShapeError for an axis out of range."""
         axes = list(range(self.ndim))
         try:
             axes[axis1], axes[axis2] = axes[axis2], axes[axis1]

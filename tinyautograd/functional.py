@@ -822,8 +822,9 @@ def linear(x: Tensor | ArrayLike, weight: Tensor | ArrayLike,
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True,
             generator: np.random.Generator | None = None) -> Tensor:
-    """Zero each element with probability p and scale the survivors by 1/(1-p), so that the
-    expected value is unchanged (p = 1: all zeros, as torch); the identity when not training.
+    """Zero each element of x with probability p and scale the survivors by 1/(1-p), so that
+    the expected value is unchanged (p = 1: all zeros, as torch); x itself when not
+    `training`. Any shape, kept.
     Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
     _check_probability("dropout", "p", p)
     # An array becomes a Tensor as every op makes one (its floats float32), kept or dropped.
@@ -837,7 +838,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
 
 def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32,
                  generator: np.random.Generator | None = None) -> np.ndarray:
-    """The array dropout multiplies by: each element 0 with probability p, else 1/(1-p).
+    """The array dropout multiplies by, of `shape` and `dtype`: each element 0 with
+    probability p, else 1/(1-p), drawn from `generator` (default: the engine's, seeded by
+    `tinyautograd.manual_seed`).
     An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
     same seed drops the same elements either way."""
     _check_probability("dropout", "p", p)
@@ -866,9 +869,10 @@ def embedding(indices: Tensor | ArrayLike, weight: Tensor | ArrayLike) -> Tensor
 
 
 def one_hot(tensor: Tensor | ArrayLike, num_classes: int = -1) -> Tensor:
-    """Integer class indices (...) as one-hot rows (..., num_classes): 1 at each index's class,
-    0 elsewhere, int64, as torch's. num_classes=-1 takes the largest index + 1. A constant,
-    outside the graph (integers have no gradient): `.astype(np.float32)` for a float one."""
+    """Integer class indices `tensor` (...) as one-hot rows (..., num_classes): 1 at each
+    index's class, 0 elsewhere, int64, as torch's. num_classes=-1 takes the largest index + 1. A
+    constant, outside the graph (integers have no gradient): `.astype(np.float32)` for a float
+    one."""
     indices = np.asarray(tensor.data if isinstance(tensor, Tensor) else tensor)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"one_hot: tensor must hold integers (class indices), got "

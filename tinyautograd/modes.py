@@ -106,12 +106,12 @@ class set_grad_enabled(_GradMode):
 
 def no_grad(fn: Callable | None = None) -> Any:
     """`with no_grad():` computes without recording a graph: faster, and nothing to free.
-    Also a decorator, `@no_grad()` or `@no_grad`."""
+    Also a decorator, `@no_grad()` or `@no_grad` (which passes the function as `fn`)."""
     return _GradMode(False) if fn is None else _GradMode(False)(fn)
 
 
 def enable_grad(fn: Callable | None = None) -> Any:
-    """Recording on again inside it (within no_grad); a decorator too, as no_grad."""
+    """Recording on again inside it (within no_grad); a decorator too, as no_grad (`fn`)."""
     return _GradMode(True) if fn is None else _GradMode(True)(fn)
 
 

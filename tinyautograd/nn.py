@@ -75,7 +75,8 @@ class record_module_paths:
         _recorder = self.outer
 
     def call(self, module: Module, args: tuple, kwargs: dict) -> Any:
-        """Run `module.forward` with its path as the current one, then restore the caller's."""
+        """Run `module.forward(*args, **kwargs)` with its path as the current one, then restore
+        the caller's."""
         if self.model is None and self.path is None:
             self.names = _module_names(module)     # an outermost call: this module is the root
         outer_path = self.path
@@ -97,8 +98,9 @@ def _module_names(root):
 
 class Parameter(Tensor):
     """A Tensor that a Module learns. It is an ordinary Tensor in every op (their results are
-    plain Tensors); the subclass only tells `Module.parameters()` what to collect. Requires a
-    gradient unless told otherwise; floats become float32, as for Tensor."""
+    plain Tensors); the subclass only tells `Module.parameters()` what to collect. `data`,
+    `requires_grad` (True by default: a parameter is there to learn) and `dtype` are Tensor's;
+    floats become float32, as for Tensor."""
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = True,
                  dtype: DTypeLike = None) -> None:
@@ -385,7 +387,8 @@ class Module:
         return self
 
     def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
-        """Freeze (False) or unfreeze every parameter, as torch's; returns this module."""
+        """Freeze (`requires_grad` False) or unfreeze every parameter, as torch's; returns this
+        module."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
             parameter.requires_grad = requires_grad
@@ -725,18 +728,18 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0,
                    generator: np.random.Generator | None = None) -> Tensor:
-    """Normal in place, std = gain * sqrt(2 / (fan_in + fan_out)) (Glorot's), as torch's.
-    The fans are the last two axes, read as (inputs, outputs) as in `x @ weight`: a Linear's
-    weight (in_features, out_features) gets torch's numbers, though its layout is the
-    transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is dim).
-    `generator` as for normal_."""
+    """`tensor` filled in place from a normal, std = gain * sqrt(2 / (fan_in + fan_out))
+    (Glorot's), as torch's; returns it. The fans are the last two axes, read as (inputs, outputs) as
+    in `x @ weight`: a Linear's weight (in_features, out_features) gets torch's numbers, though its
+    layout is the transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is
+    dim). `generator` as for normal_."""
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
                     generator: np.random.Generator | None = None) -> Tensor:
-    """Uniform in [-a, a] with a = sqrt(3) std, xavier_normal_'s std (`gain`, the fans and
-    `generator` as there): a uniform of that width has that std."""
+    """`tensor` filled in place, uniform in [-a, a] with a = sqrt(3) std, xavier_normal_'s std
+    (`gain`, the fans and `generator` as there): a uniform of that width has that std."""
     bound = math.sqrt(3.0) * _xavier_std(tensor, gain)
     return uniform_(tensor, -bound, bound, generator)
 
@@ -745,8 +748,9 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
 def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     nonlinearity: str = "leaky_relu",
                     generator: np.random.Generator | None = None) -> Tensor:
-    """Normal in place, std = gain / sqrt(fan) (He's), with torch's arguments: `mode`
-    'fan_in' (the default) or 'fan_out' picks the fan, read as xavier_normal_ reads it;
+    """`tensor` filled in place from a normal, std = gain / sqrt(fan) (He's), with torch's
+    arguments: `mode` 'fan_in' (the default) or 'fan_out' picks the fan, read as
+    xavier_normal_ reads it;
     gain = calculate_gain(`nonlinearity`, `a`), `a` being leaky_relu's negative slope (0:
     ReLU's gain). `generator` as for normal_."""
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
@@ -755,8 +759,9 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                      nonlinearity: str = "leaky_relu",
                      generator: np.random.Generator | None = None) -> Tensor:
-    """Uniform in place in [-bound, bound], bound = sqrt(3) gain / sqrt(fan) (He's), with
-    torch's arguments (`a`, `mode`, `nonlinearity` and `generator` as for kaiming_normal_)."""
+    """`tensor` filled in place, uniform in [-bound, bound], bound = sqrt(3) gain / sqrt(fan)
+    (He's), with torch's arguments (`a`, `mode`, `nonlinearity` and `generator` as for
+    kaiming_normal_)."""
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
@@ -965,7 +970,8 @@ class RMSNorm(Module):
 @_torch_keywords
 class Dropout(Module):
     """While training, zero each element with probability p and scale the rest by 1/(1-p)
-    (p = 1: all zeros, as torch); in eval mode, the identity."""
+    (p = 1: all zeros, as torch); in eval mode, the identity. Any shape, kept. `inplace` is
+    torch's, accepted as False only: every op here makes a new array."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         _check("Dropout", "a finite number in [0, 1]", p=p)   # here: the error points at the model
@@ -988,7 +994,7 @@ def _refuse_inplace(name: str, inplace: bool) -> None:
 
 @_torch_keywords
 class ReLU(Module):
-    """max(x, 0)"""
+    """max(x, 0), elementwise. `inplace` is torch's, accepted as False only."""
 
     def __init__(self, inplace: bool = False) -> None:
         _refuse_inplace("ReLU", inplace)
@@ -1012,7 +1018,7 @@ class GELU(Module):
 
 @_torch_keywords
 class SiLU(Module):
-    """x * sigmoid(x) (swish)"""
+    """x * sigmoid(x) (swish), elementwise. `inplace` is torch's, accepted as False only."""
 
     def __init__(self, inplace: bool = False) -> None:
         _refuse_inplace("SiLU", inplace)

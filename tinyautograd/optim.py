@@ -177,7 +177,8 @@ class Optimizer:
         return loss
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
-        """A parameter's state before its first update: none, unless the rule keeps some."""
+        """The state of `param` (in its `group`) before its first update: none, unless the
+        rule keeps some (Adam's zeroed moments)."""
         return {}
 
     def update(self, param: Tensor, grad: np.ndarray, state: dict, group: dict) -> None:
@@ -409,7 +410,10 @@ class SGD(Optimizer):
     `maximize=True` (torch's option) climbs the objective instead of descending it: a reward,
     a log-likelihood. `dampening`, `nesterov` and `maximize` are keyword-only: torch's SGD
     takes dampening third, where this one takes weight_decay. torch's `foreach`, `fused` and
-    `differentiable` are taken as None or False only (see `_refuse_unoffered`).
+    `differentiable` are taken as None or False only.
+
+    `params`: the Tensors to train (`model.parameters()`), or param groups (see Optimizer).
+    `lr` has no default, as torch's: SGD's good rates vary too much for one to serve.
     """
 
     # Options a state saved before they existed lacks; it loads with these values.
@@ -473,6 +477,10 @@ class Adam(Optimizer):
     a coordinate's step size never grows back after a spell of large gradients. `maximize=True`
     (keyword-only, as torch's) climbs the objective instead of descending it. torch's
     `foreach`, `fused` and `differentiable` are taken as None or False only.
+
+    `params`: the Tensors to train (`model.parameters()`), or param groups (see Optimizer);
+    `betas` = (beta1, beta2); `eps` keeps the division finite where v is 0. The defaults
+    are torch's (and the paper's): lr 1e-3, betas (0.9, 0.999), eps 1e-8.
     """
 
     decoupled_weight_decay = False
@@ -544,6 +552,9 @@ class AdamW(Adam):
     Adam's L2 decay goes through the gradient, so Adam's normalisation shrinks it wherever
     gradients are large. AdamW shrinks the weights directly, by the same fraction lr *
     weight_decay everywhere, before the Adam step (the equations are in Adam's docstring).
+    The arguments (`params`, `lr`, `betas`, `eps`, `weight_decay`, `amsgrad`, `maximize`,
+    and torch's `foreach`, `differentiable` and `fused`, None or False only) are Adam's, but
+    `weight_decay` defaults to 0.01, as torch's AdamW.
     """
 
     decoupled_weight_decay = True
@@ -559,7 +570,8 @@ class AdamW(Adam):
 
 def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],
                         weight_decay: float) -> list[dict]:
-    """Two param groups: matrices (ndim >= 2) decay, everything else (biases, norm gains) not.
+    """Two param groups: matrices (ndim >= 2) decay by `weight_decay`, everything else
+    (biases, norm gains) not.
 
     Decay pulls weights towards zero; that regularises the matrices of linear and embedding
     layers, but a bias or a LayerNorm gain pulled to zero only hurts (nanoGPT's rule). Takes
@@ -713,13 +725,15 @@ class LRSchedule:
         return {"steps_taken": self.steps_taken}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Continue from a saved schedule; rewrites the optimizer's lrs to match."""
+        """Continue from `state_dict`, as a schedule's `state_dict()` saved it; rewrites the
+        optimizer's lrs to match."""
         self.steps_taken = int(state_dict["steps_taken"])
         self._write_lrs()
 
 
 class WarmupCosine(LRSchedule):
-    """Linear warmup, then a cosine decay to `min_lr` (nanoGPT's schedule). For each group:
+    """Linear warmup, then a cosine decay to `min_lr` (nanoGPT's schedule). For each group,
+    with warmup = `warmup_steps` and total = `total_steps`:
 
         step < warmup:          lr = base_lr * (step + 1) / (warmup + 1)
         warmup <= step < total: lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * progress)) / 2,
@@ -729,7 +743,8 @@ class WarmupCosine(LRSchedule):
     `base_lr` is the group's lr when the schedule is created, reached at step `warmup` (never
     when warmup = total: every step then warms up); `min_lr` is the same for every group.
     Warmup matters for Adam: its first steps come from moment estimates built on a handful of
-    gradients, so they are kept small.
+    gradients, so they are kept small. Create it after `optimizer`, whose lrs it takes and
+    rewrites. ValueError unless 0 <= warmup_steps <= total_steps and min_lr >= 0.
     """
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int,
@@ -771,7 +786,7 @@ class WarmupCosine(LRSchedule):
 
 class Noam(LRSchedule):
     """The schedule of "Attention Is All You Need" (section 5.3), with n = step + 1 counting
-    the updates from 1:
+    the updates from 1 and warmup = `warmup_steps`:
 
         lr = factor * d_model^-0.5 * min(n^-0.5, n * warmup^-1.5)
 

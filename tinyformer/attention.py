@@ -125,7 +125,8 @@ class KVCache:
         self.memory = None       # the context (B, S, C) those came from: the encoder's output
 
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append this step's keys and values (B, H, T, d) for `layer`; return all of them."""
+        """Append this step's keys `k` and values `v` (B, H, T, d) for `layer`; return all of
+        them, (B, H, start + T, d)."""
         old = self._kv.get(layer)
         if old is not None and old[0].shape[0] != k.shape[0]:
             # Else numpy's broadcast error, or one sequence's keys copied to every row.
@@ -602,6 +603,10 @@ class MultiHeadAttention(nn.Module):
     - `bias=False`: no biases in the four projections (nor in the qk norms).
     - `d_head`: the width of a head, d_model / n_head unless given (Qwen3 gives it).
 
+    The others: `dropout` on the attention weights while training; `rotary`, a
+    RotaryPositions that rotates the queries and keys (RoPE), or None; `normalization` and
+    `rmsnorm_affine` choose the qk norms' kind, as the blocks' do.
+
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
     each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0, before
     dropout, as a numpy array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
@@ -644,15 +649,17 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: Tensor, context: Tensor | None = None, mask: Mask | None = None,
                 cache: KVCache | None = None, *, bias: Bias | None = None) -> Tensor:
         """x (B, T, C) -> (B, T, C). Keys and values come from `context` (B, S, C), or from x
-        when it is None. `mask` (boolean, True = may attend) broadcasts to (B, n_head, T, S):
-        `causal_mask(T)` for a decoder, `padding_mask(is_token)` for padded keys. `bias`
-        (numbers added to the scores: ALiBi's, T5's) broadcasts to (B, n_head, T, S) too.
-        With a `KVCache`, x holds only the new tokens: self-attention adds their keys and
-        values to the earlier ones in the cache, and cross-attention computes the context's at
-        its first step and takes them from the cache at every later one. S then counts every
-        key, and the caller gives the mask and bias of the new queries only: rows start ..
-        start + T - 1 of the whole sequence's, for every key (a step of one token gets the
-        bias of its one row; a bias of the whole sequence is refused, as it does not fit)."""
+        when it is None. (Here `context` is a tensor, the encoder's output a decoder layer
+        calls `memory`; not the models' `context`, their longest sequence.) `mask` (boolean, True =
+        may attend) broadcasts to (B, n_head, T, S): `causal_mask(T)` for a decoder,
+        `padding_mask(is_token)` for padded keys. `bias` (numbers added to the scores: ALiBi's,
+        T5's) broadcasts to (B, n_head, T, S) too. With a `KVCache`, x holds only the new tokens:
+        self-attention adds their keys and values to the earlier ones in the cache, and
+        cross-attention computes the context's at its first step and takes them from the cache at
+        every later one. S then counts every key, and the caller gives the mask and bias of the new
+        queries only: rows start .. start + T - 1 of the whole sequence's, for every key (a step of
+        one token gets the bias of its one row; a bias of the whole sequence is refused, as it does
+        not fit)."""
         _check_rows(x, "x", self.d_model)
         if context is not None:
             _check_rows(context, "context", self.d_model)

@@ -37,7 +37,9 @@ CONTINUES, BEGINS = 1, 2
 class MLMHead(nn.Module):
     """The masked-language-model head: a dense layer with GELU and a layer norm, then the
     output embedding plus a per-token bias: logits = LayerNorm(gelu(x W + b)) E^T + c.
-    The norm is of the model's kind (`normalization`); with bias=False, no b and no c.
+    The norm is of the model's kind (`normalization`, with `rmsnorm_affine`); with
+    `bias=False`, no b and no c. x (B, T, `d_model`) -> logits (B, T, vocab), the vocabulary
+    being the `embedding`'s.
 
     With `tie_weights` (the original's choice) E is the token embedding itself, shared;
     otherwise the head has an output weight of its own, `out` (d_model, vocab), as GPT's
@@ -60,15 +62,17 @@ class MLMHead(nn.Module):
 
 
 class BERT(nn.Module):
-    """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size).
-    Positions holding `pad_id` are hidden from attention; with None (the default) every token
-    is read, as a Hugging Face model given no attention mask reads them all: id 0 is a real
-    token to a tokenizer with no padding (give its <pad> id to hide padding). Post-norm
-    (`norm`), learned `positions`, GELU and the head tied to the token embedding
-    (`tie_weights`) by default, as in the original; `dropout` as GPT's, 0 by default (the
-    original's 0.1). The modern block's switches are GPT's (normalization,
-    rmsnorm_affine, activation, n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so
-    is `d_head`."""
+    """`BERT(vocab_size, context, ...)`; `model(idx)` gives MLM logits (B, T, vocab_size)
+    for integer tokens idx (B, T), T <= context. The sizes: `n_layer` encoder layers,
+    `n_head` heads, width `d_model`, feed-forward width `d_ff` (4 d_model by default, or
+    about 8/3 d_model for SwiGLU); small by default (2 layers of 64), the original's base
+    is 12 layers of 768 with 12 heads. Positions holding `pad_id` are hidden from attention; with
+    None (the default) every token is read, as a Hugging Face model given no attention mask reads
+    them all: id 0 is a real token to a tokenizer with no padding (give its <pad> id to hide
+    padding). Post-norm (`norm`), learned `positions`, GELU and the head tied to the token embedding
+    (`tie_weights`) by default, as in the original; `dropout` as GPT's, 0 by default (the original's
+    0.1). The modern block's switches are GPT's (normalization, rmsnorm_affine, activation,
+    n_kv_head, qk_norm, logit_softcap, bias, rope_theta), and so is `d_head`."""
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 2, n_head: int = 4,
                  d_model: int = 64, d_ff: int | None = None, dropout: float = 0.0,
@@ -108,6 +112,8 @@ class BERT(nn.Module):
         self.head = MLMHead(self.embed.tok, d_model, tie_weights=tie_weights, **norms)
 
     def forward(self, idx: Tokens) -> Tensor:
+        """MLM logits (B, T, vocab) for integer tokens idx (B, T), T <= context; positions
+        holding pad_id, if the model has one, hidden from attention."""
         idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
         mask = (None if self.pad_id is None                      # (B, 1, 1, T): real keys
                 else padding_mask(idx != self.pad_id))
@@ -163,6 +169,11 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     sequence's tokens): its random token may be any id, [MASK] and [PAD] included; and where
     nothing is chosen the loss has no target (`tinyformer train` draws such a batch again).
 
+    `idx` holds integer tokens, (B, T) or any shape; `vocab_size` is the model's (the random
+    tokens' ids are below it); `special_ids` (padding, [MASK], [CLS]...) are never chosen nor
+    put in; `rng` (a numpy Generator) makes the draws repeatable, the engine's seeded one by
+    default.
+
     Every call checks every argument. To mask batch after batch with the same settings, make a
     `TokenMasker` once and call it with each batch: it checks the settings, and makes its
     tables of the vocabulary, once."""
@@ -192,7 +203,7 @@ class TokenMasker:
 
     def __call__(self, idx: ArrayLike,
                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(inputs, targets) for idx (..., T), as mask_tokens gives them."""
+        """(inputs, targets) for idx (..., T), as mask_tokens gives them, drawn with `rng`."""
         idx = _check_ids(idx, self.vocab_size)
         rng = rng or ta.random.default_generator()
         ordinary = self.is_ordinary[idx]

@@ -41,7 +41,12 @@ NORM_PLACEMENTS = ("pre", "post")
 
 def residual(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: Norm,
              dropout: nn.Dropout, placement: str) -> Tensor:
-    """One sub-layer with its residual connection and norm, placed 'pre' or 'post'."""
+    """One sub-layer with its residual connection and norm, by `placement`:
+
+        'pre':   x + dropout(sublayer(norm(x)))
+        'post':  norm(x + dropout(sublayer(x)))
+
+    x (B, T, C) -> (B, T, C); `sublayer` maps (B, T, C) to (B, T, C)."""
     if placement == "pre":
         return x + dropout(sublayer(norm(x)))
     return norm(x + dropout(sublayer(x)))
@@ -64,9 +69,13 @@ class DecoderLayer(nn.Module):
     `rotary` rotates the self-attention's queries and keys (never cross-attention's: a source
     and a target position are not on one axis). With `cross_attention=False` there is no
     encoder to attend to, and no `cross_attn` or `cross_norm`: that is GPT's block, and the
-    encoder's (EncoderLayer). The arguments are in the Decoder's order; the keywords after
-    `cross_attention` are the modern block's switches (see the top of this file); `d_head`
-    sets the width of a head when it is not d_model / n_head.
+    encoder's (EncoderLayer). The arguments are in the Decoder's order: `d_model` (C), `n_head`,
+    `d_ff` (the feed-forward's hidden width), `dropout` (on the attention weights, the
+    feed-forward's hidden activations and each sub-layer's output, while training), `norm`
+    ('post', the paper's, or 'pre'; see `residual`) and `activation` (the feed-forward's). The
+    keywords after `cross_attention` are the modern block's switches (see the top of this
+    file: `normalization`, `rmsnorm_affine`, `n_kv_head`, `qk_norm`, `bias`); `d_head` sets
+    the width of a head when it is not d_model / n_head.
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
@@ -114,8 +123,10 @@ class EncoderLayer(DecoderLayer):
 
     A DecoderLayer without cross-attention, GPT's block: the same sub-layers under the same
     names. What makes it an encoder's is the mask it is given, padding only and never the
-    look-ahead mask, so that each position reads both sides of itself. The keywords are the
-    DecoderLayer's.
+    look-ahead mask, so that each position reads both sides of itself. The arguments are the
+    DecoderLayer's but `cross_attention`: `d_model`, `n_head`, `d_ff`, `dropout`, `norm`,
+    `activation`, `rotary`, and the modern block's switches (`normalization`,
+    `rmsnorm_affine`, `n_kv_head`, `qk_norm`, `bias`) and `d_head`.
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
@@ -144,8 +155,10 @@ class Encoder(nn.Module):
 
     With pre-norm, each layer normalises only what goes into its sub-layers; the residual
     stream itself is never normalised, so a final norm does it once at the top. Post-norm
-    layers already end in a norm and need none. The keywords after `rotary` are the modern
-    block's switches and `d_head`, the same for every layer.
+    layers already end in a norm and need none. `n_layer` is N; the other arguments are each
+    EncoderLayer's, the same for every layer: `d_model`, `n_head`, `d_ff`, `dropout`, `norm`,
+    `activation`, `rotary`, and after it the modern block's switches (`normalization`,
+    `rmsnorm_affine`, `n_kv_head`, `qk_norm`, `bias`) and `d_head`.
     """
 
     def __init__(self, n_layer: int, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
@@ -176,9 +189,11 @@ class Decoder(nn.Module):
 
         y = DecoderLayer_N( ... DecoderLayer_1(y, memory), memory)    (B, T, C) -> (B, T, C)
 
-    A final norm with pre-norm, for the same reason as in the Encoder. The keywords after
-    `cross_attention` are the modern block's switches and `d_head`, the same for every
-    layer.
+    A final norm with pre-norm, for the same reason as in the Encoder. `n_layer` is N; the
+    other arguments are each DecoderLayer's, the same for every layer: `d_model`, `n_head`,
+    `d_ff`, `dropout`, `norm`, `activation`, `rotary`, `cross_attention`, and after it the
+    modern block's switches (`normalization`, `rmsnorm_affine`, `n_kv_head`, `qk_norm`,
+    `bias`) and `d_head`.
     """
 
     stream: list[Tensor] | None = None    # while the logit lens reads the residual stream (lens.py)

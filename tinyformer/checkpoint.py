@@ -178,9 +178,15 @@ def load_model(directory: StrPath, pretrained: bool, model: ModuleT
                ) -> tuple[ModuleT, Tokenizer, dict[str, Any]]: ...
 def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | None = None
                ) -> tuple[nn.Module, Tokenizer, dict[str, Any]]:
-    """(model, tokenizer, config) from a checkpoint directory, the model in eval mode, its
+    """(model, tokenizer, config) from a checkpoint `directory`, the model in eval mode, its
     weights in the dtype they were saved in; of a run that is still training, its latest
-    complete checkpoint.
+    complete checkpoint. config is the checkpoint's config.json ({"model": "gpt",
+    "model_config": {...}, ...}). With `pretrained` (the default) a Hugging Face model's
+    directory is read too (load_pretrained); False: a run's checkpoint only.
+
+        model, tokenizer, config = load_model("runs/mine")       # a GPT run's
+        ids = model.generate(np.array([tokenizer.encode("Once")]), max_new_tokens=50)
+        print(tokenizer.decode(ids[0]))
 
     `model`: a model of your own to load a run's weights into, instead of the one its
     config.json builds; built as the run's was (its class, config and modules of your own:

@@ -330,6 +330,7 @@ class Seq2SeqTask:
 
     def sample_batch(self, batch_size: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`batch` of `batch_size` training pairs drawn with `rng` (with replacement)."""
         picks = rng.integers(0, len(self.train), batch_size)
         return self.batch([self.train[i] for i in picks])
 

@@ -204,9 +204,13 @@ class SequencesSoFar:
     kept: np.ndarray | None = None              # (B, V), or None until next_logits computes it
 
     def compute_logits(self) -> np.ndarray:
+        """The logits (B, V) of each sequence's next token, from the model: written by each
+        session."""
         raise NotImplementedError
 
     def next_logits(self) -> np.ndarray:
+        """The logits (B, V) of each sequence's next token: computed once per step, then a
+        copy of the kept ones."""
         # A copy, so that a caller that edits its logits (to rule tokens out) leaves the next
         # call's alone.
         if self.kept is None:
@@ -214,10 +218,13 @@ class SequencesSoFar:
         return self.kept.copy()
 
     def append(self, tokens: ArrayLike) -> None:
+        """Write the next token of each sequence, `tokens` (B,)."""
         self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
         self.kept = None
 
     def select(self, rows: np.ndarray) -> None:
+        """Keep the sequences `rows` (indices, repeats allowed: beam search's), with all that
+        follows them: kept logits, cache."""
         self.tokens = self.tokens[rows]
         if self.kept is not None:
             self.kept = self.kept[rows]
@@ -479,8 +486,9 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     Stopping: a live beam's log P can only fall, so the best score any continuation of it can
     reach is log P(beam) / the largest lp still reachable. The search stops once a hypothesis
     has finished and no live beam's bound beats it: that returns what waiting for more would.
-    Otherwise it stops after `max_len` tokens, and the live beams, cut off, compete with the
-    finished ones as they are. `eos_id` may name several ids, and `threads`, as for `generate`.
+    Otherwise it stops after `max_len` tokens (generate's max_new_tokens: the most it writes), and
+    the live beams, cut off, compete with the finished ones as they are. `eos_id` may name several
+    ids, and `threads`, as for `generate`.
 
     Against transformers' `generate(num_beams=N)`: the search is the same (steps 1 to 4, the
     text cut off at max_new_tokens), but transformers' `length_penalty`, of the same name, is

@@ -221,6 +221,7 @@ def read_text(path: StrPath, what: str = "file", allow_empty: bool = False) -> s
 
 
 def current_umask() -> int:
+    """The process's umask: the permission bits that the files it makes leave out."""
     mask = os.umask(0)           # the only way to read it is to set it, then put it back
     os.umask(mask)
     return mask

@@ -55,7 +55,19 @@ class GPT(nn.Module):
     4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
     `qk_norm`, `logit_softcap` (cap * tanh(logits / cap) on the output), `bias` (False: no
     biases in linear layers and norms), `rope_theta` (RoPE's base). `d_head` sets the width
-    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints)."""
+    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints).
+
+    The sizes: `n_layer` blocks of `n_head` heads, width `d_model` (C), feed-forward width
+    `d_ff`; small by default (4 layers of 128), GPT-2 small is 12 layers of 768, 12 heads,
+    context 1024. ValueError, one line, for a size or switch out of range.
+
+        tok = BPETokenizer.train(text, vocab_size=512)       # tinyformer.tokenizers
+        model = GPT(tok.vocab_size, context=64, n_layer=2, n_head=2, d_model=32)
+        idx = np.array([tok.encode("the cat")])               # (B, T) = (1, T)
+        logits = model(idx)                                   # (1, T, 512)
+        out = model.generate(idx, max_new_tokens=20)          # (1, T + 20) token ids
+        print(tok.decode(out[0]))
+    """
 
     def __init__(self, vocab_size: int, context: int, n_layer: int = 4, n_head: int = 4,
                  d_model: int = 128, d_ff: int | None = None, dropout: float = 0.0,
@@ -102,20 +114,20 @@ class GPT(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
                         eos_token_id: int | Sequence[int] | None = None) -> None:
-        """Write this GPT as a Hugging Face checkpoint (config.json and model.safetensors)
-        that transformers' AutoModelForCausalLM.from_pretrained loads: GPT-2's format for
-        GPT-2's block (with its GELU, or ReLU or relu2: GPT-2's config names the activation),
-        Llama's for the modern block as Llama has it (positions="rope",
-        normalization="rmsnorm", activation="swiglu", any n_kv_head, d_head, rope_theta and
-        bias), Qwen3's for that block with qk_norm=True and bias=False. The token ids, if the
-        tokenizer has such tokens, are for transformers' generate (eos_token_id may be a list
-        of ids, as a chat model's: load_model's config["eos_ids"]). ValueError, one line, for
-        a setting no format expresses (positions "sinusoidal" or "none", post-norm,
-        rmsnorm_affine=False, logit_softcap, or a mix of GPT-2's block and the modern one:
-        GPT-2's with bias=False, n_kv_head or d_head, the modern one with relu2, say). A BPE
-        tokenizer goes beside it with tinyformer.pretrained.save_gpt2_tokenizer. A module of
-        your own in place of one GPT builds (a layer's ffn, say) is refused too: no format
-        knows it."""
+        """Write this GPT into `directory` as a Hugging Face checkpoint (config.json and
+        model.safetensors) that transformers' AutoModelForCausalLM.from_pretrained loads: GPT-2's
+        format for GPT-2's block (with its GELU, or ReLU or relu2: GPT-2's config names the
+        activation), Llama's for the modern block as Llama has it (positions="rope",
+        normalization="rmsnorm", activation="swiglu", any n_kv_head, d_head, rope_theta and bias),
+        Qwen3's for that block with qk_norm=True and bias=False. The token ids (`bos_token_id`,
+        `eos_token_id`, written where given), if the tokenizer has such tokens, are for
+        transformers' generate (eos_token_id may be a list of ids, as a chat model's: load_model's
+        config["eos_ids"]). ValueError, one line, for a setting no format expresses (positions
+        "sinusoidal" or "none", post-norm, rmsnorm_affine=False, logit_softcap, or a mix of GPT-2's
+        block and the modern one: GPT-2's with bias=False, n_kv_head or d_head, the modern one with
+        relu2, say). A BPE tokenizer goes beside it with tinyformer.pretrained.save_gpt2_tokenizer.
+        A module of your own in place of one GPT builds (a layer's ffn, say) is refused too: no
+        format knows it."""
         own = modules_of_your_own(self)
         if own:
             raise PretrainedError(f"save_pretrained: no Hugging Face format expresses "
@@ -165,7 +177,7 @@ class GPT(nn.Module):
 
     def start_decoding(self, prompt: Tokens, use_cache: bool = True) -> DecoderOnlySession:
         """A decoding session (tinyformer.decoding) continuing each row of `prompt` (B, T):
-        what generate and beam search write with."""
+        what generate and beam search write with. `use_cache` as generate's."""
         return DecoderOnlySession(self, prompt, use_cache)
 
     def generate(self, idx: Tokens, max_new_tokens: int, temperature: float = 1.0,

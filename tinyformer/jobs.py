@@ -148,6 +148,7 @@ class TextData:
 
     @classmethod
     def n_train(cls, n_tokens: int) -> int:
+        """How many of a text's `n_tokens` are trained on: the first 1 - VAL_FRACTION."""
         return int(n_tokens * (1 - cls.VAL_FRACTION))
 
     @classmethod
@@ -334,6 +335,7 @@ class LanguageModelling:
             self.recall_prompts = recall_prompts(100, config.seed + 1000, length)
 
     def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
+        """Map the tokens the run in `directory` wrote, as `info` (data_info's) describes."""
         self.data = TextData.load(directory, info, self.tokenizer.vocab_size)
 
     def data_info(self) -> dict[str, Any]:
@@ -341,15 +343,20 @@ class LanguageModelling:
         return self.data.info
 
     def model_config(self) -> dict[str, Any]:
+        """GPT's arguments: the tokenizer's vocab_size and the settings' sizes and switches."""
         return {"vocab_size": self.tokenizer.vocab_size, **text_model_config(self.config)}
 
     def train_batch(self, rng: np.random.Generator) -> Batch:
+        """A batch of the training tokens, drawn with `rng`."""
         return self.batch(self.data.train, rng)
 
     def batch(self, tokens: np.ndarray, rng: np.random.Generator) -> Batch:
+        """(x, y), each (batch_size, context): windows of `tokens` at places drawn with
+        `rng`, y being x shifted one to the left."""
         return lm_batch(tokens, self.config.batch_size, self.config.context, rng)
 
     def loss(self, model: GPT, batch: Batch) -> Tensor:
+        """The mean cross-entropy of `model`'s next-token predictions on `batch` (x, y)."""
         return next_token_loss(model, *batch)
 
     def counted(self, batch: Batch) -> int:
@@ -432,6 +439,7 @@ class MaskedLM(LanguageModelling):
         self.newline_id = _single_token(tokenizer, "\n")      # None: a text without lines
 
     def model_config(self) -> dict[str, Any]:
+        """BERT's arguments: GPT's (the sizes and switches) and the <pad> token's pad_id."""
         config = super().model_config()
         config["pad_id"] = self.pad_id
         return config
@@ -506,6 +514,7 @@ class MaskedLM(LanguageModelling):
                           self.newline_id, self.pad_id, rng)
 
     def loss(self, model: BERT, batch: Batch) -> Tensor:
+        """The mean cross-entropy of `model`'s guesses of the hidden tokens of `batch`."""
         return masked_lm_loss(model, *batch)
 
     def counted(self, batch: Batch) -> int:
@@ -598,6 +607,8 @@ class Seq2Seq:
                            f"too few to hold some out for validation; raise --max-len")
 
     def model_config(self) -> dict[str, Any]:
+        """The Transformer's arguments: one vocabulary (the task's symbols) for source and
+        target, the task's context unless set, padding with PAD, the settings' sizes."""
         c = self.config
         vocab = self.tokenizer.vocab_size
         return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
@@ -606,16 +617,21 @@ class Seq2Seq:
                           positions=c.positions, norm=c.norm, pad_id=PAD, **block_switches(c))
 
     def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
+        """Nothing to open: the task's pairs are made from its settings."""
         pass                                    # the task is made from its settings: no file
 
     def data_info(self) -> None:
+        """None: the task is made again from its settings, with no file to find."""
         return None                             # the task is made again from its settings
 
     def train_batch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(src, tgt_in, tgt_out) of batch_size training pairs drawn with `rng`."""
         return self.data.sample_batch(self.config.batch_size, rng)
 
     def loss(self, model: Transformer,
              batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Tensor:
+        """The mean cross-entropy of `model`'s target predictions on `batch`, padding left
+        out, smoothed by the settings' label_smoothing."""
         return seq2seq_loss(model, *batch, label_smoothing=self.config.label_smoothing)
 
     def counted(self, batch: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:

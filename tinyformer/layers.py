@@ -56,7 +56,7 @@ class TokenEmbedding(nn.Embedding):
         return x * math.sqrt(self.embedding_dim) if self.scale else x
 
     def unembed(self, x: Tensor) -> Tensor:
-        """Logits for the next token: (B, T, C) @ (C, vocab) -> (B, T, vocab)."""
+        """Logits for the next token: x (B, T, C) @ E^T (C, vocab) -> (B, T, vocab)."""
         return x @ self.weight.T
 
     def extra_repr(self) -> str:
@@ -94,8 +94,9 @@ class SinusoidalPositions(nn.Module):
     wide. PE(pos + k) is a rotation of PE(pos) that depends only on k, which lets attention
     find relative offsets with a linear map.
 
-    The table is computed once and is not learned: a plain numpy array, so it is neither a
-    parameter nor in the state_dict. It is kept in float64 and takes the dtype of x when added.
+    The table, of `context` positions by `d_model` features, is computed once and is not learned: a
+    plain numpy array, so it is neither a parameter nor in the state_dict. It is kept in float64 and
+    takes the dtype of x when added.
     """
 
     def __init__(self, context: int, d_model: int) -> None:
@@ -164,7 +165,8 @@ class RotaryPositions(nn.Module):
     distant positions apart for long contexts.
 
     `forward` is the identity, so that a model can apply any positional encoding to its token
-    embeddings in the same way; the work happens in `rotate`.
+    embeddings in the same way; the work happens in `rotate`. Its tables of cos and sin hold
+    `context` positions, for heads of `d_head` features (even).
     """
 
     def __init__(self, context: int, d_head: int, base: float = 10000.0) -> None:
@@ -369,7 +371,8 @@ def _what_to_pass(given, idx):
 
 
 class Embeddings(nn.Module):
-    """The bottom of every model: token ids (B, T) -> vectors (B, T, C).
+    """The bottom of every model: token ids (B, T), each below `vocab_size`, -> vectors
+    (B, T, C), C = `d_model`.
 
         x = Dropout(Norm(TokenEmbedding(idx) + Positions))
 
@@ -377,8 +380,8 @@ class Embeddings(nn.Module):
       adds nothing here; it is handed to attention as `rotary`, which rotates queries and keys.
       `d_head` sizes it (d_model // n_head); the other encodings ignore it.
     - `scale`: multiply the token embeddings by sqrt(d_model) ("Attention Is All You Need").
-    - `norm`: a norm on the sum (BERT's), of the kind `normalization` names (see
-      `norm_layer`); without it, `norm` is None.
+    - `norm`: a norm on the sum (BERT's), of the kind `normalization` names (with
+      `rmsnorm_affine` and `bias`; see `norm_layer`); without it, `norm` is None.
     - `dropout`: on the result ("Attention Is All You Need", section 5.4).
     - `rope_theta`: RoPE's base, with positions='rope'.
 
@@ -567,9 +570,10 @@ class FeedForward(nn.Module):
 
         FFN(x) = (silu(x W_gate) * (x W_up)) W2
 
-    `bias=False` leaves out b1 and b2. Dropout, if any, is applied to the hidden activations,
-    as in the Annotated Transformer; the dropout on the sub-layer's output before the residual
-    addition belongs to the block.
+    `activation` is 'relu', 'gelu', 'swiglu' or 'relu2' (ReLU squared); x (B, T, d_model) -> (B, T,
+    d_model). `bias=False` leaves out b1 and b2. Dropout, if any, is applied to the hidden
+    activations, as in the Annotated Transformer; the dropout on the sub-layer's output before the
+    residual addition belongs to the block.
     """
 
     def __init__(self, d_model: int, d_ff: int, activation: str = "relu",

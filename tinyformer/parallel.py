@@ -266,6 +266,8 @@ class Workers:
 
     @staticmethod
     def available() -> bool:
+        """Whether worker processes can be forked here: on Linux only (fork elsewhere is
+        missing, or unsafe with the system's libraries, as on macOS)."""
         return sys.platform.startswith("linux") and hasattr(os, "fork")
 
     def processes(self, threads: int, parts: int) -> int:

@@ -19,6 +19,7 @@ from .summary import counted
 
 
 def duration(seconds: float) -> str:
+    """`seconds` as a clock shows a duration: "4:05", or "1:04:05" past an hour."""
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
@@ -72,10 +73,12 @@ class StatusLine:
         self.shown = True
 
     def print(self, line: str) -> None:
+        """`line` as a plain line of its own."""
         self.stream.write(line + "\n")
         self.stream.flush()
 
     def clear(self) -> None:
+        """Remove the line drawn in place, if any, so that a message starts on a clean line."""
         if self.shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
@@ -83,6 +86,11 @@ class StatusLine:
 
 
 class Progress(StatusLine):
+    """A training run's progress line: step `start` + 1 to `total`, the loss, tokens a second
+    and the time left (evaluations after every `eval_every` steps counted in). On a terminal
+    one line redrawn in place; into a file or a pipe a plain line every `every` steps (about
+    ten a run by default), on `stream` (stderr by default)."""
+
     def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
                  every: int | None = None, eval_every: int | None = None) -> None:
         super().__init__(stream)
@@ -131,12 +139,14 @@ class Progress(StatusLine):
             self.print(" | ".join(parts))
 
     def close(self) -> None:
+        """End the line drawn in place, leaving it shown (the run's last state)."""
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
             self.shown = False
 
     def elapsed(self) -> float:
+        """Seconds since the progress began, evaluations included."""
         return time.perf_counter() - self.began
 
 

@@ -187,6 +187,7 @@ class RunDirectory:
         self.taken_over = False         # from a writer that stopped without releasing it
 
     def file(self, name: str) -> str:
+        """The path of the run's file `name`."""
         return os.path.join(self.path, name)
 
     # -- claiming: the lock ----------------------------------------------------------------------
@@ -434,6 +435,8 @@ class RunDirectory:
             self.checkpoint, self.has_manifest = config.get("step"), True
 
     def write_manifest(self) -> None:
+        """Write what the run owns and records (its settings, data, tokenizer's digest,
+        checkpoint, and what it is writing) to its manifest, all or nothing."""
         with atomic_write(self.file(MANIFEST)) as f:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
                        "settings": self.settings, "data": self.data,
@@ -616,6 +619,7 @@ def open_run_file(path: StrPath, mode: str = "rb", **open_kwargs: Any) -> IO:
 
 
 def sha256(path: StrPath) -> str:
+    """The SHA-256 of the file at `path`, in hex, read a MiB at a time."""
     digest = hashlib.sha256()
     with open_run_file(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -624,6 +628,7 @@ def sha256(path: StrPath) -> str:
 
 
 def save_arrays(path: StrPath, arrays: Mapping[str, ArrayLike]) -> None:
+    """Write named `arrays` to `path` as an .npz file, all or nothing (atomic_write)."""
     with atomic_write(path, "wb") as f:
         np.savez(f, **arrays)
 

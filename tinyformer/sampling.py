@@ -28,15 +28,17 @@ SAMPLING_RULES = {"temperature": Number(0), "top_k": Optional(Whole(1, 2 ** 62),
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
                    name: Callable[[str], str] = str) -> None:
-    """Raise a clear ValueError for settings that cannot mean anything (NaN included: a NaN
-    temperature would make every probability NaN). `name(key)` says how a setting is called
-    to the caller's user: `top_k` in Python, `--top-k` on the command line."""
+    """Raise a clear ValueError for `temperature`, `top_k` or `top_p` (sample_next's) that
+    cannot mean anything (NaN included: a NaN temperature would make every probability NaN).
+    `name(key)` says how a setting is called to the caller's user: `top_k` in Python,
+    `--top-k` on the command line."""
     check_settings({"temperature": temperature, "top_k": top_k, "top_p": top_p},
                    SAMPLING_RULES, name=name)
 
 
 def check_generator(where: str, name: str, generator: object) -> None:
-    """TypeError, in one line, unless `generator` is None (the engine's seeded one) or a numpy
+    """TypeError, in one line naming the function (`where`) and the argument (`name`),
+    unless `generator` is None (the engine's seeded one) or a numpy
     Generator: a seed given in its place would fail at the first draw, deep inside. What the
     draws use is its `random(shape)`, so a stand-in with one (a test's) is taken too; Python's
     own `random.Random` has a `random()` that takes no shape, and is refused."""
@@ -49,9 +51,10 @@ def check_generator(where: str, name: str, generator: object) -> None:
 def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None,
                 rng: np.random.Generator | None = None) -> np.ndarray:
-    """One token per row of `logits` (B, V): the argmax when temperature is 0, otherwise a draw
-    from softmax(logits / temperature), restricted to the k most likely tokens (top-k) and to
-    the smallest set of most likely tokens whose probability adds up to p (top-p, "nucleus").
+    """One token id per row of `logits` (B, V), an integer array (B,): the argmax when
+    `temperature` is 0, otherwise a draw from softmax(logits / temperature), restricted to the
+    k = `top_k` most likely tokens (top-k) and to the smallest set of most likely tokens whose
+    probability adds up to p = `top_p` (top-p, "nucleus"); None keeps every token.
     As transformers' warpers, in that order: top-p measures what top-k left, renormalised;
     every token tied with the k-th stays. Among tokens tied at top-p's cut, the lower ids
     stay (which stay in transformers follows its sort, often the higher ids); as many stay.
@@ -73,8 +76,9 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
 
 def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: float | None,
               rng: np.random.Generator | None = None) -> np.ndarray:
-    """`sample_next` for settings already checked: a decoding loop checks them once, not at
-    every token."""
+    """`sample_next` for settings already checked (`logits` (B, V), `temperature`, `top_k`,
+    `top_p` and `rng` as there; ids (B,)): a decoding loop checks them once, not at every
+    token."""
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
         return logits.argmax(axis=-1)

@@ -34,6 +34,8 @@ class Rule:
     read from a file is told in the file's: file_spelling)."""
 
     def why(self, value: Any, spell: Callable[[Any], str] = repr) -> str | None:
+        """None if `value` keeps the rule, else what is wrong with it ("must be a whole number
+        >= 1, got 0"), the value written by `spell`: written by each rule."""
         raise NotImplementedError
 
 
@@ -73,6 +75,7 @@ class Number(Rule):
         self.low, self.high, self.above, self.below = low, high, above, below
 
     def describe(self) -> str:
+        """The range in words, for a message: "in [0, 1]", "in (0, 1]", ">= 0"."""
         bottom = f"> {self.above}" if self.above is not None else f">= {self.low}"
         if self.below is not None:
             return f"in [{self.low}, {self.below})" if self.above is None else \
@@ -104,6 +107,9 @@ def is_finite_number(value: Any) -> bool:
 
 
 class OneOf(Rule):
+    """One of `options`, of the first option's type ("gpt", not 1), with a near one
+    suggested for a slip ("gtp")."""
+
     def __init__(self, *options: Any) -> None:
         self.options = options
 
@@ -204,4 +210,5 @@ def check_whole(where: str, low: int, **values: Any) -> None:
 
 
 def option_name(key: str) -> str:
+    """How the command line spells setting `key`: "--min-len" for min_len."""
     return "--" + key.replace("_", "-")

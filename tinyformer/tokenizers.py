@@ -103,6 +103,7 @@ class EncodeError(BadInput):
         super().__init__(f"{source}: {said}" if source else said)
 
     def at(self, where: str) -> str:
+        """The message with `where` in place of "position N" ("line 3, column 2")."""
         return f"cannot encode {self.shown} at {where}: {self.why}"
 
 
@@ -226,8 +227,11 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
                     name: Callable[[str], str] = str) -> tuple[Tokenizer, list[str]]:
     """A `kind` ("bpe" or "char") tokenizer learned from the UTF-8 text file at `path`, and a
     report of it for a person: what was trained and how long it took, its vocabulary, and its
-    compression of the text. `log` hears what is starting (a BPE of a large text takes a
-    while). ValueError for a file that cannot be used, or too little text for the merges."""
+    compression of the text. `vocab_size` is a BPE's whole vocabulary (bytes, merges and
+    `special_tokens`; a char tokenizer's is its text's characters, and ignores it). `log`
+    hears what is starting (a BPE of a large text takes a while); `name(key)` says how a
+    setting is called to the caller's user (`--vocab-size`). ValueError for a file that
+    cannot be used, or too little text for the merges."""
     text = "".join(iter_text(path, "input file"))
     # The text's own bytes: a file's line ends (\r\n) and byte order mark are not its text;
     # and a pipe (/dev/stdin) has no size to ask the file system for.
@@ -487,6 +491,8 @@ class Tokenizer:
     _NOTHING = b""
 
     def __init__(self, special_tokens: Iterable[str], first_special_id: int) -> None:
+        """A subclass's part: `special_tokens` (strings) take the ids from `first_special_id`
+        on, in order."""
         self.special_tokens = check_special_tokens(special_tokens)
         self._special_ids = {s: first_special_id + i for i, s in enumerate(self.special_tokens)}
         self._special_re = special_pattern(self.special_tokens)
@@ -567,7 +573,8 @@ class Tokenizer:
     # -- inspection --------------------------------------------------------------------------
 
     def tokens_of(self, text: str, allow_special: bool = False) -> list[str]:
-        """How `text` splits: the readable piece of each of its tokens."""
+        """How `text` splits: the readable piece of each of its tokens (`allow_special` as
+        encode's)."""
         return [self.id_to_token(i) for i in self.encode(text, allow_special)]
 
     def id_to_token(self, i: int) -> str:
@@ -614,9 +621,9 @@ class Tokenizer:
 
     @classmethod
     def load(cls: type[TokenizerT], path: StrPath) -> TokenizerT:
-        """Read a tokenizer that `save` wrote. Tokenizer.load (as load_tokenizer) reads either
-        kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load, or
-        a class of your own that derives from it) builds its own class, and refuses a file of
+        """Read the tokenizer that `save` wrote at `path`. Tokenizer.load (as load_tokenizer) reads
+        either kind, choosing the class by the file's "type"; a subclass's load (CharTokenizer.load,
+        or a class of your own that derives from it) builds its own class, and refuses a file of
         another kind with a ValueError."""
         return cls._load(path)
 
@@ -681,7 +688,7 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
                   context: int | None = None) -> list[int]:
     """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
     is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
-    tokens than it reads."""
+    tokens than it reads. `allow_special` as Tokenizer.encode's."""
     check_utf8(prompt, "the prompt")      # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
@@ -794,7 +801,8 @@ def _build(cls, data, path):
 # ---------------------------------------------------------------------------------------------
 
 class CharTokenizer(Tokenizer):
-    """One id per character: the special tokens take ids 0, 1, ..., then the characters.
+    """One id per character: the special tokens take ids 0, 1, ..., then the characters
+    (`chars`, each a one-character string, in the order given; `train` sorts a text's).
 
         tok = CharTokenizer.train("hello", special_tokens=["<eos>"])
         tok.encode("hole")      # [2, 4, 3, 1]: <eos>=0 e=1 h=2 l=3 o=4
@@ -821,7 +829,8 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def train(cls, text: str, special_tokens: Iterable[str] = ()) -> CharTokenizer:
-        """The tokenizer of the characters of `text`, in sorted (code point) order."""
+        """The tokenizer of the characters of `text`, in sorted (code point) order, after the
+        `special_tokens`."""
         return cls(sorted(set(text)), special_tokens)
 
     @property
@@ -1036,6 +1045,15 @@ class BPETokenizer(Tokenizer):
     `load_gpt2_tokenizer(directory)` write and read GPT-2's files (vocab.json, merges.txt),
     which transformers reads and writes: our encode(text, allow_special=True) and decode give
     the ids and text of its GPT-2 tokenizer's encode(text) and decode(ids).
+
+        tok = BPETokenizer.train(text, vocab_size=512, special_tokens=["<|endoftext|>"])
+        ids = tok.encode("the cat")       # list of int; tok.tokens_of("the cat"): the pieces
+        tok.decode(ids)                   # 'the cat', exactly, for any text
+        tok.save("tokenizer.json"); BPETokenizer.load("tokenizer.json")
+
+    `merges` are the learned pairs of ids in the order learned, `special_tokens` the special
+    tokens' strings, `byte_order` the byte of each of ids 0-255 (see above). ValueError for
+    merges that are not pairs of earlier ids, or a byte_order that is not the 256 bytes.
     """
 
     kind = "bpe"

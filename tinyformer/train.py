@@ -274,7 +274,19 @@ class StepDone(NamedTuple):
 
 
 class Trainer:
-    """A job, its model, optimizer and schedule, the step count and the random generators."""
+    """A job, its model, optimizer and schedule, the step count and the random generators:
+    one training run, in its run directory. Made by `start` (a new run), `resume` (a saved
+    one) or `open` (either, as `tinyformer train` asks), not by hand:
+
+        trainer = Trainer.start(TrainConfig(corpus="input.txt", iters=2000), "runs/mine")
+        trainer.train()                          # "done"; metrics.jsonl and checkpoints
+        Trainer.resume("runs/mine").train()      # later, or after a Ctrl-C: goes on exactly
+
+    The constructor's arguments are what those three have made: the settings (`config`, a
+    TrainConfig), the claimed `run` directory, the `job` (jobs.py: data, loss, samples), the
+    `model`, the names of its modules of your own (`own`) and `log`, which hears every
+    message for a person.
+    """
 
     def __init__(self, config: TrainConfig, run: RunDirectory, job: Job, model: Model,
                  own: list[str], log: Callable[[str], None] = print) -> None:
@@ -320,7 +332,8 @@ class Trainer:
         run's files. A run started again (by `resume`) on the tokens it wrote already gives
         them as `tokenised`: (their tokenizer, their data info); it reads no corpus. One
         started again gives as `frozen` the names of the parameters its first attempt froze
-        (its manifest's record), to freeze them again.
+        (its manifest's record), to freeze them again, and its directory, claimed already, as
+        `run`. `log` hears every message for a person (print by default).
 
         `model`: a model of your own to train instead of a fresh one, as PyTorch Lightning's
         `trainer.fit(model)` takes one: of the class `config.model` names (or a subclass),
@@ -417,7 +430,8 @@ class Trainer:
         settings; or a new one in `out` [runs/<model>-<data>], with the settings of the TOML
         `config_file`, then `overrides` over them, then the job's defaults for the rest. The
         file's values are checked and named as the file's ("lr in run.toml"), the overrides'
-        by `name` ("--lr" on the command line)."""
+        by `name` ("--lr" on the command line). `force` and `log` as start's; `resume` takes
+        none of the others."""
         overrides = overrides or {}
         if resume is not None:
             extra = [name(key) for key in overrides] + [name(key) for key, value in (
@@ -439,9 +453,9 @@ class Trainer:
     @classmethod
     def resume(cls, directory: StrPath, log: Callable[[str], None] = print,
                model: Model | None = None) -> Trainer:
-        """The run saved in `directory`, ready to continue where its checkpoint left off. A
-        run that stopped before its first checkpoint starts again, with its settings, on the
-        tokens it wrote where they are intact (tokens_written).
+        """The run saved in `directory`, ready to continue where its checkpoint left off (`log` as
+        start's). A run that stopped before its first checkpoint starts again, with its settings, on
+        the tokens it wrote where they are intact (tokens_written).
 
         `model`: the model of your own a run was started with (`start`'s), built the same
         way again: the checkpoint's weights are loaded into it. A run that records modules of
@@ -592,9 +606,9 @@ class Trainer:
                 self.run.write_manifest()
 
     def evaluate(self, title: str, threads: int = 1) -> dict[str, float]:
-        """Validation figures (on up to `threads` threads) and a sample, printed; the figures
-        returned for metrics.jsonl. The model is in evaluation mode for it (dropout off), then
-        back in the mode it was in (training, between steps)."""
+        """Validation figures (on up to `threads` threads) and a sample, printed under `title`; the
+        figures returned for metrics.jsonl. The model is in evaluation mode for it (dropout off),
+        then back in the mode it was in (training, between steps)."""
         training = self.model.training
         self.model.eval()
         try:
@@ -849,9 +863,9 @@ class Trainer:
         self.checkpoint_files = new
 
     def load_state(self, saved: dict[str, Any]) -> None:
-        """The optimizer, schedule, generators, step and frozen parameters of a checkpoint
-        (the weights are already in the model); and metrics.jsonl cut back to that step, so
-        that the lines a stopped run wrote after its checkpoint are written again, once
+        """The optimizer, schedule, generators, step and frozen parameters of a checkpoint, `saved`
+        (its config.json; the weights are already in the model); and metrics.jsonl cut back to that
+        step, so that the lines a stopped run wrote after its checkpoint are written again, once
         (truncate_metrics)."""
         files = saved["files"]
         self.checkpoint_files = set(files.values()) - {TOKENIZER}

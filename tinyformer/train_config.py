@@ -132,7 +132,27 @@ TOKENIZER_KINDS = ("char", "bpe")
 @dataclasses.dataclass
 class TrainConfig:
     """Every setting of a run. None means "the default for this job" (DEFAULTS, or the model
-    class's own default for positions and norm); `resolved()` fills them in."""
+    class's own default for positions and norm); `resolved()` fills them in.
+
+        config = TrainConfig(corpus="input.txt", iters=2000, d_model=128)
+        Trainer.start(config, "runs/mine").train()           # tinyformer.train
+
+    Each is an option of `tinyformer train` (`min_len` is --min-len), whose --help says what
+    it means and its default, or a key of a `--config` TOML file:
+
+    - the data: `corpus` (a text file; the built-in stories without one), `task` (a seq2seq
+      task, with `min_len` and `max_len`), `tokenizer` and its BPE's `vocab_size`;
+    - the model: `model`, the sizes `n_layer`, `n_head`, `d_model`, `d_ff`, `context`, and
+      the switches the models take, `positions`, `norm`, `normalization`, `rmsnorm_affine`,
+      `activation`, `n_kv_head`, `qk_norm`, `logit_softcap`, `bias`, `rope_theta`,
+      `tie_weights`, `dropout`;
+    - the optimisation: `batch_size` (cut into `micro_batches`), `iters` steps of AdamW
+      (`beta1`, `beta2`, `weight_decay`) at peak `lr`, after `warmup` steps, down to `min_lr`
+      by the `schedule`, with gradients clipped to norm `clip`; `label_smoothing` (seq2seq),
+      `mask_rate` and `whole_words` (BERT's masking);
+    - the run: `eval_every`, `eval_iters`, `checkpoint_every`, `sample_tokens` (a GPT's
+      sample at each evaluation) and the `seed` of everything drawn at random.
+    """
     corpus: str | None = setting(None, "A UTF-8 text file to train on.",
                                  shown="the built-in corpus of generated stories")
     task: str | None = setting(None, "A seq2seq task: copy, reverse, sort or add (trains an "
@@ -227,6 +247,8 @@ class TrainConfig:
 
     @property
     def job(self) -> str:
+        """What the run learns from: "task" (a seq2seq task), "corpus" (a text file) or
+        "builtin" (the built-in stories), which picks the defaults (DEFAULTS)."""
         return "task" if self.task else "corpus" if self.corpus else "builtin"
 
     @property
@@ -237,8 +259,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, settings: dict[str, Any], where: str = "the settings") -> TrainConfig:
-        """A config from a dict such as a TOML file's or config.json's; ValueError naming any
-        unknown key, or any value of the wrong type or out of range ("lr in run.toml")."""
+        """A config from `settings`, a dict such as a TOML file's or config.json's; ValueError
+        naming any unknown key, or any value of the wrong type or out of range, as found
+        `where` ("lr in run.toml")."""
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(settings, dict):
             raise BadInput(f"{where} holds no table of settings")
@@ -264,15 +287,16 @@ class TrainConfig:
 
     @classmethod
     def from_saved(cls, settings: dict[str, Any], where: str) -> TrainConfig:
-        """The config of a saved run (from_dict's checks), without the settings that do not
-        apply to it: a run saved before they were refused holds their defaults, unused."""
+        """The config of a saved run, its `settings` (from_dict's checks, naming `where`), without
+        the settings that do not apply to it: a run saved before they were refused holds their
+        defaults, unused."""
         config = cls.from_dict(settings, where)
         return dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
 
     @classmethod
     def from_toml(cls, path: StrPath) -> TrainConfig:
-        """A config from a TOML file: its [train] table, or its keys at the top level (not
-        both: a setting beside a [train] table is an error, not dropped)."""
+        """A config from the TOML file at `path`: its [train] table, or its keys at the top level
+        (not both: a setting beside a [train] table is an error, not dropped)."""
         return cls.from_dict(toml_settings(path), str(path))
 
     def resolved(self, name: Callable[[str], str] = option_name) -> TrainConfig:

@@ -50,7 +50,10 @@ class Transformer(nn.Module):
     nn.Transformer given no key padding mask: id 0 is a real token to a tokenizer with no
     padding (give its <pad> id to hide padding).
 
+    - `src_vocab_size`, `tgt_vocab_size`: the source and target vocabularies.
     - `context`: the longest source or target sequence the model accepts.
+    - `n_layer` encoder layers and as many decoder layers, of `n_head` heads, width `d_model`
+      (2 layers of 64 by default; the paper's base model 6 of 512, with 8 heads).
     - `d_ff`: the feed-forward width, 4 * d_model by default (2048 for 512 in the paper;
       about 8/3 d_model for SwiGLU, as in GPT).
     - `positions`: 'sinusoidal' (the paper's, section 3.5), 'learned', 'rope' or 'none'.
@@ -67,9 +70,11 @@ class Transformer(nn.Module):
     - `tie_weights`: the output projection is the target embedding transposed (section 3.4);
       otherwise a Linear head of its own, with a bias (unless `bias` is False), as the
       Annotated Transformer's generator has it. (GPT's head has none, as GPT-2's.)
-    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`),
-      `activation`, `n_kv_head` (for self- and cross-attention), `qk_norm`, `logit_softcap`,
-      `bias`, `rope_theta`, and `d_head` (every attention's head width).
+    - `activation`: the feed-forward's, 'relu' by default (the paper's), or 'gelu',
+      'swiglu', 'relu2'.
+    - the modern block's switches, as GPT's: `normalization` (with `rmsnorm_affine`), `n_kv_head`
+      (for self- and cross-attention), `qk_norm`, `logit_softcap`, `bias`, `rope_theta`, and
+      `d_head` (every attention's head width).
 
     `encode` and `decode` are the two halves of `forward`, so that a decoding loop runs the
     encoder once and the decoder at every step.
@@ -158,7 +163,8 @@ class Transformer(nn.Module):
 
     def decode(self, tgt: Tokens, memory: Tensor, src_mask: Mask | None,
                cache: KVCache | None = None, *, logits_to_keep: int = 0) -> Tensor:
-        """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V).
+        """Run the decoder on the encoder's output: tgt (B, T) -> logits (B, T, V), given
+        `memory` (B, S, C) and `src_mask` (B, 1, 1, S) or None, as `encode` returns them.
 
         Target position t may attend to target positions <= t (the look-ahead mask of section
         3.2.3), and to every unpadded source position. The causal mask is all the target needs:
@@ -194,7 +200,8 @@ class Transformer(nn.Module):
     def start_decoding(self, src: Tokens, bos_id: int,
                        use_cache: bool = True) -> EncoderDecoderSession:
         """A decoding session (tinyformer.decoding) writing a target for each row of src
-        (B, S) from `bos_id`: what greedy_decode and beam search write with."""
+        (B, S) from `bos_id`: what greedy_decode and beam search write with. `use_cache`
+        as generate's (a KVCache: the same logits, one position's work per step)."""
         vocab_size = self.config["tgt_vocab_size"]
         if Whole(0, vocab_size - 1).why(bos_id):            # not 1.0, not True, not -1
             raise ValueError(f"start_decoding: bos_id must be a token id in [0, {vocab_size}), "
