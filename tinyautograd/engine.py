@@ -44,7 +44,8 @@ import math
 import numbers
 import operator
 import weakref
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, TypeVar, Union
+from typing import (TYPE_CHECKING, Any, Callable, Iterator, Literal, NoReturn, Sequence, TypeVar,
+                    Union)
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
@@ -1983,7 +1984,8 @@ class ElementCount(int):
     x.size(1), this says what to write here, where a plain int would say only that an int
     cannot be called."""
 
-    def __call__(self, *dim):
+    def __call__(self, *dim: int) -> NoReturn:
+        """Refuses torch's x.size(dim), saying to write x.shape[dim]."""
         raise TypeError("x.size() is PyTorch's, the shape; here, x.size is numpy's, the "
                         "number of elements, an int: write x.shape (x.shape[dim] for "
                         "x.size(dim))")
