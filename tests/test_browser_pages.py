@@ -1889,6 +1889,19 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert browser.execute_script(place, width / 2, 100)[0] == 0
 
 
+def test_a_lens_tooltip_shows_a_probability_near_1_or_0_as_the_cells_do(browser, tmp_path):
+    # A 99.96% read "100.0%" in the tooltip, and 0.01% "0.0%": sure, and impossible.
+    lens = Lens(["embed"], np.array([[[0, 1, 2, 3]]]),
+                np.array([[[0.9996, 0.995, 0.0004, 0.0]]]))          # (states, T=1, k=4)
+    path = viz.lens_page(lens, ["x"], Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="0"]')
+    assert cell.text.split() == ["a", ">99%"]
+    ActionChains(browser).move_to_element(cell).perform()
+    assert tooltip(browser).splitlines()[1:] == [">99.9%  a", " 99.5%  b", " <0.1%  c",
+                                                 "  0.0%  d"]
+
+
 def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
     lens = Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]),
                 np.array([[[0.7, 0.2]], [[np.nan, np.nan]]]))

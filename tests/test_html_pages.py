@@ -607,6 +607,16 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
         lens_page(lens, list("xyz"), Letters(), "t")
 
 
+def test_a_lens_pages_cell_shows_a_probability_near_1_or_0_as_the_table_does():
+    # A 99.7% read "100%" in its cell, beside its tooltip's 99.7%.
+    from tinyformer.lens import Lens
+    lens = Lens(["embed"], np.array([[[0], [1], [0], [1]]]),
+                np.array([[[0.997], [1.0], [0.003], [0.0]]]))       # (states, T=4, k=1)
+    page = lens_page(lens, list("wxyz"), Letters(), "t")
+    assert re.findall(r'<span class="p">(.*?)</span>', page.html) == [
+        "&gt;99%", "100%", "&lt;1%", "0%"]
+
+
 def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():
     # viridis(None) raised a TypeError: a model with a NaN weight had no page.
     from tinyformer.lens import Lens
