@@ -2168,6 +2168,31 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     assert chromium.errors(browser) == []
 
 
+def test_the_report_marks_the_steps_whose_gradient_norm_is_nan_and_reads_them(browser,
+                                                                              tmp_path):
+    # Not drawn, with nothing said, where a NaN loss's step was marked in red and counted.
+    run = write_run(tmp_path / "run", 4, iters=6, extra={"grad_norm": 0.5})
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_loss": 1.0, "lr": 0.05, "grad_norm": NaN}\n'
+                '{"step": 6, "train_loss": 1.0, "lr": 0.06, "grad_norm": Infinity}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="gradient norm"]')
+    assert legends(chart)[-1] == "gradient norm NaN or inf, not drawn: 2 steps, from step 5"
+    marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
+    right = 70 + chart.size["width"] - 90
+    assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
+        [70 + (right - 70) * 4 / 5, right], abs=0.5)              # steps 5 and 6 of 1..6
+    assert [m.get_attribute("stroke") for m in marks] == [NAN_COLOUR] * 2
+    loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    assert loss.find_elements(By.CSS_SELECTOR, "line.unfinished") == []   # its losses are finite
+    lines = hover_step(browser, chart, 6, 6)
+    assert "gradient norm NaN or inf at this step" in lines
+    assert "loss NaN or inf at this step" not in lines
+    assert lines[-1] == "learning rate: 0.06"
+    assert "gradient norm NaN or inf at this step" not in hover_step(browser, chart, 4, 6)
+    assert chromium.errors(browser) == []
+
+
 def test_the_reports_line_at_the_read_step_stands_apart_from_every_curve(browser, tmp_path):
     # The dashed line that marks the step being read was the gradient norm's own red: on that
     # chart the reader could not tell the mark from the curve it marks.

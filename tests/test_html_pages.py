@@ -750,6 +750,24 @@ def test_the_report_holds_the_steps_whose_loss_is_nan_or_infinite(tmp_path):
         "steps": [], "label": None}
 
 
+def test_the_report_holds_the_steps_whose_gradient_norm_is_nan_or_infinite(tmp_path):
+    # Left out of its chart with nothing said, where a NaN loss's step was marked.
+    run = write_run(tmp_path / "run", 4, extra={"grad_norm": 0.5})
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_loss": 1.0, "lr": 0.05, "grad_norm": NaN}\n'
+                '{"step": 6, "train_loss": 1.0, "lr": 0.06, "grad_norm": Infinity}\n')
+    data = page_data(metrics_page(run).html)
+    assert data["curves"]["grad_norm"]["nonfinite"] == {
+        "steps": [5, 6], "label": "gradient norm NaN or inf, not drawn: 2 steps, from step 5"}
+    assert data["nonfinite"] == {"steps": [], "label": None}          # the losses are finite
+    assert data["curves"]["val_recall"]["nonfinite"] == {"steps": [], "label": None}
+    # Every gradient norm NaN: its chart is there all the same, its steps marked.
+    (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": 1.0, "lr": 0.01, '
+                                       '"grad_norm": NaN}\n')
+    curve = page_data(metrics_page(run).html)["curves"]["grad_norm"]
+    assert curve["points"] == [] and curve["nonfinite"]["steps"] == [1]
+
+
 def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):
     run = write_run(tmp_path / "run", 2, iters=4, lock="held")
     out = tmp_path / "report.html"
