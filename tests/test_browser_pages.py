@@ -1983,6 +1983,19 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert browser.execute_script(place, width / 2, 100)[0] == 0
 
 
+def test_a_lens_tooltip_shows_a_probability_near_1_or_0_as_the_cells_do(browser, tmp_path):
+    # A 99.96% read "100.0%" in the tooltip, and 0.01% "0.0%": sure, and impossible.
+    lens = Lens(["embed"], np.array([[[0, 1, 2, 3]]]),
+                np.array([[[0.9996, 0.995, 0.0004, 0.0]]]))          # (states, T=1, k=4)
+    path = viz.lens_page(lens, ["x"], Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="0"]')
+    assert cell.text.split() == ["a", ">99%"]
+    ActionChains(browser).move_to_element(cell).perform()
+    assert tooltip(browser).splitlines()[1:] == [">99.9%  a", " 99.5%  b", " <0.1%  c",
+                                                 "  0.0%  d"]
+
+
 def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
     lens = Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]),
                 np.array([[[0.7, 0.2]], [[np.nan, np.nan]]]))
@@ -2246,6 +2259,31 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     # two steps numbered as steps: 1 and 2, not 1.2, 1.4, ...
     steps = chart.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
     assert [step.text for step in steps] == ["1", "2"]
+    assert chromium.errors(browser) == []
+
+
+def test_the_report_marks_the_steps_whose_gradient_norm_is_nan_and_reads_them(browser,
+                                                                              tmp_path):
+    # Not drawn, with nothing said, where a NaN loss's step was marked in red and counted.
+    run = write_run(tmp_path / "run", 4, iters=6, extra={"grad_norm": 0.5})
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_loss": 1.0, "lr": 0.05, "grad_norm": NaN}\n'
+                '{"step": 6, "train_loss": 1.0, "lr": 0.06, "grad_norm": Infinity}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="gradient norm"]')
+    assert legends(chart)[-1] == "gradient norm NaN or inf, not drawn: 2 steps, from step 5"
+    marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
+    right = 70 + chart.size["width"] - 90
+    assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
+        [70 + (right - 70) * 4 / 5, right], abs=0.5)              # steps 5 and 6 of 1..6
+    assert [m.get_attribute("stroke") for m in marks] == [NAN_COLOUR] * 2
+    loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    assert loss.find_elements(By.CSS_SELECTOR, "line.unfinished") == []   # its losses are finite
+    lines = hover_step(browser, chart, 6, 6)
+    assert "gradient norm NaN or inf at this step" in lines
+    assert "loss NaN or inf at this step" not in lines
+    assert lines[-1] == "learning rate: 0.06"
+    assert "gradient norm NaN or inf at this step" not in hover_step(browser, chart, 4, 6)
     assert chromium.errors(browser) == []
 
 

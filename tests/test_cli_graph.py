@@ -331,19 +331,20 @@ def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):
     assert checkpoint_step(model, tokenizer, saved, prompt[1:]).loss.shape == ()
 
 
-def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted_as_attention_notes_it(
+def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted_as_its_step_shows_it(
         tmp_path, monkeypatch, runs):
     # attention and lens say so of a prompt the model takes but never trained on; graph drew
-    # its step and said nothing. The run, as if trained on sources of at most 4 digits, so that a
-    # longer one still fits its context.
+    # its step and said nothing, then said "its answer is likely wrong" of an answer it does
+    # not show: its step is on the right answer, whose loss is likely high. The run, as if
+    # trained on sources of at most 4 digits, so that a longer one still fits its context.
     import viz.write
     model, tokenizer, saved = load_model(runs["transformer"])
     trained = {**saved, "train": {**saved["train"], "min_len": 3, "max_len": 4}}
     monkeypatch.setattr(viz.write, "load_model", lambda checkpoint_dir: (model, tokenizer,
                                                                           trained))
     for prompt, note in [("314+1", ""), ("314+15", "note: --prompt has 5 digits, more than "
-                         "any source it was trained on (--max-len 4); its answer is likely "
-                         "wrong\n")]:
+                         "any source it was trained on (--max-len 4); its loss on the right "
+                         "answer is likely high\n")]:
         result = tinyformer("graph", "--checkpoint", runs["transformer"], "--prompt", prompt,
                             "--out", tmp_path / "graph.dot")
         assert result.exit_code == 0 and result.stdout, result.output

@@ -621,6 +621,16 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
         lens_page(lens, list("xyz"), Letters(), "t")
 
 
+def test_a_lens_pages_cell_shows_a_probability_near_1_or_0_as_the_table_does():
+    # A 99.7% read "100%" in its cell, beside its tooltip's 99.7%.
+    from tinyformer.lens import Lens
+    lens = Lens(["embed"], np.array([[[0], [1], [0], [1]]]),
+                np.array([[[0.997], [1.0], [0.003], [0.0]]]))       # (states, T=4, k=1)
+    page = lens_page(lens, list("wxyz"), Letters(), "t")
+    assert re.findall(r'<span class="p">(.*?)</span>', page.html) == [
+        "&gt;99%", "100%", "&lt;1%", "0%"]
+
+
 def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():
     # viridis(None) raised a TypeError: a model with a NaN weight had no page.
     from tinyformer.lens import Lens
@@ -752,6 +762,24 @@ def test_the_report_holds_the_steps_whose_loss_is_nan_or_infinite(tmp_path):
                                  "label": "loss NaN or inf, not drawn: 2 steps, from step 5"}
     assert page_data(metrics_page(write_run(tmp_path / "finite", 4)).html)["nonfinite"] == {
         "steps": [], "label": None}
+
+
+def test_the_report_holds_the_steps_whose_gradient_norm_is_nan_or_infinite(tmp_path):
+    # Left out of its chart with nothing said, where a NaN loss's step was marked.
+    run = write_run(tmp_path / "run", 4, extra={"grad_norm": 0.5})
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_loss": 1.0, "lr": 0.05, "grad_norm": NaN}\n'
+                '{"step": 6, "train_loss": 1.0, "lr": 0.06, "grad_norm": Infinity}\n')
+    data = page_data(metrics_page(run).html)
+    assert data["curves"]["grad_norm"]["nonfinite"] == {
+        "steps": [5, 6], "label": "gradient norm NaN or inf, not drawn: 2 steps, from step 5"}
+    assert data["nonfinite"] == {"steps": [], "label": None}          # the losses are finite
+    assert data["curves"]["val_recall"]["nonfinite"] == {"steps": [], "label": None}
+    # Every gradient norm NaN: its chart is there all the same, its steps marked.
+    (run / "metrics.jsonl").write_text('{"step": 1, "train_loss": 1.0, "lr": 0.01, '
+                                       '"grad_norm": NaN}\n')
+    curve = page_data(metrics_page(run).html)["curves"]["grad_norm"]
+    assert curve["points"] == [] and curve["nonfinite"]["steps"] == [1]
 
 
 def test_following_a_run_rewrites_the_page_until_the_run_ends(tmp_path):

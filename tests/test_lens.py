@@ -238,6 +238,24 @@ def test_the_table_cuts_long_tokens_and_leaves_no_trailing_blanks():
                                  "b         b 100%"]
 
 
+def test_a_probability_that_rounds_to_100_or_0_percent_is_not_shown_as_sure_or_impossible():
+    # A 99.7% read "100%" in the table and the page's cells, beside its tooltip's 99.7%.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.lens import lens_text, percent
+    assert [percent(p) for p in [1.0, 0.997, 0.995, 0.994, 0.5, 0.005, 0.004, 1e-9, 0.0]] == [
+        "100%", ">99%", ">99%", "99%", "50%", "<1%", "<1%", "<1%", "0%"]
+    assert percent(np.float32(1) - np.finfo(np.float32).eps) == ">99%"   # as the lens keeps it
+    lens = Lens(rows=["embed"], top_ids=np.array([[[0], [1], [0], [1]]]),
+                top_probs=np.array([[[0.997], [1.0], [0.003], [0.0]]]))   # (rows, T=4, k=1)
+    text = lens_text(lens, list("abab"), CharTokenizer("ab"))
+    assert text.splitlines() == ["position  embed",
+                                 "a         a >99%",
+                                 "b         b 100%",
+                                 "a         a <1%",
+                                 "b         b 0%"]
+
+
 def test_the_table_stays_aligned_in_a_terminal_with_wide_characters():
     # A Chinese character or an emoji takes two columns of a terminal, a combining accent
     # none: padded by len(), each such character pushed the rest of its row out of line.

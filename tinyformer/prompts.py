@@ -45,7 +45,8 @@ def check_respond(max_new_tokens: int, temperature: float, top_k: int | None,
                            "beam": schema.Optional(schema.Whole(1, 2 ** 62))}, name=name)
 
 
-def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str) -> str | None:
+def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str,
+                      shows_answer: bool = True) -> str | None:
     """ValueError, in one line, unless the prompt of a seq2seq checkpoint (`saved`, its
     config.json) is a source of the task it learned: the tasks share one vocabulary, so the
     tokenizer alone would take "12+3" for sort, or "31415" for add, and the model would answer
@@ -53,7 +54,9 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
 
     Returns a one-line note for a source longer or shorter than any it trained on (its max_len,
     min_len), else None: the model answers one, but has never seen that length and most likely
-    answers it wrongly."""
+    answers it wrongly. The note says so where the caller `shows_answer` (generate, attention,
+    lens: the model's own translation); `tinyformer graph` shows none, but a training step on
+    the task's right answer, whose loss is then likely high, and its note says that."""
     train = saved.get("train") or {}
     task, shortest, longest = train.get("task"), train.get("min_len"), train.get("max_len")
     if task not in TASKS or not prompt:
@@ -71,7 +74,9 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
         unseen = f"fewer than any source it was trained on ({name('min_len')} {shortest})"
     else:
         return None
-    return f"note: {name('prompt')} has {digits} digits, {unseen}; its answer is likely wrong"
+    outcome = ("its answer is likely wrong" if shows_answer
+               else "its loss on the right answer is likely high")
+    return f"note: {name('prompt')} has {digits} digits, {unseen}; {outcome}"
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,

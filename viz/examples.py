@@ -152,9 +152,9 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
     one the model cannot take), before the model runs; then the function that runs the step.
     A caller tells a fault of the prompt from one of the run, which is a bug. `warn(note)`,
     where given, is told in one line of a seq2seq source longer or shorter than any the model
-    trained on, once the prompt has passed every check (check_task_prompt's note, as
-    `tinyformer attention` and `lens` say it): its step is drawn, but of an answer the model
-    most likely gets wrong."""
+    trained on, once the prompt has passed every check (check_task_prompt's note): its step is
+    drawn, on the task's right answer, which the model most likely predicts poorly (a high
+    loss), where `tinyformer attention` and `lens` show its own answer, most likely wrong."""
     from tinyformer.data import BOS, EOS, Seq2SeqTask, solve
     from tinyformer.prompts import check_task_prompt
     from tinyformer.schema import option_name
@@ -168,7 +168,7 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         # Before encoding: a letter in a task's prompt is no character of its vocabulary, and
         # "give digits only" says more than "cannot be encoded" (as generate, attention and
         # lens say it).
-        note = check_task_prompt(saved, prompt, name=option_name)
+        note = check_task_prompt(saved, prompt, name=option_name, shows_answer=False)
     ids = encode_prompt(tokenizer, prompt, allow_special=False)
     if not ids:
         raise BadInput("--prompt is empty; give the text of the batch")

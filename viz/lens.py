@@ -62,6 +62,19 @@ def _is_nan(probability: float) -> bool:
     return not math.isfinite(probability)
 
 
+def percent(probability: float) -> str:
+    """A probability of the lens as a whole percentage, for the table and the page's cells:
+    ">99%" where rounding would say 100% of one below 1, and "<1%" where it would say 0% of
+    one above 0. A rounded "100%" read as a sure prediction (a 99.7% did, beside its tooltip's
+    99.7%), and a "0%" as an impossible one."""
+    shown = f"{probability:.0%}"
+    if shown == "100%" and probability < 1:
+        return ">99%"
+    if shown == "0%" and probability > 0:
+        return "<1%"
+    return shown
+
+
 def _guess(tokenizer: Tokenizer, token_id: int) -> str:
     """A predicted token labelled as the positions are (token_labels: control characters
     escaped, so that a cell never moves the terminal's cursor); an empty one as '∅'."""
@@ -110,7 +123,7 @@ def lens_rows(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
                 cells.append((NAN_TEXT, probability))
                 continue
             guess = _cut(_guess(tokenizer, int(lens.top_ids[state, t, 0])), width)
-            cells.append((f"{guess} {probability:.0%}", probability))
+            cells.append((f"{guess} {percent(probability)}", probability))
         table.append(cells)
     return table
 

@@ -22,7 +22,7 @@ from tinyformer.tokenizers import Tokenizer
 
 from .graph import NAN_COLOUR
 from .html import Page, ink, number, page, viridis
-from .lens import NAN_TEXT, _guess, _is_nan
+from .lens import NAN_TEXT, _guess, _is_nan, percent
 
 
 def lens_page(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer, title: str) -> Page:
@@ -53,7 +53,7 @@ def _body(title, lens, tokens, cells):
                 guess, probability = predictions[0]
                 background = viridis(probability)
                 shown = (f'<span class="guess">{html.escape(guess)}</span> '
-                         f'<span class="p">{probability:.0%}</span>')
+                         f'<span class="p">{html.escape(percent(probability))}</span>')
             else:
                 background, shown = NAN_COLOUR, f'<span class="guess">{NAN_TEXT}</span>'
             row.append(f'<td data-t="{t}" data-s="{s}" style="background: '

@@ -419,20 +419,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def nonfinite_loss_steps(records: Sequence[dict[str, Any]]) -> list[int]:
-    """The steps of metrics.jsonl's `records` whose train or validation loss is a number but
-    NaN or infinite (a run that diverged): such a loss has no point to draw, so each picture
-    of the losses marks its step instead (the loss plot, the comparison, the report page)."""
+# The values of a record that are losses: the loss panel's and chart's.
+LOSSES = ("train_loss", "val_loss")
+
+
+def nonfinite_steps(records: Sequence[dict[str, Any]],
+                    keys: Sequence[str] = LOSSES) -> list[int]:
+    """The steps of metrics.jsonl's `records` whose value of any of `keys` (by default the
+    train or validation loss) is a number but NaN or infinite (a run that diverged): such a
+    value has no point to draw, so each picture of it marks its step instead (the loss plot,
+    the comparison, the report page's loss and gradient norm)."""
     def infinite(value):                  # a number, but none a float holds finitely
         return _is_number(value) and not is_finite_number(value)
 
-    return [r["step"] for r in records
-            if infinite(r["train_loss"]) or infinite(r.get("val_loss"))]
+    return [r["step"] for r in records if any(infinite(r.get(key)) for key in keys)]
 
 
-def nonfinite_loss_label(steps: Sequence[int]) -> str:
-    """What a legend says of the steps marked by nonfinite_loss_steps."""
-    return (f"loss NaN or inf, not drawn: {len(steps):,} "
+def nonfinite_label(steps: Sequence[int], what: str = "loss") -> str:
+    """What a legend says of the steps marked by nonfinite_steps, whose `what` (the loss,
+    the gradient norm) is NaN or infinite."""
+    return (f"{what} NaN or inf, not drawn: {len(steps):,} "
             f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
 
 
@@ -441,13 +447,13 @@ def _mark_unfinished_losses(ax, records, colour=NAN_COLOUR, label=True):
     or validation loss is NaN or infinite, named in the legend with their count and the first
     (`label=False`: not named): the curves of a run that diverged would seem to stop (or,
     every loss NaN, the panel be empty) with nothing said. Returns the steps marked."""
-    steps = nonfinite_loss_steps(records)
+    steps = nonfinite_steps(records)
     if not steps:
         return steps
     # x at the step, y at the top of the panel whatever its scale
     ax.plot(steps, [0.97] * len(steps), transform=ax.get_xaxis_transform(), linestyle="none",
             marker="|", markersize=10, markeredgewidth=1.5, color=colour,
-            label=nonfinite_loss_label(steps) if label else "_nolegend_")
+            label=nonfinite_label(steps) if label else "_nolegend_")
     return steps
 
 
@@ -497,7 +503,7 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         # one would be named by a loss it no longer had, and could look the best of the sweep.
         logged = [r["val_loss"] for r in records if _is_number(r.get("val_loss"))]
         last = f"val {loss_shown(logged[-1])}" if logged else "no validation"
-        unfinished = nonfinite_loss_steps(records)
+        unfinished = nonfinite_steps(records)
         if unfinished:
             last += f", loss NaN or inf from step {unfinished[0]:,}"
         axes["loss"].plot(steps, smooth(train_loss), color=colour, linestyle=style,

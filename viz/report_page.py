@@ -6,9 +6,10 @@ The curves are those of the PNG (viz.plots), drawn by the page's script (viz/ass
 from the numbers of metrics.jsonl embedded in it: the train loss at each step and smoothed, the
 validation loss where the run evaluated, recall or accuracy if it measured one, the gradient
 norm if it recorded one, and the learning rate. A loss of NaN or infinity (a run that diverged)
-has no point: a red tick at the top of the loss chart marks its step, as in the PNG. Hovering a
-chart shows every value at that step (or the arrow keys, once Tab is on a chart; a line under
-the charts says them too).
+has no point: a red tick at the top of the loss chart marks its step, as in the PNG, and so
+does one at the top of the gradient norm's (or recall's) chart for a NaN or infinite value.
+Hovering a chart shows every value at that step (or the arrow keys, once Tab is on a chart; a
+line under the charts says them too).
 
 A page reads nothing once written, so a page of a run still going is only as new as the
 moment it was written. `run_status` tells from the run directory whether the run is going:
@@ -30,8 +31,8 @@ from .html import Page, number, page
 from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
 from tinyformer.summary import counted
 
-from .plots import (EXTRA_FIGURES, _read_run_metrics, _run_paths, nonfinite_loss_label,
-                    nonfinite_loss_steps, smooth)
+from .plots import (EXTRA_FIGURES, LOSSES, _is_number, _read_run_metrics, _run_paths,
+                    nonfinite_label, nonfinite_steps, smooth)
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
@@ -49,8 +50,13 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
     def points(key):
         return [[r["step"], number(r[key])] for r in records if is_finite_number(r.get(key))]
 
+    def nonfinite(keys, what):
+        # The steps whose value has no point to draw (NaN or infinite), marked as the PNG
+        # marks a loss's, and what the legend says of them.
+        steps = nonfinite_steps(records, keys)
+        return {"steps": steps, "label": nonfinite_label(steps, what) if steps else None}
+
     train = points("train_loss")
-    unfinished = nonfinite_loss_steps(records)
     data = {
         "title": title, "status": status, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "refresh": refresh if refresh and status["state"] == "running" else None,
@@ -58,12 +64,12 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         "smoothed": [[step, number(v)] for (step, _), v in
                      zip(train, smooth([v for _, v in train]))],
         "val": points("val_loss"), "lr": points("lr"),
-        # The steps whose loss has no point to draw (NaN or infinite), marked as the PNG marks
-        # them, and what the legend says of them.
-        "nonfinite": {"steps": unfinished,
-                      "label": nonfinite_loss_label(unfinished) if unfinished else None},
-        "curves": {key: {"title": label, "points": points(key)} for key, label in CURVES.items()
-                   if any(is_finite_number(r.get(key)) for r in records)},
+        "nonfinite": nonfinite(LOSSES, "loss"),
+        # A curve whose every value is NaN has a chart all the same, of its marks alone.
+        "curves": {key: {"title": label, "points": points(key),
+                         "nonfinite": nonfinite((key,), label)}
+                   for key, label in CURVES.items()
+                   if any(_is_number(r.get(key)) for r in records)},
     }
     report = Page(page(title, "report", _body(title, status, data, run_dir), data), title)
     report.status = status

@@ -9,12 +9,19 @@ const main = document.getElementById("charts");
 const tooltip = document.getElementById("tooltip");
 const SVG_NS = "http://www.w3.org/2000/svg";
 const MARGIN = {left: 70, right: 20, top: 26, bottom: 30};
-// The steps whose loss is NaN or infinite (a run that diverged): no point can be drawn for
-// them, so a red tick at the top of the loss chart marks each, as the PNG's loss panel does.
-const UNFINISHED = new Set(data.nonfinite.steps);
+// The steps whose loss, or another curve's value (the gradient norm), is NaN or infinite (a
+// run that diverged): no point can be drawn for them, so a red tick at the top of its chart
+// marks each, as the PNG's loss panel does.
+const MARKED = [data.nonfinite, ...Object.values(data.curves).map((curve) => curve.nonfinite)];
 // The steps a reader can stop at: every step with a train loss, and those marked.
-const STEPS = [...new Set(data.train.map((p) => p[0]).concat(data.nonfinite.steps))]
+const STEPS = [...new Set(data.train.map((p) => p[0]).concat(MARKED.flatMap((m) => m.steps)))]
   .sort((a, b) => a - b).map((step) => [step]);
+
+// The red ticks of a chart, for the steps `nonfinite` (report_page.py's) names, or null.
+function marksOf(what, nonfinite) {
+  return nonfinite.steps.length ? {name: nonfinite.label, what, steps: nonfinite.steps,
+                                   at: new Set(nonfinite.steps), colour: "#e31a1c"} : null;
+}
 
 // What to draw: one chart per kind of figure, each a list of series of [step, value] points.
 function chartList() {
@@ -22,14 +29,14 @@ function chartList() {
     {name: "train loss (each step)", points: data.train, colour: "#1f77b4", width: 1, faint: true},
     {name: "train loss (smoothed)", points: data.smoothed, colour: "#1f77b4", width: 2.2},
     {name: "validation loss", points: data.val, colour: "#ff7f0e", width: 1.5, dots: true},
-  ], marks: data.nonfinite.steps.length ? {name: data.nonfinite.label,
-                                           steps: data.nonfinite.steps, colour: "#e31a1c"} : null}];
+  ], marks: marksOf("loss", data.nonfinite)}];
   for (const [key, curve] of Object.entries(data.curves)) {
     const fraction = key !== "grad_norm";           // recall and accuracy go from 0 to 1
     // The gradient norm in purple: red is the line that marks the step being read (the
-    // page's accent) and the ticks of a NaN loss.
+    // page's accent) and the ticks of a NaN value.
     list.push({title: curve.title, height: 150, fraction, series: [{name: curve.title,
-      points: curve.points, colour: fraction ? "#2ca02c" : "#9467bd", width: 1.5, dots: fraction}]});
+      points: curve.points, colour: fraction ? "#2ca02c" : "#9467bd", width: 1.5, dots: fraction}],
+      marks: marksOf(curve.title, curve.nonfinite)});
   }
   if (data.lr.length) {
     list.push({title: "learning rate", height: 130, series: [{name: "learning rate",
@@ -171,7 +178,7 @@ function placeLegend(svg, series, titleEnd, width) {
   const gap = 18, items = series.map((s) => {
     const sample = el("line", {class: "legend-sample", stroke: s.colour,
                                "stroke-width": s.width || 1.5, opacity: s.faint ? 0.4 : 1}, svg);
-    sample.tick = Boolean(s.steps);          // the marks of unfinished losses: drawn upright
+    sample.tick = Boolean(s.steps);          // the marks of NaN values: drawn upright
     const label = el("text", {class: "legend"}, svg);
     label.textContent = s.name;
     return {sample, label, width: SAMPLE + label.getComputedTextLength()};
@@ -232,7 +239,7 @@ function showStep(at, place) {
     d.cross.setAttribute("x1", d.x(at));
     d.cross.setAttribute("x2", d.x(at));
     d.cross.setAttribute("visibility", "visible");
-    if (d.chart.marks && UNFINISHED.has(at)) lines.push("loss NaN or inf at this step");
+    if (d.chart.marks?.at.has(at)) lines.push(`${d.chart.marks.what} NaN or inf at this step`);
     for (const s of d.chart.series) {
       const [where, value] = nearest(s.points, at);
       // A sparse series (validation) is read at its nearest evaluated step, which is said.
