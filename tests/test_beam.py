@@ -101,6 +101,33 @@ SHORT_OR_LONG = BigramStub({
 })
 
 
+# Greedy ends at once; a longer ending, a little less likely, scores better under the penalty.
+#   BOS EOS          P = 0.5                  score = log 0.5 / lp(1)     = -0.693
+#   BOS A B EOS      P = 0.45 * 0.99 * 0.99   score = log P / lp(3)       = -0.689
+EARLY_END = BigramStub({
+    BOS: {EOS: 0.5, A: 0.45, B: 0.05},
+    A: {B: 0.99, EOS: 0.01},
+    B: {EOS: 0.99, A: 0.01},
+})
+
+
+def test_a_beam_of_one_with_a_length_penalty_may_pass_over_greedys_early_end():
+    # A beam of one ranks as greedy does, but an end it meets is set aside while the beam
+    # goes on with the next token, as with any width: with a penalty, a longer ending may
+    # score better, and wins (transformers' num_beams=1 is greedy decoding itself). Without
+    # a penalty nothing longer can beat an ending: greedy's text.
+    src = np.ones((1, 3), dtype=int)
+    greedy = generate(EARLY_END.start_decoding(src, BOS), 10, temperature=0, eos_id=EOS)
+    assert list(greedy[0]) == [BOS, EOS]
+    without, = search(EARLY_END, src, beam_size=1, max_len=10, length_penalty=0.0)
+    assert list(without.tokens) == [BOS, EOS]
+    penalised, = search(EARLY_END, src, beam_size=1, max_len=10, length_penalty=0.6)
+    assert list(penalised.tokens) == [BOS, A, B, EOS]
+    assert penalised.score == pytest.approx(math.log(0.45 * 0.99 * 0.99) / (8 / 6) ** 0.6,
+                                            rel=1e-9)
+    assert penalised.score > math.log(0.5)
+
+
 def test_length_penalty_formula():
     assert gnmt_length_penalty(1, 0.6) == 1.0                    # lp(1) = 1 for every alpha
     assert gnmt_length_penalty(3, 2.0) == pytest.approx((8 / 6) ** 2)

@@ -101,6 +101,9 @@ def test_generate_continues_the_prompt(gpt_run):
     again = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has",
                        "--max-new-tokens", 30, "--seed", 1)
     assert again.output == result.output                       # the same seed, the same text
+    other = tinyformer("generate", "--checkpoint", out, "--prompt", "alice has",
+                       "--max-new-tokens", 30, "--seed", 2)
+    assert other.exit_code == 0 and other.output != result.output     # another, another text
     # and the text Python writes with the generator generate's help names
     from tinyformer.checkpoint import load_model
     model, tokenizer, _ = load_model(out)

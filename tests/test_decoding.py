@@ -75,14 +75,24 @@ def test_a_gpt_outgrowing_its_context_slides_the_window_with_or_without_the_cach
 
 
 
+def modern_gpt(context):
+    """Qwen3's block (Llama's with QK-norm): rotary positions, RMSNorm, SwiGLU, grouped-query
+    attention, no biases, an untied head; and nanochat's soft-capped logits."""
+    ta.manual_seed(0)
+    return GPT(vocab_size=9, context=context, n_layer=2, n_head=2, d_model=16, positions="rope",
+               normalization="rmsnorm", activation="swiglu", n_kv_head=1, qk_norm=True,
+               bias=False, tie_weights=False, logit_softcap=5.0).eval()
+
+
+@pytest.mark.parametrize("build", [tiny_gpt, modern_gpt], ids=["gpt-2 block", "modern block"])
 @pytest.mark.parametrize("use_cache", [True, False])
-def test_past_its_context_a_gpt_reads_the_newest_tokens(use_cache):
+def test_past_its_context_a_gpt_reads_the_newest_tokens(use_cache, build):
     # The window slides over the end of the text: each step's logits are those of the last
-    # `context` tokens, whatever came before them.
-    model = tiny_gpt(context=6)
-    text = np.random.default_rng(4).integers(0, 9, (2, 12))
+    # `context` tokens, whatever came before them; three contexts long, in a batch of two.
+    model = sharpened(build(context=6))
+    text = np.random.default_rng(4).integers(0, 9, (2, 18))
     session = DecoderOnlySession(model, text[:, :4], use_cache)
-    for t in range(4, 12):
+    for t in range(4, 18):
         with ta.no_grad():
             expected = model(text[:, max(0, t - 6):t]).data[:, -1]
         np.testing.assert_allclose(session.next_logits(), expected, rtol=1e-5, atol=1e-6)

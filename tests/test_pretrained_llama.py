@@ -175,6 +175,26 @@ def test_greedy_continuations_are_transformers(llama, use_cache):
     np.testing.assert_array_equal(ours, theirs)
 
 
+def test_a_batchs_rows_end_at_any_end_id_and_are_filled_as_transformers_fills_them(llama):
+    # Python's generate with a chat model's several end ids: a row ends at any of them and is
+    # filled with the first while the others go on, as transformers fills it with its
+    # pad_token_id (here the first end id); it stops once every row has ended.
+    model, directory = llama
+    idx = tokens((3, 6), seed=4)
+
+    def theirs(eos):
+        return model.generate(torch.tensor(idx), attention_mask=torch.ones(idx.shape, dtype=int),
+                              do_sample=False, max_new_tokens=12, eos_token_id=eos,
+                              pad_token_id=0 if eos is None else eos[0]).numpy()
+    unended = theirs(None)
+    eos = [int(unended[0, 9]), int(unended[2, 7])]          # ids rows 0 and 2 write
+    written = theirs(eos)
+    rows_ended = [np.isin(row[6:-1], eos).any() for row in written]     # before the last token
+    assert any(rows_ended), "no row ended before the others: the test would prove nothing"
+    np.testing.assert_array_equal(GPT.from_pretrained(directory).generate(
+        idx, 12, temperature=0, eos_id=eos), written)
+
+
 def test_a_transformers_4_config_with_rope_theta_and_the_rotary_buffers_loads(llama, tmp_path):
     # SmolLM's config.json predates rope_parameters: rope_theta and rope_scaling at the top;
     # older saves also kept each layer's RoPE frequencies among the weights.

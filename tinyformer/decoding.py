@@ -477,7 +477,7 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
                     log P(b + [v]) = log P(b) + log_softmax(logits of b)[v]
         2. rank:    the candidates by log P, best first (they all have one length, so this is
                     their order under the penalty too); ties go to the earlier beam, then the
-                    lower token id, so that beam_size = 1 is greedy
+                    lower token id, so that beam_size = 1 takes greedy's tokens
         3. finish:  a candidate among the first beam_size that ends in eos is set aside,
                     scored with the penalty
         4. prune:   the best beam_size candidates that do not end in eos are the next beams
@@ -490,12 +490,17 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     the live beams, cut off, compete with the finished ones as they are. `eos_id` may name several
     ids, and `threads`, as for `generate`.
 
+    A beam of one writes greedy decoding's text where nothing ends it or alpha = 0. With a
+    penalty it may not: the eos greedy writes is set aside and the beam goes on with the next
+    likeliest token, and a longer ending the penalty scores better wins.
+
     Against transformers' `generate(num_beams=N)`: the search is the same (steps 1 to 4, the
     text cut off at max_new_tokens), but transformers' `length_penalty`, of the same name, is
     an exponent on |Y| itself, score = log P / |Y|^length_penalty, 1.0 by default; and its
     default `early_stopping=False` stops on an estimate, where this stop is exact (its
     `early_stopping="never"`). With `length_penalty=0` in both (no penalty), both return
-    the same text and score.
+    the same text and score. transformers' `num_beams=1` is greedy decoding itself, whatever
+    its `length_penalty`.
 
     The session comes from the model, for one prompt or one source row:
 

@@ -1046,7 +1046,8 @@ was cut there, unfinished; "(no answer)" is <eos> at once, as the training log s
 @click.option("--beam", type=click.IntRange(min=1), show_default="none: sample",
               help="Beam search with N beams: the most likely text rather than a sample, its "
               "log-probability divided by GNMT's length penalty (0.6) (GPT and encoder-decoder "
-              "checkpoints).")
+              "checkpoints). --beam 1 is greedy but for an end of text, which it may pass "
+              "over for a longer ending that the penalty prefers.")
 @allow_special_option
 @threads_option("Threads for the matrix products of each generated token",
                 "chosen by timing the tokens as they are written, again as the machine's "
