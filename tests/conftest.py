@@ -31,11 +31,13 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session", autouse=True)
 def one_blas_thread():
-    """numpy's matrix products on one thread, for a test that trains a model in its own process.
-    By default BLAS starts a thread a core, and the suite's workers (pytest -n 2 on two cores)
-    then wait on each other's threads: a (288, 32) @ (32, 128) product took 10 ms instead of
-    0.1 ms. One thread also rounds alike on every machine, whatever its cores."""
+    """numpy's matrix products on one thread in every test process, unless a test sets its own
+    count (threadpoolctl, --threads), which it then restores to this one. By default BLAS
+    starts a thread a core, and the suite's workers (pytest -n 2 on two cores) then wait on
+    each other's threads: a (288, 32) @ (32, 128) product took 10 ms instead of 0.1 ms, and
+    the README's tour 50 s instead of 4 s. One thread also rounds alike on every machine,
+    whatever its cores."""
     with threadpool_limits(1, user_api="blas"):
         yield
