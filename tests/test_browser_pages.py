@@ -2191,11 +2191,12 @@ def test_each_report_chart_numbers_its_axis_at_two_values_at_least(browser, tmp_
 def test_the_reports_loss_is_numbered_down_to_its_last_values(browser, tmp_path):
     # A loss falling from 3.3 to 2.1, as 20 steps of a small model give, was numbered at 2.5
     # and 3 only, on a chart 300 px tall: the values it ended at had no number near them. In
-    # a narrow window the steps stay few enough not to run into each other.
-    run = write_run(tmp_path / "run", 1, iters=20)
+    # a narrow window the steps stay few enough not to run into each other: a step every
+    # 1,000, whose numbers ("20000") are wider than a window of 390 px has room for 8 of.
+    run = write_run(tmp_path / "run", 1, iters=20_000)
     with open(run / "metrics.jsonl", "w") as f:
         for step in range(1, 21):
-            f.write(json.dumps({"step": step, "train_loss": 3.3 - 1.2 * (step - 1) / 19,
+            f.write(json.dumps({"step": 1000 * step, "train_loss": 3.3 - 1.2 * (step - 1) / 19,
                                 "lr": 0.001}) + "\n")
     size = browser.get_window_size()
     try:
@@ -2203,6 +2204,9 @@ def test_the_reports_loss_is_numbered_down_to_its_last_values(browser, tmp_path)
         loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
         numbers = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="end"]')
         assert [n.text for n in numbers] == ["2.2", "2.4", "2.6", "2.8", "3", "3.2"]
+        # As near the count asked for as round steps give, the fewer on a tie: 3 and 5 are
+        # both 1 from 4.
+        assert browser.execute_script("return ticks(0, 20, 4)") == [0, 10, 20]
         browser.set_window_size(390, 900)
         began = time.perf_counter()
         while browser.execute_script("return document.querySelector('svg[data-chart^=\"loss\"]')"

@@ -172,6 +172,16 @@ def test_every_switch_set_shows_in_the_models_repr(model, switch, value):
         assert f"{switch}={value!r}" in repr(built(**{switch: value})).splitlines()[0]
 
 
+@pytest.mark.parametrize("model", [GPT, BERT, Transformer])
+def test_a_switch_left_off_is_not_shown_in_the_models_repr(model):
+    # Off is None: "logit_softcap=None, pad_id=None" on every default model's first line
+    # would be noise, as torch leaves out an Embedding's padding_idx where it is not set.
+    built = (Transformer(V, V, CONTEXT, **SIZES) if model is Transformer
+             else model(V, CONTEXT, **SIZES))
+    first = repr(built).splitlines()[0]
+    assert "logit_softcap" not in first and "pad_id" not in first and "None" not in first
+
+
 def test_qk_norm_shows_its_normalization_in_the_attentions_repr():
     attn = MultiHeadAttention(16, 4, qk_norm=True, normalization="rmsnorm")
     assert "qk_norm=True" in repr(attn).splitlines()[0]

@@ -445,6 +445,21 @@ def test_a_grid_of_strips_keeps_its_rows_close_and_their_labels_apart():
     assert_every_text_inside(figure)
 
 
+@pytest.mark.parametrize("shape", [(2, 1, 2, 2), (1, 1, 4, 2), (2, 2, 2, 5)])
+def test_a_small_maps_heatmaps_are_at_least_1_2_inches_along_their_longer_side(shape):
+    # The rows of the grid are no longer 1.8 inches whatever the map (a strip sat far from the
+    # next): a map of a few tokens gets cells big enough to fill 1.2 inches all the same,
+    # where 0.14 inch a token drew two tokens as a stamp a third of an inch wide.
+    layers, heads, queries, keys = shape
+    figure = attention_figure(np.full(shape, 1 / keys), list("abcde")[:queries],
+                              list("abcde")[:keys], "t")
+    figure.canvas.draw()
+    for ax in figure.axes[:-1]:
+        extent = ax.get_window_extent()
+        assert max(extent.width, extent.height) / figure.dpi >= 1.2, (extent, figure.dpi)
+    assert_every_text_inside(figure)
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 1, 5, 4)])
 def test_a_one_head_grid_keeps_its_whole_title_in_the_picture(shape):
     # One head makes a narrow figure; the title the command gives it is wider, and was cut
@@ -486,6 +501,11 @@ def test_the_commands_picture_is_titled_by_its_run_its_attention_and_its_grid(tm
     viz.write.write_attention(str(tmp_path / "a.png"), maps, "self", "gpt", "runs/tiny")
     assert " ".join(drawn[0].get_suptitle().split()) == \
         "tiny (gpt): masked self-attention - 2 layers x 3 heads"
+    # An encoder-decoder's maps show its translation alone: the title names the source, on a
+    # line of its own (wrapped into the line above, it broke "2 layers x 3 heads" apart).
+    viz.write.write_attention(str(tmp_path / "b.png"), maps, "self", "transformer", "runs/tiny",
+                              source="012")
+    assert drawn[1].get_suptitle().split("\n")[-1] == "translating '012'"
 
 
 def shown_labels(figure):

@@ -495,11 +495,13 @@ def _shape_cause(got: np.ndarray, expected: np.ndarray, atol: float, rtol: float
     squeezed = tuple(n for n in got.shape if n != 1)
     if (squeezed == tuple(n for n in expected.shape if n != 1)
             and np.allclose(got.reshape(expected.shape), expected, atol=atol, rtol=rtol)):
-        fix = ("a sum keeps its axis, with size 1, given keepdims=True"
-               if got.ndim < expected.ndim else
-               f"drop the extra ones (a sum without keepdims=True, or a reshape to "
-               f"{expected.shape})"
-               if got.ndim > expected.ndim else f"reshape to {expected.shape}")
+        if got.ndim < expected.ndim:
+            fix = "a sum keeps its axis, with size 1, given keepdims=True"
+        elif got.ndim > expected.ndim:
+            fix = (f"drop the extra ones (a sum without keepdims=True, or a reshape to "
+                   f"{expected.shape})")
+        else:                               # as many axes, the ones of size 1 elsewhere
+            fix = f"reshape to {expected.shape}"
         return f"\n    The numbers are right; only the axes of size 1 differ: {fix}."
     return ""
 

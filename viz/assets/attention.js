@@ -70,7 +70,8 @@ function drawPicture(context, picture, x, y, width, height) {
 
 // ------------------------------------------------------------------------------ the large map
 
-const FONT = "12px system-ui, sans-serif";
+const FONT_FAMILY = "system-ui, sans-serif";
+const FONT = `12px ${FONT_FAMILY}`;     // the labels' room is measured at the largest size
 let layout = null;       // where the cells are: {left, top, cell, rows, cols}
 let picture = null;      // the drawn map, to restore after a hover outline
 
@@ -107,7 +108,7 @@ function drawHeatmap() {
   // character-level prompt reads as nonsense ("e e h s a r"), and a laptop's window gives a
   // prompt of 48 characters cells of 11 px.
   const size = Math.min(12, Math.max(9, cell));
-  context.font = `${size}px system-ui, sans-serif`;
+  context.font = `${size}px ${FONT_FAMILY}`;
   context.fillStyle = "white";
   context.fillRect(0, 0, width, height);
   drawPicture(context, headPicture(state.map, state.layer, state.head), left, top,
