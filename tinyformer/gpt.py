@@ -61,10 +61,11 @@ class GPT(nn.Module):
     `d_ff`; small by default (4 layers of 128), GPT-2 small is 12 layers of 768, 12 heads,
     context 1024. ValueError, one line, for a size or switch out of range.
 
-        tok = BPETokenizer.train(text, vocab_size=512)       # tinyformer.tokenizers
+        text = builtin_corpus()                               # tinyformer.data: any str
+        tok = BPETokenizer.train(text, vocab_size=300)       # tinyformer.tokenizers
         model = GPT(tok.vocab_size, context=64, n_layer=2, n_head=2, d_model=32)
         idx = np.array([tok.encode("the cat")])               # (B, T) = (1, T)
-        logits = model(idx)                                   # (1, T, 512)
+        logits = model(idx)                                   # (1, T, 300)
         out = model.generate(idx, max_new_tokens=20)          # (1, T + 20) token ids
         print(tok.decode(out[0]))
     """
