@@ -1577,6 +1577,9 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
      ["config.json", "group 0's maximize is True, where this run's optimizer has False"]),
     (set_in_resume("param_groups", 1, "amsgrad", value="false"),
      ["config.json", "group 1's amsgrad is 'false', where this run's optimizer has False"]),
+    # 0 == False, but load_state_dict refuses a switch that is not True or False: named here
+    (set_in_resume("param_groups", 1, "amsgrad", value=0),
+     ["config.json", "group 1's amsgrad is 0, where this run's optimizer has False"]),
     (set_in_resume("param_groups", 0, "foreach", value=True),
      ["config.json", "group 0's foreach is True, where this run's optimizer has no such"]),
     # The schedule's state: any other step or peak lrs would train on at other lrs.
@@ -1603,8 +1606,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
         "negative-second-moment", "nan-moment", "state-short", "state-not-a-table", "step-text",
         "step-negative", "step-beyond-the-run", "step-one-past-the-checkpoint",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
-        "eps-text", "maximize-on", "amsgrad-text", "unknown-switch", "schedule-behind",
-        "schedule-short", "schedule-lr-text",
+        "eps-text", "maximize-on", "amsgrad-text", "amsgrad-zero", "unknown-switch",
+        "schedule-behind", "schedule-short", "schedule-lr-text",
         "generator-out-of-range", "settings-another-context", "bpe-without-its-size",
         "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
