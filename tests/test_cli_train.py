@@ -869,6 +869,13 @@ def test_a_tokenizer_kind_misspelt_in_a_config_file_is_told_the_kind_it_was_mean
     assert_input_error(result, "tokenizer 'BPE' in c.toml is neither char nor bpe, and no such "
                                "file exists; did you mean 'bpe'?")
     assert not (tmp_path / "runs").exists()
+    # A file of that name beside the config file: the path it meant, not the kind.
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "BPE").write_text("{}")
+    (tmp_path / "cfg" / "c.toml").write_text('tokenizer = "BPE"\n')
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), cwd=tmp_path)
+    assert_input_error(result, f"give {os.path.join('cfg', 'BPE')!r}, the one beside the file")
+    assert "did you mean" not in result.output and not (tmp_path / "runs").exists()
 
 
 def test_the_tokenizer_command_a_refusal_advises_names_the_program_as_it_was_run(tmp_path):
