@@ -734,10 +734,12 @@ class Tensor:
         except TypeError as error:              # numpy's: the result's dtype would differ
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
-        except ValueError:                      # numpy's: the result's shape would differ
-            if _broadcastable([self.shape, np.shape(operand)]) and \
-                    np.broadcast_shapes(self.shape, np.shape(operand)) == self.shape:
-                raise                           # or its own about values (ints ** -1), as is
+        except ValueError:
+            # numpy's: the result's shape would differ, or (where the shapes fit) a value it
+            # refuses, integers ** -1, whose own message is said as it is
+            shapes = [self.shape, np.shape(operand)]
+            if _broadcastable(shapes) and np.broadcast_shapes(*shapes) == self.shape:
+                raise
             raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
                              f"do not give this tensor's shape; write x = x {symbol} y") from None
         self._changed_in_place()

@@ -137,8 +137,9 @@ class TrainConfig:
         config = TrainConfig(corpus="input.txt", iters=2000, d_model=128)
         Trainer.start(config, "runs/mine").train()           # tinyformer.train
 
-    Each is an option of `tinyformer train` (`min_len` is --min-len), whose --help says what
-    it means and its default, or a key of a `--config` TOML file:
+    Each is a key of a `--config` TOML file and, but for `rmsnorm_affine`, `beta1`, `beta2`
+    and `sample_tokens`, an option of `tinyformer train` (`min_len` is --min-len), whose
+    --help says what it means and its default:
 
     - the data: `corpus` (a text file; the built-in stories without one), `task` (a seq2seq
       task, with `min_len` and `max_len`), `tokenizer` and its BPE's `vocab_size`;
