@@ -599,7 +599,7 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         beside = os.path.join(os.path.dirname(config_file), path)
         what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
             "does not exist"
-        kind_misspelt = OneOf("char", "bpe").near(path) if key == "tokenizer" else ""
+        kind_misspelt = OneOf(*TOKENIZER_KINDS).near(path) if key == "tokenizer" else ""
         if kind_misspelt and not os.path.exists(beside):                 # "BPE", not a path
             raise BadInput(f"{key} {path!r} in {config_file} {what}{kind_misspelt}")
         fix = (f"give {path_from_here(beside)!r}, the one beside the file" if
