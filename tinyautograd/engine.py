@@ -55,7 +55,8 @@ from .modes import (AnomalyError, _has_nan_or_inf, _made_nan_or_inf, _mode,  # n
                     _user_line, annotate, detect_anomaly, enable_grad, is_grad_enabled, no_grad,
                     set_grad_enabled)
 
-Axis = Union[int, tuple[int, ...], list[int], None]   # one axis, several, or all (None)
+# One axis, several (a tuple, or a list as torch's dim=[0, 1]), or all (None)
+Axis = Union[int, tuple[int, ...], list[int], None]
 Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, array or number
 TensorT = TypeVar("TensorT", bound="Tensor")    # a method's own tensor: a Parameter stays one
 
