@@ -872,6 +872,13 @@ def test_a_tokenizer_kind_misspelt_in_a_config_file_is_told_the_kind_it_was_mean
     assert_input_error(result, "tokenizer 'BPE' in c.toml is neither char nor bpe, and no such "
                                "file exists; did you mean 'bpe'?")
     assert not (tmp_path / "runs").exists()
+    # A file of that name beside the config file: the path it meant, not the kind.
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "BPE").write_text("{}")
+    (tmp_path / "cfg" / "c.toml").write_text('tokenizer = "BPE"\n')
+    result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), cwd=tmp_path)
+    assert_input_error(result, f"give {os.path.join('cfg', 'BPE')!r}, the one beside the file")
+    assert "did you mean" not in result.output and not (tmp_path / "runs").exists()
 
 
 def test_the_tokenizer_command_a_refusal_advises_names_the_program_as_it_was_run(tmp_path):
@@ -1580,6 +1587,9 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
      ["config.json", "group 0's maximize is True, where this run's optimizer has False"]),
     (set_in_resume("param_groups", 1, "amsgrad", value="false"),
      ["config.json", "group 1's amsgrad is 'false', where this run's optimizer has False"]),
+    # 0 == False, but load_state_dict refuses a switch that is not True or False: named here
+    (set_in_resume("param_groups", 1, "amsgrad", value=0),
+     ["config.json", "group 1's amsgrad is 0, where this run's optimizer has False"]),
     (set_in_resume("param_groups", 0, "foreach", value=True),
      ["config.json", "group 0's foreach is True, where this run's optimizer has no such"]),
     # The schedule's state: any other step or peak lrs would train on at other lrs.
@@ -1606,8 +1616,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
         "negative-second-moment", "nan-moment", "state-short", "state-not-a-table", "step-text",
         "step-negative", "step-beyond-the-run", "step-one-past-the-checkpoint",
         "one-beta", "beta-out-of-range", "lr-text", "lr-negative", "weight-decay-null",
-        "eps-text", "maximize-on", "amsgrad-text", "unknown-switch", "schedule-behind",
-        "schedule-short", "schedule-lr-text",
+        "eps-text", "maximize-on", "amsgrad-text", "amsgrad-zero", "unknown-switch",
+        "schedule-behind", "schedule-short", "schedule-lr-text",
         "generator-out-of-range", "settings-another-context", "bpe-without-its-size",
         "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(

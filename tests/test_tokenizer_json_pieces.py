@@ -84,20 +84,28 @@ def test_a_file_read_in_chunks_that_cut_characters_bytes_encodes_as_the_library_
         assert [i for _, ids in pieces for i in ids] == theirs.encode(text).ids, layout
 
 
-def test_a_pre_tokenizer_whose_chunks_hold_spaces_is_cut_only_where_they_part(tmp_path):
-    # A Split that keeps each line whole, and merges learned across its spaces ("t c"): a
-    # cut at a space would part what the library merges. Such a cut fails its check; one
-    # after a new line passes.
-    text = "the cat sat on the mat\nand the dog ate the hat\n" * 20
+LINES = "the cat sat on the mat\nand the dog ate the hat\n" * 20
+
+
+def lines_tokenizer(directory):
+    """(the library's, ours) of a tokenizer.json whose pre-tokenizer keeps each line whole
+    (a Split), with merges learned across its spaces ("t c") from LINES."""
     theirs = Tokenizer(models.BPE())
     theirs.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex("[^\n]+"), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     theirs.decoder = decoders.ByteLevel()
-    theirs.train_from_iterator([text], trainers.BpeTrainer(
+    theirs.train_from_iterator([LINES], trainers.BpeTrainer(
         vocab_size=300, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    (tmp_path / "tokenizer.json").write_text(theirs.to_str())
-    ours = read_tokenizer_json(tmp_path)
+    (directory / "tokenizer.json").write_text(theirs.to_str())
+    return theirs, read_tokenizer_json(directory)
+
+
+def test_a_pre_tokenizer_whose_chunks_hold_spaces_is_cut_only_where_they_part(tmp_path):
+    # A cut at a space would part what the library merges. Such a cut fails its check; one
+    # after a new line passes.
+    text = LINES
+    theirs, ours = lines_tokenizer(tmp_path)
     assert any("Ġ" in token.strip("Ġ") for token in theirs.encode(text).tokens)
     with small_pieces(3, check_chars=30):
         pieces = [piece for piece, _ in encode_pieces(ours, [text])]
@@ -106,6 +114,18 @@ def test_a_pre_tokenizer_whose_chunks_hold_spaces_is_cut_only_where_they_part(tm
         assert len(list(encode_pieces(ours, [one_line]))) == 1
     assert len(pieces) > 10 and all(piece.endswith("\n") for piece in pieces[:-1])
     assert ids == theirs.encode(text).ids
+
+
+@pytest.mark.parametrize("chunk_chars", [1, 2, 5, 7])
+def test_a_cut_is_checked_only_once_the_text_after_it_is_read(tmp_path, chunk_chars):
+    # A file read a few characters at a time: a space near the end of the text read so far,
+    # checked with only what is read of the rest of its line, could pass, and the cut part
+    # what the library merges across that space once the line goes on.
+    theirs, ours = lines_tokenizer(tmp_path)
+    chunks = [LINES[i:i + chunk_chars] for i in range(0, len(LINES), chunk_chars)]
+    with small_pieces(3, check_chars=30):
+        joined, ids = pieces_ids(ours, chunks)
+    assert joined == LINES and ids == theirs.encode(LINES).ids
 
 
 SPACED_SPECIAL = BPETokenizer.train("the end is the end " * 20, 262, special_tokens=["<the end>"])

@@ -55,7 +55,8 @@ from .modes import (AnomalyError, _has_nan_or_inf, _made_nan_or_inf, _mode,  # n
                     _user_line, annotate, detect_anomaly, enable_grad, is_grad_enabled, no_grad,
                     set_grad_enabled)
 
-Axis = Union[int, tuple[int, ...], list[int], None]   # one axis, several, or all (None)
+# One axis, several (a tuple, or a list as torch's dim=[0, 1]), or all (None)
+Axis = Union[int, tuple[int, ...], list[int], None]
 Operand = Union["Tensor", ArrayLike]       # what an operator takes: a Tensor, array or number
 TensorT = TypeVar("TensorT", bound="Tensor")    # a method's own tensor: a Parameter stays one
 
@@ -734,10 +735,12 @@ class Tensor:
         except TypeError as error:              # numpy's: the result's dtype would differ
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
-        except ValueError:                      # numpy's: the result's shape would differ
-            if _broadcastable([self.shape, np.shape(operand)]) and \
-                    np.broadcast_shapes(self.shape, np.shape(operand)) == self.shape:
-                raise                           # or its own about values (ints ** -1), as is
+        except ValueError:
+            # numpy's: the result's shape would differ, or (where the shapes fit) a value it
+            # refuses, integers ** -1, whose own message is said as it is
+            shapes = [self.shape, np.shape(operand)]
+            if _broadcastable(shapes) and np.broadcast_shapes(*shapes) == self.shape:
+                raise
             raise ShapeError(f"in-place {symbol}=: shapes {self.shape} and {np.shape(operand)} "
                              f"do not give this tensor's shape; write x = x {symbol} y") from None
         self._changed_in_place()

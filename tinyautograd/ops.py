@@ -628,8 +628,8 @@ class Sum(Function):
     float16 accumulates in float32 and rounds the sum once, as torch's (`compute_dtype`):
     numpy's float16 sum along any axis but the last adds in float16, where a running sum
     stops growing at 2048 for ones, 256 for tenths. Integers and booleans sum to int64, as
-    torch's: numpy's sum of uint8, uint16 or uint32 is uint64, where a difference of two
-    counts below 0 wraps round to 2^64 - 1."""
+    torch's (uint64 to uint64, which int64 cannot hold): numpy's sum of uint8, uint16 or
+    uint32 is uint64, where a difference of two counts below 0 wraps round to 2^64 - 1."""
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):

@@ -624,10 +624,12 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     if isinstance(params, Tensor):
         params = [params]
     _check_number("clip_grad_norm", "max_norm", max_norm)
-    if not max_norm >= 0:
-        # torch's takes it, and its factor below 0 flips every gradient: the step climbs
-        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm}: a negative "
-                         f"one would flip the sign of every gradient")
+    if not max_norm >= 0:                        # (NaN too: every gradient would be NaN)
+        message = f"clip_grad_norm: max_norm must be >= 0, got {max_norm}"
+        if max_norm < 0:
+            # torch's takes it, and its factor below 0 flips every gradient: the step climbs
+            message += ": a negative one would flip the sign of every gradient"
+        raise ValueError(message)
     norm_type = float(norm_type)                 # torch's takes "inf" too
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm: norm_type must be a number > 0 or inf, got "

@@ -38,7 +38,7 @@ from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_
                      write_tokens)
 from .schema import BadInput, OneOf, option_name
 from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, encode_pieces, one_line
-from .train_config import TrainConfig
+from .train_config import TOKENIZER_KINDS, TrainConfig
 from .transformer import Transformer
 
 # ---------------------------------------------------------------------------------------------
@@ -745,7 +745,7 @@ def load_tokenizer_file(config: TrainConfig, pipe: bool = False) -> Tokenizer:
     check_exists(path, "tokenizer", f"tokenizer {path!r} is neither char nor bpe, and no such "
                                     f"file exists; give char, bpe, or a file that "
                                     f"`{command_line('tokenize', 'train')}` wrote"
-                                    f"{OneOf('char', 'bpe').near(path)}")
+                                    f"{OneOf(*TOKENIZER_KINDS).near(path)}")
     # A file, or a directory's tokenizer (a run's, say), as `tinyformer tokenize` reads it;
     # its complaints name the file.
     tokenizer = load_tokenizer_at(path, pipe=pipe)

@@ -1003,16 +1003,20 @@ class Trainer:
             # optimizer was built with, or absent (a checkpoint saved before they existed):
             # load_state_dict would take any other value, or an unknown option, as it is, and
             # the run would go on with another rule (maximize climbing the loss).
-            # (A group too many is left to load_state_dict, which refuses it.)
-            built = self.optimizer.param_groups[i] if i < len(self.optimizer.param_groups) \
-                else None
+            if i >= len(self.optimizer.param_groups):
+                continue                 # a group too many: load_state_dict refuses it
+            built = self.optimizer.param_groups[i]
             switches = set(group) - set(options) - {"betas", "params", "param_names"}
-            for key in sorted(switches) if built else []:
-                ours = built.get(key)
-                if key not in built or not (type(group[key]) is type(ours) and group[key] == ours):
-                    have = f"{ours!r}" if key in built else "no such option"
-                    raise damaged(where, f"group {i}'s {key} is {group[key]!r}, where this run's "
-                                         f"optimizer has {have}")
+            for key in sorted(switches):
+                if key not in built:
+                    have = "no such option"
+                # The same type too: 0 == False, but load_state_dict refuses a switch of 0
+                elif type(group[key]) is not type(built[key]) or group[key] != built[key]:
+                    have = repr(built[key])
+                else:
+                    continue
+                raise damaged(where, f"group {i}'s {key} is {group[key]!r}, where this run's "
+                                     f"optimizer has {have}")
 
 
 def _indent(text):

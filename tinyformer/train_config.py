@@ -137,8 +137,9 @@ class TrainConfig:
         config = TrainConfig(corpus="input.txt", iters=2000, d_model=128)
         Trainer.start(config, "runs/mine").train()           # tinyformer.train
 
-    Each is an option of `tinyformer train` (`min_len` is --min-len), whose --help says what
-    it means and its default, or a key of a `--config` TOML file:
+    Each is a key of a `--config` TOML file and, but for `rmsnorm_affine`, `beta1`, `beta2`
+    and `sample_tokens`, an option of `tinyformer train` (`min_len` is --min-len), whose
+    --help says what it means and its default:
 
     - the data: `corpus` (a text file; the built-in stories without one), `task` (a seq2seq
       task, with `min_len` and `max_len`), `tokenizer` and its BPE's `vocab_size`;
@@ -598,7 +599,7 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         beside = os.path.join(os.path.dirname(config_file), path)
         what = "is neither char nor bpe, and no such file exists" if key == "tokenizer" else \
             "does not exist"
-        kind_misspelt = OneOf("char", "bpe").near(path) if key == "tokenizer" else ""
+        kind_misspelt = OneOf(*TOKENIZER_KINDS).near(path) if key == "tokenizer" else ""
         if kind_misspelt and not os.path.exists(beside):                 # "BPE", not a path
             raise BadInput(f"{key} {path!r} in {config_file} {what}{kind_misspelt}")
         fix = (f"give {path_from_here(beside)!r}, the one beside the file" if
