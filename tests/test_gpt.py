@@ -199,8 +199,6 @@ def test_sampling_draws_from_what_transformers_warpers_leave():
     # temperature, then top-k, then top-p, in transformers' order and by its rules: ties at
     # the k-th logit all stay, the token that carries the sum past p stays, top_k beyond the
     # vocabulary and top_p = 1 change nothing.
-    from transformers.generation.logits_process import (TemperatureLogitsWarper,
-                                                         TopKLogitsWarper, TopPLogitsWarper)
     rng, rows = np.random.default_rng(0), 5000
     for _ in range(60):
         V = int(rng.integers(2, 9))
@@ -208,16 +206,24 @@ def test_sampling_draws_from_what_transformers_warpers_leave():
         temperature = float(rng.choice([0.5, 1.0, 2.0]))
         top_k = [None, 1, 2, V - 1, V + 2][rng.integers(5)]
         top_p = [None, 0.1, 0.5, 0.9, 1.0][rng.integers(5)]
-        scores = TemperatureLogitsWarper(temperature)(None, torch.tensor(logits)[None])
-        if top_k is not None:
-            scores = TopKLogitsWarper(top_k)(None, scores)
-        if top_p is not None and top_p < 1:                       # transformers skips 1.0
-            scores = TopPLogitsWarper(top_p)(None, scores)
-        want = scores.softmax(-1)[0].numpy()
-        drawn = sample_next(np.tile(logits, (rows, 1)), temperature, top_k, top_p,
-                            rng=EvenUniforms())
-        np.testing.assert_allclose(np.bincount(drawn, minlength=V) / rows, want, atol=2 / rows,
-                                   err_msg=f"{logits} {temperature} {top_k} {top_p}")
+        assert_draws_as_transformers(logits, temperature, top_k, top_p, rows)
+
+
+def assert_draws_as_transformers(logits, temperature, top_k, top_p, rows):
+    """sample_next, given `rows` copies of `logits` and evenly spread uniforms, draws each
+    token as often as transformers' warpers' probabilities say, to within 2 draws."""
+    from transformers.generation.logits_process import (TemperatureLogitsWarper,
+                                                         TopKLogitsWarper, TopPLogitsWarper)
+    scores = TemperatureLogitsWarper(temperature)(None, torch.tensor(logits)[None])
+    if top_k is not None:
+        scores = TopKLogitsWarper(top_k)(None, scores)
+    if top_p is not None and top_p < 1:                           # transformers skips 1.0
+        scores = TopPLogitsWarper(top_p)(None, scores)
+    want = scores.softmax(-1)[0].numpy()
+    drawn = sample_next(np.tile(logits, (rows, 1)), temperature, top_k, top_p,
+                        rng=EvenUniforms())
+    np.testing.assert_allclose(np.bincount(drawn, minlength=len(logits)) / rows, want,
+                               atol=2 / rows, err_msg=f"{logits} {temperature} {top_k} {top_p}")
 
 
 def test_sampling_at_the_edges_draws_from_what_transformers_warpers_leave():
@@ -226,8 +232,6 @@ def test_sampling_at_the_edges_draws_from_what_transformers_warpers_leave():
     # top_p that the likeliest token alone passes (it stays, alone), a top_p just under 1, a
     # top_k of one token or of all of them. Logits without ties: which of tokens tied at
     # top-p's cut stay is ours by design (the lower ids, sample_next's docstring).
-    from transformers.generation.logits_process import (TemperatureLogitsWarper,
-                                                         TopKLogitsWarper, TopPLogitsWarper)
     rng, rows = np.random.default_rng(1), 2000
     for _ in range(40):
         V = int(rng.integers(2, 12))
@@ -236,16 +240,7 @@ def test_sampling_at_the_edges_draws_from_what_transformers_warpers_leave():
         temperature = float(rng.choice([1e-3, 0.05, 0.5, 2.0]))
         top_k = [None, 1, 3, V - 1, V][rng.integers(5)]
         top_p = [None, 0.01, 0.5, 0.999, 1.0][rng.integers(5)]
-        scores = TemperatureLogitsWarper(temperature)(None, torch.tensor(logits)[None])
-        if top_k is not None:
-            scores = TopKLogitsWarper(top_k)(None, scores)
-        if top_p is not None and top_p < 1:                       # transformers skips 1.0
-            scores = TopPLogitsWarper(top_p)(None, scores)
-        want = scores.softmax(-1)[0].numpy()
-        drawn = sample_next(np.tile(logits, (rows, 1)), temperature, top_k, top_p,
-                            rng=EvenUniforms())
-        np.testing.assert_allclose(np.bincount(drawn, minlength=V) / rows, want, atol=2 / rows,
-                                   err_msg=f"{logits} {temperature} {top_k} {top_p}")
+        assert_draws_as_transformers(logits, temperature, top_k, top_p, rows)
 
 
 def test_top_p_drops_the_token_at_which_the_sum_reaches_p_exactly_as_transformers_does():
