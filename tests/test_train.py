@@ -285,6 +285,17 @@ def test_unknown_setting_names_the_one_meant_or_else_the_known_ones():
             TrainConfig.from_dict({theirs: 2}, "f.toml")
 
 
+@pytest.mark.parametrize("key, ours", [("LR", "lr"), ("Batch_Size", "batch_size"),
+                                       ("N-Layer", "n_layer")])
+def test_a_setting_in_the_wrong_case_names_the_one_meant(key, ours):
+    # A file's keys are read as written (TOML's are case-sensitive), but a slip of the case is
+    # answered as a slip of a value's case is ("GELU": 'gelu'), not with every known setting;
+    # the key is named as the file spells it (N-Layer, not N_Layer).
+    with pytest.raises(ValueError, match=f"^unknown setting {key!r} in f.toml; did you mean "
+                                         f"{ours!r}\\?$"):
+        TrainConfig.from_dict({key: 2}, "f.toml")
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"lr": "abc"}, "lr in f.toml must be a finite number > 0, got 'abc'"),
     ({"n-layer": 2.0}, "n_layer in f.toml must be a whole number >= 1, got 2.0"),

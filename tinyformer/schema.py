@@ -16,7 +16,7 @@ import difflib
 import json
 import math
 import numbers
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 
 class BadInput(ValueError):
@@ -124,10 +124,24 @@ class OneOf(Rule):
         'gtp', or of the case, 'GPT'), else nothing."""
         if not isinstance(value, str):
             return ""
-        options = [option for option in self.options if isinstance(option, str)]
-        close = ([option for option in options if option.lower() == value.lower()]
-                 or difflib.get_close_matches(value, options, n=1))
+        close = nearest(value, [option for option in self.options if isinstance(option, str)])
         return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def nearest(word: str, known: Sequence[str], most: int = 1, parts: bool = False) -> list[str]:
+    """The known words a typed `word` most likely meant, best first, at most `most` of them;
+    none if no word is near. The one search behind every "did you mean": a word that differs
+    only in case ("GPT" for "gpt", "LR" for "lr") comes first, then, with `parts`, the words
+    that hold it ("dot" in "dot_and_matmul", for names a learner may half remember), then the
+    words nearest in spelling ("gtp" for "gpt"), case aside."""
+    lower = {option.lower(): option for option in reversed(known)}    # the first, on a tie
+    wanted = word.lower()
+    if wanted in lower:
+        return [lower[wanted]]
+    holding = [option for option in known if parts and wanted and wanted in option.lower()]
+    if holding:
+        return holding[:most]
+    return [lower[close] for close in difflib.get_close_matches(wanted, list(lower), n=most)]
 
 
 class Flag(Rule):

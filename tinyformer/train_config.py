@@ -9,7 +9,6 @@ unset (DEFAULTS, filled in by TrainConfig.resolved), and reading them from a TOM
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from typing import Any, Callable
 
@@ -21,7 +20,7 @@ from .files import StrPath, path_from_here, read_text, separator_after_file, une
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
 from .schema import (SEED, BadInput, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
-                     option_name)
+                     nearest, option_name)
 
 # Defaults for the settings a user leaves unset, by what is trained:
 # - builtin: learns the stories' long-range recall in under a minute on 2 cores
@@ -121,7 +120,7 @@ def setting_renamed(key: str) -> str | None:
     any of ours, is lr); None for any other key."""
     name = setting_name(key)
     ours = [field.name for field in dataclasses.fields(TrainConfig)]
-    closest = difflib.get_close_matches(name, [*ours, *OTHER_NAMES], n=1)
+    closest = nearest(name, [*ours, *OTHER_NAMES])
     return OTHER_NAMES.get(name) or (OTHER_NAMES.get(closest[0]) if closest else None)
 
 
@@ -278,11 +277,10 @@ class TrainConfig:
         unknown = sorted(set(settings) - names)
         if unknown:
             renamed = setting_renamed(unknown[0])
-            close = ([renamed] if renamed else                         # else a typo, most often
-                     difflib.get_close_matches(unknown[0], names, n=1))
+            close = [renamed] if renamed else nearest(unknown[0], sorted(names))  # else a typo
             fix = (f"did you mean {close[0]!r}?" if close else
                    f"known settings: {', '.join(sorted(names))}")
-            raise BadInput(f"unknown setting {unknown[0]!r} in {where}; {fix}")
+            raise BadInput(f"unknown setting {spelled[unknown[0]]!r} in {where}; {fix}")
         check_settings(settings, SETTING_RULES, where=where)
         return cls(**settings)
 

@@ -9,14 +9,13 @@ chapter's "predict, then run" question as `QUESTION`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..files import command_line
-from ..schema import BadInput
+from ..schema import BadInput, nearest
 
 if TYPE_CHECKING:                   # checking.py imports this module
     from .checking import Learner
@@ -155,13 +154,11 @@ def _did_you_mean(name: str) -> str:
     """` (did you mean one_hot?)` for a name a learner typed that is near some slugs: a part of
     one (`dot`), a slip (`one_hto`), a dash for an underscore, or the file's name itself
     (`01_vectors/one_hot.py`); empty if none is near."""
-    wanted = Path(name).stem.replace("-", "_").lower()
-    slugs = [ex.slug for ex in exercises()]
-    near = ([slug for slug in slugs if wanted and wanted in slug]
-            or difflib.get_close_matches(wanted, slugs, n=3))
+    wanted = Path(name).stem.replace("-", "_")
+    near = nearest(wanted, [ex.slug for ex in exercises()], most=4, parts=True)
     if not near:
         return ""
-    *first, last = near[:4]
+    *first, last = near
     return f" (did you mean {', '.join(first) + ' or ' if first else ''}{last}?)"
 
 
