@@ -238,12 +238,12 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--checkpoint", "RUN:transformer", "--prompt", "eve"], "no source of the add task"),
     # The message of generate, attention and lens, for a prompt too long for the model.
     (["--checkpoint", "RUN:transformer", "--prompt", "9" * 20 + "+1"],
-     "the prompt has 22 tokens; this model reads at most 11: shorten it"),
+     "--prompt has 22 tokens; this model reads at most 11: shorten it"),
     # A GPT's step reads its context and one more token, the last target; a BERT its context.
     (["--checkpoint", "RUN:gpt", "--prompt", "a" * 18],
-     "the prompt has 18 tokens; this model reads at most 17: shorten it"),
+     "--prompt has 18 tokens; this model reads at most 17: shorten it"),
     (["--checkpoint", "RUN:bert", "--prompt", "a" * 17],
-     "the prompt has 17 tokens; this model reads at most 16: shorten it"),
+     "--prompt has 17 tokens; this model reads at most 16: shorten it"),
 ])
 def test_bad_input(tmp_path, monkeypatch, runs, args, words):
     monkeypatch.chdir(tmp_path)
@@ -325,9 +325,9 @@ def test_a_seq2seq_prompt_whose_answer_does_not_fit_the_decoder_says_so(runs):
     assert len(prompt) == model.context
     with pytest.raises(ValueError) as error:
         checkpoint_step(model, tokenizer, saved, prompt)
-    assert str(error.value) == (f"the prompt's answer {prompt[::-1]!r} and <bos> make "
+    assert str(error.value) == (f"the answer to --prompt, {prompt[::-1]!r}, and <bos> make "
                                 f"{model.context + 1} tokens; this model reads at most "
-                                f"{model.context}: shorten the prompt")
+                                f"{model.context}: shorten --prompt")
     assert checkpoint_step(model, tokenizer, saved, prompt[1:]).loss.shape == ()
 
 

@@ -1647,7 +1647,7 @@ def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "nope"),
                        "is not a directory")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "Ünïcode"),
-                       "the prompt cannot be encoded: cannot encode 'Ü' (U+00DC LATIN CAPITAL "
+                       "--prompt cannot be encoded: cannot encode 'Ü' (U+00DC LATIN CAPITAL "
                        "LETTER U WITH DIAERESIS) at position 0")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--temperature", -1),
                        "Invalid value for '--temperature': -1.0 is not in the range x>=0")
@@ -1675,6 +1675,25 @@ def test_a_seq2seq_prompt_that_is_no_source_of_the_task_is_refused(task_run, tmp
     assert_input_error(tinyformer(command, "--checkpoint", task_run, "--prompt", prompt),
                        f"--prompt {prompt!r} is no source of the reverse task this checkpoint "
                        f"was trained on: give digits only")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["generate", "attention", "lens"])
+def test_a_seq2seq_prompt_longer_than_the_context_is_refused_naming_the_option(
+        task_run, tmp_path, monkeypatch, command):
+    # Its neighbours name --prompt ("--prompt '12a' is no source ..."); this said "the prompt".
+    monkeypatch.chdir(tmp_path)
+    assert_input_error(tinyformer(command, "--checkpoint", task_run, "--prompt", "1234567"),
+                       "Error: --prompt has 7 tokens; this model reads at most 6: shorten it")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["attention", "lens"])
+def test_an_empty_prompt_to_a_picture_is_refused_naming_the_option(task_run, tmp_path,
+                                                                  monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    assert_input_error(tinyformer(command, "--checkpoint", task_run, "--prompt", ""),
+                       "Error: --prompt is empty; give some text")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,6 +8,7 @@ from tinyformer.bert import BERT
 from tinyformer.decoding import NoTokenToPick
 from tinyformer.gpt import GPT
 from tinyformer.prompts import TextStream, respond
+from tinyformer.schema import option_name
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
 from tinyformer.transformer import Transformer
 
@@ -209,7 +210,7 @@ def test_a_seq2seq_prompt_is_symbols_only_and_a_special_token_in_it_is_refused()
     tokenizer = CharTokenizer("0123456789+", special_tokens=["<pad>", "<bos>", "<eos>"])
     seq2seq = Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=10, n_layer=1,
                           n_head=2, d_model=8).eval()
-    with pytest.raises(ValueError, match="the prompt cannot be encoded"):
+    with pytest.raises(ValueError, match="^prompt cannot be encoded"):
         respond(seq2seq, tokenizer, "transformer", "12<eos>3")
 
 
@@ -221,9 +222,13 @@ def test_a_prompt_longer_than_the_context_is_refused_before_any_work(kind, promp
     model = (Transformer(tokenizer.vocab_size, tokenizer.vocab_size, context=6, n_layer=1,
                          n_head=2, d_model=8) if kind == "transformer"
              else BERT(tokenizer.vocab_size, 6, n_layer=1, n_head=1, d_model=8))
-    with pytest.raises(ValueError, match="^the prompt has 7 tokens; this model reads at most "
+    with pytest.raises(ValueError, match="^prompt has 7 tokens; this model reads at most "
                                          "6: shorten it$"):
         respond(model, tokenizer, kind, prompt)
+    # named as `tinyformer generate` names its other settings: --prompt, as --beam
+    with pytest.raises(ValueError, match="^--prompt has 7 tokens; this model reads at most "
+                                         "6: shorten it$"):
+        respond(model, tokenizer, kind, prompt, name=option_name)
 
 
 def test_a_beam_of_one_translates_as_greedy_decoding_does_to_the_end_of_the_context():

@@ -14,6 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tinyformer import tokenizers
+from tinyformer.schema import option_name
 from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, compression,
                                    describe_vocabulary, encode_prompt, load_tokenizer, merge,
                                    pre_split, split_shown)
@@ -440,16 +441,19 @@ def test_the_vocabulary_report_cuts_a_long_token():
 def test_a_prompt_that_is_not_utf8_is_said_to_be_so(tok):
     """The bytes b"ab\\xffc" of a command line reach Python as "ab\\udcffc": the prompt is not
     UTF-8, which is not a character the model was not trained on (a BPE knows every one)."""
-    with pytest.raises(ValueError, match=r"^the prompt is not valid UTF-8 \(at character 2\)$"):
+    with pytest.raises(ValueError, match=r"^prompt is not valid UTF-8 \(at character 2\)$"):
         encode_prompt(tok, "ab\udcffc")
     assert encode_prompt(tok, "the cat") == tok.encode("the cat")
 
 
 def test_a_prompt_as_long_as_the_context_is_read_and_a_longer_one_refused():
     assert encode_prompt(CHAR, "cat", context=3) == CHAR.encode("cat")
-    with pytest.raises(ValueError, match="^the prompt has 4 tokens; this model reads at most "
+    with pytest.raises(ValueError, match="^prompt has 4 tokens; this model reads at most "
                                          "3: shorten it$"):
         encode_prompt(CHAR, "cats", context=3)
+    # named as the caller's user knows it: the command line's option
+    with pytest.raises(ValueError, match="^--prompt has 4 tokens"):
+        encode_prompt(CHAR, "cats", context=3, name=option_name)
 
 
 def test_a_prompt_masked_as_transformers_bert_is_told_how_a_mask_is_written_here():

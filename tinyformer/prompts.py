@@ -122,7 +122,7 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         end_of_text = tokenizer.special_id(END_OF_TEXT)
         ends_text = eos_ids or end_of_text
         if prompt:
-            ids = encode_prompt(tokenizer, prompt, allow_special=allow_special)
+            ids = encode_prompt(tokenizer, prompt, allow_special=allow_special, name=name)
         elif end_of_text is not None:        # from nothing: <|endoftext|>, or a new line
             ids = [end_of_text]
         else:
@@ -169,7 +169,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
         raise BadInput(f"an encoder-decoder checkpoint needs a {name('prompt')} to translate"
                        if kind == "transformer" else
                        f"a {kind} checkpoint needs a {name('prompt')} to fill in")
-    ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context)
+    ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context,
+                        name=name)
     if kind == "transformer":
         if beam:                             # the target starts at <bos>, up to context tokens
             check_beam_memory(model, beam, 1, model.context, name)

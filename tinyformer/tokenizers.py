@@ -685,11 +685,14 @@ def load_tokenizer(path: StrPath, pipe: bool = False) -> Tokenizer:
 
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
-                  context: int | None = None) -> list[int]:
+                  context: int | None = None,
+                  name: Callable[[str], str] = str) -> list[int]:
     """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
     is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
-    tokens than it reads. `allow_special` as Tokenizer.encode's."""
-    check_utf8(prompt, "the prompt")      # not a character the model lacks: no character at all
+    tokens than it reads. `allow_special` as Tokenizer.encode's; `name(key)` says how the
+    prompt is called to the caller's user: `prompt` in Python, `--prompt` on the command
+    line."""
+    check_utf8(prompt, name("prompt"))    # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
     except ValueError as e:
@@ -698,24 +701,26 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
         masks = (re.search(r"[\[<] *mask *[\]>]", prompt, re.IGNORECASE) is not None
                  and "<mask>" in tokenizer.special_tokens)
         mask = "; a mask is written <mask> here" if masks else ""
-        raise BadInput(f"the prompt cannot be encoded: {e}; use only characters the model "
+        raise BadInput(f"{name('prompt')} cannot be encoded: {e}; use only characters the model "
                        f"was trained on{mask}") from None
     if context is not None:
-        check_prompt_fits(len(ids), context)
+        check_prompt_fits(len(ids), context, name=name)
     return ids
 
 
-def check_prompt_fits(tokens: int, most: int, answer: str | None = None) -> None:
+def check_prompt_fits(tokens: int, most: int, answer: str | None = None,
+                      name: Callable[[str], str] = str) -> None:
     """ValueError, in one line, where a prompt of `tokens` tokens is more than a model reads,
     `most`: the one message of every command that reads a prompt (generate, attention, lens,
     graph). `answer`: the answer an encoder-decoder's decoder reads after <bos> (the graph of
-    its step), where it is that answer, `tokens` with <bos>, that does not fit."""
+    its step), where it is that answer, `tokens` with <bos>, that does not fit. `name` as
+    encode_prompt's."""
     if tokens <= most:
         return
-    counted = (f"the prompt has {tokens} tokens" if answer is None else
-               f"the prompt's answer {answer!r} and <bos> make {tokens} tokens")
+    counted = (f"{name('prompt')} has {tokens} tokens" if answer is None else
+               f"the answer to {name('prompt')}, {answer!r}, and <bos> make {tokens} tokens")
     raise BadInput(f"{counted}; this model reads at most {most}: shorten "
-                   f"{'it' if answer is None else 'the prompt'}")
+                   f"{'it' if answer is None else name('prompt')}")
 
 
 # The files of a Hugging Face tokenizer, which are read together from their folder

@@ -1188,7 +1188,7 @@ def attention(checkpoint_dir, prompt, out_path, which):
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
         name = choose_map(model, which)
-        check_prompt(model, tokenizer, prompt, saved["model"])
+        check_prompt(model, tokenizer, prompt, saved["model"], name=option_name)
     # A page shows every weight, as many as it holds, which is counted before any is recorded;
     # a picture the last SHOWN_QUERIES queries' at most, and only theirs are kept (every
     # weight of a long prompt would take far more memory than the run).
@@ -1239,7 +1239,7 @@ def lens(checkpoint_dir, prompt, out_path):
     with input_errors(BadInput):                   # as attention's checks
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
-        check_prompt(model, tokenizer, prompt, saved["model"])
+        check_prompt(model, tokenizer, prompt, saved["model"], name=option_name)
     with input_errors(NoTokenToPick):              # as attention's run: the rest is our bug
         table, tokens = lens_of_prompt(model, tokenizer, prompt, saved["model"])
     if note:              # a source of a length never trained on: as generate says it

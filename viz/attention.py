@@ -30,7 +30,7 @@ gives them (tinyformer/blocks.py), whatever the model. matplotlib is imported in
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Iterable, Literal, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Literal, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -210,22 +210,26 @@ def _check_kind(kind: str) -> None:
         raise BadInput(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
 
 
-def _encode(tokenizer, prompt, allow_special, context):
-    """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long."""
+def _encode(tokenizer, prompt, allow_special, context, name=str):
+    """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long.
+    `name` as check_prompt's."""
     if not prompt:
-        raise BadInput("the prompt is empty; give some text")
-    return encode_prompt(tokenizer, prompt, allow_special, context)
+        raise BadInput(f"{name('prompt')} is empty; give some text")
+    return encode_prompt(tokenizer, prompt, allow_special, context, name)
 
 
-def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind) -> None:
+def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind,
+                 name: Callable[[str], str] = str) -> None:
     """ValueError (one line) for a prompt that `attention_maps` and `lens_of_prompt` refuse,
     without running the model: an unknown `kind`, or a prompt that is empty, cannot be encoded
     or does not fit the context (an encoder-decoder's source as a GPT's prompt: no special
     tokens). A caller that checks first can tell a fault of the input from one that shows
     only as the model runs: logits that leave no token to pick while an encoder-decoder
-    translates (decoding.NoTokenToPick). Anything else from the run is a bug."""
+    translates (decoding.NoTokenToPick). Anything else from the run is a bug. `name(key)` says
+    how the prompt is called to the caller's user: `prompt` in Python, `--prompt` on the
+    command line."""
     _check_kind(kind)
-    _encode(tokenizer, prompt, kind == "bert", model.context)
+    _encode(tokenizer, prompt, kind == "bert", model.context, name)
 
 
 def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind,

@@ -169,13 +169,14 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         # "give digits only" says more than "cannot be encoded" (as generate, attention and
         # lens say it).
         note = check_task_prompt(saved, prompt, name=option_name, shows_answer=False)
-    ids = encode_prompt(tokenizer, prompt, allow_special=False)
+    ids = encode_prompt(tokenizer, prompt, allow_special=False, name=option_name)
     if not ids:
         raise BadInput("--prompt is empty; give the text of the batch")
     model.train()            # as in training: dropout, if the model has any, is drawn too
     if kind in ("gpt", "bert"):
         # A GPT reads all but the last token, which is only a target: one more than its context.
-        check_prompt_fits(len(ids), model.context + 1 if kind == "gpt" else model.context)
+        check_prompt_fits(len(ids), model.context + 1 if kind == "gpt" else model.context,
+                          name=option_name)
     if kind == "gpt":
         if len(ids) < 2:
             raise BadInput("--prompt must give at least 2 tokens (inputs and a target)")
@@ -189,8 +190,8 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
         target_ids = Seq2SeqTask.encode(target)
         # The decoder reads <bos> and the answer: one more token than the answer (a reversed
         # or sorted prompt as long as the context fits the encoder, not the decoder).
-        check_prompt_fits(len(ids), model.context)
-        check_prompt_fits(len(target_ids) + 1, model.context, answer=target)
+        check_prompt_fits(len(ids), model.context, name=option_name)
+        check_prompt_fits(len(target_ids) + 1, model.context, answer=target, name=option_name)
         if note and warn:      # a source of a length never trained on: said once it is taken
             warn(note)
         return lambda: sequence_to_sequence(model, np.array([ids]),
