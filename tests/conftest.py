@@ -98,3 +98,16 @@ def two_step_gpt_run(tmp_path_factory):
 def two_step_gpt_run_evaluated_on_one_batch(tmp_path_factory):
     """Two steps, evaluated at the end on 1 batch. Read only: copy it to change it."""
     yield from shared_run(tmp_path_factory, "gpt", "--eval-iters", 1, "--iters", 2)
+
+
+@pytest.fixture(scope="session")
+def one_step_gpt_run(tmp_path_factory):
+    """One step, evaluated at the end on 2 batches. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "gpt", "--eval-iters", 2, "--iters", 1)
+
+
+@pytest.fixture(scope="session")
+def one_step_reverse_run(tmp_path_factory):
+    """An encoder-decoder reversing 3 to 5 digits, one step. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "reverse", "--task", "reverse", "--min-len", 3,
+                          "--max-len", 5, "--iters", 1)
