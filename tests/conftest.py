@@ -41,3 +41,73 @@ def one_blas_thread():
     whatever its cores."""
     with threadpool_limits(1, user_api="blas"):
         yield
+
+
+# -- tiny GPTs trained once through the command line, shared by the modules that only read them
+
+# The small model the command-line tests train: a run of a few steps takes about a second, of
+# which the loss plot drawn at its end is a third; each module training its own copy of the
+# same run made the suite train it again in every module (and on every worker).
+TINY_GPT = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+            "--batch-size", "4"]
+
+
+class SharedRun:
+    """A run `tinyformer train ARGS --out DIR` wrote: its directory (`out`) and what the
+    command printed (`output`, both streams; `stdout`)."""
+
+    def __init__(self, out, result):
+        self.out, self.output, self.stdout = out, result.output, result.stdout
+
+
+def files_of(directory):
+    """Every file under `directory` with its bytes, and every folder."""
+    return {str(p.relative_to(directory)): p.read_bytes() if p.is_file() else None
+            for p in directory.rglob("*")}
+
+
+def shared_run(tmp_path_factory, name, *args):
+    """Train `tinyformer train TINY_GPT ARGS` into a fresh directory; yield the SharedRun, and
+    at the end of the session check that no test changed a file of it (a test that writes to
+    a run copies it first), so that every test that reads it read the run as trained."""
+    from click.testing import CliRunner
+
+    from tinyformer_cli import main
+    out = tmp_path_factory.mktemp("shared-runs") / name
+    result = CliRunner().invoke(main, ["train", *TINY_GPT, *map(str, args), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    trained = files_of(out)
+    yield SharedRun(out, result)
+    assert files_of(out) == trained, f"a test changed the shared run {name}: copy it first"
+
+
+@pytest.fixture(scope="session")
+def six_step_gpt_run(tmp_path_factory):
+    """Six steps, evaluated at steps 3 and 6 on 2 batches. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "gpt", "--eval-iters", 2, "--iters", 6,
+                          "--eval-every", 3)
+
+
+@pytest.fixture(scope="session")
+def two_step_gpt_run(tmp_path_factory):
+    """Two steps, evaluated at the end on 2 batches. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "gpt", "--eval-iters", 2, "--iters", 2)
+
+
+@pytest.fixture(scope="session")
+def two_step_gpt_run_evaluated_on_one_batch(tmp_path_factory):
+    """Two steps, evaluated at the end on 1 batch. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "gpt", "--eval-iters", 1, "--iters", 2)
+
+
+@pytest.fixture(scope="session")
+def one_step_gpt_run(tmp_path_factory):
+    """One step, evaluated at the end on 2 batches. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "gpt", "--eval-iters", 2, "--iters", 1)
+
+
+@pytest.fixture(scope="session")
+def one_step_reverse_run(tmp_path_factory):
+    """An encoder-decoder reversing 3 to 5 digits, one step. Read only: copy it to change it."""
+    yield from shared_run(tmp_path_factory, "reverse", "--task", "reverse", "--min-len", 3,
+                          "--max-len", 5, "--iters", 1)

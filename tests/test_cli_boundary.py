@@ -4,6 +4,7 @@ the traceback behind --debug. And what a model writes cannot drive the user's te
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -430,19 +431,24 @@ def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("train_options, generate_options", [
-    ([], ["--prompt", "eve", "--max-new-tokens", "99999999999999999999"]),
-    ([], ["--prompt", "eve", "--beam", "99999999999999999999"]),
-    (["--task", "reverse", "--min-len", 3, "--max-len", 5],
-     ["--prompt", "123", "--beam", "99999999999999999999"]),
-])
+@pytest.fixture
+def one_step_run(request):
+    """`train TINY --iters 1` (for "gpt") or `train TINY --task reverse --min-len 3 --max-len 5
+    --iters 1` (for "reverse"; a task takes no --eval-iters): the runs conftest trains once for
+    every test that reads them."""
+    return request.getfixturevalue(f"one_step_{request.param}_run").out
+
+
+@pytest.mark.parametrize("one_step_run, generate_options", [
+    ("gpt", ["--prompt", "eve", "--max-new-tokens", "99999999999999999999"]),
+    ("gpt", ["--prompt", "eve", "--beam", "99999999999999999999"]),
+    ("reverse", ["--prompt", "123", "--beam", "99999999999999999999"]),
+], indirect=["one_step_run"])
 def test_a_count_too_large_for_generate_is_refused_before_the_prompt_is_written(
-        tmp_path, train_options, generate_options):
+        one_step_run, generate_options):
     """Numbers beyond what the decoding loops take are the user's mistake (exit 2), found with
     the other settings: not after the prompt is on the screen, as an internal error."""
-    out = tmp_path / "run"
-    tiny = TINY[:-2] if train_options else TINY          # a task takes no --eval-iters
-    assert run("train", *tiny, *train_options, "--iters", 1, "--out", out).exit_code == 0
+    out = one_step_run
     result = run("generate", "--checkpoint", out, *generate_options)
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
@@ -450,17 +456,14 @@ def test_a_count_too_large_for_generate_is_refused_before_the_prompt_is_written(
     assert line.startswith(f"Error: {generate_options[2]} must be at most ")
 
 
-@pytest.mark.parametrize("train_options, prompt", [
-    ([], "eve"),
-    (["--task", "reverse", "--min-len", 3, "--max-len", 5], "123")])
+@pytest.mark.parametrize("one_step_run, prompt", [("gpt", "eve"), ("reverse", "123")],
+                         indirect=["one_step_run"])
 def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
-        tmp_path, monkeypatch, train_options, prompt):
+        monkeypatch, one_step_run, prompt):
     """Beams grow towards --beam as fast as the vocabulary allows: a million of them was found
     only when the machine's memory ran out, and the process was killed."""
     import tinyformer.resources
-    out = tmp_path / "run"
-    tiny = TINY[:-2] if train_options else TINY          # a task takes no --eval-iters
-    assert run("train", *tiny, *train_options, "--iters", 1, "--out", out).exit_code == 0
+    out = one_step_run
     monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: 10 ** 9)
     result = run("generate", "--checkpoint", out, "--prompt", prompt, "--beam", 10 ** 6)
     assert result.exit_code == 2, result.output
@@ -476,11 +479,10 @@ def test_a_beam_too_wide_for_memory_is_refused_before_the_prompt_is_written(
      "got '16', a text: write 16 without the quotes); put back the config.json"),
     (lambda model: model.pop("n_head"), "(it has no n_head); put back the config.json")],
     ids=["a value of the wrong type", "a size missing"])
-def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said):
+def test_a_damaged_model_config_is_quoted_whole(tmp_path, edit, said, one_step_gpt_run):
     """The value in the message keeps both its quotes; a missing key is named as missing."""
     import json
-    out = tmp_path / "run"
-    assert run("train", *TINY, "--iters", 1, "--out", out).exit_code == 0
+    out = Path(shutil.copytree(one_step_gpt_run.out, tmp_path / "run"))   # `train TINY --iters 1`
     config = json.loads((out / "config.json").read_text())
     edit(config["model_config"])
     (out / "config.json").write_text(json.dumps(config))

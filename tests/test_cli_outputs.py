@@ -20,12 +20,10 @@ def tinyformer(*args):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "gpt"
-    result = tinyformer("train", *TINY, "--iters", 2, "--out", out)
-    assert result.exit_code == 0, result.output
+def run(two_step_gpt_run):
+    """`train TINY --iters 2`, the run conftest trains once for every module that reads it."""
     import matplotlib.font_manager      # noqa: F401  its font cache, written before the limit
-    return out
+    return two_step_gpt_run.out
 
 
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("CI"),

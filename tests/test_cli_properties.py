@@ -71,12 +71,12 @@ def small_enough(args):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """What the commands read: a tiny GPT run, a corpus; each example works in a fresh copy."""
+def world(tmp_path_factory, two_step_gpt_run_evaluated_on_one_batch):
+    """What the commands read: a tiny GPT run (`train TINY`, a copy of the run conftest trains
+    once for every module that reads it), a corpus; each example works in a fresh copy."""
     root = tmp_path_factory.mktemp("world")
     (root / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog. " * 40)
-    result = CliRunner().invoke(main, ["train", *TINY, "--out", str(root / "ckpt")])
-    assert result.exit_code == 0, result.output
+    shutil.copytree(two_step_gpt_run_evaluated_on_one_batch.out, root / "ckpt")
     return root
 
 

@@ -59,12 +59,10 @@ def assert_input_error(result, *phrases):
 
 
 @pytest.fixture(scope="module")
-def gpt_run(tmp_path_factory):
-    """A tiny GPT trained on the built-in corpus through the command line."""
-    out = tmp_path_factory.mktemp("runs") / "gpt"
-    result = tinyformer("train", *TINY, "--iters", 6, "--eval-every", 3, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out, result.output
+def gpt_run(six_step_gpt_run):
+    """A tiny GPT trained on the built-in corpus through the command line: `train TINY
+    --iters 6 --eval-every 3`, the run conftest trains once for every module that reads it."""
+    return six_step_gpt_run.out, six_step_gpt_run.output
 
 
 @pytest.fixture(scope="module")

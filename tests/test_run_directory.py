@@ -50,10 +50,9 @@ def files(directory):
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained") / "run"
-    assert tinyformer("train", *TINY, "--iters", 2, "--out", out).exit_code == 0
-    return out
+def trained_run(two_step_gpt_run_evaluated_on_one_batch):
+    """`train TINY --iters 2`, the run conftest trains once for every module that reads it."""
+    return two_step_gpt_run_evaluated_on_one_batch.out
 
 
 @pytest.fixture
