@@ -121,17 +121,22 @@ def test_an_unknown_case_or_a_case_with_threads_is_a_one_line_usage_error(args, 
     assert result.exit_code == 2 and line.startswith("Error: ") and said in line
 
 
-def test_saving_where_the_results_cannot_be_written_is_refused_before_any_runs(monkeypatch):
-    # Each benchmark ran its minutes, then failed to write its JSON with a traceback.
-    results = str(ROOT / "benchmarks" / "results")
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **rest:
-                        False if os.path.abspath(path) == results and mode & os.W_OK
-                        else access(path, mode, **rest))
+def unwritable_and_no_benchmark_runs(monkeypatch, path):
+    """`path` cannot be written to (os.access says so), and starting any benchmark's process
+    fails the test: what a refusal before any runs must hold to."""
+    path, access = str(path), os.access
+    monkeypatch.setattr(os, "access", lambda where, mode, **rest:
+                        False if os.path.abspath(where) == path and mode & os.W_OK
+                        else access(where, mode, **rest))
 
     def no_benchmark(*args, **kwargs):
         raise AssertionError(f"a benchmark ran: {args[0]}")
     monkeypatch.setattr(subprocess, "Popen", no_benchmark)
+
+
+def test_saving_where_the_results_cannot_be_written_is_refused_before_any_runs(monkeypatch):
+    # Each benchmark ran its minutes, then failed to write its JSON with a traceback.
+    unwritable_and_no_benchmark_runs(monkeypatch, ROOT / "benchmarks" / "results")
     result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "ops", "--save"])
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == ["Error: --save writes to benchmarks/results/, which "
@@ -147,15 +152,7 @@ def test_saving_where_the_results_cannot_be_written_is_refused_before_any_runs(m
 def test_saving_over_a_read_only_result_is_refused_before_any_runs(monkeypatch, args, name):
     # The folder could be written, the file not: the benchmark ran its minutes, then failed to
     # write its JSON with a traceback, its figures lost.
-    kept = str(ROOT / "benchmarks" / "results" / name)
-    access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **rest:
-                        False if os.path.abspath(path) == kept and mode & os.W_OK
-                        else access(path, mode, **rest))
-
-    def no_benchmark(*args, **kwargs):
-        raise AssertionError(f"a benchmark ran: {args[0]}")
-    monkeypatch.setattr(subprocess, "Popen", no_benchmark)
+    unwritable_and_no_benchmark_runs(monkeypatch, ROOT / "benchmarks" / "results" / name)
     result = CliRunner().invoke(cli.main, ["bench", "--quick", *args, "--save"])
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [f"Error: --save replaces benchmarks/results/{name}, "
