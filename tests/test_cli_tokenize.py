@@ -664,15 +664,24 @@ def test_train_refuses_bad_input_files(tmp_path, make_input, words):
     assert not out.exists()
 
 
-def test_the_conversion_that_a_non_utf8_error_suggests_converts_the_file(tmp_path):
+@pytest.mark.parametrize("text, encoding", [
+    ("café", "latin-1"),
+    # As Windows saves text (Notepad's "ANSI", Word's "Plain Text"): its quotes, dashes and
+    # euro sign are bytes that Latin-1 reads as invisible control characters.
+    ("“café” – 3 €", "cp1252"),
+])
+def test_the_conversion_that_a_non_utf8_error_suggests_converts_the_file(tmp_path, text,
+                                                                          encoding):
     # iconv comes with the C library's tools (Debian's libc-bin), on every machine CI runs on.
-    refused = run("train", latin1_file(tmp_path), "--out", tmp_path / "out.json")
+    path = tmp_path / "saved.txt"
+    path.write_bytes(text.encode(encoding))
+    refused = run("train", path, "--out", tmp_path / "out.json")
     assert_input_error(refused, "is not UTF-8 text")
-    command = shlex.split(refused.stderr.strip().split(": ")[-1]) + [str(tmp_path / "latin1.txt")]
+    command = shlex.split(refused.stderr.strip().split(": ")[-1]) + [str(path)]
     # In a UTF-8 locale, as most are: iconv reads from the locale's encoding without -f.
     converted = subprocess.run(command, capture_output=True,
                                env={**os.environ, "LC_ALL": "C.UTF-8"})
-    assert converted.returncode == 0 and converted.stdout.decode("utf-8") == "café"
+    assert converted.returncode == 0 and converted.stdout.decode("utf-8") == text
 
 
 @pytest.mark.parametrize("args, words", [

@@ -107,7 +107,7 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
                 line = lines_before + block.count(b"\n", 0, max(0, bad)) + 1
                 raise BadInput(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
                                f"{max(0, offset + bad)}, on line {line}); convert it to "
-                               f"UTF-8, e.g. from Latin-1: iconv -f latin1 -t utf-8") from None
+                               f"UTF-8, {single_byte_conversion(block)}") from None
             if text:
                 read_any = True
                 yield text
@@ -117,6 +117,22 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
                 return
             offset += len(block)
             lines_before += block.count(b"\n")
+
+
+def single_byte_conversion(block: bytes) -> str:
+    """The iconv command, with its words before it, that converts a text of `block`'s bytes
+    to UTF-8 when they are one byte a character, as a text that is not UTF-8 usually is. It is
+    Latin-1's, but where a byte 0x80 to 0x9F occurs and Windows-1252 gives each such byte a
+    character: a text saved on Windows holds its curly quotes, dashes and euro signs there,
+    which Latin-1 reads as invisible control characters that a model would then learn. The
+    two agree on every other byte, so a Latin-1 text is converted by either."""
+    if any(0x80 <= byte <= 0x9F for byte in block):
+        try:
+            block.decode("cp1252")          # fails on the five bytes Windows-1252 leaves out
+            return "e.g. from Windows-1252: iconv -f cp1252 -t utf-8"
+        except UnicodeDecodeError:
+            pass
+    return "e.g. from Latin-1: iconv -f latin1 -t utf-8"
 
 
 # The byte order marks that start a UTF-32 or UTF-16 text (as Windows tools write it: Notepad's
