@@ -1170,6 +1170,33 @@ def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
     assert i.data.tolist() == [4, 9]
 
 
+def test_masks_combine_in_place_and_unary_plus_is_the_tensor_itself():
+    # Without __iand__ and the rest, Python made m &= k a new m = m & k: another name for the
+    # mask kept its old values, where numpy's and torch's change in place
+    mask = Tensor([True, True, False])
+    alias = mask
+    mask &= Tensor([True, False, True])
+    assert mask is alias and alias.data.tolist() == [True, False, False]
+    mask |= np.array([False, False, True])
+    mask ^= True
+    assert mask is alias and mask.dtype == np.bool_ and mask.data.tolist() == [False, True, False]
+    bits = Tensor([6, 3])
+    bits &= 2
+    assert bits.data.tolist() == [2, 2]
+    with pytest.raises(TypeError, match=r"^& works on boolean masks .*not float32"):
+        x = Tensor([1.0, 2.0])
+        x &= 1
+    with pytest.raises(TypeError, match=r"^\| works on boolean masks"):
+        mask |= 0.5
+    with pytest.raises(TypeError, match=r"^in-place \^= cannot keep this tensor's dtype bool"):
+        mask ^= 3
+    with pytest.raises(ta.ShapeError, match=r"^in-place &=: shapes \(3,\) and \(2,\)"):
+        mask &= np.ones(2, bool)
+    assert mask.data.tolist() == [False, True, False]
+    x = Tensor([1.0, -2.0], requires_grad=True)
+    assert +x is x                               # as torch's positive(): the tensor itself
+
+
 # ------------------------------------------------------------------ changed after it was saved
 #
 # Each scenario changes in place a tensor that a recorded op uses, then runs backward. The

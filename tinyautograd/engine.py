@@ -684,6 +684,8 @@ class Tensor:
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
+    # +x is x itself, as torch's (numpy's copies): nothing to compute, nothing to record
+    def __pos__(self) -> Tensor: return self
 
     # -- x += y, x -= y, x *= y, x /= y, x **= y ---------------------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
@@ -702,6 +704,10 @@ class Tensor:
     # (Without it, Python would make x **= y a new x = x ** y everywhere: a parameter changed
     # so under no_grad would keep its old values, silently, and a leaf would not refuse it.)
     def __ipow__(self, other: Operand) -> Tensor: return self._update("**", other)
+    # m &= k, m |= k, m ^= k: masks (or integers, bit by bit), in place as numpy's and torch's
+    def __iand__(self, other: Operand) -> Tensor: return self._update("&", other)
+    def __ior__(self, other: Operand) -> Tensor: return self._update("|", other)
+    def __ixor__(self, other: Operand) -> Tensor: return self._update("^", other)
 
     def _update(self, symbol, other):
         in_place, recorded = _UPDATES[symbol]
@@ -710,6 +716,8 @@ class Tensor:
                 _numbers(other)
             except _NotNumbers:     # Python raises its TypeError for x += None, as for torch
                 return NotImplemented
+        if symbol in _BIT_UPDATES:                      # a float has no bits to combine
+            _refuse_floats(symbol, self, _lift(other, self))
         if _mode.grad_enabled and (self._requires_grad or isinstance(other, Tensor)
                                    and other._requires_grad):
             if self.grad_fn is None and self._requires_grad:
@@ -1855,7 +1863,10 @@ _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
     "**": (np.power, operator.pow),
+    "&": (np.bitwise_and, operator.and_), "|": (np.bitwise_or, operator.or_),
+    "^": (np.bitwise_xor, operator.xor),
 }
+_BIT_UPDATES = ("&", "|", "^")
 
 
 def _holds_graph(items):
