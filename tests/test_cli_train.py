@@ -994,6 +994,16 @@ def test_an_unwritable_out_directory(files):
     assert_input_error(result, "cannot write to --out")
 
 
+
+def test_an_unwritable_default_run_folder_is_named_as_such(tmp_path):
+    # No --out was given: the error names the folder chosen for the run, and says to give one
+    (tmp_path / "runs").write_text("not a folder")
+    result = tinyformer("train", "--iters", "1", cwd=tmp_path)
+    assert_input_error(result, "cannot write to the default run folder 'runs/gpt-builtin'",
+                       "give --out DIR")
+    assert "--out 'runs" not in result.output
+    assert (tmp_path / "runs").read_text() == "not a folder"
+
 def test_a_bad_toml_file(files):
     (files / "bad.toml").write_text("n_layer = = 2\n")
     (files / "typo.toml").write_text("nlayers = 2\n")

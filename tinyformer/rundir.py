@@ -194,14 +194,15 @@ class RunDirectory:
 
     @classmethod
     def claim(cls, path: StrPath, log: Callable[[str], None] = print,
-              create: bool = False) -> RunDirectory:
+              create: bool = False, chosen: bool = False) -> RunDirectory:
         """Lock the run directory `path` for this process (creating it first if `create`).
         RunDirectoryError if it cannot be written; RunDirectoryInUse if another process holds
-        it. Returns the
-        RunDirectory, with what its manifest says it owns."""
+        it. Returns the RunDirectory, with what its manifest says it owns. `chosen`: a new
+        run's `path` is the default one, chosen because no --out was given."""
         run = cls(path, log)
-        # A new run's directory is --out, one to continue --resume's.
-        option, instead = (("--out", "choose another --out") if create else
+        # A new run's directory is --out (or the default folder), one to continue --resume's.
+        option, instead = (("the default run folder", "give --out DIR") if chosen else
+                           ("--out", "choose another --out") if create else
                            ("--resume", "give the directory of a `tinyformer train` run"))
         if os.path.exists(path) and not os.path.isdir(path):
             folder = None if create else _model_directory_holding(path)

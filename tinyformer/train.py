@@ -257,7 +257,7 @@ def claim_default_out(config: TrainConfig, log: Callable[[str], None] = print) -
     while True:
         path = default_out_dir(config)
         try:
-            run = RunDirectory.claim(path, log, create=True)
+            run = RunDirectory.claim(path, log, create=True, chosen=True)
         except RunDirectoryInUse:
             continue                     # the other run's lock is in it now: no longer free
         if not run.has_manifest and not run.others():
