@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -709,6 +710,21 @@ def test_train_will_not_overwrite_without_force(tmp_path, corpus):
     out.write_text("precious")
     assert_input_error(run("train", corpus, "--out", out), "--force")
     assert out.read_text() == "precious"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX's")
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_train_never_replaces_a_pipe_or_device_at_out(tmp_path, corpus, force):
+    # Saving renames a new file over --out: `--out /dev/null --force` (as root) put a plain
+    # file in place of /dev/null. A named pipe stands in for the device here.
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    result = run("train", corpus, "--vocab-size", 300, "--out", pipe, *force)
+    assert_input_error(result, "is a named pipe (FIFO), not a regular file, which saving "
+                               "would replace; give the path of a file")
+    assert "Training" not in result.stderr
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["corpus.txt", "pipe.json"]
 
 
 def test_an_out_files_suffix_is_read_in_any_case_as_the_writers_read_it(tmp_path):
