@@ -934,6 +934,16 @@ def test_char_tokenizer_names_the_character_it_cannot_encode(char):
                        "part of the special token '<eos>'", "--allow-special")
 
 
+def test_decode_writes_the_whole_text_escape_sequences_included(bpe):
+    # click.echo drops escape sequences where the output is no terminal: decoding into a file
+    # or a pipe lost the "\x1b[31m" that the ids hold.
+    text = "a \x1b[31mred\x1b[0m log\x07 line"
+    ids = load_tokenizer(bpe).encode(text)
+    result = run("decode", *ids, "--tokenizer", bpe)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == text + "\n"
+
+
 def test_decode_refuses_ids_out_of_range(bpe):
     assert_input_error(run("decode", "1", "300", "--tokenizer", bpe), "300", "0 to 299")
     # click reads -1 as an option: said so ("No such option '-1'" alone sent the user looking

@@ -725,12 +725,15 @@ Examples:
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
-    bytes apart: U+FFFD)."""
+    """Print the text of the token IDS and a new line, as echo does: all of it, escape
+    sequences and other control characters too (`tokenize show` shows them escaped); ids that
+    cut a character's bytes apart as U+FFFD."""
     tok = open_tokenizer(tokenizer_path)
     # An id outside the vocabulary (BadInput); any other ValueError in decoding is a bug of ours.
     with input_errors(BadInput):
-        click.echo(tok.decode(ids))
+        # color=True: click drops a text's escape sequences ("\x1b[31m") where the output is
+        # not a terminal, so a file or pipe got a text that its ids do not hold.
+        click.echo(tok.decode(ids), color=True)
 
 
 @tokenize.command("show", short_help="Show how a text splits into tokens.",
