@@ -552,6 +552,23 @@ def test_show_writes_a_character_that_prints_as_nothing_by_its_code_point(tmp_pa
     assert read_frame(frame) == [c.encode() for c in text]
 
 
+def test_show_writes_a_combining_mark_that_starts_a_token_by_its_code_point(tmp_path):
+    """An accent that starts a token (text in NFD) sat on the frame's "|": |e|́| looked like
+    |e|| with an empty token. Within a token it stays on its letter."""
+    text = "e\u0301\u0302\n\u0301 e\u0301"
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
+               tmp_path / "char.json").exit_code == 0
+    frame = run("show", text, "--tokenizer", tmp_path / "char.json",
+                "--no-color").stdout.splitlines()[0]
+    assert frame == r"|e|\u0301|\u0302|\n|\u0301| |e|\u0301|"
+    assert read_frame(frame) == [c.encode() for c in text]
+    # A BPE's token of two accents, after a letter's: the frame, and the report's quotes.
+    bpe = tokenizers.BPETokenizer.train("e\u0301\u0302 " * 5, 259)
+    assert split_shown(bpe, bpe.encode("e\u0301\u0302 ")) == r"|e|\u0301\u0302| |"
+    assert tokenizers.shown_token(bpe, 258) == r'"\u0301\u0302"'
+
+
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
     """An escape sequence or a bell in the text is shown, not sent to the terminal."""
     result = run("show", "a\x1b[31mred\x07\x7f", "--tokenizer", bpe, "--no-color")

@@ -123,7 +123,8 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     terminal) black on backgrounds that take turns. Each piece is shown as one_line shows it
     (a new line as \\n), with a backslash of the text doubled, so that an escape always means
     what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart (a
-    character that prints as nothing, a zero-width joiner say, is \\u200d). In the frame a "|"
+    character that prints as nothing, a zero-width joiner say, is \\u200d, and so is an accent
+    that starts a token, \\u0301). In the frame a "|"
     of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
     |<\\|endoftext\\|>|."""
     return "".join(split_shown_parts(tok, [ids], colour))
@@ -150,8 +151,10 @@ def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
 # code point: the control characters U+0080 to U+009F (one_line writes those below as \xNN),
 # the format characters (the zero-width joiner inside an emoji, a byte order mark, the
 # right-to-left override, which would print the rest of the line backwards) and the line and
-# paragraph separators.
-UNSEEN = regex.compile(r"[\x80-\x9f\p{Cf}\p{Zl}\p{Zp}]")
+# paragraph separators. And combining marks (an accent, U+0301) with no character before
+# them in the token to sit on (at its start, or after a character shown as an escape): they
+# would sit on the frame's "|", or on the token before, and the token would look empty.
+UNSEEN = regex.compile(r"[\x80-\x9f\p{Cf}\p{Zl}\p{Zp}]|(?:^|(?<=[\p{C}\p{Zl}\p{Zp}]))\p{M}+")
 
 
 def _shown_piece(tok, i, frame, cut=None):
@@ -162,8 +165,9 @@ def _shown_piece(tok, i, frame, cut=None):
     # character is written by its code point, \u200d (\u0085, not \x85, which is a byte).
     # Cut before escaping, so that no escape is cut in half.
     text = tok.id_to_bytes(i).decode("utf-8", "surrogateescape")[:cut].replace("\\", "\\\\")
-    text = UNSEEN.sub(lambda c: (f"\\u{ord(c.group()):04x}" if ord(c.group()) <= 0xFFFF
-                                 else f"\\U{ord(c.group()):08x}"), text)
+    text = UNSEEN.sub(lambda found: "".join(f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF
+                                            else f"\\U{ord(c):08x}" for c in found.group()),
+                      text)
     shown = one_line(text)
     if frame:
         shown = shown.replace("|", "\\|")

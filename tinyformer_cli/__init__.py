@@ -757,8 +757,9 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
-    \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, and a
-    backslash of the text as \\\\ (C:\\new as C:\\\\new). A large file is shown as it is
+    \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, as is an
+    accent that starts a token (\\u0301), and a backslash of the text as \\\\ (C:\\new as
+    C:\\\\new). A large file is shown as it is
     read, as encode prints its ids: an error part way comes after the tokens before it."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
