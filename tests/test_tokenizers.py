@@ -428,6 +428,17 @@ def test_the_longest_merges_are_the_longest_in_bytes_and_shown_as_show_shows_the
     assert longest.split() == ["longest", r'"\n\n\n\n"', '"éé"', r'"\n\n"', '"é"', r'"a\xc3"']
 
 
+@pytest.mark.parametrize("tok", [BPETokenizer([], ["a\nb", "\x1b[31m", "<e>"]),
+                                 CharTokenizer("xy", ["a\nb", "\x1b[31m", "<e>"])],
+                         ids=["bpe", "char"])
+def test_the_vocabulary_report_names_special_tokens_on_one_line_as_show_does(tok):
+    # A special token's new line broke the report's lines; its escape sequence reached the
+    # terminal (or, off one, click dropped it: "(a\nb  <e>)").
+    first, *_ = describe_vocabulary(tok)
+    assert first.endswith(r" + 3 special (a\nb \x1b[31m <e>)")
+    assert "\n" not in first and "\x1b" not in first
+
+
 def test_the_vocabulary_report_cuts_a_long_token():
     # Merge k doubles a run of "a": the last is 2**11 = 2048 bytes long.
     tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(10)])

@@ -178,7 +178,9 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     """What a tokenizer's ids stand for, in a few lines for a person: how many of each kind
     and, for a BPE of ours, its first merges, each as the two tokens it joined ("t"+"he"), and
     its longest tokens."""
-    specials = tok.special_tokens
+    # Each special token on one line, as `tokenize show` names them: one with a new line
+    # broke the report's lines, and an escape sequence in one recoloured the terminal.
+    specials = [one_line(s) for s in tok.special_tokens]
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if tok.padding:                  # a model's rows past the tokenizer's tokens (pad_to)
         special_note += f" + {tok.padding} padding, decoded as nothing"
