@@ -776,6 +776,20 @@ def test_merges_that_make_many_long_tokens_are_refused_before_the_memory_runs_ou
                      [(275 + k, 98) for k in range(600)])
 
 
+def test_training_never_merges_a_token_longer_than_a_tokenizer_may_hold(monkeypatch):
+    # 2 MiB of one letter trained, told it had 22 merges, into a tokenizer that its
+    # constructor then refused ("merge 20 makes a token of 2097152 bytes"). A limit of 8
+    # bytes stands in for the mebibyte: "a" * 8 is the longest token, and the next merge is
+    # the next pair ("b" after the space), as the tokenizers library's max_token_length skips.
+    monkeypatch.setattr(BPETokenizer, "MAX_TOKEN_BYTES", 8)
+    text = "a" * 32 + " bc"
+    tok = BPETokenizer.train(text, 260)
+    assert tok.merges == [(97, 97), (256, 256), (257, 257), (32, 98)]
+    assert tok.decode(tok.encode(text)) == text
+    with pytest.raises(ValueError, match=r"only 5 merges to learn; .* at most 261$"):
+        BPETokenizer.train(text, 262)
+
+
 def test_a_token_of_a_mebibyte_still_loads(tmp_path):
     # As a BPE trained on a megabyte of one letter doubles "a": long tokens, an honest file.
     tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(19)])

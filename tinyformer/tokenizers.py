@@ -1127,9 +1127,10 @@ class BPETokenizer(Tokenizer):
         to the smallest pair of ids, so training is deterministic; the library breaks ties in
         another order (the bytes ordered by GPT-2's printable characters, so " " as "Ġ" comes
         after "é"), so on the same text its merges can differ from these where counts tie.
-        ValueError if the text runs out of pairs before so many merges, naming the largest
-        vocab_size it gives. `name(key)` says how a setting is called to the caller's user
-        (`--vocab-size` on the command line)."""
+        A pair whose token would be longer than MAX_TOKEN_BYTES is not merged (a run of 2 MiB
+        of one letter would make one). ValueError if the text runs out of pairs before so many
+        merges, naming the largest vocab_size it gives. `name(key)` says how a setting is
+        called to the caller's user (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, MAX_VOCAB_SIZE)},
@@ -1196,10 +1197,19 @@ class BPETokenizer(Tokenizer):
         queue = [(-count, pair) for pair, count in pair_counts.items()]
         heapq.heapify(queue)
 
+        # Each id's length in bytes. A pair that would make a token longer than a tokenizer
+        # file may hold (MAX_TOKEN_BYTES: 2 MiB of one letter gives one) is never merged, as
+        # the tokenizers library's trainer skips one past its max_token_length: a run of
+        # a letter in a large text once trained into a tokenizer that its constructor refused.
+        lengths = [1] * 256
+        def too_long(pair):
+            return lengths[pair[0]] + lengths[pair[1]] > cls.MAX_TOKEN_BYTES
+
         merges = []
         for new_id in range(256, 256 + n_merges):
-            while queue and pair_counts.get(queue[0][1]) != -queue[0][0]:
-                heapq.heappop(queue)                 # out of date
+            while queue and (pair_counts.get(queue[0][1]) != -queue[0][0]
+                             or too_long(queue[0][1])):
+                heapq.heappop(queue)                 # out of date, or never to be merged
             if not queue:
                 raise BadInput(f"the text has only {counted(len(merges), 'merge')} to "
                                f"learn; ask for a {name('vocab_size')} of at most "
@@ -1207,6 +1217,7 @@ class BPETokenizer(Tokenizer):
             best = heapq.heappop(queue)[1]
             merges.append(best)
             a, b = best
+            lengths.append(lengths[a] + lengths[b])
             # Only the places holding the pair change, and the pairs beside them: (x, a) and
             # (b, y) around "a b" become (x, new) and (new, y). Left to right, as `merge` goes:
             # in "a a a" the first two join, and the third is left alone.
