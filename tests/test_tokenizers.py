@@ -790,6 +790,17 @@ def test_training_never_merges_a_token_longer_than_a_tokenizer_may_hold(monkeypa
         BPETokenizer.train(text, 262)
 
 
+def test_training_that_would_pass_the_vocabularys_bytes_names_the_size_that_trains(
+        monkeypatch):
+    # As the constructor refuses a tokenizer of over MAX_VOCABULARY_BYTES in all, after the
+    # training, where the advice to take fewer merges belongs. 256 bytes + 2 + 4 + 8 = 270.
+    monkeypatch.setattr(BPETokenizer, "MAX_VOCABULARY_BYTES", 270)
+    with pytest.raises(ValueError, match=r"^the text's merges make tokens of more than 270 "
+                                         r"bytes in all, .* at most 259$"):
+        BPETokenizer.train("a" * 32, 261)
+    assert BPETokenizer.train("a" * 32, 259).merges == [(97, 97), (256, 256), (257, 257)]
+
+
 def test_a_token_of_a_mebibyte_still_loads(tmp_path):
     # As a BPE trained on a megabyte of one letter doubles "a": long tokens, an honest file.
     tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(19)])

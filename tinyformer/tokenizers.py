@@ -1129,7 +1129,8 @@ class BPETokenizer(Tokenizer):
         after "é"), so on the same text its merges can differ from these where counts tie.
         A pair whose token would be longer than MAX_TOKEN_BYTES is not merged (a run of 2 MiB
         of one letter would make one). ValueError if the text runs out of pairs before so many
-        merges, naming the largest vocab_size it gives. `name(key)` says how a setting is
+        merges, or their tokens would pass MAX_VOCABULARY_BYTES in all, naming the largest
+        vocab_size it gives. `name(key)` says how a setting is
         called to the caller's user (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
@@ -1202,6 +1203,7 @@ class BPETokenizer(Tokenizer):
         # the tokenizers library's trainer skips one past its max_token_length: a run of
         # a letter in a large text once trained into a tokenizer that its constructor refused.
         lengths = [1] * 256
+        total = 256                     # the bytes of all tokens, as the constructor counts
         def too_long(pair):
             return lengths[pair[0]] + lengths[pair[1]] > cls.MAX_TOKEN_BYTES
 
@@ -1218,6 +1220,12 @@ class BPETokenizer(Tokenizer):
             merges.append(best)
             a, b = best
             lengths.append(lengths[a] + lengths[b])
+            total += lengths[-1]
+            if total > cls.MAX_VOCABULARY_BYTES:       # as the constructor would refuse it
+                raise BadInput(f"the text's merges make tokens of more than "
+                               f"{cls.MAX_VOCABULARY_BYTES:,} bytes in all, more than a "
+                               f"tokenizer may hold; ask for a {name('vocab_size')} of at "
+                               f"most {new_id + len(special_tokens)}")
             # Only the places holding the pair change, and the pairs beside them: (x, a) and
             # (b, y) around "a b" become (x, new) and (new, y). Left to right, as `merge` goes:
             # in "a a a" the first two join, and the third is left alone.
