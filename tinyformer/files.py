@@ -261,10 +261,9 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
                    force: bool = True, reads: Sequence[StrPath] = ()) -> None:
     """ValueError unless a file can be written at `path` (a command's --out), checked before
     any work so that a mistake costs no waiting: not a directory, nor a device or pipe that
-    saving would replace (/dev/null), a suffix among `suffixes`
-    (which name the format) if given, not an existing file unless `force`, never one of the
-    files the command `reads` (force or not: the input would be lost), in a directory that
-    exists and is writable."""
+    saving would replace (/dev/null), a suffix among `suffixes` (which name the format) if
+    given, not an existing file unless `force`, never one of the files the command `reads`
+    (force or not: the input would be lost), in a directory that exists and is writable."""
     why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
     if why:
         raise BadInput(f"--out {why}")

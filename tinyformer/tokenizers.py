@@ -124,9 +124,8 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     (a new line as \\n), with a backslash of the text doubled, so that an escape always means
     what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart (a
     character that prints as nothing, a zero-width joiner say, is \\u200d, and so is an accent
-    that starts a token, \\u0301). In the frame a "|"
-    of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
-    |<\\|endoftext\\|>|."""
+    that starts a token, \\u0301). In the frame a "|" of the text shows as \\|, so that a
+    "|" alone is a border: <|endoftext|> as one token is |<\\|endoftext\\|>|."""
     return "".join(split_shown_parts(tok, [ids], colour))
 
 
@@ -1130,8 +1129,8 @@ class BPETokenizer(Tokenizer):
         A pair whose token would be longer than MAX_TOKEN_BYTES is not merged (a run of 2 MiB
         of one letter would make one). ValueError if the text runs out of pairs before so many
         merges, or their tokens would pass MAX_VOCABULARY_BYTES in all, naming the largest
-        vocab_size it gives. `name(key)` says how a setting is
-        called to the caller's user (`--vocab-size` on the command line)."""
+        vocab_size it gives. `name(key)` says how a setting is called to the caller's user
+        (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, MAX_VOCAB_SIZE)},

@@ -759,8 +759,8 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     \\t, other control characters and a BPE token that holds part of a character's bytes as
     \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, as is an
     accent that starts a token (\\u0301), and a backslash of the text as \\\\ (C:\\new as
-    C:\\\\new). A large file is shown as it is
-    read, as encode prints its ids: an error part way comes after the tokens before it."""
+    C:\\\\new). A large file is shown as it is read, as encode prints its ids: an error part
+    way comes after the tokens before it."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     color = color if color is not None else colour_wanted()
