@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import shlex
+import stat
 import subprocess
 import sys
 import tracemalloc
@@ -551,6 +552,23 @@ def test_show_writes_a_character_that_prints_as_nothing_by_its_code_point(tmp_pa
     assert read_frame(frame) == [c.encode() for c in text]
 
 
+def test_show_writes_a_combining_mark_that_starts_a_token_by_its_code_point(tmp_path):
+    """An accent that starts a token (text in NFD) sat on the frame's "|": |e|́| looked like
+    |e|| with an empty token. Within a token it stays on its letter."""
+    text = "e\u0301\u0302\n\u0301 e\u0301"
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
+               tmp_path / "char.json").exit_code == 0
+    frame = run("show", text, "--tokenizer", tmp_path / "char.json",
+                "--no-color").stdout.splitlines()[0]
+    assert frame == r"|e|\u0301|\u0302|\n|\u0301| |e|\u0301|"
+    assert read_frame(frame) == [c.encode() for c in text]
+    # A BPE's token of two accents, after a letter's: the frame, and the report's quotes.
+    bpe = tokenizers.BPETokenizer.train("e\u0301\u0302 " * 5, 259)
+    assert split_shown(bpe, bpe.encode("e\u0301\u0302 ")) == r"|e|\u0301\u0302| |"
+    assert tokenizers.shown_token(bpe, 258) == r'"\u0301\u0302"'
+
+
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):
     """An escape sequence or a bell in the text is shown, not sent to the terminal."""
     result = run("show", "a\x1b[31mred\x07\x7f", "--tokenizer", bpe, "--no-color")
@@ -718,6 +736,21 @@ def test_train_will_not_overwrite_without_force(tmp_path, corpus):
     out.write_text("precious")
     assert_input_error(run("train", corpus, "--out", out), "--force")
     assert out.read_text() == "precious"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX's")
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_train_never_replaces_a_pipe_or_device_at_out(tmp_path, corpus, force):
+    # Saving renames a new file over --out: `--out /dev/null --force` (as root) put a plain
+    # file in place of /dev/null. A named pipe stands in for the device here.
+    pipe = tmp_path / "pipe.json"
+    os.mkfifo(pipe)
+    result = run("train", corpus, "--vocab-size", 300, "--out", pipe, *force)
+    assert_input_error(result, "is a named pipe (FIFO), not a regular file, which saving "
+                               "would replace; give the path of a file")
+    assert "Training" not in result.stderr
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["corpus.txt", "pipe.json"]
 
 
 def test_an_out_files_suffix_is_read_in_any_case_as_the_writers_read_it(tmp_path):
@@ -925,6 +958,16 @@ def test_char_tokenizer_names_the_character_it_cannot_encode(char):
     # A special token of the tokenizer, written in the text, is plain text unless allowed.
     assert_input_error(run("encode", "cat<eos>", "--tokenizer", char), "'<' at position 3",
                        "part of the special token '<eos>'", "--allow-special")
+
+
+def test_decode_writes_the_whole_text_escape_sequences_included(bpe):
+    # click.echo drops escape sequences where the output is no terminal: decoding into a file
+    # or a pipe lost the "\x1b[31m" that the ids hold.
+    text = "a \x1b[31mred\x1b[0m log\x07 line"
+    ids = load_tokenizer(bpe).encode(text)
+    result = run("decode", *ids, "--tokenizer", bpe)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == text + "\n"
 
 
 def test_decode_refuses_ids_out_of_range(bpe):

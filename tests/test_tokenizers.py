@@ -428,6 +428,17 @@ def test_the_longest_merges_are_the_longest_in_bytes_and_shown_as_show_shows_the
     assert longest.split() == ["longest", r'"\n\n\n\n"', '"éé"', r'"\n\n"', '"é"', r'"a\xc3"']
 
 
+@pytest.mark.parametrize("tok", [BPETokenizer([], ["a\nb", "\x1b[31m", "<e>"]),
+                                 CharTokenizer("xy", ["a\nb", "\x1b[31m", "<e>"])],
+                         ids=["bpe", "char"])
+def test_the_vocabulary_report_names_special_tokens_on_one_line_as_show_does(tok):
+    # A special token's new line broke the report's lines; its escape sequence reached the
+    # terminal (or, off one, click dropped it: "(a\nb  <e>)").
+    first, *_ = describe_vocabulary(tok)
+    assert first.endswith(r" + 3 special (a\nb \x1b[31m <e>)")
+    assert "\n" not in first and "\x1b" not in first
+
+
 def test_the_vocabulary_report_cuts_a_long_token():
     # Merge k doubles a run of "a": the last is 2**11 = 2048 bytes long.
     tok = BPETokenizer([(97, 97)] + [(256 + k, 256 + k) for k in range(10)])
@@ -763,6 +774,31 @@ def test_merges_that_make_many_long_tokens_are_refused_before_the_memory_runs_ou
     with pytest.raises(ValueError, match=r"brings its tokens to \d+ bytes in all"):
         BPETokenizer(doubling + [(pair[0], pair[1]) for pair in many[:256]] +
                      [(275 + k, 98) for k in range(600)])
+
+
+def test_training_never_merges_a_token_longer_than_a_tokenizer_may_hold(monkeypatch):
+    # 2 MiB of one letter trained, told it had 22 merges, into a tokenizer that its
+    # constructor then refused ("merge 20 makes a token of 2097152 bytes"). A limit of 8
+    # bytes stands in for the mebibyte: "a" * 8 is the longest token, and the next merge is
+    # the next pair ("b" after the space), as the tokenizers library's max_token_length skips.
+    monkeypatch.setattr(BPETokenizer, "MAX_TOKEN_BYTES", 8)
+    text = "a" * 32 + " bc"
+    tok = BPETokenizer.train(text, 260)
+    assert tok.merges == [(97, 97), (256, 256), (257, 257), (32, 98)]
+    assert tok.decode(tok.encode(text)) == text
+    with pytest.raises(ValueError, match=r"only 5 merges to learn; .* at most 261$"):
+        BPETokenizer.train(text, 262)
+
+
+def test_training_that_would_pass_the_vocabularys_bytes_names_the_size_that_trains(
+        monkeypatch):
+    # As the constructor refuses a tokenizer of over MAX_VOCABULARY_BYTES in all, after the
+    # training, where the advice to take fewer merges belongs. 256 bytes + 2 + 4 + 8 = 270.
+    monkeypatch.setattr(BPETokenizer, "MAX_VOCABULARY_BYTES", 270)
+    with pytest.raises(ValueError, match=r"^the text's merges make tokens of more than 270 "
+                                         r"bytes in all, .* at most 259$"):
+        BPETokenizer.train("a" * 32, 261)
+    assert BPETokenizer.train("a" * 32, 259).merges == [(97, 97), (256, 256), (257, 257)]
 
 
 def test_a_token_of_a_mebibyte_still_loads(tmp_path):

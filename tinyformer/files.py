@@ -276,10 +276,10 @@ def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator
 def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
                    force: bool = True, reads: Sequence[StrPath] = ()) -> None:
     """ValueError unless a file can be written at `path` (a command's --out), checked before
-    any work so that a mistake costs no waiting: not a directory, a suffix among `suffixes`
-    (which name the format) if given, not an existing file unless `force`, never one of the
-    files the command `reads` (force or not: the input would be lost), in a directory that
-    exists and is writable."""
+    any work so that a mistake costs no waiting: not a directory, nor a device or pipe that
+    saving would replace (/dev/null), a suffix among `suffixes` (which name the format) if
+    given, not an existing file unless `force`, never one of the files the command `reads`
+    (force or not: the input would be lost), in a directory that exists and is writable."""
     why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
     if why:
         raise BadInput(f"--out {why}")
@@ -307,6 +307,13 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
                                     for r in reads):
         raise BadInput(f"--out {path!r} is the file this command reads; give another "
                        f"file to save to")
+    # Saving writes a new file and renames it over `path` (atomic_write): over /dev/null, or
+    # a named pipe, that would put a plain file in place of the device or pipe (root may
+    # rename in /dev), where `--out /dev/null --force` meant "throw it away".
+    what = not_regular(path) if os.path.exists(path) else None
+    if what is not None:
+        raise BadInput(f"--out {path!r} is {what}, not a regular file, which saving would "
+                       f"replace; give the path of a file")
     if os.path.exists(path) and not force:
         raise BadInput(f"--out {path!r} exists; pass --force to overwrite it")
     directory = os.path.dirname(os.path.abspath(path))

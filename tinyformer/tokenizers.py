@@ -123,9 +123,9 @@ def split_shown(tok: Tokenizer, ids: Sequence[int], colour: bool = False) -> str
     terminal) black on backgrounds that take turns. Each piece is shown as one_line shows it
     (a new line as \\n), with a backslash of the text doubled, so that an escape always means
     what it says: \\\\n is a backslash and an n, \\xe3 a byte of a character cut apart (a
-    character that prints as nothing, a zero-width joiner say, is \\u200d). In the frame a "|"
-    of the text shows as \\|, so that a "|" alone is a border: <|endoftext|> as one token is
-    |<\\|endoftext\\|>|."""
+    character that prints as nothing, a zero-width joiner say, is \\u200d, and so is an accent
+    that starts a token, \\u0301). In the frame a "|" of the text shows as \\|, so that a
+    "|" alone is a border: <|endoftext|> as one token is |<\\|endoftext\\|>|."""
     return "".join(split_shown_parts(tok, [ids], colour))
 
 
@@ -150,8 +150,10 @@ def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
 # code point: the control characters U+0080 to U+009F (one_line writes those below as \xNN),
 # the format characters (the zero-width joiner inside an emoji, a byte order mark, the
 # right-to-left override, which would print the rest of the line backwards) and the line and
-# paragraph separators.
-UNSEEN = regex.compile(r"[\x80-\x9f\p{Cf}\p{Zl}\p{Zp}]")
+# paragraph separators. And combining marks (an accent, U+0301) with no character before
+# them in the token to sit on (at its start, or after a character shown as an escape): they
+# would sit on the frame's "|", or on the token before, and the token would look empty.
+UNSEEN = regex.compile(r"[\x80-\x9f\p{Cf}\p{Zl}\p{Zp}]|(?:^|(?<=[\p{C}\p{Zl}\p{Zp}]))\p{M}+")
 
 
 def _shown_piece(tok, i, frame, cut=None):
@@ -162,8 +164,9 @@ def _shown_piece(tok, i, frame, cut=None):
     # character is written by its code point, \u200d (\u0085, not \x85, which is a byte).
     # Cut before escaping, so that no escape is cut in half.
     text = tok.id_to_bytes(i).decode("utf-8", "surrogateescape")[:cut].replace("\\", "\\\\")
-    text = UNSEEN.sub(lambda c: (f"\\u{ord(c.group()):04x}" if ord(c.group()) <= 0xFFFF
-                                 else f"\\U{ord(c.group()):08x}"), text)
+    text = UNSEEN.sub(lambda found: "".join(f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF
+                                            else f"\\U{ord(c):08x}" for c in found.group()),
+                      text)
     shown = one_line(text)
     if frame:
         shown = shown.replace("|", "\\|")
@@ -174,7 +177,9 @@ def describe_vocabulary(tok: Tokenizer) -> list[str]:
     """What a tokenizer's ids stand for, in a few lines for a person: how many of each kind
     and, for a BPE of ours, its first merges, each as the two tokens it joined ("t"+"he"), and
     its longest tokens."""
-    specials = tok.special_tokens
+    # Each special token on one line, as `tokenize show` names them: one with a new line
+    # broke the report's lines, and an escape sequence in one recoloured the terminal.
+    specials = [one_line(s) for s in tok.special_tokens]
     special_note = f" + {len(specials)} special ({' '.join(specials)})" if specials else ""
     if tok.padding:                  # a model's rows past the tokenizer's tokens (pad_to)
         special_note += f" + {tok.padding} padding, decoded as nothing"
@@ -1121,7 +1126,9 @@ class BPETokenizer(Tokenizer):
         to the smallest pair of ids, so training is deterministic; the library breaks ties in
         another order (the bytes ordered by GPT-2's printable characters, so " " as "Ġ" comes
         after "é"), so on the same text its merges can differ from these where counts tie.
-        ValueError if the text runs out of pairs before so many merges, naming the largest
+        A pair whose token would be longer than MAX_TOKEN_BYTES is not merged (a run of 2 MiB
+        of one letter would make one). ValueError if the text runs out of pairs before so many
+        merges, or their tokens would pass MAX_VOCABULARY_BYTES in all, naming the largest
         vocab_size it gives. `name(key)` says how a setting is called to the caller's user
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
@@ -1190,10 +1197,20 @@ class BPETokenizer(Tokenizer):
         queue = [(-count, pair) for pair, count in pair_counts.items()]
         heapq.heapify(queue)
 
+        # Each id's length in bytes. A pair that would make a token longer than a tokenizer
+        # file may hold (MAX_TOKEN_BYTES: 2 MiB of one letter gives one) is never merged, as
+        # the tokenizers library's trainer skips one past its max_token_length: a run of
+        # a letter in a large text once trained into a tokenizer that its constructor refused.
+        lengths = [1] * 256
+        total = 256                     # the bytes of all tokens, as the constructor counts
+        def too_long(pair):
+            return lengths[pair[0]] + lengths[pair[1]] > cls.MAX_TOKEN_BYTES
+
         merges = []
         for new_id in range(256, 256 + n_merges):
-            while queue and pair_counts.get(queue[0][1]) != -queue[0][0]:
-                heapq.heappop(queue)                 # out of date
+            while queue and (pair_counts.get(queue[0][1]) != -queue[0][0]
+                             or too_long(queue[0][1])):
+                heapq.heappop(queue)                 # out of date, or never to be merged
             if not queue:
                 raise BadInput(f"the text has only {counted(len(merges), 'merge')} to "
                                f"learn; ask for a {name('vocab_size')} of at most "
@@ -1201,6 +1218,13 @@ class BPETokenizer(Tokenizer):
             best = heapq.heappop(queue)[1]
             merges.append(best)
             a, b = best
+            lengths.append(lengths[a] + lengths[b])
+            total += lengths[-1]
+            if total > cls.MAX_VOCABULARY_BYTES:       # as the constructor would refuse it
+                raise BadInput(f"the text's merges make tokens of more than "
+                               f"{cls.MAX_VOCABULARY_BYTES:,} bytes in all, more than a "
+                               f"tokenizer may hold; ask for a {name('vocab_size')} of at "
+                               f"most {new_id + len(special_tokens)}")
             # Only the places holding the pair change, and the pairs beside them: (x, a) and
             # (b, y) around "a b" become (x, new) and (new, y). Left to right, as `merge` goes:
             # in "a a a" the first two join, and the third is left alone.

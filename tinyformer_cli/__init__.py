@@ -725,12 +725,15 @@ Examples:
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
 def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS and a new line, as echo does (ids that cut a character's
-    bytes apart: U+FFFD)."""
+    """Print the text of the token IDS and a new line, as echo does: all of it, escape
+    sequences and other control characters too (`tokenize show` shows them escaped); ids that
+    cut a character's bytes apart as U+FFFD."""
     tok = open_tokenizer(tokenizer_path)
     # An id outside the vocabulary (BadInput); any other ValueError in decoding is a bug of ours.
     with input_errors(BadInput):
-        click.echo(tok.decode(ids))
+        # color=True: click drops a text's escape sequences ("\x1b[31m") where the output is
+        # not a terminal, so a file or pipe got a text that its ids do not hold.
+        click.echo(tok.decode(ids), color=True)
 
 
 @tokenize.command("show", short_help="Show how a text splits into tokens.",
@@ -754,9 +757,10 @@ def tokenize_show(text, file_path, allow_special, tokenizer_path, show_ids, colo
     """Show how TEXT (or --file PATH) splits into tokens, and how well it compresses: as
     |Hello|,| world| (a '|' of the text as \\|), or in colours; new lines and tabs as \\n and
     \\t, other control characters and a BPE token that holds part of a character's bytes as
-    \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, and a
-    backslash of the text as \\\\ (C:\\new as C:\\\\new). A large file is shown as it is
-    read, as encode prints its ids: an error part way comes after the tokens before it."""
+    \\xNN, a character that prints as nothing (a zero-width joiner) as \\u200d, as is an
+    accent that starts a token (\\u0301), and a backslash of the text as \\\\ (C:\\new as
+    C:\\\\new). A large file is shown as it is read, as encode prints its ids: an error part
+    way comes after the tokens before it."""
     tok = (open_tokenizer(tokenizer_path) if tokenizer_path
            else builtin_bpe(DEFAULT_SHOW_MERGES, DEFAULT_SPECIALS))
     color = color if color is not None else colour_wanted()
