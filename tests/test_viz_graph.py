@@ -905,8 +905,25 @@ def test_a_title_given_heads_the_picture_its_markup_shown_as_text(what):
     draw = viz.draw_graph if what == "forward" else viz.draw_backward
     assert "labelloc" not in draw(loss).source                          # untitled: none
     titled = draw(loss, title='x <b> & "y"').source
-    assert ('label=<<FONT POINT-SIZE="18"><B>x &lt;b&gt; &amp; &quot;y&quot;</B></FONT>> '
-            'labeljust=l labelloc=t') in titled, titled
+    assert ('label=<<FONT POINT-SIZE="18"><B>x &lt;b&gt; &amp; &quot;y&quot;<BR ALIGN="LEFT"/>'
+            '</B></FONT>> labeljust=l labelloc=t') in titled, titled
+
+
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_a_long_title_is_wrapped_into_left_aligned_lines_its_words_all_kept(what):
+    # `tinyformer graph --checkpoint` titles its picture with the prompt: one of a thousand
+    # characters, on one line, made a small graph's picture 13,000 pixels wide.
+    loss = (ta.Tensor([1.0, 2.0], requires_grad=True) ** 2).sum()
+    draw = viz.draw_graph if what == "forward" else viz.draw_backward
+    title = "run: the graph of the loss on '" + "eve has a red kite. " * 50 + "'\ttabbed"
+    label = re.search(r'label=<<FONT POINT-SIZE="18"><B>(.*?)</B></FONT>>',
+                      draw(loss, title=title).source)[1]
+    lines = label.split('<BR ALIGN="LEFT"/>')
+    assert lines[-1] == ""                              # every line ends left-aligned
+    lines = [html.unescape(line) for line in lines[:-1]]
+    assert len(lines) > 10
+    assert max(len(line) for line in lines) <= 100      # as wide as a screen, at most
+    assert " ".join(lines).split() == title.replace("\t", "\\\\t").split()
 
 
 def test_gradient_flow_has_its_legend_and_the_page_no_key(tmp_path):

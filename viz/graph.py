@@ -42,7 +42,7 @@ import tinyautograd as ta
 from tinyformer.files import StrPath, atomic_write
 
 from .html import Page, ink
-from .plots import FIGURE_FORMATS, NAN_COLOUR, visible
+from .plots import FIGURE_FORMATS, NAN_COLOUR, title_lines, visible
 
 # Fill colours of the kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
@@ -83,6 +83,10 @@ INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
 # cairo, which draws dot's PNGs, makes them at most this many pixels a side: dot scales a
 # bigger graph down to fit, its labels then too small to read.
 PNG_SIDE_LIMIT = 32767
+
+# A picture's title is wrapped at about this many inches (plots.title_lines): wider than most
+# graphs drawn by module, narrower than a screen.
+TITLE_WIDTH = 16
 
 
 class DotNotFoundError(RuntimeError):
@@ -1493,7 +1497,15 @@ def _caption(drawing, key=None, title=None):
     page has neither: it has its heading, its panel says what a node is, and folding a box
     there moves the nodes under where a key would stand."""
     if title:
-        drawing.dot.attr(label=f"<<FONT POINT-SIZE=\"18\"><B>{_text(title)}</B></FONT>>",
+        # Wrapped, as a matplotlib picture's title is: on one line, a long one (a prompt of a
+        # thousand characters) made a small graph's picture thousands of pixels wide, the
+        # graph a speck in it. Wrapped as shown (visible: a tab as \t, not spaces); each line
+        # ends left-aligned, as the title stands.
+        lines = str(title).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        shown = "\n".join(visible(line) for line in lines)
+        wrapped = title_lines(shown, TITLE_WIDTH, 18, bold=True).split("\n")
+        text = "".join(f'{_text(line)}<BR ALIGN="LEFT"/>' for line in wrapped)
+        drawing.dot.attr(label=f"<<FONT POINT-SIZE=\"18\"><B>{text}</B></FONT>>",
                          labelloc="t", labeljust="l", fontname="Helvetica")
     rows = ""
     for kind, (fill, text) in (key or {}).items():
