@@ -13,6 +13,8 @@ One table serves every op-level check:
     tests/test_meta_ops.py        every public op that gives a Tensor is called by a case
     tests/test_kernels.py         the compiled loops agree with the numpy forms on the cases
                                   of the ops they serve (GELU, layer norm, attention)
+    tests/test_half_precision.py  float16 in, float16 out, within float16's rounding of the
+                                  float64 computation
 
 An `OpCase` has
 
@@ -530,6 +532,12 @@ def draw_layer_norm(affine):
     return draw
 
 
+def draw_layer_norm_weight_only(d):
+    """A weight and no bias (a model built with bias=False)."""
+    (x, weight, _), params = draw_layer_norm(affine=True)(d)
+    return [x, weight], params
+
+
 def draw_rms_norm(affine):
     def draw(d):
         shape = d.shape(min_dims=1)
@@ -595,6 +603,32 @@ def torch_attention_bias(q, k, v, bias, mask):
     return TF.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
+def draw_attention_dropout(d):
+    """draw_attention_bias's q, k, v, bias and mask, and dropout: its p and the seed that fixes
+    which weights it drops (the same at every call, as gradcheck needs)."""
+    arrays, params = draw_attention_bias(d)
+    return arrays, {**params, "p": d.sample([0.2, 0.5], label="dropout_p"),
+                    "seed": d.integer(0, 100, label="seed")}
+
+
+def attention_dropped(q, k, v, bias, mask, p, seed):
+    ta.manual_seed(seed)          # the op draws its mask from the engine's generator
+    return scaled_dot_product_attention(q, k, v, mask, bias=bias, dropout_p=p, training=True)
+
+
+def torch_attention_dropped(q, k, v, bias, mask, p, seed):
+    """(softmax(q k^T / sqrt(d) + bias, blocked keys -inf) * D) v, D the mask ours draws for
+    `seed` (torch's attention draws its own, from its generator)."""
+    ta.manual_seed(seed)
+    scores_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2],
+                                                                        k.shape[-2])
+    drop = torch.as_tensor(F.dropout_mask(tuple(scores_shape), p, np.float64), dtype=q.dtype)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) + bias
+    if mask is not None:
+        scores = torch.where(torch.as_tensor(mask), scores, -math.inf)
+    return (torch.softmax(scores, dim=-1) * drop) @ v
+
+
 def draw_embedding(d):
     num, dim = d.integer(1, 5), d.integer(1, 4)
     indices = d.rng.integers(0, num, d.shape(0, 2))     # repeats: rows add up their gradients
@@ -625,6 +659,11 @@ def draw_linear(d):
     batch = d.shape(0, 2, max_side=3)
     n_in, n_out = d.integer(1, MAX_SIDE), d.integer(1, MAX_SIDE)
     return [d.normal(batch + (n_in,)), d.normal((n_in, n_out)), d.normal((n_out,))], {}
+
+
+def draw_linear_without_bias(d):
+    x, weight, _ = draw_linear(d)[0]
+    return [x, weight], {}
 
 
 def draw_rmatmul(d):
@@ -708,6 +747,9 @@ CASES = [
            lambda x, weight, bias: TF.linear(x, weight.T, bias), draw_linear),
     OpCase("linear: F.linear, one fused op (nn.Linear's)", (ops.Linear,), F.linear,
            lambda x, weight, bias: TF.linear(x, weight.T, bias), draw_linear),
+    OpCase("linear: F.linear without a bias", (ops.MatMul,),
+           lambda x, weight: F.linear(x, weight), lambda x, weight: TF.linear(x, weight.T),
+           draw_linear_without_bias),
     OpCase("rmatmul: ndarray @ tensor", (ops.MatMul,),
            lambda b, a: a @ b, lambda b, a: torch.as_tensor(a) @ b, draw_rmatmul),
 
@@ -839,6 +881,9 @@ CASES = [
     OpCase("layer_norm: weight and bias", (LayerNorm,),
            lambda x, w, b, eps: F.layer_norm(x, w, b, eps=eps), torch_layer_norm,
            draw_layer_norm(affine=True)),
+    OpCase("layer_norm: weight, no bias", (LayerNorm,),
+           lambda x, w, eps: F.layer_norm(x, w, eps=eps),
+           lambda x, w, eps: torch_layer_norm(x, w, eps=eps), draw_layer_norm_weight_only),
     OpCase("layer_norm: no weight or bias", (LayerNorm,),
            lambda x, eps: F.layer_norm(x, eps=eps), lambda x, eps: torch_layer_norm(x, eps=eps),
            draw_layer_norm(affine=False)),
@@ -874,4 +919,6 @@ CASES = [
            (Attention,),
            lambda q, k, v, bias, mask: scaled_dot_product_attention(q, k, v, mask, bias=bias),
            torch_attention_bias, draw_attention_bias),
+    OpCase("attention: dropout (seeded: a fixed mask of dropped weights), a bias and a mask",
+           (Attention,), attention_dropped, torch_attention_dropped, draw_attention_dropout),
 ]

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 import tinyautograd as ta
 import tinyautograd.functional as TF
+from op_cases import CASES, Draw
 from tinyautograd import Tensor, kernels, nn
 from tinyformer.attention import (attention_readable, attention_weights,
                                   scaled_dot_product_attention)
@@ -363,3 +366,37 @@ def test_float16_attention_with_a_bias_computes_in_float32_as_torchs(either_form
     ours_and_torch(lambda q, k, v, b: scaled_dot_product_attention(q, k, v, bias=b),
                    lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, attn_mask=b),
                    q, k, v, bias, create_graph=create_graph, atol=1e-3, grad_atol=1e-3)
+
+
+# ------------------------------------------------------------------ every op of the op table
+
+
+@pytest.mark.filterwarnings("error")    # no overflow met along the way, as torch's prints none
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@settings(max_examples=6)
+@given(data=st.data(), create_graph=st.booleans())
+def test_every_op_in_float16_is_float16_and_its_float64_values_to_float16s_rounding(
+        case, data, create_graph):
+    """Every case of tests/op_cases.py in float16: the result and every gradient float16 (no
+    silent upcast), and within float16's rounding (about 1e-3 an operation) of the same
+    computation in float64 on the same inputs, through the plain backward and the one a second
+    derivative runs (create_graph)."""
+    arrays, params = case.draw(Draw(data))
+    inputs = [Tensor(np.asarray(a, HALF), requires_grad=True, dtype=HALF) for a in arrays]
+    out = case.fn(*inputs, **params)
+    direction = np.random.default_rng(0).standard_normal(out.shape)
+    grads = ta.grad(out, inputs, grad_outputs=Tensor(direction, dtype=HALF),
+                    create_graph=create_graph)
+    assert out.dtype == HALF, f"{case.name}: float16 inputs gave a {out.dtype} result"
+    assert all(g is None or g.dtype == HALF for g in grads), [g.dtype for g in grads if g]
+
+    wide = [Tensor(x.data.astype(np.float64), requires_grad=True, dtype=np.float64)
+            for x in inputs]
+    out64 = case.fn(*wide, **params)
+    grads64 = ta.grad(out64, wide, grad_outputs=Tensor(direction, dtype=np.float64))
+    scale = max(1.0, np.abs(out64.data).max(initial=0))
+    assert_allclose(out.data.astype(np.float64), out64.data, rtol=1e-2, atol=1e-2 * scale)
+    for g, g64 in zip(grads, grads64):
+        if g is not None:
+            scale = max(1.0, np.abs(g64.data).max(initial=0))
+            assert_allclose(g.data.astype(np.float64), g64.data, rtol=2e-2, atol=2e-2 * scale)

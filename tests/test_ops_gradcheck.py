@@ -6,6 +6,8 @@
 - gradgradcheck for every case, the fused kernels (cross-entropy, layer norm) included, and the
   gradient differentiated with respect to the incoming gradient too (torch's gradgradcheck does
   both);
+- both again with only some inputs wanting a gradient, the others constants (a backward
+  skips the gradients nobody wants);
 - float32 in, float32 out: the result and every gradient (no silent upcast to float64);
 - an input used twice, and gradients accumulating over two backward calls.
 """
@@ -166,6 +168,28 @@ def test_gradient_is_differentiable_in_the_incoming_gradient(case, data):
         return total
 
     assert ta.gradcheck(gradient_projected, *inputs, g)
+
+
+@pytest.mark.parametrize("case", GRADCHECK_CASES, ids=repr)
+@settings(max_examples=6)
+@given(data=st.data())
+def test_gradcheck_and_gradgradcheck_with_some_inputs_constant(case, data):
+    """A backward skips the gradients nobody wants (ctx.needs_input_grad: a frozen weight, a
+    bias given as a constant). The checks above make every input want one; here only some do,
+    the others are constants, and what is left must still be right, to second order."""
+    arrays, params = case.draw(Draw(data))
+    wanted = data.draw(st.lists(st.booleans(), min_size=len(arrays), max_size=len(arrays))
+                       .filter(any), label="wants a gradient")
+    constants = {i: Tensor(a, dtype=np.float64) for i, a in enumerate(arrays) if not wanted[i]}
+    variables = [f64(a) for a, w in zip(arrays, wanted) if w]
+
+    def fn(*xs):
+        given = iter(xs)
+        inputs = [constants[i] if i in constants else next(given) for i in range(len(arrays))]
+        return case.fn(*inputs, **params)
+
+    assert ta.gradcheck(fn, *variables)
+    assert ta.gradgradcheck(fn, *variables)
 
 
 def test_gradcheck_leaves_0d_inputs_0d():
