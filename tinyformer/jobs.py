@@ -32,7 +32,7 @@ from .data import (BOS, COLOURS, EOS, EVAL_PAIRS, PAD, SPECIALS, SYMBOLS, Seq2Se
 from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
-from .prompts import NO_ANSWER, likeliest_ordinary
+from .prompts import answer_text, likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
@@ -675,13 +675,21 @@ class Seq2Seq:
         return self.data.val[0][0]
 
     def sample(self, model: Transformer, rng: np.random.Generator) -> str:
-        """Three held-out pairs and the model's answers."""
+        """Three held-out pairs and the model's greedy answers, each written as `tinyformer
+        generate` writes it: a special token among the symbols by its name, "…" after an
+        answer that never wrote <eos>, NO_ANSWER for <eos> at once (were every wrong answer
+        that is not symbols shown as NO_ANSWER, generate's "<bos><bos>…" for the same source
+        would seem another model's)."""
         picks = rng.choice(len(self.data.val), 3, replace=False)
         pairs = [self.data.val[i] for i in picks]
-        guesses = self.translate(model, self.data.batch(pairs)[0])
-        return "\n".join(f"{source} -> {guess or NO_ANSWER}  "
-                         f"{'ok' if guess == target else f'(want {target})'}"
-                         for (source, target), guess in zip(pairs, guesses))
+        src = self.data.batch(pairs)[0]
+        out = model.greedy_decode(src, max_len=model.context, bos_id=BOS, eos_id=EOS)
+        answers = [answer_text(self.tokenizer, row) for row in out[:, 1:].tolist()]
+        # A target is symbols alone: no answer with a special token's name, "…" or NO_ANSWER
+        # in it equals one, so this is translate's exact match.
+        return "\n".join(f"{source} -> {answer}  "
+                         f"{'ok' if answer == target else f'(want {target})'}"
+                         for (source, target), answer in zip(pairs, answers))
 
 
 # The arguments of a text's model that its tokenizer gives (a BERT's pad_id too): where the
