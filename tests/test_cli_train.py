@@ -1731,6 +1731,7 @@ def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted(task_run
 @pytest.mark.parametrize("task, prompt, note", [
     ("reverse", "123", None), ("reverse", "12345", None),
     ("reverse", "12", "has 2 digits, fewer than any source it was trained on (min_len 3)"),
+    ("reverse", "1", "has 1 digit, fewer than any source it was trained on (min_len 3)"),
     ("reverse", "123456", "has 6 digits, more than any source it was trained on (max_len 5)"),
     ("add", "123+45", None),                      # 5 digits: add's + is not counted
     ("add", "123+456", "has 6 digits, more than any source it was trained on (max_len 5)"),

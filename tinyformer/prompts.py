@@ -76,7 +76,8 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
         return None
     outcome = ("its answer is likely wrong" if shows_answer
                else "its loss on the right answer is likely high")
-    return f"note: {name('prompt')} has {digits} digits, {unseen}; {outcome}"
+    return (f"note: {name('prompt')} has {digits} digit{'s' * (digits != 1)}, {unseen}; "
+            f"{outcome}")
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
