@@ -447,13 +447,15 @@ class MaskedLM(LanguageModelling):
     def recall(self, model: BERT) -> float:
         """On the built-in corpus: the share of held-out stories (GPT's, from another seed)
         whose last colour, hidden whole, the model fills in exactly (every letter its most
-        likely token). Each story is read alone, from its start, as a prompt to `tinyformer
-        generate` would be. The colour is only in the first sentence, so this is what attention
-        buys. Without it, the best guess knows only how many letters are hidden: right for 4
-        stories in 6 (red and yellow are the only colours of their lengths; blue and pink,
-        green and white share theirs); the commonest letter everywhere gets none."""
+        likely ordinary token, as generate and the samples fill a mask in: a special token
+        ranked first, a <mask> "filled" with <mask>, is passed over). Each story is read
+        alone, from its start, as a prompt to `tinyformer generate` would be. The colour is
+        only in the first sentence, so this is what attention buys. Without it, the best
+        guess knows only how many letters are hidden: right for 4 stories in 6 (red and yellow
+        are the only colours of their lengths; blue and pink, green and white share theirs);
+        the commonest letter everywhere gets none."""
         inputs, hidden, colours = self.recall_inputs()
-        guesses = model(inputs).data.argmax(axis=-1)                              # (n, T)
+        guesses = likeliest_ordinary(model(inputs).data, self.tokenizer)          # (n, T)
         return float(np.mean([self.tokenizer.decode(guess[row_hidden].tolist()) == colour
                               for guess, row_hidden, colour in zip(guesses, hidden, colours)]))
 
