@@ -310,6 +310,19 @@ def test_the_recall_of_a_reader_of_the_first_sentence_is_one(job):
     assert job.recall(wrong_once) == 0.99
 
 
+def test_the_recall_passes_over_a_special_token_ranked_first_as_generate_does(job):
+    # A BERT that ranks <mask> first everywhere and the colour's letters next: generate fills
+    # its masks with the colour (likeliest_ordinary: it writes no special token there), and
+    # the training log's samples too; the recall counts what they show.
+    reader = answering(job, lambda story, n: re.match(r"\w+ has a (\w+) ", story)[1])
+
+    def mask_first(inputs):
+        logits = reader(inputs).data.copy()                    # one-hot: 1 for the answer
+        logits[..., job.mask_id] = 2.0
+        return ta.Tensor(logits)
+    assert job.recall(mask_first) == 1.0
+
+
 def test_the_recall_of_a_guess_that_does_not_read_is_what_the_guess_earns(job):
     colours = [colour for _, colour in job.recall_prompts]
     # The unigram guess: the commonest training token, at every hidden position.

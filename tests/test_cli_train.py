@@ -161,6 +161,25 @@ def test_generate_translates_with_greedy_and_beam_search(task_run):
             result.output
 
 
+def test_a_task_runs_logged_answers_are_the_ones_generate_writes(tmp_path):
+    """Each sample of the training log shows a held-out source's answer as `generate` writes
+    it for that source: a model trained one step writes special tokens and no <eos>
+    ("<bos><bos>…"), which the log once called "(no answer)", the name of <eos> at once."""
+    out = tmp_path / "reverse"
+    result = tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 3,
+                        "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--batch-size", 4,
+                        "--iters", 1, "--out", out)
+    assert result.exit_code == 0, result.output
+    last = result.stdout.split("(end of training)")[1]
+    samples = re.findall(r"^    (\d+) -> (.*?)  (?:ok|\(want \d+\))$", last, re.MULTILINE)
+    assert len(samples) == 3, last
+    for source, answer in samples:
+        generated = tinyformer("generate", "--checkpoint", out, "--prompt", source)
+        assert generated.exit_code == 0 and generated.stdout == answer + "\n"
+    # (Not a model that already answers in digits, or stops at once: those read alike either way.)
+    assert any(not answer.isdigit() and answer != "(no answer)" for _, answer in samples)
+
+
 @pytest.mark.parametrize("task", ["reverse", "add"])
 def test_the_generate_command_a_task_run_suggests_runs(tmp_path, task):
     """The suggested prompt is one of the run's own sources: it fits the model's lengths, and
@@ -1722,6 +1741,7 @@ def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted(task_run
 @pytest.mark.parametrize("task, prompt, note", [
     ("reverse", "123", None), ("reverse", "12345", None),
     ("reverse", "12", "has 2 digits, fewer than any source it was trained on (min_len 3)"),
+    ("reverse", "1", "has 1 digit, fewer than any source it was trained on (min_len 3)"),
     ("reverse", "123456", "has 6 digits, more than any source it was trained on (max_len 5)"),
     ("add", "123+45", None),                      # 5 digits: add's + is not counted
     ("add", "123+456", "has 6 digits, more than any source it was trained on (max_len 5)"),

@@ -32,7 +32,7 @@ from .data import (BOS, COLOURS, EOS, EVAL_PAIRS, PAD, SPECIALS, SYMBOLS, Seq2Se
 from .files import StrPath, check_exists, command_line, iter_text, shown, size_said
 from .gpt import GPT
 from .parallel import Batch, side_by_side, without_graph
-from .prompts import NO_ANSWER, likeliest_ordinary
+from .prompts import answer_text, likeliest_ordinary
 from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
@@ -447,13 +447,15 @@ class MaskedLM(LanguageModelling):
     def recall(self, model: BERT) -> float:
         """On the built-in corpus: the share of held-out stories (GPT's, from another seed)
         whose last colour, hidden whole, the model fills in exactly (every letter its most
-        likely token). Each story is read alone, from its start, as a prompt to `tinyformer
-        generate` would be. The colour is only in the first sentence, so this is what attention
-        buys. Without it, the best guess knows only how many letters are hidden: right for 4
-        stories in 6 (red and yellow are the only colours of their lengths; blue and pink,
-        green and white share theirs); the commonest letter everywhere gets none."""
+        likely ordinary token, as generate and the samples fill a mask in: a special token
+        ranked first, a <mask> "filled" with <mask>, is passed over). Each story is read
+        alone, from its start, as a prompt to `tinyformer generate` would be. The colour is
+        only in the first sentence, so this is what attention buys. Without it, the best
+        guess knows only how many letters are hidden: right for 4 stories in 6 (red and yellow
+        are the only colours of their lengths; blue and pink, green and white share theirs);
+        the commonest letter everywhere gets none."""
         inputs, hidden, colours = self.recall_inputs()
-        guesses = model(inputs).data.argmax(axis=-1)                              # (n, T)
+        guesses = likeliest_ordinary(model(inputs).data, self.tokenizer)          # (n, T)
         return float(np.mean([self.tokenizer.decode(guess[row_hidden].tolist()) == colour
                               for guess, row_hidden, colour in zip(guesses, hidden, colours)]))
 
@@ -675,13 +677,21 @@ class Seq2Seq:
         return self.data.val[0][0]
 
     def sample(self, model: Transformer, rng: np.random.Generator) -> str:
-        """Three held-out pairs and the model's answers."""
+        """Three held-out pairs and the model's greedy answers, each written as `tinyformer
+        generate` writes it: a special token among the symbols by its name, "…" after an
+        answer that never wrote <eos>, NO_ANSWER for <eos> at once (were every wrong answer
+        that is not symbols shown as NO_ANSWER, generate's "<bos><bos>…" for the same source
+        would seem another model's)."""
         picks = rng.choice(len(self.data.val), 3, replace=False)
         pairs = [self.data.val[i] for i in picks]
-        guesses = self.translate(model, self.data.batch(pairs)[0])
-        return "\n".join(f"{source} -> {guess or NO_ANSWER}  "
-                         f"{'ok' if guess == target else f'(want {target})'}"
-                         for (source, target), guess in zip(pairs, guesses))
+        src = self.data.batch(pairs)[0]
+        out = model.greedy_decode(src, max_len=model.context, bos_id=BOS, eos_id=EOS)
+        answers = [answer_text(self.tokenizer, row) for row in out[:, 1:].tolist()]
+        # A target is symbols alone: no answer with a special token's name, "…" or NO_ANSWER
+        # in it equals one, so this is translate's exact match.
+        return "\n".join(f"{source} -> {answer}  "
+                         f"{'ok' if answer == target else f'(want {target})'}"
+                         for (source, target), answer in zip(pairs, answers))
 
 
 # The arguments of a text's model that its tokenizer gives (a BERT's pad_id too): where the

@@ -76,7 +76,8 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
         return None
     outcome = ("its answer is likely wrong" if shows_answer
                else "its loss on the right answer is likely high")
-    return f"note: {name('prompt')} has {digits} digits, {unseen}; {outcome}"
+    return (f"note: {name('prompt')} has {digits} digit{'s' * (digits != 1)}, {unseen}; "
+            f"{outcome}")
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,
@@ -240,7 +241,13 @@ def _translate(model, tokenizer, ids, beam, threads):
                               max_len=model.context, eos_id=EOS, threads=steps).tokens
         else:
             out = model.greedy_decode(src, model.context, BOS, EOS, threads=steps)[0]
-    written = out[1:].tolist()
+    return answer_text(tokenizer, out[1:].tolist())
+
+
+def answer_text(tokenizer: Tokenizer, written: list[int]) -> str:
+    """The text of the tokens a seq2seq model `written` after <bos>, as generate and the
+    training log's samples both show it (see _translate): the tokens up to <eos>; CUT after
+    them where it never wrote <eos>; NO_ANSWER where <eos> came first."""
     if EOS in written:
         return tokenizer.decode(written[:written.index(EOS)]) or NO_ANSWER
     return tokenizer.decode(written) + CUT
