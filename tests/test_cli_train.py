@@ -108,7 +108,7 @@ def test_generate_continues_the_prompt(gpt_run):
     ids = model.generate(np.array([tokenizer.encode("alice has")]), 30, temperature=0.8,
                          generator=np.random.default_rng(1))
     assert result.output == tokenizer.decode(ids[0].tolist()) + "\n"
-    greedy = tinyformer("generate", "--checkpoint", out, "--temperature", 0, "--top-k", 3)
+    greedy = tinyformer("generate", "--checkpoint", out, "--temperature", 0)
     assert greedy.exit_code == 0 and len(greedy.output) >= 200      # no prompt: from a newline
 
 
@@ -1785,6 +1785,18 @@ def test_the_checkpoint_weights_are_a_plain_npz(gpt_run):
     (["--beam", 2, "--top-p", 0.5, "--seed", 1], "drop --top-p --seed"),
 ])
 def test_generate_refuses_sampling_options_with_beam_search(gpt_run, options, phrase):
+    out, _ = gpt_run
+    assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "eve", *options),
+                       phrase)
+
+
+@pytest.mark.parametrize("options, phrase", [
+    (["--temperature", 0, "--top-k", 3], "--temperature 0 takes the likeliest token; it does "
+                                         "not sample: drop --top-k, or give a --temperature"),
+    (["--temperature", 0, "--top-p", 0.5, "--seed", 1], "drop --top-p --seed"),
+])
+def test_generate_refuses_sampling_options_at_temperature_0(gpt_run, options, phrase):
+    # Greedy decoding draws nothing: they were ignored without a word.
     out, _ = gpt_run
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "eve", *options),
                        phrase)

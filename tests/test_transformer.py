@@ -434,11 +434,24 @@ def test_a_bos_id_the_model_cannot_read_is_refused_in_one_line(bos_id):
     # -1 failed inside the embedding, and 1.0 or True were taken as ids.
     model = Transformer(6, 6, 8, n_layer=1, n_head=2, d_model=8).eval()
     src = np.array([[1, 2, 3]])
-    for decode in (lambda: model.greedy_decode(src, 3, bos_id),
-                   lambda: beam_search(model.start_decoding(src, bos_id), 2, 3)):
-        with pytest.raises(ValueError, match=r"^start_decoding: bos_id must be a token id in "
+    # Each error named what its caller called: greedy_decode's once said start_decoding.
+    for called, decode in (("greedy_decode", lambda: model.greedy_decode(src, 3, bos_id)),
+                           ("start_decoding",
+                            lambda: beam_search(model.start_decoding(src, bos_id), 2, 3))):
+        with pytest.raises(ValueError, match=rf"^{called}: bos_id must be a token id in "
                                              r"\[0, 6\), got "):
             decode()
+
+
+@pytest.mark.parametrize("ids", [dict(bos_id=6), dict(bos_id=1, eos_id=6)])
+def test_greedy_decode_refuses_a_bad_token_id_before_the_encoder_runs(ids, monkeypatch):
+    # The encoder ran over the whole source before either id was checked.
+    model = Transformer(6, 6, 8, n_layer=1, n_head=2, d_model=8).eval()
+    encoded = []
+    monkeypatch.setattr(model.encoder, "forward", lambda *args: encoded.append(1))
+    with pytest.raises(ValueError, match=r"^greedy_decode: [be]os_id must be a token id"):
+        model.greedy_decode(np.array([[1, 2, 3]]), 3, **ids)
+    assert not encoded
 
 
 def test_generate_on_the_encoder_decoder_says_how_it_writes_instead():

@@ -40,6 +40,14 @@ if TYPE_CHECKING:                   # resources reads the checkpoint format, whi
 __all__ = ["Transformer"]
 
 
+def check_bos_id(where: str, bos_id: int, vocab_size: int) -> None:
+    """ValueError, in one line starting with `where` (the function its caller called), unless
+    `bos_id` is a target token id in [0, vocab_size): not 1.0, not True, not -1."""
+    if Whole(0, vocab_size - 1).why(bos_id):
+        raise ValueError(f"{where}: bos_id must be a token id in [0, {vocab_size}), got "
+                         f"{bos_id!r}")
+
+
 class Transformer(nn.Module):
     """The encoder-decoder Transformer: `model(src, tgt)` gives logits (B, T, tgt_vocab_size).
 
@@ -202,10 +210,7 @@ class Transformer(nn.Module):
         """A decoding session (tinyformer.decoding) writing a target for each row of src
         (B, S) from `bos_id`: what greedy_decode and beam search write with. `use_cache`
         as generate's (a KVCache: the same logits, one position's work per step)."""
-        vocab_size = self.config["tgt_vocab_size"]
-        if Whole(0, vocab_size - 1).why(bos_id):            # not 1.0, not True, not -1
-            raise ValueError(f"start_decoding: bos_id must be a token id in [0, {vocab_size}), "
-                             f"got {bos_id!r}")
+        check_bos_id("start_decoding", bos_id, self.config["tgt_vocab_size"])
         return EncoderDecoderSession(self, src, bos_id, use_cache)
 
     def greedy_decode(self, src: Tokens, max_len: int, bos_id: int, eos_id: EosIds = None,
@@ -224,10 +229,12 @@ class Transformer(nn.Module):
         step, projecting it again (same tokens, quadratic work). Dropout is off while it
         decodes, whatever the model's mode (left as it was). `threads`: as for GPT.generate.
         """
-        check_whole("greedy_decode", 0, max_len=max_len)       # as the caller calls it
+        # As the caller calls it, and the ids before the encoder runs.
+        check_whole("greedy_decode", 0, max_len=max_len)
+        check_bos_id("greedy_decode", bos_id, self.config["tgt_vocab_size"])
+        check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
         session = self.start_decoding(src, bos_id, use_cache)
         check_room(session, "greedy_decode", max_len=max_len)
-        check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
         return generate(session, max_len, temperature=0, eos_id=eos_id,
                         fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads,
                         where="greedy_decode")

@@ -1021,7 +1021,8 @@ Its generation_config.json gives the ids that end a text, not the sampling: give
 at most its context, sliding on past it; transformers goes on reading every token of a Llama or
 Qwen3, so their texts part there, and a note says where that may happen.
 --temperature, --top-k, --top-p and --seed shape a GPT's sampling, which --beam replaces
-(--seed N draws what Python's GPT.generate draws with generator=np.random.default_rng(N)); an
+(--seed N draws what Python's GPT.generate draws with generator=np.random.default_rng(N));
+--temperature 0 draws nothing, so it takes no --top-k, --top-p or --seed. An
 encoder-decoder or BERT checkpoint takes none of them, nor --max-new-tokens, nor
 --allow-special, with which a GPT reads a chat model's "<|im_start|>" in the prompt as its
 token. An encoder-decoder's answer ending in "…" filled the model's context without <eos>: it
@@ -1064,6 +1065,12 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     if beam is not None and sampling:
         raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
                          f"{' '.join(sampling)}, or --beam")
+    # Temperature 0 takes the likeliest token: top-k, top-p and the seed shape a draw that
+    # never happens. Refused, as with --beam, rather than ignored.
+    unsampled = given_options(ctx, "top_k", "top_p", "seed") if temperature == 0 else []
+    if unsampled:
+        raise InputError(f"--temperature 0 takes the likeliest token; it does not sample: drop "
+                         f"{' '.join(unsampled)}, or give a --temperature above 0")
     # The settings and the checkpoint refused (BadInput); any other ValueError in building the
     # model is a bug of ours.
     with input_errors(BadInput):
