@@ -18,6 +18,7 @@ from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 from tinyformer.checkpoint import check_export_dir, load_model
 from tinyformer.gpt import GPT
 from tinyformer.pretrained import save_gpt2_tokenizer
+from tinyformer.safetensors import load_file, save_file
 from tinyformer.rundir import hub_snapshots
 from tinyformer.tokenizers import BPETokenizer
 
@@ -107,6 +108,19 @@ def test_a_gpt2_directory_without_a_tokenizer_is_refused(gpt2_dir, tmp_path):
         (tmp_path / name).write_bytes((directory / name).read_bytes())
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
     assert_input_error(result, "has a model but no tokenizer", "vocab.json")
+
+
+def test_a_gpt2_directory_whose_weights_hold_nan_is_told_to_download_them_not_to_train(
+        gpt2_dir, tmp_path):
+    # No run of ours made these weights: "a lower --lr" would be no help.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["transformer.wpe.weight"][0, 0] = np.nan
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "the")
+    assert_input_error(result, "NaN or infinite", "download it again from the model's page")
+    assert "--lr" not in result.output
 
 
 def test_a_gpt2_directory_with_our_tokenizer_file_or_a_tokenizer_model_is_told_what_to_do(
