@@ -179,6 +179,13 @@ def test_a_field_the_format_does_not_name_is_ignored_as_the_reference_ignores_it
     assert_same(load_file(path), safetensors.numpy.load_file(path))
 
 
+def test_null_metadata_is_none_as_the_reference_reads_it(tmp_path):
+    path = raw_file(tmp_path / "null.safetensors", {"__metadata__": None, "x": entry()},
+                    np.arange(2, dtype="<f4").tobytes())
+    assert_same(load_file(path), safetensors.numpy.load_file(path))
+    assert load_metadata(path) == {}
+
+
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(SafetensorsError, match="does not exist or is not a file"):
         load_file(tmp_path / "nothing.safetensors")

@@ -196,7 +196,9 @@ def _parse_header(path, f, size):
         raise _invalid(path, "the header's JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise _invalid(path, "the header is not a JSON object")
-    metadata = header.pop("__metadata__", {})
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:          # left out, or null: the reference reads both as no metadata
+        metadata = {}
     if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise _invalid(path, "__metadata__ is not an object of strings")
     for name, entry in header.items():
