@@ -462,6 +462,27 @@ def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_
         f"config.json and the weights of one model together")
 
 
+@pytest.mark.parametrize("left_out, named", [
+    (["n_head"], "n_head, which transformers takes as GPT2Config's (n_head 12)"),
+    (["n_positions"], "n_positions, which transformers takes as GPT2Config's (n_positions 1024)"),
+    # num_hidden_layers is GPT2Config's other name for n_layer: named as the field it sets.
+    (["n_embd", "num_hidden_layers"],
+     "n_embd and n_layer, which transformers takes as GPT2Config's (n_embd 768, n_layer 12)")])
+def test_sizes_a_config_leaves_out_are_named_where_gpt2_smalls_do_not_fit(hf, tmp_path,
+                                                                         left_out, named):
+    # A config.json written by hand without n_head: transformers builds GPT-2 small's 12
+    # heads, and so do we; "put the config.json and the weights of one model together" alone
+    # would send the user looking for other weights.
+    config, weights = hub_layout(hf, tmp_path)
+    config["num_hidden_layers"] = config.pop("n_layer")
+    del config["n_ctx"]                         # (it would be refused without n_positions)
+    write_checkpoint(tmp_path, {k: v for k, v in config.items() if k not in left_out}, weights)
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert str(error.value).endswith(f"; config.json leaves out {named}: write the model's "
+                                     f"there")
+
+
 def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
     # The checkpoint's weights given for its directory: the directory is asked for.
     with pytest.raises(PretrainedError, match="model.safetensors' is a file, not a directory: "

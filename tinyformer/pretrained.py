@@ -191,7 +191,9 @@ def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -
     Anything that our GPT cannot compute exactly is refused with a PretrainedError (a
     ValueError) of one line, rather than loaded into a model that computes something else."""
     path = os.path.join(directory, CONFIG)
-    config = _gpt2_config(config if config is not None else _read_config(directory)[0], path)
+    given = config if config is not None else _read_config(directory)[0]
+    config = _gpt2_config(given, path)
+    left_out = _left_out(given)
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
     tensors, where, spelled = _read_tensors(directory, prefix="transformer.")
@@ -201,11 +203,12 @@ def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -
     model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
                              n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
                              activation=_our_activation(config["activation_function"]),
-                             tie_weights=config["tie_word_embeddings"]), state, path, where)
+                             tie_weights=config["tie_word_embeddings"]), state, path, where,
+                   left_out)
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
             module.eps = config["layer_norm_epsilon"]
-    _check_tensors(state, to_gpt2(model), where, "GPT-2", spelled, "transformer.")
+    _check_tensors(state, to_gpt2(model), where, "GPT-2", spelled, "transformer.", left_out)
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
 
@@ -223,22 +226,41 @@ def _drop_tied_head(state, embedding, where):
                               f"false in {CONFIG}")
 
 
-def _build(gpt, settings, state, path, where):
+# GPT2Config's sizes, which a config.json written by hand may leave out.
+GPT2_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+
+
+def _left_out(config):
+    """What to add to the line that refuses a GPT-2 config.json (as given, GPT2_ALIASES and
+    all) with its weights: the sizes it leaves out, which transformers, and so this loader,
+    takes to be GPT-2 small's (768 wide, 12 layers), where a config.json written by hand
+    meant the model's own. "" where it gives them all."""
+    given = {GPT2_ALIASES.get(name, name) for name in config}
+    missing = [name for name in GPT2_SIZES if name not in given]
+    if not missing:
+        return ""
+    defaults = ", ".join(f"{name} {DEFAULTS[name]}" for name in missing)
+    return (f"; {CONFIG} leaves out {' and '.join(missing)}, which transformers takes as "
+            f"GPT2Config's ({defaults}): write the model's there")
+
+
+def _build(gpt, settings, state, path, where, left_out=""):
     """`gpt(**settings)` without its random initial weights (seconds of work for GPT-2: the
     checkpoint's replace them), unless the checkpoint's tensors (`state`, read from `where`)
     hold fewer than half the parameters it would have: then they cannot be its weights with a
     tensor or two missing (those are named once it is built), but another model's, as gpt2's
     weights beside gpt2-xl's config.json, which would take gigabytes to build only to be
-    refused."""
+    refused. `left_out` ends the line of a refusal (_left_out's)."""
     least, held = least_parameters(settings), sum(array.size for array in state.values())
     if least > 2 * held:
         raise PretrainedError(f"{path} describes a model of at least {least:,} parameters, but "
                               f"{where} holds {held:,} numbers: they are not one model's; put "
-                              f"the config.json and the weights of one model together")
+                              f"the config.json and the weights of one model together"
+                              f"{left_out}")
     try:
         return nn.skip_init(gpt, **settings)
     except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
+        raise PretrainedError(f"{path} describes no GPT we can build: {e}{left_out}") from None
 
 
 def _read_config(directory):
@@ -396,13 +418,13 @@ def _read_tensors(directory, prefix):
     return state, path, spelled
 
 
-def _check_tensors(state, expected, path, family, spelled, prefix):
+def _check_tensors(state, expected, path, family, spelled, prefix, left_out=""):
     """PretrainedError, one line, unless `state` holds exactly the tensors of `expected`
     (name -> array of the right shape): none missing, none left over, each of its shape and of
     floats. (The constants a checkpoint may carry beside them, of any dtype, are taken out of
     `state` before.) The tensors are named as the file names them (`spelled`, from
     _read_tensors), a missing one with the `prefix` that the file's names have, so that the
-    name is found in the file, or in another model's."""
+    name is found in the file, or in another model's. `left_out` ends the line (_left_out's)."""
     has_prefix = any(spelling != name for name, spelling in spelled.items())
 
     def as_in_file(name):                      # lm_head sits beside the prefixed model
@@ -423,7 +445,7 @@ def _check_tensors(state, expected, path, family, spelled, prefix):
             else:
                 problem += f", given {CONFIG}"
             raise PretrainedError(f"{path}: tensor {as_in_file(name)!r}{more} {problem}; put "
-                                  f"the {CONFIG} and the weights of one model together")
+                                  f"the {CONFIG} and the weights of one model together{left_out}")
     for name, array in state.items():
         if not np.issubdtype(array.dtype, np.floating):
             raise PretrainedError(f"{path}: tensor {as_in_file(name)!r} holds {array.dtype}, "
