@@ -697,6 +697,16 @@ def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
     assert (config.bos_token_id, config.eos_token_id) == (3, 4)
 
 
+def test_a_save_that_fills_the_disk_leaves_no_folder_it_made(tmp_path):
+    # As train and export: a failed save leaves nothing behind, not even an empty folder.
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("mine")
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    with files_limited_to(5000), pytest.raises(OSError, match="too large"):
+        model.save_pretrained(tmp_path / "runs" / "exports" / "new")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["notes.txt"]
+
+
 @pytest.mark.parametrize("full_on", ["config.json", "model.safetensors"])
 def test_a_save_that_fills_the_disk_leaves_the_folders_earlier_save_whole(tmp_path, full_on,
                                                                           monkeypatch):

@@ -16,7 +16,6 @@ the modern block is exported as one, with its tokenizer as above.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
@@ -29,7 +28,8 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask, first_existing, unreadable_folder, why_not_a_directory
+from .files import (StrPath, current_umask, first_existing, remove_made_folders,
+                    unreadable_folder, why_not_a_directory)
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
@@ -562,11 +562,7 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
     except BaseException as error:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):          # rmdir refuses a folder not empty
-            folder = parent
-            while folder != existing:
-                os.rmdir(folder)
-                folder = os.path.dirname(folder)
+        remove_made_folders(parent, existing)
         if isinstance(error, OSError) and error.filename is not None:
             # A full disk's or a read-only folder's error names the temporary folder (the one
             # mkdtemp could not make, or made) or a file in it, gone now: the user knows them

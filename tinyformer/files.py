@@ -374,6 +374,17 @@ def first_existing(path: StrPath) -> str:
     return there
 
 
+def remove_made_folders(folder: StrPath, existing: StrPath) -> None:
+    """Remove `folder` and the folders above it, up to `existing` (first_existing's of it,
+    taken before they were made), each while it is empty: what a failed write made for its
+    files goes with them, and a folder that holds anything stays."""
+    folder, existing = os.path.abspath(folder), os.path.abspath(existing)
+    with contextlib.suppress(OSError):          # rmdir refuses a folder not empty
+        while folder != existing:
+            os.rmdir(folder)
+            folder = os.path.dirname(folder)
+
+
 # The program that the commands messages advise start with: `tinyformer`, the installed
 # command, unless the command line runs under another name (`python cli.py`, from a clone),
 # as it says with `program_named`: a command advised must run where the user typed the last.

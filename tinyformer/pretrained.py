@@ -59,8 +59,8 @@ import regex
 
 from tinyautograd import nn
 
-from .files import (NotRegularFile, StrPath, atomic_write, folder_of, open_regular, shown,
-                    why_not_a_directory)
+from .files import (NotRegularFile, StrPath, atomic_write, first_existing, folder_of,
+                    open_regular, remove_made_folders, shown, why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import BadInput, check_whole
@@ -851,7 +851,8 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
     GPT-2's, Llama's or Qwen3's), which transformers' AutoModelForCausalLM.from_pretrained
     (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
 
-    The directory is created if needed; other files in it are left alone (mind an old
+    The directory is created if needed (and removed again, with the folders made for it, if
+    the save fails); other files in it are left alone (mind an old
     generation_config.json or tokenizer, which transformers would read too), but for the
     shards of an earlier save in shards (model-00001-of-00002.safetensors, ...) and their
     model.safetensors.index.json, removed once the new weights are in place, as transformers'
@@ -896,16 +897,21 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         # a float16 model's said "float32", and was loaded at twice its size.
         "dtype": np.result_type(*tensors.values()).name,
     }
+    existing = first_existing(directory)      # the folders made below it go on a failure
     os.makedirs(directory, exist_ok=True)
-    # config.json is written first and put in place last: a disk that fills up on either file
-    # leaves a folder's earlier save whole, never new weights beside an old config.
-    with atomic_write(path) as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-        f.flush()                       # on disk now: after the weights, only a rename is left
-        os.fsync(f.fileno())
-        # transformers reads the "format" metadata to know the names are PyTorch's.
-        save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    try:
+        # config.json is written first and put in place last: a disk that fills up on either
+        # file leaves a folder's earlier save whole, never new weights beside an old config.
+        with atomic_write(path) as f:
+            json.dump(config, f, indent=2)
+            f.write("\n")
+            f.flush()                   # on disk now: after the weights, only a rename is left
+            os.fsync(f.fileno())
+            # transformers reads the "format" metadata to know the names are PyTorch's.
+            save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    except BaseException:
+        remove_made_folders(directory, existing)      # a folder it made goes, left empty
+        raise
     _remove_old_shards(directory)
 
 
