@@ -51,11 +51,12 @@ def test_any_memory_layout_is_written_in_c_order_little_endian(tmp_path):
     assert loaded["big_endian"].dtype == np.dtype("<f4")
 
 
-def test_our_files_are_byte_identical_to_the_reference_package(tmp_path):
+@pytest.mark.parametrize("metadata", [{"format": "pt"}, {}, None])
+def test_our_files_are_byte_identical_to_the_reference_package(tmp_path, metadata):
     # Contiguous arrays only: the reference (0.8) writes a strided array's underlying buffer.
-    save_file(EVERY_DTYPE, tmp_path / "ours.safetensors", metadata={"format": "pt"})
-    safetensors.numpy.save_file(EVERY_DTYPE, tmp_path / "theirs.safetensors",
-                                metadata={"format": "pt"})
+    # Empty metadata is written as the reference writes it, an empty "__metadata__".
+    save_file(EVERY_DTYPE, tmp_path / "ours.safetensors", metadata=metadata)
+    safetensors.numpy.save_file(EVERY_DTYPE, tmp_path / "theirs.safetensors", metadata=metadata)
     ours, theirs = ((tmp_path / f"{who}.safetensors").read_bytes() for who in ("ours", "theirs"))
     assert ours == theirs
     assert_same(safetensors.numpy.load_file(tmp_path / "ours.safetensors"), EVERY_DTYPE)

@@ -82,7 +82,8 @@ def save_file(arrays: Mapping[str, ArrayLike], path: StrPath,
         tensors[name] = np.asarray(array, dtype=dtype, order="C")
     # Largest items first, then by name: see the module's docstring.
     order = sorted(tensors, key=lambda name: (-RANK[NAMES[tensors[name].dtype]], name))
-    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    # {} is written as the reference writes it, None not at all
+    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata is not None else {}
     offset = 0
     for name in order:
         array = tensors[name]
