@@ -684,6 +684,22 @@ def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):
         model.save_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("text", ["{", "[1]"])
+def test_saving_over_a_config_json_that_cannot_be_read_is_refused_with_a_writers_advice(
+        tmp_path, text):
+    # Whose it is cannot be told (a run's, damaged?); "download it again from the model's
+    # page", a reader's advice, would not help a save.
+    (tmp_path / "config.json").write_text(text)
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(PretrainedError) as error:
+        model.save_pretrained(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'config.json'}, which this would overwrite, is no JSON object that can be "
+        f"read, so whether it is a tinyformer checkpoint's cannot be told; move it away, or "
+        f"choose another directory")
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
 def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
     for bad in (1.5, True, "5", -1):

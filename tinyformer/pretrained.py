@@ -884,9 +884,17 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         ids = [int(i) for i in ids]                            # for json: not np.int64
         token_ids[what] = ids if several else ids[0]
     path = os.path.join(directory, CONFIG)
-    if os.path.exists(path) and is_ours(read_config_json(directory)):
-        raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
-                              f"this would overwrite; choose another directory")
+    if os.path.exists(path):
+        try:
+            ours = is_ours(read_config_json(directory))
+        except BadInput:            # its advice is a reader's: download it again, restore it
+            raise PretrainedError(f"{path}, which this would overwrite, is no JSON object "
+                                  f"that can be read, so whether it is a tinyformer "
+                                  f"checkpoint's cannot be told; move it away, or choose "
+                                  f"another directory") from None
+        if ours:
+            raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
+                                  f"this would overwrite; choose another directory")
     fields, tensors = _gpt2_files(model) if family == "gpt2" else _llama_files(model, family)
     config = {
         "model_type": family, "architectures": [ARCHITECTURES[family]], **fields,
