@@ -235,10 +235,13 @@ def test_a_checkpoint_in_shards_loads(hf, tmp_path):
                                their_logits(hf[0], idx), atol=1e-4)
 
 
-def test_shards_must_sit_beside_their_index(hf, tmp_path):
+# "" and "." name the folder itself, whose reader's advice ("give the file in it") would be
+# no help: the index names the shard, not the user.
+@pytest.mark.parametrize("shard", ["../elsewhere.safetensors", "", ".", ".."])
+def test_shards_must_sit_beside_their_index(hf, tmp_path, shard):
     hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
-    index["weight_map"]["transformer.wte.weight"] = "../elsewhere.safetensors"
+    index["weight_map"]["transformer.wte.weight"] = shard
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(PretrainedError, match="every shard must be a file name in"):
         GPT.from_pretrained(tmp_path)

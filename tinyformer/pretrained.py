@@ -390,7 +390,8 @@ def _read_tensors(directory, prefix):
             raise PretrainedError(f"{path} is not a shard index (JSON with a \"weight_map\" "
                                   f"of tensor -> file): {type(e).__name__}") from None
         # Shards sit beside the index: a name with a folder in it could reach anywhere.
-        if not all(isinstance(name, str) and os.path.basename(name) == name for name in shards):
+        if not all(isinstance(name, str) and os.path.basename(name) == name
+                   and name not in ("", ".", "..") for name in shards):
             raise PretrainedError(f"{path}: every shard must be a file name in {directory!r}")
         missing = [file for file in files if not os.path.lexists(file)]
         if missing:                         # a download that fetched the index alone, say
