@@ -513,3 +513,21 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
     for folder in (snapshot, other):
         shutil.rmtree(folder)
     assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), "no config.json")
+
+
+def test_a_snapshot_copied_without_its_links_followed_is_told_to_copy_with_cp_rl(gpt2_dir,
+                                                                               tmp_path):
+    # `cp -r` of a snapshot keeps its relative links into blobs/, which name nothing in the
+    # copy: "it has no config.json" beside the config.json that `ls` shows would mislead.
+    snapshot = hub_cache(gpt2_dir[0], tmp_path / "models--someone--gpt2")
+    shutil.copytree(snapshot, tmp_path / "copy", symlinks=True)
+    result = tinyformer("generate", "--checkpoint", tmp_path / "copy", "--prompt", "the")
+    assert_input_error(result, f"{tmp_path / 'copy' / 'config.json'} is a link to "
+                               f"'../../blobs/blob0', which does not exist", "cp -rL")
+    shutil.copytree(snapshot, tmp_path / "copied", symlinks=False)        # cp -rL: it works
+    (tmp_path / "copied" / "model.safetensors").unlink()
+    (tmp_path / "copied" / "model.safetensors").symlink_to("../../blobs/gone")
+    for load in (GPT.from_pretrained, load_model):
+        with pytest.raises(ValueError, match=r"model.safetensors is a link to '../../blobs/gone'"
+                                             r", which does not exist; put the file itself"):
+            load(tmp_path / "copied")

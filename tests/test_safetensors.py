@@ -192,6 +192,15 @@ def test_a_missing_file_is_refused(tmp_path):
         load_file(tmp_path / "nothing.safetensors")
 
 
+def test_a_link_to_nothing_is_named_as_one(tmp_path):
+    # A shard of a snapshot copied out of the hub's cache without its links followed.
+    (tmp_path / "model-00001-of-00002.safetensors").symlink_to("../../blobs/abc")
+    with pytest.raises(SafetensorsError) as error:
+        load_file(tmp_path / "model-00001-of-00002.safetensors")
+    assert str(error.value).startswith(f"{tmp_path / 'model-00001-of-00002.safetensors'} is a "
+                                       f"link to '../../blobs/abc', which does not exist; ")
+
+
 def test_a_directory_is_called_one_and_the_file_in_it_named(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()

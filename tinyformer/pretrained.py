@@ -59,8 +59,8 @@ import regex
 
 from tinyautograd import nn
 
-from .files import (NotRegularFile, StrPath, atomic_write, first_existing, folder_of,
-                    open_regular, remove_made_folders, shown, why_not_a_directory)
+from .files import (NotRegularFile, StrPath, atomic_write, broken_link, first_existing,
+                    folder_of, open_regular, remove_made_folders, shown, why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import BadInput, check_whole
@@ -272,6 +272,10 @@ def _read_config(directory):
     snapshots = hub_snapshots(directory)
     if snapshots is not None and not os.path.exists(path):
         raise PretrainedError(hub_cache_advice(directory, snapshots))
+    for name in (CONFIG, WEIGHTS, SHARD_INDEX):
+        link = broken_link(os.path.join(directory, name))
+        if link:
+            raise PretrainedError(link)
     # Read once, before looking for the weights: a run of ours has a config.json but keeps its
     # weights in a file of its own, and "it needs model.safetensors" would send its user
     # looking for one.

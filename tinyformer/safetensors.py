@@ -34,7 +34,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .files import StrPath, atomic_write, shown
+from .files import StrPath, atomic_write, broken_link, shown
 from .schema import BadInput
 
 # The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
@@ -141,7 +141,7 @@ def _open(path):
     if os.path.isdir(path):
         raise SafetensorsError(_directory_advice(path))
     if not os.path.isfile(path):
-        raise SafetensorsError(f"{path} does not exist or is not a file")
+        raise SafetensorsError(broken_link(path) or f"{path} does not exist or is not a file")
     try:
         return open(path, "rb")
     except OSError as e:
