@@ -247,6 +247,15 @@ def test_shards_must_sit_beside_their_index(hf, tmp_path, shard):
         GPT.from_pretrained(tmp_path)
 
 
+def test_shards_load_beside_a_model_safetensors_that_links_to_nothing(hf, tmp_path):
+    # As transformers: no model.safetensors file, so the index is read.
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    (tmp_path / "model.safetensors").symlink_to("../../blobs/gone")
+    idx = tokens((1, 5))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
+
+
 def test_a_missing_shard_is_named_with_what_to_do(hf, tmp_path):
     hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
     shards = sorted(path.name for path in tmp_path.glob("model-*.safetensors"))

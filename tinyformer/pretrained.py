@@ -272,10 +272,6 @@ def _read_config(directory):
     snapshots = hub_snapshots(directory)
     if snapshots is not None and not os.path.exists(path):
         raise PretrainedError(hub_cache_advice(directory, snapshots))
-    for name in (CONFIG, WEIGHTS, SHARD_INDEX):
-        link = broken_link(os.path.join(directory, name))
-        if link:
-            raise PretrainedError(link)
     # Read once, before looking for the weights: a run of ours has a config.json but keeps its
     # weights in a file of its own, and "it needs model.safetensors" would send its user
     # looking for one.
@@ -301,6 +297,9 @@ def _read_config(directory):
                               f"files, convert them with transformers: "
                               f"python -c {shlex.quote(convert)}")
     if not (config is not None and any(os.path.isfile(file) for file in weights)):
+        link = next(filter(None, map(broken_link, [path, *weights])), None)
+        if link:                # there, as `ls` shows, but a link to nothing
+            raise PretrainedError(link)
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "
