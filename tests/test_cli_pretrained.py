@@ -18,6 +18,7 @@ from test_cli_train import TINY, assert_input_error, snapshot, tinyformer
 from tinyformer.checkpoint import check_export_dir, load_model
 from tinyformer.gpt import GPT
 from tinyformer.pretrained import save_gpt2_tokenizer
+from tinyformer.safetensors import load_file, save_file
 from tinyformer.rundir import hub_snapshots
 from tinyformer.tokenizers import BPETokenizer
 
@@ -107,6 +108,19 @@ def test_a_gpt2_directory_without_a_tokenizer_is_refused(gpt2_dir, tmp_path):
         (tmp_path / name).write_bytes((directory / name).read_bytes())
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
     assert_input_error(result, "has a model but no tokenizer", "vocab.json")
+
+
+def test_a_gpt2_directory_whose_weights_hold_nan_is_told_to_download_them_not_to_train(
+        gpt2_dir, tmp_path):
+    # No run of ours made these weights: "a lower --lr" would be no help.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["transformer.wpe.weight"][0, 0] = np.nan
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "the")
+    assert_input_error(result, "NaN or infinite", "download it again from the model's page")
+    assert "--lr" not in result.output
 
 
 def test_a_gpt2_directory_with_our_tokenizer_file_or_a_tokenizer_model_is_told_what_to_do(
@@ -499,3 +513,21 @@ def test_the_hub_caches_folder_of_a_model_points_to_its_snapshot(gpt2_dir, tmp_p
     for folder in (snapshot, other):
         shutil.rmtree(folder)
     assert_input_error(tinyformer("generate", "--checkpoint", cache, *request), "no config.json")
+
+
+def test_a_snapshot_copied_without_its_links_followed_is_told_to_copy_with_cp_rl(gpt2_dir,
+                                                                               tmp_path):
+    # `cp -r` of a snapshot keeps its relative links into blobs/, which name nothing in the
+    # copy: "it has no config.json" beside the config.json that `ls` shows would mislead.
+    snapshot = hub_cache(gpt2_dir[0], tmp_path / "models--someone--gpt2")
+    shutil.copytree(snapshot, tmp_path / "copy", symlinks=True)
+    result = tinyformer("generate", "--checkpoint", tmp_path / "copy", "--prompt", "the")
+    assert_input_error(result, f"{tmp_path / 'copy' / 'config.json'} is a link to "
+                               f"'../../blobs/blob0', which does not exist", "cp -rL")
+    shutil.copytree(snapshot, tmp_path / "copied", symlinks=False)        # cp -rL: it works
+    (tmp_path / "copied" / "model.safetensors").unlink()
+    (tmp_path / "copied" / "model.safetensors").symlink_to("../../blobs/gone")
+    for load in (GPT.from_pretrained, load_model):
+        with pytest.raises(ValueError, match=r"model.safetensors is a link to '../../blobs/gone'"
+                                             r", which does not exist; put the file itself"):
+            load(tmp_path / "copied")

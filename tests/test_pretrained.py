@@ -235,13 +235,25 @@ def test_a_checkpoint_in_shards_loads(hf, tmp_path):
                                their_logits(hf[0], idx), atol=1e-4)
 
 
-def test_shards_must_sit_beside_their_index(hf, tmp_path):
+# "" and "." name the folder itself, whose reader's advice ("give the file in it") would be
+# no help: the index names the shard, not the user.
+@pytest.mark.parametrize("shard", ["../elsewhere.safetensors", "", ".", ".."])
+def test_shards_must_sit_beside_their_index(hf, tmp_path, shard):
     hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
-    index["weight_map"]["transformer.wte.weight"] = "../elsewhere.safetensors"
+    index["weight_map"]["transformer.wte.weight"] = shard
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(PretrainedError, match="every shard must be a file name in"):
         GPT.from_pretrained(tmp_path)
+
+
+def test_shards_load_beside_a_model_safetensors_that_links_to_nothing(hf, tmp_path):
+    # As transformers: no model.safetensors file, so the index is read.
+    hf[0].save_pretrained(tmp_path, max_shard_size="20KB")
+    (tmp_path / "model.safetensors").symlink_to("../../blobs/gone")
+    idx = tokens((1, 5))
+    np.testing.assert_allclose(our_logits(GPT.from_pretrained(tmp_path), idx),
+                               their_logits(hf[0], idx), atol=1e-4)
 
 
 def test_a_missing_shard_is_named_with_what_to_do(hf, tmp_path):
@@ -462,6 +474,27 @@ def test_a_config_of_a_larger_model_than_its_weights_is_refused_before_building_
         f"config.json and the weights of one model together")
 
 
+@pytest.mark.parametrize("left_out, named", [
+    (["n_head"], "n_head, which transformers takes as GPT2Config's (n_head 12)"),
+    (["n_positions"], "n_positions, which transformers takes as GPT2Config's (n_positions 1024)"),
+    # num_hidden_layers is GPT2Config's other name for n_layer: named as the field it sets.
+    (["n_embd", "num_hidden_layers"],
+     "n_embd and n_layer, which transformers takes as GPT2Config's (n_embd 768, n_layer 12)")])
+def test_sizes_a_config_leaves_out_are_named_where_gpt2_smalls_do_not_fit(hf, tmp_path,
+                                                                         left_out, named):
+    # A config.json written by hand without n_head: transformers builds GPT-2 small's 12
+    # heads, and so do we; "put the config.json and the weights of one model together" alone
+    # would send the user looking for other weights.
+    config, weights = hub_layout(hf, tmp_path)
+    config["num_hidden_layers"] = config.pop("n_layer")
+    del config["n_ctx"]                         # (it would be refused without n_positions)
+    write_checkpoint(tmp_path, {k: v for k, v in config.items() if k not in left_out}, weights)
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert str(error.value).endswith(f"; config.json leaves out {named}: write the model's "
+                                     f"there")
+
+
 def test_missing_or_broken_files_are_refused_in_one_line(hf, tmp_path):
     # The checkpoint's weights given for its directory: the directory is asked for.
     with pytest.raises(PretrainedError, match="model.safetensors' is a file, not a directory: "
@@ -663,6 +696,22 @@ def test_saving_refuses_bad_token_ids_and_a_tinyformer_checkpoint(tmp_path):
         model.save_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("text", ["{", "[1]"])
+def test_saving_over_a_config_json_that_cannot_be_read_is_refused_with_a_writers_advice(
+        tmp_path, text):
+    # Whose it is cannot be told (a run's, damaged?); "download it again from the model's
+    # page", a reader's advice, would not help a save.
+    (tmp_path / "config.json").write_text(text)
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    with pytest.raises(PretrainedError) as error:
+        model.save_pretrained(tmp_path)
+    assert str(error.value) == (
+        f"{tmp_path / 'config.json'}, which this would overwrite, is no JSON object that can be "
+        f"read, so whether it is a tinyformer checkpoint's cannot be told; move it away, or "
+        f"choose another directory")
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
 def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
     model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
     for bad in (1.5, True, "5", -1):
@@ -674,6 +723,16 @@ def test_token_ids_are_whole_numbers_numpy_ones_too(tmp_path):
     model.save_pretrained(tmp_path / "ok", bos_token_id=np.int64(3), eos_token_id=np.int32(4))
     config = GPT2Config.from_pretrained(tmp_path / "ok")
     assert (config.bos_token_id, config.eos_token_id) == (3, 4)
+
+
+def test_a_save_that_fills_the_disk_leaves_no_folder_it_made(tmp_path):
+    # As train and export: a failed save leaves nothing behind, not even an empty folder.
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("mine")
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    with files_limited_to(5000), pytest.raises(OSError, match="too large"):
+        model.save_pretrained(tmp_path / "runs" / "exports" / "new")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["notes.txt"]
 
 
 @pytest.mark.parametrize("full_on", ["config.json", "model.safetensors"])

@@ -51,11 +51,12 @@ def test_any_memory_layout_is_written_in_c_order_little_endian(tmp_path):
     assert loaded["big_endian"].dtype == np.dtype("<f4")
 
 
-def test_our_files_are_byte_identical_to_the_reference_package(tmp_path):
+@pytest.mark.parametrize("metadata", [{"format": "pt"}, {}, None])
+def test_our_files_are_byte_identical_to_the_reference_package(tmp_path, metadata):
     # Contiguous arrays only: the reference (0.8) writes a strided array's underlying buffer.
-    save_file(EVERY_DTYPE, tmp_path / "ours.safetensors", metadata={"format": "pt"})
-    safetensors.numpy.save_file(EVERY_DTYPE, tmp_path / "theirs.safetensors",
-                                metadata={"format": "pt"})
+    # Empty metadata is written as the reference writes it, an empty "__metadata__".
+    save_file(EVERY_DTYPE, tmp_path / "ours.safetensors", metadata=metadata)
+    safetensors.numpy.save_file(EVERY_DTYPE, tmp_path / "theirs.safetensors", metadata=metadata)
     ours, theirs = ((tmp_path / f"{who}.safetensors").read_bytes() for who in ("ours", "theirs"))
     assert ours == theirs
     assert_same(safetensors.numpy.load_file(tmp_path / "ours.safetensors"), EVERY_DTYPE)
@@ -179,9 +180,25 @@ def test_a_field_the_format_does_not_name_is_ignored_as_the_reference_ignores_it
     assert_same(load_file(path), safetensors.numpy.load_file(path))
 
 
+def test_null_metadata_is_none_as_the_reference_reads_it(tmp_path):
+    path = raw_file(tmp_path / "null.safetensors", {"__metadata__": None, "x": entry()},
+                    np.arange(2, dtype="<f4").tobytes())
+    assert_same(load_file(path), safetensors.numpy.load_file(path))
+    assert load_metadata(path) == {}
+
+
 def test_a_missing_file_is_refused(tmp_path):
     with pytest.raises(SafetensorsError, match="does not exist or is not a file"):
         load_file(tmp_path / "nothing.safetensors")
+
+
+def test_a_link_to_nothing_is_named_as_one(tmp_path):
+    # A shard of a snapshot copied out of the hub's cache without its links followed.
+    (tmp_path / "model-00001-of-00002.safetensors").symlink_to("../../blobs/abc")
+    with pytest.raises(SafetensorsError) as error:
+        load_file(tmp_path / "model-00001-of-00002.safetensors")
+    assert str(error.value).startswith(f"{tmp_path / 'model-00001-of-00002.safetensors'} is a "
+                                       f"link to '../../blobs/abc', which does not exist; ")
 
 
 def test_a_directory_is_called_one_and_the_file_in_it_named(tmp_path):

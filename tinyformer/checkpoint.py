@@ -16,7 +16,6 @@ the modern block is exported as one, with its tokenizer as above.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
@@ -29,7 +28,8 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import StrPath, current_umask, first_existing, unreadable_folder, why_not_a_directory
+from .files import (StrPath, current_umask, first_existing, remove_made_folders,
+                    unreadable_folder, why_not_a_directory)
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
@@ -155,14 +155,20 @@ def check_same_modules(mine: list[str], own: list[str], directory: str) -> None:
                        f"{advice}")
 
 
-def check_finite_weights(model: nn.Module, where: StrPath) -> None:
+DIVERGED = "the run diverged before this checkpoint: train again with a lower --lr"
+# A Hugging Face model's weights were trained elsewhere: no --lr of ours made them so.
+DAMAGED = "the weights' file is damaged: download it again from the model's page"
+
+
+def check_finite_weights(model: nn.Module, where: StrPath, advice: str = DIVERGED) -> None:
     """CheckpointError if any weight is NaN or infinite: such a model writes nothing
-    meaningful, and silently (a run that diverged, or a file written by something else)."""
+    meaningful, and silently (a run that diverged, or a file written by something else).
+    `advice`: what to do, after the line's "; " (a run's, by default)."""
     bad = [name for name, p in model.named_parameters() if not np.isfinite(p.data).all()]
     if bad:
         raise CheckpointError(f"{where}: the weights hold NaN or infinite values (in "
-                              f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); the run "
-                              f"diverged before this checkpoint: train again with a lower --lr")
+                              f"{', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+                              f"{advice}")
 
 
 # A type checker sees load_model's model as the caller's own when one is given (`model=m`
@@ -205,7 +211,7 @@ def load_model(directory: StrPath, pretrained: bool = True, model: nn.Module | N
             raise BadInput(f"model: {directory!r} is a Hugging Face model's directory, "
                            f"which builds its own model; load it without model=")
         model, tokenizer, config = load_pretrained(directory)
-        check_finite_weights(model, directory)
+        check_finite_weights(model, directory, DAMAGED)
         return model, tokenizer, config
     # A run training now writes each checkpoint's files, then config.json, then removes the
     # previous checkpoint's files: those config.json named may go while they are read. Then
@@ -556,11 +562,7 @@ def export_pretrained(model: nn.Module, tokenizer: Tokenizer,
     except BaseException as error:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):          # rmdir refuses a folder not empty
-            folder = parent
-            while folder != existing:
-                os.rmdir(folder)
-                folder = os.path.dirname(folder)
+        remove_made_folders(parent, existing)
         if isinstance(error, OSError) and error.filename is not None:
             # A full disk's or a read-only folder's error names the temporary folder (the one
             # mkdtemp could not make, or made) or a file in it, gone now: the user knows them

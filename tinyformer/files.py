@@ -334,6 +334,19 @@ def why_not_a_directory(directory: StrPath) -> str:
     return f"directory {str(directory)!r} does not exist"
 
 
+def broken_link(path: StrPath) -> str | None:
+    """The line for `path` where it is a symbolic link to nothing, else None. A folder copied
+    out of the Hugging Face hub's cache with `cp -r` holds such links: the cache keeps each
+    file in its blobs folder, and a snapshot links to it by a relative path, which names
+    nothing where the copy is; "it has no config.json" would be no help beside the file
+    `ls` shows."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    return (f"{os.fspath(path)} is a link to {os.readlink(path)!r}, which does not exist; put "
+            f"the file itself there (a folder copied out of the Hugging Face hub's cache with "
+            f"`cp -r` keeps its links into the cache: copy it with `cp -rL`)")
+
+
 def unexpanded_home(path: Any, shell: str | None = None) -> str | None:
     """Why `path` names no file, when it starts with a ~ that nothing expanded: read as it is,
     it would be a folder named ~ in the current one (unless one is there: a path like any
@@ -395,6 +408,17 @@ def first_existing(path: StrPath) -> str:
     while not os.path.exists(there) and os.path.dirname(there) != there:
         there = os.path.dirname(there)
     return there
+
+
+def remove_made_folders(folder: StrPath, existing: StrPath) -> None:
+    """Remove `folder` and the folders above it, up to `existing` (first_existing's of it,
+    taken before they were made), each while it is empty: what a failed write made for its
+    files goes with them, and a folder that holds anything stays."""
+    folder, existing = os.path.abspath(folder), os.path.abspath(existing)
+    with contextlib.suppress(OSError):          # rmdir refuses a folder not empty
+        while folder != existing:
+            os.rmdir(folder)
+            folder = os.path.dirname(folder)
 
 
 # The program that the commands messages advise start with: `tinyformer`, the installed

@@ -59,8 +59,8 @@ import regex
 
 from tinyautograd import nn
 
-from .files import (NotRegularFile, StrPath, atomic_write, folder_of, open_regular, shown,
-                    why_not_a_directory)
+from .files import (NotRegularFile, StrPath, atomic_write, broken_link, first_existing,
+                    folder_of, open_regular, remove_made_folders, shown, why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import BadInput, check_whole
@@ -191,7 +191,9 @@ def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -
     Anything that our GPT cannot compute exactly is refused with a PretrainedError (a
     ValueError) of one line, rather than loaded into a model that computes something else."""
     path = os.path.join(directory, CONFIG)
-    config = _gpt2_config(config if config is not None else _read_config(directory)[0], path)
+    given = config if config is not None else _read_config(directory)[0]
+    config = _gpt2_config(given, path)
+    left_out = _left_out(given)
     n_embd, n_layer = config["n_embd"], config["n_layer"]
     d_ff = 4 * n_embd if config["n_inner"] is None else config["n_inner"]
     tensors, where, spelled = _read_tensors(directory, prefix="transformer.")
@@ -201,11 +203,12 @@ def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -
     model = _build(gpt, dict(vocab_size=config["vocab_size"], context=config["n_positions"],
                              n_layer=n_layer, n_head=config["n_head"], d_model=n_embd, d_ff=d_ff,
                              activation=_our_activation(config["activation_function"]),
-                             tie_weights=config["tie_word_embeddings"]), state, path, where)
+                             tie_weights=config["tie_word_embeddings"]), state, path, where,
+                   left_out)
     for module in model.modules():                       # GPT-2 small: 1e-5, our default too
         if isinstance(module, nn.LayerNorm):
             module.eps = config["layer_norm_epsilon"]
-    _check_tensors(state, to_gpt2(model), where, "GPT-2", spelled, "transformer.")
+    _check_tensors(state, to_gpt2(model), where, "GPT-2", spelled, "transformer.", left_out)
     model.load_state_dict(from_gpt2(state, n_layer))     # casts each array to float32
     return model.eval()
 
@@ -223,22 +226,41 @@ def _drop_tied_head(state, embedding, where):
                               f"false in {CONFIG}")
 
 
-def _build(gpt, settings, state, path, where):
+# GPT2Config's sizes, which a config.json written by hand may leave out.
+GPT2_SIZES = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+
+
+def _left_out(config):
+    """What to add to the line that refuses a GPT-2 config.json (as given, GPT2_ALIASES and
+    all) with its weights: the sizes it leaves out, which transformers, and so this loader,
+    takes to be GPT-2 small's (768 wide, 12 layers), where a config.json written by hand
+    meant the model's own. "" where it gives them all."""
+    given = {GPT2_ALIASES.get(name, name) for name in config}
+    missing = [name for name in GPT2_SIZES if name not in given]
+    if not missing:
+        return ""
+    defaults = ", ".join(f"{name} {DEFAULTS[name]}" for name in missing)
+    return (f"; {CONFIG} leaves out {' and '.join(missing)}, which transformers takes as "
+            f"GPT2Config's ({defaults}): write the model's there")
+
+
+def _build(gpt, settings, state, path, where, left_out=""):
     """`gpt(**settings)` without its random initial weights (seconds of work for GPT-2: the
     checkpoint's replace them), unless the checkpoint's tensors (`state`, read from `where`)
     hold fewer than half the parameters it would have: then they cannot be its weights with a
     tensor or two missing (those are named once it is built), but another model's, as gpt2's
     weights beside gpt2-xl's config.json, which would take gigabytes to build only to be
-    refused."""
+    refused. `left_out` ends the line of a refusal (_left_out's)."""
     least, held = least_parameters(settings), sum(array.size for array in state.values())
     if least > 2 * held:
         raise PretrainedError(f"{path} describes a model of at least {least:,} parameters, but "
                               f"{where} holds {held:,} numbers: they are not one model's; put "
-                              f"the config.json and the weights of one model together")
+                              f"the config.json and the weights of one model together"
+                              f"{left_out}")
     try:
         return nn.skip_init(gpt, **settings)
     except (TypeError, ValueError) as e:
-        raise PretrainedError(f"{path} describes no GPT we can build: {e}") from None
+        raise PretrainedError(f"{path} describes no GPT we can build: {e}{left_out}") from None
 
 
 def _read_config(directory):
@@ -275,6 +297,9 @@ def _read_config(directory):
                               f"files, convert them with transformers: "
                               f"python -c {shlex.quote(convert)}")
     if not (config is not None and any(os.path.isfile(file) for file in weights)):
+        link = next(filter(None, map(broken_link, [path, *weights])), None)
+        if link:                # there, as `ls` shows, but a link to nothing
+            raise PretrainedError(link)
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "
@@ -368,7 +393,8 @@ def _read_tensors(directory, prefix):
             raise PretrainedError(f"{path} is not a shard index (JSON with a \"weight_map\" "
                                   f"of tensor -> file): {type(e).__name__}") from None
         # Shards sit beside the index: a name with a folder in it could reach anywhere.
-        if not all(isinstance(name, str) and os.path.basename(name) == name for name in shards):
+        if not all(isinstance(name, str) and os.path.basename(name) == name
+                   and name not in ("", ".", "..") for name in shards):
             raise PretrainedError(f"{path}: every shard must be a file name in {directory!r}")
         missing = [file for file in files if not os.path.lexists(file)]
         if missing:                         # a download that fetched the index alone, say
@@ -396,13 +422,13 @@ def _read_tensors(directory, prefix):
     return state, path, spelled
 
 
-def _check_tensors(state, expected, path, family, spelled, prefix):
+def _check_tensors(state, expected, path, family, spelled, prefix, left_out=""):
     """PretrainedError, one line, unless `state` holds exactly the tensors of `expected`
     (name -> array of the right shape): none missing, none left over, each of its shape and of
     floats. (The constants a checkpoint may carry beside them, of any dtype, are taken out of
     `state` before.) The tensors are named as the file names them (`spelled`, from
     _read_tensors), a missing one with the `prefix` that the file's names have, so that the
-    name is found in the file, or in another model's."""
+    name is found in the file, or in another model's. `left_out` ends the line (_left_out's)."""
     has_prefix = any(spelling != name for name, spelling in spelled.items())
 
     def as_in_file(name):                      # lm_head sits beside the prefixed model
@@ -423,7 +449,7 @@ def _check_tensors(state, expected, path, family, spelled, prefix):
             else:
                 problem += f", given {CONFIG}"
             raise PretrainedError(f"{path}: tensor {as_in_file(name)!r}{more} {problem}; put "
-                                  f"the {CONFIG} and the weights of one model together")
+                                  f"the {CONFIG} and the weights of one model together{left_out}")
     for name, array in state.items():
         if not np.issubdtype(array.dtype, np.floating):
             raise PretrainedError(f"{path}: tensor {as_in_file(name)!r} holds {array.dtype}, "
@@ -829,7 +855,8 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
     GPT-2's, Llama's or Qwen3's), which transformers' AutoModelForCausalLM.from_pretrained
     (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
 
-    The directory is created if needed; other files in it are left alone (mind an old
+    The directory is created if needed (and removed again, with the folders made for it, if
+    the save fails); other files in it are left alone (mind an old
     generation_config.json or tokenizer, which transformers would read too), but for the
     shards of an earlier save in shards (model-00001-of-00002.safetensors, ...) and their
     model.safetensors.index.json, removed once the new weights are in place, as transformers'
@@ -861,9 +888,17 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         ids = [int(i) for i in ids]                            # for json: not np.int64
         token_ids[what] = ids if several else ids[0]
     path = os.path.join(directory, CONFIG)
-    if os.path.exists(path) and is_ours(read_config_json(directory)):
-        raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
-                              f"this would overwrite; choose another directory")
+    if os.path.exists(path):
+        try:
+            ours = is_ours(read_config_json(directory))
+        except BadInput:            # its advice is a reader's: download it again, restore it
+            raise PretrainedError(f"{path}, which this would overwrite, is no JSON object "
+                                  f"that can be read, so whether it is a tinyformer "
+                                  f"checkpoint's cannot be told; move it away, or choose "
+                                  f"another directory") from None
+        if ours:
+            raise PretrainedError(f"{directory!r} holds a tinyformer checkpoint, whose {CONFIG} "
+                                  f"this would overwrite; choose another directory")
     fields, tensors = _gpt2_files(model) if family == "gpt2" else _llama_files(model, family)
     config = {
         "model_type": family, "architectures": [ARCHITECTURES[family]], **fields,
@@ -874,16 +909,21 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
         # a float16 model's said "float32", and was loaded at twice its size.
         "dtype": np.result_type(*tensors.values()).name,
     }
+    existing = first_existing(directory)      # the folders made below it go on a failure
     os.makedirs(directory, exist_ok=True)
-    # config.json is written first and put in place last: a disk that fills up on either file
-    # leaves a folder's earlier save whole, never new weights beside an old config.
-    with atomic_write(path) as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-        f.flush()                       # on disk now: after the weights, only a rename is left
-        os.fsync(f.fileno())
-        # transformers reads the "format" metadata to know the names are PyTorch's.
-        save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    try:
+        # config.json is written first and put in place last: a disk that fills up on either
+        # file leaves a folder's earlier save whole, never new weights beside an old config.
+        with atomic_write(path) as f:
+            json.dump(config, f, indent=2)
+            f.write("\n")
+            f.flush()                   # on disk now: after the weights, only a rename is left
+            os.fsync(f.fileno())
+            # transformers reads the "format" metadata to know the names are PyTorch's.
+            save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+    except BaseException:
+        remove_made_folders(directory, existing)      # a folder it made goes, left empty
+        raise
     _remove_old_shards(directory)
 
 

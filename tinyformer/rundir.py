@@ -56,8 +56,9 @@ from typing import IO, Any, Callable, Collection, Iterable, Iterator, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import (EDITABLE_JSON, StrPath, atomic_write, command_line, folder_of,
-                    open_regular, unreadable_folder, version_problem, why_not_a_directory)
+from .files import (EDITABLE_JSON, StrPath, atomic_write, broken_link, command_line,
+                    folder_of, open_regular, unreadable_folder, version_problem,
+                    why_not_a_directory)
 from .schema import BadInput, is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -738,6 +739,8 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     if unreadable:
         raise CheckpointError(f"checkpoint {unreadable}")
     path = os.path.join(directory, CONFIG)
+    if broken_link(path):
+        raise CheckpointError(broken_link(path))
     if not os.path.exists(path) and before_first_checkpoint(directory):
         if is_training(directory):
             raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "

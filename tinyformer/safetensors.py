@@ -34,7 +34,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .files import StrPath, atomic_write, shown
+from .files import StrPath, atomic_write, broken_link, shown
 from .schema import BadInput
 
 # The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
@@ -82,7 +82,8 @@ def save_file(arrays: Mapping[str, ArrayLike], path: StrPath,
         tensors[name] = np.asarray(array, dtype=dtype, order="C")
     # Largest items first, then by name: see the module's docstring.
     order = sorted(tensors, key=lambda name: (-RANK[NAMES[tensors[name].dtype]], name))
-    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata else {}
+    # {} is written as the reference writes it, None not at all
+    header = {"__metadata__": dict(sorted(metadata.items()))} if metadata is not None else {}
     offset = 0
     for name in order:
         array = tensors[name]
@@ -140,7 +141,7 @@ def _open(path):
     if os.path.isdir(path):
         raise SafetensorsError(_directory_advice(path))
     if not os.path.isfile(path):
-        raise SafetensorsError(f"{path} does not exist or is not a file")
+        raise SafetensorsError(broken_link(path) or f"{path} does not exist or is not a file")
     try:
         return open(path, "rb")
     except OSError as e:
@@ -196,7 +197,9 @@ def _parse_header(path, f, size):
         raise _invalid(path, "the header's JSON is nested too deeply") from None
     if not isinstance(header, dict):
         raise _invalid(path, "the header is not a JSON object")
-    metadata = header.pop("__metadata__", {})
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:          # left out, or null: the reference reads both as no metadata
+        metadata = {}
     if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise _invalid(path, "__metadata__ is not an object of strings")
     for name, entry in header.items():
