@@ -988,6 +988,19 @@ def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     assert np.linalg.norm(p.grad.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
 
 
+def test_clip_grad_norm_of_a_float16_gradient_sums_its_squares_in_float32():
+    # numpy's float16 dot adds one product at a time and rounds to float16: a million
+    # gradients of 0.01 measured 99.31 for 100.04 (1e7 of them: 1088 for 1000).
+    grad = np.full(10**6, 0.01, dtype=np.float16)
+    exact = float(np.sum(grad.astype(np.float64) ** 2))
+    assert sum_of_squares(grad) == pytest.approx(exact, rel=1e-6)
+    p = Tensor(np.zeros(grad.shape, np.float16), requires_grad=True, dtype=np.float16)
+    p.grad = grad.copy()
+    assert clip_grad_norm([p], 1.0) == pytest.approx(math.sqrt(exact), rel=1e-6)
+    assert p.grad.dtype == np.float16
+    np.testing.assert_allclose(p.grad, np.float16(0.01 / math.sqrt(exact)), rtol=1e-3)
+
+
 def test_clip_grad_norm_of_a_float64_gradient_whose_squares_overflow_is_inf_as_torchs():
     # It was summed again in float64 as a float32 one is, which overflowed again with a
     # RuntimeWarning; torch's norm is inf, silently, and the gradients are scaled to 0.

@@ -600,9 +600,10 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     Scaling every gradient by the same factor keeps the direction of the step and bounds its
     length, so that one bad batch cannot throw the weights far away (a max_norm below 0, which
     torch's takes and which would flip every gradient, is refused). Each gradient's sum of
-    squares is one dot product in its own dtype (as torch computes it); the sums are added in
-    float64, and a float32 gradient whose squares overflow is summed again in float64, so a
-    huge gradient is still measured. Returns the total norm before clipping, as a Python float
+    squares is one dot product in its own dtype (as torch computes it; a float16 one's is a
+    float32 sum, as torch accumulates it); the sums are added in float64, and a float32
+    gradient whose squares overflow is summed again in float64, so a huge gradient is still
+    measured. Returns the total norm before clipping, as a Python float
     (worth logging: spikes show instability).
 
     A gradient holding NaN or inf has a NaN or inf norm, and clipping spreads it as torch's
@@ -664,11 +665,18 @@ def _total_norm(grads, p):
 
 
 def sum_of_squares(grad: np.ndarray) -> float:
-    """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made."""
+    """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made.
+    A float16 gradient's squares are summed in float32 (pairwise, numpy's sum), as torch
+    accumulates them."""
     flat = grad.reshape(-1)
+    if flat.dtype.itemsize < 4:
+        # numpy's float16 dot is no BLAS: it adds one product at a time and rounds the sum to
+        # float16, a tenth off for ten million values. No float32 sum of float16 squares
+        # (each below 2^32) overflows.
+        return float(np.sum(np.square(flat, dtype=np.float32)))
     with np.errstate(over="ignore"):                        # an overflow is handled below
         total = float(np.dot(flat, flat))
-    # A float32 (or float16) sum that overflowed is summed again in float64. A float64 one's
+    # A float32 sum that overflowed is summed again in float64. A float64 one's
     # inf is the sum's own, as torch's is: summed again, it only overflowed again, warning.
     if math.isinf(total) and flat.dtype.itemsize < 8 and np.isfinite(flat).all():
         total = float(np.sum(np.square(flat, dtype=np.float64)))
