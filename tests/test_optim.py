@@ -788,8 +788,13 @@ def test_a_step_saved_as_a_0d_array_resumes_as_a_number(tmp_path):
     ("model", r"expected an optimizer's state dict .*, got a mapping without 'param_groups' "
               r"and 'state' \(a model's state dict loads with model\.load_state_dict\)"),
     ("short", r"the saved optimizer's groups hold 2 parameters, its state is of 1"),
-    ("long", r"the saved optimizer's groups hold 2 parameters, its state is of 3")],
-    ids=["None", "model", "short", "long"])
+    ("long", r"the saved optimizer's groups hold 2 parameters, its state is of 3"),
+    # torch's layout failed as "AttributeError: 'int' object has no attribute 'items'"
+    ("torch", r"the saved 'state' must be a list of one dict a parameter \(\{\} for one not "
+              r"updated yet\), as state_dict\(\) gives it, got a dict; torch's \{number: "
+              r"state\} is \[state\.get\(i, \{\}\) for i in range\(number of parameters\)\]"),
+    ("None in the list", r"the saved 'state' must be a list .*, got a list holding None")],
+    ids=["None", "model", "short", "long", "torch", "None in the list"])
 def test_what_is_not_this_optimizers_state_is_refused_saying_what_is_wrong(given, error):
     # A model's state dict failed as KeyError: 'param_groups', None as "not subscriptable";
     # a state list shorter than the parameters loaded, those past its end starting afresh.
@@ -800,7 +805,9 @@ def test_what_is_not_this_optimizers_state_is_refused_saying_what_is_wrong(given
     good = saved.state_dict()
     given = {None: None, "model": {"weight": w.data, "bias": b.data},
              "short": {**good, "state": good["state"][:1]},
-             "long": {**good, "state": good["state"] + [{}]}}[given]
+             "long": {**good, "state": good["state"] + [{}]},
+             "torch": {**good, "state": {0: good["state"][0], 1: good["state"][1]}},
+             "None in the list": {**good, "state": [good["state"][0], None]}}[given]
     optimizer = Adam([w, b], lr=0.5)
     with pytest.raises((TypeError, ValueError), match=rf"^load_state_dict: {error}$"):
         optimizer.load_state_dict(given)

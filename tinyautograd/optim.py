@@ -238,6 +238,18 @@ class Optimizer:
                             f"'param_groups' and 'state', as optimizer.state_dict() gives), got "
                             f"{got}")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        # torch's layout, {number: state} for the parameters updated so far, failed as an
+        # AttributeError on a number, part way through the checks.
+        if not (isinstance(saved_state, (list, tuple))
+                and all(isinstance(saved, Mapping) for saved in saved_state)):
+            got = (f"a {type(saved_state).__name__}" if not isinstance(saved_state, (list, tuple))
+                   else "a list holding " + next(engine._brief(saved) for saved in saved_state
+                                                 if not isinstance(saved, Mapping)))
+            hint = ("; torch's {number: state} is [state.get(i, {}) for i in range(number of "
+                    "parameters)]" if isinstance(saved_state, Mapping) else "")
+            raise TypeError(f"load_state_dict: the saved 'state' must be a list of one dict a "
+                            f"parameter ({{}} for one not updated yet), as state_dict() gives "
+                            f"it, got {got}{hint}")
         saved_sizes = [len(group["params"]) for group in saved_groups]
         sizes = [len(group["params"]) for group in self.param_groups]
         if saved_sizes != sizes:
