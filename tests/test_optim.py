@@ -515,6 +515,16 @@ def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
 
 @pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
                                           (AdamW, torch.optim.AdamW)])
+def test_the_defaults_are_torchs(ours, theirs):
+    # SGD's lr was required, "as torch's", which has defaulted to 1e-3 since torch 2.2.
+    params = make_params(0)
+    defaults = ours(params).defaults
+    assert defaults == {key: value for key, value in theirs(torch_twins(params)).defaults.items()
+                        if key in defaults}
+
+
+@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
+                                          (AdamW, torch.optim.AdamW)])
 def test_torchs_implementation_switches_are_taken_off_and_refused_on(ours, theirs):
     # Ported code passes them; off, they change nothing, so a step matches torch's
     params = make_params(8)

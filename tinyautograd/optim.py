@@ -425,13 +425,14 @@ class SGD(Optimizer):
     `differentiable` are taken as None or False only.
 
     `params`: the Tensors to train (`model.parameters()`), or param groups (see Optimizer).
-    `lr` has no default, as torch's: SGD's good rates vary too much for one to serve.
+    `lr` defaults to torch's 1e-3 (since torch 2.2; before, it had none): SGD's good rates
+    vary too much for any one to serve, so pass yours.
     """
 
     # Options a state saved before they existed lacks; it loads with these values.
     options_added_later = {"dampening": 0.0, "nesterov": False, "maximize": False}
 
-    def __init__(self, params: Params, lr: float, momentum: float = 0.0,
+    def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0,
                  weight_decay: float = 0.0, *, dampening: float = 0.0,
                  nesterov: bool = False, maximize: bool = False, foreach: bool | None = None,
                  differentiable: bool = False, fused: bool | None = None) -> None:
