@@ -378,6 +378,19 @@ def test_module_list_inserts_pops_deletes_and_extends_with_plus_equals_as_torch(
     assert len(seq) == 1 and seq(Tensor(np.ones((1, 2)))).shape == (1, 2)
 
 
+def test_module_lists_and_sequentials_concatenate_with_plus_as_torchs():
+    # `+` was a TypeError, unsupported operand; torch's gives a new list of the same modules.
+    a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)
+    first = nn.ModuleList([a])
+    both = first + nn.ModuleList([b]) + [c]
+    assert type(both) is nn.ModuleList and list(both) == [a, b, c] and list(first) == [a]
+    seq = nn.Sequential(a, b) + nn.Sequential(c)
+    assert type(seq) is nn.Sequential and list(seq) == [a, b, c]
+    assert seq(Tensor(np.ones((4, 2)))).shape == (4, 1)
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not int$"):
+        first + [1]
+
+
 def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
     class Scaled(nn.Sequential):
         def __init__(self):

@@ -524,7 +524,7 @@ def _params_comment(count):
 
 class ModuleList(Module):
     """A list of modules, named by position ('0', '1', ...). Indexing, assigning a module to
-    an index (replacing a layer), `len`, iteration, `append`, `extend`, `+=`, `insert`, `pop`
+    an index (replacing a layer), `len`, iteration, `append`, `extend`, `+`, `+=`, `insert`, `pop`
     and `del` work as for a list (those after a removed or inserted module are renumbered,
     as in torch); a slice is a ModuleList."""
 
@@ -557,6 +557,10 @@ class ModuleList(Module):
 
     def __iadd__(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
         return self.extend(modules)
+
+    def __add__(self, modules: Iterable[Module]) -> ModuleList:
+        # A new list of the same modules (not copies), as torch's; a Sequential's is one.
+        return self[:].extend(modules)
 
     def insert(self, index: int, module: Module) -> None:
         """Put `module` before position `index`, as list.insert and torch's."""
