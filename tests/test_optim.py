@@ -966,14 +966,19 @@ def test_clip_grad_norm_of_one_tensor_clips_it_as_torch():
 
 @pytest.mark.parametrize("bad, max_norm", [(math.nan, 1.0), (math.inf, 1.0),
                                            (math.inf, math.inf)])
-def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm):
-    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])]
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+@pytest.mark.parametrize("bad_first", [True, False])
+def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm, norm_type,
+                                                               bad_first):
+    # The inf-norm of a NaN gradient after a finite one was finite: Python's max kept the
+    # finite norm before it, which compares False to NaN.
+    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])][::1 if bad_first else -1]
     params = [Tensor(np.zeros(2), requires_grad=True, dtype=np.float64) for _ in grads]
     twins = torch_twins(params)
     for p, t, g in zip(params, twins, grads):
         p.grad, t.grad = g.copy(), torch.from_numpy(g.copy())
-    total = clip_grad_norm(params, max_norm)
-    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm)
+    total = clip_grad_norm(params, max_norm, norm_type=norm_type)
+    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm, norm_type=norm_type)
     np.testing.assert_equal(total, reference.item())
     for p, t in zip(params, twins):
         np.testing.assert_array_equal(p.grad, t.grad.numpy())     # NaN where torch's is

@@ -672,7 +672,10 @@ def _total_norm(grads, p):
     if p == 2:                            # the usual one: a dot product each (sum_of_squares)
         return math.sqrt(sum(sum_of_squares(g) for g in grads))
     if p == math.inf:
-        return max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
+        # np.max, not Python's max: a NaN compares False, so max() kept whatever came before
+        # it, and a NaN gradient after a finite one gave a finite norm.
+        largest = [np.max(np.abs(g)) for g in grads if g.size]
+        return float(np.max(largest)) if largest else 0.0
     total = sum(float(np.sum(np.abs(g, dtype=np.float64) ** p)) for g in grads)
     return total ** (1 / p)
 
