@@ -507,6 +507,24 @@ def test_hyperparameters_given_as_numpy_numbers_are_taken():
     np.testing.assert_allclose(p.data, 0.5)
 
 
+def test_numpy_numbers_given_as_options_are_kept_as_pythons_so_a_state_goes_to_json():
+    # They stayed numpy's: json.dumps of the optimizer's state dict, and of a schedule's that
+    # took its base lr from it, raised "Object of type float32 is not JSON serializable".
+    p = Tensor(np.ones(3), requires_grad=True)
+    optimizer = Adam([p], lr=np.float32(0.5), betas=np.array([0.9, 0.999]),
+                     eps=np.float64(1e-8), weight_decay=np.array(0.0))
+    schedule = WarmupCosine(optimizer, 2, 10)
+    assert all(type(optimizer.param_groups[0][key]) is float
+               for key in ("lr", "eps", "weight_decay"))
+    p.grad = np.ones(3, np.float32)
+    optimizer.step()
+    schedule.step()
+    assert json.loads(json.dumps(schedule.state_dict())) == {"steps_taken": 1, "base_lrs": [0.5]}
+    optimizer.param_groups[0]["lr"] = np.float64(0.25)              # set by hand, later
+    saved = json.loads(json.dumps(optimizer.state_dict()["param_groups"]))
+    assert saved[0]["lr"] == 0.25 and saved[0]["betas"] == [0.9, 0.999]
+
+
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
     p = [Tensor(np.zeros(3), requires_grad=True)]
     SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0)

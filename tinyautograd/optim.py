@@ -86,6 +86,8 @@ class Optimizer:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
         _check_options(type(self).__name__, group)
+        group.update({key: _plain(value) for key, value in group.items()
+                      if key not in ("params", "param_names")})
         params = group["params"]
         if isinstance(params, (set, frozenset)):
             raise _set_refused()
@@ -209,8 +211,10 @@ class Optimizer:
         """
         groups, first = [], 0
         for group in self.param_groups:
-            saved = {key: list(value) if isinstance(value, (tuple, list)) else value
-                     for key, value in group.items() if key != "params"}
+            # Python's numbers, also where an lr was set to numpy's after the group was made:
+            # json.dumps refuses a numpy float.
+            saved = {key: list(_plain(value)) if isinstance(value, (tuple, list))
+                     else _plain(value) for key, value in group.items() if key != "params"}
             saved["params"] = list(range(first, first + len(group["params"])))
             first += len(group["params"])
             groups.append(saved)
@@ -315,6 +319,7 @@ class Optimizer:
         for group, saved in zip(self.param_groups, saved_groups):
             for key, value in saved.items():
                 if key not in ("params", "param_names"):    # names are this optimizer's own
+                    value = _plain(value)
                     group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
         self.state = states
 
@@ -342,6 +347,17 @@ def _update_in_float32(optimizer, param, state, group):
                 state[key] = value.astype(param.dtype)
         else:
             state[key] = value                          # a count: Adam's step
+
+
+def _plain(value):
+    """An option as Python's own value: a numpy number (or 0-d array) as a Python number, in
+    a tuple or list too. The formulas then compute with Python floats, which never widen a float32
+    array (numpy's float64 would), and a state dict goes to JSON, which refuses numpy's."""
+    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(item) for item in value)
+    return value
 
 
 def _set_refused():
@@ -803,7 +819,7 @@ class WarmupCosine(LRSchedule):
     def state_dict(self) -> dict:
         # The base lrs are saved too: a schedule created after loading the optimizer would
         # otherwise take the decayed lr it finds there for the peak.
-        return {**super().state_dict(), "base_lrs": list(self.base_lrs)}
+        return {**super().state_dict(), "base_lrs": [_plain(lr) for lr in self.base_lrs]}
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.base_lrs = list(state_dict["base_lrs"])
