@@ -431,6 +431,12 @@ def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
         assert hasattr(torch.nn.Module(), name) and not hasattr(model, name), name
     with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'nothing'$"):
         _ = model.nothing
+    # torch's lookups by name (a bare AttributeError) say where the names are
+    with pytest.raises(AttributeError, match=r"'get_submodule': that is PyTorch's; here, "
+                                             r"dict\(model\.named_modules\(\)\)\[name\]"):
+        model.get_submodule("0")
+    assert eval("dict(model.named_modules())['0']") is model[0]
+    assert eval("dict(model.named_parameters())['0.bias']") is model[0].bias
 
 
 def test_a_buffer_is_a_frozen_parameter_saved_by_state_dict_and_moved_by_no_optimizer():

@@ -134,6 +134,9 @@ _TORCH_MODULE_NAMES = {
     "buffers": "the frozen parameters, p for p in model.parameters() if not p.requires_grad",
     "named_buffers": ("the frozen parameters, (name, p) for name, p in "
                       "model.named_parameters() if not p.requires_grad"),
+    # By name, as named_modules and named_parameters give the names (a shared one: its first).
+    "get_submodule": "dict(model.named_modules())[name], name as in 'blocks.0.attn'",
+    "get_parameter": "dict(model.named_parameters())[name], name as in 'blocks.0.attn.weight'",
 }
 
 
