@@ -1230,6 +1230,19 @@ def test_schedules_refuse_what_would_make_an_lr_the_optimizers_refuse():
             make(one_param_sgd(1.0))
 
 
+@pytest.mark.parametrize("make, says", [
+    (lambda o: WarmupCosine(o, "100", 1000), "WarmupCosine: warmup_steps must be a number, "
+                                             "got '100'"),
+    (lambda o: WarmupCosine(o, 10, None), "WarmupCosine: total_steps must be a number, got None"),
+    (lambda o: WarmupCosine(o, 10, 100, min_lr="0"), "WarmupCosine: min_lr must be a number"),
+    (lambda o: Noam(o, "512", 4000), "Noam: d_model must be a number, got '512'"),
+    (lambda o: Noam(o, 512, None), "Noam: warmup_steps must be a number, got None")])
+def test_schedules_refuse_what_is_no_number_naming_it(make, says):
+    # They failed in a comparison, "'<=' not supported between instances of 'int' and 'str'".
+    with pytest.raises(TypeError, match=f"^{re.escape(says)}"):
+        make(one_param_sgd(1.0))
+
+
 def test_noam_matches_torch_lambda_lr_and_resumes():
     optimizer = one_param_sgd(1.0)
     schedule = Noam(optimizer, d_model=64, warmup_steps=10, factor=0.5)

@@ -791,6 +791,10 @@ class WarmupCosine(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int,
                  min_lr: float = 0.0) -> None:
+        # Text (a config's "100") failed in the comparisons below, naming no argument.
+        for name, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps),
+                            ("min_lr", min_lr)):
+            _check_number("WarmupCosine", name, value)
         if not 0 <= warmup_steps <= total_steps:
             raise ValueError(f"WarmupCosine needs 0 <= warmup_steps <= total_steps, got "
                              f"warmup_steps={warmup_steps}, total_steps={total_steps}")
@@ -839,6 +843,9 @@ class Noam(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int,
                  factor: float = 1.0) -> None:
+        for name, value in (("d_model", d_model), ("warmup_steps", warmup_steps),
+                            ("factor", factor)):
+            _check_number("Noam", name, value)
         if warmup_steps < 1:
             raise ValueError(f"Noam needs warmup_steps >= 1, got {warmup_steps}")
         # d_model ** -0.5 of 0 divides by zero, and of a negative number is complex; a
