@@ -425,7 +425,9 @@ class Module:
 
     def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
         """Freeze (`requires_grad` False) or unfreeze every parameter, as torch's; returns this
-        module."""
+        module. A buffer here is a frozen parameter (there are no buffers apart), so unfreezing
+        a module unfreezes its buffers too, where torch's leaves them: unfreeze the layers that
+        hold none, or freeze the buffers again after."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
             parameter.requires_grad = requires_grad
