@@ -1243,6 +1243,21 @@ def test_schedules_refuse_what_is_no_number_naming_it(make, says):
         make(one_param_sgd(1.0))
 
 
+def test_a_schedule_refuses_what_is_not_its_state_saying_what_it_wants():
+    # They failed as KeyError: 'base_lrs' (another schedule's state) or "'NoneType' object is
+    # not subscriptable", leaving the schedule as it was only by luck.
+    warmup, noam = WarmupCosine(one_param_sgd(1.0), 2, 10), Noam(one_param_sgd(1.0), 64, 4)
+    for schedule, given, got in [(warmup, noam.state_dict(), "one without ['base_lrs']"),
+                                 (warmup, None, "None"),
+                                 (noam, {}, "one without ['steps_taken']")]:
+        with pytest.raises(TypeError, match=rf"^{type(schedule).__name__}\.load_state_dict: "
+                                            rf"expected a state dict with \[.*\], as this "
+                                            rf"schedule's state_dict\(\) gives, got "
+                                            rf"{re.escape(got)}$"):
+            schedule.load_state_dict(given)
+    assert warmup.state_dict() == {"steps_taken": 0, "base_lrs": [1.0]}
+
+
 def test_noam_matches_torch_lambda_lr_and_resumes():
     optimizer = one_param_sgd(1.0)
     schedule = Noam(optimizer, d_model=64, warmup_steps=10, factor=0.5)

@@ -769,8 +769,19 @@ class LRSchedule:
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from `state_dict`, as a schedule's `state_dict()` saved it; rewrites the
         optimizer's lrs to match."""
+        self._check_state(state_dict)
         self.steps_taken = int(state_dict["steps_taken"])
         self._write_lrs()
+
+    def _check_state(self, state_dict):
+        """Refuse what is not this schedule's state dict (None, an optimizer's, another
+        schedule's), which failed as a KeyError or a TypeError about subscripting."""
+        keys = list(self.state_dict())
+        if not (isinstance(state_dict, Mapping) and all(key in state_dict for key in keys)):
+            got = (f"one without {[key for key in keys if key not in state_dict]}"
+                   if isinstance(state_dict, Mapping) else engine._brief(state_dict))
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a state dict "
+                            f"with {keys}, as this schedule's state_dict() gives, got {got}")
 
 
 class WarmupCosine(LRSchedule):
@@ -826,6 +837,7 @@ class WarmupCosine(LRSchedule):
         return {**super().state_dict(), "base_lrs": [_plain(lr) for lr in self.base_lrs]}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        self._check_state(state_dict)
         self.base_lrs = list(state_dict["base_lrs"])
         super().load_state_dict(state_dict)
 
