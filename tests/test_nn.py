@@ -180,6 +180,54 @@ def test_tied_parameter_is_yielded_once_under_its_first_name():
     assert list(model.state_dict()) == ["wte.weight"]
 
 
+def test_a_tied_parameter_loads_under_any_of_its_names_as_from_torchs_state_dict():
+    # torch's state_dict saves a tied parameter (and those of a module held twice) under each
+    # name; those names were refused here as unexpected keys, "not in the model".
+    class Tied(nn.Module):
+        def __init__(self):
+            self.encoder = nn.Embedding(5, 3)
+            self.decoder = nn.Embedding(5, 3)
+            self.decoder.weight = self.encoder.weight
+            self.mlp = nn.Sequential(nn.Linear(3, 3))
+            self.mlp_again = self.mlp
+
+    class TorchTied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Embedding(5, 3)
+            self.decoder = torch.nn.Embedding(5, 3)
+            self.decoder.weight = self.encoder.weight
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(3, 3))
+            self.mlp_again = self.mlp
+
+    torch_state = {name: value.numpy() for name, value in TorchTied().state_dict().items()}
+    torch_state["mlp.0.weight"] = torch_state["mlp_again.0.weight"] = (
+        torch_state["mlp.0.weight"].T)                          # (out, in) -> (in, out)
+    assert sorted(torch_state) == ["decoder.weight", "encoder.weight", "mlp.0.bias",
+                                   "mlp.0.weight", "mlp_again.0.bias", "mlp_again.0.weight"]
+    model = Tied()
+    assert model.load_state_dict(torch_state) == ([], [])
+    assert model.decoder.weight is model.encoder.weight
+    assert_array_equal(model.encoder.weight.data, torch_state["encoder.weight"])
+    assert_array_equal(model.mlp[0].weight.data, torch_state["mlp.0.weight"])
+    # One name alone loads it too: the tied one's second name, or the first (state_dict's).
+    ones = {**model.state_dict(), "encoder.weight": np.ones((5, 3))}
+    assert model.load_state_dict({**ones, "decoder.weight": np.ones((5, 3))}) == ([], [])
+    del ones["encoder.weight"]
+    ones["decoder.weight"] = np.full((5, 3), 2.0)
+    assert model.load_state_dict(ones) == ([], [])
+    assert_array_equal(model.encoder.weight.data, np.full((5, 3), 2.0))
+    # Two names of one parameter holding different numbers: refused, nothing loaded.
+    with pytest.raises(RuntimeError, match=r"nothing was loaded:\n  one parameter \(tied\) "
+                                           r"given different numbers under its names: "
+                                           r"encoder\.weight and decoder\.weight$"):
+        model.load_state_dict({**ones, "encoder.weight": np.zeros((5, 3))})
+    assert_array_equal(model.encoder.weight.data, np.full((5, 3), 2.0))
+    # A wrong shape under the second name is named as such.
+    with pytest.raises(RuntimeError, match=r"decoder\.weight: \(3, 5\) in the state"):
+        model.load_state_dict({**ones, "decoder.weight": np.zeros((3, 5))})
+
+
 def test_pytorchs_weight_tying_by_assignment_is_refused_at_the_layers_first_forward():
     # nanoGPT's `wte.weight = lm_head.weight`: here a Linear's weight is the transpose of an
     # Embedding's, so the tied embedding would pick rows of (d_model, vocab) and fail only in
@@ -330,6 +378,19 @@ def test_module_list_inserts_pops_deletes_and_extends_with_plus_equals_as_torch(
     assert len(seq) == 1 and seq(Tensor(np.ones((1, 2)))).shape == (1, 2)
 
 
+def test_module_lists_and_sequentials_concatenate_with_plus_as_torchs():
+    # `+` was a TypeError, unsupported operand; torch's gives a new list of the same modules.
+    a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)
+    first = nn.ModuleList([a])
+    both = first + nn.ModuleList([b]) + [c]
+    assert type(both) is nn.ModuleList and list(both) == [a, b, c] and list(first) == [a]
+    seq = nn.Sequential(a, b) + nn.Sequential(c)
+    assert type(seq) is nn.Sequential and list(seq) == [a, b, c]
+    assert seq(Tensor(np.ones((4, 2)))).shape == (4, 1)
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not int$"):
+        first + [1]
+
+
 def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_modules():
     class Scaled(nn.Sequential):
         def __init__(self):
@@ -370,6 +431,12 @@ def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
         assert hasattr(torch.nn.Module(), name) and not hasattr(model, name), name
     with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'nothing'$"):
         _ = model.nothing
+    # torch's lookups by name (a bare AttributeError) say where the names are
+    with pytest.raises(AttributeError, match=r"'get_submodule': that is PyTorch's; here, "
+                                             r"dict\(model\.named_modules\(\)\)\[name\]"):
+        model.get_submodule("0")
+    assert eval("dict(model.named_modules())['0']") is model[0]
+    assert eval("dict(model.named_parameters())['0.bias']") is model[0].bias
 
 
 def test_a_buffer_is_a_frozen_parameter_saved_by_state_dict_and_moved_by_no_optimizer():

@@ -507,10 +507,38 @@ def test_hyperparameters_given_as_numpy_numbers_are_taken():
     np.testing.assert_allclose(p.data, 0.5)
 
 
+def test_numpy_numbers_given_as_options_are_kept_as_pythons_so_a_state_goes_to_json():
+    # They stayed numpy's: json.dumps of the optimizer's state dict, and of a schedule's that
+    # took its base lr from it, raised "Object of type float32 is not JSON serializable".
+    p = Tensor(np.ones(3), requires_grad=True)
+    optimizer = Adam([p], lr=np.float32(0.5), betas=np.array([0.9, 0.999]),
+                     eps=np.float64(1e-8), weight_decay=np.array(0.0))
+    schedule = WarmupCosine(optimizer, 2, 10)
+    assert all(type(optimizer.param_groups[0][key]) is float
+               for key in ("lr", "eps", "weight_decay"))
+    p.grad = np.ones(3, np.float32)
+    optimizer.step()
+    schedule.step()
+    assert json.loads(json.dumps(schedule.state_dict())) == {"steps_taken": 1, "base_lrs": [0.5]}
+    optimizer.param_groups[0]["lr"] = np.float64(0.25)              # set by hand, later
+    saved = json.loads(json.dumps(optimizer.state_dict()["param_groups"]))
+    assert saved[0]["lr"] == 0.25 and saved[0]["betas"] == [0.9, 0.999]
+
+
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():
     p = [Tensor(np.zeros(3), requires_grad=True)]
     SGD(p, lr=0.0, momentum=0.0, weight_decay=0.0)
     Adam(p, lr=0.0, betas=(0.0, 0.0), eps=0.0, weight_decay=0.0)
+
+
+@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
+                                          (AdamW, torch.optim.AdamW)])
+def test_the_defaults_are_torchs(ours, theirs):
+    # SGD's lr was required, "as torch's", which has defaulted to 1e-3 since torch 2.2.
+    params = make_params(0)
+    defaults = ours(params).defaults
+    assert defaults == {key: value for key, value in theirs(torch_twins(params)).defaults.items()
+                        if key in defaults}
 
 
 @pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
@@ -788,8 +816,13 @@ def test_a_step_saved_as_a_0d_array_resumes_as_a_number(tmp_path):
     ("model", r"expected an optimizer's state dict .*, got a mapping without 'param_groups' "
               r"and 'state' \(a model's state dict loads with model\.load_state_dict\)"),
     ("short", r"the saved optimizer's groups hold 2 parameters, its state is of 1"),
-    ("long", r"the saved optimizer's groups hold 2 parameters, its state is of 3")],
-    ids=["None", "model", "short", "long"])
+    ("long", r"the saved optimizer's groups hold 2 parameters, its state is of 3"),
+    # torch's layout failed as "AttributeError: 'int' object has no attribute 'items'"
+    ("torch", r"the saved 'state' must be a list of one dict a parameter \(\{\} for one not "
+              r"updated yet\), as state_dict\(\) gives it, got a dict; torch's \{number: "
+              r"state\} is \[state\.get\(i, \{\}\) for i in range\(number of parameters\)\]"),
+    ("None in the list", r"the saved 'state' must be a list .*, got a list holding None")],
+    ids=["None", "model", "short", "long", "torch", "None in the list"])
 def test_what_is_not_this_optimizers_state_is_refused_saying_what_is_wrong(given, error):
     # A model's state dict failed as KeyError: 'param_groups', None as "not subscriptable";
     # a state list shorter than the parameters loaded, those past its end starting afresh.
@@ -800,7 +833,9 @@ def test_what_is_not_this_optimizers_state_is_refused_saying_what_is_wrong(given
     good = saved.state_dict()
     given = {None: None, "model": {"weight": w.data, "bias": b.data},
              "short": {**good, "state": good["state"][:1]},
-             "long": {**good, "state": good["state"] + [{}]}}[given]
+             "long": {**good, "state": good["state"] + [{}]},
+             "torch": {**good, "state": {0: good["state"][0], 1: good["state"][1]}},
+             "None in the list": {**good, "state": [good["state"][0], None]}}[given]
     optimizer = Adam([w, b], lr=0.5)
     with pytest.raises((TypeError, ValueError), match=rf"^load_state_dict: {error}$"):
         optimizer.load_state_dict(given)
@@ -949,14 +984,19 @@ def test_clip_grad_norm_of_one_tensor_clips_it_as_torch():
 
 @pytest.mark.parametrize("bad, max_norm", [(math.nan, 1.0), (math.inf, 1.0),
                                            (math.inf, math.inf)])
-def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm):
-    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])]
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+@pytest.mark.parametrize("bad_first", [True, False])
+def test_clip_grad_norm_of_a_non_finite_gradient_matches_torch(bad, max_norm, norm_type,
+                                                               bad_first):
+    # The inf-norm of a NaN gradient after a finite one was finite: Python's max kept the
+    # finite norm before it, which compares False to NaN.
+    grads = [np.array([1.0, bad]), np.array([3.0, 4.0])][::1 if bad_first else -1]
     params = [Tensor(np.zeros(2), requires_grad=True, dtype=np.float64) for _ in grads]
     twins = torch_twins(params)
     for p, t, g in zip(params, twins, grads):
         p.grad, t.grad = g.copy(), torch.from_numpy(g.copy())
-    total = clip_grad_norm(params, max_norm)
-    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm)
+    total = clip_grad_norm(params, max_norm, norm_type=norm_type)
+    reference = torch.nn.utils.clip_grad_norm_(twins, max_norm, norm_type=norm_type)
     np.testing.assert_equal(total, reference.item())
     for p, t in zip(params, twins):
         np.testing.assert_array_equal(p.grad, t.grad.numpy())     # NaN where torch's is
@@ -986,6 +1026,19 @@ def test_clip_grad_norm_keeps_float32_and_sums_in_float64():
     assert total == pytest.approx(1e20 * math.sqrt(1000), rel=1e-6)
     assert p.grad.dtype == np.float32
     assert np.linalg.norm(p.grad.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_clip_grad_norm_of_a_float16_gradient_sums_its_squares_in_float32():
+    # numpy's float16 dot adds one product at a time and rounds to float16: a million
+    # gradients of 0.01 measured 99.31 for 100.04 (1e7 of them: 1088 for 1000).
+    grad = np.full(10**6, 0.01, dtype=np.float16)
+    exact = float(np.sum(grad.astype(np.float64) ** 2))
+    assert sum_of_squares(grad) == pytest.approx(exact, rel=1e-6)
+    p = Tensor(np.zeros(grad.shape, np.float16), requires_grad=True, dtype=np.float16)
+    p.grad = grad.copy()
+    assert clip_grad_norm([p], 1.0) == pytest.approx(math.sqrt(exact), rel=1e-6)
+    assert p.grad.dtype == np.float16
+    np.testing.assert_allclose(p.grad, np.float16(0.01 / math.sqrt(exact)), rtol=1e-3)
 
 
 def test_clip_grad_norm_of_a_float64_gradient_whose_squares_overflow_is_inf_as_torchs():
@@ -1175,6 +1228,34 @@ def test_schedules_refuse_what_would_make_an_lr_the_optimizers_refuse():
             (lambda o: Noam(o, 64, warmup_steps=4, factor=-1.0), "factor >= 0, got -1.0")]:
         with pytest.raises(ValueError, match=f"^(WarmupCosine|Noam) needs {re.escape(message)}$"):
             make(one_param_sgd(1.0))
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda o: WarmupCosine(o, "100", 1000), "WarmupCosine: warmup_steps must be a number, "
+                                             "got '100'"),
+    (lambda o: WarmupCosine(o, 10, None), "WarmupCosine: total_steps must be a number, got None"),
+    (lambda o: WarmupCosine(o, 10, 100, min_lr="0"), "WarmupCosine: min_lr must be a number"),
+    (lambda o: Noam(o, "512", 4000), "Noam: d_model must be a number, got '512'"),
+    (lambda o: Noam(o, 512, None), "Noam: warmup_steps must be a number, got None")])
+def test_schedules_refuse_what_is_no_number_naming_it(make, says):
+    # They failed in a comparison, "'<=' not supported between instances of 'int' and 'str'".
+    with pytest.raises(TypeError, match=f"^{re.escape(says)}"):
+        make(one_param_sgd(1.0))
+
+
+def test_a_schedule_refuses_what_is_not_its_state_saying_what_it_wants():
+    # They failed as KeyError: 'base_lrs' (another schedule's state) or "'NoneType' object is
+    # not subscriptable", leaving the schedule as it was only by luck.
+    warmup, noam = WarmupCosine(one_param_sgd(1.0), 2, 10), Noam(one_param_sgd(1.0), 64, 4)
+    for schedule, given, got in [(warmup, noam.state_dict(), "one without ['base_lrs']"),
+                                 (warmup, None, "None"),
+                                 (noam, {}, "one without ['steps_taken']")]:
+        with pytest.raises(TypeError, match=rf"^{type(schedule).__name__}\.load_state_dict: "
+                                            rf"expected a state dict with \[.*\], as this "
+                                            rf"schedule's state_dict\(\) gives, got "
+                                            rf"{re.escape(got)}$"):
+            schedule.load_state_dict(given)
+    assert warmup.state_dict() == {"steps_taken": 0, "base_lrs": [1.0]}
 
 
 def test_noam_matches_torch_lambda_lr_and_resumes():

@@ -134,6 +134,9 @@ _TORCH_MODULE_NAMES = {
     "buffers": "the frozen parameters, p for p in model.parameters() if not p.requires_grad",
     "named_buffers": ("the frozen parameters, (name, p) for name, p in "
                       "model.named_parameters() if not p.requires_grad"),
+    # By name, as named_modules and named_parameters give the names (a shared one: its first).
+    "get_submodule": "dict(model.named_modules())[name], name as in 'blocks.0.attn'",
+    "get_parameter": "dict(model.named_parameters())[name], name as in 'blocks.0.attn.weight'",
 }
 
 
@@ -248,6 +251,17 @@ class Module:
                     seen.add(id(value))
                     yield (f"{module_name}.{name}" if module_name else name), value
 
+    def _every_parameter_name(self, prefix="", ancestors=()):
+        """(dotted name, parameter) for every path to every parameter: a tied one, or one of a
+        module held under two names, comes under each of its names, as torch's state_dict
+        names it. A module that holds one of its ancestors is not walked into again."""
+        ancestors = (*ancestors, id(self))
+        for name, value in self._members():
+            if isinstance(value, Parameter):
+                yield prefix + name, value
+            elif id(value) not in ancestors:
+                yield from value._every_parameter_name(f"{prefix}{name}.", ancestors)
+
     def parameters(self) -> Iterator[Parameter]:
         """Every parameter, once (a tied one too), in `named_parameters()` order: what an
         optimizer takes, `optim.AdamW(model.parameters(), lr=...)`."""
@@ -261,7 +275,8 @@ class Module:
     # -- saving and loading -----------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """{name: a copy of the parameter's array}, in `named_parameters()` order. A tied
-        parameter is saved once, under its first name."""
+        parameter is saved once, under its first name (torch's saves it under each of its
+        names: load_state_dict takes either)."""
         return {name: p.data.copy() for name, p in self.named_parameters()}
 
     def load_state_dict(self, state: Mapping[str, ArrayLike | Tensor],
@@ -275,39 +290,61 @@ class Module:
         complex), or a parameter whose array is read-only, is always an error; keys present
         on one side only are an error when `strict`, and are otherwise returned as
         `(missing_keys, unexpected_keys)`.
+
+        A tied parameter loads under any of its names: `state_dict()` saves it once, under
+        its first, and torch's under each name (a module held twice, each of its parameters
+        under both paths). Given under several names, it must hold the same numbers under
+        each (torch's would keep the last copied).
         """
         if not isinstance(state, Mapping):      # a model, None, a list: errors about iteration
             raise TypeError(f"load_state_dict: expected a state dict (a mapping of names to "
                             f"arrays), got {type(state).__name__}; pass model.state_dict() or "
                             f"np.load(path)")
         own = dict(self.named_parameters())
-        missing = [name for name in own if name not in state]
-        unexpected = [name for name in state if name not in own]
+        # A tied parameter, or one of a module held under two names, has a name for each path
+        # to it, and torch's state_dict saves it under each: any of them loads it.
+        every = dict(self._every_parameter_name())
+        given = [name for name in every if name in state]
+        loaded = {id(every[name]) for name in given}
+        missing = [name for name, p in own.items() if id(p) not in loaded]
+        unexpected = [name for name in state if name not in every]
         # A Tensor's numbers are read through .data: loading is no op of a graph, so another
         # model's parameters, which require a gradient, load as their arrays do.
-        arrays = {name: np.asarray(_numbers_of(state[name])) for name in own if name in state}
-        wrong_shapes = [f"{name}: {array.shape} in the state, {own[name].shape} in the model"
-                        for name, array in arrays.items() if array.shape != own[name].shape]
+        arrays = {name: np.asarray(_numbers_of(state[name])) for name in given}
+        wrong_shapes = [f"{name}: {array.shape} in the state, {every[name].shape} in the model"
+                        for name, array in arrays.items() if array.shape != every[name].shape]
         # Numbers of another kind (text, complex) would fail, or lose their imaginary part,
         # only when copied: after the parameters before them had been loaded.
-        wrong_dtypes = [f"{name}: {array.dtype} in the state, {own[name].dtype} in the model"
+        wrong_dtypes = [f"{name}: {array.dtype} in the state, {every[name].dtype} in the model"
                         for name, array in arrays.items()
-                        if not np.can_cast(array.dtype, own[name].dtype, casting="same_kind")]
+                        if not np.can_cast(array.dtype, every[name].dtype, casting="same_kind")]
+        # A matrix in the model's shape reversed is most likely a PyTorch Linear's weight.
+        transposed = any(array.shape != every[name].shape and array.ndim == 2
+                         and array.shape[::-1] == every[name].shape
+                         for name, array in arrays.items())
+        # One parameter given under two names is loaded from the first; the others must hold
+        # the same numbers (torch's would keep whichever it copied last).
+        first_given, tied_apart = {}, []
+        for name in given:
+            first = first_given.setdefault(id(every[name]), name)
+            if first != name and not wrong_shapes and not np.array_equal(arrays[first],
+                                                                          arrays[name]):
+                tied_apart.append(f"{first} and {name}")
+        arrays = {name: arrays[name] for name in first_given.values()}
         # A parameter may hold a read-only array (a Tensor keeps the one it is made from:
         # np.frombuffer's, np.load's with mmap_mode="r"): numpy would refuse it only when its
         # turn came, after the parameters before it had been loaded.
-        read_only = [name for name in arrays if not own[name].data.flags.writeable]
+        read_only = [name for name in arrays if not every[name].data.flags.writeable]
         problems = []
         if wrong_shapes:
-            # A matrix in the model's shape reversed is most likely a PyTorch Linear's weight.
-            transposed = any(array.shape != own[name].shape and array.ndim == 2
-                             and array.shape[::-1] == own[name].shape
-                             for name, array in arrays.items())
             hint = (" (a PyTorch Linear weight is (out, in): transpose it, .T)" if transposed
                     else "")
             problems.append(f"  wrong shapes: {'; '.join(wrong_shapes)}{hint}")
         if wrong_dtypes:
             problems.append(f"  wrong dtypes: {'; '.join(wrong_dtypes)}")
+        if tied_apart:
+            problems.append(f"  one parameter (tied) given different numbers under its names: "
+                            f"{'; '.join(tied_apart)}")
         if read_only:
             problems.append(f"  read-only in the model (its array cannot be written; give the "
                             f"parameter a copy, p.data = p.data.copy()): {', '.join(read_only)}")
@@ -323,14 +360,14 @@ class Module:
                                + "\n".join(problems))
         # The model's own parameters given under other names (two layers' weights swapped,
         # from named_parameters()) would be read after being written over: copied first.
-        held = {id(p.data): name for name, p in own.items()}
+        held = {id(p.data): p for p in own.values()}
         for name, array in arrays.items():
             owner = held.get(id(array), held.get(id(array.base)))       # (a view of one)
-            if owner not in (None, name):
+            if owner is not None and owner is not every[name]:
                 arrays[name] = array.copy()
         for name, array in arrays.items():
-            own[name].data[...] = array
-            own[name]._changed_in_place()
+            every[name].data[...] = array
+            every[name]._changed_in_place()
         return IncompatibleKeys(missing, unexpected)
 
     # -- hooks ------------------------------------------------------------------------------
@@ -388,7 +425,9 @@ class Module:
 
     def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
         """Freeze (`requires_grad` False) or unfreeze every parameter, as torch's; returns this
-        module."""
+        module. A buffer here is a frozen parameter (there are no buffers apart), so unfreezing
+        a module unfreezes its buffers too, where torch's leaves them: unfreeze the layers that
+        hold none, or freeze the buffers again after."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
             parameter.requires_grad = requires_grad
@@ -490,7 +529,7 @@ def _params_comment(count):
 
 class ModuleList(Module):
     """A list of modules, named by position ('0', '1', ...). Indexing, assigning a module to
-    an index (replacing a layer), `len`, iteration, `append`, `extend`, `+=`, `insert`, `pop`
+    an index (replacing a layer), `len`, iteration, `append`, `extend`, `+`, `+=`, `insert`, `pop`
     and `del` work as for a list (those after a removed or inserted module are renumbered,
     as in torch); a slice is a ModuleList."""
 
@@ -523,6 +562,10 @@ class ModuleList(Module):
 
     def __iadd__(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
         return self.extend(modules)
+
+    def __add__(self, modules: Iterable[Module]) -> ModuleList:
+        # A new list of the same modules (not copies), as torch's; a Sequential's is one.
+        return self[:].extend(modules)
 
     def insert(self, index: int, module: Module) -> None:
         """Put `module` before position `index`, as list.insert and torch's."""

@@ -86,6 +86,8 @@ class Optimizer:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
         _check_options(type(self).__name__, group)
+        group.update({key: _plain(value) for key, value in group.items()
+                      if key not in ("params", "param_names")})
         params = group["params"]
         if isinstance(params, (set, frozenset)):
             raise _set_refused()
@@ -209,8 +211,10 @@ class Optimizer:
         """
         groups, first = [], 0
         for group in self.param_groups:
-            saved = {key: list(value) if isinstance(value, (tuple, list)) else value
-                     for key, value in group.items() if key != "params"}
+            # Python's numbers, also where an lr was set to numpy's after the group was made:
+            # json.dumps refuses a numpy float.
+            saved = {key: list(_plain(value)) if isinstance(value, (tuple, list))
+                     else _plain(value) for key, value in group.items() if key != "params"}
             saved["params"] = list(range(first, first + len(group["params"])))
             first += len(group["params"])
             groups.append(saved)
@@ -238,6 +242,18 @@ class Optimizer:
                             f"'param_groups' and 'state', as optimizer.state_dict() gives), got "
                             f"{got}")
         saved_groups, saved_state = state_dict["param_groups"], state_dict["state"]
+        # torch's layout, {number: state} for the parameters updated so far, failed as an
+        # AttributeError on a number, part way through the checks.
+        if not (isinstance(saved_state, (list, tuple))
+                and all(isinstance(saved, Mapping) for saved in saved_state)):
+            got = (f"a {type(saved_state).__name__}" if not isinstance(saved_state, (list, tuple))
+                   else "a list holding " + next(engine._brief(saved) for saved in saved_state
+                                                 if not isinstance(saved, Mapping)))
+            hint = ("; torch's {number: state} is [state.get(i, {}) for i in range(number of "
+                    "parameters)]" if isinstance(saved_state, Mapping) else "")
+            raise TypeError(f"load_state_dict: the saved 'state' must be a list of one dict a "
+                            f"parameter ({{}} for one not updated yet), as state_dict() gives "
+                            f"it, got {got}{hint}")
         saved_sizes = [len(group["params"]) for group in saved_groups]
         sizes = [len(group["params"]) for group in self.param_groups]
         if saved_sizes != sizes:
@@ -303,6 +319,7 @@ class Optimizer:
         for group, saved in zip(self.param_groups, saved_groups):
             for key, value in saved.items():
                 if key not in ("params", "param_names"):    # names are this optimizer's own
+                    value = _plain(value)
                     group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
         self.state = states
 
@@ -330,6 +347,17 @@ def _update_in_float32(optimizer, param, state, group):
                 state[key] = value.astype(param.dtype)
         else:
             state[key] = value                          # a count: Adam's step
+
+
+def _plain(value):
+    """An option as Python's own value: a numpy number (or 0-d array) as a Python number, in
+    a tuple or list too. The formulas then compute with Python floats, which never widen a float32
+    array (numpy's float64 would), and a state dict goes to JSON, which refuses numpy's."""
+    if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(item) for item in value)
+    return value
 
 
 def _set_refused():
@@ -413,13 +441,14 @@ class SGD(Optimizer):
     `differentiable` are taken as None or False only.
 
     `params`: the Tensors to train (`model.parameters()`), or param groups (see Optimizer).
-    `lr` has no default, as torch's: SGD's good rates vary too much for one to serve.
+    `lr` defaults to torch's 1e-3 (since torch 2.2; before, it had none): SGD's good rates
+    vary too much for any one to serve, so pass yours.
     """
 
     # Options a state saved before they existed lacks; it loads with these values.
     options_added_later = {"dampening": 0.0, "nesterov": False, "maximize": False}
 
-    def __init__(self, params: Params, lr: float, momentum: float = 0.0,
+    def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0.0,
                  weight_decay: float = 0.0, *, dampening: float = 0.0,
                  nesterov: bool = False, maximize: bool = False, foreach: bool | None = None,
                  differentiable: bool = False, fused: bool | None = None) -> None:
@@ -600,9 +629,10 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float, *,
     Scaling every gradient by the same factor keeps the direction of the step and bounds its
     length, so that one bad batch cannot throw the weights far away (a max_norm below 0, which
     torch's takes and which would flip every gradient, is refused). Each gradient's sum of
-    squares is one dot product in its own dtype (as torch computes it); the sums are added in
-    float64, and a float32 gradient whose squares overflow is summed again in float64, so a
-    huge gradient is still measured. Returns the total norm before clipping, as a Python float
+    squares is one dot product in its own dtype (as torch computes it; a float16 one's is a
+    float32 sum, as torch accumulates it); the sums are added in float64, and a float32
+    gradient whose squares overflow is summed again in float64, so a huge gradient is still
+    measured. Returns the total norm before clipping, as a Python float
     (worth logging: spikes show instability).
 
     A gradient holding NaN or inf has a NaN or inf norm, and clipping spreads it as torch's
@@ -658,17 +688,27 @@ def _total_norm(grads, p):
     if p == 2:                            # the usual one: a dot product each (sum_of_squares)
         return math.sqrt(sum(sum_of_squares(g) for g in grads))
     if p == math.inf:
-        return max((float(np.max(np.abs(g))) for g in grads if g.size), default=0.0)
+        # np.max, not Python's max: a NaN compares False, so max() kept whatever came before
+        # it, and a NaN gradient after a finite one gave a finite norm.
+        largest = [np.max(np.abs(g)) for g in grads if g.size]
+        return float(np.max(largest)) if largest else 0.0
     total = sum(float(np.sum(np.abs(g, dtype=np.float64) ** p)) for g in grads)
     return total ** (1 / p)
 
 
 def sum_of_squares(grad: np.ndarray) -> float:
-    """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made."""
+    """sum(grad^2) as a Python float: one BLAS dot product, with no array of squares made.
+    A float16 gradient's squares are summed in float32 (pairwise, numpy's sum), as torch
+    accumulates them."""
     flat = grad.reshape(-1)
+    if flat.dtype.itemsize < 4:
+        # numpy's float16 dot is no BLAS: it adds one product at a time and rounds the sum to
+        # float16, a tenth off for ten million values. No float32 sum of float16 squares
+        # (each below 2^32) overflows.
+        return float(np.sum(np.square(flat, dtype=np.float32)))
     with np.errstate(over="ignore"):                        # an overflow is handled below
         total = float(np.dot(flat, flat))
-    # A float32 (or float16) sum that overflowed is summed again in float64. A float64 one's
+    # A float32 sum that overflowed is summed again in float64. A float64 one's
     # inf is the sum's own, as torch's is: summed again, it only overflowed again, warning.
     if math.isinf(total) and flat.dtype.itemsize < 8 and np.isfinite(flat).all():
         total = float(np.sum(np.square(flat, dtype=np.float64)))
@@ -729,8 +769,19 @@ class LRSchedule:
     def load_state_dict(self, state_dict: dict) -> None:
         """Continue from `state_dict`, as a schedule's `state_dict()` saved it; rewrites the
         optimizer's lrs to match."""
+        self._check_state(state_dict)
         self.steps_taken = int(state_dict["steps_taken"])
         self._write_lrs()
+
+    def _check_state(self, state_dict):
+        """Refuse what is not this schedule's state dict (None, an optimizer's, another
+        schedule's), which failed as a KeyError or a TypeError about subscripting."""
+        keys = list(self.state_dict())
+        if not (isinstance(state_dict, Mapping) and all(key in state_dict for key in keys)):
+            got = (f"one without {[key for key in keys if key not in state_dict]}"
+                   if isinstance(state_dict, Mapping) else engine._brief(state_dict))
+            raise TypeError(f"{type(self).__name__}.load_state_dict: expected a state dict "
+                            f"with {keys}, as this schedule's state_dict() gives, got {got}")
 
 
 class WarmupCosine(LRSchedule):
@@ -751,6 +802,10 @@ class WarmupCosine(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, warmup_steps: int, total_steps: int,
                  min_lr: float = 0.0) -> None:
+        # Text (a config's "100") failed in the comparisons below, naming no argument.
+        for name, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps),
+                            ("min_lr", min_lr)):
+            _check_number("WarmupCosine", name, value)
         if not 0 <= warmup_steps <= total_steps:
             raise ValueError(f"WarmupCosine needs 0 <= warmup_steps <= total_steps, got "
                              f"warmup_steps={warmup_steps}, total_steps={total_steps}")
@@ -779,9 +834,10 @@ class WarmupCosine(LRSchedule):
     def state_dict(self) -> dict:
         # The base lrs are saved too: a schedule created after loading the optimizer would
         # otherwise take the decayed lr it finds there for the peak.
-        return {**super().state_dict(), "base_lrs": list(self.base_lrs)}
+        return {**super().state_dict(), "base_lrs": [_plain(lr) for lr in self.base_lrs]}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        self._check_state(state_dict)
         self.base_lrs = list(state_dict["base_lrs"])
         super().load_state_dict(state_dict)
 
@@ -799,6 +855,9 @@ class Noam(LRSchedule):
 
     def __init__(self, optimizer: Optimizer, d_model: int, warmup_steps: int,
                  factor: float = 1.0) -> None:
+        for name, value in (("d_model", d_model), ("warmup_steps", warmup_steps),
+                            ("factor", factor)):
+            _check_number("Noam", name, value)
         if warmup_steps < 1:
             raise ValueError(f"Noam needs warmup_steps >= 1, got {warmup_steps}")
         # d_model ** -0.5 of 0 divides by zero, and of a negative number is complex; a
