@@ -8,6 +8,7 @@ from tinyformer.attention import MultiHeadAttention, causal_mask
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.layers import FeedForward, modules_of_your_own
+from tinyformer.schema import BadInput
 from tinyformer.transformer import Transformer
 from tinyformer.summary import (flops_per_token, forward_flops_by_part, ops_with_loops, summary,
                                 summary_line)
@@ -283,3 +284,18 @@ def test_the_ops_with_loops_are_those_the_model_runs(model, ops):
     assert ops_with_loops(model()) == [*ops, "Adam"]
     assert ta.kernels.summary(["softmax", "Adam"]).startswith("softmax and Adam run ")
     assert ta.kernels.summary(["Adam"]).startswith("Adam runs ")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: GPT(11, context=8, n_layer=1, n_head=2, d_model=16, positions="rope"),
+    lambda: Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=16),
+])
+def test_a_sequence_longer_than_the_context_is_refused_in_the_summarys_terms(build):
+    # The forward pass refused it as "tokens: sequence of 9 tokens ..." ("src: ..." for the
+    # encoder-decoder): no argument the caller of flops_per_token gave.
+    model = build()
+    for count in (flops_per_token, forward_flops_by_part, summary):
+        with pytest.raises(BadInput, match=r"^summary: T must be at most the model's "
+                                           r"context, 8, got 9$"):
+            count(model, 9)
+    assert flops_per_token(model, 8) == flops_per_token(model)

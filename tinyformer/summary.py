@@ -28,7 +28,7 @@ from tinyautograd import Tensor, nn
 from .attention import Attention
 from .decoding import eval_mode
 from .layers import default_d_ff, modules_of_your_own
-from .schema import check_whole
+from .schema import BadInput, check_whole
 
 
 def _matmul_flops(node):
@@ -100,11 +100,16 @@ def parameters_by_child(model: nn.Module) -> dict[str, int]:
 
 
 def _tokens(model, T):
-    """T, or the model's context for None; ValueError for a T that is no whole number from 1
-    (0 would count nothing, or stand for the context unasked)."""
+    """T, or the model's context for None; BadInput (a ValueError) for a T that is no whole
+    number from 1 (0 would count nothing, or stand for the context unasked) or is beyond the
+    context, said in the summary's terms: the forward pass it counts would refuse it as a
+    sequence of `tokens` (or `src`) too long, naming no argument the caller gave."""
     if T is None:
         return model.context
     check_whole("summary", 1, T=T)
+    if T > model.context:
+        raise BadInput(f"summary: T must be at most the model's context, {model.context}, "
+                       f"got {T}")
     return int(T)
 
 
