@@ -299,3 +299,26 @@ def test_a_sequence_longer_than_the_context_is_refused_in_the_summarys_terms(bui
                                            r"context, 8, got 9$"):
             count(model, 9)
     assert flops_per_token(model, 8) == flops_per_token(model)
+
+
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_6n_differs_from_the_count_by_what_the_docstring_says_and_the_summary_names_n(
+        tie_weights):
+    # The module docstring: the training count is 6N plus attention's products (12 L T
+    # d_attn) plus a tied head's product (6 d_model vocab), less 6 per bias and norm weight.
+    vocab, T, n_layer, d_model, n_head, d_head = 13, 8, 2, 16, 2, 4      # d_attn = 8
+    model = GPT(vocab, context=T, n_layer=n_layer, n_head=n_head, d_model=d_model,
+                d_head=d_head, tie_weights=tie_weights)
+    flops = flops_per_token(model)
+    no_products = sum(p.size for p in model.parameters() if p.ndim == 1)   # biases and norms
+    tied_head = 6 * d_model * vocab if tie_weights else 0
+    assert flops["training"] == (flops["six_n"] + 12 * n_layer * T * n_head * d_head
+                                 + tied_head - 6 * no_products)
+    assert flops["six_n"] == 6 * flops["n"]
+    tables = vocab * d_model + T * d_model                 # token and learned positions
+    assert flops["n"] == model.num_parameters() - tables
+    # The summary says what its N is: without it, a tied head's product made the count and 6N
+    # differ by more than attention's products with nothing to say why.
+    said = (f"6N = {flops['six_n']:,}, N = {flops['n']:,} parameters outside the embeddings"
+            + (" and the head tied to them" if tie_weights else "") + "\n")
+    assert said in summary(model)
