@@ -160,6 +160,12 @@ def test_the_block_names_its_kind_of_attention_and_reads_older_configs():
 
     assert "multi-query attention (4 query heads, 1 key-value head)" in said(n_kv_head=1)
     assert "grouped-query attention (4 query heads, 2 key-value heads)" in said(n_kv_head=2)
+    # A head width other than d_model / n_head (Qwen3's) is said; d_model / n_head given as
+    # d_head is the usual one, and not.
+    assert ("grouped-query attention (4 query heads, 2 key-value heads, each of width 8)"
+            in said(n_kv_head=2, d_head=8))
+    assert "multi-head attention (4 heads, each of width 2)," in said(d_head=2)
+    assert "multi-head attention (4 heads)," in said(d_head=4)
     model = GPT(11, context=8, n_layer=1, n_head=4, d_model=16, normalization="rmsnorm")
     older = dict(model.config)
     del older["rmsnorm_affine"]                 # a config written before the switch existed

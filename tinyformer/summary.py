@@ -195,12 +195,17 @@ def describe_block(model: nn.Module) -> str:
     norm = _NORMS[c.get("normalization", "layernorm")]
     if norm == "RMSNorm" and not c.get("rmsnorm_affine", True):
         norm += " without weights"
+    # A head width of its own (Qwen3's d_head 128 at d_model 1024, 16 heads) is said: the
+    # words would otherwise tell a reader heads of d_model / n_head, and other parameters.
+    d_head = c.get("d_head")
+    width = (f", each of width {d_head}" if d_head is not None and d_head * n_head != c["d_model"]
+             else "")
     if n_kv_head == n_head:
-        attention = f"multi-head attention ({counted(n_head, 'head')})"
+        attention = f"multi-head attention ({counted(n_head, 'head')}{width})"
     else:
         kind = "multi-query" if n_kv_head == 1 else "grouped-query"
         attention = (f"{kind} attention ({counted(n_head, 'query head')}, "
-                     f"{counted(n_kv_head, 'key-value head')})")
+                     f"{counted(n_kv_head, 'key-value head')}{width})")
     positions = c.get("positions") or "learned"
     words = [f"{c['norm']}-norm {norm}",
              f"{_ACTIVATIONS[activation]} feed-forward of width {d_ff}", attention]
