@@ -113,6 +113,11 @@ def test_counts_are_said_in_words_one_and_many():
     assert "multi-head attention (1 head)" in summary(one)
     assert "(2 layers, 4 heads, width 16, context 8)" in summary_line(
         GPT(5, context=8, n_layer=2, n_head=4, d_model=16))
+    # An encoder-decoder's n_layer is of each stack: "2 layers" read as two in all.
+    assert "(2 encoder and 2 decoder layers, 4 heads, width 16, context 8)" in summary_line(
+        Transformer(5, 5, context=8, n_layer=2, n_head=4, d_model=16))
+    assert "(1 encoder and 1 decoder layer, 1 head," in summary_line(
+        Transformer(5, 5, context=8, n_layer=1, n_head=1, d_model=8))
     for n, said in [(1000, "GPT with 1,000 parameters ("), (1, "GPT with 1 parameter (")]:
         one.num_parameters = lambda n=n: n
         assert said in summary_line(one)

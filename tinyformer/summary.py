@@ -273,10 +273,15 @@ def counted(n: int, noun: str) -> str:
 
 
 def summary_line(model: nn.Module) -> str:
-    """A model's class, parameter count and sizes, in one line."""
+    """A model's class, parameter count and sizes, in one line. An encoder-decoder's n_layer
+    is of each stack (as torch's nn.Transformer has as many of each), said as such: '2 layers'
+    read as two in all, where it has four."""
     c = model.config
+    layers = counted(c["n_layer"], "layer")
+    if hasattr(model, "encode"):                       # the encoder-decoder, as _forward_graph
+        layers = f"{c['n_layer']:,} encoder and {counted(c['n_layer'], 'decoder layer')}"
     return (f"{type(model).__name__} with {counted(model.num_parameters(), 'parameter')} "
-            f"({counted(c['n_layer'], 'layer')}, {counted(c['n_head'], 'head')}, "
+            f"({layers}, {counted(c['n_head'], 'head')}, "
             f"width {c['d_model']}, context {c['context']})")
 
 
