@@ -217,8 +217,8 @@ def test_the_summary_describes_a_loaded_qwen3(tmp_path):
     hf_model("qwen3", 50, num_key_value_heads=1, head_dim=16).save_pretrained(tmp_path)
     assert describe_block(GPT.from_pretrained(tmp_path)) == (
         "pre-norm RMSNorm, SwiGLU feed-forward of width 40, multi-query attention (4 query "
-        "heads, 1 key-value head), QK-norm, RoPE (theta 10000), no biases, a head of its own "
-        "(untied)")
+        "heads, 1 key-value head, each of width 16), QK-norm, RoPE (theta 10000), no biases, a "
+        "head of its own (untied)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from tinyformer.attention import MultiHeadAttention, causal_mask
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.layers import FeedForward, modules_of_your_own
+from tinyformer.schema import BadInput
 from tinyformer.transformer import Transformer
 from tinyformer.summary import (flops_per_token, forward_flops_by_part, ops_with_loops, summary,
                                 summary_line)
@@ -112,6 +113,11 @@ def test_counts_are_said_in_words_one_and_many():
     assert "multi-head attention (1 head)" in summary(one)
     assert "(2 layers, 4 heads, width 16, context 8)" in summary_line(
         GPT(5, context=8, n_layer=2, n_head=4, d_model=16))
+    # An encoder-decoder's n_layer is of each stack: "2 layers" read as two in all.
+    assert "(2 encoder and 2 decoder layers, 4 heads, width 16, context 8)" in summary_line(
+        Transformer(5, 5, context=8, n_layer=2, n_head=4, d_model=16))
+    assert "(1 encoder and 1 decoder layer, 1 head," in summary_line(
+        Transformer(5, 5, context=8, n_layer=1, n_head=1, d_model=8))
     for n, said in [(1000, "GPT with 1,000 parameters ("), (1, "GPT with 1 parameter (")]:
         one.num_parameters = lambda n=n: n
         assert said in summary_line(one)
@@ -159,6 +165,12 @@ def test_the_block_names_its_kind_of_attention_and_reads_older_configs():
 
     assert "multi-query attention (4 query heads, 1 key-value head)" in said(n_kv_head=1)
     assert "grouped-query attention (4 query heads, 2 key-value heads)" in said(n_kv_head=2)
+    # A head width other than d_model / n_head (Qwen3's) is said; d_model / n_head given as
+    # d_head is the usual one, and not.
+    assert ("grouped-query attention (4 query heads, 2 key-value heads, each of width 8)"
+            in said(n_kv_head=2, d_head=8))
+    assert "multi-head attention (4 heads, each of width 2)," in said(d_head=2)
+    assert "multi-head attention (4 heads)," in said(d_head=4)
     model = GPT(11, context=8, n_layer=1, n_head=4, d_model=16, normalization="rmsnorm")
     older = dict(model.config)
     del older["rmsnorm_affine"]                 # a config written before the switch existed
@@ -283,3 +295,41 @@ def test_the_ops_with_loops_are_those_the_model_runs(model, ops):
     assert ops_with_loops(model()) == [*ops, "Adam"]
     assert ta.kernels.summary(["softmax", "Adam"]).startswith("softmax and Adam run ")
     assert ta.kernels.summary(["Adam"]).startswith("Adam runs ")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: GPT(11, context=8, n_layer=1, n_head=2, d_model=16, positions="rope"),
+    lambda: Transformer(11, 11, context=8, n_layer=1, n_head=2, d_model=16),
+])
+def test_a_sequence_longer_than_the_context_is_refused_in_the_summarys_terms(build):
+    # The forward pass refused it as "tokens: sequence of 9 tokens ..." ("src: ..." for the
+    # encoder-decoder): no argument the caller of flops_per_token gave.
+    model = build()
+    for count in (flops_per_token, forward_flops_by_part, summary):
+        with pytest.raises(BadInput, match=r"^summary: T must be at most the model's "
+                                           r"context, 8, got 9$"):
+            count(model, 9)
+    assert flops_per_token(model, 8) == flops_per_token(model)
+
+
+@pytest.mark.parametrize("tie_weights", [True, False])
+def test_6n_differs_from_the_count_by_what_the_docstring_says_and_the_summary_names_n(
+        tie_weights):
+    # The module docstring: the training count is 6N plus attention's products (12 L T
+    # d_attn) plus a tied head's product (6 d_model vocab), less 6 per bias and norm weight.
+    vocab, T, n_layer, d_model, n_head, d_head = 13, 8, 2, 16, 2, 4      # d_attn = 8
+    model = GPT(vocab, context=T, n_layer=n_layer, n_head=n_head, d_model=d_model,
+                d_head=d_head, tie_weights=tie_weights)
+    flops = flops_per_token(model)
+    no_products = sum(p.size for p in model.parameters() if p.ndim == 1)   # biases and norms
+    tied_head = 6 * d_model * vocab if tie_weights else 0
+    assert flops["training"] == (flops["six_n"] + 12 * n_layer * T * n_head * d_head
+                                 + tied_head - 6 * no_products)
+    assert flops["six_n"] == 6 * flops["n"]
+    tables = vocab * d_model + T * d_model                 # token and learned positions
+    assert flops["n"] == model.num_parameters() - tables
+    # The summary says what its N is: without it, a tied head's product made the count and 6N
+    # differ by more than attention's products with nothing to say why.
+    said = (f"6N = {flops['six_n']:,}, N = {flops['n']:,} parameters outside the embeddings"
+            + (" and the head tied to them" if tie_weights else "") + "\n")
+    assert said in summary(model)

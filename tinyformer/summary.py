@@ -10,10 +10,22 @@ a few percent. Training costs about three forwards: the backward does two matrix
 each one of the forward (one for the gradient of each operand).
 
 The 6N rule (Kaplan et al. 2020): training takes about 6 N FLOPs per token, N the number of
-parameters outside the embeddings; what it misses is attention's own products, which grow with
-the context T: Q K^T and P V over all T keys, as the fused op computes them, 4 n_layer T
-d_model per token for the forward, 12 n_layer T d_model for training: the 12 L T d of
-PaLM's and nanoGPT's 6N + 12 L T d.
+parameters outside the embedding tables (the token table and learned positions: a lookup does
+no product). It differs from the exact count in three ways:
+
+- it misses attention's own products, which grow with T: Q K^T and P V over all T keys (the
+  causal mask's half included), as the fused op computes them, 4 n_layer T d_attn per token
+  for the forward, 12 n_layer T d_attn for training (d_attn = n_head d_head, d_model unless
+  d_head says): the 12 L T d of PaLM's and nanoGPT's 6N + 12 L T d;
+- it misses the product of a head tied to the token embedding: the matrix is the token table,
+  left out of N, but the product (2 d_model vocab per token for the forward, 6 d_model vocab for
+  training) is done all the same; nanoGPT keeps the tied table in its N for this reason. An
+  untied head is a Linear, in N;
+- it counts biases and norm weights, which do no matrix product, at 6 FLOPs each.
+
+For GPT-2 small (124,439,808 parameters, N = 85,056,000) at T = 1024: training 854,438,400 per
+token counted, 6N = 510,336,000; 12 L T d = 113,246,208 and the tied head's 231,584,256 make up
+the difference, less 728,064 for the biases and norms.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ from tinyautograd import Tensor, nn
 from .attention import Attention
 from .decoding import eval_mode
 from .layers import default_d_ff, modules_of_your_own
-from .schema import check_whole
+from .schema import BadInput, check_whole
 
 
 def _matmul_flops(node):
@@ -100,27 +112,40 @@ def parameters_by_child(model: nn.Module) -> dict[str, int]:
 
 
 def _tokens(model, T):
-    """T, or the model's context for None; ValueError for a T that is no whole number from 1
-    (0 would count nothing, or stand for the context unasked)."""
+    """T, or the model's context for None; BadInput (a ValueError) for a T that is no whole
+    number from 1 (0 would count nothing, or stand for the context unasked) or is beyond the
+    context, said in the summary's terms: the forward pass it counts would refuse it as a
+    sequence of `tokens` (or `src`) too long, naming no argument the caller gave."""
     if T is None:
         return model.context
     check_whole("summary", 1, T=T)
+    if T > model.context:
+        raise BadInput(f"summary: T must be at most the model's context, {model.context}, "
+                       f"got {T}")
     return int(T)
 
 
 def flops_per_token(model: nn.Module, T: int | None = None) -> dict[str, float]:
-    """{'forward', 'training', 'six_n'}: FLOPs per token for a sequence of T tokens (the
-    model's context by default), counted on the graph, and 6 N for comparison. For the
-    encoder-decoder, the source and the target both have T tokens, and the count is per
-    target token."""
+    """{'forward', 'training', 'six_n', 'n'}: FLOPs per token for a sequence of T tokens (the
+    model's context by default), counted on the graph (matrix products only), and 6 N for
+    comparison, N ('n') the parameters outside the embedding tables: a head tied to the token
+    embedding is left out of N with its table, though its product is counted in 'forward'
+    (the module's docstring says what else 6N misses). For the encoder-decoder, the source and
+    the target both have T tokens, and the count is per target token."""
     T = _tokens(model, T)
     logits = _forward_graph(model, T)
     forward = forward_flops(logits) / T
-    # N leaves out embedding tables (token and learned positions): a lookup costs no FLOPs.
+    n = non_embedding_parameters(model)
+    return {"forward": forward, "training": 3 * forward, "six_n": 6 * n, "n": n}
+
+
+def non_embedding_parameters(model: nn.Module) -> int:
+    """Kaplan et al.'s N: the parameters outside the embedding tables (token and learned
+    positions; a lookup costs no FLOPs), each counted once. A head tied to the token embedding
+    is that table, and left out; an untied head is counted."""
     tables = {id(p): p.size for module in model.modules() if isinstance(module, nn.Embedding)
               for p in module.parameters()}
-    n = model.num_parameters() - sum(tables.values())
-    return {"forward": forward, "training": 3 * forward, "six_n": 6 * n}
+    return model.num_parameters() - sum(tables.values())
 
 
 def _forward_graph(model, T):
@@ -170,12 +195,17 @@ def describe_block(model: nn.Module) -> str:
     norm = _NORMS[c.get("normalization", "layernorm")]
     if norm == "RMSNorm" and not c.get("rmsnorm_affine", True):
         norm += " without weights"
+    # A head width of its own (Qwen3's d_head 128 at d_model 1024, 16 heads) is said: the
+    # words would otherwise tell a reader heads of d_model / n_head, and other parameters.
+    d_head = c.get("d_head")
+    width = (f", each of width {d_head}" if d_head is not None and d_head * n_head != c["d_model"]
+             else "")
     if n_kv_head == n_head:
-        attention = f"multi-head attention ({counted(n_head, 'head')})"
+        attention = f"multi-head attention ({counted(n_head, 'head')}{width})"
     else:
         kind = "multi-query" if n_kv_head == 1 else "grouped-query"
         attention = (f"{kind} attention ({counted(n_head, 'query head')}, "
-                     f"{counted(n_kv_head, 'key-value head')})")
+                     f"{counted(n_kv_head, 'key-value head')}{width})")
     positions = c.get("positions") or "learned"
     words = [f"{c['norm']}-norm {norm}",
              f"{_ACTIVATIONS[activation]} feed-forward of width {d_ff}", attention]
@@ -225,10 +255,13 @@ def summary(model: nn.Module, T: int | None = None) -> str:
     lines.append("by part: " + ", ".join(f"{part} {count:,}"
                                          for part, count in parameters_by_part(model).items()))
     flops = flops_per_token(model, T)
+    # Said, as the gap between 6N and the count is the head's product where it is tied.
+    tied = " and the head tied to them" if model.config.get("tie_weights", True) else ""
     lines.append("")
     lines.append(f"FLOPs per token at T={_tokens(model, T)}: forward {flops['forward']:,.0f}, "
                  f"training {flops['training']:,.0f} (counted on the graph); "
-                 f"6N = {flops['six_n']:,.0f}")
+                 f"6N = {flops['six_n']:,.0f}, N = {flops['n']:,} parameters outside the "
+                 f"embeddings{tied}")
     lines.append("forward by part: " + ", ".join(
         f"{part} {count:,.0f}" for part, count in forward_flops_by_part(model, T).items()))
     return Summary("\n".join(lines))
@@ -240,10 +273,15 @@ def counted(n: int, noun: str) -> str:
 
 
 def summary_line(model: nn.Module) -> str:
-    """A model's class, parameter count and sizes, in one line."""
+    """A model's class, parameter count and sizes, in one line. An encoder-decoder's n_layer
+    is of each stack (as torch's nn.Transformer has as many of each), said as such: '2 layers'
+    read as two in all, where it has four."""
     c = model.config
+    layers = counted(c["n_layer"], "layer")
+    if hasattr(model, "encode"):                       # the encoder-decoder, as _forward_graph
+        layers = f"{c['n_layer']:,} encoder and {counted(c['n_layer'], 'decoder layer')}"
     return (f"{type(model).__name__} with {counted(model.num_parameters(), 'parameter')} "
-            f"({counted(c['n_layer'], 'layer')}, {counted(c['n_head'], 'head')}, "
+            f"({layers}, {counted(c['n_head'], 'head')}, "
             f"width {c['d_model']}, context {c['context']})")
 
 
