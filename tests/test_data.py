@@ -125,6 +125,19 @@ def test_a_batch_with_no_rows_or_no_tokens_is_refused():
             data.line_batch(tokens, batch_size, context, 99, 0, rng)
 
 
+def test_a_task_batch_with_no_pairs_is_refused_in_one_line():
+    # A task's batch of size 0 or less failed in numpy's or Python's words: "max() arg is an
+    # empty sequence", "negative dimensions are not allowed".
+    t, rng = Seq2SeqTask("copy", 2, 3, n_train=100, n_val=10), np.random.default_rng(0)
+    for batch_size in (0, -1):
+        with pytest.raises(ValueError, match=f"^batch_size must be a whole number >= 1, got "
+                                             f"{batch_size}$"):
+            t.sample_batch(batch_size, rng)
+    with pytest.raises(ValueError, match=r"^Seq2SeqTask.batch: no pairs to batch; give at "
+                                         r"least one \(source, target\) pair$"):
+        t.batch([])
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_tasks_solve_hold_out_and_batch(task):
     t = Seq2SeqTask(task, min_len=4, max_len=8, n_train=2000, n_val=200, seed=0)

@@ -324,6 +324,9 @@ class Seq2SeqTask:
         """Padded arrays for teacher forcing: src (B, S), tgt_in = <bos> target (B, T), and
         tgt_out = target <eos> (B, T), the next token at every position; PAD fills the rest
         (ignore it in the loss with ignore_index=PAD)."""
+        if not len(pairs):              # padded to the longest of none: max() of nothing
+            raise BadInput("Seq2SeqTask.batch: no pairs to batch; give at least one "
+                           "(source, target) pair")
         src = [self.encode(s) for s, _ in pairs]
         tgt = [self.encode(t) for _, t in pairs]
         return (_pad(src), _pad([[BOS] + t for t in tgt]), _pad([t + [EOS] for t in tgt]))
@@ -331,6 +334,7 @@ class Seq2SeqTask:
     def sample_batch(self, batch_size: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`batch` of `batch_size` training pairs drawn with `rng` (with replacement)."""
+        _check_batch_shape(batch_size, self.context)     # as lm_batch's, in its words
         picks = rng.integers(0, len(self.train), batch_size)
         return self.batch([self.train[i] for i in picks])
 
