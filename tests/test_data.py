@@ -207,6 +207,18 @@ def test_task_examples_and_errors():
     assert Seq2SeqTask.decode([BOS, 5, PAD, 6, EOS, 7]) == "23"
 
 
+@pytest.mark.parametrize("counts, message", [
+    # n_val=-1 held out all but one pair (pairs[:-1]) and trained on that one, without a word
+    (dict(n_val=-1), "n_val must be a whole number >= 0, got -1"),
+    # and no training pairs failed at the first batch, in numpy's words: "high <= 0"
+    (dict(n_train=0), "n_train must be a whole number >= 1, got 0"),
+    (dict(n_train=2.5), "n_train must be a whole number >= 1, got 2.5")])
+def test_a_task_refuses_counts_of_pairs_that_are_not_whole_numbers_in_one_line(counts, message):
+    with pytest.raises(ValueError, match=f"^Seq2SeqTask: {re.escape(message)}$"):
+        Seq2SeqTask("copy", 2, 4, **counts)
+    assert len(Seq2SeqTask("copy", 2, 4, n_val=0).val) == 0         # no validation: allowed
+
+
 @pytest.mark.parametrize("text, char, position", [("12a", "'a'", 2), ("1 2", "' '", 1),
                                                   ("<eos>", "'<'", 0)])
 def test_encoding_a_character_that_is_no_symbol_of_the_tasks_says_which(text, char, position):

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .files import shown
-from .schema import BadInput
+from .schema import BadInput, check_whole
 from .tokenizers import BPETokenizer
 
 # --------------------------------------------------------------------------------------------
@@ -270,6 +270,9 @@ class Seq2SeqTask:
                  n_val: int = 500, seed: int = 0) -> None:
         if name not in TASKS:
             raise BadInput(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+        # A negative n_val held out all but the last pair (pairs[:-1]) and trained on one.
+        check_whole("Seq2SeqTask", 1, n_train=n_train)
+        check_whole("Seq2SeqTask", 0, n_val=n_val)
         if not 2 <= min_len <= max_len:
             raise BadInput(f"task lengths must satisfy 2 <= min_len <= max_len, got "
                            f"{min_len} and {max_len}")
