@@ -185,6 +185,17 @@ def test_lengths_with_too_few_sources_for_both_splits_hold_validation_out_first(
         Seq2SeqTask(task, min_len, max_len, seed=1).val
 
 
+@pytest.mark.parametrize("n_train, n_val", [(9900, 100), (9000, 1000), (5000, 5000)])
+def test_lengths_with_barely_enough_sources_give_as_many_pairs_as_asked(n_train, n_val):
+    # 10,000 sources, as many as asked for or not many more: drawn at random, the last few
+    # were not found within the draws made, and validation came short (33 pairs of 100).
+    t = Seq2SeqTask("copy", 4, 4, n_train=n_train, n_val=n_val, seed=0)
+    assert (len(t.train), len(t.val)) == (n_train, n_val)
+    sources = [source for source, _ in t.train + t.val]
+    assert len(set(sources)) == len(sources)                # none twice, none in both
+    assert Seq2SeqTask("copy", 4, 4, n_train=n_train, n_val=n_val, seed=0).val == t.val
+
+
 def test_a_task_keeps_to_n_train_and_its_batches_draw_every_training_pair():
     # 100 sources, fewer than n_train + n_val: a tenth held out, then n_train of the rest.
     t = Seq2SeqTask("copy", 2, 2, n_train=50, n_val=100, seed=0)
