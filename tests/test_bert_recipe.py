@@ -17,7 +17,7 @@ import tinyautograd as ta
 from cli import main
 from tinyformer.bert import BEGINS, CONTINUES, IGNORE, mask_tokens
 from tinyformer.data import builtin_corpus, line_batch
-from tinyformer.jobs import word_tokens
+from tinyformer.jobs import MaskedLM, word_tokens
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.train import TrainConfig, Trainer
 
@@ -117,6 +117,23 @@ def test_a_random_swap_puts_in_only_ordinary_tokens():
     with pytest.raises(ValueError, match="every id of the vocabulary of 2 is special"):
         mask_tokens(np.full((100, 50), MASK), MASK, 2, special_ids=(PAD,), rate=0.5,
                     rng=np.random.default_rng(4))
+
+
+def test_the_job_never_swaps_in_a_special_token_of_its_tokenizer():
+    # A tokenizer file of `tinyformer tokenize train` has <bos> and <eos> too: the job passed
+    # only <pad> and <mask> as special, and about one random swap in 150 put <bos> or <eos> in.
+    tok = BPETokenizer.train(builtin_corpus(20_000), 300,
+                             special_tokens=["<pad>", "<bos>", "<eos>", "<mask>"])
+    config = TrainConfig(**TINY, iters=1).resolved()
+    job = MaskedLM(config, tok)
+    idx = np.array([tok.encode("eve has a red kite. it rained.")] * 5000)    # (5000, 14)
+    inputs, targets = job.masker(idx, np.random.default_rng(0))
+    swapped = (targets != IGNORE) & (inputs != idx) & (inputs != job.mask_id)
+    # About 2,500 swaps: were <bos> and <eos> two of the 296 ids to swap in, some 17 of them
+    # would be one, and none would be with odds of 1 in 20 million.
+    assert swapped.sum() > 2000
+    specials = [tok.special_id(s) for s in tok.special_tokens]
+    assert not np.isin(inputs[swapped], specials).any()
 
 
 def test_words_end_at_the_edge_of_a_row():

@@ -125,6 +125,19 @@ def test_a_batch_with_no_rows_or_no_tokens_is_refused():
             data.line_batch(tokens, batch_size, context, 99, 0, rng)
 
 
+def test_a_task_batch_with_no_pairs_is_refused_in_one_line():
+    # A task's batch of size 0 or less failed in numpy's or Python's words: "max() arg is an
+    # empty sequence", "negative dimensions are not allowed".
+    t, rng = Seq2SeqTask("copy", 2, 3, n_train=100, n_val=10), np.random.default_rng(0)
+    for batch_size in (0, -1):
+        with pytest.raises(ValueError, match=f"^batch_size must be a whole number >= 1, got "
+                                             f"{batch_size}$"):
+            t.sample_batch(batch_size, rng)
+    with pytest.raises(ValueError, match=r"^Seq2SeqTask.batch: no pairs to batch; give at "
+                                         r"least one \(source, target\) pair$"):
+        t.batch([])
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_tasks_solve_hold_out_and_batch(task):
     t = Seq2SeqTask(task, min_len=4, max_len=8, n_train=2000, n_val=200, seed=0)
@@ -172,6 +185,17 @@ def test_lengths_with_too_few_sources_for_both_splits_hold_validation_out_first(
         Seq2SeqTask(task, min_len, max_len, seed=1).val
 
 
+@pytest.mark.parametrize("n_train, n_val", [(9900, 100), (9000, 1000), (5000, 5000)])
+def test_lengths_with_barely_enough_sources_give_as_many_pairs_as_asked(n_train, n_val):
+    # 10,000 sources, as many as asked for or not many more: drawn at random, the last few
+    # were not found within the draws made, and validation came short (33 pairs of 100).
+    t = Seq2SeqTask("copy", 4, 4, n_train=n_train, n_val=n_val, seed=0)
+    assert (len(t.train), len(t.val)) == (n_train, n_val)
+    sources = [source for source, _ in t.train + t.val]
+    assert len(set(sources)) == len(sources)                # none twice, none in both
+    assert Seq2SeqTask("copy", 4, 4, n_train=n_train, n_val=n_val, seed=0).val == t.val
+
+
 def test_a_task_keeps_to_n_train_and_its_batches_draw_every_training_pair():
     # 100 sources, fewer than n_train + n_val: a tenth held out, then n_train of the rest.
     t = Seq2SeqTask("copy", 2, 2, n_train=50, n_val=100, seed=0)
@@ -192,6 +216,18 @@ def test_task_examples_and_errors():
         Seq2SeqTask("add", min_len=1, max_len=3)         # one digit: no room for a "+"
     # decode reads up to the first <eos>, dropping <pad> and <bos> on the way.
     assert Seq2SeqTask.decode([BOS, 5, PAD, 6, EOS, 7]) == "23"
+
+
+@pytest.mark.parametrize("counts, message", [
+    # n_val=-1 held out all but one pair (pairs[:-1]) and trained on that one, without a word
+    (dict(n_val=-1), "n_val must be a whole number >= 0, got -1"),
+    # and no training pairs failed at the first batch, in numpy's words: "high <= 0"
+    (dict(n_train=0), "n_train must be a whole number >= 1, got 0"),
+    (dict(n_train=2.5), "n_train must be a whole number >= 1, got 2.5")])
+def test_a_task_refuses_counts_of_pairs_that_are_not_whole_numbers_in_one_line(counts, message):
+    with pytest.raises(ValueError, match=f"^Seq2SeqTask: {re.escape(message)}$"):
+        Seq2SeqTask("copy", 2, 4, **counts)
+    assert len(Seq2SeqTask("copy", 2, 4, n_val=0).val) == 0         # no validation: allowed
 
 
 @pytest.mark.parametrize("text, char, position", [("12a", "'a'", 2), ("1 2", "' '", 1),

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .files import shown
-from .schema import BadInput
+from .schema import BadInput, check_whole
 from .tokenizers import BPETokenizer
 
 # --------------------------------------------------------------------------------------------
@@ -262,7 +262,9 @@ class Seq2SeqTask:
 
     Lengths with fewer distinct sources than n_train + n_val asked for have them all, shuffled
     by the seed: validation holds out its share first (n_val, but at most a tenth, as of a
-    text), and training has the rest, up to n_train."""
+    text), and training has the rest, up to n_train. Lengths with fewer than twice as many
+    as asked for are also made all and shuffled, then cut to n_val and n_train: drawn at
+    random, the last few would be found only after very many draws (more than are made)."""
 
     vocab_size = len(SYMBOLS)
 
@@ -270,20 +272,25 @@ class Seq2SeqTask:
                  n_val: int = 500, seed: int = 0) -> None:
         if name not in TASKS:
             raise BadInput(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+        # A negative n_val held out all but the last pair (pairs[:-1]) and trained on one.
+        check_whole("Seq2SeqTask", 1, n_train=n_train)
+        check_whole("Seq2SeqTask", 0, n_val=n_val)
         if not 2 <= min_len <= max_len:
             raise BadInput(f"task lengths must satisfy 2 <= min_len <= max_len, got "
                            f"{min_len} and {max_len}")
         self.name, self.min_len, self.max_len = name, min_len, max_len
         self.n_sources = n_sources(name, min_len, max_len)
-        if self.n_sources >= n_train + n_val:
+        if self.n_sources >= 2 * (n_train + n_val):
             self.train = self._pairs(n_train, np.random.default_rng(seed), exclude=set())
             seen = {source for source, _ in self.train}
             self.val = self._pairs(n_val, np.random.default_rng(seed + 1), exclude=seen)
         else:       # drawing at random would find the last few sources only after many tries
+            # (with n_train 9900 and n_val 100 of 10,000 sources, validation had 33 pairs)
             sources = all_sources(name, min_len, max_len)
             order = np.random.default_rng(seed).permutation(len(sources))
             pairs = [(sources[i], solve(name, sources[i])) for i in order]
-            n_held = min(n_val, len(pairs) // 10)
+            enough = len(pairs) >= n_train + n_val
+            n_held = n_val if enough else min(n_val, len(pairs) // 10)
             self.val, self.train = pairs[:n_held], pairs[n_held:n_held + n_train]
         self.context = task_context(max_len)
 
@@ -324,6 +331,9 @@ class Seq2SeqTask:
         """Padded arrays for teacher forcing: src (B, S), tgt_in = <bos> target (B, T), and
         tgt_out = target <eos> (B, T), the next token at every position; PAD fills the rest
         (ignore it in the loss with ignore_index=PAD)."""
+        if not len(pairs):              # padded to the longest of none: max() of nothing
+            raise BadInput("Seq2SeqTask.batch: no pairs to batch; give at least one "
+                           "(source, target) pair")
         src = [self.encode(s) for s, _ in pairs]
         tgt = [self.encode(t) for _, t in pairs]
         return (_pad(src), _pad([[BOS] + t for t in tgt]), _pad([t + [EOS] for t in tgt]))
@@ -331,6 +341,7 @@ class Seq2SeqTask:
     def sample_batch(self, batch_size: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`batch` of `batch_size` training pairs drawn with `rng` (with replacement)."""
+        _check_batch_shape(batch_size, self.context)     # as lm_batch's, in its words
         picks = rng.integers(0, len(self.train), batch_size)
         return self.batch([self.train[i] for i in picks])
 

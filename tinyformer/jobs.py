@@ -429,7 +429,10 @@ class MaskedLM(LanguageModelling):
         super().__init__(config, tokenizer)
         self.mask_id = tokenizer.token_to_id("<mask>")
         self.pad_id = tokenizer.token_to_id("<pad>")
-        self.special_ids = [tokenizer.token_to_id(s) for s in self.special_tokens]
+        # Every special token of the tokenizer, not only the two BERT needs: a tokenizer file's
+        # <bos> or <eos> is no more a token of the text than <pad> is, and one put in as a
+        # random swap would teach the model to read it (mask_tokens swaps in ordinary ones).
+        self.special_ids = [tokenizer.special_id(s) for s in tokenizer.special_tokens]
         # Runs saved before these two settings existed hid 15% of the tokens one by one.
         self.mask_rate = 0.15 if config.mask_rate is None else config.mask_rate
         in_word = word_tokens(tokenizer) if config.whole_words else None
