@@ -908,11 +908,15 @@ class Trainer:
         for key, value in arrays.items():
             i, name = key.split(".", 1)
             # A moment no step could have written would make the first update NaN, which the
-            # run would blame on the learning rate.
-            if not np.isfinite(value).all() or name == "exp_avg_sq" and (value < 0).any():
+            # run would blame on the learning rate. A step does write a second moment of +inf:
+            # a gradient whose square overflows float32 (an lr far too high, unclipped), which
+            # the update divides into 0 and goes on; the run resumed goes on as exactly.
+            second_moment = name in ("exp_avg_sq", "max_exp_avg_sq")
+            if second_moment and (np.isnan(value).any() or (value < 0).any()) \
+                    or not second_moment and not np.isfinite(value).all():
+                held = "NaN or a negative number" if second_moment else "NaN or Inf"
                 raise CheckpointError(f"{path} holds a damaged optimizer state ({key} holds "
-                                      f"NaN, Inf or, for a second moment, a negative number); "
-                                      f"restore it, or start again with --force")
+                                      f"{held}); restore it, or start again with --force")
             state[int(i)][name] = value
         self.optimizer.load_state_dict({"param_groups": resume["optimizer"]["param_groups"],
                                         "state": state})
