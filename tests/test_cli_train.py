@@ -1588,7 +1588,7 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
         {"0.exp_avg": np.full(a["0.exp_avg"].shape, "x")})),
      ["optimizer-", "holds 0.exp_avg as <U1 data, where a checkpoint holds floating-point"]),
     (lambda d: rewrite_optimizer(d, lambda a: a.update({"0.exp_avg_sq": -a["0.exp_avg_sq"] - 1})),
-     ["optimizer-", "0.exp_avg_sq holds NaN, Inf or, for a second moment, a negative number"]),
+     ["optimizer-", "0.exp_avg_sq holds NaN or a negative number"]),
     (lambda d: rewrite_optimizer(d, lambda a: a["1.exp_avg"].flat.__setitem__(0, np.nan)),
      ["optimizer-", "1.exp_avg holds NaN"]),
     (lambda d: edit_config(d, lambda c: c["resume"]["optimizer"]["state"].pop()),

@@ -724,6 +724,22 @@ def test_a_run_is_finished_running_stopped_or_unknown(tmp_path):
     assert run_status(other)["state"] == "unknown"
 
 
+def test_a_run_that_diverged_is_reported_so_with_the_trainers_advice(tmp_path):
+    """A diverged run's page said "stopped at step 4 of 6 (tinyformer train --resume DIR
+    continues it)": resumed, it diverged again at the same step."""
+    run = write_run(tmp_path / "run", 4, iters=6)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["diverged"] = {"step": 5, "error": "the loss became nan at step 5; lower --lr"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert run_status(run) == {"state": "diverged", "step": 4, "iters": 6,
+                               "diverged": manifest["diverged"]}
+    page = metrics_page(run)
+    assert ('class="status diverged">diverged: the loss became nan at step 5; lower --lr, with '
+            'the run&#x27;s other settings, in a new run: `tinyformer train --out '
+            f'{run} --force ...` replaces this one</span>') in page.html
+    assert "--resume" not in page.html
+
+
 def test_the_report_holds_the_runs_curves_and_reloads_only_while_it_runs(tmp_path):
     run = write_run(tmp_path / "run", 6, iters=10, lock="held", extra={"grad_norm": 0.5})
     page = metrics_page(run, refresh=2)

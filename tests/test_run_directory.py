@@ -170,6 +170,73 @@ def test_a_run_that_died_before_its_first_checkpoint_can_be_continued(tmp_path, 
     assert json.loads((out / "config.json").read_text())["step"] == 2
 
 
+# Unclipped, with no warmup, at an lr far too large: the loss of step 2 is NaN (of step 6, at
+# --lr 1e4, after the checkpoint of step 4). The run is exactly deterministic: resumed, it takes
+# the same steps to the same NaN.
+DIVERGES_AT_STEP_2 = [*TINY, "--lr", "1e9", "--clip", "0", "--warmup", "0", "--iters", 10,
+                      "--threads", 1]
+DIVERGES_AFTER_A_CHECKPOINT = [*TINY, "--lr", "1e4", "--clip", "0", "--warmup", "0",
+                               "--iters", 10, "--eval-every", 2, "--threads", 1]
+
+
+def test_a_run_that_diverged_before_its_first_checkpoint_says_so_and_to_start_a_new_one(
+        tmp_path):
+    """The commands that load a model, and a new run without --force, said it stopped before
+    its first checkpoint and that `train --resume` starts it again, which diverged again at
+    the same step: they say it diverged, with the trainer's own advice for a new run."""
+    out = tmp_path / "run"
+    diverged = one_line_error(tinyformer("train", *DIVERGES_AT_STEP_2, "--out", out),
+                              "the loss became nan at step 2; lower --lr")
+    problem = diverged.removeprefix("Error: ")               # the trainer's message, as said
+    assert json.loads((out / "manifest.json").read_text())["diverged"] == {
+        "step": 2, "error": problem.split(", with the run's other settings")[0]}
+    for command in (["generate"], ["attention", "--prompt", "a"], ["lens", "--prompt", "a"],
+                    ["graph", "--prompt", "a"]):
+        line = one_line_error(tinyformer(*command, "--checkpoint", out),
+                              f"{str(out)!r} is a run that diverged before its first "
+                              f"checkpoint, so there is no model to load: {problem}")
+        assert "--resume" not in line
+    one_line_error(tinyformer("train", "--resume", out),
+                   f"the run in {str(out)!r} diverged, and resuming it would repeat the same "
+                   f"steps to the same end: {problem}")
+    one_line_error(tinyformer("train", *TINY, "--iters", 2, "--out", out),
+                   "holds a run that diverged at step 2", "--force")
+    command = problem.split("`")[1]            # the advice: tinyformer train --out DIR --force
+    assert command == f"tinyformer train --out {out} --force ..."
+    result = tinyformer(*command.split()[1:-1], *TINY, "--lr", "0.01", "--iters", 2)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "manifest.json").read_text())["diverged"] is None
+    assert tinyformer("generate", "--checkpoint", out, "--max-new-tokens", 2).exit_code == 0
+
+
+def test_a_run_that_diverged_after_a_checkpoint_is_not_resumed_into_the_same_divergence(
+        tmp_path):
+    """Resumed from its checkpoint of step 4, the run repeated steps 5 and 6 to the same NaN:
+    --resume says it diverged and what to change, and that checkpoint still generates."""
+    out = tmp_path / "run"
+    result = tinyformer("train", *DIVERGES_AFTER_A_CHECKPOINT, "--out", out)
+    assert result.exit_code == 2, result.output       # after six progress lines
+    problem = result.stderr.strip().splitlines()[-1].removeprefix("Error: ")
+    assert problem.startswith("the loss became nan at step 6; lower --lr"), problem
+    before = files(out)
+    one_line_error(tinyformer("train", "--resume", out),
+                   f"diverged, and resuming it would repeat the same steps to the same end: "
+                   f"{problem} (its checkpoint of step 4, from before, still loads; another "
+                   f"--out keeps it)")
+    assert files(out) == before                                     # nothing replayed
+    assert rundir.run_status(out)["state"] == "diverged"
+    result = tinyformer("generate", "--checkpoint", out, "--max-new-tokens", 2)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_manifests_record_of_a_divergence_is_checked_as_the_rest(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"format": "tinyformer-run", "version": 1, "owns": [], "checkpoint": None,
+         "diverged": {"step": "2", "error": "the loss became nan at step 2"}}))
+    with pytest.raises(ValueError, match="manifest.json is damaged"):
+        rundir.read_manifest(tmp_path)
+
+
 def test_a_run_killed_before_its_first_checkpoint_can_be_replaced(tmp_path):
     """A real process, killed: the run's files and its lock are left behind. --force clears
     them (the stale lock is taken over, with a note), and keeps the user's file."""

@@ -1231,6 +1231,24 @@ def test_an_update_that_makes_the_weights_nan_stops_before_it_is_evaluated_or_sa
     assert metrics(tmp_path)[-1]["step"] == step
 
 
+def test_a_checkpoint_whose_second_moments_overflowed_resumes_as_the_run_goes_on(tmp_path):
+    # Unclipped at --lr 1e4, gradients whose square overflows float32 make some of AdamW's
+    # second moments +inf by step 4, with the weights and loss still finite: the update divides
+    # into 0 there, and the run goes on. Its checkpoint was refused as a damaged optimizer state.
+    settings = dict(TINY, lr=1e4, clip=0.0, warmup=0, iters=10, eval_every=100)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(4):
+            trainer.train_step()
+    assert any(np.isposinf(state["exp_avg_sq"]).any()
+               for state in trainer.optimizer.state.values())
+    trainer.save()
+    trainer.close()
+    resumed = Trainer.resume(str(tmp_path), log=quiet)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert resumed.train_step().loss == trainer.train_step().loss
+
+
 def test_a_run_diverging_with_a_weight_decay_too_large_for_its_lr_is_told_to_lower_it(tmp_path):
     # AdamW multiplies each weight by 1 - lr * weight_decay a step: 1 - 0.01 * 1e4 = -99 flips
     # the weights' sign and grows them, which a lower --lr or a warmup only delays.

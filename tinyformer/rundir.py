@@ -5,7 +5,8 @@
                            the parameters frozen at its first step), and its tokens.bin's
                            length and SHA-256 and its tokenizer.json's, to start it again
                            on them; the step of its last checkpoint, and of the one being
-                           written
+                           written; and, where it diverged, the step and the trainer's
+                           message (`--resume` would only repeat it)
         run.lock           there while a process trains here; holds that process's id
         config.json        the checkpoint: the model's class and arguments (and the
                            modules of your own in it), the training settings, the step,
@@ -142,10 +143,14 @@ def read_manifest(directory: StrPath) -> dict[str, Any] | None:
             if problem:
                 raise RunDirectoryError(problem)
         owns, step = manifest["owns"], manifest.get("checkpoint")
+        diverged = manifest.get("diverged")
         # A list of names: a string would pass as the list of its characters.
         if manifest.get("format") == FORMAT and isinstance(owns, list) \
                 and all(isinstance(n, str) for n in owns) \
-                and (step is None or type(step) is int):
+                and (step is None or type(step) is int) \
+                and (diverged is None or isinstance(diverged, dict)
+                     and type(diverged.get("step")) is int
+                     and isinstance(diverged.get("error"), str)):
             return manifest
     except RunDirectoryError:
         raise
@@ -183,6 +188,8 @@ class RunDirectory:
         self.tokenizer_sha256 = None
         self.checkpoint = None          # the step of the last complete checkpoint, if any
         self.writing = None             # the step of the checkpoint being written, if any
+        # Where the run diverged: {"step": N, "error": the trainer's message}, else None.
+        self.diverged = None
         self.has_manifest = False
         self._lock = None
         self.taken_over = False         # from a writer that stopped without releasing it
@@ -421,6 +428,7 @@ class RunDirectory:
         self.tokenizer_sha256 = manifest.get("tokenizer_sha256")
         self.checkpoint = recorded_checkpoint(self.path, manifest)
         self.writing = self.checkpoint
+        self.diverged = manifest.get("diverged")
 
     def _adopt_checkpoint(self):
         """A run written before manifests existed: its config.json lists its checkpoint's
@@ -438,12 +446,21 @@ class RunDirectory:
 
     def write_manifest(self) -> None:
         """Write what the run owns and records (its settings, data, tokenizer's digest,
-        checkpoint, and what it is writing) to its manifest, all or nothing."""
+        checkpoint, what it is writing, and where it diverged) to its manifest, all or
+        nothing."""
         with atomic_write(self.file(MANIFEST)) as f:
             json.dump({"format": FORMAT, "version": VERSION, "owns": sorted(self.owned),
                        "settings": self.settings, "data": self.data,
                        "tokenizer_sha256": self.tokenizer_sha256,
-                       "checkpoint": self.checkpoint, "writing": self.writing}, f, indent=1)
+                       "checkpoint": self.checkpoint, "writing": self.writing,
+                       "diverged": self.diverged}, f, indent=1)
+
+    def record_divergence(self, step: int, error: str) -> None:
+        """Record that the run diverged at `step`, with the trainer's message `error`: the run
+        is exactly deterministic, so --resume would only repeat the same steps to the same
+        end, and what reads the run says so instead (divergence_advice)."""
+        self.diverged = {"step": step, "error": error}
+        self.write_manifest()
 
     def own(self, names: Collection[str]) -> None:
         """Record `names` as the run's, before they are written."""
@@ -529,6 +546,10 @@ class RunDirectory:
             if self.has_manifest and self.has_finished():
                 raise RunDirectoryError(f"--out {here!r} holds a finished run; give another "
                                         f"--out, or --force to replace it")
+            if self.has_manifest and self.diverged:
+                raise RunDirectoryError(f"--out {here!r} holds a run that diverged at step "
+                                        f"{self.diverged['step']}; give another --out, or "
+                                        f"--force to replace it")
             if self.has_manifest and self.has_checkpoint():
                 raise RunDirectoryError(f"--out {here!r} holds a run; continue it with "
                                         f"{resume}, or give --force to replace it")
@@ -582,6 +603,7 @@ class RunDirectory:
         that a stop part way through leaves the new run, which --resume starts again."""
         new = set(new)
         self.settings, self.data, self.checkpoint = settings, data, None
+        self.diverged = None                           # the previous run's
         self.writing = None                            # the previous run's config.json is not
         self.tokenizer_sha256 = None                   # save_tokenizer records the new one
         self.write_manifest()
@@ -746,6 +768,11 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
             raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "
                                   f"yet; wait for its first (every --checkpoint-every steps, "
                                   f"--eval-every by default) and try again")
+        diverged = recorded_divergence(directory)
+        if diverged:                      # --resume would diverge again, as exactly
+            raise CheckpointError(f"{directory!r} is a run that diverged before its first "
+                                  f"checkpoint, so there is no model to load: "
+                                  f"{new_run_advice(directory, diverged['error'])}")
         raise CheckpointError(f"{directory!r} is a run that stopped before its first "
                               f"checkpoint, so there is no model to load; "
                               f"`{command_line('train', '--resume', directory)}` starts it again")
@@ -798,6 +825,24 @@ def before_first_checkpoint(directory: StrPath) -> bool:
     except (OSError, ValueError):
         return False
     return manifest is not None and manifest.get("checkpoint") is None
+
+
+def recorded_divergence(directory: StrPath) -> dict[str, Any] | None:
+    """Where the run in `directory` diverged, as its manifest records it ({"step": N, "error":
+    the trainer's message}); None where it did not, or there is no run's manifest to tell."""
+    try:
+        manifest = read_manifest(directory)
+    except (OSError, ValueError):
+        return None
+    return manifest.get("diverged") if manifest is not None else None
+
+
+def new_run_advice(directory: StrPath, problem: str) -> str:
+    """`problem` (what stopped the run in `directory`, and which settings to change: the
+    trainer's message) said as advice to start a new run in its place: the run's own settings
+    would meet it again, so --resume cannot help."""
+    return (f"{problem}, with the run's other settings, in a new run: "
+            f"`{command_line('train', '--out', directory, '--force')} ...` replaces this one")
 
 
 def holds_pretrained_weights(directory: StrPath) -> bool:
@@ -1109,22 +1154,30 @@ def is_training(path: StrPath) -> bool:
 
 def run_status(path: StrPath, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Where the run in directory `path` stands, as a dict: `step` (the last step in its
-    metrics), `iters` (the steps it plans, from manifest.json; None without one) and `state`:
+    metrics), `iters` (the steps it plans, from manifest.json; None without one), `state`:
 
         finished   it has trained all its planned steps
         running    a process is training in it now
-        stopped    neither: interrupted or killed; `tinyformer train --resume` continues it
+        diverged   it stopped as its loss (or gradient, or weights) became NaN or infinite;
+                   resuming would repeat that, so `diverged` holds its manifest's record
+                   (the step, and the trainer's message: what to change in a new run)
+        stopped    none of those: interrupted or killed; `tinyformer train --resume`
+                   continues it
         unknown    no manifest.json (a metrics file on its own): nothing tells
     """
     if records is None:
         records = read_metrics(os.path.join(path, METRICS))
     step = records[-1]["step"]
     try:
-        iters = read_manifest(path)["settings"]["iters"]
+        manifest = read_manifest(path)
+        iters = manifest["settings"]["iters"]
     except (OSError, ValueError, KeyError, TypeError):      # TypeError: no manifest (None)
         iters = None
     if not (isinstance(iters, int) and not isinstance(iters, bool)):
         return {"state": "unknown", "step": step, "iters": None}
+    if step < iters and not is_training(path) and manifest.get("diverged"):
+        return {"state": "diverged", "step": step, "iters": iters,
+                "diverged": manifest["diverged"]}
     state = "finished" if step >= iters else "running" if is_training(path) else "stopped"
     return {"state": state, "step": step, "iters": iters}
 

@@ -59,8 +59,8 @@ from .resources import (AdaptiveThreads, FixedThreads, blas_threads, check_memor
                         freed_memory_kept, step_threads)
 from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, CheckpointError,
                      RunDirectory, RunDirectoryInUse, append_metrics, array_shapes,
-                     check_checkpoint_file, checkpoint_files, load_arrays, save_checkpoint,
-                     sha256, staged, truncate_metrics)
+                     check_checkpoint_file, checkpoint_files, load_arrays, new_run_advice,
+                     save_checkpoint, sha256, staged, truncate_metrics)
 from .schema import BadInput, Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
 from .summary import counted
@@ -455,7 +455,8 @@ class Trainer:
                model: Model | None = None) -> Trainer:
         """The run saved in `directory`, ready to continue where its checkpoint left off (`log` as
         start's). A run that stopped before its first checkpoint starts again, with its settings, on
-        the tokens it wrote where they are intact (tokens_written).
+        the tokens it wrote where they are intact (tokens_written). A run that diverged is
+        refused (CheckpointError, saying what to change in a new run): it would diverge again.
 
         `model`: the model of your own a run was started with (`start`'s), built the same
         way again: the checkpoint's weights are loaded into it. A run that records modules of
@@ -467,6 +468,15 @@ class Trainer:
         directory = os.fspath(directory)            # a pathlib.Path is named as its text
         run = RunDirectory.claim(directory, log)
         try:
+            if run.diverged:
+                # The run is exactly deterministic: from its checkpoint (or from step 0) it
+                # would take the same steps again, to the same divergence.
+                kept = (f" (its checkpoint of step {run.checkpoint}, from before, still loads; "
+                        f"another --out keeps it)" if run.has_checkpoint() else "")
+                raise CheckpointError(
+                    f"the run in {directory!r} diverged, and resuming it would repeat the same "
+                    f"steps to the same end: {new_run_advice(directory, run.diverged['error'])}"
+                    f"{kept}")
             if run.has_manifest and not run.has_checkpoint():
                 settings = dict(run.settings or {})
                 own = settings.pop(OWN_MODULES, [])
@@ -649,6 +659,9 @@ class Trainer:
         lets the steps' own timing choose, again and again as the machine's load changes
         (resources.AdaptiveThreads).
 
+        A run that diverges raises FloatingPointError (saying what to change), and its manifest
+        records where (RunDirectory.record_divergence): resuming it would only diverge again.
+
         Called again after a stop (a notebook's cell run again), it goes on from its step,
         holding the run directory again meanwhile; after an exception in the middle of a step
         (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
@@ -662,6 +675,14 @@ class Trainer:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"), \
                     self.running(threads) as (chooser, workers):
                 return self._loop(chooser, workers)
+        except FloatingPointError as diverged:
+            # Recorded in the run, as it still holds the lock: the run is exactly
+            # deterministic, so resuming it would repeat these steps to the same end, and
+            # what reads the run says so instead. (A disk too full to record it loses only
+            # the record: the message says what happened.)
+            with contextlib.suppress(OSError):
+                self.run.record_divergence(self.step, str(diverged))
+            raise
         finally:
             self.close()
 
@@ -887,11 +908,15 @@ class Trainer:
         for key, value in arrays.items():
             i, name = key.split(".", 1)
             # A moment no step could have written would make the first update NaN, which the
-            # run would blame on the learning rate.
-            if not np.isfinite(value).all() or name == "exp_avg_sq" and (value < 0).any():
+            # run would blame on the learning rate. A step does write a second moment of +inf:
+            # a gradient whose square overflows float32 (an lr far too high, unclipped), which
+            # the update divides into 0 and goes on; the run resumed goes on as exactly.
+            second_moment = name in ("exp_avg_sq", "max_exp_avg_sq")
+            if second_moment and (np.isnan(value).any() or (value < 0).any()) \
+                    or not second_moment and not np.isfinite(value).all():
+                held = "NaN or a negative number" if second_moment else "NaN or Inf"
                 raise CheckpointError(f"{path} holds a damaged optimizer state ({key} holds "
-                                      f"NaN, Inf or, for a second moment, a negative number); "
-                                      f"restore it, or start again with --force")
+                                      f"{held}); restore it, or start again with --force")
             state[int(i)][name] = value
         self.optimizer.load_state_dict({"param_groups": resume["optimizer"]["param_groups"],
                                         "state": state})

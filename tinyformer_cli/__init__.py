@@ -34,7 +34,7 @@ from tinyformer import files, parallel, resources, stops
 from tinyformer.pretrained import PretrainedError
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
-from tinyformer.rundir import CheckpointError, check_not_a_run_file
+from tinyformer.rundir import CheckpointError, check_not_a_run_file, new_run_advice
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, BadInput, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (EncodeError, check_training, compression_of,
@@ -950,9 +950,7 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
             raise
     # Settings that diverge, or a BERT that can hide nothing: resuming would fail again.
     except (FloatingPointError, NothingToHide) as e:
-        raise InputError(f"{e}, with the run's other settings, in a new run: "
-                         f"`{files.command_line('train', '--out', directory, '--force')} ...` "
-                         f"replaces this one") from None
+        raise InputError(new_run_advice(directory, str(e))) from None
     # A full disk, say: the run keeps its last checkpoint (or starts again), and goes on from
     # there once the cause is put right; the same command again would be refused.
     except OSError as e:

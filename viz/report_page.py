@@ -28,7 +28,8 @@ from typing import Callable
 from tinyformer.files import StrPath, command_line
 
 from .html import Page, number, page
-from tinyformer.rundir import is_finite_number, is_training, read_metrics, run_status
+from tinyformer.rundir import (is_finite_number, is_training, new_run_advice, read_metrics,
+                               run_status)
 from tinyformer.summary import counted
 
 from .plots import (EXTRA_FIGURES, LOSSES, _is_number, _read_run_metrics, _run_paths,
@@ -124,10 +125,13 @@ def _has_a_step(metrics_path):
 
 def _body(title, status, data, run_dir):
     step, iters = status["step"], status["iters"]
+    diverged = status.get("diverged")
     said = {"finished": f"finished: {step:,} of {counted(iters, 'step')}" if iters else "",
             "running": f"running: step {step:,} of {iters or 0:,}",
             "stopped": f"stopped at step {step:,} of {iters or 0:,} "
                        f"({command_line('train', '--resume', run_dir)} continues it)",
+            # resuming would diverge again: the trainer's advice, for a new run
+            "diverged": diverged and f"diverged: {new_run_advice(run_dir, diverged['error'])}",
             "unknown": counted(step, "step")}[status["state"]]
     if data["refresh"]:
         said += f"; this page reloads every {data['refresh']:g} s"
