@@ -225,7 +225,7 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--example", "mlp", "--depth", "0", "--out", "g.html"], "give --depth 1 or more"),
     # fewer places than the example's parameters: their dL/d boxes alone, unconnected
     (["--example", "gpt", "--max-nodes", "12"], "or use --depth to fold modules"),
-    (["--checkpoint", "no-such-run", "--prompt", "hi"], "is not a directory"),
+    (["--checkpoint", "no-such-run", "--prompt", "hi"], "does not exist"),
     (["--checkpoint", "RUN:gpt"], "--checkpoint needs --prompt"),
     (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
     (["--checkpoint", "RUN:gpt", "--prompt", ""], "--prompt is empty"),
