@@ -22,7 +22,7 @@ from tinyformer.schema import BadInput
 from tinyformer.summary import counted
 from tinyformer.tokenizers import Tokenizer
 
-from .attention import AttentionMap, attention_figure
+from .attention import MAX_TOKENS, AttentionMap, attention_figure
 from .attention_page import attention_page
 from .examples import Example, check_example, example, prepare_checkpoint_step
 from .graph import (PNG_SIDE_LIMIT, at_png_limit, draw_backward, draw_graph, render,
@@ -139,19 +139,20 @@ def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, 
 
 def write_lens(out_path: str, table: Lens, tokens: list[str], tokenizer: Tokenizer,
                run_dir: str = "", source: str | None = None,
-               log: Callable[[str], None] = print) -> str:
+               log: Callable[[str], None] = print, max_positions: int = MAX_TOKENS) -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
     says) or a page. `source`: an encoder-decoder's prompt, named in the title, as its rows
     are the translation and the source is nowhere else in the picture. `log` hears a note
-    naming the characters of a picture that no installed font has."""
+    naming the characters of a picture that no installed font has. A picture shows the last
+    `max_positions` positions at most (lens_figure's), a page every one."""
     title = f"{run_name(run_dir)}: the logit lens"
     if source is not None:
         title += f", translating {source!r}"      # as write_attention's
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     fmt = figure_format("write_lens", out_path)          # before the drawing: fail fast
-    return _save(lambda: lens_figure(table, tokens, tokenizer, title=title), out_path, fmt, 120,
-                 log)
+    return _save(lambda: lens_figure(table, tokens, tokenizer, title=title,
+                                     max_positions=max_positions), out_path, fmt, 120, log)
 
 
 SHOWN_CHARACTERS = 20       # the note names the first few of a picture's undrawn characters
