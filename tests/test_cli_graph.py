@@ -225,7 +225,7 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--example", "mlp", "--depth", "0", "--out", "g.html"], "give --depth 1 or more"),
     # fewer places than the example's parameters: their dL/d boxes alone, unconnected
     (["--example", "gpt", "--max-nodes", "12"], "or use --depth to fold modules"),
-    (["--checkpoint", "no-such-run", "--prompt", "hi"], "is not a directory"),
+    (["--checkpoint", "no-such-run", "--prompt", "hi"], "does not exist"),
     (["--checkpoint", "RUN:gpt"], "--checkpoint needs --prompt"),
     (["--checkpoint", "RUN:gpt", "--prompt", "e"], "at least 2 tokens"),
     (["--checkpoint", "RUN:gpt", "--prompt", ""], "--prompt is empty"),
@@ -241,7 +241,8 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
      "--prompt has 22 tokens; this model reads at most 11: shorten it"),
     # A GPT's step reads its context and one more token, the last target; a BERT its context.
     (["--checkpoint", "RUN:gpt", "--prompt", "a" * 18],
-     "--prompt has 18 tokens; this model reads at most 17: shorten it"),
+     "--prompt has 18 tokens; this model reads at most 17 (its context, 16, and one "
+     "target): shorten it"),
     (["--checkpoint", "RUN:bert", "--prompt", "a" * 17],
      "--prompt has 17 tokens; this model reads at most 16: shorten it"),
 ])
@@ -290,7 +291,7 @@ def test_a_prompt_as_long_as_the_step_reads_is_drawn_whole(runs, kind, most):
     assert model.context + (kind == "gpt") == most
     step = checkpoint_step(model, tokenizer, saved, "a" * most)
     assert step.loss.shape == ()
-    with pytest.raises(ValueError, match=f"has {most + 1} tokens; .* at most {most}:"):
+    with pytest.raises(ValueError, match=f"has {most + 1} tokens; .* at most {most}[ :]"):
         checkpoint_step(model, tokenizer, saved, "a" * (most + 1))
 
 
@@ -402,6 +403,62 @@ def test_a_png_too_big_to_read_is_noted_whatever_the_case_of_its_suffix(tmp_path
     viz.write.write_graph(str(tmp_path / "chain.PNG"), Example(x.tanh().sum(), ta.nn.Module(), {}),
                           log=notes.append)
     assert len(notes) == 1 and "too big for a PNG" in notes[0]
+
+
+@pytest.mark.parametrize("suffix, noted", [(".png", True), (".pdf", True), (".svg", False)])
+@pytest.mark.parametrize("what", ["forward", "backward"])
+def test_a_graphs_title_in_characters_no_font_has_is_a_note_as_the_other_pictures_say(
+        tmp_path, monkeypatch, suffix, noted, what):
+    # A run named in Chinese, or with an emoji, showed boxes in the title of a PNG with no
+    # word said, where attention, lens and plot name the characters no font has. dot draws a
+    # PNG's and a PDF's text itself; an SVG's is drawn by whatever shows it.
+    import viz.graph
+    import viz.write
+    from viz.examples import Example
+    monkeypatch.setattr(viz.write, "render", lambda dot, out_path: out_path)
+    monkeypatch.setattr(viz.write, "at_png_limit", lambda path: False)
+    monkeypatch.setattr(viz.graph, "font_characters", lambda: [(0x20, 0x7e), (0xa0, 0x17f)])
+    x = ta.Tensor(np.ones(2), requires_grad=True)
+    out = str(tmp_path / f"g{suffix}")
+
+    def notes_of(title):
+        notes = []
+        viz.write.write_graph(out, Example(x.tanh().sum(), ta.nn.Module(), {"x": x}), what,
+                              title=title, log=notes.append)
+        return notes
+    notes = notes_of("运行 café 😀\u200d: the graph of the loss on 'eve'")
+    if not noted:
+        assert notes == []
+        return
+    # Each character once, in order; é is in a font, and so are spaces and the joiner drawn
+    # as nothing; the words are those of the matplotlib pictures' note.
+    assert notes == [f"note: no installed font has 运行😀, drawn as boxes in {out}; install "
+                     f"fonts that do (Debian or Ubuntu: apt install fonts-noto-core "
+                     f"fonts-noto-cjk fonts-symbola) and draw it again, or write a page "
+                     f"(.html), which the browser draws with its own fonts"]
+    assert notes_of("the mlp example: its loss's graph") == []
+    monkeypatch.setattr(viz.graph, "font_characters", lambda: None)     # no fc-list to ask
+    assert notes_of("运行") == []
+
+
+def test_the_characters_of_the_installed_fonts_are_read_from_fontconfig(monkeypatch):
+    import subprocess
+
+    import viz.graph
+    listing = "20-7e a0-17f 192\n4e00-9fff 3000\n"
+
+    def fc_list(command, **settings):
+        assert command == ["fc-list", "--format", "%{charset}\n"]
+        return subprocess.CompletedProcess(command, 0, listing, "")
+    monkeypatch.setattr(viz.graph.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(viz.graph.subprocess, "run", fc_list)
+    assert viz.graph.font_characters() == [(0x20, 0x7e), (0xa0, 0x17f), (0x192, 0x192),
+                                           (0x4e00, 0x9fff), (0x3000, 0x3000)]
+    assert viz.graph.unshown_in_graph("a 中文、ƒ ∑ 😀") == "、∑😀"
+    listing = "not a range\n"
+    assert viz.graph.font_characters() is None and viz.graph.unshown_in_graph("∑") == ""
+    monkeypatch.setattr(viz.graph.shutil, "which", lambda name: None)
+    assert viz.graph.font_characters() is None
 
 
 @needs_dot

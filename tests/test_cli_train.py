@@ -1672,7 +1672,7 @@ def test_resume_takes_a_checkpoint_saved_before_the_optimizer_had_amsgrad_and_ma
 def test_generate_refuses_bad_requests(gpt_run, task_run, tmp_path):
     out, _ = gpt_run
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "nope"),
-                       "is not a directory")
+                       "does not exist")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "Ünïcode"),
                        "--prompt cannot be encoded: cannot encode 'Ü' (U+00DC LATIN CAPITAL "
                        "LETTER U WITH DIAERESIS) at position 0")

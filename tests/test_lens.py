@@ -431,6 +431,62 @@ def test_the_picture_keeps_every_label_inside_it_however_few_the_positions(posit
     assert_every_text_inside(figure)
 
 
+def test_the_picture_of_a_long_prompt_shows_its_last_positions_and_says_how_many_are_left_out():
+    # A row a position and no cap: 1,000 tokens made a PNG 38,508 pixels tall (20 s to draw),
+    # which many viewers refuse; attention shows the last 48 of a long prompt, and so does this.
+    from tinyformer.lens import Lens
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.attention import MAX_TOKENS
+    from viz.lens import lens_figure
+    T = MAX_TOKENS + 12
+    probs = np.linspace(0.01, 0.99, T)
+    lens = Lens(rows=["embed", "layer 1"], top_ids=np.tile(np.arange(T) % 3, (2, 1))[..., None],
+                top_probs=np.tile(probs, (2, 1))[..., None])
+    tokens = [f"t{t}" for t in range(T)]
+    figure = lens_figure(lens, tokens, CharTokenizer("abc"), title="run: the lens")
+    ax = figure.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == tokens[12:]
+    np.testing.assert_array_equal(ax.images[0].get_array()[:, 0], probs[12:])
+    assert {text.get_position(): text.get_text() for text in ax.texts}[0, 0] == "a"  # t12 % 3
+    assert " ".join(ax.get_title().split()) == (
+        f"run: the lens (showing the last {MAX_TOKENS} of {T} positions: the first 12 are left "
+        f"out (a page, .html, shows them all))")
+    assert_every_text_inside(figure)
+    # As many as it may show: all of them, and no note.
+    ax = lens_figure(lens, tokens, CharTokenizer("abc"), title="run", max_positions=T).axes[0]
+    assert len(ax.get_yticklabels()) == T and ax.get_title() == "run"
+    with pytest.raises(ValueError, match="max_positions must be at least 1, got 0"):
+        lens_figure(lens, tokens, CharTokenizer("abc"), max_positions=0)
+
+
+@pytest.mark.parametrize("kind, shown", [("gpt", 48), ("bert", 60)])
+def test_the_commands_picture_shows_a_gpts_last_48_positions_and_a_berts_up_to_128(
+        tmp_path, kind, shown):
+    # As attention draws their maps: what a GPT predicts next is read at its last positions,
+    # and a BERT's <mask> may be anywhere in the prompt. A page keeps every position.
+    out = tmp_path / kind
+    result = tinyformer("train", "--model", kind, "--n-layer", 1, "--n-head", 1, "--d-model", 8,
+                        "--context", 64, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
+                        "--out", out)
+    assert result.exit_code == 0, result.output
+    prompt = "eve has a red kite. the kite of eve is red. it rained on the kite."[:60]
+    captured = {}
+
+    def save_figure(figure, *args):
+        captured["rows"] = len(figure.axes[0].get_yticklabels())
+    import viz.write
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(viz.write, "save_figure", save_figure)
+        result = tinyformer("lens", "--checkpoint", out, "--prompt", prompt,
+                            "--out", tmp_path / "lens.png")
+    assert result.exit_code == 0, result.output
+    assert captured["rows"] == shown
+    result = tinyformer("lens", "--checkpoint", out, "--prompt", prompt,
+                        "--out", tmp_path / "lens.html")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "lens.html").read_text().count('<th class="token">') == 60
+
+
 def test_the_picture_keeps_a_long_run_names_whole_title_inside_it():
     # The run's name, as long as a sweep names its runs, ran off both edges.
     from tinyformer.lens import Lens

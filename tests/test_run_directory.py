@@ -613,6 +613,28 @@ def test_a_checkpoints_file_given_for_its_directory_is_told_to_give_the_director
     assert not (tmp_path / "exported").exists()
 
 
+@pytest.mark.parametrize("command", [["generate"], ["attention", "--prompt", "eve"],
+                                     ["lens", "--prompt", "eve"], ["graph", "--prompt", "eve"],
+                                     ["export", "--out", "exported"], ["train"]])
+def test_a_directory_that_is_not_there_is_said_not_to_exist_and_a_file_to_be_a_file(
+        tmp_path, monkeypatch, command):
+    """One wording in every command that takes a run's directory: a missing path "does not
+    exist" (it read "is not a directory", which sends the user to look at a path that is not
+    there), a file "is a file, not a directory", a path through a file names that file."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a run")
+    option = "--resume" if command == ["train"] else "--checkpoint"
+    shown = "--resume" if command == ["train"] else "checkpoint"
+    for given, why in [("nope", "'nope' does not exist"),
+                       ("notes.txt", "'notes.txt' is a file, not a directory"),
+                       (os.path.join("notes.txt", "run"),
+                        f"{os.path.join('notes.txt', 'run')!r}: "
+                        f"{str(tmp_path / 'notes.txt')!r} is a file, not a directory")]:
+        line = one_line_error(tinyformer(command[0], option, given, *command[1:]))
+        assert line.startswith(f"Error: {shown} {why}; give "), line
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
 def test_resuming_a_run_one_may_only_read_says_to_copy_it_and_the_copy_resumes(run, tmp_path,
                                                                             monkeypatch):
     """Another's run, readable but not writable (root writes anywhere: the lock file's open

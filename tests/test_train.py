@@ -785,7 +785,7 @@ def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
 
 def test_a_run_directory_given_as_a_path_is_named_as_its_text(tmp_path):
     # Not as "PosixPath('runs/x')", which is no path a user can type.
-    with pytest.raises(RunDirectoryError, match=r"^--resume '[^']*nope' is not a directory"):
+    with pytest.raises(RunDirectoryError, match=r"^--resume '[^']*nope' does not exist"):
         Trainer.resume(tmp_path / "nope", log=quiet)
     run(tmp_path / "done", **TINY, iters=1)
     with pytest.raises(RunDirectoryError, match=r"^--out '[^']*done' holds a finished run"):

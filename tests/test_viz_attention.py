@@ -625,7 +625,7 @@ def test_plot_grid_grows_with_layers_and_long_prompts_are_cropped(tmp_path):
 
 
 BAD = {
-    "no checkpoint": ("missing", PROMPTS["gpt"], [], "is not a directory"),
+    "no checkpoint": ("missing", PROMPTS["gpt"], [], "does not exist"),
     "not a checkpoint": ("empty", PROMPTS["gpt"], [], "no config.json"),
     "unknown character": ("gpt", "eve has a €", [], "cannot be encoded"),
     "empty prompt": ("gpt", "", [], "empty"),

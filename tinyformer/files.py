@@ -347,6 +347,22 @@ def broken_link(path: StrPath) -> str | None:
             f"`cp -r` keeps its links into the cache: copy it with `cp -rL`)")
 
 
+def not_a_directory(path: StrPath) -> str:
+    """What is wrong with `path`, which names no directory, said after the option or word
+    that names it ("checkpoint 'x' does not exist"): it does not exist, it is a file, or a
+    folder of its path is a file; or a folder above it may not be entered, in which every path
+    seems missing. The one wording of each command that takes a directory."""
+    unreadable = unreadable_folder(path)
+    if unreadable:
+        return unreadable
+    there = first_existing(path)
+    if os.path.isdir(there):
+        return f"{os.fspath(path)!r} does not exist"
+    if there == os.path.abspath(path):
+        return f"{os.fspath(path)!r} is a file, not a directory"
+    return f"{os.fspath(path)!r}: {why_not_a_directory(path)}"
+
+
 def unexpanded_home(path: Any, shell: str | None = None) -> str | None:
     """Why `path` names no file, when it starts with a ~ that nothing expanded: read as it is,
     it would be a folder named ~ in the current one (unless one is there: a path like any

@@ -58,8 +58,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, broken_link, command_line,
-                    folder_of, open_regular, unreadable_folder, version_problem,
-                    why_not_a_directory)
+                    folder_of, not_a_directory, open_regular, unreadable_folder,
+                    version_problem, why_not_a_directory)
 from .schema import BadInput, is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -218,7 +218,7 @@ class RunDirectory:
                 instead = f"give the run's directory, {folder!r}"
             raise RunDirectoryError(f"{option} {path!r} is a file, not a directory; {instead}")
         if not create and not os.path.isdir(path):
-            raise RunDirectoryError(f"{option} {path!r} is not a directory; {instead}")
+            raise RunDirectoryError(f"{option} {not_a_directory(path)}; {instead}")
         run.created = None
         try:
             run._make_directories()
@@ -754,15 +754,17 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     if folder is not None:
         raise CheckpointError(f"checkpoint {directory!r} is a file of the checkpoint in "
                               f"{folder!r}; give that directory")
-    if not os.path.isdir(directory):
-        raise CheckpointError(f"checkpoint {directory!r} is not a directory; give {ours}"
-                              f"{HUGGING_FACE_MODEL if pretrained else ''}")
-    unreadable = unreadable_folder(directory)          # not "it has no config.json"
+    # Not "does not exist" or "has no config.json" where the permission is what is wrong.
+    unreadable = unreadable_folder(directory)
     if unreadable:
         raise CheckpointError(f"checkpoint {unreadable}")
+    if not os.path.isdir(directory):
+        raise CheckpointError(f"checkpoint {not_a_directory(directory)}; give {ours}"
+                              f"{HUGGING_FACE_MODEL if pretrained else ''}")
     path = os.path.join(directory, CONFIG)
-    if broken_link(path):
-        raise CheckpointError(broken_link(path))
+    link = broken_link(path)
+    if link:
+        raise CheckpointError(link)
     if not os.path.exists(path) and before_first_checkpoint(directory):
         if is_training(directory):
             raise CheckpointError(f"{directory!r} is a run training now that has no checkpoint "

@@ -714,17 +714,22 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
 
 
 def check_prompt_fits(tokens: int, most: int, answer: str | None = None,
-                      name: Callable[[str], str] = str) -> None:
+                      name: Callable[[str], str] = str, target: bool = False) -> None:
     """ValueError, in one line, where a prompt of `tokens` tokens is more than a model reads,
     `most`: the one message of every command that reads a prompt (generate, attention, lens,
     graph). `answer`: the answer an encoder-decoder's decoder reads after <bos> (the graph of
-    its step), where it is that answer, `tokens` with <bos>, that does not fit. `name` as
+    its step), where it is that answer, `tokens` with <bos>, that does not fit. `target`: the
+    prompt's last token is a target only (a GPT's training step: its inputs are the others),
+    so one more than `most` fits, and the message says why, lest "at most 33" of the graph
+    read as a contradiction of the "at most 32" of generate for the same model. `name` as
     encode_prompt's."""
-    if tokens <= most:
+    fits = most + 1 if target else most
+    if tokens <= fits:
         return
     counted = (f"{name('prompt')} has {tokens} tokens" if answer is None else
                f"the answer to {name('prompt')}, {answer!r}, and <bos> make {tokens} tokens")
-    raise BadInput(f"{counted}; this model reads at most {most}: shorten "
+    why = f" (its context, {most}, and one target)" if target else ""
+    raise BadInput(f"{counted}; this model reads at most {fits}{why}: shorten "
                    f"{'it' if answer is None else name('prompt')}")
 
 

@@ -1230,7 +1230,9 @@ Examples:
 \b
 The residual stream after the embeddings and each layer, read by the model's own final norm
 and head as if it stopped there: a row per position, a column per layer, a cell the token it
-would predict (for BERT, the one at that position) and its probability.
+would predict (for BERT, the one at that position) and its probability. A PNG of a long
+prompt shows its last 48 positions (a BERT's, 128), as attention does, and its title says
+how many are left out; the table and a page show every one.
 """)
 @checkpoint_option
 @prompt_option
@@ -1240,7 +1242,7 @@ would predict (for BERT, the one at that position) and its probability.
               "there).")
 def lens(checkpoint_dir, prompt, out_path):
     """The logit lens: what a checkpoint would predict after each layer, for each position."""
-    from viz.attention import check_prompt
+    from viz.attention import MAX_TOKENS, MAX_TOKENS_UNMASKED, check_prompt
     from viz.lens import lens_of_prompt, lens_text
     from viz.write import write_lens
     if out_path != "-":
@@ -1255,10 +1257,14 @@ def lens(checkpoint_dir, prompt, out_path):
         warn(note)
     # An encoder-decoder's rows are its translation: the title names what it translates.
     source = prompt if saved["model"] == "transformer" else None
+    # A picture shows as many positions as attention's does of a prompt: the last 48 of a
+    # GPT's (what comes next is read at the end), up to 128 of a BERT's (a <mask> may be
+    # anywhere).
+    most = MAX_TOKENS_UNMASKED if saved["model"] == "bert" else MAX_TOKENS
     with input_errors(OSError):
         click.echo(lens_text(table, tokens, tokenizer, colour=colour_wanted()) if out_path == "-"
                    else write_lens(out_path, table, tokens, tokenizer, checkpoint_dir,
-                                   source=source, log=warn))
+                                   source=source, log=warn, max_positions=most))
 
 
 @main.command(short_help="Plot a run's curves, or write its report page.",

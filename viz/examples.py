@@ -175,8 +175,7 @@ def prepare_checkpoint_step(model: Model, tokenizer: Tokenizer, saved: dict[str,
     model.train()            # as in training: dropout, if the model has any, is drawn too
     if kind in ("gpt", "bert"):
         # A GPT reads all but the last token, which is only a target: one more than its context.
-        check_prompt_fits(len(ids), model.context + 1 if kind == "gpt" else model.context,
-                          name=option_name)
+        check_prompt_fits(len(ids), model.context, name=option_name, target=kind == "gpt")
     if kind == "gpt":
         if len(ids) < 2:
             raise BadInput("--prompt must give at least 2 tokens (inputs and a target)")

@@ -42,7 +42,7 @@ import tinyautograd as ta
 from tinyformer.files import StrPath, atomic_write
 
 from .html import Page, ink
-from .plots import FIGURE_FORMATS, NAN_COLOUR, title_lines, visible
+from .plots import DRAWN, FIGURE_FORMATS, NAN_COLOUR, title_lines, visible
 
 # Fill colours of the kinds of node, so a reader sees at once what is learned.
 OP_COLOUR = "#fff2cc"         # pale yellow: an operation
@@ -1618,6 +1618,36 @@ def at_png_limit(path: StrPath) -> bool:
         header = f.read(24)                 # the signature, then IHDR: width, height
     width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
     return max(width, height) >= PNG_SIDE_LIMIT * 0.99
+
+
+def font_characters() -> list[tuple[int, int]] | None:
+    """The code points that the installed fonts have, as (first, last) ranges, from
+    fontconfig, whose fonts dot draws its PNGs and PDFs with (taking each character from the
+    first font that has it); None where fontconfig's `fc-list` is not there to ask."""
+    if not shutil.which("fc-list"):
+        return None
+    try:
+        listing = subprocess.run(["fc-list", "--format", "%{charset}\n"], capture_output=True,
+                                 text=True, check=True, timeout=60).stdout
+        # Each font's characters as hexadecimal ranges: "20-7e a0-17f 192 ...".
+        return [(int(first, 16), int(last or first, 16))
+                for first, _, last in (part.partition("-") for part in listing.split())]
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+def unshown_in_graph(text: str) -> str:
+    """The characters of `text` (a graph's title) that no installed font has, which dot draws
+    as boxes in a PNG or PDF, each once, in order; "" when every one is drawn, or where
+    fontconfig cannot say (no `fc-list`). As plots.unshown_characters, for a matplotlib
+    picture's texts: spaces and marks drawn as nothing are not counted, nor ASCII, which
+    every font dot may fall back on has."""
+    wanted = dict.fromkeys(c for c in text if not c.isascii() and DRAWN.match(c))
+    ranges = font_characters() if wanted else None
+    if ranges is None:
+        return ""
+    return "".join(c for c in wanted if not any(first <= ord(c) <= last
+                                                for first, last in ranges))
 
 
 def _cap(items, limit):

@@ -24,7 +24,7 @@ import numpy as np
 from tinyformer.lens import Lens, logit_lens
 from tinyformer.tokenizers import Tokenizer
 
-from .attention import ModelKind, _check_kind, _encode, token_labels, translation
+from .attention import MAX_TOKENS, ModelKind, _check_kind, _encode, token_labels, translation
 from .graph import NAN_COLOUR
 from .html import ink, viridis
 from .plots import literal_text, new_figure, title_lines
@@ -151,16 +151,39 @@ def _styled(text, probability):
     return f"\x1b[{style}m{text}\x1b[0m"
 
 
+def shown_positions(n_positions: int, max_positions: int) -> tuple[int, str]:
+    """The first position a picture of the lens shows, of `n_positions`, to show at most
+    `max_positions`, the last ones; and a note for its title saying what is left out ("" if
+    nothing is), worded as a masked attention map's."""
+    if max_positions < 1:
+        raise ValueError(f"lens_figure: max_positions must be at least 1, got {max_positions}")
+    first = max(0, n_positions - max_positions)
+    note = "" if first == 0 else (f"showing the last {n_positions - first} of {n_positions} "
+                                  f"positions: the first {first} are left out (a page, .html, "
+                                  f"shows them all)")
+    return first, note
+
+
 @literal_text()
 def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
-                title: str = "") -> Figure:
+                title: str = "", max_positions: int = MAX_TOKENS) -> Figure:
     """A matplotlib figure of the table: cells coloured by the top prediction's probability,
     labelled with that token (shown inline when a Jupyter cell ends with it); a cell whose
     probability is NaN is red and reads "NaN". `lens` and `tokens` are what
-    `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns."""
+    `viz.lens_of_prompt(model, tokenizer, prompt, kind)` returns.
+
+    A long sequence is shown by its last `max_positions` positions (by default as many as a
+    masked attention map shows, viz.attention.MAX_TOKENS), and the title says how many are
+    left out: a row a position, 1,000 tokens made a picture 38,508 pixels tall, which many
+    viewers refuse to open. lens_page shows every position."""
     import matplotlib
 
-    probs = lens.top_probs[:, :, 0].T                                   # (T, states)
+    first, note = shown_positions(len(tokens), max_positions)
+    if note:
+        title = f"{title}\n({note})" if title else f"({note})"
+    tokens = tokens[first:]
+    probs = lens.top_probs[:, first:, 0].T                              # (T, states)
+    top_ids = lens.top_ids[:, first:, 0]                                # (states, T)
     T, n = probs.shape
     # At least wide enough for the x label, in two lines where the columns are few (a one-layer
     # model has two), which is longer than so narrow a table; at least tall enough for the
@@ -177,7 +200,7 @@ def lens_figure(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer,
             if _is_nan(probs[t, s]):
                 text, background = NAN_TEXT, NAN_COLOUR
             else:
-                text = _cut(_guess(tokenizer, int(lens.top_ids[s, t, 0])), 6)
+                text = _cut(_guess(tokenizer, int(top_ids[s, t])), 6)
                 background = viridis(probs[t, s])
             # Black or white, whichever reads better on the cell's colour, as on the page.
             ax.text(s, t, text, ha="center", va="center", fontsize=8, color=ink(background))

@@ -22,11 +22,11 @@ from tinyformer.schema import BadInput
 from tinyformer.summary import counted
 from tinyformer.tokenizers import Tokenizer
 
-from .attention import AttentionMap, attention_figure
+from .attention import MAX_TOKENS, AttentionMap, attention_figure
 from .attention_page import attention_page
 from .examples import Example, check_example, example, prepare_checkpoint_step
 from .graph import (PNG_SIDE_LIMIT, at_png_limit, draw_backward, draw_graph, render,
-                    retain_grads)
+                    retain_grads, unshown_in_graph)
 from .graph_page import graph_page
 from .lens import lens_figure
 from .lens_page import lens_page
@@ -91,7 +91,8 @@ def write_graph(out_path: str, shown: Example, what: Literal["forward", "backwar
                 title: str | None = None, log: Callable[[str], None] = print) -> StrPath:
     """Draw the forward or backward graph of `shown` (step_to_draw's); a page is headed by
     `title` (graph_page's, by default), a picture titled by it and `what` it shows. `log`
-    hears a note when a PNG is too big to read."""
+    hears a note when a PNG is too big to read, and one naming the characters of a PNG's or
+    PDF's title that no installed font has."""
     folding = dict(depth=depth, fold_repeats=fold_repeats)
     drawn = dict(params=shown.params, inputs=shown.inputs, show_data=show_data,
                  show_grad=show_grad, color_by_grad=flow, max_nodes=max_nodes, **folding)
@@ -110,6 +111,10 @@ def write_graph(out_path: str, shown: Example, what: Literal["forward", "backwar
         log(f"note: the graph is too big for a PNG (at most {PNG_SIDE_LIMIT} pixels a side), "
             f"so {written} is drawn smaller and its labels may not read; --depth N or "
             f"--fold-repeats draws it by module, and an .svg or .html keeps every label sharp")
+    # dot draws a PNG's or PDF's text itself, with the installed fonts (an SVG's is drawn by
+    # whatever shows it): a run's name or a prompt in Chinese, or an emoji, showed as boxes.
+    if titled and str(written).lower().endswith((".png", ".pdf")):
+        _note_unshown(unshown_in_graph(titled), written, log)
     return written
 
 
@@ -139,19 +144,20 @@ def write_attention(out_path: str, maps: Mapping[str, AttentionMap], name: str, 
 
 def write_lens(out_path: str, table: Lens, tokens: list[str], tokenizer: Tokenizer,
                run_dir: str = "", source: str | None = None,
-               log: Callable[[str], None] = print) -> str:
+               log: Callable[[str], None] = print, max_positions: int = MAX_TOKENS) -> str:
     """The logit lens (viz.lens.lens_of_prompt's table) as a PNG (or the SVG or PDF its suffix
     says) or a page. `source`: an encoder-decoder's prompt, named in the title, as its rows
     are the translation and the source is nowhere else in the picture. `log` hears a note
-    naming the characters of a picture that no installed font has."""
+    naming the characters of a picture that no installed font has. A picture shows the last
+    `max_positions` positions at most (lens_figure's), a page every one."""
     title = f"{run_name(run_dir)}: the logit lens"
     if source is not None:
         title += f", translating {source!r}"      # as write_attention's
     if _is_page(out_path):
         return lens_page(table, tokens, tokenizer, title).save(out_path)
     fmt = figure_format("write_lens", out_path)          # before the drawing: fail fast
-    return _save(lambda: lens_figure(table, tokens, tokenizer, title=title), out_path, fmt, 120,
-                 log)
+    return _save(lambda: lens_figure(table, tokens, tokenizer, title=title,
+                                     max_positions=max_positions), out_path, fmt, 120, log)
 
 
 SHOWN_CHARACTERS = 20       # the note names the first few of a picture's undrawn characters
@@ -166,7 +172,14 @@ def _save(draw, out_path, fmt, dpi, log):
         warnings.filterwarnings("ignore", "Glyph .* missing from font", UserWarning)
         figure = draw()
         save_figure(figure, out_path, fmt, dpi)
-    unshown = unshown_characters(figure)
+    _note_unshown(unshown_characters(figure), out_path, log)
+    return out_path
+
+
+def _note_unshown(unshown, out_path, log):
+    """Tell `log`, in one note, which characters no installed font has (`unshown`, "" for
+    none), drawn as boxes in the picture at `out_path`, and what to do: the note of every
+    picture, matplotlib's and graphviz's."""
     if unshown:
         more = "…" if len(unshown) > SHOWN_CHARACTERS else ""
         where = "the picture" if is_stream(out_path) else out_path
@@ -174,7 +187,6 @@ def _save(draw, out_path, fmt, dpi, log):
             f"in {where}; install fonts that do (Debian or Ubuntu: apt install "
             f"fonts-noto-core fonts-noto-cjk fonts-symbola) and draw it again, or write a "
             f"page (.html), which the browser draws with its own fonts")
-    return out_path
 
 
 def write_curves(run_dir: str, out_path: PictureOut | None = None, follow: bool = False,
