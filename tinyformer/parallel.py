@@ -49,6 +49,7 @@ import sys
 import threading
 import traceback
 import warnings
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
@@ -492,6 +493,22 @@ def _with_its_traceback(error):
     return error
 
 
+def _sendable(error):
+    """`error`, carrying the text of its traceback (`_with_its_traceback`), as it can travel
+    to another process: itself where pickle gives it back, else a RuntimeError that says it in
+    words, with the same traceback. An exception whose __init__ takes other arguments than its
+    message (`ShapeError(got, expected)`) pickles, and then fails to unpickle in the process
+    that reads it, which would raise a TypeError of its own there instead of this error."""
+    error = _with_its_traceback(error)
+    try:
+        ForkingPickler.loads(ForkingPickler.dumps(error))
+    except Exception:
+        stand_in = RuntimeError(f"a worker process failed: {_words(error)}")
+        stand_in.worker_traceback = getattr(error, "worker_traceback", None)
+        return stand_in
+    return error
+
+
 class _WorkerTraceback(Exception):
     """Where a worker process raised an error: its traceback, shown as the error's cause."""
 
@@ -535,7 +552,7 @@ def _serve(connection, workers):
     and SIGHUP are the parent's to handle (it stops at the end of a step): `forked`."""
     def meet(mine):
         if isinstance(mine, BaseException):
-            mine = _with_its_traceback(mine)
+            mine = _sendable(mine)
         try:
             connection.send(mine)
         except Exception:                         # an exception that does not pickle
@@ -686,7 +703,7 @@ def _compute_and_exit(connection, work, items, blas):
         with blas_threads(blas):
             answer = ("results", [work(item) for item in items])
     except BaseException as error:
-        answer, status = ("error", _with_its_traceback(error)), 1
+        answer, status = ("error", _sendable(error)), 1
     try:
         try:
             connection.send(answer)
