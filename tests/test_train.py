@@ -783,7 +783,7 @@ def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
     assert trainer.train(threads=1) == "done"
 
 
-def test_threads_that_are_not_a_count_are_refused_before_a_step_begins(tmp_path):
+def test_threads_that_are_not_a_count_are_refused_before_a_step_or_evaluation(tmp_path):
     # train_step(0) failed dividing by zero, train_step(None) comparing None, after the step
     # had begun: its batch drawn, the Trainer halfway into it, unable to go on or to save.
     trainer = Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "run"), log=quiet)
@@ -793,6 +793,8 @@ def test_threads_that_are_not_a_count_are_refused_before_a_step_begins(tmp_path)
         with pytest.raises(ValueError, match=rf"^threads must be a whole number >= 1, got "
                                              rf"{re.escape(repr(threads))}$"):
             trainer.train_step(threads)
+        with pytest.raises(ValueError, match=r"^threads must be a whole number >= 1"):
+            trainer.evaluate("now", threads)          # (None failed comparing, 0 ran on)
         with pytest.raises(ValueError, match=r"^threads must be a whole number >= 1"):
             update(trainer.part_loss, trainer.job.train_batch(np.random.default_rng(0)),
                    trainer.job.counted, trainer.parameters, trainer.optimizer, 2, threads)

@@ -618,6 +618,7 @@ class Trainer:
         """Validation figures (on up to `threads` threads) and a sample, printed under `title`; the
         figures returned for metrics.jsonl. The model is in evaluation mode for it (dropout off),
         then back in the mode it was in (training, between steps)."""
+        check_settings({"threads": threads}, {"threads": THREADS}, name=str)
         training = self.model.training
         self.model.eval()
         try:
