@@ -550,6 +550,26 @@ def test_a_step_on_more_threads_than_the_workers_runs_on_the_processes_there_are
         ta.manual_seed(2)
         assert workers.update(trainer.part_loss, parts, 4, 0) == (expected, None)
 
+@needs_fork
+def test_the_buffers_of_parts_that_no_step_fills_take_no_memory(tmp_path):
+    # Each part's buffer was written with zeros as it was made, so that --micro-batches 256
+    # on a batch of 4 took the memory of 256 gradients, where 4 parts ever exist.
+    trainer = trainer_for(tmp_path, n_layer=2, n_head=2, d_model=128, context=8)
+    size = sum(p.data.nbytes for p in trainer.parameters)              # 1.6 MB
+    before = _resident()
+    with parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                          trainer.optimizer, 1, parts=64):
+        grown = _resident() - before
+    # the weights and AdamW's two moments, moved into shared memory: 3 sizes, not 67
+    assert grown < 16 * size
+
+
+def _resident():
+    """This process's resident memory, in bytes."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def test_shared_copies_hold_the_values_each_on_a_64_byte_boundary():
     arrays = [np.arange(3, dtype=np.int8), np.linspace(0, 1, 5), np.ones((2, 3), np.float32)]
     copies = parallel._shared_copies(arrays)

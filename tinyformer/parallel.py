@@ -245,8 +245,11 @@ class Workers:
         for p, shared in zip(self.parameters, _shared_copies([p.data for p in self.parameters])):
             p.data = shared
         _optimizer_state_into_shared_memory(optimizer)
-        self.gradients = [_shared_copies([np.zeros_like(p.data) for p in self.parameters])
-                          for _ in range(parts)]                    # a buffer for each part's
+        # A buffer for each part's gradient, of zeros as a new mapping is, which takes memory
+        # only where a step writes it: not for the parts beyond a batch's rows, which none
+        # fills (--micro-batches 256 on a batch of 4 took 256 gradients' memory).
+        self.gradients = [_shared_zeros([p.data for p in self.parameters])
+                          for _ in range(parts)]
         self.connections, self.pids = [], []
         try:
             for _ in range(n):
@@ -613,18 +616,26 @@ def _optimizer_state_into_shared_memory(optimizer):
 
 
 def _shared_copies(arrays):
-    """Copies of `arrays` in one anonymous mapping that processes forked later share (each
-    starting on a 64-byte boundary, as numpy's own do)."""
+    """Copies of `arrays` in one anonymous mapping that processes forked later share
+    (`_shared_zeros`)."""
+    copies = _shared_zeros(arrays)
+    for copy, a in zip(copies, arrays):
+        copy[...] = a
+    return copies
+
+
+def _shared_zeros(arrays):
+    """Arrays of zeros with the shapes and dtypes of `arrays`, in one anonymous mapping that
+    processes forked later share (each starting on a 64-byte boundary, as numpy's own do). A
+    new mapping holds zeros, and its pages take memory only once written."""
     sizes = [-(-a.nbytes // 64) * 64 for a in arrays]
     memory = mmap.mmap(-1, max(sum(sizes), 1))
-    copies, offset = [], 0
+    zeros, offset = [], 0
     for a, size in zip(arrays, sizes):
-        copy = np.frombuffer(memory, dtype=a.dtype, count=a.size, offset=offset)
-        copy = copy.reshape(a.shape)
-        copy[...] = a
-        copies.append(copy)
+        zeros.append(np.frombuffer(memory, dtype=a.dtype, count=a.size,
+                                   offset=offset).reshape(a.shape))
         offset += size
-    return copies
+    return zeros
 
 
 def side_by_side(work: Callable[[Item], Result], items: Sequence[Item],
