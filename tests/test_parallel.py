@@ -312,8 +312,9 @@ def test_run_in_processes_raises_a_childs_error_here_and_waits_for_every_child(f
     # where it happened, for a bug's report: the child's traceback, as the error's cause
     assert 'raise FloatingPointError("item 4 became nan")' in str(raised.value.__cause__)
     with pytest.raises(RuntimeError, match=r"^a worker process failed: Unpicklable: it stays "
-                                           r"where it was raised$"):
+                                           r"where it was raised$") as raised:
         parallel.run_in_processes(work, [0, 5], 2)          # item 5: the child's
+    assert "raise Unpicklable()" in str(raised.value.__cause__)     # in words, and where
     with pytest.raises(RuntimeError, match=r"^a worker process failed: .*(pickle|local)"):
         parallel.run_in_processes(lambda i: lambda: i, range(2), 2)   # a result that cannot
     assert _all_waited_for(forked)
@@ -549,6 +550,26 @@ def test_a_step_on_more_threads_than_the_workers_runs_on_the_processes_there_are
         ta.manual_seed(2)
         assert workers.update(trainer.part_loss, parts, 4, 0) == (expected, None)
 
+@needs_fork
+def test_the_buffers_of_parts_that_no_step_fills_take_no_memory(tmp_path):
+    # Each part's buffer was written with zeros as it was made, so that --micro-batches 256
+    # on a batch of 4 took the memory of 256 gradients, where 4 parts ever exist.
+    trainer = trainer_for(tmp_path, n_layer=2, n_head=2, d_model=128, context=8)
+    size = sum(p.data.nbytes for p in trainer.parameters)              # 1.6 MB
+    before = _resident()
+    with parallel.Workers(trainer.part_loss, trainer.model, trainer.parameters,
+                          trainer.optimizer, 1, parts=64):
+        grown = _resident() - before
+    # the weights and AdamW's two moments, moved into shared memory: 3 sizes, not 67
+    assert grown < 16 * size
+
+
+def _resident():
+    """This process's resident memory, in bytes."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def test_shared_copies_hold_the_values_each_on_a_64_byte_boundary():
     arrays = [np.arange(3, dtype=np.int8), np.linspace(0, 1, 5), np.ones((2, 3), np.float32)]
     copies = parallel._shared_copies(arrays)
@@ -618,6 +639,45 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
                                                      r"train with --threads 1"):
             step(2)
         assert workers.pids == []                      # the others stopped, all waited for
+
+
+class ShapeError(Exception):
+    """An error whose __init__ takes other arguments than its message: it pickles, and pickle
+    fails to make it again (it calls ShapeError(message))."""
+
+    def __init__(self, got, expected):
+        super().__init__(f"got {got}, expected {expected}")
+
+
+@needs_fork
+def test_an_error_that_does_not_unpickle_comes_back_in_words_with_its_traceback(tmp_path,
+                                                                              forked):
+    # It came back as the parent's TypeError ("missing 1 required positional argument"),
+    # with neither the worker's error nor where it happened.
+    here = os.getpid()
+
+    def work(i):
+        if os.getpid() != here:
+            raise ShapeError((2, 3), (3, 2))
+        return i
+    said = r"^a worker process failed: ShapeError: got \(2, 3\), expected \(3, 2\)$"
+    with pytest.raises(RuntimeError, match=said) as raised:
+        parallel.run_in_processes(work, range(2), 2)
+    assert "raise ShapeError((2, 3), (3, 2))" in str(raised.value.__cause__)
+    assert _all_waited_for(forked)
+    # The same from a worker of the training step's.
+    trainer = trainer_for(tmp_path, **TINY)
+
+    def loss_of(part):
+        if os.getpid() != here:
+            raise ShapeError((2, 3), (3, 2))
+        return trainer.part_loss(part)
+    batch = trainer.job.train_batch(np.random.default_rng(0))
+    with parallel.Workers(loss_of, trainer.model, trainer.parameters, trainer.optimizer,
+                          1) as workers:
+        with pytest.raises(RuntimeError, match=said) as raised:
+            workers.update(loss_of, parallel.split(batch, 2, trainer.job.counted), 2, 1)
+        assert "raise ShapeError((2, 3), (3, 2))" in str(raised.value.__cause__)
 
 
 class Unpicklable(Exception):

@@ -2,6 +2,7 @@
 and never a cause of different losses. The memory a run frees: kept for its next arrays."""
 
 import contextlib
+import dataclasses
 import functools
 import json
 import os
@@ -417,6 +418,34 @@ def test_the_memory_estimate_holds_every_parameter_four_times_over(tmp_path, tas
     numbers = sum(p.size for p in trainer.parameters)
     vocab_size = trainer.job.tokenizer.vocab_size
     assert tinyformer.resources.training_memory(config.resolved(), vocab_size) >= 16 * numbers
+
+
+def test_the_memory_estimate_holds_a_gradient_for_each_micro_batch(tmp_path, monkeypatch):
+    """Each micro-batch's gradient is a whole copy of the parameters, held until the parts'
+    are added: 32 of them took a step of 3 million parameters from 127 MB to 494 MB, and the
+    estimate must grow with them, up to the batch's rows (a batch cuts into no more parts)."""
+    config = tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=64, batch_size=6,
+                                          context=8)
+    trainer = tinyformer.train.Trainer.start(config, tmp_path / "run", log=lambda *_: None)
+    numbers = sum(p.size for p in trainer.parameters)
+    vocab_size = trainer.job.tokenizer.vocab_size
+
+    def need(micro_batches):
+        return tinyformer.resources.training_memory(
+            dataclasses.replace(config, micro_batches=micro_batches).resolved(), vocab_size)
+    # Five copies more, of 4 bytes a number; the estimate counts the weight matrices and the
+    # embeddings (least_parameters), not the biases and norms: most of this small model.
+    assert need(6) - need(1) >= 0.9 * 5 * 4 * numbers
+    assert need(100) == need(6)                           # 6 rows: 6 parts at most
+    # Refused, the run is told that fewer micro-batches would help; at the default two, the
+    # copy they add is not what to change first.
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need(6) - 1)
+    with pytest.raises(ValueError, match=r"--n-layer or fewer --micro-batches$"):
+        tinyformer.resources.check_memory(
+            dataclasses.replace(config, micro_batches=6).resolved(), vocab_size)
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need(2) - 1)
+    with pytest.raises(ValueError, match=r"--d-model or --n-layer$"):
+        tinyformer.resources.check_memory(config.resolved(), vocab_size)
 
 
 def test_available_memory_is_at_most_what_the_container_leaves(monkeypatch):

@@ -19,7 +19,7 @@ from tinyformer.data import PAD, TASKS, builtin_corpus, recalled
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
 from tinyformer.jobs import encode_chars
 from tinyformer.rundir import RunDirectory, RunDirectoryError
-from tinyformer.train import TrainConfig, Trainer
+from tinyformer.train import TrainConfig, Trainer, update
 from tinyformer.train_config import TASK_ITERS, default_out_dir
 
 # Tiny models, so that a whole run takes a fraction of a second.
@@ -781,6 +781,26 @@ def test_threads_that_are_not_a_count_are_refused_before_training(tmp_path):
                                              rf"{re.escape(repr(threads))}$"):
             trainer.train(threads)
     assert trainer.train(threads=1) == "done"
+
+
+def test_threads_that_are_not_a_count_are_refused_before_a_step_or_evaluation(tmp_path):
+    # train_step(0) failed dividing by zero, train_step(None) comparing None, after the step
+    # had begun: its batch drawn, the Trainer halfway into it, unable to go on or to save.
+    trainer = Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "run"), log=quiet)
+    unbroken = Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path / "unbroken"),
+                             log=quiet)
+    for threads in (0, None, 2.5):
+        with pytest.raises(ValueError, match=rf"^threads must be a whole number >= 1, got "
+                                             rf"{re.escape(repr(threads))}$"):
+            trainer.train_step(threads)
+        with pytest.raises(ValueError, match=r"^threads must be a whole number >= 1"):
+            trainer.evaluate("now", threads)          # (None failed comparing, 0 ran on)
+        with pytest.raises(ValueError, match=r"^threads must be a whole number >= 1"):
+            update(trainer.part_loss, trainer.job.train_batch(np.random.default_rng(0)),
+                   trainer.job.counted, trainer.parameters, trainer.optimizer, 2, threads)
+    assert trainer.step == 0
+    assert trainer.train_step(1).loss == unbroken.train_step(1).loss     # the same batch
+    trainer.save()                                                       # a whole step
 
 
 def test_a_run_directory_given_as_a_path_is_named_as_its_text(tmp_path):

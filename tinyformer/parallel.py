@@ -49,6 +49,7 @@ import sys
 import threading
 import traceback
 import warnings
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence, TypeVar
 
 import numpy as np
@@ -244,8 +245,11 @@ class Workers:
         for p, shared in zip(self.parameters, _shared_copies([p.data for p in self.parameters])):
             p.data = shared
         _optimizer_state_into_shared_memory(optimizer)
-        self.gradients = [_shared_copies([np.zeros_like(p.data) for p in self.parameters])
-                          for _ in range(parts)]                    # a buffer for each part's
+        # A buffer for each part's gradient, of zeros as a new mapping is, which takes memory
+        # only where a step writes it: not for the parts beyond a batch's rows, which none
+        # fills (--micro-batches 256 on a batch of 4 took 256 gradients' memory).
+        self.gradients = [_shared_zeros([p.data for p in self.parameters])
+                          for _ in range(parts)]
         self.connections, self.pids = [], []
         try:
             for _ in range(n):
@@ -492,6 +496,22 @@ def _with_its_traceback(error):
     return error
 
 
+def _sendable(error):
+    """`error`, carrying the text of its traceback (`_with_its_traceback`), as it can travel
+    to another process: itself where pickle gives it back, else a RuntimeError that says it in
+    words, with the same traceback. An exception whose __init__ takes other arguments than its
+    message (`ShapeError(got, expected)`) pickles, and then fails to unpickle in the process
+    that reads it, which would raise a TypeError of its own there instead of this error."""
+    error = _with_its_traceback(error)
+    try:
+        ForkingPickler.loads(ForkingPickler.dumps(error))
+    except Exception:
+        stand_in = RuntimeError(f"a worker process failed: {_words(error)}")
+        stand_in.worker_traceback = getattr(error, "worker_traceback", None)
+        return stand_in
+    return error
+
+
 class _WorkerTraceback(Exception):
     """Where a worker process raised an error: its traceback, shown as the error's cause."""
 
@@ -535,7 +555,7 @@ def _serve(connection, workers):
     and SIGHUP are the parent's to handle (it stops at the end of a step): `forked`."""
     def meet(mine):
         if isinstance(mine, BaseException):
-            mine = _with_its_traceback(mine)
+            mine = _sendable(mine)
         try:
             connection.send(mine)
         except Exception:                         # an exception that does not pickle
@@ -596,18 +616,26 @@ def _optimizer_state_into_shared_memory(optimizer):
 
 
 def _shared_copies(arrays):
-    """Copies of `arrays` in one anonymous mapping that processes forked later share (each
-    starting on a 64-byte boundary, as numpy's own do)."""
+    """Copies of `arrays` in one anonymous mapping that processes forked later share
+    (`_shared_zeros`)."""
+    copies = _shared_zeros(arrays)
+    for copy, a in zip(copies, arrays):
+        copy[...] = a
+    return copies
+
+
+def _shared_zeros(arrays):
+    """Arrays of zeros with the shapes and dtypes of `arrays`, in one anonymous mapping that
+    processes forked later share (each starting on a 64-byte boundary, as numpy's own do). A
+    new mapping holds zeros, and its pages take memory only once written."""
     sizes = [-(-a.nbytes // 64) * 64 for a in arrays]
     memory = mmap.mmap(-1, max(sum(sizes), 1))
-    copies, offset = [], 0
+    zeros, offset = [], 0
     for a, size in zip(arrays, sizes):
-        copy = np.frombuffer(memory, dtype=a.dtype, count=a.size, offset=offset)
-        copy = copy.reshape(a.shape)
-        copy[...] = a
-        copies.append(copy)
+        zeros.append(np.frombuffer(memory, dtype=a.dtype, count=a.size,
+                                   offset=offset).reshape(a.shape))
         offset += size
-    return copies
+    return zeros
 
 
 def side_by_side(work: Callable[[Item], Result], items: Sequence[Item],
@@ -686,7 +714,7 @@ def _compute_and_exit(connection, work, items, blas):
         with blas_threads(blas):
             answer = ("results", [work(item) for item in items])
     except BaseException as error:
-        answer, status = ("error", _with_its_traceback(error)), 1
+        answer, status = ("error", _sendable(error)), 1
     try:
         try:
             connection.send(answer)

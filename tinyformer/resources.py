@@ -133,11 +133,12 @@ def _memory_stat(directory: str, key: str) -> int:
 
 def training_memory(config: TrainConfig, vocab_size: int) -> int:
     """An estimate, on the low side, of the bytes a training step of `config` (resolved) needs:
-    the parameters four times over (weights, gradients, AdamW's two moments) and the
-    activations that the backward pass keeps, the attention scores and logits among them; or,
-    for a task, those of an evaluation if more: it scores EVAL_PAIRS held-out pairs at once,
-    whatever the batch size (a batch of one with --max-len 10000 passed the check, made its
-    pairs for a minute, then ran out of memory in its first evaluation)."""
+    the parameters four times over (weights, gradients, AdamW's two moments), and once more
+    for each micro-batch but one (`gradient_copies`), and the activations that the backward
+    pass keeps, the attention scores and logits among them; or, for a task, those of an
+    evaluation if more: it scores EVAL_PAIRS held-out pairs at once, whatever the batch size
+    (a batch of one with --max-len 10000 passed the check, made its pairs for a minute, then
+    ran out of memory in its first evaluation)."""
     d = config.d_model
     d_ff = config.d_ff or default_d_ff(d, config.activation or "gelu")
     context = config.context or 2 * config.max_len + 2
@@ -155,7 +156,15 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     if config.task:       # no graph kept: one attention's scores and probabilities at a time
         longest = config.context or task_context(config.max_len)
         activations = max(activations, 2 * EVAL_PAIRS * config.n_head * longest ** 2)
-    return FLOAT * (4 * least_parameters(sizes) + activations)
+    return FLOAT * ((4 + gradient_copies(config)) * least_parameters(sizes) + activations)
+
+
+def gradient_copies(config: TrainConfig) -> int:
+    """How many copies of the parameters a step of `config` (resolved) holds beyond its
+    gradient: each micro-batch's gradient is a whole one, held until they are added
+    (tinyformer/parallel.py), so a step of n parts holds n where one part holds one. A part
+    has a row at least: a batch cuts into at most its rows (parallel.split)."""
+    return min(config.micro_batches, config.batch_size) - 1
 
 
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
@@ -164,6 +173,8 @@ def check_memory(config: TrainConfig, vocab_size: int) -> None:
         smaller = "a smaller --max-len, --batch-size, --d-model or --n-layer"
     else:
         smaller = "a smaller --batch-size, --context, --d-model or --n-layer"
+    if gradient_copies(config) > 1:       # more micro-batches than the default's two
+        smaller = smaller.replace(" or ", ", ") + " or fewer --micro-batches"
     check_fits(training_memory(config, vocab_size), "training with these sizes", smaller)
 
 

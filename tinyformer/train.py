@@ -84,6 +84,10 @@ GROUP_RULES = {"lr": Number(0), "weight_decay": SETTING_RULES["weight_decay"],
 FROZEN = "frozen"
 
 
+# How many threads (or processes) a step may run on: train()'s `threads`, train_step's, update's.
+THREADS = Whole(1, 4096)
+
+
 # What each figure of a step's line in metrics.jsonl is, in the error when it is not finite.
 RECORDED = {"step": "step", "train_loss": "loss", "lr": "learning rate",
             "grad_norm": "gradient's norm"}
@@ -187,6 +191,8 @@ def update(loss_of: Callable[[parallel.Batch], Tensor], batch: parallel.Batch,
     when not clipped). The trainer's step, and what the benchmarks time. `counted(part)`: how
     many targets the loss averages over in a part of the batch, which weighs the parts (the
     job's `counted`; parallel.split)."""
+    # (0 divided by zero below; a float reached threadpoolctl, which refuses it)
+    check_settings({"threads": threads}, {"threads": THREADS}, name=str)
     parts = parallel.split(batch, micro_batches, counted)
     # Each part on the BLAS threads it gets beside all the batch's micro-batches (one each, up
     # to a core a micro-batch), also where the split left some out (a BERT part with nothing
@@ -579,6 +585,9 @@ class Trainer:
         shared out over `workers`' processes), the schedule's next lr, and `step` one more.
         RuntimeError once the run has taken its config.iters steps."""
         c = self.config
+        # Before the step is begun: a step that failed on it would leave the trainer halfway
+        # into it, its batch drawn, and unable to go on or save.
+        check_settings({"threads": threads}, {"threads": THREADS}, name=str)
         if self.step >= c.iters:
             # A step past the end would train at the schedule's floor, and save() would
             # then write a checkpoint at a step beyond iters, which resume refuses as damaged.
@@ -619,6 +628,7 @@ class Trainer:
         """Validation figures (on up to `threads` threads) and a sample, printed under `title`; the
         figures returned for metrics.jsonl. The model is in evaluation mode for it (dropout off),
         then back in the mode it was in (training, between steps)."""
+        check_settings({"threads": threads}, {"threads": THREADS}, name=str)
         training = self.model.training
         self.model.eval()
         try:
@@ -666,7 +676,7 @@ class Trainer:
         holding the run directory again meanwhile; after an exception in the middle of a step
         (a second Ctrl-C, say), RuntimeError: go on from the run's last checkpoint instead."""
         # (0 or -1 ran on as many BLAS threads as before, the progress line showing "0 cores")
-        check_settings({"threads": threads}, {"threads": Optional(Whole(1, 4096))}, name=str)
+        check_settings({"threads": threads}, {"threads": Optional(THREADS)}, name=str)
         self._check_whole_step()
         self.run.hold()
         try:
