@@ -201,8 +201,8 @@ class TrainConfig:
     dropout: float = setting(0.0, "Dropout rate.")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
-                                 "the threads (at most one thread a part); the losses are the "
-                                 "same on any number of threads.")
+                                 "the threads; the losses are the same on any number of "
+                                 "threads up to one a part.")
     iters: int | None = setting(None, "Optimizer steps.")
     lr: float | None = setting(None, "Peak learning rate.")
     min_lr: float | None = setting(None, "Learning rate at the end of the cosine.",
