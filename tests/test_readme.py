@@ -189,6 +189,18 @@ def test_the_length_the_course_and_readme_give_a_file_is_its_length():
         assert abs(lines - said) <= 0.1 * said, f"{name}: {claim.group(0)}, but it has {lines}"
 
 
+def test_the_engines_core_is_as_long_as_the_course_says():
+    # The course said engine.py's core "comes first, in about 1,400" lines: it runs to line
+    # 1,557, where the file says a first reading can skip the rest.
+    course = " ".join((ROOT / "docs/course.md").read_text().split())
+    said = int(re.search(r"`tinyautograd/engine\.py` .*?its core, .*?comes first, in about "
+                         r"([\d,]+)\)", course).group(1).replace(",", ""))
+    lines = (ROOT / "tinyautograd/engine.py").read_text().splitlines()
+    core = next(number for number, line in enumerate(lines, start=1)
+                if line.startswith("#") and "what a first reading" in line)
+    assert abs(core - said) <= 0.1 * said, f"the core is {core} lines, the course says {said}"
+
+
 def test_a_corpus_as_short_as_the_readme_allows_trains_and_a_shorter_one_is_refused(tmp_path):
     # It said "any UTF-8 text longer than the context": such a text was refused, since the
     # last tenth, held out, must itself hold more than a context.
