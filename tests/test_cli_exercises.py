@@ -19,7 +19,7 @@ from command_lines import commands
 from solutions import solution_text, write_solved
 
 from tinyformer_cli import example_lines, main
-from tinyformer.exercises import catalogue, exercises, find, runner
+from tinyformer.exercises import catalogue, exercises, find, run_check, runner
 from tinyformer.exercises import workspace as workspace_module
 from tinyformer.exercises.checking import CheckFailure, load_learner_file
 from tinyformer.exercises.workspace import STATE_DIR, Workspace, WorkspaceError
@@ -413,6 +413,23 @@ def test_the_course_shows_the_json_a_grading_script_gets(workspace, monkeypatch)
     page = (Path(__file__).parent.parent / "docs" / "course.md").read_text()
     shown = page.split("$ tinyformer exercises check --all --json")[1].split("```")[0]
     assert set(re.findall(r'"(\w+)":', shown)) == keys
+
+
+def test_the_course_shows_what_the_check_of_its_slip_prints(workspace, monkeypatch):
+    # The course's "What a failing check tells you" quotes exercise 15's check of a backward
+    # written with a slip, word for word: what `check 15` prints of that slip today.
+    page = (Path(__file__).parent.parent / "docs" / "course.md").read_text()
+    slip = re.search(r"the embedding's backward\s+written\s+as\s+`([^`]+)`", page).group(1)
+    command, shown = re.search(r"```\n\$ tinyformer exercises (check 15)\n(.*?)```", page,
+                               re.S).groups()
+    ex = find("embedding")
+    right = "np.add.at(table_grad, ctx.ids, grad)"
+    assert right in solution_text(ex)
+    write_solved(ex, workspace / ex.file, solution_text(ex).replace(right, slip))
+    monkeypatch.setattr(workspace_module, "check_in_subprocess",     # the same check, at once
+                        lambda ex, path, timeout: (run_check(ex, path), ""))
+    result = run(*command.split())
+    assert result.exit_code == 3 and result.stdout == shown
 
 
 def fake_checks(monkeypatch, cores, check):

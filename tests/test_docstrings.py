@@ -4,10 +4,11 @@ function of tinyautograd: each has a docstring."""
 import importlib
 import inspect
 import re
+import textwrap
 
 import numpy as np
 
-from tinyautograd import Function, Tensor, gradcheck
+from tinyautograd import Function, Tensor, gradcheck, manual_seed
 
 MODULES = [importlib.import_module(f"tinyautograd.{name}") for name in
            ("engine", "factories", "functional", "gradcheck", "kernels", "modes", "nn", "ops",
@@ -216,3 +217,61 @@ def test_help_names_every_argument_of_the_public_api():
     unnamed = {path: names for path, obj in api.items()
                for names in [_arguments_not_named(obj)] if names}
     assert unnamed == {}
+
+
+def _indented_blocks(doc):
+    """The blocks indented under a docstring's text (help() shows them as they are): code
+    examples, formulas and diagrams."""
+    blocks, lines = [], []
+    for line in doc.splitlines() + ["(the end)"]:
+        if line.startswith("    ") or (lines and not line.strip()):
+            lines.append(line)
+        elif lines:
+            blocks.append(textwrap.dedent("\n".join(lines)).strip("\n"))
+            lines = []
+    return blocks
+
+
+def test_the_code_examples_in_help_on_tinyformers_top_level_names_run_as_written():
+    # GPT's help ends on the few lines that train a tokenizer, build a GPT and generate, and
+    # beam_search's on how a session is made for it: no test ran them. An indented block that
+    # parses as Python is an example (the formulas and diagrams do not parse); it runs with
+    # the names its comments and the text around it give.
+    import tinyformer
+    from tinyformer.data import builtin_corpus
+    from tinyformer.tokenizers import BPETokenizer
+
+    manual_seed(0)
+    given = {name: getattr(tinyformer, name) for name in tinyformer.__all__}
+    given.update(np=np, builtin_corpus=builtin_corpus, BPETokenizer=BPETokenizer, eos=2, bos_id=1,
+                 gpt=tinyformer.GPT(11, context=32, n_layer=1, n_head=2, d_model=16),
+                 prompt=np.array([[3, 4, 5]]),
+                 transformer=tinyformer.Transformer(11, 11, context=32, n_layer=1, n_head=2,
+                                                    d_model=16),
+                 src=np.array([[3, 4, 5, 6]]))
+    ran = {}
+    for name in tinyformer.__all__:
+        obj = getattr(tinyformer, name)
+        members = [(f"{name}.{attribute}", value) for attribute, value in vars(obj).items()
+                   if not attribute.startswith("_") and inspect.isfunction(value)
+                   ] if inspect.isclass(obj) else []
+        for path, documented_obj in [(name, obj), *members]:
+            for block in _indented_blocks(inspect.getdoc(documented_obj) or ""):
+                try:
+                    code = compile(block, f"help({path})", "exec")
+                except SyntaxError:
+                    continue
+                namespace = dict(given)
+                exec(code, namespace)
+                ran[path] = namespace
+    assert {"GPT", "beam_search"} <= set(ran)
+    # The shapes the comments of GPT's example give, B and T the prompt's.
+    example = ran["GPT"]
+    sizes = dict(zip("BT", example["idx"].shape))
+    shapes = re.findall(r"^(\w+) = .*# (\([^)]*\))", _indented_blocks(inspect.getdoc(
+        tinyformer.GPT))[0], re.M)
+    assert [name for name, _ in shapes] == ["idx", "logits", "out"]
+    for name, shape in shapes:
+        assert example[name].shape == eval(shape, dict(sizes)), (name, shape)
+    best = ran["beam_search"]["best"]
+    assert best.tokens[0] == given["bos_id"] and np.isfinite(best.score)

@@ -2,7 +2,9 @@
 real workspace in tmp_path (as tests/test_cli_exercises.py does for the other commands)."""
 
 import json
+import re
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -56,6 +58,16 @@ def test_predict_shows_the_code_runs_it_and_judges_a_typed_prediction(workspace)
         "04_autograd": {"answer": "6.0\n12.0", "right": True}}
     heading = next(line for line in run("list").output.splitlines() if "Autograd by" in line)
     assert "(prediction: right)" in heading
+
+
+def test_the_course_shows_predicts_question_as_it_is_asked(workspace):
+    # The course's "Predict, then run" quotes chapter 4's question, from the command to the
+    # prompt for an answer: no test compared it with what predict prints.
+    page = (Path(__file__).resolve().parent.parent / "docs" / "course.md").read_text()
+    command, shown = re.search(r"```\n\$ tinyformer exercises (predict \d+)\n(.*?)```", page,
+                               re.S).groups()
+    result = run(*command.split(), input="6.0\n12.0\n\n")
+    assert result.exit_code == 0 and result.output.startswith(shown), result.output
 
 
 def test_a_wrong_prediction_is_shown_beside_the_output(workspace):
