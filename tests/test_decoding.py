@@ -9,6 +9,7 @@ session interface, for the decoder-only GPT and the encoder-decoder Transformer 
 """
 
 import inspect
+import re
 from functools import partial
 from itertools import product
 
@@ -20,6 +21,7 @@ from tinyformer.attention import KVCache
 from tinyformer.decoding import (DecoderOnlySession, EncoderDecoderSession, StepCall,
                                  beam_search, generate, step_call)
 from tinyformer.gpt import GPT
+from tinyformer.schema import BadInput
 from tinyformer.transformer import Transformer
 
 BOS, EOS, PAD = 1, 2, 0
@@ -460,6 +462,7 @@ def test_the_cache_keeps_the_selected_rows_in_order():
     layer = object()
     k = ta.Tensor(np.arange(2 * 1 * 3 * 1, dtype=np.float32).reshape(2, 1, 3, 1))
     cache.extend(layer, k, k * 10)
+    cache.length += 3                   # as the model advances it
     cache.select(np.array([1, 1, 0]))
     keys, values = cache.extend(layer, ta.Tensor(np.full((3, 1, 1, 1), -1.0)),
                                 ta.Tensor(np.full((3, 1, 1, 1), -1.0)))
@@ -714,3 +717,35 @@ def test_logits_that_leave_no_token_to_pick_are_refused_at_their_step(bad_row, w
         beam_search(Turning(1, 2, bad_row), beam_size=2, max_len=3)
     assert beam_search(Turning(1, 9, bad_row), beam_size=2, max_len=3).tokens.tolist() == [
         0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("tokens", [3, [[3], [4]], [3], [3, 4, 5], [3.0, 2.0], [9, 2], [-1, 2],
+                                    [True, False]])
+@pytest.mark.parametrize("kind", ["gpt", "transformer"])
+def test_appending_what_is_not_a_token_per_sequence_is_refused_and_changes_nothing(kind, tokens):
+    # A session driven by hand: numpy's errors before, or the tokens appended (a float made
+    # every token a float, an id outside the vocabulary failed every later step).
+    if kind == "gpt":
+        session = tiny_gpt().start_decoding(np.array([[3, 4], [5, 6]]))
+    else:
+        session = tiny_transformer().start_decoding(np.array([[3, 4], [5, 6]]), BOS)
+    before, logits = session.tokens.copy(), session.next_logits()
+    with pytest.raises(BadInput, match=r"^append: tokens must be one token id in \[0, 9\) per "
+                                       r"sequence, shape \(2,\); got "):
+        session.append(tokens)
+    np.testing.assert_array_equal(session.tokens, before)
+    assert session.tokens.dtype == np.int64
+    np.testing.assert_array_equal(session.next_logits(), logits)
+    session.append(np.array([7, 8]))                    # ids of its vocabulary, one a row
+    assert session.tokens.tolist() == [before[0].tolist() + [7], before[1].tolist() + [8]]
+
+
+@pytest.mark.parametrize("fill", [9, -1, 1.5, True])
+def test_generate_refuses_a_fill_after_eos_that_is_no_token_before_any_step(fill):
+    # It went into the rows that had ended: refused by the next step, or returned if it was
+    # the last; a float made every token a float.
+    session = tiny_gpt().start_decoding(np.array([[3, 4]]))
+    with pytest.raises(BadInput, match=rf"^generate: fill_after_eos must be None or a token id "
+                                       rf"in \[0, 9\), got {re.escape(repr(fill))}$"):
+        generate(session, 3, temperature=0, eos_id=EOS, fill_after_eos=fill)
+    assert session.kept is None                         # no step ran

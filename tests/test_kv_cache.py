@@ -145,6 +145,7 @@ def test_selecting_rows_keeps_the_caches_dtype():
     cache, layer = KVCache(), object()
     k = ta.Tensor(np.full((2, 1, 3, 1), 1 + 1e-12), dtype=np.float64)
     cache.extend(layer, k, 2 * k)
+    cache.length += 3                   # as the model advances it
     cache.select(np.array([1, 0, 0]))
     keys, values = cache.extend(layer, ta.Tensor(np.zeros((3, 1, 1, 1)), dtype=np.float64),
                                 ta.Tensor(np.zeros((3, 1, 1, 1)), dtype=np.float64))
@@ -158,6 +159,7 @@ def test_selecting_rows_of_recorded_keys_keeps_those_rows_in_order():
     cache, layer = KVCache(), object()
     k = ta.Tensor(np.arange(6, dtype=np.float32).reshape(2, 1, 3, 1), requires_grad=True)
     cache.extend(layer, k, k * 10)
+    cache.length += 3                   # as the model advances it
     cache.select(np.array([1, 1, 0]))
     step = ta.Tensor(np.full((3, 1, 1, 1), -1.0, dtype=np.float32), requires_grad=True)
     keys, values = cache.extend(layer, step, step)
@@ -173,11 +175,109 @@ def test_selecting_rows_keeps_the_buffers_capacity_so_the_next_step_writes_into_
     cache, layer = KVCache(), object()
     k = ta.Tensor(np.zeros((2, 1, 3, 1)))
     before, _ = cache.extend(layer, k, k)
+    cache.length += 3                   # as the model advances it
     cache.select(np.array([1, 0, 0]))
     step = ta.Tensor(np.ones((3, 1, 1, 1)))
     after, _ = cache.extend(layer, step, step)
     assert after.shape == (3, 1, 4, 1)
     assert after.data.base.shape[2] == before.data.base.shape[2]     # views of the buffers
+
+
+# A step cut short: Ctrl-C, or an error part way through the model. It stored the new tokens'
+# keys in the layers it ran, and the cache's `length` had not advanced: running it again
+# appended them a second time in those layers, and every later logit was wrong, without a word.
+
+class Interrupted(Exception):
+    pass
+
+
+def interrupt(_module, _args, _output=None):
+    raise Interrupted
+
+
+def gpt_and_start():
+    """A three-layer GPT, and a way to start a session of it at its second step."""
+    ta.manual_seed(0)
+    model = GPT(vocab_size=11, context=12, n_layer=3, n_head=2, d_model=16).eval()
+
+    def start():
+        session = model.start_decoding(np.array([[1, 2, 3], [4, 5, 6]]))
+        session.next_logits()
+        session.append(np.array([7, 8]))
+        return session
+    return model, start
+
+
+def transformer_and_start():
+    """A three-layer encoder-decoder, and a way to start a session of it at its second step."""
+    from tinyformer.transformer import Transformer
+
+    ta.manual_seed(0)
+    model = Transformer(9, 9, context=10, n_layer=3, n_head=2, d_model=16).eval()
+
+    def start():
+        session = model.start_decoding(np.array([[3, 4, 5], [6, 7, 8]]), bos_id=1)
+        session.next_logits()
+        session.append(np.array([2, 3]))
+        return session
+    return model, start
+
+
+@pytest.mark.parametrize("make", [gpt_and_start, transformer_and_start])
+@pytest.mark.parametrize("where", ["middle layer", "head"])
+def test_a_step_cut_short_leaves_the_session_as_it_was(make, where):
+    model, start = make()
+    fresh = start()
+    want = fresh.next_logits()
+    session = start()
+    if where == "middle layer":         # after the first two layers stored the new keys
+        handle = model.decoder.layers[1].ffn.register_forward_hook(interrupt)
+        with pytest.raises(Interrupted):
+            session.next_logits()
+        handle.remove()
+    else:                               # after every layer did, and the cache counted them
+        model.logits = lambda x: interrupt(None, None)
+        with pytest.raises(Interrupted):
+            session.next_logits()
+        del model.logits
+    assert session.cache.length == fresh.cache.length - 1       # the step did not happen
+    np.testing.assert_array_equal(session.next_logits(), want)
+    for s in (session, fresh):          # and the steps after it are a fresh session's too
+        s.append(np.array([4, 5]))
+    np.testing.assert_array_equal(session.next_logits(), fresh.next_logits())
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_a_model_step_cut_short_in_a_middle_layer_is_overwritten_by_the_next(grad):
+    # The model with a cache of one's own: its layers write at `length`, so the first layers'
+    # keys of the step cut short are replaced, recorded or not.
+    ta.manual_seed(0)
+    model = GPT(vocab_size=11, context=12, n_layer=3, n_head=2, d_model=16).eval()
+    idx = np.random.default_rng(0).integers(0, 11, (2, 6))
+    with ta.no_grad():
+        full = model(idx).data                                  # (2, 6, 11)
+    cache = KVCache()
+    with ta.set_grad_enabled(grad):
+        pieces = [model(idx[:, :4], cache).data]
+        handle = model.decoder.layers[1].ffn.register_forward_hook(interrupt)
+        with pytest.raises(Interrupted):
+            model(idx[:, 4:], cache)                            # two tokens, cut short
+        handle.remove()
+        assert cache.length == 4
+        pieces += [model(idx[:, t:t + 1], cache).data for t in (4, 5)]   # one at a time
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, rtol=1e-5, atol=1e-6)
+
+
+def test_a_layer_that_missed_earlier_steps_is_refused():
+    # It would attend to the unwritten part of a buffer as to keys.
+    from tinyformer.attention import MultiHeadAttention
+    cache = KVCache()
+    x = ta.Tensor(np.ones((1, 3, 8)))
+    MultiHeadAttention(8, 2)(x, mask=causal_mask(3), cache=cache)
+    cache.length = 3
+    with pytest.raises(ValueError, match=r"^KVCache: this layer holds the keys of 0 tokens, "
+                                         r"the cache counts 3; "):
+        MultiHeadAttention(8, 2)(x[:, :1], cache=cache)
 
 
 # The encoder-decoder's cross-attention: its keys and values are the encoder output's, computed

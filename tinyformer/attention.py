@@ -98,7 +98,10 @@ class KVCache:
     Their keys and values do not change once computed (a causal model never lets a token see
     later ones), so they are kept here and each step computes q, k, v for its new tokens only:
     linear work per token instead of quadratic. `length` counts the tokens stored; the model
-    advances it.
+    advances it once every layer has stored a step's, and each layer writes its new keys and
+    values at `length`, not after whatever it holds: a step cut short part way through the
+    layers (Ctrl-C, an error in a later layer) leaves `length` where it was, and running it
+    again overwrites what the first layers wrote instead of adding their keys a second time.
 
     Cross-attention (an encoder-decoder's): its keys and values are projections of the
     encoder's output, which stays the same while a sequence is decoded. `cross` computes them
@@ -125,21 +128,32 @@ class KVCache:
         self.memory = None       # the context (B, S, C) those came from: the encoder's output
 
     def extend(self, layer: MultiHeadAttention, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append this step's keys `k` and values `v` (B, H, T, d) for `layer`; return all of
-        them, (B, H, start + T, d)."""
+        """Store this step's keys `k` and values `v` (B, H, T, d) for `layer` after the
+        `length` tokens stored; return all of them, (B, H, length + T, d)."""
         old = self._kv.get(layer)
         if old is not None and old[0].shape[0] != k.shape[0]:
             # Else numpy's broadcast error, or one sequence's keys copied to every row.
             raise ValueError(f"KVCache: this step has {k.shape[0]} sequences, the cache holds "
                              f"{old[0].shape[0]}; a cache serves one batch (select(rows) keeps "
                              f"some of its rows): start a new KVCache for another batch")
-        filled = 0 if old is None else old[0].shape[2]
+        # The step's tokens go at `length`. The layer may hold more, the tokens of a step cut
+        # short after it ran: those are dropped, and overwritten. It may not hold fewer (a
+        # layer the earlier steps did not run), or its buffer's unwritten part would be read
+        # as keys.
+        filled = self.length
+        held = 0 if old is None else old[0].shape[2]
+        if held < filled:
+            raise ValueError(f"KVCache: this layer holds the keys of {held} tokens, the cache "
+                             f"counts {filled}; a cache serves the layers that ran every step "
+                             f"since it was made: start a new KVCache")
+        if held > filled:
+            old = tuple(t[:, :, :filled] for t in old)
         end = filled + k.shape[2]
         if self.context is not None and end > self.context:
             raise ValueError(f"KVCache: {end} tokens do not fit a cache of context "
                              f"{self.context}; make it KVCache(model.context), or None to grow")
         if k.requires_grad or v.requires_grad:
-            if old is not None:
+            if filled:
                 k, v = concat([old[0], k], axis=2), concat([old[1], v], axis=2)
             self._kv[layer] = (k, v)
             self._buffers.pop(layer, None)          # the buffers no longer hold everything

@@ -102,6 +102,15 @@ def check_eos_id(where: str, eos_id: EosIds, vocab_size: int) -> None:
                          f"of them, got {eos_id!r}")
 
 
+def check_fill_after_eos(where: str, fill_after_eos: int | None, vocab_size: int) -> None:
+    """BadInput, in one line, unless `fill_after_eos` is None or a token id in [0, vocab_size):
+    checked with eos_id, before any step, rather than written into the rows that ended (a
+    float making every token a float) and refused by the next step, or returned."""
+    if fill_after_eos is not None and Whole(0, vocab_size - 1).why(fill_after_eos):
+        raise BadInput(f"{where}: fill_after_eos must be None or a token id in [0, "
+                       f"{vocab_size}), got {fill_after_eos!r}")
+
+
 def fill_after_end(eos_id: EosIds, pad_id: int | None = None) -> int | None:
     """What a model's decoding writes in a row once it has ended, for `generate`'s
     `fill_after_eos`: the model's `pad_id`, or else its end id, the first of several (as
@@ -163,9 +172,19 @@ class StepCall(NamedTuple):
     def __call__(self, method: Callable[..., Tensor], *given: Any,
                  cache: KVCache | None) -> np.ndarray:
         """The logits (B, V) of the last position of `method(*given, cache, logits_to_keep=1)`,
-        given the cache and the keyword where it takes them."""
+        given the cache and the keyword where it takes them. All or nothing: a step cut short
+        (Ctrl-C, an error) puts the cache's `length` back, so that asking again runs the same
+        step again, its layers writing over what they stored (see KVCache). Cut short in the
+        head, after the model advanced `length`, the cache would otherwise count tokens whose
+        logits no one has, and the next step would give the model none."""
         with_cache = (cache,) if self.takes_cache else ()
-        return method(*given, *with_cache, **self.last_only).data[:, -1]
+        length = None if cache is None else cache.length
+        try:
+            return method(*given, *with_cache, **self.last_only).data[:, -1]
+        except BaseException:                       # KeyboardInterrupt too
+            if cache is not None:
+                cache.length = length
+            raise
 
 
 def step_call(method: Callable[..., Tensor], given: int) -> StepCall:
@@ -218,8 +237,17 @@ class SequencesSoFar:
         return self.kept.copy()
 
     def append(self, tokens: ArrayLike) -> None:
-        """Write the next token of each sequence, `tokens` (B,)."""
-        self.tokens = np.concatenate([self.tokens, np.asarray(tokens)[:, None]], axis=1)
+        """Write the next token of each sequence, `tokens` (B,): ids the model can read. Others
+        are refused (BadInput), the sequences left as they were: appended, a float would make
+        every token a float, and an id outside the vocabulary would fail every later step."""
+        tokens = np.asarray(tokens)
+        B, vocab_size = len(self.tokens), getattr(self, "vocab_size", None)
+        if (tokens.shape != (B,) or tokens.dtype.kind not in "iu" or (
+                vocab_size is not None and B and (tokens.min() < 0 or tokens.max() >= vocab_size))):
+            ids = "token id" if vocab_size is None else f"token id in [0, {vocab_size})"
+            raise BadInput(f"append: tokens must be one {ids} per sequence, shape ({B},); got "
+                           f"{tokens.dtype} of shape {tokens.shape}: {tokens.tolist()!r:.60}")
+        self.tokens = np.concatenate([self.tokens, tokens[:, None]], axis=1)
         self.kept = None
 
     def select(self, rows: np.ndarray) -> None:
@@ -353,6 +381,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
     if vocab_size is not None:
         check_eos_id(where, eos_id, vocab_size)
+        check_fill_after_eos(where, fill_after_eos, vocab_size)
     rng = generator if generator is not None else random.default_generator()
     finished = np.zeros(len(session.tokens), dtype=bool)
     with inference(getattr(session, "model", None)):
@@ -360,6 +389,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
             logits = step_logits(session, where, step + 1, threads)
             if step == 0 and vocab_size is None:
                 check_eos_id(where, eos_id, logits.shape[-1])
+                check_fill_after_eos(where, fill_after_eos, logits.shape[-1])
             next_token = draw_next(logits, temperature, top_k, top_p, rng)
             if fill_after_eos is not None:
                 next_token = np.where(finished, fill_after_eos, next_token)

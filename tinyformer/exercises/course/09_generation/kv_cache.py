@@ -20,10 +20,10 @@ The saving: step t does one projection and t+1 scores, O(t) work. Without the ca
 recomputes the projections of all t+1 tokens and the (t+1) x (t+1) scores, O(t^2) work, so a
 whole text of T tokens costs O(T^2) with the cache instead of O(T^3). The price is memory: the
 cache holds two (T, d_head) arrays per head and per layer. tinyformer/attention.py's `KVCache`
-does this for every layer of a GPT (its `extend` appends each step's keys and values), and
-`GPT.generate` then feeds the model only the newest token, at its own position: `GPT.forward`
-counts the tokens already in the cache (its `length`) so that the positions go on from there
-rather than start again at 0.
+does this for every layer of a GPT (its `extend` stores each step's keys and values after
+the `length` stored), and `GPT.generate` then feeds the model only the newest token, at its
+own position: `GPT.forward` counts the tokens already in the cache (its `length`) so that the
+positions go on from there rather than start again at 0.
 
 Worked example, w_q = w_k = w_v = identity (2, 2), tokens x_0 = [1, 0], x_1 = [0, 1]:
     step(x_0) -> keys [[1, 0]], weights [1]          -> [1, 0]
