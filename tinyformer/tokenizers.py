@@ -691,12 +691,13 @@ def load_tokenizer(path: StrPath, pipe: bool = False) -> Tokenizer:
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
                   context: int | None = None,
-                  name: Callable[[str], str] = str) -> list[int]:
+                  name: Callable[[str], str] = str, pad_id: int | None = None) -> list[int]:
     """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
-    is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
-    tokens than it reads. `allow_special` as Tokenizer.encode's; `name(key)` says how the
-    prompt is called to the caller's user: `prompt` in Python, `--prompt` on the command
-    line."""
+    is not UTF-8, characters the tokenizer cannot encode, (given the model's `context`) more
+    tokens than it reads, or (given the `pad_id` that the model hides from attention, a BERT's)
+    a special token written in it that is that padding. `allow_special` as Tokenizer.encode's;
+    `name(key)` says how the prompt is called to the caller's user: `prompt` in Python,
+    `--prompt` on the command line."""
     check_utf8(prompt, name("prompt"))    # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
@@ -708,6 +709,12 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
         mask = "; a mask is written <mask> here" if masks else ""
         raise BadInput(f"{name('prompt')} cannot be encoded: {e}; use only characters the model "
                        f"was trained on{mask}") from None
+    # A BERT's prompt has its special tokens for its <mask>; its <pad> would be hidden from
+    # attention, read as nothing there, which the user did not write.
+    if pad_id is not None and pad_id in ids:
+        raise BadInput(f"{name('prompt')} holds {tokenizer.id_to_token(pad_id)}, the padding "
+                       f"this model hides from attention: it would read as nothing there; "
+                       f"leave it out")
     if context is not None:
         check_prompt_fits(len(ids), context, name=name)
     return ids
