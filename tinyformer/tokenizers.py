@@ -606,8 +606,10 @@ class Tokenizer:
                    if row else repr(i))
             raise TypeError(f"a token id must be an integer, got {got}") from None
         if not 0 <= i < self.vocab_size:          # a negative id would index from the end
-            raise BadInput(f"cannot decode id {i}: the vocabulary has ids 0 to "
-                           f"{self.vocab_size - 1}")
+            # (a char tokenizer made of no characters has no ids: not "ids 0 to -1")
+            has = (f"has ids 0 to {self.vocab_size - 1}" if self.vocab_size else
+                   "has no ids: the tokenizer has no tokens")
+            raise BadInput(f"cannot decode id {i}: the vocabulary {has}")
         return i
 
     # -- inspection --------------------------------------------------------------------------
