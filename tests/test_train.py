@@ -374,9 +374,14 @@ def test_a_corpus_and_a_tokenizer_file_may_be_given_as_paths(tmp_path):
     first = Trainer.start(TrainConfig(corpus=corpus, **TINY, iters=1), str(tmp_path / "a"),
                           log=quiet)
     assert first.train(threads=1) == "done"
+    said = []
     second = Trainer.start(TrainConfig(corpus=corpus, tokenizer=tmp_path / "a", **TINY, iters=1),
-                           str(tmp_path / "b"), log=quiet)
+                           str(tmp_path / "b"), log=said.append)
     assert second.train(threads=1) == "done"
+    # the folder named as what it is, not as a kind of tokenizer ("with a .../a tokenizer")
+    vocab_size = first.job.tokenizer.vocab_size
+    assert (f"tokenising {corpus} (520 bytes) with the tokenizer of {tmp_path / 'a'} (char, "
+            f"{vocab_size} ids)...") in said
 
 
 def test_settings_given_as_numpy_numbers_are_recorded_as_the_numbers_they_are(tmp_path):
