@@ -330,6 +330,7 @@ def test_every_option_but_trains_settings_leaves_saying_its_default_to_click():
 # the input (TEXT or --file; --example or --checkpoint with its --prompt), or a thing that is
 # there or not (a config file, a run to resume, a task, a prediction typed later).
 WITHOUT_DEFAULT = {("tokenize", "encode", "--file"), ("tokenize", "show", "--file"),
+                   ("tokenize", "decode", "--file"),
                    ("train", "--task"), ("train", "--config"), ("train", "--resume"),
                    ("graph", "--example"), ("graph", "--checkpoint"), ("graph", "--prompt"),
                    ("exercises", "predict", "--answer")}

@@ -992,7 +992,9 @@ def test_decode_refuses_ids_out_of_range(bpe):
     result = run("decode", "x", "--tokenizer", bpe)
     assert result.exit_code == 2 and "not a valid integer" in result.output
     result = run("decode", "--tokenizer", bpe)            # no ids: not an empty line
-    assert result.exit_code == 2 and "Missing argument 'IDS...'" in result.output
+    assert_input_error(result, "give IDS or --file PATH (one of them)")
+    assert_input_error(run("decode", "--file", "missing.txt", "--tokenizer", bpe),
+                       "does not exist")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -1071,7 +1073,8 @@ def test_a_text_piped_in_is_read_as_a_file_is(tmp_path, corpus, bpe, piped):
     assert trained.exit_code == 0, trained.output
     assert (tmp_path / "piped.json").read_bytes() == bpe.read_bytes()
     assert f"({len(TEXT.encode()):,} bytes)..." in trained.stderr     # not (0 bytes)
-    assert_input_error(run("encode", "--file", piped(""), "--tokenizer", bpe), "is empty")
+    empty = run("encode", "--file", piped(""), "--tokenizer", bpe)     # no ids, as of ""
+    assert empty.exit_code == 0 and empty.stdout == "\n", empty.output
     refused = train(piped(TEXT), "char", tmp_path / "run")
     assert refused.exit_code == 2 and "is a pipe or a device, not a file" in refused.stderr
     assert not (tmp_path / "run").exists()
@@ -1090,11 +1093,58 @@ def test_a_dash_for_the_standard_input_says_how_to_read_a_text_piped_in(tmp_path
     assert sorted(os.listdir(tmp_path)) == ["bpe.json", "corpus.txt"]
 
 
-def test_encode_refuses_a_binary_or_empty_file(tmp_path, bpe):
+def test_encode_refuses_a_binary_file_and_reads_an_empty_one_as_an_empty_text(tmp_path, bpe):
     assert_input_error(run("encode", "--file", binary_file(tmp_path), "--tokenizer", bpe),
                        "NUL byte")
-    assert_input_error(run("show", "--file", empty_file(tmp_path), "--tokenizer", bpe),
-                       "is empty")
+    # An empty text has no ids: an empty file (or one of a byte order mark) was refused as
+    # "empty", where the same text given as TEXT printed its empty line of ids.
+    for command in ("encode", "show"):
+        given = run(command, "", "--tokenizer", bpe)
+        assert given.exit_code == 0, given.output
+        for path in (empty_file(tmp_path), byte_order_mark_only(tmp_path)):
+            read = run(command, "--file", path, "--tokenizer", bpe)
+            assert read.exit_code == 0, read.output
+            assert read.stdout == given.stdout
+    assert given.stdout.startswith("(no tokens)\n")
+
+
+def test_decode_reads_ids_from_a_file_as_encode_writes_them(tmp_path, bpe):
+    """A long list of ids hit the shell's limit on a command line ("argument list too
+    long"): --file reads them, as encode --file reads a text, a chunk at a time."""
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    encoded = run("encode", "--file", tmp_path / "text.txt", "--tokenizer", bpe)
+    (tmp_path / "ids.txt").write_text(encoded.stdout, encoding="utf-8")
+    decoded = run("decode", "--file", tmp_path / "ids.txt", "--tokenizer", bpe)
+    assert decoded.exit_code == 0, decoded.output
+    assert decoded.stdout == TEXT + "\n"
+    ids = load_tokenizer(bpe).encode("naïve café")
+    (tmp_path / "lines.txt").write_text(" ".join(map(str, ids[:3])) + "\n\n  "
+                                        + "\n".join(map(str, ids[3:])), encoding="utf-8")
+    assert run("decode", "--file", tmp_path / "lines.txt", "--tokenizer", bpe).stdout == \
+        "naïve café\n"
+    assert run("decode", "--file", empty_file(tmp_path), "--tokenizer", bpe).stdout == "\n"
+    (tmp_path / "bad.txt").write_text("72 101\n108 1O8\n", encoding="utf-8")
+    assert_input_error(run("decode", "--file", tmp_path / "bad.txt", "--tokenizer", bpe),
+                       f"file {str(tmp_path / 'bad.txt')!r}, line 2: '1O8' is no token id; "
+                       f"give whole numbers separated by spaces")
+    (tmp_path / "out.txt").write_text("72 300", encoding="utf-8")
+    assert_input_error(run("decode", "--file", tmp_path / "out.txt", "--tokenizer", bpe),
+                       "cannot decode id 300: the vocabulary has ids 0 to 299")
+    for both_or_neither in (["72", "--file", tmp_path / "ids.txt"], []):
+        assert_input_error(run("decode", *both_or_neither, "--tokenizer", bpe),
+                           "give IDS or --file PATH (one of them)")
+
+
+def test_a_file_of_ids_is_read_whole_across_its_chunks(tmp_path, monkeypatch):
+    """An id cut by a chunk's end is read whole, and a bad word's line is counted over the
+    chunks before it."""
+    path = tmp_path / "ids.txt"
+    path.write_text("12 345 6\n78 9\n1 x", encoding="utf-8")
+    monkeypatch.setattr(tokenizers, "iter_text", functools.partial(iter_text, chunk_bytes=2))
+    with pytest.raises(ValueError, match="line 3: 'x' is no token id"):
+        tokenizers.ids_in_file(path)
+    path.write_text("12 345 6\n78 9\n1 ", encoding="utf-8")
+    assert tokenizers.ids_in_file(path).tolist() == [12, 345, 6, 78, 9, 1]
 
 
 def test_the_largest_vocabulary_a_refusal_names_is_one_that_trains(tmp_path):

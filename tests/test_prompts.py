@@ -127,6 +127,26 @@ def test_bert_fills_a_mask_with_an_ordinary_token_however_it_ranks_the_special_o
     assert text[:2] == "ab" and set(text[2:4]) <= {"a", "b"} and text[4:] == "\n", text
 
 
+def test_a_bert_prompt_that_writes_its_padding_is_refused_by_every_reader_of_it():
+    """A <pad> written in a BERT prompt got the pad id, which BERT hides from attention: the
+    model read nothing there, and the answer showed the "<pad>" as if it had been read."""
+    from viz.attention import check_prompt
+    from viz.lens import lens_of_prompt
+    tokenizer = CharTokenizer("ab", special_tokens=["<pad>", "<mask>"])
+    bert = BERT(tokenizer.vocab_size, 8, n_layer=1, n_head=1, d_model=8,
+                pad_id=tokenizer.special_id("<pad>"))
+    said = ("^--prompt holds <pad>, the padding this model hides from attention: it would "
+            "read as nothing there; leave it out$")
+    with pytest.raises(ValueError, match=said):
+        respond(bert, tokenizer, "bert", "a<pad>b<mask>", name=option_name)
+    for reader in (check_prompt, lens_of_prompt):               # `attention`, `lens`
+        with pytest.raises(ValueError, match=said.replace("--", "")):
+            reader(bert, tokenizer, "a<pad>b<mask>", "bert")
+    written = []                                 # its <mask> is read as ever
+    respond(bert, tokenizer, "bert", "ab<mask>", threads=1)(written.append)
+    assert len(written) == 1 and written[0][:2] == "ab"
+
+
 def test_bert_whose_activations_overflow_says_so_rather_than_fill_its_masks_with_nonsense():
     # Its logits were not checked, as the decoding loops check theirs: argmax read the NaN of
     # the overflow as the likeliest token, and filled every mask with it, without a word.

@@ -120,6 +120,14 @@ def test_char_round_trips_strings_of_its_alphabet(s):
     assert CHAR.decode(CHAR.encode(s)) == s
 
 
+def test_a_tokenizer_of_no_tokens_says_so_when_asked_to_decode(tmp_path):
+    # A hand-made char tokenizer file of no characters said "the vocabulary has ids 0 to -1".
+    (tmp_path / "none.json").write_text('{"type": "char", "chars": [], "special_tokens": []}')
+    with pytest.raises(ValueError, match="^cannot decode id 0: the vocabulary has no ids: the "
+                                         "tokenizer has no tokens$"):
+        load_tokenizer(tmp_path / "none.json").decode([0])
+
+
 def test_char_rejects_a_bad_vocabulary():
     for chars, specials in ((["a", "a"], ()), (["ab"], ()), (["a"], [""]), (["<"], ["<"])):
         with pytest.raises(ValueError):

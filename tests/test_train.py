@@ -98,6 +98,9 @@ def test_defaults_depend_on_the_job():
     (dict(corpus="  "), "--corpus must be a file's path, got '  '"),
     (dict(corpus="a\0b"), "--corpus must be a file's path"),    # no file has such a name
     (dict(iters=10, warmup=20), "--warmup must be at most --iters (10), got 20"),
+    # the empty parts were left out: the run computed 2, and recorded 8
+    (dict(batch_size=2, micro_batches=8), "--micro-batches must be at most --batch-size (2), "
+                                          "got 8: each part is at least one sequence"),
     (dict(dropout=1.5), "--dropout must be a finite number in [0, 1], got 1.5"),
     (dict(model="transformer"), "--model transformer trains on a seq2seq task"),
     (dict(task="copy", model="gpt"), "--task trains an encoder-decoder"),
@@ -214,6 +217,18 @@ def test_a_run_saved_before_micro_batches_resumes_computing_each_batch_whole(tmp
     assert resumed.config.micro_batches == 1
     assert resumed.train() == "done"
     assert metrics(tmp_path / "cut") == whole
+
+
+def test_micro_batches_default_to_two_or_the_batch_size_and_saved_runs_keep_theirs(tmp_path):
+    """The default 2 makes way for a batch of one sequence, as it is computed; a run saved
+    before more parts than sequences were refused resumes, its empty parts left out as ever."""
+    assert TrainConfig(**TINY).resolved().micro_batches == 2
+    assert TrainConfig(**dict(TINY, batch_size=1)).resolved().micro_batches == 1
+    settings = dict(TINY, batch_size=1, iters=2)
+    run(tmp_path / "run", **settings)
+    assert rundir.read_config(str(tmp_path / "run"))["train"]["micro_batches"] == 1
+    saved = dict(rundir.read_config(str(tmp_path / "run"))["train"], micro_batches=2)
+    assert TrainConfig.from_saved(saved, "config.json").micro_batches == 1
 
 
 def test_a_task_run_saved_with_eval_iters_resumes_without_it(tmp_path, monkeypatch):
@@ -359,9 +374,14 @@ def test_a_corpus_and_a_tokenizer_file_may_be_given_as_paths(tmp_path):
     first = Trainer.start(TrainConfig(corpus=corpus, **TINY, iters=1), str(tmp_path / "a"),
                           log=quiet)
     assert first.train(threads=1) == "done"
+    said = []
     second = Trainer.start(TrainConfig(corpus=corpus, tokenizer=tmp_path / "a", **TINY, iters=1),
-                           str(tmp_path / "b"), log=quiet)
+                           str(tmp_path / "b"), log=said.append)
     assert second.train(threads=1) == "done"
+    # the folder named as what it is, not as a kind of tokenizer ("with a .../a tokenizer")
+    vocab_size = first.job.tokenizer.vocab_size
+    assert (f"tokenising {corpus} (520 bytes) with the tokenizer of {tmp_path / 'a'} (char, "
+            f"{vocab_size} ids)...") in said
 
 
 def test_settings_given_as_numpy_numbers_are_recorded_as_the_numbers_they_are(tmp_path):

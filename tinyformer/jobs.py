@@ -184,7 +184,12 @@ class TextData:
                                    f"fewer than --context + 1 = {config.context + 1}; use "
                                    f"{fix}")
 
-        log(f"tokenising {name} with a {config.tokenizer} tokenizer...")
+        # A tokenizer file, or a run folder holding one, is named as what it is, not as a kind
+        # ("with a runs/tiny tokenizer").
+        used = (f"the tokenizer of {config.tokenizer_file} ({tokenizer.kind}, "
+                f"{tokenizer.vocab_size:,} ids)" if tokenizer is not None and config.tokenizer_file
+                else f"a {config.tokenizer} tokenizer")
+        log(f"tokenising {name} with {used}...")
         began = time.perf_counter()
         learned = tokenizer is None
         if learned:

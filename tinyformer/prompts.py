@@ -94,7 +94,8 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
     text ends at any of `eos_ids` where given (a Hugging Face model's eos_token_id: a chat
     model's <|im_end|>), else at <|endoftext|>. Special tokens written in a GPT's prompt (a chat
     model's "<|im_start|>") get their own ids with `allow_special`, else they are plain text;
-    a BERT's prompt always has them (its <mask>), a seq2seq's source never. A seq2seq answer
+    a BERT's prompt always has them (its <mask>; a <pad>, which it would hide from attention,
+    is refused), a seq2seq's source never. A seq2seq answer
     that fills the model's context without <eos> ends in "…": cut there, not finished; one
     that is <eos> at once is written "(no answer)", as the training log's samples say it.
 
@@ -171,7 +172,7 @@ def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, pr
                        if kind == "transformer" else
                        f"a {kind} checkpoint needs a {name('prompt')} to fill in")
     ids = encode_prompt(tokenizer, prompt, allow_special=kind == "bert", context=model.context,
-                        name=name)
+                        name=name, pad_id=model.pad_id if kind == "bert" else None)
     if kind == "transformer":
         if beam:                             # the target starts at <bos>, up to context tokens
             check_beam_memory(model, beam, 1, model.context, name)

@@ -24,6 +24,7 @@ Face's transformers does, and it then encodes and decodes exactly as GPT-2 does.
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import operator
 import os
@@ -69,15 +70,49 @@ def one_line(piece: str) -> str:
 def encode_text_or_file(tok: Tokenizer, text: str | None, path: StrPath | None = None,
                  allow_special: bool = False) -> Iterator[tuple[str, list[int]]]:
     """The text to encode (given, or read from the UTF-8 file at `path`) and its ids, a piece
-    at a time as encode_pieces gives them: a file is read as they are encoded. ValueError,
-    one line, for a text that is not UTF-8 or holds a character a char tokenizer does not
-    know: for a file, from the piece that holds it, naming its line and column, as an editor
-    shows them."""
+    at a time as encode_pieces gives them: a file is read as they are encoded. An empty file
+    has no ids, as an empty text has none. ValueError, one line, for a text that is not UTF-8
+    or holds a character a char tokenizer does not know: for a file, from the piece that
+    holds it, naming its line and column, as an editor shows them."""
     if path is not None:
-        return encode_pieces(tok, iter_text(path, "file"), allow_special,
+        return encode_pieces(tok, iter_text(path, "file", allow_empty=True), allow_special,
                              lines_of=f"file {os.fspath(path)!r}")
     check_utf8(text, "the text")
     return encode_pieces(tok, [text], allow_special)
+
+
+# A word of a file of ids: what spaces and new lines separate.
+_WORD = re.compile(r"\S+")
+
+
+def ids_in_file(path: StrPath) -> np.ndarray:
+    """The token ids (int64) that the UTF-8 file at `path` holds, separated by spaces or new
+    lines, as `tokenize encode` prints them: a list too long for a command line. Read as
+    encode_text_or_file reads a text, a chunk at a time (iter_text); an empty file holds no
+    ids, as an empty text has none. ValueError, one line, for a word that is no whole number,
+    named by its line. Whether each id is in the vocabulary is decode's to say."""
+    parts = [np.empty(0, dtype=np.int64)]          # the ids of each chunk
+    cut = ""                     # the text's last word, which the chunk's end may have cut
+    lines_before = 0             # the new lines before the chunk in hand
+    # A space after the last chunk ends its last word.
+    for chunk in itertools.chain(iter_text(path, "file", allow_empty=True), [" "]):
+        text = cut + chunk
+        words = _WORD.findall(text)
+        cut = words.pop() if words and not text[-1].isspace() else ""
+        try:
+            parts.append(np.array(words, dtype=str).astype(np.int64))
+        except (ValueError, OverflowError):   # said where the first word that is none stands
+            for word in _WORD.finditer(text):
+                try:
+                    np.array(word.group()).astype(np.int64)
+                except (ValueError, OverflowError):
+                    line = lines_before + text.count("\n", 0, word.start()) + 1
+                    raise BadInput(f"file {os.fspath(path)!r}, line {line}: "
+                                   f"{word.group()!r} is no token id; give whole numbers "
+                                   f"separated by spaces, as `tokenize encode` prints "
+                                   f"them") from None
+        lines_before += text.count("\n")
+    return np.concatenate(parts)
 
 
 def check_utf8(text: str, what: str) -> None:
@@ -571,8 +606,10 @@ class Tokenizer:
                    if row else repr(i))
             raise TypeError(f"a token id must be an integer, got {got}") from None
         if not 0 <= i < self.vocab_size:          # a negative id would index from the end
-            raise BadInput(f"cannot decode id {i}: the vocabulary has ids 0 to "
-                           f"{self.vocab_size - 1}")
+            # (a char tokenizer made of no characters has no ids: not "ids 0 to -1")
+            has = (f"has ids 0 to {self.vocab_size - 1}" if self.vocab_size else
+                   "has no ids: the tokenizer has no tokens")
+            raise BadInput(f"cannot decode id {i}: the vocabulary {has}")
         return i
 
     # -- inspection --------------------------------------------------------------------------
@@ -691,12 +728,13 @@ def load_tokenizer(path: StrPath, pipe: bool = False) -> Tokenizer:
 
 def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False,
                   context: int | None = None,
-                  name: Callable[[str], str] = str) -> list[int]:
+                  name: Callable[[str], str] = str, pad_id: int | None = None) -> list[int]:
     """A user's prompt as ids, or a one-line ValueError that says what to change: a text that
-    is not UTF-8, characters the tokenizer cannot encode, or (given the model's `context`) more
-    tokens than it reads. `allow_special` as Tokenizer.encode's; `name(key)` says how the
-    prompt is called to the caller's user: `prompt` in Python, `--prompt` on the command
-    line."""
+    is not UTF-8, characters the tokenizer cannot encode, (given the model's `context`) more
+    tokens than it reads, or (given the `pad_id` that the model hides from attention, a BERT's)
+    a special token written in it that is that padding. `allow_special` as Tokenizer.encode's;
+    `name(key)` says how the prompt is called to the caller's user: `prompt` in Python,
+    `--prompt` on the command line."""
     check_utf8(prompt, name("prompt"))    # not a character the model lacks: no character at all
     try:
         ids = tokenizer.encode(prompt, allow_special=allow_special)
@@ -708,6 +746,12 @@ def encode_prompt(tokenizer: Tokenizer, prompt: str, allow_special: bool = False
         mask = "; a mask is written <mask> here" if masks else ""
         raise BadInput(f"{name('prompt')} cannot be encoded: {e}; use only characters the model "
                        f"was trained on{mask}") from None
+    # A BERT's prompt has its special tokens for its <mask>; its <pad> would be hidden from
+    # attention, read as nothing there, which the user did not write.
+    if pad_id is not None and pad_id in ids:
+        raise BadInput(f"{name('prompt')} holds {tokenizer.id_to_token(pad_id)}, the padding "
+                       f"this model hides from attention: it would read as nothing there; "
+                       f"leave it out")
     if context is not None:
         check_prompt_fits(len(ids), context, name=name)
     return ids

@@ -200,9 +200,11 @@ class TrainConfig:
                                        "transposed: no weights of its own.", shown="yes")
     dropout: float = setting(0.0, "Dropout rate.")
     batch_size: int | None = setting(None, "Sequences per step.")
-    micro_batches: int = setting(2, "Parts each batch is cut into, computed side by side on "
-                                 "the threads; the losses are the same on any number of "
-                                 "threads up to one a part.")
+    micro_batches: int | None = setting(None, "Parts each batch is cut into, at most "
+                                        "--batch-size, computed side by side on the threads; "
+                                        "the losses are the same on any number of threads "
+                                        "up to one a part.",
+                                        shown="2, or --batch-size if less")
     iters: int | None = setting(None, "Optimizer steps.")
     lr: float | None = setting(None, "Peak learning rate.")
     min_lr: float | None = setting(None, "Learning rate at the end of the cosine.",
@@ -288,9 +290,14 @@ class TrainConfig:
     def from_saved(cls, settings: dict[str, Any], where: str) -> TrainConfig:
         """The config of a saved run, its `settings` (from_dict's checks, naming `where`), without
         the settings that do not apply to it: a run saved before they were refused holds their
-        defaults, unused."""
+        defaults, unused. Likewise a run saved before more micro-batches than its batch's
+        sequences were refused (the default 2 with a batch of 1) left the empty parts out:
+        its micro_batches is its batch size."""
         config = cls.from_dict(settings, where)
-        return dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
+        config = dataclasses.replace(config, **dict.fromkeys(config.not_applying(), None))
+        if None not in (config.micro_batches, config.batch_size):
+            config.micro_batches = min(config.micro_batches, config.batch_size)
+        return config
 
     @classmethod
     def from_toml(cls, path: StrPath) -> TrainConfig:
@@ -325,6 +332,8 @@ class TrainConfig:
                 setattr(c, key, value)
         if c.iters is None:
             c.iters = TASK_ITERS.get(c.task, 1000)
+        if c.micro_batches is None:       # a batch of one sequence is one part
+            c.micro_batches = min(2, c.batch_size)
         if self.warmup is None:           # a short run asked for gets a short default warmup
             c.warmup = min(c.warmup, c.iters // 10)
             if c.schedule == "noam":      # whose formula needs at least one warmup step
@@ -345,8 +354,8 @@ class TrainConfig:
 
     def _check_together(self, name: Callable[[str], str]) -> None:
         """check()'s second half: the settings against each other, each already in range."""
-        required = ["model", "n_layer", "n_head", "d_model", "batch_size", "iters", "lr",
-                    "warmup", "eval_every", "checkpoint_every"]
+        required = ["model", "n_layer", "n_head", "d_model", "batch_size", "micro_batches",
+                    "iters", "lr", "warmup", "eval_every", "checkpoint_every"]
         required += ["min_lr"] if self.schedule == "cosine" else []
         required += [] if self.task else ["eval_iters"]
         for key in required:
@@ -394,6 +403,12 @@ class TrainConfig:
         if self.min_lr is not None and not self.min_lr <= self.lr:
             raise BadInput(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
                            f"got {self.min_lr!r}")
+        if self.micro_batches > self.batch_size:
+            # The parts past the batch's rows would be empty, and left out: the run computed
+            # fewer parts than it recorded.
+            raise BadInput(f"{name('micro_batches')} must be at most {name('batch_size')} "
+                           f"({self.batch_size}), got {self.micro_batches}: each part is at "
+                           f"least one sequence")
         if self.schedule == "cosine" and self.warmup > self.iters:
             raise BadInput(f"{name('warmup')} must be at most {name('iters')} ({self.iters}), "
                            f"got {self.warmup}: warm up for fewer steps than the run has")
@@ -526,7 +541,7 @@ SETTING_RULES = {
     "tie_weights": Optional(Flag()),
     "dropout": SWITCHES["dropout"],
     "batch_size": Optional(Whole(1, 1 << 20)),
-    "micro_batches": Whole(1, 1 << 10),
+    "micro_batches": Optional(Whole(1, 1 << 10)),
     "iters": Optional(Whole(1, BIG)),
     "lr": Optional(Number(above=0)),
     "min_lr": Optional(Number(0)),

@@ -38,8 +38,8 @@ from tinyformer.rundir import CheckpointError, check_not_a_run_file, new_run_adv
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, BadInput, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (EncodeError, check_training, compression_of,
-                                   encode_text_or_file, one_line, split_shown_parts,
-                                   train_tokenizer)
+                                   encode_text_or_file, ids_in_file, one_line,
+                                   split_shown_parts, train_tokenizer)
 from tinyformer.train import Trainer, TrainConfig
 from tinyformer.train_config import setting_renamed, shown_default
 
@@ -720,15 +720,25 @@ def line_ended_on_error(started, color=None):
                   epilog="""\b
 Examples:
   tinyformer tokenize decode 72 101 108 --tokenizer tok.json
+  tinyformer tokenize encode --file story.txt --tokenizer tok.json > ids.txt
+  tinyformer tokenize decode --file ids.txt --tokenizer tok.json
 """)
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--file", "file_path", metavar="PATH", type=FILE,
+              help="Read the ids from a UTF-8 file instead of IDS, separated by spaces or new "
+              "lines, as `encode` prints them: for more than a command line holds.")
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
-def tokenize_decode(ids, tokenizer_path):
-    """Print the text of the token IDS and a new line, as echo does: all of it, escape
-    sequences and other control characters too (`tokenize show` shows them escaped); ids that
-    cut a character's bytes apart as U+FFFD."""
+def tokenize_decode(ids, file_path, tokenizer_path):
+    """Print the text of the token IDS (or of --file PATH's) and a new line, as echo does: all
+    of it, escape sequences and other control characters too (`tokenize show` shows them
+    escaped); ids that cut a character's bytes apart as U+FFFD."""
+    if bool(ids) == (file_path is not None):
+        raise InputError("give IDS or --file PATH (one of them)")
     tok = open_tokenizer(tokenizer_path)
+    if file_path is not None:
+        with input_errors(BadInput, OSError):    # a word that is no id, a file unread
+            ids = ids_in_file(file_path)
     # An id outside the vocabulary (BadInput); any other ValueError in decoding is a bug of ours.
     with input_errors(BadInput):
         # color=True: click drops a text's escape sequences ("\x1b[31m") where the output is

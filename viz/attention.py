@@ -210,12 +210,15 @@ def _check_kind(kind: str) -> None:
         raise BadInput(f"unknown model kind {kind!r}; choose one of gpt, bert, transformer")
 
 
-def _encode(tokenizer, prompt, allow_special, context, name=str):
-    """The prompt's ids, or a one-line ValueError: empty, unknown characters, too long.
-    `name` as check_prompt's."""
+def _encode(model, tokenizer, prompt, kind, name=str):
+    """The prompt's ids as a `kind` of model reads it (BERT with its special tokens, its
+    <mask>, but not the <pad> it hides), or a one-line ValueError: empty, unknown characters,
+    too long. `name` as check_prompt's."""
     if not prompt:
         raise BadInput(f"{name('prompt')} is empty; give some text")
-    return encode_prompt(tokenizer, prompt, allow_special, context, name)
+    bert = kind == "bert"
+    return encode_prompt(tokenizer, prompt, bert, model.context, name,
+                         pad_id=model.pad_id if bert else None)
 
 
 def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind,
@@ -229,7 +232,7 @@ def check_prompt(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKin
     how the prompt is called to the caller's user: `prompt` in Python, `--prompt` on the
     command line."""
     _check_kind(kind)
-    _encode(tokenizer, prompt, kind == "bert", model.context, name)
+    _encode(model, tokenizer, prompt, kind, name)
 
 
 def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelKind,
@@ -278,7 +281,7 @@ def _maps(model, layers, tokenizer, prompt, kind, last_queries, max_weights):
             check_page_size(_weight_count(layers, sizes, last_queries), max_weights)
 
     if kind in ("gpt", "bert"):
-        ids = _encode(tokenizer, prompt, kind == "bert", model.context)
+        ids = _encode(model, tokenizer, prompt, kind)
         check_size({"self": (len(ids), len(ids))})
         weights = _record(layers, lambda: model(np.array([ids])), last_queries)["self"]
         labels = token_labels(tokenizer, ids)
@@ -312,7 +315,7 @@ def translation(model: Transformer, tokenizer: Tokenizer,
     position would predict the token after it, never asked for). It writes as many tokens as
     `tinyformer generate` does, the context's worth: a translation of context - 1 symbols
     then has its <eos>, and its last symbol's row, which chose that <eos>, is shown."""
-    src = np.array([_encode(tokenizer, prompt, False, model.context)])        # (1, S)
+    src = np.array([_encode(model, tokenizer, prompt, "transformer")])        # (1, S)
     bos, eos = tokenizer.token_to_id("<bos>"), tokenizer.token_to_id("<eos>")
     out = model.greedy_decode(src, model.context, bos, eos)                   # (1, 1 + n)
     return src, out[:, :-1]

@@ -45,7 +45,7 @@ def lens_of_prompt(model: Model, tokenizer: Tokenizer, prompt: str,
     it was read as an encoder-decoder's, and said that '<bos>' is no token of the vocabulary."""
     _check_kind(kind)
     if kind in ("gpt", "bert"):
-        ids = _encode(tokenizer, prompt, kind == "bert", model.context)
+        ids = _encode(model, tokenizer, prompt, kind)
         return logit_lens(model, lambda m: m(np.array([ids]))), token_labels(tokenizer, ids)
     src, tgt = translation(model, tokenizer, prompt)
     lens = logit_lens(model, lambda m: m.decode(tgt, *m.encode(src)))
