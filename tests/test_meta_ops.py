@@ -32,7 +32,8 @@ NOT_DIFFERENTIABLE = {
     **dict.fromkeys(["Tensor.__lt__", "Tensor.__le__", "Tensor.__gt__", "Tensor.__ge__",
                      "Tensor.__eq__", "Tensor.__ne__", "Tensor.__and__", "Tensor.__or__",
                      "Tensor.__xor__", "Tensor.__rand__", "Tensor.__ror__", "Tensor.__rxor__",
-                     "Tensor.__invert__", "Tensor.argmax", "Tensor.any", "Tensor.all",
+                     "Tensor.__invert__", "Tensor.__iand__", "Tensor.__ior__", "Tensor.__ixor__",
+                     "Tensor.argmax", "Tensor.any", "Tensor.all",
                      "tinyautograd.functional.one_hot"],
                     "booleans or integers, outside the graph"),
     **dict.fromkeys(["Tensor.detach", "Tensor.requires_grad_", "tinyautograd.zeros",
@@ -41,6 +42,7 @@ NOT_DIFFERENTIABLE = {
                     "a new leaf, the start of a graph"),
     "tinyautograd.grad": "the reverse pass itself",
     "Tensor.grad_tensor": "what a backward(create_graph=True) left, not an op",
+    "Tensor.__pos__": "+x is x itself: nothing computed, nothing recorded",
 }
 
 # Another spelling of an op that the table calls by its main name: the spelling -> that name.
