@@ -567,6 +567,10 @@ def test_show_writes_a_combining_mark_that_starts_a_token_by_its_code_point(tmp_
     bpe = tokenizers.BPETokenizer.train("e\u0301\u0302 " * 5, 259)
     assert split_shown(bpe, bpe.encode("e\u0301\u0302 ")) == r"|e|\u0301\u0302| |"
     assert tokenizers.shown_token(bpe, 258) == r'"\u0301\u0302"'
+    # After a character shown as an escape (a control character's \x01), the accent would
+    # sit on the escape's last letter: it is written by its code point too.
+    bpe = tokenizers.BPETokenizer.train("\x01\u0301 " * 5, 259)
+    assert split_shown(bpe, bpe.encode("\x01\u0301 ")) == r"|\x01\u0301| |"
 
 
 def test_show_escapes_control_characters_that_a_terminal_would_act_on(bpe):

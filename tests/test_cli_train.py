@@ -1813,6 +1813,11 @@ def test_generate_refuses_options_that_a_checkpoints_kind_does_not_use(task_run,
                                   "--temperature", 1.5, "--max-new-tokens", 7),
                        "an encoder-decoder checkpoint translates",
                        "--max-new-tokens --temperature do not apply")
+    # Not told to give a --temperature above 0, which it would refuse next.
+    assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "123",
+                                  "--temperature", 0, "--seed", 1),
+                       "an encoder-decoder checkpoint translates",
+                       "--temperature --seed do not apply")
     # A source holds no special tokens; a BERT's prompt always reads its <mask>.
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "12<eos>3",
                                   "--allow-special"),

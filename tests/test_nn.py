@@ -228,6 +228,19 @@ def test_a_tied_parameter_loads_under_any_of_its_names_as_from_torchs_state_dict
         model.load_state_dict({**ones, "decoder.weight": np.zeros((3, 5))})
 
 
+def test_a_module_that_holds_its_parent_loads_under_every_name_without_walking_forever():
+    # Every path to a parameter is a name it loads under; a module that holds one of the
+    # modules above it (a layer keeping its owner) would lead back up without end.
+    model = nn.Module()
+    model.layer = nn.Linear(2, 2)
+    model.layer.owner = model
+    model.again = model.layer
+    state = {"again.weight": np.ones((2, 2)), "layer.bias": np.full(2, 2.0)}
+    assert model.load_state_dict(state) == ([], [])
+    assert_array_equal(model.layer.weight.data, np.ones((2, 2)))
+    assert_array_equal(model.layer.bias.data, np.full(2, 2.0))
+
+
 def test_pytorchs_weight_tying_by_assignment_is_refused_at_the_layers_first_forward():
     # nanoGPT's `wte.weight = lm_head.weight`: here a Linear's weight is the transpose of an
     # Embedding's, so the tied embedding would pick rows of (d_model, vocab) and fail only in

@@ -523,6 +523,14 @@ def test_numpy_numbers_given_as_options_are_kept_as_pythons_so_a_state_goes_to_j
     optimizer.param_groups[0]["lr"] = np.float64(0.25)              # set by hand, later
     saved = json.loads(json.dumps(optimizer.state_dict()["param_groups"]))
     assert saved[0]["lr"] == 0.25 and saved[0]["betas"] == [0.9, 0.999]
+    # A state whose options are numpy's (built by hand, or read from an .npz) loads as Python's.
+    state = optimizer.state_dict()
+    state["param_groups"][0].update(lr=np.float32(0.125),
+                                    betas=[np.float64(0.8), np.float64(0.99)])
+    optimizer.load_state_dict(state)
+    group = optimizer.param_groups[0]
+    assert type(group["lr"]) is float and group["lr"] == 0.125
+    assert group["betas"] == (0.8, 0.99) and all(type(b) is float for b in group["betas"])
 
 
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():

@@ -788,9 +788,10 @@ def test_training_never_merges_a_token_longer_than_a_tokenizer_may_hold(monkeypa
     # 2 MiB of one letter trained, told it had 22 merges, into a tokenizer that its
     # constructor then refused ("merge 20 makes a token of 2097152 bytes"). A limit of 8
     # bytes stands in for the mebibyte: "a" * 8 is the longest token, and the next merge is
-    # the next pair ("b" after the space), as the tokenizers library's max_token_length skips.
+    # the next pair ("b" after the space), as the tokenizers library's max_token_length skips;
+    # the "a" left over is never joined to an "a" * 8 (9 bytes, one past the limit).
     monkeypatch.setattr(BPETokenizer, "MAX_TOKEN_BYTES", 8)
-    text = "a" * 32 + " bc"
+    text = "a" * 33 + " bc"
     tok = BPETokenizer.train(text, 260)
     assert tok.merges == [(97, 97), (256, 256), (257, 257), (32, 98)]
     assert tok.decode(tok.encode(text)) == text

@@ -1073,12 +1073,6 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
     if beam is not None and sampling:
         raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
                          f"{' '.join(sampling)}, or --beam")
-    # Temperature 0 takes the likeliest token: top-k, top-p and the seed shape a draw that
-    # never happens. Refused, as with --beam, rather than ignored.
-    unsampled = given_options(ctx, "top_k", "top_p", "seed") if temperature == 0 else []
-    if unsampled:
-        raise InputError(f"--temperature 0 takes the likeliest token; it does not sample: drop "
-                         f"{' '.join(unsampled)}, or give a --temperature above 0")
     # The settings and the checkpoint refused (BadInput); any other ValueError in building the
     # model is a bug of ours.
     with input_errors(BadInput):
@@ -1092,6 +1086,14 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
         raise InputError(f"{WRITES_NO_SAMPLE[saved['model']]}: "
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
+    # Temperature 0 takes the likeliest token: top-k, top-p and the seed shape a draw that
+    # never happens. Refused, as with --beam, rather than ignored; after the kind's check, as
+    # a BERT or an encoder-decoder takes no --temperature at all (a temperature above 0, as
+    # this would advise, was refused next).
+    unsampled = given_options(ctx, "top_k", "top_p", "seed") if temperature == 0 else []
+    if unsampled:
+        raise InputError(f"--temperature 0 takes the likeliest token; it does not sample: drop "
+                         f"{' '.join(unsampled)}, or give a --temperature above 0")
     with input_errors(BadInput):                 # a prompt the model cannot take
         note = check_task_prompt(saved, prompt, name=option_name)
         answer = respond(model, tokenizer, saved["model"], prompt, max_new_tokens,
