@@ -218,6 +218,10 @@ class RunDirectory:
                 instead = f"give the run's directory, {folder!r}"
             raise RunDirectoryError(f"{option} {path!r} is a file, not a directory; {instead}")
         if not create and not os.path.isdir(path):
+            # A folder above it that may not be entered says what to do itself: check it.
+            unreadable = unreadable_folder(path)
+            if unreadable:
+                raise RunDirectoryError(f"{option} {unreadable}")
             raise RunDirectoryError(f"{option} {not_a_directory(path)}; {instead}")
         run.created = None
         try:
