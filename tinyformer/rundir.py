@@ -235,11 +235,15 @@ class RunDirectory:
             if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
                 raise RunDirectoryError(f"cannot write to {option} {path!r}: "
                                         f"{why_not_a_directory(path)}; {instead}") from None
-            # A run one may read but not write (another's, an archive's) goes on as a copy.
-            advice = ("free some disk space and try again" if e.errno == errno.ENOSPC else
-                      "choose a directory you can write to" if create else
-                      "to go on from it, copy it to a directory you can write to and resume "
-                      "the copy")
+            if e.errno == errno.ENOSPC:
+                advice = "free some disk space and try again"
+            elif chosen:                  # the user chose no directory: say how to choose one
+                advice = "give --out DIR, in a directory you can write to"
+            elif create:
+                advice = "choose a directory you can write to"
+            else:       # a run one may read but not write (another's, an archive's): a copy
+                advice = ("to go on from it, copy it to a directory you can write to and "
+                          "resume the copy")
             raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
                                     f"{advice}") from None
         try:
