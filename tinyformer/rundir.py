@@ -466,7 +466,7 @@ class RunDirectory:
     def record_divergence(self, step: int, error: str) -> None:
         """Record that the run diverged at `step`, with the trainer's message `error`: the run
         is exactly deterministic, so --resume would only repeat the same steps to the same
-        end, and what reads the run says so instead (divergence_advice)."""
+        end, and what reads the run says so instead (new_run_advice)."""
         self.diverged = {"step": step, "error": error}
         self.write_manifest()
 
