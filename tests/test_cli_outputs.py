@@ -145,7 +145,9 @@ def test_a_full_disk_as_training_ends_leaves_the_run_saved_and_says_how_to_draw_
     (["plot", "locked/metrics.jsonl", "--out", "x.png"], "run directory 'locked'"),
     (["generate", "--checkpoint", "locked"], "checkpoint 'locked'"),
     (["export", "--checkpoint", "locked", "--out", "exported"], "checkpoint 'locked'"),
-    (["tokenize", "encode", "hi", "--tokenizer", "locked"], "'locked'")])
+    (["tokenize", "encode", "hi", "--tokenizer", "locked"], "'locked'"),
+    # (its own advice alone: not "; give the directory of a `tinyformer train` run" after it)
+    (["train", "--resume", "locked/run"], "--resume 'locked'")])
 def test_a_folder_the_user_may_not_read_is_said_to_be_so(tmp_path, monkeypatch, command, said):
     """A run folder of mode 000 (or another user's) was said not to exist, or to have no
     config.json: in it every file seems missing. Simulated (the tests may run as root, whom

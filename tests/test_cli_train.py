@@ -2,6 +2,7 @@
 each gets one line `Error: ...`, exit status 2, no traceback, and no file written or changed."""
 
 import contextlib
+import errno
 import json
 import os
 import pty
@@ -21,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from processes import process_state, running_children
+from tinyformer import rundir
 from tinyformer.prompts import check_task_prompt
 from tinyformer_cli import main
 
@@ -1013,7 +1015,6 @@ def test_an_unwritable_out_directory(files):
     assert_input_error(result, "cannot write to --out")
 
 
-
 def test_an_unwritable_default_run_folder_is_named_as_such(tmp_path):
     # No --out was given: the error names the folder chosen for the run, and says to give one
     (tmp_path / "runs").write_text("not a folder")
@@ -1022,6 +1023,20 @@ def test_an_unwritable_default_run_folder_is_named_as_such(tmp_path):
                        "give --out DIR")
     assert "--out 'runs" not in result.output
     assert (tmp_path / "runs").read_text() == "not a folder"
+
+
+def test_a_default_run_folder_one_may_not_write_says_to_give_out(tmp_path, monkeypatch):
+    # A current directory of another user's (simulated: root writes anywhere). It said
+    # "choose a directory you can write to", where the user had chosen none.
+    def refused(run):
+        raise PermissionError(errno.EACCES, "Permission denied", run.path)
+    monkeypatch.setattr(rundir.RunDirectory, "_make_directories", refused)
+    result = tinyformer("train", "--iters", "1", cwd=tmp_path)
+    assert_input_error(result, "cannot write to the default run folder 'runs/gpt-builtin' "
+                               "(Permission denied); give --out DIR, in a directory you can "
+                               "write to")
+    assert os.listdir(tmp_path) == []
+
 
 def test_a_bad_toml_file(files):
     (files / "bad.toml").write_text("n_layer = = 2\n")

@@ -579,14 +579,20 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch):
 @pytest.mark.parametrize("beyond", ["/", "/run"])
 def test_plot_of_a_path_through_a_file_says_the_file_is_one(tmp_path, beyond):
     """notes.txt/ (a shell's completion of a directory), or notes.txt/run: the file is there,
-    so "run directory ... does not exist" would send the user looking for it."""
+    so "run directory ... does not exist" would send the user looking for it. Said in the
+    words of generate's --checkpoint and train's --resume (notes.txt/ was named as
+    '/abs/notes.txt' there, as itself here)."""
     notes = tmp_path / "notes.txt"
     notes.write_text("not a run\n")
-    result = tinyformer("plot", f"{notes}{beyond}")
+    given = f"{notes}{beyond}"
+    why = (f"{given!r} is a file, not a directory" if beyond == "/" else
+           f"{given!r}: {str(notes)!r} is a file, not a directory")
+    result = tinyformer("plot", given)
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == (f"Error: run directory '{notes}{beyond}': '{notes}' is a "
-                                     f"file, not a directory; give a run directory (or its "
-                                     f"metrics.jsonl)")
+    assert result.stderr.strip() == (f"Error: run directory {why}; give a run directory (or "
+                                     f"its metrics.jsonl)")
+    assert tinyformer("generate", "--checkpoint", given).stderr.startswith(
+        f"Error: checkpoint {why}; ")
 
 
 def test_several_runs_of_different_lengths_are_compared_in_one_picture(tmp_path):

@@ -349,12 +349,10 @@ def broken_link(path: StrPath) -> str | None:
 
 def not_a_directory(path: StrPath) -> str:
     """What is wrong with `path`, which names no directory, said after the option or word
-    that names it ("checkpoint 'x' does not exist"): it does not exist, it is a file, or a
-    folder of its path is a file; or a folder above it may not be entered, in which every path
-    seems missing. The one wording of each command that takes a directory."""
-    unreadable = unreadable_folder(path)
-    if unreadable:
-        return unreadable
+    that names it ("checkpoint 'x' does not exist"), before what to give instead: it does not
+    exist, it is a file, or a folder of its path is a file. The one wording of each command
+    that takes a directory. (Ask unreadable_folder first: in a folder that may not be
+    entered every path seems missing, and its line has advice of its own.)"""
     there = first_existing(path)
     if os.path.isdir(there):
         return f"{os.fspath(path)!r} does not exist"

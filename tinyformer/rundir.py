@@ -218,6 +218,10 @@ class RunDirectory:
                 instead = f"give the run's directory, {folder!r}"
             raise RunDirectoryError(f"{option} {path!r} is a file, not a directory; {instead}")
         if not create and not os.path.isdir(path):
+            # A folder above it that may not be entered says what to do itself: check it.
+            unreadable = unreadable_folder(path)
+            if unreadable:
+                raise RunDirectoryError(f"{option} {unreadable}")
             raise RunDirectoryError(f"{option} {not_a_directory(path)}; {instead}")
         run.created = None
         try:
@@ -231,11 +235,15 @@ class RunDirectory:
             if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
                 raise RunDirectoryError(f"cannot write to {option} {path!r}: "
                                         f"{why_not_a_directory(path)}; {instead}") from None
-            # A run one may read but not write (another's, an archive's) goes on as a copy.
-            advice = ("free some disk space and try again" if e.errno == errno.ENOSPC else
-                      "choose a directory you can write to" if create else
-                      "to go on from it, copy it to a directory you can write to and resume "
-                      "the copy")
+            if e.errno == errno.ENOSPC:
+                advice = "free some disk space and try again"
+            elif chosen:                  # the user chose no directory: say how to choose one
+                advice = "give --out DIR, in a directory you can write to"
+            elif create:
+                advice = "choose a directory you can write to"
+            else:       # a run one may read but not write (another's, an archive's): a copy
+                advice = ("to go on from it, copy it to a directory you can write to and "
+                          "resume the copy")
             raise RunDirectoryError(f"cannot write to {option} {path!r} ({e.strerror}); "
                                     f"{advice}") from None
         try:
@@ -458,7 +466,7 @@ class RunDirectory:
     def record_divergence(self, step: int, error: str) -> None:
         """Record that the run diverged at `step`, with the trainer's message `error`: the run
         is exactly deterministic, so --resume would only repeat the same steps to the same
-        end, and what reads the run says so instead (divergence_advice)."""
+        end, and what reads the run says so instead (new_run_advice)."""
         self.diverged = {"step": step, "error": error}
         self.write_manifest()
 

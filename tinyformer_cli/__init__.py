@@ -1310,15 +1310,14 @@ def plot(run_dirs, out_path, follow):
     for run_dir in run_dirs:
         if os.path.exists(run_dir):
             continue
-        if not os.path.isdir(files.first_existing(run_dir)):
-            # A path through a file ("notes.txt/", "metrics.jsonl/run"): not "does not exist",
-            # which sends the user looking for a file that is there.
-            raise InputError(f"run directory {run_dir!r}: {files.why_not_a_directory(run_dir)}; "
-                             f"give a run directory (or its metrics.jsonl)")
         unreadable = files.unreadable_folder(run_dir)    # in a folder the user may not read
         if unreadable:
             raise InputError(f"run directory {unreadable}")
-        raise InputError(f"run directory {run_dir!r} does not exist; check the path")
+        # Said as --checkpoint's and --resume's are: a path through a file ("notes.txt/",
+        # "metrics.jsonl/run") names the file, not "does not exist", which sends the user
+        # looking for a file that is there.
+        raise InputError(f"run directory {files.not_a_directory(run_dir)}; give a run "
+                         f"directory (or its metrics.jsonl)")
     if len(run_dirs) > 1 and out_path is None:
         raise InputError(f"{len(run_dirs)} runs are compared in one picture, which is no "
                          f"run's own: give --out FILE.png")
