@@ -108,6 +108,11 @@ def step_options(description, engines, blocks):
     p.add_argument("--warmup", type=at_least(0), default=5,
                    help="untimed steps first, in every block")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--tiny", action="store_true",
+                   help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch 2): "
+                   "the arithmetic is almost nothing, so what is timed is each engine's fixed "
+                   "cost per step, its ops' bookkeeping and its cost per call of numpy or of "
+                   "PyTorch's kernels")
     p.add_argument("--engine", choices=engines,
                    help="child mode: time this engine alone and write its figures to --json "
                    "(without it, print them as JSON)")

@@ -3,6 +3,7 @@ the trainer takes it and five variants of it, beside PyTorch's.
 
     python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 4 minutes
     python benchmarks/envelope.py --blocks 3 --reps 20 --json benchmarks/results/envelope.json
+    python benchmarks/envelope.py --tiny               # the fixed cost of each, arrays tiny
 
 The variants answer what the rest of the step costs, with the matrix products unchanged:
 
@@ -52,6 +53,8 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 
 import train_step  # noqa: E402  (puts the repository on sys.path)
+if __name__ == "__main__" and ARGS.tiny:
+    train_step.use_tiny_sizes()
 from tinyautograd import functional, kernels, ops, optim  # noqa: E402
 from tinyformer import attention  # noqa: E402
 
@@ -122,18 +125,19 @@ def main():
     args = ARGS
     engines = VARIANTS + (["torch"] if train_step.HAVE_TORCH else [])
     runs = alternate(__file__, engines, args.blocks, args.threads,
-                     ["--warmup", args.warmup, "--reps", args.reps])
+                     ["--warmup", args.warmup, "--reps", args.reps] + ["--tiny"] * args.tiny)
     medians = {name: statistics.median(ms for run in runs[name] for ms in run["ms"])
                for name in engines}
     blocks = {name: [statistics.median(run["ms"]) for run in runs[name]] for name in engines}
-    result = {"threads": args.threads, "blocks": args.blocks, "reps": args.reps,
+    result = {"threads": args.threads, "tiny": args.tiny, "blocks": args.blocks, "reps": args.reps,
               "warmup": args.warmup, "median_ms": medians, "block_medians_ms": blocks,
               "micro_batches": {name: runs[name][0]["micro_batches"] for name in engines},
               "kernels": {name: runs[name][0].get("kernels") for name in engines},
               # the same batches from the same weights in every block: the first block's
               "losses": {name: runs[name][0]["losses"] for name in engines}}
-    print(f"one training step of nanoGPT's Shakespeare CPU recipe, {args.threads} thread(s); "
-          f"each engine alone in its own process, {args.blocks} alternating blocks of "
+    sizes = f", d_model {train_step.D_MODEL} (tiny)" if args.tiny else ""
+    print(f"one training step of nanoGPT's Shakespeare CPU recipe{sizes}, {args.threads} "
+          f"thread(s); each engine alone in its own process, {args.blocks} alternating blocks of "
           f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
     print(f"{'':24}{'ms/step':>9}{'/ torch':>9}   block by block")
     for name in engines:

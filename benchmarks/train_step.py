@@ -46,13 +46,7 @@ from alternate import (AUTO, alternate, block_ratios, set_thread_variables, set_
 
 
 def parse_args(argv=None):
-    options = step_options(__doc__, ["ours", "torch", "gemm"], blocks=3)
-    options.add_argument("--tiny", action="store_true",
-                         help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch "
-                         "2): the arithmetic is almost nothing, so what is timed is each "
-                         "engine's fixed cost per step, its ops' bookkeeping and its cost per "
-                         "call of numpy or of PyTorch's kernels")
-    return options.parse_args(argv)
+    return step_options(__doc__, ["ours", "torch", "gemm"], blocks=3).parse_args(argv)
 
 
 # OpenBLAS reads its thread count when numpy is imported, so the arguments come first.
@@ -84,8 +78,16 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD,  # noqa: E402
                     N_LAYER, VOCAB, WEIGHT_DECAY)
-if __name__ == "__main__" and ARGS.tiny:     # the same graph, every array tiny (--tiny)
+
+
+def use_tiny_sizes():
+    """The same graph, every array tiny (--tiny): here, and for envelope.py, which imports it."""
+    global CONTEXT, D_MODEL, D_FF, BATCH
     CONTEXT, D_MODEL, D_FF, BATCH = 2, 8, 16, 2
+
+
+if __name__ == "__main__" and ARGS.tiny:
+    use_tiny_sizes()
 MICRO_BATCHES = 2                 # the trainer's default (TrainConfig.micro_batches)
 
 

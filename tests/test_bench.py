@@ -569,15 +569,16 @@ def test_a_child_mode_run_by_hand_prints_its_figures(name, arguments, key):
 
 
 def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
-    """A real, tiny run of benchmarks/envelope.py: every variant timed; one part takes the
-    batch whole and the numpy forms compute what the compiled loops do, so both train the same
-    model (their losses agree with ours to rounding); free kernels compute nothing for layer
-    norm, GELU and softmax (their losses are not the model's). CI has the C compiler that
-    builds the loops."""
+    """A real, tiny run of benchmarks/envelope.py (--tiny: the recipe's graph, its arrays
+    tiny): every variant timed; one part takes the batch whole and the numpy forms compute what
+    the compiled loops do, so both train the same model (their losses agree with ours to
+    rounding); free kernels compute nothing for layer norm, GELU and softmax (their losses are
+    not the model's). CI has the C compiler that builds the loops."""
     out = tmp_path / "envelope.json"
-    script("envelope.py", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json", str(out),
-           check=True)
+    script("envelope.py", "--tiny", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json",
+           str(out), check=True)
     figures = json.loads(out.read_text())
+    assert figures["tiny"]
     variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
                 "one-part-numpy-forms"]
     assert all(figures["median_ms"][name] > 0 for name in variants)
