@@ -31,7 +31,6 @@ import json
 import math
 import os
 import re
-import shlex
 import shutil
 import sys
 import textwrap
@@ -41,7 +40,8 @@ from typing import Iterable
 
 import click
 
-from ..files import StrPath, command_line, describe_os_error, why_not_a_directory
+from ..files import (StrPath, command_line, describe_os_error, shell_quoted,
+                     why_not_a_directory)
 from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
@@ -75,7 +75,7 @@ def shell_path(path: StrPath) -> str:
     path = os.fspath(path)
     if path.startswith("-"):
         path = os.path.join(".", path)
-    return shlex.quote(path)
+    return shell_quoted(path)
 
 
 def list_course(workspace: Workspace | None) -> None:
