@@ -465,6 +465,16 @@ def command_line(*words: StrPath) -> str:
     return " ".join(map(shell_quoted, [*_program, *words]))
 
 
+def shell_path(path: StrPath) -> str:
+    """`path` as a shell reads it back, to be copied into a command: quoted where it must be
+    (a space, a quote: `shell_quoted`), and "./" before a leading "-", which a command (cd,
+    mkdir) would read as its options."""
+    path = os.fspath(path)
+    if path.startswith("-"):
+        path = os.path.join(".", path)
+    return shell_quoted(path)
+
+
 # Whether this is Windows, whose shells (cmd, PowerShell) quote otherwise than the POSIX
 # shells of Linux and macOS (bash, zsh) do: the commands that messages advise follow it.
 WINDOWS = os.name == "nt"
