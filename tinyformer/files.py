@@ -20,6 +20,7 @@ import re
 import reprlib
 import shlex
 import stat
+import sys
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
 
@@ -477,7 +478,7 @@ def shell_path(path: StrPath) -> str:
 
 # Whether this is Windows, whose shells (cmd, PowerShell) quote otherwise than the POSIX
 # shells of Linux and macOS (bash, zsh) do: the commands that messages advise follow it.
-WINDOWS = os.name == "nt"
+WINDOWS = sys.platform == "win32"
 
 # A word that no shell reads otherwise than as it stands (on Windows, a path's \ too).
 _PLAIN_WORD = re.compile(r"[\w@+=:,./\\-]+", re.ASCII)
