@@ -370,7 +370,8 @@ def unexpanded_home(path: Any, shell: str | None = None) -> str | None:
     "--out", or "" for an argument): a shell expands a ~ only unquoted, at the start of a word,
     so not in --out=~/x. None for a path from a TOML file, which no shell reads: it is taken
     as written there, as on the command line and in config.json, and the message says what to
-    write in its place."""
+    write in its place; so does one for a command line on Windows, whose cmd expands neither a
+    ~ nor $HOME."""
     if not isinstance(path, (str, os.PathLike)):
         return None
     path = os.fspath(path)
