@@ -165,6 +165,21 @@ def test_a_workspace_option_that_is_not_one_gets_advice_that_works(tmp_path, pla
         assert run("list", "-w", target).exit_code == 0
 
 
+@pytest.mark.parametrize("name", ["handed in", "-handed-in", "jo's"])
+def test_the_mkdir_a_workspace_without_its_folder_is_told_runs_in_a_shell(tmp_path,
+                                                                          monkeypatch, name):
+    # It was `mkdir handed in/.tinyformer`: two folders to a shell, "handed" and a failure.
+    monkeypatch.chdir(tmp_path)
+    assert run("init", "--", name).exit_code == 0
+    shutil.rmtree(tmp_path / name / STATE_DIR)
+    refused = run("list", "-w", name)
+    assert refused.exit_code == 2
+    advised = re.search(r"make an empty one: `(mkdir [^`]*)`", refused.stderr).group(1)
+    subprocess.run(["bash", "-c", advised], check=True, cwd=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert run("list", "-w", name).exit_code == 0
+
+
 # -- list, show, hint --------------------------------------------------------------------------
 
 def test_list_shows_every_exercise_by_chapter_done_or_not(workspace):

@@ -16,9 +16,11 @@ import contextlib
 import errno
 import io
 import os
+import re
 import reprlib
 import shlex
 import stat
+import sys
 import tempfile
 from typing import IO, Any, Iterator, Sequence, Union
 
@@ -368,17 +370,22 @@ def unexpanded_home(path: Any, shell: str | None = None) -> str | None:
     "--out", or "" for an argument): a shell expands a ~ only unquoted, at the start of a word,
     so not in --out=~/x. None for a path from a TOML file, which no shell reads: it is taken
     as written there, as on the command line and in config.json, and the message says what to
-    write in its place."""
+    write in its place; so does one for a command line on Windows, whose cmd expands neither a
+    ~ nor $HOME."""
     if not isinstance(path, (str, os.PathLike)):
         return None
     path = os.fspath(path)
     if not path.startswith("~") or os.path.lexists(path):
         return None
+    home = os.path.expanduser(path)
+    if shell is not None and WINDOWS:
+        # cmd knows no ~ and no $HOME (which would be a folder of that name): the path itself.
+        return (f"cmd and PowerShell do not expand a ~ in a program's words; write "
+                f"{shell_quoted(home)} in its place")
     if shell is not None:
         where = f": not after {shell}=" if shell else ""
         return (f"the shell did not expand its ~ (it does only unquoted, at the start of a "
                 f"word{where}); write $HOME in its place")
-    home = os.path.expanduser(path)
     instead = f"{home!r}" if home != path else "the home directory's path"
     return f"a ~ in a file is not expanded (only a shell does that); write {instead} in its place"
 
@@ -454,10 +461,45 @@ def program_named(name: str) -> Iterator[None]:
 
 
 def command_line(*words: StrPath) -> str:
-    """`tinyformer WORDS...` as a shell reads it, each word quoted where it must be (a path
-    with spaces, a prompt): the commands that messages advise, to be copied as they stand.
-    The program is named as it was run (`program_named`)."""
-    return shlex.join([*_program, *map(os.fspath, words)])
+    """`tinyformer WORDS...` as this system's shell reads it, each word quoted where it must be
+    (a path with spaces, a prompt: `shell_quoted`): the commands that messages advise, to be
+    copied as they stand. The program is named as it was run (`program_named`)."""
+    return " ".join(map(shell_quoted, [*_program, *words]))
+
+
+def shell_path(path: StrPath) -> str:
+    """`path` as a shell reads it back, to be copied into a command: quoted where it must be
+    (a space, a quote: `shell_quoted`), and "./" before a leading "-", which a command (cd,
+    mkdir) would read as its options."""
+    path = os.fspath(path)
+    if path.startswith("-"):
+        path = os.path.join(".", path)
+    return shell_quoted(path)
+
+
+# Whether this is Windows, whose shells (cmd, PowerShell) quote otherwise than the POSIX
+# shells of Linux and macOS (bash, zsh) do: the commands that messages advise follow it.
+WINDOWS = sys.platform == "win32"
+
+# A word that no shell reads otherwise than as it stands (on Windows, a path's \ too).
+_PLAIN_WORD = re.compile(r"[\w@+=:,./\\-]+", re.ASCII)
+
+
+def shell_quoted(word: StrPath) -> str:
+    """`word` as this system's shell reads it back as one word, to be copied into a command:
+    quoted where it must be (a space, a quote). In a POSIX shell in single quotes
+    (shlex.quote). On Windows in double quotes, the only ones cmd knows (it would pass '...'
+    on, quotes and all, and split it at its spaces), which PowerShell reads too; inside them
+    a program reads a quote written \\" and a backslash before one doubled, as Python's own
+    command line does."""
+    word = os.fspath(word)
+    if not WINDOWS:
+        return shlex.quote(word)
+    if _PLAIN_WORD.fullmatch(word):
+        return word
+    escaped = re.sub(r'(\\*)"', r'\1\1\\"', word)       # each backslash before a quote doubled
+    escaped = re.sub(r"(\\+)$", r"\1\1", escaped)         # and those before the closing one
+    return f'"{escaped}"'
 
 
 def describe_os_error(error: OSError, then: str | None = None) -> str:

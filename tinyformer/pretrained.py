@@ -49,7 +49,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import unicodedata
 from collections import Counter
 from typing import TYPE_CHECKING, Sequence, TypeVar
@@ -60,7 +59,8 @@ import regex
 from tinyautograd import nn
 
 from .files import (NotRegularFile, StrPath, atomic_write, broken_link, first_existing,
-                    folder_of, open_regular, remove_made_folders, shown, why_not_a_directory)
+                    folder_of, open_regular, remove_made_folders, shell_quoted, shown,
+                    why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import BadInput, check_whole
@@ -295,7 +295,7 @@ def _read_config(directory):
                               f"tinyformer never reads (unpickling can run code): take "
                               f"{WEIGHTS} from the model's page instead, or, trusting the "
                               f"files, convert them with transformers: "
-                              f"python -c {shlex.quote(convert)}")
+                              f"python -c {shell_quoted(convert)}")
     if not (config is not None and any(os.path.isfile(file) for file in weights)):
         link = next(filter(None, map(broken_link, [path, *weights])), None)
         if link:                # there, as `ls` shows, but a link to nothing

@@ -29,9 +29,7 @@ from __future__ import annotations
 import ast
 import json
 import math
-import os
 import re
-import shlex
 import shutil
 import sys
 import textwrap
@@ -41,7 +39,8 @@ from typing import Iterable
 
 import click
 
-from ..files import StrPath, command_line, describe_os_error, why_not_a_directory
+from ..files import (StrPath, command_line, describe_os_error, shell_path,
+                     why_not_a_directory)
 from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
@@ -67,15 +66,6 @@ def init(directory: StrPath) -> None:
                f"  {command_line('exercises', 'show', '1')}      then edit {first.file}\n"
                f"  {command_line('exercises', 'check')}       or `watch`, to re-check on "
                f"every save")
-
-
-def shell_path(path: StrPath) -> str:
-    """`path` as a shell reads it back, to be copied into a command: quoted where it must be
-    (a space, a quote), and "./" before a leading "-", which cd would read as its options."""
-    path = os.fspath(path)
-    if path.startswith("-"):
-        path = os.path.join(".", path)
-    return shlex.quote(path)
 
 
 def list_course(workspace: Workspace | None) -> None:

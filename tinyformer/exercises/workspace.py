@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 from ..files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, command_line,
-                     describe_os_error, first_existing, open_regular, why_not_a_directory)
+                     describe_os_error, first_existing, open_regular, shell_path,
+                     why_not_a_directory)
 from ..resources import usable_cores
 from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises
@@ -150,7 +151,7 @@ def find_workspace(directory: StrPath | None = None, required: bool = True) -> W
                 raise WorkspaceError(f"{directory} holds exercise files but no {STATE_DIR} "
                                      f"folder, which marks a workspace (copied without its "
                                      f"hidden folders?); make an empty one: `mkdir "
-                                     f"{Path(directory) / STATE_DIR}`")
+                                     f"{shell_path(Path(directory) / STATE_DIR)}`")
             if root.is_dir() and any(root.iterdir()):
                 raise WorkspaceError(f"{directory} is not an exercise workspace; give the "
                                      f"workspace's folder, or make one in a new folder with "
