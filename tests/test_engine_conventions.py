@@ -373,6 +373,126 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
 
 
 
+def test_every_torch_name_hinted_is_torchs_and_missing_here():
+    """The tables of hints name only what a PyTorch user could have written and we lack."""
+    x, model = Tensor(np.ones((2, 3))), nn.Linear(2, 2)
+    for name in ta._TORCH_NAMES:
+        assert hasattr(torch, name) and not hasattr(ta, name), name
+    for name in nn._TORCH_NN_NAMES:
+        assert hasattr(torch.nn, name) and not hasattr(nn, name), name
+    assert not any(hasattr(x, name) or hasattr(model, name) for name in ["cuda", "to"])
+
+
+def test_a_torch_function_that_is_a_tensor_method_here_says_so():
+    # torch.exp(x), torch.softmax(x, dim=-1), torch.sum(x): here each is x's method
+    methods = [name for name, hint in ta._TORCH_NAMES.items() if "the Tensor's method" in hint]
+    assert {"exp", "softmax", "sum", "max", "masked_fill"} <= set(methods)
+    for name in methods:
+        assert callable(getattr(Tensor, name)), name
+        with pytest.raises(AttributeError, match=rf"^module 'tinyautograd' has no attribute "
+                                                 rf"'{name}': that is PyTorch's; here, "
+                                                 rf"x\.{name}\(\.\.\.\), the Tensor's method$"):
+            getattr(ta, name)
+
+
+def test_a_torch_dtype_says_which_numpy_dtype_is_the_same():
+    # dtype=torch.float32, written ta.float32: numpy's dtypes are the engine's
+    dtypes = {name: hint for name, hint in ta._TORCH_NAMES.items() if "numpy's dtype" in hint}
+    assert {"float32", "float64", "float16", "long", "bool"} <= set(dtypes)
+    for name, hint in dtypes.items():
+        ours = np.dtype(eval(hint.split(",")[0], {"np": np}))
+        assert str(getattr(torch, name)) == f"torch.{ours.name}", name
+
+
+def test_the_torch_constructors_hints_make_torchs_tensors():
+    x = torch.ones(2, 3, dtype=torch.float64)
+    ours64 = Tensor(x.numpy(), dtype=np.float64)
+    names = dict(ta=ta, np=np, x=ours64, y=ours64, shape=(2, 3), value=3,
+                 n=3, start=0.0, end=1.0, steps=5)
+    for name, theirs in [("full", torch.full((2, 3), 3)), ("eye", torch.eye(3)),
+                         ("linspace", torch.linspace(0.0, 1.0, 5)),
+                         ("randn_like", torch.randn_like(x)), ("rand_like", torch.rand_like(x)),
+                         ("empty", torch.empty(2, 3)), ("matmul", x @ x.T)]:
+        names["y"] = ours64.T if name == "matmul" else ours64
+        ours = eval(ta._TORCH_NAMES[name], names)
+        assert ours.shape == tuple(theirs.shape), name
+        assert f"torch.{ours.dtype}" == str(theirs.dtype), name
+        if name in ("full", "eye", "linspace", "matmul"):
+            assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+    assert eval(ta._TORCH_NAMES["is_tensor"], names) is True
+    with eval(ta._TORCH_NAMES["inference_mode"], names):
+        assert not (Tensor([1.0], requires_grad=True) * 2).requires_grad
+
+
+# torch's Tensor methods whose hint is an expression, run here against torch's: name -> the
+# hint's expression (up to " for", where it goes on) and torch's call of the tensor t
+TENSOR_WRITTEN_OUT = {
+    "where": lambda t: t.where(t > 0.5, 7.0),
+    "repeat": lambda t: t.repeat(3, 1),
+    "tril": lambda t: t.tril(), "triu": lambda t: t.triu(),
+    "new_zeros": lambda t: t.new_zeros(2, 3), "new_ones": lambda t: t.new_ones(2, 3),
+    "argmin": lambda t: t.argmin(-1), "bool": lambda t: t.bool(),
+    "clip": lambda t: t.clip(min=0.5),
+}
+
+
+@pytest.mark.parametrize("name", TENSOR_WRITTEN_OUT)
+def test_a_torch_tensor_method_written_out_computes_torchs(name):
+    values = np.random.default_rng(0).random((3, 3)).astype(np.float32)
+    values[0, 0] = 0.0
+    hint = ta.engine._TORCH_TENSOR_NAMES[name]
+    with pytest.raises(AttributeError, match=rf"'{name}': that is PyTorch's; here, "):
+        getattr(Tensor(values), name)
+    expression = hint.split(" for")[0].split(", numpy's")[0].split(", n copies")[0]
+    expression = expression if name != "bool" else f"x.{expression}"
+    names = dict(ta=ta, np=np, x=Tensor(values), condition=Tensor(values) > 0.5, y=7.0, n=3,
+                 axis=-1 if name == "argmin" else 0, shape=(2, 3), low=0.5)
+    ours = eval(expression, names)
+    ours = ours.data if isinstance(ours, Tensor) else ours
+    theirs = TENSOR_WRITTEN_OUT[name](torch.from_numpy(values)).numpy()
+    assert ours.dtype == theirs.dtype
+    assert_array_equal(ours, theirs)
+
+
+def test_a_torch_in_place_method_whose_new_tensor_form_is_ours_names_it():
+    # mask.masked_fill_(...) -> x = x.masked_fill(...); torch's add_ has no x.add here
+    x = Tensor(np.ones(3))
+    with pytest.raises(AttributeError, match=r"'masked_fill_': that is PyTorch's; here, in-place "
+                                             r"methods are not offered: x = "
+                                             r"x\.masked_fill\(\.\.\.\) makes a new tensor; "
+                                             r"to change x itself"):
+        x.masked_fill_(np.array([True, False, False]), 0.0)
+    with pytest.raises(AttributeError, match=r"'add_': that is PyTorch's; here, in-place methods "
+                                             r"are not offered: x = x \+ y makes a new tensor"):
+        x.add_(1)
+    with pytest.raises(AttributeError, match=r"'grad_': that is PyTorch's; here, in-place methods "
+                                             r"are not offered: x = x \+ y makes"):
+        _ = x.grad_      # a property's name with a _ is not taken for a method
+
+
+def test_a_torch_nn_name_missing_here_says_what_to_write_instead():
+    import tinyformer.attention  # noqa: F401  (the modules the hints name)
+    import tinyformer.blocks  # noqa: F401
+    import tinyformer.transformer  # noqa: F401
+    names = dict(tinyformer=tinyformer, d_model=8, n_head=2, d_ff=16, n_layer=1,
+                 src_vocab_size=10, tgt_vocab_size=10, context=8)
+    built = 0
+    for hint in nn._TORCH_NN_NAMES.values():                      # each builds what it says
+        call = re.match(r"tinyformer\.[\w.]+\([^)]*\)", hint)
+        if call:
+            assert isinstance(eval(call.group(), names), nn.Module), hint
+            built += 1
+    assert built == 6
+    with pytest.raises(AttributeError, match=r"^module 'tinyautograd.nn' has no attribute "
+                                             r"'MultiheadAttention': that is PyTorch's; here, "
+                                             r"tinyformer.attention.MultiHeadAttention"):
+        _ = nn.MultiheadAttention
+    x = Tensor(np.arange(6.0).reshape(2, 3))
+    assert_array_equal(eval(nn._TORCH_NN_NAMES["Identity"].split(",")[0], vars(nn))(x).data,
+                       x.data)
+    assert eval(nn._TORCH_NN_NAMES["Flatten"], {"x": Tensor(np.ones((2, 3, 4)))}).shape == (2, 12)
+
+
 def test_torchs_size_called_says_to_write_shape_and_numpys_size_stays_an_int():
     # size is numpy's number of elements here, torch's shape method there: x.size(0), in
     # nearly every PyTorch script, would otherwise fail with "'int' object is not callable".

@@ -47,7 +47,27 @@ _TORCH_NAMES = {
             "above the diagonal, the keys a causal attention blocks: its ~ is causal_mask(n))",
     "randint": "numpy's generator, np.random.default_rng(seed).integers(low, high, size)",
     "multinomial": "numpy's generator, rng.choice(len(p), p=p) for each row p of probabilities",
-    "topk": engine._TOPK, "logsumexp": engine._LOGSUMEXP}
+    "topk": engine._TOPK, "logsumexp": engine._LOGSUMEXP,
+    "matmul": "x @ y", "mm": "x @ y", "bmm": "x @ y",
+    "full": "ta.Tensor(np.full(shape, value))", "empty": "ta.zeros(*shape)",
+    "eye": "ta.Tensor(np.eye(n))", "linspace": "ta.Tensor(np.linspace(start, end, steps))",
+    "randn_like": "ta.randn(*x.shape, dtype=x.dtype)",
+    "rand_like": "ta.rand(*x.shape, dtype=x.dtype)",
+    "inference_mode": "ta.no_grad()", "is_tensor": "isinstance(x, ta.Tensor)",
+    "allclose": "np.allclose(x.data, y.data)",
+    "clamp": engine._TORCH_TENSOR_NAMES["clamp"], "clip": engine._TORCH_TENSOR_NAMES["clamp"],
+    "split": engine._TORCH_TENSOR_NAMES["split"], "chunk": engine._TORCH_TENSOR_NAMES["chunk"],
+    "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "device": engine._TORCH_TENSOR_NAMES["device"]}
+# torch's functions that are a Tensor's methods here: torch.exp(x) is x.exp().
+_TORCH_NAMES |= {name: f"x.{name}(...), the Tensor's method" for name in (
+    "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sum", "mean", "var", "max", "min",
+    "argmax", "softmax", "log_softmax", "swapaxes", "reshape", "masked_fill", "numel", "detach")}
+# torch's dtypes are numpy's here (dtype=torch.float32 is dtype=np.float32).
+_TORCH_NAMES |= {name: f"{dtype}, numpy's dtype" for name, dtype in {
+    "float16": "np.float16", "half": "np.float16", "float32": "np.float32",
+    "float": "np.float32", "float64": "np.float64", "double": "np.float64",
+    "int32": "np.int32", "int": "np.int32", "int64": "np.int64", "long": "np.int64",
+    "uint8": "np.uint8", "bool": "bool"}.items()}
 
 # Under `if not TYPE_CHECKING:`, as every __getattr__ that only words an error: a type checker
 # reading it would take any name for one of ours (`ta.tensr`), and flag no misspelling.

@@ -614,7 +614,10 @@ class Tensor:
             if hint is None and name.endswith("_"):                         # add_, zero_, copy_
                 # `p = p * 0.5` alone would make a new tensor and leave a parameter as it was: say
                 # what changes the tensor itself, as an update of parameters under no_grad needs.
-                hint = ("in-place methods are not offered: x = x + y makes a new tensor; to change "
+                # Where the method without its _ is ours (masked_fill_), the new tensor is its.
+                ours = callable(getattr(type(self), name[:-1], None))
+                new = f"x = x.{name[:-1]}(...)" if ours else "x = x + y"
+                hint = (f"in-place methods are not offered: {new} makes a new tensor; to change "
                         "x itself (a parameter, under no_grad()), x += y (or -=, *=, /=), or "
                         "x.data[...] = values")
             raise _not_found(f"'{type(self).__name__}' object", name, hint, self)
@@ -1989,6 +1992,15 @@ _TORCH_TENSOR_NAMES = {
     "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
     "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
     "topk": _TOPK, "logsumexp": _LOGSUMEXP,
+    "clip": "ta.where(x < low, low, x)", "bool": "astype(bool)",
+    "type": "astype(dtype) for a cast, x.dtype for the type",
+    "where": "ta.where(condition, x, y) for x.where(condition, y)",
+    "argmin": "x.data.argmin(axis), numpy's (indices have no gradient)",
+    "repeat": "ta.concat([x] * n, axis), n copies along one axis (x.repeat(n, 1) of a matrix is "
+              "ta.concat([x] * n, axis=0))",
+    "new_zeros": "ta.zeros(*shape, dtype=x.dtype)", "new_ones": "ta.ones(*shape, dtype=x.dtype)",
+    "tril": "ta.where(np.tril(np.ones((n, n), bool)), x, 0) for an (..., n, n) x",
+    "triu": "ta.where(np.triu(np.ones((n, n), bool)), x, 0) for an (..., n, n) x",
 }
 
 

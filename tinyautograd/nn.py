@@ -632,17 +632,35 @@ class Sequential(ModuleList):
         return x
 
 
+# torch.nn's names that are not here, with what to write instead, for the AttributeError.
+_TORCH_NN_NAMES = {
+    "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
+    "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
+    "utils": "optim.clip_grad_norm for clip_grad_norm_",
+    # torch's loss modules: the functions, called with the outputs and the targets
+    "CrossEntropyLoss": "functional.cross_entropy(logits, targets), a function",
+    "NLLLoss": "functional.cross_entropy(logits, targets), from the logits",
+    "MSELoss": "functional.mse_loss(input, target), a function",
+    "BCEWithLogitsLoss": ("functional.binary_cross_entropy_with_logits(logits, target), a "
+                          "function"),
+    "L1Loss": "(input - target).abs().mean()",
+    "Identity": "Sequential(), which returns its input", "Flatten": "x.reshape(len(x), -1)",
+    "Softmax": "functional.softmax(x, axis), a function",
+    "LeakyReLU": ("a Module of your own whose forward is ta.where(x > 0, x, 0.01 * x), "
+                  "torch's slope"),
+    # torch's Transformer parts: tinyformer's, whose masks are True where a query may
+    # attend (the ~ of torch's boolean masks)
+    "MultiheadAttention": "tinyformer.attention.MultiHeadAttention(d_model, n_head), whose "
+                          "mask is True where a query may attend (~ torch's attn_mask)",
+    "TransformerEncoderLayer": "tinyformer.blocks.EncoderLayer(d_model, n_head, d_ff)",
+    "TransformerDecoderLayer": "tinyformer.blocks.DecoderLayer(d_model, n_head, d_ff)",
+    "TransformerEncoder": "tinyformer.blocks.Encoder(n_layer, d_model, n_head, d_ff)",
+    "TransformerDecoder": "tinyformer.blocks.Decoder(n_layer, d_model, n_head, d_ff)",
+    "Transformer": ("tinyformer.transformer.Transformer(src_vocab_size, tgt_vocab_size, "
+                    "context), embeddings and head included")}
+
 if not TYPE_CHECKING:     # a type checker would take any name for one of ours (`nn.Linar`)
-    __getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", {
-        "ModuleDict": "a plain dict: the modules in it are found, named as ModuleDict's",
-        "ParameterList": "a plain list of Parameters", "ParameterDict": "a plain dict",
-        "utils": "optim.clip_grad_norm for clip_grad_norm_",
-        # torch's loss modules: the functions, called with the outputs and the targets
-        "CrossEntropyLoss": "functional.cross_entropy(logits, targets), a function",
-        "NLLLoss": "functional.cross_entropy(logits, targets), from the logits",
-        "MSELoss": "functional.mse_loss(input, target), a function",
-        "BCEWithLogitsLoss": ("functional.binary_cross_entropy_with_logits(logits, target), a "
-                              "function")})
+    __getattr__ = engine._pointing_to_ours("module 'tinyautograd.nn'", _TORCH_NN_NAMES)
 
 
 # --------------------------------------------------------------------------------------------
