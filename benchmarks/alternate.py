@@ -204,8 +204,11 @@ def about_this_run():
 
 def write_figures(path, figures):
     """A benchmark's figures as JSON at `path`, its directory made if need be, with what they
-    were measured on, by what and when (`about`); says so."""
+    were measured on, by what and when (`about`); says so. All or nothing: with --save it
+    replaces the repository's own figures, which a write that fails part way (a full disk,
+    Ctrl-C) would leave cut short."""
+    from tinyformer.files import atomic_write
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         json.dump({"about": about_this_run(), **figures}, f, indent=1)
     print(f"written: {path}")

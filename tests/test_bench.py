@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 import tinyformer_cli as cli
+from full_disk import files_limited_to
 from processes import process_state, running, running_children, runs_code
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -933,6 +934,18 @@ def test_every_benchmark_writes_its_figures_through_the_one_writer():
     for path in (ROOT / "benchmarks").glob("*.py"):
         if path.name != "alternate.py":
             assert "json.dump(" not in path.read_text(), path.name
+
+
+def test_a_write_of_figures_that_fails_leaves_the_file_it_replaces_as_it_was(tmp_path):
+    # --save replaces the repository's own figures: a full disk part way through the JSON left
+    # the file cut short, neither the old figures nor the new.
+    path = tmp_path / "results" / "train_step.json"
+    path.parent.mkdir()
+    path.write_text('{"ratio": 1.14}')
+    with files_limited_to(4096), pytest.raises(OSError):
+        alternate.write_figures(str(path), {"rows": ["x" * 100] * 100})
+    assert path.read_text() == '{"ratio": 1.14}'
+    assert os.listdir(path.parent) == ["train_step.json"]       # no temporary file left
 
 
 def test_no_benchmark_looks_for_files_outside_the_repository():
