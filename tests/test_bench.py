@@ -408,6 +408,21 @@ def test_without_pytorchs_figures_no_target_is_judged(capsys):
     for row in rows:
         assert row.split()[-1] in ("0.90", "1") and not row.endswith(("met", "not yet")), row
 
+def test_without_pytorch_the_per_op_overhead_shows_our_own_figures(capsys):
+    # No ratio to show, and the ops benchmark's rows were left out: `--only ops` ended with
+    # an empty table. engine.py's rows without PyTorch, in microseconds a call:
+    rows = [{"op": op, "numpy": 1.0, "ours": 1.0 + overhead, "ours overhead": overhead,
+             "ours f+b": both} for op, overhead, both in
+            (("add", 2.0, 70.0), ("mul", 3.0, 80.0), ("exp", 5.0, 90.0))]
+    suite.summary({"ops": {"size": 8, "torch": None, "rows": rows}}, "once", suite.ONCE)
+    lines = capsys.readouterr().out.splitlines()[3:]             # after the title and header
+    # ours, torch, ratio, target, and no verdict: the medians of 2, 3, 5 and of 70, 80, 90
+    assert [line.split()[-5:] for line in lines] == [["3", "-", "-", "<=", "1"],
+                                                     ["80.0", "-", "-", "<=", "1"]]
+    assert lines[0].startswith("per-op overhead, µs a call (median)")
+    assert lines[1].startswith("  forward+backward, µs a call (median)")
+
+
 def test_the_training_step_says_its_blocks_lowest_and_highest_ratio(capsys):
     step = {"ratio": 1.1, "ours": {"median_ms": 55.0, "tokens_per_s": 1.0,
                                    "share_of_numpy_gemm": 0.5,
