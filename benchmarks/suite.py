@@ -446,7 +446,7 @@ def rows_whole_run(r, case):
 def rows_gpt2(r, case):
     for row in r["results"]:
         ratio = row.get("ratio")
-        yield (f"GPT-2 small generation, batch {row['batch']}", row["ours_tok_s"],
+        yield (f"GPT-2 small generation, batch {row['batch']}, tok/s", row["ours_tok_s"],
                row.get("torch_tok_s"), ratio, *at_least(ratio, 1))
 
 

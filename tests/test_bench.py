@@ -389,7 +389,7 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["per-op overhead (median ratio)"].endswith("met")   # median 0.9
     assert "1.15" in lines["forward+backward (median ratio)"]      # median of 1.2 and 1.1
     assert "(failed)" in lines["tokenizer"]
-    assert lines["GPT-2 small generation, batch 1"].endswith("met")
+    assert lines["GPT-2 small generation, batch 1, tok/s"].endswith("met")   # with its unit
 
 
 def test_without_pytorchs_figures_no_target_is_judged(capsys):
