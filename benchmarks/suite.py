@@ -291,13 +291,17 @@ def stop_with_its_group(process):
         process.kill()
         process.wait()
         return
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
-    with contextlib.suppress(ProcessLookupError):     # none left: the usual end
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    try:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+    finally:
+        # Ctrl-C again cuts the wait short, not the kill: what of the group still ran would
+        # run on unseen, in a session of its own.
+        with contextlib.suppress(ProcessLookupError):     # none left: the usual end
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 # Each benchmark script runs under this: quietly on Ctrl-C, and when the output's reader has

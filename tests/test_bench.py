@@ -1153,6 +1153,35 @@ def test_the_neighbours_shares_workers_end_with_their_parent():
                 os.killpg(holder.pid, signal.SIGKILL)
 
 
+def test_a_second_ctrl_c_while_a_benchmark_stops_still_kills_what_runs_on(monkeypatch):
+    # Ctrl-C again during the few seconds given to the interrupted benchmark cut the wait
+    # short and skipped the kill: a benchmark slow to stop ran on, in a session of its own.
+    code = ("import signal, time\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)     # slow to stop, at the least\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")
+    benchmark = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                 text=True, start_new_session=True)
+    try:
+        benchmark.stdout.readline()
+        wait = subprocess.Popen.wait
+
+        def ctrl_c_while_waiting(process, timeout=None):
+            if timeout is not None:                  # the few seconds it is given to stop
+                raise KeyboardInterrupt
+            return wait(process, timeout)
+        monkeypatch.setattr(subprocess.Popen, "wait", ctrl_c_while_waiting)
+        with pytest.raises(KeyboardInterrupt):
+            suite.stop_with_its_group(benchmark)
+        monkeypatch.undo()
+        assert benchmark.poll() == -signal.SIGKILL
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(benchmark.pid, signal.SIGKILL)
+        benchmark.wait()
+        benchmark.stdout.close()
+
+
 def test_a_terminated_suite_stops_its_benchmark_as_after_ctrl_c(tmp_path):
     """SIGTERM (`timeout`) or SIGHUP (a terminal closed) ended the suite at once, with no
     `finally` run; its benchmark, in a process group of its own, ran on to its end."""
