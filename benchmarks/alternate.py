@@ -209,6 +209,8 @@ def write_figures(path, figures):
     Ctrl-C) would leave cut short."""
     from tinyformer.files import atomic_write
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_write(path) as f:
+    # A device or a pipe (--json /dev/stdout) is written to as it is: never replaced by a file.
+    replaced = os.path.isfile(path) or not os.path.exists(path)
+    with atomic_write(path) if replaced else open(path, "w") as f:
         json.dump({"about": about_this_run(), **figures}, f, indent=1)
     print(f"written: {path}")

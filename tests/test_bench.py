@@ -963,6 +963,19 @@ def test_a_write_of_figures_that_fails_leaves_the_file_it_replaces_as_it_was(tmp
     assert os.listdir(path.parent) == ["train_step.json"]       # no temporary file left
 
 
+def test_figures_written_to_a_pipe_go_through_it_and_leave_it_a_pipe(tmp_path):
+    # --json /dev/stdout, or a named pipe: written to as it is, never replaced by a file.
+    pipe = tmp_path / "figures"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)   # there, so that writing need not wait
+    try:
+        alternate.write_figures(str(pipe), {"ratio": 1.14})
+        assert json.loads(os.read(reader, 1 << 16))["ratio"] == 1.14
+    finally:
+        os.close(reader)
+    assert pipe.is_fifo() and os.listdir(tmp_path) == ["figures"]
+
+
 def test_no_benchmark_looks_for_files_outside_the_repository():
     for path in (ROOT / "benchmarks").glob("*.py"):
         assert not re.search(r'"\.\.",\s*"(\.\.|shared)"', path.read_text()), path.name
