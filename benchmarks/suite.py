@@ -364,23 +364,17 @@ def run_case(case_name, case, names, quick, out_dir, corpus=None):
 # Each row of the summary: (what, ours, torch, ratio ours/torch, target, met?). Every row
 # function takes the benchmark's figures and the case it ran in, whose targets some rows use.
 
-def as_shown(ratio):
-    """`ratio` as the table shows it, to two decimals, which the verdicts judge: 0.904, shown
-    0.90 beside its target "<= 0.90", was "not yet", which reads as a mistake."""
-    return round(ratio, 2)
-
-
 def at_most(ratio, target):
     """The target column and its verdict for a ratio that should be at most `target`; no
     verdict without a ratio (PyTorch not installed, or its run failed): nothing to judge."""
     if target is None:
         return "", None
-    return f"<= {target:.2f}", None if ratio is None else as_shown(ratio) <= target
+    return f"<= {target:.2f}", None if ratio is None else ratio <= target
 
 
 def at_least(ratio, target):
     """The same for a ratio that should be at least `target`."""
-    return f">= {target:g}", None if ratio is None else as_shown(ratio) >= target
+    return f">= {target:g}", None if ratio is None else ratio >= target
 
 
 def rows_train_step(r, case):
@@ -419,18 +413,16 @@ def rows_ops(r, case):
                None)
     if overhead:
         median = statistics.median(overhead)
-        yield ("per-op overhead (median ratio)", None, None, median, "<= 1",
-               as_shown(median) <= 1)
+        yield ("per-op overhead (median ratio)", None, None, median, "<= 1", median <= 1)
     if both:
         median = statistics.median(both)
-        yield ("  forward+backward (median ratio)", None, None, median, "<= 1",
-               as_shown(median) <= 1)
+        yield ("  forward+backward (median ratio)", None, None, median, "<= 1", median <= 1)
 
 
 def rows_memory(r, case):
     ratio = r.get("ratio")
     yield ("peak memory of training, MiB", r["ours"]["peak"], r.get("torch", {}).get("peak"),
-           ratio, "<= 1", None if ratio is None else as_shown(ratio) <= 1)
+           ratio, "<= 1", None if ratio is None else ratio <= 1)
 
 
 def rows_tokenizer(r, case):
