@@ -564,3 +564,17 @@ def test_the_memory_estimate_is_near_a_steps_measured_peak_and_below_it(tmp_path
         trainer.close()
     assert 0.8 * (kept + step) <= need <= 1.1 * (kept + step)
 
+
+def test_a_run_whose_characters_make_logits_too_large_is_refused_before_it_starts(
+        tmp_path, monkeypatch):
+    """A char vocabulary is known once the text is read: 6,000 characters make each token's
+    logits 6,000 wide where 32 were guessed. The run is refused then, and leaves nothing."""
+    config = tinyformer.train.TrainConfig(
+        n_layer=1, n_head=2, d_model=32, context=16, batch_size=16, iters=1,
+        corpus=many_characters(tmp_path / "text.txt", 6000)).resolved()
+    guessed = tinyformer.resources.training_memory(config, 32)
+    assert tinyformer.resources.training_memory(config, 6000) > 2 * guessed
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: 2 * guessed)
+    with pytest.raises(ValueError, match="training with these sizes needs about"):
+        tinyformer.train.Trainer.start(config, tmp_path / "run", log=lambda *_: None)
+    assert not (tmp_path / "run").exists()
