@@ -578,3 +578,16 @@ def test_a_run_whose_characters_make_logits_too_large_is_refused_before_it_start
     with pytest.raises(ValueError, match="training with these sizes needs about"):
         tinyformer.train.Trainer.start(config, tmp_path / "run", log=lambda *_: None)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_bpe_run_is_told_that_a_smaller_vocabulary_would_help(monkeypatch):
+    """A token's logits, and their gradient, are a vocabulary wide: with a BPE of 50,000 ids
+    they are most of a step's memory, and --vocab-size is what to lower first."""
+    config = tinyformer.train.TrainConfig(n_layer=1, n_head=2, d_model=16, context=16,
+                                          tokenizer="bpe", vocab_size=50_000).resolved()
+    need = tinyformer.resources.training_memory(config, 50_000)
+    assert need > 2 * tinyformer.resources.training_memory(config, 512)
+    monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need - 1)
+    with pytest.raises(ValueError, match=r"choose a smaller --batch-size, --context, "
+                                         r"--vocab-size, --d-model or --n-layer$"):
+        tinyformer.resources.check_memory(config, 50_000)

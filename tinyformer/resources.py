@@ -154,7 +154,7 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     # source; the target with <bos> or <eos>), however long the positions' table.
     seen = task_context(config.max_len) if config.task else context
     tokens = config.batch_size * seen
-    # Numbers kept per token, as measured (tracemalloc) on a step's peak: a block keeps about
+    # Numbers kept per token, as measured (tracemalloc) on a step's peak: a block keeps 12 to
     # 13 of width d_model (norms, queries, keys, values, residuals, and the backward's
     # gradients of them), 3 of width d_ff and a row of attention probabilities per head; the
     # logits take 4 of the vocabulary's width (logits, probabilities, log-probabilities,
@@ -178,9 +178,12 @@ def gradient_copies(config: TrainConfig) -> int:
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
     """ValueError, before anything is allocated, when the run cannot fit in memory."""
     if config.task and config.context is None:    # a task's context follows its --max-len
-        smaller = "a smaller --max-len, --batch-size, --d-model or --n-layer"
+        options = ["--max-len", "--batch-size", "--d-model", "--n-layer"]
     else:
-        smaller = "a smaller --batch-size, --context, --d-model or --n-layer"
+        options = ["--batch-size", "--context", "--d-model", "--n-layer"]
+    if config.tokenizer == "bpe":        # each token's logits are a vocabulary wide
+        options.insert(2, "--vocab-size")
+    smaller = f"a smaller {', '.join(options[:-1])} or {options[-1]}"
     if gradient_copies(config) > 1:       # more micro-batches than the default's two
         smaller = smaller.replace(" or ", ", ") + " or fewer --micro-batches"
     check_fits(training_memory(config, vocab_size), "training with these sizes", smaller)
