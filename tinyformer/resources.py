@@ -150,9 +150,17 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     else:
         sizes.update(vocab_size=vocab_size)
     layers = config.n_layer * (2 if config.task else 1)
-    tokens = config.batch_size * context
-    activations = tokens * layers * (8 * d + 2 * d_ff + 2 * config.n_head * context) \
-        + 3 * tokens * vocab_size
+    # A task's encoder and decoder each see a sequence of at most task_context tokens (the
+    # source; the target with <bos> or <eos>), however long the positions' table.
+    seen = task_context(config.max_len) if config.task else context
+    tokens = config.batch_size * seen
+    # Numbers kept per token, as measured (tracemalloc) on a step's peak: a block keeps 12 to
+    # 13 of width d_model (norms, queries, keys, values, residuals, and the backward's
+    # gradients of them), 3 of width d_ff and a row of attention probabilities per head; the
+    # logits take 4 of the vocabulary's width (logits, probabilities, log-probabilities,
+    # their gradient). Counted for the whole batch: its micro-batches may run side by side.
+    activations = tokens * layers * (12 * d + 3 * d_ff + config.n_head * seen) \
+        + 4 * tokens * vocab_size
     if config.task:       # no graph kept: one attention's scores and probabilities at a time
         longest = config.context or task_context(config.max_len)
         activations = max(activations, 2 * EVAL_PAIRS * config.n_head * longest ** 2)
@@ -170,9 +178,12 @@ def gradient_copies(config: TrainConfig) -> int:
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
     """ValueError, before anything is allocated, when the run cannot fit in memory."""
     if config.task and config.context is None:    # a task's context follows its --max-len
-        smaller = "a smaller --max-len, --batch-size, --d-model or --n-layer"
+        options = ["--max-len", "--batch-size", "--d-model", "--n-layer"]
     else:
-        smaller = "a smaller --batch-size, --context, --d-model or --n-layer"
+        options = ["--batch-size", "--context", "--d-model", "--n-layer"]
+    if config.tokenizer == "bpe":        # each token's logits are a vocabulary wide
+        options.insert(2, "--vocab-size")
+    smaller = f"a smaller {', '.join(options[:-1])} or {options[-1]}"
     if gradient_copies(config) > 1:       # more micro-batches than the default's two
         smaller = smaller.replace(" or ", ", ") + " or fewer --micro-batches"
     check_fits(training_memory(config, vocab_size), "training with these sizes", smaller)

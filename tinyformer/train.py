@@ -406,6 +406,11 @@ class Trainer:
             if piped:                   # and so does config.json (the corpus is read)
                 config = dataclasses.replace(config, tokenizer=run.file(TOKENIZER))
             job = make_job(config, tokenizer)
+            # A text's characters are known only now: one of thousands (Chinese, say) makes
+            # logits far wider than guessed above, and the run would run out of memory in its
+            # first step. Refused here, before a previous run's files are replaced.
+            if job.tokenizer.vocab_size > vocab_size:
+                check_memory(config, job.tokenizer.vocab_size)
             ta.manual_seed(config.seed)                   # the same seed, the same init
             if model is None:
                 model = MODELS[config.model](**job.model_config())
