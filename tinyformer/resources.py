@@ -151,8 +151,9 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
         sizes.update(vocab_size=vocab_size)
     layers = config.n_layer * (2 if config.task else 1)
     # A task's encoder and decoder each see a sequence of at most task_context tokens (the
-    # source; the target with <bos> or <eos>), however long the positions' table.
-    seen = task_context(config.max_len) if config.task else context
+    # source; the target with <bos> or <eos>), however long the positions' table (and no more
+    # than it holds: a context too short for the lengths is refused on its own terms).
+    seen = min(context, task_context(config.max_len)) if config.task else context
     tokens = config.batch_size * seen
     # Numbers kept per token, as measured (tracemalloc) on a step's peak: a block keeps 12 to
     # 13 of width d_model (norms, queries, keys, values, residuals, and the backward's
