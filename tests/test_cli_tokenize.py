@@ -539,15 +539,19 @@ def test_a_frame_reads_back_as_the_tokens_it_shows(bpe, text):
     assert read_frame(frame) == [tok.id_to_bytes(i) for i in tok.encode(text)]
 
 
+def shown_by_a_char_tokenizer_of(text, tmp_path):
+    """The frame `tokenize show` writes of `text` with a char tokenizer trained on it."""
+    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
+    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
+               tmp_path / "char.json").exit_code == 0
+    return run("show", text, "--tokenizer", tmp_path / "char.json",
+               "--no-color").stdout.splitlines()[0]
+
 def test_show_writes_a_character_that_prints_as_nothing_by_its_code_point(tmp_path):
     """A zero-width joiner, a right-to-left override (which printed the rest of the line
     backwards) or a language tag showed as nothing: |a||b| looked like an empty token."""
     text = "a\u200db\u202ec\U000e0067"
-    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
-    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
-               tmp_path / "char.json").exit_code == 0
-    frame = run("show", text, "--tokenizer", tmp_path / "char.json",
-                "--no-color").stdout.splitlines()[0]
+    frame = shown_by_a_char_tokenizer_of(text, tmp_path)
     assert frame == r"|a|\u200d|b|\u202e|c|\U000e0067|"
     assert read_frame(frame) == [c.encode() for c in text]
 
@@ -556,11 +560,7 @@ def test_show_writes_a_combining_mark_that_starts_a_token_by_its_code_point(tmp_
     """An accent that starts a token (text in NFD) sat on the frame's "|": |e|́| looked like
     |e|| with an empty token. Within a token it stays on its letter."""
     text = "e\u0301\u0302\n\u0301 e\u0301"
-    (tmp_path / "text.txt").write_text(text, encoding="utf-8")
-    assert run("train", tmp_path / "text.txt", "--kind", "char", "--out",
-               tmp_path / "char.json").exit_code == 0
-    frame = run("show", text, "--tokenizer", tmp_path / "char.json",
-                "--no-color").stdout.splitlines()[0]
+    frame = shown_by_a_char_tokenizer_of(text, tmp_path)
     assert frame == r"|e|\u0301|\u0302|\n|\u0301| |e|\u0301|"
     assert read_frame(frame) == [c.encode() for c in text]
     # A BPE's token of two accents, after a letter's: the frame, and the report's quotes.
