@@ -697,26 +697,49 @@ def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
     assert "--gemms 4 cannot be shared evenly over 3 processes" in done.stderr
 
 
-def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
+# tinyformer train's arguments for a tiny run of benchmarks/builtin_run.py.
+BUILTIN_TINY = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
+                "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def builtin_run_by_the_suite(tmp_path_factory):
+    """(its figures, what it printed) of one real, tiny run of benchmarks/builtin_run.py with
+    --one-core (three runs of tinyformer train), run as the suite runs it on request (`--only
+    builtin_run`): shared by the tests of the script and of the suite's handling of it, as each
+    run of it trains three times. Its --json names a folder not made yet."""
+    out_dir = tmp_path_factory.mktemp("builtin") / "results"
+    printed = out_dir.parent / "printed.txt"
+    with pytest.MonkeyPatch.context() as patch, open(printed, "w") as to:
+        patch.setitem(suite.BENCHMARKS, "builtin_run",
+                      ("builtin_run.py", ["--turns", "1", "--one-core", "--", *BUILTIN_TINY], []))
+        saved = os.dup(1)                 # the script writes to our standard output, fd 1
+        os.dup2(to.fileno(), 1)
+        try:
+            figures = suite.run("builtin_run", "once", suite.ONCE, False, str(out_dir))
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    assert figures is not None, printed.read_text()
+    return figures, printed.read_text()
+
+
+def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path, builtin_run_by_the_suite):
     """A real, tiny run of benchmarks/builtin_run.py: a turn's three times (quiet, beside the
     busy core, quiet on one core) and the ratios (the script checks that the runs end at one
     loss); a run directory of its own asked for is refused, and a bad setting of tinyformer
     train's is passed on with its exit status."""
-    out = tmp_path / "results" / "builtin.json"                 # a folder not made yet
-    tiny = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
-            "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
-    done = script("builtin_run.py", "--turns", "1", "--one-core", "--json", str(out), "--", *tiny,
-                  check=True)
-    figures = json.loads(out.read_text())
-    assert figures["command"] == ["tinyformer", "train", *tiny] and figures["target"] == 1.15
+    figures, printed = builtin_run_by_the_suite
+    assert figures["command"] == ["tinyformer", "train", *BUILTIN_TINY]
+    assert figures["target"] == 1.15
     turn, = figures["turns"]
     quiet, beside, one_core = turn["quiet_s"], turn["beside_s"], turn["one_core_s"]
     assert min(quiet, beside, one_core) > 0 and 2.0 < turn["val_loss"] < 4.0
     assert figures["medians_s"] == {"quiet": quiet, "beside": beside, "one_core": one_core}
     assert figures["ratio"] == pytest.approx(beside / quiet)
     assert figures["ratio_to_one_core"] == pytest.approx(beside / one_core)
-    assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
-    assert f"quiet on one core, medians: {beside / one_core:.2f}" in done.stdout
+    assert f"medians: {beside / quiet:.2f} (target at most 1.15" in printed
+    assert f"quiet on one core, medians: {beside / one_core:.2f}" in printed
     refused = script("builtin_run.py", "--", "--out", str(tmp_path / "mine"))
     assert refused.returncode == 2 and "leave out --out and --resume" in refused.stderr
     assert not (tmp_path / "mine").exists()
@@ -734,17 +757,13 @@ def test_the_builtin_run_refuses_two_runs_that_end_at_other_losses(monkeypatch):
         builtin_run.main(["--turns", "1"])
 
 
-def test_the_suite_runs_the_builtin_run_on_request_and_judges_its_ratio(monkeypatch, tmp_path,
+def test_the_suite_runs_the_builtin_run_on_request_and_judges_its_ratio(builtin_run_by_the_suite,
                                                                          capsys):
     """`--only builtin_run`: its script gets --json before the "--" that starts tinyformer
     train's arguments, and the summary holds the run's times and judges beside / quiet."""
     assert "builtin_run" not in suite.selected([], whole_run=True)
-    tiny = ["--iters", "2", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
-            "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
-    monkeypatch.setitem(suite.BENCHMARKS, "builtin_run",
-                        ("builtin_run.py", ["--turns", "1", "--", *tiny], []))
-    figures = suite.run("builtin_run", "once", suite.ONCE, False, str(tmp_path))
-    assert figures["command"] == ["tinyformer", "train", *tiny]
+    figures, _ = builtin_run_by_the_suite        # suite.run's, with "--" in its arguments
+    assert figures["command"] == ["tinyformer", "train", *BUILTIN_TINY]
     for ratio, verdict in ((1.72, "not yet"), (1.10, "met")):
         suite.summary({"builtin_run": dict(figures, ratio=ratio, ratio_to_one_core=1.05)},
                       "once", suite.ONCE)
