@@ -993,6 +993,18 @@ def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, argument
     assert said in done.stderr.splitlines()[-1]
 
 
+def test_the_ops_benchmark_reads_its_arguments_before_it_imports_pytorch():
+    """A usage error of benchmarks/engine.py costs no import of PyTorch (a second or two, which
+    its other usage errors and --help spent for nothing); its run imports it."""
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "benchmarks" /
+                                                                  "engine.py"), "--calls", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--calls: takes a whole number" in done.stderr
+    imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "numpy" in imported and "torch" not in imported
+
+
 def test_the_whole_run_script_without_pytorch_is_refused_before_it_trains(tmp_path):
     # It trained ours to the end (minutes), then failed with a traceback at PyTorch's turn.
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
