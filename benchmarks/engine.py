@@ -30,11 +30,19 @@ import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
 from alternate import AUTO, at_least, set_torch_threads, thread_count, write_figures  # noqa: E402
 
-try:
-    import torch
-    import torch.nn.functional as TF
-except ImportError:       # the table still prints, without torch's columns
-    torch = None
+# PyTorch, imported by main() once the arguments are read: a usage error or --help costs no
+# import of it (a second or two). None where it is not installed: the table still prints,
+# without torch's columns.
+torch = TF = None
+
+
+def import_torch():
+    global torch, TF
+    try:
+        import torch
+        import torch.nn.functional as TF
+    except ImportError:
+        pass
 
 SIZE = 8
 
@@ -165,6 +173,7 @@ def main(argv=None):
                         "OMP_NUM_THREADS sets")
     parser.add_argument("--json", help="also write the raw medians to this file")
     args = parser.parse_args(argv)
+    import_torch()
     if torch is not None:
         set_torch_threads(torch, args.threads)
     machine = platform.processor() or platform.machine()

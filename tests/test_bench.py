@@ -54,7 +54,14 @@ def neighbours_of(parent):
     return running_children(parent, suite.NEIGHBOUR)
 
 
-def test_bench_runs_a_benchmark_and_prints_the_summary(capfd):
+def test_bench_runs_a_benchmark_and_prints_the_summary(capfd, monkeypatch):
+    # The memory benchmark's quick arguments as the suite has them, but two steps, not 30: the
+    # same run end to end (either engine's child, the figures read back), in half the time.
+    script_name, arguments, quick = suite.BENCHMARKS["memory"]
+    steps = quick.index("--steps") + 1
+    monkeypatch.setitem(suite.BENCHMARKS, "memory",
+                        (script_name, arguments, [*quick[:steps], "2", *quick[steps + 1:]]))
+    monkeypatch.setattr(cli, "bench_suite", lambda: suite)
     result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "memory"])
     out = result.output + capfd.readouterr().out    # the suite, and the scripts it starts
     assert result.exit_code == 0, out
@@ -713,26 +720,49 @@ def test_the_neighbours_share_refuses_work_that_cannot_be_shared_evenly():
     assert "--gemms 4 cannot be shared evenly over 3 processes" in done.stderr
 
 
-def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path):
+# tinyformer train's arguments for a tiny run of benchmarks/builtin_run.py.
+BUILTIN_TINY = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
+                "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def builtin_run_by_the_suite(tmp_path_factory):
+    """(its figures, what it printed) of one real, tiny run of benchmarks/builtin_run.py with
+    --one-core (three runs of tinyformer train), run as the suite runs it on request (`--only
+    builtin_run`): shared by the tests of the script and of the suite's handling of it, as each
+    run of it trains three times. Its --json names a folder not made yet."""
+    out_dir = tmp_path_factory.mktemp("builtin") / "results"
+    printed = out_dir.parent / "printed.txt"
+    with pytest.MonkeyPatch.context() as patch, open(printed, "w") as to:
+        patch.setitem(suite.BENCHMARKS, "builtin_run",
+                      ("builtin_run.py", ["--turns", "1", "--one-core", "--", *BUILTIN_TINY], []))
+        saved = os.dup(1)                 # the script writes to our standard output, fd 1
+        os.dup2(to.fileno(), 1)
+        try:
+            figures = suite.run("builtin_run", "once", suite.ONCE, False, str(out_dir))
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    assert figures is not None, printed.read_text()
+    return figures, printed.read_text()
+
+
+def test_the_builtin_run_is_timed_quiet_and_beside_a_busy_core(tmp_path, builtin_run_by_the_suite):
     """A real, tiny run of benchmarks/builtin_run.py: a turn's three times (quiet, beside the
     busy core, quiet on one core) and the ratios (the script checks that the runs end at one
     loss); a run directory of its own asked for is refused, and a bad setting of tinyformer
     train's is passed on with its exit status."""
-    out = tmp_path / "results" / "builtin.json"                 # a folder not made yet
-    tiny = ["--iters", "4", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
-            "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
-    done = script("builtin_run.py", "--turns", "1", "--one-core", "--json", str(out), "--", *tiny,
-                  check=True)
-    figures = json.loads(out.read_text())
-    assert figures["command"] == ["tinyformer", "train", *tiny] and figures["target"] == 1.15
+    figures, printed = builtin_run_by_the_suite
+    assert figures["command"] == ["tinyformer", "train", *BUILTIN_TINY]
+    assert figures["target"] == 1.15
     turn, = figures["turns"]
     quiet, beside, one_core = turn["quiet_s"], turn["beside_s"], turn["one_core_s"]
     assert min(quiet, beside, one_core) > 0 and 2.0 < turn["val_loss"] < 4.0
     assert figures["medians_s"] == {"quiet": quiet, "beside": beside, "one_core": one_core}
     assert figures["ratio"] == pytest.approx(beside / quiet)
     assert figures["ratio_to_one_core"] == pytest.approx(beside / one_core)
-    assert f"medians: {beside / quiet:.2f} (target at most 1.15" in done.stdout
-    assert f"quiet on one core, medians: {beside / one_core:.2f}" in done.stdout
+    assert f"medians: {beside / quiet:.2f} (target at most 1.15" in printed
+    assert f"quiet on one core, medians: {beside / one_core:.2f}" in printed
     refused = script("builtin_run.py", "--", "--out", str(tmp_path / "mine"))
     assert refused.returncode == 2 and "leave out --out and --resume" in refused.stderr
     assert not (tmp_path / "mine").exists()
@@ -750,17 +780,13 @@ def test_the_builtin_run_refuses_two_runs_that_end_at_other_losses(monkeypatch):
         builtin_run.main(["--turns", "1"])
 
 
-def test_the_suite_runs_the_builtin_run_on_request_and_judges_its_ratio(monkeypatch, tmp_path,
+def test_the_suite_runs_the_builtin_run_on_request_and_judges_its_ratio(builtin_run_by_the_suite,
                                                                          capsys):
     """`--only builtin_run`: its script gets --json before the "--" that starts tinyformer
     train's arguments, and the summary holds the run's times and judges beside / quiet."""
     assert "builtin_run" not in suite.selected([], whole_run=True)
-    tiny = ["--iters", "2", "--eval-every", "2", "--eval-iters", "1", "--n-layer", "1",
-            "--d-model", "16", "--n-head", "2", "--context", "16", "--batch-size", "4"]
-    monkeypatch.setitem(suite.BENCHMARKS, "builtin_run",
-                        ("builtin_run.py", ["--turns", "1", "--", *tiny], []))
-    figures = suite.run("builtin_run", "once", suite.ONCE, False, str(tmp_path))
-    assert figures["command"] == ["tinyformer", "train", *tiny]
+    figures, _ = builtin_run_by_the_suite        # suite.run's, with "--" in its arguments
+    assert figures["command"] == ["tinyformer", "train", *BUILTIN_TINY]
     for ratio, verdict in ((1.72, "not yet"), (1.10, "met")):
         suite.summary({"builtin_run": dict(figures, ratio=ratio, ratio_to_one_core=1.05)},
                       "once", suite.ONCE)
@@ -1006,6 +1032,18 @@ def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, argument
     done = script(name, *arguments, cwd=tmp_path)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert said in done.stderr.splitlines()[-1]
+
+
+def test_the_ops_benchmark_reads_its_arguments_before_it_imports_pytorch():
+    """A usage error of benchmarks/engine.py costs no import of PyTorch (a second or two, which
+    its other usage errors and --help spent for nothing); its run imports it."""
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "benchmarks" /
+                                                                  "engine.py"), "--calls", "0"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "--calls: takes a whole number" in done.stderr
+    imported = [line.rsplit("|", 1)[1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "numpy" in imported and "torch" not in imported
 
 
 def test_the_whole_run_script_without_pytorch_is_refused_before_it_trains(tmp_path):

@@ -1711,6 +1711,14 @@ BENCH_SUITE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "benchmarks", "suite.py")
 
 
+def bench_suite():
+    """benchmarks/suite.py as a module: a script of the repository's, not of the package."""
+    spec = importlib.util.spec_from_file_location("benchmarks_suite", BENCH_SUITE)
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    return suite
+
+
 @main.command(short_help="Time our engine beside PyTorch eager.",
               epilog="""\b
 Examples:
@@ -1750,9 +1758,7 @@ def bench(only, list_names, quick, whole_run, corpus, cases, threads, save):
     if not os.path.exists(BENCH_SUITE):
         raise InputError("the benchmarks live in the repository's benchmarks/ folder, which "
                          "this installation lacks: clone the repository and `pip install -e .`")
-    spec = importlib.util.spec_from_file_location("benchmarks_suite", BENCH_SUITE)
-    suite = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(suite)
+    suite = bench_suite()
     if list_names:
         width = max(map(len, suite.BENCHMARKS))
         click.echo("\n".join(f"{name:<{width}}  on request only" if name in suite.ON_REQUEST
