@@ -535,7 +535,7 @@ def many_characters(path, n):
 @pytest.mark.parametrize("sizes", [
     dict(d_model=256, n_head=2, context=32, batch_size=16),      # the blocks' widths
     dict(d_model=32, n_head=4, context=96, batch_size=4),        # the attention's scores
-    dict(d_model=32, n_head=2, context=16, batch_size=16, corpus=True),  # 6,000 logits a token
+    dict(d_model=16, n_head=2, context=16, batch_size=16, corpus=True),  # 6,000 logits a token
     dict(task="reverse", max_len=20, d_model=64, n_head=2, batch_size=8),
 ], ids=["wide", "long", "vocabulary", "task"])
 def test_the_memory_estimate_is_near_a_steps_measured_peak_and_below_it(tmp_path, sizes):
