@@ -49,6 +49,12 @@ def thread_count(text):
     return int(text)
 
 
+def counted(n, noun):
+    """n and the noun, in the singular for one: '1 block', '3 blocks' (as tinyformer.summary's
+    counted, which this module, run without the repository on sys.path, cannot import)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def at_least(minimum):
     """The type of a count option: a whole number, `minimum` or more."""
     def count(text):

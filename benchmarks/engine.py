@@ -28,7 +28,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
-from alternate import AUTO, at_least, set_torch_threads, thread_count, write_figures  # noqa: E402
+from alternate import (AUTO, at_least, counted, set_torch_threads, thread_count,  # noqa: E402
+                       write_figures)
 
 # PyTorch, imported by main() once the arguments are read: a usage error or --help costs no
 # import of it (a second or two). None where it is not installed: the table still prints,
@@ -179,8 +180,8 @@ def main(argv=None):
     machine = platform.processor() or platform.machine()
     print(f"{SIZE}x{SIZE} float32, microseconds per call; {machine}, "
           f"python {platform.python_version()}, numpy {np.__version__}"
-          + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else
-             ", torch not installed") + "\n")
+          + (f", torch {torch.__version__} ({counted(torch.get_num_threads(), 'thread')})"
+             if torch else ", torch not installed") + "\n")
     rows = measure(args.repeats, args.calls)
     print_table(rows)
     if args.json:

@@ -27,7 +27,7 @@ Each engine alone in its own process, the engines taking turns block by block
 import os
 import statistics
 
-from alternate import (AUTO, alternate, block_ratios, set_thread_variables, step_options,
+from alternate import (AUTO, alternate, block_ratios, counted, set_thread_variables, step_options,
                        write_figures)
 
 VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
@@ -137,8 +137,9 @@ def main():
               "losses": {name: runs[name][0]["losses"] for name in engines}}
     sizes = f", d_model {train_step.D_MODEL} (tiny)" if args.tiny else ""
     print(f"one training step of nanoGPT's Shakespeare CPU recipe{sizes}, {args.threads} "
-          f"thread(s); each engine alone in its own process, {args.blocks} alternating blocks of "
-          f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
+          f"thread(s); each engine alone in its own process, "
+          f"{counted(args.blocks, 'alternating block')} of {args.warmup} untimed + "
+          f"{counted(args.reps, 'timed step')}; median of all timed steps")
     print(f"{'':24}{'ms/step':>9}{'/ torch':>9}   block by block")
     for name in engines:
         versus = ""

@@ -37,8 +37,8 @@ import argparse
 import os
 import sys
 
-from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
-                       thread_count, write_child_figures, write_figures)
+from alternate import (AUTO, Help, alternate, at_least, counted, set_thread_variables,
+                       set_torch_threads, thread_count, write_child_figures, write_figures)
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -168,8 +168,9 @@ def measure(args):
         if "transformers" in engines:
             row["transformers_agree"] = float((tokens["ours"] == tokens["transformers"]).mean())
         rows.append(row)
-    method = (f"each engine alone in its own process, {args.blocks} alternating blocks of 1 "
-              f"untimed + {args.reps} timed generations per batch size; medians over the blocks")
+    method = (f"each engine alone in its own process, "
+              f"{counted(args.blocks, 'alternating block')} of 1 untimed + "
+              f"{counted(args.reps, 'timed generation')} per batch size; medians over the blocks")
     return {"torch": runs["torch"][0]["version"] if HAVE_TORCH else None,
             "transformers": runs["transformers"][0]["version"] if "transformers" in runs else None,
             "threads": args.threads, "model": args.model,

@@ -30,7 +30,7 @@ import statistics
 import subprocess
 import sys
 
-from alternate import (AUTO, Help, at_least, set_thread_variables, set_torch_threads,
+from alternate import (AUTO, Help, at_least, counted, set_thread_variables, set_torch_threads,
                        thread_count, write_figures)
 from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD, N_LAYER, VOCAB,
                     WEIGHT_DECAY)
@@ -144,7 +144,7 @@ def measure(args):
 
 def report(figures):
     print(f"Peak resident memory, {figures['steps']} training steps of the Shakespeare recipe; "
-          f"median of {figures['runs']} runs each; {platform.machine()}, python "
+          f"median of {counted(figures['runs'], 'run')} each; {platform.machine()}, python "
           f"{platform.python_version()}, threads: {figures['threads']}")
     print(f"\n{'engine':7}  {'after imports':>13}  {'with model':>10}  {'peak':>8}  "
           f"{'above imports':>13}   (MiB)")

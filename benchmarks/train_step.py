@@ -41,8 +41,8 @@ timed at each of those counts, and the faster taken.
 import os
 import sys
 
-from alternate import (AUTO, alternate, block_ratios, set_thread_variables, set_torch_threads,
-                       step_options, write_child_figures, write_figures)
+from alternate import (AUTO, alternate, block_ratios, counted, set_thread_variables,
+                       set_torch_threads, step_options, write_child_figures, write_figures)
 
 
 def parse_args(argv=None):
@@ -270,8 +270,9 @@ def main():
     flops = step_flops()
     gemm_s = statistics.median(run["gemm_ms"] for run in runs["gemm"]) / 1000
     gemm_flops_per_s = flops / gemm_s
-    method = (f"each engine alone in its own process, {args.blocks} alternating blocks of "
-              f"{args.warmup} untimed + {args.reps} timed steps; median of all timed steps")
+    method = (f"each engine alone in its own process, "
+              f"{counted(args.blocks, 'alternating block')} of {args.warmup} untimed + "
+              f"{counted(args.reps, 'timed step')}; median of all timed steps")
     result = {"threads": args.threads, "tiny": args.tiny, "reps": args.reps, "blocks": args.blocks,
               "warmup": args.warmup, "method": method,
               "torch": None,                # the engine's figures below, where installed

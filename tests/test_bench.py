@@ -66,6 +66,7 @@ def test_bench_runs_a_benchmark_and_prints_the_summary(capfd, monkeypatch):
     out = result.output + capfd.readouterr().out    # the suite, and the scripts it starts
     assert result.exit_code == 0, out
     assert "=== memory (one-thread): python benchmarks/memory.py" in out
+    assert "median of 1 run each" in out                   # not "1 runs": --runs 1, quick
     summary = out.split("=== summary, one-thread: both engines on one thread")[1]
     assert "peak memory of training, MiB" in summary and "<= 1" in summary
 
@@ -328,6 +329,15 @@ def test_more_threads_than_cores_are_run_as_asked_but_said_to_slow_both_engines(
                 "slow both engines down" in out) is warned
     assert [run["threads"] for run in fake_benchmark()] == ["2", "64"]
 
+def test_the_benchmarks_run_once_are_headed_once_as_their_table_is(monkeypatch, capsys):
+    # They were headed "(one-thread)", a case they are not, beside a table headed "once".
+    monkeypatch.setattr(suite, "run_with_all_it_starts", lambda command, env: 0)  # no JSON
+    assert suite.main(["--only", "ops"]) == 1
+    out = capsys.readouterr().out
+    assert "=== ops (once): python benchmarks/engine.py" in out
+    assert "=== summary, once: the rest, measured once" in out
+
+
 def test_the_neighbour_is_stopped_when_a_benchmark_fails(fake_benchmark, monkeypatch):
     monkeypatch.setenv("FAKE_EXIT", "1")
     assert suite.main(["--only", "fake", "--case", "loaded"]) == 1
@@ -572,6 +582,7 @@ def test_train_step_times_each_engine_in_its_own_process(tmp_path):
            check=True)
     figures = json.loads(out.read_text())
     assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
+    assert "1 alternating block of 0 untimed + 2 timed steps;" in figures["method"]
     assert not figures["tiny"] and figures["ours"]["d_model"] == 128
     if figures["torch"] is not None:
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0

@@ -1825,6 +1825,10 @@ def test_generate_refuses_options_that_a_checkpoints_kind_does_not_use(task_run,
     assert_input_error(tinyformer("generate", "--checkpoint", bert, "--prompt", "a <mask>",
                                   "--max-new-tokens", 7),
                        "a bert checkpoint fills in", "--max-new-tokens does not apply")
+    # Not told to drop --seed or --beam, when it refuses both.
+    assert_input_error(tinyformer("generate", "--checkpoint", bert, "--prompt", "a <mask>",
+                                  "--beam", 2, "--seed", 1),
+                       "a bert checkpoint fills in", "--seed --beam do not apply")
     assert_input_error(tinyformer("generate", "--checkpoint", task_run, "--prompt", "123",
                                   "--temperature", 1.5, "--max-new-tokens", 7),
                        "an encoder-decoder checkpoint translates",

@@ -457,6 +457,10 @@ def test_the_picture_of_a_long_prompt_shows_its_last_positions_and_says_how_many
     assert len(ax.get_yticklabels()) == T and ax.get_title() == "run"
     with pytest.raises(ValueError, match="max_positions must be at least 1, got 0"):
         lens_figure(lens, tokens, CharTokenizer("abc"), max_positions=0)
+    # Not a comparison's TypeError: a picture of every position is refused, a page offered.
+    with pytest.raises(ValueError, match=r"max_positions must be a whole number, got None "
+                                         r"\(lens_page shows every position\)"):
+        lens_figure(lens, tokens, CharTokenizer("abc"), max_positions=None)
 
 
 @pytest.mark.parametrize("kind, shown", [("gpt", 48), ("bert", 60)])

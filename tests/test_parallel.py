@@ -604,6 +604,8 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
             raise Unpicklable()                        # what pickle cannot carry back
         if not in_worker and rows == 1:
             raise ZeroDivisionError("this process's own")
+        if in_worker and rows == 4:
+            sys.exit(3)                                # the user's code ends its process
         return trainer.part_loss(part)
     here = os.getpid()
     batch = trainer.job.train_batch(np.random.default_rng(0))              # 6 rows
@@ -619,6 +621,10 @@ def test_a_workers_error_is_raised_here_as_a_threads_would_be(tmp_path):
             step(3)
         with pytest.raises(ZeroDivisionError, match=r"^this process's own$"):
             step(6)
+        # As itself, as a thread's: not a worker lost "(out of memory?)".
+        with pytest.raises(SystemExit) as raised:
+            step(2, tuple(np.concatenate([array, array[:2]]) for array in batch))  # 8 rows
+        assert raised.value.code == 3
         with pytest.raises(ValueError, match="another loss"):
             workers.update(trainer.part_loss, parallel.split(batch, 2, trainer.job.counted),
                            2, 1)

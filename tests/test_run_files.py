@@ -349,6 +349,15 @@ def test_a_write_that_fails_names_the_users_file_not_the_temporary_one(tmp_path)
     assert os.listdir(tmp_path) == ["out.json"]
 
 
+def test_a_file_whose_name_is_near_the_longest_allowed_is_written(tmp_path):
+    """Its temporary's name repeated it whole, 14 bytes longer: past the file system's 255
+    bytes, saving failed with "File name too long" though the name is legal."""
+    name = "é" * 120 + ".json"                       # 245 bytes: 2 each, and 5
+    with atomic_write(tmp_path / name) as f:
+        f.write("{}")
+    assert os.listdir(tmp_path) == [name] and (tmp_path / name).read_text() == "{}"
+
+
 def test_a_write_that_fails_to_reach_the_disk_leaves_the_previous_file_whole(tmp_path,
                                                                             monkeypatch):
     """The temporary file is renamed over the file only once its data is on the disk: a flush

@@ -245,6 +245,21 @@ def current_umask() -> int:
     return mask
 
 
+# How many bytes of a file's name its temporary (`temporary_prefix`) repeats: with ".tmp-", a
+# "-" and mkstemp's 8 random characters well under the 255 bytes a name may have (ext4, XFS,
+# tmpfs), where a legal name of over 241 bytes repeated whole made saving fail with "file name
+# too long".
+NAME_KEPT = 200
+
+
+def temporary_prefix(name: str) -> str:
+    """How atomic_write's temporary names for the file `name` (a base name) start: `.tmp-`,
+    the name (its first NAME_KEPT bytes, where it is longer), `-`."""
+    while len(os.fsencode(name)) > NAME_KEPT:      # by characters: none cut in two
+        name = name[:-1]
+    return f".tmp-{name}-"
+
+
 @contextlib.contextmanager
 def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
     """`with atomic_write(path) as f:` writes `path` all or nothing.
@@ -255,7 +270,7 @@ def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator
     never read)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".tmp-{os.path.basename(path)}-")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=temporary_prefix(os.path.basename(path)))
     except OSError as error:
         raise OSError(error.errno, error.strerror, path) from None
     try:

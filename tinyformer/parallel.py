@@ -440,10 +440,13 @@ def _set_scalars(optimizer, parameters, scalars):
 
 
 def _together(meet, work, *args):
-    """work(*args) in this process, then the meeting, bringing its result or its error."""
+    """work(*args) in this process, then the meeting, bringing its result or its error.
+    SystemExit too (a loss that calls sys.exit()): in a worker it ended the process, which the
+    others then took for one killed (out of memory?); brought, it is raised here as itself, as
+    a thread's is."""
     try:
         mine = work(*args)
-    except Exception as error:
+    except (Exception, SystemExit) as error:
         mine = error
     return meet(mine)
 

@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, broken_link, command_line,
                     folder_of, not_a_directory, open_regular, unreadable_folder,
-                    version_problem, why_not_a_directory)
+                    temporary_prefix, version_problem, why_not_a_directory)
 from .schema import BadInput, is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -506,7 +506,7 @@ class RunDirectory:
 
     def _remove_temporaries(self, names):
         """atomic_write's temporaries for the files `names`, which a kill left (files.py)."""
-        prefixes = tuple(f".tmp-{name}-" for name in names)
+        prefixes = tuple(temporary_prefix(name) for name in names)
         for other in os.listdir(self.path):
             if other.startswith(prefixes):
                 with contextlib.suppress(OSError):
@@ -542,7 +542,7 @@ class RunDirectory:
         ours = self.owned | {MANIFEST, LOCK}
         return sorted(name for name in os.listdir(self.path)
                       if name not in ours and not name.startswith(
-                          tuple(f".tmp-{n}-" for n in ours)))
+                          tuple(temporary_prefix(n) for n in ours)))
 
     def prepare_new_run(self, settings: dict[str, Any], force: bool) -> None:
         """Check that a new run may start here, before anything is written: an empty

@@ -1069,10 +1069,6 @@ was cut there, unfinished; "(no answer)" is <eos> at once, as the training log s
 def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, top_p, seed, beam,
              allow_special, threads):
     """Continue a prompt with a trained model (or translate it, or fill in its masks)."""
-    sampling = given_options(ctx, "temperature", "top_k", "top_p", "seed")
-    if beam is not None and sampling:
-        raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
-                         f"{' '.join(sampling)}, or --beam")
     # The settings and the checkpoint refused (BadInput); any other ValueError in building the
     # model is a bug of ours.
     with input_errors(BadInput):
@@ -1080,12 +1076,21 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                       name=option_name)
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
+    # A BERT writes nothing, so it takes no --beam either: named with the rest, rather than
+    # refused next, once the user has dropped these.
     unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed",
-                           "allow_special")
+                           "allow_special", *(["beam"] if saved["model"] == "bert" else []))
     if saved["model"] in WRITES_NO_SAMPLE and unused:
         raise InputError(f"{WRITES_NO_SAMPLE[saved['model']]}: "
                          f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
                          f"apply; drop {'it' if len(unused) == 1 else 'them'}")
+    # Beam search draws nothing: the sampling options are refused rather than ignored; after
+    # the kind's check, as a BERT takes neither (told to drop --seed here, it refused --beam
+    # next).
+    sampling = given_options(ctx, "temperature", "top_k", "top_p", "seed")
+    if beam is not None and sampling:
+        raise InputError(f"--beam searches for the likeliest text; it does not sample: drop "
+                         f"{' '.join(sampling)}, or --beam")
     # Temperature 0 takes the likeliest token: top-k, top-p and the seed shape a draw that
     # never happens. Refused, as with --beam, rather than ignored; after the kind's check, as
     # a BERT or an encoder-decoder takes no --temperature at all (a temperature above 0, as

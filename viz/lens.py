@@ -15,6 +15,7 @@ gives a NaN gradient (in a terminal, in red).
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import unicodedata
 from typing import TYPE_CHECKING, Sequence
@@ -155,6 +156,11 @@ def shown_positions(n_positions: int, max_positions: int) -> tuple[int, str]:
     """The first position a picture of the lens shows, of `n_positions`, to show at most
     `max_positions`, the last ones; and a note for its title saying what is left out ("" if
     nothing is), worded as a masked attention map's."""
+    # None (or 2.5) failed as a comparison's TypeError, or a slice's. A picture of every
+    # position of a long prompt is too tall to open: a page shows them all.
+    if not isinstance(max_positions, numbers.Integral) or isinstance(max_positions, bool):
+        raise ValueError(f"lens_figure: max_positions must be a whole number, got "
+                         f"{max_positions!r} (lens_page shows every position)")
     if max_positions < 1:
         raise ValueError(f"lens_figure: max_positions must be at least 1, got {max_positions}")
     first = max(0, n_positions - max_positions)
