@@ -209,7 +209,8 @@ def test_bert_trains_and_fills_in_masks(tmp_path):
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "the kite"),
                        "no <mask> token")
     assert_input_error(tinyformer("generate", "--checkpoint", out, "--prompt", "<mask>",
-                                  "--beam", 2), "--beam is for models that write")
+                                  "--beam", 2), "fills in its prompt's masks, in one step: --beam "
+                       "does not apply")
 
 
 def test_a_toml_config_with_flags_overriding_it(tmp_path):
