@@ -531,6 +531,12 @@ def test_numpy_numbers_given_as_options_are_kept_as_pythons_so_a_state_goes_to_j
     group = optimizer.param_groups[0]
     assert type(group["lr"]) is float and group["lr"] == 0.125
     assert group["betas"] == (0.8, 0.99) and all(type(b) is float for b in group["betas"])
+    # betas as an array in a group of its own, as the constructor takes them (it was refused:
+    # "betas must be a pair")
+    optimizer.add_param_group({"params": [Tensor(np.ones(2), requires_grad=True)],
+                               "betas": np.array([0.5, 0.75], np.float32)})
+    assert optimizer.param_groups[1]["betas"] == (0.5, 0.75)
+    assert json.loads(json.dumps(optimizer.state_dict()["param_groups"]))[1]["betas"] == [0.5, 0.75]
 
 
 def test_hyperparameters_at_the_edges_of_their_ranges_are_accepted():

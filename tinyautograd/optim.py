@@ -85,9 +85,9 @@ class Optimizer:
     def add_param_group(self, group: dict) -> None:
         """Add a group `{'params': [...], option: value, ...}`; missing options take defaults."""
         group = {**self.defaults, **group}
-        _check_options(type(self).__name__, group)
         group.update({key: _plain(value) for key, value in group.items()
                       if key not in ("params", "param_names")})
+        _check_options(type(self).__name__, group)
         params = group["params"]
         if isinstance(params, (set, frozenset)):
             raise _set_refused()
@@ -351,10 +351,13 @@ def _update_in_float32(optimizer, param, state, group):
 
 def _plain(value):
     """An option as Python's own value: a numpy number (or 0-d array) as a Python number, in
-    a tuple or list too. The formulas then compute with Python floats, which never widen a float32
-    array (numpy's float64 would), and a state dict goes to JSON, which refuses numpy's."""
+    a tuple or list too, and a 1-D array (betas, say) as a tuple of them. The formulas then
+    compute with Python floats, which never widen a float32 array (numpy's float64 would), and
+    a state dict goes to JSON, which refuses numpy's."""
     if isinstance(value, (np.ndarray, np.generic)) and np.ndim(value) == 0:
         return value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return tuple(_plain(item) for item in value)
     if isinstance(value, (tuple, list)):
         return type(value)(_plain(item) for item in value)
     return value
