@@ -111,3 +111,23 @@ def one_step_reverse_run(tmp_path_factory):
     """An encoder-decoder reversing 3 to 5 digits, one step. Read only: copy it to change it."""
     yield from shared_run(tmp_path_factory, "reverse", "--task", "reverse", "--min-len", 3,
                           "--max-len", 5, "--iters", 1)
+
+
+@pytest.fixture(scope="session")
+def both_tokenizers(tmp_path_factory):
+    """{layout: (the `tokenizers` library's Tokenizer, ours)} of one tokenizer.json each:
+    SmolLM's (digits alone, then GPT-2's pattern; special tokens first) and Qwen's (NFC, its
+    own pattern, an added token that is not special). Read only."""
+    import json
+
+    from test_pretrained_llama import train_tokenizer
+    from tokenizers import Tokenizer
+
+    from tinyformer.pretrained import read_tokenizer_json
+    both = {}
+    for layout in ("smollm", "qwen"):
+        directory = tmp_path_factory.mktemp(f"both-{layout}")
+        (directory / "tokenizer.json").write_text(json.dumps(train_tokenizer(layout)))
+        both[layout] = (Tokenizer.from_file(str(directory / "tokenizer.json")),
+                        read_tokenizer_json(directory))
+    return both

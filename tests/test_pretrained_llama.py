@@ -259,18 +259,6 @@ def test_tokenize_reads_a_folder_of_the_tokenizer_json_alone_but_train_refuses_i
     assert not (tokenizer_dir / "run").exists()
 
 
-@pytest.fixture(scope="module")
-def both_tokenizers(tmp_path_factory):
-    """{layout: (the library's tokenizer, ours)} of each layout."""
-    both = {}
-    for layout in ("smollm", "qwen"):
-        directory = tmp_path_factory.mktemp(f"both-{layout}")
-        (directory / "tokenizer.json").write_text(json.dumps(train_tokenizer(layout)))
-        both[layout] = (Tokenizer.from_file(str(directory / "tokenizer.json")),
-                        read_tokenizer_json(directory))
-    return both
-
-
 @settings(max_examples=40, deadline=None)
 @given(text=st.text(max_size=60))
 def test_the_tokenizer_agrees_with_the_library_on_any_text(both_tokenizers, text):

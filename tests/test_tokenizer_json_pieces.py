@@ -4,13 +4,12 @@ of the whole text, which the tokenizers library gives, however the text is cut i
 it is read in (inside a word, a character's UTF-8 bytes, a run of spaces or new lines, a
 special token), and a text is never held encoded whole."""
 
-import json
 from unittest import mock
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_pretrained_llama import EOT, train_tokenizer
+from test_pretrained_llama import EOT
 from test_tokenizers import peak_bytes
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -18,20 +17,6 @@ from tinyformer import tokenizers
 from tinyformer.files import iter_text
 from tinyformer.pretrained import read_tokenizer_json
 from tinyformer.tokenizers import BPETokenizer, encode_pieces
-
-
-@pytest.fixture(scope="module")
-def both_tokenizers(tmp_path_factory):
-    """{layout: (the library's tokenizer, ours)}: SmolLM's (digits alone, then GPT-2's
-    pattern; special tokens first) and Qwen's (NFC, its own pattern, an added token that is
-    not special)."""
-    both = {}
-    for layout in ("smollm", "qwen"):
-        directory = tmp_path_factory.mktemp(f"pieces-{layout}")
-        (directory / "tokenizer.json").write_text(json.dumps(train_tokenizer(layout)))
-        both[layout] = (Tokenizer.from_file(str(directory / "tokenizer.json")),
-                        read_tokenizer_json(directory))
-    return both
 
 
 def small_pieces(piece_chars, check_chars=16):
