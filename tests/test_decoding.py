@@ -749,3 +749,13 @@ def test_generate_refuses_a_fill_after_eos_that_is_no_token_before_any_step(fill
                                        rf"in \[0, 9\), got {re.escape(repr(fill))}$"):
         generate(session, 3, temperature=0, eos_id=EOS, fill_after_eos=fill)
     assert session.kept is None                         # no step ran
+
+
+def test_a_session_without_a_vocab_size_has_its_fill_after_eos_checked_by_its_logits():
+    # A session of one's own need not say its vocab_size: the first step's logits (4 tokens
+    # here) tell it, and the fill is refused before any token is written with it.
+    session = Turning(2, bad_step=99, bad_row=None)
+    with pytest.raises(BadInput, match=r"^generate: fill_after_eos must be None or a token id "
+                                       r"in \[0, 4\), got 4$"):
+        generate(session, 3, temperature=0, eos_id=1, fill_after_eos=4)
+    assert session.tokens.shape == (2, 1)               # nothing appended

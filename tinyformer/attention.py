@@ -673,7 +673,9 @@ class MultiHeadAttention(nn.Module):
         every later one. S then counts every key, and the caller gives the mask and bias of the new
         queries only: rows start .. start + T - 1 of the whole sequence's, for every key (a step of
         one token gets the bias of its one row; a bias of the whole sequence is refused, as it does
-        not fit)."""
+        not fit). A layer run alone with a cache has its caller advance `cache.length += T`
+        after each step, as a model's decoder does once all its layers ran: the next step's
+        keys are written at `length`, over whatever a step not counted there stored."""
         _check_rows(x, "x", self.d_model)
         if context is not None:
             _check_rows(context, "context", self.d_model)
