@@ -32,6 +32,12 @@ import subprocess
 import sys
 import tempfile
 
+# The repository made importable, as every script here does for itself, for write_figures's
+# tinyformer.files in a checkout not installed with pip. Nothing of tinyformer is imported at
+# the top of this module: the scripts import it before numpy, whose thread count
+# set_thread_variables must fix first.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 AUTO = "auto"
 # The suite's own command line, which it sets for the scripts it runs: each script's JSON
@@ -51,7 +57,8 @@ def thread_count(text):
 
 def counted(n, noun):
     """n and the noun, in the singular for one: '1 block', '3 blocks' (as tinyformer.summary's
-    counted, which this module, run without the repository on sys.path, cannot import)."""
+    counted, which this module cannot import at its top: importing tinyformer imports numpy,
+    before the scripts have set its thread count)."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 

@@ -14,6 +14,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -986,6 +987,22 @@ def test_every_benchmark_writes_its_figures_through_the_one_writer():
     for path in (ROOT / "benchmarks").glob("*.py"):
         if path.name != "alternate.py":
             assert "json.dump(" not in path.read_text(), path.name
+
+
+def test_figures_are_written_by_a_script_of_a_checkout_not_installed_with_pip(tmp_path):
+    # write_figures takes tinyformer.files's atomic_write: in a checkout not installed with pip,
+    # a script that puts no repository on sys.path itself (cblas.py, memory.py) failed with
+    # ModuleNotFoundError after its whole run. -S -E: no site-packages' .pth (an editable
+    # install's), no PYTHONPATH; numpy from site-packages all the same.
+    out = tmp_path / "figures.json"
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+            f"sys.path.append({sysconfig.get_paths()['purelib']!r})\n"
+            "import alternate\n"
+            f"alternate.write_figures({str(out)!r}, {{'ratio': 1.14}})\n")
+    done = subprocess.run([sys.executable, "-S", "-E", "-c", code], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text())["ratio"] == 1.14
 
 
 def test_a_write_of_figures_that_fails_leaves_the_file_it_replaces_as_it_was(tmp_path):

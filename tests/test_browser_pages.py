@@ -2248,9 +2248,8 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
     assert legends(chart)[-1] == "loss NaN or inf, not drawn: 2 steps, from step 5"
     marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
-    right = 70 + chart.size["width"] - 90
     assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
-        [70 + (right - 70) * 4 / 5, right], abs=0.5)              # steps 5 and 6 of 1..6
+        [step_x(chart, 5, 6), step_x(chart, 6, 6)], abs=0.5)
     lines = hover_step(browser, chart, 6, 6)
     assert lines[:3] == ["step 6", "loss NaN or inf at this step",
                          "train loss (each step): 0.75  (step 4)"]
@@ -2277,9 +2276,8 @@ def test_the_report_marks_the_steps_whose_gradient_norm_is_nan_and_reads_them(br
     chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart="gradient norm"]')
     assert legends(chart)[-1] == "gradient norm NaN or inf, not drawn: 2 steps, from step 5"
     marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
-    right = 70 + chart.size["width"] - 90
     assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
-        [70 + (right - 70) * 4 / 5, right], abs=0.5)              # steps 5 and 6 of 1..6
+        [step_x(chart, 5, 6), step_x(chart, 6, 6)], abs=0.5)
     assert [m.get_attribute("stroke") for m in marks] == [NAN_COLOUR] * 2
     loss = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
     assert loss.find_elements(By.CSS_SELECTOR, "line.unfinished") == []   # its losses are finite
@@ -2314,12 +2312,17 @@ def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
     assert browser.find_element(By.TAG_NAME, "h1").text == "training run: <i>run"
 
 
+def step_x(chart, step, steps):
+    """Where `step` (of 1..steps) lies across a chart, in px from its left (the charts'
+    margins: 70 px left, 20 px right)."""
+    return 70 + (chart.size["width"] - 90) * (step - 1) / (steps - 1)
+
+
 def hover_step(browser, chart, step, steps):
-    """Move the mouse over `step` (of 1..steps) on a chart (the charts' margins: 70 px left,
-    20 px right); the tooltip's lines."""
-    width = chart.size["width"]
-    x = 70 + (width - 90) * (step - 1) / (steps - 1)
-    ActionChains(browser).move_to_element_with_offset(chart, int(x - width / 2), 0).perform()
+    """Move the mouse over `step` (of 1..steps) on a chart; the tooltip's lines."""
+    x = step_x(chart, step, steps)
+    ActionChains(browser).move_to_element_with_offset(chart, int(x - chart.size["width"] / 2),
+                                                      0).perform()
     return tooltip(browser).splitlines()
 
 
@@ -2345,7 +2348,7 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
         in lines
     assert "learning rate: 0.03" in lines
     # Every chart marks the step, with a line across at its place.
-    x = 70 + (chart.size["width"] - 90) * 2 / 5
+    x = step_x(chart, 3, 6)
     assert crosses_shown(browser) == [True] * 3
     for cross in browser.find_elements(By.CSS_SELECTOR, "line.cross"):
         assert float(cross.get_attribute("x1")) == float(cross.get_attribute("x2")) == \

@@ -461,6 +461,9 @@ def test_the_picture_of_a_long_prompt_shows_its_last_positions_and_says_how_many
     with pytest.raises(ValueError, match=r"max_positions must be a whole number, got None "
                                          r"\(lens_page shows every position\)"):
         lens_figure(lens, tokens, CharTokenizer("abc"), max_positions=None)
+    # A bool is no count, though Python takes True for 1: not a picture of one position.
+    with pytest.raises(ValueError, match="max_positions must be a whole number, got True"):
+        lens_figure(lens, tokens, CharTokenizer("abc"), max_positions=True)
 
 
 @pytest.mark.parametrize("kind, shown", [("gpt", 48), ("bert", 60)])

@@ -40,6 +40,7 @@ import numpy as np
 
 import tinyautograd as ta
 from tinyformer.files import StrPath, atomic_write
+from tinyformer.summary import counted
 
 from .html import Page, ink
 from .plots import DRAWN, FIGURE_FORMATS, NAN_COLOUR, title_lines, visible
@@ -815,15 +816,13 @@ def _nonfinite_lines(broken):
     fault, and so is an infinite gradient; an infinite value is not by itself (a causal mask
     blocks a key with -inf), so it is said plainly. The page's folded box says the same in the
     same words (describeFold in assets/graph.js)."""
-    def count(n, what):
-        return f"{n:,} {what}{'' if n == 1 else 's'}"
     plain, alarms = [], []
     if broken.inf_values:
-        plain.append(f"{count(broken.inf_values, 'value')} with ±inf (masks use -inf)")
+        plain.append(f"{counted(broken.inf_values, 'value')} with ±inf (masks use -inf)")
     if broken.nan_values:
-        alarms.append(f"{count(broken.nan_values, 'value')} with NaN")
+        alarms.append(f"{counted(broken.nan_values, 'value')} with NaN")
     if broken.bad_grads:
-        alarms.append(f"{count(broken.bad_grads, 'gradient')} with NaN or inf")
+        alarms.append(f"{counted(broken.bad_grads, 'gradient')} with NaN or inf")
     return plain, alarms
 
 
