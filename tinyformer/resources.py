@@ -171,9 +171,9 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
 def gradient_copies(config: TrainConfig) -> int:
     """How many copies of the parameters a step of `config` (resolved) holds beyond its
     gradient: each micro-batch's gradient is a whole one, held until they are added
-    (tinyformer/parallel.py), so a step of n parts holds n where one part holds one. A part
-    has a row at least: a batch cuts into at most its rows (parallel.split)."""
-    return min(config.micro_batches, config.batch_size) - 1
+    (tinyformer/parallel.py), so a step of n parts holds n where one part holds one. (A
+    resolved config has no more micro-batches than rows: it refuses more.)"""
+    return config.micro_batches - 1
 
 
 def check_memory(config: TrainConfig, vocab_size: int) -> None:
