@@ -1185,10 +1185,10 @@ def run_status(path: StrPath, records: list[dict[str, Any]] | None = None) -> di
         iters = None
     if not (isinstance(iters, int) and not isinstance(iters, bool)):
         return {"state": "unknown", "step": step, "iters": None}
-    if step < iters and not is_training(path) and manifest.get("diverged"):
-        return {"state": "diverged", "step": step, "iters": iters,
-                "diverged": manifest["diverged"]}
-    state = "finished" if step >= iters else "running" if is_training(path) else "stopped"
+    state = ("finished" if step >= iters else "running" if is_training(path) else
+             "diverged" if manifest.get("diverged") else "stopped")
+    if state == "diverged":
+        return {"state": state, "step": step, "iters": iters, "diverged": manifest["diverged"]}
     return {"state": state, "step": step, "iters": iters}
 
 
