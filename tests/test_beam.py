@@ -265,9 +265,13 @@ def test_bad_arguments_raise_clear_errors(kwargs, message):
 
 
 def test_a_session_of_several_sequences_is_refused_saying_to_search_each_alone():
+    # The advice once named start_decoding(prompt[i:i + 1]) alone, which an encoder-decoder
+    # (this one) refuses for the bos_id it lacks: it names each model's call.
     session = GARDEN_PATH.start_decoding(np.ones((2, 2), dtype=int), BOS)
     with pytest.raises(ValueError, match=r"got 2: search each in a session of its own, "
-                                         r"start_decoding\(prompt\[i:i \+ 1\]\)$"):
+                                         r"model.start_decoding\(prompt\[i:i \+ 1\]\) for a "
+                                         r"GPT, model.start_decoding\(src\[i:i \+ 1\], "
+                                         r"bos_id\) for a Transformer$"):
         beam_search(session)
 
 

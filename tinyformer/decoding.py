@@ -544,7 +544,8 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     if len(session.tokens) != 1:
         raise ValueError(f"beam_search: the session must hold one sequence, got "
                          f"{len(session.tokens)}: search each in a session of its own, "
-                         f"start_decoding(prompt[i:i + 1])")
+                         f"model.start_decoding(prompt[i:i + 1]) for a GPT, "
+                         f"model.start_decoding(src[i:i + 1], bos_id) for a Transformer")
     if not is_finite_number(length_penalty):
         raise ValueError(f"beam_search: length_penalty must be a finite number, got "
                          f"{length_penalty!r}")
