@@ -101,6 +101,21 @@ def test_gradcheck_over_every_parameter_of_a_tiny_gpt():
 # ------------------------------------------------------------------ generation
 
 
+def test_a_sampled_rows_tokens_depend_on_how_many_rows_share_the_seed_not_on_what_they_hold():
+    # As GPT.generate's docstring says: one draw per row and step, in row order.
+    model = tiny_gpt()
+    for p in model.parameters():             # sharp enough that the rows' draws differ
+        if p.ndim == 2:
+            p.data = 4 * p.data
+    prompt = tokens((1, 3))
+    others = [np.concatenate([prompt, tokens((2, 3), seed=seed)]) for seed in (1, 2)]
+    batches = [model.generate(batch, 8, generator=np.random.default_rng(5)) for batch in others]
+    np.testing.assert_array_equal(batches[0][0], batches[1][0])
+    alone = model.generate(prompt, 8, generator=np.random.default_rng(5))[0]
+    assert alone[3] == batches[0][0, 3]      # the first draw is the same one
+    assert not np.array_equal(alone, batches[0][0]), "the same sample: this proves nothing"
+
+
 def test_generation_is_seeded_and_temperature_zero_is_greedy():
     model = tiny_gpt()
     prompt = tokens((2, 3))

@@ -201,7 +201,11 @@ class GPT(nn.Module):
         the others is filled with eos_id, the first of several (as transformers fills it with
         pad_token_id, which is eos for GPT-2; a GPT has no padding token). `generator` (a numpy
         Generator, np.random.default_rng(seed)) makes sampling repeatable; by default the
-        engine's seeded one is used. `streamer`, if given, is called with each step's new tokens
+        engine's seeded one is used. Each step draws one number per row, in row order: a row's
+        tokens never depend on what the other rows hold, but do on how many rows share the
+        generator (a prompt alone and first in a batch of three draw the same first token, then
+        differ), as in transformers; for a row's sample alone, give it a generator of its own,
+        one call per row. `streamer`, if given, is called with each step's new tokens
         (B,) as soon as they are chosen (as transformers' streamer=): `tinyformer generate`
         prints text with it. Dropout is off while it writes, whatever the model's mode (left as
         it was).
