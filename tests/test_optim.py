@@ -34,6 +34,7 @@ CONFIGS = [
     (Adam, torch.optim.Adam, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     (Adam, torch.optim.Adam, dict(lr=0.01, amsgrad=True)),
     (Adam, torch.optim.Adam, dict(lr=0.02, weight_decay=0.1, amsgrad=True, maximize=True)),
+    (Adam, torch.optim.Adam, dict(lr=0.02, weight_decay=0.3, decoupled_weight_decay=True)),
     (AdamW, torch.optim.AdamW, dict(lr=0.01)),
     (AdamW, torch.optim.AdamW, dict(lr=0.02, betas=(0.85, 0.95), eps=1e-7, weight_decay=0.3)),
     (AdamW, torch.optim.AdamW, dict(lr=0.02, weight_decay=0.3, maximize=True)),
@@ -257,6 +258,24 @@ def test_step_calls_a_closure_with_the_graph_recorded_and_returns_its_loss_as_to
         assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
         assert_same(params, twins)
     assert optimizer.step() is None
+
+
+def test_adam_with_decoupled_weight_decay_is_adamw_as_torchs_and_takes_only_a_switch():
+    # torch's Adam(decoupled_weight_decay=True) failed here as an unexpected keyword.
+    params, twins = make_params(16), make_params(16)
+    decoupled = Adam(params, lr=0.02, weight_decay=0.3, decoupled_weight_decay=True)
+    adamw = AdamW(twins, lr=0.02, weight_decay=0.3)
+    for step in range(3):
+        set_gradients(params, step)
+        set_gradients(twins, step)
+        decoupled.step()
+        adamw.step()
+    for p, twin in zip(params, twins):
+        np.testing.assert_array_equal(p.data, twin.data)
+    assert Adam(make_params(16)).decoupled_weight_decay is False     # one instance's own
+    with pytest.raises(TypeError, match=r"^Adam: decoupled_weight_decay must be True or False, "
+                                        r"got 'yes'"):
+        Adam(params, decoupled_weight_decay="yes")
 
 
 def test_adamw_is_not_adam_with_l2():
@@ -555,19 +574,23 @@ def test_the_defaults_are_torchs(ours, theirs):
                         if key in defaults}
 
 
-@pytest.mark.parametrize("ours, theirs", [(SGD, torch.optim.SGD), (Adam, torch.optim.Adam),
-                                          (AdamW, torch.optim.AdamW)])
-def test_torchs_implementation_switches_are_taken_off_and_refused_on(ours, theirs):
-    # Ported code passes them; off, they change nothing, so a step matches torch's
+@pytest.mark.parametrize("ours, theirs, switches", [
+    (SGD, torch.optim.SGD, ("foreach", "fused", "differentiable")),
+    (Adam, torch.optim.Adam, ("foreach", "fused", "differentiable", "capturable")),
+    (AdamW, torch.optim.AdamW, ("foreach", "fused", "differentiable", "capturable"))])
+def test_torchs_implementation_switches_are_taken_off_and_refused_on(ours, theirs, switches):
+    # Ported code passes them; off, they change nothing, so a step matches torch's. Adam's
+    # capturable=False failed as an unexpected keyword.
     params = make_params(8)
     twins = torch_twins(params)
-    optimizer = ours(params, lr=0.1, foreach=None, fused=None, differentiable=False)
-    reference = theirs(twins, lr=0.1, foreach=False, fused=None, differentiable=False)
+    off = {switch: None if switch in ("foreach", "fused") else False for switch in switches}
+    optimizer = ours(params, lr=0.1, **off)
+    reference = theirs(twins, lr=0.1, **{**off, "foreach": False})
     set_gradients(params, 0, twins)
     optimizer.step()
     reference.step()
     assert_same(params, twins)
-    for switch in ("foreach", "fused", "differentiable"):
+    for switch in switches:
         with pytest.raises(ValueError, match=rf"^{ours.__name__}: {switch}=True is not offered "
                                              rf"\(the update is a loop over the parameters, "
                                              rf"outside the graph\); leave {switch} out$"):

@@ -1529,6 +1529,22 @@ def test_a_tasks_val_loss_is_the_mean_over_every_held_out_target_token(tmp_path)
     trainer.close()
 
 
+def test_berts_val_loss_is_the_mean_over_every_hidden_token_of_its_batches(tmp_path):
+    # Each validation batch hides another number of tokens; the mean of the batches' means
+    # counted a batch that hid 25 tokens as much as one that hid 50, unlike training's steps.
+    settings = dict(BERT_TINY, context=32, eval_iters=6, iters=1)
+    trainer = Trainer.start(TrainConfig(**settings), str(tmp_path), log=quiet)
+    job, model = trainer.job, trainer.model.eval()
+    rng = np.random.default_rng(job.config.seed + 1)          # evaluate's batches
+    batches = [job.batch(job.data.val, rng) for _ in range(job.config.eval_iters)]
+    assert len({job.counted(batch) for batch in batches}) > 1
+    inputs, targets = (np.concatenate(arrays) for arrays in zip(*batches))
+    with ta.no_grad():
+        whole = job.loss(model, (inputs, targets)).item()        # all the batches as one
+        assert job.evaluate(model)["val_loss"] == pytest.approx(whole, rel=1e-6)
+    trainer.close()
+
+
 def test_a_tasks_loss_is_smoothed_by_its_label_smoothing(tmp_path):
     # The cross-entropy against targets smoothed by --label-smoothing, padding ignored: the
     # setting must reach the loss that training (and val_loss) computes, not only config.json.

@@ -373,13 +373,14 @@ def _set_refused():
                      "list(model.parameters())")
 
 
-def _refuse_unoffered(optimizer, foreach, fused, differentiable):
+def _refuse_unoffered(optimizer, foreach, fused, differentiable, capturable=False):
     """torch's implementation switches, accepted where they change nothing here: None or False.
     Asked for, they are refused rather than ignored: every update here is one loop over the
     parameters, on numpy arrays outside the graph (float16 ones already update in float32, as
-    torch's fused optimizers)."""
+    torch's fused optimizers; `capturable`, Adam's, keeps torch's state on a GPU for CUDA
+    graphs)."""
     for name, value in (("foreach", foreach), ("fused", fused),
-                        ("differentiable", differentiable)):
+                        ("differentiable", differentiable), ("capturable", capturable)):
         if value:
             raise ValueError(f"{optimizer}: {name}=True is not offered (the update is a loop "
                              f"over the parameters, outside the graph); leave {name} out")
@@ -507,8 +508,11 @@ class Adam(Optimizer):
     `amsgrad=True` (Reddi et al., 2018, torch's option) divides by the largest v seen so far
     (v_max, kept as the state's 'max_exp_avg_sq'; the running v itself goes on as before), so
     a coordinate's step size never grows back after a spell of large gradients. `maximize=True`
-    (keyword-only, as torch's) climbs the objective instead of descending it. torch's
-    `foreach`, `fused` and `differentiable` are taken as None or False only.
+    (keyword-only, as torch's) climbs the objective instead of descending it.
+    `decoupled_weight_decay=True` (keyword-only, as torch's since 2.6) decays as AdamW does,
+    for this optimizer's life (the class decides it, not a saved state: AdamW is the usual way
+    to ask for it). torch's `foreach`, `fused`, `differentiable` and `capturable` are taken as
+    None or False only.
 
     `params`: the Tensors to train (`model.parameters()`), or param groups (see Optimizer);
     `betas` = (beta1, beta2); `eps` keeps the division finite where v is 0. The defaults
@@ -523,8 +527,13 @@ class Adam(Optimizer):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False, *,
                  maximize: bool = False, foreach: bool | None = None,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
-        _refuse_unoffered(type(self).__name__, foreach, fused, differentiable)
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None, decoupled_weight_decay: bool = False) -> None:
+        _refuse_unoffered(type(self).__name__, foreach, fused, differentiable, capturable)
+        engine._check_flag(decoupled_weight_decay, f"{type(self).__name__}: "
+                                                   f"decoupled_weight_decay")
+        if decoupled_weight_decay:      # torch's Adam(decoupled_weight_decay=True) is AdamW
+            self.decoupled_weight_decay = True
         super().__init__(params, dict(lr=lr, betas=tuple(betas) if np.iterable(betas)
                                       else betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
@@ -585,8 +594,8 @@ class AdamW(Adam):
     gradients are large. AdamW shrinks the weights directly, by the same fraction lr *
     weight_decay everywhere, before the Adam step (the equations are in Adam's docstring).
     The arguments (`params`, `lr`, `betas`, `eps`, `weight_decay`, `amsgrad`, `maximize`,
-    and torch's `foreach`, `differentiable` and `fused`, None or False only) are Adam's, but
-    `weight_decay` defaults to 0.01, as torch's AdamW.
+    and torch's `foreach`, `capturable`, `differentiable` and `fused`, None or False only) are
+    Adam's, but `weight_decay` defaults to 0.01, as torch's AdamW.
     """
 
     decoupled_weight_decay = True
@@ -595,9 +604,11 @@ class AdamW(Adam):
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01, amsgrad: bool = False, *,
                  maximize: bool = False, foreach: bool | None = None,
-                 differentiable: bool = False, fused: bool | None = None) -> None:
+                 capturable: bool = False, differentiable: bool = False,
+                 fused: bool | None = None) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
-                         foreach=foreach, differentiable=differentiable, fused=fused)
+                         foreach=foreach, capturable=capturable,
+                         differentiable=differentiable, fused=fused)
 
 
 def weight_decay_groups(named_parameters: Iterable[tuple[str, Tensor]],

@@ -369,14 +369,18 @@ class LanguageModelling:
         return batch[1].size
 
     def evaluate(self, model: GPT | BERT, threads: int = 1) -> dict[str, float]:
-        """The mean loss over eval_iters validation batches: the same batches every time
-        (their own generator, seeded afresh), so evaluations compare like with like; up to
-        `threads` batches at once, which changes nothing but the time."""
+        """The mean loss over every target of eval_iters validation batches: the same
+        batches every time (their own generator, seeded afresh), so evaluations compare like
+        with like; up to `threads` batches at once, which changes nothing but the time. Each
+        batch's mean weighs by its targets (`counted`), as micro-batches do in training: a
+        BERT batch hides a varying number of tokens, and one that hides few would otherwise
+        count as much as one that hides many."""
         rng = np.random.default_rng(self.config.seed + 1)
         batches = [self.batch(self.data.val, rng) for _ in range(self.config.eval_iters)]
         losses = side_by_side(without_graph(lambda batch: self.loss(model, batch).item()),
                               batches, threads)
-        figures = {"val_loss": float(np.mean(losses))}
+        counts = [self.counted(batch) for batch in batches]
+        figures = {"val_loss": float(np.average(losses, weights=counts))}
         if self.recall_prompts is not None:
             figures["val_recall"] = self.recall(model)
         return figures
