@@ -47,6 +47,27 @@ def test_softmax_not_sharp_enough_for_a_long_context(tmp_path):
     assert "attention at position" in got and "(the previous one)" in got
 
 
+def test_attend_to_first_too_soft_for_one_repeated_token(tmp_path):
+    # e^3 = 20 outweighs the other positions of every random sequence, which spread over
+    # several tokens, but not 23 positions that all hold the same one.
+    got = edited_message(tmp_path, "attend_to_first", "W_K[V + 0, 0] = 20.0",
+                         "W_K[V + 0, 0] = 3.0")
+    assert "on sequence [0 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1] at position 21" in got
+    assert "expected 0 (the first token)" in got
+    assert "Every other position holds the same token here" in got
+    assert "e^s must outweigh context - 1" in got
+
+
+def test_previous_token_too_soft_for_one_repeated_token(tmp_path):
+    # A score of 4 after the division by sqrt(d_head): e^4 = 55 < 63 others at context 64.
+    got = edited_message(tmp_path, "previous_token", "scale = 20.0 * np.sqrt(context)",
+                         "scale = 4.0 * np.sqrt(context)")
+    assert "make_weights(vocab_size=5, context=64)" in got
+    assert "1 1 1 0 1] at position 63" in got
+    assert "expected 0 (the previous token, at position 62)" in got
+    assert "Every other position holds the same token here" in got
+
+
 def test_misspelled_weight_name(tmp_path):
     got = edited_message(tmp_path, "previous_token", "W_Q=W_Q,", "W_q=W_Q,")
     assert "without `W_Q` and with `W_q`" in got and "capital letters" in got

@@ -589,6 +589,16 @@ def test_gpt_without_positions(tmp_path):
     assert "does not know where a token is" in got
 
 
+def test_gpt_with_positions_left_at_zero(tmp_path):
+    # P is added, but a table of zeros adds nothing: the message names its start, not the sum.
+    got = edited_message(tmp_path, "your_gpt", "self.positions = nn.init.normal_(nn.Parameter("
+                         "np.zeros((context, d_model))), std=0.02)",
+                         "self.positions = nn.Parameter(np.zeros((context, d_model)))")
+    assert "position 0 and position 8 give the same logits" in got
+    assert "the position table P (9, 8) starts as zeros" in got and "std=0.02" in got
+    assert "Add the position table" not in got
+
+
 def test_gpt_with_a_later_token_leaking(tmp_path):
     got = edited_message(tmp_path, "your_gpt", "        for block in self.blocks:",
                          "        x = x + x.mean(axis=1, keepdims=True)\n"

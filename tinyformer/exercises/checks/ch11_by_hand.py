@@ -147,11 +147,12 @@ def _attention_line(pattern, query, key, label, what):
     return text
 
 
-def _expect_predictions(call, weights, ids, targets, layers, explain):
+def _expect_predictions(call, weights, ids, targets, layers, explain, note=None):
     """Run the model on `ids`; at every (position, token, why) of `targets` the token must have
     the highest logit, strictly. The first position that fails is described: the prediction,
     the logits and the attention that led there: `explain(position, patterns)` gives each
-    attention due, as _attention_line's arguments (pattern, query, key, label, what)."""
+    attention due, as _attention_line's arguments (pattern, query, key, label, what); `note`,
+    a line on what makes this sequence hard, ends the message."""
     ids = np.asarray(ids)
     logits, patterns = _run(weights, ids, layers)
     if not np.isfinite(logits).all():
@@ -193,6 +194,8 @@ def _expect_predictions(call, weights, ids, targets, layers, explain):
                      "value and output weights (W_V, W_O), or what W_U reads.")
     lines.append(f"    wrong at {len(wrong)} of the {len(targets)} positions checked on this "
                  f"sequence")
+    if note is not None:
+        lines.append(f"    {note}")
     raise CheckFailure("\n".join(lines))
 
 
@@ -210,6 +213,22 @@ def _random_lengths(rng, context, count, shortest=1):
 SIZES = [(10, 16), (40, 24), (5, 64)]
 
 
+def _one_token_everywhere_else(due, context):
+    """A full-context sequence where every position but the one attention is `due` at holds
+    the same token, 1 (the `due` one, a 0): random sequences spread the other positions over
+    many tokens, so a softmax too soft to make every prediction still passes them."""
+    ids = np.ones(context, dtype=np.int64)
+    ids[due] = 0
+    return ids
+
+
+# What a sequence of _one_token_everywhere_else tells a softmax that fails it.
+TOO_SOFT = ("Every other position holds the same token here, the hardest case: with a score s "
+            "for the position due and 0 for the t others, that position gets e^s / (e^s + t) "
+            "and the other token t / (e^s + t), so e^s must outweigh context - 1 (a score of "
+            "20 after the division by sqrt(d_head) does).")
+
+
 @exercise("attend_to_first", "Attend to the first token", hints=[
     "Give each kind of information its own slots in the stream: TOKEN = x[:, :V], POS = x[:, "
     "V:V+context], COPY = x[:, V+context:] (d_model = 2V + context). W_emb and W_pos are "
@@ -224,20 +243,23 @@ SIZES = [(10, 16), (40, 24), (5, 64)]
 def check_attend_to_first(learner: Learner) -> None:
     make_weights = learner.function("make_weights")
 
-    def check(vocab_size, context, sequences):
+    def check(vocab_size, context, sequences, note=None):
         weights = _weights(make_weights, vocab_size, context, layers=1)
         for ids in sequences:
             targets = [(t, int(ids[0]), "the first token") for t in range(len(ids))]
 
             def explain(t, patterns):
                 return [(patterns[0], t, 0, "attention", "the first token")]
-            _expect_predictions(make_weights.last_call, weights, ids, targets, 1, explain)
+            _expect_predictions(make_weights.last_call, weights, ids, targets, 1, explain,
+                                note)
 
     check(6, 8, [np.array([3, 1, 4, 1, 5])])
     rng = np.random.default_rng(11)
     for vocab_size, context in SIZES:
         check(vocab_size, context, [rng.integers(0, vocab_size, size=n)
                                     for n in _random_lengths(rng, context, 8)])
+    for vocab_size, context in SIZES:
+        check(vocab_size, context, [_one_token_everywhere_else(0, context)], TOO_SOFT)
 
 
 @exercise("previous_token", "A previous-token head", hints=[
@@ -254,7 +276,7 @@ def check_attend_to_first(learner: Learner) -> None:
 def check_previous_token(learner: Learner) -> None:
     make_weights = learner.function("make_weights")
 
-    def check(vocab_size, context, sequences):
+    def check(vocab_size, context, sequences, note=None):
         weights = _weights(make_weights, vocab_size, context, layers=1)
         for ids in sequences:
             targets = [(t, int(ids[t - 1]), f"the previous token, at position {t - 1}")
@@ -262,13 +284,16 @@ def check_previous_token(learner: Learner) -> None:
 
             def explain(t, patterns):
                 return [(patterns[0], t, t - 1, "attention", "the previous one")]
-            _expect_predictions(make_weights.last_call, weights, ids, targets, 1, explain)
+            _expect_predictions(make_weights.last_call, weights, ids, targets, 1, explain,
+                                note)
 
     check(6, 8, [np.array([3, 1, 4, 1, 5])])
     rng = np.random.default_rng(12)
     for vocab_size, context in SIZES:
         check(vocab_size, context, [rng.integers(0, vocab_size, size=n)
                                     for n in _random_lengths(rng, context, 8, shortest=2)])
+    for vocab_size, context in SIZES:          # the last position's previous token is the 0
+        check(vocab_size, context, [_one_token_everywhere_else(context - 2, context)], TOO_SOFT)
 
 
 def _induction_targets(ids):

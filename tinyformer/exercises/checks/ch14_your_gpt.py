@@ -129,10 +129,18 @@ def _check_behaviour(learner):
                f"0 to 4. A position must never read a later token: is the causal Block used "
                f"for every position, and E[ids] taken row by row?")
         same = _logits(model, np.full((1, CONTEXT), 3), call, learner).data[0]
-        expect(not np.allclose(same[0], same[-1], atol=1e-6),
-               f"{call}: on ids [3 3 ... 3] position 0 and position {CONTEXT - 1} give the "
-               f"same logits: the model does not know where a token is. Add the position "
-               f"table's rows P[:T] to the token embeddings.")
+        if np.allclose(same[0], same[-1], atol=1e-6):
+            # A table of zeros added is no table added, as far as these logits tell.
+            if any(p.shape == (CONTEXT, C) and not p.data.any() for p in model.parameters()):
+                raise CheckFailure(
+                    f"{call}: on ids [3 3 ... 3] position 0 and position {CONTEXT - 1} give "
+                    f"the same logits, since the position table P ({CONTEXT}, {C}) starts as "
+                    f"zeros: every position adds the same row. Draw it from N(0, 0.02^2), as "
+                    f"E: nn.init.normal_(nn.Parameter(np.zeros(shape)), std=0.02).")
+            raise CheckFailure(f"{call}: on ids [3 3 ... 3] position 0 and position "
+                               f"{CONTEXT - 1} give the same logits: the model does not know "
+                               f"where a token is. Add the position table's rows P[:T] to the "
+                               f"token embeddings.")
 
     tables = _tables(model, call)
     expect(len(tables) < 2,

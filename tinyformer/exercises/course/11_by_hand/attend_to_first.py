@@ -25,8 +25,9 @@ V = vocab_size and d_model = 2V + context:
 Then W_Q and W_K decide WHERE each position looks: here, every query must match the key of
 position 0 far better than any other key. If position 0 scores s and the t others it can see
 score 0, softmax gives it the weight e^s / (e^s + t): make s large (remember the division by
-sqrt(d_head)). W_V and W_O decide WHAT comes back: position 0's TOKEN slot, written into COPY.
-W_U reads COPY only; keep COPY apart from TOKEN, or the current token adds its own vote.
+sqrt(d_head)), large enough for every t < context even when the t others all hold one token.
+W_V and W_O decide WHAT comes back: position 0's TOKEN slot, written into COPY. W_U reads COPY
+only; keep COPY apart from TOKEN, or the current token adds its own vote.
 
 tinyformer/attention.py computes the same softmax(q k^T / sqrt(d)) with a causal mask, and the
 checker runs your weights through that code; tinyformer/gpt.py builds its models the same way

@@ -31,7 +31,8 @@ so that this is close to 1 for every t < context. The value then carries positio
 TOKEN slot into COPY, and W_U reads COPY.
 
 tinyformer/attention.py computes this softmax(q k^T / sqrt(d)) with its causal_mask; the
-checker runs your weights through that code, on random sequences up to `context` long.
+checker runs your weights through that code, on random sequences up to `context` long and on
+the hardest one: the same token at every position but t - 1.
 
 Your task
     Write `make_weights(vocab_size, context)`: a dict of numpy arrays with the names and shapes
