@@ -1261,6 +1261,31 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     assert i.data.tolist() == [1, 2]
 
 
+def test_augmented_assignment_recorded_keeps_the_shape_and_dtype_as_unrecorded_and_torchs():
+    # The recorded x = x + y grew x to the broadcast shape, and widened its dtype, where the
+    # same line under no_grad (numpy's in place) and torch's refuse the shape and keep the dtype.
+    for y_requires_grad in (False, True):
+        x = Tensor([1.0, 2.0], requires_grad=not y_requires_grad)
+        y = x * 1
+        with pytest.raises(ta.ShapeError, match=r"^in-place \+=: shapes \(2,\) and \(3, 2\) do "
+                                                r"not give this tensor's shape; write x = x \+ y$"):
+            y += Tensor(np.ones((3, 2)), requires_grad=y_requires_grad)
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    y += Tensor([0.5, 0.5], dtype=np.float64)    # float32 stays float32, as torch's
+    assert y.dtype == np.float32 and y.data.tolist() == [1.5, 2.5]
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.tolist() == [3.0, 5.0]
+    half = Tensor([1.0, 2.0], dtype=np.float16, requires_grad=True) * 1
+    half *= Tensor([3.0, 3.0], requires_grad=True)
+    assert half.dtype == np.float16
+    ids = Tensor([1, 2])
+    with pytest.raises(TypeError, match=r"^in-place \+= cannot keep this tensor's dtype int64 "
+                                        r"\(the result is float32\); write x = x \+ y$"):
+        ids += Tensor([0.5, 0.5], requires_grad=True)
+    assert ids.data.tolist() == [1, 2]
+
+
 def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
     # Python made x **= y a new x = x ** y: a parameter raised under no_grad kept its values
     # silently, and a leaf that requires grad did not refuse it as in torch
