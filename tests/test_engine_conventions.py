@@ -1564,6 +1564,19 @@ def test_an_index_changed_after_the_forward_does_not_move_the_gradient():
     np.testing.assert_array_equal(w.grad, [[3, 2, 2], [3, 0, 0], [1, 0, 0]])
 
 
+def test_an_index_list_changed_after_the_forward_does_not_move_the_gradient():
+    # A list is an index array as numpy reads it, and a caller changes it as easily: the
+    # backward scattered by the changed list, silently onto other elements.
+    w = Tensor(np.eye(3), requires_grad=True)
+    picks, nested, rows = [0, 0], [[1], [1]], [np.array([2])]
+    y = w[picks].sum() + w[nested, 0].sum() + w[rows].sum()
+    picks[0] = 1
+    nested[0][0] = 0
+    rows[0][0] = 0
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [[2, 2, 2], [2, 0, 0], [1, 1, 1]])
+
+
 @pytest.mark.parametrize("change", ["fill", "load_state_dict"])
 def test_initialisers_and_loading_count_as_changes_in_place(change):
     layer = nn.Linear(2, 2)
