@@ -1564,6 +1564,17 @@ def test_an_index_changed_after_the_forward_does_not_move_the_gradient():
     np.testing.assert_array_equal(w.grad, [[3, 2, 2], [3, 0, 0], [1, 0, 0]])
 
 
+def test_an_integer_and_an_index_array_apart_index_as_numpy_not_torch_as_the_readme_says():
+    # The README's "Coming from PyTorch": numpy puts the axes of index arrays apart first,
+    # counting an integer as one; torch selects by the integer first. x[0][:, idx] is torch's.
+    data, idx = np.arange(24.0).reshape(2, 3, 4), np.array([3, 1])
+    x = Tensor(data, requires_grad=True)
+    assert x[0, :, idx].shape == data[0, :, idx].shape == (2, 3)
+    theirs = torch.tensor(data)[0, :, torch.tensor(idx)]
+    assert tuple(theirs.shape) == (3, 2)
+    np.testing.assert_array_equal(x[0][:, idx].data, theirs.numpy())
+
+
 def test_an_index_list_changed_after_the_forward_does_not_move_the_gradient():
     # A list is an index array as numpy reads it, and a caller changes it as easily: the
     # backward scattered by the changed list, silently onto other elements.
