@@ -1310,6 +1310,8 @@ def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
         i **= 0.5
     with pytest.raises(ValueError, match=r"^Integers to negative integer powers"):   # as torch
         i **= -1
+    with pytest.raises(ValueError, match=r"^Integers to negative integer powers"):
+        i **= np.array([2, -1])                  # refused whole: the 4 was squared first
     with pytest.raises(ta.ShapeError, match=r"^in-place \*\*=: shapes \(2,\) and \(3, 2\)"):
         i **= np.ones((3, 2), np.int64)
     assert i.data.tolist() == [4, 9]

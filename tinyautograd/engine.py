@@ -743,7 +743,13 @@ class Tensor:
         # A float16 tensor times or over a number float16 cannot hold: in float32, as `_scaled`.
         wide = np.float32 if symbol in "*/" and _half_with_a_number(self, other) else None
         try:
-            in_place(self.data, operand, out=self.data, dtype=wide)
+            if symbol == "**":
+                # numpy's integer power refuses a negative exponent part way through its loop,
+                # the elements before it already written: computed aside, x changes whole or
+                # not at all (torch refuses before writing)
+                np.copyto(self.data, in_place(self.data, operand), casting="same_kind")
+            else:
+                in_place(self.data, operand, out=self.data, dtype=wide)
         except TypeError as error:              # numpy's: the result's dtype would differ
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
