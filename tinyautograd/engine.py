@@ -1021,7 +1021,14 @@ class Tensor:
         dtype is `where`'s, the tensor's and the value's combined as `+` combines them: a
         number takes the tensor's dtype where it can (ids.masked_fill(pad, -100) stays
         integer), but 0.5 fills an integer tensor as float32, where torch's masked_fill keeps
-        the tensor's dtype and rounds the value to 0."""
+        the tensor's dtype and rounds the value to 0. A float mask is refused, as torch
+        refuses it: an additive one, 0 where a key is kept and -inf where it is blocked, is
+        true exactly where it should not fill."""
+        mask_dtype = mask.dtype if isinstance(mask, Tensor) else np.asarray(mask).dtype
+        if mask_dtype.kind in "fc":
+            raise TypeError(f"masked_fill: the mask must be boolean (True where to fill), as "
+                            f"torch's, got {mask_dtype}; compare first (mask != 0), or add a "
+                            f"mask of 0 and -inf to the scores as a bias")
         shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
         try:
             np.broadcast_shapes(shape, self.shape)
