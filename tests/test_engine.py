@@ -1019,6 +1019,22 @@ def test_masked_fill_says_its_mask_does_not_fit():
     assert "the mask" not in str(error.value) and "(4,)" in str(error.value)
 
 
+def test_masked_fill_refuses_a_float_mask_as_torch():
+    # A float mask was taken for its truth: an additive one (0 where a key is kept, -inf
+    # where it is blocked) filled exactly the kept scores, silently; torch refuses it.
+    scores = Tensor(np.ones((2, 2)), requires_grad=True)
+    bias = np.array([[0.0, -np.inf], [0.0, 0.0]], dtype=np.float32)
+    for mask in (bias, Tensor(bias)):
+        with pytest.raises(TypeError, match=r"^masked_fill: the mask must be boolean \(True where "
+                                            r"to fill\), as torch's, got float32; compare first "
+                                            r"\(mask != 0\), or add a mask of 0 and -inf"):
+            scores.masked_fill(mask, -1e9)
+    filled = scores.masked_fill(bias != 0, -1e9)        # a boolean mask, or integers, as before
+    assert filled.data.tolist() == [[1.0, -1e9], [1.0, 1.0]]
+    by_integers = scores.masked_fill(np.array([[0, 1], [0, 0]]), -1e9)
+    assert by_integers.data.tolist() == filled.data.tolist()
+
+
 def test_broadcast_error_names_op_and_shapes():
     with pytest.raises(ta.ShapeError, match=r"mul: shapes \(2, 3\) and \(4,\) do not broadcast"):
         Tensor(np.ones((2, 3))) * Tensor(np.ones(4))

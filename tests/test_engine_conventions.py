@@ -1261,6 +1261,31 @@ def test_augmented_assignment_that_cannot_keep_the_dtype_or_shape_is_refused():
     assert i.data.tolist() == [1, 2]
 
 
+def test_augmented_assignment_recorded_keeps_the_shape_and_dtype_as_unrecorded_and_torchs():
+    # The recorded x = x + y grew x to the broadcast shape, and widened its dtype, where the
+    # same line under no_grad (numpy's in place) and torch's refuse the shape and keep the dtype.
+    for y_requires_grad in (False, True):
+        x = Tensor([1.0, 2.0], requires_grad=not y_requires_grad)
+        y = x * 1
+        with pytest.raises(ta.ShapeError, match=r"^in-place \+=: shapes \(2,\) and \(3, 2\) do "
+                                                r"not give this tensor's shape; write x = x \+ y$"):
+            y += Tensor(np.ones((3, 2)), requires_grad=y_requires_grad)
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x * 1
+    y += Tensor([0.5, 0.5], dtype=np.float64)    # float32 stays float32, as torch's
+    assert y.dtype == np.float32 and y.data.tolist() == [1.5, 2.5]
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.tolist() == [3.0, 5.0]
+    half = Tensor([1.0, 2.0], dtype=np.float16, requires_grad=True) * 1
+    half *= Tensor([3.0, 3.0], requires_grad=True)
+    assert half.dtype == np.float16
+    ids = Tensor([1, 2])
+    with pytest.raises(TypeError, match=r"^in-place \+= cannot keep this tensor's dtype int64 "
+                                        r"\(the result is float32\); write x = x \+ y$"):
+        ids += Tensor([0.5, 0.5], requires_grad=True)
+    assert ids.data.tolist() == [1, 2]
+
+
 def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
     # Python made x **= y a new x = x ** y: a parameter raised under no_grad kept its values
     # silently, and a leaf that requires grad did not refuse it as in torch
@@ -1285,6 +1310,8 @@ def test_power_in_place_follows_the_rules_of_the_other_augmented_assignments():
         i **= 0.5
     with pytest.raises(ValueError, match=r"^Integers to negative integer powers"):   # as torch
         i **= -1
+    with pytest.raises(ValueError, match=r"^Integers to negative integer powers"):
+        i **= np.array([2, -1])                  # refused whole: the 4 was squared first
     with pytest.raises(ta.ShapeError, match=r"^in-place \*\*=: shapes \(2,\) and \(3, 2\)"):
         i **= np.ones((3, 2), np.int64)
     assert i.data.tolist() == [4, 9]
@@ -1537,6 +1564,30 @@ def test_an_index_changed_after_the_forward_does_not_move_the_gradient():
     ids += 1                                     # not recorded: in place, as numpy's
     y.backward()
     np.testing.assert_array_equal(w.grad, [[3, 2, 2], [3, 0, 0], [1, 0, 0]])
+
+
+def test_an_integer_and_an_index_array_apart_index_as_numpy_not_torch_as_the_readme_says():
+    # The README's "Coming from PyTorch": numpy puts the axes of index arrays apart first,
+    # counting an integer as one; torch selects by the integer first. x[0][:, idx] is torch's.
+    data, idx = np.arange(24.0).reshape(2, 3, 4), np.array([3, 1])
+    x = Tensor(data, requires_grad=True)
+    assert x[0, :, idx].shape == data[0, :, idx].shape == (2, 3)
+    theirs = torch.tensor(data)[0, :, torch.tensor(idx)]
+    assert tuple(theirs.shape) == (3, 2)
+    np.testing.assert_array_equal(x[0][:, idx].data, theirs.numpy())
+
+
+def test_an_index_list_changed_after_the_forward_does_not_move_the_gradient():
+    # A list is an index array as numpy reads it, and a caller changes it as easily: the
+    # backward scattered by the changed list, silently onto other elements.
+    w = Tensor(np.eye(3), requires_grad=True)
+    picks, nested, rows = [0, 0], [[1], [1]], [np.array([2])]
+    y = w[picks].sum() + w[nested, 0].sum() + w[rows].sum()
+    picks[0] = 1
+    nested[0][0] = 0
+    rows[0][0] = 0
+    y.backward()
+    np.testing.assert_array_equal(w.grad, [[2, 2, 2], [2, 0, 0], [1, 1, 1]])
 
 
 @pytest.mark.parametrize("change", ["fill", "load_state_dict"])

@@ -699,7 +699,8 @@ class Tensor:
     # recorded x = x + y (torch would record the change in place), on which every backward
     # written for arrays and Tensors alike relies (`d *= mask` under create_graph). A change in
     # place is stamped (`_changed_in_place`), so that a backward that would read the changed
-    # tensor refuses instead.
+    # tensor refuses instead. Recorded or not, x keeps its shape and dtype (`_kept_like`): the
+    # same line must not give a bigger or wider x only because a gradient is wanted.
     def __iadd__(self, other: Operand) -> Tensor: return self._update("+", other)
     def __isub__(self, other: Operand) -> Tensor: return self._update("-", other)
     def __imul__(self, other: Operand) -> Tensor: return self._update("*", other)
@@ -732,7 +733,7 @@ class Tensor:
                 raise RuntimeError(f"in-place {symbol}= on a view ({self.grad_fn.name}) of a "
                                    f"leaf that requires grad: do it under no_grad(), or write "
                                    f"x = x {symbol} y")
-            return recorded(self, other)
+            return _kept_like(self, other, recorded(self, other), symbol)
         if not self.data.flags.writeable:
             raise ValueError(f"in-place {symbol}=: this tensor's array is read-only (a "
                              f"broadcast view, a read-only memory map, np.frombuffer's bytes); "
@@ -742,7 +743,13 @@ class Tensor:
         # A float16 tensor times or over a number float16 cannot hold: in float32, as `_scaled`.
         wide = np.float32 if symbol in "*/" and _half_with_a_number(self, other) else None
         try:
-            in_place(self.data, operand, out=self.data, dtype=wide)
+            if symbol == "**":
+                # numpy's integer power refuses a negative exponent part way through its loop,
+                # the elements before it already written: computed aside, x changes whole or
+                # not at all (torch refuses before writing)
+                np.copyto(self.data, in_place(self.data, operand), casting="same_kind")
+            else:
+                in_place(self.data, operand, out=self.data, dtype=wide)
         except TypeError as error:              # numpy's: the result's dtype would differ
             raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {self.dtype} "
                             f"({error}); write x = x {symbol} y") from None
@@ -1014,7 +1021,14 @@ class Tensor:
         dtype is `where`'s, the tensor's and the value's combined as `+` combines them: a
         number takes the tensor's dtype where it can (ids.masked_fill(pad, -100) stays
         integer), but 0.5 fills an integer tensor as float32, where torch's masked_fill keeps
-        the tensor's dtype and rounds the value to 0."""
+        the tensor's dtype and rounds the value to 0. A float mask is refused, as torch
+        refuses it: an additive one, 0 where a key is kept and -inf where it is blocked, is
+        true exactly where it should not fill."""
+        mask_dtype = mask.dtype if isinstance(mask, Tensor) else np.asarray(mask).dtype
+        if mask_dtype.kind in "fc":
+            raise TypeError(f"masked_fill: the mask must be boolean (True where to fill), as "
+                            f"torch's, got {mask_dtype}; compare first (mask != 0), or add a "
+                            f"mask of 0 and -inf to the scores as a bias")
         shape = mask.shape if isinstance(mask, Tensor) else np.shape(mask)
         try:
             np.broadcast_shapes(shape, self.shape)
@@ -1860,6 +1874,23 @@ def _half_with_a_number(a, b):
     elif number.__class__ not in (int, float):  # (True and False are exact)
         return False
     return not abs(number) <= _HALF_MAX or float(np.float16(number)) != number
+
+
+def _kept_like(x, y, new, symbol):
+    """`new`, the recorded x = x <symbol> y of an augmented assignment, in x's shape and dtype,
+    as numpy's and torch's x op= y keep them (and as ours does where nothing is recorded): a y
+    that broadcasts x to a bigger shape is refused, and so is a result of a higher kind than
+    x's (a float into an integer tensor); a wider float is cast back (float32 x += a float64
+    y stays float32), the cast recorded, its gradient cast back."""
+    if new.shape != x.shape:
+        raise ShapeError(f"in-place {symbol}=: shapes {x.shape} and {np.shape(y)} do not give "
+                         f"this tensor's shape; write x = x {symbol} y")
+    if new.dtype != x.dtype:
+        if not np.can_cast(new.dtype, x.dtype, "same_kind"):
+            raise TypeError(f"in-place {symbol}= cannot keep this tensor's dtype {x.dtype} (the "
+                            f"result is {new.dtype}); write x = x {symbol} y")
+        new = new.astype(x.dtype)
+    return new
 
 
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y

@@ -852,8 +852,9 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx, x, index):
         # The backward scatters by the index: when it will run, it keeps its own copy of the
-        # index's arrays, as torch copies a numpy index. The caller's array (a batch buffer
-        # refilled, an index Tensor's `ids += 1`) may change before backward, and the
+        # index's arrays and lists, as torch copies a numpy index. The caller's array or list
+        # (a batch buffer refilled, `picks[0] = 3`, an index Tensor's `ids += 1`) may change
+        # before backward, and the
         # gradient would land on other elements silently: unlike an input, an index has no
         # stamp of changes for the backward to check.
         ctx.index = _own_arrays(index) if True in ctx.needs_input_grad else index
@@ -865,10 +866,24 @@ class GetItem(Function):
 
 
 def _own_arrays(index):
-    """`index` with a copy of each numpy array in it (ints, slices, None and ... are kept)."""
+    """`index` with a copy of each numpy array and list in it, and of a list's items (a list
+    is an index array as numpy reads it, and as changeable); ints, slices, None and ... are
+    kept."""
     if isinstance(index, tuple):
-        return tuple(p.copy() if isinstance(p, np.ndarray) else p for p in index)
-    return index.copy() if isinstance(index, np.ndarray) else index
+        return tuple(_own_copy(p) for p in index)
+    return _own_copy(index)
+
+
+def _own_copy(part):
+    """One part of an index, an array or a list (nested, or holding arrays or Tensors, which
+    numpy reads as their arrays) copied; any other part itself."""
+    if isinstance(part, np.ndarray):
+        return part.copy()
+    if isinstance(part, Tensor):                # (inside a list: numpy reads its array)
+        return part.data.copy()
+    if isinstance(part, list):
+        return [_own_copy(p) for p in part]
+    return part
 
 
 class IndexAdd(Function):
