@@ -156,6 +156,32 @@ def test_saving_keeps_other_files_and_makes_the_directory(ours, tmp_path):
     assert (directory / "merges.txt").read_text("utf-8").startswith("#version: 0.2\n")
 
 
+def test_saving_beside_another_tokenizers_tokenizer_json_is_refused(
+        ours, saved_by_transformers, tmp_path):
+    """transformers reads a tokenizer.json in place of vocab.json and merges.txt: saved beside
+    another tokenizer's, ours would be written and never read. One of this tokenizer is fine."""
+    directory = tmp_path / "tokenizer"
+    directory.mkdir()
+    (directory / "tokenizer.json").write_bytes(
+        (saved_by_transformers / "tokenizer.json").read_bytes())
+    save_gpt2_tokenizer(ours, directory)                            # the same tokenizer
+    assert transformers.AutoTokenizer.from_pretrained(directory).encode(EXAMPLES[0]) == \
+        ours.encode(EXAMPLES[0])
+    other = BPETokenizer.train("a dog ran in the park. " * 20, 270, special_tokens=[EOT])
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    with pytest.raises(ValueError) as error:
+        save_gpt2_tokenizer(other, directory)
+    assert str(error.value) == (f"{directory / 'tokenizer.json'} holds another tokenizer, "
+                                f"which transformers reads in place of the vocab.json and "
+                                f"merges.txt that this would write beside it; remove it, or "
+                                f"save into another directory")
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
+    (directory / "tokenizer.json").unlink()
+    save_gpt2_tokenizer(other, directory)
+    assert transformers.AutoTokenizer.from_pretrained(directory).encode("a dog ran") == \
+        other.encode("a dog ran")
+
+
 def test_specials_other_than_endoftext_are_added_tokens_and_nothing_else(tmp_path):
     tok = BPETokenizer.train(TEXT, 300, special_tokens=["<pad>", "<eos>"])
     save_gpt2_tokenizer(tok, tmp_path)
