@@ -531,6 +531,34 @@ def their_tokenizer_json(saved_by_transformers):
     return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
 
 
+@pytest.mark.parametrize("normalizer", [None, "NFC"])
+def test_a_tokenizer_json_is_read_before_vocab_json_beside_it_as_transformers_does(
+        ours, saved_by_transformers, tmp_path, normalizer):
+    """A folder holding another tokenizer's vocab.json and merges.txt beside a tokenizer.json:
+    transformers (and load_model) read the tokenizer.json, and so do load_gpt2_tokenizer and
+    `tinyformer tokenize` (with read_tokenizer_json, for one that is not GPT-2's)."""
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+    other = BPETokenizer.train("a dog ran in the park. " * 20, 270, special_tokens=[EOT])
+    save_gpt2_tokenizer(other, tmp_path)
+    data = their_tokenizer_json(saved_by_transformers)
+    data["normalizer"] = normalizer and {"type": normalizer}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    if normalizer:      # transformers 5's GPT2Tokenizer class keeps no normalizer: name none
+        config = json.loads((tmp_path / "tokenizer_config.json").read_text("utf-8"))
+        del config["tokenizer_class"]
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), "utf-8")
+    text = "a dog ran to the cafe\u0301" + EOT
+    expected = transformers.AutoTokenizer.from_pretrained(tmp_path).encode(text)
+    assert expected != other.encode(text, allow_special=True)
+    if normalizer is None:
+        assert load_gpt2_tokenizer(tmp_path).encode(text, allow_special=True) == expected
+    result = CliRunner().invoke(main, ["tokenize", "encode", text, "--allow-special",
+                                       "--tokenizer", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(i) for i in expected]
+
+
 def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(
         saved_by_transformers, transformers_saved, monkeypatch):
     from click.testing import CliRunner

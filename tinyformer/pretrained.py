@@ -1085,9 +1085,10 @@ def _check_no_other_tokenizer_json(tokenizer, directory):
 def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     """GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2 and
     `save_gpt2_tokenizer` write them) with the added tokens of tokenizer_config.json if there
-    is one (of added_tokens.json where it lists none, as older transformers wrote), or else
+    is one (of added_tokens.json where it lists none, as older transformers wrote), or
     tokenizer.json (what transformers 5's save_pretrained writes, the same vocabulary and
-    merges in one file). The vocabulary must have our shape: ids 0-255 the
+    merges in one file), which is read where there are both, as transformers reads it. The
+    vocabulary must have our shape: ids 0-255 the
     single bytes (in any order), id 256 + k made by merge k, then only special tokens, each
     <|endoftext|> or named special by the files beside it, as transformers takes them, and
     each decoded by transformers as its text (as save_gpt2_tokenizer writes only such: not
@@ -1098,9 +1099,11 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
             os.path.exists(os.path.join(directory, name))
             for name in (VOCAB_JSON, MERGES_TXT, TOKENIZER_JSON)):
         raise PretrainedError(tokenizer_model_advice(directory))
-    if os.path.exists(os.path.join(directory, VOCAB_JSON)) or not os.path.exists(tokenizer_json):
-        return _gpt2_tokenizer(directory, *_read_vocab_and_merges(directory))
-    return _gpt2_tokenizer(directory, *_gpt2_tokenizer_json(tokenizer_json))
+    # Where there are both, transformers' AutoTokenizer reads the tokenizer.json (and so does
+    # load_model): so does this, whatever vocab.json says.
+    if os.path.exists(tokenizer_json):
+        return _gpt2_tokenizer(directory, *_gpt2_tokenizer_json(tokenizer_json))
+    return _gpt2_tokenizer(directory, *_read_vocab_and_merges(directory))
 
 
 def _gpt2_tokenizer(directory, vocab, merges, added, where):
@@ -1272,9 +1275,8 @@ def _read_vocab_and_merges(directory):
     merges = [(("line", n, line), line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_hf_file(config_path) if os.path.exists(config_path) else {}
-    # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
-    _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
-        os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
+    # (Beside a tokenizer.json, which is read instead, add_prefix_space alone is heeded.)
+    _refuse_additions(directory, ADDED_TO_THE_TEXT)
     added_path = os.path.join(directory, ADDED_TOKENS_JSON)
     if isinstance(config, dict) and "added_tokens_decoder" not in config \
             and os.path.exists(added_path):
