@@ -156,6 +156,32 @@ def test_saving_keeps_other_files_and_makes_the_directory(ours, tmp_path):
     assert (directory / "merges.txt").read_text("utf-8").startswith("#version: 0.2\n")
 
 
+def test_saving_beside_another_tokenizers_tokenizer_json_is_refused(
+        ours, saved_by_transformers, tmp_path):
+    """transformers reads a tokenizer.json in place of vocab.json and merges.txt: saved beside
+    another tokenizer's, ours would be written and never read. One of this tokenizer is fine."""
+    directory = tmp_path / "tokenizer"
+    directory.mkdir()
+    (directory / "tokenizer.json").write_bytes(
+        (saved_by_transformers / "tokenizer.json").read_bytes())
+    save_gpt2_tokenizer(ours, directory)                            # the same tokenizer
+    assert transformers.AutoTokenizer.from_pretrained(directory).encode(EXAMPLES[0]) == \
+        ours.encode(EXAMPLES[0])
+    other = BPETokenizer.train("a dog ran in the park. " * 20, 270, special_tokens=[EOT])
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    with pytest.raises(ValueError) as error:
+        save_gpt2_tokenizer(other, directory)
+    assert str(error.value) == (f"{directory / 'tokenizer.json'} holds another tokenizer, "
+                                f"which transformers reads in place of the vocab.json and "
+                                f"merges.txt that this would write beside it; remove it, or "
+                                f"save into another directory")
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
+    (directory / "tokenizer.json").unlink()
+    save_gpt2_tokenizer(other, directory)
+    assert transformers.AutoTokenizer.from_pretrained(directory).encode("a dog ran") == \
+        other.encode("a dog ran")
+
+
 def test_specials_other_than_endoftext_are_added_tokens_and_nothing_else(tmp_path):
     tok = BPETokenizer.train(TEXT, 300, special_tokens=["<pad>", "<eos>"])
     save_gpt2_tokenizer(tok, tmp_path)
@@ -503,6 +529,34 @@ def transformers_saved(saved_by_transformers):
 def their_tokenizer_json(saved_by_transformers):
     """The tokenizer.json transformers wrote, as a dict to change."""
     return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("normalizer", [None, "NFC"])
+def test_a_tokenizer_json_is_read_before_vocab_json_beside_it_as_transformers_does(
+        ours, saved_by_transformers, tmp_path, normalizer):
+    """A folder holding another tokenizer's vocab.json and merges.txt beside a tokenizer.json:
+    transformers (and load_model) read the tokenizer.json, and so do load_gpt2_tokenizer and
+    `tinyformer tokenize` (with read_tokenizer_json, for one that is not GPT-2's)."""
+    from click.testing import CliRunner
+    from tinyformer_cli import main
+    other = BPETokenizer.train("a dog ran in the park. " * 20, 270, special_tokens=[EOT])
+    save_gpt2_tokenizer(other, tmp_path)
+    data = their_tokenizer_json(saved_by_transformers)
+    data["normalizer"] = normalizer and {"type": normalizer}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    if normalizer:      # transformers 5's GPT2Tokenizer class keeps no normalizer: name none
+        config = json.loads((tmp_path / "tokenizer_config.json").read_text("utf-8"))
+        del config["tokenizer_class"]
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), "utf-8")
+    text = "a dog ran to the cafe\u0301" + EOT
+    expected = transformers.AutoTokenizer.from_pretrained(tmp_path).encode(text)
+    assert expected != other.encode(text, allow_special=True)
+    if normalizer is None:
+        assert load_gpt2_tokenizer(tmp_path).encode(text, allow_special=True) == expected
+    result = CliRunner().invoke(main, ["tokenize", "encode", text, "--allow-special",
+                                       "--tokenizer", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.split() == [str(i) for i in expected]
 
 
 def test_tokenize_takes_the_directory_of_a_tokenizer_json_not_the_file(

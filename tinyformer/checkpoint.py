@@ -318,7 +318,7 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
             try:
                 return load_gpt2_tokenizer(directory)
             except PretrainedError:
-                if saveable or has(VOCAB_JSON) or not has(TOKENIZER_JSON):
+                if saveable or not has(TOKENIZER_JSON):     # (read before vocab.json)
                     raise
             # Not GPT-2's shape; if read_tokenizer_json refuses it too, its reason is the one
             # that matters (it reads every tokenizer.json that GPT-2's reader reads).

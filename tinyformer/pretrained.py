@@ -1012,7 +1012,9 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
     are left alone), each all or nothing: vocab.json (token -> id), merges.txt (one merge "a b"
     a line, in order) and tokenizer_config.json, which tells transformers' AutoTokenizer to
     read them with GPT2Tokenizer and which ids are special tokens. PretrainedError, one line,
-    and nothing written, for a tokenizer that transformers would not read back as it is."""
+    and nothing written, for a tokenizer that transformers would not read back as it is, or
+    a directory holding another tokenizer's tokenizer.json, which transformers would read in
+    place of these files."""
     if not isinstance(tokenizer, BPETokenizer):
         raise PretrainedError(f"GPT-2's tokenizer files hold a byte-level BPE, not a "
                               f"{type(tokenizer).__name__}; save it with its own save(path)")
@@ -1034,6 +1036,7 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
                                   f"special token {shown(token)} as {shown(theirs)}, reading "
                                   f"each character as the byte it spells in GPT-2's "
                                   f"vocabulary; name it with ASCII characters alone")
+    _check_no_other_tokenizer_json(tokenizer, directory)
     os.makedirs(directory, exist_ok=True)
     # transformers' GPT2Tokenizer takes GPT-2's <|endoftext|> as its bos, eos and unk token
     # unless told otherwise, and would add it as a new id to a vocabulary without it.
@@ -1058,12 +1061,34 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
         json.dump(config, f, indent=2)
 
 
+def _check_no_other_tokenizer_json(tokenizer, directory):
+    """PretrainedError, one line, if `directory` holds a tokenizer.json of another tokenizer
+    than `tokenizer`: transformers' AutoTokenizer reads a tokenizer.json in place of GPT-2's
+    files beside it (so does load_model, as transformers does), so the tokenizer saved there
+    would not be the one read. A tokenizer.json of this very tokenizer (GPT-2's model page
+    has both layouts of its one tokenizer) is left there."""
+    path = os.path.join(os.fspath(directory), TOKENIZER_JSON)
+    if not os.path.lexists(path):
+        return
+    try:
+        there = _gpt2_tokenizer(directory, *_gpt2_tokenizer_json(path))
+        same = (there.merges, there.special_tokens, there.byte_order) == \
+            (tokenizer.merges, tokenizer.special_tokens, tokenizer.byte_order)
+    except PretrainedError:                 # not GPT-2's, or not readable: not this tokenizer
+        same = False
+    if not same:
+        raise PretrainedError(f"{path} holds another tokenizer, which transformers reads in "
+                              f"place of the {VOCAB_JSON} and {MERGES_TXT} that this would "
+                              f"write beside it; remove it, or save into another directory")
+
+
 def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
     """GPT-2's tokenizer from `directory`: vocab.json and merges.txt (as OpenAI's GPT-2 and
     `save_gpt2_tokenizer` write them) with the added tokens of tokenizer_config.json if there
-    is one (of added_tokens.json where it lists none, as older transformers wrote), or else
+    is one (of added_tokens.json where it lists none, as older transformers wrote), or
     tokenizer.json (what transformers 5's save_pretrained writes, the same vocabulary and
-    merges in one file). The vocabulary must have our shape: ids 0-255 the
+    merges in one file), which is read where there are both, as transformers reads it. The
+    vocabulary must have our shape: ids 0-255 the
     single bytes (in any order), id 256 + k made by merge k, then only special tokens, each
     <|endoftext|> or named special by the files beside it, as transformers takes them, and
     each decoded by transformers as its text (as save_gpt2_tokenizer writes only such: not
@@ -1074,10 +1099,16 @@ def load_gpt2_tokenizer(directory: StrPath) -> BPETokenizer:
             os.path.exists(os.path.join(directory, name))
             for name in (VOCAB_JSON, MERGES_TXT, TOKENIZER_JSON)):
         raise PretrainedError(tokenizer_model_advice(directory))
-    if os.path.exists(os.path.join(directory, VOCAB_JSON)) or not os.path.exists(tokenizer_json):
-        vocab, merges, added, where = _read_vocab_and_merges(directory)
-    else:
-        vocab, merges, added, where = _gpt2_tokenizer_json(tokenizer_json)
+    # Where there are both, transformers' AutoTokenizer reads the tokenizer.json (and so does
+    # load_model): so does this, whatever vocab.json says.
+    if os.path.exists(tokenizer_json):
+        return _gpt2_tokenizer(directory, *_gpt2_tokenizer_json(tokenizer_json))
+    return _gpt2_tokenizer(directory, *_read_vocab_and_merges(directory))
+
+
+def _gpt2_tokenizer(directory, vocab, merges, added, where):
+    """load_gpt2_tokenizer's BPETokenizer from the parts of one of GPT-2's layouts (as
+    _read_vocab_and_merges or _gpt2_tokenizer_json give them), checked."""
     if not (isinstance(vocab, dict) and all(type(i) is int for i in vocab.values())):
         raise PretrainedError(f"{where['vocab']}: expected a JSON object of token -> id")
     if sorted(vocab.values()) != list(range(len(vocab))):
@@ -1244,9 +1275,8 @@ def _read_vocab_and_merges(directory):
     merges = [(("line", n, line), line.split(" "))
               for n, line in enumerate(lines[skip:], start=skip + 1) if line]
     config = _read_hf_file(config_path) if os.path.exists(config_path) else {}
-    # Beside a tokenizer.json, transformers reads that instead, and heeds add_prefix_space alone.
-    _refuse_additions(directory, ["add_prefix_space"] if os.path.exists(
-        os.path.join(directory, TOKENIZER_JSON)) else ADDED_TO_THE_TEXT)
+    # (Beside a tokenizer.json, which is read instead, add_prefix_space alone is heeded.)
+    _refuse_additions(directory, ADDED_TO_THE_TEXT)
     added_path = os.path.join(directory, ADDED_TOKENS_JSON)
     if isinstance(config, dict) and "added_tokens_decoder" not in config \
             and os.path.exists(added_path):
