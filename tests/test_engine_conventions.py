@@ -432,7 +432,7 @@ TENSOR_WRITTEN_OUT = {
     "tril": lambda t: t.tril(), "triu": lambda t: t.triu(),
     "new_zeros": lambda t: t.new_zeros(2, 3), "new_ones": lambda t: t.new_ones(2, 3),
     "argmin": lambda t: t.argmin(-1), "bool": lambda t: t.bool(),
-    "clip": lambda t: t.clip(min=0.5),
+    "clip": lambda t: t.clip(0.5, 0.8), "clamp": lambda t: t.clamp(min=0.5, max=0.8),
 }
 
 
@@ -446,7 +446,8 @@ def test_a_torch_tensor_method_written_out_computes_torchs(name):
     expression = hint.split(" for")[0].split(", numpy's")[0].split(", n copies")[0]
     expression = expression if name != "bool" else f"x.{expression}"
     names = dict(ta=ta, np=np, x=Tensor(values), condition=Tensor(values) > 0.5, y=7.0, n=3,
-                 axis=-1 if name == "argmin" else 0, shape=(2, 3), low=0.5)
+                 axis=-1 if name == "argmin" else 0, shape=(2, 3), low=0.5,
+                 high=0.8)
     ours = eval(expression, names)
     ours = ours.data if isinstance(ours, Tensor) else ours
     theirs = TENSOR_WRITTEN_OUT[name](torch.from_numpy(values)).numpy()
