@@ -432,7 +432,7 @@ TENSOR_WRITTEN_OUT = {
     "tril": lambda t: t.tril(), "triu": lambda t: t.triu(),
     "new_zeros": lambda t: t.new_zeros(2, 3), "new_ones": lambda t: t.new_ones(2, 3),
     "argmin": lambda t: t.argmin(-1), "bool": lambda t: t.bool(),
-    "clip": lambda t: t.clip(min=0.5),
+    "clip": lambda t: t.clip(0.5, 0.8), "clamp": lambda t: t.clamp(min=0.5, max=0.8),
 }
 
 
@@ -446,7 +446,8 @@ def test_a_torch_tensor_method_written_out_computes_torchs(name):
     expression = hint.split(" for")[0].split(", numpy's")[0].split(", n copies")[0]
     expression = expression if name != "bool" else f"x.{expression}"
     names = dict(ta=ta, np=np, x=Tensor(values), condition=Tensor(values) > 0.5, y=7.0, n=3,
-                 axis=-1 if name == "argmin" else 0, shape=(2, 3), low=0.5)
+                 axis=-1 if name == "argmin" else 0, shape=(2, 3), low=0.5,
+                 high=0.8)
     ours = eval(expression, names)
     ours = ours.data if isinstance(ours, Tensor) else ours
     theirs = TENSOR_WRITTEN_OUT[name](torch.from_numpy(values)).numpy()
@@ -1223,6 +1224,33 @@ def test_augmented_assignment_on_a_view_of_a_leaf_that_requires_grad_is_refused_
         v = p[0]
         v += 1
     assert p.data.tolist() == [[2.0] * 3, [1.0] * 3]
+
+
+def test_one_element_of_a_tensor_is_a_view_of_it_as_in_torch():
+    # numpy gives one element (b[0] of a vector, W[0, 1]) as a scalar, a copy: `v = b[0]` then
+    # `v += 1` made a new v where torch refuses it, and under no_grad() left b as it was where
+    # torch changes it. The README promises the refusal for `v = w[0]`.
+    b, W = nn.Parameter(np.ones(3)), nn.Parameter(np.ones((2, 3)))
+    for view in (lambda: b[0], lambda: W[0, 1], lambda: W[-1][2]):
+        v = view()
+        with pytest.raises(RuntimeError, match=r"^in-place \+= on a view \(getitem\) of a "
+                                               r"leaf that requires grad"):
+            v += 1
+    with ta.no_grad():
+        v, e = b[0], W[0, 1]
+        v += 1
+        e *= 5
+    assert b.data.tolist() == [2.0, 1.0, 1.0] and W.data.tolist() == [[1.0, 5.0, 1.0], [1.0] * 3]
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = x[1] * x                                  # x[1] used, then x changed: caught
+    with ta.no_grad():
+        x += 1
+    with pytest.raises(RuntimeError, match="changed in place"):
+        y.sum().backward()
+    z = Tensor([3.0, 4.0], requires_grad=True)
+    (z[1] * z[0]).backward()                      # the gradient is as before
+    assert z.grad.tolist() == [4.0, 3.0]
+    assert Tensor(np.arange(3))[2].item() == 2 and Tensor(np.arange(3))[2].shape == ()
 
 
 def test_augmented_assignment_that_must_be_recorded_makes_a_new_tensor():

@@ -2004,6 +2004,8 @@ _TOPK = ("np.sort(x.data, axis=-1)[..., -k:], the k largest, smallest first (tor
 _LOGSUMEXP = ("m + (x - m).exp().sum(axis, keepdims=True).log() with m = x.max(axis, "
               "keepdims=True).detach(), stable for large values (x.log_softmax(axis) is x "
               "minus it, fused)")
+# clamp(min, max): both bounds (a bound not given: drop its where)
+_CLAMP = "ta.where(x < low, low, ta.where(x > high, high, x))"
 _TORCH_TENSOR_NAMES = {
     "view": "reshape", "permute": "transpose(*axes), all the axes as numpy's",
     "unsqueeze": "an index, x[:, None], or reshape", "squeeze": "reshape, or an index x[:, 0]",
@@ -2016,14 +2018,14 @@ _TORCH_TENSOR_NAMES = {
     "device": "nothing: every tensor is a numpy array, on the CPU",
     "amax": "max(axis)", "amin": "min(axis)",
     "std": "var(axis).sqrt() (var divides by n; ddof=1 for PyTorch's n - 1)",
-    "clamp": "ta.where(x < low, low, x)", "split": "slices: x[..., :k], x[..., k:]",
+    "clamp": _CLAMP, "split": "slices: x[..., :k], x[..., k:]",
     "chunk": "slices: x[..., :k], x[..., k:]",
     "norm": "(x * x).sum(axis).sqrt(), the 2-norm; in a gradient penalty, ((x * x).sum(axis) "
             "+ 1e-12).sqrt(), whose gradient where x is all 0 is 0, as torch's, not 0/0 = NaN",
     "gather": "integer-array indexing: x[np.arange(n)[:, None], index] for x.gather(1, index)",
     "clone": "x.astype(x.dtype), a copy in the graph, as numpy's astype copies",
     "topk": _TOPK, "logsumexp": _LOGSUMEXP,
-    "clip": "ta.where(x < low, low, x)", "bool": "astype(bool)",
+    "clip": _CLAMP, "bool": "astype(bool)",
     "type": "astype(dtype) for a cast, x.dtype for the type",
     "where": "ta.where(condition, x, y) for x.where(condition, y)",
     "argmin": "x.data.argmin(axis), numpy's (indices have no gradient)",

@@ -858,7 +858,13 @@ class GetItem(Function):
         # gradient would land on other elements silently: unlike an input, an index has no
         # stamp of changes for the backward to check.
         ctx.index = _own_arrays(index) if True in ctx.needs_input_grad else index
-        return x[index]
+        picked = x[index]
+        if not isinstance(picked, np.ndarray):
+            # One element (b[0], W[0, 1]): numpy hands back a scalar, a copy. With `...` added
+            # it hands back the same element as a 0-d view, as torch's w[0] is, so a change
+            # through it reaches x and x's changes are seen (`v = w[0]; v += 1` is refused).
+            picked = x[(*index, ...) if isinstance(index, tuple) else (index, ...)]
+        return picked
 
     @staticmethod
     def backward(ctx, grad):
