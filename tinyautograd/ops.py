@@ -854,9 +854,8 @@ class GetItem(Function):
         # The backward scatters by the index: when it will run, it keeps its own copy of the
         # index's arrays and lists, as torch copies a numpy index. The caller's array or list
         # (a batch buffer refilled, `picks[0] = 3`, an index Tensor's `ids += 1`) may change
-        # before backward, and the
-        # gradient would land on other elements silently: unlike an input, an index has no
-        # stamp of changes for the backward to check.
+        # before backward, and the gradient would land on other elements silently: unlike an
+        # input, an index has no stamp of changes for the backward to check.
         ctx.index = _own_arrays(index) if True in ctx.needs_input_grad else index
         picked = x[index]
         if not isinstance(picked, np.ndarray):
