@@ -93,6 +93,22 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
                                                                     "counts": None}
 
 
+def test_a_summary_bins_values_a_few_float_steps_apart_and_the_page_is_written(tmp_path):
+    # numpy cannot split a range narrower than 16 steps of the float's precision: float64's
+    # 0.1 + 0.2 and 0.3 raised "Too many bins for data range" and no graph page was written.
+    close = np.array([0.1 + 0.2, 0.3, 0.3])
+    found = summary(close)
+    assert found["hist"]["lo"] == 0.3 and found["hist"]["counts"][0] == 2
+    assert found["hist"]["counts"][-1] == 1 and sum(found["hist"]["counts"]) == 3
+    # nor one wider than the largest float
+    with np.errstate(over="ignore"):          # (its norm overflows: not what this checks)
+        counts = summary(np.array([-1e308, 0.0, 1e308]))["hist"]["counts"]
+    assert (counts[0], counts[HISTOGRAM_BINS // 2], counts[-1], sum(counts)) == (1, 1, 1, 3)
+    x = ta.Tensor(close, dtype=np.float64, requires_grad=True)
+    viz.draw_graph((x * 2).sum()).save_html(tmp_path / "graph.html")
+    assert page_data((tmp_path / "graph.html").read_text())["views"]
+
+
 def test_numbers_keep_six_significant_digits_and_json_has_no_nan():
     assert number(1 / 3) == 0.333333 and number(123456789) == 123457000.0
     assert number(float("nan")) is None and number(-np.inf) is None
