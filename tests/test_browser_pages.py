@@ -1871,6 +1871,23 @@ def test_a_nan_weight_is_drawn_red_and_read_as_nan(browser, tmp_path):
     assert chromium.errors(browser) == []
 
 
+def test_a_weight_that_rounds_to_0_or_1_is_read_as_below_or_above_it(browser, tmp_path):
+    # The tooltip read 0.0000 for a weight of 1e-6 and 1.0000 for one of 1 - 2e-6: a key the
+    # query does read looked ruled out, and a head that reads others too looked sure. As the
+    # lens's cells say <1% and >99%, the page says <0.0001 and >0.9999; an exact 1 reads 1.0000.
+    weights = np.array([[[[1 - 2e-6, 1e-6, 1e-6], [1.0, 0.0, 0.0], [0.25, 0.25, 0.5]]]])
+    path = viz.attention_page({"self": AttentionMap(weights, list("abc"), list("abc"), "self")},
+                              "t").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    canvas = browser.find_element(By.ID, "heatmap")
+    read = [[hover_cell(browser, canvas, i, j).splitlines()[-1] for j in range(3)]
+            for i in range(3)]
+    assert read == [["weight >0.9999", "weight <0.0001", "weight <0.0001"],
+                    ["weight 1.0000", "blocked by the mask", "blocked by the mask"],
+                    ["weight 0.2500", "weight 0.2500", "weight 0.5000"]]
+    assert chromium.errors(browser) == []
+
+
 def test_one_character_key_labels_stand_upright_emoji_too(browser, tmp_path):
     # The page counted an emoji's two UTF-16 units as two characters and turned its labels on
     # their side, where the PNG (counting as Python does) kept them upright.

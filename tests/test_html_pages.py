@@ -24,7 +24,7 @@ from tinyformer import files
 from tinyformer.attention import causal_mask
 from tinyformer.gpt import GPT
 from viz.attention import AttentionMap
-from viz.attention_page import BLOCKED, SCALE, attention_page, encode_weights
+from viz.attention_page import BLOCKED, NEAR_ONE, SCALE, attention_page, encode_weights
 from viz.examples import language_modelling
 from viz.html import HISTOGRAM_BINS, number, policy, script_json, summary, viridis
 from viz.lens_page import lens_page
@@ -91,6 +91,22 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
     assert summary(np.full(4, 2.0))["hist"]["counts"][HISTOGRAM_BINS // 2] == 4   # one bar
     assert summary(np.full(4, 2.0))["hist"] | {"counts": None} == {"lo": 1.5, "hi": 2.5,
                                                                     "counts": None}
+
+
+def test_a_summary_bins_values_a_few_float_steps_apart_and_the_page_is_written(tmp_path):
+    # numpy cannot split a range narrower than 16 steps of the float's precision: float64's
+    # 0.1 + 0.2 and 0.3 raised "Too many bins for data range" and no graph page was written.
+    close = np.array([0.1 + 0.2, 0.3, 0.3])
+    found = summary(close)
+    assert found["hist"]["lo"] == 0.3 and found["hist"]["counts"][0] == 2
+    assert found["hist"]["counts"][-1] == 1 and sum(found["hist"]["counts"]) == 3
+    # nor one wider than the largest float
+    with np.errstate(over="ignore"):          # (its norm overflows: not what this checks)
+        counts = summary(np.array([-1e308, 0.0, 1e308]))["hist"]["counts"]
+    assert (counts[0], counts[HISTOGRAM_BINS // 2], counts[-1], sum(counts)) == (1, 1, 1, 3)
+    x = ta.Tensor(close, dtype=np.float64, requires_grad=True)
+    viz.draw_graph((x * 2).sum()).save_html(tmp_path / "graph.html")
+    assert page_data((tmp_path / "graph.html").read_text())["views"]
 
 
 def test_numbers_keep_six_significant_digits_and_json_has_no_nan():
@@ -459,6 +475,7 @@ def synthetic_maps(rng):
 
 def decode(rows):
     rows = np.array(rows, dtype=np.float64)
+    rows[rows == NEAR_ONE] = SCALE                # below 1, but 1 to 4 decimals
     return np.where(rows == BLOCKED, 0.0, rows / SCALE), rows == BLOCKED
 
 
@@ -483,6 +500,21 @@ def test_the_attention_page_holds_every_map_layer_and_head():
     assert_self_contained(page.html)
     assert attention_page(maps, "t").html != page.html
     assert page_data(attention_page(maps, "t").html)["which"] == "cross"
+
+
+def test_a_weight_below_1_that_rounds_to_1_is_coded_apart_from_an_exact_1():
+    # Both were coded SCALE, and the page read 1.0000 for a head that reads other keys too;
+    # an exact 0 is BLOCKED, so a 0 is a weight too small to show (the page reads <0.0001).
+    assert encode_weights(np.array([[1 - 2e-6, 1e-6, 1e-6], [1.0, 0.0, 0.0],
+                                    [0.99994, 6e-5, 0.0]])) == [[NEAR_ONE, 0, 0],
+                                                                 [SCALE, BLOCKED, BLOCKED],
+                                                                 [9999, 1, BLOCKED]]
+    labels = list("ab")
+    page = attention_page({"self": AttentionMap(np.array([[[[1 - 1e-7, 1e-7], [1.0, 0.0]]]]),
+                                                labels, labels, "self")}, "t")
+    data = page_data(page.html)
+    assert data["near_one"] == NEAR_ONE
+    assert data["maps"]["self"]["weights"] == [[[[NEAR_ONE, 0], [SCALE, BLOCKED]]]]
 
 
 def test_a_nan_weight_is_coded_nan_and_the_legend_names_its_red():

@@ -27,10 +27,14 @@ from .html import Page, page
 # Weights are embedded as whole numbers of SCALE-ths (4 decimals): small JSON, and still
 # finer than a colour can show. A blocked key (a weight of exactly 0) is BLOCKED, and a NaN
 # weight (or an infinite one, which no softmax gives) is NAN: cast to an integer, it would be
-# any number at all.
+# any number at all. A weight below 1 that rounds to 1 is NEAR_ONE (drawn as 1, read
+# ">0.9999"), so that only an exact 1 reads 1.0000; one above 0 that rounds to 0 is 0, read
+# "<0.0001", an exact 0 being BLOCKED. As the lens's cells say >99% and <1%: a head that
+# reads other keys too does not look sure, nor a key it reads ruled out.
 SCALE = 10_000
 BLOCKED = -1
 NAN = -2
+NEAR_ONE = -3
 
 # How far outside [0, 1] a weight may be and still be drawn (as 0 or 1): a softmax's rounding.
 # float16's next number after 1 is 1 + 2**-10. Further out, a weight is no probability (scores
@@ -49,11 +53,13 @@ __all__ = ["MAX_WEIGHTS", "TooBigForPage", "attention_page", "encode_weights",
 
 def encode_weights(weights: ArrayLike) -> list[list[int]]:
     """One head's (T_q, T_k) weights as rows of integers: round(w * SCALE), BLOCKED where the
-    weight is exactly 0, NAN where it is NaN. A weight a rounding outside [0, 1] is coded as 0
-    or 1 (attention_page refuses those further out): every code is a colour of the page."""
+    weight is exactly 0, NAN where it is NaN, NEAR_ONE where it is below 1 but rounds to
+    SCALE. A weight a rounding outside [0, 1] is coded as 0 or 1 (attention_page refuses
+    those further out): every code is a colour of the page."""
     weights = np.asarray(weights, dtype=np.float64)
     nan = ~np.isfinite(weights)
     coded = np.rint(np.clip(np.where(nan, 0.0, weights), 0.0, 1.0) * SCALE).astype(np.int64)
+    coded[(coded == SCALE) & (weights < 1.0)] = NEAR_ONE
     coded[weights == 0.0] = BLOCKED
     coded[nan] = NAN
     return coded.tolist()
@@ -86,7 +92,7 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
     # attention_maps(..., max_weights=MAX_WEIGHTS) refuses these before recording them.
     check_page_size(sum(np.size(chosen.weights) for chosen in maps.values()), MAX_WEIGHTS)
     data = {"title": title, "which": which, "scale": SCALE, "blocked": BLOCKED, "nan": NAN,
-            "nan_colour": NAN_COLOUR, "maps": {}}
+            "near_one": NEAR_ONE, "nan_colour": NAN_COLOUR, "maps": {}}
     for name, chosen in maps.items():
         weights = np.asarray(chosen.weights)
         if weights.ndim != 4:

@@ -118,7 +118,18 @@ def summary(array: ArrayLike | None) -> dict[str, Any] | None:
     low, high = finite.min(), finite.max()
     # A constant array gets one bar in the middle of a range of width 1.
     edges = (low, high) if high > low else (low - 0.5, high + 0.5)
-    counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS, range=edges)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bars = np.linspace(*edges, HISTOGRAM_BINS + 1)
+    if np.isfinite(bars).all() and (np.diff(bars) > 0).all():
+        counts, _ = np.histogram(finite, bins=HISTOGRAM_BINS, range=edges)
+    else:
+        # numpy cannot split a range a few steps of the float's precision wide (float64's
+        # 0.1 + 0.2 and 0.3), nor one wider than the largest float (-1e308 to 1e308): it
+        # raised, and the page was not written. Each value is binned by its place between
+        # low and high instead, worked out in halves, which neither overflows nor rounds the
+        # few steps between close values away (their difference is exact).
+        place = (finite / 2 - low / 2) / (high / 2 - low / 2)                # in [0, 1]
+        counts, _ = np.histogram(place, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     out.update(norm=number(np.linalg.norm(finite)), min=number(low), max=number(high),
                mean=number(finite.mean()),
                hist={"lo": number(edges[0]), "hi": number(edges[1]),

@@ -23,12 +23,15 @@ function rgb(weight) {
   return VIRIDIS[i].map((c, k) => Math.round(c + (VIRIDIS[i + 1][k] - c) * f));
 }
 
-// The weights of one head: rows of numbers, null where the mask blocked the key, NaN where
-// the weight is NaN.
-function weights(map, layer, head) {
-  const info = data.maps[map];
-  return info.weights[layer][head].map((row) => row.map((w) =>
-    (w === data.blocked ? null : w === data.nan ? NaN : w / data.scale)));
+// What the tooltip says of a coded weight (encode_weights in viz/attention_page.py). An exact
+// 0 is a blocked key, so a 0 is a weight above it too small to show, and near_one a weight
+// below 1 that rounds to it: as the lens's <1% and >99%, neither reads as ruled out or sure.
+function weightText(coded) {
+  if (coded === data.blocked) return "blocked by the mask";
+  if (coded === data.nan) return "weight NaN";
+  if (coded === data.near_one) return "weight >0.9999";
+  if (coded === 0) return "weight <0.0001";
+  return `weight ${(coded / data.scale).toFixed(4)}`;
 }
 
 // The colour of every weight the page can hold (they come as whole numbers of 1/scale),
@@ -47,7 +50,8 @@ function headPicture(map, layer, head) {
   let p = 0;
   for (const row of rows) {
     for (const coded of row) {
-      const [r, g, b] = coded === data.blocked ? WHITE : coded === data.nan ? RED : COLOURS[coded];
+      const [r, g, b] = coded === data.blocked ? WHITE : coded === data.nan ? RED
+        : COLOURS[coded === data.near_one ? data.scale : coded];
       pixels[p] = r;
       pixels[p + 1] = g;
       pixels[p + 2] = b;
@@ -164,14 +168,13 @@ function showCell(at, where) {
   const context = heatmap.getContext("2d");
   context.putImageData(picture, 0, 0);
   const info = data.maps[state.map];
-  const w = weights(state.map, state.layer, state.head)[at.i][at.j];
+  const coded = info.weights[state.layer][state.head][at.i][at.j];
   context.strokeStyle = "#d62728";
   context.lineWidth = 2;
   context.strokeRect(layout.left + at.j * layout.cell, layout.top + at.i * layout.cell,
                      layout.cell, layout.cell);
   tooltip.textContent = `query ${at.i} ${info.queries[at.i]}\nkey ${at.j} ${info.keys[at.j]}\n` +
-    (w === null ? "blocked by the mask"
-      : Number.isNaN(w) ? "weight NaN" : `weight ${w.toFixed(4)}`);
+    weightText(coded);
   placeTooltip(where);
   return tooltip.textContent;
 }
