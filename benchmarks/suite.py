@@ -494,7 +494,20 @@ def summary(results, case_name, case):
         for what, ours, torch, ratio, target, met in SUMMARY_ROWS[name](figures, case):
             verdict = "" if met is None else ("met" if met else "not yet")
             print(f"{what:38}{number(ours):>10}{number(torch):>10}"
-                  f"{'-' if ratio is None else f'{ratio:.2f}':>8}  {target:>11}  {verdict}")
+                  f"{shown_ratio(ratio, target):>8}  {target:>11}  {verdict}")
+
+
+def shown_ratio(ratio, target):
+    """A ratio to two decimals; to three where two would show the target's own number (0.904
+    as 0.90 beside "<= 0.90 not yet"), the verdict then being in the third."""
+    if ratio is None:
+        return "-"
+    bound = target.split()[-1] if target else ""
+    try:
+        ties = round(ratio, 2) == float(bound)
+    except ValueError:                  # no number to meet: "", "within 1e-4" has one, fine
+        ties = False
+    return f"{ratio:.3f}" if ties else f"{ratio:.2f}"
 
 
 def selected(only, whole_run):

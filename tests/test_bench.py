@@ -410,6 +410,22 @@ def test_the_summary_judges_each_target_in_its_own_direction(capsys):
     assert lines["GPT-2 small generation, batch 1, tok/s"].endswith("met")   # with its unit
 
 
+def test_a_ratio_that_rounds_to_its_target_shows_the_decimal_that_decides(capsys):
+    # 0.904 to two decimals reads "0.90", beside "<= 0.90" and "not yet"; 0.896 reads "0.90"
+    # and is met. Either way the third decimal is the verdict's, and is shown.
+    def shown(ratio):
+        step = {"ratio": ratio, "ours": {"median_ms": 1.0, "tokens_per_s": 1.0,
+                                         "share_of_numpy_gemm": 0.5},
+                "torch": {"median_ms": 1.0, "tokens_per_s": 1.0, "share_of_numpy_gemm": 0.5}}
+        suite.summary({"train_step": step}, "one-thread", suite.CASES["one-thread"])
+        row = next(line for line in capsys.readouterr().out.splitlines()
+                   if line.startswith("training step"))
+        return " ".join(row.split()[5:])      # after "training step, ms", ours and torch's
+    assert shown(0.904) == "0.904 <= 0.90 not yet"
+    assert shown(0.896) == "0.896 <= 0.90 met"
+    assert shown(0.85) == "0.85 <= 0.90 met"                   # far from it: two decimals
+
+
 def test_without_pytorchs_figures_no_target_is_judged(capsys):
     # PyTorch not installed (or its run failed): no ratio, and so no verdict, not "not yet".
     results = {

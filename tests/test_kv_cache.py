@@ -280,6 +280,42 @@ def test_a_layer_that_missed_earlier_steps_is_refused():
         MultiHeadAttention(8, 2)(x[:, :1], cache=cache)
 
 
+def test_a_layer_run_again_without_advancing_the_cache_is_refused_not_overwritten():
+    # Run alone, a layer has its caller advance `length`. Forgotten, the next step would write
+    # over the last one's keys and attend to its own token alone: wrong logits without a word.
+    from tinyformer.attention import MultiHeadAttention
+    ta.manual_seed(0)
+    attn, cache = MultiHeadAttention(8, 2), KVCache()
+    x = ta.Tensor(np.random.default_rng(0).standard_normal((1, 4, 8)))
+    attn(x[:, :3], mask=causal_mask(3), cache=cache)
+    with pytest.raises(ValueError, match=r"^KVCache: this layer holds the keys of 3 tokens, the "
+                                         r"cache counts 0; after each step of a layer run alone, "
+                                         r"advance cache.length by the step's tokens"):
+        attn(x[:, 3:], cache=cache)
+    cache.length = 3                     # as the advice says: then the step is the whole one's
+    with ta.no_grad():
+        whole = attn(x, mask=causal_mask(4)).data[:, 3]
+        np.testing.assert_allclose(attn(x[:, 3:], cache=cache).data[:, 0], whole, rtol=1e-5,
+                                   atol=1e-6)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_rewind_forgets_the_tokens_after_its_length_in_every_layer(grad):
+    ta.manual_seed(0)
+    model = GPT(vocab_size=11, context=12, n_layer=2, n_head=2, d_model=16).eval()
+    idx = np.random.default_rng(1).integers(0, 11, (2, 6))
+    cache = KVCache()
+    with ta.set_grad_enabled(grad):
+        model(idx[:, :4], cache)
+        model(idx[:, 4:], cache)                      # a step to be taken back
+        cache.rewind(4)
+        assert cache.length == 4
+        again = model(idx[:, 4:], cache).data         # the same step, stored once
+        fresh = KVCache()
+        model(idx[:, :4], fresh)
+        np.testing.assert_array_equal(model(idx[:, 4:], fresh).data, again)
+
+
 # The encoder-decoder's cross-attention: its keys and values are the encoder output's, computed
 # at the first step and kept in the cache.
 

@@ -98,10 +98,12 @@ class KVCache:
     Their keys and values do not change once computed (a causal model never lets a token see
     later ones), so they are kept here and each step computes q, k, v for its new tokens only:
     linear work per token instead of quadratic. `length` counts the tokens stored; the model
-    advances it once every layer has stored a step's, and each layer writes its new keys and
-    values at `length`, not after whatever it holds: a step cut short part way through the
-    layers (Ctrl-C, an error in a later layer) leaves `length` where it was, and running it
-    again overwrites what the first layers wrote instead of adding their keys a second time.
+    advances it once every layer has stored a step's (a layer run alone has its caller
+    advance it), and each layer must hold exactly `length` tokens when the next step comes:
+    one that holds more was run again without `length` advancing, and writing over its last
+    step would silently forget it, so it is refused. A step cut short part way through the
+    layers (Ctrl-C, an error in a later layer) is `rewind`-ed by the model's stack: the first
+    layers forget what they stored, and running the step again stores it once.
 
     Cross-attention (an encoder-decoder's): its keys and values are projections of the
     encoder's output, which stays the same while a sequence is decoded. `cross` computes them
@@ -136,10 +138,9 @@ class KVCache:
             raise ValueError(f"KVCache: this step has {k.shape[0]} sequences, the cache holds "
                              f"{old[0].shape[0]}; a cache serves one batch (select(rows) keeps "
                              f"some of its rows): start a new KVCache for another batch")
-        # The step's tokens go at `length`. The layer may hold more, the tokens of a step cut
-        # short after it ran: those are dropped, and overwritten. It may not hold fewer (a
-        # layer the earlier steps did not run), or its buffer's unwritten part would be read
-        # as keys.
+        # The step's tokens go at `length`, after exactly that many. Fewer: a layer the earlier
+        # steps did not run, whose buffer's unwritten part would be read as keys. More: a
+        # layer run again without `length` advancing, whose last step would be overwritten.
         filled = self.length
         held = 0 if old is None else old[0].shape[2]
         if held < filled:
@@ -147,7 +148,10 @@ class KVCache:
                              f"counts {filled}; a cache serves the layers that ran every step "
                              f"since it was made: start a new KVCache")
         if held > filled:
-            old = tuple(t[:, :, :filled] for t in old)
+            raise ValueError(f"KVCache: this layer holds the keys of {held} tokens, the cache "
+                             f"counts {filled}; after each step of a layer run alone, advance "
+                             f"cache.length by the step's tokens (a model does it once all its "
+                             f"layers ran), or cache.rewind(cache.length) to run a step again")
         end = filled + k.shape[2]
         if self.context is not None and end > self.context:
             raise ValueError(f"KVCache: {end} tokens do not fit a cache of context "
@@ -171,6 +175,15 @@ class KVCache:
         k, v = (Tensor(b[:, :, :end], dtype=b.dtype) for b in buffers)   # views, no copy
         self._kv[layer] = (k, v)
         return k, v
+
+    def rewind(self, length: int) -> None:
+        """Forget every token after the first `length`: `length` becomes it, and each layer
+        keeps the keys and values of those tokens only (the next step writes after them). For
+        a step cut short, which the model's stack rewinds to where it started."""
+        self.length = length
+        for layer, (k, v) in self._kv.items():
+            if k.shape[2] > length:
+                self._kv[layer] = (k[:, :, :length], v[:, :, :length])
 
     def cross(self, layer: MultiHeadAttention, context: Tensor,
               project: Callable[[Tensor], tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -675,7 +688,7 @@ class MultiHeadAttention(nn.Module):
         one token gets the bias of its one row; a bias of the whole sequence is refused, as it does
         not fit). A layer run alone with a cache has its caller advance `cache.length += T`
         after each step, as a model's decoder does once all its layers ran: the next step's
-        keys are written at `length`, over whatever a step not counted there stored."""
+        keys are written at `length`, and a layer that holds more is refused."""
         _check_rows(x, "x", self.d_model)
         if context is not None:
             _check_rows(context, "context", self.d_model)

@@ -223,11 +223,18 @@ class Decoder(nn.Module):
         With a KVCache, y holds the tokens after the `cache.length` already in it; each
         self-attention adds their keys and values, and the cache then counts them. Each
         cross-attention projects `memory` at the first step only and reads its keys and values
-        from the cache after that: one cache decodes one memory."""
+        from the cache after that: one cache decodes one memory. A step cut short (Ctrl-C, an
+        error in a later layer) is all or nothing: the cache is rewound to where it started."""
         _keep(self.stream, y)
-        for layer in self.layers:
-            y = _keep(self.stream, layer(y, mask=mask, memory=memory, memory_mask=memory_mask,
-                                         cache=cache))
+        start = None if cache is None else cache.length
+        try:
+            for layer in self.layers:
+                y = _keep(self.stream, layer(y, mask=mask, memory=memory,
+                                             memory_mask=memory_mask, cache=cache))
+        except BaseException:                       # KeyboardInterrupt too
+            if cache is not None:
+                cache.rewind(start)
+            raise
         if cache is not None:
             cache.length += y.shape[1]
         return y if self.final_norm is None else self.final_norm(y)

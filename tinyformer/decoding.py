@@ -173,8 +173,8 @@ class StepCall(NamedTuple):
                  cache: KVCache | None) -> np.ndarray:
         """The logits (B, V) of the last position of `method(*given, cache, logits_to_keep=1)`,
         given the cache and the keyword where it takes them. All or nothing: a step cut short
-        (Ctrl-C, an error) puts the cache's `length` back, so that asking again runs the same
-        step again, its layers writing over what they stored (see KVCache). Cut short in the
+        (Ctrl-C, an error) rewinds the cache to where it was, so that asking again runs the
+        same step again (see KVCache). Cut short in the
         head, after the model advanced `length`, the cache would otherwise count tokens whose
         logits no one has, and the next step would give the model none."""
         with_cache = (cache,) if self.takes_cache else ()
@@ -183,7 +183,7 @@ class StepCall(NamedTuple):
             return method(*given, *with_cache, **self.last_only).data[:, -1]
         except BaseException:                       # KeyboardInterrupt too
             if cache is not None:
-                cache.length = length
+                cache.rewind(length)
             raise
 
 
