@@ -479,6 +479,29 @@ def test_a_buffer_is_a_frozen_parameter_saved_by_state_dict_and_moved_by_no_opti
     assert_array_equal(fresh.running_mean.data, [0.5, 0.5])
 
 
+def test_unfreezing_a_module_leaves_its_integer_buffers_frozen_as_torchs_buffers():
+    # Hugging Face's models keep int64 position_ids as a buffer, a frozen Parameter here.
+    # Unfreezing the model raised on it, after the layers before it had been unfrozen.
+    class Positions(nn.Module):
+        def __init__(self):
+            self.position_ids = nn.Parameter(np.arange(4), requires_grad=False)
+            self.is_pad = nn.Parameter(np.zeros(4, dtype=bool), requires_grad=False)
+
+    class Model(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+            self.positions = Positions()
+            self.scale = nn.Parameter(np.ones(2), requires_grad=False)   # a float buffer
+
+    model = Model().requires_grad_(False)
+    assert model.requires_grad_(True) is model
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == {
+        "scale": True, "layer.weight": True, "layer.bias": True,
+        "positions.position_ids": False, "positions.is_pad": False}
+    model.requires_grad_(False)
+    assert not any(p.requires_grad for p in model.parameters())
+
+
 def test_state_dict_round_trip_into_a_fresh_model():
     ta.manual_seed(1)
     source = Model()

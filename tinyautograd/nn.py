@@ -426,10 +426,15 @@ class Module:
     def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
         """Freeze (`requires_grad` False) or unfreeze every parameter, as torch's; returns this
         module. A buffer here is a frozen parameter (there are no buffers apart), so unfreezing
-        a module unfreezes its buffers too, where torch's leaves them: unfreeze the layers that
-        hold none, or freeze the buffers again after."""
+        a module unfreezes its floating-point buffers too, where torch's leaves them: unfreeze
+        the layers that hold none, or freeze the buffers again after. An integer or bool one
+        (token ids, a position table) cannot require a gradient, and stays frozen, as torch's
+        buffers do."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
+            # Refused by the Tensor, and only after the parameters before it were unfrozen.
+            if requires_grad and parameter.dtype.kind != "f":
+                continue
             parameter.requires_grad = requires_grad
         return self
 
