@@ -1136,6 +1136,24 @@ def test_initialiser_errors():
         nn.init.kaiming_uniform_(Parameter(np.zeros((2, 2))), mode="fan_both")
 
 
+@pytest.mark.parametrize("initialiser", [nn.init.normal_, nn.init.uniform_,
+                                         nn.init.xavier_normal_, nn.init.xavier_uniform_,
+                                         nn.init.kaiming_normal_, nn.init.kaiming_uniform_])
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+def test_random_initialisers_refuse_an_integer_or_bool_tensor_as_torchs(initialiser, dtype):
+    # `for p in model.parameters(): normal_(p, std=0.02)` over a model with an integer buffer
+    # (position ids) wrote truncated draws, mostly zeros, over its values without a word.
+    buffer = Parameter(np.arange(6).reshape(2, 3).astype(dtype), requires_grad=False)
+    before = buffer.data.copy()
+    name = initialiser.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: random values need a floating-point tensor, "
+                                        rf"this one is {np.dtype(dtype)}; leave it out"):
+        initialiser(buffer)
+    assert_array_equal(buffer.data, before)
+    # the filling ones keep working on any dtype, as torch's
+    assert_array_equal(nn.init.constant_(buffer, 1).data, np.ones((2, 3), dtype))
+
+
 def test_the_same_seed_builds_the_same_model():
     def build(seed):
         ta.manual_seed(seed)

@@ -673,7 +673,8 @@ if not TYPE_CHECKING:     # a type checker would take any name for one of ours (
 #
 # Each fills `tensor.data` in place (the trailing underscore says so, as in PyTorch), keeps the
 # tensor's dtype, returns the tensor, and draws from `generator` (a numpy Generator) or else the
-# engine's default generator, which `tinyautograd.manual_seed` makes repeatable.
+# engine's default generator, which `tinyautograd.manual_seed` makes repeatable. Those that draw
+# refuse a tensor that is not floating-point, as torch's do.
 #
 # Fan in and fan out, for the scaled initialisers: the last two axes of a weight are read as
 # (inputs, outputs), as in `x @ weight`. So for a Linear weight (in_features, out_features),
@@ -691,6 +692,16 @@ def _fill(tensor, values):
 
 def _rng(generator):
     return generator or random.default_generator()
+
+
+def _check_floating(name, tensor):
+    """Refuse to draw random values into a tensor that is not floating-point, as torch's
+    initialisers refuse: written into an integer or bool array they would be truncated
+    (mostly to 0, or True), and an integer buffer's values (token ids) lost without a word."""
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"{name}: random values need a floating-point tensor, this one is "
+                        f"{tensor.dtype}; leave it out (an integer or bool buffer keeps its "
+                        f"values): initialise the parameters that learn, if p.requires_grad")
 
 
 def _fans(tensor):
@@ -746,6 +757,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     """Fill `tensor` in place with normal samples of `mean` and `std`, and return it. Every
     initialiser here draws from `generator` (a numpy Generator), or else from the engine's,
     which `tinyautograd.manual_seed` makes repeatable."""
+    _check_floating("normal_", tensor)
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -755,6 +767,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
     """Fill `tensor` in place with uniform samples in [a, b), and return it (`generator` as
     for normal_)."""
+    _check_floating("uniform_", tensor)
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
@@ -799,6 +812,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0,
     in `x @ weight`: a Linear's weight (in_features, out_features) gets torch's numbers, though its
     layout is the transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is
     dim). `generator` as for normal_."""
+    _check_floating("xavier_normal_", tensor)
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
@@ -806,6 +820,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
                     generator: np.random.Generator | None = None) -> Tensor:
     """`tensor` filled in place, uniform in [-a, a] with a = sqrt(3) std, xavier_normal_'s std
     (`gain`, the fans and `generator` as there): a uniform of that width has that std."""
+    _check_floating("xavier_uniform_", tensor)
     bound = math.sqrt(3.0) * _xavier_std(tensor, gain)
     return uniform_(tensor, -bound, bound, generator)
 
@@ -819,6 +834,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     xavier_normal_ reads it;
     gain = calculate_gain(`nonlinearity`, `a`), `a` being leaky_relu's negative slope (0:
     ReLU's gain). `generator` as for normal_."""
+    _check_floating("kaiming_normal_", tensor)
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
@@ -828,6 +844,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     """`tensor` filled in place, uniform in [-bound, bound], bound = sqrt(3) gain / sqrt(fan)
     (He's), with torch's arguments (`a`, `mode`, `nonlinearity` and `generator` as for
     kaiming_normal_)."""
+    _check_floating("kaiming_uniform_", tensor)
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
