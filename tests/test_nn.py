@@ -1154,6 +1154,20 @@ def test_random_initialisers_refuse_an_integer_or_bool_tensor_as_torchs(initiali
     assert_array_equal(nn.init.constant_(buffer, 1).data, np.ones((2, 3), dtype))
 
 
+@pytest.mark.parametrize("initialiser", [nn.init.xavier_normal_, nn.init.xavier_uniform_,
+                                         nn.init.kaiming_normal_, nn.init.kaiming_uniform_])
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+def test_scaled_initialisers_leave_an_empty_weight_as_it_is_as_torchs(initialiser, mode):
+    # A layer with no inputs (Linear(0, 3)) made model.apply(init) divide by a fan of 0.
+    layer = nn.Linear(0, 3)
+    keywords = {"mode": mode} if "kaiming" in initialiser.__name__ else {}
+    for shape in [(0, 3), (3, 0), (0, 0), (2, 0, 0)]:
+        empty = Parameter(np.zeros(shape))
+        assert initialiser(empty, **keywords) is empty and empty.shape == shape
+    initialiser(layer.weight, **keywords)
+    assert layer(Tensor(np.zeros((2, 0)))).shape == (2, 3)
+
+
 def test_the_same_seed_builds_the_same_model():
     def build(seed):
         ta.manual_seed(seed)

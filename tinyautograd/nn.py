@@ -742,13 +742,18 @@ def _kaiming_std(tensor, a, mode, nonlinearity):
     fan_in, fan_out = _fans(tensor)
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    gain = calculate_gain(nonlinearity, a)
+    fan = fan_in if mode == "fan_in" else fan_out
+    # A fan of 0 is an empty weight (Linear(0, n)'s): nothing to draw, as torch's leaves it.
+    return gain / math.sqrt(fan) if fan else 0.0
 
 
 def _xavier_std(tensor, gain):
     """std = gain * sqrt(2 / (fan_in + fan_out)): a compromise that keeps the variance of both
     the activations (forward) and the gradients (backward)."""
     fan_in, fan_out = _fans(tensor)
+    if fan_in + fan_out == 0:          # an empty weight, (0, 0): nothing to draw
+        return 0.0
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
