@@ -391,6 +391,29 @@ def test_module_list_inserts_pops_deletes_and_extends_with_plus_equals_as_torch(
     assert len(seq) == 1 and seq(Tensor(np.ones((1, 2)))).shape == (1, 2)
 
 
+def test_extending_a_module_list_checks_every_module_first_and_may_extend_it_by_itself():
+    a, b = nn.Linear(1, 1), nn.ReLU()
+    layers = nn.ModuleList([a])
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not int$"):
+        layers += [b, 3]                      # b was added before the error
+    with pytest.raises(TypeError, match=r"^Sequential holds Modules, not str$"):
+        nn.Sequential(a).extend([b, "relu"])
+    assert list(layers) == [a]
+
+    def at_most(n, modules):                  # a failure, where the old extend never ended
+        for i, module in enumerate(modules):
+            if i == n:
+                raise AssertionError("extend kept reading the modules it was adding")
+            yield module
+
+    layers.append(b)
+    layers.extend(at_most(4, layers))         # it read the list it was appending to
+    assert list(layers) == [a, b, a, b]
+    layers += layers                          # as a list's l += l
+    assert len(layers) == 8 and [n for n, _ in layers.named_parameters()] == [
+        "0.weight", "0.bias"]
+
+
 def test_module_lists_and_sequentials_concatenate_with_plus_as_torchs():
     # `+` was a TypeError, unsupported operand; torch's gives a new list of the same modules.
     a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)

@@ -560,9 +560,11 @@ class ModuleList(Module):
         return module
 
     def extend(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
-        """Add each of `modules` at the end, as list.extend; returns this list, as torch's."""
-        for module in modules:
-            self.append(module)
+        """Add each of `modules` at the end, as list.extend; returns this list, as torch's.
+        All are checked first: one that is not a Module adds none (torch's adds those before
+        it)."""
+        checked = [self._checked(module) for module in modules]
+        self._modules.extend(checked)
         return self
 
     def __iadd__(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
