@@ -241,6 +241,24 @@ def test_a_module_that_holds_its_parent_loads_under_every_name_without_walking_f
     assert_array_equal(model.layer.bias.data, np.full(2, 2.0))
 
 
+def test_a_module_that_holds_its_parent_prints_and_applies_without_walking_forever():
+    # print(model) and model.apply(init) were a RecursionError for the model loaded above.
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model[0].owner = model
+    assert repr(model) == (
+        "Sequential(  # 6 params\n"
+        "  (0): Linear(in_features=2, out_features=2, bias=True  # 6 params\n"
+        "    (owner): <the Sequential above>\n"
+        "  )\n"
+        "  (1): ReLU()\n"
+        ")")
+    visited = []
+    assert model.apply(visited.append) is model
+    assert [type(m).__name__ for m in visited] == ["Linear", "ReLU", "Sequential"]
+    assert repr(model[0]).splitlines()[1:3] == [            # printed from the layer instead
+        "  (owner): Sequential(  # 6 params", "    (0): <the Linear above>"]
+
+
 def test_pytorchs_weight_tying_by_assignment_is_refused_at_the_layers_first_forward():
     # nanoGPT's `wte.weight = lm_head.weight`: here a Linear's weight is the transpose of an
     # Embedding's, so the tied embedding would pick rows of (d_model, vocab) and fail only in

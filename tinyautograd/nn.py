@@ -417,9 +417,15 @@ class Module:
     def apply(self: ModuleT, fn: Callable[[Module], Any]) -> ModuleT:
         """Call `fn(module)` on every module inside this one, then on this one (children
         before their parent, as torch's), and return this module: the usual way to initialise
-        a model's weights by layer type, `model.apply(init_weights)`."""
-        for child in self.children():
-            child.apply(fn)
+        a model's weights by layer type, `model.apply(init_weights)`. A module that holds one
+        above it (a layer keeping its owner) does not lead back up to it."""
+        _applying.add(id(self))
+        try:
+            for child in self.children():
+                if id(child) not in _applying:     # one above it (a layer keeping its owner)
+                    child.apply(fn)
+        finally:
+            _applying.discard(id(self))
         fn(self)
         return self
 
@@ -481,16 +487,29 @@ class Module:
               (out): Linear(in_features=16, out_features=2, bias=True)  # 34 params
             )
         """
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        count = _params_comment(self.num_parameters())
-        children = list(self.named_children())
-        if not children:
-            return f"{head}){count}"
-        lines = [head + count]
-        for name, child in children:
-            lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
-        lines.append(")")
-        return "\n".join(lines)
+        if id(self) in _printing:       # held by a module inside it (a layer keeping its owner)
+            return f"<the {type(self).__name__} above>"
+        _printing.add(id(self))
+        try:
+            head = f"{type(self).__name__}({self.extra_repr()}"
+            count = _params_comment(self.num_parameters())
+            children = list(self.named_children())
+            if not children:
+                return f"{head}){count}"
+            lines = [head + count]
+            for name, child in children:
+                lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
+            lines.append(")")
+            return "\n".join(lines)
+        finally:
+            _printing.discard(id(self))
+
+
+# The modules whose __repr__ (or apply) is running: one held by a module inside it (a layer
+# keeping its owner) is named on one line (or not walked into again), where printing (or
+# walking) it again would lead back up without end.
+_printing: set[int] = set()
+_applying: set[int] = set()
 
 
 def _numbers_of(value):
