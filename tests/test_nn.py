@@ -473,6 +473,28 @@ def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_mo
 # ------------------------------------------------------------------ state_dict
 
 
+def test_a_module_list_subclass_need_not_call_super_init_as_the_module_docstring_says():
+    # It was AttributeError: 'Blocks' object has no attribute '_modules'.
+    class Blocks(nn.ModuleList):
+        def __init__(self, n_layer):
+            for _ in range(n_layer):
+                self.append(nn.Linear(2, 2))
+
+    class Scaled(nn.Sequential):
+        def __init__(self):
+            self.scale = Parameter(np.full(2, 3.0))
+
+        def forward(self, x):
+            return super().forward(x) * self.scale
+
+    blocks, scaled = Blocks(2), Scaled()
+    assert len(blocks) == 2 and [n for n, _ in blocks.named_parameters()] == [
+        "0.weight", "0.bias", "1.weight", "1.bias"]
+    assert len(scaled) == 0 and [n for n, _ in scaled.named_parameters()] == ["scale"]
+    scaled.append(blocks[0])
+    assert_array_equal(scaled(Tensor(np.zeros((1, 2)))).data, 3 * blocks[0].bias.data[None])
+
+
 def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
     model = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(AttributeError, match=r"^'Sequential' object has no attribute 'double': "

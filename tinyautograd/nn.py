@@ -561,6 +561,14 @@ class ModuleList(Module):
         self._modules = []
         self.extend(modules)
 
+    def __getattr__(self, name: str) -> Any:
+        # A subclass whose __init__ does not call super().__init__() (not needed, as Module's
+        # docstring says) starts empty, where it had no `_modules` to append to.
+        if name == "_modules":
+            self._modules = []
+            return self._modules
+        return super().__getattr__(name)
+
     def _members(self):
         # The items, named by position; then whatever else a subclass holds (a scale, a head).
         for i, module in enumerate(self._modules):
