@@ -241,6 +241,24 @@ def test_a_module_that_holds_its_parent_loads_under_every_name_without_walking_f
     assert_array_equal(model.layer.bias.data, np.full(2, 2.0))
 
 
+def test_a_module_that_holds_its_parent_prints_and_applies_without_walking_forever():
+    # print(model) and model.apply(init) were a RecursionError for the model loaded above.
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    model[0].owner = model
+    assert repr(model) == (
+        "Sequential(  # 6 params\n"
+        "  (0): Linear(in_features=2, out_features=2, bias=True  # 6 params\n"
+        "    (owner): <the Sequential above>\n"
+        "  )\n"
+        "  (1): ReLU()\n"
+        ")")
+    visited = []
+    assert model.apply(visited.append) is model
+    assert [type(m).__name__ for m in visited] == ["Linear", "ReLU", "Sequential"]
+    assert repr(model[0]).splitlines()[1:3] == [            # printed from the layer instead
+        "  (owner): Sequential(  # 6 params", "    (0): <the Linear above>"]
+
+
 def test_pytorchs_weight_tying_by_assignment_is_refused_at_the_layers_first_forward():
     # nanoGPT's `wte.weight = lm_head.weight`: here a Linear's weight is the transpose of an
     # Embedding's, so the tied embedding would pick rows of (d_model, vocab) and fail only in
@@ -391,6 +409,29 @@ def test_module_list_inserts_pops_deletes_and_extends_with_plus_equals_as_torch(
     assert len(seq) == 1 and seq(Tensor(np.ones((1, 2)))).shape == (1, 2)
 
 
+def test_extending_a_module_list_checks_every_module_first_and_may_extend_it_by_itself():
+    a, b = nn.Linear(1, 1), nn.ReLU()
+    layers = nn.ModuleList([a])
+    with pytest.raises(TypeError, match=r"^ModuleList holds Modules, not int$"):
+        layers += [b, 3]                      # b was added before the error
+    with pytest.raises(TypeError, match=r"^Sequential holds Modules, not str$"):
+        nn.Sequential(a).extend([b, "relu"])
+    assert list(layers) == [a]
+
+    def at_most(n, modules):                  # a failure, where the old extend never ended
+        for i, module in enumerate(modules):
+            if i == n:
+                raise AssertionError("extend kept reading the modules it was adding")
+            yield module
+
+    layers.append(b)
+    layers.extend(at_most(4, layers))         # it read the list it was appending to
+    assert list(layers) == [a, b, a, b]
+    layers += layers                          # as a list's l += l
+    assert len(layers) == 8 and [n for n, _ in layers.named_parameters()] == [
+        "0.weight", "0.bias"]
+
+
 def test_module_lists_and_sequentials_concatenate_with_plus_as_torchs():
     # `+` was a TypeError, unsupported operand; torch's gives a new list of the same modules.
     a, b, c = nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)
@@ -430,6 +471,28 @@ def test_a_subclass_of_sequential_or_module_list_keeps_its_own_parameters_and_mo
 
 
 # ------------------------------------------------------------------ state_dict
+
+
+def test_a_module_list_subclass_need_not_call_super_init_as_the_module_docstring_says():
+    # It was AttributeError: 'Blocks' object has no attribute '_modules'.
+    class Blocks(nn.ModuleList):
+        def __init__(self, n_layer):
+            for _ in range(n_layer):
+                self.append(nn.Linear(2, 2))
+
+    class Scaled(nn.Sequential):
+        def __init__(self):
+            self.scale = Parameter(np.full(2, 3.0))
+
+        def forward(self, x):
+            return super().forward(x) * self.scale
+
+    blocks, scaled = Blocks(2), Scaled()
+    assert len(blocks) == 2 and [n for n, _ in blocks.named_parameters()] == [
+        "0.weight", "0.bias", "1.weight", "1.bias"]
+    assert len(scaled) == 0 and [n for n, _ in scaled.named_parameters()] == ["scale"]
+    scaled.append(blocks[0])
+    assert_array_equal(scaled(Tensor(np.zeros((1, 2)))).data, 3 * blocks[0].bias.data[None])
 
 
 def test_a_pytorch_module_method_missing_here_says_what_to_write_instead():
@@ -477,6 +540,29 @@ def test_a_buffer_is_a_frozen_parameter_saved_by_state_dict_and_moved_by_no_opti
     fresh.running_mean.data = np.zeros(2, dtype=np.float32)
     fresh.load_state_dict(model.state_dict())
     assert_array_equal(fresh.running_mean.data, [0.5, 0.5])
+
+
+def test_unfreezing_a_module_leaves_its_integer_buffers_frozen_as_torchs_buffers():
+    # Hugging Face's models keep int64 position_ids as a buffer, a frozen Parameter here.
+    # Unfreezing the model raised on it, after the layers before it had been unfrozen.
+    class Positions(nn.Module):
+        def __init__(self):
+            self.position_ids = nn.Parameter(np.arange(4), requires_grad=False)
+            self.is_pad = nn.Parameter(np.zeros(4, dtype=bool), requires_grad=False)
+
+    class Model(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+            self.positions = Positions()
+            self.scale = nn.Parameter(np.ones(2), requires_grad=False)   # a float buffer
+
+    model = Model().requires_grad_(False)
+    assert model.requires_grad_(True) is model
+    assert {name: p.requires_grad for name, p in model.named_parameters()} == {
+        "scale": True, "layer.weight": True, "layer.bias": True,
+        "positions.position_ids": False, "positions.is_pad": False}
+    model.requires_grad_(False)
+    assert not any(p.requires_grad for p in model.parameters())
 
 
 def test_state_dict_round_trip_into_a_fresh_model():
@@ -1111,6 +1197,38 @@ def test_initialiser_errors():
         nn.init.kaiming_normal_(Parameter(np.zeros((2, 2))), nonlinearity="swish")
     with pytest.raises(ValueError, match="mode"):
         nn.init.kaiming_uniform_(Parameter(np.zeros((2, 2))), mode="fan_both")
+
+
+@pytest.mark.parametrize("initialiser", [nn.init.normal_, nn.init.uniform_,
+                                         nn.init.xavier_normal_, nn.init.xavier_uniform_,
+                                         nn.init.kaiming_normal_, nn.init.kaiming_uniform_])
+@pytest.mark.parametrize("dtype", [np.int64, np.bool_])
+def test_random_initialisers_refuse_an_integer_or_bool_tensor_as_torchs(initialiser, dtype):
+    # `for p in model.parameters(): normal_(p, std=0.02)` over a model with an integer buffer
+    # (position ids) wrote truncated draws, mostly zeros, over its values without a word.
+    buffer = Parameter(np.arange(6).reshape(2, 3).astype(dtype), requires_grad=False)
+    before = buffer.data.copy()
+    name = initialiser.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: random values need a floating-point tensor, "
+                                        rf"this one is {np.dtype(dtype)}; leave it out"):
+        initialiser(buffer)
+    assert_array_equal(buffer.data, before)
+    # the filling ones keep working on any dtype, as torch's
+    assert_array_equal(nn.init.constant_(buffer, 1).data, np.ones((2, 3), dtype))
+
+
+@pytest.mark.parametrize("initialiser", [nn.init.xavier_normal_, nn.init.xavier_uniform_,
+                                         nn.init.kaiming_normal_, nn.init.kaiming_uniform_])
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+def test_scaled_initialisers_leave_an_empty_weight_as_it_is_as_torchs(initialiser, mode):
+    # A layer with no inputs (Linear(0, 3)) made model.apply(init) divide by a fan of 0.
+    layer = nn.Linear(0, 3)
+    keywords = {"mode": mode} if "kaiming" in initialiser.__name__ else {}
+    for shape in [(0, 3), (3, 0), (0, 0), (2, 0, 0)]:
+        empty = Parameter(np.zeros(shape))
+        assert initialiser(empty, **keywords) is empty and empty.shape == shape
+    initialiser(layer.weight, **keywords)
+    assert layer(Tensor(np.zeros((2, 0)))).shape == (2, 3)
 
 
 def test_the_same_seed_builds_the_same_model():

@@ -417,19 +417,30 @@ class Module:
     def apply(self: ModuleT, fn: Callable[[Module], Any]) -> ModuleT:
         """Call `fn(module)` on every module inside this one, then on this one (children
         before their parent, as torch's), and return this module: the usual way to initialise
-        a model's weights by layer type, `model.apply(init_weights)`."""
-        for child in self.children():
-            child.apply(fn)
+        a model's weights by layer type, `model.apply(init_weights)`. A module that holds one
+        above it (a layer keeping its owner) does not lead back up to it."""
+        _applying.add(id(self))
+        try:
+            for child in self.children():
+                if id(child) not in _applying:     # one above it (a layer keeping its owner)
+                    child.apply(fn)
+        finally:
+            _applying.discard(id(self))
         fn(self)
         return self
 
     def requires_grad_(self: ModuleT, requires_grad: bool = True) -> ModuleT:
         """Freeze (`requires_grad` False) or unfreeze every parameter, as torch's; returns this
         module. A buffer here is a frozen parameter (there are no buffers apart), so unfreezing
-        a module unfreezes its buffers too, where torch's leaves them: unfreeze the layers that
-        hold none, or freeze the buffers again after."""
+        a module unfreezes its floating-point buffers too, where torch's leaves them: unfreeze
+        the layers that hold none, or freeze the buffers again after. An integer or bool one
+        (token ids, a position table) cannot require a gradient, and stays frozen, as torch's
+        buffers do."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
+            # Refused by the Tensor, and only after the parameters before it were unfrozen.
+            if requires_grad and parameter.dtype.kind != "f":
+                continue
             parameter.requires_grad = requires_grad
         return self
 
@@ -476,16 +487,29 @@ class Module:
               (out): Linear(in_features=16, out_features=2, bias=True)  # 34 params
             )
         """
-        head = f"{type(self).__name__}({self.extra_repr()}"
-        count = _params_comment(self.num_parameters())
-        children = list(self.named_children())
-        if not children:
-            return f"{head}){count}"
-        lines = [head + count]
-        for name, child in children:
-            lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
-        lines.append(")")
-        return "\n".join(lines)
+        if id(self) in _printing:       # held by a module inside it (a layer keeping its owner)
+            return f"<the {type(self).__name__} above>"
+        _printing.add(id(self))
+        try:
+            head = f"{type(self).__name__}({self.extra_repr()}"
+            count = _params_comment(self.num_parameters())
+            children = list(self.named_children())
+            if not children:
+                return f"{head}){count}"
+            lines = [head + count]
+            for name, child in children:
+                lines.append(f"  ({name}): " + repr(child).replace("\n", "\n  "))
+            lines.append(")")
+            return "\n".join(lines)
+        finally:
+            _printing.discard(id(self))
+
+
+# The modules whose __repr__ (or apply) is running: one held by a module inside it (a layer
+# keeping its owner) is named on one line (or not walked into again), where printing (or
+# walking) it again would lead back up without end.
+_printing: set[int] = set()
+_applying: set[int] = set()
 
 
 def _numbers_of(value):
@@ -537,6 +561,14 @@ class ModuleList(Module):
         self._modules = []
         self.extend(modules)
 
+    def __getattr__(self, name: str) -> Any:
+        # A subclass whose __init__ does not call super().__init__() (not needed, as Module's
+        # docstring says) starts empty, where it had no `_modules` to append to.
+        if name == "_modules":
+            self._modules = []
+            return self._modules
+        return super().__getattr__(name)
+
     def _members(self):
         # The items, named by position; then whatever else a subclass holds (a scale, a head).
         for i, module in enumerate(self._modules):
@@ -555,9 +587,11 @@ class ModuleList(Module):
         return module
 
     def extend(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
-        """Add each of `modules` at the end, as list.extend; returns this list, as torch's."""
-        for module in modules:
-            self.append(module)
+        """Add each of `modules` at the end, as list.extend; returns this list, as torch's.
+        All are checked first: one that is not a Module adds none (torch's adds those before
+        it)."""
+        checked = [self._checked(module) for module in modules]
+        self._modules.extend(checked)
         return self
 
     def __iadd__(self: ModuleListT, modules: Iterable[Module]) -> ModuleListT:
@@ -668,7 +702,8 @@ if not TYPE_CHECKING:     # a type checker would take any name for one of ours (
 #
 # Each fills `tensor.data` in place (the trailing underscore says so, as in PyTorch), keeps the
 # tensor's dtype, returns the tensor, and draws from `generator` (a numpy Generator) or else the
-# engine's default generator, which `tinyautograd.manual_seed` makes repeatable.
+# engine's default generator, which `tinyautograd.manual_seed` makes repeatable. Those that draw
+# refuse a tensor that is not floating-point, as torch's do.
 #
 # Fan in and fan out, for the scaled initialisers: the last two axes of a weight are read as
 # (inputs, outputs), as in `x @ weight`. So for a Linear weight (in_features, out_features),
@@ -686,6 +721,16 @@ def _fill(tensor, values):
 
 def _rng(generator):
     return generator or random.default_generator()
+
+
+def _check_floating(name, tensor):
+    """Refuse to draw random values into a tensor that is not floating-point, as torch's
+    initialisers refuse: written into an integer or bool array they would be truncated
+    (mostly to 0, or True), and an integer buffer's values (token ids) lost without a word."""
+    if tensor.dtype.kind != "f":
+        raise TypeError(f"{name}: random values need a floating-point tensor, this one is "
+                        f"{tensor.dtype}; leave it out (an integer or bool buffer keeps its "
+                        f"values): initialise the parameters that learn, if p.requires_grad")
 
 
 def _fans(tensor):
@@ -726,13 +771,18 @@ def _kaiming_std(tensor, a, mode, nonlinearity):
     fan_in, fan_out = _fans(tensor)
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    gain = calculate_gain(nonlinearity, a)
+    fan = fan_in if mode == "fan_in" else fan_out
+    # A fan of 0 is an empty weight (Linear(0, n)'s): nothing to draw, as torch's leaves it.
+    return gain / math.sqrt(fan) if fan else 0.0
 
 
 def _xavier_std(tensor, gain):
     """std = gain * sqrt(2 / (fan_in + fan_out)): a compromise that keeps the variance of both
     the activations (forward) and the gradients (backward)."""
     fan_in, fan_out = _fans(tensor)
+    if fan_in + fan_out == 0:          # an empty weight, (0, 0): nothing to draw
+        return 0.0
     return gain * math.sqrt(2.0 / (fan_in + fan_out))
 
 
@@ -741,6 +791,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     """Fill `tensor` in place with normal samples of `mean` and `std`, and return it. Every
     initialiser here draws from `generator` (a numpy Generator), or else from the engine's,
     which `tinyautograd.manual_seed` makes repeatable."""
+    _check_floating("normal_", tensor)
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -750,6 +801,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
     """Fill `tensor` in place with uniform samples in [a, b), and return it (`generator` as
     for normal_)."""
+    _check_floating("uniform_", tensor)
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
@@ -794,6 +846,7 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0,
     in `x @ weight`: a Linear's weight (in_features, out_features) gets torch's numbers, though its
     layout is the transpose of torch's (an Embedding's (num, dim) has fan_in = num, where torch's is
     dim). `generator` as for normal_."""
+    _check_floating("xavier_normal_", tensor)
     return normal_(tensor, 0.0, _xavier_std(tensor, gain), generator)
 
 
@@ -801,6 +854,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
                     generator: np.random.Generator | None = None) -> Tensor:
     """`tensor` filled in place, uniform in [-a, a] with a = sqrt(3) std, xavier_normal_'s std
     (`gain`, the fans and `generator` as there): a uniform of that width has that std."""
+    _check_floating("xavier_uniform_", tensor)
     bound = math.sqrt(3.0) * _xavier_std(tensor, gain)
     return uniform_(tensor, -bound, bound, generator)
 
@@ -814,6 +868,7 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     xavier_normal_ reads it;
     gain = calculate_gain(`nonlinearity`, `a`), `a` being leaky_relu's negative slope (0:
     ReLU's gain). `generator` as for normal_."""
+    _check_floating("kaiming_normal_", tensor)
     return normal_(tensor, 0.0, _kaiming_std(tensor, a, mode, nonlinearity), generator)
 
 
@@ -823,6 +878,7 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     """`tensor` filled in place, uniform in [-bound, bound], bound = sqrt(3) gain / sqrt(fan)
     (He's), with torch's arguments (`a`, `mode`, `nonlinearity` and `generator` as for
     kaiming_normal_)."""
+    _check_floating("kaiming_uniform_", tensor)
     bound = math.sqrt(3.0) * _kaiming_std(tensor, a, mode, nonlinearity)
     return uniform_(tensor, -bound, bound, generator)
 
