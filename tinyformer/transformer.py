@@ -48,6 +48,21 @@ def check_bos_id(where: str, bos_id: int, vocab_size: int) -> None:
                          f"{bos_id!r}")
 
 
+def _check_src_mask(src_mask: Mask | None, memory: Tensor) -> None:
+    """ValueError, in one line, unless `src_mask` is None or (B, 1, 1, S) for `memory` (B, S,
+    C), as `encode` returns it. A key-padding mask of torch's shape, (B, S), would broadcast
+    its batch axis over the target positions instead: with as many rows as target tokens,
+    each query read the padding of another row's source, without a word."""
+    if src_mask is None:
+        return
+    shape = np.shape(src_mask.data if isinstance(src_mask, Tensor) else src_mask)
+    want = (memory.shape[0], 1, 1, memory.shape[1])
+    if shape != want:
+        raise ValueError(f"Transformer: src_mask must be (B, 1, 1, S) = {want} for memory of "
+                         f"shape {memory.shape}, as encode returns it, got shape {shape}; "
+                         f"padding_mask(src != pad_id) makes one from (B, S)")
+
+
 class Transformer(nn.Module):
     """The encoder-decoder Transformer: `model(src, tgt)` gives logits (B, T, tgt_vocab_size).
 
@@ -190,6 +205,7 @@ class Transformer(nn.Module):
         if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
             raise ValueError(f"Transformer: src and tgt batches differ, {memory.shape[0]} and "
                              f"{tgt.shape[0]}: give one target row per source row")
+        _check_src_mask(src_mask, memory)
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
         y = self.tgt_embed(tgt, start, name="tgt")                      # (B, T, C)
