@@ -156,6 +156,10 @@ def test_unsigned_ids_give_targets_that_the_loss_ignores_where_nothing_was_chose
                                           r">= 0\), got 0.5"),
     (dict(idx=[[1.5, 2.0]]), TypeError, r"idx must be integer token ids, got float64"),
     (dict(idx=[[3, 11]]), ValueError, r"idx holds id 11, outside the vocabulary \[0, 11\)"),
+    # a seed failed at the first draw; 0, being false, was read as None (the engine's draws)
+    (dict(rng=7), TypeError, r"rng must be a numpy Generator, as np.random.default_rng\(seed\) "
+                             r"makes, or None for the engine's seeded one, got 7"),
+    (dict(rng=0), TypeError, r"rng must be a numpy Generator, .* got 0"),
     # an IndexError from numpy's indexing, and a 0.5 silently read as 0 (no word)
     (dict(in_word=[1] * 5), ValueError, r"in_word must hold one value per token id, shape "
                                         r"\(11,\), got shape \(5,\)"),
