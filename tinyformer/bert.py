@@ -25,7 +25,7 @@ from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_logit_softcap,
                      check_sizes, check_switches, default_d_ff, head_width, norm_layer,
-                     soft_capped, switches_set, token_array)
+                     padding_advice, soft_capped, switches_set, token_array)
 from .sampling import check_generator
 from .schema import Number, Whole, check_settings, check_whole
 
@@ -115,7 +115,8 @@ class BERT(nn.Module):
     def forward(self, idx: Tokens) -> Tensor:
         """MLM logits (B, T, vocab) for integer tokens idx (B, T), T <= context; positions
         holding pad_id, if the model has one, hidden from attention."""
-        idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
+        idx = token_array(idx, padding_advice(self.pad_id),                      # (B, T)
+                          vocab_size=self.config["vocab_size"])
         mask = (None if self.pad_id is None                      # (B, 1, 1, T): real keys
                 else padding_mask(idx != self.pad_id))
         x = self.embed(idx)                                      # (B, T, C)

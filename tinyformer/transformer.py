@@ -30,8 +30,8 @@ from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
-                     check_switches, default_d_ff, head_width, kept_for_logits, soft_capped,
-                     switches_set, token_array)
+                     check_switches, default_d_ff, head_width, kept_for_logits, padding_advice,
+                     soft_capped, switches_set, token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -178,7 +178,8 @@ class Transformer(nn.Module):
         src_mask is True on real source tokens; the decoder's cross-attention needs it too.
         It is None when the model has no pad_id: every source token is real.
         """
-        src = token_array(src, vocab_size=self.config["src_vocab_size"], name="src")  # (B, S)
+        src = token_array(src, padding_advice(self.pad_id),                          # (B, S)
+                          vocab_size=self.config["src_vocab_size"], name="src")
         src_mask = (None if self.pad_id is None                      # (B, 1, 1, S)
                     else padding_mask(src != self.pad_id))
         x = self.src_embed(src, name="src")                          # (B, S, C)
