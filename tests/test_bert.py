@@ -58,6 +58,17 @@ def test_a_pad_id_outside_the_vocabulary_is_refused_as_torch_refuses_its_padding
         BERT(11, 8, n_layer=1, n_head=2, d_model=8, pad_id=11)
 
 
+@pytest.mark.parametrize("pad_id, advice", [
+    (PAD, r"pad the shorter rows at the end with the model's pad_id 0$"),
+    (None, r"this model has no pad_id, so it would read padding as tokens: build it with "
+           r"pad_id=<your tokenizer's padding id>, or give each row alone$")])
+def test_rows_of_different_lengths_are_told_how_this_model_takes_padding(pad_id, advice):
+    # "pad the shorter rows" alone, to a model without a pad_id, led to padding read as text.
+    with pytest.raises(TypeError, match=r"^tokens must be a \(B, T\) integer array with rows "
+                       r"of one length; " + advice):
+        tiny_bert(pad_id=pad_id)([[3, 4], [3, 4, 5]])
+
+
 def test_padding_never_changes_the_real_positions():
     model = tiny_bert(pad_id=PAD)
     idx = np.random.default_rng(0).integers(2, 9, (2, 8))
@@ -156,6 +167,10 @@ def test_unsigned_ids_give_targets_that_the_loss_ignores_where_nothing_was_chose
                                           r">= 0\), got 0.5"),
     (dict(idx=[[1.5, 2.0]]), TypeError, r"idx must be integer token ids, got float64"),
     (dict(idx=[[3, 11]]), ValueError, r"idx holds id 11, outside the vocabulary \[0, 11\)"),
+    # a seed failed at the first draw; 0, being false, was read as None (the engine's draws)
+    (dict(rng=7), TypeError, r"rng must be a numpy Generator, as np.random.default_rng\(seed\) "
+                             r"makes, or None for the engine's seeded one, got 7"),
+    (dict(rng=0), TypeError, r"rng must be a numpy Generator, .* got 0"),
     # an IndexError from numpy's indexing, and a 0.5 silently read as 0 (no word)
     (dict(in_word=[1] * 5), ValueError, r"in_word must hold one value per token id, shape "
                                         r"\(11,\), got shape \(5,\)"),

@@ -94,6 +94,33 @@ def test_src_and_tgt_of_different_batch_sizes_are_refused_as_torch_does(n_src, n
         model(src, tgt)
 
 
+@pytest.mark.parametrize("pad_id, advice", [
+    (PAD, r"pad the shorter rows at the end with the model's pad_id 0$"),
+    (None, r"this model has no pad_id, so it would read padding as tokens: build it with "
+           r"pad_id=<your tokenizer's padding id>, or give each row alone$")])
+def test_sources_of_different_lengths_are_told_how_this_model_takes_padding(pad_id, advice):
+    # "pad the shorter rows" alone, to a model without a pad_id, led to padding read as source.
+    model = Transformer(9, 9, context=8, n_head=2, d_model=8, pad_id=pad_id)
+    for call in (lambda src: model(src, [[1], [1]]), lambda src: model.greedy_decode(src, 2, 1)):
+        with pytest.raises(TypeError, match=r"^tokens must be a \(B, T\) integer array with "
+                           r"rows of one length; " + advice):
+            call([[3, 4], [3, 4, 5]])
+
+
+@pytest.mark.parametrize("shape", ["torch's (B, S)", "another batch's"])
+def test_decode_refuses_a_source_mask_not_of_encodes_shape(shape):
+    # A (B, S) key-padding mask, torch's memory_key_padding_mask, broadcast its batch axis over
+    # the 2 target positions of a batch of 2: each query read another row's padding, silently.
+    model = Transformer(9, 9, context=8, n_head=2, d_model=8, pad_id=PAD)
+    src = np.array([[3, 4, PAD], [3, 4, 5]])
+    memory, src_mask = model.encode(src)
+    wrong = src != PAD if shape == "torch's (B, S)" else src_mask[:1]
+    with pytest.raises(ValueError, match=r"^Transformer: src_mask must be \(B, 1, 1, S\) = "
+                       r"\(2, 1, 1, 3\) .*padding_mask\(src != pad_id\)"):
+        model.decode(np.array([[1, 2], [1, 2]]), memory, wrong)
+    model.decode(np.array([[1, 2], [1, 2]]), memory, src_mask)      # encode's own: fine
+
+
 @pytest.mark.parametrize("share_embeddings", [False, True])
 @pytest.mark.parametrize("positions", ["sinusoidal", "none"])
 def test_sequences_longer_than_the_context_are_refused_naming_src_or_tgt(positions,

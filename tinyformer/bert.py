@@ -25,7 +25,8 @@ from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_logit_softcap,
                      check_sizes, check_switches, default_d_ff, head_width, norm_layer,
-                     soft_capped, switches_set, token_array)
+                     padding_advice, soft_capped, switches_set, token_array)
+from .sampling import check_generator
 from .schema import Number, Whole, check_settings, check_whole
 
 IGNORE = -1     # the target of a position that was not masked: cross_entropy(ignore_index=-1)
@@ -114,7 +115,8 @@ class BERT(nn.Module):
     def forward(self, idx: Tokens) -> Tensor:
         """MLM logits (B, T, vocab) for integer tokens idx (B, T), T <= context; positions
         holding pad_id, if the model has one, hidden from attention."""
-        idx = token_array(idx, vocab_size=self.config["vocab_size"])             # (B, T)
+        idx = token_array(idx, padding_advice(self.pad_id),                      # (B, T)
+                          vocab_size=self.config["vocab_size"])
         mask = (None if self.pad_id is None                      # (B, 1, 1, T): real keys
                 else padding_mask(idx != self.pad_id))
         x = self.embed(idx)                                      # (B, T, C)
@@ -205,7 +207,10 @@ class TokenMasker:
                  rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(inputs, targets) for idx (..., T), as mask_tokens gives them, drawn with `rng`."""
         idx = _check_ids(idx, self.vocab_size)
-        rng = rng or ta.random.default_generator()
+        # A seed in its place failed at the first draw, deep inside; a seed of 0, being false,
+        # was taken for None: draws of the engine's generator, not of the seed asked for.
+        check_generator("mask_tokens", "rng", rng)
+        rng = ta.random.default_generator() if rng is None else rng
         ordinary = self.is_ordinary[idx]
         draw = rng.random(idx.shape) < self.rate           # a draw for every token
         roll = rng.random(idx.shape)                       # and a roll of 80/10/10

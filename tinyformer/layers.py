@@ -356,6 +356,16 @@ def token_array(idx: Tokens, ragged: str = "pad the shorter rows",
     return idx
 
 
+def padding_advice(pad_id: int | None) -> str:
+    """What to do with rows of different lengths, for token_array's `ragged`, to a model that
+    hides the padding it is given with `pad_id` (BERT's tokens, an encoder-decoder's source):
+    pad at the end with that id; a model without one reads padding as tokens."""
+    if pad_id is None:
+        return ("this model has no pad_id, so it would read padding as tokens: build it with "
+                "pad_id=<your tokenizer's padding id>, or give each row alone")
+    return f"pad the shorter rows at the end with the model's pad_id {pad_id}"
+
+
 def _what_to_pass(given, idx):
     """For token_array's error: what to pass instead, where it is plain: one sequence made a
     batch of one, ids held as floats (whole numbers) made integers."""

@@ -30,8 +30,8 @@ from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
-                     check_switches, default_d_ff, head_width, kept_for_logits, soft_capped,
-                     switches_set, token_array)
+                     check_switches, default_d_ff, head_width, kept_for_logits, padding_advice,
+                     soft_capped, switches_set, token_array)
 from .schema import Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -46,6 +46,21 @@ def check_bos_id(where: str, bos_id: int, vocab_size: int) -> None:
     if Whole(0, vocab_size - 1).why(bos_id):
         raise ValueError(f"{where}: bos_id must be a token id in [0, {vocab_size}), got "
                          f"{bos_id!r}")
+
+
+def _check_src_mask(src_mask: Mask | None, memory: Tensor) -> None:
+    """ValueError, in one line, unless `src_mask` is None or (B, 1, 1, S) for `memory` (B, S,
+    C), as `encode` returns it. A key-padding mask of torch's shape, (B, S), would broadcast
+    its batch axis over the target positions instead: with as many rows as target tokens,
+    each query read the padding of another row's source, without a word."""
+    if src_mask is None:
+        return
+    shape = np.shape(src_mask.data if isinstance(src_mask, Tensor) else src_mask)
+    want = (memory.shape[0], 1, 1, memory.shape[1])
+    if shape != want:
+        raise ValueError(f"Transformer: src_mask must be (B, 1, 1, S) = {want} for memory of "
+                         f"shape {memory.shape}, as encode returns it, got shape {shape}; "
+                         f"padding_mask(src != pad_id) makes one from (B, S)")
 
 
 class Transformer(nn.Module):
@@ -163,7 +178,8 @@ class Transformer(nn.Module):
         src_mask is True on real source tokens; the decoder's cross-attention needs it too.
         It is None when the model has no pad_id: every source token is real.
         """
-        src = token_array(src, vocab_size=self.config["src_vocab_size"], name="src")  # (B, S)
+        src = token_array(src, padding_advice(self.pad_id),                          # (B, S)
+                          vocab_size=self.config["src_vocab_size"], name="src")
         src_mask = (None if self.pad_id is None                      # (B, 1, 1, S)
                     else padding_mask(src != self.pad_id))
         x = self.src_embed(src, name="src")                          # (B, S, C)
@@ -190,6 +206,7 @@ class Transformer(nn.Module):
         if memory.shape[0] != tgt.shape[0]:      # torch refuses too; numpy would broadcast 1
             raise ValueError(f"Transformer: src and tgt batches differ, {memory.shape[0]} and "
                              f"{tgt.shape[0]}: give one target row per source row")
+        _check_src_mask(src_mask, memory)
         T = tgt.shape[1]
         start = 0 if cache is None else cache.length                   # position of tgt[:, 0]
         y = self.tgt_embed(tgt, start, name="tgt")                      # (B, T, C)
