@@ -1,6 +1,7 @@
 """Beam search (tinyformer.decoding.beam_search) on the encoder-decoder: beam 1 is greedy, a
 wider beam finds what greedy misses, the GNMT length penalty with scores worked out by hand,
-argument checks, and a trained copy model. tests/test_decoding.py runs it on a GPT."""
+and argument checks. tests/test_decoding.py runs it on a GPT, and tests/test_transformer.py on
+the copy model it trains (beam 3 decodes held-out sequences), which is trained once for both."""
 
 import math
 from itertools import product
@@ -8,8 +9,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from tinyautograd import Tensor, manual_seed, optim
-from tinyautograd.functional import cross_entropy
+from tinyautograd import Tensor, manual_seed
 from tinyformer.decoding import (EncoderDecoderSession, beam_search, generate,
                                  gnmt_length_penalty)
 from tinyformer.transformer import Transformer
@@ -318,41 +318,3 @@ def test_a_beam_of_one_is_greedy_decoding(seed):
     for row, hypothesis in zip(greedy, hypotheses):
         # greedy pads with pad_id after eos (and while other rows go on): compare up to eos.
         assert list(hypothesis.tokens) == meaningful(row)
-
-
-N_DIGITS = 6                           # tokens 3 .. 8
-MIN_LEN, MAX_LEN = 3, 5
-STEPS = 500                            # about 2.5 s of training
-
-
-def copy_batch(rng, size):
-    """src = digits, EOS; tgt = BOS, digits, EOS; both padded with PAD."""
-    src = np.full((size, MAX_LEN + 1), PAD)
-    tgt = np.full((size, MAX_LEN + 2), PAD)
-    for i, length in enumerate(rng.integers(MIN_LEN, MAX_LEN + 1, size)):
-        digits = rng.integers(3, 3 + N_DIGITS, length)
-        src[i, :length], src[i, length] = digits, EOS
-        tgt[i, 0], tgt[i, 1:length + 1], tgt[i, length + 1] = BOS, digits, EOS
-    return src, tgt
-
-
-def test_a_trained_copy_model_decodes_held_out_sequences_with_beam_3(one_blas_thread):
-    manual_seed(0)
-    vocab = 3 + N_DIGITS
-    model = Transformer(vocab, vocab, context=MAX_LEN + 2, n_layer=1, n_head=2, d_model=32,
-                        share_embeddings=True, pad_id=PAD)
-    optimizer = optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0)
-    rng = np.random.default_rng(0)
-    for _ in range(STEPS):
-        src, tgt = copy_batch(rng, 32)
-        loss = cross_entropy(model(src, tgt[:, :-1]), tgt[:, 1:], ignore_index=PAD)
-        model.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    src, tgt = copy_batch(np.random.default_rng(1), 20)         # held out
-    hypotheses = search(model, src, beam_size=3, max_len=MAX_LEN + 1)
-    for row, hypothesis in zip(tgt, hypotheses):
-        assert list(hypothesis.tokens) == meaningful(row)
-        assert hypothesis.log_prob <= 0
-

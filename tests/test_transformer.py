@@ -430,7 +430,8 @@ def copy_batch(rng, size):
     return src, tgt
 
 
-def test_learns_to_copy_digit_sequences(one_blas_thread):
+def test_learns_to_copy_digit_sequences_and_decodes_them_greedily_and_with_beam_3(
+        one_blas_thread):
     manual_seed(0)
     model = Transformer(13, 13, context=MAX_DIGITS + 2, n_layer=1, n_head=4, d_model=32,
                         share_embeddings=True, pad_id=PAD)
@@ -454,6 +455,16 @@ def test_learns_to_copy_digit_sequences(one_blas_thread):
     np.testing.assert_array_equal(decoded, tgt[:, :decoded.shape[1]])
     assert (decoded == EOS).sum() == 100
     print(f"copy task: 500 steps, {seconds:.1f} s, final loss {loss.item():.4f}")
+
+    # Beam search (beam 3, the GNMT length penalty), one session a row as `tinyformer generate
+    # --beam` runs it, finds each held-out sequence too: tests/test_beam.py's checks of the
+    # search on a trained model, which it once trained a copy model of its own for.
+    src, tgt = src[:20], tgt[:20]
+    for source, target in zip(src, tgt):
+        hypothesis = beam_search(model.start_decoding(source[None], BOS), 3, MAX_DIGITS + 1,
+                                 EOS, 0.6)
+        ends = list(target).index(EOS) + 1                     # (BOS, digits, EOS), no PAD
+        assert list(hypothesis.tokens) == list(target[:ends]) and hypothesis.log_prob <= 0
 
 
 @pytest.mark.parametrize("bos_id", [1.0, True, -1, 6, "1"])
