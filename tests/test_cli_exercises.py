@@ -977,6 +977,7 @@ def test_a_file_that_is_not_text_is_said_so_not_shown(workspace):
     result = run("check", 1)
     assert result.exit_code == 3
     assert f"{path.name} is not a text file: Python cannot read it as source" in result.output
+    assert f"`tinyformer exercises reset {FIRST.number}` restores" in result.output  # not "N"
     assert "\x1b" not in result.output and "\ufffd" not in result.output
 
 

@@ -60,9 +60,10 @@ class CheckFailure(Exception):
 # Loading the learner's file and calling its functions
 # ---------------------------------------------------------------------------------------------
 
-def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
+def load_learner_file(path: StrPath, module_name: str = "learner",
+                      number: int | None = None) -> Learner:
     """Import the learner's file as a fresh module. A file that does not even run becomes a
-    CheckFailure pointing at the line."""
+    CheckFailure pointing at the line; `number`, the exercise's, goes into its advice."""
     if special_file(path):
         raise CheckFailure(f"{Path(path).name} is not a regular file (a pipe, a device, or a "
                            f"link to one): put your exercise file back in its place")
@@ -76,7 +77,7 @@ def load_learner_file(path: StrPath, module_name: str = "learner") -> Learner:
         spec.loader.exec_module(module)
     except SyntaxError as e:
         data = path.read_bytes()
-        _check_text(path, data)
+        _check_text(path, data, number)
         line, text = e.lineno, e.text
         if line is None:          # a NUL byte: refused before any line is read; find it
             nul = data.find(b"\0")
@@ -122,7 +123,7 @@ def special_file(path: StrPath) -> bool:
     return what is not None and not os.path.isdir(path)
 
 
-def _check_text(path: Path, data: bytes) -> None:
+def _check_text(path: Path, data: bytes, number: int | None) -> None:
     """CheckFailure for a file that is not text in its encoding (UTF-8, unless a coding line
     says otherwise): overwritten by something binary, whose lines are no use to show."""
     # Text, but in an encoding Python does not read source in: Windows' PowerShell 5 writes
@@ -137,8 +138,9 @@ def _check_text(path: Path, data: bytes) -> None:
         encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
         data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError):
+        reset = "reset" if number is None else f"reset {number}"
         raise CheckFailure(f"{path.name} is not a text file: Python cannot read it as source "
-                           f"(UTF-8); put your code back, or `tinyformer exercises reset N` "
+                           f"(UTF-8); put your code back, or `tinyformer exercises {reset}` "
                            f"restores the exercise's file as it came") from None
 
 
@@ -885,7 +887,7 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
     passes, or the failure message."""
     sys.modules.pop("learner", None)
     try:
-        learner = load_learner_file(path)
+        learner = load_learner_file(path, number=exercise.number)
         if not learner.path.read_bytes().strip():      # saved empty: no name is missing, all is
             raise CheckFailure(f"{learner.path.name} is empty: `tinyformer exercises reset "
                                f"{exercise.number}` brings back the exercise as it came.")

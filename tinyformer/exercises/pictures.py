@@ -244,7 +244,7 @@ def draw(exercise: Exercise, path: StrPath, picture_path: StrPath) -> str | None
     """Load the learner's file of `exercise` from `path`, draw it, and write the picture to
     `picture_path`. Returns None, or the message saying why it could not be drawn."""
     try:
-        learner = load_learner_file(path)
+        learner = load_learner_file(path, number=exercise.number)
         picture = DRAWERS[exercise.slug].draw(learner)
     except CheckFailure as failure:
         return str(failure)
