@@ -54,6 +54,21 @@ def test_python_cli_py_is_the_same_program():
     assert done.returncode == 0 and tinyautograd.__version__ in done.stdout
 
 
+def test_the_installed_tinyformer_command_runs_what_cli_py_runs():
+    # The `tinyformer` console script is setup.cfg's entry point; an install, not a clone, is
+    # what runs it, so the test reads the entry point as pip would and resolves it.
+    import configparser
+    import importlib
+
+    import cli
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    scripts = dict(map(str.strip, line.split("=", 1)) for line in
+                   setup["options.entry_points"]["console_scripts"].strip().splitlines())
+    module, _, attribute = scripts["tinyformer"].partition(":")
+    assert getattr(importlib.import_module(module), attribute) is cli.main is main
+
+
 def test_python_cli_py_names_itself_as_it_is_run():
     done = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "--no-such-option"],
                           capture_output=True, text=True, cwd=ROOT)
