@@ -1652,6 +1652,81 @@ def test_a_backward_that_returns_a_list_is_told_to_return_a_tuple(create_graph):
         ta.grad(Times.apply(a, b).sum(), [a, b], create_graph=create_graph)
 
 
+def test_a_forward_that_changes_its_input_in_place_is_refused_before_a_gradient_goes_wrong():
+    # A ReLU written in place changed the caller's x, and x * x, recorded before, then got a
+    # silently wrong gradient from the changed x ([0, 4, 6] for [-2, 4, 6]).
+    class InPlaceRelu(Function):
+        @staticmethod
+        def forward(ctx, a):
+            a[a < 0] = 0
+            return a
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * (ctx.array(0) > 0)
+
+    x = Tensor([-1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    square = x * x
+    with pytest.raises(ValueError, match=r"^assignment destination is read-only$"):
+        InPlaceRelu.apply(x)                   # (numpy's words, at the line that wrote)
+    assert x.data.tolist() == [-1.0, 2.0, 3.0]
+    square.sum().backward()
+    assert x.grad.tolist() == [-2.0, 4.0, 6.0]
+
+
+def test_a_forward_that_returns_its_input_or_a_view_gives_a_writeable_tensor():
+    # The read-only view a user's forward gets must not make its result read-only.
+    class Flat(Function):
+        views_input = True
+
+        @staticmethod
+        def forward(ctx, a):
+            return a.reshape(-1)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.reshape(ctx.array(0).shape)
+
+    x = Tensor(np.ones((2, 2)), requires_grad=True, dtype=np.float64)
+    flat = Flat.apply(x)
+    assert flat.data.flags.writeable and np.shares_memory(flat.data, x.data)
+    with ta.no_grad():
+        flat += 1                              # a view's change is its input's, as numpy's
+    assert x.data.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+
+
+@pytest.mark.parametrize("change", ["input", "grad", "result"])
+def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradient_goes_wrong(
+        change):
+    # A backward that wrote into ctx.operands changed the caller's x; one that wrote into grad
+    # changed another tensor's gradient too (Add hands both its inputs one array: h.grad came
+    # out 2 for 1); one that wrote into ctx.result changed y.
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return 2 * a
+
+        @staticmethod
+        def backward(ctx, grad):
+            if change == "input":
+                (a,) = ctx.operands
+                a *= 0
+            elif change == "grad":
+                grad *= 2
+            else:
+                ctx.result[...] = 0
+            return grad * 2
+
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    h = Tensor([1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    y = Doubled.apply(x)
+    with pytest.raises(ValueError, match=r"^(assignment destination|output array) is "
+                                         r"read-only$"):
+        (y + h).backward(np.ones(3), retain_graph=True)
+    assert x.data.tolist() == [1.0, 2.0, 3.0] and y.data.tolist() == [2.0, 4.0, 6.0]
+    assert x.grad is None and h.grad is None
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

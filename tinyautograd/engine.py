@@ -236,6 +236,11 @@ class Function:
     A forward that hands back its first input's array, or a view of it, sets the class
     attribute `views_input = True`, as Reshape does: a change in place to either is then
     caught in a backward that reads the other.
+
+    The arrays a Function written outside tinyautograd gets (its inputs' in forward; grad,
+    `ctx.operands`, `ctx.result` and `ctx.array(i)` in backward) are read-only views: a change
+    in place (`a *= 2`) raises, where it would silently change the caller's tensor, or another
+    tensor's gradient. Compute a new array instead.
     """
 
     # What a ValueError from numpy in the op's forward means, to report it as a ShapeError:
@@ -312,8 +317,11 @@ class Function:
         ctx = cls._context(cls, inputs, needs_input_grad)
         if mode.annotations:                    # only inside `annotate`
             ctx.__dict__.update(mode.annotations)   # (the engine's names: see Context)
+        arrays = [t.data for t in inputs]
+        if cls.guarded:                  # a user's forward may not write into the caller's
+            arrays = _read_only(arrays)  # arrays: it gets read-only views of them
         try:
-            data = cls.forward(ctx, *[t.data for t in inputs], **settings)
+            data = cls.forward(ctx, *arrays, **settings)
         except ShapeError:
             raise
         except ValueError as error:
@@ -321,6 +329,8 @@ class Function:
             raise                              # an op's own error, or numpy's about values
         if data.__class__ is not np.ndarray:
             data = _forward_result(cls, data)
+        if cls.guarded and not data.flags.writeable:
+            _writeable_again(data, inputs)
         out = Tensor._make(data)
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
@@ -1263,6 +1273,10 @@ def _apply_backward(node, grad, create_graph, needed):
 def _input_grads(node, grad, create_graph, needed):
     """Run node's backward and check what it returned: one gradient per input (None where
     none is wanted), each in its input's shape and dtype."""
+    if node.fn.guarded and not create_graph:
+        # A user's backward may not write into grad: the same array may be another tensor's
+        # gradient too (Add hands one array to both its inputs). (ctx's arrays: _CheckedContext.)
+        (grad,) = _read_only([grad])
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
@@ -1691,6 +1705,46 @@ class _CheckedContext(Context):
                                  f"another name (ctx.my_{name} = value, say)",
                                  name=name, obj=self)
         object.__setattr__(self, name, value)
+
+    # The arrays a backward reads are the caller's tensors' own: read-only views of them, so
+    # that `a *= 2` or `a[a < 0] = 0` in a backward cannot change an input or the output.
+    @property
+    def operands(self) -> tuple[Tensor, ...] | tuple[np.ndarray, ...]:
+        operands = Context.operands.fget(self)
+        return operands if _mode.grad_enabled else tuple(_read_only(operands))
+
+    @property
+    def result(self) -> Tensor | np.ndarray:
+        result = Context.result.fget(self)
+        return result if _mode.grad_enabled else _read_only([result])[0]
+
+    def array(self, i: int) -> np.ndarray:
+        return _read_only([Context.array(self, i)])[0]
+
+
+def _read_only(arrays):
+    """Read-only views of `arrays`, for a user's Function to compute with: a change in place
+    (`a *= 2`, `a[a < 0] = 0`) would silently change the caller's tensor, or another tensor's
+    gradient, and every gradient computed from it later. numpy then raises its ValueError
+    ("assignment destination is read-only", "output array is read-only") at that line."""
+    views = []
+    for a in arrays:
+        if a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False
+        views.append(a)
+    return views
+
+
+def _writeable_again(data, inputs):
+    """A forward's result that is one of the read-only views `_read_only` made of the `inputs`'
+    arrays, or a view of one (`return a`, `a.reshape(...)`), made writeable, as the array it
+    views is: it is a tensor of the caller's from now on. (numpy's `base` of a view is the
+    array that owns the memory.)"""
+    owners = [t.data if t.data.base is None else t.data.base
+              for t in inputs if t.data.flags.writeable]
+    if data.base is not None and any(data.base is owner for owner in owners):
+        data.flags.writeable = True
 
 
 def _as_inputs(fn, inputs):
