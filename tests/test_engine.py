@@ -1727,6 +1727,25 @@ def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradien
     assert x.grad is None and h.grad is None
 
 
+def test_a_function_called_or_instantiated_says_to_use_apply():
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (a,) = ctx.operands
+            return grad * 3 * a ** 2
+
+    x = f64(3)
+    for call in (lambda: Cube(x), lambda: Cube()(x)):    # torch's old style, both
+        with pytest.raises(TypeError, match=r"^Cube is a Function, not to be instantiated or "
+                                            r"called: run it with Cube\.apply\(\.\.\.\)$"):
+            call()
+    assert Cube.apply(x).shape == (3,)
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

@@ -264,6 +264,13 @@ class Function:
     guarded: bool | None = None
     _context = Context
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        # A Function is its two static methods, never an object. Cube(x) and Cube()(x), as
+        # torch's old style wrote an op, said "Cube() takes no arguments" and "'Cube' object is
+        # not callable", which do not say what to call instead.
+        raise TypeError(f"{cls.__name__} is a Function, not to be instantiated or called: run "
+                        f"it with {cls.__name__}.apply(...)")
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("guarded") is None:
