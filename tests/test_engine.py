@@ -1918,6 +1918,39 @@ def test_gradcheck_nudges_an_input_that_is_a_transposed_view():
     assert x.data is data               # and leave it as it was: torch's takes no copy either
 
 
+@pytest.mark.parametrize("check", [ta.gradcheck, ta.gradgradcheck])
+def test_gradcheck_refuses_an_input_whose_elements_cannot_be_nudged_one_at_a_time(check):
+    # A read-only array raised numpy's bare "assignment destination is read-only"; a broadcast
+    # one would move a whole row with each nudge (torch refuses a stride of 0 too).
+    repeated = np.lib.stride_tricks.as_strided(np.arange(3.0), shape=(2, 3), strides=(0, 8))
+    read_only = np.arange(3.0)
+    read_only.flags.writeable = False
+    for array in (repeated, read_only):
+        x = Tensor(array, requires_grad=True, dtype=np.float64)
+        assert x.data is array
+        shape = re.escape(str(x.shape))
+        with pytest.raises(ValueError, match=rf"^gradcheck: input 1 \(shape {shape}"
+                                             rf"\) holds a read-only or broadcast array, whose "
+                                             rf"elements cannot be nudged one at a time; pass a "
+                                             rf"copy, Tensor\(a\.copy\(\), "):
+            check(lambda c, x: x * x * c, Tensor(2.0), x)
+        x = Tensor(array.copy(), requires_grad=True, dtype=np.float64)
+        assert check(lambda c, x: x * x * c, Tensor(2.0), x)
+
+
+@pytest.mark.parametrize("check", [ta.gradcheck, ta.gradgradcheck])
+@pytest.mark.parametrize("setting, value, rule", [
+    ("eps", 0, "> 0"),                 # divided by zero: a ZeroDivisionError's traceback
+    ("eps", float("nan"), "> 0"),
+    ("atol", -1e-5, ">= 0"),           # failed every gradient, a right one too
+    ("rtol", float("inf"), ">= 0"),
+])
+def test_gradcheck_refuses_a_step_or_tolerance_it_cannot_use(check, setting, value, rule):
+    with pytest.raises(ValueError, match=rf"^{check.__name__}: {setting} must be a finite "
+                                         rf"number {rule}, got {re.escape(repr(value))}$"):
+        check(lambda x: x * x, f64(3), **{setting: value})
+
+
 def test_gradcheck_gives_back_the_input_it_nudged_when_fn_raises():
     def refuses_a_nudge(x):
         if x.data[1] != 2.0:
