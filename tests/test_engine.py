@@ -1746,6 +1746,40 @@ def test_a_function_called_or_instantiated_says_to_use_apply():
     assert Cube.apply(x).shape == (3,)
 
 
+def test_apply_with_arguments_its_forward_does_not_take_names_both():
+    # Python's words counted ctx: "Power.forward() takes 2 positional arguments but 3 were
+    # given" for one input too many.
+    class Power(Function):
+        @staticmethod
+        def forward(ctx, a, *, power=3):
+            return a ** power
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise AssertionError("not reached")
+
+    def says(given, why):
+        return (rf"^power\.apply got {given}, which its forward\(ctx, a, \*, power=3\) does not "
+                rf"take \({why}\): apply takes forward's arguments after ctx, the inputs "
+                rf"positionally and the settings as keywords$")
+
+    x = f64(3)
+    with pytest.raises(TypeError, match=says("2 inputs", "too many positional arguments")):
+        Power.apply(x, x)
+    with pytest.raises(TypeError, match=says("1 input and the settings scale=",
+                                             "got an unexpected keyword argument 'scale'")):
+        Power.apply(x, scale=2)
+    assert Power.apply(x, power=2).tolist() == (x.data ** 2).tolist()
+
+    class Broken(Function):                  # a TypeError inside forward is its own
+        @staticmethod
+        def forward(ctx, a):
+            return a + None
+
+    with pytest.raises(TypeError, match=r"^unsupported operand type\(s\) for \+"):
+        Broken.apply(x)
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):

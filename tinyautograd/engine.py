@@ -334,6 +334,10 @@ class Function:
         except ValueError as error:
             _raise_shape_error(cls, inputs, error)
             raise                              # an op's own error, or numpy's about values
+        except TypeError:
+            if cls.guarded:
+                _raise_if_forward_does_not_take(cls, ctx, arrays, settings)
+            raise
         if data.__class__ is not np.ndarray:
             data = _forward_result(cls, data)
         if cls.guarded and not data.flags.writeable:
@@ -1619,6 +1623,23 @@ def _forward_result(fn, data):
         raise TypeError(f"{fn.name()}.forward returned {what}; a Function has one output, a "
                         f"numpy array")
     return array
+
+
+def _raise_if_forward_does_not_take(fn, ctx, arrays, settings):
+    """Raise, naming `apply`'s arguments and forward's parameters, where forward's TypeError
+    came from calling it with arguments it does not take: Python's own words count ctx among
+    the arguments ("takes 2 positional arguments but 3 were given" for one input too many).
+    Return where forward was called rightly, and raised inside."""
+    signature = inspect.signature(fn.forward)
+    try:
+        signature.bind(ctx, *arrays, **settings)
+    except TypeError as error:
+        given = f"{len(arrays)} input{'s' if len(arrays) != 1 else ''}"
+        if settings:
+            given += f" and the settings {', '.join(f'{key}=' for key in settings)}"
+        raise TypeError(f"{fn.name()}.apply got {given}, which its forward{signature} does "
+                        f"not take ({error}): apply takes forward's arguments after ctx, the "
+                        f"inputs positionally and the settings as keywords") from None
 
 
 def _complex_in_graph(fn, dtype):
