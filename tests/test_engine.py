@@ -1445,6 +1445,18 @@ def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
 
     with pytest.raises(AttributeError, match=r"^ctx\.saved_tensors is not needed: " + advice):
         Reading.apply(f64(3)).sum().backward()
+
+    class Dirty(Function):                   # torch's declaration of a change in place
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            x *= 2
+            return x
+
+    with pytest.raises(AttributeError, match=r"^ctx\.mark_dirty is not offered: a forward may "
+                                             r"not change its inputs in place \(.*\); compute "
+                                             r"and return a new array$"):
+        Dirty.apply(f64(3))
     # any other missing name is Python's usual error
     with pytest.raises(AttributeError, match=r"^'Context' object has no attribute 'missing'$"):
         _ = Reading.apply(f64(3)).grad_fn.missing

@@ -167,6 +167,11 @@ class Context:
                                  f"inputs itself: read them in backward with ctx.operands (or "
                                  f"ctx.array(i) for one), and keep anything else as "
                                  f"ctx.scale = value", name=name, obj=self)
+        if name == "mark_dirty":     # torch's way to declare a forward's change of an input
+            raise AttributeError("ctx.mark_dirty is not offered: a forward may not change its "
+                                 "inputs in place (a Function written outside tinyautograd "
+                                 "gets read-only views of them); compute and return a new "
+                                 "array", name=name, obj=self)
         raise AttributeError(f"'Context' object has no attribute {name!r}",   # (checked or not)
                              name=name, obj=self)
 
