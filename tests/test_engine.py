@@ -1445,6 +1445,18 @@ def test_torch_style_saved_tensors_say_how_a_custom_function_keeps_its_inputs():
 
     with pytest.raises(AttributeError, match=r"^ctx\.saved_tensors is not needed: " + advice):
         Reading.apply(f64(3)).sum().backward()
+
+    class Dirty(Function):                   # torch's declaration of a change in place
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            x *= 2
+            return x
+
+    with pytest.raises(AttributeError, match=r"^ctx\.mark_dirty is not offered: a forward may "
+                                             r"not change its inputs in place \(.*\); compute "
+                                             r"and return a new array$"):
+        Dirty.apply(f64(3))
     # any other missing name is Python's usual error
     with pytest.raises(AttributeError, match=r"^'Context' object has no attribute 'missing'$"):
         _ = Reading.apply(f64(3)).grad_fn.missing
@@ -1652,6 +1664,134 @@ def test_a_backward_that_returns_a_list_is_told_to_return_a_tuple(create_graph):
         ta.grad(Times.apply(a, b).sum(), [a, b], create_graph=create_graph)
 
 
+def test_a_forward_that_changes_its_input_in_place_is_refused_before_a_gradient_goes_wrong():
+    # A ReLU written in place changed the caller's x, and x * x, recorded before, then got a
+    # silently wrong gradient from the changed x ([0, 4, 6] for [-2, 4, 6]).
+    class InPlaceRelu(Function):
+        @staticmethod
+        def forward(ctx, a):
+            a[a < 0] = 0
+            return a
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * (ctx.array(0) > 0)
+
+    x = Tensor([-1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    square = x * x
+    with pytest.raises(ValueError, match=r"^assignment destination is read-only$"):
+        InPlaceRelu.apply(x)                   # (numpy's words, at the line that wrote)
+    assert x.data.tolist() == [-1.0, 2.0, 3.0]
+    square.sum().backward()
+    assert x.grad.tolist() == [-2.0, 4.0, 6.0]
+
+
+def test_a_forward_that_returns_its_input_or_a_view_gives_a_writeable_tensor():
+    # The read-only view a user's forward gets must not make its result read-only.
+    class Flat(Function):
+        views_input = True
+
+        @staticmethod
+        def forward(ctx, a):
+            return a.reshape(-1)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.reshape(ctx.array(0).shape)
+
+    x = Tensor(np.ones((2, 2)), requires_grad=True, dtype=np.float64)
+    flat = Flat.apply(x)
+    assert flat.data.flags.writeable and np.shares_memory(flat.data, x.data)
+    with ta.no_grad():
+        flat += 1                              # a view's change is its input's, as numpy's
+    assert x.data.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+
+
+@pytest.mark.parametrize("change", ["input", "grad", "result"])
+def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradient_goes_wrong(
+        change):
+    # A backward that wrote into ctx.operands changed the caller's x; one that wrote into grad
+    # changed another tensor's gradient too (Add hands both its inputs one array: h.grad came
+    # out 2 for 1); one that wrote into ctx.result changed y.
+    class Doubled(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return 2 * a
+
+        @staticmethod
+        def backward(ctx, grad):
+            if change == "input":
+                (a,) = ctx.operands
+                a *= 0
+            elif change == "grad":
+                grad *= 2
+            else:
+                ctx.result[...] = 0
+            return grad * 2
+
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    h = Tensor([1.0, 2.0, 3.0], requires_grad=True, dtype=np.float64)
+    y = Doubled.apply(x)
+    with pytest.raises(ValueError, match=r"^(assignment destination|output array) is "
+                                         r"read-only$"):
+        (y + h).backward(np.ones(3), retain_graph=True)
+    assert x.data.tolist() == [1.0, 2.0, 3.0] and y.data.tolist() == [2.0, 4.0, 6.0]
+    assert x.grad is None and h.grad is None
+
+
+def test_a_function_called_or_instantiated_says_to_use_apply():
+    class Cube(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a ** 3
+
+        @staticmethod
+        def backward(ctx, grad):
+            (a,) = ctx.operands
+            return grad * 3 * a ** 2
+
+    x = f64(3)
+    for call in (lambda: Cube(x), lambda: Cube()(x)):    # torch's old style, both
+        with pytest.raises(TypeError, match=r"^Cube is a Function, not to be instantiated or "
+                                            r"called: run it with Cube\.apply\(\.\.\.\)$"):
+            call()
+    assert Cube.apply(x).shape == (3,)
+
+
+def test_apply_with_arguments_its_forward_does_not_take_names_both():
+    # Python's words counted ctx: "Power.forward() takes 2 positional arguments but 3 were
+    # given" for one input too many.
+    class Power(Function):
+        @staticmethod
+        def forward(ctx, a, *, power=3):
+            return a ** power
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise AssertionError("not reached")
+
+    def says(given, why):
+        return (rf"^power\.apply got {given}, which its forward\(ctx, a, \*, power=3\) does not "
+                rf"take \({why}\): apply takes forward's arguments after ctx, the inputs "
+                rf"positionally and the settings as keywords$")
+
+    x = f64(3)
+    with pytest.raises(TypeError, match=says("2 inputs", "too many positional arguments")):
+        Power.apply(x, x)
+    with pytest.raises(TypeError, match=says("1 input and the settings scale=",
+                                             "got an unexpected keyword argument 'scale'")):
+        Power.apply(x, scale=2)
+    assert Power.apply(x, power=2).tolist() == (x.data ** 2).tolist()
+
+    class Broken(Function):                  # a TypeError inside forward is its own
+        @staticmethod
+        def forward(ctx, a):
+            return a + None
+
+    with pytest.raises(TypeError, match=r"^unsupported operand type\(s\) for \+"):
+        Broken.apply(x)
+
+
 def returning(make_gradient):
     """A custom op y = 2x whose backward returns make_gradient(grad)."""
     class Doubled(Function):
@@ -1822,6 +1962,39 @@ def test_gradcheck_nudges_an_input_that_is_a_transposed_view():
     assert not data.flags.c_contiguous
     assert ta.gradcheck(lambda x: (x * x).sum(axis=0), x)
     assert x.data is data               # and leave it as it was: torch's takes no copy either
+
+
+@pytest.mark.parametrize("check", [ta.gradcheck, ta.gradgradcheck])
+def test_gradcheck_refuses_an_input_whose_elements_cannot_be_nudged_one_at_a_time(check):
+    # A read-only array raised numpy's bare "assignment destination is read-only"; a broadcast
+    # one would move a whole row with each nudge (torch refuses a stride of 0 too).
+    repeated = np.lib.stride_tricks.as_strided(np.arange(3.0), shape=(2, 3), strides=(0, 8))
+    read_only = np.arange(3.0)
+    read_only.flags.writeable = False
+    for array in (repeated, read_only):
+        x = Tensor(array, requires_grad=True, dtype=np.float64)
+        assert x.data is array
+        shape = re.escape(str(x.shape))
+        with pytest.raises(ValueError, match=rf"^gradcheck: input 1 \(shape {shape}"
+                                             rf"\) holds a read-only or broadcast array, whose "
+                                             rf"elements cannot be nudged one at a time; pass a "
+                                             rf"copy, Tensor\(a\.copy\(\), "):
+            check(lambda c, x: x * x * c, Tensor(2.0), x)
+        x = Tensor(array.copy(), requires_grad=True, dtype=np.float64)
+        assert check(lambda c, x: x * x * c, Tensor(2.0), x)
+
+
+@pytest.mark.parametrize("check", [ta.gradcheck, ta.gradgradcheck])
+@pytest.mark.parametrize("setting, value, rule", [
+    ("eps", 0, "> 0"),                 # divided by zero: a ZeroDivisionError's traceback
+    ("eps", float("nan"), "> 0"),
+    ("atol", -1e-5, ">= 0"),           # failed every gradient, a right one too
+    ("rtol", float("inf"), ">= 0"),
+])
+def test_gradcheck_refuses_a_step_or_tolerance_it_cannot_use(check, setting, value, rule):
+    with pytest.raises(ValueError, match=rf"^{check.__name__}: {setting} must be a finite "
+                                         rf"number {rule}, got {re.escape(repr(value))}$"):
+        check(lambda x: x * x, f64(3), **{setting: value})
 
 
 def test_gradcheck_gives_back_the_input_it_nudged_when_fn_raises():

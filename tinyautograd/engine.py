@@ -167,6 +167,11 @@ class Context:
                                  f"inputs itself: read them in backward with ctx.operands (or "
                                  f"ctx.array(i) for one), and keep anything else as "
                                  f"ctx.scale = value", name=name, obj=self)
+        if name == "mark_dirty":     # torch's way to declare a forward's change of an input
+            raise AttributeError("ctx.mark_dirty is not offered: a forward may not change its "
+                                 "inputs in place (a Function written outside tinyautograd "
+                                 "gets read-only views of them); compute and return a new "
+                                 "array", name=name, obj=self)
         raise AttributeError(f"'Context' object has no attribute {name!r}",   # (checked or not)
                              name=name, obj=self)
 
@@ -236,6 +241,11 @@ class Function:
     A forward that hands back its first input's array, or a view of it, sets the class
     attribute `views_input = True`, as Reshape does: a change in place to either is then
     caught in a backward that reads the other.
+
+    The arrays a Function written outside tinyautograd gets (its inputs' in forward; grad,
+    `ctx.operands`, `ctx.result` and `ctx.array(i)` in backward) are read-only views: a change
+    in place (`a *= 2`) raises, where it would silently change the caller's tensor, or another
+    tensor's gradient. Compute a new array instead.
     """
 
     # What a ValueError from numpy in the op's forward means, to report it as a ShapeError:
@@ -258,6 +268,13 @@ class Function:
     # generation about 1%).
     guarded: bool | None = None
     _context = Context
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        # A Function is its two static methods, never an object. Cube(x) and Cube()(x), as
+        # torch's old style wrote an op, said "Cube() takes no arguments" and "'Cube' object is
+        # not callable", which do not say what to call instead.
+        raise TypeError(f"{cls.__name__} is a Function, not to be instantiated or called: run "
+                        f"it with {cls.__name__}.apply(...)")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -312,15 +329,24 @@ class Function:
         ctx = cls._context(cls, inputs, needs_input_grad)
         if mode.annotations:                    # only inside `annotate`
             ctx.__dict__.update(mode.annotations)   # (the engine's names: see Context)
+        arrays = [t.data for t in inputs]
+        if cls.guarded:                  # a user's forward may not write into the caller's
+            arrays = _read_only(arrays)  # arrays: it gets read-only views of them
         try:
-            data = cls.forward(ctx, *[t.data for t in inputs], **settings)
+            data = cls.forward(ctx, *arrays, **settings)
         except ShapeError:
             raise
         except ValueError as error:
             _raise_shape_error(cls, inputs, error)
             raise                              # an op's own error, or numpy's about values
+        except TypeError:
+            if cls.guarded:
+                _raise_if_forward_does_not_take(cls, ctx, arrays, settings)
+            raise
         if data.__class__ is not np.ndarray:
             data = _forward_result(cls, data)
+        if cls.guarded and not data.flags.writeable:
+            _writeable_again(data, inputs)
         out = Tensor._make(data)
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
@@ -1263,6 +1289,10 @@ def _apply_backward(node, grad, create_graph, needed):
 def _input_grads(node, grad, create_graph, needed):
     """Run node's backward and check what it returned: one gradient per input (None where
     none is wanted), each in its input's shape and dtype."""
+    if node.fn.guarded and not create_graph:
+        # A user's backward may not write into grad: the same array may be another tensor's
+        # gradient too (Add hands one array to both its inputs). (ctx's arrays: _CheckedContext.)
+        (grad,) = _read_only([grad])
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
@@ -1600,6 +1630,23 @@ def _forward_result(fn, data):
     return array
 
 
+def _raise_if_forward_does_not_take(fn, ctx, arrays, settings):
+    """Raise, naming `apply`'s arguments and forward's parameters, where forward's TypeError
+    came from calling it with arguments it does not take: Python's own words count ctx among
+    the arguments ("takes 2 positional arguments but 3 were given" for one input too many).
+    Return where forward was called rightly, and raised inside."""
+    signature = inspect.signature(fn.forward)
+    try:
+        signature.bind(ctx, *arrays, **settings)
+    except TypeError as error:
+        given = f"{len(arrays)} input{'s' if len(arrays) != 1 else ''}"
+        if settings:
+            given += f" and the settings {', '.join(f'{key}=' for key in settings)}"
+        raise TypeError(f"{fn.name()}.apply got {given}, which its forward{signature} does "
+                        f"not take ({error}): apply takes forward's arguments after ctx, the "
+                        f"inputs positionally and the settings as keywords") from None
+
+
 def _complex_in_graph(fn, dtype):
     """The error for op `fn` giving a complex result from a tensor that requires a gradient:
     its backward would need the conjugate of every operand, as torch takes it, which no op
@@ -1691,6 +1738,46 @@ class _CheckedContext(Context):
                                  f"another name (ctx.my_{name} = value, say)",
                                  name=name, obj=self)
         object.__setattr__(self, name, value)
+
+    # The arrays a backward reads are the caller's tensors' own: read-only views of them, so
+    # that `a *= 2` or `a[a < 0] = 0` in a backward cannot change an input or the output.
+    @property
+    def operands(self) -> tuple[Tensor, ...] | tuple[np.ndarray, ...]:
+        operands = Context.operands.fget(self)
+        return operands if _mode.grad_enabled else tuple(_read_only(operands))
+
+    @property
+    def result(self) -> Tensor | np.ndarray:
+        result = Context.result.fget(self)
+        return result if _mode.grad_enabled else _read_only([result])[0]
+
+    def array(self, i: int) -> np.ndarray:
+        return _read_only([Context.array(self, i)])[0]
+
+
+def _read_only(arrays):
+    """Read-only views of `arrays`, for a user's Function to compute with: a change in place
+    (`a *= 2`, `a[a < 0] = 0`) would silently change the caller's tensor, or another tensor's
+    gradient, and every gradient computed from it later. numpy then raises its ValueError
+    ("assignment destination is read-only", "output array is read-only") at that line."""
+    views = []
+    for a in arrays:
+        if a.flags.writeable:
+            a = a.view()
+            a.flags.writeable = False
+        views.append(a)
+    return views
+
+
+def _writeable_again(data, inputs):
+    """A forward's result that is one of the read-only views `_read_only` made of the `inputs`'
+    arrays, or a view of one (`return a`, `a.reshape(...)`), made writeable, as the array it
+    views is: it is a tensor of the caller's from now on. (numpy's `base` of a view is the
+    array that owns the memory.)"""
+    owners = [t.data if t.data.base is None else t.data.base
+              for t in inputs if t.data.flags.writeable]
+    if data.base is not None and any(data.base is owner for owner in owners):
+        data.flags.writeable = True
 
 
 def _as_inputs(fn, inputs):

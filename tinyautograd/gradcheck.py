@@ -13,6 +13,8 @@ in float32 the differences drown in rounding.
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import operator
 from typing import Callable
 
@@ -41,7 +43,28 @@ def _as_inputs(inputs):
         if t.dtype != np.float64:
             raise TypeError(f"gradcheck: inputs must be float64 (got {t.dtype}); in float32 "
                             f"finite differences drown in rounding error")
+        # Each element is nudged in place, alone: a read-only array refuses it (numpy's bare
+        # "assignment destination is read-only"), and one that repeats its elements (a stride
+        # of 0, as np.broadcast_to makes) would move a whole row with one, as torch refuses.
+        data = t.data
+        if not data.flags.writeable or any(stride == 0 and size > 1
+                                           for stride, size in zip(data.strides, data.shape)):
+            raise ValueError(f"gradcheck: input {i} (shape {t.shape}) holds a read-only or "
+                             f"broadcast array, whose elements cannot be nudged one at a time; "
+                             f"pass a copy, Tensor(a.copy(), requires_grad=True, "
+                             f"dtype=np.float64)")
     return inputs, checked
+
+
+def _check_settings(who, eps, atol, rtol):
+    """eps, the step of the differences, > 0 (at 0 they divide by zero); atol and rtol >= 0 (a
+    negative tolerance fails every gradient, the right ones too); all finite numbers."""
+    if isinstance(eps, bool) or not (isinstance(eps, numbers.Real) and 0 < eps < math.inf):
+        raise ValueError(f"{who}: eps must be a finite number > 0, got {eps!r}")
+    for name, value in (("atol", atol), ("rtol", rtol)):
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real)
+                                           and 0 <= value < math.inf):
+            raise ValueError(f"{who}: {name} must be a finite number >= 0, got {value!r}")
 
 
 def _outputs(result):
@@ -71,16 +94,18 @@ def gradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tensor | 
 
     `inputs` are fn's arguments, as torch's gradcheck takes them (or one tuple of them): the
     Tensors that require a gradient are checked, and must be float64 (in float32 the
-    differences drown in rounding: a TypeError says so); the others (indices, masks) are
-    passed as they are. fn returns a Tensor or a tuple of them, projected on a random
-    direction drawn with `seed`. Each element is moved by `eps` either way, and an analytic
-    value a passes against the numeric n when |a - n| <= atol + rtol |n| (torch's rule and
-    defaults).
+    differences drown in rounding: a TypeError says so) and hold arrays whose elements can be
+    nudged one at a time (not read-only, not broadcast: a ValueError says so); the others
+    (indices, masks) are passed as they are. fn returns a Tensor or a tuple of them, projected
+    on a random direction drawn with `seed`. Each element is moved by `eps` (> 0) either way,
+    and an analytic value a passes against the numeric n when |a - n| <= atol + rtol |n|
+    (torch's rule and defaults; atol, rtol >= 0).
 
     On a mismatch, raises GradcheckError naming the input (its position among all of them),
     the worst element's index, and the analytic and numeric values (or returns False with
     raise_exception=False).
     """
+    _check_settings("gradcheck", eps, atol, rtol)
     return _check(fn, inputs, eps, atol, rtol, seed, raise_exception, "gradcheck: gradient")
 
 
@@ -135,6 +160,7 @@ def gradgradcheck(fn: Callable[..., Tensor | tuple[Tensor, ...]], *inputs: Tenso
     gradient is a Hessian-vector product, computed through grad(..., create_graph=True).
     Inputs, outputs and settings (`eps`, `atol`, `rtol`, `raise_exception`) as for
     gradcheck; `seed` draws v and w. A mismatch's message says it is the second-order check."""
+    _check_settings("gradgradcheck", eps, atol, rtol)
     inputs, checked = _as_inputs(inputs)
     rng = np.random.default_rng(seed)
     v = [Tensor(rng.standard_normal(out.shape), dtype=np.float64)
