@@ -124,10 +124,13 @@ def test_the_lens_keeps_its_few_likeliest_tokens_without_sorting_the_vocabulary(
     np.testing.assert_array_equal(logit_lens(model, lambda m: m(IDX)).top_ids, expected)
 
 
-def test_k_below_one_is_refused():
+@pytest.mark.parametrize("k", [0, 2.5, True, "3"])
+def test_a_k_that_is_no_whole_number_from_1_is_refused_in_one_line_before_the_run(k):
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
-    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
-        logit_lens(model, lambda m: m(IDX), k=0)
+    runs = []
+    with pytest.raises(ValueError, match=r"^logit_lens: k must be a whole number >= 1, got "):
+        logit_lens(model, lambda m: runs.append(m(IDX)), k=k)
+    assert runs == []            # refused before the model ran
 
 
 def test_the_stream_is_dropped_even_when_the_run_fails():

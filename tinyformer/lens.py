@@ -27,6 +27,7 @@ from tinyautograd import Tensor, nn
 
 from .blocks import Decoder, Encoder
 from .decoding import inference
+from .schema import check_whole
 
 __all__ = ["Lens", "logit_lens"]
 
@@ -71,9 +72,9 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
     read through the stack's final norm and `model.logits`, the model's own head. The model
     runs in eval mode, as generate runs it (a model left in training mode drops nothing out),
     and is put back in its own mode afterwards. ValueError for a run on a batch of several
-    sequences, or one that runs the model more than once (or not at all)."""
-    if k < 1:
-        raise ValueError(f"logit_lens: k must be at least 1, got {k}")
+    sequences, or one that runs the model more than once (or not at all), and for a k that is
+    no whole number from 1 (not 2.5, not True), before the model runs."""
+    check_whole("logit_lens", 1, k=k)
     stack = head_stack(model)
     with inference(model), _recording(stack) as stream:
         run(model)
