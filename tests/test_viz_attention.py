@@ -269,8 +269,10 @@ def test_the_command_keeps_a_pictures_queries_only_and_a_pages_every_one(runs, t
                      (None, MAX_WEIGHTS)]
     with pytest.raises(ValueError, match="holds its last 1 queries only; a page shows every"):
         viz.attention_page(attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 1), "t")
-    with pytest.raises(ValueError, match="^attention_maps: last_queries must be at least 1"):
-        attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 0)
+    for last_queries in (0, 2.5, True):           # no whole number from 1
+        with pytest.raises(ValueError, match=f"^attention_maps: last_queries must be a whole "
+                                             f"number >= 1, got {last_queries}$"):
+            attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", last_queries)
 
 
 def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):
