@@ -259,6 +259,38 @@ def test_a_probability_that_rounds_to_100_or_0_percent_is_not_shown_as_sure_or_i
                                  "b         b 0%"]
 
 
+class OneTokenOnly(GPT):
+    """A GPT whose head rules out every token but 0 (logits -inf): the one model here that is
+    sure of its next token."""
+
+    def logits(self, x):
+        return super().logits(x).masked_fill(np.arange(self.config["vocab_size"]) != 0,
+                                             -np.inf)
+
+
+def test_a_probability_that_float32_rounds_to_1_or_0_is_kept_short_of_it_unless_it_is_so():
+    # float32's softmax is 1.0 where the others add up to less than 6e-8, and 0.0 for a token
+    # 104 behind: the table read "100%", sure, of a token whose rivals it listed beside it,
+    # and "0%", ruled out, of tokens the model gives a chance.
+    from viz.lens import percent
+    idx = np.array([[1, 2, 3]])
+    ta.manual_seed(0)
+    model = GPT(vocab_size=5, context=8, n_layer=1, n_head=1, d_model=8, tie_weights=False)
+    model.head.weight.data[...] *= 20000                    # leads of hundreds in the logits
+    probs = model(idx).softmax(axis=-1).data[0]              # (T, V)
+    assert (probs.max(axis=-1) == 1).all() and (np.sort(probs, axis=-1)[:, -2] == 0).all()
+    top = logit_lens(model, lambda m: m(idx)).top_probs[-1]                      # (T, k)
+    assert top.dtype == np.float32 and (top[:, 0] < 1).all() and (top[:, 1:] > 0).all()
+    assert {percent(p) for p in top[:, 0]} == {">99%"}
+    assert {percent(p) for p in top[:, 1:].ravel()} == {"<1%"}
+    # A model sure of its token (every other logit -inf) reads 1 and 0, as they are.
+    ta.manual_seed(0)
+    sure = OneTokenOnly(vocab_size=5, context=8, n_layer=1, n_head=1, d_model=8)
+    lens = logit_lens(sure, lambda m: m(idx))
+    assert (lens.top_ids[..., 0] == 0).all() and (lens.top_probs[..., 0] == 1).all()
+    assert (lens.top_probs[..., 1:] == 0).all()
+
+
 def test_the_table_stays_aligned_in_a_terminal_with_wide_characters():
     # A Chinese character or an emoji takes two columns of a terminal, a combining accent
     # none: padded by len(), each such character pushed the rest of its row out of line.

@@ -36,7 +36,8 @@ __all__ = ["Lens", "logit_lens"]
 class Lens:
     """The logit lens of one sequence: `rows` names each state ("embed", "layer 1", ...),
     `top_ids` and `top_probs` (rows, T, k) hold the k likeliest next tokens after each state,
-    at each position, with their probabilities."""
+    at each position, with their probabilities: 1 (or 0) only where the model is sure of the
+    token (or rules it out), one that float32 rounds there kept just short of it."""
     rows: list[str]
     top_ids: np.ndarray
     top_probs: np.ndarray
@@ -91,12 +92,29 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
         rows, top_ids, top_probs = [], [], []
         for i, state in enumerate(states):
             h = state if stack.final_norm is None else stack.final_norm(state)
-            probs = model.logits(h).softmax(axis=-1).data[0]               # (T, V)
+            logits = model.logits(h)                                        # (1, T, V)
+            probs = logits.softmax(axis=-1).data[0]                         # (T, V)
             order = likeliest(probs, k)                                     # (T, k)
             rows.append("embed" if i == 0 else f"layer {i}")
             top_ids.append(order)
-            top_probs.append(np.take_along_axis(probs, order, axis=-1))
+            top_probs.append(unrounded(np.take_along_axis(probs, order, axis=-1),
+                                       logits.data[0], order))
     return Lens(rows, np.stack(top_ids), np.stack(top_probs))
+
+
+def unrounded(top: np.ndarray, logits: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The probabilities `top` (T, k) of the tokens `order` (T, k) of each row of `logits`
+    (T, V), those that the softmax rounded to exactly 1 or 0 moved to the nearest number that
+    is not: float32's softmax gives 1.0 to a token once the others add up to less than 6e-8
+    (a lead of 17 in the logits), and 0.0 to one 104 behind the first. A token is sure only
+    where every other logit is -inf, and ruled out only where its own is: the table would
+    read 100% (or 0%), sure (or ruled out), where the model is not. A row of NaN is kept."""
+    possible = logits > -np.inf                                     # (T, V): not ruled out
+    listed = np.take_along_axis(possible, order, axis=-1)           # (T, k)
+    others = possible.sum(axis=-1, keepdims=True) - listed          # (T, k): the rest possible
+    one, zero = top.dtype.type(1), top.dtype.type(0)
+    top = np.where((top == one) & (others > 0), np.nextafter(one, zero), top)
+    return np.where((top == zero) & listed, np.finfo(top.dtype).smallest_subnormal, top)
 
 
 # Up to this many ids a row, one pass over the row for each; more, one sort of the row.
