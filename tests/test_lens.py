@@ -106,6 +106,7 @@ def test_the_likeliest_ids_are_those_a_stable_sort_puts_first(k):
     probs = rng.integers(0, 4, (6, 30)).astype(np.float32) / 4     # many ties
     probs[1] = 1 / 30
     probs[2] = np.nan
+    probs[3, 2:] = -np.inf                 # logits that rule tokens out: ranked last, by id
     expected = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     kept = probs.copy()
     np.testing.assert_array_equal(likeliest(probs, k), expected)
@@ -279,8 +280,13 @@ def test_a_probability_that_float32_rounds_to_1_or_0_is_kept_short_of_it_unless_
     model.head.weight.data[...] *= 20000                    # leads of hundreds in the logits
     probs = model(idx).softmax(axis=-1).data[0]              # (T, V)
     assert (probs.max(axis=-1) == 1).all() and (np.sort(probs, axis=-1)[:, -2] == 0).all()
-    top = logit_lens(model, lambda m: m(idx)).top_probs[-1]                      # (T, k)
+    lens = logit_lens(model, lambda m: m(idx))
+    top = lens.top_probs[-1]                                                      # (T, k)
     assert top.dtype == np.float32 and (top[:, 0] < 1).all() and (top[:, 1:] > 0).all()
+    # The runners-up are those of the logits, not ids 0 and 1, the first of the tokens whose
+    # probabilities float32 rounds to 0 alike.
+    np.testing.assert_array_equal(lens.top_ids[-1],
+                                  np.argsort(-model(idx).data[0], axis=-1)[:, :3])
     assert {percent(p) for p in top[:, 0]} == {">99%"}
     assert {percent(p) for p in top[:, 1:].ravel()} == {"<1%"}
     # A model sure of its token (every other logit -inf) reads 1 and 0, as they are.

@@ -94,7 +94,9 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
             h = state if stack.final_norm is None else stack.final_norm(state)
             logits = model.logits(h)                                        # (1, T, V)
             probs = logits.softmax(axis=-1).data[0]                         # (T, V)
-            order = likeliest(probs, k)                                     # (T, k)
+            # Ranked by the logits, in the order of the probabilities they give: tokens whose
+            # probabilities float32 rounds to 0 alike (104 behind the first) are still apart.
+            order = likeliest(logits.data[0], k)                            # (T, k)
             rows.append("embed" if i == 0 else f"layer {i}")
             top_ids.append(order)
             top_probs.append(unrounded(np.take_along_axis(probs, order, axis=-1),
@@ -122,8 +124,9 @@ FEW = 16
 
 
 def likeliest(probs: np.ndarray, k: int) -> np.ndarray:
-    """The ids of the k largest probabilities of each row of `probs` (T, V), largest first
-    and, of equal ones, the lowest id first (a stable sort's order): (T, min(k, V)).
+    """The ids of the k largest probabilities of each row of `probs` (T, V) (or of the
+    logits they come from, which rank alike), largest first and, of equal ones, the lowest id
+    first (a stable sort's order): (T, min(k, V)).
 
     A lens keeps a few of each row (3). Sorting all of GPT-2's 50,257 to keep them took five
     times as long as the head's product that computed them, two thirds of its lens of a long
@@ -133,6 +136,9 @@ def likeliest(probs: np.ndarray, k: int) -> np.ndarray:
     if k > FEW:
         return np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     probs = probs.copy()                        # (the caller's are left as they are)
+    # A score of -inf (a logit that rules its token out) is put above the -inf that rules a
+    # taken id out of the next pass, which would otherwise take the first id again.
+    probs[probs == -np.inf] = np.finfo(probs.dtype).min
     rows = np.arange(len(probs))
     ids = []
     for _ in range(min(k, probs.shape[-1])):
