@@ -656,11 +656,15 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
 def test_a_lens_pages_cell_shows_a_probability_near_1_or_0_as_the_table_does():
     # A 99.7% read "100%" in its cell, beside its tooltip's 99.7%.
     from tinyformer.lens import Lens
-    lens = Lens(["embed"], np.array([[[0], [1], [0], [1]]]),
-                np.array([[[0.997], [1.0], [0.003], [0.0]]]))       # (states, T=4, k=1)
-    page = lens_page(lens, list("wxyz"), Letters(), "t")
+    lens = Lens(["embed"], np.array([[[0], [1], [0], [1], [0]]]),
+                np.array([[[0.997], [1.0], [0.003], [0.0], [0.9999996]]]))   # (states, T=5, k=1)
+    page = lens_page(lens, list("vwxyz"), Letters(), "t")
     assert re.findall(r'<span class="p">(.*?)</span>', page.html) == [
-        "&gt;99%", "100%", "&lt;1%", "0%"]
+        "&gt;99%", "100%", "&lt;1%", "0%", "&gt;99%"]
+    # The page's numbers (for the tooltip) are rounded, but one below 1 to a number below 1:
+    # 0.9999996 was 1, its cell 100% and its tooltip 100.0%, where the table reads >99%.
+    embedded = [cells[0][0][1] for cells in page_data(page.html)["cells"]]
+    assert embedded[:4] == [0.997, 1.0, 0.003, 0.0] and 0.9999 < embedded[4] < 1
 
 
 def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():

@@ -106,6 +106,7 @@ def test_the_likeliest_ids_are_those_a_stable_sort_puts_first(k):
     probs = rng.integers(0, 4, (6, 30)).astype(np.float32) / 4     # many ties
     probs[1] = 1 / 30
     probs[2] = np.nan
+    probs[3, 2:] = -np.inf                 # logits that rule tokens out: ranked last, by id
     expected = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     kept = probs.copy()
     np.testing.assert_array_equal(likeliest(probs, k), expected)
@@ -124,10 +125,13 @@ def test_the_lens_keeps_its_few_likeliest_tokens_without_sorting_the_vocabulary(
     np.testing.assert_array_equal(logit_lens(model, lambda m: m(IDX)).top_ids, expected)
 
 
-def test_k_below_one_is_refused():
+@pytest.mark.parametrize("k", [0, 2.5, True, "3"])
+def test_a_k_that_is_no_whole_number_from_1_is_refused_in_one_line_before_the_run(k):
     model = GPT(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
-    with pytest.raises(ValueError, match="k must be at least 1, got 0"):
-        logit_lens(model, lambda m: m(IDX), k=0)
+    runs = []
+    with pytest.raises(ValueError, match=r"^logit_lens: k must be a whole number >= 1, got "):
+        logit_lens(model, lambda m: runs.append(m(IDX)), k=k)
+    assert runs == []            # refused before the model ran
 
 
 def test_the_stream_is_dropped_even_when_the_run_fails():
@@ -254,6 +258,43 @@ def test_a_probability_that_rounds_to_100_or_0_percent_is_not_shown_as_sure_or_i
                                  "b         b 100%",
                                  "a         a <1%",
                                  "b         b 0%"]
+
+
+class OneTokenOnly(GPT):
+    """A GPT whose head rules out every token but 0 (logits -inf): the one model here that is
+    sure of its next token."""
+
+    def logits(self, x):
+        return super().logits(x).masked_fill(np.arange(self.config["vocab_size"]) != 0,
+                                             -np.inf)
+
+
+def test_a_probability_that_float32_rounds_to_1_or_0_is_kept_short_of_it_unless_it_is_so():
+    # float32's softmax is 1.0 where the others add up to less than 6e-8, and 0.0 for a token
+    # 104 behind: the table read "100%", sure, of a token whose rivals it listed beside it,
+    # and "0%", ruled out, of tokens the model gives a chance.
+    from viz.lens import percent
+    idx = np.array([[1, 2, 3]])
+    ta.manual_seed(0)
+    model = GPT(vocab_size=5, context=8, n_layer=1, n_head=1, d_model=8, tie_weights=False)
+    model.head.weight.data[...] *= 20000                    # leads of hundreds in the logits
+    probs = model(idx).softmax(axis=-1).data[0]              # (T, V)
+    assert (probs.max(axis=-1) == 1).all() and (np.sort(probs, axis=-1)[:, -2] == 0).all()
+    lens = logit_lens(model, lambda m: m(idx))
+    top = lens.top_probs[-1]                                                      # (T, k)
+    assert top.dtype == np.float32 and (top[:, 0] < 1).all() and (top[:, 1:] > 0).all()
+    # The runners-up are those of the logits, not ids 0 and 1, the first of the tokens whose
+    # probabilities float32 rounds to 0 alike.
+    np.testing.assert_array_equal(lens.top_ids[-1],
+                                  np.argsort(-model(idx).data[0], axis=-1)[:, :3])
+    assert {percent(p) for p in top[:, 0]} == {">99%"}
+    assert {percent(p) for p in top[:, 1:].ravel()} == {"<1%"}
+    # A model sure of its token (every other logit -inf) reads 1 and 0, as they are.
+    ta.manual_seed(0)
+    sure = OneTokenOnly(vocab_size=5, context=8, n_layer=1, n_head=1, d_model=8)
+    lens = logit_lens(sure, lambda m: m(idx))
+    assert (lens.top_ids[..., 0] == 0).all() and (lens.top_probs[..., 0] == 1).all()
+    assert (lens.top_probs[..., 1:] == 0).all()
 
 
 def test_the_table_stays_aligned_in_a_terminal_with_wide_characters():

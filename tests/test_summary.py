@@ -50,6 +50,24 @@ def test_summary_lists_modules_parameters_and_flops():
     assert "6N = " in text and "FLOPs per token at T=8" in text
 
 
+def test_an_encoder_decoders_flops_are_said_per_target_token_with_its_source_counted():
+    # Its count holds the encoder's work on a source of T tokens, per token of the target:
+    # "per token" alone read as the cost of any token, about twice what it is.
+    T, d_model, n_layer = 8, 16, 1
+    model = Transformer(11, 11, context=T, n_layer=n_layer, n_head=2, d_model=d_model)
+    line = next(line for line in summary(model).splitlines() if line.startswith("FLOPs"))
+    assert line.startswith(f"FLOPs per target token at T={T} (source and target of T tokens "
+                           f"each): forward {flops_per_token(model)['forward']:,.0f},")
+    # Per target token: the encoder's layers on the T source tokens (projections 8 d^2, Q K^T
+    # and P V 4 T d, feed-forward 16 d^2), the decoder's (its cross-attention's too) and the
+    # head tied to the target embedding (2 d vocab).
+    encoder = n_layer * (24 * d_model ** 2 + 4 * T * d_model)
+    decoder = n_layer * (32 * d_model ** 2 + 8 * T * d_model)
+    assert flops_per_token(model)["forward"] == encoder + decoder + 2 * d_model * 11
+    gpt = GPT(11, context=T, n_layer=n_layer, n_head=2, d_model=d_model)
+    assert "FLOPs per token at T=8: forward" in summary(gpt)        # one stack: as it was
+
+
 def test_a_notebook_shows_the_summary_as_its_lines_not_as_a_quoted_string():
     # IPython's pretty printer (what a cell ending with `summary(model)` shows) calls
     # _repr_pretty_(printer, cycle) where a class has one; a plain str came out as '...\n...'.

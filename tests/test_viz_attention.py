@@ -93,6 +93,28 @@ def test_recorded_weights_are_those_the_bias_shifted(n_kv_head):
                                atol=1e-6)
 
 
+def test_a_weight_float32_rounds_to_0_is_recorded_above_0_and_only_a_blocked_key_at_0():
+    # A weight of exactly 0 is drawn blank and said "blocked by the mask" on the page: a far
+    # key that ALiBi's bias puts 200 below the others (float32's softmax: 0.0) was said so,
+    # though the mask let it be read. A key the mask blocks, or a bias of -inf, is 0.
+    from viz.attention_page import BLOCKED, encode_weights
+    ta.manual_seed(0)
+    attn = MultiHeadAttention(d_model=8, n_head=2)
+    attn.record_weights = True
+    x = np.random.default_rng(1).standard_normal((1, 4, 8))
+    bias = np.zeros((4, 4))
+    bias[:, 0] = -200.0                                # key 0: far behind, but readable
+    bias[3, 1] = -np.inf                               # key 1 ruled out for query 3
+    attn(ta.Tensor(x), mask=causal_mask(4), bias=bias)
+    weights = attn.last_weights[0]                                        # (H, T, T)
+    far = weights[:, 1:, 0]                            # (query 0 reads key 0 alone)
+    assert (far > 0).all() and (far < 1e-30).all()
+    assert (weights[:, 3, 1] == 0).all() and (weights[..., ~causal_mask(4)] == 0).all()
+    np.testing.assert_allclose(weights.sum(axis=-1)[:, 1:], 1.0, atol=1e-6)
+    coded = np.array(encode_weights(weights[0]))
+    assert (coded[1:, 0] != BLOCKED).all() and coded[3, 1] == BLOCKED
+
+
 def test_recording_with_a_kv_cache_sees_every_earlier_token():
     ta.manual_seed(0)
     attn = MultiHeadAttention(d_model=8, n_head=2)
@@ -269,8 +291,10 @@ def test_the_command_keeps_a_pictures_queries_only_and_a_pages_every_one(runs, t
                      (None, MAX_WEIGHTS)]
     with pytest.raises(ValueError, match="holds its last 1 queries only; a page shows every"):
         viz.attention_page(attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 1), "t")
-    with pytest.raises(ValueError, match="^attention_maps: last_queries must be at least 1"):
-        attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", 0)
+    for last_queries in (0, 2.5, True):           # no whole number from 1
+        with pytest.raises(ValueError, match=f"^attention_maps: last_queries must be a whole "
+                                             f"number >= 1, got {last_queries}$"):
+            attention_maps(*load_model(runs["gpt"])[:2], "abc", "gpt", last_queries)
 
 
 def test_berts_map_is_a_full_square_and_says_so_where_gpts_is_masked(runs):

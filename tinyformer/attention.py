@@ -635,8 +635,9 @@ class MultiHeadAttention(nn.Module):
     `rmsnorm_affine` choose the qk norms' kind, as the blocks' do.
 
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
-    each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0, before
-    dropout, as a numpy array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
+    each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0 (and only
+    they: a weight that float32 rounds to 0 is kept just above it), before dropout, as a numpy
+    array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
     its weights to itself, so they are computed a second time, by `attention_weights`: off by
     default.
     """
@@ -723,7 +724,8 @@ class MultiHeadAttention(nn.Module):
                                              training=self.training)
         if self.record_weights:                    # a copy for viewing, outside any graph
             with no_grad():
-                weights = attention_weights(q, k, mask, bias=bias).data
+                weights = _blocked_only_zero(attention_weights(q, k, mask, bias=bias).data,
+                                             mask, bias)
                 self.last_weights = weights.reshape(B, self.n_head, T, -1).copy()
         # Concat(head_1, ..., head_h): put the heads side by side again.
         # (B, n_head, T, d_head) -> (B, T, n_head, d_head) -> (B, T, n_head * d_head)
@@ -767,6 +769,21 @@ class MultiHeadAttention(nn.Module):
         bias = "" if self.q.bias is not None else ", bias=False"
         return (f"d_model={self.d_model}, n_head={self.n_head}{d_head}{grouped}{qk_norm}, "
                 f"dropout={self.dropout}{bias}")
+
+
+def _blocked_only_zero(weights: np.ndarray, mask: Mask | None,
+                       bias: Bias | None) -> np.ndarray:
+    """Recorded `weights`, exactly 0 only where the key is blocked (by `mask`, or a bias of
+    -inf): the pictures leave such a key blank and the page says the mask blocked it. A weight
+    that float32 rounds to 0, a score 104 or more below its row's highest (ALiBi's bias gives
+    one to the far keys of a long prompt), is the smallest number above 0 instead."""
+    open_keys = np.ones(weights.shape, dtype=bool)
+    for given in (mask, bias):
+        if given is not None:
+            given = np.asarray(given.data if isinstance(given, Tensor) else given)
+            open_keys &= given if given.dtype == bool else given > -np.inf
+    rounded = (weights == 0) & open_keys
+    return np.where(rounded, np.finfo(weights.dtype).smallest_subnormal, weights)
 
 
 def _check_rows(x: Tensor, name: str, d_model: int) -> None:

@@ -27,6 +27,7 @@ from tinyautograd import Tensor, nn
 
 from .blocks import Decoder, Encoder
 from .decoding import inference
+from .schema import check_whole
 
 __all__ = ["Lens", "logit_lens"]
 
@@ -35,7 +36,8 @@ __all__ = ["Lens", "logit_lens"]
 class Lens:
     """The logit lens of one sequence: `rows` names each state ("embed", "layer 1", ...),
     `top_ids` and `top_probs` (rows, T, k) hold the k likeliest next tokens after each state,
-    at each position, with their probabilities."""
+    at each position, with their probabilities: 1 (or 0) only where the model is sure of the
+    token (or rules it out), one that float32 rounds there kept just short of it."""
     rows: list[str]
     top_ids: np.ndarray
     top_probs: np.ndarray
@@ -71,9 +73,9 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
     read through the stack's final norm and `model.logits`, the model's own head. The model
     runs in eval mode, as generate runs it (a model left in training mode drops nothing out),
     and is put back in its own mode afterwards. ValueError for a run on a batch of several
-    sequences, or one that runs the model more than once (or not at all)."""
-    if k < 1:
-        raise ValueError(f"logit_lens: k must be at least 1, got {k}")
+    sequences, or one that runs the model more than once (or not at all), and for a k that is
+    no whole number from 1 (not 2.5, not True), before the model runs."""
+    check_whole("logit_lens", 1, k=k)
     stack = head_stack(model)
     with inference(model), _recording(stack) as stream:
         run(model)
@@ -90,12 +92,31 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
         rows, top_ids, top_probs = [], [], []
         for i, state in enumerate(states):
             h = state if stack.final_norm is None else stack.final_norm(state)
-            probs = model.logits(h).softmax(axis=-1).data[0]               # (T, V)
-            order = likeliest(probs, k)                                     # (T, k)
+            logits = model.logits(h)                                        # (1, T, V)
+            probs = logits.softmax(axis=-1).data[0]                         # (T, V)
+            # Ranked by the logits, in the order of the probabilities they give: tokens whose
+            # probabilities float32 rounds to 0 alike (104 behind the first) are still apart.
+            order = likeliest(logits.data[0], k)                            # (T, k)
             rows.append("embed" if i == 0 else f"layer {i}")
             top_ids.append(order)
-            top_probs.append(np.take_along_axis(probs, order, axis=-1))
+            top_probs.append(unrounded(np.take_along_axis(probs, order, axis=-1),
+                                       logits.data[0], order))
     return Lens(rows, np.stack(top_ids), np.stack(top_probs))
+
+
+def unrounded(top: np.ndarray, logits: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The probabilities `top` (T, k) of the tokens `order` (T, k) of each row of `logits`
+    (T, V), those that the softmax rounded to exactly 1 or 0 moved to the nearest number that
+    is not: float32's softmax gives 1.0 to a token once the others add up to less than 6e-8
+    (a lead of 17 in the logits), and 0.0 to one 104 behind the first. A token is sure only
+    where every other logit is -inf, and ruled out only where its own is: the table would
+    read 100% (or 0%), sure (or ruled out), where the model is not. A row of NaN is kept."""
+    possible = logits > -np.inf                                     # (T, V): not ruled out
+    listed = np.take_along_axis(possible, order, axis=-1)           # (T, k)
+    others = possible.sum(axis=-1, keepdims=True) - listed          # (T, k): the rest possible
+    one, zero = top.dtype.type(1), top.dtype.type(0)
+    top = np.where((top == one) & (others > 0), np.nextafter(one, zero), top)
+    return np.where((top == zero) & listed, np.finfo(top.dtype).smallest_subnormal, top)
 
 
 # Up to this many ids a row, one pass over the row for each; more, one sort of the row.
@@ -103,8 +124,9 @@ FEW = 16
 
 
 def likeliest(probs: np.ndarray, k: int) -> np.ndarray:
-    """The ids of the k largest probabilities of each row of `probs` (T, V), largest first
-    and, of equal ones, the lowest id first (a stable sort's order): (T, min(k, V)).
+    """The ids of the k largest probabilities of each row of `probs` (T, V) (or of the
+    logits they come from, which rank alike), largest first and, of equal ones, the lowest id
+    first (a stable sort's order): (T, min(k, V)).
 
     A lens keeps a few of each row (3). Sorting all of GPT-2's 50,257 to keep them took five
     times as long as the head's product that computed them, two thirds of its lens of a long
@@ -114,6 +136,9 @@ def likeliest(probs: np.ndarray, k: int) -> np.ndarray:
     if k > FEW:
         return np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     probs = probs.copy()                        # (the caller's are left as they are)
+    # A score of -inf (a logit that rules its token out) is put above the -inf that rules a
+    # taken id out of the next pass, which would otherwise take the first id again.
+    probs[probs == -np.inf] = np.finfo(probs.dtype).min
     rows = np.arange(len(probs))
     ids = []
     for _ in range(min(k, probs.shape[-1])):

@@ -257,8 +257,13 @@ def summary(model: nn.Module, T: int | None = None) -> str:
     flops = flops_per_token(model, T)
     # Said, as the gap between 6N and the count is the head's product where it is tied.
     tied = " and the head tied to them" if model.config.get("tie_weights", True) else ""
+    # An encoder-decoder's count is per target token and holds its encoder's work on a source
+    # of as many tokens: said, or "per token" reads as the cost of any token, source or target,
+    # about twice what it is.
+    per = (f"target token at T={_tokens(model, T)} (source and target of T tokens each)"
+           if hasattr(model, "encode") else f"token at T={_tokens(model, T)}")
     lines.append("")
-    lines.append(f"FLOPs per token at T={_tokens(model, T)}: forward {flops['forward']:,.0f}, "
+    lines.append(f"FLOPs per {per}: forward {flops['forward']:,.0f}, "
                  f"training {flops['training']:,.0f} (counted on the graph); "
                  f"6N = {flops['six_n']:,.0f}, N = {flops['n']:,} parameters outside the "
                  f"embeddings{tied}")

@@ -39,7 +39,7 @@ from tinyautograd import nn, no_grad
 from tinyformer.attention import MultiHeadAttention
 from tinyformer.decoding import inference
 from tinyformer.files import StrPath
-from tinyformer.schema import BadInput
+from tinyformer.schema import BadInput, check_whole
 from tinyformer.tokenizers import Tokenizer, encode_prompt
 
 from .graph import NAN_COLOUR
@@ -257,9 +257,8 @@ def attention_maps(model: Model, tokenizer: Tokenizer, prompt: str, kind: ModelK
     (and an encoder-decoder's translation's) before anything is recorded, so that a prompt
     too long for a page costs neither the memory nor the time of recording its weights."""
     _check_kind(kind)
-    if last_queries is not None and last_queries < 1:
-        raise ValueError(f"attention_maps: last_queries must be at least 1 (or None for "
-                         f"every query), got {last_queries}")
+    if last_queries is not None:           # 2.5 and True would pass a comparison with 1
+        check_whole("attention_maps", 1, last_queries=last_queries)
     layers = attention_layers(model)
     # What the model does with the prompt is what it does when it decodes: in eval mode even
     # where it was left training, since dropout before a layer would change what that layer

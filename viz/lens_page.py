@@ -21,7 +21,7 @@ from tinyformer.lens import Lens
 from tinyformer.tokenizers import Tokenizer
 
 from .graph import NAN_COLOUR
-from .html import Page, ink, number, page, viridis
+from .html import SIGNIFICANT, Page, ink, number, page, viridis
 from .lens import NAN_TEXT, _guess, _is_nan, percent
 
 
@@ -33,11 +33,23 @@ def lens_page(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer, title: st
         raise ValueError(f"lens_page: {len(tokens)} tokens for a lens of {n_positions} positions")
     # Each cell's likeliest tokens and their probabilities, [token, p]; none where the
     # probabilities are NaN: their order, and so the tokens, mean nothing.
-    cells = [[[[_guess(tokenizer, int(lens.top_ids[s, t, r])), number(lens.top_probs[s, t, r])]
+    cells = [[[[_guess(tokenizer, int(lens.top_ids[s, t, r])),
+                _probability(lens.top_probs[s, t, r])]
                for r in range(k) if not _is_nan(lens.top_probs[s, t, r])]
               for s in range(n_states)] for t in range(n_positions)]
     data = {"title": title, "states": list(lens.rows), "tokens": list(tokens), "cells": cells}
     return Page(page(title, "lens", _body(title, lens, tokens, cells), data), title)
+
+
+# The largest number below 1 that the page's digits (html.number's) write.
+BELOW_ONE = float("0." + "9" * SIGNIFICANT)
+
+
+def _probability(p):
+    """A probability as the page embeds it, to html.number's digits, but one below 1 kept
+    below 1: rounded, 0.9999996 was 1, and its cell read 100% where the table reads >99%."""
+    shown = number(p)
+    return BELOW_ONE if shown == 1 and p < 1 else shown
 
 
 def _body(title, lens, tokens, cells):
