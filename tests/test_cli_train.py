@@ -955,6 +955,23 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("key, found", [
+    ("corpus", "does not exist"),
+    ("tokenizer", "is neither char nor bpe, and no such file exists")])
+@pytest.mark.parametrize("config", ["c.toml", os.path.join(".", "c.toml"), "absolute"])
+def test_a_missing_path_in_a_config_file_in_the_current_directory_is_said_not_to_exist(
+        tmp_path, key, found, config):
+    """A config file in the current directory reads its relative paths from its own folder
+    too: that they are read from the current directory, not from the file's, sent the user
+    looking for a difference where there is none."""
+    (tmp_path / "c.toml").write_text(f'{key} = "missing.txt"\n')
+    config = str(tmp_path / "c.toml") if config == "absolute" else config
+    result = tinyformer("train", "--config", config, cwd=tmp_path)
+    assert_input_error(result, f"{key} 'missing.txt' in {config} {found}; check the path")
+    assert "current directory" not in result.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_file_beside_a_config_file_on_another_drive_is_named_by_its_absolute_path(
         tmp_path, monkeypatch):
     """On Windows a path on another drive than the current directory's has no relative form:
