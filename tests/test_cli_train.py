@@ -972,6 +972,28 @@ def test_a_missing_path_in_a_config_file_in_the_current_directory_is_said_not_to
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize("given", ["--corpus", "c.toml"])
+def test_a_pattern_given_as_the_corpus_is_said_to_name_one_file(tmp_path, given):
+    """A quoted "data/*.txt" (or one in a config file, as Hugging Face's data_files takes it)
+    was "does not exist; check the path", where its files are there: the path is one file,
+    read as written, and the files must be joined into one."""
+    (tmp_path / "data").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "data" / name).write_text("the text of a part\n" * 40)
+    pattern = os.path.join("data", "*.txt")
+    args = (["--corpus", pattern] if given == "--corpus" else ["--config", "c.toml"])
+    (tmp_path / "c.toml").write_text(f"corpus = {json.dumps(pattern)}\n")
+    result = tinyformer("train", *args, cwd=tmp_path)
+    assert_input_error(result, f"corpus {pattern!r}{' in c.toml' * (given == 'c.toml')} does "
+                               f"not exist: it is a pattern, and a path here names one file, "
+                               f"read as it is written; join the 2 files it matches into one "
+                               f"and give that")
+    assert not (tmp_path / "runs").exists()
+    # A pattern that matches no file is a path like any other that names none
+    result = tinyformer("train", "--corpus", os.path.join("data", "*.md"), cwd=tmp_path)
+    assert_input_error(result, "does not exist; check the path")
+
+
 def test_the_file_beside_a_config_file_on_another_drive_is_named_by_its_absolute_path(
         tmp_path, monkeypatch):
     """On Windows a path on another drive than the current directory's has no relative form:

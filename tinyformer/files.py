@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import glob
 import io
 import os
 import re
@@ -156,7 +157,24 @@ def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
     why = separator_after_file(path)
     if why:
         raise BadInput(f"{what} {why}")
+    pattern = unexpanded_pattern(path)
+    if pattern:
+        raise BadInput(f"{what} {os.fspath(path)!r} does not exist: {pattern}")
     raise BadInput(missing or f"{what} {os.fspath(path)!r} does not exist; check the path")
+
+
+def unexpanded_pattern(path: StrPath) -> str | None:
+    """Why `path` names no file, where it is a pattern that files match ("data/*.txt", which a
+    shell expands only unquoted, and Hugging Face's data_files would read as all of them): what
+    to do instead. None for any other path."""
+    given = os.fspath(path)
+    if glob.escape(given) == given or os.path.lexists(given):      # no *, ? or [ in it
+        return None
+    matches = [match for match in glob.glob(given) if os.path.isfile(match)]
+    if not matches:
+        return None
+    return (f"it is a pattern, and a path here names one file, read as it is written; join "
+            f"the {len(matches)} files it matches into one and give that")
 
 
 def separator_after_file(path: StrPath) -> str | None:

@@ -17,7 +17,7 @@ import numpy as np
 from .checkpoint import MODELS
 from .data import TASKS
 from .files import (StrPath, folder_of, path_from_here, read_text, separator_after_file,
-                    unexpanded_home)
+                    unexpanded_home, unexpanded_pattern)
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
 from .schema import (SEED, BadInput, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
@@ -607,6 +607,9 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         if controls and not os.path.exists(path):
             raise BadInput(f"{key} {path!r} in {config_file} holds {controls[0]}: "
                            f"{WINDOWS_PATH_ADVICE}")
+        pattern = unexpanded_pattern(path)
+        if pattern:
+            raise BadInput(f"{key} {path!r} in {config_file} does not exist: {pattern}")
         # (a file's path with a / at its end is said so where the file is read)
         if os.path.isabs(path) or os.path.exists(path) or separator_after_file(path):
             continue
