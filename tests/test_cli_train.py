@@ -767,6 +767,8 @@ def files(tmp_path):
         np.random.default_rng(0).integers(1, 45, 500).astype("<u2").tobytes())
     (tmp_path / "latin1.txt").write_bytes("café au lait, s'il vous plaît\n".encode("latin-1"))
     (tmp_path / "short.txt").write_text("too short for any context\n")
+    # Long enough for any context, and nothing in it to learn: only whitespace
+    (tmp_path / "blank.txt").write_bytes(b" \t\r\n\n" * 500)
     (tmp_path / "a-dir").mkdir()
     (tmp_path / "a-file").write_text("not a directory")
     return tmp_path
@@ -778,6 +780,8 @@ def files(tmp_path):
     (["--corpus", "short.txt/"], ["corpus 'short.txt/' ends in '/', as a directory's path "
                                   "does, but 'short.txt' is a file; drop the '/'"]),
     (["--corpus", "empty.txt"], ["is empty"]),
+    (["--corpus", "blank.txt"], ["corpus 'blank.txt' holds only whitespace (spaces, tabs and "
+                                 "new lines); give a file with some text"]),
     (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
     (["--corpus", "tokens.bin"], ["NUL byte", "looks binary"]),    # not "UTF-16 text"
     (["--corpus", ""], ["--corpus must be a file's path, got ''"]),    # as --config's says

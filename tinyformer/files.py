@@ -39,7 +39,9 @@ StrPath = Union[str, os.PathLike]   # a file or directory: a str or a pathlib.Pa
 
 
 def check_text_file(path: StrPath, what: str = "file") -> int:
-    """ValueError unless `path` is a non-empty UTF-8 text file; returns its size in bytes.
+    """ValueError unless `path` is a UTF-8 text file with something in it besides whitespace
+    (spaces and blank lines alone are as empty a text to learn from as no bytes); returns its
+    size in bytes.
 
     Reads the whole file once, in chunks, to find a bad byte before any training starts. Its
     reader reads it again, so a pipe (/dev/stdin, a shell's <(...)), whose text the first
@@ -48,8 +50,12 @@ def check_text_file(path: StrPath, what: str = "file") -> int:
     if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
         raise BadInput(f"{what} {path!r} is a pipe or a device, not a file, and a {what} is "
                        f"read more than once; save the text to a file and give that")
-    for _ in iter_text(path, what):
-        pass
+    blank = True
+    for chunk in iter_text(path, what):
+        blank = blank and chunk.isspace()
+    if blank:
+        raise BadInput(f"{what} {path!r} holds only whitespace (spaces, tabs and new lines); "
+                       f"give a file with some text")
     return os.path.getsize(path)
 
 
