@@ -881,7 +881,8 @@ def tokenizer_files(files):
     (["--tokenizer", "plain.json", "--model", "bert"],
      ["the tokenizer 'plain.json' has no <pad> and no <mask> token, which --model bert needs"]),
     (["--tokenizer", "abc.json"], ["the tokenizer 'abc.json' does not fit the text",
-                                   "not in the vocabulary", "use a bpe tokenizer"]),
+                                   "cannot encode 't' at line 1, column 1: not in the "
+                                   "tokenizer's 4-character vocabulary", "use a bpe tokenizer"]),
 ])
 def test_a_tokenizer_file_that_cannot_train_the_run_is_refused(tokenizer_files, args, phrases):
     before = snapshot(tokenizer_files)
