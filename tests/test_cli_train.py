@@ -767,6 +767,8 @@ def files(tmp_path):
         np.random.default_rng(0).integers(1, 45, 500).astype("<u2").tobytes())
     (tmp_path / "latin1.txt").write_bytes("café au lait, s'il vous plaît\n".encode("latin-1"))
     (tmp_path / "short.txt").write_text("too short for any context\n")
+    # Long enough for any context, and nothing in it to learn: only whitespace
+    (tmp_path / "blank.txt").write_bytes(b" \t\r\n\n" * 500)
     (tmp_path / "a-dir").mkdir()
     (tmp_path / "a-file").write_text("not a directory")
     return tmp_path
@@ -778,6 +780,8 @@ def files(tmp_path):
     (["--corpus", "short.txt/"], ["corpus 'short.txt/' ends in '/', as a directory's path "
                                   "does, but 'short.txt' is a file; drop the '/'"]),
     (["--corpus", "empty.txt"], ["is empty"]),
+    (["--corpus", "blank.txt"], ["corpus 'blank.txt' holds only whitespace (spaces, tabs and "
+                                 "new lines); give a file with some text"]),
     (["--corpus", "binary.bin"], ["NUL byte", "looks binary"]),
     (["--corpus", "tokens.bin"], ["NUL byte", "looks binary"]),    # not "UTF-16 text"
     (["--corpus", ""], ["--corpus must be a file's path, got ''"]),    # as --config's says
@@ -877,7 +881,8 @@ def tokenizer_files(files):
     (["--tokenizer", "plain.json", "--model", "bert"],
      ["the tokenizer 'plain.json' has no <pad> and no <mask> token, which --model bert needs"]),
     (["--tokenizer", "abc.json"], ["the tokenizer 'abc.json' does not fit the text",
-                                   "not in the vocabulary", "use a bpe tokenizer"]),
+                                   "cannot encode 't' at line 1, column 1: not in the "
+                                   "tokenizer's 4-character vocabulary", "use a bpe tokenizer"]),
 ])
 def test_a_tokenizer_file_that_cannot_train_the_run_is_refused(tokenizer_files, args, phrases):
     before = snapshot(tokenizer_files)
@@ -953,6 +958,45 @@ def test_a_relative_path_in_a_config_file_is_read_from_the_current_directory_and
     result = tinyformer("train", "--config", os.path.join("cfg", "c.toml"), f"--{key}", given,
                         *TINY, "--iters", 1, "--out", "run", cwd=tmp_path)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("key, found", [
+    ("corpus", "does not exist"),
+    ("tokenizer", "is neither char nor bpe, and no such file exists")])
+@pytest.mark.parametrize("config", ["c.toml", os.path.join(".", "c.toml"), "absolute"])
+def test_a_missing_path_in_a_config_file_in_the_current_directory_is_said_not_to_exist(
+        tmp_path, key, found, config):
+    """A config file in the current directory reads its relative paths from its own folder
+    too: that they are read from the current directory, not from the file's, sent the user
+    looking for a difference where there is none."""
+    (tmp_path / "c.toml").write_text(f'{key} = "missing.txt"\n')
+    config = str(tmp_path / "c.toml") if config == "absolute" else config
+    result = tinyformer("train", "--config", config, cwd=tmp_path)
+    assert_input_error(result, f"{key} 'missing.txt' in {config} {found}; check the path")
+    assert "current directory" not in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("given", ["--corpus", "c.toml"])
+def test_a_pattern_given_as_the_corpus_is_said_to_name_one_file(tmp_path, given):
+    """A quoted "data/*.txt" (or one in a config file, as Hugging Face's data_files takes it)
+    was "does not exist; check the path", where its files are there: the path is one file,
+    read as written, and the files must be joined into one."""
+    (tmp_path / "data").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "data" / name).write_text("the text of a part\n" * 40)
+    pattern = os.path.join("data", "*.txt")
+    args = (["--corpus", pattern] if given == "--corpus" else ["--config", "c.toml"])
+    (tmp_path / "c.toml").write_text(f"corpus = {json.dumps(pattern)}\n")
+    result = tinyformer("train", *args, cwd=tmp_path)
+    assert_input_error(result, f"corpus {pattern!r}{' in c.toml' * (given == 'c.toml')} does "
+                               f"not exist: it is a pattern, and a path here names one file, "
+                               f"read as it is written; join the 2 files it matches into one "
+                               f"and give that")
+    assert not (tmp_path / "runs").exists()
+    # A pattern that matches no file is a path like any other that names none
+    result = tinyformer("train", "--corpus", os.path.join("data", "*.md"), cwd=tmp_path)
+    assert_input_error(result, "does not exist; check the path")
 
 
 def test_the_file_beside_a_config_file_on_another_drive_is_named_by_its_absolute_path(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import glob
 import io
 import os
 import re
@@ -38,7 +39,9 @@ StrPath = Union[str, os.PathLike]   # a file or directory: a str or a pathlib.Pa
 
 
 def check_text_file(path: StrPath, what: str = "file") -> int:
-    """ValueError unless `path` is a non-empty UTF-8 text file; returns its size in bytes.
+    """ValueError unless `path` is a UTF-8 text file with something in it besides whitespace
+    (spaces and blank lines alone are as empty a text to learn from as no bytes); returns its
+    size in bytes.
 
     Reads the whole file once, in chunks, to find a bad byte before any training starts. Its
     reader reads it again, so a pipe (/dev/stdin, a shell's <(...)), whose text the first
@@ -47,8 +50,12 @@ def check_text_file(path: StrPath, what: str = "file") -> int:
     if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
         raise BadInput(f"{what} {path!r} is a pipe or a device, not a file, and a {what} is "
                        f"read more than once; save the text to a file and give that")
-    for _ in iter_text(path, what):
-        pass
+    blank = True
+    for chunk in iter_text(path, what):
+        blank = blank and chunk.isspace()
+    if blank:
+        raise BadInput(f"{what} {path!r} holds only whitespace (spaces, tabs and new lines); "
+                       f"give a file with some text")
     return os.path.getsize(path)
 
 
@@ -156,7 +163,24 @@ def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
     why = separator_after_file(path)
     if why:
         raise BadInput(f"{what} {why}")
+    pattern = unexpanded_pattern(path)
+    if pattern:
+        raise BadInput(f"{what} {os.fspath(path)!r} does not exist: {pattern}")
     raise BadInput(missing or f"{what} {os.fspath(path)!r} does not exist; check the path")
+
+
+def unexpanded_pattern(path: StrPath) -> str | None:
+    """Why `path` names no file, where it is a pattern that files match ("data/*.txt", which a
+    shell expands only unquoted, and Hugging Face's data_files would read as all of them): what
+    to do instead. None for any other path."""
+    given = os.fspath(path)
+    if glob.escape(given) == given or os.path.lexists(given):      # no *, ? or [ in it
+        return None
+    matches = [match for match in glob.glob(given) if os.path.isfile(match)]
+    if not matches:
+        return None
+    return (f"it is a pattern, and a path here names one file, read as it is written; join "
+            f"the {len(matches)} files it matches into one and give that")
 
 
 def separator_after_file(path: StrPath) -> str | None:

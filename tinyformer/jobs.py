@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import time
 from typing import Any, Callable, Iterator, Protocol
 
@@ -37,7 +38,8 @@ from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
 from .schema import BadInput, OneOf, option_name
-from .tokenizers import BPETokenizer, CharTokenizer, Tokenizer, encode_pieces, one_line
+from .tokenizers import (BPETokenizer, CharTokenizer, EncodeError, Tokenizer, encode_pieces,
+                         line_and_column, one_line, shown_char)
 from .train_config import TOKENIZER_KINDS, TrainConfig
 from .transformer import Transformer
 
@@ -57,10 +59,16 @@ def encode_chars(tokenizer: CharTokenizer, text: str) -> np.ndarray:
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     alphabet = np.array([ord(c) for c in tokenizer.chars], dtype=np.uint32)
     order = np.argsort(alphabet, kind="stable")
-    where = np.minimum(np.searchsorted(alphabet[order], codes), len(alphabet) - 1)
-    bad = alphabet[order][where] != codes
+    # After the sorted vocabulary, one number past every code point: a character beyond the
+    # vocabulary's last (or any, in a vocabulary of special tokens alone) is found there, and
+    # is no character of it.
+    known = np.append(alphabet[order], np.uint32(sys.maxunicode + 1))
+    where = np.searchsorted(known, codes)
+    bad = known[where] != codes
     if bad.any():                           # cannot happen for the text it was trained on
-        raise BadInput(f"cannot encode {chr(codes[bad.argmax()])!r}: not in the vocabulary")
+        position = int(bad.argmax())
+        raise EncodeError(shown_char(text[position]), position,
+                          f"not in the tokenizer's {len(tokenizer.chars)}-character vocabulary")
     return order[where] + len(tokenizer.special_tokens)
 
 
@@ -94,10 +102,15 @@ def encode_chunks(tokenizer: Tokenizer, chunks: Chunks, source: str | None = Non
         for _, ids in encode_pieces(tokenizer, chunks()):
             yield ids
         return
+    offset, line, column = 0, 1, 1       # of the chunk's first character, in the whole text
     for chunk in chunks():
         try:
             ids = encode_chars(tokenizer, chunk)
-        except ValueError as e:
+        except EncodeError as error:
+            # Said by its line in the whole text: a position in a chunk means nothing to a user.
+            line_of, column_of = line_and_column(chunk[:error.position], line, column)
+            e = EncodeError(error.shown, offset + error.position, error.why,
+                            f"line {line_of}, column {column_of}")
             if source is not None:
                 raise BadInput(f"the tokenizer {source!r} does not fit the text: {e}; use "
                                f"a bpe tokenizer (it encodes any text), or a char tokenizer "
@@ -106,7 +119,9 @@ def encode_chunks(tokenizer: Tokenizer, chunks: Chunks, source: str | None = Non
                 raise BadInput(f"corpus {os.fspath(learned_from)!r} changed while it was "
                                f"read: {e} learned from it a moment before; train on it "
                                f"once nothing writes to it, or on a copy") from None
-            raise
+            raise e from None
+        offset += len(chunk)
+        line, column = line_and_column(chunk, line, column)
         yield ids
 
 

@@ -331,15 +331,15 @@ def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = Fa
         except EncodeError as e:
             if lines_of is None:
                 raise
-            where = "line {}, column {}".format(*_line_and_column(
+            where = "line {}, column {}".format(*line_and_column(
                 piece[:e.position - offset], line, column))
             raise EncodeError(e.shown, e.position, e.why, where, source=lines_of) from None
         yield piece, ids
         offset += len(piece)
-        line, column = _line_and_column(piece, line, column)
+        line, column = line_and_column(piece, line, column)
 
 
-def _line_and_column(before, line, column):
+def line_and_column(before: str, line: int, column: int) -> tuple[int, int]:
     """The line and column of the character after the text `before`, which starts at `line`
     and `column`."""
     line_start = before.rfind("\n") + 1          # 0: its line began before `before`

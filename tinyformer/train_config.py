@@ -16,7 +16,8 @@ import numpy as np
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import StrPath, path_from_here, read_text, separator_after_file, unexpanded_home
+from .files import (StrPath, folder_of, path_from_here, read_text, separator_after_file,
+                    unexpanded_home, unexpanded_pattern)
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
 from .schema import (SEED, BadInput, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
@@ -606,6 +607,9 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         if controls and not os.path.exists(path):
             raise BadInput(f"{key} {path!r} in {config_file} holds {controls[0]}: "
                            f"{WINDOWS_PATH_ADVICE}")
+        pattern = unexpanded_pattern(path)
+        if pattern:
+            raise BadInput(f"{key} {path!r} in {config_file} does not exist: {pattern}")
         # (a file's path with a / at its end is said so where the file is read)
         if os.path.isabs(path) or os.path.exists(path) or separator_after_file(path):
             continue
@@ -615,6 +619,10 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
         kind_misspelt = OneOf(*TOKENIZER_KINDS).near(path) if key == "tokenizer" else ""
         if kind_misspelt and not os.path.exists(beside):                 # "BPE", not a path
             raise BadInput(f"{key} {path!r} in {config_file} {what}{kind_misspelt}")
+        if os.path.samefile(folder_of(config_file), os.curdir):
+            # The file's folder is the current one: the path is read from there either way,
+            # and is nowhere, which is all there is to say.
+            raise BadInput(f"{key} {path!r} in {config_file} {what}; check the path")
         fix = (f"give {path_from_here(beside)!r}, the one beside the file" if
                os.path.exists(beside) else "give it from there, or as an absolute path")
         raise BadInput(f"{key} {path!r} in {config_file} {what}: a relative path in a "
