@@ -853,19 +853,22 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
                         eos_token_id: int | Sequence[int] | None = None) -> None:
     """GPT.save_pretrained: write `model` in the format that expresses it (pretrained_format:
     GPT-2's, Llama's or Qwen3's), which transformers' AutoModelForCausalLM.from_pretrained
-    (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
+    (directory) loads, and GPT.from_pretrained too: model.safetensors, generation_config.json,
+    then config.json.
 
     The directory is created if needed (and removed again, with the folders made for it, if
-    the save fails); other files in it are left alone (mind an old
-    generation_config.json or tokenizer, which transformers would read too), but for the
-    shards of an earlier save in shards (model-00001-of-00002.safetensors, ...) and their
-    model.safetensors.index.json, removed once the new weights are in place, as transformers'
-    save_pretrained removes the shards it does not write again. Each file is written
-    atomically, config.json put in place last, so a directory with a config.json has its
-    weights, and a save that fails (a full disk) leaves an earlier save there whole. A model
-    knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
-    tokens, if it has them, for transformers' generate to use; the end may be a list of ids,
-    as read_eos_ids gives a chat model's."""
+    the save fails); other files in it are left alone (mind an old tokenizer, which
+    transformers would read too), but for the shards of an earlier save in shards
+    (model-00001-of-00002.safetensors, ...) and their model.safetensors.index.json, removed
+    once the new weights are in place, as transformers' save_pretrained removes the shards it
+    does not write again, and an old generation_config.json, written again as transformers'
+    save_pretrained writes it: left there, its ids, not the ones given, would end the texts,
+    in transformers' generate and in ours (read_eos_ids). Each file is written atomically,
+    config.json put in place last, so a directory with a config.json has its weights, and a
+    save that fails (a full disk) leaves an earlier save there whole. A model knows nothing of
+    its tokenizer: pass the ids of the tokenizer's begin and end of text tokens, if it has
+    them, for transformers' generate to use; the end may be a list of ids, as read_eos_ids
+    gives a chat model's."""
     directory = os.fspath(directory)
     family = pretrained_format(model)
     vocab_size = model.config["vocab_size"]
@@ -921,6 +924,13 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
             os.fsync(f.fileno())
             # transformers reads the "format" metadata to know the names are PyTorch's.
             save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+            # As transformers' save_pretrained, which writes the generation settings of the
+            # model it saves: a model built here has none but the ids that begin and end its
+            # texts. An old file left there would stay in charge of them (transformers and
+            # read_eos_ids read it before config.json), whatever ids were given.
+            with atomic_write(os.path.join(directory, GENERATION_CONFIG)) as generation:
+                json.dump(token_ids, generation, indent=2)
+                generation.write("\n")
     except BaseException:
         remove_made_folders(directory, existing)      # a folder it made goes, left empty
         raise
