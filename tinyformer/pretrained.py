@@ -182,6 +182,15 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
                           f"'llama' and 'qwen3' checkpoints")
 
 
+def pretrained_vocab_size(config: dict) -> object:
+    """The vocab_size of a Hugging Face model's config.json, as the model's reader builds it:
+    GPT2Config's default (50257) where a GPT-2's leaves it out. Unchecked (the model's reader
+    checks it), for a tokenizer to be padded to the model without reading its weights."""
+    if config.get("model_type") == "gpt2":
+        return config.get("vocab_size", DEFAULTS["vocab_size"])
+    return config.get("vocab_size")
+
+
 def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -> GPTT:
     """A `gpt` in eval mode from a GPT-2 checkpoint directory (config.json, read already if
     `config` is given, and model.safetensors). Weights in float16 or bfloat16 are loaded as
