@@ -946,12 +946,15 @@ def test_qwen3s_sliding_layers_are_those_transformers_slides(tmp_path):
 @pytest.mark.parametrize("field, value, problem", [
     ("use_sliding_window", "true", "use_sliding_window must be true or false, got 'true'"),
     ("max_window_layers", "2", "max_window_layers must be a whole number, the first layer of "
-                               "a sliding window, got '2'")])
+                               "a sliding window, got '2'"),
+    # refused by Qwen3Config whether the window is switched on or not
+    ("sliding_window", "4", "sliding_window must be a whole number or null, got '4'")])
 def test_qwen3s_window_settings_of_the_wrong_kind_are_refused(tmp_path, field, value, problem):
     qwen3_dir(tmp_path, dict(use_sliding_window=True, sliding_window=4, max_window_layers=2),
               None)
     config = json.loads((tmp_path / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, field: value}))
+    switched = {"use_sliding_window": False} if field == "sliding_window" else {}
+    (tmp_path / "config.json").write_text(json.dumps({**config, **switched, field: value}))
     with pytest.raises(PretrainedError, match=re.escape(problem)):
         GPT.from_pretrained(tmp_path)
 

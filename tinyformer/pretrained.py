@@ -639,17 +639,22 @@ def _check_qwen3s_windows(config, path):
     that layer_types calls "sliding_attention", or where it leaves them out, the layers from
     max_window_layers on. So Qwen3's own configs, which switch it on below max_window_layers
     alone, load."""
+    # Of the types Qwen3Config takes, switched on or not (its defaults where left out).
     switch = config.get("use_sliding_window", False)
     if type(switch) is not bool:
         raise PretrainedError(f"{path}: use_sliding_window must be true or false, got "
                               f"{switch!r}")
-    window = config.get("sliding_window", 4096) if switch else None   # Qwen3Config's default
+    window = config.get("sliding_window", 4096)
+    if window is not None and type(window) is not int:
+        raise PretrainedError(f"{path}: sliding_window must be a whole number or null, got "
+                              f"{window!r}")
+    first = config.get("max_window_layers", 28)
+    if type(first) is not int:
+        raise PretrainedError(f"{path}: max_window_layers must be a whole number, the first "
+                              f"layer of a sliding window, got {first!r}")
+    window = window if switch else None
     layer_types = _layer_types(config, path)
     if layer_types is None:
-        first = config.get("max_window_layers", 28)                     # Qwen3Config's default
-        if type(first) is not int:
-            raise PretrainedError(f"{path}: max_window_layers must be a whole number, the "
-                                  f"first layer of a sliding window, got {first!r}")
         layer_types = ["sliding_attention" if window is not None and i >= first
                        else "full_attention" for i in range(config["num_hidden_layers"])]
     for i, kind in enumerate(layer_types):
