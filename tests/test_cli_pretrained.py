@@ -439,6 +439,22 @@ def test_tokenize_pads_to_gpt2s_default_vocabulary_as_load_model_does(gpt2_dir, 
     assert result.output == padded.decode(ids) + "\n" == "the cat\n"
 
 
+def test_a_model_folder_without_model_type_is_told_so_by_tokenize_as_by_generate(gpt2_dir,
+                                                                               tmp_path):
+    # tokenize called it "not a tinyformer checkpoint config" and sent its user to a run's
+    # --out; the model's reader says what is missing, and how to add it.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    del config["model_type"]
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    problem = f"{tmp_path / 'hf' / 'config.json'} has no model_type"
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "hf", "--prompt", "a"),
+                       problem)
+    assert_input_error(tinyformer("tokenize", "decode", 5, "--tokenizer", tmp_path / "hf"),
+                       problem, "\"model_type\": \"gpt2\"")
+
+
 @pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
 def test_a_tokenizer_with_more_tokens_than_the_model_has_rows_is_refused(gpt2_dir, tmp_path,
                                                                          files):

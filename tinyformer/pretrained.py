@@ -170,9 +170,7 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
     config, path = _read_config(directory)
     model_type = config.get("model_type")
     if model_type is None:              # transformers' AutoConfig refuses it too
-        raise PretrainedError(f"{path} has no model_type, which names the model's "
-                              f"architecture; tinyformer reads 'gpt2', 'llama' and 'qwen3' "
-                              f"checkpoints: add the model's (\"model_type\": \"gpt2\", say)")
+        raise no_model_type(path)
     _check_token_ids(config, path)
     if model_type == "gpt2":
         return load_gpt2(directory, gpt, config)
@@ -180,6 +178,13 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
         return load_llama(directory, gpt, config)
     raise PretrainedError(f"{path}: model_type is {model_type!r}; tinyformer reads 'gpt2', "
                           f"'llama' and 'qwen3' checkpoints")
+
+
+def no_model_type(path: str) -> PretrainedError:
+    """The refusal of the Hugging Face config.json at `path` that names no model_type."""
+    return PretrainedError(f"{path} has no model_type, which names the model's architecture; "
+                           f"tinyformer reads 'gpt2', 'llama' and 'qwen3' checkpoints: add the "
+                           f"model's (\"model_type\": \"gpt2\", say)")
 
 
 def pretrained_vocab_size(config: dict) -> object:
