@@ -417,6 +417,44 @@ def test_a_model_with_more_rows_than_tokens_loads_from_vocab_json_as_from_tokeni
     assert len(transformers.AutoTokenizer.from_pretrained(tmp_path / "back")) == 270
 
 
+def test_tokenize_pads_to_gpt2s_default_vocabulary_as_load_model_does(gpt2_dir, tmp_path):
+    # A GPT-2 config.json that leaves vocab_size out has GPT2Config's 50257 rows: tokenize
+    # refused it ("vocab_size ... got None") where load_model built the model and decoded
+    # its padding ids.
+    _, _, tokenizer = gpt2_dir                                   # 270 tokens
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_positions=16, n_embd=8, n_layer=1, n_head=2))
+    model.save_pretrained(tmp_path)
+    save_gpt2_tokenizer(tokenizer, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["vocab_size"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    _, padded, _ = load_model(tmp_path)
+    assert padded.vocab_size == 50257 == transformers.GPT2Config.from_pretrained(
+        tmp_path).vocab_size
+    ids = [*tokenizer.encode("the cat"), 50000]
+    result = tinyformer("tokenize", "decode", *ids, "--tokenizer", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output == padded.decode(ids) + "\n" == "the cat\n"
+
+
+def test_a_model_folder_without_model_type_is_told_so_by_tokenize_as_by_generate(gpt2_dir,
+                                                                               tmp_path):
+    # tokenize called it "not a tinyformer checkpoint config" and sent its user to a run's
+    # --out; the model's reader says what is missing, and how to add it.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path / "hf")
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    del config["model_type"]
+    (tmp_path / "hf" / "config.json").write_text(json.dumps(config))
+    problem = f"{tmp_path / 'hf' / 'config.json'} has no model_type"
+    assert_input_error(tinyformer("generate", "--checkpoint", tmp_path / "hf", "--prompt", "a"),
+                       problem)
+    assert_input_error(tinyformer("tokenize", "decode", 5, "--tokenizer", tmp_path / "hf"),
+                       problem, "\"model_type\": \"gpt2\"")
+
+
 @pytest.mark.parametrize("files", ["vocab.json", "tokenizer.json"])
 def test_a_tokenizer_with_more_tokens_than_the_model_has_rows_is_refused(gpt2_dir, tmp_path,
                                                                          files):

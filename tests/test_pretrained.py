@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
 
 import tinyautograd as ta
 import tinyautograd.functional as F
@@ -135,7 +135,23 @@ def test_saving_keeps_other_files_and_writes_token_ids(tmp_path):
     assert (tmp_path / "README.md").read_text() == "mine"
     config = json.loads((tmp_path / "config.json").read_text())
     assert (config["bos_token_id"], config["eos_token_id"]) == (1, 2)
-    assert sorted(os.listdir(tmp_path)) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(os.listdir(tmp_path)) == ["README.md", "config.json",
+                                            "generation_config.json", "model.safetensors"]
+
+
+def test_saving_writes_the_generation_config_an_old_one_would_have_left_in_charge(tmp_path):
+    # As transformers' save_pretrained writes it: an older generation_config.json, read before
+    # config.json by transformers' generate and by ours, ended the texts at its own ids.
+    (tmp_path / "generation_config.json").write_text(json.dumps(
+        {"bos_token_id": 1, "eos_token_id": [3, 4], "do_sample": True}))
+    model = GPT(VOCAB, CONTEXT, n_layer=1, n_head=2, d_model=16)
+    model.save_pretrained(tmp_path, bos_token_id=5, eos_token_id=[7, 9])
+    assert read_eos_ids(tmp_path, VOCAB) == [7, 9]
+    theirs = GenerationConfig.from_pretrained(tmp_path)
+    assert (theirs.bos_token_id, theirs.eos_token_id, theirs.do_sample) == (5, [7, 9], None)
+    model.save_pretrained(tmp_path)                     # no ids: none, not the last save's
+    assert read_eos_ids(tmp_path, VOCAB) is None
+    assert GenerationConfig.from_pretrained(tmp_path).eos_token_id is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16])

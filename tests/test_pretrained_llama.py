@@ -10,6 +10,7 @@ loads with our logits, and that loads back here exactly. Nothing is downloaded."
 import contextlib
 import json
 import random
+import re
 import resource
 import shutil
 
@@ -758,7 +759,6 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
     ({"rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
      "rope_scaling has rope_type 'linear': a scaled RoPE"),
     ({"hidden_act": "gelu"}, None, "hidden_act is 'gelu'"),
-    ({"use_sliding_window": True}, None, "use_sliding_window is true: sliding-window"),
     # A Llama's window is read by transformers' generate but not by its forward pass.
     ({"sliding_window": 4}, None, "sliding_window is 4: sliding-window attention, which "
                                   "tinyformer does not compute; if the model attends to every "
@@ -768,6 +768,9 @@ REFUSALS = [    # (changes to config.json, a change to the weights, what the err
      "layer_types holds 'sliding_attention'"),
     ({"layer_types": 2}, None, "layer_types must be a list of each layer's kind of attention, "
                                "got 2"),
+    ({"layer_types": ["full_attention"]}, None, "layer_types names 1 layers' kinds of "
+                                                "attention, and num_hidden_layers is 2; give "
+                                                "one a layer"),
     ({"num_experts": 8}, None, "num_experts is 8: a mixture of experts"),
     ({"quantization_config": {"quant_method": "bitsandbytes"}}, None, "quantised weights"),
     ({"attention_bias": True}, None, "attention_bias is true and mlp_bias false"),
@@ -852,6 +855,108 @@ def test_a_llamas_sliding_window_of_the_whole_context_or_none_loads(llama_dir, t
     idx = tokens((1, 6))
     np.testing.assert_array_equal(GPT.from_pretrained(tmp_path)(idx).data,
                                   GPT.from_pretrained(llama_dir)(idx).data)
+
+
+def test_use_sliding_window_is_qwen3s_switch_which_a_llama_does_not_read(llama_dir, tmp_path):
+    config = json.loads((llama_dir / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "use_sliding_window": True}))
+    shutil.copy(llama_dir / "model.safetensors", tmp_path)
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    idx = tokens((1, 12))
+    np.testing.assert_allclose(GPT.from_pretrained(tmp_path)(idx).data,
+                               their_logits(theirs, idx), atol=ROUNDING)
+
+
+# A window of 4 positions, well inside the 12 tokens given: where a layer slid, the logits
+# would part from ours.
+QWEN3_WINDOWS = {
+    # Qwen3's own configs: the window switched on from max_window_layers, past the last layer.
+    "below max_window_layers": (dict(use_sliding_window=True, sliding_window=4,
+                                     max_window_layers=2), None),
+    "layer_types all full": (dict(use_sliding_window=True, sliding_window=4,
+                                  max_window_layers=0), ["full_attention"] * 2),
+    "no window": (dict(use_sliding_window=True, sliding_window=None, max_window_layers=0),
+                  None),
+    "a window of the context": (dict(use_sliding_window=True, sliding_window=CONTEXT,
+                                     max_window_layers=0), None),
+    # switched off: the layers are full, whatever max_window_layers says
+    "switched off": (dict(use_sliding_window=False, sliding_window=4, max_window_layers=0),
+                     None),
+}
+
+
+def qwen3_dir(directory, settings, layer_types):
+    """A random transformers Qwen3 of `settings` saved in `directory`, its config.json giving
+    `layer_types` (None: leaving them out, as the configs before transformers 5 do); the model
+    as transformers reads that folder."""
+    hf_model("qwen3", 120, num_key_value_heads=2, head_dim=16, **settings).save_pretrained(
+        directory)
+    config = json.loads((directory / "config.json").read_text())
+    config.pop("layer_types", None)
+    if layer_types is not None:
+        config["layer_types"] = layer_types
+    (directory / "config.json").write_text(json.dumps(config))
+    return AutoModelForCausalLM.from_pretrained(directory).eval()
+
+
+@pytest.mark.parametrize("settings, layer_types", QWEN3_WINDOWS.values(), ids=list(QWEN3_WINDOWS))
+def test_a_qwen3_whose_layers_transformers_does_not_slide_loads(tmp_path, settings,
+                                                                layer_types):
+    theirs = qwen3_dir(tmp_path, settings, layer_types)
+    idx = tokens((1, 12))
+    np.testing.assert_allclose(GPT.from_pretrained(tmp_path)(idx).data,
+                               their_logits(theirs, idx), atol=ROUNDING)
+
+
+@pytest.mark.parametrize("settings, layer_types, problem", [
+    (dict(use_sliding_window=True, sliding_window=4, max_window_layers=1), None,
+     "layer 1 attends through a sliding window of 4 positions"),
+    (dict(use_sliding_window=True, sliding_window=4, max_window_layers=2),
+     ["sliding_attention", "full_attention"],
+     "layer 0 attends through a sliding window of 4 positions"),
+    # without a window, transformers fails on a sliding layer
+    (dict(use_sliding_window=False), ["full_attention", "sliding_attention"],
+     "layer_types holds 'sliding_attention': only full attention is computed here"),
+    (dict(use_sliding_window=False), ["full_attention", "linear_attention"],
+     "layer_types holds 'linear_attention'"),
+])
+def test_a_qwen3_with_a_layer_that_slides_is_refused_in_one_line(tmp_path, settings,
+                                                                 layer_types, problem):
+    qwen3_dir(tmp_path, {}, None)
+    config = {**json.loads((tmp_path / "config.json").read_text()), **settings}
+    if layer_types is not None:
+        config["layer_types"] = layer_types
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PretrainedError) as error:
+        GPT.from_pretrained(tmp_path)
+    assert problem in str(error.value) and "\n" not in str(error.value), str(error.value)
+
+
+def test_qwen3s_sliding_layers_are_those_transformers_slides(tmp_path):
+    # The refusal above is no false alarm: transformers' logits part from full attention's.
+    settings = dict(use_sliding_window=True, sliding_window=4, max_window_layers=1)
+    theirs = qwen3_dir(tmp_path / "sliding", settings, None)
+    full = qwen3_dir(tmp_path / "full", {}, None)
+    idx = tokens((1, 12))
+    assert not np.allclose(their_logits(theirs, idx), their_logits(full, idx), atol=1e-3)
+    np.testing.assert_allclose(GPT.from_pretrained(tmp_path / "full")(idx).data,
+                               their_logits(full, idx), atol=ROUNDING)
+
+
+@pytest.mark.parametrize("field, value, problem", [
+    ("use_sliding_window", "true", "use_sliding_window must be true or false, got 'true'"),
+    ("max_window_layers", "2", "max_window_layers must be a whole number, the first layer of "
+                               "a sliding window, got '2'"),
+    # refused by Qwen3Config whether the window is switched on or not
+    ("sliding_window", "4", "sliding_window must be a whole number or null, got '4'")])
+def test_qwen3s_window_settings_of_the_wrong_kind_are_refused(tmp_path, field, value, problem):
+    qwen3_dir(tmp_path, dict(use_sliding_window=True, sliding_window=4, max_window_layers=2),
+              None)
+    config = json.loads((tmp_path / "config.json").read_text())
+    switched = {"use_sliding_window": False} if field == "sliding_window" else {}
+    (tmp_path / "config.json").write_text(json.dumps({**config, **switched, field: value}))
+    with pytest.raises(PretrainedError, match=re.escape(problem)):
+        GPT.from_pretrained(tmp_path)
 
 
 def test_swish_is_silu_as_transformers_reads_it(llama_dir, tmp_path):

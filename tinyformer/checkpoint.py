@@ -33,8 +33,9 @@ from .files import (StrPath, current_umask, first_existing, remove_made_folders,
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
-                         PretrainedError, is_llama_family, load_gpt2_tokenizer, read_eos_ids,
-                         read_tokenizer_json, save_gpt2_tokenizer)
+                         PretrainedError, is_llama_family, load_gpt2_tokenizer, no_model_type,
+                         pretrained_vocab_size, read_eos_ids, read_tokenizer_json,
+                         save_gpt2_tokenizer)
 from .schema import BadInput, Optional, Whole, check_settings
 from .rundir import (CONFIG, MANIFEST, CheckpointError, array_shapes, before_first_checkpoint,
                      holds_pretrained_weights, is_ours, load_arrays, load_tokenizer_for,
@@ -330,10 +331,17 @@ def load_checkpoint_tokenizer(directory: StrPath, saveable: bool = True) -> Toke
                               f"a Hugging Face tokenizer's (vocab.json and merges.txt, or "
                               f"tokenizer.json)")
     config = read_config_json(directory)
+    # A Hugging Face model's, as load_model tells them: by its model_type, or beside their
+    # weights (then its model's reader refuses it, and so does this, not as a run's).
+    if not is_ours(config) and "model_type" not in config \
+            and holds_pretrained_weights(directory):
+        raise no_model_type(os.path.join(directory, CONFIG))
     if "model_type" in config and not is_ours(config):          # a Hugging Face model's
-        # Checked as the model's reader checks it: the tokenizer is padded to it, so 10**12
-        # would fill the memory, and 3.5 could pad nothing.
-        vocab_size = config.get("vocab_size")
+        # The model's, as load_model builds it (GPT-2's default where its config leaves it
+        # out), so that the ids the model can generate decode here too. Checked as the
+        # model's reader checks it: the tokenizer is padded to it, so 10**12 would fill the
+        # memory, and 3.5 could pad nothing.
+        vocab_size = pretrained_vocab_size(config)
         try:
             check_settings({"vocab_size": vocab_size}, MODEL_SIZE_RULES,
                            where=os.path.join(directory, CONFIG))

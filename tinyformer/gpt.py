@@ -115,20 +115,21 @@ class GPT(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike, bos_token_id: int | None = None,
                         eos_token_id: int | Sequence[int] | None = None) -> None:
-        """Write this GPT into `directory` as a Hugging Face checkpoint (config.json and
-        model.safetensors) that transformers' AutoModelForCausalLM.from_pretrained loads: GPT-2's
-        format for GPT-2's block (with its GELU, or ReLU or relu2: GPT-2's config names the
+        """Write this GPT into `directory` as a Hugging Face checkpoint (config.json,
+        model.safetensors, and generation_config.json over any older one there, as transformers'
+        save_pretrained writes it) that transformers' AutoModelForCausalLM.from_pretrained loads:
+        GPT-2's format for GPT-2's block (with its GELU, or ReLU or relu2: GPT-2's config names the
         activation), Llama's for the modern block as Llama has it (positions="rope",
         normalization="rmsnorm", activation="swiglu", any n_kv_head, d_head, rope_theta and bias),
         Qwen3's for that block with qk_norm=True and bias=False. The token ids (`bos_token_id`,
-        `eos_token_id`, written where given), if the tokenizer has such tokens, are for
-        transformers' generate (eos_token_id may be a list of ids, as a chat model's: load_model's
-        config["eos_ids"]). ValueError, one line, for a setting no format expresses (positions
-        "sinusoidal" or "none", post-norm, rmsnorm_affine=False, logit_softcap, or a mix of GPT-2's
-        block and the modern one: GPT-2's with bias=False, n_kv_head or d_head, the modern one with
-        relu2, say). A BPE tokenizer goes beside it with tinyformer.pretrained.save_gpt2_tokenizer.
-        A module of your own in place of one GPT builds (a layer's ffn, say) is refused too: no
-        format knows it."""
+        `eos_token_id`, null where not given), if the tokenizer has such tokens, are for
+        transformers' generate and ours (eos_token_id may be a list of ids, as a chat model's:
+        load_model's config["eos_ids"]). ValueError, one line, for a setting no format expresses
+        (positions "sinusoidal" or "none", post-norm, rmsnorm_affine=False, logit_softcap, or a mix
+        of GPT-2's block and the modern one: GPT-2's with bias=False, n_kv_head or d_head, the
+        modern one with relu2, say). A BPE tokenizer goes beside it with
+        tinyformer.pretrained.save_gpt2_tokenizer. A module of your own in place of one GPT builds
+        (a layer's ffn, say) is refused too: no format knows it."""
         own = modules_of_your_own(self)
         if own:
             raise PretrainedError(f"save_pretrained: no Hugging Face format expresses "

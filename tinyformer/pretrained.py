@@ -170,9 +170,7 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
     config, path = _read_config(directory)
     model_type = config.get("model_type")
     if model_type is None:              # transformers' AutoConfig refuses it too
-        raise PretrainedError(f"{path} has no model_type, which names the model's "
-                              f"architecture; tinyformer reads 'gpt2', 'llama' and 'qwen3' "
-                              f"checkpoints: add the model's (\"model_type\": \"gpt2\", say)")
+        raise no_model_type(path)
     _check_token_ids(config, path)
     if model_type == "gpt2":
         return load_gpt2(directory, gpt, config)
@@ -180,6 +178,22 @@ def load_pretrained_gpt(directory: StrPath, gpt: type[GPTT]) -> GPTT:
         return load_llama(directory, gpt, config)
     raise PretrainedError(f"{path}: model_type is {model_type!r}; tinyformer reads 'gpt2', "
                           f"'llama' and 'qwen3' checkpoints")
+
+
+def no_model_type(path: str) -> PretrainedError:
+    """The refusal of the Hugging Face config.json at `path` that names no model_type."""
+    return PretrainedError(f"{path} has no model_type, which names the model's architecture; "
+                           f"tinyformer reads 'gpt2', 'llama' and 'qwen3' checkpoints: add the "
+                           f"model's (\"model_type\": \"gpt2\", say)")
+
+
+def pretrained_vocab_size(config: dict) -> object:
+    """The vocab_size of a Hugging Face model's config.json, as the model's reader builds it:
+    GPT2Config's default (50257) where a GPT-2's leaves it out. Unchecked (the model's reader
+    checks it), for a tokenizer to be padded to the model without reading its weights."""
+    if config.get("model_type") == "gpt2":
+        return config.get("vocab_size", DEFAULTS["vocab_size"])
+    return config.get("vocab_size")
 
 
 def load_gpt2(directory: StrPath, gpt: type[GPTT], config: dict | None = None) -> GPTT:
@@ -509,7 +523,6 @@ LLAMA_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_lay
 LLAMA_REFUSED = {
     "quantization_config": "quantised weights",
     "num_experts": "a mixture of experts", "num_local_experts": "a mixture of experts",
-    "use_sliding_window": "sliding-window attention",
 }
 # Constants some checkpoints carry beside the weights: RoPE's frequencies. We compute our own.
 LLAMA_BUFFER = re.compile(r"layers\.\d+\.self_attn\.rotary_emb\.inv_freq")
@@ -581,23 +594,10 @@ def _llama_settings(config, path):
         raise PretrainedError(f"{path}: attention_bias is {json.dumps(c['attention_bias'])} "
                               f"and mlp_bias {json.dumps(c['mlp_bias'])}: our bias switch is "
                               f"one for every layer")
-    # A Llama's sliding_window (a Mistral converted to the llama type keeps its 4096) is read by
-    # transformers' generate, whose cache then holds the last that many positions' keys alone,
-    # but not by its forward pass: the same model computes two functions, neither of them ours
-    # for long texts. (Qwen3's is read only where use_sliding_window is on, refused above.)
-    window = c.get("sliding_window") if model_type == "llama" else None
-    if window is not None and not (type(window) is int and window >= c["max_position_embeddings"]):
-        raise PretrainedError(f"{path}: sliding_window is {json.dumps(window)}: sliding-window "
-                              f"attention, which tinyformer does not compute; if the model "
-                              f"attends to every position, set it to null")
-    layer_types = c.get("layer_types") or []
-    if not isinstance(layer_types, list):
-        raise PretrainedError(f"{path}: layer_types must be a list of each layer's kind of "
-                              f"attention, got {layer_types!r}")
-    if any(kind != "full_attention" for kind in layer_types):
-        raise PretrainedError(f"{path}: layer_types holds "
-                              f"{next(k for k in layer_types if k != 'full_attention')!r}: "
-                              f"only full attention is computed here, no sliding windows")
+    if model_type == "llama":
+        _check_llamas_window(c, path)
+    else:
+        _check_qwen3s_windows(c, path)
     d_model, n_head = c["hidden_size"], c["num_attention_heads"]
     d_head = c["head_dim"] if c["head_dim"] is not None else d_model // n_head
     return dict(vocab_size=c["vocab_size"], context=c["max_position_embeddings"],
@@ -608,6 +608,88 @@ def _llama_settings(config, path):
                 qk_norm=model_type == "qwen3", bias=c["attention_bias"],
                 rope_theta=_rope_theta(c, path),
                 d_head=None if d_head * n_head == d_model else d_head), eps
+
+
+def _spans_the_context(window, config):
+    """Whether a sliding window of `window` positions (an int, or null: none) is one that no
+    text the model reads goes past: each of the max_position_embeddings positions sees all
+    those before it, as in full attention, ours. (transformers' mask keeps the keys of the
+    last `window` positions, the query's own included.)"""
+    return window is None or (type(window) is int and window >= config["max_position_embeddings"])
+
+
+def _check_llamas_window(config, path):
+    """PretrainedError, one line, unless the Llama `config` (its defaults filled in) attends to
+    every position, as ours. A Llama's sliding_window (a Mistral converted to the llama type
+    keeps its 4096) is read by transformers' generate, whose cache then holds the last that
+    many positions' keys alone, but not by its forward pass: the same model computes two
+    functions, neither of them ours for long texts. So is its layer_types, the kind of each
+    layer's cache. (use_sliding_window is Qwen3's switch: LlamaConfig reads none.)"""
+    window = config.get("sliding_window")
+    if not _spans_the_context(window, config):
+        raise PretrainedError(f"{path}: sliding_window is {json.dumps(window)}: sliding-window "
+                              f"attention, which tinyformer does not compute; if the model "
+                              f"attends to every position, set it to null")
+    layer_types = _layer_types(config, path) or []
+    if any(kind != "full_attention" for kind in layer_types):
+        raise PretrainedError(f"{path}: layer_types holds "
+                              f"{next(k for k in layer_types if k != 'full_attention')!r}: "
+                              f"only full attention is computed here, no sliding windows")
+
+
+def _check_qwen3s_windows(config, path):
+    """PretrainedError, one line, unless every layer of the Qwen3 `config` (its defaults filled
+    in) attends to every position, as ours, where transformers' Qwen3Config reads it so: its
+    sliding_window counts only where use_sliding_window is on, and then only in the layers
+    that layer_types calls "sliding_attention", or where it leaves them out, the layers from
+    max_window_layers on. So Qwen3's own configs, which switch it on below max_window_layers
+    alone, load."""
+    # Of the types Qwen3Config takes, switched on or not (its defaults where left out).
+    switch = config.get("use_sliding_window", False)
+    if type(switch) is not bool:
+        raise PretrainedError(f"{path}: use_sliding_window must be true or false, got "
+                              f"{switch!r}")
+    window = config.get("sliding_window", 4096)
+    if window is not None and type(window) is not int:
+        raise PretrainedError(f"{path}: sliding_window must be a whole number or null, got "
+                              f"{window!r}")
+    first = config.get("max_window_layers", 28)
+    if type(first) is not int:
+        raise PretrainedError(f"{path}: max_window_layers must be a whole number, the first "
+                              f"layer of a sliding window, got {first!r}")
+    window = window if switch else None
+    layer_types = _layer_types(config, path)
+    if layer_types is None:
+        layer_types = ["sliding_attention" if window is not None and i >= first
+                       else "full_attention" for i in range(config["num_hidden_layers"])]
+    for i, kind in enumerate(layer_types):
+        if kind == "sliding_attention" and window is not None:
+            if not _spans_the_context(window, config):
+                raise PretrainedError(f"{path}: layer {i} attends through a sliding window of "
+                                      f"{json.dumps(window)} positions (use_sliding_window, "
+                                      f"sliding_window, max_window_layers, layer_types): "
+                                      f"sliding-window attention, which tinyformer does not "
+                                      f"compute; if the model attends to every position, set "
+                                      f"use_sliding_window to false")
+        elif kind != "full_attention":
+            # transformers fails on a sliding layer without a window, and computes no other
+            # kind (linear, chunked attention) as Qwen3.
+            raise PretrainedError(f"{path}: layer_types holds {kind!r}: only full attention "
+                                  f"is computed here, no sliding windows")
+
+
+def _layer_types(config, path):
+    """config.json's layer_types (each layer's kind of attention), a list of one a layer, as
+    transformers' configs check it, or None."""
+    layer_types = config.get("layer_types")
+    if layer_types is not None and not isinstance(layer_types, list):
+        raise PretrainedError(f"{path}: layer_types must be a list of each layer's kind of "
+                              f"attention, got {layer_types!r}")
+    if layer_types is not None and len(layer_types) != config["num_hidden_layers"]:
+        raise PretrainedError(f"{path}: layer_types names {len(layer_types)} layers' kinds of "
+                              f"attention, and num_hidden_layers is "
+                              f"{config['num_hidden_layers']}; give one a layer")
+    return layer_types
 
 
 def _rope_theta(config, path):
@@ -853,19 +935,22 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
                         eos_token_id: int | Sequence[int] | None = None) -> None:
     """GPT.save_pretrained: write `model` in the format that expresses it (pretrained_format:
     GPT-2's, Llama's or Qwen3's), which transformers' AutoModelForCausalLM.from_pretrained
-    (directory) loads, and GPT.from_pretrained too: model.safetensors, then config.json.
+    (directory) loads, and GPT.from_pretrained too: model.safetensors, generation_config.json,
+    then config.json.
 
     The directory is created if needed (and removed again, with the folders made for it, if
-    the save fails); other files in it are left alone (mind an old
-    generation_config.json or tokenizer, which transformers would read too), but for the
-    shards of an earlier save in shards (model-00001-of-00002.safetensors, ...) and their
-    model.safetensors.index.json, removed once the new weights are in place, as transformers'
-    save_pretrained removes the shards it does not write again. Each file is written
-    atomically, config.json put in place last, so a directory with a config.json has its
-    weights, and a save that fails (a full disk) leaves an earlier save there whole. A model
-    knows nothing of its tokenizer: pass the ids of the tokenizer's begin and end of text
-    tokens, if it has them, for transformers' generate to use; the end may be a list of ids,
-    as read_eos_ids gives a chat model's."""
+    the save fails); other files in it are left alone (mind an old tokenizer, which
+    transformers would read too), but for the shards of an earlier save in shards
+    (model-00001-of-00002.safetensors, ...) and their model.safetensors.index.json, removed
+    once the new weights are in place, as transformers' save_pretrained removes the shards it
+    does not write again, and an old generation_config.json, written again as transformers'
+    save_pretrained writes it: left there, its ids, not the ones given, would end the texts,
+    in transformers' generate and in ours (read_eos_ids). Each file is written atomically,
+    config.json put in place last, so a directory with a config.json has its weights, and a
+    save that fails (a full disk) leaves an earlier save there whole. A model knows nothing of
+    its tokenizer: pass the ids of the tokenizer's begin and end of text tokens, if it has
+    them, for transformers' generate to use; the end may be a list of ids, as read_eos_ids
+    gives a chat model's."""
     directory = os.fspath(directory)
     family = pretrained_format(model)
     vocab_size = model.config["vocab_size"]
@@ -921,6 +1006,13 @@ def save_pretrained_gpt(model: GPT, directory: StrPath, bos_token_id: int | None
             os.fsync(f.fileno())
             # transformers reads the "format" metadata to know the names are PyTorch's.
             save_file(tensors, os.path.join(directory, WEIGHTS), metadata={"format": "pt"})
+            # As transformers' save_pretrained, which writes the generation settings of the
+            # model it saves: a model built here has none but the ids that begin and end its
+            # texts. An old file left there would stay in charge of them (transformers and
+            # read_eos_ids read it before config.json), whatever ids were given.
+            with atomic_write(os.path.join(directory, GENERATION_CONFIG)) as generation:
+                json.dump(token_ids, generation, indent=2)
+                generation.write("\n")
     except BaseException:
         remove_made_folders(directory, existing)      # a folder it made goes, left empty
         raise

@@ -1147,7 +1147,8 @@ loads it too); a character tokenizer has no GPT-2 form and is kept as tinyformer
 @click.option("--out", "out_dir", required=True, metavar="DIR", type=DIRECTORY,
               help="A new directory to write (it must not exist).")
 def export(checkpoint_dir, out_dir):
-    """Write a trained GPT in Hugging Face's format (config.json, model.safetensors)."""
+    """Write a trained GPT in Hugging Face's format (config.json, model.safetensors,
+    generation_config.json)."""
     # --out or the checkpoint refused (BadInput), or OSError: the disk, permissions, a race.
     # Any other ValueError in building the model is a bug of ours.
     with input_errors(BadInput, OSError):
