@@ -239,6 +239,39 @@ def draw_left_operand(positive_left=False):
     return draw
 
 
+def _away_from_jumps(d, make):
+    """`make()`'s (a, b), drawn again until every a / b is at least 0.05 from an integer,
+    where a % b jumps: far enough that neither finite differences nor float16's rounding of
+    the inputs cross a jump."""
+    for _ in range(10_000):
+        a, b = make()
+        quotient = np.asarray(a / b)
+        if np.all(np.abs(quotient - np.round(quotient)) >= 0.05):
+            return a, b
+    raise AssertionError("no a / b away from the integers")
+
+
+def draw_remainder(d):
+    sa, sb = d.broadcast_shapes(2)
+    a, b = _away_from_jumps(d, lambda: (d.normal(sa, 2.0), d.away_from_zero(sb, 0.5)))
+    return [a, b], {}
+
+
+def draw_remainder_by_number(d):
+    """x % a number (x % 1.0 is x's fractional part), or a number % x, either sign."""
+    number = d.sample([1.0, 2, -3, 0.75, -1.5], label="number")
+    shape = d.shape()
+    x, number = _away_from_jumps(d, lambda: (d.normal(shape, 2.0), number))
+    return [x], {"number": number}
+
+
+def draw_number_remainder(d):
+    number = d.sample([1.0, 2, -3, 0.75, -1.5], label="number")
+    shape = d.shape()
+    number, x = _away_from_jumps(d, lambda: (number, d.away_from_zero(shape, 0.5)))
+    return [x], {"number": number}
+
+
 def draw_pow_scalar_exponent(d):
     exponent = d.sample([2, 3, -1, 0.5, 1.5, -2.5, 2.0], label="exponent")
     shape = d.shape()
@@ -717,6 +750,12 @@ CASES = [
            two_that_broadcast(normal, normal)),
     OpCase("div", (ops.Div,), lambda a, b: a / b, lambda a, b: a / b,
            two_that_broadcast(normal, away_from_zero)),
+    # (a - b floor(a/b), the sign of b's; a // b is outside the graph, as a comparison)
+    OpCase("remainder: tensor % tensor", (ops.Remainder,), lambda a, b: a % b,
+           lambda a, b: a % b, draw_remainder),
+    OpCase("remainder: tensor % number", (ops.Remainder,),
+           lambda x, number: x % number, lambda x, number: x % number,
+           draw_remainder_by_number),
     OpCase("pow: tensor ** tensor", (ops.Pow,), lambda a, b: a ** b, lambda a, b: a ** b,
            two_that_broadcast(positive, normal)),
     OpCase("pow: tensor ** number", (ops.Pow,),
@@ -735,6 +774,9 @@ CASES = [
     OpCase("rpow: number or ndarray ** tensor", (ops.Pow,),
            lambda x, left: left ** x, lambda x, left: _torch(left) ** x,
            draw_left_operand(positive_left=True)),
+    # (torch's number % tensor has no derivative for the tensor: its tensor % tensor does)
+    OpCase("rmod: number % tensor", (ops.Remainder,), lambda x, number: number % x,
+           lambda x, number: torch.tensor(number, dtype=x.dtype) % x, draw_number_remainder),
     OpCase("mul: numpy integers (array or np.int64) * tensor", (ops.Mul,),
            lambda x, ints: ints * x, lambda x, ints: _torch(ints) * x, draw_numpy_integers),
 

@@ -1372,6 +1372,122 @@ def test_masks_combine_in_place_and_unary_plus_is_the_tensor_itself():
     assert +x is x                               # as torch's positive(): the tensor itself
 
 
+# ------------------------------------------------------------------ // and %
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.float32, np.float64])
+def test_floor_division_and_remainder_are_numpys_and_torchs_the_sign_the_divisors(dtype):
+    # `ids % vocab`, `pos // 2`: Python's bare TypeError before. The quotient is rounded down
+    # and the remainder takes the divisor's sign (-7 % 3 is 2, 7 % -3 is -2), as numpy's and
+    # torch's, with the dtypes torch gives, broadcast, and a number on either side.
+    rng = np.random.default_rng(0)
+    signed = np.dtype(dtype).kind != "u"
+    a = rng.integers(-20 if signed else 0, 21, (3, 1)).astype(dtype)
+    b = rng.choice([-3, -2, 2, 5] if signed else [2, 3, 5], 4).astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        a = a + rng.uniform(0.1, 0.9, a.shape).astype(dtype)
+    ta_a, ta_b = Tensor(a, dtype=dtype), Tensor(b, dtype=dtype)
+    t_a, t_b = torch.from_numpy(a), torch.from_numpy(b)
+    for ours, theirs in [(ta_a // ta_b, t_a // t_b), (ta_a % ta_b, t_a % t_b),
+                         (ta_a // 3, t_a // 3), (ta_a % 3, t_a % 3),
+                         (7 // ta_b, 7 // t_b), (7 % ta_b, 7 % t_b),
+                         (divmod(ta_a, ta_b)[0], t_a // t_b), (divmod(ta_a, ta_b)[1], t_a % t_b),
+                         (divmod(7, ta_b)[1], 7 % t_b)]:
+        assert str(ours.dtype) == str(theirs.dtype).removeprefix("torch.")
+        assert_array_equal(ours.data, theirs.numpy())
+        assert not ours.requires_grad
+    quotient, remainder = divmod(ta_a, ta_b)
+    assert_allclose((quotient * ta_b + remainder).data, np.broadcast_to(a, (3, 4)), rtol=1e-6)
+
+
+def test_floor_division_is_outside_the_graph_as_a_comparison_and_remainder_is_recorded():
+    # a // b is a step: its result is a constant (a gradient of 0 through it), where torch
+    # records it and refuses the backward. a % b = a - b floor(a/b) is differentiable.
+    x = Tensor([3.5, -3.5], requires_grad=True, dtype=np.float64)
+    q = x // 2
+    assert not q.requires_grad and q.grad_fn is None and q.data.tolist() == [1.0, -2.0]
+    assert not (7.0 // x).requires_grad and not divmod(x, 2.0)[0].requires_grad
+    (x * q).sum().backward()
+    assert x.grad.tolist() == [1.0, -2.0]
+    t = torch.tensor([3.5], requires_grad=True)
+    with pytest.raises(RuntimeError, match="derivative for aten::floor_divide is not impl"):
+        (t // 2).sum().backward()
+    b = Tensor([2.0, 2.0], requires_grad=True, dtype=np.float64)
+    r = divmod(x, b)[1]
+    assert r.grad_fn.name == "remainder" and r.data.tolist() == [1.5, 0.5]
+    r.sum().backward()
+    assert x.grad.tolist() == [2.0, -1.0] and b.grad.tolist() == [-1.0, 2.0]   # -floor(a/b)
+
+
+def test_integer_division_by_zero_is_refused_as_torchs_and_floats_give_numpys_inf_and_nan():
+    # numpy's integer x // 0 and x % 0 are 0 with a warning: a wrong number that looks right
+    ids = Tensor([5, -5])
+    zero = r"^integer {} by zero: the divisor holds 0; divide floats for inf and NaN"
+    for divide, symbol in [(lambda: ids // Tensor([2, 0]), "//"), (lambda: ids % 0, "%"),
+                           (lambda: 7 // Tensor([0, 1]), "//"), (lambda: divmod(ids, 0), "//"),
+                           (lambda: np.int64(7) % Tensor([1, 0]), "%")]:
+        with pytest.raises(ZeroDivisionError, match=zero.format(symbol)):
+            divide()
+    for symbol in ("//=", "%="):
+        with pytest.raises(ZeroDivisionError, match=zero.format(symbol)):
+            exec(f"ids {symbol} Tensor([3, 0])")
+    assert ids.data.tolist() == [5, -5]                      # nothing written
+    with pytest.raises(RuntimeError, match="^ZeroDivisionError$"):   # torch's refusal
+        torch.tensor([5]) % 0
+    x = Tensor([5.0, -5.0, 0.0])
+    with pytest.warns(RuntimeWarning):
+        floored = x // 0.0
+    with pytest.warns(RuntimeWarning):
+        left = x % 0.0
+    t = torch.tensor([5.0, -5.0, 0.0])
+    assert_array_equal(floored.data, (t // 0.0).numpy())     # inf, -inf, nan
+    assert_array_equal(left.data, (t % 0.0).numpy())         # nan
+    with pytest.raises(TypeError, match=r"^// of two boolean tensors: convert them to integers"):
+        Tensor([True]) // Tensor([True])                      # as torch's (numpy's: int8)
+    with pytest.raises(TypeError, match=r"^% of two boolean tensors"):
+        Tensor([True]) % True
+
+
+def test_floor_division_and_remainder_refuse_what_the_other_operators_refuse():
+    x = Tensor([1.0, 2.0])
+    for operation in (lambda: x // None, lambda: None % x, lambda: divmod(x, "a")):
+        with pytest.raises(TypeError, match=r"^unsupported operand type"):   # Python's
+            operation()
+    with pytest.raises(ta.ShapeError, match=r"^//: shapes \(2,\) and \(3,\) do not broadcast"):
+        x // Tensor([1.0, 2.0, 3.0])
+    with pytest.raises(ta.ShapeError, match=r"^remainder: shapes \(2,\) and \(3,\) do not "):
+        x % Tensor([1.0, 2.0, 3.0])
+
+
+def test_floor_division_and_remainder_in_place_follow_the_other_augmented_assignments():
+    positions = Tensor([7, -7])
+    alias, array = positions, positions.data
+    positions //= 2
+    assert positions is alias and positions.data is array and array.tolist() == [3, -4]
+    positions %= 3
+    assert positions is alias and array.tolist() == [0, 2] and positions.dtype == np.int64
+    p = nn.Parameter(np.array([2.5, -0.25]))
+    with ta.no_grad():
+        p %= 1.0                                 # the fractional part, in place
+    assert p.data.tolist() == [0.5, 0.75] and p.dtype == np.float32
+    for symbol in ("//=", "%="):
+        with pytest.raises(RuntimeError, match=rf"^in-place {symbol} on a tensor that requires"):
+            exec(f"p {symbol} 2", {"p": p})
+    x = Tensor([3.5, 5.0], requires_grad=True)
+    y = x * 1
+    before = y
+    y %= 2                                       # recorded: a new y, with its gradient
+    assert y is not before and y.grad_fn.name == "remainder" and y.data.tolist() == [1.5, 1.0]
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+    z = x * 1
+    z //= 2                                      # a constant, as z // 2
+    assert not z.requires_grad and z.data.tolist() == [1.0, 2.0]
+    i = Tensor([1, 2])
+    with pytest.raises(TypeError, match=r"^in-place //= cannot keep this tensor's dtype int64"):
+        i //= 0.5
+
+
 # ------------------------------------------------------------------ changed after it was saved
 #
 # Each scenario changes in place a tensor that a recorded op uses, then runs backward. The

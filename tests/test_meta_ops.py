@@ -40,6 +40,8 @@ NOT_DIFFERENTIABLE = {
                      "tinyautograd.ones", "tinyautograd.zeros_like", "tinyautograd.ones_like",
                      "tinyautograd.randn", "tinyautograd.rand", "tinyautograd.arange"],
                     "a new leaf, the start of a graph"),
+    **dict.fromkeys(["Tensor.__floordiv__", "Tensor.__rfloordiv__", "Tensor.__ifloordiv__"],
+                    "a // b, a step function, outside the graph as comparisons are"),
     "tinyautograd.grad": "the reverse pass itself",
     "Tensor.grad_tensor": "what a backward(create_graph=True) left, not an op",
     "Tensor.__pos__": "+x is x itself: nothing computed, nothing recorded",
@@ -54,6 +56,9 @@ SPELLINGS = {
     "Tensor.__imul__": "Tensor.__mul__",
     "Tensor.__itruediv__": "Tensor.__truediv__",
     "Tensor.__ipow__": "Tensor.__pow__",
+    "Tensor.__imod__": "Tensor.__mod__",
+    "Tensor.__divmod__": "Tensor.__mod__",                # (x // y, x % y): // is outside
+    "Tensor.__rdivmod__": "Tensor.__rmod__",              # the graph
     "tinyautograd.functional.softmax": "Tensor.softmax",  # F.softmax(x) is x.softmax()
     "tinyautograd.functional.log_softmax": "Tensor.log_softmax",
     "tinyautograd.functional.relu": "Tensor.relu",

@@ -710,13 +710,27 @@ class Tensor:
     def __rtruediv__(self, other: Operand) -> Tensor: return _scaled(ops.Div, other, self)
     def __pow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, self, other)
     def __rpow__(self, other: Operand) -> Tensor: return _binary(ops.Pow, other, self)
+    def __mod__(self, other: Operand) -> Tensor: return _binary(ops.Remainder, self, other)
+    def __rmod__(self, other: Operand) -> Tensor: return _binary(ops.Remainder, other, self)
+    # a // b is a step function: outside the graph, as comparisons are (`_floor_divide`)
+    def __floordiv__(self, other: Operand) -> Tensor: return _floor_divide(self, other)
+    def __rfloordiv__(self, other: Operand) -> Tensor: return _floor_divide(other, self)
+
+    def __divmod__(self, other: Operand) -> tuple[Tensor, Tensor]:   # numpy's: (a // b, a % b)
+        quotient = _floor_divide(self, other)
+        return quotient if quotient is NotImplemented else (quotient, self % other)
+
+    def __rdivmod__(self, other: Operand) -> tuple[Tensor, Tensor]:
+        quotient = _floor_divide(other, self)
+        return quotient if quotient is NotImplemented else (quotient, other % self)
+
     def __matmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, self, other)
     def __rmatmul__(self, other: Operand) -> Tensor: return _binary(ops.MatMul, other, self)
     def __neg__(self) -> Tensor: return ops.Neg.apply(self)
     # +x is x itself, as torch's (numpy's copies): nothing to compute, nothing to record
     def __pos__(self) -> Tensor: return self
 
-    # -- x += y, x -= y, x *= y, x /= y, x **= y ---------------------------------------------
+    # -- x += y, x -= y, x *= y, x /= y, x **= y, x //= y, x %= y ------------------------------
     # In place, in x's own array, as numpy and torch do, when no graph is recorded for it: under
     # no_grad, or when neither x nor y requires a gradient. x keeps its dtype and stays the same
     # object, so `with no_grad(): p -= lr * p.grad` updates the model's parameter. While a graph
@@ -734,6 +748,8 @@ class Tensor:
     # (Without it, Python would make x **= y a new x = x ** y everywhere: a parameter changed
     # so under no_grad would keep its old values, silently, and a leaf would not refuse it.)
     def __ipow__(self, other: Operand) -> Tensor: return self._update("**", other)
+    def __ifloordiv__(self, other: Operand) -> Tensor: return self._update("//", other)
+    def __imod__(self, other: Operand) -> Tensor: return self._update("%", other)
     # m &= k, m |= k, m ^= k: masks (or integers, bit by bit), in place as numpy's and torch's
     def __iand__(self, other: Operand) -> Tensor: return self._update("&", other)
     def __ior__(self, other: Operand) -> Tensor: return self._update("|", other)
@@ -748,6 +764,8 @@ class Tensor:
                 return NotImplemented
         if symbol in _BIT_UPDATES:                      # a float has no bits to combine
             _refuse_floats(symbol, self, _lift(other, self))
+        elif symbol in _DIVISIONS:                      # before a 0 is written, as torch's
+            ops.check_integer_division(f"{symbol}=", self.data, _lift(other, self).data)
         if _mode.grad_enabled and (self._requires_grad or isinstance(other, Tensor)
                                    and other._requires_grad):
             if self.grad_fn is None and self._requires_grad:
@@ -1925,6 +1943,27 @@ def _binary(fn, a, b):
     return fn.apply(a, b)
 
 
+def _floor_divide(a, b):
+    """`a // b`: numpy's floor_divide, torch's, the quotient rounded down (toward -inf), so
+    that a == (a // b) * b + a % b (-7 // 2 is -4). A step function has no useful gradient:
+    its result is a constant, outside the graph, as a comparison's, which is a gradient of 0
+    through it (torch records it, and its backward refuses: "derivative for
+    aten::floor_divide is not implemented"). A float divided by 0 is +-inf (0 / 0 NaN), with
+    numpy's warning; an integer divided by 0, or a boolean by a boolean, is refused as torch
+    refuses it (`ops.check_integer_division`). NotImplemented for an operand that is not numbers, as
+    `_binary`'s."""
+    try:
+        a, b = _operands(a, b)
+    except _NotNumbers:
+        return NotImplemented
+    ops.check_integer_division("//", a.data, b.data)
+    try:
+        return Tensor._make(np.floor_divide(a.data, b.data))
+    except ValueError:                          # numpy's only one here: shapes that misfit
+        raise ShapeError(f"//: shapes {a.shape} and {b.shape} do not broadcast (each trailing "
+                         f"size must match or be 1)") from None
+
+
 def _scaled(fn, a, b):
     """`a * b` and `a / b` (fn is Mul or Div): `_binary`'s, but a float16 tensor times or over a
     number that float16 cannot hold exactly is computed in float32 and rounded to float16 once,
@@ -1984,10 +2023,12 @@ _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
     "**": (np.power, operator.pow),
+    "//": (np.floor_divide, operator.floordiv), "%": (np.remainder, operator.mod),
     "&": (np.bitwise_and, operator.and_), "|": (np.bitwise_or, operator.or_),
     "^": (np.bitwise_xor, operator.xor),
 }
 _BIT_UPDATES = ("&", "|", "^")
+_DIVISIONS = ("//", "%")
 
 
 def _holds_graph(items):

@@ -190,6 +190,49 @@ class Div(Function):
         return grad_a, grad_b
 
 
+class Remainder(Function):
+    """y = a % b = a - b floor(a/b);  dy/da = 1, dy/db = -floor(a/b)
+
+    numpy's remainder, torch's: the result takes the divisor's sign (-7 % 3 is 2, 7 % -3 is
+    -2), so that a == (a // b) * b + a % b. floor(a/b) is a step, flat between its jumps: the
+    backward reads it as a constant, so its own derivatives are 0, as torch's. (torch's
+    number % tensor has no derivative for the tensor; this one is the formula above.)
+
+    b = 0: NaN for floats, with numpy's warning, as torch's; integers are refused, as torch
+    refuses them (`check_integer_division`)."""
+
+    shape_errors = "broadcast"
+
+    @staticmethod
+    def forward(ctx, a, b):
+        check_integer_division("%", a, b)
+        return np.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_b = None
+        if ctx.needs_input_grad[1]:
+            quotient = np.floor_divide(ctx.array(0), ctx.array(1))         # a constant
+            grad_b = -grad * quotient
+        return grad, grad_b
+
+
+def check_integer_division(symbol: str, a: np.ndarray, b: np.ndarray) -> None:
+    """The refusals of `a // b` and `a % b` (and `//=`, `%=`) where both are integers or
+    booleans, as torch's: a divisor that holds 0 raises Python's ZeroDivisionError (torch's is
+    a RuntimeError that says "ZeroDivisionError"; numpy would give 0 there, with only a
+    warning, a wrong number that looks right), and booleans have no division (numpy would
+    make int8 of them). Floats divide by 0 as `/` does: inf or NaN."""
+    if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+        return
+    if a.dtype.kind == b.dtype.kind == "b":
+        raise TypeError(f"{symbol} of two boolean tensors: convert them to integers first, "
+                        f"x.astype(np.int64)")
+    if not b.all():
+        raise ZeroDivisionError(f"integer {symbol} by zero: the divisor holds 0; divide "
+                                f"floats for inf and NaN, or replace the zeros first")
+
+
 class Pow(Function):
     """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)
 
