@@ -16,6 +16,7 @@ from click.testing import CliRunner
 import tinyautograd as ta
 from cli import main
 from tinyformer.bert import BEGINS, CONTINUES, IGNORE, mask_tokens
+from tinyformer import data
 from tinyformer.data import builtin_corpus, line_batch
 from tinyformer.jobs import MaskedLM, word_tokens
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer
@@ -227,15 +228,62 @@ def test_a_line_is_cut_to_the_context_and_long_lines_give_windows():
         assert (batch != PAD).all()              # every line here is longer than the context
         # Each row: a line from its start (after the empty line too) cut to 10, or a window.
         assert all(len(set(row)) == 1 for row in batch.tolist())
-    # Near the end of the text: the last lines, however little of the text is left.
+    # A short text: each of its lines, the first and the last, and no empty one.
     short = np.array([5, nl, 6, 6, nl, 7, nl, nl, 8, 8, 8, 8, 8, nl])
-    for seed in range(30):
-        batch = line_batch(short, 4, 10, nl, PAD, np.random.default_rng(seed))
-        assert all(set(row) - {PAD} in ({6}, {7}, {8}) for row in batch.tolist())
-    # Exactly context + 1 tokens, no newline among them: one place to start, and its window.
+    batch = line_batch(short, 100, 10, nl, PAD, np.random.default_rng(0))
+    assert {tuple(row[row != PAD]) for row in batch} == {(5,), (6, 6), (7,), (8,) * 5}
+    # Exactly context + 1 tokens, no newline among them: one line, and a window of it.
     np.testing.assert_array_equal(line_batch(tokens[:11], 2, 10, nl, PAD, rng), [[5] * 10] * 2)
     with pytest.raises(ValueError, match="fewer than context"):
         line_batch(tokens[:10], 8, 10, nl, PAD, rng)
+
+
+def test_every_line_is_drawn_as_often_whatever_the_length_of_the_line_before_it():
+    """Each line is drawn with the same chance. The first line after a random position was
+    drawn as often as the line before it was long: on a Shakespeare-like text "All:", which
+    follows long speeches, filled 95 rows in 200, and the text's first line never came."""
+    nl, n_lines = 99, 20
+    # Lines 1 to 20, each of its own token: the odd ones 40 tokens long, the even ones 2.
+    tokens = np.concatenate([[line] * (40 if line % 2 else 2) + [nl]
+                             for line in range(1, n_lines + 1)])
+    batch = line_batch(tokens, 4000, 64, nl, PAD, np.random.default_rng(0))
+    drawn = Counter(int(row[0]) for row in batch)
+    assert all(set(row[row != PAD].tolist()) == {row[0]} for row in batch)     # a line each
+    assert sorted(drawn) == list(range(1, n_lines + 1))          # the first and last included
+    # 200 each expected (a standard deviation of 14); the old draw gave about 430 to the even
+    # lines (each after a long one), 30 to the odd ones, and none to the first or the last two.
+    assert all(140 < count < 260 for count in drawn.values()), drawn
+    # The same generator's seed, the same batch.
+    np.testing.assert_array_equal(batch, line_batch(tokens, 4000, 64, nl, PAD,
+                                                    np.random.default_rng(0)))
+
+
+def test_a_line_longer_than_the_context_gives_windows_of_all_of_it():
+    nl = 99
+    one_line = np.arange(30)                        # no newline: one line of 30 tokens
+    batch = line_batch(one_line, 500, 10, nl, PAD, np.random.default_rng(0))
+    np.testing.assert_array_equal(batch, batch[:, :1] + np.arange(10))     # windows of it
+    assert set(batch[:, 0].tolist()) == set(range(21))    # its start and its end included
+    # A text of line breaks alone: its line breaks, as one line.
+    batch = line_batch(np.full(30, nl), 3, 10, nl, PAD, np.random.default_rng(0))
+    np.testing.assert_array_equal(batch, np.full((3, 10), nl))
+
+
+def test_the_lines_of_a_text_are_found_once_and_forgotten_with_it(tmp_path):
+    """Finding the lines reads the whole text: done once for an array (a memory map of the
+    corpus, say), kept while the array lives and no longer."""
+    nl = 99
+    np.array([5, 5, nl, nl, 6, nl, 7, 7, 7], dtype=np.uint16).tofile(tmp_path / "tokens.bin")
+    tokens = np.memmap(tmp_path / "tokens.bin", dtype=np.uint16, mode="r")
+    lines = data.lines_of(tokens, nl)
+    np.testing.assert_array_equal(lines, [[0, 2], [4, 5], [6, 9]])        # (begin, end)
+    assert data.lines_of(tokens, nl) is lines
+    assert data.lines_of(tokens, 5) is not lines                  # another newline, other lines
+    batch = line_batch(tokens, 30, 4, nl, PAD, np.random.default_rng(0))
+    assert {tuple(row[row != PAD]) for row in batch} == {(5, 5), (6,), (7, 7, 7)}
+    held = len(data._LINES)
+    del tokens
+    assert len(data._LINES) == held - 2
 
 
 # ---------------------------------------------------------------------------- the metric

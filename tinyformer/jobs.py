@@ -535,8 +535,9 @@ class MaskedLM(LanguageModelling):
                             f"tokens in {self.most_draws} draws; raise --mask-rate")
 
     def examples(self, tokens: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """What BERT reads (B, T): where the text has lines, a line each, padded (a built-in
-        story each, from its start, as a prompt is); else random windows."""
+        """What BERT reads (B, T): where the text has lines, a line each, every line as likely
+        as another, padded (a built-in story each, from its start, as a prompt is; a window of
+        a line longer than the context); else random windows."""
         if self.newline_id is None:
             return super().batch(tokens, rng)[0]
         return line_batch(tokens, self.config.batch_size, self.config.context,
@@ -554,10 +555,9 @@ class MaskedLM(LanguageModelling):
         """A prompt for `tinyformer generate` that shows what the model learned: a held-out
         example (a line, where the text has lines) with its last word hidden, a <mask> for
         each of the word's tokens (for a text without words, its last token); of that, the
-        line that holds the masks. An example may span lines (a window of the text, where no
-        line starts near enough, after blank lines by the dozen; a new line inside a token of
-        its own, "\\n\\n"), and the command suggested, which holds the prompt, is to be pasted
-        as one line."""
+        line that holds the masks. An example may span lines (a new line inside a token of its
+        own, "\\n\\n", which does not end a line), and the command suggested, which holds the
+        prompt, is to be pasted as one line."""
         example = self.examples(self.data.val, np.random.default_rng(0))[0]
         ids = example[example != self.pad_id].tolist()                              # (T,)
         pieces = [self.tokenizer.decode([i]) for i in ids]
