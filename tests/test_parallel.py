@@ -4,12 +4,14 @@ numbers belong to each thread; worker processes stop when they are told or orpha
 what went wrong."""
 
 import contextlib
+import gc
 import os
 import signal
 import sys
 import threading
 import time
 import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -180,6 +182,83 @@ def test_run_in_threads_raises_what_a_thread_raised_not_only_exceptions(error):
         parallel.run_in_threads(work, range(4), 2)
     assert raised.value is error
 
+
+
+class PartFailed(Exception):
+    """A part's error, which a weak reference can follow."""
+
+
+@contextlib.contextmanager
+def reference_counts_only():
+    """Inside, only reference counts free objects: one left in a reference cycle stays alive."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_a_failed_parts_error_and_activations_are_freed_as_the_error_is_dropped():
+    # The error, kept in a list the threads' frames hold (and in a variable of the frame that
+    # raised it), was in a reference cycle through its own traceback: the failed part's
+    # activations, in its frames, stayed alive until the garbage collector next ran.
+    seen = {}
+
+    def work(i):
+        activations = Tensor(np.ones((64, 64))) * 2
+        if i == 1:
+            seen["activations"] = weakref.ref(activations)
+            raise PartFailed(i)
+        return i
+    with reference_counts_only():
+        with pytest.raises(PartFailed) as raised:
+            parallel.run_in_threads(work, range(4), 2)
+        error = weakref.ref(raised.value)
+        del raised
+        assert error() is None and seen["activations"]() is None
+
+
+@needs_fork
+@pytest.mark.parametrize("failing", ["this process", "the worker"])
+def test_a_failed_shared_steps_error_and_activations_are_freed_as_it_is_dropped(failing):
+    # As for threads: the error was kept in variables of the frames it was raised through (the
+    # meeting's and the part's), each a reference cycle holding the part's activations.
+    here, seen = os.getpid(), {}
+    model = ta.nn.Linear(3, 1)
+
+    def loss_of(batch):
+        x, = batch
+        out = model(Tensor(x))
+        if (os.getpid() == here) == (failing == "this process"):
+            seen["activations"] = weakref.ref(out)
+            raise PartFailed(failing)
+        return (out ** 2).mean()
+
+    optimizer = ta.optim.AdamW(model.parameters(), lr=0.1)
+    parts = parallel.split((np.arange(12.0).reshape(4, 3),), 2, lambda part: len(part[0]))
+    with parallel.Workers(loss_of, model, model.parameters(), optimizer, 1, parts=2) as workers:
+        with reference_counts_only():
+            with pytest.raises(PartFailed) as raised:
+                workers.update(loss_of, parts, 2, 0)
+            error = weakref.ref(raised.value)
+            del raised
+            assert error() is None
+            assert failing == "the worker" or seen["activations"]() is None
+
+
+@needs_fork
+def test_a_forked_childs_error_is_freed_as_it_is_dropped():
+    def work(i):
+        if i == 1:
+            raise PartFailed(i)
+        return i
+    with reference_counts_only():
+        with pytest.raises(PartFailed) as raised:
+            parallel.run_in_processes(work, range(2), 2)
+        error = weakref.ref(raised.value)
+        del raised
+        assert error() is None
 
 def test_grad_mode_belongs_to_each_thread():
     x = ta.Tensor(np.ones(3), requires_grad=True)

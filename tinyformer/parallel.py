@@ -309,12 +309,12 @@ class Workers:
             with _worker_lost(self):
                 for connection in self.connections[:n - 1]:
                     everyone.append(connection.recv())
-                failure = next((x for x in everyone if isinstance(x, (BaseException, str))),
-                               None)
+                failed = any(isinstance(x, (BaseException, str)) for x in everyone)
                 for connection in self.connections[:n - 1]:
-                    connection.send(None if failure is not None else everyone)
-            if failure is not None:                    # raised here, as a thread's would be
-                _raise_brought(failure)
+                    connection.send(None if failed else everyone)
+            if failed:                                 # raised here, as a thread's would be
+                del mine                               # held by `everyone` only
+                _raise_brought(everyone)
             return everyone
         return meet
 
@@ -448,7 +448,10 @@ def _together(meet, work, *args):
         mine = work(*args)
     except (Exception, SystemExit) as error:
         mine = error
-    return meet(mine)
+    try:
+        return meet(mine)
+    finally:
+        del mine           # an error's own frame holding it: see _raise_dropping
 
 
 def _shares(parameters, n):
@@ -522,15 +525,30 @@ class _WorkerTraceback(Exception):
         return "in the worker process:\n" + self.args[0]
 
 
-def _raise_brought(failure):
-    """Raise here what another process brought: its exception (its traceback there as the
-    cause), or the words of one that could not travel."""
-    if isinstance(failure, str):
-        raise RuntimeError(f"a worker process failed: {failure}")
-    where = getattr(failure, "worker_traceback", None)
+def _raise_brought(brought):
+    """Raise here the first failure in the list `brought` (what each process brought to a
+    meeting, or a child's answer), emptying it (see _raise_dropping): an exception, with its
+    traceback in the other process as the cause, or the words of one that could not travel."""
+    first = next(i for i, x in enumerate(brought) if isinstance(x, (BaseException, str)))
+    brought[:] = brought[first:first + 1]
+    if isinstance(brought[0], str):
+        raise RuntimeError(f"a worker process failed: {brought.pop()}")
+    where = getattr(brought[0], "worker_traceback", None)
     if where:
-        raise failure from _WorkerTraceback(where)
-    raise failure
+        brought[0].__cause__ = _WorkerTraceback(where)      # `raise ... from` it
+    _raise_dropping(brought)
+
+
+def _raise_dropping(holder):
+    """Raise the one exception in the list `holder`, emptying it.
+
+    An exception's traceback holds every frame it passed through, and each frame its variables:
+    a frame on the way that still held the exception (a failed part's result, kept to be raised
+    after the meeting) would be a reference cycle, and the failed part's activations, in the
+    frames of its forward, would stay alive until the garbage collector next ran instead of
+    being freed as the caller drops the error. So the frames that hand an error on hold it in
+    a list, emptied here as it is raised: no frame on its way keeps it."""
+    raise holder.pop()
 
 
 def workers_for(loss_of: Callable[[Batch], Tensor], model: nn.Module,
@@ -732,12 +750,13 @@ def _compute_and_exit(connection, work, items, blas):
 def _answer(connection):
     """A child's results, or its error raised here (as itself, or its words)."""
     try:
-        kind, what = connection.recv()
+        answer = list(connection.recv())             # [kind, what]
     except (EOFError, OSError):
         raise WorkerLost(_ENDED) from None
-    if kind == "error":
-        _raise_brought(what)
-    return what
+    if answer[0] == "error":
+        del answer[0]
+        _raise_brought(answer)
+    return answer[1]
 
 
 def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
@@ -769,9 +788,10 @@ def run_in_threads(work: Callable[[Item], Result], items: Sequence[Item],
             thread.start()
         for thread in started:
             thread.join()
-    for share in shares:
-        if isinstance(share, BaseException):
-            raise share
+    failed = [share for share in shares if isinstance(share, BaseException)][:1]
+    if failed:
+        shares.clear()        # the threads' frames hold `shares`: see _raise_dropping
+        _raise_dropping(failed)
     return [shares[i % n][i // n] for i in range(len(items))]
 
 
