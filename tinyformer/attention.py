@@ -179,7 +179,13 @@ class KVCache:
     def rewind(self, length: int) -> None:
         """Forget every token after the first `length`: `length` becomes it, and each layer
         keeps the keys and values of those tokens only (the next step writes after them). For
-        a step cut short, which the model's stack rewinds to where it started."""
+        a step cut short, which the model's stack rewinds to where it started. ValueError for
+        a length the cache does not count (below 0, a slice would read it from the end; past
+        `length`, no step stored those tokens)."""
+        check_whole("KVCache.rewind", 0, length=length)
+        if length > self.length:
+            raise ValueError(f"KVCache.rewind: length {length} is past the {self.length} tokens "
+                             f"the cache counts; rewind to a length it has passed")
         self.length = length
         for layer, (k, v) in self._kv.items():
             if k.shape[2] > length:
