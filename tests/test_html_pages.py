@@ -104,6 +104,11 @@ def test_a_summary_bins_values_a_few_float_steps_apart_and_the_page_is_written(t
     with np.errstate(over="ignore"):          # (its norm overflows: not what this checks)
         counts = summary(np.array([-1e308, 0.0, 1e308]))["hist"]["counts"]
     assert (counts[0], counts[HISTOGRAM_BINS // 2], counts[-1], sum(counts)) == (1, 1, 1, 3)
+    # nor a constant one too large for half a unit to widen: its values in the middle bar,
+    # as a small constant's (they were lost, every bar empty)
+    for constant in (3.0, 1e20):
+        counts = summary(np.full(3, constant))["hist"]["counts"]
+        assert (counts[HISTOGRAM_BINS // 2], sum(counts)) == (3, 3), constant
     x = ta.Tensor(close, dtype=np.float64, requires_grad=True)
     viz.draw_graph((x * 2).sum()).save_html(tmp_path / "graph.html")
     assert page_data((tmp_path / "graph.html").read_text())["views"]

@@ -316,6 +316,21 @@ def test_rewind_forgets_the_tokens_after_its_length_in_every_layer(grad):
         np.testing.assert_array_equal(model(idx[:, 4:], fresh).data, again)
 
 
+@pytest.mark.parametrize("length, problem", [
+    (-1, "length must be a whole number >= 0, got -1"),        # sliced from the end
+    (2.0, "length must be a whole number >= 0, got 2.0"),
+    (5, "length 5 is past the 4 tokens the cache counts")])
+def test_rewind_refuses_a_length_the_cache_does_not_count(length, problem):
+    # -1 kept every layer's keys but its last token's and set length -1: the next step wrote
+    # at -1, into the keys of the tokens before it.
+    model = GPT(vocab_size=11, context=12, n_layer=1, n_head=2, d_model=16).eval()
+    cache = KVCache()
+    model(np.zeros((1, 4), dtype=np.int64), cache)
+    with pytest.raises(ValueError, match=f"^KVCache.rewind: {re.escape(problem)}"):
+        cache.rewind(length)
+    assert cache.length == 4 and model(np.zeros((1, 1), dtype=np.int64), cache).shape[1] == 1
+
+
 # The encoder-decoder's cross-attention: its keys and values are the encoder output's, computed
 # at the first step and kept in the cache.
 

@@ -887,11 +887,13 @@ QWEN3_WINDOWS = {
 
 def qwen3_dir(directory, settings, layer_types):
     """A random transformers Qwen3 of `settings` saved in `directory`, its config.json giving
-    `layer_types` (None: leaving them out, as the configs before transformers 5 do); the model
-    as transformers reads that folder."""
+    `settings` as they are and `layer_types` (None: leaving them out, as the configs before
+    transformers 5 do); the model as transformers reads that folder."""
     hf_model("qwen3", 120, num_key_value_heads=2, head_dim=16, **settings).save_pretrained(
         directory)
-    config = json.loads((directory / "config.json").read_text())
+    # The settings as given, in config.json too: transformers writes a switched-off window as
+    # null, where Qwen's own configs keep its size beside use_sliding_window false.
+    config = {**json.loads((directory / "config.json").read_text()), **settings}
     config.pop("layer_types", None)
     if layer_types is not None:
         config["layer_types"] = layer_types

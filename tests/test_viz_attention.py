@@ -96,8 +96,10 @@ def test_recorded_weights_are_those_the_bias_shifted(n_kv_head):
 def test_a_weight_float32_rounds_to_0_is_recorded_above_0_and_only_a_blocked_key_at_0():
     # A weight of exactly 0 is drawn blank and said "blocked by the mask" on the page: a far
     # key that ALiBi's bias puts 200 below the others (float32's softmax: 0.0) was said so,
-    # though the mask let it be read. A key the mask blocks, or a bias of -inf, is 0.
-    from viz.attention_page import BLOCKED, encode_weights
+    # though the mask let it be read. A key the mask blocks, or a bias of -inf, is 0. So with
+    # 1, as in the logit lens: the key beside that far one (float32's softmax: 1.0) read
+    # 1.0000 on the page, where the head reads the far key too.
+    from viz.attention_page import BLOCKED, NEAR_ONE, SCALE, encode_weights
     ta.manual_seed(0)
     attn = MultiHeadAttention(d_model=8, n_head=2)
     attn.record_weights = True
@@ -113,6 +115,9 @@ def test_a_weight_float32_rounds_to_0_is_recorded_above_0_and_only_a_blocked_key
     np.testing.assert_allclose(weights.sum(axis=-1)[:, 1:], 1.0, atol=1e-6)
     coded = np.array(encode_weights(weights[0]))
     assert (coded[1:, 0] != BLOCKED).all() and coded[3, 1] == BLOCKED
+    # Query 1 reads keys 0 and 1: key 1's weight is below 1; query 0 reads key 0 alone: 1.
+    assert (weights[:, 1, 1] < 1).all() and coded[1, 1] == NEAR_ONE
+    assert (weights[:, 0, 0] == 1).all() and coded[0, 0] == SCALE
 
 
 def test_recording_with_a_kv_cache_sees_every_earlier_token():

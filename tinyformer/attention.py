@@ -179,7 +179,13 @@ class KVCache:
     def rewind(self, length: int) -> None:
         """Forget every token after the first `length`: `length` becomes it, and each layer
         keeps the keys and values of those tokens only (the next step writes after them). For
-        a step cut short, which the model's stack rewinds to where it started."""
+        a step cut short, which the model's stack rewinds to where it started. ValueError for
+        a length the cache does not count (below 0, a slice would read it from the end; past
+        `length`, no step stored those tokens)."""
+        check_whole("KVCache.rewind", 0, length=length)
+        if length > self.length:
+            raise ValueError(f"KVCache.rewind: length {length} is past the {self.length} tokens "
+                             f"the cache counts; rewind to a length it has passed")
         self.length = length
         for layer, (k, v) in self._kv.items():
             if k.shape[2] > length:
@@ -636,7 +642,8 @@ class MultiHeadAttention(nn.Module):
 
     To look at the attention weights (viz.attention draws them), set `record_weights = True`:
     each forward then also stores softmax(q k^T / sqrt(d) + bias), blocked keys 0 (and only
-    they: a weight that float32 rounds to 0 is kept just above it), before dropout, as a numpy
+    they: a weight that float32 rounds to 0 is kept just above it, and one that it rounds to 1
+    beside other open keys just below), before dropout, as a numpy
     array (B, n_head, T_q, T_k) in `last_weights`. The Attention op keeps
     its weights to itself, so they are computed a second time, by `attention_weights`: off by
     default.
@@ -774,16 +781,31 @@ class MultiHeadAttention(nn.Module):
 def _blocked_only_zero(weights: np.ndarray, mask: Mask | None,
                        bias: Bias | None) -> np.ndarray:
     """Recorded `weights`, exactly 0 only where the key is blocked (by `mask`, or a bias of
-    -inf): the pictures leave such a key blank and the page says the mask blocked it. A weight
-    that float32 rounds to 0, a score 104 or more below its row's highest (ALiBi's bias gives
-    one to the far keys of a long prompt), is the smallest number above 0 instead."""
-    open_keys = np.ones(weights.shape, dtype=bool)
+    -inf), and 1 only where every other key is: the pictures leave a 0 blank and the page says
+    the mask blocked it. A weight that float32 rounds to 0 (a score 104 or more below its
+    row's highest: ALiBi's bias gives one to the far keys of a long prompt), or to 1, is kept
+    short of it by `unrounded_probabilities`, as the logit lens keeps its probabilities."""
+    open_keys = np.ones(weights.shape, dtype=bool)                 # (B, H, T_q, T_k)
     for given in (mask, bias):
         if given is not None:
             given = np.asarray(given.data if isinstance(given, Tensor) else given)
             open_keys &= given if given.dtype == bool else given > -np.inf
-    rounded = (weights == 0) & open_keys
-    return np.where(rounded, np.finfo(weights.dtype).smallest_subnormal, weights)
+    return unrounded_probabilities(weights, open_keys)
+
+
+def unrounded_probabilities(probs: np.ndarray, possible: np.ndarray) -> np.ndarray:
+    """The rows of softmax probabilities `probs` (..., N), those that the softmax rounded to
+    exactly 1 or 0 moved to the nearest number that is not: float32's softmax gives 1.0 to
+    one once the others add up to less than 6e-8 (a lead of 17 in the scores), and 0.0 to one
+    104 behind the first. Only a choice that is not `possible` (..., N) (a key the mask
+    blocks, a logit of -inf) is kept at 0, and only the one possible choice of its row at 1:
+    a picture or a table of them would read ruled out, or sure, where the model is not. For
+    the recorded attention weights and the logit lens alike. NaN is kept."""
+    one, zero = probs.dtype.type(1), probs.dtype.type(0)
+    # More choices possible in the row than this one: something else has a chance too.
+    others = possible.sum(axis=-1, keepdims=True) > possible            # (..., N)
+    probs = np.where((probs == one) & others, np.nextafter(one, zero), probs)
+    return np.where((probs == zero) & possible, np.finfo(probs.dtype).smallest_subnormal, probs)
 
 
 def _check_rows(x: Tensor, name: str, d_model: int) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from tinyautograd import Tensor, nn
 
+from .attention import unrounded_probabilities
 from .blocks import Decoder, Encoder
 from .decoding import inference
 from .schema import check_whole
@@ -93,30 +94,15 @@ def logit_lens(model: nn.Module, run: Callable[[nn.Module], Tensor], k: int = 3)
         for i, state in enumerate(states):
             h = state if stack.final_norm is None else stack.final_norm(state)
             logits = model.logits(h)                                        # (1, T, V)
-            probs = logits.softmax(axis=-1).data[0]                         # (T, V)
+            probs = unrounded_probabilities(logits.softmax(axis=-1).data[0],  # (T, V)
+                                            logits.data[0] > -np.inf)
             # Ranked by the logits, in the order of the probabilities they give: tokens whose
             # probabilities float32 rounds to 0 alike (104 behind the first) are still apart.
             order = likeliest(logits.data[0], k)                            # (T, k)
             rows.append("embed" if i == 0 else f"layer {i}")
             top_ids.append(order)
-            top_probs.append(unrounded(np.take_along_axis(probs, order, axis=-1),
-                                       logits.data[0], order))
+            top_probs.append(np.take_along_axis(probs, order, axis=-1))
     return Lens(rows, np.stack(top_ids), np.stack(top_probs))
-
-
-def unrounded(top: np.ndarray, logits: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The probabilities `top` (T, k) of the tokens `order` (T, k) of each row of `logits`
-    (T, V), those that the softmax rounded to exactly 1 or 0 moved to the nearest number that
-    is not: float32's softmax gives 1.0 to a token once the others add up to less than 6e-8
-    (a lead of 17 in the logits), and 0.0 to one 104 behind the first. A token is sure only
-    where every other logit is -inf, and ruled out only where its own is: the table would
-    read 100% (or 0%), sure (or ruled out), where the model is not. A row of NaN is kept."""
-    possible = logits > -np.inf                                     # (T, V): not ruled out
-    listed = np.take_along_axis(possible, order, axis=-1)           # (T, k)
-    others = possible.sum(axis=-1, keepdims=True) - listed          # (T, k): the rest possible
-    one, zero = top.dtype.type(1), top.dtype.type(0)
-    top = np.where((top == one) & (others > 0), np.nextafter(one, zero), top)
-    return np.where((top == zero) & listed, np.finfo(top.dtype).smallest_subnormal, top)
 
 
 # Up to this many ids a row, one pass over the row for each; more, one sort of the row.

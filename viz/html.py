@@ -128,7 +128,12 @@ def summary(array: ArrayLike | None) -> dict[str, Any] | None:
         # raised, and the page was not written. Each value is binned by its place between
         # low and high instead, worked out in halves, which neither overflows nor rounds the
         # few steps between close values away (their difference is exact).
-        place = (finite / 2 - low / 2) / (high / 2 - low / 2)                # in [0, 1]
+        # A constant array too large for 0.5 to widen its range (1e20 - 0.5 is 1e20) was
+        # 0 / 0 here, NaN, and its bars empty: it goes in the middle bar, as a smaller one.
+        if high > low:
+            place = (finite / 2 - low / 2) / (high / 2 - low / 2)            # in [0, 1]
+        else:
+            place = np.full(finite.shape, 0.5)
         counts, _ = np.histogram(place, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     out.update(norm=number(np.linalg.norm(finite)), min=number(low), max=number(high),
                mean=number(finite.mean()),
