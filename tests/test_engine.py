@@ -1969,9 +1969,10 @@ def test_gradcheck_refuses_an_input_whose_elements_cannot_be_nudged_one_at_a_tim
     # A read-only array raised numpy's bare "assignment destination is read-only"; a broadcast
     # one would move a whole row with each nudge (torch refuses a stride of 0 too).
     repeated = np.lib.stride_tricks.as_strided(np.arange(3.0), shape=(2, 3), strides=(0, 8))
+    windows = np.lib.stride_tricks.as_strided(np.arange(4.0), shape=(2, 3), strides=(8, 8))
     read_only = np.arange(3.0)
     read_only.flags.writeable = False
-    for array in (repeated, read_only):
+    for array in (repeated, windows, read_only):    # (windows overlap: [0, 1, 2], [1, 2, 3])
         x = Tensor(array, requires_grad=True, dtype=np.float64)
         assert x.data is array
         shape = re.escape(str(x.shape))
@@ -2210,3 +2211,25 @@ def test_a_function_is_guarded_where_it_is_written_unless_it_says():
     with pytest.raises(AttributeError, match="ctx.inputs is the engine's own"):
         Mine.apply(f64(2))
     assert Tested.apply(f64(2)).shape == (2,)    # unguarded: the engine trusts it
+
+
+def test_a_forward_that_returns_a_broadcast_view_of_its_input_gives_a_read_only_tensor():
+    # The read-only views a user's forward gets were made writeable again in its result, a
+    # broadcast one too: `rows += 1` then wrote through its repeated elements into the
+    # caller's x ([2, 2, 2]), where numpy keeps such a view read-only (and where the forward
+    # was given x's own array, the result was refused).
+    class Rows(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return np.broadcast_to(a, (2, 3))
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.sum(axis=0)
+
+    x = Tensor(np.ones(3), dtype=np.float64)
+    rows = Rows.apply(x)
+    assert not rows.data.flags.writeable
+    with pytest.raises(ValueError, match=r"read-only"):
+        rows += 1
+    assert x.data.tolist() == [1.0, 1.0, 1.0]
