@@ -1029,6 +1029,9 @@ def test_masked_fill_refuses_a_float_mask_as_torch():
                                             r"to fill\), as torch's, got float32; compare first "
                                             r"\(mask != 0\), or add a mask of 0 and -inf"):
             scores.masked_fill(mask, -1e9)
+    for mask, dtype in ((bias.astype(np.complex64), "complex64"), (bias.tolist(), "float64")):
+        with pytest.raises(TypeError, match=rf"^masked_fill: .* got {dtype}; "):
+            scores.masked_fill(mask, -1e9)
     filled = scores.masked_fill(bias != 0, -1e9)        # a boolean mask, or integers, as before
     assert filled.data.tolist() == [[1.0, -1e9], [1.0, 1.0]]
     by_integers = scores.masked_fill(np.array([[0, 1], [0, 0]]), -1e9)
@@ -1707,7 +1710,7 @@ def test_a_forward_that_returns_its_input_or_a_view_gives_a_writeable_tensor():
     assert x.data.tolist() == [[2.0, 2.0], [2.0, 2.0]]
 
 
-@pytest.mark.parametrize("change", ["input", "grad", "result"])
+@pytest.mark.parametrize("change", ["input", "array", "grad", "result"])
 def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradient_goes_wrong(
         change):
     # A backward that wrote into ctx.operands changed the caller's x; one that wrote into grad
@@ -1723,6 +1726,8 @@ def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradien
             if change == "input":
                 (a,) = ctx.operands
                 a *= 0
+            elif change == "array":
+                ctx.array(0)[...] = 0
             elif change == "grad":
                 grad *= 2
             else:
