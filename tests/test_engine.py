@@ -1765,7 +1765,8 @@ def test_a_function_called_or_instantiated_says_to_use_apply():
 
 def test_apply_with_arguments_its_forward_does_not_take_names_both():
     # Python's words counted ctx: "Power.forward() takes 2 positional arguments but 3 were
-    # given" for one input too many.
+    # given" for one input too many. The call is named as written, Power.apply (the op's
+    # name, "power", is no name to call).
     class Power(Function):
         @staticmethod
         def forward(ctx, a, *, power=3):
@@ -1776,7 +1777,7 @@ def test_apply_with_arguments_its_forward_does_not_take_names_both():
             raise AssertionError("not reached")
 
     def says(given, why):
-        return (rf"^power\.apply got {given}, which its forward\(ctx, a, \*, power=3\) does not "
+        return (rf"^Power\.apply got {given}, which its forward\(ctx, a, \*, power=3\) does not "
                 rf"take \({why}\): apply takes forward's arguments after ctx, the inputs "
                 rf"positionally and the settings as keywords$")
 

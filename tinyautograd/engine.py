@@ -1660,7 +1660,7 @@ def _raise_if_forward_does_not_take(fn, ctx, arrays, settings):
         given = f"{len(arrays)} input{'s' if len(arrays) != 1 else ''}"
         if settings:
             given += f" and the settings {', '.join(f'{key}=' for key in settings)}"
-        raise TypeError(f"{fn.name()}.apply got {given}, which its forward{signature} does "
+        raise TypeError(f"{fn.__name__}.apply got {given}, which its forward{signature} does "
                         f"not take ({error}): apply takes forward's arguments after ctx, the "
                         f"inputs positionally and the settings as keywords") from None
 
