@@ -439,7 +439,8 @@ class Module:
         buffers do."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
-            # Refused by the Tensor, and only after the parameters before it were unfrozen.
+            # An integer or bool one stays frozen: its Tensor would refuse requires_grad=True,
+            # part way through the loop, the parameters before it already unfrozen.
             if requires_grad and parameter.dtype.kind != "f":
                 continue
             parameter.requires_grad = requires_grad
