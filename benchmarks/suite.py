@@ -498,16 +498,20 @@ def summary(results, case_name, case):
 
 
 def shown_ratio(ratio, target):
-    """A ratio to two decimals; to three where two would show the target's own number (0.904
-    as 0.90 beside "<= 0.90 not yet"), the verdict then being in the third."""
+    """A ratio to two decimals; to more where two would show the target's own number (0.904
+    as 0.90 beside "<= 0.90 not yet"): as many as it takes to show the decimal that decides
+    the verdict (0.904, 0.9004), up to six."""
     if ratio is None:
         return "-"
     bound = target.split()[-1] if target else ""
     try:
-        ties = round(ratio, 2) == float(bound)
-    except ValueError:                  # no number to meet: "", "within 1e-4" has one, fine
-        ties = False
-    return f"{ratio:.3f}" if ties else f"{ratio:.2f}"
+        bound = float(bound)
+    except ValueError:                  # no number to meet: ""
+        return f"{ratio:.2f}"
+    decimals = 2
+    while decimals < 6 and ratio != bound and round(ratio, decimals) == bound:
+        decimals += 1
+    return f"{ratio:.{decimals}f}"
 
 
 def selected(only, whole_run):

@@ -423,6 +423,8 @@ def test_a_ratio_that_rounds_to_its_target_shows_the_decimal_that_decides(capsys
         return " ".join(row.split()[5:])      # after "training step, ms", ours and torch's
     assert shown(0.904) == "0.904 <= 0.90 not yet"
     assert shown(0.896) == "0.896 <= 0.90 met"
+    assert shown(0.9004) == "0.9004 <= 0.90 not yet"          # three decimals tie too
+    assert shown(0.9) == "0.90 <= 0.90 met"                   # the target itself
     assert shown(0.85) == "0.85 <= 0.90 met"                   # far from it: two decimals
 
 

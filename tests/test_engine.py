@@ -1029,6 +1029,9 @@ def test_masked_fill_refuses_a_float_mask_as_torch():
                                             r"to fill\), as torch's, got float32; compare first "
                                             r"\(mask != 0\), or add a mask of 0 and -inf"):
             scores.masked_fill(mask, -1e9)
+    for mask, dtype in ((bias.astype(np.complex64), "complex64"), (bias.tolist(), "float64")):
+        with pytest.raises(TypeError, match=rf"^masked_fill: .* got {dtype}; "):
+            scores.masked_fill(mask, -1e9)
     filled = scores.masked_fill(bias != 0, -1e9)        # a boolean mask, or integers, as before
     assert filled.data.tolist() == [[1.0, -1e9], [1.0, 1.0]]
     by_integers = scores.masked_fill(np.array([[0, 1], [0, 0]]), -1e9)
@@ -1707,7 +1710,7 @@ def test_a_forward_that_returns_its_input_or_a_view_gives_a_writeable_tensor():
     assert x.data.tolist() == [[2.0, 2.0], [2.0, 2.0]]
 
 
-@pytest.mark.parametrize("change", ["input", "grad", "result"])
+@pytest.mark.parametrize("change", ["input", "array", "grad", "result"])
 def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradient_goes_wrong(
         change):
     # A backward that wrote into ctx.operands changed the caller's x; one that wrote into grad
@@ -1723,6 +1726,8 @@ def test_a_backward_that_changes_its_arrays_in_place_is_refused_before_a_gradien
             if change == "input":
                 (a,) = ctx.operands
                 a *= 0
+            elif change == "array":
+                ctx.array(0)[...] = 0
             elif change == "grad":
                 grad *= 2
             else:
@@ -1760,7 +1765,8 @@ def test_a_function_called_or_instantiated_says_to_use_apply():
 
 def test_apply_with_arguments_its_forward_does_not_take_names_both():
     # Python's words counted ctx: "Power.forward() takes 2 positional arguments but 3 were
-    # given" for one input too many.
+    # given" for one input too many. The call is named as written, Power.apply (the op's
+    # name, "power", is no name to call).
     class Power(Function):
         @staticmethod
         def forward(ctx, a, *, power=3):
@@ -1771,7 +1777,7 @@ def test_apply_with_arguments_its_forward_does_not_take_names_both():
             raise AssertionError("not reached")
 
     def says(given, why):
-        return (rf"^power\.apply got {given}, which its forward\(ctx, a, \*, power=3\) does not "
+        return (rf"^Power\.apply got {given}, which its forward\(ctx, a, \*, power=3\) does not "
                 rf"take \({why}\): apply takes forward's arguments after ctx, the inputs "
                 rf"positionally and the settings as keywords$")
 
@@ -1969,9 +1975,10 @@ def test_gradcheck_refuses_an_input_whose_elements_cannot_be_nudged_one_at_a_tim
     # A read-only array raised numpy's bare "assignment destination is read-only"; a broadcast
     # one would move a whole row with each nudge (torch refuses a stride of 0 too).
     repeated = np.lib.stride_tricks.as_strided(np.arange(3.0), shape=(2, 3), strides=(0, 8))
+    windows = np.lib.stride_tricks.as_strided(np.arange(4.0), shape=(2, 3), strides=(8, 8))
     read_only = np.arange(3.0)
     read_only.flags.writeable = False
-    for array in (repeated, read_only):
+    for array in (repeated, windows, read_only):    # (windows overlap: [0, 1, 2], [1, 2, 3])
         x = Tensor(array, requires_grad=True, dtype=np.float64)
         assert x.data is array
         shape = re.escape(str(x.shape))
@@ -2210,3 +2217,25 @@ def test_a_function_is_guarded_where_it_is_written_unless_it_says():
     with pytest.raises(AttributeError, match="ctx.inputs is the engine's own"):
         Mine.apply(f64(2))
     assert Tested.apply(f64(2)).shape == (2,)    # unguarded: the engine trusts it
+
+
+def test_a_forward_that_returns_a_broadcast_view_of_its_input_gives_a_read_only_tensor():
+    # The read-only views a user's forward gets were made writeable again in its result, a
+    # broadcast one too: `rows += 1` then wrote through its repeated elements into the
+    # caller's x ([2, 2, 2]), where numpy keeps such a view read-only (and where the forward
+    # was given x's own array, the result was refused).
+    class Rows(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return np.broadcast_to(a, (2, 3))
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.sum(axis=0)
+
+    x = Tensor(np.ones(3), dtype=np.float64)
+    rows = Rows.apply(x)
+    assert not rows.data.flags.writeable
+    with pytest.raises(ValueError, match=r"read-only"):
+        rows += 1
+    assert x.data.tolist() == [1.0, 1.0, 1.0]

@@ -1723,15 +1723,18 @@ def test_an_integer_and_an_index_array_apart_index_as_numpy_not_torch_as_the_rea
 
 def test_an_index_list_changed_after_the_forward_does_not_move_the_gradient():
     # A list is an index array as numpy reads it, and a caller changes it as easily: the
-    # backward scattered by the changed list, silently onto other elements.
+    # backward scattered by the changed list, silently onto other elements. (A Tensor in a
+    # list is read by numpy as its array, and `ids -= 2` changes that array in place.)
     w = Tensor(np.eye(3), requires_grad=True)
     picks, nested, rows = [0, 0], [[1], [1]], [np.array([2])]
-    y = w[picks].sum() + w[nested, 0].sum() + w[rows].sum()
+    ids = Tensor(np.array([2]))
+    y = w[picks].sum() + w[nested, 0].sum() + w[rows].sum() + w[[ids]].sum()
     picks[0] = 1
     nested[0][0] = 0
     rows[0][0] = 0
+    ids -= 2
     y.backward()
-    np.testing.assert_array_equal(w.grad, [[2, 2, 2], [2, 0, 0], [1, 1, 1]])
+    np.testing.assert_array_equal(w.grad, [[2, 2, 2], [2, 0, 0], [2, 2, 2]])
 
 
 @pytest.mark.parametrize("change", ["fill", "load_state_dict"])

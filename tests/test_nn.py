@@ -5,6 +5,7 @@ import gc
 import inspect
 import math
 import re
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -257,6 +258,40 @@ def test_a_module_that_holds_its_parent_prints_and_applies_without_walking_forev
     assert [type(m).__name__ for m in visited] == ["Linear", "ReLU", "Sequential"]
     assert repr(model[0]).splitlines()[1:3] == [            # printed from the layer instead
         "  (owner): Sequential(  # 6 params", "    (0): <the Linear above>"]
+
+
+@pytest.mark.parametrize("walk", ["print", "apply"])
+def test_a_model_printed_or_applied_in_two_threads_at_once_is_walked_whole_in_each(walk):
+    # The modules being printed (or applied) were kept in one set for all threads: a model
+    # printed in one thread while another printed it came out as "<the Sequential above>",
+    # and apply skipped its layers.
+    entered, go = threading.Event(), threading.Event()
+
+    class Paused(nn.Module):              # holds the other thread inside the walk
+        def extra_repr(self):
+            if threading.current_thread().name == "other":
+                entered.set()
+                go.wait(10)
+            return ""
+
+    model = nn.Sequential(nn.Sequential(Paused()), nn.ReLU())    # paused two modules deep
+    pause = (lambda: repr(model)) if walk == "print" else (lambda: model.apply(
+        lambda m: isinstance(m, Paused) and m.extra_repr()))
+    other = threading.Thread(target=pause, name="other")
+    other.start()
+    try:
+        assert entered.wait(10)
+        visited = []
+        if walk == "print":
+            assert repr(model) == ("Sequential(\n  (0): Sequential(\n    (0): Paused()\n  )\n"
+                                   "  (1): ReLU()\n)")
+        else:
+            model.apply(visited.append)
+            assert [type(m).__name__ for m in visited] == ["Paused", "Sequential", "ReLU",
+                                                           "Sequential"]
+    finally:
+        go.set()
+        other.join()
 
 
 def test_pytorchs_weight_tying_by_assignment_is_refused_at_the_layers_first_forward():

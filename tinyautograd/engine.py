@@ -1660,7 +1660,7 @@ def _raise_if_forward_does_not_take(fn, ctx, arrays, settings):
         given = f"{len(arrays)} input{'s' if len(arrays) != 1 else ''}"
         if settings:
             given += f" and the settings {', '.join(f'{key}=' for key in settings)}"
-        raise TypeError(f"{fn.name()}.apply got {given}, which its forward{signature} does "
+        raise TypeError(f"{fn.__name__}.apply got {given}, which its forward{signature} does "
                         f"not take ({error}): apply takes forward's arguments after ctx, the "
                         f"inputs positionally and the settings as keywords") from None
 
@@ -1795,7 +1795,22 @@ def _writeable_again(data, inputs):
     owners = [t.data if t.data.base is None else t.data.base
               for t in inputs if t.data.flags.writeable]
     if data.base is not None and any(data.base is owner for owner in owners):
-        data.flags.writeable = True
+        # Not a view that repeats elements (np.broadcast_to's, a sliding window): numpy makes
+        # those read-only itself, since a write through one element would change others, and
+        # the caller's input with them.
+        if not _repeats_elements(data):
+            data.flags.writeable = True
+
+
+def _repeats_elements(array: np.ndarray) -> bool:
+    """Whether `array` is a view that holds some element more than once (a stride of 0, as
+    np.broadcast_to makes, or windows that overlap): it holds more bytes than the memory it
+    spans, from its first element to its last."""
+    if array.size == 0:
+        return False
+    span = array.itemsize + sum((size - 1) * abs(stride)
+                                for size, stride in zip(array.shape, array.strides))
+    return array.size * array.itemsize > span
 
 
 def _as_inputs(fn, inputs):

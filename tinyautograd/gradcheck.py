@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .engine import Tensor, enable_grad, grad, no_grad
+from .engine import Tensor, _repeats_elements, enable_grad, grad, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -45,10 +45,9 @@ def _as_inputs(inputs):
                             f"finite differences drown in rounding error")
         # Each element is nudged in place, alone: a read-only array refuses it (numpy's bare
         # "assignment destination is read-only"), and one that repeats its elements (a stride
-        # of 0, as np.broadcast_to makes) would move a whole row with one, as torch refuses.
-        data = t.data
-        if not data.flags.writeable or any(stride == 0 and size > 1
-                                           for stride, size in zip(data.strides, data.shape)):
+        # of 0, as np.broadcast_to makes, or overlapping windows) would move several with one,
+        # as torch refuses.
+        if not t.data.flags.writeable or _repeats_elements(t.data):
             raise ValueError(f"gradcheck: input {i} (shape {t.shape}) holds a read-only or "
                              f"broadcast array, whose elements cannot be nudged one at a time; "
                              f"pass a copy, Tensor(a.copy(), requires_grad=True, "

@@ -15,6 +15,7 @@ import functools
 import inspect
 import math
 import operator
+import threading
 import types
 from collections import namedtuple
 from collections.abc import Mapping
@@ -419,13 +420,13 @@ class Module:
         before their parent, as torch's), and return this module: the usual way to initialise
         a model's weights by layer type, `model.apply(init_weights)`. A module that holds one
         above it (a layer keeping its owner) does not lead back up to it."""
-        _applying.add(id(self))
+        _walking.applying.add(id(self))
         try:
             for child in self.children():
-                if id(child) not in _applying:     # one above it (a layer keeping its owner)
+                if id(child) not in _walking.applying:   # one above it (its owner)
                     child.apply(fn)
         finally:
-            _applying.discard(id(self))
+            _walking.applying.discard(id(self))
         fn(self)
         return self
 
@@ -438,7 +439,8 @@ class Module:
         buffers do."""
         _check_flag(requires_grad)          # (a module without parameters would take any value)
         for parameter in self.parameters():
-            # Refused by the Tensor, and only after the parameters before it were unfrozen.
+            # An integer or bool one stays frozen: its Tensor would refuse requires_grad=True,
+            # part way through the loop, the parameters before it already unfrozen.
             if requires_grad and parameter.dtype.kind != "f":
                 continue
             parameter.requires_grad = requires_grad
@@ -487,9 +489,9 @@ class Module:
               (out): Linear(in_features=16, out_features=2, bias=True)  # 34 params
             )
         """
-        if id(self) in _printing:       # held by a module inside it (a layer keeping its owner)
+        if id(self) in _walking.printing:   # held by a module inside it (as its owner)
             return f"<the {type(self).__name__} above>"
-        _printing.add(id(self))
+        _walking.printing.add(id(self))
         try:
             head = f"{type(self).__name__}({self.extra_repr()}"
             count = _params_comment(self.num_parameters())
@@ -502,14 +504,22 @@ class Module:
             lines.append(")")
             return "\n".join(lines)
         finally:
-            _printing.discard(id(self))
+            _walking.printing.discard(id(self))
 
 
-# The modules whose __repr__ (or apply) is running: one held by a module inside it (a layer
-# keeping its owner) is named on one line (or not walked into again), where printing (or
-# walking) it again would lead back up without end.
-_printing: set[int] = set()
-_applying: set[int] = set()
+class _Walking(threading.local):
+    """The ids of the modules whose __repr__ (or apply) is running, in this thread: one held
+    by a module inside it (a layer keeping its owner) is named on one line (or not walked into
+    again), where printing (or walking) it again would lead back up without end. Each thread
+    has its own, as the engine's modes: another thread printing the same model is not inside
+    it."""
+
+    def __init__(self) -> None:
+        self.printing: set[int] = set()
+        self.applying: set[int] = set()
+
+
+_walking = _Walking()
 
 
 def _numbers_of(value):
