@@ -373,6 +373,22 @@ def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch,
     assert seen == [3, 3, 3, 3]
 
 
+def test_threads_on_the_command_line_overrides_the_variable(monkeypatch, tmp_path):
+    # As README says: given both, --threads counts, and the variable is not even read (a
+    # value it could not take is no error then).
+    import tinyformer.resources
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)
+    seen = []
+    monkeypatch.setattr(cli.Trainer, "_loop", lambda self, threads, workers: seen.append(
+        threads.chosen) or "done")
+    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
+    for variable, out in (("2", "a"), ("junk", "b")):
+        result = CliRunner(env={"TINYFORMER_THREADS": variable}).invoke(
+            main, ["train", *TINY, "--iters", "1", "--threads", "1", "--out", str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    assert seen == [1, 1]
+
+
 def test_a_bad_threads_names_the_variable_only_when_it_came_from_there(monkeypatch, tmp_path):
     monkeypatch.delenv("TINYFORMER_THREADS", raising=False)
     typed = run("generate", "--checkpoint", tmp_path, "--threads", 0)
