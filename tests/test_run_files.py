@@ -68,6 +68,22 @@ def test_a_metrics_line_without_its_line_end_stays_a_line_of_its_own_after_resum
     assert [record["step"] for record in read_metrics(path)] == [1, 2, 3]
 
 
+def test_a_first_metrics_line_read_as_it_is_written_is_no_record_yet_not_another_file(tmp_path):
+    """A plot read between a new run's first append and its line end: the run has no records
+    yet (and says so), where "is it a metrics.jsonl?" sent the user looking for another file.
+    A one-line file that is no record's start is still not a metrics file."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "train_lo')
+    with pytest.raises(ValueError, match="has no records yet; train for at least one step"):
+        read_metrics(path)
+    path.write_text('{"step": 1, "train_loss": 2.0}\n{"step": 2, "tr')
+    assert [record["step"] for record in read_metrics(path)] == [1]
+    for other in ("step,train_loss", '{"step": 1, "train_lo\n'):   # not a record being written
+        path.write_text(other)
+        with pytest.raises(ValueError, match="line 1 is not JSON"):
+            read_metrics(path)
+
+
 def test_tokens_that_fail_their_length_check_leave_no_file(tmp_path):
     def too_short(n):
         raise ValueError("the corpus is too short")

@@ -1220,10 +1220,14 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
                        f"{METRICS}")
     try:
         with open_regular(path, "r", pipe=pipe, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            text = f.read()
     except UnicodeDecodeError:
         raise BadInput(f"metrics file {path!r} is not UTF-8 text; is it a metrics.jsonl?") \
             from None
+    lines = text.splitlines()
+    # A last line with no line end is one being written (read between a training run's
+    # append and its line end) or cut off by a kill: not yet a record.
+    cut_off = not text.endswith("\n")
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -1232,8 +1236,9 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
             record = json.loads(line)
         except (json.JSONDecodeError, RecursionError):    # RecursionError: nested too deeply
             # The last line, cut off by a crash, is ignored; but a file whose only line is
-            # not JSON is more likely not a metrics file at all.
-            if number == len(lines) and records:
+            # not JSON is more likely not a metrics file at all, unless it is a record's
+            # start without its end (a run's first, being written now).
+            if number == len(lines) and (records or cut_off and line.lstrip().startswith("{")):
                 break
             raise BadInput(f"metrics file {path!r} line {number} is not JSON; is it a "
                            f"metrics.jsonl?") from None
