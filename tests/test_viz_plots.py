@@ -923,9 +923,14 @@ def fed_pipe(tmp_path, run):
 
 
 def join_writer(pipe, writer):
-    if writer.is_alive():          # a command that never read the pipe: let the writer go
-        with open(pipe, "rb"):
-            pass
+    """Let the writer finish. A command that never read the pipe leaves it waiting for a
+    reader: read what it writes. The pipe is opened without waiting (O_NONBLOCK): a writer
+    that already finished waits for no one, and a plain open would then wait for ever (asking
+    `writer.is_alive()` first left that race open: the thread may still be ending)."""
+    fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)      # the read waits for a writer that has the pipe open
+    with os.fdopen(fd, "rb") as reader:
+        reader.read()
     writer.join()
 
 
