@@ -286,6 +286,27 @@ def test_the_lines_of_a_text_are_found_once_and_forgotten_with_it(tmp_path):
     assert len(data._LINES) == held - 2
 
 
+def test_lines_found_a_block_at_a_time_are_those_of_the_whole(monkeypatch):
+    # The text is looked through LINE_BLOCK tokens at a time: lines, and newlines, that a
+    # block's edge cuts are found as in one pass.
+    nl = 99
+    tokens = np.array([5, 5, nl, nl, 6, nl, 7, 7, 7, nl, 8, 8, nl, 9])
+    whole = data.lines_of(tokens, nl).tolist()
+    assert whole == [[0, 2], [4, 5], [6, 9], [10, 12], [13, 14]]
+    for block in (1, 2, 3, 4):
+        monkeypatch.setattr(data, "LINE_BLOCK", block)
+        assert data.lines_of(tokens.copy(), nl).tolist() == whole, block
+
+
+def test_lines_are_never_kept_for_what_cannot_say_when_it_is_gone():
+    # A list cannot be followed to its end: its lines were kept all the same (and the error
+    # raised after), under an id that a later array could have, which would get them.
+    text = [5, 99, 6]
+    with pytest.raises(TypeError):
+        data.lines_of(text, 99)
+    assert (id(text), 99) not in data._LINES
+
+
 # ---------------------------------------------------------------------------- the metric
 
 

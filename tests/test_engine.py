@@ -2239,3 +2239,36 @@ def test_a_forward_that_returns_a_broadcast_view_of_its_input_gives_a_read_only_
     with pytest.raises(ValueError, match=r"read-only"):
         rows += 1
     assert x.data.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_forward_result_repeating_a_strided_inputs_elements_stays_read_only():
+    # A broadcast of a strided view (every 1000th element: strides (0, 8000)) holds fewer
+    # bytes than it spans from its first element to its last, and so was taken for a view that
+    # repeats nothing: made writeable, `rows += 1` wrote into the caller's x. A reversed view
+    # (a negative stride) repeats nothing and is writeable as the input's own array is.
+    class Rows(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return np.broadcast_to(a, (2,) + a.shape)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad.sum(axis=0)
+
+    class Reversed(Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a[::-1]
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad[::-1]
+
+    x = Tensor(np.ones(10_000)[::1000], dtype=np.float64)          # (10,), a stride of 8000
+    rows = Rows.apply(x)
+    with pytest.raises(ValueError, match=r"read-only"):
+        rows += 1
+    assert x.data.tolist() == [1.0] * 10
+    backwards = Reversed.apply(Tensor(np.arange(3.0), dtype=np.float64))
+    backwards.data[0] = 7.0
+    assert backwards.data.tolist() == [7.0, 1.0, 0.0]

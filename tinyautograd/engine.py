@@ -1803,14 +1803,21 @@ def _writeable_again(data, inputs):
 
 
 def _repeats_elements(array: np.ndarray) -> bool:
-    """Whether `array` is a view that holds some element more than once (a stride of 0, as
-    np.broadcast_to makes, or windows that overlap): it holds more bytes than the memory it
-    spans, from its first element to its last."""
+    """Whether `array` may be a view that holds some element more than once (a stride of 0, as
+    np.broadcast_to makes, or windows that overlap). Its axes taken from the smallest step
+    (stride) up, each must step past all the bytes the smaller ones reach, as a C or Fortran
+    array's do; else elements may meet (a rare interleaving where they do not is counted too,
+    the safe way). Comparing the array's bytes with the span from its first element to its
+    last would miss a broadcast of a strided view, whose span is large."""
     if array.size == 0:
         return False
-    span = array.itemsize + sum((size - 1) * abs(stride)
-                                for size, stride in zip(array.shape, array.strides))
-    return array.size * array.itemsize > span
+    reach = array.itemsize                       # bytes the axes taken so far reach
+    for stride, size in sorted((abs(stride), size)
+                               for stride, size in zip(array.strides, array.shape) if size > 1):
+        if stride < reach:
+            return True
+        reach += (size - 1) * stride
+    return False
 
 
 def _as_inputs(fn, inputs):

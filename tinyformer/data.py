@@ -161,8 +161,11 @@ def lines_of(tokens: np.ndarray, newline_id: int) -> np.ndarray:
         begins = np.concatenate([[0], ends[:-1] + 1])     # after the newline before
         kept = ends > begins                              # not an empty line
         dtype = np.uint32 if len(tokens) < 2 ** 32 else np.int64
-        _LINES[key] = np.stack([begins[kept].astype(dtype), ends[kept].astype(dtype)], axis=1)
-        weakref.finalize(tokens, _LINES.pop, key, None)   # forgotten with the array
+        lines = np.stack([begins[kept].astype(dtype), ends[kept].astype(dtype)], axis=1)
+        # Forgotten with the array, before its id can be another's. Set first: an object that
+        # cannot be followed (a list) raises here, leaving no lines under an id to be reused.
+        weakref.finalize(tokens, _LINES.pop, key, None)
+        _LINES[key] = lines
     return _LINES[key]
 
 
