@@ -924,14 +924,16 @@ def fed_pipe(tmp_path, run):
 
 def join_writer(pipe, writer):
     """Let the writer finish. A command that never read the pipe leaves it waiting for a
-    reader: read what it writes. The pipe is opened without waiting (O_NONBLOCK): a writer
-    that already finished waits for no one, and a plain open would then wait for ever (asking
-    `writer.is_alive()` first left that race open: the thread may still be ending)."""
-    fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
-    os.set_blocking(fd, True)      # the read waits for a writer that has the pipe open
-    with os.fdopen(fd, "rb") as reader:
-        reader.read()
-    writer.join()
+    reader: read what it writes, until the thread ends. The pipe is opened without waiting
+    (O_NONBLOCK): a writer that already finished, or has not yet reached its open, waits for
+    no one, and a plain open would then wait for ever; the read then ends at once, and the
+    loop tries again."""
+    while writer.is_alive():
+        fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        os.set_blocking(fd, True)  # the read waits for a writer that has the pipe open
+        with os.fdopen(fd, "rb") as reader:
+            reader.read()
+        writer.join(timeout=0.1)
 
 
 def test_metrics_from_a_pipe_are_read_once_and_drawn(tmp_path):
