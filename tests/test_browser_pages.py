@@ -55,8 +55,8 @@ def browser():
 def actions(browser):
     """Selenium's ActionChains, its pointer moving at once to where it is sent. By default each
     move glides there for 250 ms, which no page here needs (what they do depends on where the
-    pointer ends up, a drag's pan on how far it went, never on how fast), and which was some
-    14 s of this file's tests."""
+    pointer ends up, a drag's pan on how far it went, never on how fast), and which was over
+    10 s of this file's tests."""
     return ActionChains(browser, duration=0)
 
 
