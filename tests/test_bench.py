@@ -593,22 +593,6 @@ def test_auto_leaves_pytorchs_threads_at_its_default():
     assert calls == [2]
 
 
-def test_train_step_times_each_engine_in_its_own_process(tmp_path):
-    """A real, tiny run: the figures the suite reads are there, and both engines took the same
-    steps from the same weights (their losses agree to rounding)."""
-    out = tmp_path / "train_step.json"
-    script("train_step.py", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json", str(out),
-           check=True)
-    figures = json.loads(out.read_text())
-    assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
-    assert "1 alternating block of 0 untimed + 2 timed steps;" in figures["method"]
-    assert not figures["tiny"] and figures["ours"]["d_model"] == 128
-    if figures["torch"] is not None:
-        assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
-        # PyTorch's matmul on the step's shapes, beside numpy's: are the products level here?
-        assert figures["torch_gemm_ms"] > 0 and figures["numpy_gemm_ms"] > 0
-
-
 @pytest.mark.parametrize("name, arguments, key", [
     ("train_step.py", ["--tiny", "--reps", "1", "--warmup", "0"], "ms"),
     ("generation.py", ["--batch-sizes", "1", "--prompt-len", "1", "--new-tokens", "1",
@@ -652,28 +636,50 @@ def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
         np.testing.assert_allclose(losses["torch"], losses["ours"], rtol=1e-5)
 
 
-def test_under_auto_each_engine_trains_as_a_user_gets_it_and_tiny_reaches_each(tmp_path):
+def test_train_step_times_each_engine_in_its_own_process_under_auto_as_a_user_gets_it(tmp_path):
     """A real run with --threads auto, started with the thread variables set to 1 (as a shell
-    might have them): PyTorch runs on its default count, that of a process whose environment
-    has none of them, and ours chose a count by timing its steps, after its first round of
-    trials (the warm-up, lengthened to hold it). With --tiny, which reaches each engine's
-    process: both run the recipe's graph at d_model 8 (and take the same steps, their losses
-    agreeing to rounding), which times their fixed cost per step."""
+    might have them): the figures the suite reads are there; PyTorch runs on its default count,
+    that of a process whose environment has none of them, and ours chose a count by timing its
+    steps, after its first round of trials (the warm-up, lengthened to hold it). With --tiny,
+    which reaches each engine's process: both run the recipe's graph at d_model 8 and take the
+    same steps from the same weights (their losses agree to rounding), which times their fixed
+    cost per step. (One run for all of it: each costs two starts of PyTorch, some 6 s; the
+    recipe's own sizes, without --tiny, are the next test's.)"""
     clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
                            env=clean, capture_output=True, text=True)
     out = tmp_path / "train_step.json"
-    script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "1",
+    script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "2",
            "--warmup", "0", "--json", str(out), check=True,
            env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
     figures = json.loads(out.read_text())
     candidates = {1, len(os.sched_getaffinity(0))}      # AdaptiveThreads': one, and every core
     assert figures["threads"] == "auto" and figures["warmup"] == 4 * len(candidates)
+    assert figures["ours"]["median_ms"] > 0 and "own process" in figures["method"]
+    assert (f"1 alternating block of {figures['warmup']} untimed + 2 timed steps;"
+            in figures["method"])
     assert figures["ours"]["threads"] in candidates
     assert figures["tiny"] and figures["ours"]["d_model"] == 8
     if figures["torch"] is not None:
         assert figures["torch"]["threads"] == int(probe.stdout)
-        assert figures["torch"]["d_model"] == 8 and figures["max_loss_diff"] < 1e-4
+        assert figures["torch"]["d_model"] == 8
+        assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
+        # PyTorch's matmul on the step's shapes, beside numpy's: are the products level here?
+        assert figures["torch_gemm_ms"] > 0 and figures["numpy_gemm_ms"] > 0
+
+
+def test_without_tiny_the_step_is_the_recipes_and_its_flops_are_its_products():
+    """Without --tiny: an engine's process runs the recipe's sizes (d_model 128), and the
+    step's FLOPs, counted on the model's graph, are those of the matmul shapes that numpy's
+    GEMM is timed on (step_flops checks that itself)."""
+    done = script("train_step.py", "--engine", "ours", "--reps", "1", "--warmup", "0")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["d_model"] == 128
+    flops = subprocess.run([sys.executable, "-c",
+                            "import train_step; print(train_step.step_flops())"],
+                           cwd=ROOT / "benchmarks", capture_output=True, text=True)
+    assert flops.returncode == 0, flops.stderr
+    assert int(flops.stdout) > 0
 
 
 def test_the_blocks_benchmark_trains_each_variant_alike_and_reports_it(tmp_path, capsys):

@@ -52,6 +52,14 @@ def browser():
     chromium.stop(started)
 
 
+def actions(browser):
+    """Selenium's ActionChains, its pointer moving at once to where it is sent. By default each
+    move glides there for 250 ms, which no page here needs (what they do depends on where the
+    pointer ends up, a drag's pan on how far it went, never on how fast), and which was over
+    10 s of this file's tests."""
+    return ActionChains(browser, duration=0)
+
+
 def open_clean(browser, path):
     chromium.errors(browser)                        # what an earlier page left
     chromium.open_page(browser, path)
@@ -225,17 +233,17 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
     # A drag pans by as much as the mouse moved, and selects nothing, not even the node it
     # began on; released, the mouse moves the picture no more.
     x, y, _, _ = view_box(browser)
-    ActionChains(browser).click_and_hold(loss).move_by_offset(10, 5).move_by_offset(20, 10
+    actions(browser).click_and_hold(loss).move_by_offset(10, 5).move_by_offset(20, 10
                                                                                ).release().perform()
     assert view_box(browser)[:2] == pytest.approx([x - 30 / scale, y - 15 / scale], abs=0.01)
-    ActionChains(browser).move_by_offset(-40, -20).perform()
+    actions(browser).move_by_offset(-40, -20).perform()
     assert view_box(browser)[:2] == pytest.approx([x - 30 / scale, y - 15 / scale], abs=0.01)
     assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field]") == []
     # The wheel zooms about the mouse: what is under it stays there.
     under = ("const b = views.forward.svg.getBoundingClientRect(); "
              "return svgPoint(views.forward, b.x + b.width / 2 + 100, b.y + b.height / 2 + 50)")
     before, width = browser.execute_script(under), view_box(browser)[2]
-    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas, 100, 50), 0, 200
+    actions(browser).scroll_from_origin(ScrollOrigin.from_element(canvas, 100, 50), 0, 200
                                              ).perform()
     assert view_box(browser)[2] == pytest.approx(width * np.exp(200 * 0.0015))   # out, down
     after = browser.execute_script(under)
@@ -245,12 +253,12 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
         "const b = contentBox(views.forward); return [b.x, b.y, b.width, b.height]"))
 
     # Hovering says what a node is; a click on nothing lets go of the selection.
-    ActionChains(browser).move_to_element(loss).perform()
+    actions(browser).move_to_element(loss).perform()
     assert browser.find_element(By.ID, "status").text == "crossentropy: click for its values"
     (weight,) = [i for i, n in nodes.items() if n["title"] == "decoder.layers.0.attn.q.weight"]
     (op,) = [i for i in nodes if weight in nodes[i]["inputs"]]
     browser.execute_script("focus(views.forward, [arguments[0]])", op)
-    ActionChains(browser).move_to_element(browser.find_element(
+    actions(browser).move_to_element(browser.find_element(
         By.CSS_SELECTOR, f'#svg-forward g.node[data-id="{op}"]')).click().perform()
     assert browser.find_element(By.ID, "status").text == \
         f"{nodes[op]['title']} in decoder.layers.0.attn.q: click for its values"
@@ -267,9 +275,9 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
             }
           }
         }""", canvas)
-    ActionChains(browser).move_to_element_with_offset(canvas, int(dx), int(dy)).perform()
+    actions(browser).move_to_element_with_offset(canvas, int(dx), int(dy)).perform()
     assert browser.find_element(By.ID, "status").text == ""
-    ActionChains(browser).click().perform()
+    actions(browser).click().perform()
     assert browser.find_elements(By.CSS_SELECTOR, "#panel [data-field], .selected") == []
 
     # "/" goes to the search box, which finds nodes in any case, by name, op or module.
@@ -415,12 +423,12 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     for _ in range(20):
         if browser.switch_to.active_element.get_attribute("data-id"):
             break
-        ActionChains(browser).send_keys(Keys.TAB).perform()
+        actions(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("data-id") in nodes
-    ActionChains(browser).send_keys(Keys.ARROW_DOWN).perform()
+    actions(browser).send_keys(Keys.ARROW_DOWN).perform()
     node = browser.switch_to.active_element
     assert nodes[node.get_attribute("data-id")]["inputs"]
-    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    actions(browser).send_keys(Keys.ENTER).perform()
     assert field(browser, "title") == nodes[node.get_attribute("data-id")]["title"]
     # Page Up goes from a node to the module box around it (Page Down back), where Space folds
     # it, and on the folded box opens it: the focus goes to what stands in the place of the
@@ -428,28 +436,28 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     inner = next(id for id, n in nodes.items() if n["boxes"])
     name = nodes[inner]["boxes"][-1]
     browser.execute_script("views.forward.nodes[arguments[0]].focus()", inner)
-    ActionChains(browser).send_keys(Keys.PAGE_UP).perform()
+    actions(browser).send_keys(Keys.PAGE_UP).perform()
     box = browser.switch_to.active_element
     assert box.get_attribute("data-cluster") == name
-    ActionChains(browser).send_keys(Keys.PAGE_DOWN).perform()
+    actions(browser).send_keys(Keys.PAGE_DOWN).perform()
     assert browser.switch_to.active_element.get_attribute("data-id") == inner
-    ActionChains(browser).send_keys(Keys.PAGE_UP, Keys.SPACE).perform()
+    actions(browser).send_keys(Keys.PAGE_UP, Keys.SPACE).perform()
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
     assert browser.switch_to.active_element == folded
-    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    actions(browser).send_keys(Keys.ENTER).perform()
     assert browser.find_elements(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]') == []
     assert browser.switch_to.active_element == box
     # A stack of blocks opened: its first block's box.
     browser.find_element(By.ID, "fold-repeats").click()
     (stack,) = browser.find_elements(By.CSS_SELECTOR, 'g.folded[data-key^="r:"]')
     browser.execute_script("arguments[0].focus()", stack)
-    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    actions(browser).send_keys(Keys.ENTER).perform()
     first = browser.switch_to.active_element
     assert first.get_attribute("aria-label") == "fold decoder.layers.0: DecoderLayer"
 
     # The inputs in the panel are buttons, which Tab reaches.
     assert browser.find_elements(By.CSS_SELECTOR, "#panel button[data-goto]")
-    ActionChains(browser).send_keys(Keys.TAB).perform()
+    actions(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("data-goto")
 
     # The arrow keys go down and up the matches; Enter opens the one they are on.
@@ -482,7 +490,7 @@ def active_part(browser):
 
 
 def press(browser, *keys):
-    ActionChains(browser).send_keys(*keys).perform()
+    actions(browser).send_keys(*keys).perform()
     return active_part(browser)
 
 
@@ -501,14 +509,14 @@ def test_the_picture_is_one_stop_of_tab_between_the_toolbar_and_the_panel(browse
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     stops = [browser.execute_script(where)]
     while not stops[-1][2] and len(stops) < 15:
-        ActionChains(browser).send_keys(Keys.TAB).perform()
+        actions(browser).send_keys(Keys.TAB).perform()
         stops.append(browser.execute_script(where))
     assert stops[-1][2] in nodes[op]["inputs"], stops      # an input's link, in the panel
     assert [id for tag, id, _ in stops if tag == "g"] == [op]
     # Folded away, the node's stop is the box it is hidden in, and Shift+Tab goes back to it.
     browser.find_element(By.ID, "fold-repeats").click()
     browser.execute_script("document.querySelector('#panel [data-goto]').focus()")
-    ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    actions(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
     assert active_part(browser) == "r:decoder.layers"
     assert len(browser.find_elements(By.CSS_SELECTOR, '#svg-forward [tabindex="0"]')) == 1
     assert chromium.errors(browser) == []
@@ -530,7 +538,7 @@ def test_enter_on_an_inputs_link_puts_the_focus_on_that_input_in_the_picture(bro
     assert browser.switch_to.active_element.get_attribute("tabindex") == "0"   # the cursor
     # Tab goes on to the links of the input's own inputs; Escape, which empties the panel,
     # leaves the focus on the part the panel was about.
-    ActionChains(browser).send_keys(Keys.TAB).perform()
+    actions(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("data-goto") in nodes[went]["inputs"]
     assert press(browser, Keys.ESCAPE) == went
     assert chromium.errors(browser) == []
@@ -639,7 +647,7 @@ def test_the_keyboards_outline_stays_thick_on_a_picture_scaled_down_to_fit(brows
     browser.execute_script("views.forward.nodes[arguments[0]].focus()", inner)
     outlines = {}
     for key in [Keys.ARROW_DOWN, Keys.PAGE_UP, Keys.SPACE]:      # a node, its box, folded
-        ActionChains(browser).send_keys(key).perform()
+        actions(browser).send_keys(key).perform()
         part = browser.switch_to.active_element.get_attribute("class")
         outlines[part.split()[0]] = browser.execute_script(FOCUS_OUTLINE)
     assert set(outlines) == {"node", "cluster", "folded"}
@@ -674,7 +682,7 @@ def test_the_highlights_stay_thick_on_a_picture_scaled_down_to_fit(browser, gpt)
         for state in states:
             if state == "hover":
                 label = part.find_element(By.CSS_SELECTOR, ":scope > text")
-                ActionChains(browser, duration=0).move_to_element(label).perform()
+                actions(browser).move_to_element(label).perform()
             elif state == "focus":
                 assert browser.execute_script("arguments[0].focus({focusVisible: true});"
                                               "return arguments[0].matches(':focus-visible')", part)
@@ -682,7 +690,7 @@ def test_the_highlights_stay_thick_on_a_picture_scaled_down_to_fit(browser, gpt)
                 browser.execute_script("arguments[0].classList.add(arguments[1])", part, state)
             drawn[state] = browser.execute_script(STROKE_ON_SCREEN, shape)
             if state == "hover":
-                ActionChains(browser, duration=0).move_to_element(
+                actions(browser).move_to_element(
                     browser.find_element(By.TAG_NAME, "h1")).perform()
             elif state == "focus":
                 browser.execute_script("arguments[0].blur()", part)
@@ -916,7 +924,7 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert folded.text.splitlines() == ["decoder.layers.0: DecoderLayer",
                                         f"{info['params']} params", f"{info['ops']} ops",
                                         "click to open"]
-    ActionChains(browser).move_to_element(folded).perform()
+    actions(browser).move_to_element(folded).perform()
     assert browser.find_element(By.ID, "status").text == \
         "click to open decoder.layers.0: DecoderLayer"
     # Folded where it was: its box stays where the reader was looking.
@@ -1052,15 +1060,15 @@ def test_the_status_line_says_what_is_under_the_mouse_after_a_click_folds_or_ope
     (name,) = [c for c, info in data["clusters"].items() if info["path"] == "decoder.layers.0"]
     browser.execute_script("showBox(views.forward, views.forward.boxes[arguments[0]])", name)
     label = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > text')
-    ActionChains(browser).move_to_element(label).perform()
+    actions(browser).move_to_element(label).perform()
     status = browser.find_element(By.ID, "status")
     assert status.text == "click to fold decoder.layers.0: DecoderLayer into one box"
-    ActionChains(browser).click().perform()                        # where the mouse is
+    actions(browser).click().perform()                        # where the mouse is
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
     assert not status.text.startswith("click to fold decoder.layers.0:"), status.text
-    ActionChains(browser).move_to_element(folded).perform()
+    actions(browser).move_to_element(folded).perform()
     assert status.text == "click to open decoder.layers.0: DecoderLayer"
-    ActionChains(browser).click().perform()
+    actions(browser).click().perform()
     assert browser.find_elements(By.CSS_SELECTOR, "g.folded") == []
     assert not status.text.startswith("click to open"), status.text
     assert chromium.errors(browser) == []
@@ -1402,8 +1410,8 @@ def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser,
         ".map((t) => [t.getAttribute('x'), t.getAttribute('y')])")
     Select(browser.find_element(By.ID, "depth")).select_by_value("2")
     folded = node_places(browser)
-    shown = [i for i in drawn if browser.execute_script("return !views.backward.rep[arguments[0]]",
-                                                        i)]
+    shown = browser.execute_script(             # in one call: a call a node took a second
+        "return arguments[0].filter((i) => !views.backward.rep[i])", list(drawn))
     # Folded, the nodes still shown move along the flow and across it.
     assert any(abs(folded[i][0] - drawn[i][0]) > 50 for i in shown)
     assert any(abs(folded[i][1] - drawn[i][1]) > 50 for i in shown)
@@ -1543,7 +1551,7 @@ def hover_cell(browser, canvas, i, j):
     """Move the mouse over cell (query i, key j) of the heatmap; the tooltip's text."""
     left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
     size = canvas.size
-    ActionChains(browser).move_to_element_with_offset(
+    actions(browser).move_to_element_with_offset(
         canvas, int(left + (j + 0.5) * cell - size["width"] / 2),
         int(top + (i + 0.5) * cell - size["height"] / 2)).perform()
     return browser.find_element(By.ID, "tooltip").text
@@ -1620,7 +1628,7 @@ def test_the_attention_page_switches_maps_and_heads_and_reads_a_weight(browser, 
     # tooltip goes.
     assert hover_cell(browser, canvas, 1, -1) == hover_cell(browser, canvas, 2.6, 0) == ""
     hover_cell(browser, canvas, 1, 1)
-    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    actions(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
     assert not browser.find_element(By.ID, "tooltip").is_displayed()
 
     Select(browser.find_element(By.ID, "map")).select_by_value("cross")
@@ -1722,30 +1730,30 @@ def test_the_attention_page_works_from_the_keyboard(browser, tmp_path):
     for _ in range(6):
         if browser.switch_to.active_element.get_attribute("id") == "heatmap":
             break
-        ActionChains(browser).send_keys(Keys.TAB).perform()
+        actions(browser).send_keys(Keys.TAB).perform()
     assert browser.switch_to.active_element.get_attribute("id") == "heatmap"
     assert outline(browser, heatmap) == "dashed"                 # page.css's, on every page
-    ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN,
+    actions(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_DOWN,
                                     Keys.ARROW_LEFT).perform()      # the first: (0, 0)
     reading = browser.find_element(By.ID, "reading")
     assert reading.get_attribute("role") == "status"
     # Its lines joined by "; ", as on every page that reads from the keyboard.
     assert reading.text == f"query 1 b; key 0 a; weight {weights[0, 0, 1, 0]:.4f}"
     assert tooltip(browser).splitlines()[-1] == f"weight {weights[0, 0, 1, 0]:.4f}"
-    ActionChains(browser).send_keys(Keys.END).perform()          # the row's last key
+    actions(browser).send_keys(Keys.END).perform()          # the row's last key
     assert reading.text == f"query 1 b; key 3 d; weight {weights[0, 0, 1, 3]:.4f}"
-    ActionChains(browser).send_keys(Keys.HOME).perform()         # and its first
+    actions(browser).send_keys(Keys.HOME).perform()         # and its first
     assert reading.text == f"query 1 b; key 0 a; weight {weights[0, 0, 1, 0]:.4f}"
     # Leaving the map forgets the cell: back on it, a first Left starts from the row's end.
-    ActionChains(browser).send_keys(Keys.TAB).key_down(Keys.SHIFT).send_keys(Keys.TAB) \
+    actions(browser).send_keys(Keys.TAB).key_down(Keys.SHIFT).send_keys(Keys.TAB) \
         .key_up(Keys.SHIFT).perform()
     assert browser.switch_to.active_element.get_attribute("id") == "heatmap"
-    ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
+    actions(browser).send_keys(Keys.ARROW_LEFT).perform()
     assert reading.text == f"query 0 a; key 3 d; weight {weights[0, 0, 0, 3]:.4f}"
     # Then the thumbnails, each a button: Enter or Space shows its head.
-    ActionChains(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
+    actions(browser).send_keys(Keys.TAB, Keys.TAB, Keys.ENTER).perform()
     assert browser.find_element(By.ID, "focus-title").text == "layer 1, head 2"
-    ActionChains(browser).send_keys(Keys.TAB, Keys.SPACE).perform()
+    actions(browser).send_keys(Keys.TAB, Keys.SPACE).perform()
     assert browser.find_element(By.ID, "focus-title").text == "layer 2, head 1"
     assert "layer 2, head 1" in heatmap.get_attribute("aria-label")
     assert browser.switch_to.active_element.get_attribute("aria-label") == "show layer 2, head 1"
@@ -1970,7 +1978,7 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="2"][data-s="1"]')
     assert cell.text.split() == ["abcdefghij"[order[1, 2, 0]],
                                  f"{lens.top_probs[1, 2, 0]:.0%}"]
-    ActionChains(browser).move_to_element(cell).perform()
+    actions(browser).move_to_element(cell).perform()
     lines = tooltip(browser).splitlines()
     assert lines[0] == "position 2 (<b>), after layer 1:"        # written as text
     assert [line.split()[-1] for line in lines[1:]] == ["abcdefghij"[i] for i in order[1, 2]]
@@ -1982,10 +1990,10 @@ def test_the_lens_page_lists_a_cells_likeliest_tokens(browser, tmp_path):
     assert shown["x"] == pytest.approx(middle[0] + 14, abs=1)
     assert shown["y"] == pytest.approx(middle[1] + 14, abs=1)
     # Off the cells (outside the table, on a token) it goes.
-    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    actions(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
     assert tooltip(browser) is None
-    ActionChains(browser).move_to_element(cell).perform()
-    ActionChains(browser).move_to_element(browser.find_element(By.CSS_SELECTOR, "th.token")
+    actions(browser).move_to_element(cell).perform()
+    actions(browser).move_to_element(browser.find_element(By.CSS_SELECTOR, "th.token")
                                           ).perform()
     assert tooltip(browser) is None
     # Near the window's right and bottom edges it goes left of and above the mouse; wider
@@ -2008,7 +2016,7 @@ def test_a_lens_tooltip_shows_a_probability_near_1_or_0_as_the_cells_do(browser,
     open_clean(browser, path)
     cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="0"]')
     assert cell.text.split() == ["a", ">99%"]
-    ActionChains(browser).move_to_element(cell).perform()
+    actions(browser).move_to_element(cell).perform()
     assert tooltip(browser).splitlines()[1:] == [">99.9%  a", " 99.5%  b", " <0.1%  c",
                                                  "  0.0%  d"]
 
@@ -2020,7 +2028,7 @@ def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
     open_clean(browser, path)
     cell = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="1"]')
     assert cell.text == "NaN"
-    ActionChains(browser).move_to_element(cell).perform()
+    actions(browser).move_to_element(cell).perform()
     assert tooltip(browser).splitlines() == ["position 0 (x), after layer 1:",
                                              "NaN: no prediction"]
     assert chromium.errors(browser) == []
@@ -2044,7 +2052,7 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
     assert "scroller" in browser.switch_to.active_element.get_attribute("class").split()
     assert outline(browser, browser.switch_to.active_element) == "dashed"
     # The first arrow key takes the first cell; then down two rows, right one state.
-    ActionChains(browser).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN,
+    actions(browser).send_keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN,
                                     Keys.ARROW_RIGHT).perform()
     reading = browser.find_element(By.ID, "reading")
     assert reading.get_attribute("role") == "status"
@@ -2057,12 +2065,12 @@ def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser,
     assert tooltip(browser).splitlines()[0] == "position 2 (y), after layer 1:"
     (cell,) = browser.find_elements(By.CSS_SELECTOR, "td.cursor")
     assert (cell.get_attribute("data-t"), cell.get_attribute("data-s")) == ("2", "1")
-    ActionChains(browser).send_keys(Keys.END).perform()          # the row's last state
+    actions(browser).send_keys(Keys.END).perform()          # the row's last state
     assert reading.text.startswith("position 2 (y), after layer 2:")
-    ActionChains(browser).send_keys(Keys.TAB).perform()          # away: the tooltip goes
+    actions(browser).send_keys(Keys.TAB).perform()          # away: the tooltip goes
     assert tooltip(browser) is None and browser.find_elements(By.CSS_SELECTOR, "td.cursor") == []
     # Leaving forgot the cell: back on the table, a first Up starts from the last row.
-    ActionChains(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) \
+    actions(browser).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT) \
         .send_keys(Keys.ARROW_UP).perform()
     assert reading.text.startswith("position 3 (z), after embed: ")
     assert chromium.errors(browser) == []
@@ -2139,11 +2147,11 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
         assert [tick.text for tick in steps] == ["1", "2", "3", "4", "5", "6"]
         # Between two charts, and off them, nothing is read.
         assert hover_step(browser, loss, 3, 6)[0] == "step 3"
-        ActionChains(browser).move_to_element_with_offset(loss, 0, loss.size["height"] // 2 + 5
+        actions(browser).move_to_element_with_offset(loss, 0, loss.size["height"] // 2 + 5
                                                           ).perform()
         assert tooltip(browser) is None
         hover_step(browser, loss, 3, 6)
-        ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+        actions(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
         assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
         for window in (1400, 500, 390):
             browser.set_window_size(window, 900)
@@ -2338,7 +2346,7 @@ def step_x(chart, step, steps):
 def hover_step(browser, chart, step, steps):
     """Move the mouse over `step` (of 1..steps) on a chart; the tooltip's lines."""
     x = step_x(chart, step, steps)
-    ActionChains(browser).move_to_element_with_offset(chart, int(x - chart.size["width"] / 2),
+    actions(browser).move_to_element_with_offset(chart, int(x - chart.size["width"] / 2),
                                                       0).perform()
     return tooltip(browser).splitlines()
 
@@ -2385,7 +2393,7 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     assert shown == ["0", "1", "0.5", "0.3", "0.005", "2.5e-4", "12000", "1.0e+5"]
     time.sleep(1.3)       # longer than the page waits to reload: not while a value is read
     assert browser.execute_script("return window.notReloaded === true")
-    ActionChains(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
+    actions(browser).move_to_element(browser.find_element(By.TAG_NAME, "h1")).perform()
     began = time.perf_counter()
     while browser.execute_script("return window.notReloaded === true"):
         assert time.perf_counter() - began < 5, "the page of a running run did not reload"
@@ -2403,23 +2411,23 @@ def test_the_report_reads_a_steps_values_from_the_keyboard(browser, tmp_path):
     assert "arrow keys" in chart.accessible_name
     assert outline(browser, chart) == "dashed"
     # The first arrow key takes the first step; then two steps on, and back from the end.
-    ActionChains(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT).perform()
+    actions(browser).send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT).perform()
     reading = browser.find_element(By.ID, "reading")
     assert reading.get_attribute("role") == "status"
     assert reading.text.split("; ")[:2] == ["step 3", "train loss (each step): 1"]
     assert tooltip(browser).splitlines()[0] == "step 3" and crosses_shown(browser) == [True] * 3
-    ActionChains(browser).send_keys(Keys.END, Keys.ARROW_LEFT).perform()
+    actions(browser).send_keys(Keys.END, Keys.ARROW_LEFT).perform()
     assert reading.text.startswith("step 5; ")
-    ActionChains(browser).send_keys(Keys.HOME, Keys.ARROW_LEFT).perform()   # stays at the first
+    actions(browser).send_keys(Keys.HOME, Keys.ARROW_LEFT).perform()   # stays at the first
     assert reading.text.startswith("step 1; ")
-    ActionChains(browser).send_keys(Keys.TAB).perform()          # the next chart
+    actions(browser).send_keys(Keys.TAB).perform()          # the next chart
     assert browser.switch_to.active_element.get_attribute("data-chart") == "val recall"
     assert tooltip(browser) is None and crosses_shown(browser) == [False] * 3
     # Leaving forgot the step: a first Left on the next chart starts from the last one.
-    ActionChains(browser).send_keys(Keys.ARROW_LEFT).perform()
+    actions(browser).send_keys(Keys.ARROW_LEFT).perform()
     assert reading.text.startswith("step 6; ")
     # And a first Home on the chart after it starts from the first step, as Home says.
-    ActionChains(browser).send_keys(Keys.TAB, Keys.HOME).perform()
+    actions(browser).send_keys(Keys.TAB, Keys.HOME).perform()
     assert reading.text.startswith("step 1; ")
     assert chromium.errors(browser) == []
 

@@ -241,10 +241,11 @@ def test_values_near_the_largest_float_are_drawn_in_units_the_label_names(tmp_pa
     result = tinyformer("plot", run)
     assert result.exit_code == 0, result.output
     assert_png(run / "loss.png")
-    panel = metrics_figure(run).axes[key == "lr"]
+    figure = metrics_figure(run)
+    panel = figure.axes[key == "lr"]
     assert panel.get_ylabel().endswith(" (\u00d71e+308)")           # each value's power
     assert value / 1e308 in [y for line in panel.get_lines() for y in line.get_ydata()]
-    other = metrics_figure(run).axes[key != "lr"]           # its values ordinary: as they are
+    other = figure.axes[key != "lr"]                        # its values ordinary: as they are
     assert other.get_ylabel() in ("learning rate", "loss (cross-entropy, nats)")
     assert 1e-3 in [y for line in other.get_lines() for y in line.get_ydata()] or key == "lr"
 
