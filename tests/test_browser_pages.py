@@ -74,6 +74,24 @@ def field(browser, name):
     return browser.find_element(By.CSS_SELECTOR, f'#panel [data-field="{name}"]').text
 
 
+def boxes(browser, elements):
+    """Where each element is drawn and what it reads, asked of the page in one call: a dict a
+    element of its `rect` (x, y, width, height on the page, as `element.rect` gives them) and
+    its `text` (trimmed, as `element.text` gives an SVG text's). One WebDriver call costs about
+    10 ms, and asking an element at a time was seconds of this file."""
+    return browser.execute_script(
+        "return arguments[0].map((e) => { const r = e.getBoundingClientRect(); "
+        "return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height, "
+        "text: e.textContent.trim()}; })", list(elements))
+
+
+def fields(browser):
+    """Every field the panel shows, name to text, in one call (`field` asks for one)."""
+    return browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#panel [data-field]')]"
+        ".map((e) => [e.dataset.field, e.innerText.trim()]))")
+
+
 def close(text, value):
     """A number as the page shows it (4 significant digits) against the model's own."""
     return float(text) == pytest.approx(float(value), rel=6e-4, abs=1e-12)
@@ -104,34 +122,39 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     search = browser.find_element(By.ID, "search")
     search.send_keys("decoder.layers.1.attn.q.weight\n")
     weight = model.decoder.layers[1].attn.q.weight
-    assert field(browser, "title") == "decoder.layers.1.attn.q.weight"
-    assert field(browser, "shape") == "(8, 8)" and field(browser, "dtype") == "float32"
+    shown = fields(browser)
+    assert shown["title"] == "decoder.layers.1.attn.q.weight"
+    assert shown["shape"] == "(8, 8)" and shown["dtype"] == "float32"
     for key, value in [("norm", np.linalg.norm(weight.data)), ("min", weight.data.min()),
                        ("max", weight.data.max()), ("mean", weight.data.mean())]:
-        assert close(field(browser, f"value.{key}"), value), key
+        assert close(shown[f"value.{key}"], value), key
     for key, value in [("norm", np.linalg.norm(weight.grad)), ("min", weight.grad.min()),
                        ("max", weight.grad.max())]:
-        assert close(field(browser, f"grad.{key}"), value), key
-    assert close(field(browser, "ratio"),
-                 np.linalg.norm(weight.grad) / np.linalg.norm(weight.data))
-    assert browser.find_elements(By.CSS_SELECTOR, '[data-field$="nonfinite"]') == []  # all finite
+        assert close(shown[f"grad.{key}"], value), key
+    assert close(shown["ratio"], np.linalg.norm(weight.grad) / np.linalg.norm(weight.data))
+    assert [name for name in shown if name.endswith("nonfinite")] == []      # all finite
     # The histograms: bars as tall as their counts, from the min to the max, the gradient's
     # in a colour of its own.
-    bars = {}
+    fills = {}
     for key in ("value", "grad"):
-        chart = browser.find_element(By.CSS_SELECTOR, f'#panel svg[aria-label="histogram of the '
-                                                      f'{key}"]')
-        bars[key] = chart.find_elements(By.TAG_NAME, "rect")
-        heights = np.array([float(bar.get_attribute("height")) for bar in bars[key]])
+        chart = browser.execute_script(      # its bars, its height, its numbers, in one call
+            "const chart = document.querySelector("
+            "  `#panel svg[aria-label=\"histogram of the ${arguments[0]}\"]`); "
+            "const bars = [...chart.querySelectorAll('rect')]; "
+            "return {heights: bars.map((bar) => bar.getAttribute('height')), "
+            "        ys: bars.map((bar) => bar.getAttribute('y')), "
+            "        height: chart.getAttribute('height'), "
+            "        texts: [...chart.querySelectorAll('text')].map((t) => t.textContent.trim()), "
+            "        fill: getComputedStyle(bars[0]).fill}", key)
+        heights = np.array([float(height) for height in chart["heights"]])
         counts = np.histogram(getattr(weight, "data" if key == "value" else "grad"), 16)[0]
         assert heights / heights.max() == pytest.approx(counts / counts.max(), abs=0.03)
         # Scaled to its own tallest bar, which reaches (nearly) the chart's top.
-        top = min(float(bar.get_attribute("y")) for bar in bars[key])
-        assert 0 <= top < 0.1 * float(chart.get_attribute("height")), key
-        assert [t.text for t in chart.find_elements(By.TAG_NAME, "text")] == [
-            field(browser, f"{key}.min"), field(browser, f"{key}.max")]
-    assert bars["value"][0].value_of_css_property("fill") != \
-        bars["grad"][0].value_of_css_property("fill")
+        top = min(float(y) for y in chart["ys"])
+        assert 0 <= top < 0.1 * float(chart["height"]), key
+        assert chart["texts"] == [shown[f"{key}.min"], shown[f"{key}.max"]]
+        fills[key] = chart["fill"]
+    assert fills["value"] != fills["grad"]
 
     # A vector's shape as Python and the picture write it: (8,), which (8) is not.
     search.clear()
@@ -176,9 +199,11 @@ def test_the_graph_page_shows_a_clicked_nodes_numbers_and_its_backward(browser, 
     assert [g.get_attribute("data-cluster") for g in browser.find_elements(
         By.CSS_SELECTOR, "#svg-backward g.cluster.linked")] == [holder]
     # ... and shown: the view moves to them.
-    room = browser.find_element(By.ID, "canvas").rect
-    for g in browser.find_elements(By.CSS_SELECTOR, "#svg-backward g.node.linked"):
-        box = g.rect
+    room, *linked = boxes(browser, [browser.find_element(By.ID, "canvas"),
+                                    *browser.find_elements(By.CSS_SELECTOR,
+                                                           "#svg-backward g.node.linked")])
+    assert len(linked) == len(backward_ids)
+    for box in linked:
         assert room["x"] <= box["x"] and box["x"] + box["width"] <= room["x"] + room["width"]
         assert room["y"] <= box["y"] and box["y"] + box["height"] <= room["y"] + room["height"]
     # Folded, the box is marked in their place.
@@ -2105,22 +2130,26 @@ def test_a_right_to_left_guess_keeps_its_probability_on_its_right(browser, tmp_p
     path = viz.lens_page(lens, ["مرحبا", "שלום", "ab"], RightToLeft(), "a lens").save(
         tmp_path / "lens.html")
     open_clean(browser, path)
-    for cell in browser.find_elements(By.CSS_SELECTOR, "#lens td"):
-        guess, p = (cell.find_element(By.CSS_SELECTOR, which) for which in (".guess", ".p"))
-        assert guess.rect["x"] + guess.rect["width"] <= p.rect["x"] + 1, guess.text
+    cells = browser.find_elements(By.CSS_SELECTOR, "#lens td")
+    guesses = boxes(browser, browser.find_elements(By.CSS_SELECTOR, "#lens td .guess"))
+    probabilities = boxes(browser, browser.find_elements(By.CSS_SELECTOR, "#lens td .p"))
+    assert len(guesses) == len(probabilities) == len(cells) > 0        # one of each a cell
+    for guess, p in zip(guesses, probabilities):
+        assert guess["x"] + guess["width"] <= p["x"] + 1, guess["text"]
 
 def legends(chart):
     """A chart's legend, name by name as it reads, row by row from left to right; each name
     inside the chart."""
-    shown = sorted(chart.find_elements(By.CSS_SELECTOR, ".legend"),
-                   key=lambda e: (round(e.rect["y"]), e.rect["x"]))
+    outer, *shown = boxes(chart.parent, [chart, *chart.find_elements(By.CSS_SELECTOR,
+                                                                      ".legend")])
+    shown.sort(key=lambda one: (round(one["y"]), one["x"]))
     for one, other in zip(shown, shown[1:]):
-        if round(one.rect["y"]) == round(other.rect["y"]):
-            assert one.rect["x"] + one.rect["width"] <= other.rect["x"], "legends overlap"
+        if round(one["y"]) == round(other["y"]):
+            assert one["x"] + one["width"] <= other["x"], "legends overlap"
     for one in shown:
-        assert chart.rect["x"] <= one.rect["x"]
-        assert one.rect["x"] + one.rect["width"] <= chart.rect["x"] + chart.rect["width"]
-    return [one.text for one in shown]
+        assert outer["x"] <= one["x"]
+        assert one["x"] + one["width"] <= outer["x"] + outer["width"]
+    return [one["text"] for one in shown]
 
 
 def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(browser, tmp_path):
@@ -2136,13 +2165,20 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
         assert float(each.get_attribute("opacity")) < float(smoothed.get_attribute("opacity"))
         # Each name in the legend follows a piece of its line, drawn as the line is.
         samples = loss.find_elements(By.CSS_SELECTOR, "line.legend-sample")
-        for line, sample, label in zip(loss.find_elements(By.CSS_SELECTOR, "path"), samples,
-                                       loss.find_elements(By.CSS_SELECTOR, ".legend")):
-            for key in ("stroke", "stroke-width", "opacity"):
-                assert sample.get_attribute(key) == line.get_attribute(key), key
-            assert sample.rect["x"] + sample.rect["width"] <= label.rect["x"]
-            assert abs(sample.rect["y"] - label.rect["y"]) < label.rect["height"]
+        lines = loss.find_elements(By.CSS_SELECTOR, "path")
+        labels = loss.find_elements(By.CSS_SELECTOR, ".legend")
+        drawn = browser.execute_script(      # how each sample and each line is drawn
+            "return arguments[0].map((e) => ['stroke', 'stroke-width', 'opacity']"
+            ".map((key) => e.getAttribute(key)))", samples + lines)
         assert len(samples) == 3
+        for sample, line in zip(drawn[:3], drawn[3:]):
+            for key, in_sample, in_line in zip(("stroke", "stroke-width", "opacity"), sample,
+                                               line):
+                assert in_sample == in_line, key
+        placed = boxes(browser, samples + labels)
+        for sample, label in zip(placed[:3], placed[3:]):
+            assert sample["x"] + sample["width"] <= label["x"]
+            assert abs(sample["y"] - label["y"]) < label["height"]
         steps = loss.find_elements(By.CSS_SELECTOR, 'text.tick[text-anchor="middle"]')
         assert [tick.text for tick in steps] == ["1", "2", "3", "4", "5", "6"]
         # Between two charts, and off them, nothing is read.
@@ -2162,12 +2198,12 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                 assert time.perf_counter() - began < 3, f"the charts overflow a {window} px window"
                 time.sleep(0.05)
             for chart in browser.find_elements(By.CSS_SELECTOR, "svg[data-chart]"):
-                title = chart.find_element(By.CSS_SELECTOR, ".chart-title").rect
-                for legend in chart.find_elements(By.CSS_SELECTOR, ".legend"):
-                    box = legend.rect
+                title, *shown = boxes(browser, [chart.find_element(By.CSS_SELECTOR, ".chart-title"),
+                                                *chart.find_elements(By.CSS_SELECTOR, ".legend")])
+                for box in shown:
                     apart = (box["x"] >= title["x"] + title["width"]
                              or box["y"] >= title["y"] + title["height"])
-                    assert apart, f"{legend.text!r} covers {chart.get_attribute('data-chart')!r}"
+                    assert apart, f"{box['text']!r} covers {chart.get_attribute('data-chart')!r}"
                 assert len(legends(chart)) == len(chart.find_elements(By.CSS_SELECTOR, "path"))
     finally:
         browser.set_window_size(size["width"], size["height"])
