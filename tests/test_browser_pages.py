@@ -1574,11 +1574,13 @@ def test_a_screen_reader_hears_the_pictures_name_its_nodes_and_the_status(browse
 
 def hover_cell(browser, canvas, i, j):
     """Move the mouse over cell (query i, key j) of the heatmap; the tooltip's text."""
-    left, top, cell = (float(canvas.get_attribute(f"data-{k}")) for k in ("left", "top", "cell"))
-    size = canvas.size
+    left, top, cell, width, height = browser.execute_script(   # where its cells lie, one call
+        "const c = arguments[0], box = c.getBoundingClientRect(); "
+        "return [+c.dataset.left, +c.dataset.top, +c.dataset.cell, box.width, box.height]",
+        canvas)
     actions(browser).move_to_element_with_offset(
-        canvas, int(left + (j + 0.5) * cell - size["width"] / 2),
-        int(top + (i + 0.5) * cell - size["height"] / 2)).perform()
+        canvas, int(left + (j + 0.5) * cell - width / 2),
+        int(top + (i + 0.5) * cell - height / 2)).perform()
     return browser.find_element(By.ID, "tooltip").text
 
 
@@ -1628,8 +1630,10 @@ def test_the_attention_page_switches_maps_and_heads_and_reads_a_weight(browser, 
     assert figure.text == "L1 H1" and figure.get_attribute("title") == "layer 1, head 1"
     # The model view: a row of heads for each layer.
     rows = {}
-    for each in browser.find_elements(By.CSS_SELECTOR, "#grid figure"):
-        rows.setdefault(each.rect["y"], []).append(int(each.get_attribute("data-layer")))
+    for y, layer in browser.execute_script(     # each head's figure: its top and its layer
+            "return [...document.querySelectorAll('#grid figure')]"
+            ".map((f) => [f.getBoundingClientRect().y, +f.dataset.layer])"):
+        rows.setdefault(y, []).append(layer)
     assert sorted(rows.values()) == [[0, 0, 0], [1, 1, 1]]
     thumbnail = figure.find_element(By.TAG_NAME, "canvas")         # its future keys blocked
     assert pixel(browser, thumbnail, thumbnail.size["width"] - 1, 0) == [255, 255, 255]
