@@ -812,15 +812,7 @@ class Tensor:
     # Against what is not numbers, NotImplemented, as the operators: `x > None` raises Python's
     # TypeError and `x == None` is False, as for torch.
     def _compared(self, other: Operand, compare: Callable) -> Tensor:
-        try:
-            ours, other = _operands(self, other)    # in the dtype that `+` computes in
-        except _NotNumbers:
-            return NotImplemented
-        try:
-            return Tensor._make(compare(ours.data, other.data))
-        except ValueError:                      # numpy's only one here: shapes that misfit
-            raise ShapeError(f"{compare.__name__}: shapes {self.shape} and {other.shape} do not "
-                             f"broadcast (each trailing size must match or be 1)") from None
+        return _outside_graph(self, other, compare, compare.__name__)
 
     # & | ^ ~ combine masks (booleans) elementwise, and integers bit by bit, outside the graph as
     # comparisons, as numpy's and torch's: `(x > 0) & (x < 1)`. A float has no bits to combine.
@@ -1972,18 +1964,28 @@ def _floor_divide(a, b):
     through it (torch records it, and its backward refuses: "derivative for
     aten::floor_divide is not implemented"). A float divided by 0 is +-inf (0 / 0 NaN), with
     numpy's warning; an integer divided by 0, or a boolean by a boolean, is refused as torch
-    refuses it (`ops.check_integer_division`). NotImplemented for an operand that is not numbers, as
-    `_binary`'s."""
+    refuses it (`ops.check_integer_division`)."""
+    return _outside_graph(a, b, _floor_divided, "//")
+
+
+def _floor_divided(a, b):
+    ops.check_integer_division("//", a, b)
+    return np.floor_divide(a, b)
+
+
+def _outside_graph(a, b, compute, name):
+    """`compute` of two operands' arrays, in the dtype `+` computes in, as a constant Tensor
+    outside the graph (a comparison, a // b). NotImplemented for an operand that is not
+    numbers, as `_binary`'s; shapes that do not broadcast, a ShapeError naming `name`."""
     try:
         a, b = _operands(a, b)
     except _NotNumbers:
         return NotImplemented
-    ops.check_integer_division("//", a.data, b.data)
     try:
-        return Tensor._make(np.floor_divide(a.data, b.data))
+        return Tensor._make(compute(a.data, b.data))
     except ValueError:                          # numpy's only one here: shapes that misfit
-        raise ShapeError(f"//: shapes {a.shape} and {b.shape} do not broadcast (each trailing "
-                         f"size must match or be 1)") from None
+        raise ShapeError(f"{name}: shapes {a.shape} and {b.shape} do not broadcast (each "
+                         f"trailing size must match or be 1)") from None
 
 
 def _scaled(fn, a, b):
