@@ -345,9 +345,11 @@ def test_threads_sets_the_blas_threads_of_train_and_generate(monkeypatch, tmp_pa
     assert blas_threads_now() == before                 # only for the command's work
 
 
-def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch, tmp_path):
+def threads_chosen(monkeypatch, cores):
+    """On a machine of `cores` usable cores, train and generate do no work; the list returned
+    gets the thread count each command chose, in the order they ran."""
     import tinyformer.resources
-    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 3)
+    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: cores)
     seen = []
     monkeypatch.setattr(cli.Trainer, "_loop", lambda self, threads, workers: seen.append(
         threads.chosen) or "done")
@@ -355,6 +357,11 @@ def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch,
     monkeypatch.setattr(cli, "load_model", lambda directory: (None, None, {"model": "gpt"}))
     monkeypatch.setattr(cli, "respond", lambda *args, **kwargs: seen.append(
         kwargs["threads"]) or (lambda write: None))
+    return seen
+
+
+def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch, tmp_path):
+    seen = threads_chosen(monkeypatch, cores=3)
 
     def said(result):
         assert result.exit_code == 0, result.output
@@ -376,12 +383,7 @@ def test_threads_beyond_the_cores_are_lowered_to_the_cores_and_said(monkeypatch,
 def test_threads_on_the_command_line_overrides_the_variable(monkeypatch, tmp_path):
     # As README says: given both, --threads counts, and the variable is not even read (a
     # value it could not take is no error then).
-    import tinyformer.resources
-    monkeypatch.setattr(tinyformer.resources, "usable_cores", lambda: 2)
-    seen = []
-    monkeypatch.setattr(cli.Trainer, "_loop", lambda self, threads, workers: seen.append(
-        threads.chosen) or "done")
-    monkeypatch.setattr(viz.write, "plot_after_training", lambda directory: "")
+    seen = threads_chosen(monkeypatch, cores=2)
     for variable, out in (("2", "a"), ("junk", "b")):
         result = CliRunner(env={"TINYFORMER_THREADS": variable}).invoke(
             main, ["train", *TINY, "--iters", "1", "--threads", "1", "--out", str(tmp_path / out)])

@@ -67,6 +67,14 @@ def set_gradients(params, step, twins=None):
             twins[i].grad = torch.from_numpy(p.grad.copy())
 
 
+def step_on_the_same_gradients(steps, *params_and_optimizers):
+    """Each (params, optimizer) given steps `steps` times, on the same gradients each step."""
+    for step in range(steps):
+        for params, optimizer in params_and_optimizers:
+            set_gradients(params, step)
+            optimizer.step()
+
+
 def assert_same(params, twins, rtol=1e-10):
     for p, t in zip(params, twins):
         np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=rtol, atol=1e-13)
@@ -265,11 +273,7 @@ def test_adam_with_decoupled_weight_decay_is_adamw_as_torchs_and_takes_only_a_sw
     params, twins = make_params(16), make_params(16)
     decoupled = Adam(params, lr=0.02, weight_decay=0.3, decoupled_weight_decay=True)
     adamw = AdamW(twins, lr=0.02, weight_decay=0.3)
-    for step in range(3):
-        set_gradients(params, step)
-        set_gradients(twins, step)
-        decoupled.step()
-        adamw.step()
+    step_on_the_same_gradients(3, (params, decoupled), (twins, adamw))
     for p, twin in zip(params, twins):
         np.testing.assert_array_equal(p.data, twin.data)
     assert Adam(make_params(16)).decoupled_weight_decay is False     # one instance's own
@@ -283,11 +287,7 @@ def test_adamw_is_not_adam_with_l2():
     adam_params, adamw_params = make_params(2), make_params(2)
     adam = Adam(adam_params, lr=0.01, weight_decay=0.1)
     adamw = AdamW(adamw_params, lr=0.01, weight_decay=0.1)
-    for step in range(3):
-        set_gradients(adam_params, step)
-        set_gradients(adamw_params, step)
-        adam.step()
-        adamw.step()
+    step_on_the_same_gradients(3, (adam_params, adam), (adamw_params, adamw))
     assert not np.allclose(adam_params[0].data, adamw_params[0].data, rtol=1e-6)
 
 

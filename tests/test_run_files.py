@@ -390,6 +390,19 @@ def test_a_write_that_fails_to_reach_the_disk_leaves_the_previous_file_whole(tmp
     assert os.listdir(tmp_path) == ["out.json"]
 
 
+def test_a_write_syncs_the_whole_data_of_the_file_it_writes(tmp_path, monkeypatch):
+    """What is synced to the disk is the file being written, with all of its data already
+    handed to the system: a sync before the last buffered bytes are flushed would leave them
+    unsynced when the rename makes the file visible."""
+    synced = []
+    def record(fd):
+        synced.append((os.fstat(fd).st_ino, os.fstat(fd).st_size))
+    monkeypatch.setattr(os, "fsync", record)
+    with atomic_write(tmp_path / "out.json") as f:
+        f.write("x" * 10)                             # less than a buffer: held until flushed
+    assert synced == [(os.stat(tmp_path / "out.json").st_ino, 10)]
+
+
 def test_an_npz_holding_an_array_twice_is_refused(tmp_path):
     """Which of the two would be loaded is the archive reader's choice, not the run's."""
     import io
