@@ -630,11 +630,7 @@ def _check_llamas_window(config, path):
         raise PretrainedError(f"{path}: sliding_window is {json.dumps(window)}: sliding-window "
                               f"attention, which tinyformer does not compute; if the model "
                               f"attends to every position, set it to null")
-    layer_types = _layer_types(config, path) or []
-    if any(kind != "full_attention" for kind in layer_types):
-        raise PretrainedError(f"{path}: layer_types holds "
-                              f"{next(k for k in layer_types if k != 'full_attention')!r}: "
-                              f"only full attention is computed here, no sliding windows")
+    _layer_types(config, path, computed=("full_attention",))
 
 
 def _check_qwen3s_windows(config, path):
@@ -658,29 +654,26 @@ def _check_qwen3s_windows(config, path):
         raise PretrainedError(f"{path}: max_window_layers must be a whole number, the first "
                               f"layer of a sliding window, got {first!r}")
     window = window if switch else None
-    layer_types = _layer_types(config, path)
+    # transformers fails on a sliding layer without a window, and computes no other kind
+    # (linear, chunked attention) as Qwen3.
+    layer_types = _layer_types(config, path, computed=(
+        "full_attention", *(["sliding_attention"] if window is not None else [])))
     if layer_types is None:
         layer_types = ["sliding_attention" if window is not None and i >= first
                        else "full_attention" for i in range(config["num_hidden_layers"])]
     for i, kind in enumerate(layer_types):
-        if kind == "sliding_attention" and window is not None:
-            if not _spans_the_context(window, config):
-                raise PretrainedError(f"{path}: layer {i} attends through a sliding window of "
-                                      f"{json.dumps(window)} positions (use_sliding_window, "
-                                      f"sliding_window, max_window_layers, layer_types): "
-                                      f"sliding-window attention, which tinyformer does not "
-                                      f"compute; if the model attends to every position, set "
-                                      f"use_sliding_window to false")
-        elif kind != "full_attention":
-            # transformers fails on a sliding layer without a window, and computes no other
-            # kind (linear, chunked attention) as Qwen3.
-            raise PretrainedError(f"{path}: layer_types holds {kind!r}: only full attention "
-                                  f"is computed here, no sliding windows")
+        if kind == "sliding_attention" and not _spans_the_context(window, config):
+            raise PretrainedError(f"{path}: layer {i} attends through a sliding window of "
+                                  f"{json.dumps(window)} positions (use_sliding_window, "
+                                  f"sliding_window, max_window_layers, layer_types): "
+                                  f"sliding-window attention, which tinyformer does not "
+                                  f"compute; if the model attends to every position, set "
+                                  f"use_sliding_window to false")
 
 
-def _layer_types(config, path):
+def _layer_types(config, path, computed):
     """config.json's layer_types (each layer's kind of attention), a list of one a layer, as
-    transformers' configs check it, or None."""
+    transformers' configs check it, each of the kinds `computed` here, or None."""
     layer_types = config.get("layer_types")
     if layer_types is not None and not isinstance(layer_types, list):
         raise PretrainedError(f"{path}: layer_types must be a list of each layer's kind of "
@@ -689,6 +682,10 @@ def _layer_types(config, path):
         raise PretrainedError(f"{path}: layer_types names {len(layer_types)} layers' kinds of "
                               f"attention, and num_hidden_layers is "
                               f"{config['num_hidden_layers']}; give one a layer")
+    other = next((kind for kind in layer_types or [] if kind not in computed), None)
+    if other is not None:
+        raise PretrainedError(f"{path}: layer_types holds {other!r}: only full attention is "
+                              f"computed here, no sliding windows")
     return layer_types
 
 

@@ -1007,9 +1007,15 @@ CHECKPOINT_HELP = ("A run directory written by `tinyformer train`, or a Hugging 
                    "(GPT-2, Llama or Qwen3).")
 
 # What the checkpoints that neither sample nor choose a length write.
-WRITES_NO_SAMPLE = {"bert": "a bert checkpoint fills in its prompt's masks, in one step",
-                    "transformer": "an encoder-decoder checkpoint translates its prompt to its "
-                                   "end, greedily or with --beam"}
+# What each kind of checkpoint that samples nothing does instead, and the options of
+# `generate` that it therefore takes none of: a BERT writes nothing, so no --beam either.
+SAMPLING_OPTIONS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "allow_special")
+WRITES_NO_SAMPLE = {
+    "bert": ("a bert checkpoint fills in its prompt's masks, in one step",
+             (*SAMPLING_OPTIONS, "beam")),
+    "transformer": ("an encoder-decoder checkpoint translates its prompt to its end, greedily "
+                    "or with --beam", SAMPLING_OPTIONS),
+}
 
 
 @main.command(short_help="Continue a prompt (or translate it, or fill in its masks).",
@@ -1076,14 +1082,12 @@ def generate(ctx, checkpoint_dir, prompt, max_new_tokens, temperature, top_k, to
                       name=option_name)
         check_settings({"seed": seed}, {"seed": SEED})
         model, tokenizer, saved = load_model(checkpoint_dir)
-    # A BERT writes nothing, so it takes no --beam either: named with the rest, rather than
-    # refused next, once the user has dropped these.
-    unused = given_options(ctx, "max_new_tokens", "temperature", "top_k", "top_p", "seed",
-                           "allow_special", *(["beam"] if saved["model"] == "bert" else []))
-    if saved["model"] in WRITES_NO_SAMPLE and unused:
-        raise InputError(f"{WRITES_NO_SAMPLE[saved['model']]}: "
-                         f"{' '.join(unused)} {'does' if len(unused) == 1 else 'do'} not "
-                         f"apply; drop {'it' if len(unused) == 1 else 'them'}")
+    # Every option the kind does not take named at once, rather than one refused after another.
+    does, not_taken = WRITES_NO_SAMPLE.get(saved["model"], ("", ()))
+    unused = given_options(ctx, *not_taken)
+    if unused:
+        raise InputError(f"{does}: {' '.join(unused)} {'does' if len(unused) == 1 else 'do'} "
+                         f"not apply; drop {'it' if len(unused) == 1 else 'them'}")
     # Beam search draws nothing: the sampling options are refused rather than ignored; after
     # the kind's check, as a BERT takes neither (told to drop --seed here, it refused --beam
     # next).
