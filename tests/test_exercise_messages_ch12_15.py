@@ -577,7 +577,7 @@ def test_gpt_returning_probabilities(tmp_path, after):
     # the learner to the final norm, which is there.
     got = edited_message(tmp_path, "your_gpt", "return self.norm(x) @ self.embedding.T",
                          f"return (self.norm(x) @ self.embedding.T).{after}(axis=-1)")
-    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)(ids)" in got
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=4)(ids)" in got
     assert f"returned what a {after} gives" in got and "LayerNorm" not in got
 
 
@@ -585,7 +585,7 @@ def test_gpt_without_positions(tmp_path):
     got = edited_message(tmp_path, "your_gpt",
                          "x = self.embedding[ids] + self.positions[:ids.shape[1]]",
                          "x = self.embedding[ids]")
-    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)" in got
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=4)" in got
     assert "does not know where a token is" in got
 
 
@@ -619,7 +619,7 @@ def test_gpt_that_returns_after_the_first_block(tmp_path):
     got = edited_message(tmp_path, "your_gpt",
                          "            x = block(x)\n        return self.norm(x)",
                          "            x = block(x)\n            return self.norm(x)")
-    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2): 16 of its " \
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=4): 16 of its " \
         "parameters get no gradient from the logits (blocks.1.ln1.weight," in got
     assert "x = block(x)" in got
 
@@ -628,7 +628,7 @@ def test_gpt_that_adds_each_block_to_the_stream_again(tmp_path):
     # The Block adds its own residual: x + block(x) counts the stream twice, and still trains.
     got = edited_message(tmp_path, "your_gpt", "            x = block(x)\n",
                          "            x = x + block(x)\n")
-    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2)(ids) returned " \
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=4)(ids) returned " \
         "logits other than the equations give with its own E, P, Blocks and final norm" in got
     assert "x = x + block(x): a Block adds its input back itself" in got
 
@@ -645,9 +645,19 @@ def test_gpt_with_one_block_repeated(tmp_path):
     # [Block(...)] * n_layer: one Block, its weights shared by every layer.
     got = edited_message(tmp_path, "your_gpt", "[Block(d_model, n_head) for _ in range(n_layer)]",
                          "[Block(d_model, n_head)] * n_layer")
-    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=2) holds 1 distinct " \
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=4) holds 1 distinct " \
         "Block; n_layer = 2 asks for 2, each with its own weights" in got
     assert "make a new Block for each layer" in got
+
+
+@pytest.mark.parametrize("heads, built", [("1", "1 head"), ("n_layer", "2 heads")])
+def test_gpt_with_blocks_of_another_number_of_heads(tmp_path, heads, built):
+    # Heads add no parameters: only the attention layers' n_head tells a Block(d_model, 1), or
+    # one given n_layer in place of n_head, from the one asked for.
+    got = edited_message(tmp_path, "your_gpt", "[Block(d_model, n_head) for _ in range(n_layer)]",
+                         f"[Block(d_model, {heads}) for _ in range(n_layer)]")
+    assert "GPT(vocab_size=11, context=9, d_model=8, n_layer=2, n_head=4) builds Blocks of " \
+        f"{built}; n_head = 4 asks for 4 in each: pass n_head on, Block(d_model, n_head)." in got
 
 
 def test_gpt_without_the_final_norm(tmp_path):

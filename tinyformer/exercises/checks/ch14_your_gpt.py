@@ -79,7 +79,9 @@ def _check_batches(batch):
 # ---------------------------------------------------------------------------------------------
 # The model's behaviour, before training
 
-V, CONTEXT, C, LAYERS, HEADS = 11, 9, 8, 2, 2      # every size different from the others
+# Every size different from the others (n_head included: with n_head = n_layer, a Block
+# given the one in place of the other passes).
+V, CONTEXT, C, LAYERS, HEADS = 11, 9, 8, 2, 4
 
 
 def _logits(model, ids, call, learner):
@@ -188,6 +190,14 @@ def _check_behaviour(learner):
            f"{call} holds {distinct} distinct Block{'s' if distinct > 1 else ''}; n_layer = "
            f"{LAYERS} asks for {LAYERS}, each with its own weights. [Block(...)] * n_layer is "
            f"one Block n_layer times: make a new Block for each layer.")
+    # The number of heads changes no parameter count, so only the attention layers tell it.
+    Attention = learner.attribute("CausalSelfAttention")
+    heads = sorted({module.n_head for module in model.modules()
+                    if isinstance(module, Attention) and hasattr(module, "n_head")})
+    built = " and ".join(f"{n} head{'s' if n != 1 else ''}" for n in heads)
+    expect(heads in ([], [HEADS]),
+           f"{call} builds Blocks of {built}; n_head = {HEADS} asks for {HEADS} in each: "
+           f"pass n_head on, Block(d_model, n_head).")
     blocks = sum(Block(C, HEADS).num_parameters() for _ in range(LAYERS))
     expected = V * C + CONTEXT * C + blocks + 2 * C
     got = model.num_parameters()
