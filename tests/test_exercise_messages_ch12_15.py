@@ -380,6 +380,16 @@ def test_mlm_loss_counting_every_position(tmp_path):
     assert "last token" not in got
 
 
+def test_mlm_loss_that_takes_only_negative_targets_for_ignored(tmp_path):
+    # Right for every negative ignore_index; a pad id in the vocabulary, as torch allows, is one
+    # that targets >= 0 counts.
+    got = edited_message(tmp_path, "masked_lm_loss", "np.nonzero(targets != ignore_index)",
+                         "np.nonzero(targets >= 0)")
+    assert got.startswith("masked_lm_loss(logits=Tensor of shape (2, 4, 5), float64, targets=")
+    assert "ignore_index=4) returned" in got and "counting the positions whose target is " \
+        "ignore_index (4 here) too" in got
+
+
 def test_mlm_loss_skipping_token_zero(tmp_path):
     got = edited_message(tmp_path, "masked_lm_loss", "np.nonzero(targets != ignore_index)",
                          "np.nonzero(targets > 0)")

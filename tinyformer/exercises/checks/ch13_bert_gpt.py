@@ -199,6 +199,14 @@ def check_masked_lm_loss(learner: Learner) -> None:
                         ignore_index)
     everything = rng.integers(0, 5, size=(2, 3))        # every position hidden: plain CE
     _check_mlm_loss(masked_lm_loss, rng.standard_normal((2, 3, 5)), everything, -100)
+    # An ignore_index that is a token id, as a pad id is (torch's may be any id, not only a
+    # negative one): the last of the vocabulary, never a hidden position's target.
+    V = 5
+    targets = rng.integers(0, V - 1, size=(2, 4))
+    counted = rng.random((2, 4)) < 0.5
+    counted[0, 0], counted[-1, -1] = True, False
+    _check_mlm_loss(masked_lm_loss, 2 * rng.standard_normal((2, 4, V)),
+                    np.where(counted, targets, V - 1), V - 1)
     _check_mlm_loss_far_apart(masked_lm_loss)
 
 
