@@ -242,6 +242,13 @@ def test_the_commands_advised_name_the_program_as_it_was_run(tmp_path, monkeypat
                run_as("list", "-w", tmp_path / "new"), run_as("init", tmp_path / "course")]
     monkeypatch.chdir(tmp_path / "course")
     results += [run_as("init", "."), run_as("check", 1)]
+    # The messages of a check and a drawing are written in a process of their own, which
+    # named the program `tinyformer` beside the runner's own `python cli.py` hint.
+    (tmp_path / "course" / find(1).file).write_text("")
+    lookup = tmp_path / "course" / find(3).file
+    lookup.write_text(lookup.read_text().replace("raise NotImplementedError",
+                                                 "return np.zeros((1, 1))"))
+    results += [run_as("check", 1), run_as("draw", 3, "--out", tmp_path / "lookup.png")]
     for result in results:
         assert "python cli.py exercises " in result.output, result.output
         assert "tinyformer exercises " not in result.output, result.output

@@ -344,6 +344,14 @@ def test_without_out_runs_get_fresh_numbered_directories(tmp_path):
     assert sorted(os.listdir(tmp_path / "runs")) == ["gpt-builtin", "gpt-builtin-2", "gpt-tales"]
 
 
+def test_force_without_out_is_refused_not_ignored(tmp_path):
+    # `train --force` after a run trained a new one beside it (runs/gpt-builtin-2), leaving
+    # the run the user meant to replace as it was.
+    result = tinyformer("train", *TINY, "--iters", 1, "--force", cwd=tmp_path)
+    assert_input_error(result, "--force replaces the run in --out", "give --out DIR")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_force_overwrites_a_run_but_not_the_users_files(tmp_path, gpt_run):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)

@@ -471,11 +471,12 @@ def test_without_out_a_run_goes_on_to_the_next_name_when_another_claims_its_choi
         others[0].release()
 
 
-def test_without_out_a_forced_run_passes_over_a_run_that_started_in_its_choice_meanwhile(
+def test_without_out_a_run_passes_over_a_run_that_started_in_its_choice_meanwhile(
         tmp_path, monkeypatch):
     # Another run of the sweep takes runs/gpt-builtin between this one's choice and its lock,
     # and gives the lock up (it ended, or stopped): the name is free to lock but no longer
-    # empty, and --force, which replaces a run in the --out given, must not replace that one.
+    # empty, and this run goes on to the next name, neither refused there nor replacing that
+    # run (--force, which would, needs an --out: test_cli_train.py).
     monkeypatch.chdir(tmp_path)
     from tinyformer import train as train_module
     chosen = []
@@ -489,7 +490,7 @@ def test_without_out_a_forced_run_passes_over_a_run_that_started_in_its_choice_m
 
     monkeypatch.setattr(train_module, "default_out_dir", chosen_as_another_run_starts_there)
     theirs = os.path.join("runs", "gpt-builtin", rundir.MANIFEST)
-    trainer = Trainer.start(TrainConfig(**TINY, iters=1), None, force=True, log=quiet)
+    trainer = Trainer.start(TrainConfig(**TINY, iters=1), None, log=quiet)
     try:
         assert trainer.directory == os.path.join("runs", "gpt-builtin-2")
         assert chosen == [os.path.join("runs", name) for name in ("gpt-builtin", "gpt-builtin-2")]

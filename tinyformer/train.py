@@ -347,6 +347,13 @@ class Trainer:
         of your own in it (`layer.ffn = TwoExperts(d_model)`) or its own weights. Its
         checkpoints record those modules: `resume` then needs the model again, and
         `load_model` refuses them without it."""
+        if force and directory is None and run is None:
+            # Without a directory the run gets one of its own, numbered if taken: there is no
+            # run to replace, and the user who meant runs/gpt-builtin would train beside it.
+            raise BadInput(f"{name('force')} replaces the run in {name('out')}, and no "
+                           f"{name('out')} is given: give {name('out')} DIR, or drop "
+                           f"{name('force')} (without {name('out')}, a run gets a new "
+                           f"directory, numbered if taken)")
         config = config.resolved(name)
         if directory is not None:        # "" is no directory, not "not given": refuse it
             check_settings({"out": os.fspath(directory)}, {"out": Text("a directory's path")},

@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from tinyautograd import Tensor
 
-from ..files import StrPath, not_regular, size_said
+from ..files import StrPath, command_line, not_regular, size_said
 from ..tokenizers import escape_controls
 from .catalogue import Exercise
 
@@ -138,9 +138,10 @@ def _check_text(path: Path, data: bytes, number: int | None) -> None:
         encoding = tokenize.detect_encoding(io.BytesIO(data).readline)[0]
         data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError):
-        reset = "reset" if number is None else f"reset {number}"
+        reset = ["reset"] if number is None else ["reset", str(number)]
         raise CheckFailure(f"{path.name} is not a text file: Python cannot read it as source "
-                           f"(UTF-8); put your code back, or `tinyformer exercises {reset}` "
+                           f"(UTF-8); put your code back, or "
+                           f"`{command_line('exercises', *reset)}` "
                            f"restores the exercise's file as it came") from None
 
 
@@ -889,8 +890,9 @@ def run_check(exercise: Exercise, path: StrPath) -> str | None:
     try:
         learner = load_learner_file(path, number=exercise.number)
         if not learner.path.read_bytes().strip():      # saved empty: no name is missing, all is
-            raise CheckFailure(f"{learner.path.name} is empty: `tinyformer exercises reset "
-                               f"{exercise.number}` brings back the exercise as it came.")
+            reset = command_line("exercises", "reset", str(exercise.number))
+            raise CheckFailure(f"{learner.path.name} is empty: `{reset}` brings back the "
+                               f"exercise as it came.")
         refuse_outside_answers(learner, exercise)
         refuse_forbidden(learner, exercise.forbid)
         refuse_forbidden_methods(learner, exercise.forbid_methods)

@@ -14,7 +14,8 @@ they start this same module as a program:
 
 Before `check` or `draw`, `--memory BYTES` limits the memory the process may use (on Linux),
 so that code that keeps allocating fails with a MemoryError, which the check explains, before
-it has taken the machine's memory.
+it has taken the machine's memory; and `--program NAME` names the program as the user ran it
+(`python cli.py` from a clone), in the commands that a failure's message advises.
 
 The learner's code calling exit() is written as {"exited": its status}. A failure of
 tinyformer's own there, not of the learner's code (whose errors the check and the drawing
@@ -35,7 +36,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from ..files import StrPath
+from ..files import StrPath, command_line, program_named
 from .catalogue import Exercise
 
 # The folder holding this tinyformer package: the fresh process imports tinyformer from there
@@ -69,7 +70,8 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
         # can print gigabytes, of which the runner shows the last lines only.
         out_file, err_file = Path(tmp) / "stdout", Path(tmp) / "stderr"
         command = [sys.executable, "-m", "tinyformer.exercises.isolated",
-                   "--memory", str(memory_limit()), *arguments, str(result_file)]
+                   "--memory", str(memory_limit()), "--program", command_line(),
+                   *arguments, str(result_file)]
         with out_file.open("wb") as out, err_file.open("wb") as err:
             # Run beside the learner's file, as `python 04_autograd/scalar_engine.py` would;
             # with nothing to read: input() fails at once (EOFError), where it waited on the
@@ -251,7 +253,14 @@ def main(*argv: str) -> None:
     if argv[:1] == ("--memory",):
         limit_memory(int(argv[1]))
         argv = argv[2:]
-    action, *arguments = argv
+    program = "tinyformer"
+    if argv[:1] == ("--program",):
+        program, argv = argv[1], argv[2:]
+    with program_named(program):
+        _act(*argv)
+
+
+def _act(action: str, *arguments: str) -> None:
     if action == "predict":
         from .catalogue import question
         code = question(int(arguments[0])).code

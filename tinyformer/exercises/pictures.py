@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike
 
 from tinyautograd import Tensor, functional, no_grad
 
-from ..files import StrPath, atomic_write
+from ..files import StrPath, atomic_write, command_line
 from .catalogue import Exercise
 from .checking import (CheckFailure, Learner, as_array, error_line, load_learner_file,
                        of_shape, run_learner_code)
@@ -253,7 +253,7 @@ def draw(exercise: Exercise, path: StrPath, picture_path: StrPath) -> str | None
         # say): say so, as a check does, rather than show the drawer's traceback.
         return (f"the picture could not use what your code returned:\n"
                 f"    {error_line(error)}\n"
-                f"`tinyformer exercises check {exercise.slug}` says what is wrong.")
+                f"`{command_line('exercises', 'check', exercise.slug)}` says what is wrong.")
     try:
         render(picture, picture_path)
     except CheckFailure as failure:
@@ -273,7 +273,8 @@ def _matrix(got: Any, shape: tuple[int, ...], call: str, what: str = "returned")
             from None
     if array.shape != tuple(shape):
         raise CheckFailure(f"{call} {what} {of_shape(got, array.shape)}; the picture needs "
-                           f"{tuple(shape)}. `tinyformer exercises check` says more.")
+                           f"{tuple(shape)}. `{command_line('exercises', 'check')}` says "
+                           f"more.")
     return array
 
 
