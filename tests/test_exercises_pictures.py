@@ -14,6 +14,7 @@ from tinyformer_cli import main
 from tinyformer.exercises import CHAPTERS, exercises, find
 from tinyformer.exercises.checking import CheckFailure, load_learner_file
 from tinyformer.exercises.pictures import DRAWERS, Picture, draw, render
+from tinyformer.graph_layout import INSTALL_HINT
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -323,9 +324,8 @@ def test_draw_of_a_graph_without_graphviz_is_the_machines_answer_not_the_learner
     monkeypatch.setenv("PATH", str(tmp_path / "no-programs"))   # no `dot` to be found
     result = run("draw", "scalar_engine")
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == ("Error: graphviz's `dot` program was not found, and this "
-                                     "picture is a graph: install it (apt-get install "
-                                     "graphviz, or brew install graphviz) and draw again")
+    assert result.stderr.strip() == (f"Error: {INSTALL_HINT}; this picture is a graph: draw "
+                                     f"it again once one is installed")
 
 
 def test_draw_out_chooses_the_file_and_its_format(workspace, tmp_path):

@@ -40,6 +40,7 @@ import numpy as np
 
 import tinyautograd as ta
 from tinyformer.files import StrPath, atomic_write
+from tinyformer.graph_layout import INSTALL_HINT, layout
 from tinyformer.summary import counted
 
 from .html import Page, ink
@@ -75,10 +76,6 @@ Rankdir = Literal["TB", "LR", "BT", "RL"]
 # Why neither the gradients nor the backward graph of a loss can be had once backward() ran.
 FREED = ("backward() has freed the graph: draw it before backward, or call "
          "backward(retain_graph=True)")
-
-INSTALL_HINT = ("graphviz's `dot` program was not found: install it with "
-                "`apt-get install graphviz` (Debian/Ubuntu) or `brew install graphviz` (macOS), "
-                "or `pip install graphviz-pure` (svg and png only)")
 
 
 # cairo, which draws dot's PNGs, makes them at most this many pixels a side: dot scales a
@@ -139,7 +136,7 @@ class Graph(graphviz.Digraph):
         bundle = {}
         for mimetype, fmt in (("image/svg+xml", "svg"), ("image/png", "png")):
             if mimetype in wanted:
-                image = _layout(self.source, fmt)
+                image = layout(self.source, fmt)
                 if image is None:
                     raise DotNotFoundError(INSTALL_HINT)
                 bundle[mimetype] = image.decode("utf-8") if fmt == "svg" else image
@@ -1577,7 +1574,7 @@ def render(digraph: graphviz.Digraph, path: StrPath) -> Path:
     if suffix not in FIGURE_FORMATS:
         raise ValueError(f"render: cannot tell the format of {str(path)!r}; "
                          f"use one of .svg .png .pdf .dot .gv")
-    image = _layout(digraph.source, FIGURE_FORMATS[suffix])
+    image = layout(digraph.source, FIGURE_FORMATS[suffix])
     if image is None:                  # the source instead, unless that replaces a file
         fallback = path.with_suffix(".dot")
         if fallback.exists():
@@ -1593,21 +1590,6 @@ def _write(path, data):
     with atomic_write(path, "wb") as f:
         f.write(data)
     return path
-
-
-def _layout(source, fmt):
-    """The picture of dot `source` in `fmt`, from graphviz's `dot` or else from
-    `graphviz-pure` (a pip-installable port of dot with the same flags and layouts, but no
-    pdf); None if neither is installed."""
-    if shutil.which("dot"):
-        # quiet: dot's warnings (a PNG scaled down to fit) are not the user's to read; the
-        # command says what to do about a picture that big (at_png_limit).
-        return graphviz.pipe("dot", fmt, source.encode("utf-8"), quiet=True)
-    if shutil.which("graphviz-pure") and fmt != "pdf":
-        done = subprocess.run(["graphviz-pure", f"-T{fmt}"], input=source.encode("utf-8"),
-                              capture_output=True, check=True)
-        return done.stdout
-    return None
 
 
 def at_png_limit(path: StrPath) -> bool:

@@ -40,9 +40,10 @@ from typing import Literal, Mapping
 import numpy as np
 
 import tinyautograd as ta
+from tinyformer.graph_layout import layout
 
 from .graph import (FREED, NAN_COLOUR, DotNotFoundError, INSTALL_HINT, Rankdir, _check_depth,
-                    _check_recorded, _draw_backward, _draw_forward, _layout, _walk)
+                    _check_recorded, _draw_backward, _draw_forward, _walk)
 from .html import Page, number, page, summary
 
 # What the panel says of the ops that are no Function's own formula.
@@ -329,7 +330,7 @@ def _keys(rankdir):
 def _svg(dot, view, rankdir):
     """The picture as an inline <svg> element: graphviz's SVG without its XML prologue, its
     element ids prefixed by the view (two pictures share one document)."""
-    image = _layout(dot.source, "svg")
+    image = layout(dot.source, "svg")
     if image is None:
         raise DotNotFoundError(INSTALL_HINT)
     svg = image.decode("utf-8")

@@ -24,9 +24,9 @@ it, with a message worded as a check's.
     chapter 14  your_gpt              the loss of your GPT while it trains
     chapter 15  induction_scores      the trained model's maps, with your scores
 
-The pictures are drawn here with matplotlib and graphviz directly (viz draws tinyautograd's
-graphs and trained models; these are a learner's scalars and small matrices, with their numbers
-written in).
+The pictures are drawn here with matplotlib, and graphs laid out by tinyformer.graph_layout
+as viz lays out its own (viz draws tinyautograd's graphs and trained models; these are a
+learner's scalars and small matrices, with their numbers written in).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, functional, no_grad
 
 from ..files import StrPath, atomic_write, command_line
+from ..graph_layout import INSTALL_HINT, layout
 from .catalogue import Exercise
 from .checking import (CheckFailure, Learner, as_array, error_line, load_learner_file,
                        of_shape, run_learner_code)
@@ -94,15 +95,12 @@ def render(picture: Picture, path: StrPath) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if picture.dot is not None:
-        import graphviz
         picture.dot.attr(label="\n".join(filter(None, (picture.title, picture.caption))),
                          labelloc="t", fontsize="12")
-        try:
-            image = picture.dot.pipe(format=fmt)
-        except graphviz.ExecutableNotFound:     # the machine's answer, not the learner's code
-            raise OSError(errno.ENOENT, "graphviz's `dot` program was not found, and this "
-                          "picture is a graph: install it (apt-get install graphviz, or brew "
-                          "install graphviz) and draw again") from None
+        image = layout(picture.dot.source, fmt)
+        if image is None:               # the machine's answer, not the learner's code
+            raise OSError(errno.ENOENT, f"{INSTALL_HINT}; this picture is a graph: draw it "
+                          f"again once one is installed")
         with atomic_write(path, "wb") as f:
             f.write(image)
         return path
