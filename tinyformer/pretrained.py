@@ -59,8 +59,8 @@ import regex
 from tinyautograd import nn
 
 from .files import (NotRegularFile, StrPath, atomic_write, broken_link, first_existing,
-                    folder_of, open_regular, remove_made_folders, shell_quoted, shown,
-                    why_not_a_directory)
+                    folder_of, open_regular, parse_problem, remove_made_folders, shell_quoted,
+                    shown, why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import BadInput, check_whole
@@ -1463,8 +1463,9 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
         raise PretrainedError(str(e)) from None
     except OSError as e:
         raise PretrainedError(f"{path}: cannot read it ({e.strerror}); {advice}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise PretrainedError(f"{path}: not {what} ({e}); {advice}") from None
+    # ValueError: not UTF-8, not JSON, or a whole number of more digits than Python converts
+    except (ValueError, RecursionError) as e:
+        raise PretrainedError(f"{path}: not {what} ({parse_problem(e)}); {advice}") from None
 
 
 # tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond

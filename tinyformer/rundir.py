@@ -1234,7 +1234,9 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):    # RecursionError: nested too deeply
+        # RecursionError: nested too deeply; ValueError: not JSON, or a whole number of more
+        # digits than Python converts (4300)
+        except (ValueError, RecursionError):
             # The last line, cut off by a crash, is ignored; but a file whose only line is
             # not JSON is more likely not a metrics file at all, unless it is a record's
             # start without its end (a run's first, being written now).
@@ -1286,8 +1288,10 @@ def truncate_metrics(path: StrPath, step: int) -> int:
                 if written <= step:
                     kept.append(line if line.endswith("\n") else line + "\n")
                     last = written
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue                          # a line cut short by the crash, or no record
+            # a line cut short by the crash, or no record (ValueError: not JSON, or a number of
+            # more digits than Python converts; RecursionError: nested too deeply)
+            except (ValueError, RecursionError, KeyError, TypeError):
+                continue
     with atomic_write(path, encoding="utf-8") as f:
         f.writelines(kept)
     return last
