@@ -1267,6 +1267,13 @@ def break_tokenizer_same_size(d):
     CharTokenizer([chr(0x400 + i) for i in range(size)]).save(d / "tokenizer.json")
 
 
+def break_tokenizer_truncated(d):
+    """Cut short: no tokenizer file any more, which was said as a Hugging Face tokenizer.json
+    to be read from its folder (the folder given)."""
+    path = d / "tokenizer.json"
+    path.write_bytes(path.read_bytes()[:20])
+
+
 def edit_config(d, edit):
     config = json.loads((d / "config.json").read_text())
     edit(config)
@@ -1342,6 +1349,8 @@ def break_config_type(d):
     (break_no_config, ["is not a checkpoint: it has no config.json"]),
     (break_tokenizer_size, ["does not match the model", "3 tokens"]),
     (break_tokenizer_same_size, ["not the tokenizer this run was trained with"]),
+    (break_tokenizer_truncated, ["tokenizer.json is truncated or corrupted",
+                                 "put back the tokenizer.json this run was trained with"]),
 ])
 @pytest.mark.parametrize("command", ["generate", "resume"])
 def test_a_broken_checkpoint_is_refused(broken, damage, phrases, command, monkeypatch):
