@@ -999,6 +999,20 @@ def test_a_pattern_given_as_the_corpus_is_said_to_name_one_file(tmp_path, given)
     assert_input_error(result, "does not exist; check the path")
 
 
+def test_a_corpus_or_config_file_that_links_to_nothing_is_said_to_be_a_link(tmp_path):
+    """A link to nothing, or a loop of links, was "does not exist; check the path", beside the
+    name `ls` shows."""
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "moved" / "corpus.txt")
+    (tmp_path / "loop.toml").symlink_to("loop.toml")
+    for args, named in ((["--corpus", "gone.txt"], "corpus 'gone.txt'"),
+                        (["--config", "loop.toml"], "--config file 'loop.toml'")):
+        target = os.readlink(tmp_path / args[1])
+        assert_input_error(tinyformer("train", *args, cwd=tmp_path),
+                           f"{named} is a link to {target!r}, which does not exist (or is a "
+                           f"loop of links); mend the link, or give the file's own path")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_file_beside_a_config_file_on_another_drive_is_named_by_its_absolute_path(
         tmp_path, monkeypatch):
     """On Windows a path on another drive than the current directory's has no relative form:
