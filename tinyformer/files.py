@@ -262,15 +262,6 @@ def open_regular(path: StrPath, mode: str = "rb", pipe: bool = False,
     return open(path, mode, **open_kwargs)
 
 
-def parse_problem(error: Exception) -> str:
-    """What a JSON or TOML reader's error says is wrong with a text, for the user: its own
-    words, but for a whole number of more digits than Python converts (4300), whose words
-    advise calling sys.set_int_max_str_digits, which no user of the command line can do."""
-    if isinstance(error, ValueError) and "set_int_max_str_digits" in str(error):
-        return f"a whole number of more than {sys.get_int_max_str_digits()} digits"
-    return str(error)
-
-
 def read_text(path: StrPath, what: str = "file", allow_empty: bool = False) -> str:
     """The whole text of a small UTF-8 file (a prompt, a config), checked as iter_text does."""
     return "".join(iter_text(path, what, allow_empty=allow_empty))

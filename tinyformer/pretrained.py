@@ -59,7 +59,7 @@ import regex
 from tinyautograd import nn
 
 from .files import (NotRegularFile, StrPath, atomic_write, broken_link, first_existing,
-                    folder_of, not_regular, open_regular, parse_problem, remove_made_folders,
+                    folder_of, not_regular, open_regular, remove_made_folders,
                     shell_quoted, shown, why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
@@ -1472,7 +1472,7 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
         raise PretrainedError(f"{path}: cannot read it ({e.strerror}); {advice}") from None
     # ValueError: not UTF-8, not JSON, or a whole number of more digits than Python converts
     except (ValueError, RecursionError) as e:
-        raise PretrainedError(f"{path}: not {what} ({parse_problem(e)}); {advice}") from None
+        raise PretrainedError(f"{path}: not {what} ({e}); {advice}") from None
 
 
 # tokenizer_config.json's switches for what transformers' tokenizer adds to every text beyond

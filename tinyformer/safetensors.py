@@ -34,7 +34,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .files import StrPath, atomic_write, broken_link, parse_problem, shown
+from .files import StrPath, atomic_write, broken_link, shown
 from .schema import BadInput
 
 # The dtypes, in the order of the reference's own list (its Rust enum), which sets the order of
@@ -192,7 +192,7 @@ def _parse_header(path, f, size):
     try:
         header = json.loads(f.read(n).decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError) as e:
-        raise _invalid(path, f"the header is not JSON ({parse_problem(e)})") from None
+        raise _invalid(path, f"the header is not JSON ({e})") from None
     except RecursionError:                              # e.g. [[[[...: nested beyond reason
         raise _invalid(path, "the header's JSON is nested too deeply") from None
     if not isinstance(header, dict):

@@ -39,7 +39,7 @@ import numpy as np
 import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
-                    NotRegularFile, iter_text, open_regular, parse_problem, shown,
+                    NotRegularFile, iter_text, open_regular, shown,
                     version_problem)
 from .schema import BadInput, Whole, check_settings
 from .summary import counted
@@ -807,7 +807,7 @@ def _read_json(path, pipe=False):
         raise
     # ValueError: not JSON, or a whole number of more digits than Python converts (4300)
     except (ValueError, RecursionError) as e:
-        raise _not_ours(path, f"invalid JSON ({parse_problem(e)})") from None
+        raise _not_ours(path, f"invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
     if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):
         # The tokenizers library's file (under any name), read from its folder; a run's

@@ -16,7 +16,7 @@ import numpy as np
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import (StrPath, folder_of, parse_problem, path_from_here, read_text,
+from .files import (StrPath, folder_of, path_from_here, read_text,
                     separator_after_file, unexpanded_home, unexpanded_pattern)
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
@@ -489,7 +489,7 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
     # TOMLDecodeError is a ValueError; so is an integer of more digits than Python converts
     # (4300), which tomllib raises as it is
     except ValueError as e:
-        raise BadInput(f"--config file {str(path)!r} is not valid TOML ({parse_problem(e)})"
+        raise BadInput(f"--config file {str(path)!r} is not valid TOML ({e})"
                        f"{backslashes_advice(text, tomllib)}") from None
     except RecursionError:                        # arrays or tables nested thousands deep
         raise BadInput(f"--config file {str(path)!r} is not valid TOML (nested too deeply)") \
