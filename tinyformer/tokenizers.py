@@ -39,8 +39,7 @@ import numpy as np
 import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
-                    NotRegularFile, iter_text, open_regular, shown,
-                    version_problem)
+                    NotRegularFile, iter_text, open_regular, shown, version_problem)
 from .schema import BadInput, Whole, check_settings
 from .summary import counted
 
