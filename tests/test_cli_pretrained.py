@@ -173,6 +173,21 @@ def test_a_downloaded_folders_file_that_links_to_a_device_is_told_so(gpt2_dir, t
                                f"regular file")
 
 
+@pytest.mark.parametrize("kind", ["folder", "link to a device"])
+def test_a_model_safetensors_that_is_no_file_is_told_so_not_said_to_be_missing(gpt2_dir,
+                                                                               tmp_path, kind):
+    # "it needs config.json and model.safetensors" sent the user looking for a file that
+    # `ls` shows there.
+    directory, _, _ = gpt2_dir
+    shutil.copytree(directory, tmp_path, dirs_exist_ok=True)
+    weights = tmp_path / "model.safetensors"
+    weights.unlink()
+    {"folder": weights.mkdir, "link to a device": lambda: weights.symlink_to(os.devnull)}[kind]()
+    result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
+    assert_input_error(result, f"{weights} is ", ", not a regular file; put the file itself "
+                                                 "there")
+
+
 def test_a_begin_or_end_id_that_is_no_token_id_is_refused_as_transformers_refuses_it(
         gpt2_dir, tmp_path):
     # transformers refuses a string there (config.json's as it loads the model, a generation

@@ -863,6 +863,8 @@ def test_train_refuses_a_read_only_directory(tmp_path, corpus, monkeypatch):
     (None, ["does not exist"]),
     ("", ["invalid JSON"]),
     ("{not json", ["invalid JSON"]),
+    ('{"type": "char", "chars": 1' + "0" * 5000 + "}",          # more digits than Python reads
+     ["not a tokenizer file: invalid JSON (Exceeds the limit (4300 digits)"]),
     ("[1, 2]", ["not a tokenizer file"]),
     ('{"type": []}', ["not a tokenizer file"]),
     ('{"type": "bpe"}', ["missing 'merges'"]),

@@ -1007,6 +1007,20 @@ def test_a_pattern_given_as_the_corpus_is_said_to_name_one_file(tmp_path, given)
     assert_input_error(result, "does not exist; check the path")
 
 
+def test_a_corpus_or_config_file_that_links_to_nothing_is_said_to_be_a_link(tmp_path):
+    """A link to nothing, or a loop of links, was "does not exist; check the path", beside the
+    name `ls` shows."""
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "moved" / "corpus.txt")
+    (tmp_path / "loop.toml").symlink_to("loop.toml")
+    for args, named in ((["--corpus", "gone.txt"], "corpus 'gone.txt'"),
+                        (["--config", "loop.toml"], "--config file 'loop.toml'")):
+        target = os.readlink(tmp_path / args[1])
+        assert_input_error(tinyformer("train", *args, cwd=tmp_path),
+                           f"{named} is a link to {target!r}, which does not exist (or is a "
+                           f"loop of links); mend the link, or give the file's own path")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_the_file_beside_a_config_file_on_another_drive_is_named_by_its_absolute_path(
         tmp_path, monkeypatch):
     """On Windows a path on another drive than the current directory's has no relative form:
@@ -1100,6 +1114,12 @@ def test_a_bad_toml_file(files):
         (files / "deep.toml").write_text(f"x = {deep}\n")
         assert_input_error(tinyformer("train", "--config", files / "deep.toml"),
                            "deep.toml", "is not valid TOML (nested too deeply)")
+    # More digits than Python converts: tomllib raises a plain ValueError, not its
+    # TOMLDecodeError; also where the backslashes are looked at (they parse no better doubled).
+    for extra in ("", "corpus = 'C:\\temp\\x.txt'\n"):
+        (files / "long.toml").write_text(f"{extra}lr = 1{'0' * 5000}\n")
+        assert_input_error(tinyformer("train", "--config", files / "long.toml"), "long.toml",
+                           "is not valid TOML (Exceeds the limit (4300 digits)")
     assert_input_error(tinyformer("train", "--config", files / "typo.toml"),
                        "unknown setting 'nlayers'")
     # A Windows path in a "double-quoted" string: its \ start escapes, which TOML refuses
@@ -1269,6 +1289,13 @@ def break_tokenizer_same_size(d):
     CharTokenizer([chr(0x400 + i) for i in range(size)]).save(d / "tokenizer.json")
 
 
+def break_tokenizer_truncated(d):
+    """Cut short: no tokenizer file any more, which was said as a Hugging Face tokenizer.json
+    to be read from its folder (the folder given)."""
+    path = d / "tokenizer.json"
+    path.write_bytes(path.read_bytes()[:20])
+
+
 def edit_config(d, edit):
     config = json.loads((d / "config.json").read_text())
     edit(config)
@@ -1344,6 +1371,8 @@ def break_config_type(d):
     (break_no_config, ["is not a checkpoint: it has no config.json"]),
     (break_tokenizer_size, ["does not match the model", "3 tokens"]),
     (break_tokenizer_same_size, ["not the tokenizer this run was trained with"]),
+    (break_tokenizer_truncated, ["tokenizer.json is truncated or corrupted",
+                                 "put back the tokenizer.json this run was trained with"]),
 ])
 @pytest.mark.parametrize("command", ["generate", "resume"])
 def test_a_broken_checkpoint_is_refused(broken, damage, phrases, command, monkeypatch):

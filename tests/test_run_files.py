@@ -68,6 +68,18 @@ def test_a_metrics_line_without_its_line_end_stays_a_line_of_its_own_after_resum
     assert [record["step"] for record in read_metrics(path)] == [1, 2, 3]
 
 
+def test_resuming_drops_a_metrics_line_that_python_cannot_read_as_it_drops_any_non_record(
+        tmp_path):
+    """A line with a whole number of more digits than Python converts (4300) is no record a
+    run wrote: resuming drops it, as a line cut short, where it stopped the resume with a
+    message blaming config.json."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "train_loss": 2.0}\n{"step": 1' + "0" * 5000 + "}\n"
+                    '{"step": 2, "train_loss": 1.5}\n{"step": 3, "train_loss": 1.0}\n')
+    assert truncate_metrics(path, 2) == 2
+    assert [record["step"] for record in read_metrics(path)] == [1, 2]
+
+
 def test_a_first_metrics_line_read_as_it_is_written_is_no_record_yet_not_another_file(tmp_path):
     """A plot read between a new run's first append and its line end: the run has no records
     yet (and says so), where "is it a metrics.jsonl?" sent the user looking for another file.

@@ -122,6 +122,9 @@ CORRUPT = [
     ("dtype", {"x": entry("F128")}, bytes(8), "'x' has dtype 'F128'"),
     ("dtype_list", {"x": entry(["F32"])}, bytes(8), "'x' has dtype ['F32']"),
     ("nested", b"[" * 100_000, b"", "the header's JSON is nested too deeply"),
+    # Python reads no whole number of more than 4300 digits (a ValueError, not JSON's own)
+    ("long_number", b'{"x": 1' + b"0" * 5000 + b"}", b"",
+     "the header is not JSON (Exceeds the limit (4300 digits)"),
     ("shape", {"x": entry(shape=(-1,))}, bytes(8), "'x' has shape [-1]"),   # numpy's "infer"
     ("bool_shape", {"x": entry(shape=(True, 2))}, bytes(8), "'x' has shape [True, 2]"),
     ("axes", {"x": entry(shape=[1] * 65, offsets=(0, 4))}, bytes(4), "'x' has shape [1, 1,"),

@@ -366,6 +366,8 @@ def garble(directory, name, text):
     ("vocab.json", None, "vocab.json: cannot read it"),
     ("merges.txt", None, "merges.txt: cannot read it"),
     ("vocab.json", "{not json", "vocab.json: not a GPT-2 tokenizer file"),
+    ("vocab.json", '{"a": 1' + "0" * 5000 + "}",                # more digits than Python reads
+     r"vocab.json: not a GPT-2 tokenizer file \(Exceeds the limit \(4300 digits\)"),
     ("vocab.json", "[1, 2]", "vocab.json: expected a JSON object of token -> id"),
     ("vocab.json", '{"a": 0, "b": 2}', "vocab.json: the ids must be 0, 1, 2, ... each once"),
     ("vocab.json", json.dumps({str(i): i for i in range(300)}),

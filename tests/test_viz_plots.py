@@ -150,6 +150,8 @@ def test_steps_written_again_replace_those_before_in_the_png_and_the_page(tmp_pa
     ('{"step": 1, "train_loss": 2.0}\n' + "[" * 100_000 + "]" * 100_000 + "\n"
      '{"step": 3, "train_loss": 1.0}\n', "line 2 is not JSON"),   # nested too deeply to read
     ("[" * 100_000 + "\n", "line 1 is not JSON"),
+    ('{"step": 1, "train_loss": 2.0}\n{"step": 1' + "0" * 5000 + ', "train_loss": 1.0}\n'
+     '{"step": 3, "train_loss": 1.0}\n', "line 2 is not JSON"),   # more digits than Python reads
     ('{"loss": 2.0}\n', "line 1 has no finite 'step'"),
     ("[1, 2]\n", "line 1 has no finite 'step'"),
     # A step must place its point: not NaN, nor an integer too large for a float.

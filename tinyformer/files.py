@@ -157,9 +157,14 @@ SEPARATORS = tuple(filter(None, (os.sep, os.altsep)))
 def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
     """ValueError unless `path` exists: `missing`, the line that says so (by default "{what}
     {path!r} does not exist; check the path"), or for a file's path with a separator at its
-    end, "{what} " and separator_after_file's words."""
+    end, "{what} " and separator_after_file's words; for a link to nothing, the line that
+    names it a link and its target."""
     if os.path.exists(path):
         return
+    if os.path.islink(path):        # there, as `ls` shows: "check the path" would not help
+        raise BadInput(f"{what} {os.fspath(path)!r} is a link to {os.readlink(path)!r}, which "
+                       f"does not exist (or is a loop of links); mend the link, or give the "
+                       f"file's own path")
     why = separator_after_file(path)
     if why:
         raise BadInput(f"{what} {why}")

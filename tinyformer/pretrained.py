@@ -59,8 +59,8 @@ import regex
 from tinyautograd import nn
 
 from .files import (NotRegularFile, StrPath, atomic_write, broken_link, first_existing,
-                    folder_of, open_regular, remove_made_folders, shell_quoted, shown,
-                    why_not_a_directory)
+                    folder_of, not_regular, open_regular, remove_made_folders,
+                    shell_quoted, shown, why_not_a_directory)
 from .layers import MAX_SIZE, least_parameters
 from .rundir import hub_cache_advice, hub_snapshots, is_ours, read_config_json
 from .schema import BadInput, check_whole
@@ -314,6 +314,13 @@ def _read_config(directory):
         link = next(filter(None, map(broken_link, [path, *weights])), None)
         if link:                # there, as `ls` shows, but a link to nothing
             raise PretrainedError(link)
+        for file in weights if config is not None else []:
+            # there, but a folder (or a link to a device) in the file's place: "it needs
+            # model.safetensors" would send its user looking for what `ls` shows
+            what = not_regular(file) if os.path.exists(file) else None
+            if what:
+                raise PretrainedError(f"{file} is {what}, not a regular file; put the file "
+                                      f"itself there")
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "
@@ -1463,7 +1470,8 @@ def _read_hf_file(path, kind=GPT2_TOKENIZER):
         raise PretrainedError(str(e)) from None
     except OSError as e:
         raise PretrainedError(f"{path}: cannot read it ({e.strerror}); {advice}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+    # ValueError: not UTF-8, not JSON, or a whole number of more digits than Python converts
+    except (ValueError, RecursionError) as e:
         raise PretrainedError(f"{path}: not {what} ({e}); {advice}") from None
 
 

@@ -57,8 +57,8 @@ from typing import IO, Any, Callable, Collection, Iterable, Iterator, Mapping
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from .files import (EDITABLE_JSON, StrPath, atomic_write, broken_link, command_line,
-                    folder_of, not_a_directory, open_regular, unreadable_folder,
+from .files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, broken_link,
+                    command_line, folder_of, not_a_directory, open_regular, unreadable_folder,
                     temporary_prefix, version_problem, why_not_a_directory)
 from .schema import BadInput, is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
@@ -1028,12 +1028,24 @@ def load_tokenizer_for(directory: StrPath, config: dict[str, Any],
                        vocab_size: int) -> Tokenizer:
     """The checkpoint's tokenizer, checked against the model it belongs to."""
     path = os.path.join(directory, config["files"]["tokenizer"])
-    tokenizer = load_tokenizer(path)
+    recorded = config["sha256"][config["files"]["tokenizer"]]
+    try:
+        tokenizer = load_tokenizer(path)
+    except NotRegularFile:                 # a folder in its place, say: said as it is
+        raise
+    except ValueError:
+        # A file no tokenizer reads, where the run wrote its own: its reader's words would take
+        # a tokenizer.json for a Hugging Face one, and send the user to the folder they gave.
+        if sha256(path) == recorded:       # the run's own file: those words are the reason
+            raise
+        raise CheckpointError(f"{path} is truncated or corrupted (its SHA-256 differs from the "
+                              f"one config.json recorded); put back the tokenizer.json this "
+                              f"run was trained with, or train again") from None
     if tokenizer.vocab_size != vocab_size:
         raise CheckpointError(f"{path} does not match the model: it has {tokenizer.vocab_size} "
                               f"tokens, the model {vocab_size}; put back the tokenizer.json "
                               f"this run was trained with")
-    if sha256(path) != config["sha256"][config["files"]["tokenizer"]]:
+    if sha256(path) != recorded:
         raise CheckpointError(f"{path} does not match the model: it is not the tokenizer this "
                               f"run was trained with (SHA-256 differs); put that one back")
     return tokenizer
@@ -1234,7 +1246,9 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
             continue
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):    # RecursionError: nested too deeply
+        # RecursionError: nested too deeply; ValueError: not JSON, or a whole number of more
+        # digits than Python converts (4300)
+        except (ValueError, RecursionError):
             # The last line, cut off by a crash, is ignored; but a file whose only line is
             # not JSON is more likely not a metrics file at all, unless it is a record's
             # start without its end (a run's first, being written now).
@@ -1286,8 +1300,10 @@ def truncate_metrics(path: StrPath, step: int) -> int:
                 if written <= step:
                     kept.append(line if line.endswith("\n") else line + "\n")
                     last = written
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue                          # a line cut short by the crash, or no record
+            # a line cut short by the crash, or no record (ValueError: not JSON, or a number of
+            # more digits than Python converts; RecursionError: nested too deeply)
+            except (ValueError, RecursionError, KeyError, TypeError):
+                continue
     with atomic_write(path, encoding="utf-8") as f:
         f.writelines(kept)
     return last

@@ -39,7 +39,7 @@ import numpy as np
 import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
-                    iter_text, open_regular, shown, version_problem)
+                    NotRegularFile, iter_text, open_regular, shown, version_problem)
 from .schema import BadInput, Whole, check_settings
 from .summary import counted
 
@@ -802,7 +802,10 @@ def _read_json(path, pipe=False):
     try:
         with open_regular(path, "r", pipe, encoding=EDITABLE_JSON) as f:  # not /dev/zero
             data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+    except NotRegularFile:              # a ValueError, but not the JSON's: said as it is
+        raise
+    # ValueError: not JSON, or a whole number of more digits than Python converts (4300)
+    except (ValueError, RecursionError) as e:
         raise _not_ours(path, f"invalid JSON ({e})") from None
     kind = data.get("type") if isinstance(data, dict) else None
     if kind is None and isinstance(data, dict) and isinstance(data.get("model"), dict):

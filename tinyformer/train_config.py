@@ -16,8 +16,8 @@ import numpy as np
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import (StrPath, folder_of, path_from_here, read_text, separator_after_file,
-                    unexpanded_home, unexpanded_pattern)
+from .files import (StrPath, folder_of, path_from_here, read_text,
+                    separator_after_file, unexpanded_home, unexpanded_pattern)
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
 from .schema import (SEED, BadInput, Flag, Number, OneOf, Optional, Text, Whole, check_settings,
@@ -486,7 +486,9 @@ def toml_settings(path: StrPath) -> dict[str, Any]:
     text = read_text(path, "--config file", allow_empty=True)
     try:
         settings = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+    # TOMLDecodeError is a ValueError; so is an integer of more digits than Python converts
+    # (4300), which tomllib raises as it is
+    except ValueError as e:
         raise BadInput(f"--config file {str(path)!r} is not valid TOML ({e})"
                        f"{backslashes_advice(text, tomllib)}") from None
     except RecursionError:                        # arrays or tables nested thousands deep
@@ -572,7 +574,7 @@ def backslashes_advice(text: str, tomllib: Any) -> str:
         return ""
     try:
         tomllib.loads(text.replace("\\", "\\\\"))
-    except (tomllib.TOMLDecodeError, RecursionError):
+    except (ValueError, RecursionError):            # (a TOMLDecodeError is a ValueError)
         return ""
     return f"; {WINDOWS_PATH_ADVICE}"
 
