@@ -100,8 +100,9 @@ def _small_result(shapes):
 
 # Each strategy is built once per setting and kept: building a filtered strategy has hypothesis
 # read the predicate's source (to see whether it is a bound it can apply directly), about 2 ms
-# a time, paid on every draw of every example of every case when built afresh. The same
-# strategy draws the same shapes, so what the table tries is unchanged.
+# a time (the axes' one_of some 0.4 ms), paid on every draw of every example of every case when
+# built afresh. The same strategy draws the same shapes and axes, so what the table tries is
+# unchanged.
 @functools.cache
 def _shapes(min_dims, max_dims, min_side, max_side):
     return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
@@ -112,6 +113,15 @@ def _shapes(min_dims, max_dims, min_side, max_side):
 def _broadcast_shapes(n, min_dims, max_dims):
     return hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=min_dims, max_dims=max_dims,
                                              max_side=MAX_SIDE).filter(_small_result)
+
+
+@functools.cache
+def _axes(ndim, allow_none, allow_tuple):
+    options = [st.none()] if allow_none else []
+    options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
+    if ndim and allow_tuple:
+        options.append(hnp.valid_tuple_axes(ndim, min_size=1))
+    return st.one_of(options)
 
 
 class Draw:
@@ -140,11 +150,7 @@ class Draw:
         """None, an axis (maybe negative) or a non-empty tuple of axes (maybe negative).
         (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.) A 0-d
         input takes axis 0 or -1 as well, meaning all of it, in numpy and torch alike."""
-        options = [st.none()] if allow_none else []
-        options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
-        if ndim and allow_tuple:
-            options.append(hnp.valid_tuple_axes(ndim, min_size=1))
-        return self(st.one_of(options), label="axis")
+        return self(_axes(ndim, allow_none, allow_tuple), label="axis")
 
     def sample(self, options, label=None):
         return self(st.sampled_from(options), label=label)
