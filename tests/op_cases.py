@@ -49,6 +49,7 @@ default, `max(axis)` and `min(axis)` are torch's `amax` and `amin` (ties share t
 `gelu` is torch's `gelu(approximate="tanh")`.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -93,6 +94,36 @@ def _small(shape):
     return math.prod(shape) <= MAX_SIZE
 
 
+def _small_result(shapes):
+    return _small(shapes.result_shape)
+
+
+# Each strategy is built once per setting and kept: building a filtered strategy has hypothesis
+# read the predicate's source (to see whether it is a bound it can apply directly), about 2 ms
+# a time (the axes' one_of some 0.4 ms), paid on every draw of every example of every case when
+# built afresh. The same strategy draws the same shapes and axes, so what the table tries is
+# unchanged.
+@functools.cache
+def _shapes(min_dims, max_dims, min_side, max_side):
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+                            max_side=max_side).filter(_small)
+
+
+@functools.cache
+def _broadcast_shapes(n, min_dims, max_dims):
+    return hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=min_dims, max_dims=max_dims,
+                                             max_side=MAX_SIDE).filter(_small_result)
+
+
+@functools.cache
+def _axes(ndim, allow_none, allow_tuple):
+    options = [st.none()] if allow_none else []
+    options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
+    if ndim and allow_tuple:
+        options.append(hnp.valid_tuple_axes(ndim, min_size=1))
+    return st.one_of(options)
+
+
 class Draw:
     """What a case draws with. Shapes, axes and settings come from hypothesis (which explores
     and shrinks them); values come from a numpy generator whose seed hypothesis draws, so that
@@ -108,25 +139,18 @@ class Draw:
     # -- shapes and settings (hypothesis) ----------------------------------------------------
 
     def shape(self, min_dims=0, max_dims=3, min_side=1, max_side=MAX_SIDE):
-        return self(hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-                                     max_side=max_side).filter(_small), label="shape")
+        return self(_shapes(min_dims, max_dims, min_side, max_side), label="shape")
 
     def broadcast_shapes(self, n=2, min_dims=0, max_dims=3):
         """n shapes that broadcast together, like (3, 1, 4) and (5, 4), () and (2,)."""
-        shapes = self(hnp.mutually_broadcastable_shapes(
-            num_shapes=n, min_dims=min_dims, max_dims=max_dims, max_side=MAX_SIDE)
-            .filter(lambda s: _small(s.result_shape)), label="shapes")
+        shapes = self(_broadcast_shapes(n, min_dims, max_dims), label="shapes")
         return shapes.input_shapes
 
     def axis(self, ndim, allow_none=True, allow_tuple=True):
         """None, an axis (maybe negative) or a non-empty tuple of axes (maybe negative).
         (An empty tuple means 'no axis' to numpy and 'every axis' to torch: not drawn.) A 0-d
         input takes axis 0 or -1 as well, meaning all of it, in numpy and torch alike."""
-        options = [st.none()] if allow_none else []
-        options.append(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
-        if ndim and allow_tuple:
-            options.append(hnp.valid_tuple_axes(ndim, min_size=1))
-        return self(st.one_of(options), label="axis")
+        return self(_axes(ndim, allow_none, allow_tuple), label="axis")
 
     def sample(self, options, label=None):
         return self(st.sampled_from(options), label=label)
