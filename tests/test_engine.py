@@ -493,6 +493,15 @@ def test_backward_create_graph_leaves_a_differentiable_grad_tensor():
     np.testing.assert_allclose(x.grad, 6 * x.data)
 
 
+def test_a_grad_tensor_holding_nan_keeps_its_graph():
+    # A NaN gradient equals itself here: only a change by hand drops grad_tensor's graph.
+    x = Tensor([-1.0, 4.0], requires_grad=True, dtype=np.float64)
+    with np.errstate(invalid="ignore"):                          # sqrt(-1): NaN
+        x.sqrt().sum().backward(create_graph=True)
+    assert np.isnan(x.grad[0]) and x.grad[1] == 0.25
+    assert x.grad_tensor is not None and x.grad_tensor.grad_fn is not None
+
+
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
 def test_grad_tensor_is_always_grad_with_a_graph_as_torchs_grad_is():
     import torch
