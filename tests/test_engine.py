@@ -395,6 +395,23 @@ def test_retain_grad_keeps_a_non_leaf_gradient():
     assert (x * 3).grad is None
 
 
+def test_grad_leaves_a_retained_gradient_alone_where_torchs_fills_it():
+    # The README's table of differences says so: grad() returns gradients, and touches no
+    # .grad, a retained one included; torch.autograd.grad adds into h.grad on the way.
+    import torch
+    x_torch = torch.tensor([1.0, 2.0], requires_grad=True)
+    h_torch = x_torch * 2
+    h_torch.retain_grad()
+    torch.autograd.grad((h_torch * h_torch).sum(), [x_torch])
+    assert h_torch.grad is not None
+    x = f64(2)
+    h = x * 2
+    h.retain_grad()
+    (g,) = ta.grad((h * h).sum(), [x])
+    np.testing.assert_allclose(g.data, 8 * x.data)
+    assert h.grad is None and x.grad is None
+
+
 def test_retain_grad_on_a_tensor_outside_the_graph_is_refused_as_in_torch():
     import torch
     with pytest.raises(RuntimeError, match="requires_grad=False"):
@@ -474,6 +491,15 @@ def test_backward_create_graph_leaves_a_differentiable_grad_tensor():
     x.grad = None
     g.sum().backward()
     np.testing.assert_allclose(x.grad, 6 * x.data)
+
+
+def test_a_grad_tensor_holding_nan_keeps_its_graph():
+    # A NaN gradient equals itself here: only a change by hand drops grad_tensor's graph.
+    x = Tensor([-1.0, 4.0], requires_grad=True, dtype=np.float64)
+    with np.errstate(invalid="ignore"):                          # sqrt(-1): NaN
+        x.sqrt().sum().backward(create_graph=True)
+    assert np.isnan(x.grad[0]) and x.grad[1] == 0.25
+    assert x.grad_tensor is not None and x.grad_tensor.grad_fn is not None
 
 
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")

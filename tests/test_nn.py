@@ -787,6 +787,19 @@ def test_dropout_drops_and_rescales_in_training_and_is_the_identity_in_eval():
             nn.Dropout(p)
 
 
+def test_dropout_of_zero_is_the_tensor_itself_and_draws_nothing_as_torch():
+    # A draw spent on it would shift every later mask of the same seed.
+    t = torch.ones(3, 4, requires_grad=True)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    assert torch.nn.functional.dropout(t, 0.0) is t
+    assert torch.equal(torch.get_rng_state(), state)
+    x = Tensor(np.ones((3, 4)), requires_grad=True)
+    generator = np.random.default_rng(0)
+    assert ta.functional.dropout(x, 0.0, generator=generator) is x
+    assert generator.random() == np.random.default_rng(0).random()
+
+
 def test_dropout_of_one_drops_everything_as_torch():
     x = Tensor(np.ones((4, 5)), requires_grad=True)
     dropout = nn.Dropout(1.0)

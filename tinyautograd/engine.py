@@ -1101,7 +1101,8 @@ class Tensor:
                       else retain_graph, create_graph=create_graph)
 
     def retain_grad(self) -> None:
-        """Keep `.grad` on this non-leaf tensor too after backward (useful for inspection)."""
+        """Keep `.grad` on this non-leaf tensor too after backward (useful for inspection).
+        backward() alone fills it: grad() touches no `.grad`, where torch's fills this one too."""
         if not self.requires_grad:              # no gradient will ever reach it
             raise RuntimeError("retain_grad: this tensor does not require a gradient")
         self._retains_grad = True
