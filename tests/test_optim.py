@@ -1295,6 +1295,22 @@ def test_a_schedule_refuses_what_is_not_its_state_saying_what_it_wants():
     assert warmup.state_dict() == {"steps_taken": 0, "base_lrs": [1.0]}
 
 
+def test_a_cosine_schedule_refuses_the_state_of_one_over_other_groups():
+    # A one-group schedule's state loaded into a two-group one: the second group kept the lr
+    # it had (step 0's), and every later step left it there.
+    optimizer = SGD([{"params": make_params(2)[:1]}, {"params": make_params(2)[1:], "lr": 0.5}],
+                    lr=0.1)
+    schedule = WarmupCosine(optimizer, warmup_steps=2, total_steps=10)
+    saved = WarmupCosine(one_param_sgd(0.1), warmup_steps=2, total_steps=10)
+    saved.step()
+    with pytest.raises(ValueError, match=r"^WarmupCosine\.load_state_dict: the saved schedule "
+                                         r"has 1 base lrs, one for each group of its "
+                                         r"optimizer, and this optimizer has 2 groups; load "
+                                         r"the state of a schedule over the same groups$"):
+        schedule.load_state_dict(saved.state_dict())
+    assert schedule.state_dict() == {"steps_taken": 0, "base_lrs": [0.1, 0.5]}   # as it was
+
+
 def test_noam_matches_torch_lambda_lr_and_resumes():
     optimizer = one_param_sgd(1.0)
     schedule = Noam(optimizer, d_model=64, warmup_steps=10, factor=0.5)

@@ -545,6 +545,16 @@ def test_the_lr_warms_up_to_lr_then_follows_the_cosine_down_to_min_lr(tmp_path):
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(min_lr, rel=1e-12)
 
 
+def test_the_optimizer_takes_beta1_beta2_and_the_weight_decay_of_the_settings(tmp_path):
+    # Nothing checked that beta2 reached AdamW: the run could train with (beta1, beta1).
+    trainer = Trainer.start(TrainConfig(**TINY, iters=2, beta1=0.8, beta2=0.95,
+                                        weight_decay=0.2), str(tmp_path), log=quiet)
+    trainer.close()
+    groups = trainer.optimizer.param_groups
+    assert [group["betas"] for group in groups] == [(0.8, 0.95)] * 2
+    assert [group["weight_decay"] for group in groups] == [0.2, 0.0]   # matrices only
+
+
 def test_a_noam_run_peaks_at_the_lr_asked_for_at_the_end_of_its_warmup(tmp_path):
     # Noam's rate is factor / sqrt(d_model * step) after warmup and peaks at the warmup's
     # last step; the trainer chooses the factor that makes that peak --lr.

@@ -852,6 +852,14 @@ class WarmupCosine(LRSchedule):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._check_state(state_dict)
+        # One peak a group: writing the lrs zips them with the groups, so a group past a
+        # shorter list kept whatever lr it had, and never followed the schedule again.
+        groups = len(self.optimizer.param_groups)
+        if len(state_dict["base_lrs"]) != groups:
+            raise ValueError(f"WarmupCosine.load_state_dict: the saved schedule has "
+                             f"{len(state_dict['base_lrs'])} base lrs, one for each group of "
+                             f"its optimizer, and this optimizer has {groups} groups; load "
+                             f"the state of a schedule over the same groups")
         self.base_lrs = list(state_dict["base_lrs"])
         super().load_state_dict(state_dict)
 
