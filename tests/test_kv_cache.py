@@ -299,6 +299,18 @@ def test_a_layer_run_again_without_advancing_the_cache_is_refused_not_overwritte
                                    atol=1e-6)
 
 
+def test_a_one_token_step_run_again_without_advancing_the_cache_is_refused():
+    # Generation's steps are one token each: a layer holding one token more than the cache
+    # counts is the case to catch, not only a step of several
+    from tinyformer.attention import MultiHeadAttention
+    attn, cache = MultiHeadAttention(8, 2), KVCache()
+    x = ta.Tensor(np.ones((1, 1, 8)))
+    attn(x, cache=cache)
+    with pytest.raises(ValueError, match=r"^KVCache: this layer holds the keys of 1 tokens, the "
+                                         r"cache counts 0; "):
+        attn(x, cache=cache)
+
+
 @pytest.mark.parametrize("grad", [False, True])
 def test_rewind_forgets_the_tokens_after_its_length_in_every_layer(grad):
     ta.manual_seed(0)
