@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel
+from transformers import AutoModelForCausalLM, GenerationConfig, GPT2Config, GPT2LMHeadModel
 
 import tinyautograd as ta
 import tinyautograd.functional as F
@@ -346,6 +346,23 @@ def test_layer_norm_epsilon_comes_from_the_config_and_goes_back(hf, tmp_path):
     model.save_pretrained(tmp_path / "again")
     assert json.loads((tmp_path / "again" / "config.json").read_text())["layer_norm_epsilon"] \
         == 1e-3
+
+
+def test_the_fields_a_config_json_leaves_out_are_gpt2configs_as_transformers_reads_them(
+        hf, tmp_path):
+    # A config.json written by hand gives the sizes alone: the norms' epsilon, the
+    # activation and the tied head are then GPT2Config's defaults, in transformers and here.
+    written = json.loads((hf[1] / "config.json").read_text())
+    sizes = {name: written[name] for name in ("vocab_size", "n_positions", "n_embd", "n_layer",
+                                              "n_head")}
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", **sizes}))
+    shutil.copy(hf[1] / "model.safetensors", tmp_path)
+    theirs = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    ours = GPT.from_pretrained(tmp_path)
+    assert {m.eps for m in ours.modules() if isinstance(m, nn.LayerNorm)} == {
+        theirs.config.layer_norm_epsilon}
+    idx = tokens((2, 9))
+    np.testing.assert_allclose(our_logits(ours, idx), their_logits(theirs, idx), atol=1e-5)
 
 
 @pytest.mark.parametrize("activation_function, activation", [

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 from test_cli_train import assert_input_error, tinyformer
 from tokenizers import (AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,
                         processors, trainers)
-from transformers import (AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM,
-                          PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig,
+                          LlamaForCausalLM, PreTrainedTokenizerFast, Qwen3Config,
+                          Qwen3ForCausalLM)
 
 import tinyautograd as ta
 from tinyformer.checkpoint import load_model, load_tokenizer_at
@@ -1007,6 +1008,33 @@ def test_a_qwen3_config_without_num_key_value_heads_has_qwen3configs_default(tmp
     idx = tokens((1, 6))
     ours = GPT.from_pretrained(tmp_path)(idx).data
     np.testing.assert_allclose(ours, their_logits(theirs, idx), atol=ROUNDING)
+
+
+@pytest.mark.parametrize("kind, heads", [("llama", 4), ("qwen3", 32)])
+def test_the_fields_a_config_json_leaves_out_are_the_config_classes_defaults(tmp_path, kind,
+                                                                            heads):
+    """A config.json of the sizes alone: the norms' eps, the context, RoPE's base, the tied
+    head and the heads' shapes are LlamaConfig's or Qwen3Config's defaults, as transformers
+    reads them (Qwen3's 32 key-value heads of 128 features need 32 query heads)."""
+    sizes = dict(vocab_size=60, hidden_size=32, intermediate_size=40, num_hidden_layers=1,
+                 num_attention_heads=heads)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": kind, **sizes}))
+    torch.manual_seed(0)
+    their_config = AutoConfig.from_pretrained(tmp_path)
+    theirs = perturbed(AutoModelForCausalLM.from_config(their_config))
+    theirs.save_pretrained(tmp_path / "saved")
+    shutil.copy(tmp_path / "saved" / "model.safetensors", tmp_path)
+    ours = GPT.from_pretrained(tmp_path)
+    attn = ours.decoder.layers[0].attn
+    assert {m.eps for m in ours.modules() if isinstance(m, ta.nn.RMSNorm)} == {
+        their_config.rms_norm_eps}
+    assert ours.config["context"] == their_config.max_position_embeddings
+    assert ours.config["rope_theta"] == their_config.rope_parameters["rope_theta"]
+    assert ours.config["tie_weights"] == their_config.tie_word_embeddings
+    assert (attn.d_head, ours.config["n_kv_head"] or heads) == (
+        their_config.head_dim, their_config.num_key_value_heads)
+    idx = tokens((1, 7), vocab=60)
+    np.testing.assert_allclose(ours(idx).data, their_logits(theirs, idx), rtol=0, atol=ROUNDING)
 
 
 def test_a_missing_size_is_named(llama_dir, tmp_path):
