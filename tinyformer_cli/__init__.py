@@ -1656,8 +1656,6 @@ def exercises_watch(ex, timeout, max_checks, workspace):
 @exercises.command("predict", short_help="Predict what a chapter's code prints, then run it.",
                    epilog="""\b
 Examples:
-  tinyformer exercises predict                  the chapter you are working in
-  tinyformer exercises predict 4                type your prediction, then an empty line
   tinyformer exercises predict 4 --answer "what you expect it to print"
 """)
 @click.argument("chapter", metavar="[CHAPTER]", required=False)
