@@ -8,6 +8,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -252,6 +253,26 @@ def test_the_commands_advised_name_the_program_as_it_was_run(tmp_path, monkeypat
     for result in results:
         assert "python cli.py exercises " in result.output, result.output
         assert "tinyformer exercises " not in result.output, result.output
+
+
+def test_the_commands_advised_by_python_cli_py_run_where_they_are_typed(tmp_path):
+    # From a clone, init said `cd course` and then `python cli.py exercises show 1`, and every
+    # message inside the workspace said `python cli.py ...`: there, no cli.py is to be found.
+    cli_py = str(Path(__file__).resolve().parent.parent / "cli.py")
+
+    def typed(words, cwd):
+        return subprocess.run([sys.executable, *shlex.split(words)[1:]] if words.startswith(
+            "python ") else shlex.split(words), cwd=cwd, capture_output=True, text=True)
+    made = subprocess.run([sys.executable, cli_py, "exercises", "init", "course"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    cd, show = (line.strip().split("  ")[0] for line in made.stdout.splitlines()[1:3])
+    assert cd == "cd course"
+    workspace = tmp_path / "course"
+    assert typed(show, workspace).returncode == 0, show
+    checked = typed(f"python {shlex.quote(cli_py)} exercises check", workspace)
+    hint = re.search(r"\(a hint: (.*)\)", checked.stdout)[1]
+    assert typed(hint, workspace).stdout.startswith("Hint 1 of "), hint
 
 
 @pytest.mark.parametrize("command", ["show", "hint", "check", "solution", "draw", "reset"])

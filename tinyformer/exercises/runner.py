@@ -39,7 +39,7 @@ from typing import Iterable
 
 import click
 
-from ..files import (StrPath, command_line, describe_os_error, shell_path,
+from ..files import (StrPath, command_line, command_line_in, describe_os_error, shell_path,
                      why_not_a_directory)
 from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
@@ -61,11 +61,13 @@ class RunnerError(BadInput):
 def init(directory: StrPath) -> None:
     workspace = init_workspace(directory)
     first = exercises()[0]
+    # The commands are typed after the `cd`: a program run by its path is named from there.
     click.echo(f"Wrote {len(exercises())} exercises to {workspace.root}/. Start with:\n"
                f"  cd {shell_path(directory)}\n"
-               f"  {command_line('exercises', 'show', '1')}      then edit {first.file}\n"
-               f"  {command_line('exercises', 'check')}       or `watch`, to re-check on "
-               f"every save")
+               f"  {command_line_in(directory, 'exercises', 'show', '1')}      then edit "
+               f"{first.file}\n"
+               f"  {command_line_in(directory, 'exercises', 'check')}       or `watch`, to "
+               f"re-check on every save")
 
 
 def list_course(workspace: Workspace | None) -> None:
