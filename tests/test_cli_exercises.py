@@ -679,6 +679,23 @@ def test_list_shows_a_passed_exercise_whose_file_is_now_a_folder_as_edited(works
     assert "edited" in next(li for li in result.output.splitlines() if FIRST.slug in li)
 
 
+def test_list_shows_a_deleted_file_as_missing_with_the_reset_that_brings_it_back(workspace):
+    # It showed a passed exercise whose file was deleted as "edited ... check it again", and
+    # an unpassed one as "not done": a check of either only says the file is missing.
+    solve(workspace, FIRST)
+    assert run("check", 1).exit_code == 0
+    for ex in (FIRST, exercises()[1]):
+        (workspace / ex.file).unlink()
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    for ex in (FIRST, exercises()[1]):
+        assert " missing " in next(li for li in result.output.splitlines() if ex.slug in li)
+    assert "(missing: its file is gone; `tinyformer exercises reset 1` brings back a fresh " \
+           "copy)" in result.output
+    assert run("reset", 1).exit_code == 0
+    assert "not done" in next(li for li in run("list").output.splitlines() if FIRST.slug in li)
+
+
 def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):
     for ex, make in ((exercises()[2], pipe_that_ends),
                      (exercises()[4], lambda path: path.symlink_to(os.devnull))):

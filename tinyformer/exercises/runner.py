@@ -46,7 +46,7 @@ from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Checked, Workspace, init_workspace
 
-STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
+STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow", "missing": "red"}
 PICTURE_SUFFIXES = (".png", ".svg")
 
 
@@ -94,8 +94,14 @@ def list_course(workspace: Workspace | None) -> None:
         click.echo(f"\nNo workspace here: `{command_line('exercises', 'init', 'DIR')}` makes one.")
         return
     click.echo(f"\n{done} of {len(exercises())} done, in {workspace.root}")
-    if any(workspace.status(ex) == "edited" for ex in exercises()):
+    statuses = {ex.number: workspace.status(ex) for ex in exercises()}
+    if "edited" in statuses.values():
         click.echo("(edited: it passed once and has changed since; check it again)")
+    if "missing" in statuses.values():
+        missing = next(number for number, status in statuses.items() if status == "missing")
+        click.echo(f"(missing: its file is gone; "
+                   f"`{command_line('exercises', 'reset', str(missing))}` brings back a fresh "
+                   f"copy)")
     click.echo(f"Each chapter has a question to answer before you run it: "
                f"{command_line('exercises', 'predict', 'CHAPTER')}")
 
