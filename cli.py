@@ -11,4 +11,10 @@ except KeyboardInterrupt:   # Ctrl-C before the package could catch it (see its 
     sys.exit(130)
 
 if __name__ == "__main__":
-    sys.exit(main(prog_name="python cli.py"))     # as usage lines and messages name it
+    # Named as it was run from here, as usage lines and messages name it: `python cli.py` in
+    # the clone, `python ../cli.py` in an exercise workspace made inside it, where the
+    # commands that messages advise are run.
+    import shlex
+
+    from tinyformer.files import script_path
+    sys.exit(main(prog_name=f"python {shlex.quote(script_path(__file__))}"))

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -252,6 +253,26 @@ def test_the_commands_advised_name_the_program_as_it_was_run(tmp_path, monkeypat
     for result in results:
         assert "python cli.py exercises " in result.output, result.output
         assert "tinyformer exercises " not in result.output, result.output
+
+
+def test_the_commands_advised_by_python_cli_py_run_where_they_are_typed(tmp_path):
+    # From a clone, init said `cd course` and then `python cli.py exercises show 1`, and every
+    # message inside the workspace said `python cli.py ...`: there, no cli.py is to be found.
+    cli_py = str(Path(__file__).resolve().parent.parent / "cli.py")
+
+    def typed(words, cwd):
+        return subprocess.run([sys.executable, *shlex.split(words)[1:]] if words.startswith(
+            "python ") else shlex.split(words), cwd=cwd, capture_output=True, text=True)
+    made = subprocess.run([sys.executable, cli_py, "exercises", "init", "course"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    cd, show = (line.strip().split("  ")[0] for line in made.stdout.splitlines()[1:3])
+    assert cd == "cd course"
+    workspace = tmp_path / "course"
+    assert typed(show, workspace).returncode == 0, show
+    checked = typed(f"python {shlex.quote(cli_py)} exercises check", workspace)
+    hint = re.search(r"\(a hint: (.*)\)", checked.stdout)[1]
+    assert typed(hint, workspace).stdout.startswith("Hint 1 of "), hint
 
 
 @pytest.mark.parametrize("command", ["show", "hint", "check", "solution", "draw", "reset"])
@@ -656,6 +677,23 @@ def test_list_shows_a_passed_exercise_whose_file_is_now_a_folder_as_edited(works
     result = run("list")
     assert result.exit_code == 0, result.output
     assert "edited" in next(li for li in result.output.splitlines() if FIRST.slug in li)
+
+
+def test_list_shows_a_deleted_file_as_missing_with_the_reset_that_brings_it_back(workspace):
+    # It showed a passed exercise whose file was deleted as "edited ... check it again", and
+    # an unpassed one as "not done": a check of either only says the file is missing.
+    solve(workspace, FIRST)
+    assert run("check", 1).exit_code == 0
+    for ex in (FIRST, exercises()[1]):
+        (workspace / ex.file).unlink()
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    for ex in (FIRST, exercises()[1]):
+        assert " missing " in next(li for li in result.output.splitlines() if ex.slug in li)
+    assert "(missing: its file is gone; `tinyformer exercises reset 1` brings back a fresh " \
+           "copy)" in result.output
+    assert run("reset", 1).exit_code == 0
+    assert "not done" in next(li for li in run("list").output.splitlines() if FIRST.slug in li)
 
 
 def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):

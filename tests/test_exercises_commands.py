@@ -13,7 +13,8 @@ from solutions import write_solved
 
 from tinyformer_cli import main
 from tinyformer.exercises import exercises, find
-from tinyformer.exercises.catalogue import question
+from tinyformer.exercises.catalogue import CHAPTERS, question
+from tinyformer.exercises.runner import _TOKEN, same_output
 from tinyformer.exercises.workspace import PROGRESS_LOCK, STATE_DIR, Workspace, held_lock
 
 
@@ -103,6 +104,18 @@ def test_predict_works_outside_a_workspace_and_remembers_nothing(tmp_path, monke
 ])
 def test_predict_input_errors(workspace, args, words):
     assert_input_error(run(*args), *words)
+
+
+def test_no_help_gives_away_a_chapters_prediction():
+    # predict's help once showed `--answer "6.0 12.0"`: chapter 4's question, answered.
+    helps = " ".join(run(*command, "--help").output for command in
+                     [[], *([name] for name in main.commands["exercises"].commands)])
+    words = _TOKEN.findall(helps)
+    for chapter in range(1, len(CHAPTERS) + 1):
+        answer = _TOKEN.findall(question(chapter).output)
+        for start in range(len(words) - len(answer) + 1):
+            window = " ".join(words[start:start + len(answer)])
+            assert not same_output(window, question(chapter).output), (chapter, window)
 
 
 def test_an_empty_typed_prediction_is_an_input_error(workspace):

@@ -511,6 +511,26 @@ def command_line(*words: StrPath) -> str:
     return " ".join(map(shell_quoted, [*_program, *words]))
 
 
+def command_line_in(directory: StrPath, *words: StrPath) -> str:
+    """command_line's command as typed in `directory`, where a message first says to `cd`: a
+    program run by its path (`python cli.py`, from a clone) is named by its path from there."""
+    program = [*_program]
+    if len(program) > 1 and not os.path.isabs(program[-1]) and os.path.isfile(program[-1]):
+        program[-1] = script_path(program[-1], start=directory)
+    return " ".join(map(shell_quoted, [*program, *words]))
+
+
+def script_path(path: StrPath, start: StrPath = os.curdir) -> str:
+    """A script's `path` (cli.py) as a command typed in `start` names it: relative to `start`,
+    with "/" between the folders, which Windows reads too and no shell takes for an escape;
+    absolute where no relative path leads there (another drive, on Windows)."""
+    try:
+        found = os.path.relpath(os.path.abspath(path), os.path.abspath(start))
+    except ValueError:
+        found = os.path.abspath(path)
+    return found.replace(os.sep, "/")
+
+
 def shell_path(path: StrPath) -> str:
     """`path` as a shell reads it back, to be copied into a command: quoted where it must be
     (a space, a quote: `shell_quoted`), and "./" before a leading "-", which a command (cd,

@@ -1656,7 +1656,7 @@ def exercises_watch(ex, timeout, max_checks, workspace):
 @exercises.command("predict", short_help="Predict what a chapter's code prints, then run it.",
                    epilog="""\b
 Examples:
-  tinyformer exercises predict 04_autograd --answer "6.0 12.0"
+  tinyformer exercises predict 4 --answer "what you expect it to print"
 """)
 @click.argument("chapter", metavar="[CHAPTER]", required=False)
 @click.option("--answer", type=TEXT, metavar="TEXT",

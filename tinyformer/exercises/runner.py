@@ -39,14 +39,14 @@ from typing import Iterable
 
 import click
 
-from ..files import (StrPath, command_line, describe_os_error, shell_path,
+from ..files import (StrPath, command_line, command_line_in, describe_os_error, shell_path,
                      why_not_a_directory)
 from ..schema import BadInput
 from .catalogue import CHAPTERS, Exercise, exercises, find_chapter, question
 from .isolated import Printed, draw_in_subprocess, run_question
 from .workspace import Checked, Workspace, init_workspace
 
-STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow"}
+STATUS_STYLE = {"done": "green", "not done": None, "edited": "yellow", "missing": "red"}
 PICTURE_SUFFIXES = (".png", ".svg")
 
 
@@ -61,11 +61,13 @@ class RunnerError(BadInput):
 def init(directory: StrPath) -> None:
     workspace = init_workspace(directory)
     first = exercises()[0]
+    # The commands are typed after the `cd`: a program run by its path is named from there.
     click.echo(f"Wrote {len(exercises())} exercises to {workspace.root}/. Start with:\n"
                f"  cd {shell_path(directory)}\n"
-               f"  {command_line('exercises', 'show', '1')}      then edit {first.file}\n"
-               f"  {command_line('exercises', 'check')}       or `watch`, to re-check on "
-               f"every save")
+               f"  {command_line_in(directory, 'exercises', 'show', '1')}      then edit "
+               f"{first.file}\n"
+               f"  {command_line_in(directory, 'exercises', 'check')}       or `watch`, to "
+               f"re-check on every save")
 
 
 def list_course(workspace: Workspace | None) -> None:
@@ -92,8 +94,14 @@ def list_course(workspace: Workspace | None) -> None:
         click.echo(f"\nNo workspace here: `{command_line('exercises', 'init', 'DIR')}` makes one.")
         return
     click.echo(f"\n{done} of {len(exercises())} done, in {workspace.root}")
-    if any(workspace.status(ex) == "edited" for ex in exercises()):
+    statuses = {ex.number: workspace.status(ex) for ex in exercises()}
+    if "edited" in statuses.values():
         click.echo("(edited: it passed once and has changed since; check it again)")
+    if "missing" in statuses.values():
+        missing = next(number for number, status in statuses.items() if status == "missing")
+        click.echo(f"(missing: its file is gone; "
+                   f"`{command_line('exercises', 'reset', str(missing))}` brings back a fresh "
+                   f"copy)")
     click.echo(f"Each chapter has a question to answer before you run it: "
                f"{command_line('exercises', 'predict', 'CHAPTER')}")
 

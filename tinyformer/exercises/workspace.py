@@ -242,11 +242,14 @@ class Workspace:
         return self.root / ex.file
 
     def status(self, ex: Exercise) -> str:
-        """'done', 'not done', or 'edited' (it passed, and the file changed since)."""
+        """'done', 'not done', 'edited' (it passed, and the file changed since), or 'missing'
+        (no file there: a check cannot run, and `reset` brings a fresh copy back)."""
+        path = self.path(ex)
+        if not path.exists() and not path.is_symlink():     # a link to nothing is a file's
+            return "missing"                                 # stand-in, and check says so
         passed_hash = self.progress["passed"].get(ex.slug)
         if passed_hash is None:
             return "not done"
-        path = self.path(ex)
         # A folder, a pipe or a device where the file was is not what passed: edited, unread.
         if path.is_file() and file_hash(path) == passed_hash:
             return "done"
