@@ -600,6 +600,16 @@ def test_keys_left_out_after_the_last_column_are_marked_by_a_red_line_at_the_rig
     assert shown_tokens(weights, max_tokens=3).keys.tolist() == [0, 1, 2] and edges == [2.5]
 
 
+def test_a_first_key_left_out_is_marked_by_a_red_line_at_the_left_edge():
+    # The one key read least is the first: the map starts one key late, and says so there.
+    weights = np.ones((1, 1, 4, 4))
+    weights[..., 0] = 0.01
+    weights /= weights.sum(axis=-1, keepdims=True)
+    figure = attention_figure(weights, list("abcd"), list("abcd"), "t", max_tokens=3)
+    edges = [line.get_xdata()[0] for line in figure.axes[0].lines]
+    assert shown_tokens(weights, max_tokens=3).keys.tolist() == [1, 2, 3] and edges == [-0.5]
+
+
 def test_a_map_of_no_tokens_is_refused_in_one_line():
     # max_tokens=0 kept no query and no key: an empty picture, or an IndexError drawing it.
     weights = np.full((1, 1, 2, 2), 0.5)

@@ -474,6 +474,22 @@ def test_the_gradient_flow_legend_has_enough_cells_to_read_the_colours_of_a_narr
     assert legend[0][1] == f"1e{round(np.log10(grad_range[0]))}" and legend[-1][1] == "1e0"
 
 
+def test_the_default_gradient_flow_scale_brackets_every_norm_by_powers_of_ten():
+    # Norms 0.05 and 5: the scale runs from 1e-2 to 1e1, so the larger is no end colour. A top
+    # rounded down to 1e0 painted it as the largest the legend shows, 1.
+    x = ta.Tensor(np.array([0.03, 0.04]), requires_grad=True)
+    w = ta.Tensor(np.array([3.0, 4.0]), requires_grad=True)
+    loss = (x * w).sum()
+    loss.backward(retain_graph=True)                     # dL/dx = w (norm 5), dL/dw = x (0.05)
+    dot = draw_graph(loss, params={"x": x, "w": w}, color_by_grad=True)
+    legend = re.findall(r'<TD BGCOLOR="(#\w+)"><FONT COLOR="\w+" POINT-SIZE="10">([^<]+)<',
+                        dot.source)
+    assert (legend[0][1], legend[-1][1]) == ("1e-2", "1e1")
+    fill = {line.split("<B>")[1].split("</B>")[0]: re.search(r'fillcolor="(#\w+)"', line)[1]
+            for line in dot.source.splitlines() if "<B>x</B>" in line or "<B>w</B>" in line}
+    assert fill == {"x": grad_colour(5.0, (1e-2, 10.0)), "w": grad_colour(0.05, (1e-2, 10.0))}
+
+
 @pytest.mark.parametrize("residual", [False, True])
 def test_gradient_flow_shows_vanishing_gradients_without_residuals(residual):
     ta.manual_seed(0)

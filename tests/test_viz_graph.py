@@ -288,6 +288,21 @@ def test_node_cap_keeps_the_nodes_nearest_the_result_and_says_what_is_missing():
     assert len(nodes(one_over)) == 60 and "2 more nodes not drawn" in one_over.source
 
 
+def test_node_cap_keeps_the_nearest_nodes_of_every_branch_not_one_branch_deep():
+    # Two chains of 3 muls (#1-#3 and #4-#6) added (#7): a cap of 7 keeps the add and the two
+    # nearest muls of each chain. Walked depth first, it kept one chain down to #4 and dropped
+    # #2, as near the result as #5.
+    a, b = (ta.Tensor(np.ones(2), requires_grad=True) for _ in range(2))
+    ya, yb = a, b
+    for _ in range(3):
+        ya = ya * 1.5
+    for _ in range(3):
+        yb = yb * 2.5
+    dot = draw_graph(ya + yb, params={"a": a, "b": b}, max_nodes=7)
+    drawn = {int(n) for n in re.findall(r"</B> #(\d+)", dot.source)}
+    assert drawn == {7, 3, 6, 2, 5}
+
+
 class Sum(nn.Module):
     def forward(self, x):
         return x.sum()
