@@ -1156,6 +1156,17 @@ def test_scaled_initialisers_have_the_formula_std_with_fan_in_on_axis_0(shape):
     assert np.abs(t.data).max() <= bound and np.abs(t.data).max() > 0.99 * bound
 
 
+def test_scaled_initialisers_read_the_fans_from_the_last_two_axes_of_a_stacked_weight():
+    # Per-head weights (heads, in, out): the leading axis holds independent copies, so the
+    # fans are in = 100 and out = 400, not the heads and the inputs.
+    t = Parameter(np.zeros((3, 100, 400)))
+    rng = np.random.default_rng(0)
+    nn.init.kaiming_normal_(t, generator=rng)
+    assert relative_error(t.data.std(), math.sqrt(2 / 100)) < 0.02
+    nn.init.xavier_normal_(t, generator=rng)
+    assert relative_error(t.data.std(), math.sqrt(2 / (100 + 400))) < 0.02
+
+
 def test_simple_initialisers_fill_in_place_and_keep_dtype():
     t = Tensor(np.zeros((300, 300)), dtype=np.float64)
     array = t.data
