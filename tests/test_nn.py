@@ -617,6 +617,23 @@ def test_state_dict_round_trip_into_a_fresh_model():
     np.testing.assert_array_equal(source(idx).data, target(idx).data)
 
 
+@pytest.mark.parametrize("change", ["load_state_dict", "initialiser"])
+def test_a_backward_through_weights_loaded_or_initialised_since_the_forward_refuses(change):
+    # Loading and the initialisers write into the parameters' own arrays: a backward of a
+    # forward made before would pair the old activations with the new weights, a wrong
+    # gradient without a word, so it refuses as for any tensor changed in place.
+    model = nn.Linear(3, 2)
+    x = Tensor(np.ones((4, 3)), requires_grad=True)
+    loss = model(x).sum()
+    if change == "load_state_dict":
+        model.load_state_dict(nn.Linear(3, 2).state_dict())
+    else:
+        nn.init.normal_(model.weight)
+    with pytest.raises(RuntimeError, match=r"^backward of linear: its input 1 \(shape \(3, 2\)\) "
+                                           r"was changed in place"):
+        loss.backward()
+
+
 def test_state_dict_holds_copies():
     model = nn.Linear(2, 2)
     state = model.state_dict()
