@@ -1262,6 +1262,27 @@ def test_initialiser_errors():
         nn.init.kaiming_uniform_(Parameter(np.zeros((2, 2))), mode="fan_both")
 
 
+@pytest.mark.parametrize("initialiser, arguments, message", [
+    (nn.init.normal_, (0.0, float("nan")), r"normal_: std must be a finite number, got nan"),
+    (nn.init.normal_, (0.0, -1.0), r"normal_: std must be >= 0, got -1.0"),
+    (nn.init.normal_, (float("nan"), 1.0), r"normal_: mean must be a finite number, got nan"),
+    (nn.init.uniform_, (1.0, 0.0), r"uniform_: a must be <= b \(the range is \[a, b\)\), "
+                                   r"got a=1.0, b=0.0"),
+    (nn.init.uniform_, (0.0, float("nan")), r"uniform_: b must be a finite number, got nan"),
+])
+def test_initialisers_refuse_a_range_or_spread_that_is_no_distribution_in_one_line(
+        initialiser, arguments, message):
+    # torch refuses these; a NaN std filled the weights with NaN without a word, and numpy's
+    # own errors ("high - low < 0") named neither the initialiser nor its argument.
+    weight = Parameter(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        initialiser(weight, *arguments)
+    if "mean" not in message:                     # torch's fills a NaN mean in
+        with pytest.raises(RuntimeError):
+            getattr(torch.nn.init, initialiser.__name__)(torch.zeros(2, 3), *arguments)
+    assert_array_equal(weight.data, np.zeros((2, 3)))
+
+
 @pytest.mark.parametrize("initialiser", [nn.init.normal_, nn.init.uniform_,
                                          nn.init.xavier_normal_, nn.init.xavier_uniform_,
                                          nn.init.kaiming_normal_, nn.init.kaiming_uniform_])
