@@ -1447,6 +1447,17 @@ def test_a_module_outside_the_tree_records_the_path_of_its_caller_and_each_root_
     assert z.grad_fn.module_path == ""               # without a model, a second root: its own
 
 
+def test_a_module_outside_the_tree_called_deep_inside_records_its_callers_path_not_the_roots():
+    model, other = nn.Sequential(MakesALayerOnTheFly()), nn.Linear(3, 1)
+    x = Tensor(np.ones((2, 3)))
+    with nn.record_module_paths(model):
+        y = model(x)
+        z = other(x)                                 # called by no module of the model's
+    extra = y.grad_fn.inputs[0].grad_fn
+    assert (y.grad_fn.module_path, extra.module_path) == ("0", "0")
+    assert z.grad_fn.module_path is None
+
+
 def test_skip_init_builds_the_module_without_drawing_random_numbers():
     ta.manual_seed(0)
     state = ta.random.get_state()
