@@ -227,6 +227,11 @@ def test_a_tied_parameter_loads_under_any_of_its_names_as_from_torchs_state_dict
     # A wrong shape under the second name is named as such.
     with pytest.raises(RuntimeError, match=r"decoder\.weight: \(3, 5\) in the state"):
         model.load_state_dict({**ones, "decoder.weight": np.zeros((3, 5))})
+    # Under both names, one of them misshapen: the shape is what is wrong, not the numbers.
+    with pytest.raises(RuntimeError, match=r"decoder\.weight: \(3, 5\) in the state") as refused:
+        model.load_state_dict({**ones, "encoder.weight": np.ones((5, 3)),
+                               "decoder.weight": np.zeros((3, 5))})
+    assert "tied" not in str(refused.value)
 
 
 def test_a_module_that_holds_its_parent_loads_under_every_name_without_walking_forever():
