@@ -2133,6 +2133,14 @@ def test_arange_is_numpys_and_takes_a_dtype():
     assert made.dtype == np.float64 and made.tolist() == [0.0, 1.0, 2.0]
 
 
+@pytest.mark.parametrize("factory", [ta.zeros, ta.ones, ta.randn, ta.rand],
+                         ids=["zeros", "ones", "randn", "rand"])
+def test_factories_take_the_shape_as_numbers_a_tuple_or_a_list_as_torchs(factory):
+    import torch
+    for shape in [(2, 3), ((2, 3),), ([2, 3],)]:
+        assert factory(*shape).shape == (2, 3) == getattr(torch, factory.__name__)(*shape).shape
+
+
 @pytest.mark.parametrize("name", ["zeros_like", "ones_like"])
 def test_like_factories_take_a_dtype_as_numpy_and_torch(name):
     import torch

@@ -227,6 +227,11 @@ def test_a_tied_parameter_loads_under_any_of_its_names_as_from_torchs_state_dict
     # A wrong shape under the second name is named as such.
     with pytest.raises(RuntimeError, match=r"decoder\.weight: \(3, 5\) in the state"):
         model.load_state_dict({**ones, "decoder.weight": np.zeros((3, 5))})
+    # Under both names, one of them misshapen: the shape is what is wrong, not the numbers.
+    with pytest.raises(RuntimeError, match=r"decoder\.weight: \(3, 5\) in the state") as refused:
+        model.load_state_dict({**ones, "encoder.weight": np.ones((5, 3)),
+                               "decoder.weight": np.zeros((3, 5))})
+    assert "tied" not in str(refused.value)
 
 
 def test_a_module_that_holds_its_parent_loads_under_every_name_without_walking_forever():
@@ -615,6 +620,23 @@ def test_state_dict_round_trip_into_a_fresh_model():
     assert all(p.data is a for p, a in zip(target.parameters(), arrays_before))
     idx = np.array([[1, 2, 3]])
     np.testing.assert_array_equal(source(idx).data, target(idx).data)
+
+
+@pytest.mark.parametrize("change", ["load_state_dict", "initialiser"])
+def test_a_backward_through_weights_loaded_or_initialised_since_the_forward_refuses(change):
+    # Loading and the initialisers write into the parameters' own arrays: a backward of a
+    # forward made before would pair the old activations with the new weights, a wrong
+    # gradient without a word, so it refuses as for any tensor changed in place.
+    model = nn.Linear(3, 2)
+    x = Tensor(np.ones((4, 3)), requires_grad=True)
+    loss = model(x).sum()
+    if change == "load_state_dict":
+        model.load_state_dict(nn.Linear(3, 2).state_dict())
+    else:
+        nn.init.normal_(model.weight)
+    with pytest.raises(RuntimeError, match=r"^backward of linear: its input 1 \(shape \(3, 2\)\) "
+                                           r"was changed in place"):
+        loss.backward()
 
 
 def test_state_dict_holds_copies():
@@ -1169,6 +1191,17 @@ def test_scaled_initialisers_have_the_formula_std_with_fan_in_on_axis_0(shape):
     assert np.abs(t.data).max() <= bound and np.abs(t.data).max() > 0.99 * bound
 
 
+def test_scaled_initialisers_read_the_fans_from_the_last_two_axes_of_a_stacked_weight():
+    # Per-head weights (heads, in, out): the leading axis holds independent copies, so the
+    # fans are in = 100 and out = 400, not the heads and the inputs.
+    t = Parameter(np.zeros((3, 100, 400)))
+    rng = np.random.default_rng(0)
+    nn.init.kaiming_normal_(t, generator=rng)
+    assert relative_error(t.data.std(), math.sqrt(2 / 100)) < 0.02
+    nn.init.xavier_normal_(t, generator=rng)
+    assert relative_error(t.data.std(), math.sqrt(2 / (100 + 400))) < 0.02
+
+
 def test_simple_initialisers_fill_in_place_and_keep_dtype():
     t = Tensor(np.zeros((300, 300)), dtype=np.float64)
     array = t.data
@@ -1245,6 +1278,27 @@ def test_initialiser_errors():
         nn.init.kaiming_normal_(Parameter(np.zeros((2, 2))), nonlinearity="swish")
     with pytest.raises(ValueError, match="mode"):
         nn.init.kaiming_uniform_(Parameter(np.zeros((2, 2))), mode="fan_both")
+
+
+@pytest.mark.parametrize("initialiser, arguments, message", [
+    (nn.init.normal_, (0.0, float("nan")), r"normal_: std must be a finite number, got nan"),
+    (nn.init.normal_, (0.0, -1.0), r"normal_: std must be >= 0, got -1.0"),
+    (nn.init.normal_, (float("nan"), 1.0), r"normal_: mean must be a finite number, got nan"),
+    (nn.init.uniform_, (1.0, 0.0), r"uniform_: a must be <= b \(the range is \[a, b\)\), "
+                                   r"got a=1.0, b=0.0"),
+    (nn.init.uniform_, (0.0, float("nan")), r"uniform_: b must be a finite number, got nan"),
+])
+def test_initialisers_refuse_a_range_or_spread_that_is_no_distribution_in_one_line(
+        initialiser, arguments, message):
+    # torch refuses these; a NaN std filled the weights with NaN without a word, and numpy's
+    # own errors ("high - low < 0") named neither the initialiser nor its argument.
+    weight = Parameter(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        initialiser(weight, *arguments)
+    if "mean" not in message:                     # torch's fills a NaN mean in
+        with pytest.raises(RuntimeError):
+            getattr(torch.nn.init, initialiser.__name__)(torch.zeros(2, 3), *arguments)
+    assert_array_equal(weight.data, np.zeros((2, 3)))
 
 
 @pytest.mark.parametrize("initialiser", [nn.init.normal_, nn.init.uniform_,
@@ -1409,6 +1463,17 @@ def test_a_module_outside_the_tree_records_the_path_of_its_caller_and_each_root_
         first = extra.inputs[0].grad_fn
         assert (y.grad_fn.module_path, extra.module_path, first.module_path) == ("", "", "first")
     assert z.grad_fn.module_path == ""               # without a model, a second root: its own
+
+
+def test_a_module_outside_the_tree_called_deep_inside_records_its_callers_path_not_the_roots():
+    model, other = nn.Sequential(MakesALayerOnTheFly()), nn.Linear(3, 1)
+    x = Tensor(np.ones((2, 3)))
+    with nn.record_module_paths(model):
+        y = model(x)
+        z = other(x)                                 # called by no module of the model's
+    extra = y.grad_fn.inputs[0].grad_fn
+    assert (y.grad_fn.module_path, extra.module_path) == ("0", "0")
+    assert z.grad_fn.module_path is None
 
 
 def test_skip_init_builds_the_module_without_drawing_random_numbers():

@@ -800,8 +800,13 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
             generator: np.random.Generator | None = None) -> Tensor:
     """Fill `tensor` in place with normal samples of `mean` and `std`, and return it. Every
     initialiser here draws from `generator` (a numpy Generator), or else from the engine's,
-    which `tinyautograd.manual_seed` makes repeatable."""
+    which `tinyautograd.manual_seed` makes repeatable. `mean` and `std` are finite numbers,
+    std >= 0, as torch's: a NaN std (from a config) would fill the tensor with NaN without a
+    word."""
     _check_floating("normal_", tensor)
+    _check("normal_", "a finite number", mean=mean, std=std)
+    if std < 0:
+        raise ValueError(f"normal_: std must be >= 0, got {std!r}")
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
@@ -810,8 +815,11 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
              generator: np.random.Generator | None = None) -> Tensor:
     """Fill `tensor` in place with uniform samples in [a, b), and return it (`generator` as
-    for normal_)."""
+    for normal_); `a` <= `b`, finite numbers, as torch's."""
     _check_floating("uniform_", tensor)
+    _check("uniform_", "a finite number", a=a, b=b)
+    if a > b:       # numpy's own error said only "high - low < 0"
+        raise ValueError(f"uniform_: a must be <= b (the range is [a, b)), got a={a!r}, b={b!r}")
     if _skipping_init:
         return tensor
     return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
