@@ -696,6 +696,18 @@ def test_list_shows_a_deleted_file_as_missing_with_the_reset_that_brings_it_back
     assert "not done" in next(li for li in run("list").output.splitlines() if FIRST.slug in li)
 
 
+def test_list_says_missing_where_check_does_of_a_link_to_nothing(workspace, tmp_path):
+    # list showed such a file as "not done" (or "edited"), where check said it was missing.
+    path = workspace / FIRST.file
+    path.unlink()
+    path.symlink_to(tmp_path / "moved.py")
+    reset = "`tinyformer exercises reset 1` brings back a fresh copy"
+    assert_input_error(run("check", 1), f"{path} is missing; {reset}")
+    assert " missing " in next(li for li in run("list").output.splitlines() if FIRST.slug in li)
+    assert run("reset", 1).exit_code == 0
+    assert "not done" in next(li for li in run("list").output.splitlines() if FIRST.slug in li)
+
+
 def test_reset_moves_a_pipe_or_a_device_aside_unread(workspace):
     for ex, make in ((exercises()[2], pipe_that_ends),
                      (exercises()[4], lambda path: path.symlink_to(os.devnull))):

@@ -881,6 +881,19 @@ def test_commands_refuse_a_bad_tokenizer_file(tmp_path, content, words):
         assert_input_error(run(*args, "--tokenizer", path), *words)
 
 
+@pytest.mark.parametrize("name", ["tok.json", "tokenizer.json"])
+def test_a_tokenizer_file_that_links_to_a_device_is_said_to_be_one(tmp_path, name):
+    # Not "invalid JSON (... a device ...)", nor, under a Hugging Face file's name, "give its
+    # folder": the file is no file to read at all.
+    path = tmp_path / name
+    path.symlink_to(os.devnull)
+    for args in (["encode", "hi"], ["decode", "1"], ["show", "hi"]):
+        result = run(*args, "--tokenizer", path)
+        assert_input_error(result, f"{path} is a link to {os.devnull}, a device, not a regular "
+                                   f"file; put the file itself there")
+        assert "JSON" not in result.stderr and "folder" not in result.stderr
+
+
 def test_a_tokenizer_files_path_ending_in_a_separator_is_said_to_name_a_file(char):
     # "does not exist" sent the user looking for a file that is there (a shell's completion
     # may add the /).

@@ -3,6 +3,7 @@ each gets one line `Error: ...`, exit status 2, no traceback, and no file writte
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import pty
@@ -1296,6 +1297,17 @@ def break_tokenizer_truncated(d):
     path.write_bytes(path.read_bytes()[:20])
 
 
+def break_tokenizer_newer(d):
+    """A tokenizer.json of a later format, recorded as the run's own (its SHA-256 in
+    config.json): no damage, but what a newer tinyformer wrote, said as its reader says it."""
+    path = d / "tokenizer.json"
+    tokenizer = json.loads(path.read_text())
+    tokenizer["version"] += 1
+    path.write_text(json.dumps(tokenizer))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    edit_config(d, lambda config: config["sha256"].update({"tokenizer.json": digest}))
+
+
 def edit_config(d, edit):
     config = json.loads((d / "config.json").read_text())
     edit(config)
@@ -1373,6 +1385,7 @@ def break_config_type(d):
     (break_tokenizer_same_size, ["not the tokenizer this run was trained with"]),
     (break_tokenizer_truncated, ["tokenizer.json is truncated or corrupted",
                                  "put back the tokenizer.json this run was trained with"]),
+    (break_tokenizer_newer, ["tokenizer.json is tokenizer format version 2", "update this one"]),
 ])
 @pytest.mark.parametrize("command", ["generate", "resume"])
 def test_a_broken_checkpoint_is_refused(broken, damage, phrases, command, monkeypatch):

@@ -1309,6 +1309,10 @@ def test_a_cosine_schedule_refuses_the_state_of_one_over_other_groups():
                                          r"the state of a schedule over the same groups$"):
         schedule.load_state_dict(saved.state_dict())
     assert schedule.state_dict() == {"steps_taken": 0, "base_lrs": [0.1, 0.5]}   # as it was
+    # And the other way: a two-group schedule's state has a peak for a group this one lacks.
+    with pytest.raises(ValueError, match=r"has 2 base lrs, .* this optimizer has 1 groups"):
+        saved.load_state_dict(schedule.state_dict())
+    assert saved.state_dict() == {"steps_taken": 1, "base_lrs": [0.1]}
 
 
 def test_noam_matches_torch_lambda_lr_and_resumes():

@@ -681,6 +681,20 @@ def test_a_run_directory_of_ours_is_named_as_such_not_sent_for_a_safetensors(tmp
            "tinyformer.checkpoint.load_model" in str(error.value)
 
 
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_a_file_that_is_a_folder_is_named_so_as_the_command_line_names_it(tmp_path, name):
+    # GPT.from_pretrained said "it needs config.json and model.safetensors" of a folder named
+    # config.json, which `ls` shows, where `tinyformer generate` names it a directory.
+    for file in ("config.json", "model.safetensors"):
+        (tmp_path / file).write_text("{}")
+    (tmp_path / name).unlink()
+    (tmp_path / name).mkdir()
+    with pytest.raises(PretrainedError, match=rf"^{re.escape(str(tmp_path / name))} is a "
+                                              rf"directory, not a regular file; put the file "
+                                              rf"itself there$"):
+        GPT.from_pretrained(tmp_path)
+
+
 def test_a_pathlib_directory_is_named_in_messages_as_its_text(tmp_path):
     # not as "PosixPath('/tmp/...')"
     def refused(error, call, *args):

@@ -314,13 +314,12 @@ def _read_config(directory):
         link = next(filter(None, map(broken_link, [path, *weights])), None)
         if link:                # there, as `ls` shows, but a link to nothing
             raise PretrainedError(link)
-        for file in weights if config is not None else []:
+        for file in [path, *weights]:
             # there, but a folder (or a link to a device) in the file's place: "it needs
             # model.safetensors" would send its user looking for what `ls` shows
-            what = not_regular(file) if os.path.exists(file) else None
-            if what:
-                raise PretrainedError(f"{file} is {what}, not a regular file; put the file "
-                                      f"itself there")
+            if os.path.exists(file) and not_regular(file):
+                raise PretrainedError(f"{file} is {not_regular(file)}, not a regular file; put "
+                                      f"the file itself there")
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "

@@ -16,8 +16,8 @@ import numpy as np
 
 from .checkpoint import MODELS
 from .data import TASKS
-from .files import (StrPath, folder_of, path_from_here, read_text,
-                    separator_after_file, unexpanded_home, unexpanded_pattern)
+from .files import (StrPath, folder_of, path_from_here, read_text, separator_after_file,
+                    unexpanded_home, unexpanded_pattern)
 from .layers import ACTIVATIONS, NORMALIZATIONS, SWITCHES
 from .tokenizers import MAX_VOCAB_SIZE
 from .schema import (SEED, BadInput, Flag, Number, OneOf, Optional, Text, Whole, check_settings,

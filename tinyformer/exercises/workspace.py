@@ -245,8 +245,10 @@ class Workspace:
         """'done', 'not done', 'edited' (it passed, and the file changed since), or 'missing'
         (no file there: a check cannot run, and `reset` brings a fresh copy back)."""
         path = self.path(ex)
-        if not path.exists() and not path.is_symlink():     # a link to nothing is a file's
-            return "missing"                                 # stand-in, and check says so
+        # Missing as check, draw and watch see it: a link to nothing too, which they each
+        # call missing, with the same reset.
+        if not path.exists():
+            return "missing"
         passed_hash = self.progress["passed"].get(ex.slug)
         if passed_hash is None:
             return "not done"
