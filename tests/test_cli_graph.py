@@ -343,7 +343,7 @@ def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted_as_its_s
     trained = {**saved, "train": {**saved["train"], "min_len": 3, "max_len": 4}}
     monkeypatch.setattr(viz.write, "load_model", lambda checkpoint_dir: (model, tokenizer,
                                                                           trained))
-    for prompt, note in [("314+1", ""), ("314+15", "note: --prompt has 5 digits, more than "
+    for prompt, note in [("31+41", ""), ("314+15", "note: --prompt has 5 digits, more than "
                          "any source it was trained on (--max-len 4); its loss on the right "
                          "answer is likely high\n")]:
         result = tinyformer("graph", "--checkpoint", runs["transformer"], "--prompt", prompt,

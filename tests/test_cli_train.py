@@ -24,6 +24,7 @@ from click.testing import CliRunner
 
 from processes import process_state, running_children
 from tinyformer import rundir
+from tinyformer.data import Seq2SeqTask
 from tinyformer.prompts import check_task_prompt
 from tinyformer_cli import main
 
@@ -1854,7 +1855,7 @@ def test_a_seq2seq_prompt_longer_than_any_source_it_trained_on_is_noted(task_run
     ("reverse", "12", "has 2 digits, fewer than any source it was trained on (min_len 3)"),
     ("reverse", "1", "has 1 digit, fewer than any source it was trained on (min_len 3)"),
     ("reverse", "123456", "has 6 digits, more than any source it was trained on (max_len 5)"),
-    ("add", "123+45", None),                      # 5 digits: add's + is not counted
+    ("add", "12+345", None),                      # 5 digits: add's + is not counted
     ("add", "123+456", "has 6 digits, more than any source it was trained on (max_len 5)"),
     ("add", "1+2", "has 2 digits, fewer than any source it was trained on (min_len 3)"),
 ])
@@ -1862,6 +1863,31 @@ def test_a_task_prompt_is_measured_in_digits_as_training_counts_them(task, promp
     saved = {"train": {"task": task, "min_len": 3, "max_len": 5}}
     said = check_task_prompt(saved, prompt)
     assert said is None if note is None else note in said
+
+
+@pytest.mark.parametrize("prompt, note", [
+    ("1+23", None), ("12+34", None), ("12+345", None),
+    ("12+3", "has 3 digits, split 2+1, where the sources of 3 digits it was trained on split "
+             "them 1+2; its answer is likely wrong"),
+    ("123+4", "has 4 digits, split 3+1, where the sources of 4 digits it was trained on split "
+              "them 2+2; its answer is likely wrong"),
+    ("1+234", "split 1+3, where the sources of 4 digits it was trained on split them 2+2"),
+    ("123+45", "split 3+2, where the sources of 5 digits it was trained on split them 2+3"),
+])
+def test_an_add_prompt_split_otherwise_than_its_training_sources_is_noted(prompt, note):
+    # Every add source of L digits has L // 2 of them before its +: a model trained on 2+2
+    # answered none of 100 sums of 3+1, 1+3 or 2+1 digits right, without a word of warning.
+    saved = {"train": {"task": "add", "min_len": 3, "max_len": 5}}
+    said = check_task_prompt(saved, prompt)
+    assert said is None if note is None else note in said
+
+
+def test_no_source_an_add_task_trains_or_holds_out_is_noted():
+    # The note is for what training never made: none of the task's own sources gets one.
+    task = Seq2SeqTask("add", min_len=2, max_len=6, n_train=2000, n_val=200, seed=0)
+    saved = {"train": {"task": "add", "min_len": 2, "max_len": 6}}
+    noted = [source for source, _ in task.train + task.val if check_task_prompt(saved, source)]
+    assert noted == []
 
 
 def test_an_add_prompt_with_a_leading_zero_is_refused_as_no_source_of_the_task():

@@ -241,9 +241,16 @@ def is_source(task: str, text: str) -> bool:
                         text) is not None
 
 
+def first_number_digits(length: int) -> int:
+    """The digits of the first number of every add source of `length` digits in all: half,
+    rounded down (at least one), the second number having the rest ("12+345" for 5). A model
+    trained on the task has never read another split of that length ("123+45")."""
+    return max(1, length // 2)
+
+
 def _source(task, length, rng):
     if task == "add":                            # two numbers whose digits add up to `length`
-        n_a = max(1, length // 2)
+        n_a = first_number_digits(length)
         digits = rng.integers(0, 10, length)
         digits[[0, n_a]] = rng.integers(1, 10, 2)    # no leading zeros
         return "".join(map(str, digits[:n_a])) + "+" + "".join(map(str, digits[n_a:]))
@@ -262,7 +269,7 @@ def all_sources(task: str, min_len: int, max_len: int) -> list[str]:
     sources = []
     for length in range(min_len, max_len + 1):
         if task == "add":                        # as _source splits the digits
-            n_a = max(1, length // 2)
+            n_a = first_number_digits(length)
             sources += [f"{a}+{b}" for a in range(10 ** (n_a - 1), 10 ** n_a)
                         for b in range(10 ** (length - n_a - 1), 10 ** (length - n_a))]
         else:

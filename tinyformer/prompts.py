@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from .data import BOS, EOS, TASKS, is_source
+from .data import BOS, EOS, TASKS, first_number_digits, is_source
 from .files import shown
 from .decoding import beam_search, check_logits, ends, inference
 from .resources import blas_threads, step_threads
@@ -53,10 +53,13 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
     what it never saw asked. Any other checkpoint, and an empty prompt, pass.
 
     Returns a one-line note for a source longer or shorter than any it trained on (its max_len,
-    min_len), else None: the model answers one, but has never seen that length and most likely
-    answers it wrongly. The note says so where the caller `shows_answer` (generate, attention,
-    lens: the model's own translation); `tinyformer graph` shows none, but a training step on
-    the task's right answer, whose loss is then likely high, and its note says that."""
+    min_len), or an add whose digits are split between its numbers otherwise than every source
+    of that length it trained on splits them (data.first_number_digits: "12+345", never
+    "123+45"), else None: the model answers one, but has never seen such a source and most
+    likely answers it wrongly. The note says so where the caller `shows_answer` (generate,
+    attention, lens: the model's own translation); `tinyformer graph` shows none, but a
+    training step on the task's right answer, whose loss is then likely high, and its note
+    says that."""
     train = saved.get("train") or {}
     task, shortest, longest = train.get("task"), train.get("min_len"), train.get("max_len")
     if task not in TASKS or not prompt:
@@ -72,6 +75,11 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
         unseen = f"more than any source it was trained on ({name('max_len')} {longest})"
     elif isinstance(shortest, int) and digits < shortest:
         unseen = f"fewer than any source it was trained on ({name('min_len')} {shortest})"
+    elif task == "add" and len(prompt.split("+")[0]) != first_number_digits(digits):
+        first, second = (len(number) for number in prompt.split("+"))
+        trained = first_number_digits(digits)
+        unseen = (f"split {first}+{second}, where the sources of {digits} digits it was "
+                  f"trained on split them {trained}+{digits - trained}")
     else:
         return None
     outcome = ("its answer is likely wrong" if shows_answer
