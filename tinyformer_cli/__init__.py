@@ -1206,7 +1206,8 @@ all (a longer prompt is refused: draw a PNG).
               show_default="cross; self for GPT and BERT",
               help="Which attention to draw (a page opens on it): an encoder-decoder checkpoint "
               "has cross, encoder (the source's self-attention) and decoder (the target's), "
-              "not self; GPT and BERT have self only.")
+              "not self; GPT and BERT have self only (a GPT's also answers to decoder, a BERT's to "
+              "encoder).")
 def attention(checkpoint_dir, prompt, out_path, which):
     """Draw a checkpoint's attention maps for a prompt: every layer and head."""
     from viz.attention import SHOWN_QUERIES, attention_maps, check_prompt, choose_map
