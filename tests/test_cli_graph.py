@@ -2,10 +2,12 @@
 backward, drawn for real; modules collapsed by depth and repeated blocks; bad input."""
 
 import html
+import json
 import os
 import re
 import shutil
 from graphlib import TopologicalSorter
+from types import SimpleNamespace
 
 import numpy as np
 import tinyautograd as ta
@@ -13,8 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer_cli import main
-from dot_source import svg_clusters, svg_titles, svg_tooltips
+from dot_source import boxes, svg_clusters, svg_titles, svg_tooltips, tooltips
+from tinyformer.bert import BERT
 from tinyformer.checkpoint import load_model
+from tinyformer.gpt import GPT
+from tinyformer.rundir import save_checkpoint
+from tinyformer.transformer import Transformer
 from viz.examples import EXAMPLES, example
 
 # CI installs dot: there, a missing dot fails the tests rather than skipping them.
@@ -127,6 +133,62 @@ def test_a_checkpoints_training_step_forward_and_backward(tmp_path, runs, kind):
         assert svg_tooltips(backward).count(f"dL/d({name})") == 1
     assert owners(model) <= set(svg_clusters(backward))
     assert "crossentropy backward" in svg_clusters(backward)
+
+
+
+MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}
+# Every value of the modern block's switches, in four mixes: each model's own defaults are the
+# runs above. rmsnorm_affine has no option of `train` (a --config file's key), so the models
+# are built here, on the runs' tokenizers and settings, their weights drawn afresh.
+SWITCHED = [
+    {"positions": "rope", "norm": "pre", "normalization": "rmsnorm", "activation": "swiglu",
+     "n_kv_head": 1, "qk_norm": True, "logit_softcap": 3.0, "bias": False,
+     "tie_weights": False},
+    {"positions": "none", "norm": "post", "normalization": "rmsnorm", "rmsnorm_affine": False,
+     "activation": "relu2", "qk_norm": True, "dropout": 0.3},
+    {"positions": "sinusoidal", "activation": "relu", "qk_norm": True, "bias": False},
+    {"positions": "learned", "activation": "gelu", "n_kv_head": 1, "logit_softcap": 3.0},
+]
+
+
+def switched_run(run, kind, switches, directory):
+    """A copy of `run` whose checkpoint is a model of its kind built with `switches`, of one
+    layer (an encoder-decoder's two draw more than --max-nodes' default)."""
+    shutil.copytree(run, directory)
+    saved = json.loads((directory / "config.json").read_text())
+    config = {**saved["model_config"], "n_layer": 1, **switches}
+    ta.manual_seed(0)
+    model = MODELS[kind](**config)
+    kept = {key: value for key, value in saved.items()
+            if key not in ("format", "version", "files", "sha256")}
+    save_checkpoint(directory, {**kept, "model_config": model.config},
+                    {name: p.data for name, p in model.named_parameters()}, {})
+    return model
+
+
+@pytest.mark.parametrize("switches", SWITCHED, ids=lambda s: ",".join(map(str, s.values())))
+@pytest.mark.parametrize("kind", ["gpt", "bert", "transformer"])
+def test_the_backward_graph_of_every_switch_of_the_block(tmp_path, runs, kind, switches):
+    # `graph --what backward` draws what grad(create_graph=True) records: every op of every
+    # block the switches build has its backward recorded, and each parameter its dL/d box.
+    # (Its graphviz source: no dot needed.)
+    model = switched_run(runs[kind], kind, switches, tmp_path / "run")
+    backward = SimpleNamespace(source=draw(tmp_path, "--checkpoint", tmp_path / "run",
+                                           "--prompt", PROMPTS[kind], "--what", "backward",
+                                           suffix=".dot"))
+    assert "more nodes not drawn" not in backward.source
+    drawn = list(tooltips(backward).values())
+    for name, _ in model.named_parameters():
+        assert drawn.count(f"dL/d({name})") == 1, name
+    titles = {title for title, _, _ in boxes(backward)}
+    assert owners(model) | {"crossentropy backward", "attention backward"} <= titles
+    # the switched ops' own backward formulas, recorded as ops of the backward graph
+    ops = {"rmsnorm": "rmsnorm backward", "swiglu": "swiglu backward",
+           "relu2": "relusquared backward", "gelu": "gelu backward"}
+    wanted = {ops[v] for v in (switches.get("normalization"), switches["activation"]) if v in ops}
+    if "logit_softcap" in switches:
+        wanted.add("softcap backward")
+    assert wanted <= titles
 
 
 @needs_dot

@@ -16,6 +16,8 @@ torch twins of GPT and BERT); and a third derivative, d/dθ (H v . w), against f
 differences of H v (not against torch, whose layer_norm has a wrong third derivative).
 """
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -309,3 +311,54 @@ def test_a_meta_learning_step_reaches_the_original_weights_the_way_the_error_say
         e[i] = EPS
         numeric[i] = (outer_loss(weight.data + e) - outer_loss(weight.data - e)) / (2 * EPS)
     np.testing.assert_allclose(outer.data, numeric, rtol=1e-6)
+
+
+# One switch at a time, each of its values, in each model: the contract's "every model can be
+# differentiated twice" holds for every block the switches build, not only for the mixes above.
+SWITCHES = [*({"positions": kind} for kind in ("learned", "sinusoidal", "rope", "none")),
+            {"norm": "pre"}, {"norm": "post"},
+            {"normalization": "rmsnorm"}, {"normalization": "rmsnorm", "rmsnorm_affine": False},
+            *({"activation": kind} for kind in ("gelu", "relu", "swiglu", "relu2")),
+            {"n_kv_head": 1}, {"qk_norm": True}, {"logit_softcap": 2.0}, {"bias": False},
+            {"dropout": 0.3}, {"tie_weights": False}]
+MAKERS = {"gpt": (gpt_loss, GPT), "bert": (bert_loss, BERT),
+          "transformer": (transformer_loss, Transformer)}
+
+
+def switched(name, switch):
+    """The switch, unless it is the model's own default (that case is {} above)."""
+    defaults = inspect.signature(MAKERS[name][1]).parameters
+    return any(defaults[key].default != value for key, value in switch.items())
+
+
+@pytest.mark.parametrize("name, switch", [
+    (name, switch) for name in MAKERS for switch in SWITCHES if switched(name, switch)],
+    ids=lambda x: x if isinstance(x, str) else ",".join(f"{k}={v}" for k, v in x.items()))
+def test_a_gradient_penaltys_gradient_equals_finite_differences_for_every_switch(name, switch):
+    # The gradient of |dL/dθ|^2 (a gradient penalty's double backward) along a random
+    # direction u, against finite differences of |dL/dθ|^2 itself: (-f(2h) + 8 f(h) - 8 f(-h)
+    # + f(-2h)) / 12 h, whose error falls as h^4, so that one number, all of the parameters'
+    # second derivatives summed along u, is held to 1e-6. A backward that leaves the graph
+    # under create_graph (a kept array where a recomputed Tensor belongs) misses a term.
+    model, loss_fn = MAKERS[name][0](switch)
+    params = list(model.parameters())
+    rng = np.random.default_rng(1)
+    u = [rng.standard_normal(p.shape) for p in params]
+    grads = ta.grad(loss_fn(), params, create_graph=True)
+    penalty_grads = ta.grad(sum((g * g).sum() for g in grads), params)
+    along_u = sum((g.data * ui).sum() for g, ui in zip(penalty_grads, u))
+
+    saved = [p.data.copy() for p in params]
+
+    def penalty_at(t):                                      # |dL/dθ|^2 at θ + t u
+        for p, s, ui in zip(params, saved, u):
+            p.data = s + t * ui
+        return sum((g.data ** 2).sum() for g in ta.grad(loss_fn(), params))
+
+    h = 1e-6           # small: a ReLU whose input crosses 0 within 2h would break the formula
+    numeric = (-penalty_at(2 * h) + 8 * penalty_at(h) - 8 * penalty_at(-h)
+               + penalty_at(-2 * h)) / (12 * h)
+    for p, s in zip(params, saved):
+        p.data = s
+    assert abs(numeric) > 1e-2, "the derivative is about 0: the comparison would prove nothing"
+    assert along_u == pytest.approx(numeric, rel=1e-6)
