@@ -136,9 +136,11 @@ def references(text, vocab_size, our_bpe):
         def save_and_load(tok, path):
             tok.save(path)
             return hf.Tokenizer.from_file(path)
+        # Its decode drops special tokens by default, and its encode reads "<eos>" written
+        # in the text as one: keep them, so that a corpus that names one comes back whole.
         columns["HF tokenizers"] = (
             train, save_and_load, lambda tok, t: tok.encode(t).ids,
-            lambda tok, ids: tok.decode(ids))
+            lambda tok, ids: tok.decode(ids, skip_special_tokens=False))
     return columns
 
 
