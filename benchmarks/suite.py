@@ -33,8 +33,9 @@ BLAS thread and no neighbour, and have a table of their own, with the built-in r
 own).
 
 The whole run and the blocks' Shakespeare recipe read the tinyshakespeare text, and so does the
-tokenizer benchmark where it is there (else it measures the built-in corpus): --corpus PATH, by
-default tinyshakespeare.txt in the current directory (README says how to download it).
+tokenizer benchmark where it is there (else it measures the built-in corpus, whose figures the
+summary shows without judging them: the targets are the text's): --corpus PATH, by default
+tinyshakespeare.txt in the current directory (README says how to download it).
 
 Each benchmark is its own script, run in its own process (so that each sets its BLAS thread
 count before numpy loads, and memory is measured per process); its own table is printed as it
@@ -427,6 +428,14 @@ def rows_memory(r, case):
 
 def rows_tokenizer(r, case):
     bpe = r["results"]["ours bpe"]
+    if r.get("corpus") == shakespeare_text.BUILTIN:
+        # Without the tinyshakespeare text it measured the built-in stories, a fifth of its
+        # size with a BPE of fewer ids: the aims are the 1.1 MB text's, and judged on another
+        # they would read as met on it. The figures are shown, not judged.
+        yield ("BPE training, built-in corpus, s", bpe["train s"], None, None, "", None)
+        yield ("BPE encoding, built-in corpus, MB/s", bpe["encode cold MB/s"], None, None, "",
+               None)
+        return
     yield ("BPE training, s", bpe["train s"], None, None, "< 30", bpe["train s"] < 30)
     yield ("BPE encoding, MB/s", bpe["encode cold MB/s"], None, None, ">= 1",
            bpe["encode cold MB/s"] >= 1)

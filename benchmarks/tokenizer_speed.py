@@ -179,7 +179,7 @@ def main(argv=None):
     if args.corpus is None and problem:
         # The built-in stories use a few dozen distinct words: they run out of pairs to merge
         # long before 512 ids, so learn 64 merges (as `tinyformer tokenize show` does).
-        text, corpus = builtin_corpus(), "built-in corpus"
+        text, corpus = builtin_corpus(), shakespeare_text.BUILTIN
         vocab_size = min(vocab_size, 256 + 64 + len(SPECIALS))
         print(f"NOTE: measuring the built-in corpus, with a BPE of {vocab_size} ids (its few "
               f"distinct words run out of merges well before 512), not comparable with "

@@ -84,6 +84,18 @@ def test_the_tokenizer_is_judged_on_time_below_and_speed_above(capsys):
     assert verdict(rows["BPE encoding, MB/s"]) == "not yet"
 
 
+def test_the_tokenizer_on_the_built_in_corpus_is_shown_but_not_judged(capsys):
+    # Without the tinyshakespeare text the benchmark measures the built-in stories: the aims
+    # are the 1.1 MB text's, and the summary said "met" of figures of another text.
+    figures = {"corpus": "built-in corpus",
+               "results": {"ours bpe": {"train s": 0.2, "encode cold MB/s": 3.0}}}
+    rows = summary_rows(capsys, {"tokenizer": figures})
+    # ours, torch's and the ratio, and no target nor verdict after them
+    assert {label: words[-3:] for label, words in rows.items() if label.startswith("BPE")} \
+        == {"BPE training, built-in corpus, s": ["0.2", "-", "-"],
+            "BPE encoding, built-in corpus, MB/s": ["3", "-", "-"]}
+
+
 def test_the_per_op_ratios_are_summed_up_by_their_median_not_their_mean(capsys):
     # One op far slower (2.5) would pull a mean above 1; the median is the typical op's.
     rows = summary_rows(capsys, {"ops": {"rows": [
