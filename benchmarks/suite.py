@@ -568,5 +568,17 @@ def main(argv=None):
     return 0 if all(r is not None for *_, results in tables for r in results.values()) else 1
 
 
+def as_a_program(argv=None):
+    """main's exit status as `python benchmarks/suite.py` ends: quietly when the output's
+    reader has gone, and on Ctrl-C with "stopped by Ctrl-C" and exit status 130, as
+    `tinyformer bench` ends, not with a traceback (the benchmark it ran has ended quietly, and
+    whatever it started is stopped)."""
+    try:
+        return ended_quietly_if_the_reader_goes(lambda: main(argv))
+    except KeyboardInterrupt:
+        print("stopped by Ctrl-C", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
 if __name__ == "__main__":
-    sys.exit(ended_quietly_if_the_reader_goes(main))
+    sys.exit(as_a_program())

@@ -1386,6 +1386,20 @@ def test_the_suite_run_directly_ends_quietly_when_its_reader_went():
         os.close(writer)
     assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, "")
 
+def test_the_suite_run_directly_and_stopped_by_ctrl_c_says_so_in_one_line(monkeypatch, capsys):
+    # `tinyformer bench` said "stopped by Ctrl-C"; `python benchmarks/suite.py` ended with a
+    # KeyboardInterrupt traceback through the suite's own frames.
+    def interrupted(command, env):            # Ctrl-C while the suite waits for a benchmark
+        raise KeyboardInterrupt
+    monkeypatch.setattr(suite, "run_with_all_it_starts", interrupted)
+    try:
+        status = suite.as_a_program(["--only", "ops"])
+    except KeyboardInterrupt:                 # caught here: it would stop the whole session
+        pytest.fail("the interrupt went on, to end in a traceback")
+    assert status == 130
+    assert capsys.readouterr().err == "stopped by Ctrl-C\n"
+
+
 def test_the_suite_leaves_no_results_behind_unless_saving(fake_benchmark, tmp_path, monkeypatch):
     # Each run left a folder of JSON in the temporary directory, never removed.
     scratch = tmp_path / "scratch"
