@@ -15,6 +15,8 @@ HELP = f"the tinyshakespeare text [{DEFAULT}, in the current directory]"
 # ids, four of them special tokens.
 RECIPE_CONTEXT = 64
 BPE_VOCAB_SIZE, BPE_SPECIALS = 512, ["<pad>", "<bos>", "<eos>", "<mask>"]
+# The tokenizer benchmark's name for the text it measures where this one is missing.
+BUILTIN = "built-in corpus"
 
 
 def missing(path):

@@ -136,9 +136,11 @@ def references(text, vocab_size, our_bpe):
         def save_and_load(tok, path):
             tok.save(path)
             return hf.Tokenizer.from_file(path)
+        # Its decode drops special tokens by default, and its encode reads "<eos>" written
+        # in the text as one: keep them, so that a corpus that names one comes back whole.
         columns["HF tokenizers"] = (
             train, save_and_load, lambda tok, t: tok.encode(t).ids,
-            lambda tok, ids: tok.decode(ids))
+            lambda tok, ids: tok.decode(ids, skip_special_tokens=False))
     return columns
 
 
@@ -177,7 +179,7 @@ def main(argv=None):
     if args.corpus is None and problem:
         # The built-in stories use a few dozen distinct words: they run out of pairs to merge
         # long before 512 ids, so learn 64 merges (as `tinyformer tokenize show` does).
-        text, corpus = builtin_corpus(), "built-in corpus"
+        text, corpus = builtin_corpus(), shakespeare_text.BUILTIN
         vocab_size = min(vocab_size, 256 + 64 + len(SPECIALS))
         print(f"NOTE: measuring the built-in corpus, with a BPE of {vocab_size} ids (its few "
               f"distinct words run out of merges well before 512), not comparable with "
