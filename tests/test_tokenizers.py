@@ -146,6 +146,21 @@ def test_a_lone_string_of_special_tokens_is_refused_not_split_into_characters():
             train()
 
 
+@pytest.mark.parametrize("train", [lambda text: CharTokenizer.train(text),
+                                   lambda text: BPETokenizer.train(text, 260)],
+                         ids=["char", "bpe"])
+@pytest.mark.parametrize("text, words", [
+    (b"the cat", "got bytes; decode the bytes first: text.decode('utf-8')"),
+    (["the cat", "sat"], "got list; join a list of texts first: ''.join(texts)"),
+    (None, "got NoneType")])
+def test_training_on_what_is_no_str_says_what_train_takes(train, text, words):
+    # As encode says it: bytes gave the BPE "'bytes' object has no attribute 'encode'", and
+    # the char tokenizer took a list of texts for its characters ("the vocabulary must be
+    # single characters").
+    with pytest.raises(TypeError, match=f"^train takes the text as a str, {re.escape(words)}$"):
+        train(text)
+
+
 # -- byte-pair encoding -----------------------------------------------------------------------
 
 def test_merge_replaces_pairs_left_to_right():

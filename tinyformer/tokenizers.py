@@ -115,6 +115,20 @@ def ids_in_file(path: StrPath) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def check_text_to_train_on(text: str) -> None:
+    """TypeError, in one line, unless `text` is a str, as encode's: bytes (a file read with
+    "rb") were refused by what train did with them ("'bytes' object has no attribute
+    'encode'"), and a list of texts was taken for a vocabulary of characters."""
+    if isinstance(text, str):
+        return
+    what = type(text).__name__
+    how = ("; decode the bytes first: text.decode('utf-8')"
+           if isinstance(text, (bytes, bytearray)) else
+           "; join a list of texts first: ''.join(texts)" if isinstance(text, (list, tuple))
+           else "")
+    raise TypeError(f"train takes the text as a str, got {what}{how}")
+
+
 def check_utf8(text: str, what: str) -> None:
     """ValueError unless `text` (`what` it is, to the user) has UTF-8 bytes: the bytes of a
     command line that are not UTF-8 reach Python as lone surrogates, which have none."""
@@ -893,6 +907,7 @@ class CharTokenizer(Tokenizer):
     def train(cls, text: str, special_tokens: Iterable[str] = ()) -> CharTokenizer:
         """The tokenizer of the characters of `text`, in sorted (code point) order, after the
         `special_tokens`."""
+        check_text_to_train_on(text)
         return cls(sorted(set(text)), special_tokens)
 
     @property
@@ -1184,6 +1199,7 @@ class BPETokenizer(Tokenizer):
         vocab_size it gives. `name(key)` says how a setting is called to the caller's user
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
+        check_text_to_train_on(text)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, MAX_VOCAB_SIZE)},
                        name=name)
