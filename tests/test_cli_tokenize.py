@@ -976,6 +976,21 @@ def test_decode_writes_the_whole_text_escape_sequences_included(bpe):
     assert result.stdout == text + "\n"
 
 
+@pytest.mark.parametrize("which", ["bpe", "char"])
+def test_decode_leaves_out_the_special_tokens_when_asked(request, which):
+    # As transformers' decode(ids, skip_special_tokens=True): a sample's <bos> and <eos> are
+    # not its text. Without the flag they are written, as transformers' decode(ids) writes them.
+    tokenizer = request.getfixturevalue(which)
+    ids = load_tokenizer(tokenizer).encode("<bos>the cat<eos><pad>", allow_special=True)
+    result = run("decode", *ids, "--skip-special", "--tokenizer", tokenizer)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "the cat\n"
+    assert run("decode", *ids, "--tokenizer", tokenizer).stdout == "<bos>the cat<eos><pad>\n"
+    # An id out of the vocabulary is refused all the same.
+    assert_input_error(run("decode", "1", "300", "--skip-special", "--tokenizer", tokenizer),
+                       "cannot decode id 300")
+
+
 def test_decode_refuses_ids_out_of_range(bpe):
     assert_input_error(run("decode", "1", "300", "--tokenizer", bpe), "300", "0 to 299")
     # click reads -1 as an option: said so ("No such option '-1'" alone sent the user looking

@@ -583,9 +583,14 @@ class Tokenizer:
         ids.extend(self._encode_text(text[start:], offset + start))
         return ids
 
-    def decode(self, ids: Iterable[int] | np.ndarray) -> str:
-        """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
-        return self._join([self._checked_piece(i) for i in _id_sequence(ids)])
+    def decode(self, ids: Iterable[int] | np.ndarray, skip_special_tokens: bool = False) -> str:
+        """The text of a sequence of ids (ints or a 1-D numpy array of integers), its special
+        tokens' text ("<eos>") included, as transformers' decode(ids) gives it; with
+        skip_special_tokens=True, without them, as its decode(ids, skip_special_tokens=True).
+        An id outside the vocabulary is refused either way."""
+        skipped = set(self._special_ids.values()) if skip_special_tokens else set()
+        return self._join([self._checked_piece(i) for i in _id_sequence(ids)
+                           if not skipped or self._check_id(i) not in skipped])
 
     @property
     def vocab_size(self) -> int:

@@ -729,10 +729,14 @@ Examples:
               "lines, as `encode` prints them: for more than a command line holds.")
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
-def tokenize_decode(ids, file_path, tokenizer_path):
+@click.option("--skip-special", is_flag=True,
+              help="Leave out the special tokens' text (\"<eos>\"), as transformers' "
+              "decode(ids, skip_special_tokens=True) does.")
+def tokenize_decode(ids, file_path, tokenizer_path, skip_special):
     """Print the text of the token IDS (or of --file PATH's) and a new line, as echo does: all
-    of it, escape sequences and other control characters too (`tokenize show` shows them
-    escaped); ids that cut a character's bytes apart as U+FFFD."""
+    of it, special tokens (unless --skip-special), escape sequences and other control
+    characters too (`tokenize show` shows them escaped); ids that cut a character's bytes
+    apart as U+FFFD."""
     if bool(ids) == (file_path is not None):
         raise InputError("give IDS or --file PATH (one of them)")
     tok = open_tokenizer(tokenizer_path)
@@ -743,7 +747,7 @@ def tokenize_decode(ids, file_path, tokenizer_path):
     with input_errors(BadInput):
         # color=True: click drops a text's escape sequences ("\x1b[31m") where the output is
         # not a terminal, so a file or pipe got a text that its ids do not hold.
-        click.echo(tok.decode(ids), color=True)
+        click.echo(tok.decode(ids, skip_special_tokens=skip_special), color=True)
 
 
 @tokenize.command("show", short_help="Show how a text splits into tokens.",
