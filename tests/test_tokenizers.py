@@ -507,6 +507,25 @@ def test_coloured_tokens_take_the_four_backgrounds_in_turn():
     assert re.findall(r"\x1b\[30;(\d+)m", shown) == ["46", "43", "42", "45", "46"]
 
 
+@pytest.mark.parametrize("colour", [False, True])
+def test_a_text_is_shown_working_out_each_tokens_look_once(colour):
+    # 5 MB of text is 2.5 million tokens of a few thousand ids: showing each one anew took
+    # `tokenize show` 6 times as long as encoding the text.
+    ids = BPE.encode(TEXT * 20)
+    with mock.patch.object(tokenizers, "_shown_piece", wraps=tokenizers._shown_piece) as shown:
+        once = "".join(tokenizers.split_shown_parts(BPE, [ids[:7], ids[7:]], colour=colour))
+    assert shown.call_count == len(set(ids))
+    assert once == "".join(tokens_shown_one_at_a_time(BPE, ids, colour))
+
+
+def tokens_shown_one_at_a_time(tok, ids, colour):
+    """split_shown's parts, as it gave them before it kept each token's look."""
+    for n, i in enumerate(ids):
+        piece = tokenizers._shown_piece(tok, i, frame=not colour)
+        yield (f"\x1b[30;{tokenizers.BACKGROUNDS[n % 4]}m{piece}\x1b[0m" if colour else
+               "|" * (n == 0) + piece + "|")
+
+
 def test_compression_counts_characters_and_bytes_apart():
     assert compression("héllo", [1, 2]) == ("2 tokens, 5 characters (6 bytes): 2.50 characters "
                                             "per token, 3.00 bytes per token")

@@ -183,8 +183,13 @@ def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
     """split_shown of the ids of the pieces of a text, in parts, one for each piece (a text's
     ids need not be held at once): joined, they are split_shown of all its ids."""
     n_shown = 0
+    # Each id shown once, then looked up: a text repeats its tokens (5 MB of text is 2.5
+    # million tokens of a few thousand ids), and showing each one again took most of the time
+    # of `tokenize show`, 6 times its encoding. At most one entry an id of the vocabulary.
+    shown = {}
     for ids in id_pieces:
-        pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
+        pieces = [shown[i] if i in shown else
+                  shown.setdefault(i, _shown_piece(tok, i, frame=not colour)) for i in ids]
         if colour:      # the backgrounds take turns across the pieces
             yield "".join(f"\x1b[30;{BACKGROUNDS[(n_shown + k) % len(BACKGROUNDS)]}m{piece}"
                           f"\x1b[0m" for k, piece in enumerate(pieces))
