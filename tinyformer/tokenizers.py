@@ -592,7 +592,8 @@ class Tokenizer:
         """The text of a sequence of ids (ints or a 1-D numpy array of integers), its special
         tokens' text ("<eos>") included, as transformers' decode(ids) gives it; with
         skip_special_tokens=True, without them, as its decode(ids, skip_special_tokens=True).
-        An id outside the vocabulary is refused either way."""
+        An id outside the vocabulary is refused either way (ValueError, one line), where
+        transformers' decode leaves it out without a word."""
         skipped = set(self._special_ids.values()) if skip_special_tokens else set()
         return self._join([self._checked_piece(i) for i in _id_sequence(ids)
                            if not skipped or self._check_id(i) not in skipped])
