@@ -976,6 +976,24 @@ def test_decode_writes_the_whole_text_escape_sequences_included(bpe):
     assert result.stdout == text + "\n"
 
 
+@pytest.mark.parametrize("command", ["encode", "show"])
+def test_a_text_that_starts_with_a_dash_is_told_how_to_give_it(bpe, command):
+    # click reads "-hello world" as the options -h and -e: "No such option '-e'" alone left
+    # the user looking for an option of that name.
+    assert_input_error(run(command, "-hello world", "--tokenizer", bpe),
+                       "No such option '-e': '-hello world' starts with '-' and is read as "
+                       "options; to give it as TEXT, put -- before it, after the options: "
+                       f"`tinyformer tokenize {command} ... -- '-hello world'`")
+    assert_input_error(run(command, "-- a", "--tokenizer", bpe),
+                       "No such option '-- a': '-- a' starts with '-'",
+                       f"`tinyformer tokenize {command} ... -- '-- a'`")
+    # Given so, it is the text; a misspelt option is still one.
+    result = run(command, "--tokenizer", bpe, "--", "-hello world")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("45 " if command == "encode" else "|-|")      # "-" is 45
+    assert_input_error(run(command, "x", "--tokenzier", bpe), "Did you mean '--tokenizer'?")
+
+
 @pytest.mark.parametrize("which", ["bpe", "char"])
 def test_decode_leaves_out_the_special_tokens_when_asked(request, which):
     # As transformers' decode(ids, skip_special_tokens=True): a sample's <bos> and <eos> are
