@@ -1169,6 +1169,11 @@ def test_decode_reads_ids_from_a_file_as_encode_writes_them(tmp_path, bpe):
     (tmp_path / "out.txt").write_text("72 300", encoding="utf-8")
     assert_input_error(run("decode", "--file", tmp_path / "out.txt", "--tokenizer", bpe),
                        "cannot decode id 300: the vocabulary has ids 0 to 299")
+    # A whole number too large for an id is one still: it was told to be a whole number.
+    (tmp_path / "huge.txt").write_text("72\n1 99999999999999999999", encoding="utf-8")
+    assert_input_error(run("decode", "--file", tmp_path / "huge.txt", "--tokenizer", bpe),
+                       f"file {str(tmp_path / 'huge.txt')!r}, line 2: cannot decode id "
+                       f"99999999999999999999: it is outside every vocabulary's ids")
     for both_or_neither in (["72", "--file", tmp_path / "ids.txt"], []):
         assert_input_error(run("decode", *both_or_neither, "--tokenizer", bpe),
                            "give IDS or --file PATH (one of them)")

@@ -90,7 +90,7 @@ def ids_in_file(path: StrPath) -> np.ndarray:
     lines, as `tokenize encode` prints them: a list too long for a command line. Read as
     encode_text_or_file reads a text, a chunk at a time (iter_text); an empty file holds no
     ids, as an empty text has none. ValueError, one line, for a word that is no whole number,
-    named by its line. Whether each id is in the vocabulary is decode's to say."""
+    or one too large for any id (past 64 bits), named by its line. Whether each id is in the vocabulary is decode's to say."""
     parts = [np.empty(0, dtype=np.int64)]          # the ids of each chunk
     cut = ""                     # the text's last word, which the chunk's end may have cut
     lines_before = 0             # the new lines before the chunk in hand
@@ -105,11 +105,14 @@ def ids_in_file(path: StrPath) -> np.ndarray:
             for word in _WORD.finditer(text):
                 try:
                     np.array(word.group()).astype(np.int64)
-                except (ValueError, OverflowError):
+                except (ValueError, OverflowError) as e:
                     line = lines_before + text.count("\n", 0, word.start()) + 1
-                    raise BadInput(f"file {os.fspath(path)!r}, line {line}: "
-                                   f"{word.group()!r} is no token id; give whole numbers "
-                                   f"separated by spaces, as `tokenize encode` prints "
+                    where = f"file {os.fspath(path)!r}, line {line}"
+                    if isinstance(e, OverflowError):    # a whole number, out of any range
+                        raise BadInput(f"{where}: cannot decode id {word.group()}: it is "
+                                       f"outside every vocabulary's ids") from None
+                    raise BadInput(f"{where}: {word.group()!r} is no token id; give whole "
+                                   f"numbers separated by spaces, as `tokenize encode` prints "
                                    f"them") from None
         lines_before += text.count("\n")
     return np.concatenate(parts)
