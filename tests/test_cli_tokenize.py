@@ -989,6 +989,39 @@ def test_decode_writes_the_whole_text_escape_sequences_included(bpe):
     assert result.stdout == text + "\n"
 
 
+@pytest.mark.parametrize("command", ["encode", "show"])
+def test_a_text_that_starts_with_a_dash_is_told_how_to_give_it(bpe, command):
+    # click reads "-hello world" as the options -h and -e: "No such option '-e'" alone left
+    # the user looking for an option of that name.
+    assert_input_error(run(command, "-hello world", "--tokenizer", bpe),
+                       "No such option '-e': '-hello world' starts with '-' and is read as "
+                       "options; to give it as TEXT, put -- before it, after the options: "
+                       f"`tinyformer tokenize {command} ... -- '-hello world'`")
+    assert_input_error(run(command, "-- a", "--tokenizer", bpe),
+                       "No such option '-- a': '-- a' starts with '-'",
+                       f"`tinyformer tokenize {command} ... -- '-- a'`")
+    # Given so, it is the text; a misspelt option is still one.
+    result = run(command, "--tokenizer", bpe, "--", "-hello world")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("45 " if command == "encode" else "|-|")      # "-" is 45
+    assert_input_error(run(command, "x", "--tokenzier", bpe), "Did you mean '--tokenizer'?")
+
+
+@pytest.mark.parametrize("which", ["bpe", "char"])
+def test_decode_leaves_out_the_special_tokens_when_asked(request, which):
+    # As transformers' decode(ids, skip_special_tokens=True): a sample's <bos> and <eos> are
+    # not its text. Without the flag they are written, as transformers' decode(ids) writes them.
+    tokenizer = request.getfixturevalue(which)
+    ids = load_tokenizer(tokenizer).encode("<bos>the cat<eos><pad>", allow_special=True)
+    result = run("decode", *ids, "--skip-special", "--tokenizer", tokenizer)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "the cat\n"
+    assert run("decode", *ids, "--tokenizer", tokenizer).stdout == "<bos>the cat<eos><pad>\n"
+    # An id out of the vocabulary is refused all the same.
+    assert_input_error(run("decode", "1", "300", "--skip-special", "--tokenizer", tokenizer),
+                       "cannot decode id 300")
+
+
 def test_decode_refuses_ids_out_of_range(bpe):
     assert_input_error(run("decode", "1", "300", "--tokenizer", bpe), "300", "0 to 299")
     # click reads -1 as an option: said so ("No such option '-1'" alone sent the user looking
@@ -1149,6 +1182,11 @@ def test_decode_reads_ids_from_a_file_as_encode_writes_them(tmp_path, bpe):
     (tmp_path / "out.txt").write_text("72 300", encoding="utf-8")
     assert_input_error(run("decode", "--file", tmp_path / "out.txt", "--tokenizer", bpe),
                        "cannot decode id 300: the vocabulary has ids 0 to 299")
+    # A whole number too large for an id is one still: it was told to be a whole number.
+    (tmp_path / "huge.txt").write_text("72\n1 99999999999999999999", encoding="utf-8")
+    assert_input_error(run("decode", "--file", tmp_path / "huge.txt", "--tokenizer", bpe),
+                       f"file {str(tmp_path / 'huge.txt')!r}, line 2: cannot decode id "
+                       f"99999999999999999999: it is outside every vocabulary's ids")
     for both_or_neither in (["72", "--file", tmp_path / "ids.txt"], []):
         assert_input_error(run("decode", *both_or_neither, "--tokenizer", bpe),
                            "give IDS or --file PATH (one of them)")

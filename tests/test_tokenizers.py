@@ -146,6 +146,21 @@ def test_a_lone_string_of_special_tokens_is_refused_not_split_into_characters():
             train()
 
 
+@pytest.mark.parametrize("train", [lambda text: CharTokenizer.train(text),
+                                   lambda text: BPETokenizer.train(text, 260)],
+                         ids=["char", "bpe"])
+@pytest.mark.parametrize("text, words", [
+    (b"the cat", "got bytes; decode the bytes first: text.decode('utf-8')"),
+    (["the cat", "sat"], "got list; join a list of texts first: ''.join(texts)"),
+    (None, "got NoneType")])
+def test_training_on_what_is_no_str_says_what_train_takes(train, text, words):
+    # As encode says it: bytes gave the BPE "'bytes' object has no attribute 'encode'", and
+    # the char tokenizer took a list of texts for its characters ("the vocabulary must be
+    # single characters").
+    with pytest.raises(TypeError, match=f"^train takes the text as a str, {re.escape(words)}$"):
+        train(text)
+
+
 # -- byte-pair encoding -----------------------------------------------------------------------
 
 def test_merge_replaces_pairs_left_to_right():
@@ -490,6 +505,25 @@ def test_coloured_tokens_take_the_four_backgrounds_in_turn():
     tok = CharTokenizer.train("abcde")
     shown = split_shown(tok, tok.encode("abcde"), colour=True)
     assert re.findall(r"\x1b\[30;(\d+)m", shown) == ["46", "43", "42", "45", "46"]
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_a_text_is_shown_working_out_each_tokens_look_once(colour):
+    # 5 MB of text is 2.5 million tokens of a few thousand ids: showing each one anew took
+    # `tokenize show` 6 times as long as encoding the text.
+    ids = BPE.encode(TEXT * 20)
+    with mock.patch.object(tokenizers, "_shown_piece", wraps=tokenizers._shown_piece) as shown:
+        once = "".join(tokenizers.split_shown_parts(BPE, [ids[:7], ids[7:]], colour=colour))
+    assert shown.call_count == len(set(ids))
+    assert once == "".join(tokens_shown_one_at_a_time(BPE, ids, colour))
+
+
+def tokens_shown_one_at_a_time(tok, ids, colour):
+    """split_shown's parts, as it gave them before it kept each token's look."""
+    for n, i in enumerate(ids):
+        piece = tokenizers._shown_piece(tok, i, frame=not colour)
+        yield (f"\x1b[30;{tokenizers.BACKGROUNDS[n % 4]}m{piece}\x1b[0m" if colour else
+               "|" * (n == 0) + piece + "|")
 
 
 def test_compression_counts_characters_and_bytes_apart():

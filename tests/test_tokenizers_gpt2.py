@@ -139,6 +139,18 @@ def test_any_ids_decode_as_in_transformers(ours, theirs, ids):
     assert theirs["AutoTokenizer"].decode(ids) == ours.decode(ids)
 
 
+@settings(max_examples=100)
+@given(st.lists(st.one_of(st.integers(0, 456), st.just(456)), max_size=12))
+@example([195, 456, 169, 456, 72])       # a character's bytes with <|endoftext|> between them
+def test_any_ids_decode_without_special_tokens_as_in_transformers(ours, theirs,
+                                                                 transformers_json, ids):
+    expected = theirs["AutoTokenizer"].decode(ids, skip_special_tokens=True)
+    assert EOT not in expected
+    # Our BPE, and the tokenizer.json that transformers saved of it, read as any other's is.
+    for tok in (ours, transformers_json):
+        assert tok.decode(ids, skip_special_tokens=True) == expected
+
+
 def test_transformers_sees_the_special_token_and_its_settings(theirs):
     tok = theirs["AutoTokenizer"]
     assert type(tok).__name__ == "GPT2Tokenizer" and len(tok) == 457
@@ -526,6 +538,12 @@ def saved_by_transformers(theirs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def transformers_saved(saved_by_transformers):
     return load_gpt2_tokenizer(saved_by_transformers)
+
+
+@pytest.fixture(scope="module")
+def transformers_json(saved_by_transformers):
+    """The tokenizer.json that transformers saved, read as any byte-level BPE's is."""
+    return read_tokenizer_json(saved_by_transformers)
 
 
 def their_tokenizer_json(saved_by_transformers):

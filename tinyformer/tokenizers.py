@@ -90,7 +90,7 @@ def ids_in_file(path: StrPath) -> np.ndarray:
     lines, as `tokenize encode` prints them: a list too long for a command line. Read as
     encode_text_or_file reads a text, a chunk at a time (iter_text); an empty file holds no
     ids, as an empty text has none. ValueError, one line, for a word that is no whole number,
-    named by its line. Whether each id is in the vocabulary is decode's to say."""
+    or one too large for any id (past 64 bits), named by its line. Whether each id is in the vocabulary is decode's to say."""
     parts = [np.empty(0, dtype=np.int64)]          # the ids of each chunk
     cut = ""                     # the text's last word, which the chunk's end may have cut
     lines_before = 0             # the new lines before the chunk in hand
@@ -105,14 +105,31 @@ def ids_in_file(path: StrPath) -> np.ndarray:
             for word in _WORD.finditer(text):
                 try:
                     np.array(word.group()).astype(np.int64)
-                except (ValueError, OverflowError):
+                except (ValueError, OverflowError) as e:
                     line = lines_before + text.count("\n", 0, word.start()) + 1
-                    raise BadInput(f"file {os.fspath(path)!r}, line {line}: "
-                                   f"{word.group()!r} is no token id; give whole numbers "
-                                   f"separated by spaces, as `tokenize encode` prints "
+                    where = f"file {os.fspath(path)!r}, line {line}"
+                    if isinstance(e, OverflowError):    # a whole number, out of any range
+                        raise BadInput(f"{where}: cannot decode id {word.group()}: it is "
+                                       f"outside every vocabulary's ids") from None
+                    raise BadInput(f"{where}: {word.group()!r} is no token id; give whole "
+                                   f"numbers separated by spaces, as `tokenize encode` prints "
                                    f"them") from None
         lines_before += text.count("\n")
     return np.concatenate(parts)
+
+
+def check_text_to_train_on(text: str) -> None:
+    """TypeError, in one line, unless `text` is a str, as encode's: bytes (a file read with
+    "rb") were refused by what train did with them ("'bytes' object has no attribute
+    'encode'"), and a list of texts was taken for a vocabulary of characters."""
+    if isinstance(text, str):
+        return
+    what = type(text).__name__
+    how = ("; decode the bytes first: text.decode('utf-8')"
+           if isinstance(text, (bytes, bytearray)) else
+           "; join a list of texts first: ''.join(texts)" if isinstance(text, (list, tuple))
+           else "")
+    raise TypeError(f"train takes the text as a str, got {what}{how}")
 
 
 def check_utf8(text: str, what: str) -> None:
@@ -169,8 +186,13 @@ def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
     """split_shown of the ids of the pieces of a text, in parts, one for each piece (a text's
     ids need not be held at once): joined, they are split_shown of all its ids."""
     n_shown = 0
+    # Each id shown once, then looked up: a text repeats its tokens (5 MB of text is 2.5
+    # million tokens of a few thousand ids), and showing each one again took most of the time
+    # of `tokenize show`, 6 times its encoding. At most one entry an id of the vocabulary.
+    shown = {}
     for ids in id_pieces:
-        pieces = [_shown_piece(tok, i, frame=not colour) for i in ids]
+        pieces = [shown[i] if i in shown else
+                  shown.setdefault(i, _shown_piece(tok, i, frame=not colour)) for i in ids]
         if colour:      # the backgrounds take turns across the pieces
             yield "".join(f"\x1b[30;{BACKGROUNDS[(n_shown + k) % len(BACKGROUNDS)]}m{piece}"
                           f"\x1b[0m" for k, piece in enumerate(pieces))
@@ -569,9 +591,15 @@ class Tokenizer:
         ids.extend(self._encode_text(text[start:], offset + start))
         return ids
 
-    def decode(self, ids: Iterable[int] | np.ndarray) -> str:
-        """The text of a sequence of ids (ints or a 1-D numpy array of integers)."""
-        return self._join([self._checked_piece(i) for i in _id_sequence(ids)])
+    def decode(self, ids: Iterable[int] | np.ndarray, skip_special_tokens: bool = False) -> str:
+        """The text of a sequence of ids (ints or a 1-D numpy array of integers), its special
+        tokens' text ("<eos>") included, as transformers' decode(ids) gives it; with
+        skip_special_tokens=True, without them, as its decode(ids, skip_special_tokens=True).
+        An id outside the vocabulary is refused either way (ValueError, one line), where
+        transformers' decode leaves it out without a word."""
+        skipped = set(self._special_ids.values()) if skip_special_tokens else set()
+        return self._join([self._checked_piece(i) for i in _id_sequence(ids)
+                           if not skipped or self._check_id(i) not in skipped])
 
     @property
     def vocab_size(self) -> int:
@@ -893,6 +921,7 @@ class CharTokenizer(Tokenizer):
     def train(cls, text: str, special_tokens: Iterable[str] = ()) -> CharTokenizer:
         """The tokenizer of the characters of `text`, in sorted (code point) order, after the
         `special_tokens`."""
+        check_text_to_train_on(text)
         return cls(sorted(set(text)), special_tokens)
 
     @property
@@ -1184,6 +1213,7 @@ class BPETokenizer(Tokenizer):
         vocab_size it gives. `name(key)` says how a setting is called to the caller's user
         (`--vocab-size` on the command line)."""
         special_tokens = check_special_tokens(special_tokens)
+        check_text_to_train_on(text)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
         check_settings({"vocab_size": vocab_size}, {"vocab_size": Whole(1, MAX_VOCAB_SIZE)},
                        name=name)

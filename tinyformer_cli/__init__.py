@@ -238,6 +238,7 @@ class Program(click.Group):
             where = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
             words = sys.argv[1:] if args is None else list(args)     # as click read them
             message = (elsewhere(e) or renamed(e) or negative_number(e, words)
+                       or dashed_text(e, words)
                        if isinstance(e, click.NoSuchOption) else
                        with_example(e) if isinstance(e, click.MissingParameter) else None)
             click.echo(f"Error: {message or e.format_message()}{where}", err=True)
@@ -448,6 +449,30 @@ def negative_number(error: click.NoSuchOption, words: list[str]) -> str | None:
     instead = files.command_line(*command_words(error.ctx), "...", "--", typed)
     return (f"No such option {typed!r}: a number that starts with '-' is read as an option; "
             f"to give it as an argument, put -- before it, after the options: `{instead}`")
+
+
+def dashed_text(error: click.NoSuchOption, words: list[str]) -> str | None:
+    """For a TEXT that starts with '-' (`tokenize encode "-hello world"`), which click reads as
+    options: how to give it, after --, where click named a letter of it ("No such option
+    '-e'", after reading -h) or all of it ("No such option '-- a'"). `words` as
+    negative_number's. None where the command takes no TEXT, or no word before -- is read so;
+    a word spelled as a long option (--tokenzier) is a misspelt option, not text."""
+    if error.ctx is None or not any(isinstance(p, click.Argument) and isinstance(p.type, Text)
+                                    for p in error.ctx.command.params):
+        return None
+    name = error.option_name
+    given = words[:words.index("--")] if "--" in words else words
+    for word in given:
+        # click reads "-hello" as the short options -h -e -l ..., and "-- a" as one long one.
+        as_letters = (not word.startswith("--") and not name.startswith("--")
+                      and word.startswith("-") and name[1:] in word[1:])
+        whole = word == name and re.fullmatch(r"--[\w-]+", word) is None
+        if as_letters or whole:
+            instead = files.command_line(*command_words(error.ctx), "...", "--", word)
+            return (f"No such option {name!r}: {word!r} starts with '-' and is read as "
+                    f"options; to give it as TEXT, put -- before it, after the options: "
+                    f"`{instead}`")
+    return None
 
 
 def typed_number(option_name: str, words: list[str]) -> str | None:
@@ -729,10 +754,14 @@ Examples:
               "lines, as `encode` prints them: for more than a command line holds.")
 @click.option("--tokenizer", "tokenizer_path", required=True, metavar="FILE.json|DIR",
               type=FILE_OR_DIRECTORY, help=TOKENIZER_HELP)
-def tokenize_decode(ids, file_path, tokenizer_path):
+@click.option("--skip-special", is_flag=True,
+              help="Leave out the special tokens' text (\"<eos>\"), as transformers' "
+              "decode(ids, skip_special_tokens=True) does.")
+def tokenize_decode(ids, file_path, tokenizer_path, skip_special):
     """Print the text of the token IDS (or of --file PATH's) and a new line, as echo does: all
-    of it, escape sequences and other control characters too (`tokenize show` shows them
-    escaped); ids that cut a character's bytes apart as U+FFFD."""
+    of it, special tokens (unless --skip-special), escape sequences and other control
+    characters too (`tokenize show` shows them escaped); ids that cut a character's bytes
+    apart as U+FFFD."""
     if bool(ids) == (file_path is not None):
         raise InputError("give IDS or --file PATH (one of them)")
     tok = open_tokenizer(tokenizer_path)
@@ -743,7 +772,7 @@ def tokenize_decode(ids, file_path, tokenizer_path):
     with input_errors(BadInput):
         # color=True: click drops a text's escape sequences ("\x1b[31m") where the output is
         # not a terminal, so a file or pipe got a text that its ids do not hold.
-        click.echo(tok.decode(ids), color=True)
+        click.echo(tok.decode(ids, skip_special_tokens=skip_special), color=True)
 
 
 @tokenize.command("show", short_help="Show how a text splits into tokens.",
