@@ -90,7 +90,8 @@ def ids_in_file(path: StrPath) -> np.ndarray:
     lines, as `tokenize encode` prints them: a list too long for a command line. Read as
     encode_text_or_file reads a text, a chunk at a time (iter_text); an empty file holds no
     ids, as an empty text has none. ValueError, one line, for a word that is no whole number,
-    or one too large for any id (past 64 bits), named by its line. Whether each id is in the vocabulary is decode's to say."""
+    or one too large for any id (past 64 bits), named by its line. Whether each id is in the
+    vocabulary is decode's to say."""
     parts = [np.empty(0, dtype=np.int64)]          # the ids of each chunk
     cut = ""                     # the text's last word, which the chunk's end may have cut
     lines_before = 0             # the new lines before the chunk in hand
