@@ -759,3 +759,21 @@ def test_a_session_without_a_vocab_size_has_its_fill_after_eos_checked_by_its_lo
                                        r"in \[0, 4\), got 4$"):
         generate(session, 3, temperature=0, eos_id=1, fill_after_eos=4)
     assert session.tokens.shape == (2, 1)               # nothing appended
+
+
+def test_decoding_puts_the_model_itself_in_eval_mode_not_only_its_layers():
+    # A model's own forward may read self.training (its own dropout, say): while it writes,
+    # the model itself is in eval mode too, as model.eval() would put it; its modes come back.
+    seen = []
+
+    class ReadsItsOwnMode(GPT):
+        def forward(self, *args, **kwargs):
+            seen.append(self.training)
+            return super().forward(*args, **kwargs)
+
+    ta.manual_seed(0)
+    model = ReadsItsOwnMode(vocab_size=9, context=8, n_layer=1, n_head=2, d_model=16)
+    model.train()
+    model.generate(np.array([[1, 2]]), 2)
+    assert seen and not any(seen)
+    assert all(module.training for module in model.modules())

@@ -2296,3 +2296,42 @@ def test_a_forward_result_repeating_a_strided_inputs_elements_stays_read_only():
     backwards = Reversed.apply(Tensor(np.arange(3.0), dtype=np.float64))
     backwards.data[0] = 7.0
     assert backwards.data.tolist() == [7.0, 1.0, 0.0]
+
+
+def test_grad_of_a_tensor_does_not_walk_into_a_freed_graph_two_ops_below_it_as_torch():
+    # exp's graph is freed by the first backward; h = e * 3 above it is not. grad(y, h) needs
+    # nothing below h, so, as in torch, it works rather than report exp's graph as freed.
+    def freed_below_the_wanted_one(tensor, grad):
+        x = tensor([1.0, 2.0])
+        e = x.exp()
+        e.sum().backward()                  # frees exp's graph
+        h = e * 3
+        (gh,) = grad((h * h).sum(), h)
+        return gh.tolist()
+
+    ours, theirs = _both(freed_below_the_wanted_one)
+    np.testing.assert_allclose(ours, theirs)
+
+
+def test_backward_frees_what_a_node_kept_for_it_as_torch_frees_its_saved_tensors():
+    # The graph is freed after backward (retain_graph=False): an array a node kept on its
+    # context goes then, not only the links to its inputs, or a stored output holds it.
+    kept = []
+
+    class KeepsAnArray(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.doubled = x * 2
+            kept.append(weakref.ref(ctx.doubled))
+            return ctx.doubled.copy()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = KeepsAnArray.apply(x)
+    y.sum().backward()
+    gc.collect()
+    assert kept[0]() is None
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
