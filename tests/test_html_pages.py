@@ -658,6 +658,17 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
         lens_page(lens, list("xyz"), Letters(), "t")
 
 
+def test_the_lens_page_says_what_a_cell_predicts():
+    # A GPT's cell is its guess of the next token, a BERT's of the token at that position: the
+    # page said only "the token that state would predict", beside the row's own token, as
+    # though every cell guessed that token (as the help of `tinyformer lens` tells them apart).
+    from tinyformer.lens import Lens
+    lens = Lens(["embed"], np.zeros((1, 1, 1), int), np.ones((1, 1, 1)))
+    words = " ".join(re.sub(r"<[^>]*>", " ", lens_page(lens, ["w"], Letters(), "t").html).split())
+    assert "each cell the token that state would predict next (for a BERT, the token at that " \
+           "position)" in words
+
+
 def test_a_lens_pages_cell_shows_a_probability_near_1_or_0_as_the_table_does():
     # A 99.7% read "100%" in its cell, beside its tooltip's 99.7%.
     from tinyformer.lens import Lens
