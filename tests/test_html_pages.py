@@ -376,6 +376,28 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
 
 
 @needs_dot
+def test_a_saved_numpy_number_reads_as_the_number_and_arrays_in_a_tuple_by_their_shape():
+    # Cross-entropy's panel read "row_weight: np.float32(0.33333334)" and "picked: (array([0,
+    # 1, 2]), array([..." cut off at 60 characters, where an array saved alone reads its
+    # shape and dtype.
+    from tinyautograd.functional import cross_entropy
+    logits = ta.Tensor(np.zeros((3, 5), dtype=np.float32), requires_grad=True)
+    data = page_data(viz.graph_page(cross_entropy(logits, np.array([4, 0, 2])),
+                                    params={"logits": logits}).html)
+    (loss,) = [n for n in data["views"]["forward"]["nodes"].values()
+               if n.get("op") == "crossentropy"]
+    saved = {s["name"]: s.get("value") for s in loss["saved"]}
+    assert saved["row_weight"] == "0.33333334"
+    assert saved["picked"] == "(array (3,) int64, array (3,) int64)"
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = Scale.apply(x, s=np.float64(2.5), mask=[np.ones(3, dtype=bool)]).sum()
+    (scale,) = [n for n in page_data(viz.graph_page(y, inputs={"x": x}).html)["views"][
+        "forward"]["nodes"].values() if n.get("op") == "scale"]
+    assert scale["saved"] == [{"name": "s", "value": "2.5"},
+                              {"name": "mask", "value": "[array (3,) bool]"}]
+
+
+@needs_dot
 def test_a_view_of_a_saved_input_is_a_saved_value_linked_to_it_on_the_page():
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))        # dL/dw = x.T @ dL/dy reads x as x.T
     w = ta.Tensor(np.ones((3, 4)), requires_grad=True)
