@@ -376,6 +376,28 @@ def test_what_a_forward_saved_for_backward_is_listed(tmp_path):
 
 
 @needs_dot
+def test_a_saved_numpy_number_reads_as_the_number_and_arrays_in_a_tuple_by_their_shape():
+    # Cross-entropy's panel read "row_weight: np.float32(0.33333334)" and "picked: (array([0,
+    # 1, 2]), array([..." cut off at 60 characters, where an array saved alone reads its
+    # shape and dtype.
+    from tinyautograd.functional import cross_entropy
+    logits = ta.Tensor(np.zeros((3, 5), dtype=np.float32), requires_grad=True)
+    data = page_data(viz.graph_page(cross_entropy(logits, np.array([4, 0, 2])),
+                                    params={"logits": logits}).html)
+    (loss,) = [n for n in data["views"]["forward"]["nodes"].values()
+               if n.get("op") == "crossentropy"]
+    saved = {s["name"]: s.get("value") for s in loss["saved"]}
+    assert saved["row_weight"] == "0.33333334"
+    assert saved["picked"] == "(array (3,) int64, array (3,) int64)"
+    x = ta.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = Scale.apply(x, s=np.float64(2.5), mask=[np.ones(3, dtype=bool)]).sum()
+    (scale,) = [n for n in page_data(viz.graph_page(y, inputs={"x": x}).html)["views"][
+        "forward"]["nodes"].values() if n.get("op") == "scale"]
+    assert scale["saved"] == [{"name": "s", "value": "2.5"},
+                              {"name": "mask", "value": "[array (3,) bool]"}]
+
+
+@needs_dot
 def test_a_view_of_a_saved_input_is_a_saved_value_linked_to_it_on_the_page():
     x = ta.Tensor(np.arange(6.0).reshape(2, 3))        # dL/dw = x.T @ dL/dy reads x as x.T
     w = ta.Tensor(np.ones((3, 4)), requires_grad=True)
@@ -656,6 +678,17 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
     assert_self_contained(page.html)
     with pytest.raises(ValueError, match="3 tokens"):
         lens_page(lens, list("xyz"), Letters(), "t")
+
+
+def test_the_lens_page_says_what_a_cell_predicts():
+    # A GPT's cell is its guess of the next token, a BERT's of the token at that position: the
+    # page said only "the token that state would predict", beside the row's own token, as
+    # though every cell guessed that token (as the help of `tinyformer lens` tells them apart).
+    from tinyformer.lens import Lens
+    lens = Lens(["embed"], np.zeros((1, 1, 1), int), np.ones((1, 1, 1)))
+    words = " ".join(re.sub(r"<[^>]*>", " ", lens_page(lens, ["w"], Letters(), "t").html).split())
+    assert "each cell the token that state would predict next (for a BERT, the token at that " \
+           "position)" in words
 
 
 def test_a_lens_pages_cell_shows_a_probability_near_1_or_0_as_the_table_does():

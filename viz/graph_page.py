@@ -268,9 +268,28 @@ def _saved(node):
         if isinstance(value, np.ndarray):
             saved.append({"name": name, "shape": list(value.shape), "dtype": str(value.dtype)})
         else:
-            text = repr(value)
+            text = _setting_text(value)
             saved.append({"name": name, "value": text if len(text) <= 60 else text[:57] + "..."})
     return saved
+
+
+def _setting_text(value):
+    """A saved setting as the panel writes it: its repr, but a numpy number as the number
+    (cross-entropy's row weight read "np.float32(0.032258064)"), and an array inside a tuple
+    or a list (a fancy index's rows and columns) by its shape and dtype, as an array saved
+    alone is, not by its first numbers cut off at the 60th character."""
+    if isinstance(value, ta.Tensor):
+        value = value.data
+    if isinstance(value, np.ndarray):
+        return f"array {value.shape} {value.dtype}"
+    if isinstance(value, np.generic):
+        return str(value)
+    if type(value) in (tuple, list):            # exactly: a named tuple keeps its own repr
+        parts = [_setting_text(item) for item in value]
+        if type(value) is list:
+            return "[" + ", ".join(parts) + "]"
+        return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+    return repr(value)
 
 
 def _link(views, forward, backward):

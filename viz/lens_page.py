@@ -5,11 +5,11 @@
 
 One row per position of the sequence (its token on the left), one column per state of the
 residual stream (the embeddings, then each layer), each cell the token that state would
-predict and its probability, on viridis as in the PNG (dark for unsure, yellow for sure).
-Hovering a cell lists the k likeliest tokens there, and so do the arrow keys, cell by cell,
-once Tab has reached the table (viz/assets/lens.js). A cell whose probabilities are NaN (a
-model whose weights hold a NaN or an infinity) is red and reads "NaN", as in the PNG, and lists
-no tokens: none of them is a prediction.
+predict next (a BERT's: the token at that position) and its probability, on viridis as in the
+PNG (dark for unsure, yellow for sure). Hovering a cell lists the k likeliest tokens there,
+and so do the arrow keys, cell by cell, once Tab has reached the table (viz/assets/lens.js). A
+cell whose probabilities are NaN (a model whose weights hold a NaN or an infinity) is red and
+reads "NaN", as in the PNG, and lists no tokens: none of them is a prediction.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def _body(title, lens, tokens, cells):
 left): the prompt, or for an encoder-decoder the translation its decoder has written so far;
 each column a state of the residual stream (for an encoder-decoder, the decoder's), read by
 the model's own final norm and head as if the model stopped there; each cell the token that
-state would predict, and its probability. The last column is the model's own prediction.
+state would predict next (for a BERT, the token at that position), and its probability. The last
+column is the model's own prediction.
 Hover a cell for the {lens.top_ids.shape[2]} likeliest tokens (or Tab to the table and move with
 the arrow keys).</p>
 <div class="scroller arrow-keys" tabindex="0" role="region"
