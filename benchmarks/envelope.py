@@ -1,5 +1,5 @@
 """How far our training step could go on one thread: benchmarks/train_step.py's step, ours as
-the trainer takes it and five variants of it, beside PyTorch's.
+the trainer takes it and six variants of it, beside PyTorch's.
 
     python benchmarks/envelope.py                      # 1 thread, 5 blocks: about 4 minutes
     python benchmarks/envelope.py --blocks 3 --reps 20 --json benchmarks/results/envelope.json
@@ -19,6 +19,13 @@ The variants answer what the rest of the step costs, with the matrix products un
   (TINYAUTOGRAD_KERNELS=numpy), where ours runs the engine's compiled loops: what the loops
   give. Its losses agree with ours to rounding.
 - one-part-numpy-forms: one part and the numpy forms.
+- one-graph: a design for one thread that keeps the two parts' losses, measured before it is
+  built: the batch whole, in one graph, but each product of the batch by a weight and each sum
+  over its rows (a weight's and a bias's gradient) done half by half, the halves' results added,
+  as the two parts compute them. What the design would add and this leaves out, all small:
+  the norms' parameter sums, the position table's and the embedding's gradients by halves, and
+  keeping the parts' gradients apart where a parameter has two uses (the tied embedding).
+  Its losses agree with ours to rounding, not bit for bit.
 
 Each engine alone in its own process, the engines taking turns block by block
 (benchmarks/alternate.py); the median of all timed steps is compared, as in train_step.py.
@@ -31,7 +38,7 @@ from alternate import (AUTO, alternate, block_ratios, counted, set_thread_variab
                        write_figures)
 
 VARIANTS = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
-            "one-part-numpy-forms"]
+            "one-part-numpy-forms", "one-graph"]
 
 
 def parse_args(argv=None):
@@ -104,15 +111,91 @@ def put_in_place(free=FreeKernels):
     attention.Attention.backward = staticmethod(free.attention_backward)
 
 
+def by_halves(x, w):
+    """x @ w for a batch x (..., k) and a weight w (k, m), its rows in two halves, each its own
+    product as each part's is: (x's rows, k) and the result (rows, m), and the halves' sizes."""
+    rows = x.reshape(-1, x.shape[-1])
+    half = len(rows) // 2
+    out = np.empty((len(rows), w.shape[-1]), np.result_type(x, w))
+    np.matmul(rows[:half], w, out=out[:half])
+    np.matmul(rows[half:], w, out=out[half:])
+    return rows, out, half
+
+
+def halves_summed(a, b, half):
+    """a.T @ b over the rows, as two parts sum it: each half's product, then the two added."""
+    total = a[:half].T @ b[:half]
+    total += a[half:].T @ b[half:]
+    return total
+
+
+class OneGraph:
+    """MatMul's and Linear's forward and backward, for a batch by a weight, by halves (see the
+    one-graph variant above); any other product as before."""
+    matmul_forward, matmul_backward = ops.MatMul.forward, ops.MatMul.backward
+    linear_backward = ops.Linear.backward
+
+    @staticmethod
+    def halves_apply(x, w):
+        return x.ndim > 2 and w.ndim == 2 and np.prod(x.shape[:-1]) % 2 == 0
+
+    @staticmethod
+    def matmul(ctx, a, b):
+        if not OneGraph.halves_apply(a, b):
+            return OneGraph.matmul_forward(ctx, a, b)
+        return by_halves(a, b)[1].reshape(a.shape[:-1] + b.shape[-1:])
+
+    @staticmethod
+    def gradients(x, w, grad):
+        """dL/dx and dL/dw of x @ w, by halves."""
+        grad_rows, grad_x, half = by_halves(grad, w.T)
+        return (grad_x.reshape(x.shape), grad_rows,
+                halves_summed(x.reshape(-1, x.shape[-1]), grad_rows, half), half)
+
+    @staticmethod
+    def matmul_grads(ctx, grad):
+        a, b = ctx.operands
+        if not OneGraph.halves_apply(a, b):
+            return OneGraph.matmul_backward(ctx, grad)
+        grad_a, _, grad_b, _ = OneGraph.gradients(a, b, grad)
+        return grad_a, grad_b
+
+    @staticmethod
+    def linear(ctx, x, w, b):
+        y = OneGraph.matmul(ctx, x, w)
+        y += b
+        return y
+
+    @staticmethod
+    def linear_grads(ctx, grad):
+        x, w, _ = ctx.operands
+        if not OneGraph.halves_apply(x, w):
+            return OneGraph.linear_backward(ctx, grad)
+        grad_x, grad_rows, grad_w, half = OneGraph.gradients(x, w, grad)
+        grad_b = grad_rows[:half].sum(axis=0) + grad_rows[half:].sum(axis=0)
+        return grad_x, grad_w, grad_b
+
+
+def one_graph():
+    """MatMul and Linear replaced, in this process, by OneGraph's forms."""
+    ops.MatMul.forward = staticmethod(OneGraph.matmul)
+    ops.MatMul.backward = staticmethod(OneGraph.matmul_grads)
+    ops.Linear.forward = staticmethod(OneGraph.linear)
+    ops.Linear.backward = staticmethod(OneGraph.linear_grads)
+
+
 def child(args):
     """One engine alone: train_step.py's child, with this variant's changes made first."""
-    if "one-part" in args.engine:
+    if "one-part" in args.engine or args.engine == "one-graph":
         train_step.MICRO_BATCHES = 1
+    if args.engine == "one-graph":
+        one_graph()
     if "free-kernels" in args.engine:
         put_in_place()
     computes = {name: function.__module__ for name, function in [    # which code computes
         ("layer_norm", functional.LayerNorm.forward), ("gelu", ops.Gelu.forward),
-        ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update)]}
+        ("attention", attention.Attention.forward), ("adam_update", optim.Adam.update),
+        ("linear", ops.Linear.backward)]}
     computes["loops"] = kernels.in_use()            # the ops' compiled loops, or numpy forms
     if args.engine == "torch":
         train_step.child(args)

@@ -607,28 +607,30 @@ def test_a_child_mode_run_by_hand_prints_its_figures(name, arguments, key):
 
 def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
     """A real, tiny run of benchmarks/envelope.py (--tiny: the recipe's graph, its arrays
-    tiny): every variant timed; one part takes the batch whole and the numpy forms compute what
-    the compiled loops do, so both train the same model (their losses agree with ours to
-    rounding); free kernels compute nothing for layer norm, GELU and softmax (their losses are
-    not the model's). CI has the C compiler that builds the loops."""
+    tiny): every variant timed; one part takes the batch whole, one graph takes it whole by
+    halves, and the numpy forms compute what the compiled loops do, so all three train the same
+    model (their losses agree with ours to rounding); free kernels compute nothing for layer
+    norm, GELU and softmax (their losses are not the model's). CI has the C compiler that builds
+    the loops."""
     out = tmp_path / "envelope.json"
     script("envelope.py", "--tiny", "--blocks", "1", "--reps", "2", "--warmup", "0", "--json",
            str(out), check=True)
     figures = json.loads(out.read_text())
     assert figures["tiny"]
     variants = ["ours", "one-part", "free-kernels", "one-part-free-kernels", "numpy-forms",
-                "one-part-numpy-forms"]
+                "one-part-numpy-forms", "one-graph"]
     assert all(figures["median_ms"][name] > 0 for name in variants)
-    assert [figures["micro_batches"][name] for name in variants] == [2, 1, 2, 1, 2, 1]
+    assert [figures["micro_batches"][name] for name in variants] == [2, 1, 2, 1, 2, 1, 1]
     ours = {"layer_norm": "tinyautograd.functional", "gelu": "tinyautograd.ops",
             "attention": "tinyformer.attention", "adam_update": "tinyautograd.optim",
-            "loops": True}
+            "linear": "tinyautograd.ops", "loops": True}
     free = dict(ours, layer_norm="__main__", gelu="__main__", attention="__main__")
     numpy_forms = dict(ours, loops=False)
+    by_halves = dict(ours, linear="__main__")
     assert [figures["kernels"][name] for name in variants] == [ours, ours, free, free,
-                                                               numpy_forms, numpy_forms]
+                                                               numpy_forms, numpy_forms, by_halves]
     losses = {name: np.array(figures["losses"][name]) for name in figures["losses"]}
-    for name in ("one-part", "numpy-forms", "one-part-numpy-forms"):
+    for name in ("one-part", "numpy-forms", "one-part-numpy-forms", "one-graph"):
         np.testing.assert_allclose(losses[name], losses["ours"], rtol=1e-5)
     for name in ("free-kernels", "one-part-free-kernels"):
         assert not np.allclose(losses[name], losses["ours"], rtol=1e-3)   # NaN counts as apart
@@ -1133,7 +1135,7 @@ def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
 
 @pytest.mark.parametrize("name, says", [
     ("blocks.py", "then with all of them together; same seed, same steps, same data."),
-    ("envelope.py", "ours as the trainer takes it and five variants of it, beside PyTorch's."),
+    ("envelope.py", "ours as the trainer takes it and six variants of it, beside PyTorch's."),
     # and how to read what each prints: their help stopped at the docstring's first line
     ("train_step.py", "it reports how close each engine comes to the machine's matrix"),
     ("generation.py", "Tokens per second counts the new tokens of every row of the batch."),
