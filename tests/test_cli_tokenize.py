@@ -19,6 +19,7 @@ from full_disk import files_limited_to
 from tinyformer import tokenizers
 from tinyformer.files import iter_text
 from tinyformer.pretrained import save_gpt2_tokenizer
+from tinyformer.progress import CountProgress
 from tinyformer.tokenizers import compression, load_tokenizer, split_shown
 from tinyformer.train import Trainer
 from tinyformer.train_config import TrainConfig
@@ -128,6 +129,27 @@ def test_train_prints_vocabulary_time_and_compression(tmp_path, corpus):
     assert "280 ids: 256 bytes + 23 merges + 1 special (<eos>)" in result.stdout
     assert "bytes per token" in result.stdout and " s, saved to " in result.stdout
     assert "Training" in result.stderr          # the progress note stays off stdout
+
+
+def test_train_shows_the_merges_learned_on_stderr(tmp_path, corpus, monkeypatch):
+    # A BPE of 2 MB with 1024 ids trained for seconds with no sign of life. Lines from the
+    # first merge on here, not after a second; into a pipe, a plain line each tenth.
+    monkeypatch.setattr(CountProgress, "AFTER", 0.0)
+    result = run("train", corpus, "--vocab-size", 300, "--out", tmp_path / "t.json")
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Training a 300-token BPE")
+    merges = [line for line in lines[1:] if line.startswith("merge ")]
+    assert len(merges) == 10 == len(lines) - 1
+    assert merges[-1].startswith("merge 40/40 | ")      # 300 - 256 bytes - 4 special
+    assert result.stdout.startswith("Trained a 300-token BPE")   # stdout keeps the report
+
+
+def test_train_of_a_run_shows_the_merges_of_its_bpe(tmp_path, corpus, monkeypatch):
+    monkeypatch.setattr(CountProgress, "AFTER", 0.0)
+    result = train(corpus, "bpe", tmp_path / "run", "--vocab-size", 300, "--iters", 1)
+    assert result.exit_code == 0, result.output
+    assert "merge 44/44 | " in result.stderr        # 300 - 256 bytes: no special token
 
 
 def test_train_of_the_bytes_alone_says_it_has_no_merges(tmp_path, corpus):

@@ -10,7 +10,7 @@ import termios
 
 import pytest
 
-from tinyformer.progress import FileProgress, Progress, duration
+from tinyformer.progress import CountProgress, FileProgress, Progress, duration
 from tinyformer.train import TrainConfig, Trainer
 
 
@@ -237,3 +237,37 @@ def test_a_quick_pass_over_a_file_shows_nothing():
         progress.update(1_000_000)
     progress.clear()
     assert out.getvalue() == ""
+
+
+def test_counted_work_into_a_file_says_each_tenth_and_its_last_count():
+    out = io.StringIO()
+    progress = CountProgress("merge", 20, stream=out, after=0.0)
+    for done in range(1, 21):
+        progress.update(done)
+    progress.close()                              # plain lines end themselves
+    lines = out.getvalue().splitlines()
+    assert [line.split(" |")[0] for line in lines] == [f"merge {d:>2}/20"
+                                                       for d in range(2, 21, 2)]
+    assert re.fullmatch(r"merge 20/20 \| [\d,]+ merges/s \| 0:00 left", lines[-1])
+
+
+def test_counted_work_on_a_terminal_is_redrawn_a_few_times_a_second_and_ends_shown():
+    out = Terminal()
+    # An interval no test outlasts: the first update draws, the others wait, but the last.
+    progress = CountProgress("merge", 1000, stream=out, after=0.0, interval=3600.0)
+    for done in range(1, 1001):
+        progress.update(done)
+    assert out.getvalue().count("\r") == 2
+    assert out.getvalue().startswith("\rmerge    1/1000 | ")
+    progress.close()
+    assert re.search(r"\rmerge 1000/1000 \| [\d,]+ merges/s \| 0:00 left\033\[K\n$",
+                     out.getvalue())
+
+
+def test_quick_counted_work_shows_nothing():
+    for out in (io.StringIO(), Terminal()):
+        progress = CountProgress("merge", 100, stream=out)          # a second before a line
+        for done in range(1, 101):
+            progress.update(done)
+        progress.close()
+        assert out.getvalue() == ""

@@ -14,6 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tinyformer import tokenizers
+from tinyformer.progress import CountProgress
 from tinyformer.schema import option_name
 from tinyformer.tokenizers import (BPETokenizer, CharTokenizer, Tokenizer, compression,
                                    describe_vocabulary, encode_prompt, load_tokenizer, merge,
@@ -175,6 +176,21 @@ def test_bpe_learns_the_wikipedia_example():
     assert tok.merges == [(a, a), (a, b), (256, 257)]
     assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, a, ord("c")]
     assert tok.tokens_of("aaabdaaabac") == ["aaab", "d", "aaab", "a", "c"]
+
+
+def test_bpe_training_shows_its_merges_only_when_asked(monkeypatch, capsys):
+    # A BPE of a few MB trained for seconds to a minute with no sign of life; the Python
+    # API stays quiet unless asked. No second's wait here before the first line.
+    monkeypatch.setattr(CountProgress, "AFTER", 0.0)
+    text = "the cat sat on the mat; the dog sat on the log. " * 20
+    quiet = BPETokenizer.train(text, 270, ["<eos>"])
+    assert capsys.readouterr() == ("", "")
+    shown = BPETokenizer.train(text, 270, ["<eos>"], progress=True)
+    assert shown.merges == quiet.merges
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert out == "" and len(lines) == 10                  # into a file: a line a tenth
+    assert lines[-1].startswith("merge 13/13 | ")          # 270 - 256 bytes - 1 special
 
 
 def test_bpe_counts_pairs_within_chunks_weighted_by_frequency():

@@ -87,7 +87,8 @@ def train_tokenizer(config: TrainConfig, chunks: Chunks,
         if size >= BPE_TRAIN_CHARS:
             break
     return BPETokenizer.train("".join(sample), config.vocab_size, special_tokens,
-                              name=option_name)          # as the settings are named
+                              name=option_name,          # as the settings are named
+                              progress=True)             # seconds to a minute: show them
 
 
 def encode_chunks(tokenizer: Tokenizer, chunks: Chunks, source: str | None = None,

@@ -1,6 +1,7 @@
 """A one-line progress bar for training: step, loss, tokens per second, the cores the steps
-run on, time left (for the steps and the evaluations still to come); and one for a long pass
-over a file (a large corpus tokenised): the share done and the time left.
+run on, time left (for the steps and the evaluations still to come); one for a long pass over a file
+(a large corpus tokenised): the share done and the time left; and one for work counted in
+units (a BPE's merges): how many are done, how many a second, and the time left.
 
 On a terminal the line redraws itself in place (carriage return); into a file or a pipe, or
 on a dumb terminal, it prints a plain line every so often instead, so logs stay readable.
@@ -84,6 +85,13 @@ class StatusLine:
             self.stream.flush()
             self.shown = False
 
+    def close(self) -> None:
+        """End the line drawn in place, leaving it shown (the work's last state)."""
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = False
+
 
 class Progress(StatusLine):
     """A training run's progress line: step `start` + 1 to `total`, the loss, tokens a second
@@ -138,13 +146,6 @@ class Progress(StatusLine):
         elif done % self.every == 0 or step == self.total:
             self.print(" | ".join(parts))
 
-    def close(self) -> None:
-        """End the line drawn in place, leaving it shown (the run's last state)."""
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
-
     def elapsed(self) -> float:
         """Seconds since the progress began, evaluations included."""
         return time.perf_counter() - self.began
@@ -182,3 +183,44 @@ class FileProgress(StatusLine):
         elif int(share * 10) > self.tenths_said:
             self.tenths_said = int(share * 10)
             self.print(line)
+
+
+class CountProgress(StatusLine):
+    """Work of `total` units (a BPE's merges, `what` = "merge"): the units done, how many a
+    second and the time left, shown as Progress shows the steps: on a terminal one line
+    redrawn in place, at most once every `interval` seconds (a unit may take microseconds:
+    drawing each would slow the work), and its last state when the work is done; into a file
+    or a pipe a plain line at each tenth. Only once the work has taken `after` seconds: quick
+    work shows nothing. `close` ends the line, leaving it shown."""
+
+    AFTER = 1.0          # seconds of work before a line shows
+    INTERVAL = 0.2       # seconds between redraws on a terminal: a few a second
+
+    def __init__(self, what: str, total: int, stream: TextIO | None = None,
+                 after: float | None = None, interval: float | None = None) -> None:
+        super().__init__(stream)
+        self.what, self.total = what, max(1, total)
+        self.after = self.AFTER if after is None else after
+        self.interval = self.INTERVAL if interval is None else interval
+        self.began = time.perf_counter()
+        self.drawn_at = -float("inf")    # when the line was last redrawn
+        self.tenths_said = 0             # plain lines: the last tenth said
+
+    def update(self, done: int) -> None:
+        """After the `done`-th unit."""
+        now = time.perf_counter()
+        elapsed = now - self.began
+        finished = done >= self.total
+        if elapsed < self.after or (self.live and not finished
+                                    and now - self.drawn_at < self.interval):
+            return
+        rate = done / elapsed if elapsed else 0.0
+        left = elapsed / done * (self.total - done) if done else 0.0
+        parts = [f"{self.what} {done:>{len(str(self.total))}}/{self.total}",
+                 f"{rate:,.0f} {self.what}s/s", f"{duration(left)} left"]
+        if self.live:
+            self.drawn_at = now
+            self.redraw(fitted(parts, width(self.stream) - 1))
+        elif done * 10 // self.total > self.tenths_said:
+            self.tenths_said = done * 10 // self.total
+            self.print(" | ".join(parts))

@@ -40,6 +40,7 @@ import regex
 
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
                     NotRegularFile, iter_text, open_regular, shown, version_problem)
+from .progress import CountProgress
 from .schema import BadInput, Whole, check_settings
 from .summary import counted
 
@@ -287,14 +288,16 @@ def compression_of(n_tokens: int, n_characters: int, n_bytes: int) -> str:
 def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
                     special_tokens: Sequence[str] = (),
                     log: Callable[[str], None] = print,
-                    name: Callable[[str], str] = str) -> tuple[Tokenizer, list[str]]:
+                    name: Callable[[str], str] = str,
+                    progress: bool = False) -> tuple[Tokenizer, list[str]]:
     """A `kind` ("bpe" or "char") tokenizer learned from the UTF-8 text file at `path`, and a
     report of it for a person: what was trained and how long it took, its vocabulary, and its
     compression of the text. `vocab_size` is a BPE's whole vocabulary (bytes, merges and
     `special_tokens`; a char tokenizer's is its text's characters, and ignores it). `log`
     hears what is starting (a BPE of a large text takes a while); `name(key)` says how a
-    setting is called to the caller's user (`--vocab-size`). ValueError for a file that
-    cannot be used, or too little text for the merges."""
+    setting is called to the caller's user (`--vocab-size`); `progress=True` shows a BPE's
+    merges as they are learned (BPETokenizer.train's). ValueError for a file that cannot be
+    used, or too little text for the merges."""
     text = "".join(iter_text(path, "input file"))
     # The text's own bytes: a file's line ends (\r\n) and byte order mark are not its text;
     # and a pipe (/dev/stdin) has no size to ask the file system for.
@@ -302,7 +305,8 @@ def train_tokenizer(path: StrPath, kind: str, vocab_size: int,
     what = f"a {vocab_size}-token BPE" if kind == "bpe" else "a char tokenizer"
     log(f"Training {what} on {path} ({counted(n_text_bytes, 'byte')})...")
     start = time.perf_counter()
-    tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens, name=name)
+    tok = (BPETokenizer.train(text, vocab_size, special_tokens=special_tokens, name=name,
+                              progress=progress)
            if kind == "bpe" else CharTokenizer.train(text, special_tokens=special_tokens))
     seconds = time.perf_counter() - start
     n_tokens = count_tokens(tok, text)
@@ -1200,7 +1204,7 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def train(cls, text: str, vocab_size: int, special_tokens: Iterable[str] = (),
-              name: Callable[[str], str] = str) -> BPETokenizer:
+              name: Callable[[str], str] = str, progress: bool = False) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text`, so that the
         tokenizer's vocab_size is exactly the one asked for. Special tokens written in the text
         are borders, not text to learn from (the tokenizers library's trainer learns merges
@@ -1212,7 +1216,9 @@ class BPETokenizer(Tokenizer):
         of one letter would make one). ValueError if the text runs out of pairs before so many
         merges, or their tokens would pass MAX_VOCABULARY_BYTES in all, naming the largest
         vocab_size it gives. `name(key)` says how a setting is called to the caller's user
-        (`--vocab-size` on the command line)."""
+        (`--vocab-size` on the command line). `progress=True` shows the merges done on stderr
+        as training's progress line does, once training has taken a second (a 1024-id BPE of
+        a few MB takes seconds to a minute); quiet by default."""
         special_tokens = check_special_tokens(special_tokens)
         check_text_to_train_on(text)
         check_utf8(text, "the text to train on")     # a lone surrogate has no bytes to merge
@@ -1290,47 +1296,55 @@ class BPETokenizer(Tokenizer):
             return lengths[pair[0]] + lengths[pair[1]] > cls.MAX_TOKEN_BYTES
 
         merges = []
-        for new_id in range(256, 256 + n_merges):
-            while queue and (pair_counts.get(queue[0][1]) != -queue[0][0]
-                             or too_long(queue[0][1])):
-                heapq.heappop(queue)                 # out of date, or never to be merged
-            if not queue:
-                raise BadInput(f"the text has only {counted(len(merges), 'merge')} to "
-                               f"learn; ask for a {name('vocab_size')} of at most "
-                               f"{new_id + len(special_tokens)}")
-            best = heapq.heappop(queue)[1]
-            merges.append(best)
-            a, b = best
-            lengths.append(lengths[a] + lengths[b])
-            total += lengths[-1]
-            if total > cls.MAX_VOCABULARY_BYTES:       # as the constructor would refuse it
-                raise BadInput(f"the text's merges make tokens of more than "
-                               f"{cls.MAX_VOCABULARY_BYTES:,} bytes in all, more than a "
-                               f"tokenizer may hold; ask for a {name('vocab_size')} of at "
-                               f"most {new_id + len(special_tokens)}")
-            # Only the places holding the pair change, and the pairs beside them: (x, a) and
-            # (b, y) around "a b" become (x, new) and (new, y). Left to right, as `merge` goes:
-            # in "a a a" the first two join, and the third is left alone.
-            for p in sorted(set(places.pop(best))):
-                q = nxt[p]
-                if ids[p] != a or q == -1 or ids[q] != b:
-                    continue                 # out of date: a merge before took a token here
-                left, right = prev[p], nxt[q]
-                tally(best, p, -1)
-                if left != -1:
-                    tally((ids[left], a), left, -1)
-                    tally((ids[left], new_id), left, +1)
-                if right != -1:
-                    tally((b, ids[right]), q, -1)
-                    tally((new_id, ids[right]), p, +1)
-                ids[p], ids[q] = new_id, -1          # -1: no token is here any more
-                nxt[p] = right
-                if right != -1:
-                    prev[right] = p
-            for pair in changed:
-                if pair in pair_counts:
-                    heapq.heappush(queue, (-pair_counts[pair], pair))
-            changed.clear()
+        # A BPE of a few MB takes seconds to a minute, nearly all of it in the merges.
+        shown = CountProgress("merge", n_merges) if progress else None
+        try:
+            for new_id in range(256, 256 + n_merges):
+                while queue and (pair_counts.get(queue[0][1]) != -queue[0][0]
+                                 or too_long(queue[0][1])):
+                    heapq.heappop(queue)                 # out of date, or never to be merged
+                if not queue:
+                    raise BadInput(f"the text has only {counted(len(merges), 'merge')} to "
+                                   f"learn; ask for a {name('vocab_size')} of at most "
+                                   f"{new_id + len(special_tokens)}")
+                best = heapq.heappop(queue)[1]
+                merges.append(best)
+                a, b = best
+                lengths.append(lengths[a] + lengths[b])
+                total += lengths[-1]
+                if total > cls.MAX_VOCABULARY_BYTES:       # as the constructor would refuse it
+                    raise BadInput(f"the text's merges make tokens of more than "
+                                   f"{cls.MAX_VOCABULARY_BYTES:,} bytes in all, more than a "
+                                   f"tokenizer may hold; ask for a {name('vocab_size')} of at "
+                                   f"most {new_id + len(special_tokens)}")
+                # Only the places holding the pair change, and the pairs beside them: (x, a) and
+                # (b, y) around "a b" become (x, new) and (new, y). Left to right, as `merge` goes:
+                # in "a a a" the first two join, and the third is left alone.
+                for p in sorted(set(places.pop(best))):
+                    q = nxt[p]
+                    if ids[p] != a or q == -1 or ids[q] != b:
+                        continue                 # out of date: a merge before took a token here
+                    left, right = prev[p], nxt[q]
+                    tally(best, p, -1)
+                    if left != -1:
+                        tally((ids[left], a), left, -1)
+                        tally((ids[left], new_id), left, +1)
+                    if right != -1:
+                        tally((b, ids[right]), q, -1)
+                        tally((new_id, ids[right]), p, +1)
+                    ids[p], ids[q] = new_id, -1          # -1: no token is here any more
+                    nxt[p] = right
+                    if right != -1:
+                        prev[right] = p
+                for pair in changed:
+                    if pair in pair_counts:
+                        heapq.heappush(queue, (-pair_counts[pair], pair))
+                changed.clear()
+                if shown:
+                    shown.update(len(merges))
+        finally:
+            if shown:
+                shown.close()           # leaves the last count shown
         return cls(merges, special_tokens)
 
     @property

@@ -620,10 +620,11 @@ def tokenize_train(ctx, input_path, kind, vocab_size, specials, no_special, out_
     # Unreadable text, too little for the merges: BadInput. Any other ValueError from the
     # training is a bug of ours.
     with input_errors(BadInput):
-        # BPE on a large corpus takes a while: say so (on stderr: stdout keeps the result).
+        # BPE on a large corpus takes a while: say so, and show the merges as they are
+        # learned (on stderr: stdout keeps the result).
         tok, report = train_tokenizer(input_path, kind, vocab_size, specials,
                                       log=warn,
-                                      name=option_name)
+                                      name=option_name, progress=True)
     with input_errors(OSError):                  # e.g. the disk filled up since the check
         tok.save(out_path)
     click.echo(f"{report[0]}, saved to {out_path}\n" + "\n".join(report[1:]))
