@@ -601,7 +601,8 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
                                           {"Sequence": {"id": "A", "type_id": 0}}],
                                "pair": [], "special_tokens": {}}),
      "post_processor 'TemplateProcessing': it adds tokens"),
-    (set_at("added_tokens", 0, "lstrip", True), "added token '<|endoftext|>' has lstrip"),
+    (set_at("added_tokens", 0, "single_word", True),
+     "added token '<|endoftext|>' has single_word"),
     (set_at("added_tokens", 0, "id", -1), "added token '<|endoftext|>' has id -1"),
     (set_at("added_tokens", 0, "id", "0"), "added token '<|endoftext|>' has id '0'"),
     (lambda data: data["pre_tokenizer"]["pretokenizers"].reverse(),
@@ -1350,3 +1351,34 @@ def test_train_refuses_a_models_folder_whose_tokenizer_it_cannot_save(tmp_path):
                          "--out", tmp_path / "run")
     assert_input_error(trained, "tokenizer.json", "a run saves its tokenizer")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("normalized", [False, True])
+def test_added_tokens_that_take_the_whitespace_beside_them_split_as_the_library_splits(
+        tmp_path, normalized):
+    """An added token with lstrip (RoBERTa's <mask>) or rstrip takes the whitespace before,
+    or after, it into its id: Unicode's White_Space, as Rust's (not \\x1c, which Python's
+    isspace takes), and only back to the token before. Special or not, found in the text as
+    written or (normalized) in the normalised text."""
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["the kite is red. the boat is green. " * 20], trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tok.add_special_tokens([AddedToken("<mask>", lstrip=True, normalized=normalized),
+                            AddedToken("<sep>", rstrip=True, normalized=normalized)])
+    tok.add_tokens([AddedToken("[x]", lstrip=True, rstrip=True, normalized=normalized)])
+    tok.save(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    assert (ours.lstrip_tokens, ours.rstrip_tokens) == (["<mask>"], ["<sep>"])
+    texts = ["the kite is <mask>.", "is  \t<mask><mask> <mask>", "<mask> x", " <sep>  red",
+             "a [x] b  [x]", "a\u3000<mask>\x1c<mask>", "<sep> <mask>", "<sep>\n\n[x] <mask>"]
+    for text in texts:
+        ids = tok.encode(text).ids
+        assert ours.encode(text, allow_special=True) == ids, text
+        assert ours.decode(ids) == tok.decode(ids, skip_special_tokens=False)
+    tok.encode_special_tokens = True             # the special ones as plain text, [x] still not
+    for text in texts:
+        assert ours.encode(text) == tok.encode(text).ids, text

@@ -334,13 +334,16 @@ def test_count_tokens_is_the_length_of_the_whole_texts_ids(text, piece_chars):
 @given(st.text(alphabet=SPACES_AND_SOME, max_size=60), st.integers(1, 8), st.integers(1, 9),
        st.booleans())
 @example("a <eos> b", 2, 3, True)
+@example("a<eos>  b <eos>\n b", 1, 4, True)
 def test_encode_pieces_give_the_whole_texts_ids_and_split(text, piece_chars, chunk_chars,
                                                           allow_special):
     # `tokenize encode` and `show --file` encode a file a piece at a time, as it is read in
-    # chunks (here of chunk_chars characters), and write each piece's part as it goes.
+    # chunks (here of chunk_chars characters), and write each piece's part as it goes; a
+    # special token that takes the whitespace after it (rstrip) takes it across a cut too.
     chunks = [text[i:i + chunk_chars] for i in range(0, len(text), chunk_chars)]
     with mock.patch.object(tokenizers, "PIECE_CHARS", piece_chars):
-        for tok in (BPE, CharTokenizer.train(SPACES_AND_SOME, special_tokens=SPECIALS)):
+        for tok in (BPE, CharTokenizer.train(SPACES_AND_SOME, special_tokens=SPECIALS),
+                    BPETokenizer(BPE.merges, SPECIALS, lstrip=["<eos>"], rstrip=["<eos>"])):
             pieces = list(tokenizers.encode_pieces(tok, chunks, allow_special))
             whole = tok.encode(text, allow_special)
             assert "".join(piece for piece, _ in pieces) == text
@@ -925,3 +928,49 @@ def test_check_special_tokens_raises_what_its_help_says_for_a_lone_string():
     assert "TypeError" in tokenizers.check_special_tokens.__doc__
     with pytest.raises(TypeError):
         tokenizers.check_special_tokens("<eos>")
+
+
+# -- a BPE's <mask> takes the whitespace before it ----------------------------------------------
+
+def test_a_bpe_mask_takes_the_space_before_it_as_robertas_does():
+    """A BERT hides whole tokens, and a word's token holds its space (" sat"): "on <mask>."
+    read as a lone space and the mask, a space the model never saw before a hidden token,
+    and it filled the mask with another space. The mask takes the space, as RoBERTa's <mask>
+    (lstrip) does, and the model's " sat" in its place reads back with one space."""
+    mask, sat = BPE.token_to_id("<mask>"), BPE.encode(" sat")
+    assert len(sat) == 1
+    for text, before in [("they <mask> again", "they"), ("they  \t\n<mask> again", "they"),
+                         ("<mask> again", "")]:
+        ids = BPE.encode(text, allow_special=True)
+        assert ids == BPE.encode(before) + [mask] + BPE.encode(" again"), text
+        filled = [sat[0] if i == mask else i for i in ids]
+        assert BPE.decode(filled) == f"{before} sat again"
+    # No other token takes its whitespace, and plain text is as it was
+    assert BPE.encode("a <eos>", allow_special=True) == BPE.encode("a ") + [BPE.special_id("<eos>")]
+    assert BPE.encode("they <mask> again") == BPE.encode("they ") + BPE.encode("<mask> again")
+    for text in [TEXT, "they <mask> again", " \t x  "]:
+        assert BPE.decode(BPE.encode(text)) == text
+    # A char tokenizer's mask hides one character, a space as any other: it takes none.
+    assert CHAR.encode("on <mask>", allow_special=True) == CHAR.encode("on ") + [
+        CHAR.special_id("<mask>")]
+
+
+def test_which_special_tokens_take_the_space_survives_saving_and_old_files_load(tmp_path):
+    path = tmp_path / "tok.json"
+    BPE.save(path)
+    assert "lstrip" not in json.loads(path.read_text())      # as files were written before
+    assert load_tokenizer(path).lstrip_tokens == ["<mask>"]
+    # One saved before which tokens take spaces was written: its mask takes the space too
+    path.write_text(json.dumps({"type": "bpe", "merges": [], "special_tokens": ["<mask>"]}))
+    assert load_tokenizer(path).encode("a <mask>", allow_special=True) == [97, 256]
+    for lstrip, rstrip in [([], []), (["<eos>"], ["<mask>"])]:
+        tok = BPETokenizer(BPE.merges, SPECIALS, lstrip=lstrip, rstrip=rstrip)
+        tok.save(path)
+        loaded = load_tokenizer(path)
+        assert (loaded.lstrip_tokens, loaded.rstrip_tokens) == (lstrip, rstrip)
+        assert loaded.encode(" <eos> <mask> x", True) == tok.encode(" <eos> <mask> x", True)
+    assert load_tokenizer(path).encode(" <eos> <mask> x", allow_special=True) == [
+        BPE.special_id("<eos>"), ord(" "), BPE.special_id("<mask>"), ord("x")]
+    with pytest.raises(ValueError, match=r"^lstrip token '<sep>' is not one of the special "
+                                         r"tokens \['<pad>', "):
+        BPETokenizer(BPE.merges, SPECIALS, lstrip=["<sep>"])

@@ -494,10 +494,9 @@ def test_a_special_token_trained_first_is_named_with_what_to_do(tmp_path, files)
         load_gpt2_tokenizer(tmp_path)
 
 
-@pytest.mark.parametrize("setting", ["lstrip", "rstrip", "single_word"])
+@pytest.mark.parametrize("setting", ["single_word"])
 def test_an_added_token_matched_otherwise_in_tokenizer_config_is_refused(ours, tmp_path, setting):
-    # transformers would take the spaces beside <|endoftext|> into it, or match it only as a
-    # word: other ids than ours.
+    # transformers would match <|endoftext|> only as a word: other ids than ours.
     save_gpt2_tokenizer(ours, tmp_path)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text("utf-8"))
     config["added_tokens_decoder"]["456"][setting] = True
@@ -505,6 +504,41 @@ def test_an_added_token_matched_otherwise_in_tokenizer_config_is_refused(ours, t
     with pytest.raises(ValueError, match=f"tokenizer_config.json: added token "
                                          f"'<\\|endoftext\\|>' has {setting}: "):
         load_gpt2_tokenizer(tmp_path)
+
+
+STRIPPED = ["a <|endoftext|> b", "a  \t<|endoftext|>\n\nb", "<|endoftext|> <|endoftext|>x",
+            " \u3000<|endoftext|>\x1c", "a<|endoftext|>  "]
+
+
+@pytest.mark.parametrize("sides", [["lstrip"], ["rstrip"], ["lstrip", "rstrip"]])
+def test_an_added_token_that_takes_the_whitespace_beside_it_is_read_as_transformers_reads_it(
+        ours, saved_by_transformers, tmp_path, sides):
+    """lstrip and rstrip (RoBERTa's <mask> has lstrip) take the whitespace before, or after,
+    the token into it: in tokenizer_config.json and in a tokenizer.json, read by
+    load_gpt2_tokenizer and read_tokenizer_json, the ids are transformers' ids."""
+    save_gpt2_tokenizer(ours, tmp_path / "config")
+    config = json.loads((tmp_path / "config" / "tokenizer_config.json").read_text("utf-8"))
+    data = their_tokenizer_json(saved_by_transformers)
+    for side in sides:
+        config["added_tokens_decoder"]["456"][side] = True
+        data["added_tokens"][0][side] = True
+    garble(tmp_path / "config", "tokenizer_config.json", json.dumps(config))
+    (tmp_path / "json").mkdir()
+    garble(tmp_path / "json", "tokenizer.json", json.dumps(data))
+    for folder, read in [("config", load_gpt2_tokenizer), ("json", load_gpt2_tokenizer),
+                         ("json", read_tokenizer_json)]:
+        mine = read(tmp_path / folder)
+        theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / folder)
+        for text in STRIPPED:
+            ids = mine.encode(text, allow_special=True)
+            assert ids == theirs.encode(text, add_special_tokens=False), (folder, text)
+            assert mine.decode(ids) == theirs.decode(ids)
+        # saved again in GPT-2's files, the token still takes its whitespace
+        if read is load_gpt2_tokenizer:
+            save_gpt2_tokenizer(mine, tmp_path / f"again-{folder}")
+            again = load_gpt2_tokenizer(tmp_path / f"again-{folder}")
+            assert [again.encode(text, allow_special=True) for text in STRIPPED] == \
+                [mine.encode(text, allow_special=True) for text in STRIPPED]
 
 
 def test_merged_ids_out_of_order_are_refused(ours, tmp_path):
@@ -667,7 +701,7 @@ def test_bad_added_tokens_in_a_tokenizer_json_are_refused(ours, tmp_path, entry,
         load_gpt2_tokenizer(tmp_path / "other")
 
 
-@pytest.mark.parametrize("setting", ["lstrip", "rstrip", "single_word", "normalized"])
+@pytest.mark.parametrize("setting", ["single_word", "normalized"])
 def test_an_added_token_matched_otherwise_in_a_tokenizer_json_is_refused(
         ours, saved_by_transformers, tmp_path, setting):
     data = their_tokenizer_json(saved_by_transformers)

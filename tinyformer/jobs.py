@@ -38,8 +38,8 @@ from .progress import FileProgress
 from .rundir import (TOKEN_DTYPES, TOKENS, CheckpointError, open_run_file, open_tokens,
                      write_tokens)
 from .schema import BadInput, OneOf, option_name
-from .tokenizers import (BPETokenizer, CharTokenizer, EncodeError, Tokenizer, encode_pieces,
-                         line_and_column, one_line, shown_char)
+from .tokenizers import (MASK, WHITESPACE, BPETokenizer, CharTokenizer, EncodeError, Tokenizer,
+                         encode_pieces, line_and_column, one_line, shown_char)
 from .train_config import TOKENIZER_KINDS, TrainConfig
 from .transformer import Transformer
 
@@ -568,6 +568,11 @@ class MaskedLM(LanguageModelling):
         # A word's tokens are letters, and only its first begins with a space (" pro" "ceed").
         while start > 0 and is_letters[start - 1] and not pieces[start][:1].isspace():
             start -= 1
+        # A mask that takes the whitespace before it (a BPE's <mask>) would take a space
+        # token before the word into it, leaving the model one mask short: hide it too.
+        if MASK in self.tokenizer.lstrip_tokens:
+            while start > 0 and pieces[start - 1] and set(pieces[start - 1]) <= WHITESPACE:
+                start -= 1
         before, after = self.tokenizer.decode(ids[:start]), self.tokenizer.decode(ids[end + 1:])
         # What follows the last line break before the masks, and comes before the first after
         # them (the "|" keeps a line break at the very end, or start, from being lost).

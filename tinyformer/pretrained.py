@@ -68,7 +68,8 @@ from .safetensors import (LFS_POINTER, SafetensorsError, lfs_pointer_message, lo
                           save_file)
 from .tokenizers import (END_OF_TEXT, PRETRAINED_TOKENIZER, TOKENIZER_MODEL, TOKENIZERS,
                          BPETokenizer, Tokenizer, apply_merges, bytes_to_unicode,
-                         lone_surrogate, pre_split, special_pattern, tokenizer_model_advice)
+                         lone_surrogate, pre_split, special_pattern, special_spans,
+                         tokenizer_model_advice)
 
 if TYPE_CHECKING:        # gpt.py imports this module: the class is only named, not imported
     from .gpt import GPT
@@ -1140,7 +1141,9 @@ def save_gpt2_tokenizer(tokenizer: BPETokenizer, directory: StrPath) -> None:
         "tokenizer_class": "GPT2Tokenizer",
         "added_tokens_decoder": {
             str(tokenizer.special_id(token)): {
-                "content": token, "special": True, "lstrip": False, "rstrip": False,
+                "content": token, "special": True,
+                "lstrip": token in tokenizer.lstrip_tokens,
+                "rstrip": token in tokenizer.rstrip_tokens,
                 "normalized": False, "single_word": False}
             for token in specials},
         "bos_token": eot, "eos_token": eot, "unk_token": eot,
@@ -1245,16 +1248,16 @@ def _gpt2_tokenizer(directory, vocab, merges, added, where):
     # tokens it lacks (each must take the next id).
     special_tokens = tokens[256 + len(merges):]
     _check_tokens_after_the_merges(vocab, merges, special_tokens,
-                                   {token for _, token, _ in added} | _named_special(directory),
+                                   {token for _, token, *_ in added} | _named_special(directory),
                                    where)
-    for i, token, special in added:
+    for i, token, special, _ in added:
         if type(i) is not int or not isinstance(token, str):
             raise PretrainedError(f"{where['added']}: added token {shown(token)} has id "
                                   f"{shown(i)}; expected a string and a whole number")
         if not special:
             raise PretrainedError(f"{where['added']}: added token {shown(token)} is not special; "
                                   f"tinyformer reads only special added tokens")
-    for i, token, _ in sorted(added):
+    for i, token, *_ in sorted(added):
         if i == len(tokens):
             tokens.append(token)
             special_tokens.append(token)
@@ -1276,7 +1279,9 @@ def _gpt2_tokenizer(directory, vocab, merges, added, where):
                                   f"spells in GPT-2's vocabulary, where tinyformer's BPE "
                                   f"decodes a special token as its text; {instead}")
     try:
-        return BPETokenizer(merge_ids, special_tokens, [BYTE_OF[token] for token in tokens[:256]])
+        return BPETokenizer(merge_ids, special_tokens, [BYTE_OF[token] for token in tokens[:256]],
+                            *[list({token for _, token, _, sides in added if side in sides})
+                              for side in ("lstrip", "rstrip")])
     except ValueError as e:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
 
@@ -1386,7 +1391,8 @@ def _read_vocab_and_merges(directory):
                               f"{{\"content\": token, ...}}") from None
     for _, token, entry in added:
         check_added_token(config_path, token, entry)
-    added = [(i, token, entry.get("special", True)) for i, token, entry in added]
+    added = [(i, token, entry.get("special", True), _sides_taken(entry))
+             for i, token, entry in added]
     return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
                                   "added": config_path}
 
@@ -1398,13 +1404,19 @@ ADDED_TOKENS_JSON = "added_tokens.json"
 
 
 def _legacy_added_tokens(directory, path):
-    """The added tokens of added_tokens.json, as (id, token, special), each special, as
+    """The added tokens of added_tokens.json, as (id, token, special, ()), each special, as
     transformers takes it, where the files beside it name it so (or it is <|endoftext|>)."""
     tokens = _read_hf_file(path)
     if not (isinstance(tokens, dict) and all(type(i) is int for i in tokens.values())):
         raise PretrainedError(f"{path}: expected a JSON object of token -> id")
     named = {END_OF_TEXT, *_named_special(directory)}
-    return [(i, token, token in named) for token, i in tokens.items()]
+    return [(i, token, token in named, ()) for token, i in tokens.items()]
+
+
+def _sides_taken(entry):
+    """The sides, of "lstrip" and "rstrip", whose whitespace the added token of `entry` (as
+    tokenizer_config.json or tokenizer.json writes it) takes into it."""
+    return tuple(side for side in ("lstrip", "rstrip") if entry.get(side))
 
 
 def _gpt2_tokenizer_json(path):
@@ -1437,7 +1449,8 @@ def _gpt2_tokenizer_json(path):
     _refuse_additions(os.path.dirname(path), ["add_prefix_space"])
     for _, token, entry in added:
         check_added_token(path, token, entry)
-    added = [(i, token, entry.get("special", True)) for i, token, entry in added]
+    added = [(i, token, entry.get("special", True), _sides_taken(entry))
+             for i, token, entry in added]
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
 
 
@@ -1505,10 +1518,9 @@ def _refuse_additions(directory, settings):
 # An added token's settings that change which text it matches, in transformers' tokenizers
 # (GPT-2's, Llama's, Qwen's): their ids would be other than ours, which match the token
 # anywhere. ("normalized" is reproduced: ByteLevelBPE finds such a token in the normalised
-# text, as the library does. GPT-2's files have no normaliser, so there it changes nothing.)
-MATCHED_OTHERWISE = {"lstrip": "it takes the spaces before the token into it",
-                     "rstrip": "it takes the spaces after the token into it",
-                     "single_word": "it matches the token only as a whole word"}
+# text, as the library does. GPT-2's files have no normaliser, so there it changes nothing.
+# "lstrip" and "rstrip", the whitespace taken into the token, are read: special_spans.)
+MATCHED_OTHERWISE = {"single_word": "it matches the token only as a whole word"}
 
 
 def check_added_token(path: StrPath, token: str, entry: dict) -> None:
@@ -1652,23 +1664,31 @@ class ByteLevelBPE(Tokenizer):
     def __init__(self, pieces: list[bytes], byte_ids: list[int],
                  ranks: dict[tuple[int, int], tuple[int, int]], added: dict[str, int],
                  special: list[str], steps: list[tuple], normalization: str | None,
-                 ignore_merges: bool, normalized: set[str]) -> None:
-        super().__init__(special, first_special_id=0)
+                 ignore_merges: bool, normalized: set[str], lstrip: set[str] = frozenset(),
+                 rstrip: set[str] = frozenset()) -> None:
+        super().__init__(special, 0, [token for token in special if token in lstrip],
+                         [token for token in special if token in rstrip])
         self._special_ids = {token: added[token] for token in special}    # their own ids
         self._normalization = normalization            # "NFC", ..., or None
         # The added tokens to find, with special_tokens allowed or not: the other added tokens
         # are found in any text, special ones only when allowed. Those marked "normalized" are
         # found, as the library finds them, in the normalised text, as normalised themselves;
-        # the others in the text as written. Each kind: (token -> id, its pattern).
+        # the others in the text as written. Each kind: (token -> id, its pattern, those of
+        # its tokens that take the whitespace before them (lstrip), and after them (rstrip)).
         self._marked = {}
+        lstrip_ids = {added[token] for token in lstrip}
+        rstrip_ids = {added[token] for token in rstrip}
         for allow in (False, True):
             tokens = {token: i for token, i in added.items() if allow or token not in special}
             as_written = {token: i for token, i in tokens.items() if token not in normalized}
             in_normal = {_normalized(self._normalization, token): i for token, i in tokens.items()
                          if token in normalized}
             # (each pattern tries the longest token first, as the library matches)
-            self._marked[allow] = [(found, special_pattern(list(found), "added token"))
-                                   for found in (as_written, in_normal)]
+            self._marked[allow] = [
+                (found, special_pattern(list(found), "added token"),
+                 {form for form, i in found.items() if i in lstrip_ids},
+                 {form for form, i in found.items() if i in rstrip_ids})
+                for found in (as_written, in_normal)]
         self._pieces = pieces                          # id -> its bytes
         self._byte_ids = byte_ids                      # byte -> id
         self._ranks = ranks                            # (id, id) -> (rank, merged id)
@@ -1750,11 +1770,16 @@ def _normalized(normalization, text):
     return text if normalization is None else unicodedata.normalize(normalization, text)
 
 
-def _marked_pieces(text, tokens, pattern):
+def _marked_pieces(text, tokens, pattern, lstrip, rstrip):
     """`text` cut at the added tokens that `pattern` finds (None: there are none): a list of
-    (piece, None) for the text between them and (token, its id from `tokens`) for each."""
-    return [(piece, tokens[piece] if found else None)
-            for piece, found in _isolated(pattern, text)]
+    (piece, None) for the text between them and (token, its id from `tokens`) for each, the
+    whitespace it takes (`lstrip`, `rstrip`: special_spans') in the token's piece."""
+    pieces, start = [], 0
+    for begin, end, token in special_spans(pattern, text, lstrip, rstrip):
+        pieces += [(text[start:begin], None), (text[begin:end], tokens[token])]
+        start = end
+    pieces.append((text[start:], None))
+    return [(piece, token_id) for piece, token_id in pieces if piece]
 
 
 def _isolated(pattern, text):
@@ -1908,6 +1933,7 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
         # library finds it in the text before the merges, and decodes it as its text.
         pieces[i] = _byte_level_decoded(token)
     added_ids, special, normalized = {}, [], set()
+    stripped = {"lstrip": set(), "rstrip": set()}     # the tokens that take the whitespace
     for i, token, entry in added:             # numbered as the library numbers them
         if not isinstance(token, str):
             raise PretrainedError(f"{path}: an added token's content is {json.dumps(token)}; "
@@ -1933,6 +1959,9 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
             special.append(token)
         if entry.get("normalized"):
             normalized.add(token)
+        for side, tokens in stripped.items():
+            if entry.get(side):
+                tokens.add(token)
     # Two tokens marked "normalized" that normalise alike ("A\u030a" and "\u212b", both
     # "\u00c5" under NFC) are one pattern to find: the library finds either, from one run to
     # the next, so no reading of the file gives its ids.
@@ -1963,7 +1992,8 @@ def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
     try:
         return ByteLevelBPE([pieces.get(i, b"") for i in range(size)], byte_ids, ranks,
                             added_ids, special, steps, normalization,
-                            bool(model.get("ignore_merges")), normalized)
+                            bool(model.get("ignore_merges")), normalized,
+                            stripped["lstrip"], stripped["rstrip"])
     except ValueError as e:             # its added tokens: too long, say
         raise PretrainedError(f"{path}: {e}") from None
 

@@ -33,7 +33,7 @@ import time
 import unicodedata
 from collections import Counter, defaultdict
 from functools import cached_property
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Container, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import regex
@@ -48,6 +48,7 @@ from .summary import counted
 # none, and is version 1.
 TOKENIZER_VERSION = 1
 END_OF_TEXT = "<|endoftext|>"    # GPT-2's one special token: where one document ends
+MASK = "<mask>"                   # what a BERT hides a token behind
 
 
 def escape_controls(text: str) -> str:
@@ -335,13 +336,16 @@ def encode_pieces(tok: Tokenizer, texts: Iterable[str], allow_special: bool = Fa
     chunks (pre_split) always part there (a chunk holds a space only at its start, or among
     other whitespace), and a char tokenizer's ids part anywhere. Another tokenizer's
     pre-tokenizer (a tokenizer.json's is any pattern) may not part there, nor may one whose
-    special tokens hold such a space: its pieces are cut there, or after a new line that a
+    special tokens hold such a space or take the whitespace after them (rstrip): its pieces
+    are cut there, or after a new line that a
     character that is not whitespace follows, only where encoding the CHECK_CHARS on either
     side of the cut, together and apart, gives the same ids (_checked_pieces). A text without
     such a place is one piece. An error names its position in the whole text; given `lines_of`,
     what the text is (a file), an EncodeError says instead "{lines_of}: cannot encode ... at
     line L, column C", which a user finds in a file of many lines."""
-    cuttable = (isinstance(tok, (CharTokenizer, BPETokenizer))
+    # (a cut comes before a run of whitespace: one that a special token before it takes
+    # (rstrip) would be cut from it)
+    cuttable = (isinstance(tok, (CharTokenizer, BPETokenizer)) and not tok.rstrip_tokens
                 and not any(_CUT.search(token) for token in tok.special_tokens))
     pieces = _cut_pieces(texts) if cuttable else _checked_pieces(tok, texts, allow_special)
     offset = 0
@@ -518,6 +522,37 @@ def special_pattern(special_tokens: Sequence[str], what: str = "special token"
                                                                reverse=True)))
 
 
+# The whitespace that a special token with lstrip or rstrip takes into it: Unicode's
+# White_Space characters, as Rust's char::is_whitespace, which the tokenizers library uses
+# (Python's str.isspace also takes \x1c-\x1f, which are not whitespace there).
+WHITESPACE = frozenset("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000"
+                       + "".join(map(chr, range(0x2000, 0x200b))))
+
+
+def special_spans(pattern: re.Pattern | None, text: str, lstrip: Container[str] = (),
+                  rstrip: Container[str] = ()) -> list[tuple[int, int, str]]:
+    """(start, end, token) for each special token that `pattern` (special_pattern's) finds in
+    `text`, in order. A token in `lstrip` takes the whitespace before it into its span (back
+    to the previous token's end), one in `rstrip` the whitespace after it: the tokenizers
+    library's added-token settings of those names, as RoBERTa's <mask> has lstrip, so that
+    "is <mask>" is "is" and the mask, and the model fills the mask with " red", space and
+    all. Every tokenizer here finds its special tokens in a text through this."""
+    spans, taken = [], 0                    # taken: where the last span ended
+    for match in (pattern.finditer(text) if pattern is not None else ()):
+        start, end, token = match.start(), match.end(), match.group()
+        if start < taken:           # inside the whitespace the token before took: text
+            continue
+        if token in lstrip:
+            while start > taken and text[start - 1] in WHITESPACE:
+                start -= 1
+        if token in rstrip:
+            while end < len(text) and text[end] in WHITESPACE:
+                end += 1
+        spans.append((start, end, token))
+        taken = end
+    return spans
+
+
 def _id_sequence(ids):
     """`ids`, which decode iterates, or TypeError, in one line, saying what decode takes:
     Python's own error ("'NoneType' object is not iterable") says neither, and text or bytes
@@ -557,12 +592,26 @@ class Tokenizer:
     padding = 0
     _NOTHING = b""
 
-    def __init__(self, special_tokens: Iterable[str], first_special_id: int) -> None:
+    def __init__(self, special_tokens: Iterable[str], first_special_id: int,
+                 lstrip: Iterable[str] = (), rstrip: Iterable[str] = ()) -> None:
         """A subclass's part: `special_tokens` (strings) take the ids from `first_special_id`
-        on, in order."""
+        on, in order. Those in `lstrip` take the whitespace before them into them where they
+        are found in a text, those in `rstrip` the whitespace after them (special_spans)."""
         self.special_tokens = check_special_tokens(special_tokens)
         self._special_ids = {s: first_special_id + i for i, s in enumerate(self.special_tokens)}
         self._special_re = special_pattern(self.special_tokens)
+        self.lstrip_tokens = self._stripping(lstrip, "lstrip")
+        self.rstrip_tokens = self._stripping(rstrip, "rstrip")
+
+    def _stripping(self, tokens, setting):
+        """`tokens`, special tokens of this tokenizer's, as a list in its order of them;
+        ValueError, one line, for one that is none."""
+        tokens = check_special_tokens(tokens)
+        unknown = [token for token in tokens if token not in self._special_ids]
+        if unknown:
+            raise BadInput(f"{setting} token {shown(unknown[0])} is not one of the special "
+                           f"tokens {shown(self.special_tokens)}")
+        return [token for token in self.special_tokens if token in tokens]
 
     def __repr__(self) -> str:
         # As transformers shows a tokenizer: what it is and its size (a notebook showed
@@ -588,11 +637,12 @@ class Tokenizer:
         piece), which an error names its positions in."""
         ids = []
         start = 0
-        if allow_special and self._special_re is not None:
-            for match in self._special_re.finditer(text):
-                ids.extend(self._encode_text(text[start:match.start()], offset + start))
-                ids.append(self._special_ids[match.group()])
-                start = match.end()
+        if allow_special:
+            for begin, end, token in special_spans(self._special_re, text, self.lstrip_tokens,
+                                                   self.rstrip_tokens):
+                ids.extend(self._encode_text(text[start:begin], offset + start))
+                ids.append(self._special_ids[token])
+                start = end
         ids.extend(self._encode_text(text[start:], offset + start))
         return ids
 
@@ -1162,7 +1212,14 @@ class BPETokenizer(Tokenizer):
     MAX_VOCABULARY_BYTES = 2 ** 28
 
     def __init__(self, merges: Iterable[Sequence[int]] = (), special_tokens: Iterable[str] = (),
-                 byte_order: Iterable[int] = range(256)) -> None:
+                 byte_order: Iterable[int] = range(256), lstrip: Iterable[str] | None = None,
+                 rstrip: Iterable[str] = ()) -> None:
+        """`lstrip` and `rstrip` as Tokenizer's: the special tokens that take the whitespace
+        before, or after, them. lstrip None (the default, and a file saved without it): the
+        mask, <mask>, if there is one, as RoBERTa's <mask>. A BERT hides a whole token, and a
+        word's token holds the space before it (" red"): the mask of "is <mask>." takes the
+        space, and the model fills it with " red", where a lone space before the mask would be
+        a token it never saw there in training."""
         merges = [tuple(pair) for pair in merges]
         self.byte_order = list(byte_order)
         # Whole numbers first: JSON's true and 2.0 equal 1 and 2, and a string cannot be sorted
@@ -1198,7 +1255,10 @@ class BPETokenizer(Tokenizer):
                                f"{self.MAX_VOCABULARY_BYTES}")
             self._bytes.append(self._bytes[pair[0]] + self._bytes[pair[1]])
             self._ranks[pair] = (new_id - 256, new_id)
-        super().__init__(special_tokens, first_special_id=len(self._bytes))
+        special_tokens = check_special_tokens(special_tokens)
+        if lstrip is None:
+            lstrip = _mask_of(special_tokens)
+        super().__init__(special_tokens, len(self._bytes), lstrip, rstrip)
         self.merges = merges
         self._cache = {}                                     # chunk -> its ids
 
@@ -1387,6 +1447,11 @@ class BPETokenizer(Tokenizer):
     def _fields(self):
         fields = {"merges": [list(pair) for pair in self.merges],
                   "special_tokens": self.special_tokens}
+        # Written only where it is not what a file without it gives, as files were before.
+        if self.lstrip_tokens != _mask_of(self.special_tokens):
+            fields["lstrip"] = self.lstrip_tokens
+        if self.rstrip_tokens:
+            fields["rstrip"] = self.rstrip_tokens
         if self.byte_order != list(range(256)):       # only a GPT-2 vocabulary needs it
             fields["byte_order"] = self.byte_order
         return fields
@@ -1396,8 +1461,17 @@ class BPETokenizer(Tokenizer):
         merges = _list_of(data["merges"], "merges")
         if not all(isinstance(pair, list) for pair in merges):
             raise TypeError("'merges' must be a list of [id, id] pairs")
+        # (a file saved before "lstrip" was written has none: its <mask> takes the space)
+        lstrip = data.get("lstrip")
         return cls(merges, _list_of(data["special_tokens"], "special_tokens"),
-                   _list_of(data.get("byte_order", list(range(256))), "byte_order"))
+                   _list_of(data.get("byte_order", list(range(256))), "byte_order"),
+                   None if lstrip is None else _list_of(lstrip, "lstrip"),
+                   _list_of(data.get("rstrip", []), "rstrip"))
+
+
+def _mask_of(special_tokens):
+    """[MASK] if it is one of `special_tokens`, else []: a BPE's default lstrip tokens."""
+    return [MASK] if MASK in special_tokens else []
 
 
 TOKENIZERS = {cls.kind: cls for cls in (CharTokenizer, BPETokenizer)}
