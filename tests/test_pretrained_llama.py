@@ -1358,7 +1358,8 @@ def test_added_tokens_that_take_the_whitespace_beside_them_split_as_the_library_
         tmp_path, normalized):
     """An added token with lstrip (RoBERTa's <mask>) or rstrip takes the whitespace before,
     or after, it into its id: Unicode's White_Space, as Rust's (not \\x1c, which Python's
-    isspace takes), and only back to the token before. Special or not, found in the text as
+    isspace takes), only back to the token before and on to the token after (" <y>" begins
+    with the space that <sep> would take). Special or not, found in the text as
     written or (normalized) in the normalised text."""
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
@@ -1368,13 +1369,15 @@ def test_added_tokens_that_take_the_whitespace_beside_them_split_as_the_library_
         vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))
     tok.add_special_tokens([AddedToken("<mask>", lstrip=True, normalized=normalized),
-                            AddedToken("<sep>", rstrip=True, normalized=normalized)])
+                            AddedToken("<sep>", rstrip=True, normalized=normalized),
+                            AddedToken(" <y>", normalized=normalized)])   # begins with a space
     tok.add_tokens([AddedToken("[x]", lstrip=True, rstrip=True, normalized=normalized)])
     tok.save(str(tmp_path / "tokenizer.json"))
     ours = read_tokenizer_json(tmp_path)
     assert (ours.lstrip_tokens, ours.rstrip_tokens) == (["<mask>"], ["<sep>"])
     texts = ["the kite is <mask>.", "is  \t<mask><mask> <mask>", "<mask> x", " <sep>  red",
-             "a [x] b  [x]", "a\u3000<mask>\x1c<mask>", "<sep> <mask>", "<sep>\n\n[x] <mask>"]
+             "a [x] b  [x]", "a\u3000<mask>\x1c<mask>", "<sep> <mask>", "<sep>\n\n[x] <mask>",
+             "<sep> <y>", "a <y><sep>  <y> b"]
     for text in texts:
         ids = tok.encode(text).ids
         assert ours.encode(text, allow_special=True) == ids, text

@@ -533,20 +533,21 @@ def special_spans(pattern: re.Pattern | None, text: str, lstrip: Container[str] 
                   rstrip: Container[str] = ()) -> list[tuple[int, int, str]]:
     """(start, end, token) for each special token that `pattern` (special_pattern's) finds in
     `text`, in order. A token in `lstrip` takes the whitespace before it into its span (back
-    to the previous token's end), one in `rstrip` the whitespace after it: the tokenizers
+    to the previous token's end), one in `rstrip` the whitespace after it (up to the next
+    token's start, as a special token may begin with a space): the tokenizers
     library's added-token settings of those names, as RoBERTa's <mask> has lstrip, so that
     "is <mask>" is "is" and the mask, and the model fills the mask with " red", space and
     all. Every tokenizer here finds its special tokens in a text through this."""
+    matches = list(pattern.finditer(text)) if pattern is not None else []
     spans, taken = [], 0                    # taken: where the last span ended
-    for match in (pattern.finditer(text) if pattern is not None else ()):
+    for i, match in enumerate(matches):
         start, end, token = match.start(), match.end(), match.group()
-        if start < taken:           # inside the whitespace the token before took: text
-            continue
         if token in lstrip:
             while start > taken and text[start - 1] in WHITESPACE:
                 start -= 1
-        if token in rstrip:
-            while end < len(text) and text[end] in WHITESPACE:
+        if token in rstrip:         # up to the next token, which may begin with a space
+            stop = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+            while end < stop and text[end] in WHITESPACE:
                 end += 1
         spans.append((start, end, token))
         taken = end
