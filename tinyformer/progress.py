@@ -57,7 +57,7 @@ def takes_escapes(stream: TextIO) -> bool:
 
 
 class StatusLine:
-    """What both progress lines share: on a terminal that takes escape codes (`live`) one line
+    """What the progress lines share: on a terminal that takes escape codes (`live`) one line
     redrawn in place, else plain lines, as into a file; `clear` removes a line drawn in place
     (before a message, or at the end of the work)."""
 
@@ -65,6 +65,7 @@ class StatusLine:
         self.stream = stream or sys.stderr
         self.live = takes_escapes(self.stream)     # else plain lines, as into a file
         self.shown = False
+        self.tenths_said = 0                       # plain lines by tenths: the last tenth said
 
     def redraw(self, line: str) -> None:
         """On a live terminal: `line` in place of the one before, cut to the terminal's width."""
@@ -77,6 +78,15 @@ class StatusLine:
         """`line` as a plain line of its own."""
         self.stream.write(line + "\n")
         self.stream.flush()
+
+    def show_by_tenths(self, line: str, tenth: int) -> None:
+        """A long pass's `line`: on a live terminal redrawn in place; else printed once at each
+        new tenth of the work (`tenth`, 0 to 10), so that a log holds ten lines at most."""
+        if self.live:
+            self.redraw(line)
+        elif tenth > self.tenths_said:
+            self.tenths_said = tenth
+            self.print(line)
 
     def clear(self) -> None:
         """Remove the line drawn in place, if any, so that a message starts on a clean line."""
@@ -165,7 +175,6 @@ class FileProgress(StatusLine):
         self.after = after
         self.began = time.perf_counter()
         self.done = 0
-        self.tenths_said = 0            # plain lines: the last tenth said
 
     def update(self, n_bytes: int) -> None:
         """After a part of `n_bytes` bytes is done (a text's bytes: about the file's, whose
@@ -176,13 +185,8 @@ class FileProgress(StatusLine):
             return
         share = self.done / self.total
         left = elapsed / share * (1 - share)
-        line = (f"{self.what}: {share:.0%} of {size_said(self.total)}, "
-                f"{duration(left)} left")
-        if self.live:
-            self.redraw(line)
-        elif int(share * 10) > self.tenths_said:
-            self.tenths_said = int(share * 10)
-            self.print(line)
+        self.show_by_tenths(f"{self.what}: {share:.0%} of {size_said(self.total)}, "
+                            f"{duration(left)} left", int(share * 10))
 
 
 class CountProgress(StatusLine):
@@ -204,7 +208,6 @@ class CountProgress(StatusLine):
         self.interval = self.INTERVAL if interval is None else interval
         self.began = time.perf_counter()
         self.drawn_at = -float("inf")    # when the line was last redrawn
-        self.tenths_said = 0             # plain lines: the last tenth said
 
     def update(self, done: int) -> None:
         """After the `done`-th unit."""
@@ -218,9 +221,6 @@ class CountProgress(StatusLine):
         left = elapsed / done * (self.total - done) if done else 0.0
         parts = [f"{self.what} {done:>{len(str(self.total))}}/{self.total}",
                  f"{rate:,.0f} {self.what}s/s", f"{duration(left)} left"]
-        if self.live:
-            self.drawn_at = now
-            self.redraw(fitted(parts, width(self.stream) - 1))
-        elif done * 10 // self.total > self.tenths_said:
-            self.tenths_said = done * 10 // self.total
-            self.print(" | ".join(parts))
+        self.drawn_at = now
+        line = fitted(parts, width(self.stream) - 1) if self.live else " | ".join(parts)
+        self.show_by_tenths(line, done * 10 // self.total)
