@@ -1388,6 +1388,7 @@ def test_the_suite_run_directly_ends_quietly_when_its_reader_went():
         os.close(writer)
     assert (done.returncode, done.stderr) == (cli.PIPE_CLOSED, "")
 
+
 def test_the_suite_run_directly_and_stopped_by_ctrl_c_says_so_in_one_line(monkeypatch, capsys):
     # `tinyformer bench` said "stopped by Ctrl-C"; `python benchmarks/suite.py` ended with a
     # KeyboardInterrupt traceback through the suite's own frames.

@@ -16,11 +16,8 @@ from click.testing import CliRunner
 
 from tinyformer_cli import main
 from dot_source import boxes, svg_clusters, svg_titles, svg_tooltips, tooltips
-from tinyformer.bert import BERT
-from tinyformer.checkpoint import load_model
-from tinyformer.gpt import GPT
+from tinyformer.checkpoint import MODELS, load_model
 from tinyformer.rundir import save_checkpoint
-from tinyformer.transformer import Transformer
 from viz.examples import EXAMPLES, example
 
 # CI installs dot: there, a missing dot fails the tests rather than skipping them.
@@ -135,8 +132,6 @@ def test_a_checkpoints_training_step_forward_and_backward(tmp_path, runs, kind):
     assert "crossentropy backward" in svg_clusters(backward)
 
 
-
-MODELS = {"gpt": GPT, "bert": BERT, "transformer": Transformer}
 # Every value of the modern block's switches, in four mixes: each model's own defaults are the
 # runs above. rmsnorm_affine has no option of `train` (a --config file's key), so the models
 # are built here, on the runs' tokenizers and settings, their weights drawn afresh.
