@@ -974,3 +974,13 @@ def test_which_special_tokens_take_the_space_survives_saving_and_old_files_load(
     with pytest.raises(ValueError, match=r"^lstrip token '<sep>' is not one of the special "
                                          r"tokens \['<pad>', "):
         BPETokenizer(BPE.merges, SPECIALS, lstrip=["<sep>"])
+
+
+def test_special_spans_take_whitespace_only_up_to_the_next_token():
+    # A token that takes the whitespace after it (rstrip) takes it all before a token that
+    # takes the whitespace before it (lstrip): the spans meet and never overlap, and an rstrip
+    # stops at a next token that begins with a space.
+    pattern = tokenizers.special_pattern(["<s>", "<mask>", " <x>"])
+    spans = tokenizers.special_spans(pattern, "a<s>  <mask> b<s>  <x>",
+                                     lstrip={"<mask>"}, rstrip={"<s>"})
+    assert spans == [(1, 6, "<s>"), (6, 12, "<mask>"), (14, 18, "<s>"), (18, 22, " <x>")]
