@@ -57,7 +57,7 @@ def takes_escapes(stream: TextIO) -> bool:
 
 
 class StatusLine:
-    """What both progress lines share: on a terminal that takes escape codes (`live`) one line
+    """What the progress lines share: on a terminal that takes escape codes (`live`) one line
     redrawn in place, else plain lines, as into a file; `clear` removes a line drawn in place
     (before a message, or at the end of the work)."""
 
