@@ -8,7 +8,7 @@ from solutions import write_solved
 
 from tinyformer_cli import main
 from tinyformer.exercises import find
-from tinyformer.graph_layout import INSTALL_HINT
+from tinyformer.graph_layout import INSTALL_HINT, layout
 
 # A stand-in for graphviz-pure: what it writes is its name, its flags and the dot source it read,
 # so a test needs neither the real package nor dot. Shell builtins only: PATH holds it alone.
@@ -62,3 +62,13 @@ def test_without_dot_or_graphviz_pure_each_command_says_how_to_install_one(cours
         assert "\n" not in line and line.startswith(f"Error: {INSTALL_HINT}; "), (command, line)
     assert "graphviz-pure" in INSTALL_HINT and "apt-get install graphviz" in INSTALL_HINT
     assert not (course / "picture.svg").exists()
+
+
+def test_graphviz_pure_draws_no_pdf_so_a_pdf_without_dot_is_none(tmp_path, monkeypatch):
+    # graphviz-pure has no pdf: asked for one, it fails; layout says None, for the caller to
+    # say INSTALL_HINT, as where neither program is installed.
+    (tmp_path / "graphviz-pure").write_text(STAND_IN)
+    (tmp_path / "graphviz-pure").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert layout("digraph { a -> b }", "png").startswith(b"graphviz-pure stand-in -Tpng\n")
+    assert layout("digraph { a -> b }", "pdf") is None

@@ -1,9 +1,11 @@
 """Tokenizers: characters and byte-level BPE, their special tokens, and their JSON files."""
 
+import io
 import json
 import os
 import random
 import re
+import sys
 import tracemalloc
 import unicodedata
 from unittest import mock
@@ -191,6 +193,28 @@ def test_bpe_training_shows_its_merges_only_when_asked(monkeypatch, capsys):
     lines = err.splitlines()
     assert out == "" and len(lines) == 10                  # into a file: a line a tenth
     assert lines[-1].startswith("merge 13/13 | ")          # 270 - 256 bytes - 1 special
+
+
+def test_bpe_training_ends_its_merges_line_on_a_terminal_even_when_it_fails(monkeypatch):
+    # Drawn in place, the line has no new line of its own: ended (close), what is written
+    # next, the error that too few merges make included, starts on a line of its own.
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(CountProgress, "AFTER", 0.0)
+    monkeypatch.setenv("TERM", "xterm")
+    text = "the cat sat on the mat; the dog sat on the log. " * 20
+    for vocab_size, fails in ((270, False), (100_000, True)):
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        if fails:
+            with pytest.raises(ValueError, match="merge"):
+                BPETokenizer.train(text, vocab_size, progress=True)
+        else:
+            BPETokenizer.train(text, vocab_size, progress=True)
+        drawn = terminal.getvalue()
+        assert drawn.startswith("\rmerge ") and drawn.endswith("\n"), drawn[-80:]
 
 
 def test_bpe_counts_pairs_within_chunks_weighted_by_frequency():
@@ -974,3 +998,13 @@ def test_which_special_tokens_take_the_space_survives_saving_and_old_files_load(
     with pytest.raises(ValueError, match=r"^lstrip token '<sep>' is not one of the special "
                                          r"tokens \['<pad>', "):
         BPETokenizer(BPE.merges, SPECIALS, lstrip=["<sep>"])
+
+
+def test_special_spans_take_whitespace_only_up_to_the_next_token():
+    # A token that takes the whitespace after it (rstrip) takes it all before a token that
+    # takes the whitespace before it (lstrip): the spans meet and never overlap, and an rstrip
+    # stops at a next token that begins with a space.
+    pattern = tokenizers.special_pattern(["<s>", "<mask>", " <x>"])
+    spans = tokenizers.special_spans(pattern, "a<s>  <mask> b<s>  <x>",
+                                     lstrip={"<mask>"}, rstrip={"<s>"})
+    assert spans == [(1, 6, "<s>"), (6, 12, "<mask>"), (14, 18, "<s>"), (18, 22, " <x>")]

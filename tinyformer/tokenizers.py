@@ -192,10 +192,10 @@ def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
     # Each id shown once, then looked up: a text repeats its tokens (5 MB of text is 2.5
     # million tokens of a few thousand ids), and showing each one again took most of the time
     # of `tokenize show`, 6 times its encoding. At most one entry an id of the vocabulary.
-    shown = {}
+    piece_of = {}        # id -> its piece shown (not `shown`, this module's function)
     for ids in id_pieces:
-        pieces = [shown[i] if i in shown else
-                  shown.setdefault(i, _shown_piece(tok, i, frame=not colour)) for i in ids]
+        pieces = [piece_of[i] if i in piece_of else
+                  piece_of.setdefault(i, _shown_piece(tok, i, frame=not colour)) for i in ids]
         if colour:      # the backgrounds take turns across the pieces
             yield "".join(f"\x1b[30;{BACKGROUNDS[(n_shown + k) % len(BACKGROUNDS)]}m{piece}"
                           f"\x1b[0m" for k, piece in enumerate(pieces))
@@ -1358,7 +1358,7 @@ class BPETokenizer(Tokenizer):
 
         merges = []
         # A BPE of a few MB takes seconds to a minute, nearly all of it in the merges.
-        shown = CountProgress("merge", n_merges) if progress else None
+        merges_line = CountProgress("merge", n_merges) if progress else None
         try:
             for new_id in range(256, 256 + n_merges):
                 while queue and (pair_counts.get(queue[0][1]) != -queue[0][0]
@@ -1401,11 +1401,11 @@ class BPETokenizer(Tokenizer):
                     if pair in pair_counts:
                         heapq.heappush(queue, (-pair_counts[pair], pair))
                 changed.clear()
-                if shown:
-                    shown.update(len(merges))
+                if merges_line:
+                    merges_line.update(len(merges))
         finally:
-            if shown:
-                shown.close()           # leaves the last count shown
+            if merges_line:
+                merges_line.close()     # leaves the last count shown
         return cls(merges, special_tokens)
 
     @property

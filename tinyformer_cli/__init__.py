@@ -1036,7 +1036,6 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
 CHECKPOINT_HELP = ("A run directory written by `tinyformer train`, or a Hugging Face model's "
                    "(GPT-2, Llama or Qwen3).")
 
-# What the checkpoints that neither sample nor choose a length write.
 # What each kind of checkpoint that samples nothing does instead, and the options of
 # `generate` that it therefore takes none of: a BERT writes nothing, so no --beam either.
 SAMPLING_OPTIONS = ("max_new_tokens", "temperature", "top_k", "top_p", "seed", "allow_special")
