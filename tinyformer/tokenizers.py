@@ -537,7 +537,7 @@ def special_spans(pattern: re.Pattern | None, text: str, lstrip: Container[str] 
     token's start, as a special token may begin with a space): the tokenizers
     library's added-token settings of those names, as RoBERTa's <mask> has lstrip, so that
     "is <mask>" is "is" and the mask, and the model fills the mask with " red", space and
-    all. Every tokenizer here finds its special tokens in a text through this."""
+    all. Every tokenizer here encodes the special tokens of a text through this."""
     matches = list(pattern.finditer(text)) if pattern is not None else []
     spans, taken = [], 0                    # taken: where the last span ended
     for i, match in enumerate(matches):
