@@ -245,12 +245,11 @@ def test_a_model_of_another_type_is_refused(gpt2_dir, tmp_path):
 # -- export ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def char_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "gpt"
-    result = tinyformer("train", *TINY, "--iters", 4, "--eval-every", 4, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
+@pytest.fixture
+def char_run(two_step_gpt_run):
+    """A character-level GPT run: the one conftest trains once for every module that reads it
+    (export and generate only read it)."""
+    return two_step_gpt_run.out
 
 
 @pytest.fixture(scope="module")
@@ -330,13 +329,10 @@ def test_a_run_with_the_modern_block_exports_as_a_llama_or_qwen3(modern_bpe_run,
     assert again.exit_code == 0 and again.output == original.output, again.output
 
 
-@pytest.fixture(scope="module")
-def seq2seq_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "reverse"
-    assert tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 5,
-                      "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 2,
-                      "--eval-every", 2, "--out", out).exit_code == 0
-    return out
+@pytest.fixture
+def seq2seq_run(one_step_reverse_run):
+    """An encoder-decoder run: conftest's shared one (export only reads it)."""
+    return one_step_reverse_run.out
 
 
 def test_export_refuses_an_existing_directory_and_a_seq2seq_run(char_run, seq2seq_run,
