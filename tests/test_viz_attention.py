@@ -140,13 +140,14 @@ def test_recording_with_a_kv_cache_sees_every_earlier_token():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, two_step_gpt_run):
+def runs(tmp_path_factory, two_step_gpt_run, train_unplotted):
     """kind -> the run directory of a model trained for two steps. The GPT's, `train TINY`, is
-    the run conftest trains once for every module that reads it."""
+    the run conftest trains once for every module that reads it; the others draw no loss plot,
+    which no test here reads."""
     root = tmp_path_factory.mktemp("runs")
     options = {"bert": TINY + ["--model", "bert"], "transformer": SEQ2SEQ}
     for kind, args in options.items():
-        result = tinyformer("train", *args, "--out", root / kind)
+        result = train_unplotted(*args, "--out", root / kind)
         assert result.exit_code == 0, result.output
     return {"gpt": two_step_gpt_run.out, **{kind: root / kind for kind in options}}
 
