@@ -466,7 +466,7 @@ def test_a_grid_of_strips_keeps_its_rows_close_and_their_labels_apart():
     # "query (attending)" floating in the gap, as near the next strip as its own.
     figure = attention_figure(np.full((3, 2, 2, 12), 1 / 12), ["<bos>", "4"],
                               list("123456789012"), "t")
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     left_column = np.array(figure.axes[:-1]).reshape(3, 2)[:, 0]
     maps = [ax.get_window_extent() for ax in left_column]
     gaps = [(upper.y0 - lower.y1) / figure.dpi for upper, lower in zip(maps, maps[1:])]
@@ -484,7 +484,7 @@ def test_a_small_maps_heatmaps_are_at_least_1_2_inches_along_their_longer_side(s
     layers, heads, queries, keys = shape
     figure = attention_figure(np.full(shape, 1 / keys), list("abcde")[:queries],
                               list("abcde")[:keys], "t")
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     for ax in figure.axes[:-1]:
         extent = ax.get_window_extent()
         assert max(extent.width, extent.height) / figure.dpi >= 1.2, (extent, figure.dpi)
@@ -791,7 +791,7 @@ def test_a_long_prompt_of_characters_keeps_every_label_made_smaller_not_every_se
     # nonsense ("tekt fee"); a little smaller, every one fits, and none overlaps the next.
     text = "the kite of eve is in the shed now. the kite is "
     figure = attention_figure(np.full((1, 8, 48, 48), 1 / 48), list(text), list(text), "t")
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     ax = figure.axes[0]
     labels = ax.get_yticklabels()
     assert [label.get_text() for label in labels] == list(text)
