@@ -149,3 +149,21 @@ def both_tokenizers(tmp_path_factory):
         both[layout] = (Tokenizer.from_file(str(directory / "tokenizer.json")),
                         read_tokenizer_json(directory))
     return both
+
+
+@pytest.fixture(scope="session")
+def train_unplotted():
+    """`train_unplotted(*args)`: click's result of `tinyformer train ARGS`, run in this process
+    without the loss plot the command ends with (it prints an empty line in its place), for a
+    run whose plot no test looks at: drawing it was some 0.4 s of each small run. The tests of
+    the plot itself (test_viz_plots.py) train with it."""
+    from click.testing import CliRunner
+
+    import viz.write
+    from tinyformer_cli import main
+
+    def train(*args):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(viz.write, "plot_after_training", lambda run_dir: "")
+            return CliRunner().invoke(main, ["train", *map(str, args)])
+    return train

@@ -1147,14 +1147,15 @@ def test_a_gpts_folded_blocks_hold_their_residual_sums(browser, gpt):
 @pytest.fixture(scope="module")
 def gpt_backward(tmp_path_factory):
     """The page that opens on a GPT's backward graph with its blocks folded (--depth 2): graphviz
-    drew each block's backward with its branches side by side, much wider than its label."""
+    drew each block's backward with its branches side by side, much wider than its label. The
+    model, its loss (no backward run) and the page's path."""
     ta.manual_seed(0)
     with viz.record():
         model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
         step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
     path = tmp_path_factory.mktemp("pages") / "backward.html"
     viz.graph_page(step.loss, params=model, view="backward", depth=2).save(path)
-    return path
+    return model, step.loss, path
 
 
 def folded_sizes(browser):
@@ -1186,7 +1187,8 @@ def node_places(browser):
 
 def test_a_folded_box_is_as_big_as_its_label_and_the_graph_closes_up_around_it(browser,
                                                                                 gpt_backward):
-    open_clean(browser, gpt_backward)
+    _, _, path = gpt_backward
+    open_clean(browser, path)
     sizes = folded_sizes(browser)
     assert len(sizes) >= 3
     for size in sizes:
@@ -1228,7 +1230,8 @@ def test_a_folded_box_beside_shown_nodes_is_as_tall_as_its_label_and_arrows_meet
     # What is shown beside a folded module holds the room it took open (one keeps a room
     # more than twice its label's height): the box was drawn as big as the room, mostly empty,
     # and shrinking it alone would leave the arrows into it ending in the empty room.
-    open_clean(browser, gpt_backward)
+    _, _, path = gpt_backward
+    open_clean(browser, path)
     assert misdrawn(browser, "backward") == []
     browser.find_element(By.ID, "fit").click()          # every arrow in the view, detours too
     assert browser.execute_script("""
@@ -1255,18 +1258,13 @@ def test_a_folded_box_beside_shown_nodes_is_as_tall_as_its_label_and_arrows_meet
 
 
 def test_with_gradient_flow_a_folded_box_is_coloured_as_the_picture_colours_its_module(
-        browser, tmp_path):
+        browser, gpt, tmp_path):
     # The page's folded boxes were all pale orange, colours off the gradient's scale: folding
     # a module (--flow --depth 2) hid the gradient norms the picture colours it by.
-    ta.manual_seed(0)
-    with viz.record():
-        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
-        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
-    viz.retain_grads(step.loss)
-    step.loss.backward(retain_graph=True)
+    model, loss, _ = gpt                                # its gradients kept, as --flow keeps them
     flow = dict(color_by_grad=True, grad_range=(1e-4, 1e2), depth=2)
-    path = viz.graph_page(step.loss, params=model, **flow).save(tmp_path / "flow.html")
-    line = next(line for line in viz.draw_graph(step.loss, params=model, **flow).source
+    path = viz.graph_page(loss, params=model, **flow).save(tmp_path / "flow.html")
+    line = next(line for line in viz.draw_graph(loss, params=model, **flow).source
                 .splitlines() if "<B>decoder.layers.0</B>" in line)
     fill = re.search(r'fillcolor="(#\w+)"', line)[1]
     norm = re.search(r"largest grad norm \S+<", line)[0]
@@ -1342,16 +1340,11 @@ def folded_lines(browser, label):
         """, label)
 
 
-def test_a_gpts_folded_block_says_its_masks_infinities_plainly(browser, tmp_path):
+def test_a_gpts_folded_block_says_its_masks_infinities_plainly(browser, gpt_backward):
     # Attention's backward recomputes its weights, -inf where the causal mask blocks a key:
     # each folded block of a healthy GPT was a red alarm, "2 values with NaN or inf".
-    ta.manual_seed(0)
-    with viz.record():
-        model = GPT(vocab_size=11, context=8, n_layer=2, n_head=2, d_model=8)
-        step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
-    folded = dict(params=model, depth=2)
-    path = viz.graph_page(step.loss, view="backward", **folded).save(tmp_path / "graph.html")
-    picture = viz.draw_backward(step.loss, show_data=True, **folded).source
+    model, loss, path = gpt_backward                    # its page: the backward, --depth 2
+    picture = viz.draw_backward(loss, show_data=True, params=model, depth=2).source
     open_clean(browser, path)
     classes, lines, red = folded_lines(browser, "open decoder.layers.0: DecoderLayer")
     said = "2 values with ±inf (masks use -inf)"
@@ -1425,7 +1418,8 @@ def test_a_folded_box_still_raises_the_alarm_for_a_nan_value_or_an_infinite_grad
 
 
 def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser, gpt_backward):
-    open_clean(browser, gpt_backward)
+    _, _, path = gpt_backward
+    open_clean(browser, path)
     browser.find_element(By.ID, "unfold").click()
     drawn = node_places(browser)
     graphviz = browser.execute_script("return views.backward.nodeBox")
@@ -1458,7 +1452,8 @@ def test_folding_moves_nodes_both_ways_and_opening_puts_every_node_back(browser,
 def test_the_folded_page_opens_with_its_node_labels_big_enough_to_read(browser, gpt_backward):
     # The view fits the graph as folded, not the room graphviz gave the open modules: a node's
     # name (graphviz's 14 points) comes out a readable size in the 1400 x 900 window.
-    open_clean(browser, gpt_backward)
+    _, _, path = gpt_backward
+    open_clean(browser, path)
     scale = browser.execute_script("return views.backward.svg.getScreenCTM().a")
     assert 14 * scale >= 4.5
     assert view_box(browser) == pytest.approx(browser.execute_script(

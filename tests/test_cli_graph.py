@@ -104,14 +104,14 @@ PROMPTS = {"gpt": "eve has a kite.", "bert": "eve has a kite.", "transformer": "
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """A one-step run of each model kind: {kind: directory}."""
+def runs(tmp_path_factory, train_unplotted):
+    """A one-step run of each model kind: {kind: directory} (no loss plot: none is read)."""
     made = {}
     text = ["--context", 16, "--eval-iters", 1]
     for kind, args in [("gpt", text), ("bert", ["--model", "bert", *text]),
                        ("transformer", ["--task", "add"])]:
         made[kind] = tmp_path_factory.mktemp(kind) / "run"
-        result = tinyformer("train", *TINY, *args, "--out", made[kind])
+        result = train_unplotted(*TINY, *args, "--out", made[kind])
         assert result.exit_code == 0, result.output
     return made
 

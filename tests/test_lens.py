@@ -146,10 +146,11 @@ def tinyformer(*args):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, train_unplotted):
+    """A two-step GPT's run (no loss plot: none is read)."""
     out = tmp_path_factory.mktemp("runs") / "gpt"
-    result = tinyformer("train", "--n-layer", 2, "--n-head", 2, "--d-model", 16, "--context", 32,
-                        "--batch-size", 4, "--iters", 2, "--eval-iters", 1, "--out", out)
+    result = train_unplotted("--n-layer", 2, "--n-head", 2, "--d-model", 16, "--context", 32,
+                             "--batch-size", 4, "--iters", 2, "--eval-iters", 1, "--out", out)
     assert result.exit_code == 0, result.output
     return out
 
@@ -196,13 +197,13 @@ def test_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_prompt_that_is_no_source_of_a_runs_task_is_refused(tmp_path):
+def test_a_prompt_that_is_no_source_of_a_runs_task_is_refused(tmp_path, train_unplotted):
     """The tasks share one vocabulary: "12+3" encodes for a reverse run, which never read a
     +; the lens of it would show what the model was never asked."""
     out = tmp_path / "reverse"
-    result = tinyformer("train", "--task", "reverse", "--min-len", 3, "--max-len", 4,
-                        "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 1,
-                        "--out", out)
+    result = train_unplotted("--task", "reverse", "--min-len", 3, "--max-len", 4,
+                             "--n-layer", 1, "--d-model", 16, "--n-head", 2, "--iters", 1,
+                             "--out", out)
     assert result.exit_code == 0, result.output
     result = tinyformer("lens", "--checkpoint", out, "--prompt", "12+3")
     assert result.exit_code == 2, result.output
@@ -509,13 +510,13 @@ def test_the_picture_of_a_long_prompt_shows_its_last_positions_and_says_how_many
 
 @pytest.mark.parametrize("kind, shown", [("gpt", 48), ("bert", 60)])
 def test_the_commands_picture_shows_a_gpts_last_48_positions_and_a_berts_up_to_128(
-        tmp_path, kind, shown):
+        tmp_path, train_unplotted, kind, shown):
     # As attention draws their maps: what a GPT predicts next is read at its last positions,
     # and a BERT's <mask> may be anywhere in the prompt. A page keeps every position.
     out = tmp_path / kind
-    result = tinyformer("train", "--model", kind, "--n-layer", 1, "--n-head", 1, "--d-model", 8,
-                        "--context", 64, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
-                        "--out", out)
+    result = train_unplotted("--model", kind, "--n-layer", 1, "--n-head", 1, "--d-model", 8,
+                             "--context", 64, "--batch-size", 2, "--iters", 1, "--eval-iters", 1,
+                             "--out", out)
     assert result.exit_code == 0, result.output
     prompt = "eve has a red kite. the kite of eve is red. it rained on the kite."[:60]
     captured = {}

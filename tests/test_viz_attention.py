@@ -140,13 +140,14 @@ def test_recording_with_a_kv_cache_sees_every_earlier_token():
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, two_step_gpt_run):
+def runs(tmp_path_factory, two_step_gpt_run, train_unplotted):
     """kind -> the run directory of a model trained for two steps. The GPT's, `train TINY`, is
-    the run conftest trains once for every module that reads it."""
+    the run conftest trains once for every module that reads it; the others draw no loss plot,
+    which no test here reads."""
     root = tmp_path_factory.mktemp("runs")
     options = {"bert": TINY + ["--model", "bert"], "transformer": SEQ2SEQ}
     for kind, args in options.items():
-        result = tinyformer("train", *args, "--out", root / kind)
+        result = train_unplotted(*args, "--out", root / kind)
         assert result.exit_code == 0, result.output
     return {"gpt": two_step_gpt_run.out, **{kind: root / kind for kind in options}}
 
@@ -465,7 +466,7 @@ def test_a_grid_of_strips_keeps_its_rows_close_and_their_labels_apart():
     # "query (attending)" floating in the gap, as near the next strip as its own.
     figure = attention_figure(np.full((3, 2, 2, 12), 1 / 12), ["<bos>", "4"],
                               list("123456789012"), "t")
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     left_column = np.array(figure.axes[:-1]).reshape(3, 2)[:, 0]
     maps = [ax.get_window_extent() for ax in left_column]
     gaps = [(upper.y0 - lower.y1) / figure.dpi for upper, lower in zip(maps, maps[1:])]
@@ -483,7 +484,7 @@ def test_a_small_maps_heatmaps_are_at_least_1_2_inches_along_their_longer_side(s
     layers, heads, queries, keys = shape
     figure = attention_figure(np.full(shape, 1 / keys), list("abcde")[:queries],
                               list("abcde")[:keys], "t")
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     for ax in figure.axes[:-1]:
         extent = ax.get_window_extent()
         assert max(extent.width, extent.height) / figure.dpi >= 1.2, (extent, figure.dpi)
@@ -790,7 +791,7 @@ def test_a_long_prompt_of_characters_keeps_every_label_made_smaller_not_every_se
     # nonsense ("tekt fee"); a little smaller, every one fits, and none overlaps the next.
     text = "the kite of eve is in the shed now. the kite is "
     figure = attention_figure(np.full((1, 8, 48, 48), 1 / 48), list(text), list(text), "t")
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     ax = figure.axes[0]
     labels = ax.get_yticklabels()
     assert [label.get_text() for label in labels] == list(text)

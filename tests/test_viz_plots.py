@@ -386,7 +386,7 @@ def test_a_run_that_blows_up_is_drawn_as_it_went_and_its_legend_leaves_the_blow_
     run.mkdir()
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     fig = metrics_figure(run)
-    fig.canvas.draw()
+    fig.draw_without_rendering()
     loss = fig.axes[0]
     legend = loss.get_legend().get_window_extent()
     for line in loss.get_lines():                 # each line, at points all along it
@@ -723,7 +723,7 @@ def test_the_learning_rates_log_axis_labels_as_many_ticks_as_fit_none_over_anoth
         (tmp_path / str(i) / "metrics.jsonl").write_text("".join(lines))
         runs.append(tmp_path / str(i))
     figure = comparison_figure(runs)
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     lr = figure.axes[-1]
     panel = lr.get_window_extent()
     boxes = [label.get_window_extent() for label in lr.yaxis.get_ticklabels(which="both")
@@ -775,7 +775,7 @@ def test_a_run_of_a_step_or_a_few_shows_its_curves_on_whole_steps(tmp_path, n):
     assert len(curves) == 2
     for line in curves:
         assert len(line.get_xdata()) > 1 or line.get_marker() not in ("None", ""), line
-    fig.canvas.draw()
+    fig.draw_without_rendering()
     low, high = lr.get_xlim()
     steps = [step for step in lr.get_xticks() if low <= step <= high]
     assert steps and all(float(step).is_integer() for step in steps), steps
@@ -792,7 +792,7 @@ def test_the_last_values_labels_stay_inside_their_panels(tmp_path, last):
     records[-1]["val_loss"] = 4.0
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     fig = viz.metrics_figure(run)
-    fig.canvas.draw()
+    fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
         box = ax.get_window_extent(renderer)
@@ -824,7 +824,7 @@ def test_a_run_with_a_long_name_keeps_its_whole_title_in_the_picture(tmp_path):
     # A sweep's run named by its settings ran off both edges of the picture, cut off there.
     name = "gpt-sweep-lr0.008-dmodel32-nlayer2-context16-rope-swiglu-rmsnorm-seed1234-lecture"
     figure = metrics_figure(write_metrics(tmp_path / name))
-    figure.canvas.draw()
+    figure.draw_without_rendering()
     title, = [text.get_window_extent() for text in figure.texts
               if text.get_text() == figure.get_suptitle()]
     assert 0 <= title.x0 and title.x1 <= figure.bbox.width
