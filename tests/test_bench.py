@@ -690,14 +690,18 @@ def test_train_step_times_each_engine_in_its_own_process_under_auto_as_a_user_ge
     which reaches each engine's process: both run the recipe's graph at d_model 8 and take the
     same steps from the same weights (their losses agree to rounding), which times their fixed
     cost per step. (One run for all of it: each costs two starts of PyTorch, some 6 s; the
-    recipe's own sizes, without --tiny, are the next test's.)"""
+    recipe's own sizes, without --tiny, are the next test's. PyTorch's default count is asked
+    of a process started beside the run: its import, a second or more, overlaps the run's.)"""
     clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                           env=clean, capture_output=True, text=True)
+    probe = subprocess.Popen([sys.executable, "-c",
+                              "import torch; print(torch.get_num_threads())"],
+                             env=clean, stdout=subprocess.PIPE, text=True)
     out = tmp_path / "train_step.json"
-    script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "2",
-           "--warmup", "0", "--json", str(out), check=True,
-           env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
+    with probe:
+        script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "2",
+               "--warmup", "0", "--json", str(out), check=True,
+               env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
+        torch_default_threads = probe.communicate()[0]
     figures = json.loads(out.read_text())
     candidates = {1, len(os.sched_getaffinity(0))}      # AdaptiveThreads': one, and every core
     assert figures["threads"] == "auto" and figures["warmup"] == 4 * len(candidates)
@@ -707,7 +711,7 @@ def test_train_step_times_each_engine_in_its_own_process_under_auto_as_a_user_ge
     assert figures["ours"]["threads"] in candidates
     assert figures["tiny"] and figures["ours"]["d_model"] == 8
     if figures["torch"] is not None:
-        assert figures["torch"]["threads"] == int(probe.stdout)
+        assert figures["torch"]["threads"] == int(torch_default_threads)
         assert figures["torch"]["d_model"] == 8
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
         # PyTorch's matmul on the step's shapes, beside numpy's: are the products level here?
