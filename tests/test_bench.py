@@ -50,6 +50,50 @@ def script(name, *arguments, **options):
                           capture_output=True, text=True, **options)
 
 
+# Runs benchmarks/NAME ARGUMENTS for each [NAME, ARGUMENTS] read as JSON from its standard
+# input, one after another in this one process, as `python benchmarks/NAME ARGUMENTS` would
+# (the script as __main__, its own environment each time, a SystemExit's status, a traceback
+# printed and status 1); prints [[status, stdout, stderr], ...] as JSON.
+SCRIPTS_ONE_AFTER_ANOTHER = r"""
+import contextlib, io, json, os, runpy, sys, traceback
+here = os.path.join(sys.argv[1], "benchmarks")
+sys.path.insert(0, here)                    # as `python benchmarks/NAME` has it
+environment = dict(os.environ)
+results = []
+for name, arguments in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update(environment)          # a script sets its thread variables in it
+    path = os.path.join(here, name)
+    sys.argv = [path, *arguments]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(path, run_name="__main__")
+            status = 0
+        except SystemExit as stop:
+            status = stop.code if isinstance(stop.code, int) else stop.code is not None
+            if isinstance(stop.code, str):
+                print(stop.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+    results.append([status, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def scripts_one_after_another(cases, cwd):
+    """{(NAME, *ARGUMENTS): CompletedProcess} of `python benchmarks/NAME ARGUMENTS` for each
+    (NAME, ARGUMENTS) of `cases`, run in `cwd` one after another in one process: each process
+    of its own paid the imports again (numpy, tinyformer), a quarter of a second a case."""
+    cases = [(name, list(arguments)) for name, arguments in cases]
+    done = subprocess.run([sys.executable, "-c", SCRIPTS_ONE_AFTER_ANOTHER, str(ROOT)],
+                          input=json.dumps(cases), capture_output=True, text=True, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return {(name, *arguments): subprocess.CompletedProcess([name, *arguments], *result)
+            for (name, arguments), result in zip(cases, json.loads(done.stdout))}
+
+
 def neighbours_of(parent):
     """The busy neighbours that the process `parent` started and that still run."""
     return running_children(parent, suite.NEIGHBOUR)
@@ -646,14 +690,18 @@ def test_train_step_times_each_engine_in_its_own_process_under_auto_as_a_user_ge
     which reaches each engine's process: both run the recipe's graph at d_model 8 and take the
     same steps from the same weights (their losses agree to rounding), which times their fixed
     cost per step. (One run for all of it: each costs two starts of PyTorch, some 6 s; the
-    recipe's own sizes, without --tiny, are the next test's.)"""
+    recipe's own sizes, without --tiny, are the next test's. PyTorch's default count is asked
+    of a process started beside the run: its import, a second or more, overlaps the run's.)"""
     clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                           env=clean, capture_output=True, text=True)
+    probe = subprocess.Popen([sys.executable, "-c",
+                              "import torch; print(torch.get_num_threads())"],
+                             env=clean, stdout=subprocess.PIPE, text=True)
     out = tmp_path / "train_step.json"
-    script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "2",
-           "--warmup", "0", "--json", str(out), check=True,
-           env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
+    with probe:
+        script("train_step.py", "--threads", "auto", "--tiny", "--blocks", "1", "--reps", "2",
+               "--warmup", "0", "--json", str(out), check=True,
+               env=dict(clean, **dict.fromkeys(THREAD_VARIABLES, "1")))
+        torch_default_threads = probe.communicate()[0]
     figures = json.loads(out.read_text())
     candidates = {1, len(os.sched_getaffinity(0))}      # AdaptiveThreads': one, and every core
     assert figures["threads"] == "auto" and figures["warmup"] == 4 * len(candidates)
@@ -663,7 +711,7 @@ def test_train_step_times_each_engine_in_its_own_process_under_auto_as_a_user_ge
     assert figures["ours"]["threads"] in candidates
     assert figures["tiny"] and figures["ours"]["d_model"] == 8
     if figures["torch"] is not None:
-        assert figures["torch"]["threads"] == int(probe.stdout)
+        assert figures["torch"]["threads"] == int(torch_default_threads)
         assert figures["torch"]["d_model"] == 8
         assert figures["max_loss_diff"] < 1e-4 and figures["ratio"] > 0
         # PyTorch's matmul on the step's shapes, beside numpy's: are the products level here?
@@ -1061,7 +1109,7 @@ def test_no_benchmark_looks_for_files_outside_the_repository():
         assert not re.search(r'"\.\.",\s*"(\.\.|shared)"', path.read_text()), path.name
 
 
-@pytest.mark.parametrize("name, arguments, said", [
+COUNTS_OUT_OF_RANGE = [
     ("engine.py", ["--calls", "0"], "--calls: takes a whole number, 1 or more"),
     ("tokenizer_speed.py", ["--vocab-size", "10"], "--vocab-size: takes a whole number, 260"),
     ("tokenizer_speed.py", ["--repeats", "0"], "--repeats: takes a whole number, 1 or more"),
@@ -1080,10 +1128,22 @@ def test_no_benchmark_looks_for_files_outside_the_repository():
     ("seq2seq.py", ["--lr", "-1", "--n-train", "10", "--n-val", "5"], "AdamW: lr must be"),
     ("seq2seq.py", ["--label-smoothing", "5"], "--label-smoothing takes a number in [0, 1], got 5"),
     ("shakespeare.py", ["--iters", "0"], "--iters: takes a whole number, 1 or more"),
-    ("blocks.py", ["--jobs", "0"], "--jobs: takes a whole number, 1 or more")])
-def test_a_count_out_of_range_is_a_one_line_usage_error(tmp_path, name, arguments, said):
+    ("blocks.py", ["--jobs", "0"], "--jobs: takes a whole number, 1 or more")]
+
+
+@pytest.fixture(scope="module")
+def counts_out_of_range_refused(tmp_path_factory):
+    """Each case of COUNTS_OUT_OF_RANGE run, all in one process (each refused before any
+    work), in a folder of their own."""
+    return scripts_one_after_another([(name, arguments) for name, arguments, _ in
+                                      COUNTS_OUT_OF_RANGE], tmp_path_factory.mktemp("counts"))
+
+
+@pytest.mark.parametrize("name, arguments, said", COUNTS_OUT_OF_RANGE)
+def test_a_count_out_of_range_is_a_one_line_usage_error(counts_out_of_range_refused, name,
+                                                        arguments, said):
     # They went on to a traceback (a median of no repeats, a division by zero calls, int('x')).
-    done = script(name, *arguments, cwd=tmp_path)
+    done = counts_out_of_range_refused[(name, *arguments)]
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert said in done.stderr.splitlines()[-1]
 
@@ -1126,14 +1186,14 @@ def test_when_a_blocks_run_fails_the_runs_beside_it_are_stopped(monkeypatch):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
+def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default(scripts_help):
     # It read "[default: he tinyshakespeare text [tinyshakespeare.txt, ... directory, else ...]".
-    said = " ".join(script("tokenizer_speed.py", "--help").stdout.split())
+    said = " ".join(scripts_help["tokenizer_speed.py"].split())
     assert ("--corpus PATH a UTF-8 text file [default: tinyshakespeare.txt in the current "
             "directory, else the built-in corpus]") in said
 
 
-@pytest.mark.parametrize("name, says", [
+HELP_SAYS = [
     ("blocks.py", "then with all of them together; same seed, same steps, same data."),
     ("envelope.py", "ours as the trainer takes it and six variants of it, beside PyTorch's."),
     # and how to read what each prints: their help stopped at the docstring's first line
@@ -1143,10 +1203,25 @@ def test_the_tokenizer_benchmarks_help_says_where_its_corpus_is_by_default():
     ("tokenizer_speed.py", "bytes/token corpus bytes / number of tokens"),
     ("shakespeare.py", "compare the difference ours - torch with the spread of final losses"),
     ("corpus.py", "on a busy machine OPENBLAS_NUM_THREADS=1 avoids threads waiting on each"),
-    ("seq2seq.py", "about 20 seconds on an idle 2-core CPU (50 ms a step).")])
-def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(name, says):
+    ("seq2seq.py", "about 20 seconds on an idle 2-core CPU (50 ms a step).")]
+
+
+@pytest.fixture(scope="module")
+def scripts_help(tmp_path_factory):
+    """{NAME: what `python benchmarks/NAME --help` printed} for each script of HELP_SAYS, and
+    tokenizer_speed.py's, all in one process."""
+    names = sorted({name for name, _ in HELP_SAYS} | {"tokenizer_speed.py"})
+    helped = scripts_one_after_another([(name, ["--help"]) for name in names],
+                                       tmp_path_factory.mktemp("help"))
+    assert all(helped[(name, "--help")].returncode == 0 for name in names), helped
+    return {name: helped[(name, "--help")].stdout for name in names}
+
+
+@pytest.mark.parametrize("name, says", HELP_SAYS)
+def test_a_scripts_help_says_what_it_measures_to_the_end_of_the_sentence(scripts_help, name,
+                                                                          says):
     # Their help stopped at the docstring's first line, mid-sentence ("... Shakespeare recipe,").
-    said = " ".join(script(name, "--help").stdout.split())
+    said = " ".join(scripts_help[name].split())
     assert says in said
 
 

@@ -9,6 +9,7 @@ compiler: there these tests run the loops.)"""
 import ctypes
 import os
 import platform
+import shutil
 import stat
 import subprocess
 import sys
@@ -377,14 +378,31 @@ def failing_compiler(tmp_path):
     return a_compiler(tmp_path, "echo 'cc: fatal error: no such thing' >&2\nexit 1")
 
 
-def test_the_variable_chooses_the_numpy_forms_or_insists_on_the_loops(tmp_path):
-    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+@pytest.fixture(scope="module")
+def built_cache(tmp_path_factory):
+    """A cache folder (an XDG_CACHE_HOME) holding the loops as a first run built them there.
+    A build takes cc a second or more: the tests of what a built library does, not of the
+    build, start from a copy of this one (`a_built_cache`)."""
+    cache = tmp_path_factory.mktemp("built") / "cache"
+    assert in_a_process({"XDG_CACHE_HOME": str(cache)}) == (0, "True", "")
+    assert len(list((cache / "tinyautograd").glob("kernels-*.so"))) == 1
+    return cache
+
+
+def a_built_cache(built_cache, tmp_path):
+    """{"XDG_CACHE_HOME": tmp_path / "cache"}, a copy of `built_cache` (modes and all)."""
+    shutil.copytree(built_cache, tmp_path / "cache")
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def test_the_variable_chooses_the_numpy_forms_or_insists_on_the_loops(tmp_path, built_cache):
+    cache = a_built_cache(built_cache, tmp_path)           # built once (there), then found
     assert in_a_process(cache) == (0, "True", "")
     assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "numpy"}) == (0, "False", "")
     assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": " NumPy "}) == (0, "False", "")
     assert in_a_process({**cache, "TINYAUTOGRAD_KERNELS": "c"}) == (0, "True", "")
     built = list((tmp_path / "cache" / "tinyautograd").glob("kernels-*.so"))
-    assert len(built) == 1                    # built once, then found
+    assert len(built) == 1                    # found, not built again
     status, _, error = in_a_process({"TINYAUTOGRAD_KERNELS": "fast"})
     assert status == 1 and error.endswith("TINYAUTOGRAD_KERNELS='fast': give 'numpy' or 'c', "
                                           "or unset it")
@@ -426,10 +444,10 @@ def test_the_command_line_says_in_one_line_why_the_loops_it_was_told_to_run_cann
 
 
 def test_the_library_in_use_is_named_by_what_built_it_and_another_compiler_builds_another(
-        tmp_path):
+        tmp_path, built_cache):
     """build_id tells a run which loops it ran: the same library found again has the same
     id; one built by another compiler another id; none where the numpy forms run."""
-    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cache = a_built_cache(built_cache, tmp_path)
     code = "import tinyautograd as ta; print(ta.kernels.build_id())"
     status, here, _ = in_a_process(cache, code)
     assert status == 0 and (tmp_path / "cache" / "tinyautograd" / f"kernels-{here}.so").is_file()
@@ -497,11 +515,11 @@ def test_a_library_built_for_one_processor_is_never_loaded_on_another(tmp_path, 
     assert name("no list", "a") != name("no list", "b")
 
 
-def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_path):
+def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_path,
+                                                                          built_cache):
     """A library that was not all on the disk (a full disk, a machine stopped as it wrote)
     killed each process that loaded it, with SIGBUS."""
-    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
-    assert in_a_process(cache) == (0, "True", "")
+    cache = a_built_cache(built_cache, tmp_path)
     [kept] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
     whole = kept.read_bytes()
     kept.write_bytes(whole[:len(whole) // 2])
@@ -752,9 +770,10 @@ def test_the_summary_names_only_the_ops_it_is_given_in_a_sentence_that_fits_thei
     assert kernels.summary(()) == "no op of this run has compiled loops"
 
 
-def test_a_run_says_which_forms_its_ops_run_and_how_to_run_the_others(tmp_path, monkeypatch):
+def test_a_run_says_which_forms_its_ops_run_and_how_to_run_the_others(tmp_path, monkeypatch,
+                                                                     built_cache):
     summary = "import tinyautograd as ta; print(ta.kernels.summary())"
-    cache = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    cache = a_built_cache(built_cache, tmp_path)
     loops = in_a_process(cache, summary)[1]
     assert loops.startswith("layer norm, GELU, softmax and Adam run compiled loops")
     assert loops.endswith("TINYAUTOGRAD_KERNELS=numpy runs their numpy forms")

@@ -480,6 +480,23 @@ def test_the_workers_keep_the_callers_numpy_error_settings():
             parallel.run_in_threads(overflow, range(4), 2)
 
 
+def ignoring(pid, signums, seconds=5):
+    """Wait until process `pid` ignores each of `signums` (as a worker does once it waits for
+    its first step), as /proc/PID/status says; at most `seconds`, and where there is no /proc
+    (macOS), 0.2 s."""
+    if not os.path.exists(f"/proc/{pid}/status"):
+        time.sleep(0.2)
+        return
+    wanted = sum(1 << (signum - 1) for signum in signums)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/status") as f:
+            masks = dict(line.split(":\t", 1) for line in f if line.startswith("Sig"))
+        if int(masks["SigIgn"], 16) & wanted == wanted:
+            return
+        time.sleep(0.01)
+
+
 @needs_fork
 @pytest.mark.parametrize("job", JOBS)
 def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path, job):
@@ -495,11 +512,12 @@ def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path
     finally:
         signal.signal(signal.SIGINT, previous)
     with workers:
-        time.sleep(0.2)                                # the worker waits for its first step
+        # The worker waits for its first step. (A signal it did not ignore would end it, or
+        # raise there, before it could read that step: no wait after them is needed.)
+        ignoring(workers.pids[0], parallel.STOPPING)
         os.kill(workers.pids[0], signal.SIGINT)        # Ctrl-C is the parent's to handle
         os.kill(workers.pids[0], signal.SIGTERM)       # and so is SIGTERM, sent to the group
         os.kill(workers.pids[0], signal.SIGHUP)        # and SIGHUP, a closed terminal's
-        time.sleep(0.1)
         clipped = []
         for step, (micro_batches, mode, clip, threads) in enumerate(
                 [(2, "train", 0.05, 2), (2, "train", 0.05, 1),      # one thread: this process
