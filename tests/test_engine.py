@@ -914,6 +914,8 @@ def test_anomaly_mode_lets_an_infinity_the_user_gave_pass_as_torch():
             (scores * 100).exp()                  # an overflow: an Inf made of finite numbers
         with pytest.raises(ta.AnomalyError, match=r"^mul: .*NaN or Inf"):
             Tensor([np.inf]) * 0.0                # a NaN, though its operand held the Inf
+        with pytest.raises(ta.AnomalyError, match=r"^div: .*NaN or Inf"):
+            Tensor([1j]) / 0                      # complex numbers' NaN and Inf count too
     assert np.isfinite(scores.grad).all() and (weights.data[later] == 0).all()
 
 
