@@ -2020,6 +2020,8 @@ def test_gradcheck_refuses_a_step_or_tolerance_it_cannot_use(check, setting, val
     with pytest.raises(ValueError, match=rf"^{check.__name__}: {setting} must be a finite "
                                          rf"number {rule}, got {re.escape(repr(value))}$"):
         check(lambda x: x * x, f64(3), **{setting: value})
+    if setting != "eps":                  # a tolerance of 0 asks for agreement to the bit: taken
+        assert check(lambda x: x * x, f64(3), **{setting: 0})
 
 
 def test_gradcheck_gives_back_the_input_it_nudged_when_fn_raises():
