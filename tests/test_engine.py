@@ -1942,6 +1942,10 @@ def test_gradcheck_checks_every_input_and_catches_a_gradient_off_by_one_percent(
     x, y = f64(3), f64(3, seed=1)
     with pytest.raises(ta.GradcheckError, match=r"gradient of input 1 \(shape \(3,\)\)"):
         ta.gradcheck(lambda x, y: x * y + nearly_square(y), x, y)
+    # The rule is |a - n| <= atol + rtol |n|, to the edge: 1% off passes rtol 1.1%, fails 0.9%.
+    small = Tensor([0.01, 0.02, 0.03], requires_grad=True, dtype=np.float64)
+    assert ta.gradcheck(nearly_square, small, atol=0, rtol=0.011)
+    assert not ta.gradcheck(nearly_square, small, atol=0, rtol=0.009, raise_exception=False)
 
 
 def test_gradcheck_fails_a_nan_gradient():
