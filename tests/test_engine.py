@@ -1921,6 +1921,26 @@ def test_gradgradcheck_says_it_is_the_second_order_check_that_fails():
     assert ta.gradgradcheck(constant_slope, x, raise_exception=False) is False
 
 
+def test_gradgradcheck_checks_the_hessian_along_a_random_direction_not_its_row_sums():
+    # x0 * x1 with a backward right in value, [x1, x0], whose own derivative is the identity
+    # rather than [[0, 1], [1, 0]]: the Hessian's row sums are right, its products with a
+    # random w are not.
+    class Product(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return np.array(x[0] * x[1])
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.operands
+            values = x.data if isinstance(x, Tensor) else x          # constants
+            return grad * (x - values + values[::-1])
+
+    x = f64(2)
+    assert ta.gradcheck(Product.apply, x)
+    assert ta.gradgradcheck(Product.apply, x, raise_exception=False) is False
+
+
 @pytest.mark.parametrize("join", [ta.concat, ta.stack])
 def test_joining_no_tensors_says_so(join):
     for nothing in ([], (), iter([])):
