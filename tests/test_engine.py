@@ -2128,6 +2128,25 @@ def test_drawing_from_a_generator_moves_it_on_and_leaves_the_shared_one_alone():
             pass
 
 
+@pytest.mark.parametrize("name, draw", [
+    ("randn", lambda generator: ta.randn(3, generator=generator)),
+    ("rand", lambda generator: ta.rand(3, generator=generator)),
+    ("dropout", lambda generator: ta.functional.dropout(ta.ones(3), 0.5, generator=generator)),
+    ("normal_", lambda generator: ta.nn.init.normal_(ta.zeros(3), generator=generator)),
+    ("uniform_", lambda generator: ta.nn.init.uniform_(ta.zeros(3), generator=generator))])
+def test_a_seed_given_for_a_generator_is_refused_saying_what_to_pass(name, draw):
+    # generator=0 was taken for none (0 is false): the draws came from the shared stream,
+    # not seeded as asked; generator=7 failed at the draw, on a method an int lacks.
+    state = ta.random.get_state()
+    for seed in (0, 7):
+        with pytest.raises(TypeError, match=rf"^{name}: generator must be a numpy Generator, "
+                                            rf"as np.random.default_rng\(seed\) makes, got "
+                                            rf"{seed}$"):
+            draw(seed)
+    assert ta.random.get_state() == state                 # nothing drawn from the shared one
+    assert draw(np.random.default_rng(0)).shape == (3,) and draw(None).shape == (3,)
+
+
 def test_drawing_from_gives_the_thread_its_generator_back_after_an_error():
     # A step that fails inside must not leave this thread drawing from the trainer's stream.
     shared = ta.random.default_generator()
