@@ -690,6 +690,17 @@ def test_a_cache_made_here_is_this_users_alone(tmp_path, monkeypatch):
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "cache" / "tinyautograd").stat().st_mode) == 0o700
 
+
+def test_a_cache_its_group_may_write_is_others_to_write_too(tmp_path):
+    # Group members are other users: a folder they may write is passed over as one everyone
+    # may write. Read and run by others is no risk; not made yet, it is made as this user's.
+    cache = tmp_path / "tinyautograd"
+    assert not kernels._others_may_write(str(cache))
+    cache.mkdir()
+    for mode, others in [(0o700, False), (0o755, False), (0o770, True), (0o707, True)]:
+        cache.chmod(mode)
+        assert kernels._others_may_write(str(cache)) is others, oct(mode)
+
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry
            "os.environ.pop('HOME', None)\n"
            "def unlisted(uid): raise KeyError(uid)\n"
