@@ -508,6 +508,12 @@ def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_
     assert in_a_process(cache) == (0, "True", "")
     [rebuilt] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
     assert rebuilt.stat().st_size == len(whole)
+    # Rebuilt here to the same bytes, so to the same name; a build that differs (another
+    # compiler at the same path) is named otherwise, so the broken library goes first.
+    broken = tmp_path / f"kernels-0123456789abcdef-{'0' * 16}.so"
+    broken.write_bytes(whole[:100])
+    assert kernels._found(str(tmp_path), "kernels-0123456789abcdef") is None
+    assert not broken.exists()
 
 
 def test_a_build_into_the_cache_removes_what_earlier_versions_and_killed_builds_left(
