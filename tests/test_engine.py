@@ -914,6 +914,8 @@ def test_anomaly_mode_lets_an_infinity_the_user_gave_pass_as_torch():
             (scores * 100).exp()                  # an overflow: an Inf made of finite numbers
         with pytest.raises(ta.AnomalyError, match=r"^mul: .*NaN or Inf"):
             Tensor([np.inf]) * 0.0                # a NaN, though its operand held the Inf
+        with pytest.raises(ta.AnomalyError, match=r"^div: .*NaN or Inf"):
+            Tensor([1j]) / 0                      # complex numbers' NaN and Inf count too
     assert np.isfinite(scores.grad).all() and (weights.data[later] == 0).all()
 
 
@@ -1919,6 +1921,26 @@ def test_gradgradcheck_says_it_is_the_second_order_check_that_fails():
     assert ta.gradgradcheck(constant_slope, x, raise_exception=False) is False
 
 
+def test_gradgradcheck_checks_the_hessian_along_a_random_direction_not_its_row_sums():
+    # x0 * x1 with a backward right in value, [x1, x0], whose own derivative is the identity
+    # rather than [[0, 1], [1, 0]]: the Hessian's row sums are right, its products with a
+    # random w are not.
+    class Product(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return np.array(x[0] * x[1])
+
+        @staticmethod
+        def backward(ctx, grad):
+            (x,) = ctx.operands
+            values = x.data if isinstance(x, Tensor) else x          # constants
+            return grad * (x - values + values[::-1])
+
+    x = f64(2)
+    assert ta.gradcheck(Product.apply, x)
+    assert ta.gradgradcheck(Product.apply, x, raise_exception=False) is False
+
+
 @pytest.mark.parametrize("join", [ta.concat, ta.stack])
 def test_joining_no_tensors_says_so(join):
     for nothing in ([], (), iter([])):
@@ -1940,6 +1962,10 @@ def test_gradcheck_checks_every_input_and_catches_a_gradient_off_by_one_percent(
     x, y = f64(3), f64(3, seed=1)
     with pytest.raises(ta.GradcheckError, match=r"gradient of input 1 \(shape \(3,\)\)"):
         ta.gradcheck(lambda x, y: x * y + nearly_square(y), x, y)
+    # The rule is |a - n| <= atol + rtol |n|, to the edge: 1% off passes rtol 1.1%, fails 0.9%.
+    small = Tensor([0.01, 0.02, 0.03], requires_grad=True, dtype=np.float64)
+    assert ta.gradcheck(nearly_square, small, atol=0, rtol=0.011)
+    assert not ta.gradcheck(nearly_square, small, atol=0, rtol=0.009, raise_exception=False)
 
 
 def test_gradcheck_fails_a_nan_gradient():
@@ -2018,6 +2044,8 @@ def test_gradcheck_refuses_a_step_or_tolerance_it_cannot_use(check, setting, val
     with pytest.raises(ValueError, match=rf"^{check.__name__}: {setting} must be a finite "
                                          rf"number {rule}, got {re.escape(repr(value))}$"):
         check(lambda x: x * x, f64(3), **{setting: value})
+    if setting != "eps":                  # a tolerance of 0 asks for agreement to the bit: taken
+        assert check(lambda x: x * x, f64(3), **{setting: 0})
 
 
 def test_gradcheck_gives_back_the_input_it_nudged_when_fn_raises():
@@ -2098,6 +2126,25 @@ def test_drawing_from_a_generator_moves_it_on_and_leaves_the_shared_one_alone():
                                         r"as np.random.default_rng\(seed\) makes, got 3$"):
         with ta.random.drawing_from(3):
             pass
+
+
+@pytest.mark.parametrize("name, draw", [
+    ("randn", lambda generator: ta.randn(3, generator=generator)),
+    ("rand", lambda generator: ta.rand(3, generator=generator)),
+    ("dropout", lambda generator: ta.functional.dropout(ta.ones(3), 0.5, generator=generator)),
+    ("normal_", lambda generator: ta.nn.init.normal_(ta.zeros(3), generator=generator)),
+    ("uniform_", lambda generator: ta.nn.init.uniform_(ta.zeros(3), generator=generator))])
+def test_a_seed_given_for_a_generator_is_refused_saying_what_to_pass(name, draw):
+    # generator=0 was taken for none (0 is false): the draws came from the shared stream,
+    # not seeded as asked; generator=7 failed at the draw, on a method an int lacks.
+    state = ta.random.get_state()
+    for seed in (0, 7):
+        with pytest.raises(TypeError, match=rf"^{name}: generator must be a numpy Generator, "
+                                            rf"as np.random.default_rng\(seed\) makes, got "
+                                            rf"{seed}$"):
+            draw(seed)
+    assert ta.random.get_state() == state                 # nothing drawn from the shared one
+    assert draw(np.random.default_rng(0)).shape == (3,) and draw(None).shape == (3,)
 
 
 def test_drawing_from_gives_the_thread_its_generator_back_after_an_error():

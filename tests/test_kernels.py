@@ -526,6 +526,12 @@ def test_a_library_cut_short_in_the_cache_is_built_again_rather_than_loaded(tmp_
     assert in_a_process(cache) == (0, "True", "")
     [rebuilt] = (tmp_path / "cache" / "tinyautograd").glob("kernels-*.so")
     assert rebuilt.stat().st_size == len(whole)
+    # Rebuilt here to the same bytes, so to the same name; a build that differs (another
+    # compiler at the same path) is named otherwise, so the broken library goes first.
+    broken = tmp_path / f"kernels-0123456789abcdef-{'0' * 16}.so"
+    broken.write_bytes(whole[:100])
+    assert kernels._found(str(tmp_path), "kernels-0123456789abcdef") is None
+    assert not broken.exists()
 
 
 def test_a_build_into_the_cache_removes_what_earlier_versions_and_killed_builds_left(
@@ -707,6 +713,17 @@ def test_a_cache_made_here_is_this_users_alone(tmp_path, monkeypatch):
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "cache" / "tinyautograd").stat().st_mode) == 0o700
+
+
+def test_a_cache_its_group_may_write_is_others_to_write_too(tmp_path):
+    # Group members are other users: a folder they may write is passed over as one everyone
+    # may write. Read and run by others is no risk; not made yet, it is made as this user's.
+    cache = tmp_path / "tinyautograd"
+    assert not kernels._others_may_write(str(cache))
+    cache.mkdir()
+    for mode, others in [(0o700, False), (0o755, False), (0o770, True), (0o707, True)]:
+        cache.chmod(mode)
+        assert kernels._others_may_write(str(cache)) is others, oct(mode)
 
 NO_HOME = ("import os, pwd\n"                 # HOME unset, and a user with no entry
            "os.environ.pop('HOME', None)\n"

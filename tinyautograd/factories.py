@@ -55,7 +55,7 @@ def randn(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
     engine's seeded generator (or `generator`), float32 unless `dtype` (a floating-point
     type) says; `requires_grad` as for zeros."""
     _floating_dtype(dtype, "randn")
-    rng = generator or random.default_generator()
+    rng = random.generator_or_default(generator, "randn")
     data = rng.standard_normal(_shape(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
@@ -65,7 +65,7 @@ def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
     """Uniform samples in [0, 1), with randn's arguments (`shape`, `dtype`, `requires_grad`,
     `generator`)."""
     _floating_dtype(dtype, "rand")
-    rng = generator or random.default_generator()
+    rng = random.generator_or_default(generator, "rand")
     data = rng.random(_shape(shape)).astype(dtype)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 

@@ -844,7 +844,7 @@ def dropout_mask(shape: tuple[int, ...], p: float, dtype: DTypeLike = np.float32
     An op that drops inside itself (tinyformer's attention) draws its mask here too, so the
     same seed drops the same elements either way."""
     _check_probability("dropout", "p", p)
-    keep = (generator or random.default_generator()).random(shape) >= p    # none when p = 1
+    keep = random.generator_or_default(generator, "dropout").random(shape) >= p  # none at p = 1
     return (keep / (1 - p) if p < 1 else keep).astype(dtype)
 
 

@@ -729,10 +729,6 @@ def _fill(tensor, values):
     return tensor
 
 
-def _rng(generator):
-    return generator or random.default_generator()
-
-
 def _check_floating(name, tensor):
     """Refuse to draw random values into a tensor that is not floating-point, as torch's
     initialisers refuse: written into an integer or bool array they would be truncated
@@ -807,9 +803,10 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
     _check("normal_", "a finite number", mean=mean, std=std)
     if std < 0:
         raise ValueError(f"normal_: std must be >= 0, got {std!r}")
+    rng = random.generator_or_default(generator, "normal_")
     if _skipping_init:
         return tensor
-    return _fill(tensor, _rng(generator).normal(mean, std, tensor.shape))
+    return _fill(tensor, rng.normal(mean, std, tensor.shape))
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
@@ -820,9 +817,10 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
     _check("uniform_", "a finite number", a=a, b=b)
     if a > b:       # numpy's own error said only "high - low < 0"
         raise ValueError(f"uniform_: a must be <= b (the range is [a, b)), got a={a!r}, b={b!r}")
+    rng = random.generator_or_default(generator, "uniform_")
     if _skipping_init:
         return tensor
-    return _fill(tensor, _rng(generator).uniform(a, b, tensor.shape))
+    return _fill(tensor, rng.uniform(a, b, tensor.shape))
 
 
 _skipping_init = False

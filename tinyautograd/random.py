@@ -64,15 +64,31 @@ def drawing_from(generator: np.random.Generator) -> Iterator[np.random.Generator
         dropout = np.random.default_rng(0)
         with drawing_from(dropout): loss = model(x) ...       # a step; then, later, the next
     """
-    if not isinstance(generator, np.random.Generator):       # a seed: seeded(seed) takes one
-        raise TypeError(f"drawing_from: generator must be a numpy Generator, as "
-                        f"np.random.default_rng(seed) makes, got {generator!r}")
+    _check_generator("drawing_from", generator)            # a seed: seeded(seed) takes one
     outer = getattr(_this_thread, "generator", None)
     _this_thread.generator = generator
     try:
         yield generator
     finally:
         _this_thread.generator = outer
+
+
+def generator_or_default(generator: np.random.Generator | None,
+                         caller: str) -> np.random.Generator:
+    """`generator` where a function that draws was given one, else `default_generator()`. A
+    seed in its place is refused (TypeError, naming `caller`): 0 was taken for no generator at
+    all, so the draws came from the shared stream, unseeded, and another seed failed at the
+    draw, on a method an int lacks."""
+    if generator is None:
+        return default_generator()
+    _check_generator(caller, generator)
+    return generator
+
+
+def _check_generator(caller, generator):
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{caller}: generator must be a numpy Generator, as "
+                        f"np.random.default_rng(seed) makes, got {generator!r}")
 
 
 def get_state() -> dict:
