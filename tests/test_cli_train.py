@@ -381,9 +381,28 @@ def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
 
 
 # A run long enough to be stopped part way; the Ctrl-C and SIGTERM tests stop it, resume it,
-# and compare with this run unbroken. A test stops it a few steps in, or just past step 200's
-# checkpoint, within a few steps of seeing it there: it has some 200 steps to spare either way.
-LONG = [*TINY, "--iters", "400", "--eval-every", "200"]
+# and compare with this run unbroken. A test stops it a few steps in, or just past step 20's
+# checkpoint, within a few steps of seeing it there: it has some 60 steps to spare either way,
+# each slowed in the stopped process (SLOWING) so that they last over a second. Evaluated at
+# steps 40 and 80 only: an evaluation (its samples) costs as much as a hundred steps.
+LONG = [*TINY, "--iters", "80", "--eval-every", "40", "--checkpoint-every", "20"]
+
+# A stopped process's steps slowed by a sleep in each micro-batch's loss (in the workers too,
+# which fork with it): its run has time to spare for the test's signal in few steps, and the
+# signal mostly finds it, and its workers, in the middle of a step. The losses are as they were,
+# so that the run resumed here in the test's own process goes on as LONG unbroken.
+SLOWING = ("import time\n"
+           "from tinyformer import train\n"
+           "loss_of_part = train.Trainer.part_loss\n"
+           "def slowed(self, part):\n"
+           "    time.sleep(0.02)\n"
+           "    return loss_of_part(self, part)\n"
+           "train.Trainer.part_loss = slowed\n")
+# `python cli.py ARGS` itself (cli.py's path its first argument), run as Python runs a
+# script, its steps slowed so.
+SLOWED_CLI = (f"import runpy, sys; sys.path.insert(0, {str(ROOT)!r})\n" + SLOWING +
+              "sys.argv.pop(0)\n"
+              "runpy.run_path(sys.argv[0], run_name='__main__')\n")
 
 
 @pytest.fixture(scope="module")
@@ -407,8 +426,8 @@ def started(command, out, **popen):
 
 def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path, unbroken):
     out = tmp_path / "my run"
-    process = started([sys.executable, str(ROOT / "cli.py"), "train", *LONG, "--out", str(out)],
-                      out)
+    process = started([sys.executable, "-c", SLOWED_CLI, str(ROOT / "cli.py"), "train", *LONG,
+                       "--out", str(out)], out)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -416,7 +435,7 @@ def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_pa
         in stderr
     step = json.loads((out / "config.json").read_text())["step"]
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert 1 <= step < 400 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert 1 <= step < 80 and json.loads(lines[-1])["step"] == step   # saved at the last step
 
     refused = tinyformer("train", "--out", out)           # as a new run, by mistake
     assert_input_error(refused, f"--out {str(out)!r} holds a run; continue it with")
@@ -436,6 +455,9 @@ ON_TWO_CORES = ("import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
                 "resources.usable_cores = lambda: 2\n"
                 "from tinyformer_cli import main\n"
                 "main(sys.argv[1:])\n")
+# ON_TWO_CORES, its steps slowed as SLOWING does.
+SLOWED = ON_TWO_CORES.replace("from tinyformer_cli import main\n",
+                              SLOWING + "from tinyformer_cli import main\n")
 
 
 @pytest.mark.parametrize("threads", [[], ["--threads", "2"]], ids=["default", "threads-2"])
@@ -444,10 +466,10 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
     """SIGTERM (here to the whole process group, as `timeout` sends it) ended the run at once,
     losing its steps since the last checkpoint, and its workers in the middle of a step."""
     out = tmp_path / "run"
-    process = started([sys.executable, "-c", ON_TWO_CORES, "train", *LONG, *threads,
+    process = started([sys.executable, "-c", SLOWED, "train", *LONG, *threads,
                        "--out", str(out)], out, start_new_session=True)
     try:
-        workers = running_children(process.pid, ON_TWO_CORES)
+        workers = running_children(process.pid, SLOWED)
         assert workers
         os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
@@ -458,7 +480,7 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     step = json.loads((out / "config.json").read_text())["step"]
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert 1 <= step < 400 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert 1 <= step < 80 and json.loads(lines[-1])["step"] == step   # saved at the last step
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
         f"stopped by SIGTERM at step {step} with a checkpoint in {out}; continue with: "
@@ -508,7 +530,7 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
         to = {"terminal": its_side,
               "file": file,                        # `tinyformer train > train.log 2>&1`
               "tee": subprocess.PIPE}[output]      # `tinyformer train 2>&1 | tee train.log`
-        process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+        process = subprocess.Popen([sys.executable, "-c", SLOWED, "train", *LONG,
                                     "--out", str(out)], stdin=its_side, stdout=to,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     groups = [process.pid]                       # the process groups the terminal's shell
@@ -522,8 +544,8 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
     metrics = out / "metrics.jsonl"
     try:
         shown(terminal, until=lambda _: metrics.exists() and    # past its first checkpoint
-              metrics.read_bytes().count(b"\n") > 200)            # (step 200's)
-        workers = running_children(process.pid, ON_TWO_CORES)
+              metrics.read_bytes().count(b"\n") > 20)             # (step 20's)
+        workers = running_children(process.pid, SLOWED)
         assert workers
         close_the_terminal(terminal, groups)
         process.wait(timeout=60)
@@ -538,7 +560,7 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
     assert not (out / "run.lock").exists()
     step = json.loads((out / "config.json").read_text())["step"]
     lines = metrics.read_text().splitlines()
-    assert 200 < step < 400 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert 20 < step < 80 and json.loads(lines[-1])["step"] == step   # saved at the last step
     if output == "file":
         said = log.read_text().splitlines()
         assert "Traceback" not in log.read_text()
@@ -575,7 +597,7 @@ def test_sighup_with_the_terminal_still_open_stops_a_run_and_says_so_there(tmp_p
     (the first SIGHUP's, and how to continue) went nowhere, as though the terminal were gone."""
     out = tmp_path / "run"
     terminal, its_side = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+    process = subprocess.Popen([sys.executable, "-c", SLOWED, "train", *LONG,
                                 "--out", str(out)], stdin=its_side, stdout=its_side,
                                stderr=its_side, start_new_session=True)
     os.close(its_side)
