@@ -1548,20 +1548,23 @@ def test_a_run_stopped_before_its_first_checkpoint_reads_no_tokens_a_run_does_no
                        "checkpoint, and starting it again reads the corpus")
 
 
-def tinyformer_process(*args, timeout=60):
-    """`tinyformer ARGS` in a process of its own, stopped after `timeout` seconds and limited
-    to 4 GiB of memory: a reader that waits forever, or reads without end, fails the test
-    (TimeoutExpired, or "out of memory") instead of hanging it or filling the machine."""
+def tinyformer_process(*args, timeout=60, python=False):
+    """`tinyformer ARGS` (`python ARGS` if `python`) in a process of its own, stopped after
+    `timeout` seconds and limited to 4 GiB of memory: a reader that waits forever, or reads
+    without end, fails the test (TimeoutExpired, or "out of memory") instead of hanging it or
+    filling the machine."""
     import resource
 
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+    program = [sys.executable] if python else [sys.executable, str(ROOT / "cli.py")]
+    return subprocess.run([*program, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
                           preexec_fn=limit_memory)
 
 
-@pytest.mark.parametrize("name, command, phrase", [
+# A run file of each kind, and the command that reads it, with what its refusal says.
+NOT_REGULAR = [
     ("config.json", "generate", "not a regular file"),
     ("tokenizer.json", "generate", "not a regular file"),
     ("weights", "generate", "not a regular file"),                # its SHA-256 is checked
@@ -1569,27 +1572,60 @@ def tinyformer_process(*args, timeout=60):
     ("metrics.jsonl", "resume", "not a regular file"),
     ("manifest.json", "resume", "manifest.json is damaged"),
     ("tokens.bin", "resume", "not a regular file"),               # it was called missing
-])
-@pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero"])
-def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(broken, name, command,
-                                                                   phrase, kind):
+]
+NOT_REGULAR_KINDS = ["fifo", "link-to-dev-zero"]
+
+# The commands given as JSON, each run through click's CliRunner in this one process, which
+# prints each one's exit status and standard error as a JSON line as it ends.
+EACH_COMMAND = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+                "from click.testing import CliRunner\n"
+                "from tinyformer_cli import main\n"
+                "for args in json.loads(sys.argv[1]):\n"
+                "    result = CliRunner().invoke(main, args)\n"
+                "    print(json.dumps([result.exit_code, result.stderr]), flush=True)\n")
+
+
+@pytest.fixture(scope="module")
+def not_regular_refusals(tmp_path_factory, gpt_run):
+    """{(name, kind): (the run file's path, the exit status, stderr)} of each NOT_REGULAR
+    command on a copy of the run whose file `name` is a named pipe or a link to /dev/zero. All
+    in one process (tinyformer_process's, limited in time and memory) rather than one each."""
+    paths, commands = {}, []
+    for name, command, _ in NOT_REGULAR:
+        for kind in NOT_REGULAR_KINDS:
+            broken = tmp_path_factory.mktemp("not-regular") / "ckpt"
+            shutil.copytree(gpt_run[0], broken)
+            files = json.loads((broken / "config.json").read_text())["files"]
+            edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+            path = broken / files.get(name, name)        # the weights' and optimizer's own
+            path.unlink()
+            if kind == "fifo":
+                os.mkfifo(path)
+            else:
+                path.symlink_to("/dev/zero")
+            paths[name, kind] = path
+            commands.append(["generate", "--checkpoint", str(broken), "--prompt", "alice"]
+                            if command == "generate" else ["train", "--resume", str(broken)])
+    try:
+        ran = tinyformer_process("-c", EACH_COMMAND, json.dumps(commands), python=True)
+    except subprocess.TimeoutExpired as stuck:
+        ended = (stuck.stdout or b"").count(b"\n")     # a line each (its output as bytes)
+        pytest.fail(f"`tinyformer {shlex.join(commands[ended])}` did not end: it waited for a "
+                    f"writer or read on without end")
+    assert ran.returncode == 0, ran.stderr
+    results = [json.loads(line) for line in ran.stdout.splitlines()]
+    return {key: (path, *result) for (key, path), result in zip(paths.items(), results)}
+
+
+@pytest.mark.parametrize("name, command, phrase", NOT_REGULAR)
+@pytest.mark.parametrize("kind", NOT_REGULAR_KINDS)
+def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(not_regular_refusals, name,
+                                                                   command, phrase, kind):
     """A named pipe waits for a writer that never comes, and /dev/zero reads on without end:
     in place of a run's file, either is refused in one line naming it, before it is read."""
-    if name in ("weights", "optimizer"):
-        name = json.loads((broken / "config.json").read_text())["files"][name]
-    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
-    path = broken / name
-    path.unlink()
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:
-        path.symlink_to("/dev/zero")
-    if command == "generate":
-        result = tinyformer_process("generate", "--checkpoint", broken, "--prompt", "alice")
-    else:
-        result = tinyformer_process("train", "--resume", broken)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    path, exit_code, stderr = not_regular_refusals[name, kind]
+    lines = stderr.strip().splitlines()
+    assert exit_code == 2 and len(lines) == 1, stderr
     assert lines[0].startswith(f"Error: {path}") and phrase in lines[0], lines[0]
 
 
