@@ -1524,7 +1524,7 @@ def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_
                              [BOS, 5, 6, 7, 8],                 # never ended
                              [BOS, EOS, PAD, PAD, PAD],         # an empty answer
                              [BOS, 3, EOS, PAD, PAD]])          # the first symbol, "0"
-    # translate reads only the task's decode: a job without its 20,000 training pairs.
+    # translate reads only the task's decode: a job without its thousands of training pairs.
     job = SimpleNamespace(data=Seq2SeqTask)
     assert Seq2Seq.translate(job, Written(), np.zeros((5, 3), int)) == ["23", None, None, "",
                                                                          "0"]
