@@ -381,9 +381,28 @@ def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
 
 
 # A run long enough to be stopped part way; the Ctrl-C and SIGTERM tests stop it, resume it,
-# and compare with this run unbroken. A test stops it a few steps in, or just past step 200's
-# checkpoint, within a few steps of seeing it there: it has some 200 steps to spare either way.
-LONG = [*TINY, "--iters", "400", "--eval-every", "200"]
+# and compare with this run unbroken. A test stops it a few steps in, or just past step 20's
+# checkpoint, within a few steps of seeing it there: it has some 60 steps to spare either way,
+# each slowed in the stopped process (SLOWING) so that they last over a second. Evaluated at
+# steps 40 and 80 only: an evaluation (its samples) costs as much as a hundred steps.
+LONG = [*TINY, "--iters", "80", "--eval-every", "40", "--checkpoint-every", "20"]
+
+# A stopped process's steps slowed by a sleep in each micro-batch's loss (in the workers too,
+# which fork with it): its run has time to spare for the test's signal in few steps, and the
+# signal mostly finds it, and its workers, in the middle of a step. The losses are as they were,
+# so that the run resumed here in the test's own process goes on as LONG unbroken.
+SLOWING = ("import time\n"
+           "from tinyformer import train\n"
+           "loss_of_part = train.Trainer.part_loss\n"
+           "def slowed(self, part):\n"
+           "    time.sleep(0.02)\n"
+           "    return loss_of_part(self, part)\n"
+           "train.Trainer.part_loss = slowed\n")
+# `python cli.py ARGS` itself (cli.py's path its first argument), run as Python runs a
+# script, its steps slowed so.
+SLOWED_CLI = (f"import runpy, sys; sys.path.insert(0, {str(ROOT)!r})\n" + SLOWING +
+              "sys.argv.pop(0)\n"
+              "runpy.run_path(sys.argv[0], run_name='__main__')\n")
 
 
 @pytest.fixture(scope="module")
@@ -407,8 +426,8 @@ def started(command, out, **popen):
 
 def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path, unbroken):
     out = tmp_path / "my run"
-    process = started([sys.executable, str(ROOT / "cli.py"), "train", *LONG, "--out", str(out)],
-                      out)
+    process = started([sys.executable, "-c", SLOWED_CLI, str(ROOT / "cli.py"), "train", *LONG,
+                       "--out", str(out)], out)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -416,7 +435,7 @@ def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_pa
         in stderr
     step = json.loads((out / "config.json").read_text())["step"]
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert 1 <= step < 400 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert 1 <= step < 80 and json.loads(lines[-1])["step"] == step   # saved at the last step
 
     refused = tinyformer("train", "--out", out)           # as a new run, by mistake
     assert_input_error(refused, f"--out {str(out)!r} holds a run; continue it with")
@@ -436,6 +455,9 @@ ON_TWO_CORES = ("import signal; signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
                 "resources.usable_cores = lambda: 2\n"
                 "from tinyformer_cli import main\n"
                 "main(sys.argv[1:])\n")
+# ON_TWO_CORES, its steps slowed as SLOWING does.
+SLOWED = ON_TWO_CORES.replace("from tinyformer_cli import main\n",
+                              SLOWING + "from tinyformer_cli import main\n")
 
 
 @pytest.mark.parametrize("threads", [[], ["--threads", "2"]], ids=["default", "threads-2"])
@@ -444,10 +466,10 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
     """SIGTERM (here to the whole process group, as `timeout` sends it) ended the run at once,
     losing its steps since the last checkpoint, and its workers in the middle of a step."""
     out = tmp_path / "run"
-    process = started([sys.executable, "-c", ON_TWO_CORES, "train", *LONG, *threads,
+    process = started([sys.executable, "-c", SLOWED, "train", *LONG, *threads,
                        "--out", str(out)], out, start_new_session=True)
     try:
-        workers = running_children(process.pid, ON_TWO_CORES)
+        workers = running_children(process.pid, SLOWED)
         assert workers
         os.killpg(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
@@ -458,7 +480,7 @@ def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exac
     assert all(process_state(pid) in (None, "Z") for pid in workers)
     step = json.loads((out / "config.json").read_text())["step"]
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    assert 1 <= step < 400 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert 1 <= step < 80 and json.loads(lines[-1])["step"] == step   # saved at the last step
     assert "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
         f"stopped by SIGTERM at step {step} with a checkpoint in {out}; continue with: "
@@ -508,7 +530,7 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
         to = {"terminal": its_side,
               "file": file,                        # `tinyformer train > train.log 2>&1`
               "tee": subprocess.PIPE}[output]      # `tinyformer train 2>&1 | tee train.log`
-        process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+        process = subprocess.Popen([sys.executable, "-c", SLOWED, "train", *LONG,
                                     "--out", str(out)], stdin=its_side, stdout=to,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     groups = [process.pid]                       # the process groups the terminal's shell
@@ -522,8 +544,8 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
     metrics = out / "metrics.jsonl"
     try:
         shown(terminal, until=lambda _: metrics.exists() and    # past its first checkpoint
-              metrics.read_bytes().count(b"\n") > 200)            # (step 200's)
-        workers = running_children(process.pid, ON_TWO_CORES)
+              metrics.read_bytes().count(b"\n") > 20)             # (step 20's)
+        workers = running_children(process.pid, SLOWED)
         assert workers
         close_the_terminal(terminal, groups)
         process.wait(timeout=60)
@@ -538,7 +560,7 @@ def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tm
     assert not (out / "run.lock").exists()
     step = json.loads((out / "config.json").read_text())["step"]
     lines = metrics.read_text().splitlines()
-    assert 200 < step < 400 and json.loads(lines[-1])["step"] == step   # saved at the last step
+    assert 20 < step < 80 and json.loads(lines[-1])["step"] == step   # saved at the last step
     if output == "file":
         said = log.read_text().splitlines()
         assert "Traceback" not in log.read_text()
@@ -575,7 +597,7 @@ def test_sighup_with_the_terminal_still_open_stops_a_run_and_says_so_there(tmp_p
     (the first SIGHUP's, and how to continue) went nowhere, as though the terminal were gone."""
     out = tmp_path / "run"
     terminal, its_side = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-c", ON_TWO_CORES, "train", *LONG,
+    process = subprocess.Popen([sys.executable, "-c", SLOWED, "train", *LONG,
                                 "--out", str(out)], stdin=its_side, stdout=its_side,
                                stderr=its_side, start_new_session=True)
     os.close(its_side)
@@ -1526,20 +1548,23 @@ def test_a_run_stopped_before_its_first_checkpoint_reads_no_tokens_a_run_does_no
                        "checkpoint, and starting it again reads the corpus")
 
 
-def tinyformer_process(*args, timeout=60):
-    """`tinyformer ARGS` in a process of its own, stopped after `timeout` seconds and limited
-    to 4 GiB of memory: a reader that waits forever, or reads without end, fails the test
-    (TimeoutExpired, or "out of memory") instead of hanging it or filling the machine."""
+def tinyformer_process(*args, timeout=60, python=False):
+    """`tinyformer ARGS` (`python ARGS` if `python`) in a process of its own, stopped after
+    `timeout` seconds and limited to 4 GiB of memory: a reader that waits forever, or reads
+    without end, fails the test (TimeoutExpired, or "out of memory") instead of hanging it or
+    filling the machine."""
     import resource
 
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
-    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+    program = [sys.executable] if python else [sys.executable, str(ROOT / "cli.py")]
+    return subprocess.run([*program, *map(str, args)],
                           capture_output=True, text=True, timeout=timeout,
                           preexec_fn=limit_memory)
 
 
-@pytest.mark.parametrize("name, command, phrase", [
+# A run file of each kind, and the command that reads it, with what its refusal says.
+NOT_REGULAR = [
     ("config.json", "generate", "not a regular file"),
     ("tokenizer.json", "generate", "not a regular file"),
     ("weights", "generate", "not a regular file"),                # its SHA-256 is checked
@@ -1547,27 +1572,60 @@ def tinyformer_process(*args, timeout=60):
     ("metrics.jsonl", "resume", "not a regular file"),
     ("manifest.json", "resume", "manifest.json is damaged"),
     ("tokens.bin", "resume", "not a regular file"),               # it was called missing
-])
-@pytest.mark.parametrize("kind", ["fifo", "link-to-dev-zero"])
-def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(broken, name, command,
-                                                                   phrase, kind):
+]
+NOT_REGULAR_KINDS = ["fifo", "link-to-dev-zero"]
+
+# The commands given as JSON, each run through click's CliRunner in this one process, which
+# prints each one's exit status and standard error as a JSON line as it ends.
+EACH_COMMAND = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
+                "from click.testing import CliRunner\n"
+                "from tinyformer_cli import main\n"
+                "for args in json.loads(sys.argv[1]):\n"
+                "    result = CliRunner().invoke(main, args)\n"
+                "    print(json.dumps([result.exit_code, result.stderr]), flush=True)\n")
+
+
+@pytest.fixture(scope="module")
+def not_regular_refusals(tmp_path_factory, gpt_run):
+    """{(name, kind): (the run file's path, the exit status, stderr)} of each NOT_REGULAR
+    command on a copy of the run whose file `name` is a named pipe or a link to /dev/zero. All
+    in one process (tinyformer_process's, limited in time and memory) rather than one each."""
+    paths, commands = {}, []
+    for name, command, _ in NOT_REGULAR:
+        for kind in NOT_REGULAR_KINDS:
+            broken = tmp_path_factory.mktemp("not-regular") / "ckpt"
+            shutil.copytree(gpt_run[0], broken)
+            files = json.loads((broken / "config.json").read_text())["files"]
+            edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
+            path = broken / files.get(name, name)        # the weights' and optimizer's own
+            path.unlink()
+            if kind == "fifo":
+                os.mkfifo(path)
+            else:
+                path.symlink_to("/dev/zero")
+            paths[name, kind] = path
+            commands.append(["generate", "--checkpoint", str(broken), "--prompt", "alice"]
+                            if command == "generate" else ["train", "--resume", str(broken)])
+    try:
+        ran = tinyformer_process("-c", EACH_COMMAND, json.dumps(commands), python=True)
+    except subprocess.TimeoutExpired as stuck:
+        ended = (stuck.stdout or b"").count(b"\n")     # a line each (its output as bytes)
+        pytest.fail(f"`tinyformer {shlex.join(commands[ended])}` did not end: it waited for a "
+                    f"writer or read on without end")
+    assert ran.returncode == 0, ran.stderr
+    results = [json.loads(line) for line in ran.stdout.splitlines()]
+    return {key: (path, *result) for (key, path), result in zip(paths.items(), results)}
+
+
+@pytest.mark.parametrize("name, command, phrase", NOT_REGULAR)
+@pytest.mark.parametrize("kind", NOT_REGULAR_KINDS)
+def test_a_run_file_that_is_not_a_regular_file_is_refused_at_once(not_regular_refusals, name,
+                                                                   command, phrase, kind):
     """A named pipe waits for a writer that never comes, and /dev/zero reads on without end:
     in place of a run's file, either is refused in one line naming it, before it is read."""
-    if name in ("weights", "optimizer"):
-        name = json.loads((broken / "config.json").read_text())["files"][name]
-    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
-    path = broken / name
-    path.unlink()
-    if kind == "fifo":
-        os.mkfifo(path)
-    else:
-        path.symlink_to("/dev/zero")
-    if command == "generate":
-        result = tinyformer_process("generate", "--checkpoint", broken, "--prompt", "alice")
-    else:
-        result = tinyformer_process("train", "--resume", broken)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    path, exit_code, stderr = not_regular_refusals[name, kind]
+    lines = stderr.strip().splitlines()
+    assert exit_code == 2 and len(lines) == 1, stderr
     assert lines[0].startswith(f"Error: {path}") and phrase in lines[0], lines[0]
 
 

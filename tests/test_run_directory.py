@@ -500,8 +500,8 @@ def test_a_process_forked_by_the_trainer_does_not_keep_its_run_locked(tmp_path):
 
 def test_two_trainings_started_together_into_one_new_out(tmp_path):
     out = tmp_path / "run"
-    command = [sys.executable, str(ROOT / "cli.py"), "train", *TINY, "--iters", "30",
-               "--eval-every", "10", "--out", str(out)]
+    command = [sys.executable, str(ROOT / "cli.py"), "train", *TINY, "--iters", "10",
+               "--eval-every", "5", "--out", str(out)]
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(2)]
     outcomes = sorted((p.wait(timeout=120), p.stderr.read()) for p in processes)
@@ -510,9 +510,9 @@ def test_two_trainings_started_together_into_one_new_out(tmp_path):
     assert len(refused) == 1 and ("is in use: process" in refused[0]
                                   or "holds a run" in refused[0]), refused
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 31))                  # each step once: one writer
+    assert steps == list(range(1, 11))                  # each step once: one writer
     config = json.loads((out / "config.json").read_text())
-    assert config["step"] == 30 and config["data"]["n_tokens"] * 2 == \
+    assert config["step"] == 10 and config["data"]["n_tokens"] * 2 == \
         (out / "tokens.bin").stat().st_size
 
 

@@ -32,8 +32,10 @@ JOBS = {
     "gpt, modern block": dict(TINY, dropout=0.1, positions="rope", rope_theta=500.0,
                               normalization="rmsnorm", activation="swiglu", n_kv_head=1,
                               qk_norm=True, logit_softcap=15.0, bias=False, tie_weights=False),
+    # Sources of 2 to 4 digits, 11,100 of them: few enough that the task makes them all and
+    # shuffles them (to 5 digits, it drew its 20,000 training pairs one by one, 0.5 s a run).
     "transformer": dict(n_layer=1, n_head=2, d_model=16, batch_size=8, task="reverse",
-                        min_len=2, max_len=5),
+                        min_len=2, max_len=4),
 }
 
 
@@ -1096,16 +1098,25 @@ def test_a_forced_run_stopped_after_tokenising_leaves_the_previous_run_to_resume
     assert metrics(tmp_path / "cut") == whole
 
 
+# A run, and the run forced in its place, with another seed: two steps, evaluated at the end.
+FORCED = {"first": dict(JOBS["gpt"], iters=2), "second": dict(JOBS["gpt"], iters=2, seed=7)}
+
+
+@pytest.fixture(scope="module")
+def second_run_whole(tmp_path_factory):
+    """The metrics of FORCED's second run, never stopped."""
+    return run(tmp_path_factory.mktemp("forced") / "whole", **FORCED["second"])
+
+
 @pytest.mark.parametrize("removed", ["tokenizer.json", "tokens.bin", "metrics.jsonl"])
 def test_a_forced_run_stopped_while_it_removes_the_previous_run_is_the_one_resume_restarts(
-        tmp_path, monkeypatch, removed):
+        tmp_path, monkeypatch, removed, second_run_whole):
     """Once a new run has begun to remove the previous run's files, the directory is the new
     run's: stopped there, it is a run that stopped before its first checkpoint, which --resume
     starts again with its own settings, whichever file went first (with tokenizer.json gone,
     its restart looked for its checksum and failed)."""
-    first = dict(JOBS["gpt"], iters=4, eval_every=2)
-    run(tmp_path / "run", **first)
-    second = dict(first, seed=7)
+    run(tmp_path / "run", **FORCED["first"])
+    second = FORCED["second"]
     remove = RunDirectory._remove_file
 
     def remove_then_ctrl_c(self, name):             # `removed` removed, then Ctrl-C
@@ -1120,7 +1131,7 @@ def test_a_forced_run_stopped_while_it_removes_the_previous_run_is_the_one_resum
     resumed = Trainer.resume(str(tmp_path / "run"), log=said.append)
     assert "starting it again from step 0" in said[0]
     assert resumed.train() == "done"
-    assert metrics(tmp_path / "run") == run(tmp_path / "fresh", **second)
+    assert metrics(tmp_path / "run") == second_run_whole
 
 @pytest.mark.parametrize("signum, outcome", [(signal.SIGTERM, "terminated"),
                                              (signal.SIGHUP, "hung up")],
@@ -1513,7 +1524,7 @@ def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_
                              [BOS, 5, 6, 7, 8],                 # never ended
                              [BOS, EOS, PAD, PAD, PAD],         # an empty answer
                              [BOS, 3, EOS, PAD, PAD]])          # the first symbol, "0"
-    # translate reads only the task's decode: a job without its 20,000 training pairs.
+    # translate reads only the task's decode: a job without its thousands of training pairs.
     job = SimpleNamespace(data=Seq2SeqTask)
     assert Seq2Seq.translate(job, Written(), np.zeros((5, 3), int)) == ["23", None, None, "",
                                                                          "0"]
@@ -1521,10 +1532,10 @@ def test_a_tasks_answer_is_the_symbols_before_eos_and_none_with_a_special_token_
 
 def test_a_task_takes_a_context_just_long_enough_and_refuses_a_shorter_one():
     from tinyformer.jobs import Seq2Seq
-    needed = 6                       # max_len 5: the longest target and its <bos> or <eos>
+    needed = 5                       # max_len 4: the longest target and its <bos> or <eos>
     assert Seq2Seq(TrainConfig(**JOBS["transformer"], iters=1,
                                context=needed).resolved()).data.context == needed
-    with pytest.raises(ValueError, match=f"--context {needed - 1} is too short for --max-len 5"):
+    with pytest.raises(ValueError, match=f"--context {needed - 1} is too short for --max-len 4"):
         Seq2Seq(TrainConfig(**JOBS["transformer"], iters=1, context=needed - 1).resolved())
 
 
