@@ -293,3 +293,12 @@ def test_add_sums_numbers_of_any_length_as_on_paper():
     for a, b in rng.integers(1, 10 ** 12, (50, 2)).tolist():      # as int() adds them
         assert solve("add", f"{a}+{b}") == str(a + b)
     assert solve("add", "5+5") == "10" and solve("add", "10+90") == "100"
+
+
+def test_check_whole_takes_counts_beyond_32_bits():
+    # Its docstring promises any whole number from `low`: its upper bound only keeps a typo of
+    # many digits from reaching numpy, where a count past 2 ** 31 is a count like any other.
+    from tinyformer.schema import check_whole
+    check_whole("f", 1, n=2 ** 40)
+    with pytest.raises(ValueError, match=r"^f: n must be at most 4,611,686,018,427,387,904, "):
+        check_whole("f", 1, n=2 ** 63)
