@@ -148,6 +148,9 @@ def test_tasks_solve_hold_out_and_batch(task):
         assert 4 <= len(source.replace("+", "")) <= 8
         if task == "add":                            # two numbers, neither with a leading zero
             assert not any(number.startswith("0") for number in source.split("+"))
+            # The first number has half the digits, rounded down: "12+345", never "123+45".
+            first, second = source.split("+")
+            assert len(first) == (len(first) + len(second)) // 2
     src, tgt_in, tgt_out = t.batch(t.val[:5])
     assert (tgt_in[:, 0] == BOS).all()
     for i, (source, target) in enumerate(t.val[:5]):
@@ -251,6 +254,10 @@ def test_recall_prompts_end_where_the_colour_is_recalled():
         story = prompt[prompt.rindex("\n") + 1:]
         assert f"has a {colour} " in story
     assert recalled("red. the", "red") and not recalled("re", "red")
+    # Every prompt is `context` characters long, one a character short included: a context
+    # one longer than where some story's prompt ends leaves that story out.
+    for context in range(20, 90):
+        assert all(len(prompt) == context for prompt, _ in recall_prompts(3, 5, context))
     assert not recalled("redd.", "red")
 
 
@@ -286,3 +293,12 @@ def test_add_sums_numbers_of_any_length_as_on_paper():
     for a, b in rng.integers(1, 10 ** 12, (50, 2)).tolist():      # as int() adds them
         assert solve("add", f"{a}+{b}") == str(a + b)
     assert solve("add", "5+5") == "10" and solve("add", "10+90") == "100"
+
+
+def test_check_whole_takes_counts_beyond_32_bits():
+    # Its docstring promises any whole number from `low`: its upper bound only keeps a typo of
+    # many digits from reaching numpy, where a count past 2 ** 31 is a count like any other.
+    from tinyformer.schema import check_whole
+    check_whole("f", 1, n=2 ** 40)
+    with pytest.raises(ValueError, match=r"^f: n must be at most 4,611,686,018,427,387,904, "):
+        check_whole("f", 1, n=2 ** 63)

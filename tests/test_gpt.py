@@ -256,6 +256,10 @@ def test_sampling_at_the_edges_draws_from_what_transformers_warpers_leave():
         top_k = [None, 1, 3, V - 1, V][rng.integers(5)]
         top_p = [None, 0.01, 0.5, 0.999, 1.0][rng.integers(5)]
         assert_draws_as_transformers(logits, temperature, top_k, top_p, rows)
+    # A temperature above 0, however small, still draws among the tied likeliest tokens (0 is
+    # greedy: the first of them); a top_p just under 1 still drops the unlikeliest tokens.
+    assert_draws_as_transformers(np.array([1.0, 1.0, 0.0]), 1e-4, None, None, rows)
+    assert_draws_as_transformers(np.log([0.6, 0.397, 0.003]), 1.0, None, 0.995, rows)
 
 
 def test_top_p_drops_the_token_at_which_the_sum_reaches_p_exactly_as_transformers_does():

@@ -7,7 +7,7 @@ import tinyautograd as ta
 from tinyformer.bert import BERT
 from tinyformer.decoding import NoTokenToPick
 from tinyformer.gpt import GPT
-from tinyformer.prompts import TextStream, respond
+from tinyformer.prompts import TextStream, likeliest_ordinary, respond
 from tinyformer.schema import option_name
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
 from tinyformer.transformer import Transformer
@@ -125,6 +125,9 @@ def test_bert_fills_a_mask_with_an_ordinary_token_however_it_ranks_the_special_o
     respond(bert, tokenizer, "bert", "ab<mask><mask>", threads=1)(written.append)
     [text] = written
     assert text[:2] == "ab" and set(text[2:4]) <= {"a", "b"} and text[4:] == "\n", text
+    # A vocabulary of special tokens alone has no ordinary one: the likeliest of them, then.
+    only_special = CharTokenizer("", special_tokens=["<pad>", "<mask>"])
+    assert likeliest_ordinary(np.array([[0.0, 1.0], [2.0, 1.0]]), only_special).tolist() == [1, 0]
 
 
 def test_a_bert_prompt_that_writes_its_padding_is_refused_by_every_reader_of_it():

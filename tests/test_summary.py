@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 import tinyautograd as ta
-from tinyformer.attention import MultiHeadAttention, causal_mask
+from tinyformer.attention import Attention, MultiHeadAttention, causal_mask
 from tinyformer.bert import BERT
 from tinyformer.gpt import GPT
 from tinyformer.layers import FeedForward, modules_of_your_own
 from tinyformer.schema import BadInput
 from tinyformer.transformer import Transformer
-from tinyformer.summary import (flops_per_token, forward_flops_by_part, ops_with_loops, summary,
-                                summary_line)
+from tinyformer.summary import (flops_per_token, forward_flops, forward_flops_by_part,
+                                ops_with_loops, summary, summary_line)
 from tinyformer.tokenizers import compression
 
 
@@ -328,6 +328,16 @@ def test_a_sequence_longer_than_the_context_is_refused_in_the_summarys_terms(bui
                                            r"context, 8, got 9$"):
             count(model, 9)
     assert flops_per_token(model, 8) == flops_per_token(model)
+
+
+def test_the_fused_attention_counts_each_of_its_two_products_by_its_own_width():
+    # Q K^T costs 2 T_q T_k d_k, P V 2 T_q T_k d_v: values wider than the queries and keys (an
+    # attention of your own) are counted at their own width.
+    q, k = (ta.Tensor(np.ones((1, 2, 3, 4)), requires_grad=True) for _ in range(2))
+    v = ta.Tensor(np.ones((1, 2, 3, 6)), requires_grad=True)                   # (B, H, T, d_v)
+    with ta.enable_grad():
+        out = Attention.apply(q, k, v)
+    assert forward_flops(out) == 2 * (2 * 3 * 3) * 4 + 2 * (2 * 3 * 3) * 6
 
 
 @pytest.mark.parametrize("tie_weights", [True, False])

@@ -334,6 +334,14 @@ def test_a_files_values_are_checked_and_named_by_where_they_came_from(settings, 
     ({"model": True}, "model in f.toml must be one of gpt, bert, transformer, got true$"),
     ({"bias": 1}, "bias in f.toml must be true or false, got 1$"),
     ({"corpus": [True]}, r"corpus in f.toml must be .*, got \[true\]$"),
+    # A text quoted within its quotes is a text still: no advice to drop the quotes.
+    ({"model": '"gpt"'}, r"""model in f.toml must be one of .*, got '"gpt"'; did you mean """
+                         r"""'gpt'\?$"""),
+    # A number quoted with spaces around it: written without them.
+    ({"lr": " 3e-4 "}, "lr in f.toml must be a finite number > 0, got ' 3e-4 ', a text: write "
+                       "3e-4 without the quotes$"),
+    # An integer too large for a float is no finite number (math.isfinite overflows on it).
+    ({"lr": 10 ** 400}, r"lr in f.toml must be a finite number > 0, got 10{400}$"),
 ])
 def test_a_files_values_are_told_as_the_file_writes_them(settings, message):
     # The file says `true`: Python's `True` is nowhere in it.
