@@ -246,6 +246,8 @@ def test_a_word_given_to_a_command_of_options_only_is_said_with_an_example_of_it
         assert line.startswith(f"Error: Got unexpected extra argument ({args[-1]}): {args[0]} "
                                f"takes options only. For example: `tinyformer {example}"), line
         parse(re.search(r"For example: `([^`]+)`", line)[1])       # a command line that runs
+    two = CliRunner().invoke(main, ["train", "input.txt", "more.txt"]).stderr
+    assert two.startswith("Error: Got unexpected extra arguments (input.txt more.txt): train "), two
     assert [path.name for path in tmp_path.iterdir()] == ["input.txt"]     # nothing written
     # A command with arguments of its own says click's words alone: it takes words.
     result = CliRunner().invoke(main, ["tokenize", "show", "a", "b"])
