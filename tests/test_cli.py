@@ -528,6 +528,12 @@ def test_with_standard_input_and_output_closed_a_command_reads_and_writes_the_nu
     done = subprocess.run(["sh", "-c", 'exec "$@" 0<&- 1>&-', "sh", *command],
                           capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
+    # The standard error closed: its errors go nowhere, and the result is written as ever.
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "tokenize",
+               "show", "hi"]
+    done = subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *command], capture_output=True,
+                          text=True)
+    assert (done.returncode, done.stdout.splitlines()[0]) == (0, "|h|i|"), done
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal: Unix only")
