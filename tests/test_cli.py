@@ -246,6 +246,8 @@ def test_a_word_given_to_a_command_of_options_only_is_said_with_an_example_of_it
         assert line.startswith(f"Error: Got unexpected extra argument ({args[-1]}): {args[0]} "
                                f"takes options only. For example: `tinyformer {example}"), line
         parse(re.search(r"For example: `([^`]+)`", line)[1])       # a command line that runs
+    two = CliRunner().invoke(main, ["train", "input.txt", "more.txt"]).stderr
+    assert two.startswith("Error: Got unexpected extra arguments (input.txt more.txt): train "), two
     assert [path.name for path in tmp_path.iterdir()] == ["input.txt"]     # nothing written
     # A command with arguments of its own says click's words alone: it takes words.
     result = CliRunner().invoke(main, ["tokenize", "show", "a", "b"])
@@ -526,6 +528,12 @@ def test_with_standard_input_and_output_closed_a_command_reads_and_writes_the_nu
     done = subprocess.run(["sh", "-c", 'exec "$@" 0<&- 1>&-', "sh", *command],
                           capture_output=True, text=True)
     assert (done.returncode, done.stderr) == (0, "")
+    # The standard error closed: its errors go nowhere, and the result is written as ever.
+    command = [sys.executable, "-c", "from tinyformer_cli import main; main()", "tokenize",
+               "show", "hi"]
+    done = subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *command], capture_output=True,
+                          text=True)
+    assert (done.returncode, done.stdout[:6]) == (0, "|h|i|\n"), done
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal: Unix only")

@@ -280,6 +280,7 @@ def test_flow_colours_by_gradient_norm_with_a_legend(tmp_path, extra):
     (["--example", "mlp", "--max-nodes", "1"], "Invalid value for '--max-nodes'"),
     # a page folds the boxes around modules, and has none around the whole model
     (["--example", "mlp", "--depth", "0", "--out", "g.html"], "give --depth 1 or more"),
+    (["--example", "mlp", "--depth", "0", "--out", "g.HTML"], "give --depth 1 or more"),
     # fewer places than the example's parameters: their dL/d boxes alone, unconnected
     (["--example", "gpt", "--max-nodes", "12"], "or use --depth to fold modules"),
     (["--checkpoint", "no-such-run", "--prompt", "hi"], "does not exist"),

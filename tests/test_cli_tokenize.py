@@ -503,6 +503,18 @@ def test_show_frames_the_tokens_and_counts_them(bpe):
     assert ids.startswith("ids: ") and len(ids.split()) - 1 == n
     assert counts.startswith(f"{n} tokens, 11 characters (11 bytes): ")
     assert "characters per token" in counts and "bpe, 300 ids" in source
+    # Bytes are the text's in UTF-8, not its characters again.
+    counts = run("show", "café 東京", "--tokenizer", bpe, "--no-color").stdout.splitlines()[1]
+    assert " tokens, 7 characters (12 bytes): " in counts, counts
+
+
+def test_paths_given_from_python_as_path_objects_are_read_as_their_strings(tmp_path):
+    # main([... pathlib.Path(...)]), as a script calls the program: "--file must be a file's
+    # path, got PosixPath(...)" was its answer.
+    (tmp_path / "story.txt").write_text("the cat")
+    result = CliRunner().invoke(main, ["tokenize", "show", "--file", tmp_path / "story.txt",
+                                       "--no-color"])
+    assert result.exit_code == 0 and result.stdout.startswith("|"), result.output
 
 
 def test_show_escapes_newlines_and_colours_on_request(bpe, char):

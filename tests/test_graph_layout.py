@@ -2,6 +2,9 @@
 graph`'s and `tinyformer exercises draw`'s alike use graphviz's `dot`, or else `graphviz-pure`,
 and without either say the same thing about installing one."""
 
+import shutil
+import subprocess
+
 import pytest
 from click.testing import CliRunner
 from solutions import write_solved
@@ -72,3 +75,21 @@ def test_graphviz_pure_draws_no_pdf_so_a_pdf_without_dot_is_none(tmp_path, monke
     monkeypatch.setenv("PATH", str(tmp_path))
     assert layout("digraph { a -> b }", "png").startswith(b"graphviz-pure stand-in -Tpng\n")
     assert layout("digraph { a -> b }", "pdf") is None
+
+
+def test_a_layout_program_that_fails_raises_rather_than_giving_an_empty_picture(tmp_path,
+                                                                               monkeypatch):
+    # Its empty output, taken as the picture, would be written as an empty file, unsaid.
+    (tmp_path / "graphviz-pure").write_text("#!/bin/sh\necho 'syntax error' >&2\nexit 1\n")
+    (tmp_path / "graphviz-pure").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(subprocess.CalledProcessError):
+        layout("digraph { a -> }", "svg")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs graphviz's dot")
+def test_dots_warnings_are_not_printed_to_the_user(capfd):
+    # The command says what to do about a picture dot had to scale down; dot's own warning
+    # (here of an unknown shape, drawn as a box) is not the user's to read.
+    assert layout("digraph { a [shape=nonexistent]; a -> b }", "svg").lstrip().startswith(b"<")
+    assert capfd.readouterr().err == ""

@@ -111,6 +111,10 @@ def test_the_likeliest_ids_are_those_a_stable_sort_puts_first(k):
     kept = probs.copy()
     np.testing.assert_array_equal(likeliest(probs, k), expected)
     np.testing.assert_array_equal(probs, kept)                      # the caller's untouched
+    # A vocabulary smaller than k, in the passes of argmax too (k <= FEW): each id once.
+    narrow = probs[:, :max(k - 1, 1)]
+    np.testing.assert_array_equal(likeliest(narrow, k),
+                                  np.argsort(-narrow, axis=-1, kind="stable")[:, :k])
 
 
 def test_the_lens_keeps_its_few_likeliest_tokens_without_sorting_the_vocabulary(monkeypatch):

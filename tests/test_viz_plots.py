@@ -1001,3 +1001,26 @@ def test_out_dash_writes_the_png_to_the_standard_output_and_nothing_else(tmp_pat
     assert not (tmp_path / "-").exists()
     result = tinyformer("plot", run, "--out", "-", "--follow")
     assert result.exit_code == 2 and "give --out FILE.html, not -" in result.stderr
+
+
+def test_out_dash_on_a_terminal_is_refused_and_writes_no_bytes_there(tmp_path, monkeypatch,
+                                                                     capsys):
+    # A PNG's bytes on a terminal are noise on the screen (and escape sequences to it).
+    run = write_metrics(tmp_path / "run")
+    master, slave = os.openpty()
+    os.set_blocking(slave, False)       # bytes written there fail at once, past its buffer
+    try:
+        with open(slave, "w", closefd=False) as terminal:
+            monkeypatch.setattr(sys, "stdout", terminal)
+            with pytest.raises(SystemExit) as stopped:
+                main.main(["plot", str(run), "--out", "-"])
+        os.set_blocking(master, False)
+        with pytest.raises(BlockingIOError):            # nothing came to the terminal
+            os.read(master, 100)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert stopped.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "which is a terminal here; redirect it (> loss.png)" in line, line
+    assert sorted(files_in(run)) == ["metrics.jsonl"]
