@@ -5,6 +5,7 @@ SIGTERM, exits with 143; by SIGHUP, its terminal closed, with 129).
 A real SIGINT goes to a process started with Python's own handlers (Popen, not `timeout -s
 INT` or a shell's `&`, which start it with SIGINT ignored)."""
 
+import io
 import os
 import random
 import signal
@@ -241,3 +242,20 @@ def test_a_run_stopped_at_once_exits_without_waiting_for_the_parts_its_threads_c
     process = subprocess.run([sys.executable, "-c", STOPPED_WHILE_THREADS_COMPUTE], env=env,
                              capture_output=True, text=True, timeout=15)
     assert (process.returncode, process.stdout, process.stderr) == (0, "stopped\n", "")
+
+
+def test_a_sighup_sent_by_hand_leaves_a_working_pipe_as_it_is(monkeypatch):
+    """`kill -HUP` to a run piped into `tee`, whose terminal works: the pipe's reader is
+    alive, and the run's output goes on reaching it (only a closed terminal's SIGHUP points
+    stdout and stderr at /dev/null)."""
+    from tinyformer.stops import leave_the_terminal
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "w") as piped, os.fdopen(read_end, "rb") as reader:
+        monkeypatch.setattr(sys, "stdin", io.StringIO())      # no terminal to hang up
+        monkeypatch.setattr(sys, "stdout", piped)
+        monkeypatch.setattr(sys, "stderr", io.StringIO())
+        leave_the_terminal()
+        piped.write("still here\n")
+        piped.flush()
+        os.set_blocking(read_end, False)
+        assert reader.read() == b"still here\n"

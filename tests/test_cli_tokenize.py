@@ -1179,6 +1179,18 @@ def test_a_dash_for_the_standard_input_says_how_to_read_a_text_piped_in(tmp_path
     assert sorted(os.listdir(tmp_path)) == ["bpe.json", "corpus.txt"]
 
 
+def test_a_file_named_dash_is_read_as_any_file_is_and_a_pattern_of_folders_is_no_files(
+        tmp_path, monkeypatch):
+    from tinyformer.files import read_text, unexpanded_pattern
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("hi\n")                # "-" is a file's name here
+    assert read_text("-") == "hi\n"
+    # "run*" matching folders alone names no files to join: "does not exist", not "join the 2"
+    (tmp_path / "run1").mkdir()
+    (tmp_path / "run2").mkdir()
+    assert unexpanded_pattern("run*") is None
+
+
 def test_encode_refuses_a_binary_file_and_reads_an_empty_one_as_an_empty_text(tmp_path, bpe):
     assert_input_error(run("encode", "--file", binary_file(tmp_path), "--tokenizer", bpe),
                        "NUL byte")

@@ -138,6 +138,11 @@ def test_a_text_too_short_for_the_context_is_told_the_context_that_fits(tmp_path
         fits = int(fix.split()[-3])
         TextData.prepare(TrainConfig(corpus=str(tmp_path / "short.txt"), context=fits).resolved(),
                          tmp_path / "tokens.bin", [], log=lambda *_: None)
+        # One more is refused: a part of exactly --context tokens has no window of context + 1
+        with pytest.raises(ValueError, match="^the corpus is too short"):
+            TextData.prepare(TrainConfig(corpus=str(tmp_path / "short.txt"),
+                                         context=fits + 1).resolved(),
+                             tmp_path / "tokens.bin", [], log=lambda *_: None)
 
 
 @pytest.mark.parametrize("given, lengths", [
@@ -253,6 +258,25 @@ def test_opening_the_tokens_checks_them_without_bringing_the_whole_file_into_mem
     data = TextData(path, dtype, n_tokens, vocab_size=50, sha256=sha256)
     assert resident_bytes_of(path) < 1_000_000
     assert int(data.val[-1]) == ids[-1]             # the map reads what was written
+
+
+def test_tokens_holding_the_id_one_past_the_vocabulary_are_refused_as_they_are_opened(tmp_path):
+    """Ids run from 0 to vocab_size - 1: an id equal to vocab_size has no row in the
+    embedding, and would fail deep in a step mid-run."""
+    from tinyformer.rundir import CheckpointError, write_tokens
+    path = tmp_path / "tokens.bin"
+    dtype, n_tokens, _ = write_tokens(path, [[0, 1, 50]], 51, lambda n: None)
+    assert TextData(path, dtype, n_tokens, vocab_size=51).val.tolist() == [50]
+    with pytest.raises(CheckpointError, match="holds token id 50, beyond the tokenizer's 50"):
+        TextData(path, dtype, n_tokens, vocab_size=50)
+
+
+def test_data_info_with_a_negative_number_of_tokens_is_refused():
+    from tinyformer.jobs import check_data_info
+    info = {"tokens": "tokens.bin", "dtype": "uint16", "n_tokens": 0}
+    check_data_info(info)
+    with pytest.raises(BadInput, match="gives the number of tokens as -1, where a run writes"):
+        check_data_info({**info, "n_tokens": -1})
 
 
 def test_a_corpus_read_in_chunks_gets_the_ids_of_the_whole_text():

@@ -94,3 +94,8 @@ def test_a_tilde_on_windows_is_said_with_the_path_to_write_not_home(on_windows, 
         f"write {home_run} in its place")
     assert home_run.startswith('"') and "$HOME" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_that_starts_with_a_dash_is_given_back_after_dot_slash():
+    # A command (cd, mkdir) would read "-out" as its options
+    assert files.shell_path("-out") == "./-out" and files.shell_path("out") == "out"

@@ -230,6 +230,14 @@ def test_a_long_pass_over_a_file_is_redrawn_on_a_terminal_and_cleared_at_its_end
     assert out.getvalue().endswith("\r\033[K")
 
 
+def test_a_long_pass_over_a_file_says_the_time_left_at_the_rate_so_far(monkeypatch):
+    clock = iter([0.0, 30.0])                        # a quarter of the file in 30 seconds
+    monkeypatch.setattr("tinyformer.progress.time.perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    FileProgress("tokenising", 4_000_000, stream=out).update(1_000_000)
+    assert out.getvalue() == "tokenising: 25% of 4 MB, 1:30 left\n"    # three quarters to go
+
+
 def test_a_quick_pass_over_a_file_shows_nothing():
     out = Terminal()
     progress = FileProgress("tokenising", 4_000_000, stream=out)     # a second before a line

@@ -508,6 +508,13 @@ def test_a_step_that_raises_leaves_blas_on_the_chosen_count_and_is_not_timed():
             assert count == 2
 
 
+def test_a_text_of_over_80_characters_is_shown_as_its_first_40_and_its_length():
+    from tinyformer.files import shown
+    # Up to 80 whole: reprlib, counting the quotes, cut a text of 79 or 80 in the middle
+    assert shown("x" * 79) == repr("x" * 79) and shown("x" * 80) == repr("x" * 80)
+    assert shown("x" * 81) == "'" + "x" * 40 + "...' (81 characters)"
+
+
 def test_every_size_is_said_with_three_figures_in_the_largest_unit_under_it(tmp_path):
     """As the memory a run needs ("15.4 TB", not "15,400.0 GB") and a corpus's size (not
     "0.0 MB")."""

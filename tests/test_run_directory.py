@@ -721,6 +721,8 @@ def _npy_header(shape):
      "not a readable .npz archive"),                        # a header numpy cannot parse
     (lambda p: _npz_with_member(p, "w.npy", _npy_header((100000, 100000)) + b"\0" * 64),
      "header says (100000, 100000)"),                       # refused before allocating 40 GB
+    (lambda p: _npz_with_member(p, "w.npy", _npy_header((2,)) + b"\0" * 12),
+     "header says (2,) (8 bytes), it holds 12"),            # bytes beyond its shape's
     (lambda p: _npz_with_member(p, "readme.txt", b"hi"), "not an archive of arrays"),
     # Quantised weights, or a mask: loaded, they would be the numbers of a model gone wrong.
     (lambda p: __import__("numpy").savez(p, w=__import__("numpy").ones(3, "i1")),

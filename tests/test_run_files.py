@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer import rundir
-from tinyformer.files import atomic_write
+from tinyformer.files import atomic_write, remove_made_folders
 from tinyformer.rundir import (RunDirectory, read_config_json, read_metrics, save_checkpoint,
                                truncate_metrics, write_tokens)
 from tinyformer_cli import main
@@ -413,6 +413,19 @@ def test_a_write_syncs_the_whole_data_of_the_file_it_writes(tmp_path, monkeypatc
     with atomic_write(tmp_path / "out.json") as f:
         f.write("x" * 10)                             # less than a buffer: held until flushed
     assert synced == [(os.stat(tmp_path / "out.json").st_ino, 10)]
+
+
+def test_a_failed_write_removes_every_folder_it_made_and_none_that_holds_anything(tmp_path):
+    """remove_made_folders goes up from the folder a write made for its files to the one that
+    existed before: each empty folder on the way goes, not only the innermost; one that holds
+    a file stays, and so does every folder above it."""
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    remove_made_folders(tmp_path / "a" / "b" / "c", tmp_path)
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    (tmp_path / "a" / "kept.txt").write_text("mine")
+    remove_made_folders(tmp_path / "a" / "b" / "c", tmp_path)
+    assert os.listdir(tmp_path) == ["a"] and os.listdir(tmp_path / "a") == ["kept.txt"]
 
 
 def test_an_npz_holding_an_array_twice_is_refused(tmp_path):

@@ -136,6 +136,8 @@ CORRUPT = [
     ("truncated", {"x": entry()}, bytes(6), "'x' ends at byte 8 of the data, which has 6"),
     ("one_byte_short", {"x": entry()}, bytes(7), "'x' ends at byte 8 of the data, which has 7"),
     ("overlap", {"x": entry(), "y": entry(offsets=(4, 12))}, bytes(12), "'x' and 'y' overlap"),
+    ("overlap_by_a_byte", {"x": entry(), "y": entry("U8", offsets=(7, 9))}, bytes(9),
+     "'x' and 'y' overlap"),
     ("gap", {"x": entry(offsets=(4, 12))}, bytes(12), "data bytes 0..4 belong to no tensor"),
     ("trailing", {"x": entry()}, bytes(9), "1 bytes after the last tensor belong to no tensor"),
 ]

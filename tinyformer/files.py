@@ -629,4 +629,6 @@ def shown(value: Any) -> str:
     if isinstance(value, str) and len(value) > _SHORT.maxstring:
         start = repr(value[:SHOWN_CHARACTERS])
         return f"{start[:-1]}...{start[-1]} ({len(value):,} characters)"
+    if isinstance(value, str):      # whole: reprlib counts the quotes, and cut 79 or 80 in two
+        return repr(value)
     return _SHORT.repr(value)
