@@ -482,8 +482,9 @@ def test_the_workers_keep_the_callers_numpy_error_settings():
 
 def ignoring(pid, signums, seconds=5):
     """Wait until process `pid` ignores each of `signums` (as a worker does once it waits for
-    its first step), as /proc/PID/status says; at most `seconds`, and where there is no /proc
-    (macOS), 0.2 s."""
+    its first step), as /proc/PID/status says; fail the test if it does not within `seconds`
+    (its signals, blocked as well, would not show that it left one unignored). Where there is
+    no /proc (macOS), wait 0.2 s."""
     if not os.path.exists(f"/proc/{pid}/status"):
         time.sleep(0.2)
         return
@@ -495,6 +496,8 @@ def ignoring(pid, signums, seconds=5):
         if int(masks["SigIgn"], 16) & wanted == wanted:
             return
         time.sleep(0.01)
+    pytest.fail(f"process {pid} did not ignore signals {sorted(signums)} within {seconds} s: "
+                f"SigIgn {masks['SigIgn'].strip()}")
 
 
 @needs_fork
