@@ -70,10 +70,14 @@ for name, arguments in json.load(sys.stdin):
         try:
             runpy.run_path(path, run_name="__main__")
             status = 0
-        except SystemExit as stop:
-            status = stop.code if isinstance(stop.code, int) else stop.code is not None
-            if isinstance(stop.code, str):
+        except SystemExit as stop:          # as Python ends a process on it
+            if stop.code is None:
+                status = 0
+            elif isinstance(stop.code, int):
+                status = stop.code
+            else:                           # sys.exit("message"): printed, status 1
                 print(stop.code, file=sys.stderr)
+                status = 1
         except BaseException:
             traceback.print_exc()
             status = 1
