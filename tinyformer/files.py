@@ -626,9 +626,9 @@ def shown(value: Any) -> str:
     """repr(value), or as much of it as an error message needs: a text longer than 80
     characters as its first 40 and its length ('12345...' (3,000 characters)), where a prompt
     of thousands was quoted whole; a list, a dict or a text inside one as reprlib cuts them."""
-    if isinstance(value, str) and len(value) > _SHORT.maxstring:
+    if isinstance(value, str):
+        if len(value) <= _SHORT.maxstring:  # whole: reprlib, counting the quotes, cut 79 or 80
+            return repr(value)
         start = repr(value[:SHOWN_CHARACTERS])
         return f"{start[:-1]}...{start[-1]} ({len(value):,} characters)"
-    if isinstance(value, str):      # whole: reprlib counts the quotes, and cut 79 or 80 in two
-        return repr(value)
     return _SHORT.repr(value)
