@@ -2147,6 +2147,13 @@ def test_a_seed_given_for_a_generator_is_refused_saying_what_to_pass(name, draw)
     assert draw(np.random.default_rng(0)).shape == (3,) and draw(None).shape == (3,)
 
 
+def test_dropout_refuses_a_seed_for_its_generator_even_where_it_draws_nothing():
+    # As normal_ refuses one while init is skipped: not training, or p = 0, it was taken.
+    for settings in (dict(p=0.0), dict(p=0.5, training=False)):
+        with pytest.raises(TypeError, match=r"^dropout: generator must be a numpy Generator"):
+            ta.functional.dropout(ta.ones(3), generator=0, **settings)
+
+
 def test_drawing_from_gives_the_thread_its_generator_back_after_an_error():
     # A step that fails inside must not leave this thread drawing from the trainer's stream.
     shared = ta.random.default_generator()

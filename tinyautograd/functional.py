@@ -827,6 +827,9 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True,
     `training`. Any shape, kept.
     Seeded by `tinyautograd.manual_seed` or an explicit numpy `generator`."""
     _check_probability("dropout", "p", p)
+    # Checked even where nothing is drawn (not training, p = 0): a seed given in its place is a
+    # mistake all the same, found before the first step that trains.
+    generator = random.generator_or_default(generator, "dropout")
     # An array becomes a Tensor as every op makes one (its floats float32), kept or dropped.
     x = x if isinstance(x, Tensor) else Tensor(x)
     if not training or p == 0.0:
