@@ -1488,6 +1488,17 @@ def test_skip_init_builds_the_module_without_drawing_random_numbers():
     assert ta.random.get_state() == state and not table.weight.data.any()
 
 
+def test_skip_init_refuses_a_seed_given_for_a_generator_as_a_build_that_draws_does():
+    # Nothing is drawn, but the module is refused where it would be built without skip_init.
+    class SeededByMistake(nn.Module):
+        def __init__(self, init):
+            super().__init__()
+            self.weight = init(ta.zeros(3), generator=7)
+    for init in (nn.init.normal_, nn.init.uniform_):
+        with pytest.raises(TypeError, match=rf"^{init.__name__}: generator must be a numpy "):
+            nn.skip_init(SeededByMistake, init)
+
+
 def test_forward_hooks_read_and_replace_as_torchs_and_their_handles_remove_them():
     ta.manual_seed(0)
     ours = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
