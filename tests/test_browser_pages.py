@@ -323,7 +323,7 @@ def test_the_graph_page_pans_zooms_and_finds_nodes(browser, gpt):
     search.send_keys("decoder.layers.0.attn.q")
     assert f"{nodes[op]['title']}  \u2014 decoder.layers.0.attn.q" in matches(browser)[1]  # its op
     search.clear()
-    search.send_keys("embed.tok.weight")
+    search.send_keys(" embed.tok.weight ")     # the spaces around a pasted name do not count
     assert matches(browser) == ["1 match", ["embed.tok.weight"]]
     search.clear()
     search.send_keys("layers")                 # more than the list holds
@@ -423,6 +423,8 @@ def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
     assert view_box(browser)[2] == pytest.approx(width * 1.25)
     browser.find_element(By.TAG_NAME, "body").send_keys("+")
     assert view_box(browser)[2] == pytest.approx(width)
+    browser.find_element(By.ID, "depth").send_keys("-+")     # typed in the menu: no zoom
+    assert view_box(browser)[2] == pytest.approx(width)
     # Zooming stops, in and out: a step more past either end changes nothing.
     browser.find_element(By.TAG_NAME, "body").send_keys("+" * 30)
     closest = view_box(browser)[2]
@@ -432,6 +434,11 @@ def test_the_graph_page_zooms_with_two_fingers_buttons_and_keys(browser, gpt):
     farthest = view_box(browser)[2]
     browser.find_element(By.TAG_NAME, "body").send_keys("-")
     assert view_box(browser)[2] == pytest.approx(farthest) and farthest > width
+    # The ends: no closer than 60 units of the graph across (a few nodes), no farther than
+    # twice the whole graph and a margin.
+    assert closest == pytest.approx(60)
+    drawn = browser.execute_script("return views.forward.drawnSize.width")
+    assert farthest == pytest.approx(drawn * 2 + 400)
     assert chromium.errors(browser) == []
 
 
@@ -499,11 +506,13 @@ def test_the_graph_page_works_from_the_keyboard(browser, gpt):
     active.send_keys(Keys.ENTER)
     assert field(browser, "title") == listed[1] and matches(browser)[1] is None
     # Typed again, the list is back with none of it chosen: up from there is its last match,
-    # and down from the last is the first.
+    # and down from the last is the first, and up from the first the last again.
     active.send_keys(Keys.BACKSPACE, "t", Keys.ARROW_UP)
     assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[-1]
     active.send_keys(Keys.ARROW_DOWN)
     assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[0]
+    active.send_keys(Keys.ARROW_UP)
+    assert browser.find_element(By.CSS_SELECTOR, "#matches .active").text == listed[-1]
     assert chromium.errors(browser) == []
 
 
@@ -841,12 +850,12 @@ def graph_height(browser):
 def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
     open_clean(browser, gpt[2])
     shown = browser.execute_script(
-        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 2e-5, 23456, 1e4]"
-        ".map(fmt)")
+        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 1e-4, 2e-5, 23456,"
+        " 1e4].map(fmt)")
     assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "0.0005", "0.0001234",
-                     "2.000e-5", "2.346e+4", "1.000e+4"]
-    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4)
-            ] == shown[:9]                                                        # labels
+                     "0.0001", "2.000e-5", "2.346e+4", "1.000e+4"]
+    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4,
+                                 1e-4)] == shown[:10]                             # labels
     assert browser.execute_script("return fmt(null)") == "\u2014"              # none: a dash
     # Shapes as Python writes them.
     assert browser.execute_script("return [[], [10], [2, 8, 8]].map(shapeText)") == [
@@ -940,8 +949,9 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert depth.first_selected_option.text == "no modules"
     before = graph_height(browser)
     browser.execute_script("showBox(views.forward, views.forward.boxes[arguments[0]])", name)
-    top = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > polygon'
-                               ).rect["y"]
+    box = browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > polygon'
+                               ).rect
+    top, middle = box["y"], box["x"] + box["width"] / 2
     browser.find_element(By.CSS_SELECTOR, f'g.cluster[data-cluster="{name}"] > text').click()
 
     folded = browser.find_element(By.CSS_SELECTOR, f'g.folded[data-key="c:{name}"]')
@@ -953,7 +963,10 @@ def test_a_module_box_folds_on_a_click_and_opens_again(browser, gpt):
     assert browser.find_element(By.ID, "status").text == \
         "click to open decoder.layers.0: DecoderLayer"
     # Folded where it was: its box stays where the reader was looking.
-    assert folded.find_element(By.TAG_NAME, "rect").rect["y"] == pytest.approx(top, abs=1)
+    # (the middle of its top, where the label clicked was).
+    folded_box = folded.find_element(By.TAG_NAME, "rect").rect
+    assert folded_box["y"] == pytest.approx(top, abs=1)
+    assert folded_box["x"] + folded_box["width"] / 2 == pytest.approx(middle, abs=1)
     # The arrows inside it go, those into it end at its border, the rest still join their nodes.
     assert misdrawn(browser) == []
     shown, entering = browser.execute_script(
@@ -1963,6 +1976,16 @@ def test_a_wide_lens_scrolls_in_its_box_and_keeps_its_tokens_in_sight(browser, t
         assert token.rect["x"] == pytest.approx(left, abs=2)        # the tokens stay
         hidden = browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="2"]').rect
         assert hidden["x"] < left + token.rect["width"]             # the cells go under them
+        # The keyboard's cell keeps itself in sight: End, from the first columns, scrolls the
+        # box to the last.
+        browser.execute_script("arguments[0].scrollLeft = 0", scroller)
+        scroller.send_keys(Keys.ARROW_RIGHT, Keys.END)
+        cell = browser.find_element(By.CSS_SELECTOR, "td.cursor")
+        assert cell.get_attribute("data-s") == "24"
+        assert browser.execute_script(
+            "const box = arguments[0].getBoundingClientRect(), "
+            "cell = arguments[1].getBoundingClientRect(); "
+            "return box.left <= cell.left && cell.right <= box.right + 1", scroller, cell)
     finally:
         browser.set_window_size(size["width"], size["height"])
 
@@ -2043,6 +2066,8 @@ def test_a_lens_tooltip_shows_a_probability_near_1_or_0_as_the_cells_do(browser,
     actions(browser).move_to_element(cell).perform()
     assert tooltip(browser).splitlines()[1:] == [">99.9%  a", " 99.5%  b", " <0.1%  c",
                                                  "  0.0%  d"]
+    # Exactly 1 and 0 read as they are: a sure prediction is 100.0%, not >99.9%.
+    assert browser.execute_script("return [1, 0].map(tenths)") == ["100.0", "0.0"]
 
 
 def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
@@ -2204,6 +2229,14 @@ def test_the_reports_charts_fit_the_window_and_follow_it_into_a_narrow_one(brows
                              or box["y"] >= title["y"] + title["height"])
                     assert apart, f"{box['text']!r} covers {chart.get_attribute('data-chart')!r}"
                 assert len(legends(chart)) == len(chart.find_elements(By.CSS_SELECTOR, "path"))
+        # Narrower than a phone held upright, the charts keep 280 px and the page scrolls.
+        browser.set_window_size(250, 900)
+        began = time.perf_counter()
+        while set(browser.execute_script(          # read at once: a redraw replaces them
+                "return [...document.querySelectorAll('svg[data-chart]')]"
+                ".map((chart) => chart.getAttribute('width'))")) != {"280"}:
+            assert time.perf_counter() - began < 3, "the charts are narrower than 280 px"
+            time.sleep(0.05)
     finally:
         browser.set_window_size(size["width"], size["height"])
 
