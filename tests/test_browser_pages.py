@@ -849,13 +849,13 @@ def graph_height(browser):
 
 def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
     open_clean(browser, gpt[2])
-    shown = browser.execute_script(
-        "return [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 1e-4, 2e-5, 23456,"
-        " 1e4].map(fmt)")
+    numbers = [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 1e-4, 2e-5, 23456,
+               1e4, -23456, 9999.6, 0.000099996, 1.5e-300]
+    shown = browser.execute_script(f"return {numbers}.map(fmt)")
     assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "0.0005", "0.0001234",
-                     "0.0001", "2.000e-5", "2.346e+4", "1.000e+4"]
-    assert [f"{x:.4g}" for x in (1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4,
-                                 1e-4)] == shown[:10]                             # labels
+                     "0.0001", "2e-05", "2.346e+04", "1e+04", "-2.346e+04", "1e+04", "0.0001",
+                     "1.5e-300"]
+    assert [f"{x:.4g}" for x in numbers] == shown                       # as the labels write them
     assert browser.execute_script("return fmt(null)") == "\u2014"              # none: a dash
     # Shapes as Python writes them.
     assert browser.execute_script("return [[], [10], [2, 8, 8]].map(shapeText)") == [

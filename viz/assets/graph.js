@@ -29,13 +29,18 @@ function esc(text) {
 }
 
 // A number as the panel shows it, as Python's "{:.4g}" in the pictures: 4 significant digits
-// without trailing zeros (1, not 1.000), or powers of ten when very big or small (from 1e4,
-// and below 1e-4, where Python turns to them too); a dash when there is none.
+// without trailing zeros (1, not 1.000), or powers of ten when very big or small (from 1e+04,
+// and below 1e-04, the power that of the number rounded, its two digits as Python writes
+// them: 2e-05, 2.346e+04); a dash when there is none.
 function fmt(x) {
   if (x === null || x === undefined) return "\u2014";
   if (x === 0) return "0";
-  const size = Math.abs(x);
-  return size >= 1e4 || size < 1e-4 ? x.toExponential(3) : String(+x.toPrecision(4));
+  const [mantissa, exponent] = x.toExponential(3).split("e");    // rounded to 4 digits
+  const power = Number(exponent);
+  if (power < -4 || power >= 4) {
+    return `${+mantissa}e${power < 0 ? "-" : "+"}${String(Math.abs(power)).padStart(2, "0")}`;
+  }
+  return String(+x.toPrecision(4));
 }
 
 // A shape as Python writes it: (), (10,), (2, 8, 8).
