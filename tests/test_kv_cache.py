@@ -306,7 +306,7 @@ def test_a_one_token_step_run_again_without_advancing_the_cache_is_refused():
     attn, cache = MultiHeadAttention(8, 2), KVCache()
     x = ta.Tensor(np.ones((1, 1, 8)))
     attn(x, cache=cache)
-    with pytest.raises(ValueError, match=r"^KVCache: this layer holds the keys of 1 tokens, the "
+    with pytest.raises(ValueError, match=r"^KVCache: this layer holds the keys of 1 token, the "
                                          r"cache counts 0; "):
         attn(x, cache=cache)
 

@@ -32,7 +32,7 @@ from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kern
                           nn)
 
 from .layers import SWITCHES, check_sizes, check_switches, head_width, norm_layer
-from .schema import check_settings, check_whole
+from .schema import check_settings, check_whole, counted
 
 if TYPE_CHECKING:
     from .layers import RotaryPositions
@@ -144,17 +144,18 @@ class KVCache:
         filled = self.length
         held = 0 if old is None else old[0].shape[2]
         if held < filled:
-            raise ValueError(f"KVCache: this layer holds the keys of {held} tokens, the cache "
-                             f"counts {filled}; a cache serves the layers that ran every step "
-                             f"since it was made: start a new KVCache")
+            raise ValueError(f"KVCache: this layer holds the keys of {counted(held, 'token')}, "
+                             f"the cache counts {filled}; a cache serves the layers that ran "
+                             f"every step since it was made: start a new KVCache")
         if held > filled:
-            raise ValueError(f"KVCache: this layer holds the keys of {held} tokens, the cache "
-                             f"counts {filled}; after each step of a layer run alone, advance "
-                             f"cache.length by the step's tokens (a model does it once all its "
-                             f"layers ran), or cache.rewind(cache.length) to run a step again")
+            raise ValueError(f"KVCache: this layer holds the keys of {counted(held, 'token')}, "
+                             f"the cache counts {filled}; after each step of a layer run alone, "
+                             f"advance cache.length by the step's tokens (a model does it once "
+                             f"all its layers ran), or cache.rewind(cache.length) to run a step "
+                             f"again")
         end = filled + k.shape[2]
         if self.context is not None and end > self.context:
-            raise ValueError(f"KVCache: {end} tokens do not fit a cache of context "
+            raise ValueError(f"KVCache: {counted(end, 'token')} do not fit a cache of context "
                              f"{self.context}; make it KVCache(model.context), or None to grow")
         if k.requires_grad or v.requires_grad:
             if filled:
@@ -184,8 +185,9 @@ class KVCache:
         `length`, no step stored those tokens)."""
         check_whole("KVCache.rewind", 0, length=length)
         if length > self.length:
-            raise ValueError(f"KVCache.rewind: length {length} is past the {self.length} tokens "
-                             f"the cache counts; rewind to a length it has passed")
+            held = counted(self.length, "token")
+            raise ValueError(f"KVCache.rewind: length {length} is past the {held} the cache "
+                             f"counts; rewind to a length it has passed")
         self.length = length
         for layer, (k, v) in self._kv.items():
             if k.shape[2] > length:

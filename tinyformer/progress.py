@@ -16,7 +16,7 @@ import time
 from typing import TextIO
 
 from .files import size_said
-from .summary import counted
+from .schema import counted
 
 
 def duration(seconds: float) -> str:

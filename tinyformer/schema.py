@@ -176,6 +176,11 @@ class Optional(Rule):
         return f"{problem} ({self.unset})" if problem and self.unset else problem
 
 
+def counted(n: int, noun: str) -> str:
+    """n and the noun, in the singular for one: '1 layer', '4 layers', '1,024 tokens'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 # A random seed, wherever one is given: numpy's generators take any whole number >= 0.
 SEED = Whole(0, 2 ** 63 - 1)
 

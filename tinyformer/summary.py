@@ -40,7 +40,7 @@ from tinyautograd import Tensor, nn
 from .attention import Attention
 from .decoding import eval_mode
 from .layers import default_d_ff, modules_of_your_own
-from .schema import BadInput, check_whole
+from .schema import BadInput, check_whole, counted
 
 
 def _matmul_flops(node):
@@ -270,11 +270,6 @@ def summary(model: nn.Module, T: int | None = None) -> str:
     lines.append("forward by part: " + ", ".join(
         f"{part} {count:,.0f}" for part, count in forward_flops_by_part(model, T).items()))
     return Summary("\n".join(lines))
-
-
-def counted(n: int, noun: str) -> str:
-    """n and the noun, in the singular for one: '1 layer', '4 layers', '1,024 tokens'."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def summary_line(model: nn.Module) -> str:

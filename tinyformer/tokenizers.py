@@ -42,7 +42,7 @@ from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_
                     NotRegularFile, iter_text, open_regular, shown, version_problem)
 from .progress import CountProgress
 from .schema import BadInput, Whole, check_settings
-from .summary import counted
+from .schema import counted
 
 # The version of the tokenizer files `save` writes. A file written before it was recorded has
 # none, and is version 1.

@@ -63,7 +63,7 @@ from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, Ch
                      save_checkpoint, sha256, staged, truncate_metrics)
 from .schema import BadInput, Number, Optional, Text, Whole, check_settings, option_name
 from .stops import interrupt_between_steps
-from .summary import counted
+from .schema import counted
 from .tokenizers import Tokenizer, escape_controls
 from .train_config import (SETTING_RULES, TrainConfig, check_paths, default_out_dir,
                            setting_name, toml_settings)

@@ -41,7 +41,7 @@ import numpy as np
 import tinyautograd as ta
 from tinyformer.files import StrPath, atomic_write
 from tinyformer.graph_layout import INSTALL_HINT, layout
-from tinyformer.summary import counted
+from tinyformer.schema import counted
 
 from .html import Page, ink
 from .plots import DRAWN, FIGURE_FORMATS, NAN_COLOUR, title_lines, visible

@@ -30,7 +30,7 @@ from tinyformer.files import StrPath, command_line
 from .html import Page, number, page
 from tinyformer.rundir import (is_finite_number, is_training, new_run_advice, read_metrics,
                                run_status)
-from tinyformer.summary import counted
+from tinyformer.schema import counted
 
 from .plots import (EXTRA_FIGURES, LOSSES, _is_number, _read_run_metrics, _run_paths,
                     nonfinite_label, nonfinite_steps, smooth)

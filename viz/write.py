@@ -19,7 +19,7 @@ from tinyformer.files import StrPath, command_line, describe_os_error
 from tinyformer.lens import Lens
 from tinyformer.rundir import METRICS, is_training, read_manifest, recorded_checkpoint
 from tinyformer.schema import BadInput
-from tinyformer.summary import counted
+from tinyformer.schema import counted
 from tinyformer.tokenizers import Tokenizer
 
 from .attention import MAX_TOKENS, AttentionMap, attention_figure
