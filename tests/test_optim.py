@@ -1295,6 +1295,20 @@ def test_a_schedule_refuses_what_is_not_its_state_saying_what_it_wants():
     assert warmup.state_dict() == {"steps_taken": 0, "base_lrs": [1.0]}
 
 
+@pytest.mark.parametrize("steps", [-3, 2.7, "5", True, None])
+def test_a_schedule_refuses_a_steps_taken_that_is_no_count_and_loads_nothing(steps):
+    # int() took them all but None: at -3 a warmup's lr was negative, and the base lrs were
+    # already replaced when a later check failed.
+    schedule = WarmupCosine(one_param_sgd(1.0), 2, 10)
+    with pytest.raises(ValueError, match=rf"^WarmupCosine\.load_state_dict: steps_taken must "
+                                         rf"be a whole number >= 0, as state_dict\(\) saves "
+                                         rf"it, got {re.escape(repr(steps))}$"):
+        schedule.load_state_dict({"steps_taken": steps, "base_lrs": [0.5]})
+    assert schedule.state_dict() == {"steps_taken": 0, "base_lrs": [1.0]}
+    schedule.load_state_dict({"steps_taken": np.int64(3), "base_lrs": [0.5]})    # numpy's too
+    assert schedule.state_dict() == {"steps_taken": 3, "base_lrs": [0.5]}
+
+
 def test_a_cosine_schedule_refuses_the_state_of_one_over_other_groups():
     # A one-group schedule's state loaded into a two-group one: the second group kept the lr
     # it had (step 0's), and every later step left it there.

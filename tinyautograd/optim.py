@@ -796,6 +796,11 @@ class LRSchedule:
                    if isinstance(state_dict, Mapping) else engine._brief(state_dict))
             raise TypeError(f"{type(self).__name__}.load_state_dict: expected a state dict "
                             f"with {keys}, as this schedule's state_dict() gives, got {got}")
+        steps = state_dict["steps_taken"]
+        # int() took -3 (a warmup's lr then negative), 2.7 and "5" alike.
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: steps_taken must be a "
+                             f"whole number >= 0, as state_dict() saves it, got {steps!r}")
 
 
 class WarmupCosine(LRSchedule):
