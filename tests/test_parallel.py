@@ -526,8 +526,9 @@ def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path
             results = []
             for trainer, its_workers in ((alone, None), (shared, workers)):
                 getattr(trainer.model, mode)()         # the worker follows this process's mode
-                for group in trainer.optimizer.param_groups:        # and its lr
-                    group["lr"] = 0.01 * (step + 1)
+                for group in trainer.optimizer.param_groups:        # and its lr, and
+                    group["lr"] = 0.01 * (step + 1)     # any other option, a list too
+                    group["betas"] = [0.9, 0.999 - 0.1 * step]
                 ta.manual_seed(5)
                 results.append(update(trainer.part_loss, batch, trainer.job.counted,
                                       trainer.parameters, trainer.optimizer, micro_batches,
