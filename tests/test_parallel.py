@@ -529,8 +529,9 @@ def test_worker_processes_share_out_the_step_and_give_one_processs_bits(tmp_path
             results = []
             for trainer, its_workers in ((alone, None), (shared, workers)):
                 getattr(trainer.model, mode)()         # the worker follows this process's mode
-                for group in trainer.optimizer.param_groups:        # and its lr
-                    group["lr"] = 0.01 * (step + 1)
+                for group in trainer.optimizer.param_groups:        # and its lr, and
+                    group["lr"] = 0.01 * (step + 1)     # any other option, a list too
+                    group["betas"] = [0.9, 0.999 - 0.1 * step]
                 ta.manual_seed(5)
                 results.append(update(trainer.part_loss, batch, trainer.job.counted,
                                       trainer.parameters, trainer.optimizer, micro_batches,
@@ -1293,3 +1294,18 @@ def test_an_optimizer_with_an_empty_group_shares_its_state():
     adamw = ta.optim.AdamW([{"params": [w]}, {"params": [], "weight_decay": 0.0}], lr=0.1)
     sgd = ta.optim.SGD([{"params": []}, {"params": [w]}], lr=0.1, momentum=0.9, dampening=0.5)
     assert parallel.shares_its_state(adamw) and not parallel.shares_its_state(sgd)
+
+
+@needs_fork
+def test_workers_keep_the_optimizer_state_that_a_resumed_run_brings():
+    # A resumed run's optimizer holds its state (AdamW's moments and step count) before the
+    # workers are made: moved into shared memory, it must keep its values, not start again.
+    layer = ta.nn.Linear(2, 2)
+    adamw = ta.optim.AdamW(layer.parameters(), lr=0.1)
+    for p in layer.parameters():
+        p.grad = np.ones_like(p.data)
+    adamw.step()
+    before = adamw.state_dict()
+    with parallel.Workers(lambda batch: None, layer, layer.parameters(), adamw, 1, parts=2):
+        _assert_same_state(before, adamw.state_dict())
+        assert before["state"][0]["step"] == 1

@@ -563,3 +563,16 @@ def test_a_stop_at_once_during_the_first_checkpoint_says_whether_the_run_has_one
     assert resumed.exit_code == 0, resumed.output
     assert ("resuming at step 2 of 3" in resumed.output) == (cut_at == "manifest"), \
         resumed.output
+
+
+def test_a_config_json_describing_exactly_the_weights_numbers_is_not_refused_for_its_size():
+    """check_model_config refuses a model_config that needs more numbers than the weights hold,
+    and takes one whose least count is the weights' own: the bound is a lower one."""
+    from tinyformer.checkpoint import CheckpointError, check_model_config
+    from tinyformer.layers import least_parameters
+    config = {"vocab_size": 5, "context": 4, "n_layer": 1, "n_head": 2, "d_model": 8}
+    least = least_parameters(config)
+    check_model_config(config, least, "run/config.json")                 # exactly enough
+    with pytest.raises(CheckpointError, match=f"at least {least:,} parameters, the weights "
+                                              f"hold {least - 1:,}"):
+        check_model_config(config, least - 1, "run/config.json")

@@ -290,9 +290,10 @@ class Workers:
             raise ValueError(f"Workers.update: {len(parts)} parts, where these workers were "
                              f"made for at most {len(self.gradients)}")
         n = self.processes(threads, len(parts))
-        # A group's options, not its lists (of parameters, and of their names): the lr is all
-        # that changes from step to step.
-        groups = [{key: value for key, value in group.items() if not isinstance(value, list)}
+        # A group's options, not its parameters or their names: the lr changes from step to
+        # step, and a schedule of one's own may change any other (betas, a list or a tuple).
+        groups = [{key: value for key, value in group.items()
+                   if key not in ("params", "param_names")}
                   for group in self.optimizer.param_groups]
         step = Step(parts, _seeds(parts), n, self.model.training, threads // n, clip, groups,
                     _scalars(self.optimizer, self.parameters, range(len(self.parameters))))
