@@ -331,3 +331,27 @@ def test_a_model_refused_leaves_the_run_it_would_have_replaced_byte_for_byte(tmp
         Trainer.start(TrainConfig(**TINY, iters=2), str(tmp_path), force=True, log=quiet,
                       model=own_model(vocab_size=40))
     assert files() == before
+
+
+@pytest.mark.parametrize("own", [[1], ["decoder.layers.0.ffn (TwoExperts)", None], "a name"])
+def test_a_config_json_whose_modules_of_your_own_are_not_names_is_damaged(own):
+    # Each entry is printed, joined, in the refusal of a model loaded without its own model:
+    # a number there failed as a bug (TypeError), not as the damaged file it is.
+    config = {"model": "gpt", "model_config": {}, "files": {"weights": "weights-000002.npz"},
+              "modules_of_your_own": own}
+    with pytest.raises(checkpoint.CheckpointError, match=re.escape(
+            "run/config.json is damaged (its modules_of_your_own is not a list of names)")):
+        checkpoint.model_to_load(config, "run", None, 0)
+
+
+def test_a_setting_the_model_has_and_the_settings_leave_out_must_be_its_default():
+    # A config.json written before a setting was added lacks it: the model is checked to be
+    # built with that setting's default (None), not let through whatever it holds.
+    model = GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16, d_head=4)
+    settings = {key: value for key, value in model.config.items() if key != "d_head"}
+    with pytest.raises(ValueError, match=re.escape(
+            "model: its d_head is 4, where the settings give None; build it with "
+            "d_head=None")):
+        checkpoint.check_built_as(model, "gpt", settings, "the settings give")
+    checkpoint.check_built_as(GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16), "gpt",
+                              settings, "the settings give")
