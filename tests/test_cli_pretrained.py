@@ -580,3 +580,24 @@ def test_a_snapshot_copied_without_its_links_followed_is_told_to_copy_with_cp_rl
         with pytest.raises(ValueError, match=r"model.safetensors is a link to '../../blobs/gone'"
                                              r", which does not exist; put the file itself"):
             load(tmp_path / "copied")
+
+
+def test_a_folder_with_both_tokenizers_reads_its_tokenizer_json_as_transformers_does(
+        gpt2_dir, tmp_path):
+    """AutoTokenizer reads tokenizer.json wherever there is one, in any layout (special tokens
+    first, here): GPT-2's vocab.json and merges.txt beside it are not read."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    directory, _, tokenizer = gpt2_dir                           # 270 rows
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    save_gpt2_tokenizer(tokenizer, tmp_path)                     # <|endoftext|> last
+    theirs = Tokenizer(models.BPE())
+    theirs.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    theirs.decoder = decoders.ByteLevel()
+    theirs.train_from_iterator([TEXT], trainers.BpeTrainer(
+        vocab_size=270, special_tokens=[EOT], show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    theirs.save(str(tmp_path / "tokenizer.json"))                # <|endoftext|> first
+    _, loaded, _ = load_model(tmp_path)
+    assert loaded.token_to_id(EOT) == theirs.token_to_id(EOT) == 0
+    assert loaded.encode("the dog sat") == theirs.encode("the dog sat").ids
