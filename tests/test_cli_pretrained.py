@@ -66,17 +66,24 @@ def test_a_tokenizer_saved_by_transformers_5_works_too(gpt2_dir, tmp_path):
             == tinyformer("generate", "--checkpoint", directory, *request).output)
 
 
-def test_a_gpt2_directory_reads_its_tokenizer_json_in_any_layout(tmp_path):
-    """As transformers' AutoTokenizer reads it: the tokenizers library's trainer puts the
-    special tokens first (ids GPT-2's own files give the bytes), and that is read too."""
+def tokenizers_library_bpe(vocab_size, path):
+    """A byte-level BPE of TEXT as the tokenizers library's trainer makes it (its special
+    token first, id 0, where GPT-2's own files put it last), saved to `path`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     theirs = Tokenizer(models.BPE())
     theirs.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     theirs.decoder = decoders.ByteLevel()
     theirs.train_from_iterator([TEXT], trainers.BpeTrainer(
-        vocab_size=280, special_tokens=[EOT], show_progress=False,
+        vocab_size=vocab_size, special_tokens=[EOT], show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    theirs.save(str(tmp_path / "tokenizer.json"))
+    theirs.save(str(path))
+    return theirs
+
+
+def test_a_gpt2_directory_reads_its_tokenizer_json_in_any_layout(tmp_path):
+    """As transformers' AutoTokenizer reads it: the tokenizers library's trainer puts the
+    special tokens first (ids GPT-2's own files give the bytes), and that is read too."""
+    theirs = tokenizers_library_bpe(280, tmp_path / "tokenizer.json")
     eot = theirs.token_to_id(EOT)
     assert eot == 0
     torch.manual_seed(0)
@@ -586,18 +593,11 @@ def test_a_folder_with_both_tokenizers_reads_its_tokenizer_json_as_transformers_
         gpt2_dir, tmp_path):
     """AutoTokenizer reads tokenizer.json wherever there is one, in any layout (special tokens
     first, here): GPT-2's vocab.json and merges.txt beside it are not read."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     directory, _, tokenizer = gpt2_dir                           # 270 rows
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((directory / name).read_bytes())
     save_gpt2_tokenizer(tokenizer, tmp_path)                     # <|endoftext|> last
-    theirs = Tokenizer(models.BPE())
-    theirs.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    theirs.decoder = decoders.ByteLevel()
-    theirs.train_from_iterator([TEXT], trainers.BpeTrainer(
-        vocab_size=270, special_tokens=[EOT], show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    theirs.save(str(tmp_path / "tokenizer.json"))                # <|endoftext|> first
+    theirs = tokenizers_library_bpe(270, tmp_path / "tokenizer.json")  # <|endoftext|> first
     _, loaded, _ = load_model(tmp_path)
     assert loaded.token_to_id(EOT) == theirs.token_to_id(EOT) == 0
     assert loaded.encode("the dog sat") == theirs.encode("the dog sat").ids
