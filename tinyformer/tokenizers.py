@@ -41,8 +41,7 @@ import regex
 from .files import (EDITABLE_JSON, StrPath, atomic_write, check_exists, command_line, folder_of,
                     NotRegularFile, iter_text, open_regular, shown, version_problem)
 from .progress import CountProgress
-from .schema import BadInput, Whole, check_settings
-from .schema import counted
+from .schema import BadInput, Whole, check_settings, counted
 
 # The version of the tokenizer files `save` writes. A file written before it was recorded has
 # none, and is version 1.
@@ -193,9 +192,13 @@ def split_shown_parts(tok: Tokenizer, id_pieces: Iterable[Sequence[int]],
     # million tokens of a few thousand ids), and showing each one again took most of the time
     # of `tokenize show`, 6 times its encoding. At most one entry an id of the vocabulary.
     piece_of = {}        # id -> its piece shown (not `shown`, this module's function)
+
+    def piece(i):
+        if i not in piece_of:
+            piece_of[i] = _shown_piece(tok, i, frame=not colour)
+        return piece_of[i]
     for ids in id_pieces:
-        pieces = [piece_of[i] if i in piece_of else
-                  piece_of.setdefault(i, _shown_piece(tok, i, frame=not colour)) for i in ids]
+        pieces = [piece(i) for i in ids]
         if colour:      # the backgrounds take turns across the pieces
             yield "".join(f"\x1b[30;{BACKGROUNDS[(n_shown + k) % len(BACKGROUNDS)]}m{piece}"
                           f"\x1b[0m" for k, piece in enumerate(pieces))

@@ -61,9 +61,9 @@ from .rundir import (CONFIG, MANIFEST, METRICS, RUN_FILES, TOKENIZER, TOKENS, Ch
                      RunDirectory, RunDirectoryInUse, append_metrics, array_shapes,
                      check_checkpoint_file, checkpoint_files, load_arrays, new_run_advice,
                      save_checkpoint, sha256, staged, truncate_metrics)
-from .schema import BadInput, Number, Optional, Text, Whole, check_settings, option_name
+from .schema import (BadInput, Number, Optional, Text, Whole, check_settings, counted,
+                     option_name)
 from .stops import interrupt_between_steps
-from .schema import counted
 from .tokenizers import Tokenizer, escape_controls
 from .train_config import (SETTING_RULES, TrainConfig, check_paths, default_out_dir,
                            setting_name, toml_settings)

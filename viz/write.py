@@ -18,8 +18,7 @@ from tinyformer.checkpoint import load_model
 from tinyformer.files import StrPath, command_line, describe_os_error
 from tinyformer.lens import Lens
 from tinyformer.rundir import METRICS, is_training, read_manifest, recorded_checkpoint
-from tinyformer.schema import BadInput
-from tinyformer.schema import counted
+from tinyformer.schema import BadInput, counted
 from tinyformer.tokenizers import Tokenizer
 
 from .attention import MAX_TOKENS, AttentionMap, attention_figure
