@@ -318,9 +318,10 @@ def _read_config(directory):
         for file in [path, *weights]:
             # there, but a folder (or a link to a device) in the file's place: "it needs
             # model.safetensors" would send its user looking for what `ls` shows
-            if os.path.exists(file) and not_regular(file):
-                raise PretrainedError(f"{file} is {not_regular(file)}, not a regular file; put "
-                                      f"the file itself there")
+            what = not_regular(file) if os.path.exists(file) else None
+            if what:
+                raise PretrainedError(f"{file} is {what}, not a regular file; put the file "
+                                      f"itself there")
         raise PretrainedError(f"{directory!r} is not a Hugging Face checkpoint: it needs "
                               f"{CONFIG} and {WEIGHTS}, as transformers' save_pretrained writes "
                               f"them or a model page offers them (pytorch_model.bin is never "
@@ -1278,10 +1279,11 @@ def _gpt2_tokenizer(directory, vocab, merges, added, where):
                                   f"as {shown(theirs)}, reading each character as the byte it "
                                   f"spells in GPT-2's vocabulary, where tinyformer's BPE "
                                   f"decodes a special token as its text; {instead}")
+    lstrip = [token for _, token, _, sides in added if "lstrip" in sides]
+    rstrip = [token for _, token, _, sides in added if "rstrip" in sides]
     try:
         return BPETokenizer(merge_ids, special_tokens, [BYTE_OF[token] for token in tokens[:256]],
-                            *[list({token for _, token, _, sides in added if side in sides})
-                              for side in ("lstrip", "rstrip")])
+                            lstrip, rstrip)
     except ValueError as e:
         raise PretrainedError(f"{directory}: not a valid GPT-2 tokenizer: {e}") from None
 
