@@ -1263,13 +1263,14 @@ def test_ctrl_c_while_waiting_for_a_child_stops_the_children_still_at_work(forke
     def work(i):
         if os.getpid() != here:
             time.sleep(60)                                # still at work when Ctrl-C comes
+        else:       # every child is forked by now: Ctrl-C comes as this process waits
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
         return i
 
     def ctrl_c(signum, frame):
         raise KeyboardInterrupt
     previous = signal.signal(signal.SIGALRM, ctrl_c)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.5)         # as this process waits
         with pytest.raises(KeyboardInterrupt):
             parallel.run_in_processes(work, range(3), 3)
     finally:
