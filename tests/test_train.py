@@ -95,6 +95,8 @@ def test_defaults_depend_on_the_job():
     (dict(d_model=10 ** 12), "--d-model must be at most 65,536"),
     (dict(d_model=65_537, n_head=1), "--d-model must be at most 65,536, got 65,537"),
     (dict(seed=-1), "--seed must be a whole number >= 0"),
+    (dict(seed=2 ** 63), "--seed must be at most 9,223,372,036,854,775,807, got "
+                         "9,223,372,036,854,775,808"),
     (dict(clip=float("inf")), "--clip must be a finite number >= 0"),
     (dict(corpus=""), "--corpus must be a file's path"),
     (dict(corpus="  "), "--corpus must be a file's path, got '  '"),
@@ -162,6 +164,7 @@ def test_errors_call_each_setting_what_name_calls_it(settings, message):
     dict(task="copy", min_len=5, max_len=5),     # sequences of one length
     dict(d_model=65_536, n_head=1),              # the largest width a rule allows
     dict(sample_tokens=0),                       # evaluations that write no sample
+    dict(seed=2 ** 63 - 1),                      # the largest seed numpy's int64 holds
 ])
 def test_settings_at_the_edge_of_their_range_are_accepted(settings):
     resolved = TrainConfig(**settings).resolved()
