@@ -847,19 +847,56 @@ def graph_height(browser):
         "return document.querySelector('#svg-forward g.graph').getBBox().height")
 
 
-def test_the_panel_writes_numbers_as_the_pictures_do(browser, gpt):
-    open_clean(browser, gpt[2])
-    numbers = [1, 0.5, -3, 1234.56, 0.001234, 0.001, 0, 0.0005, 1.234e-4, 1e-4, 2e-5, 23456,
-               1e4, -23456, 9999.6, 0.000099996, 1.5e-300]
-    shown = browser.execute_script(f"return {numbers}.map(fmt)")
-    assert shown == ["1", "0.5", "-3", "1235", "0.001234", "0.001", "0", "0.0005", "0.0001234",
-                     "0.0001", "2e-05", "2.346e+04", "1e+04", "-2.346e+04", "1e+04", "0.0001",
-                     "1.5e-300"]
-    assert [f"{x:.4g}" for x in numbers] == shown                       # as the labels write them
-    assert browser.execute_script("return fmt(null)") == "\u2014"              # none: a dash
+def picture_label(tensor, **names):
+    """The numbers that draw_graph's label of the leaf `names` names writes of its value."""
+    source = viz.draw_graph(tensor, inputs=names, show_data=True).source
+    name = next(iter(names))
+    found = re.search(rf"<B>{name}</B>.*?data: norm (\S+), min (\S+), max ([^<]+)<", source)
+    return dict(zip(["norm", "min", "max"], found.groups()))
+
+
+def test_the_panel_writes_numbers_as_the_pictures_do(browser, tmp_path):
+    # Each exactly as the picture's label: 1.7185031 is 1.719 (the page rounded it to 1.71850
+    # first, then to 1.718), 12345 is 1.234e+04 (Python rounds a tie to even; JavaScript's
+    # toExponential rounded it up, 1.235e+04).
+    x = ta.Tensor(np.array([1.7185031, 12345.0, 3.0]), requires_grad=True)
+    loss = (x * x).sum()
+    open_clean(browser, viz.graph_page(loss, inputs={"x": x}).save(tmp_path / "graph.html"))
+    browser.find_element(By.ID, "search").send_keys("x\n")
+    shown = fields(browser)
+    label = picture_label(loss, x=x)
+    assert label == {"norm": "1.235e+04", "min": "1.719", "max": "1.234e+04"}
+    assert {key: shown[f"value.{key}"] for key in label} == label
+    assert shown["value.mean"] == f"{x.data.astype(np.float64).mean():.4g}" == "4117"
+    grad = 2 * x.data                                   # dL/dx, and the ratio of the norms
+    assert shown["grad.max"] == f"{grad.max():.4g}" == "2.469e+04"
+    assert shown["ratio"] == f"{np.linalg.norm(grad) / np.linalg.norm(x.data):.4g}" == "2"
     # Shapes as Python writes them.
     assert browser.execute_script("return [[], [10], [2, 8, 8]].map(shapeText)") == [
         "()", "(10,)", "(2, 8, 8)"]
+
+
+@pytest.mark.parametrize("values, label", [
+    ([1.0, np.nan, np.inf], {"norm": "nan", "min": "nan", "max": "nan"}),
+    ([1.0, -np.inf, 2.0], {"norm": "inf", "min": "-inf", "max": "2"}),
+    ([np.nan, np.nan], {"norm": "nan", "min": "nan", "max": "nan"}),
+])
+def test_the_panel_writes_nan_and_inf_as_the_pictures_do(browser, tmp_path, values, label):
+    # The min of a value with a -inf is -inf, not the least finite one, and a NaN makes the
+    # numbers nan, as the picture's label says; the count of them and the histogram of the
+    # finite values stay. The ratio of the norms is nan or 0 then, not a dash.
+    x = ta.Tensor(np.array(values), requires_grad=True)
+    loss = (x * 2).sum()
+    open_clean(browser, viz.graph_page(loss, inputs={"x": x}).save(tmp_path / "graph.html"))
+    browser.find_element(By.ID, "search").send_keys("x\n")
+    shown = fields(browser)
+    assert picture_label(loss, x=x) == label
+    assert {key: shown[f"value.{key}"] for key in label} == label
+    assert shown["value.nonfinite"] == str(int((~np.isfinite(values)).sum()))
+    grad_norm = np.linalg.norm(np.full(len(values), 2.0))           # dL/dx is 2 everywhere
+    assert shown["ratio"] == f"{grad_norm / float(label['norm']):.4g}"          # nan or 0
+    histogram = browser.find_elements(By.CSS_SELECTOR, "#panel svg.histogram:not(.gradient)")
+    assert len(histogram) == np.isfinite(values).any()          # none with no finite value
 
 
 def misdrawn(browser, view="forward"):

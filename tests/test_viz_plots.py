@@ -18,7 +18,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from tinyformer_cli import main  # noqa: E402
 from tinyformer_cli.matplotlib_folder import give_matplotlib_a_folder  # noqa: E402
-from tinyformer.rundir import read_metrics  # noqa: E402
+from tinyformer.rundir import FORMAT, VERSION, read_metrics  # noqa: E402
 from viz.plots import comparison_figure, metrics_figure, plot_metrics, smooth  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -659,6 +659,44 @@ def test_a_comparisons_diverged_run_is_marked_and_named_by_its_last_validation_l
     (marks,) = [line for line in loss.get_lines() if line.get_marker() == "|"]
     assert list(marks.get_xdata()) == [41, 50]
     assert marks.get_color() == diverged_train.get_color() != good_train.get_color()
+
+
+def diverged_run(directory, step):
+    """A run of 40 steps whose manifest records that it diverged at `step`, as the trainer
+    leaves it: its metrics hold only finite numbers, none of the step that diverged."""
+    write_metrics(directory)
+    error = f"the loss became nan at step {step}; lower --lr"
+    (directory / "manifest.json").write_text(json.dumps(
+        {"format": FORMAT, "version": VERSION, "owns": ["metrics.jsonl"], "checkpoint": None,
+         "diverged": {"step": step, "error": error}}))
+    return directory
+
+
+def ticks(ax):
+    return [line for line in ax.get_lines() if line.get_marker() == "|"]
+
+
+def test_the_step_where_a_run_diverged_is_marked_on_its_curves_and_in_a_comparison(tmp_path):
+    # The trainer logs no NaN: a run whose loss became NaN at step 41 has metrics to step 40,
+    # and its curves stopped there with nothing said, where the help promised a tick.
+    run = diverged_run(tmp_path / "run", 41)
+    for source in (run, run / "metrics.jsonl"):
+        loss = metrics_figure(source).axes[0]
+        (mark,) = ticks(loss)
+        assert list(mark.get_xdata()) == [41]
+        assert mark.get_label() == "diverged at step 41: NaN or inf, the run stopped"
+        assert mark.get_label() in [text.get_text() for text in loss.get_legend().get_texts()]
+    # In a comparison, in the run's colour, the legend saying where.
+    good = write_metrics(tmp_path / "good")
+    loss = comparison_figure([good, run]).axes[0]
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    assert labels == [f"good: val {3.2 / 40 ** 0.5:.4f}",
+                      f"run: val {3.2 / 40 ** 0.5:.4f}, diverged at step 41"]
+    (mark,) = ticks(loss)
+    assert list(mark.get_xdata()) == [41] and mark.get_color() == loss.get_lines()[2].get_color()
+    # A run that did not diverge has none; nor one whose record is of a step its metrics reach.
+    assert ticks(metrics_figure(good).axes[0]) == []
+    assert ticks(metrics_figure(diverged_run(tmp_path / "reached", 40)).axes[0]) == []
 
 
 def test_a_comparisons_legend_gives_the_last_validation_loss_as_the_training_log_does(tmp_path):

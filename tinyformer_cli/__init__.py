@@ -1331,7 +1331,8 @@ Train loss per step and smoothed, validation loss at each evaluation, recall or 
 the run measured one, and the learning rate. A page shows the values at a step on hover.
 Several runs share one picture, a colour a run, the legend giving each its last val_loss
 (a note says where their losses, per token, are of different models or tokenizers).
-A loss that is NaN or infinite (a run that diverged) is marked by a tick atop the losses.
+A loss that is NaN or infinite is marked by a tick atop the losses, and so is the step
+where a run diverged and stopped.
 A RUN_DIR may be a run's metrics.jsonl, or a pipe giving one, read once
 (<(ssh host cat runs/gpt/metrics.jsonl)); --out - writes the PNG to the standard output
 (ssh host tinyformer plot runs/gpt --out - > loss.png).

@@ -44,7 +44,7 @@ from tinyformer.graph_layout import layout
 
 from .graph import (FREED, NAN_COLOUR, DotNotFoundError, INSTALL_HINT, Rankdir, _check_depth,
                     _check_recorded, _draw_backward, _draw_forward, _walk)
-from .html import Page, number, page, summary
+from .html import Page, label, page, summary
 
 # What the panel says of the ops that are no Function's own formula.
 PATH_SUM = ("The chain rule's sum: a tensor that reaches the loss along several paths gets the "
@@ -208,9 +208,11 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
             gradient = grads.get(id(t))
             info["grad"] = summary(gradient)
             if gradient is not None:
-                value_norm = np.linalg.norm(np.asarray(t.data, dtype=np.float64))
-                grad_norm = np.linalg.norm(np.asarray(gradient, dtype=np.float64))
-                info["ratio"] = number(grad_norm / value_norm) if value_norm > 0 else None
+                value_norm = float(np.linalg.norm(np.asarray(t.data, dtype=np.float64)))
+                grad_norm = float(np.linalg.norm(np.asarray(gradient, dtype=np.float64)))
+                # As the panel reads it (nan where a norm is nan, inf where the gradient's
+                # is); none for a value of zeros, which no gradient is large or small beside.
+                info["ratio"] = label(grad_norm / value_norm) if value_norm != 0 else None
         # Folding a box never hides where the graph starts and ends.
         info["keep"] = (drawn.kind in ("input", "seed")
                         or (view == "forward" and t is result))

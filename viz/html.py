@@ -101,11 +101,20 @@ def number(value: SupportsFloat) -> float | None:
     return float(f"{value:.{SIGNIFICANT}g}")
 
 
+def label(value: SupportsFloat) -> str:
+    """A number as the graph's pictures write it in their labels, Python's "{:.4g}": 1.235,
+    2e-05, 2.346e+04, and nan, inf and -inf as they are."""
+    return f"{float(value):.4g}"
+
+
 def summary(array: ArrayLike | None) -> dict[str, Any] | None:
     """What a page shows of an array: its size, dtype and shape, and over its finite values
     the norm, min, max and mean and a histogram of HISTOGRAM_BINS bars between min and max
     (`lo`, `hi`, `counts`). `nonfinite` counts the NaN and infinite values left out, `nan`
-    the NaN among them. None for None (a tensor without a gradient)."""
+    the NaN among them. `text` is what the panel reads: the norm, min, max and mean of every
+    value as the picture's label writes them (`label`: a NaN among them makes them nan, an
+    infinity inf), and the histogram's `lo` and `hi`. None for None (a tensor without a
+    gradient)."""
     if array is None:
         return None
     array = np.asarray(array)
@@ -113,6 +122,14 @@ def summary(array: ArrayLike | None) -> dict[str, Any] | None:
     finite = values[np.isfinite(values)]
     out = {"shape": list(array.shape), "dtype": str(array.dtype), "size": int(values.size),
            "nonfinite": int(values.size - finite.size), "nan": int(np.isnan(values).sum())}
+    if values.size == 0:
+        return out
+    # Formatted here, from the exact values: the numbers below are rounded to SIGNIFICANT
+    # digits, and rounding those again to 4 gave a last digit other than the picture's (1.7185031
+    # is 1.719, but 1.71850 rounds to 1.718), and JSON holds no nan or inf to write.
+    with np.errstate(invalid="ignore", over="ignore"):      # the mean of -inf and inf is nan
+        out["text"] = {"norm": label(np.linalg.norm(values)), "min": label(values.min()),
+                       "max": label(values.max()), "mean": label(values.mean())}
     if finite.size == 0:
         return out
     low, high = finite.min(), finite.max()
@@ -139,6 +156,7 @@ def summary(array: ArrayLike | None) -> dict[str, Any] | None:
                mean=number(finite.mean()),
                hist={"lo": number(edges[0]), "hi": number(edges[1]),
                      "counts": [int(c) for c in counts]})
+    out["text"].update(lo=label(edges[0]), hi=label(edges[1]))
     return out
 
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence, Union
 import regex
 
 from tinyformer.files import StrPath, atomic_write
-from tinyformer.rundir import METRICS, PLOT, is_finite_number, read_metrics
+from tinyformer.rundir import (METRICS, PLOT, is_finite_number, read_metrics,
+                               recorded_divergence)
 from tinyformer.schema import BadInput
 
 if TYPE_CHECKING:              # named by the hints alone: imported when a figure is drawn
@@ -321,8 +322,9 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
     """The training curves as a matplotlib Figure: what plot_metrics writes, and what a
     Jupyter notebook shows inline when a cell ends with `viz.metrics_figure("runs/gpt")`.
     A loss of NaN or infinity (a run that diverged) has no point: a red tick at the top of the
-    loss panel marks its step, and the legend counts them."""
-    _, name, records = _read_run_metrics(run_dir_or_metrics_path)   # before matplotlib: bad
+    loss panel marks its step, and the legend counts them; so is the step where the run
+    stopped as it diverged marked, as its manifest records it."""
+    run_dir, name, records = _read_run_metrics(run_dir_or_metrics_path)   # before matplotlib: bad
     # input fails fast
 
     from matplotlib.ticker import MaxNLocator
@@ -367,7 +369,7 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
         # through by the panel's top edge: the panel goes up far enough to hold it.
         low, high = ax.get_ylim()
         ax.set_ylim(low, max(high, val_loss[-1] + 0.15 * (high - low)))
-    _mark_unfinished_losses(ax, records)
+    _mark_unfinished_losses(ax, records, diverged=diverged_step(run_dir, records))
     ax.set_ylabel("loss (cross-entropy, nats)" + loss_unit)
     ax.grid(True, alpha=0.3)
     # Wherever the curves leave room: a fixed corner hid a run that blew up at its end.
@@ -442,18 +444,40 @@ def nonfinite_label(steps: Sequence[int], what: str = "loss") -> str:
             f"step{'' if len(steps) == 1 else 's'}, from step {steps[0]:,}")
 
 
-def _mark_unfinished_losses(ax, records, colour=NAN_COLOUR, label=True):
+def diverged_step(run_dir: StrPath, records: Sequence[dict[str, Any]]) -> int | None:
+    """The step where the run in `run_dir` stopped as it diverged, as its manifest records it,
+    or None. The trainer logs only finite numbers, so the curves of such a run end the step
+    before it: marked, they do not seem merely to stop. (A step the metrics reach already is
+    no divergence of theirs.)"""
+    step = (recorded_divergence(run_dir) or {}).get("step")
+    if isinstance(step, int) and records and step > records[-1]["step"]:
+        return step
+    return None
+
+
+def diverged_label(step: int) -> str:
+    """What a legend says of the step where a run diverged (diverged_step)."""
+    return f"diverged at step {step:,}: NaN or inf, the run stopped"
+
+
+def _mark_unfinished_losses(ax, records, colour=NAN_COLOUR, label=True, diverged=None):
     """A tick at the top of the loss panel (red unless `colour` says) at each step whose train
     or validation loss is NaN or infinite, named in the legend with their count and the first
-    (`label=False`: not named): the curves of a run that diverged would seem to stop (or,
-    every loss NaN, the panel be empty) with nothing said. Returns the steps marked."""
+    (`label=False`: not named), and at the step `diverged` (diverged_step) where the run
+    stopped: the curves of a run that diverged would seem to stop (or, every loss NaN, the
+    panel be empty) with nothing said. Returns the steps marked."""
+    def tick(marked, legend):
+        # x at the step, y at the top of the panel whatever its scale
+        ax.plot(marked, [0.97] * len(marked), transform=ax.get_xaxis_transform(),
+                linestyle="none", marker="|", markersize=10, markeredgewidth=1.5, color=colour,
+                label=legend if label else "_nolegend_")
+
     steps = nonfinite_steps(records)
-    if not steps:
-        return steps
-    # x at the step, y at the top of the panel whatever its scale
-    ax.plot(steps, [0.97] * len(steps), transform=ax.get_xaxis_transform(), linestyle="none",
-            marker="|", markersize=10, markeredgewidth=1.5, color=colour,
-            label=nonfinite_label(steps) if label else "_nolegend_")
+    if steps:
+        tick(steps, nonfinite_label(steps))
+    if diverged is not None:
+        tick([diverged], diverged_label(diverged))
+        steps = steps + [diverged]
     return steps
 
 
@@ -496,7 +520,8 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         points = [r for r in records if is_finite_number(r.get(key))]
         return [r["step"] for r in points], [r[key] for r in points]
 
-    for records, name, (colour, style) in zip(runs, names, itertools.cycle(COMPARISON_STYLES)):
+    for (run_dir, _, _), records, name, (colour, style) in zip(
+            read, runs, names, itertools.cycle(COMPARISON_STYLES)):
         steps, train_loss = finite(records, "train_loss")
         val_steps, val_loss = finite(records, "val_loss")
         # The last validation loss logged, NaN too: a run that diverged after its last finite
@@ -506,13 +531,16 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         unfinished = nonfinite_steps(records)
         if unfinished:
             last += f", loss NaN or inf from step {unfinished[0]:,}"
+        diverged = diverged_step(run_dir, records)
+        if diverged is not None:
+            last += f", diverged at step {diverged:,}"
         axes["loss"].plot(steps, smooth(train_loss), color=colour, linestyle=style,
                           linewidth=1.5, marker="o" if len(steps) == 1 else None,
                           label=f"{name}: {last}")
         axes["loss"].plot(val_steps, val_loss, color=colour, linestyle="none", marker="o",
                           markersize=4)
         # Its NaN and infinite losses are marked as the loss plot marks them, in its colour.
-        _mark_unfinished_losses(axes["loss"], records, colour, label=False)
+        _mark_unfinished_losses(axes["loss"], records, colour, label=False, diverged=diverged)
         for key in extras:
             axes[key].plot(*finite(records, key), color=colour, linestyle=style, marker="o",
                            markersize=3, linewidth=1.2)

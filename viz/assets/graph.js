@@ -28,21 +28,6 @@ function esc(text) {
     ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"})[c]);
 }
 
-// A number as the panel shows it, as Python's "{:.4g}" in the pictures: 4 significant digits
-// without trailing zeros (1, not 1.000), or powers of ten when very big or small (from 1e+04,
-// and below 1e-04, the power that of the number rounded, its two digits as Python writes
-// them: 2e-05, 2.346e+04); a dash when there is none.
-function fmt(x) {
-  if (x === null || x === undefined) return "\u2014";
-  if (x === 0) return "0";
-  const [mantissa, exponent] = x.toExponential(3).split("e");    // rounded to 4 digits
-  const power = Number(exponent);
-  if (power < -4 || power >= 4) {
-    return `${+mantissa}e${power < 0 ? "-" : "+"}${String(Math.abs(power)).padStart(2, "0")}`;
-  }
-  return String(+x.toPrecision(4));
-}
-
 // A shape as Python writes it: (), (10,), (2, 8, 8).
 function shapeText(shape) {
   return shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
@@ -1291,22 +1276,23 @@ function markLinks() {
   }
 }
 
+// The numbers come written (summary.text), as the picture's label writes them: Python's
+// "{:.4g}" of every value, nan or inf where there is one; the histogram is of the finite ones.
 function stats(field, summary) {
   if (!summary) return '<p class="muted">none</p>';
-  if (summary.norm === undefined) {
-    return `<p class="muted">${summary.size ? "no finite value" : "empty"}</p>`;
-  }
+  if (!summary.size) return '<p class="muted">empty</p>';
   const rows = ["norm", "min", "max", "mean"].map((key) =>
-    `<tr><th>${key}</th><td data-field="${field}.${key}">${fmt(summary[key])}</td></tr>`);
+    `<tr><th>${key}</th><td data-field="${field}.${key}">${summary.text[key]}</td></tr>`);
   if (summary.nonfinite) {
     rows.push(`<tr><th>NaN or inf</th><td data-field="${field}.nonfinite">` +
               `${summary.nonfinite}</td></tr>`);
   }
-  return `<table class="stats">${rows.join("")}</table>` + histogram(field, summary.hist);
+  const chart = summary.hist ? histogram(field, summary.hist, summary.text) : "";
+  return `<table class="stats">${rows.join("")}</table>` + chart;
 }
 
-// A small bar chart of how the values spread between their min and max.
-function histogram(field, hist) {
+// A small bar chart of how the finite values spread between their min and max.
+function histogram(field, hist, text) {
   const width = 320, height = 54, most = Math.max(...hist.counts, 1);
   const bar = width / hist.counts.length;
   const bars = hist.counts.map((count, i) => {
@@ -1316,8 +1302,8 @@ function histogram(field, hist) {
   }).join("");
   return `<svg class="histogram ${field === "grad" ? "gradient" : ""}" width="${width}" ` +
     `height="${height}" viewBox="0 0 ${width} ${height}" aria-label="histogram of the ${field}">` +
-    `${bars}<text x="0" y="${height - 1}">${fmt(hist.lo)}</text>` +
-    `<text x="${width}" y="${height - 1}" text-anchor="end">${fmt(hist.hi)}</text></svg>`;
+    `${bars}<text x="0" y="${height - 1}">${text.lo}</text>` +
+    `<text x="${width}" y="${height - 1}" text-anchor="end">${text.hi}</text></svg>`;
 }
 
 const KINDS = {op: "op", param: "parameter", input: "input", constant: "constant",
@@ -1342,7 +1328,7 @@ function describe(viewName, id) {
   if (viewName === "forward" && "grad" in node) {
     parts.push("<h3>gradient dL/d(this)</h3>" + stats("grad", node.grad));
     parts.push(`<table class="stats"><tr><th>|grad| / |value|</th>` +
-               `<td data-field="ratio">${fmt(node.ratio)}</td></tr></table>`);
+               `<td data-field="ratio">${node.ratio ?? "\u2014"}</td></tr></table>`);
   } else if (viewName === "forward" && data.missing) {
     parts.push(`<h3>gradient</h3><p class="muted">${esc(data.missing)}</p>`);
   }
