@@ -160,9 +160,12 @@ def _printed(*paths: Path) -> Printed:
             for offset in range(0, start, 1 << 20):       # count the lines left out, a MiB
                 lines_before += file.read(min(1 << 20, start - offset)).count(b"\n")  # at once
             kept = file.read()
-        if start and b"\n" in kept:        # begin at a whole line (and a whole character)
-            cut = kept.index(b"\n") + 1
-            kept, lines_before = kept[cut:], lines_before + 1
+        if start:
+            cut = kept.find(b"\n") + 1
+            if 0 < cut < len(kept):        # begin at a whole line (and a whole character)
+                kept, lines_before = kept[cut:], lines_before + 1
+            else:       # one line longer than all that is kept: its end, from a whole character
+                kept = kept.lstrip(bytes(range(0x80, 0xC0)))     # UTF-8's continuation bytes
         texts.append(kept.decode(PRINTED_ENCODING, errors="replace"))
     # As Python reads a pipe as text: any line ending as "\n".
     text = "".join(texts).replace("\r\n", "\n").replace("\r", "\n")
