@@ -117,6 +117,14 @@ def test_a_question_runs_in_its_own_process():
     assert run_question(4) == question(4).output
 
 
+def test_a_question_asked_beside_a_learners_numpy_py_still_runs(tmp_path, monkeypatch):
+    # `predict` from a chapter's folder that holds a file named as a module the question
+    # imports: the fresh process runs elsewhere, where it was told a bug in tinyformer.
+    (tmp_path / "numpy.py").write_text("raise ImportError('the learner numpy.py')\n")
+    monkeypatch.chdir(tmp_path)
+    assert run_question(1) == question(1).output
+
+
 @pytest.mark.parametrize("name, number", [("4", 4), ("04_autograd", 4), ("15", 15),
                                           ("01_vectors", 1)])
 def test_a_chapter_is_found_by_number_or_folder(name, number):

@@ -260,9 +260,12 @@ def run_question(chapter: int, timeout: float = 60) -> str:
     """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
     the answer is computed, not stored)."""
     command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
-    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                         encoding=PRINTED_ENCODING, errors="replace", timeout=timeout,
-                         env=_environment())
+    # In an empty folder: `-m` puts the folder it runs in first on the module path, and a
+    # learner's math.py or numpy.py in theirs would be imported in place of the module.
+    with tempfile.TemporaryDirectory() as empty:
+        run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                             encoding=PRINTED_ENCODING, errors="replace", timeout=timeout,
+                             env=_environment(), cwd=empty)
     if run.returncode != 0:
         raise RuntimeError(f"the question of chapter {chapter} failed: "
                            f"{run.stderr.strip().splitlines()[-1:]}")
