@@ -818,6 +818,20 @@ def test_a_learner_file_that_prints_without_end_is_not_all_kept(workspace, capsy
     assert "  line 99979 " not in shown
 
 
+# The end of the line is an odd number of bytes, so that what is kept begins inside an é.
+@pytest.mark.parametrize("last, end", [("the end.", "\n"), ("the end", "")])
+def test_one_printed_line_longer_than_what_is_kept_shows_its_end(workspace, capsys, last, end):
+    """A list of 30,000 ids printed whole is one line of more than the bytes read back: its end
+    is shown, from a whole character, where it was once left out altogether."""
+    path = workspace / FIRST.file
+    path.write_text(f"print('é' * 100_000 + {last!r}, end={end!r})\n" + path.read_text())
+    message, printed = Workspace.load(workspace).check(FIRST)
+    assert "is not written yet" in message and printed.endswith("é" + last + end)
+    assert printed.startswith("é") and printed.lines_before == 0
+    runner.report_check(FIRST, message, printed)
+    assert "Your code printed:\n  éé" in capsys.readouterr().out
+
+
 def test_a_learner_file_that_exits_or_never_ends_cannot_stop_the_runner(workspace):
     path = workspace / FIRST.file
     original = path.read_text()

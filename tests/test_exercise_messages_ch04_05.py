@@ -59,6 +59,27 @@ def test_scalar_engine_both_slips_at_once_are_both_named(tmp_path):
     assert "`+=`" in message and "leaves out `* out.grad`" in message
 
 
+@pytest.mark.parametrize("old, new, shown", [
+    # __radd__ that calls itself: a recursion of one line...
+    ("        return self + other\n\n    def __rmul__",
+     "        return other + self\n\n    def __rmul__",
+     ["scalar_engine.py line", "in __radd__: return other + self",
+      "[the line above repeated"]),
+    # ... and __neg__ by way of __rsub__, which calls __neg__: a recursion of two lines.
+    ("return self * -1", "return 0 - self",
+     ["in __neg__: return 0 - self", "in __rsub__: return other + (-self)",
+      "[the 2 lines above repeated"]),
+], ids=["__radd__ itself", "__neg__ and __rsub__"])
+def test_scalar_engine_recursion_that_never_ends_is_shown_once(tmp_path, old, new, shown):
+    # Python's own traceback folds the thousand identical calls; the check's must too, or the
+    # RecursionError comes after a thousand lines.
+    message = scalar_engine_message(tmp_path, (old, new))
+    lines = message.splitlines()
+    assert len(lines) < 12, message
+    assert all(any(words in line for line in lines) for words in shown), message
+    assert lines[-1].strip().startswith("RecursionError: maximum recursion depth exceeded")
+
+
 @pytest.mark.parametrize("old, new, words", [
     ("exponent * self.data ** (exponent - 1) * out.grad",
      "exponent * self.data ** exponent * out.grad", "the power is the exponent minus one"),

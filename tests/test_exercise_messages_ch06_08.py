@@ -141,6 +141,9 @@ def test_06_attention_multi_head_attention_gradient_of_the_wrong_weight(tmp_path
      "without the factor 0.5"),
     ("(x * x * x)", "(x * x)", "x^2 instead of x^3"),
     ("math.sqrt(2 / math.pi)", "math.sqrt(2 * math.pi)", "sqrt(2 * pi) instead of sqrt(2 / pi)"),
+    ("math.sqrt(2 / math.pi)", "math.sqrt(math.pi / 2)", "sqrt(pi / 2) instead of sqrt(2 / pi)"),
+    ("math.sqrt(2 / math.pi)", "(2 / math.pi)",
+     "2 / pi in front of the bracket, without its square root"),
 ])
 def test_07_block_gelu_names_the_mistake(tmp_path, old, new, says):
     message = edited_message(tmp_path, "feed_forward", old, new)

@@ -117,6 +117,14 @@ def test_a_question_runs_in_its_own_process():
     assert run_question(4) == question(4).output
 
 
+def test_a_question_asked_beside_a_learners_numpy_py_still_runs(tmp_path, monkeypatch):
+    # `predict` from a chapter's folder that holds a file named as a module the question
+    # imports: the fresh process runs elsewhere, where it was told a bug in tinyformer.
+    (tmp_path / "numpy.py").write_text("raise ImportError('the learner numpy.py')\n")
+    monkeypatch.chdir(tmp_path)
+    assert run_question(1) == question(1).output
+
+
 @pytest.mark.parametrize("name, number", [("4", 4), ("04_autograd", 4), ("15", 15),
                                           ("01_vectors", 1)])
 def test_a_chapter_is_found_by_number_or_folder(name, number):
@@ -202,6 +210,30 @@ def test_an_exception_that_nothing_caught_in_the_fresh_process_is_ours(tmp_path,
     with pytest.raises(HarnessError, match=r"^the check's own code failed, not yours "
                                            r"\(KeyError: 'ours'\)"):
         check_in_subprocess(find("one_hot"), path)
+
+
+@pytest.mark.parametrize("beside", ["math.py", "numpy.py", "numpy/__init__.py"])
+def test_a_file_beside_the_learners_named_as_a_module_it_imports_is_their_failure(tmp_path,
+                                                                                   beside):
+    # The fresh process runs in the learner's folder, as `python one_hot.py` would, so their
+    # math.py is imported in place of Python's (in numpy, or in tinyformer as it starts): the
+    # check says which file to rename, where it said that tinyformer had a bug. What the
+    # import printed is shown; the traceback it ended in is not the learner's print.
+    from solutions import write_solved
+    from tinyformer.exercises import find
+    from tinyformer.exercises.isolated import check_in_subprocess, draw_in_subprocess
+    ex = find("one_hot")
+    path = write_solved(ex, tmp_path / "one_hot.py")
+    (tmp_path / beside).parent.mkdir(exist_ok=True)
+    (tmp_path / beside).write_text("print('mine')\n")
+    (tmp_path / "test.py").write_text("")      # a name no check imports: not mentioned
+    name = beside.split("/")[0]
+    for run, what in [(check_in_subprocess, "check"), (draw_in_subprocess, "drawing")]:
+        extra = [tmp_path / "one_hot.png"] if what == "drawing" else []
+        message, printed = run(ex, path, *extra)
+        assert message.startswith(f"the {what} could not run: beside your file is {name}, ")
+        assert f"Rename it, for instance to my_{name}." in message
+        assert printed.strip() == "mine"
 
 
 def test_a_picture_the_machine_refuses_to_write_is_its_answer_not_the_learners(tmp_path):

@@ -293,6 +293,7 @@ def _where(error: BaseException, path: StrPath) -> str:
         if Path(frame.filename).resolve() == Path(path).resolve():
             source = linecache.getline(frame.filename, frame.lineno).strip()
             lines.append(f"    {Path(path).name} line {frame.lineno}, in {frame.name}: {source}")
+    lines = _fold_repeats(lines)
     message = str(error).splitlines()[0] if str(error) else ""
     lines.append(f"    {error_line(error, message)}")
     if isinstance(error, TypeError) and "does not support ufuncs" in message:
@@ -308,6 +309,34 @@ def _where(error: BaseException, path: StrPath) -> str:
                      f"To step through your code, run the file yourself, `python -i "
                      f"{Path(path).name}` in its folder, and call your function there.")
     return "\n".join(lines)
+
+
+# The longest run of calls that _fold_repeats looks for repeating: a function calling itself
+# is a run of 1, two calling each other (__sub__ and __neg__) a run of 2.
+_LONGEST_CYCLE = 8
+
+
+def _fold_repeats(lines: list[str]) -> list[str]:
+    """`lines` with each run of lines that repeats back to back, three times or more, written
+    once and followed by how many more times it came: a recursion that never ends is a
+    thousand identical calls, and Python's own traceback folds them the same way."""
+    folded, i = [], 0
+    while i < len(lines):
+        period, repeats = 1, 1
+        for size in range(1, _LONGEST_CYCLE + 1):
+            block = lines[i:i + size]
+            count = 1
+            while lines[i + count * size:i + (count + 1) * size] == block:
+                count += 1
+            if count >= 3:
+                period, repeats = size, count
+                break
+        folded.extend(lines[i:i + period])
+        if repeats > 1:
+            above = "line above" if period == 1 else f"{period} lines above"
+            folded.append(f"    [the {above} repeated {repeats - 1} more times]")
+        i += period * repeats
+    return folded
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,8 +98,11 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
             errors = _printed(err_file)
             if returncode == 1 and "Traceback (most recent call last)" in errors:
                 # An exception nothing caught, where the learner's are caught: tinyformer's
-                # own, before or after it could write the result.
-                raise _own_failure(what, errors)
+                # own, before or after it could write the result. Its traceback is no print
+                # of the learner's.
+                cut = printed.rfind("Traceback (most recent call last)")
+                shown = Printed(printed[:cut], printed.lines_before) if cut >= 0 else printed
+                return _own_failure(what, errors, path), shown
             if returncode < 0:          # stopped by a signal, not an exit status
                 return (f"your code's process was stopped by signal {-returncode} "
                         f"({signal.strsignal(-returncode)}) before the {what} could finish"
@@ -110,7 +113,7 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
         if "os_error" in result:
             raise OSError(*result["os_error"])
         if "bug" in result:
-            raise _own_failure(what, result["bug"])
+            return _own_failure(what, result["bug"], path), printed
         if "exited" in result:
             return (f"your code ended the {what} early (exit status {result['exited']}): it "
                     f"calls exit() or raises SystemExit; return, or raise an error, "
@@ -160,9 +163,12 @@ def _printed(*paths: Path) -> Printed:
             for offset in range(0, start, 1 << 20):       # count the lines left out, a MiB
                 lines_before += file.read(min(1 << 20, start - offset)).count(b"\n")  # at once
             kept = file.read()
-        if start and b"\n" in kept:        # begin at a whole line (and a whole character)
-            cut = kept.index(b"\n") + 1
-            kept, lines_before = kept[cut:], lines_before + 1
+        if start:
+            cut = kept.find(b"\n") + 1
+            if 0 < cut < len(kept):        # begin at a whole line (and a whole character)
+                kept, lines_before = kept[cut:], lines_before + 1
+            else:       # one line longer than all that is kept: its end, from a whole character
+                kept = kept.lstrip(bytes(range(0x80, 0xC0)))     # UTF-8's continuation bytes
         texts.append(kept.decode(PRINTED_ENCODING, errors="replace"))
     # As Python reads a pipe as text: any line ending as "\n".
     text = "".join(texts).replace("\r\n", "\n").replace("\r", "\n")
@@ -198,9 +204,41 @@ class HarnessError(RuntimeError):
     """tinyformer's own code failed in the fresh process: a bug, reported as one."""
 
 
-def _own_failure(what: str, trace: str) -> HarnessError:
+def _own_failure(what: str, trace: str, path: StrPath) -> str:
+    """Why the fresh process failed in tinyformer's own code, as the learner's failure where a
+    file beside theirs has the name of a module it imports (math.py, numpy.py): the process
+    runs in their folder, as `python one_hot.py` would, and Python imports their file in the
+    module's place. Otherwise it is a bug of ours, and HarnessError is raised."""
+    shadowing = _shadowing_files(Path(path))
+    if shadowing:
+        names = ", ".join(shadowing)
+        return (f"the {what} could not run: beside your file is {names}, with the name of a "
+                f"module that Python, numpy or tinyformer imports, so Python imported your "
+                f"file in its place (as it would running `python {Path(path).name}`). Rename "
+                f"{'it' if len(shadowing) == 1 else 'them'}, for instance to "
+                f"my_{shadowing[0]}.")
     last = trace.strip().splitlines()[-1]          # the exception, as Python printed it
-    return HarnessError(f"the {what}'s own code failed, not yours ({last})\n{trace}")
+    raise HarnessError(f"the {what}'s own code failed, not yours ({last})\n{trace}")
+
+
+def _shadowing_files(path: Path) -> list[str]:
+    """The files (`math.py`) and packages beside the learner's file `path` named as a module
+    that this process has imported: the fresh one imports the same (tinyformer, numpy, and the
+    standard modules they use), but looks in the learner's folder first. (A module built into
+    Python is found before any file.)"""
+    try:
+        entries = sorted(path.resolve().parent.iterdir())
+    except OSError:                 # a folder that may be read from but not listed
+        return []
+    names = []
+    for entry in entries:
+        is_module = entry.suffix == ".py" and entry.is_file() and entry != path.resolve()
+        name = entry.stem if is_module else entry.name
+        if not (is_module or (entry / "__init__.py").is_file()):
+            continue
+        if name in sys.modules and name not in sys.builtin_module_names:
+            names.append(entry.name)
+    return names
 
 
 # What the fresh process prints goes to files that the runner reads back, in this encoding,
@@ -222,9 +260,12 @@ def run_question(chapter: int, timeout: float = 60) -> str:
     """What chapter `chapter`'s question prints, run in a fresh process (the learner sees that
     the answer is computed, not stored)."""
     command = [sys.executable, "-m", "tinyformer.exercises.isolated", "predict", str(chapter)]
-    run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                         encoding=PRINTED_ENCODING, errors="replace", timeout=timeout,
-                         env=_environment())
+    # In an empty folder: `-m` puts the folder it runs in first on the module path, and a
+    # learner's math.py or numpy.py in theirs would be imported in place of the module.
+    with tempfile.TemporaryDirectory() as empty:
+        run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                             encoding=PRINTED_ENCODING, errors="replace", timeout=timeout,
+                             env=_environment(), cwd=empty)
     if run.returncode != 0:
         raise RuntimeError(f"the question of chapter {chapter} failed: "
                            f"{run.stderr.strip().splitlines()[-1:]}")
