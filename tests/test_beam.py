@@ -134,6 +134,17 @@ def test_length_penalty_formula():
     assert gnmt_length_penalty(7, 0.0) == 1.0
 
 
+def test_a_float32_length_penalty_scores_as_its_value_in_float64():
+    # A numpy float32 alpha made every score float32, the hypotheses ranked to 7
+    # digits; the score is log P / lp in float64, as with a Python float.
+    alpha = np.float32(0.6)
+    assert type(gnmt_length_penalty(3, alpha)) is float
+    src = np.ones((1, 2), dtype=int)
+    best, = search(EARLY_END, src, beam_size=2, max_len=10, length_penalty=alpha)
+    assert type(best.score) is float
+    assert best.score == best.log_prob / ((5 + len(best.tokens) - 1) / 6) ** float(alpha)
+
+
 def test_without_length_penalty_the_shortest_wins():
     best, = search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
                         length_penalty=0.0)

@@ -487,7 +487,9 @@ class Hypothesis(NamedTuple):
 
 def gnmt_length_penalty(length: int, alpha: float) -> float:
     """lp(Y) = ((5 + |Y|) / 6)^alpha, where `length` = |Y| counts the tokens written."""
-    return ((5.0 + length) / 6.0) ** alpha
+    # A Python float whatever alpha is: a numpy float32 alpha made lp,
+    # and so every score divided by it, float32, ranking the hypotheses to 7 digits.
+    return ((5.0 + length) / 6.0) ** float(alpha)
 
 
 def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: EosIds = None,
