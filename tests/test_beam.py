@@ -269,6 +269,11 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
     (dict(length_penalty="0.6"), "length_penalty must be a finite number, got '0.6'"),
     (dict(length_penalty=10 ** 400), "length_penalty must be a finite number, got 1000"),
     (dict(length_penalty=None), "length_penalty must be a finite number, got None"),
+    # finite, but its penalty of max_len tokens is not: OverflowError, ZeroDivisionError
+    (dict(length_penalty=1000.0), r"length_penalty 1000.0 makes the penalty of 32 tokens, "
+                                  r"\(\(5 \+ 32\) / 6\)\^1000.0, overflow; give one nearer 0"),
+    (dict(length_penalty=-1000, max_len=30), "length_penalty -1000 makes the penalty of 30 "
+                                             "tokens, .* underflow to 0; give one nearer 0"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
@@ -551,6 +552,18 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     if not is_finite_number(length_penalty):
         raise ValueError(f"beam_search: length_penalty must be a finite number, got "
                          f"{length_penalty!r}")
+    # lp grows (or, alpha < 0, shrinks) with the length from lp(1) = 1: the longest is the
+    # farthest from 1. Past a float's range, it failed in Python's words (OverflowError, or a
+    # division by an lp of 0) at the step that reached it.
+    try:
+        longest = gnmt_length_penalty(max_len, length_penalty)
+    except OverflowError:
+        longest = math.inf
+    if not 0 < longest < math.inf:
+        raise BadInput(f"beam_search: length_penalty {length_penalty!r} makes the penalty of "
+                       f"{max_len} tokens, ((5 + {max_len}) / 6)^{length_penalty!r}, "
+                       f"{'overflow' if longest else 'underflow to 0'}; give one nearer 0 "
+                       f"(the default is 0.6)")
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
     if vocab_size is not None:
         check_eos_id("beam_search", eos_id, vocab_size)
