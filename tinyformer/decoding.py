@@ -278,10 +278,11 @@ class DecoderOnlySession(SequencesSoFar):
         self.model = model
         self.step = step_call(model.forward, given=1)
         self.use_cache = use_cache and self.step.takes_cache
-        # The model's own check of its input, now rather than at the first step; int64, as
-        # the tokens written after it.
-        self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
+        # The model's own check of its input, ids outside its vocabulary too, now rather than
+        # at the first step; int64, as the tokens written after it.
         self.vocab_size = model.config["vocab_size"]
+        self.tokens = token_array(prompt, ragged=ONE_LENGTH,                      # (B, T)
+                                  vocab_size=self.vocab_size).astype(np.int64)
         self.cache = None
 
     def compute_logits(self) -> np.ndarray:
