@@ -309,6 +309,23 @@ def test_mask_must_be_boolean_and_fit_the_scores():
         fused(q, k, v[..., :3, :], None)
 
 
+ATTENDS = {"scaled_dot_product_attention": scaled_dot_product_attention,
+           "attention_readable": attention_readable,
+           "attention_weights": lambda q, k, v: attention_weights(q, k)}    # no values
+
+
+@pytest.mark.parametrize("attend, vector", [
+    (name, vector) for name in ATTENDS for vector in "qkv"
+    if (name, vector) != ("attention_weights", "v")])
+def test_a_vector_in_place_of_queries_keys_or_values_is_refused_in_one_line(attend, vector):
+    # A (d,) vector has no axis of positions (torch refuses it too): it failed in Python's
+    # words, "tuple index out of range", naming nothing.
+    given = {name: Tensor(np.ones((T, D))) for name in "qkv"}
+    given[vector] = Tensor(np.ones(D))
+    with pytest.raises(ta.ShapeError, match=r"^attention: q .* need q \(\.\.\., T_q, d\)"):
+        ATTENDS[attend](*given.values())
+
+
 # -------------------------------------------------------------------------- dropout
 
 

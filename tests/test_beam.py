@@ -134,6 +134,17 @@ def test_length_penalty_formula():
     assert gnmt_length_penalty(7, 0.0) == 1.0
 
 
+def test_a_float32_length_penalty_scores_as_its_value_in_float64():
+    # A numpy float32 alpha made every score float32, the hypotheses ranked to 7
+    # digits; the score is log P / lp in float64, as with a Python float.
+    alpha = np.float32(0.6)
+    assert type(gnmt_length_penalty(3, alpha)) is float
+    src = np.ones((1, 2), dtype=int)
+    best, = search(EARLY_END, src, beam_size=2, max_len=10, length_penalty=alpha)
+    assert type(best.score) is float
+    assert best.score == best.log_prob / ((5 + len(best.tokens) - 1) / 6) ** float(alpha)
+
+
 def test_without_length_penalty_the_shortest_wins():
     best, = search(SHORT_OR_LONG, np.ones((1, 2), dtype=int), beam_size=2,
                         length_penalty=0.0)
@@ -258,6 +269,11 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
     (dict(length_penalty="0.6"), "length_penalty must be a finite number, got '0.6'"),
     (dict(length_penalty=10 ** 400), "length_penalty must be a finite number, got 1000"),
     (dict(length_penalty=None), "length_penalty must be a finite number, got None"),
+    # finite, but its penalty of max_len tokens is not: OverflowError, ZeroDivisionError
+    (dict(length_penalty=1000.0), r"length_penalty 1000.0 makes the penalty of 32 tokens, "
+                                  r"\(\(5 \+ 32\) / 6\)\^1000.0, overflow; give one nearer 0"),
+    (dict(length_penalty=-1000, max_len=30), "length_penalty -1000 makes the penalty of 30 "
+                                             "tokens, .* underflow to 0; give one nearer 0"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -153,6 +153,22 @@ def test_unsigned_ids_give_targets_that_the_loss_ignores_where_nothing_was_chose
         expected.item())
 
 
+def test_ids_put_in_that_idx_type_cannot_hold_widen_the_inputs_type():
+    # Byte-level text read as uint8 (np.fromfile), its <pad> and <mask> at 256 and 257: masking
+    # failed with "Python integer 257 out of bounds for uint8".
+    pad, mask = 256, 257
+    idx = np.random.default_rng(0).integers(0, 256, (4, 64)).astype(np.uint8)
+    inputs, targets = mask_tokens(idx, mask, 258, (pad, mask), rate=0.5,
+                                  rng=np.random.default_rng(0))
+    chosen = targets != IGNORE
+    assert inputs.dtype == np.uint16 and (inputs[chosen] == mask).any()
+    np.testing.assert_array_equal(targets[chosen], idx[chosen])
+    np.testing.assert_array_equal(inputs[~chosen], idx[~chosen])
+    # a type that holds them is kept, signed too
+    small = mask_tokens((idx % 90).astype(np.int8), 89, 90, rng=np.random.default_rng(0))[0]
+    assert small.dtype == np.int8
+
+
 @pytest.mark.parametrize("kwargs, error, message", [
     # nan compared False with every draw and hid nothing, without a word
     (dict(rate=float("nan")), ValueError, r"rate must be a finite number in \[0, 1\], got nan"),

@@ -117,6 +117,10 @@ def test_a_table_used_on_its_own_refuses_positions_past_its_end():
         SinusoidalPositions(4, 6)(randn(2, 1, 6), start=4)
     with pytest.raises(ValueError, match="RotaryPositions: positions 2 to 5 are past"):
         RotaryPositions(4, 8).rotate(randn(2, 3, 4, 8), start=2)
+    # learned: the embedding's "index 4 is out of range for a table of 4 rows" named a row
+    with pytest.raises(ValueError, match="LearnedPositions: positions 3 to 4 are past the "
+                                         "table of 4 positions; make it with context >= 5"):
+        LearnedPositions(4, 6)(randn(2, 2, 6), start=3)
 
 
 # -------------------------------------------------------------------------- rotary

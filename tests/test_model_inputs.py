@@ -30,6 +30,8 @@ def every_use(tokens):
     return {"gpt": lambda: gpt(tokens),
             "gpt.generate": lambda: gpt.generate(tokens, 2),
             "gpt beam_search": lambda: beam_search(gpt.start_decoding(tokens), max_len=2),
+            # the session alone, as the encoder-decoder's refuses its src when made
+            "gpt start_decoding": lambda: gpt.start_decoding(tokens),
             "bert": lambda: bert(tokens),
             "transformer src": lambda: seq2seq(tokens, fine),
             "transformer tgt": lambda: seq2seq(fine, tokens),

@@ -267,7 +267,10 @@ def _keep_mask(q, k, v, mask):
     """Check the shapes of an attention call; return its mask as a numpy boolean array (or
     None), which must broadcast to the scores' shape (..., T_q, T_k) without enlarging it.
     v may be None (only the weights are wanted)."""
-    if q.shape[-1] != k.shape[-1] or (v is not None and k.shape[-2] != v.shape[-2]):
+    # A vector (d,) has no axis of queries or keys: the shapes below would fail on it in
+    # Python's words ("tuple index out of range"), not saying which input (torch refuses too).
+    if (q.ndim < 2 or k.ndim < 2 or (v is not None and v.ndim < 2)
+            or q.shape[-1] != k.shape[-1] or (v is not None and k.shape[-2] != v.shape[-2])):
         v_shape = "none" if v is None else v.shape
         raise ShapeError(f"attention: q {q.shape}, k {k.shape}, v {v_shape} need q (..., T_q, "
                          f"d), k (..., T_k, d) and v (..., T_k, d_v)")

@@ -152,9 +152,11 @@ def mask_tokens(idx: ArrayLike, mask_id: int, vocab_size: int, special_ids: Iter
     padding); of those, replace 80% by `mask_id`, 10% by a random ordinary token (neither
     `mask_id` nor a special one: a <pad> put in would be hidden from attention) and leave 10%
     as they are, so that the model cannot rely on seeing [MASK] where it must guess, and must
-    keep a good representation of every token. Returns (inputs, targets): inputs of idx's dtype;
-    targets (int64, as PyTorch's class targets) hold the original token where one was chosen and
-    IGNORE elsewhere, for cross_entropy(ignore_index=IGNORE).
+    keep a good representation of every token. Returns (inputs, targets): inputs of idx's dtype
+    (or the narrowest wider one that holds every id of the vocabulary, where idx's cannot: the
+    uint8 bytes of a byte-level text whose <mask> is 256 give uint16); targets (int64, as
+    PyTorch's class targets) hold the original token where one was chosen and IGNORE elsewhere,
+    for cross_entropy(ignore_index=IGNORE).
 
     Whole-word masking: `in_word`, one per id of the vocabulary, says what each token is to a
     word: CONTINUES (letters only: a character tokenizer's letters, a BPE's "een"), BEGINS (a
@@ -218,7 +220,12 @@ class TokenMasker:
             words = self.in_word[idx]
             draw, roll = spread_over_words(draw, words), spread_over_words(roll, words)
         chosen = ordinary & draw
-        inputs = idx.copy()
+        # The ids put in may not fit idx's type (a <mask> of 256 in uint8 bytes was an
+        # OverflowError): then the narrowest wider type that holds them all.
+        largest = self.vocab_size - 1
+        dtype = (idx.dtype if largest <= np.iinfo(idx.dtype).max
+                 else np.promote_types(idx.dtype, np.min_scalar_type(largest)))
+        inputs = idx.astype(dtype)
         inputs[chosen & (roll < 0.8)] = self.mask_id
         random_swap = chosen & (roll >= 0.8) & (roll < 0.9)
         if random_swap.any():

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, Sequence, Union
 
 import numpy as np
@@ -277,10 +278,11 @@ class DecoderOnlySession(SequencesSoFar):
         self.model = model
         self.step = step_call(model.forward, given=1)
         self.use_cache = use_cache and self.step.takes_cache
-        # The model's own check of its input, now rather than at the first step; int64, as
-        # the tokens written after it.
-        self.tokens = token_array(prompt, ragged=ONE_LENGTH).astype(np.int64)    # (B, T)
+        # The model's own check of its input, ids outside its vocabulary too, now rather than
+        # at the first step; int64, as the tokens written after it.
         self.vocab_size = model.config["vocab_size"]
+        self.tokens = token_array(prompt, ragged=ONE_LENGTH,                      # (B, T)
+                                  vocab_size=self.vocab_size).astype(np.int64)
         self.cache = None
 
     def compute_logits(self) -> np.ndarray:
@@ -487,7 +489,9 @@ class Hypothesis(NamedTuple):
 
 def gnmt_length_penalty(length: int, alpha: float) -> float:
     """lp(Y) = ((5 + |Y|) / 6)^alpha, where `length` = |Y| counts the tokens written."""
-    return ((5.0 + length) / 6.0) ** alpha
+    # A Python float whatever alpha is: a numpy float32 alpha made lp,
+    # and so every score divided by it, float32, ranking the hypotheses to 7 digits.
+    return ((5.0 + length) / 6.0) ** float(alpha)
 
 
 def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id: EosIds = None,
@@ -549,6 +553,18 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     if not is_finite_number(length_penalty):
         raise ValueError(f"beam_search: length_penalty must be a finite number, got "
                          f"{length_penalty!r}")
+    # lp grows (or, alpha < 0, shrinks) with the length from lp(1) = 1: the longest is the
+    # farthest from 1. Past a float's range, it failed in Python's words (OverflowError, or a
+    # division by an lp of 0) at the step that reached it.
+    try:
+        longest = gnmt_length_penalty(max_len, length_penalty)
+    except OverflowError:
+        longest = math.inf
+    if not 0 < longest < math.inf:
+        raise BadInput(f"beam_search: length_penalty {length_penalty!r} makes the penalty of "
+                       f"{max_len} tokens, ((5 + {max_len}) / 6)^{length_penalty!r}, "
+                       f"{'overflow' if longest else 'underflow to 0'}; give one nearer 0 "
+                       f"(the default is 0.6)")
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
     if vocab_size is not None:
         check_eos_id("beam_search", eos_id, vocab_size)

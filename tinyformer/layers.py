@@ -134,6 +134,8 @@ class LearnedPositions(nn.Module):
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         T = x.shape[1]                                             # x: (B, T, C)
+        # As the other tables: the embedding's IndexError named a row, not the positions.
+        _check_fits_table("LearnedPositions", self.context, start, T)
         return x + self.embedding(np.arange(start, start + T))     # (T, C) broadcasts over B
 
     def extra_repr(self) -> str:
