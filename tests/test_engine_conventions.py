@@ -620,6 +620,31 @@ def test_a_list_of_axes_reduces_over_them_as_torchs_list_of_dims(reduce):
         assert_allclose(x.grad, t.grad.numpy())
 
 
+@pytest.mark.parametrize("reduce", ["sum", "mean", "var", "max", "min"])
+def test_an_empty_tuple_of_axes_reduces_none_as_numpys_not_all_as_torchs(reduce):
+    # The README's table says so: torch's dim=() reduces every axis, numpy's axis=() none.
+    values = np.arange(6.0).reshape(2, 3)
+    ours = getattr(Tensor(values, dtype=np.float64), reduce)(axis=())
+    assert_allclose(ours.data, getattr(np, reduce)(values, axis=()))
+    assert ours.shape == (2, 3)
+    assert getattr(torch.tensor(values), {"max": "amax", "min": "amin"}.get(reduce, reduce))(
+        ()).shape == ()
+
+
+def test_a_max_along_an_axis_shares_its_gradient_among_ties_as_torchs_amax():
+    # The README's table says so: torch's x.max(1).values gives it all to the index returned.
+    values = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    x = Tensor(values, dtype=np.float64, requires_grad=True)
+    x.max(axis=1).sum().backward()
+    t = torch.tensor(values, requires_grad=True)
+    t.amax(1).sum().backward()
+    assert_allclose(x.grad, t.grad.numpy())
+    assert_allclose(x.grad, [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    t.grad = None
+    t.max(1).values.sum().backward()
+    assert not np.allclose(x.grad, t.grad.numpy())
+
+
 def test_a_keyword_that_is_no_ones_keeps_pythons_error():
     # Python's own words, from the method without the hint, since they differ from version to
     # version (3.13 adds "Did you mean 'axis'?").

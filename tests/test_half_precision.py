@@ -96,6 +96,25 @@ def test_float16_scaled_in_place_by_a_number_float16_cannot_hold_is_torchs():
     np.testing.assert_array_equal(x.data, theirs.numpy())
 
 
+@pytest.mark.parametrize("op", ["*", "/", "+"])
+@pytest.mark.parametrize("wide", [np.float32, np.float64])
+def test_a_0d_float16_tensor_with_a_0d_wider_float_gives_the_wider_dtype_as_torchs(op, wide):
+    # Two 0-d tensors promote as any two tensors: a float16 loss times a float32 scale that
+    # float16 cannot hold (0.1; 65536 gave inf) is float32, as torch's and as their +, where it
+    # was float16, rounded.
+    compute = {"*": lambda a, b: a * b, "/": lambda a, b: a / b, "+": lambda a, b: a + b}[op]
+    loss = Tensor(30.0, dtype=HALF, requires_grad=True)
+    theirs = torch.tensor(30.0, dtype=torch.float16, requires_grad=True)
+    out = compute(loss, Tensor(0.1, dtype=wide))
+    expected = compute(theirs, torch.tensor(0.1, dtype=getattr(torch, np.dtype(wide).name)))
+    out.backward()
+    expected.backward()
+    assert out.dtype == wide and str(expected.dtype) == f"torch.{np.dtype(wide).name}"
+    assert out.item() == expected.item()
+    assert loss.grad.dtype == HALF
+    np.testing.assert_array_equal(loss.grad, theirs.grad.numpy())
+
+
 # ------------------------------------------------------------------ more than 65504 elements
 
 

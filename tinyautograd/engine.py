@@ -2017,6 +2017,11 @@ def _half_with_a_number(a, b):
     if not _is_half(half):                     # the usual case: no float16 at all
         return False
     if isinstance(number, Tensor):
+        if half.ndim == 0 and number.ndim == 0 and number.dtype.kind == "f":
+            # Two 0-d tensors combine as any two tensors do (`_operands`): float16 with a wider
+            # float gives the wider dtype, as torch's and as their `+` (a float16 loss times a
+            # float32 scale of 65536 is no inf), where float16 would be a number's rule.
+            return False
         number = number.data
     if isinstance(number, (np.ndarray, np.generic)):
         if number.ndim or number.dtype.kind not in "iuf" or number.dtype is _HALF:
