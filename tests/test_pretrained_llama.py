@@ -368,6 +368,30 @@ def test_added_tokens_decode_as_the_library_decodes_them(tmp_path, normalizer):
         assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False), ascii(text)
 
 
+@pytest.mark.parametrize("layout, inner", [("smollm", []), ("qwen", [{"type": "NFC"}])],
+                         ids=["of none", "of NFC"])
+def test_a_sequence_of_no_normalizer_or_of_one_is_read_as_that(tmp_path, layout, inner):
+    # DeepSeek's tokenizer.json writes its normalizer as a Sequence of none, which changes no
+    # text in the library, as a Sequence of one does what that one does: both were refused.
+    data = train_tokenizer(layout)
+    data["normalizer"] = {"type": "Sequence", "normalizers": inner}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    for text in SAMPLES:
+        assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
+    # Of several, as of one it cannot reproduce, it is refused, naming them.
+    data["normalizer"]["normalizers"] = [{"type": "NFC"}, {"type": "Lowercase"}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError, match="normalizer 'Sequence' of 'NFC', 'Lowercase': "
+                                              "a sequence of several normalizers"):
+        read_tokenizer_json(tmp_path)
+    data["normalizer"]["normalizers"] = [{"type": "Lowercase"}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError, match="normalizer 'Lowercase': it changes the text"):
+        read_tokenizer_json(tmp_path)
+
+
 def test_two_added_tokens_that_normalise_alike_are_refused(tmp_path):
     # Under Qwen's NFC both are "\u00c5": one pattern for the library, which finds the one or
     # the other from one run to the next (the order of a hash map), so no ids are its.

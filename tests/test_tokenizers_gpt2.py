@@ -660,8 +660,11 @@ BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": Tr
      "pre_tokenizer 'Metaspace': not a step reproduced here"),
     ({"normalizer": {"type": "Lowercase"}},                             # "Hello" -> "hello"
      "normalizer 'Lowercase': it changes the text"),
-    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]}},
-     "normalizer 'Sequence' of 'NFC': a sequence of normalizers is not reproduced here"),
+    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "NFD"}]}},
+     "normalizer 'Sequence' of 'NFC', 'NFD': a sequence of several normalizers is not "
+     "reproduced here"),
+    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]}},   # as NFC alone
+     "normalizer 'NFC': GPT-2's BPE changes no text"),
     ({"normalizer": {"type": "NFC"}},           # read_tokenizer_json's, not a BPETokenizer's
      "normalizer 'NFC': GPT-2's BPE changes no text; tinyformer's own BPE"),
     ({"post_processor": {"type": "TemplateProcessing", "special_tokens": {},    # a BOS first
@@ -676,8 +679,8 @@ BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": Tr
         {"type": "Digits", "individual_digits": True}, BYTE_LEVEL]}},
      "pre_tokenizer 'Digits' then 'ByteLevel': GPT-2's BPE cuts the text by its own pattern"),
     ({"decoder": None}, "decoder None: not byte-level decoding"),
-], ids=["metaspace", "lowercase", "sequence", "nfc", "bos-template", "prefix-space",
-        "no-regex", "digits", "no-decoder"])
+], ids=["metaspace", "lowercase", "sequence", "sequence of one", "nfc", "bos-template",
+        "prefix-space", "no-regex", "digits", "no-decoder"])
 def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change, message):
     save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")

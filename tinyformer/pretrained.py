@@ -1880,6 +1880,11 @@ def _stages(data, path):
             _refuse(path, f"model {setting} is {json.dumps(model[setting])}",
                     "it changes how words are cut")
     normalizer = data.get("normalizer")
+    # A Sequence applies its normalizers in turn: one of none changes nothing (DeepSeek's
+    # files have one), one of one is that one; each is read as such.
+    if normalizer is not None and normalizer.get("type") == "Sequence" \
+            and len(normalizer["normalizers"]) <= 1:
+        normalizer = (normalizer["normalizers"] or [None])[0]
     normalization = None
     if normalizer is not None:
         normalization = normalizer.get("type")
@@ -1887,7 +1892,7 @@ def _stages(data, path):
             if normalization == "Sequence":
                 inner = [stage.get("type") for stage in normalizer["normalizers"]]
                 _refuse(path, f"normalizer 'Sequence' of {', '.join(map(repr, inner))}",
-                        "a sequence of normalizers is not reproduced here, even of one")
+                        "a sequence of several normalizers is not reproduced here")
             _refuse(path, f"normalizer {normalization!r}", "it changes the text in a way not "
                     "reproduced here")
     steps = _pre_tokenizer_steps(data.get("pre_tokenizer"), path)
