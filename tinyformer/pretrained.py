@@ -1876,7 +1876,11 @@ def _stages(data, path):
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
     for setting in ("dropout", "byte_fallback", "continuing_subword_prefix",
                     "end_of_word_suffix"):
-        if model.get(setting):
+        # byte_fallback spells a character the vocabulary lacks as <0x..> tokens of its bytes.
+        # After a ByteLevel pre-tokenizer every character is one of the 256 bytes' own, which
+        # the vocabulary must hold (both readers check it): there it changes nothing, and a
+        # file may set it all the same. Elsewhere it is a SentencePiece-style BPE's (Llama 2's).
+        if model.get(setting) and not (setting == "byte_fallback" and _has_byte_level(data)):
             _refuse(path, f"model {setting} is {json.dumps(model[setting])}",
                     "it changes how words are cut")
     normalizer = data.get("normalizer")
@@ -1908,6 +1912,15 @@ def _stages(data, path):
         _refuse(path, f"decoder {None if decoder is None else decoder.get('type')!r}",
                 "not byte-level decoding")
     return normalization, steps
+
+
+def _has_byte_level(data):
+    """Whether the pre-tokenizer of the tokenizer.json `data` has a ByteLevel step (which
+    _pre_tokenizer_steps then requires to be its last)."""
+    pre_tokenizer = data.get("pre_tokenizer") or {}
+    stages = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) \
+        if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    return any(isinstance(stage, dict) and stage.get("type") == "ByteLevel" for stage in stages)
 
 
 def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):
