@@ -1886,9 +1886,12 @@ def _stages(data, path):
     normalizer = data.get("normalizer")
     # A Sequence applies its normalizers in turn: one of none changes nothing (DeepSeek's
     # files have one), one of one is that one; each is read as such.
-    if normalizer is not None and normalizer.get("type") == "Sequence" \
-            and len(normalizer["normalizers"]) <= 1:
-        normalizer = (normalizer["normalizers"] or [None])[0]
+    if normalizer is not None and normalizer.get("type") == "Sequence":
+        inner = normalizer["normalizers"]
+        if inner == []:
+            normalizer = None
+        elif isinstance(inner, list) and len(inner) == 1 and isinstance(inner[0], dict):
+            normalizer = inner[0]
     normalization = None
     if normalizer is not None:
         normalization = normalizer.get("type")
