@@ -585,6 +585,25 @@ def their_tokenizer_json(saved_by_transformers):
     return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
 
 
+def test_a_token_spelled_as_the_files_spell_it_is_refused_naming_the_token_to_give(
+        ours, theirs, saved_by_transformers):
+    # transformers' convert_tokens_to_ids takes vocab.json's spelling ("Ġthe"); token_to_id
+    # takes the text the token stands for (" the"), as id_to_token gives it. Given the former,
+    # it said only that there was no such token.
+    tokenizer = theirs["AutoTokenizer"]
+    spelled = next(token for token in tokenizer.get_vocab() if token.startswith("\u0120")
+                   and len(token) > 2)
+    i = tokenizer.convert_tokens_to_ids(spelled)
+    for reader in (ours, read_tokenizer_json(saved_by_transformers)):
+        assert reader.token_to_id(ours.id_to_token(i)) == i
+        with pytest.raises(ValueError, match=re.escape(
+                f"{spelled!r} is not a token of this vocabulary; tinyformer names a token by the "
+                f"text it stands for: {ours.id_to_token(i)!r} (id {i}), which Hugging Face's")):
+            reader.token_to_id(spelled)
+    with pytest.raises(ValueError, match="^'\u0120' is not a token of this vocabulary$"):
+        CharTokenizer.train("a b").token_to_id("\u0120")    # its characters are its tokens
+
+
 @pytest.mark.parametrize("normalizer", [None, "NFC"])
 def test_a_tokenizer_json_is_read_before_vocab_json_beside_it_as_transformers_does(
         ours, saved_by_transformers, tmp_path, normalizer):

@@ -1661,6 +1661,7 @@ class ByteLevelBPE(Tokenizer):
     is refused in one line naming its position, as BPETokenizer refuses it."""
 
     kind = "tokenizer.json"
+    byte_level = True
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
 
     def __init__(self, pieces: list[bytes], byte_ids: list[int],
