@@ -371,8 +371,8 @@ def test_added_tokens_decode_as_the_library_decodes_them(tmp_path, normalizer):
 @pytest.mark.parametrize("layout, inner", [("smollm", []), ("qwen", [{"type": "NFC"}])],
                          ids=["of none", "of NFC"])
 def test_a_sequence_of_no_normalizer_or_of_one_is_read_as_that(tmp_path, layout, inner):
-    # DeepSeek's tokenizer.json writes its normalizer as a Sequence of none, which changes no
-    # text in the library, as a Sequence of one does what that one does: both were refused.
+    # Some models' tokenizer.json write their normalizer as a Sequence of none, which changes
+    # no text in the library, as a Sequence of one does what that one does: both were refused.
     data = train_tokenizer(layout)
     data["normalizer"] = {"type": "Sequence", "normalizers": inner}
     (tmp_path / "tokenizer.json").write_text(json.dumps(data))

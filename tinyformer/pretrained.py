@@ -1885,8 +1885,8 @@ def _stages(data, path):
             _refuse(path, f"model {setting} is {json.dumps(model[setting])}",
                     "it changes how words are cut")
     normalizer = data.get("normalizer")
-    # A Sequence applies its normalizers in turn: one of none changes nothing (DeepSeek's
-    # files have one), one of one is that one; each is read as such.
+    # A Sequence applies its normalizers in turn: one of none changes nothing (some models'
+    # files write one), one of one is that one; each is read as such.
     if normalizer is not None and normalizer.get("type") == "Sequence":
         inner = normalizer["normalizers"]
         if inner == []:
