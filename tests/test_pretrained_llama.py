@@ -368,6 +368,30 @@ def test_added_tokens_decode_as_the_library_decodes_them(tmp_path, normalizer):
         assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False), ascii(text)
 
 
+@pytest.mark.parametrize("layout, inner", [("smollm", []), ("qwen", [{"type": "NFC"}])],
+                         ids=["of none", "of NFC"])
+def test_a_sequence_of_no_normalizer_or_of_one_is_read_as_that(tmp_path, layout, inner):
+    # Some models' tokenizer.json write their normalizer as a Sequence of none, which changes
+    # no text in the library, as a Sequence of one does what that one does: both were refused.
+    data = train_tokenizer(layout)
+    data["normalizer"] = {"type": "Sequence", "normalizers": inner}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    for text in SAMPLES:
+        assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
+    # Of several, as of one it cannot reproduce, it is refused, naming them.
+    data["normalizer"]["normalizers"] = [{"type": "NFC"}, {"type": "Lowercase"}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError, match="normalizer 'Sequence' of 'NFC', 'Lowercase': "
+                                              "a sequence of several normalizers"):
+        read_tokenizer_json(tmp_path)
+    data["normalizer"]["normalizers"] = [{"type": "Lowercase"}]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(PretrainedError, match="normalizer 'Lowercase': it changes the text"):
+        read_tokenizer_json(tmp_path)
+
+
 def test_two_added_tokens_that_normalise_alike_are_refused(tmp_path):
     # Under Qwen's NFC both are "\u00c5": one pattern for the library, which finds the one or
     # the other from one run to the next (the order of a hash map), so no ids are its.
@@ -577,8 +601,15 @@ def set_at(*path_and_value):
 
 LONG_TOKEN = "<|" + "x" * MAX_SPECIAL_TOKEN_CHARACTERS + "|>"
 
+def sentencepiece_style(data):
+    """Llama 2's layout: a Metaspace pre-tokenizer, and byte_fallback's <0x..> tokens for the
+    characters the vocabulary lacks."""
+    data["model"]["byte_fallback"] = True
+    data["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581"}
+
+
 TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
-    (set_at("model", "byte_fallback", True), "model byte_fallback is true"),
+    (sentencepiece_style, "model byte_fallback is true"),
     (set_at("model", "dropout", 0.1), "model dropout is 0.1"),
     (set_at("model", "type", "WordPiece"), "model type 'WordPiece'"),
     (set_at("normalizer", {"type": "Lowercase"}), "normalizer 'Lowercase'"),
@@ -621,6 +652,19 @@ TOKENIZER_REFUSALS = [   # (change to tokenizer.json, what the one line names)
         {"id": 400, "content": LONG_TOKEN, "special": special}),
        f"{kind} token '<|xxxxx") for special, kind in [(True, "special"), (False, "added")]],
 ]
+
+
+@pytest.mark.parametrize("layout", ["smollm", "qwen"])
+def test_byte_fallback_after_a_byte_level_pre_tokenizer_changes_nothing_as_in_the_library(
+        tmp_path, layout):
+    # Every character the BPE sees is one of the 256 bytes' own, all in the vocabulary, so no
+    # <0x..> token is ever needed: the library encodes as without it. It was refused.
+    data = edited(train_tokenizer(layout), set_at("model", "byte_fallback", True))
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    theirs = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    ours = read_tokenizer_json(tmp_path)
+    for text in SAMPLES:
+        assert ours.encode(text) == theirs.encode(text).ids, ascii(text)
 
 
 @pytest.mark.parametrize("change, phrase", TOKENIZER_REFUSALS,
@@ -1287,7 +1331,7 @@ def test_generate_refuses_an_unsupported_llama_in_one_line(smollm_dir, tmp_path)
     result = tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x")
     assert_input_error(result, "has a model but no tokenizer", "holds it in tokenizer.json")
     assert "vocab.json" not in result.output              # GPT-2's files, not on its page
-    data = edited(train_tokenizer("smollm"), set_at("model", "byte_fallback", True))
+    data = edited(train_tokenizer("smollm"), sentencepiece_style)
     (tmp_path / "tokenizer.json").write_text(json.dumps(data))
     assert_input_error(tinyformer("generate", "--checkpoint", tmp_path, "--prompt", "x"),
                        "model byte_fallback is true")

@@ -585,6 +585,25 @@ def their_tokenizer_json(saved_by_transformers):
     return json.loads((saved_by_transformers / "tokenizer.json").read_text("utf-8"))
 
 
+def test_a_token_spelled_as_the_files_spell_it_is_refused_naming_the_token_to_give(
+        ours, theirs, saved_by_transformers):
+    # transformers' convert_tokens_to_ids takes vocab.json's spelling ("Ġthe"); token_to_id
+    # takes the text the token stands for (" the"), as id_to_token gives it. Given the former,
+    # it said only that there was no such token.
+    tokenizer = theirs["AutoTokenizer"]
+    spelled = next(token for token in tokenizer.get_vocab() if token.startswith("\u0120")
+                   and len(token) > 2)
+    i = tokenizer.convert_tokens_to_ids(spelled)
+    for reader in (ours, read_tokenizer_json(saved_by_transformers)):
+        assert reader.token_to_id(ours.id_to_token(i)) == i
+        with pytest.raises(ValueError, match=re.escape(
+                f"{spelled!r} is not a token of this vocabulary; tinyformer names a token by the "
+                f"text it stands for: {ours.id_to_token(i)!r} (id {i}), which Hugging Face's")):
+            reader.token_to_id(spelled)
+    with pytest.raises(ValueError, match="^'\u0120' is not a token of this vocabulary$"):
+        CharTokenizer.train("a b").token_to_id("\u0120")    # its characters are its tokens
+
+
 @pytest.mark.parametrize("normalizer", [None, "NFC"])
 def test_a_tokenizer_json_is_read_before_vocab_json_beside_it_as_transformers_does(
         ours, saved_by_transformers, tmp_path, normalizer):
@@ -660,8 +679,11 @@ BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": Tr
      "pre_tokenizer 'Metaspace': not a step reproduced here"),
     ({"normalizer": {"type": "Lowercase"}},                             # "Hello" -> "hello"
      "normalizer 'Lowercase': it changes the text"),
-    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]}},
-     "normalizer 'Sequence' of 'NFC': a sequence of normalizers is not reproduced here"),
+    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "NFD"}]}},
+     "normalizer 'Sequence' of 'NFC', 'NFD': a sequence of several normalizers is not "
+     "reproduced here"),
+    ({"normalizer": {"type": "Sequence", "normalizers": [{"type": "NFC"}]}},   # as NFC alone
+     "normalizer 'NFC': GPT-2's BPE changes no text"),
     ({"normalizer": {"type": "NFC"}},           # read_tokenizer_json's, not a BPETokenizer's
      "normalizer 'NFC': GPT-2's BPE changes no text; tinyformer's own BPE"),
     ({"post_processor": {"type": "TemplateProcessing", "special_tokens": {},    # a BOS first
@@ -676,8 +698,8 @@ BYTE_LEVEL = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": Tr
         {"type": "Digits", "individual_digits": True}, BYTE_LEVEL]}},
      "pre_tokenizer 'Digits' then 'ByteLevel': GPT-2's BPE cuts the text by its own pattern"),
     ({"decoder": None}, "decoder None: not byte-level decoding"),
-], ids=["metaspace", "lowercase", "sequence", "nfc", "bos-template", "prefix-space",
-        "no-regex", "digits", "no-decoder"])
+], ids=["metaspace", "lowercase", "sequence", "sequence of one", "nfc", "bos-template",
+        "prefix-space", "no-regex", "digits", "no-decoder"])
 def test_a_tokenizer_json_of_another_kind_is_refused(ours, tmp_path, change, message):
     save_gpt2_tokenizer(ours, tmp_path)
     transformers.AutoTokenizer.from_pretrained(tmp_path).save_pretrained(tmp_path / "other")

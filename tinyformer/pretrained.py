@@ -1661,6 +1661,7 @@ class ByteLevelBPE(Tokenizer):
     is refused in one line naming its position, as BPETokenizer refuses it."""
 
     kind = "tokenizer.json"
+    byte_level = True
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
 
     def __init__(self, pieces: list[bytes], byte_ids: list[int],
@@ -1876,10 +1877,22 @@ def _stages(data, path):
         _refuse(path, f"model type {model.get('type')!r}", "not byte-pair encoding")
     for setting in ("dropout", "byte_fallback", "continuing_subword_prefix",
                     "end_of_word_suffix"):
-        if model.get(setting):
+        # byte_fallback spells a character the vocabulary lacks as <0x..> tokens of its bytes.
+        # After a ByteLevel pre-tokenizer every character is one of the 256 bytes' own, which
+        # the vocabulary must hold (both readers check it): there it changes nothing, and a
+        # file may set it all the same. Elsewhere it is a SentencePiece-style BPE's (Llama 2's).
+        if model.get(setting) and not (setting == "byte_fallback" and _has_byte_level(data)):
             _refuse(path, f"model {setting} is {json.dumps(model[setting])}",
                     "it changes how words are cut")
     normalizer = data.get("normalizer")
+    # A Sequence applies its normalizers in turn: one of none changes nothing (some models'
+    # files write one), one of one is that one; each is read as such.
+    if normalizer is not None and normalizer.get("type") == "Sequence":
+        inner = normalizer["normalizers"]
+        if inner == []:
+            normalizer = None
+        elif isinstance(inner, list) and len(inner) == 1 and isinstance(inner[0], dict):
+            normalizer = inner[0]
     normalization = None
     if normalizer is not None:
         normalization = normalizer.get("type")
@@ -1887,7 +1900,7 @@ def _stages(data, path):
             if normalization == "Sequence":
                 inner = [stage.get("type") for stage in normalizer["normalizers"]]
                 _refuse(path, f"normalizer 'Sequence' of {', '.join(map(repr, inner))}",
-                        "a sequence of normalizers is not reproduced here, even of one")
+                        "a sequence of several normalizers is not reproduced here")
             _refuse(path, f"normalizer {normalization!r}", "it changes the text in a way not "
                     "reproduced here")
     steps = _pre_tokenizer_steps(data.get("pre_tokenizer"), path)
@@ -1903,6 +1916,15 @@ def _stages(data, path):
         _refuse(path, f"decoder {None if decoder is None else decoder.get('type')!r}",
                 "not byte-level decoding")
     return normalization, steps
+
+
+def _has_byte_level(data):
+    """Whether the pre-tokenizer of the tokenizer.json `data` has a ByteLevel step (which
+    _pre_tokenizer_steps then requires to be its last)."""
+    pre_tokenizer = data.get("pre_tokenizer") or {}
+    stages = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) \
+        if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    return any(isinstance(stage, dict) and stage.get("type") == "ByteLevel" for stage in stages)
 
 
 def _byte_level_bpe(data, vocab, merges, added, path, vocab_size=None):

@@ -723,11 +723,33 @@ class Tokenizer:
 
     def token_to_id(self, token: str) -> int:
         """The id whose readable piece is `token` (the inverse of id_to_token); ValueError if
-        no entry of the vocabulary reads so."""
+        no entry of the vocabulary reads so. A byte-level BPE's tokens read as their text
+        (" the"), where GPT-2's vocab.json, and transformers' convert_tokens_to_ids, spell
+        each byte as a character of bytes_to_unicode's ("\u0120the", shown "Ġthe"): the
+        error for such a spelling names the token to give instead."""
         try:
             return self._token_ids[token]
         except (KeyError, TypeError):
-            raise BadInput(f"{token!r} is not a token of this vocabulary") from None
+            raise BadInput(f"{token!r} is not a token of this vocabulary"
+                           f"{self._spelled_in_bytes(token)}") from None
+
+    # Whether the pieces are bytes that GPT-2's files spell as bytes_to_unicode's characters.
+    byte_level = False
+
+    def _spelled_in_bytes(self, token):
+        """Where `token` spells a token of this byte-level vocabulary in bytes_to_unicode's
+        characters, as GPT-2's vocab.json does: what to give instead, for token_to_id's error;
+        else "" (a character vocabulary's tokens are spelled as themselves)."""
+        byte_of = {char: b for b, char in bytes_to_unicode().items()}
+        if not (self.byte_level and isinstance(token, str) and token
+                and all(char in byte_of for char in token)):
+            return ""
+        readable = bytes(byte_of[char] for char in token).decode("utf-8", "backslashreplace")
+        if readable not in self._token_ids:
+            return ""
+        return (f"; tinyformer names a token by the text it stands for: {readable!r} (id "
+                f"{self._token_ids[readable]}), which Hugging Face's vocab.json and "
+                f"tokenizer.json spell {token!r}")
 
     @cached_property
     def _token_ids(self):
@@ -1207,6 +1229,7 @@ class BPETokenizer(Tokenizer):
     """
 
     kind = "bpe"
+    byte_level = True
     CACHE_LIMIT = 100_000          # chunks whose encoding is remembered (bounds the memory)
     # The longest token a file may make. A BPE trained on 1 MB of one letter makes tokens of up
     # to 512 KiB, which stay loadable; a merge file that doubles a token 60 times does not.
