@@ -527,15 +527,34 @@ def test_resuming_a_model_that_is_not_a_training_run(tmp_path, run):
     assert tinyformer(*command.split()[1:], "--max-new-tokens", 5).exit_code == 0
 
 
-def test_an_out_that_is_a_broken_link_is_refused_as_a_name_taken(tmp_path):
-    # Not followed to make the folder it names, nor made a run through: the name is taken.
+def test_an_out_that_is_a_broken_link_is_refused_naming_the_link(tmp_path):
+    # Not followed to make the folder it names, nor made a run through: the name is taken,
+    # and the line says it is a link to nothing (mkdir's "File exists" did not say so).
     (tmp_path / "out").symlink_to(tmp_path / "gone")
     out = str(tmp_path / "out")
     with pytest.raises(rundir.RunDirectoryError) as refused:
         RunDirectory.claim(out, log=lambda m: None, create=True)
-    assert str(refused.value) == (f"cannot write to --out {out!r} (File exists); choose a "
-                                  f"directory you can write to")
+    assert str(refused.value) == (f"--out {out!r} is a link to {str(tmp_path / 'gone')!r}, "
+                                  f"which does not exist (or is a loop of links); mend the "
+                                  f"link, or choose another --out")
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_resume_that_is_a_broken_link_is_named_a_link_and_a_default_out_skips_one(
+        tmp_path, monkeypatch):
+    (tmp_path / "run").symlink_to("gone")
+    # --resume said "does not exist", of a name `ls` shows.
+    line = one_line_error(tinyformer("train", "--resume", tmp_path / "run"),
+                          "--resume", "is a link to 'gone', which does not exist")
+    assert line.endswith("mend the link, or give the directory of a `tinyformer train` run")
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("runs")
+    os.symlink("nowhere", os.path.join("runs", "gpt-builtin"))
+    # Given no --out, a run takes the next free name, as beside a file of the default's name.
+    result = tinyformer("train", *TINY, "--iters", 1, "--eval-every", 1)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir("runs")) == ["gpt-builtin", "gpt-builtin-2"]
+    assert os.path.islink(os.path.join("runs", "gpt-builtin"))
 
 
 def test_a_damaged_manifest_is_refused_and_the_advice_gets_out(run):

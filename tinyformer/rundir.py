@@ -212,6 +212,13 @@ class RunDirectory:
         option, instead = (("the default run folder", "give --out DIR") if chosen else
                            ("--out", "choose another --out") if create else
                            ("--resume", "give the directory of a `tinyformer train` run"))
+        if os.path.islink(path) and not os.path.exists(path):
+            # A link to nothing is there, as `ls` shows: not followed to make the folder it
+            # names, and named as a link, where mkdir's "File exists" or "does not exist"
+            # would not say what is wrong.
+            raise RunDirectoryError(f"{option} {os.fspath(path)!r} is a link to "
+                                    f"{os.readlink(path)!r}, which does not exist (or is a "
+                                    f"loop of links); mend the link, or {instead}")
         if os.path.exists(path) and not os.path.isdir(path):
             folder = None if create else _model_directory_holding(path)
             if folder is not None:

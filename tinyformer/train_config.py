@@ -633,12 +633,13 @@ def check_paths(config: TrainConfig, config_file: StrPath | None, overrides: dic
 
 
 def default_out_dir(config: TrainConfig, root: StrPath = "runs") -> str:
-    """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken."""
+    """runs/<model>-<data>, or with -2, -3, ... appended if that one is taken (by a file, a
+    link to nothing, or a folder that is not empty)."""
     source = (config.task or (os.path.splitext(os.path.basename(config.corpus))[0]
                               if config.corpus else "builtin"))
     base = os.path.join(root, f"{config.model}-{source}")
     path, n = base, 1
-    while os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
+    while os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
         n += 1
         path = f"{base}-{n}"
     return path
