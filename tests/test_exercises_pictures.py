@@ -155,6 +155,18 @@ def test_the_causal_mask_picture_shows_the_mask_and_its_weights(tmp_path):
     assert not np.triu(picture.panels[1].values, k=1).any()
 
 
+def test_a_float_causal_mask_is_said_as_the_check_says_it_not_as_numpys_type_error(tmp_path):
+    """np.tril(np.ones((T, T))) is 0.0 and 1.0: causal_attention's `~mask` fails on it. The
+    picture names the dtype, as the check does, rather than numpy's TypeError."""
+    ex = find("causal_mask")
+    solved = write_solved(ex, tmp_path / "causal_mask.py", solution_text(ex).replace(
+        "np.ones((T, T), dtype=bool)", "np.ones((T, T))"))
+    message = draw(ex, solved, tmp_path / "picture.png")
+    assert message.startswith("causal_mask(T=6) returned an array of dtype float64; a mask "
+                              "must be boolean (dtype bool)"), message
+    assert "TypeError" not in message and not (tmp_path / "picture.png").exists()
+
+
 def test_the_heads_of_multi_head_attention_differ(tmp_path):
     picture = picture_of("multi_head_attention", tmp_path)
     first, second = (p.values for p in picture.panels)

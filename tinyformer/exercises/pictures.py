@@ -600,9 +600,14 @@ def _draw_scaled_dot_product(learner: Learner) -> Picture:
 
 @drawer("causal_mask", "your causal mask and the attention it allows")
 def _draw_causal_mask(learner: Learner) -> Picture:
+    from .checks.ch06_attention import expect_boolean_mask
     mask_fn, attend = learner.function("causal_mask"), learner.function("causal_attention")
     T = len(_WORDS)
-    mask = _matrix(mask_fn(T), (T, T), mask_fn.last_call)
+    got = mask_fn(T)
+    mask = _matrix(got, (T, T), mask_fn.last_call)
+    # A mask of 0.0 and 1.0 draws, but causal_attention's `~mask` fails on it: said as the
+    # check says it, not as numpy's TypeError.
+    expect_boolean_mask(got, mask_fn.last_call)
     q, k = _queries_and_keys(T, 4, seed=1)
     weights = _weights_by_identity(attend, q, k, T, "causal_attention(q, k, v)")
     return Picture("A position reads itself and what came before it, never what comes after", [
