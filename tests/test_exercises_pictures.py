@@ -437,6 +437,17 @@ def test_a_result_of_the_wrong_shape_or_none_is_said_before_drawing(tmp_path, re
     assert not (tmp_path / "picture.png").exists()
 
 
+def test_a_mask_of_none_is_said_not_drawn_as_nan(tmp_path):
+    """numpy makes None a mask of NaN: the picture was drawn, of nothing, and said so."""
+    ex = find("attention_masks")
+    solved = write_solved(ex, tmp_path / "attention_masks.py", solution_text(ex).replace(
+        "    return bert_mask(src_ids, pad_id)", "    bert_mask(src_ids, pad_id)"))
+    message = draw(ex, solved, tmp_path / "picture.png")
+    assert message == ("cross_mask(src_ids=[[4, 5, 6, 0, 0]], tgt_ids=[[7, 8, 9, 0]], "
+                       "pad_id=0) returned None. Did you forget a `return`?"), message
+    assert not (tmp_path / "picture.png").exists()
+
+
 # -- what a heatmap writes where, and in which colours -----------------------------------------
 
 def test_a_heatmap_writes_each_number_in_its_own_cell_and_labels_rows_and_columns():

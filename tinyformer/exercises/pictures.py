@@ -767,6 +767,8 @@ def _draw_attention_masks(learner: Learner) -> Picture:
     for title, name, args, t_q, t_k in masks:
         fn = learner.function(name)
         got = fn(*args)
+        if got is None:             # numpy would make it a mask of NaN, and draw that
+            raise CheckFailure(f"{fn.last_call} returned None. Did you forget a `return`?")
         try:
             full = np.broadcast_to(np.asarray(as_array(got)), (1, 2, t_q, t_k))
         except (TypeError, ValueError):
