@@ -1173,6 +1173,18 @@ def test_a_damaged_progress_file_stops_nothing_is_left_as_it_is_and_says_what_to
     assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
 
 
+def test_watch_says_first_that_a_damaged_progress_file_is_not_used(workspace, monkeypatch):
+    """watch ends with Ctrl-C, past any note at the end: it says so before its first check."""
+    fake_checks(monkeypatch, 1, lambda ex: ("wrong", ""))
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text("{not json")
+    result = run("watch", 1, "--max-checks", 1)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"Note: the checks run, without the progress: {path} is "
+                                    f"damaged") and result.stderr.count("\n") == 1
+    assert path.read_text() == "{not json"
+
+
 def test_a_damaged_progress_file_does_not_stop_grading(workspace, monkeypatch):
     """`check --all --json` on a student's folder whose progress file is damaged: every
     exercise is graded (the checks do not need the file), with a note on stderr."""
