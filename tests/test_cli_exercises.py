@@ -1173,6 +1173,22 @@ def test_a_damaged_progress_file_stops_nothing_is_left_as_it_is_and_says_what_to
     assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
 
 
+@pytest.mark.parametrize("command, shown, done", [
+    (["hint", 1], FIRST.hints[0], "the hints are shown"),
+    (["show", 1], "Your file: ", "the exercise is shown"),
+    (["solution", 1, "--yes"], "Reference solution of exercise 1", "the solution is shown"),
+], ids=["hint", "show", "solution"])
+def test_a_damaged_progress_file_is_said_by_each_command_and_kept(workspace, command, shown,
+                                                                  done):
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text("{not json")
+    result = run(*command)
+    assert result.exit_code == 0, result.output
+    assert shown in result.stdout and "ask again" not in result.stdout   # it would not count
+    assert result.stderr.startswith(f"Note: {done}, without the progress: {path} is damaged")
+    assert path.read_text() == "{not json"
+
+
 def test_watch_says_first_that_a_damaged_progress_file_is_not_used(workspace, monkeypatch):
     """watch ends with Ctrl-C, past any note at the end: it says so before its first check."""
     fake_checks(monkeypatch, 1, lambda ex: ("wrong", ""))
