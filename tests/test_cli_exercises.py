@@ -1189,6 +1189,21 @@ def test_a_damaged_progress_file_is_said_by_each_command_and_kept(workspace, com
     assert path.read_text() == "{not json"
 
 
+def test_a_progress_file_that_cannot_be_read_does_not_stop_grading(workspace, monkeypatch):
+    """One the grader may not read (another user's), or a folder in its place: every exercise
+    is graded all the same, with a note saying why the progress was not used."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex == FIRST else "wrong", ""))
+    path = workspace / STATE_DIR / "progress.json"
+    path.unlink()
+    path.mkdir()
+    result = run("check", "--all", "--json", "-w", workspace)
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert (graded["passed"], graded["total"], graded["error"]) == (1, len(exercises()), None)
+    assert result.stderr == f"Note: the checks ran, without the progress: {path}: is a directory\n"
+    assert path.is_dir()
+
+
 def test_watch_says_first_that_a_damaged_progress_file_is_not_used(workspace, monkeypatch):
     """watch ends with Ctrl-C, past any note at the end: it says so before its first check."""
     fake_checks(monkeypatch, 1, lambda ex: ("wrong", ""))

@@ -152,7 +152,7 @@ def hint(workspace: Workspace, ex: Exercise | None) -> None:
         click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
     if len(shown) < len(ex.hints):
         # Where the count cannot be kept (another's workspace), asking again shows these again.
-        if workspace.unsaved is None and workspace.damaged is None:
+        if workspace.unsaved is None and workspace.unread is None:
             click.echo(f"(ask again for hint {len(shown) + 1})")
     else:
         solution = command_line("exercises", "solution", str(ex.number))
@@ -248,9 +248,10 @@ def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False)
 
 def say_unsaved(workspace: Workspace | None, done: str = "the checks ran") -> None:
     """A note on stderr, where what was `done` could not be saved in the workspace's progress
-    (one the user may read but not write), or was done without it (its file is damaged)."""
-    if workspace is not None and workspace.damaged is not None:
-        click.echo(f"Note: {done}, without the progress: {workspace.damaged}", err=True)
+    (one the user may read but not write), or was done without it (its file is damaged or
+    cannot be read)."""
+    if workspace is not None and workspace.unread is not None:
+        click.echo(f"Note: {done}, without the progress: {workspace.unread}", err=True)
     elif workspace is not None and workspace.unsaved is not None:
         click.echo(f"Note: {done}, but the progress was not saved "
                    f"({describe_os_error(workspace.unsaved)})", err=True)
@@ -298,7 +299,7 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
     caller (the command exits with Ctrl-C's status). So does `max_checks` checks (for
     tests)."""
     ex = ex or workspace.next_unfinished()
-    if workspace.damaged is not None:           # said first: a watch ends with Ctrl-C
+    if workspace.unread is not None:            # said first: a watch ends with Ctrl-C
         say_unsaved(workspace, "the checks run")
     checks = 0
     try:
