@@ -1149,16 +1149,86 @@ def test_a_relative_workspace_path_is_joined_once(workspace, tmp_path, monkeypat
     assert f"  {FIRST.number:3d}  done" in listed         # and it stays finished
 
 
-def test_a_damaged_progress_file_is_an_input_error_that_says_what_to_do(workspace):
+def test_a_damaged_progress_file_stops_nothing_is_left_as_it_is_and_says_what_to_do(workspace):
+    """A damaged progress file (a hand edit gone wrong) is not needed to list or check: the
+    command goes on as if nothing were done yet, with a note saying so, and the file is left
+    as it is rather than written over, which would lose what it held."""
     solve(workspace, FIRST)
     path = workspace / STATE_DIR / "progress.json"
     path.write_text("{not json")
-    assert_input_error(run("list", "--workspace", workspace), "damaged", "delete it")
+    note = (f"without the progress: {path} is damaged, so it is neither read nor written; "
+            f"delete it to start the progress afresh (your exercise files are kept)\n")
+    listed = run("list", "--workspace", workspace)
+    assert listed.exit_code == 0 and f"0 of {len(exercises())} done" in listed.stdout
+    assert listed.stderr == f"Note: the exercises are listed, {note}"
+    checked = run("check", 1, "--workspace", workspace)
+    assert checked.exit_code == 0 and f"PASS 1 {FIRST.slug}" in checked.stdout, checked.output
+    assert checked.stderr == f"Note: the checks ran, {note}"
+    assert path.read_text() == "{not json"                 # not saved over
     path.unlink()                                          # the advice, taken
     listed = run("list", "--workspace", workspace)
     assert listed.exit_code == 0 and f"0 of {len(exercises())} done" in listed.output
+    assert listed.stderr == ""
     assert run("check", "--workspace", workspace).exit_code == 0    # progress starts afresh
     assert progress(workspace)["passed"] == {FIRST.slug: progress(workspace)["passed"][FIRST.slug]}
+
+
+@pytest.mark.parametrize("command, shown, done", [
+    (["hint", 1], FIRST.hints[0], "the hints are shown"),
+    (["show", 1], "Your file: ", "the exercise is shown"),
+    (["solution", 1, "--yes"], "Reference solution of exercise 1", "the solution is shown"),
+], ids=["hint", "show", "solution"])
+def test_a_damaged_progress_file_is_said_by_each_command_and_kept(workspace, command, shown,
+                                                                  done):
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text("{not json")
+    result = run(*command)
+    assert result.exit_code == 0, result.output
+    assert shown in result.stdout and "ask again" not in result.stdout   # it would not count
+    assert result.stderr.startswith(f"Note: {done}, without the progress: {path} is damaged")
+    assert path.read_text() == "{not json"
+
+
+def test_a_progress_file_that_cannot_be_read_does_not_stop_grading(workspace, monkeypatch):
+    """One the grader may not read (another user's), or a folder in its place: every exercise
+    is graded all the same, with a note saying why the progress was not used."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex == FIRST else "wrong", ""))
+    path = workspace / STATE_DIR / "progress.json"
+    path.unlink()
+    path.mkdir()
+    result = run("check", "--all", "--json", "-w", workspace)
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert (graded["passed"], graded["total"], graded["error"]) == (1, len(exercises()), None)
+    assert result.stderr == f"Note: the checks ran, without the progress: {path}: is a directory\n"
+    assert path.is_dir()
+
+
+def test_watch_says_first_that_a_damaged_progress_file_is_not_used(workspace, monkeypatch):
+    """watch ends with Ctrl-C, past any note at the end: it says so before its first check."""
+    fake_checks(monkeypatch, 1, lambda ex: ("wrong", ""))
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text("{not json")
+    result = run("watch", 1, "--max-checks", 1)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"Note: the checks run, without the progress: {path} is "
+                                    f"damaged") and result.stderr.count("\n") == 1
+    assert path.read_text() == "{not json"
+
+
+def test_a_damaged_progress_file_does_not_stop_grading(workspace, monkeypatch):
+    """`check --all --json` on a student's folder whose progress file is damaged: every
+    exercise is graded (the checks do not need the file), with a note on stderr."""
+    fake_checks(monkeypatch, 2, lambda ex: (None if ex == FIRST else "wrong", ""))
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text('{"version": 1, "passed": []}')        # a key of the wrong type
+    result = run("check", "--all", "--json", "-w", workspace)
+    assert result.exit_code == 3, result.output
+    graded = json.loads(result.stdout)
+    assert (graded["passed"], graded["total"], graded["error"]) == (1, len(exercises()), None)
+    assert result.stderr.startswith(f"Note: the checks ran, without the progress: {path} is "
+                                    f"damaged") and result.stderr.count("\n") == 1
+    assert path.read_text() == '{"version": 1, "passed": []}'
 
 
 def test_a_progress_file_saved_again_on_windows_is_the_same_progress(workspace):

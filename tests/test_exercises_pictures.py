@@ -155,6 +155,18 @@ def test_the_causal_mask_picture_shows_the_mask_and_its_weights(tmp_path):
     assert not np.triu(picture.panels[1].values, k=1).any()
 
 
+def test_a_float_causal_mask_is_said_as_the_check_says_it_not_as_numpys_type_error(tmp_path):
+    """np.tril(np.ones((T, T))) is 0.0 and 1.0: causal_attention's `~mask` fails on it. The
+    picture names the dtype, as the check does, rather than numpy's TypeError."""
+    ex = find("causal_mask")
+    solved = write_solved(ex, tmp_path / "causal_mask.py", solution_text(ex).replace(
+        "np.ones((T, T), dtype=bool)", "np.ones((T, T))"))
+    message = draw(ex, solved, tmp_path / "picture.png")
+    assert message.startswith("causal_mask(T=6) returned an array of dtype float64; a mask "
+                              "must be boolean (dtype bool)"), message
+    assert "TypeError" not in message and not (tmp_path / "picture.png").exists()
+
+
 def test_the_heads_of_multi_head_attention_differ(tmp_path):
     picture = picture_of("multi_head_attention", tmp_path)
     first, second = (p.values for p in picture.panels)
@@ -422,6 +434,17 @@ def test_a_result_of_the_wrong_shape_or_none_is_said_before_drawing(tmp_path, re
         f"    return {returned}\n"))
     message = draw(ex, solved, tmp_path / "picture.png")
     assert message.startswith("one_hot(ids=[2, 0, 3, 2], vocab_size=4) " + says), message
+    assert not (tmp_path / "picture.png").exists()
+
+
+def test_a_mask_of_none_is_said_not_drawn_as_nan(tmp_path):
+    """numpy makes None a mask of NaN: the picture was drawn, of nothing, and said so."""
+    ex = find("attention_masks")
+    solved = write_solved(ex, tmp_path / "attention_masks.py", solution_text(ex).replace(
+        "    return bert_mask(src_ids, pad_id)", "    bert_mask(src_ids, pad_id)"))
+    message = draw(ex, solved, tmp_path / "picture.png")
+    assert message == ("cross_mask(src_ids=[[4, 5, 6, 0, 0]], tgt_ids=[[7, 8, 9, 0]], "
+                       "pad_id=0) returned None. Did you forget a `return`?"), message
     assert not (tmp_path / "picture.png").exists()
 
 

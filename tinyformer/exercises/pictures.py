@@ -600,9 +600,14 @@ def _draw_scaled_dot_product(learner: Learner) -> Picture:
 
 @drawer("causal_mask", "your causal mask and the attention it allows")
 def _draw_causal_mask(learner: Learner) -> Picture:
+    from .checks.ch06_attention import expect_boolean_mask
     mask_fn, attend = learner.function("causal_mask"), learner.function("causal_attention")
     T = len(_WORDS)
-    mask = _matrix(mask_fn(T), (T, T), mask_fn.last_call)
+    got = mask_fn(T)
+    mask = _matrix(got, (T, T), mask_fn.last_call)
+    # A mask of 0.0 and 1.0 draws, but causal_attention's `~mask` fails on it: said as the
+    # check says it, not as numpy's TypeError.
+    expect_boolean_mask(got, mask_fn.last_call)
     q, k = _queries_and_keys(T, 4, seed=1)
     weights = _weights_by_identity(attend, q, k, T, "causal_attention(q, k, v)")
     return Picture("A position reads itself and what came before it, never what comes after", [
@@ -762,6 +767,8 @@ def _draw_attention_masks(learner: Learner) -> Picture:
     for title, name, args, t_q, t_k in masks:
         fn = learner.function(name)
         got = fn(*args)
+        if got is None:             # numpy would make it a mask of NaN, and draw that
+            raise CheckFailure(f"{fn.last_call} returned None. Did you forget a `return`?")
         try:
             full = np.broadcast_to(np.asarray(as_array(got)), (1, 2, t_q, t_k))
         except (TypeError, ValueError):

@@ -104,6 +104,7 @@ def list_course(workspace: Workspace | None) -> None:
                    f"copy)")
     click.echo(f"Each chapter has a question to answer before you run it: "
                f"{command_line('exercises', 'predict', 'CHAPTER')}")
+    say_unsaved(workspace, "the exercises are listed")
 
 
 def explanation(ex: Exercise) -> str:
@@ -140,6 +141,7 @@ def show(ex: Exercise | None, workspace: Workspace | None) -> None:
                    f"`{command_line('exercises', 'init')}`")
     else:
         click.echo(f"Your file: {workspace.path(ex)}  ({workspace.status(ex)})")
+        say_unsaved(workspace, "the exercise is shown")
 
 
 def hint(workspace: Workspace, ex: Exercise | None) -> None:
@@ -150,7 +152,7 @@ def hint(workspace: Workspace, ex: Exercise | None) -> None:
         click.echo(f"Hint {i} of {len(ex.hints)}: {text}")
     if len(shown) < len(ex.hints):
         # Where the count cannot be kept (another's workspace), asking again shows these again.
-        if workspace.unsaved is None:
+        if workspace.unsaved is None and workspace.unread is None:
             click.echo(f"(ask again for hint {len(shown) + 1})")
     else:
         solution = command_line("exercises", "solution", str(ex.number))
@@ -246,8 +248,11 @@ def check_all(workspace: Workspace, timeout: float = 120, as_json: bool = False)
 
 def say_unsaved(workspace: Workspace | None, done: str = "the checks ran") -> None:
     """A note on stderr, where what was `done` could not be saved in the workspace's progress
-    (one the user may read but not write)."""
-    if workspace is not None and workspace.unsaved is not None:
+    (one the user may read but not write), or was done without it (its file is damaged or
+    cannot be read)."""
+    if workspace is not None and workspace.unread is not None:
+        click.echo(f"Note: {done}, without the progress: {workspace.unread}", err=True)
+    elif workspace is not None and workspace.unsaved is not None:
         click.echo(f"Note: {done}, but the progress was not saved "
                    f"({describe_os_error(workspace.unsaved)})", err=True)
 
@@ -294,6 +299,8 @@ def watch(workspace: Workspace, ex: Exercise | None, timeout: float = 120,
     caller (the command exits with Ctrl-C's status). So does `max_checks` checks (for
     tests)."""
     ex = ex or workspace.next_unfinished()
+    if workspace.unread is not None:            # said first: a watch ends with Ctrl-C
+        say_unsaved(workspace, "the checks run")
     checks = 0
     try:
         while ex is not None:

@@ -192,9 +192,17 @@ class Workspace:
         self.root, self.progress = Path(root), progress
         # Why the checks' outcomes could not be saved (check_each), or None.
         self.unsaved: OSError | None = None
+        # Why the progress file could not be read (it is damaged, or the user may not read
+        # it), or None. Such a file is left as it is, never written over: what the learner had
+        # in it may yet be mended.
+        self.unread: str | None = None
 
     @classmethod
     def load(cls, root: StrPath) -> Workspace:
+        """The workspace at `root` with its saved progress. A progress file that is damaged
+        or cannot be read stops nothing (checks do not need it; a teacher grades a student's
+        folder all the same): the progress starts empty, in memory only, and `unread` says
+        why."""
         path = Path(root) / STATE_DIR / PROGRESS
         if not path.exists():
             return cls(root, fresh_progress())
@@ -205,8 +213,15 @@ class Workspace:
                 if not isinstance(progress.setdefault(key, empty), type(empty)):
                     raise ValueError
         except (ValueError, AttributeError, UnicodeDecodeError, RecursionError):
-            raise WorkspaceError(f"{path} is damaged; delete it to start the progress afresh "
-                                 f"(your exercise files are kept)") from None
+            workspace = cls(root, fresh_progress())
+            workspace.unread = (f"{path} is damaged, so it is neither read nor written; "
+                                f"delete it to start the progress afresh (your exercise "
+                                f"files are kept)")
+            return workspace
+        except OSError as error:            # a folder in its place, a file of another's
+            workspace = cls(root, fresh_progress())
+            workspace.unread = describe_os_error(error)
+            return workspace
         return cls(root, progress)
 
     def save(self) -> None:
@@ -222,13 +237,17 @@ class Workspace:
 
         A workspace that may be read but not written (a teacher grading a student's folder,
         one shared read-only): the change is made to the progress in memory only, and
-        `unsaved` says why it was not kept; what the command shows stands."""
+        `unsaved` says why it was not kept; what the command shows stands. So too where the
+        progress file could not be read (`unread`): saving over it would lose what it held."""
         with contextlib.ExitStack() as lock:
             try:
                 (self.root / STATE_DIR).mkdir(exist_ok=True)
                 lock.enter_context(held_lock(self.root / STATE_DIR / PROGRESS_LOCK))
-                self.progress = Workspace.load(self.root).progress
-                locked = True
+                saved = Workspace.load(self.root)
+                self.unread = saved.unread            # as it is now, mended or not
+                if saved.unread is None:
+                    self.progress = saved.progress
+                locked = saved.unread is None
             except OSError as error:
                 self.unsaved, locked = self.unsaved or error, False
             yield self.progress

@@ -207,6 +207,17 @@ def check_scaled_dot_product(learner: Learner) -> None:
 # 2. The causal mask
 
 
+def expect_boolean_mask(got: Any, call: str) -> None:
+    """CheckFailure unless `got`, what `call` returned, is a numpy array of dtype bool, as
+    attention's `~mask` needs (the check and `draw` say the same)."""
+    expect(isinstance(got, np.ndarray), f"{call} returned {a_kind(got)}; return a numpy array "
+                                        f"of dtype bool.")
+    if got.dtype != bool:
+        raise CheckFailure(f"{call} returned an array of dtype {got.dtype}; a mask must be "
+                           f"boolean (dtype bool): `~mask` of the integer 1 is -2, not False. "
+                           f"Use np.ones((T, T), dtype=bool), or .astype(bool).")
+
+
 def _check_causal_mask(fn, T):
     got = fn(T)
     expected = np.tril(np.ones((T, T), dtype=bool))
@@ -217,10 +228,7 @@ def _check_causal_mask(fn, T):
                                         f"return a numpy array of dtype bool.")
     expect(got.shape == (T, T), f"{fn.last_call} returned an array of shape {got.shape}; "
                                 f"expected shape {(T, T)}.")
-    if got.dtype != bool:
-        raise CheckFailure(f"{fn.last_call} returned an array of dtype {got.dtype}; a mask "
-                           f"must be boolean (dtype bool): `~mask` of the integer 1 is -2, not "
-                           f"False. Use np.ones((T, T), dtype=bool), or .astype(bool).")
+    expect_boolean_mask(got, fn.last_call)
     if T > 1 and np.array_equal(got, ~expected):
         raise CheckFailure(f"{fn.last_call} returned the mask the other way round: True where "
                            f"a key is blocked. In tinyformer True means 'may attend', so the "
