@@ -1117,9 +1117,13 @@ def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeyp
 
 @pytest.mark.parametrize("args, words", [
     (["plot", "{gpt}", "--follow"], "--follow needs an .html --out"),
-    (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html"),
-    (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"], ".png or .html"),
-    (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"], ".html"),
+    # Each form --out takes is named: lens and plot take - as well as a file.
+    (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html, or be - to write the "
+                                          "PNG to the standard output: the suffix says"),
+    (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"],
+     "should end in .png or .html, or be - to print the table: the suffix says"),
+    (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"],
+     "should end in .png or .html: the suffix says"),
     (["graph", "--example", "mlp", "--out", "g.htm"], ".html"),
     # A name that is its suffix alone: refused as the others, before the work (lens and
     # graph ran the model, then failed as a bug, exit 1).
