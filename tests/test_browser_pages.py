@@ -43,6 +43,7 @@ from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
 from viz.graph import NAN_COLOUR  # noqa: E402
 from viz.html import Page, viridis  # noqa: E402
+from viz.lens import percent  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -2104,7 +2105,22 @@ def test_a_lens_tooltip_shows_a_probability_near_1_or_0_as_the_cells_do(browser,
     assert tooltip(browser).splitlines()[1:] == [">99.9%  a", " 99.5%  b", " <0.1%  c",
                                                  "  0.0%  d"]
     # Exactly 1 and 0 read as they are: a sure prediction is 100.0%, not >99.9%.
-    assert browser.execute_script("return [1, 0].map(tenths)") == ["100.0", "0.0"]
+    assert [percent(p, 1) for p in (1.0, 0.0)] == ["100.0%", "0.0%"]
+
+
+def test_a_lens_tooltips_percentages_are_the_exact_probabilitys_rounded_once(browser,
+                                                                            tmp_path):
+    # The script rounded to a tenth the probability the page holds, itself rounded to six
+    # digits: float32's 0.002499999 was 0.0025, and read 0.3%, 0.006499999 0.7%.
+    probs = np.array([[[0.13499999, 0.002499999, 0.006499999]]], dtype=np.float32)
+    lens = Lens(["embed"], np.array([[[0, 1, 2]]]), probs)
+    path = viz.lens_page(lens, ["x"], Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    actions(browser).move_to_element(
+        browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="0"]')).perform()
+    assert tooltip(browser).splitlines()[1:] == [
+        f"{p:.1%}".rjust(6) + f"  {token}" for p, token in zip(probs[0, 0], "abc")]
+    assert tooltip(browser).splitlines()[1:] == [" 13.5%  a", "  0.2%  b", "  0.6%  c"]
 
 
 def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
