@@ -2452,6 +2452,21 @@ def test_the_reports_line_at_the_read_step_stands_apart_from_every_curve(browser
     assert cross[0] not in curves, (cross[0], curves)
 
 
+def test_the_report_reads_each_value_rounded_once(browser, tmp_path):
+    # The script rounded to five digits the values the page holds, themselves rounded to six:
+    # 1.2345649 was 1.23456, and read 1.2346, where five digits of it are 1.2345.
+    run = write_run(tmp_path / "run", 2, iters=2)
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "train_loss": 1.2345649, "lr": 0.00012345649}\n'
+        '{"step": 2, "train_loss": 2.7182818, "lr": 0.00027182818, "val_loss": 9.8765449}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    lines = hover_step(browser, chart, 1, 2)
+    assert "train loss (each step): 1.23456" in lines
+    assert "learning rate: 0.000123456" in lines
+    assert "validation loss: 9.87654  (step 2)" in lines
+
+
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
     run = write_run(tmp_path / "<i>run", 2, iters=2)
     open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
@@ -2488,7 +2503,7 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     assert lines[0] == "step 3"
     assert "train loss (each step): 1" in lines                      # 3.0 / 3
     smoothed = browser.execute_script("return data.smoothed[2][1]")
-    assert f"train loss (smoothed): {smoothed:.5g}" in lines
+    assert f"train loss (smoothed): {smoothed:.6g}" in lines
     assert 1 < smoothed < 3                  # averaged with the losses around it (3.0 / step)
     assert "validation loss: 1.75  (step 2)" in lines or "validation loss: 0.875  (step 4)" \
         in lines

@@ -243,7 +243,9 @@ function showStep(at, place) {
     for (const s of d.chart.series) {
       const [where, value] = nearest(s.points, at);
       // A sparse series (validation) is read at its nearest evaluated step, which is said.
-      lines.push(`${s.name}: ${value === null ? "\u2014" : +value.toPrecision(5)}` +
+      // The value as report_page.py wrote it (html.number: six digits), not rounded again:
+      // rounding that to five digits made 1.2345649's 1.23456 read 1.2346, where it is 1.2345.
+      lines.push(`${s.name}: ${value === null ? "\u2014" : value}` +
                  (where === at ? "" : `  (step ${where})`));
     }
   }
