@@ -2411,6 +2411,33 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     assert chromium.errors(browser) == []
 
 
+def test_the_report_marks_the_step_where_the_run_diverged_as_the_png_does(browser, tmp_path):
+    # The trainer logs no NaN: a run whose loss became NaN at step 5 has metrics to step 4,
+    # and its page's curves stopped there with no tick, where the PNG has one.
+    from viz.plots import metrics_figure
+    run = write_run(tmp_path / "run", 4, iters=6)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["diverged"] = {"step": 5, "error": "the loss became nan at step 5; lower --lr"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    said = "diverged at step 5: NaN or inf, the run stopped"
+    assert legends(chart)[-1] == said
+    assert said in [text.get_text() for text in metrics_figure(run).axes[0].get_legend()
+                    .get_texts()]                                  # the PNG's own words
+    marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
+    assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
+        [step_x(chart, 5, 5)], abs=0.5)                    # the axis reaches the step
+    assert [m.get_attribute("stroke") for m in marks] == [NAN_COLOUR]
+    lines = hover_step(browser, chart, 5, 5)
+    assert lines[:3] == ["step 5", "diverged at this step: NaN or inf, the run stopped",
+                         "train loss (each step): 0.75  (step 4)"]
+    assert said not in "\n".join(hover_step(browser, chart, 4, 5))
+    # The other charts have no tick: it is the loss that diverged.
+    assert len(browser.find_elements(By.CSS_SELECTOR, "line.unfinished")) == 1
+    assert chromium.errors(browser) == []
+
+
 def test_the_report_marks_the_steps_whose_gradient_norm_is_nan_and_reads_them(browser,
                                                                               tmp_path):
     # Not drawn, with nothing said, where a NaN loss's step was marked in red and counted.
