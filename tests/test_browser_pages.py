@@ -43,6 +43,7 @@ from viz.attention import AttentionMap  # noqa: E402
 from viz.examples import language_modelling  # noqa: E402
 from viz.graph import NAN_COLOUR  # noqa: E402
 from viz.html import Page, viridis  # noqa: E402
+from viz.lens import percent  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -2104,7 +2105,22 @@ def test_a_lens_tooltip_shows_a_probability_near_1_or_0_as_the_cells_do(browser,
     assert tooltip(browser).splitlines()[1:] == [">99.9%  a", " 99.5%  b", " <0.1%  c",
                                                  "  0.0%  d"]
     # Exactly 1 and 0 read as they are: a sure prediction is 100.0%, not >99.9%.
-    assert browser.execute_script("return [1, 0].map(tenths)") == ["100.0", "0.0"]
+    assert [percent(p, 1) for p in (1.0, 0.0)] == ["100.0%", "0.0%"]
+
+
+def test_a_lens_tooltips_percentages_are_the_exact_probabilitys_rounded_once(browser,
+                                                                            tmp_path):
+    # The script rounded to a tenth the probability the page holds, itself rounded to six
+    # digits: float32's 0.002499999 was 0.0025, and read 0.3%, 0.006499999 0.7%.
+    probs = np.array([[[0.13499999, 0.002499999, 0.006499999]]], dtype=np.float32)
+    lens = Lens(["embed"], np.array([[[0, 1, 2]]]), probs)
+    path = viz.lens_page(lens, ["x"], Letters(), "a lens").save(tmp_path / "lens.html")
+    open_clean(browser, path)
+    actions(browser).move_to_element(
+        browser.find_element(By.CSS_SELECTOR, 'td[data-t="0"][data-s="0"]')).perform()
+    assert tooltip(browser).splitlines()[1:] == [
+        f"{p:.1%}".rjust(6) + f"  {token}" for p, token in zip(probs[0, 0], "abc")]
+    assert tooltip(browser).splitlines()[1:] == [" 13.5%  a", "  0.2%  b", "  0.6%  c"]
 
 
 def test_a_lens_pages_nan_cell_lists_no_tokens(browser, tmp_path):
@@ -2395,6 +2411,33 @@ def test_the_report_marks_the_steps_whose_loss_is_nan_and_reads_them(browser, tm
     assert chromium.errors(browser) == []
 
 
+def test_the_report_marks_the_step_where_the_run_diverged_as_the_png_does(browser, tmp_path):
+    # The trainer logs no NaN: a run whose loss became NaN at step 5 has metrics to step 4,
+    # and its page's curves stopped there with no tick, where the PNG has one.
+    from viz.plots import metrics_figure
+    run = write_run(tmp_path / "run", 4, iters=6)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["diverged"] = {"step": 5, "error": "the loss became nan at step 5; lower --lr"}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    said = "diverged at step 5: NaN or inf, the run stopped"
+    assert legends(chart)[-1] == said
+    assert said in [text.get_text() for text in metrics_figure(run).axes[0].get_legend()
+                    .get_texts()]                                  # the PNG's own words
+    marks = chart.find_elements(By.CSS_SELECTOR, "line.unfinished")
+    assert [float(m.get_attribute("x1")) for m in marks] == pytest.approx(
+        [step_x(chart, 5, 5)], abs=0.5)                    # the axis reaches the step
+    assert [m.get_attribute("stroke") for m in marks] == [NAN_COLOUR]
+    lines = hover_step(browser, chart, 5, 5)
+    assert lines[:3] == ["step 5", "diverged at this step: NaN or inf, the run stopped",
+                         "train loss (each step): 0.75  (step 4)"]
+    assert said not in "\n".join(hover_step(browser, chart, 4, 5))
+    # The other charts have no tick: it is the loss that diverged.
+    assert len(browser.find_elements(By.CSS_SELECTOR, "line.unfinished")) == 1
+    assert chromium.errors(browser) == []
+
+
 def test_the_report_marks_the_steps_whose_gradient_norm_is_nan_and_reads_them(browser,
                                                                               tmp_path):
     # Not drawn, with nothing said, where a NaN loss's step was marked in red and counted.
@@ -2436,6 +2479,21 @@ def test_the_reports_line_at_the_read_step_stands_apart_from_every_curve(browser
     assert cross[0] not in curves, (cross[0], curves)
 
 
+def test_the_report_reads_each_value_rounded_once(browser, tmp_path):
+    # The script rounded to five digits the values the page holds, themselves rounded to six:
+    # 1.2345649 was 1.23456, and read 1.2346, where five digits of it are 1.2345.
+    run = write_run(tmp_path / "run", 2, iters=2)
+    (run / "metrics.jsonl").write_text(
+        '{"step": 1, "train_loss": 1.2345649, "lr": 0.00012345649}\n'
+        '{"step": 2, "train_loss": 2.7182818, "lr": 0.00027182818, "val_loss": 9.8765449}\n')
+    open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
+    chart = browser.find_element(By.CSS_SELECTOR, 'svg[data-chart^="loss"]')
+    lines = hover_step(browser, chart, 1, 2)
+    assert "train loss (each step): 1.23456" in lines
+    assert "learning rate: 0.000123456" in lines
+    assert "validation loss: 9.87654  (step 2)" in lines
+
+
 def test_the_reports_title_writes_a_runs_name_as_text(browser, tmp_path):
     run = write_run(tmp_path / "<i>run", 2, iters=2)
     open_clean(browser, viz.metrics_page(run).save(tmp_path / "report.html"))
@@ -2472,7 +2530,7 @@ def test_the_report_reads_a_step_and_reloads_while_the_run_goes(browser, tmp_pat
     assert lines[0] == "step 3"
     assert "train loss (each step): 1" in lines                      # 3.0 / 3
     smoothed = browser.execute_script("return data.smoothed[2][1]")
-    assert f"train loss (smoothed): {smoothed:.5g}" in lines
+    assert f"train loss (smoothed): {smoothed:.6g}" in lines
     assert 1 < smoothed < 3                  # averaged with the losses around it (3.0 / step)
     assert "validation loss: 1.75  (step 2)" in lines or "validation loss: 0.875  (step 4)" \
         in lines

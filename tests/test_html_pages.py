@@ -27,6 +27,7 @@ from viz.attention import AttentionMap
 from viz.attention_page import BLOCKED, NEAR_ONE, SCALE, attention_page, encode_weights
 from viz.examples import language_modelling
 from viz.html import HISTOGRAM_BINS, number, policy, script_json, summary, viridis
+from viz.lens import lens_text
 from viz.lens_page import lens_page
 from tinyformer.rundir import run_status
 from viz.report_page import follow_run, metrics_page
@@ -674,7 +675,7 @@ def test_the_lens_page_colours_each_cell_by_its_top_probability():
         t, s = int(t), int(s)
         p = lens.top_probs[s, t, 0]
         assert guess == "abcdefghij"[lens.top_ids[s, t, 0]] and int(percent) == round(100 * p)
-        assert colour == viridis(round(p, 6)) and contrast(ink, colour) >= 4.5
+        assert colour == viridis(p) and contrast(ink, colour) >= 4.5
         assert [c[0] for c in data["cells"][t][s]] == [
             "abcdefghij"[i] for i in lens.top_ids[s, t]]
         np.testing.assert_allclose([c[1] for c in data["cells"][t][s]], lens.top_probs[s, t],
@@ -710,6 +711,18 @@ def test_a_lens_pages_cell_shows_a_probability_near_1_or_0_as_the_table_does():
     assert embedded[:4] == [0.997, 1.0, 0.003, 0.0] and 0.9999 < embedded[4] < 1
 
 
+def test_a_lens_pages_cell_reads_the_tables_percentage_rounded_once():
+    # The cell rounded the probability the page holds, itself rounded to six digits: float32's
+    # 0.13499999 was 0.135, and its cell read 14% beside the table's 13%.
+    from tinyformer.lens import Lens
+    lens = Lens(["embed"], np.array([[[0], [1]]]),
+                np.array([[[0.13499999], [0.6349999]]], dtype=np.float32))   # (states, T=2, k=1)
+    page = lens_page(lens, list("xy"), Letters(), "t")
+    table = lens_text(lens, list("xy"), Letters(), colour=False)
+    assert re.findall(r'<span class="p">(.*?)</span>', page.html) == ["13%", "63%"]
+    assert re.findall(r"\d+%", table) == ["13%", "63%"]
+
+
 def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():
     # viridis(None) raised a TypeError: a model with a NaN weight had no page.
     from tinyformer.lens import Lens
@@ -721,7 +734,7 @@ def test_a_lens_pages_nan_cell_is_red_reads_nan_and_lists_no_tokens():
                        r'color: (\w+)">(.*?)</td>', page.html)
     assert [(s, colour) for s, colour, _, _ in cells] == [("0", viridis(0.7)), ("1", NAN_COLOUR)]
     assert cells[1][2:] == ("white", '<span class="guess">NaN</span>')
-    assert page_data(page.html)["cells"] == [[[["c", 0.7], ["b", 0.2]], []]]
+    assert page_data(page.html)["cells"] == [[[["c", 0.7, "70.0%"], ["b", 0.2, "20.0%"]], []]]
     assert "red: NaN" in page.html
     assert "red: NaN" not in lens_page(Lens(["embed"], lens.top_ids[:1], top_probs[:1]), ["w"],
                                        Letters(), "t").html
@@ -1117,9 +1130,13 @@ def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeyp
 
 @pytest.mark.parametrize("args, words", [
     (["plot", "{gpt}", "--follow"], "--follow needs an .html --out"),
-    (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html"),
-    (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"], ".png or .html"),
-    (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"], ".html"),
+    # Each form --out takes is named: lens and plot take - as well as a file.
+    (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html, or be - to write the "
+                                          "PNG to the standard output: the suffix says"),
+    (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"],
+     "should end in .png or .html, or be - to print the table: the suffix says"),
+    (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"],
+     "should end in .png or .html: the suffix says"),
     (["graph", "--example", "mlp", "--out", "g.htm"], ".html"),
     # A name that is its suffix alone: refused as the others, before the work (lens and
     # graph ran the model, then failed as a bug, exit 1).

@@ -320,12 +320,16 @@ def atomic_write(path: StrPath, mode: str = "w", **open_kwargs: Any) -> Iterator
 
 
 def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
-                   force: bool = True, reads: Sequence[StrPath] = ()) -> None:
+                   force: bool = True, reads: Sequence[StrPath] = (),
+                   dash: str | None = None) -> None:
     """ValueError unless a file can be written at `path` (a command's --out), checked before
     any work so that a mistake costs no waiting: not a directory, nor a device or pipe that
     saving would replace (/dev/null), a suffix among `suffixes` (which name the format) if
     given, not an existing file unless `force`, never one of the files the command `reads`
-    (force or not: the input would be lost), in a directory that exists and is writable."""
+    (force or not: the input would be lost), in a directory that exists and is writable.
+    `dash` says what `--out -` does, for a command that takes it besides a file ("to print
+    the table"): the error of a wrong suffix names it among the forms accepted. (The command
+    itself handles its -: here `-` is refused as a file's name.)"""
     why = Text("a file's path").why(os.fspath(path))   # "" is no file: found only by saving
     if why:
         raise BadInput(f"--out {why}")
@@ -340,8 +344,9 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
         raise BadInput(f"--out {path!r} ends in {os.fspath(path)[-1]!r}, as a directory's "
                        f"path does; give a file name")
     if suffixes and not str(path).lower().endswith(tuple(suffixes)):
-        raise BadInput(f"--out {path!r} should end in {' or '.join(suffixes)}: the suffix "
-                       f"says the format")
+        dash_too = f", or be - {dash}" if dash else ""
+        raise BadInput(f"--out {path!r} should end in {' or '.join(suffixes)}{dash_too}: the "
+                       f"suffix says the format")
     # A name that is a suffix alone (".png") is a hidden file with no suffix to Python's
     # os.path and pathlib, whose readings the writers take the format from: refused here,
     # before the model runs, not by a writer after it (or as our bug).

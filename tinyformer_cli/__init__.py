@@ -637,9 +637,9 @@ def given_options(ctx, *names):
             if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
 
 
-def check_out_file(path, suffixes=None, force=True, reads=()):
+def check_out_file(path, suffixes=None, force=True, reads=(), dash=None):
     with input_errors():
-        files.check_out_file(path, suffixes, force, reads)
+        files.check_out_file(path, suffixes, force, reads, dash)
 
 
 TOKENIZER_HELP = ("A tokenizer saved by `tokenize train` (or a directory holding it as "
@@ -1298,7 +1298,8 @@ def lens(checkpoint_dir, prompt, out_path):
     from viz.lens import lens_of_prompt, lens_text
     from viz.write import write_lens
     if out_path != "-":
-        check_out_file(out_path, [".png", ".html"])    # before loading and running the model
+        # before loading and running the model
+        check_out_file(out_path, [".png", ".html"], dash="to print the table")
     with input_errors(BadInput):                   # as attention's checks
         model, tokenizer, saved = load_model(checkpoint_dir)
         note = check_task_prompt(saved, prompt, name=option_name)
@@ -1375,7 +1376,8 @@ def plot(run_dirs, out_path, follow):
                              "a terminal here; redirect it (> loss.png), or give --out "
                              "FILE.png")
     elif out_path is not None:
-        check_out_file(out_path, [".png", ".html"])
+        check_out_file(out_path, [".png", ".html"],
+                       dash="to write the PNG to the standard output")
     # Metrics not as a run writes them (BadInput), or a file that cannot be read or written;
     # any other ValueError in drawing the curves is a bug of ours.
     with input_errors(BadInput, OSError):

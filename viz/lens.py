@@ -63,16 +63,18 @@ def _is_nan(probability: float) -> bool:
     return not math.isfinite(probability)
 
 
-def percent(probability: float) -> str:
-    """A probability of the lens as a whole percentage, for the table and the page's cells:
-    ">99%" where rounding would say 100% of one below 1, and "<1%" where it would say 0% of
-    one above 0. A rounded "100%" read as a sure prediction (a 99.7% did, beside its tooltip's
-    99.7%), and a "0%" as an impossible one."""
-    shown = f"{probability:.0%}"
-    if shown == "100%" and probability < 1:
-        return ">99%"
-    if shown == "0%" and probability > 0:
-        return "<1%"
+def percent(probability: float, decimals: int = 0) -> str:
+    """A probability of the lens as a percentage to `decimals` places: whole for the table and
+    the page's cells, to a tenth (1) for the page's tooltip. ">99%" (">99.9%") where rounding
+    would say 100% of one below 1, and "<1%" ("<0.1%") where it would say 0% of one above 0.
+    A rounded "100%" read as a sure prediction (a 99.7% did, beside its tooltip's 99.7%), and
+    a "0%" as an impossible one."""
+    shown = f"{probability:.{decimals}%}"
+    least = f"{10.0 ** -decimals:.{decimals}f}"            # 1, 0.1: the last place's step
+    if shown == f"{100:.{decimals}f}%" and probability < 1:
+        return f">{100 - float(least):.{decimals}f}%"
+    if shown == f"{0:.{decimals}f}%" and probability > 0:
+        return f"<{least}%"
     return shown
 
 

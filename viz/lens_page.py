@@ -31,10 +31,13 @@ def lens_page(lens: Lens, tokens: Sequence[str], tokenizer: Tokenizer, title: st
     n_states, n_positions, k = lens.top_ids.shape
     if len(tokens) != n_positions:
         raise ValueError(f"lens_page: {len(tokens)} tokens for a lens of {n_positions} positions")
-    # Each cell's likeliest tokens and their probabilities, [token, p]; none where the
-    # probabilities are NaN: their order, and so the tokens, mean nothing.
+    # Each cell's likeliest tokens and their probabilities, [token, p, what the tooltip
+    # reads]; none where the probabilities are NaN: their order, and so the tokens, mean
+    # nothing. The tooltip's percentage is written here, from the exact probability: the
+    # page's script rounding p, itself rounded to html.number's digits, again to a tenth of
+    # a percent was off by one in the last place (0.002499999 is 0.2%; 0.0025 read 0.3%).
     cells = [[[[_guess(tokenizer, int(lens.top_ids[s, t, r])),
-                _probability(lens.top_probs[s, t, r])]
+                _probability(lens.top_probs[s, t, r]), percent(lens.top_probs[s, t, r], 1)]
                for r in range(k) if not _is_nan(lens.top_probs[s, t, r])]
               for s in range(n_states)] for t in range(n_positions)]
     data = {"title": title, "states": list(lens.rows), "tokens": list(tokens), "cells": cells}
@@ -46,8 +49,8 @@ BELOW_ONE = float("0." + "9" * SIGNIFICANT)
 
 
 def _probability(p):
-    """A probability as the page embeds it, to html.number's digits, but one below 1 kept
-    below 1: rounded, 0.9999996 was 1, and its cell read 100% where the table reads >99%."""
+    """A probability as the page's data holds it, to html.number's digits, but one below 1
+    kept below 1: rounded, 0.9999996 was 1, a sure prediction, where the table reads >99%."""
     shown = number(p)
     return BELOW_ONE if shown == 1 and p < 1 else shown
 
@@ -62,7 +65,10 @@ def _body(title, lens, tokens, cells):
         row = [f'<th class="token">{html.escape(token)}</th>']
         for s, predictions in enumerate(cells[t]):
             if predictions:
-                guess, probability = predictions[0]
+                guess = predictions[0][0]
+                # The exact probability, as the table's: rounded to the page's digits first,
+                # float32's 0.13499999 was 0.135, and its cell read 14% beside the table's 13%.
+                probability = lens.top_probs[s, t, 0]
                 background = viridis(probability)
                 shown = (f'<span class="guess">{html.escape(guess)}</span> '
                          f'<span class="p">{html.escape(percent(probability))}</span>')

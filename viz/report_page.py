@@ -7,7 +7,8 @@ from the numbers of metrics.jsonl embedded in it: the train loss at each step an
 validation loss where the run evaluated, recall or accuracy if it measured one, the gradient
 norm if it recorded one, and the learning rate. A loss of NaN or infinity (a run that diverged)
 has no point: a red tick at the top of the loss chart marks its step, as in the PNG, and so
-does one at the top of the gradient norm's (or recall's) chart for a NaN or infinite value.
+does one at the step where the run stopped as it diverged (its manifest says which), and one
+at the top of the gradient norm's (or recall's) chart for a NaN or infinite value.
 Hovering a chart shows every value at that step (or the arrow keys, once Tab is on a chart; a
 line under the charts says them too).
 
@@ -33,7 +34,7 @@ from tinyformer.rundir import (is_finite_number, is_training, new_run_advice, re
 from tinyformer.schema import counted
 
 from .plots import (EXTRA_FIGURES, LOSSES, _is_number, _read_run_metrics, _run_paths,
-                    nonfinite_label, nonfinite_steps, smooth)
+                    diverged_label, diverged_step, nonfinite_label, nonfinite_steps, smooth)
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
 CURVES = {**EXTRA_FIGURES, "grad_norm": "gradient norm"}
@@ -58,6 +59,9 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         return {"steps": steps, "label": nonfinite_label(steps, what) if steps else None}
 
     train = points("train_loss")
+    # The step where the run stopped as it diverged (its manifest's), after its last record:
+    # ticked on the loss chart as on the PNG, else its curves would seem merely to stop.
+    diverged = diverged_step(run_dir, records)
     data = {
         "title": title, "status": status, "written": time.strftime("%Y-%m-%d %H:%M:%S"),
         "refresh": refresh if refresh and status["state"] == "running" else None,
@@ -66,6 +70,8 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
                      zip(train, smooth([v for _, v in train]))],
         "val": points("val_loss"), "lr": points("lr"),
         "nonfinite": nonfinite(LOSSES, "loss"),
+        "diverged": {"steps": [diverged] if diverged is not None else [],
+                     "label": diverged_label(diverged) if diverged is not None else None},
         # A curve whose every value is NaN has a chart all the same, of its marks alone.
         "curves": {key: {"title": label, "points": points(key),
                          "nonfinite": nonfinite((key,), label)}

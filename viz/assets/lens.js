@@ -14,21 +14,13 @@ const started = performance.now();
 function showCell(cell, where) {
   const t = Number(cell.dataset.t), s = Number(cell.dataset.s);
   // A cell whose probabilities are NaN holds no tokens (lens_page.py).
+  // Each percentage as lens_page.py wrote it, from the exact probability (rounded once).
   const lines = data.cells[t][s].length === 0 ? ["NaN: no prediction"] : data.cells[t][s].map(
-    ([token, p]) => `${tenths(p).padStart(5)}%  ${token}`);
+    ([token, , shown]) => `${shown.padStart(6)}  ${token}`);
   const heading = `position ${t} (${data.tokens[t]}), after ${data.states[s]}:`;
   tooltip.textContent = [heading, ...lines].join("\n");   // the percentages in a column
   placeTooltip(where);
   return `${heading} ${lines.map((line) => line.trim()).join("; ")}`;
-}
-
-// A probability as a percentage to a tenth, by the rule of the cells' whole ones (percent in
-// viz/lens.py): one below 1 never reads 100.0%, nor one above 0 0.0%.
-function tenths(p) {
-  const shown = (100 * p).toFixed(1);
-  if (shown === "100.0" && p < 1) return ">99.9";
-  if (shown === "0.0" && p > 0) return "<0.1";
-  return shown;
 }
 
 table.addEventListener("mousemove", (event) => {

@@ -11,16 +11,19 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const MARGIN = {left: 70, right: 20, top: 26, bottom: 30};
 // The steps whose loss, or another curve's value (the gradient norm), is NaN or infinite (a
 // run that diverged): no point can be drawn for them, so a red tick at the top of its chart
-// marks each, as the PNG's loss panel does.
-const MARKED = [data.nonfinite, ...Object.values(data.curves).map((curve) => curve.nonfinite)];
+// marks each, as the PNG's loss panel does; so is the step where the run stopped as it
+// diverged (report_page.py's `diverged`), which its metrics, all finite, do not reach.
+const MARKED = [data.nonfinite, data.diverged,
+  ...Object.values(data.curves).map((curve) => curve.nonfinite)];
 // The steps a reader can stop at: every step with a train loss, and those marked.
 const STEPS = [...new Set(data.train.map((p) => p[0]).concat(MARKED.flatMap((m) => m.steps)))]
   .sort((a, b) => a - b).map((step) => [step]);
 
-// The red ticks of a chart, for the steps `nonfinite` (report_page.py's) names, or null.
-function marksOf(what, nonfinite) {
-  return nonfinite.steps.length ? {name: nonfinite.label, what, steps: nonfinite.steps,
-                                   at: new Set(nonfinite.steps), colour: "#e31a1c"} : null;
+// The red ticks of a chart for the steps `marked` (report_page.py's nonfinite or diverged)
+// names, in a list: none, or one, whose legend is marked.label and whose steps, read, `say`.
+function marksOf(marked, says) {
+  return marked.steps.length ? [{name: marked.label, says, steps: marked.steps,
+                                 at: new Set(marked.steps), colour: "#e31a1c"}] : [];
 }
 
 // What to draw: one chart per kind of figure, each a list of series of [step, value] points.
@@ -29,18 +32,19 @@ function chartList() {
     {name: "train loss (each step)", points: data.train, colour: "#1f77b4", width: 1, faint: true},
     {name: "train loss (smoothed)", points: data.smoothed, colour: "#1f77b4", width: 2.2},
     {name: "validation loss", points: data.val, colour: "#ff7f0e", width: 1.5, dots: true},
-  ], marks: marksOf("loss", data.nonfinite)}];
+  ], marks: [...marksOf(data.nonfinite, "loss NaN or inf at this step"),
+             ...marksOf(data.diverged, "diverged at this step: NaN or inf, the run stopped")]}];
   for (const [key, curve] of Object.entries(data.curves)) {
     const fraction = key !== "grad_norm";           // recall and accuracy go from 0 to 1
     // The gradient norm in purple: red is the line that marks the step being read (the
     // page's accent) and the ticks of a NaN value.
     list.push({title: curve.title, height: 150, fraction, series: [{name: curve.title,
       points: curve.points, colour: fraction ? "#2ca02c" : "#9467bd", width: 1.5, dots: fraction}],
-      marks: marksOf(curve.title, curve.nonfinite)});
+      marks: marksOf(curve.nonfinite, `${curve.title} NaN or inf at this step`)});
   }
   if (data.lr.length) {
     list.push({title: "learning rate", height: 130, series: [{name: "learning rate",
-      points: data.lr, colour: "#7f7f7f", width: 1.5}]});
+      points: data.lr, colour: "#7f7f7f", width: 1.5}], marks: []});
   }
   return list.map((chart) => ({...chart, series: chart.series.filter((s) => s.points.length)}));
 }
@@ -95,7 +99,7 @@ function draw() {
   drawn = [];
   const charts = chartList();
   const all = charts.flatMap((c) => c.series.flatMap((s) => s.points.map((p) => p[0]))
-    .concat(c.marks ? c.marks.steps : []));
+    .concat(c.marks.flatMap((m) => m.steps)));
   const [first, last] = extent(all);
   const style = getComputedStyle(main);      // the charts fill main's width inside its padding
   // At least 280 px (a phone held upright has room for that); narrower, the page scrolls.
@@ -111,7 +115,7 @@ function draw() {
     main.appendChild(figure);
     const title = el("text", {x: MARGIN.left, y: 16, class: "chart-title"}, svg);
     title.textContent = chart.title;
-    const rows = placeLegend(svg, chart.series.concat(chart.marks ? [chart.marks] : []),
+    const rows = placeLegend(svg, chart.series.concat(chart.marks),
                              MARGIN.left + title.getComputedTextLength(), width);
     const below = rows - 1;          // the legend's rows under the title
     const top = MARGIN.top + below * 16, height = chart.height + below * 16;
@@ -152,9 +156,9 @@ function draw() {
         for (const [step, v] of s.points) el("circle", {cx: x(step), cy: y(v), r: 3.5, fill: s.colour}, svg);
       }
     }
-    if (chart.marks) {
-      for (const step of chart.marks.steps) {
-        el("line", {x1: x(step), x2: x(step), y1: top, y2: top + 12, stroke: chart.marks.colour,
+    for (const marks of chart.marks) {
+      for (const step of marks.steps) {
+        el("line", {x1: x(step), x2: x(step), y1: top, y2: top + 12, stroke: marks.colour,
                     "stroke-width": 1.5, class: "unfinished"}, svg);
       }
     }
@@ -239,11 +243,13 @@ function showStep(at, place) {
     d.cross.setAttribute("x1", d.x(at));
     d.cross.setAttribute("x2", d.x(at));
     d.cross.setAttribute("visibility", "visible");
-    if (d.chart.marks?.at.has(at)) lines.push(`${d.chart.marks.what} NaN or inf at this step`);
+    for (const marks of d.chart.marks) if (marks.at.has(at)) lines.push(marks.says);
     for (const s of d.chart.series) {
       const [where, value] = nearest(s.points, at);
       // A sparse series (validation) is read at its nearest evaluated step, which is said.
-      lines.push(`${s.name}: ${value === null ? "\u2014" : +value.toPrecision(5)}` +
+      // The value as report_page.py wrote it (html.number: six digits), not rounded again:
+      // rounding that to five digits made 1.2345649's 1.23456 read 1.2346, where it is 1.2345.
+      lines.push(`${s.name}: ${value === null ? "\u2014" : value}` +
                  (where === at ? "" : `  (step ${where})`));
     }
   }
