@@ -360,6 +360,33 @@ def test_a_hook_that_changes_the_gradients_shape_is_refused_as_in_torch(leaf, mi
     assert x.grad is None
 
 
+@pytest.mark.parametrize("create_graph", [False, True], ids=["plain", "create_graph"])
+@pytest.mark.parametrize("wanted", ["h", "h x", "x h", "h y", "h2 h", "x"])
+def test_grad_gives_a_hooked_tensors_gradient_before_or_after_its_hooks_as_torch(wanted,
+                                                                              create_graph):
+    # torch's engine answers for a wanted tensor after its hooks where the pass ends at it,
+    # before them where it goes on to another wanted tensor below (which gets the hooked one)
+    import torch
+
+    def run(lib, grad, make):
+        x, y = make([1.0, 2.0]), make([1.0, -1.0])
+        x.register_hook(lambda g: g * 100)
+        h = x * 3
+        h.register_hook(lambda g: g * 10)
+        h2 = h * 2
+        h2.register_hook(lambda g: g * 7)
+        out = (h2 * h2 * y).sum() + (x * 5).sum()
+        named = {"x": x, "y": y, "h": h, "h2": h2}
+        return [np.asarray(g.detach().numpy() if lib == "torch" else g.data) for g in
+                grad(out, [named[n] for n in wanted.split()], create_graph=create_graph)]
+
+    ours = run("ta", ta.grad, lambda v: Tensor(v, dtype=np.float64, requires_grad=True))
+    theirs = run("torch", torch.autograd.grad,
+                 lambda v: torch.tensor(v, dtype=torch.float64, requires_grad=True))
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b)
+
+
 def test_hook_handle_removes_the_hook():
     x = f64(3)
     handle = x.register_hook(lambda g: g * 0)

@@ -1271,6 +1271,37 @@ def test_kaiming_takes_torchs_nonlinearities_and_slope(nonlinearity, a):
     assert relative_error(np.abs(bound).max(), theirs.abs().max().item()) < 0.01
 
 
+@pytest.mark.parametrize("initialiser", ["xavier_normal_", "xavier_uniform_", "kaiming_normal_",
+                                         "kaiming_uniform_"])
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+def test_the_scaled_initialisers_fans_are_torchs_on_a_linear_and_swapped_on_an_embedding(
+        initialiser, mode):
+    # Our fans are the last two axes read as (in, out): a Linear's (in, out) weight gets the
+    # numbers torch's (out, in) one gets. An Embedding's (num, dim) table has the same layout
+    # in both, which torch reads as (out, in): its kaiming fans are ours swapped (README's
+    # "Coming from PyTorch" says so, and that mode="fan_out" here is torch's "fan_in").
+    swapped = {"fan_in": "fan_out", "fan_out": "fan_in"}
+
+    def spread(weight):                     # a uniform's bound, a normal's std
+        values = np.asarray(weight)
+        return np.abs(values).max() if initialiser.endswith("uniform_") else values.std()
+
+    def ours(layer, mode):
+        options = {"mode": mode} if initialiser.startswith("kaiming") else {}
+        return spread(getattr(nn.init, initialiser)(layer.weight, **options).data)
+
+    def theirs(layer):
+        options = {"mode": mode} if initialiser.startswith("kaiming") else {}
+        with torch.no_grad():
+            return spread(getattr(torch.nn.init, initialiser)(layer.weight, **options).numpy())
+
+    assert relative_error(ours(nn.Linear(400, 100), mode), theirs(torch.nn.Linear(400, 100))) < 0.02
+    embedding, torch_embedding = nn.Embedding(400, 100), torch.nn.Embedding(400, 100)
+    assert relative_error(ours(embedding, swapped[mode]), theirs(torch_embedding)) < 0.02
+    if initialiser.startswith("kaiming"):   # xavier's add the two fans: the same either way
+        assert relative_error(ours(embedding, mode), theirs(torch_embedding)) > 0.4
+
+
 def test_initialiser_errors():
     with pytest.raises(ValueError, match="at least 2 axes"):
         nn.init.xavier_normal_(Parameter(np.zeros(5)))

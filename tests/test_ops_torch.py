@@ -268,6 +268,20 @@ def test_max_of_a_slice_with_nan_gives_torchs_nan_gradient_without_a_warning(op)
     assert_array_equal(x.grad, t.grad.numpy())      # NaN in the first row, ties in the second
 
 
+@pytest.mark.parametrize("create_graph", [False, True], ids=["plain", "create_graph"])
+@pytest.mark.parametrize("op", ["relu", "abs"])
+def test_relu_and_abs_at_nan_and_inf_have_torchs_gradient(op, create_graph):
+    # torch's: relu's slope is 1 at NaN (0 only where x <= 0), abs's 0 (its sign's), so that a
+    # NaN's gradient is not made NaN or cut off again at each such op after the one that made it
+    values = np.array([np.nan, -np.inf, np.inf, -1.0, 0.0, 2.0])
+    (x,), (t,) = both([values])
+    direction = np.linspace(-1.0, 2.0, values.size)
+    fn = {"relu": lambda v: v.relu(), "abs": abs}[op]
+    (g,) = ta.grad(fn(x), [x], grad_outputs=direction, create_graph=create_graph)
+    (expected,) = torch.autograd.grad(fn(t), [t], torch.tensor(direction))
+    assert_array_equal(g.data, expected.numpy())
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")    # np.var's, the reference: 1 / 0
 @pytest.mark.filterwarnings("ignore::UserWarning")       # torch's: degrees of freedom <= 0
 @pytest.mark.parametrize("ddof", [3, 4, 10])

@@ -1110,7 +1110,9 @@ class Tensor:
     def register_hook(self, hook: Callable[[Tensor], Tensor | ArrayLike | None]) -> _HookHandle:
         """Call `hook(grad)` when this tensor's gradient is computed; a returned value (Tensor
         or array, of this tensor's shape) replaces the gradient. Returns a handle whose
-        `.remove()` undoes it."""
+        `.remove()` undoes it. grad() with this tensor among its inputs returns the gradient
+        the hooks made, as torch's, except where another of its inputs lies below this tensor:
+        then, also as torch's, the one that arrived here, before the hooks."""
         if not self.requires_grad:
             raise RuntimeError("register_hook: this tensor does not require a gradient")
         if not self._hooks:
@@ -1157,20 +1159,25 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 grad = grads.pop(id(t), None)
                 if grad is None:                           # nothing flowed here
                     continue
+                node = t.grad_fn
+                needed = None                              # backward(): every input
+                if node is not None and leads_to_wanted is not None:
+                    needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
+                goes_on = node is not None and (needed is None or True in needed)
+                # grad() answers for a wanted tensor as torch's engine does: with its gradient
+                # after its hooks where the pass ends at it (a leaf, or nothing wanted below),
+                # but as it arrived, before them, where the pass goes on to another wanted
+                # tensor below it, which gets what the hooks made of it.
+                if id(t) in wanted_ids and goes_on:
+                    found[id(t)] = grad
                 if t._hooks:                               # (most tensors have none)
                     grad = _run_hooks(t, grad, create_graph)
-                if id(t) in wanted_ids:
+                if id(t) in wanted_ids and not goes_on:
                     found[id(t)] = grad
-                elif not wanted_ids and (t.grad_fn is None or t._retains_grad):
+                elif not wanted_ids and (node is None or t._retains_grad):
                     to_accumulate.append((t, grad))
-                node = t.grad_fn
-                if node is None:                           # a leaf: the chain ends here
+                if not goes_on:                            # a leaf, or nothing wanted below
                     continue
-                needed = None                              # backward(): every input
-                if leads_to_wanted is not None:
-                    needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
-                    if True not in needed:                 # nothing wanted below: it ends here
-                        continue
                 input_grads = _apply_backward(node, grad, create_graph, needed)
                 for i, (inp, g) in enumerate(zip(node.inputs, input_grads)):
                     if g is not None:
@@ -1477,7 +1484,9 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     An input that the outputs do not depend on gets None (torch's default, allow_unused=False,
     raises instead; pass allow_unused=False for the same check). `grad_outputs` holds
     d(loss)/d(output) for each output, in its shape (None for an output of one number); for a
-    single output it may be the one Tensor, array or number itself.
+    single output it may be the one Tensor, array or number itself. An input with hooks
+    (`register_hook`) gets its gradient after them, unless another input lies below it, where
+    the pass goes on: then before them, as torch's.
     """
     # Hinted as torch's, tuple[Tensor, ...]: the None of an input not used is the exception,
     # and `(g,) = grad(loss, [w])`, then `g * v`, the rule, which `Tensor | None` made an error

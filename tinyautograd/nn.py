@@ -881,7 +881,9 @@ def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
                     generator: np.random.Generator | None = None) -> Tensor:
     """`tensor` filled in place from a normal, std = gain / sqrt(fan) (He's), with torch's
     arguments: `mode` 'fan_in' (the default) or 'fan_out' picks the fan, read as
-    xavier_normal_ reads it;
+    xavier_normal_ reads it: torch's on a Linear's weight, but swapped on an Embedding's table
+    (num, dim), laid out as torch's, whose fan_in torch takes to be dim: mode='fan_out' here is
+    torch's 'fan_in' there, and the reverse;
     gain = calculate_gain(`nonlinearity`, `a`), `a` being leaky_relu's negative slope (0:
     ReLU's gain). `generator` as for normal_."""
     _check_floating("kaiming_normal_", tensor)

@@ -467,7 +467,8 @@ class Softplus(Function):
 
 
 class Relu(Function):
-    """y = max(x, 0);  dy/dx = 1 where x > 0, else 0"""
+    """y = max(x, 0);  dy/dx = 0 where x <= 0, else 1 (at a NaN x too, as torch's: the NaN
+    is blamed where it was made, not at each ReLU after it)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -476,11 +477,12 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.operands
-        return grad * (x > 0)         # a constant mask: the step has zero derivative
+        return grad * ~(x <= 0)       # a constant mask: the step has zero derivative
 
 
 class Abs(Function):
-    """y = |x|;  dy/dx = sign(x) (0 at 0, as numpy's sign and torch choose)"""
+    """y = |x|;  dy/dx = sign(x) (0 at 0, as numpy's sign and torch choose; 0 at NaN too, as
+    torch's sign, where numpy's is NaN)"""
 
     @staticmethod
     def forward(ctx, x):
@@ -488,7 +490,8 @@ class Abs(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * np.sign(ctx.array(0))     # a constant: the sign has zero derivative
+        # a constant: the sign has zero derivative
+        return grad * np.nan_to_num(np.sign(ctx.array(0)))
 
 
 _GELU_C = math.sqrt(2 / math.pi)   # a Python float, so float32 stays float32
