@@ -357,10 +357,16 @@ def test_logits_with_no_distribution_are_refused_when_sampling(bad):
     # torch.multinomial refuses them. -inf alone is a token ruled out; a row of -inf is not.
     logits = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
     logits[0] = -np.inf if bad == -np.inf else [0.0, bad, 2.0]
-    for settings in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0.5)):
+    # Greedy (temperature 0) too: its argmax took NaN for the largest logit, a row of -inf for
+    # token 0, where the decoding loops refuse such logits.
+    for settings in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0.5),
+                     dict(temperature=0)):
         with pytest.raises(ValueError, match="give no probabilities to draw from"):
             sample_next(logits, rng=np.random.default_rng(0), **settings)
+        with pytest.raises(ValueError, match="give no probabilities to draw from"):
+            sample_next(logits[0], rng=np.random.default_rng(0), **settings)   # one row, (V,)
     assert sample_next([[0.0, -np.inf, -np.inf]], rng=np.random.default_rng(0)) == [0]
+    assert sample_next([[0.0, -np.inf, -np.inf]], temperature=0) == [0]
 
 
 def test_bad_sampling_settings_are_clear_errors():
