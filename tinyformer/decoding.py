@@ -606,8 +606,11 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             session.append(np.array(tokens))
             beam_log_probs = np.array(log_probs)
             if best is not None and step < max_len:
-                largest_lp = max(gnmt_length_penalty(k, length_penalty)
-                                 for k in range(step + 1, max_len + 1))
+                # lp is monotonic in the length (rising for alpha > 0, falling for alpha < 0):
+                # its largest over the lengths still reachable is at one end of them. Taken
+                # over every length, it cost max_len evaluations a step.
+                largest_lp = max(gnmt_length_penalty(step + 1, length_penalty),
+                                 gnmt_length_penalty(max_len, length_penalty))
                 if (beam_log_probs / largest_lp).max() <= best.score:
                     return best
     for tokens, log_prob in zip(session.tokens, beam_log_probs):   # max_len reached
