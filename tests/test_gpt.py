@@ -184,6 +184,23 @@ def test_several_eos_ids_end_a_row_at_any_of_them_and_fill_it_with_the_first():
         model.generate(prompt, 8, eos_id=[])
 
 
+def test_a_streamer_that_cannot_be_called_is_refused_before_any_step():
+    # It failed after the first step's work, "'str' object is not callable"; transformers'
+    # streamers are objects whose put takes the tokens, and the message says to give put.
+    class HuggingFaceStyle:
+        def put(self, tokens):
+            pass
+    model = tiny_gpt()
+    model.forward = lambda *args, **kwargs: pytest.fail("a step ran")
+    with pytest.raises(TypeError, match=r"^generate: streamer must be a function, called with "
+                                        r"each step's tokens \(B,\), or None; got a str "
+                                        r"object$"):
+        model.generate(np.array([[3, 3]]), 2, streamer="print")
+    with pytest.raises(TypeError, match=r"got a HuggingFaceStyle object \(an object with put, "
+                                        r"as transformers' streamers: give its put\)$"):
+        model.generate(np.array([[3, 3]]), 2, streamer=HuggingFaceStyle())
+
+
 def test_an_eos_id_that_is_not_an_id_or_a_list_of_them_is_refused_in_one_line():
     # A set has no first id to fill a finished row with: an AttributeError, before.
     with pytest.raises(ValueError, match=r"^generate: eos_id must be a token id in \[0, 7\) or "

@@ -380,6 +380,7 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
     check_room(session.room, where, max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
     check_generator(where, "generator", generator)
+    check_streamer(where, streamer)
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
     if vocab_size is not None:
         check_eos_id(where, eos_id, vocab_size)
@@ -413,6 +414,18 @@ def check_session(session: Session, where: str) -> None:
         raise TypeError(f"{where} takes a decoding session: model.start_decoding(prompt) for "
                         f"a GPT, model.start_decoding(src, bos_id) for a Transformer; got a "
                         f"{type(session).__name__} object")
+
+
+def check_streamer(where: str, streamer: object) -> None:
+    """TypeError, in one line, unless `streamer` is None or callable: refused before the first
+    step rather than at its end. transformers' streamers are objects with a `put` method (its
+    TextStreamer): the message says to give that method."""
+    if streamer is None or callable(streamer):
+        return
+    put = " (an object with put, as transformers' streamers: give its put)" \
+        if callable(getattr(streamer, "put", None)) else ""
+    raise TypeError(f"{where}: streamer must be a function, called with each step's tokens "
+                    f"(B,), or None; got a {type(streamer).__name__} object{put}")
 
 
 def check_room(room: int | None, where: str, **count: int) -> None:
