@@ -236,7 +236,7 @@ def test_two_end_tokens_tied_at_one_step_go_to_the_lower_token_id():
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+@pytest.mark.parametrize("alpha", [-1.0, 0.0, 0.6, 2.0])
 def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
     # With room for every prefix, beam search is exhaustive; so its early stop (no live beam
     # can beat the best finished one) must never stop before the best-scoring sequence.
@@ -257,6 +257,25 @@ def test_a_beam_wide_enough_finds_the_best_of_all_sequences(seed, alpha):
                          max_len=max_len, length_penalty=alpha)
     assert list(found.tokens) == best
     assert found.score == pytest.approx(score(best), rel=1e-9)
+
+
+def test_the_early_stop_bound_costs_the_same_at_every_step_however_long_max_len(monkeypatch):
+    # An eos finishes at the first step, and a beam lives on as likely (A, A, ...): each step
+    # bounds what it can still score by the largest penalty still reachable, which the cut
+    # beam reaches at max_len. That once took the penalty of every length up to max_len at
+    # every step, max_len ** 2 / 2 in all: a GPT asked for thousands of tokens spent seconds,
+    # then minutes, on it alone.
+    import tinyformer.decoding as decoding
+    stub = BigramStub({BOS: {EOS: 0.5, A: 0.5}, A: {A: 1.0}})
+    stub.context = max_len = 1000
+    evaluated = []
+    lp = decoding.gnmt_length_penalty
+    monkeypatch.setattr(decoding, "gnmt_length_penalty",
+                        lambda length, alpha: (evaluated.append(length), lp(length, alpha))[1])
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=2, max_len=max_len)
+    assert list(best.tokens) == [BOS] + [A] * max_len           # cut off, scored the best
+    assert best.score == pytest.approx(math.log(0.5) / lp(max_len, 0.6), rel=1e-12)
+    assert len(evaluated) <= 4 * max_len, f"{len(evaluated)} penalties for {max_len} steps"
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -551,10 +551,14 @@ def test_an_encoder_decoder_target_holding_the_pad_id_gives_one_set_of_logits():
 
 def test_an_encoder_decoder_refuses_to_write_past_its_context_before_any_step():
     # Writing token n reads <bos> and the n - 1 before it, so a context of 10 writes at most 10.
-    # Asked for more, the loops once did the work and failed at the 11th step.
+    # Asked for more, the loops once did the work and failed at the 11th step; greedy_decode
+    # then refused it, but only once its encoder had run. A caller's bad input (BadInput: the
+    # command line's exit 2), not a bug.
     model = tiny_transformer()
     src = np.random.default_rng(1).integers(3, 9, (2, 6))
-    steps = []
+    steps, encoded = [], []
+    encode = model.encode
+    model.encode = lambda *args: (encoded.append(1), encode(*args))[1]
 
     def session():
         made = model.start_decoding(src[:1], BOS)
@@ -566,12 +570,35 @@ def test_an_encoder_decoder_refuses_to_write_past_its_context_before_any_step():
              "generate: max_new_tokens": lambda n: generate(session(), n, temperature=0),
              "beam_search: max_len": lambda n: beam_search(session(), max_len=n)}
     for called, write in loops.items():
-        with pytest.raises(ValueError, match=f"^{called} 11 does not fit in the model's "
-                                             f"context: give at most 10$"):
+        with pytest.raises(BadInput, match=f"^{called} 11 does not fit in the model's "
+                                           f"context: give at most 10$"):
             write(11)
         assert not steps, f"{called}: a step ran before the refusal"
+        if called.startswith("greedy_decode"):          # it makes its session itself
+            assert not encoded, "greedy_decode ran the encoder before the refusal"
     assert model.greedy_decode(src, 10, bos_id=BOS).shape == (2, 11)
     assert len(beam_search(session(), beam_size=2, max_len=10).tokens) == 11
+
+
+def test_the_loops_refuse_a_callers_bad_arguments_as_bad_input():
+    # BadInput (a ValueError), as their other checks of what they are given: the command line
+    # tells it from a bug by its class (exit 2, not 1). These were plain ValueErrors.
+    gpt, seq2seq, prompt = tiny_gpt(), tiny_transformer(), np.array([[3, 4, 5]])
+    refusals = {
+        "eos_id out of range": lambda: gpt.generate(prompt, 2, eos_id=9),
+        "eos_id of no token": lambda: generate(gpt.start_decoding(prompt), 2, eos_id=[]),
+        "bos_id out of range": lambda: seq2seq.greedy_decode(prompt, 2, bos_id=-1),
+        "bos_id not an id": lambda: seq2seq.start_decoding(prompt, 1.5),
+        "eos_id of greedy_decode": lambda: seq2seq.greedy_decode(prompt, 2, BOS, eos_id=9),
+        "beam of two sequences": lambda: beam_search(gpt.start_decoding([[3, 4], [5, 6]])),
+        "length_penalty NaN": lambda: beam_search(gpt.start_decoding(prompt),
+                                                  length_penalty=float("nan")),
+        "beam eos_id": lambda: beam_search(gpt.start_decoding(prompt), eos_id=[3, 9]),
+    }
+    for what, call in refusals.items():
+        with pytest.raises(ValueError) as refused:
+            call()
+        assert isinstance(refused.value, BadInput), f"{what}: {refused.value!r}"
 
 
 @pytest.mark.parametrize("search", ["generate", "beam_search"])

@@ -184,6 +184,23 @@ def test_several_eos_ids_end_a_row_at_any_of_them_and_fill_it_with_the_first():
         model.generate(prompt, 8, eos_id=[])
 
 
+def test_a_streamer_that_cannot_be_called_is_refused_before_any_step():
+    # It failed after the first step's work, "'str' object is not callable"; transformers'
+    # streamers are objects whose put takes the tokens, and the message says to give put.
+    class HuggingFaceStyle:
+        def put(self, tokens):
+            pass
+    model = tiny_gpt()
+    model.forward = lambda *args, **kwargs: pytest.fail("a step ran")
+    with pytest.raises(TypeError, match=r"^generate: streamer must be a function, called with "
+                                        r"each step's tokens \(B,\), or None; got a str "
+                                        r"object$"):
+        model.generate(np.array([[3, 3]]), 2, streamer="print")
+    with pytest.raises(TypeError, match=r"got a HuggingFaceStyle object \(an object with put, "
+                                        r"as transformers' streamers: give its put\)$"):
+        model.generate(np.array([[3, 3]]), 2, streamer=HuggingFaceStyle())
+
+
 def test_an_eos_id_that_is_not_an_id_or_a_list_of_them_is_refused_in_one_line():
     # A set has no first id to fill a finished row with: an AttributeError, before.
     with pytest.raises(ValueError, match=r"^generate: eos_id must be a token id in \[0, 7\) or "
@@ -357,10 +374,16 @@ def test_logits_with_no_distribution_are_refused_when_sampling(bad):
     # torch.multinomial refuses them. -inf alone is a token ruled out; a row of -inf is not.
     logits = np.array([[0.0, 1.0, 2.0], [1.0, 1.0, 1.0]])
     logits[0] = -np.inf if bad == -np.inf else [0.0, bad, 2.0]
-    for settings in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0.5)):
+    # Greedy (temperature 0) too: its argmax took NaN for the largest logit, a row of -inf for
+    # token 0, where the decoding loops refuse such logits.
+    for settings in (dict(), dict(top_k=2), dict(top_p=0.9), dict(temperature=0.5),
+                     dict(temperature=0)):
         with pytest.raises(ValueError, match="give no probabilities to draw from"):
             sample_next(logits, rng=np.random.default_rng(0), **settings)
+        with pytest.raises(ValueError, match="give no probabilities to draw from"):
+            sample_next(logits[0], rng=np.random.default_rng(0), **settings)   # one row, (V,)
     assert sample_next([[0.0, -np.inf, -np.inf]], rng=np.random.default_rng(0)) == [0]
+    assert sample_next([[0.0, -np.inf, -np.inf]], temperature=0) == [0]
 
 
 def test_bad_sampling_settings_are_clear_errors():

@@ -83,7 +83,7 @@ def ends(tokens: ArrayLike, eos_id: EosIds) -> np.ndarray:
 
 
 def check_eos_id(where: str, eos_id: EosIds, vocab_size: int) -> None:
-    """ValueError, in one line, unless `eos_id` is None, a token id in [0, vocab_size) or a list
+    """BadInput, in one line, unless `eos_id` is None, a token id in [0, vocab_size) or a list
     of them: an id the model cannot write would never end anything. The loops check it before
     their first step where the session knows its vocabulary (every model's does), else at
     that step, where the logits say how many tokens the model has."""
@@ -96,11 +96,11 @@ def check_eos_id(where: str, eos_id: EosIds, vocab_size: int) -> None:
     else:
         ids = [eos_id]
     if not ids:
-        raise ValueError(f"{where}: eos_id names no token; give an id, a list of ids, or None")
+        raise BadInput(f"{where}: eos_id names no token; give an id, a list of ids, or None")
     token = Whole(0, vocab_size - 1)                    # not 1.5, not True, not "2"
     if any(token.why(i) for i in ids):
-        raise ValueError(f"{where}: eos_id must be a token id in [0, {vocab_size}) or a list "
-                         f"of them, got {eos_id!r}")
+        raise BadInput(f"{where}: eos_id must be a token id in [0, {vocab_size}) or a list "
+                       f"of them, got {eos_id!r}")
 
 
 def check_fill_after_eos(where: str, fill_after_eos: int | None, vocab_size: int) -> None:
@@ -377,9 +377,10 @@ def generate(session: Session, max_new_tokens: int, temperature: float = 1.0,
         tokens = generate(transformer.start_decoding(src, bos_id), 20, temperature=0)"""
     check_session(session, where)
     check_whole(where, 0, max_new_tokens=max_new_tokens)
-    check_room(session, where, max_new_tokens=max_new_tokens)
+    check_room(session.room, where, max_new_tokens=max_new_tokens)
     check_sampling(temperature, top_k, top_p)
     check_generator(where, "generator", generator)
+    check_streamer(where, streamer)
     vocab_size = getattr(session, "vocab_size", None)          # None: the logits will tell
     if vocab_size is not None:
         check_eos_id(where, eos_id, vocab_size)
@@ -415,14 +416,26 @@ def check_session(session: Session, where: str) -> None:
                         f"{type(session).__name__} object")
 
 
-def check_room(session: Session, where: str, **count: int) -> None:
-    """ValueError, in one line, unless the session's model can write the count of tokens
-    asked for (`session.room`), named as the caller wrote it: refused before any work, not
-    at the step that no longer fits."""
+def check_streamer(where: str, streamer: object) -> None:
+    """TypeError, in one line, unless `streamer` is None or callable: refused before the first
+    step rather than at its end. transformers' streamers are objects with a `put` method (its
+    TextStreamer): the message says to give that method."""
+    if streamer is None or callable(streamer):
+        return
+    put = " (an object with put, as transformers' streamers: give its put)" \
+        if callable(getattr(streamer, "put", None)) else ""
+    raise TypeError(f"{where}: streamer must be a function, called with each step's tokens "
+                    f"(B,), or None; got a {type(streamer).__name__} object{put}")
+
+
+def check_room(room: int | None, where: str, **count: int) -> None:
+    """BadInput, in one line, unless the count of tokens asked for, named as the caller wrote
+    it, fits in `room` (a session's: how many more tokens its model can write; None for no
+    end): refused before any work, not at the step that no longer fits."""
     (name, value), = count.items()
-    if session.room is not None and value > session.room:
-        raise ValueError(f"{where}: {name} {value} does not fit in the model's context: give "
-                         f"at most {session.room}")
+    if room is not None and value > room:
+        raise BadInput(f"{where}: {name} {value} does not fit in the model's context: give "
+                       f"at most {room}")
 
 
 def step_logits(session: Session, where: str, step: int,
@@ -544,15 +557,15 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
     """
     check_session(session, "beam_search")
     check_whole("beam_search", 1, beam_size=beam_size, max_len=max_len)
-    check_room(session, "beam_search", max_len=max_len)
+    check_room(session.room, "beam_search", max_len=max_len)
     if len(session.tokens) != 1:
-        raise ValueError(f"beam_search: the session must hold one sequence, got "
-                         f"{len(session.tokens)}: search each in a session of its own, "
-                         f"model.start_decoding(prompt[i:i + 1]) for a GPT, "
-                         f"model.start_decoding(src[i:i + 1], bos_id) for a Transformer")
+        raise BadInput(f"beam_search: the session must hold one sequence, got "
+                       f"{len(session.tokens)}: search each in a session of its own, "
+                       f"model.start_decoding(prompt[i:i + 1]) for a GPT, "
+                       f"model.start_decoding(src[i:i + 1], bos_id) for a Transformer")
     if not is_finite_number(length_penalty):
-        raise ValueError(f"beam_search: length_penalty must be a finite number, got "
-                         f"{length_penalty!r}")
+        raise BadInput(f"beam_search: length_penalty must be a finite number, got "
+                       f"{length_penalty!r}")
     # lp grows (or, alpha < 0, shrinks) with the length from lp(1) = 1: the longest is the
     # farthest from 1. Past a float's range, it failed in Python's words (OverflowError, or a
     # division by an lp of 0) at the step that reached it.
@@ -606,8 +619,11 @@ def beam_search(session: Session, beam_size: int = 4, max_len: int = 32, eos_id:
             session.append(np.array(tokens))
             beam_log_probs = np.array(log_probs)
             if best is not None and step < max_len:
-                largest_lp = max(gnmt_length_penalty(k, length_penalty)
-                                 for k in range(step + 1, max_len + 1))
+                # lp is monotonic in the length (rising for alpha > 0, falling for alpha < 0):
+                # its largest over the lengths still reachable is at one end of them. Taken
+                # over every length, it cost max_len evaluations a step.
+                largest_lp = max(gnmt_length_penalty(step + 1, length_penalty),
+                                 gnmt_length_penalty(max_len, length_penalty))
                 if (beam_log_probs / largest_lp).max() <= best.score:
                     return best
     for tokens, log_prob in zip(session.tokens, beam_log_probs):   # max_len reached

@@ -26,6 +26,11 @@ SAMPLING_RULES = {"temperature": Number(0), "top_k": Optional(Whole(1, 2 ** 62),
                   "top_p": Optional(Number(above=0, high=1), LIKELIEST)}
 
 
+# What sample_next says of a row of logits that leaves no token to pick, at every temperature.
+NO_DISTRIBUTION = ("sampling: logits holding NaN or +inf, or only -inf, give no probabilities "
+                   "to draw from")
+
+
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None,
                    name: Callable[[str], str] = str) -> None:
     """Raise a clear ValueError for `temperature`, `top_k` or `top_p` (sample_next's) that
@@ -59,7 +64,8 @@ def sample_next(logits: ArrayLike, temperature: float = 1.0, top_k: int | None =
     every token tied with the k-th stays. Among tokens tied at top-p's cut, the lower ids
     stay (which stay in transformers follows its sort, often the higher ids); as many stay.
     Logits (V,) give one token, as np.argmax does. Sampling refuses (ValueError) a row with
-    NaN or +inf, or with only -inf, as torch.multinomial does. `rng` (a numpy Generator)
+    NaN or +inf, or with only -inf, as torch.multinomial does; at temperature 0 too, where
+    argmax would read NaN as the largest logit. `rng` (a numpy Generator)
     makes the draws repeatable; by default the engine's seeded one (tinyautograd.manual_seed)
     is used, as by generate.
     """
@@ -81,6 +87,12 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
     token."""
     logits = np.asarray(logits, dtype=np.float64)
     if temperature == 0:
+        # The rows a draw refuses, greedy refuses too: argmax reads NaN as the largest logit
+        # and a row of -inf as token 0, and would pick one without a word.
+        if not np.isfinite(logits).all() and (
+                np.isnan(logits).any() or (logits == np.inf).any()
+                or (logits == -np.inf).all(axis=-1).any()):
+            raise ValueError(NO_DISTRIBUTION)
         return logits.argmax(axis=-1)
     # The largest logit made 0 first (softmax does not change): then a tiny temperature sends
     # the others to -inf, probability 0, which is greedy, where dividing first overflowed
@@ -92,8 +104,7 @@ def draw_next(logits: ArrayLike, temperature: float, top_k: int | None, top_p: f
         logits = np.where(logits < kth_largest, -np.inf, logits)
     probs = Tensor(logits, dtype=np.float64).softmax(axis=-1).data      # the engine's, stable
     if np.isnan(probs).any():       # as torch.multinomial refuses them, rather than token 0
-        raise ValueError("sampling: logits holding NaN or +inf, or only -inf, give no "
-                         "probabilities to draw from")
+        raise ValueError(NO_DISTRIBUTION)
     if top_p is not None and top_p < 1:
         # Most likely first; among equal probabilities the lower id first (stable), so that
         # which of them make the nucleus is fixed, whatever the vocabulary's size.

@@ -32,7 +32,7 @@ from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
 from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
                      check_switches, default_d_ff, head_width, kept_for_logits, padding_advice,
                      soft_capped, switches_set, token_array)
-from .schema import Whole, check_whole
+from .schema import BadInput, Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
     from .resources import AdaptiveThreads, FixedThreads
@@ -41,11 +41,11 @@ __all__ = ["Transformer"]
 
 
 def check_bos_id(where: str, bos_id: int, vocab_size: int) -> None:
-    """ValueError, in one line starting with `where` (the function its caller called), unless
+    """BadInput, in one line starting with `where` (the function its caller called), unless
     `bos_id` is a target token id in [0, vocab_size): not 1.0, not True, not -1."""
     if Whole(0, vocab_size - 1).why(bos_id):
-        raise ValueError(f"{where}: bos_id must be a token id in [0, {vocab_size}), got "
-                         f"{bos_id!r}")
+        raise BadInput(f"{where}: bos_id must be a token id in [0, {vocab_size}), got "
+                       f"{bos_id!r}")
 
 
 def _check_src_mask(src_mask: Mask | None, memory: Tensor) -> None:
@@ -250,8 +250,9 @@ class Transformer(nn.Module):
         check_whole("greedy_decode", 0, max_len=max_len)
         check_bos_id("greedy_decode", bos_id, self.config["tgt_vocab_size"])
         check_eos_id("greedy_decode", eos_id, self.config["tgt_vocab_size"])
+        # The room of a session at <bos> (EncoderDecoderSession.room), before the encoder runs.
+        check_room(self.context, "greedy_decode", max_len=max_len)
         session = self.start_decoding(src, bos_id, use_cache)
-        check_room(session, "greedy_decode", max_len=max_len)
         return generate(session, max_len, temperature=0, eos_id=eos_id,
                         fill_after_eos=fill_after_end(eos_id, self.pad_id), threads=threads,
                         where="greedy_decode")
