@@ -1958,7 +1958,7 @@ def test_an_add_prompt_with_a_leading_zero_is_refused_as_no_source_of_the_task()
     saved = {"train": {"task": "add", "min_len": 3, "max_len": 5}}
     with pytest.raises(ValueError, match=r"^prompt '01\+2' is no source of the add task this "
                                          r"checkpoint was trained on: give two numbers joined "
-                                         r"by \+, neither starting with 0, e.g. 379\+3189$"):
+                                         r"by \+, neither starting with 0, e.g. 37\+931$"):
         check_task_prompt(saved, "01+2")
 
 
