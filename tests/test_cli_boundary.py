@@ -322,6 +322,41 @@ def test_settings_grouped_in_tables_of_their_own_are_told_where_settings_go(tmp_
                              f"setting in [train], or every one at the top level\n")
 
 
+@pytest.mark.parametrize("body, args, said", [
+    # Each was "vocab_size in c.toml: --vocab-size is for ...": one setting named two ways.
+    ("vocab_size = 300\n", [], "vocab_size in {} is for a bpe tokenizer; a char tokenizer's "
+                               "vocabulary is the characters of its text: drop it, or give "
+                               "--tokenizer bpe"),
+    ('task = "copy"\nvocab_size = 300\n', [], "a task in {0} has its own tokenizer (of its "
+                                               "digits and signs): drop vocab_size in {0}"),
+    ("rope_theta = 500.0\n", [], "rope_theta in {} is the base of RoPE's rotations; it needs "
+                                 "--positions rope"),
+    ("label_smoothing = 0.1\n", [], "label_smoothing in {} smooths a --task's targets; drop "
+                                    "it, or give --task copy|reverse|sort|add"),
+])
+def test_a_setting_from_a_config_file_that_does_not_apply_is_named_as_the_file_names_it(
+        tmp_path, body, args, said):
+    config = tmp_path / "c.toml"
+    config.write_text(body)
+    result = run("train", "--config", config, *args, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {said.format(config)}\n"
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_bpe_too_small_is_told_what_its_ids_are_without_special_tokens(tmp_path):
+    # A text's BPE has no special tokens, where the line said it needed them.
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the text of the run\n" * 20)
+    result = run("train", "--corpus", corpus, "--tokenizer", "bpe", "--vocab-size", 258,
+                 "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: --vocab-size 258 is too small for a byte-level BPE: it "
+                             "needs at least 259 ids, the 256 bytes and some merges learned "
+                             "from the text; try 512\n")
+    assert not (tmp_path / "run").exists()
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
     return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}

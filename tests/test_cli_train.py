@@ -1092,8 +1092,8 @@ def test_a_files_path_in_a_config_file_ending_in_a_separator_is_said_to_name_a_f
     ('task = "copy"\nmin_len = 6\n', ["--max-len", "3"], "min_len in c.toml must be at most "
                                                          "--max-len (3), got 6"),
     ('task = "copy"\nmin_len = 1\n', [], "min_len in c.toml must be at least 2, got 1"),
-    ('model = "bert"\nmask_rate = 0.2\n', ["--model", "gpt"], "mask_rate in c.toml: "
-                                                            "--mask-rate and --whole-words"),
+    ('model = "bert"\nmask_rate = 0.2\n', ["--model", "gpt"], "mask_rate in c.toml and "
+                                                            "--whole-words say what BERT"),
 ])
 def test_settings_checked_against_each_other_are_named_as_they_were_given(tmp_path, toml, args,
                                                                           message):
@@ -1958,7 +1958,7 @@ def test_an_add_prompt_with_a_leading_zero_is_refused_as_no_source_of_the_task()
     saved = {"train": {"task": "add", "min_len": 3, "max_len": 5}}
     with pytest.raises(ValueError, match=r"^prompt '01\+2' is no source of the add task this "
                                          r"checkpoint was trained on: give two numbers joined "
-                                         r"by \+, neither starting with 0, e.g. 379\+3189$"):
+                                         r"by \+, neither starting with 0, e.g. 37\+931$"):
         check_task_prompt(saved, "01+2")
 
 

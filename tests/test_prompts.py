@@ -1,5 +1,7 @@
 """What a model does with a prompt (prompts.respond), where the command line does not show it."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,9 @@ import tinyautograd as ta
 from tinyformer.bert import BERT
 from tinyformer.decoding import NoTokenToPick
 from tinyformer.gpt import GPT
-from tinyformer.prompts import TextStream, likeliest_ordinary, respond
-from tinyformer.schema import option_name
+from tinyformer.data import TASKS, is_source
+from tinyformer.prompts import TextStream, check_task_prompt, likeliest_ordinary, respond
+from tinyformer.schema import BadInput, option_name
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, escape_controls
 from tinyformer.transformer import Transformer
 
@@ -322,3 +325,23 @@ def test_counts_out_of_range_are_refused_before_anything_is_written(settings, ph
     gpt = GPT(tokenizer.vocab_size, 8, n_layer=1, n_head=1, d_model=8)
     with pytest.raises(ValueError, match=phrase):
         respond(gpt, tokenizer, "gpt", "abc", temperature=0, threads=1, **settings)
+
+
+@pytest.mark.parametrize("shortest, longest", [(2, 4), (4, 10), (3, 6), (12, 20), (2, 2)])
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_the_example_of_a_source_is_one_the_checkpoint_takes_without_a_note(task, shortest,
+                                                                             longest):
+    # "e.g. 5790189" was refused by a model of --max-len 4 (more tokens than its context).
+    saved = {"train": {"task": task, "min_len": shortest, "max_len": longest}}
+    with pytest.raises(BadInput, match=r"is no source of the") as refused:
+        check_task_prompt(saved, "x")
+    example = str(refused.value).rsplit("e.g. ", 1)[1]
+    assert is_source(task, example)
+    assert shortest <= sum(ch.isdigit() for ch in example) <= longest
+    assert check_task_prompt(saved, example) is None           # no note: lengths and split
+
+
+def test_the_example_of_a_source_is_seven_digits_where_the_lengths_allow():
+    for task, example in (("sort", "5790189"), ("add", "379+3189")):
+        with pytest.raises(BadInput, match=rf"e\.g\. {re.escape(example)}$"):
+            check_task_prompt({"train": {"task": task, "min_len": 4, "max_len": 10}}, "x")

@@ -28,8 +28,8 @@ import numpy as np
 from tinyautograd import nn
 
 from .bert import BERT
-from .files import (StrPath, current_umask, first_existing, remove_made_folders,
-                    unreadable_folder, why_not_a_directory)
+from .files import (StrPath, current_umask, dangling_link, first_existing,
+                    remove_made_folders, unreadable_folder, why_not_a_directory)
 from .gpt import GPT
 from .layers import MAX_SIZE, least_parameters, modules_of_your_own
 from .pretrained import (MERGES_TXT, PRETRAINED_TOKENIZER, TOKENIZER_JSON, VOCAB_JSON,
@@ -518,6 +518,9 @@ def check_export_dir(directory: StrPath) -> str:
     directory = os.fspath(directory)
     if not directory.strip():
         raise CheckpointError("the directory to export into is empty (no name); give a new one")
+    link = dangling_link(directory, "", "give a new directory to export into")
+    if link:              # not followed, to make the folder it names: named as a link
+        raise CheckpointError(link)
     if os.path.exists(directory):
         raise CheckpointError(f"{directory!r} exists; give a new directory to export into")
     parent = os.path.dirname(os.path.abspath(directory))

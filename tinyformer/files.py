@@ -161,10 +161,9 @@ def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
     names it a link and its target."""
     if os.path.exists(path):
         return
-    if os.path.islink(path):        # there, as `ls` shows: "check the path" would not help
-        raise BadInput(f"{what} {os.fspath(path)!r} is a link to {os.readlink(path)!r}, which "
-                       f"does not exist (or is a loop of links); mend the link, or give the "
-                       f"file's own path")
+    link = dangling_link(path, what, "give the file's own path")
+    if link:                        # there, as `ls` shows: "check the path" would not help
+        raise BadInput(link)
     why = separator_after_file(path)
     if why:
         raise BadInput(f"{what} {why}")
@@ -172,6 +171,25 @@ def check_exists(path: StrPath, what: str, missing: str | None = None) -> None:
     if pattern:
         raise BadInput(f"{what} {os.fspath(path)!r} does not exist: {pattern}")
     raise BadInput(missing or f"{what} {os.fspath(path)!r} does not exist; check the path")
+
+
+def dangling_link(path: StrPath, what: str, instead: str) -> str | None:
+    """The line for `path` where it is a symbolic link to nothing (or a loop of links), else
+    None: "{what} 'PATH' is a link to 'TARGET', which does not exist (or is a loop of links);
+    mend the link, or {instead}". `what` names the path as the command does ("corpus",
+    "--out"; "" for none). The one wording of a dangling link, for a file read, a directory
+    read, or a path to write: the link is there, as `ls` shows, where "does not exist" or
+    "check the path" would send the user looking for a mistake in the name, and writing
+    through it would make the folder it names, or replace the link."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    named = f"{what} {os.fspath(path)!r}" if what else repr(os.fspath(path))
+    return f"{named} {link_to_nothing(path)}; mend the link, or {instead}"
+
+
+def link_to_nothing(path: StrPath) -> str:
+    """What the link at `path`, which names nothing, is, in dangling_link's words."""
+    return f"is a link to {os.readlink(path)!r}, which does not exist (or is a loop of links)"
 
 
 def unexpanded_pattern(path: StrPath) -> str | None:
@@ -380,6 +398,8 @@ def why_not_a_directory(directory: StrPath) -> str:
     """Why `directory`, which is not a directory, is not: it, or the first folder of its path
     that exists, is a file; or it does not exist."""
     there = first_existing(directory)
+    if os.path.islink(there) and not os.path.exists(there):
+        return f"{there!r} {link_to_nothing(there)}"
     if os.path.exists(there) and not os.path.isdir(there):
         return f"{there!r} is a file, not a directory"
     return f"directory {str(directory)!r} does not exist"
@@ -391,25 +411,28 @@ def broken_link(path: StrPath) -> str | None:
     file in its blobs folder, and a snapshot links to it by a relative path, which names
     nothing where the copy is; "it has no config.json" would be no help beside the file
     `ls` shows."""
-    if not os.path.islink(path) or os.path.exists(path):
-        return None
-    return (f"{os.fspath(path)} is a link to {os.readlink(path)!r}, which does not exist; put "
-            f"the file itself there (a folder copied out of the Hugging Face hub's cache with "
-            f"`cp -r` keeps its links into the cache: copy it with `cp -rL`)")
+    return dangling_link(path, "", "put the file itself there (a folder copied out of the "
+                         "Hugging Face hub's cache with `cp -r` keeps its links into the "
+                         "cache: copy it with `cp -rL`)")
 
 
-def not_a_directory(path: StrPath) -> str:
-    """What is wrong with `path`, which names no directory, said after the option or word
-    that names it ("checkpoint 'x' does not exist"), before what to give instead: it does not
-    exist, it is a file, or a folder of its path is a file. The one wording of each command
-    that takes a directory. (Ask unreadable_folder first: in a folder that may not be
-    entered every path seems missing, and its line has advice of its own.)"""
+def not_a_directory(path: StrPath, what: str, instead: str) -> str:
+    """The line for `path`, which names no directory, that the option or word `what` names
+    ("checkpoint 'x' does not exist; {instead}"): it does not exist, it is a link to nothing
+    (dangling_link's line), it is a file, or a folder of its path is a file. The one wording
+    of each command that takes a directory. (Ask unreadable_folder first: in a folder that
+    may not be entered every path seems missing, and its line has advice of its own.)"""
+    link = dangling_link(path, what, instead)
+    if link:
+        return link
     there = first_existing(path)
     if os.path.isdir(there):
-        return f"{os.fspath(path)!r} does not exist"
-    if there == os.path.abspath(path):
-        return f"{os.fspath(path)!r} is a file, not a directory"
-    return f"{os.fspath(path)!r}: {why_not_a_directory(path)}"
+        why = f"{os.fspath(path)!r} does not exist"
+    elif there == os.path.abspath(path):
+        why = f"{os.fspath(path)!r} is a file, not a directory"
+    else:
+        why = f"{os.fspath(path)!r}: {why_not_a_directory(path)}"
+    return f"{what} {why}; {instead}"
 
 
 def unexpanded_home(path: Any, shell: str | None = None) -> str | None:
@@ -473,9 +496,11 @@ def unreadable_folder(path: StrPath) -> str | None:
 
 
 def first_existing(path: StrPath) -> str:
-    """`path` made absolute, or the nearest folder above it that exists (the root at worst)."""
+    """`path` made absolute, or the nearest folder above it that exists (the root at worst).
+    A link to nothing is there too, as `ls` shows: it stands in the path, as a file would,
+    where a folder must be made (mkdir says "File exists")."""
     there = os.path.abspath(path)
-    while not os.path.exists(there) and os.path.dirname(there) != there:
+    while not os.path.lexists(there) and os.path.dirname(there) != there:
         there = os.path.dirname(there)
     return there
 

@@ -65,9 +65,10 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
     if task not in TASKS or not prompt:
         return None
     if not is_source(task, prompt):
-        form = ("two numbers joined by +, neither starting with 0, e.g. 379+3189"
+        example = source_example(task, shortest, longest)
+        form = (f"two numbers joined by +, neither starting with 0, e.g. {example}"
                 if task == "add"
-                else "digits only, e.g. 5790189")
+                else f"digits only, e.g. {example}")
         raise BadInput(f"{name('prompt')} {shown(prompt)} is no source of the {task} task this "
                        f"checkpoint was trained on: give {form}")
     digits = sum(ch.isdigit() for ch in prompt)   # as training counts them: add's + is not
@@ -86,6 +87,22 @@ def check_task_prompt(saved: dict, prompt: str, name: Callable[[str], str] = str
                else "its loss on the right answer is likely high")
     return (f"note: {name('prompt')} has {digits} digit{'s' * (digits != 1)}, {unseen}; "
             f"{outcome}")
+
+
+def source_example(task: str, shortest: int | None, longest: int | None) -> str:
+    """A source of `task` of the lengths a checkpoint trained on (`shortest`, `longest`: its
+    min_len and max_len, None where unknown), to show in a message: 7 digits where those fit
+    ("5790189"; for add "379+3189", split as training splits them), else as near as they
+    allow. An example of 7 digits was refused by a model of --max-len 4, whose context holds
+    no more than 5 tokens."""
+    length = max(7, shortest) if isinstance(shortest, int) else 7
+    if isinstance(longest, int) and longest >= 2:
+        length = min(length, longest)
+    if task == "add":                       # no 0 in the digits: neither number starts with one
+        digits = ("3793189" * length)[:length]
+        first = first_number_digits(length)
+        return f"{digits[:first]}+{digits[first:]}"
+    return ("5790189" * length)[:length]
 
 
 def respond(model: GPT | BERT | Transformer, tokenizer: Tokenizer, kind: str, prompt: str,

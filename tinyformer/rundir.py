@@ -58,8 +58,8 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
 from .files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, broken_link,
-                    command_line, folder_of, not_a_directory, open_regular, unreadable_folder,
-                    temporary_prefix, version_problem, why_not_a_directory)
+                    command_line, dangling_link, folder_of, not_a_directory, open_regular,
+                    unreadable_folder, temporary_prefix, version_problem, why_not_a_directory)
 from .schema import BadInput, is_finite_number
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -212,13 +212,12 @@ class RunDirectory:
         option, instead = (("the default run folder", "give --out DIR") if chosen else
                            ("--out", "choose another --out") if create else
                            ("--resume", "give the directory of a `tinyformer train` run"))
-        if os.path.islink(path) and not os.path.exists(path):
+        link = dangling_link(path, option, instead)
+        if link:
             # A link to nothing is there, as `ls` shows: not followed to make the folder it
             # names, and named as a link, where mkdir's "File exists" or "does not exist"
             # would not say what is wrong.
-            raise RunDirectoryError(f"{option} {os.fspath(path)!r} is a link to "
-                                    f"{os.readlink(path)!r}, which does not exist (or is a "
-                                    f"loop of links); mend the link, or {instead}")
+            raise RunDirectoryError(link)
         if os.path.exists(path) and not os.path.isdir(path):
             folder = None if create else _model_directory_holding(path)
             if folder is not None:
@@ -229,7 +228,7 @@ class RunDirectory:
             unreadable = unreadable_folder(path)
             if unreadable:
                 raise RunDirectoryError(f"{option} {unreadable}")
-            raise RunDirectoryError(f"{option} {not_a_directory(path)}; {instead}")
+            raise RunDirectoryError(not_a_directory(path, option, instead))
         run.created = None
         try:
             run._make_directories()
@@ -239,7 +238,8 @@ class RunDirectory:
             run._remove_created()
             if not isinstance(e, OSError):
                 raise
-            if e.errno == errno.ENOTDIR:           # a file where a folder of the path goes
+            # A file where a folder of the path goes (or a link to nothing: "File exists")
+            if e.errno == errno.ENOTDIR or e.errno == errno.EEXIST:
                 raise RunDirectoryError(f"cannot write to {option} {path!r}: "
                                         f"{why_not_a_directory(path)}; {instead}") from None
             if e.errno == errno.ENOSPC:
@@ -774,8 +774,8 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     if unreadable:
         raise CheckpointError(f"checkpoint {unreadable}")
     if not os.path.isdir(directory):
-        raise CheckpointError(f"checkpoint {not_a_directory(directory)}; give {ours}"
-                              f"{HUGGING_FACE_MODEL if pretrained else ''}")
+        raise CheckpointError(not_a_directory(directory, "checkpoint", f"give {ours}"
+                                              f"{HUGGING_FACE_MODEL if pretrained else ''}"))
     path = os.path.join(directory, CONFIG)
     link = broken_link(path)
     if link:

@@ -42,6 +42,7 @@ TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
 # --tokenizer bpe's vocabulary. The stories use a few dozen words, which run out of pairs to
 # merge after about 110 merges: 320 ids leave the rarer words in pieces, as data.builtin_bpe.
 BPE_VOCAB = {"builtin": 320, "corpus": 512}
+MIN_BPE_VOCAB = 256 + 3              # the bytes, and room for a few merges
 # BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
 # one. On the built-in stories, a recipe that learns to fill in a story's hidden colour:
 # whole words hidden (a colour's letters together, as in a prompt), 30% of them (a story
@@ -395,12 +396,11 @@ class TrainConfig:
             raise BadInput(f"{name('n_kv_head')} {self.n_kv_head} does not divide "
                            f"{name('n_head')} {self.n_head}: each key-value head serves a whole "
                            f"group of query heads; try {name('n_kv_head')} {divisors}")
-        for key, why in self.not_applying().items():
+        for key, why in self.not_applying(name).items():
             if getattr(self, key) is not None:
-                # `why` speaks of options; a setting from a file is named as it is there
-                # (a sweep's base file set it, and the command line changed the model).
-                given = name(key)
-                raise BadInput(why if given == option_name(key) else f"{given}: {why}")
+                # A setting from a file is named as it is there (a sweep's base file set it,
+                # and the command line changed the model), as are the others `why` names.
+                raise BadInput(why)
         if self.min_lr is not None and not self.min_lr <= self.lr:
             raise BadInput(f"{name('min_lr')} must be between 0 and {name('lr')} ({self.lr}), "
                            f"got {self.min_lr!r}")
@@ -425,51 +425,58 @@ class TrainConfig:
             raise BadInput(f"{name('min_len')} must be at least 2, got {self.min_len}")
         if self.tokenizer == "bpe" and self.vocab_size is None:     # resolved() fills it in
             raise BadInput(f"{name('vocab_size')} is not set")
-        if self.tokenizer == "bpe" and self.vocab_size < 257 + 2:
+        if self.tokenizer == "bpe" and self.vocab_size < MIN_BPE_VOCAB:
+            # A text's BPE has no special tokens (a BERT's <pad> and <mask> are two of the 3
+            # ids past the bytes): the words say what is counted.
             raise BadInput(f"{name('vocab_size')} {self.vocab_size} is too small for a "
-                           f"byte-level BPE: it needs the 256 bytes, special tokens and some "
-                           f"merges; try 512")
+                           f"byte-level BPE: it needs at least {MIN_BPE_VOCAB} ids, the 256 "
+                           f"bytes and some merges learned from the text; try 512")
 
-    def not_applying(self) -> dict[str, str]:
+    def not_applying(self, name: Callable[[str], str] = option_name) -> dict[str, str]:
         """{setting: why it does not apply} for each setting that does nothing in this run (a
         task's lengths without a task, BERT's masking for a GPT, ...): check() refuses such a
-        setting given a value, rather than ignore it."""
+        setting given a value, rather than ignore it. Each setting is named as `name(key)`
+        says, as check's other errors name it: "--vocab-size" on the command line, "vocab_size
+        in run.toml" from a file (a setting only a file has, sample_tokens, as the file spells
+        it)."""
         tasks = "|".join(TASKS)
+        task = name("task")
         why = {}
         if not self.task:
-            why["min_len"] = why["max_len"] = (f"--min-len and --max-len set the lengths of a "
-                                               f"--task's sequences; drop them, or give --task "
-                                               f"{tasks}")
-            why["label_smoothing"] = (f"--label-smoothing smooths a --task's targets; drop it, "
-                                      f"or give --task {tasks}")
+            why["min_len"] = why["max_len"] = (f"{name('min_len')} and {name('max_len')} set "
+                                               f"the lengths of a {task}'s sequences; drop "
+                                               f"them, or give {task} {tasks}")
+            why["label_smoothing"] = (f"{name('label_smoothing')} smooths a {task}'s targets; "
+                                      f"drop it, or give {task} {tasks}")
         if self.task:
             for key in ("tokenizer", "vocab_size"):
-                why[key] = (f"a --task has its own tokenizer (of its digits and signs): drop "
-                            f"--{key.replace('_', '-')}")
-            why["eval_iters"] = ("--eval-iters counts the validation batches of a text; a task "
-                                 "is scored on all its held-out pairs: drop --eval-iters")
+                why[key] = (f"a {task} has its own tokenizer (of its digits and signs): drop "
+                            f"{name(key)}")
+            why["eval_iters"] = (f"{name('eval_iters')} counts the validation batches of a "
+                                 f"text; a task is scored on all its held-out pairs: drop "
+                                 f"{name('eval_iters')}")
         elif self.tokenizer_file:
-            why["vocab_size"] = (f"--vocab-size is for a bpe tokenizer learned from the text; "
-                                 f"the tokenizer file {self.tokenizer_file!r} has its own "
-                                 f"vocabulary: drop --vocab-size")
+            why["vocab_size"] = (f"{name('vocab_size')} is for a bpe tokenizer learned from the "
+                                 f"text; the tokenizer file {self.tokenizer_file!r} has its own "
+                                 f"vocabulary: drop {name('vocab_size')}")
         elif self.tokenizer != "bpe":
-            why["vocab_size"] = ("--vocab-size is for a bpe tokenizer; a char tokenizer's "
-                                 "vocabulary is the characters of its text: drop it, or give "
-                                 "--tokenizer bpe")
+            why["vocab_size"] = (f"{name('vocab_size')} is for a bpe tokenizer; a char "
+                                 f"tokenizer's vocabulary is the characters of its text: drop "
+                                 f"it, or give {name('tokenizer')} bpe")
         if self.model != "bert":
             why["mask_rate"] = why["whole_words"] = (
-                f"--mask-rate and --whole-words say what BERT hides; a {self.model} does not "
-                f"hide tokens: drop them, or give --model bert")
+                f"{name('mask_rate')} and {name('whole_words')} say what BERT hides; a "
+                f"{self.model} does not hide tokens: drop them, or give {name('model')} bert")
         if self.model != "gpt":
             why["sample_tokens"] = (f"sample_tokens is the length of the sample a GPT writes at "
                                     f"each evaluation; a {self.model} writes none: drop it")
         if self.positions != "rope":
-            why["rope_theta"] = ("--rope-theta is the base of RoPE's rotations; it needs "
-                                 "--positions rope")
+            why["rope_theta"] = (f"{name('rope_theta')} is the base of RoPE's rotations; it "
+                                 f"needs {name('positions')} rope")
         if self.schedule != "cosine":
-            why["min_lr"] = (f"--min-lr is where the cosine schedule ends; --schedule "
-                             f"{self.schedule} has no floor: drop --min-lr, or give --schedule "
-                             f"cosine")
+            why["min_lr"] = (f"{name('min_lr')} is where the cosine schedule ends; "
+                             f"{name('schedule')} {self.schedule} has no floor: drop "
+                             f"{name('min_lr')}, or give {name('schedule')} cosine")
         if self.normalization != "rmsnorm":
             why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
                                      "needs normalization = \"rmsnorm\"")

@@ -1358,8 +1358,8 @@ def plot(run_dirs, out_path, follow):
         # Said as --checkpoint's and --resume's are: a path through a file ("notes.txt/",
         # "metrics.jsonl/run") names the file, not "does not exist", which sends the user
         # looking for a file that is there.
-        raise InputError(f"run directory {files.not_a_directory(run_dir)}; give a run "
-                         f"directory (or its metrics.jsonl)")
+        raise InputError(files.not_a_directory(run_dir, "run directory", "give a run "
+                                               "directory (or its metrics.jsonl)"))
     if len(run_dirs) > 1 and out_path is None:
         raise InputError(f"{len(run_dirs)} runs are compared in one picture, which is no "
                          f"run's own: give --out FILE.png")
