@@ -634,6 +634,21 @@ def test_elementwise_ops_at_special_values_are_torchs(op, create_graph):
     assert_array_equal(g.data, g_t.numpy())
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # 1 / 0 at 0, NaN at a negative x
+@pytest.mark.parametrize("exponent", [-0.5, 0.5, -1.5, -1.0, 2.0])
+def test_pow_in_place_gives_what_pow_gives_as_torchs(exponent):
+    # x **= y under no_grad (an optimizer's step) took numpy's pow, +inf at -0.0 where x ** y
+    # and torch's pow_ give -inf for -0.5
+    x = Tensor(SPECIAL_VALUES, dtype=np.float64)
+    t = torch.tensor(SPECIAL_VALUES, dtype=torch.float64)
+    expected = (x ** exponent).data
+    with ta.no_grad():
+        x **= exponent
+    t.pow_(exponent)
+    assert_array_equal(x.data, expected)
+    assert_array_equal(x.data, t.numpy())
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_gelu_at_the_infinities_is_finite_where_torchs_is_nan():
     # Deliberately not torch's: GELU tends to 0 (slope 0) at -inf and to x (slope 1) at inf,
