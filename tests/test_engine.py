@@ -4,6 +4,7 @@ import gc
 import os
 import re
 import tracemalloc
+import warnings
 import weakref
 
 import numpy as np
@@ -794,6 +795,66 @@ def test_grad_fires_the_hooks_only_on_the_paths_to_the_wanted_inputs_as_torch():
         ours, theirs = _both(case)
         assert ours == theirs, case.__name__
     assert _both(weight_beside_the_path)[0] == [("h", [6.0, 16.0])]
+
+
+def _grads(*tensors):
+    """Each tensor's .grad as a list (None where it has none), to compare with torch's."""
+    return [None if t.grad is None else np.asarray(t.grad.tolist()).tolist() for t in tensors]
+
+
+@pytest.mark.parametrize("create_graph", [False, True], ids=["plain", "create_graph"])
+@pytest.mark.parametrize("wanted", ["w", "h", "h w", "w b", "w w", "unused"])
+def test_backward_with_inputs_fills_those_alone_as_torch(wanted, create_graph):
+    # torch's backward(inputs=...): a PyTorch user's call raised "unexpected keyword argument"
+    import torch
+
+    def run(tensor):
+        calls = []
+        w, b = _logged(tensor([1.0, 2.0]), "w", calls), _logged(tensor([3.0, 4.0]), "b", calls)
+        unused = tensor([5.0])
+        h = _logged(w * b, "h", calls)
+        h.register_hook(lambda g: g * 10)      # the .grad of a wanted h is the hooked one
+        kept = w * 2                           # retain_grad() on the way to w: filled too
+        kept.retain_grad()
+        named = {"w": w, "b": b, "h": h, "unused": unused}
+        loss = (h * h).sum() + (kept * kept).sum()
+        for _ in range(2):                     # accumulates, as an ordinary backward
+            loss.backward(inputs=[named[n] for n in wanted.split()], retain_graph=True,
+                          create_graph=create_graph)
+        return _grads(w, b, h, unused, kept), sorted(calls)   # (siblings' order is free)
+
+    ours = run(lambda data: Tensor(data, requires_grad=True, dtype=np.float64))
+    with warnings.catch_warnings():     # torch's about create_graph's cycle and a non-leaf .grad
+        warnings.simplefilter("ignore")
+        theirs = run(lambda data: torch.tensor(data, requires_grad=True, dtype=torch.float64))
+    assert ours == theirs
+
+
+def test_backward_with_one_input_tensor_records_its_gradient_under_create_graph():
+    w = f64(3)
+    (w * w * w).sum().backward(inputs=w, create_graph=True)
+    np.testing.assert_allclose(w.grad, 3 * w.data ** 2)
+    (second,) = ta.grad(w.grad_tensor.sum(), w)
+    np.testing.assert_allclose(second.data, 6 * w.data)
+
+
+def test_backward_refuses_inputs_that_are_empty_or_need_no_gradient_as_torch():
+    import torch
+    wt = torch.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="cannot be empty"):
+        (wt * 2).sum().backward(inputs=[])
+    with pytest.raises(RuntimeError):
+        (wt * 2).sum().backward(inputs=[torch.ones(2)])
+    w = f64(2)
+    loss = (w * 2).sum()
+    with pytest.raises(RuntimeError, match=r"^backward: `inputs` is empty; give the Tensors"):
+        loss.backward(inputs=[])
+    with pytest.raises(RuntimeError, match=r"^backward: input 1 does not require a gradient"):
+        loss.backward(inputs=[w, Tensor([1.0, 2.0])])
+    with pytest.raises(TypeError, match=r"^backward: input 0 is a ndarray, not a Tensor"):
+        loss.backward(inputs=[w.data])
+    (w * 2).sum().backward(inputs=[w])      # nothing was freed by the refusals
+    np.testing.assert_allclose(w.grad, [2.0, 2.0])
 
 
 def test_grad_of_an_intermediate_leaves_the_graph_below_it_for_a_later_backward_as_torch():

@@ -1133,6 +1133,11 @@ def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeyp
     # Each form --out takes is named: lens and plot take - as well as a file.
     (["plot", "{gpt}", "--out", "r.htm"], "should end in .png or .html, or be - to write the "
                                           "PNG to the standard output: the suffix says"),
+    # A comparison of runs is a picture alone: a page is one run's, so not named
+    (["plot", "{gpt}", "{reverse}", "--out", "r.txt"], "--out 'r.txt' should end in .png, or "
+     "be - to write the PNG to the standard output: the suffix says"),
+    (["plot", "{gpt}", "{reverse}", "--out", "r.HTML"], "a report page is one run's; give "
+     "--out FILE.png"),
     (["lens", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "l.svg"],
      "should end in .png or .html, or be - to print the table: the suffix says"),
     (["attention", "--checkpoint", "{gpt}", "--prompt", "e", "--out", "a.svg"],
@@ -1148,7 +1153,7 @@ def test_plot_follow_stopped_by_ctrl_c_exits_130_with_one_line(tmp_path, monkeyp
 ])
 def test_a_wrong_out_is_one_line_and_writes_nothing(runs, tmp_path, monkeypatch, args, words):
     monkeypatch.chdir(tmp_path)
-    result = tinyformer(*[a.format(gpt=runs / "gpt") for a in args])
+    result = tinyformer(*[a.format(gpt=runs / "gpt", reverse=runs / "reverse") for a in args])
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.stderr

@@ -595,6 +595,79 @@ def test_cross_entropy_over_no_classes_refuses_a_target_that_counts():
         ta.functional.cross_entropy(ta.zeros(3, 0), np.array([-100, 0, -100]), ignore_index=-100)
 
 
+SPECIAL_VALUES = [-np.inf, -1.0, -0.0, 0.0, 1.0, np.inf, np.nan]
+TORCH_F = torch.nn.functional
+# Each elementwise op, ours and torch's; pow's exponents as numbers, as `x ** 0.5` is written
+ELEMENTWISE = {
+    **{f"x ** {n}": (lambda x, n=n: x ** n) for n in (2, 3, 0.5, -0.5, 1.5, -1.5, -1, -2, 0)},
+    **{f"{c} ** x": (lambda x, c=c: c ** x) for c in (2.0, 0.5, 0.0, -1.0)},
+    **{name: (lambda x, name=name: getattr(x, name)())
+       for name in ("sqrt", "exp", "log", "tanh", "sigmoid", "relu")},
+    "abs": abs, "neg": lambda x: -x, "x * x": lambda x: x * x, "x / x": lambda x: x / x,
+    **{f"x / {c}": (lambda x, c=c: x / c) for c in (2.0, 0.0, -0.0, np.inf)},
+    **{f"{c} / x": (lambda x, c=c: c / x) for c in (2.0, 0.0, -0.0, np.inf)},
+    "x % 2": lambda x: x % 2.0,
+    "max": lambda x: (x.reshape(7, 1).max(axis=1) if isinstance(x, Tensor)
+                      else x.reshape(7, 1).amax(1)),
+    "min": lambda x: (x.reshape(7, 1).min(axis=1) if isinstance(x, Tensor)
+                      else x.reshape(7, 1).amin(1)),
+    "where": lambda x: (ta.where(np.arange(7) % 2 == 0, x, x * 2) if isinstance(x, Tensor)
+                        else torch.where(torch.arange(7) % 2 == 0, x, x * 2)),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # numpy's warnings at inf, 0 and NaN
+@pytest.mark.parametrize("create_graph", [False, True], ids=["plain", "create_graph"])
+@pytest.mark.parametrize("op", list(ELEMENTWISE) + ["softplus"])
+def test_elementwise_ops_at_special_values_are_torchs(op, create_graph):
+    # At -inf, +-0.0, inf and NaN the value and the gradient are torch's (0.0 for its -0.0 of
+    # relu and %: a zero's sign, which no gradient here depends on): x ** 0.5 had gradient 0
+    # at -inf (torch's and x.sqrt()'s NaN) and +inf at -0.0 (theirs -inf), x ** 0 NaN at NaN
+    fn = ELEMENTWISE.get(op)
+    ours_fn, torch_fn = (ta.functional.softplus, TORCH_F.softplus) if fn is None else (fn, fn)
+    (x,), (t,) = both([SPECIAL_VALUES])
+    y = ours_fn(x)
+    (g,) = ta.grad(y.sum(), [x], create_graph=create_graph)
+    y_t = torch_fn(t)
+    (g_t,) = torch.autograd.grad(y_t.sum(), [t])
+    assert_array_equal(y.data, y_t.detach().numpy())      # (NaN where theirs is NaN)
+    assert_array_equal(g.data, g_t.numpy())
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")   # 1 / 0 at 0, NaN at a negative x
+@pytest.mark.parametrize("exponent", [-0.5, 0.5, -1.5, -1.0, 2.0])
+def test_pow_in_place_gives_what_pow_gives_as_torchs(exponent):
+    # x **= y under no_grad (an optimizer's step) took numpy's pow, +inf at -0.0 where x ** y
+    # and torch's pow_ give -inf for -0.5
+    x = Tensor(SPECIAL_VALUES, dtype=np.float64)
+    t = torch.tensor(SPECIAL_VALUES, dtype=torch.float64)
+    expected = (x ** exponent).data
+    with ta.no_grad():
+        x **= exponent
+    t.pow_(exponent)
+    assert_array_equal(x.data, expected)
+    assert_array_equal(x.data, t.numpy())
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_gelu_at_the_infinities_is_finite_where_torchs_is_nan():
+    # Deliberately not torch's: GELU tends to 0 (slope 0) at -inf and to x (slope 1) at inf,
+    # the limits its tails are computed by (see the far-tail tests); torch's tanh formula
+    # gives NaN for the value at -inf and for both slopes.
+    (x,), (t,) = both([SPECIAL_VALUES])
+    y = x.gelu()
+    (g,) = ta.grad(y.sum(), [x])
+    y_t = TORCH_F.gelu(t, approximate="tanh")
+    (g_t,) = torch.autograd.grad(y_t.sum(), [t])
+    assert_array_equal(y.data[[0, 5]], [0.0, np.inf])
+    assert_array_equal(g.data[[0, 5]], [0.0, 1.0])
+    assert np.isnan(y_t[0].item()) and np.isnan(g_t[[0, 5]].numpy()).all()
+    finite = [1, 2, 3, 4]                                         # elsewhere torch's
+    assert_allclose(y.data[finite], y_t.detach().numpy()[finite], rtol=RTOL)
+    assert_allclose(g.data[finite], g_t.numpy()[finite], rtol=RTOL)
+    assert np.isnan(y.data[6]) and np.isnan(g.data[6])
+
+
 def pow_grid():
     """Every pair (a, b) of a few bases, 0 among them, and exponents, as two flat arrays."""
     a, b = np.meshgrid([0.0, 2.0, -2.0], [0.0, 0.5, 1.0, 2.0, 3.0, -1.0])

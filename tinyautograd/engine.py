@@ -1078,7 +1078,8 @@ class Tensor:
 
     # -- autograd -----------------------------------------------------------------------------
     def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
+                 create_graph: bool = False,
+                 inputs: Tensor | Sequence[Tensor] | None = None) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires a gradient.
 
         `grad` is d(loss)/d(self), needed unless self holds one number. The graph is freed
@@ -1092,13 +1093,32 @@ class Tensor:
         written before the error). Hooks that ran stay run. The nodes run before the error are
         freed all the same, as torch frees them, so a second backward() refuses, saying so;
         with `retain_graph=True` nothing is freed, and backward() can be called again.
+
+        `inputs` (a Tensor or a sequence of them), as torch's: accumulate into `.grad` of
+        those alone, leaves or not, and leave every other leaf's as it is. As grad() does, the
+        pass goes only through the part of the graph that leads to them: hooks elsewhere do
+        not fire, and the rest is not freed. A tensor on the way that called retain_grad()
+        gets its `.grad` too, as in torch.
         """
         if not self.requires_grad:
             raise RuntimeError(f"backward: this tensor does not require a gradient: "
                                f"{_NO_GRAPH_CAUSES}")
+        wanted = ()
+        if inputs is not None:
+            wanted = _tensor_arguments(inputs, "input", "backward")
+            if not wanted:        # as torch: an empty list is a mistake, not "every leaf"
+                raise RuntimeError("backward: `inputs` is empty; give the Tensors whose .grad "
+                                   "to fill, or leave it out for every leaf")
+            for i, t in enumerate(wanted):
+                if not t.requires_grad:
+                    raise RuntimeError(f"backward: input {i} does not require a gradient, so "
+                                       f"it can get none: create it with requires_grad=True "
+                                       f"(or call .requires_grad_()) before computing this "
+                                       f"tensor from it")
         grad = _seed(self, grad, "backward", "grad")
         _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
-                      else retain_graph, create_graph=create_graph)
+                      else retain_graph, create_graph=create_graph, wanted=wanted,
+                      accumulate=True)
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor too after backward (useful for inspection).
@@ -1125,14 +1145,16 @@ class Tensor:
 # Reverse mode
 
 
-def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
+def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=(), accumulate=False):
     """The chain rule, from `roots` back to the leaves.
 
     Each node turns the gradient of its output into the gradients of its inputs (its Function's
     backward), and a tensor reached along several paths gets the sum of what each path brings.
     Gradients are numpy arrays, or Tensors under create_graph (so that they have a graph of
-    their own). Leaves add theirs into `.grad`; with `wanted` (tensors), the gradients of those
-    are returned instead, and no `.grad` is touched.
+    their own). Without `wanted`, leaves add theirs into `.grad`. With `wanted` (tensors), the
+    pass goes only where those are reached, and their gradients are returned, no `.grad`
+    touched (grad()); or, with `accumulate` (backward(inputs=...)), added into their `.grad`.
+    Tensors that called retain_grad() get theirs in `.grad` wherever backward() passes.
     """
     wanted_ids = {id(t) for t in wanted}
     # grad(): a node hands gradients only to the inputs from which a wanted tensor can be
@@ -1168,13 +1190,15 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=()):
                 # after its hooks where the pass ends at it (a leaf, or nothing wanted below),
                 # but as it arrived, before them, where the pass goes on to another wanted
                 # tensor below it, which gets what the hooks made of it.
-                if id(t) in wanted_ids and goes_on:
+                if id(t) in wanted_ids and goes_on and not accumulate:
                     found[id(t)] = grad
                 if t._hooks:                               # (most tensors have none)
                     grad = _run_hooks(t, grad, create_graph)
-                if id(t) in wanted_ids and not goes_on:
-                    found[id(t)] = grad
-                elif not wanted_ids and (node is None or t._retains_grad):
+                if not accumulate:                         # grad()
+                    if id(t) in wanted_ids and not goes_on:
+                        found[id(t)] = grad
+                # backward(): .grad after the hooks, as torch's, for a wanted tensor too
+                elif (id(t) in wanted_ids if wanted_ids else node is None) or t._retains_grad:
                     to_accumulate.append((t, grad))
                 if not goes_on:                            # a leaf, or nothing wanted below
                     continue
@@ -1523,26 +1547,26 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
     return tuple(found)
 
 
-def _tensor_arguments(items, what):
-    """grad's `outputs` or `inputs` (`what`: "output", "input"), a Tensor or an iterable of
-    them, as a list. Anything else is refused in one line naming it, as torch refuses it: an
-    array or a string met `.requires_grad` ("'numpy.ndarray' object has no attribute"), and a
-    dict gave its keys."""
+def _tensor_arguments(items, what, caller="grad"):
+    """grad's `outputs` or `inputs` (`what`: "output", "input"), or backward's `inputs`, a
+    Tensor or an iterable of them, as a list. Anything else is refused in one line naming it,
+    as torch refuses it: an array or a string met `.requires_grad` ("'numpy.ndarray' object
+    has no attribute"), and a dict gave its keys."""
     if isinstance(items, Tensor):
         return [items]
     if isinstance(items, dict):
-        raise TypeError(f"grad: the {what}s are a dict; give its Tensors, a list of them (its "
-                        f".values())")
+        raise TypeError(f"{caller}: the {what}s are a dict; give its Tensors, a list of them "
+                        f"(its .values())")
     try:
         items = list(items)
     except TypeError:
         module = callable(getattr(items, "parameters", None))    # a module: its parameters
-        raise TypeError(f"grad: the {what}s must be a Tensor or a sequence of Tensors, got "
+        raise TypeError(f"{caller}: the {what}s must be a Tensor or a sequence of Tensors, got "
                         f"{type(items).__name__}"
                         + (" (a module's are model.parameters())" if module else "")) from None
     for i, t in enumerate(items):
         if not isinstance(t, Tensor):
-            raise TypeError(f"grad: {what} {i} is a {type(t).__name__}, not a Tensor: give the "
+            raise TypeError(f"{caller}: {what} {i} is a {type(t).__name__}, not a Tensor: give the "
                             f"Tensors themselves (p, not p.data), which hold the graph")
     return items
 
@@ -2061,7 +2085,7 @@ def _kept_like(x, y, new, symbol):
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
-    "**": (np.power, operator.pow),
+    "**": (lambda x, y: ops.power(x, y), operator.pow),      # (Pow's rule for a negative y)
     "//": (np.floor_divide, operator.floordiv), "%": (np.remainder, operator.mod),
     "&": (np.bitwise_and, operator.and_), "|": (np.bitwise_or, operator.or_),
     "^": (np.bitwise_xor, operator.xor),

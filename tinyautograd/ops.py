@@ -54,6 +54,13 @@ def relu(x: Array) -> Array:
     return x.relu() if isinstance(x, Tensor) else np.maximum(x, 0)
 
 
+def power(a: Array, b: Array) -> Array:
+    """a ** b, by Pow's rule for a negative b (1 / a ** -b)."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        return a ** b
+    return Pow.forward(None, a, b)
+
+
 def concat(xs: Sequence[Array], axis: int = 0) -> Array:
     """xs joined along `axis`; recorded when any of them is a Tensor."""
     if any(isinstance(x, Tensor) for x in xs):
@@ -236,14 +243,16 @@ def check_integer_division(symbol: str, a: np.ndarray, b: np.ndarray) -> None:
 class Pow(Function):
     """y = a ** b;  dy/da = b * a^(b-1), dy/db = y * ln(a)
 
-    At a = 0 the formulas give no number: b a^(b-1) is 0 * inf where b = 0 too (y = 1 is flat
-    there), and y ln a is 0 * (-inf) where b > 0, 1 * (-inf) where b = 0. Those derivatives are
-    0, as torch takes them.
+    At a = 0 and at a = NaN the formulas give no number: b a^(b-1) is 0 * inf and 0 * NaN
+    where b = 0 (y = 1 is flat there), and at a = 0, y ln a is 0 * (-inf) where b > 0,
+    1 * (-inf) where b = 0. Those derivatives are 0, as torch takes them.
 
-    At a = -0.0, x ** 0.5's gradient is +inf where torch's is -inf, and so is x ** -0.5 itself:
-    numpy's power follows C's pow, (-0.0)^-0.5 = +inf, where torch computes that power as
-    1/sqrt(x), which keeps zero's sign. Only the sign of the infinity differs; x.sqrt()'s
-    gradient is torch's -inf."""
+    A negative power is the reciprocal of the positive one, y = 1 / a^-b, as torch computes
+    x ** -0.5 (1 / sqrt(x)): NaN at a = -inf, as at every negative a, and -inf at -0.0, where
+    C's pow (numpy's) gives 0 and +inf. numpy's x ** 0.5 is already sqrt(x), and so the
+    gradient of x ** 0.5, 0.5 x^-0.5, is x.sqrt()'s: NaN at -inf and -inf at -0.0. (An
+    exponent of one number is such a shortcut here also as a Tensor; torch's x ** tensor(0.5)
+    and an exponent of several numbers, in both, follow C's pow.)"""
 
     shape_errors = "broadcast"
 
@@ -251,7 +260,11 @@ class Pow(Function):
     def forward(ctx, a, b):
         # np.power, not **: numpy's ** takes a shortcut to np.square for the exponent 2, which
         # before numpy 2.3 made a bool base int8 (np.power, as torch, makes it int64).
-        return np.power(a, b)
+        negative = np.less(b, 0)
+        if np.result_type(a, b).kind != "f" or not negative.any():
+            return np.power(a, b)      # (integers to a negative power: numpy refuses them)
+        y = np.asarray(np.power(a, np.abs(b)))                  # a^|b|, a new array of ours
+        return np.reciprocal(y, out=y, where=negative)          # 1 / a^-b where b < 0
 
     @staticmethod
     def backward(ctx, grad):
@@ -259,17 +272,18 @@ class Pow(Function):
         base, exponent = ctx.array(0), ctx.array(1)                  # constants, for masks
         grad_a = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_a = grad * b * _one_where(a, (base == 0) & (exponent == 0)) ** (b - 1)
+            flat = (exponent == 0) & ((base == 0) | np.isnan(base))
+            grad_a = grad * b * power(_one_where(a, flat), b - 1)
         if ctx.needs_input_grad[1]:
             grad_b = grad * ctx.result * log(_one_where(a, (base == 0) & (exponent >= 0)))
         return grad_a, grad_b
 
 
 def _one_where(a, mask):
-    """a with 1 in place of the masked zeros of Pow's base: then b 1^(b-1) = b = 0 and ln 1 = 0
-    there, the derivatives torch gives, and the derivatives of these, under create_graph, are
-    finite too (a where() after the product would keep the NaN in them). Where no zero is
-    masked, a itself: the usual graph is unchanged."""
+    """a with 1 in place of the masked elements of Pow's base: then b 1^(b-1) = b = 0 and
+    ln 1 = 0 there, the derivatives torch gives, and the derivatives of these, under
+    create_graph, are finite too (a where() after the product would keep the NaN in them).
+    Where nothing is masked, a itself: the usual graph is unchanged."""
     if not mask.any():
         return a
     return where(mask, np.ones((), a.dtype), a)

@@ -1365,6 +1365,9 @@ def plot(run_dirs, out_path, follow):
                          f"run's own: give --out FILE.png")
     if len(run_dirs) > 1 and follow:
         raise InputError("--follow keeps one run's page up to date: give one RUN_DIR")
+    if len(run_dirs) > 1 and out_path is not None and out_path.lower().endswith(".html"):
+        raise InputError("a report page is one run's; give --out FILE.png to compare several "
+                         "runs in one picture")
     to_stdout = out_path == "-"
     if to_stdout:                    # the PNG's bytes, for a redirection or another program
         if follow:
@@ -1376,7 +1379,8 @@ def plot(run_dirs, out_path, follow):
                              "a terminal here; redirect it (> loss.png), or give --out "
                              "FILE.png")
     elif out_path is not None:
-        check_out_file(out_path, [".png", ".html"],
+        # a comparison is a picture alone: its error names only what it takes
+        check_out_file(out_path, [".png"] if len(run_dirs) > 1 else [".png", ".html"],
                        dash="to write the PNG to the standard output")
     # Metrics not as a run writes them (BadInput), or a file that cannot be read or written;
     # any other ValueError in drawing the curves is a bug of ours.
