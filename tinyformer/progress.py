@@ -10,6 +10,7 @@ Messages printed through `log` clear the bar first, so the two never mix.
 
 from __future__ import annotations
 
+import collections
 import os
 import sys
 import time
@@ -105,9 +106,15 @@ class StatusLine:
 
 class Progress(StatusLine):
     """A training run's progress line: step `start` + 1 to `total`, the loss, tokens a second
-    and the time left (evaluations after every `eval_every` steps counted in). On a terminal
-    one line redrawn in place; into a file or a pipe a plain line every `every` steps (about
-    ten a run by default), on `stream` (stderr by default)."""
+    and the time left (evaluations after every `eval_every` steps counted in), both at the
+    pace of the last `RECENT` steps. On a terminal one line redrawn in place; into a file or a
+    pipe a plain line every `every` steps (about ten a run by default), on `stream` (stderr by
+    default)."""
+
+    # The steps whose pace the line reports. The run's mean since its start would lag: beside
+    # a program started mid-run (or after the cores chosen change) the steps take twice as
+    # long, and a mean over the thousand before would go on promising half the time left.
+    RECENT = 50
 
     def __init__(self, total: int, start: int = 0, stream: TextIO | None = None,
                  every: int | None = None, eval_every: int | None = None) -> None:
@@ -116,8 +123,9 @@ class Progress(StatusLine):
         self.eval_every = eval_every      # the run evaluates after every eval_every-th step
         self.every = every or max(1, (total - start) // 10)   # plain lines: about ten a run
         self.began = time.perf_counter()
-        self.step_time = 0.0          # seconds in training steps only (evaluation excluded)
-        self.tokens = 0
+        # (seconds, tokens) of the last RECENT steps: steps only, evaluations excluded
+        self.recent: collections.deque[tuple[float, int]] = collections.deque(
+            maxlen=self.RECENT)
         self.eval_time, self.evaluations = 0.0, 0
 
     def evaluations_from(self, step: int) -> int:
@@ -139,11 +147,11 @@ class Progress(StatusLine):
                cores: int | None = None) -> None:
         """After a step: its number, loss, tokens and time taken, and the cores the steps run
         on now (shown when given: beside a busy program the run chooses fewer)."""
-        self.step_time += seconds
-        self.tokens += n_tokens
+        self.recent.append((seconds, n_tokens))
         done = step - self.start
-        rate = self.tokens / self.step_time if self.step_time else 0.0
-        left = self.step_time / done * (self.total - step) if done else 0.0
+        step_time = sum(s for s, _ in self.recent)
+        rate = sum(n for _, n in self.recent) / step_time if step_time else 0.0
+        left = step_time / len(self.recent) * (self.total - step)
         if self.evaluations:
             left += self.eval_time / self.evaluations * self.evaluations_from(step)
         parts = [f"step {step:>{len(str(self.total))}}/{self.total}", f"loss {loss:.4f}",
