@@ -283,6 +283,24 @@ def test_counted_work_on_a_terminal_is_redrawn_a_few_times_a_second_and_ends_sho
                      out.getvalue())
 
 
+def test_counted_work_says_its_rate_and_time_left_at_the_pace_of_the_last_seconds(
+        monkeypatch):
+    # A BPE's merges speed up as it goes: ten a second for ten seconds, then a hundred a
+    # second. Five seconds later the line says the pace of those five seconds (the mean since
+    # the start, 40 a second, said 0:10 left for what takes 0:04).
+    now = [0.0]
+    monkeypatch.setattr("tinyformer.progress.time.perf_counter", lambda: now[0])
+    out = io.StringIO()
+    progress = CountProgress("merge", 1000, stream=out, after=0.0, interval=0.05)
+    for k in range(1, 11):
+        now[0] = float(k)
+        progress.update(10 * k)
+    for j in range(1, 51):
+        now[0] = 10 + 0.1 * j
+        progress.update(100 + 10 * j)
+    assert out.getvalue().splitlines()[-1] == "merge  600/1000 | 100 merges/s | 0:04 left"
+
+
 def test_quick_counted_work_shows_nothing():
     for out in (io.StringIO(), Terminal()):
         progress = CountProgress("merge", 100, stream=out)          # a second before a line
