@@ -174,6 +174,17 @@ def test_on_a_terminal_close_ends_the_line_so_what_follows_starts_on_its_own():
     assert into_a_file.getvalue() == ""
 
 
+def test_the_time_left_and_the_rate_follow_the_recent_steps_when_the_pace_changes():
+    # A busy program starts beside the run at step 100: its steps take twice as long from
+    # then on. Fifty steps later the line says the pace of now, not the run's mean (which
+    # said 0:20 left and 7.5k tok/s, a third less time than the 150 steps left would take).
+    out = io.StringIO()
+    progress = Progress(300, stream=out, every=1)
+    for step in range(1, 151):
+        progress.update(step, 1.0, 1000, seconds=0.1 if step <= 100 else 0.2)
+    assert out.getvalue().splitlines()[-1] == "step 150/300 | loss 1.0000 | 5.0k tok/s | 0:30 left"
+
+
 def test_the_time_elapsed_counts_evaluation_too_not_only_the_steps(monkeypatch):
     clock = iter([100.0, 160.0])                     # the start, then a minute later
     monkeypatch.setattr("tinyformer.progress.time.perf_counter", lambda: next(clock))
@@ -270,6 +281,24 @@ def test_counted_work_on_a_terminal_is_redrawn_a_few_times_a_second_and_ends_sho
     progress.close()
     assert re.search(r"\rmerge 1000/1000 \| [\d,]+ merges/s \| 0:00 left\033\[K\n$",
                      out.getvalue())
+
+
+def test_counted_work_says_its_rate_and_time_left_at_the_pace_of_the_last_seconds(
+        monkeypatch):
+    # A BPE's merges speed up as it goes: ten a second for ten seconds, then a hundred a
+    # second. Five seconds later the line says the pace of those five seconds (the mean since
+    # the start, 40 a second, said 0:10 left for what takes 0:04).
+    now = [0.0]
+    monkeypatch.setattr("tinyformer.progress.time.perf_counter", lambda: now[0])
+    out = io.StringIO()
+    progress = CountProgress("merge", 1000, stream=out, after=0.0, interval=0.05)
+    for k in range(1, 11):
+        now[0] = float(k)
+        progress.update(10 * k)
+    for j in range(1, 51):
+        now[0] = 10 + 0.1 * j
+        progress.update(100 + 10 * j)
+    assert out.getvalue().splitlines()[-1] == "merge  600/1000 | 100 merges/s | 0:04 left"
 
 
 def test_quick_counted_work_shows_nothing():

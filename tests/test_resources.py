@@ -22,6 +22,7 @@ import tinyautograd as ta
 import tinyformer.resources
 import tinyformer.train
 from tinyformer.decoding import beam_search
+from tinyformer.files import size_said
 from tinyformer.gpt import GPT
 from tinyformer.prompts import respond
 from tinyformer.tokenizers import CharTokenizer
@@ -490,6 +491,24 @@ def test_a_run_is_refused_when_it_needs_more_memory_than_is_available(monkeypatc
     monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need - 1)
     with pytest.raises(ValueError, match="training with these sizes needs about"):
         tinyformer.resources.check_memory(config, 40)
+
+
+def test_a_refusal_says_when_the_weights_alone_take_most_of_the_memory(monkeypatch):
+    """A model too wide or too deep for the machine: a smaller batch or context, which the
+    advice names first, would barely help, and the refusal says where the memory goes."""
+    def refusal(**sizes):
+        config = tinyformer.train.TrainConfig(n_head=2, **sizes).resolved()
+        need = tinyformer.resources.training_memory(config, 40)
+        monkeypatch.setattr(tinyformer.resources, "available_memory", lambda: need - 1)
+        with pytest.raises(ValueError) as refused:
+            tinyformer.resources.check_memory(config, 40)
+        return str(refused.value), config
+    said, config = refusal(n_layer=8, d_model=512, context=8, batch_size=1)
+    weights = tinyformer.resources.weights_memory(config, 40)
+    assert f"of memory, {size_said(weights)} of it for the weights, their gradients and " \
+           f"AdamW's two moments, and " in said
+    said, _ = refusal(n_layer=1, d_model=16, context=256, batch_size=64)   # the activations'
+    assert "for the weights" not in said and "needs about" in said
 
 
 def test_a_step_that_raises_leaves_blas_on_the_chosen_count_and_is_not_timed():

@@ -133,8 +133,7 @@ def _memory_stat(directory: str, key: str) -> int:
 
 def training_memory(config: TrainConfig, vocab_size: int) -> int:
     """An estimate, on the low side, of the bytes a training step of `config` (resolved) needs:
-    the parameters four times over (weights, gradients, AdamW's two moments), and once more
-    for each micro-batch but one (`gradient_copies`), and the activations that the backward
+    the parameters' (`weights_memory`), and the activations that the backward
     pass keeps, the attention scores and logits among them; or, for a task, those of an
     evaluation if more: it scores EVAL_PAIRS held-out pairs at once, whatever the batch size
     (a batch of one with --max-len 10000 passed the check, made its pairs for a minute, then
@@ -142,13 +141,6 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     d = config.d_model
     d_ff = config.d_ff or default_d_ff(d, config.activation or "gelu")
     context = config.context or 2 * config.max_len + 2
-    sizes = {"d_model": d, "d_ff": d_ff, "n_layer": config.n_layer, "n_head": config.n_head,
-             "n_kv_head": config.n_kv_head, "activation": config.activation,
-             "context": context, "positions": config.positions}
-    if config.task:
-        sizes.update(src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
-    else:
-        sizes.update(vocab_size=vocab_size)
     layers = config.n_layer * (2 if config.task else 1)
     # A task's encoder and decoder each see a sequence of at most task_context tokens (the
     # source; the target with <bos> or <eos>), however long the positions' table (and no more
@@ -165,7 +157,24 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     if config.task:       # no graph kept: one attention's scores and probabilities at a time
         longest = config.context or task_context(config.max_len)
         activations = max(activations, 2 * EVAL_PAIRS * config.n_head * longest ** 2)
-    return FLOAT * ((4 + gradient_copies(config)) * least_parameters(sizes) + activations)
+    return weights_memory(config, vocab_size) + FLOAT * activations
+
+
+def weights_memory(config: TrainConfig, vocab_size: int) -> int:
+    """The bytes of training_memory that the parameters take, whatever the batch: four times
+    over (weights, gradients, AdamW's two moments), and once more for each micro-batch but
+    one (`gradient_copies`)."""
+    d = config.d_model
+    sizes = {"d_model": d, "d_ff": config.d_ff or default_d_ff(d, config.activation or "gelu"),
+             "n_layer": config.n_layer, "n_head": config.n_head,
+             "n_kv_head": config.n_kv_head, "activation": config.activation,
+             "context": config.context or 2 * config.max_len + 2,
+             "positions": config.positions}
+    if config.task:
+        sizes.update(src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
+    else:
+        sizes.update(vocab_size=vocab_size)
+    return FLOAT * (4 + gradient_copies(config)) * least_parameters(sizes)
 
 
 def gradient_copies(config: TrainConfig) -> int:
@@ -187,7 +196,11 @@ def check_memory(config: TrainConfig, vocab_size: int) -> None:
     smaller = f"a smaller {', '.join(options[:-1])} or {options[-1]}"
     if gradient_copies(config) > 1:       # more micro-batches than the default's two
         smaller = smaller.replace(" or ", ", ") + " or fewer --micro-batches"
-    check_fits(training_memory(config, vocab_size), "training with these sizes", smaller)
+    # Where the weights alone take most of it, a smaller batch or context barely helps: said.
+    need, weights = training_memory(config, vocab_size), weights_memory(config, vocab_size)
+    detail = (f", {size_said(weights)} of it for the weights, their gradients and AdamW's two "
+              f"moments," if weights >= need / 2 else "")
+    check_fits(need, "training with these sizes", smaller, detail)
 
 
 def beam_memory(model_config: dict, context: int, beam: int, start: int, steps: int) -> int:
@@ -207,13 +220,13 @@ def beam_memory(model_config: dict, context: int, beam: int, start: int, steps: 
     return beams * (2 * keys_and_values + 4 * 8 * vocab)
 
 
-def check_fits(need: int, what: str, smaller: str) -> None:
+def check_fits(need: int, what: str, smaller: str, detail: str = "") -> None:
     """ValueError, before anything is allocated, when `need` bytes are more than the memory
-    available: "{what} needs about 27.9 GB of memory and 23.9 GB is available; choose
+    available: "{what} needs about 27.9 GB of memory{detail} and 23.9 GB is available; choose
     {smaller}"."""
     have = available_memory()
     if have is not None and need > have:
-        raise BadInput(f"{what} needs about {size_said(need)} of memory and "
+        raise BadInput(f"{what} needs about {size_said(need)} of memory{detail} and "
                        f"{size_said(have)} is available; choose {smaller}")
 
 

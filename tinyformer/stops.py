@@ -127,21 +127,47 @@ def signals_stop_at_once() -> Iterator[None]:
         yield
 
 
-@contextlib.contextmanager
-def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[Callable[[], str | None]]:
-    """Ctrl-C, SIGTERM (`kill`, `timeout`, a container's or a cluster's stop) or SIGHUP (the
-    terminal closed) asks the loop to stop after the step in progress (so that the checkpoint
-    holds whole steps); a second of any stops at once (the row's exception in STOPS). Yields a
-    function: the outcome the first asked for ("interrupted", "terminated" or "hung up"), or
-    None while none came."""
-    asked = []
-    def handler(signum, frame):
+class StopsAsked:
+    """What interrupt_between_steps yields. Called: the outcome the first stop asked for
+    ("interrupted", "terminated" or "hung up"), or None while none came. `finishing(work)`:
+    a block after the step (an evaluation) that a first stop waits for too, and says so."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.asked: list[str] = []
+        self.work = "step"              # what a first stop waits for now
+
+    def __call__(self) -> str | None:
+        return self.asked[0] if self.asked else None
+
+    def handle(self, signum: int, frame: object) -> None:
+        """The handler of each signal that stops a run."""
         stop = STOPS[signum]
         stop.first()
-        if asked:
+        if self.asked:
             raise stop.at_once
-        asked.append(stop.outcome)
-        log(f"\n{stop.said}: finishing this step and saving a checkpoint ({stop.said} again to "
-            f"stop now)")
-    with parallel.handling(parallel.STOPPING, handler):      # (in the main thread only)
-        yield lambda: asked[0] if asked else None
+        self.asked.append(stop.outcome)
+        self.log(f"\n{stop.said}: finishing this {self.work} and saving a checkpoint "
+                 f"({stop.said} again to stop now)")
+
+    @contextlib.contextmanager
+    def finishing(self, work: str) -> Iterator[None]:
+        """Inside, a first stop says it finishes `work` ("evaluation"), not a step: the step
+        is done, and an evaluation (--eval-iters 200) can take as long as many steps."""
+        self.work = work
+        try:
+            yield
+        finally:
+            self.work = "step"
+
+
+@contextlib.contextmanager
+def interrupt_between_steps(log: Callable[[str], None]) -> Iterator[StopsAsked]:
+    """Ctrl-C, SIGTERM (`kill`, `timeout`, a container's or a cluster's stop) or SIGHUP (the
+    terminal closed) asks the loop to stop after the step in progress (so that the checkpoint
+    holds whole steps), and its evaluation if one is due (StopsAsked.finishing); a second of
+    any stops at once (the row's exception in STOPS). Yields a StopsAsked: called, the outcome
+    the first asked for ("interrupted", "terminated" or "hung up"), or None while none came."""
+    asked = StopsAsked(log)
+    with parallel.handling(parallel.STOPPING, asked.handle):      # (in the main thread only)
+        yield asked

@@ -832,7 +832,8 @@ class Trainer:
                     progress.clear()
                     title = ("end of training" if self.step == c.iters
                              else f"{progress.elapsed():.0f} s")
-                    record.update(evaluate(title))
+                    with stop_asked.finishing("evaluation"):   # a stop waits for it: its
+                        record.update(evaluate(title))          # figures are the step's
                 append_metrics(self.run.file(METRICS), record)
                 self.halfway = None             # the step is whole and recorded
                 if saving:
