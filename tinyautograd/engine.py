@@ -236,7 +236,9 @@ class Function:
     op twice differentiable. Arrays that forward keeps on ctx (`ctx.mask = ...`) are constants
     to the graph: fine for masks and indices, but a value that depends on the inputs (a
     softmax inside the op, say) must be computed again from `ctx.operands` when
-    `ctx.create_graph` is True, or its second derivative would be missing.
+    `ctx.create_graph` is True, or its second derivative would be missing. An input's or the
+    output's own array kept on ctx (`ctx.x = x`) is refused by a backward under create_graph,
+    for that reason: read it through `ctx.operands` or `ctx.result`.
 
     A forward that hands back its first input's array, or a view of it, sets the class
     attribute `views_input = True`, as Reshape does: a change in place to either is then
@@ -1311,6 +1313,8 @@ def _input_grads(node, grad, create_graph, needed):
         # A user's backward may not write into grad: the same array may be another tensor's
         # gradient too (Add hands one array to both its inputs). (ctx's arrays: _CheckedContext.)
         (grad,) = _read_only([grad])
+    elif node.fn.guarded:
+        _refuse_kept_arrays(node)
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
@@ -1355,6 +1359,28 @@ def _input_grads(node, grad, create_graph, needed):
             g = g.astype(array.dtype)
         shaped.append(g)
     return shaped
+
+
+def _refuse_kept_arrays(node):
+    """Before a user's backward runs under create_graph: refuse an input's or the output's
+    array kept on its ctx in the forward (`ctx.x = x`, torch's save_for_backward written as an
+    attribute). The recorded backward would read it as a constant, so every second derivative
+    through it would be silently lost; ctx.operands and ctx.result give the Tensors here."""
+    tensors = [(f"input {i}", t) for i, t in enumerate(node.inputs) if t._requires_grad]
+    tensors.append(("the output", node.output))           # alive: backward came through it
+    for name, kept in vars(node).items():
+        values = kept if isinstance(kept, (tuple, list)) else (kept,)      # ctx.saved = (x, w)
+        for value in values:
+            if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+                continue
+            for what, t in tensors:
+                if np.may_share_memory(value, t.data):
+                    read = "ctx.result" if t is node.output else "ctx.operands"
+                    raise RuntimeError(
+                        f"{node.name}.backward under create_graph=True: ctx.{name} holds "
+                        f"{what}'s array, which a recorded backward reads as a constant, so the "
+                        f"second derivative through it would be lost; read it in backward with "
+                        f"{read} (Tensors here) instead of keeping it on ctx")
 
 
 def _sum_to(grad, shape, op):
