@@ -163,6 +163,18 @@ class Module:
     _forward_pre_hooks: list | tuple = ()
     _forward_hooks: list | tuple = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A Parameter or Module set in the class body is the class's, shared by every
+        # instance; parameters(), state_dict() and train()/eval() read an instance's own
+        # attributes, so it would be neither trained nor saved (a Dropout never switched off),
+        # without a word.
+        super().__init_subclass__(**kwargs)
+        for name, value in _learned(vars(cls).items()):
+            raise TypeError(f"{cls.__name__}.{name}: a {type(value).__name__} set in the class "
+                            f"body belongs to the class, where parameters(), state_dict() and "
+                            f"train() do not look; set it in __init__, "
+                            f"self.{name.split('.')[0]} = ...")
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._forward_pre_hooks:                 # (a model without hooks pays two checks)
             args = self._run_pre_hooks(args)
