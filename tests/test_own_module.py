@@ -41,3 +41,27 @@ def test_settings_in_the_class_body_and_modules_in_init_are_fine():
             self.proj = nn.Linear(self.d_model, self.d_model)
 
     assert [name for name, _ in Block().named_parameters()] == ["proj.weight", "proj.bias"]
+
+
+def test_torchs_backward_hook_says_how_to_read_a_modules_output_gradient():
+    from tinyautograd import Tensor
+    model = nn.Sequential(nn.Linear(3, 2))
+    for name in ("register_full_backward_hook", "register_backward_hook"):
+        with pytest.raises(AttributeError, match=re.escape(
+                f"'{name}': that is PyTorch's; here, a forward hook that calls "
+                f"out.register_hook(fn)")):
+            getattr(model, name)
+    # What it says works: the hook hears dL/d(output), and the output is left as it was.
+    heard = []
+
+    def fn(grad):
+        heard.append(grad.data)
+
+    def hook(module, args, out):
+        out.register_hook(fn)
+
+    model[0].register_forward_hook(hook)
+    out = model(Tensor(np.ones((4, 3))))
+    assert isinstance(out, Tensor)
+    (out * 3).sum().backward()
+    np.testing.assert_array_equal(heard[0], np.full((4, 2), 3.0))

@@ -128,6 +128,13 @@ _TORCH_MODULE_NAMES = {
     "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "cpu": engine._TORCH_TENSOR_NAMES["cpu"],
     "register_parameter": "an attribute, self.name = Parameter(...)",
     "add_module": "an attribute, self.name = module",
+    "register_module": "an attribute, self.name = module",
+    # A module's gradient is its output's: hooked once the forward has made it. (The forward
+    # hook must return None: a value returned replaces the output.)
+    **dict.fromkeys(("register_full_backward_hook", "register_backward_hook"),
+                    "a forward hook that calls out.register_hook(fn) on its output and returns "
+                    "None, def hook(module, args, out): out.register_hook(fn); fn(grad) then "
+                    "gets dL/d(output)"),
     # A buffer is state that is saved but not learned (a running mean, a fixed table).
     "register_buffer": ("an attribute: self.name = nn.Parameter(array, requires_grad=False), "
                         "which state_dict saves and no optimizer moves (a plain array or "
