@@ -90,3 +90,43 @@ def test_what_is_no_differentiable_inputs_array_may_be_kept():
     x = x64(3, 2)
     c = ta.Tensor(np.random.default_rng(1).normal(size=(3, 2)), dtype=np.float64)
     assert ta.gradgradcheck(lambda t: ReadsOperands.apply(t, c), x)
+
+
+class Flip(ta.Function):
+    """A forward that hands back a view of its input, without saying views_input = True."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x[::-1]
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[::-1]
+
+
+class FlipSaid(Flip):
+    views_input = True
+
+
+@pytest.mark.parametrize("op", [Flip, FlipSaid])
+def test_a_change_in_place_through_a_view_that_a_function_gave_is_caught(op):
+    # Undeclared, the view did not share its input's stamp of changes: a change through it
+    # went unseen, and the backward that read the input gave 22, 24, 26 where 2, 4, 6 is right.
+    w = ta.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    h = w * 1.0
+    loss = (h * h).sum()                     # its backward reads h
+    with ta.no_grad():
+        flipped = op.apply(h)
+        flipped += 10                        # h's array too
+    np.testing.assert_array_equal(h.data, [11.0, 12.0, 13.0])
+    with pytest.raises(RuntimeError, match="backward of mul: its input 0 .* was changed in "
+                                           "place after mul used it"):
+        loss.backward()
+
+
+def test_a_view_a_function_gave_is_writeable_as_its_input_and_its_gradient_flows():
+    w = ta.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    flipped = Flip.apply(w * 1.0)
+    assert flipped.data.flags.writeable
+    (flipped * ta.Tensor([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(w.grad, [3.0, 2.0, 1.0])

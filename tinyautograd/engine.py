@@ -242,7 +242,8 @@ class Function:
 
     A forward that hands back its first input's array, or a view of it, sets the class
     attribute `views_input = True`, as Reshape does: a change in place to either is then
-    caught in a backward that reads the other.
+    caught in a backward that reads the other (in a Function written outside tinyautograd,
+    undeclared too), and one to a view of a leaf that requires a gradient is refused.
 
     The arrays a Function written outside tinyautograd gets (its inputs' in forward; grad,
     `ctx.operands`, `ctx.result` and `ctx.array(i)` in backward) are read-only views: a change
@@ -347,11 +348,17 @@ class Function:
             raise
         if data.__class__ is not np.ndarray:
             data = _forward_result(cls, data)
+        viewed = None
         if cls.guarded and not data.flags.writeable:
-            _writeable_again(data, inputs)
+            viewed = _writeable_again(data, inputs)
         out = Tensor._make(data)
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
+        elif viewed is not None:
+            # A user's forward that hands back a view of an input without saying views_input:
+            # it shares that input's stamp all the same, or a change in place through either
+            # would go unseen by a backward that reads the other, its gradient silently wrong.
+            out._sharing_stamp_with(viewed)
         if True in needs_input_grad:
             kind = data.dtype.kind
             if kind == "f":
@@ -1819,15 +1826,19 @@ def _writeable_again(data, inputs):
     """A forward's result that is one of the read-only views `_read_only` made of the `inputs`'
     arrays, or a view of one (`return a`, `a.reshape(...)`), made writeable, as the array it
     views is: it is a tensor of the caller's from now on. (numpy's `base` of a view is the
-    array that owns the memory.)"""
-    owners = [t.data if t.data.base is None else t.data.base
-              for t in inputs if t.data.flags.writeable]
-    if data.base is not None and any(data.base is owner for owner in owners):
-        # Not a view that repeats elements (np.broadcast_to's, a sliding window): numpy makes
-        # those read-only itself, since a write through one element would change others, and
-        # the caller's input with them.
-        if not _repeats_elements(data):
-            data.flags.writeable = True
+    array that owns the memory.) Returns the input it views, None where it views none."""
+    if data.base is None:
+        return None
+    for t in inputs:
+        if t.data.flags.writeable and data.base is (t.data if t.data.base is None
+                                                    else t.data.base):
+            # Not a view that repeats elements (np.broadcast_to's, a sliding window): numpy
+            # makes those read-only itself, since a write through one element would change
+            # others, and the caller's input with them.
+            if not _repeats_elements(data):
+                data.flags.writeable = True
+            return t
+    return None
 
 
 def _repeats_elements(array: np.ndarray) -> bool:
