@@ -130,3 +130,25 @@ def test_a_view_a_function_gave_is_writeable_as_its_input_and_its_gradient_flows
     assert flipped.data.flags.writeable
     (flipped * ta.Tensor([1.0, 2.0, 3.0])).sum().backward()
     np.testing.assert_array_equal(w.grad, [3.0, 2.0, 1.0])
+
+
+class Positive(ta.Function):
+    """An integer result: outside the graph, as torch leaves a Function's integer outputs."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return (x > 0).astype(np.int64)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def test_backward_through_an_integer_result_says_that_integers_carry_no_gradient():
+    # It said only "nothing it was computed from had requires_grad=True, or it was computed
+    # under no_grad()": neither was so.
+    x = ta.Tensor([1.0, -2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "or it was computed through integers or booleans (argmax, a comparison, "
+            "astype(int), a Function's integer result), which carry no gradient")):
+        (Positive.apply(x) * 1.0).sum().backward()

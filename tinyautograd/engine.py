@@ -1472,8 +1472,10 @@ def _created_at(node):
 # Why a tensor has no graph to go back through. The last cause is the one met when
 # differentiating twice: a gradient has a graph only if it was computed with create_graph=True,
 # and then only where it depends on the inputs (a function linear in them has a constant one).
-_NO_GRAPH_CAUSES = ("nothing it was computed from had requires_grad=True, or it was computed "
-                    "under no_grad(); a gradient to differentiate again must come from "
+_NO_GRAPH_CAUSES = ("nothing it was computed from had requires_grad=True, it was computed "
+                    "under no_grad(), or it was computed through integers or booleans "
+                    "(argmax, a comparison, astype(int), a Function's integer result), which "
+                    "carry no gradient; a gradient to differentiate again must come from "
                     "grad(..., create_graph=True) or backward(create_graph=True), and one that "
                     "still has no graph does not depend on the inputs: its own gradient is zero")
 
