@@ -300,8 +300,8 @@ def modules_of_your_own(model: nn.Module) -> list[str]:
     one of the user's own (after building, or in a subclass's __init__), or one removed
     ('path (None)'); the topmost only, not the modules inside it. A parameter of your own
     outside them is named so too ('path (Parameter)', or 'path (None)' for one removed), and
-    so is each method a subclass of ours writes ('MyGPT.forward'): the config rebuilds
-    neither. Empty for a model as its config builds it.
+    so is what a subclass of ours defines besides __init__ (a method, 'MyGPT.forward'): the
+    config rebuilds neither. Empty for a model as its config builds it.
 
     What the config alone describes (summary's words, a Hugging Face export) is the model only
     when this is empty. It builds the model again to compare, its weights left zero
