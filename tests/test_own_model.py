@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 import tinyautograd as ta
 from tinyautograd import nn
-from tinyformer import BERT, GPT, checkpoint, rundir
+from tinyformer import BERT, GPT, checkpoint, layers, rundir
 from tinyformer import train as train_module
 from tinyformer.tokenizers import CharTokenizer
 from tinyformer.train import TrainConfig, Trainer
@@ -355,3 +355,64 @@ def test_a_setting_the_model_has_and_the_settings_leave_out_must_be_its_default(
         checkpoint.check_built_as(model, "gpt", settings, "the settings give")
     checkpoint.check_built_as(GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16), "gpt",
                               settings, "the settings give")
+
+
+class HotterLogits(GPT):
+    """A GPT whose forward is its own, and nothing else: the modules its config builds."""
+
+    def forward(self, idx, *args, **kwargs):
+        return super().forward(idx, *args, **kwargs) * 3.0
+
+
+class ScaledLogits(GPT):
+    """A GPT with a parameter of its own (no module), read by its own forward."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logit_scale = nn.Parameter(np.full(1, 2.0, np.float32))
+
+    def forward(self, idx, *args, **kwargs):
+        return super().forward(idx, *args, **kwargs) * self.logit_scale
+
+
+@pytest.mark.parametrize("cls, own", [
+    (HotterLogits, ["HotterLogits.forward"]),
+    (ScaledLogits, ["ScaledLogits.forward", "logit_scale (Parameter)"]),
+])
+def test_a_subclass_with_a_forward_or_a_parameter_of_its_own_is_not_loaded_as_a_plain_gpt(
+        tmp_path, cls, own):
+    # Its modules are all GPT's, so its checkpoint recorded no modules of your own: a
+    # forward of its own was loaded into a plain GPT, which computed another function
+    # without a word, and a parameter of its own made the weights' file "not the weights of
+    # the model config.json describes", as if damaged.
+    def build(seed):
+        ta.manual_seed(seed)
+        return cls(VOCAB, 16, n_layer=1, n_head=2, d_model=16)
+    trained = train(tmp_path, build(0), iters=1).model
+    assert rundir.read_config(str(tmp_path))["modules_of_your_own"] == own
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=re.escape(f"modules of your own ({', '.join(own)})")):
+        checkpoint.load_model(tmp_path)
+    with pytest.raises(ValueError, match="its modules of your own are none"):
+        Trainer.resume(str(tmp_path), log=quiet, model=GPT(VOCAB, 16, 1, 2, 16))
+    # Built the same way again, it loads and goes on.
+    x = np.array([[1, 2, 3]])
+    loaded = checkpoint.load_model(tmp_path, model=build(1))[0]
+    np.testing.assert_array_equal(loaded(x).data, trained.eval()(x).data)
+    assert Trainer.resume(str(tmp_path), log=quiet, model=build(1)).step == 1
+
+
+def test_a_subclass_that_only_swaps_modules_in_its_init_names_those_alone():
+    # Its __init__ is read through what it builds: no method of its own to name.
+    assert layers.modules_of_your_own(Adapted(VOCAB, 16, n_layer=1, n_head=2,
+                                              d_model=16)) == ["adapter (Linear)"]
+    plain = GPT(VOCAB, 16, n_layer=1, n_head=2, d_model=16)
+    plain.decoder.layers[0].attn.q.bias = None               # a parameter removed
+    assert layers.modules_of_your_own(plain) == ["decoder.layers.0.attn.q.bias (None)"]
+
+
+def test_save_pretrained_refuses_a_forward_of_your_own(tmp_path):
+    with pytest.raises(ValueError, match=re.escape("no Hugging Face format expresses "
+                                                   "HotterLogits.forward")):
+        HotterLogits(VOCAB, 16, n_layer=1, n_head=2, d_model=16).save_pretrained(tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()

@@ -236,11 +236,14 @@ class Function:
     op twice differentiable. Arrays that forward keeps on ctx (`ctx.mask = ...`) are constants
     to the graph: fine for masks and indices, but a value that depends on the inputs (a
     softmax inside the op, say) must be computed again from `ctx.operands` when
-    `ctx.create_graph` is True, or its second derivative would be missing.
+    `ctx.create_graph` is True, or its second derivative would be missing. An input's or the
+    output's own array kept on ctx (`ctx.x = x`) is refused by a backward under create_graph,
+    for that reason: read it through `ctx.operands` or `ctx.result`.
 
     A forward that hands back its first input's array, or a view of it, sets the class
     attribute `views_input = True`, as Reshape does: a change in place to either is then
-    caught in a backward that reads the other.
+    caught in a backward that reads the other (in a Function written outside tinyautograd,
+    undeclared too), and one to a view of a leaf that requires a gradient is refused.
 
     The arrays a Function written outside tinyautograd gets (its inputs' in forward; grad,
     `ctx.operands`, `ctx.result` and `ctx.array(i)` in backward) are read-only views: a change
@@ -345,11 +348,17 @@ class Function:
             raise
         if data.__class__ is not np.ndarray:
             data = _forward_result(cls, data)
+        viewed = None
         if cls.guarded and not data.flags.writeable:
-            _writeable_again(data, inputs)
+            viewed = _writeable_again(data, inputs)
         out = Tensor._make(data)
         if cls.views_input:
             _stamped_with_what_it_views(out, inputs[0])
+        elif viewed is not None:
+            # A user's forward that hands back a view of an input without saying views_input:
+            # it shares that input's stamp all the same, or a change in place through either
+            # would go unseen by a backward that reads the other, its gradient silently wrong.
+            out._sharing_stamp_with(viewed)
         if True in needs_input_grad:
             kind = data.dtype.kind
             if kind == "f":
@@ -1335,6 +1344,8 @@ def _input_grads(node, grad, create_graph, needed):
         # A user's backward may not write into grad: the same array may be another tensor's
         # gradient too (Add hands one array to both its inputs). (ctx's arrays: _CheckedContext.)
         (grad,) = _read_only([grad])
+    elif node.fn.guarded:
+        _refuse_kept_arrays(node)
     if needed is None:                                     # backward(): every input
         grads = node.fn.backward(node, grad)
     else:
@@ -1379,6 +1390,28 @@ def _input_grads(node, grad, create_graph, needed):
             g = g.astype(array.dtype)
         shaped.append(g)
     return shaped
+
+
+def _refuse_kept_arrays(node):
+    """Before a user's backward runs under create_graph: refuse an input's or the output's
+    array kept on its ctx in the forward (`ctx.x = x`, torch's save_for_backward written as an
+    attribute). The recorded backward would read it as a constant, so every second derivative
+    through it would be silently lost; ctx.operands and ctx.result give the Tensors here."""
+    tensors = [(f"input {i}", t) for i, t in enumerate(node.inputs) if t._requires_grad]
+    tensors.append(("the output", node.output))           # alive: backward came through it
+    for name, kept in vars(node).items():
+        values = kept if isinstance(kept, (tuple, list)) else (kept,)      # ctx.saved = (x, w)
+        for value in values:
+            if not (isinstance(value, np.ndarray) and value.dtype.kind == "f"):
+                continue
+            for what, t in tensors:
+                if np.may_share_memory(value, t.data):
+                    read = "ctx.result" if t is node.output else "ctx.operands"
+                    raise RuntimeError(
+                        f"{node.name}.backward under create_graph=True: ctx.{name} holds "
+                        f"{what}'s array, which a recorded backward reads as a constant, so the "
+                        f"second derivative through it would be lost; read it in backward with "
+                        f"{read} (Tensors here) instead of keeping it on ctx")
 
 
 def _sum_to(grad, shape, op):
@@ -1463,8 +1496,10 @@ def _created_at(node):
 # Why a tensor has no graph to go back through. The last cause is the one met when
 # differentiating twice: a gradient has a graph only if it was computed with create_graph=True,
 # and then only where it depends on the inputs (a function linear in them has a constant one).
-_NO_GRAPH_CAUSES = ("nothing it was computed from had requires_grad=True, or it was computed "
-                    "under no_grad(); a gradient to differentiate again must come from "
+_NO_GRAPH_CAUSES = ("nothing it was computed from had requires_grad=True, it was computed "
+                    "under no_grad(), or it was computed through integers or booleans "
+                    "(argmax, a comparison, astype(int), a Function's integer result), which "
+                    "carry no gradient; a gradient to differentiate again must come from "
                     "grad(..., create_graph=True) or backward(create_graph=True), and one that "
                     "still has no graph does not depend on the inputs: its own gradient is zero")
 
@@ -1817,15 +1852,19 @@ def _writeable_again(data, inputs):
     """A forward's result that is one of the read-only views `_read_only` made of the `inputs`'
     arrays, or a view of one (`return a`, `a.reshape(...)`), made writeable, as the array it
     views is: it is a tensor of the caller's from now on. (numpy's `base` of a view is the
-    array that owns the memory.)"""
-    owners = [t.data if t.data.base is None else t.data.base
-              for t in inputs if t.data.flags.writeable]
-    if data.base is not None and any(data.base is owner for owner in owners):
-        # Not a view that repeats elements (np.broadcast_to's, a sliding window): numpy makes
-        # those read-only itself, since a write through one element would change others, and
-        # the caller's input with them.
-        if not _repeats_elements(data):
-            data.flags.writeable = True
+    array that owns the memory.) Returns the input it views, None where it views none."""
+    if data.base is None:
+        return None
+    for t in inputs:
+        if t.data.flags.writeable and data.base is (t.data if t.data.base is None
+                                                    else t.data.base):
+            # Not a view that repeats elements (np.broadcast_to's, a sliding window): numpy
+            # makes those read-only itself, since a write through one element would change
+            # others, and the caller's input with them.
+            if not _repeats_elements(data):
+                data.flags.writeable = True
+            return t
+    return None
 
 
 def _repeats_elements(array: np.ndarray) -> bool:

@@ -128,6 +128,13 @@ _TORCH_MODULE_NAMES = {
     "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "cpu": engine._TORCH_TENSOR_NAMES["cpu"],
     "register_parameter": "an attribute, self.name = Parameter(...)",
     "add_module": "an attribute, self.name = module",
+    "register_module": "an attribute, self.name = module",
+    # A module's gradient is its output's: hooked once the forward has made it. (The forward
+    # hook must return None: a value returned replaces the output.)
+    **dict.fromkeys(("register_full_backward_hook", "register_backward_hook"),
+                    "a forward hook that calls out.register_hook(fn) on its output and returns "
+                    "None, def hook(module, args, out): out.register_hook(fn); fn(grad) then "
+                    "gets dL/d(output)"),
     # A buffer is state that is saved but not learned (a running mean, a fixed table).
     "register_buffer": ("an attribute: self.name = nn.Parameter(array, requires_grad=False), "
                         "which state_dict saves and no optimizer moves (a plain array or "
@@ -162,6 +169,18 @@ class Module:
     # learned state: _learned passes them by, as torch keeps hooks out of parameters().
     _forward_pre_hooks: list | tuple = ()
     _forward_hooks: list | tuple = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A Parameter or Module set in the class body is the class's, shared by every
+        # instance; parameters(), state_dict() and train()/eval() read an instance's own
+        # attributes, so it would be neither trained nor saved (a Dropout never switched off),
+        # without a word.
+        super().__init_subclass__(**kwargs)
+        for name, value in _learned(vars(cls).items()):
+            raise TypeError(f"{cls.__name__}.{name}: a {type(value).__name__} set in the class "
+                            f"body belongs to the class, where parameters(), state_dict() and "
+                            f"train() do not look; set it in __init__, "
+                            f"self.{name.split('.')[0]} = ...")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._forward_pre_hooks:                 # (a model without hooks pays two checks)

@@ -298,26 +298,41 @@ def modules_of_your_own(model: nn.Module) -> list[str]:
     """'path (Class)' for each module of `model` (a GPT, BERT or Transformer) that its class,
     given `model.config`, does not build there: a layer's `ffn`, `attn` or norm replaced by
     one of the user's own (after building, or in a subclass's __init__), or one removed
-    ('path (None)'); the topmost only, not the modules inside it. Empty for a model as its
-    config builds it.
+    ('path (None)'); the topmost only, not the modules inside it. A parameter of your own
+    outside them is named so too ('path (Parameter)', or 'path (None)' for one removed), and
+    so is what a subclass of ours defines besides __init__ (a method, 'MyGPT.forward'): the
+    config rebuilds neither. Empty for a model as its config builds it.
 
     What the config alone describes (summary's words, a Hugging Face export) is the model only
     when this is empty. It builds the model again to compare, its weights left zero
     (nn.skip_init): for GPT-2 small a few seconds, once."""
     # The model itself ('') may be a subclass of ours: what it holds is compared with what
     # our class builds, not its class.
-    ours = next((cls for cls in type(model).__mro__ if cls.__module__.startswith("tinyformer.")),
-                None)
+    mro = type(model).__mro__
+    ours = next((cls for cls in mro if cls.__module__.startswith("tinyformer.")), None)
     if ours is None or not isinstance(getattr(model, "config", None), dict):
         raise TypeError(f"model: a GPT, BERT or Transformer of tinyformer's (or a subclass of "
                         f"one) is needed, not {type(model).__name__}")
-    built = {path: type(m) for path, m in nn.skip_init(ours, **model.config).named_modules()
-             if path}
-    have = {path: type(m) for path, m in model.named_modules() if path}
+    # A subclass's __init__ builds modules and parameters, compared below; anything else it
+    # writes (a forward, a head's logits) computes what the config does not say.
+    methods = [f"{cls.__name__}.{name}" for cls in mro[:mro.index(ours)]
+               for name in vars(cls) if name not in _CLASS_BOOKKEEPING]
+
+    def parts(module):                    # {path: class} of its modules and parameters
+        return {path: type(part) for path, part in [*module.named_modules(),
+                                                    *module.named_parameters()] if path}
+    built, have = parts(nn.skip_init(ours, **model.config)), parts(model)
     differ = ([path for path in have if built.get(path) is not have[path]]
               + [path for path in built if path not in have])
-    return [f"{path} ({have[path].__name__ if path in have else 'None'})" for path in differ
-            if not any(path.startswith(f"{other}.") for other in differ)]
+    return methods + [f"{path} ({have[path].__name__ if path in have else 'None'})"
+                      for path in differ
+                      if not any(path.startswith(f"{other}.") for other in differ)]
+
+
+# What every class body holds (its docstring, its module's name, ...) and __init__, which
+# modules_of_your_own reads through what it builds: no method of a subclass's own.
+_CLASS_BOOKKEEPING = {*vars(type("Empty", (), {})), "__init__", "__annotations__",
+                      "__firstlineno__", "__static_attributes__"}
 
 
 # --------------------------------------------------------------------------------------------
