@@ -1925,8 +1925,9 @@ def _has_byte_level(data):
     """Whether the pre-tokenizer of the tokenizer.json `data` has a ByteLevel step (which
     _pre_tokenizer_steps then requires to be its last)."""
     pre_tokenizer = data.get("pre_tokenizer") or {}
-    stages = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) \
-        if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    stages = [pre_tokenizer]
+    if pre_tokenizer.get("type") == "Sequence":
+        stages = pre_tokenizer.get("pretokenizers", [])
     return any(isinstance(stage, dict) and stage.get("type") == "ByteLevel" for stage in stages)
 
 
