@@ -167,6 +167,9 @@ def test_ids_put_in_that_idx_type_cannot_hold_widen_the_inputs_type():
     # a type that holds them is kept, signed too
     small = mask_tokens((idx % 90).astype(np.int8), 89, 90, rng=np.random.default_rng(0))[0]
     assert small.dtype == np.int8
+    # to its last id: int8 holds a <mask> of 127, the last of a vocabulary of 128
+    full = mask_tokens((idx % 127).astype(np.int8), 127, 128, rng=np.random.default_rng(0))[0]
+    assert full.dtype == np.int8 and (full == 127).any()
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

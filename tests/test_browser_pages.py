@@ -900,6 +900,17 @@ def test_the_panel_writes_nan_and_inf_as_the_pictures_do(browser, tmp_path, valu
     assert len(histogram) == np.isfinite(values).any()          # none with no finite value
 
 
+def test_the_panel_says_an_empty_tensor_is_empty(browser, tmp_path):
+    # An array of no values has no numbers to write (the page holds none for it): "empty",
+    # where the panel failed to open on it.
+    x = ta.Tensor(np.zeros((0, 3)), requires_grad=True)
+    loss = (x * 2).sum()
+    open_clean(browser, viz.graph_page(loss, inputs={"x": x}).save(tmp_path / "graph.html"))
+    browser.find_element(By.ID, "search").send_keys("x\n")
+    panel = browser.find_element(By.ID, "panel").text
+    assert panel.count("empty") == 2 and "undefined" not in panel, panel      # value, gradient
+
+
 def misdrawn(browser, view="forward"):
     """What is drawn out of place in a view: an arrow that misses the nodes it joins, or the
     border of the folded box at an end of it, or runs into a folded box (an arrow to or from

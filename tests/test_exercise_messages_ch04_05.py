@@ -80,6 +80,17 @@ def test_scalar_engine_recursion_that_never_ends_is_shown_once(tmp_path, old, ne
     assert lines[-1].strip().startswith("RecursionError: maximum recursion depth exceeded")
 
 
+def test_a_run_of_lines_is_folded_from_its_third_time_with_the_count_of_the_others():
+    # As Python's traceback: a line that comes twice is shown twice; from three times it is
+    # shown once, with how many more times it came.
+    from tinyformer.exercises.checking import _fold_repeats
+    assert _fold_repeats(["a", "a", "b"]) == ["a", "a", "b"]
+    assert _fold_repeats(["a"] * 5 + ["b"]) == ["a", "    [the line above repeated 4 more times]",
+                                                 "b"]
+    assert _fold_repeats(["x"] + ["a", "b"] * 3) == [
+        "x", "a", "b", "    [the 2 lines above repeated 2 more times]"]
+
+
 @pytest.mark.parametrize("old, new, words", [
     ("exponent * self.data ** (exponent - 1) * out.grad",
      "exponent * self.data ** exponent * out.grad", "the power is the exponent minus one"),

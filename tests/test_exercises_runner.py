@@ -212,6 +212,26 @@ def test_an_exception_that_nothing_caught_in_the_fresh_process_is_ours(tmp_path,
         check_in_subprocess(find("one_hot"), path)
 
 
+def test_a_name_beside_the_learners_that_python_never_imports_from_there_is_not_blamed(
+        tmp_path, monkeypatch):
+    # sys.py (a module built into Python, found before any file) and a folder numpy/ without
+    # __init__.py (no package: numpy's own is found first) shadow nothing, so a failure of
+    # the fresh process stays ours, not a file for the learner to rename.
+    from tinyformer.exercises import find
+    from tinyformer.exercises.isolated import HarnessError, check_in_subprocess
+    failing = tmp_path / "python"
+    failing.write_text(f"#!/bin/sh\nexec {sys.executable} -c \"raise KeyError('ours')\"\n")
+    failing.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(failing))
+    (tmp_path / "sys.py").write_text("")
+    (tmp_path / "numpy").mkdir()
+    (tmp_path / "numpy" / "core.py").write_text("")
+    path = tmp_path / "one_hot.py"
+    path.write_text("")
+    with pytest.raises(HarnessError, match=r"^the check's own code failed, not yours "):
+        check_in_subprocess(find("one_hot"), path)
+
+
 @pytest.mark.parametrize("beside", ["math.py", "numpy.py", "numpy/__init__.py"])
 def test_a_file_beside_the_learners_named_as_a_module_it_imports_is_their_failure(tmp_path,
                                                                                    beside):

@@ -368,8 +368,12 @@ def test_added_tokens_decode_as_the_library_decodes_them(tmp_path, normalizer):
         assert ours.decode(ids) == theirs.decode(ids, skip_special_tokens=False), ascii(text)
 
 
-@pytest.mark.parametrize("layout, inner", [("smollm", []), ("qwen", [{"type": "NFC"}])],
-                         ids=["of none", "of NFC"])
+@pytest.mark.parametrize("layout, inner", [
+    ("smollm", []), ("qwen", [{"type": "NFC"}]),
+    # one inside another, as the library nests them: it was named "a sequence of several"
+    ("smollm", [{"type": "Sequence", "normalizers": []}]),
+    ("qwen", [{"type": "Sequence", "normalizers": [{"type": "NFC"}]}]),
+], ids=["of none", "of NFC", "of a sequence of none", "of a sequence of NFC"])
 def test_a_sequence_of_no_normalizer_or_of_one_is_read_as_that(tmp_path, layout, inner):
     # Some models' tokenizer.json write their normalizer as a Sequence of none, which changes
     # no text in the library, as a Sequence of one does what that one does: both were refused.

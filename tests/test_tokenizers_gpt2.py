@@ -600,6 +600,10 @@ def test_a_token_spelled_as_the_files_spell_it_is_refused_naming_the_token_to_gi
                 f"{spelled!r} is not a token of this vocabulary; tinyformer names a token by the "
                 f"text it stands for: {ours.id_to_token(i)!r} (id {i}), which Hugging Face's")):
             reader.token_to_id(spelled)
+        # spelled so, but no token's text either: nothing to name instead
+        with pytest.raises(ValueError, match="^'\u0120zqxjv' is not a token of this "
+                                             "vocabulary$"):
+            reader.token_to_id("\u0120zqxjv")
     with pytest.raises(ValueError, match="^'\u0120' is not a token of this vocabulary$"):
         CharTokenizer.train("a b").token_to_id("\u0120")    # its characters are its tokens
 

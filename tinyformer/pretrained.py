@@ -1886,13 +1886,16 @@ def _stages(data, path):
                     "it changes how words are cut")
     normalizer = data.get("normalizer")
     # A Sequence applies its normalizers in turn: one of none changes nothing (some models'
-    # files write one), one of one is that one; each is read as such.
-    if normalizer is not None and normalizer.get("type") == "Sequence":
+    # files write one), one of one is that one; each is read as such, a Sequence in a
+    # Sequence too.
+    while normalizer is not None and normalizer.get("type") == "Sequence":
         inner = normalizer["normalizers"]
         if inner == []:
             normalizer = None
         elif isinstance(inner, list) and len(inner) == 1 and isinstance(inner[0], dict):
             normalizer = inner[0]
+        else:
+            break                   # several: refused below, naming them
     normalization = None
     if normalizer is not None:
         normalization = normalizer.get("type")
@@ -1922,8 +1925,9 @@ def _has_byte_level(data):
     """Whether the pre-tokenizer of the tokenizer.json `data` has a ByteLevel step (which
     _pre_tokenizer_steps then requires to be its last)."""
     pre_tokenizer = data.get("pre_tokenizer") or {}
-    stages = pre_tokenizer.get("pretokenizers", [pre_tokenizer]) \
-        if pre_tokenizer.get("type") == "Sequence" else [pre_tokenizer]
+    stages = [pre_tokenizer]
+    if pre_tokenizer.get("type") == "Sequence":
+        stages = pre_tokenizer.get("pretokenizers", [])
     return any(isinstance(stage, dict) and stage.get("type") == "ByteLevel" for stage in stages)
 
 
