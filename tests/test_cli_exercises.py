@@ -1189,6 +1189,20 @@ def test_a_damaged_progress_file_is_said_by_each_command_and_kept(workspace, com
     assert path.read_text() == "{not json"
 
 
+def test_a_solution_declined_beside_a_damaged_progress_file_does_not_count_the_hints_seen(
+        workspace):
+    # The hints seen are counted in the file not read: "0 of 3" would be a guess.
+    path = workspace / STATE_DIR / "progress.json"
+    path.write_text("{not json")
+    result = run("solution", 1)                       # no answer to its question: not shown
+    assert result.exit_code == 0, result.output
+    assert f"It has {len(FIRST.hints)} hints" in result.stdout
+    assert "You have seen" not in result.stdout and "Not shown." in result.stdout
+    assert result.stderr.startswith(f"Note: nothing is shown, without the progress: {path} "
+                                    f"is damaged")
+    assert path.read_text() == "{not json"
+
+
 def test_a_progress_file_that_cannot_be_read_does_not_stop_grading(workspace, monkeypatch):
     """One the grader may not read (another user's), or a folder in its place: every exercise
     is graded all the same, with a note saying why the progress was not used."""

@@ -449,9 +449,13 @@ def solution(workspace: Workspace | None, ex: Exercise, confirmed: bool = False)
     """Print exercise `ex`'s reference solution once the learner confirms (or `confirmed`),
     and remember in the workspace that it was shown. Returns whether it was shown."""
     if not confirmed:
-        hints = workspace.progress["hints"].get(ex.slug, 0) if workspace else 0
-        click.echo(f"Exercise {ex.number}, {ex.slug}: working it out is what teaches. You "
-                   f"have seen {hints} of its {len(ex.hints)} hints "
+        if workspace is not None and workspace.unread is not None:
+            # The count is in the progress file not read: 0 would be a guess said as a fact.
+            seen = f"It has {len(ex.hints)} hints"
+        else:
+            hints = workspace.progress["hints"].get(ex.slug, 0) if workspace else 0
+            seen = f"You have seen {hints} of its {len(ex.hints)} hints"
+        click.echo(f"Exercise {ex.number}, {ex.slug}: working it out is what teaches. {seen} "
                    f"({command_line('exercises', 'hint', str(ex.number))}).")
         try:
             confirmed = click.confirm("Show the reference solution?", default=False)
@@ -460,6 +464,7 @@ def solution(workspace: Workspace | None, ex: Exercise, confirmed: bool = False)
             confirmed = False
         if not confirmed:
             click.echo("Not shown.")
+            say_unsaved(workspace, "nothing is shown")
             return False
     if workspace is not None:
         workspace.mark_solution_shown(ex)
