@@ -319,7 +319,8 @@ _LONGEST_CYCLE = 8
 def _fold_repeats(lines: list[str]) -> list[str]:
     """`lines` with each run of lines that repeats back to back, three times or more, written
     once and followed by how many more times it came: a recursion that never ends is a
-    thousand identical calls, and Python's own traceback folds them the same way."""
+    thousand identical calls, which Python's own traceback folds too (it writes three before
+    its count, this one)."""
     folded, i = [], 0
     while i < len(lines):
         period, repeats = 1, 1

@@ -102,7 +102,7 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
                 # of the learner's.
                 cut = printed.rfind("Traceback (most recent call last)")
                 shown = Printed(printed[:cut], printed.lines_before) if cut >= 0 else printed
-                return _own_failure(what, errors, path), shown
+                return _failure_before_result(what, errors, path), shown
             if returncode < 0:          # stopped by a signal, not an exit status
                 return (f"your code's process was stopped by signal {-returncode} "
                         f"({signal.strsignal(-returncode)}) before the {what} could finish"
@@ -113,7 +113,7 @@ def _run_learner(arguments: list[str], path: StrPath, timeout: float,
         if "os_error" in result:
             raise OSError(*result["os_error"])
         if "bug" in result:
-            return _own_failure(what, result["bug"], path), printed
+            return _failure_before_result(what, result["bug"], path), printed
         if "exited" in result:
             return (f"your code ended the {what} early (exit status {result['exited']}): it "
                     f"calls exit() or raises SystemExit; return, or raise an error, "
@@ -204,7 +204,7 @@ class HarnessError(RuntimeError):
     """tinyformer's own code failed in the fresh process: a bug, reported as one."""
 
 
-def _own_failure(what: str, trace: str, path: StrPath) -> str:
+def _failure_before_result(what: str, trace: str, path: StrPath) -> str:
     """Why the fresh process failed in tinyformer's own code, as the learner's failure where a
     file beside theirs has the name of a module it imports (math.py, numpy.py): the process
     runs in their folder, as `python one_hot.py` would, and Python imports their file in the
