@@ -377,11 +377,20 @@ def test_every_option_that_takes_a_value_says_what_it_is_when_not_given():
     ("generate", "threads chosen as it runs")])
 def test_threads_0_is_told_to_give_a_count_or_leave_it_unset(command, unset):
     # "0 is not in the range x>=1." said nothing of what to give, where --top-k 0 does; 0 is
-    # "as many as the cores" to some tools (xz -T0), which leaving it unset comes nearest to.
-    result = CliRunner().invoke(main, [command, "--threads", "0"])
-    line, = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and line.startswith("Error: "), result.output
-    assert f"(give 1 or more, or leave it unset for {unset})." in line, line
+    # "as many as the cores" to some tools (xz -T0), which leaving it unset comes nearest to;
+    # and so is a word for it ("auto", "max"), where click said only "not a valid integer".
+    for given in ["0", "auto"]:
+        result = CliRunner().invoke(main, [command, "--threads", given])
+        line, = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and line.startswith("Error: "), result.output
+        assert f"(give 1 or more, or leave it unset for {unset})." in line, line
+
+
+def test_a_word_for_top_k_is_said_as_click_says_it():
+    # --top-k's hint is about 0 (every token): a word there is no number, and only that.
+    result = CliRunner().invoke(main, ["generate", "--top-k", "all"])
+    assert result.exit_code == 2
+    assert "'all' is not a valid integer. (see " in result.stderr, result.output
 
 def test_trains_settings_say_their_default_as_click_does_and_the_jobs_are_the_ones_resolved(
         tmp_path):

@@ -166,18 +166,24 @@ class SaysBelow:
     the library's own check says it: transformers' generate reads top_k=0 as every token and
     top_p=0 as the likeliest alone, and a user of it who types that here is told how to ask
     for it; --threads 0 is told to give a count or none (threads_below). The range stays in
-    the message, as the help shows it."""
+    the message, as the help shows it. `words_too`: a word in place of the number (--threads
+    auto, as other tools take it) is told the same."""
 
-    def __init__(self, *args, below, **kwargs):
+    def __init__(self, *args, below, words_too=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.below = below
+        self.below, self.words_too = below, words_too
 
     def convert(self, value, param, ctx):
         try:
             return super().convert(value, param, ctx)
         except click.BadParameter as error:
-            number = (click.INT if isinstance(self, click.IntRange) else click.FLOAT).convert(
-                value, param, ctx)                  # a number, or it is not one: said as was
+            try:
+                number = (click.INT if isinstance(self, click.IntRange)
+                          else click.FLOAT).convert(value, param, ctx)
+            except click.BadParameter as not_a_number:
+                if self.words_too:
+                    not_a_number.message = f"{not_a_number.message.rstrip('.')} ({self.below})."
+                raise
             if number < self.min or (self.min_open and number == self.min):
                 error.message = f"{error.message.rstrip('.')} ({self.below})."
             raise
@@ -888,7 +894,7 @@ def threads_option(what, chosen):
     not given (`chosen`)."""
     return click.option(
         "--threads", type=IntRangeSaysBelow(min=1, max=4096, below=threads_below(
-            "threads chosen as it runs")), metavar="N", cls=EnvironmentOption,
+            "threads chosen as it runs"), words_too=True), metavar="N", cls=EnvironmentOption,
         envvar="TINYFORMER_THREADS", show_envvar=True, callback=at_most_the_cores,
         show_default=chosen, help=f"{what}, at most the machine's cores.")
 
@@ -1795,7 +1801,7 @@ at its defaults, ours as by default). PyTorch's columns need PyTorch installed."
 @click.option("--case", "cases", multiple=True, metavar="NAME", show_default="one-thread",
               help="Run this case (repeatable): one-thread, two-threads or loaded.")
 @click.option("--threads", type=IntRangeSaysBelow(min=1, below=threads_below(
-    "the --case's own count")), metavar="N", show_default="the --case's",
+    "the --case's own count"), words_too=True), metavar="N", show_default="the --case's",
               help="Both engines on N BLAS and PyTorch threads, instead of a --case.")
 @click.option("--save", is_flag=True, help="Write each benchmark's JSON to benchmarks/results/, "
               "replacing the file of its name there: the repository's own figures among them.")
