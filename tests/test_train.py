@@ -1619,15 +1619,13 @@ def test_bert_on_batches_too_small_to_always_hide_a_token_trains_with_finite_los
     trainer.close()
 
 
-def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
-    from click.testing import CliRunner
-    from tinyformer_cli import main
+def test_each_step_records_its_gradient_norm_before_clipping(tmp_path, train_unplotted):
     def records(clip):
         out = tmp_path / f"clip-{clip}"
-        result = CliRunner().invoke(main, ["train", "--n-layer", "1", "--n-head", "2",
-                                           "--d-model", "16", "--context", "16", "--batch-size",
-                                           "4", "--iters", "3", "--eval-every", "3",
-                                           "--eval-iters", "1", "--clip", clip, "--out", out])
+        result = train_unplotted("--n-layer", "1", "--n-head", "2", "--d-model", "16",
+                                 "--context", "16", "--batch-size", "4", "--iters", "3",
+                                 "--eval-every", "3", "--eval-iters", "1", "--clip", clip,
+                                 "--out", out)
         assert result.exit_code == 0, result.output
         return [json.loads(line) for line in open(out / "metrics.jsonl")]
     # The norm of the step's gradients as computed, not as clipped to 1e-6.
