@@ -167,3 +167,46 @@ def train_unplotted():
             patch.setattr(viz.write, "plot_after_training", lambda run_dir: "")
             return CliRunner().invoke(main, ["train", *map(str, args)])
     return train
+
+
+@pytest.fixture
+def recall_on_eight_prompts(monkeypatch):
+    """The built-in stories' recall evaluated on 8 held-out prompts instead of 100, in this
+    process, for a test that reads no recall figure: a tiny run writes the 100 prompts
+    batch_size at a time (25 generate calls at TINY's 4), some 0.2 s of each evaluation, most of
+    a small run's time. The recall still runs at every evaluation, on the same code path (a
+    figure of eighths); `all_recall_prompts` puts the 100 back for a test that reads it."""
+    import tinyformer.data
+    import tinyformer.jobs
+    monkeypatch.setattr(tinyformer.jobs, "recall_prompts",
+                        lambda n_stories, seed, context: tinyformer.data.recall_prompts(
+                            min(n_stories, 8), seed, context))
+
+
+@pytest.fixture
+def all_recall_prompts(recall_on_eight_prompts, monkeypatch):
+    """The recall on the product's own 100 prompts, for a test that reads it in a module whose
+    every test uses recall_on_eight_prompts (which it asks for so as to come after it)."""
+    import tinyformer.data
+    import tinyformer.jobs
+    monkeypatch.setattr(tinyformer.jobs, "recall_prompts", tinyformer.data.recall_prompts)
+
+
+@pytest.fixture
+def loss_plots_left_out(monkeypatch):
+    """Every `tinyformer train` run in this process ends without its loss plot (an empty line
+    in its place), as train_unplotted's do: for a module whose tests read no plot, drawing it
+    was some 0.3 s of each run. `loss_plots_drawn` draws them again for a test that reads one
+    (or its absence)."""
+    import viz.write
+    drawing = viz.write.plot_after_training
+    monkeypatch.setattr(viz.write, "plot_after_training", lambda run_dir: "")
+    return drawing
+
+
+@pytest.fixture
+def loss_plots_drawn(loss_plots_left_out, monkeypatch):
+    """The loss plot drawn, in a module whose every test uses loss_plots_left_out (which this
+    asks for so as to come after it, and which gives back the function that draws it)."""
+    import viz.write
+    monkeypatch.setattr(viz.write, "plot_after_training", loss_plots_left_out)

@@ -33,6 +33,12 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
         "--batch-size", "4", "--eval-iters", "2"]
 
 
+# The runs trained in this process: the stories' recall on 8 prompts, not 100, and no loss
+# plot, but in the tests that read them (all_recall_prompts, loss_plots_drawn): the 100 and the
+# plot were most of each tiny run's time.
+pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "loss_plots_left_out")
+
+
 def tinyformer(*args, cwd=None):
     runner = CliRunner()
     if cwd is None:
@@ -370,6 +376,7 @@ def test_force_overwrites_a_run_but_not_the_users_files(tmp_path, gpt_run):
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2   # not appended to
 
 
+@pytest.mark.usefixtures("loss_plots_drawn")
 def test_resuming_a_finished_run_changes_nothing(gpt_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(gpt_run[0], out)
@@ -406,10 +413,12 @@ SLOWED_CLI = (f"import runpy, sys; sys.path.insert(0, {str(ROOT)!r})\n" + SLOWIN
 
 
 @pytest.fixture(scope="module")
-def unbroken(tmp_path_factory):
-    """The metrics.jsonl of the LONG run, never stopped."""
+def unbroken(tmp_path_factory, train_unplotted):
+    """The metrics.jsonl of the LONG run, never stopped (its plot not drawn: no test of it
+    reads it). Its recall on the 100 prompts of the stopped processes, which are real ones:
+    each test that compares with it resumes with all_recall_prompts."""
     out = tmp_path_factory.mktemp("runs") / "whole"
-    assert tinyformer("train", *LONG, "--out", out).exit_code == 0
+    assert train_unplotted(*LONG, "--out", out).exit_code == 0
     return (out / "metrics.jsonl").read_text()
 
 
@@ -424,6 +433,7 @@ def started(command, out, **popen):
     return process
 
 
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_ctrl_c_in_a_real_process_then_resume_equals_an_uninterrupted_run(tmp_path, unbroken):
     out = tmp_path / "my run"
     process = started([sys.executable, "-c", SLOWED_CLI, str(ROOT / "cli.py"), "train", *LONG,
@@ -461,6 +471,7 @@ SLOWED = ON_TWO_CORES.replace("from tinyformer_cli import main\n",
 
 
 @pytest.mark.parametrize("threads", [[], ["--threads", "2"]], ids=["default", "threads-2"])
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_sigterm_in_a_real_process_exits_143_with_a_checkpoint_that_resumes_exactly(
         tmp_path, unbroken, threads):
     """SIGTERM (here to the whole process group, as `timeout` sends it) ended the run at once,
@@ -517,6 +528,7 @@ def close_the_terminal(terminal, groups):
 
 @pytest.mark.parametrize("output", ["terminal", "file", "tee"],
                          ids=["to-the-terminal", "to-a-file", "through-tee"])
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_a_closed_terminal_stops_a_run_with_a_checkpoint_that_resumes_exactly(tmp_path,
                                                                              unbroken, output):
     """A run whose terminal closed (its window, its ssh session) got SIGHUP and died at once,
@@ -1222,6 +1234,7 @@ def test_a_failed_forced_run_leaves_the_old_one(tmp_path, gpt_run, files):
     assert snapshot(out) == before
 
 
+@pytest.mark.usefixtures("loss_plots_drawn")      # drawn of the diverged run
 def test_a_diverging_run_says_how_to_start_a_new_one_in_its_place(tmp_path):
     """Resuming would diverge again: the advice is a new run there, with --force, which the
     directory (holding a run) needs; that command works."""
@@ -2091,6 +2104,9 @@ def test_only_an_input_output_error_with_a_stdio_stream_hung_up_is_a_closed_term
             os.close(terminal)
 
 
+# The recall is what diverges, and the plot is drawn of the diverged run: both as the
+# product has them.
+@pytest.mark.usefixtures("all_recall_prompts", "loss_plots_drawn")
 def test_a_run_that_diverges_in_its_first_update_is_said_as_diverged(tmp_path):
     """One update at --lr 1e10 leaves the weights finite but far too large: the evaluation at
     the end of the run writes the stories' recall from them, whose logits leave no token to

@@ -39,6 +39,11 @@ JOBS = {
 }
 
 
+# The stories' recall on 8 prompts, not 100, in every test here but those that read it
+# (all_recall_prompts): the 100 were most of each tiny run's time.
+pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts")
+
+
 def quiet(*args):
     pass
 
@@ -512,6 +517,7 @@ def test_without_out_a_run_passes_over_a_run_that_started_in_its_choice_meanwhil
         trainer.close()
 
 
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_the_loss_goes_down_and_metrics_follow_the_contract(tmp_path):
     lines = run(tmp_path, n_layer=1, n_head=2, d_model=32, context=32, batch_size=16,
                 iters=60, eval_every=30, eval_iters=4, sample_tokens=10, lr=1e-2)
@@ -585,6 +591,7 @@ def test_a_dropout_of_one_trains_as_torch_allows_it(tmp_path):
     assert all(np.isfinite(line["train_loss"]) for line in lines)
 
 
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_the_recall_writes_each_colour_through_the_kv_cache_batch_size_prompts_at_a_time(
         tmp_path):
     # The prompts leave room in the context for the longest colour and its full stop, so the
@@ -625,6 +632,7 @@ def test_the_recall_writes_each_colour_through_the_kv_cache_batch_size_prompts_a
     trainer.close()
 
 
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_the_recall_runs_on_a_context_too_short_to_leave_room(tmp_path):
     # Shorter than the colour and its full stop: one-letter prompts, and the window slides.
     trainer = Trainer.start(TrainConfig(**dict(TINY, context=4), iters=1), str(tmp_path),
@@ -695,6 +703,7 @@ def test_checkpoints_come_every_checkpoint_every_steps_and_at_the_last(tmp_path,
     assert "checkpoint" not in said or "checkpoint-every" in said, said
 
 
+@pytest.mark.usefixtures("all_recall_prompts")
 def test_an_evaluation_turns_dropout_off_for_itself_only_and_samples_anew_each_step(tmp_path):
     said = []
     trainer = Trainer.start(TrainConfig(**TINY, iters=1, dropout=0.5), str(tmp_path),
@@ -1610,15 +1619,13 @@ def test_bert_on_batches_too_small_to_always_hide_a_token_trains_with_finite_los
     trainer.close()
 
 
-def test_each_step_records_its_gradient_norm_before_clipping(tmp_path):
-    from click.testing import CliRunner
-    from tinyformer_cli import main
+def test_each_step_records_its_gradient_norm_before_clipping(tmp_path, train_unplotted):
     def records(clip):
         out = tmp_path / f"clip-{clip}"
-        result = CliRunner().invoke(main, ["train", "--n-layer", "1", "--n-head", "2",
-                                           "--d-model", "16", "--context", "16", "--batch-size",
-                                           "4", "--iters", "3", "--eval-every", "3",
-                                           "--eval-iters", "1", "--clip", clip, "--out", out])
+        result = train_unplotted("--n-layer", "1", "--n-head", "2", "--d-model", "16",
+                                 "--context", "16", "--batch-size", "4", "--iters", "3",
+                                 "--eval-every", "3", "--eval-iters", "1", "--clip", clip,
+                                 "--out", out)
         assert result.exit_code == 0, result.output
         return [json.loads(line) for line in open(out / "metrics.jsonl")]
     # The norm of the step's gradients as computed, not as clipped to 1e-6.
