@@ -226,6 +226,20 @@ def test_with_a_negative_length_penalty_the_early_stop_bound_uses_the_nearest_le
     assert list(best.tokens) == [BOS, A, EOS]
 
 
+def test_with_a_negative_length_penalty_the_bound_is_the_next_length_not_the_one_after():
+    # alpha = -3: lp(1) = 1, lp(2) = (6/7)^3, lp(3) = (6/8)^3. BOS EOS finishes at once with
+    # log 0.3 = -1.20; the live BOS A (log 0.5) is bounded by log 0.5 / lp(2) = -1.10: go on,
+    # to BOS A EOS, log(0.5 * 0.99) / lp(2) = -1.12, the best. Bounded by the length after
+    # the next, lp(3) (-1.64), it stopped and kept BOS EOS. (BOS B's bound, -2.56, is out.)
+    stub = BigramStub({BOS: {EOS: 0.3, A: 0.5, B: 0.2}, A: {EOS: 0.99, A: 0.01},
+                       B: {EOS: 1.0}})
+    best, = search(stub, np.ones((1, 2), dtype=int), beam_size=3, max_len=10,
+                   length_penalty=-3.0)
+    assert list(best.tokens) == [BOS, A, EOS]
+    assert best.score == pytest.approx(math.log(0.5 * 0.99) / gnmt_length_penalty(2, -3.0),
+                                       rel=1e-6)
+
+
 def test_two_end_tokens_tied_at_one_step_go_to_the_lower_token_id():
     # eos_id names EOS and B, and both follow BOS with 0.5: two finished hypotheses with equal
     # scores at the same step. Ties go to the lower token id, as the docstring says.

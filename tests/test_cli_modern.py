@@ -106,7 +106,7 @@ def test_bad_switches_on_the_command_line_are_one_line(tmp_path, args, phrases):
     ('qk_norm = "yes"', "qk_norm in {} must be true or false, got 'yes'"),
     ("bias = 0", "bias in {} must be true or false, got 0"),
     ('tie_weights = "no"', "tie_weights in {} must be true or false, got 'no'"),
-    ("rmsnorm_affine = false", "rmsnorm_affine says whether RMS norms learn a weight; it "
+    ("rmsnorm_affine = false", "rmsnorm_affine in {} says whether RMS norms learn a weight; it "
                                "needs normalization = \"rmsnorm\""),
     ('activation = "swish"', "activation in {} must be one of relu, gelu, swiglu, relu2"),
     ("logit_softcap = 1" + "0" * 400, "logit_softcap in {} must be a finite number > 0, got 1000"),

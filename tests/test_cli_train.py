@@ -1209,8 +1209,10 @@ def test_a_sample_length_for_a_model_that_writes_no_sample_is_refused(tmp_path, 
     result = tinyformer("train", "--config", tmp_path / "run.toml", *args, "--iters", 1,
                         "--n-layer", 1, "--d-model", 16, "--batch-size", 2, "--out",
                         tmp_path / "run")
-    assert_input_error(result, "sample_tokens is the length of the sample a GPT writes at "
-                               f"each evaluation; a {model} writes none: drop it")
+    # named as the file names it, as every other setting from a file is
+    assert_input_error(result, f"sample_tokens in {tmp_path / 'run.toml'} is the length of the "
+                               f"sample a GPT writes at each evaluation; a {model} writes none: "
+                               f"drop it")
     assert not (tmp_path / "run").exists()
 
 

@@ -152,3 +152,36 @@ def test_backward_through_an_integer_result_says_that_integers_carry_no_gradient
             "or it was computed through integers or booleans (argmax, a comparison, "
             "astype(int), a Function's integer result), which carry no gradient")):
         (Positive.apply(x) * 1.0).sum().backward()
+
+
+class ReLUKeepsInput(ta.Function):
+    """torch's tutorial ReLU: the input kept, for a mask alone."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (ctx.x > 0)
+
+
+class ReLUKeepsMask(ReLUKeepsInput):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.mask = x > 0
+        return np.maximum(x, 0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.mask
+
+
+def test_an_input_kept_for_a_mask_is_refused_saying_to_keep_the_mask_which_works():
+    # The refusal cannot tell a mask's use from a value's: it says the way that works here.
+    x = x64(5)
+    with pytest.raises(RuntimeError, match=re.escape(
+            "(a mask made from it in forward, ctx.mask = x > 0, may be kept: a constant)")):
+        ta.gradgradcheck(ReLUKeepsInput.apply, x)
+    assert ta.gradgradcheck(ReLUKeepsMask.apply, x)

@@ -65,3 +65,10 @@ def test_torchs_backward_hook_says_how_to_read_a_modules_output_gradient():
     assert isinstance(out, Tensor)
     (out * 3).sum().backward()
     np.testing.assert_array_equal(heard[0], np.full((4, 2), 3.0))
+
+
+@pytest.mark.parametrize("name", ["register_module", "add_module"])
+def test_torchs_way_to_add_a_submodule_says_to_set_an_attribute(name):
+    with pytest.raises(AttributeError, match=re.escape(
+            f"'{name}': that is PyTorch's; here, an attribute, self.name = module")):
+        getattr(nn.Linear(2, 2), name)

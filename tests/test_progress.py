@@ -301,6 +301,23 @@ def test_counted_work_says_its_rate_and_time_left_at_the_pace_of_the_last_second
     assert out.getvalue().splitlines()[-1] == "merge  600/1000 | 100 merges/s | 0:04 left"
 
 
+def test_counted_works_recent_pace_is_measured_over_the_last_seconds_exactly(monkeypatch):
+    # Ten a second up to 10 s, then a hundred: at 14 s the last five seconds did 10 + 400
+    # merges, 82 a second, measured from the mark 5 s back (a mark a second here), neither
+    # from a later one (4 s at 100 a second: 100) nor from an older one.
+    now = [0.0]
+    monkeypatch.setattr("tinyformer.progress.time.perf_counter", lambda: now[0])
+    out = io.StringIO()
+    progress = CountProgress("merge", 1000, stream=out, after=0.0, interval=0.05)
+    done = 0
+    for t in range(1, 15):
+        now[0] = float(t)
+        done += 10 if t <= 10 else 100
+        progress.update(done)
+    assert done == 500
+    assert out.getvalue().splitlines()[-1] == "merge  500/1000 | 82 merges/s | 0:06 left"
+
+
 def test_quick_counted_work_shows_nothing():
     for out in (io.StringIO(), Terminal()):
         progress = CountProgress("merge", 100, stream=out)          # a second before a line

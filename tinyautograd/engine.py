@@ -1396,7 +1396,10 @@ def _refuse_kept_arrays(node):
     """Before a user's backward runs under create_graph: refuse an input's or the output's
     array kept on its ctx in the forward (`ctx.x = x`, torch's save_for_backward written as an
     attribute). The recorded backward would read it as a constant, so every second derivative
-    through it would be silently lost; ctx.operands and ctx.result give the Tensors here."""
+    through it would be silently lost; ctx.operands and ctx.result give the Tensors here. It
+    cannot see what the backward does with the array: one used only to make a mask (ReLU's
+    x > 0, whose second derivative is 0 all the same) is refused too, and the message says to
+    keep the mask instead."""
     tensors = [(f"input {i}", t) for i, t in enumerate(node.inputs) if t._requires_grad]
     tensors.append(("the output", node.output))           # alive: backward came through it
     for name, kept in vars(node).items():
@@ -1411,7 +1414,8 @@ def _refuse_kept_arrays(node):
                         f"{node.name}.backward under create_graph=True: ctx.{name} holds "
                         f"{what}'s array, which a recorded backward reads as a constant, so the "
                         f"second derivative through it would be lost; read it in backward with "
-                        f"{read} (Tensors here) instead of keeping it on ctx")
+                        f"{read} (Tensors here) instead of keeping it on ctx (a mask made from "
+                        f"it in forward, ctx.mask = x > 0, may be kept: a constant)")
 
 
 def _sum_to(grad, shape, op):

@@ -441,6 +441,10 @@ class TrainConfig:
         it)."""
         tasks = "|".join(TASKS)
         task = name("task")
+
+        def file_only(key):         # a setting no option sets: as a file names it, or bare
+            given = name(key)
+            return key if given == option_name(key) else given
         why = {}
         if not self.task:
             why["min_len"] = why["max_len"] = (f"{name('min_len')} and {name('max_len')} set "
@@ -468,8 +472,9 @@ class TrainConfig:
                 f"{name('mask_rate')} and {name('whole_words')} say what BERT hides; a "
                 f"{self.model} does not hide tokens: drop them, or give {name('model')} bert")
         if self.model != "gpt":
-            why["sample_tokens"] = (f"sample_tokens is the length of the sample a GPT writes at "
-                                    f"each evaluation; a {self.model} writes none: drop it")
+            why["sample_tokens"] = (f"{file_only('sample_tokens')} is the length of the sample "
+                                    f"a GPT writes at each evaluation; a {self.model} writes "
+                                    f"none: drop it")
         if self.positions != "rope":
             why["rope_theta"] = (f"{name('rope_theta')} is the base of RoPE's rotations; it "
                                  f"needs {name('positions')} rope")
@@ -478,8 +483,8 @@ class TrainConfig:
                              f"{name('schedule')} {self.schedule} has no floor: drop "
                              f"{name('min_lr')}, or give {name('schedule')} cosine")
         if self.normalization != "rmsnorm":
-            why["rmsnorm_affine"] = ("rmsnorm_affine says whether RMS norms learn a weight; it "
-                                     "needs normalization = \"rmsnorm\"")
+            why["rmsnorm_affine"] = (f"{file_only('rmsnorm_affine')} says whether RMS norms "
+                                     f"learn a weight; it needs normalization = \"rmsnorm\"")
         return why
 
 
