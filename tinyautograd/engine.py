@@ -2128,7 +2128,8 @@ def _kept_like(x, y, new, symbol):
 _UPDATES = {   # x op= y: numpy's in-place ufunc, and the recorded x op y
     "+": (np.add, operator.add), "-": (np.subtract, operator.sub),
     "*": (np.multiply, operator.mul), "/": (np.true_divide, operator.truediv),
-    "**": (lambda x, y: ops.power(x, y), operator.pow),      # (Pow's rule for a negative y)
+    # Pow's rule for a negative y; called through a lambda, as `ops` is imported at the end
+    "**": (lambda x, y: ops.power(x, y), operator.pow),
     "//": (np.floor_divide, operator.floordiv), "%": (np.remainder, operator.mod),
     "&": (np.bitwise_and, operator.and_), "|": (np.bitwise_or, operator.or_),
     "^": (np.bitwise_xor, operator.xor),
