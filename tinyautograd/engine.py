@@ -1118,12 +1118,7 @@ class Tensor:
             if not wanted:        # as torch: an empty list is a mistake, not "every leaf"
                 raise RuntimeError("backward: `inputs` is empty; give the Tensors whose .grad "
                                    "to fill, or leave it out for every leaf")
-            for i, t in enumerate(wanted):
-                if not t.requires_grad:
-                    raise RuntimeError(f"backward: input {i} does not require a gradient, so "
-                                       f"it can get none: create it with requires_grad=True "
-                                       f"(or call .requires_grad_()) before computing this "
-                                       f"tensor from it")
+            _check_inputs_require_grad(wanted, "backward", "this tensor")
         grad = _seed(self, grad, "backward", "grad")
         _run_backward([self], [grad], retain_graph=create_graph if retain_graph is None
                       else retain_graph, create_graph=create_graph, wanted=wanted,
@@ -1571,12 +1566,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
             raise RuntimeError(f"grad: output {i} does not require a gradient: "
                                f"{_NO_GRAPH_CAUSES}")
         seeds.append(_seed(out, g, "grad", f"grad_outputs[{i}]"))
-    for i, t in enumerate(inputs):
-        if not t.requires_grad:
-            raise RuntimeError(f"grad: input {i} does not require a gradient, so nothing can be "
-                               f"differentiated with respect to it: create it with "
-                               f"requires_grad=True (or call .requires_grad_()) before computing "
-                               f"the outputs from it")
+    _check_inputs_require_grad(inputs, "grad", "the outputs")
     found = _run_backward(outputs, seeds, create_graph if retain_graph is None else retain_graph,
                           create_graph, wanted=inputs)
     unused = [i for i, g in enumerate(found) if g is None]
@@ -1584,6 +1574,17 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
         raise RuntimeError(f"grad: input {unused[0]} was not used to compute the outputs, so "
                            f"it has no gradient; pass allow_unused=True to get None for it")
     return tuple(found)
+
+
+def _check_inputs_require_grad(inputs, caller, computed):
+    """RuntimeError, in one line, for the first of grad's or backward's `inputs` that does not
+    require a gradient: none can flow to it, whatever was `computed` from it."""
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"{caller}: input {i} does not require a gradient, so nothing can "
+                               f"be differentiated with respect to it: create it with "
+                               f"requires_grad=True (or call .requires_grad_()) before computing "
+                               f"{computed} from it")
 
 
 def _tensor_arguments(items, what, caller="grad"):
