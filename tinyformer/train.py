@@ -808,8 +808,9 @@ class Trainer:
                 began = time.perf_counter()
                 with threads.step() as n:
                     done = self.train_step(n, workers)
+                # The count this step ran on: on a trial of another count, not the chosen one
                 progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
-                                cores=threads.chosen)
+                                cores=n)
                 record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
                 if done.grad_norm is not None:
                     record["grad_norm"] = done.grad_norm
