@@ -325,3 +325,35 @@ def test_quick_counted_work_shows_nothing():
             progress.update(done)
         progress.close()
         assert out.getvalue() == ""
+
+
+def test_a_step_on_trial_of_another_core_count_shows_the_count_it_ran_on(tmp_path, capsys,
+                                                                         monkeypatch):
+    # Without --threads the run tries one core and two in turns (AdaptiveThreads), the chosen
+    # count staying one until the trials are in: the line said "1 core" on the steps that ran
+    # on two.
+    monkeypatch.setattr("tinyformer.resources.usable_cores", lambda: 2)
+    config = TrainConfig(n_layer=1, n_head=2, d_model=16, context=16, batch_size=4, iters=4,
+                         micro_batches=2, eval_every=4, eval_iters=1, sample_tokens=4)
+    Trainer.start(config, str(tmp_path / "run"), log=lambda *_: None).train()
+    steps = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step")]
+    assert [line.split(" | ")[3] for line in steps] == ["1 core", "2 cores", "1 core", "2 cores"]
+
+
+def test_a_resumed_run_names_the_evaluations_due_until_one_is_timed():
+    # A resumed run has timed none of its evaluations (nothing records their time): its time
+    # left was the steps' alone, short by the evaluations and silent about it.
+    out = io.StringIO()
+    progress = Progress(30, start=10, stream=out, every=1, eval_every=10)
+    progress.update(11, 1.0, 100, seconds=1.0)
+    assert out.getvalue().splitlines()[-1].endswith("| 0:19 left + 2 evaluations")
+    for step in range(12, 21):
+        progress.update(step, 1.0, 100, seconds=1.0)
+    assert out.getvalue().splitlines()[-1].endswith("| 0:10 left + 2 evaluations")  # step 20's
+    progress.evaluated(4.0)                          # step 20's, timed: the last one's is known
+    progress.update(21, 1.0, 100, seconds=1.0)
+    assert out.getvalue().splitlines()[-1].endswith("| 0:13 left")
+    # None due (the last evaluated, or a run that never evaluates): the time left says no more.
+    progress = Progress(30, start=10, stream=io.StringIO(), every=1)
+    progress.update(11, 1.0, 100, seconds=1.0)
+    assert progress.stream.getvalue().endswith("| 0:19 left\n")

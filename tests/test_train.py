@@ -1066,7 +1066,8 @@ def test_resuming_says_which_steps_metrics_jsonl_lost(tmp_path, monkeypatch, kep
     said = []
     resumed = Trainer.resume(str(tmp_path / "cut"), log=said.append)
     assert [line for line in said if "metrics.jsonl" in line] == [
-        f"note: {path} has no lines for steps {kept + 1} to 5 (lost since they were written); "
+        f"note: {path} has no lines for steps {kept + 1} to 5 (lost since they were written, "
+        f"or never written: steps taken with Trainer.train_step() write none); "
         f"the resumed run's lines follow from step 6, so its curves have a gap there"]
     assert resumed.train() == "done"
     assert [record["step"] for record in metrics(tmp_path / "cut")] == [*range(1, kept + 1),

@@ -106,7 +106,8 @@ class StatusLine:
 
 class Progress(StatusLine):
     """A training run's progress line: step `start` + 1 to `total`, the loss, tokens a second
-    and the time left (evaluations after every `eval_every` steps counted in), both at the
+    and the time left (evaluations after every `eval_every` steps counted in once one is
+    timed; before that, named: "0:41 left + 3 evaluations"), both at the
     pace of the last `RECENT` steps. On a terminal one line redrawn in place; into a file or a
     pipe a plain line every `every` steps (about ten a run by default), on `stream` (stderr by
     default)."""
@@ -145,20 +146,29 @@ class Progress(StatusLine):
 
     def update(self, step: int, loss: float, n_tokens: int, seconds: float,
                cores: int | None = None) -> None:
-        """After a step: its number, loss, tokens and time taken, and the cores the steps run
-        on now (shown when given: beside a busy program the run chooses fewer)."""
+        """After a step: its number, loss, tokens and time taken, and the cores it ran on
+        (shown when given: beside a busy program the run chooses fewer, and it tries another
+        count now and then). The time left counts the evaluations still due at the mean time
+        of those timed (`evaluated`); with none timed yet, it names them instead."""
         self.recent.append((seconds, n_tokens))
         done = step - self.start
         step_time = sum(s for s, _ in self.recent)
         rate = sum(n for _, n in self.recent) / step_time if step_time else 0.0
         left = step_time / len(self.recent) * (self.total - step)
+        evaluations_due = self.evaluations_from(step)
         if self.evaluations:
-            left += self.eval_time / self.evaluations * self.evaluations_from(step)
+            left += self.eval_time / self.evaluations * evaluations_due
         parts = [f"step {step:>{len(str(self.total))}}/{self.total}", f"loss {loss:.4f}",
                  f"{rate / 1000:.1f}k tok/s"]
         if cores is not None:
             parts.append(counted(cores, "core"))
-        parts.append(f"{duration(left)} left")
+        if self.evaluations or not evaluations_due:
+            parts.append(f"{duration(left)} left")
+        else:
+            # None timed yet (a resumed run, until its first evaluation): the time left is the
+            # steps' alone, and says so, rather than a guess at the evaluations' or a time
+            # left that is short by them unsaid.
+            parts.append(f"{duration(left)} left + {counted(evaluations_due, 'evaluation')}")
         if self.live:
             self.redraw(fitted(parts, width(self.stream) - 1))
         elif done % self.every == 0 or step == self.total:

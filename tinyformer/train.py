@@ -808,8 +808,9 @@ class Trainer:
                 began = time.perf_counter()
                 with threads.step() as n:
                     done = self.train_step(n, workers)
+                # The count this step ran on: on a trial of another count, not the chosen one
                 progress.update(self.step, done.loss, done.tokens, time.perf_counter() - began,
-                                cores=threads.chosen)
+                                cores=n)
                 record = {"step": self.step, "train_loss": done.loss, "lr": done.lr}
                 if done.grad_norm is not None:
                     record["grad_norm"] = done.grad_norm
@@ -956,9 +957,10 @@ class Trainer:
         if others:
             self.run.remove(others)
         last = truncate_metrics(self.run.file(METRICS), self.step)
-        if last < self.step:          # cut or deleted since: the training itself goes on exactly
+        if last < self.step:     # cut, deleted, or never written: the training goes on exactly
             self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
-                     f"{self.step} (lost since they were written); the resumed run's lines "
+                     f"{self.step} (lost since they were written, or never written: steps "
+                     f"taken with Trainer.train_step() write none); the resumed run's lines "
                      f"follow from step {self.step + 1}, so its curves have a gap there")
 
     def _saved_order(self, groups):
