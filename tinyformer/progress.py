@@ -107,10 +107,9 @@ class StatusLine:
 class Progress(StatusLine):
     """A training run's progress line: step `start` + 1 to `total`, the loss, tokens a second
     and the time left (evaluations after every `eval_every` steps counted in once one is
-    timed; before that, named: "0:41 left + 3 evaluations"), both at the
-    pace of the last `RECENT` steps. On a terminal one line redrawn in place; into a file or a
-    pipe a plain line every `every` steps (about ten a run by default), on `stream` (stderr by
-    default)."""
+    timed; before that, named: "0:41 left + 3 evaluations"), both at the pace of the last
+    `RECENT` steps. On a terminal one line redrawn in place; into a file or a pipe a plain
+    line every `every` steps (about ten a run by default), on `stream` (stderr by default)."""
 
     # The steps whose pace the line reports. The run's mean since its start would lag: beside
     # a program started mid-run (or after the cores chosen change) the steps take twice as
