@@ -1027,7 +1027,17 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
                    f"{resume}", err=True)
     if trainer.step > first_step:
         from viz.write import plot_after_training
-        click.echo(plot_after_training(directory))
+        try:
+            click.echo(plot_after_training(directory))
+        except KeyboardInterrupt as stop:
+            # The run is saved; only its picture is lost. "stopped by Ctrl-C" alone read as a
+            # run cut short, which --resume then called finished, with no loss.png.
+            stopped = stops.outcome_of(stop)
+            state = "finished and saved" if outcome == "done" else "saved"
+            click.echo(f"stopped by {stops.said(stopped)} while drawing the loss plot; the run "
+                       f"in {directory} is {state}: draw its curves with "
+                       f"`{files.command_line('plot', directory)}`", err=True)
+            sys.exit(STOPPED[stopped])
     if outcome != "done":
         sys.exit(STOPPED[outcome])
     # The run's job knows its data and tokenizer: a task's prompt is a held-out source of the
