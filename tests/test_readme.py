@@ -285,3 +285,23 @@ def test_the_context_names_the_readme_says_are_the_engines_own_are_all_those_ref
 
     assert not [name for name in sorted(names) if stores(name)], "listed, but not refused"
     assert names == set(ta.engine._ENGINE_NAMES), "refused, but not listed"
+
+
+def test_the_settings_the_readme_says_only_a_file_sets_are_those_with_no_option():
+    # A new setting left out of `tinyformer train`'s options, or given one, would leave the
+    # README's count, list or defaults stale: the help's own list is made from the fields.
+    import dataclasses
+    from tinyformer.train_config import TrainConfig
+    text = " ".join(README.split())
+    count, listed = re.search(r"(\w+) settings only a file sets: (.*?)\. `tinyformer train "
+                              r"--help` lists every option", text).groups()
+    names = re.findall(r"`(\w+)`", listed)
+    file_only = [f.name for f in dataclasses.fields(TrainConfig) if "help" not in f.metadata]
+    assert sorted(names) == sorted(file_only)
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+    assert words.index(count.lower()) + 1 == len(names)
+    betas = re.search(r"`beta1`, `beta2` \(AdamW's, ([\d.]+) and ([\d.]+)\)", listed).groups()
+    sample = re.search(r"`sample_tokens` \(.*?, (\d+)\)", listed).group(1)
+    resolved = TrainConfig().resolved()                   # the built-in GPT's settings
+    assert (resolved.beta1, resolved.beta2) == tuple(map(float, betas))
+    assert resolved.sample_tokens == int(sample)
