@@ -433,6 +433,8 @@ TENSOR_WRITTEN_OUT = {
     "new_zeros": lambda t: t.new_zeros(2, 3), "new_ones": lambda t: t.new_ones(2, 3),
     "argmin": lambda t: t.argmin(-1), "bool": lambda t: t.bool(),
     "clip": lambda t: t.clip(0.5, 0.8), "clamp": lambda t: t.clamp(min=0.5, max=0.8),
+    "argsort": lambda t: t.argsort(-1), "sort": lambda t: t.sort(1).values,
+    "cumsum": lambda t: t.cumsum(-1),
 }
 
 
@@ -446,13 +448,30 @@ def test_a_torch_tensor_method_written_out_computes_torchs(name):
     expression = hint.split(" for")[0].split(", numpy's")[0].split(", n copies")[0]
     expression = expression if name != "bool" else f"x.{expression}"
     names = dict(ta=ta, np=np, x=Tensor(values), condition=Tensor(values) > 0.5, y=7.0, n=3,
-                 axis=-1 if name == "argmin" else 0, shape=(2, 3), low=0.5,
+                 axis=-1 if name in ("argmin", "argsort") else 0, shape=(2, 3), low=0.5,
                  high=0.8)
     ours = eval(expression, names)
     ours = ours.data if isinstance(ours, Tensor) else ours
     theirs = TENSOR_WRITTEN_OUT[name](torch.from_numpy(values)).numpy()
     assert ours.dtype == theirs.dtype
-    assert_array_equal(ours, theirs)
+    if name == "cumsum":        # a matrix product adds in BLAS's order, torch's one by one
+        assert_allclose(ours, theirs, rtol=1e-6)
+    else:
+        assert_array_equal(ours, theirs)
+
+
+def test_a_torch_function_that_is_a_missing_tensor_method_here_too_says_what_to_write():
+    # The README promises that a torch name missing from ta says what to write instead:
+    # torch.permute(x, ...), torch.cumsum and torch.einsum said only that ta has no such name.
+    for name in ["permute", "squeeze", "unsqueeze", "flatten", "gather", "cumsum", "sort"]:
+        hint = re.escape(ta.engine._TORCH_TENSOR_NAMES[name])
+        with pytest.raises(AttributeError, match=rf"^module 'tinyautograd' has no attribute "
+                                                 rf"'{name}': that is PyTorch's; here, as for "
+                                                 rf"x\.{name}: {hint}$"):
+            getattr(ta, name)
+    with pytest.raises(AttributeError, match=r"'einsum': that is PyTorch's; here, x @ y, with "
+                                             r"reshape, swapaxes and sum\(axis\)"):
+        _ = ta.einsum
 
 
 def test_a_torch_in_place_method_whose_new_tensor_form_is_ours_names_it():

@@ -260,3 +260,48 @@ def test_the_readmes_reader_that_stops_early_stops_before_the_output_ends(tmp_pa
     unit, limit = re.fullmatch(r"head(?: -([cn]) ?(\d+))?", reader).groups()
     size = len(written.encode()) if unit == "c" else len(written.splitlines())
     assert size > int(limit or 10), f"`{reader}` reads all {size} of what `{command}` writes"
+
+
+def test_the_context_names_the_readme_says_are_the_engines_own_are_all_those_refused():
+    # Its list of the names a Function's ctx refuses left out freed_by_error, which is refused
+    # as the others are.
+    import tinyautograd as ta
+    text = " ".join(README.split())
+    listed = re.search(r"not (`\w+`(?:, `\w+`)* or `\w+`), the context's own: they are refused",
+                       text).group(1)
+    names = set(re.findall(r"`(\w+)`", listed))
+
+    def stores(name):
+        class Storing(ta.Function):
+            @staticmethod
+            def forward(ctx, x):
+                setattr(ctx, name, "mine")
+                return x * 2
+        try:
+            Storing.apply(ta.Tensor([1.0]))
+        except AttributeError as error:
+            return "is the engine's own" not in str(error)
+        return True
+
+    assert not [name for name in sorted(names) if stores(name)], "listed, but not refused"
+    assert names == set(ta.engine._ENGINE_NAMES), "refused, but not listed"
+
+
+def test_the_settings_the_readme_says_only_a_file_sets_are_those_with_no_option():
+    # A new setting left out of `tinyformer train`'s options, or given one, would leave the
+    # README's count, list or defaults stale: the help's own list is made from the fields.
+    import dataclasses
+    from tinyformer.train_config import TrainConfig
+    text = " ".join(README.split())
+    count, listed = re.search(r"(\w+) settings only a file sets: (.*?)\. `tinyformer train "
+                              r"--help` lists every option", text).groups()
+    names = re.findall(r"`(\w+)`", listed)
+    file_only = [f.name for f in dataclasses.fields(TrainConfig) if "help" not in f.metadata]
+    assert sorted(names) == sorted(file_only)
+    words = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+    assert words.index(count.lower()) + 1 == len(names)
+    betas = re.search(r"`beta1`, `beta2` \(AdamW's, ([\d.]+) and ([\d.]+)\)", listed).groups()
+    sample = re.search(r"`sample_tokens` \(.*?, (\d+)\)", listed).group(1)
+    resolved = TrainConfig().resolved()                   # the built-in GPT's settings
+    assert (resolved.beta1, resolved.beta2) == tuple(map(float, betas))
+    assert resolved.sample_tokens == int(sample)

@@ -58,6 +58,13 @@ _TORCH_NAMES = {
     "clamp": engine._TORCH_TENSOR_NAMES["clamp"], "clip": engine._TORCH_TENSOR_NAMES["clamp"],
     "split": engine._TORCH_TENSOR_NAMES["split"], "chunk": engine._TORCH_TENSOR_NAMES["chunk"],
     "cuda": engine._TORCH_TENSOR_NAMES["cuda"], "device": engine._TORCH_TENSOR_NAMES["device"]}
+# torch's functions that are Tensor methods in torch and missing here too: torch.permute(x, ...)
+# takes what x.permute(...) takes.
+_TORCH_NAMES |= {name: f"as for x.{name}: {engine._TORCH_TENSOR_NAMES[name]}" for name in (
+    "permute", "squeeze", "unsqueeze", "flatten", "gather", "pow", "std", "clone", "amax",
+    "amin", "argmin", "argsort", "sort", "cumsum")}
+_TORCH_NAMES["einsum"] = ("x @ y, with reshape, swapaxes and sum(axis) around it "
+                          "(torch.einsum('bij,bjk->bik', x, y) is x @ y)")
 # torch's functions that are a Tensor's methods here: torch.exp(x) is x.exp().
 _TORCH_NAMES |= {name: f"x.{name}(...), the Tensor's method" for name in (
     "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "sum", "mean", "var", "max", "min",

@@ -2265,6 +2265,11 @@ _TORCH_TENSOR_NAMES = {
     "type": "astype(dtype) for a cast, x.dtype for the type",
     "where": "ta.where(condition, x, y) for x.where(condition, y)",
     "argmin": "x.data.argmin(axis), numpy's (indices have no gradient)",
+    "argsort": "x.data.argsort(axis), numpy's (indices have no gradient)",
+    "sort": "x[np.arange(n)[:, None], x.data.argsort(axis=1)] for x.sort(1).values of an "
+            "(n, k) x, indexing by numpy's argsort, which gives the indices",
+    "cumsum": "x @ ta.Tensor(np.triu(np.ones((n, n), x.dtype))) for x.cumsum(-1) of an "
+              "(..., n) x (swapaxes first for another axis)",
     "repeat": "ta.concat([x] * n, axis), n copies along one axis (x.repeat(n, 1) of a matrix is "
               "ta.concat([x] * n, axis=0))",
     "new_zeros": "ta.zeros(*shape, dtype=x.dtype)", "new_ones": "ta.ones(*shape, dtype=x.dtype)",
