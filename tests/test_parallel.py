@@ -1251,6 +1251,19 @@ def test_the_worker_processes_share_out_the_blas_threads(tmp_path):
             assert workers.update(loss_of, parts, threads, 0)[0] == pytest.approx(each)
 
 
+def test_an_evaluation_writes_its_recall_and_sample_on_one_blas_thread(tmp_path, monkeypatch):
+    """Whatever the trainer's threads: a second gains nothing a token at a time, is twice as
+    slow beside a busy program, and could change the text's last bits."""
+    trainer = trainer_for(tmp_path, **TINY)
+    seen, generate = [], trainer.model.generate
+    monkeypatch.setattr(trainer.model, "generate", lambda *args, **kwargs: seen.append(
+        blas_threads_now()) or generate(*args, **kwargs))
+    with blas_threads(2):
+        trainer.evaluate("now", threads=2)
+        assert blas_threads_now() == {2}                  # and back to the trainer's after
+    assert len(seen) > 1 and all(each == {1} for each in seen)   # the recall's, the sample's
+
+
 @needs_fork
 def test_ctrl_c_while_waiting_for_a_child_stops_the_children_still_at_work(forked,
                                                                            monkeypatch):
