@@ -648,7 +648,7 @@ class Trainer:
             # recall, the sample), as side_by_side gives each validation batch: the text is
             # then the same whatever the threads (a product split over two can differ in its
             # last bits). A second thread gained nothing there: the built-in run's recalls and
-            # samples took 2.0 s on one or two, quiet, and beside a busy program 5.4 s on two
+            # samples took 2.0 s on one or two, quiet, and beside a busy program 5.5 s on two
             # against 2.0 on one.
             with ta.no_grad(), blas_threads(1):
                 try:
