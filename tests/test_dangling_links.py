@@ -8,7 +8,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from tinyformer.files import check_exists
+from tinyformer.files import check_exists, check_out_file
 from tinyformer.schema import BadInput
 from tinyformer_cli import main
 
@@ -82,3 +82,18 @@ def test_every_dangling_link_is_said_in_the_same_words(tmp_path):
     path = repr(str(tmp_path / "model.safetensors"))
     assert str(read.value) == f"weights {path} {LINKED}give the file's own path"
     assert str(loaded.value).startswith(f"{path} {LINKED}put the file itself there")
+
+
+def test_an_out_file_that_links_to_nothing_is_named_a_link_and_kept(tmp_path, monkeypatch,
+                                                                    one_step_gpt_run):
+    # Saving renamed a plain file over the link (plot overwrites its --out): the user's link
+    # was gone. Where a command needs --force to overwrite, the link is no file that exists.
+    monkeypatch.chdir(tmp_path)
+    os.symlink("gone", "loss.png")
+    assert one_line_error(run("plot", one_step_gpt_run.out, "--out", "loss.png")) == (
+        f"--out 'loss.png' {LINKED}choose another --out")
+    for force in (True, False):
+        with pytest.raises(BadInput) as refused:
+            check_out_file("loss.png", [".png"], force=force)
+        assert str(refused.value) == f"--out 'loss.png' {LINKED}choose another --out"
+    assert os.listdir(".") == ["loss.png"] and os.readlink("loss.png") == "gone"

@@ -385,6 +385,11 @@ def check_out_file(path: StrPath, suffixes: Sequence[str] | None = None,
                        f"replace; give the path of a file")
     if os.path.exists(path) and not force:
         raise BadInput(f"--out {path!r} exists; pass --force to overwrite it")
+    # Saving would put a plain file in the link's place, --force or not: the link is the
+    # user's (a name they keep pointing elsewhere), and it is there, as `ls` shows.
+    broken = dangling_link(path, "--out", "choose another --out")
+    if broken:
+        raise BadInput(broken)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise BadInput(f"cannot write --out {path!r}: {why_not_a_directory(directory)}; "
