@@ -1190,20 +1190,20 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, wanted=(), accu
                 if node is not None and leads_to_wanted is not None:
                     needed = tuple(id(inp) in leads_to_wanted for inp in node.inputs)
                 goes_on = node is not None and (needed is None or True in needed)
+                is_wanted = id(t) in wanted_ids
                 # grad() answers for a wanted tensor as torch's engine does: with its gradient
                 # after its hooks where the pass ends at it (a leaf, or nothing wanted below),
                 # but as it arrived, before them, where the pass goes on to another wanted
                 # tensor below it, which gets what the hooks made of it.
-                if id(t) in wanted_ids and goes_on and not accumulate:
+                if is_wanted and goes_on and not accumulate:
                     found[id(t)] = grad
                 if t._hooks:                               # (most tensors have none)
                     grad = _run_hooks(t, grad, create_graph)
-                if not accumulate:                         # grad()
-                    if id(t) in wanted_ids and not goes_on:
-                        found[id(t)] = grad
-                # backward(): .grad after the hooks, as torch's, for a wanted tensor too
-                elif (id(t) in wanted_ids if wanted_ids else node is None) or t._retains_grad:
-                    to_accumulate.append((t, grad))
+                if accumulate:          # backward(): .grad after the hooks, as torch's
+                    if (is_wanted if wanted_ids else node is None) or t._retains_grad:
+                        to_accumulate.append((t, grad))
+                elif is_wanted and not goes_on:            # grad(), where the pass ends
+                    found[id(t)] = grad
                 if not goes_on:                            # a leaf, or nothing wanted below
                     continue
                 input_grads = _apply_backward(node, grad, create_graph, needed)
