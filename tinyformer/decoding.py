@@ -422,8 +422,9 @@ def check_streamer(where: str, streamer: object) -> None:
     TextStreamer): the message says to give that method."""
     if streamer is None or callable(streamer):
         return
-    put = " (an object with put, as transformers' streamers: give its put)" \
-        if callable(getattr(streamer, "put", None)) else ""
+    put = ""
+    if callable(getattr(streamer, "put", None)):            # transformers' TextStreamer
+        put = " (an object with put, as transformers' streamers: give its put)"
     raise TypeError(f"{where}: streamer must be a function, called with each step's tokens "
                     f"(B,), or None; got a {type(streamer).__name__} object{put}")
 
