@@ -2152,6 +2152,9 @@ class Tags:
     def id_to_token(self, i):
         return f"<i>{'abcdefghij'[i]}</td>"
 
+    def id_to_bytes(self, i):
+        return self.id_to_token(i).encode()
+
 
 def test_the_lens_page_reads_a_cells_likeliest_tokens_from_the_keyboard(browser, tmp_path):
     # Its tokens were read by hovering only: the keyboard reached the table, and no cell.
@@ -2208,6 +2211,9 @@ class RightToLeft:
     """A tokenizer whose tokens are Arabic and Hebrew words, and one Latin."""
     def id_to_token(self, i):
         return ["مرحبا", "שלום", "ab"][i]
+
+    def id_to_bytes(self, i):
+        return self.id_to_token(i).encode()
 
 
 def test_a_right_to_left_guess_keeps_its_probability_on_its_right(browser, tmp_path):

@@ -637,6 +637,9 @@ class Letters:
     def id_to_token(self, i):
         return "abcdefghij"[i]
 
+    def id_to_bytes(self, i):
+        return self.id_to_token(i).encode()
+
 
 def contrast(ink, background):
     """WCAG 2's contrast ratio of black or white text on a "#rrggbb" background."""
@@ -970,6 +973,9 @@ def test_markup_in_a_title_or_a_token_is_shown_as_text_on_every_page(tmp_path):
     class Markup:
         def id_to_token(self, i):
             return markup
+
+        def id_to_bytes(self, i):
+            return self.id_to_token(i).encode()
 
     maps = {"self": AttentionMap(np.full((1, 1, 2, 2), 0.5), [markup, "b"], [markup, "b"],
                                  "self-attention")}

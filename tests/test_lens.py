@@ -329,6 +329,9 @@ class Pieces:
     def id_to_token(self, i):
         return ["a", "", "c"][i]
 
+    def id_to_bytes(self, i):
+        return self.id_to_token(i).encode()
+
 
 def test_the_table_and_the_picture_show_each_states_top_prediction_in_its_column():
     from tinyformer.lens import Lens

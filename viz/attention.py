@@ -30,6 +30,7 @@ gives them (tinyformer/blocks.py), whatever the model. matplotlib is imported in
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Callable, Iterable, Literal, NamedTuple, Sequence
 
 import numpy as np
@@ -120,11 +121,18 @@ class AttentionMap(NamedTuple):
 def token_labels(tokenizer: Tokenizer, ids: Iterable[int]) -> list[str]:
     """A readable label for each token: spaces as '␣' and newlines as '⏎', since a blank tick
     label cannot be told from a missing one; other control characters escaped ('\\r',
-    '\\x1b'), which a terminal would act on (a carriage return moves the cursor back);
-    special tokens (<bos>) keep their names."""
+    '\\x1b'), which a terminal would act on (a carriage return moves the cursor back), and
+    a byte that is no whole character (part of "你") as '\\xe4'; special tokens (<bos>) keep
+    their names. A backslash of the token's own text is doubled, as `tokenize show` shows it,
+    so that an escape always means what it says: the text \\r of a program's source is
+    '\\\\r', not a carriage return's '\\r'."""
     labels = []
     for i in ids:
-        text = tokenizer.id_to_token(int(i))
+        # The bytes that are no whole character kept apart (as surrogates) until the text's
+        # own backslashes are doubled, then written as \xNN.
+        text = tokenizer.id_to_bytes(int(i)).decode("utf-8", "surrogateescape")
+        text = re.sub("[\udc80-\udcff]", lambda cut: f"\\x{ord(cut.group()) - 0xdc00:02x}",
+                      text.replace("\\", "\\\\"))
         text = text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥")
         labels.append(visible(text))
     return labels

@@ -85,8 +85,10 @@ def _guess(tokenizer: Tokenizer, token_id: int) -> str:
 
 
 # What a label shows as one character: an escape as `visible` (Python's repr) and a byte-level
-# BPE write it ('\\xe2', '\\u200b', '\\r'), or any one character.
-_SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[rnt])|.", re.DOTALL)
+# BPE write it ('\\xe2', '\\u200b', '\\r'), a backslash of the text (token_labels doubles
+# it), or any one character.
+_SHOWN_CHARACTER = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[rnt\\])|.",
+                              re.DOTALL)
 
 
 def _cut(text: str, width: int) -> str:

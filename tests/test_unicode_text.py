@@ -1,0 +1,46 @@
+"""Text that is not plain English through the tokenizers and the pictures that label tokens:
+backslashes of the text beside escapes, bytes cut from a character, lone surrogates."""
+
+import json
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from tinyformer.pretrained import read_tokenizer_json
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer
+from viz.attention import token_labels
+
+
+def code_tokenizer(directory):
+    """A tokenizer.json whose pattern joins a symbol to the letters after it, as Qwen's and
+    Llama 3's do ("\\r" is one chunk), learned on a program that writes "\\r" and "\\x1b",
+    read by us."""
+    theirs = Tokenizer(models.BPE())
+    theirs.decoder = decoders.ByteLevel()
+    theirs.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|\s+|."), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    trainer = trainers.BpeTrainer(vocab_size=300, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    theirs.train_from_iterator(['print("a\\rb\\x1bc")\n' * 50], trainer)
+    (directory / "tokenizer.json").write_text(json.dumps(json.loads(theirs.to_str())))
+    return read_tokenizer_json(directory)
+
+
+def test_a_tokens_own_backslash_is_told_apart_from_an_escape_in_its_label(tmp_path):
+    # A program's text "\r" (a backslash and an r, one token of Qwen's) was labelled as a
+    # carriage return is: '\r'. As `tokenize show`, a backslash of the text is doubled.
+    tokenizer = code_tokenizer(tmp_path)
+    ids = {tokenizer.id_to_bytes(i): i for i in range(tokenizer.vocab_size)}
+    labels = token_labels(tokenizer, [ids[b"\\r"], ids[b"\r"], ids[b"\x1b"]])
+    assert labels == ["\\\\r", "\\r", "\\x1b"]
+    chars = CharTokenizer("\\r")
+    assert token_labels(chars, chars.encode("\\r")) == ["\\\\", "r"]
+    # A byte that is no whole character is still \xNN: the first of "你"'s three.
+    bpe = BPETokenizer.train("你 你 你", 258)
+    assert token_labels(bpe, [0xE4]) == ["\\xe4"]
+
+
+def test_a_backslash_of_a_label_is_cut_whole_or_left_out():
+    from viz.lens import _cut
+    assert _cut("a\\\\b", 2) == "a"
+    assert _cut("a\\\\b", 3) == "a\\\\"
