@@ -3,10 +3,12 @@ backslashes of the text beside escapes, bytes cut from a character, lone surroga
 
 import json
 
+import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from tinyformer.pretrained import read_tokenizer_json
-from tinyformer.tokenizers import BPETokenizer, CharTokenizer
+from tinyformer.schema import BadInput
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
 from viz.attention import token_labels
 
 
@@ -44,3 +46,21 @@ def test_a_backslash_of_a_label_is_cut_whole_or_left_out():
     from viz.lens import _cut
     assert _cut("a\\\\b", 2) == "a"
     assert _cut("a\\\\b", 3) == "a\\\\"
+
+
+def test_a_char_tokenizer_refuses_a_lone_surrogate_as_a_bpe_does(tmp_path):
+    # Bytes read with errors="surrogateescape", or an emoji split into its UTF-16 halves by a
+    # JavaScript tool: a char tokenizer took them as characters, and its decode gave a text
+    # that print() cannot write.
+    for train in (lambda text: BPETokenizer.train(text, 257), CharTokenizer.train):
+        with pytest.raises(BadInput, match=r"^the text to train on is not valid UTF-8 "
+                                           r"\(at character 1\)$"):
+            train("a\udcff b")
+    path = tmp_path / "chars.json"
+    path.write_text('{"type": "char", "version": 1, "chars": ["a", "\\ud83d", "\\ude00"], '
+                    '"special_tokens": []}')
+    with pytest.raises(BadInput, match=r": not a valid char tokenizer file: the vocabulary "
+                                       r"holds '\\ud83d', a lone surrogate \(half of a "
+                                       r"UTF-16 pair\), which is no character and has no UTF-8 "
+                                       r"bytes; give whole characters$"):
+        load_tokenizer(path)

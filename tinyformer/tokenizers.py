@@ -988,6 +988,13 @@ class CharTokenizer(Tokenizer):
             raise BadInput("the vocabulary must be single characters")
         if len(set(chars)) != len(chars):
             raise BadInput("the vocabulary holds a character twice")
+        # Half of a UTF-16 pair (a JavaScript tool splits "😀" so) is no character: it could
+        # not be written out by decode's text, and the whole character is still not encoded.
+        halves = [c for c in chars if "\ud800" <= c <= "\udfff"]
+        if halves:
+            raise BadInput(f"the vocabulary holds {halves[0]!r}, a lone surrogate (half of a "
+                           f"UTF-16 pair), which is no character and has no UTF-8 bytes; give "
+                           f"whole characters")
         super().__init__(special_tokens, first_special_id=0)
         clash = sorted(set(chars) & set(self.special_tokens))
         if clash:
@@ -1003,6 +1010,7 @@ class CharTokenizer(Tokenizer):
         """The tokenizer of the characters of `text`, in sorted (code point) order, after the
         `special_tokens`."""
         check_text_to_train_on(text)
+        check_utf8(text, "the text to train on")     # as a BPE's: a lone surrogate is none
         return cls(sorted(set(text)), special_tokens)
 
     @property
