@@ -8,7 +8,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 from tinyformer.pretrained import read_tokenizer_json
 from tinyformer.schema import BadInput
-from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer
+from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer, train_tokenizer
 from viz.attention import token_labels
 
 
@@ -64,3 +64,20 @@ def test_a_char_tokenizer_refuses_a_lone_surrogate_as_a_bpe_does(tmp_path):
                                        r"UTF-16 pair\), which is no character and has no UTF-8 "
                                        r"bytes; give whole characters$"):
         load_tokenizer(path)
+
+
+def test_a_windows_line_end_that_a_char_tokenizer_lacks_says_why(tmp_path):
+    # Trained on a file, whose \r\n are read as \n, the tokenizer has no \r; a prompt pasted
+    # from that same file was refused as if it held a foreign character.
+    path = tmp_path / "windows.txt"
+    path.write_bytes(b"ab\r\nba\r\n")
+    tokenizer, _ = train_tokenizer(path, "char", 0, log=lambda line: None)
+    assert tokenizer.chars == ["\n", "a", "b"]
+    with pytest.raises(BadInput, match=r"^cannot encode '\\r' \(U\+000D\) at position 2: not in "
+                                       r"the tokenizer's 3-character vocabulary; a file's "
+                                       r"Windows line ends \(\\r\\n\) are read as \\n, so the "
+                                       r"tokenizer has no \\r: end the text's lines with \\n "
+                                       r"alone$"):
+        tokenizer.encode("ab\r\nba")
+    with pytest.raises(BadInput, match=r"vocabulary$"):     # no new lines: nothing to say
+        CharTokenizer("ab").encode("a\r\n")

@@ -1025,7 +1025,8 @@ class CharTokenizer(Tokenizer):
             raise EncodeError(shown_char(e.args[0]), position,
                               f"not in the tokenizer's {len(self.chars)}-character vocabulary"
                               f"{self._special_token_around(text, position - offset)}"
-                              f"{self._other_normal_form(text)}") from None
+                              f"{self._other_normal_form(text)}"
+                              f"{self._windows_line_end(e.args[0])}") from None
 
     def _special_token_around(self, text, position):
         """Where the character at `position` of `text` is part of a special token written in
@@ -1046,6 +1047,15 @@ class CharTokenizer(Tokenizer):
             if normal != text and all(c in self._ids for c in normal):
                 return (f"; the text is in another Unicode normal form than the tokenizer's "
                         f"({form}): encode unicodedata.normalize({form!r}, text)")
+        return ""
+
+    def _windows_line_end(self, c):
+        """Where `c`, a character not in the vocabulary, is the \\r of a Windows line end
+        (\\r\\n) and the vocabulary has new lines (a text read from a file, whose \\r\\n are
+        read as \\n), what to do about it; else nothing."""
+        if c == "\r" and "\n" in self._ids:
+            return ("; a file's Windows line ends (\\r\\n) are read as \\n, so the tokenizer "
+                    "has no \\r: end the text's lines with \\n alone")
         return ""
 
     def _piece(self, i):
