@@ -2,16 +2,22 @@
 leaves the run as one that never stopped would be."""
 
 import shutil
+import sys
 
 import pytest
 from click.testing import CliRunner
 
+from tinyformer import stops
 from tinyformer_cli import main
 
 
 # The runs trained in this process: the stories' recall on 8 prompts, not 100 (no test here
 # reads the recall).
 pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts")
+
+
+TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
+        "--batch-size", "4", "--eval-iters", "1"]
 
 
 def tinyformer(*args):
@@ -29,3 +35,23 @@ def test_a_finished_run_killed_as_it_drew_its_loss_plot_gets_it_when_resumed(
     assert "has finished its 2 steps" in result.output
     assert f"loss plot: {out / 'loss.png'}" in result.output
     assert (out / "loss.png").read_bytes().startswith(b"\x89PNG")
+
+
+class LoadingInterrupted:
+    """A module being loaded as a Ctrl-C comes: what is taken from it raises KeyboardInterrupt."""
+
+    def __getattr__(self, name):
+        raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_as_the_plotting_modules_load_says_the_run_is_finished_and_saved(
+        tmp_path, monkeypatch):
+    # After the last step, the loss plot's modules are loaded: a stop then is one while the
+    # plot is drawn, not a run cut short (which --resume would then call finished).
+    monkeypatch.setitem(sys.modules, "viz.write", LoadingInterrupted())
+    out = tmp_path / "run"
+    result = tinyformer("train", *TINY, "--iters", 2, "--out", out)
+    assert result.exit_code == 130, result.output
+    assert (f"stopped by {stops.said('interrupted')} while drawing the loss plot; the run in "
+            f"{out} is finished and saved: draw its curves with `tinyformer plot {out}`"
+            in result.stderr), result.stderr

@@ -1030,8 +1030,10 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
     unplotted = (outcome == "done" and trainer.step > 0
                  and not os.path.exists(trainer.run.file(PLOT)))
     if trainer.step > first_step or unplotted:
-        from viz.write import plot_after_training
         try:
+            # Loaded here, inside the try: the plotting modules take a moment to load, and a
+            # stop then is a stop while drawing too.
+            from viz.write import plot_after_training
             click.echo(plot_after_training(directory))
         except KeyboardInterrupt as stop:
             # The run is saved; only its picture is lost. "stopped by Ctrl-C" alone read as a
