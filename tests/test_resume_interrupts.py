@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer import stops
+from tinyformer.train import Trainer
 from tinyformer_cli import main
 
 
@@ -55,3 +56,17 @@ def test_a_ctrl_c_as_the_plotting_modules_load_says_the_run_is_finished_and_save
     assert (f"stopped by {stops.said('interrupted')} while drawing the loss plot; the run in "
             f"{out} is finished and saved: draw its curves with `tinyformer plot {out}`"
             in result.stderr), result.stderr
+
+
+def test_a_finished_run_that_lost_its_metrics_is_not_said_to_go_on_writing_them(
+        tmp_path, two_step_gpt_run_evaluated_on_one_batch):
+    out = tmp_path / "run"
+    shutil.copytree(two_step_gpt_run_evaluated_on_one_batch.out, out)
+    (out / "metrics.jsonl").unlink()
+    said = []
+    trainer = Trainer.resume(out, log=said.append)
+    trainer.close()
+    assert [line for line in said if "metrics.jsonl" in line] == [
+        f"note: {out / 'metrics.jsonl'} has no lines for steps 1 to 2 (lost since they were "
+        f"written, or never written: steps taken with Trainer.train_step() write none); the "
+        f"run has finished, so its curves stay without them"]
