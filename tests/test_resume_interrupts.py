@@ -70,3 +70,21 @@ def test_a_finished_run_that_lost_its_metrics_is_not_said_to_go_on_writing_them(
         f"note: {out / 'metrics.jsonl'} has no lines for steps 1 to 2 (lost since they were "
         f"written, or never written: steps taken with Trainer.train_step() write none); the "
         f"run has finished, so its curves stay without them"]
+
+
+@pytest.mark.parametrize("metrics", ["deleted", "emptied"])
+def test_a_finished_run_without_its_loss_plot_or_metrics_draws_nothing_when_resumed(
+        tmp_path, two_step_gpt_run_evaluated_on_one_batch, metrics):
+    # No curves to draw: resuming said the lines are gone; no note that the plot needs a
+    # run trained first.
+    out = tmp_path / "run"
+    shutil.copytree(two_step_gpt_run_evaluated_on_one_batch.out, out)
+    (out / "loss.png").unlink()
+    if metrics == "deleted":
+        (out / "metrics.jsonl").unlink()
+    else:
+        (out / "metrics.jsonl").write_text("")
+    result = tinyformer("train", "--resume", out)
+    assert result.exit_code == 0, result.output
+    assert "loss plot" not in result.output and not (out / "loss.png").exists()
+    assert "the run has finished, so its curves stay without them" in result.output
