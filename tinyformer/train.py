@@ -964,10 +964,13 @@ class Trainer:
             self.run.remove(others)
         last = truncate_metrics(self.run.file(METRICS), self.step)
         if last < self.step:     # cut, deleted, or never written: the training goes on exactly
+            # A finished run takes no more steps: no lines follow, and nothing comes after them.
+            then = (f"the resumed run's lines follow from step {self.step + 1}, so its curves "
+                    f"have a gap there" if self.step < self.config.iters else
+                    "the run has finished, so its curves stay without them")
             self.log(f"note: {self.run.file(METRICS)} has no lines for steps {last + 1} to "
                      f"{self.step} (lost since they were written, or never written: steps "
-                     f"taken with Trainer.train_step() write none); the resumed run's lines "
-                     f"follow from step {self.step + 1}, so its curves have a gap there")
+                     f"taken with Trainer.train_step() write none); {then}")
 
     def _saved_order(self, groups):
         """The optimizer's parameters in the order of the saved state (`groups` from

@@ -34,7 +34,8 @@ from tinyformer import files, parallel, resources, stops
 from tinyformer.pretrained import PretrainedError
 from tinyformer.progress import takes_escapes
 from tinyformer.prompts import check_respond, check_task_prompt, respond
-from tinyformer.rundir import CheckpointError, check_not_a_run_file, new_run_advice
+from tinyformer.rundir import (METRICS, PLOT, CheckpointError, check_not_a_run_file,
+                               new_run_advice)
 from tinyformer.sampling import KEEP_ALL, LIKELIEST
 from tinyformer.schema import SEED, BadInput, Text as Nonempty, check_settings, option_name
 from tinyformer.tokenizers import (EncodeError, check_training, compression_of,
@@ -1025,9 +1026,18 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
         by = "" if outcome == "interrupted" else f" by {stops.said(outcome)}"
         click.echo(f"stopped{by} at step {trainer.step} with a checkpoint in {directory}; "
                    f"{resume}", err=True)
-    if trainer.step > first_step:
-        from viz.write import plot_after_training
+    # A finished run resumed draws the curves it lacks: a kill (SIGKILL, `timeout -k`, a
+    # power cut) as it drew them, after its last checkpoint, left it without its loss.png.
+    # (One whose metrics.jsonl is lost or empty too has no curves to draw: resume said so.)
+    metrics = trainer.run.file(METRICS)
+    unplotted = (outcome == "done" and trainer.step > 0
+                 and not os.path.exists(trainer.run.file(PLOT))
+                 and os.path.isfile(metrics) and os.path.getsize(metrics) > 0)
+    if trainer.step > first_step or unplotted:
         try:
+            # Loaded here, inside the try: the plotting modules take a moment to load, and a
+            # stop then is a stop while drawing too.
+            from viz.write import plot_after_training
             click.echo(plot_after_training(directory))
         except KeyboardInterrupt as stop:
             # The run is saved; only its picture is lost. "stopped by Ctrl-C" alone read as a
