@@ -711,6 +711,18 @@ _TORCH_NN_NAMES = {
     "Softmax": "functional.softmax(x, axis), a function",
     "LeakyReLU": ("a Module of your own whose forward is ta.where(x > 0, x, 0.01 * x), "
                   "torch's slope"),
+    # Layers of other kinds of network: none here, said plainly, with the nearest we have.
+    **dict.fromkeys(("Conv1d", "Conv2d"), "none: there are no convolutions (the layers are a "
+                    "Transformer's); across a sequence's positions, attention mixes them "
+                    "(tinyformer.attention.MultiHeadAttention)"),
+    **dict.fromkeys(("RNN", "LSTM", "GRU"), "none: there are no recurrent layers; a sequence "
+                    "model here is a Transformer, attention in place of recurrence "
+                    "(tinyformer.blocks.Encoder, tinyformer.gpt.GPT)"),
+    # Training's normalisation, without the running averages that torch's eval() uses.
+    "BatchNorm1d": ("none; LayerNorm(C) normalises each example over its features, as a "
+                    "Transformer does; over the batch, (x - x.mean(0, keepdims=True)) / "
+                    "(x.var(0, keepdims=True) + eps).sqrt(), torch's in training (it keeps no "
+                    "running averages for eval)"),
     # torch's Transformer parts: tinyformer's, whose masks are True where a query may
     # attend (the ~ of torch's boolean masks)
     "MultiheadAttention": "tinyformer.attention.MultiHeadAttention(d_model, n_head), whose "
