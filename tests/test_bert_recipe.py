@@ -550,3 +550,20 @@ def test_every_sample_shows_a_guess_even_at_a_rate_that_often_hides_nothing(tmp_
     samples = [trainer.job.sample(trainer.model, np.random.default_rng(seed))
                for seed in range(10)]
     assert all(re.search(r"\[.+?\]", sample.splitlines()[0]) for sample in samples), samples
+
+
+@pytest.mark.parametrize("context", [3, 4, 6, 7, 9])
+def test_the_recall_hides_each_colour_whole_or_is_not_measured(context):
+    # Shorter than "yellow.", the context hid part of a long colour, or none of it, which no
+    # guess could match: the recall counted the short colours alone, a figure that meant
+    # nothing. It is left out there, as on a text.
+    tok = CharTokenizer.train(builtin_corpus(20_000), special_tokens=["<pad>", "<mask>"])
+    job = MaskedLM(TrainConfig(**TINY, context=context, iters=1).resolved(), tok)
+    if context < len("yellow."):
+        assert job.recall_prompts is None
+        return
+    inputs, hidden, colours = job.recall_inputs()
+    assert inputs.shape[1] <= context and "yellow" in colours
+    for row, row_hidden, colour in zip(inputs, hidden, colours):
+        assert row_hidden.sum() == len(colour)
+        assert row[np.flatnonzero(row_hidden)[-1] + 1] == tok.encode(".")[0]

@@ -368,8 +368,8 @@ def test_a_pytorch_name_missing_here_says_what_to_write_instead():
     for name in F._TORCH_FUNCTIONAL_NAMES:
         assert hasattr(torch.nn.functional, name) and not hasattr(F, name), name
     with pytest.raises(AttributeError, match=r"^module 'tinyautograd.functional' has no "
-                                             r"attribute 'conv2d'$"):     # nothing to use
-        _ = F.conv2d
+                                             r"attribute 'interpolate'$"):     # no hint
+        _ = F.interpolate
 
 
 
@@ -1824,3 +1824,68 @@ def test_masked_fill_combines_dtypes_as_its_docstring_says():
     assert halves.dtype == np.float32 and halves.tolist() == [3.0, 4.0, 0.5]
     h = Tensor(np.ones(3), dtype=np.float16)
     assert h.masked_fill(pad, Tensor(2.0, dtype=np.float64)).dtype == np.float16
+
+
+def test_torchs_maximum_minimum_outer_and_randperm_say_what_computes_them_here():
+    # torch.maximum(x, y), torch.outer(x, y), torch.randperm(n): each hint, run, gives torch's
+    # values, and maximum's and minimum's gradients too where no two values tie.
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal(5), rng.standard_normal(5)
+    for name in ("maximum", "minimum", "outer"):
+        with pytest.raises(AttributeError, match=rf"^module 'tinyautograd' has no attribute "
+                                                 rf"'{name}': that is PyTorch's; here, "):
+            getattr(ta, name)
+        ours_x, ours_y = (Tensor(v, requires_grad=True, dtype=np.float64) for v in (x, y))
+        theirs_x, theirs_y = (torch.tensor(v, requires_grad=True) for v in (x, y))
+        ours = eval(ta._TORCH_NAMES[name].split(" (")[0].split(", of")[0],
+                    dict(ta=ta, x=ours_x, y=ours_y))
+        theirs = getattr(torch, name)(theirs_x, theirs_y)
+        assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-6)
+        ours.sum().backward()
+        theirs.sum().backward()
+        assert_allclose(ours_x.grad, theirs_x.grad.numpy())
+        assert_allclose(ours_y.grad, theirs_y.grad.numpy())
+    with pytest.raises(AttributeError, match=r"'randperm': that is PyTorch's; here, numpy's "):
+        _ = ta.randperm
+    drawn = eval(ta._TORCH_NAMES["randperm"].split(", ")[1], dict(np=np, seed=3, n=10))
+    assert sorted(drawn.tolist()) == list(range(10))       # a permutation, as torch's
+
+
+def test_torchs_elu_written_out_is_torchs_with_a_finite_gradient_for_large_inputs():
+    advice = F._TORCH_FUNCTIONAL_NAMES["elu"]
+    x = np.array([-30.0, -2.0, -0.5, 0.5, 3.0, 200.0])    # exp(200) overflows a float32
+    ours_x = Tensor(x, requires_grad=True, dtype=np.float32)
+    theirs_x = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    ours = eval(advice.split(", -(-x)")[0], dict(x=ours_x, alpha=1.0))
+    theirs = torch.nn.functional.elu(theirs_x)
+    assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-6)
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert_allclose(ours_x.grad, theirs_x.grad.numpy(), rtol=1e-6)
+
+
+def test_torchs_batchnorm_written_out_is_torchs_in_training():
+    with pytest.raises(AttributeError, match=r"'BatchNorm1d': that is PyTorch's; here, none; "
+                                             r"LayerNorm\(C\)"):
+        _ = nn.BatchNorm1d
+    advice = nn._TORCH_NN_NAMES["BatchNorm1d"]
+    expression = advice.split("over the batch, ")[1].split(", torch's")[0]
+    x = np.random.default_rng(1).standard_normal((6, 4))
+    ours = eval(expression, dict(x=Tensor(x), eps=1e-5))
+    theirs = torch.nn.BatchNorm1d(4, affine=False, dtype=torch.float64).train()(
+        torch.tensor(x))
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-5, atol=1e-6)    # (float32)
+
+
+@pytest.mark.parametrize("module, name, ours", [
+    (nn, "Conv2d", "none: there are no convolutions"),
+    (nn, "Conv1d", "none: there are no convolutions"),
+    (F, "conv2d", "none: there are no convolutions"),
+    (nn, "LSTM", r"none: there are no recurrent layers; a sequence model here is a "
+                 r"Transformer"),
+    (nn, "GRU", "none: there are no recurrent layers"),
+])
+def test_a_torch_layer_of_another_kind_of_network_says_plainly_there_is_none(module, name, ours):
+    with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
+                                             rf"'{name}': that is PyTorch's; here, {ours}"):
+        getattr(module, name)

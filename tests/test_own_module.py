@@ -1,12 +1,13 @@
 """A Module of your own whose parameters or layers are set in the class body: the class's,
-shared by every instance, which parameters(), state_dict() and train()/eval() never see."""
+shared by every instance, which parameters(), state_dict() and train()/eval() never see; or
+made in forward(), anew at every call, which no optimizer ever trains."""
 
 import re
 
 import numpy as np
 import pytest
 
-from tinyautograd import nn
+from tinyautograd import Tensor, nn
 
 
 def test_a_parameter_set_in_the_class_body_is_refused_as_the_class_is_defined():
@@ -72,3 +73,52 @@ def test_torchs_way_to_add_a_submodule_says_to_set_an_attribute(name):
     with pytest.raises(AttributeError, match=re.escape(
             f"'{name}': that is PyTorch's; here, an attribute, self.name = module")):
         getattr(nn.Linear(2, 2), name)
+
+
+class MadeInForward(nn.Module):
+    """PyTorch's beginner's slip: a layer and a Parameter made in forward(), anew each call."""
+
+    def __init__(self):
+        self.hidden = nn.Linear(2, 2)
+
+    def forward(self, x):
+        self.out = nn.Linear(2, 1)
+        self.scale = nn.Parameter(np.ones(1))
+        return self.out(self.hidden(x).relu()) * self.scale
+
+
+class Subclassed(MadeInForward):
+    def forward(self, x):
+        return super().forward(x) + 1          # the parent's forward, run for this module
+
+
+@pytest.mark.parametrize("model_class", [MadeInForward, Subclassed])
+def test_a_layer_made_anew_in_each_forward_is_refused_at_the_second_call(model_class):
+    # The new one replaced the old at every step: the optimizer's parameters were never those
+    # used, and the loss wandered at random, without a word.
+    model = model_class()
+    x = Tensor(np.ones((3, 2)))
+    assert model(x).shape == (3, 1)            # the first call makes them: a lazy layer's way
+    with pytest.raises(RuntimeError, match=rf"^{model_class.__name__}\.out: a new Linear made "
+                                           rf"in forward\(\) replaces the one before it at "
+                                           rf"every call, so the parameters an optimizer holds "
+                                           rf"are never those used, and nothing is learned; "
+                                           rf"make it once, in __init__, and only call it in "
+                                           rf"forward\(\)$"):
+        model(x)
+
+
+def test_a_parameter_made_anew_in_forward_is_refused_and_one_set_outside_it_is_not():
+    class Scaled(nn.Module):
+        def __init__(self):
+            self.scale = nn.Parameter(np.ones(1))
+
+        def forward(self, x):
+            self.scale = nn.Parameter(np.ones(1))
+            return x * self.scale
+
+    model = Scaled()
+    with pytest.raises(RuntimeError, match=r"^Scaled\.scale: a new Parameter made in forward"):
+        model(Tensor(np.ones(2)))
+    model.scale = nn.Parameter(np.full(1, 2.0))      # outside forward: replacing is fine
+    assert model.scale.item() == 2.0

@@ -389,7 +389,8 @@ def garble(directory, name, text):
      r"merges.txt, line 2: 't Ġ' makes merge 0, so the vocabulary should give 'tĠ' the id 256, "
      r"not None"),
     ("tokenizer_config.json", "{", "tokenizer_config.json: not a GPT-2 tokenizer file"),
-    ("tokenizer_config.json", '{"added_tokens_decoder": {"600": {"content": "x"}}}',
+    ("tokenizer_config.json",
+     '{"added_tokens_decoder": {"600": {"content": "x", "special": true}}}',
      "tokenizer_config.json: added token 'x' has id 600"),
     ("tokenizer_config.json", '{"added_tokens_decoder": [1]}', "tokenizer_config.json: expected"),
     # A stranger's megabytes-long line is named cut short, in a line that can be read.
@@ -1002,3 +1003,48 @@ def test_a_folder_with_a_tokenizer_model_alone_says_what_to_fetch(tmp_path, read
                                          f"tokenizer in SentencePiece's or tiktoken's format .*: "
                                          f"fetch the model's tokenizer.json into it"):
         read(tmp_path)
+
+
+def test_an_added_token_without_special_is_special_only_where_transformers_takes_it_so(
+        ours, tmp_path):
+    # transformers' AddedToken has special=False by default: an entry with no "special" is an
+    # ordinary added token, found in any text, unless the files name it special (pad_token)
+    # or it is <|endoftext|>, GPT-2's eos_token. It was read as special, found only on request.
+    gpt2_shaped_files(ours, tmp_path)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({
+        "pad_token": "<pad>", "added_tokens_decoder": {
+            "456": {"content": EOT}, "457": {"content": "<pad>"}}}))
+    theirs = transformers.GPT2Tokenizer.from_pretrained(tmp_path)
+    assert [t.special for t in theirs.added_tokens_decoder.values()] == [True, True]
+    text = f"the<pad>end{EOT}"
+    assert load_gpt2_tokenizer(tmp_path).encode(text, allow_special=True) == theirs.encode(text)
+    # Named by no file: transformers' ordinary token, which tinyformer cannot read.
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"added_tokens_decoder": {
+        "456": {"content": EOT}, "457": {"content": "<pad>"}}}))
+    theirs = transformers.GPT2Tokenizer.from_pretrained(tmp_path)
+    assert [t.special for t in theirs.added_tokens_decoder.values()] == [True, False]
+    with pytest.raises(ValueError, match=r"tokenizer_config.json: added token '<pad>' is not "
+                                         r"special; tinyformer reads only special added tokens$"):
+        load_gpt2_tokenizer(tmp_path)
+
+
+def test_an_added_token_of_a_tokenizer_json_without_special_is_read_as_transformers_reads_it(
+        saved_by_transformers, tmp_path):
+    data = their_tokenizer_json(saved_by_transformers)
+    for entry in data["added_tokens"]:          # <|endoftext|>, the eos_token: special still
+        del entry["special"]
+    data["added_tokens"].append({"id": 457, "content": "<pad>", "single_word": False,
+                                 "lstrip": False, "rstrip": False, "normalized": False})
+    (saved := tmp_path / "saved").mkdir()
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (saved_by_transformers / name).exists():
+            (saved / name).write_bytes((saved_by_transformers / name).read_bytes())
+    (saved / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    theirs = transformers.AutoTokenizer.from_pretrained(saved)
+    assert [(t.content, t.special) for t in theirs.added_tokens_decoder.values()] == [
+        (EOT, True), ("<pad>", False)]
+    with pytest.raises(ValueError, match=r"tokenizer.json: added token '<pad>' is not special"):
+        load_gpt2_tokenizer(saved)
+    data["added_tokens"].pop()                  # without <pad>: read, <|endoftext|> special
+    (saved / "tokenizer.json").write_text(json.dumps(data), "utf-8")
+    assert load_gpt2_tokenizer(saved).special_tokens == [EOT]

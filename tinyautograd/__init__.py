@@ -46,9 +46,13 @@ _TORCH_NAMES = {
     "triu": "np.triu(np.ones((n, n), bool), 1), a constant boolean mask made with numpy (True "
             "above the diagonal, the keys a causal attention blocks: its ~ is causal_mask(n))",
     "randint": "numpy's generator, np.random.default_rng(seed).integers(low, high, size)",
+    "randperm": "numpy's generator, np.random.default_rng(seed).permutation(n)",
     "multinomial": "numpy's generator, rng.choice(len(p), p=p) for each row p of probabilities",
     "topk": engine._TOPK, "logsumexp": engine._LOGSUMEXP,
     "matmul": "x @ y", "mm": "x @ y", "bmm": "x @ y",
+    "outer": "x[:, None] * y, of 1-d x and y",
+    "maximum": "ta.where(x > y, x, y) (at a tie the gradient goes to y; torch's halves it)",
+    "minimum": "ta.where(x < y, x, y) (at a tie the gradient goes to y; torch's halves it)",
     "full": "ta.Tensor(np.full(shape, value))", "empty": "ta.zeros(*shape)",
     "eye": "ta.Tensor(np.eye(n))", "linspace": "ta.Tensor(np.linspace(start, end, steps))",
     "randn_like": "ta.randn(*x.shape, dtype=x.dtype)",

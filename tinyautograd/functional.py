@@ -952,6 +952,12 @@ _TORCH_FUNCTIONAL_NAMES = {
     "softmin": "F.softmax(-x, axis)",
     "leaky_relu": "ta.where(x > 0, x, negative_slope * x) (torch's slope is 0.01)",
     "mish": "x * F.softplus(x).tanh()",
+    # min(x, 0) inside the exp: a ta.where(x > 0, x, x.exp() - 1) overflows exp for a large
+    # x, and the gradient of the branch not taken, 0 * inf, is NaN.
+    "elu": ("x.relu() + alpha * ((-(-x).relu()).exp() - 1), -(-x).relu() being min(x, 0) "
+            "(torch's alpha is 1.0)"),
+    **dict.fromkeys(("conv1d", "conv2d"), "none: there are no convolutions (the layers are a "
+                    "Transformer's)"),
     "glu": ("a * b.sigmoid() with a, b = x[..., :n], x[..., n:], the halves of the last axis "
             "(F.swiglu computes F.silu(a) * b)"),
     "normalize": ("x / ((x * x).sum(axis=-1, keepdims=True) + eps * eps).sqrt(), rows of "

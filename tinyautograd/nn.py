@@ -471,10 +471,11 @@ class Module:
         engine._zero_grads(self.parameters(), set_to_none)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        old = vars(self).get(name)
         # A Parameter replaced by a plain Tensor or array would silently leave parameters() and
         # state_dict(): no optimizer would train it, no checkpoint keep it. torch refuses it
         # too. Another Parameter (tying weights) or None (no bias) is fine.
-        if (isinstance(vars(self).get(name), Parameter)
+        if (isinstance(old, Parameter)
                 and not (value is None or isinstance(value, Parameter))):
             # A Tensor with a graph (weights minus a step, in meta-learning) would lose it as a
             # Parameter, and the outer gradient with it: for that, the way is torch's old one.
@@ -486,6 +487,18 @@ class Module:
                             f"{type(self).__name__}: it would no longer be learned or saved; "
                             f"assign nn.Parameter(value), or set the values with "
                             f".{name}.data = array{computed}")
+        # A layer or Parameter made in forward() (`self.fc = Linear(...)` there, as PyTorch
+        # allows too) is a new one at every call: the one an optimizer was given is thrown
+        # away each step, and the model never learns, without a word. Refused where it
+        # replaces another while the module's own forward runs (the stack is looked at only
+        # then: a forward pays nothing; made once, on the first call, is a lazy layer's way).
+        if (isinstance(old, (Parameter, Module)) and isinstance(value, (Parameter, Module))
+                and value is not old and _forward_running(self)):
+            raise RuntimeError(f"{type(self).__name__}.{name}: a new {type(value).__name__} "
+                               f"made in forward() replaces the one before it at every call, "
+                               f"so the parameters an optimizer holds are never those used, "
+                               f"and nothing is learned; make it once, in __init__, and only "
+                               f"call it in forward()")
         object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -524,6 +537,20 @@ class Module:
             return "\n".join(lines)
         finally:
             _walking.printing.discard(id(self))
+
+
+def _forward_running(module: Module) -> bool:
+    """Whether a forward() of `module` (its class's, or one it inherits) is running, on this
+    thread's call stack, with `module` as its self."""
+    forwards = {vars(cls)["forward"].__code__ for cls in type(module).__mro__
+                if isinstance(vars(cls).get("forward"), types.FunctionType)}
+    frame = inspect.currentframe()
+    while frame is not None:
+        code = frame.f_code
+        if code in forwards and frame.f_locals.get(code.co_varnames[0]) is module:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class _Walking(threading.local):
@@ -711,6 +738,18 @@ _TORCH_NN_NAMES = {
     "Softmax": "functional.softmax(x, axis), a function",
     "LeakyReLU": ("a Module of your own whose forward is ta.where(x > 0, x, 0.01 * x), "
                   "torch's slope"),
+    # Layers of other kinds of network: none here, said plainly, with the nearest we have.
+    **dict.fromkeys(("Conv1d", "Conv2d"), "none: there are no convolutions (the layers are a "
+                    "Transformer's); across a sequence's positions, attention mixes them "
+                    "(tinyformer.attention.MultiHeadAttention)"),
+    **dict.fromkeys(("RNN", "LSTM", "GRU"), "none: there are no recurrent layers; a sequence "
+                    "model here is a Transformer, attention in place of recurrence "
+                    "(tinyformer.blocks.Encoder, tinyformer.gpt.GPT)"),
+    # Training's normalisation, without the running averages that torch's eval() uses.
+    "BatchNorm1d": ("none; LayerNorm(C) normalises each example over its features, as a "
+                    "Transformer does; over the batch, (x - x.mean(0, keepdims=True)) / "
+                    "(x.var(0, keepdims=True) + eps).sqrt(), torch's in training (it keeps no "
+                    "running averages for eval)"),
     # torch's Transformer parts: tinyformer's, whose masks are True where a query may
     # attend (the ~ of torch's boolean masks)
     "MultiheadAttention": "tinyformer.attention.MultiHeadAttention(d_model, n_head), whose "

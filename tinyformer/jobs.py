@@ -452,6 +452,11 @@ class MaskedLM(LanguageModelling):
 
     def __init__(self, config: TrainConfig, tokenizer: Tokenizer) -> None:
         super().__init__(config, tokenizer)
+        # The recall hides a colour whole, its full stop after it: a context shorter than the
+        # longest colour and its stop would hide only part of some colours, never right, and
+        # the figure would count the short colours alone. There is none to measure then.
+        if config.context < max(map(len, COLOURS)) + 1:
+            self.recall_prompts = None
         self.mask_id = tokenizer.token_to_id("<mask>")
         self.pad_id = tokenizer.token_to_id("<pad>")
         # Every special token of the tokenizer, not only the two BERT needs: a tokenizer file's

@@ -1393,7 +1393,8 @@ def _read_vocab_and_merges(directory):
                               f"{{\"content\": token, ...}}") from None
     for _, token, entry in added:
         check_added_token(config_path, token, entry)
-    added = [(i, token, entry.get("special", True), _sides_taken(entry))
+    named = _gpt2_special(directory)
+    added = [(i, token, _is_special(entry, token, named), _sides_taken(entry))
              for i, token, entry in added]
     return vocab, merges, added, {"vocab": vocab_path, "merges": merges_path,
                                   "added": config_path}
@@ -1411,8 +1412,21 @@ def _legacy_added_tokens(directory, path):
     tokens = _read_hf_file(path)
     if not (isinstance(tokens, dict) and all(type(i) is int for i in tokens.values())):
         raise PretrainedError(f"{path}: expected a JSON object of token -> id")
-    named = {END_OF_TEXT, *_named_special(directory)}
+    named = _gpt2_special(directory)
     return [(i, token, token in named, ()) for token, i in tokens.items()]
+
+
+def _gpt2_special(directory):
+    """The tokens transformers' GPT-2 tokenizer takes as special whatever its added tokens
+    say: those `directory`'s files name special, and <|endoftext|>, its default eos_token."""
+    return {END_OF_TEXT, *_named_special(directory)}
+
+
+def _is_special(entry, token, named):
+    """Whether transformers takes the added token `token` of `entry` as special: as its
+    "special" says; where the entry has none, as transformers' AddedToken defaults (False),
+    unless `named` (_gpt2_special's) holds it."""
+    return entry["special"] if "special" in entry else token in named
 
 
 def _sides_taken(entry):
@@ -1451,7 +1465,8 @@ def _gpt2_tokenizer_json(path):
     _refuse_additions(os.path.dirname(path), ["add_prefix_space"])
     for _, token, entry in added:
         check_added_token(path, token, entry)
-    added = [(i, token, entry.get("special", True), _sides_taken(entry))
+    named = _gpt2_special(os.path.dirname(path))
+    added = [(i, token, _is_special(entry, token, named), _sides_taken(entry))
              for i, token, entry in added]
     return vocab, merges, added, {"vocab": path, "merges": path, "added": path}
 
