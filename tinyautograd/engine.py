@@ -37,6 +37,7 @@ optim and random share.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import itertools
@@ -608,6 +609,24 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data (shared, no copy), cut from the graph."""
         return Tensor._make(self.data)._sharing_stamp_with(self)
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        # A computed tensor's copy would take along a copy of its whole graph, down to copies
+        # of the leaves: its backward would fill their .grad, never the originals', silently.
+        # Refused, as torch refuses it. A leaf (a parameter: copy.deepcopy(model)) copies its
+        # data, .grad and flags, as copy's default would; not .grad_tensor, whose graph is
+        # the original's (the copy's .grad is then a constant, as after an assignment).
+        if self.grad_fn is not None:
+            raise RuntimeError(f"deepcopy: this tensor was computed by {self.grad_fn.name}, and "
+                               f"its copy would carry a copy of the graph, which backward would "
+                               f"follow to copies of the leaves; copy t.detach() for its "
+                               f"numbers, or the leaves (a model's parameters) alone")
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for name, value in vars(self).items():
+            if name != "_grad_tensor":
+                object.__setattr__(new, name, copy.deepcopy(value, memo))
+        return new
 
     def _changed_in_place(self) -> None:
         """Stamp a change of this tensor's array in place (every writer in the engine calls

@@ -1,0 +1,47 @@
+"""What a PyTorch user trying the Python API in a notebook meets: copies, printouts and the
+Python protocols, each as torch (or numpy) has them, or refused in one line where they would
+silently do otherwise."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from tinyautograd import Tensor, nn
+
+# ------------------------------------------------------------------ copy.deepcopy
+
+
+def test_deepcopy_of_a_computed_tensor_is_refused_as_torch_refuses_it():
+    # The copy took along a copy of the graph: its backward filled the .grad of copies of the
+    # leaves, and the original leaf's stayed None, without a word.
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"^deepcopy: this tensor was computed by mul, .*"
+                                           r"copy t\.detach\(\) for its numbers"):
+        copy.deepcopy(x * 2)
+    with pytest.raises(RuntimeError):                     # torch's own refusal, for comparison
+        copy.deepcopy(torch.tensor([1.0], requires_grad=True) * 2)
+    with pytest.raises(RuntimeError, match=r"^deepcopy: "):      # inside a container too
+        copy.deepcopy({"logits": x * 2})
+    # A shallow copy shares the graph: its backward reaches x, as torch's copy.copy's does.
+    copy.copy(x * 2).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_deepcopy_of_a_leaf_copies_its_data_grad_and_flags_without_a_graph():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * 3).sum().backward(create_graph=True)
+    assert x.grad_tensor is not None
+    c = copy.deepcopy(x)
+    assert c.requires_grad and c.is_leaf and c.grad.tolist() == [3.0, 3.0]
+    assert not np.shares_memory(c.data, x.data) and not np.shares_memory(c.grad, x.grad)
+    assert c.grad_tensor is None                   # the original's graph stays the original's
+    # A model copies whole, as before: Parameters stay Parameters, tied ones stay tied.
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    model[1].weight = model[0].weight
+    twin = copy.deepcopy(model)
+    assert isinstance(twin[0].weight, nn.Parameter) and twin[1].weight is twin[0].weight
+    assert twin[0].weight is not model[0].weight
+    assert all(np.array_equal(a, b) for a, b in zip(twin.state_dict().values(),
+                                                    model.state_dict().values()))
