@@ -611,16 +611,13 @@ class Tensor:
         return Tensor._make(self.data)._sharing_stamp_with(self)
 
     def __deepcopy__(self, memo: dict) -> Tensor:
-        # A computed tensor's copy would take along a copy of its whole graph, down to copies
-        # of the leaves: its backward would fill their .grad, never the originals', silently.
-        # Refused, as torch refuses it. A leaf (a parameter: copy.deepcopy(model)) copies its
-        # data, .grad and flags, as copy's default would; not .grad_tensor, whose graph is
-        # the original's (the copy's .grad is then a constant, as after an assignment).
+        # A computed tensor's copy took a copy of its graph, whose backward filled copies of the
+        # leaves, never the originals: refused, as torch refuses it. A leaf (a parameter) copies
+        # all but .grad_tensor, whose graph is the original's (the copy's .grad is a constant).
         if self.grad_fn is not None:
             raise RuntimeError(f"deepcopy: this tensor was computed by {self.grad_fn.name}, and "
-                               f"its copy would carry a copy of the graph, which backward would "
-                               f"follow to copies of the leaves; copy t.detach() for its "
-                               f"numbers, or the leaves (a model's parameters) alone")
+                               f"backward through its copy would reach copies of the leaves; "
+                               f"copy t.detach() for its numbers, or the leaves alone")
         new = object.__new__(type(self))
         memo[id(self)] = new
         for name, value in vars(self).items():
