@@ -45,3 +45,13 @@ def test_deepcopy_of_a_leaf_copies_its_data_grad_and_flags_without_a_graph():
     assert twin[0].weight is not model[0].weight
     assert all(np.array_equal(a, b) for a, b in zip(twin.state_dict().values(),
                                                     model.state_dict().values()))
+
+
+# ------------------------------------------------------------------ printouts
+
+
+def test_gelu_prints_as_torch_prints_the_tanh_form_it_computes():
+    # A bare GELU() is torch's exact erf form: a printed model said that, and computed the tanh.
+    assert repr(nn.GELU()) == repr(torch.nn.GELU(approximate="tanh")) == "GELU(approximate='tanh')"
+    model = nn.Sequential(nn.Linear(2, 3), nn.GELU())
+    assert "  (1): GELU(approximate='tanh')" in repr(model).splitlines()
