@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinyautograd import Tensor, nn
+from tinyautograd import Tensor, nn, optim
 
 # ------------------------------------------------------------------ copy.deepcopy
 
@@ -55,3 +55,29 @@ def test_gelu_prints_as_torch_prints_the_tanh_form_it_computes():
     assert repr(nn.GELU()) == repr(torch.nn.GELU(approximate="tanh")) == "GELU(approximate='tanh')"
     model = nn.Sequential(nn.Linear(2, 3), nn.GELU())
     assert "  (1): GELU(approximate='tanh')" in repr(model).splitlines()
+
+
+# ------------------------------------------------------------------ optimizers
+
+
+def test_an_optimizers_state_is_found_by_the_parameter_as_torchs_is():
+    # optimizer.state[p] was a KeyError printing the whole parameter, and `p in state` False:
+    # the state was found only under id(p), which tinyformer's code still uses.
+    model = nn.Linear(2, 3)
+    optimizer = optim.Adam(model.parameters(), lr=0.1)
+    model(Tensor(np.ones((4, 2)))).sum().backward()
+    optimizer.step()
+    weight = model.weight
+    assert weight in optimizer.state and id(weight) in optimizer.state
+    assert optimizer.state[weight] is optimizer.state[id(weight)]
+    assert optimizer.state.get(weight)["step"] == 1
+    assert optimizer.state[weight]["exp_avg"].shape == weight.shape == (2, 3)
+    assert Tensor([0.0]) not in optimizer.state and len(optimizer.state) == 2
+    # Set by the parameter, the state is the one the next step updates, as in torch.
+    optimizer.state[weight] = {**optimizer.state[weight], "step": 10}
+    optimizer.step()
+    assert optimizer.state[id(weight)]["step"] == 11 and len(optimizer.state) == 2
+    # After a load too.
+    resumed = optim.Adam(model.parameters(), lr=0.1)
+    resumed.load_state_dict(optimizer.state_dict())
+    assert resumed.state[model.weight]["step"] == 11 and resumed.state[model.bias]["step"] == 2
