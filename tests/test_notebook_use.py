@@ -24,7 +24,7 @@ def test_deepcopy_of_a_computed_tensor_is_refused_as_torch_refuses_it():
         copy.deepcopy(torch.tensor([1.0], requires_grad=True) * 2)
     with pytest.raises(RuntimeError, match=r"^deepcopy: "):      # inside a container too
         copy.deepcopy({"logits": x * 2})
-    # A shallow copy shares the graph: its backward reaches x, as torch's copy.copy's does.
+    # A shallow copy is left as it was: it shares the graph, so its backward reaches x.
     copy.copy(x * 2).sum().backward()
     assert x.grad.tolist() == [2.0, 2.0]
 
