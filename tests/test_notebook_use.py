@@ -81,3 +81,18 @@ def test_an_optimizers_state_is_found_by_the_parameter_as_torchs_is():
     resumed = optim.Adam(model.parameters(), lr=0.1)
     resumed.load_state_dict(optimizer.state_dict())
     assert resumed.state[model.weight]["step"] == 11 and resumed.state[model.bias]["step"] == 2
+
+
+# ------------------------------------------------------------------ torch's spellings
+
+
+def test_backward_given_torchs_gradient_keyword_says_to_write_grad():
+    # Python's own error said only that the keyword was unexpected.
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"^Tensor\.backward\(\) got an unexpected keyword "
+                                        r"argument 'gradient': that is PyTorch's; here, grad: "
+                                        r"backward\(grad=g\), or backward\(g\)$"):
+        (x * 2).backward(gradient=np.ones(2))
+    assert x.grad is None                                   # nothing was run
+    (x * 2).backward(grad=np.ones(2))
+    assert x.grad.tolist() == [2.0, 2.0]

@@ -394,6 +394,7 @@ _TORCH_KEYWORDS = {
     "unbiased": "ddof (ddof=1 for unbiased=True, ddof=0 for False)",
     "dim0": "swapaxes(a, b), the two axes positionally",      # torch's transpose(dim0, dim1)
     "dim1": "swapaxes(a, b), the two axes positionally",
+    "gradient": "grad: backward(grad=g), or backward(g)",     # torch's t.backward(gradient=g)
 }
 
 
@@ -1102,6 +1103,7 @@ class Tensor:
         return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
 
     # -- autograd -----------------------------------------------------------------------------
+    @_numpy_keywords
     def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False,
                  inputs: Tensor | Sequence[Tensor] | None = None) -> None:
