@@ -96,3 +96,31 @@ def test_backward_given_torchs_gradient_keyword_says_to_write_grad():
     assert x.grad is None                                   # nothing was run
     (x * 2).backward(grad=np.ones(2))
     assert x.grad.tolist() == [2.0, 2.0]
+
+
+# ------------------------------------------------------------------ pickle
+
+
+def test_pickle_keeps_a_tensors_numbers_and_flags_not_its_graph_as_torchs():
+    import pickle
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    # A computed tensor failed with "cannot pickle 'weakref.ReferenceType' object"; torch's
+    # comes back a leaf that requires a gradient, and so does ours.
+    y = pickle.loads(pickle.dumps(x * 2))
+    assert y.is_leaf and y.requires_grad and y.tolist() == [2.0, 4.0]
+    assert pickle.loads(pickle.dumps(torch.tensor([1.0], requires_grad=True) * 2)).is_leaf
+    # A leaf with a hook failed on the lambda; the hook is left behind, as torch leaves it.
+    handle = x.register_hook(lambda grad: grad * 2)
+    z = pickle.loads(pickle.dumps(x))
+    z.sum().backward()
+    assert z.grad.tolist() == [1.0, 1.0]
+    handle.remove()
+    # A model goes through whole; a shallow copy still shares the graph and the hooks.
+    model = nn.Linear(2, 3)
+    again = pickle.loads(pickle.dumps(model))
+    assert isinstance(again.weight, nn.Parameter)
+    assert np.array_equal(again.weight.data, model.weight.data)
+    x.register_hook(lambda grad: grad * 2)
+    shallow = copy.copy(x * 3)
+    shallow.sum().backward()
+    assert x.grad.tolist() == [6.0, 6.0]

@@ -626,6 +626,20 @@ class Tensor:
                 object.__setattr__(new, name, copy.deepcopy(value, memo))
         return new
 
+    def __getstate__(self) -> dict:
+        # pickle keeps the numbers and flags, as torch's: not the graph (whose nodes hold weak
+        # references, which pickle refused, unclearly) nor the hooks (a lambda failed it). A
+        # computed tensor comes back a leaf that requires a gradient, as torch's does.
+        state = dict(vars(self))
+        for name in ("grad_fn", "_grad_tensor", "_hooks"):
+            state.pop(name, None)
+        return state
+
+    def __copy__(self) -> Tensor:      # (not through __getstate__): one graph, shared
+        new = object.__new__(type(self))
+        vars(new).update(vars(self))
+        return new
+
     def _changed_in_place(self) -> None:
         """Stamp a change of this tensor's array in place (every writer in the engine calls
         this; a write into `.data` by hand is not seen, as torch's `.data` is not)."""
