@@ -596,7 +596,10 @@ class Tensor:
         return self.data.ndim
 
     def numpy(self) -> np.ndarray:
-        """The data: the tensor's own numpy array, not a copy."""
+        """The data: the tensor's own numpy array, not a copy (`.data`), also of a tensor that
+        requires a gradient, where torch's asks for `.detach().numpy()`: asked for by name, it
+        is read as numbers, where numpy's functions (`np.asarray(t)`) are refused. A change
+        in place to it is one to `.data`, which the graph does not see."""
         return self.data
 
     def item(self) -> float | int | bool:
