@@ -3,6 +3,7 @@ Python protocols, each as torch (or numpy) has them, or refused in one line wher
 silently do otherwise."""
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -102,7 +103,6 @@ def test_backward_given_torchs_gradient_keyword_says_to_write_grad():
 
 
 def test_pickle_keeps_a_tensors_numbers_and_flags_not_its_graph_as_torchs():
-    import pickle
     x = Tensor([1.0, 2.0], requires_grad=True)
     # A computed tensor failed with "cannot pickle 'weakref.ReferenceType' object"; torch's
     # comes back a leaf that requires a gradient, and so does ours.
