@@ -1394,7 +1394,7 @@ def test_repr_is_a_tree_with_names_settings_and_parameter_counts():
     assert "  (blocks): ModuleList(  # 516 params" in lines
     assert "    (0): Sequential(  # 516 params" in lines
     assert "      (0): Linear(in_features=128, out_features=4, bias=True)  # 516 params" in lines
-    assert "      (1): GELU()" in lines
+    assert "      (1): GELU(approximate='tanh')" in lines
     assert "  (drop): Dropout(p=0.1)" in lines
     assert "  (ln_f): LayerNorm(128, eps=1e-05)  # 256 params" in lines
     assert lines[-1] == ")"

@@ -37,6 +37,7 @@ optim and random share.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import itertools
@@ -393,6 +394,7 @@ _TORCH_KEYWORDS = {
     "unbiased": "ddof (ddof=1 for unbiased=True, ddof=0 for False)",
     "dim0": "swapaxes(a, b), the two axes positionally",      # torch's transpose(dim0, dim1)
     "dim1": "swapaxes(a, b), the two axes positionally",
+    "gradient": "grad: backward(grad=g), or backward(g)",     # torch's t.backward(gradient=g)
 }
 
 
@@ -594,7 +596,10 @@ class Tensor:
         return self.data.ndim
 
     def numpy(self) -> np.ndarray:
-        """The data: the tensor's own numpy array, not a copy."""
+        """The data: the tensor's own numpy array, not a copy (`.data`), also of a tensor that
+        requires a gradient, where torch's asks for `.detach().numpy()`: asked for by name, it
+        is read as numbers, where numpy's functions (`np.asarray(t)`) are refused. A change
+        in place to it is one to `.data`, which the graph does not see."""
         return self.data
 
     def item(self) -> float | int | bool:
@@ -608,6 +613,35 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same data (shared, no copy), cut from the graph."""
         return Tensor._make(self.data)._sharing_stamp_with(self)
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        # A computed tensor's copy took a copy of its graph, whose backward filled copies of the
+        # leaves, never the originals: refused, as torch refuses it. A leaf (a parameter) copies
+        # all but .grad_tensor, whose graph is the original's (the copy's .grad is a constant).
+        if self.grad_fn is not None:
+            raise RuntimeError(f"deepcopy: this tensor was computed by {self.grad_fn.name}, and "
+                               f"backward through its copy would reach copies of the leaves; "
+                               f"copy t.detach() for its numbers, or the leaves alone")
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for name, value in vars(self).items():
+            if name != "_grad_tensor":
+                object.__setattr__(new, name, copy.deepcopy(value, memo))
+        return new
+
+    def __getstate__(self) -> dict:
+        # pickle keeps the numbers and flags, as torch's: not the graph (whose nodes hold weak
+        # references, which pickle refused, unclearly) nor the hooks (a lambda failed it). A
+        # computed tensor comes back a leaf that requires a gradient, as torch's does.
+        state = dict(vars(self))
+        for name in ("grad_fn", "_grad_tensor", "_hooks"):
+            state.pop(name, None)
+        return state
+
+    def __copy__(self) -> Tensor:      # (not through __getstate__): one graph, shared
+        new = object.__new__(type(self))
+        vars(new).update(vars(self))
+        return new
 
     def _changed_in_place(self) -> None:
         """Stamp a change of this tensor's array in place (every writer in the engine calls
@@ -1086,6 +1120,7 @@ class Tensor:
         return _where(mask, value, self, "masked_fill", ("mask", "value", "self"))
 
     # -- autograd -----------------------------------------------------------------------------
+    @_numpy_keywords
     def backward(self, grad: Tensor | ArrayLike | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False,
                  inputs: Tensor | Sequence[Tensor] | None = None) -> None:

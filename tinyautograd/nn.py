@@ -1208,6 +1208,10 @@ class GELU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()
 
+    def extra_repr(self) -> str:
+        # torch prints its tanh form so; a bare GELU() there is the exact erf form, not this.
+        return "approximate='tanh'"
+
 
 @_torch_keywords
 class SiLU(Module):

@@ -50,6 +50,8 @@ class Optimizer:
     group keeps its own 'lr', which schedules rewrite as training goes. Where the Tensors come
     as (name, Tensor) pairs (`model.named_parameters()`, as torch takes them), each group keeps
     the names under 'param_names'. A set is refused: its order changes from run to run.
+    `optimizer.state[p]` is parameter p's state (Adam's 'exp_avg', ...), as in torch; the dict
+    holds it under id(p), which finds it too.
 
     A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
     gradient, its own state and its group's options; and, if it keeps state, `initial_state(param,
@@ -75,10 +77,10 @@ class Optimizer:
             groups = [{"params": groups}]
         self.defaults = defaults
         self.param_groups = []
-        # Each parameter's state (momentum, moment estimates), keyed by id(param): a Tensor
-        # compares elementwise, so it cannot be a dict key. The groups hold the parameters
-        # alive, so no other object can take over one of these ids.
-        self.state = {}
+        # Each parameter's state (momentum, moment estimates), keyed by id(param), and found by
+        # the parameter too (see _States). The groups hold the parameters alive, so no other
+        # object can take over one of these ids.
+        self.state = _States()
         for group in groups:
             self.add_param_group(group)
 
@@ -321,7 +323,38 @@ class Optimizer:
                 if key not in ("params", "param_names"):    # names are this optimizer's own
                     value = _plain(value)
                     group[key] = tuple(value) if isinstance(group.get(key), tuple) else value
-        self.state = states
+        self.state = _States(states)
+
+
+class _States(dict):
+    """Optimizer.state: {id(param): that parameter's state}, as the optimizers read it. A
+    parameter given as the key finds its own state too, as torch's `optimizer.state[p]`: a
+    PyTorch user's `state[p]["exp_avg"]` was a KeyError, and `p in state` False, silently."""
+
+    def __getitem__(self, key: object) -> dict:
+        return super().__getitem__(_state_key(key))
+
+    def __setitem__(self, key: object, value: dict) -> None:
+        super().__setitem__(_state_key(key), value)
+
+    def __delitem__(self, key: object) -> None:
+        super().__delitem__(_state_key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(_state_key(key))
+
+    def get(self, key: object, default: object = None) -> object:
+        return super().get(_state_key(key), default)
+
+    def setdefault(self, key: object, default: object = None) -> object:
+        return super().setdefault(_state_key(key), default)
+
+    def pop(self, key: object, *default: object) -> object:
+        return super().pop(_state_key(key), *default)
+
+
+def _state_key(key):
+    return id(key) if isinstance(key, Tensor) else key
 
 
 def _update_in_float32(optimizer, param, state, group):
