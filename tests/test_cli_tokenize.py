@@ -740,6 +740,29 @@ def test_the_conversion_that_a_non_utf8_error_suggests_converts_the_file(tmp_pat
     assert converted.returncode == 0 and converted.stdout.decode("utf-8") == text
 
 
+@pytest.mark.parametrize("text, encoding", [
+    ("吾輩は猫である。名前はまだ無い。\n", "shift_jis"),
+    ("我们在学习注意力机制。\n", "gbk"),
+    ("Привет, мир! Как дела?\n", "cp1251"),
+])
+def test_a_text_whose_letters_are_runs_of_bytes_is_not_told_to_convert_as_latin1(
+        tmp_path, text, encoding):
+    # Latin-1 and Windows-1252 read any bytes without an error: iconv would turn these into
+    # nonsense that a model learns, without a word.
+    path = tmp_path / "saved.txt"
+    path.write_bytes(text.encode(encoding))
+    refused = run("train", path, "--out", tmp_path / "out.json")
+    assert_input_error(refused, "is not UTF-8 text", "come in runs", "find which encoding")
+    assert "latin1" not in refused.stderr and "cp1252" not in refused.stderr
+
+
+def test_a_western_european_text_with_two_letters_in_a_row_is_still_told_latin1(tmp_path):
+    path = tmp_path / "saved.txt"
+    path.write_bytes("Die Größe der Äpfel über alles.\n".encode("latin-1"))
+    assert_input_error(run("train", path, "--out", tmp_path / "out.json"),
+                       "iconv -f latin1 -t utf-8")
+
+
 @pytest.mark.parametrize("args, words", [
     (["--vocab-size", "259"], ["--vocab-size 259", "at least 260"]),
     (["--vocab-size", "0"], ["too small"]),

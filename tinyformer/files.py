@@ -134,7 +134,18 @@ def single_byte_conversion(block: bytes) -> str:
     Latin-1's, but where a byte 0x80 to 0x9F occurs and Windows-1252 gives each such byte a
     character: a text saved on Windows holds its curly quotes, dashes and euro signs there,
     which Latin-1 reads as invisible control characters that a model would then learn. The
-    two agree on every other byte, so a Latin-1 text is converted by either."""
+    two agree on every other byte, so a Latin-1 text is converted by either.
+
+    Not where the bytes above 127 come in runs, most of them three or more in a row: a
+    Western European text has one here and there (café, Größe), but a Chinese, Japanese or
+    Korean one has two or more a character and a Cyrillic or Greek one a byte a letter, whole
+    words of them. Read as Latin-1 those convert without an error into nonsense that a model
+    would learn; which encoding it is cannot be told from the bytes alone, so none is named."""
+    runs = re.findall(rb"[\x80-\xff]+", block)
+    if sum(len(run) for run in runs if len(run) >= 3) > sum(map(len, runs)) / 2:
+        return ("its bytes above 127 come in runs, as in Chinese, Japanese, Korean or Cyrillic "
+                "text, not Western European: find which encoding it is in (`uchardet FILE`, or "
+                "what saved it), e.g. for Shift-JIS: iconv -f shift_jis -t utf-8")
     if any(0x80 <= byte <= 0x9F for byte in block):
         try:
             block.decode("cp1252")          # fails on the five bytes Windows-1252 leaves out
