@@ -169,6 +169,17 @@ def test_word_tokens_are_letters_that_continue_a_word_and_a_space_then_letters_t
     assert pieces[" "] == pieces["<mask>"] == 0
 
 
+def test_a_letters_marks_continue_its_word_as_the_letters_do():
+    # Hindi's vowel signs and virama are marks (Unicode's Mn, Mc), not letters to isalpha():
+    # a word was masked in pieces, cut at each of them. A lone mark is no word at all.
+    text = "हिंदी में लिखा है\n"
+    tok = CharTokenizer.train(text, ["<pad>", "<mask>"])
+    in_word = word_tokens(tok)
+    for sign in "िंें":
+        assert in_word[tok.token_to_id(sign)] == CONTINUES
+    assert in_word[tok.token_to_id(" ")] == in_word[tok.token_to_id("\n")] == 0
+
+
 def spans_of_words(tokenizer, row):
     """(start, end) of the tokens of each word (a run of letters) of a row of ids."""
     pieces = [tokenizer.decode([i]) for i in row]

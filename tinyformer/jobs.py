@@ -18,6 +18,7 @@ import hashlib
 import os
 import sys
 import time
+import unicodedata
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
@@ -607,12 +608,19 @@ def word_tokens(tokenizer: Tokenizer) -> np.ndarray:
     """What each id of the vocabulary is to a word, for whole-word masking (mask_tokens'
     `in_word`): CONTINUES for the ordinary tokens spelled with letters only (a character
     tokenizer's letters; a BPE's pieces such as "een"), BEGINS for a space and then letters (a
-    BPE's " g" or " the", which start a word), 0 for the rest."""
+    BPE's " g" or " the", which start a word), 0 for the rest. A letter's marks count as
+    letters: Hindi's vowel signs (ि in हिंदी), an accent written apart from its e."""
     special = set(tokenizer.special_tokens)
     pieces = [tokenizer.id_to_token(i) for i in range(tokenizer.vocab_size)]
-    return np.array([0 if piece in special else CONTINUES if piece.isalpha()
-                     else BEGINS if piece[:1].isspace() and piece.lstrip().isalpha() else 0
+    return np.array([0 if piece in special else CONTINUES if _letters(piece)
+                     else BEGINS if piece[:1].isspace() and _letters(piece.lstrip()) else 0
                      for piece in pieces], dtype=np.int8)
+
+
+def _letters(piece: str) -> bool:
+    """Whether `piece` is spelled with letters and their marks alone (Unicode's L and M):
+    str.isalpha() counts no mark, and cut a Hindi word at each of its vowel signs."""
+    return piece != "" and all(unicodedata.category(c)[0] in "LM" for c in piece)
 
 
 def _single_token(tokenizer, text):
