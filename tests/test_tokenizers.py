@@ -1008,3 +1008,16 @@ def test_special_spans_take_whitespace_only_up_to_the_next_token():
     spans = tokenizers.special_spans(pattern, "a<s>  <mask> b<s>  <x>",
                                      lstrip={"<mask>"}, rstrip={"<s>"})
     assert spans == [(1, 6, "<s>"), (6, 12, "<mask>"), (14, 18, "<s>"), (18, 22, " <x>")]
+
+
+def test_len_of_a_tokenizer_is_its_vocab_size_its_padding_included():
+    # As len() of a Hugging Face tokenizer; a model's embedding takes vocab_size rows.
+    tok = CharTokenizer.train("hello", special_tokens=["<eos>"])
+    assert len(tok) == tok.vocab_size == 5
+    tok.pad_to(8)
+    assert len(tok) == 8
+
+
+def test_a_text_given_as_a_char_vocabulary_names_the_character_twice_and_train():
+    with pytest.raises(ValueError, match=r"holds the character 'l' twice: .*CharTokenizer\.train"):
+        CharTokenizer("hello")

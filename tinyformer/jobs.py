@@ -648,7 +648,8 @@ class Seq2Seq:
                            f"{config.max_len}: the task needs {needed}")
         self.data = Seq2SeqTask(config.task, config.min_len, config.max_len, seed=config.seed)
         # The task's own symbols, saved like any tokenizer so the checkpoint is self-contained.
-        self.tokenizer = tokenizer or CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS)
+        self.tokenizer = (tokenizer if tokenizer is not None
+                          else CharTokenizer(SYMBOLS[len(SPECIALS):], SPECIALS))
         if len(self.data.val) < 10:
             raise BadInput(f"--task {config.task} with lengths {config.min_len} to "
                            f"{config.max_len} has {self.data.n_sources} distinct sequences, "

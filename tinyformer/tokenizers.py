@@ -665,6 +665,10 @@ class Tokenizer:
         """How many ids there are: its own tokens', then any padding."""
         return self._own_size + self.padding
 
+    def __len__(self) -> int:
+        """vocab_size, as len() of a Hugging Face tokenizer."""
+        return self.vocab_size
+
     def pad_to(self, vocab_size: int) -> None:
         """Give the tokenizer `vocab_size` ids, as many as a model's embedding has rows: the
         ids past its own tokens decode to nothing, and encode never gives them (nanoGPT pads
@@ -987,7 +991,11 @@ class CharTokenizer(Tokenizer):
         if not all(isinstance(c, str) and len(c) == 1 for c in chars):
             raise BadInput("the vocabulary must be single characters")
         if len(set(chars)) != len(chars):
-            raise BadInput("the vocabulary holds a character twice")
+            # CharTokenizer("hello") takes its text as the vocabulary, where train() reads one
+            twice = next(c for i, c in enumerate(chars) if c in chars[:i])
+            raise BadInput(f"the vocabulary holds the character {twice!r} twice: give each "
+                           f"character once (sorted(set(text))), or make the tokenizer from a "
+                           f"text with CharTokenizer.train(text)")
         # Half of a UTF-16 pair (a JavaScript tool splits "😀" so) is no character: it could
         # not be written out by decode's text, and the whole character is still not encoded.
         halves = [c for c in chars if "\ud800" <= c <= "\udfff"]
