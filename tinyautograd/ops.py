@@ -989,7 +989,10 @@ def _add_rows(out, index, x):
     for a 1-D target with 1-D indices, so each picked row is spelled out as the positions of
     its elements in the flattened table."""
     row_size = math.prod(out.shape[1:])
-    rows = index.reshape(-1) % len(out)                               # negative indices wrap
+    # In numpy's own integer type first: a uint8 or int8 index times row_size would wrap
+    # around in its own dtype (row 90 of 8 columns landing on row 26), and a uint64 one
+    # plus arange's int64 positions would turn float.
+    rows = index.reshape(-1).astype(np.intp) % len(out)               # negative indices wrap
     positions = (rows[:, None] * row_size + np.arange(row_size)).reshape(-1)
     np.add.at(out.reshape(-1), positions, x.reshape(-1))
 
