@@ -11,7 +11,7 @@ from tinyautograd import Tensor, nn
 
 SMALL_INTEGERS = [np.int8, np.uint8, np.int16, np.uint16, np.uint32, np.uint64]
 
-# ------------------------------------------------------------------ index arrays of any integer type
+# ------------------------------------------------------------- index arrays of any integer type
 
 
 @pytest.mark.parametrize("dtype", SMALL_INTEGERS)
