@@ -45,3 +45,20 @@ def test_gradcheck_through_a_uint8_index_in_float64():
                dtype=np.float64)
     ids = np.array([255, 90, 90, 0], np.uint8)
     assert ta.gradcheck(lambda w: w[ids] * 2, x)
+
+
+# ------------------------------------------------------------- random draws in narrow floats
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_rand_stays_below_1_in_every_float_dtype_as_torch_rand(dtype):
+    # Drawn in float64 and rounded to float16, about one draw in 4096 became exactly 1.0;
+    # in float32, one in 2 ** 25. The generator here draws 1 - 2 ** -30, the largest kind.
+    class NearOne(np.random.Generator):
+        def random(self, size=None, dtype=np.float64, out=None):
+            return np.full(size, 1 - 2.0 ** -30)
+
+    draws = ta.rand(5, dtype=dtype, generator=NearOne(np.random.PCG64(0)))
+    assert draws.dtype == dtype and (draws.data < 1).all()
+    seeded = ta.rand(20_000, dtype=dtype, generator=np.random.default_rng(0))
+    assert 0 <= seeded.data.min() and seeded.data.max() < 1
