@@ -4,10 +4,12 @@ finite differences in float64."""
 
 import numpy as np
 import pytest
-from numpy.testing import assert_array_equal
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
 
 import tinyautograd as ta
-from tinyautograd import Tensor, nn
+import tinyautograd.functional as F
+from tinyautograd import Tensor, kernels, nn
 
 SMALL_INTEGERS = [np.int8, np.uint8, np.int16, np.uint16, np.uint32, np.uint64]
 
@@ -62,3 +64,43 @@ def test_rand_stays_below_1_in_every_float_dtype_as_torch_rand(dtype):
     assert draws.dtype == dtype and (draws.data < 1).all()
     seeded = ta.rand(20_000, dtype=dtype, generator=np.random.default_rng(0))
     assert 0 <= seeded.data.min() and seeded.data.max() < 1
+
+
+# ------------------------------------------------------------- numpy scalars as settings
+
+
+@pytest.fixture(params=["loops", "numpy forms"])
+def either_form(request, monkeypatch):
+    """Runs a test with the compiled loops (where built) and with the ops' numpy forms."""
+    if request.param == "numpy forms":
+        monkeypatch.setattr(kernels, "usable", lambda *arrays, into=(): False)
+
+
+# Each a setting given as a numpy scalar, as a config read with numpy or a value computed
+# with it gives one: torch reads a numpy scalar as a Python number, which keeps x's dtype.
+NUMPY_SETTINGS = {
+    "var(ddof=np.int64(1))": lambda x: x.var(axis=-1, ddof=np.int64(1)),
+    "var(ddof=np.int64(1)) of all": lambda x: x.var(ddof=np.int64(1)),
+    "F.rms_norm(eps=np.float64)": lambda x: F.rms_norm(x, eps=np.float64(1e-6)),
+    "nn.RMSNorm(eps=np.float64)": lambda x: nn.RMSNorm(4, eps=np.float64(1e-6))(x),
+    "F.layer_norm(eps=np.float64)": lambda x: F.layer_norm(x, eps=np.float64(1e-5)),
+    "nn.LayerNorm(eps=np.float64)": lambda x: nn.LayerNorm(4, eps=np.float64(1e-5))(x),
+}
+
+
+@pytest.mark.parametrize("setting", NUMPY_SETTINGS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_numpy_scalar_setting_keeps_the_inputs_dtype_as_torch(either_form, setting, dtype):
+    x = Tensor(np.random.default_rng(2).standard_normal((3, 4)), dtype=dtype,
+               requires_grad=True)
+    out = NUMPY_SETTINGS[setting](x)
+    out.sum().backward()
+    assert out.dtype == dtype and x.grad.dtype == dtype
+
+
+def test_var_with_a_numpy_ddof_is_torchs_in_float32():
+    a = np.random.default_rng(3).standard_normal((3, 5)).astype(np.float32)
+    ours = Tensor(a).var(axis=1, ddof=np.int64(1))
+    theirs = torch.tensor(a).var(dim=1, correction=1)
+    assert ours.dtype == np.float32
+    assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)

@@ -727,11 +727,13 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, divisor, axis=None, keepdims=False):
-        ctx.axis, ctx.divisor = axis, divisor
+        # A Python float, weak in numpy 2: a count less a numpy ddof (np.int64(1)) would make
+        # a float32 variance float64.
+        ctx.axis, ctx.divisor = axis, float(divisor)
         x = _floating(x)
         centred = x - _mean_kept(x, axis)
         with np.errstate(divide="ignore", invalid="ignore"):     # a divisor of 0: see above
-            return (centred * centred).sum(axis=axis, keepdims=keepdims) / divisor
+            return (centred * centred).sum(axis=axis, keepdims=keepdims) / ctx.divisor
 
     @staticmethod
     def backward(ctx, grad):
