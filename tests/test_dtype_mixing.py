@@ -10,6 +10,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 import tinyautograd as ta
 import tinyautograd.functional as F
 from tinyautograd import Tensor, kernels, nn
+from tinyformer.attention import (attention_readable, attention_weights, causal_mask,
+                                  scaled_dot_product_attention)
 
 SMALL_INTEGERS = [np.int8, np.uint8, np.int16, np.uint16, np.uint32, np.uint64]
 
@@ -104,3 +106,28 @@ def test_var_with_a_numpy_ddof_is_torchs_in_float32():
     theirs = torch.tensor(a).var(dim=1, correction=1)
     assert ours.dtype == np.float32
     assert_allclose(ours.data, theirs.numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------- attention of mixed float dtypes
+
+
+@pytest.mark.parametrize("form", ["op", "readable"])
+@pytest.mark.parametrize("dtypes", [(np.float16, np.float64, np.float64),
+                                    (np.float16, np.float32, np.float32),
+                                    (np.float32, np.float16, np.float64)])
+def test_attention_of_mixed_float_dtypes_computes_in_the_widest_as_matmul(form, dtypes):
+    # A float16 query with float64 keys and values was rounded to float16, where q @ k.T
+    # alone gives float64; each gradient keeps its input's dtype.
+    rng = np.random.default_rng(4)
+    q, k, v = (Tensor(rng.standard_normal((2, 3, 4)), dtype=dtype, requires_grad=True)
+               for dtype in dtypes)
+    attention = scaled_dot_product_attention if form == "op" else attention_readable
+    out = attention(q, k, v, causal_mask(3))
+    widest = np.result_type(*dtypes)
+    expected = attention(*(Tensor(x.data, dtype=np.float64) for x in (q, k, v)), causal_mask(3))
+    assert out.dtype == widest
+    assert_allclose(out.data, expected.data, rtol=1e-6 if widest == np.float64 else 1e-5,
+                    atol=1e-6)
+    out.sum().backward()
+    assert [x.grad.dtype for x in (q, k, v)] == list(dtypes)
+    assert attention_weights(q, k).dtype == np.result_type(*dtypes[:2])
