@@ -67,6 +67,10 @@ def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
     _floating_dtype(dtype, "rand")
     rng = random.generator_or_default(generator, "rand")
     data = rng.random(_shape(shape)).astype(dtype)
+    # Rounded to a narrower float, the float64 draws nearest 1 become 1.0 (one in 4096 in
+    # float16): they are the largest number below 1 instead, so that no draw reaches 1.
+    below_one = np.nextafter(np.array(1, dtype), np.array(0, dtype))
+    data = np.minimum(data, below_one)
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 

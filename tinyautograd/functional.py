@@ -554,7 +554,8 @@ def _checked_eps(op, eps):
     generated token calls this."""
     if not (type(eps) is float and math.isfinite(eps)):
         _check(op, "a finite number", eps=eps)
-    return eps
+    # A Python float, weak in numpy 2: a numpy float64 eps would make a float32 norm float64.
+    return float(eps)
 
 
 def _too_many_arguments(op, most, more, weight):

@@ -727,11 +727,13 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, divisor, axis=None, keepdims=False):
-        ctx.axis, ctx.divisor = axis, divisor
+        # A Python float, weak in numpy 2: a count less a numpy ddof (np.int64(1)) would make
+        # a float32 variance float64.
+        ctx.axis, ctx.divisor = axis, float(divisor)
         x = _floating(x)
         centred = x - _mean_kept(x, axis)
         with np.errstate(divide="ignore", invalid="ignore"):     # a divisor of 0: see above
-            return (centred * centred).sum(axis=axis, keepdims=keepdims) / divisor
+            return (centred * centred).sum(axis=axis, keepdims=keepdims) / ctx.divisor
 
     @staticmethod
     def backward(ctx, grad):
@@ -989,7 +991,10 @@ def _add_rows(out, index, x):
     for a 1-D target with 1-D indices, so each picked row is spelled out as the positions of
     its elements in the flattened table."""
     row_size = math.prod(out.shape[1:])
-    rows = index.reshape(-1) % len(out)                               # negative indices wrap
+    # In numpy's own integer type first: a uint8 or int8 index times row_size would wrap
+    # around in its own dtype (row 90 of 8 columns landing on row 26), and a uint64 one
+    # plus arange's int64 positions would turn float.
+    rows = index.reshape(-1).astype(np.intp) % len(out)               # negative indices wrap
     positions = (rows[:, None] * row_size + np.arange(row_size)).reshape(-1)
     np.add.at(out.reshape(-1), positions, x.reshape(-1))
 

@@ -342,7 +342,7 @@ def attention_weights(q: Tensor, k: Tensor, mask: Mask | None = None, *,
     in the bias too where it is a Tensor. Numpy arrays are taken as constant Tensors, as
     `scaled_dot_product_attention` takes them.
     """
-    q, k = _as_tensors(q, k)
+    q, k = _in_one_dtype(*_as_tensors(q, k))
     keep = _keep_mask(q, k, None, mask)
     # float16 computes in float32 and its weights are rounded back once, as in the Attention
     # op: q . k of 16 values near 100 is 160,000, inf in float16, and its softmax NaN.
@@ -376,7 +376,7 @@ def attention_readable(q: Tensor, k: Tensor, v: Tensor, mask: Mask | None = None
     arrays taken as constant Tensors).
     """
     _check_dropout("attention_readable", dropout_p, training)
-    q, k, v = _as_tensors(q, k, v)
+    q, k, v = _in_one_dtype(*_as_tensors(q, k, v))
     keep = _keep_mask(q, k, v, mask)
     # float16 computes in float32, the output rounded back once, as in attention_weights
     dtype, half = q.dtype, functional.compute_dtype(q.dtype) != q.dtype
@@ -392,6 +392,15 @@ def _as_tensors(*arrays):
     apply makes of them, so that the readable forms take (and give) what
     scaled_dot_product_attention does, where a numpy array has no masked_fill or softmax."""
     return tuple(x if isinstance(x, Tensor) else Tensor(x) for x in arrays)
+
+
+def _in_one_dtype(*tensors):
+    """q, k (and v) in one dtype: integers as float32, then the widest of theirs, as `@`
+    combines them. Attention computes in q's dtype: a float16 q would otherwise round the
+    result of float32 or float64 keys and values to float16."""
+    tensors = [x if x.dtype.kind in "fc" else x.astype(np.float32) for x in tensors]
+    dtype = np.result_type(*(x.dtype for x in tensors))
+    return tuple(x if x.dtype == dtype else x.astype(dtype) for x in tensors)
 
 
 def _check_dropout(where, dropout_p, training):
@@ -589,11 +598,12 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Mask | N
     dropout_p > 0 needs training said, as torch's drops whenever dropout_p > 0.
 
     Integer or boolean q, k, v compute in float32, as the engine's ops whose results are
-    fractions (softmax, `/`) do with them.
+    fractions (softmax, `/`) do with them; q, k and v of different float dtypes compute in the
+    widest, as `@` combines them (torch's refuses them).
     """
     _check_dropout("scaled_dot_product_attention", dropout_p, training)
-    if not q.dtype.kind == k.dtype.kind == v.dtype.kind == "f":    # integers: float32
-        q, k, v = (x if x.dtype.kind in "fc" else x.astype(np.float32) for x in (q, k, v))
+    if not (q.dtype == k.dtype == v.dtype and q.dtype.kind == "f"):
+        q, k, v = _in_one_dtype(*_as_tensors(q, k, v))
     keep = _keep_mask(q, k, v, mask)
     drop = None
     if training and dropout_p > 0:
