@@ -23,7 +23,9 @@ where a count becomes the thread-count variables of a process's environment.
 import argparse
 import contextlib
 import datetime
+import functools
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -164,6 +166,21 @@ def alternate(script, engines, blocks, threads, arguments=(), show_output=False)
                 with open(json_path) as f:
                     results[engine].append(json.load(f))
     return results
+
+
+@functools.cache
+def torch_import_error():
+    """Where PyTorch is installed but does not import (a broken install: a library of its
+    missing, a build for another Python), the last line of what importing it says; else None
+    (imported, or not installed). Tried once, in a process of its own: this one stays without
+    PyTorch, as ours is timed."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    done = subprocess.run([sys.executable, "-c", "import torch"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode == 0:
+        return None
+    return (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
 
 
 def write_child_figures(path, figures):

@@ -149,6 +149,33 @@ def test_the_whole_run_without_pytorch_is_refused_in_one_line_saying_what_to_ins
     assert result.stdout == ""
 
 
+def test_a_pytorch_that_does_not_import_is_refused_in_one_line_before_any_runs(monkeypatch,
+                                                                                tmp_path):
+    # Installed but broken (a library of its missing): found, it was taken to be there, and
+    # each benchmark that compares with it ended in a traceback, our own figures lost with it.
+    (tmp_path / "torch.py").write_text(
+        'raise ImportError("libtorch_cpu.so: cannot open shared object file")\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))   # for its processes
+
+    def no_benchmark(command, env):
+        raise AssertionError(f"a benchmark ran: {command}")
+    monkeypatch.setattr(suite, "run_with_all_it_starts", no_benchmark)
+    monkeypatch.setattr(cli, "bench_suite", lambda: suite)
+    suite.torch_import_error.cache_clear()          # tried afresh, with the broken one first
+    try:
+        result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "train_step"])
+        suite.check_choices(["tokenizer"], [], None)    # it does not use PyTorch: not refused
+    finally:
+        suite.torch_import_error.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: train_step compares our engine with PyTorch, which is installed but does not "
+        "import (ImportError: libtorch_cpu.so: cannot open shared object file): reinstall it "
+        "(pip install --force-reinstall torch)"]
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("threads, cases", [(4, []), (None, ["loaded"])])
 def test_threads_or_a_case_where_no_benchmark_to_run_depends_on_them_is_refused(threads, cases):
     # ops and the tokenizer run once, on one thread: --threads 4 or --case loaded was ignored
