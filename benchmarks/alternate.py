@@ -27,6 +27,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import shlex
@@ -232,15 +233,31 @@ def about_this_run():
             "our ops": "compiled loops" if kernels.in_use() else "numpy forms"}
 
 
+def finite_or_null(value):
+    """`value` (numbers, strings, lists and dicts of them) with each float that is not finite
+    (NaN, an infinity) as None: JSON has no such numbers, and Python's NaN and Infinity, which
+    it writes for them by default, make a file that strict readers (JavaScript's JSON.parse)
+    refuse. None is written null, as JavaScript writes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
 def write_figures(path, figures):
     """A benchmark's figures as JSON at `path`, its directory made if need be, with what they
     were measured on, by what and when (`about`); says so. All or nothing: with --save it
     replaces the repository's own figures, which a write that fails part way (a full disk,
-    Ctrl-C) would leave cut short."""
+    Ctrl-C) would leave cut short. Standard JSON: a figure that is not a finite number (the
+    free kernels' losses of envelope.py) is null."""
     from tinyformer.files import atomic_write
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # A device or a pipe (--json /dev/stdout) is written to as it is: never replaced by a file.
     replaced = os.path.isfile(path) or not os.path.exists(path)
     with atomic_write(path) if replaced else open(path, "w") as f:
-        json.dump({"about": about_this_run(), **figures}, f, indent=1)
+        json.dump(finite_or_null({"about": about_this_run(), **figures}), f, indent=1,
+                  allow_nan=False)
     print(f"written: {path}")
