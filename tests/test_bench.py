@@ -176,6 +176,13 @@ def test_a_pytorch_that_does_not_import_is_refused_in_one_line_before_any_runs(m
     assert result.stdout == ""
 
 
+def test_every_benchmark_that_times_pytorch_is_one_that_the_suite_says_compares_with_it():
+    # COMPARES decides where a PyTorch that does not import is refused before any runs.
+    for name, (script_name, *_) in suite.BENCHMARKS.items():
+        source = (ROOT / "benchmarks" / script_name).read_text()
+        assert ("import torch" in source) == (name in suite.COMPARES), name
+
+
 @pytest.mark.parametrize("threads, cases", [(4, []), (None, ["loaded"])])
 def test_threads_or_a_case_where_no_benchmark_to_run_depends_on_them_is_refused(threads, cases):
     # ops and the tokenizer run once, on one thread: --threads 4 or --case loaded was ignored
