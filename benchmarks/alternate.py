@@ -75,6 +75,31 @@ def at_least(minimum):
     return count
 
 
+def json_file(text):
+    """The type of every script's --json: a path that write_figures can write, checked before
+    the run: a folder (or a path ending in a separator), or a path inside a file or in a folder
+    that cannot be written to, was found only at the end of the run, in a traceback, the file
+    of its figures lost. A folder of the path that does not exist yet is made at the end; a
+    device or a pipe that is there (/dev/stdout) is written to as it is."""
+    if os.path.exists(text) and not os.path.isfile(text) and not os.path.isdir(text):
+        return text
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give the path of a file")
+    if text.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise argparse.ArgumentTypeError(f"{text!r} ends in {text[-1]!r}, as a folder's path "
+                                         f"does; give the path of a file")
+    folder = os.path.dirname(os.path.abspath(text))
+    while not os.path.exists(folder):           # the folder that is there, the rest made
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {folder!r} is a file, not a "
+                                         f"folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: folder {folder!r} is not "
+                                         f"writable; give a path in a folder you can write to")
+    return text
+
+
 @contextlib.contextmanager
 def settings_refused_as_usage(script):
     """Around the building of what the options describe (a model, a corpus): a ValueError there
@@ -123,7 +148,7 @@ def step_options(description, engines, blocks):
                    help="timed steps of each engine per block")
     p.add_argument("--warmup", type=at_least(0), default=5,
                    help="untimed steps first, in every block")
-    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--json", type=json_file, help="also write the figures to this file")
     p.add_argument("--tiny", action="store_true",
                    help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch 2): "
                    "the arithmetic is almost nothing, so what is timed is each engine's fixed "

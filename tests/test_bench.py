@@ -86,12 +86,25 @@ print(json.dumps(results))
 """
 
 
-def scripts_one_after_another(cases, cwd):
+# Before SCRIPTS_ONE_AFTER_ANOTHER: each script stops with status 99 as soon as its arguments
+# are read, had they been taken; a refusal of them still ends it as before (status 2).
+ARGUMENTS_READ_ONLY = """
+import argparse, sys
+read = argparse.ArgumentParser.parse_args
+def read_only(self, *args, **kwargs):
+    read(self, *args, **kwargs)
+    sys.exit(99)
+argparse.ArgumentParser.parse_args = read_only
+"""
+
+
+def scripts_one_after_another(cases, cwd, before=""):
     """{(NAME, *ARGUMENTS): CompletedProcess} of `python benchmarks/NAME ARGUMENTS` for each
-    (NAME, ARGUMENTS) of `cases`, run in `cwd` one after another in one process: each process
-    of its own paid the imports again (numpy, tinyformer), a quarter of a second a case."""
+    (NAME, ARGUMENTS) of `cases`, run in `cwd` one after another in one process (after the
+    code `before`): each process of its own paid the imports again (numpy, tinyformer), a
+    quarter of a second a case."""
     cases = [(name, list(arguments)) for name, arguments in cases]
-    done = subprocess.run([sys.executable, "-c", SCRIPTS_ONE_AFTER_ANOTHER, str(ROOT)],
+    done = subprocess.run([sys.executable, "-c", before + SCRIPTS_ONE_AFTER_ANOTHER, str(ROOT)],
                           input=json.dumps(cases), capture_output=True, text=True, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return {(name, *arguments): subprocess.CompletedProcess([name, *arguments], *result)
@@ -1100,6 +1113,29 @@ def test_every_benchmark_writes_its_figures_through_the_one_writer():
     for path in (ROOT / "benchmarks").glob("*.py"):
         if path.name != "alternate.py":
             assert "json.dump(" not in path.read_text(), path.name
+
+
+# Every script that writes its figures (write_figures): --json is theirs.
+WRITES_FIGURES = sorted(path.name for path in (ROOT / "benchmarks").glob("*.py")
+                        if "write_figures(" in path.read_text() and path.name != "alternate.py")
+
+
+def test_a_json_path_that_cannot_be_written_is_a_one_line_usage_error_before_any_run(tmp_path):
+    # A folder, or a path inside a file, was found at the end of the run (minutes), in a
+    # traceback, the file of its figures lost.
+    a_file = tmp_path / "figures.json"
+    a_file.write_text("{}")
+    refusals = {str(tmp_path): "is a folder; give the path of a file",
+                str(tmp_path / "new") + os.sep: "as a folder's path does; give the path of a file",
+                str(a_file / "x.json"): "is a file, not a folder"}
+    assert len(WRITES_FIGURES) >= 12
+    cases = [(name, ["--json", path]) for name in WRITES_FIGURES for path in refusals]
+    done = scripts_one_after_another(cases, tmp_path, before=ARGUMENTS_READ_ONLY)
+    for name, (_, path) in cases:
+        result = done[(name, "--json", path)]
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
+        assert result.stderr.splitlines()[-1].endswith(refusals[path]), (name, result.stderr)
+    assert a_file.read_text() == "{}" and sorted(os.listdir(tmp_path)) == ["figures.json"]
 
 
 def test_figures_are_written_by_a_script_of_a_checkout_not_installed_with_pip(tmp_path):
