@@ -23,8 +23,11 @@ where a count becomes the thread-count variables of a process's environment.
 import argparse
 import contextlib
 import datetime
+import functools
 import importlib.metadata
+import importlib.util
 import json
+import math
 import os
 import platform
 import shlex
@@ -70,6 +73,31 @@ def at_least(minimum):
                                              f"{text!r}")
         return int(text)
     return count
+
+
+def json_file(text):
+    """The type of every script's --json: a path that write_figures can write, checked before
+    the run: a folder (or a path ending in a separator), or a path inside a file or in a folder
+    that cannot be written to, was found only at the end of the run, in a traceback, the file
+    of its figures lost. A folder of the path that does not exist yet is made at the end; a
+    device or a pipe that is there (/dev/stdout) is written to as it is."""
+    if os.path.exists(text) and not os.path.isfile(text) and not os.path.isdir(text):
+        return text
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give the path of a file")
+    if text.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        raise argparse.ArgumentTypeError(f"{text!r} ends in {text[-1]!r}, as a folder's path "
+                                         f"does; give the path of a file")
+    folder = os.path.dirname(os.path.abspath(text))
+    while not os.path.exists(folder):           # the folder that is there, the rest made
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: {folder!r} is a file, not a "
+                                         f"folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {text!r}: folder {folder!r} is not "
+                                         f"writable; give a path in a folder you can write to")
+    return text
 
 
 @contextlib.contextmanager
@@ -120,7 +148,7 @@ def step_options(description, engines, blocks):
                    help="timed steps of each engine per block")
     p.add_argument("--warmup", type=at_least(0), default=5,
                    help="untimed steps first, in every block")
-    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--json", type=json_file, help="also write the figures to this file")
     p.add_argument("--tiny", action="store_true",
                    help="the same step at tiny sizes (d_model 8, MLP 16, context 2, batch 2): "
                    "the arithmetic is almost nothing, so what is timed is each engine's fixed "
@@ -164,6 +192,21 @@ def alternate(script, engines, blocks, threads, arguments=(), show_output=False)
                 with open(json_path) as f:
                     results[engine].append(json.load(f))
     return results
+
+
+@functools.cache
+def torch_import_error():
+    """Where PyTorch is installed but does not import (a broken install: a library of its
+    missing, a build for another Python), the last line of what importing it says; else None
+    (imported, or not installed). Tried once, in a process of its own: this one stays without
+    PyTorch, as ours is timed."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    done = subprocess.run([sys.executable, "-c", "import torch"], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode == 0:
+        return None
+    return (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
 
 
 def write_child_figures(path, figures):
@@ -215,15 +258,31 @@ def about_this_run():
             "our ops": "compiled loops" if kernels.in_use() else "numpy forms"}
 
 
+def finite_or_null(value):
+    """`value` (numbers, strings, lists and dicts of them) with each float that is not finite
+    (NaN, an infinity) as None: JSON has no such numbers, and Python's NaN and Infinity, which
+    it writes for them by default, make a file that strict readers (JavaScript's JSON.parse)
+    refuse. None is written null, as JavaScript writes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
 def write_figures(path, figures):
     """A benchmark's figures as JSON at `path`, its directory made if need be, with what they
     were measured on, by what and when (`about`); says so. All or nothing: with --save it
     replaces the repository's own figures, which a write that fails part way (a full disk,
-    Ctrl-C) would leave cut short."""
+    Ctrl-C) would leave cut short. Standard JSON: a figure that is not a finite number (the
+    free kernels' losses of envelope.py) is null."""
     from tinyformer.files import atomic_write
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     # A device or a pipe (--json /dev/stdout) is written to as it is: never replaced by a file.
     replaced = os.path.isfile(path) or not os.path.exists(path)
     with atomic_write(path) if replaced else open(path, "w") as f:
-        json.dump({"about": about_this_run(), **figures}, f, indent=1)
+        json.dump(finite_or_null({"about": about_this_run(), **figures}), f, indent=1,
+                  allow_nan=False)
     print(f"written: {path}")

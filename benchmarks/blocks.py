@@ -49,7 +49,7 @@ import tempfile
 import time
 
 import shakespeare_text
-from alternate import at_least, write_figures
+from alternate import at_least, json_file, write_figures
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -84,7 +84,7 @@ def parse_args(argv=None):
                    "Shakespeare, as in the README's run]")
     p.add_argument("--jobs", type=at_least(1), default=1,
                    help="runs at a time, each in its own process")
-    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--json", type=json_file, help="also write the results to this file")
     p.add_argument("--run", nargs=3, metavar=("RECIPE", "VARIANT", "SEED"),
                    help="child mode: one run, its record as JSON on stdout")
     args = p.parse_args(argv)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from alternate import THREAD_VARIABLES, at_least, write_figures
+from alternate import THREAD_VARIABLES, at_least, json_file, write_figures
 from suite import busy_neighbour
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -43,7 +43,7 @@ def parse_args(argv=None):
                    help="turns, each a quiet run then one beside the busy core (default: 2)")
     p.add_argument("--one-core", action="store_true",
                    help="each turn also runs the command quiet with --threads 1")
-    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--json", type=json_file, help="write the figures here")
     p.add_argument("train", nargs="*", metavar="-- TRAIN ARGUMENTS",
                    help="given to tinyformer train (none: the built-in run)")
     args = p.parse_args(argv)

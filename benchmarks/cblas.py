@@ -27,7 +27,7 @@ import os
 import statistics
 import time
 
-from alternate import Help, at_least, set_thread_variables, write_figures
+from alternate import Help, at_least, json_file, set_thread_variables, write_figures
 
 if __name__ == "__main__":
     set_thread_variables(os.environ, 1)       # before numpy and the library are loaded
@@ -118,7 +118,8 @@ def main():
     other_library.add_argument("--blis", action="store_true",
                                help="time the gemm of the `blis` package (pip install blis)")
     options.add_argument("--reps", type=at_least(1), default=300, help="calls per product")
-    options.add_argument("--json", metavar="PATH", help="also write the figures here")
+    options.add_argument("--json", metavar="PATH", type=json_file,
+                         help="also write the figures here")
     args = options.parse_args()
 
     if args.blis:

@@ -28,8 +28,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import tinyautograd as ta  # noqa: E402
 import tinyautograd.functional as F  # noqa: E402
-from alternate import (AUTO, at_least, counted, set_torch_threads, thread_count,  # noqa: E402
-                       write_figures)
+from alternate import (AUTO, at_least, counted, json_file, set_torch_threads,  # noqa: E402
+                       thread_count, write_figures)
 
 # PyTorch, imported by main() once the arguments are read: a usage error or --help costs no
 # import of it (a second or two). None where it is not installed: the table still prints,
@@ -172,7 +172,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=thread_count, default=AUTO,
                         help="PyTorch's threads; auto (the default): its own count, which "
                         "OMP_NUM_THREADS sets")
-    parser.add_argument("--json", help="also write the raw medians to this file")
+    parser.add_argument("--json", type=json_file, help="also write the raw medians to this file")
     args = parser.parse_args(argv)
     import_torch()
     if torch is not None:

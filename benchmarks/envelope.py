@@ -13,7 +13,8 @@ The variants answer what the rest of the step costs, with the matrix products un
 - free-kernels: layer norm, GELU and attention's softmax do no arithmetic, forward or backward:
   each returns an uninitialised array of its result's shape (attention keeps its two matrix
   products). That is what compiled kernels for them could give at best, were they free. Its
-  losses are meaningless (they soon turn to NaN, which costs the matrix products nothing).
+  losses are meaningless (they soon turn to NaN, which costs the matrix products nothing, and
+  which the JSON holds as null).
 - one-part-free-kernels: both.
 - numpy-forms: layer norm, GELU, attention's softmax and AdamW's update as their numpy forms
   (TINYAUTOGRAD_KERNELS=numpy), where ours runs the engine's compiled loops: what the loops

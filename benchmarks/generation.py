@@ -37,8 +37,9 @@ import argparse
 import os
 import sys
 
-from alternate import (AUTO, Help, alternate, at_least, counted, set_thread_variables,
-                       set_torch_threads, thread_count, write_child_figures, write_figures)
+from alternate import (AUTO, Help, alternate, at_least, counted, json_file,
+                       set_thread_variables, set_torch_threads, thread_count,
+                       write_child_figures, write_figures)
 
 
 # vocab, n_layer, n_head, d_model, d_ff
@@ -58,7 +59,7 @@ def parse_args(argv=None):
                    help="turns of each engine, each its own process")
     p.add_argument("--reps", type=at_least(1), default=2,
                    help="timed repetitions of each engine per block and batch size")
-    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--json", type=json_file, help="also write the figures to this file")
     p.add_argument("--engine", choices=["ours", "torch", "transformers"],
                    help="child mode: time this engine alone and write its figures to --json "
                    "(without it, print them as JSON)")

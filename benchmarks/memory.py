@@ -30,8 +30,8 @@ import statistics
 import subprocess
 import sys
 
-from alternate import (AUTO, Help, at_least, counted, set_thread_variables, set_torch_threads,
-                       thread_count, write_figures)
+from alternate import (AUTO, Help, at_least, counted, json_file, set_thread_variables,
+                       set_torch_threads, thread_count, write_figures)
 from recipe import (BATCH, BETAS, CLIP, CONTEXT, D_FF, D_MODEL, LR, N_HEAD, N_LAYER, VOCAB,
                     WEIGHT_DECAY)
 
@@ -46,7 +46,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--engine", choices=["ours", "torch"], help=argparse.SUPPRESS)
-    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--json", type=json_file, help="also write the figures to this file")
     return p.parse_args(argv)
 
 

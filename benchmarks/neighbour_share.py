@@ -45,7 +45,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alternate import at_least, write_figures
+from alternate import at_least, json_file, write_figures
 from suite import busy_neighbour
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -73,7 +73,7 @@ def parse_args(argv=None):
     p.add_argument("--pieces", type=at_least(1), default=12,
                    help="with --dealt pulled: the pieces a step is cut into, dividing --gemms "
                    "(default: 12)")
-    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--json", type=json_file, help="write the figures here")
     args = p.parse_args(argv)
     uneven = [n for n in args.processes if args.gemms % n]
     if uneven and "fixed" in args.dealt:             # pulled pieces need no even shares

@@ -33,7 +33,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from alternate import at_least, write_figures
+from alternate import at_least, json_file, write_figures
 from suite import busy_neighbour
 
 SIZE = 256
@@ -162,7 +162,7 @@ def parse_args(argv=None):
                    help="timed steps for each way (default: 50)")
     p.add_argument("--gemms", type=at_least(1), default=120,
                    help="products in a step (default: 120)")
-    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--json", type=json_file, help="write the figures here")
     return p.parse_args(argv)
 
 

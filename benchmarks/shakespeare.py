@@ -49,9 +49,9 @@ import sys
 
 import shakespeare_text
 from recipe import BATCH, BETAS, CLIP, CONTEXT, D_MODEL, LR, N_HEAD, N_LAYER, WEIGHT_DECAY
-from alternate import (AUTO, Help, alternate, at_least, set_thread_variables, set_torch_threads,
-                       settings_refused_as_usage, thread_count, write_child_figures,
-                       write_figures)
+from alternate import (AUTO, Help, alternate, at_least, json_file, set_thread_variables,
+                       set_torch_threads, settings_refused_as_usage, thread_count,
+                       write_child_figures, write_figures)
 
 
 def parse_args(argv=None):
@@ -67,7 +67,7 @@ def parse_args(argv=None):
                    default=int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count())),
                    help="CPU threads for numpy's BLAS and for PyTorch; auto: each engine as a "
                    "user gets it")
-    p.add_argument("--json", help="also write the raw results to this file")
+    p.add_argument("--json", type=json_file, help="also write the raw results to this file")
     p.add_argument("--engine", choices=["ours", "torch"],
                    help="child mode: train this engine alone and write its record to --json "
                    "(without it, print it as JSON)")

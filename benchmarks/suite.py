@@ -42,7 +42,8 @@ count before numpy loads, and memory is measured per process); its own table is 
 runs, and its JSON is read back for the summary. The scripts that time both engines run each
 engine in a process of its own too (benchmarks/alternate.py), so that neither slows the other.
 Without PyTorch installed, the scripts print our figures alone and the summary has no ratios
-(and no verdicts); the whole run, a comparison, is refused.
+(and no verdicts); the whole run, a comparison, is refused. A PyTorch installed that does not
+import is refused before any runs, where a benchmark to run compares with it.
 """
 
 import argparse
@@ -62,7 +63,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 import shakespeare_text  # noqa: E402
 from alternate import (AUTO, RUN_BY, block_ratios, command_of,  # noqa: E402
-                       set_thread_variables)
+                       set_thread_variables, torch_import_error)
 from quiet_when_stopped import ended_quietly_if_the_reader_goes  # noqa: E402
 from tinyautograd import kernels  # noqa: E402
 from tinyformer import resources  # noqa: E402
@@ -92,6 +93,8 @@ BENCHMARKS = {
 TAKES_THREADS = {"train_step", "generation", "memory", "whole_run", "gpt2"}
 # Run only when asked for by name (--only), or for whole_run with --whole-run: minutes each.
 ON_REQUEST = {"whole_run", "gpt2", "blocks", "builtin_run"}
+# Those that time PyTorch beside ours, where it is installed.
+COMPARES = {"train_step", "generation", "ops", "memory", "whole_run", "gpt2"}
 # Those that read the tinyshakespeare text (--corpus), given to them as --corpus.
 READS_TEXT = {"whole_run", "blocks", "tokenizer"}
 # Where --save writes each benchmark's JSON: the repository's own figures are there.
@@ -168,7 +171,8 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
     or by default in the current directory) where it is not: the whole run, the blocks'
     Shakespeare recipe (not with `quick`), and the tokenizer's if `corpus` names it (without,
     it measures the built-in corpus instead); or a text there that those benchmarks cannot
-    use."""
+    use; or, where a benchmark to run compares with PyTorch, a PyTorch installed that does not
+    import (each such benchmark would end in a traceback, and its figures of ours with it)."""
     for kind, names, known in (("benchmark", only, BENCHMARKS), ("case", cases, CASES)):
         unknown = [name for name in names if name not in known]
         if unknown:
@@ -218,6 +222,13 @@ def check_choices(only, cases, threads, whole_run=False, quick=False, corpus=Non
                                             bpe="tokenizer" in reading)
         if problem:
             raise ValueError(problem)
+    # Last: trying the import takes seconds.
+    comparing = [name for name in to_run if name in COMPARES]
+    broken = comparing and torch_import_error()
+    if broken:
+        raise ValueError(f"{comparing[0]} compares our engine with PyTorch, which is installed "
+                         f"but does not import ({broken}): reinstall it (pip install "
+                         f"--force-reinstall torch)")
 
 
 def have_torch():

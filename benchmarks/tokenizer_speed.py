@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, ROOT)
 import shakespeare_text  # noqa: E402
-from alternate import at_least, write_figures  # noqa: E402
+from alternate import at_least, json_file, write_figures  # noqa: E402
 from tinyformer.data import builtin_corpus  # noqa: E402
 from tinyformer.files import read_text  # noqa: E402
 from tinyformer.tokenizers import BPETokenizer, CharTokenizer, load_tokenizer  # noqa: E402
@@ -171,7 +171,7 @@ def main(argv=None):
     parser.add_argument("--vocab-size", type=at_least(256 + len(SPECIALS)),
                         default=shakespeare_text.BPE_VOCAB_SIZE)
     parser.add_argument("--repeats", type=at_least(1), default=3)
-    parser.add_argument("--json", help="also write the raw results to this file")
+    parser.add_argument("--json", type=json_file, help="also write the raw results to this file")
     args = parser.parse_args(argv)
 
     vocab_size = args.vocab_size

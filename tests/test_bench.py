@@ -86,12 +86,25 @@ print(json.dumps(results))
 """
 
 
-def scripts_one_after_another(cases, cwd):
+# Before SCRIPTS_ONE_AFTER_ANOTHER: each script stops with status 99 as soon as its arguments
+# are read, had they been taken; a refusal of them still ends it as before (status 2).
+ARGUMENTS_READ_ONLY = """
+import argparse, sys
+read = argparse.ArgumentParser.parse_args
+def read_only(self, *args, **kwargs):
+    read(self, *args, **kwargs)
+    sys.exit(99)
+argparse.ArgumentParser.parse_args = read_only
+"""
+
+
+def scripts_one_after_another(cases, cwd, before=""):
     """{(NAME, *ARGUMENTS): CompletedProcess} of `python benchmarks/NAME ARGUMENTS` for each
-    (NAME, ARGUMENTS) of `cases`, run in `cwd` one after another in one process: each process
-    of its own paid the imports again (numpy, tinyformer), a quarter of a second a case."""
+    (NAME, ARGUMENTS) of `cases`, run in `cwd` one after another in one process (after the
+    code `before`): each process of its own paid the imports again (numpy, tinyformer), a
+    quarter of a second a case."""
     cases = [(name, list(arguments)) for name, arguments in cases]
-    done = subprocess.run([sys.executable, "-c", SCRIPTS_ONE_AFTER_ANOTHER, str(ROOT)],
+    done = subprocess.run([sys.executable, "-c", before + SCRIPTS_ONE_AFTER_ANOTHER, str(ROOT)],
                           input=json.dumps(cases), capture_output=True, text=True, cwd=cwd)
     assert done.returncode == 0, done.stderr
     return {(name, *arguments): subprocess.CompletedProcess([name, *arguments], *result)
@@ -147,6 +160,40 @@ def test_the_whole_run_without_pytorch_is_refused_in_one_line_saying_what_to_ins
                                           "to compare them, and PyTorch is not installed: pip "
                                           "install torch"]
     assert result.stdout == ""
+
+
+def test_a_pytorch_that_does_not_import_is_refused_in_one_line_before_any_runs(monkeypatch,
+                                                                                tmp_path):
+    # Installed but broken (a library of its missing): found, it was taken to be there, and
+    # each benchmark that compares with it ended in a traceback, our own figures lost with it.
+    (tmp_path / "torch.py").write_text(
+        'raise ImportError("libtorch_cpu.so: cannot open shared object file")\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))   # for its processes
+
+    def no_benchmark(command, env):
+        raise AssertionError(f"a benchmark ran: {command}")
+    monkeypatch.setattr(suite, "run_with_all_it_starts", no_benchmark)
+    monkeypatch.setattr(cli, "bench_suite", lambda: suite)
+    suite.torch_import_error.cache_clear()          # tried afresh, with the broken one first
+    try:
+        result = CliRunner().invoke(cli.main, ["bench", "--quick", "--only", "train_step"])
+        suite.check_choices(["tokenizer"], [], None)    # it does not use PyTorch: not refused
+    finally:
+        suite.torch_import_error.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        "Error: train_step compares our engine with PyTorch, which is installed but does not "
+        "import (ImportError: libtorch_cpu.so: cannot open shared object file): reinstall it "
+        "(pip install --force-reinstall torch)"]
+    assert result.stdout == ""
+
+
+def test_every_benchmark_that_times_pytorch_is_one_that_the_suite_says_compares_with_it():
+    # COMPARES decides where a PyTorch that does not import is refused before any runs.
+    for name, (script_name, *_) in suite.BENCHMARKS.items():
+        source = (ROOT / "benchmarks" / script_name).read_text()
+        assert ("import torch" in source) == (name in suite.COMPARES), name
 
 
 @pytest.mark.parametrize("threads, cases", [(4, []), (None, ["loaded"])])
@@ -677,7 +724,8 @@ def test_the_envelope_times_the_step_and_its_variants_each_as_named(tmp_path):
     by_halves = dict(ours, linear="__main__")
     assert [figures["kernels"][name] for name in variants] == [ours, ours, free, free,
                                                                numpy_forms, numpy_forms, by_halves]
-    losses = {name: np.array(figures["losses"][name]) for name in figures["losses"]}
+    # (a loss that is not a finite number is written null: NaN here again)
+    losses = {name: np.array(figures["losses"][name], dtype=float) for name in figures["losses"]}
     for name in ("one-part", "numpy-forms", "one-part-numpy-forms", "one-graph"):
         np.testing.assert_allclose(losses[name], losses["ours"], rtol=1e-5)
     for name in ("free-kernels", "one-part-free-kernels"):
@@ -1067,6 +1115,29 @@ def test_every_benchmark_writes_its_figures_through_the_one_writer():
             assert "json.dump(" not in path.read_text(), path.name
 
 
+# Every script that writes its figures (write_figures): --json is theirs.
+WRITES_FIGURES = sorted(path.name for path in (ROOT / "benchmarks").glob("*.py")
+                        if "write_figures(" in path.read_text() and path.name != "alternate.py")
+
+
+def test_a_json_path_that_cannot_be_written_is_a_one_line_usage_error_before_any_run(tmp_path):
+    # A folder, or a path inside a file, was found at the end of the run (minutes), in a
+    # traceback, the file of its figures lost.
+    a_file = tmp_path / "figures.json"
+    a_file.write_text("{}")
+    refusals = {str(tmp_path): "is a folder; give the path of a file",
+                str(tmp_path / "new") + os.sep: "as a folder's path does; give the path of a file",
+                str(a_file / "x.json"): "is a file, not a folder"}
+    assert len(WRITES_FIGURES) >= 12
+    cases = [(name, ["--json", path]) for name in WRITES_FIGURES for path in refusals]
+    done = scripts_one_after_another(cases, tmp_path, before=ARGUMENTS_READ_ONLY)
+    for name, (_, path) in cases:
+        result = done[(name, "--json", path)]
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (name, result.stderr)
+        assert result.stderr.splitlines()[-1].endswith(refusals[path]), (name, result.stderr)
+    assert a_file.read_text() == "{}" and sorted(os.listdir(tmp_path)) == ["figures.json"]
+
+
 def test_figures_are_written_by_a_script_of_a_checkout_not_installed_with_pip(tmp_path):
     # write_figures takes tinyformer.files's atomic_write: in a checkout not installed with pip,
     # a script that puts no repository on sys.path itself (cblas.py, memory.py) failed with
@@ -1093,6 +1164,20 @@ def test_a_write_of_figures_that_fails_leaves_the_file_it_replaces_as_it_was(tmp
         alternate.write_figures(str(path), {"rows": ["x" * 100] * 100})
     assert path.read_text() == '{"ratio": 1.14}'
     assert os.listdir(path.parent) == ["train_step.json"]       # no temporary file left
+
+
+def test_figures_that_are_not_finite_numbers_are_written_as_standard_json(tmp_path):
+    # envelope.py's free kernels lose their losses to NaN: written as Python writes them
+    # (NaN, Infinity), the file was one that strict JSON readers refuse.
+    path = tmp_path / "envelope.json"
+    alternate.write_figures(str(path), {"losses": {"free-kernels": [1e29, float("nan")]},
+                                        "ratio": float("inf"), "lowest": -float("inf")})
+
+    def refused(constant):
+        raise AssertionError(f"{constant} is not JSON")
+    figures = json.loads(path.read_text(), parse_constant=refused)
+    assert figures["losses"] == {"free-kernels": [1e29, None]}
+    assert figures["ratio"] is None and figures["lowest"] is None
 
 
 def test_figures_written_to_a_pipe_go_through_it_and_leave_it_a_pipe(tmp_path):
