@@ -747,11 +747,11 @@ def text_model_config(config: TrainConfig) -> dict[str, Any]:
 
 
 def block_switches(config: TrainConfig) -> dict[str, Any]:
-    """The modern block's switches of a run, and tie_weights, as every model takes them
+    """The modern block's switches of a run, tie_weights and d_head, as every model takes them
     (None: its default)."""
     return {name: getattr(config, name) for name in (
         "normalization", "rmsnorm_affine", "activation", "n_kv_head", "qk_norm",
-        "logit_softcap", "bias", "rope_theta", "tie_weights")}
+        "logit_softcap", "bias", "rope_theta", "tie_weights", "d_head")}
 
 
 def _drop_none(**kwargs):

@@ -109,7 +109,7 @@ OTHER_NAMES = {
     "intermediate_size": "d_ff", "dim_feedforward": "d_ff",
     "num_hidden_layers": "n_layer", "num_layers": "n_layer", "n_layers": "n_layer",
     "num_attention_heads": "n_head", "nhead": "n_head", "n_heads": "n_head",
-    "num_key_value_heads": "n_kv_head", "n_kv_heads": "n_kv_head",
+    "num_key_value_heads": "n_kv_head", "n_kv_heads": "n_kv_head", "head_dim": "d_head",
     "learning_rate": "lr", "warmup_iters": "warmup", "warmup_steps": "warmup",
     "grad_clip": "clip", "max_grad_norm": "clip", "eval_interval": "eval_every",
     "eval_steps": "eval_every", "save_steps": "checkpoint_every",
@@ -144,7 +144,8 @@ class TrainConfig:
 
     - the data: `corpus` (a text file; the built-in stories without one), `task` (a seq2seq
       task, with `min_len` and `max_len`), `tokenizer` and its BPE's `vocab_size`;
-    - the model: `model`, the sizes `n_layer`, `n_head`, `d_model`, `d_ff`, `context`, and
+    - the model: `model`, the sizes `n_layer`, `n_head`, `d_model`, `d_ff`, `context`,
+      `d_head`, and
       the switches the models take, `positions`, `norm`, `normalization`, `rmsnorm_affine`,
       `activation`, `n_kv_head`, `qk_norm`, `logit_softcap`, `bias`, `rope_theta`,
       `tie_weights`, `dropout`;
@@ -181,6 +182,8 @@ class TrainConfig:
                                shown="4 d_model; with swiglu, 8/3 d_model rounded up to a "
                                "multiple of 8")
     context: int | None = setting(None, "Longest sequence the model sees.")
+    d_head: int | None = setting(None, "Width of each attention head, when not d_model / "
+                                 "n_head (as in Qwen3).", shown="d_model / n_head")
     positions: str | None = setting(None, "learned, sinusoidal, rope or none.",
                                     shown="the model's own")
     norm: str | None = setting(None, "pre or post.", shown="the model's own")
@@ -371,15 +374,21 @@ class TrainConfig:
                            f"{name('task')} {'|'.join(TASKS)}")
         if self.task and self.corpus:
             raise BadInput(f"give {name('task')} or {name('corpus')}, not both")
-        if self.d_model % self.n_head:
+        if self.d_head is None and self.d_model % self.n_head:
             # The head counts nearest the one asked for: the divisors just below and above.
             divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
             nearest = [max(n for n in divisors if n < self.n_head)]
             nearest += [n for n in divisors if n > self.n_head][:1]
             raise BadInput(f"{name('n_head')} {self.n_head} does not divide "
                            f"{name('d_model')} {self.d_model}: each head gets d_model / n_head "
-                           f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}")
-        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+                           f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}"
+                           f", or give {name('d_head')}")
+        if self.positions == "rope" and self.d_head is not None and self.d_head % 2:
+            even = [n for n in (self.d_head - 1, self.d_head + 1) if n > 0]   # the nearest
+            raise BadInput(f"{name('positions')} rope needs an even head size, got "
+                           f"{name('d_head')} {self.d_head}; try {name('d_head')} "
+                           f"{' or '.join(map(str, even))}")
+        if self.positions == "rope" and self.d_head is None and (self.d_model // self.n_head) % 2:
             # The head counts nearest the one asked for whose heads are even; an odd d_model
             # has none.
             even = [n for n in range(1, self.d_model + 1)
@@ -543,6 +552,7 @@ SETTING_RULES = {
     "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
     "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
     "context": Optional(Whole(1, 1 << 20)),
+    "d_head": Optional(Whole(1, 1 << 16)),
     "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
     "norm": Optional(OneOf("pre", "post")),
     "normalization": Optional(OneOf(*NORMALIZATIONS)),
