@@ -76,3 +76,29 @@ def test_the_flag_is_refused_on_the_command_line_as_the_model_refuses_it(tmp_pat
                                   "--iters", 1, "--out", tmp_path / "run"),
                        "--positions rope needs an even head size, got --d-head 3")
     assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# share_embeddings: the Transformer takes it, and so does a run on a task
+
+
+def test_a_task_run_shares_its_source_and_target_embeddings(tmp_path):
+    out = tmp_path / "run"
+    result = tinyformer("train", "--task", "copy", "--max-len", 4, "--share-embeddings",
+                        "--positions", "learned", "--n-layer", 1, "--d-model", 16,
+                        "--batch-size", 4, "--iters", 2, "--eval-every", 2, "--out", out)
+    assert result.exit_code == 0, result.output
+    model, _, saved = load_model(out)
+    assert saved["model_config"]["share_embeddings"] is True
+    assert model.tgt_embed is model.src_embed            # one table, one position table
+    result = tinyformer("generate", "--checkpoint", out, "--prompt", "0123")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("model", ["gpt", "bert"])
+def test_share_embeddings_is_refused_for_a_model_of_one_embedding(tmp_path, model):
+    assert_input_error(tinyformer("train", "--model", model, "--no-share-embeddings",
+                                  "--iters", 1, "--out", tmp_path / "run"),
+                       f"--share-embeddings shares an encoder-decoder's source and target "
+                       f"embeddings; a {model} has one: drop it, or give --task")
+    assert not (tmp_path / "run").exists()

@@ -654,7 +654,8 @@ class Seq2Seq:
         return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
                           context=c.context or self.data.context, n_layer=c.n_layer,
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
-                          positions=c.positions, norm=c.norm, pad_id=PAD, **block_switches(c))
+                          positions=c.positions, norm=c.norm, pad_id=PAD,
+                          share_embeddings=c.share_embeddings, **block_switches(c))
 
     def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
         """Nothing to open: the task's pairs are made from its settings."""

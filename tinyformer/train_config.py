@@ -148,7 +148,7 @@ class TrainConfig:
       `d_head`, and
       the switches the models take, `positions`, `norm`, `normalization`, `rmsnorm_affine`,
       `activation`, `n_kv_head`, `qk_norm`, `logit_softcap`, `bias`, `rope_theta`,
-      `tie_weights`, `dropout`;
+      `tie_weights`, `share_embeddings` (an encoder-decoder's), `dropout`;
     - the optimisation: `batch_size` (cut into `micro_batches`), `iters` steps of AdamW
       (`beta1`, `beta2`, `weight_decay`) at peak `lr`, after `warmup` steps, down to `min_lr`
       by the `schedule`, with gradients clipped to norm `clip`; `label_smoothing` (seq2seq),
@@ -203,6 +203,9 @@ class TrainConfig:
                                        shown="10000")
     tie_weights: bool | None = setting(None, "The output layer is the token embedding, "
                                        "transposed: no weights of its own.", shown="yes")
+    share_embeddings: bool | None = setting(None, "An encoder-decoder's source and target "
+                                            "share one embedding (a task's one vocabulary).",
+                                            shown="no")
     dropout: float = setting(0.0, "Dropout rate.")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int | None = setting(None, "Parts each batch is cut into, at most "
@@ -484,6 +487,10 @@ class TrainConfig:
             why["sample_tokens"] = (f"{file_only('sample_tokens')} is the length of the sample "
                                     f"a GPT writes at each evaluation; a {self.model} writes "
                                     f"none: drop it")
+        if self.model != "transformer":
+            why["share_embeddings"] = (f"{name('share_embeddings')} shares an encoder-decoder's "
+                                       f"source and target embeddings; a {self.model} has one: "
+                                       f"drop it, or give {task} {tasks}")
         if self.positions != "rope":
             why["rope_theta"] = (f"{name('rope_theta')} is the base of RoPE's rotations; it "
                                  f"needs {name('positions')} rope")
@@ -564,6 +571,7 @@ SETTING_RULES = {
     "bias": Optional(Flag()),
     "rope_theta": Optional(SWITCHES["rope_theta"]),
     "tie_weights": Optional(Flag()),
+    "share_embeddings": Optional(Flag()),
     "dropout": SWITCHES["dropout"],
     "batch_size": Optional(Whole(1, 1 << 20)),
     "micro_batches": Optional(Whole(1, 1 << 10)),
