@@ -102,3 +102,39 @@ def test_share_embeddings_is_refused_for_a_model_of_one_embedding(tmp_path, mode
                        f"--share-embeddings shares an encoder-decoder's source and target "
                        f"embeddings; a {model} has one: drop it, or give --task")
     assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# A switch set where it changes nothing is refused, in Python as on the command line
+
+
+@pytest.mark.parametrize("switches, message", [
+    (dict(rope_theta=500.0), "rope_theta 500.0 is the base of RoPE's rotations, and "
+                             "positions={} has none; give positions='rope', or leave "
+                             "rope_theta out"),
+    (dict(positions="none", rope_theta=500.0), "and positions='none' has none"),
+    (dict(rmsnorm_affine=False), "rmsnorm_affine=False drops RMS norms' weight, and "
+                                 "normalization='layernorm' has none; give "
+                                 "normalization='rmsnorm', or leave rmsnorm_affine out"),
+])
+def test_a_switch_that_would_change_nothing_is_refused_by_every_model(switches, message):
+    from tinyformer import BERT, GPT, Transformer
+    for cls, build, default_positions in [
+            (GPT, lambda: GPT(11, 8, n_layer=1, d_model=16, **switches), "learned"),
+            (BERT, lambda: BERT(11, 8, n_layer=1, d_model=16, **switches), "learned"),
+            (Transformer, lambda: Transformer(11, 11, 8, n_layer=1, d_model=16, **switches),
+             "sinusoidal")]:
+        with pytest.raises(ValueError) as error:
+            build()
+        said = str(error.value)
+        assert said.startswith(f"{cls.__name__}: ") and "\n" not in said
+        assert message.format(repr(default_positions)) in said
+
+
+def test_the_switches_are_taken_where_they_act(tmp_path):
+    from tinyformer import GPT
+    rope = GPT(11, 8, n_layer=1, d_model=16, positions="rope", rope_theta=500.0)
+    assert rope.embed.rotary.base == 500.0
+    plain = GPT(11, 8, n_layer=1, d_model=16, normalization="rmsnorm", rmsnorm_affine=False)
+    assert not any("norm" in name for name, _ in plain.named_parameters())
+    GPT(11, 8, n_layer=1, d_model=16, rope_theta=10000.0, rmsnorm_affine=True)  # the defaults
