@@ -57,6 +57,9 @@ def test_hugging_faces_name_for_it_is_answered_with_ours(tmp_path):
     (dict(positions="rope", d_head=5), "--positions rope needs an even head size, got "
                                        "--d-head 5; try --d-head 4 or 6"),
     (dict(positions="rope", d_head=1), "got --d-head 1; try --d-head 2"),
+    (dict(positions="rope", n_head=2, d_model=6), "--positions rope needs an even head size, "
+                                                  "but d_model / n_head = 3; try --n-head 1 or "
+                                                  "3, or give an even --d-head"),
     (dict(d_head=0), "--d-head must be a whole number >= 1, got 0"),
     (dict(d_head=2.5), "--d-head must be a whole number >= 1, got 2.5"),
 ])

@@ -401,7 +401,8 @@ class TrainConfig:
             fix = (f"try {name('n_head')} {' or '.join(map(str, nearest))}" if nearest else
                    f"give an even {name('d_model')}")
             raise BadInput(f"{name('positions')} rope needs an even head size, but d_model / "
-                           f"n_head = {self.d_model // self.n_head}; {fix}")
+                           f"n_head = {self.d_model // self.n_head}; {fix}, or give an even "
+                           f"{name('d_head')}")
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
             divisors = ' or '.join(map(str, [n for n in range(1, self.n_head + 1)
                                              if self.n_head % n == 0][-3:]))
