@@ -54,8 +54,10 @@ class GPT(nn.Module):
     `rmsnorm_affine`), `activation` ('gelu', 'relu', 'swiglu', 'relu2'; d_ff defaults to
     4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
     `qk_norm`, `logit_softcap` (cap * tanh(logits / cap) on the output), `bias` (False: no
-    biases in linear layers and norms), `rope_theta` (RoPE's base). `d_head` sets the width
-    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints).
+    biases in linear layers and norms), `rope_theta` (RoPE's base). `rope_theta` without
+    positions='rope', and rmsnorm_affine=False without RMS norms, would change nothing and
+    are refused. `d_head` sets the width of a head when it is not d_model / n_head (as in
+    some Qwen3 checkpoints).
 
     The sizes: `n_layer` blocks of `n_head` heads, width `d_model` (C), feed-forward width
     `d_ff`; small by default (4 layers of 128), GPT-2 small is 12 layers of 768, 12 heads,
