@@ -24,8 +24,8 @@ from tinyautograd import Tensor, nn
 from .attention import padding_mask
 from .blocks import Encoder
 from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_logit_softcap,
-                     check_sizes, check_switches, default_d_ff, head_width, norm_layer,
-                     padding_advice, soft_capped, switches_set, token_array)
+                     check_sizes, check_switches, check_switches_apply, default_d_ff, head_width,
+                     norm_layer, padding_advice, soft_capped, switches_set, token_array)
 from .sampling import check_generator
 from .schema import Number, Whole, check_settings, check_whole
 
@@ -88,6 +88,7 @@ class BERT(nn.Module):
         check_switches("BERT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head,
                        bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
                        tie_weights=tie_weights)
+        check_switches_apply("BERT", positions, normalization, rope_theta, rmsnorm_affine)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
             if pad_id >= vocab_size:     # no token could be padding: nothing would be hidden

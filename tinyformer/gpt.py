@@ -27,8 +27,8 @@ from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
 from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     built_with, default_d_ff, head_width, kept_for_logits, modules_of_your_own,
-                     soft_capped, switches_set, token_array)
+                     check_switches_apply, built_with, default_d_ff, head_width, kept_for_logits,
+                     modules_of_your_own, soft_capped, switches_set, token_array)
 from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
 from .schema import check_whole
 
@@ -54,8 +54,10 @@ class GPT(nn.Module):
     `rmsnorm_affine`), `activation` ('gelu', 'relu', 'swiglu', 'relu2'; d_ff defaults to
     4 d_model, or about 8/3 d_model for SwiGLU), `n_kv_head` (grouped-query attention),
     `qk_norm`, `logit_softcap` (cap * tanh(logits / cap) on the output), `bias` (False: no
-    biases in linear layers and norms), `rope_theta` (RoPE's base). `d_head` sets the width
-    of a head when it is not d_model / n_head (as in some Qwen3 checkpoints).
+    biases in linear layers and norms), `rope_theta` (RoPE's base). `rope_theta` without
+    positions='rope', and rmsnorm_affine=False without RMS norms, would change nothing and
+    are refused. `d_head` sets the width of a head when it is not d_model / n_head (as in
+    some Qwen3 checkpoints).
 
     The sizes: `n_layer` blocks of `n_head` heads, width `d_model` (C), feed-forward width
     `d_ff`; small by default (4 layers of 128), GPT-2 small is 12 layers of 768, 12 heads,
@@ -82,6 +84,7 @@ class GPT(nn.Module):
         check_switches("GPT", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head,
                        bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
                        tie_weights=tie_weights)
+        check_switches_apply("GPT", positions, normalization, rope_theta, rmsnorm_affine)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = built_with(vocab_size=vocab_size, context=context, n_layer=n_layer,
                                  n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,

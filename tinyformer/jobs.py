@@ -663,7 +663,8 @@ class Seq2Seq:
         return _drop_none(src_vocab_size=vocab, tgt_vocab_size=vocab,
                           context=c.context or self.data.context, n_layer=c.n_layer,
                           n_head=c.n_head, d_model=c.d_model, d_ff=c.d_ff, dropout=c.dropout,
-                          positions=c.positions, norm=c.norm, pad_id=PAD, **block_switches(c))
+                          positions=c.positions, norm=c.norm, pad_id=PAD,
+                          share_embeddings=c.share_embeddings, **block_switches(c))
 
     def open_data(self, directory: StrPath, info: dict[str, Any] | None) -> None:
         """Nothing to open: the task's pairs are made from its settings."""
@@ -756,11 +757,11 @@ def text_model_config(config: TrainConfig) -> dict[str, Any]:
 
 
 def block_switches(config: TrainConfig) -> dict[str, Any]:
-    """The modern block's switches of a run, and tie_weights, as every model takes them
+    """The modern block's switches of a run, tie_weights and d_head, as every model takes them
     (None: its default)."""
     return {name: getattr(config, name) for name in (
         "normalization", "rmsnorm_affine", "activation", "n_kv_head", "qk_norm",
-        "logit_softcap", "bias", "rope_theta", "tie_weights")}
+        "logit_softcap", "bias", "rope_theta", "tie_weights", "d_head")}
 
 
 def _drop_none(**kwargs):

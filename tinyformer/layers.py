@@ -19,8 +19,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import Tensor, nn, stack
 from tinyautograd import functional as F
 
-from .schema import (Number, Optional, Rule, Whole, check_settings, check_whole,
-                     is_finite_number)
+from .schema import (BadInput, Number, Optional, Rule, Whole, check_settings,
+                     check_whole, is_finite_number)
 
 # A batch of token ids (B, T): an integer array, nested lists of ints, or a Tensor holding them.
 Tokens = Union[Tensor, ArrayLike]
@@ -279,6 +279,25 @@ def check_switches(model: str, **switches: object) -> None:
     rope_theta, n_kv_head, and the on-off ones: bias, qk_norm, ...) that breaks its rule in
     SWITCHES."""
     check_settings(switches, SWITCHES, name=lambda key: f"{model}: {key}")
+
+
+DEFAULT_ROPE_THETA = 10000.0          # the RoPE paper's base, every model's default
+
+
+def check_switches_apply(model: str, positions: str, normalization: str, rope_theta: float,
+                         rmsnorm_affine: bool) -> None:
+    """ValueError, in one line naming `model`, for a switch set where it changes nothing:
+    `rope_theta` other than its default without positions='rope', `rmsnorm_affine=False`
+    without normalization='rmsnorm'. A sweep over either would otherwise train one model
+    again and again; `tinyformer train` refuses them alike."""
+    if positions != "rope" and rope_theta != DEFAULT_ROPE_THETA:
+        raise BadInput(f"{model}: rope_theta {rope_theta!r} is the base of RoPE's rotations, "
+                       f"and positions={positions!r} has none; give positions='rope', or "
+                       f"leave rope_theta out")
+    if normalization != "rmsnorm" and not rmsnorm_affine:
+        raise BadInput(f"{model}: rmsnorm_affine=False drops RMS norms' weight, and "
+                       f"normalization={normalization!r} has none; give "
+                       f"normalization='rmsnorm', or leave rmsnorm_affine out")
 
 
 def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None) -> int:

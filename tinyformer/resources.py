@@ -167,7 +167,8 @@ def weights_memory(config: TrainConfig, vocab_size: int) -> int:
     d = config.d_model
     sizes = {"d_model": d, "d_ff": config.d_ff or default_d_ff(d, config.activation or "gelu"),
              "n_layer": config.n_layer, "n_head": config.n_head,
-             "n_kv_head": config.n_kv_head, "activation": config.activation,
+             "n_kv_head": config.n_kv_head, "d_head": config.d_head,
+             "activation": config.activation,
              "context": config.context or 2 * config.max_len + 2,
              "positions": config.positions}
     if config.task:

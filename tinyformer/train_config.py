@@ -109,7 +109,7 @@ OTHER_NAMES = {
     "intermediate_size": "d_ff", "dim_feedforward": "d_ff",
     "num_hidden_layers": "n_layer", "num_layers": "n_layer", "n_layers": "n_layer",
     "num_attention_heads": "n_head", "nhead": "n_head", "n_heads": "n_head",
-    "num_key_value_heads": "n_kv_head", "n_kv_heads": "n_kv_head",
+    "num_key_value_heads": "n_kv_head", "n_kv_heads": "n_kv_head", "head_dim": "d_head",
     "learning_rate": "lr", "warmup_iters": "warmup", "warmup_steps": "warmup",
     "grad_clip": "clip", "max_grad_norm": "clip", "eval_interval": "eval_every",
     "eval_steps": "eval_every", "save_steps": "checkpoint_every",
@@ -144,10 +144,11 @@ class TrainConfig:
 
     - the data: `corpus` (a text file; the built-in stories without one), `task` (a seq2seq
       task, with `min_len` and `max_len`), `tokenizer` and its BPE's `vocab_size`;
-    - the model: `model`, the sizes `n_layer`, `n_head`, `d_model`, `d_ff`, `context`, and
+    - the model: `model`, the sizes `n_layer`, `n_head`, `d_model`, `d_ff`, `context`,
+      `d_head`, and
       the switches the models take, `positions`, `norm`, `normalization`, `rmsnorm_affine`,
       `activation`, `n_kv_head`, `qk_norm`, `logit_softcap`, `bias`, `rope_theta`,
-      `tie_weights`, `dropout`;
+      `tie_weights`, `share_embeddings` (an encoder-decoder's), `dropout`;
     - the optimisation: `batch_size` (cut into `micro_batches`), `iters` steps of AdamW
       (`beta1`, `beta2`, `weight_decay`) at peak `lr`, after `warmup` steps, down to `min_lr`
       by the `schedule`, with gradients clipped to norm `clip`; `label_smoothing` (seq2seq),
@@ -181,6 +182,8 @@ class TrainConfig:
                                shown="4 d_model; with swiglu, 8/3 d_model rounded up to a "
                                "multiple of 8")
     context: int | None = setting(None, "Longest sequence the model sees.")
+    d_head: int | None = setting(None, "Width of each attention head, when not d_model / "
+                                 "n_head (as in Qwen3).", shown="d_model / n_head")
     positions: str | None = setting(None, "learned, sinusoidal, rope or none.",
                                     shown="the model's own")
     norm: str | None = setting(None, "pre or post.", shown="the model's own")
@@ -200,6 +203,9 @@ class TrainConfig:
                                        shown="10000")
     tie_weights: bool | None = setting(None, "The output layer is the token embedding, "
                                        "transposed: no weights of its own.", shown="yes")
+    share_embeddings: bool | None = setting(None, "An encoder-decoder's source and target "
+                                            "share one embedding (a task's one vocabulary).",
+                                            shown="no")
     dropout: float = setting(0.0, "Dropout rate.")
     batch_size: int | None = setting(None, "Sequences per step.")
     micro_batches: int | None = setting(None, "Parts each batch is cut into, at most "
@@ -371,15 +377,21 @@ class TrainConfig:
                            f"{name('task')} {'|'.join(TASKS)}")
         if self.task and self.corpus:
             raise BadInput(f"give {name('task')} or {name('corpus')}, not both")
-        if self.d_model % self.n_head:
+        if self.d_head is None and self.d_model % self.n_head:
             # The head counts nearest the one asked for: the divisors just below and above.
             divisors = [n for n in range(1, self.d_model + 1) if self.d_model % n == 0]
             nearest = [max(n for n in divisors if n < self.n_head)]
             nearest += [n for n in divisors if n > self.n_head][:1]
             raise BadInput(f"{name('n_head')} {self.n_head} does not divide "
                            f"{name('d_model')} {self.d_model}: each head gets d_model / n_head "
-                           f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}")
-        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+                           f"dimensions; try {name('n_head')} {' or '.join(map(str, nearest))}"
+                           f", or give {name('d_head')}")
+        if self.positions == "rope" and self.d_head is not None and self.d_head % 2:
+            even = [n for n in (self.d_head - 1, self.d_head + 1) if n > 0]   # the nearest
+            raise BadInput(f"{name('positions')} rope needs an even head size, got "
+                           f"{name('d_head')} {self.d_head}; try {name('d_head')} "
+                           f"{' or '.join(map(str, even))}")
+        if self.positions == "rope" and self.d_head is None and (self.d_model // self.n_head) % 2:
             # The head counts nearest the one asked for whose heads are even; an odd d_model
             # has none.
             even = [n for n in range(1, self.d_model + 1)
@@ -389,7 +401,8 @@ class TrainConfig:
             fix = (f"try {name('n_head')} {' or '.join(map(str, nearest))}" if nearest else
                    f"give an even {name('d_model')}")
             raise BadInput(f"{name('positions')} rope needs an even head size, but d_model / "
-                           f"n_head = {self.d_model // self.n_head}; {fix}")
+                           f"n_head = {self.d_model // self.n_head}; {fix}, or give an even "
+                           f"{name('d_head')}")
         if self.n_kv_head is not None and self.n_head % self.n_kv_head:
             divisors = ' or '.join(map(str, [n for n in range(1, self.n_head + 1)
                                              if self.n_head % n == 0][-3:]))
@@ -475,6 +488,10 @@ class TrainConfig:
             why["sample_tokens"] = (f"{file_only('sample_tokens')} is the length of the sample "
                                     f"a GPT writes at each evaluation; a {self.model} writes "
                                     f"none: drop it")
+        if self.model != "transformer":
+            why["share_embeddings"] = (f"{name('share_embeddings')} shares an encoder-decoder's "
+                                       f"source and target embeddings; a {self.model} has one: "
+                                       f"drop it, or give {task} {tasks}")
         if self.positions != "rope":
             why["rope_theta"] = (f"{name('rope_theta')} is the base of RoPE's rotations; it "
                                  f"needs {name('positions')} rope")
@@ -543,6 +560,7 @@ SETTING_RULES = {
     "n_layer": Optional(Whole(1, 1_000)), "n_head": Optional(Whole(1, 4_096)),
     "d_model": Optional(Whole(1, 1 << 16)), "d_ff": Optional(Whole(1, 1 << 18)),
     "context": Optional(Whole(1, 1 << 20)),
+    "d_head": Optional(Whole(1, 1 << 16)),
     "positions": Optional(OneOf("learned", "sinusoidal", "rope", "none")),
     "norm": Optional(OneOf("pre", "post")),
     "normalization": Optional(OneOf(*NORMALIZATIONS)),
@@ -554,6 +572,7 @@ SETTING_RULES = {
     "bias": Optional(Flag()),
     "rope_theta": Optional(SWITCHES["rope_theta"]),
     "tie_weights": Optional(Flag()),
+    "share_embeddings": Optional(Flag()),
     "dropout": SWITCHES["dropout"],
     "batch_size": Optional(Whole(1, 1 << 20)),
     "micro_batches": Optional(Whole(1, 1 << 10)),

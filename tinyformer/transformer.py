@@ -30,8 +30,8 @@ from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
 from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
-                     check_switches, default_d_ff, head_width, kept_for_logits, padding_advice,
-                     soft_capped, switches_set, token_array)
+                     check_switches, check_switches_apply, default_d_ff, head_width,
+                     kept_for_logits, padding_advice, soft_capped, switches_set, token_array)
 from .schema import BadInput, Whole, check_whole
 
 if TYPE_CHECKING:                   # resources reads the checkpoint format, which names the models
@@ -118,6 +118,7 @@ class Transformer(nn.Module):
         check_switches("Transformer", dropout=dropout, rope_theta=rope_theta, n_kv_head=n_kv_head,
                        bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
                        tie_weights=tie_weights, share_embeddings=share_embeddings)
+        check_switches_apply("Transformer", positions, normalization, rope_theta, rmsnorm_affine)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
             # Padding hides source tokens and fills the targets written after eos: both
