@@ -26,6 +26,7 @@ what a module imports under `if TYPE_CHECKING:`, so those names must resolve too
 """
 
 import ast
+import collections.abc
 import configparser
 import functools
 import importlib
@@ -404,3 +405,113 @@ def test_load_model_is_hinted_to_give_back_the_class_of_the_model_it_is_given(ca
     assert returned == hints["model"], f"load_model({call}) is hinted to give {returned}"
     hints = overload_called(load_model, "run")                   # config.json builds it
     assert typing.get_args(hints["return"])[0] == Model
+
+
+def admits_none(hint):
+    """Whether a parameter hinted `hint` takes None, as a type checker reads it."""
+    if hint in (typing.Any, object, type(None), None):
+        return True
+    if isinstance(hint, typing.TypeVar):
+        return hint.__bound__ is None or admits_none(hint.__bound__)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(admits_none(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return None in typing.get_args(hint)
+    return False
+
+
+def test_a_parameter_whose_default_is_none_is_hinted_to_take_none():
+    """`dtype: DTypeLike = None` (Tensor, Parameter, zeros_like, arange): numpy 2.3 took None
+    out of DTypeLike, so `ta.Tensor(a, dtype=None)`, or passing on a dtype that may be None,
+    as the default itself is, was refused by mypy and pyright. The default is a value the
+    caller may pass: its hint takes it."""
+    refused = [f"{name}({parameter.name}: {hints_of(fn)[parameter.name]} = None)"
+               for name, fn in CALLABLES
+               for parameter in inspect.signature(fn).parameters.values()
+               if parameter.default is None and parameter.name in hints_of(fn)
+               and not admits_none(hints_of(fn)[parameter.name])]
+    assert not refused, "; ".join(refused) + " (hint it `T | None`)"
+
+
+def decorators_of_ours(module):
+    """The decorators on the module's functions and methods that the packages define
+    themselves, resolved: each as (where it is used, the decorator, whether it is called with
+    arguments first, as `@exercise(slug, ...)`)."""
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for decorator in node.decorator_list:
+            called = isinstance(decorator, ast.Call)
+            target = decorator.func if called else decorator
+            if not isinstance(target, ast.Name):
+                continue                    # functools.cache, x.setter: not ours
+            found = vars(module).get(target.id)
+            # (one behind a decorator of the standard library's, as @contextlib.contextmanager
+            # makes a context decorator, is typed by the library's own hints)
+            if inspect.isfunction(found) and not hasattr(found, "__wrapped__") \
+                    and found.__module__.split(".")[0] in ("tinyautograd", "tinyformer", "viz"):
+                yield f"{module.__name__}.{node.name}", found, called
+
+
+def test_a_decorator_of_ours_gives_back_what_it_decorates_as_hinted():
+    """An unhinted decorator makes what it decorates Any to a type checker: `_numpy_keywords`
+    made x.sum(), x.mean(), x.max(), ta.concat and F.softmax Any to mypy and pyright, so that
+    `loss = x.sum()` then `loss.bakward()` passed unflagged. A decorator of ours hands back
+    the type it is given (a TypeVar), or a decorator factory a Callable[[T], T]."""
+    found = [(where, decorator, called) for module in CHECKED
+             for where, decorator, called in decorators_of_ours(module)]
+    assert any(decorator.__name__ == "_numpy_keywords" for _, decorator, _ in found)
+    for where, decorator, called in found:
+        hints = hints_of(decorator)
+        if called:
+            assert typing.get_origin(hints.get("return")) is collections.abc.Callable, \
+                f"{where}: @{decorator.__name__}(...) is not hinted to give a decorator"
+            (given,), returned = typing.get_args(hints["return"])
+        else:
+            given = hints.get(next(iter(inspect.signature(decorator).parameters)))
+            returned = hints.get("return")
+        assert given is not None and given == returned, \
+            f"{where}: @{decorator.__name__} is not hinted to give back what it decorates"
+
+
+def visible_definitions(body, name):
+    """The definitions of `name` among a class body's statements that a type checker reads
+    (those not inside `if not TYPE_CHECKING:`)."""
+    for node in body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "not TYPE_CHECKING":
+            continue
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            yield node
+        elif isinstance(node, ast.If):
+            yield from visible_definitions(node.body + node.orelse, name)
+
+
+def class_body(cls):
+    source = ast.parse(inspect.getsource(inspect.getmodule(cls)))
+    return next(node for node in source.body
+                if isinstance(node, ast.ClassDef) and node.name == cls.__name__).body
+
+
+def test_an_array_on_the_left_of_a_tensor_gives_a_tensor_to_a_type_checker_too():
+    """`a * x`, an array times a Tensor, is a Tensor (numpy hands the operator to Tensor's
+    __rmul__). numpy's hints take any object with an __array__ for an array, and give an
+    ndarray: with Tensor's __array__ in their sight, mypy and pyright took `a * x` for an
+    ndarray and refused `(a * x).sum().backward()`."""
+    a, x = np.ones(3, dtype=np.float32), tinyautograd.Tensor(np.ones(3), requires_grad=True)
+    for result in (a + x, a - x, a * x, a / x, a ** x, a @ x, a == x):
+        assert isinstance(result, tinyautograd.Tensor)
+    assert not list(visible_definitions(class_body(tinyautograd.Tensor), "__array__")), \
+        "Tensor's __array__ is read by type checkers: define it under `if not TYPE_CHECKING:`"
+    assert np.asarray(x.detach()).shape == (3,)         # numpy still reads it
+
+
+def test_a_function_of_ones_own_keeps_its_apply_to_a_type_checker():
+    """The README's `ta.gradcheck(Cube.apply, x)`: Function's __new__, hinted NoReturn to
+    refuse `Cube(x)`, made mypy take every Function for a function returning Never, with no
+    `apply`. It still refuses Cube(x) as it runs."""
+    assert not [node for node in visible_definitions(class_body(tinyautograd.Function),
+                                                     "__new__")
+                if ast.unparse(node.returns) in ("NoReturn", "Never")], \
+        "Function's __new__ -> NoReturn is read by type checkers"
+    with pytest.raises(TypeError, match=r"run it with Function\.apply"):
+        tinyautograd.Function()
