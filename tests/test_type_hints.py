@@ -38,6 +38,7 @@ import typing
 
 import numpy as np
 import pytest
+from numpy.typing import ArrayLike
 
 import tinyautograd
 import tinyformer
@@ -515,3 +516,18 @@ def test_a_function_of_ones_own_keeps_its_apply_to_a_type_checker():
         "Function's __new__ -> NoReturn is read by type checkers"
     with pytest.raises(TypeError, match=r"run it with Function\.apply"):
         tinyautograd.Function()
+
+
+@pytest.mark.parametrize("join", [tinyautograd.concat, tinyautograd.stack],
+                         ids=lambda join: join.__name__)
+def test_concat_and_stack_are_hinted_to_take_the_arrays_they_take(join):
+    """`ta.concat([x, np.zeros((2, 3))])` joins an array as a constant, as numpy's joins lists,
+    but a hint of Sequence[Tensor] refused it in a type checker (once their hints reached it
+    through the decorator that words PyTorch's keywords)."""
+    x = tinyautograd.Tensor(np.ones((2, 3)), requires_grad=True)
+    joined = join([x, np.zeros((2, 3))])
+    joined.sum().backward()
+    assert isinstance(joined, tinyautograd.Tensor) and x.grad.shape == (2, 3)
+    (element,) = typing.get_args(hints_of(join)["tensors"])
+    assert set(typing.get_args(ArrayLike)) <= set(typing.get_args(element)), \
+        f"{join.__name__}'s tensors are hinted Sequence[{element}]"

@@ -1643,9 +1643,10 @@ def _zero_grads(params, set_to_none=True):
 
 
 @_numpy_keywords
-def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
-    """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
-    tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
+def concat(tensors: Sequence[Operand], axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis (numpy's concatenate); an array or number among them
+    joins as a constant Tensor. With axis=None, as numpy, the tensors are flattened first:
+    each is reshaped to one axis, so the gradient reshapes back."""
     tensors = _tensor_list(tensors, "concat", axis)
     if axis is None:
         return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
@@ -1653,8 +1654,9 @@ def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
 
 
 @_numpy_keywords
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
+def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis (numpy's stack); an array or number among them joins as
+    a constant Tensor."""
     return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
 
 
