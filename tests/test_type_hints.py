@@ -531,3 +531,32 @@ def test_concat_and_stack_are_hinted_to_take_the_arrays_they_take(join):
     (element,) = typing.get_args(hints_of(join)["tensors"])
     assert set(typing.get_args(ArrayLike)) <= set(typing.get_args(element)), \
         f"{join.__name__}'s tensors are hinted Sequence[{element}]"
+
+
+def preserves_its_argument(fn, parameter):
+    """Whether fn is hinted to give back the type of `parameter`, as a decorator that keeps
+    the signature of what it decorates is (a TypeVar, in and out)."""
+    hints = hints_of(fn)
+    return isinstance(hints["return"], typing.TypeVar) and hints["return"] == hints[parameter]
+
+
+@pytest.mark.parametrize("mode", [tinyautograd.no_grad, tinyautograd.enable_grad],
+                         ids=lambda mode: mode.__name__)
+def test_a_grad_mode_as_a_decorator_is_hinted_to_keep_the_function(mode):
+    """`@ta.no_grad()` over `def evaluate(x: Tensor) -> float`, as torch's decorator: hinted
+    Any (and Callable), the decorated function was Any to mypy and pyright, its arguments and
+    result unchecked. Both spellings, `@no_grad()` and `@no_grad`, give back its own type."""
+    def evaluate(x: tinyautograd.Tensor) -> bool:
+        return tinyautograd.is_grad_enabled()
+
+    x = tinyautograd.Tensor([1.0])
+    assert mode()(evaluate)(x) is mode(evaluate)(x) is (mode is tinyautograd.enable_grad)
+    assert mode(evaluate).__name__ == "evaluate"
+    overloads = typing.get_overloads(mode)           # mode() and mode(fn)
+    assert any(preserves_its_argument(overload, "fn") for overload in overloads), \
+        f"@{mode.__name__} is not hinted to give back the function it decorates"
+    context = next(hints_of(overload)["return"] for overload in overloads
+                   if hints_of(overload)["fn"] is type(None))
+    assert preserves_its_argument(context.__call__, "fn"), \
+        f"{mode.__name__}()'s __call__ is not hinted to keep the function it decorates"
+    assert preserves_its_argument(tinyautograd.set_grad_enabled.__call__, "fn")

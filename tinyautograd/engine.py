@@ -421,7 +421,7 @@ def _numpy_keywords(function: FunctionT) -> FunctionT:
                                     f"argument {name!r}: that is PyTorch's; here, "
                                     f"{_TORCH_KEYWORDS[name]}")
         return function(*args, **kwargs)
-    return with_hint                # type: ignore[return-value]  (function's own signature)
+    return with_hint                # type: ignore[return-value]  # function's own signature
 
 
 class Tensor:
