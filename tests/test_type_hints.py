@@ -560,3 +560,20 @@ def test_a_grad_mode_as_a_decorator_is_hinted_to_keep_the_function(mode):
     assert preserves_its_argument(context.__call__, "fn"), \
         f"{mode.__name__}()'s __call__ is not hinted to keep the function it decorates"
     assert preserves_its_argument(tinyautograd.set_grad_enabled.__call__, "fn")
+
+
+def test_a_type_variable_is_declared_as_type_checkers_read_one():
+    """`Item, Result = TypeVar("Item"), TypeVar("Result")` runs, but mypy and pyright read a
+    TypeVar only from an assignment of its own to its own name: the hints of parallel.py's
+    side_by_side and run_in_processes, which name them, were errors to them ("Variable not
+    allowed in type expression") and their results unknown."""
+    wrong = [f"{module.__name__}: {ast.unparse(node)}"
+             for module in CHECKED for node in ast.walk(ast.parse(inspect.getsource(module)))
+             if isinstance(node, ast.Assign) and any(
+                 isinstance(call, ast.Call) and ast.unparse(call.func) in ("TypeVar",
+                                                                           "typing.TypeVar")
+                 for call in ast.walk(node.value))
+             and not (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                      and isinstance(node.value, ast.Call) and node.value.args
+                      and ast.literal_eval(node.value.args[0]) == node.targets[0].id)]
+    assert not wrong, "; ".join(wrong) + " (write `Name = TypeVar(\"Name\")`, one a line)"
