@@ -577,3 +577,26 @@ def test_a_type_variable_is_declared_as_type_checkers_read_one():
                       and isinstance(node.value, ast.Call) and node.value.args
                       and ast.literal_eval(node.value.args[0]) == node.targets[0].id)]
     assert not wrong, "; ".join(wrong) + " (write `Name = TypeVar(\"Name\")`, one a line)"
+
+
+def test_a_value_kept_on_ctx_is_an_attribute_a_type_checker_accepts():
+    """The README keeps a forward's own values as `ctx.scale = value`: on a `ctx: Context`,
+    mypy ("Context has no attribute scale") and pyright refused the assignment. Context
+    declares __setattr__ to them alone: as it runs, an attribute is set as any object's, with
+    no call of Python's per attribute on every op's node."""
+    class Scale(tinyautograd.Function):
+        @staticmethod
+        def forward(ctx: tinyautograd.Context, x: np.ndarray, *, factor: float) -> np.ndarray:
+            ctx.factor = factor
+            return x * factor
+
+        @staticmethod
+        def backward(ctx: tinyautograd.Context, grad: np.ndarray) -> np.ndarray:
+            return grad * ctx.factor
+
+    x = tinyautograd.Tensor([1.0, 2.0], requires_grad=True)
+    Scale.apply(x, factor=3.0).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+    declared = list(visible_definitions(class_body(tinyautograd.Context), "__setattr__"))
+    assert declared, "Context declares no __setattr__ to type checkers"
+    assert "__setattr__" not in vars(tinyautograd.Context)

@@ -158,6 +158,12 @@ class Context:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
+    if TYPE_CHECKING:
+        # For type checkers alone: a forward keeps values of its own as ctx's attributes, of
+        # any name (`ctx.scale = value`), which mypy and pyright refused on a `ctx: Context`
+        # without it. (Not at run time: every op's node would pay a call per attribute.)
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
     def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails, so reading a stored attribute costs no more.
         # torch's save_for_backward is not offered: saved numpy arrays would be constants to a
