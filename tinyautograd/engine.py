@@ -641,7 +641,9 @@ class Tensor:
     # Not read by type checkers either: numpy's hints take anything with an __array__ for an
     # array, so `a * x` of an array `a` was an ndarray to mypy and pyright, without backward,
     # where it is a Tensor (numpy hands the operator to Tensor's __rmul__, __array_ufunc__
-    # being None). np.asarray(x) still type-checks, as an object numpy converts.
+    # being None). np.asarray(x) still type-checks, as an object numpy converts; a numpy
+    # function given a Tensor (np.allclose(x, y)) is flagged, as it is refused here where a
+    # graph is recorded: give it x.data.
     if not TYPE_CHECKING:
         def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
             # numpy's functions read a Tensor's numbers alone: `np.where(m, x, 0)` would give
