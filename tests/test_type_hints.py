@@ -600,3 +600,43 @@ def test_a_value_kept_on_ctx_is_an_attribute_a_type_checker_accepts():
     declared = list(visible_definitions(class_body(tinyautograd.Context), "__setattr__"))
     assert declared, "Context declares no __setattr__ to type checkers"
     assert "__setattr__" not in vars(tinyautograd.Context)
+
+
+def takes(hint, value):
+    """Whether a parameter hinted `hint` takes `value`, as far as its class tells (the items
+    of a container are not looked into)."""
+    origin = typing.get_origin(hint)
+    if hint in (typing.Any, object):
+        return True
+    if isinstance(hint, typing.TypeVar):
+        return hint.__bound__ is None or takes(hint.__bound__, value)
+    if origin in (typing.Union, types.UnionType):
+        return any(takes(arg, value) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is type:
+        return inspect.isclass(value)
+    if origin is collections.abc.Callable or hint is collections.abc.Callable:
+        return callable(value)
+    if isinstance(origin, type):
+        return isinstance(value, origin)
+    if hint in (float, complex):                    # an int is a float to a type checker
+        return isinstance(value, (int, hint))
+    if typing.is_typeddict(hint):
+        return isinstance(value, dict)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def test_a_parameter_default_is_a_value_its_hint_takes():
+    """A default of another type than its hint is a value the caller could not pass without
+    a type checker's error, and says the hint is not what the code takes: ByteLevelBPE's
+    `lstrip: set[str] = frozenset()`. (A dataclass field's default_factory shows as
+    `<factory>`: left out.)"""
+    assert takes(set[str], set()) and not takes(set[str], frozenset())
+    wrong = [f"{name}({parameter.name}: {hints_of(fn)[parameter.name]} = {parameter.default!r})"
+             for name, fn in CALLABLES
+             for parameter in inspect.signature(fn).parameters.values()
+             if parameter.default is not inspect.Parameter.empty
+             and parameter.name in hints_of(fn) and repr(parameter.default) != "<factory>"
+             and not takes(hints_of(fn)[parameter.name], parameter.default)]
+    assert not wrong, "; ".join(wrong)
