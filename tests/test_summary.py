@@ -361,3 +361,15 @@ def test_6n_differs_from_the_count_by_what_the_docstring_says_and_the_summary_na
     said = (f"6N = {flops['six_n']:,}, N = {flops['n']:,} parameters outside the embeddings"
             + (" and the head tied to them" if tie_weights else "") + "\n")
     assert said in summary(model)
+
+
+def test_the_counts_are_python_numbers_as_hinted():
+    """forward_flops is hinted int and its attention's count was numpy's int64 (np.prod of a
+    shape): json.dumps refused it, and `forward_flops_by_part`'s "attention scores" was a
+    numpy float64 beside the other parts' Python floats."""
+    import json
+    model = GPT(11, context=8, n_layer=1, n_head=2, d_model=16)
+    idx = np.zeros((1, 8), dtype=np.int64)
+    assert type(forward_flops(model(idx))) is int
+    assert {type(v) for v in forward_flops_by_part(model).values()} == {float}
+    assert json.loads(json.dumps(forward_flops_by_part(model))) == forward_flops_by_part(model)

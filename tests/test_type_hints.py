@@ -26,6 +26,7 @@ what a module imports under `if TYPE_CHECKING:`, so those names must resolve too
 """
 
 import ast
+import collections.abc
 import configparser
 import functools
 import importlib
@@ -37,6 +38,7 @@ import typing
 
 import numpy as np
 import pytest
+from numpy.typing import ArrayLike
 
 import tinyautograd
 import tinyformer
@@ -404,3 +406,237 @@ def test_load_model_is_hinted_to_give_back_the_class_of_the_model_it_is_given(ca
     assert returned == hints["model"], f"load_model({call}) is hinted to give {returned}"
     hints = overload_called(load_model, "run")                   # config.json builds it
     assert typing.get_args(hints["return"])[0] == Model
+
+
+def admits_none(hint):
+    """Whether a parameter hinted `hint` takes None, as a type checker reads it."""
+    if hint in (typing.Any, object, type(None), None):
+        return True
+    if isinstance(hint, typing.TypeVar):
+        return hint.__bound__ is None or admits_none(hint.__bound__)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(admits_none(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is typing.Literal:
+        return None in typing.get_args(hint)
+    return False
+
+
+def test_a_parameter_whose_default_is_none_is_hinted_to_take_none():
+    """`dtype: DTypeLike = None` (Tensor, Parameter, zeros_like, arange): numpy 2.3 took None
+    out of DTypeLike, so `ta.Tensor(a, dtype=None)`, or passing on a dtype that may be None,
+    as the default itself is, was refused by mypy and pyright. The default is a value the
+    caller may pass: its hint takes it."""
+    refused = [f"{name}({parameter.name}: {hints_of(fn)[parameter.name]} = None)"
+               for name, fn in CALLABLES
+               for parameter in inspect.signature(fn).parameters.values()
+               if parameter.default is None and parameter.name in hints_of(fn)
+               and not admits_none(hints_of(fn)[parameter.name])]
+    assert not refused, "; ".join(refused) + " (hint it `T | None`)"
+
+
+def decorators_of_ours(module):
+    """The decorators on the module's functions and methods that the packages define
+    themselves, resolved: each as (where it is used, the decorator, whether it is called with
+    arguments first, as `@exercise(slug, ...)`)."""
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for decorator in node.decorator_list:
+            called = isinstance(decorator, ast.Call)
+            target = decorator.func if called else decorator
+            if not isinstance(target, ast.Name):
+                continue                    # functools.cache, x.setter: not ours
+            found = vars(module).get(target.id)
+            # (one behind a decorator of the standard library's, as @contextlib.contextmanager
+            # makes a context decorator, is typed by the library's own hints)
+            if inspect.isfunction(found) and not hasattr(found, "__wrapped__") \
+                    and found.__module__.split(".")[0] in ("tinyautograd", "tinyformer", "viz"):
+                yield f"{module.__name__}.{node.name}", found, called
+
+
+def test_a_decorator_of_ours_gives_back_what_it_decorates_as_hinted():
+    """An unhinted decorator makes what it decorates Any to a type checker: `_numpy_keywords`
+    made x.sum(), x.mean(), x.max(), ta.concat and F.softmax Any to mypy and pyright, so that
+    `loss = x.sum()` then `loss.bakward()` passed unflagged. A decorator of ours hands back
+    the type it is given (a TypeVar), or a decorator factory a Callable[[T], T]."""
+    found = [(where, decorator, called) for module in CHECKED
+             for where, decorator, called in decorators_of_ours(module)]
+    assert any(decorator.__name__ == "_numpy_keywords" for _, decorator, _ in found)
+    for where, decorator, called in found:
+        hints = hints_of(decorator)
+        if called:
+            assert typing.get_origin(hints.get("return")) is collections.abc.Callable, \
+                f"{where}: @{decorator.__name__}(...) is not hinted to give a decorator"
+            (given,), returned = typing.get_args(hints["return"])
+        else:
+            given = hints.get(next(iter(inspect.signature(decorator).parameters)))
+            returned = hints.get("return")
+        assert given is not None and given == returned, \
+            f"{where}: @{decorator.__name__} is not hinted to give back what it decorates"
+
+
+def visible_definitions(body, name):
+    """The definitions of `name` among a class body's statements that a type checker reads
+    (those not inside `if not TYPE_CHECKING:`)."""
+    for node in body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "not TYPE_CHECKING":
+            continue
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            yield node
+        elif isinstance(node, ast.If):
+            yield from visible_definitions(node.body + node.orelse, name)
+
+
+def class_body(cls):
+    source = ast.parse(inspect.getsource(inspect.getmodule(cls)))
+    return next(node for node in source.body
+                if isinstance(node, ast.ClassDef) and node.name == cls.__name__).body
+
+
+def test_an_array_on_the_left_of_a_tensor_gives_a_tensor_to_a_type_checker_too():
+    """`a * x`, an array times a Tensor, is a Tensor (numpy hands the operator to Tensor's
+    __rmul__). numpy's hints take any object with an __array__ for an array, and give an
+    ndarray: with Tensor's __array__ in their sight, mypy and pyright took `a * x` for an
+    ndarray and refused `(a * x).sum().backward()`."""
+    a, x = np.ones(3, dtype=np.float32), tinyautograd.Tensor(np.ones(3), requires_grad=True)
+    for result in (a + x, a - x, a * x, a / x, a ** x, a @ x, a == x):
+        assert isinstance(result, tinyautograd.Tensor)
+    assert not list(visible_definitions(class_body(tinyautograd.Tensor), "__array__")), \
+        "Tensor's __array__ is read by type checkers: define it under `if not TYPE_CHECKING:`"
+    assert np.asarray(x.detach()).shape == (3,)         # numpy still reads it
+
+
+def test_a_function_of_ones_own_keeps_its_apply_to_a_type_checker():
+    """The README's `ta.gradcheck(Cube.apply, x)`: Function's __new__, hinted NoReturn to
+    refuse `Cube(x)`, made mypy take every Function for a function returning Never, with no
+    `apply`. It still refuses Cube(x) as it runs."""
+    assert not [node for node in visible_definitions(class_body(tinyautograd.Function),
+                                                     "__new__")
+                if ast.unparse(node.returns) in ("NoReturn", "Never")], \
+        "Function's __new__ -> NoReturn is read by type checkers"
+    with pytest.raises(TypeError, match=r"run it with Function\.apply"):
+        tinyautograd.Function()
+
+
+@pytest.mark.parametrize("join", [tinyautograd.concat, tinyautograd.stack],
+                         ids=lambda join: join.__name__)
+def test_concat_and_stack_are_hinted_to_take_the_arrays_they_take(join):
+    """`ta.concat([x, np.zeros((2, 3))])` joins an array as a constant, as numpy's joins lists,
+    but a hint of Sequence[Tensor] refused it in a type checker (once their hints reached it
+    through the decorator that words PyTorch's keywords)."""
+    x = tinyautograd.Tensor(np.ones((2, 3)), requires_grad=True)
+    joined = join([x, np.zeros((2, 3))])
+    joined.sum().backward()
+    assert isinstance(joined, tinyautograd.Tensor) and x.grad.shape == (2, 3)
+    (element,) = typing.get_args(hints_of(join)["tensors"])
+    assert set(typing.get_args(ArrayLike)) <= set(typing.get_args(element)), \
+        f"{join.__name__}'s tensors are hinted Sequence[{element}]"
+
+
+def preserves_its_argument(fn, parameter):
+    """Whether fn is hinted to give back the type of `parameter`, as a decorator that keeps
+    the signature of what it decorates is (a TypeVar, in and out)."""
+    hints = hints_of(fn)
+    return isinstance(hints["return"], typing.TypeVar) and hints["return"] == hints[parameter]
+
+
+@pytest.mark.parametrize("mode", [tinyautograd.no_grad, tinyautograd.enable_grad],
+                         ids=lambda mode: mode.__name__)
+def test_a_grad_mode_as_a_decorator_is_hinted_to_keep_the_function(mode):
+    """`@ta.no_grad()` over `def evaluate(x: Tensor) -> float`, as torch's decorator: hinted
+    Any (and Callable), the decorated function was Any to mypy and pyright, its arguments and
+    result unchecked. Both spellings, `@no_grad()` and `@no_grad`, give back its own type."""
+    def evaluate(x: tinyautograd.Tensor) -> bool:
+        return tinyautograd.is_grad_enabled()
+
+    x = tinyautograd.Tensor([1.0])
+    assert mode()(evaluate)(x) is mode(evaluate)(x) is (mode is tinyautograd.enable_grad)
+    assert mode(evaluate).__name__ == "evaluate"
+    overloads = typing.get_overloads(mode)           # mode() and mode(fn)
+    assert any(preserves_its_argument(overload, "fn") for overload in overloads), \
+        f"@{mode.__name__} is not hinted to give back the function it decorates"
+    context = next(hints_of(overload)["return"] for overload in overloads
+                   if hints_of(overload)["fn"] is type(None))
+    assert preserves_its_argument(context.__call__, "fn"), \
+        f"{mode.__name__}()'s __call__ is not hinted to keep the function it decorates"
+    assert preserves_its_argument(tinyautograd.set_grad_enabled.__call__, "fn")
+
+
+def test_a_type_variable_is_declared_as_type_checkers_read_one():
+    """`Item, Result = TypeVar("Item"), TypeVar("Result")` runs, but mypy and pyright read a
+    TypeVar only from an assignment of its own to its own name: the hints of parallel.py's
+    side_by_side and run_in_processes, which name them, were errors to them ("Variable not
+    allowed in type expression") and their results unknown."""
+    wrong = [f"{module.__name__}: {ast.unparse(node)}"
+             for module in CHECKED for node in ast.walk(ast.parse(inspect.getsource(module)))
+             if isinstance(node, ast.Assign) and any(
+                 isinstance(call, ast.Call) and ast.unparse(call.func) in ("TypeVar",
+                                                                           "typing.TypeVar")
+                 for call in ast.walk(node.value))
+             and not (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                      and isinstance(node.value, ast.Call) and node.value.args
+                      and ast.literal_eval(node.value.args[0]) == node.targets[0].id)]
+    assert not wrong, "; ".join(wrong) + " (write `Name = TypeVar(\"Name\")`, one a line)"
+
+
+def test_a_value_kept_on_ctx_is_an_attribute_a_type_checker_accepts():
+    """The README keeps a forward's own values as `ctx.scale = value`: on a `ctx: Context`,
+    mypy ("Context has no attribute scale") and pyright refused the assignment. Context
+    declares __setattr__ to them alone: as it runs, an attribute is set as any object's, with
+    no call of Python's per attribute on every op's node."""
+    class Scale(tinyautograd.Function):
+        @staticmethod
+        def forward(ctx: tinyautograd.Context, x: np.ndarray, *, factor: float) -> np.ndarray:
+            ctx.factor = factor
+            return x * factor
+
+        @staticmethod
+        def backward(ctx: tinyautograd.Context, grad: np.ndarray) -> np.ndarray:
+            return grad * ctx.factor
+
+    x = tinyautograd.Tensor([1.0, 2.0], requires_grad=True)
+    Scale.apply(x, factor=3.0).sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+    declared = list(visible_definitions(class_body(tinyautograd.Context), "__setattr__"))
+    assert declared, "Context declares no __setattr__ to type checkers"
+    assert "__setattr__" not in vars(tinyautograd.Context)
+
+
+def takes(hint, value):
+    """Whether a parameter hinted `hint` takes `value`, as far as its class tells (the items
+    of a container are not looked into)."""
+    origin = typing.get_origin(hint)
+    if hint in (typing.Any, object):
+        return True
+    if isinstance(hint, typing.TypeVar):
+        return hint.__bound__ is None or takes(hint.__bound__, value)
+    if origin in (typing.Union, types.UnionType):
+        return any(takes(arg, value) for arg in typing.get_args(hint))
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin is type:
+        return inspect.isclass(value)
+    if origin is collections.abc.Callable or hint is collections.abc.Callable:
+        return callable(value)
+    if isinstance(origin, type):
+        return isinstance(value, origin)
+    if hint in (float, complex):                    # an int is a float to a type checker
+        return isinstance(value, (int, hint))
+    if typing.is_typeddict(hint):
+        return isinstance(value, dict)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def test_a_parameter_default_is_a_value_its_hint_takes():
+    """A default of another type than its hint is a value the caller could not pass without
+    a type checker's error, and says the hint is not what the code takes: ByteLevelBPE's
+    `lstrip: set[str] = frozenset()`. (A dataclass field's default_factory shows as
+    `<factory>`: left out.)"""
+    assert takes(set[str], set()) and not takes(set[str], frozenset())
+    wrong = [f"{name}({parameter.name}: {hints_of(fn)[parameter.name]} = {parameter.default!r})"
+             for name, fn in CALLABLES
+             for parameter in inspect.signature(fn).parameters.values()
+             if parameter.default is not inspect.Parameter.empty
+             and parameter.name in hints_of(fn) and repr(parameter.default) != "<factory>"
+             and not takes(hints_of(fn)[parameter.name], parameter.default)]
+    assert not wrong, "; ".join(wrong)

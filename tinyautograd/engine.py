@@ -159,6 +159,12 @@ class Context:
         self._check_unchanged((self.output,), len(self.inputs))
         return self.output if _mode.grad_enabled else self.output.data
 
+    if TYPE_CHECKING:
+        # For type checkers alone: a forward keeps values of its own as ctx's attributes, of
+        # any name (`ctx.scale = value`), which mypy and pyright refused on a `ctx: Context`
+        # without it. (Not at run time: every op's node would pay a call per attribute.)
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
     def __getattr__(self, name: str) -> Any:
         # Called only when normal lookup fails, so reading a stored attribute costs no more.
         # torch's save_for_backward is not offered: saved numpy arrays would be constants to a
@@ -273,12 +279,16 @@ class Function:
     guarded: bool | None = None
     _context = Context
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> NoReturn:
-        # A Function is its two static methods, never an object. Cube(x) and Cube()(x), as
-        # torch's old style wrote an op, said "Cube() takes no arguments" and "'Cube' object is
-        # not callable", which do not say what to call instead.
-        raise TypeError(f"{cls.__name__} is a Function, not to be instantiated or called: run "
-                        f"it with {cls.__name__}.apply(...)")
+    # Not read by type checkers: mypy takes a class whose __new__ returns NoReturn for a
+    # function, and refused `Cube.apply` as "has no attribute apply". To them Cube(x) is then
+    # object's constructor given an argument, refused too.
+    if not TYPE_CHECKING:
+        def __new__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+            # A Function is its two static methods, never an object. Cube(x) and Cube()(x), as
+            # torch's old style wrote an op, said "Cube() takes no arguments" and "'Cube'
+            # object is not callable", which do not say what to call instead.
+            raise TypeError(f"{cls.__name__} is a Function, not to be instantiated or called: "
+                            f"run it with {cls.__name__}.apply(...)")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -398,7 +408,12 @@ _TORCH_KEYWORDS = {
 }
 
 
-def _numpy_keywords(function):
+# A decorated function, of the same type as given: a type checker reads its own hints through
+# the decorator (an unhinted decorator made x.sum(), x.mean(), ta.concat, F.softmax Any).
+FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
+
+
+def _numpy_keywords(function: FunctionT) -> FunctionT:
     """`function`, whose keywords are numpy's (axis, keepdims, ddof), answering one of
     PyTorch's that it lacks with Python's TypeError and what to write here, as __getattr__
     answers PyTorch's method names. One table for every method that takes an axis; the usual
@@ -414,7 +429,7 @@ def _numpy_keywords(function):
                                     f"argument {name!r}: that is PyTorch's; here, "
                                     f"{_TORCH_KEYWORDS[name]}")
         return function(*args, **kwargs)
-    return with_hint
+    return with_hint                # type: ignore[return-value]  # function's own signature
 
 
 class Tensor:
@@ -455,7 +470,7 @@ class Tensor:
     _changed_at = None
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = False,
-                 dtype: DTypeLike = None) -> None:
+                 dtype: DTypeLike | None = None) -> None:
         source = data
         if isinstance(data, Tensor):
             dtype = data.dtype if dtype is None else dtype
@@ -657,17 +672,26 @@ class Tensor:
         self._changed_at = other._changed_at
         return self
 
-    def __array__(self, dtype: DTypeLike = None, copy: bool | None = None) -> np.ndarray:
-        # numpy's functions read a Tensor's numbers alone: `np.where(m, x, 0)` would give an
-        # array that x's gradient never reaches, silently. Refused, as torch refuses it, where
-        # the graph is being recorded (under no_grad nothing is, as for lists of operands).
-        if self.requires_grad and _mode.grad_enabled:
-            raise TypeError("numpy read a Tensor that requires a gradient, and would drop its "
-                            "graph: use the Tensor's own ops (ta.where, ta.concat, x.exp(), "
-                            "...), or x.detach() for its numbers alone")
-        # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only where
-        # the dtype changes (np.asarray(t)), False for none at all (an error if one is needed).
-        return np.array(self.data, dtype=dtype, copy=copy)
+    # Not read by type checkers either: numpy's hints take anything with an __array__ for an
+    # array, so `a * x` of an array `a` was an ndarray to mypy and pyright, without backward,
+    # where it is a Tensor (numpy hands the operator to Tensor's __rmul__, __array_ufunc__
+    # being None). np.asarray(x) still type-checks, as an object numpy converts; a numpy
+    # function given a Tensor (np.allclose(x, y)) is flagged, as it is refused here where a
+    # graph is recorded: give it x.data.
+    if not TYPE_CHECKING:
+        def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
+            # numpy's functions read a Tensor's numbers alone: `np.where(m, x, 0)` would give
+            # an array that x's gradient never reaches, silently. Refused, as torch refuses it,
+            # where the graph is being recorded (under no_grad nothing is, as for lists of
+            # operands).
+            if self.requires_grad and _mode.grad_enabled:
+                raise TypeError("numpy read a Tensor that requires a gradient, and would drop "
+                                "its graph: use the Tensor's own ops (ta.where, ta.concat, "
+                                "x.exp(), ...), or x.detach() for its numbers alone")
+            # numpy 2's protocol: copy=True asks for a copy (np.array(t)), None for one only
+            # where the dtype changes (np.asarray(t)), False for none at all (an error if one
+            # is needed).
+            return np.array(self.data, dtype=dtype, copy=copy)
 
     # Not read by type checkers, for which a __getattr__ makes every name an attribute: `x.shap`
     # would pass unflagged. It only words the error of one that is not there.
@@ -1662,9 +1686,10 @@ def _zero_grads(params, set_to_none=True):
 
 
 @_numpy_keywords
-def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
-    """Join tensors along an existing axis (numpy's concatenate). With axis=None, as numpy, the
-    tensors are flattened first: each is reshaped to one axis, so the gradient reshapes back."""
+def concat(tensors: Sequence[Operand], axis: int | None = 0) -> Tensor:
+    """Join tensors along an existing axis (numpy's concatenate); an array or number among them
+    joins as a constant Tensor. With axis=None, as numpy, the tensors are flattened first:
+    each is reshaped to one axis, so the gradient reshapes back."""
     tensors = _tensor_list(tensors, "concat", axis)
     if axis is None:
         return ops.Concat.apply(*[t.reshape(-1) for t in tensors], axis=0)
@@ -1672,8 +1697,9 @@ def concat(tensors: Sequence[Tensor], axis: int | None = 0) -> Tensor:
 
 
 @_numpy_keywords
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along a new axis."""
+def stack(tensors: Sequence[Operand], axis: int = 0) -> Tensor:
+    """Join tensors along a new axis (numpy's stack); an array or number among them joins as
+    a constant Tensor."""
     return ops.Stack.apply(*_tensor_list(tensors, "stack", axis), axis=axis)
 
 

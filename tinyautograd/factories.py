@@ -29,14 +29,14 @@ def ones(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
     return Tensor(np.ones(_shape(shape), dtype=dtype), requires_grad=requires_grad, dtype=dtype)
 
 
-def zeros_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
+def zeros_like(t: Tensor | np.ndarray, dtype: DTypeLike | None = None,
                requires_grad: bool = False) -> Tensor:
     """Zeros of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's);
     `requires_grad` as for zeros."""
     return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, requires_grad=requires_grad)
 
 
-def ones_like(t: Tensor | np.ndarray, dtype: DTypeLike = None,
+def ones_like(t: Tensor | np.ndarray, dtype: DTypeLike | None = None,
               requires_grad: bool = False) -> Tensor:
     """Ones of t's shape, in t's dtype unless `dtype` says otherwise (numpy's, torch's);
     `requires_grad` as for zeros."""
@@ -74,7 +74,7 @@ def rand(*shape: int | Sequence[int], dtype: DTypeLike = DEFAULT_DTYPE,
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
-def arange(*args: float, dtype: DTypeLike = None) -> Tensor:
+def arange(*args: float, dtype: DTypeLike | None = None) -> Tensor:
     """numpy's arange, `arange(stop)` or `arange(start, stop[, step])` as `args`: integers
     unless a float is involved (then float32), or `dtype` where it is given."""
     return Tensor(np.arange(*args), dtype=dtype)

@@ -15,7 +15,7 @@ import inspect
 import os
 import threading
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar, overload
 
 import numpy as np
 
@@ -30,6 +30,10 @@ class _Mode(threading.local):
 
 
 _mode = _Mode()
+
+# A function decorated with a mode, of the type it was given: a type checker reads its own
+# hints through `@no_grad()`, where a hint of Callable (or Any) left its result unknown.
+FunctionT = TypeVar("FunctionT", bound=Callable[..., Any])
 
 
 
@@ -47,7 +51,7 @@ class _GradMode:
     def __exit__(self, *exc: object) -> None:
         _mode.grad_enabled = self.prev
 
-    def __call__(self, fn: Callable) -> Callable:
+    def __call__(self, fn: FunctionT) -> FunctionT:
         mode = self.mode
         if inspect.isgeneratorfunction(fn):
             return _generator_in_mode(fn, mode)
@@ -57,7 +61,7 @@ class _GradMode:
             with _GradMode(mode):
                 return fn(*args, **kwargs)
 
-        return wrapper
+        return wrapper              # type: ignore[return-value]  # fn's own signature
 
 
 def _generator_in_mode(fn, mode):
@@ -99,15 +103,27 @@ class set_grad_enabled(_GradMode):
     def __enter__(self) -> None:
         pass                                   # switched already, by the call
 
-    def __call__(self, fn: Callable) -> Callable:
+    def __call__(self, fn: FunctionT) -> FunctionT:
         _mode.grad_enabled = self.prev         # a decorator switches nothing until fn runs
         return super().__call__(fn)
+
+
+@overload
+def no_grad(fn: None = None) -> _GradMode: ...
+@overload
+def no_grad(fn: FunctionT) -> FunctionT: ...
 
 
 def no_grad(fn: Callable | None = None) -> Any:
     """`with no_grad():` computes without recording a graph: faster, and nothing to free.
     Also a decorator, `@no_grad()` or `@no_grad` (which passes the function as `fn`)."""
     return _GradMode(False) if fn is None else _GradMode(False)(fn)
+
+
+@overload
+def enable_grad(fn: None = None) -> _GradMode: ...
+@overload
+def enable_grad(fn: FunctionT) -> FunctionT: ...
 
 
 def enable_grad(fn: Callable | None = None) -> Any:

@@ -104,7 +104,7 @@ class Parameter(Tensor):
     floats become float32, as for Tensor."""
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = True,
-                 dtype: DTypeLike = None) -> None:
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:

@@ -61,7 +61,8 @@ from tinyautograd.optim import Optimizer
 from .resources import blas_threads
 
 Batch = tuple[np.ndarray, ...]          # arrays whose first axis is the batch's rows
-Item, Result = TypeVar("Item"), TypeVar("Result")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 def split(batch: Batch, n: int, counted: Callable[[Batch], int]) -> list[tuple[Batch, float]]:

@@ -51,7 +51,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence, TypeVar
+from typing import TYPE_CHECKING, Collection, Sequence, TypeVar
 
 import numpy as np
 import regex
@@ -1682,8 +1682,8 @@ class ByteLevelBPE(Tokenizer):
     def __init__(self, pieces: list[bytes], byte_ids: list[int],
                  ranks: dict[tuple[int, int], tuple[int, int]], added: dict[str, int],
                  special: list[str], steps: list[tuple], normalization: str | None,
-                 ignore_merges: bool, normalized: set[str], lstrip: set[str] = frozenset(),
-                 rstrip: set[str] = frozenset()) -> None:
+                 ignore_merges: bool, normalized: set[str], lstrip: Collection[str] = frozenset(),
+                 rstrip: Collection[str] = frozenset()) -> None:
         super().__init__(special, 0, [token for token in special if token in lstrip],
                          [token for token in special if token in rstrip])
         self._special_ids = {token: added[token] for token in special}    # their own ids

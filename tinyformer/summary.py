@@ -30,6 +30,7 @@ the difference, less 728,064 for the biases and norms.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -51,7 +52,7 @@ def _matmul_flops(node):
         return 2 * k * node.output.size                           # each output: k multiply-adds
     if node.fn is Attention:
         q, k, v = node.inputs[:3]                                 # then a bias, if any
-        scores = np.prod(q.shape[:-1]) * k.shape[-2]              # (..., T_q, T_k)
+        scores = math.prod(q.shape[:-1]) * k.shape[-2]            # (..., T_q, T_k)
         return 2 * scores * q.shape[-1] + 2 * scores * v.shape[-1]   # Q K^T, then P V
     return 0
 

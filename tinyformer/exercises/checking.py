@@ -422,7 +422,7 @@ def of_shape(value: Any, shape: tuple[int, ...]) -> str:
 
 def expect_array(got: Any, expected: ArrayLike, call: str, what: str = "returned",
                  atol: float = 1e-5, rtol: float = 1e-4, tensor: bool | None = None,
-                 dtype: DTypeLike = None) -> None:
+                 dtype: DTypeLike | None = None) -> None:
     """Compare an array (or Tensor) with the expected one; on a difference, raise a
     CheckFailure naming the call, then the dtype, the shape or the worst element.
 
