@@ -1,0 +1,76 @@
+"""The pages for a reader who uses the keyboard alone, a screen reader, or eyes that do not
+tell red from green, in a real browser (headless Chromium, through selenium): what the
+keyboard is on shows on every colour, a click that changes the panel is read out, and a page
+that reloads itself does not take the keyboard's place away.
+
+One browser serves the whole file. Without Chromium, chromedriver or selenium the file is
+skipped, except under TINYFORMER_REQUIRE_BROWSER=1 (CI), where that is a failure."""
+
+
+import numpy as np
+import pytest
+
+import browser as chromium
+
+if chromium.missing():
+    if chromium.REQUIRED:
+        pytest.fail(f"TINYFORMER_REQUIRE_BROWSER=1, but {chromium.missing()}",
+                    pytrace=False)
+    pytest.skip(f"no browser: {chromium.missing()}", allow_module_level=True)
+
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+
+import viz  # noqa: E402
+from test_html_pages import no_lock_outlives_its_test, write_run  # noqa: E402,F401
+from viz.attention import AttentionMap  # noqa: E402
+from viz.html import contrast, viridis  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser():
+    started = chromium.start()
+    yield started
+    chromium.stop(started)
+
+
+def keys(browser, *pressed):
+    ActionChains(browser, duration=0).send_keys(*pressed).perform()
+
+
+def open_clean(browser, path):
+    chromium.errors(browser)                        # what an earlier page left
+    chromium.open_page(browser, path)
+    assert chromium.errors(browser) == []
+
+
+def test_the_attention_maps_keyboard_cell_shows_on_viridis_middle_colour(browser, tmp_path):
+    # The cell was outlined in red alone, 1.3:1 on viridis's teal (an even spread of four
+    # keys, sqrt(0.25) on the scale): where the arrow keys were could hardly be seen, and not
+    # at all by an eye that does not tell red from green. WCAG asks 3:1 of a focus indicator.
+    weights = np.full((1, 1, 4, 4), 0.25)
+    tokens = list("abcd")
+    path = viz.attention_page({"self": AttentionMap(weights, tokens, tokens, "self")},
+                              "an even spread").save(tmp_path / "attention.html")
+    open_clean(browser, path)
+    browser.execute_script("document.getElementById('heatmap').focus()")
+    keys(browser, Keys.ARROW_RIGHT, Keys.ARROW_DOWN, Keys.ARROW_RIGHT)     # to cell (1, 1)
+    assert browser.find_element(By.ID, "reading").text.startswith("query 1 b; key 1 b")
+    # The pixels on a line down through the middle of the cell's column, across its top edge
+    # (4 px either side), as [r, g, b]; and the colour of the cells around it.
+    column = browser.execute_script("""
+        const c = document.getElementById('heatmap'), r = window.devicePixelRatio || 1;
+        const x = Number(c.dataset.left) + 1.5 * Number(c.dataset.cell);
+        const edge = Number(c.dataset.top) + Number(c.dataset.cell);
+        const out = [];
+        for (let y = edge - 4; y <= edge + 4; y++) {
+          out.push([...c.getContext('2d').getImageData(x * r, y * r, 1, 1).data].slice(0, 3));
+        }
+        return out;""")
+    cell = viridis(np.sqrt(0.25))
+    assert column[0] == column[-1] == pytest.approx(
+        [int(cell[i:i + 2], 16) for i in (1, 3, 5)], abs=2)            # the cells, either side
+    best = max(contrast(cell, "#%02x%02x%02x" % tuple(rgb)) for rgb in column)
+    assert best >= 3, f"the keyboard's cell is outlined at {best:.2f}:1 on {cell}"
+    assert chromium.errors(browser) == []
