@@ -6,6 +6,7 @@ that reloads itself does not take the keyboard's place away.
 One browser serves the whole file. Without Chromium, chromedriver or selenium the file is
 skipped, except under TINYFORMER_REQUIRE_BROWSER=1 (CI), where that is a failure."""
 
+import time
 
 import numpy as np
 import pytest
@@ -73,4 +74,28 @@ def test_the_attention_maps_keyboard_cell_shows_on_viridis_middle_colour(browser
         [int(cell[i:i + 2], 16) for i in (1, 3, 5)], abs=2)            # the cells, either side
     best = max(contrast(cell, "#%02x%02x%02x" % tuple(rgb)) for rgb in column)
     assert best >= 3, f"the keyboard's cell is outlined at {best:.2f}:1 on {cell}"
+    assert chromium.errors(browser) == []
+
+
+
+def test_a_reloading_report_keeps_the_keyboards_place_on_a_chart(browser, tmp_path):
+    # A report of a run still training reloads itself; it waited while a value was read
+    # (the mouse over a chart, or an arrow key pressed), but not for a reader who had only
+    # Tabbed to a chart: the reload put the focus back at the top of the page, every second.
+    run = write_run(tmp_path / "run", 6, iters=10, lock="held")
+    path = viz.metrics_page(run, refresh=0.5).save(tmp_path / "report.html")
+    open_clean(browser, path)
+    browser.execute_script("window.notReloaded = true")
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    keys(browser, Keys.TAB)                                      # the second chart
+    assert browser.switch_to.active_element.get_attribute("data-chart") == "val recall"
+    time.sleep(0.8)                   # longer than the page waits to reload
+    assert browser.execute_script("return window.notReloaded === true")
+    assert browser.switch_to.active_element.get_attribute("data-chart") == "val recall"
+    # Tab on past the charts, off them: it reloads.
+    browser.execute_script("document.activeElement.blur()")
+    began = time.perf_counter()
+    while browser.execute_script("return window.notReloaded === true"):
+        assert time.perf_counter() - began < 5, "the page of a running run did not reload"
+        time.sleep(0.1)
     assert chromium.errors(browser) == []
