@@ -23,6 +23,7 @@ from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 
+import tinyautograd as ta  # noqa: E402
 import viz  # noqa: E402
 from test_html_pages import no_lock_outlives_its_test, write_run  # noqa: E402,F401
 from viz.attention import AttentionMap  # noqa: E402
@@ -77,7 +78,6 @@ def test_the_attention_maps_keyboard_cell_shows_on_viridis_middle_colour(browser
     assert chromium.errors(browser) == []
 
 
-
 def test_a_reloading_report_keeps_the_keyboards_place_on_a_chart(browser, tmp_path):
     # A report of a run still training reloads itself; it waited while a value was read
     # (the mouse over a chart, or an arrow key pressed), but not for a reader who had only
@@ -98,4 +98,21 @@ def test_a_reloading_report_keeps_the_keyboards_place_on_a_chart(browser, tmp_pa
     while browser.execute_script("return window.notReloaded === true"):
         assert time.perf_counter() - began < 5, "the page of a running run did not reload"
         time.sleep(0.1)
+    assert chromium.errors(browser) == []
+
+
+def test_a_screen_reader_hears_that_enter_on_a_node_filled_the_panel(browser, tmp_path):
+    # Enter on a node fills the side panel with its numbers, which is not read out: the
+    # status line (aria-live) said nothing new, and to a screen reader the key did nothing.
+    x = ta.Tensor(np.ones((2, 3)), requires_grad=True)
+    path = viz.graph_page((x * 2.0).sum(), inputs={"x": x}).save(tmp_path / "graph.html")
+    open_clean(browser, path)
+    status = browser.find_element(By.ID, "status")
+    assert status.get_attribute("aria-live") == "polite"
+    browser.execute_script("views.forward.stop.focus()")        # Tab's stop in the picture
+    node = browser.switch_to.active_element
+    keys(browser, Keys.ENTER)
+    title = browser.find_element(By.CSS_SELECTOR, '#panel [data-field="title"]').text
+    assert title and node.get_attribute("aria-label").startswith(title)
+    assert status.text.startswith(title) and status.text.endswith("values are in the panel")
     assert chromium.errors(browser) == []
