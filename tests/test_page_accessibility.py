@@ -25,8 +25,10 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 import tinyautograd as ta  # noqa: E402
 import viz  # noqa: E402
-from test_html_pages import no_lock_outlives_its_test, write_run  # noqa: E402,F401
+from test_html_pages import Letters, no_lock_outlives_its_test, write_run  # noqa: E402,F401
+from tinyformer.lens import Lens  # noqa: E402
 from viz.attention import AttentionMap  # noqa: E402
+from viz.graph import NAN_COLOUR  # noqa: E402
 from viz.html import contrast, viridis  # noqa: E402
 
 
@@ -115,4 +117,40 @@ def test_a_screen_reader_hears_that_enter_on_a_node_filled_the_panel(browser, tm
     title = browser.find_element(By.CSS_SELECTOR, '#panel [data-field="title"]').text
     assert title and node.get_attribute("aria-label").startswith(title)
     assert status.text.startswith(title) and status.text.endswith("values are in the panel")
+    assert chromium.errors(browser) == []
+
+
+# Each piece of text in the header's colour legend, its colour and the header's background
+# ("#rrggbb"); and the colour of the legend's swatches.
+LEGEND = """
+const hex = (css) => "#" + css.match(/\\d+/g).slice(0, 3)
+  .map((v) => Number(v).toString(16).padStart(2, "0")).join("");
+const header = getComputedStyle(document.querySelector("header")).backgroundColor;
+const texts = [], walker = document.createTreeWalker(document.querySelector("header .legend"),
+                                                     NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const text = walker.currentNode.textContent.trim();
+  if (text) texts.push([text, hex(getComputedStyle(walker.currentNode.parentElement).color)]);
+}
+return {texts, background: hex(header), swatches: [...document.querySelectorAll(
+  "header .legend .swatch")].map((s) => hex(getComputedStyle(s).backgroundColor))};
+"""
+
+
+def test_the_legends_red_nan_reads_at_4_5_to_1(browser, tmp_path):
+    # "red: NaN" was written in the NaN cells' red, 4.3:1 on the header's grey.
+    weights = np.array([[[[1.0, 0.0], [0.5, 0.5]]], [[[np.nan, 0.0], [np.nan, np.nan]]]])
+    attention = viz.attention_page({"self": AttentionMap(weights, list("ab"), list("ab"),
+                                                         "self")}, "t")
+    top_probs = np.array([[[0.7, 0.2]], [[np.nan, np.nan]]])            # (states, T=1, k=2)
+    lens = viz.lens_page(Lens(["embed", "layer 1"], np.array([[[2, 1]], [[0, 1]]]), top_probs),
+                         ["w"], Letters(), "t")
+    for name, page in {"attention": attention, "lens": lens}.items():
+        open_clean(browser, page.save(tmp_path / f"{name}.html"))
+        legend = browser.execute_script(LEGEND)
+        assert any("red: NaN" in text for text, _ in legend["texts"]), (name, legend)
+        low = [(text, round(contrast(ink, legend["background"]), 2))
+               for text, ink in legend["texts"] if contrast(ink, legend["background"]) < 4.5]
+        assert low == [], name
+        assert legend["swatches"] == [NAN_COLOUR], name            # the red it names, shown
     assert chromium.errors(browser) == []
