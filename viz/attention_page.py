@@ -121,7 +121,10 @@ def attention_page(maps: Mapping[str, AttentionMap], title: str,
 def _body(title, any_nan, any_blocked):
     # White and red are named only on a page that has them: a BERT's maps have no blocked key.
     blocked = "; white: blocked" if any_blocked else ""
-    nan = f'; <span style="color: {NAN_COLOUR}">red: NaN</span>' if any_nan else ""
+    # The words in the legend's grey, after a swatch of the red: written in that red they
+    # read at 4.3:1 on the header's grey, under the 4.5:1 that text needs.
+    nan = (f'; <span class="swatch" style="background: {NAN_COLOUR}"></span>red: NaN'
+           if any_nan else "")
     return f"""<header>
 <h1>{html.escape(title)}</h1>
 <label>attention <select id="map" aria-label="attention"></select></label>

@@ -325,7 +325,15 @@ function click(target) {
   const folded = target.closest("g.folded");
   if (folded) return unfold(view, folded.dataset.key);
   const node = target.closest("g.node");
-  if (node && view.info.nodes[node.dataset.id]) return select(current, node.dataset.id);
+  if (node && view.info.nodes[node.dataset.id]) {
+    select(current, node.dataset.id);
+    // The status line is read out (aria-live) and the panel is not: to a screen reader,
+    // Enter on a node did nothing that it heard.
+    const info = view.info.nodes[node.dataset.id];
+    statusLine.textContent = `${info.title}${info.module ? " in " + info.module : ""}: its ` +
+      "values are in the panel";
+    return;
+  }
   const cluster = target.closest("g.cluster");
   if (cluster) return fold(view, cluster.dataset.cluster);
   clearSelection();

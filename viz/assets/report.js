@@ -298,9 +298,12 @@ window.addEventListener("resize", () => {
   resizing = setTimeout(draw, 150);
 });
 
-// A run still going: read the page again from disk, but not while someone reads a value.
+// A run still going: read the page again from disk, but not while someone reads a value,
+// nor while Tab is on a chart: a reload puts the focus back at the top of the page, and a
+// keyboard or screen reader user, who had not yet pressed an arrow key, lost their place.
 function reloadSoon() {
-  setTimeout(() => (hovering ? reloadSoon() : location.reload()), data.refresh * 1000);
+  const reading = () => hovering || main.contains(document.activeElement);
+  setTimeout(() => (reading() ? reloadSoon() : location.reload()), data.refresh * 1000);
 }
 
 const started = performance.now();
