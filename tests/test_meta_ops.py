@@ -45,6 +45,8 @@ NOT_DIFFERENTIABLE = {
     "tinyautograd.grad": "the reverse pass itself",
     "Tensor.grad_tensor": "what a backward(create_graph=True) left, not an op",
     "Tensor.__pos__": "+x is x itself: nothing computed, nothing recorded",
+    "Tensor.__copy__": "copy.copy(x): another Tensor object on x's own node, nothing recorded",
+    "Tensor.__deepcopy__": "copy.deepcopy of a leaf: a new leaf (a computed tensor is refused)",
 }
 
 # Another spelling of an op that the table calls by its main name: the spelling -> that name.
