@@ -122,3 +122,31 @@ def test_a_parameter_made_anew_in_forward_is_refused_and_one_set_outside_it_is_n
         model(Tensor(np.ones(2)))
     model.scale = nn.Parameter(np.full(1, 2.0))      # outside forward: replacing is fine
     assert model.scale.item() == 2.0
+
+
+def test_tying_or_switching_the_modules_own_weights_and_layers_in_forward_is_not_refused():
+    # Not new ones: the optimizer holds these very parameters, so they are learned.
+    class Tied(nn.Module):
+        def __init__(self):
+            self.embed = nn.Parameter(np.ones(2))
+            self.unembed = nn.Parameter(np.zeros(2))
+
+        def forward(self, x):
+            self.unembed = self.embed                  # tied where it is used
+            return x * self.unembed
+
+    class Switching(nn.Module):
+        def __init__(self):
+            self.even, self.odd = nn.Linear(2, 2), nn.Linear(2, 2)
+            self.current = self.even
+
+        def forward(self, x):
+            self.current = self.odd if self.current is self.even else self.even
+            return self.current(x)
+
+    tied, switching = Tied(), Switching()
+    x = Tensor(np.ones((1, 2)))
+    for _ in range(2):
+        assert tied(x).tolist() == [[1.0, 1.0]]
+        switching(x)
+    assert tied.unembed is tied.embed and switching.current is switching.even

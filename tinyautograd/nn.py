@@ -492,8 +492,11 @@ class Module:
         # away each step, and the model never learns, without a word. Refused where it
         # replaces another while the module's own forward runs (the stack is looked at only
         # then: a forward pays nothing; made once, on the first call, is a lazy layer's way).
+        # One the module holds already is not new: tying two of its weights, or switching
+        # between two of its layers, in forward() is fine.
         if (isinstance(old, (Parameter, Module)) and isinstance(value, (Parameter, Module))
-                and value is not old and _forward_running(self)):
+                and value is not old and _forward_running(self)
+                and not _holds(self, value)):
             raise RuntimeError(f"{type(self).__name__}.{name}: a new {type(value).__name__} "
                                f"made in forward() replaces the one before it at every call, "
                                f"so the parameters an optimizer holds are never those used, "
@@ -537,6 +540,12 @@ class Module:
             return "\n".join(lines)
         finally:
             _walking.printing.discard(id(self))
+
+
+def _holds(module: Module, member: Parameter | Module) -> bool:
+    """Whether `member` is one of `module`'s parameters or modules (itself, or any inside it)."""
+    members = module.parameters() if isinstance(member, Parameter) else module.modules()
+    return any(member is held for held in members)
 
 
 def _forward_running(module: Module) -> bool:
