@@ -150,3 +150,30 @@ def test_tying_or_switching_the_modules_own_weights_and_layers_in_forward_is_not
         assert tied(x).tolist() == [[1.0, 1.0]]
         switching(x)
     assert tied.unembed is tied.embed and switching.current is switching.even
+
+
+def test_the_check_reads_an_inherited_forward_and_only_the_modules_own_running_forward():
+    class Inheriting(MadeInForward):           # forward() is MadeInForward's, not overridden
+        pass
+
+    model = Inheriting()
+    x = Tensor(np.ones((3, 2)))
+    model(x)
+    with pytest.raises(RuntimeError, match=r"^Inheriting\.out: a new Linear made in forward"):
+        model(x)
+
+    # Another module of the same class, given a layer while this one's forward runs (a target
+    # network made to share this one's layer): not that module's forward, so not refused.
+    class WithTarget(nn.Module):
+        def __init__(self):
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            target = WithTarget()
+            target.fc = self.fc                 # replaces target's own fc, outside its forward
+            self.targets = [target]
+            return self.fc(x)
+
+    with_target = WithTarget()
+    with_target(x)
+    assert with_target.targets[0].fc is with_target.fc
