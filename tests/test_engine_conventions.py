@@ -1851,13 +1851,15 @@ def test_torchs_maximum_minimum_outer_and_randperm_say_what_computes_them_here()
     assert sorted(drawn.tolist()) == list(range(10))       # a permutation, as torch's
 
 
-def test_torchs_elu_written_out_is_torchs_with_a_finite_gradient_for_large_inputs():
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_torchs_elu_written_out_is_torchs_with_a_finite_gradient_for_large_inputs(alpha):
     advice = F._TORCH_FUNCTIONAL_NAMES["elu"]
-    x = np.array([-30.0, -2.0, -0.5, 0.5, 3.0, 200.0])    # exp(200) overflows a float32
+    # exp(200) overflows a float32; at 0 torch's gradient is alpha's (its x <= 0 branch)
+    x = np.array([-30.0, -2.0, -0.5, 0.0, 0.5, 3.0, 200.0])
     ours_x = Tensor(x, requires_grad=True, dtype=np.float32)
     theirs_x = torch.tensor(x, dtype=torch.float32, requires_grad=True)
-    ours = eval(advice.split(", -(-x)")[0], dict(x=ours_x, alpha=1.0))
-    theirs = torch.nn.functional.elu(theirs_x)
+    ours = eval(advice.split(", the where")[0], dict(ta=ta, x=ours_x, alpha=alpha))
+    theirs = torch.nn.functional.elu(theirs_x, alpha)
     assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-6)
     ours.sum().backward()
     theirs.sum().backward()

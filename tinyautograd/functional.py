@@ -954,8 +954,9 @@ _TORCH_FUNCTIONAL_NAMES = {
     "leaky_relu": "ta.where(x > 0, x, negative_slope * x) (torch's slope is 0.01)",
     "mish": "x * F.softplus(x).tanh()",
     # min(x, 0) inside the exp: a ta.where(x > 0, x, x.exp() - 1) overflows exp for a large
-    # x, and the gradient of the branch not taken, 0 * inf, is NaN.
-    "elu": ("x.relu() + alpha * ((-(-x).relu()).exp() - 1), -(-x).relu() being min(x, 0) "
+    # x, and the gradient of the branch not taken, 0 * inf, is NaN. Taken by where, not as
+    # -(-x).relu(), whose gradient at 0 is relu's, 0: torch's elu has alpha there.
+    "elu": ("x.relu() + alpha * (ta.where(x > 0, 0, x).exp() - 1), the where being min(x, 0) "
             "(torch's alpha is 1.0)"),
     **dict.fromkeys(("conv1d", "conv2d"), "none: there are no convolutions (the layers are a "
                     "Transformer's)"),
