@@ -84,6 +84,33 @@ def test_an_optimizers_state_is_found_by_the_parameter_as_torchs_is():
     assert resumed.state[model.weight]["step"] == 11 and resumed.state[model.bias]["step"] == 2
 
 
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_optimizer_keeps_each_parameters_state_on_the_copys_parameter(how):
+    # The state is keyed by id(param): the copy's stayed under the originals' ids, found by
+    # none of its parameters, and its next step began Adam's moments again from zero.
+    model = nn.Linear(2, 3)
+    frozen = nn.Parameter(np.ones(2))                      # never updated: no state
+    optimizer = optim.Adam([*model.parameters(), frozen], lr=0.1)
+    model(Tensor(np.ones((4, 2)))).sum().backward()
+    optimizer.step()
+    if how == "deepcopy":
+        model_copy, optimizer_copy = copy.deepcopy((model, optimizer))
+    else:
+        model_copy, optimizer_copy = pickle.loads(pickle.dumps((model, optimizer)))
+    assert optimizer_copy.param_groups[0]["params"][0] is model_copy.weight
+    assert len(optimizer_copy.state) == 2 and frozen not in optimizer.state
+    copied = optimizer_copy.state[model_copy.weight]
+    assert copied["step"] == 1 and copied["exp_avg"] is not optimizer.state[model.weight][
+        "exp_avg"]
+    # The next step is the same from the copy as from the original.
+    for m, o in ((model, optimizer), (model_copy, optimizer_copy)):
+        m(Tensor(np.ones((4, 2)))).sum().backward()
+        o.step()
+    np.testing.assert_array_equal(model_copy.weight.data, model.weight.data)
+    assert optimizer_copy.state[model_copy.weight]["step"] == 2
+
+
 # ------------------------------------------------------------------ torch's spellings
 
 

@@ -51,7 +51,8 @@ class Optimizer:
     as (name, Tensor) pairs (`model.named_parameters()`, as torch takes them), each group keeps
     the names under 'param_names'. A set is refused: its order changes from run to run.
     `optimizer.state[p]` is parameter p's state (Adam's 'exp_avg', ...), as in torch; the dict
-    holds it under id(p), which finds it too.
+    holds it under id(p), which finds it too; a deepcopy or pickle of the optimizer (with its
+    model) holds each state under the copied parameter's id.
 
     A subclass writes `update(param, grad, state, group)`: the rule for one parameter, given its
     gradient, its own state and its group's options; and, if it keeps state, `initial_state(param,
@@ -134,6 +135,22 @@ class Optimizer:
 
     def _all_params(self):
         return [p for group in self.param_groups for p in group["params"]]
+
+    # The state is keyed by id(param), which a copy or a pickle does not keep: the copy's
+    # parameters are new objects, and its state stayed under the originals' ids, found by none
+    # of them, so every moment silently started again from zero. Each state travels with its
+    # parameter's position instead, as state_dict() numbers them, and is keyed by the new
+    # parameters' ids on arrival.
+    def __getstate__(self) -> dict:
+        state = dict(vars(self))
+        state["state"] = [self.state.get(p) for p in self._all_params()]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        states = state.pop("state")
+        vars(self).update(state)
+        self.state = _States({id(p): kept for p, kept in zip(self._all_params(), states)
+                              if kept is not None})
 
     def __repr__(self) -> str:
         """Each group's options, as torch prints an optimizer; its parameters counted rather
