@@ -85,6 +85,24 @@ def test_an_optimizers_state_is_found_by_the_parameter_as_torchs_is():
 
 
 
+def test_an_optimizers_state_is_set_read_and_removed_by_the_parameter_in_every_dict_way():
+    # Each way the dict offers keys the parameter as the steps read it, by id: update() and
+    # pop() by a parameter kept or looked for it as a key of its own, which no step reads.
+    weight = nn.Parameter(np.ones(2))
+    optimizer = optim.SGD([weight], lr=0.1, momentum=0.9)
+    optimizer.state.update({weight: {"momentum_buffer": np.full(2, 5.0)}})
+    assert list(optimizer.state) == [id(weight)]
+    weight.grad = np.zeros(2)
+    optimizer.step()                                   # the buffer set by the parameter, used
+    np.testing.assert_allclose(weight.data, [1 - 0.1 * 0.9 * 5.0] * 2, rtol=1e-6)
+    assert optimizer.state.setdefault(weight, {}) is optimizer.state[id(weight)]
+    assert optimizer.state.pop(weight)["momentum_buffer"].shape == (2,)
+    assert optimizer.state.get(weight) is None and weight not in optimizer.state
+    optimizer.state.setdefault(weight, {"momentum_buffer": np.zeros(2)})
+    del optimizer.state[weight]
+    assert len(optimizer.state) == 0
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_a_copied_optimizer_keeps_each_parameters_state_on_the_copys_parameter(how):
     # The state is keyed by id(param): the copy's stayed under the originals' ids, found by

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
 
 import numpy as np
 
@@ -368,6 +368,12 @@ class _States(dict):
 
     def pop(self, key: object, *default: object) -> object:
         return super().pop(_state_key(key), *default)
+
+    def update(self, *states: Any, **named: dict) -> None:
+        # dict's own update bypasses __setitem__: a parameter (hashable by identity) would be
+        # kept as a key of its own, which no step reads.
+        for key, value in dict(*states, **named).items():
+            self[key] = value
 
 
 def _state_key(key):
