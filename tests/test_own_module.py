@@ -124,7 +124,7 @@ def test_a_parameter_made_anew_in_forward_is_refused_and_one_set_outside_it_is_n
     assert model.scale.item() == 2.0
 
 
-def test_tying_or_switching_the_modules_own_weights_and_layers_in_forward_is_not_refused():
+def test_tying_switching_own_layers_or_a_new_layer_without_parameters_in_forward_is_fine():
     # Not new ones: the optimizer holds these very parameters, so they are learned.
     class Tied(nn.Module):
         def __init__(self):
@@ -144,11 +144,20 @@ def test_tying_or_switching_the_modules_own_weights_and_layers_in_forward_is_not
             self.current = self.odd if self.current is self.even else self.even
             return self.current(x)
 
-    tied, switching = Tied(), Switching()
+    class Activation(nn.Module):                   # a new layer without parameters: no loss
+        def __init__(self):
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            self.act = nn.GELU() if self.training else nn.ReLU()
+            return self.act(x)
+
+    tied, switching, activation = Tied(), Switching(), Activation()
     x = Tensor(np.ones((1, 2)))
     for _ in range(2):
         assert tied(x).tolist() == [[1.0, 1.0]]
         switching(x)
+        activation(x)
     assert tied.unembed is tied.embed and switching.current is switching.even
 
 

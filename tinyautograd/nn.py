@@ -492,11 +492,7 @@ class Module:
         # away each step, and the model never learns, without a word. Refused where it
         # replaces another while the module's own forward runs (the stack is looked at only
         # then: a forward pays nothing; made once, on the first call, is a lazy layer's way).
-        # One the module holds already is not new: tying two of its weights, or switching
-        # between two of its layers, in forward() is fine.
-        if (isinstance(old, (Parameter, Module)) and isinstance(value, (Parameter, Module))
-                and value is not old and _forward_running(self)
-                and not _holds(self, value)):
+        if _made_in_forward(self, old, value):
             raise RuntimeError(f"{type(self).__name__}.{name}: a new {type(value).__name__} "
                                f"made in forward() replaces the one before it at every call, "
                                f"so the parameters an optimizer holds are never those used, "
@@ -540,6 +536,22 @@ class Module:
             return "\n".join(lines)
         finally:
             _walking.printing.discard(id(self))
+
+
+def _made_in_forward(module: Module, old: Any, value: Any) -> bool:
+    """Whether `value`, set on `module` in place of `old` (a Parameter or a layer), is a
+    Parameter or a layer with parameters made anew in the module's forward(). One the module
+    holds already is not new (tying two of its weights, or switching between two of its
+    layers, there is fine), and a new layer without parameters (an nn.ReLU()) leaves an
+    optimizer nothing to lose."""
+    if not isinstance(old, (Parameter, Module)) or value is old:
+        return False
+    if isinstance(value, Module):
+        if next(value.parameters(), None) is None:
+            return False
+    elif not isinstance(value, Parameter):
+        return False
+    return _forward_running(module) and not _holds(module, value)
 
 
 def _holds(module: Module, member: Parameter | Module) -> bool:
