@@ -1871,7 +1871,7 @@ def test_torchs_batchnorm_written_out_is_torchs_in_training():
                                              r"LayerNorm\(C\)"):
         _ = nn.BatchNorm1d
     advice = nn._TORCH_NN_NAMES["BatchNorm1d"]
-    expression = advice.split("over the batch, ")[1].split(", torch's")[0]
+    expression = advice.split("over the batch of an (N, C) x, ")[1].split(", torch's")[0]
     x = np.random.default_rng(1).standard_normal((6, 4))
     ours = eval(expression, dict(x=Tensor(x), eps=1e-5))
     theirs = torch.nn.BatchNorm1d(4, affine=False, dtype=torch.float64).train()(

@@ -766,11 +766,12 @@ _TORCH_NN_NAMES = {
     **dict.fromkeys(("RNN", "LSTM", "GRU"), "none: there are no recurrent layers; a sequence "
                     "model here is a Transformer, attention in place of recurrence "
                     "(tinyformer.blocks.Encoder, tinyformer.gpt.GPT)"),
-    # Training's normalisation, without the running averages that torch's eval() uses.
+    # Training's normalisation, without the running averages that torch's eval() uses. For
+    # (N, C) alone: torch's of an (N, C, L) x normalises over axes 0 and 2.
     "BatchNorm1d": ("none; LayerNorm(C) normalises each example over its features, as a "
-                    "Transformer does; over the batch, (x - x.mean(0, keepdims=True)) / "
-                    "(x.var(0, keepdims=True) + eps).sqrt(), torch's in training (it keeps no "
-                    "running averages for eval)"),
+                    "Transformer does; over the batch of an (N, C) x, (x - x.mean(0, "
+                    "keepdims=True)) / (x.var(0, keepdims=True) + eps).sqrt(), torch's in "
+                    "training (it keeps no running averages for eval)"),
     # torch's Transformer parts: tinyformer's, whose masks are True where a query may
     # attend (the ~ of torch's boolean masks)
     "MultiheadAttention": "tinyformer.attention.MultiHeadAttention(d_model, n_head), whose "
