@@ -369,7 +369,7 @@ class _States(dict):
     def pop(self, key: object, *default: object) -> object:
         return super().pop(_state_key(key), *default)
 
-    def update(self, *states: Any, **named: dict) -> None:
+    def update(self, *states: Any, **named: Any) -> None:
         # dict's own update bypasses __setitem__: a parameter (hashable by identity) would be
         # kept as a key of its own, which no step reads.
         for key, value in dict(*states, **named).items():
