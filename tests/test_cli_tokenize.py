@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from full_disk import files_limited_to
 from tinyformer import tokenizers
-from tinyformer.files import iter_text
+from tinyformer.files import iter_text, single_byte_conversion
 from tinyformer.pretrained import save_gpt2_tokenizer
 from tinyformer.progress import CountProgress
 from tinyformer.tokenizers import compression, load_tokenizer, split_shown
@@ -1305,3 +1305,19 @@ def test_a_whole_c1_control_character_reads_apart_from_a_cut_byte(tmp_path):
     ids = tok.encode("a\u0085b") + [0x85]               # the character, then a lone byte
     assert any(tok.id_to_bytes(i) == "\u0085".encode() for i in ids)
     assert read_frame(split_shown(tok, ids)) == [tok.id_to_bytes(i) for i in ids]
+
+
+@pytest.mark.parametrize("text", [
+    "Die Größe der Äpfel über alles; Müßiggang ist süß.\n",
+    "Não há ações possíveis; põe o pão à disposição.\n",
+    "¿Qué pasó? ¡Ésta es la canción del niño!\n",
+    "Þjóðhátíðardagurinn er í júní; Ægir og Þórður fæddust á Íslandi.\n",
+    # No-break spaces run beside the letters and quotes they keep together: French puts one
+    # inside « » and before ? ! : ;, and text copied from a web page is indented with them.
+    "«\xa0À la carte\xa0»\n",
+    "Il répondit\xa0: «\xa0Allé\xa0»\n",
+    "\xa0\xa0\xa0\xa0It was a dark and stormy night.\n\xa0\xa0\xa0\xa0She ordered a café.\n",
+])
+def test_western_european_texts_are_told_to_convert_as_latin1(text):
+    assert single_byte_conversion(text.encode("latin-1")).endswith(
+        "iconv -f latin1 -t utf-8")

@@ -625,6 +625,19 @@ def test_every_escape_a_label_holds_is_kept_whole_or_left_out(text, width, cut):
     assert _cut(visible(text), width) == cut
 
 
+@pytest.mark.parametrize("width, cut", [(2, "a"), (3, "a\\\\"), (4, "a\\\\r")])
+def test_a_backslash_of_the_text_is_kept_whole_or_left_out(width, cut):
+    # token_labels shows a token's own backslash doubled: the text a\r (a, a backslash, r)
+    # is 'a\\r'. Cut inside the pair it read 'a\', or 'a\' and then '\r', a carriage return.
+    from tinyformer.tokenizers import CharTokenizer
+    from viz.attention import token_labels
+    from viz.lens import _cut
+    tokenizer = CharTokenizer.train("a\\r")
+    label = "".join(token_labels(tokenizer, tokenizer.encode("a\\r")))
+    assert label == "a\\\\r"
+    assert _cut(label, width) == cut
+
+
 def token_labels_of(tokenizer, token_id):
     from viz.attention import token_labels
     return token_labels(tokenizer, [token_id])[0]

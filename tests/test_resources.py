@@ -493,6 +493,19 @@ def test_a_run_is_refused_when_it_needs_more_memory_than_is_available(monkeypatc
         tinyformer.resources.check_memory(config, 40)
 
 
+def test_the_weights_estimate_counts_heads_wider_than_d_model_over_n_head():
+    # --d-head 64 with d_model 16 and 2 heads: each layer's queries, keys, values and output
+    # are 16 x 128 where they were 16 x 16, and the estimate must hold them.
+    def weights(**sizes):
+        config = tinyformer.train.TrainConfig(n_layer=3, n_head=2, d_model=16, context=8,
+                                              **sizes).resolved()
+        return tinyformer.resources.weights_memory(config, 40), config
+    wide, config = weights(d_head=64)
+    plain, _ = weights()
+    copies = 4 + tinyformer.resources.gradient_copies(config)
+    assert wide - plain == tinyformer.resources.FLOAT * copies * 3 * 4 * 16 * (2 * 64 - 16)
+
+
 def test_a_refusal_says_when_the_weights_alone_take_most_of_the_memory(monkeypatch):
     """A model too wide or too deep for the machine: a smaller batch or context, which the
     advice names first, would barely help, and the refusal says where the memory goes."""

@@ -140,8 +140,11 @@ def single_byte_conversion(block: bytes) -> str:
     Western European text has one here and there (café, Größe), but a Chinese, Japanese or
     Korean one has two or more a character and a Cyrillic or Greek one a byte a letter, whole
     words of them. Read as Latin-1 those convert without an error into nonsense that a model
-    would learn; which encoding it is cannot be told from the bytes alone, so none is named."""
-    runs = re.findall(rb"[\x80-\xff]+", block)
+    would learn; which encoding it is cannot be told from the bytes alone, so none is named.
+    A no-break space (0xA0) ends a run, as the space it is in Latin-1 and Windows' own
+    encodings: French quotes spaced with them («, a no-break space, À) or lines indented
+    with them are Western still."""
+    runs = re.findall(rb"[\x80-\x9f\xa1-\xff]+", block)
     if sum(len(run) for run in runs if len(run) >= 3) > sum(map(len, runs)) / 2:
         return ("its bytes above 127 come in runs, as in Chinese, Japanese, Korean or Cyrillic "
                 "text, not Western European: find which encoding it is in (`uchardet FILE`, or "

@@ -329,14 +329,18 @@ function click(target) {
     select(current, node.dataset.id);
     // The status line is read out (aria-live) and the panel is not: to a screen reader,
     // Enter on a node did nothing that it heard.
-    const info = view.info.nodes[node.dataset.id];
-    statusLine.textContent = `${info.title}${info.module ? " in " + info.module : ""}: its ` +
-      "values are in the panel";
+    statusLine.textContent = `${nodeName(view.info.nodes[node.dataset.id])}: its values are ` +
+      "in the panel";
     return;
   }
   const cluster = target.closest("g.cluster");
   if (cluster) return fold(view, cluster.dataset.cluster);
   clearSelection();
+}
+
+// A node as the status line names it: its title, and the module it ran in.
+function nodeName(info) {
+  return `${info.title}${info.module ? " in " + info.module : ""}`;
 }
 
 function hover(event) {
@@ -347,9 +351,7 @@ function hover(event) {
   if (folded) {
     statusLine.textContent = `click to open ${describeFold(view, folded.dataset.key).title}`;
   } else if (node && view.info.nodes[node.dataset.id]) {
-    const info = view.info.nodes[node.dataset.id];
-    statusLine.textContent = `${info.title}${info.module ? " in " + info.module : ""}: click for ` +
-      "its values";
+    statusLine.textContent = `${nodeName(view.info.nodes[node.dataset.id])}: click for its values`;
   } else if (cluster) {
     const info = view.info.clusters[cluster.dataset.cluster];
     statusLine.textContent = `click to fold ${info.label} into one box`;
