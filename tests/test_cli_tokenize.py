@@ -1321,3 +1321,15 @@ def test_a_whole_c1_control_character_reads_apart_from_a_cut_byte(tmp_path):
 def test_western_european_texts_are_told_to_convert_as_latin1(text):
     assert single_byte_conversion(text.encode("latin-1")).endswith(
         "iconv -f latin1 -t utf-8")
+
+
+@pytest.mark.parametrize("before", ["“Quoted” — text, déjà vu.\n" * 3, "你好\n"])
+def test_a_utf8_text_with_one_stray_byte_is_told_to_mend_that_byte_not_to_convert(tmp_path,
+                                                                                  before):
+    # Converting the whole file from another encoding would garble every character before it.
+    path = tmp_path / "saved.txt"
+    path.write_bytes(before.encode("utf-8") + b"a stray \xff byte\n")
+    refused = run("train", path, "--out", tmp_path / "out.json")
+    assert_input_error(refused, "is not UTF-8 text", "though the text before it is",
+                       f"remove or fix it on line {before.count(chr(10)) + 1}")
+    assert "iconv" not in refused.stderr

@@ -78,8 +78,9 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
     and a byte order mark at the start (which Windows tools write) is not part of the text.
     A character whose bytes straddle two chunks is kept whole (an incremental decoder), and so
     is a \\r\\n. ValueError, naming the byte offset, on a NUL byte (a binary file) or invalid
-    UTF-8 (and its line); and on an empty file unless `allow_empty` (a file that holds
-    settings, where none is a valid file of them: all the defaults)."""
+    UTF-8 (and its line: the conversion to make, or, after text that was UTF-8 beyond ASCII,
+    the byte to mend); and on an empty file unless `allow_empty` (a file that holds settings,
+    where none is a valid file of them: all the defaults)."""
     check_not_dash(path, what, "give /dev/stdin" if os.path.exists("/dev/stdin") else None)
     check_exists(path, what)
     if os.path.isdir(path):
@@ -91,6 +92,7 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
     offset = 0
     lines_before = 0          # the new lines in the blocks before, to name a bad byte's line
     read_any = False
+    beyond_ascii = False      # whether the text so far held characters beyond ASCII
     with open(path, "rb") as f:
         while True:
             block = f.read(chunk_bytes)
@@ -114,11 +116,19 @@ def iter_text(path: StrPath, what: str = "file", chunk_bytes: int = CHUNK_BYTES,
             except UnicodeDecodeError as e:
                 bad = e.start - held                 # in `block`; < 0: in the held bytes
                 line = lines_before + block.count(b"\n", 0, max(0, bad)) + 1
-                raise BadInput(f"{what} {path!r} is not UTF-8 text (invalid byte at offset "
-                               f"{max(0, offset + bad)}, on line {line}); convert it to "
+                where = f"invalid byte at offset {max(0, offset + bad)}, on line {line}"
+                if beyond_ascii or not block[:max(0, bad)].isascii():
+                    # What came before it decoded as UTF-8, characters beyond ASCII included
+                    # (which another encoding's would not, but by chance): a UTF-8 text with a
+                    # damaged byte, which no conversion of the whole file mends.
+                    raise BadInput(f"{what} {path!r} is not UTF-8 text ({where}), though the "
+                                   f"text before it is: that byte looks damaged or stray; "
+                                   f"remove or fix it on line {line}") from None
+                raise BadInput(f"{what} {path!r} is not UTF-8 text ({where}); convert it to "
                                f"UTF-8, {single_byte_conversion(block)}") from None
             if text:
                 read_any = True
+                beyond_ascii = beyond_ascii or not text.isascii()
                 yield text
             if final:
                 if not read_any and not allow_empty:   # nothing, or a byte order mark alone
