@@ -506,6 +506,18 @@ def test_the_weights_estimate_counts_heads_wider_than_d_model_over_n_head():
     assert wide - plain == tinyformer.resources.FLOAT * copies * 3 * 4 * 16 * (2 * 64 - 16)
 
 
+def test_the_activations_estimate_counts_heads_wider_than_d_model_over_n_head():
+    # The same sizes: each token's queries, keys, values and attention output, kept for the
+    # backward, are 128 wide where they were 16.
+    def both(**sizes):
+        config = tinyformer.train.TrainConfig(n_layer=3, n_head=2, d_model=16, context=8,
+                                              batch_size=4, **sizes).resolved()
+        return (tinyformer.resources.training_memory(config, 40)
+                - tinyformer.resources.weights_memory(config, 40))
+    tokens = 4 * 8
+    assert both(d_head=64) - both() == tinyformer.resources.FLOAT * tokens * 3 * 4 * (128 - 16)
+
+
 def test_a_refusal_says_when_the_weights_alone_take_most_of_the_memory(monkeypatch):
     """A model too wide or too deep for the machine: a smaller batch or context, which the
     advice names first, would barely help, and the refusal says where the memory goes."""

@@ -152,8 +152,11 @@ def training_memory(config: TrainConfig, vocab_size: int) -> int:
     # gradients of them), 3 of width d_ff and a row of attention probabilities per head; the
     # logits take 4 of the vocabulary's width (logits, probabilities, log-probabilities,
     # their gradient). Counted for the whole batch: its micro-batches may run side by side.
-    activations = tokens * layers * (12 * d + 3 * d_ff + config.n_head * seen) \
-        + 4 * tokens * vocab_size
+    # Four of the twelve are attention's queries, keys, values and output, of the heads' width
+    # (n_head * d_head), which --d-head makes other than d_model.
+    heads_width = config.n_head * config.d_head if config.d_head else d
+    activations = tokens * layers * (8 * d + 4 * heads_width + 3 * d_ff
+                                     + config.n_head * seen) + 4 * tokens * vocab_size
     if config.task:       # no graph kept: one attention's scores and probabilities at a time
         longest = config.context or task_context(config.max_len)
         activations = max(activations, 2 * EVAL_PAIRS * config.n_head * longest ** 2)
