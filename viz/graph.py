@@ -843,14 +843,15 @@ def _add_clusters(dot, placed):
     subgraph whose name starts with "cluster" as a box around its nodes; the name is ours (a
     counter), the text goes in the escaped label. Returns the box keys in the order of
     those names: the key of `cluster_i` is item i."""
+    # children: box -> the boxes inside it, as a dict's keys (in the order first met), not
+    # a list: each op of a backward has its own box, and asking a list whether it already
+    # held one walked all its siblings, thousands of times in a long backward graph.
     members, children, labels = {None: []}, {}, {}
     for boxes, node_id, label, attrs in placed:
         parent = None
         for key, box_label in boxes:
             labels[key] = box_label
-            siblings = children.setdefault(parent, [])
-            if key not in siblings:
-                siblings.append(key)
+            children.setdefault(parent, {})[key] = None
             members.setdefault(key, [])
             parent = key
         members[parent].append((node_id, label, attrs))
