@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import html
+import importlib
 import json
 import os
 import re
@@ -274,6 +275,29 @@ def test_each_forward_node_shows_its_tensors_values_and_gradient(gpt_page):
     assert result["op"] == loss.grad_fn.name
     assert result["grad"]["min"] == result["grad"]["max"] == 1.0     # dL/dL
 
+
+
+@needs_dot
+def test_each_array_is_summarised_once_though_both_views_show_it(monkeypatch):
+    # The backward view shows again values that the forward one shows (each parameter, each
+    # input an op saved): their summaries, a histogram of every value, were made twice, a
+    # quarter of the work of a large model's page.
+    summarised = []
+    monkeypatch.setattr(importlib.import_module("viz.graph_page"), "summary",
+                        lambda array: summarised.append(array) or summary(array))
+    ta.manual_seed(0)
+    model = GPT(vocab_size=11, context=8, n_layer=1, n_head=2, d_model=8)
+    step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    views = page_data(viz.graph_page(step.loss, params=model).html)["views"]
+    arrays = [array for array in summarised if array is not None]     # (None: no gradient)
+    assert len({id(array) for array in arrays}) == len(arrays)
+    # ...and each view still shows it: the token embedding's weight, in both.
+    weight = model.embed.tok.weight.data
+    forward, backward = ([n["value"] for n in views[view]["nodes"].values()
+                          if (n.get("value") or {}).get("shape") == list(weight.shape)]
+                         for view in ("forward", "backward"))
+    assert len(forward) == 1 and forward[0] in backward      # (beside its gradient's)
+    assert_summary(forward[0], weight)
 
 @needs_dot
 def test_an_ops_formula_is_its_functions_docstring(gpt_page):
