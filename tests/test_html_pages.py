@@ -100,6 +100,28 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
                                                                     "counts": None}
 
 
+
+def test_a_summary_of_finite_values_works_out_their_norm_once(monkeypatch):
+    # Nearly every array a page shows is finite throughout: its norm, min, max and mean were
+    # worked out twice, of every value (the panel's text) and again of a copy of the finite
+    # ones, the same values.
+    values = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    norm_of_values = np.linalg.norm(values.astype(np.float64))
+    taken = []
+    norm = np.linalg.norm
+    monkeypatch.setattr(np.linalg, "norm", lambda x, *args, **kwargs:
+                        taken.append(x) or norm(x, *args, **kwargs))
+    found = summary(values)
+    assert len(taken) == 1
+    assert found["text"]["norm"] == f"{norm_of_values:.4g}" and found["nan"] == 0
+    assert found["norm"] == number(norm_of_values)
+    # With a NaN among them, the finite values have a norm of their own.
+    taken.clear()
+    found = summary(np.array([1.0, np.nan, 3.0]))
+    assert len(taken) == 2
+    assert found["text"]["norm"] == "nan" and found["norm"] == number(np.sqrt(10.0))
+    assert found["nonfinite"] == found["nan"] == 1
+
 def test_a_summary_bins_values_a_few_float_steps_apart_and_the_page_is_written(tmp_path):
     # numpy cannot split a range narrower than 16 steps of the float's precision: float64's
     # 0.1 + 0.2 and 0.3 raised "Too many bins for data range" and no graph page was written.
