@@ -321,6 +321,35 @@ def test_each_array_is_summarised_once_though_both_views_show_it(monkeypatch):
     assert len(forward) == 1 and forward[0] in backward      # (beside its gradient's)
     assert_summary(forward[0], weight)
 
+
+@needs_dot
+def test_each_box_of_a_page_is_given_its_own_nodes_not_all_of_them_to_search(monkeypatch):
+    # The backward view has a box for each op's backward, and each box searched every node of
+    # the view for its own: a time that grew with the square of the graph (seconds for a
+    # chain of a thousand ops, beside the tenth of that it takes now).
+    page_module = importlib.import_module("viz.graph_page")
+    cluster_data, given = page_module._cluster_data, []
+
+    def recording(key, drawing, members, *rest):
+        given.append(len(members))
+        return cluster_data(key, drawing, members, *rest)
+
+    monkeypatch.setattr(page_module, "_cluster_data", recording)
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = x
+    for _ in range(20):
+        y = (y * 1.5).tanh()
+    views = page_data(viz.graph_page(y.sum(), params={"x": x}).html)["views"]
+    boxes = views["backward"]["clusters"]
+    assert len(given) == len(boxes) == 41 and not views["forward"]["clusters"]
+    in_boxes = [name for n in views["backward"]["nodes"].values() for name in n["boxes"]]
+    assert sum(given) == len(in_boxes)
+    # ...and what the boxes say is what their nodes are.
+    for name, box in boxes.items():
+        ops = [n for n in views["backward"]["nodes"].values() if name in n["boxes"] and "op" in n]
+        assert box["ops"] == len(ops) >= 1
+        assert box["label"] in ("mul backward", "tanh backward", "sum backward")
+
 @needs_dot
 def test_an_ops_formula_is_its_functions_docstring(gpt_page):
     _, loss, _, data, _ = gpt_page

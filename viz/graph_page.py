@@ -220,9 +220,19 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
                         or (view == "forward" and t is result))
         nodes[node_id] = info
 
+    # The nodes in each box, and the forward op of each backward box, gathered in one pass
+    # over the nodes: looked for again for each box (a box for every op's backward), they
+    # took a time that grew with the square of the graph's size.
+    box_members = {name: [] for name in cluster_name.values()}
+    for info in nodes.values():
+        for name in info["boxes"]:
+            box_members[name].append(info)
+    differentiated = {id(drawn.node.backward_of): drawn.node.backward_of
+                      for drawn in drawing.nodes.values()
+                      if drawn.node is not None and drawn.node.backward_of is not None}
     clusters = {}
     for key, name in cluster_name.items():
-        clusters[name] = _cluster_data(key, drawing, nodes, name, cluster_name)
+        clusters[name] = _cluster_data(key, drawing, box_members[name], name, differentiated)
     repeats = []
     for path, items in drawing.tree.lists.items():
         names = [cluster_name[item] for item in items if item in cluster_name]
@@ -251,17 +261,17 @@ def _summary_of(array, summaries):
     return summaries[id(array)][1]
 
 
-def _cluster_data(key, drawing, nodes, name, cluster_name):
-    """One dashed box: a module's (its path as key) or an op's backward (("backward", id))."""
-    members = [n for n in nodes.values() if name in n["boxes"]]
+def _cluster_data(key, drawing, members, name, differentiated):
+    """One dashed box: a module's (its path as key) or an op's backward (("backward", id)).
+    `members`: the nodes inside it; `differentiated`: id(forward op) -> the op, for each op
+    whose backward the view draws."""
     outer = []
     for n in members:                       # the boxes around it: those before it in a chain
         outer = n["boxes"][:n["boxes"].index(name)]
         break
     info = {"boxes": outer, "ops": sum("op" in n for n in members)}
     if isinstance(key, tuple):              # ("backward", id(forward op)): _link links it
-        of = next((drawn.node.backward_of for drawn in drawing.nodes.values()
-                   if drawn.node is not None and id(drawn.node.backward_of) == key[1]), None)
+        of = differentiated.get(key[1])
         info.update(kind="backward", path=None, of=None,
                     label="backward" if of is None else f"{of.name} backward")
         return info
