@@ -7,6 +7,7 @@ import base64
 import functools
 import hashlib
 import html
+import importlib
 import json
 import os
 import re
@@ -98,6 +99,28 @@ def test_a_summary_is_the_arrays_own_numbers_and_leaves_out_what_is_not_finite()
     assert summary(np.full(4, 2.0))["hist"] | {"counts": None} == {"lo": 1.5, "hi": 2.5,
                                                                     "counts": None}
 
+
+
+def test_a_summary_of_finite_values_works_out_their_norm_once(monkeypatch):
+    # Nearly every array a page shows is finite throughout: its norm, min, max and mean were
+    # worked out twice, of every value (the panel's text) and again of a copy of the finite
+    # ones, the same values.
+    values = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    norm_of_values = np.linalg.norm(values.astype(np.float64))
+    taken = []
+    norm = np.linalg.norm
+    monkeypatch.setattr(np.linalg, "norm", lambda x, *args, **kwargs:
+                        taken.append(x) or norm(x, *args, **kwargs))
+    found = summary(values)
+    assert len(taken) == 1
+    assert found["text"]["norm"] == f"{norm_of_values:.4g}" and found["nan"] == 0
+    assert found["norm"] == number(norm_of_values)
+    # With a NaN among them, the finite values have a norm of their own.
+    taken.clear()
+    found = summary(np.array([1.0, np.nan, 3.0]))
+    assert len(taken) == 2
+    assert found["text"]["norm"] == "nan" and found["norm"] == number(np.sqrt(10.0))
+    assert found["nonfinite"] == found["nan"] == 1
 
 def test_a_summary_bins_values_a_few_float_steps_apart_and_the_page_is_written(tmp_path):
     # numpy cannot split a range narrower than 16 steps of the float's precision: float64's
@@ -274,6 +297,58 @@ def test_each_forward_node_shows_its_tensors_values_and_gradient(gpt_page):
     assert result["op"] == loss.grad_fn.name
     assert result["grad"]["min"] == result["grad"]["max"] == 1.0     # dL/dL
 
+
+
+@needs_dot
+def test_each_array_is_summarised_once_though_both_views_show_it(monkeypatch):
+    # The backward view shows again values that the forward one shows (each parameter, each
+    # input an op saved): their summaries, a histogram of every value, were made twice, a
+    # quarter of the work of a large model's page.
+    summarised = []
+    monkeypatch.setattr(importlib.import_module("viz.graph_page"), "summary",
+                        lambda array: summarised.append(array) or summary(array))
+    ta.manual_seed(0)
+    model = GPT(vocab_size=11, context=8, n_layer=1, n_head=2, d_model=8)
+    step = language_modelling(model, np.random.default_rng(1).integers(0, 11, (2, 7)))
+    views = page_data(viz.graph_page(step.loss, params=model).html)["views"]
+    arrays = [array for array in summarised if array is not None]     # (None: no gradient)
+    assert len({id(array) for array in arrays}) == len(arrays)
+    # ...and each view still shows it: the token embedding's weight, in both.
+    weight = model.embed.tok.weight.data
+    forward, backward = ([n["value"] for n in views[view]["nodes"].values()
+                          if (n.get("value") or {}).get("shape") == list(weight.shape)]
+                         for view in ("forward", "backward"))
+    assert len(forward) == 1 and forward[0] in backward      # (beside its gradient's)
+    assert_summary(forward[0], weight)
+
+
+@needs_dot
+def test_each_box_of_a_page_is_given_its_own_nodes_not_all_of_them_to_search(monkeypatch):
+    # The backward view has a box for each op's backward, and each box searched every node of
+    # the view for its own: a time that grew with the square of the graph (seconds for a
+    # chain of a thousand ops, beside the tenth of that it takes now).
+    page_module = importlib.import_module("viz.graph_page")
+    cluster_data, given = page_module._cluster_data, []
+
+    def recording(key, drawing, members, *rest):
+        given.append(len(members))
+        return cluster_data(key, drawing, members, *rest)
+
+    monkeypatch.setattr(page_module, "_cluster_data", recording)
+    x = ta.Tensor(np.array([0.5, -1.0]), requires_grad=True)
+    y = x
+    for _ in range(20):
+        y = (y * 1.5).tanh()
+    views = page_data(viz.graph_page(y.sum(), params={"x": x}).html)["views"]
+    boxes = views["backward"]["clusters"]
+    assert len(given) == len(boxes) == 41 and not views["forward"]["clusters"]
+    in_boxes = [name for n in views["backward"]["nodes"].values() for name in n["boxes"]]
+    assert sum(given) == len(in_boxes)
+    # ...and what the boxes say is what their nodes are.
+    for name, box in boxes.items():
+        ops = [n for n in views["backward"]["nodes"].values() if name in n["boxes"] and "op" in n]
+        assert box["ops"] == len(ops) >= 1
+        assert box["label"] in ("mul backward", "tanh backward", "sum backward")
 
 @needs_dot
 def test_an_ops_formula_is_its_functions_docstring(gpt_page):

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 
+import graphviz
 import numpy as np
 import pytest
 
@@ -784,3 +785,56 @@ def test_a_graph_recorded_by_a_backward_boxes_each_op_by_the_op_it_differentiate
     assert sum(map(len, found.values())) == len(recorded) > 2
     assert "a module, or an op&#x27;s backward" in dot.source         # the key says so
 
+
+
+def test_each_backward_box_title_is_made_once_however_many_ops_it_holds(monkeypatch):
+    # Every op of a backward's formula is drawn in its forward op's box; the box's title was
+    # made again for each of them, a fifth of the time a long backward graph took to draw.
+    made = []
+    make = viz.graph._backward_box_label
+    monkeypatch.setattr(viz.graph, "_backward_box_label",
+                        lambda node, op_number: made.append(node) or make(node, op_number))
+    x = ta.Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    y = x
+    for _ in range(3):
+        y = (y * 1.5).tanh()
+    dot = draw_backward(y.sum(), params={"x": x})
+    in_boxes = [box for box in boxes(dot) if box[0].endswith(" backward")]
+    assert len(in_boxes) == 7                           # 3 muls, 3 tanhs and the sum
+    assert sum(len(members) for _, _, members in in_boxes) > len(in_boxes)
+    assert len(made) == len({id(node) for node in made}) == len(in_boxes)
+    # A graph recorded by a backward is boxed the same way, each box titled once too.
+    made.clear()
+    (g,) = ta.grad(y.sum(), [x], create_graph=True)
+    dot = draw_graph((g * g).sum(), inputs={"x": x})
+    assert len(made) == len({id(node) for node in made}) == len(boxes(dot)) > 1
+
+
+class CountedKey:
+    """A box's key that counts how often it is compared with another."""
+    comparisons = 0
+
+    def __init__(self, n):
+        self.n = n
+
+    def __hash__(self):
+        return self.n
+
+    def __eq__(self, other):
+        CountedKey.comparisons += 1
+        return isinstance(other, CountedKey) and other.n == self.n
+
+
+def test_boxes_side_by_side_are_found_by_their_key_not_by_a_walk_along_their_siblings():
+    # A backward graph boxes every op's backward, and those of the ops outside any module sit
+    # side by side: each box was looked for along the list of all before it, a quarter of
+    # the time a 4000-op chain took to draw. The boxes keep the order they are first met in.
+    n = 300
+    placed = [(((CountedKey(i), f"box {i}"),), f"op{i}", f"<{i}>", {}) for i in range(n)]
+    placed.append((((CountedKey(0), "box 0"),), f"op{n}", "<again>", {}))   # box 0 again
+    CountedKey.comparisons = 0
+    dot = graphviz.Digraph()
+    order = viz.graph._add_clusters(dot, placed)
+    assert [key.n for key in order] == list(range(n))
+    assert CountedKey.comparisons <= len(placed)        # a walk along the list: ~n * n / 2
+    assert [box[2] for box in boxes(dot)][0] == ["op0", f"op{n}"]

@@ -1062,3 +1062,12 @@ def test_out_dash_on_a_terminal_is_refused_and_writes_no_bytes_there(tmp_path, m
     [line] = capsys.readouterr().err.splitlines()
     assert "which is a terminal here; redirect it (> loss.png)" in line, line
     assert sorted(files_in(run)) == ["metrics.jsonl"]
+
+
+def test_visible_keeps_a_text_that_shows_as_it_is_and_escapes_what_would_not_show():
+    # A graph's every label line goes through visible(): a text with nothing to escape, nearly
+    # every one, is the text itself, not rebuilt a character at a time.
+    from viz.plots import visible
+    text = "decoder.layers.0.attn.qkv: (2, 16, 48) \u00e9\u4e2d"
+    assert visible(text) is text
+    assert visible("a\u200bb\rc\x1b[0m\udcff") == "a\\u200bb\\rc\\x1b[0m\\udcff"

@@ -499,6 +499,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
     ids = {}                # graph key -> node id, for every graph node drawn or folded
     placed = []             # (boxes, node id, label, attrs); see _add_clusters
     drawn = {}              # node id -> DrawnNode
+    box_titles = {}         # a backward box's key -> its title; see _backward_box
     for kind, obj, output in kept:
         if kind == "module":
             lines = [_count(module_ops[obj], "op")]
@@ -524,8 +525,7 @@ def _draw_forward(tensor, params=None, inputs=None, show_data=False, show_grad=F
             if obj.backward_of is not None:
                 # Recorded by a backward formula (a graph of grad(create_graph=True)): boxed
                 # as draw_backward boxes it, so the ops of the first backward stand out.
-                boxes += ((("backward", id(obj.backward_of)),
-                           _backward_box_label(obj.backward_of, op_number)),)
+                boxes += (_backward_box(obj.backward_of, op_number, box_titles),)
             placed.append((boxes, node_id, label, colours))
             drawn[node_id] = DrawnNode("op", obj.name, output, obj, obj.module_path)
             continue
@@ -843,14 +843,15 @@ def _add_clusters(dot, placed):
     subgraph whose name starts with "cluster" as a box around its nodes; the name is ours (a
     counter), the text goes in the escaped label. Returns the box keys in the order of
     those names: the key of `cluster_i` is item i."""
+    # children: box -> the boxes inside it, as a dict's keys (in the order first met), not
+    # a list: each op of a backward has its own box, and asking a list whether it already
+    # held one walked all its siblings, thousands of times in a long backward graph.
     members, children, labels = {None: []}, {}, {}
     for boxes, node_id, label, attrs in placed:
         parent = None
         for key, box_label in boxes:
             labels[key] = box_label
-            siblings = children.setdefault(parent, [])
-            if key not in siblings:
-                siblings.append(key)
+            children.setdefault(parent, {})[key] = None
             members.setdefault(key, [])
             parent = key
         members[parent].append((node_id, label, attrs))
@@ -1119,6 +1120,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
 
     broken = _nonfinite_inside(order, folded, shown_value, shown_gradient)
     ids, placed, drawn = {}, [], {}
+    box_titles = {}                     # a backward box's key -> its title; see _backward_box
     for kind, obj, output in kept:
         if kind == "module":
             lines = [_count(module_ops[obj], "op")]
@@ -1142,8 +1144,7 @@ def _draw_backward(loss, params=None, inputs=None, show_data=False, show_grad=Fa
             else:
                 if id(obj) in broadcasts:
                     lines.append(broadcasts[id(obj)])
-                boxes += ((("backward", id(obj.backward_of)),
-                           _backward_box_label(obj.backward_of, op_number)),)
+                boxes += (_backward_box(obj.backward_of, op_number, box_titles),)
             if show_data:
                 lines.append(_summary("data", output.data))
             grad = gradient(("op", id(obj)), output.data)
@@ -1313,6 +1314,16 @@ def _backward_modules(order, edges, summed_for):
             t = tensor_summed(node)
             found[id(node)] = None if t is None or t.grad_fn is None else t.grad_fn.module_path
     return found
+
+
+def _backward_box(node, op_number, titles):
+    """The box around the backward of forward op `node`, as _add_clusters takes it: (its key,
+    its title). `titles` keeps each box's title, made once: every op of the backward's formula
+    is drawn in that box."""
+    key = ("backward", id(node))
+    if key not in titles:
+        titles[key] = _backward_box_label(node, op_number)
+    return key, titles[key]
 
 
 def _backward_box_label(node, op_number):

@@ -106,11 +106,12 @@ def graph_page(tensor: ta.Tensor,
     data = {"view": view, "depth": depth, "missing": missing, "docs": docs, "views": {},
             "flow": color_by_grad, "nan_colour": NAN_COLOUR, "rankdir": rankdir}
     svgs = {}
+    summaries = {}                      # see _summary_of
     for name, drawing in (("forward", forward), ("backward", backward)):
         if drawing is None:
             continue
         data["views"][name] = _view_data(name, drawing, forward, grads, saved, docs, tensor,
-                                         depth, fold_repeats)
+                                         depth, fold_repeats, summaries)
         svgs[name] = _svg(drawing.dot, name, rankdir)
     _link(data["views"], forward, backward)
     title = title or f"computation graph of {_what(tensor, 'loss' if grads else 'tensor')}"
@@ -177,10 +178,11 @@ def _prose(line):
     return bool(line) and not line[0].isspace() and not _UNDERLINE.match(line)
 
 
-def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_repeats):
+def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_repeats,
+               summaries):
     """The JSON of one view: its nodes, its boxes (clusters), its stacks of repeated blocks and
     the boxes folded when the page opens. `saved`: id(forward op) -> what _saved read of it
-    before any backward ran."""
+    before any backward ran; `summaries`: _summary_of's, shared by the two views."""
     inputs = {node_id: [] for node_id in drawing.nodes}
     for source, target in drawing.edges:
         if source in drawing.ids and target in drawing.ids:
@@ -194,7 +196,7 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
                 "inputs": inputs.get(node_id, [])}
         t = drawn.tensor
         if t is not None:
-            info["value"] = summary(t.data)
+            info["value"] = _summary_of(t.data, summaries)
         if drawn.is_gradient:       # a backward node whose value is a gradient it computes
             info["is_gradient"] = True
         if drawn.node is not None:
@@ -206,7 +208,7 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
                 info["note"] = PATH_SUM
         if view == "forward" and t is not None and grads:
             gradient = grads.get(id(t))
-            info["grad"] = summary(gradient)
+            info["grad"] = _summary_of(gradient, summaries)
             if gradient is not None:
                 value_norm = float(np.linalg.norm(np.asarray(t.data, dtype=np.float64)))
                 grad_norm = float(np.linalg.norm(np.asarray(gradient, dtype=np.float64)))
@@ -218,9 +220,19 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
                         or (view == "forward" and t is result))
         nodes[node_id] = info
 
+    # The nodes in each box, and the forward op of each backward box, gathered in one pass
+    # over the nodes: looked for again for each box (a box for every op's backward), they
+    # took a time that grew with the square of the graph's size.
+    box_members = {name: [] for name in cluster_name.values()}
+    for info in nodes.values():
+        for name in info["boxes"]:
+            box_members[name].append(info)
+    differentiated = {id(drawn.node.backward_of): drawn.node.backward_of
+                      for drawn in drawing.nodes.values()
+                      if drawn.node is not None and drawn.node.backward_of is not None}
     clusters = {}
     for key, name in cluster_name.items():
-        clusters[name] = _cluster_data(key, drawing, nodes, name, cluster_name)
+        clusters[name] = _cluster_data(key, drawing, box_members[name], name, differentiated)
     repeats = []
     for path, items in drawing.tree.lists.items():
         names = [cluster_name[item] for item in items if item in cluster_name]
@@ -237,17 +249,29 @@ def _view_data(view, drawing, forward, grads, saved, docs, result, depth, fold_r
             "collapsed": collapsed, "folded": folded}
 
 
-def _cluster_data(key, drawing, nodes, name, cluster_name):
-    """One dashed box: a module's (its path as key) or an op's backward (("backward", id))."""
-    members = [n for n in nodes.values() if name in n["boxes"]]
+def _summary_of(array, summaries):
+    """summary(array), made once for each array: the backward view shows again many values
+    the forward one shows (each parameter, each input an op saved), often the largest.
+    `summaries`: id(array) -> (the array, its summary); the array is kept, so that its id is
+    no other's while the page is made."""
+    if array is None:
+        return None
+    if id(array) not in summaries:
+        summaries[id(array)] = (array, summary(array))
+    return summaries[id(array)][1]
+
+
+def _cluster_data(key, drawing, members, name, differentiated):
+    """One dashed box: a module's (its path as key) or an op's backward (("backward", id)).
+    `members`: the nodes inside it; `differentiated`: id(forward op) -> the op, for each op
+    whose backward the view draws."""
     outer = []
     for n in members:                       # the boxes around it: those before it in a chain
         outer = n["boxes"][:n["boxes"].index(name)]
         break
     info = {"boxes": outer, "ops": sum("op" in n for n in members)}
     if isinstance(key, tuple):              # ("backward", id(forward op)): _link links it
-        of = next((drawn.node.backward_of for drawn in drawing.nodes.values()
-                   if drawn.node is not None and id(drawn.node.backward_of) == key[1]), None)
+        of = differentiated.get(key[1])
         info.update(kind="backward", path=None, of=None,
                     label="backward" if of is None else f"{of.name} backward")
         return info

@@ -119,20 +119,28 @@ def summary(array: ArrayLike | None) -> dict[str, Any] | None:
         return None
     array = np.asarray(array)
     values = array.astype(np.float64).ravel()     # ints and bools too; float64 for the norm
-    finite = values[np.isfinite(values)]
+    is_finite = np.isfinite(values)
+    nonfinite = values.size - int(np.count_nonzero(is_finite))
+    # Nearly always every value is finite: then they are the finite ones, not copied, and
+    # their norm, min, max and mean are worked out once, not again for the finite ones.
+    finite = values[is_finite] if nonfinite else values
     out = {"shape": list(array.shape), "dtype": str(array.dtype), "size": int(values.size),
-           "nonfinite": int(values.size - finite.size), "nan": int(np.isnan(values).sum())}
+           "nonfinite": nonfinite, "nan": int(np.isnan(values).sum()) if nonfinite else 0}
     if values.size == 0:
         return out
     # Formatted here, from the exact values: the numbers below are rounded to SIGNIFICANT
     # digits, and rounding those again to 4 gave a last digit other than the picture's (1.7185031
     # is 1.719, but 1.71850 rounds to 1.718), and JSON holds no nan or inf to write.
     with np.errstate(invalid="ignore", over="ignore"):      # the mean of -inf and inf is nan
-        out["text"] = {"norm": label(np.linalg.norm(values)), "min": label(values.min()),
-                       "max": label(values.max()), "mean": label(values.mean())}
+        norm, low, high, mean = (np.linalg.norm(values), values.min(), values.max(),
+                                 values.mean())
+    out["text"] = {"norm": label(norm), "min": label(low), "max": label(high),
+                   "mean": label(mean)}
     if finite.size == 0:
         return out
-    low, high = finite.min(), finite.max()
+    if nonfinite:                       # the rest is of the finite values alone
+        norm, low, high, mean = (np.linalg.norm(finite), finite.min(), finite.max(),
+                                 finite.mean())
     # A constant array gets one bar in the middle of a range of width 1.
     edges = (low, high) if high > low else (low - 0.5, high + 0.5)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -152,8 +160,7 @@ def summary(array: ArrayLike | None) -> dict[str, Any] | None:
         else:
             place = np.full(finite.shape, 0.5)
         counts, _ = np.histogram(place, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
-    out.update(norm=number(np.linalg.norm(finite)), min=number(low), max=number(high),
-               mean=number(finite.mean()),
+    out.update(norm=number(norm), min=number(low), max=number(high), mean=number(mean),
                hist={"lo": number(edges[0]), "hi": number(edges[1]),
                      "counts": [int(c) for c in counts]})
     out["text"].update(lo=label(edges[0]), hi=label(edges[1]))

@@ -190,6 +190,8 @@ def visible(text: str) -> str:
     characters ('\\r', '\\x1b'), which a terminal acts on and graphviz refuses; marks that
     are drawn as nothing or turn the text after them around ('\\u200b', '\\u202e'); lone
     surrogates ('\\udcff'), which UTF-8 cannot encode."""
+    if text.isprintable():          # nearly every text: kept whole, not rebuilt letter by letter
+        return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
