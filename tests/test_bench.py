@@ -1735,3 +1735,14 @@ def test_the_cblas_benchmark_hands_blis_each_operand_as_stored_with_its_transpos
         cblas.main()
     assert exit_.value.code == 2
     assert "not installed: pip install blis" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["generation.py", "memory.py", "seq2seq.py", "corpus.py"])
+def test_every_option_of_a_scripts_help_says_its_default(scripts_help, name):
+    # The formatter says a default only beside an option's help: --steps, --prompt-len,
+    # seq2seq's --n-head and corpus's --context, with none, said nothing of theirs.
+    listed = scripts_help[name].split("\noptions:\n", 1)[1]
+    entries = re.split(r"\n(?=  -)", listed)        # an option's lines, up to the next's
+    unsaid = [entry.split()[0] for entry in entries
+              if entry.startswith("  --") and "(default:" not in " ".join(entry.split())]
+    assert unsaid == []
