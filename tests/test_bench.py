@@ -1536,6 +1536,19 @@ def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_p
 
 
 
+@pytest.mark.parametrize("arguments, status, said", [
+    (["--help"], 0, "runs a benchmark script as `python"),
+    ([], 2, "usage: python quiet_when_stopped.py SCRIPT ARGUMENTS..."),
+    (["no-such-script.py"], 2, "no such file: 'no-such-script.py'"),
+])
+def test_the_quiet_runner_asked_for_help_or_given_no_script_says_so_without_a_traceback(
+        tmp_path, arguments, status, said):
+    # --help ran a script named --help: FileNotFoundError's traceback; no script, IndexError's.
+    done = script("quiet_when_stopped.py", *arguments, cwd=tmp_path)
+    assert done.returncode == status and said in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_suite_run_directly_ends_quietly_when_its_reader_went():
     """`python benchmarks/suite.py | head -3`: `tinyformer bench` ended quietly (exit status
     141), but the suite run directly printed a BrokenPipeError traceback of its own. Its first
