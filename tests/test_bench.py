@@ -554,6 +554,36 @@ def test_without_pytorch_the_per_op_overhead_shows_our_own_figures(capsys):
     assert lines[1].startswith("  forward+backward, µs a call (median)")
 
 
+def engine_script():
+    """benchmarks/engine.py as a module, to call its table's printing on rows of our own."""
+    spec = importlib.util.spec_from_file_location("engine", ROOT / "benchmarks" / "engine.py")
+    engine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine)
+    return engine
+
+
+def test_the_ops_table_without_pytorch_shows_our_forward_and_backward(capsys):
+    # The suite's summary gave the median of an f+b column that the table left out.
+    rows = [{"op": op, "numpy": 1.0, "ours": 1.0 + overhead, "ours overhead": overhead,
+             "ours f+b": both} for op, overhead, both in (("add", 2.0, 70.0), ("exp", 5.0, 90.0))]
+    engine_script().print_table(rows)
+    header, _, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["op", "numpy", "ours", "+ovh", "ours", "f+b"]
+    assert [line.split()[-1] for line in lines] == ["70.00", "90.00"]
+
+
+def test_the_ops_table_whose_every_overhead_ratio_is_na_says_its_median_is_too(capsys):
+    # Every op faster than numpy's composite in one engine: statistics.StatisticsError.
+    rows = [{"op": op, "numpy": 5.0, "ours": 4.0, "ours overhead": -1.0, "ours f+b": 20.0,
+             "torch": 6.0, "torch overhead": 1.0, "overhead ratio": None, "torch f+b": 10.0,
+             "f+b ratio": 2.0} for op in ("softmax", "layer_norm")]
+    engine_script().print_table(rows)
+    _, _, *rows_shown, _, summary = capsys.readouterr().out.splitlines()
+    assert [line.split()[6] for line in rows_shown] == ["n/a", "n/a"]
+    assert summary == ("median overhead ratio (ours/torch): n/a    median forward+backward "
+                       "ratio: 2.00")
+
+
 def test_the_training_step_says_its_blocks_lowest_and_highest_ratio(capsys):
     step = {"ratio": 1.1, "ours": {"median_ms": 55.0, "tokens_per_s": 1.0,
                                    "share_of_numpy_gemm": 0.5,
