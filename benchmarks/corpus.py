@@ -56,23 +56,27 @@ def parse_args():
     p.add_argument("--seed", type=at_least(0), default=0, help="corpus, model and batch seed")
     p.add_argument("--orders", type=orders, default="3,5,8,10",
                    help="Markov orders to try (comma-separated); the best on val is reported")
-    p.add_argument("--n-layer", type=at_least(1), default=2)
-    p.add_argument("--n-head", type=at_least(1), default=4)
-    p.add_argument("--d-model", type=at_least(1), default=64)
-    p.add_argument("--context", type=at_least(2), default=128)
+    p.add_argument("--n-layer", type=at_least(1), default=2, help="transformer blocks")
+    p.add_argument("--n-head", type=at_least(1), default=4, help="attention heads per block")
+    p.add_argument("--d-model", type=at_least(1), default=64,
+                   help="width of the residual stream")
+    p.add_argument("--context", type=at_least(2), default=128,
+                   help="longest sequence the model sees")
     # ReLU: in our runs GELU learned the recall more slowly, and its x ** 3 is slow in numpy.
-    p.add_argument("--activation", default="relu", choices=["gelu", "relu"])
+    p.add_argument("--activation", default="relu", choices=["gelu", "relu"],
+                   help="the feed-forward's")
     p.add_argument("--positions", default="learned",
-                   choices=["learned", "sinusoidal", "rope", "none"])
-    p.add_argument("--batch-size", type=at_least(1), default=16)
+                   choices=["learned", "sinusoidal", "rope", "none"], help="position encoding")
+    p.add_argument("--batch-size", type=at_least(1), default=16, help="sequences per step")
     p.add_argument("--iters", type=at_least(1), default=600, help="training steps")
     p.add_argument("--lr", type=float, default=8e-3, help="peak learning rate")
     p.add_argument("--min-lr", type=float, default=1e-4, help="learning rate at the end")
     p.add_argument("--warmup", type=at_least(0), default=60, help="warmup steps")
-    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW's weight decay")
     p.add_argument("--recall-stories", type=at_least(1), default=500,
                    help="held-out stories used to measure recall")
-    p.add_argument("--log-every", type=at_least(1), default=100)
+    p.add_argument("--log-every", type=at_least(1), default=100,
+                   help="steps between the printed losses")
     return p.parse_args()
 
 

@@ -52,9 +52,12 @@ def parse_args(argv=None):
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
     p.add_argument("--model", choices=sorted(MODELS), default="shakespeare",
                    help="the recipe's small GPT, or GPT-2 small's shape (124M parameters)")
-    p.add_argument("--batch-sizes", type=at_least(1), nargs="+", default=[1, 8])
-    p.add_argument("--prompt-len", type=at_least(1), default=64)
-    p.add_argument("--new-tokens", type=at_least(1), default=256)
+    p.add_argument("--batch-sizes", type=at_least(1), nargs="+", default=[1, 8],
+                   help="prompts generated together (the batch), each size timed in turn")
+    p.add_argument("--prompt-len", type=at_least(1), default=64,
+                   help="tokens of each prompt (random ids)")
+    p.add_argument("--new-tokens", type=at_least(1), default=256,
+                   help="tokens generated after each prompt")
     p.add_argument("--blocks", type=at_least(1), default=3,
                    help="turns of each engine, each its own process")
     p.add_argument("--reps", type=at_least(1), default=2,

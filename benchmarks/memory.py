@@ -41,7 +41,8 @@ HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
-    p.add_argument("--steps", type=at_least(1), default=200)
+    p.add_argument("--steps", type=at_least(1), default=200,
+                   help="training steps of each run")
     p.add_argument("--runs", type=at_least(1), default=3, help="runs of each engine, alternating")
     p.add_argument("--threads", type=thread_count, default=1,
                    help="BLAS threads, and torch's threads; auto: each engine as a user gets it")
@@ -143,9 +144,10 @@ def measure(args):
 
 
 def report(figures):
-    print(f"Peak resident memory, {figures['steps']} training steps of the Shakespeare recipe; "
-          f"median of {counted(figures['runs'], 'run')} each; {platform.machine()}, python "
-          f"{platform.python_version()}, threads: {figures['threads']}")
+    print(f"Peak resident memory, {counted(figures['steps'], 'training step')} of the "
+          f"Shakespeare recipe; median of {counted(figures['runs'], 'run')} each; "
+          f"{platform.machine()}, python {platform.python_version()}, "
+          f"threads: {figures['threads']}")
     print(f"\n{'engine':7}  {'after imports':>13}  {'with model':>10}  {'peak':>8}  "
           f"{'above imports':>13}   (MiB)")
     for engine in [e for e in ("ours", "torch") if e in figures]:

@@ -27,6 +27,17 @@ def ended_quietly_if_the_reader_goes(run):
 
 
 if __name__ == "__main__":
+    # Asked what it is, or given no script or one not there: said in a few lines, not a
+    # traceback of the missing script's (the help to stdout, status 0; a usage error to
+    # stderr, status 2, as `python SCRIPT` ends on a missing SCRIPT).
+    if len(sys.argv) >= 2 and sys.argv[1] in ("-h", "--help"):
+        ended_quietly_if_the_reader_goes(lambda: print(__doc__))
+        sys.exit(0)
+    if len(sys.argv) < 2 or not os.path.isfile(sys.argv[1]):
+        missing = f"no such file: {sys.argv[1]!r}\n" if len(sys.argv) >= 2 else ""
+        sys.stderr.write(f"{missing}usage: python {os.path.basename(sys.argv[0])} SCRIPT "
+                         f"ARGUMENTS... (--help says more)\n")
+        sys.exit(2)
     sys.argv = sys.argv[1:]
     sys.path[0] = os.path.dirname(os.path.abspath(sys.argv[0]))  # as `python SCRIPT` sets it
     try:

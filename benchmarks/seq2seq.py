@@ -48,7 +48,8 @@ from tinyformer.data import BOS, EOS, PAD, TASKS, Seq2SeqTask  # noqa: E402
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     task = p.add_argument_group("task")
-    task.add_argument("--task", choices=TASKS, default="reverse")
+    task.add_argument("--task", choices=TASKS, default="reverse",
+                      help="what the model learns to do to the digits")
     task.add_argument("--min-len", type=at_least(2), default=10, help="shortest source, in digits")
     task.add_argument("--max-len", type=at_least(2), default=10, help="longest source, in digits")
     task.add_argument("--n-train", type=at_least(1), default=20_000, help="training pairs")
@@ -58,31 +59,35 @@ def parse_args(argv=None):
 
     model = p.add_argument_group("model")
     model.add_argument("--n-layer", type=int, default=2, help="encoder and decoder layers each")
-    model.add_argument("--n-head", type=int, default=4)
-    model.add_argument("--d-model", type=int, default=64)
+    model.add_argument("--n-head", type=int, default=4, help="attention heads per layer")
+    model.add_argument("--d-model", type=int, default=64, help="width of the residual stream")
     model.add_argument("--d-ff", type=int, default=None, help="default 4 * d_model")
-    model.add_argument("--norm", choices=("pre", "post"), default="pre")
+    model.add_argument("--norm", choices=("pre", "post"), default="pre",
+                       help="layer norm before (pre) or after (post) each sublayer")
     model.add_argument("--positions", choices=("sinusoidal", "learned", "rope", "none"),
-                       default="sinusoidal")
-    model.add_argument("--dropout", type=float, default=0.0)
+                       default="sinusoidal", help="position encoding")
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout probability")
     model.add_argument("--separate-embeddings", action="store_true",
                        help="one embedding table for the source, another for the target")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--iters", type=at_least(1), default=400, help="training steps")
-    opt.add_argument("--batch-size", type=at_least(1), default=64)
+    opt.add_argument("--batch-size", type=at_least(1), default=64, help="pairs per step")
     opt.add_argument("--lr", type=float, default=3e-3,
                      help="peak learning rate (with --schedule noam: the factor instead)")
     opt.add_argument("--warmup", type=int, default=100, help="warmup steps")
-    opt.add_argument("--schedule", choices=("cosine", "noam", "constant"), default="cosine")
+    opt.add_argument("--schedule", choices=("cosine", "noam", "constant"), default="cosine",
+                     help="how the learning rate goes after its warmup")
     opt.add_argument("--min-lr", type=float, default=0.0, help="where the cosine ends")
-    opt.add_argument("--weight-decay", type=float, default=0.01)
-    opt.add_argument("--label-smoothing", type=float, default=0.0)
+    opt.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
+    opt.add_argument("--label-smoothing", type=float, default=0.0,
+                     help="of the cross-entropy's targets, in [0, 1]")
     opt.add_argument("--clip", type=float, default=1.0, help="max gradient norm (0: none)")
     opt.add_argument("--seed", type=at_least(0), default=0, help="model initialisation and batches")
 
     run = p.add_argument_group("reporting")
-    run.add_argument("--eval-every", type=at_least(1), default=100)
+    run.add_argument("--eval-every", type=at_least(1), default=100,
+                     help="steps between evaluations")
     run.add_argument("--stop-at", type=float, default=None,
                      help="stop at the first evaluation whose exact match reaches this (0.99)")
     args = p.parse_args(argv)

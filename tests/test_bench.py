@@ -554,6 +554,36 @@ def test_without_pytorch_the_per_op_overhead_shows_our_own_figures(capsys):
     assert lines[1].startswith("  forward+backward, µs a call (median)")
 
 
+def engine_script():
+    """benchmarks/engine.py as a module, to call its table's printing on rows of our own."""
+    spec = importlib.util.spec_from_file_location("engine", ROOT / "benchmarks" / "engine.py")
+    engine = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(engine)
+    return engine
+
+
+def test_the_ops_table_without_pytorch_shows_our_forward_and_backward(capsys):
+    # The suite's summary gave the median of an f+b column that the table left out.
+    rows = [{"op": op, "numpy": 1.0, "ours": 1.0 + overhead, "ours overhead": overhead,
+             "ours f+b": both} for op, overhead, both in (("add", 2.0, 70.0), ("exp", 5.0, 90.0))]
+    engine_script().print_table(rows)
+    header, _, *lines = capsys.readouterr().out.splitlines()
+    assert header.split() == ["op", "numpy", "ours", "+ovh", "ours", "f+b"]
+    assert [line.split()[-1] for line in lines] == ["70.00", "90.00"]
+
+
+def test_the_ops_table_whose_every_overhead_ratio_is_na_says_its_median_is_too(capsys):
+    # Every op faster than numpy's composite in one engine: statistics.StatisticsError.
+    rows = [{"op": op, "numpy": 5.0, "ours": 4.0, "ours overhead": -1.0, "ours f+b": 20.0,
+             "torch": 6.0, "torch overhead": 1.0, "overhead ratio": None, "torch f+b": 10.0,
+             "f+b ratio": 2.0} for op in ("softmax", "layer_norm")]
+    engine_script().print_table(rows)
+    _, _, *rows_shown, _, summary = capsys.readouterr().out.splitlines()
+    assert [line.split()[6] for line in rows_shown] == ["n/a", "n/a"]
+    assert summary == ("median overhead ratio (ours/torch): n/a    median forward+backward "
+                       "ratio: 2.00")
+
+
 def test_the_training_step_says_its_blocks_lowest_and_highest_ratio(capsys):
     step = {"ratio": 1.1, "ours": {"median_ms": 55.0, "tokens_per_s": 1.0,
                                    "share_of_numpy_gemm": 0.5,
@@ -1536,6 +1566,19 @@ def test_a_benchmark_whose_reader_went_ends_without_a_traceback_of_its_own(tmp_p
 
 
 
+@pytest.mark.parametrize("arguments, status, said", [
+    (["--help"], 0, "runs a benchmark script as `python"),
+    ([], 2, "usage: python quiet_when_stopped.py SCRIPT ARGUMENTS..."),
+    (["no-such-script.py"], 2, "no such file: 'no-such-script.py'"),
+])
+def test_the_quiet_runner_asked_for_help_or_given_no_script_says_so_without_a_traceback(
+        tmp_path, arguments, status, said):
+    # --help ran a script named --help: FileNotFoundError's traceback; no script, IndexError's.
+    done = script("quiet_when_stopped.py", *arguments, cwd=tmp_path)
+    assert done.returncode == status and said in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_the_suite_run_directly_ends_quietly_when_its_reader_went():
     """`python benchmarks/suite.py | head -3`: `tinyformer bench` ended quietly (exit status
     141), but the suite run directly printed a BrokenPipeError traceback of its own. Its first
@@ -1735,3 +1778,14 @@ def test_the_cblas_benchmark_hands_blis_each_operand_as_stored_with_its_transpos
         cblas.main()
     assert exit_.value.code == 2
     assert "not installed: pip install blis" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["generation.py", "memory.py", "seq2seq.py", "corpus.py"])
+def test_every_option_of_a_scripts_help_says_its_default(scripts_help, name):
+    # The formatter says a default only beside an option's help: --steps, --prompt-len,
+    # seq2seq's --n-head and corpus's --context, with none, said nothing of theirs.
+    listed = scripts_help[name].split("\noptions:\n", 1)[1]
+    entries = re.split(r"\n(?=  -)", listed)        # an option's lines, up to the next's
+    unsaid = [entry.split()[0] for entry in entries
+              if entry.startswith("  --") and "(default:" not in " ".join(entry.split())]
+    assert unsaid == []

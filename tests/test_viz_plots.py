@@ -1071,3 +1071,45 @@ def test_visible_keeps_a_text_that_shows_as_it_is_and_escapes_what_would_not_sho
     text = "decoder.layers.0.attn.qkv: (2, 16, 48) \u00e9\u4e2d"
     assert visible(text) is text
     assert visible("a\u200bb\rc\x1b[0m\udcff") == "a\\u200bb\\rc\\x1b[0m\\udcff"
+
+
+@pytest.mark.parametrize("value, finite, number", [
+    (0.5, True, True), (3, True, True), (float("nan"), False, True), (float("-inf"), False, True),
+    (10 ** 400, False, True), (np.float32(1.5), True, True), (np.float64("nan"), False, True),
+    (np.int64(3), True, True), (type("Loss", (float,), {})(2.0), True, True),
+    (True, False, False), (np.bool_(True), False, False), (None, False, False),
+    ("1.0", False, False),
+])
+def test_a_metrics_value_is_judged_a_number_and_finite_whatever_its_type(value, finite, number):
+    from tinyformer.rundir import is_finite_number
+    from viz.plots import _is_number
+    assert is_finite_number(value) is finite and _is_number(value) is number
+
+
+def test_json_numbers_and_missing_values_skip_the_slow_abstract_number_check(tmp_path,
+                                                                            monkeypatch):
+    """A run's plot and report page judge every value of every record: a plain float or int
+    (all that json gives) or a missing value is told without numbers.Real's isinstance, whose
+    abstract-class check made the plot of a 50,000-step run take seconds."""
+    import numbers
+    import types
+
+    import tinyformer.schema
+    import viz.plots
+    from viz.plots import nonfinite_steps
+    from viz.report_page import metrics_page
+    asked = []
+
+    class Counted(type):
+        def __instancecheck__(cls, value):
+            asked.append(value)
+            return isinstance(value, numbers.Real)
+
+    counted = types.SimpleNamespace(**vars(numbers))
+    counted.Real = Counted("Real", (), {})
+    monkeypatch.setattr(tinyformer.schema, "numbers", counted)
+    monkeypatch.setattr(viz.plots, "numbers", counted)
+    run = write_metrics(tmp_path / "run", tail='{"step": 41, "train_loss": NaN}\n')
+    assert nonfinite_steps(read_metrics(run / "metrics.jsonl")) == [41]
+    assert '"nonfinite":{"steps":[41]' in metrics_page(run).html.replace(" ", "")
+    assert asked == []

@@ -420,7 +420,11 @@ NAN_COLOUR = "#e31a1c"
 
 def _is_number(value: Any) -> bool:
     """Whether a value of metrics.jsonl is a number, NaN and infinity too (a bool is none)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    # a plain float or int (json's) or a missing value (None) first: the abstract
+    # numbers.Real is slow to check over a long run's records
+    if type(value) is float or type(value) is int:
+        return True
+    return value is not None and isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 # The values of a record that are losses: the loss panel's and chart's.
