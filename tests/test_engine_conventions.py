@@ -1891,3 +1891,62 @@ def test_a_torch_layer_of_another_kind_of_network_says_plainly_there_is_none(mod
     with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                              rf"'{name}': that is PyTorch's; here, {ours}"):
         getattr(module, name)
+
+
+# ------------------------------------------------------------------ numpy's functions on a Tensor
+
+
+@pytest.mark.parametrize("function, method", [
+    (np.sum, "sum"), (np.mean, "mean"), (np.max, "max"), (np.min, "min"), (np.var, "var"),
+])
+def test_numpys_reductions_on_a_tensor_are_its_own_methods_with_the_graph(function, method):
+    # numpy calls x.sum(axis=None, out=None) (and dtype=None for mean and var): its defaults
+    # are taken, and the answer is the method's, a Tensor whose gradient reaches x.
+    data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]])
+    x = Tensor(data, requires_grad=True, dtype=np.float64)
+    got = function(x, axis=1)
+    assert isinstance(got, Tensor) and got.grad_fn is not None
+    assert_allclose(got.data, getattr(data, method)(axis=1))
+    got.sum().backward()
+    expected = torch.tensor(data, requires_grad=True)
+    reduced = {"max": lambda t: t.amax(dim=1), "min": lambda t: t.amin(dim=1),
+               "var": lambda t: t.var(dim=1, unbiased=False)}.get(
+        method, lambda t: getattr(t, method)(dim=1))
+    reduced(expected).sum().backward()
+    assert_allclose(x.grad, expected.grad.numpy())
+
+
+@pytest.mark.parametrize("keyword, advice", [
+    ("dtype", r"Tensor.sum\(\) takes no dtype=: cast the tensor first, x.astype\(dtype\)$"),
+    ("out", r"Tensor.sum\(\) takes no out=: the result is a new Tensor, returned"),
+])
+def test_numpys_dtype_and_out_for_a_tensor_say_what_to_write(keyword, advice):
+    with pytest.raises(TypeError, match=advice):
+        np.sum(Tensor([1.0, 2.0]), **{keyword: np.zeros(()) if keyword == "out" else np.float64})
+
+
+# ------------------------------------------------------------------ arrays joined to Tensors
+
+
+@pytest.mark.parametrize("tensor_dtype, operand", [
+    (np.float16, np.array([1.5, 2.0])),                 # a float64 array: the tensor's dtype
+    (np.float64, np.array([1.5, 2.0], dtype=np.float32)),
+    (np.float16, np.array([1, 2])),                     # integers: the tensor's floats
+    (np.int8, np.array([1, 2])),                        # int64, as numpy and torch join them
+    (np.float16, np.array([1j, 2])),                    # complex: its own, never cut to real
+])
+def test_an_array_joins_a_tensor_in_the_dtype_it_adds_to_it_in(tensor_dtype, operand):
+    # One rule for an array operand: concat, stack and where lift it as `+` does (README's
+    # "Dtypes combine as in PyTorch": a numpy array takes the tensor's dtype).
+    x = Tensor([3.0, 4.0], dtype=tensor_dtype)
+    expected = (x + operand).dtype
+    assert ta.concat([x, operand]).dtype == expected
+    assert ta.concat([operand, x]).dtype == expected
+    assert ta.stack([x, operand]).dtype == expected
+    assert ta.where(np.array([True, False]), operand, x).dtype == expected
+
+
+def test_a_number_stacked_with_a_tensor_is_weak_as_in_arithmetic():
+    half = Tensor([1.0, 2.0], dtype=np.float16)
+    assert ta.stack([half[0], 0.5]).dtype == np.float16 == (half[0] + 0.5).dtype
+    assert ta.stack([Tensor([1], dtype=np.int8)[0], 3]).dtype == np.int8
