@@ -1950,3 +1950,29 @@ def test_a_number_stacked_with_a_tensor_is_weak_as_in_arithmetic():
     half = Tensor([1.0, 2.0], dtype=np.float16)
     assert ta.stack([half[0], 0.5]).dtype == np.float16 == (half[0] + 0.5).dtype
     assert ta.stack([Tensor([1], dtype=np.int8)[0], 3]).dtype == np.int8
+
+
+# ------------------------------------------------------------------ Tensor(y) of a Tensor
+
+
+def test_a_tensor_of_a_tensor_that_requires_a_gradient_is_refused_as_a_list_of_them_is():
+    # torch.tensor(y) warns and copies; a constant sharing y's array would drop y's graph
+    # silently, so it is refused where the graph is recorded, as Tensor([y]) and np.asarray(y).
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    for y in (w, w * 2):
+        with pytest.raises(TypeError, match=r"^Tensor: the Tensor given requires a gradient, "
+                                            r"whose graph a new Tensor would drop: use it as "
+                                            r"it is, or y.detach\(\) for a constant"):
+            Tensor(y)
+        assert Tensor(y.detach()).data is y.data                # the way it names
+        with ta.no_grad():                                      # nothing recorded: as before
+            assert Tensor(y).data is y.data and not Tensor(y).requires_grad
+    assert Tensor(Tensor([1.0])).dtype == np.float32            # one without a graph: as before
+
+
+def test_a_parameter_of_a_tensor_with_a_graph_is_a_new_leaf_as_torchs():
+    w = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    p = nn.Parameter(w * 3)
+    assert p.grad_fn is None and p.requires_grad and p.dtype == np.float64
+    (p * p).sum().backward()
+    assert_array_equal(p.grad, [6.0, 12.0]) and w.grad is None

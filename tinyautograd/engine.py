@@ -491,6 +491,12 @@ class Tensor:
                  dtype: DTypeLike | None = None) -> None:
         source = data
         if isinstance(data, Tensor):
+            # A constant sharing the array of a Tensor that requires a gradient would drop its
+            # graph, silently: refused as a list of such Tensors is (torch.tensor(y) warns).
+            if data._requires_grad and _mode.grad_enabled:
+                raise TypeError("Tensor: the Tensor given requires a gradient, whose graph a new "
+                                "Tensor would drop: use it as it is, or y.detach() for a "
+                                "constant (y.detach().astype(y.dtype) for a copy)")
             dtype = data.dtype if dtype is None else dtype
             data = data.data
         elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):

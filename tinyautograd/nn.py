@@ -105,6 +105,8 @@ class Parameter(Tensor):
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = True,
                  dtype: DTypeLike | None = None) -> None:
+        if isinstance(data, Tensor):    # a new leaf of its numbers, as torch's nn.Parameter(t),
+            data = data.detach()        # where Tensor(t) refuses one with a graph
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:
