@@ -1976,3 +1976,28 @@ def test_a_parameter_of_a_tensor_with_a_graph_is_a_new_leaf_as_torchs():
     assert p.grad_fn is None and p.requires_grad and p.dtype == np.float64
     (p * p).sum().backward()
     assert_array_equal(p.grad, [6.0, 12.0]) and w.grad is None
+
+
+# ------------------------------------------------------------------ assigning a parameter's .data
+
+
+@pytest.mark.parametrize("value, advice", [
+    ([0.5], r"got list: assign np.asarray\(values, dtype=p.dtype\)$"),
+    (0.5, r"got float: assign np.asarray\(values, dtype=p.dtype\)$"),
+    (Tensor([0.5]), r"got Tensor: assign its array, p.data = t.data$"),     # torch's habit
+])
+def test_a_parameters_data_is_refused_as_it_is_assigned_unless_an_array(value, advice):
+    # It failed only later, in the forward ("no attribute 'shape'") or in state_dict.
+    layer = nn.Linear(2, 1)
+    before = layer.bias.data
+    with pytest.raises(TypeError, match=r"^a parameter's .data must be a numpy array, " + advice):
+        layer.bias.data = value
+    assert layer.bias.data is before                           # left as it was
+
+
+def test_a_parameters_data_takes_arrays_and_numpys_numbers():
+    p = nn.Parameter(np.array(1.0))
+    p.data = p.data * np.float32(2)         # a 0-d array times a number: numpy's np.float32
+    assert isinstance(p.data, np.ndarray) and p.data.shape == () and float(p) == 2.0
+    p.data = np.ma.masked_array([1.0])      # a subclass of ndarray, as it is
+    assert p.shape == (1,)

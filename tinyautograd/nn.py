@@ -112,6 +112,28 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
+    # `p.data = values` is how weights are loaded or cast by hand: a list or a number there
+    # failed only later, in an op (no .shape), and a Tensor (torch's p.data takes one) in
+    # state_dict. Checked on Parameter alone, where it is assigned: the ops' tensors pay
+    # nothing, and every op still reads `.data` as a plain attribute.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "data" and value.__class__ is not np.ndarray:
+            value = _parameter_data(value)
+        object.__setattr__(self, name, value)
+
+
+def _parameter_data(value: Any) -> np.ndarray:
+    """`value`, assigned to a parameter's `.data`, as the numpy array it must be: numpy's own
+    numbers (a 0-d result) become 0-d arrays, as for `.grad`; anything else is refused."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    instead = ("its array, p.data = t.data" if isinstance(value, Tensor)
+               else "np.asarray(values, dtype=p.dtype)")
+    raise TypeError(f"a parameter's .data must be a numpy array, got {type(value).__name__}: "
+                    f"assign {instead}")
+
 
 # --------------------------------------------------------------------------------------------
 # Module
