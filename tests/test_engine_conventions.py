@@ -2001,3 +2001,31 @@ def test_a_parameters_data_takes_arrays_and_numpys_numbers():
     assert isinstance(p.data, np.ndarray) and p.data.shape == () and float(p) == 2.0
     p.data = np.ma.masked_array([1.0])      # a subclass of ndarray, as it is
     assert p.shape == (1,)
+
+
+# ------------------------------------------------------------------ small torch conventions
+
+
+def test_parameters_recurse_false_gives_the_modules_own_alone_as_torchs():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(3))
+            self.inner = nn.Linear(3, 3)
+
+    model = Scaled()
+    assert [name for name, _ in model.named_parameters(recurse=False)] == ["scale"]
+    assert list(model.parameters(recurse=False)) == [model.scale]
+    assert len(list(model.parameters())) == 3 == len(list(model.parameters(recurse=True)))
+    with pytest.raises(TypeError, match="recurse must be True or False, got 'no'"):
+        list(model.parameters(recurse="no"))
+
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_adams_repr_shows_decoupled_weight_decay_as_torchs(decoupled):
+    params = [Tensor(np.ones(2), requires_grad=True)]
+    ours = repr(ta.optim.Adam(params, weight_decay=0.1, decoupled_weight_decay=decoupled))
+    theirs = repr(torch.optim.Adam([torch.ones(2, requires_grad=True)], weight_decay=0.1,
+                                   decoupled_weight_decay=decoupled))
+    assert f"    decoupled_weight_decay: {decoupled}" in ours.splitlines()
+    assert f"    decoupled_weight_decay: {decoupled}" in theirs.splitlines()

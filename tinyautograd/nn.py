@@ -284,12 +284,14 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) for every parameter, as in `blocks.0.attn.q.weight`. Each
         module's own parameters come before those of its children (PyTorch's order). A shared
-        (tied) parameter comes once, under the first name that reaches it."""
+        (tied) parameter comes once, under the first name that reaches it. With
+        `recurse=False`, as torch's, this module's own parameters alone."""
+        _check_flag(recurse, "recurse")
         seen = set()
-        for module_name, module in self.named_modules():
+        for module_name, module in self.named_modules() if recurse else [("", self)]:
             for name, value in module._members():
                 if isinstance(value, Parameter) and id(value) not in seen:
                     seen.add(id(value))
@@ -306,10 +308,11 @@ class Module:
             elif id(value) not in ancestors:
                 yield from value._every_parameter_name(f"{prefix}{name}.", ancestors)
 
-    def parameters(self) -> Iterator[Parameter]:
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Every parameter, once (a tied one too), in `named_parameters()` order: what an
-        optimizer takes, `optim.AdamW(model.parameters(), lr=...)`."""
-        for _, parameter in self.named_parameters():
+        optimizer takes, `optim.AdamW(model.parameters(), lr=...)`. With `recurse=False`,
+        this module's own parameters alone (those of its children left out), as torch's."""
+        for _, parameter in self.named_parameters(recurse):
             yield parameter
 
     def num_parameters(self) -> int:
