@@ -1891,3 +1891,141 @@ def test_a_torch_layer_of_another_kind_of_network_says_plainly_there_is_none(mod
     with pytest.raises(AttributeError, match=rf"^module '{module.__name__}' has no attribute "
                                              rf"'{name}': that is PyTorch's; here, {ours}"):
         getattr(module, name)
+
+
+# ------------------------------------------------------------------ numpy's functions on a Tensor
+
+
+@pytest.mark.parametrize("function, method", [
+    (np.sum, "sum"), (np.mean, "mean"), (np.max, "max"), (np.min, "min"), (np.var, "var"),
+])
+def test_numpys_reductions_on_a_tensor_are_its_own_methods_with_the_graph(function, method):
+    # numpy calls x.sum(axis=None, out=None) (and dtype=None for mean and var): its defaults
+    # are taken, and the answer is the method's, a Tensor whose gradient reaches x.
+    data = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 7.0]])
+    x = Tensor(data, requires_grad=True, dtype=np.float64)
+    got = function(x, axis=1)
+    assert isinstance(got, Tensor) and got.grad_fn is not None
+    assert_allclose(got.data, getattr(data, method)(axis=1))
+    got.sum().backward()
+    expected = torch.tensor(data, requires_grad=True)
+    reduced = {"max": lambda t: t.amax(dim=1), "min": lambda t: t.amin(dim=1),
+               "var": lambda t: t.var(dim=1, unbiased=False)}.get(
+        method, lambda t: getattr(t, method)(dim=1))
+    reduced(expected).sum().backward()
+    assert_allclose(x.grad, expected.grad.numpy())
+
+
+@pytest.mark.parametrize("keyword, advice", [
+    ("dtype", r"Tensor.sum\(\) takes no dtype=: cast the tensor first, x.astype\(dtype\)$"),
+    ("out", r"Tensor.sum\(\) takes no out=: the result is a new Tensor, returned"),
+])
+def test_numpys_dtype_and_out_for_a_tensor_say_what_to_write(keyword, advice):
+    with pytest.raises(TypeError, match=advice):
+        np.sum(Tensor([1.0, 2.0]), **{keyword: np.zeros(()) if keyword == "out" else np.float64})
+
+
+# ------------------------------------------------------------------ arrays joined to Tensors
+
+
+@pytest.mark.parametrize("tensor_dtype, operand", [
+    (np.float16, np.array([1.5, 2.0])),                 # a float64 array: the tensor's dtype
+    (np.float64, np.array([1.5, 2.0], dtype=np.float32)),
+    (np.float16, np.array([1, 2])),                     # integers: the tensor's floats
+    (np.int8, np.array([1, 2])),                        # int64, as numpy and torch join them
+    (np.float16, np.array([1j, 2])),                    # complex: its own, never cut to real
+])
+def test_an_array_joins_a_tensor_in_the_dtype_it_adds_to_it_in(tensor_dtype, operand):
+    # One rule for an array operand: concat, stack and where lift it as `+` does (README's
+    # "Dtypes combine as in PyTorch": a numpy array takes the tensor's dtype).
+    x = Tensor([3.0, 4.0], dtype=tensor_dtype)
+    expected = (x + operand).dtype
+    assert ta.concat([x, operand]).dtype == expected
+    assert ta.concat([operand, x]).dtype == expected
+    assert ta.stack([x, operand]).dtype == expected
+    assert ta.where(np.array([True, False]), operand, x).dtype == expected
+
+
+def test_a_number_stacked_with_a_tensor_is_weak_as_in_arithmetic():
+    half = Tensor([1.0, 2.0], dtype=np.float16)
+    assert ta.stack([half[0], 0.5]).dtype == np.float16 == (half[0] + 0.5).dtype
+    assert ta.stack([Tensor([1], dtype=np.int8)[0], 3]).dtype == np.int8
+
+
+# ------------------------------------------------------------------ Tensor(y) of a Tensor
+
+
+def test_a_tensor_of_a_tensor_that_requires_a_gradient_is_refused_as_a_list_of_them_is():
+    # torch.tensor(y) warns and copies; a constant sharing y's array would drop y's graph
+    # silently, so it is refused where the graph is recorded, as Tensor([y]) and np.asarray(y).
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    for y in (w, w * 2):
+        with pytest.raises(TypeError, match=r"^Tensor: the Tensor given requires a gradient, "
+                                            r"whose graph a new Tensor would drop: use it as "
+                                            r"it is, or y.detach\(\) for a constant"):
+            Tensor(y)
+        assert Tensor(y.detach()).data is y.data                # the way it names
+        with ta.no_grad():                                      # nothing recorded: as before
+            assert Tensor(y).data is y.data and not Tensor(y).requires_grad
+    assert Tensor(Tensor([1.0])).dtype == np.float32            # one without a graph: as before
+
+
+def test_a_parameter_of_a_tensor_with_a_graph_is_a_new_leaf_as_torchs():
+    w = Tensor([1.0, 2.0], requires_grad=True, dtype=np.float64)
+    p = nn.Parameter(w * 3)
+    assert p.grad_fn is None and p.requires_grad and p.dtype == np.float64
+    (p * p).sum().backward()
+    assert_array_equal(p.grad, [6.0, 12.0]) and w.grad is None
+
+
+# ------------------------------------------------------------------ assigning a parameter's .data
+
+
+@pytest.mark.parametrize("value, advice", [
+    ([0.5], r"got list: assign np.asarray\(values, dtype=p.dtype\)$"),
+    (0.5, r"got float: assign np.asarray\(values, dtype=p.dtype\)$"),
+    (Tensor([0.5]), r"got Tensor: assign its array, p.data = t.data$"),     # torch's habit
+])
+def test_a_parameters_data_is_refused_as_it_is_assigned_unless_an_array(value, advice):
+    # It failed only later, in the forward ("no attribute 'shape'") or in state_dict.
+    layer = nn.Linear(2, 1)
+    before = layer.bias.data
+    with pytest.raises(TypeError, match=r"^a parameter's .data must be a numpy array, " + advice):
+        layer.bias.data = value
+    assert layer.bias.data is before                           # left as it was
+
+
+def test_a_parameters_data_takes_arrays_and_numpys_numbers():
+    p = nn.Parameter(np.array(1.0))
+    p.data = p.data * np.float32(2)         # a 0-d array times a number: numpy's np.float32
+    assert isinstance(p.data, np.ndarray) and p.data.shape == () and float(p) == 2.0
+    p.data = np.ma.masked_array([1.0])      # a subclass of ndarray, as it is
+    assert p.shape == (1,)
+
+
+# ------------------------------------------------------------------ small torch conventions
+
+
+def test_parameters_recurse_false_gives_the_modules_own_alone_as_torchs():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(3))
+            self.inner = nn.Linear(3, 3)
+
+    model = Scaled()
+    assert [name for name, _ in model.named_parameters(recurse=False)] == ["scale"]
+    assert list(model.parameters(recurse=False)) == [model.scale]
+    assert len(list(model.parameters())) == 3 == len(list(model.parameters(recurse=True)))
+    with pytest.raises(TypeError, match="recurse must be True or False, got 'no'"):
+        list(model.parameters(recurse="no"))
+
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_adams_repr_shows_decoupled_weight_decay_as_torchs(decoupled):
+    params = [Tensor(np.ones(2), requires_grad=True)]
+    ours = repr(ta.optim.Adam(params, weight_decay=0.1, decoupled_weight_decay=decoupled))
+    theirs = repr(torch.optim.Adam([torch.ones(2, requires_grad=True)], weight_decay=0.1,
+                                   decoupled_weight_decay=decoupled))
+    assert f"    decoupled_weight_decay: {decoupled}" in ours.splitlines()
+    assert f"    decoupled_weight_decay: {decoupled}" in theirs.splitlines()

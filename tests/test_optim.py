@@ -938,10 +938,12 @@ def test_an_optimizer_shows_its_groups_options_as_torch_prints_them():
     shown = repr(AdamW(weight_decay_groups(named, 0.1), lr=0.05)).splitlines()
     assert shown == ["AdamW (",
                      "Parameter Group 0: 1 tensor, 12 values",
-                     "    amsgrad: False", "    betas: (0.9, 0.999)", "    eps: 1e-08",
+                     "    amsgrad: False", "    betas: (0.9, 0.999)",
+                     "    decoupled_weight_decay: True", "    eps: 1e-08",
                      "    lr: 0.05", "    maximize: False", "    weight_decay: 0.1",
                      "Parameter Group 1: 1 tensor, 3 values",
-                     "    amsgrad: False", "    betas: (0.9, 0.999)", "    eps: 1e-08",
+                     "    amsgrad: False", "    betas: (0.9, 0.999)",
+                     "    decoupled_weight_decay: True", "    eps: 1e-08",
                      "    lr: 0.05", "    maximize: False", "    weight_decay: 0.0",
                      ")"]
 

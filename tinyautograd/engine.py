@@ -407,6 +407,13 @@ _TORCH_KEYWORDS = {
     "gradient": "grad: backward(grad=g), or backward(g)",     # torch's t.backward(gradient=g)
 }
 
+# numpy's keywords that its functions pass on to a Tensor's method (np.sum(x) calls x.sum with
+# out=None), which the engine has no use for, and what to write instead of a value for them.
+_NUMPY_ONLY_KEYWORDS = {
+    "out": "the result is a new Tensor, returned (y = x.sum())",
+    "dtype": "cast the tensor first, x.astype(dtype)",
+}
+
 
 # A decorated function, of the same type as given: a type checker reads its own hints through
 # the decorator (an unhinted decorator made x.sum(), x.mean(), ta.concat, F.softmax Any).
@@ -428,6 +435,17 @@ def _numpy_keywords(function: FunctionT) -> FunctionT:
                     raise TypeError(f"{function.__qualname__}() got an unexpected keyword "
                                     f"argument {name!r}: that is PyTorch's; here, "
                                     f"{_TORCH_KEYWORDS[name]}")
+            # numpy's functions call the method of their name on what is not an array:
+            # np.sum(x) is x.sum(axis=None, out=None), np.mean(x) adds dtype=None. Their
+            # defaults are taken, so np.sum(x) is x.sum(), a Tensor with its graph (as
+            # np.transpose(x) is x.transpose()): no numbers are read past the graph, which is
+            # what __array__ refuses. A value for them is refused, saying what to write.
+            for name, instead in _NUMPY_ONLY_KEYWORDS.items():
+                if name in kwargs and name not in own:
+                    if kwargs[name] is not None:
+                        raise TypeError(f"{function.__qualname__}() takes no {name}=: "
+                                        f"{instead}")
+                    del kwargs[name]
         return function(*args, **kwargs)
     return with_hint                # type: ignore[return-value]  # function's own signature
 
@@ -473,6 +491,12 @@ class Tensor:
                  dtype: DTypeLike | None = None) -> None:
         source = data
         if isinstance(data, Tensor):
+            # A constant sharing the array of a Tensor that requires a gradient would drop its
+            # graph, silently: refused as a list of such Tensors is (torch.tensor(y) warns).
+            if data._requires_grad and _mode.grad_enabled:
+                raise TypeError("Tensor: the Tensor given requires a gradient, whose graph a new "
+                                "Tensor would drop: use it as it is, or y.detach() for a "
+                                "constant (y.detach().astype(y.dtype) for a copy)")
             dtype = data.dtype if dtype is None else dtype
             data = data.data
         elif isinstance(data, (list, tuple)) and _mode.grad_enabled and _holds_graph(data):
@@ -1711,8 +1735,20 @@ def _tensor_list(tensors, op, axis):
         raise TypeError(f"{op} takes a list of tensors: {op}([a, b], axis=0)")
     # Numbers and arrays become Tensors here, as numpy makes arrays of them: concat's axis=None
     # reshapes each, and Function.apply would refuse a tuple of numbers, which it takes for a
-    # setting given positionally.
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    # setting given positionally. Each is lifted as an operand of `+` is (`_lift`), against
+    # the dtype the Tensors among them join in: a float64 array joined to float16 tensors is
+    # float16, as float16 + the array is. With no Tensor among them, the first becomes one, as
+    # the first of two arrays does in `_operands`.
+    tensors = list(tensors)                 # (a generator is read once)
+    if not all(isinstance(t, Tensor) for t in tensors):
+        given = [t for t in tensors if isinstance(t, Tensor)]
+        if not given:
+            given = [Tensor(_numbers(tensors[0], f"{op}: tensors[0]"))]
+            tensors = [given[0], *tensors[1:]]
+        dtypes = [t.dtype for t in given]
+        floats = [dtype for dtype in dtypes if dtype.kind in "fc"]
+        like = Tensor._make(np.empty(0, np.result_type(*(floats or dtypes))))   # its dtype alone
+        tensors = [_lift(t, like, f"{op}: tensors[{i}]") for i, t in enumerate(tensors)]
     if not tensors:
         raise ValueError(f"{op}: needs at least one tensor, got an empty list")
     floats = [t.dtype for t in tensors if t.dtype.kind in "fc"]

@@ -105,10 +105,34 @@ class Parameter(Tensor):
 
     def __init__(self, data: ArrayLike | Tensor, requires_grad: bool = True,
                  dtype: DTypeLike | None = None) -> None:
+        if isinstance(data, Tensor):    # a new leaf of its numbers, as torch's nn.Parameter(t),
+            data = data.detach()        # where Tensor(t) refuses one with a graph
         super().__init__(data, requires_grad=requires_grad, dtype=dtype)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+    # `p.data = values` is how weights are loaded or cast by hand: a list or a number there
+    # failed only later, in an op (no .shape), and a Tensor (torch's p.data takes one) in
+    # state_dict. Checked on Parameter alone, where it is assigned: the ops' tensors pay
+    # nothing, and every op still reads `.data` as a plain attribute.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "data" and value.__class__ is not np.ndarray:
+            value = _parameter_data(value)
+        object.__setattr__(self, name, value)
+
+
+def _parameter_data(value: Any) -> np.ndarray:
+    """`value`, assigned to a parameter's `.data`, as the numpy array it must be: numpy's own
+    numbers (a 0-d result) become 0-d arrays, as for `.grad`; anything else is refused."""
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    instead = ("its array, p.data = t.data" if isinstance(value, Tensor)
+               else "np.asarray(values, dtype=p.dtype)")
+    raise TypeError(f"a parameter's .data must be a numpy array, got {type(value).__name__}: "
+                    f"assign {instead}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,12 +284,14 @@ class Module:
         for _, module in self.named_modules():
             yield module
 
-    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(self, recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
         """(dotted name, parameter) for every parameter, as in `blocks.0.attn.q.weight`. Each
         module's own parameters come before those of its children (PyTorch's order). A shared
-        (tied) parameter comes once, under the first name that reaches it."""
+        (tied) parameter comes once, under the first name that reaches it. With
+        `recurse=False`, as torch's, this module's own parameters alone."""
+        _check_flag(recurse, "recurse")
         seen = set()
-        for module_name, module in self.named_modules():
+        for module_name, module in self.named_modules() if recurse else [("", self)]:
             for name, value in module._members():
                 if isinstance(value, Parameter) and id(value) not in seen:
                     seen.add(id(value))
@@ -282,10 +308,11 @@ class Module:
             elif id(value) not in ancestors:
                 yield from value._every_parameter_name(f"{prefix}{name}.", ancestors)
 
-    def parameters(self) -> Iterator[Parameter]:
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Every parameter, once (a tied one too), in `named_parameters()` order: what an
-        optimizer takes, `optim.AdamW(model.parameters(), lr=...)`."""
-        for _, parameter in self.named_parameters():
+        optimizer takes, `optim.AdamW(model.parameters(), lr=...)`. With `recurse=False`,
+        this module's own parameters alone (those of its children left out), as torch's."""
+        for _, parameter in self.named_parameters(recurse):
             yield parameter
 
     def num_parameters(self) -> int:

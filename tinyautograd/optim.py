@@ -161,9 +161,15 @@ class Optimizer:
             tensors = f"{len(params)} tensor" + ("s" if len(params) != 1 else "")
             lines.append(f"Parameter Group {i}: {tensors}, "
                          f"{sum(p.size for p in params):,} values")
-            lines += [f"    {key}: {group[key]}" for key in sorted(group)
+            options = {**group, **self._shown_settings()}
+            lines += [f"    {key}: {options[key]}" for key in sorted(options)
                       if key not in ("params", "param_names")]
         return "\n".join(lines + [")"])
+
+    def _shown_settings(self) -> dict:
+        """Settings of the optimizer itself, not of a group, that its repr shows among each
+        group's options, where torch prints them (Adam's decoupled_weight_decay)."""
+        return {}
 
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
         """Update every parameter that has a gradient (those whose .grad is None are left be:
@@ -593,6 +599,9 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=tuple(betas) if np.iterable(betas)
                                       else betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
+
+    def _shown_settings(self) -> dict:
+        return {"decoupled_weight_decay": self.decoupled_weight_decay}
 
     def initial_state(self, param: Tensor, group: dict) -> dict:
         state = {"step": 0, "exp_avg": np.zeros_like(param.data),
