@@ -796,6 +796,12 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     snapshots = hub_snapshots(directory) if pretrained else None
     if not os.path.exists(path) and snapshots is not None:
         raise CheckpointError(hub_cache_advice(directory, snapshots))
+    step = recorded_step(directory)
+    if not os.path.exists(path) and step is not None:    # deleted by hand, or lost in a copy
+        raise CheckpointError(f"{path} is missing, though the run's manifest records a "
+                              f"checkpoint at step {step}: config.json describes its model; "
+                              f"put back the config.json this run wrote (from a copy of the "
+                              f"run), or train again")
     if not os.path.exists(path):
         pretrained_files = (", or a Hugging Face model's directory (GPT-2, Llama or Qwen3: "
                             "config.json, model.safetensors, and vocab.json + merges.txt or "
@@ -842,6 +848,16 @@ def before_first_checkpoint(directory: StrPath) -> bool:
     except (OSError, ValueError):
         return False
     return manifest is not None and manifest.get("checkpoint") is None
+
+
+def recorded_step(directory: StrPath) -> int | None:
+    """The step of the last checkpoint that the manifest.json in `directory` records; None
+    where there is no run's manifest to tell, or it records none."""
+    try:
+        manifest = read_manifest(directory)
+    except (OSError, ValueError):
+        return None
+    return manifest.get("checkpoint") if manifest is not None else None
 
 
 def recorded_divergence(directory: StrPath) -> dict[str, Any] | None:
