@@ -106,7 +106,7 @@ class BERT(nn.Module):
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
-                                d_head=head_width("BERT", d_model, n_head, d_head),
+                                d_head=head_width("BERT", d_model, n_head, d_head, positions),
                                 rope_theta=rope_theta, **norms)
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,

@@ -96,7 +96,7 @@ class GPT(nn.Module):
         self.context = context
         self.logit_softcap = check_logit_softcap(logit_softcap)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,
-                                d_head=head_width("GPT", d_model, n_head, d_head),
+                                d_head=head_width("GPT", d_model, n_head, d_head, positions),
                                 rope_theta=rope_theta)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, cross_attention=False,

@@ -221,12 +221,13 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
     if kind == "learned":
         return LearnedPositions(context, d_model)
     if kind == "rope":
-        d_head = d_model if d_head is None else d_head
-        if d_head % 2:           # said here in the model's terms: its user made no RotaryPositions
+        # Said here in the caller's terms, the argument that sized it: its user made no
+        # RotaryPositions. (A model's head_width says it first, of d_model and n_head.)
+        given, width = ("d_model", d_model) if d_head is None else ("d_head", d_head)
+        if width % 2:
             raise ValueError(f"positions='rope' needs an even head width (features turn in "
-                             f"pairs), got {d_head}; choose d_model and n_head whose d_model / "
-                             f"n_head is even, or give an even d_head")
-        return RotaryPositions(context, d_head, rope_theta)
+                             f"pairs), got {given} {width}; give an even {given}")
+        return RotaryPositions(context, width, rope_theta)
     if kind == "none":
         return NoPositions()
     raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "
@@ -300,17 +301,26 @@ def check_switches_apply(model: str, positions: str, normalization: str, rope_th
                        f"normalization='rmsnorm', or leave rmsnorm_affine out")
 
 
-def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None) -> int:
+def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None,
+               positions: str | None = None) -> int:
     """The width of an attention head: `d_head` when given, else d_model / n_head, which
-    must then be whole; ValueError, in one line, naming `model`, when it is not. Every model
-    and every attention asks here, so a model sized wrong is told the cause before any part
-    built from the width (RoPE's table, which needs it even) can fail on a consequence."""
-    if d_head is not None:
-        return d_head
-    if d_model % n_head:
+    must then be whole; ValueError, in one line, naming `model`, when it is not, or when it is
+    odd with `positions` 'rope' (its features turn in pairs): said of the d_head given, or of
+    d_model and n_head. Every model and every attention asks here, so a model sized wrong is
+    told the cause before any part built from the width (RoPE's table) can fail on a
+    consequence."""
+    if d_head is None and d_model % n_head:
         raise ValueError(f"{model}: n_head {n_head} does not divide d_model {d_model}; choose "
                          f"an n_head that does, or give d_head")
-    return d_model // n_head
+    width = d_model // n_head if d_head is None else d_head
+    if positions == "rope" and width % 2:
+        needs = f"{model}: positions='rope' needs an even head width (features turn in pairs)"
+        if d_head is not None:
+            raise ValueError(f"{needs}, got d_head {d_head}; give an even d_head, such as "
+                             f"{d_head + 1}")
+        raise ValueError(f"{needs}, but d_model / n_head = {width}; choose d_model and n_head "
+                         f"whose d_model / n_head is even, or give an even d_head")
+    return width
 
 
 def modules_of_your_own(model: nn.Module) -> list[str]:

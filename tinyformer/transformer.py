@@ -148,7 +148,7 @@ class Transformer(nn.Module):
 
         # Section 3.4: embeddings multiplied by sqrt(d_model); section 5.4: dropout on the sums
         # of the embeddings and the positional encodings.
-        width = head_width("Transformer", d_model, n_head, d_head)     # for RoPE
+        width = head_width("Transformer", d_model, n_head, d_head, positions)   # RoPE's
         self.src_embed = Embeddings(src_vocab_size, d_model, context, positions, dropout,
                                     scale=True, d_head=width, rope_theta=rope_theta)
         self.tgt_embed = (self.src_embed if share_embeddings else
