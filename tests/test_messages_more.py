@@ -10,7 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from tinyformer import BERT, GPT, Transformer
-from tinyformer.layers import Embeddings, positional_encoding
+from tinyformer.attention import MultiHeadAttention
+from tinyformer.blocks import Decoder, DecoderLayer, Encoder, EncoderLayer
+from tinyformer.layers import Embeddings, norm_layer, positional_encoding
+from tinyformer.schema import BadInput
 from tinyformer_cli import main
 
 
@@ -70,3 +73,62 @@ def test_the_rope_table_alone_names_the_argument_that_sized_it():
         positional_encoding("rope", 8, 9)
     with pytest.raises(ValueError, match=r"got d_head 3; give an even d_head$"):
         Embeddings(50, 16, 8, "rope", 0.0, d_head=3)
+
+
+@pytest.mark.parametrize("model, build", [
+    ("GPT", lambda: GPT(50, 8, n_layer=1, n_head=4, d_model=16, n_kv_head=3)),
+    ("BERT", lambda: BERT(50, 8, n_layer=1, n_head=4, d_model=16, n_kv_head=3)),
+    ("Transformer", lambda: Transformer(50, 50, 8, n_layer=1, n_head=4, d_model=16,
+                                        n_kv_head=3)),
+    ("MultiHeadAttention", lambda: MultiHeadAttention(16, 4, n_kv_head=3))])
+def test_an_n_kv_head_that_does_not_divide_n_head_is_told_by_the_model_built(model, build):
+    with pytest.raises(ValueError) as error:
+        build()
+    assert str(error.value) == (f"{model}: n_kv_head 3 does not divide n_head 4: each "
+                                f"key-value head serves a whole group of query heads; give "
+                                f"one of 1, 2, 4")
+
+
+LAYERNORM_WITHOUT_AFFINE = ("rmsnorm_affine=False drops RMS norms' weight, and "
+                            "normalization='layernorm' has none; give normalization='rmsnorm', "
+                            "or leave rmsnorm_affine out")
+
+
+@pytest.mark.parametrize("build", [
+    lambda: MultiHeadAttention(16, 2, rmsnorm_affine=False),
+    lambda: MultiHeadAttention(16, 2, rmsnorm_affine=False, qk_norm=True),
+    lambda: DecoderLayer(16, 2, 32, rmsnorm_affine=False),
+    lambda: EncoderLayer(16, 2, 32, rmsnorm_affine=False),
+    lambda: Encoder(1, 16, 2, 32, rmsnorm_affine=False),
+    lambda: Decoder(1, 16, 2, 32, rmsnorm_affine=False),
+    lambda: Embeddings(50, 16, 8, "learned", 0.0, norm=True, rmsnorm_affine=False),
+    lambda: norm_layer("layernorm", 16, rmsnorm_affine=False)],
+    ids=["attention", "attention with qk_norm", "decoder layer", "encoder layer", "encoder",
+         "decoder", "embeddings", "norm_layer"])
+def test_the_parts_refuse_rmsnorm_affine_without_rms_norms_as_the_models_do(build):
+    with pytest.raises(BadInput) as error:
+        build()
+    assert str(error.value) == LAYERNORM_WITHOUT_AFFINE
+
+
+@pytest.mark.parametrize("build", [
+    lambda: Embeddings(50, 16, 8, "learned", 0.0, rope_theta=500.0),
+    lambda: positional_encoding("sinusoidal", 8, 16, rope_theta=500.0),
+    lambda: positional_encoding("none", 8, 16, rope_theta=500.0)],
+    ids=["embeddings", "sinusoidal", "none"])
+def test_the_parts_refuse_rope_theta_without_rope_as_the_models_do(build):
+    with pytest.raises(BadInput, match=r"^rope_theta 500.0 is the base of RoPE's rotations, "
+                                       r"and positions='(learned|sinusoidal|none)' has none; "
+                                       r"give positions='rope', or leave rope_theta out$"):
+        build()
+
+
+def test_the_parts_take_the_switches_where_they_apply():
+    """What the models pass on, and what their configs carry (the defaults), builds."""
+    MultiHeadAttention(16, 2, normalization="rmsnorm", rmsnorm_affine=False)
+    DecoderLayer(16, 2, 32, normalization="rmsnorm", rmsnorm_affine=False, qk_norm=True)
+    Embeddings(50, 16, 8, "rope", 0.0, d_head=8, rope_theta=500.0)
+    Embeddings(50, 16, 8, "learned", 0.0, rope_theta=10000.0)
+    GPT(50, 8, n_layer=1, n_head=2, d_model=16, normalization="rmsnorm", rmsnorm_affine=False)
+    model = GPT(50, 8, n_layer=1, n_head=2, d_model=16)
+    assert type(model)(**model.config).config == model.config       # as a checkpoint does
