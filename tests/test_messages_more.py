@@ -6,13 +6,15 @@ import subprocess
 import sys
 import unicodedata
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tinyautograd import Tensor
 from tinyformer import BERT, GPT, Transformer
 from tinyformer.attention import MultiHeadAttention
 from tinyformer.blocks import Decoder, DecoderLayer, Encoder, EncoderLayer
-from tinyformer.layers import Embeddings, norm_layer, positional_encoding
+from tinyformer.layers import Embeddings, RotaryPositions, norm_layer, positional_encoding
 from tinyformer.schema import BadInput
 from tinyformer_cli import main
 
@@ -151,3 +153,14 @@ def test_a_run_whose_config_json_and_manifest_are_gone_is_told_config_json_is_mi
                                   f"directory holds weights-000001.npz: config.json describes "
                                   f"its model; put back the config.json this run wrote (from a "
                                   f"copy of the run), or train again\n")
+
+
+def test_attention_given_a_rope_table_of_another_width_says_the_width_it_needs():
+    """Found at the first forward, it was a shape error inside the rotation's product."""
+    with pytest.raises(ValueError) as error:
+        MultiHeadAttention(16, 2, rotary=RotaryPositions(8, 4))
+    assert str(error.value) == ("MultiHeadAttention: rotary turns heads 4 wide, and this "
+                                "attention's heads are 8 wide; give it RotaryPositions(context, "
+                                "8)")
+    attention = MultiHeadAttention(16, 2, rotary=RotaryPositions(8, 8))
+    assert attention(Tensor(np.ones((1, 3, 16), dtype=np.float32))).shape == (1, 3, 16)

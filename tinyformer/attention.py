@@ -684,6 +684,13 @@ class MultiHeadAttention(nn.Module):
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights
+        # A table of another width would fail at the first forward, as a shape error deep in
+        # the rotation: said here, with the width it needs.
+        width = getattr(rotary, "d_head", d_head)
+        if width != d_head:
+            raise ValueError(f"MultiHeadAttention: rotary turns heads {width} wide, and this "
+                             f"attention's heads are {d_head} wide; give it "
+                             f"RotaryPositions(context, {d_head})")
         self.rotary = rotary                       # RotaryPositions: rotates q and k, or None
         d_q, d_kv = n_head * self.d_head, n_kv_head * self.d_head
         self.q = nn.Linear(d_model, d_q, bias)
