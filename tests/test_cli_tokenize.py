@@ -423,7 +423,8 @@ def test_a_run_stopped_before_its_first_checkpoint_gives_its_tokenizer(tmp_path,
         (run_dir / "tokenizer.json").read_bytes()
     (tmp_path / "again" / "config.json").unlink()
     assert_input_error(run("encode", TEXT, "--tokenizer", tmp_path / "again"),
-                       "is not a checkpoint: it has no config.json")
+                       "config.json is missing, though the run's manifest records a "
+                       "checkpoint at step 1")
 
 
 @pytest.mark.parametrize("which", ["bpe", "char"])

@@ -1423,7 +1423,8 @@ def break_config_type(d):
     (break_with_pickle, ["pickled data", "never loads"]),
     (break_raw_pickle, ["not a readable .npz archive"]),
     (break_config, ["config.json is corrupted"]),
-    (break_no_config, ["is not a checkpoint: it has no config.json"]),
+    (break_no_config, ["config.json is missing, though the run's manifest records a "
+                       "checkpoint at step", "put back the config.json this run wrote"]),
     (break_tokenizer_size, ["does not match the model", "3 tokens"]),
     (break_tokenizer_same_size, ["not the tokenizer this run was trained with"]),
     (break_tokenizer_truncated, ["tokenizer.json is truncated or corrupted",

@@ -541,8 +541,8 @@ def test_gradients_flow_through_the_cache_with_grouped_heads():
     (dict(logit_softcap=float("inf")), "logit_softcap must be a number > 0"),
     (dict(logit_softcap=10 ** 400), "logit_softcap must be a number > 0"),   # no float holds it
     (dict(positions="rope", d_head=5), "positions='rope' needs an even head width (features "
-                                       "turn in pairs), got 5; choose d_model and n_head whose "
-                                       "d_model / n_head is even, or give an even d_head"),
+                                       "turn in pairs), got d_head 5; give an even d_head, "
+                                       "such as 6"),
     # Python takes the text "false" for true: it tied the weights, or turned QK-norm on. And
     # a 0 kept in config.json was refused when the model came back (attention_bias: 0).
     (dict(tie_weights="false"), ": tie_weights must be True or False, got 'false'"),

@@ -110,7 +110,8 @@ def test_char_says_when_the_text_is_in_another_normal_form(form, other):
     text = unicodedata.normalize(other, "café")
     with pytest.raises(ValueError, match=f"; the text is in another Unicode normal form than "
                                          f"the tokenizer's \\({form}\\): encode "
-                                         f"unicodedata.normalize\\('{form}', text\\)$"):
+                                         f"unicodedata.normalize\\('{form}', text\\) in "
+                                         f"Python, or in a shell pipe the text through `"):
         tok.encode(text)
     assert tok.decode(tok.encode(unicodedata.normalize(form, text))) == \
         unicodedata.normalize(form, text)

@@ -31,7 +31,8 @@ from numpy.typing import ArrayLike
 from tinyautograd import (Function, ShapeError, Tensor, concat, functional, kernels, no_grad,
                           nn)
 
-from .layers import SWITCHES, check_sizes, check_switches, head_width, norm_layer
+from .layers import (SWITCHES, check_key_value_heads, check_rmsnorm_affine_applies, check_sizes,
+                     check_switches, head_width, norm_layer)
 from .schema import check_settings, check_whole, counted
 
 if TYPE_CHECKING:
@@ -675,15 +676,21 @@ class MultiHeadAttention(nn.Module):
         d_head = head_width("MultiHeadAttention", d_model, n_head, d_head)
         check_switches("MultiHeadAttention", dropout=dropout, n_kv_head=n_kv_head, bias=bias,
                        qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine)
+        check_key_value_heads("MultiHeadAttention", n_head, n_kv_head)
+        # Unnamed: a block or a stack that builds this attention takes them too. (Refused
+        # without qk_norm as well: a model passes them on whether or not its heads norm.)
+        check_rmsnorm_affine_applies(normalization, rmsnorm_affine)
         n_kv_head = n_head if n_kv_head is None else n_kv_head
-        if n_head % n_kv_head:
-            divisors = [n for n in range(1, n_head + 1) if n_head % n == 0]
-            raise ValueError(f"MultiHeadAttention: n_kv_head {n_kv_head} does not divide "
-                             f"n_head {n_head}: each key-value head serves a whole group of "
-                             f"query heads; give one of {', '.join(map(str, divisors))}")
         self.d_model, self.n_head, self.n_kv_head = d_model, n_head, n_kv_head
         self.d_head = d_head
         self.dropout = dropout                     # applied to the attention weights
+        # A table of another width would fail at the first forward, as a shape error deep in
+        # the rotation: said here, with the width it needs.
+        width = getattr(rotary, "d_head", d_head)
+        if width != d_head:
+            raise ValueError(f"MultiHeadAttention: rotary turns heads {width} wide, and this "
+                             f"attention's heads are {d_head} wide; give it "
+                             f"RotaryPositions(context, {d_head})")
         self.rotary = rotary                       # RotaryPositions: rotates q and k, or None
         d_q, d_kv = n_head * self.d_head, n_kv_head * self.d_head
         self.q = nn.Linear(d_model, d_q, bias)

@@ -23,9 +23,10 @@ from tinyautograd import Tensor, nn
 
 from .attention import padding_mask
 from .blocks import Encoder
-from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_logit_softcap,
-                     check_sizes, check_switches, check_switches_apply, default_d_ff, head_width,
-                     norm_layer, padding_advice, soft_capped, switches_set, token_array)
+from .layers import (Embeddings, TokenEmbedding, Tokens, built_with, check_key_value_heads,
+                     check_logit_softcap, check_sizes, check_switches, check_switches_apply,
+                     default_d_ff, head_width, norm_layer, padding_advice, soft_capped,
+                     switches_set, token_array)
 from .sampling import check_generator
 from .schema import Number, Whole, check_settings, check_whole
 
@@ -89,6 +90,7 @@ class BERT(nn.Module):
                        bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
                        tie_weights=tie_weights)
         check_switches_apply("BERT", positions, normalization, rope_theta, rmsnorm_affine)
+        check_key_value_heads("BERT", n_head, n_kv_head)
         if pad_id is not None:
             check_whole("BERT", 0, pad_id=pad_id)
             if pad_id >= vocab_size:     # no token could be padding: nothing would be hidden
@@ -106,7 +108,7 @@ class BERT(nn.Module):
         self.logit_softcap = check_logit_softcap(logit_softcap)
         norms = dict(normalization=normalization, rmsnorm_affine=rmsnorm_affine, bias=bias)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout, norm=True,
-                                d_head=head_width("BERT", d_model, n_head, d_head),
+                                d_head=head_width("BERT", d_model, n_head, d_head, positions),
                                 rope_theta=rope_theta, **norms)
         self.encoder = Encoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, n_kv_head=n_kv_head, qk_norm=qk_norm,

@@ -26,9 +26,9 @@ from tinyautograd import Tensor, nn
 from .attention import KVCache, causal_mask
 from .blocks import Decoder
 from .decoding import DecoderOnlySession, check_eos_id, fill_after_end, generate
-from .layers import (Embeddings, Tokens, check_logit_softcap, check_sizes, check_switches,
-                     check_switches_apply, built_with, default_d_ff, head_width, kept_for_logits,
-                     modules_of_your_own, soft_capped, switches_set, token_array)
+from .layers import (Embeddings, Tokens, check_key_value_heads, check_logit_softcap, check_sizes,
+                     check_switches, check_switches_apply, built_with, default_d_ff, head_width,
+                     kept_for_logits, modules_of_your_own, soft_capped, switches_set, token_array)
 from .pretrained import PretrainedError, load_pretrained_gpt, save_pretrained_gpt
 from .schema import check_whole
 
@@ -85,6 +85,7 @@ class GPT(nn.Module):
                        bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
                        tie_weights=tie_weights)
         check_switches_apply("GPT", positions, normalization, rope_theta, rmsnorm_affine)
+        check_key_value_heads("GPT", n_head, n_kv_head)
         d_ff = default_d_ff(d_model, activation) if d_ff is None else d_ff
         self.config = built_with(vocab_size=vocab_size, context=context, n_layer=n_layer,
                                  n_head=n_head, d_model=d_model, d_ff=d_ff, dropout=dropout,
@@ -96,7 +97,7 @@ class GPT(nn.Module):
         self.context = context
         self.logit_softcap = check_logit_softcap(logit_softcap)
         self.embed = Embeddings(vocab_size, d_model, context, positions, dropout,
-                                d_head=head_width("GPT", d_model, n_head, d_head),
+                                d_head=head_width("GPT", d_model, n_head, d_head, positions),
                                 rope_theta=rope_theta)
         self.decoder = Decoder(n_layer, d_model, n_head, d_ff, dropout, norm, activation,
                                rotary=self.embed.rotary, cross_attention=False,

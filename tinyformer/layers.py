@@ -216,17 +216,19 @@ def positional_encoding(kind: str, context: int, d_model: int, d_head: int | Non
     RoPE rotates the queries and keys of each head, so it is sized by `d_head` (d_model //
     n_head); without it, d_model is used, as for a single head. `rope_theta` is its base.
     """
+    check_rope_theta_applies(kind, rope_theta)         # where a model has not said it first
     if kind == "sinusoidal":
         return SinusoidalPositions(context, d_model)
     if kind == "learned":
         return LearnedPositions(context, d_model)
     if kind == "rope":
-        d_head = d_model if d_head is None else d_head
-        if d_head % 2:           # said here in the model's terms: its user made no RotaryPositions
+        # Said here in the caller's terms, the argument that sized it: its user made no
+        # RotaryPositions. (A model's head_width says it first, of d_model and n_head.)
+        given, width = ("d_model", d_model) if d_head is None else ("d_head", d_head)
+        if width % 2:
             raise ValueError(f"positions='rope' needs an even head width (features turn in "
-                             f"pairs), got {d_head}; choose d_model and n_head whose d_model / "
-                             f"n_head is even, or give an even d_head")
-        return RotaryPositions(context, d_head, rope_theta)
+                             f"pairs), got {given} {width}; give an even {given}")
+        return RotaryPositions(context, width, rope_theta)
     if kind == "none":
         return NoPositions()
     raise ValueError(f"unknown positional encoding {kind!r}; choose one of 'sinusoidal', "
@@ -289,28 +291,63 @@ def check_switches_apply(model: str, positions: str, normalization: str, rope_th
     """ValueError, in one line naming `model`, for a switch set where it changes nothing:
     `rope_theta` other than its default without positions='rope', `rmsnorm_affine=False`
     without normalization='rmsnorm'. A sweep over either would otherwise train one model
-    again and again; `tinyformer train` refuses them alike."""
+    again and again; `tinyformer train` refuses them alike. (The parts that take them refuse
+    them too, unnamed: positional_encoding, norm_layer, MultiHeadAttention.)"""
+    check_rope_theta_applies(positions, rope_theta, model)
+    check_rmsnorm_affine_applies(normalization, rmsnorm_affine, model)
+
+
+def check_rope_theta_applies(positions: str, rope_theta: float, model: str | None = None
+                             ) -> None:
+    """BadInput, in one line (naming `model` where given), for a `rope_theta` other than its
+    default with `positions` other than 'rope': check_switches_apply's first rule."""
     if positions != "rope" and rope_theta != DEFAULT_ROPE_THETA:
-        raise BadInput(f"{model}: rope_theta {rope_theta!r} is the base of RoPE's rotations, "
-                       f"and positions={positions!r} has none; give positions='rope', or "
-                       f"leave rope_theta out")
+        raise BadInput(f"{model + ': ' if model else ''}rope_theta {rope_theta!r} is the base "
+                       f"of RoPE's rotations, and positions={positions!r} has none; give "
+                       f"positions='rope', or leave rope_theta out")
+
+
+def check_rmsnorm_affine_applies(normalization: str, rmsnorm_affine: bool,
+                                 model: str | None = None) -> None:
+    """BadInput, in one line (naming `model` where given), for `rmsnorm_affine=False` with a
+    `normalization` other than 'rmsnorm': check_switches_apply's second rule."""
     if normalization != "rmsnorm" and not rmsnorm_affine:
-        raise BadInput(f"{model}: rmsnorm_affine=False drops RMS norms' weight, and "
-                       f"normalization={normalization!r} has none; give "
+        raise BadInput(f"{model + ': ' if model else ''}rmsnorm_affine=False drops RMS norms' "
+                       f"weight, and normalization={normalization!r} has none; give "
                        f"normalization='rmsnorm', or leave rmsnorm_affine out")
 
 
-def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None) -> int:
+def check_key_value_heads(model: str, n_head: int, n_kv_head: int | None) -> None:
+    """ValueError, in one line naming `model`, unless `n_kv_head` (None: one per query head)
+    divides `n_head`: each key-value head serves a whole group of query heads. The models ask
+    here before their attention does, so that the error names the model built."""
+    if n_kv_head is not None and n_head % n_kv_head:
+        divisors = [n for n in range(1, n_head + 1) if n_head % n == 0]
+        raise ValueError(f"{model}: n_kv_head {n_kv_head} does not divide n_head {n_head}: "
+                         f"each key-value head serves a whole group of query heads; give one "
+                         f"of {', '.join(map(str, divisors))}")
+
+
+def head_width(model: str, d_model: int, n_head: int, d_head: int | None = None,
+               positions: str | None = None) -> int:
     """The width of an attention head: `d_head` when given, else d_model / n_head, which
-    must then be whole; ValueError, in one line, naming `model`, when it is not. Every model
-    and every attention asks here, so a model sized wrong is told the cause before any part
-    built from the width (RoPE's table, which needs it even) can fail on a consequence."""
-    if d_head is not None:
-        return d_head
-    if d_model % n_head:
+    must then be whole; ValueError, in one line, naming `model`, when it is not, or when it is
+    odd with `positions` 'rope' (its features turn in pairs): said of the d_head given, or of
+    d_model and n_head. Every model and every attention asks here, so a model sized wrong is
+    told the cause before any part built from the width (RoPE's table) can fail on a
+    consequence."""
+    if d_head is None and d_model % n_head:
         raise ValueError(f"{model}: n_head {n_head} does not divide d_model {d_model}; choose "
                          f"an n_head that does, or give d_head")
-    return d_model // n_head
+    width = d_model // n_head if d_head is None else d_head
+    if positions == "rope" and width % 2:
+        needs = f"{model}: positions='rope' needs an even head width (features turn in pairs)"
+        if d_head is not None:
+            raise ValueError(f"{needs}, got d_head {d_head}; give an even d_head, such as "
+                             f"{d_head + 1}")
+        raise ValueError(f"{needs}, but d_model / n_head = {width}; choose d_model and n_head "
+                         f"whose d_model / n_head is even, or give an even d_head")
+    return width
 
 
 def modules_of_your_own(model: nn.Module) -> list[str]:
@@ -489,6 +526,7 @@ def norm_layer(normalization: str, dim: int, rmsnorm_affine: bool = True,
                bias: bool = True) -> Norm:
     """A norm of the kind `normalization` names ('layernorm' or 'rmsnorm') over `dim`."""
     if normalization == "layernorm":
+        check_rmsnorm_affine_applies(normalization, rmsnorm_affine)   # where no model has
         return nn.LayerNorm(dim, bias=bias)
     if normalization == "rmsnorm":
         return nn.RMSNorm(dim, elementwise_affine=rmsnorm_affine)

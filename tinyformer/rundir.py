@@ -796,6 +796,11 @@ def read_config_json(directory: StrPath, pretrained: bool = True) -> dict[str, A
     snapshots = hub_snapshots(directory) if pretrained else None
     if not os.path.exists(path) and snapshots is not None:
         raise CheckpointError(hub_cache_advice(directory, snapshots))
+    left = not os.path.exists(path) and checkpoint_left(directory)
+    if left:                                    # deleted by hand, or lost in a copy
+        raise CheckpointError(f"{path} is missing, though {left}: config.json describes its "
+                              f"model; put back the config.json this run wrote (from a copy "
+                              f"of the run), or train again")
     if not os.path.exists(path):
         pretrained_files = (", or a Hugging Face model's directory (GPT-2, Llama or Qwen3: "
                             "config.json, model.safetensors, and vocab.json + merges.txt or "
@@ -842,6 +847,25 @@ def before_first_checkpoint(directory: StrPath) -> bool:
     except (OSError, ValueError):
         return False
     return manifest is not None and manifest.get("checkpoint") is None
+
+
+def checkpoint_left(directory: StrPath) -> str | None:
+    """What shows that `directory` holds a checkpoint of a run of ours, its config.json aside:
+    "the run's manifest records a checkpoint at step 2", or where no manifest tells, "the
+    directory holds weights-000002.npz"; None where nothing does."""
+    try:
+        manifest = read_manifest(directory)
+    except (OSError, ValueError):
+        manifest = None
+    if manifest is not None and manifest.get("checkpoint") is not None:
+        return f"the run's manifest records a checkpoint at step {manifest['checkpoint']}"
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        names = []
+    weights = [name for name in names
+               if CHECKPOINT_FILE.fullmatch(name) and name.startswith("weights-")]
+    return f"the directory holds {weights[-1]}" if weights else None
 
 
 def recorded_divergence(directory: StrPath) -> dict[str, Any] | None:

@@ -1053,8 +1053,13 @@ class CharTokenizer(Tokenizer):
         for form in ("NFC", "NFD"):
             normal = unicodedata.normalize(form, text)
             if normal != text and all(c in self._ids for c in normal):
+                # A command's user has a shell, not Python's prompt: a filter for a file or
+                # a prompt (`--prompt "$(... < prompt.txt)"`), with the Python they run us on.
+                in_a_shell = (f"python -c \"import sys, unicodedata; sys.stdout.write("
+                              f"unicodedata.normalize('{form}', sys.stdin.read()))\"")
                 return (f"; the text is in another Unicode normal form than the tokenizer's "
-                        f"({form}): encode unicodedata.normalize({form!r}, text)")
+                        f"({form}): encode unicodedata.normalize({form!r}, text) in Python, "
+                        f"or in a shell pipe the text through `{in_a_shell}`")
         return ""
 
     def _windows_line_end(self, c):

@@ -29,8 +29,8 @@ from .attention import KVCache, Mask, causal_mask, padding_mask
 from .blocks import Decoder, Encoder
 from .decoding import (EncoderDecoderSession, EosIds, check_eos_id, check_room,
                        fill_after_end, generate)
-from .layers import (Embeddings, Tokens, built_with, check_logit_softcap, check_sizes,
-                     check_switches, check_switches_apply, default_d_ff, head_width,
+from .layers import (Embeddings, Tokens, built_with, check_key_value_heads, check_logit_softcap,
+                     check_sizes, check_switches, check_switches_apply, default_d_ff, head_width,
                      kept_for_logits, padding_advice, soft_capped, switches_set, token_array)
 from .schema import BadInput, Whole, check_whole
 
@@ -119,6 +119,7 @@ class Transformer(nn.Module):
                        bias=bias, qk_norm=qk_norm, rmsnorm_affine=rmsnorm_affine,
                        tie_weights=tie_weights, share_embeddings=share_embeddings)
         check_switches_apply("Transformer", positions, normalization, rope_theta, rmsnorm_affine)
+        check_key_value_heads("Transformer", n_head, n_kv_head)
         if pad_id is not None:
             check_whole("Transformer", 0, pad_id=pad_id)
             # Padding hides source tokens and fills the targets written after eos: both
@@ -148,7 +149,7 @@ class Transformer(nn.Module):
 
         # Section 3.4: embeddings multiplied by sqrt(d_model); section 5.4: dropout on the sums
         # of the embeddings and the positional encodings.
-        width = head_width("Transformer", d_model, n_head, d_head)     # for RoPE
+        width = head_width("Transformer", d_model, n_head, d_head, positions)   # RoPE's
         self.src_embed = Embeddings(src_vocab_size, d_model, context, positions, dropout,
                                     scale=True, d_head=width, rope_theta=rope_theta)
         self.tgt_embed = (self.src_embed if share_embeddings else

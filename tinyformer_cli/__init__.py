@@ -1011,14 +1011,19 @@ def _train(ctx, config_paths, out, force, resume_dir, threads, options):
         raise InputError(files.describe_os_error(e, then=again)) from None
     except KeyboardInterrupt as stop:     # at once: a second Ctrl-C, SIGTERM or SIGHUP, or
                                           # any before step 1
-        if trainer.run.has_checkpoint():
+        stopped = stops.outcome_of(stop)
+        if trainer.run.has_finished():    # after the last checkpoint (its workers ending):
+            click.echo(f"stopped by {stops.said(stopped)} after the last step; the run in "
+                       f"{directory} is finished and saved: draw its curves with "
+                       f"`{files.command_line('plot', directory)}`", err=True)
+        elif trainer.run.has_checkpoint():
             click.echo(f"stopped at once; {directory} keeps its last checkpoint; {resume}",
                        err=True)
         else:
             click.echo(f"stopped at once; {directory} has no checkpoint yet; "
                        f"{files.command_line('train', '--resume', directory)} starts it again "
                        f"from step 0", err=True)
-        sys.exit(STOPPED[stops.outcome_of(stop)])
+        sys.exit(STOPPED[stopped])
     finally:              # train() lets go of the run directory as it ends; before it, this
         trainer.close()   # does (a reader that stopped early, `| head`, a Ctrl-C)
     # Stopped: say so first (a SIGKILL may follow a SIGTERM soon), then draw the curves so far.
