@@ -193,6 +193,25 @@ def all_recall_prompts(recall_on_eight_prompts, monkeypatch):
 
 
 @pytest.fixture
+def short_samples(monkeypatch):
+    """A GPT run in this process writes a sample of 20 tokens at each evaluation instead of
+    200, unless its settings say otherwise, for a module whose tests read no sample: the 200
+    were a quarter of a tiny run's time. The sample is still drawn and written at every
+    evaluation, on the same code path; `full_samples` puts the 200 back for a test that
+    reads one."""
+    import tinyformer.train_config
+    monkeypatch.setattr(tinyformer.train_config, "SAMPLE_TOKENS", 20)
+
+
+@pytest.fixture
+def full_samples(short_samples, monkeypatch):
+    """The product's own 200-token sample, in a module whose every test uses short_samples
+    (which it asks for so as to come after it)."""
+    import tinyformer.train_config
+    monkeypatch.setattr(tinyformer.train_config, "SAMPLE_TOKENS", 200)
+
+
+@pytest.fixture
 def loss_plots_left_out(monkeypatch):
     """Every `tinyformer train` run in this process ends without its loss plot (an empty line
     in its place), as train_unplotted's do: for a module whose tests read no plot, drawing it

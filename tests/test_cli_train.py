@@ -36,7 +36,8 @@ TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",
 # The runs trained in this process: the stories' recall on 8 prompts, not 100, and no loss
 # plot, but in the tests that read them (all_recall_prompts, loss_plots_drawn): the 100 and the
 # plot were most of each tiny run's time.
-pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "loss_plots_left_out")
+pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "short_samples",
+                                     "loss_plots_left_out")
 
 
 def tinyformer(*args, cwd=None):

@@ -8,7 +8,8 @@ from test_cli_train import TINY, assert_input_error, tinyformer
 from tinyformer.checkpoint import load_model
 from tinyformer.train_config import TrainConfig
 
-pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "loss_plots_left_out")
+pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "short_samples",
+                                     "loss_plots_left_out")
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from tinyformer_cli import main
 
 # The runs trained in this process: the stories' recall on 8 prompts, not 100 (no test here
 # reads the recall).
-pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts")
+pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "short_samples")
 
 
 TINY = ["--n-layer", "1", "--n-head", "2", "--d-model", "16", "--context", "16",

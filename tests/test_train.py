@@ -41,7 +41,7 @@ JOBS = {
 
 # The stories' recall on 8 prompts, not 100, in every test here but those that read it
 # (all_recall_prompts): the 100 were most of each tiny run's time.
-pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts")
+pytestmark = pytest.mark.usefixtures("recall_on_eight_prompts", "short_samples")
 
 
 def quiet(*args):
@@ -279,7 +279,8 @@ def test_a_noam_run_has_no_min_lr_and_one_saved_with_it_resumes_without_it():
 
 
 @pytest.mark.parametrize("settings", [dict(model="bert"), dict(task="copy")])
-def test_a_run_saved_with_a_sample_length_it_never_used_resumes_without_it(settings):
+def test_a_run_saved_with_a_sample_length_it_never_used_resumes_without_it(settings,
+                                                                           full_samples):
     saved = dataclasses.asdict(TrainConfig(**settings).resolved())
     saved["sample_tokens"] = 200                    # as runs saved it before it was refused
     config = TrainConfig.from_saved(saved, "config.json")

@@ -42,6 +42,7 @@ TASK_ITERS = {"copy": 400, "reverse": 400, "sort": 1000, "add": 4000}
 # --tokenizer bpe's vocabulary. The stories use a few dozen words, which run out of pairs to
 # merge after about 110 merges: 320 ids leave the rarer words in pieces, as data.builtin_bpe.
 BPE_VOCAB = {"builtin": 320, "corpus": 512}
+SAMPLE_TOKENS = 200                   # a GPT's sample at each evaluation, unless set
 MIN_BPE_VOCAB = 256 + 3              # the bytes, and room for a few merges
 # BERT's own, over its data's. On a text, the original's masking: 15% of the tokens, one by
 # one. On the built-in stories, a recipe that learns to fill in a story's hidden colour:
@@ -334,7 +335,7 @@ class TrainConfig:
             {"tokenizer": "char", "vocab_size": BPE_VOCAB[c.job] if c.tokenizer == "bpe" else None,
              "eval_iters": 20}
         if c.model == "gpt":            # the one model that writes a sample as it trains
-            applying["sample_tokens"] = 200
+            applying["sample_tokens"] = SAMPLE_TOKENS
         for key, value in applying.items():
             if getattr(c, key) is None:
                 setattr(c, key, value)
