@@ -88,3 +88,24 @@ def test_a_finished_run_without_its_loss_plot_or_metrics_draws_nothing_when_resu
     assert result.exit_code == 0, result.output
     assert "loss plot" not in result.output and not (out / "loss.png").exists()
     assert "the run has finished, so its curves stay without them" in result.output
+
+
+@pytest.mark.parametrize("damage", ["deleted", "changed"])
+def test_a_finished_run_without_its_tokens_is_not_told_to_start_again(
+        tmp_path, two_step_gpt_run_evaluated_on_one_batch, damage):
+    # "start the run again with --force" would throw away a run with nothing left to train,
+    # whose model reads no corpus.
+    out = tmp_path / "run"
+    shutil.copytree(two_step_gpt_run_evaluated_on_one_batch.out, out)
+    tokens = out / "tokens.bin"
+    if damage == "deleted":
+        tokens.unlink()
+    else:
+        data = bytearray(tokens.read_bytes())
+        data[0] ^= 1
+        tokens.write_bytes(bytes(data))
+    result = tinyformer("train", "--resume", out)
+    assert result.exit_code == 2, result.output
+    assert f"the run in {str(out)!r} is finished, with nothing left to resume" in result.stderr
+    assert "--force" not in result.stderr
+    assert f"generate --checkpoint {out}" in result.stderr

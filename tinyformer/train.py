@@ -555,7 +555,18 @@ class Trainer:
                             f"{run.file(CONFIG)} is damaged (its settings give {key} {value!r}, "
                             f"its model_config {model.config.get(key)!r}); put back the "
                             f"config.json this run wrote, or start again with --force")
-                job.open_data(directory, saved["data"])
+                try:
+                    job.open_data(directory, saved["data"])
+                except CheckpointError as e:
+                    if not run.has_finished():
+                        raise
+                    # Its advice, to start again with --force, would throw the finished run
+                    # away, where nothing is left to train and its model reads no corpus.
+                    what = str(e).partition("; ")[0]
+                    raise CheckpointError(
+                        f"the run in {directory!r} is finished, with nothing left to resume, "
+                        f"and {what}: its model needs none of it; use it as it is (`"
+                        f"{command_line('generate', '--checkpoint', directory)}`)") from None
                 # load_model checked the model's modules of your own are those config.json
                 # records (checkpoint.model_to_load): none for the model it built.
                 trainer = cls(config, run, job, model, saved.get(OWN_MODULES, []), log)
