@@ -105,6 +105,13 @@ def public_callables(module, classes=True):
 
 
 CHECKED = MODULES + TINYFORMER + EXERCISES + VIZ
+
+
+@functools.cache
+def source_tree(module):
+    """The parsed source of `module`, parsed once for all the tests that read it (a second
+    each time for the whole package)."""
+    return ast.parse(inspect.getsource(module))
 CALLABLES = [pair for module in CHECKED for pair in public_callables(module)] + \
     list(public_callables(ops, classes=False))
 
@@ -117,7 +124,7 @@ CLASSES = {name: obj for module in CHECKED for name, obj in vars(module).items()
 def hint_imports(module):
     """What `module` imports under `if TYPE_CHECKING:` (for its hints alone), imported now."""
     names = {"__name__": module.__name__, "__package__": module.__package__}
-    for node in ast.parse(inspect.getsource(module)).body:
+    for node in source_tree(module).body:
         if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
             exec(compile(ast.Module(node.body, type_ignores=[]), module.__file__, "exec"), names)
     return names
@@ -340,7 +347,7 @@ WORDING_ONLY = [module for module in CHECKED if "__getattr__" in vars(module)] +
 
 @pytest.mark.parametrize("owner", WORDING_ONLY, ids=lambda owner: owner.__name__)
 def test_a_misspelt_name_is_an_error_to_a_type_checker(owner):
-    source = ast.parse(inspect.getsource(inspect.getmodule(owner)))
+    source = source_tree(inspect.getmodule(owner))
     if inspect.isclass(owner):
         source = next(node for node in source.body
                       if isinstance(node, ast.ClassDef) and node.name == owner.__name__)
@@ -438,7 +445,7 @@ def decorators_of_ours(module):
     """The decorators on the module's functions and methods that the packages define
     themselves, resolved: each as (where it is used, the decorator, whether it is called with
     arguments first, as `@exercise(slug, ...)`)."""
-    for node in ast.walk(ast.parse(inspect.getsource(module))):
+    for node in ast.walk(source_tree(module)):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for decorator in node.decorator_list:
@@ -488,7 +495,7 @@ def visible_definitions(body, name):
 
 
 def class_body(cls):
-    source = ast.parse(inspect.getsource(inspect.getmodule(cls)))
+    source = source_tree(inspect.getmodule(cls))
     return next(node for node in source.body
                 if isinstance(node, ast.ClassDef) and node.name == cls.__name__).body
 
@@ -568,7 +575,7 @@ def test_a_type_variable_is_declared_as_type_checkers_read_one():
     side_by_side and run_in_processes, which name them, were errors to them ("Variable not
     allowed in type expression") and their results unknown."""
     wrong = [f"{module.__name__}: {ast.unparse(node)}"
-             for module in CHECKED for node in ast.walk(ast.parse(inspect.getsource(module)))
+             for module in CHECKED for node in ast.walk(source_tree(module))
              if isinstance(node, ast.Assign) and any(
                  isinstance(call, ast.Call) and ast.unparse(call.func) in ("TypeVar",
                                                                            "typing.TypeVar")
