@@ -2,6 +2,7 @@
 command's user is given a command, a Python user a call."""
 
 import re
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -137,20 +138,18 @@ def test_the_parts_take_the_switches_where_they_apply():
 
 
 def test_a_run_whose_config_json_and_manifest_are_gone_is_told_config_json_is_missing(
-        tmp_path):
+        tmp_path, two_step_gpt_run_evaluated_on_one_batch):
     """A copy of a run without its config.json and manifest.json still holds the checkpoint's
     weights: it is told what is missing, not that it is no checkpoint."""
     out = tmp_path / "run"
-    trained = tinyformer("train", "--n-layer", 1, "--n-head", 2, "--d-model", 8, "--context", 8,
-                         "--batch-size", 2, "--iters", 1, "--eval-iters", 1, "--out", out)
-    assert trained.exit_code == 0, trained.output
+    shutil.copytree(two_step_gpt_run_evaluated_on_one_batch.out, out)
     (out / "config.json").unlink()
     (out / "manifest.json").unlink()
     for command in (["generate", "--checkpoint", out], ["train", "--resume", out]):
         refused = tinyformer(*command)
         assert refused.exit_code == 2, refused.output
         assert refused.stderr == (f"Error: {out / 'config.json'} is missing, though the "
-                                  f"directory holds weights-000001.npz: config.json describes "
+                                  f"directory holds weights-000002.npz: config.json describes "
                                   f"its model; put back the config.json this run wrote (from a "
                                   f"copy of the run), or train again\n")
 
