@@ -1483,6 +1483,7 @@ def test_a_config_json_saved_again_on_windows_is_the_same_checkpoint(broken, gpt
     (lambda path: path.write_bytes(path.read_bytes()[:10]), "is truncated or changed"),
 ], ids=["missing", "truncated"])
 def test_resume_names_a_missing_or_truncated_tokenised_corpus(broken, damage, phrase):
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))  # unfinished
     damage(broken / "tokens.bin")
     result = tinyformer("train", "--resume", broken)
     assert_input_error(result, f"tokens.bin (the tokenised corpus) {phrase}", "--force")
@@ -1841,6 +1842,8 @@ def test_an_array_claiming_gigabytes_is_refused_before_it_is_allocated(broken, c
         "token-beyond-vocabulary", "tokens-reordered"])
 def test_resume_refuses_a_damaged_optimizer_state_or_corpus_before_changing_anything(
         broken, damage, phrases):
+    # A step to go: a finished run's corpus is not needed, and is said so (test_resume_interrupts)
+    edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
     damage(broken)
     edit_config(broken, lambda c: c["train"].update(iters=c["train"]["iters"] + 1))
     before = snapshot(broken)

@@ -558,7 +558,7 @@ class Trainer:
                 try:
                     job.open_data(directory, saved["data"])
                 except CheckpointError as e:
-                    if not run.has_finished():
+                    if saved.get("step") != config.iters:        # a step to go: it needs them
                         raise
                     # Its advice, to start again with --force, would throw the finished run
                     # away, where nothing is left to train and its model reads no corpus.
