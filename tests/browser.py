@@ -45,6 +45,23 @@ def missing():
     return None
 
 
+def skip_module_without_one():
+    """At the top of a test file that needs a browser: skip the file where none can be
+    started, except under TINYFORMER_REQUIRE_BROWSER=1 (CI), where that is a failure."""
+    import pytest
+    if missing():
+        if REQUIRED:
+            pytest.fail(f"TINYFORMER_REQUIRE_BROWSER=1, but {missing()}", pytrace=False)
+        pytest.skip(f"no browser: {missing()}", allow_module_level=True)
+
+
+def open_clean(browser, path):
+    """Open `path` in `browser`, with no error in its console."""
+    errors(browser)                                 # what an earlier page left
+    open_page(browser, path)
+    assert errors(browser) == []
+
+
 def start(width=1400, height=900):
     """A headless Chromium with a fresh profile, its console log kept."""
     from selenium import webdriver

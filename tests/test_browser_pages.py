@@ -18,12 +18,9 @@ import numpy as np
 import pytest
 
 import browser as chromium
+from browser import open_clean
 
-if chromium.missing():
-    if chromium.REQUIRED:
-        pytest.fail(f"TINYFORMER_REQUIRE_BROWSER=1, but {chromium.missing()}",
-                    pytrace=False)
-    pytest.skip(f"no browser: {chromium.missing()}", allow_module_level=True)
+chromium.skip_module_without_one()
 if shutil.which("dot") is None and not os.environ.get("CI"):
     pytest.skip("graphviz's dot is not installed", allow_module_level=True)
 
@@ -59,12 +56,6 @@ def actions(browser):
     pointer ends up, a drag's pan on how far it went, never on how fast), and which was over
     10 s of this file's tests."""
     return ActionChains(browser, duration=0)
-
-
-def open_clean(browser, path):
-    chromium.errors(browser)                        # what an earlier page left
-    chromium.open_page(browser, path)
-    assert chromium.errors(browser) == []
 
 
 def panel_text(browser):

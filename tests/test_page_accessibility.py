@@ -12,12 +12,9 @@ import numpy as np
 import pytest
 
 import browser as chromium
+from browser import open_clean
 
-if chromium.missing():
-    if chromium.REQUIRED:
-        pytest.fail(f"TINYFORMER_REQUIRE_BROWSER=1, but {chromium.missing()}",
-                    pytrace=False)
-    pytest.skip(f"no browser: {chromium.missing()}", allow_module_level=True)
+chromium.skip_module_without_one()
 
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -41,12 +38,6 @@ def browser():
 
 def keys(browser, *pressed):
     ActionChains(browser, duration=0).send_keys(*pressed).perform()
-
-
-def open_clean(browser, path):
-    chromium.errors(browser)                        # what an earlier page left
-    chromium.open_page(browser, path)
-    assert chromium.errors(browser) == []
 
 
 def test_the_attention_maps_keyboard_cell_shows_on_viridis_middle_colour(browser, tmp_path):
