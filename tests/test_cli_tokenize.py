@@ -1334,3 +1334,14 @@ def test_a_utf8_text_with_one_stray_byte_is_told_to_mend_that_byte_not_to_conver
     assert_input_error(refused, "is not UTF-8 text", "though the text before it is",
                        f"remove or fix it on line {before.count(chr(10)) + 1}")
     assert "iconv" not in refused.stderr
+
+
+def test_a_stray_byte_after_utf8_in_an_earlier_block_is_told_to_be_mended(tmp_path):
+    # The blocks are read one after another: the characters beyond ASCII may all lie in one
+    # before the block that holds the stray byte.
+    from tinyformer.files import iter_text
+    path = tmp_path / "saved.txt"
+    path.write_bytes("déjà vu\n".encode("utf-8") + b"plain ascii text, then \xff here\n")
+    with pytest.raises(ValueError, match="though the text before it is: that byte looks "
+                                         "damaged or stray; remove or fix it on line 2"):
+        list(iter_text(path, chunk_bytes=16))
