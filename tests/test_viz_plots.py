@@ -1082,8 +1082,8 @@ def test_visible_keeps_a_text_that_shows_as_it_is_and_escapes_what_would_not_sho
 ])
 def test_a_metrics_value_is_judged_a_number_and_finite_whatever_its_type(value, finite, number):
     from tinyformer.rundir import is_finite_number
-    from viz.plots import _is_number
-    assert is_finite_number(value) is finite and _is_number(value) is number
+    from tinyformer.schema import is_number
+    assert is_finite_number(value) is finite and is_number(value) is number
 
 
 def test_json_numbers_and_missing_values_skip_the_slow_abstract_number_check(tmp_path,
@@ -1095,7 +1095,6 @@ def test_json_numbers_and_missing_values_skip_the_slow_abstract_number_check(tmp
     import types
 
     import tinyformer.schema
-    import viz.plots
     from viz.plots import nonfinite_steps
     from viz.report_page import metrics_page
     asked = []
@@ -1107,8 +1106,7 @@ def test_json_numbers_and_missing_values_skip_the_slow_abstract_number_check(tmp
 
     counted = types.SimpleNamespace(**vars(numbers))
     counted.Real = Counted("Real", (), {})
-    monkeypatch.setattr(tinyformer.schema, "numbers", counted)
-    monkeypatch.setattr(viz.plots, "numbers", counted)
+    monkeypatch.setattr(tinyformer.schema, "numbers", counted)     # is_number's, the one check
     run = write_metrics(tmp_path / "run", tail='{"step": 41, "train_loss": NaN}\n')
     assert nonfinite_steps(read_metrics(run / "metrics.jsonl")) == [41]
     assert '"nonfinite":{"steps":[41]' in metrics_page(run).html.replace(" ", "")

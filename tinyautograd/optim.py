@@ -194,12 +194,13 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    if id(p) not in self.state:
-                        self.state[id(p)] = self.initial_state(p, group)
+                    state = self.state.get(id(p))             # one look-up a parameter
+                    if state is None:
+                        state = self.state[id(p)] = self.initial_state(p, group)
                     if ops.compute_dtype(p.dtype) != p.dtype:     # float16: in float32
-                        _update_in_float32(self, p, self.state[id(p)], group)
+                        _update_in_float32(self, p, state, group)
                     else:
-                        self.update(p, p.grad, self.state[id(p)], group)
+                        self.update(p, p.grad, state, group)
                     p._changed_in_place()      # a graph that saved p would now be wrong
         return loss
 

@@ -60,7 +60,7 @@ from numpy.typing import ArrayLike, DTypeLike
 from .files import (EDITABLE_JSON, NotRegularFile, StrPath, atomic_write, broken_link,
                     command_line, dangling_link, folder_of, not_a_directory, open_regular,
                     unreadable_folder, temporary_prefix, version_problem, why_not_a_directory)
-from .schema import BadInput, is_finite_number
+from .schema import BadInput, is_finite_number, is_number
 from .tokenizers import Tokenizer, load_tokenizer
 
 try:
@@ -1288,7 +1288,7 @@ def read_metrics(path: StrPath, pipe: bool = False) -> list[dict[str, Any]]:
             raise BadInput(f"metrics file {path!r} line {number} is not JSON; is it a "
                            f"metrics.jsonl?") from None
         if not (isinstance(record, dict) and is_finite_number(record.get("step"))
-                and _is_number(record.get("train_loss"))):
+                and is_number(record.get("train_loss"))):
             raise BadInput(f"metrics file {path!r} line {number} has no finite 'step' and "
                            f"numeric 'train_loss'; is it a metrics.jsonl?")
         while records and records[-1]["step"] >= record["step"]:
@@ -1311,10 +1311,6 @@ def append_metrics(path: StrPath, record: dict[str, Any]) -> None:
             f.write(json.dumps(record) + "\n")
     except OSError as error:
         raise OSError(error.errno, error.strerror, os.fspath(path)) from None
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def truncate_metrics(path: StrPath, step: int) -> int:

@@ -94,15 +94,24 @@ class Number(Rule):
         return None if ok else f"must be a finite number {self.describe()}, got {spell(value)}"
 
 
+def is_number(value: Any) -> bool:
+    """Whether `value` is a real number, NaN and the infinities included, and not a bool."""
+    # A plain float or int (what json gives, a metrics file's every value) skips the check
+    # against the abstract numbers.Real, slow enough to count over a long run's records.
+    if type(value) is float or type(value) is int:
+        return True
+    return value is not None and isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def is_finite_number(value: Any) -> bool:
-    """Whether `value` is a number (not a bool) that a float holds finitely: not NaN or an
+    """Whether `value` is a number (`is_number`) that a float holds finitely: not NaN or an
     infinity, nor an integer too large for a float (a file's 10**400), which math.isfinite
     refuses with an OverflowError."""
-    # A plain float or int (what json gives, a metrics file's every value) or a missing value
-    # (None) skips the check against the abstract numbers.Real, slow enough to count over a
-    # long run's records.
-    if type(value) is not float and type(value) is not int and (
-            value is None or isinstance(value, bool) or not isinstance(value, numbers.Real)):
+    if not is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
         return False
     try:
         return math.isfinite(value)

@@ -21,7 +21,6 @@ import functools
 import io
 import itertools
 import math
-import numbers
 import os
 import stat
 import textwrap
@@ -32,7 +31,7 @@ import regex
 from tinyformer.files import StrPath, atomic_write
 from tinyformer.rundir import (METRICS, PLOT, is_finite_number, read_metrics,
                                recorded_divergence)
-from tinyformer.schema import BadInput
+from tinyformer.schema import BadInput, is_number
 
 if TYPE_CHECKING:              # named by the hints alone: imported when a figure is drawn
     from matplotlib.figure import Figure
@@ -418,15 +417,6 @@ def metrics_figure(run_dir_or_metrics_path: StrPath) -> Figure:
 NAN_COLOUR = "#e31a1c"
 
 
-def _is_number(value: Any) -> bool:
-    """Whether a value of metrics.jsonl is a number, NaN and infinity too (a bool is none)."""
-    # a plain float or int (json's) or a missing value (None) first: the abstract
-    # numbers.Real is slow to check over a long run's records
-    if type(value) is float or type(value) is int:
-        return True
-    return value is not None and isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 # The values of a record that are losses: the loss panel's and chart's.
 LOSSES = ("train_loss", "val_loss")
 
@@ -438,7 +428,7 @@ def nonfinite_steps(records: Sequence[dict[str, Any]],
     value has no point to draw, so each picture of it marks its step instead (the loss plot,
     the comparison, the report page's loss and gradient norm)."""
     def infinite(value):                  # a number, but none a float holds finitely
-        return _is_number(value) and not is_finite_number(value)
+        return is_number(value) and not is_finite_number(value)
 
     return [r["step"] for r in records if any(infinite(r.get(key)) for key in keys)]
 
@@ -532,7 +522,7 @@ def comparison_figure(run_dirs: Sequence[StrPath]) -> Figure:
         val_steps, val_loss = finite(records, "val_loss")
         # The last validation loss logged, NaN too: a run that diverged after its last finite
         # one would be named by a loss it no longer had, and could look the best of the sweep.
-        logged = [r["val_loss"] for r in records if _is_number(r.get("val_loss"))]
+        logged = [r["val_loss"] for r in records if is_number(r.get("val_loss"))]
         last = f"val {loss_shown(logged[-1])}" if logged else "no validation"
         unfinished = nonfinite_steps(records)
         if unfinished:

@@ -31,9 +31,9 @@ from tinyformer.files import StrPath, command_line
 from .html import Page, number, page
 from tinyformer.rundir import (is_finite_number, is_training, new_run_advice, read_metrics,
                                run_status)
-from tinyformer.schema import counted
+from tinyformer.schema import counted, is_number
 
-from .plots import (EXTRA_FIGURES, LOSSES, _is_number, _read_run_metrics, _run_paths,
+from .plots import (EXTRA_FIGURES, LOSSES, _read_run_metrics, _run_paths,
                     diverged_label, diverged_step, nonfinite_label, nonfinite_steps, smooth)
 
 # Figures a run may record besides the loss and learning rate, with their chart titles.
@@ -76,7 +76,7 @@ def metrics_page(run_dir_or_metrics_path: StrPath, refresh: float | None = None)
         "curves": {key: {"title": label, "points": points(key),
                          "nonfinite": nonfinite((key,), label)}
                    for key, label in CURVES.items()
-                   if any(_is_number(r.get(key)) for r in records)},
+                   if any(is_number(r.get(key)) for r in records)},
     }
     report = Page(page(title, "report", _body(title, status, data, run_dir), data), title)
     report.status = status
